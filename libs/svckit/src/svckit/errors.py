@@ -1,0 +1,42 @@
+"""Infrastructure exception tree. Adapters translate vendor errors (redis-py, python-arango,
+sqlite3) into these so that services handle one vocabulary.
+
+    InfraError
+    ├── StoreError
+    │   ├── DuplicateKey        unique index violated (orders.client_order_id, fills triple, _key)
+    │   ├── NotFound
+    │   └── StoreUnavailable    the store cannot be reached (retryable)
+    └── RedisUnavailable        Redis cannot be reached (retryable)
+"""
+
+from __future__ import annotations
+
+
+class InfraError(Exception):
+    """Base of infrastructure errors."""
+
+
+class StoreError(InfraError):
+    pass
+
+
+class DuplicateKey(StoreError):
+    def __init__(self, collection: str, detail: str) -> None:
+        super().__init__(f"duplicate key in {collection}: {detail}")
+        self.collection = collection
+
+
+class NotFound(StoreError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class RedisUnavailable(InfraError):
+    pass
+
+
+class ConfigError(InfraError):
+    """Invalid configuration at start (names the variable)."""

@@ -1,0 +1,57 @@
+"""Events published on Redis streams: `orders:executed`, `router:events`, `alerts`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tradekit.enums import Market, OrderStatus, Side
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class OrderExecuted(BaseModel):
+    """Published on `orders:executed` after the order and its fills are persisted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["ORDER_EXECUTED"] = "ORDER_EXECUTED"
+    client_order_id: str
+    intent_id: str
+    market: Market
+    symbol: str
+    side: Side
+    status: OrderStatus
+    qty: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    fee: Decimal
+    fills: int
+    ts: int
+
+
+class RouterEvent(BaseModel):
+    """One step of an execution policy, on `router:events`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str
+    client_order_id: str | None = None
+    symbol: str | None = None
+    ts: int
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Alert(BaseModel):
+    """Something an operator must look at, on `alerts`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["s3-strategy", "s4-router", "venue"]
+    kind: str
+    severity: Severity = "warning"
+    message: str
+    ts: int
+    data: dict[str, Any] = Field(default_factory=dict)

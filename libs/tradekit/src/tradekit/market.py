@@ -1,0 +1,66 @@
+"""Market-data payloads published on Redis (`mkt:tick:{symbol}`, `mkt:depth:{symbol}`,
+`feat:last:{symbol}`). Values are JSON strings holding these models."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Tick(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str
+    ts: int = Field(description="epoch ms")
+    bid: Decimal
+    ask: Decimal
+    bid_qty: Decimal
+    ask_qty: Decimal
+    last: Decimal | None = None
+    mark: Decimal | None = None
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+class DepthSnapshot(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str
+    ts: int
+    bids: list[tuple[Decimal, Decimal]]  # best first
+    asks: list[tuple[Decimal, Decimal]]
+
+
+class FeatureSnapshot(BaseModel):
+    """`feat:last:{symbol}`: flat numeric features plus their timestamp (epoch ms).
+
+    The set of feature names is open (it is whatever `factor_registry` whitelists), so the
+    values are a mapping; the JSON on Redis is flat: {"symbol":..,"ts":..,"mid":..,...}.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str
+    ts: int
+    values: dict[str, float]
+
+    def to_flat(self) -> dict[str, object]:
+        return {"symbol": self.symbol, "ts": self.ts, **self.values}
+
+    @classmethod
+    def from_flat(cls, data: dict[str, object]) -> FeatureSnapshot:
+        symbol = str(data["symbol"])
+        ts_raw = data["ts"]
+        if not isinstance(ts_raw, int | float | str):
+            raise ValueError("feature snapshot: ts must be a number")
+        values: dict[str, float] = {}
+        for key, val in data.items():
+            if key in ("symbol", "ts"):
+                continue
+            if isinstance(val, bool) or not isinstance(val, int | float | str):
+                continue
+            values[key] = float(val)
+        return cls(symbol=symbol, ts=int(ts_raw), values=values)

@@ -1,0 +1,1 @@
+"""Adapters (infrastructure) of S4."""

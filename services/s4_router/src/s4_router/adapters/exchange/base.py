@@ -1,0 +1,232 @@
+"""The exchange port S4 executes through, and the one exception tree every adapter maps into.
+
+Adapters: :mod:`.sim_client` (the in-process venue simulator, fast tests and `make run`) and
+:mod:`.ccxt_client` (binance, binanceusdm, mexc through ccxt.async_support; the Binance-compatible
+facade of the simulator in tests).
+
+Exception tree (adapters translate vendor errors into exactly these)::
+
+    ExchangeError
+    ├── RetryableError                   safe to retry the *same* request
+    │   ├── ExchangeNetworkError         connection reset/refused before the request was sent
+    │   ├── RateLimited                  HTTP 429/418 (retry_after seconds when the venue says)
+    │   └── ExchangeUnavailable          HTTP 5xx, maintenance
+    ├── AmbiguousSubmit                  a submit timed out / ack dropped: it may or may not exist
+    │                                    at the venue; resolve by querying the client order id,
+    │                                    never assume rejected, never resend under a new id
+    ├── DefinitiveError                  the venue answered "no"; retrying cannot help
+    │   ├── InvalidOrder
+    │   │   └── PostOnlyRejected         a post-only order would have crossed
+    │   ├── InsufficientFunds
+    │   ├── ReduceOnlyRejected
+    │   └── OrderNotFound
+    └── DuplicateOrder                   the client order id already exists at the venue: the
+                                         earlier submit was accepted (treat as accepted)
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side, TimeInForce
+from tradekit.instrument import Instrument
+
+
+class ExchangeError(Exception):
+    def __init__(self, message: str, *, code: int | str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RetryableError(ExchangeError):
+    pass
+
+
+class ExchangeNetworkError(RetryableError):
+    pass
+
+
+class RateLimited(RetryableError):
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, code: int | str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class ExchangeUnavailable(RetryableError):
+    pass
+
+
+class AmbiguousSubmit(ExchangeError):
+    pass
+
+
+class DefinitiveError(ExchangeError):
+    pass
+
+
+class InvalidOrder(DefinitiveError):
+    pass
+
+
+class PostOnlyRejected(InvalidOrder):
+    pass
+
+
+class InsufficientFunds(DefinitiveError):
+    pass
+
+
+class ReduceOnlyRejected(DefinitiveError):
+    pass
+
+
+class OrderNotFound(DefinitiveError):
+    pass
+
+
+class DuplicateOrder(ExchangeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrderRequest:
+    market: Market
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: Decimal
+    client_order_id: str
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    close_position: bool = False
+    working_type: str | None = None  # MARK_PRICE | CONTRACT_PRICE (conditional FUT orders)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeTrade:
+    trade_id: str
+    venue_order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_asset: str
+    liquidity: Liquidity
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeOrder:
+    venue_order_id: str
+    client_order_id: str
+    market: Market
+    symbol: str
+    side: Side
+    type: OrderType
+    status: OrderStatus
+    qty: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    reduce_only: bool = False
+    ts: int = 0
+    trades: tuple[ExchangeTrade, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class BookTop:
+    symbol: str
+    ts: int
+    bids: tuple[tuple[Decimal, Decimal], ...]  # best first
+    asks: tuple[tuple[Decimal, Decimal], ...]
+
+    @property
+    def best_bid(self) -> Decimal:
+        return self.bids[0][0]
+
+    @property
+    def best_ask(self) -> Decimal:
+        return self.asks[0][0]
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.best_bid + self.best_ask) / 2
+
+    @property
+    def spread_bps(self) -> Decimal:
+        return (self.best_ask - self.best_bid) / self.mid * 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    qty: Decimal  # signed: > 0 long, < 0 short
+    entry_price: Decimal
+    leverage: int
+    margin_type: str
+    mark_price: Decimal
+    unrealized_pnl: Decimal
+
+
+class ExchangePort(abc.ABC):
+    """What S4 needs from a venue. All quantities/prices are Decimal on the instrument's filters."""
+
+    venue: str
+
+    @abc.abstractmethod
+    async def load_markets(self, instruments: Sequence[Instrument]) -> None:
+        """Register instruments (from instrument_registry) without relying on venue discovery."""
+
+    @abc.abstractmethod
+    async def server_time_ms(self) -> int: ...
+
+    @abc.abstractmethod
+    async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder: ...
+
+    @abc.abstractmethod
+    async def cancel_order(
+        self,
+        market: Market,
+        symbol: str,
+        *,
+        venue_order_id: str | None = None,
+        client_order_id: str | None = None,
+    ) -> ExchangeOrder: ...
+
+    @abc.abstractmethod
+    async def fetch_order(
+        self,
+        market: Market,
+        symbol: str,
+        *,
+        venue_order_id: str | None = None,
+        client_order_id: str | None = None,
+    ) -> ExchangeOrder:
+        """Raises OrderNotFound when the venue has no such order."""
+
+    @abc.abstractmethod
+    async def fetch_open_orders(
+        self, market: Market, symbol: str | None = None
+    ) -> list[ExchangeOrder]: ...
+
+    @abc.abstractmethod
+    async def fetch_my_trades(
+        self, market: Market, symbol: str, since_ms: int | None = None
+    ) -> list[ExchangeTrade]: ...
+
+    @abc.abstractmethod
+    async def fetch_book(self, market: Market, symbol: str, depth: int = 5) -> BookTop: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
