@@ -43,7 +43,8 @@ class IndexSpec:
 
     @property
     def index_name(self) -> str:
-        return self.name or f"ix_{self.collection}_{'_'.join(f.replace('.', '_') for f in self.fields)}"
+        suffix = "_".join(f.replace(".", "_") for f in self.fields)
+        return self.name or f"ix_{self.collection}_{suffix}"
 
 
 INDEXES: tuple[IndexSpec, ...] = (

@@ -1,0 +1,298 @@
+"""SQLite adapter of the store port: the embedded default (one WAL file under a data dir).
+
+Layout: one table per collection, `(_key TEXT PRIMARY KEY, doc TEXT NOT NULL)`, where `doc` is
+the JSON body without `_key`. Every `IndexSpec` of `base.INDEXES` becomes an expression index on
+`json_extract(doc, '$.field')`, so equality filters on indexed fields are index lookups and
+unique specs are enforced by SQLite itself (NULL/missing fields never collide, like ArangoDB's
+sparse unique indexes the Arango adapter creates).
+
+Why the calls run synchronously on the caller's thread: each is one short local transaction
+(tens of microseconds); a thread hop would cost more than the work. A lock makes one store
+object safe to share between threads too (e.g. `asyncio.to_thread` callers). Another process
+holding the write lock makes us wait up to `busy_timeout_ms`, after which the call raises
+`StoreUnavailable` (retryable), as does a file that cannot be opened.
+
+Errors (the tree of `svckit.errors`): `sqlite3.IntegrityError` on a unique index or the primary
+key → `DuplicateKey` naming the index; a missing row on `update` → `NotFound`;
+`OperationalError` / `DatabaseError` (cannot open, locked beyond the timeout, no such table
+before `bootstrap()`, disk I/O) → `StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from svckit.errors import DuplicateKey, NotFound, StoreError, StoreUnavailable
+from svckit.store._common import (
+    body_of,
+    check_collection,
+    check_field,
+    check_key,
+    check_limit,
+    check_scalar,
+    dumps,
+    new_key,
+)
+from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, IndexSpec, Query
+
+_UNIQUE_INDEX_RE = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
+_UNIQUE_COLUMN_RE = re.compile(r"UNIQUE constraint failed: ([A-Za-z0-9_]+)\._key")
+
+
+def _path(field: str) -> str:
+    # field is validated by check_field (identifier chars and dots only): safe as a literal.
+    return f"'$.{check_field(field)}'"
+
+
+def _expr(field: str) -> str:
+    """SQL expression for a document field; it must be textually identical to the index
+    expression for SQLite to use the expression index."""
+    if field == "_key":
+        return "_key"
+    return f"json_extract(doc, {_path(field)})"
+
+
+def _where_sql(where: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+    if not where:
+        return "", []
+    clauses: list[str] = []
+    params: list[Any] = []
+    for field, raw in where.items():
+        value = check_scalar(field, raw)
+        if field == "_key":
+            if not isinstance(value, str):
+                raise TypeError("filter on '_key' needs a string")
+            clauses.append("_key = ?")
+            params.append(value)
+            continue
+        expr, path = _expr(field), _path(field)
+        # json_extract maps JSON true/false to 1/0 and drops the type; json_type restores it so
+        # that True never matches 1 and "5" never matches 5 (AQL compares without coercion).
+        if value is None:
+            clauses.append(f"{expr} IS NULL")
+        elif isinstance(value, bool):
+            clauses.append(f"{expr} = ? AND json_type(doc, {path}) = ?")
+            params += [int(value), "true" if value else "false"]
+        elif isinstance(value, int | float):
+            clauses.append(f"{expr} = ? AND json_type(doc, {path}) IN ('integer', 'real')")
+            params.append(value)
+        else:
+            clauses.append(f"{expr} = ? AND json_type(doc, {path}) = 'text'")
+            params.append(value)
+    return " WHERE " + " AND ".join(clauses), params
+
+
+def _order_sql(sort: Sequence[tuple[str, str]]) -> str:
+    terms: list[str] = []
+    for field, direction in sort:
+        if direction not in ("asc", "desc"):
+            raise ValueError(f"invalid sort direction {direction!r}")
+        terms.append(f"{_expr(field)} {direction.upper()}")
+    # _key last: a stable order for ties, identical to the Arango adapter's.
+    if not any(field == "_key" for field, _ in sort):
+        terms.append("_key ASC")
+    return " ORDER BY " + ", ".join(terms)
+
+
+def _row_doc(key: str, body: str) -> Doc:
+    doc: Doc = {"_key": key}
+    doc.update(json.loads(body))
+    return doc
+
+
+def index_ddl(spec: IndexSpec) -> str:
+    cols = ", ".join(_expr(f) for f in spec.fields)
+    unique = "UNIQUE " if spec.unique else ""
+    return (
+        f'CREATE {unique}INDEX IF NOT EXISTS "{spec.index_name}" '
+        f'ON "{check_collection(spec.collection)}" ({cols})'
+    )
+
+
+class SqliteStore(DocumentStore):
+    """Document store on one SQLite file (WAL, synchronous=NORMAL)."""
+
+    name = "sqlite"
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_ms: int = 5000,
+        collections: Sequence[str] = COLLECTIONS,
+        indexes: Sequence[IndexSpec] = INDEXES,
+    ) -> None:
+        self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._collections = tuple(collections)
+        self._indexes = tuple(i for i in indexes if i.collection in self._collections)
+        self._index_fields = {i.index_name: i.fields for i in self._indexes}
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # ---- connection and error translation ----------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreUnavailable(f"{self!r} is closed")
+        if self._conn is not None:
+            return self._conn
+        try:
+            if str(self.path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=self._busy_timeout_ms / 1000,
+                isolation_level=None,  # autocommit; write transactions are explicit
+                check_same_thread=False,  # guarded by self._lock
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._conn = conn
+        return conn
+
+    def _duplicate(self, collection: str, exc: sqlite3.IntegrityError) -> StoreError:
+        msg = str(exc)
+        if m := _UNIQUE_INDEX_RE.search(msg):
+            name = m.group(1)
+            fields = ", ".join(self._index_fields.get(name, ()))
+            return DuplicateKey(collection, f"unique index {name} ({fields})")
+        if _UNIQUE_COLUMN_RE.search(msg):
+            return DuplicateKey(collection, "primary key _key")
+        return StoreError(f"{collection}: integrity error: {msg}")
+
+    @contextmanager
+    def _session(self, collection: str | None = None) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and translate sqlite3 errors into the store's exception tree."""
+        where = collection or str(self.path)
+        with self._lock:
+            conn = self._connect()
+            try:
+                yield conn
+            except sqlite3.IntegrityError as exc:
+                raise self._duplicate(where, exc) from exc
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"{where}: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
+            finally:
+                if conn.in_transaction:
+                    conn.rollback()
+
+    def _table(self, collection: str) -> str:
+        return f'"{check_collection(collection, self._collections)}"'
+
+    # ---- port ---------------------------------------------------------------------------------
+    async def bootstrap(self) -> None:
+        with self._session() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            for name in self._collections:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._table(name)} "
+                    "(_key TEXT PRIMARY KEY, doc TEXT NOT NULL)"
+                )
+            for spec in self._indexes:
+                conn.execute(index_ddl(spec))
+            conn.execute("COMMIT")
+
+    async def insert(self, collection: str, doc: Doc) -> str:
+        table = self._table(collection)
+        raw_key = doc.get("_key")
+        key = new_key() if raw_key is None else check_key(raw_key)
+        body = dumps(body_of(doc))
+        with self._session(collection) as conn:
+            conn.execute(f"INSERT INTO {table} (_key, doc) VALUES (?, ?)", (key, body))
+        return key
+
+    async def upsert(self, collection: str, key: str, doc: Doc) -> None:
+        table = self._table(collection)
+        body = dumps(body_of(doc))
+        with self._session(collection) as conn:
+            conn.execute(
+                f"INSERT INTO {table} (_key, doc) VALUES (?, ?) "
+                "ON CONFLICT (_key) DO UPDATE SET doc = excluded.doc",
+                (check_key(key), body),
+            )
+
+    async def update(self, collection: str, key: str, patch: Doc) -> Doc:
+        table = self._table(collection)
+        check_key(key)
+        changes = body_of(patch)
+        with self._session(collection) as conn:
+            # IMMEDIATE takes the write lock up front: the read-merge-write cannot interleave
+            # with another writer (another connection or process on the same file).
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(f"SELECT doc FROM {table} WHERE _key = ?", (key,)).fetchone()
+            if row is None:
+                raise NotFound(f"{collection}/{key}")
+            merged: Doc = json.loads(row[0])
+            merged.update(changes)
+            conn.execute(f"UPDATE {table} SET doc = ? WHERE _key = ?", (dumps(merged), key))
+            conn.execute("COMMIT")
+        return {"_key": key, **merged}
+
+    async def get(self, collection: str, key: str) -> Doc | None:
+        table = self._table(collection)
+        with self._session(collection) as conn:
+            row = conn.execute(
+                f"SELECT doc FROM {table} WHERE _key = ?", (check_key(key),)
+            ).fetchone()
+        return None if row is None else _row_doc(key, row[0])
+
+    async def find(self, collection: str, query: Query | None = None) -> list[Doc]:
+        table = self._table(collection)
+        q = query or Query()
+        where, params = _where_sql(q.where)
+        sql = f"SELECT _key, doc FROM {table}{where}{_order_sql(q.sort)}"
+        limit = check_limit(q.limit)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._session(collection) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_row_doc(k, body) for k, body in rows]
+
+    async def count(self, collection: str, where: Mapping[str, Any] | None = None) -> int:
+        table = self._table(collection)
+        clause, params = _where_sql(where)
+        with self._session(collection) as conn:
+            row = conn.execute(f"SELECT count(*) FROM {table}{clause}", params).fetchone()
+        return int(row[0])
+
+    async def delete(self, collection: str, key: str) -> bool:
+        table = self._table(collection)
+        with self._session(collection) as conn:
+            cur = conn.execute(f"DELETE FROM {table} WHERE _key = ?", (check_key(key),))
+        return cur.rowcount > 0
+
+    async def ping(self) -> bool:
+        try:
+            with self._session() as conn:
+                conn.execute("SELECT 1").fetchone()
+        except Exception:
+            return False
+        return True
+
+    async def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                conn.close()
