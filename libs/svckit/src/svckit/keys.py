@@ -1,0 +1,38 @@
+"""Redis key and stream names (spec/004 §B; DESIGN.md §4). Keep these names: users read the
+spec beside the code."""
+
+from __future__ import annotations
+
+# Streams
+ORDERS_INTENT = "orders:intent"
+ORDERS_EXECUTED = "orders:executed"
+ROUTER_EVENTS = "router:events"
+ALERTS = "alerts"
+ORDERS_INTENT_DLQ = "orders:intent:dlq"
+
+# Config (RCU hot reload)
+CFG_ACTIVE_REV = "cfg:active_rev"
+CFG_EVENTS = "cfg:events"
+
+IDEM_TTL_S = 3600
+POS_LOCK_MAX_MS = 3000
+
+
+def mkt_tick(symbol: str) -> str:
+    return f"mkt:tick:{symbol}"
+
+
+def mkt_depth(symbol: str) -> str:
+    return f"mkt:depth:{symbol}"
+
+
+def feat_last(symbol: str) -> str:
+    return f"feat:last:{symbol}"
+
+
+def idem_order(client_order_id: str) -> str:
+    return f"idem:order:{client_order_id}"
+
+
+def lock_pos(symbol: str) -> str:
+    return f"lock:pos:{symbol}"

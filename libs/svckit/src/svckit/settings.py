@@ -1,0 +1,99 @@
+"""Settings base for both services (pydantic-settings, environment variables only).
+
+Each service declares its own `Settings(ServiceSettings)` with `env_prefix` `S3_` / `S4_`.
+`load_settings` turns a validation error into a :class:`ConfigError` whose message names the
+environment variable and the bad value, so a mistyped ConfigMap fails at start, readably.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from svckit.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'60s', '500ms', '5m', '2h' or a bare number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=float(value))
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"not a duration (use e.g. 60s, 500ms, 5m): {value!r}")
+    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
+
+
+class ServiceSettings(BaseSettings):
+    """Variables common to S3 and S4 (each with its own prefix)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    redis_addresses: CsvList = Field(
+        default_factory=list,
+        description="host:port list; empty ⇒ embedded redis-server; several ⇒ Redis Cluster",
+    )
+    redis_password: str | None = None
+    db_arango_uri: str | None = Field(default=None, description="ArangoDB URL(s); unset ⇒ SQLite")
+    db_arango_user: str = "root"
+    db_arango_pass: str = ""
+    db_arango_name: str = "chimera"
+    data_dir: Path = Path("var")
+    fixtures_dir: Path = Path("fixtures")
+    host: str = "127.0.0.1"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("redis_addresses")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for addr in v:
+            host, sep, port = addr.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port, got {addr!r}")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {v!r}")
+        return v.upper()
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Instantiate settings from the environment; errors name the variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "?"
+            var = f"{prefix}{field.split('.')[0]}".upper()
+            problems.append(f"{var}={err.get('input')!r}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

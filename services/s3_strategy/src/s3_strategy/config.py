@@ -1,0 +1,48 @@
+"""S3 settings: `S3_*` environment variables (spec/004 §E) plus local-run knobs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from svckit.settings import CsvList, ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="S3_", frozen=True, extra="ignore")
+
+    port: int = Field(default=8081, ge=1, le=65535)
+    symbols: CsvList = Field(default_factory=lambda: ["BTCUSDT"])
+    max_funding_abs: Decimal = Field(default=Decimal("0.0005"), ge=0)
+    spread_bp_limit_default: Decimal = Field(default=Decimal(3), gt=0)
+    depth_top1_usdt_min_default: Decimal = Field(default=Decimal(200), ge=0)
+    leverage_default: int = Field(default=20, ge=1, le=125)
+    margin_base_usdt: Decimal = Field(default=Decimal(20), gt=0)
+    max_loss_usdt: Decimal = Field(default=Decimal("1.2"), gt=0)
+    atr_mult: Decimal = Field(default=Decimal("1.5"), gt=0)
+    concurrent_entries_per_market: int = Field(default=1, ge=0)
+    config_poll_sec: float = Field(default=5, gt=0)
+    feature_max_age_ms: int = Field(default=5000, ge=1)
+    s4_url: str | None = Field(
+        default="http://127.0.0.1:8082", description="S4 base URL for the REST path; empty ⇒ off"
+    )
+    s4_timeout_ms: int = Field(default=2000, ge=1)
+    publish_retries: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one symbol")
+        return [s.upper() for s in v]
+
+    @field_validator("s4_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and v.strip() == "":
+            return None
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s) URL, got {v!r}")
+        return v.rstrip("/") if v else v

@@ -1,0 +1,25 @@
+"""FastAPI dependencies: the container built by bootstrap() lives on app.state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+from s3_strategy.service_layer.decide import DecisionService
+
+if TYPE_CHECKING:
+    from s3_strategy.bootstrap import S3Container
+
+
+def get_container(request: Request) -> S3Container:
+    container: S3Container = request.app.state.container
+    return container
+
+
+def get_service(request: Request) -> DecisionService:
+    return get_container(request).service
+
+
+ContainerDep = Annotated["S3Container", Depends(get_container)]
+ServiceDep = Annotated[DecisionService, Depends(get_service)]

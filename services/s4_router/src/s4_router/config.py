@@ -1,0 +1,45 @@
+"""S4 settings: `S4_*` environment variables (spec/004 §E) plus local-run knobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from svckit.settings import CsvList, Duration, ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="S4_", frozen=True, extra="ignore")
+
+    port: int = Field(default=8082, ge=1, le=65535)
+    exchange: Literal["sim", "binance", "binanceusdm", "mexc"] = "sim"
+    binance_key: SecretStr | None = None
+    binance_secret: SecretStr | None = None
+    testnet: bool = True
+    route_table_path: Path = Path("fixtures/route_table.json")
+    cb_error_rate_window: Duration = timedelta(seconds=60)
+    cb_error_rate_thresh: float = Field(default=0.2, gt=0, le=1)
+    maker_max_wait_ms: int = Field(default=3000, ge=0, le=600_000)
+    twap_max_slices: int = Field(default=4, ge=1, le=100)
+    oco_guardian: bool = True
+    working_type: Literal["MARK_PRICE", "CONTRACT_PRICE"] = "MARK_PRICE"
+    consumer_group: str = "s4-router"
+    consumer_name: str | None = Field(default=None, description="default: hostname-pid")
+    stream_claim_idle_ms: int = Field(default=30_000, ge=1000)
+    stream_max_deliveries: int = Field(default=5, ge=1)
+    sim_symbols: CsvList = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "QRLUSDT"])
+    sim_publish_market: bool = Field(
+        default=True, description="with exchange=sim: publish mkt:* and feat:last:* to Redis"
+    )
+    sim_seed: int = 7
+    market_publish_ms: int = Field(default=500, ge=10)
+
+    @model_validator(mode="after")
+    def _keys_for_live(self) -> Settings:
+        if self.exchange != "sim" and not (self.binance_key and self.binance_secret):
+            raise ValueError(f"exchange={self.exchange} needs S4_BINANCE_KEY and S4_BINANCE_SECRET")
+        return self

@@ -1,0 +1,48 @@
+"""HTTP schemas of S4. The order body itself is the shared wire contract
+(`tradekit.intents.OrderIntent`, spec §D1); cancel and lookup shapes live here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tradekit.ids import CLIENT_ORDER_ID_PATTERN
+from tradekit.intents import OrderIntent
+from tradekit.orders import OrderResponse
+
+OrderRequest = OrderIntent
+OrderReply = OrderResponse
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str | None = Field(default=None, min_length=1, max_length=64)
+    client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _one(self) -> CancelRequest:
+        if (self.order_id is None) == (self.client_order_id is None):
+            raise ValueError("give exactly one of order_id or client_order_id")
+        return self
+
+
+class OrderView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order: dict[str, Any]
+    children: list[dict[str, Any]]
+    fills: list[dict[str, Any]]
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: str
+    exchange: dict[str, Any]
+    redis: bool
+    store: dict[str, Any]
+    route_table_rev: str | None
+    circuit_breaker: str
+    consumer: dict[str, Any]

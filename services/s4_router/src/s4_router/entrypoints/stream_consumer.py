@@ -1,0 +1,135 @@
+"""Consumer of `orders:intent` (one Redis consumer group shared by all S4 replicas).
+
+An entry is acknowledged only after the router has persisted its effects. Entries left pending
+by a dead consumer are reclaimed with XAUTOCLAIM after `stream_claim_idle_ms`; an entry that
+fails `stream_max_deliveries` times, or that is not a valid intent, goes to the dead-letter
+stream `orders:intent:dlq` with an alert, then is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pydantic import ValidationError
+from redis import exceptions as redis_exc
+
+from s4_router.service_layer.router import OrderRouter
+from svckit import keys
+from svckit.clock import Clock
+from svckit.errors import InfraError
+from svckit.redisio import (
+    RedisClient,
+    StreamEntry,
+    ack,
+    autoclaim,
+    ensure_group,
+    read_group,
+    xadd_json,
+)
+from tradekit.events import Alert
+from tradekit.intents import OrderIntent
+
+log = logging.getLogger(__name__)
+
+
+class IntentConsumer:
+    def __init__(
+        self,
+        *,
+        redis: RedisClient,
+        router: OrderRouter,
+        clock: Clock,
+        group: str,
+        consumer: str,
+        claim_idle_ms: int,
+        max_deliveries: int,
+        stream: str = keys.ORDERS_INTENT,
+    ) -> None:
+        self.redis = redis
+        self.router = router
+        self.clock = clock
+        self.group = group
+        self.consumer = consumer
+        self.claim_idle_ms = claim_idle_ms
+        self.max_deliveries = max_deliveries
+        self.stream = stream
+        self.handled = 0
+        self.healthy = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        next_claim = 0.0
+        while not stop.is_set():
+            try:
+                await ensure_group(self.redis, self.stream, self.group)
+                entries: list[StreamEntry] = []
+                if self.clock.monotonic() >= next_claim:
+                    entries = await autoclaim(
+                        self.redis,
+                        self.stream,
+                        self.group,
+                        self.consumer,
+                        min_idle_ms=self.claim_idle_ms,
+                    )
+                    next_claim = self.clock.monotonic() + self.claim_idle_ms / 4000
+                if not entries:
+                    entries = await read_group(self.redis, self.stream, self.group, self.consumer)
+                self.healthy = True
+                backoff = 0.1
+                for entry in entries:
+                    await self.handle(entry)
+            except asyncio.CancelledError:
+                raise
+            except (redis_exc.RedisError, InfraError, OSError) as exc:
+                # Redis or the store is down: nothing is acknowledged, so nothing is lost.
+                self.healthy = False
+                log.warning("intent consumer waiting for infrastructure: %s", exc)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 5.0)
+
+    async def handle(self, entry: StreamEntry) -> None:
+        if entry.payload is None:
+            await self._dead_letter(entry, "entry is not a JSON object in field `data`")
+            return
+        try:
+            intent = OrderIntent.model_validate(entry.payload)
+        except ValidationError as exc:
+            await self._dead_letter(entry, f"invalid intent: {exc.errors()[:3]}")
+            return
+        try:
+            await self.router.submit(intent, source="stream")
+        except (redis_exc.RedisError, InfraError, OSError):
+            if entry.deliveries >= self.max_deliveries:
+                await self._dead_letter(entry, "infrastructure failures on every delivery")
+                return
+            raise
+        except Exception as exc:  # a bug must not wedge the stream: park the entry, alert
+            log.exception("intent %s failed", entry.entry_id)
+            if entry.deliveries >= self.max_deliveries:
+                await self._dead_letter(entry, f"handler error: {exc!r}")
+            return
+        await ack(self.redis, self.stream, self.group, entry.entry_id)
+        self.handled += 1
+
+    async def _dead_letter(self, entry: StreamEntry, why: str) -> None:
+        await xadd_json(
+            self.redis,
+            keys.ORDERS_INTENT_DLQ,
+            {"entry_id": entry.entry_id, "raw": entry.raw, "why": why,
+             "deliveries": entry.deliveries},
+        )  # fmt: skip
+        alert = Alert(
+            source="s4-router",
+            kind="INTENT_DEAD_LETTER",
+            severity="critical",
+            message=f"{self.stream} {entry.entry_id}: {why}",
+            ts=self.clock.now_ms(),
+            data={"entry_id": entry.entry_id},
+        )
+        await xadd_json(self.redis, keys.ALERTS, alert.model_dump(mode="json"))
+        await ack(self.redis, self.stream, self.group, entry.entry_id)
+        log.error("dead-lettered %s: %s", entry.entry_id, why)
