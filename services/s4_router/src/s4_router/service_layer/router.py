@@ -456,7 +456,6 @@ class OrderRouter:
         )
         if not fills:
             fills = await self.store.find("fills", Query(where={"client_order_id": client_order_id}))
-        strip = lambda d: {k: v for k, v in d.items() if not k.startswith("_")}  # noqa: E731
         return {
             "order": strip(order),
             "children": [strip(c) for c in children],
@@ -521,3 +520,8 @@ class OrderRouter:
             )
         )
 
+
+
+def strip(doc: dict[str, Any]) -> dict[str, Any]:
+    """Drop store-internal fields (`_key`, `_id`, `_rev`)."""
+    return {k: v for k, v in doc.items() if not k.startswith("_")}

@@ -1,0 +1,121 @@
+"""Idempotency claims, locks and streams on a real Redis (single node and Cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from svckit import keys
+from svckit.redisio import (
+    LockNotAcquired,
+    RedisClient,
+    ack,
+    autoclaim,
+    claim_for_execution,
+    claim_once,
+    ensure_group,
+    hold_lock,
+    make_redis,
+    read_group,
+    release_claim,
+    xadd_json,
+)
+
+
+async def test_claim_once_with_fresh_key_is_won_then_refused_to_others(redis: RedisClient) -> None:
+    key = keys.idem_order("s3-btc-1")
+    assert await claim_once(redis, key, "s3:a", 60)
+    assert not await claim_once(redis, key, "s3:b", 60)
+    assert 0 < await redis.ttl(key) <= 60
+
+
+async def test_claim_once_with_own_retried_write_is_not_read_as_duplicate(
+    redis: RedisClient,
+) -> None:
+    # redis-py re-sends a command whose reply was lost; the first write already landed.
+    key = keys.idem_order("s3-btc-2")
+    await redis.set(key, "s3:mine", nx=True, ex=60)
+    assert await claim_once(redis, key, "s3:mine", 60)
+
+
+async def test_release_claim_with_foreign_token_keeps_the_key(redis: RedisClient) -> None:
+    key = keys.idem_order("x1")
+    assert await claim_once(redis, key, "t1", 60)
+    assert not await release_claim(redis, key, "t2")
+    assert await redis.get(key) == "t1"
+    assert await release_claim(redis, key, "t1")
+    assert await redis.get(key) is None
+
+
+async def test_claim_for_execution_with_s3_mark_is_taken_over_once(redis: RedisClient) -> None:
+    key = keys.idem_order("s3-btc-3")
+    assert await claim_once(redis, key, "s3:decision", 3600)
+    assert await claim_for_execution(redis, key, "s4:replica-a", 3600)
+    assert await claim_for_execution(redis, key, "s4:replica-a", 3600)  # retry-safe
+    assert not await claim_for_execution(redis, key, "s4:replica-b", 3600)
+
+
+async def test_hold_lock_with_contention_serialises_and_times_out(redis: RedisClient) -> None:
+    key = keys.lock_pos("BTCUSDT")
+    async with hold_lock(redis, key, ttl_ms=3000, wait_ms=10):
+        with pytest.raises(LockNotAcquired):
+            async with hold_lock(redis, key, ttl_ms=3000, wait_ms=30):
+                pass
+    async with hold_lock(redis, key, ttl_ms=3000, wait_ms=10):
+        assert 0 < await redis.pttl(key) <= 3000
+    assert await redis.get(key) is None
+
+
+async def test_hold_lock_with_crashed_holder_expires_after_ttl(redis: RedisClient) -> None:
+    key = keys.lock_pos("ETHUSDT")
+    await redis.set(key, "dead-holder", px=50)
+    async with hold_lock(redis, key, ttl_ms=3000, wait_ms=1000) as token:
+        assert await redis.get(key) == token
+
+
+async def test_stream_group_with_unacked_entry_is_reclaimed_by_another_consumer(
+    redis: RedisClient,
+) -> None:
+    stream, group = "orders:intent", "s4-router"
+    await xadd_json(redis, stream, {"client_order_id": "early"})  # before the group exists
+    await ensure_group(redis, stream, group)
+    await ensure_group(redis, stream, group)  # idempotent
+    first = await read_group(redis, stream, group, "a", block_ms=100)
+    assert [e.payload for e in first] == [{"client_order_id": "early"}]
+    await asyncio.sleep(0.03)
+    taken = await autoclaim(redis, stream, group, "b", min_idle_ms=10)
+    assert [e.entry_id for e in taken] == [first[0].entry_id]
+    assert taken[0].deliveries == 2
+    assert await ack(redis, stream, group, taken[0].entry_id) == 1
+    assert await autoclaim(redis, stream, group, "b", min_idle_ms=0) == []
+
+
+async def test_stream_entry_with_invalid_json_is_surfaced_as_poison(redis: RedisClient) -> None:
+    stream, group = "orders:intent", "g"
+    await ensure_group(redis, stream, group)
+    await redis.xadd(stream, {"data": "{not json"})
+    entries = await read_group(redis, stream, group, "c", block_ms=100)
+    assert entries[0].payload is None and entries[0].raw == {"data": "{not json"}
+
+
+@pytest.mark.cluster
+async def test_cluster_client_with_three_addresses_claims_and_streams(
+    redis_cluster_addresses: list[str],
+) -> None:
+    client = make_redis(redis_cluster_addresses)
+    try:
+        for i in range(20):  # keys spread over all three masters
+            assert await claim_once(client, keys.idem_order(f"c-{i}"), "s3:t", 60)
+        assert not await claim_once(client, keys.idem_order("c-7"), "s3:u", 60)
+        await ensure_group(client, "orders:intent", "s4-router")
+        entry = await xadd_json(client, "orders:intent", {"n": 1})
+        got = await read_group(client, "orders:intent", "s4-router", "x", block_ms=100)
+        assert [e.entry_id for e in got] == [entry]
+        async with hold_lock(client, keys.lock_pos("BTCUSDT"), ttl_ms=1000, wait_ms=10):
+            pass
+    finally:
+        for i in range(20):
+            await client.delete(keys.idem_order(f"c-{i}"))
+        await client.delete("orders:intent")
+        await client.aclose()
