@@ -167,12 +167,15 @@ class ArangoStore(DocumentStore):
         self._indexes = tuple(i for i in indexes if i.collection in self._collections)
         self._client: ArangoClient | None = None
         self._db: StandardDatabase | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"ArangoStore({','.join(self.hosts)!r}, database={self.database!r})"
 
     # ---- plumbing -----------------------------------------------------------------------------
     def _get_client(self) -> ArangoClient:
+        if self._closed:
+            raise StoreUnavailable(f"{self!r} is closed")
         if self._client is None:
             self._client = ArangoClient(
                 hosts=self.hosts,
@@ -311,6 +314,7 @@ class ArangoStore(DocumentStore):
         return True
 
     async def close(self) -> None:
+        self._closed = True
         client, self._client, self._db = self._client, None, None
         if client is not None:
             await asyncio.to_thread(client.close)
