@@ -40,6 +40,7 @@ FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    S4_HOST=0.0.0.0 \
     S4_PORT=8080 \
     S4_DATA_DIR=/data \
     S4_LOG_LEVEL=INFO
@@ -49,6 +50,7 @@ RUN groupadd --system --gid 10001 chimera \
     && chown 10001:10001 /data
 WORKDIR /app
 # Same paths as in the builder: the editable installs in the venv resolve to these sources.
+# fixtures/ is the reference data (S*_FIXTURES_DIR defaults to ./fixtures, cwd /app).
 COPY --from=builder /app/.venv /app/.venv
 COPY --from=builder /app/libs /app/libs
 COPY --from=builder /app/services/s4_router /app/services/s4_router
