@@ -1,0 +1,117 @@
+"""`make run`: the whole stack on embedded defaults, in the foreground; Ctrl-C stops it all.
+
+* a real redis-server (svckit.embedded_redis) on a free loopback port,
+* the SQLite store under var/data/ (seeded from fixtures/ by each service at start),
+* S4 on :8082 with the in-process venue simulator, which also publishes market data
+  (`mkt:tick:*`, `mkt:depth:*`, `feat:last:*`) to Redis,
+* S3 on :8081, emitting intents to `orders:intent` and to S4 over REST.
+
+Ports and everything else follow the usual variables (S3_PORT, S4_PORT, S3_*/S4_*). When
+S3_REDIS_ADDRESSES / S4_REDIS_ADDRESSES are set, no Redis is started and those are used.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "libs" / "svckit" / "src"))
+
+from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
+
+
+def _wait_healthy(name: str, url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            print(f"devstack: {name} exited with {proc.returncode}", file=sys.stderr)
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    print(f"devstack: {name} not healthy after {timeout:.0f}s ({url})", file=sys.stderr)
+    return False
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    data_dir = Path(env.get("DEVSTACK_DATA_DIR", str(REPO / "var" / "data")))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    redis: EmbeddedRedis | None = None
+    addresses = env.get("S4_REDIS_ADDRESSES") or env.get("S3_REDIS_ADDRESSES")
+    if not addresses:
+        redis = EmbeddedRedis().start()
+        addresses = ",".join(redis.addresses)
+        print(f"devstack: redis-server (embedded) on {addresses}", flush=True)
+    for prefix in ("S3_", "S4_"):
+        env.setdefault(f"{prefix}REDIS_ADDRESSES", addresses)
+        env.setdefault(f"{prefix}DATA_DIR", str(data_dir))
+        env.setdefault(f"{prefix}FIXTURES_DIR", str(REPO / "fixtures"))
+    env.setdefault("S4_ROUTE_TABLE_PATH", str(REPO / "fixtures" / "route_table.json"))
+    s3_port, s4_port = env.setdefault("S3_PORT", "8081"), env.setdefault("S4_PORT", "8082")
+    env.setdefault("S3_S4_URL", f"http://127.0.0.1:{s4_port}")
+    store = env.get("S4_DB_ARANGO_URI") or f"sqlite {data_dir / 'store.sqlite3'}"
+    print(f"devstack: store {store}", flush=True)
+
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    rc = 0
+    try:
+        for name, module, port in (("s4-router", "s4_router", s4_port),
+                                   ("s3-strategy", "s3_strategy", s3_port)):  # fmt: skip
+            proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO)  # noqa: S603
+            procs.append((name, proc))
+            if not _wait_healthy(name, f"http://127.0.0.1:{port}/health", proc, 60):
+                return 1
+            print(f"devstack: {name} listening on http://127.0.0.1:{port}", flush=True)
+        print(
+            "devstack: ready. Try:\n"
+            f"  curl -s localhost:{s3_port}/health\n"
+            f"  curl -s -X POST localhost:{s3_port}/decide -H 'content-type: application/json'"
+            " -d '{\"symbol\":\"BTCUSDT\",\"dry_run\":true}'\n"
+            "devstack: Ctrl-C stops everything.",
+            flush=True,
+        )
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"devstack: {name} exited with {proc.returncode}", file=sys.stderr)
+                    rc = 1
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        for _, proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in reversed(procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if redis is not None:
+            redis.stop()
+        print("devstack: stopped", flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
