@@ -1,1 +1,21 @@
-"""Store port and its adapters."""
+"""Store port and its adapters.
+
+`make_store(...)` picks the adapter (ArangoDB when a URI is configured, else SQLite);
+`seed_store(store, fixtures_dir)` bootstraps and seeds reference data; `content_rev(x)` is the
+revision hash used for route tables and config bundles. Adapters import their drivers lazily.
+"""
+
+from svckit.store._common import content_rev
+from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, IndexSpec, Query
+from svckit.store.factory import make_store
+
+__all__ = [
+    "COLLECTIONS",
+    "INDEXES",
+    "Doc",
+    "DocumentStore",
+    "IndexSpec",
+    "Query",
+    "content_rev",
+    "make_store",
+]

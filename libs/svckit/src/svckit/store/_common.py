@@ -79,10 +79,6 @@ def json_default(value: object) -> Any:
     raise TypeError(f"value of type {type(value).__name__} is not JSON serialisable")
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
-
-
 def canonical_json(value: Any) -> str:
     """Stable text for hashing: sorted keys, no whitespace, Decimals as strings."""
     return json.dumps(

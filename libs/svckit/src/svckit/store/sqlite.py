@@ -20,7 +20,6 @@ before `bootstrap()`, disk I/O) → `StoreUnavailable`.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import threading
@@ -29,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from svckit import jsonutil
 from svckit.errors import DuplicateKey, NotFound, StoreError, StoreUnavailable
 from svckit.store._common import (
     body_of,
@@ -37,7 +37,6 @@ from svckit.store._common import (
     check_key,
     check_limit,
     check_scalar,
-    dumps,
     new_key,
 )
 from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, IndexSpec, Query
@@ -103,7 +102,7 @@ def _order_sql(sort: Sequence[tuple[str, str]]) -> str:
 
 def _row_doc(key: str, body: str) -> Doc:
     doc: Doc = {"_key": key}
-    doc.update(json.loads(body))
+    doc.update(jsonutil.loads(body))
     return doc
 
 
@@ -216,14 +215,14 @@ class SqliteStore(DocumentStore):
         table = self._table(collection)
         raw_key = doc.get("_key")
         key = new_key() if raw_key is None else check_key(raw_key)
-        body = dumps(body_of(doc))
+        body = jsonutil.dumps(body_of(doc))
         with self._session(collection) as conn:
             conn.execute(f"INSERT INTO {table} (_key, doc) VALUES (?, ?)", (key, body))
         return key
 
     async def upsert(self, collection: str, key: str, doc: Doc) -> None:
         table = self._table(collection)
-        body = dumps(body_of(doc))
+        body = jsonutil.dumps(body_of(doc))
         with self._session(collection) as conn:
             conn.execute(
                 f"INSERT INTO {table} (_key, doc) VALUES (?, ?) "
@@ -242,9 +241,10 @@ class SqliteStore(DocumentStore):
             row = conn.execute(f"SELECT doc FROM {table} WHERE _key = ?", (key,)).fetchone()
             if row is None:
                 raise NotFound(f"{collection}/{key}")
-            merged: Doc = json.loads(row[0])
+            merged: Doc = jsonutil.loads(row[0])
             merged.update(changes)
-            conn.execute(f"UPDATE {table} SET doc = ? WHERE _key = ?", (dumps(merged), key))
+            body = jsonutil.dumps(merged)
+            conn.execute(f"UPDATE {table} SET doc = ? WHERE _key = ?", (body, key))
             conn.execute("COMMIT")
         return {"_key": key, **merged}
 
