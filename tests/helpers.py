@@ -1,0 +1,31 @@
+"""Test helpers shared by integration and e2e tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from svckit import jsonutil, keys
+from svckit.redisio import RedisClient
+
+BTC_FEATURES: dict[str, Any] = {
+    "mid": 65000.5,
+    "spread_bps": 0.15,
+    "depth_top1_usdt": 50_000.0,
+    "funding_rate": 0.0001,
+    "atr_14": 120.0,
+    "rv_pctile_30d": 0.4,
+    "ma7_5m": 65010.0,
+    "ma25_5m": 64990.0,
+}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def put_features(redis: RedisClient, symbol: str = "BTCUSDT", **over: Any) -> int:
+    ts = int(over.pop("ts", now_ms()))
+    data = {"symbol": symbol, "ts": ts, **BTC_FEATURES, **over}
+    await redis.set(keys.feat_last(symbol), jsonutil.dumps(data))
+    return ts
