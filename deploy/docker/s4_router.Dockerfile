@@ -24,7 +24,7 @@ COPY pyproject.toml uv.lock ./
 COPY libs/tradekit/pyproject.toml libs/tradekit/pyproject.toml
 COPY libs/svckit/pyproject.toml libs/svckit/pyproject.toml
 COPY libs/venue/pyproject.toml libs/venue/pyproject.toml
-COPY services/s4_router/pyproject.toml services/s4_router/pyproject.toml
+COPY services/s3_strategy/pyproject.toml services/s3_strategy/pyproject.toml
 COPY services/s4_router/pyproject.toml services/s4_router/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --package s4-router --no-install-workspace

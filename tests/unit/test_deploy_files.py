@@ -1,0 +1,669 @@
+"""Offline checks of the deployment files: compose, Dockerfiles, k8s, Prometheus, Grafana.
+
+No Docker engine or cluster is needed: the files are parsed and cross-checked against the
+repository (paths exist, names referenced are defined, every S3_*/S4_* setting is wired).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+DOCKER_DIR = DEPLOY / "docker"
+K8S_DIR = DEPLOY / "k8s"
+PROM_DIR = DEPLOY / "prometheus"
+RUNBOOKS = ROOT / "runbooks"
+
+SERVICES = {
+    # compose service -> (Dockerfile, python module, uv package, host port, env prefix)
+    "s3-strategy": ("s3_strategy.Dockerfile", "s3_strategy", "s3-strategy", 8081, "S3"),
+    "s4-router": ("s4_router.Dockerfile", "s4_router", "s4-router", 8082, "S4"),
+}
+
+# Spec 004 §E plus the wiring variables the services read.
+S3_VARS = {
+    "S3_DB_ARANGO_URI",
+    "S3_DB_ARANGO_USER",
+    "S3_DB_ARANGO_PASS",
+    "S3_REDIS_ADDRESSES",
+    "S3_SYMBOLS",
+    "S3_MAX_FUNDING_ABS",
+    "S3_SPREAD_BP_LIMIT_DEFAULT",
+    "S3_DEPTH_TOP1_USDT_MIN_DEFAULT",
+    "S3_LEVERAGE_DEFAULT",
+    "S3_MARGIN_BASE_USDT",
+    "S3_MAX_LOSS_USDT",
+    "S3_ATR_MULT",
+    "S3_CONCURRENT_ENTRIES_PER_MARKET",
+    "S3_CONFIG_POLL_SEC",
+    "S3_S4_URL",
+    "S3_PORT",
+    "S3_DATA_DIR",
+    "S3_LOG_LEVEL",
+}
+S4_VARS = {
+    "S4_EXCHANGE",
+    "S4_BINANCE_KEY",
+    "S4_BINANCE_SECRET",
+    "S4_TESTNET",
+    "S4_REDIS_ADDRESSES",
+    "S4_DB_ARANGO_URI",
+    "S4_DB_ARANGO_USER",
+    "S4_DB_ARANGO_PASS",
+    "S4_ROUTE_TABLE_PATH",
+    "S4_CB_ERROR_RATE_WINDOW",
+    "S4_CB_ERROR_RATE_THRESH",
+    "S4_MAKER_MAX_WAIT_MS",
+    "S4_TWAP_MAX_SLICES",
+    "S4_OCO_GUARDIAN",
+    "S4_WORKING_TYPE",
+    "S4_PORT",
+    "S4_DATA_DIR",
+    "S4_LOG_LEVEL",
+    "S4_CONSUMER_GROUP",
+}
+SECRET_VARS = {"S3_DB_ARANGO_PASS", "S4_DB_ARANGO_PASS", "S4_BINANCE_KEY", "S4_BINANCE_SECRET"}
+
+ALERTED_METRICS = {
+    "router_circuit_breaker_state",
+    "router_maker_fill_ratio",
+    "router_stream_lag",
+    "s3_publish_failures_total",
+    "s3_decide_latency_seconds",
+    "router_naked_seconds",
+    "router_oco_guardian_anomalies_total",
+}
+DASHBOARD_METRICS = ALERTED_METRICS | {
+    "s3_rules_fired_total",
+    "s3_gate_skips_total",
+    "router_submit_latency_seconds",
+    "router_taker_rate",
+    "router_slippage_bps",
+    "router_fees_usdt_total",
+}
+REQUIRED_RUNBOOKS = {
+    "README.md",
+    "circuit-breaker.md",
+    "oco-guardian-anomaly.md",
+    "cancel-replace-failure.md",
+    "stream-lag.md",
+}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _compose() -> dict[str, Any]:
+    data = _load_yaml(ROOT / "docker-compose.yml")
+    assert isinstance(data, dict)
+    return data
+
+
+def _env_dict(env: Any) -> dict[str, str]:
+    if isinstance(env, dict):
+        return {str(k): str(v) for k, v in env.items()}
+    out: dict[str, str] = {}
+    for item in env or []:
+        key, _, value = str(item).partition("=")
+        out[key] = value
+    return out
+
+
+def _dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    lines: list[str] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append(pending + stripped)
+        pending = ""
+    assert not pending, f"{path.name}: dangling line continuation"
+    out = []
+    for line in lines:
+        instr, _, args = line.partition(" ")
+        out.append((instr.upper(), args.strip()))
+    return out
+
+
+def _resolve_args(instructions: list[tuple[str, str]], text: str) -> str:
+    defaults: dict[str, str] = {}
+    for instr, args in instructions:
+        if instr == "ARG" and "=" in args:
+            key, _, value = args.partition("=")
+            defaults.setdefault(key.strip(), value.strip())
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: defaults.get(m[1] or m[2], m[0]), text)
+
+
+def _copy_sources(args: str) -> tuple[list[str], bool]:
+    """Source paths of a COPY and whether it copies from another stage (--from)."""
+    words = json.loads(args) if args.startswith("[") else shlex.split(args)
+    flags = [w for w in words if w.startswith("--")]
+    paths = [w for w in words if not w.startswith("--")]
+    assert len(paths) >= 2, f"COPY needs a source and a destination: {args}"
+    return paths[:-1], any(f.startswith("--from") for f in flags)
+
+
+def _dockerignore_patterns() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    parts = Path(rel).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pat in patterns:
+        negate = pat.startswith("!")
+        pat = pat.lstrip("!").strip("/")
+        if any(fnmatch.fnmatch(p, pat) for p in prefixes):
+            ignored = not negate
+    return ignored
+
+
+def _k8s_docs() -> list[tuple[Path, dict[str, Any]]]:
+    docs = []
+    for path in sorted(K8S_DIR.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc is not None:
+                docs.append((path, doc))
+    return docs
+
+
+def _by_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for _, d in _k8s_docs() if d.get("kind") == kind}
+
+
+def _secret_keys(secret: dict[str, Any]) -> set[str]:
+    return set(secret.get("stringData") or {}) | set(secret.get("data") or {})
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    data = _load_yaml(PROM_DIR / "alerts.yml")
+    return [rule for group in data["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def _slug(heading: str) -> str:
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _dashboard_panels() -> list[dict[str, Any]]:
+    dash = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text(encoding="utf-8"))
+    panels: list[dict[str, Any]] = []
+    for panel in dash["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))
+    return panels
+
+
+# ---------------------------------------------------------------------------- compose
+
+
+def test_compose_with_all_services_declares_redis_arango_s3_s4() -> None:
+    services = _compose()["services"]
+    assert {"redis", "arangodb", "s3-strategy", "s4-router"} <= set(services)
+
+
+@pytest.mark.parametrize(("service", "image"), [("redis", "redis"), ("arangodb", "arangodb")])
+def test_compose_with_backing_store_uses_official_image_and_healthcheck(
+    service: str, image: str
+) -> None:
+    svc = _compose()["services"][service]
+    name, _, tag = svc["image"].partition(":")
+    assert name == image, "official Docker Hub image (no registry or namespace)"
+    assert tag, "pinned tag"
+    assert svc["healthcheck"]["test"]
+
+
+def test_compose_with_redis_healthcheck_runs_redis_cli_ping() -> None:
+    test = _compose()["services"]["redis"]["healthcheck"]["test"]
+    assert "redis-cli" in test
+    assert "ping" in test
+
+
+def test_compose_with_arango_password_reads_env_with_dev_default() -> None:
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert re.search(r"ARANGO_ROOT_PASSWORD: \$\{ARANGO_ROOT_PASSWORD:-[^}]+\}", text)
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_compose_with_app_service_builds_from_existing_dockerfile(service: str) -> None:
+    dockerfile, *_ = SERVICES[service]
+    build = _compose()["services"][service]["build"]
+    assert build["context"] == "."
+    assert build["dockerfile"] == f"deploy/docker/{dockerfile}"
+    assert (ROOT / build["dockerfile"]).is_file()
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_compose_with_app_service_publishes_host_port_to_8080(service: str) -> None:
+    *_, host_port, prefix = SERVICES[service]
+    svc = _compose()["services"][service]
+    assert f"{host_port}:8080" in [str(p) for p in svc["ports"]]
+    env = _env_dict(svc["environment"])
+    assert env[f"{prefix}_PORT"] == "8080"
+    assert env[f"{prefix}_HOST"] == "0.0.0.0", "the settings default 127.0.0.1 is unreachable"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_compose_with_dependencies_waits_until_healthy(service: str) -> None:
+    services = _compose()["services"]
+    depends = services[service]["depends_on"]
+    assert {"redis", "arangodb"} <= set(depends)
+    for dep, spec in depends.items():
+        assert spec["condition"] == "service_healthy", dep
+        healthcheck = services[dep].get("healthcheck")
+        image_has_healthcheck = "build" in services[dep]  # our Dockerfiles declare HEALTHCHECK
+        assert healthcheck or image_has_healthcheck, f"{dep} has no healthcheck"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_compose_with_app_env_wires_redis_and_arango_service_names(service: str) -> None:
+    prefix = SERVICES[service][4]
+    env = _env_dict(_compose()["services"][service]["environment"])
+    assert env[f"{prefix}_REDIS_ADDRESSES"] == "redis:6379"
+    assert env[f"{prefix}_DB_ARANGO_URI"] == "http://arangodb:8529"
+
+
+def test_compose_with_s3_env_points_at_s4_service() -> None:
+    env = _env_dict(_compose()["services"]["s3-strategy"]["environment"])
+    assert env["S3_S4_URL"] == "http://s4-router:8080"
+
+
+def test_compose_with_default_env_uses_simulated_exchange_on_testnet() -> None:
+    env = _env_dict(_compose()["services"]["s4-router"]["environment"])
+    assert env["S4_EXCHANGE"] in {"sim", "${S4_EXCHANGE:-sim}"}
+    assert env["S4_TESTNET"] in {"true", "${S4_TESTNET:-true}"}
+
+
+def test_compose_with_route_table_mounts_fixture_read_only() -> None:
+    svc = _compose()["services"]["s4-router"]
+    env = _env_dict(svc["environment"])
+    mount = "./fixtures/route_table.json:/etc/chimera/route.json:ro"
+    assert mount in svc["volumes"]
+    assert env["S4_ROUTE_TABLE_PATH"] == "/etc/chimera/route.json"
+    # A missing bind source would make Docker create a directory in its place.
+    assert (ROOT / "fixtures" / "route_table.json").is_file()
+
+
+# ---------------------------------------------------------------------------- Dockerfiles
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dockerfile_with_stages_builds_on_python_311_slim(service: str) -> None:
+    path = DOCKER_DIR / SERVICES[service][0]
+    instructions = _dockerfile_instructions(path)
+    froms = [_resolve_args(instructions, a).split()[0] for i, a in instructions if i == "FROM"]
+    assert len(froms) >= 2, "multi-stage"
+    assert all(f.startswith("python:3.11") for f in froms), froms
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dockerfile_with_builder_installs_pinned_uv_and_syncs_frozen(service: str) -> None:
+    _, _, package, _, _ = SERVICES[service]
+    runs = [a for i, a in _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0]) if i == "RUN"]
+    assert any(re.search(r"pip install .?uv==0\.13\.9", r) for r in runs)
+    syncs = [r for r in runs if "uv sync" in r]
+    assert syncs
+    for run in syncs:
+        assert "--frozen" in run
+        assert "--no-dev" in run
+        assert f"--package {package}" in run
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dockerfile_with_runtime_stage_runs_as_numeric_non_root_user(service: str) -> None:
+    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    users = [a for i, a in instructions if i == "USER"]
+    assert users
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit()
+    assert int(uid) == 10001
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dockerfile_with_service_exposes_8080_and_runs_module(service: str) -> None:
+    _, module, _, _, prefix = SERVICES[service]
+    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    assert ("EXPOSE", "8080") in instructions
+    cmds = [json.loads(a) for i, a in instructions if i == "CMD"]
+    assert cmds[-1] == ["python", "-m", module]
+    env = " ".join(a for i, a in instructions if i == "ENV")
+    assert f"{prefix}_PORT=8080" in env
+    assert f"{prefix}_HOST=0.0.0.0" in env
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dockerfile_with_healthcheck_probes_health_with_python(service: str) -> None:
+    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    checks = [a for i, a in instructions if i == "HEALTHCHECK"]
+    assert len(checks) == 1
+    cmd = checks[0].split("CMD", 1)[1].strip()
+    argv = json.loads(cmd)
+    assert argv[0] == "python"
+    assert "/health" in argv[-1]
+    compile(argv[-1], "<healthcheck>", "exec")  # the -c program is valid Python
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dockerfile_with_copy_sources_exist_and_are_not_dockerignored(service: str) -> None:
+    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    patterns = _dockerignore_patterns()
+    copied = []
+    for instr, args in instructions:
+        if instr not in {"COPY", "ADD"}:
+            continue
+        sources, from_stage = _copy_sources(args)
+        if from_stage:
+            continue
+        for src in sources:
+            assert (ROOT / src).exists(), f"COPY source {src} missing"
+            assert not _ignored(src, patterns), f"COPY source {src} is in .dockerignore"
+            copied.append(src)
+    assert "uv.lock" in copied
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_dockerfile_with_uv_workspace_copies_every_member_manifest_before_sync(
+    service: str,
+) -> None:
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    members = root["tool"]["uv"]["workspace"]["members"]
+    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    first_sync = next(n for n, (i, a) in enumerate(instructions) if "uv sync" in a)
+    before: list[str] = []
+    after: list[str] = []
+    for n, (instr, args) in enumerate(instructions):
+        if instr == "COPY" and not _copy_sources(args)[1]:
+            (before if n < first_sync else after).extend(_copy_sources(args)[0])
+    # uv reads the whole workspace even for one --package.
+    for member in members:
+        assert f"{member}/pyproject.toml" in before, member
+    assert {"pyproject.toml", "uv.lock"} <= set(before)
+    # The service and every lib it may depend on are present for the final sync.
+    assert "libs" in after
+    assert f"services/{SERVICES[service][1]}" in after
+
+
+def test_dockerignore_with_local_state_excludes_venv_tools_var_caches_git() -> None:
+    patterns = _dockerignore_patterns()
+    for path in (".venv", ".tools", "var", ".git", ".mypy_cache", "libs/svckit/__pycache__"):
+        assert _ignored(path, patterns), path
+    for path in ("pyproject.toml", "uv.lock", "libs/svckit/src", "services", "fixtures"):
+        assert not _ignored(path, patterns), path
+
+
+# ---------------------------------------------------------------------------- Kubernetes
+
+
+def test_k8s_manifests_with_yaml_parse_and_carry_kind_and_name() -> None:
+    docs = _k8s_docs()
+    assert docs
+    for path, doc in docs:
+        assert doc.get("apiVersion"), path.name
+        assert doc.get("kind"), path.name
+        assert doc["metadata"]["name"], path.name
+
+
+def test_k8s_kustomization_with_resources_lists_existing_manifests() -> None:
+    kust = _load_yaml(K8S_DIR / "kustomization.yaml")
+    resources = kust["resources"]
+    assert resources
+    for res in resources:
+        assert (K8S_DIR / res).is_file(), res
+    listed = set(resources)
+    unlisted = {p.name for p in K8S_DIR.glob("*.yaml")} - listed - {"kustomization.yaml"}
+    # Only the secret template stays out (apply -k must not overwrite live keys).
+    assert unlisted == {"secret.template.yaml"}
+
+
+def test_k8s_namespace_with_all_namespaced_objects_matches() -> None:
+    namespaces = _by_kind("Namespace")
+    assert len(namespaces) == 1
+    (ns,) = namespaces
+    for path, doc in _k8s_docs():
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == ns, path.name
+
+
+def test_k8s_configmaps_with_s3_and_s4_settings_cover_every_variable() -> None:
+    cms = _by_kind("ConfigMap")
+    secret_keys = set().union(*(_secret_keys(s) for s in _by_kind("Secret").values()))
+    s3 = set(cms["s3-strategy-config"]["data"])
+    s4 = set(cms["s4-router-config"]["data"])
+    assert S3_VARS - s3 - secret_keys == set()
+    assert S4_VARS - s4 - secret_keys == set()
+    assert secret_keys >= SECRET_VARS
+    assert not SECRET_VARS & (s3 | s4), "secrets must not sit in a ConfigMap"
+    for key in s3:
+        assert key.startswith("S3_"), key
+    for key in s4 - {"route.json"}:
+        assert key.startswith("S4_"), key
+
+
+def test_k8s_configmaps_with_values_are_strings() -> None:
+    for name, cm in _by_kind("ConfigMap").items():
+        for key, value in cm["data"].items():
+            assert isinstance(value, str), f"{name}.{key} must be a string, got {value!r}"
+
+
+def test_k8s_route_table_with_configmap_key_parses_as_fixture_bands() -> None:
+    cm = _by_kind("ConfigMap")["s4-router-config"]
+    bands = json.loads(cm["data"]["route.json"])
+    fixture = json.loads((ROOT / "fixtures" / "route_table.json").read_text(encoding="utf-8"))
+    assert bands
+    assert isinstance(bands, type(fixture))
+    for band in bands:
+        assert set(band) == set(fixture[0]), band
+    assert cm["data"]["S4_ROUTE_TABLE_PATH"] == "/etc/chimera/route.json"
+
+
+def test_k8s_secret_template_with_values_holds_only_placeholders() -> None:
+    secrets = _by_kind("Secret")
+    assert secrets
+    for secret in secrets.values():
+        assert not secret.get("data"), "base64 data would hide real values"
+        for key, value in secret["stringData"].items():
+            assert value.startswith("REPLACE_ME"), key
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_k8s_deployment_with_pod_spec_has_replicas_probes_and_resources(name: str) -> None:
+    dep = _by_kind("Deployment")[name]
+    assert dep["spec"]["replicas"] == 2
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health"
+        assert container[probe]["httpGet"]["port"] in (8080, "http")
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    assert {"containerPort": 8080, "name": "http"} in container["ports"]
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_k8s_deployment_with_security_context_runs_non_root_read_only(name: str) -> None:
+    pod = _by_kind("Deployment")[name]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    (container,) = pod["containers"]
+    csc = container["securityContext"]
+    assert csc["readOnlyRootFilesystem"] is True
+    assert csc["allowPrivilegeEscalation"] is False
+    assert csc["capabilities"]["drop"] == ["ALL"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    data_dir = _by_kind("ConfigMap")[f"{name}-config"]["data"][f"{SERVICES[name][4]}_DATA_DIR"]
+    assert "emptyDir" in volumes[mounts[data_dir]], "the data dir must be writable"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_k8s_deployment_with_env_refs_points_at_defined_configmaps_and_secrets(
+    name: str,
+) -> None:
+    cms = _by_kind("ConfigMap")
+    secrets = _by_kind("Secret")
+    pod = _by_kind("Deployment")[name]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    refs = 0
+    for src in container.get("envFrom", []):
+        if "configMapRef" in src:
+            assert src["configMapRef"]["name"] in cms
+        if "secretRef" in src:
+            assert src["secretRef"]["name"] in secrets
+        refs += 1
+    for var in container.get("env", []):
+        ref = var.get("valueFrom", {})
+        if "configMapKeyRef" in ref:
+            cm = cms[ref["configMapKeyRef"]["name"]]
+            assert ref["configMapKeyRef"]["key"] in cm["data"]
+        if "secretKeyRef" in ref:
+            key_ref = ref["secretKeyRef"]
+            secret = secrets[key_ref["name"]]
+            assert key_ref.get("optional") or key_ref["key"] in _secret_keys(secret), var
+            refs += 1
+    for vol in pod["volumes"]:
+        if "configMap" in vol:
+            cm = cms[vol["configMap"]["name"]]
+            for item in vol["configMap"].get("items", []):
+                assert item["key"] in cm["data"]
+    assert refs >= 2
+
+
+def test_k8s_s4_deployment_with_route_table_mounts_configmap_at_path() -> None:
+    pod = _by_kind("Deployment")["s4-router"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volume = next(v for v in pod["volumes"] if "configMap" in v)
+    path = _by_kind("ConfigMap")["s4-router-config"]["data"]["S4_ROUTE_TABLE_PATH"]
+    item = volume["configMap"]["items"][0]
+    assert item["key"] == "route.json"
+    assert f"{mounts[volume['name']]['mountPath']}/{item['path']}" == path
+
+
+def test_k8s_s4_deployment_with_exchange_keys_reads_them_from_secret_only() -> None:
+    container = _by_kind("Deployment")["s4-router"]["spec"]["template"]["spec"]["containers"][0]
+    env = {v["name"]: v for v in container["env"]}
+    for key in ("S4_BINANCE_KEY", "S4_BINANCE_SECRET", "S4_DB_ARANGO_PASS"):
+        assert "secretKeyRef" in env[key]["valueFrom"], key
+    s3 = _by_kind("Deployment")["s3-strategy"]["spec"]["template"]["spec"]["containers"][0]
+    assert not {v["name"] for v in s3["env"]} & {"S4_BINANCE_KEY", "S4_BINANCE_SECRET"}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_k8s_deployment_with_metrics_has_prometheus_scrape_annotations(name: str) -> None:
+    annotations = _by_kind("Deployment")[name]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8080"
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_k8s_service_and_pdb_with_deployment_labels_select_its_pods(name: str) -> None:
+    pod_labels = _by_kind("Deployment")[name]["spec"]["template"]["metadata"]["labels"]
+    svc = _by_kind("Service")[name]
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert svc["spec"]["ports"][0]["port"] == 8080
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    pdb = _by_kind("PodDisruptionBudget")[name]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["spec"]["minAvailable"] == 1
+
+
+# ---------------------------------------------------------------------------- Prometheus
+
+
+def test_prometheus_config_with_scrape_jobs_targets_both_services() -> None:
+    config = _load_yaml(PROM_DIR / "prometheus.yml")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert {"s3-strategy", "s4-router"} <= set(jobs)
+    for name in SERVICES:
+        targets = jobs[name]["static_configs"][0]["targets"]
+        assert targets == [f"{name}:8080"]
+    for rule_file in config["rule_files"]:
+        assert (PROM_DIR / rule_file).is_file()
+
+
+def test_prometheus_alerts_with_required_metrics_cover_each_one() -> None:
+    exprs = " ".join(str(rule["expr"]) for rule in _alert_rules())
+    for metric in ALERTED_METRICS:
+        assert metric in exprs, metric
+
+
+def test_prometheus_alerts_with_runbook_url_point_at_existing_runbook_section() -> None:
+    rules = _alert_rules()
+    assert rules
+    for rule in rules:
+        assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        url = rule["annotations"]["runbook_url"]
+        rel, _, anchor = url[url.index("runbooks/") :].partition("#")
+        runbook = ROOT / rel
+        assert runbook.is_file(), f"{rule['alert']}: {rel}"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", runbook.read_text(encoding="utf-8"), re.M)
+            assert anchor in {_slug(h) for h in headings}, f"{rule['alert']}: #{anchor}"
+
+
+def test_prometheus_alerts_with_names_are_unique() -> None:
+    names = [rule["alert"] for rule in _alert_rules()]
+    assert len(names) == len(set(names))
+
+
+# ---------------------------------------------------------------------------- Grafana, runbooks
+
+
+def test_grafana_dashboard_with_json_has_panels_for_each_metric() -> None:
+    panels = _dashboard_panels()
+    assert panels
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "panel ids are unique"
+    exprs = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
+    for metric in DASHBOARD_METRICS:
+        assert metric in exprs, metric
+    for panel in panels:
+        assert {"x", "y", "w", "h"} <= set(panel["gridPos"])
+
+
+def test_runbooks_with_required_topics_exist_and_are_indexed() -> None:
+    present = {p.name for p in RUNBOOKS.glob("*.md")}
+    assert present >= REQUIRED_RUNBOOKS
+    index = (RUNBOOKS / "README.md").read_text(encoding="utf-8")
+    for name in present - {"README.md"}:
+        assert f"]({name}" in index, f"{name} not linked from runbooks/README.md"
+
+
+def test_runbooks_with_relative_links_resolve_to_files_and_sections() -> None:
+    for path in RUNBOOKS.glob("*.md"):
+        text = path.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if "://" in target:
+                continue
+            rel, _, anchor = target.partition("#")
+            dest = (path.parent / rel) if rel else path
+            assert dest.is_file(), f"{path.name}: {target}"
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", dest.read_text(encoding="utf-8"), re.M)
+                assert anchor in {_slug(h) for h in headings}, f"{path.name}: {target}"
