@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from arango.client import ArangoClient
+from arango.http import DefaultHTTPClient
 from arango.request import Request
 from arango.response import Response
 from svckit.errors import DuplicateKey, NotFound, StoreError, StoreUnavailable
@@ -57,7 +58,19 @@ class ArangoTarget:
     database: str
 
     def client(self) -> ArangoClient:
-        return ArangoClient(hosts=self.url)
+        # No urllib3 retries/backoff: an unreachable server must fail in seconds, not minutes.
+        return ArangoClient(
+            hosts=self.url, http_client=DefaultHTTPClient(request_timeout=10, retry_attempts=0)
+        )
+
+    def check(self) -> None:
+        client = self.client()
+        try:
+            client.db("_system", username=self.user, password=self.password).version()
+        except Exception as exc:
+            pytest.fail(f"ArangoDB at {self.url} (from ARANGO_URL) is not usable: {exc}")
+        finally:
+            client.close()
 
     def truncate(self) -> None:
         client = self.client()
@@ -112,6 +125,7 @@ def arango_target() -> Iterator[ArangoTarget]:
         target = ArangoTarget(
             url, os.environ.get("ARANGO_USER", "root"), os.environ.get("ARANGO_PASS", ""), database
         )
+        target.check()
         yield target
         target.drop()
         return
