@@ -28,7 +28,7 @@ from svckit import keys
 from svckit.clock import Clock, WallClock
 from svckit.errors import ConfigError
 from svckit.redisio import RedisClient, make_redis, ping
-from svckit.store._common import content_rev
+from svckit.store import content_rev
 from svckit.store.base import DocumentStore
 from svckit.store.factory import make_store
 from svckit.store.seed import seed_store
