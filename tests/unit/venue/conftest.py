@@ -34,7 +34,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, int, str]] = []
 
-    def __call__(self, kind: str, order, trade) -> None:  # type: ignore[no-untyped-def]
+    def __call__(self, kind: str, order, trade) -> None:
         self.events.append((kind, order.order_id, order.status.value))
 
     def kinds(self, order_id: int) -> list[str]:
@@ -87,3 +87,20 @@ def fut(clock: ManualClock, fut_account: FuturesAccount) -> MatchingEngine:
     )
     set_book(eng)
     return eng
+
+
+@pytest.fixture
+def venue(clock: ManualClock):
+    """A venue without a price process: books are set by hand around 100 on both markets."""
+    from venue.venue import Venue
+
+    v = Venue(
+        clock=clock,
+        instruments=[TEST],
+        spot_balances={"USDT": D("100000"), "TEST": D("50")},
+        futures_wallet=D("10000"),
+        auto_funding=False,
+    )
+    for market in (Market.SPOT, Market.FUT):
+        v.set_book(market, "TESTUSDT", bids=BIDS, asks=ASKS)
+    return v

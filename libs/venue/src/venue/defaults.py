@@ -1,0 +1,141 @@
+"""The default venue of tests and ``make run``: BTCUSDT, ETHUSDT, QRLUSDT, funded accounts.
+
+* BTCUSDT trades around 65,000 — replayed recorded Binance data rescaled to that level when the
+  fixtures are available, a calm synthetic process otherwise;
+* ETHUSDT around 3,400 (synthetic, calm);
+* QRLUSDT around 0.5: a small-cap token, so its book is thin-ish (about 1,500 USDT per level)
+  but a few hundred USDT still fills within the top levels.
+
+Spot: 100,000 USDT + 1 BTC + 10 ETH + 20,000 QRL. Futures: 100,000 USDT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+from tradekit.instrument import Instrument
+
+from venue.clock import Clock, ManualClock
+from venue.faults import FaultInjector, FaultPlan
+from venue.latency import LatencyModel
+from venue.market import (
+    MarketSimulator,
+    ReplayProcess,
+    SyntheticProcess,
+    default_fixture_dir,
+    load_recorded_btcusdt,
+)
+from venue.venue import Venue
+
+D = Decimal
+
+DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (
+    Instrument(
+        symbol="BTCUSDT",
+        base_asset="BTC",
+        tickSize=D("0.1"),
+        stepSize=D("0.001"),
+        minNotional=D("5"),
+        spread_bp_limit=D("5"),
+        depth_top1_usdt_min=D("5000"),
+    ),
+    Instrument(
+        symbol="ETHUSDT",
+        base_asset="ETH",
+        tickSize=D("0.01"),
+        stepSize=D("0.001"),
+        minNotional=D("5"),
+        spread_bp_limit=D("5"),
+        depth_top1_usdt_min=D("5000"),
+    ),
+    Instrument(
+        symbol="QRLUSDT",
+        base_asset="QRL",
+        tickSize=D("0.0001"),
+        stepSize=D("0.1"),
+        minNotional=D("5"),
+        spread_bp_limit=D("30"),
+        depth_top1_usdt_min=D("300"),
+    ),
+)
+
+TARGET_PRICES: dict[str, Decimal] = {
+    "BTCUSDT": D("65000"),
+    "ETHUSDT": D("3400"),
+    "QRLUSDT": D("0.5"),
+}
+# Normal notional per book level (synthetic processes), in USDT.
+LEVEL_NOTIONAL: dict[str, Decimal] = {
+    "BTCUSDT": D("150000"),
+    "ETHUSDT": D("80000"),
+    "QRLUSDT": D("1500"),
+}
+SPOT_BALANCES: dict[str, Decimal] = {
+    "USDT": D("100000"),
+    "BTC": D("1"),
+    "ETH": D("10"),
+    "QRL": D("20000"),
+}
+FUTURES_WALLET = D("100000")
+
+
+def default_market(
+    instruments: Sequence[Instrument],
+    *,
+    start_ts: int,
+    seed: int = 0,
+    step_ms: int = 1_000,
+    replay: bool = True,
+    fixture_dir: Path | None = None,
+) -> MarketSimulator:
+    """One price process per instrument; BTCUSDT replays recorded data when `replay`."""
+    sim = MarketSimulator(step_ms=step_ms, seed=seed)
+    for inst in instruments:
+        target = TARGET_PRICES.get(inst.symbol, D("100"))
+        if inst.symbol == "BTCUSDT" and replay:
+            try:
+                recorded = load_recorded_btcusdt(fixture_dir or default_fixture_dir())
+            except FileNotFoundError:
+                recorded = None
+            if recorded is not None:
+                sim.add(ReplayProcess(inst, recorded, target_price=target, start_ts=start_ts))
+                continue
+        sim.add(
+            SyntheticProcess(
+                inst,
+                start_price=target,
+                level_notional=LEVEL_NOTIONAL.get(inst.symbol, D("20000")),
+                seed=seed,
+            )
+        )
+    return sim
+
+
+def default_venue(
+    *,
+    clock: Clock | None = None,
+    seed: int = 0,
+    replay: bool = True,
+    step_ms: int = 1_000,
+    faults: FaultPlan | FaultInjector | None = None,
+    latency: LatencyModel | None = None,
+    server_time_skew_ms: int = 0,
+    instruments: Sequence[Instrument] = DEFAULT_INSTRUMENTS,
+) -> Venue:
+    """The venue of tests and `make run` (a ManualClock when none is given)."""
+    clock = clock or ManualClock()
+    return Venue(
+        clock=clock,
+        instruments=instruments,
+        market=default_market(
+            instruments, start_ts=clock.now_ms(), seed=seed, step_ms=step_ms, replay=replay
+        ),
+        spot_balances=dict(SPOT_BALANCES),
+        futures_wallet=FUTURES_WALLET,
+        seed=seed,
+        faults=faults,
+        latency=latency,
+        server_time_skew_ms=server_time_skew_ms,
+    )

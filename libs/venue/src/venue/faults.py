@@ -1,0 +1,241 @@
+"""Faults on demand, reproducible from a seed.
+
+A :class:`FaultPlan` says which faults to inject: per-operation probabilities and/or explicit
+scripted faults ("the 3rd place fails with a dropped ack"). A :class:`FaultInjector` applies it
+with its own ``random.Random(seed)``; it draws exactly one number per request (and per report),
+whatever the outcome, so the same seed and the same call sequence yield the same faults.
+
+Request faults (operations: ``place``, ``cancel``, ``query``, ``open_orders``, ``trades``,
+``book``, ``account``, ``time``, ``leverage``, ``margin_type``, ``algo_place``, ``algo_cancel``,
+``algo_query``, ``oco_place``, ``oco_cancel``; ``*`` matches all):
+
+* ``RATE_LIMIT`` — HTTP 429 with Retry-After, nothing done;
+* ``SERVER_ERROR`` — HTTP 5xx, nothing done;
+* ``CONNECT_TIMEOUT`` — the request never reached the venue (a client can know this);
+* ``TIMEOUT_BEFORE_ACCEPT`` — reached the venue, timed out before it was processed (not created);
+* ``TIMEOUT_AFTER_ACCEPT`` — processed (the order exists), the caller still gets a timeout;
+* ``DROPPED_ACK`` — processed, the acknowledgement was lost (same effect, distinct kind).
+
+Report faults (operation ``report``, on the execution-report feed): ``DELAYED_REPORT`` (held
+back ``delay_ms`` of clock time) and ``DUPLICATE_REPORT`` (delivered twice).
+
+:class:`WeightLimiter` is the real rate limit: request weight per clock minute like Binance's
+``X-MBX-USED-WEIGHT-1M``; exceeding it answers 429 with the seconds to the next minute.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from venue import errors
+
+
+class FaultKind(StrEnum):
+    RATE_LIMIT = "rate_limit"
+    SERVER_ERROR = "server_error"
+    CONNECT_TIMEOUT = "connect_timeout"
+    TIMEOUT_BEFORE_ACCEPT = "timeout_before_accept"
+    TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"
+    DROPPED_ACK = "dropped_ack"
+    DELAYED_REPORT = "delayed_report"
+    DUPLICATE_REPORT = "duplicate_report"
+
+    @property
+    def is_report_fault(self) -> bool:
+        return self in (FaultKind.DELAYED_REPORT, FaultKind.DUPLICATE_REPORT)
+
+    @property
+    def before_processing(self) -> bool:
+        """Faults that stop a request before the venue acts on it."""
+        return self in (
+            FaultKind.RATE_LIMIT,
+            FaultKind.SERVER_ERROR,
+            FaultKind.CONNECT_TIMEOUT,
+            FaultKind.TIMEOUT_BEFORE_ACCEPT,
+        )
+
+
+REPORT_OP = "report"
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedFault:
+    """One explicit fault: on the `nth` call (1-based) of `op`, or on the next call if None."""
+
+    op: str
+    kind: FaultKind
+    nth: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A fault the injector decided on for one call."""
+
+    op: str
+    call: int
+    kind: FaultKind
+    retry_after_s: float
+    delay_ms: int
+    http_status: int
+
+
+@dataclass
+class FaultPlan:
+    """What to inject. `probabilities[op][kind]` (op ``*`` applies to every request op)."""
+
+    probabilities: dict[str, dict[FaultKind, float]] = field(default_factory=dict)
+    scripted: list[ScriptedFault] = field(default_factory=list)
+    retry_after_s: float = 1.0
+    report_delay_ms: int = 2_000
+    server_error_status: int = 503
+
+    def __post_init__(self) -> None:
+        for op, kinds in self.probabilities.items():
+            total = sum(kinds.values())
+            if total > 1 or any(p < 0 for p in kinds.values()):
+                raise ValueError(f"fault probabilities for {op!r} must be >= 0 and sum to <= 1")
+            for kind in kinds:
+                if kind.is_report_fault != (op == REPORT_OP):
+                    raise ValueError(f"{kind} cannot be injected on operation {op!r}")
+
+
+class FaultInjector:
+    def __init__(self, plan: FaultPlan | None = None, *, seed: int = 0) -> None:
+        self.plan = plan or FaultPlan()
+        self._rng = random.Random(f"faults:{seed}")
+        self._calls: Counter[str] = Counter()
+        self._scripted = list(self.plan.scripted)
+        self.history: list[Fault] = []
+
+    def script(self, op: str, kind: FaultKind, nth: int | None = None) -> None:
+        """Add a scripted fault at run time (`nth` counts all calls of `op` so far, 1-based)."""
+        if kind.is_report_fault != (op == REPORT_OP):
+            raise ValueError(f"{kind} cannot be injected on operation {op!r}")
+        self._scripted.append(ScriptedFault(op, kind, nth))
+
+    def calls(self, op: str) -> int:
+        return self._calls[op]
+
+    def _draw(self, op: str, table: Mapping[FaultKind, float]) -> FaultKind | None:
+        x = self._rng.random()  # always drawn: keeps the stream aligned across outcomes
+        acc = 0.0
+        for kind, p in table.items():
+            acc += p
+            if x < acc:
+                return kind
+        return None
+
+    def next_fault(self, op: str) -> Fault | None:
+        """Decide the fault (if any) for the next call of `op` and record it in `history`."""
+        self._calls[op] += 1
+        n = self._calls[op]
+        kind: FaultKind | None = None
+        for i, sf in enumerate(self._scripted):
+            if (
+                sf.op in (op, "*")
+                and (sf.nth is None or sf.nth == n)
+                and (sf.op != "*" or op != REPORT_OP)
+            ):
+                kind = sf.kind
+                del self._scripted[i]
+                break
+        table: dict[FaultKind, float] = {}
+        if op != REPORT_OP:
+            table.update(self.plan.probabilities.get("*", {}))
+        table.update(self.plan.probabilities.get(op, {}))
+        drawn = self._draw(op, table)
+        kind = kind or drawn
+        if kind is None:
+            return None
+        fault = Fault(
+            op=op,
+            call=n,
+            kind=kind,
+            retry_after_s=self.plan.retry_after_s,
+            delay_ms=self.plan.report_delay_ms,
+            http_status=self.plan.server_error_status,
+        )
+        self.history.append(fault)
+        return fault
+
+
+def raise_before(fault: Fault) -> None:
+    """Raise the exception of a fault that stops the request before processing."""
+    if fault.kind is FaultKind.RATE_LIMIT:
+        raise errors.RateLimitExceeded(
+            "Too many requests (injected).", retry_after_s=fault.retry_after_s
+        )
+    if fault.kind is FaultKind.SERVER_ERROR:
+        raise errors.VenueServerError(http_status=fault.http_status)
+    if fault.kind is FaultKind.CONNECT_TIMEOUT:
+        raise errors.VenueTimeout("connect timeout", reached_venue=False, accepted=False)
+    if fault.kind is FaultKind.TIMEOUT_BEFORE_ACCEPT:
+        raise errors.VenueTimeout(
+            "timeout before the venue processed the request", reached_venue=True, accepted=False
+        )
+
+
+def raise_after(fault: Fault) -> None:
+    """Raise the exception of a fault that hides a processed request's answer."""
+    if fault.kind is FaultKind.TIMEOUT_AFTER_ACCEPT:
+        raise errors.VenueTimeout(
+            "timeout after the venue processed the request", reached_venue=True, accepted=True
+        )
+    if fault.kind is FaultKind.DROPPED_ACK:
+        raise errors.AckDropped()
+
+
+# Binance REST weights (spot /api/v3 figures; close enough for futures too).
+DEFAULT_WEIGHTS: dict[str, int] = {
+    "place": 1,
+    "cancel": 1,
+    "query": 4,
+    "open_orders": 6,
+    "trades": 20,
+    "book": 5,
+    "account": 20,
+    "time": 1,
+    "leverage": 1,
+    "margin_type": 1,
+    "algo_place": 1,
+    "algo_cancel": 1,
+    "algo_query": 1,
+    "oco_place": 1,
+    "oco_cancel": 1,
+}
+
+
+class WeightLimiter:
+    """Request weight per fixed clock minute (Binance's REQUEST_WEIGHT, interval MINUTE)."""
+
+    def __init__(
+        self, limit_per_minute: int = 6_000, weights: Mapping[str, int] | None = None
+    ) -> None:
+        self.limit = limit_per_minute
+        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        self._window = -1
+        self._used = 0
+
+    def used(self, now_ms: int) -> int:
+        return self._used if now_ms // 60_000 == self._window else 0
+
+    def charge(self, op: str, now_ms: int) -> int:
+        """Add the weight of `op`; raises 429 (and does not count it) when over the limit."""
+        window = now_ms // 60_000
+        if window != self._window:
+            self._window, self._used = window, 0
+        weight = self.weights.get(op, 1)
+        if self._used + weight > self.limit:
+            retry = math.ceil(((window + 1) * 60_000 - now_ms) / 1000)
+            raise errors.RateLimitExceeded(
+                errors.MSG_TOO_MANY.format(limit=self.limit),
+                retry_after_s=float(max(retry, 1)),
+                used_weight=self._used,
+            )
+        self._used += weight
+        return self._used

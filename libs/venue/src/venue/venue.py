@@ -1,0 +1,524 @@
+"""The venue facade: one object that behaves like Binance spot + USDⓈ-M futures.
+
+It composes the matching engines (:mod:`venue.engine`), accounts (:mod:`venue.accounts`),
+algo orders (:mod:`venue.algo`), the market (:mod:`venue.market`), the execution-report feed
+(:mod:`venue.feed`), faults and rate limits (:mod:`venue.faults`), latency
+(:mod:`venue.latency`) and server time. Everything is synchronous and driven by the injected
+clock: before each request the market is stepped up to ``clock.now_ms()``; ``advance(ms)``
+moves a :class:`~venue.clock.ManualClock` forward step by step, matching resting and conditional
+orders at every step. No sleeps, no I/O, no global randomness.
+
+Every request goes through the same gate (``_request``): the weight limiter (429 past the
+per-minute budget), then the fault injector (429 / 5xx / timeouts before processing), then the
+operation itself (which may raise a definitive :class:`~venue.errors.VenueError`), then the
+post-processing faults (timeout after acceptance, dropped acknowledgement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from typing import Protocol, TypeVar, runtime_checkable
+
+from tradekit.enums import Market, OrderType, Side, TimeInForce
+from tradekit.instrument import Instrument
+from tradekit.money import ZERO
+
+from venue import errors
+from venue.accounts import FuturesAccount, SpotAccount
+from venue.algo import AlgoBook
+from venue.book import Level
+from venue.clock import Clock, ManualClock
+from venue.engine import MatchingEngine
+from venue.faults import (
+    FaultInjector,
+    FaultKind,
+    FaultPlan,
+    WeightLimiter,
+    raise_after,
+    raise_before,
+)
+from venue.feed import EventFeed, Subscriber
+from venue.latency import LatencyModel
+from venue.market import MarketSimulator, MarketUpdate, Regime
+from venue.models import (
+    AlgoOrder,
+    Balance,
+    BookView,
+    ExecutionReport,
+    FuturesAccountInfo,
+    MarginType,
+    OrderList,
+    PositionInfo,
+    ReportKind,
+    Trade,
+    TradePrint,
+    VenueOrder,
+    WorkingType,
+)
+
+T = TypeVar("T")
+
+FUNDING_INTERVAL_MS = 8 * 3_600_000
+
+
+@runtime_checkable
+class SteppableClock(Protocol):
+    def now_ms(self) -> int: ...
+
+    def set(self, now_ms: int) -> None: ...
+
+
+class Venue:
+    """Binance-like venue simulator (spot + USDⓈ-M futures) over an injected clock."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        instruments: Sequence[Instrument],
+        market: MarketSimulator | None = None,
+        spot_balances: dict[str, Decimal] | None = None,
+        futures_wallet: Decimal = ZERO,
+        seed: int = 0,
+        faults: FaultPlan | FaultInjector | None = None,
+        latency: LatencyModel | None = None,
+        weight_limit_per_minute: int = 6_000,
+        server_time_skew_ms: int = 0,
+        auto_funding: bool = True,
+        max_catchup_ms: int = 600_000,
+    ) -> None:
+        self.clock = clock
+        self.seed = seed
+        self.instruments: dict[str, Instrument] = {i.symbol: i for i in instruments}
+        self.market = market or MarketSimulator(seed=seed)
+        self.faults = (
+            faults if isinstance(faults, FaultInjector) else FaultInjector(faults, seed=seed)
+        )
+        self.latency = latency or LatencyModel(seed=seed)
+        self.limiter = WeightLimiter(weight_limit_per_minute)
+        self.server_time_skew_ms = server_time_skew_ms
+        self.auto_funding = auto_funding
+        self.max_catchup_ms = max_catchup_ms
+        self.feed = EventFeed(clock, self.faults)
+        self._seq = 0
+        self.spot_account = SpotAccount(spot_balances)
+        self.futures_account = FuturesAccount(futures_wallet, self._mark_or_mid)
+        self.spot = MatchingEngine(
+            Market.SPOT,
+            clock=clock,
+            account=self.spot_account,
+            instruments=self.instruments,
+            report=self._order_report,
+            list_report=self._list_report,
+            first_order_id=1_000_001,
+            first_trade_id=5_000_001,
+        )
+        self.futures = MatchingEngine(
+            Market.FUT,
+            clock=clock,
+            account=self.futures_account,
+            instruments=self.instruments,
+            report=self._order_report,
+            first_order_id=8_000_000_001,
+            first_trade_id=9_000_001,
+        )
+        self.algo = AlgoBook(
+            engine=self.futures,
+            account=self.futures_account,
+            clock=clock,
+            working_price=self._working_price,
+            report=self._algo_report,
+        )
+        self._market_ts = clock.now_ms()
+        self._next_funding = (self._market_ts // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+        if self.market.processes:
+            self._step_market(self._market_ts, self.market.step_ms)
+
+    # ---- reports ------------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _order_report(self, kind: str, order: VenueOrder, trade: Trade | None) -> None:
+        self.feed.publish(
+            ExecutionReport(
+                seq=self._next_seq(),
+                kind=ReportKind.ORDER,
+                execution_type=kind,
+                market=order.market,
+                symbol=order.symbol,
+                ts=self.clock.now_ms(),
+                order=order.snapshot(),
+                trade=trade,
+            )
+        )
+
+    def _algo_report(self, kind: str, algo: AlgoOrder) -> None:
+        self.feed.publish(
+            ExecutionReport(
+                seq=self._next_seq(),
+                kind=ReportKind.ALGO,
+                execution_type=kind,
+                market=Market.FUT,
+                symbol=algo.symbol,
+                ts=self.clock.now_ms(),
+                algo=algo.snapshot(),
+            )
+        )
+
+    def _list_report(self, lst: OrderList) -> None:
+        self.feed.publish(
+            ExecutionReport(
+                seq=self._next_seq(),
+                kind=ReportKind.LIST,
+                execution_type=lst.status.value,
+                market=Market.SPOT,
+                symbol=lst.symbol,
+                ts=self.clock.now_ms(),
+                order_list=lst,
+            )
+        )
+
+    def drain_events(self) -> list[ExecutionReport]:
+        """Execution reports delivered since the last drain (subject to report faults)."""
+        return self.feed.drain()
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        return self.feed.subscribe(callback)
+
+    # ---- time and the market --------------------------------------------------------------
+    def server_time_ms(self) -> int:
+        """`GET /api/v3/time` (clock plus the configured skew)."""
+        return self._request("time", lambda: self.clock.now_ms() + self.server_time_skew_ms)
+
+    def sample_latency_ms(self, op: str = "place") -> int:
+        return self.latency.sample_ms(op)
+
+    def used_weight(self) -> int:
+        """X-MBX-USED-WEIGHT-1M."""
+        return self.limiter.used(self.clock.now_ms())
+
+    def _mark_or_mid(self, symbol: str) -> Decimal:
+        mark = self.market.mark(symbol)
+        if mark is not None:
+            return mark
+        book = self.futures.book(symbol)
+        bid, ask = book.best(Side.BUY), book.best(Side.SELL)
+        if bid is not None and ask is not None:
+            return (bid + ask) / 2
+        return self.futures.last_price.get(symbol, ZERO)
+
+    def _working_price(self, symbol: str, working_type: WorkingType) -> Decimal | None:
+        if working_type is WorkingType.CONTRACT_PRICE:
+            return self.futures.last_price.get(symbol)
+        price = self._mark_or_mid(symbol)
+        return price if price > 0 else None
+
+    def _engine(self, market: Market) -> MatchingEngine:
+        return self.futures if market is Market.FUT else self.spot
+
+    def _step_market(self, ts: int, dt_ms: int) -> None:
+        for symbol, upd in self.market.step(ts, dt_ms).items():
+            if symbol in self.instruments:
+                self._apply_update(symbol, upd)
+        if self.auto_funding and ts >= self._next_funding:
+            self.settle_funding()
+            self._next_funding += FUNDING_INTERVAL_MS
+
+    def _apply_update(self, symbol: str, upd: MarketUpdate) -> None:
+        inst = self.instruments[symbol]
+        for market in inst.markets:
+            engine = self._engine(market)
+            engine.book(symbol).replace_levels(upd.bids, upd.asks)
+            engine.on_market_step(symbol, upd.prints, upd.last)
+        if Market.FUT in inst.markets:
+            self.algo.check_triggers(symbol)
+
+    def _sync(self) -> None:
+        """Bring the market up to the clock (a long idle gap is skipped, not replayed)."""
+        now = self.clock.now_ms()
+        step = self.market.step_ms
+        if now - self._market_ts > self.max_catchup_ms:
+            self._market_ts = now - step
+        while self._market_ts + step <= now:
+            self._market_ts += step
+            self._step_market(self._market_ts, step)
+        self.feed.release_due()
+
+    def advance(self, ms: int) -> None:
+        """Run the market `ms` forward (ManualClock only), one market step at a time."""
+        clock = self.clock
+        if not isinstance(clock, SteppableClock):
+            raise TypeError("advance() needs a clock that can be set (ManualClock)")
+        target = clock.now_ms() + ms
+        step = self.market.step_ms
+        while self._market_ts + step <= target:
+            self._market_ts += step
+            clock.set(max(clock.now_ms(), self._market_ts))
+            self._step_market(self._market_ts, step)
+        clock.set(target)
+        self.feed.release_due()
+
+    def set_book(
+        self,
+        market: Market,
+        symbol: str,
+        *,
+        bids: Iterable[Level],
+        asks: Iterable[Level],
+        prints: Iterable[TradePrint] = (),
+    ) -> None:
+        """Replace `symbol`'s market levels by hand (tests, symbols without a price process)
+        and match resting/conditional orders against them."""
+        engine = self._engine(market)
+        engine.book(symbol).replace_levels(bids, asks)
+        prints = list(prints)
+        engine.on_market_step(symbol, prints, prints[-1].price if prints else None)
+        if market is Market.FUT:
+            self.algo.check_triggers(symbol)
+
+    def set_mark_price(self, symbol: str, price: Decimal) -> None:
+        """Override the futures mark price (until the next market step) and run triggers."""
+        self.market.set_mark(symbol, price)
+        self.algo.check_triggers(symbol)
+
+    def mark_price(self, symbol: str) -> Decimal:
+        return self._mark_or_mid(symbol)
+
+    def set_regime(self, symbol: str, regime: Regime, *, trend: int | None = None) -> None:
+        self.market.set_regime(symbol, regime, trend=trend)
+
+    def set_fees(self, symbol: str, *, maker: Decimal, taker: Decimal) -> None:
+        inst = self.instruments[symbol]
+        self.instruments[symbol] = inst.model_copy(update={"maker_fee": maker, "taker_fee": taker})
+
+    def funding_rate(self, symbol: str) -> Decimal:
+        return self.market.funding_rate(symbol)
+
+    def settle_funding(self, symbol: str | None = None) -> dict[str, Decimal]:
+        """Apply the current funding rate to open positions; returns wallet changes."""
+        symbols = [symbol] if symbol else sorted(self.instruments)
+        out: dict[str, Decimal] = {}
+        for s in symbols:
+            if Market.FUT in self.instruments[s].markets:
+                paid = self.futures_account.settle_funding(s, self.market.funding_rate(s))
+                if paid:
+                    out[s] = paid
+        return out
+
+    # ---- request gate -------------------------------------------------------------------------
+    def _request(self, op: str, action: Callable[[], T]) -> T:
+        self._sync()
+        fault = self.faults.next_fault(op)
+        if fault is not None and fault.kind is FaultKind.CONNECT_TIMEOUT:
+            raise_before(fault)  # never reached the venue: no weight used
+        self.limiter.charge(op, self.clock.now_ms())
+        if fault is not None and fault.kind.before_processing:
+            raise_before(fault)
+        result = action()
+        if fault is not None:
+            raise_after(fault)
+        return result
+
+    # ---- orders -------------------------------------------------------------------------------
+    def place_order(
+        self,
+        market: Market,
+        symbol: str,
+        side: Side,
+        type: OrderType,  # Binance's parameter name
+        qty: Decimal,
+        *,
+        price: Decimal | None = None,
+        time_in_force: TimeInForce | None = None,
+        client_order_id: str | None = None,
+        reduce_only: bool = False,
+    ) -> VenueOrder:
+        """`POST /api/v3/order` | `POST /fapi/v1/order` (post-only: spot LIMIT_MAKER, futures
+        LIMIT + GTX)."""
+        return self._request(
+            "place",
+            lambda: self._engine(market).place(
+                symbol=symbol,
+                side=side,
+                type=type,
+                qty=qty,
+                price=price,
+                time_in_force=time_in_force,
+                client_order_id=client_order_id,
+                reduce_only=reduce_only,
+            ),
+        )
+
+    def cancel_order(
+        self,
+        market: Market,
+        symbol: str,
+        *,
+        order_id: int | None = None,
+        client_order_id: str | None = None,
+    ) -> VenueOrder:
+        return self._request(
+            "cancel",
+            lambda: self._engine(market).cancel(
+                symbol, order_id=order_id, client_order_id=client_order_id
+            ),
+        )
+
+    def get_order(
+        self,
+        market: Market,
+        symbol: str,
+        *,
+        order_id: int | None = None,
+        client_order_id: str | None = None,
+    ) -> VenueOrder:
+        return self._request(
+            "query",
+            lambda: self._engine(market).get(
+                symbol, order_id=order_id, client_order_id=client_order_id
+            ),
+        )
+
+    def open_orders(self, market: Market, symbol: str | None = None) -> list[VenueOrder]:
+        return self._request(
+            "open_orders",
+            lambda: [o.snapshot() for o in self._engine(market).open_orders(symbol)],
+        )
+
+    def my_trades(self, market: Market, symbol: str, since_ms: int | None = None) -> list[Trade]:
+        return self._request(
+            "trades", lambda: list(self._engine(market).my_trades(symbol, since_ms))
+        )
+
+    def book(self, market: Market, symbol: str, depth: int = 20) -> BookView:
+        """`GET /api/v3/depth` (our own resting orders included in the levels)."""
+        return self._request(
+            "book",
+            lambda: self._engine(market).book(symbol).view(self.clock.now_ms(), depth),
+        )
+
+    # ---- spot OCO -----------------------------------------------------------------------------
+    def place_oco(
+        self,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        *,
+        limit_price: Decimal,
+        stop_price: Decimal,
+        stop_limit_price: Decimal | None = None,
+        list_client_order_id: str | None = None,
+        limit_client_order_id: str | None = None,
+        stop_client_order_id: str | None = None,
+    ) -> OrderList:
+        """`POST /api/v3/orderList/oco` (see :meth:`MatchingEngine.place_oco`)."""
+        return self._request(
+            "oco_place",
+            lambda: self.spot.place_oco(
+                symbol=symbol,
+                side=side,
+                qty=qty,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                stop_limit_price=stop_limit_price,
+                list_client_order_id=list_client_order_id,
+                limit_client_order_id=limit_client_order_id,
+                stop_client_order_id=stop_client_order_id,
+            ),
+        )
+
+    def cancel_order_list(self, symbol: str, order_list_id: int) -> OrderList:
+        return self._request(
+            "oco_cancel", lambda: self.spot.cancel_order_list(symbol, order_list_id)
+        )
+
+    def get_order_list(self, order_list_id: int) -> OrderList:
+        return self._request("query", lambda: self.spot.get_order_list(order_list_id))
+
+    def open_order_lists(self) -> list[OrderList]:
+        return self._request("open_orders", self.spot.open_order_lists)
+
+    # ---- futures algo orders ----------------------------------------------------------------
+    def place_algo_order(
+        self,
+        symbol: str,
+        side: Side,
+        type: OrderType,  # Binance's parameter name
+        *,
+        trigger_price: Decimal,
+        qty: Decimal | None = None,
+        working_type: WorkingType = WorkingType.MARK_PRICE,
+        reduce_only: bool = False,
+        close_position: bool = False,
+        client_algo_id: str | None = None,
+    ) -> AlgoOrder:
+        """`POST /fapi/v1/algoOrder` (algoType CONDITIONAL)."""
+        return self._request(
+            "algo_place",
+            lambda: self.algo.place(
+                symbol=symbol,
+                side=side,
+                type=type,
+                trigger_price=trigger_price,
+                qty=qty,
+                working_type=working_type,
+                reduce_only=reduce_only,
+                close_position=close_position,
+                client_algo_id=client_algo_id,
+            ),
+        )
+
+    def cancel_algo_order(
+        self, *, algo_id: int | None = None, client_algo_id: str | None = None
+    ) -> AlgoOrder:
+        return self._request(
+            "algo_cancel",
+            lambda: self.algo.cancel(algo_id=algo_id, client_algo_id=client_algo_id),
+        )
+
+    def get_algo_order(
+        self, *, algo_id: int | None = None, client_algo_id: str | None = None
+    ) -> AlgoOrder:
+        return self._request(
+            "algo_query", lambda: self.algo.get(algo_id=algo_id, client_algo_id=client_algo_id)
+        )
+
+    def open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
+        return self._request("algo_query", lambda: self.algo.open_orders(symbol))
+
+    # ---- accounts -----------------------------------------------------------------------------
+    def balances(self) -> dict[str, Balance]:
+        """Spot balances (`GET /api/v3/account`)."""
+        return self._request("account", self.spot_account.balances)
+
+    def futures_account_info(self) -> FuturesAccountInfo:
+        return self._request("account", self.futures_account.info)
+
+    def positions(self) -> list[PositionInfo]:
+        """Open futures positions (`GET /fapi/v3/positionRisk`)."""
+        return self._request("account", self.futures_account.positions)
+
+    def position(self, symbol: str) -> PositionInfo:
+        return self._request("account", lambda: self.futures_account.position(symbol))
+
+    def set_leverage(self, symbol: str, leverage: int) -> int:
+        self.futures.instrument(symbol)
+        return self._request(
+            "leverage", lambda: self.futures_account.set_leverage(symbol, leverage)
+        )
+
+    def set_margin_type(self, symbol: str, margin_type: MarginType) -> None:
+        self.futures.instrument(symbol)
+        self._request(
+            "margin_type", lambda: self.futures_account.set_margin_type(symbol, margin_type)
+        )
+
+
+def is_definitive(exc: errors.VenueError) -> bool:
+    """A 4xx answer other than 429/408: the venue said no and retrying cannot help."""
+    return exc.http_status < 500 and exc.http_status not in (408, 429)
+
+
+__all__ = ["ManualClock", "Venue", "is_definitive"]
