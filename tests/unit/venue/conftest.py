@@ -11,6 +11,7 @@ from tradekit.instrument import Instrument
 from venue.accounts import FuturesAccount, SpotAccount
 from venue.clock import ManualClock
 from venue.engine import MatchingEngine
+from venue.venue import Venue
 
 D = Decimal
 
@@ -90,17 +91,25 @@ def fut(clock: ManualClock, fut_account: FuturesAccount) -> MatchingEngine:
 
 
 @pytest.fixture
-def venue(clock: ManualClock):
-    """A venue without a price process: books are set by hand around 100 on both markets."""
-    from venue.venue import Venue
+def make_venue(clock: ManualClock):
+    """Builds a venue without a price process: books set by hand around 100 on both markets."""
 
-    v = Venue(
-        clock=clock,
-        instruments=[TEST],
-        spot_balances={"USDT": D("100000"), "TEST": D("50")},
-        futures_wallet=D("10000"),
-        auto_funding=False,
-    )
-    for market in (Market.SPOT, Market.FUT):
-        v.set_book(market, "TESTUSDT", bids=BIDS, asks=ASKS)
-    return v
+    def build(**kwargs) -> Venue:
+        v = Venue(
+            clock=clock,
+            instruments=[TEST],
+            spot_balances={"USDT": D("100000"), "TEST": D("50")},
+            futures_wallet=D("10000"),
+            auto_funding=False,
+            **kwargs,
+        )
+        for market in (Market.SPOT, Market.FUT):
+            v.set_book(market, "TESTUSDT", bids=BIDS, asks=ASKS)
+        return v
+
+    return build
+
+
+@pytest.fixture
+def venue(make_venue) -> Venue:
+    return make_venue()
