@@ -3,6 +3,7 @@ by hand (asks 100.0×1, 100.5×2, 101.0×3; bids 99.5×1, 99.0×2, 98.5×3)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -111,5 +112,5 @@ def make_venue(clock: ManualClock):
 
 
 @pytest.fixture
-def venue(make_venue) -> Venue:
+def venue(make_venue: Callable[..., Venue]) -> Venue:
     return make_venue()
