@@ -289,6 +289,10 @@ class Venue:
     def set_regime(self, symbol: str, regime: Regime, *, trend: int | None = None) -> None:
         self.market.set_regime(symbol, regime, trend=trend)
 
+    def register_instrument(self, inst: Instrument) -> None:
+        """Add or replace an instrument (filters from S4's instrument_registry win)."""
+        self.instruments[inst.symbol] = inst
+
     def set_fees(self, symbol: str, *, maker: Decimal, taker: Decimal) -> None:
         inst = self.instruments[symbol]
         self.instruments[symbol] = inst.model_copy(update={"maker_fee": maker, "taker_fee": taker})
