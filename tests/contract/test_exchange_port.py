@@ -378,3 +378,17 @@ async def test_place_order_with_conditional_type_points_to_place_conditional(
                 stop_price=D("1000"),
             )
         )
+
+
+async def test_sim_exchange_with_simulated_latency_waits_sampled_time() -> None:
+    import time
+
+    clock = ManualClock(1_700_000_000_000)
+    venue = default_venue(clock=clock, seed=3)
+    ex = SimExchange(venue, simulate_latency=True)
+    started = time.perf_counter()
+    await ex.server_time_ms()
+    assert time.perf_counter() - started >= 0.007  # the latency model's floor is 8 ms
+    await ex.close()
+    with pytest.raises(ExchangeNetworkError):
+        await ex.server_time_ms()

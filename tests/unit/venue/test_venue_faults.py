@@ -198,3 +198,12 @@ def test_fault_plan_with_report_kind_on_request_op_rejected() -> None:
     fault = inj.next_fault("query")
     assert fault is not None
     assert fault.kind is FaultKind.RATE_LIMIT
+
+
+def test_subscriber_with_fill_receives_new_then_trade_reports(venue: Venue) -> None:
+    got: list[str] = []
+    unsubscribe = venue.subscribe(lambda e: got.append(e.execution_type))
+    venue.place_order(SPOT, SYM, Side.BUY, OrderType.MARKET, D("0.5"))
+    unsubscribe()
+    venue.place_order(SPOT, SYM, Side.BUY, OrderType.MARKET, D("0.5"))
+    assert got == ["NEW", "TRADE"]

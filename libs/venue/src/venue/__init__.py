@@ -1,1 +1,47 @@
-"""Package."""
+"""Local venue simulator: a Binance-like spot + USDⓈ-M futures venue in pure Python.
+
+Matching engine with an L2 book per symbol (:mod:`venue.engine`, :mod:`venue.book`), spot and
+futures accounts (:mod:`venue.accounts`), futures algo orders and spot OCO lists
+(:mod:`venue.algo`, :mod:`venue.engine`), fees from the instrument, a seeded latency model
+(:mod:`venue.latency`), server time with skew, faults on demand (:mod:`venue.faults`), replayed
+and synthetic markets (:mod:`venue.market`), an execution-report feed (:mod:`venue.feed`) and
+market-data features (:mod:`venue.features`). No I/O (except reading the recorded fixtures
+once, on request), no asyncio, no sleeps, an injected clock, one ``random.Random`` per concern
+seeded from the venue's seed.
+
+Start with :func:`venue.defaults.default_venue` or build a :class:`venue.venue.Venue`.
+"""
+
+from venue.clock import Clock, ManualClock, WallClock
+from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
+from venue.errors import AckDropped, RateLimitExceeded, VenueError, VenueServerError, VenueTimeout
+from venue.faults import FaultInjector, FaultKind, FaultPlan, ScriptedFault
+from venue.features import FeatureCalculator
+from venue.latency import LatencyConfig, LatencyModel
+from venue.market import MarketSimulator, Regime, ReplayProcess, SyntheticProcess
+from venue.venue import Venue
+
+__all__ = [
+    "DEFAULT_INSTRUMENTS",
+    "AckDropped",
+    "Clock",
+    "FaultInjector",
+    "FaultKind",
+    "FaultPlan",
+    "FeatureCalculator",
+    "LatencyConfig",
+    "LatencyModel",
+    "ManualClock",
+    "MarketSimulator",
+    "RateLimitExceeded",
+    "Regime",
+    "ReplayProcess",
+    "ScriptedFault",
+    "SyntheticProcess",
+    "Venue",
+    "VenueError",
+    "VenueServerError",
+    "VenueTimeout",
+    "WallClock",
+    "default_venue",
+]
