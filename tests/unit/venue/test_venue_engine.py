@@ -262,3 +262,13 @@ def test_taker_with_own_resting_order_in_the_way_expires_maker(spot: MatchingEng
 def test_engine_reports_with_fills_emit_new_trade_in_order(spot: MatchingEngine, recorder) -> None:
     order = buy_market(spot, "2")
     assert recorder.kinds(order.order_id) == ["NEW", "TRADE", "TRADE"]
+
+
+def test_limit_with_own_opposite_order_inside_spread_expires_maker_not_crossing_book(
+    spot: MatchingEngine,
+) -> None:
+    own_sell = limit(spot, Side.SELL, "1", "99.8")  # inside the spread, below the market ask
+    buy = limit(spot, Side.BUY, "1", "99.9")  # crosses only our own sell
+    assert spot.get(SYM, order_id=own_sell.order_id).status is OrderStatus.EXPIRED
+    assert buy.status is OrderStatus.ACCEPTED
+    assert spot.book(SYM).best_own(Side.SELL) is None

@@ -272,8 +272,11 @@ class MatchingEngine:
             plan = (
                 [] if order.post_only else book.plan_take(order.side, order.remaining, order.price)
             )
-        if plan:
-            self._expire_self_trades(order, book, plan[-1][0])
+        # STP covers our own orders the taker would meet: up to its limit, or (market) up to
+        # the worst level it walks to. Post-only orders never cross (checked before).
+        worst = order.price if order.price is not None else (plan[-1][0] if plan else None)
+        if worst is not None and not order.post_only:
+            self._expire_self_trades(order, book, worst)
         for price, qty in plan:
             if not order.is_open:
                 break
