@@ -33,7 +33,7 @@ def _wait_healthy(name: str, url: str, proc: subprocess.Popen[bytes], timeout: f
             print(f"devstack: {name} exited with {proc.returncode}", file=sys.stderr)
             return False
         try:
-            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:
                     return True
         except OSError:
@@ -77,7 +77,7 @@ def main() -> int:
     try:
         for name, module, port in (("s4-router", "s4_router", s4_port),
                                    ("s3-strategy", "s3_strategy", s3_port)):  # fmt: skip
-            proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO)  # noqa: S603
+            proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO)
             procs.append((name, proc))
             if not _wait_healthy(name, f"http://127.0.0.1:{port}/health", proc, 60):
                 return 1
@@ -86,7 +86,7 @@ def main() -> int:
             "devstack: ready. Try:\n"
             f"  curl -s localhost:{s3_port}/health\n"
             f"  curl -s -X POST localhost:{s3_port}/decide -H 'content-type: application/json'"
-            " -d '{\"symbol\":\"BTCUSDT\",\"dry_run\":true}'\n"
+            ' -d \'{"symbol":"BTCUSDT","dry_run":true}\'\n'
             "devstack: Ctrl-C stops everything.",
             flush=True,
         )

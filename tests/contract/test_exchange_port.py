@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+
 from s4_router.adapters.exchange.base import (
     AmbiguousSubmit,
     DuplicateOrder,

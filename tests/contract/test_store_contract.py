@@ -29,6 +29,7 @@ from arango.client import ArangoClient
 from arango.http import DefaultHTTPClient
 from arango.request import Request
 from arango.response import Response
+
 from svckit.errors import DuplicateKey, NotFound, StoreError, StoreUnavailable
 from svckit.store._common import content_rev
 from svckit.store.arango import ArangoStore, translate_error

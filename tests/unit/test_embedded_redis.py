@@ -73,7 +73,7 @@ def test_find_binary_without_env_falls_back_to_a_runnable_server(
 def test_free_port_with_bus_leaves_room_for_the_cluster_bus() -> None:
     for _ in range(20):
         port = free_port(with_bus=True)
-        assert 1024 < port and port + 10000 <= 65535
+        assert port > 1024 and port + 10000 <= 65535
 
 
 def test_cluster_with_fewer_than_three_masters_is_refused() -> None:

@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _exporter() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("export_schemas", REPO / "scripts/export_schemas.py")
+    spec = importlib.util.spec_from_file_location(
+        "export_schemas", REPO / "scripts/export_schemas.py"
+    )
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     sys.modules["export_schemas"] = mod

@@ -64,9 +64,7 @@ def test_price_rounding_with_side_is_passive_or_protective() -> None:
     qty=st.decimals(min_value=D("0.001"), max_value=D(100), places=6),
     step=st.sampled_from([D("0.001"), D("0.01"), D(1), D("0.5")]),
 )
-def test_round_qty_with_any_input_is_a_multiple_of_step_not_above_input(
-    qty: D, step: D
-) -> None:
+def test_round_qty_with_any_input_is_a_multiple_of_step_not_above_input(qty: D, step: D) -> None:
     inst = BTC.model_copy(update={"stepSize": step})
     try:
         r = inst.round_qty(qty)

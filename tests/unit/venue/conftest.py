@@ -7,6 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+
 from tradekit.enums import Market
 from tradekit.instrument import Instrument
 from venue.accounts import FuturesAccount, SpotAccount

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from tradekit.enums import OrderStatus, OrderType, Side, TimeInForce
 from venue import errors
 from venue.accounts import SpotAccount

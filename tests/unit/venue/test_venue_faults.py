@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from tradekit.enums import Market, OrderType, Side
 from venue import errors
 from venue.clock import ManualClock

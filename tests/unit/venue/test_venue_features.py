@@ -6,6 +6,7 @@ import math
 from decimal import Decimal
 
 import pytest
+
 from tradekit.market import FeatureSnapshot
 from venue.features import (
     Bar,

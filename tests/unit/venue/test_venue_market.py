@@ -7,6 +7,7 @@ import statistics
 from decimal import Decimal
 
 import pytest
+
 from tradekit.enums import Market, OrderStatus, OrderType, Side
 from tradekit.instrument import Instrument
 from venue.clock import ManualClock

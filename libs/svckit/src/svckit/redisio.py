@@ -203,7 +203,9 @@ async def autoclaim(
     ids = [eid for eid, fields in entries if fields is not None]
     counts: dict[str, int] = {}
     if ids:
-        pending: Any = await r.xpending_range(stream, group, min=ids[0], max=ids[-1], count=len(ids))
+        pending: Any = await r.xpending_range(
+            stream, group, min=ids[0], max=ids[-1], count=len(ids)
+        )
         counts = {str(p["message_id"]): int(p["times_delivered"]) for p in pending}
     return [
         _decode(stream, eid, fields, counts.get(eid, 2))

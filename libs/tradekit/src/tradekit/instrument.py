@@ -45,11 +45,11 @@ class Instrument(BaseModel):
     base_asset: str
     quote_asset: str = "USDT"
     markets: tuple[Market, ...] = (Market.FUT, Market.SPOT)
-    tickSize: PositiveDecimal  # noqa: N815 - spec field name
-    stepSize: PositiveDecimal  # noqa: N815 - spec field name
-    minNotional: Decimal = Field(ge=0)  # noqa: N815 - spec field name
-    minQty: Decimal = Field(default=ZERO, ge=0)  # noqa: N815 - spec field name
-    maxQty: Decimal | None = None  # noqa: N815 - spec field name
+    tickSize: PositiveDecimal
+    stepSize: PositiveDecimal
+    minNotional: Decimal = Field(ge=0)
+    minQty: Decimal = Field(default=ZERO, ge=0)
+    maxQty: Decimal | None = None
     spread_bp_limit: Decimal | None = None
     depth_top1_usdt_min: Decimal | None = None
     maker_fee: Decimal = Decimal("0.0002")

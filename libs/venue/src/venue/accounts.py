@@ -23,7 +23,6 @@ from typing import Protocol
 from tradekit.enums import Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-
 from venue import errors
 from venue.models import (
     Balance,

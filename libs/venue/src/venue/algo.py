@@ -24,7 +24,6 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from tradekit.enums import OrderType, Side
-
 from venue import errors
 from venue.accounts import FuturesAccount
 from venue.clock import Clock

@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from tradekit.enums import Side
 from tradekit.money import ZERO
-
 from venue.models import BookView, VenueOrder
 
 Level = tuple[Decimal, Decimal]

@@ -16,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from tradekit.instrument import Instrument
-
 from venue.clock import Clock, ManualClock
 from venue.faults import FaultInjector, FaultPlan
 from venue.latency import LatencyModel

@@ -29,7 +29,6 @@ from decimal import Decimal
 from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-
 from venue import errors
 from venue.accounts import Account, FuturesAccount
 from venue.book import OrderBook, crosses

@@ -33,7 +33,6 @@ from typing import Protocol
 from tradekit.enums import Side
 from tradekit.instrument import Instrument, RoundMode, round_to_increment
 from tradekit.money import ZERO
-
 from venue.book import Level
 from venue.models import TradePrint
 

@@ -23,7 +23,6 @@ from typing import Protocol, TypeVar, runtime_checkable
 from tradekit.enums import Market, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-
 from venue import errors
 from venue.accounts import FuturesAccount, SpotAccount
 from venue.algo import AlgoBook
@@ -131,6 +130,8 @@ class Venue:
             report=self._algo_report,
         )
         self._market_ts = clock.now_ms()
+        # Market-data taps (the Redis feed of `make run`): see add_market_listener().
+        self._market_listeners: list[Callable[[str, MarketUpdate], None]] = []
         self._next_funding = (self._market_ts // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
         if self.market.processes:
             self._step_market(self._market_ts, self.market.step_ms)
@@ -226,7 +227,19 @@ class Venue:
             self.settle_funding()
             self._next_funding += FUNDING_INTERVAL_MS
 
+    def add_market_listener(self, cb: Callable[[str, MarketUpdate], None]) -> Callable[[], None]:
+        """Call `cb(symbol, update)` for every market step (books and tape), outside the
+        request path: no weight, no injected faults. Returns an unsubscribe function."""
+        self._market_listeners.append(cb)
+        return lambda: self._market_listeners.remove(cb)
+
+    def sync(self) -> None:
+        """Bring the market up to the clock without a request (market-data pumps)."""
+        self._sync()
+
     def _apply_update(self, symbol: str, upd: MarketUpdate) -> None:
+        for listener in self._market_listeners:
+            listener(symbol, upd)
         inst = self.instruments[symbol]
         for market in inst.markets:
             engine = self._engine(market)

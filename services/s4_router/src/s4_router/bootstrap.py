@@ -157,7 +157,7 @@ async def bootstrap(
     instruments = await load_instruments(store)
     background: list[BackgroundTask] = []
     if exchange is None:
-        from s4_router.adapters.exchange.factory import make_exchange  # noqa: PLC0415
+        from s4_router.adapters.exchange.factory import make_exchange
 
         exchange, background = make_exchange(
             settings, instruments=instruments, redis=redis, clock=clock
@@ -184,6 +184,7 @@ async def bootstrap(
         claim_idle_ms=settings.stream_claim_idle_ms,
         max_deliveries=settings.stream_max_deliveries,
         stream=keys.ORDERS_INTENT,
+        block_ms=settings.stream_block_ms,
     )
     log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_rev})
     return S4Container(

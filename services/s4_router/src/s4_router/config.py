@@ -31,6 +31,9 @@ class Settings(ServiceSettings):
     consumer_name: str | None = Field(default=None, description="default: hostname-pid")
     stream_claim_idle_ms: int = Field(default=30_000, ge=1000)
     stream_max_deliveries: int = Field(default=5, ge=1)
+    stream_block_ms: int = Field(
+        default=1000, ge=10, le=4000, description="XREADGROUP BLOCK; stays below the socket timeout"
+    )
     sim_symbols: CsvList = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "QRLUSDT"])
     sim_publish_market: bool = Field(
         default=True, description="with exchange=sim: publish mkt:* and feat:last:* to Redis"

@@ -33,11 +33,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tradekit.instrument import Instrument
-
 from svckit.errors import DuplicateKey
 from svckit.store._common import KEY_RE, SYSTEM_FIELDS, content_rev
 from svckit.store.base import Doc, DocumentStore
+from tradekit.instrument import Instrument
 
 INSTRUMENTS_FILE = "instrument_registry.json"
 FACTORS_FILE = "factor_registry.json"

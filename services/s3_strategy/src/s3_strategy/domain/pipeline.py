@@ -78,9 +78,9 @@ class Decision:
 REQUIRED = ("mid", "spread_bps", "depth_top1_usdt")
 
 
-def check_features(features: dict[str, float], ts: int | None, now_ms: int, limits: Limits) -> (
-    Decision | None
-):
+def check_features(
+    features: dict[str, float], ts: int | None, now_ms: int, limits: Limits
+) -> Decision | None:
     missing = [f for f in REQUIRED if f not in features]
     if missing or ts is None:
         return Decision(False, Reason.FEATURE_MISSING, message=f"missing: {missing or ['ts']}")

@@ -22,7 +22,7 @@ class DecideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symbol: str = Field(min_length=2, max_length=20)
-    sideHint: Side | None = None  # noqa: N815 - spec field name
+    sideHint: Side | None = None
     dry_run: bool = False
     context: DecideContext | None = None
 

@@ -44,7 +44,7 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
 
     @app.post("/orders", response_model=OrderReply, response_model_exclude_none=True)
     async def post_orders(body: OrderRequest, router: RouterDep, response: Response) -> OrderReply:
-        """Execute one order intent (FUT or SPOT body of spec §D1); idempotent by client_order_id."""
+        """Execute one order intent (spec §D1 FUT/SPOT body); idempotent by client_order_id."""
         outcome = await router.submit(body, source="rest")
         response.status_code = outcome.http_status
         return outcome.response
@@ -52,9 +52,7 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
     @app.post("/cancel", response_model=OrderReply, response_model_exclude_none=True)
     async def post_cancel(body: CancelRequest, router: RouterDep, response: Response) -> OrderReply:
         """Cancel an order (and its live child orders) by order_id or client_order_id."""
-        outcome = await router.cancel(
-            client_order_id=body.client_order_id, order_id=body.order_id
-        )
+        outcome = await router.cancel(client_order_id=body.client_order_id, order_id=body.order_id)
         response.status_code = outcome.http_status
         return outcome.response
 

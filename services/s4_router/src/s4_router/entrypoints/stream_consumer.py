@@ -45,7 +45,9 @@ class IntentConsumer:
         claim_idle_ms: int,
         max_deliveries: int,
         stream: str = keys.ORDERS_INTENT,
+        block_ms: int = 1000,
     ) -> None:
+        self.block_ms = block_ms
         self.redis = redis
         self.router = router
         self.clock = clock
@@ -74,7 +76,9 @@ class IntentConsumer:
                     )
                     next_claim = self.clock.monotonic() + self.claim_idle_ms / 4000
                 if not entries:
-                    entries = await read_group(self.redis, self.stream, self.group, self.consumer)
+                    entries = await read_group(
+                        self.redis, self.stream, self.group, self.consumer, block_ms=self.block_ms
+                    )
                 self.healthy = True
                 backoff = 0.1
                 for entry in entries:

@@ -16,21 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-
-from tradekit.enums import OrderStatus, OrderType, RequestResult
-from tradekit.errors import InvalidIntent
-from tradekit.events import Alert, OrderExecuted, RouterEvent
-from tradekit.ids import child_order_id
-from tradekit.instrument import Instrument
-from tradekit.intents import MakerTakerPolicy, MarketPolicy, OrderIntent
-from tradekit.money import ZERO
-from tradekit.orders import FillRecord, OrderRecord, OrderResponse, StateChange
 
 from s4_router.adapters.exchange.base import (
     AmbiguousSubmit,
@@ -52,6 +43,14 @@ from svckit.clock import Clock
 from svckit.errors import DuplicateKey
 from svckit.redisio import RedisClient, claim_for_execution, new_token, xadd_json
 from svckit.store.base import DocumentStore, Query
+from tradekit.enums import OrderStatus, OrderType, RequestResult
+from tradekit.errors import InvalidIntent
+from tradekit.events import Alert, OrderExecuted, RouterEvent
+from tradekit.ids import child_order_id
+from tradekit.instrument import Instrument
+from tradekit.intents import MakerTakerPolicy, MarketPolicy, OrderIntent
+from tradekit.money import ZERO
+from tradekit.orders import FillRecord, OrderRecord, OrderResponse, StateChange
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +119,7 @@ class OrderRouter:
                 "orders", {"_key": intent.client_order_id, **parent.model_dump(mode="json")}
             )
         except DuplicateKey:
-            again = await self.store.find_one(
-                "orders", {"client_order_id": intent.client_order_id}
-            )
+            again = await self.store.find_one("orders", {"client_order_id": intent.client_order_id})
             if again is not None:
                 return self._duplicate(again, source)
             raise
@@ -455,7 +452,9 @@ class OrderRouter:
             Query(where={"parent_client_order_id": client_order_id}, sort=[("ts_fill", "asc")]),
         )
         if not fills:
-            fills = await self.store.find("fills", Query(where={"client_order_id": client_order_id}))
+            fills = await self.store.find(
+                "fills", Query(where={"client_order_id": client_order_id})
+            )
         return {
             "order": strip(order),
             "children": [strip(c) for c in children],
@@ -519,7 +518,6 @@ class OrderRouter:
                 status=OrderStatus.CANCELED,
             )
         )
-
 
 
 def strip(doc: dict[str, Any]) -> dict[str, Any]:

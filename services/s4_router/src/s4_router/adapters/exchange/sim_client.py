@@ -37,12 +37,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
-from tradekit.enums import Liquidity, Market, OrderType, Side, TimeInForce
-from tradekit.instrument import Instrument
-from venue import errors as verr
-from venue.models import AlgoOrder, MarginType, OrderList, Trade, VenueOrder, WorkingType
-from venue.venue import Venue
-
 from s4_router.adapters.exchange.base import (
     AmbiguousSubmit,
     BookTop,
@@ -62,6 +56,11 @@ from s4_router.adapters.exchange.base import (
     RateLimited,
     ReduceOnlyRejected,
 )
+from tradekit.enums import Liquidity, Market, OrderType, Side, TimeInForce
+from tradekit.instrument import Instrument
+from venue import errors as verr
+from venue.models import AlgoOrder, MarginType, OrderList, Trade, VenueOrder, WorkingType
+from venue.venue import Venue
 
 T = TypeVar("T")
 

@@ -1,0 +1,47 @@
+"""Builds the exchange adapter named by `S4_EXCHANGE`, plus the background jobs it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from s4_router.adapters.exchange.base import ExchangePort
+from s4_router.config import Settings
+from svckit.clock import Clock
+from svckit.errors import ConfigError
+from svckit.redisio import RedisClient
+from tradekit.instrument import Instrument
+
+if TYPE_CHECKING:
+    from s4_router.bootstrap import BackgroundTask
+
+
+def make_exchange(
+    settings: Settings,
+    *,
+    instruments: Mapping[str, Instrument],
+    redis: RedisClient,
+    clock: Clock,
+) -> tuple[ExchangePort, list[BackgroundTask]]:
+    if settings.exchange == "sim":
+        from s4_router.adapters.exchange.sim_client import SimExchange
+        from s4_router.adapters.market_feed import SimMarketFeed
+        from venue.defaults import default_venue
+
+        symbols = [s for s in settings.sim_symbols if s in instruments]
+        venue = default_venue(
+            clock=clock,
+            seed=settings.sim_seed,
+            instruments=[instruments[s] for s in symbols],
+        )
+        jobs: list[BackgroundTask] = []
+        if settings.sim_publish_market:
+            feed = SimMarketFeed(
+                venue=venue, redis=redis, symbols=symbols, period_ms=settings.market_publish_ms
+            )
+            jobs.append(feed.run)
+        return SimExchange(venue), jobs
+    raise ConfigError(
+        f"S4_EXCHANGE={settings.exchange}: the ccxt adapter is not available in this build; "
+        "use S4_EXCHANGE=sim"
+    )

@@ -1,0 +1,227 @@
+"""S4 over HTTP (in-process ASGI) with the in-process venue simulator, a real Redis and SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from s4_router.bootstrap import S4Container, bootstrap
+from s4_router.config import Settings
+from s4_router.entrypoints.api import create_app
+from svckit import jsonutil, keys
+from svckit.embedded_redis import EmbeddedRedis
+from svckit.redisio import RedisClient, make_redis
+from svckit.store.sqlite import SqliteStore
+from tests.conftest import FIXTURES
+from tradekit.enums import Market
+
+FUT: dict[str, Any] = {
+    "intent_id": "uuid-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.002,
+    "exec_policy": {"type": "MARKET"}, "client_order_id": "t-btc-1",
+}  # fmt: skip
+
+
+def s4_settings(redis_addresses: list[str], tmp_path: Path) -> Settings:
+    return Settings(
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        route_table_path=FIXTURES / "route_table.json",
+        market_publish_ms=50,
+        stream_block_ms=50,
+    )
+
+
+@pytest.fixture
+async def s4(
+    redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, S4Container]]:
+    settings = s4_settings(redis_addresses, tmp_path)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    container = await bootstrap(settings, redis=redis, store=store)
+    app = create_app(settings, container=container)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s4") as client,
+    ):
+        yield client, container
+    await store.close()
+
+
+async def test_post_orders_with_market_fut_intent_fills_persists_and_publishes(
+    s4: tuple[httpx.AsyncClient, S4Container], redis: RedisClient
+) -> None:
+    client, c = s4
+    r = await client.post("/orders", json=FUT)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["result"] == "OK" and body["status"] == "FILLED"
+    assert body["order_ids"] == ["t-btc-1", "t-btc-1-E1"]
+    view = (await client.get("/orders/t-btc-1")).json()
+    assert view["order"]["status"] == "FILLED" and view["order"]["filled_qty"] == "0.002"
+    assert [h["status"] for h in view["order"]["history"]] == ["NEW", "SUBMITTED", "FILLED"]
+    assert [ch["client_order_id"] for ch in view["children"]] == ["t-btc-1-E1"]
+    fills = view["fills"]
+    assert sum(float(f["qty"]) for f in fills) == pytest.approx(0.002)
+    for f in fills:
+        assert f["liquidity"] == "TAKER" and f["mid_at_send"] and f["book_top3"]["asks"]
+        assert f["slippage_bps"] is not None and float(f["price"]) > 60_000
+    entries = await redis.xrange(keys.ORDERS_EXECUTED)
+    assert len(entries) == 1
+    event = jsonutil.loads(entries[0][1]["data"])
+    assert event["client_order_id"] == "t-btc-1" and event["status"] == "FILLED"
+    assert (await redis.get(keys.idem_order("t-btc-1"))).startswith("s4:")
+    assert c.metrics.submit_latency._sum.get() > 0
+
+
+async def test_post_orders_resend_with_same_client_order_id_sends_nothing_new(
+    s4: tuple[httpx.AsyncClient, S4Container],
+) -> None:
+    client, c = s4
+    assert (await client.post("/orders", json=FUT)).json()["result"] == "OK"
+    trades_before = await c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT")
+    again = await client.post("/orders", json={**FUT, "qty": 0.005})
+    assert again.status_code == 200
+    body = again.json()
+    assert body["duplicate"] is True and body["result"] == "OK" and body["status"] == "FILLED"
+    trades_after = await c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT")
+    assert len(trades_after) == len(trades_before)
+    assert await c.store.count("orders", {"parent_client_order_id": "t-btc-1"}) == 1
+
+
+async def test_post_orders_concurrent_resends_execute_exactly_once(
+    s4: tuple[httpx.AsyncClient, S4Container],
+) -> None:
+    client, c = s4
+    body = {**FUT, "client_order_id": "t-btc-race"}
+    results = await asyncio.gather(*(client.post("/orders", json=body) for _ in range(8)))
+    assert all(r.status_code == 200 for r in results)
+    assert sum(1 for r in results if not r.json().get("duplicate")) == 1
+    trades = [
+        t for t in await c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT")
+        if t.client_order_id.startswith("t-btc-race")
+    ]  # fmt: skip
+    assert sum(t.qty for t in trades) == Decimal("0.002")
+
+
+@pytest.mark.parametrize(
+    ("patch", "needle"),
+    [
+        ({"qty": 0}, "qty"),
+        ({"qty": -0.1}, "qty"),
+        ({"qty": "lots"}, "qty"),
+        ({"side": "LONG"}, "side"),
+        ({"symbol": "DOGEUSDT"}, "unknown symbol"),
+        ({"client_order_id": "has/slash"}, "client_order_id"),
+        ({"qty": 0.0001}, "rounds to zero"),
+        ({"qty": 0.001, "symbol": "ETHUSDT"}, "minNotional"),
+        ({"sl": {"type": "STOP_MARKET", "price": 60000}}, "protection"),
+        ({"exec_policy": {"type": "TWAP", "slices": 2, "gap_ms": 100}}, "not supported"),
+        ({"market": "SPOT", "exec_policy": {"type": "OCO", "tp_price": 67000,
+                                            "sl_price": 64500}}, "protection"),
+    ],
+)  # fmt: skip
+async def test_post_orders_with_bad_input_returns_422_naming_the_problem(
+    s4: tuple[httpx.AsyncClient, S4Container], patch: dict[str, Any], needle: str
+) -> None:
+    client, c = s4
+    r = await client.post("/orders", json={**FUT, **patch})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["result"] == "FAIL" and needle in body["message"]
+    assert await c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT") == []
+
+
+async def test_post_orders_with_missing_field_or_bad_json_returns_422(
+    s4: tuple[httpx.AsyncClient, S4Container],
+) -> None:
+    client, _ = s4
+    body = {k: v for k, v in FUT.items() if k != "client_order_id"}
+    r = await client.post("/orders", json=body)
+    assert r.status_code == 422 and "client_order_id" in r.json()["message"]
+    r = await client.post("/orders", content=b"[1,", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["result"] == "FAIL"
+
+
+async def test_cancel_with_unknown_finished_or_ambiguous_target_returns_4xx(
+    s4: tuple[httpx.AsyncClient, S4Container],
+) -> None:
+    client, _ = s4
+    r = await client.post("/cancel", json={"client_order_id": "nope"})
+    assert r.status_code == 404 and "unknown order" in r.json()["message"]
+    r = await client.post("/cancel", json={})
+    assert r.status_code == 422 and "exactly one" in r.json()["message"]
+    r = await client.post("/cancel", json={"client_order_id": "a", "order_id": "1"})
+    assert r.status_code == 422
+    await client.post("/orders", json=FUT)
+    r = await client.post("/cancel", json={"client_order_id": "t-btc-1"})
+    assert r.status_code == 409 and "already FILLED" in r.json()["message"]
+
+
+async def test_get_order_with_unknown_or_invalid_id_returns_4xx(
+    s4: tuple[httpx.AsyncClient, S4Container],
+) -> None:
+    client, _ = s4
+    assert (await client.get("/orders/unknown-1")).status_code == 404
+    assert (await client.get("/orders/bad{id}")).status_code == 422
+
+
+async def test_health_with_dependencies_up_reports_route_rev_and_breaker(
+    s4: tuple[httpx.AsyncClient, S4Container],
+) -> None:
+    client, c = s4
+    r = await client.get("/health")
+    assert r.status_code == 200
+    h = r.json()
+    assert h["status"] == "ok" and h["exchange"]["ok"] and h["redis"] and h["store"]["ok"]
+    assert h["route_table_rev"] == c.route_table_rev and len(h["route_table_rev"]) == 12
+    assert h["circuit_breaker"] == "CLOSED"
+    assert "router_submit_latency_seconds" in (await client.get("/metrics")).text
+
+
+async def test_market_feed_with_sim_exchange_publishes_ticks_depth_and_features(
+    s4: tuple[httpx.AsyncClient, S4Container], redis: RedisClient
+) -> None:
+    for _ in range(100):
+        if await redis.get(keys.feat_last("BTCUSDT")):
+            break
+        await asyncio.sleep(0.02)
+    feats = jsonutil.loads(await redis.get(keys.feat_last("BTCUSDT")))
+    tick = jsonutil.loads(await redis.get(keys.mkt_tick("BTCUSDT")))
+    depth = jsonutil.loads(await redis.get(keys.mkt_depth("BTCUSDT")))
+    assert 55_000 < feats["mid"] < 75_000  # BTCUSDT trades around 65,000 on the simulator
+    assert feats["spread_bps"] >= 0 and feats["depth_top1_usdt"] > 0
+    assert float(tick["bid"]) < float(tick["ask"]) and tick["mark"] is not None
+    assert len(depth["bids"]) >= 5 and float(depth["bids"][0][0]) == float(tick["bid"])
+
+
+async def test_requests_with_redis_down_return_503_and_health_reports_it(
+    tmp_path: Path,
+) -> None:
+    server = EmbeddedRedis().start()
+    client_r = make_redis(server.addresses)
+    settings = s4_settings(server.addresses, tmp_path)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    container = await bootstrap(settings, redis=client_r, store=store)
+    app = create_app(settings, container=container)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s4") as cl,
+        ):
+            server.stop()
+            h = await cl.get("/health")
+            assert h.status_code == 503 and h.json()["redis"] is False
+            r = await cl.post("/orders", json={**FUT, "client_order_id": "t-down-1"})
+            assert r.status_code == 503 and r.json()["result"] == "FAIL"
+            assert "unavailable" in r.json()["message"]
+    finally:
+        server.stop()
+        await client_r.aclose()
+        await store.close()
