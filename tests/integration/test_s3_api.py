@@ -13,7 +13,8 @@ from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
 from s3_strategy.entrypoints.api import create_app
 from svckit import keys
-from svckit.redisio import RedisClient
+from svckit.embedded_redis import EmbeddedRedis
+from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.helpers import put_features
@@ -133,3 +134,28 @@ async def test_health_and_metrics_with_running_service_report_dependencies(
     await client.post("/decide", json={"symbol": "BTCUSDT", "dry_run": True})
     m = (await client.get("/metrics")).text
     assert "s3_decide_latency_seconds_bucket" in m and "s3_gate_skips_total" in m
+
+
+async def test_decide_with_redis_down_returns_503_and_health_reports_it(tmp_path: Path) -> None:
+    server = EmbeddedRedis().start()
+    client_r = make_redis(server.addresses)
+    settings = Settings(
+        redis_addresses=server.addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None
+    )
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    container = await bootstrap(settings, redis=client_r, store=store)
+    app = create_app(settings, container=container)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s3") as cl,
+        ):
+            server.stop()
+            h = await cl.get("/health")
+            assert h.status_code == 503 and h.json()["redis"] is False
+            r = await cl.post("/decide", json={"symbol": "BTCUSDT"})
+            assert r.status_code == 503 and "unavailable" in r.json()["detail"]
+    finally:
+        server.stop()
+        await client_r.aclose()
+        await store.close()
