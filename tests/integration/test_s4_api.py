@@ -197,6 +197,12 @@ async def test_market_feed_with_sim_exchange_publishes_ticks_depth_and_features(
     depth = jsonutil.loads(await redis.get(keys.mkt_depth("BTCUSDT")))
     assert 55_000 < feats["mid"] < 75_000  # BTCUSDT trades around 65,000 on the simulator
     assert feats["spread_bps"] >= 0 and feats["depth_top1_usdt"] > 0
+    # History-based features exist from the first publish (warm-up backfill of 1-min bars).
+    for name in ("atr_14", "ma7_5m", "ma25_5m", "rv_1h", "rv_pctile_30d", "ma_cross",
+                 "funding_rate", "funding_next_abs", "price"):  # fmt: skip
+        assert name in feats, name
+    assert 0 <= feats["rv_pctile_30d"] <= 1 and feats["atr_14"] > 0
+    assert abs(feats["ma7_5m"] / feats["mid"] - 1) < 0.05
     assert float(tick["bid"]) < float(tick["ask"]) and tick["mark"] is not None
     assert len(depth["bids"]) >= 5 and float(depth["bids"][0][0]) == float(tick["bid"])
 

@@ -72,8 +72,8 @@ def test_realized_vol_with_alternating_returns_matches_hand_value() -> None:
 
 
 def test_percentile_rank_with_sorted_history_counts_at_or_below() -> None:
-    assert percentile_rank([1.0, 2.0, 3.0, 4.0], 2.0) == 50.0
-    assert percentile_rank([1.0, 2.0, 3.0, 4.0], 5.0) == 100.0
+    assert percentile_rank([1.0, 2.0, 3.0, 4.0], 2.0) == 0.5
+    assert percentile_rank([1.0, 2.0, 3.0, 4.0], 5.0) == 1.0
 
 
 def test_aggregate_with_ten_minutes_builds_two_five_minute_bars() -> None:
@@ -133,5 +133,5 @@ def test_calculator_rv_pctile_with_calm_history_then_shock_ranks_at_top() -> Non
     for m in range(200, 203):
         price *= D("1.02") if m % 2 else D("0.98")
         calc.on_bar(Bar(T0 + m * 60_000, price, price, price, price))
-    assert calc.values()["rv_pctile_30d"] == 100.0
-    assert calm < 100.0
+    assert calc.values()["rv_pctile_30d"] == 1.0
+    assert calm < 1.0

@@ -17,7 +17,7 @@ Definitions (all prices in quote currency, USDT):
   ranges, then ``ATR = (ATR·(P−1) + TR) / P``).
 * ``rv_{W}m`` = realised volatility: standard deviation of the last W 1-minute log returns,
   annualised (× √525 600).
-* ``rv_pctile_30d`` = percentile rank (0–100) of the current ``rv`` among the ``rv`` values of
+* ``rv_pctile_30d`` = percentile rank as a fraction (0–1, as spec §G's rules compare it) of the current ``rv`` among the ``rv`` values of
   every closed 1-minute bar of the last 30 days. With a shorter history it ranks against what
   exists (``rv_history_minutes`` says how much), and it is omitted until there are
   at least 2 values to rank.
@@ -122,10 +122,10 @@ def realized_vol(
 
 
 def percentile_rank(history: Sequence[float], value: float) -> float:
-    """Share (0–100) of `history` at or below `value` (`history` sorted ascending)."""
+    """Share (0–1) of `history` at or below `value` (`history` sorted ascending)."""
     if not history:
         raise ValueError("empty history")
-    return 100.0 * bisect.bisect_right(history, value) / len(history)
+    return bisect.bisect_right(history, value) / len(history)
 
 
 def sma(values: Sequence[Decimal], n: int) -> Decimal | None:
