@@ -1,0 +1,374 @@
+"""Futures SL/TP brackets for one position: a pure state machine (no I/O, no clock reads).
+
+* As soon as the entry has any fill: a reduce-only STOP_MARKET (`workingType` MARK_PRICE by
+  default) sized to the cumulative filled quantity, then a TAKE_PROFIT_MARKET at the intent's
+  explicit price or at the price that yields its `net_profit_usdt` target after fees.
+* More entry fills ⇒ the brackets are resized (and the TP re-priced to the new average entry).
+  A replace places the new protective order *before* cancelling the old one: the position is
+  never without a venue-side stop once it has had one. Both old and new are reduce-only, so the
+  overlap can never over-close the position.
+* "Naked time" (position open, no acknowledged venue-side stop) is measured from the first entry
+  fill to the first stop acknowledgement.
+* When the position closes (stop, TP or a manual close reported by reconciliation) every
+  remaining bracket order is cancelled: no stale reduce-only order is left for a later position.
+
+State is a plain dict (:meth:`to_state` / :meth:`from_state`), persisted after every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from tradekit.enums import OrderStatus, OrderType, Side
+from tradekit.instrument import Instrument
+
+ZERO = Decimal(0)
+
+
+class Kind(StrEnum):
+    SL = "SL"
+    TP = "TP"
+
+
+class BracketState(StrEnum):
+    WAITING_ENTRY = "WAITING_ENTRY"  # no fill yet: nothing to protect
+    PROTECTING = "PROTECTING"  # position open, brackets being placed / resized
+    CLOSING = "CLOSING"  # position closed, leftover bracket orders being cancelled
+    CLOSED = "CLOSED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceProtective:
+    kind: Kind
+    client_order_id: str
+    side: Side
+    type: OrderType
+    qty: Decimal
+    stop_price: Decimal
+    working_type: str
+    reduce_only: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CancelProtective:
+    kind: Kind
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BracketAlert:
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BracketClosed:
+    summary: dict[str, Any]
+
+
+BracketCommand = PlaceProtective | CancelProtective | BracketAlert | BracketClosed
+
+
+def solve_tp_price(
+    inst: Instrument,
+    *,
+    side: Side,
+    entry: Decimal,
+    qty: Decimal,
+    net_profit_usdt: Decimal,
+    entry_fee_rate: Decimal,
+    exit_fee_rate: Decimal,
+) -> Decimal:
+    """Trigger price whose exit leaves `net_profit_usdt` after both legs' fees, on tick and
+    rounded away from the entry (so the target still holds after rounding).
+
+    long:  qty·(tp − entry) − entry·qty·f_in − tp·qty·f_out ≥ V
+    short: qty·(entry − tp) − entry·qty·f_in − tp·qty·f_out ≥ V
+    """
+    per_unit = net_profit_usdt / qty
+    if side is Side.BUY:
+        raw = (per_unit + entry * (1 + entry_fee_rate)) / (1 - exit_fee_rate)
+    else:
+        raw = (entry * (1 - entry_fee_rate) - per_unit) / (1 + exit_fee_rate)
+    if raw <= 0:
+        raise ValueError("profit target unreachable for a short at this entry")
+    return inst.take_profit_price(side, raw)
+
+
+@dataclass(slots=True)
+class ProtectiveOrder:
+    kind: Kind
+    client_order_id: str
+    qty: Decimal
+    stop_price: Decimal
+    status: OrderStatus | None = None  # None: sent, not yet acknowledged
+    filled: Decimal = ZERO
+
+    @property
+    def working(self) -> bool:
+        return self.status is None or not self.status.is_terminal
+
+
+@dataclass(slots=True)
+class Brackets:
+    parent_client_order_id: str
+    position_side: Side  # entry side
+    entry_target_qty: Decimal
+    sl_price: Decimal | None
+    tp_price: Decimal | None  # explicit trigger price, or None with a target below
+    tp_net_profit_usdt: Decimal | None
+    working_type: str
+    next_child: int
+    entry_filled: Decimal = ZERO
+    entry_notional: Decimal = ZERO
+    exited: Decimal = ZERO  # closed by our protective orders
+    orders: list[ProtectiveOrder] = field(default_factory=list)
+    state: BracketState = BracketState.WAITING_ENTRY
+    first_fill_ms: int | None = None
+    protected_ms: int | None = None
+    closed_ms: int | None = None
+
+    @property
+    def exit_side(self) -> Side:
+        return self.position_side.opposite
+
+    @property
+    def position(self) -> Decimal:
+        return self.entry_filled - self.exited
+
+    @property
+    def avg_entry(self) -> Decimal | None:
+        return self.entry_notional / self.entry_filled if self.entry_filled > 0 else None
+
+    @property
+    def naked_ms(self) -> int | None:
+        if self.first_fill_ms is None or self.protected_ms is None:
+            return None
+        return self.protected_ms - self.first_fill_ms
+
+    def working(self, kind: Kind) -> list[ProtectiveOrder]:
+        return [o for o in self.orders if o.kind is kind and o.working]
+
+    def current(self, kind: Kind) -> ProtectiveOrder | None:
+        live = self.working(kind)
+        return live[-1] if live else None
+
+    def find(self, client_order_id: str) -> ProtectiveOrder | None:
+        return next((o for o in self.orders if o.client_order_id == client_order_id), None)
+
+    # ---- inputs ------------------------------------------------------------------------------
+    def on_entry_fill(
+        self,
+        cum_filled: Decimal,
+        cum_notional: Decimal,
+        now_ms: int,
+        inst: Instrument,
+        *,
+        fee_rates: tuple[Decimal, Decimal],
+    ) -> list[BracketCommand]:
+        """Cumulative entry fill (idempotent): place or resize the brackets to match it."""
+        if cum_filled <= self.entry_filled or self.state in (
+            BracketState.CLOSED,
+            BracketState.FAILED,
+        ):
+            return []
+        self.entry_filled, self.entry_notional = cum_filled, cum_notional
+        if self.first_fill_ms is None:
+            self.first_fill_ms = now_ms
+        if self.state is BracketState.WAITING_ENTRY:
+            self.state = BracketState.PROTECTING
+        return self._converge(inst, fee_rates)
+
+    def on_order_report(
+        self, client_order_id: str, status: OrderStatus, cum_filled: Decimal, now_ms: int
+    ) -> list[BracketCommand]:
+        order = self.find(client_order_id)
+        if order is None:
+            return []
+        cmds: list[BracketCommand] = []
+        new = cum_filled - order.filled
+        if new > 0:
+            order.filled = cum_filled
+            self.exited += new
+        first_ack = order.status is None and status is not OrderStatus.REJECTED
+        if order.status is None or not order.status.is_terminal:
+            order.status = status
+        if order.kind is Kind.SL and first_ack and self.protected_ms is None:
+            self.protected_ms = now_ms
+        if self.position < 0:
+            self.state = BracketState.FAILED
+            return [BracketAlert("BRACKET_OVERCLOSE", f"{client_order_id} closed past flat")]
+        if self.state is BracketState.PROTECTING and self.position == 0 and self.exited > 0:
+            return cmds + self._close(now_ms)
+        if self.state is BracketState.CLOSING:
+            return cmds + self._maybe_closed(now_ms)
+        if first_ack and self.state is BracketState.PROTECTING:
+            # The replacement is live: now the superseded order of that kind can go.
+            cmds += [
+                CancelProtective(o.kind, o.client_order_id)
+                for o in self.working(order.kind)
+                if o is not order and o.status is not None
+            ]
+        if status is OrderStatus.REJECTED and self.state is BracketState.PROTECTING:
+            cmds.append(
+                BracketAlert(
+                    "BRACKET_REJECTED",
+                    f"{client_order_id} ({order.kind}) rejected; position {self.position} "
+                    + ("is naked" if not self.working(Kind.SL) else "keeps its previous stop"),
+                )
+            )
+        return cmds
+
+    def on_position(self, qty: Decimal, now_ms: int) -> list[BracketCommand]:
+        """Absolute position size from the venue (reconciliation / a manual close)."""
+        if qty == 0 and self.state is BracketState.PROTECTING:
+            self.exited = self.entry_filled
+            return self._close(now_ms)
+        return []
+
+    def on_entry_done(self, now_ms: int) -> list[BracketCommand]:
+        """The entry ended (filled, cancelled or expired); with nothing filled, nothing to do."""
+        if self.entry_filled == 0 and self.state is BracketState.WAITING_ENTRY:
+            self.state = BracketState.CLOSED
+            self.closed_ms = now_ms
+            return [BracketClosed(self.summary())]
+        return []
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _new_id(self) -> str:
+        cid = f"{self.parent_client_order_id}-E{self.next_child}"
+        self.next_child += 1
+        return cid
+
+    def _converge(
+        self, inst: Instrument, fee_rates: tuple[Decimal, Decimal]
+    ) -> list[BracketCommand]:
+        cmds: list[BracketCommand] = []
+        qty = self.position
+        targets: list[tuple[Kind, Decimal | None]] = [
+            (Kind.SL, self.sl_price),
+            (Kind.TP, self._tp_trigger(inst, fee_rates)),
+        ]
+        for kind, price in targets:  # stop first: protection before profit
+            if price is None:
+                continue
+            cur = self.current(kind)
+            if cur is not None and cur.qty == qty and cur.stop_price == price:
+                continue
+            order = ProtectiveOrder(kind, self._new_id(), qty, price)
+            self.orders.append(order)
+            cmds.append(
+                PlaceProtective(
+                    kind=kind,
+                    client_order_id=order.client_order_id,
+                    side=self.exit_side,
+                    type=OrderType.STOP_MARKET if kind is Kind.SL else OrderType.TAKE_PROFIT_MARKET,
+                    qty=qty,
+                    stop_price=price,
+                    working_type=self.working_type,
+                )
+            )
+        return cmds
+
+    def _tp_trigger(self, inst: Instrument, fee_rates: tuple[Decimal, Decimal]) -> Decimal | None:
+        if self.tp_price is not None:
+            return self.tp_price
+        if self.tp_net_profit_usdt is None or self.avg_entry is None:
+            return None
+        return solve_tp_price(
+            inst,
+            side=self.position_side,
+            entry=self.avg_entry,
+            qty=self.position,
+            net_profit_usdt=self.tp_net_profit_usdt,
+            entry_fee_rate=fee_rates[0],
+            exit_fee_rate=fee_rates[1],
+        )
+
+    def _close(self, now_ms: int) -> list[BracketCommand]:
+        self.state = BracketState.CLOSING
+        cmds: list[BracketCommand] = [
+            CancelProtective(o.kind, o.client_order_id) for o in self.orders if o.working
+        ]
+        return cmds + self._maybe_closed(now_ms)
+
+    def _maybe_closed(self, now_ms: int) -> list[BracketCommand]:
+        if any(o.working for o in self.orders):
+            return []
+        self.state = BracketState.CLOSED
+        self.closed_ms = now_ms
+        return [BracketClosed(self.summary())]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "parent_client_order_id": self.parent_client_order_id,
+            "state": self.state.value,
+            "entry_filled": str(self.entry_filled),
+            "avg_entry": str(self.avg_entry) if self.avg_entry is not None else None,
+            "exited": str(self.exited),
+            "naked_ms": self.naked_ms,
+            "orders": [
+                {
+                    "kind": o.kind.value,
+                    "client_order_id": o.client_order_id,
+                    "qty": str(o.qty),
+                    "stop_price": str(o.stop_price),
+                    "status": o.status.value if o.status else None,
+                }
+                for o in self.orders
+            ],
+        }
+
+    # ---- persistence -------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        def conv(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: conv(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [conv(x) for x in v]
+            if isinstance(v, Decimal):
+                return str(v)
+            if isinstance(v, StrEnum):
+                return v.value
+            return v
+
+        out: dict[str, Any] = conv(asdict(self))
+        return out
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> Brackets:
+        def dec(v: Any) -> Decimal | None:
+            return None if v is None else Decimal(v)
+
+        return cls(
+            parent_client_order_id=d["parent_client_order_id"],
+            position_side=Side(d["position_side"]),
+            entry_target_qty=Decimal(d["entry_target_qty"]),
+            sl_price=dec(d["sl_price"]),
+            tp_price=dec(d["tp_price"]),
+            tp_net_profit_usdt=dec(d["tp_net_profit_usdt"]),
+            working_type=d["working_type"],
+            next_child=int(d["next_child"]),
+            entry_filled=Decimal(d["entry_filled"]),
+            entry_notional=Decimal(d["entry_notional"]),
+            exited=Decimal(d["exited"]),
+            orders=[
+                ProtectiveOrder(
+                    kind=Kind(o["kind"]),
+                    client_order_id=o["client_order_id"],
+                    qty=Decimal(o["qty"]),
+                    stop_price=Decimal(o["stop_price"]),
+                    status=OrderStatus(o["status"]) if o["status"] else None,
+                    filled=Decimal(o["filled"]),
+                )
+                for o in d["orders"]
+            ],
+            state=BracketState(d["state"]),
+            first_fill_ms=d["first_fill_ms"],
+            protected_ms=d["protected_ms"],
+            closed_ms=d["closed_ms"],
+        )
