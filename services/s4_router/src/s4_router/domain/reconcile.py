@@ -1,0 +1,204 @@
+"""Reconciliation: compare what the venue says with what the store says (pure; no I/O).
+
+Run on start and periodically. The caller gathers one snapshot (store orders that are not
+final or were updated recently, store fills, venue open orders incl. conditional ones, venue
+positions, recent venue trades) and acts on the findings:
+
+* ORPHAN_VENUE_ORDER: open at the venue, unknown to the store → alert; cancel if configured.
+* STALE_PROTECTIVE: reduce-only order open for a flat symbol → alert; cancel if configured.
+* STATUS_DRIFT: store says working, venue says finished → update the order from the venue.
+* MISSING_FILL: a venue trade of ours with no fill row → insert it (the unique index dedups).
+* FILLED_QTY_MISMATCH / AVG_PRICE_MISMATCH (beyond a tick): recompute the order from its fills.
+* POSITION_MISMATCH: venue position ≠ net of our fills beyond half a step → alert.
+
+Orders are ours when their client id is in the store, or has our shape (`{parent}-E{n}` of a
+parent in the store); anything else at the venue is an orphan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from tradekit.enums import OrderStatus, Side
+from tradekit.ids import parent_of
+
+ZERO = Decimal(0)
+
+
+class FindingKind(StrEnum):
+    ORPHAN_VENUE_ORDER = "ORPHAN_VENUE_ORDER"
+    STALE_PROTECTIVE = "STALE_PROTECTIVE"
+    STATUS_DRIFT = "STATUS_DRIFT"
+    MISSING_FILL = "MISSING_FILL"
+    FILLED_QTY_MISMATCH = "FILLED_QTY_MISMATCH"
+    AVG_PRICE_MISMATCH = "AVG_PRICE_MISMATCH"
+    POSITION_MISMATCH = "POSITION_MISMATCH"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: FindingKind
+    symbol: str
+    client_order_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderView:
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    status: OrderStatus
+    filled_qty: Decimal
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VenueTradeView:
+    trade_id: str
+    venue_order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    price: Decimal
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOrderView:
+    client_order_id: str
+    parent_client_order_id: str | None
+    symbol: str
+    status: OrderStatus
+    qty: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    venue_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFillView:
+    trade_id: str
+    venue_order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    price: Decimal
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    store_orders: Sequence[StoreOrderView]
+    store_fills: Sequence[StoreFillView]
+    venue_open: Sequence[VenueOrderView]
+    venue_orders: Mapping[str, VenueOrderView]  # by client id: the venue's view of our orders
+    venue_trades: Sequence[VenueTradeView]
+    positions: Mapping[str, Decimal]  # signed, FUT only
+    tick: Mapping[str, Decimal]
+    step: Mapping[str, Decimal]
+    # Fills before this position-tracking baseline are not ours to net (e.g. pre-existing).
+    position_baseline: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+def _ours(cid: str, known: set[str]) -> bool:
+    if cid in known:
+        return True
+    parent = parent_of(cid)
+    return parent is not None and parent[0] in known
+
+
+def reconcile(s: Snapshot) -> list[Finding]:
+    out: list[Finding] = []
+    known = {o.client_order_id for o in s.store_orders}
+    by_cid = {o.client_order_id: o for o in s.store_orders}
+
+    # 1. Orders open at the venue.
+    for v in s.venue_open:
+        if not _ours(v.client_order_id, known):
+            out.append(Finding(FindingKind.ORPHAN_VENUE_ORDER, v.symbol, v.client_order_id,
+                               {"venue_order_id": v.venue_order_id}))  # fmt: skip
+        elif v.reduce_only and s.positions.get(v.symbol, ZERO) == 0:
+            out.append(Finding(FindingKind.STALE_PROTECTIVE, v.symbol, v.client_order_id,
+                               {"venue_order_id": v.venue_order_id}))  # fmt: skip
+
+    # 2. Working orders in the store that the venue has finished.
+    for o in s.store_orders:
+        if o.status.is_terminal or o.status is OrderStatus.NEW:
+            continue
+        vo = s.venue_orders.get(o.client_order_id)
+        if vo is not None and vo.status != o.status and vo.status.is_terminal:
+            out.append(Finding(FindingKind.STATUS_DRIFT, o.symbol, o.client_order_id,
+                               {"store": o.status.value, "venue": vo.status.value}))  # fmt: skip
+
+    # 3. Fills: every venue trade of ours is in the store.
+    have = {(f.venue_order_id, f.trade_id) for f in s.store_fills}
+    for t in s.venue_trades:
+        if _ours(t.client_order_id, known) and (t.venue_order_id, t.trade_id) not in have:
+            out.append(Finding(FindingKind.MISSING_FILL, t.symbol, t.client_order_id,
+                               {"trade_id": t.trade_id, "qty": str(t.qty),
+                                "price": str(t.price)}))  # fmt: skip
+
+    # 4. Per-order invariants against the fills (venue trades included, deduplicated).
+    fills: dict[str, dict[tuple[str, str], tuple[Decimal, Decimal]]] = {}
+    for src in _all_fills(s.store_fills, s.venue_trades, known):
+        fills.setdefault(src[0], {})[(src[1], src[2])] = (src[3], src[4])
+    for cid, rows in fills.items():
+        order = by_cid.get(cid)
+        if order is None:
+            continue
+        qty = sum((q for q, _ in rows.values()), ZERO)
+        if qty != order.filled_qty:
+            out.append(Finding(FindingKind.FILLED_QTY_MISMATCH, order.symbol, cid,
+                               {"store": str(order.filled_qty), "fills": str(qty)}))  # fmt: skip
+        if qty > 0 and order.avg_price is not None:
+            vwap = sum((q * p for q, p in rows.values()), ZERO) / qty
+            if abs(vwap - order.avg_price) > s.tick.get(order.symbol, ZERO):
+                detail = {"store": str(order.avg_price), "fills": str(vwap)}
+                out.append(Finding(FindingKind.AVG_PRICE_MISMATCH, order.symbol, cid, detail))
+
+    # 5. Positions: the venue's signed position equals the net of our fills (within one step).
+    net: dict[str, Decimal] = {}
+    for cid, rows in fills.items():
+        side = _side_of(cid, s)
+        if side is None:
+            continue
+        sym = by_cid[cid].symbol if cid in by_cid else _symbol_of(cid, s)
+        net[sym] = net.get(sym, ZERO) + side.sign * sum((q for q, _ in rows.values()), ZERO)
+    for sym, pos in s.positions.items():
+        ours = net.get(sym, ZERO) + s.position_baseline.get(sym, ZERO)
+        if abs(pos - ours) > s.step.get(sym, ZERO) / 2:
+            out.append(Finding(FindingKind.POSITION_MISMATCH, sym, None,
+                               {"venue": str(pos), "fills": str(ours)}))  # fmt: skip
+    return out
+
+
+def _all_fills(
+    store: Iterable[StoreFillView], venue: Iterable[VenueTradeView], known: set[str]
+) -> Iterable[tuple[str, str, str, Decimal, Decimal]]:
+    for f in store:
+        yield f.client_order_id, f.venue_order_id, f.trade_id, f.qty, f.price
+    for t in venue:
+        if _ours(t.client_order_id, known):
+            yield t.client_order_id, t.venue_order_id, t.trade_id, t.qty, t.price
+
+
+def _side_of(cid: str, s: Snapshot) -> Side | None:
+    for f in s.store_fills:
+        if f.client_order_id == cid:
+            return f.side
+    for t in s.venue_trades:
+        if t.client_order_id == cid:
+            return t.side
+    return None
+
+
+def _symbol_of(cid: str, s: Snapshot) -> str:
+    for t in s.venue_trades:
+        if t.client_order_id == cid:
+            return t.symbol
+    return ""

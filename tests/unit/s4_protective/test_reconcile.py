@@ -1,0 +1,103 @@
+"""Reconciliation findings from store vs venue snapshots."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from s4_router.domain.reconcile import (
+    FindingKind,
+    Snapshot,
+    StoreFillView,
+    StoreOrderView,
+    VenueOrderView,
+    VenueTradeView,
+    reconcile,
+)
+from tradekit.enums import OrderStatus as S
+from tradekit.enums import Side
+
+TICK, STEP = {"BTCUSDT": D(1)}, {"BTCUSDT": D("0.001")}
+
+
+def order(cid: str, status: S = S.FILLED, filled: str = "0.002", avg: str | None = "65000",
+          parent: str | None = None) -> StoreOrderView:  # fmt: skip
+    return StoreOrderView(cid, parent, "BTCUSDT", status, D("0.002"), D(filled),
+                          D(avg) if avg else None, "v-" + cid)  # fmt: skip
+
+
+def fill(cid: str, tid: str, qty: str = "0.002", price: str = "65000") -> StoreFillView:
+    return StoreFillView(tid, "v-" + cid, cid, "BTCUSDT", Side.BUY, D(price), D(qty))
+
+
+def trade(cid: str, tid: str, qty: str = "0.002", price: str = "65000") -> VenueTradeView:
+    return VenueTradeView(tid, "v-" + cid, cid, "BTCUSDT", Side.BUY, D(price), D(qty))
+
+
+def snap(**kw: object) -> Snapshot:
+    base: dict[str, object] = {
+        "store_orders": [order("p-1", parent=None), order("p-1-E1", parent="p-1")],
+        "store_fills": [fill("p-1-E1", "t1")],
+        "venue_open": [],
+        "venue_orders": {},
+        "venue_trades": [trade("p-1-E1", "t1")],
+        "positions": {"BTCUSDT": D("0.002")},
+        "tick": TICK,
+        "step": STEP,
+    }
+    base.update(kw)
+    return Snapshot(**base)
+
+
+def kinds(s: Snapshot) -> list[FindingKind]:
+    return [f.kind for f in reconcile(s)]
+
+
+def test_reconcile_with_consistent_state_finds_nothing() -> None:
+    assert kinds(snap(store_orders=[order("p-1-E1", parent="p-1")])) == []
+
+
+def test_reconcile_with_unknown_open_venue_order_reports_orphan() -> None:
+    stray = VenueOrderView("manual-77", "9", "BTCUSDT", S.ACCEPTED, D(0))
+    ours = VenueOrderView("p-1-E5", "10", "BTCUSDT", S.ACCEPTED, D(0))
+    found = reconcile(snap(venue_open=[stray, ours]))
+    assert [(f.kind, f.client_order_id) for f in found] == [
+        (FindingKind.ORPHAN_VENUE_ORDER, "manual-77")
+    ]
+
+
+def test_reconcile_with_reduce_only_order_and_flat_position_reports_stale_protective() -> None:
+    sl = VenueOrderView("p-1-E2", "11", "BTCUSDT", S.ACCEPTED, D(0), reduce_only=True)
+    found = reconcile(snap(venue_open=[sl], positions={"BTCUSDT": D(0)},
+                           store_fills=[], venue_trades=[]))  # fmt: skip
+    assert [(f.kind, f.client_order_id) for f in found] == [
+        (FindingKind.STALE_PROTECTIVE, "p-1-E2")
+    ]
+
+
+def test_reconcile_with_finished_order_still_working_in_store_reports_drift() -> None:
+    working = order("p-2-E1", status=S.ACCEPTED, filled="0", avg=None, parent="p-2")
+    venue = {"p-2-E1": VenueOrderView("p-2-E1", "v", "BTCUSDT", S.CANCELED, D(0))}
+    assert FindingKind.STATUS_DRIFT in kinds(
+        snap(store_orders=[order("p-1-E1", parent="p-1"), working], venue_orders=venue)
+    )
+
+
+def test_reconcile_with_venue_trade_missing_in_store_reports_fill_and_qty() -> None:
+    found = kinds(snap(store_orders=[order("p-1-E1", parent="p-1")],
+                       venue_trades=[trade("p-1-E1", "t1", "0.001"),
+                                     trade("p-1-E1", "t2", "0.001")],
+                       store_fills=[fill("p-1-E1", "t1", "0.001")]))  # fmt: skip
+    assert found.count(FindingKind.MISSING_FILL) == 1
+    assert FindingKind.FILLED_QTY_MISMATCH not in found  # the venue's trades complete it
+
+
+def test_reconcile_with_wrong_filled_qty_or_avg_price_reports_both() -> None:
+    bad = order("p-1-E1", filled="0.003", avg="65010", parent="p-1")
+    found = kinds(snap(store_orders=[bad], positions={"BTCUSDT": D("0.002")}))
+    assert FindingKind.FILLED_QTY_MISMATCH in found and FindingKind.AVG_PRICE_MISMATCH in found
+
+
+def test_reconcile_with_position_not_matching_fills_reports_it() -> None:
+    found = kinds(snap(store_orders=[order("p-1-E1", parent="p-1")],
+                       positions={"BTCUSDT": D("0.005")}))  # fmt: skip
+    assert found == [FindingKind.POSITION_MISMATCH]
