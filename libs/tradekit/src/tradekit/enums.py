@@ -64,6 +64,27 @@ _TERMINAL = frozenset(
 )
 
 
+class OrderRole(StrEnum):
+    """What an order S4 owns is for. The parent carries the intent; children execute it;
+    linked orders (an OCO's legs, protective orders tied to a position) share a `link_group`."""
+
+    PARENT = "PARENT"  # the intent itself (never sent to the venue)
+    MAKER = "MAKER"  # post-only limit at the best price
+    CHASE = "CHASE"  # post-only limit one tick more aggressive after a maker timeout
+    TAKER = "TAKER"  # market order for the remainder
+    STOP_LOSS = "STOP_LOSS"  # protective, reduce-only (FUT STOP_MARKET)
+    TAKE_PROFIT = "TAKE_PROFIT"  # protective, reduce-only (FUT TAKE_PROFIT_MARKET)
+    OCO_ABOVE = "OCO_ABOVE"  # spot OCO leg above the market
+    OCO_BELOW = "OCO_BELOW"  # spot OCO leg below the market
+
+
+class Contingency(StrEnum):
+    """How orders of one `link_group` depend on each other."""
+
+    OCO = "OCO"  # one cancels the other(s): any fill or trigger cancels the siblings
+    OTO = "OTO"  # one triggers the other(s): protective orders placed once the entry fills
+
+
 class Liquidity(StrEnum):
     MAKER = "MAKER"
     TAKER = "TAKER"

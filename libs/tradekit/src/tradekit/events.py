@@ -30,6 +30,8 @@ class OrderExecuted(BaseModel):
     fee: Decimal
     fills: int
     ts: int
+    policy: str | None = None
+    message: str | None = None
 
 
 class RouterEvent(BaseModel):

@@ -7,7 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, RequestResult, Side
+from tradekit.enums import (
+    Contingency,
+    Liquidity,
+    Market,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    RequestResult,
+    Side,
+    TimeInForce,
+)
 
 
 class StateChange(BaseModel):
@@ -45,6 +55,25 @@ class OrderRecord(BaseModel):
     message: str | None = None
     created_ts: int
     updated_ts: int
+    # ---- execution detail (S4 Maker→Taker / TWAP) ---------------------------------------------
+    role: OrderRole | None = None
+    slice_index: int | None = Field(default=None, ge=0)
+    post_only: bool = False
+    time_in_force: TimeInForce | None = None
+    arrival_mid: Decimal | None = Field(
+        default=None, description="parent: mid when S4 accepted the intent (slippage reference)"
+    )
+    mid_at_send: Decimal | None = None
+    ts_send: int | None = None
+    ts_ack: int | None = None
+    # Persisted execution-policy state of a parent: a restart resumes from it.
+    exec_state: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    # ---- linked orders (OCO legs, protective orders tied to a position) ----------------------
+    link_group: str | None = Field(
+        default=None, description="orders that depend on each other share this id"
+    )
+    contingency: Contingency | None = None
 
 
 class FillRecord(BaseModel):
@@ -72,6 +101,11 @@ class FillRecord(BaseModel):
     ts_send: int | None = None
     ts_ack: int | None = None
     ts_fill: int
+    arrival_mid: Decimal | None = Field(
+        default=None, description="mid when S4 accepted the intent; slippage_bps is against it"
+    )
+    role: OrderRole | None = None
+    slice_index: int | None = None
 
 
 class OrderResponse(BaseModel):
@@ -85,3 +119,4 @@ class OrderResponse(BaseModel):
     client_order_id: str | None = None
     status: OrderStatus | None = None
     duplicate: bool = False
+    filled_qty: Decimal | None = None
