@@ -1,0 +1,54 @@
+"""Fill bookkeeping of one order: deduplicated by `(venue, order_id, trade_id)`, capped at the
+order's quantity.
+
+A fill can be reported several times (query after a dropped ack, websocket replay, the trades
+endpoint after the order endpoint); it counts once. A report that would take the order past its
+quantity is refused and flagged: booking it would claim a position we do not hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+ZERO = Decimal(0)
+
+FillKey = tuple[str, str, str]  # (venue, venue order id, trade id)
+
+
+@dataclass(frozen=True, slots=True)
+class FillDecision:
+    accepted: bool
+    duplicate: bool = False
+    overfill: bool = False
+
+
+@dataclass
+class FillLedger:
+    qty: Decimal
+    filled: Decimal = ZERO
+    seen: set[FillKey] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, qty: Decimal, booked: Iterable[tuple[FillKey, Decimal]]) -> FillLedger:
+        ledger = cls(qty)
+        for key, q in booked:
+            if key not in ledger.seen:
+                ledger.seen.add(key)
+                ledger.filled += q
+        return ledger
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.filled
+
+    def offer(self, key: FillKey, qty: Decimal) -> FillDecision:
+        """Decide whether a reported fill is booked (and book it in the ledger if so)."""
+        if key in self.seen:
+            return FillDecision(accepted=False, duplicate=True)
+        if qty <= 0 or self.filled + qty > self.qty:
+            return FillDecision(accepted=False, overfill=True)
+        self.seen.add(key)
+        self.filled += qty
+        return FillDecision(accepted=True)

@@ -1,0 +1,77 @@
+"""Order transition table, fill ledger, linked orders."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from s4_router.domain.fills import FillLedger
+from s4_router.domain.links import Leg, legs_to_cancel, oco_anomaly
+from s4_router.domain.order import (
+    TRANSITIONS,
+    IllegalTransition,
+    check_transition,
+    reconcile_status,
+)
+from tradekit.enums import Contingency
+from tradekit.enums import OrderStatus as S
+
+
+def test_transition_table_with_every_status_is_complete_and_terminals_are_final() -> None:
+    assert set(TRANSITIONS) == set(S)
+    for st in S:
+        if st.is_terminal:
+            assert TRANSITIONS[st] == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [(S.FILLED, S.CANCELED), (S.NEW, S.FILLED), (S.CANCELED, S.ACCEPTED), (S.ACCEPTED, S.NEW)],
+)
+def test_check_transition_with_illegal_move_raises(src: S, dst: S) -> None:
+    with pytest.raises(IllegalTransition):
+        check_transition(src, dst)
+
+
+def test_check_transition_with_terminal_rereport_is_idempotent() -> None:
+    assert check_transition(S.FILLED, S.FILLED) is S.FILLED
+    assert check_transition(S.SUBMITTED, S.AMBIGUOUS) is S.AMBIGUOUS
+    assert check_transition(S.AMBIGUOUS, S.FILLED) is S.FILLED
+
+
+@pytest.mark.parametrize(
+    ("current", "reported", "kept"),
+    [
+        (S.PARTIALLY_FILLED, S.ACCEPTED, S.PARTIALLY_FILLED),  # stale report
+        (S.CANCELED, S.FILLED, S.CANCELED),  # late report on a terminal order
+        (S.PENDING_CANCEL, S.PARTIALLY_FILLED, S.PENDING_CANCEL),
+        (S.PENDING_CANCEL, S.CANCELED, S.CANCELED),
+        (S.SUBMITTED, S.FILLED, S.FILLED),
+        (S.AMBIGUOUS, S.ACCEPTED, S.ACCEPTED),
+    ],
+)
+def test_reconcile_status_with_venue_report_keeps_or_moves(
+    current: S, reported: S, kept: S
+) -> None:
+    assert reconcile_status(current, reported) is kept
+
+
+def test_fill_ledger_with_duplicate_and_overfill_books_each_fill_once_within_qty() -> None:
+    led = FillLedger.of(D("0.003"), [(("sim", "1", "t1"), D("0.001"))])
+    assert led.offer(("sim", "1", "t1"), D("0.001")).duplicate
+    assert led.offer(("sim", "1", "t2"), D("0.001")).accepted
+    over = led.offer(("sim", "1", "t3"), D("0.002"))
+    assert over.overfill and not over.accepted
+    assert led.offer(("sim", "1", "t4"), D("0.001")).accepted
+    assert led.filled == D("0.003") and led.remaining == 0
+
+
+def test_oco_legs_with_one_leg_filled_cancel_the_other() -> None:
+    legs = [Leg("a", S.PARTIALLY_FILLED, D("0.001")), Leg("b", S.ACCEPTED)]
+    assert legs_to_cancel(Contingency.OCO, legs) == ["b"]
+    assert legs_to_cancel(Contingency.OTO, legs) == []
+    assert legs_to_cancel(Contingency.OCO, [Leg("a", S.ACCEPTED), Leg("b", S.ACCEPTED)]) == []
+    assert legs_to_cancel(Contingency.OCO, [Leg("a", S.ACCEPTED, triggered=True),
+                                            Leg("b", S.CANCELED)]) == []  # fmt: skip
+    assert oco_anomaly([Leg("a", S.FILLED, D(1)), Leg("b", S.FILLED, D(1))])
