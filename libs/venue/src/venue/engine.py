@@ -592,8 +592,30 @@ class MatchingEngine:
         ]
         return snap
 
-    def get_order_list(self, order_list_id: int) -> OrderList:
-        lst = self.order_lists.get(order_list_id)
+    def _find_list(
+        self, order_list_id: int | None, list_client_order_id: str | None
+    ) -> OrderList | None:
+        if order_list_id is not None:
+            return self.order_lists.get(order_list_id)
+        if list_client_order_id is None:
+            raise errors.rejected(
+                errors.INVALID_PARAM,
+                "Param 'origClientOrderId' or 'orderListId' must be sent, "
+                "but both were empty/null!",
+            )
+        return next(
+            (
+                lst
+                for lst in self.order_lists.values()
+                if lst.list_client_order_id == list_client_order_id
+            ),
+            None,
+        )
+
+    def get_order_list(
+        self, order_list_id: int | None = None, *, list_client_order_id: str | None = None
+    ) -> OrderList:
+        lst = self._find_list(order_list_id, list_client_order_id)
         if lst is None:
             raise errors.rejected(errors.NO_SUCH_ORDER, "Order list does not exist.")
         return self._list_snapshot(lst)
@@ -605,8 +627,14 @@ class MatchingEngine:
             if lst.status is ListStatus.EXEC_STARTED
         ]
 
-    def cancel_order_list(self, symbol: str, order_list_id: int) -> OrderList:
-        lst = self.order_lists.get(order_list_id)
+    def cancel_order_list(
+        self,
+        symbol: str,
+        order_list_id: int | None = None,
+        *,
+        list_client_order_id: str | None = None,
+    ) -> OrderList:
+        lst = self._find_list(order_list_id, list_client_order_id)
         if lst is None or lst.symbol != symbol or lst.status is ListStatus.ALL_DONE:
             raise errors.rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
         for leg_id in (lst.above_order_id, lst.below_order_id):

@@ -231,6 +231,20 @@ class TradePrint:
 
 
 @dataclass(frozen=True, slots=True)
+class TickerView:
+    """Top of book, last trade and (futures) mark/funding of one symbol."""
+
+    symbol: str
+    ts: int
+    last: Decimal | None
+    bid: tuple[Decimal, Decimal] | None  # (price, qty)
+    ask: tuple[Decimal, Decimal] | None
+    mark: Decimal | None = None
+    funding_rate: Decimal | None = None
+    next_funding_ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BookView:
     """A depth snapshot: best first; `own` levels are our resting orders merged in."""
 

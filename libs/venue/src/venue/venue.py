@@ -50,6 +50,7 @@ from venue.models import (
     OrderList,
     PositionInfo,
     ReportKind,
+    TickerView,
     Trade,
     TradePrint,
     VenueOrder,
@@ -191,7 +192,12 @@ class Venue:
     # ---- time and the market --------------------------------------------------------------
     def server_time_ms(self) -> int:
         """`GET /api/v3/time` (clock plus the configured skew)."""
-        return self._request("time", lambda: self.clock.now_ms() + self.server_time_skew_ms)
+        return self._request("time", self.server_clock_ms)
+
+    def server_clock_ms(self) -> int:
+        """The venue's own time (clock plus skew) outside the request path: what a signed
+        request's `timestamp`/`recvWindow` is checked against. No weight, no faults."""
+        return self.clock.now_ms() + self.server_time_skew_ms
 
     def sample_latency_ms(self, op: str = "place") -> int:
         return self.latency.sample_ms(op)
@@ -446,13 +452,29 @@ class Venue:
             ),
         )
 
-    def cancel_order_list(self, symbol: str, order_list_id: int) -> OrderList:
+    def cancel_order_list(
+        self,
+        symbol: str,
+        order_list_id: int | None = None,
+        *,
+        list_client_order_id: str | None = None,
+    ) -> OrderList:
         return self._request(
-            "oco_cancel", lambda: self.spot.cancel_order_list(symbol, order_list_id)
+            "oco_cancel",
+            lambda: self.spot.cancel_order_list(
+                symbol, order_list_id, list_client_order_id=list_client_order_id
+            ),
         )
 
-    def get_order_list(self, order_list_id: int) -> OrderList:
-        return self._request("query", lambda: self.spot.get_order_list(order_list_id))
+    def get_order_list(
+        self, order_list_id: int | None = None, *, list_client_order_id: str | None = None
+    ) -> OrderList:
+        return self._request(
+            "query",
+            lambda: self.spot.get_order_list(
+                order_list_id, list_client_order_id=list_client_order_id
+            ),
+        )
 
     def open_order_lists(self) -> list[OrderList]:
         return self._request("open_orders", self.spot.open_order_lists)
@@ -505,6 +527,29 @@ class Venue:
     def open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
         return self._request("algo_query", lambda: self.algo.open_orders(symbol))
 
+    # ---- tickers ------------------------------------------------------------------------------
+    def ticker(self, market: Market, symbol: str) -> TickerView:
+        """Best bid/ask, last trade and (futures) mark price and funding: `/ticker/*`,
+        `/fapi/v1/premiumIndex`."""
+
+        def build() -> TickerView:
+            engine = self._engine(market)
+            book = engine.book(symbol)
+            bids, asks = book.levels(Side.BUY, 1), book.levels(Side.SELL, 1)
+            fut = market is Market.FUT
+            return TickerView(
+                symbol=symbol,
+                ts=self.clock.now_ms(),
+                last=engine.last_price.get(symbol),
+                bid=bids[0] if bids else None,
+                ask=asks[0] if asks else None,
+                mark=self._mark_or_mid(symbol) if fut else None,
+                funding_rate=self.market.funding_rate(symbol) if fut else None,
+                next_funding_ts=self._next_funding if fut else None,
+            )
+
+        return self._request("ticker", build)
+
     # ---- accounts -----------------------------------------------------------------------------
     def balances(self) -> dict[str, Balance]:
         """Spot balances (`GET /api/v3/account`)."""
@@ -519,6 +564,25 @@ class Venue:
 
     def position(self, symbol: str) -> PositionInfo:
         return self._request("account", lambda: self.futures_account.position(symbol))
+
+    def position_risk(self, symbol: str | None = None) -> list[PositionInfo]:
+        """One row per futures symbol, flat ones included (leverage and margin type are per
+        symbol): `/fapi/v2/positionRisk`, `/fapi/v1/symbolConfig`."""
+        if symbol is not None:
+            self.futures.instrument(symbol)
+        symbols = (
+            [symbol]
+            if symbol
+            else sorted(s for s, i in self.instruments.items() if Market.FUT in i.markets)
+        )
+        return self._request("account", lambda: [self.futures_account.position(s) for s in symbols])
+
+    def futures_account_state(self) -> tuple[FuturesAccountInfo, list[PositionInfo]]:
+        """Wallet totals plus open positions in one request (`/fapi/v2|v3/account`)."""
+        return self._request(
+            "account",
+            lambda: (self.futures_account.info(), self.futures_account.positions()),
+        )
 
     def set_leverage(self, symbol: str, leverage: int) -> int:
         self.futures.instrument(symbol)

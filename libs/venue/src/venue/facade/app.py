@@ -1,0 +1,750 @@
+"""The Binance-compatible REST facade: an ASGI app over one :class:`venue.venue.Venue`.
+
+A thin translation layer: every route parses Binance's parameters, calls one ``Venue`` method
+and renders the result with :mod:`venue.facade.binance_json`. What ccxt uses of Binance spot
+(``/api/v3``) and USDⓈ-M futures (``/fapi/v1|v2|v3``) is served: time, exchangeInfo, depth,
+tickers, premiumIndex, orders (create / cancel / query / open), trades, account and balances,
+positions (positionRisk v2/v3, symbolConfig, leverageBracket), leverage, margin type, spot OCO
+lists (``/api/v3/orderList/oco``) and futures conditional orders (``/fapi/v1/algoOrder``).
+
+HTTP behaviour, like Binance:
+
+* ``SIGNED`` routes check ``X-MBX-APIKEY``, the HMAC-SHA256 ``signature`` and
+  ``timestamp``/``recvWindow`` against the venue's server time (:mod:`venue.facade.auth`).
+* Errors are ``{"code": -2010, "msg": "..."}`` with the venue error's HTTP status (400 for
+  rejections, 401 for API-key errors, 429 + ``Retry-After`` for rate limits, 5xx for server
+  faults). Every response carries ``X-MBX-USED-WEIGHT-1M``.
+* Injected faults (:mod:`venue.faults`) happen at the HTTP level: a timeout (connect, before or
+  after acceptance) stalls the response until the client gives up (or ``stall_s`` passes, then
+  408 ``-1007``), *after* the venue applied the request for timeout-after-accept; a dropped
+  acknowledgement sends the response headers and cuts the connection mid-body.
+
+The venue is synchronous and not thread-safe: routes call it under ``app.state.venue_lock``.
+Code that touches the same venue from another thread while the facade serves it should hold
+that lock too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from svckit.jsonutil import dumpb
+from tradekit.enums import Market, OrderType, Side, TimeInForce
+from tradekit.instrument import Instrument
+from venue import errors
+from venue.facade import binance_json as bj
+from venue.facade.auth import check_signed_request
+from venue.models import MarginType, VenueOrder, WorkingType
+from venue.venue import Venue
+
+log = logging.getLogger(__name__)
+
+SPOT, FUT = Market.SPOT, Market.FUT
+
+_NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+_FUT_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+MSG_BACKEND_TIMEOUT = (
+    "Timeout waiting for response from backend server. Send status unknown; "
+    "execution status unknown."
+)
+
+
+def _bad(code: int, msg: str, status: int = 400) -> errors.VenueError:
+    return errors.VenueError(code, msg, http_status=status)
+
+
+def _mandatory(name: str) -> errors.VenueError:
+    return _bad(
+        errors.INVALID_PARAM,
+        f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+    )
+
+
+def _illegal(name: str, legal: str) -> errors.VenueError:
+    return _bad(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
+
+
+def _not_required(name: str) -> errors.VenueError:
+    return _bad(-1106, f"Parameter '{name}' sent when not required.")
+
+
+@dataclass
+class Ctx:
+    """One request as a route sees it: merged parameters (query wins over body)."""
+
+    venue: Venue
+    market: Market
+    params: dict[str, str]
+
+    def opt(self, name: str) -> str | None:
+        value = self.params.get(name)
+        return value if value not in (None, "") else None
+
+    def req(self, name: str) -> str:
+        value = self.opt(name)
+        if value is None:
+            raise _mandatory(name)
+        return value
+
+    def dec(self, name: str, *, required: bool = False) -> Decimal | None:
+        raw = self.req(name) if required else self.opt(name)
+        if raw is None:
+            return None
+        if not _NUMBER.match(raw):
+            raise _illegal(name, _NUMBER.pattern)
+        return Decimal(raw)
+
+    def dec_req(self, name: str) -> Decimal:
+        value = self.dec(name, required=True)
+        assert value is not None
+        return value
+
+    def int_(self, name: str) -> int | None:
+        raw = self.opt(name)
+        if raw is None:
+            return None
+        if not raw.lstrip("-").isdigit():
+            raise _illegal(name, "^-?[0-9]{1,20}$")
+        return int(raw)
+
+    def bool_(self, name: str) -> bool:
+        raw = self.opt(name)
+        if raw is None:
+            return False
+        if raw.lower() not in ("true", "false"):
+            raise _illegal(name, "true, false")
+        return raw.lower() == "true"
+
+    def client_id(self, name: str) -> str | None:
+        raw = self.opt(name)
+        if raw is not None and not _CLIENT_ID.match(raw):
+            raise _illegal(name, _CLIENT_ID.pattern)
+        return raw
+
+    def symbol(self, *, required: bool = True) -> str | None:
+        raw = self.req("symbol") if required else self.opt("symbol")
+        if raw is None:
+            return None
+        inst = self.venue.instruments.get(raw)
+        if inst is None or self.market not in inst.markets:
+            raise _bad(errors.BAD_SYMBOL, "Invalid symbol.")
+        return raw
+
+    def sym(self) -> str:
+        value = self.symbol()
+        assert value is not None
+        return value
+
+    def inst(self, symbol: str) -> Instrument:
+        return self.venue.instruments[symbol]
+
+    def side(self) -> Side:
+        raw = self.req("side")
+        if raw not in ("BUY", "SELL"):
+            raise _bad(-1117, "Invalid side.")
+        return Side(raw)
+
+    def tif(self) -> TimeInForce | None:
+        raw = self.opt("timeInForce")
+        if raw is None:
+            return None
+        allowed = ("GTC", "IOC", "FOK", "GTX") if self.market is FUT else ("GTC", "IOC", "FOK")
+        if raw not in allowed:
+            raise _bad(errors.INVALID_TIF, "Invalid timeInForce.")
+        return TimeInForce(raw)
+
+    def order_ref(self) -> tuple[int | None, str | None]:
+        return self.int_("orderId"), self.opt("origClientOrderId")
+
+    @property
+    def now(self) -> int:
+        return self.venue.clock.now_ms()
+
+
+Handler = Callable[[Ctx], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    market: Market
+    signed: bool
+    handler: Handler
+
+
+class _ConnectionDropped(Exception):
+    """Raised on purpose after a partial response: the server closes the connection."""
+
+
+class _DropFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, _ConnectionDropped)
+
+
+class _DroppedAckResponse(Response):
+    """Headers and the first byte of the body, then the connection is cut: the venue did the
+    work, the acknowledgement never arrives complete."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"512")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"{", "more_body": True})
+        raise _ConnectionDropped("acknowledgement dropped (injected fault)")
+
+
+def _install_drop_filter() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropFilter) for f in logger.filters):
+        logger.addFilter(_DropFilter())
+
+
+class _Routes:
+    """The route handlers (one per Binance endpoint), registered in :meth:`table`."""
+
+    def __init__(self, venue: Venue) -> None:
+        self.venue = venue
+        self._cancel_ids = itertools.count(1)
+
+    def table(self) -> list[Route]:
+        s, f = SPOT, FUT
+        return [
+            # ---- spot: public
+            Route("GET", "/api/v3/ping", s, False, lambda c: {}),
+            Route("GET", "/api/v3/time", s, False, self.time),
+            Route("GET", "/api/v3/exchangeInfo", s, False, self.exchange_info),
+            Route("GET", "/api/v3/depth", s, False, self.depth),
+            Route("GET", "/api/v3/ticker/24hr", s, False, self.ticker_24hr),
+            Route("GET", "/api/v3/ticker/bookTicker", s, False, self.book_ticker),
+            Route("GET", "/api/v3/ticker/price", s, False, self.ticker_price),
+            # ---- spot: signed
+            Route("POST", "/api/v3/order", s, True, self.spot_new_order),
+            Route("DELETE", "/api/v3/order", s, True, self.spot_cancel_order),
+            Route("GET", "/api/v3/order", s, True, self.spot_get_order),
+            Route("GET", "/api/v3/openOrders", s, True, self.open_orders),
+            Route("GET", "/api/v3/myTrades", s, True, self.my_trades),
+            Route("GET", "/api/v3/account", s, True, self.spot_account),
+            Route("POST", "/api/v3/orderList/oco", s, True, self.oco_new),
+            Route("GET", "/api/v3/orderList", s, True, self.oco_get),
+            Route("DELETE", "/api/v3/orderList", s, True, self.oco_cancel),
+            Route("GET", "/api/v3/openOrderList", s, True, self.oco_open),
+            # ---- futures: public
+            Route("GET", "/fapi/v1/ping", f, False, lambda c: {}),
+            Route("GET", "/fapi/v1/time", f, False, self.time),
+            Route("GET", "/fapi/v1/exchangeInfo", f, False, self.exchange_info),
+            Route("GET", "/fapi/v1/depth", f, False, self.depth),
+            Route("GET", "/fapi/v1/ticker/24hr", f, False, self.ticker_24hr),
+            Route("GET", "/fapi/v1/ticker/bookTicker", f, False, self.book_ticker),
+            Route("GET", "/fapi/v1/ticker/price", f, False, self.ticker_price),
+            Route("GET", "/fapi/v2/ticker/price", f, False, self.ticker_price),
+            Route("GET", "/fapi/v1/premiumIndex", f, False, self.premium_index),
+            # ---- futures: signed
+            Route("POST", "/fapi/v1/order", f, True, self.fut_new_order),
+            Route("DELETE", "/fapi/v1/order", f, True, self.fut_cancel_order),
+            Route("GET", "/fapi/v1/order", f, True, self.fut_get_order),
+            Route("GET", "/fapi/v1/openOrders", f, True, self.open_orders),
+            Route("GET", "/fapi/v1/userTrades", f, True, self.my_trades),
+            Route("POST", "/fapi/v1/algoOrder", f, True, self.algo_new),
+            Route("DELETE", "/fapi/v1/algoOrder", f, True, self.algo_cancel),
+            Route("GET", "/fapi/v1/algoOrder", f, True, self.algo_get),
+            Route("GET", "/fapi/v1/openAlgoOrders", f, True, self.algo_open),
+            Route("GET", "/fapi/v2/account", f, True, lambda c: self.fut_account(c, v2=True)),
+            Route("GET", "/fapi/v3/account", f, True, lambda c: self.fut_account(c, v2=False)),
+            Route("GET", "/fapi/v2/balance", f, True, self.fut_balance),
+            Route("GET", "/fapi/v3/balance", f, True, self.fut_balance),
+            Route("GET", "/fapi/v2/positionRisk", f, True, self.position_risk_v2),
+            Route("GET", "/fapi/v3/positionRisk", f, True, self.position_risk_v3),
+            Route("GET", "/fapi/v1/symbolConfig", f, True, self.symbol_config),
+            Route("GET", "/fapi/v1/leverageBracket", f, True, self.leverage_bracket),
+            Route("POST", "/fapi/v1/leverage", f, True, self.leverage),
+            Route("POST", "/fapi/v1/marginType", f, True, self.margin_type),
+        ]
+
+    # ---- public ---------------------------------------------------------------------------
+    def time(self, c: Ctx) -> Any:
+        return {"serverTime": self.venue.server_time_ms()}
+
+    def exchange_info(self, c: Ctx) -> Any:
+        return bj.exchange_info(
+            self.venue.instruments.values(),
+            c.market,
+            server_ms=self.venue.server_clock_ms(),
+            weight_limit=self.venue.limiter.limit,
+        )
+
+    def depth(self, c: Ctx) -> Any:
+        sym = c.sym()
+        limit = c.int_("limit") or (500 if c.market is FUT else 100)
+        if c.market is FUT and limit not in _FUT_DEPTH_LIMITS:
+            raise _illegal("limit", ", ".join(map(str, _FUT_DEPTH_LIMITS)))
+        if not 1 <= limit <= 5000:
+            raise _illegal("limit", "1-5000")
+        view = self.venue.book(c.market, sym, limit)
+        return bj.depth(view, c.market, c.inst(sym), update_id=view.ts)
+
+    def _tickers(self, c: Ctx, render: Callable[..., Any]) -> Any:
+        sym = c.symbol(required=False)
+        if sym is not None:
+            return render(self.venue.ticker(c.market, sym), c.market, c.inst(sym))
+        return [
+            render(self.venue.ticker(c.market, s), c.market, i)
+            for s, i in sorted(self.venue.instruments.items())
+            if c.market in i.markets
+        ]
+
+    def ticker_24hr(self, c: Ctx) -> Any:
+        return self._tickers(c, bj.ticker_24hr)
+
+    def book_ticker(self, c: Ctx) -> Any:
+        return self._tickers(c, bj.book_ticker)
+
+    def ticker_price(self, c: Ctx) -> Any:
+        return self._tickers(c, bj.ticker_price)
+
+    def premium_index(self, c: Ctx) -> Any:
+        return self._tickers(c, lambda t, _m, inst: bj.premium_index(t, inst))
+
+    # ---- shared order plumbing ------------------------------------------------------------
+    def open_orders(self, c: Ctx) -> Any:
+        sym = c.symbol(required=False)
+        orders = self.venue.open_orders(c.market, sym)
+        if c.market is SPOT:
+            return [bj.spot_order(o) for o in orders]
+        return [bj.fut_order(o, c.inst(o.symbol)) for o in orders]
+
+    def my_trades(self, c: Ctx) -> Any:
+        sym = c.sym()
+        start, end = c.int_("startTime"), c.int_("endTime")
+        order_id, from_id = c.int_("orderId"), c.int_("fromId")
+        limit = min(c.int_("limit") or 500, 1000)
+        trades = [
+            t
+            for t in self.venue.my_trades(c.market, sym, start)
+            if (end is None or t.ts <= end)
+            and (order_id is None or t.order_id == order_id)
+            and (from_id is None or t.trade_id >= from_id)
+        ]
+        # From a start point: the first `limit`; otherwise the most recent `limit`.
+        trades = trades[:limit] if (start is not None or from_id is not None) else trades[-limit:]
+        inst = c.inst(sym)
+        if c.market is SPOT:
+            orders = self.venue.spot.orders
+            return [
+                bj.spot_trade(t, orders[t.order_id].order_list_id if t.order_id in orders else -1)
+                for t in trades
+            ]
+        return [bj.fut_trade(t, inst) for t in trades]
+
+    # ---- spot orders ----------------------------------------------------------------------
+    def spot_new_order(self, c: Ctx) -> Any:
+        sym, side = c.sym(), c.side()
+        type_raw = c.req("type")
+        if type_raw not in ("LIMIT", "MARKET", "LIMIT_MAKER"):
+            raise _bad(-1116, "Invalid orderType.")
+        type_ = OrderType(type_raw)
+        tif = c.tif()
+        if type_ is OrderType.LIMIT and tif is None:
+            raise _mandatory("timeInForce")
+        if type_ is not OrderType.LIMIT and tif is not None:
+            raise _not_required("timeInForce")
+        qty = c.dec("quantity")
+        if qty is None:
+            raise _mandatory("quantity")  # quoteOrderQty is not supported by the venue
+        price = c.dec("price")
+        if type_ is OrderType.MARKET and price is not None:
+            raise _not_required("price")
+        if type_ is not OrderType.MARKET and price is None:
+            raise _mandatory("price")
+        if c.opt("stopPrice") is not None:
+            raise _not_required("stopPrice")
+        coid = c.client_id("newClientOrderId")
+        resp_type = c.opt("newOrderRespType") or (
+            "FULL" if type_ in (OrderType.MARKET, OrderType.LIMIT) else "ACK"
+        )
+        if resp_type not in ("ACK", "RESULT", "FULL"):
+            raise _bad(-1100, "Illegal characters found in parameter 'newOrderRespType'.")
+        order = self.venue.place_order(
+            SPOT,
+            sym,
+            side,
+            type_,
+            qty,
+            price=price,
+            time_in_force=tif,
+            client_order_id=coid,
+            reduce_only=c.bool_("reduceOnly"),
+        )
+        return bj.spot_new_order(order, resp_type, c.now)
+
+    def spot_cancel_order(self, c: Ctx) -> Any:
+        sym = c.sym()
+        oid, coid = c.order_ref()
+        cancel_id = c.client_id("newClientOrderId") or f"cancel-{next(self._cancel_ids)}"
+        order = self.venue.cancel_order(SPOT, sym, order_id=oid, client_order_id=coid)
+        return bj.spot_cancel(order, cancel_id, c.now)
+
+    def spot_get_order(self, c: Ctx) -> Any:
+        sym = c.sym()
+        oid, coid = c.order_ref()
+        return bj.spot_order(self.venue.get_order(SPOT, sym, order_id=oid, client_order_id=coid))
+
+    def spot_account(self, c: Ctx) -> Any:
+        balances = self.venue.balances()
+        if c.bool_("omitZeroBalances"):
+            balances = {a: b for a, b in balances.items() if b.total != 0}
+        insts = list(self.venue.instruments.values())
+        maker = min((i.maker_fee for i in insts), default=Decimal("0.001"))
+        taker = min((i.taker_fee for i in insts), default=Decimal("0.001"))
+        return bj.spot_account(balances, maker=maker, taker=taker, ts=c.now)
+
+    # ---- spot OCO -------------------------------------------------------------------------
+    def oco_new(self, c: Ctx) -> Any:
+        sym, side = c.sym(), c.side()
+        qty = c.dec_req("quantity")
+        above, below = c.req("aboveType"), c.req("belowType")
+        stops = ("STOP_LOSS", "STOP_LOSS_LIMIT")
+        # The venue models LIMIT_MAKER take-profit legs (Binance also allows TAKE_PROFIT*).
+        limit_leg, stop_leg = ("above", "below") if side is Side.SELL else ("below", "above")
+        types = {"above": above, "below": below}
+        if types[limit_leg] != "LIMIT_MAKER" or types[stop_leg] not in stops:
+            raise _bad(-1116, "Invalid orderType.")
+        limit_price = c.dec_req(f"{limit_leg}Price")
+        stop_price = c.dec_req(f"{stop_leg}StopPrice")
+        stop_limit_price: Decimal | None = None
+        if types[stop_leg] == "STOP_LOSS_LIMIT":
+            stop_limit_price = c.dec_req(f"{stop_leg}Price")
+            c.req(f"{stop_leg}TimeInForce")
+        elif c.opt(f"{stop_leg}Price") is not None:
+            raise _not_required(f"{stop_leg}Price")
+        lst = self.venue.place_oco(
+            sym,
+            side,
+            qty,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            stop_limit_price=stop_limit_price,
+            list_client_order_id=c.client_id("listClientOrderId"),
+            limit_client_order_id=c.client_id(f"{limit_leg}ClientOrderId"),
+            stop_client_order_id=c.client_id(f"{stop_leg}ClientOrderId"),
+        )
+        return bj.order_list(lst, reports="NEW", transact_ms=c.now)
+
+    def _list_ref(self, c: Ctx, client_key: str) -> tuple[int | None, str | None]:
+        return c.int_("orderListId"), c.opt(client_key)
+
+    def oco_get(self, c: Ctx) -> Any:
+        lid, lcoid = self._list_ref(c, "origClientOrderId")
+        return bj.order_list(self.venue.get_order_list(lid, list_client_order_id=lcoid))
+
+    def oco_cancel(self, c: Ctx) -> Any:
+        sym = c.sym()
+        lid, lcoid = self._list_ref(c, "listClientOrderId")
+        lst = self.venue.cancel_order_list(sym, lid, list_client_order_id=lcoid)
+        return bj.order_list(lst, reports="CANCEL", transact_ms=c.now)
+
+    def oco_open(self, c: Ctx) -> Any:
+        return [bj.order_list(lst) for lst in self.venue.open_order_lists()]
+
+    # ---- futures orders -------------------------------------------------------------------
+    def _position_side(self, c: Ctx) -> None:
+        ps = c.opt("positionSide")
+        if ps not in (None, "BOTH"):
+            raise _bad(-4061, "Order's position side does not match user's setting.")
+
+    def fut_new_order(self, c: Ctx) -> Any:
+        sym, side = c.sym(), c.side()
+        self._position_side(c)
+        type_raw = c.req("type")
+        if type_raw in ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"):
+            raise _bad(
+                -4120,
+                "Order type not supported for this endpoint. "
+                "Please use the Algo Order API endpoints instead.",
+            )
+        if type_raw not in ("LIMIT", "MARKET"):
+            raise _bad(-1116, "Invalid orderType.")
+        type_ = OrderType(type_raw)
+        tif = c.tif()
+        if type_ is OrderType.LIMIT and tif is None:
+            raise _mandatory("timeInForce")
+        qty = c.dec_req("quantity")
+        price = c.dec("price")
+        if type_ is OrderType.LIMIT and price is None:
+            raise _mandatory("price")
+        if type_ is OrderType.MARKET and price is not None:
+            raise _not_required("price")
+        if c.bool_("closePosition"):
+            raise _not_required("closePosition")
+        resp_type = c.opt("newOrderRespType") or "ACK"
+        if resp_type not in ("ACK", "RESULT"):
+            raise _bad(-1100, "Illegal characters found in parameter 'newOrderRespType'.")
+        order = self.venue.place_order(
+            FUT,
+            sym,
+            side,
+            type_,
+            qty,
+            price=price,
+            time_in_force=tif if type_ is OrderType.LIMIT else None,
+            client_order_id=c.client_id("newClientOrderId"),
+            reduce_only=c.bool_("reduceOnly"),
+        )
+        inst = c.inst(sym)
+        if resp_type == "ACK":
+            return bj.fut_new_order_ack(order, inst)
+        return bj.fut_order(order, inst, with_time=False)
+
+    def fut_cancel_order(self, c: Ctx) -> Any:
+        sym = c.sym()
+        oid, coid = c.order_ref()
+        order = self.venue.cancel_order(FUT, sym, order_id=oid, client_order_id=coid)
+        return bj.fut_order(order, c.inst(sym))
+
+    def fut_get_order(self, c: Ctx) -> Any:
+        sym = c.sym()
+        oid, coid = c.order_ref()
+        order = self.venue.get_order(FUT, sym, order_id=oid, client_order_id=coid)
+        return bj.fut_order(order, c.inst(sym))
+
+    # ---- futures algo (conditional) orders ----------------------------------------------
+    def algo_new(self, c: Ctx) -> Any:
+        if c.req("algoType") != "CONDITIONAL":
+            raise _illegal("algoType", "CONDITIONAL")
+        sym, side = c.sym(), c.side()
+        self._position_side(c)
+        type_raw = c.req("type")
+        if type_raw not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
+            raise _bad(-1116, "Invalid orderType.")
+        working_raw = c.opt("workingType") or "CONTRACT_PRICE"  # Binance's default
+        if working_raw not in ("MARK_PRICE", "CONTRACT_PRICE"):
+            raise _illegal("workingType", "MARK_PRICE, CONTRACT_PRICE")
+        algo = self.venue.place_algo_order(
+            sym,
+            side,
+            OrderType(type_raw),
+            trigger_price=c.dec_req("triggerPrice"),
+            qty=c.dec("quantity"),
+            working_type=WorkingType(working_raw),
+            reduce_only=c.bool_("reduceOnly"),
+            close_position=c.bool_("closePosition"),
+            client_algo_id=c.client_id("clientAlgoId"),
+        )
+        return bj.algo_order(algo, c.inst(sym))
+
+    def _algo_ref(self, c: Ctx) -> tuple[int | None, str | None]:
+        return c.int_("algoId"), c.opt("clientAlgoId")
+
+    def algo_cancel(self, c: Ctx) -> Any:
+        sym = c.symbol(required=False)
+        aid, caid = self._algo_ref(c)
+        if sym is not None:
+            # Binance identifies algo orders by id alone; a symbol that does not match is
+            # treated as an unknown order rather than cancelling another market's order.
+            current = self.venue.algo.orders.get(aid) if aid is not None else None
+            if current is not None and current.symbol != sym:
+                raise _bad(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
+        algo = self.venue.cancel_algo_order(algo_id=aid, client_algo_id=caid)
+        return {
+            "algoId": algo.algo_id,
+            "clientAlgoId": algo.client_algo_id,
+            "code": "200",
+            "msg": "success",
+        }
+
+    def _algo_query(self, a: Any) -> Any:
+        actual: Decimal | None = None
+        if a.triggered_order_id is not None:
+            order: VenueOrder | None = self.venue.futures.orders.get(a.triggered_order_id)
+            actual = order.avg_price if order is not None else None
+        return bj.algo_order(a, self.venue.instruments[a.symbol], actual_price=actual, query=True)
+
+    def algo_get(self, c: Ctx) -> Any:
+        aid, caid = self._algo_ref(c)
+        return self._algo_query(self.venue.get_algo_order(algo_id=aid, client_algo_id=caid))
+
+    def algo_open(self, c: Ctx) -> Any:
+        sym = c.symbol(required=False)
+        return [self._algo_query(a) for a in self.venue.open_algo_orders(sym)]
+
+    # ---- futures account ------------------------------------------------------------------
+    def fut_account(self, c: Ctx, *, v2: bool) -> Any:
+        info, positions = self.venue.futures_account_state()
+        rows = [(p, c.inst(p.symbol)) for p in positions]
+        return bj.fut_account(info, rows, asset=self.venue.futures_account.asset, ts=c.now, v2=v2)
+
+    def fut_balance(self, c: Ctx) -> Any:
+        info, _ = self.venue.futures_account_state()
+        return bj.fut_balance(info, asset=self.venue.futures_account.asset, ts=c.now)
+
+    def position_risk_v2(self, c: Ctx) -> Any:
+        sym = c.symbol(required=False)
+        return [
+            bj.position_risk_v2(p, c.inst(p.symbol), c.now) for p in self.venue.position_risk(sym)
+        ]
+
+    def position_risk_v3(self, c: Ctx) -> Any:
+        """Only symbols with a position or open orders, like Binance's v3."""
+        sym = c.symbol(required=False)
+        with_orders = {o.symbol for o in self.venue.futures.open_orders(sym)}
+        return [
+            bj.position_risk_v3(p, c.inst(p.symbol), c.now)
+            for p in self.venue.position_risk(sym)
+            if p.qty != 0 or p.symbol in with_orders
+        ]
+
+    def symbol_config(self, c: Ctx) -> Any:
+        sym = c.symbol(required=False)
+        return [bj.symbol_config(p) for p in self.venue.position_risk(sym)]
+
+    def leverage_bracket(self, c: Ctx) -> Any:
+        sym = c.symbol(required=False)
+        symbols = (
+            [sym]
+            if sym
+            else sorted(s for s, i in self.venue.instruments.items() if FUT in i.markets)
+        )
+        max_lev = self.venue.futures_account.MAX_LEVERAGE
+        return [bj.leverage_bracket(s, max_lev) for s in symbols]
+
+    def leverage(self, c: Ctx) -> Any:
+        sym = c.sym()
+        lev = c.int_("leverage")
+        if lev is None:
+            raise _mandatory("leverage")
+        applied = self.venue.set_leverage(sym, lev)
+        return {"leverage": applied, "maxNotionalValue": "1000000000", "symbol": sym}
+
+    def margin_type(self, c: Ctx) -> Any:
+        sym = c.sym()
+        raw = c.req("marginType")
+        if raw not in ("ISOLATED", "CROSSED"):
+            raise _illegal("marginType", "ISOLATED, CROSSED")
+        self.venue.set_margin_type(sym, MarginType(raw))
+        return {"code": 200, "msg": "success"}
+
+
+def _merged_params(query: str, body: str) -> dict[str, str]:
+    params = dict(parse_qsl(body, keep_blank_values=True))
+    params.update(parse_qsl(query, keep_blank_values=True))
+    return params
+
+
+def create_facade(
+    venue: Venue,
+    *,
+    api_key: str,
+    api_secret: str,
+    stall_s: float = 30.0,
+    lock: threading.RLock | None = None,
+) -> FastAPI:
+    """The Binance-compatible ASGI app over `venue` (one API key pair, like one account).
+
+    `stall_s`: how long an injected timeout holds the response when the client does not give
+    up first (then HTTP 408, ``-1007``).
+    """
+    venue_lock = lock or threading.RLock()
+    routes = _Routes(venue)
+    app = FastAPI(
+        title="venue Binance-compatible facade", openapi_url=None, docs_url=None, redoc_url=None
+    )
+    app.state.venue = venue
+    app.state.venue_lock = venue_lock
+    _install_drop_filter()
+
+    def headers(market: Market) -> dict[str, str]:
+        with venue_lock:
+            used = str(venue.used_weight())
+        out = {"X-MBX-USED-WEIGHT-1M": used}
+        if market is SPOT:
+            out["X-MBX-USED-WEIGHT"] = used
+        return out
+
+    def json_response(
+        market: Market, body: Any, status: int = 200, extra: dict[str, str] | None = None
+    ) -> Response:
+        hdrs = headers(market)
+        if extra:
+            hdrs.update(extra)
+        return Response(
+            content=dumpb(body), status_code=status, media_type="application/json", headers=hdrs
+        )
+
+    async def stall(request: Request) -> bool:
+        """Hold the answer until the client disconnects (True) or `stall_s` passes (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + stall_s
+        while loop.time() < deadline:
+            if await request.is_disconnected():
+                return True
+            await asyncio.sleep(0.005)
+        return False
+
+    def make_endpoint(route: Route) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            query = request.scope.get("query_string", b"").decode("latin-1")
+            body = (await request.body()).decode("latin-1")
+            try:
+                if route.signed:
+                    check_signed_request(
+                        query=query,
+                        body=body,
+                        api_key_header=request.headers.get("x-mbx-apikey"),
+                        api_key=api_key,
+                        api_secret=api_secret,
+                        server_time_ms=venue.server_clock_ms(),
+                    )
+                ctx = Ctx(venue=venue, market=route.market, params=_merged_params(query, body))
+                with venue_lock:
+                    result = route.handler(ctx)
+                return json_response(route.market, result)
+            except errors.AckDropped:
+                return _DroppedAckResponse()
+            except errors.VenueTimeout:
+                if await stall(request):
+                    return Response(status_code=408)  # nobody is listening any more
+                body_ = {"code": errors.TIMEOUT, "msg": MSG_BACKEND_TIMEOUT}
+                return json_response(route.market, body_, 408)
+            except errors.RateLimitExceeded as exc:
+                retry = str(max(1, round(exc.retry_after_s)))
+                return json_response(route.market, exc.as_body(), 429, {"Retry-After": retry})
+            except errors.VenueError as exc:
+                return json_response(route.market, exc.as_body(), exc.http_status)
+
+        endpoint.__name__ = f"{route.method.lower()}_{route.path.strip('/').replace('/', '_')}"
+        return endpoint
+
+    for route in routes.table():
+        app.add_api_route(
+            route.path,
+            make_endpoint(route),
+            methods=[route.method],
+            include_in_schema=False,
+            summary=f"Binance {route.method} {route.path}",
+        )
+    return app
+
+
+__all__ = ["Ctx", "Route", "create_facade"]

@@ -1,0 +1,805 @@
+"""Venue records → Binance REST JSON, field for field (spot ``/api/v3``, USDⓈ-M ``/fapi``).
+
+Field names, order and formatting follow Binance's documented responses: spot decimals are
+strings with 8 decimals (``"0.01000000"``); futures prices/quantities carry the symbol's tick/step
+precision and computed amounts (``cumQuote``, ``commission``, ``realizedPnl``) are plain decimal
+strings. Statuses use Binance's words (the venue's ACCEPTED is Binance's ``NEW``; an order
+expired by self-trade prevention is ``EXPIRED_IN_MATCH``). Fields the venue does not model are
+present with Binance's neutral values (``icebergQty`` "0", ``priceProtect`` false, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from tradekit.enums import Market, OrderStatus, OrderType, Side
+from tradekit.instrument import Instrument
+from tradekit.money import ZERO
+from venue.models import (
+    AlgoOrder,
+    Balance,
+    BookView,
+    FuturesAccountInfo,
+    ListStatus,
+    OrderList,
+    PositionInfo,
+    TickerView,
+    Trade,
+    VenueOrder,
+)
+
+JSON = dict[str, Any]
+
+_E8 = Decimal("0.00000001")
+STP_MODE = "EXPIRE_MAKER"
+FAR_FUTURE_DELIVERY = 4133404800000  # Binance's deliveryDate of perpetual contracts
+SPOT_ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT"]
+FUT_ORDER_TYPES = ["LIMIT", "MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET"]
+FUT_TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX"]
+
+
+# ---- number formatting -------------------------------------------------------------------------
+def f8(value: Decimal | None) -> str:
+    """Spot style: 8 decimals, always."""
+    return f"{(value or ZERO).quantize(_E8, rounding=ROUND_HALF_EVEN):f}"
+
+
+def plain(value: Decimal | None) -> str:
+    """A computed amount as a plain decimal string without exponent (``"1.300002"``)."""
+    d = (value or ZERO).quantize(_E8, rounding=ROUND_HALF_EVEN).normalize()
+    return f"{d:f}" if d != 0 else "0"
+
+
+def at(value: Decimal | None, increment: Decimal) -> str:
+    """Futures style: formatted with the number of decimals of `increment` (tick or step)."""
+    exp = increment.normalize().as_tuple().exponent
+    places = -exp if isinstance(exp, int) and exp < 0 else 0
+    return f"{(value or ZERO):.{places}f}"
+
+
+def decimals(increment: Decimal) -> int:
+    exp = increment.normalize().as_tuple().exponent
+    return -exp if isinstance(exp, int) and exp < 0 else 0
+
+
+# ---- vocabulary --------------------------------------------------------------------------------
+def order_status(o: VenueOrder) -> str:
+    if o.status is OrderStatus.ACCEPTED:
+        return "NEW"
+    if o.status is OrderStatus.EXPIRED and (o.expire_reason or "").startswith("self-trade"):
+        return "EXPIRED_IN_MATCH"
+    return o.status.value
+
+
+def spot_type(type_: OrderType) -> str:
+    # A spot OCO stop leg without a limit price is Binance's STOP_LOSS (market on trigger).
+    return "STOP_LOSS" if type_ is OrderType.STOP_MARKET else type_.value
+
+
+def _tif(o: VenueOrder) -> str:
+    return o.time_in_force.value if o.time_in_force is not None else "GTC"
+
+
+# ---- spot --------------------------------------------------------------------------------------
+def spot_fill(t: Trade) -> JSON:
+    return {
+        "price": f8(t.price),
+        "qty": f8(t.qty),
+        "commission": f8(t.fee),
+        "commissionAsset": t.fee_asset,
+        "tradeId": t.trade_id,
+    }
+
+
+def spot_order(o: VenueOrder) -> JSON:
+    """`GET /api/v3/order` and `GET /api/v3/openOrders` rows."""
+    working = o.triggered
+    return {
+        "symbol": o.symbol,
+        "orderId": o.order_id,
+        "orderListId": o.order_list_id,
+        "clientOrderId": o.client_order_id,
+        "price": f8(o.price),
+        "origQty": f8(o.qty),
+        "executedQty": f8(o.filled_qty),
+        "cummulativeQuoteQty": f8(o.cum_quote),
+        "status": order_status(o),
+        "timeInForce": _tif(o),
+        "type": spot_type(o.type),
+        "side": o.side.value,
+        "stopPrice": f8(o.stop_price),
+        "icebergQty": f8(ZERO),
+        "time": o.created_ts,
+        "updateTime": o.updated_ts,
+        "isWorking": working,
+        "workingTime": o.created_ts if working else -1,
+        "origQuoteOrderQty": f8(ZERO),
+        "selfTradePreventionMode": STP_MODE,
+    }
+
+
+def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
+    """`POST /api/v3/order` in the ACK / RESULT / FULL shapes."""
+    out: JSON = {
+        "symbol": o.symbol,
+        "orderId": o.order_id,
+        "orderListId": o.order_list_id,
+        "clientOrderId": o.client_order_id,
+        "transactTime": transact_ms,
+    }
+    if resp_type == "ACK":
+        return out
+    out.update(
+        {
+            "price": f8(o.price),
+            "origQty": f8(o.qty),
+            "executedQty": f8(o.filled_qty),
+            "origQuoteOrderQty": f8(ZERO),
+            "cummulativeQuoteQty": f8(o.cum_quote),
+            "status": order_status(o),
+            "timeInForce": _tif(o),
+            "type": spot_type(o.type),
+            "side": o.side.value,
+        }
+    )
+    if o.stop_price is not None:
+        out["stopPrice"] = f8(o.stop_price)
+    out["workingTime"] = o.created_ts if o.triggered else -1
+    out["selfTradePreventionMode"] = STP_MODE
+    if resp_type == "FULL":
+        out["fills"] = [spot_fill(t) for t in o.trades]
+    return out
+
+
+def spot_cancel(o: VenueOrder, cancel_client_id: str, transact_ms: int) -> JSON:
+    """`DELETE /api/v3/order`: ``clientOrderId`` is the id of the *cancel* request; the
+    order's own client id is ``origClientOrderId``."""
+    out: JSON = {
+        "symbol": o.symbol,
+        "origClientOrderId": o.client_order_id,
+        "orderId": o.order_id,
+        "orderListId": o.order_list_id,
+        "clientOrderId": cancel_client_id,
+        "transactTime": transact_ms,
+        "price": f8(o.price),
+        "origQty": f8(o.qty),
+        "executedQty": f8(o.filled_qty),
+        "origQuoteOrderQty": f8(ZERO),
+        "cummulativeQuoteQty": f8(o.cum_quote),
+        "status": order_status(o),
+        "timeInForce": _tif(o),
+        "type": spot_type(o.type),
+        "side": o.side.value,
+    }
+    if o.stop_price is not None:
+        out["stopPrice"] = f8(o.stop_price)
+    out["selfTradePreventionMode"] = STP_MODE
+    return out
+
+
+def spot_trade(t: Trade, order_list_id: int = -1) -> JSON:
+    """`GET /api/v3/myTrades` row."""
+    return {
+        "symbol": t.symbol,
+        "id": t.trade_id,
+        "orderId": t.order_id,
+        "orderListId": order_list_id,
+        "price": f8(t.price),
+        "qty": f8(t.qty),
+        "quoteQty": f8(t.quote_qty),
+        "commission": f8(t.fee),
+        "commissionAsset": t.fee_asset,
+        "time": t.ts,
+        "isBuyer": t.side is Side.BUY,
+        "isMaker": t.is_maker,
+        "isBestMatch": True,
+    }
+
+
+def _list_status(lst: OrderList) -> tuple[str, str]:
+    if lst.status is ListStatus.ALL_DONE:
+        return "ALL_DONE", "ALL_DONE"
+    return "EXEC_STARTED", "EXECUTING"
+
+
+def _legs_stop_first(lst: OrderList) -> list[VenueOrder]:
+    # Binance lists the stop leg first, then the LIMIT_MAKER leg.
+    return sorted(lst.orders, key=lambda o: o.type is OrderType.LIMIT_MAKER)
+
+
+def order_list(
+    lst: OrderList, *, reports: str | None = None, transact_ms: int | None = None
+) -> JSON:
+    """`/api/v3/orderList*` (reports: None | "NEW" | "CANCEL")."""
+    status_type, order_status_ = _list_status(lst)
+    legs = _legs_stop_first(lst)
+    out: JSON = {
+        "orderListId": lst.order_list_id,
+        "contingencyType": "OCO",
+        "listStatusType": status_type,
+        "listOrderStatus": order_status_,
+        "listClientOrderId": lst.list_client_order_id,
+        "transactionTime": transact_ms if transact_ms is not None else lst.updated_ts,
+        "symbol": lst.symbol,
+        "orders": [
+            {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_order_id}
+            for o in legs
+        ],
+    }
+    ts = transact_ms if transact_ms is not None else lst.updated_ts
+    if reports == "NEW":
+        out["orderReports"] = [spot_new_order(o, "RESULT", ts) for o in legs]
+    elif reports == "CANCEL":
+        out["orderReports"] = [spot_cancel(o, o.client_order_id, ts) for o in legs]
+    return out
+
+
+def spot_account(balances: dict[str, Balance], *, maker: Decimal, taker: Decimal, ts: int) -> JSON:
+    """`GET /api/v3/account`."""
+    return {
+        "makerCommission": int(maker * 10_000),
+        "takerCommission": int(taker * 10_000),
+        "buyerCommission": 0,
+        "sellerCommission": 0,
+        "commissionRates": {
+            "maker": f8(maker),
+            "taker": f8(taker),
+            "buyer": f8(ZERO),
+            "seller": f8(ZERO),
+        },
+        "canTrade": True,
+        "canWithdraw": True,
+        "canDeposit": True,
+        "brokered": False,
+        "requireSelfTradePrevention": False,
+        "preventSor": False,
+        "updateTime": ts,
+        "accountType": "SPOT",
+        "balances": [
+            {"asset": b.asset, "free": f8(b.free), "locked": f8(b.locked)}
+            for b in balances.values()
+        ],
+        "permissions": ["SPOT"],
+        "uid": 1,
+    }
+
+
+# ---- futures -----------------------------------------------------------------------------------
+def fut_order(o: VenueOrder, inst: Instrument, *, with_time: bool = True) -> JSON:
+    """`/fapi/v1/order` (GET/DELETE, and POST with ``newOrderRespType=RESULT``)."""
+    avg = o.avg_price
+    out: JSON = {
+        "orderId": o.order_id,
+        "symbol": o.symbol,
+        "status": order_status(o),
+        "clientOrderId": o.client_order_id,
+        "price": at(o.price, inst.tickSize) if o.price is not None else "0",
+        "avgPrice": plain(avg) if avg is not None else at(ZERO, inst.tickSize),
+        "origQty": at(o.qty, inst.stepSize),
+        "executedQty": at(o.filled_qty, inst.stepSize),
+        "cumQty": at(o.filled_qty, inst.stepSize),
+        "cumQuote": plain(o.cum_quote),
+        "timeInForce": _tif(o),
+        "type": o.type.value,
+        "reduceOnly": o.reduce_only,
+        "closePosition": False,
+        "side": o.side.value,
+        "positionSide": "BOTH",
+        "stopPrice": at(o.stop_price, inst.tickSize) if o.stop_price is not None else "0",
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "origType": o.type.value,
+        "priceMatch": "NONE",
+        "selfTradePreventionMode": STP_MODE,
+        "goodTillDate": 0,
+    }
+    if with_time:
+        out["time"] = o.created_ts
+    out["updateTime"] = o.updated_ts
+    return out
+
+
+def fut_new_order_ack(o: VenueOrder, inst: Instrument) -> JSON:
+    """``newOrderRespType=ACK`` (Binance's futures default): the order as accepted, before any
+    execution is reported (a MARKET order still shows NEW and zero executed)."""
+    out = fut_order(o, inst, with_time=False)
+    out.update(
+        {
+            "status": "NEW",
+            "avgPrice": at(ZERO, inst.tickSize),
+            "executedQty": at(ZERO, inst.stepSize),
+            "cumQty": at(ZERO, inst.stepSize),
+            "cumQuote": "0",
+            "updateTime": o.created_ts,
+        }
+    )
+    return out
+
+
+def fut_trade(t: Trade, inst: Instrument) -> JSON:
+    """`GET /fapi/v1/userTrades` row."""
+    return {
+        "buyer": t.side is Side.BUY,
+        "commission": plain(t.fee),
+        "commissionAsset": t.fee_asset,
+        "id": t.trade_id,
+        "maker": t.is_maker,
+        "orderId": t.order_id,
+        "price": at(t.price, inst.tickSize),
+        "qty": at(t.qty, inst.stepSize),
+        "quoteQty": plain(t.quote_qty),
+        "realizedPnl": plain(t.realized_pnl),
+        "side": t.side.value,
+        "positionSide": "BOTH",
+        "symbol": t.symbol,
+        "time": t.ts,
+    }
+
+
+def algo_order(
+    a: AlgoOrder, inst: Instrument, *, actual_price: Decimal | None = None, query: bool = False
+) -> JSON:
+    """`/fapi/v1/algoOrder` (POST answer; GET and openAlgoOrders add the actual order)."""
+    out: JSON = {
+        "algoId": a.algo_id,
+        "clientAlgoId": a.client_algo_id,
+        "algoType": "CONDITIONAL",
+        "orderType": a.type.value,
+        "symbol": a.symbol,
+        "side": a.side.value,
+        "positionSide": "BOTH",
+        "timeInForce": "GTC",
+        "quantity": at(a.qty, inst.stepSize),
+        "algoStatus": a.status.value,
+    }
+    if query:
+        out["actualOrderId"] = str(a.triggered_order_id) if a.triggered_order_id else ""
+        out["actualPrice"] = plain(actual_price) if actual_price is not None else "0"
+    out.update(
+        {
+            "triggerPrice": at(a.trigger_price, inst.tickSize),
+            "price": "0",
+            "icebergQuantity": None,
+            "selfTradePreventionMode": STP_MODE,
+            "workingType": a.working_type.value,
+            "priceMatch": "NONE",
+            "closePosition": a.close_position,
+            "priceProtect": False,
+            "reduceOnly": a.reduce_only,
+            "createTime": a.created_ts,
+            "updateTime": a.updated_ts,
+            "triggerTime": a.trigger_ts or 0,
+            "goodTillDate": 0,
+        }
+    )
+    return out
+
+
+def _position_common(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
+    notional = p.qty * p.mark_price
+    return {
+        "symbol": p.symbol,
+        "positionSide": "BOTH",
+        "positionAmt": at(p.qty, inst.stepSize),
+        "entryPrice": plain(p.entry_price),
+        "breakEvenPrice": plain(p.entry_price),
+        "markPrice": plain(p.mark_price),
+        "unRealizedProfit": plain(p.unrealized_pnl),
+        "liquidationPrice": "0",
+        "isolatedMargin": plain(p.initial_margin) if p.margin_type.value == "ISOLATED" else "0",
+        "notional": plain(notional),
+        "marginAsset": inst.quote_asset,
+        "isolatedWallet": plain(p.initial_margin) if p.margin_type.value == "ISOLATED" else "0",
+        "initialMargin": plain(p.initial_margin),
+        "maintMargin": "0",
+        "positionInitialMargin": plain(p.initial_margin),
+        "openOrderInitialMargin": "0",
+        "adl": 0,
+        "bidNotional": "0",
+        "askNotional": "0",
+        "updateTime": ts if p.qty != 0 else 0,
+    }
+
+
+def position_risk_v3(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
+    """`GET /fapi/v3/positionRisk` row (no leverage/marginType since v3)."""
+    return _position_common(p, inst, ts)
+
+
+def position_risk_v2(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
+    """`GET /fapi/v2/positionRisk` row."""
+    return {
+        "entryPrice": plain(p.entry_price),
+        "breakEvenPrice": plain(p.entry_price),
+        "marginType": "isolated" if p.margin_type.value == "ISOLATED" else "cross",
+        "isAutoAddMargin": "false",
+        "isolatedMargin": plain(p.initial_margin) if p.margin_type.value == "ISOLATED" else "0",
+        "leverage": str(p.leverage),
+        "liquidationPrice": "0",
+        "markPrice": plain(p.mark_price),
+        "maxNotionalValue": "1000000000",
+        "positionAmt": at(p.qty, inst.stepSize),
+        "notional": plain(p.qty * p.mark_price),
+        "isolatedWallet": plain(p.initial_margin) if p.margin_type.value == "ISOLATED" else "0",
+        "symbol": p.symbol,
+        "unRealizedProfit": plain(p.unrealized_pnl),
+        "positionSide": "BOTH",
+        "updateTime": ts if p.qty != 0 else 0,
+    }
+
+
+def symbol_config(p: PositionInfo) -> JSON:
+    """`GET /fapi/v1/symbolConfig` row."""
+    return {
+        "symbol": p.symbol,
+        "marginType": p.margin_type.value,
+        "isAutoAddMargin": "false",
+        "leverage": p.leverage,
+        "maxNotionalValue": "1000000000",
+    }
+
+
+def leverage_bracket(symbol: str, max_leverage: int) -> JSON:
+    """`GET /fapi/v1/leverageBracket` row: one bracket (the venue has no tiers)."""
+    return {
+        "symbol": symbol,
+        "notionalCoef": 1.0,
+        "brackets": [
+            {
+                "bracket": 1,
+                "initialLeverage": max_leverage,
+                "notionalCap": 1_000_000_000,
+                "notionalFloor": 0,
+                "maintMarginRatio": 0.004,
+                "cum": 0.0,
+            }
+        ],
+    }
+
+
+def fut_account(
+    info: FuturesAccountInfo,
+    positions: Sequence[tuple[PositionInfo, Instrument]],
+    *,
+    asset: str,
+    ts: int,
+    v2: bool,
+) -> JSON:
+    """`GET /fapi/v3/account` (v2 adds trading flags and per-position leverage)."""
+    margin_balance = info.wallet_balance + info.unrealized_pnl
+    initial = info.position_initial_margin + info.open_order_initial_margin
+    totals: JSON = {
+        "totalInitialMargin": plain(initial),
+        "totalMaintMargin": "0",
+        "totalWalletBalance": plain(info.wallet_balance),
+        "totalUnrealizedProfit": plain(info.unrealized_pnl),
+        "totalMarginBalance": plain(margin_balance),
+        "totalPositionInitialMargin": plain(info.position_initial_margin),
+        "totalOpenOrderInitialMargin": plain(info.open_order_initial_margin),
+        "totalCrossWalletBalance": plain(info.wallet_balance),
+        "totalCrossUnPnl": plain(info.unrealized_pnl),
+        "availableBalance": plain(info.available_balance),
+        "maxWithdrawAmount": plain(max(info.available_balance, ZERO)),
+    }
+    asset_row: JSON = {
+        "asset": asset,
+        "walletBalance": plain(info.wallet_balance),
+        "unrealizedProfit": plain(info.unrealized_pnl),
+        "marginBalance": plain(margin_balance),
+        "maintMargin": "0",
+        "initialMargin": plain(initial),
+        "positionInitialMargin": plain(info.position_initial_margin),
+        "openOrderInitialMargin": plain(info.open_order_initial_margin),
+        "crossWalletBalance": plain(info.wallet_balance),
+        "crossUnPnl": plain(info.unrealized_pnl),
+        "availableBalance": plain(info.available_balance),
+        "maxWithdrawAmount": plain(max(info.available_balance, ZERO)),
+        "updateTime": ts,
+    }
+    rows: list[JSON] = []
+    for p, inst in positions:
+        row: JSON = {
+            "symbol": p.symbol,
+            "positionSide": "BOTH",
+            "positionAmt": at(p.qty, inst.stepSize),
+            "unrealizedProfit": plain(p.unrealized_pnl),
+            "isolatedMargin": "0",
+            "notional": plain(p.qty * p.mark_price),
+            "isolatedWallet": "0",
+            "initialMargin": plain(p.initial_margin),
+            "maintMargin": "0",
+            "updateTime": ts,
+        }
+        if v2:
+            row.update(
+                {
+                    "leverage": str(p.leverage),
+                    "entryPrice": plain(p.entry_price),
+                    "isolated": p.margin_type.value == "ISOLATED",
+                    "positionInitialMargin": plain(p.initial_margin),
+                    "openOrderInitialMargin": "0",
+                    "maxNotional": "1000000000",
+                    "breakEvenPrice": plain(p.entry_price),
+                }
+            )
+        rows.append(row)
+    out: JSON = {}
+    if v2:
+        out.update(
+            {
+                "feeTier": 0,
+                "feeBurn": False,
+                "canTrade": True,
+                "canDeposit": True,
+                "canWithdraw": True,
+                "updateTime": 0,
+                "multiAssetsMargin": False,
+                "tradeGroupId": -1,
+            }
+        )
+    out.update(totals)
+    out["assets"] = [asset_row]
+    out["positions"] = rows
+    return out
+
+
+def fut_balance(info: FuturesAccountInfo, *, asset: str, ts: int) -> list[JSON]:
+    """`GET /fapi/v2|v3/balance`."""
+    return [
+        {
+            "accountAlias": "SgsR",
+            "asset": asset,
+            "balance": plain(info.wallet_balance),
+            "crossWalletBalance": plain(info.wallet_balance),
+            "crossUnPnl": plain(info.unrealized_pnl),
+            "availableBalance": plain(info.available_balance),
+            "maxWithdrawAmount": plain(max(info.available_balance, ZERO)),
+            "marginAvailable": True,
+            "updateTime": ts,
+        }
+    ]
+
+
+# ---- market data -------------------------------------------------------------------------------
+def depth(view: BookView, market: Market, inst: Instrument, update_id: int) -> JSON:
+    if market is Market.SPOT:
+        return {
+            "lastUpdateId": update_id,
+            "bids": [[f8(p), f8(q)] for p, q in view.bids],
+            "asks": [[f8(p), f8(q)] for p, q in view.asks],
+        }
+    return {
+        "lastUpdateId": update_id,
+        "E": view.ts,
+        "T": view.ts,
+        "bids": [[at(p, inst.tickSize), at(q, inst.stepSize)] for p, q in view.bids],
+        "asks": [[at(p, inst.tickSize), at(q, inst.stepSize)] for p, q in view.asks],
+    }
+
+
+def _last(t: TickerView) -> Decimal:
+    if t.last is not None:
+        return t.last
+    if t.bid is not None and t.ask is not None:
+        return (t.bid[0] + t.ask[0]) / 2
+    return ZERO
+
+
+def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
+    """The venue keeps no 24-hour statistics: open/high/low are the last price, volumes 0."""
+    fmt = f8 if market is Market.SPOT else (lambda d: at(d, inst.tickSize))
+    last = _last(t)
+    out: JSON = {
+        "symbol": t.symbol,
+        "priceChange": fmt(ZERO),
+        "priceChangePercent": "0.000",
+        "weightedAvgPrice": fmt(last),
+    }
+    if market is Market.SPOT:
+        out["prevClosePrice"] = fmt(last)
+    out.update({"lastPrice": fmt(last), "lastQty": "0"})
+    if market is Market.SPOT:
+        out.update(
+            {
+                "bidPrice": f8(t.bid[0] if t.bid else None),
+                "bidQty": f8(t.bid[1] if t.bid else None),
+                "askPrice": f8(t.ask[0] if t.ask else None),
+                "askQty": f8(t.ask[1] if t.ask else None),
+            }
+        )
+    out.update(
+        {
+            "openPrice": fmt(last),
+            "highPrice": fmt(last),
+            "lowPrice": fmt(last),
+            "volume": "0",
+            "quoteVolume": "0",
+            "openTime": t.ts - 86_400_000,
+            "closeTime": t.ts,
+            "firstId": -1,
+            "lastId": -1,
+            "count": 0,
+        }
+    )
+    return out
+
+
+def book_ticker(t: TickerView, market: Market, inst: Instrument) -> JSON:
+    if market is Market.SPOT:
+        return {
+            "symbol": t.symbol,
+            "bidPrice": f8(t.bid[0] if t.bid else None),
+            "bidQty": f8(t.bid[1] if t.bid else None),
+            "askPrice": f8(t.ask[0] if t.ask else None),
+            "askQty": f8(t.ask[1] if t.ask else None),
+        }
+    return {
+        "symbol": t.symbol,
+        "bidPrice": at(t.bid[0] if t.bid else None, inst.tickSize),
+        "bidQty": at(t.bid[1] if t.bid else None, inst.stepSize),
+        "askPrice": at(t.ask[0] if t.ask else None, inst.tickSize),
+        "askQty": at(t.ask[1] if t.ask else None, inst.stepSize),
+        "time": t.ts,
+        "lastUpdateId": t.ts,
+    }
+
+
+def ticker_price(t: TickerView, market: Market, inst: Instrument) -> JSON:
+    if market is Market.SPOT:
+        return {"symbol": t.symbol, "price": f8(_last(t))}
+    return {"symbol": t.symbol, "price": at(_last(t), inst.tickSize), "time": t.ts}
+
+
+def premium_index(t: TickerView, inst: Instrument) -> JSON:
+    """`GET /fapi/v1/premiumIndex` (index price = mark: the venue has no index)."""
+    mark = t.mark or ZERO
+    return {
+        "symbol": t.symbol,
+        "markPrice": f"{mark:.8f}",
+        "indexPrice": f"{mark:.8f}",
+        "estimatedSettlePrice": f"{mark:.8f}",
+        "lastFundingRate": f"{(t.funding_rate or ZERO):.8f}",
+        "interestRate": "0.00010000",
+        "nextFundingTime": t.next_funding_ts or 0,
+        "time": t.ts,
+    }
+
+
+# ---- exchangeInfo ------------------------------------------------------------------------------
+def _spot_symbol(inst: Instrument) -> JSON:
+    min_qty = max(inst.minQty, inst.stepSize)
+    return {
+        "symbol": inst.symbol,
+        "status": "TRADING",
+        "baseAsset": inst.base_asset,
+        "baseAssetPrecision": 8,
+        "quoteAsset": inst.quote_asset,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": SPOT_ORDER_TYPES,
+        "icebergAllowed": False,
+        "ocoAllowed": True,
+        "otoAllowed": False,
+        "quoteOrderQtyMarketAllowed": False,
+        "allowTrailingStop": False,
+        "cancelReplaceAllowed": False,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": f8(inst.tickSize),
+                "maxPrice": f8(Decimal("1000000")),
+                "tickSize": f8(inst.tickSize),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": f8(min_qty),
+                "maxQty": f8(inst.maxQty or Decimal("9000000")),
+                "stepSize": f8(inst.stepSize),
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": f8(inst.minNotional),
+                "applyMinToMarket": True,
+                "maxNotional": f8(Decimal("9000000")),
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": STP_MODE,
+        "allowedSelfTradePreventionModes": [STP_MODE],
+    }
+
+
+def _fut_symbol(inst: Instrument) -> JSON:
+    min_qty = max(inst.minQty, inst.stepSize)
+    max_qty = inst.maxQty or Decimal("1000000")
+    return {
+        "symbol": inst.symbol,
+        "pair": inst.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": FAR_FUTURE_DELIVERY,
+        "onboardDate": 1_569_398_400_000,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": inst.base_asset,
+        "quoteAsset": inst.quote_asset,
+        "marginAsset": inst.quote_asset,
+        "pricePrecision": inst.price_precision or decimals(inst.tickSize),
+        "quantityPrecision": inst.qty_precision or decimals(inst.stepSize),
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": at(inst.tickSize, inst.tickSize),
+                "maxPrice": at(Decimal("1000000"), inst.tickSize),
+                "tickSize": at(inst.tickSize, inst.tickSize),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": at(min_qty, inst.stepSize),
+                "maxQty": at(max_qty, inst.stepSize),
+                "stepSize": at(inst.stepSize, inst.stepSize),
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": at(min_qty, inst.stepSize),
+                "maxQty": at(max_qty, inst.stepSize),
+                "stepSize": at(inst.stepSize, inst.stepSize),
+            },
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MIN_NOTIONAL", "notional": plain(inst.minNotional)},
+        ],
+        "orderTypes": FUT_ORDER_TYPES,
+        "timeInForce": FUT_TIME_IN_FORCE,
+    }
+
+
+def exchange_info(
+    instruments: Iterable[Instrument], market: Market, *, server_ms: int, weight_limit: int
+) -> JSON:
+    rate_limits = [
+        {
+            "rateLimitType": "REQUEST_WEIGHT",
+            "interval": "MINUTE",
+            "intervalNum": 1,
+            "limit": weight_limit,
+        }
+    ]
+    if market is Market.SPOT:
+        return {
+            "timezone": "UTC",
+            "serverTime": server_ms,
+            "rateLimits": rate_limits,
+            "exchangeFilters": [],
+            "symbols": [_spot_symbol(i) for i in instruments if Market.SPOT in i.markets],
+        }
+    fut = [i for i in instruments if Market.FUT in i.markets]
+    return {
+        "timezone": "UTC",
+        "serverTime": server_ms,
+        "futuresType": "U_MARGINED",
+        "rateLimits": rate_limits,
+        "exchangeFilters": [],
+        "assets": [
+            {"asset": a, "marginAvailable": True, "autoAssetExchange": None}
+            for a in sorted({i.quote_asset for i in fut})
+        ],
+        "symbols": [_fut_symbol(i) for i in fut],
+    }
