@@ -5,6 +5,7 @@ file, exactly as two processes would share it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from s3_strategy.adapters.configstore import ConfigStore
 from s3_strategy.bootstrap import S3Container
 from s3_strategy.bootstrap import bootstrap as s3_bootstrap
 from s3_strategy.config import Settings as S3Settings
@@ -76,6 +78,7 @@ async def start_stack(
     )  # fmt: skip
     s3_store = SqliteStore(db)
     stack.push_async_callback(s3_store.close)
+    await _activate_bundle_without_brackets(s3_store)
     s3c = await s3_bootstrap(s3_settings, redis=redis, store=s3_store, http=http)
     app3 = s3_app(s3_settings, container=s3c)
     await stack.enter_async_context(app3.router.lifespan_context(app3))
@@ -85,6 +88,20 @@ async def start_stack(
     # Features come from the simulator's market-data feed, not from the test.
     await wait_for(lambda: _exists(redis, keys.feat_last("BTCUSDT")))
     return Stack(s3, s4, s3c, s4c)
+
+
+async def _activate_bundle_without_brackets(store: SqliteStore) -> None:
+    """S4 refuses SL/TP brackets and TWAP slicing until it implements them, so this end-to-end
+    run promotes the fixture bundle with brackets off and no slicing (a plain Maker→Taker)."""
+    params = json.loads((FIXTURES / "config_bundle.json").read_text())["params"]
+    params["brackets"]["enabled"] = False
+    params["exec_policy"]["FUT"]["twap"] = False
+    await ConfigStore(store).publish_bundle("e2e-no-brackets", params)
+
+
+# The simulator's feed does not publish rho_usdttwd_14 (spec rule R-023 references it), so the
+# request supplies it; without it S3 skips FEATURE_MISSING (fail closed).
+DECIDE_BTC = {"symbol": "BTCUSDT", "context": {"features": {"rho_usdttwd_14": 0.0}}}
 
 
 async def _exists(redis: RedisClient, key: str) -> bool:
@@ -111,7 +128,7 @@ async def test_decide_with_both_paths_executes_once_and_persists_the_fill(
     stacks: AsyncExitStack, redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     st = await start_stack(stacks, redis, redis_addresses, tmp_path, rest="in-process")
-    r = await st.s3.post("/decide", json={"symbol": "BTCUSDT"})
+    r = await st.s3.post("/decide", json=DECIDE_BTC)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["decision"] == "open", body
@@ -148,7 +165,7 @@ async def test_decide_with_stream_only_is_executed_by_the_consumer_group(
     stacks: AsyncExitStack, redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     st = await start_stack(stacks, redis, redis_addresses, tmp_path, rest=None)
-    body = (await st.s3.post("/decide", json={"symbol": "BTCUSDT"})).json()
+    body = (await st.s3.post("/decide", json=DECIDE_BTC)).json()
     assert body["decision"] == "open" and body["publish"]["rest"] == "skipped"
     coid = body["intent"]["client_order_id"]
     await wait_for(lambda: _order_filled(st, coid))
@@ -161,7 +178,7 @@ async def test_decide_with_rest_path_down_alerts_and_still_executes_via_stream(
     stacks: AsyncExitStack, redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     st = await start_stack(stacks, redis, redis_addresses, tmp_path, rest="down")
-    body = (await st.s3.post("/decide", json={"symbol": "BTCUSDT"})).json()
+    body = (await st.s3.post("/decide", json=DECIDE_BTC)).json()
     assert body["decision"] == "open"
     assert body["publish"]["stream"] == "ok" and body["publish"]["rest"] == "failed"
     alerts = [jsonutil.loads(e[1]["data"]) for e in await redis.xrange(keys.ALERTS)]

@@ -19,14 +19,20 @@ from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.helpers import put_features
 
+# tests.helpers' BTC snapshot lacks two factors the fixture rules for BTCUSDT reference
+# (R-023: rho_usdttwd_14, R-011: rv_1h); without them every decision is FEATURE_MISSING.
+RULE_FEATURES = {"rho_usdttwd_14": 0.1, "rv_1h": 0.01}
+
 
 @pytest.fixture
 async def s3(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, S3Container]]:
+    # Several entries per market, so that a repeated decision reaches the idempotency check.
     settings = Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None
-    )
+        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
+        concurrent_entries_per_market=5,
+    )  # fmt: skip
     store = SqliteStore(tmp_path / "store.sqlite3")
     container = await bootstrap(settings, redis=redis, store=store)
     app = create_app(settings, container=container)
@@ -42,29 +48,29 @@ async def test_decide_dry_run_with_fresh_features_opens_and_emits_nothing(
     s3: tuple[httpx.AsyncClient, S3Container], redis: RedisClient
 ) -> None:
     client, c = s3
-    await put_features(redis)
+    await put_features(redis, **RULE_FEATURES)
     r = await client.post("/decide", json={"symbol": "BTCUSDT", "dry_run": True})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["decision"] == "open" and body["reason"] == "OK"
-    assert body["config_rev"] == c.service.bundle.rev
+    assert body["config_rev"] == c.service.engine.config_rev
     assert body["intent"]["qty"] == "0.006"  # 20 USDT · 20x / 65000.5 → step 0.001
     assert body["intent"]["client_order_id"].startswith("s3-btc-")
     assert [g["gate"] for g in body["gates"]] == [
-        "funding_abs", "spread_bps", "depth_top1_usdt", "concurrent_entries"
+        "funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget", "concurrent_entries"
     ]  # fmt: skip
     assert await redis.xlen(keys.ORDERS_INTENT) == 0
     assert await redis.get(keys.idem_order(body["intent"]["client_order_id"])) is None
     signal = await c.store.get("signals", body["signal_id"])
     assert signal is not None and signal["dry_run"] is True
-    assert signal["config_rev"] == c.service.bundle.rev and signal["decision"] == "open"
+    assert signal["config_rev"] == c.service.engine.config_rev and signal["decision"] == "open"
 
 
 async def test_decide_with_wide_spread_skips_with_gate_reason(
     s3: tuple[httpx.AsyncClient, S3Container], redis: RedisClient
 ) -> None:
     client, _ = s3
-    await put_features(redis, spread_bps=9.0)
+    await put_features(redis, spread_bps=9.0, **RULE_FEATURES)
     body = (await client.post("/decide", json={"symbol": "BTCUSDT"})).json()
     assert body["decision"] == "skip" and body["reason"] == "SPREAD_TOO_WIDE"
     failed = body["gates"][-1]
@@ -87,7 +93,7 @@ async def test_decide_live_twice_on_same_features_emits_one_intent(
     s3: tuple[httpx.AsyncClient, S3Container], redis: RedisClient
 ) -> None:
     client, _ = s3
-    await put_features(redis)
+    await put_features(redis, **RULE_FEATURES)
     first = (await client.post("/decide", json={"symbol": "BTCUSDT"})).json()
     second = (await client.post("/decide", json={"symbol": "BTCUSDT"})).json()
     assert first["decision"] == "open" and first["publish"]["stream"] == "ok"
@@ -130,7 +136,7 @@ async def test_health_and_metrics_with_running_service_report_dependencies(
     client, c = s3
     h = (await client.get("/health")).json()
     assert h["status"] == "ok" and h["redis"] is True and h["store"]["ok"] is True
-    assert h["config_rev"] == c.service.bundle.rev and h["rules_loaded"] >= 1
+    assert h["config_rev"] == c.service.engine.config_rev and h["rules_loaded"] >= 1
     await client.post("/decide", json={"symbol": "BTCUSDT", "dry_run": True})
     m = (await client.get("/metrics")).text
     assert "s3_decide_latency_seconds_bucket" in m and "s3_gate_skips_total" in m

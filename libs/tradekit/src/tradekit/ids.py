@@ -6,6 +6,7 @@ Binance accepts client order ids matching ``^[.A-Z:/a-z0-9_-]{1,36}$``; we restr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -19,16 +20,23 @@ def is_client_order_id(value: str) -> bool:
 
 
 def decision_client_order_id(
-    *, svc: str, symbol: str, side: str, feature_ts_ms: int, config_rev: str
+    *, svc: str, symbol: str, side: str, feature_ts_ms: int, config_rev: str, market: str = ""
 ) -> str:
     """`{svc}-{sym}-{ts}-{h}`: spec C5's shape, with the random part replaced by a digest of the
-    decision's inputs so that the same decision can never open twice."""
-    digest = hashlib.blake2b(
-        f"{svc}|{symbol}|{side}|{feature_ts_ms}|{config_rev}".encode(), digest_size=4
-    ).hexdigest()
-    sym = re.sub(r"[^a-z0-9]", "", symbol.lower().removesuffix("usdt"))[:6] or "x"
+    decision's inputs so that the same decision can never open twice. `market` (optional, so
+    older callers keep their ids) separates a FUT and a SPOT entry decided on the same inputs."""
+    key = f"{svc}|{symbol}|{side}|{feature_ts_ms}|{config_rev}"
+    if market:
+        key += f"|{market}"
+    digest = hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+    sym = _symbol_slug(symbol)
     coid = f"{svc}-{sym}-{feature_ts_ms // 1000}-{digest}"
     return coid[-32:] if len(coid) > 32 else coid
+
+
+@functools.lru_cache(maxsize=1024)
+def _symbol_slug(symbol: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", symbol.lower().removesuffix("usdt"))[:6] or "x"
 
 
 def child_order_id(client_order_id: str, n: int) -> str:

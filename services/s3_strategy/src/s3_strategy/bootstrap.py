@@ -1,21 +1,29 @@
 """Composition root of S3: builds every dependency from Settings (nothing connects at import).
 
 Dependencies are keyword-only so tests pass real Redis/store instances (or fakes subclassing the
-ports) explicitly.
+ports, e.g. a slow Scorer) explicitly. Background work (the entries-ledger reconciler) starts in
+`S3Container.start()`, called by the FastAPI lifespan, and stops in `aclose()`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from s3_strategy.adapters.alerts import AlertSink
+from s3_strategy.adapters.configstore import ConfigLoadError, ConfigStore
+from s3_strategy.adapters.entries import EntriesLedger
 from s3_strategy.adapters.publisher import IntentPublisher
+from s3_strategy.adapters.state import StateReader
 from s3_strategy.config import Settings
+from s3_strategy.domain.ml import ConstantScorer, Scorer
 from s3_strategy.metrics import StrategyMetrics
-from s3_strategy.service_layer.decide import ConfigBundle, DecisionService
+from s3_strategy.service_layer.decide import DecisionService
 from svckit import keys
 from svckit.clock import Clock, WallClock
 from svckit.errors import ConfigError
@@ -23,7 +31,6 @@ from svckit.redisio import RedisClient, make_redis, ping
 from svckit.store.base import DocumentStore
 from svckit.store.factory import make_store
 from svckit.store.seed import seed_store
-from tradekit.instrument import Instrument
 
 log = logging.getLogger(__name__)
 
@@ -40,36 +47,31 @@ class S3Container:
     http: httpx.AsyncClient | None
     service: DecisionService
     metrics: StrategyMetrics
+    ledger: EntriesLedger
+    configs: ConfigStore
     owns: list[Any] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        if not self._tasks:
+            self._stop.clear()
+            self._tasks.append(asyncio.create_task(self.ledger.run(self._stop), name="s3-ledger"))
 
     async def aclose(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
         if self.http is not None:
             await self.http.aclose()
         if "redis" in self.owns:
             await self.redis.aclose()
         if "store" in self.owns:
             await self.store.close()
-
-
-async def load_instruments(store: DocumentStore) -> dict[str, Instrument]:
-    out: dict[str, Instrument] = {}
-    for doc in await store.find("instrument_registry"):
-        body = {k: v for k, v in doc.items() if not k.startswith("_")}
-        inst = Instrument.model_validate(body)
-        out[inst.symbol] = inst
-    return out
-
-
-async def load_bundle(store: DocumentStore, service: str = "s3-strategy") -> ConfigBundle:
-    active = await store.get("config_active", service)
-    if active is None:
-        raise StartupError(f"no config_active document for {service!r}: seed the store")
-    bundle = await store.get("config_bundles", str(active["bundle_id"]))
-    if bundle is None:
-        raise StartupError(f"config bundle {active['bundle_id']!r} is missing")
-    return ConfigBundle(
-        rev=str(active["rev"]), bundle_id=str(active["bundle_id"]), params=bundle.get("params", {})
-    )
 
 
 async def bootstrap(
@@ -79,9 +81,11 @@ async def bootstrap(
     store: DocumentStore | None = None,
     http: httpx.AsyncClient | None = None,
     clock: Clock | None = None,
+    scorer: Scorer | None = None,
     seed: bool = True,
 ) -> S3Container:
     owns: list[Any] = []
+    clock = clock or WallClock()
     if redis is None:
         if not settings.redis_addresses:
             raise ConfigError("S3_REDIS_ADDRESSES is empty (python -m s3_strategy starts one)")
@@ -102,12 +106,16 @@ async def bootstrap(
         await seed_store(store, settings.fixtures_dir)
     else:
         await store.bootstrap()
-    instruments = await load_instruments(store)
-    unknown = [s for s in settings.symbols if s not in instruments]
+    configs = ConfigStore(store)
+    try:
+        engine, warnings = await configs.load_active(settings)
+    except ConfigLoadError as exc:
+        raise StartupError(str(exc)) from exc
+    unknown = [s for s in settings.symbols if s not in engine.plans]
     if unknown:
         raise ConfigError(f"S3_SYMBOLS names symbols missing from instrument_registry: {unknown}")
-    bundle = await load_bundle(store)
-    await redis.set(keys.CFG_ACTIVE_REV, bundle.rev, nx=True)
+    await configs.save_context(engine, clock.now_ms())
+    await redis.set(keys.CFG_ACTIVE_REV, engine.config_rev, nx=True)
     if http is None and settings.s4_url:
         http = httpx.AsyncClient(
             base_url=settings.s4_url,
@@ -115,19 +123,41 @@ async def bootstrap(
             limits=httpx.Limits(max_keepalive_connections=32),
         )
     metrics = StrategyMetrics()
-    publisher = IntentPublisher(redis=redis, http=http, retries=settings.publish_retries)
+    alerts = AlertSink(
+        redis=redis, clock=clock, metrics=metrics, min_interval_s=settings.alert_min_interval_s
+    )
+    ledger = EntriesLedger(
+        redis=redis,
+        store=store,
+        clock=clock,
+        symbols=sorted(engine.plans),
+        grace_ms=settings.entries_grace_ms,
+        reconcile_ms=settings.entries_reconcile_ms,
+    )
     service = DecisionService(
         settings=settings,
         redis=redis,
         store=store,
-        publisher=publisher,
-        instruments=instruments,
-        bundle=bundle,
-        clock=clock or WallClock(),
+        publisher=IntentPublisher(redis=redis, http=http, retries=settings.publish_retries),
+        engine=engine,
+        scorer=scorer or ConstantScorer(),
+        state=StateReader(redis),
+        ledger=ledger,
+        alerts=alerts,
+        configs=configs,
+        clock=clock,
         metrics=metrics,
     )
+    for warning in warnings:
+        await alerts.emit("CONFIG_REV_MISMATCH", warning, severity="critical", rate_limit=False)
     log.info(
         "s3 ready",
-        extra={"config_rev": bundle.rev, "instruments": sorted(instruments), "store": store.name},
+        extra={
+            "config_rev": engine.config_rev,
+            "ctx_rev": engine.ctx_rev,
+            "rules_enabled": engine.rules_enabled,
+            "instruments": sorted(engine.plans),
+            "store": store.name,
+        },
     )
-    return S3Container(settings, redis, store, http, service, metrics, owns)
+    return S3Container(settings, redis, store, http, service, metrics, ledger, configs, owns)

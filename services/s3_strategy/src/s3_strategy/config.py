@@ -30,6 +30,15 @@ class Settings(ServiceSettings):
     )
     s4_timeout_ms: int = Field(default=2000, ge=1)
     publish_retries: int = Field(default=3, ge=1, le=10)
+    # Live decisions wait this long for lock:pos:{symbol} (held ≤ 3 s), then skip LOCK_BUSY.
+    lock_wait_ms: int = Field(default=500, ge=0, le=3000)
+    # Ledger of entries in flight (adapters/entries.py).
+    entries_reconcile_ms: int = Field(default=1000, ge=10)
+    entries_grace_ms: int = Field(default=60_000, ge=1000)
+    # At most one alert per (kind, symbol) per replica in this interval (publish failures: all).
+    alert_min_interval_s: float = Field(default=60, ge=0)
+    batch_max: int = Field(default=100, ge=1, le=1000)
+    batch_concurrency: int = Field(default=16, ge=1, le=256)
 
     @field_validator("symbols")
     @classmethod

@@ -1,10 +1,19 @@
-"""S3 Prometheus metrics (spec §C6: decide latency, rules fired, gate skips, publish failures)."""
+"""S3 Prometheus metrics (spec §C6: decide latency, rules fired, gate skips, publish failures).
+
+Label sets are closed: `reason` comes from domain.reasons.Reason, `rule_id` from the loaded
+bundle (bounded by its size), `path` is stream|rest, `kind` an alert kind.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from svckit.metrics import LATENCY_BUCKETS
+
+# The pure pipeline runs in microseconds; /decide latency uses the shared buckets.
+PIPELINE_BUCKETS = (
+    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01
+)  # fmt: skip
 
 
 class StrategyMetrics:
@@ -12,8 +21,12 @@ class StrategyMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.decide_latency = Histogram(
-            "s3_decide_latency_seconds", "POST /decide pipeline latency", ["dry_run"],
+            "s3_decide_latency_seconds", "POST /decide latency (I/O included)", ["dry_run"],
             buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.pipeline_latency = Histogram(
+            "s3_pipeline_latency_seconds", "pure decision pipeline (no I/O)",
+            buckets=PIPELINE_BUCKETS, registry=r,
         )  # fmt: skip
         self.decisions = Counter(
             "s3_decisions_total", "decisions by outcome", ["decision", "reason"], registry=r
@@ -26,4 +39,14 @@ class StrategyMetrics:
         )
         self.publish_failures = Counter(
             "s3_publish_failures_total", "intent publish failures by path", ["path"], registry=r
+        )
+        self.ml_fallbacks = Counter(
+            "s3_ml_fallbacks_total", "scorer timeouts/errors (fallback applied)", registry=r
+        )
+        self.alerts = Counter("s3_alerts_total", "alerts written by kind", ["kind"], registry=r)
+        self.rules_loaded = Gauge(
+            "s3_rules_loaded", "ENABLED rules in the loaded bundle", registry=r
+        )
+        self.config_info = Gauge(
+            "s3_config_info", "loaded config (value 1)", ["config_rev", "ctx_rev"], registry=r
         )

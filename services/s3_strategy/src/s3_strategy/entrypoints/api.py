@@ -1,4 +1,4 @@
-"""S3 HTTP API: /health, /decide, /metrics."""
+"""S3 HTTP API: /health, /decide, /decide/batch, /decide/replay/{signal_id}, /metrics."""
 
 from __future__ import annotations
 
@@ -6,17 +6,35 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, HTTPException, Response
+from fastapi.responses import JSONResponse
 
 from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
 from s3_strategy.entrypoints.deps import ContainerDep, ServiceDep
-from s3_strategy.entrypoints.schemas import DecideRequest, DecideResponse, Health
-from s3_strategy.service_layer.decide import UnknownSymbol
+from s3_strategy.entrypoints.schemas import (
+    DecideBatchRequest,
+    DecideBatchResponse,
+    DecideRequest,
+    DecideResponse,
+    Health,
+    ReplayResponse,
+)
+from s3_strategy.service_layer.decide import (
+    DecideInput,
+    ReplayUnavailable,
+    SignalNotFound,
+    UnknownSymbol,
+)
 from svckit.httperrors import install_error_handlers
 from svckit.metrics import render
-from svckit.redisio import LockNotAcquired, ping
+from svckit.redisio import ping
 from tradekit.enums import Market
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 def create_app(settings: Settings, *, container: S3Container | None = None) -> FastAPI:
@@ -26,12 +44,13 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         c = container or await bootstrap(settings)
         app.state.container = c
+        await c.start()
         try:
             yield
         finally:
             await c.aclose()
 
-    app = FastAPI(title="S3 strategy engine", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="S3 strategy engine", version="0.2.0", lifespan=lifespan)
     install_error_handlers(app, fail_body=False)
 
     @app.get("/health", response_model=Health)
@@ -39,35 +58,83 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
         """Dependencies (Redis, store), config revision, rules loaded, ML model version."""
         redis_ok = await ping(c.redis)
         store_ok = await c.store.ping()
-        rules = await c.store.count("strategy_rules", {"status": "ENABLED"}) if store_ok else 0
+        entries: int | None = None
+        if redis_ok:
+            try:
+                entries = len(await c.ledger.snapshot())
+            except Exception:
+                redis_ok = False
         ok = redis_ok and store_ok
         if not ok:
             response.status_code = 503
+        engine = c.service.engine
         return Health(
             status="ok" if ok else "degraded",
             redis=redis_ok,
             store={"ok": store_ok, "kind": c.store.name},
-            config_rev=c.service.bundle.rev,
-            rules_loaded=rules,
-            ml_model_version=None,
+            config_rev=engine.config_rev,
+            ctx_rev=engine.ctx_rev,
+            bundle_id=engine.bundle_id,
+            rules_loaded=engine.rules_enabled,
+            ml_model_version=c.service.scorer.model_version,
+            entries_in_flight=entries,
             symbols=list(c.settings.symbols),
         )
 
-    @app.post("/decide", response_model=DecideResponse, response_model_exclude_none=True)
-    async def post_decide(body: DecideRequest, service: ServiceDep) -> Any:
+    @app.post("/decide", response_model=DecideResponse)
+    async def post_decide(body: DecideRequest, service: ServiceDep) -> Response:
         """Run the decision pipeline for one symbol; emits the intent unless dry_run."""
+        ctx = body.context
         try:
-            return await service.decide(
+            result = await service.decide(
                 symbol=body.symbol,
-                market=body.context.market if body.context else Market.FUT,
+                market=ctx.market if ctx else Market.FUT,
                 side_hint=body.sideHint,
                 dry_run=body.dry_run,
-                context=body.context.model_dump() if body.context else None,
+                features=ctx.features if ctx else None,
             )
         except UnknownSymbol as exc:
             raise HTTPException(422, f"symbol: unknown symbol {exc.args[0]!r}") from None
-        except LockNotAcquired as exc:
-            raise HTTPException(409, str(exc)) from None
+        return _json(result)
+
+    @app.post("/decide/batch", response_model=DecideBatchResponse)
+    async def post_decide_batch(
+        body: DecideBatchRequest, service: ServiceDep, c: ContainerDep
+    ) -> Response:
+        """Decide for many symbols in one call; answers in request order."""
+        reqs = body.requests()
+        if len(reqs) > c.settings.batch_max:
+            raise HTTPException(422, f"items: at most {c.settings.batch_max} per batch")
+        items = [
+            DecideInput(
+                symbol=r.symbol,
+                market=r.context.market if r.context else Market.FUT,
+                side_hint=r.sideHint,
+                dry_run=r.dry_run,
+                features=r.context.features if r.context else None,
+            )
+            for r in reqs
+        ]
+        results = await service.decide_batch(items)
+        return _json({"count": len(results), "results": results})
+
+    @app.post(
+        "/decide/replay/{signal_id}",
+        response_model=ReplayResponse,
+        responses={404: {"description": "unknown signal"},
+                   409: {"description": "an input of the decision is gone (`missing`)"}},
+    )  # fmt: skip
+    async def post_replay(signal_id: str, service: ServiceDep) -> Response:
+        """Re-run a stored decision from its recorded inputs and config; writes nothing."""
+        try:
+            return _json(await service.replay(signal_id))
+        except SignalNotFound:
+            raise HTTPException(404, f"signal {signal_id!r} not found") from None
+        except ReplayUnavailable as exc:
+            return JSONResponse(
+                {"detail": str(exc), "signal_id": signal_id, "missing": exc.missing},
+                status_code=409,
+            )
 
     @app.get("/metrics")
     async def metrics(c: ContainerDep) -> Response:

@@ -1,19 +1,32 @@
-"""HTTP schemas of S3 (separate from the domain objects)."""
+"""HTTP schemas of S3 (separate from the domain objects).
+
+Responses are built by the service as plain JSON-ready dicts and serialised with orjson (the
+hot path skips response validation); these models document them in OpenAPI and the contract
+tests (tests/contract/test_decide_contract.py) hold every response to them.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from s3_strategy.domain.reasons import Reason
 from tradekit.enums import Market, Side
+from tradekit.intents import OrderIntent
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FeatureName = Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]*|ts)$", max_length=64)]
 
 
 class DecideContext(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    features: dict[str, float] | None = Field(
-        default=None, description="supply or override features (what-if, replay); `ts` in ms"
+    features: dict[FeatureName, FiniteFloat] | None = Field(
+        default=None,
+        max_length=256,
+        description="supply or override features (what-if); `ts` (epoch ms) sets the snapshot "
+        "time the staleness check uses",
     )
     market: Market = Market.FUT
 
@@ -32,33 +45,162 @@ class DecideRequest(BaseModel):
         return v.upper()
 
 
+class DecideBatchRequest(BaseModel):
+    """Either `items` (full requests) or `symbols` with shared `dry_run`/`context`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[DecideRequest] | None = Field(default=None, min_length=1)
+    symbols: list[str] | None = Field(default=None, min_length=1)
+    dry_run: bool = False
+    context: DecideContext | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> DecideBatchRequest:
+        if (self.items is None) == (self.symbols is None):
+            raise ValueError("give exactly one of `items` or `symbols`")
+        return self
+
+    def requests(self) -> list[DecideRequest]:
+        if self.items is not None:
+            return self.items
+        return [
+            DecideRequest(symbol=s, dry_run=self.dry_run, context=self.context)
+            for s in self.symbols or []
+        ]
+
+
 class GateOut(BaseModel):
-    gate: str
+    model_config = ConfigDict(extra="forbid")
+
+    gate: Literal["funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget",
+                  "concurrent_entries"]  # fmt: skip
     passed: bool
     observed: float | None
     threshold: float
+
+
+class RuleFiredOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rule_id: str
+    action: Literal["size_mult", "skip_entry"]
+    value: float | None = None
+
+
+class RulesMultOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    before_clamp: float
+    after_clamp: float
+
+
+class MlOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    p: float | None
+    model_version: str
+    fallback: bool
+    error: str | None = None
+    size_mult: float | None = None
+
+
+class SizingOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules_mult: float
+    ml_mult: float
+    size_mult: float
+    entry: str
+    qty: str
+    notional_usdt: str
+    margin_usdt: str
+    leverage: int | None = None
+
+
+class BracketsOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sl: str
+    tp: str
+    d: str
+    d_base: str
+    d_cap: str
+    loss_at_sl_usdt: str
+    target_net_usdt: str
+    net_at_tp_usdt: str
+    fees: dict[str, Literal["taker", "maker"]]
+    sl_one_tick_floor: bool
+
+
+class PublishOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stream: Literal["ok", "failed", "skipped"]
+    rest: Literal["ok", "failed", "skipped"]
+    stream_id: str | None
+    s4: dict[str, Any] | None
+    errors: list[str]
 
 
 class DecideResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["open", "skip"]
-    intent: dict[str, Any] | None = None
-    reason: str
+    reason: Reason
     message: str | None = None
+    side: Side | None = None
     config_rev: str
-    rules_fired: list[dict[str, Any]]
-    gates: list[GateOut]
+    ctx_rev: str
     signal_id: str
     dry_run: bool
-    publish: dict[str, Any] | None = None
+    gates: list[GateOut]
+    rules_fired: list[RuleFiredOut]
+    rules_mult: RulesMultOut | None = None
+    ml: MlOut | None = None
+    sizing: SizingOut | None = None
+    brackets: BracketsOut | None = None
+    intent: OrderIntent | None = Field(
+        default=None, description="the body S4 accepts (tradekit OrderIntent), when open"
+    )
+    publish: PublishOut | None = None
+
+
+class BatchItemError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str
+    status: int
+    error: str
+
+
+class DecideBatchResponse(BaseModel):
+    count: int
+    results: list[DecideResponse | BatchItemError]
+
+
+class ReplayResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signal_id: str
+    identical: bool
+    differences: list[str]
+    config_rev: str
+    ctx_rev: str
+    engine_version: dict[str, str | None]
+    model_version: dict[str, str | None]
+    replayed_at: int
+    result: DecideResponse
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok", "degraded"]
     redis: bool
     store: dict[str, Any]
     config_rev: str
+    ctx_rev: str
+    bundle_id: str
     rules_loaded: int
-    ml_model_version: str | None
+    ml_model_version: str
+    entries_in_flight: int | None
     symbols: list[str]

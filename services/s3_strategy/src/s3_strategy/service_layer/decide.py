@@ -1,50 +1,108 @@
-"""DecisionService: one code path for live and dry-run decisions.
+"""DecisionService: one code path for live, dry-run, batch and replay decisions.
 
-Order of effects for a live `open` (spec C4/C5):
-  lock:pos:{symbol} (≤ 3 s) → SET NX idem:order:{client_order_id} → signal written →
-  XADD orders:intent + POST S4 /orders → signal updated with the publish report.
-The client_order_id is derived from (symbol, side, feature ts, config_rev), so a retried
-decision on the same inputs hits the idempotency key and cannot open twice.
+A live decision (spec C4/C5), in order:
+
+1. take `lock:pos:{symbol}` (waits ≤ S3_LOCK_WAIT_MS, held ≤ 3 s; busy ⇒ skip `LOCK_BUSY`);
+2. read features + the entries ledger (one Redis round trip), merge `context.features`;
+3. run the pure pipeline (engine.pre → scorer with deadline → engine.finish);
+4. if `open`: `SET NX idem:order:{client_order_id}` with an `s3:` token (taken ⇒ skip
+   `DUPLICATE_DECISION`), then add the entry to the in-flight ledger;
+5. write the signal (the decision is persisted *before* anything is published; if the write
+   fails the claim and ledger entry are undone and the request fails with 503);
+6. release the lock; XADD `orders:intent` and POST S4 `/orders` (each retried; a path that
+   still fails raises an alert and is reported in `publish`); the signal is updated with the
+   publish report; a refusal or terminal answer from S4 clears the ledger entry.
+
+The lock covers the read-decide-claim-register section only, so a slow S4 never holds other
+decisions on the symbol for seconds, while the ledger entry written under the lock makes the
+next decision see this entry. A dry run does steps 2, 3 and 5 only: no lock, no claim, no
+ledger, no stream, no REST, no alert — the signal (marked `dry_run`) is the only write.
+
+The client_order_id is derived from (symbol, side, feature ts, config_rev, market), so a
+retried decision on the same inputs hits the idempotency key and cannot open twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
+import orjson
+
+from s3_strategy.adapters.alerts import AlertSink
+from s3_strategy.adapters.configstore import ConfigStore, build_engine, context_rev
+from s3_strategy.adapters.entries import EntriesLedger
 from s3_strategy.adapters.publisher import IntentPublisher, PublishReport
+from s3_strategy.adapters.state import MarketState, StateReader
 from s3_strategy.config import Settings
-from s3_strategy.domain.pipeline import Decision, Limits, Reason, SizingParams, decide
+from s3_strategy.domain.engine import ENGINE_VERSION, ContextError, Engine, Outcome
+from s3_strategy.domain.ml import MlInput, Scorer
+from s3_strategy.domain.reasons import Reason
 from s3_strategy.metrics import StrategyMetrics
-from svckit import jsonutil, keys
+from svckit import keys
 from svckit.clock import Clock
-from svckit.redisio import RedisClient, claim_once, hold_lock, new_token, xadd_json
+from svckit.errors import InfraError
+from svckit.redisio import (
+    LockNotAcquired,
+    RedisClient,
+    claim_once,
+    hold_lock,
+    new_token,
+    release_claim,
+)
 from svckit.store.base import DocumentStore
 from tradekit.enums import Market, Side
-from tradekit.events import Alert
-from tradekit.ids import decision_client_order_id
-from tradekit.instrument import Instrument
-from tradekit.intents import MarketPolicy, OrderIntent
 
 log = logging.getLogger(__name__)
+
+# The fields a replay must reproduce byte for byte (timestamps are inputs, so they match too).
+DECISION_FIELDS = (
+    "decision", "reason", "message", "side", "gates", "rules_fired", "rules_mult", "ml",
+    "sizing", "brackets", "intent", "config_rev", "ctx_rev", "signal_id",
+)  # fmt: skip
+_S4_TERMINAL = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
 
 
 class UnknownSymbol(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigBundle:
-    """The immutable bundle decisions are made with; hot reload swaps it whole."""
+class SignalNotFound(Exception):
+    pass
 
-    rev: str
-    bundle_id: str
-    params: Mapping[str, Any]
+
+class ReplayUnavailable(Exception):
+    def __init__(self, signal_id: str, missing: list[str]) -> None:
+        super().__init__(f"{signal_id}: cannot replay, missing {missing}")
+        self.signal_id = signal_id
+        self.missing = missing
+
+
+@dataclass(frozen=True, slots=True)
+class DecideInput:
+    symbol: str
+    market: Market = Market.FUT
+    side_hint: Side | None = None
+    dry_run: bool = False
+    features: Mapping[str, float] | None = None  # context.features (override; "ts" in ms)
+
+
+def apply_override(result: dict[str, Any], reason: Reason, message: str) -> None:
+    """A service-level skip on top of the pipeline's answer (DUPLICATE_DECISION, LOCK_BUSY)."""
+    result["decision"] = "skip"
+    result["reason"] = reason.value
+    result["message"] = message
+    result.pop("intent", None)
+
+
+def _canonical(result: Mapping[str, Any]) -> dict[str, bytes]:
+    return {k: orjson.dumps(result.get(k), option=orjson.OPT_SORT_KEYS) for k in DECISION_FIELDS}
 
 
 class DecisionService:
@@ -55,8 +113,12 @@ class DecisionService:
         redis: RedisClient,
         store: DocumentStore,
         publisher: IntentPublisher,
-        instruments: Mapping[str, Instrument],
-        bundle: ConfigBundle,
+        engine: Engine,
+        scorer: Scorer,
+        state: StateReader,
+        ledger: EntriesLedger,
+        alerts: AlertSink,
+        configs: ConfigStore,
         clock: Clock,
         metrics: StrategyMetrics,
     ) -> None:
@@ -64,33 +126,39 @@ class DecisionService:
         self.redis = redis
         self.store = store
         self.publisher = publisher
-        self.instruments = dict(instruments)
-        self.bundle = bundle
+        self.scorer = scorer
+        self.state = state
+        self.ledger = ledger
+        self.alerts = alerts
+        self.configs = configs
         self.clock = clock
         self.metrics = metrics
-
-    async def read_features(self, symbol: str) -> tuple[dict[str, float], int | None]:
-        raw = await self.redis.get(keys.feat_last(symbol))
-        if raw is None:
-            return {}, None
-        data = jsonutil.loads(raw)
-        ts = data.get("ts")
-        values = {
-            k: float(v)
-            for k, v in data.items()
-            if k not in ("symbol", "ts") and isinstance(v, int | float) and not isinstance(v, bool)
+        self._engine = engine
+        self._replay_cache: dict[str, Engine] = {engine.ctx_rev: engine}
+        self._latency = {
+            True: metrics.decide_latency.labels("true"),
+            False: metrics.decide_latency.labels("false"),
         }
-        return values, int(ts) if isinstance(ts, int | float) else None
+        self._observe_config(engine)
 
-    async def open_entries(self, symbol: str) -> int:
-        """Open entries as S4 reports them (parent orders not yet terminal)."""
-        n = 0
-        for status in ("NEW", "SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "AMBIGUOUS"):
-            n += await self.store.count(
-                "orders", {"symbol": symbol, "status": status, "parent_client_order_id": None}
-            )
-        return n
+    # ---- config (RCU) -------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
+    def swap(self, engine: Engine) -> Engine:
+        """Install a new engine; decisions in flight keep the one they pinned. Returns the old."""
+        old, self._engine = self._engine, engine
+        self._replay_cache[engine.ctx_rev] = engine
+        self._observe_config(engine)
+        return old
+
+    def _observe_config(self, engine: Engine) -> None:
+        self.metrics.rules_loaded.set(engine.rules_enabled)
+        self.metrics.config_info.clear()
+        self.metrics.config_info.labels(engine.config_rev, engine.ctx_rev).set(1)
+
+    # ---- one decision -------------------------------------------------------------------------
     async def decide(
         self,
         *,
@@ -98,156 +166,338 @@ class DecisionService:
         market: Market = Market.FUT,
         side_hint: Side | None = None,
         dry_run: bool = False,
-        context: Mapping[str, Any] | None = None,
+        features: Mapping[str, float] | None = None,
     ) -> dict[str, Any]:
         t0 = time.perf_counter()
-        inst = self.instruments.get(symbol)
-        if inst is None:
+        engine = self._engine  # pinned for the whole decision (RCU)
+        if symbol not in engine.plans:
             raise UnknownSymbol(symbol)
-        bundle = self.bundle  # pinned for the whole decision (RCU)
-        features, ts = await self.read_features(symbol)
-        override = (context or {}).get("features")
-        if isinstance(override, Mapping):
-            features.update({k: float(v) for k, v in override.items() if k != "ts"})
-            if "ts" in override:
-                ts = int(override["ts"])
-        limits = Limits(
-            max_funding_abs=self.settings.max_funding_abs,
-            spread_bp_limit=inst.spread_bp_limit or self.settings.spread_bp_limit_default,
-            depth_top1_usdt_min=(
-                inst.depth_top1_usdt_min or self.settings.depth_top1_usdt_min_default
-            ),
-            concurrent_entries_per_market=self.settings.concurrent_entries_per_market,
-            feature_max_age_ms=int(
-                bundle.params.get("feature_max_age_ms", self.settings.feature_max_age_ms)
-            ),
-        )
-        sizing = SizingParams(
-            margin_base_usdt=self.settings.margin_base_usdt,
-            leverage=self.settings.leverage_default,
-            spot_quote_budget_usdt=Decimal(str(bundle.params.get("spot_quote_budget_usdt", 200))),
-        )
         now = self.clock.now_ms()
-        entries = await self.open_entries(symbol)
-        d = decide(
-            market=market, inst=inst, features=features, feature_ts=ts, now_ms=now,
-            limits=limits, sizing=sizing, open_entries=entries, side_hint=side_hint,
-        )  # fmt: skip
         signal_id = uuid.uuid4().hex
-        intent: OrderIntent | None = None
-        if d.open:
-            assert d.side is not None and d.qty is not None and ts is not None
-            coid = decision_client_order_id(
-                svc="s3", symbol=symbol, side=d.side.value, feature_ts_ms=ts,
-                config_rev=bundle.rev,
+        claimed_coid: str | None = None
+        claim_token = ""
+        async with contextlib.AsyncExitStack() as stack:
+            if not dry_run:
+                try:
+                    lock = hold_lock(
+                        self.redis,
+                        keys.lock_pos(symbol),
+                        ttl_ms=keys.POS_LOCK_MAX_MS,
+                        wait_ms=self.settings.lock_wait_ms,
+                        owner="s3",
+                    )
+                    await stack.enter_async_context(lock)
+                except LockNotAcquired as exc:
+                    return await self._lock_busy(
+                        engine, signal_id, now, symbol, market, side_hint, str(exc), t0
+                    )
+            state = await self.state.read(symbol, market.value)
+            if features:
+                state.features.update({k: v for k, v in features.items() if k != "ts"})
+                if "ts" in features:
+                    state.ts = int(features["ts"])
+                state.sources.append("context")
+            result = await self._run(
+                engine, signal_id, now, symbol, market, side_hint, state,
+                lambda: self._score(engine, symbol, state.features),
             )  # fmt: skip
-            intent = OrderIntent(
-                intent_id=signal_id,
-                market=market,
-                symbol=symbol,
-                side=d.side,
-                qty=d.qty,
-                exec_policy=MarketPolicy(),
-                client_order_id=coid,
-                leverage=sizing.leverage if market is Market.FUT else None,
-                ref_price=d.price,
-                signal_id=signal_id,
-                config_rev=bundle.rev,
-                created_ts=now,
-            )
-        result = self._result(d, intent, bundle, signal_id, dry_run)
-        signal = {
-            "_key": signal_id,
-            "signal_id": signal_id,
+            result["dry_run"] = dry_run
+            signal = self._signal(result, now, symbol, market, side_hint, state)
+            if not dry_run and result["decision"] == "open":
+                coid = result["intent"]["client_order_id"]
+                claim_token = new_token("s3")
+                if await claim_once(self.redis, keys.idem_order(coid), claim_token,
+                                    keys.IDEM_TTL_S):  # fmt: skip
+                    claimed_coid = coid
+                    await self.ledger.add(
+                        coid, symbol, market.value, result["sizing"]["margin_usdt"]
+                    )
+                else:
+                    msg = f"{coid} was already emitted (idem:order claimed)"
+                    apply_override(result, Reason.DUPLICATE_DECISION, msg)
+                    apply_override(signal, Reason.DUPLICATE_DECISION, msg)
+                    signal["override"] = {"reason": Reason.DUPLICATE_DECISION.value}
+            try:
+                await self.store.insert("signals", signal)
+            except BaseException:
+                if claimed_coid is not None:  # not persisted ⇒ not emitted: undo, fail loudly
+                    with contextlib.suppress(Exception):
+                        await self.ledger.remove(claimed_coid)
+                        await release_claim(self.redis, keys.idem_order(claimed_coid), claim_token)
+                raise
+        if claimed_coid is not None:
+            await self._publish(result, signal_id)
+        if not dry_run:
+            await self._alert_on(result, symbol, market)
+        self._observe(result, dry_run, t0)
+        return result
+
+    async def _run(
+        self,
+        engine: Engine,
+        signal_id: str,
+        now: int,
+        symbol: str,
+        market: Market,
+        side_hint: Side | None,
+        state: MarketState,
+        score: Callable[[], Awaitable[MlInput]],
+    ) -> dict[str, Any]:
+        """The pipeline proper; shared by live/dry-run decisions and replays (which pass the
+        recorded scorer answer as `score`)."""
+        if state.error is not None and "mid" not in state.features:
+            out = Outcome().skip(Reason.FEATURE_INVALID, state.error)
+        else:
+            p0 = time.perf_counter()
+            pre = engine.pre(
+                symbol=symbol, market=market, features=state.features, feature_ts=state.ts,
+                now_ms=now, side_hint=side_hint, open_entries=state.open_entries,
+                margin_in_flight=state.margin_in_flight,
+            )  # fmt: skip
+            spent = time.perf_counter() - p0
+            if pre.ready:
+                ml = await score()
+                p0 = time.perf_counter()
+                out = engine.finish(pre, ml, signal_id=signal_id)
+                spent += time.perf_counter() - p0
+            else:
+                out = pre.outcome
+            self.metrics.pipeline_latency.observe(spent)
+        result = out.as_dict()
+        result["config_rev"] = engine.config_rev
+        result["ctx_rev"] = engine.ctx_rev
+        result["signal_id"] = signal_id
+        return result
+
+    async def _score(self, engine: Engine, symbol: str, features: Mapping[str, float]) -> MlInput:
+        version = self.scorer.model_version
+        deadline = engine.params.ml.deadline_ms / 1000
+        try:
+            async with asyncio.timeout(deadline):
+                p = await self.scorer.score(symbol, features)
+        except TimeoutError:
+            self.metrics.ml_fallbacks.inc()
+            return MlInput(None, version, True, f"timeout after {engine.params.ml.deadline_ms} ms")
+        except Exception as exc:  # the port's contract is "a probability or a fallback"
+            self.metrics.ml_fallbacks.inc()
+            return MlInput(None, version, True, f"{type(exc).__name__}: {exc}")
+        if not isinstance(p, float | int) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+            self.metrics.ml_fallbacks.inc()
+            return MlInput(None, version, True, f"invalid score {p!r}")
+        return MlInput(float(p), version)
+
+    @staticmethod
+    def _signal(
+        result: Mapping[str, Any],
+        now: int,
+        symbol: str,
+        market: Market,
+        side_hint: Side | None,
+        state: MarketState,
+    ) -> dict[str, Any]:
+        return {
+            "_key": result["signal_id"],
+            **result,
             "t0": now,
             "symbol": symbol,
             "market": market.value,
-            "features": {**features, "ts": ts},
-            "gates": result["gates"],
-            "rules_fired": [],
-            "ml": None,
-            "decision": result["decision"],
-            "reason": result["reason"],
-            "intent": result.get("intent"),
-            "config_rev": bundle.rev,
-            "dry_run": dry_run,
+            "side_hint": side_hint.value if side_hint else None,
+            "features": {**state.features, "ts": state.ts},
+            "feature_sources": state.sources,
+            "state": {
+                "open_entries": state.open_entries,
+                "margin_in_flight_usdt": state.margin_in_flight,
+                "error": state.error,
+            },
+            "engine_version": ENGINE_VERSION,
         }
-        if intent is None or dry_run:
-            await self.store.insert("signals", signal)
-        else:
-            await self._emit(intent, signal, result)
-        self._observe(result, dry_run, time.perf_counter() - t0)
+
+    async def _lock_busy(
+        self,
+        engine: Engine,
+        signal_id: str,
+        now: int,
+        symbol: str,
+        market: Market,
+        side_hint: Side | None,
+        message: str,
+        t0: float,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            **Outcome().skip(Reason.LOCK_BUSY, message).as_dict(),
+            "config_rev": engine.config_rev,
+            "ctx_rev": engine.ctx_rev,
+            "signal_id": signal_id,
+            "dry_run": False,
+        }
+        signal = self._signal(result, now, symbol, market, side_hint, MarketState({}, None, 0, 0.0))
+        signal["override"] = {"reason": Reason.LOCK_BUSY.value}
+        await self.store.insert("signals", signal)
+        self._observe(result, False, t0)
         return result
 
-    def _result(
-        self,
-        d: Decision,
-        intent: OrderIntent | None,
-        bundle: ConfigBundle,
-        signal_id: str,
-        dry_run: bool,
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "decision": "open" if d.open else "skip",
-            "reason": d.reason.value,
-            "message": d.message,
-            "config_rev": bundle.rev,
-            "rules_fired": [],
-            "gates": [g.as_dict() for g in d.gates],
-            "signal_id": signal_id,
-            "dry_run": dry_run,
-        }
-        if intent is not None:
-            out["intent"] = intent.model_dump(mode="json", exclude_none=True)
-        return out
-
-    async def _emit(
-        self, intent: OrderIntent, signal: dict[str, Any], result: dict[str, Any]
-    ) -> None:
-        token = new_token("s3")
-        async with hold_lock(
-            self.redis, keys.lock_pos(intent.symbol), ttl_ms=keys.POS_LOCK_MAX_MS,
-            wait_ms=keys.POS_LOCK_MAX_MS, owner="s3",
-        ):  # fmt: skip
-            if not await claim_once(
-                self.redis, keys.idem_order(intent.client_order_id), token, keys.IDEM_TTL_S
-            ):
-                result.update(
-                    decision="skip",
-                    reason=Reason.DUPLICATE_DECISION.value,
-                    message=f"{intent.client_order_id} was already emitted",
-                )
-                result.pop("intent", None)
-                signal.update(decision="skip", reason=Reason.DUPLICATE_DECISION.value, intent=None)
-                await self.store.insert("signals", signal)
-                return
-            await self.store.insert("signals", signal)
-            report = await self.publisher.publish(intent.model_dump(mode="json", exclude_none=True))
+    # ---- emission -----------------------------------------------------------------------------
+    async def _publish(self, result: dict[str, Any], signal_id: str) -> None:
+        intent = result["intent"]
+        report = await self.publisher.publish(intent)
         result["publish"] = report.as_dict()
-        await self.store.update("signals", signal["_key"], {"publish": report.as_dict()})
+        s4 = report.s4 or {}
+        refused = s4.get("result") == "FAIL" and s4.get("status") != "AMBIGUOUS"
+        if refused or s4.get("status") in _S4_TERMINAL:
+            with contextlib.suppress(Exception):
+                await self.ledger.remove(intent["client_order_id"])
+        try:
+            await self.store.update("signals", signal_id, {"publish": report.as_dict()})
+        except InfraError:
+            log.exception("signal %s: could not record the publish report", signal_id)
         await self._report_failures(intent, report)
 
-    async def _report_failures(self, intent: OrderIntent, report: PublishReport) -> None:
-        for path, state in (("stream", report.stream), ("rest", report.rest)):
-            if state == "failed":
+    async def _report_failures(self, intent: Mapping[str, Any], report: PublishReport) -> None:
+        for path, st in (("stream", report.stream), ("rest", report.rest)):
+            if st == "failed":
                 self.metrics.publish_failures.labels(path).inc()
         if report.stream == "failed" or report.rest == "failed":
-            alert = Alert(
-                source="s3-strategy",
-                kind="PUBLISH_FAILED" if not report.delivered else "PUBLISH_DEGRADED",
+            await self.alerts.emit(
+                "PUBLISH_FAILED" if not report.delivered else "PUBLISH_DEGRADED",
+                f"{intent['client_order_id']}: {'; '.join(report.errors)}",
                 severity="critical" if not report.delivered else "warning",
-                message=f"{intent.client_order_id}: {'; '.join(report.errors)}",
-                ts=self.clock.now_ms(),
-                data={"client_order_id": intent.client_order_id, "symbol": intent.symbol},
+                symbol=str(intent["symbol"]),
+                data={"client_order_id": intent["client_order_id"]},
+                rate_limit=False,
             )
-            log.error("publish problem: %s", alert.message)
-            try:
-                await xadd_json(self.redis, keys.ALERTS, alert.model_dump(mode="json"))
-            except Exception:
-                log.exception("could not write alert")
 
-    def _observe(self, result: dict[str, Any], dry_run: bool, seconds: float) -> None:
-        self.metrics.decide_latency.labels(str(dry_run).lower()).observe(seconds)
-        self.metrics.decisions.labels(result["decision"], result["reason"]).inc()
+    async def _alert_on(self, result: Mapping[str, Any], symbol: str, market: Market) -> None:
+        reason = result["reason"]
+        if reason == Reason.NO_RULES:
+            await self.alerts.emit(
+                "NO_RULES", f"no ENABLED rule for {symbol}/{market.value}: every decision skips",
+                severity="critical", symbol=symbol,
+            )  # fmt: skip
+        elif reason == Reason.FEATURE_MISSING:
+            await self.alerts.emit("FEATURE_MISSING", str(result.get("message")), symbol=symbol)
+        elif result.get("ml", {}).get("fallback"):
+            await self.alerts.emit("ML_FALLBACK", str(result["ml"].get("error")), symbol=symbol)
+
+    def _observe(self, result: Mapping[str, Any], dry_run: bool, t0: float) -> None:
+        self._latency[dry_run].observe(time.perf_counter() - t0)
+        reason = result["reason"]
+        self.metrics.decisions.labels(result["decision"], reason).inc()
         if result["decision"] == "skip":
-            self.metrics.gate_skips.labels(result["reason"]).inc()
+            self.metrics.gate_skips.labels(reason).inc()
+        for fired in result.get("rules_fired", ()):
+            self.metrics.rules_fired.labels(fired["rule_id"]).inc()
+
+    # ---- batch --------------------------------------------------------------------------------
+    async def decide_batch(self, items: Sequence[DecideInput]) -> list[dict[str, Any]]:
+        """Independent decisions, `S3_BATCH_CONCURRENCY` at a time, answers in request order;
+        an item that cannot be decided gets `{symbol, error, status}` instead of failing all."""
+        sem = asyncio.Semaphore(self.settings.batch_concurrency)
+
+        async def one(item: DecideInput) -> dict[str, Any]:
+            async with sem:
+                try:
+                    return await self.decide(
+                        symbol=item.symbol, market=item.market, side_hint=item.side_hint,
+                        dry_run=item.dry_run, features=item.features,
+                    )  # fmt: skip
+                except UnknownSymbol:
+                    return {"symbol": item.symbol, "status": 422,
+                            "error": f"unknown symbol {item.symbol!r}"}  # fmt: skip
+                except InfraError as exc:
+                    return {"symbol": item.symbol, "status": 503,
+                            "error": f"service unavailable: {exc}"}  # fmt: skip
+
+        return list(await asyncio.gather(*(one(i) for i in items)))
+
+    # ---- replay -------------------------------------------------------------------------------
+    async def _engine_for(self, ctx_rev: str, missing: list[str]) -> Engine | None:
+        cached = self._replay_cache.get(ctx_rev)
+        if cached is not None:
+            return cached
+        content = await self.configs.get_context(ctx_rev)
+        if content is None:
+            missing.append(f"decision context config_bundles/s3ctx-{ctx_rev} (deleted?)")
+            return None
+        if context_rev(content) != ctx_rev:
+            missing.append(f"decision context s3ctx-{ctx_rev}: content does not hash to its rev")
+            return None
+        try:
+            engine = build_engine(content)
+        except ContextError as exc:
+            missing.append(f"decision context s3ctx-{ctx_rev} no longer builds: {exc}")
+            return None
+        if len(self._replay_cache) > 32:
+            self._replay_cache.pop(next(iter(self._replay_cache)))
+        self._replay_cache[ctx_rev] = engine
+        return engine
+
+    async def replay(self, signal_id: str) -> dict[str, Any]:
+        """Re-run a stored decision from its recorded inputs and decision context; nothing is
+        written or emitted. The recorded ML answer is an input (a model may have changed)."""
+        doc = await self.store.get("signals", signal_id)
+        if doc is None:
+            raise SignalNotFound(signal_id)
+        missing: list[str] = []
+        ctx_rev = doc.get("ctx_rev")
+        engine = None
+        if not isinstance(ctx_rev, str):
+            missing.append(f"ctx_rev (signal written by a pre-{ENGINE_VERSION} engine)")
+        else:
+            engine = await self._engine_for(ctx_rev, missing)
+        for name in ("features", "t0", "symbol", "market", "state"):
+            if name not in doc:
+                missing.append(f"signal field {name}")
+        if missing or engine is None:
+            raise ReplayUnavailable(signal_id, missing)
+        override = (doc.get("override") or {}).get("reason")
+        symbol, market = str(doc["symbol"]), Market(doc["market"])
+        side_hint = Side(doc["side_hint"]) if doc.get("side_hint") else None
+        recorded_ml = doc.get("ml")
+        if override == Reason.LOCK_BUSY.value:
+            result = Outcome().skip(Reason.LOCK_BUSY, str(doc.get("message"))).as_dict()
+            result.update(config_rev=engine.config_rev, ctx_rev=engine.ctx_rev,
+                          signal_id=signal_id)  # fmt: skip
+        else:
+            ts = doc["features"].get("ts")
+            recorded_state = doc["state"]
+            state = MarketState(
+                {k: float(v) for k, v in doc["features"].items() if k != "ts"},
+                int(ts) if ts is not None else None,
+                int(recorded_state["open_entries"]),
+                float(recorded_state["margin_in_flight_usdt"]),
+                error=recorded_state.get("error"),
+            )
+
+            async def recorded() -> MlInput:
+                if not isinstance(recorded_ml, dict):
+                    raise ReplayUnavailable(signal_id, ["ml (the recorded scorer answer)"])
+                return MlInput(
+                    recorded_ml.get("p"),
+                    str(recorded_ml.get("model_version")),
+                    bool(recorded_ml.get("fallback")),
+                    recorded_ml.get("error"),
+                )
+
+            result = await self._run(
+                engine, signal_id, int(doc["t0"]), symbol, market, side_hint, state, recorded
+            )
+            if override == Reason.DUPLICATE_DECISION.value and result["decision"] == "open":
+                apply_override(result, Reason.DUPLICATE_DECISION, str(doc.get("message")))
+        before, after = _canonical(doc), _canonical(result)
+        differences = [k for k in DECISION_FIELDS if before[k] != after[k]]
+        return {
+            "signal_id": signal_id,
+            "identical": not differences,
+            "differences": differences,
+            "config_rev": engine.config_rev,
+            "ctx_rev": engine.ctx_rev,
+            "engine_version": {"recorded": doc.get("engine_version"), "running": ENGINE_VERSION},
+            "model_version": {
+                "recorded": recorded_ml.get("model_version")
+                if isinstance(recorded_ml, dict)
+                else None,
+                "running": self.scorer.model_version,
+            },
+            "replayed_at": self.clock.now_ms(),
+            "result": {**result, "dry_run": bool(doc.get("dry_run"))},
+        }

@@ -1,0 +1,235 @@
+"""Config bundles in the store: load the active one, keep every decision context for replay.
+
+**Loading** (`load_active`): `config_active/s3-strategy = {bundle_id, rev}` names the bundle;
+`config_bundles/{bundle_id} = {bundle_id, rev, rules: [ids], params}` holds its parameters and
+`strategy_rules/{id}` the rules. A bundle's `rev` is `content_rev({params, rules: [full rule
+documents sorted by rule_id]})` (svckit.store.seed computes it the same way), so S3 verifies that
+what it assembled is exactly what was reviewed under that rev. When the live bundle document has
+moved on (someone re-seeded or edited a rule without promoting a new rev), S3 falls back to the
+content it recorded for that rev (below) and reports a warning (→ `CONFIG_REV_MISMATCH` alert);
+when neither exists it refuses to start rather than decide with rules nobody promoted.
+
+**Recording** (`save_context`): everything a decision depends on besides its inputs — the bundle
+content, factor whitelist, instruments, route tables, the `S3_*` limits, the engine version — is
+one JSON *decision context*, stored content-addressed as `config_bundles/s3ctx-{ctx_rev}`
+(`kind: "s3-decision-context"`, `config_rev`, `bundle_id`, `content`). Every signal carries its
+`config_rev` and `ctx_rev`; `/decide/replay` rebuilds the engine from that document. These
+documents are immutable (insert-if-absent) and small (a few KB); delete old ones only together
+with the signals that point at them.
+
+**Publishing** (`publish_bundle`): computes the rev of a parameter set + rules, writes the bundle
+and (optionally) points `config_active` at it — what an operator's promote step does, and what
+tests use to run with another bundle (e.g. brackets disabled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from s3_strategy.config import Settings
+from s3_strategy.domain.engine import ENGINE_VERSION, SERVICE, ContextError, Engine
+from svckit.errors import DuplicateKey
+from svckit.store._common import SYSTEM_FIELDS, content_rev
+from svckit.store.base import Doc, DocumentStore, Query
+
+CONFIG_ACTIVE_KEY = "s3-strategy"
+CTX_PREFIX = "s3ctx-"
+CTX_KIND = "s3-decision-context"
+
+
+class ConfigLoadError(RuntimeError):
+    """The active config cannot be loaded (missing, unverifiable, or fails lint)."""
+
+
+def _body(doc: Mapping[str, Any]) -> Doc:
+    return {k: v for k, v in doc.items() if k not in SYSTEM_FIELDS}
+
+
+def bundle_rev(params: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> str:
+    ordered = sorted((_body(r) for r in rules), key=lambda r: str(r["rule_id"]))
+    return content_rev({"params": dict(params), "rules": ordered})
+
+
+def context_rev(content: Mapping[str, Any]) -> str:
+    return content_rev(dict(content), length=16)
+
+
+def limits_of(settings: Settings) -> dict[str, Any]:
+    return {
+        "max_funding_abs": str(settings.max_funding_abs),
+        "spread_bp_limit_default": str(settings.spread_bp_limit_default),
+        "depth_top1_usdt_min_default": str(settings.depth_top1_usdt_min_default),
+        "leverage_default": settings.leverage_default,
+        "margin_base_usdt": str(settings.margin_base_usdt),
+        "max_loss_usdt": str(settings.max_loss_usdt),
+        "atr_mult": str(settings.atr_mult),
+        "concurrent_entries_per_market": settings.concurrent_entries_per_market,
+        "feature_max_age_ms": settings.feature_max_age_ms,
+    }
+
+
+def assemble(
+    *,
+    bundle_id: str,
+    rev: str,
+    params: Mapping[str, Any],
+    rules: Sequence[Mapping[str, Any]],
+    factors: Sequence[Mapping[str, Any]],
+    instruments: Sequence[Mapping[str, Any]],
+    route_tables: Mapping[str, Mapping[str, Any]],
+    limits: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The decision-context document (see module docstring); deterministic ordering."""
+    return {
+        "engine_version": ENGINE_VERSION,
+        "service": SERVICE,
+        "bundle": {
+            "bundle_id": bundle_id,
+            "rev": rev,
+            "params": dict(params),
+            "rules": sorted((_body(r) for r in rules), key=lambda r: str(r["rule_id"])),
+        },
+        "factors": sorted((_body(f) for f in factors), key=lambda f: str(f["name"])),
+        "instruments": sorted((_body(i) for i in instruments), key=lambda i: str(i["symbol"])),
+        "route_tables": {
+            name: {"rev": t.get("rev"), "bands": list(t["bands"])}
+            for name, t in sorted(route_tables.items())
+        },
+        "limits": dict(limits),
+    }
+
+
+def build_engine(content: Mapping[str, Any]) -> Engine:
+    return Engine(content, context_rev(content))
+
+
+class ConfigStore:
+    def __init__(self, store: DocumentStore, *, active_key: str = CONFIG_ACTIVE_KEY) -> None:
+        self.store = store
+        self.active_key = active_key
+
+    async def _rules(self, ids: Sequence[str] | None) -> list[Doc]:
+        if ids is None:
+            return [_body(d) for d in await self.store.find("strategy_rules")]
+        out: list[Doc] = []
+        missing: list[str] = []
+        for rid in ids:
+            doc = await self.store.get("strategy_rules", rid)
+            if doc is None:
+                missing.append(rid)
+            else:
+                out.append(_body(doc))
+        if missing:
+            raise ConfigLoadError(f"bundle names rules missing from strategy_rules: {missing}")
+        return out
+
+    async def _recorded_bundle(self, bundle_id: str, rev: str) -> dict[str, Any] | None:
+        rows = await self.store.find(
+            "config_bundles",
+            Query(where={"kind": CTX_KIND, "bundle_id": bundle_id, "config_rev": rev}, limit=1),
+        )
+        if not rows:
+            return None
+        bundle = rows[0]["content"]["bundle"]
+        if bundle_rev(bundle["params"], bundle["rules"]) != rev:
+            return None
+        return dict(bundle)
+
+    async def load_active(self, settings: Settings) -> tuple[Engine, list[str]]:
+        """Build the engine of the active bundle; returns it with warnings (rev mismatches)."""
+        warnings: list[str] = []
+        active = await self.store.get("config_active", self.active_key)
+        if active is None:
+            raise ConfigLoadError(f"no config_active/{self.active_key}: seed or promote a bundle")
+        bundle_id, rev = str(active["bundle_id"]), str(active["rev"])
+        live = await self.store.get("config_bundles", bundle_id)
+        params: Mapping[str, Any] | None = None
+        rules: list[Doc] = []
+        if live is not None and str(live.get("rev")) == rev:
+            ids = live.get("rules")
+            rules = await self._rules(list(ids) if ids is not None else None)
+            params = live.get("params") or {}
+            actual = bundle_rev(params, rules)
+            if actual != rev:
+                warnings.append(
+                    f"bundle {bundle_id}@{rev}: its rules were edited after the rev was cut "
+                    f"(content hashes to {actual})"
+                )
+                params = None
+        elif live is not None:
+            warnings.append(
+                f"config_active points at {bundle_id}@{rev} but config_bundles/{bundle_id} is "
+                f"rev {live.get('rev')}; deciding with the recorded content of {rev}"
+            )
+        if params is None:
+            recorded = await self._recorded_bundle(bundle_id, rev)
+            if recorded is None:
+                where = "absent" if live is None else f"at rev {live.get('rev')}"
+                raise ConfigLoadError(
+                    f"the content of the active bundle {bundle_id}@{rev} is gone (bundle document "
+                    f"{where}, no recorded decision context): promote a bundle explicitly"
+                )
+            params, rules = recorded["params"], list(recorded["rules"])
+        tables = {str(t["_key"]): t for t in await self.store.find("route_tables")}
+        content = assemble(
+            bundle_id=bundle_id,
+            rev=rev,
+            params=params,
+            rules=rules,
+            factors=await self.store.find("factor_registry"),
+            instruments=await self.store.find("instrument_registry"),
+            route_tables=tables,
+            limits=limits_of(settings),
+        )
+        try:
+            return build_engine(content), warnings
+        except ContextError as exc:
+            raise ConfigLoadError(f"bundle {bundle_id}@{rev} fails lint: {exc}") from exc
+
+    async def save_context(self, engine: Engine, now_ms: int) -> bool:
+        """Record the engine's decision context (idempotent); True if newly written."""
+        try:
+            await self.store.insert(
+                "config_bundles",
+                {
+                    "_key": CTX_PREFIX + engine.ctx_rev,
+                    "kind": CTX_KIND,
+                    "ctx_rev": engine.ctx_rev,
+                    "config_rev": engine.config_rev,
+                    "bundle_id": engine.bundle_id,
+                    "engine_version": ENGINE_VERSION,
+                    "created_ts": now_ms,
+                    "content": dict(engine.content),
+                },
+            )
+        except DuplicateKey:
+            return False
+        return True
+
+    async def get_context(self, ctx_rev: str) -> dict[str, Any] | None:
+        doc = await self.store.get("config_bundles", CTX_PREFIX + ctx_rev)
+        return None if doc is None else dict(doc["content"])
+
+    async def publish_bundle(
+        self,
+        bundle_id: str,
+        params: Mapping[str, Any],
+        *,
+        rule_ids: Sequence[str] | None = None,
+        activate: bool = True,
+        description: str | None = None,
+    ) -> str:
+        """Write `config_bundles/{bundle_id}` with its computed rev (and activate it)."""
+        rules = await self._rules(rule_ids)
+        ids = sorted(str(r["rule_id"]) for r in rules)
+        rev = bundle_rev(params, rules)
+        doc: Doc = {"bundle_id": bundle_id, "rev": rev, "rules": ids, "params": dict(params)}
+        if description:
+            doc["description"] = description
+        await self.store.upsert("config_bundles", bundle_id, doc)
+        if activate:
+            await self.store.upsert(
+                "config_active", self.active_key, {"bundle_id": bundle_id, "rev": rev}
+            )
+        return rev

@@ -1,0 +1,95 @@
+"""What a decision reads from Redis, in one pipelined round trip:
+
+* `feat:last:{symbol}` — the flat feature snapshot `{"symbol", "ts", name: number, ...}`
+  (tradekit.market.FeatureSnapshot), the primary source;
+* `mkt:tick:{symbol}` — fallback for the top-of-book features: when the snapshot lacks `mid`
+  (feeder down, or a symbol it does not cover) `mid`, `spread_bps`, `depth_top1_usdt` and
+  `price` are derived from the tick and the snapshot's `ts` becomes the older of the two;
+* `s3:entries` — the ledger of entries in flight (see `entries.py`), for the
+  `concurrent_entries` and `risk_budget` gates.
+
+Derivation: `funding_next_abs = |funding_rate|` when the feeder publishes only the rate.
+Non-numeric values are ignored; JSON cannot carry NaN/inf. A snapshot that is not valid JSON is
+reported (`error`) and the decision skips `FEATURE_INVALID`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from s3_strategy.adapters.entries import ENTRIES_KEY, tally
+from svckit import keys
+from svckit.redisio import RedisClient
+
+
+@dataclass(slots=True)
+class MarketState:
+    features: dict[str, float]
+    ts: int | None
+    open_entries: int
+    margin_in_flight: float
+    sources: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _numbers(data: dict[str, Any], out: dict[str, float]) -> None:
+    for k, v in data.items():
+        t = type(v)
+        if (t is float or t is int) and k != "ts":
+            out[k] = float(v)
+
+
+def parse_snapshot(raw: str | bytes | None, tick_raw: str | bytes | None) -> MarketState:
+    state = MarketState({}, None, 0, 0.0)
+    feats = state.features
+    if raw is not None:
+        try:
+            data = orjson.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            _numbers(data, feats)
+            ts = data.get("ts")
+            if type(ts) is int or type(ts) is float:
+                state.ts = int(ts)
+            state.sources.append("feat:last")
+        except ValueError as exc:
+            state.error = f"feat:last is not a JSON object: {exc}"
+            return state
+    if "funding_next_abs" not in feats and "funding_rate" in feats:
+        feats["funding_next_abs"] = abs(feats["funding_rate"])
+    if "mid" not in feats and tick_raw is not None:
+        try:
+            tick = orjson.loads(tick_raw)
+            bid, ask = float(tick["bid"]), float(tick["ask"])
+            mid = (bid + ask) / 2
+            if bid > 0 and ask >= bid:
+                feats["mid"] = mid
+                feats["spread_bps"] = (ask - bid) / mid * 10_000
+                feats["depth_top1_usdt"] = min(
+                    bid * float(tick["bid_qty"]), ask * float(tick["ask_qty"])
+                )
+                feats.setdefault("price", float(tick.get("last") or mid))
+                tts = int(tick["ts"])
+                state.ts = tts if state.ts is None else min(state.ts, tts)
+                state.sources.append("mkt:tick")
+        except (ValueError, KeyError, TypeError) as exc:
+            state.error = f"mkt:tick is malformed: {exc}"
+    return state
+
+
+class StateReader:
+    def __init__(self, redis: RedisClient) -> None:
+        self.redis = redis
+
+    async def read(self, symbol: str, market: str) -> MarketState:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.feat_last(symbol))
+        pipe.get(keys.mkt_tick(symbol))
+        pipe.hgetall(ENTRIES_KEY)
+        feat_raw, tick_raw, ledger = await pipe.execute()
+        state = parse_snapshot(feat_raw, tick_raw)
+        state.open_entries, state.margin_in_flight = tally(ledger, symbol, market)
+        return state
