@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -47,8 +48,13 @@ CONFIG_BUNDLE_FILE = "config_bundle.json"
 ROUTE_TABLE_KEY = "default"
 CONFIG_ACTIVE_KEY = "s3-strategy"
 
+# The S3 rule DSL (s3_strategy.domain.rules.lint is the authority; S3 lints again at load).
+# Mirrored here so that a fixture S3 would refuse fails at seed time, not at S3 start.
 RULE_OPS = frozenset({"<", "<=", ">", ">=", "==", "!="})
 RULE_STATUSES = frozenset({"ENABLED", "DISABLED"})
+RULE_ACTIONS = frozenset({"size_mult", "skip_entry"})
+RULE_MAX_DEPTH = 6
+RULE_MAX_SIZE_MULT = 10.0
 _FACTOR_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -159,8 +165,10 @@ def load_factors(path: Path) -> list[Doc]:
     return rows
 
 
-def lint_condition(node: Any, factors: frozenset[str], where: str) -> None:
+def lint_condition(node: Any, factors: frozenset[str], where: str, depth: int = 1) -> None:
     """A `when` tree: {allOf: [...]}, {anyOf: [...]}, {not: node} or a leaf {f, op, v}."""
+    if depth > RULE_MAX_DEPTH:
+        raise FixtureError(f"{where}: condition deeper than {RULE_MAX_DEPTH}")
     if not isinstance(node, dict):
         raise FixtureError(f"{where}: condition must be an object, got {node!r}")
     if "allOf" in node or "anyOf" in node:
@@ -168,12 +176,12 @@ def lint_condition(node: Any, factors: frozenset[str], where: str) -> None:
         if len(node) != 1 or not isinstance(children, list) or not children:
             raise FixtureError(f"{where}: allOf/anyOf takes exactly one non-empty list")
         for child in children:
-            lint_condition(child, factors, where)
+            lint_condition(child, factors, where, depth + 1)
         return
     if "not" in node:
         if len(node) != 1:
             raise FixtureError(f"{where}: 'not' takes exactly one condition")
-        lint_condition(node["not"], factors, where)
+        lint_condition(node["not"], factors, where, depth + 1)
         return
     if set(node) != {"f", "op", "v"}:
         raise FixtureError(f"{where}: leaf must be {{f, op, v}}, got {sorted(node)}")
@@ -182,8 +190,8 @@ def lint_condition(node: Any, factors: frozenset[str], where: str) -> None:
     if node["op"] not in RULE_OPS:
         raise FixtureError(f"{where}: invalid op {node['op']!r}")
     v = node["v"]
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise FixtureError(f"{where}: v must be a number, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise FixtureError(f"{where}: v must be a finite number, got {v!r}")
 
 
 def load_rules(path: Path, factors: frozenset[str], symbols: frozenset[str]) -> list[Doc]:
@@ -196,8 +204,20 @@ def load_rules(path: Path, factors: frozenset[str], symbols: frozenset[str]) -> 
         if row.get("status") not in RULE_STATUSES:
             raise FixtureError(f"{where}: status must be one of {sorted(RULE_STATUSES)}")
         action = row.get("action")
-        if not isinstance(action, dict) or not isinstance(action.get("type"), str):
-            raise FixtureError(f"{where}: action needs a type")
+        if not isinstance(action, dict) or action.get("type") not in RULE_ACTIONS:
+            raise FixtureError(f"{where}: action.type must be one of {sorted(RULE_ACTIONS)}")
+        if action["type"] == "size_mult":
+            value = action.get("value")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or not 0 < value <= RULE_MAX_SIZE_MULT
+            ):
+                raise FixtureError(f"{where}: size_mult value must be in (0, {RULE_MAX_SIZE_MULT}]")
+        priority = row.get("priority")
+        if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
+            raise FixtureError(f"{where}: priority must be an int >= 0")
         applies = row.get("applies", {})
         unknown = set(applies.get("symbols", ())) - symbols
         if unknown:
