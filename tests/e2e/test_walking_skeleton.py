@@ -57,6 +57,9 @@ async def start_stack(
     s4_settings = S4Settings(
         redis_addresses=addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
         route_table_path=FIXTURES / "route_table.json", market_publish_ms=50, stream_block_ms=50,
+        # Maker legs capped to 0: the pipeline is under test here, not Maker→Taker timing
+        # (tests/integration/test_s4_execution.py covers that with a manual clock).
+        maker_max_wait_ms=0,
     )  # fmt: skip
     s4_store = SqliteStore(db)
     stack.push_async_callback(s4_store.close)

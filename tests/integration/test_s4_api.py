@@ -122,7 +122,7 @@ async def test_post_orders_concurrent_resends_execute_exactly_once(
         ({"qty": 0.0001}, "rounds to zero"),
         ({"qty": 0.001, "symbol": "ETHUSDT"}, "minNotional"),
         ({"sl": {"type": "STOP_MARKET", "price": 60000}}, "protection"),
-        ({"exec_policy": {"type": "TWAP", "slices": 2, "gap_ms": 100}}, "not supported"),
+        ({"exec_policy": {"type": "TWAP", "slices": 9, "gap_ms": 100}}, "S4_TWAP_MAX_SLICES"),
         ({"market": "SPOT", "exec_policy": {"type": "OCO", "tp_price": 67000,
                                             "sl_price": 64500}}, "protection"),
     ],

@@ -221,3 +221,16 @@ def test_wide_spread_delays_bounded_then_goes_degraded() -> None:
     assert delays == 8 and t == 2000  # 250 ms steps up to 2 s
     probe_note = next(c for c in cmds if isinstance(c, Note) and c.event == "LIQUIDITY_PROBE")
     assert probe_note.data["degraded"] is True
+
+
+def test_partial_fill_off_step_sends_remainder_rounded_down_to_step() -> None:
+    m = machine("0.003")
+    m.advance(0, book())
+    m.on_report(5, report("p1-E1", S.PARTIALLY_FILLED, "0.000341"))
+    m.advance(1000, None)
+    m.on_report(1001, report("p1-E1", S.CANCELED, "0.000341"))
+    (taker,) = places(m.advance(1001, book()))
+    assert taker.qty == D("0.002")  # 0.002659 left: one step below is what can be sent
+    cmds = m.on_report(1002, report("p1-E2", S.FILLED, "0.002"))
+    assert m.done and m.s.result is S.EXPIRED and m.filled == D("0.002341")
+    assert "SLICE_DONE" in [c.event for c in cmds if isinstance(c, Note)]

@@ -64,6 +64,7 @@ class OrderRecord(BaseModel):
         default=None, description="parent: mid when S4 accepted the intent (slippage reference)"
     )
     mid_at_send: Decimal | None = None
+    book_top3: dict[str, list[tuple[Decimal, Decimal]]] | None = None
     ts_send: int | None = None
     ts_ack: int | None = None
     # Persisted execution-policy state of a parent: a restart resumes from it.

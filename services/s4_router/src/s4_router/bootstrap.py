@@ -1,8 +1,9 @@
 """Composition root of S4: builds every dependency from Settings (nothing connects at import).
 
-Dependencies are keyword-only so tests pass a real Redis, a store and an exchange adapter
-explicitly; background work (the `orders:intent` consumer, the simulator's market pump) starts
-in `start_background()`, called by the FastAPI lifespan.
+Dependencies are keyword-only so tests pass a real Redis, a store, an exchange adapter, a
+clock and a sleep function explicitly; background work (the `orders:intent` consumer, the
+execution tasks, the orphan sweep, the venue watch, the simulator's market pump) starts in
+`start_background()`, called by the FastAPI lifespan.
 """
 
 from __future__ import annotations
@@ -19,11 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from s4_router.adapters.exchange.base import ExchangePort
+from s4_router.adapters.exchange.guard import GuardedExchange
+from s4_router.adapters.leases import Leases
 from s4_router.config import Settings
 from s4_router.entrypoints.schemas import Health
 from s4_router.entrypoints.stream_consumer import IntentConsumer
 from s4_router.metrics import RouterMetrics
+from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
+from s4_router.policies.clock_guard import ClockSkewGuard
+from s4_router.policies.registry import PolicyLimits
+from s4_router.policies.route_table import RouteTable, RouteTableError
+from s4_router.service_layer.manager import ExecutionManager
+from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.quality import QualityTracker
 from s4_router.service_layer.router import OrderRouter
+from s4_router.service_layer.venue_ops import RetryPolicy, Sleep, VenueOps
+from s4_router.service_layer.watch import VenueWatch
 from svckit import keys
 from svckit.clock import Clock, WallClock
 from svckit.errors import ConfigError
@@ -52,17 +64,45 @@ class S4Container:
     router: OrderRouter
     consumer: IntentConsumer
     metrics: RouterMetrics
-    route_table: list[dict[str, Any]]
+    route_table: RouteTable
     route_table_rev: str
+    manager: ExecutionManager
+    watch: VenueWatch
     background: list[BackgroundTask] = field(default_factory=list)
     owns: list[str] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    unsubscribe: Callable[[], None] | None = None
 
     async def start_background(self) -> None:
+        # Before taking new work: where does the clock stand, what was left unfinished?
+        with contextlib.suppress(Exception):
+            await self.watch.check()
+        try:
+            resumed = await self.router.recover()
+            if resumed:
+                log.info("startup recovery resumed %d executions", resumed)
+        except Exception:
+            log.exception("startup recovery failed; the periodic sweep retries")
         self.tasks.append(asyncio.create_task(self.consumer.run(self.stop), name="intents"))
+        self.tasks.append(asyncio.create_task(self.watch.run(self.stop), name="venue-watch"))
+        if self.settings.background_execution:
+            self.tasks.append(asyncio.create_task(self._sweep(self.stop), name="orphan-sweep"))
         for job in self.background:
             self.tasks.append(asyncio.create_task(job(self.stop)))
+
+    async def _sweep(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stop.wait(), timeout=self.settings.recovery_interval_ms / 1000
+                )
+            if stop.is_set():
+                return
+            try:
+                await self.router.recover()
+            except Exception:
+                log.exception("orphan sweep failed")
 
     async def health(self) -> Health:
         redis_ok = await ping(self.redis)
@@ -73,20 +113,29 @@ class S4Container:
         except Exception as exc:
             exch = {"ok": False, "venue": self.exchange.venue, "error": str(exc)}
         ok = redis_ok and store_ok and bool(exch["ok"])
+        now = self.router.clock.now_ms()
+        breaker = self.router.breaker
+        rate, calls = breaker.error_rate(now)
+        skew = self.router.skew
         return Health(
             status="ok" if ok else "degraded",
             exchange=exch,
             redis=redis_ok,
             store={"ok": store_ok, "kind": self.store.name},
             route_table_rev=self.route_table_rev,
-            circuit_breaker="CLOSED",
+            circuit_breaker=breaker.state(now).value,
+            breaker={"error_rate": round(rate, 4), "calls": calls,
+                     "threshold": breaker.cfg.threshold, "reopens_at": breaker.reopens_at()},
+            clock={"skew_ms": skew.skew_ms, "max_skew_ms": skew.max_skew_ms, "ok": skew.ok},
+            entries_allowed=breaker.allows_entry(now) and skew.ok,
+            executions={"active": len(self.manager.active)},
             consumer={
                 "group": self.consumer.group,
                 "name": self.consumer.consumer,
                 "healthy": self.consumer.healthy,
                 "handled": self.consumer.handled,
             },
-        )
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         self.stop.set()
@@ -96,6 +145,9 @@ class S4Container:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.tasks.clear()
+        await self.manager.shutdown()
+        if self.unsubscribe is not None:
+            self.unsubscribe()
         if "exchange" in self.owns:
             await self.exchange.close()
         if "redis" in self.owns:
@@ -104,14 +156,12 @@ class S4Container:
             await self.store.close()
 
 
-def load_route_table(path: Path) -> tuple[list[dict[str, Any]], str]:
+def load_route_table(path: Path) -> RouteTable:
     try:
         bands = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        return RouteTable.parse(bands, rev=content_rev(bands))
+    except (OSError, ValueError, RouteTableError) as exc:
         raise ConfigError(f"S4_ROUTE_TABLE_PATH={str(path)!r}: {exc}") from None
-    if not isinstance(bands, list) or not bands:
-        raise ConfigError(f"S4_ROUTE_TABLE_PATH={str(path)!r}: expected a non-empty JSON list")
-    return bands, content_rev(bands)
 
 
 async def load_instruments(store: DocumentStore) -> dict[str, Instrument]:
@@ -122,6 +172,21 @@ async def load_instruments(store: DocumentStore) -> dict[str, Instrument]:
     return out
 
 
+def policy_limits(settings: Settings) -> PolicyLimits:
+    return PolicyLimits(
+        maker_max_wait_ms=settings.maker_max_wait_ms,
+        twap_max_slices=settings.twap_max_slices,
+        max_reprices=settings.max_reprices,
+        taker_max_failures=settings.taker_max_failures,
+        cancel_retry_ms=settings.cancel_retry_ms,
+        split_gap_ms=settings.split_gap_ms,
+        downsize_factor=settings.balance_downsize_factor,
+        probe_max_child_fraction=settings.probe_max_child_fraction,
+        probe_retry_ms=settings.probe_retry_ms,
+        probe_max_delay_ms=settings.probe_max_delay_ms,
+    )
+
+
 async def bootstrap(
     settings: Settings,
     *,
@@ -129,11 +194,12 @@ async def bootstrap(
     store: DocumentStore | None = None,
     exchange: ExchangePort | None = None,
     clock: Clock | None = None,
+    sleep: Sleep | None = None,
     seed: bool = True,
 ) -> S4Container:
     owns: list[str] = []
     clock = clock or WallClock()
-    route_table, route_rev = load_route_table(settings.route_table_path)
+    route_table = load_route_table(settings.route_table_path)
     if redis is None:
         if not settings.redis_addresses:
             raise ConfigError("S4_REDIS_ADDRESSES is empty (python -m s4_router starts one)")
@@ -166,15 +232,69 @@ async def bootstrap(
     await exchange.load_markets(list(instruments.values()))
     metrics = RouterMetrics()
     owner = settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+    breaker = CircuitBreaker(
+        CircuitBreakerConfig(
+            window_ms=int(settings.cb_error_rate_window.total_seconds() * 1000),
+            threshold=settings.cb_error_rate_thresh,
+            min_calls=settings.cb_min_calls,
+            open_ms=settings.cb_open_ms,
+            max_open_ms=max(settings.cb_max_open_ms, settings.cb_open_ms),
+        )
+    )
+    metrics.cb_state.set(0)
+    guarded = GuardedExchange(exchange, breaker=breaker, clock=clock)
+    publisher = Publisher(redis, clock=clock, metrics=metrics)
+    ops = VenueOps(
+        guarded,
+        metrics=metrics,
+        retry=RetryPolicy(
+            attempts=settings.retry_attempts,
+            base_s=settings.retry_base_ms / 1000,
+            max_s=settings.retry_max_ms / 1000,
+        ),
+        sleep=sleep,
+    )
+    leases = Leases(redis, owner=f"s4:{owner}", ttl_ms=settings.exec_lease_ms)
+    manager = ExecutionManager(
+        leases=leases, clock=clock, metrics=metrics, poll_ms=settings.poll_interval_ms,
+        autorun=settings.background_execution,
+    )  # fmt: skip
+    quality = QualityTracker(
+        metrics=metrics,
+        publisher=publisher,
+        window=settings.quality_window,
+        min_samples=settings.quality_min_samples,
+        maker_ratio_alert=settings.maker_fill_ratio_alert,
+        balance_alert_count=settings.insufficient_balance_alert_count,
+        balance_window_ms=int(settings.insufficient_balance_window.total_seconds() * 1000),
+        cooldown_ms=int(settings.alert_cooldown.total_seconds() * 1000),
+    )
+    skew = ClockSkewGuard(settings.clock_skew_max_ms)
     router = OrderRouter(
         store=store,
         redis=redis,
-        exchange=exchange,
+        exchange=guarded,
         instruments=instruments,
         clock=clock,
         metrics=metrics,
+        route_table=route_table,
+        limits=policy_limits(settings),
+        breaker=breaker,
+        skew=skew,
+        ops=ops,
+        manager=manager,
+        leases=leases,
+        publisher=publisher,
+        quality=quality,
         owner=f"s4:{owner}",
+        lock_wait_ms=settings.lock_wait_ms,
+        sync_wait_ms=settings.order_sync_wait_ms,
     )
+    guarded.on_transition = router.on_breaker
+    watch = VenueWatch(
+        exchange=guarded, clock=clock, skew=skew, metrics=metrics, publisher=publisher,
+        interval_ms=settings.clock_check_ms,
+    )  # fmt: skip
     consumer = IntentConsumer(
         redis=redis,
         router=router,
@@ -185,8 +305,11 @@ async def bootstrap(
         max_deliveries=settings.stream_max_deliveries,
         stream=keys.ORDERS_INTENT,
         block_ms=settings.stream_block_ms,
+        metrics=metrics,
     )
-    log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_rev})
+    subscribe = getattr(exchange, "subscribe_order_updates", None)
+    unsubscribe = subscribe(manager.on_order_update) if callable(subscribe) else None
+    log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
     return S4Container(
         settings=settings,
         redis=redis,
@@ -196,7 +319,10 @@ async def bootstrap(
         consumer=consumer,
         metrics=metrics,
         route_table=route_table,
-        route_table_rev=route_rev,
+        route_table_rev=route_table.rev,
+        manager=manager,
+        watch=watch,
         background=background,
         owns=owns,
+        unsubscribe=unsubscribe,
     )

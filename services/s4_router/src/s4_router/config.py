@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +35,44 @@ class Settings(ServiceSettings):
     stream_block_ms: int = Field(
         default=1000, ge=10, le=4000, description="XREADGROUP BLOCK; stays below the socket timeout"
     )
+    # ---- execution (Maker→Taker, TWAP, probe) -------------------------------------------------
+    order_sync_wait_ms: int = Field(
+        default=200,
+        ge=0,
+        le=30_000,
+        description="POST /orders waits this long for a running execution to finish (then 202)",
+    )
+    poll_interval_ms: int = Field(default=250, ge=10, description="child order status polling")
+    exec_lease_ms: int = Field(default=15_000, ge=1000, description="ownership of an execution")
+    recovery_interval_ms: int = Field(default=5_000, ge=100, description="orphan sweep period")
+    background_execution: bool = Field(
+        default=True, description="run executions in background tasks (tests drive them by hand)"
+    )
+    lock_wait_ms: int = Field(default=1_000, ge=0, description="wait for lock:pos:{symbol}")
+    max_reprices: int = Field(default=3, ge=0, le=20)
+    taker_max_failures: int = Field(default=3, ge=1, le=20)
+    cancel_retry_ms: int = Field(default=2_000, ge=10)
+    split_gap_ms: int = Field(default=250, ge=0)
+    probe_max_child_fraction: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
+    probe_retry_ms: int = Field(default=250, ge=1)
+    probe_max_delay_ms: int = Field(default=2_000, ge=0, le=60_000)
+    balance_downsize_factor: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
+    # ---- retries, breaker, clock ------------------------------------------------------------
+    retry_attempts: int = Field(default=4, ge=1, le=20)
+    retry_base_ms: int = Field(default=50, ge=1)
+    retry_max_ms: int = Field(default=2_000, ge=1)
+    cb_min_calls: int = Field(default=10, ge=1)
+    cb_open_ms: int = Field(default=5_000, ge=10, description="first OPEN → HALF_OPEN cool-down")
+    cb_max_open_ms: int = Field(default=60_000, ge=10)
+    clock_skew_max_ms: int = Field(default=1_000, ge=1)
+    clock_check_ms: int = Field(default=15_000, ge=100)
+    # ---- quality alerts ---------------------------------------------------------------------
+    quality_window: int = Field(default=200, ge=1, description="children/fills/slices per ratio")
+    quality_min_samples: int = Field(default=20, ge=1)
+    maker_fill_ratio_alert: float = Field(default=0.3, ge=0, le=1)
+    insufficient_balance_alert_count: int = Field(default=3, ge=1)
+    insufficient_balance_window: Duration = timedelta(minutes=10)
+    alert_cooldown: Duration = timedelta(minutes=10)
     sim_symbols: CsvList = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "QRLUSDT"])
     sim_publish_market: bool = Field(
         default=True, description="with exchange=sim: publish mkt:* and feat:last:* to Redis"

@@ -1,4 +1,5 @@
-"""S4 Prometheus metrics (names follow spec §D6 with Prometheus conventions)."""
+"""S4 Prometheus metrics (names follow spec §D6 with Prometheus conventions; the alert rules in
+deploy/prometheus/alerts.yml and the Grafana dashboard use these names)."""
 
 from __future__ import annotations
 
@@ -23,19 +24,44 @@ class RouterMetrics:
         self.duplicates = Counter(
             "router_duplicate_intents_total", "resends answered from the store", registry=r
         )
+        self.refused = Counter(
+            "router_entries_refused_total",
+            "new entries refused before anything was sent",
+            ["reason"],
+            registry=r,
+        )
         self.venue_errors = Counter(
             "router_venue_errors_total", "venue errors by class", ["kind"], registry=r
+        )
+        self.children = Counter(
+            "router_child_orders_total", "child orders sent by role", ["role"], registry=r
         )
         self.fills = Counter("router_fills_total", "fills persisted", ["liquidity"], registry=r)
         self.fees = Counter("router_fees_usdt_total", "fees paid (quote)", registry=r)
         self.slippage = Histogram(
             "router_slippage_bps",
-            "fill price vs mid at send, adverse positive",
-            buckets=(-5, -2, -1, -0.5, 0, 0.5, 1, 2, 5, 10, 20, 50),
+            "fill price vs arrival mid, adverse positive",
+            buckets=(-20, -10, -5, -2, -1, -0.5, 0, 0.5, 1, 2, 5, 10, 20, 50),
+            registry=r,
+        )
+        self.maker_fill_ratio = Gauge(
+            "router_maker_fill_ratio",
+            "filled / posted quantity of maker children (rolling window)",
+            registry=r,
+        )
+        self.taker_rate = Gauge(
+            "router_taker_rate", "taker share of filled quantity (rolling window)", registry=r
+        )
+        self.twap_slice_fill_ratio = Gauge(
+            "router_twap_slice_fill_ratio",
+            "filled / target quantity of TWAP slices (rolling window)",
             registry=r,
         )
         self.cb_state = Gauge(
             "router_circuit_breaker_state", "0 closed, 1 half-open, 2 open", registry=r
+        )
+        self.clock_skew_ms = Gauge(
+            "router_clock_skew_ms", "venue server time minus local time", registry=r
         )
         self.stream_lag = Gauge(
             "router_stream_lag", "pending entries of the consumer group", registry=r
@@ -43,3 +69,12 @@ class RouterMetrics:
         self.ambiguous = Counter(
             "router_ambiguous_submits_total", "submits resolved from venue evidence", registry=r
         )
+        self.executions = Gauge(
+            "router_executions_active", "executions running on this replica", registry=r
+        )
+        self.recovered = Counter(
+            "router_executions_recovered_total",
+            "executions resumed from the store (restart or dead replica)",
+            registry=r,
+        )
+        self.alerts = Counter("router_alerts_total", "alerts published", ["kind"], registry=r)

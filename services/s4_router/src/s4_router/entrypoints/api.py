@@ -42,16 +42,25 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
             response.status_code = 503
         return h
 
-    @app.post("/orders", response_model=OrderReply, response_model_exclude_none=True)
+    @app.post(
+        "/orders",
+        response_model=OrderReply,
+        response_model_exclude_none=True,
+        responses={
+            202: {"model": OrderReply, "description": "accepted, execution still running"},
+            422: {"model": OrderReply, "description": "invalid intent, nothing sent"},
+            503: {"model": OrderReply, "description": "breaker open / clock skew / venue down"},
+        },
+    )
     async def post_orders(body: OrderRequest, router: RouterDep, response: Response) -> OrderReply:
-        """Execute one order intent (spec §D1 FUT/SPOT body); idempotent by client_order_id."""
+        """Execute one order intent (spec §D1 body); 200 when finished, 202 while running."""
         outcome = await router.submit(body, source="rest")
         response.status_code = outcome.http_status
         return outcome.response
 
     @app.post("/cancel", response_model=OrderReply, response_model_exclude_none=True)
     async def post_cancel(body: CancelRequest, router: RouterDep, response: Response) -> OrderReply:
-        """Cancel an order (and its live child orders) by order_id or client_order_id."""
+        """Cancel an execution (by parent/child client_order_id or venue order_id)."""
         outcome = await router.cancel(client_order_id=body.client_order_id, order_id=body.order_id)
         response.status_code = outcome.http_status
         return outcome.response

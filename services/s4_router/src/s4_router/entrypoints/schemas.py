@@ -44,5 +44,9 @@ class Health(BaseModel):
     redis: bool
     store: dict[str, Any]
     route_table_rev: str | None
-    circuit_breaker: str
+    circuit_breaker: str = Field(description="CLOSED | HALF_OPEN | OPEN")
+    breaker: dict[str, Any] = Field(default_factory=dict)
+    clock: dict[str, Any] = Field(default_factory=dict)
+    entries_allowed: bool = True
+    executions: dict[str, Any] = Field(default_factory=dict)
     consumer: dict[str, Any]

@@ -1,9 +1,14 @@
 """Consumer of `orders:intent` (one Redis consumer group shared by all S4 replicas).
 
-An entry is acknowledged only after the router has persisted its effects. Entries left pending
-by a dead consumer are reclaimed with XAUTOCLAIM after `stream_claim_idle_ms`; an entry that
-fails `stream_max_deliveries` times, or that is not a valid intent, goes to the dead-letter
-stream `orders:intent:dlq` with an alert, then is acknowledged.
+An entry is acknowledged only after the router has persisted its effects: the intent is
+either refused (and, when the refusal depends on time — breaker, clock — stored as REJECTED),
+finished, or durably accepted with its execution plan and running (an execution outlives the
+entry: if this replica dies, the orphan sweep of another one resumes it from the store, and a
+re-delivered entry is answered as a duplicate). Entries left pending by a dead consumer are
+reclaimed with XAUTOCLAIM after `stream_claim_idle_ms`; an entry that fails
+`stream_max_deliveries` times, or that is not a valid intent, goes to the dead-letter stream
+`orders:intent:dlq` with an alert, then is acknowledged. `router_stream_lag` is the group's
+pending count, refreshed every few seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 from pydantic import ValidationError
 from redis import exceptions as redis_exc
 
+from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.router import OrderRouter
 from svckit import keys
 from svckit.clock import Clock
@@ -46,7 +52,12 @@ class IntentConsumer:
         max_deliveries: int,
         stream: str = keys.ORDERS_INTENT,
         block_ms: int = 1000,
+        metrics: RouterMetrics | None = None,
+        lag_every_s: float = 5.0,
     ) -> None:
+        self.metrics = metrics
+        self.lag_every_s = lag_every_s
+        self._next_lag = 0.0
         self.block_ms = block_ms
         self.redis = redis
         self.router = router
@@ -83,6 +94,7 @@ class IntentConsumer:
                 backoff = 0.1
                 for entry in entries:
                     await self.handle(entry)
+                await self._lag()
             except asyncio.CancelledError:
                 raise
             except (redis_exc.RedisError, InfraError, OSError) as exc:
@@ -95,6 +107,14 @@ class IntentConsumer:
                     pass
                 backoff = min(backoff * 2, 5.0)
 
+    async def _lag(self) -> None:
+        if self.metrics is None or self.clock.monotonic() < self._next_lag:
+            return
+        self._next_lag = self.clock.monotonic() + self.lag_every_s
+        info: dict[str, object] = await self.redis.xpending(self.stream, self.group)
+        pending = info.get("pending", 0)
+        self.metrics.stream_lag.set(float(pending) if isinstance(pending, int | float) else 0.0)
+
     async def handle(self, entry: StreamEntry) -> None:
         if entry.payload is None:
             await self._dead_letter(entry, "entry is not a JSON object in field `data`")
@@ -105,7 +125,8 @@ class IntentConsumer:
             await self._dead_letter(entry, f"invalid intent: {exc.errors()[:3]}")
             return
         try:
-            await self.router.submit(intent, source="stream")
+            # Never wait for a maker/TWAP execution here: ack once it is durably running.
+            await self.router.submit(intent, source="stream", sync_wait_ms=0)
         except (redis_exc.RedisError, InfraError, OSError):
             if entry.deliveries >= self.max_deliveries:
                 await self._dead_letter(entry, "infrastructure failures on every delivery")

@@ -232,6 +232,12 @@ class MakerTaker:
             return [*out, *self._finish(OrderStatus.CANCELED, "cancel requested")]
         if self.remaining <= 0:
             return [*out, *self._finish(OrderStatus.FILLED)]
+        if round_to_increment(self.remaining, self.inst.stepSize, "down") <= 0:
+            return [
+                *out,
+                Note("REMAINDER_UNTRADABLE", {"remaining": str(self.remaining)}),
+                *self._finish(OrderStatus.EXPIRED, f"remainder {self.remaining} is below one step"),
+            ]
         if c.role is OrderRole.TAKER:
             if c.filled == 0:
                 s.taker_failures += 1
@@ -287,8 +293,10 @@ class MakerTaker:
         role = OrderRole.TAKER
         if maker:
             role = OrderRole.CHASE if s.want_chase else OrderRole.MAKER
+        # Venues fill in lots of stepSize; a residue below one step cannot be sent.
+        sendable = round_to_increment(remaining, self.inst.stepSize, "down")
         ref = book.mid if book.two_sided else None
-        if ref is not None and not self._tradable(remaining, ref):
+        if sendable <= 0 or (ref is not None and not self._tradable(sendable, ref)):
             return [
                 Note("REMAINDER_UNTRADABLE", {"remaining": str(remaining), "mid": str(ref)}),
                 *self._finish(
@@ -297,7 +305,7 @@ class MakerTaker:
                 ),
             ]
         decision = probe(
-            book, side=self.side, role=role, qty=remaining, inst=self.inst,
+            book, side=self.side, role=role, qty=sendable, inst=self.inst,
             cfg=self.cfg.probe, delayed_ms=s.delayed_ms,
         )  # fmt: skip
         note = Note("LIQUIDITY_PROBE", {"role": role.value, **decision.as_event()})
@@ -317,7 +325,7 @@ class MakerTaker:
                 s.phase = Phase.WANT_TAKER
                 s.hold_until_ms = None
                 return [note, Note("TAKER_FALLBACK", {"why": "no passive price left"})]
-        qty = decision.qty if role is OrderRole.TAKER else remaining
+        qty = decision.qty if role is OrderRole.TAKER else sendable
         n = self.alloc()
         if n > MAX_CHILDREN:
             return self._finish(OrderStatus.EXPIRED, "child order budget exhausted")

@@ -1,20 +1,30 @@
-"""The order router's one handler: REST `POST /orders` and the `orders:intent` consumer group
-both call :meth:`OrderRouter.submit`.
+"""The order router's intake: REST `POST /orders` and the `orders:intent` consumer group both
+call :meth:`OrderRouter.submit`; `POST /cancel` calls :meth:`OrderRouter.cancel`.
 
-Exactly-once rests on three things, in this order of authority:
-1. the unique index on `orders.client_order_id` in the store (the durable guard: the parent
-   order record is inserted *before* anything is sent);
-2. deterministic child ids `{client_order_id}-E{n}`: a retry resends the same id, so the venue
-   itself refuses a second copy of an open order;
-3. after any submit whose outcome is unknown (timeout, dropped ack, 5xx) we ask the venue for
-   the client order id before sending again — a filled market order frees its id at Binance, so
-   a blind resend could trade twice.
-`idem:order:{id}` in Redis is the fast path in front of (1).
+Intake, in order (nothing reaches the venue before the intent is durable):
+
+1. duplicate? — the store's unique `orders.client_order_id` answers; a resend (REST or stream,
+   before or after completion) returns the existing order and sends nothing;
+2. validation and rounding against the instrument (tick, step, minNotional); a quantity that
+   rounds to zero or a notional below minNotional ⇒ FAIL (422), nothing sent or stored;
+   protection (sl / tp / OCO) this version cannot place ⇒ FAIL, never executed without it;
+3. gates for new entries (reduce-only orders pass): circuit breaker OPEN, clock skew > 1 s
+   ⇒ FAIL (503) with an alert; the refusal is stored as a REJECTED order so that the other
+   path's copy of the same intent cannot execute it later;
+4. book (the liquidity probe's first look, and the arrival mid), policy resolution (route
+   table by notional), the plan (TWAP slices);
+5. the execution lease, the parent record (with the plan) and `idem:order:{id}`;
+6. the first step of the execution runs inline (a MARKET intent usually completes here);
+   the rest runs in a background task.
+
+HTTP semantics: 200 with the final status when the execution completed within
+`S4_ORDER_SYNC_WAIT_MS`; 202 with the current status (SUBMITTED / ACCEPTED /
+PARTIALLY_FILLED) while it is still running — follow it with `GET /orders/{client_order_id}`
+or on `orders:executed`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -24,38 +34,41 @@ from decimal import Decimal
 from typing import Any
 
 from s4_router.adapters.exchange.base import (
-    AmbiguousSubmit,
-    BookTop,
     DefinitiveError,
-    DuplicateOrder,
-    ExchangeOrder,
+    ExchangeError,
     ExchangePort,
-    ExchangeTrade,
     OrderNotFound,
-    PlaceOrderRequest,
-    RateLimited,
     RetryableError,
 )
-from s4_router.domain.order import check_transition
+from s4_router.adapters.leases import Leases
 from s4_router.metrics import RouterMetrics
+from s4_router.policies.circuit_breaker import BreakerState, CircuitBreaker, Transition
+from s4_router.policies.clock_guard import ClockSkewGuard
+from s4_router.policies.execution import ExecState, ParentMachine, SliceStatus
+from s4_router.policies.maker_taker import ChildState, Phase, SliceState
+from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
+from s4_router.policies.route_table import RouteTable
+from s4_router.service_layer.execution import ExecDeps, Execution, record_of
+from s4_router.service_layer.manager import ExecutionManager
+from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.quality import QualityTracker
+from s4_router.service_layer.venue_ops import VenueOps
 from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
-from svckit.redisio import RedisClient, claim_for_execution, new_token, xadd_json
+from svckit.redisio import RedisClient, claim_for_execution, new_token
 from svckit.store.base import DocumentStore, Query
-from tradekit.enums import OrderStatus, OrderType, RequestResult
+from tradekit.enums import OrderRole, OrderStatus, OrderType, RequestResult
 from tradekit.errors import InvalidIntent
-from tradekit.events import Alert, OrderExecuted, RouterEvent
-from tradekit.ids import child_order_id
+from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
-from tradekit.intents import MakerTakerPolicy, MarketPolicy, OrderIntent
-from tradekit.money import ZERO
-from tradekit.orders import FillRecord, OrderRecord, OrderResponse, StateChange
+from tradekit.intents import MarketPolicy, OrderIntent
+from tradekit.orders import OrderRecord, OrderResponse, StateChange
 
 log = logging.getLogger(__name__)
 
-MAX_SEND_ATTEMPTS = 4
-RESOLVE_ATTEMPTS = 5
+S = OrderStatus
+LIVE = (S.NEW, S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +87,18 @@ class OrderRouter:
         instruments: Mapping[str, Instrument],
         clock: Clock,
         metrics: RouterMetrics,
+        route_table: RouteTable,
+        limits: PolicyLimits,
+        breaker: CircuitBreaker,
+        skew: ClockSkewGuard,
+        ops: VenueOps,
+        manager: ExecutionManager,
+        leases: Leases,
+        publisher: Publisher,
+        quality: QualityTracker,
         owner: str | None = None,
+        lock_wait_ms: int = 1000,
+        sync_wait_ms: int = 200,
     ) -> None:
         self.store = store
         self.redis = redis
@@ -82,55 +106,123 @@ class OrderRouter:
         self.instruments = dict(instruments)
         self.clock = clock
         self.metrics = metrics
+        self.route_table = route_table
+        self.limits = limits
+        self.breaker = breaker
+        self.skew = skew
+        self.ops = ops
+        self.manager = manager
+        self.leases = leases
+        self.publisher = publisher
+        self.quality = quality
         self.owner = owner or f"s4:{socket.gethostname()}:{os.getpid()}"
+        self.sync_wait_ms = sync_wait_ms
+        self.deps = ExecDeps(
+            store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
+            publisher=publisher, venue=exchange.venue, owner=self.owner,
+            lock_wait_ms=lock_wait_ms,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ intake
-    async def submit(self, intent: OrderIntent, *, source: str) -> Outcome:
-        """Validate, deduplicate, execute and persist one intent."""
-        existing = await self.store.find_one("orders", {"client_order_id": intent.client_order_id})
+    async def submit(
+        self, intent: OrderIntent, *, source: str, sync_wait_ms: int | None = None
+    ) -> Outcome:
+        """Validate, deduplicate, start the execution and persist; see the module doc."""
+        t0 = self.clock.monotonic()
+        coid = intent.client_order_id
+        existing = await self.store.find_one("orders", {"client_order_id": coid})
         if existing is not None:
             return self._duplicate(existing, source)
-
         try:
             inst, qty = self._validate(intent)
         except InvalidIntent as exc:
             self.metrics.intents.labels(source, "invalid").inc()
             return Outcome(self._fail(intent, str(exc)), 422)
-
+        refusal = self._gate(intent)
+        if refusal is not None:
+            return await self._refuse(intent, qty, *refusal, source=source)
+        try:
+            book = await self.ops.book(intent.market, intent.symbol)
+        except ExchangeError as exc:
+            self.metrics.intents.labels(source, "venue_unavailable").inc()
+            return Outcome(self._fail(intent, f"venue unavailable, nothing sent: {exc}"), 503)
+        if not (book.bids and book.asks):
+            return Outcome(self._fail(intent, f"{intent.symbol}: no two-sided book"), 503)
+        arrival = book.mid
+        try:
+            price = intent.ref_price or arrival
+            if not intent.reduce_only:
+                inst.check_notional(qty, price)
+            resolved = resolve_policy(
+                intent.exec_policy, notional=qty * price, table=self.route_table,
+                limits=self.limits, inst=inst,
+            )  # fmt: skip
+        except (InvalidIntent, PolicyRefused) as exc:
+            self.metrics.intents.labels(source, "invalid").inc()
+            return Outcome(self._fail(intent, str(exc)), 422)
         now = self.clock.now_ms()
+        machine = ParentMachine.plan(
+            parent_id=coid, side=intent.side, qty=qty, reduce_only=intent.reduce_only,
+            config=resolved.config, inst=inst, now=now, ref_price=price,
+        )  # fmt: skip
+        if not await self.leases.acquire(coid):
+            # Another replica is starting this very intent right now.
+            return await self._duplicate_or_running(intent, source)
         parent = OrderRecord(
-            client_order_id=intent.client_order_id,
+            client_order_id=coid,
             intent_id=intent.intent_id,
             venue=self.exchange.venue,
             market=intent.market,
             symbol=intent.symbol,
             side=intent.side,
-            type=OrderType.MARKET,
+            type=OrderType.MARKET if resolved.config.policy == "MARKET" else OrderType.LIMIT,
             qty=qty,
             reduce_only=intent.reduce_only,
-            status=OrderStatus.NEW,
-            history=[StateChange(status=OrderStatus.NEW, ts=now, reason=f"intake:{source}")],
+            status=S.NEW,
+            history=[StateChange(status=S.NEW, ts=now, reason=f"intake:{source}")],
             intent=intent.model_dump(mode="json"),
             created_ts=intent.created_ts or now,
             updated_ts=now,
+            role=OrderRole.PARENT,
+            arrival_mid=arrival,
+            exec_state=machine.s.model_dump(mode="json"),
         )
         try:
-            await self.store.insert(
-                "orders", {"_key": intent.client_order_id, **parent.model_dump(mode="json")}
-            )
+            await self.store.insert("orders", {"_key": coid, **parent.model_dump(mode="json")})
         except DuplicateKey:
-            again = await self.store.find_one("orders", {"client_order_id": intent.client_order_id})
-            if again is not None:
-                return self._duplicate(again, source)
-            raise
+            await self.leases.release(coid)
+            return await self._duplicate_or_running(intent, source)
         # Fast-path marker for other replicas; the store insert above is the real guard.
         await claim_for_execution(
-            self.redis,
-            keys.idem_order(intent.client_order_id),
-            new_token(self.owner),
-            keys.IDEM_TTL_S,
+            self.redis, keys.idem_order(coid), new_token(self.owner), keys.IDEM_TTL_S
         )
-        outcome = await self._execute(parent, inst, intent)
+        ex = Execution(
+            self.deps, parent=parent, children={}, machine=machine, inst=inst, book=book,
+            t_intake=t0,
+        )  # fmt: skip
+        for note in resolved.notes:
+            await self.publisher.event(
+                "POLICY_ADJUSTED", client_order_id=coid, symbol=intent.symbol,
+                data={"note": note},
+            )  # fmt: skip
+        await self.publisher.event(
+            "INTENT_ACCEPTED", client_order_id=coid, symbol=intent.symbol,
+            data={"source": source, "policy": resolved.config.policy, "qty": str(qty),
+                  "arrival_mid": str(arrival), "route_band": resolved.config.route_band,
+                  "slices": len(machine.s.slices)},
+        )  # fmt: skip
+        try:
+            await ex.step()
+        except ExchangeError as exc:
+            log.warning("%s: first step failed, continuing in background: %s", coid, exc)
+        if not ex.finished:
+            await self.manager.adopt(ex)
+            wait = self.sync_wait_ms if sync_wait_ms is None else sync_wait_ms
+            if wait > 0 and self.manager.autorun:
+                await self.manager.wait_done(coid, wait / 1000)
+        else:
+            await self.leases.release(coid)
+        outcome = self._progress(ex)
         self.metrics.intents.labels(source, outcome.response.result.value).inc()
         return outcome
 
@@ -147,296 +239,235 @@ class OrderRouter:
                 "intent refused rather than executed without its protection",
                 field="exec_policy" if intent.sl is None and intent.tp is None else "sl",
             )
-        if not isinstance(intent.exec_policy, MarketPolicy | MakerTakerPolicy) or (
-            isinstance(intent.exec_policy, MakerTakerPolicy) and intent.exec_policy.twap
-        ):
-            raise InvalidIntent(
-                f"exec_policy: {intent.exec_policy.type} with slicing is not supported yet",
-                field="exec_policy",
-            )
         qty = inst.round_qty(intent.qty, "down")
-        if intent.ref_price is not None:
+        if intent.ref_price is not None and not intent.reduce_only:
             inst.check_notional(qty, intent.ref_price)
         return inst, qty
+
+    def _gate(self, intent: OrderIntent) -> tuple[str, str] | None:
+        """Why a new entry may not go now (None: it may). Reduce-only always passes."""
+        if intent.reduce_only:
+            return None
+        now = self.clock.now_ms()
+        if not self.breaker.allows_entry(now):
+            return "circuit_open", (
+                "circuit breaker OPEN (venue 5xx/429 rate): new entries refused, nothing sent; "
+                "reduce-only orders and cancels still pass"
+            )
+        if not self.skew.ok:
+            return "clock_skew", (
+                f"clock skew {self.skew.skew_ms} ms vs the venue exceeds "
+                f"{self.skew.max_skew_ms} ms: new entries stopped until it recovers"
+            )
+        return None
+
+    async def _refuse(
+        self, intent: OrderIntent, qty: Decimal, reason: str, message: str, *, source: str
+    ) -> Outcome:
+        now = self.clock.now_ms()
+        coid = intent.client_order_id
+        record = OrderRecord(
+            client_order_id=coid, intent_id=intent.intent_id, venue=self.exchange.venue,
+            market=intent.market, symbol=intent.symbol, side=intent.side,
+            type=OrderType.MARKET, qty=qty, reduce_only=intent.reduce_only, status=S.REJECTED,
+            history=[StateChange(status=S.NEW, ts=now, reason=f"intake:{source}"),
+                     StateChange(status=S.REJECTED, ts=now, reason=reason)],
+            intent=intent.model_dump(mode="json"), message=message,
+            created_ts=intent.created_ts or now, updated_ts=now, role=OrderRole.PARENT,
+        )  # fmt: skip
+        try:
+            await self.store.insert("orders", {"_key": coid, **record.model_dump(mode="json")})
+        except DuplicateKey:
+            return await self._duplicate_or_running(intent, source)
+        self.metrics.refused.labels(reason).inc()
+        self.metrics.intents.labels(source, "refused").inc()
+        await self.publisher.event(
+            "ENTRY_REFUSED", client_order_id=coid, symbol=intent.symbol,
+            data={"reason": reason, "message": message},
+        )  # fmt: skip
+        await self.publisher.alert(
+            "ENTRY_REFUSED", f"{coid}: {message}", data={"symbol": intent.symbol, "reason": reason}
+        )
+        return Outcome(
+            OrderResponse(
+                result=RequestResult.FAIL, order_ids=[coid], message=message,
+                client_order_id=coid, status=S.REJECTED,
+            ),
+            503,
+        )  # fmt: skip
+
+    async def _duplicate_or_running(self, intent: OrderIntent, source: str) -> Outcome:
+        doc = await self.store.find_one("orders", {"client_order_id": intent.client_order_id})
+        if doc is not None:
+            return self._duplicate(doc, source)
+        self.metrics.duplicates.inc()
+        return Outcome(
+            OrderResponse(
+                result=RequestResult.OK,
+                order_ids=[intent.client_order_id],
+                message="duplicate client_order_id: another replica is starting it; nothing sent",
+                client_order_id=intent.client_order_id,
+                status=S.NEW,
+                duplicate=True,
+            ),
+            202,
+        )
 
     def _duplicate(self, doc: dict[str, Any], source: str) -> Outcome:
         self.metrics.duplicates.inc()
         self.metrics.intents.labels(source, "duplicate").inc()
-        status = OrderStatus(doc["status"])
-        ok = status not in (OrderStatus.REJECTED,)
+        status = S(doc["status"])
         return Outcome(
             OrderResponse(
-                result=RequestResult.OK if ok else RequestResult.FAIL,
+                result=RequestResult.FAIL if status is S.REJECTED else RequestResult.OK,
                 order_ids=[doc["client_order_id"]],
                 message="duplicate client_order_id: existing order returned, nothing sent",
                 client_order_id=doc["client_order_id"],
                 status=status,
                 duplicate=True,
+                filled_qty=Decimal(str(doc.get("filled_qty", "0"))),
             )
         )
 
     def _fail(self, intent: OrderIntent, message: str) -> OrderResponse:
         return OrderResponse(
-            result=RequestResult.FAIL,
-            message=message,
-            client_order_id=intent.client_order_id,
+            result=RequestResult.FAIL, message=message, client_order_id=intent.client_order_id
         )
 
-    # --------------------------------------------------------------- execution
-    async def _execute(self, parent: OrderRecord, inst: Instrument, intent: OrderIntent) -> Outcome:
-        t0 = self.clock.monotonic()
-        book = await self.exchange.fetch_book(intent.market, intent.symbol, depth=3)
-        if intent.ref_price is None:
-            try:
-                inst.check_notional(parent.qty, book.mid)
-            except InvalidIntent as exc:
-                await self._set_status(parent, OrderStatus.REJECTED, str(exc))
-                return Outcome(self._fail(intent, str(exc)), 422)
-        if isinstance(intent.exec_policy, MakerTakerPolicy):
-            await self._event("POLICY_DEGRADED", parent, {
-                "requested": "MAKER_TAKER", "executed": "MARKET",
-                "why": "Maker→Taker not yet available in this router version",
-            })  # fmt: skip
-        child_id = child_order_id(parent.client_order_id, 1)
-        now = self.clock.now_ms()
-        child = parent.model_copy(
-            update={
-                "client_order_id": child_id,
-                "parent_client_order_id": parent.client_order_id,
-                "intent": None,
-                "history": [StateChange(status=OrderStatus.NEW, ts=now)],
-                "created_ts": now,
-                "updated_ts": now,
-            }
-        )
-        try:
-            await self.store.insert("orders", {"_key": child_id, **child.model_dump(mode="json")})
-        except DuplicateKey:
-            pass  # recovery path: the child exists already; resolve it from the venue below
-        await self._set_status(parent, OrderStatus.SUBMITTED)
-        await self._set_status(child, OrderStatus.SUBMITTED)
-        req = PlaceOrderRequest(
-            market=intent.market,
-            symbol=intent.symbol,
-            side=intent.side,
-            type=OrderType.MARKET,
-            qty=parent.qty,
-            client_order_id=child_id,
-            reduce_only=intent.reduce_only,
-        )
-        ts_send = self.clock.now_ms()
-        try:
-            venue_order = await self._send_exactly_once(req)
-        except DefinitiveError as exc:
-            self.metrics.venue_errors.labels(type(exc).__name__).inc()
-            await self._set_status(child, OrderStatus.REJECTED, str(exc))
-            await self._set_status(parent, OrderStatus.REJECTED, str(exc))
-            return Outcome(self._fail(intent, f"venue rejected: {exc}"))
-        except (RetryableError, AmbiguousSubmit) as exc:
-            # Unresolved: leave AMBIGUOUS for reconciliation; never assume rejected.
-            await self._set_status(child, OrderStatus.AMBIGUOUS, str(exc))
-            await self._alert("SUBMIT_UNRESOLVED", f"{child_id}: {exc}", parent.symbol)
+    def _progress(self, ex: Execution) -> Outcome:
+        p = ex.parent
+        ids = [p.client_order_id, *sorted(ex.children, key=_child_n)]
+        if not ex.finished:
             return Outcome(
                 OrderResponse(
-                    result=RequestResult.FAIL,
-                    order_ids=[parent.client_order_id],
-                    message=f"venue outcome unknown, reconciliation pending: {exc}",
-                    client_order_id=parent.client_order_id,
-                    status=OrderStatus.AMBIGUOUS,
+                    result=RequestResult.OK, order_ids=ids, client_order_id=p.client_order_id,
+                    status=p.status, filled_qty=p.filled_qty,
+                    message=f"executing {ex.machine.s.config.policy} in the background; "
+                    f"GET /orders/{p.client_order_id} or orders:executed for the outcome",
                 ),
-                503,
-            )
-        self.metrics.submit_latency.observe(self.clock.monotonic() - t0)
-        ts_ack = self.clock.now_ms()
-        trades = list(venue_order.trades)
-        if not trades and venue_order.filled_qty > 0:
-            trades = [
-                t
-                for t in await self.exchange.fetch_my_trades(intent.market, intent.symbol)
-                if t.venue_order_id == venue_order.venue_order_id
-            ]
-        filled, notional, fee = await self._record_fills(
-            trades, child, intent, book, ts_send=ts_send, ts_ack=ts_ack
-        )
-        final = venue_order.status
-        avg = (notional / filled) if filled > 0 else None
-        await self._set_status(
-            child, final, venue_order_id=venue_order.venue_order_id,
-            filled_qty=filled, avg_price=avg, fee=fee,
-        )  # fmt: skip
-        await self._set_status(parent, final, filled_qty=filled, avg_price=avg, fee=fee)
-        await xadd_json(
-            self.redis,
-            keys.ORDERS_EXECUTED,
-            OrderExecuted(
-                client_order_id=parent.client_order_id,
-                intent_id=parent.intent_id,
-                market=parent.market,
-                symbol=parent.symbol,
-                side=parent.side,
-                status=final,
-                qty=parent.qty,
-                filled_qty=filled,
-                avg_price=avg,
-                fee=fee,
-                fills=len(trades),
-                ts=self.clock.now_ms(),
-            ).model_dump(mode="json"),
-        )
+                202,
+            )  # fmt: skip
+        ok = p.status is S.FILLED or (p.filled_qty > 0 and p.status is not S.REJECTED)
         return Outcome(
             OrderResponse(
-                result=RequestResult.OK,
-                order_ids=[parent.client_order_id, child_id],
-                client_order_id=parent.client_order_id,
-                status=final,
-                message=(
-                    "executed as MARKET (Maker→Taker not yet available)"
-                    if isinstance(intent.exec_policy, MakerTakerPolicy)
-                    else None
-                ),
+                result=RequestResult.OK if ok else RequestResult.FAIL, order_ids=ids,
+                client_order_id=p.client_order_id, status=p.status, filled_qty=p.filled_qty,
+                message=p.message,
             )
-        )
+        )  # fmt: skip
 
-    async def _send_exactly_once(self, req: PlaceOrderRequest) -> ExchangeOrder:
-        """Send `req`, retrying only with the same client order id and only after asking the
-        venue whether an earlier attempt landed."""
-        last: Exception | None = None
-        for attempt in range(MAX_SEND_ATTEMPTS):
-            if attempt:
-                found = await self._resolve(req)
-                if found is not None:
-                    return found
-            try:
-                return await self.exchange.place_order(req)
-            except DuplicateOrder:
-                found = await self._resolve(req)
-                if found is not None:
-                    return found
-                raise
-            except RateLimited as exc:
-                self.metrics.venue_errors.labels("RateLimited").inc()
-                last = exc
-                await asyncio.sleep(min(exc.retry_after or 0.05 * 2**attempt, 2.0))
-            except (RetryableError, AmbiguousSubmit) as exc:
-                self.metrics.venue_errors.labels(type(exc).__name__).inc()
-                if isinstance(exc, AmbiguousSubmit):
-                    self.metrics.ambiguous.inc()
-                last = exc
-                await asyncio.sleep(0.02 * 2**attempt)
-        assert last is not None
-        found = await self._resolve(req)
-        if found is not None:
-            return found
-        raise last
+    # ------------------------------------------------------------ breaker hook
+    async def on_breaker(self, t: Transition) -> None:
+        self.metrics.cb_state.set(t.dst.gauge)
+        data = {"from": t.src.value, "to": t.dst.value, "error_rate": round(t.error_rate, 3),
+                "calls": t.calls, "reason": t.reason}  # fmt: skip
+        await self.publisher.event("CIRCUIT_BREAKER", client_order_id=None, symbol=None, data=data)
+        if t.dst is BreakerState.OPEN:
+            await self.publisher.alert(
+                "CIRCUIT_BREAKER_OPEN",
+                f"venue 5xx/429 share {t.error_rate:.0%} of {t.calls} calls: new entries "
+                f"refused ({t.reason})",
+                severity="critical", data=data,
+            )  # fmt: skip
+        elif t.dst is BreakerState.CLOSED:
+            await self.publisher.alert(
+                "CIRCUIT_BREAKER_CLOSED", "venue healthy again: entries allowed",
+                severity="info", data=data,
+            )  # fmt: skip
 
-    async def _resolve(self, req: PlaceOrderRequest) -> ExchangeOrder | None:
-        """Venue evidence for an earlier attempt: the order by client id, or None if absent."""
-        for attempt in range(RESOLVE_ATTEMPTS):
-            try:
-                return await self.exchange.fetch_order(
-                    req.market, req.symbol, client_order_id=req.client_order_id
-                )
-            except OrderNotFound:
-                return None
-            except RetryableError:
-                await asyncio.sleep(0.02 * 2**attempt)
-        raise AmbiguousSubmit(f"could not resolve {req.client_order_id} from the venue")
-
-    async def _record_fills(
-        self,
-        trades: list[ExchangeTrade],
-        child: OrderRecord,
-        intent: OrderIntent,
-        book: BookTop,
-        *,
-        ts_send: int,
-        ts_ack: int,
-    ) -> tuple[Decimal, Decimal, Decimal]:
-        filled = notional = fee = ZERO
-        top3 = {
-            "bids": [(p, q) for p, q in book.bids[:3]],
-            "asks": [(p, q) for p, q in book.asks[:3]],
+    # ---------------------------------------------------------------- recovery
+    async def load(self, doc: dict[str, Any]) -> Execution | None:
+        """Rebuild the execution of a stored parent (restart, dead replica)."""
+        parent = record_of(doc)
+        coid = parent.client_order_id
+        inst = self.instruments.get(parent.symbol)
+        if inst is None:
+            await self.publisher.alert(
+                "RECOVERY_FAILED", f"{coid}: unknown instrument {parent.symbol}",
+                severity="critical",
+            )  # fmt: skip
+            return None
+        kids = {
+            c["client_order_id"]: record_of(c)
+            for c in await self.store.find("orders", Query(where={"parent_client_order_id": coid}))
         }
-        mid = book.mid
-        for t in trades:
-            if filled + t.qty > child.qty:
-                # Never book more than the order's quantity (a duplicate report under a new id).
-                await self._alert("OVERFILL_REPORT", f"{child.client_order_id}: {t}", child.symbol)
-                continue
-            slip = (t.price - mid) / mid * 10_000 * intent.side.sign
-            fill = FillRecord(
-                venue=self.exchange.venue,
-                order_id=t.venue_order_id,
-                trade_id=t.trade_id,
-                client_order_id=child.client_order_id,
-                parent_client_order_id=child.parent_client_order_id,
-                market=intent.market,
-                symbol=intent.symbol,
-                side=intent.side,
-                price=t.price,
-                qty=t.qty,
-                fee=t.fee,
-                fee_asset=t.fee_asset,
-                liquidity=t.liquidity,
-                mid_at_send=mid,
-                book_top3=top3,
-                slippage_bps=slip.quantize(Decimal("0.001")),
-                ts_intent=intent.created_ts,
-                ts_send=ts_send,
-                ts_ack=ts_ack,
-                ts_fill=t.ts,
+        fills = await self.store.find("fills", Query(where={"parent_client_order_id": coid}))
+        if parent.exec_state is not None:
+            state = ExecState.model_validate(parent.exec_state)
+            machine = ParentMachine(state, inst=inst, parent_id=coid)
+        else:
+            machine = self._legacy_machine(parent, kids, inst)
+        return Execution(
+            self.deps, parent=parent, children=kids, machine=machine, inst=inst, fills=fills
+        )
+
+    def _legacy_machine(
+        self, parent: OrderRecord, kids: dict[str, OrderRecord], inst: Instrument
+    ) -> ParentMachine:
+        """A parent stored before execution state existed (one MARKET child per intent):
+        adopt its children as taker children of a single slice, resolve them first, then
+        finish the remainder as a market execution."""
+        resolved = resolve_policy(
+            MarketPolicy(), notional=Decimal(0), table=self.route_table, limits=self.limits,
+            inst=inst,
+        )  # fmt: skip
+        ns = [_child_n(cid) for cid in kids]
+        machine = ParentMachine.plan(
+            parent_id=parent.client_order_id, side=parent.side, qty=parent.qty,
+            reduce_only=parent.reduce_only, config=resolved.config, inst=inst,
+            now=self.clock.now_ms(), ref_price=parent.arrival_mid or Decimal(1),
+            first_n=max(ns, default=0) + 1,
+        )  # fmt: skip
+        st = SliceState(index=0, target=parent.qty, phase=Phase.WANT_TAKER)
+        for cid in sorted(kids, key=_child_n):
+            c = kids[cid]
+            st.children.append(
+                ChildState(
+                    id=cid,
+                    n=_child_n(cid),
+                    role=OrderRole.TAKER,
+                    qty=c.qty,
+                    price=c.price,
+                    status=c.status,
+                    filled=c.filled_qty,
+                    placed_ms=c.created_ts,
+                )
             )
-            try:
-                await self.store.insert("fills", fill.model_dump(mode="json"))
-            except DuplicateKey:
-                continue  # the same (venue, order_id, trade_id) reported twice
-            filled += t.qty
-            notional += t.qty * t.price
-            fee += t.fee
-            self.metrics.fills.labels(t.liquidity.value).inc()
-            self.metrics.fees.inc(float(t.fee))
-            self.metrics.slippage.observe(float(slip))
-        return filled, notional, fee
+            if not c.status.is_terminal:
+                st.working, st.phase = cid, Phase.TAKER
+        sl = machine.s.slices[0]
+        sl.status, sl.state = SliceStatus.ACTIVE, st
+        return machine
 
-    # ----------------------------------------------------------------- helpers
-    async def _set_status(
-        self, order: OrderRecord, status: OrderStatus, reason: str | None = None, **fields: Any
-    ) -> None:
-        if order.status != status:
-            check_transition(order.status, status)
-            order.history.append(StateChange(status=status, ts=self.clock.now_ms(), reason=reason))
-        order.status = status
-        order.updated_ts = self.clock.now_ms()
-        if reason:
-            order.message = reason
-        for k, v in fields.items():
-            setattr(order, k, v)
-        patch = order.model_dump(
-            mode="json",
-            include={"status", "history", "updated_ts", "message", *fields.keys()},
-        )
-        await self.store.update("orders", order.client_order_id, patch)
-
-    async def _event(self, name: str, order: OrderRecord, data: dict[str, Any]) -> None:
-        ev = RouterEvent(
-            event=name,
-            client_order_id=order.client_order_id,
-            symbol=order.symbol,
-            ts=self.clock.now_ms(),
-            data=data,
-        )
-        await xadd_json(self.redis, keys.ROUTER_EVENTS, ev.model_dump(mode="json"))
-
-    async def _alert(self, kind: str, message: str, symbol: str | None = None) -> None:
-        log.warning("alert %s: %s", kind, message)
-        alert = Alert(
-            source="s4-router",
-            kind=kind,
-            message=message,
-            ts=self.clock.now_ms(),
-            data={"symbol": symbol} if symbol else {},
-        )
-        await xadd_json(self.redis, keys.ALERTS, alert.model_dump(mode="json"))
+    async def recover(self) -> int:
+        """Resume every unfinished parent nobody drives (startup, and periodically for
+        replicas that died); returns how many were taken over."""
+        taken = 0
+        for status in LIVE:
+            docs = await self.store.find(
+                "orders", Query(where={"status": status.value, "parent_client_order_id": None})
+            )
+            for doc in docs:
+                coid = doc["client_order_id"]
+                if self.manager.is_active(coid) or not await self.leases.acquire(coid):
+                    continue
+                try:
+                    ex = await self.load(doc)
+                except Exception:
+                    log.exception("%s: could not be resumed", coid)
+                    await self.leases.release(coid)
+                    continue
+                if ex is None:
+                    await self.leases.release(coid)
+                    continue
+                self.metrics.recovered.inc()
+                await self.publisher.event(
+                    "EXEC_RESUMED", client_order_id=coid, symbol=ex.parent.symbol,
+                    data={"status": ex.parent.status.value, "children": len(ex.children)},
+                )  # fmt: skip
+                await self.manager.adopt(ex)
+                taken += 1
+        return taken
 
     # ------------------------------------------------------------ cancel / get
     async def get(self, client_order_id: str) -> dict[str, Any] | None:
@@ -455,6 +486,7 @@ class OrderRouter:
             fills = await self.store.find(
                 "fills", Query(where={"client_order_id": client_order_id})
             )
+        children.sort(key=lambda c: _child_n(c["client_order_id"]))
         return {
             "order": strip(order),
             "children": [strip(c) for c in children],
@@ -464,60 +496,98 @@ class OrderRouter:
     async def cancel(
         self, *, client_order_id: str | None = None, order_id: str | None = None
     ) -> Outcome:
+        """Cancel a parent's execution (a child id or venue order id names its parent): no new
+        child is sent, live children are cancelled, the parent ends CANCELED (or FILLED if the
+        venue filled it first). Always allowed, whatever the breaker says."""
         where = (
             {"client_order_id": client_order_id}
             if client_order_id
             else {"venue_order_id": order_id}
         )
         doc = await self.store.find_one("orders", where)
+        ident = client_order_id or order_id
         if doc is None:
-            ident = client_order_id or order_id
             return Outcome(
                 OrderResponse(result=RequestResult.FAIL, message=f"unknown order {ident!r}"), 404
             )
-        order = OrderRecord.model_validate({k: v for k, v in doc.items() if k != "_key"})
-        targets = [order]
-        if order.parent_client_order_id is None:
-            kids = await self.store.find(
-                "orders", Query(where={"parent_client_order_id": order.client_order_id})
+        if doc.get("parent_client_order_id"):
+            parent_doc = await self.store.find_one(
+                "orders", {"client_order_id": doc["parent_client_order_id"]}
             )
-            targets = [
-                OrderRecord.model_validate({k: v for k, v in d.items() if k != "_key"})
-                for d in kids
-            ]
-        live = [t for t in targets if not t.status.is_terminal and t.status != OrderStatus.NEW]
-        if not live and order.status.is_terminal:
+            if parent_doc is not None:
+                doc = parent_doc
+        coid = doc["client_order_id"]
+        status = S(doc["status"])
+        if status.is_terminal:
             return Outcome(
                 OrderResponse(
-                    result=RequestResult.FAIL,
-                    order_ids=[order.client_order_id],
-                    client_order_id=order.client_order_id,
-                    status=order.status,
-                    message=f"order already {order.status.value}",
+                    result=RequestResult.FAIL, order_ids=[coid], client_order_id=coid,
+                    status=status, message=f"order already {status.value}",
                 ),
                 409,
-            )
-        cancelled: list[str] = []
-        for t in live:
-            try:
-                res = await self.exchange.cancel_order(
-                    t.market, t.symbol, client_order_id=t.client_order_id
-                )
-            except OrderNotFound:
-                continue
-            if t.status != OrderStatus.PENDING_CANCEL and t.status != res.status:
-                await self._set_status(t, res.status, "cancel requested")
-            cancelled.append(t.client_order_id)
-        if order.parent_client_order_id is None and not order.status.is_terminal:
-            await self._set_status(order, OrderStatus.CANCELED, "cancel requested")
+            )  # fmt: skip
+        await self.store.update(
+            "orders", coid, {"cancel_requested": True, "updated_ts": self.clock.now_ms()}
+        )
+        await self.publisher.event(
+            "CANCEL_REQUESTED", client_order_id=coid, symbol=doc["symbol"], data={}
+        )
+        ex = self.manager.active.get(coid)
+        if ex is None and await self.leases.acquire(coid):
+            ex = await self.load(await self.store.get("orders", coid) or doc)
+            if ex is not None:
+                await self.manager.adopt(ex)
+            else:
+                await self.leases.release(coid)
+        if ex is not None:
+            ex.cancel_local = True
+            await ex.step()
+            if ex.finished:
+                self.manager.wake(coid)
+            elif self.manager.autorun and self.sync_wait_ms:
+                self.manager.wake(coid)
+                await self.manager.wait_done(coid, self.sync_wait_ms / 1000)
+            p = ex.parent
+            return Outcome(
+                OrderResponse(
+                    result=RequestResult.OK,
+                    order_ids=[coid, *sorted(ex.children, key=_child_n)],
+                    client_order_id=coid, status=p.status, filled_qty=p.filled_qty,
+                    message=None if ex.finished else "cancel in progress: waiting for the venue",
+                ),
+                200 if ex.finished else 202,
+            )  # fmt: skip
+        # Driven by another replica: it sees the flag on its next step. Cancel live children
+        # at the venue now as well (a cancel is always safe; the owner reads the flag first).
+        cancelled = await self._cancel_children_direct(coid)
         return Outcome(
             OrderResponse(
-                result=RequestResult.OK,
-                order_ids=[order.client_order_id, *cancelled],
-                client_order_id=order.client_order_id,
-                status=OrderStatus.CANCELED,
-            )
-        )
+                result=RequestResult.OK, order_ids=[coid, *cancelled], client_order_id=coid,
+                status=S.PENDING_CANCEL,
+                message="cancel requested; the replica executing it completes the cancel",
+            ),
+            202,
+        )  # fmt: skip
+
+    async def _cancel_children_direct(self, coid: str) -> list[str]:
+        out: list[str] = []
+        for d in await self.store.find("orders", Query(where={"parent_client_order_id": coid})):
+            child = record_of(d)
+            if child.status.is_terminal:
+                continue
+            try:
+                res = await self.ops.cancel(child.market, child.symbol, child.client_order_id)
+            except (RetryableError, DefinitiveError, OrderNotFound) as exc:
+                log.info("%s: direct cancel failed: %s", child.client_order_id, exc)
+                continue
+            if res is not None:
+                out.append(child.client_order_id)
+        return out
+
+
+def _child_n(cid: str) -> int:
+    parsed = parent_of(cid)
+    return parsed[1] if parsed else 0
 
 
 def strip(doc: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,15 @@ from s4_router.adapters.exchange.base import (
 from tradekit.enums import Liquidity, Market, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from venue import errors as verr
-from venue.models import AlgoOrder, MarginType, OrderList, Trade, VenueOrder, WorkingType
+from venue.models import (
+    AlgoOrder,
+    ExecutionReport,
+    MarginType,
+    OrderList,
+    Trade,
+    VenueOrder,
+    WorkingType,
+)
 from venue.venue import Venue
 
 T = TypeVar("T")
@@ -319,6 +327,17 @@ class SimExchange(ExchangePort):
         self._closed = True
 
     # ---- beyond the port (to be lifted into it) ---------------------------------------------
+    def subscribe_order_updates(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call `callback(client_order_id)` for every order execution report of the venue's
+        user-data feed (a websocket in real life). Used to wake an execution early; order
+        state itself is always read through the port, so a missed report only costs a poll."""
+
+        def on_report(report: ExecutionReport) -> None:
+            if report.order is not None:
+                callback(report.order.client_order_id)
+
+        return self.sim.subscribe(on_report)
+
     async def set_leverage(self, symbol: str, leverage: int) -> int:
         return await self._call("leverage", lambda: self.sim.set_leverage(symbol, leverage))
 

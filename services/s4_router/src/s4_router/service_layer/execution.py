@@ -1,0 +1,645 @@
+"""One parent order being executed: drives its policy machine against the venue and persists
+every step.
+
+A step: (1) ask the venue about every live child (resolving never-acknowledged ones by client
+order id, re-sending the *same* id only when the venue has no trace of it); (2) pick up a
+cancel request; (3) let the machine act on time and, when it wants to place, a fresh book;
+(4) persist the parent (machine state, aggregates, status). Then the manager sleeps until the
+machine's next deadline or the next poll.
+
+Order of writes around a send (what makes a restart safe):
+  parent.exec_state (child n allocated) → child record SUBMITTED → venue request → child ack.
+A crash anywhere leaves a SUBMITTED/AMBIGUOUS child, which the next owner resolves from the
+venue before anything else is sent. `lock:pos:{symbol}` is held only around the venue send or
+cancel, never across a maker wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from s4_router.adapters.exchange.base import (
+    BookTop,
+    DefinitiveError,
+    ExchangeOrder,
+    ExchangeTrade,
+    InsufficientFunds,
+    OrderNotFound,
+    PlaceOrderRequest,
+    PostOnlyRejected,
+    RetryableError,
+)
+from s4_router.domain.fills import FillLedger
+from s4_router.domain.order import IllegalTransition, can_transition, reconcile_status
+from s4_router.metrics import RouterMetrics
+from s4_router.policies.execution import ParentMachine
+from s4_router.policies.model import Book, Cancel, ChildReport, Command, Note, Place, RejectKind
+from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.quality import QualityTracker
+from s4_router.service_layer.venue_ops import Unresolved, VenueOps
+from svckit import keys
+from svckit.clock import Clock
+from svckit.errors import DuplicateKey
+from svckit.redisio import LockNotAcquired, RedisClient, hold_lock
+from svckit.store.base import DocumentStore
+from tradekit.enums import OrderRole, OrderStatus, OrderType, TimeInForce
+from tradekit.events import OrderExecuted
+from tradekit.instrument import Instrument
+from tradekit.money import BPS, ZERO
+from tradekit.orders import FillRecord, OrderRecord, StateChange
+
+log = logging.getLogger(__name__)
+
+MAX_LOOPS = 16
+FILLS_CATCH_UP_STEPS = 10
+S = OrderStatus
+
+
+@dataclass
+class ExecDeps:
+    store: DocumentStore
+    redis: RedisClient
+    ops: VenueOps
+    clock: Clock
+    metrics: RouterMetrics
+    quality: QualityTracker
+    publisher: Publisher
+    venue: str
+    owner: str
+    lock_wait_ms: int = 1000
+    lock_ttl_ms: int = keys.POS_LOCK_MAX_MS
+
+
+def policy_book(book: BookTop) -> Book:
+    return Book(ts=book.ts, bids=book.bids, asks=book.asks)
+
+
+def top3(book: BookTop) -> dict[str, list[tuple[Decimal, Decimal]]]:
+    return {"bids": [(p, q) for p, q in book.bids[:3]], "asks": [(p, q) for p, q in book.asks[:3]]}
+
+
+def record_of(doc: dict[str, Any]) -> OrderRecord:
+    return OrderRecord.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
+
+
+@dataclass
+class _Pending:
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Execution:
+    def __init__(
+        self,
+        deps: ExecDeps,
+        *,
+        parent: OrderRecord,
+        children: dict[str, OrderRecord],
+        machine: ParentMachine,
+        inst: Instrument,
+        fills: list[dict[str, Any]] | None = None,
+        book: BookTop | None = None,
+        t_intake: float | None = None,
+    ) -> None:
+        self.d = deps
+        self.parent = parent
+        self.children = children
+        self.machine = machine
+        self.inst = inst
+        self._initial_book = book
+        self._last_book = book
+        self._t_intake = t_intake
+        self._lock = asyncio.Lock()
+        self._events: list[_Pending] = []
+        self._alerted: set[str] = set()
+        self._fills_wait = 0
+        self.finished = parent.status.is_terminal
+        self.cancel_local = False
+        booked = [((f["venue"], f["order_id"], f["trade_id"]), Decimal(f["qty"]), f)
+                  for f in fills or []]  # fmt: skip
+        self.parent_ledger = FillLedger.of(parent.qty, [(k, q) for k, q, _ in booked])
+        self.ledgers: dict[str, FillLedger] = {}
+        self.fees: dict[str, Decimal] = {}
+        for cid, child in children.items():
+            mine = [(k, q) for k, q, f in booked if f["client_order_id"] == cid]
+            self.ledgers[cid] = FillLedger.of(child.qty, mine)
+            self.fees[cid] = sum(
+                (Decimal(f["fee"]) for _, _, f in booked if f["client_order_id"] == cid), ZERO
+            )
+        self.fills_booked = len(self.parent_ledger.seen)
+
+    @property
+    def client_order_id(self) -> str:
+        return self.parent.client_order_id
+
+    # ---- driving ------------------------------------------------------------------------------
+    def wakeup_ms(self) -> int | None:
+        return self.machine.wakeup_ms()
+
+    def has_live_children(self) -> bool:
+        return any(not c.status.is_terminal for c in self.children.values())
+
+    async def step(self) -> bool:
+        """One step; True once the parent is finished (terminal and reported)."""
+        async with self._lock:
+            if self.finished:
+                return True
+            try:
+                await self._step()
+            finally:
+                await self._flush_events()
+            return self.finished
+
+    async def _step(self) -> None:
+        await self._refresh()
+        m = self.machine
+        if not m.s.cancel_requested and (self.cancel_local or await self._cancel_flag()):
+            await self._run(m.on_cancel_request(self.d.clock.now_ms()))
+        for _ in range(MAX_LOOPS):
+            now = self.d.clock.now_ms()
+            book: Book | None = None
+            if m.wants_book(now):
+                raw = self._initial_book or await self.d.ops.book(
+                    self.parent.market, self.parent.symbol
+                )
+                self._initial_book = None
+                self._last_book = raw
+                book = policy_book(raw)
+            cmds = m.advance(now, book)
+            if not cmds:
+                break
+            await self._run(cmds)
+        if m.done and await self._fills_complete():
+            await self._finalize()
+        else:
+            await self._persist_parent()
+
+    async def _refresh(self) -> None:
+        """Ask the venue about every live child and tell the machine."""
+        for child in list(self.children.values()):
+            if child.status.is_terminal:
+                continue
+            report = await self._poll(child)
+            if report is not None:
+                await self._run(self.machine.on_report(self.d.clock.now_ms(), report))
+
+    async def _cancel_flag(self) -> bool:
+        doc = await self.d.store.get("orders", self.client_order_id)
+        return bool(doc and doc.get("cancel_requested"))
+
+    async def _run(self, cmds: list[Command]) -> None:
+        now = self.d.clock.now_ms()
+        for c in cmds:
+            if isinstance(c, Note):
+                await self._note(c)
+            elif isinstance(c, Place):
+                report = await self._place(c)
+                if report is not None:
+                    await self._run(self.machine.on_report(self.d.clock.now_ms(), report))
+            elif isinstance(c, Cancel):
+                report = await self._cancel(c.child_id)
+                if report is not None:
+                    await self._run(self.machine.on_report(now, report))
+
+    async def _note(self, note: Note) -> None:
+        self._events.append(_Pending(note.event, dict(note.data)))
+        now = self.d.clock.now_ms()
+        if note.event == "DOWNSIZE":
+            await self.d.quality.insufficient_balance(
+                now, symbol=self.parent.symbol, repeated=False
+            )
+        elif note.event == "INSUFFICIENT_BALANCE_REPEATED":
+            await self.d.quality.insufficient_balance(now, symbol=self.parent.symbol, repeated=True)
+        elif note.event == "SLICE_DONE" and len(self.machine.s.slices) > 1:
+            self.d.quality.slice_done(
+                target=Decimal(str(note.data["target"])), filled=Decimal(str(note.data["filled"]))
+            )
+
+    async def _flush_events(self) -> None:
+        events, self._events = self._events, []
+        for ev in events:
+            await self.d.publisher.event(
+                ev.name, client_order_id=self.client_order_id, symbol=self.parent.symbol,
+                data=ev.data,
+            )  # fmt: skip
+
+    # ---- children: place / poll / cancel ------------------------------------------------------
+    def _request(self, child: OrderRecord) -> PlaceOrderRequest:
+        return PlaceOrderRequest(
+            market=child.market,
+            symbol=child.symbol,
+            side=child.side,
+            type=child.type,
+            qty=child.qty,
+            client_order_id=child.client_order_id,
+            price=child.price,
+            time_in_force=child.time_in_force,
+            post_only=child.post_only,
+            reduce_only=child.reduce_only,
+        )
+
+    async def _place(self, p: Place) -> ChildReport | None:
+        now = self.d.clock.now_ms()
+        book = self._last_book
+        child = OrderRecord(
+            client_order_id=p.child_id,
+            parent_client_order_id=self.client_order_id,
+            intent_id=self.parent.intent_id,
+            venue=self.d.venue,
+            market=self.parent.market,
+            symbol=self.parent.symbol,
+            side=p.side,
+            type=OrderType.MARKET if p.price is None else OrderType.LIMIT,
+            qty=p.qty,
+            price=p.price,
+            reduce_only=self.parent.reduce_only,
+            status=S.SUBMITTED,
+            history=[StateChange(status=S.NEW, ts=now), StateChange(status=S.SUBMITTED, ts=now)],
+            role=p.role,
+            slice_index=p.slice_index,
+            post_only=p.post_only,
+            time_in_force=TimeInForce.GTX if p.post_only else None,
+            mid_at_send=book.mid if book is not None and book.bids and book.asks else None,
+            book_top3=top3(book) if book is not None else None,
+            ts_send=now,
+            created_ts=now,
+            updated_ts=now,
+        )
+        self.children[p.child_id] = child
+        self.ledgers[p.child_id] = FillLedger(child.qty)
+        self.fees[p.child_id] = ZERO
+        # The allocation of child n is durable before the venue can hear of it.
+        await self._persist_parent()
+        try:
+            await self.d.store.insert(
+                "orders", {"_key": p.child_id, **child.model_dump(mode="json")}
+            )
+        except DuplicateKey:
+            doc = await self.d.store.get("orders", p.child_id)
+            if doc is None:
+                raise
+            self.children[p.child_id] = existing = record_of(doc)
+            return await self._poll(existing)  # resolve-before-resend
+        self.d.metrics.children.labels(p.role.value).inc()
+        return await self._send(child, resolve_first=False)
+
+    async def _send(self, child: OrderRecord, *, resolve_first: bool) -> ChildReport | None:
+        try:
+            async with hold_lock(
+                self.d.redis, keys.lock_pos(child.symbol), ttl_ms=self.d.lock_ttl_ms,
+                wait_ms=self.d.lock_wait_ms, owner=self.d.owner,
+            ):  # fmt: skip
+                order = await self.d.ops.send(
+                    self._request(child), since_ms=child.ts_send, resolve_first=resolve_first
+                )
+        except LockNotAcquired:
+            log.info("%s: %s busy, send deferred", child.client_order_id, child.symbol)
+            return None  # stays SUBMITTED: the next step resolves, then sends
+        except PostOnlyRejected as exc:
+            return await self._rejected(child, RejectKind.POST_ONLY, exc)
+        except InsufficientFunds as exc:
+            return await self._rejected(child, RejectKind.INSUFFICIENT_FUNDS, exc)
+        except DefinitiveError as exc:
+            return await self._rejected(child, RejectKind.OTHER, exc)
+        except Unresolved as exc:
+            if child.status is not S.AMBIGUOUS:
+                await self._set_child(child, S.AMBIGUOUS, str(exc))
+            if child.client_order_id not in self._alerted:
+                self._alerted.add(child.client_order_id)
+                await self.d.publisher.alert(
+                    "SUBMIT_UNRESOLVED",
+                    f"{child.client_order_id}: venue outcome unknown, resolving from evidence",
+                    data={"symbol": child.symbol, "client_order_id": child.client_order_id},
+                )
+            return ChildReport(child.client_order_id, S.AMBIGUOUS, child.filled_qty)
+        if self._t_intake is not None:
+            self.d.metrics.submit_latency.observe(self.d.clock.monotonic() - self._t_intake)
+            self._t_intake = None
+        return await self._apply(child, order)
+
+    async def _rejected(
+        self, child: OrderRecord, kind: RejectKind, exc: DefinitiveError
+    ) -> ChildReport:
+        self.d.metrics.venue_errors.labels(type(exc).__name__).inc()
+        await self._set_child(child, S.REJECTED, f"venue rejected: {exc}")
+        return ChildReport(child.client_order_id, S.REJECTED, ZERO, kind, str(exc))
+
+    def _still_wanted(self, child: OrderRecord) -> bool:
+        return (
+            child.client_order_id in self.machine.working_ids()
+            and not self.machine.s.cancel_requested
+        )
+
+    async def _poll(self, child: OrderRecord) -> ChildReport | None:
+        req = self._request(child)
+        try:
+            if child.status in (S.NEW, S.SUBMITTED, S.AMBIGUOUS):
+                found = await self.d.ops.resolve(req, since_ms=child.ts_send)
+                if found is None:
+                    if self._still_wanted(child):
+                        return await self._send(child, resolve_first=False)
+                    return await self._absent(child)
+                return await self._apply(child, found)
+            try:
+                order = await self.d.ops.fetch(child.market, child.symbol, child.client_order_id)
+            except OrderNotFound:
+                found = await self.d.ops.resolve(req, since_ms=child.ts_send)
+                if found is None:
+                    await self.d.publisher.alert(
+                        "ORDER_VANISHED",
+                        f"{child.client_order_id} was acknowledged but the venue no longer has it",
+                        severity="critical", data={"symbol": child.symbol},
+                    )  # fmt: skip
+                    return await self._absent(child)
+                order = found
+        except RetryableError as exc:
+            log.info("%s: poll deferred: %s", child.client_order_id, exc)
+            return None
+        return await self._apply(child, order)
+
+    async def _absent(self, child: OrderRecord) -> ChildReport:
+        """Venue evidence (order query and trades) says this child never existed there."""
+        await self._set_child(
+            child, S.EXPIRED, "not at the venue (query by client order id and trades): never sent"
+        )
+        return ChildReport(child.client_order_id, S.EXPIRED, ZERO)
+
+    async def _cancel(self, child_id: str) -> ChildReport | None:
+        child = self.children.get(child_id)
+        if child is None:
+            return None
+        if child.status.is_terminal:
+            return ChildReport(child_id, child.status, child.filled_qty)
+        if child.status is not S.PENDING_CANCEL and can_transition(child.status, S.PENDING_CANCEL):
+            await self._set_child(child, S.PENDING_CANCEL, "cancel sent")
+        try:
+            async with hold_lock(
+                self.d.redis, keys.lock_pos(child.symbol), ttl_ms=self.d.lock_ttl_ms,
+                wait_ms=self.d.lock_wait_ms, owner=self.d.owner,
+            ):  # fmt: skip
+                order = await self.d.ops.cancel(child.market, child.symbol, child_id)
+            if order is None:
+                order = await self.d.ops.resolve(self._request(child), since_ms=child.ts_send)
+                if order is None:
+                    return await self._absent(child)
+        except (LockNotAcquired, RetryableError) as exc:
+            log.info("%s: cancel deferred: %s", child_id, exc)
+            return None  # the machine asks again after cancel_retry_ms
+        return await self._apply(child, order)
+
+    # ---- venue truth → records ----------------------------------------------------------------
+    async def _apply(self, child: OrderRecord, order: ExchangeOrder) -> ChildReport:
+        now = self.d.clock.now_ms()
+        cid = child.client_order_id
+        was_terminal = child.status.is_terminal
+        child.venue_order_id = child.venue_order_id or order.venue_order_id
+        if child.ts_ack is None:
+            child.ts_ack = now
+        filled = min(order.filled_qty, child.qty)
+        ledger = self.ledgers.setdefault(cid, FillLedger(child.qty))
+        if ledger.filled < filled:
+            trades = list(order.trades)
+            if sum((t.qty for t in trades), ZERO) < filled:
+                try:
+                    trades = await self.d.ops.trades_of(
+                        child.market, child.symbol, client_order_id=cid, since_ms=child.ts_send
+                    )
+                except RetryableError:
+                    pass  # booked on a later step; the machine already counts venue qty
+            for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
+                await self._book_fill(child, t)
+        try:
+            status = reconcile_status(child.status, order.status)
+        except IllegalTransition as exc:
+            await self.d.publisher.alert(
+                "ORDER_STATUS_CONFLICT", f"{cid}: {exc}", data={"symbol": child.symbol}
+            )
+            status = child.status
+        if status is not child.status:
+            child.history.append(StateChange(status=status, ts=now))
+            child.status = status
+        child.filled_qty = filled
+        child.avg_price = order.avg_price
+        child.fee = self.fees.get(cid, ZERO)
+        child.updated_ts = now
+        await self._save_child(child)
+        if child.status.is_terminal and not was_terminal:
+            if child.role in (OrderRole.MAKER, OrderRole.CHASE):
+                await self.d.quality.maker_child_done(now, qty=child.qty, filled=filled)
+            self._events.append(_Pending("CHILD_DONE", {
+                "child": cid, "role": child.role.value if child.role else None,
+                "status": child.status.value, "qty": str(child.qty), "filled": str(filled),
+            }))  # fmt: skip
+        return ChildReport(cid, order.status, filled)
+
+    async def _book_fill(self, child: OrderRecord, t: ExchangeTrade) -> None:
+        key = (self.d.venue, t.venue_order_id, t.trade_id)
+        decision = self.ledgers[child.client_order_id].offer(key, t.qty)
+        if decision.duplicate:
+            return
+        if not decision.accepted or not self.parent_ledger.offer(key, t.qty).accepted:
+            await self.d.publisher.alert(
+                "OVERFILL_REPORT",
+                f"{child.client_order_id}: fill {t.trade_id} ({t.qty}) would exceed the order "
+                "quantity; not booked",
+                severity="critical", data={"symbol": child.symbol, "trade_id": t.trade_id},
+            )  # fmt: skip
+            return
+        arrival = self.parent.arrival_mid or child.mid_at_send
+        slip = (
+            ((t.price - arrival) / arrival * BPS * child.side.sign).quantize(Decimal("0.001"))
+            if arrival
+            else None
+        )
+        fill = FillRecord(
+            venue=self.d.venue,
+            order_id=t.venue_order_id,
+            trade_id=t.trade_id,
+            client_order_id=child.client_order_id,
+            parent_client_order_id=self.client_order_id,
+            market=child.market,
+            symbol=child.symbol,
+            side=child.side,
+            price=t.price,
+            qty=t.qty,
+            fee=t.fee,
+            fee_asset=t.fee_asset,
+            liquidity=t.liquidity,
+            mid_at_send=child.mid_at_send,
+            book_top3=child.book_top3,
+            slippage_bps=slip,
+            ts_intent=self.parent.created_ts,
+            ts_send=child.ts_send,
+            ts_ack=child.ts_ack,
+            ts_fill=t.ts,
+            arrival_mid=self.parent.arrival_mid,
+            role=child.role,
+            slice_index=child.slice_index,
+        )
+        try:
+            await self.d.store.insert("fills", fill.model_dump(mode="json"))
+        except DuplicateKey:
+            return  # booked by an earlier owner of this execution
+        self.fills_booked += 1
+        self.fees[child.client_order_id] = self.fees.get(child.client_order_id, ZERO) + t.fee
+        self.d.metrics.fills.labels(t.liquidity.value).inc()
+        self.d.metrics.fees.inc(float(self._fee_usdt(t)))
+        if slip is not None:
+            self.d.metrics.slippage.observe(float(slip))
+        self.d.quality.fill(liquidity=t.liquidity, qty=t.qty)
+
+    def _fee_usdt(self, t: ExchangeTrade) -> Decimal:
+        if t.fee_asset == self.inst.base_asset:
+            return t.fee * t.price
+        return t.fee
+
+    async def _fills_complete(self) -> bool:
+        """Every venue-reported fill is booked (else fetch trades; give up loudly after a few
+        steps rather than never reporting the order)."""
+        short = [
+            c for c in self.children.values()
+            if self.ledgers.get(c.client_order_id, FillLedger(c.qty)).filled < c.filled_qty
+        ]  # fmt: skip
+        for c in short:
+            try:
+                trades = await self.d.ops.trades_of(
+                    c.market, c.symbol, client_order_id=c.client_order_id, since_ms=c.ts_send
+                )
+            except RetryableError:
+                continue
+            for t in trades:
+                await self._book_fill(c, t)
+        short = [
+            c for c in short if self.ledgers[c.client_order_id].filled < c.filled_qty
+        ]  # fmt: skip
+        if not short:
+            return True
+        self._fills_wait += 1
+        if self._fills_wait >= FILLS_CATCH_UP_STEPS:
+            await self.d.publisher.alert(
+                "FILLS_INCOMPLETE",
+                f"{self.client_order_id}: venue reports more filled than trades found for "
+                f"{[c.client_order_id for c in short]}",
+                severity="critical", data={"symbol": self.parent.symbol},
+            )  # fmt: skip
+            return True
+        return False
+
+    # ---- persistence --------------------------------------------------------------------------
+    async def _set_child(self, child: OrderRecord, status: OrderStatus, reason: str) -> None:
+        now = self.d.clock.now_ms()
+        if status is not child.status:
+            child.history.append(StateChange(status=status, ts=now, reason=reason))
+            child.status = status
+        child.message = reason
+        child.updated_ts = now
+        await self._save_child(child)
+
+    async def _save_child(self, child: OrderRecord) -> None:
+        patch = child.model_dump(
+            mode="json",
+            include={"status", "history", "message", "updated_ts", "venue_order_id",
+                     "filled_qty", "avg_price", "fee", "ts_ack"},
+        )  # fmt: skip
+        await self.d.store.update("orders", child.client_order_id, patch)
+
+    def _aggregates(self) -> None:
+        filled = sum((c.filled_qty for c in self.children.values()), ZERO)
+        notional = sum(
+            (c.filled_qty * c.avg_price for c in self.children.values() if c.avg_price), ZERO
+        )
+        p = self.parent
+        p.filled_qty = filled
+        p.avg_price = notional / filled if filled > 0 else None
+        p.fee = sum(self.fees.values(), ZERO)
+
+    def _live_status(self) -> OrderStatus:
+        if self.machine.s.cancel_requested:
+            return S.PENDING_CANCEL
+        if self.parent.filled_qty > 0:
+            return S.PARTIALLY_FILLED
+        if any(c.ts_ack is not None and c.status is not S.REJECTED for c in self.children.values()):
+            return S.ACCEPTED
+        if self.children:
+            return S.SUBMITTED
+        return S.NEW
+
+    def _move_parent(self, target: OrderStatus, reason: str | None = None) -> None:
+        p = self.parent
+        cur = p.status
+        if cur == target or cur.is_terminal:
+            return
+        if cur is S.PENDING_CANCEL and not target.is_terminal:
+            return
+        if cur is S.ACCEPTED and target is S.SUBMITTED:
+            return
+        path = [target]
+        if not can_transition(cur, target):
+            if can_transition(cur, S.SUBMITTED) and can_transition(S.SUBMITTED, target):
+                path = [S.SUBMITTED, target]
+            elif target is S.REJECTED and can_transition(cur, S.EXPIRED):
+                path = [S.EXPIRED]  # rejected after something was live: the parent expired
+            else:
+                log.warning("%s: parent %s -> %s skipped", p.client_order_id, cur, target)
+                return
+        now = self.d.clock.now_ms()
+        for st in path:
+            p.history.append(
+                StateChange(status=st, ts=now, reason=reason if st is target else None)
+            )
+            p.status = st
+
+    async def _persist_parent(self) -> None:
+        self._aggregates()
+        self._move_parent(self._live_status())
+        p = self.parent
+        p.exec_state = self.machine.s.model_dump(mode="json")
+        p.updated_ts = self.d.clock.now_ms()
+        patch = p.model_dump(
+            mode="json",
+            include={"status", "history", "updated_ts", "message", "filled_qty", "avg_price",
+                     "fee", "exec_state"},
+        )  # fmt: skip
+        await self.d.store.update("orders", p.client_order_id, patch)
+
+    async def _finalize(self) -> None:
+        m = self.machine
+        assert m.s.result is not None
+        self._aggregates()
+        p = self.parent
+        p.message = m.s.message
+        p.exec_state = m.s.model_dump(mode="json")
+        target = m.s.result
+        self._move_parent(target, m.s.message)
+        # Fills are in the store; report before marking terminal so a crash in between
+        # re-reports (at least once) instead of never reporting.
+        await self.d.publisher.executed(
+            OrderExecuted(
+                client_order_id=p.client_order_id,
+                intent_id=p.intent_id,
+                market=p.market,
+                symbol=p.symbol,
+                side=p.side,
+                status=p.status,
+                qty=p.qty,
+                filled_qty=p.filled_qty,
+                avg_price=p.avg_price,
+                fee=p.fee,
+                fills=self.fills_booked,
+                ts=self.d.clock.now_ms(),
+                policy=m.s.config.policy,
+                message=p.message,
+            )
+        )
+        p.updated_ts = self.d.clock.now_ms()
+        patch = p.model_dump(
+            mode="json",
+            include={"status", "history", "updated_ts", "message", "filled_qty", "avg_price",
+                     "fee", "exec_state"},
+        )  # fmt: skip
+        await self.d.store.update("orders", p.client_order_id, patch)
+        self.finished = True

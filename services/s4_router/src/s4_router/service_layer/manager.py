@@ -1,0 +1,154 @@
+"""Runs executions in the background: one asyncio task per parent order this replica owns.
+
+Each task sleeps until the machine's next deadline (maker timeout, TWAP slice, probe delay) or
+the next status poll while children are live — or until woken (a venue execution report, a
+cancel request) — renews its lease, and steps. Losing the lease stops the task at once: another
+replica has taken the order over. A step that fails on infrastructure is retried with backoff;
+nothing is lost because every step starts from the persisted state and the venue's truth.
+
+Tests construct it with `autorun=False` and drive `step_all()` with a manual clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from s4_router.adapters.leases import Leases
+from s4_router.metrics import RouterMetrics
+from s4_router.service_layer.execution import Execution
+from svckit.clock import Clock
+from tradekit.ids import parent_of
+
+log = logging.getLogger(__name__)
+
+
+class ExecutionManager:
+    def __init__(
+        self,
+        *,
+        leases: Leases,
+        clock: Clock,
+        metrics: RouterMetrics,
+        poll_ms: int = 250,
+        autorun: bool = True,
+    ) -> None:
+        self.leases = leases
+        self.clock = clock
+        self.metrics = metrics
+        self.poll_ms = poll_ms
+        self.autorun = autorun
+        self.active: dict[str, Execution] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._done: dict[str, asyncio.Event] = {}
+
+    def is_active(self, client_order_id: str) -> bool:
+        return client_order_id in self.active
+
+    async def adopt(self, ex: Execution) -> None:
+        coid = ex.client_order_id
+        if ex.finished:
+            await self.leases.release(coid)
+            return
+        self.active[coid] = ex
+        self._wake[coid] = asyncio.Event()
+        self._done.setdefault(coid, asyncio.Event())
+        self.metrics.executions.set(len(self.active))
+        if self.autorun:
+            self.tasks[coid] = asyncio.create_task(self._run(ex), name=f"exec:{coid}")
+
+    def wake(self, client_order_id: str) -> None:
+        ev = self._wake.get(client_order_id)
+        if ev is not None:
+            ev.set()
+
+    def on_order_update(self, child_client_order_id: str) -> None:
+        """Venue execution report for one of our children: wake its parent's task."""
+        parsed = parent_of(child_client_order_id)
+        self.wake(parsed[0] if parsed else child_client_order_id)
+
+    async def wait_done(self, client_order_id: str, timeout_s: float) -> bool:
+        ev = self._done.get(client_order_id)
+        if ev is None:
+            return True
+        try:
+            await asyncio.wait_for(ev.wait(), timeout=timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def delay_s(self, ex: Execution) -> float:
+        now = self.clock.now_ms()
+        options: list[int] = []
+        wake = ex.wakeup_ms()
+        if wake is not None:
+            options.append(max(0, wake - now))
+        if ex.has_live_children() or not options:
+            options.append(self.poll_ms)
+        return min(options) / 1000
+
+    async def _run(self, ex: Execution) -> None:
+        coid = ex.client_order_id
+        backoff = 0.1
+        first = True
+        try:
+            while not ex.finished:
+                if not first:
+                    ev = self._wake[coid]
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ev.wait(), timeout=self.delay_s(ex))
+                    ev.clear()
+                first = False
+                try:
+                    if not await self.leases.renew(coid):
+                        log.warning("%s: lease lost; another replica drives it now", coid)
+                        return
+                    await ex.step()
+                    backoff = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s: step failed; retrying in %.1fs", coid, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            self._forget(coid)
+            if ex.finished:
+                with contextlib.suppress(Exception):
+                    await self.leases.release(coid)
+
+    def _forget(self, coid: str) -> None:
+        self.active.pop(coid, None)
+        self.tasks.pop(coid, None)
+        self._wake.pop(coid, None)
+        done = self._done.pop(coid, None)
+        if done is not None:
+            done.set()
+        self.metrics.executions.set(len(self.active))
+
+    async def step_all(self) -> int:
+        """Step every active execution once (manual driving); returns how many finished."""
+        finished = 0
+        for coid, ex in list(self.active.items()):
+            await ex.step()
+            if ex.finished:
+                finished += 1
+                self._forget(coid)
+                await self.leases.release(coid)
+        return finished
+
+    async def shutdown(self) -> None:
+        """Stop driving (process exit): leases are released so a peer or the next start
+        resumes at once instead of after the lease TTL."""
+        tasks = list(self.tasks.values())
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for coid in list(self.active):
+            self._forget(coid)
+            with contextlib.suppress(Exception):
+                await self.leases.release(coid)

@@ -1,0 +1,62 @@
+"""Streams S4 writes: `router:events` (every policy step), `alerts`, `orders:executed`.
+
+Router events and alerts are best effort: an execution must not stop because Redis hiccuped
+while we were logging a step (the step itself is persisted in the store). `orders:executed`
+is not: it is published after the order and its fills are persisted, and a failure propagates
+so the step is retried (at-least-once; consumers dedupe by client_order_id).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from s4_router.metrics import RouterMetrics
+from svckit import keys
+from svckit.clock import Clock
+from svckit.errors import InfraError
+from svckit.redisio import RedisClient, xadd_json
+from tradekit.events import Alert, OrderExecuted, RouterEvent, Severity
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(self, redis: RedisClient, *, clock: Clock, metrics: RouterMetrics) -> None:
+        self.redis = redis
+        self.clock = clock
+        self.metrics = metrics
+
+    async def event(
+        self, name: str, *, client_order_id: str | None, symbol: str | None, data: dict[str, Any]
+    ) -> None:
+        ev = RouterEvent(
+            event=name, client_order_id=client_order_id, symbol=symbol, ts=self.clock.now_ms(),
+            data=data,
+        )  # fmt: skip
+        try:
+            await xadd_json(self.redis, keys.ROUTER_EVENTS, ev.model_dump(mode="json"))
+        except InfraError as exc:
+            log.warning("router event %s not published: %s", name, exc)
+
+    async def alert(
+        self,
+        kind: str,
+        message: str,
+        *,
+        severity: Severity = "warning",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        log.warning("alert %s: %s", kind, message)
+        self.metrics.alerts.labels(kind).inc()
+        alert = Alert(
+            source="s4-router", kind=kind, severity=severity, message=message,
+            ts=self.clock.now_ms(), data=data or {},
+        )  # fmt: skip
+        try:
+            await xadd_json(self.redis, keys.ALERTS, alert.model_dump(mode="json"))
+        except InfraError as exc:
+            log.error("alert %s not published: %s", kind, exc)
+
+    async def executed(self, ev: OrderExecuted) -> None:
+        await xadd_json(self.redis, keys.ORDERS_EXECUTED, ev.model_dump(mode="json"))

@@ -1,0 +1,83 @@
+"""Background watch on the venue: server time (clock-skew guard) and the breaker's half-open
+probe. A cheap call (`GET /time`, weight 1) every `S4_CLOCK_CHECK_MS`, and right when an OPEN
+breaker's cool-down ends so the probe does not wait for the next entry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from s4_router.adapters.exchange.base import ExchangeError
+from s4_router.adapters.exchange.guard import GuardedExchange
+from s4_router.metrics import RouterMetrics
+from s4_router.policies.clock_guard import ClockSkewGuard
+from s4_router.service_layer.publisher import Publisher
+from svckit.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class VenueWatch:
+    def __init__(
+        self,
+        *,
+        exchange: GuardedExchange,
+        clock: Clock,
+        skew: ClockSkewGuard,
+        metrics: RouterMetrics,
+        publisher: Publisher,
+        interval_ms: int,
+    ) -> None:
+        self.exchange = exchange
+        self.clock = clock
+        self.skew = skew
+        self.metrics = metrics
+        self.publisher = publisher
+        self.interval_ms = interval_ms
+
+    async def check(self) -> None:
+        await self.exchange.flush()
+        sent = self.clock.now_ms()
+        try:
+            server = await self.exchange.server_time_ms()
+        except ExchangeError as exc:
+            log.info("server time unavailable: %s", exc)
+            return
+        received = self.clock.now_ms()
+        change = self.skew.observe(sent_ms=sent, server_ms=server, received_ms=received)
+        if self.skew.skew_ms is not None:
+            self.metrics.clock_skew_ms.set(self.skew.skew_ms)
+        if change is None:
+            return
+        if not change.ok:
+            await self.publisher.alert(
+                "CLOCK_SKEW",
+                f"venue server time differs from ours by {change.skew_ms} ms "
+                f"(> {self.skew.max_skew_ms} ms): new entries stopped",
+                severity="critical", data={"skew_ms": change.skew_ms},
+            )  # fmt: skip
+        else:
+            await self.publisher.alert(
+                "CLOCK_SKEW_RECOVERED",
+                f"clock skew back to {change.skew_ms} ms: new entries allowed",
+                severity="info", data={"skew_ms": change.skew_ms},
+            )  # fmt: skip
+
+    def next_delay_s(self) -> float:
+        delay = self.interval_ms
+        reopen = self.exchange.breaker.reopens_at()
+        if reopen is not None:
+            delay = min(delay, max(reopen - self.clock.now_ms(), 10))
+        return delay / 1000
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("venue watch failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.next_delay_s())
