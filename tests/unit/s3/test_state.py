@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from s3_strategy.adapters.entries import decode, encode, tally
-from s3_strategy.adapters.state import parse_snapshot
+from s3_strategy.adapters.state import derive, parse_snapshot
 
 
 def snap(**data: object) -> bytes:
@@ -20,9 +20,13 @@ def test_parse_snapshot_with_numbers_keeps_floats_and_drops_the_rest() -> None:
     assert st.ts == 1000 and st.sources == ["feat:last"] and st.error is None
 
 
-def test_parse_snapshot_with_funding_rate_only_derives_abs_next_funding() -> None:
+def test_derive_with_funding_rate_only_derives_abs_next_funding() -> None:
     st = parse_snapshot(snap(mid=1.0, funding_rate=-0.0007), None)
+    derive(st.features)
     assert st.features["funding_next_abs"] == 0.0007
+    given = {"funding_rate": -0.0007, "funding_next_abs": 0.0001}
+    derive(given)
+    assert given["funding_next_abs"] == 0.0001
 
 
 def test_parse_snapshot_with_no_snapshot_falls_back_to_the_tick() -> None:

@@ -169,6 +169,7 @@ class ConfigStore:
                 raise ConfigLoadError(
                     f"the content of the active bundle {bundle_id}@{rev} is gone (bundle document "
                     f"{where}, no recorded decision context): promote a bundle explicitly"
+                    + "".join(f"; {w}" for w in warnings)
                 )
             params, rules = recorded["params"], list(recorded["rules"])
         tables = {str(t["_key"]): t for t in await self.store.find("route_tables")}

@@ -8,7 +8,8 @@
 * `s3:entries` — the ledger of entries in flight (see `entries.py`), for the
   `concurrent_entries` and `risk_budget` gates.
 
-Derivation: `funding_next_abs = |funding_rate|` when the feeder publishes only the rate.
+Derivation (`derive`, after `context.features` are merged): `funding_next_abs =
+|funding_rate|` when only the rate is known.
 Non-numeric values are ignored; JSON cannot carry NaN/inf. A snapshot that is not valid JSON is
 reported (`error`) and the decision skips `FEATURE_INVALID`.
 """
@@ -58,8 +59,6 @@ def parse_snapshot(raw: str | bytes | None, tick_raw: str | bytes | None) -> Mar
         except ValueError as exc:
             state.error = f"feat:last is not a JSON object: {exc}"
             return state
-    if "funding_next_abs" not in feats and "funding_rate" in feats:
-        feats["funding_next_abs"] = abs(feats["funding_rate"])
     if "mid" not in feats and tick_raw is not None:
         try:
             tick = orjson.loads(tick_raw)
@@ -78,6 +77,12 @@ def parse_snapshot(raw: str | bytes | None, tick_raw: str | bytes | None) -> Mar
         except (ValueError, KeyError, TypeError) as exc:
             state.error = f"mkt:tick is malformed: {exc}"
     return state
+
+
+def derive(features: dict[str, float]) -> None:
+    """Derived features, applied after `context.features` are merged (idempotent)."""
+    if "funding_next_abs" not in features and "funding_rate" in features:
+        features["funding_next_abs"] = abs(features["funding_rate"])
 
 
 class StateReader:

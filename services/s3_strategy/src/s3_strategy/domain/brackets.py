@@ -9,7 +9,8 @@ entry), short mirrored. Hence the loss at the stop, `|entry − SL| · qty`, nev
   the entry (a stop at the entry would trigger at once); the loss may then exceed `max_loss` by
   less than `tick · qty`, and `sl_one_tick_floor` says so;
 * a long stop at or below zero (a budget larger than the position's value) is placed at one
-  tick: the whole position is within the loss budget.
+  tick: the whole position is within the loss budget; when even that is not below the entry
+  (an entry under one tick) the decision is `BRACKETS_INVALID`.
 
 Take profit: solved so that the net profit after both legs' fees is at least `target`:
 long `qty·(TP − entry) − qty·entry·f_in − qty·TP·f_out ≥ target`, i.e.
@@ -71,6 +72,8 @@ def stop_loss(
             sl, floor = inst.round_price(entry - tick, "up"), True
         if sl <= 0:
             sl = tick
+        if sl >= entry:  # the entry is within one tick of zero: no stop can sit below it
+            raise BracketError(f"no stop price on tick {tick} below the entry {entry}")
     else:
         sl = inst.stop_loss_price(Side.SELL, entry + d)
         for _ in range(_MAX_NUDGES):

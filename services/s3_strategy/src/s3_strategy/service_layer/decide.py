@@ -39,7 +39,7 @@ from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigStore, build_engine, context_rev
 from s3_strategy.adapters.entries import EntriesLedger
 from s3_strategy.adapters.publisher import IntentPublisher, PublishReport
-from s3_strategy.adapters.state import MarketState, StateReader
+from s3_strategy.adapters.state import MarketState, StateReader, derive
 from s3_strategy.config import Settings
 from s3_strategy.domain.engine import ENGINE_VERSION, ContextError, Engine, Outcome
 from s3_strategy.domain.ml import MlInput, Scorer
@@ -197,6 +197,7 @@ class DecisionService:
                 if "ts" in features:
                     state.ts = int(features["ts"])
                 state.sources.append("context")
+            derive(state.features)
             result = await self._run(
                 engine, signal_id, now, symbol, market, side_hint, state,
                 lambda: self._score(engine, symbol, state.features),
