@@ -1,0 +1,223 @@
+"""Faults and restarts: ambiguous submits resolved from venue evidence, startup recovery,
+the circuit breaker, clock skew, and the consumer group (ack after persistence, reclaim,
+dead letters). Manual clock; no sleeps."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from s4_router.adapters.exchange.base import ExchangeOrder, PlaceOrderRequest
+from s4_router.adapters.exchange.sim_client import SimExchange
+from s4_router.entrypoints.stream_consumer import IntentConsumer
+from svckit import jsonutil, keys
+from svckit.clock import ManualClock
+from svckit.redisio import (
+    RedisClient,
+    StreamEntry,
+    autoclaim,
+    ensure_group,
+    read_group,
+    xadd_json,
+)
+from svckit.store.sqlite import SqliteStore
+from tests.chaos.rig import T0, crash, hand_venue, intent, s4_rig
+from tradekit.enums import OrderStatus
+from venue.faults import FaultKind, FaultPlan, ScriptedFault
+
+S = OrderStatus
+
+
+class SimulatedCrash(Exception):
+    """The process dies at this point (raised where a kill -9 would stop us)."""
+
+
+class CrashingExchange(SimExchange):
+    def __init__(self, *args: object, when: str, **kw: object) -> None:
+        super().__init__(*args, **kw)
+        self.when = when
+
+    async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
+        if self.when == "before_send":
+            raise SimulatedCrash(req.client_order_id)
+        await super().place_order(req)
+        raise SimulatedCrash(req.client_order_id)  # after the venue accepted it
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [FaultKind.TIMEOUT_AFTER_ACCEPT, FaultKind.DROPPED_ACK, FaultKind.TIMEOUT_BEFORE_ACCEPT,
+     FaultKind.SERVER_ERROR, FaultKind.RATE_LIMIT],
+)  # fmt: skip
+async def test_submit_with_fault_resolves_from_venue_and_trades_exactly_once(
+    redis: RedisClient, tmp_path: Path, kind: FaultKind
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock, faults=FaultPlan(scripted=[ScriptedFault("place", kind, 1)]))
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue) as r:
+        out = await r.submit()
+        assert out.response.status is S.FILLED
+        orders = r.venue_orders("c-1")
+        assert [o.client_order_id for o in orders] == ["c-1-E1"]  # never under a new id
+        assert r.venue_filled("c-1") == D("0.002") == r.position()
+
+
+async def test_submit_with_venue_silent_stays_ambiguous_then_resolves_without_resend(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    faults = FaultPlan(scripted=[ScriptedFault("place", FaultKind.TIMEOUT_AFTER_ACCEPT, 1)]
+                       + [ScriptedFault("query", FaultKind.SERVER_ERROR, None)] * 8
+                       + [ScriptedFault("trades", FaultKind.SERVER_ERROR, None)] * 8)  # fmt: skip
+    venue = hand_venue(clock, faults=faults)
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, retry_attempts=2) as r:
+        out = await r.submit()
+        assert out.http_status == 202 and out.response.status is S.SUBMITTED
+        view = await r.c.router.get("c-1")
+        assert view and view["children"][0]["status"] == "AMBIGUOUS"
+        assert "SUBMIT_UNRESOLVED" in await r.alerts()
+        view = await r.until_done("c-1")
+        assert view["order"]["status"] == "FILLED"
+        assert [h["status"] for h in view["children"][0]["history"]] == [
+            "NEW", "SUBMITTED", "AMBIGUOUS", "FILLED"
+        ]  # fmt: skip
+        assert len(r.venue_orders("c-1")) == 1 and r.venue_filled("c-1") == D("0.002")
+
+
+@pytest.mark.parametrize("when", ["before_send", "after_accept"])
+async def test_restart_with_child_in_flight_resolves_before_sending_the_same_id(
+    redis: RedisClient, tmp_path: Path, when: str
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
+                          exchange=CrashingExchange(venue, when=when)) as r1:  # fmt: skip
+            with pytest.raises(SimulatedCrash):
+                await r1.submit()
+            await crash(r1)
+            assert (await r1.c.router.get("c-1") or {})["children"][0]["status"] == "SUBMITTED"
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
+            assert await r2.c.router.recover() == 1
+            view = await r2.until_done("c-1")
+            assert view["order"]["status"] == "FILLED"
+            assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
+            assert r2.venue_filled("c-1") == D("0.002") == r2.position()
+            assert "EXEC_RESUMED" in await r2.events("c-1")
+    finally:
+        await store.close()
+
+
+async def test_restart_mid_twap_resumes_without_repeating_or_skipping_slices(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    twap = {"type": "TWAP", "slices": 4, "gap_ms": 1000, "jitter_pct": 0.2, "maker_wait_ms": 300}
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r1:
+            await r1.submit(qty="0.008", exec_policy=twap)
+            await r1.drive(1500)  # slice 0 done (maker timeout → taker), slice 1 under way
+            await crash(r1)
+        sent_before = {o.client_order_id for o in r1.venue_orders("c-1")}
+        clock.advance(5000)  # down for a while: slices 2 and 3 are overdue on restart
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
+            await r2.c.router.recover()
+            view = await r2.until_done("c-1")
+            assert view["order"]["status"] == "FILLED" and r2.venue_filled("c-1") == D("0.008")
+            ids = [o.client_order_id for o in r2.venue_orders("c-1")]
+            assert len(ids) == len(set(ids)) and sent_before <= set(ids)
+            state = view["order"]["exec_state"]
+            assert [s["status"] for s in state["slices"]] == ["DONE"] * 4
+            per_slice: dict[int, D] = {}
+            for c in view["children"]:
+                per_slice[c["slice_index"]] = per_slice.get(c["slice_index"], D(0)) + D(
+                    c["filled_qty"]
+                )
+            assert per_slice == {0: D("0.002"), 1: D("0.002"), 2: D("0.002"), 3: D("0.002")}
+    finally:
+        await store.close()
+
+
+async def test_breaker_with_5xx_burst_opens_refuses_entries_but_passes_reduce_only_and_cancel(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, cb_min_calls=5,
+                      cb_open_ms=2000, retry_attempts=2) as r:  # fmt: skip
+        assert (await r.submit(client_order_id="long")).response.status is S.FILLED
+        await r.submit(client_order_id="rest", exec_policy={"maker_wait_ms": 60000}, qty="0.002")
+        venue.faults.plan.probabilities["book"] = {FaultKind.SERVER_ERROR: 1.0}
+        out = await r.submit(client_order_id="x0")  # 5xx on every book read: refused, 503
+        assert out.http_status == 503 and "venue unavailable" in (out.response.message or "")
+        assert r.venue_orders("x0") == []
+        assert r.c.metrics.cb_state._value.get() == 2
+        assert "CIRCUIT_BREAKER_OPEN" in await r.alerts()
+        venue.faults.plan.probabilities.clear()
+        refused = await r.submit(client_order_id="new-1")
+        assert refused.http_status == 503 and refused.response.status is S.REJECTED
+        assert "circuit breaker OPEN" in (refused.response.message or "")
+        assert r.venue_orders("new-1") == []
+        # Same intent by the other path later: still refused (stored), never executed.
+        assert (await r.submit(client_order_id="new-1")).response.duplicate
+        closing = await r.submit(client_order_id="close", side="SELL", reduce_only=True)
+        assert closing.response.status is S.FILLED
+        cancel = await r.c.router.cancel(client_order_id="rest")
+        assert cancel.response.status is S.CANCELED
+        health = await r.c.health()
+        assert health.circuit_breaker == "OPEN" and not health.entries_allowed
+        clock.advance(2000)
+        await r.c.watch.check()  # the half-open probe succeeds
+        assert r.c.router.breaker.state(clock.now_ms()).value == "CLOSED"
+        assert "CIRCUIT_BREAKER_CLOSED" in await r.alerts()
+        assert (await r.submit(client_order_id="new-2")).response.status is S.FILLED
+
+
+async def test_clock_skew_over_one_second_stops_entries_until_recovered(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock, skew_ms=1500)
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue) as r:
+        await r.c.watch.check()
+        out = await r.submit()
+        assert out.http_status == 503 and "clock skew 1500 ms" in (out.response.message or "")
+        assert "CLOCK_SKEW" in await r.alerts()
+        venue.server_time_skew_ms = 200
+        await r.c.watch.check()
+        assert (await r.submit(client_order_id="c-2")).response.status is S.FILLED
+        assert "CLOCK_SKEW_RECOVERED" in await r.alerts()
+
+
+async def test_consumer_with_maker_intent_acks_once_running_and_reclaims_dead_consumers(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        cons = IntentConsumer(
+            redis=redis, router=r.c.router, clock=r.clock, group="g", consumer="me",
+            claim_idle_ms=0, max_deliveries=2, metrics=r.c.metrics, lag_every_s=0,
+        )  # fmt: skip
+        body = intent(exec_policy={"maker_wait_ms": 1000}).model_dump(mode="json")
+        await ensure_group(redis, keys.ORDERS_INTENT, "g")
+        await xadd_json(redis, keys.ORDERS_INTENT, body)
+        # A consumer reads it and dies before acknowledging.
+        (dead,) = await read_group(redis, keys.ORDERS_INTENT, "g", "dead", block_ms=10)
+        (entry,) = await autoclaim(redis, keys.ORDERS_INTENT, "g", "me", min_idle_ms=0)
+        assert entry.entry_id == dead.entry_id and entry.deliveries == 2
+        await cons.handle(entry)
+        pending = await redis.xpending(keys.ORDERS_INTENT, "g")
+        assert pending["pending"] == 0 and r.c.manager.is_active("c-1")  # acked, still running
+        await cons.handle(entry)  # re-delivered copy: a duplicate, nothing sent
+        assert len(r.venue_orders("c-1")) == 1
+        poison = StreamEntry(keys.ORDERS_INTENT, entry.entry_id, {"qty": "x"}, {}, 1)
+        await cons.handle(poison)
+        dlq = [jsonutil.loads(e[1]["data"]) for e in await redis.xrange(keys.ORDERS_INTENT_DLQ)]
+        assert dlq and "invalid intent" in dlq[0]["why"]
+        assert "INTENT_DEAD_LETTER" in await r.alerts()
+        await cons._lag()
+        assert r.c.metrics.stream_lag._value.get() == 0
