@@ -347,6 +347,13 @@ class DecisionService:
         if refused or s4.get("status") in _S4_TERMINAL:
             with contextlib.suppress(Exception):
                 await self.ledger.remove(intent["client_order_id"])
+        if refused:
+            await self.alerts.emit(
+                "INTENT_REFUSED",
+                f"S4 refused {intent['client_order_id']}: {s4.get('message')}",
+                symbol=str(intent["symbol"]),
+                data={"client_order_id": intent["client_order_id"]},
+            )
         try:
             await self.store.update("signals", signal_id, {"publish": report.as_dict()})
         except InfraError:
