@@ -70,6 +70,9 @@ class MatchingEngine:
         self.instruments = instruments
         self.books: dict[str, OrderBook] = {}
         self.orders: dict[int, VenueOrder] = {}
+        # Orders not yet terminal, in placement order: what open_orders(), stale reduce-only
+        # checks and stop triggers scan (never the whole history).
+        self._open: dict[int, VenueOrder] = {}
         self.trades: list[Trade] = []
         self.order_lists: dict[int, OrderList] = {}
         self._by_coid: dict[str, int] = {}
@@ -261,6 +264,8 @@ class MatchingEngine:
 
     def _register(self, order: VenueOrder) -> None:
         self.orders[order.order_id] = order
+        if order.is_open:
+            self._open[order.order_id] = order
         self._by_coid[order.client_order_id] = order.order_id
 
     def _execute(
@@ -353,6 +358,8 @@ class MatchingEngine:
         return trade
 
     def _release(self, order: VenueOrder) -> None:
+        if order.status.is_terminal:
+            self._open.pop(order.order_id, None)
         self.books[order.symbol].remove_own(order)
         self.account.release(order, self.instruments[order.symbol])
 
@@ -422,7 +429,7 @@ class MatchingEngine:
 
     def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         return [
-            o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)
+            o for o in self._open.values() if o.is_open and (symbol is None or o.symbol == symbol)
         ]
 
     def my_trades(self, symbol: str, since_ms: int | None = None) -> list[Trade]:
@@ -686,6 +693,6 @@ class MatchingEngine:
             self._update_list(order.order_list_id)
 
     def _waiting_stops(self, symbol: str) -> Iterator[VenueOrder]:
-        for o in self.orders.values():
+        for o in self._open.values():
             if o.symbol == symbol and o.is_open and not o.triggered:
                 yield o
