@@ -649,6 +649,16 @@ async def test_ccxt_place_with_refused_connection_raises_network_error_not_ambig
     assert not isinstance(exc.value, AmbiguousSubmit)
 
 
+async def test_ccxt_trades_of_orders_placed_elsewhere_carry_their_client_id(
+    ccxt_harness: Harness,
+) -> None:
+    harness = ccxt_harness
+    # Placed by "another process" (straight at the venue): this adapter never saw the order.
+    harness.venue.place_order(FUT, SYM, Side.BUY, OrderType.MARKET, D("0.1"), client_order_id="x")
+    (trade, *_) = await harness.exchange.fetch_my_trades(FUT, SYM)
+    assert trade.client_order_id == "x"
+
+
 async def test_ccxt_with_wrong_secret_raises_definitive_error(
     facade: tuple[FacadeServer, SwappableApp],
 ) -> None:

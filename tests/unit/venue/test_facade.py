@@ -501,3 +501,34 @@ async def test_position_risk_v2_and_v3_answer_their_own_shapes(
     (pos,) = (await call(client, venue, "GET", "/fapi/v3/positionRisk", {})).json()
     assert (pos["positionAmt"], pos["entryPrice"]) == ("-1.000", "99.5")
     assert "leverage" not in pos
+
+
+def test_python_m_venue_facade_with_port_serves_the_wall_clock_venue() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from svckit.embedded_redis import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "venue.facade", "--port", str(port), "--no-replay"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/v3/time", timeout=0.5)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, "the runner exited"
+                assert time.monotonic() < deadline, "the runner did not come up"
+                time.sleep(0.05)
+        assert abs(r.json()["serverTime"] - time.time() * 1000) < 5_000
+        depth = httpx.get(f"http://127.0.0.1:{port}/fapi/v1/depth?symbol=BTCUSDT&limit=5")
+        assert len(depth.json()["bids"]) == 5
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

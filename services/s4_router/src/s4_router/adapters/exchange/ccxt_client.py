@@ -24,9 +24,9 @@ exchange port, through ``ccxt.async_support``.
 * Errors: :mod:`.errors_ccxt` (ccxt's exception classes plus the HTTP status, Binance code and
   Retry-After captured by a hook on ``handle_errors``).
 
-Known gaps: a trade row carries its order's client id only if this process saw that order
-(Binance's ``myTrades`` has no client id); ``fetch_my_trades`` returns at most 1,000 rows from
-``since_ms``.
+Binance's trade rows carry no client order id: ``fetch_my_trades`` fills it from orders this
+process has seen, and queries the order once for any other (a trade of an order the venue no
+longer serves keeps an empty client id). It returns at most 1,000 rows from ``since_ms``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -301,6 +302,14 @@ class CcxtExchange(ExchangePort):
                     client.timeout_on_exit = 0  # ccxt's 250 ms close() pause is for TLS
             return client
 
+        if testnet and self._binance and not config["options"].get("disableFuturesSandboxWarning"):
+            # ccxt 4.5 refuses signed calls to the retired futures testnet (NotSupported, seen
+            # here as InvalidOrder): say so at start-up rather than on the first order.
+            log.warning(
+                "S4_TESTNET with Binance futures: ccxt refuses the futures testnet; pass "
+                "options={'disableFuturesSandboxWarning': True} to use it anyway",
+                extra={"venue": exchange_id},
+            )
         if self._binance:
             self._clients: dict[Market, Any] = {SPOT: build("binance"), FUT: build("binanceusdm")}
             self._primary = self._clients[FUT if exchange_id == "binanceusdm" else SPOT]
@@ -651,7 +660,23 @@ class CcxtExchange(ExchangePort):
         trades = await self._call(
             lambda: client.fetch_my_trades(sym, since_ms, 1000), client=client
         )
-        return [self._trade(market, symbol, t) for t in trades]
+        out = [self._trade(market, symbol, t) for t in trades]
+        # Binance's trade rows have no client order id: learn it from the order (once per
+        # order this process has not seen, e.g. after a restart).
+        unknown = {t.venue_order_id for t in out if not t.client_order_id}
+        for oid in sorted(unknown):
+            try:
+                await self.fetch_order(market, symbol, venue_order_id=oid)
+            except OrderNotFound:
+                continue
+        if unknown:
+            out = [
+                replace(t, client_order_id=self._coids.get((market, t.venue_order_id), ""))
+                if t.venue_order_id in unknown
+                else t
+                for t in out
+            ]
+        return out
 
     async def fetch_book(self, market: Market, symbol: str, depth: int = 5) -> BookTop:
         client, sym = self._clients[market], self._symbol(market, symbol)
