@@ -104,8 +104,12 @@ class Execution:
         fills: list[dict[str, Any]] | None = None,
         book: BookTop | None = None,
         t_intake: float | None = None,
+        parent_stored: bool = True,
     ) -> None:
         self.d = deps
+        # A fresh intent's parent is inserted by the first write of its first step, already
+        # holding the allocation of its first child (one store write less before the send).
+        self._stored = parent_stored
         self.parent = parent
         self.children = children
         self.machine = machine
@@ -119,6 +123,8 @@ class Execution:
         self._fills_wait = 0
         self.finished = parent.status.is_terminal
         self.cancel_local = False
+        # A parent created by this very request cannot have a cancel request stored yet.
+        self._check_cancel_flag = t_intake is None
         booked = [((f["venue"], f["order_id"], f["trade_id"]), Decimal(f["qty"]), f)
                   for f in fills or []]  # fmt: skip
         self.parent_ledger = FillLedger.of(parent.qty, [(k, q) for k, q, _ in booked])
@@ -157,7 +163,11 @@ class Execution:
     async def _step(self) -> None:
         await self._refresh()
         m = self.machine
-        if not m.s.cancel_requested and (self.cancel_local or await self._cancel_flag()):
+        check = self._check_cancel_flag
+        self._check_cancel_flag = True
+        if not m.s.cancel_requested and (
+            self.cancel_local or (check and await self._cancel_flag())
+        ):
             await self._run(m.on_cancel_request(self.d.clock.now_ms()))
         for _ in range(MAX_LOOPS):
             now = self.d.clock.now_ms()
@@ -219,12 +229,16 @@ class Execution:
                 target=Decimal(str(note.data["target"])), filled=Decimal(str(note.data["filled"]))
             )
 
+    def log_event(self, name: str, data: dict[str, Any]) -> None:
+        """Queue a `router:events` entry, published after the current step."""
+        self._events.append(_Pending(name, data))
+
     async def _flush_events(self) -> None:
         events, self._events = self._events, []
-        for ev in events:
-            await self.d.publisher.event(
-                ev.name, client_order_id=self.client_order_id, symbol=self.parent.symbol,
-                data=ev.data,
+        if events:
+            await self.d.publisher.events(
+                [(ev.name, ev.data) for ev in events],
+                client_order_id=self.client_order_id, symbol=self.parent.symbol,
             )  # fmt: skip
 
     # ---- children: place / poll / cancel ------------------------------------------------------
@@ -593,12 +607,32 @@ class Execution:
             )
             p.status = st
 
+    @property
+    def stored(self) -> bool:
+        return self._stored
+
+    async def persist(self) -> None:
+        async with self._lock:
+            await self._persist_parent()
+
     async def _persist_parent(self) -> None:
         self._aggregates()
         self._move_parent(self._live_status())
         p = self.parent
         p.exec_state = self.machine.s.model_dump(mode="json")
         p.updated_ts = self.d.clock.now_ms()
+        await self._write_parent()
+
+    async def _write_parent(self) -> None:
+        p = self.parent
+        if not self._stored:
+            # DuplicateKey here means another replica stored this intent first: the caller
+            # answers with the existing order (nothing was sent by us).
+            await self.d.store.insert(
+                "orders", {"_key": p.client_order_id, **p.model_dump(mode="json")}
+            )
+            self._stored = True
+            return
         patch = p.model_dump(
             mode="json",
             include={"status", "history", "updated_ts", "message", "filled_qty", "avg_price",
@@ -615,6 +649,8 @@ class Execution:
         p.exec_state = m.s.model_dump(mode="json")
         target = m.s.result
         self._move_parent(target, m.s.message)
+        if not self._stored:
+            await self._write_parent()
         # Fills are in the store; report before marking terminal so a crash in between
         # re-reports (at least once) instead of never reporting.
         await self.d.publisher.executed(
@@ -636,10 +672,5 @@ class Execution:
             )
         )
         p.updated_ts = self.d.clock.now_ms()
-        patch = p.model_dump(
-            mode="json",
-            include={"status", "history", "updated_ts", "message", "filled_qty", "avg_price",
-                     "fee", "exec_state"},
-        )  # fmt: skip
-        await self.d.store.update("orders", p.client_order_id, patch)
+        await self._write_parent()
         self.finished = True

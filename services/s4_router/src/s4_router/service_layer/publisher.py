@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from s4_router.metrics import RouterMetrics
-from svckit import keys
+from svckit import jsonutil, keys
 from svckit.clock import Clock
 from svckit.errors import InfraError
-from svckit.redisio import RedisClient, xadd_json
+from svckit.redisio import STREAM_MAXLEN, RedisClient, xadd_json
 from tradekit.events import Alert, OrderExecuted, RouterEvent, Severity
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,31 @@ class Publisher:
             await xadd_json(self.redis, keys.ROUTER_EVENTS, ev.model_dump(mode="json"))
         except InfraError as exc:
             log.warning("router event %s not published: %s", name, exc)
+
+    async def events(
+        self,
+        batch: list[tuple[str, dict[str, Any]]],
+        *,
+        client_order_id: str | None,
+        symbol: str | None,
+    ) -> None:
+        """Several events of one step in one round trip (pipelined XADDs)."""
+        ts = self.clock.now_ms()
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for name, data in batch:
+                ev = RouterEvent(
+                    event=name, client_order_id=client_order_id, symbol=symbol, ts=ts, data=data
+                )
+                pipe.xadd(
+                    keys.ROUTER_EVENTS,
+                    {"data": jsonutil.dumps(ev.model_dump(mode="json"))},
+                    maxlen=STREAM_MAXLEN,
+                    approximate=True,
+                )
+            await pipe.execute()
+        except (InfraError, RedisError) as exc:
+            log.warning("%d router events not published: %s", len(batch), exc)
 
     async def alert(
         self,

@@ -10,7 +10,8 @@ Intake, in order (nothing reaches the venue before the intent is durable):
    protection (sl / tp / OCO) this version cannot place ⇒ FAIL, never executed without it;
 3. gates for new entries (reduce-only orders pass): circuit breaker OPEN, clock skew > 1 s
    ⇒ FAIL (503) with an alert; the refusal is stored as a REJECTED order so that the other
-   path's copy of the same intent cannot execute it later;
+   path's copy of the same intent cannot execute it later (so is "venue unavailable after
+   retries" at step 4: an intent always ends in a recorded state);
 4. book (the liquidity probe's first look, and the arrival mid), policy resolution (route
    table by notional), the plan (TWAP slices);
 5. the execution lease, the parent record (with the plan) and `idem:order:{id}`;
@@ -144,10 +145,17 @@ class OrderRouter:
         try:
             book = await self.ops.book(intent.market, intent.symbol)
         except ExchangeError as exc:
-            self.metrics.intents.labels(source, "venue_unavailable").inc()
-            return Outcome(self._fail(intent, f"venue unavailable, nothing sent: {exc}"), 503)
+            # Recorded, not just answered: the stream copy of this intent must not execute it
+            # minutes later, and the consumer may acknowledge the entry (nothing is lost).
+            return await self._refuse(
+                intent, qty, "venue_unavailable",
+                f"venue unavailable after retries, nothing sent: {exc}", source=source,
+            )  # fmt: skip
         if not (book.bids and book.asks):
-            return Outcome(self._fail(intent, f"{intent.symbol}: no two-sided book"), 503)
+            return await self._refuse(
+                intent, qty, "no_book", f"{intent.symbol}: no two-sided book, nothing sent",
+                source=source,
+            )  # fmt: skip
         arrival = book.mid
         try:
             price = intent.ref_price or arrival
@@ -187,34 +195,31 @@ class OrderRouter:
             arrival_mid=arrival,
             exec_state=machine.s.model_dump(mode="json"),
         )
+        ex = Execution(
+            self.deps, parent=parent, children={}, machine=machine, inst=inst, book=book,
+            t_intake=t0, parent_stored=False,
+        )  # fmt: skip
+        # Logged with the step's own events, after the first child went out (latency).
+        ex.log_event(
+            "INTENT_ACCEPTED",
+            {"source": source, "policy": resolved.config.policy, "qty": str(qty),
+             "arrival_mid": str(arrival), "route_band": resolved.config.route_band,
+             "slices": len(machine.s.slices), "notes": list(resolved.notes)},
+        )  # fmt: skip
         try:
-            await self.store.insert("orders", {"_key": coid, **parent.model_dump(mode="json")})
+            await ex.step()
         except DuplicateKey:
+            # Stored by another replica between our lookup and our insert; nothing was sent.
             await self.leases.release(coid)
             return await self._duplicate_or_running(intent, source)
+        except ExchangeError as exc:
+            log.warning("%s: first step failed, continuing in background: %s", coid, exc)
+        if not ex.stored:
+            await ex.persist()
         # Fast-path marker for other replicas; the store insert above is the real guard.
         await claim_for_execution(
             self.redis, keys.idem_order(coid), new_token(self.owner), keys.IDEM_TTL_S
         )
-        ex = Execution(
-            self.deps, parent=parent, children={}, machine=machine, inst=inst, book=book,
-            t_intake=t0,
-        )  # fmt: skip
-        for note in resolved.notes:
-            await self.publisher.event(
-                "POLICY_ADJUSTED", client_order_id=coid, symbol=intent.symbol,
-                data={"note": note},
-            )  # fmt: skip
-        await self.publisher.event(
-            "INTENT_ACCEPTED", client_order_id=coid, symbol=intent.symbol,
-            data={"source": source, "policy": resolved.config.policy, "qty": str(qty),
-                  "arrival_mid": str(arrival), "route_band": resolved.config.route_band,
-                  "slices": len(machine.s.slices)},
-        )  # fmt: skip
-        try:
-            await ex.step()
-        except ExchangeError as exc:
-            log.warning("%s: first step failed, continuing in background: %s", coid, exc)
         if not ex.finished:
             await self.manager.adopt(ex)
             wait = self.sync_wait_ms if sync_wait_ms is None else sync_wait_ms
