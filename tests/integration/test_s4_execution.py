@@ -7,11 +7,14 @@ from __future__ import annotations
 from decimal import Decimal as D
 from pathlib import Path
 
+import httpx
+
 from s4_router.adapters.exchange.base import BookTop
 from s4_router.adapters.exchange.sim_client import SimExchange
+from s4_router.entrypoints.api import create_app
 from svckit import keys
 from svckit.redisio import RedisClient
-from tests.chaos.rig import hand_venue, s4_rig, set_book
+from tests.chaos.rig import hand_venue, intent, s4_rig, set_book
 from tradekit.enums import Market, OrderStatus
 from venue.faults import FaultKind
 
@@ -259,3 +262,35 @@ async def test_reduce_only_below_min_notional_is_allowed_and_spot_validation_ref
         assert r.position() == D("0.001")
         bad = await r.submit(client_order_id="c-3", qty="0.00001")
         assert bad.http_status == 422 and "rounds to zero" in (bad.response.message or "")
+
+
+async def test_http_with_maker_intent_answers_202_then_view_cancel_health_and_metrics(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        app = create_app(r.c.settings, container=r.c)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s4") as cl,
+        ):
+            body = intent(exec_policy={"maker_wait_ms": 2000}).model_dump(mode="json")
+            resp = await cl.post("/orders", json=body)
+            assert resp.status_code == 202, resp.text
+            reply = resp.json()
+            assert (reply["result"], reply["status"]) == ("OK", "ACCEPTED")
+            assert "background" in reply["message"]
+            view = (await cl.get("/orders/c-1")).json()
+            assert [c["client_order_id"] for c in view["children"]] == ["c-1-E1"]
+            assert view["children"][0]["post_only"] is True
+            assert view["order"]["exec_state"]["config"]["policy"] == "MAKER_TAKER"
+            resp = await cl.post("/cancel", json={"client_order_id": "c-1-E1"})
+            assert resp.status_code == 200 and resp.json()["status"] == "CANCELED"
+            health = (await cl.get("/health")).json()
+            assert health["circuit_breaker"] == "CLOSED" and health["entries_allowed"] is True
+            assert health["clock"]["ok"] is True and health["route_table_rev"]
+            metrics = (await cl.get("/metrics")).text
+            for name in ("router_maker_fill_ratio", "router_taker_rate", "router_slippage_bps",
+                         "router_fees_usdt_total", "router_circuit_breaker_state",
+                         "router_stream_lag", "router_twap_slice_fill_ratio",
+                         "router_submit_latency_seconds"):  # fmt: skip
+                assert f"# TYPE {name} " in metrics, name

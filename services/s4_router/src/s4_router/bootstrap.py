@@ -148,6 +148,7 @@ class S4Container:
         await self.manager.shutdown()
         if self.unsubscribe is not None:
             self.unsubscribe()
+            self.unsubscribe = None  # aclose() may run twice (lifespan, then the owner)
         if "exchange" in self.owns:
             await self.exchange.close()
         if "redis" in self.owns:

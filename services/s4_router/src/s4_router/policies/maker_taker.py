@@ -350,15 +350,19 @@ class MakerTaker:
         ]  # fmt: skip
 
     def _maker_price(self, book: Book, *, chase: bool) -> Decimal | None:
+        """Best price on our side (one tick better when chasing), rounded passively onto the
+        tick; None when no passive price exists (it would cross)."""
         tick = self.inst.tickSize
         if self.side is Side.BUY:
             price = book.best_bid + tick if chase else book.best_bid
             if price >= book.best_ask:
                 price = book.best_bid if chase else book.best_ask - tick
+            price = self.inst.limit_price(self.side, price)
             return price if ZERO < price < book.best_ask else None
         price = book.best_ask - tick if chase else book.best_ask
         if price <= book.best_bid:
             price = book.best_ask if chase else book.best_bid + tick
+        price = self.inst.limit_price(self.side, price)
         return price if price > book.best_bid else None
 
     def _on_reject(self, now: int, c: ChildState, r: ChildReport) -> list[Command]:

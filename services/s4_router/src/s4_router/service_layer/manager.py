@@ -47,7 +47,9 @@ class ExecutionManager:
     def is_active(self, client_order_id: str) -> bool:
         return client_order_id in self.active
 
-    async def adopt(self, ex: Execution) -> None:
+    async def adopt(self, ex: Execution, *, step_now: bool = False) -> None:
+        """Drive `ex` from now on (`step_now`: a resumed execution steps at once; a fresh
+        one has just taken its first step inline)."""
         coid = ex.client_order_id
         if ex.finished:
             await self.leases.release(coid)
@@ -57,7 +59,9 @@ class ExecutionManager:
         self._done.setdefault(coid, asyncio.Event())
         self.metrics.executions.set(len(self.active))
         if self.autorun:
-            self.tasks[coid] = asyncio.create_task(self._run(ex), name=f"exec:{coid}")
+            self.tasks[coid] = asyncio.create_task(
+                self._run(ex, step_now=step_now), name=f"exec:{coid}"
+            )
 
     def wake(self, client_order_id: str) -> None:
         ev = self._wake.get(client_order_id)
@@ -89,10 +93,10 @@ class ExecutionManager:
             options.append(self.poll_ms)
         return min(options) / 1000
 
-    async def _run(self, ex: Execution) -> None:
+    async def _run(self, ex: Execution, *, step_now: bool) -> None:
         coid = ex.client_order_id
         backoff = 0.1
-        first = True
+        first = step_now
         try:
             while not ex.finished:
                 if not first:

@@ -470,7 +470,7 @@ class OrderRouter:
                     "EXEC_RESUMED", client_order_id=coid, symbol=ex.parent.symbol,
                     data={"status": ex.parent.status.value, "children": len(ex.children)},
                 )  # fmt: skip
-                await self.manager.adopt(ex)
+                await self.manager.adopt(ex, step_now=True)
                 taken += 1
         return taken
 
@@ -541,7 +541,7 @@ class OrderRouter:
         if ex is None and await self.leases.acquire(coid):
             ex = await self.load(await self.store.get("orders", coid) or doc)
             if ex is not None:
-                await self.manager.adopt(ex)
+                await self.manager.adopt(ex, step_now=True)
             else:
                 await self.leases.release(coid)
         if ex is not None:

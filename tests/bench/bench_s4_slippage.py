@@ -1,0 +1,117 @@
+"""Maker→Taker vs plain market orders on the recorded BTCUSDT data: slippage vs arrival mid.
+
+    .venv/bin/python tests/bench/bench_s4_slippage.py                # 200 intents each
+    .venv/bin/python tests/bench/bench_s4_slippage.py --n 500 --gap-s 30
+
+Two identical venues (venue.defaults.default_venue: recorded Binance BTCUSDT quotes and trades,
+replayed on a manual clock), two S4 routers, the same schedule of intents (0.002 BTC, one every
+`--gap-s` simulated seconds, sides alternating): one arm sends them as MAKER_TAKER with the
+route table's wait for their notional (band 1: 1,500 ms), the other as MARKET. The clock is
+advanced in 100 ms steps so resting maker orders can fill against the replayed tape.
+
+Slippage per intent = (average fill price − arrival mid) / arrival mid × 10⁴, signed so that
+positive is adverse (paid above mid on a buy). Prints, per arm: fill completion, maker fill
+ratio (maker quantity / filled quantity), slippage p50/p95/mean, fees. Target (issue 5): the
+Maker→Taker median below the market median. Exit status 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from svckit.clock import ManualClock  # noqa: E402
+from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
+from svckit.redisio import RedisClient, make_redis  # noqa: E402
+from tests.chaos.rig import INSTRUMENTS, T0, s4_rig  # noqa: E402
+from venue.defaults import default_venue  # noqa: E402
+
+D = Decimal
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))]
+
+
+async def run_arm(
+    redis: RedisClient, tmp: Path, *, policy: dict[str, Any], n: int, gap_s: int, seed: int
+) -> dict[str, Any]:
+    clock = ManualClock(T0)
+    venue = default_venue(clock=clock, seed=seed, instruments=INSTRUMENTS)
+    slips: list[float] = []
+    filled = maker = fees = D(0)
+    complete = 0
+    async with s4_rig(redis, tmp, clock=clock, venue=venue, poll_interval_ms=100) as r:
+        for i in range(n):
+            coid = f"sl-{i}"
+            await r.submit(
+                client_order_id=coid, intent_id=f"i{i}", side="BUY" if i % 2 == 0 else "SELL",
+                qty="0.002", exec_policy=policy,
+            )  # fmt: skip
+            end = clock.now_ms() + gap_s * 1000
+            while clock.now_ms() < end:
+                clock.advance(100)
+                if r.c.manager.active:
+                    await r.c.manager.step_all()
+            view = await r.c.router.get(coid)
+            assert view is not None
+            o = view["order"]
+            if D(o["filled_qty"]) <= 0:
+                continue
+            if o["status"] == "FILLED":
+                complete += 1
+            sign = 1 if o["side"] == "BUY" else -1
+            arrival = D(o["arrival_mid"])
+            slips.append(float((D(o["avg_price"]) - arrival) / arrival * 10_000 * sign))
+            for f in view["fills"]:
+                filled += D(f["qty"])
+                fees += D(f["fee"])
+                if f["liquidity"] == "MAKER":
+                    maker += D(f["qty"])
+    return {
+        "slips": slips, "complete": complete, "filled": filled, "maker": maker, "fees": fees,
+    }  # fmt: skip
+
+
+async def main(n: int, gap_s: int, seed: int) -> None:
+    with EmbeddedRedis() as server:
+        redis = make_redis(server.addresses)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                mt = await run_arm(redis, Path(tmp), policy={"type": "MAKER_TAKER"}, n=n,
+                                   gap_s=gap_s, seed=seed)  # fmt: skip
+            await redis.flushdb()
+            with tempfile.TemporaryDirectory() as tmp:
+                mk = await run_arm(redis, Path(tmp), policy={"type": "MARKET"}, n=n,
+                                   gap_s=gap_s, seed=seed)  # fmt: skip
+        finally:
+            await redis.aclose()
+    print(f"recorded BTCUSDT replay, {n} intents of 0.002 BTC, one every {gap_s} s, seed {seed}")
+    for name, arm in (("MAKER_TAKER", mt), ("MARKET", mk)):
+        s = arm["slips"]
+        ratio = float(arm["maker"] / arm["filled"]) if arm["filled"] else 0.0
+        print(f"  {name:<11} filled {arm['complete']}/{n}  maker fill ratio {ratio:.1%}  "
+              f"slippage bps p50 {pct(s, 0.5):+.3f}  p95 {pct(s, 0.95):+.3f}  mean "
+              f"{statistics.fmean(s):+.3f}  fees {arm['fees']:.4f} USDT")  # fmt: skip
+    better = pct(mt["slips"], 0.5) < pct(mk["slips"], 0.5)
+    print(f"target (Maker→Taker median slippage below MARKET's): {'MET' if better else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--gap-s", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=7)
+    a = ap.parse_args()
+    asyncio.run(main(a.n, a.gap_s, a.seed))
