@@ -703,6 +703,26 @@ async def test_ccxt_markets_from_instruments_match_the_venue_exchange_info(
         assert order.status is OrderStatus.FILLED
 
 
+async def test_ccxt_market_data_and_v2_account_parse_through_ccxt(ccxt_harness: Harness) -> None:
+    """Endpoints outside the port, as ccxt's own unified methods read them."""
+    ex = ccxt_harness.exchange
+    assert isinstance(ex, CcxtExchange)
+    spot, fut = ex._clients[SPOT], ex._clients[FUT]
+    book = await ex.fetch_book(SPOT, SYM, 1)
+    ticker = await spot.fetch_ticker("BTC/USDT")
+    assert (D(str(ticker["bid"])), D(str(ticker["ask"]))) == (book.best_bid, book.best_ask)
+    fut_ticker = await fut.fetch_ticker("BTC/USDT:USDT")
+    assert fut_ticker["last"] > 0
+    funding = await fut.fetch_funding_rate("BTC/USDT:USDT")
+    mark = ccxt_harness.venue.mark_price(SYM)
+    assert D(str(funding["markPrice"])) == mark
+    assert funding["fundingRate"] == float(ccxt_harness.venue.funding_rate(SYM))
+    v2 = await fut.fetch_balance({"useV2": True})
+    assert v2["USDT"]["free"] == 100_000.0
+    positions_v2 = await fut.fetch_positions(None, {"useV2": True})
+    assert positions_v2 == []
+
+
 def test_ccxt_with_testnet_points_at_binance_sandbox_hosts() -> None:
     ex = CcxtExchange("binanceusdm", api_key=API_KEY, api_secret=API_SECRET, testnet=True)
     spot, fut = ex._clients[SPOT], ex._clients[FUT]
