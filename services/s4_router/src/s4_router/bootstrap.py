@@ -254,6 +254,8 @@ async def bootstrap(
             max_s=settings.retry_max_ms / 1000,
         ),
         sleep=sleep,
+        clock=clock,
+        recv_window_ms=settings.recv_window_ms,
     )
     leases = Leases(redis, owner=f"s4:{owner}", ttl_ms=settings.exec_lease_ms)
     manager = ExecutionManager(

@@ -58,6 +58,12 @@ class Settings(ServiceSettings):
     probe_max_delay_ms: int = Field(default=2_000, ge=0, le=60_000)
     balance_downsize_factor: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
     # ---- retries, breaker, clock ------------------------------------------------------------
+    recv_window_ms: int = Field(
+        default=5_000,
+        ge=100,
+        le=60_000,
+        description="venue recvWindow: an unanswered submit is proven absent only after this",
+    )
     retry_attempts: int = Field(default=4, ge=1, le=20)
     retry_base_ms: int = Field(default=50, ge=1)
     retry_max_ms: int = Field(default=2_000, ge=1)

@@ -121,6 +121,9 @@ class Execution:
         self._events: list[_Pending] = []
         self._alerted: set[str] = set()
         self._fills_wait = 0
+        # Children we know never reached the venue (lock not acquired, 429 on every attempt):
+        # they may be sent at once, without waiting out the landing window.
+        self._unsent: set[str] = set()
         self.finished = parent.status.is_terminal
         self.cancel_local = False
         # A parent created by this very request cannot have a cancel request stored yet.
@@ -299,20 +302,28 @@ class Execution:
             self.children[p.child_id] = existing = record_of(doc)
             return await self._poll(existing)  # resolve-before-resend
         self.d.metrics.children.labels(p.role.value).inc()
-        return await self._send(child, resolve_first=False)
+        return await self._send(child)
 
-    async def _send(self, child: OrderRecord, *, resolve_first: bool) -> ChildReport | None:
+    async def _send(self, child: OrderRecord) -> ChildReport | None:
+        """Send a child nobody can have sent before (fresh, or proven absent at the venue)."""
+
+        async def before_attempt(ts: int) -> None:
+            if ts != child.ts_send:
+                child.ts_send = ts
+                await self._save_child(child)
+
         try:
             async with hold_lock(
                 self.d.redis, keys.lock_pos(child.symbol), ttl_ms=self.d.lock_ttl_ms,
                 wait_ms=self.d.lock_wait_ms, owner=self.d.owner,
             ):  # fmt: skip
                 order = await self.d.ops.send(
-                    self._request(child), since_ms=child.ts_send, resolve_first=resolve_first
+                    self._request(child), since_ms=child.created_ts, before_attempt=before_attempt
                 )
         except LockNotAcquired:
             log.info("%s: %s busy, send deferred", child.client_order_id, child.symbol)
-            return None  # stays SUBMITTED: the next step resolves, then sends
+            self._unsent.add(child.client_order_id)
+            return None  # stays SUBMITTED: the next step sends it
         except PostOnlyRejected as exc:
             return await self._rejected(child, RejectKind.POST_ONLY, exc)
         except InsufficientFunds as exc:
@@ -320,8 +331,15 @@ class Execution:
         except DefinitiveError as exc:
             return await self._rejected(child, RejectKind.OTHER, exc)
         except Unresolved as exc:
+            if exc.sent_at_ms is None:
+                # Refused before processing every time (429s): nothing landed; retry later.
+                self._unsent.add(child.client_order_id)
+                return None
+            child.ts_send = exc.sent_at_ms
             if child.status is not S.AMBIGUOUS:
                 await self._set_child(child, S.AMBIGUOUS, str(exc))
+            else:
+                await self._save_child(child)
             if child.client_order_id not in self._alerted:
                 self._alerted.add(child.client_order_id)
                 await self.d.publisher.alert(
@@ -350,28 +368,37 @@ class Execution:
 
     async def _poll(self, child: OrderRecord) -> ChildReport | None:
         req = self._request(child)
+        cid = child.client_order_id
         try:
             if child.status in (S.NEW, S.SUBMITTED, S.AMBIGUOUS):
-                found = await self.d.ops.resolve(req, since_ms=child.ts_send)
-                if found is None:
-                    if self._still_wanted(child):
-                        return await self._send(child, resolve_first=False)
-                    return await self._absent(child)
-                return await self._apply(child, found)
+                # Never acknowledged: resolve from venue evidence before anything else.
+                if cid not in self._unsent:
+                    window_open = self.d.ops.landing_window_open(child.ts_send)
+                    found = await self.d.ops.resolve(
+                        req, since_ms=child.created_ts, with_trades=not window_open
+                    )
+                    if found is not None:
+                        return await self._apply(child, found)
+                    if window_open:
+                        return None  # absent so far, but an attempt could still land
+                self._unsent.discard(cid)
+                if self._still_wanted(child):
+                    return await self._send(child)  # provably absent: same id again
+                return await self._absent(child)
             try:
-                order = await self.d.ops.fetch(child.market, child.symbol, child.client_order_id)
+                order = await self.d.ops.fetch(child.market, child.symbol, cid)
             except OrderNotFound:
-                found = await self.d.ops.resolve(req, since_ms=child.ts_send)
+                found = await self.d.ops.resolve(req, since_ms=child.created_ts)
                 if found is None:
                     await self.d.publisher.alert(
                         "ORDER_VANISHED",
-                        f"{child.client_order_id} was acknowledged but the venue no longer has it",
+                        f"{cid} was acknowledged but the venue no longer has it",
                         severity="critical", data={"symbol": child.symbol},
                     )  # fmt: skip
                     return await self._absent(child)
                 order = found
         except RetryableError as exc:
-            log.info("%s: poll deferred: %s", child.client_order_id, exc)
+            log.info("%s: poll deferred: %s", cid, exc)
             return None
         return await self._apply(child, order)
 
@@ -397,8 +424,14 @@ class Execution:
             ):  # fmt: skip
                 order = await self.d.ops.cancel(child.market, child.symbol, child_id)
             if order is None:
-                order = await self.d.ops.resolve(self._request(child), since_ms=child.ts_send)
+                acked = child.ts_ack is not None or child.client_order_id in self._unsent
+                window_open = not acked and self.d.ops.landing_window_open(child.ts_send)
+                order = await self.d.ops.resolve(
+                    self._request(child), since_ms=child.created_ts, with_trades=not window_open
+                )
                 if order is None:
+                    if window_open:
+                        return None  # it may still land: the machine asks again later
                     return await self._absent(child)
         except (LockNotAcquired, RetryableError) as exc:
             log.info("%s: cancel deferred: %s", child_id, exc)
@@ -420,8 +453,9 @@ class Execution:
             if sum((t.qty for t in trades), ZERO) < filled:
                 try:
                     trades = await self.d.ops.trades_of(
-                        child.market, child.symbol, client_order_id=cid, since_ms=child.ts_send
-                    )
+                        child.market, child.symbol, client_order_id=cid,
+                        since_ms=child.created_ts,
+                    )  # fmt: skip
                 except RetryableError:
                     pass  # booked on a later step; the machine already counts venue qty
             for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
@@ -521,7 +555,7 @@ class Execution:
         for c in short:
             try:
                 trades = await self.d.ops.trades_of(
-                    c.market, c.symbol, client_order_id=c.client_order_id, since_ms=c.ts_send
+                    c.market, c.symbol, client_order_id=c.client_order_id, since_ms=c.created_ts
                 )
             except RetryableError:
                 continue
@@ -557,7 +591,7 @@ class Execution:
         patch = child.model_dump(
             mode="json",
             include={"status", "history", "message", "updated_ts", "venue_order_id",
-                     "filled_qty", "avg_price", "fee", "ts_ack"},
+                     "filled_qty", "avg_price", "fee", "ts_ack", "ts_send"},
         )  # fmt: skip
         await self.d.store.update("orders", child.client_order_id, patch)
 

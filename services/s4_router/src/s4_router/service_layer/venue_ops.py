@@ -1,18 +1,22 @@
 """Venue calls with retries (tenacity, exponential backoff honouring Retry-After) and the
 exactly-once submit.
 
-Exactly-once rests on three rules:
+Exactly-once rests on four rules:
 
 1. one client order id per child, derived from the parent (`{client_order_id}-E{n}`), never
    a new id for a retry;
-2. before any resend — after a timeout, a dropped ack, a 5xx (Binance: "execution status
-   UNKNOWN") or a 429 — ask the venue for that client order id, then for trades under it:
-   found ⇒ that *is* our order; absent ⇒ sending again is safe (the venue also refuses a
-   second open order with the same id);
-3. attempts exhausted without an answer ⇒ `Unresolved`: the child stays AMBIGUOUS and the
-   execution keeps resolving it from venue evidence on later steps. Never assumed rejected.
+2. answers that prove the request was *not* processed — 429 (rejected before processing),
+   connection refused — are retried (after the back-off) with the same id;
+3. answers that leave the outcome unknown — a timeout, a dropped ack, a 5xx (Binance: "the
+   execution status is UNKNOWN") — make the child AMBIGUOUS: from then on only venue evidence
+   counts. We query the client order id (then trades under it); found ⇒ that *is* our order.
+   Not found proves absence only once the request can no longer land: a signed request older
+   than the venue's `recvWindow` is refused, so `S4_RECV_WINDOW_MS` after the last attempt an
+   absent order is absent and the same id may be sent again. Before that we wait and ask again;
+4. attempts exhausted without an answer ⇒ `Unresolved`: the child stays AMBIGUOUS and the
+   execution keeps resolving it on later steps. Never assumed rejected.
 
-`sleep` is injected: production waits, tests advance a manual clock.
+`sleep` and `clock` are injected: production waits, tests advance a manual clock.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -29,15 +32,18 @@ from s4_router.adapters.exchange.base import (
     AmbiguousSubmit,
     BookTop,
     DuplicateOrder,
+    ExchangeNetworkError,
     ExchangeOrder,
     ExchangePort,
     ExchangeTrade,
+    ExchangeUnavailable,
     OrderNotFound,
     PlaceOrderRequest,
     RateLimited,
     RetryableError,
 )
 from s4_router.metrics import RouterMetrics
+from svckit.clock import Clock
 from tradekit.enums import Market, OrderStatus
 from tradekit.money import ZERO
 
@@ -46,7 +52,12 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class Unresolved(Exception):
-    """A submit whose outcome the venue would not tell us (yet): keep the child AMBIGUOUS."""
+    """A submit whose outcome the venue would not tell us (yet): keep the child AMBIGUOUS.
+    `sent_at_ms`: the last attempt that may have reached the venue (None: provably none)."""
+
+    def __init__(self, message: str, *, sent_at_ms: int | None) -> None:
+        super().__init__(message)
+        self.sent_at_ms = sent_at_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,42 +73,48 @@ class VenueOps:
         exchange: ExchangePort,
         *,
         metrics: RouterMetrics,
+        clock: Clock,
         retry: RetryPolicy | None = None,
         sleep: Sleep | None = None,
+        recv_window_ms: int = 5000,
     ) -> None:
         self.exchange = exchange
         self.metrics = metrics
+        self.clock = clock
         self.retry = retry or RetryPolicy()
         self.sleep: Sleep = sleep or asyncio.sleep
+        self.recv_window_ms = recv_window_ms
+
+    def landing_window_open(self, sent_at_ms: int | None) -> bool:
+        """An attempt sent at `sent_at_ms` could still reach the venue."""
+        return sent_at_ms is not None and self.clock.now_ms() - sent_at_ms < self.recv_window_ms
 
     # ---- retry machinery ----------------------------------------------------------------------
-    def _wait(self, state: RetryCallState) -> float:
-        delay = min(self.retry.base_s * 2.0 ** (state.attempt_number - 1), self.retry.max_s)
-        exc = state.outcome.exception() if state.outcome is not None else None
+    def _delay(self, attempt: int, exc: BaseException | None) -> float:
+        delay = min(self.retry.base_s * 2.0 ** (attempt - 1), self.retry.max_s)
         if isinstance(exc, RateLimited) and exc.retry_after:
             delay = max(delay, min(float(exc.retry_after), self.retry.max_s))
         return delay
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return self._delay(state.attempt_number, exc)
 
     def _count(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         if exc is not None:
             self.metrics.venue_errors.labels(type(exc).__name__).inc()
-            if isinstance(exc, AmbiguousSubmit):
-                self.metrics.ambiguous.inc()
-
-    def _retrying(self, *kinds: type[BaseException]) -> AsyncRetrying:
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(kinds),
-            sleep=self.sleep,
-            before_sleep=self._count,
-            reraise=True,
-        )
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """An idempotent call (query, book, cancel), retried on retryable errors."""
-        async for attempt in self._retrying(RetryableError):
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(RetryableError),
+            sleep=self.sleep,
+            before_sleep=self._count,
+            reraise=True,
+        ):
             with attempt:
                 return await fn()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -119,14 +136,16 @@ class VenueOps:
         return [t for t in trades if t.client_order_id == client_order_id]
 
     async def resolve(
-        self, req: PlaceOrderRequest, *, since_ms: int | None
+        self, req: PlaceOrderRequest, *, since_ms: int | None, with_trades: bool = True
     ) -> ExchangeOrder | None:
-        """Venue evidence for a submit: the order by client id, else trades under that id
-        (venues forget some finished orders), else None — it never reached the venue."""
+        """Venue evidence for a submit: the order by client id, else (`with_trades`) trades
+        under that id (venues forget some finished orders), else None."""
         try:
             return await self.fetch(req.market, req.symbol, req.client_order_id)
         except OrderNotFound:
             pass
+        if not with_trades:
+            return None
         trades = await self.trades_of(
             req.market, req.symbol, client_order_id=req.client_order_id, since_ms=since_ms
         )
@@ -154,36 +173,51 @@ class VenueOps:
 
     # ---- writes -------------------------------------------------------------------------------
     async def send(
-        self, req: PlaceOrderRequest, *, since_ms: int | None, resolve_first: bool = False
+        self,
+        req: PlaceOrderRequest,
+        *,
+        since_ms: int | None,
+        sent_at_ms: int | None = None,
+        before_attempt: Callable[[int], Awaitable[None]] | None = None,
     ) -> ExchangeOrder:
-        """Place `req` exactly once. Raises DefinitiveError (the venue said no) or Unresolved."""
-        first = True
-        try:
-            async for attempt in self._retrying(RetryableError, AmbiguousSubmit, Unresolved):
-                with attempt:
-                    if resolve_first or not first:
-                        found = await self.resolve(req, since_ms=since_ms)
-                        if found is not None:
-                            return found
-                    first = False
-                    try:
-                        return await self.exchange.place_order(req)
-                    except DuplicateOrder as dup:
-                        # The id is live at the venue: an earlier attempt landed.
-                        found = await self.resolve(req, since_ms=since_ms)
-                        if found is not None:
-                            return found
-                        raise Unresolved(f"{req.client_order_id}: duplicate but not found") from dup
-        except (RetryableError, AmbiguousSubmit, Unresolved) as exc:
-            # Last word from the venue before we give up for now.
+        """Place `req` exactly once (module rules). `sent_at_ms`: an earlier attempt of this id
+        may have reached the venue then (None: none did). `before_attempt(now)` runs before
+        every request so the caller can persist the attempt time first (a crash mid-request
+        must not shorten the landing window on restart). Raises DefinitiveError (the venue
+        said no) or Unresolved (ask again later)."""
+        last: BaseException | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            if sent_at_ms is not None:
+                window_open = self.landing_window_open(sent_at_ms)
+                try:
+                    found = await self.resolve(req, since_ms=since_ms, with_trades=not window_open)
+                except RetryableError as exc:
+                    last, found, window_open = exc, None, True  # no evidence either way
+                if found is not None:
+                    return found
+                if window_open:
+                    if attempt < self.retry.attempts:
+                        await self.sleep(self._delay(attempt, last))
+                    continue
+                sent_at_ms = None  # provably absent: the same id may go again
+            attempt_ms = self.clock.now_ms()
+            if before_attempt is not None:
+                await before_attempt(attempt_ms)
             try:
-                found = await self.resolve(req, since_ms=since_ms)
-            except RetryableError:
-                found = None
-            if found is not None:
-                return found
-            raise Unresolved(f"{req.client_order_id}: {exc}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+                return await self.exchange.place_order(req)
+            except DuplicateOrder as exc:
+                # The id is live at the venue: an earlier attempt landed; find it.
+                last, sent_at_ms = exc, attempt_ms
+            except (RateLimited, ExchangeNetworkError) as exc:
+                last = exc  # refused before processing: nothing landed
+                self.metrics.venue_errors.labels(type(exc).__name__).inc()
+            except (AmbiguousSubmit, ExchangeUnavailable) as exc:
+                last, sent_at_ms = exc, attempt_ms
+                self.metrics.venue_errors.labels(type(exc).__name__).inc()
+                self.metrics.ambiguous.inc()
+            if attempt < self.retry.attempts:
+                await self.sleep(self._delay(attempt, last))
+        raise Unresolved(f"{req.client_order_id}: {last}", sent_at_ms=sent_at_ms)
 
     async def cancel(
         self, market: Market, symbol: str, client_order_id: str
@@ -195,7 +229,3 @@ class VenueOps:
             )
         except OrderNotFound:
             return None
-
-
-def qty_sum(trades: list[ExchangeTrade]) -> Decimal:
-    return sum((t.qty for t in trades), ZERO)
