@@ -6,8 +6,8 @@ with its own ``random.Random(seed)``; it draws exactly one number per request (a
 whatever the outcome, so the same seed and the same call sequence yield the same faults.
 
 Request faults (operations: ``place``, ``cancel``, ``query``, ``open_orders``, ``trades``,
-``book``, ``account``, ``time``, ``leverage``, ``margin_type``, ``algo_place``, ``algo_cancel``,
-``algo_query``, ``oco_place``, ``oco_cancel``; ``*`` matches all):
+``book``, ``ticker``, ``account``, ``time``, ``leverage``, ``margin_type``, ``algo_place``,
+``algo_cancel``, ``algo_query``, ``oco_place``, ``oco_cancel``; ``*`` matches all):
 
 * ``RATE_LIMIT`` — HTTP 429 with Retry-After, nothing done;
 * ``SERVER_ERROR`` — HTTP 5xx, nothing done;
@@ -198,6 +198,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "open_orders": 6,
     "trades": 20,
     "book": 5,
+    "ticker": 2,
     "account": 20,
     "time": 1,
     "leverage": 1,
