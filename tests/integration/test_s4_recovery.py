@@ -129,6 +129,39 @@ async def test_restart_with_child_in_flight_resolves_before_sending_the_same_id(
         await store.close()
 
 
+class CrashingStore(SqliteStore):
+    """Dies right before the first child order record is written."""
+
+    async def insert(self, collection: str, doc: dict[str, object]) -> str:
+        if collection == "orders" and str(doc.get("_key", "")).endswith("-E1"):
+            raise SimulatedCrash("before the child record")
+        return await super().insert(collection, doc)
+
+
+async def test_restart_with_child_allocated_but_never_recorded_sends_it_once(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    crashing = CrashingStore(tmp_path / "store.sqlite3")
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=crashing) as r1:
+            with pytest.raises(SimulatedCrash):
+                await r1.submit()
+            await crash(r1)
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
+            assert await r2.c.router.recover() == 1
+            view = await r2.until_done("c-1")
+            assert view["order"]["status"] == "FILLED"
+            assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
+            assert r2.venue_filled("c-1") == D("0.002")
+            assert "restored" in view["children"][0]["history"][1]["reason"]
+    finally:
+        await crashing.close()
+        await store.close()
+
+
 async def test_restart_mid_twap_resumes_without_repeating_or_skipping_slices(
     redis: RedisClient, tmp_path: Path
 ) -> None:

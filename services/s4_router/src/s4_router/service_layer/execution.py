@@ -141,6 +141,10 @@ class Execution:
             )
         self.fills_booked = len(self.parent_ledger.seen)
 
+    def mark_unsent(self, child_ids: list[str]) -> None:
+        """Children known never to have reached the venue (sent at once when still wanted)."""
+        self._unsent.update(child_ids)
+
     @property
     def client_order_id(self) -> str:
         return self.parent.client_order_id

@@ -59,7 +59,7 @@ from svckit.clock import Clock
 from svckit.errors import DuplicateKey
 from svckit.redisio import RedisClient, claim_for_execution, new_token
 from svckit.store.base import DocumentStore, Query
-from tradekit.enums import OrderRole, OrderStatus, OrderType, RequestResult
+from tradekit.enums import OrderRole, OrderStatus, OrderType, RequestResult, TimeInForce
 from tradekit.errors import InvalidIntent
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
@@ -397,14 +397,42 @@ class OrderRouter:
             for c in await self.store.find("orders", Query(where={"parent_client_order_id": coid}))
         }
         fills = await self.store.find("fills", Query(where={"parent_client_order_id": coid}))
+        unsent: list[str] = []
         if parent.exec_state is not None:
             state = ExecState.model_validate(parent.exec_state)
             machine = ParentMachine(state, inst=inst, parent_id=coid)
+            for sl, c in machine.children():
+                if c.id not in kids:
+                    # Allocated (parent written first) but its record never was: the send
+                    # comes after the record, so this child never reached the venue.
+                    kids[c.id] = self._restore_child(parent, sl.index, c)
+                    await self.store.insert(
+                        "orders", {"_key": c.id, **kids[c.id].model_dump(mode="json")}
+                    )
+                    unsent.append(c.id)
         else:
             machine = self._legacy_machine(parent, kids, inst)
-        return Execution(
+        ex = Execution(
             self.deps, parent=parent, children=kids, machine=machine, inst=inst, fills=fills
         )
+        ex.mark_unsent(unsent)
+        return ex
+
+    def _restore_child(self, parent: OrderRecord, slice_index: int, c: ChildState) -> OrderRecord:
+        post_only = c.role in (OrderRole.MAKER, OrderRole.CHASE)
+        return OrderRecord(
+            client_order_id=c.id, parent_client_order_id=parent.client_order_id,
+            intent_id=parent.intent_id, venue=parent.venue, market=parent.market,
+            symbol=parent.symbol, side=parent.side,
+            type=OrderType.MARKET if c.price is None else OrderType.LIMIT, qty=c.qty,
+            price=c.price, reduce_only=parent.reduce_only, status=S.SUBMITTED,
+            history=[StateChange(status=S.NEW, ts=c.placed_ms),
+                     StateChange(status=S.SUBMITTED, ts=c.placed_ms,
+                                 reason="restored from the parent's execution state")],
+            role=c.role, slice_index=slice_index, post_only=post_only,
+            time_in_force=TimeInForce.GTX if post_only else None, ts_send=c.placed_ms,
+            created_ts=c.placed_ms, updated_ts=self.clock.now_ms(),
+        )  # fmt: skip
 
     def _legacy_machine(
         self, parent: OrderRecord, kids: dict[str, OrderRecord], inst: Instrument
