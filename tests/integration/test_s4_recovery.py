@@ -12,6 +12,7 @@ import pytest
 from s4_router.adapters.exchange.base import ExchangeOrder, PlaceOrderRequest
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.entrypoints.stream_consumer import IntentConsumer
+from s4_router.service_layer.router import IntakeBusy
 from svckit import jsonutil, keys
 from svckit.clock import ManualClock
 from svckit.redisio import (
@@ -272,3 +273,26 @@ async def test_consumer_with_maker_intent_acks_once_running_and_reclaims_dead_co
         assert "INTENT_DEAD_LETTER" in await r.alerts()
         await cons._lag()
         assert r.c.metrics.stream_lag._value.get() == 0
+
+
+async def test_consumer_with_intent_being_accepted_elsewhere_leaves_entry_pending(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        cons = IntentConsumer(
+            redis=redis, router=r.c.router, clock=r.clock, group="g", consumer="me",
+            claim_idle_ms=0, max_deliveries=5,
+        )  # fmt: skip
+        await ensure_group(redis, keys.ORDERS_INTENT, "g")
+        await xadd_json(redis, keys.ORDERS_INTENT, intent().model_dump(mode="json"))
+        (entry,) = await read_group(redis, keys.ORDERS_INTENT, "g", "me", block_ms=10)
+        await redis.set("exec:lease:c-1", "another-replica", px=60_000)  # not stored yet
+        with pytest.raises(IntakeBusy):
+            await cons.handle(entry)
+        assert (await redis.xpending(keys.ORDERS_INTENT, "g"))["pending"] == 1
+        assert r.venue_orders("c-1") == []
+        await redis.delete("exec:lease:c-1")  # the other intake died: its lease ran out
+        (again,) = await autoclaim(redis, keys.ORDERS_INTENT, "g", "me", min_idle_ms=0)
+        await cons.handle(again)
+        assert (await redis.xpending(keys.ORDERS_INTENT, "g"))["pending"] == 0
+        assert r.venue_filled("c-1") == D("0.002")

@@ -56,7 +56,7 @@ from s4_router.service_layer.quality import QualityTracker
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit import keys
 from svckit.clock import Clock
-from svckit.errors import DuplicateKey
+from svckit.errors import DuplicateKey, InfraError
 from svckit.redisio import RedisClient, claim_for_execution, new_token
 from svckit.store.base import DocumentStore, Query
 from tradekit.enums import OrderRole, OrderStatus, OrderType, RequestResult, TimeInForce
@@ -70,6 +70,10 @@ log = logging.getLogger(__name__)
 
 S = OrderStatus
 LIVE = (S.NEW, S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
+
+
+class IntakeBusy(InfraError):
+    """The same intent is being accepted concurrently and is not stored yet (retryable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,18 +309,11 @@ class OrderRouter:
         doc = await self.store.find_one("orders", {"client_order_id": intent.client_order_id})
         if doc is not None:
             return self._duplicate(doc, source)
-        self.metrics.duplicates.inc()
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.OK,
-                order_ids=[intent.client_order_id],
-                message="duplicate client_order_id: another replica is starting it; nothing sent",
-                client_order_id=intent.client_order_id,
-                status=S.NEW,
-                duplicate=True,
-            ),
-            202,
-        )
+        # Another intake holds the lease but has stored nothing yet. Answering "duplicate"
+        # would let the stream acknowledge an intent whose other copy may still die before
+        # being stored: answer "busy" instead (the stream entry stays pending and comes back,
+        # REST gets a 503 and retries); by then it is stored, or its lease has expired.
+        raise IntakeBusy(f"{intent.client_order_id}: being accepted by another request; retry")
 
     def _duplicate(self, doc: dict[str, Any], source: str) -> Outcome:
         self.metrics.duplicates.inc()
