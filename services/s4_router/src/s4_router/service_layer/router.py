@@ -69,6 +69,7 @@ from tradekit.orders import OrderRecord, OrderResponse, StateChange
 log = logging.getLogger(__name__)
 
 S = OrderStatus
+REFUSAL_ALERT_EVERY_MS = 60_000
 LIVE = (S.NEW, S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
 
 
@@ -122,6 +123,7 @@ class OrderRouter:
         self.quality = quality
         self.owner = owner or f"s4:{socket.gethostname()}:{os.getpid()}"
         self.sync_wait_ms = sync_wait_ms
+        self._refusal_alerted: dict[str, int] = {}
         self.deps = ExecDeps(
             store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
             publisher=publisher, venue=exchange.venue, owner=self.owner,
@@ -294,9 +296,17 @@ class OrderRouter:
             "ENTRY_REFUSED", client_order_id=coid, symbol=intent.symbol,
             data={"reason": reason, "message": message},
         )  # fmt: skip
-        await self.publisher.alert(
-            "ENTRY_REFUSED", f"{coid}: {message}", data={"symbol": intent.symbol, "reason": reason}
-        )
+        # One alert per reason per minute: a breaker storm must not bury the alerts stream
+        # (every refusal is still on router:events and in the store).
+        now_ms = self.clock.now_ms()
+        if now_ms - self._refusal_alerted.get(reason, -REFUSAL_ALERT_EVERY_MS) >= (
+            REFUSAL_ALERT_EVERY_MS
+        ):
+            self._refusal_alerted[reason] = now_ms
+            await self.publisher.alert(
+                "ENTRY_REFUSED", f"{coid}: {message}",
+                data={"symbol": intent.symbol, "reason": reason},
+            )  # fmt: skip
         return Outcome(
             OrderResponse(
                 result=RequestResult.FAIL, order_ids=[coid], message=message,
