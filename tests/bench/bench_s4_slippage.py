@@ -52,6 +52,7 @@ async def run_arm(
     slips: list[float] = []
     filled = maker = fees = D(0)
     complete = 0
+    incomplete: dict[str, int] = {}
     async with s4_rig(redis, tmp, clock=clock, venue=venue, poll_interval_ms=100) as r:
         for i in range(n):
             coid = f"sl-{i}"
@@ -71,6 +72,9 @@ async def run_arm(
                 continue
             if o["status"] == "FILLED":
                 complete += 1
+            else:
+                why = f"{o['status']}: {o['message']}".split(" 0.")[0]
+                incomplete[why] = incomplete.get(why, 0) + 1
             sign = 1 if o["side"] == "BUY" else -1
             arrival = D(o["arrival_mid"])
             slips.append(float((D(o["avg_price"]) - arrival) / arrival * 10_000 * sign))
@@ -81,6 +85,7 @@ async def run_arm(
                     maker += D(f["qty"])
     return {
         "slips": slips, "complete": complete, "filled": filled, "maker": maker, "fees": fees,
+        "incomplete": incomplete,
     }  # fmt: skip
 
 
@@ -104,6 +109,8 @@ async def main(n: int, gap_s: int, seed: int) -> None:
         print(f"  {name:<11} filled {arm['complete']}/{n}  maker fill ratio {ratio:.1%}  "
               f"slippage bps p50 {pct(s, 0.5):+.3f}  p95 {pct(s, 0.95):+.3f}  mean "
               f"{statistics.fmean(s):+.3f}  fees {arm['fees']:.4f} USDT")  # fmt: skip
+        if arm["incomplete"]:
+            print(f"    not completely filled: {arm['incomplete']}")
     better = pct(mt["slips"], 0.5) < pct(mk["slips"], 0.5)
     print(f"target (Maker→Taker median slippage below MARKET's): {'MET' if better else 'NOT MET'}")
 
