@@ -17,10 +17,10 @@ Definitions (all prices in quote currency, USDT):
   ranges, then ``ATR = (ATR·(P−1) + TR) / P``).
 * ``rv_{W}m`` = realised volatility: standard deviation of the last W 1-minute log returns,
   annualised (× √525 600).
-* ``rv_pctile_30d`` = percentile rank as a fraction (0–1, as spec §G's rules compare it) of the current ``rv`` among the ``rv`` values of
-  every closed 1-minute bar of the last 30 days. With a shorter history it ranks against what
-  exists (``rv_history_minutes`` says how much), and it is omitted until there are
-  at least 2 values to rank.
+* ``rv_pctile_30d`` = percentile rank as a fraction (0–1, as spec §G's rules compare it) of the
+  current ``rv`` among the ``rv`` values of every closed 1-minute bar of the last 30 days. With
+  a shorter history it ranks against what exists (``rv_history_minutes`` says how much), and it
+  is omitted until there are at least 2 values to rank.
 * ``ma7_5m`` / ``ma25_5m`` = simple moving averages of the closes of the last 7 / 25 *closed*
   5-minute bars (closed bars only, so a value never repaints within a bar).
 * ``ts`` = epoch ms of the latest input the snapshot reflects.
