@@ -741,7 +741,11 @@ async def test_factory_with_ccxt_exchange_and_base_url_builds_a_working_adapter(
     venue, clock = facade_venue()
     plug(slot, venue)
     settings = Settings(
-        exchange="binanceusdm", binance_key=API_KEY, binance_secret=API_SECRET, testnet=False
+        exchange="binanceusdm",
+        binance_key=API_KEY,
+        binance_secret=API_SECRET,
+        testnet=False,
+        recv_window_ms=7_000,
     )
     ex, jobs = make_exchange(
         settings,
@@ -752,6 +756,7 @@ async def test_factory_with_ccxt_exchange_and_base_url_builds_a_working_adapter(
     )
     assert isinstance(ex, CcxtExchange)
     assert jobs == []
+    assert {c.options["recvWindow"] for c in ex._clients.values()} == {7_000}
     async with ex:
         await ex.load_markets(DEFAULT_INSTRUMENTS)
         before = clock.now_ms()

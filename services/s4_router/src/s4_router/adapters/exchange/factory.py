@@ -54,6 +54,9 @@ def make_exchange(
         api_secret=settings.binance_secret.get_secret_value(),
         testnet=settings.testnet,
         base_url=base_url,
+        # The router proves an unanswered submit absent once this window has passed: the
+        # venue must be told the same window.
+        recv_window_ms=settings.recv_window_ms,
     )
     # No market-data job yet for live venues: mkt:* / feat:last:* need a ccxt feeder.
     return exchange, []
