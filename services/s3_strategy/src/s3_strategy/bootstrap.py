@@ -56,15 +56,23 @@ class S3Container:
     async def start(self) -> None:
         if not self._tasks:
             self._stop.clear()
-            self._tasks.append(asyncio.create_task(self.ledger.run(self._stop), name="s3-ledger"))
+            self._tasks.append(
+                asyncio.create_task(
+                    self.ledger.run(self._stop, poll_ms=self.settings.entries_poll_ms),
+                    name="s3-ledger",
+                )
+            )
 
     async def aclose(self) -> None:
         self._stop.set()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # The loops wake on the event; cancel only a task stuck in I/O for too long.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         self._tasks.clear()
         if self.http is not None:
             await self.http.aclose()

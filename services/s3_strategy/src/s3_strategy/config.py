@@ -34,6 +34,7 @@ class Settings(ServiceSettings):
     lock_wait_ms: int = Field(default=500, ge=0, le=3000)
     # Ledger of entries in flight (adapters/entries.py).
     entries_reconcile_ms: int = Field(default=1000, ge=10)
+    entries_poll_ms: int = Field(default=100, ge=5, le=5000)  # orders:executed follow period
     entries_grace_ms: int = Field(default=60_000, ge=1000)
     # At most one alert per (kind, symbol) per replica in this interval (publish failures: all).
     alert_min_interval_s: float = Field(default=60, ge=0)

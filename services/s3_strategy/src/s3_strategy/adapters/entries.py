@@ -159,28 +159,38 @@ class EntriesLedger:
         if event.get("status") in TERMINAL and isinstance(event.get("client_order_id"), str):
             await self.remove(event["client_order_id"])
 
-    async def run(self, stop: asyncio.Event, *, block_ms: int = 1000) -> None:
-        """Tail `orders:executed` (from now) and reconcile periodically, until `stop`."""
-        last_id = "$"
+    async def _tail_id(self) -> str:
+        last: Any = await self.redis.xrevrange(keys.ORDERS_EXECUTED, count=1)
+        return str(last[0][0]) if last else "0-0"
+
+    async def poll_executed(self, last_id: str) -> str:
+        """Apply the `orders:executed` events after `last_id` (non-blocking); new last id."""
+        resp: Any = await self.redis.xread({keys.ORDERS_EXECUTED: last_id}, count=512)
+        for _stream, entries in resp or []:
+            for entry_id, fields in entries:
+                last_id = str(entry_id)
+                with contextlib.suppress(ValueError, TypeError):
+                    event = jsonutil.loads(fields.get("data", ""))
+                    if isinstance(event, dict):
+                        await self.on_executed(event)
+        return last_id
+
+    async def run(self, stop: asyncio.Event, *, poll_ms: int = 100) -> None:
+        """Follow `orders:executed` (from now on) every `poll_ms` and reconcile every
+        `reconcile_ms`, until `stop` is set. Polls rather than blocking in XREAD so that stopping
+        never has to cancel a Redis call half-way (which can leak its connection)."""
+        last_id: str | None = None
         next_reconcile = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
+                if last_id is None:
+                    last_id = await self._tail_id()
                 if loop.time() >= next_reconcile:
                     await self.reconcile()
                     next_reconcile = loop.time() + self.reconcile_ms / 1000
-                wait = max(1, min(block_ms, int((next_reconcile - loop.time()) * 1000)))
-                resp: Any = await self.redis.xread({keys.ORDERS_EXECUTED: last_id}, block=wait)
-                for _stream, entries in resp or []:
-                    for entry_id, fields in entries:
-                        last_id = entry_id
-                        with contextlib.suppress(ValueError, TypeError):
-                            event = jsonutil.loads(fields.get("data", ""))
-                            if isinstance(event, dict):
-                                await self.on_executed(event)
-            except asyncio.CancelledError:
-                raise
+                last_id = await self.poll_executed(last_id)
             except (redis_exc.RedisError, InfraError, OSError) as exc:
                 log.warning("entries ledger: %s", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=min(1.0, self.reconcile_ms / 1000))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=poll_ms / 1000)
