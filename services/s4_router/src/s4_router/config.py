@@ -85,6 +85,11 @@ class Settings(ServiceSettings):
     )
     sim_seed: int = 7
     market_publish_ms: int = Field(default=500, ge=10)
+    market_feed: bool = Field(
+        default=False,
+        description="with a ccxt exchange: poll books and publish mkt:* / feat:last:* to Redis "
+        "(production usually runs a dedicated feeder instead)",
+    )
 
     @model_validator(mode="after")
     def _keys_for_live(self) -> Settings:

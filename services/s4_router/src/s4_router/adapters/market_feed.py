@@ -3,9 +3,15 @@
 
 Features are computed from the data by :class:`venue.features.FeatureCalculator` (mid, spread,
 top-N depth, funding, ATR on 1-min bars, realised volatility and its percentile, MA7/MA25 on
-5-min bars). In `make run` the source is the in-process venue simulator: every market step
-(book + tape) is fed to the calculator through a listener that bypasses the request path, so
-publishing costs no request weight and sees no injected faults.
+5-min bars). Two sources share one publishing path (:func:`publish_snapshots`):
+
+* :class:`SimMarketFeed` (`make run`, tests): every step of the in-process venue simulator (book
+  and tape) reaches the calculator through a listener that bypasses the request path, so
+  publishing costs no request weight and sees no injected faults;
+* :class:`PollingMarketFeed` (any exchange adapter, e.g. ccxt on a real venue): polls the order
+  book through the exchange port every period; bars are built from the sampled mid (the port
+  has no public tape), and there is no synthetic warm-up: history-based features appear once
+  enough live bars exist (14 minutes for ATR(14), about two hours for MA25 on 5-min bars).
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ import logging
 import math
 import random
 import zlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from redis import exceptions as redis_exc
 
+from s4_router.adapters.exchange.base import ExchangeError, ExchangePort
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from tradekit.enums import Market
@@ -32,6 +40,7 @@ from venue.venue import Venue
 log = logging.getLogger(__name__)
 
 DEPTH_LEVELS = 20
+ZERO_QTY = Decimal(0)
 WARMUP_MINUTES = 180  # ATR(14) on 1-min bars and MA25 on 5-min bars are defined from the start
 WARMUP_VOL_PER_MIN = 0.0008  # ≈ 3 % a day, a plausible BTC-like level
 
@@ -75,7 +84,62 @@ def warm_up(calc: FeatureCalculator, *, end_ts: int, last: Decimal, seed: int) -
     return WARMUP_MINUTES
 
 
+@dataclass(frozen=True, slots=True)
+class BookSample:
+    symbol: str
+    ts: int
+    bids: Sequence[tuple[Decimal, Decimal]]
+    asks: Sequence[tuple[Decimal, Decimal]]
+    last: Decimal | None = None
+    mark: Decimal | None = None
+
+
+async def publish_snapshots(
+    redis: RedisClient,
+    samples: Iterable[BookSample],
+    calcs: Mapping[str, FeatureCalculator],
+    ttl_s: int,
+) -> int:
+    """SET mkt:tick, mkt:depth and feat:last for every sample in one pipeline round trip;
+    keys expire after `ttl_s` so stale data disappears rather than lingering as "last"."""
+    pipe = redis.pipeline(transaction=False)
+    n = 0
+    for smp in samples:
+        if not smp.bids or not smp.asks:
+            continue
+        tick = Tick(
+            symbol=smp.symbol, ts=smp.ts, bid=smp.bids[0][0], ask=smp.asks[0][0],
+            bid_qty=smp.bids[0][1], ask_qty=smp.asks[0][1], last=smp.last, mark=smp.mark,
+        )  # fmt: skip
+        depth = DepthSnapshot(
+            symbol=smp.symbol, ts=smp.ts,
+            bids=list(smp.bids[:DEPTH_LEVELS]), asks=list(smp.asks[:DEPTH_LEVELS]),
+        )  # fmt: skip
+        feats = {"symbol": smp.symbol, "ts": smp.ts, **derive(calcs[smp.symbol].values())}
+        pipe.set(keys.mkt_tick(smp.symbol), tick.model_dump_json(), ex=ttl_s)
+        pipe.set(keys.mkt_depth(smp.symbol), depth.model_dump_json(), ex=ttl_s)
+        pipe.set(keys.feat_last(smp.symbol), jsonutil.dumps(feats), ex=ttl_s)
+        n += 1
+    if n:
+        await pipe.execute()
+    return n
+
+
+async def _every(period_ms: int, stop: asyncio.Event, step: Callable[[], Awaitable[None]]) -> None:
+    while not stop.is_set():
+        try:
+            await step()
+        except (redis_exc.RedisError, OSError) as exc:
+            log.warning("market feed: redis unavailable: %s", exc)
+        except ExchangeError as exc:
+            log.warning("market feed: exchange error: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=period_ms / 1000)
+
+
 class SimMarketFeed:
+    """Feeds the calculators from the in-process venue's market steps."""
+
     def __init__(
         self,
         *,
@@ -91,7 +155,7 @@ class SimMarketFeed:
         self.redis = redis
         self.symbols = [s for s in symbols if s in venue.instruments]
         self.period_ms = period_ms
-        self.ttl_s = ttl_s  # stale data disappears rather than lingering as "last"
+        self.ttl_s = ttl_s
         self.calc = {s: FeatureCalculator(s) for s in self.symbols}
         self.last: dict[str, MarketUpdate] = {}
         self.published = 0
@@ -113,41 +177,64 @@ class SimMarketFeed:
 
     async def publish_once(self) -> None:
         self.venue.sync()
-        pipe = self.redis.pipeline(transaction=False)
+        samples = []
         for symbol in self.symbols:
             upd = self.last.get(symbol)
             if upd is None:
                 continue
             fut = Market.FUT in self.venue.instruments[symbol].markets
-            tick = Tick(
-                symbol=symbol,
-                ts=upd.ts,
-                bid=upd.bids[0][0],
-                ask=upd.asks[0][0],
-                bid_qty=upd.bids[0][1],
-                ask_qty=upd.asks[0][1],
-                last=upd.last,
-                mark=self.venue.mark_price(symbol) if fut else None,
+            samples.append(
+                BookSample(
+                    symbol,
+                    upd.ts,
+                    upd.bids,
+                    upd.asks,
+                    upd.last,
+                    self.venue.mark_price(symbol) if fut else None,
+                )
             )
-            depth = DepthSnapshot(
-                symbol=symbol,
-                ts=upd.ts,
-                bids=list(upd.bids[:DEPTH_LEVELS]),
-                asks=list(upd.asks[:DEPTH_LEVELS]),
-            )
-            feats = {"symbol": symbol, "ts": upd.ts, **derive(self.calc[symbol].values())}
-            pipe.set(keys.mkt_tick(symbol), tick.model_dump_json(), ex=self.ttl_s)
-            pipe.set(keys.mkt_depth(symbol), depth.model_dump_json(), ex=self.ttl_s)
-            pipe.set(keys.feat_last(symbol), jsonutil.dumps(feats), ex=self.ttl_s)
-        await pipe.execute()
+        await publish_snapshots(self.redis, samples, self.calc, self.ttl_s)
         self.published += 1
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.publish_once()
-            except (redis_exc.RedisError, OSError) as exc:
-                log.warning("market feed: redis unavailable: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.period_ms / 1000)
-        self._unsubscribe()
+        try:
+            await _every(self.period_ms, stop, self.publish_once)
+        finally:
+            self._unsubscribe()
+
+
+class PollingMarketFeed:
+    """Feeds the calculators by polling the order book through any exchange adapter."""
+
+    def __init__(
+        self,
+        *,
+        exchange: ExchangePort,
+        redis: RedisClient,
+        symbols: Iterable[tuple[str, Market]],
+        period_ms: int,
+        ttl_s: int = 30,
+    ) -> None:
+        self.exchange = exchange
+        self.redis = redis
+        self.symbols = list(symbols)
+        self.period_ms = period_ms
+        self.ttl_s = ttl_s
+        self.calc = {s: FeatureCalculator(s) for s, _ in self.symbols}
+        self.published = 0
+
+    async def publish_once(self) -> None:
+        samples = []
+        for symbol, market in self.symbols:
+            book = await self.exchange.fetch_book(market, symbol, depth=DEPTH_LEVELS)
+            if not book.bids or not book.asks:
+                continue
+            calc = self.calc[symbol]
+            calc.on_book(book.ts, book.bids, book.asks)
+            calc.on_trade(book.ts, book.mid, ZERO_QTY)  # a mid sample builds the 1-min bars
+            samples.append(BookSample(symbol, book.ts, book.bids, book.asks, book.mid))
+        await publish_snapshots(self.redis, samples, self.calc, self.ttl_s)
+        self.published += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await _every(self.period_ms, stop, self.publish_once)

@@ -58,5 +58,18 @@ def make_exchange(
         # venue must be told the same window.
         recv_window_ms=settings.recv_window_ms,
     )
-    # No market-data job yet for live venues: mkt:* / feat:last:* need a ccxt feeder.
-    return exchange, []
+    live_jobs: list[BackgroundTask] = []
+    if settings.market_feed:
+        from s4_router.adapters.market_feed import PollingMarketFeed
+        from tradekit.enums import Market
+
+        # One book per symbol: futures where listed (what S3 trades by default), else spot.
+        pairs = [
+            (s, Market.FUT if Market.FUT in i.markets else Market.SPOT)
+            for s, i in instruments.items()
+        ]
+        poller = PollingMarketFeed(
+            exchange=exchange, redis=redis, symbols=pairs, period_ms=settings.market_publish_ms
+        )
+        live_jobs.append(poller.run)
+    return exchange, live_jobs
