@@ -1,4 +1,5 @@
-"""What a decision reads from Redis, in one pipelined round trip:
+"""What a decision reads from Redis, in one pipelined round trip (two when it falls back to
+the tick):
 
 * `feat:last:{symbol}` — the flat feature snapshot `{"symbol", "ts", name: number, ...}`
   (tradekit.market.FeatureSnapshot), the primary source;
@@ -92,9 +93,12 @@ class StateReader:
     async def read(self, symbol: str, market: str) -> MarketState:
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.feat_last(symbol))
-        pipe.get(keys.mkt_tick(symbol))
         pipe.hgetall(ENTRIES_KEY)
-        feat_raw, tick_raw, ledger = await pipe.execute()
+        feat_raw, ledger = await pipe.execute()
+        tick_raw = None
+        if feat_raw is None or ('"mid"' if isinstance(feat_raw, str) else b'"mid"') not in feat_raw:
+            # Fallback only: a second round trip when the snapshot lacks the top of book.
+            tick_raw = await self.redis.get(keys.mkt_tick(symbol))
         state = parse_snapshot(feat_raw, tick_raw)
         state.open_entries, state.margin_in_flight = tally(ledger, symbol, market)
         return state

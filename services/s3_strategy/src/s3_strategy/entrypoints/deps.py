@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the container built by bootstrap() lives on app.state."""
+"""FastAPI dependencies: the container built by bootstrap() lives on app.state.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool,
+which costs more than the whole decision pipeline.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,14 @@ if TYPE_CHECKING:
     from s3_strategy.bootstrap import S3Container
 
 
-def get_container(request: Request) -> S3Container:
+async def get_container(request: Request) -> S3Container:
     container: S3Container = request.app.state.container
     return container
 
 
-def get_service(request: Request) -> DecisionService:
-    return get_container(request).service
+async def get_service(request: Request) -> DecisionService:
+    service: DecisionService = request.app.state.container.service
+    return service
 
 
 ContainerDep = Annotated["S3Container", Depends(get_container)]
