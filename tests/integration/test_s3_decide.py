@@ -622,3 +622,19 @@ async def test_bootstrap_with_rule_edited_after_rev_was_cut_refuses_unless_recor
             await bootstrap(settings, redis=redis, store=store, seed=False)
     finally:
         await store.close()
+
+
+async def test_decide_with_no_feature_snapshot_falls_back_to_the_tick(
+    make_s3: Factory, redis: RedisClient
+) -> None:
+    from tests.helpers import now_ms
+
+    s3 = await make_s3()
+    tick = {"symbol": "BTCUSDT", "ts": now_ms(), "bid": "65000", "ask": "65001",
+            "bid_qty": "1", "ask_qty": "2"}  # fmt: skip
+    await redis.set(keys.mkt_tick("BTCUSDT"), jsonutil.dumps(tick))
+    body = await s3.decide(DRY)
+    assert body["reason"] == "FEATURE_MISSING"  # the tick has no ATR, funding, MAs…
+    signal = await s3.store.get("signals", body["signal_id"])
+    assert signal is not None and signal["feature_sources"] == ["mkt:tick"]
+    assert signal["features"]["mid"] == 65000.5 and signal["features"]["ts"] == tick["ts"]
