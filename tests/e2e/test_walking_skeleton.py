@@ -112,7 +112,9 @@ async def _exists(redis: RedisClient, key: str) -> bool:
 
 
 @pytest.fixture
-async def stacks() -> AsyncIterator[AsyncExitStack]:
+async def stacks(redis: RedisClient) -> AsyncIterator[AsyncExitStack]:
+    # Depends on `redis` so the services stop (and stop using it) before the client closes;
+    # otherwise their last commands open fresh connections nobody closes.
     async with AsyncExitStack() as stack:
         yield stack
 
