@@ -294,3 +294,17 @@ async def test_http_with_maker_intent_answers_202_then_view_cancel_health_and_me
                          "router_stream_lag", "router_twap_slice_fill_ratio",
                          "router_submit_latency_seconds"):  # fmt: skip
                 assert f"# TYPE {name} " in metrics, name
+
+
+async def test_cancel_from_another_replica_stops_the_owner_without_a_taker(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        await r.submit(exec_policy=MT)
+        # Another replica's /cancel: flag in the store, child cancelled at the venue directly.
+        await r.c.store.update("orders", "c-1", {"cancel_requested": True})
+        await r.exchange.cancel_order(Market.FUT, "BTCUSDT", client_order_id="c-1-E1")
+        await r.drive(3000)
+        view = await r.c.router.get("c-1")
+        assert view is not None and view["order"]["status"] == "CANCELED"
+        assert [o.client_order_id for o in r.venue_orders("c-1")] == ["c-1-E1"]

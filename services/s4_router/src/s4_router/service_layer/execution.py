@@ -168,6 +168,9 @@ class Execution:
             return self.finished
 
     async def _step(self) -> None:
+        # Order matters: venue news first, then the cancel flag, then anything new is placed.
+        # A child cancelled by another replica's /cancel reads as "maker ended" to the machine,
+        # but the placement that would follow only happens below, after the flag is seen.
         await self._refresh()
         m = self.machine
         check = self._check_cancel_flag

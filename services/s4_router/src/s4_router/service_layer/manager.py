@@ -91,6 +91,8 @@ class ExecutionManager:
             options.append(max(0, wake - now))
         if ex.has_live_children() or not options:
             options.append(self.poll_ms)
+        # Wake often enough to renew the lease, even across a long TWAP gap.
+        options.append(max(self.leases.ttl_ms // 3, 1))
         return min(options) / 1000
 
     async def _run(self, ex: Execution, *, step_now: bool) -> None:
