@@ -638,3 +638,13 @@ async def test_decide_with_no_feature_snapshot_falls_back_to_the_tick(
     signal = await s3.store.get("signals", body["signal_id"])
     assert signal is not None and signal["feature_sources"] == ["mkt:tick"]
     assert signal["features"]["mid"] == 65000.5 and signal["features"]["ts"] == tick["ts"]
+
+
+async def test_bootstrap_with_other_active_rev_in_redis_alerts_rev_mismatch(
+    make_s3: Factory, redis: RedisClient
+) -> None:
+    await redis.set(keys.CFG_ACTIVE_REV, "someone-elses-rev")
+    s3 = await make_s3()
+    [alert] = await alerts(redis)
+    assert alert["kind"] == "CONFIG_REV_MISMATCH" and "someone-elses-rev" in alert["message"]
+    assert s3.c.service.engine.config_rev != "someone-elses-rev"

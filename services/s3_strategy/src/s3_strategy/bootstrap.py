@@ -124,6 +124,15 @@ async def bootstrap(
         raise ConfigError(f"S3_SYMBOLS names symbols missing from instrument_registry: {unknown}")
     await configs.save_context(engine, clock.now_ms())
     await redis.set(keys.CFG_ACTIVE_REV, engine.config_rev, nx=True)
+    raw_rev = await redis.get(keys.CFG_ACTIVE_REV)
+    redis_rev = raw_rev.decode() if isinstance(raw_rev, bytes) else raw_rev
+    if redis_rev is not None and redis_rev != engine.config_rev:
+        # Spec C6: the shared active rev and the local one disagree (e.g. a promotion the store
+        # has not got yet, or a stale key). Decisions use the store's; hot reload reconciles.
+        warnings.append(
+            f"{keys.CFG_ACTIVE_REV} is {redis_rev} but config_active in the store is "
+            f"{engine.config_rev}; deciding with {engine.config_rev}"
+        )
     if http is None and settings.s4_url:
         http = httpx.AsyncClient(
             base_url=settings.s4_url,
