@@ -15,6 +15,7 @@ from s4_router.entrypoints.stream_consumer import IntentConsumer
 from s4_router.service_layer.router import IntakeBusy
 from svckit import jsonutil, keys
 from svckit.clock import ManualClock
+from svckit.errors import StoreUnavailable
 from svckit.redisio import (
     RedisClient,
     StreamEntry,
@@ -296,3 +297,33 @@ async def test_consumer_with_intent_being_accepted_elsewhere_leaves_entry_pendin
         await cons.handle(again)
         assert (await redis.xpending(keys.ORDERS_INTENT, "g"))["pending"] == 0
         assert r.venue_filled("c-1") == D("0.002")
+
+
+class FlakyFillsStore(SqliteStore):
+    """The first write to `fills` fails (store unavailable)."""
+
+    failed = False
+
+    async def insert(self, collection: str, doc: dict[str, object]) -> str:
+        if collection == "fills" and not self.failed:
+            self.failed = True
+            raise StoreUnavailable("disk I/O error (injected)")
+        return await super().insert(collection, doc)
+
+
+async def test_fill_write_failure_is_retried_and_the_fill_stored_once(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    store = FlakyFillsStore(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, store=store) as r:
+            out = await r.submit()
+            assert out.http_status == 202  # durable and running; the step is retried
+            view = await r.until_done("c-1")
+            assert view["order"]["status"] == "FILLED"
+            assert sum(D(f["qty"]) for f in view["fills"]) == D("0.002") == r.venue_filled("c-1")
+            assert len(r.venue_orders("c-1")) == 1
+            executed = await r.stream(keys.ORDERS_EXECUTED)
+            assert [e["fills"] for e in executed] == [len(view["fills"])]
+    finally:
+        await store.close()

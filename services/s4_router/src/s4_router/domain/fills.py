@@ -43,12 +43,22 @@ class FillLedger:
     def remaining(self) -> Decimal:
         return self.qty - self.filled
 
-    def offer(self, key: FillKey, qty: Decimal) -> FillDecision:
-        """Decide whether a reported fill is booked (and book it in the ledger if so)."""
+    def check(self, key: FillKey, qty: Decimal) -> FillDecision:
+        """Would this reported fill be booked? (No change: book it once it is stored.)"""
         if key in self.seen:
             return FillDecision(accepted=False, duplicate=True)
         if qty <= 0 or self.filled + qty > self.qty:
             return FillDecision(accepted=False, overfill=True)
-        self.seen.add(key)
-        self.filled += qty
         return FillDecision(accepted=True)
+
+    def book(self, key: FillKey, qty: Decimal) -> None:
+        if key not in self.seen:
+            self.seen.add(key)
+            self.filled += qty
+
+    def offer(self, key: FillKey, qty: Decimal) -> FillDecision:
+        """Check and book in one go (callers with nothing to store in between)."""
+        decision = self.check(key, qty)
+        if decision.accepted:
+            self.book(key, qty)
+        return decision

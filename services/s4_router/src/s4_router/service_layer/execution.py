@@ -124,6 +124,7 @@ class Execution:
         # Children we know never reached the venue (lock not acquired, 429 on every attempt):
         # they may be sent at once, without waiting out the landing window.
         self._unsent: set[str] = set()
+        self._dirty: set[str] = set()
         self.finished = parent.status.is_terminal
         self.cancel_local = False
         # A parent created by this very request cannot have a cancel request stored yet.
@@ -171,6 +172,7 @@ class Execution:
         # Order matters: venue news first, then the cancel flag, then anything new is placed.
         # A child cancelled by another replica's /cancel reads as "maker ended" to the machine,
         # but the placement that would follow only happens below, after the flag is seen.
+        await self._save_dirty()
         await self._refresh()
         m = self.machine
         check = self._check_cancel_flag
@@ -493,10 +495,11 @@ class Execution:
 
     async def _book_fill(self, child: OrderRecord, t: ExchangeTrade) -> None:
         key = (self.d.venue, t.venue_order_id, t.trade_id)
-        decision = self.ledgers[child.client_order_id].offer(key, t.qty)
+        ledger = self.ledgers[child.client_order_id]
+        decision = ledger.check(key, t.qty)
         if decision.duplicate:
             return
-        if not decision.accepted or not self.parent_ledger.offer(key, t.qty).accepted:
+        if not decision.accepted or not self.parent_ledger.check(key, t.qty).accepted:
             await self.d.publisher.alert(
                 "OVERFILL_REPORT",
                 f"{child.client_order_id}: fill {t.trade_id} ({t.qty}) would exceed the order "
@@ -538,7 +541,13 @@ class Execution:
         try:
             await self.d.store.insert("fills", fill.model_dump(mode="json"))
         except DuplicateKey:
-            return  # booked by an earlier owner of this execution
+            # Stored by an earlier owner of this execution: count it, never twice.
+            ledger.book(key, t.qty)
+            self.parent_ledger.book(key, t.qty)
+            return
+        # Booked in memory only once stored: a failed insert is retried on a later step.
+        ledger.book(key, t.qty)
+        self.parent_ledger.book(key, t.qty)
         self.fills_booked += 1
         self.fees[child.client_order_id] = self.fees.get(child.client_order_id, ZERO) + t.fee
         self.d.metrics.fills.labels(t.liquidity.value).inc()
@@ -595,12 +604,23 @@ class Execution:
         await self._save_child(child)
 
     async def _save_child(self, child: OrderRecord) -> None:
+        # Dirty until stored: a store hiccup must not leave the record behind the venue.
+        self._dirty.add(child.client_order_id)
         patch = child.model_dump(
             mode="json",
             include={"status", "history", "message", "updated_ts", "venue_order_id",
                      "filled_qty", "avg_price", "fee", "ts_ack", "ts_send"},
         )  # fmt: skip
         await self.d.store.update("orders", child.client_order_id, patch)
+        self._dirty.discard(child.client_order_id)
+
+    async def _save_dirty(self) -> None:
+        for cid in list(self._dirty):
+            child = self.children.get(cid)
+            if child is None:
+                self._dirty.discard(cid)
+            else:
+                await self._save_child(child)
 
     def _aggregates(self) -> None:
         filled = sum((c.filled_qty for c in self.children.values()), ZERO)

@@ -220,6 +220,12 @@ class OrderRouter:
             return await self._duplicate_or_running(intent, source)
         except ExchangeError as exc:
             log.warning("%s: first step failed, continuing in background: %s", coid, exc)
+        except InfraError as exc:
+            if not ex.stored:
+                await self.leases.release(coid)
+                raise  # not durable: the caller (or the stream) must retry
+            # Durable already: the background task retries the step from the stored state.
+            log.warning("%s: first step failed on infrastructure, continuing: %s", coid, exc)
         if not ex.stored:
             await ex.persist()
         # Fast-path marker for other replicas; the store insert above is the real guard.
