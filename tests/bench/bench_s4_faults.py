@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -73,6 +74,7 @@ async def main(n: int, rate: float, seed: int) -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.ERROR)  # alerts go to the alerts stream; keep stdout clean
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--fault-rate", type=float, default=0.05)

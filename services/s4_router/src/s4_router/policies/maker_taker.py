@@ -8,6 +8,10 @@
                                                                                         ▼
     WANT_TAKER ──market for the remainder (split by the liquidity probe)──► TAKER ──► DONE
 
+"Timeout or partial fill" (spec 004 §D2: 不足量或超時) is read as: when the wait ends with the
+maker order unfilled or only partly filled, cancel and take the rest; a partial fill before the
+deadline does not cut the wait short.
+
 Rules the money depends on:
 
 * the remainder is sent only after the venue has *acknowledged* the cancel (a terminal report
