@@ -3,13 +3,21 @@ driven here by the in-process simulator with a manual clock."""
 
 from __future__ import annotations
 
+import random
+from decimal import Decimal as D
+
 from s4_router.adapters.exchange.sim_client import SimExchange
-from s4_router.adapters.market_feed import PollingMarketFeed
+from s4_router.adapters.market_feed import (
+    SIM_USDTTWD_BETA,
+    PollingMarketFeed,
+    synthetic_rho_usdttwd,
+)
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from tradekit.enums import Market
 from venue.clock import ManualClock
 from venue.defaults import default_venue
+from venue.features import Bar
 
 
 async def test_polling_feed_with_exchange_port_publishes_and_builds_history(
@@ -32,3 +40,18 @@ async def test_polling_feed_with_exchange_port_publishes_and_builds_history(
         await feed.publish_once()
     feats = jsonutil.loads(await redis.get(keys.feat_last("BTCUSDT")))
     assert feats["atr_14"] > 0 and feats["ts"] == venue.clock.now_ms()
+
+
+def test_synthetic_rho_with_long_history_is_deterministic_and_near_its_beta() -> None:
+    calc_bars = []
+    price = 65000.0
+    rng = random.Random(1)
+    for i in range(3000):
+        nxt = price * (1 + rng.gauss(0, 0.001))
+        calc_bars.append(Bar(i * 60_000, D(f"{price:.2f}"), D(f"{max(price, nxt):.2f}"),
+                             D(f"{min(price, nxt):.2f}"), D(f"{nxt:.2f}")))  # fmt: skip
+        price = nxt
+    rho = synthetic_rho_usdttwd(calc_bars, seed=42)
+    assert rho == synthetic_rho_usdttwd(calc_bars, seed=42)
+    assert rho is not None and abs(rho - SIM_USDTTWD_BETA) < 0.1
+    assert synthetic_rho_usdttwd(calc_bars[:5], seed=42) is None

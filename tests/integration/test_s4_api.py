@@ -202,6 +202,8 @@ async def test_market_feed_with_sim_exchange_publishes_ticks_depth_and_features(
                  "funding_rate", "funding_next_abs", "price"):  # fmt: skip
         assert name in feats, name
     assert 0 <= feats["rv_pctile_30d"] <= 1 and feats["atr_14"] > 0
+    assert -1 <= feats["rho_usdttwd_14"] <= 1  # synthetic USDT/TWD in the simulator
+    assert 0 < feats["rv_1h"] < 0.05  # the hour's volatility, not annualised
     assert abs(feats["ma7_5m"] / feats["mid"] - 1) < 0.05
     assert float(tick["bid"]) < float(tick["ask"]) and tick["mark"] is not None
     assert len(depth["bids"]) >= 5 and float(depth["bids"][0][0]) == float(tick["bid"])

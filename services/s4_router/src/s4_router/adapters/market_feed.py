@@ -33,7 +33,7 @@ from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from tradekit.enums import Market
 from tradekit.market import DepthSnapshot, Tick
-from venue.features import MINUTE_MS, Bar, FeatureCalculator
+from venue.features import MINUTE_MS, MINUTES_PER_YEAR, Bar, FeatureCalculator, log_returns
 from venue.market import MarketUpdate
 from venue.venue import Venue
 
@@ -48,16 +48,43 @@ WARMUP_VOL_PER_MIN = 0.0008  # ≈ 3 % a day, a plausible BTC-like level
 def derive(values: dict[str, float]) -> dict[str, float]:
     """Names the factor registry whitelists, derived from the calculator's output."""
     out = dict(values)
+    if "rv_60m" in out:
+        # The registry's rv_1h is the hour's volatility, not annualised (the calculator's is).
+        out["rv_1h"] = out["rv_60m"] * math.sqrt(60 / MINUTES_PER_YEAR)
     if "mid" in out:
         out.setdefault("price", out["mid"])
     if "funding_rate" in out:
         out["funding_next_abs"] = abs(out["funding_rate"])
-    if "rv_60m" in out:
-        out["rv_1h"] = out["rv_60m"]
     if "ma7_5m" in out and "ma25_5m" in out:
         diff = out["ma7_5m"] - out["ma25_5m"]
         out["ma_cross"] = float((diff > 0) - (diff < 0))
     return out
+
+
+SIM_USDTTWD_BETA = -0.4  # the simulator's USDT/TWD returns load negatively on the symbol's
+RHO_WINDOW_BARS = 14 * 24 * 60  # 14 days of 1-min bars (less when less history exists)
+
+
+def synthetic_rho_usdttwd(bars: Sequence[Bar], seed: int) -> float | None:
+    """`rho_usdttwd_14` for the simulator, which has no USDT/TWD market: a seeded synthetic
+    USDT/TWD return series r_twd = β·z + √(1−β²)·ε (z the symbol's standardised 1-min returns,
+    ε seeded noise per bar) and the sample correlation over the available window. Live feeds
+    must take this factor from real FX data; this exists so the spec's rules can fire in dev."""
+    closes = [b.close for b in bars[-(RHO_WINDOW_BARS + 1) :]]
+    rets = log_returns(closes)
+    if len(rets) < 10:
+        return None
+    mean = sum(rets) / len(rets)
+    sd = math.sqrt(sum((r - mean) ** 2 for r in rets) / (len(rets) - 1)) or 1.0
+    twd = []
+    for bar, r in zip(bars[-len(rets) :], rets, strict=True):
+        eps = random.Random(seed ^ bar.open_ts).gauss(0.0, 1.0)
+        twd.append(SIM_USDTTWD_BETA * (r - mean) / sd + math.sqrt(1 - SIM_USDTTWD_BETA**2) * eps)
+    tm = sum(twd) / len(twd)
+    cov = sum((a - mean) * (b - tm) for a, b in zip(rets, twd, strict=True))
+    var_t = sum((b - tm) ** 2 for b in twd)
+    var_r = sum((a - mean) ** 2 for a in rets)
+    return cov / math.sqrt(var_r * var_t) if var_r > 0 and var_t > 0 else None
 
 
 def warm_up(calc: FeatureCalculator, *, end_ts: int, last: Decimal, seed: int) -> int:
@@ -92,6 +119,7 @@ class BookSample:
     asks: Sequence[tuple[Decimal, Decimal]]
     last: Decimal | None = None
     mark: Decimal | None = None
+    extra: Mapping[str, float] | None = None  # features the calculator does not compute
 
 
 async def publish_snapshots(
@@ -115,7 +143,12 @@ async def publish_snapshots(
             symbol=smp.symbol, ts=smp.ts,
             bids=list(smp.bids[:DEPTH_LEVELS]), asks=list(smp.asks[:DEPTH_LEVELS]),
         )  # fmt: skip
-        feats = {"symbol": smp.symbol, "ts": smp.ts, **derive(calcs[smp.symbol].values())}
+        feats = {
+            "symbol": smp.symbol,
+            "ts": smp.ts,
+            **derive(calcs[smp.symbol].values()),
+            **(smp.extra or {}),
+        }
         pipe.set(keys.mkt_tick(smp.symbol), tick.model_dump_json(), ex=ttl_s)
         pipe.set(keys.mkt_depth(smp.symbol), depth.model_dump_json(), ex=ttl_s)
         pipe.set(keys.feat_last(smp.symbol), jsonutil.dumps(feats), ex=ttl_s)
@@ -159,6 +192,7 @@ class SimMarketFeed:
         self.calc = {s: FeatureCalculator(s) for s in self.symbols}
         self.last: dict[str, MarketUpdate] = {}
         self.published = 0
+        self._rho: dict[str, tuple[int, float | None]] = {}
         self._unsubscribe = venue.add_market_listener(self._on_update)
 
     def _on_update(self, symbol: str, upd: MarketUpdate) -> None:
@@ -191,10 +225,23 @@ class SimMarketFeed:
                     upd.asks,
                     upd.last,
                     self.venue.mark_price(symbol) if fut else None,
+                    extra=self._extra(symbol),
                 )
             )
         await publish_snapshots(self.redis, samples, self.calc, self.ttl_s)
         self.published += 1
+
+    def _extra(self, symbol: str) -> dict[str, float]:
+        """Simulator-only factors (recomputed once per closed bar: O(window) work)."""
+        bars = self.calc[symbol].bars_1m()
+        if not bars:
+            return {}
+        cached = self._rho.get(symbol)
+        if cached is None or cached[0] != bars[-1].open_ts:
+            rho = synthetic_rho_usdttwd(bars, zlib.crc32(symbol.encode()))
+            cached = (bars[-1].open_ts, rho)
+            self._rho[symbol] = cached
+        return {} if cached[1] is None else {"rho_usdttwd_14": cached[1]}
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
