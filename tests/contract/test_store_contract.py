@@ -792,3 +792,26 @@ def test_load_fixtures_with_unknown_factor_raises_fixture_error(tmp_path: Path) 
     (tmp_path / "strategy_rules.json").write_text(json.dumps(rules))
     with pytest.raises(FixtureError, match="not_a_factor"):
         load_fixtures(tmp_path)
+
+
+async def test_sqlite_wal_with_many_commits_is_checkpointed_off_the_write_path(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "wal.sqlite3"
+    store = SqliteStore(db, checkpoint_every_s=0.05)
+    await store.bootstrap()
+    for i in range(1500):
+        await store.insert("signals", {"signal_id": f"s{i}", "t0": i, "symbol": "BTCUSDT"})
+    # No commit checkpoints by itself (that would stall the request that crosses the limit)...
+    assert store._conn is not None
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    # ...the background thread copies the WAL into the main file (we run no checkpoint here).
+    for _ in range(200):
+        if db.stat().st_size > 200_000:
+            break
+        await asyncio.sleep(0.01)
+    assert db.stat().st_size > 200_000
+    assert await store.count("signals") == 1500
+    await store.close()
+    wal = tmp_path / "wal.sqlite3-wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # checkpointed and removed at close

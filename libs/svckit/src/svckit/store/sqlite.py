@@ -125,6 +125,7 @@ class SqliteStore(DocumentStore):
         path: Path | str,
         *,
         busy_timeout_ms: int = 5000,
+        checkpoint_every_s: float = 1.0,
         collections: Sequence[str] = COLLECTIONS,
         indexes: Sequence[IndexSpec] = INDEXES,
     ) -> None:
@@ -136,6 +137,9 @@ class SqliteStore(DocumentStore):
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._checkpoint_every_s = checkpoint_every_s
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -161,11 +165,44 @@ class SqliteStore(DocumentStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            if str(self.path) != ":memory:" and self._checkpoint_every_s > 0:
+                # A commit appends to the WAL without fsync (synchronous=NORMAL); the fsync
+                # happens at checkpoints. SQLite's automatic checkpoint would run inside
+                # whichever commit crosses 1000 pages, stalling that request for milliseconds;
+                # a background thread checkpoints instead (sqlite3 releases the GIL).
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._start_checkpointer()
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._conn = conn
         return conn
+
+    def _start_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            return
+
+        def loop() -> None:
+            try:
+                cp = sqlite3.connect(str(self.path), timeout=self._busy_timeout_ms / 1000)
+            except sqlite3.Error:
+                return
+            try:
+                while not self._stop_checkpoints.wait(self._checkpoint_every_s):
+                    try:
+                        cp.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    except sqlite3.Error:
+                        continue  # busy or transient: the next round catches up
+                cp.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error:
+                pass
+            finally:
+                cp.close()
+
+        self._checkpointer = threading.Thread(
+            target=loop, name=f"sqlite-checkpoint:{self.path.name}", daemon=True
+        )
+        self._checkpointer.start()
 
     def _duplicate(self, collection: str, exc: sqlite3.IntegrityError) -> StoreError:
         msg = str(exc)
@@ -291,6 +328,10 @@ class SqliteStore(DocumentStore):
         return True
 
     async def close(self) -> None:
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=5)
+            self._checkpointer = None
         with self._lock:
             self._closed = True
             if self._conn is not None:
