@@ -273,3 +273,20 @@ def test_limit_with_own_opposite_order_inside_spread_expires_maker_not_crossing_
     assert spot.get(SYM, order_id=own_sell.order_id).status is OrderStatus.EXPIRED
     assert buy.status is OrderStatus.ACCEPTED
     assert spot.book(SYM).best_own(Side.SELL) is None
+
+
+def test_resting_order_hit_by_odd_sized_prints_fills_whole_lots_only(
+    spot: MatchingEngine,
+) -> None:
+    order = limit(spot, Side.BUY, "1", "99.3")
+    spot.on_market_step(
+        SYM, [TradePrint(ts=1, price=D("99.3"), qty=D("0.0004567"), aggressor=Side.SELL)]
+    )
+    assert spot.get(SYM, order_id=order.order_id).filled_qty == 0  # under one lot: nothing
+    for i in range(3):
+        spot.on_market_step(
+            SYM, [TradePrint(ts=2 + i, price=D("99.2"), qty=D("0.2345678"), aggressor=Side.SELL)]
+        )
+    got = spot.get(SYM, order_id=order.order_id)
+    assert got.filled_qty == D("0.702")
+    assert all(t.qty % D("0.001") == 0 for t in got.trades)

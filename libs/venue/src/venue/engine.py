@@ -316,9 +316,11 @@ class MatchingEngine:
         if cap is not None:
             qty = min(qty, cap)
         qty = min(qty, order.remaining)
+        inst = self.instruments[order.symbol]
+        # Venues execute whole lots only: flow that would fill a fraction of a step fills less.
+        qty = (qty // inst.stepSize) * inst.stepSize
         if qty <= 0:
             return None
-        inst = self.instruments[order.symbol]
         now = self._now()
         quote = price * qty
         fee_asset = self.account.fee_asset(inst, order.side)
