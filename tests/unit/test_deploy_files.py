@@ -667,3 +667,24 @@ def test_runbooks_with_relative_links_resolve_to_files_and_sections() -> None:
             if anchor:
                 headings = re.findall(r"^#+ (.+)$", dest.read_text(encoding="utf-8"), re.M)
                 assert anchor in {_slug(h) for h in headings}, f"{path.name}: {target}"
+
+
+def test_configmaps_with_settings_classes_carry_every_variable() -> None:
+    from s3_strategy.config import Settings as S3Settings
+    from s4_router.config import Settings as S4Settings
+
+    secret = (ROOT / "deploy/k8s/secret.template.yaml").read_text()
+    for cls, name, prefix in (
+        (S3Settings, "configmap-s3-strategy.yaml", "S3_"),
+        (S4Settings, "configmap-s4-router.yaml", "S4_"),
+    ):
+        data = yaml.safe_load((ROOT / "deploy/k8s" / name).read_text())["data"]
+        from_pod = {"S4_CONSUMER_NAME"}  # set from the pod name in the Deployment
+        missing = [
+            prefix + f.upper()
+            for f in cls.model_fields
+            if prefix + f.upper() not in data
+            and prefix + f.upper() not in secret
+            and prefix + f.upper() not in from_pod
+        ]
+        assert missing == [], f"{name} lacks {missing}"
