@@ -17,13 +17,13 @@ import pytest
 
 from s3_strategy.adapters.configstore import CTX_PREFIX, ConfigStore
 from s3_strategy.adapters.entries import ENTRIES_KEY, EntriesLedger, encode
-from s3_strategy.bootstrap import S3Container, StartupError, bootstrap
+from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
 from s3_strategy.domain.ml import Scorer
 from s3_strategy.entrypoints.api import create_app
 from svckit import jsonutil, keys
 from svckit.clock import ManualClock
-from svckit.errors import StoreUnavailable
+from svckit.errors import StartupError, StoreUnavailable
 from svckit.redisio import RedisClient
 from svckit.store.base import Doc
 from svckit.store.sqlite import SqliteStore

@@ -7,6 +7,9 @@ sqlite3) into these so that services handle one vocabulary.
     │   ├── NotFound
     │   └── StoreUnavailable    the store cannot be reached (retryable)
     └── RedisUnavailable        Redis cannot be reached (retryable)
+
+ConfigError (a bad variable) and StartupError (a dependency or config unusable at start) end
+the process at start with a readable message.
 """
 
 from __future__ import annotations
@@ -40,3 +43,7 @@ class RedisUnavailable(InfraError):
 
 class ConfigError(InfraError):
     """Invalid configuration at start (names the variable)."""
+
+
+class StartupError(RuntimeError):
+    """A dependency or the active configuration is not usable at start."""

@@ -26,17 +26,12 @@ from s3_strategy.metrics import StrategyMetrics
 from s3_strategy.service_layer.decide import DecisionService
 from svckit import keys
 from svckit.clock import Clock, WallClock
-from svckit.errors import ConfigError
-from svckit.redisio import RedisClient, make_redis, ping
+from svckit.errors import ConfigError, StartupError
+from svckit.infra import open_infra
+from svckit.redisio import RedisClient
 from svckit.store.base import DocumentStore
-from svckit.store.factory import make_store
-from svckit.store.seed import seed_store
 
 log = logging.getLogger(__name__)
-
-
-class StartupError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -94,26 +89,9 @@ async def bootstrap(
 ) -> S3Container:
     owns: list[Any] = []
     clock = clock or WallClock()
-    if redis is None:
-        if not settings.redis_addresses:
-            raise ConfigError("S3_REDIS_ADDRESSES is empty (python -m s3_strategy starts one)")
-        redis = make_redis(settings.redis_addresses, password=settings.redis_password)
-        owns.append("redis")
-    if not await ping(redis):
-        raise StartupError(f"Redis unreachable at {','.join(settings.redis_addresses)}")
-    if store is None:
-        store = make_store(
-            arango_uri=settings.db_arango_uri,
-            arango_user=settings.db_arango_user,
-            arango_pass=settings.db_arango_pass,
-            arango_db=settings.db_arango_name,
-            data_dir=settings.data_dir,
-        )
-        owns.append("store")
-    if seed:
-        await seed_store(store, settings.fixtures_dir)
-    else:
-        await store.bootstrap()
+    infra = await open_infra(settings, prefix="S3_", redis=redis, store=store, seed=seed)
+    redis, store = infra.redis, infra.store
+    owns += infra.owns
     configs = ConfigStore(store)
     try:
         engine, warnings = await configs.load_active(settings)

@@ -39,20 +39,15 @@ from s4_router.service_layer.watch import VenueWatch
 from svckit import keys
 from svckit.clock import Clock, WallClock
 from svckit.errors import ConfigError
-from svckit.redisio import RedisClient, make_redis, ping
+from svckit.infra import open_infra
+from svckit.redisio import RedisClient, ping
 from svckit.store import content_rev
 from svckit.store.base import DocumentStore
-from svckit.store.factory import make_store
-from svckit.store.seed import seed_store
 from tradekit.instrument import Instrument
 
 log = logging.getLogger(__name__)
 
 BackgroundTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
-
-
-class StartupError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -201,26 +196,9 @@ async def bootstrap(
     owns: list[str] = []
     clock = clock or WallClock()
     route_table = load_route_table(settings.route_table_path)
-    if redis is None:
-        if not settings.redis_addresses:
-            raise ConfigError("S4_REDIS_ADDRESSES is empty (python -m s4_router starts one)")
-        redis = make_redis(settings.redis_addresses, password=settings.redis_password)
-        owns.append("redis")
-    if not await ping(redis):
-        raise StartupError(f"Redis unreachable at {','.join(settings.redis_addresses)}")
-    if store is None:
-        store = make_store(
-            arango_uri=settings.db_arango_uri,
-            arango_user=settings.db_arango_user,
-            arango_pass=settings.db_arango_pass,
-            arango_db=settings.db_arango_name,
-            data_dir=settings.data_dir,
-        )
-        owns.append("store")
-    if seed:
-        await seed_store(store, settings.fixtures_dir)
-    else:
-        await store.bootstrap()
+    infra = await open_infra(settings, prefix="S4_", redis=redis, store=store, seed=seed)
+    redis, store = infra.redis, infra.store
+    owns += infra.owns
     instruments = await load_instruments(store)
     background: list[BackgroundTask] = []
     if exchange is None:

@@ -1,0 +1,59 @@
+"""Shared start-up wiring of both services: Redis client and store, seeded and checked.
+
+Each service's `bootstrap()` calls :func:`open_infra` first; what it creates itself (rather than
+receives from a test) is listed in `owns`, so the container closes exactly those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from svckit.errors import ConfigError, StartupError
+from svckit.redisio import RedisClient, make_redis, ping
+from svckit.settings import ServiceSettings
+from svckit.store.base import DocumentStore
+from svckit.store.factory import make_store
+from svckit.store.seed import seed_store
+
+
+@dataclass
+class Infra:
+    redis: RedisClient
+    store: DocumentStore
+    owns: list[str] = field(default_factory=list)
+
+
+async def open_infra(
+    settings: ServiceSettings,
+    *,
+    prefix: str,
+    redis: RedisClient | None = None,
+    store: DocumentStore | None = None,
+    seed: bool = True,
+) -> Infra:
+    """Connect (or adopt) Redis and the store; fail with a readable message when Redis is down.
+    `seed`: create collections/indexes and upsert reference data from the fixtures."""
+    owns: list[str] = []
+    if redis is None:
+        if not settings.redis_addresses:
+            raise ConfigError(
+                f"{prefix}REDIS_ADDRESSES is empty (the service entry point starts one)"
+            )
+        redis = make_redis(settings.redis_addresses, password=settings.redis_password)
+        owns.append("redis")
+    if not await ping(redis):
+        raise StartupError(f"Redis unreachable at {','.join(settings.redis_addresses)}")
+    if store is None:
+        store = make_store(
+            arango_uri=settings.db_arango_uri,
+            arango_user=settings.db_arango_user,
+            arango_pass=settings.db_arango_pass,
+            arango_db=settings.db_arango_name,
+            data_dir=settings.data_dir,
+        )
+        owns.append("store")
+    if seed:
+        await seed_store(store, settings.fixtures_dir)
+    else:
+        await store.bootstrap()
+    return Infra(redis, store, owns)
