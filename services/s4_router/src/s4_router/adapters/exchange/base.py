@@ -179,6 +179,43 @@ class Position:
     unrealized_pnl: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class AssetBalance:
+    asset: str
+    free: Decimal
+    locked: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OcoOrderList:
+    """A spot OCO: `orders` are (above leg, below leg)."""
+
+    order_list_id: str
+    list_client_order_id: str
+    symbol: str
+    status: str  # EXEC_STARTED | ALL_DONE
+    orders: tuple[ExchangeOrder, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalOrder:
+    """A futures algo order (STOP_MARKET / TAKE_PROFIT_MARKET)."""
+
+    algo_id: str
+    client_algo_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    trigger_price: Decimal
+    working_type: str
+    qty: Decimal | None
+    reduce_only: bool
+    close_position: bool
+    status: str  # NEW | TRIGGERED | FINISHED | CANCELED | EXPIRED | REJECTED
+    triggered_order_id: str | None
+    ts: int
+
+
 class ExchangePort(abc.ABC):
     """What S4 needs from a venue. All quantities/prices are Decimal on the instrument's filters."""
 

@@ -43,18 +43,20 @@ from urllib.parse import urlsplit
 import ccxt.async_support as ccxt_async
 
 from s4_router.adapters.exchange.base import (
+    AssetBalance,
     BookTop,
+    ConditionalOrder,
     ExchangeNetworkError,
     ExchangeOrder,
     ExchangePort,
     ExchangeTrade,
     InvalidOrder,
+    OcoOrderList,
     OrderNotFound,
     PlaceOrderRequest,
     Position,
 )
 from s4_router.adapters.exchange.errors_ccxt import annotate, translate
-from s4_router.adapters.exchange.sim_client import AssetBalance, ConditionalOrder, OcoOrderList
 from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 

@@ -14,7 +14,7 @@ VenueTimeout / AckDropped on anything else  ExchangeUnavailable (no answer; retr
                                             a repeated cancel answers OrderNotFound)
 -2010 insufficient balance, -2019 margin    InsufficientFunds
 -2010 would take, -5022                     PostOnlyRejected
--2010 duplicate, -4116, -4015               DuplicateOrder
+-2010 duplicate, -4116                      DuplicateOrder
 -2022                                       ReduceOnlyRejected
 -2011 unknown order, -2013 no such order    OrderNotFound
 any other 4xx                               InvalidOrder
@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
 from s4_router.adapters.exchange.base import (
     AmbiguousSubmit,
+    AssetBalance,
     BookTop,
+    ConditionalOrder,
     DuplicateOrder,
     ExchangeError,
     ExchangeNetworkError,
@@ -49,6 +50,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeUnavailable,
     InsufficientFunds,
     InvalidOrder,
+    OcoOrderList,
     OrderNotFound,
     PlaceOrderRequest,
     Position,
@@ -75,43 +77,6 @@ T = TypeVar("T")
 _CONDITIONAL = frozenset({OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET})
 
 
-@dataclass(frozen=True, slots=True)
-class AssetBalance:
-    asset: str
-    free: Decimal
-    locked: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class OcoOrderList:
-    """A spot OCO: `orders` are (above leg, below leg)."""
-
-    order_list_id: str
-    list_client_order_id: str
-    symbol: str
-    status: str  # EXEC_STARTED | ALL_DONE
-    orders: tuple[ExchangeOrder, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ConditionalOrder:
-    """A futures algo order (STOP_MARKET / TAKE_PROFIT_MARKET)."""
-
-    algo_id: str
-    client_algo_id: str
-    symbol: str
-    side: Side
-    type: OrderType
-    trigger_price: Decimal
-    working_type: str
-    qty: Decimal | None
-    reduce_only: bool
-    close_position: bool
-    status: str  # NEW | TRIGGERED | FINISHED | CANCELED | EXPIRED | REJECTED
-    triggered_order_id: str | None
-    ts: int
-
-
 def translate(exc: verr.VenueError, *, submit: bool) -> ExchangeError:
     """Map a venue error to the port's tree (see the module table)."""
     code = exc.code
@@ -133,7 +98,7 @@ def translate(exc: verr.VenueError, *, submit: bool) -> ExchangeError:
         code == verr.NEW_ORDER_REJECTED and exc.msg == verr.MSG_WOULD_TAKE
     ):
         return PostOnlyRejected(exc.msg, code=code)
-    if code in (verr.DUPLICATE_CLIENT_ORDER_ID, -4015) or (
+    if code == verr.DUPLICATE_CLIENT_ORDER_ID or (
         code == verr.NEW_ORDER_REJECTED and exc.msg == verr.MSG_DUPLICATE
     ):
         return DuplicateOrder(exc.msg, code=code)
