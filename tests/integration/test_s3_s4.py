@@ -60,12 +60,12 @@ async def stack(
 ) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
     async with AsyncExitStack() as es:
 
-        async def start(*, brackets: bool) -> Stack:
+        async def start(*, brackets: bool, protection: bool = True) -> Stack:
             db = tmp_path / "store.sqlite3"
             s4_settings = S4Settings(
                 redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
                 route_table_path=FIXTURES / "route_table.json", market_publish_ms=50,
-                stream_block_ms=50, maker_max_wait_ms=0,
+                stream_block_ms=50, maker_max_wait_ms=0, protection=protection,
             )  # fmt: skip
             s4_store = SqliteStore(db)
             es.push_async_callback(s4_store.close)
@@ -152,14 +152,35 @@ async def test_decide_with_s4_running_reaches_it_by_both_paths_and_opens_one_ord
     assert replay["identical"] is True
 
 
-async def test_decide_with_brackets_s4_cannot_honour_is_refused_reported_and_cleared(
+async def test_decide_with_brackets_s4_protects_the_fill_with_stop_and_take_profit(
     stack: Callable[..., Awaitable[Stack]], redis: RedisClient
 ) -> None:
     st = await stack(brackets=True)
     body = (await st.s3.post("/decide", json=DECIDE)).json()
     assert body["decision"] == "open" and body["intent"]["sl"]["type"] == "STOP_MARKET"
+    assert body["publish"]["s4"]["result"] == "OK", body["publish"]
+    coid = body["intent"]["client_order_id"]
+
+    async def protected() -> bool:
+        algos = await st.s4c.exchange.fetch_open_conditionals("BTCUSDT")
+        return {a.type.value for a in algos} == {"STOP_MARKET", "TAKE_PROFIT_MARKET"}
+
+    async with asyncio.timeout(10):
+        while not await protected():  # noqa: ASYNC110 - the venue is polled, not an event
+            await asyncio.sleep(0.02)
+    algos = await st.s4c.exchange.fetch_open_conditionals("BTCUSDT")
+    assert {a.client_algo_id.rsplit("-E", 1)[0] for a in algos} == {coid}
+    assert all(a.reduce_only and a.working_type == "MARK_PRICE" for a in algos)
+
+
+async def test_decide_with_brackets_s4_without_protection_is_refused_reported_and_cleared(
+    stack: Callable[..., Awaitable[Stack]], redis: RedisClient
+) -> None:
+    st = await stack(brackets=True, protection=False)
+    body = (await st.s3.post("/decide", json=DECIDE)).json()
+    assert body["decision"] == "open" and body["intent"]["sl"]["type"] == "STOP_MARKET"
     assert body["publish"]["rest"] == "ok" and body["publish"]["s4"]["result"] == "FAIL"
-    assert "not supported" in body["publish"]["s4"]["message"]
+    assert "protection service" in body["publish"]["s4"]["message"]
     assert await redis.hlen(ENTRIES_KEY) == 0  # nothing in flight: S4 refused it
     kinds = {
         jsonutil.loads(e[1]["data"])["kind"]

@@ -121,10 +121,9 @@ async def test_post_orders_concurrent_resends_execute_exactly_once(
         ({"client_order_id": "has/slash"}, "client_order_id"),
         ({"qty": 0.0001}, "rounds to zero"),
         ({"qty": 0.001, "symbol": "ETHUSDT"}, "minNotional"),
-        ({"sl": {"type": "STOP_MARKET", "price": 60000}}, "protection"),
+        ({"tp": {"type": "TAKE_PROFIT_MARKET", "price": 70000}}, "without a stop"),
+        ({"reduce_only": True, "sl": {"type": "STOP_MARKET", "price": 60000}}, "reduce-only"),
         ({"exec_policy": {"type": "TWAP", "slices": 9, "gap_ms": 100}}, "S4_TWAP_MAX_SLICES"),
-        ({"market": "SPOT", "exec_policy": {"type": "OCO", "tp_price": 67000,
-                                            "sl_price": 64500}}, "protection"),
     ],
 )  # fmt: skip
 async def test_post_orders_with_bad_input_returns_422_naming_the_problem(

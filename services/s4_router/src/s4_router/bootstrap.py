@@ -31,6 +31,7 @@ from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from s4_router.service_layer.manager import ExecutionManager
+from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality import QualityTracker
 from s4_router.service_layer.router import OrderRouter
@@ -63,6 +64,7 @@ class S4Container:
     route_table_rev: str
     manager: ExecutionManager
     watch: VenueWatch
+    protection: ProtectionService | None = None
     background: list[BackgroundTask] = field(default_factory=list)
     owns: list[str] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -79,6 +81,17 @@ class S4Container:
                 log.info("startup recovery resumed %d executions", resumed)
         except Exception:
             log.exception("startup recovery failed; the periodic sweep retries")
+        if self.protection is not None:
+            try:
+                rearmed = await self.protection.recover()
+                if rearmed:
+                    log.info("startup recovery re-armed %d protections", rearmed)
+            except Exception:
+                log.exception("protection re-arm failed; the periodic sweep retries")
+            if self.settings.background_execution:
+                self.tasks.append(
+                    asyncio.create_task(self.protection.run(self.stop), name="protection")
+                )
         self.tasks.append(asyncio.create_task(self.consumer.run(self.stop), name="intents"))
         self.tasks.append(asyncio.create_task(self.watch.run(self.stop), name="venue-watch"))
         if self.settings.background_execution:
@@ -96,6 +109,8 @@ class S4Container:
                 return
             try:
                 await self.router.recover()
+                if self.protection is not None:
+                    await self.protection.recover()
             except Exception:
                 log.exception("orphan sweep failed")
 
@@ -141,6 +156,8 @@ class S4Container:
                 await t
         self.tasks.clear()
         await self.manager.shutdown()
+        if self.protection is not None:
+            await self.protection.shutdown()
         if self.unsubscribe is not None:
             self.unsubscribe()
             self.unsubscribe = None  # aclose() may run twice (lifespan, then the owner)
@@ -251,6 +268,16 @@ async def bootstrap(
         cooldown_ms=int(settings.alert_cooldown.total_seconds() * 1000),
     )
     skew = ClockSkewGuard(settings.clock_skew_max_ms)
+    protection = (
+        ProtectionService(
+            store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
+            publisher=publisher, leases=leases, instruments=instruments,
+            working_type=settings.working_type, default_leverage=settings.leverage_default,
+            poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
+        )
+        if settings.protection
+        else None
+    )  # fmt: skip
     router = OrderRouter(
         store=store,
         redis=redis,
@@ -270,6 +297,7 @@ async def bootstrap(
         owner=f"s4:{owner}",
         lock_wait_ms=settings.lock_wait_ms,
         sync_wait_ms=settings.order_sync_wait_ms,
+        protection=protection,
     )
     guarded.on_transition = router.on_breaker
     watch = VenueWatch(
@@ -289,7 +317,15 @@ async def bootstrap(
         metrics=metrics,
     )
     subscribe = getattr(exchange, "subscribe_order_updates", None)
-    unsubscribe = subscribe(manager.on_order_update) if callable(subscribe) else None
+    unsubscribe = None
+    if callable(subscribe):
+
+        def on_update(client_order_id: str) -> None:
+            manager.on_order_update(client_order_id)
+            if protection is not None:
+                protection.on_order_update(client_order_id)
+
+        unsubscribe = subscribe(on_update)
     log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
     return S4Container(
         settings=settings,
@@ -303,6 +339,7 @@ async def bootstrap(
         route_table_rev=route_table.rev,
         manager=manager,
         watch=watch,
+        protection=protection,
         background=background,
         owns=owns,
         unsubscribe=unsubscribe,

@@ -36,6 +36,24 @@ class RouterMetrics:
         self.children = Counter(
             "router_child_orders_total", "child orders sent by role", ["role"], registry=r
         )
+        self.naked = Histogram(
+            "router_naked_seconds",
+            "position open with no acknowledged venue-side stop (first entry fill -> stop ack)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+            registry=r,
+        )
+        self.oco_cancel = Histogram(
+            "router_oco_sibling_cancel_seconds",
+            "OCO guardian: leg fill observed -> sibling cancel sent",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=r,
+        )
+        self.oco_anomalies = Counter(
+            "router_oco_guardian_anomalies_total", "OCO guardian alerts raised", registry=r
+        )
+        self.reconcile_findings = Counter(
+            "router_reconcile_findings_total", "reconciliation findings", ["kind"], registry=r
+        )
         self.fills = Counter("router_fills_total", "fills persisted", ["liquidity"], registry=r)
         self.fees = Counter("router_fees_usdt_total", "fees paid (quote)", registry=r)
         self.slippage = Histogram(

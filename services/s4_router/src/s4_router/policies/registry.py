@@ -7,7 +7,8 @@
 | MAKER_TAKER + maker_wait_ms     | that wait (capped by S4_MAKER_MAX_WAIT_MS)                  |
 | MAKER_TAKER + twap              | TWAP slices, each Maker→Taker                               |
 | TWAP (+ maker_wait_ms)          | TWAP slices, each market (or Maker→Taker with a wait)       |
-| OCO, or sl / tp on the intent   | refused until protective orders land (never half-executed)  |
+| OCO (SPOT)                      | the router resolves the entry as MAKER_TAKER; the exit legs |
+|                                 | belong to the protection service (never reach this table)   |
 
 An intent asking for more slices than S4_TWAP_MAX_SLICES is refused (the caller asked for
 smaller slices than we would send); a route-table band asking for more is clamped (config).

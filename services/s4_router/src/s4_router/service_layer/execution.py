@@ -20,7 +20,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from s4_router.adapters.exchange.base import (
     BookTop,
@@ -59,6 +59,12 @@ FILLS_CATCH_UP_STEPS = 10
 S = OrderStatus
 
 
+class ProgressHook(Protocol):
+    async def __call__(
+        self, coid: str, *, filled: Decimal, avg_price: Decimal | None, done: bool
+    ) -> None: ...
+
+
 @dataclass
 class ExecDeps:
     store: DocumentStore
@@ -72,6 +78,8 @@ class ExecDeps:
     owner: str
     lock_wait_ms: int = 1000
     lock_ttl_ms: int = keys.POS_LOCK_MAX_MS
+    # Entry progress after every step (protective orders follow the fills they protect).
+    on_progress: ProgressHook | None = None
 
 
 def policy_book(book: BookTop) -> Book:
@@ -166,6 +174,13 @@ class Execution:
                 await self._step()
             finally:
                 await self._flush_events()
+            hook = self.d.on_progress
+            if hook is not None and (self.parent.filled_qty > 0 or self.finished):
+                p = self.parent
+                await hook(
+                    p.client_order_id, filled=p.filled_qty, avg_price=p.avg_price,
+                    done=self.finished,
+                )  # fmt: skip
             return self.finished
 
     async def _step(self) -> None:

@@ -7,14 +7,18 @@ Intake, in order (nothing reaches the venue before the intent is durable):
    before or after completion) returns the existing order and sends nothing;
 2. validation and rounding against the instrument (tick, step, minNotional); a quantity that
    rounds to zero or a notional below minNotional ⇒ FAIL (422), nothing sent or stored;
-   protection (sl / tp / OCO) this version cannot place ⇒ FAIL, never executed without it;
+   protection (FUT sl / tp brackets, SPOT OCO) is accepted only while the protection service
+   is wired in (`service_layer.protection`); otherwise, or for a shape it cannot protect
+   (tp without sl, brackets on a reduce-only close) ⇒ FAIL, never executed without it;
 3. gates for new entries (reduce-only orders pass): circuit breaker OPEN, clock skew > 1 s
    ⇒ FAIL (503) with an alert; the refusal is stored as a REJECTED order so that the other
    path's copy of the same intent cannot execute it later (so is "venue unavailable after
    retries" at step 4: an intent always ends in a recorded state);
-4. book (the liquidity probe's first look, and the arrival mid), policy resolution (route
-   table by notional), the plan (TWAP slices);
-5. the execution lease, the parent record (with the plan) and `idem:order:{id}`;
+4. FUT with brackets: margin type ISOLATED and the intent's leverage at the venue (idempotent);
+   book (the liquidity probe's first look, and the arrival mid), policy resolution (route
+   table by notional; a SPOT OCO entry runs as Maker→Taker), the plan (TWAP slices);
+5. the execution lease, the protection record (before anything can fill), the parent record
+   (with the plan) and `idem:order:{id}`;
 6. the first step of the execution runs inline (a MARKET intent usually completes here);
    the rest runs in a background task.
 
@@ -51,6 +55,7 @@ from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_pol
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.execution import ExecDeps, Execution, record_of
 from s4_router.service_layer.manager import ExecutionManager
+from s4_router.service_layer.protection import ProtectionService, is_protective
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality import QualityTracker
 from s4_router.service_layer.venue_ops import VenueOps
@@ -63,7 +68,7 @@ from tradekit.enums import OrderRole, OrderStatus, OrderType, RequestResult, Tim
 from tradekit.errors import InvalidIntent
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
-from tradekit.intents import MarketPolicy, OrderIntent
+from tradekit.intents import MakerTakerPolicy, MarketPolicy, OcoPolicy, OrderIntent
 from tradekit.orders import OrderRecord, OrderResponse, StateChange
 
 log = logging.getLogger(__name__)
@@ -105,6 +110,7 @@ class OrderRouter:
         owner: str | None = None,
         lock_wait_ms: int = 1000,
         sync_wait_ms: int = 200,
+        protection: ProtectionService | None = None,
     ) -> None:
         self.store = store
         self.redis = redis
@@ -124,10 +130,12 @@ class OrderRouter:
         self.owner = owner or f"s4:{socket.gethostname()}:{os.getpid()}"
         self.sync_wait_ms = sync_wait_ms
         self._refusal_alerted: dict[str, int] = {}
+        self.protection = protection
         self.deps = ExecDeps(
             store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
             publisher=publisher, venue=exchange.venue, owner=self.owner,
             lock_wait_ms=lock_wait_ms,
+            on_progress=protection.on_entry if protection is not None else None,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ intake
@@ -148,6 +156,15 @@ class OrderRouter:
         refusal = self._gate(intent)
         if refusal is not None:
             return await self._refuse(intent, qty, *refusal, source=source)
+        if intent.needs_protection and self.protection is not None:
+            try:
+                await self.protection.prepare(intent)
+            except ExchangeError as exc:
+                return await self._refuse(
+                    intent, qty, "margin_setup",
+                    f"could not set ISOLATED margin / leverage at the venue, nothing sent: {exc}",
+                    source=source,
+                )  # fmt: skip
         try:
             book = await self.ops.book(intent.market, intent.symbol)
         except ExchangeError as exc:
@@ -167,8 +184,13 @@ class OrderRouter:
             price = intent.ref_price or arrival
             if not intent.reduce_only:
                 inst.check_notional(qty, price)
+            entry_policy = (
+                MakerTakerPolicy()
+                if isinstance(intent.exec_policy, OcoPolicy)
+                else intent.exec_policy
+            )
             resolved = resolve_policy(
-                intent.exec_policy, notional=qty * price, table=self.route_table,
+                entry_policy, notional=qty * price, table=self.route_table,
                 limits=self.limits, inst=inst,
             )  # fmt: skip
         except (InvalidIntent, PolicyRefused) as exc:
@@ -182,6 +204,12 @@ class OrderRouter:
         if not await self.leases.acquire(coid):
             # Another replica is starting this very intent right now.
             return await self._duplicate_or_running(intent, source)
+        if intent.needs_protection and self.protection is not None:
+            try:
+                await self.protection.register(intent, inst)
+            except InfraError:
+                await self.leases.release(coid)
+                raise  # nothing sent; the caller (or the stream) retries
         parent = OrderRecord(
             client_order_id=coid,
             intent_id=intent.intent_id,
@@ -250,12 +278,17 @@ class OrderRouter:
         if intent.market not in inst.markets:
             raise InvalidIntent(f"market: {intent.symbol} is not traded on {intent.market}")
         if intent.needs_protection:
-            # Until protective orders land, refusing beats executing with protection dropped.
-            raise InvalidIntent(
-                "sl/tp brackets and OCO are not supported by this router version; "
-                "intent refused rather than executed without its protection",
-                field="exec_policy" if intent.sl is None and intent.tp is None else "sl",
-            )
+            # Refusing beats executing with the protection dropped.
+            field = "exec_policy" if intent.sl is None and intent.tp is None else "sl"
+            if self.protection is None:
+                raise InvalidIntent(
+                    "sl/tp brackets and OCO need the protection service, which is not running "
+                    "in this router; intent refused rather than executed without its protection",
+                    field=field,
+                )
+            why = self.protection.refusal(intent)
+            if why is not None:
+                raise InvalidIntent(why, field=field)
         qty = inst.round_qty(intent.qty, "down")
         if intent.ref_price is not None and not intent.reduce_only:
             inst.check_notional(qty, intent.ref_price)
@@ -405,11 +438,17 @@ class OrderRouter:
                 severity="critical",
             )  # fmt: skip
             return None
+        # Protective orders are children too, but the protection service drives them.
         kids = {
             c["client_order_id"]: record_of(c)
             for c in await self.store.find("orders", Query(where={"parent_client_order_id": coid}))
+            if not is_protective(c)
         }
-        fills = await self.store.find("fills", Query(where={"parent_client_order_id": coid}))
+        fills = [
+            f
+            for f in await self.store.find("fills", Query(where={"parent_client_order_id": coid}))
+            if f["client_order_id"] in kids or parent_of(f["client_order_id"]) is None
+        ]
         unsent: list[str] = []
         if parent.exec_state is not None:
             state = ExecState.model_validate(parent.exec_state)
@@ -618,6 +657,8 @@ class OrderRouter:
     async def _cancel_children_direct(self, coid: str) -> list[str]:
         out: list[str] = []
         for d in await self.store.find("orders", Query(where={"parent_client_order_id": coid})):
+            if is_protective(d):
+                continue  # protection outlives a cancelled entry's fills
             child = record_of(d)
             if child.status.is_terminal:
                 continue

@@ -93,6 +93,10 @@ class DuplicateOrder(ExchangeError):
     pass
 
 
+class ProtectionUnsupported(ExchangeError):
+    """The adapter has no such protective-order call (never retried; the intent is refused)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PlaceOrderRequest:
     market: Market
@@ -267,3 +271,37 @@ class ExchangePort(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    # ---- protective orders (FUT margin/leverage, conditional orders, spot OCO) ---------------
+    # Not abstract: a venue without them says so (`ProtectionUnsupported`) and S4 refuses the
+    # intents that need them instead of executing unprotected.
+    #: the venue can rest a stand-alone spot stop (STOP_LOSS_LIMIT) outside an OCO list
+    spot_stop_orders: bool = False
+
+    async def set_leverage(self, symbol: str, leverage: int) -> int:
+        raise ProtectionUnsupported(f"{self.venue}: set_leverage")
+
+    async def set_margin_type(self, symbol: str, margin_type: str) -> bool:
+        raise ProtectionUnsupported(f"{self.venue}: set_margin_type")
+
+    async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[Position]:
+        raise ProtectionUnsupported(f"{self.venue}: fetch_positions")
+
+    async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
+        raise ProtectionUnsupported(f"{self.venue}: fetch_balances")
+
+    async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
+        raise ProtectionUnsupported(f"{self.venue}: place_conditional")
+
+    async def cancel_conditional(
+        self, symbol: str, *, algo_id: str | None = None, client_algo_id: str | None = None
+    ) -> ConditionalOrder:
+        raise ProtectionUnsupported(f"{self.venue}: cancel_conditional")
+
+    async def fetch_conditional(
+        self, symbol: str, *, algo_id: str | None = None, client_algo_id: str | None = None
+    ) -> ConditionalOrder:
+        raise ProtectionUnsupported(f"{self.venue}: fetch_conditional")
+
+    async def fetch_open_conditionals(self, symbol: str | None = None) -> list[ConditionalOrder]:
+        raise ProtectionUnsupported(f"{self.venue}: fetch_open_conditionals")

@@ -16,7 +16,9 @@ from typing import TypeVar
 
 from s4_router.adapters.exchange.base import (
     AmbiguousSubmit,
+    AssetBalance,
     BookTop,
+    ConditionalOrder,
     ExchangeError,
     ExchangeNetworkError,
     ExchangeOrder,
@@ -24,6 +26,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeTrade,
     ExchangeUnavailable,
     PlaceOrderRequest,
+    Position,
     RateLimited,
 )
 from s4_router.policies.circuit_breaker import CircuitBreaker, Transition
@@ -129,3 +132,44 @@ class GuardedExchange(ExchangePort):
 
     async def close(self) -> None:
         await self.inner.close()
+
+    # ---- protective orders: never refused here either (closes pass an OPEN breaker) ---------
+    @property
+    def spot_stop_orders(self) -> bool:  # type: ignore[override]
+        return self.inner.spot_stop_orders
+
+    async def set_leverage(self, symbol: str, leverage: int) -> int:
+        return await self._guard(lambda: self.inner.set_leverage(symbol, leverage))
+
+    async def set_margin_type(self, symbol: str, margin_type: str) -> bool:
+        return await self._guard(lambda: self.inner.set_margin_type(symbol, margin_type))
+
+    async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[Position]:
+        return await self._guard(lambda: self.inner.fetch_positions(symbols))
+
+    async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
+        return await self._guard(lambda: self.inner.fetch_balances(market))
+
+    async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
+        return await self._guard(lambda: self.inner.place_conditional(req))
+
+    async def cancel_conditional(
+        self, symbol: str, *, algo_id: str | None = None, client_algo_id: str | None = None
+    ) -> ConditionalOrder:
+        return await self._guard(
+            lambda: self.inner.cancel_conditional(
+                symbol, algo_id=algo_id, client_algo_id=client_algo_id
+            )
+        )
+
+    async def fetch_conditional(
+        self, symbol: str, *, algo_id: str | None = None, client_algo_id: str | None = None
+    ) -> ConditionalOrder:
+        return await self._guard(
+            lambda: self.inner.fetch_conditional(
+                symbol, algo_id=algo_id, client_algo_id=client_algo_id
+            )
+        )
+
+    async def fetch_open_conditionals(self, symbol: str | None = None) -> list[ConditionalOrder]:
+        return await self._guard(lambda: self.inner.fetch_open_conditionals(symbol))

@@ -1,0 +1,777 @@
+"""Protective orders: runs the pure machines (`policies.brackets` for FUT SL/TP,
+`policies.oco_guardian` for SPOT OCO) against the venue and owns the persistence of their state.
+
+One protection per parent intent, stored in `strategy_events` as the document
+`protection:{client_order_id}` (`kind = "PROTECTION"`, `active` until the machine is final) and
+written *before* anything it asks for is sent. Protective orders are also ordinary child
+records in `orders` (`{client_order_id}-E{n}`, n from `FIRST_PROTECTIVE_CHILD`, roles
+STOP_LOSS / TAKE_PROFIT / OCO_ABOVE / OCO_BELOW, `link_group` = the parent), so reconciliation
+knows them and `GET /orders/{id}` shows them; their executions are booked in `fills`.
+
+Exactly-once, as for entry children: the id is allocated and persisted first; an unanswered
+send is resolved by querying the same id (never resent under a new one) and resent with the same
+id only once the venue's recvWindow has passed without a trace of it.
+
+Driving: the execution manager's step hook (`on_entry`) pushes entry fills the moment they are
+booked, so the stop follows the fill within the same step; a background loop (`run`) polls
+every live protective order, feeds book prices to the guardian's local legs and its cancel
+timer, and is woken by venue execution reports. A restart re-arms every active protection from
+the store and the venue (`recover`). Nothing here consults the circuit breaker: protective
+placements and cancels only ever reduce risk and always pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from s4_router.adapters.exchange.base import (
+    AmbiguousSubmit,
+    ConditionalOrder,
+    DefinitiveError,
+    DuplicateOrder,
+    ExchangeError,
+    ExchangeOrder,
+    ExchangePort,
+    ExchangeTrade,
+    OrderNotFound,
+    PlaceOrderRequest,
+    RetryableError,
+)
+from s4_router.adapters.leases import Leases
+from s4_router.metrics import RouterMetrics
+from s4_router.policies import brackets as br
+from s4_router.policies import oco_guardian as og
+from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.venue_ops import Unresolved, VenueOps
+from svckit.clock import Clock
+from svckit.errors import DuplicateKey
+from svckit.store.base import DocumentStore, Query
+from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, OrderType, Side
+from tradekit.ids import parent_of
+from tradekit.instrument import Instrument
+from tradekit.intents import OcoPolicy, OrderIntent
+from tradekit.money import ZERO
+from tradekit.orders import FillRecord, OrderRecord, StateChange
+
+log = logging.getLogger(__name__)
+
+S = OrderStatus
+KIND = "PROTECTION"
+# Entry children count up from E1; protective orders from here (ids stay ≤ E99, the venue's
+# 36-character limit). An entry never comes close to 60 children (≤ 4 slices × a few retries).
+FIRST_PROTECTIVE_CHILD = 60
+MAX_CHILD = 99
+PROTECTIVE_ROLES = frozenset(
+    {OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.OCO_ABOVE, OrderRole.OCO_BELOW}
+)
+_ALGO_STATUS = {
+    "NEW": S.ACCEPTED,
+    "TRIGGERED": S.ACCEPTED,  # the market order is on its way: still working
+    "CANCELED": S.CANCELED,
+    "EXPIRED": S.EXPIRED,
+    "REJECTED": S.REJECTED,
+}
+
+
+def doc_key(client_order_id: str) -> str:
+    return f"protection:{client_order_id}"
+
+
+def is_protective(doc: Mapping[str, Any]) -> bool:
+    role = doc.get("role")
+    return role is not None and OrderRole(role) in PROTECTIVE_ROLES
+
+
+@dataclass
+class Protection:
+    coid: str
+    market: Market
+    symbol: str
+    side: Side  # entry side
+    inst: Instrument
+    intent: dict[str, Any]
+    brackets: br.Brackets | None = None
+    guardian: og.OcoGuardian | None = None
+    entry_done: bool = False
+    entry_filled: Decimal = ZERO
+    sent: dict[str, int] = field(default_factory=dict)  # cid -> last send attempt (ms)
+    observed: dict[str, int] = field(default_factory=dict)  # timings beyond the machines'
+    active: bool = True
+    created_ts: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def final(self) -> bool:
+        if self.brackets is not None:
+            return self.brackets.state in (br.BracketState.CLOSED, br.BracketState.FAILED)
+        if self.guardian is not None:
+            return self.guardian.state.is_final
+        return False
+
+
+class ProtectionService:
+    def __init__(
+        self,
+        *,
+        store: DocumentStore,
+        exchange: ExchangePort,
+        ops: VenueOps,
+        clock: Clock,
+        metrics: RouterMetrics,
+        publisher: Publisher,
+        leases: Leases,
+        instruments: Mapping[str, Instrument],
+        working_type: str = "MARK_PRICE",
+        default_leverage: int = 20,
+        poll_ms: int = 100,
+        autorun: bool = True,
+    ) -> None:
+        self.store = store
+        self.exchange = exchange
+        self.ops = ops
+        self.clock = clock
+        self.metrics = metrics
+        self.publisher = publisher
+        self.leases = leases
+        self.instruments = dict(instruments)
+        self.working_type = working_type
+        self.default_leverage = default_leverage
+        self.poll_ms = poll_ms
+        self.autorun = autorun
+        self.active: dict[str, Protection] = {}
+        self._margin_ok: dict[str, int] = {}  # symbol -> leverage checked at the venue
+        self._wake = asyncio.Event()
+        self._fill_seen: dict[str, float] = {}  # parent -> monotonic time a leg fill was seen
+
+    # ------------------------------------------------------------------ intake
+    def refusal(self, intent: OrderIntent) -> str | None:
+        """Why this intent's protection cannot be provided (None: it can)."""
+        if intent.reduce_only and intent.needs_protection:
+            return "sl/tp on a reduce-only order: a close carries no brackets; refused"
+        if intent.market is Market.FUT and intent.sl is None and intent.tp is not None:
+            return "tp without sl: a take profit alone leaves the position without a stop"
+        return None
+
+    async def prepare(self, intent: OrderIntent) -> None:
+        """FUT: margin type ISOLATED and the leverage the intent was sized with, set at the
+        venue before the first entry (idempotent; checked against the venue first)."""
+        if intent.market is not Market.FUT:
+            return
+        lev = intent.leverage or self.default_leverage
+        if self._margin_ok.get(intent.symbol) == lev:
+            return
+        positions = {
+            p.symbol: p for p in await self.ops.call(
+                lambda: self.exchange.fetch_positions([intent.symbol])
+            )
+        }  # fmt: skip
+        pos = positions.get(intent.symbol)
+        if pos is None or pos.margin_type.upper() != "ISOLATED":
+            await self.ops.call(lambda: self.exchange.set_margin_type(intent.symbol, "ISOLATED"))
+        if pos is None or pos.leverage != lev:
+            await self.ops.call(lambda: self.exchange.set_leverage(intent.symbol, lev))
+        self._margin_ok[intent.symbol] = lev
+
+    async def register(self, intent: OrderIntent, inst: Instrument) -> None:
+        """Make the protection durable before the entry can fill (a crash after the fill must
+        find it)."""
+        coid = intent.client_order_id
+        now = self.clock.now_ms()
+        p = Protection(
+            coid=coid, market=intent.market, symbol=intent.symbol, side=intent.side, inst=inst,
+            intent=intent.model_dump(mode="json"), created_ts=now,
+        )  # fmt: skip
+        if intent.market is Market.FUT:
+            sl, tp = intent.sl, intent.tp
+            p.brackets = br.Brackets(
+                parent_client_order_id=coid, position_side=intent.side,
+                entry_target_qty=intent.qty, sl_price=sl.price if sl else None,
+                tp_price=tp.price if tp else None,
+                tp_net_profit_usdt=tp.value if tp and tp.price is None else None,
+                working_type=self.working_type, next_child=FIRST_PROTECTIVE_CHILD,
+            )  # fmt: skip
+        try:
+            await self.store.insert("strategy_events", {"_key": doc_key(coid), **self._doc(p)})
+        except DuplicateKey:
+            return  # the other path's copy of this intent registered it
+        self.active[coid] = p
+
+    # --------------------------------------------------------------- the hook
+    async def on_entry(
+        self, coid: str, *, filled: Decimal, avg_price: Decimal | None, done: bool
+    ) -> None:
+        """Entry progress, straight from the execution step that booked it."""
+        p = self.active.get(coid)
+        if p is None:
+            return
+        try:
+            async with p.lock:
+                await self._feed_entry(p, filled, avg_price, done)
+                await self._persist(p)
+        except Exception:
+            # The loop retries from the store and the venue; the entry must not stop here.
+            log.exception("%s: protection update failed; the protection loop retries", coid)
+            self._wake.set()
+
+    def on_order_update(self, client_order_id: str) -> None:
+        parsed = parent_of(client_order_id)
+        if parsed is not None and parsed[0] in self.active:
+            self._wake.set()
+
+    # ---------------------------------------------------------------- driving
+    async def step(self, coid: str) -> None:
+        p = self.active.get(coid)
+        if p is None:
+            return
+        async with p.lock:
+            await self._step(p)
+            await self._persist(p)
+        if p.final:
+            self.active.pop(coid, None)
+            await self.leases.release(_lease(coid))
+
+    async def step_all(self) -> None:
+        for coid in list(self.active):
+            try:
+                await self.step(coid)
+            except Exception:
+                log.exception("%s: protection step failed; retried next round", coid)
+
+    async def recover(self) -> int:
+        """Re-arm every active protection nobody drives (startup and periodically)."""
+        taken = 0
+        for doc in await self.store.find(
+            "strategy_events", Query(where={"kind": KIND, "active": True})
+        ):
+            coid = doc["parent_client_order_id"]
+            if coid in self.active or not await self.leases.acquire(_lease(coid)):
+                continue
+            p = self._load(doc)
+            if p is None:
+                await self.leases.release(_lease(coid))
+                continue
+            self.active[coid] = p
+            taken += 1
+            await self.publisher.event(
+                "PROTECTION_REARMED", client_order_id=coid, symbol=p.symbol,
+                data={"machine": "BRACKETS" if p.brackets else "OCO_GUARDIAN"},
+            )  # fmt: skip
+            with contextlib.suppress(Exception):
+                await self.step(coid)
+        return taken
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_ms / 1000)
+            self._wake.clear()
+            for coid in list(self.active):
+                with contextlib.suppress(Exception):
+                    await self.leases.renew(_lease(coid))
+            await self.step_all()
+
+    async def shutdown(self) -> None:
+        for coid in list(self.active):
+            with contextlib.suppress(Exception):
+                await self.leases.release(_lease(coid))
+        self.active.clear()
+
+    # ------------------------------------------------------------ internals
+    async def _step(self, p: Protection) -> None:
+        parent = await self.store.get("orders", p.coid)
+        if parent is None:
+            if self.clock.now_ms() - p.created_ts > 60_000:
+                p.active = False  # the intent never became durable: nothing to protect
+            return
+        status = S(parent["status"])
+        if not p.entry_done or Decimal(str(parent.get("filled_qty", "0"))) > p.entry_filled:
+            avg = parent.get("avg_price")
+            await self._feed_entry(
+                p, Decimal(str(parent.get("filled_qty", "0"))),
+                Decimal(str(avg)) if avg is not None else None, status.is_terminal,
+            )  # fmt: skip
+        if p.brackets is not None:
+            await self._poll_brackets(p)
+        elif p.guardian is not None:
+            await self._poll_guardian(p)
+
+    async def _feed_entry(
+        self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool
+    ) -> None:
+        now = self.clock.now_ms()
+        if p.brackets is not None:
+            b = p.brackets
+            if filled > b.entry_filled and avg is not None:
+                fees = (p.inst.taker_fee, p.inst.taker_fee)
+                await self._brackets(
+                    p, b.on_entry_fill(filled, filled * avg, now, p.inst, fee_rates=fees)
+                )
+            if done and not p.entry_done:
+                await self._brackets(p, b.on_entry_done(now))
+        elif p.market is Market.SPOT and done and not p.entry_done and p.guardian is None:
+            await self._arm_guardian(p, filled)
+        p.entry_filled = max(p.entry_filled, filled)
+        p.entry_done = p.entry_done or done
+
+    # ---- FUT brackets ----------------------------------------------------------------------
+    async def _brackets(self, p: Protection, cmds: list[br.BracketCommand]) -> None:
+        b = p.brackets
+        assert b is not None
+        queue = list(cmds)
+        while queue:
+            c = queue.pop(0)
+            now = self.clock.now_ms()
+            if isinstance(c, br.PlaceProtective):
+                if parent_of(c.client_order_id) is None:
+                    await self._alert(p, "PROTECTIVE_IDS_EXHAUSTED",
+                                      f"{c.client_order_id}: beyond E{MAX_CHILD}; not placed",
+                                      severity="critical")  # fmt: skip
+                    queue += b.on_order_report(c.client_order_id, S.REJECTED, ZERO, now)
+                    continue
+                await self._persist(p)  # the id is durable before the send
+                await self._child_record(p, c.client_order_id, c.kind, c.side, c.type, c.qty,
+                                         None, c.stop_price)  # fmt: skip
+                report = await self._send_conditional(p, c)
+                if report is not None:
+                    queue += b.on_order_report(c.client_order_id, *report, self._now())
+            elif isinstance(c, br.CancelProtective):
+                report = await self._cancel_conditional(p, c.client_order_id)
+                if report is not None:
+                    queue += b.on_order_report(c.client_order_id, *report, self._now())
+            elif isinstance(c, br.BracketAlert):
+                await self._alert(p, c.kind, c.message, severity="critical")
+            elif isinstance(c, br.BracketClosed):
+                p.active = False
+                await self._event(p, "BRACKETS_CLOSED", c.summary)
+        if b.protected_ms is not None and "naked_observed" not in p.observed:
+            naked = b.naked_ms or 0
+            p.observed["naked_observed"] = naked
+            self.metrics.naked.observe(naked / 1000)
+            await self._event(p, "POSITION_PROTECTED", {"naked_ms": naked})
+
+    def _now(self) -> int:
+        return self.clock.now_ms()
+
+    async def _send_conditional(
+        self, p: Protection, c: br.PlaceProtective
+    ) -> tuple[OrderStatus, Decimal] | None:
+        req = PlaceOrderRequest(
+            market=Market.FUT, symbol=p.symbol, side=c.side, type=c.type, qty=c.qty,
+            client_order_id=c.client_order_id, stop_price=c.stop_price, reduce_only=True,
+            working_type=c.working_type,
+        )  # fmt: skip
+        for attempt in range(self.ops.retry.attempts):
+            p.sent[c.client_order_id] = self.clock.now_ms()
+            try:
+                algo = await self.exchange.place_conditional(req)
+            except DuplicateOrder:
+                return await self._query_conditional(p, c.client_order_id)
+            except AmbiguousSubmit:
+                return await self._query_conditional(p, c.client_order_id)
+            except RetryableError as exc:
+                if attempt + 1 < self.ops.retry.attempts:
+                    await self.ops.sleep(self.ops._delay(attempt + 1, exc))
+                    continue
+                return await self._query_conditional(p, c.client_order_id)
+            except DefinitiveError as exc:
+                await self._set_child(c.client_order_id, S.REJECTED, str(exc))
+                return S.REJECTED, ZERO
+            return await self._algo_report(p, c.client_order_id, algo)
+        return None
+
+    async def _query_conditional(
+        self, p: Protection, cid: str
+    ) -> tuple[OrderStatus, Decimal] | None:
+        try:
+            algo = await self.ops.call(
+                lambda: self.exchange.fetch_conditional(p.symbol, client_algo_id=cid)
+            )
+        except OrderNotFound:
+            return None  # not (yet) there: resolved on a later poll, resent after recvWindow
+        except RetryableError:
+            return None
+        return await self._algo_report(p, cid, algo)
+
+    async def _cancel_conditional(
+        self, p: Protection, cid: str
+    ) -> tuple[OrderStatus, Decimal] | None:
+        try:
+            algo = await self.ops.call(
+                lambda: self.exchange.cancel_conditional(p.symbol, client_algo_id=cid)
+            )
+        except OrderNotFound:
+            return await self._query_conditional(p, cid) or (
+                (S.EXPIRED, ZERO) if not self.ops.landing_window_open(p.sent.get(cid)) else None
+            )
+        except ExchangeError as exc:
+            log.info("%s: cancel deferred: %s", cid, exc)
+            return None
+        return await self._algo_report(p, cid, algo)
+
+    async def _algo_report(
+        self, p: Protection, cid: str, algo: ConditionalOrder
+    ) -> tuple[OrderStatus, Decimal]:
+        """Venue truth of a conditional order → (status, cumulative fill); books its fills."""
+        if algo.status == "FINISHED" and algo.triggered_order_id:
+            order = await self.ops.call(
+                lambda: self.exchange.fetch_order(
+                    Market.FUT, p.symbol, venue_order_id=algo.triggered_order_id
+                )
+            )
+            await self._book(p, cid, order)
+            status = S.FILLED if order.filled_qty > 0 else S(order.status)
+            if order.status is not S.FILLED and order.filled_qty > 0:
+                status = S.FILLED  # what it closed is what it closed; the rest was reduce-only
+            await self._set_child(cid, status, f"triggered: order {order.venue_order_id}",
+                                  filled=order.filled_qty, avg=order.avg_price,
+                                  venue_id=algo.algo_id)  # fmt: skip
+            return status, order.filled_qty
+        if algo.status == "FINISHED":
+            status = S.EXPIRED
+        else:
+            status = _ALGO_STATUS.get(algo.status, S.ACCEPTED)
+        await self._set_child(cid, status, f"algo {algo.status}", venue_id=algo.algo_id)
+        return status, ZERO
+
+    async def _poll_brackets(self, p: Protection) -> None:
+        b = p.brackets
+        assert b is not None
+        if b.state in (br.BracketState.CLOSED, br.BracketState.FAILED):
+            p.active = False
+            return
+        for o in list(b.orders):
+            if not o.working:
+                continue
+            report = await self._query_conditional(p, o.client_order_id)
+            if (
+                report is None
+                and o.status is None
+                and not self.ops.landing_window_open(p.sent.get(o.client_order_id))
+            ):
+                # Provably never landed: the same id again (never a new one).
+                kind_type = (
+                    OrderType.STOP_MARKET if o.kind is br.Kind.SL else OrderType.TAKE_PROFIT_MARKET
+                )
+                report = await self._send_conditional(p, br.PlaceProtective(
+                    kind=o.kind, client_order_id=o.client_order_id, side=b.exit_side,
+                    type=kind_type, qty=o.qty, stop_price=o.stop_price,
+                    working_type=b.working_type,
+                ))  # fmt: skip
+            if report is not None:
+                await self._brackets(p, b.on_order_report(o.client_order_id, *report, self._now()))
+        if b.state is br.BracketState.PROTECTING and b.entry_filled > 0:
+            # A manual close (or a liquidation) shows only in the position.
+            try:
+                positions = await self.ops.call(lambda: self.exchange.fetch_positions([p.symbol]))
+            except ExchangeError:
+                return
+            qty = next((x.qty for x in positions if x.symbol == p.symbol), ZERO)
+            if qty == 0 and p.entry_done:
+                await self._brackets(p, b.on_position(ZERO, self._now()))
+
+    # ---- SPOT OCO guardian -----------------------------------------------------------------
+    async def _arm_guardian(self, p: Protection, filled: Decimal) -> None:
+        pol = OcoPolicy.model_validate(p.intent["exec_policy"])
+        qty = await self._spot_position(p, filled)
+        if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
+            p.active = False
+            why = "nothing (tradeable) to protect"
+            await self._event(
+                p, "OCO_SKIPPED", {"filled": str(filled), "qty": str(qty), "reason": why}
+            )
+            return
+        both = self.exchange.spot_stop_orders and await self._backs_both(p, qty, pol)
+        g = og.OcoGuardian.new(
+            parent_client_order_id=p.coid, position_side=p.side, qty=qty,
+            tp_price=pol.tp_price, sl_price=pol.sl_price, sl_limit_price=pol.sl_limit_price,
+            both_rest=both, priority=og.Leg.SL if self.exchange.spot_stop_orders else og.Leg.TP,
+            first_child=FIRST_PROTECTIVE_CHILD,
+        )  # fmt: skip
+        p.guardian = g
+        await self._guardian(p, g.arm(self._now()))
+
+    async def _spot_position(self, p: Protection, filled: Decimal) -> Decimal:
+        """What the legs may sell: the fill less fees taken in the base asset, on the step."""
+        fills = await self.store.find("fills", Query(where={"parent_client_order_id": p.coid}))
+        fee = sum(
+            (Decimal(f["fee"]) for f in fills
+             if f["fee_asset"] == p.inst.base_asset and f.get("role") not in _PROT_ROLE_VALUES),
+            ZERO,
+        )  # fmt: skip
+        qty = filled - fee if p.side is Side.BUY else filled
+        return p.inst.round_qty(qty, "down") if qty > 0 else ZERO
+
+    async def _backs_both(self, p: Protection, qty: Decimal, pol: OcoPolicy) -> bool:
+        try:
+            bals = await self.ops.call(lambda: self.exchange.fetch_balances(Market.SPOT))
+        except ExchangeError:
+            return False
+        if p.side is Side.BUY:
+            free = bals.get(p.inst.base_asset)
+            return free is not None and free.free >= 2 * qty
+        free = bals.get(p.inst.quote_asset)
+        return free is not None and free.free >= qty * (pol.tp_price + pol.sl_price)
+
+    async def _guardian(self, p: Protection, cmds: list[og.Command]) -> None:
+        g = p.guardian
+        assert g is not None
+        queue = list(cmds)
+        while queue:
+            c = queue.pop(0)
+            if isinstance(c, og.PlaceLeg):
+                await self._persist(p)
+                role = OrderRole.OCO_ABOVE if (c.leg is og.Leg.TP) == (p.side is Side.BUY) else (
+                    OrderRole.OCO_BELOW
+                )  # fmt: skip
+                await self._child_record(p, c.client_order_id, c.leg, c.side, c.type, c.qty,
+                                         c.price, c.stop_price, role=role)  # fmt: skip
+                queue += await self._send_leg(p, c)
+            elif isinstance(c, og.CancelLeg):
+                queue += await self._cancel_leg(p, c.client_order_id)
+            elif isinstance(c, og.QueryLeg):
+                queue += await self._query_leg(p, c.client_order_id)
+            elif isinstance(c, og.Resolved):
+                p.active = False
+                await self._resolved(p, c)
+            elif isinstance(c, og.RaiseAlert):
+                self.metrics.oco_anomalies.inc()
+                await self._alert(p, c.kind, c.message, severity="critical")
+
+    async def _send_leg(self, p: Protection, c: og.PlaceLeg) -> list[og.Command]:
+        g = p.guardian
+        assert g is not None
+        req = PlaceOrderRequest(
+            market=Market.SPOT, symbol=p.symbol, side=c.side, type=c.type, qty=c.qty,
+            client_order_id=c.client_order_id, price=c.price, stop_price=c.stop_price,
+            post_only=c.type is OrderType.LIMIT_MAKER,
+        )  # fmt: skip
+        p.sent[c.client_order_id] = self.clock.now_ms()
+        try:
+            order = await self.ops.send(req, since_ms=self.clock.now_ms() - 1000)
+        except Unresolved:
+            return []  # resolved by the polling below (same id, never a new one)
+        except DefinitiveError as exc:
+            await self._set_child(c.client_order_id, S.REJECTED, str(exc))
+            return g.on_place_rejected(c.client_order_id, str(exc), self._now())
+        return await self._leg_report(p, c.client_order_id, order)
+
+    async def _cancel_leg(self, p: Protection, cid: str) -> list[og.Command]:
+        g = p.guardian
+        assert g is not None
+        seen = self._fill_seen.pop(p.coid, None)
+        if seen is not None:
+            # Fill observed → sibling cancel sent (the guardian's reaction time).
+            lat = max(0.0, self.clock.monotonic() - seen)
+            p.observed["sibling_cancel_us"] = int(lat * 1_000_000)
+            self.metrics.oco_cancel.observe(lat)
+        try:
+            order = await self.ops.cancel(Market.SPOT, p.symbol, cid)
+        except ExchangeError as exc:
+            log.info("%s: leg cancel deferred: %s", cid, exc)
+            return []  # the guardian's timer queries it (polling fallback)
+        if order is None:
+            return await self._query_leg(p, cid)
+        return await self._leg_report(p, cid, order)
+
+    async def _query_leg(self, p: Protection, cid: str) -> list[og.Command]:
+        try:
+            order = await self.ops.fetch(Market.SPOT, p.symbol, cid)
+        except OrderNotFound:
+            g = p.guardian
+            assert g is not None
+            if self.ops.landing_window_open(p.sent.get(cid)):
+                return []
+            return g.on_report(cid, S.EXPIRED, ZERO, self._now())
+        except RetryableError:
+            return []
+        return await self._leg_report(p, cid, order)
+
+    async def _leg_report(self, p: Protection, cid: str, order: ExchangeOrder) -> list[og.Command]:
+        g = p.guardian
+        assert g is not None
+        leg = g.leg_of(cid)
+        if leg is not None and order.filled_qty > g.leg(leg).orders.get(cid, ZERO):
+            self._fill_seen.setdefault(p.coid, self.clock.monotonic())
+        if order.filled_qty > 0:
+            await self._book(p, cid, order)  # idempotent: unique (venue, order_id, trade_id)
+        await self._set_child(cid, S(order.status), None, filled=order.filled_qty,
+                              avg=order.avg_price, venue_id=order.venue_order_id)  # fmt: skip
+        return g.on_report(cid, S(order.status), order.filled_qty, self._now())
+
+    async def _poll_guardian(self, p: Protection) -> None:
+        g = p.guardian
+        assert g is not None
+        if g.state.is_final:
+            p.active = False
+            return
+        for ls in (g.tp, g.sl):
+            if ls.live and ls.client_order_id is not None and ls.cancel_sent_ms is None:
+                await self._guardian(p, await self._query_leg(p, ls.client_order_id))
+        if any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl)) and not g.state.is_final:
+            try:
+                book = await self.ops.book(Market.SPOT, p.symbol)
+            except ExchangeError:
+                book = None
+            if book is not None and book.bids and book.asks:
+                await self._guardian(p, g.on_price(book.best_bid, book.best_ask, self._now()))
+        await self._guardian(p, g.on_timer(self._now()))
+
+    async def _resolved(self, p: Protection, c: og.Resolved) -> None:
+        summary = dict(c.summary)
+        summary["observed"] = dict(p.observed)
+        self._fill_seen.pop(p.coid, None)
+        await self._event(p, "OCO_RESOLVE", {"winner": c.winner.value, **summary})
+
+    # ---- records ---------------------------------------------------------------------------
+    async def _child_record(
+        self,
+        p: Protection,
+        cid: str,
+        kind: br.Kind | og.Leg,
+        side: Side,
+        type_: OrderType,
+        qty: Decimal,
+        price: Decimal | None,
+        stop_price: Decimal | None,
+        *,
+        role: OrderRole | None = None,
+    ) -> None:
+        now = self.clock.now_ms()
+        rec = OrderRecord(
+            client_order_id=cid, parent_client_order_id=p.coid, intent_id=p.intent["intent_id"],
+            venue=self.exchange.venue, market=p.market, symbol=p.symbol, side=side, type=type_,
+            qty=qty, price=price, stop_price=stop_price, reduce_only=p.market is Market.FUT,
+            status=S.SUBMITTED,
+            history=[StateChange(status=S.NEW, ts=now),
+                     StateChange(status=S.SUBMITTED, ts=now, reason=f"protective {kind.value}")],
+            created_ts=now, updated_ts=now, ts_send=now,
+            role=role or (OrderRole.STOP_LOSS if kind.value == "SL" else OrderRole.TAKE_PROFIT),
+            link_group=p.coid,
+        )  # fmt: skip
+        with contextlib.suppress(DuplicateKey):
+            await self.store.insert("orders", {"_key": cid, **rec.model_dump(mode="json")})
+
+    async def _set_child(
+        self,
+        cid: str,
+        status: OrderStatus,
+        message: str | None,
+        *,
+        filled: Decimal | None = None,
+        avg: Decimal | None = None,
+        venue_id: str | None = None,
+    ) -> None:
+        doc = await self.store.get("orders", cid)
+        if doc is None:
+            return
+        now = self.clock.now_ms()
+        patch: dict[str, Any] = {"updated_ts": now}
+        if doc["status"] != status.value and not S(doc["status"]).is_terminal:
+            patch["status"] = status.value
+            patch["history"] = [*doc.get("history", []),
+                                {"status": status.value, "ts": now, "reason": message}]  # fmt: skip
+            if doc.get("ts_ack") is None and status is not S.REJECTED:
+                patch["ts_ack"] = now
+        if message:
+            patch["message"] = message
+        if filled is not None:
+            patch["filled_qty"] = str(filled)
+        if avg is not None:
+            patch["avg_price"] = str(avg)
+        if venue_id and not doc.get("venue_order_id"):
+            patch["venue_order_id"] = venue_id
+        await self.store.update("orders", cid, patch)
+
+    async def _book(self, p: Protection, cid: str, order: ExchangeOrder) -> None:
+        trades: list[ExchangeTrade] = list(order.trades)
+        if sum((t.qty for t in trades), ZERO) < order.filled_qty:
+            try:
+                every = await self.ops.call(
+                    lambda: self.exchange.fetch_my_trades(p.market, p.symbol, p.created_ts)
+                )
+            except RetryableError:
+                return  # booked on a later poll
+            trades = [t for t in every if t.venue_order_id == order.venue_order_id]
+        role = OrderRole.STOP_LOSS
+        doc = await self.store.get("orders", cid)
+        if doc is not None and doc.get("role"):
+            role = OrderRole(doc["role"])
+        for t in trades:
+            fill = FillRecord(
+                venue=self.exchange.venue, order_id=t.venue_order_id, trade_id=t.trade_id,
+                client_order_id=cid, parent_client_order_id=p.coid, market=p.market,
+                symbol=p.symbol, side=t.side, price=t.price, qty=t.qty, fee=t.fee,
+                fee_asset=t.fee_asset, liquidity=t.liquidity or Liquidity.TAKER, ts_fill=t.ts,
+                role=role,
+            )  # fmt: skip
+            try:
+                await self.store.insert("fills", fill.model_dump(mode="json"))
+            except DuplicateKey:
+                continue
+            self.metrics.fills.labels(t.liquidity.value).inc()
+
+    # ---- persistence -----------------------------------------------------------------------
+    def _doc(self, p: Protection) -> dict[str, Any]:
+        machine = "BRACKETS" if p.market is Market.FUT else "OCO_GUARDIAN"
+        state = (
+            p.brackets.to_state() if p.brackets is not None
+            else p.guardian.to_state() if p.guardian is not None else None
+        )  # fmt: skip
+        return {
+            "kind": KIND, "ts": p.created_ts, "parent_client_order_id": p.coid,
+            "market": p.market.value, "symbol": p.symbol, "side": p.side.value,
+            "machine": machine, "active": p.active and not p.final, "state": state,
+            "intent": p.intent, "entry_done": p.entry_done, "entry_filled": str(p.entry_filled),
+            "sent": dict(p.sent),
+            "observed": dict(p.observed),
+            "updated_ts": self.clock.now_ms(),
+        }  # fmt: skip
+
+    async def _persist(self, p: Protection) -> None:
+        doc = self._doc(p)
+        await self.store.update("strategy_events", doc_key(p.coid), doc)
+
+    def _load(self, doc: dict[str, Any]) -> Protection | None:
+        inst = self.instruments.get(doc["symbol"])
+        if inst is None:
+            return None
+        p = Protection(
+            coid=doc["parent_client_order_id"], market=Market(doc["market"]),
+            symbol=doc["symbol"], side=Side(doc["side"]), inst=inst, intent=doc["intent"],
+            entry_done=bool(doc["entry_done"]), entry_filled=Decimal(doc["entry_filled"]),
+            sent={k: int(v) for k, v in doc.get("sent", {}).items()},
+            observed=dict(doc.get("observed", {})), created_ts=int(doc["ts"]),
+        )  # fmt: skip
+        state = doc.get("state")
+        if state is not None:
+            if doc["machine"] == "BRACKETS":
+                p.brackets = br.Brackets.from_state(state)
+            else:
+                p.guardian = og.OcoGuardian.from_state(state)
+        return p
+
+    async def _event(self, p: Protection, name: str, data: dict[str, Any]) -> None:
+        now = self.clock.now_ms()
+        with contextlib.suppress(DuplicateKey):
+            await self.store.insert("strategy_events", {
+                "_key": f"{name.lower()}:{p.coid}", "kind": name, "ts": now,
+                "parent_client_order_id": p.coid, "symbol": p.symbol, "data": data,
+            })  # fmt: skip
+        await self.publisher.event(name, client_order_id=p.coid, symbol=p.symbol, data=data)
+
+    async def _alert(self, p: Protection, kind: str, message: str, *, severity: Any) -> None:
+        await self.publisher.alert(kind, f"{p.coid}: {message}", severity=severity,
+                                   data={"symbol": p.symbol})  # fmt: skip
+
+
+_PROT_ROLE_VALUES = frozenset(r.value for r in PROTECTIVE_ROLES)
+
+
+def _lease(coid: str) -> str:
+    return f"{coid}:prot"
