@@ -9,9 +9,16 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from s4_router.adapters.exchange.base import ConditionalOrder, PlaceOrderRequest
+from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.service_layer.protection import ProtectionService, doc_key
+from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
-from tests.chaos.rig import Rig, s4_rig
+from svckit.store.base import Query
+from svckit.store.sqlite import SqliteStore
+from tests.chaos.rig import T0, Rig, crash, hand_venue, s4_rig, set_book
 from tradekit.enums import OrderStatus, OrderType
 
 S = OrderStatus
@@ -65,3 +72,155 @@ async def test_fut_entry_with_sl_tp_places_stop_then_take_profit_sized_to_fill(
         kids = (await r.c.router.get("c-1") or {})["children"]
         assert {k["role"] for k in kids} >= {"STOP_LOSS", "TAKE_PROFIT"}
         assert "POSITION_PROTECTED" in await r.events("c-1")
+
+
+class RecordingExchange(SimExchange):
+    """The simulator adapter, noting every protective place / cancel in call order; optionally
+    dying (`SimulatedCrash`) at the first conditional placement, before or after the venue took
+    it."""
+
+    def __init__(self, venue: Any, *, crash_on_conditional: str | None = None) -> None:
+        super().__init__(venue)
+        self.calls: list[tuple[str, str]] = []
+        self.crash_on_conditional = crash_on_conditional
+
+    async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
+        if self.crash_on_conditional == "before_send":
+            raise SimulatedCrash(req.client_order_id)
+        self.calls.append(("place", req.client_order_id))
+        out = await super().place_conditional(req)
+        if self.crash_on_conditional == "after_accept":
+            raise SimulatedCrash(req.client_order_id)
+        return out
+
+    async def cancel_conditional(
+        self, symbol: str, *, algo_id: str | None = None, client_algo_id: str | None = None
+    ) -> ConditionalOrder:
+        self.calls.append(("cancel", client_algo_id or ""))
+        return await super().cancel_conditional(
+            symbol, algo_id=algo_id, client_algo_id=client_algo_id
+        )
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+def open_algos(r: Rig) -> list[tuple[str, str, D]]:
+    return [(a.client_algo_id, a.type.value, a.qty) for a in algos(r)]
+
+
+async def test_fut_entry_with_partial_fills_resizes_brackets_placing_before_cancelling(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    ex = RecordingExchange(venue)
+    set_book(venue, asks=[("65001", "0.004")])  # one level, nothing behind it
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=ex) as r:
+        await r.submit(sl=SL, tp={"type": "TAKE_PROFIT_MARKET", "price": "70000"}, qty="0.01")
+        first = r.position()
+        assert D(0) < first < D("0.01")
+        assert open_algos(r) == [
+            ("c-1-E60", "STOP_MARKET", first),
+            ("c-1-E61", "TAKE_PROFIT_MARKET", first),
+        ]
+        set_book(venue)  # liquidity back: the execution takes the rest
+        await r.until_done("c-1")
+        await prot(r).step_all()
+        assert r.position() == D("0.01")
+        live = open_algos(r)
+        assert [(t, q) for _, t, q in live] == [
+            ("STOP_MARKET", D("0.01")),
+            ("TAKE_PROFIT_MARKET", D("0.01")),
+        ]
+        superseded = [
+            a for a in venue.algo.orders.values() if a.client_algo_id in ("c-1-E60", "c-1-E61")
+        ]
+        assert [a.status.value for a in superseded] == ["CANCELED", "CANCELED"]
+        # Replace-before-cancel: each new order went out before its predecessor was cancelled.
+        assert ex.calls.index(("place", "c-1-E62")) < ex.calls.index(("cancel", "c-1-E60"))
+        assert ex.calls.index(("place", "c-1-E63")) < ex.calls.index(("cancel", "c-1-E61"))
+
+
+async def test_fut_stop_triggered_closes_position_cancels_take_profit_and_books_exit_fill(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        await r.submit(sl=SL, tp=TP_TARGET)
+        set_book(r.venue, bid="63900", ask="63902")
+        r.venue.set_mark_price("BTCUSDT", D("63950"))
+        await prot(r).step_all()
+        assert r.position() == 0
+        assert algos(r) == []  # the TP went with the position: nothing stale
+        doc = await state(r)
+        assert doc["active"] is False and doc["state"]["state"] == "CLOSED"
+        fills = await r.c.store.find("fills", Query(where={"client_order_id": "c-1-E60"}))
+        assert sum(D(f["qty"]) for f in fills) == D("0.002")
+        assert "BRACKETS_CLOSED" in await r.events("c-1")
+        # A later position on the symbol starts clean: no reduce-only order left behind.
+        assert await r.c.store.count("strategy_events", {"kind": "PROTECTION", "active": True}) == 0
+
+
+async def test_fut_position_closed_manually_cancels_both_brackets(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        await r.submit(sl=SL, tp=TP_TARGET)
+        await r.submit(client_order_id="c-2", side="SELL", reduce_only=True, intent_id="i-2")
+        assert r.position() == 0
+        await prot(r).step_all()
+        assert algos(r) == []
+        assert (await state(r))["state"]["state"] == "CLOSED"
+
+
+async def test_fut_brackets_with_breaker_open_still_place_and_cancel(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        await r.submit(sl=SL, tp=TP_TARGET)
+        breaker = r.c.router.breaker
+        for _ in range(50):
+            breaker.record(r.clock.now_ms(), error=True)
+        assert not breaker.allows_entry(r.clock.now_ms())
+        await r.submit(client_order_id="c-2", side="SELL", reduce_only=True, intent_id="i-2")
+        await prot(r).step_all()
+        assert r.position() == 0 and algos(r) == []
+
+
+@pytest.mark.parametrize("when", ["before_send", "after_accept", "protecting"])
+async def test_restart_with_brackets_in_each_state_rearms_without_loss_or_duplicates(
+    redis: RedisClient, tmp_path: Path, when: str
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    try:
+        crashing = RecordingExchange(
+            venue, crash_on_conditional=None if when == "protecting" else when
+        )
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
+                          exchange=crashing) as r1:  # fmt: skip
+            await r1.submit(sl=SL, tp=TP_TARGET)
+            assert r1.position() == D("0.002")
+            await crash(r1)
+            prot(r1).active.clear()
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
+            assert await prot(r2).recover() == 1
+            for _ in range(120):  # ≤ 6 s of manual time (recvWindow for a never-sent stop)
+                if len(algos(r2)) == 2:
+                    break
+                clock.advance(50)
+                await prot(r2).step_all()
+            assert [(t, q) for _, t, q in open_algos(r2)] == [
+                ("STOP_MARKET", D("0.002")),
+                ("TAKE_PROFIT_MARKET", D("0.002")),
+            ]
+            ids = [a.client_algo_id for a in r2.venue.algo.orders.values()]
+            assert len(ids) == len(set(ids)) == 2  # nothing doubled, same ids as before
+            set_book(venue, bid="63900", ask="63902")
+            venue.set_mark_price("BTCUSDT", D("63950"))
+            await prot(r2).step_all()
+            assert r2.position() == 0 and algos(r2) == []
+    finally:
+        await store.close()
