@@ -18,8 +18,8 @@ from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
 from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
-from tests.chaos.rig import T0, Rig, crash, hand_venue, s4_rig, set_book
-from tradekit.enums import OrderStatus, OrderType
+from tests.chaos.rig import T0, Rig, crash, hand_venue, print_at, s4_rig, set_book
+from tradekit.enums import Market, OrderStatus, OrderType, Side
 
 S = OrderStatus
 SL = {"type": "STOP_MARKET", "price": "64000"}
@@ -222,5 +222,93 @@ async def test_restart_with_brackets_in_each_state_rearms_without_loss_or_duplic
             venue.set_mark_price("BTCUSDT", D("63950"))
             await prot(r2).step_all()
             assert r2.position() == 0 and algos(r2) == []
+    finally:
+        await store.close()
+
+
+OCO = {"type": "OCO", "tp_price": "67000", "sl_price": "64500"}
+
+
+def spot_rig(redis: RedisClient, tmp_path: Path, clock: ManualClock) -> Any:
+    venue = hand_venue(clock)
+    set_book(venue, market=Market.SPOT)
+    return s4_rig(redis, tmp_path, clock=clock, venue=venue, maker_max_wait_ms=0)
+
+
+def spot_orders(r: Rig) -> dict[str, tuple[str, str]]:
+    return {
+        o.client_order_id: (o.type.value, o.status.value)
+        for o in r.venue_orders("c-1-E6", Market.SPOT)
+    }
+
+
+async def oco_resolve(r: Rig) -> dict[str, Any]:
+    doc = await r.c.store.get("strategy_events", "oco_resolve:c-1")
+    assert doc is not None
+    return doc
+
+
+async def test_spot_oco_with_take_profit_filled_resolves_and_persists_fills(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    async with spot_rig(redis, tmp_path, clock) as r:
+        out = await r.submit(market="SPOT", exec_policy=OCO)
+        assert out.response.status is S.FILLED
+        await prot(r).step_all()
+        # No stand-alone spot stop on this venue: the TP rests, the SL is watched locally.
+        assert spot_orders(r) == {"c-1-E60": ("LIMIT_MAKER", "ACCEPTED")}
+        set_book(r.venue, market=Market.SPOT, bid="66990", ask="67010",
+                 prints=[print_at(clock, "67000", "1", Side.BUY)])  # fmt: skip
+        await prot(r).step_all()
+        assert spot_orders(r) == {"c-1-E60": ("LIMIT_MAKER", "FILLED")}
+        ev = await oco_resolve(r)
+        assert ev["data"]["winner"] == "TP" and ev["data"]["state"] == "RESOLVED"
+        assert "OCO_RESOLVE" in await r.events("c-1")
+        fills = await r.c.store.find("fills", Query(where={"client_order_id": "c-1-E60"}))
+        assert fills and all(f["role"] == "OCO_ABOVE" for f in fills)
+        assert (await state(r))["active"] is False
+
+
+async def test_spot_oco_with_stop_price_reached_cancels_resting_leg_then_exits(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    async with spot_rig(redis, tmp_path, clock) as r:
+        await r.submit(market="SPOT", exec_policy=OCO)
+        await prot(r).step_all()
+        set_book(r.venue, market=Market.SPOT, bid="64400", ask="64402")
+        await prot(r).step_all()
+        orders = spot_orders(r)
+        assert orders["c-1-E60"] == ("LIMIT_MAKER", "CANCELED")
+        assert orders["c-1-E61"] == ("MARKET", "FILLED")
+        ev = await oco_resolve(r)
+        assert ev["data"]["winner"] == "SL"
+        # 100% one leg executed, the other cancelled: nothing left open for the symbol.
+        assert r.venue.open_orders(Market.SPOT, "BTCUSDT") == []
+
+
+async def test_restart_with_spot_oco_armed_rearms_and_still_resolves_once(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    set_book(venue, market=Market.SPOT)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
+                          maker_max_wait_ms=0) as r1:  # fmt: skip
+            await r1.submit(market="SPOT", exec_policy=OCO)
+            await crash(r1)
+            prot(r1).active.clear()
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
+                          maker_max_wait_ms=0) as r2:  # fmt: skip
+            assert await prot(r2).recover() == 1
+            assert spot_orders(r2) == {"c-1-E60": ("LIMIT_MAKER", "ACCEPTED")}
+            set_book(venue, market=Market.SPOT, bid="64400", ask="64402")
+            await prot(r2).step_all()
+            assert spot_orders(r2)["c-1-E61"] == ("MARKET", "FILLED")
+            assert len(spot_orders(r2)) == 2
+            assert await store.count("strategy_events", {"kind": "OCO_RESOLVE"}) == 1
     finally:
         await store.close()
