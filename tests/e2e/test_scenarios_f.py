@@ -105,6 +105,22 @@ async def f(redis: RedisClient, redis_addresses: list[str], tmp_path: Path) -> A
         yield F(s3, s4, c)
 
 
+async def _filled_and_protected(f: F, coid: str) -> bool:
+    """Entry FILLED and exactly one stop + one take profit open, both sized to the position
+    (a resize in flight briefly shows the replacement beside the order it replaces)."""
+    doc = await f.order(coid)
+    if doc is None or doc["status"] != "FILLED":
+        return False
+    algos = await f.c.exchange.fetch_open_conditionals("BTCUSDT")
+    pos = await f.c.exchange.fetch_positions(["BTCUSDT"])
+    kids = await f.c.store.find("orders", Query(where={"parent_client_order_id": coid}))
+    settled = all(k["status"] != "SUBMITTED" for k in kids)
+    return (
+        settled and sorted(a.type.value for a in algos) == ["STOP_MARKET", "TAKE_PROFIT_MARKET"]
+        and all(a.qty == abs(pos[0].qty) for a in algos)
+    )  # fmt: skip
+
+
 async def stream(redis: RedisClient, name: str) -> list[dict[str, Any]]:
     return [jsonutil.loads(e[1]["data"]) for e in await redis.xrange(name)]
 
@@ -117,16 +133,10 @@ async def test_fut_happy_with_decide_fills_entry_then_places_stop_then_take_prof
     assert intent["sl"]["type"] == "STOP_MARKET" and intent["tp"] is not None
     coid = intent["client_order_id"]
 
-    async def filled_and_protected() -> bool:
-        doc = await f.order(coid)
-        kids = await f.c.store.find("orders", Query(where={"parent_client_order_id": coid}))
-        roles = {k["role"]: k["status"] for k in kids}
-        return (
-            doc is not None and doc["status"] == "FILLED"
-            and roles.get("STOP_LOSS") == "ACCEPTED" and roles.get("TAKE_PROFIT") == "ACCEPTED"
-        )  # fmt: skip
-
-    await wait_for(filled_and_protected)
+    await wait_for(lambda: _filled_and_protected(f, coid))
+    kids = await f.c.store.find("orders", Query(where={"parent_client_order_id": coid}))
+    live = {k["role"] for k in kids if k["status"] == "ACCEPTED"}
+    assert live == {"STOP_LOSS", "TAKE_PROFIT"}
     algos = await f.c.exchange.fetch_open_conditionals("BTCUSDT")
     assert [a.type.value for a in sorted(algos, key=lambda a: a.algo_id)] == [
         "STOP_MARKET", "TAKE_PROFIT_MARKET"
@@ -236,16 +246,7 @@ async def test_orders_with_same_client_order_id_resent_is_answered_without_a_dup
     r = await f.s4.post("/orders", json=intent)
     assert r.status_code == 200 and r.json()["duplicate"] is True
 
-    async def filled_and_protected() -> bool:
-        doc = await f.order(coid)
-        algos = await f.c.exchange.fetch_open_conditionals("BTCUSDT")
-        pos = await f.c.exchange.fetch_positions(["BTCUSDT"])
-        return (
-            doc is not None and doc["status"] == "FILLED" and len(algos) == 2
-            and all(a.qty == pos[0].qty for a in algos)
-        )  # fmt: skip
-
-    await wait_for(filled_and_protected)
+    await wait_for(lambda: _filled_and_protected(f, coid))
     assert await f.c.store.count("orders", {"client_order_id": coid}) == 1
     assert await f.c.store.count("strategy_events", {"kind": "PROTECTION"}) == 1
     trades = await f.c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT")

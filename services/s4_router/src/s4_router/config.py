@@ -34,10 +34,6 @@ class Settings(ServiceSettings):
     )
     leverage_default: int = Field(default=20, ge=1, le=125, description="intent without leverage")
     protection_poll_ms: int = Field(default=100, ge=10, description="protective order polling")
-    reconcile_interval_ms: int = Field(default=30_000, ge=1000, description="venue vs store")
-    reconcile_cancel_orphans: bool = Field(
-        default=False, description="cancel venue orders unknown to the store (else alert only)"
-    )
     consumer_group: str = "s4-router"
     consumer_name: str | None = Field(default=None, description="default: hostname-pid")
     stream_claim_idle_ms: int = Field(default=30_000, ge=1000)
