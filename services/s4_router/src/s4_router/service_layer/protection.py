@@ -200,7 +200,9 @@ class ProtectionService:
             await self.store.insert("strategy_events", {"_key": doc_key(coid), **self._doc(p)})
         except DuplicateKey:
             return  # the other path's copy of this intent registered it
-        self.active[coid] = p
+        # One driver per protection across replicas (a peer's sweep skips a held lease).
+        if await self.leases.acquire(_lease(coid)):
+            self.active[coid] = p
 
     # --------------------------------------------------------------- the hook
     async def on_entry(
@@ -273,7 +275,9 @@ class ProtectionService:
             self._wake.clear()
             for coid in list(self.active):
                 with contextlib.suppress(Exception):
-                    await self.leases.renew(_lease(coid))
+                    if not await self.leases.renew(_lease(coid)):
+                        log.warning("%s: protection lease lost; a peer drives it now", coid)
+                        self.active.pop(coid, None)
             await self.step_all()
 
     async def shutdown(self) -> None:
