@@ -34,6 +34,7 @@ from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality import QualityTracker
+from s4_router.service_layer.reconciler import Reconciler
 from s4_router.service_layer.router import OrderRouter
 from s4_router.service_layer.venue_ops import RetryPolicy, Sleep, VenueOps
 from s4_router.service_layer.watch import VenueWatch
@@ -65,6 +66,7 @@ class S4Container:
     manager: ExecutionManager
     watch: VenueWatch
     protection: ProtectionService | None = None
+    reconciler: Reconciler | None = None
     background: list[BackgroundTask] = field(default_factory=list)
     owns: list[str] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -91,6 +93,19 @@ class S4Container:
             if self.settings.background_execution:
                 self.tasks.append(
                     asyncio.create_task(self.protection.run(self.stop), name="protection")
+                )
+        if self.reconciler is not None:
+            # Venue vs store before new work: orphans, stale protectives, missing fills.
+            try:
+                await self.reconciler.run_once()
+            except Exception:
+                log.exception("startup reconciliation failed; the periodic run retries")
+            if self.settings.background_execution:
+                self.tasks.append(
+                    asyncio.create_task(
+                        self.reconciler.run(self.stop, self.settings.reconcile_interval_ms),
+                        name="reconcile",
+                    )
                 )
         self.tasks.append(asyncio.create_task(self.consumer.run(self.stop), name="intents"))
         self.tasks.append(asyncio.create_task(self.watch.run(self.stop), name="venue-watch"))
@@ -145,6 +160,7 @@ class S4Container:
                 "healthy": self.consumer.healthy,
                 "handled": self.consumer.handled,
             },
+            reconcile=self.reconciler.health() if self.reconciler is not None else {},
         )  # fmt: skip
 
     async def aclose(self) -> None:
@@ -326,6 +342,12 @@ async def bootstrap(
                 protection.on_order_update(client_order_id)
 
         unsubscribe = subscribe(on_update)
+    reconciler = Reconciler(
+        store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
+        publisher=publisher, instruments=instruments, router=router, protection=protection,
+        window_ms=settings.reconcile_window_ms, cancel_orphans=settings.reconcile_cancel_orphans,
+        settle_ms=max(2_000, 4 * settings.poll_interval_ms),
+    )  # fmt: skip
     log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
     return S4Container(
         settings=settings,
@@ -340,6 +362,7 @@ async def bootstrap(
         manager=manager,
         watch=watch,
         protection=protection,
+        reconciler=reconciler,
         background=background,
         owns=owns,
         unsubscribe=unsubscribe,

@@ -34,6 +34,15 @@ class Settings(ServiceSettings):
     )
     leverage_default: int = Field(default=20, ge=1, le=125, description="intent without leverage")
     protection_poll_ms: int = Field(default=100, ge=10, description="protective order polling")
+    reconcile_interval_ms: int = Field(
+        default=30_000, ge=1000, description="venue vs store reconciliation period (and on start)"
+    )
+    reconcile_window_ms: int = Field(
+        default=3_600_000, ge=60_000, description="reconcile final orders / trades this recent"
+    )
+    reconcile_cancel_orphans: bool = Field(
+        default=False, description="cancel venue orders unknown to the store / stale reduce-only"
+    )
     consumer_group: str = "s4-router"
     consumer_name: str | None = Field(default=None, description="default: hostname-pid")
     stream_claim_idle_ms: int = Field(default=30_000, ge=1000)

@@ -198,6 +198,9 @@ def _side_of(cid: str, s: Snapshot) -> Side | None:
 
 
 def _symbol_of(cid: str, s: Snapshot) -> str:
+    for f in s.store_fills:
+        if f.client_order_id == cid:
+            return f.symbol
     for t in s.venue_trades:
         if t.client_order_id == cid:
             return t.symbol

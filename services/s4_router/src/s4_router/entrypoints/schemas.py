@@ -50,3 +50,4 @@ class Health(BaseModel):
     entries_allowed: bool = True
     executions: dict[str, Any] = Field(default_factory=dict)
     consumer: dict[str, Any]
+    reconcile: dict[str, Any] = Field(default_factory=dict)

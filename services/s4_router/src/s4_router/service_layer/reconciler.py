@@ -1,0 +1,436 @@
+"""Reconciliation loop: venue vs store, on start and every `S4_RECONCILE_INTERVAL_MS`.
+
+One run, per market (SPOT, FUT):
+
+1. gather a :class:`~s4_router.domain.reconcile.Snapshot`: store orders that are not final or
+   were updated within `S4_RECONCILE_WINDOW_MS`, their fills (FUT: every fill of the symbols
+   with a venue position, so positions net from the whole history); the venue's open orders,
+   open conditional (algo) orders, positions (FUT) and trades since the window start for the
+   symbols with recent activity;
+2. :func:`~s4_router.domain.reconcile.reconcile` the snapshot (pure);
+3. publish each *new* finding once per (kind, client order id) on `alerts` as
+   `RECONCILE_<KIND>` and count it in `router_reconcile_findings_total{kind}` (a finding that
+   disappears and comes back is reported again);
+4. repair what is safe: MISSING_FILL → insert the venue's trade as a fill (the unique index
+   `(venue, order_id, trade_id)` dedups); STATUS_DRIFT → the existing recoveries
+   (`OrderRouter.recover`, `ProtectionService.recover`, or a wake of the running execution),
+   which re-read the order at the venue; ORPHAN_VENUE_ORDER / STALE_PROTECTIVE → cancelled
+   only with `S4_RECONCILE_CANCEL_ORPHANS=true`; the invariant findings (filled qty, average
+   price, position) are reported, never "fixed" by guessing;
+5. write a `strategy_events` RECONCILE summary (the first run after start, and every run with
+   findings) and keep the last run for `/health`.
+
+Working orders updated within the last `settle_ms` are not checked for drift: their execution
+is about to read them anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from s4_router.adapters.exchange.base import (
+    ConditionalOrder,
+    ExchangeError,
+    ExchangeOrder,
+    ExchangePort,
+    ExchangeTrade,
+    OrderNotFound,
+    ProtectionUnsupported,
+)
+from s4_router.domain.reconcile import (
+    Finding,
+    FindingKind,
+    Snapshot,
+    StoreFillView,
+    StoreOrderView,
+    VenueOrderView,
+    VenueTradeView,
+    reconcile,
+)
+from s4_router.metrics import RouterMetrics
+from s4_router.service_layer.protection import ProtectionService, is_protective
+from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.router import OrderRouter
+from s4_router.service_layer.venue_ops import VenueOps
+from svckit.clock import Clock
+from svckit.errors import DuplicateKey
+from svckit.store.base import DocumentStore, Query
+from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, Side
+from tradekit.ids import parent_of
+from tradekit.instrument import Instrument
+from tradekit.orders import FillRecord
+
+log = logging.getLogger(__name__)
+
+S = OrderStatus
+ZERO = Decimal(0)
+WORKING = (S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.NEW)
+RECENT_LIMIT = 5_000  # most recently updated orders examined for the window
+_ALGO_STATUS = {"NEW": S.ACCEPTED, "TRIGGERED": S.ACCEPTED}
+_SEVERITY = {
+    FindingKind.ORPHAN_VENUE_ORDER: "warning",
+    FindingKind.STALE_PROTECTIVE: "warning",
+    FindingKind.STATUS_DRIFT: "warning",
+    FindingKind.MISSING_FILL: "warning",
+    FindingKind.FILLED_QTY_MISMATCH: "critical",
+    FindingKind.AVG_PRICE_MISMATCH: "warning",
+    FindingKind.POSITION_MISMATCH: "critical",
+}
+
+
+@dataclass
+class _Venue:
+    """What one market's gather saw at the venue (for the repairs)."""
+
+    open: dict[str, tuple[ExchangeOrder | None, ConditionalOrder | None]] = field(
+        default_factory=dict
+    )
+    trades: dict[tuple[str, str], ExchangeTrade] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # store docs by client id
+
+
+@dataclass
+class RunReport:
+    ts: int
+    findings: list[Finding]
+    new: list[Finding]
+    repaired: int = 0
+    cancelled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        by_kind: dict[str, int] = {}
+        for f in self.findings:
+            by_kind[f.kind.value] = by_kind.get(f.kind.value, 0) + 1
+        return {
+            "last_ts": self.ts, "findings": len(self.findings), "by_kind": by_kind,
+            "new": len(self.new), "repaired": self.repaired, "cancelled": self.cancelled,
+            "errors": self.errors,
+        }  # fmt: skip
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        store: DocumentStore,
+        exchange: ExchangePort,
+        ops: VenueOps,
+        clock: Clock,
+        metrics: RouterMetrics,
+        publisher: Publisher,
+        instruments: dict[str, Instrument],
+        router: OrderRouter | None = None,
+        protection: ProtectionService | None = None,
+        window_ms: int = 3_600_000,
+        cancel_orphans: bool = False,
+        settle_ms: int = 2_000,
+    ) -> None:
+        self.store = store
+        self.exchange = exchange
+        self.ops = ops
+        self.clock = clock
+        self.metrics = metrics
+        self.publisher = publisher
+        self.instruments = instruments
+        self.router = router
+        self.protection = protection
+        self.window_ms = window_ms
+        self.cancel_orphans = cancel_orphans
+        self.settle_ms = settle_ms
+        self.outstanding: set[tuple[str, str]] = set()
+        self.last: RunReport | None = None
+        self.runs = 0
+
+    # ---- one run ------------------------------------------------------------------------------
+    async def run_once(self) -> RunReport:
+        now = self.clock.now_ms()
+        report = RunReport(ts=now, findings=[], new=[])
+        seen: set[tuple[str, str]] = set()
+        for market in (Market.SPOT, Market.FUT):
+            if not any(market in i.markets for i in self.instruments.values()):
+                continue
+            try:
+                snap, venue = await self._gather(market, now)
+            except ExchangeError as exc:
+                report.errors.append(f"{market.value}: {exc}")
+                log.warning("reconcile %s: venue unavailable: %s", market.value, exc)
+                continue
+            findings = reconcile(snap)
+            report.findings += findings
+            for f in findings:
+                key = (f.kind.value, f"{market.value}:{f.client_order_id or f.symbol}")
+                seen.add(key)
+                if key not in self.outstanding:
+                    report.new.append(f)
+                    await self._report(market, f)
+            await self._repair(market, findings, venue, report)
+        # Markets that could not be read keep their outstanding findings.
+        failed = {e.split(":", 1)[0] for e in report.errors}
+        self.outstanding = seen | {k for k in self.outstanding if k[1].split(":", 1)[0] in failed}
+        if report.findings or self.runs == 0:
+            await self._summary(report)
+        self.runs += 1
+        self.last = report
+        return report
+
+    async def run(self, stop: asyncio.Event, interval_ms: int) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_ms / 1000)
+            if stop.is_set():
+                return
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("reconciliation run failed")
+
+    def health(self) -> dict[str, Any]:
+        if self.last is None:
+            return {"last_ts": None, "findings": None}
+        return self.last.summary()
+
+    # ---- gather -------------------------------------------------------------------------------
+    async def _store_orders(self, market: Market, now: int) -> list[dict[str, Any]]:
+        docs: dict[str, dict[str, Any]] = {}
+        for status in WORKING:
+            for d in await self.store.find(
+                "orders", Query(where={"status": status.value, "market": market.value})
+            ):
+                docs[d["client_order_id"]] = d
+        recent = await self.store.find(
+            "orders", Query(where={"market": market.value}, sort=[("updated_ts", "desc")],
+                            limit=RECENT_LIMIT),
+        )  # fmt: skip
+        for d in recent:
+            if int(d.get("updated_ts") or 0) >= now - self.window_ms:
+                docs.setdefault(d["client_order_id"], d)
+        return list(docs.values())
+
+    async def _gather(self, market: Market, now: int) -> tuple[Snapshot, _Venue]:
+        since = now - self.window_ms
+        venue = _Venue()
+        docs = await self._store_orders(market, now)
+        venue.orders = {d["client_order_id"]: d for d in docs}
+        fill_docs: dict[tuple[str, str], dict[str, Any]] = {}
+        for d in docs:
+            for f in await self.store.find(
+                "fills", Query(where={"client_order_id": d["client_order_id"]})
+            ):
+                fill_docs[(str(f["order_id"]), str(f["trade_id"]))] = f
+            if d.get("parent_client_order_id") is None:
+                for f in await self.store.find(
+                    "fills", Query(where={"parent_client_order_id": d["client_order_id"]})
+                ):
+                    fill_docs[(str(f["order_id"]), str(f["trade_id"]))] = f
+
+        # Venue: open orders (+ open conditionals on FUT), positions.
+        open_views: list[VenueOrderView] = []
+        for o in await self.ops.call(lambda: self.exchange.fetch_open_orders(market)):
+            venue.open[o.client_order_id] = (o, None)
+            open_views.append(VenueOrderView(
+                o.client_order_id, o.venue_order_id, o.symbol, o.status, o.filled_qty,
+                reduce_only=o.reduce_only,
+            ))  # fmt: skip
+        positions: dict[str, Decimal] = {}
+        if market is Market.FUT:
+            with contextlib.suppress(ProtectionUnsupported):
+                for a in await self.ops.call(lambda: self.exchange.fetch_open_conditionals()):
+                    venue.open[a.client_algo_id] = (None, a)
+                    open_views.append(VenueOrderView(
+                        a.client_algo_id, a.algo_id, a.symbol,
+                        _ALGO_STATUS.get(a.status, S.ACCEPTED), ZERO,
+                        reduce_only=a.reduce_only or a.close_position,
+                    ))  # fmt: skip
+            with contextlib.suppress(ProtectionUnsupported):
+                for p in await self.ops.call(lambda: self.exchange.fetch_positions()):
+                    positions[p.symbol] = positions.get(p.symbol, ZERO) + p.qty
+            # Positions net over the whole history of their symbols' fills.
+            for sym in [s for s, q in positions.items() if q != 0] + sorted(
+                {d["symbol"] for d in docs}
+            ):
+                positions.setdefault(sym, ZERO)
+            for sym in list(positions):
+                for f in await self.store.find(
+                    "fills", Query(where={"symbol": sym, "market": market.value})
+                ):
+                    fill_docs.setdefault((str(f["order_id"]), str(f["trade_id"])), f)
+
+        # Venue's view of working orders that are not open there any more (drift candidates).
+        venue_orders: dict[str, VenueOrderView] = {v.client_order_id: v for v in open_views}
+        for d in docs:
+            cid = d["client_order_id"]
+            if (
+                cid in venue.open or is_protective(d) or S(d["status"]) not in WORKING
+                or S(d["status"]) is S.NEW or int(d.get("updated_ts") or 0) > now - self.settle_ms
+                or (d.get("parent_client_order_id") is None and not d.get("venue_order_id"))
+            ):  # fmt: skip
+                continue
+            try:
+                o = await self.ops.fetch(market, d["symbol"], cid)
+            except OrderNotFound:
+                continue
+            venue_orders[cid] = VenueOrderView(
+                cid, o.venue_order_id, o.symbol, o.status, o.filled_qty, reduce_only=o.reduce_only
+            )
+
+        # Trades since the window start, for symbols with recent activity.
+        symbols = sorted({d["symbol"] for d in docs} | {v.symbol for v in open_views})
+        trade_views: list[VenueTradeView] = []
+        for sym in symbols:
+            for t in await self.ops.call(
+                lambda sym=sym: self.exchange.fetch_my_trades(market, sym, since)  # type: ignore[misc]
+            ):
+                venue.trades[(t.venue_order_id, t.trade_id)] = t
+                trade_views.append(VenueTradeView(
+                    t.trade_id, t.venue_order_id, t.client_order_id, t.symbol, t.side, t.price,
+                    t.qty,
+                ))  # fmt: skip
+
+        insts = {s: self.instruments[s] for s in symbols + list(positions) if s in self.instruments}
+        snap = Snapshot(
+            store_orders=[_store_view(d) for d in docs],
+            store_fills=[_fill_view(f) for f in fill_docs.values()],
+            venue_open=open_views,
+            venue_orders=venue_orders,
+            venue_trades=trade_views,
+            positions=positions,
+            tick={s: i.tickSize for s, i in insts.items()},
+            step={s: i.stepSize for s, i in insts.items()},
+        )
+        return snap, venue
+
+    # ---- act ----------------------------------------------------------------------------------
+    async def _report(self, market: Market, f: Finding) -> None:
+        self.metrics.reconcile_findings.labels(f.kind.value).inc()
+        what = f.client_order_id or f.symbol
+        await self.publisher.alert(
+            f"RECONCILE_{f.kind.value}",
+            f"{market.value} {f.symbol} {what}: {f.kind.value} {f.detail}",
+            severity=_SEVERITY.get(f.kind, "warning"),  # type: ignore[arg-type]
+            data={"market": market.value, "symbol": f.symbol,
+                  "client_order_id": f.client_order_id, **f.detail},
+        )  # fmt: skip
+
+    async def _repair(
+        self, market: Market, findings: Iterable[Finding], venue: _Venue, report: RunReport
+    ) -> None:
+        drift = False
+        for f in findings:
+            try:
+                if f.kind is FindingKind.MISSING_FILL:
+                    report.repaired += await self._insert_fill(market, f, venue)
+                elif f.kind is FindingKind.STATUS_DRIFT:
+                    drift = True
+                    parsed = parent_of(f.client_order_id or "")
+                    parent = parsed[0] if parsed else f.client_order_id
+                    if self.router is not None and parent is not None:
+                        self.router.manager.wake(parent)
+                elif (
+                    f.kind in (FindingKind.ORPHAN_VENUE_ORDER, FindingKind.STALE_PROTECTIVE)
+                    and self.cancel_orphans
+                ):
+                    report.cancelled += await self._cancel(market, f, venue)
+            except ExchangeError as exc:
+                report.errors.append(f"{f.kind.value} {f.client_order_id}: {exc}")
+        if drift:
+            # The existing recoveries re-read the orders at the venue and finish them.
+            if self.router is not None:
+                report.repaired += await self.router.recover()
+            if self.protection is not None:
+                report.repaired += await self.protection.recover()
+
+    async def _insert_fill(self, market: Market, f: Finding, venue: _Venue) -> int:
+        cid = f.client_order_id or ""
+        t = next(
+            (t for t in venue.trades.values()
+             if t.client_order_id == cid and t.trade_id == f.detail.get("trade_id")),
+            None,
+        )  # fmt: skip
+        if t is None:
+            return 0
+        doc = venue.orders.get(cid)
+        parsed = parent_of(cid)
+        parent = (doc or {}).get("parent_client_order_id") or (parsed[0] if parsed else None)
+        role = OrderRole(doc["role"]) if doc is not None and doc.get("role") else None
+        fill = FillRecord(
+            venue=self.exchange.venue, order_id=t.venue_order_id, trade_id=t.trade_id,
+            client_order_id=cid, parent_client_order_id=parent, market=market, symbol=t.symbol,
+            side=t.side, price=t.price, qty=t.qty, fee=t.fee, fee_asset=t.fee_asset,
+            liquidity=t.liquidity or Liquidity.TAKER, ts_fill=t.ts, role=role,
+        )  # fmt: skip
+        try:
+            await self.store.insert("fills", fill.model_dump(mode="json"))
+        except DuplicateKey:
+            return 0  # booked meanwhile (by the execution or another replica)
+        self.metrics.fills.labels(t.liquidity.value).inc()
+        return 1
+
+    async def _cancel(self, market: Market, f: Finding, venue: _Venue) -> int:
+        order, algo = venue.open.get(f.client_order_id or "", (None, None))
+        try:
+            if algo is not None:
+                await self.ops.call(
+                    lambda: self.exchange.cancel_conditional(algo.symbol, algo_id=algo.algo_id)
+                )
+            elif order is not None:
+                await self.ops.call(
+                    lambda: self.exchange.cancel_order(
+                        market, order.symbol, venue_order_id=order.venue_order_id
+                    )
+                )
+            else:
+                return 0
+        except OrderNotFound:
+            return 0  # gone meanwhile
+        await self.publisher.event(
+            "RECONCILE_CANCELLED", client_order_id=f.client_order_id, symbol=f.symbol,
+            data={"kind": f.kind.value, "market": market.value, **f.detail},
+        )  # fmt: skip
+        return 1
+
+    async def _summary(self, report: RunReport) -> None:
+        data = report.summary()
+        data["details"] = [
+            {"kind": f.kind.value, "symbol": f.symbol, "client_order_id": f.client_order_id,
+             **f.detail}
+            for f in report.findings[:100]
+        ]  # fmt: skip
+        with contextlib.suppress(DuplicateKey):
+            await self.store.insert("strategy_events", {
+                "_key": f"reconcile:{report.ts}:{self.runs}", "kind": "RECONCILE",
+                "ts": report.ts, "data": data,
+            })  # fmt: skip
+        await self.publisher.event("RECONCILE", client_order_id=None, symbol=None, data=data)
+
+
+def _dec(v: Any) -> Decimal:
+    return Decimal(str(v)) if v is not None else ZERO
+
+
+def _store_view(d: dict[str, Any]) -> StoreOrderView:
+    avg = d.get("avg_price")
+    return StoreOrderView(
+        client_order_id=d["client_order_id"],
+        parent_client_order_id=d.get("parent_client_order_id"),
+        symbol=d["symbol"],
+        status=S(d["status"]),
+        qty=_dec(d.get("qty")),
+        filled_qty=_dec(d.get("filled_qty")),
+        avg_price=Decimal(str(avg)) if avg is not None else None,
+        venue_order_id=d.get("venue_order_id"),
+    )
+
+
+def _fill_view(f: dict[str, Any]) -> StoreFillView:
+    return StoreFillView(
+        trade_id=str(f["trade_id"]), venue_order_id=str(f["order_id"]),
+        client_order_id=f["client_order_id"], symbol=f["symbol"], side=Side(f["side"]),
+        price=_dec(f["price"]), qty=_dec(f["qty"]),
+    )  # fmt: skip
