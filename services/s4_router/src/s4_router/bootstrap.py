@@ -290,6 +290,7 @@ async def bootstrap(
             publisher=publisher, leases=leases, instruments=instruments,
             working_type=settings.working_type, default_leverage=settings.leverage_default,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
+            oco_guardian=settings.oco_guardian,
         )
         if settings.protection
         else None

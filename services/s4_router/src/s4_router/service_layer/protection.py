@@ -39,8 +39,10 @@ from s4_router.adapters.exchange.base import (
     ExchangeOrder,
     ExchangePort,
     ExchangeTrade,
+    OcoOrderList,
     OrderNotFound,
     PlaceOrderRequest,
+    ProtectionUnsupported,
     RetryableError,
 )
 from s4_router.adapters.leases import Leases
@@ -98,6 +100,7 @@ class Protection:
     intent: dict[str, Any]
     brackets: br.Brackets | None = None
     guardian: og.OcoGuardian | None = None
+    native: dict[str, Any] | None = None  # a venue OCO list (S4_OCO_GUARDIAN=false)
     entry_done: bool = False
     entry_filled: Decimal = ZERO
     sent: dict[str, int] = field(default_factory=dict)  # cid -> last send attempt (ms)
@@ -112,6 +115,8 @@ class Protection:
             return self.brackets.state in (br.BracketState.CLOSED, br.BracketState.FAILED)
         if self.guardian is not None:
             return self.guardian.state.is_final
+        if self.native is not None:
+            return self.native["status"] in ("ALL_DONE", "FAILED")
         return False
 
 
@@ -131,6 +136,7 @@ class ProtectionService:
         default_leverage: int = 20,
         poll_ms: int = 100,
         autorun: bool = True,
+        oco_guardian: bool = True,
     ) -> None:
         self.store = store
         self.exchange = exchange
@@ -144,6 +150,7 @@ class ProtectionService:
         self.default_leverage = default_leverage
         self.poll_ms = poll_ms
         self.autorun = autorun
+        self.oco_guardian = oco_guardian
         self.active: dict[str, Protection] = {}
         self._margin_ok: dict[str, int] = {}  # symbol -> leverage checked at the venue
         self._wake = asyncio.Event()
@@ -262,7 +269,7 @@ class ProtectionService:
             taken += 1
             await self.publisher.event(
                 "PROTECTION_REARMED", client_order_id=coid, symbol=p.symbol,
-                data={"machine": "BRACKETS" if p.brackets else "OCO_GUARDIAN"},
+                data={"machine": _machine(p)},
             )  # fmt: skip
             with contextlib.suppress(Exception):
                 await self.step(coid)
@@ -304,6 +311,8 @@ class ProtectionService:
             await self._poll_brackets(p)
         elif p.guardian is not None:
             await self._poll_guardian(p)
+        elif p.native is not None:
+            await self._poll_native(p)
 
     async def _feed_entry(
         self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool
@@ -318,8 +327,14 @@ class ProtectionService:
                 )
             if done and not p.entry_done:
                 await self._brackets(p, b.on_entry_done(now))
-        elif p.market is Market.SPOT and done and not p.entry_done and p.guardian is None:
-            await self._arm_guardian(p, filled)
+        elif (
+            p.market is Market.SPOT and done and not p.entry_done
+            and p.guardian is None and p.native is None
+        ):  # fmt: skip
+            if self.oco_guardian:
+                await self._arm_guardian(p, filled)
+            else:
+                await self._arm_native(p, filled)
         p.entry_filled = max(p.entry_filled, filled)
         p.entry_done = p.entry_done or done
 
@@ -480,7 +495,9 @@ class ProtectionService:
                 await self._brackets(p, b.on_position(ZERO, self._now()))
 
     # ---- SPOT OCO guardian -----------------------------------------------------------------
-    async def _arm_guardian(self, p: Protection, filled: Decimal) -> None:
+    async def _arm_guardian(
+        self, p: Protection, filled: Decimal, *, first_child: int = FIRST_PROTECTIVE_CHILD
+    ) -> None:
         pol = OcoPolicy.model_validate(p.intent["exec_policy"])
         qty = await self._spot_position(p, filled)
         if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
@@ -495,7 +512,7 @@ class ProtectionService:
             parent_client_order_id=p.coid, position_side=p.side, qty=qty,
             tp_price=pol.tp_price, sl_price=pol.sl_price, sl_limit_price=pol.sl_limit_price,
             both_rest=both, priority=og.Leg.SL if self.exchange.spot_stop_orders else og.Leg.TP,
-            first_child=FIRST_PROTECTIVE_CHILD,
+            first_child=first_child,
         )  # fmt: skip
         p.guardian = g
         await self._guardian(p, g.arm(self._now()))
@@ -628,9 +645,166 @@ class ProtectionService:
 
     async def _resolved(self, p: Protection, c: og.Resolved) -> None:
         summary = dict(c.summary)
+        summary["mode"] = "guardian"
         summary["observed"] = dict(p.observed)
         self._fill_seen.pop(p.coid, None)
         await self._event(p, "OCO_RESOLVE", {"winner": c.winner.value, **summary})
+
+    # ---- SPOT OCO at the venue (native order list) -----------------------------------------
+    async def _arm_native(self, p: Protection, filled: Decimal) -> None:
+        """One venue OCO list for what the entry bought/sold: list id E60, take-profit leg E61
+        (LIMIT_MAKER), stop leg E62 (STOP_LOSS / STOP_LOSS_LIMIT). Durable before the send."""
+        pol = OcoPolicy.model_validate(p.intent["exec_policy"])
+        qty = await self._spot_position(p, filled)
+        if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
+            p.active = False
+            why = "nothing (tradeable) to protect"
+            await self._event(
+                p, "OCO_SKIPPED", {"filled": str(filled), "qty": str(qty), "reason": why}
+            )
+            return
+        n = FIRST_PROTECTIVE_CHILD
+        exit_side = Side.SELL if p.side is Side.BUY else Side.BUY
+        tp_cid, sl_cid = f"{p.coid}-E{n + 1}", f"{p.coid}-E{n + 2}"
+        p.native = {
+            "list_client_order_id": f"{p.coid}-E{n}", "order_list_id": None,
+            "status": "PENDING", "side": exit_side.value, "qty": str(qty), "filled": str(filled),
+            "tp_price": str(pol.tp_price), "sl_price": str(pol.sl_price),
+            "sl_limit_price": str(pol.sl_limit_price) if pol.sl_limit_price else None,
+            "legs": {
+                "TP": {"client_order_id": tp_cid, "status": None, "filled": "0"},
+                "SL": {"client_order_id": sl_cid, "status": None, "filled": "0"},
+            },
+            "winner": None, "timings": {"armed": self._now()},
+        }  # fmt: skip
+        tp_role, sl_role = (
+            (OrderRole.OCO_ABOVE, OrderRole.OCO_BELOW) if exit_side is Side.SELL
+            else (OrderRole.OCO_BELOW, OrderRole.OCO_ABOVE)
+        )  # fmt: skip
+        sl_type = OrderType.STOP_LOSS_LIMIT if pol.sl_limit_price else OrderType.STOP_MARKET
+        await self._persist(p)
+        await self._child_record(p, tp_cid, og.Leg.TP, exit_side, OrderType.LIMIT_MAKER, qty,
+                                 pol.tp_price, None, role=tp_role)  # fmt: skip
+        await self._child_record(p, sl_cid, og.Leg.SL, exit_side, sl_type, qty,
+                                 pol.sl_limit_price, pol.sl_price, role=sl_role)  # fmt: skip
+        await self._send_native(p)
+
+    async def _send_native(self, p: Protection) -> None:
+        n = p.native
+        assert n is not None
+        lcid = n["list_client_order_id"]
+        p.sent[lcid] = self.clock.now_ms()
+        await self._persist(p)  # the attempt is durable before the send (a restart looks it up)
+        slp = n["sl_limit_price"]
+        try:
+            lst = await self.exchange.place_oco(
+                p.symbol, Side(n["side"]), Decimal(n["qty"]), limit_price=Decimal(n["tp_price"]),
+                stop_price=Decimal(n["sl_price"]),
+                stop_limit_price=Decimal(slp) if slp else None, list_client_order_id=lcid,
+                limit_client_order_id=n["legs"]["TP"]["client_order_id"],
+                stop_client_order_id=n["legs"]["SL"]["client_order_id"],
+            )  # fmt: skip
+        except ProtectionUnsupported as exc:
+            await self._native_fallback(p, f"venue has no OCO lists: {exc}")
+            return
+        except (AmbiguousSubmit, RetryableError, DuplicateOrder) as exc:
+            log.info("%s: OCO list send unanswered (%s); looked up by its id", lcid, exc)
+            with contextlib.suppress(RetryableError):
+                await self._lookup_native(p)
+            return
+        except DefinitiveError as exc:
+            await self._native_fallback(p, f"OCO list rejected: {exc}")
+            return
+        await self._native_report(p, lst)
+
+    async def _lookup_native(self, p: Protection) -> bool:
+        """The list by its client id (adopted when found): True when it exists at the venue."""
+        n = p.native
+        assert n is not None
+        lcid = n["list_client_order_id"]
+        try:
+            lst = await self.ops.call(lambda: self.exchange.fetch_order_list(
+                symbol=p.symbol, list_client_order_id=lcid))  # fmt: skip
+        except OrderNotFound:
+            return False
+        await self._native_report(p, lst)
+        return True
+
+    async def _native_fallback(self, p: Protection, reason: str) -> None:
+        n = p.native
+        assert n is not None
+        for leg in n["legs"].values():
+            await self._set_child(leg["client_order_id"], S.REJECTED, reason)
+        p.native = None
+        self.metrics.oco_anomalies.inc()
+        await self._event(p, "OCO_GUARDIAN_FALLBACK", {"reason": reason})
+        # The guardian's ids follow the native ones (E60..E62 are taken).
+        filled = max(p.entry_filled, Decimal(n["filled"]))
+        await self._arm_guardian(p, filled, first_child=FIRST_PROTECTIVE_CHILD + 3)
+
+    async def _poll_native(self, p: Protection) -> None:
+        n = p.native
+        assert n is not None
+        if n["status"] in ("ALL_DONE", "FAILED"):
+            p.active = False
+            return
+        if n["order_list_id"] is None:
+            # Never acknowledged: the same list client id is looked up first, and resent (same
+            # ids) only once the venue's recvWindow has passed without a trace of it.
+            try:
+                found = await self._lookup_native(p)
+            except RetryableError:
+                return
+            if not found and not self.ops.landing_window_open(
+                p.sent.get(n["list_client_order_id"])
+            ):
+                await self._send_native(p)
+            return
+        try:
+            lst = await self.ops.call(lambda: self.exchange.fetch_order_list(
+                n["order_list_id"], symbol=p.symbol))  # fmt: skip
+        except RetryableError:
+            return
+        await self._native_report(p, lst)
+
+    async def _native_report(self, p: Protection, lst: OcoOrderList) -> None:
+        n = p.native
+        assert n is not None
+        now = self._now()
+        timings: dict[str, int] = n["timings"]
+        if n["order_list_id"] is None:
+            n["order_list_id"] = lst.order_list_id
+            timings.setdefault("acked", now)
+        n["status"] = "ALL_DONE" if lst.status == "ALL_DONE" else "EXEC_STARTED"
+        for order in lst.orders:
+            name = next((k for k, v in n["legs"].items()
+                         if v["client_order_id"] == order.client_order_id), None)  # fmt: skip
+            if name is None:
+                continue
+            leg = n["legs"][name]
+            if order.filled_qty > 0:
+                await self._book(p, order.client_order_id, order)
+                timings.setdefault(f"{name.lower()}_filled", now)
+            elif order.status is S.CANCELED:
+                timings.setdefault(f"{name.lower()}_cancelled", now)
+            leg["status"] = order.status.value
+            leg["filled"] = str(order.filled_qty)
+            await self._set_child(order.client_order_id, S(order.status), None,
+                                  filled=order.filled_qty, avg=order.avg_price,
+                                  venue_id=order.venue_order_id)  # fmt: skip
+        if n["status"] == "ALL_DONE":
+            timings.setdefault("resolved", now)
+            tp, sl = (Decimal(n["legs"][k]["filled"]) for k in ("TP", "SL"))
+            n["winner"] = "TP" if tp > 0 and tp >= sl else "SL" if sl > 0 else None
+            p.active = False
+            await self._event(p, "OCO_RESOLVE", {
+                "winner": n["winner"], "mode": "native", "state": "RESOLVED",
+                "parent_client_order_id": p.coid, "qty": n["qty"],
+                "order_list_id": n["order_list_id"],
+                "list_client_order_id": n["list_client_order_id"],
+                "legs": {k: {"mode": "VENUE", **v} for k, v in n["legs"].items()},
+                "timings": dict(timings), "observed": dict(p.observed),
+            })  # fmt: skip
 
     # ---- records ---------------------------------------------------------------------------
     async def _child_record(
@@ -722,10 +896,11 @@ class ProtectionService:
 
     # ---- persistence -----------------------------------------------------------------------
     def _doc(self, p: Protection) -> dict[str, Any]:
-        machine = "BRACKETS" if p.market is Market.FUT else "OCO_GUARDIAN"
+        machine = _machine(p)
         state = (
             p.brackets.to_state() if p.brackets is not None
-            else p.guardian.to_state() if p.guardian is not None else None
+            else p.guardian.to_state() if p.guardian is not None
+            else dict(p.native) if p.native is not None else None
         )  # fmt: skip
         return {
             "kind": KIND, "ts": p.created_ts, "parent_client_order_id": p.coid,
@@ -756,6 +931,8 @@ class ProtectionService:
         if state is not None:
             if doc["machine"] == "BRACKETS":
                 p.brackets = br.Brackets.from_state(state)
+            elif doc["machine"] == "OCO_NATIVE":
+                p.native = dict(state)
             else:
                 p.guardian = og.OcoGuardian.from_state(state)
         return p
@@ -775,6 +952,12 @@ class ProtectionService:
 
 
 _PROT_ROLE_VALUES = frozenset(r.value for r in PROTECTIVE_ROLES)
+
+
+def _machine(p: Protection) -> str:
+    if p.market is Market.FUT:
+        return "BRACKETS"
+    return "OCO_NATIVE" if p.native is not None else "OCO_GUARDIAN"
 
 
 def _lease(coid: str) -> str:

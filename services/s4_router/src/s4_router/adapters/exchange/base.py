@@ -305,3 +305,34 @@ class ExchangePort(abc.ABC):
 
     async def fetch_open_conditionals(self, symbol: str | None = None) -> list[ConditionalOrder]:
         raise ProtectionUnsupported(f"{self.venue}: fetch_open_conditionals")
+
+    # Spot OCO lists (LIMIT_MAKER take profit + STOP_LOSS(_LIMIT) stop; a leg's fill makes the
+    # venue cancel the other). A venue without them raises `ProtectionUnsupported` and S4 runs
+    # the client-side OCO guardian instead.
+    async def place_oco(
+        self,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        *,
+        limit_price: Decimal,
+        stop_price: Decimal,
+        stop_limit_price: Decimal | None = None,
+        list_client_order_id: str | None = None,
+        limit_client_order_id: str | None = None,
+        stop_client_order_id: str | None = None,
+    ) -> OcoOrderList:
+        raise ProtectionUnsupported(f"{self.venue}: place_oco")
+
+    async def fetch_order_list(
+        self,
+        order_list_id: str | None = None,
+        *,
+        symbol: str | None = None,
+        list_client_order_id: str | None = None,
+    ) -> OcoOrderList:
+        """By venue id or by list client id; raises OrderNotFound when there is no such list."""
+        raise ProtectionUnsupported(f"{self.venue}: fetch_order_list")
+
+    async def cancel_order_list(self, symbol: str, order_list_id: str) -> OcoOrderList:
+        raise ProtectionUnsupported(f"{self.venue}: cancel_order_list")

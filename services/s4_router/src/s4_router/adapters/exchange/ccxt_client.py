@@ -55,6 +55,7 @@ from s4_router.adapters.exchange.base import (
     OrderNotFound,
     PlaceOrderRequest,
     Position,
+    ProtectionUnsupported,
 )
 from s4_router.adapters.exchange.errors_ccxt import annotate, translate
 from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side, TimeInForce
@@ -821,7 +822,7 @@ class CcxtExchange(ExchangePort):
     # ---- spot OCO (Binance /api/v3/orderList/oco) -----------------------------------------
     def _oco_client(self) -> Any:
         if not self._binance:
-            raise InvalidOrder(f"{self.venue}: native OCO lists are not supported", code=-1116)
+            raise ProtectionUnsupported(f"{self.venue}: native OCO lists are not supported")
         return self._clients[SPOT]
 
     async def _order_list(self, answer: Mapping[str, Any]) -> OcoOrderList:
@@ -893,12 +894,20 @@ class CcxtExchange(ExchangePort):
         )
         return await self._order_list(answer)
 
-    async def fetch_order_list(self, order_list_id: str) -> OcoOrderList:
+    async def fetch_order_list(
+        self,
+        order_list_id: str | None = None,
+        *,
+        symbol: str | None = None,
+        list_client_order_id: str | None = None,
+    ) -> OcoOrderList:
         client = self._oco_client()
-        lid = self._id(order_list_id)
-        answer = await self._call(
-            lambda: client.privateGetOrderList({"orderListId": lid}), client=client
+        params: dict[str, Any] = (
+            {"orderListId": self._id(order_list_id)}
+            if order_list_id is not None
+            else {"origClientOrderId": list_client_order_id}
         )
+        answer = await self._call(lambda: client.privateGetOrderList(params), client=client)
         return await self._order_list(answer)
 
     async def cancel_order_list(self, symbol: str, order_list_id: str) -> OcoOrderList:

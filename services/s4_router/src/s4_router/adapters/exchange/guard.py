@@ -12,6 +12,7 @@ adapter only observes. It never refuses calls: the router decides what may enter
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import TypeVar
 
 from s4_router.adapters.exchange.base import (
@@ -25,13 +26,14 @@ from s4_router.adapters.exchange.base import (
     ExchangePort,
     ExchangeTrade,
     ExchangeUnavailable,
+    OcoOrderList,
     PlaceOrderRequest,
     Position,
     RateLimited,
 )
 from s4_router.policies.circuit_breaker import CircuitBreaker, Transition
 from svckit.clock import Clock
-from tradekit.enums import Market
+from tradekit.enums import Market, Side
 from tradekit.instrument import Instrument
 
 T = TypeVar("T")
@@ -173,3 +175,41 @@ class GuardedExchange(ExchangePort):
 
     async def fetch_open_conditionals(self, symbol: str | None = None) -> list[ConditionalOrder]:
         return await self._guard(lambda: self.inner.fetch_open_conditionals(symbol))
+
+    async def place_oco(
+        self,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        *,
+        limit_price: Decimal,
+        stop_price: Decimal,
+        stop_limit_price: Decimal | None = None,
+        list_client_order_id: str | None = None,
+        limit_client_order_id: str | None = None,
+        stop_client_order_id: str | None = None,
+    ) -> OcoOrderList:
+        return await self._guard(
+            lambda: self.inner.place_oco(
+                symbol, side, qty, limit_price=limit_price, stop_price=stop_price,
+                stop_limit_price=stop_limit_price, list_client_order_id=list_client_order_id,
+                limit_client_order_id=limit_client_order_id,
+                stop_client_order_id=stop_client_order_id,
+            )
+        )  # fmt: skip
+
+    async def fetch_order_list(
+        self,
+        order_list_id: str | None = None,
+        *,
+        symbol: str | None = None,
+        list_client_order_id: str | None = None,
+    ) -> OcoOrderList:
+        return await self._guard(
+            lambda: self.inner.fetch_order_list(
+                order_list_id, symbol=symbol, list_client_order_id=list_client_order_id
+            )
+        )
+
+    async def cancel_order_list(self, symbol: str, order_list_id: str) -> OcoOrderList:
+        return await self._guard(lambda: self.inner.cancel_order_list(symbol, order_list_id))

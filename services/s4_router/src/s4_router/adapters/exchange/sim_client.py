@@ -375,10 +375,21 @@ class SimExchange(ExchangePort):
         )
         return _order_list(lst)
 
-    async def fetch_order_list(self, order_list_id: str) -> OcoOrderList:
+    async def fetch_order_list(
+        self,
+        order_list_id: str | None = None,
+        *,
+        symbol: str | None = None,
+        list_client_order_id: str | None = None,
+    ) -> OcoOrderList:
         lid = _int_id(order_list_id)
-        assert lid is not None
-        return _order_list(await self._call("query", lambda: self.sim.get_order_list(lid)))
+        assert lid is not None or list_client_order_id is not None
+        return _order_list(
+            await self._call(
+                "query",
+                lambda: self.sim.get_order_list(lid, list_client_order_id=list_client_order_id),
+            )
+        )
 
     async def cancel_order_list(self, symbol: str, order_list_id: str) -> OcoOrderList:
         lid = _int_id(order_list_id)
