@@ -736,7 +736,6 @@ class ProtectionService:
         for leg in n["legs"].values():
             await self._set_child(leg["client_order_id"], S.REJECTED, reason)
         p.native = None
-        self.metrics.oco_anomalies.inc()
         await self._event(p, "OCO_GUARDIAN_FALLBACK", {"reason": reason})
         # The guardian's ids follow the native ones (E60..E62 are taken).
         filled = max(p.entry_filled, Decimal(n["filled"]))
