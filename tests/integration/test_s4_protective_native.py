@@ -237,3 +237,18 @@ async def test_native_oco_with_venue_lacking_lists_falls_back_to_guardian(
         assert legs(r) == {"c-1-E63": ("LIMIT_MAKER", "ACCEPTED")}
         doc = await r.c.store.get("strategy_events", doc_key("c-1"))
         assert doc is not None and doc["machine"] == "OCO_GUARDIAN"
+
+
+async def test_native_oco_with_list_cancelled_outside_s4_alerts_unprotected(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    async with s4_rig(redis, tmp_path, clock=clock, venue=spot_venue(clock), **NATIVE) as r:
+        await r.submit(market="SPOT", exec_policy=OCO)
+        await prot(r).step_all()
+        r.venue.cancel_order_list("BTCUSDT", list_client_order_id="c-1-E60")
+        await prot(r).step_all()
+        ev = await resolve_event(r)
+        assert ev["data"]["winner"] is None and ev["data"]["mode"] == "native"
+        assert "OCO_LIST_DONE_UNFILLED" in await r.alerts()
+        assert not prot(r).active

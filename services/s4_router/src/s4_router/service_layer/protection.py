@@ -796,6 +796,12 @@ class ProtectionService:
             tp, sl = (Decimal(n["legs"][k]["filled"]) for k in ("TP", "SL"))
             n["winner"] = "TP" if tp > 0 and tp >= sl else "SL" if sl > 0 else None
             p.active = False
+            if n["winner"] is None:
+                # Done at the venue with neither leg filled (cancelled / expired outside S4):
+                # the position is no longer protected.
+                self.metrics.oco_anomalies.inc()
+                why = f"OCO list {n['list_client_order_id']} ended with no leg filled: unprotected"
+                await self._alert(p, "OCO_LIST_DONE_UNFILLED", why, severity="critical")
             await self._event(p, "OCO_RESOLVE", {
                 "winner": n["winner"], "mode": "native", "state": "RESOLVED",
                 "parent_client_order_id": p.coid, "qty": n["qty"],
