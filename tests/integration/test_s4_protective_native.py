@@ -252,3 +252,26 @@ async def test_native_oco_with_list_cancelled_outside_s4_alerts_unprotected(
         assert ev["data"]["winner"] is None and ev["data"]["mode"] == "native"
         assert "OCO_LIST_DONE_UNFILLED" in await r.alerts()
         assert not prot(r).active
+
+
+async def test_native_oco_with_sell_entry_places_buy_list_stop_above_and_resolves_on_tp(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    async with s4_rig(redis, tmp_path, clock=clock, venue=spot_venue(clock), **NATIVE) as r:
+        policy = {"type": "OCO", "tp_price": "63000", "sl_price": "65500"}
+        out = await r.submit(market="SPOT", side="SELL", exec_policy=policy)
+        assert out.response.status is S.FILLED
+        await prot(r).step_all()
+        (lst,) = lists(r.venue)
+        assert lst.side is Side.BUY
+        tp = await r.c.store.get("orders", "c-1-E61")
+        sl = await r.c.store.get("orders", "c-1-E62")
+        assert tp is not None and sl is not None
+        assert (tp["role"], sl["role"]) == ("OCO_BELOW", "OCO_ABOVE")
+        set_book(r.venue, market=Market.SPOT, bid="62990", ask="63010",
+                 prints=[print_at(clock, "63000", "1", Side.SELL)])  # fmt: skip
+        await prot(r).step_all()
+        ev = await resolve_event(r)
+        assert ev["data"]["winner"] == "TP" and ev["data"]["mode"] == "native"
+        assert legs(r)["c-1-E62"][1] == "CANCELED"
