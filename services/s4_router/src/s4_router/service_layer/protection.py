@@ -1,5 +1,9 @@
 """Protective orders: runs the pure machines (`policies.brackets` for FUT SL/TP,
 `policies.oco_guardian` for SPOT OCO) against the venue and owns the persistence of their state.
+SPOT OCO with `S4_OCO_GUARDIAN=false` uses the venue's native OCO list instead (machine
+`OCO_NATIVE`: list `{parent}-E60`, legs E61 take profit / E62 stop, looked up by the list client
+id before any resend, polled with `fetch_order_list`); a venue without lists falls back to the
+guardian (`OCO_GUARDIAN_FALLBACK`, legs from E63).
 
 One protection per parent intent, stored in `strategy_events` as the document
 `protection:{client_order_id}` (`kind = "PROTECTION"`, `active` until the machine is final) and
