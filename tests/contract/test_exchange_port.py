@@ -574,6 +574,22 @@ async def test_place_oco_with_take_profit_filled_cancels_stop_leg(
     assert [o.status for o in done.orders] == [OrderStatus.FILLED, OrderStatus.CANCELED]
 
 
+async def test_fetch_order_list_by_client_id_finds_it_and_unknown_raises_not_found(
+    ext: Any,
+) -> None:
+    """The native OCO path looks a list up by its client id before any resend."""
+    book = await ext.fetch_book(SPOT, SYM, 1)
+    tp = (book.best_ask * D("1.01")).quantize(D("0.1"))
+    sl = (book.best_bid * D("0.99")).quantize(D("0.1"))
+    oco = await ext.place_oco(
+        SYM, Side.SELL, D("0.1"), limit_price=tp, stop_price=sl, list_client_order_id="oco-lk"
+    )
+    found = await ext.fetch_order_list(symbol=SYM, list_client_order_id="oco-lk")
+    assert found.order_list_id == oco.order_list_id and found.status == "EXEC_STARTED"
+    with pytest.raises(OrderNotFound):
+        await ext.fetch_order_list(symbol=SYM, list_client_order_id="oco-nope")
+
+
 async def test_place_oco_buy_with_cancel_list_cancels_both_legs(ext: Any) -> None:
     book = await ext.fetch_book(SPOT, SYM, 1)
     tp = (book.best_bid * D("0.99")).quantize(D("0.1"))
