@@ -119,3 +119,12 @@ async def test_cluster_client_with_three_addresses_claims_and_streams(
             await client.delete(keys.idem_order(f"c-{i}"))
         await client.delete("orders:intent")
         await client.aclose()
+
+
+async def test_claim_once_with_millisecond_ttl_sets_pttl_and_rejects_both_units(
+    redis: RedisClient,
+) -> None:
+    assert await claim_once(redis, "exec:lease:x", "s4:a", ttl_ms=1500)
+    assert 0 < await redis.pttl("exec:lease:x") <= 1500
+    with pytest.raises(ValueError, match="exactly one"):
+        await claim_once(redis, "k", "t", 1, ttl_ms=1)

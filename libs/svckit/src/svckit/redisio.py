@@ -75,10 +75,15 @@ def new_token(owner: str = "") -> str:
     return f"{owner}:{secrets.token_hex(8)}" if owner else secrets.token_hex(8)
 
 
-async def claim_once(r: RedisClient, key: str, token: str, ttl_s: int) -> bool:
-    """SET NX EX that is safe under redis-py's automatic retries: True iff the key is ours."""
+async def claim_once(
+    r: RedisClient, key: str, token: str, ttl_s: int | None = None, *, ttl_ms: int | None = None
+) -> bool:
+    """SET NX with a TTL (`ttl_s` or `ttl_ms`) that is safe under redis-py's automatic retries:
+    True iff the key is ours."""
+    if (ttl_s is None) == (ttl_ms is None):
+        raise ValueError("give exactly one of ttl_s or ttl_ms")
     try:
-        if await r.set(key, token, nx=True, ex=ttl_s):
+        if await r.set(key, token, nx=True, ex=ttl_s, px=ttl_ms):
             return True
         current = await r.get(key)
     except redis_exc.RedisError as exc:

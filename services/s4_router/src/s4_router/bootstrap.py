@@ -45,6 +45,7 @@ from svckit.infra import open_infra
 from svckit.redisio import RedisClient, ping
 from svckit.store import content_rev
 from svckit.store.base import DocumentStore
+from svckit.store.seed import instrument_from_doc
 from tradekit.instrument import Instrument
 
 log = logging.getLogger(__name__)
@@ -194,11 +195,8 @@ def load_route_table(path: Path) -> RouteTable:
 
 
 async def load_instruments(store: DocumentStore) -> dict[str, Instrument]:
-    out: dict[str, Instrument] = {}
-    for doc in await store.find("instrument_registry"):
-        inst = Instrument.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
-        out[inst.symbol] = inst
-    return out
+    instruments = (instrument_from_doc(doc) for doc in await store.find("instrument_registry"))
+    return {inst.symbol: inst for inst in instruments}
 
 
 def policy_limits(settings: Settings) -> PolicyLimits:

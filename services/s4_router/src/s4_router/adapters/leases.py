@@ -8,18 +8,18 @@ from the persisted state. A replica that finds its lease taken stops driving the
 
 from __future__ import annotations
 
+import contextlib
+
 from redis import exceptions as redis_exc
 
-from svckit.redisio import RedisClient, new_token, translate
+from svckit.errors import InfraError
+from svckit.redisio import RedisClient, claim_once, new_token, release_claim, translate
 
 _RENEW_LUA = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], tonumber(ARGV[2]))
 end
 return 0
-"""
-_RELEASE_LUA = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
 """
 
 
@@ -41,14 +41,10 @@ class Leases:
         return tok
 
     async def acquire(self, client_order_id: str) -> bool:
-        key, tok = lease_key(client_order_id), self.token(client_order_id)
-        try:
-            if await self.redis.set(key, tok, nx=True, px=self.ttl_ms):
-                return True
-            # redis-py retries a SET whose reply was lost: our own token means we hold it.
-            return bool(await self.redis.get(key) == tok)
-        except redis_exc.RedisError as exc:
-            raise translate(exc) from exc
+        # claim_once reads back its own token, so a SET retried by redis-py is still ours.
+        return await claim_once(
+            self.redis, lease_key(client_order_id), self.token(client_order_id), ttl_ms=self.ttl_ms
+        )
 
     async def renew(self, client_order_id: str) -> bool:
         try:
@@ -68,7 +64,5 @@ class Leases:
         tok = self._tokens.pop(client_order_id, None)
         if tok is None:
             return
-        try:
-            await self.redis.eval(_RELEASE_LUA, 1, lease_key(client_order_id), tok)
-        except redis_exc.RedisError:
-            pass  # it expires on its own
+        with contextlib.suppress(InfraError, redis_exc.RedisError):  # it expires on its own
+            await release_claim(self.redis, lease_key(client_order_id), tok)
