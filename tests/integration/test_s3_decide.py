@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from s3_strategy.domain.ml import Scorer
 from s3_strategy.entrypoints.api import create_app
 from svckit import jsonutil, keys
 from svckit.clock import ManualClock
-from svckit.errors import StartupError, StoreUnavailable
+from svckit.errors import StartupError, StoreError, StoreUnavailable
 from svckit.redisio import RedisClient
 from svckit.store.base import Doc
 from svckit.store.sqlite import SqliteStore
@@ -353,6 +353,11 @@ async def test_decide_live_with_signal_write_failing_undoes_claim_and_returns_50
             if collection == "signals":
                 raise StoreUnavailable("signals: disk full")
             return await super().insert(collection, doc)
+
+        async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
+            if collection == "signals":  # the group commit S3 writes signals with
+                raise StoreUnavailable("signals: disk full")
+            return await super().insert_many(collection, docs)
 
     store = FailingSignals(tmp_path / "failing.sqlite3")
     try:

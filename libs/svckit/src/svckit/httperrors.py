@@ -29,24 +29,39 @@ def describe_validation(errors: Any) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def error_body(message: str, *, fail_body: bool) -> dict[str, Any]:
+    """fail_body: S4 answers in its `{result: FAIL, order_ids, message}` shape."""
+    if fail_body:
+        return {"result": "FAIL", "order_ids": [], "message": message}
+    return {"detail": message}
+
+
+def infra_error(exc: BaseException, *, fail_body: bool) -> tuple[int, dict[str, Any]] | None:
+    """The answer for an infrastructure failure (503 with the reason), None for anything else.
+    Shared by the installed handlers and svckit.fastpath, so both paths answer alike."""
+    if isinstance(exc, InfraError):
+        log.warning("request failed on infrastructure: %s", exc)
+        return 503, error_body(f"service unavailable: {exc}", fail_body=fail_body)
+    if isinstance(exc, redis_exc.RedisError):
+        log.warning("request failed on redis: %s", exc)
+        return 503, error_body(f"service unavailable: redis: {exc}", fail_body=fail_body)
+    return None
+
+
 def install_error_handlers(app: FastAPI, *, fail_body: bool) -> None:
     """fail_body: S4 answers in its `{result: FAIL, order_ids, message}` shape."""
 
-    def body(message: str) -> dict[str, Any]:
-        if fail_body:
-            return {"result": "FAIL", "order_ids": [], "message": message}
-        return {"detail": message}
-
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(body(describe_validation(exc.errors())), status_code=422)
+        message = describe_validation(exc.errors())
+        return JSONResponse(error_body(message, fail_body=fail_body), status_code=422)
 
-    @app.exception_handler(InfraError)
-    async def _infra(_: Request, exc: InfraError) -> JSONResponse:
-        log.warning("request failed on infrastructure: %s", exc)
-        return JSONResponse(body(f"service unavailable: {exc}"), status_code=503)
+    async def _infra(_: Request, exc: Exception) -> JSONResponse:
+        answer = infra_error(exc, fail_body=fail_body)
+        if answer is None:  # pragma: no cover - registered for infra errors only
+            raise exc
+        status, body = answer
+        return JSONResponse(body, status_code=status)
 
-    @app.exception_handler(redis_exc.RedisError)
-    async def _redis(_: Request, exc: redis_exc.RedisError) -> JSONResponse:
-        log.warning("request failed on redis: %s", exc)
-        return JSONResponse(body(f"service unavailable: redis: {exc}"), status_code=503)
+    app.add_exception_handler(InfraError, _infra)
+    app.add_exception_handler(redis_exc.RedisError, _infra)

@@ -69,6 +69,7 @@ class S3Container:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._tasks.clear()
+        await self.service.signals.aclose()
         if self.http is not None:
             await self.http.aclose()
         if "redis" in self.owns:

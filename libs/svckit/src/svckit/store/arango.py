@@ -248,6 +248,30 @@ class ArangoStore(DocumentStore):
         await self._run(collection, lambda: col.insert(body, silent=True))
         return key
 
+    async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
+        col = self._col(collection)
+        keys: list[str] = []
+        bodies: list[Doc] = []
+        for doc in docs:
+            raw_key = doc.get("_key")
+            key = new_key() if raw_key is None else check_key(raw_key)
+            keys.append(key)
+            bodies.append({**body_of(doc), "_key": key})
+        if not bodies:
+            return []
+        # One HTTP request; python-arango answers per document: metadata or the error object.
+        results = await self._run(collection, lambda: col.insert_many(bodies))
+        out: list[str | StoreError] = []
+        for key, res in zip(keys, results, strict=True):
+            if isinstance(res, BaseException):
+                err = translate_error(res, collection)
+                if not isinstance(err, DuplicateKey | NotFound):
+                    raise err  # the store itself failed: the caller retries the whole batch
+                out.append(err)
+            else:
+                out.append(key)
+        return out
+
     async def upsert(self, collection: str, key: str, doc: Doc) -> None:
         col = self._col(collection)
         body = {**body_of(doc), "_key": check_key(key)}

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from svckit.errors import DuplicateKey, NotFound, StoreError
+
 Doc = dict[str, Any]
 
 COLLECTIONS: tuple[str, ...] = (
@@ -84,6 +86,20 @@ class DocumentStore(abc.ABC):
     @abc.abstractmethod
     async def insert(self, collection: str, doc: Doc) -> str:
         """Insert and return `_key`; raises DuplicateKey on any unique-index violation."""
+
+    async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
+        """Insert several documents in one round trip / transaction where the backend allows
+        (a group commit). Per document, in order: its `_key`, or the StoreError that document
+        alone hit (DuplicateKey); the others are inserted regardless. A failure of the store
+        itself (StoreUnavailable) raises for the whole call, nothing of it reported as done.
+        This default inserts one by one."""
+        out: list[str | StoreError] = []
+        for doc in docs:
+            try:
+                out.append(await self.insert(collection, doc))
+            except (DuplicateKey, NotFound) as exc:
+                out.append(exc)
+        return out
 
     @abc.abstractmethod
     async def upsert(self, collection: str, key: str, doc: Doc) -> None:

@@ -1,4 +1,10 @@
-"""S3 HTTP API: /health, /decide, /decide/batch, /decide/replay/{signal_id}, /metrics."""
+"""S3 HTTP API: /health, /decide, /decide/batch, /decide/replay/{signal_id}, /metrics.
+
+`POST /decide` is also a hot route (svckit.fastpath): a valid JSON body is decided without
+FastAPI's per-request machinery, through the same `_decide` as the FastAPI route, which stays
+the documented one and answers every request the hot path declines (invalid bodies ⇒ the usual
+422, other content types, oversize bodies).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
@@ -24,10 +31,12 @@ from s3_strategy.entrypoints.schemas import (
 )
 from s3_strategy.service_layer.decide import (
     DecideInput,
+    DecisionService,
     ReplayUnavailable,
     SignalNotFound,
     UnknownSymbol,
 )
+from svckit.fastpath import FastPathApp
 from svckit.httperrors import install_error_handlers
 from svckit.metrics import render
 from svckit.redisio import ping
@@ -36,6 +45,22 @@ from tradekit.enums import Market
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+async def _decide(service: DecisionService, body: DecideRequest) -> tuple[int, bytes]:
+    """POST /decide for both paths: (status, JSON body)."""
+    ctx = body.context
+    try:
+        result = await service.decide(
+            symbol=body.symbol,
+            market=ctx.market if ctx else Market.FUT,
+            side_hint=body.sideHint,
+            dry_run=body.dry_run,
+            features=ctx.features if ctx else None,
+        )
+    except UnknownSymbol as exc:
+        return 422, orjson.dumps({"detail": f"symbol: unknown symbol {exc.args[0]!r}"})
+    return 200, orjson.dumps(result)
 
 
 def create_app(settings: Settings, *, container: S3Container | None = None) -> FastAPI:
@@ -56,7 +81,7 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
         finally:
             await c.aclose()
 
-    app = FastAPI(title="S3 strategy engine", version="0.2.0", lifespan=lifespan)
+    app = FastPathApp(title="S3 strategy engine", version="0.2.0", lifespan=lifespan)
     install_error_handlers(app, fail_body=False)
 
     @app.get("/health", response_model=Health)
@@ -90,18 +115,20 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
     @app.post("/decide", response_model=DecideResponse)
     async def post_decide(body: DecideRequest, service: ServiceDep) -> Response:
         """Run the decision pipeline for one symbol; emits the intent unless dry_run."""
-        ctx = body.context
+        status, payload = await _decide(service, body)
+        return Response(payload, status_code=status, media_type="application/json")
+
+    async def hot_decide(raw: bytes) -> tuple[int, bytes] | None:
+        c: S3Container | None = getattr(app.state, "container", None)
+        if c is None:
+            return None
         try:
-            result = await service.decide(
-                symbol=body.symbol,
-                market=ctx.market if ctx else Market.FUT,
-                side_hint=body.sideHint,
-                dry_run=body.dry_run,
-                features=ctx.features if ctx else None,
-            )
-        except UnknownSymbol as exc:
-            raise HTTPException(422, f"symbol: unknown symbol {exc.args[0]!r}") from None
-        return _json(result)
+            body = DecideRequest.model_validate_json(raw)
+        except ValidationError:
+            return None  # the FastAPI route answers 422 with its usual message
+        return await _decide(c.service, body)
+
+    app.hot_route("POST", "/decide", hot_decide)
 
     @app.post("/decide/batch", response_model=DecideBatchResponse)
     async def post_decide_batch(

@@ -7,7 +7,8 @@ A live decision (spec C4/C5), in order:
 3. run the pure pipeline (engine.pre → scorer with deadline → engine.finish);
 4. if `open`: `SET NX idem:order:{client_order_id}` with an `s3:` token (taken ⇒ skip
    `DUPLICATE_DECISION`), then add the entry to the in-flight ledger;
-5. write the signal (the decision is persisted *before* anything is published; if the write
+5. write the signal (the decision is persisted *before* anything is published or answered —
+   group-committed with the decisions made meanwhile, see adapters/signals.py; if the write
    fails the claim and ledger entry are undone and the request fails with 503);
 6. release the lock; XADD `orders:intent` and POST S4 `/orders` (each retried; a path that
    still fails raises an alert and is reported in `publish`); the signal is updated with the
@@ -39,6 +40,7 @@ from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigStore, build_engine, context_rev
 from s3_strategy.adapters.entries import EntriesLedger
 from s3_strategy.adapters.publisher import IntentPublisher, PublishReport
+from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.adapters.state import MarketState, StateReader, derive
 from s3_strategy.config import Settings
 from s3_strategy.domain.engine import ENGINE_VERSION, ContextError, Engine, Outcome
@@ -125,6 +127,7 @@ class DecisionService:
         self.settings = settings
         self.redis = redis
         self.store = store
+        self.signals = SignalWriter(store)  # group commit of the decision records
         self.publisher = publisher
         self.scorer = scorer
         self.state = state
@@ -219,7 +222,7 @@ class DecisionService:
                     apply_override(signal, Reason.DUPLICATE_DECISION, msg)
                     signal["override"] = {"reason": Reason.DUPLICATE_DECISION.value}
             try:
-                await self.store.insert("signals", signal)
+                await self.signals.write(signal)
             except BaseException:
                 if claimed_coid is not None:  # not persisted ⇒ not emitted: undo, fail loudly
                     with contextlib.suppress(Exception):
@@ -333,7 +336,7 @@ class DecisionService:
         }
         signal = self._signal(result, now, symbol, market, side_hint, MarketState({}, None, 0, 0.0))
         signal["override"] = {"reason": Reason.LOCK_BUSY.value}
-        await self.store.insert("signals", signal)
+        await self.signals.write(signal)
         self._observe(result, False, t0)
         return result
 

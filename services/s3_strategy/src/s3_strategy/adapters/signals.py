@@ -1,0 +1,113 @@
+"""Group commit of `signals`: every decision is persisted before it is answered or published,
+without paying one store transaction per decision.
+
+`write(doc)` queues the document and waits until the batch holding it is committed
+(`DocumentStore.insert_many`: one multi-row statement on SQLite's writer thread, one HTTP
+request on ArangoDB). While a batch is being written the next one fills, so under load a
+commit carries every decision that arrived meanwhile, and a lone decision is written at once
+(no timer, no added latency). The guarantee per decision is unchanged: `write` returns only
+after its own document is stored and raises the error that document hit otherwise
+(DuplicateKey for it alone, StoreUnavailable for the batch); the caller undoes its claims and
+answers 503, exactly as with a single insert.
+
+A caller cancelled while waiting does not cancel the write: the decision is still recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from svckit.errors import StoreUnavailable
+from svckit.store.base import Doc, DocumentStore
+
+log = logging.getLogger(__name__)
+
+COLLECTION = "signals"
+
+
+class SignalWriter:
+    def __init__(self, store: DocumentStore, *, max_batch: int = 256) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._pending: list[tuple[Doc, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+        # figures for /metrics and the benchmark
+        self.batches = 0
+        self.written = 0
+        self.largest_batch = 0
+
+    async def write(self, doc: Doc) -> None:
+        if self._closed:
+            raise StoreUnavailable("signal writer is closed")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((doc, fut))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="signals-group-commit")
+        # A cancelled caller cancels only its future: the document stays in the batch.
+        await fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._commit(batch)
+        finally:
+            self._flusher = None
+            # only when interrupted (the loop above ends with nothing pending otherwise)
+            stranded, self._pending = self._pending, []
+            for _, fut in stranded:
+                if not fut.done():
+                    fut.set_exception(StoreUnavailable("signal write interrupted (shutdown)"))
+
+    async def _commit(self, batch: list[tuple[Doc, asyncio.Future[None]]]) -> None:
+        try:
+            results = await self.store.insert_many(COLLECTION, [doc for doc, _ in batch])
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(_copy(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.batches += 1
+        self.written += len(batch)
+        self.largest_batch = max(self.largest_batch, len(batch))
+        for (_, fut), res in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(res, BaseException):
+                fut.set_exception(res)
+            else:
+                fut.set_result(None)
+
+    async def aclose(self) -> None:
+        """Refuse new writes and wait for the queued ones to be committed."""
+        self._closed = True
+        flusher = self._flusher
+        if flusher is not None:
+            await asyncio.shield(flusher)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "written": self.written,
+            "largest_batch": self.largest_batch,
+            "mean_batch": round(self.written / self.batches, 2) if self.batches else 0.0,
+        }
+
+
+def _copy(exc: BaseException) -> BaseException:
+    """One exception object per waiter: raising the same instance from many tasks chains their
+    tracebacks into each other."""
+    if isinstance(exc, asyncio.CancelledError):
+        return StoreUnavailable("signal write interrupted (shutdown)")
+    try:
+        clone = type(exc)(*exc.args)
+    except Exception:
+        return StoreUnavailable(f"signal write failed: {type(exc).__name__}: {exc}")
+    clone.__cause__ = exc
+    return clone
