@@ -287,6 +287,141 @@ async def test_insert_with_missing_unique_field_does_not_collide(store: Document
     assert await store.count("orders") == 2
 
 
+# ---- insert_many (group commit) ---------------------------------------------------------------
+async def test_insert_many_with_explicit_keys_returns_keys_in_order_and_stores_docs(
+    store: DocumentStore,
+) -> None:
+    docs = [{"_key": f"sig-{i}", "signal_id": f"s-{i}", "n": i, "px": "65000.10"} for i in range(5)]
+    assert await store.insert_many("signals", docs) == [f"sig-{i}" for i in range(5)]
+    for doc in docs:
+        assert await store.get("signals", doc["_key"]) == doc
+    assert await store.count("signals") == 5
+
+
+async def test_insert_many_without_keys_generates_distinct_keys(store: DocumentStore) -> None:
+    docs = [{"kind": "X", "ts": i} for i in range(3)]
+    keys = await store.insert_many("strategy_events", docs)
+    assert len(keys) == 3
+    assert all(isinstance(k, str) and len(k) == 32 for k in keys)
+    assert len(set(keys)) == 3
+    for i, key in enumerate(keys):
+        assert isinstance(key, str)
+        int(key, 16)
+        assert await store.get("strategy_events", key) == {"_key": key, "kind": "X", "ts": i}
+    assert docs == [{"kind": "X", "ts": i} for i in range(3)]  # the caller's docs are untouched
+
+
+async def test_insert_many_with_empty_list_returns_empty_list(store: DocumentStore) -> None:
+    assert await store.insert_many("signals", []) == []
+    assert await store.count("signals") == 0
+
+
+async def test_insert_many_with_existing_key_reports_duplicate_in_its_slot_only(
+    store: DocumentStore,
+) -> None:
+    await store.insert("signals", {"_key": "k1", "signal_id": "old"})
+    out = await store.insert_many(
+        "signals",
+        [
+            {"_key": "k0", "signal_id": "a"},
+            {"_key": "k1", "signal_id": "b"},
+            {"_key": "k2", "signal_id": "c"},
+        ],
+    )
+    assert out[0] == "k0" and out[2] == "k2"
+    assert isinstance(out[1], DuplicateKey)
+    assert out[1].collection == "signals"
+    assert await store.get("signals", "k1") == {"_key": "k1", "signal_id": "old"}  # unchanged
+    assert await store.get("signals", "k0") == {"_key": "k0", "signal_id": "a"}
+    assert await store.get("signals", "k2") == {"_key": "k2", "signal_id": "c"}
+    assert await store.count("signals") == 3
+
+
+async def test_insert_many_with_unique_index_collision_reports_duplicate_in_its_slot_only(
+    store: DocumentStore,
+) -> None:
+    await store.insert("orders", order("c-taken"))
+    out = await store.insert_many(
+        "orders", [order("c-1"), order("c-taken", side="SELL"), order("c-2")]
+    )
+    assert isinstance(out[0], str) and isinstance(out[2], str)
+    assert isinstance(out[1], DuplicateKey)
+    assert "ix_orders_client_order_id" in str(out[1])
+    assert await store.count("orders") == 3
+    taken = await store.find("orders", Query(where={"client_order_id": "c-taken"}))
+    assert [d["side"] for d in taken] == ["BUY"]  # the stored one, not the colliding one
+    assert (await store.get("orders", out[0]) or {}).get("client_order_id") == "c-1"
+    assert (await store.get("orders", out[2]) or {}).get("client_order_id") == "c-2"
+
+
+async def test_insert_many_with_same_key_twice_in_batch_stores_first_only(
+    store: DocumentStore,
+) -> None:
+    out = await store.insert_many(
+        "signals",
+        [
+            {"_key": "dup", "signal_id": "first"},
+            {"_key": "other", "signal_id": "other"},
+            {"_key": "dup", "signal_id": "second"},
+        ],
+    )
+    assert out[:2] == ["dup", "other"]
+    assert isinstance(out[2], DuplicateKey)
+    assert await store.get("signals", "dup") == {"_key": "dup", "signal_id": "first"}
+    assert await store.count("signals") == 2
+
+
+async def test_insert_many_with_same_unique_field_twice_in_batch_stores_first_only(
+    store: DocumentStore,
+) -> None:
+    out = await store.insert_many("orders", [order("c-1"), order("c-1", side="SELL")])
+    assert isinstance(out[0], str)
+    assert isinstance(out[1], DuplicateKey)
+    assert [d["side"] for d in await store.find("orders")] == ["BUY"]
+
+
+async def test_insert_many_with_several_chunks_and_one_duplicate_stores_all_others(
+    store: DocumentStore,
+) -> None:
+    # 150 documents: more than two SQLite statements' worth (64 rows each); the collision sits
+    # in the middle chunk.
+    await store.insert("signals", {"_key": "k-0100", "signal_id": "existing"})
+    docs = [{"_key": f"k-{i:04d}", "signal_id": f"s-{i}", "i": i} for i in range(150)]
+    out = await store.insert_many("signals", docs)
+    assert len(out) == 150
+    assert isinstance(out[100], DuplicateKey)
+    assert [k for i, k in enumerate(out) if i != 100] == [
+        f"k-{i:04d}" for i in range(150) if i != 100
+    ]
+    assert await store.count("signals") == 150  # 149 new + the existing one
+    assert await store.get("signals", "k-0100") == {"_key": "k-0100", "signal_id": "existing"}
+    assert await store.get("signals", "k-0149") == {
+        "_key": "k-0149",
+        "signal_id": "s-149",
+        "i": 149,
+    }
+    assert await store.get("signals", "k-0000") == {"_key": "k-0000", "signal_id": "s-0", "i": 0}
+
+
+async def test_insert_many_with_several_chunks_and_unique_index_duplicate_in_first_chunk(
+    store: DocumentStore,
+) -> None:
+    # the collision in the first chunk, later chunks clean: later chunks still go in one piece
+    docs = [{"_key": f"k-{i:04d}", "signal_id": f"s-{i}"} for i in range(130)]
+    docs[10]["signal_id"] = "s-3"  # collides with docs[3] on ix_signals_signal_id
+    out = await store.insert_many("signals", docs)
+    assert isinstance(out[10], DuplicateKey)
+    assert "ix_signals_signal_id" in str(out[10])
+    assert sum(isinstance(k, str) for k in out) == 129
+    assert await store.count("signals") == 129
+    assert await store.get("signals", "k-0010") is None
+
+
+async def test_insert_many_with_unknown_collection_raises(store: DocumentStore) -> None:
+    with pytest.raises(ValueError, match="unknown collection"):
+        await store.insert_many("nope", [{"a": 1}])
+
+
 # ---- upsert / update --------------------------------------------------------------------------
 async def test_upsert_with_new_key_creates_document(store: DocumentStore) -> None:
     await store.upsert("route_tables", "default", {"rev": "r1", "bands": []})
