@@ -29,6 +29,7 @@ from svckit.clock import Clock, WallClock
 from svckit.errors import ConfigError, StartupError
 from svckit.infra import open_infra
 from svckit.redisio import RedisClient
+from svckit.redismux import RedisMux
 from svckit.store.base import DocumentStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class S3Container:
                     await task
         self._tasks.clear()
         await self.service.signals.aclose()
+        if self.service.state.mux is not None:
+            await self.service.state.mux.aclose()
         if self.http is not None:
             await self.http.aclose()
         if "redis" in self.owns:
@@ -119,6 +122,8 @@ async def bootstrap(
             limits=httpx.Limits(max_keepalive_connections=32),
         )
     metrics = StrategyMetrics()
+    # Hot-path reads on one pipelined connection (single-node Redis; None on a cluster).
+    mux = RedisMux.for_addresses(settings.redis_addresses, password=settings.redis_password)
     alerts = AlertSink(
         redis=redis, clock=clock, metrics=metrics, min_interval_s=settings.alert_min_interval_s
     )
@@ -137,7 +142,7 @@ async def bootstrap(
         publisher=IntentPublisher(redis=redis, http=http, retries=settings.publish_retries),
         engine=engine,
         scorer=scorer or ConstantScorer(),
-        state=StateReader(redis),
+        state=StateReader(redis, mux),
         ledger=ledger,
         alerts=alerts,
         configs=configs,
