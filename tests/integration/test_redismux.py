@@ -165,14 +165,14 @@ async def test_watchdog_fails_calls_whose_reply_never_comes() -> None:
     try:
         t = time.monotonic()
         waiters = [asyncio.create_task(m.execute(("GET", f"k{i}"))) for i in range(3)]
-        for w in waiters:
+        for task in waiters:
             with pytest.raises(RedisUnavailable, match="timeout"):
-                await w
+                await task
         assert 0.2 <= time.monotonic() - t < 1.5
     finally:
         await m.aclose()
-        for w in conns:
-            w.close()
+        for writer in conns:
+            writer.close()
         server.close()
         await server.wait_closed()
 
