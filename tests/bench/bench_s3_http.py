@@ -11,7 +11,8 @@ request model and answers a constant body. A feeder task refreshes `feat:last:BT
 200 ms (features are read from Redis by every decision). The client is a small raw-socket
 HTTP/1.1 client with keep-alive over several concurrent connections (uvloop), so that it costs
 the server's CPU as little as possible. Every request is a dry run: the full pipeline plus the
-synchronous `signals` write; at the end the script checks that the store holds one signal per
+`signals` write, answered only once the signal is stored (group commit: the script prints the
+mean batch from S3's /metrics); at the end it checks that the store holds one signal per
 decision made ("every decision is persisted").
 
 Targets (issue 4): p50 ≤ 1.5 ms, p99 ≤ 5 ms, ≥ 3,000 decisions/s; the spec's own bar is 1000
@@ -152,6 +153,23 @@ async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 
     raise RuntimeError(f"no HTTP server on :{port} after {within_s}s")
 
 
+async def signal_batches(port: int) -> tuple[float, float] | None:
+    """(signals, commits) from S3's s3_signal_batch_size histogram."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        w.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        text = (await r.read()).decode(errors="replace")
+    finally:
+        w.close()
+    total = count = None
+    for line in text.splitlines():
+        if line.startswith("s3_signal_batch_size_sum "):
+            total = float(line.split()[1])
+        elif line.startswith("s3_signal_batch_size_count "):
+            count = float(line.split()[1])
+    return (total, count) if total is not None and count else None
+
+
 async def feeder(redis_addr: str, stop: asyncio.Event) -> None:
     from svckit.redisio import make_redis
 
@@ -254,6 +272,12 @@ async def main_async(args: argparse.Namespace) -> int:
                 f"P50 {spec['p50']:.3f} ms ({200 / spec['p50']:.0f}× under), "
                 f"P95 {spec['p95']:.3f} ms ({500 / spec['p95']:.0f}× under)"
             )
+            batches = await signal_batches(s3_port)
+            if batches:
+                print(
+                    f"  signals group commit: {batches[1]:.0f} commits, "
+                    f"mean {batches[0] / batches[1]:.2f} signals per commit"
+                )
         finally:
             for p in procs:
                 stop_proc(p)

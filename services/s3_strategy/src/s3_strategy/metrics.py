@@ -47,6 +47,14 @@ class StrategyMetrics:
         self.rules_loaded = Gauge(
             "s3_rules_loaded", "ENABLED rules in the loaded bundle", registry=r
         )
+        self.signal_batch = Histogram(
+            "s3_signal_batch_size", "signals per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r,
+        )  # fmt: skip
+        self.signal_commit = Histogram(
+            "s3_signal_commit_seconds", "time to store one group commit of signals",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.config_info = Gauge(
             "s3_config_info", "loaded config (value 1)", ["config_rev", "ctx_rev"], registry=r
         )

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from svckit.errors import StoreUnavailable
@@ -28,9 +30,16 @@ COLLECTION = "signals"
 
 
 class SignalWriter:
-    def __init__(self, store: DocumentStore, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        store: DocumentStore,
+        *,
+        max_batch: int = 256,
+        observe: Callable[[int, float], None] | None = None,
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
+        self._observe = observe  # (batch size, seconds to commit) of every committed batch
         self._pending: list[tuple[Doc, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
@@ -64,6 +73,7 @@ class SignalWriter:
                     fut.set_exception(StoreUnavailable("signal write interrupted (shutdown)"))
 
     async def _commit(self, batch: list[tuple[Doc, asyncio.Future[None]]]) -> None:
+        t0 = time.perf_counter()
         try:
             results = await self.store.insert_many(COLLECTION, [doc for doc, _ in batch])
         except BaseException as exc:
@@ -73,6 +83,8 @@ class SignalWriter:
             if not isinstance(exc, Exception):
                 raise
             return
+        if self._observe is not None:
+            self._observe(len(batch), time.perf_counter() - t0)
         self.batches += 1
         self.written += len(batch)
         self.largest_batch = max(self.largest_batch, len(batch))

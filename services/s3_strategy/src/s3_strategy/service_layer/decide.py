@@ -127,7 +127,7 @@ class DecisionService:
         self.settings = settings
         self.redis = redis
         self.store = store
-        self.signals = SignalWriter(store)  # group commit of the decision records
+        self.signals = SignalWriter(store, observe=self._observe_commit)  # group commit
         self.publisher = publisher
         self.scorer = scorer
         self.state = state
@@ -143,6 +143,10 @@ class DecisionService:
             False: metrics.decide_latency.labels("false"),
         }
         self._observe_config(engine)
+
+    def _observe_commit(self, size: int, seconds: float) -> None:
+        self.metrics.signal_batch.observe(size)
+        self.metrics.signal_commit.observe(seconds)
 
     # ---- config (RCU) -------------------------------------------------------------------------
     @property
