@@ -232,3 +232,15 @@ async def test_s3_decide_answers_503_when_its_redis_is_gone(
     finally:
         await redis.aclose()
         await store.close()
+
+
+async def test_a_value_that_is_not_utf8_fails_the_call_and_the_next_one_reconnects(
+    mux: RedisMux, redis_addresses: list[str]
+) -> None:
+    raw = make_redis(redis_addresses)
+    await raw.execute_command("SET", "bin", b"\xff\xfe")  # arguments are sent as given
+    await raw.set("ok", "fine")
+    await raw.aclose()
+    with pytest.raises(RedisUnavailable, match="unreadable"):
+        await mux.execute(("GET", "bin"))
+    assert await mux.execute(("GET", "ok")) == ["fine"]

@@ -85,8 +85,9 @@ class _Protocol(asyncio.Protocol):
         while True:
             try:
                 reply = self.reader.gets()
-            except hiredis.ProtocolError as exc:
-                self.abort(RedisUnavailable(f"redis protocol error: {exc}"))
+            except Exception as exc:  # ProtocolError, or a value that is not UTF-8
+                # The reader's position in the stream is unknown now: drop the connection.
+                self.abort(RedisUnavailable(f"redis reply unreadable: {exc}"))
                 return
             if reply is False:
                 return
