@@ -255,13 +255,10 @@ class SqliteStore(DocumentStore):
             conn.execute("COMMIT")
 
     async def insert(self, collection: str, doc: Doc) -> str:
-        table = self._table(collection)
-        raw_key = doc.get("_key")
-        key = new_key() if raw_key is None else check_key(raw_key)
-        body = jsonutil.dumps(body_of(doc))
-        with self._session(collection) as conn:
-            conn.execute(f"INSERT INTO {table} (_key, doc) VALUES (?, ?)", (key, body))
-        return key
+        (result,) = await self.insert_many(collection, [doc])
+        if isinstance(result, StoreError):
+            raise result
+        return result
 
     async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
         table = self._table(collection)
@@ -295,8 +292,10 @@ class SqliteStore(DocumentStore):
                     )
                     out.extend(key for key, _ in chunk)
                     continue
-                except sqlite3.IntegrityError:
-                    pass
+                except sqlite3.IntegrityError as exc:
+                    if len(chunk) == 1:  # nothing to tell apart: that row is the duplicate
+                        out.append(self._duplicate(collection, exc))
+                        continue
                 if not explicit:
                     conn.execute("BEGIN IMMEDIATE")
                     explicit = True
