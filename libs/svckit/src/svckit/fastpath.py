@@ -3,11 +3,11 @@
 FastAPI's per-request machinery (its middleware stack, dependency resolution, validating the
 body into the route's signature, response handling) costs ≈ 80 µs of CPU per request on the
 reference 2-core VM — as much as S3's whole decision with its Redis read and signal write
-(measured with tests/bench/bench_s3_http.py: a bare FastAPI endpoint ≈ 9,000 requests/s, the
-same endpoint as plain ASGI ≈ 33,000/s). `FastPathApp` is a FastAPI app in every respect
-(routes, OpenAPI, lifespan, error handlers, tests) in which a few (method, path) pairs are
-also registered as *hot routes*: plain handlers `bytes -> (status, bytes) | None` served
-before FastAPI sees the request.
+(measured with the raw keep-alive client of tests/bench/bench_s3_http.py, 8 connections: a
+bare FastAPI endpoint ≈ 9,000 requests/s, the same endpoint as plain ASGI ≈ 33,000/s).
+`FastPathApp` is a FastAPI app in every respect (routes, OpenAPI, lifespan, error handlers,
+tests) in which a few (method, path) pairs are also registered as *hot routes*: plain handlers
+`bytes -> (status, bytes) | None` served before FastAPI sees the request.
 
 The contract does not change, because a hot handler only ever answers the *valid* case:
 
