@@ -19,11 +19,11 @@ from tradekit.money import BPS, ZERO
 Level = tuple[Decimal, Decimal]  # (price, qty)
 
 
-@dataclass(frozen=True, slots=True)
-class Book:
-    """Top of the order book as the policy sees it (best first)."""
+class TopOfBook:
+    """Prices derived from `bids` / `asks` (best first, (price, qty) levels): shared by the
+    policies' `Book` and the exchange port's `BookTop`."""
 
-    ts: int
+    __slots__ = ()
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
 
@@ -55,6 +55,15 @@ class Book:
         """The level a taker on `side` would consume first."""
         levels = self.asks if side is Side.BUY else self.bids
         return levels[0] if levels else (ZERO, ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class Book(TopOfBook):
+    """Top of the order book as the policy sees it (best first)."""
+
+    ts: int
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
 
 
 class RejectKind(StrEnum):

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from s4_router.policies.model import TopOfBook
 from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 
@@ -149,27 +150,11 @@ class ExchangeOrder:
 
 
 @dataclass(frozen=True, slots=True)
-class BookTop:
+class BookTop(TopOfBook):
     symbol: str
     ts: int
     bids: tuple[tuple[Decimal, Decimal], ...]  # best first
     asks: tuple[tuple[Decimal, Decimal], ...]
-
-    @property
-    def best_bid(self) -> Decimal:
-        return self.bids[0][0]
-
-    @property
-    def best_ask(self) -> Decimal:
-        return self.asks[0][0]
-
-    @property
-    def mid(self) -> Decimal:
-        return (self.best_bid + self.best_ask) / 2
-
-    @property
-    def spread_bps(self) -> Decimal:
-        return (self.best_ask - self.best_bid) / self.mid * 10_000
 
 
 @dataclass(frozen=True, slots=True)
