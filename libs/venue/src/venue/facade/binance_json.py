@@ -120,17 +120,9 @@ def spot_order(o: VenueOrder) -> JSON:
     }
 
 
-def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
-    """`POST /api/v3/order` in the ACK / RESULT / FULL shapes."""
-    out: JSON = {
-        "symbol": o.symbol,
-        "orderId": o.order_id,
-        "orderListId": o.order_list_id,
-        "clientOrderId": o.client_order_id,
-        "transactTime": transact_ms,
-    }
-    if resp_type == "ACK":
-        return out
+def _spot_result_fields(o: VenueOrder, out: JSON) -> None:
+    """The order fields of the RESULT-shaped spot answers (new order, cancel), in Binance's
+    order; `stopPrice` only for stop orders."""
     out.update(
         {
             "price": f8(o.price),
@@ -146,6 +138,20 @@ def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
     )
     if o.stop_price is not None:
         out["stopPrice"] = f8(o.stop_price)
+
+
+def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
+    """`POST /api/v3/order` in the ACK / RESULT / FULL shapes."""
+    out: JSON = {
+        "symbol": o.symbol,
+        "orderId": o.order_id,
+        "orderListId": o.order_list_id,
+        "clientOrderId": o.client_order_id,
+        "transactTime": transact_ms,
+    }
+    if resp_type == "ACK":
+        return out
+    _spot_result_fields(o, out)
     out["workingTime"] = o.created_ts if o.triggered else -1
     out["selfTradePreventionMode"] = STP_MODE
     if resp_type == "FULL":
@@ -163,18 +169,8 @@ def spot_cancel(o: VenueOrder, cancel_client_id: str, transact_ms: int) -> JSON:
         "orderListId": o.order_list_id,
         "clientOrderId": cancel_client_id,
         "transactTime": transact_ms,
-        "price": f8(o.price),
-        "origQty": f8(o.qty),
-        "executedQty": f8(o.filled_qty),
-        "origQuoteOrderQty": f8(ZERO),
-        "cummulativeQuoteQty": f8(o.cum_quote),
-        "status": order_status(o),
-        "timeInForce": _tif(o),
-        "type": spot_type(o.type),
-        "side": o.side.value,
     }
-    if o.stop_price is not None:
-        out["stopPrice"] = f8(o.stop_price)
+    _spot_result_fields(o, out)
     out["selfTradePreventionMode"] = STP_MODE
     return out
 
