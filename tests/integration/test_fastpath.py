@@ -122,7 +122,7 @@ async def place(order: Order) -> tuple[int, bytes]:
 
 
 def make_app(*, fail_body: bool = False, hot: bool = True, **kwargs: Any) -> FastPathApp:
-    app = FastPathApp(fail_body=fail_body, **kwargs)
+    app = FastPathApp(**kwargs)
     install_error_handlers(app, fail_body=fail_body)
 
     @app.post("/orders")

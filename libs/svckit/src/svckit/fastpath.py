@@ -17,8 +17,9 @@ The contract does not change, because a hot handler only ever answers the *valid
   replayed, is then handled by the regular FastAPI route, which produces the usual 422 with
   the usual message;
 * an infrastructure failure it raises is answered exactly like the installed handlers do
-  (`httperrors.infra_error`: 503 and the reason); anything else is logged with its traceback
-  and answered 500, like Starlette's ServerErrorMiddleware.
+  (`httperrors.infra_error`: 503 and the reason, in the body shape `install_error_handlers`
+  chose for the app); anything else is logged with its traceback and answered 500, like
+  Starlette's ServerErrorMiddleware.
 
 The regular FastAPI route stays the documented one (OpenAPI) and serves every declined
 request, so both paths must call one shared implementation; tests run the same contract
@@ -35,7 +36,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
-from svckit.httperrors import error_body, infra_error
+from svckit.httperrors import error_body, error_shape, infra_error
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,9 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class FastPathApp(FastAPI):
-    def __init__(
-        self, *args: Any, fail_body: bool = False, hot_max_body: int = 64 * 1024, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, hot_max_body: int = 64 * 1024, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hot: dict[tuple[str, str], HotHandler] = {}
-        self._fail_body = fail_body
         self.hot_max_body = hot_max_body
         self.hot_served = 0  # answered on the hot path (tests, diagnostics)
         self.hot_declined = 0  # handed to FastAPI after reading the body
@@ -97,10 +95,11 @@ class FastPathApp(FastAPI):
             try:
                 answer = await handler(body)
             except Exception as exc:
-                known = infra_error(exc, fail_body=self._fail_body)
+                fail_body = error_shape(self)  # as install_error_handlers set it up
+                known = infra_error(exc, fail_body=fail_body)
                 if known is None:
                     log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-                    known = 500, error_body("internal server error", fail_body=self._fail_body)
+                    known = 500, error_body("internal server error", fail_body=fail_body)
                 answer = known[0], orjson.dumps(known[1])
         if answer is None:
             self.hot_declined += 1

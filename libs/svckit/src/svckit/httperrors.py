@@ -48,8 +48,14 @@ def infra_error(exc: BaseException, *, fail_body: bool) -> tuple[int, dict[str, 
     return None
 
 
+def error_shape(app: FastAPI) -> bool:
+    """The `fail_body` that install_error_handlers was given for `app` (False if never)."""
+    return bool(getattr(app.state, "fail_body", False))
+
+
 def install_error_handlers(app: FastAPI, *, fail_body: bool) -> None:
     """fail_body: S4 answers in its `{result: FAIL, order_ids, message}` shape."""
+    app.state.fail_body = fail_body  # read back by error_shape (svckit.fastpath)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
