@@ -86,13 +86,16 @@ async def test_post_orders_resend_with_same_client_order_id_sends_nothing_new(
     client, c = s4
     assert (await client.post("/orders", json=FUT)).json()["result"] == "OK"
     trades_before = await c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT")
-    again = await client.post("/orders", json={**FUT, "qty": 0.005})
+    again = await client.post("/orders", json=FUT)
     assert again.status_code == 200
     body = again.json()
     assert body["duplicate"] is True and body["result"] == "OK" and body["status"] == "FILLED"
     trades_after = await c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT")
     assert len(trades_after) == len(trades_before)
     assert await c.store.count("orders", {"parent_client_order_id": "t-btc-1"}) == 1
+    # The same id with another body is a conflict, never the original's answer.
+    other = await client.post("/orders", json={**FUT, "qty": 0.005})
+    assert other.status_code == 409 and "qty" in other.json()["message"]
 
 
 async def test_post_orders_concurrent_resends_execute_exactly_once(

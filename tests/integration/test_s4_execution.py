@@ -211,7 +211,7 @@ async def test_resend_with_same_client_order_id_while_running_and_after_sends_no
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
         await r.submit(exec_policy=MT)
-        dup = await r.submit(source="stream", exec_policy=MT, qty="0.009")
+        dup = await r.submit(source="stream", exec_policy=MT)
         assert dup.response.duplicate and dup.response.status is S.ACCEPTED
         assert len(r.venue_orders("c-1")) == 1
         await r.until_done("c-1")

@@ -36,3 +36,9 @@ def idem_order(client_order_id: str) -> str:
 
 def lock_pos(symbol: str) -> str:
     return f"lock:pos:{symbol}"
+
+
+def halt_entries(symbol: str) -> str:
+    """Set by S4 on an overfill: new entries on the symbol are refused until an operator
+    deletes it (reduce-only closes still pass)."""
+    return f"halt:entries:{symbol}"

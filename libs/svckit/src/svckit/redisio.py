@@ -129,6 +129,45 @@ async def hold_lock(
             await r.eval(_RELEASE_LUA, 1, key, token)
 
 
+_XADD_ONCE_LUA = """
+if redis.call('set', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then
+  return redis.call('xadd', KEYS[2], 'MAXLEN', '~', tonumber(ARGV[2]), '*', 'data', ARGV[3])
+end
+return false
+"""
+ONCE_TTL_S = 7 * 24 * 3600
+
+
+def once_key(stream: str, name: str) -> str:
+    """The marker of `xadd_once`: hash-tagged with the stream's own name, so that on a Redis
+    Cluster it lives in the stream's slot (the stream key has no tag: its slot is that of its
+    full name) and the script touches one slot."""
+    return f"{{{stream}}}:once:{name}"
+
+
+async def xadd_once(
+    r: RedisClient,
+    stream: str,
+    name: str,
+    payload: Mapping[str, Any],
+    *,
+    maxlen: int = STREAM_MAXLEN,
+    ttl_s: int = ONCE_TTL_S,
+) -> str | None:
+    """XADD `payload` unless an entry named `name` was already added to `stream` (within
+    `ttl_s`): marker and entry are written by one script, atomically, so a retry, a second
+    driver or a restart never publishes the same outcome twice and a crash never leaves the
+    marker without its entry. Returns the entry id, None when it was already published."""
+    try:
+        entry = await r.eval(
+            _XADD_ONCE_LUA, 2, once_key(stream, name), stream, str(ttl_s), str(maxlen),
+            jsonutil.dumps(payload),
+        )  # fmt: skip
+    except redis_exc.RedisError as exc:
+        raise translate(exc) from exc
+    return str(entry) if entry else None
+
+
 async def xadd_json(
     r: RedisClient, stream: str, payload: Mapping[str, Any], *, maxlen: int = STREAM_MAXLEN
 ) -> str:

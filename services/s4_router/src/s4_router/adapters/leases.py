@@ -1,14 +1,19 @@
-"""Execution leases in Redis: exactly one S4 replica drives a parent order at a time.
+"""Execution leases in Redis: exactly one driver per parent order, across the tasks of one replica
+and across replicas.
 
-`exec:lease:{client_order_id}` holds the owner's token with a TTL (`S4_EXEC_LEASE_MS`); the
-owner renews it on every step. A replica that dies stops renewing, the key expires, and the
-orphan sweep of any live replica (or the restarted one) takes the execution over and resumes it
-from the persisted state. A replica that finds its lease taken stops driving the order at once.
+`exec:lease:{client_order_id}` holds the token of **one acquisition** (a fresh token every time,
+never one per process) with a TTL (`S4_EXEC_LEASE_MS`). The holder renews it on every step and
+before every venue attempt; a renewal that fails means someone else may drive the order now, and
+the holder stops without touching the key. Only the holder releases it (compare-and-delete), so a
+losing request (a parallel POST, a cancel, the orphan sweep) can never free the winner's lease.
+A replica that dies stops renewing, the key expires, and the orphan sweep of any live replica (or
+the restarted one) takes the execution over from the persisted state.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 from redis import exceptions as redis_exc
 
@@ -27,42 +32,54 @@ def lease_key(client_order_id: str) -> str:
     return f"exec:lease:{client_order_id}"
 
 
+class LeaseLost(InfraError):
+    """The lease expired or was taken over: stop driving the order, touch nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One acquisition of `exec:lease:{name}`."""
+
+    name: str
+    token: str
+
+    @property
+    def key(self) -> str:
+        return lease_key(self.name)
+
+
 class Leases:
     def __init__(self, redis: RedisClient, *, owner: str, ttl_ms: int) -> None:
         self.redis = redis
         self.owner = owner
         self.ttl_ms = ttl_ms
-        self._tokens: dict[str, str] = {}
 
-    def token(self, client_order_id: str) -> str:
-        tok = self._tokens.get(client_order_id)
-        if tok is None:
-            tok = self._tokens[client_order_id] = new_token(self.owner)
-        return tok
+    async def acquire(self, name: str) -> Lease | None:
+        """The lease if nobody holds it (None: held by another acquisition, of this process or
+        another)."""
+        lease = Lease(name, new_token(self.owner))
+        # claim_once reads back this acquisition's token, so a SET retried by redis-py is ours.
+        if await claim_once(self.redis, lease.key, lease.token, ttl_ms=self.ttl_ms):
+            return lease
+        return None
 
-    async def acquire(self, client_order_id: str) -> bool:
-        # claim_once reads back its own token, so a SET retried by redis-py is still ours.
-        return await claim_once(
-            self.redis, lease_key(client_order_id), self.token(client_order_id), ttl_ms=self.ttl_ms
-        )
-
-    async def renew(self, client_order_id: str) -> bool:
+    async def renew(self, lease: Lease) -> bool:
+        """Extend the TTL; False once the lease is no longer this acquisition's."""
         try:
             return bool(
-                await self.redis.eval(
-                    _RENEW_LUA,
-                    1,
-                    lease_key(client_order_id),
-                    self.token(client_order_id),
-                    str(self.ttl_ms),
-                )
+                await self.redis.eval(_RENEW_LUA, 1, lease.key, lease.token, str(self.ttl_ms))
             )
         except redis_exc.RedisError as exc:
             raise translate(exc) from exc
 
-    async def release(self, client_order_id: str) -> None:
-        tok = self._tokens.pop(client_order_id, None)
-        if tok is None:
+    async def ensure(self, lease: Lease | None) -> None:
+        """Fence a side effect (a venue send): raise LeaseLost unless still held."""
+        if lease is not None and not await self.renew(lease):
+            raise LeaseLost(f"{lease.name}: lease lost; another driver holds it now")
+
+    async def release(self, lease: Lease | None) -> None:
+        """Free the lease if this acquisition still holds it (no-op otherwise)."""
+        if lease is None:
             return
         with contextlib.suppress(InfraError, redis_exc.RedisError):  # it expires on its own
-            await release_claim(self.redis, lease_key(client_order_id), tok)
+            await release_claim(self.redis, lease.key, lease.token)

@@ -10,13 +10,23 @@ machine's next deadline or the next poll.
 Order of writes around a send (what makes a restart safe):
   parent.exec_state (child n allocated) → child record SUBMITTED → venue request → child ack.
 A crash anywhere leaves a SUBMITTED/AMBIGUOUS child, which the next owner resolves from the
-venue before anything else is sent. `lock:pos:{symbol}` is held only around the venue send or
-cancel, never across a maker wait.
+venue before anything else is sent. `lock:pos:{symbol}` is held only around one venue request
+(a send attempt or a cancel attempt), never across a back-off, a retry or a maker wait.
+
+One driver: the execution carries its lease (one acquisition of `exec:lease:{id}`); every send
+attempt renews it first and stops (`LeaseLost`) when someone else holds it. A child is sent again
+only after the venue was asked for it by client order id — also a send we deferred ourselves
+(lock busy, 429 on every attempt) — and, when an earlier attempt may have reached the venue, only
+once the recv window since that attempt has passed.
+
+Fills are booked through the one `FillBook`; the parent's `filled_qty` is the sum of its stored
+fills at every write. The outcome (`orders:executed`, `EXEC_DONE`) is published once per parent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,11 +43,13 @@ from s4_router.adapters.exchange.base import (
     PostOnlyRejected,
     RetryableError,
 )
+from s4_router.adapters.leases import Lease, Leases
 from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import IllegalTransition, can_transition, reconcile_status
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.execution import ParentMachine
 from s4_router.policies.model import Book, Cancel, ChildReport, Command, Note, Place, RejectKind
+from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality import QualityTracker
 from s4_router.service_layer.venue_ops import Unresolved, VenueOps
@@ -76,6 +88,8 @@ class ExecDeps:
     publisher: Publisher
     venue: str
     owner: str
+    fills: FillBook
+    leases: Leases | None = None
     lock_wait_ms: int = 1000
     lock_ttl_ms: int = keys.POS_LOCK_MAX_MS
     # Entry progress after every step (protective orders follow the fills they protect).
@@ -113,8 +127,11 @@ class Execution:
         book: BookTop | None = None,
         t_intake: float | None = None,
         parent_stored: bool = True,
+        lease: Lease | None = None,
     ) -> None:
         self.d = deps
+        # This execution's acquisition of its lease (None: not leased, e.g. hand-driven tests).
+        self.lease = lease
         # A fresh intent's parent is inserted by the first write of its first step, already
         # holding the allocation of its first child (one store write less before the send).
         self._stored = parent_stored
@@ -129,8 +146,9 @@ class Execution:
         self._events: list[_Pending] = []
         self._alerted: set[str] = set()
         self._fills_wait = 0
-        # Children we know never reached the venue (lock not acquired, 429 on every attempt):
-        # they may be sent at once, without waiting out the landing window.
+        # Children no attempt of which can have reached the venue (lock not acquired, 429 on
+        # every attempt, allocated but never recorded): still asked for at the venue before a
+        # send, but without waiting out the landing window.
         self._unsent: set[str] = set()
         self._dirty: set[str] = set()
         self.finished = parent.status.is_terminal
@@ -140,6 +158,9 @@ class Execution:
         booked = [((f["venue"], f["order_id"], f["trade_id"]), Decimal(f["qty"]), f)
                   for f in fills or []]  # fmt: skip
         self.parent_ledger = FillLedger.of(parent.qty, [(k, q) for k, q, _ in booked])
+        self.fill_notional = sum((q * Decimal(f["price"]) for _, q, f in booked), ZERO)
+        # A venue fill took the order past its quantity: no new child goes out.
+        self.overfilled = self.parent_ledger.filled > parent.qty
         self.ledgers: dict[str, FillLedger] = {}
         self.fees: dict[str, Decimal] = {}
         for cid, child in children.items():
@@ -151,7 +172,7 @@ class Execution:
         self.fills_booked = len(self.parent_ledger.seen)
 
     def mark_unsent(self, child_ids: list[str]) -> None:
-        """Children known never to have reached the venue (sent at once when still wanted)."""
+        """Children no attempt of which can have reached the venue (no landing window)."""
         self._unsent.update(child_ids)
 
     @property
@@ -198,6 +219,9 @@ class Execution:
             await self._run(m.on_cancel_request(self.d.clock.now_ms()))
         for _ in range(MAX_LOOPS):
             now = self.d.clock.now_ms()
+            if self.overfilled and not m.s.cancel_requested:
+                await self._run(m.on_cancel_request(now))  # stop buying (FillBook alerted)
+                continue
             book: Book | None = None
             if m.wants_book(now):
                 raw = self._initial_book or await self.d.ops.book(
@@ -262,6 +286,13 @@ class Execution:
 
     async def _flush_events(self) -> None:
         events, self._events = self._events, []
+        done = [ev for ev in events if ev.name == "EXEC_DONE"]
+        events = [ev for ev in events if ev.name != "EXEC_DONE"]
+        for ev in done:
+            await self.d.publisher.outcome_event(
+                ev.name, client_order_id=self.client_order_id, symbol=self.parent.symbol,
+                data=ev.data,
+            )  # fmt: skip
         if events:
             await self.d.publisher.events(
                 [(ev.name, ev.data) for ev in events],
@@ -332,22 +363,18 @@ class Execution:
         """Send a child nobody can have sent before (fresh, or proven absent at the venue)."""
 
         async def before_attempt(ts: int) -> None:
+            # Fencing: only the lease holder sends (a task that lost it stops here).
+            if self.d.leases is not None:
+                await self.d.leases.ensure(self.lease)
             if ts != child.ts_send:
                 child.ts_send = ts
                 await self._save_child(child)
 
         try:
-            async with hold_lock(
-                self.d.redis, keys.lock_pos(child.symbol), ttl_ms=self.d.lock_ttl_ms,
-                wait_ms=self.d.lock_wait_ms, owner=self.d.owner,
-            ):  # fmt: skip
-                order = await self.d.ops.send(
-                    self._request(child), since_ms=child.created_ts, before_attempt=before_attempt
-                )
-        except LockNotAcquired:
-            log.info("%s: %s busy, send deferred", child.client_order_id, child.symbol)
-            self._unsent.add(child.client_order_id)
-            return None  # stays SUBMITTED: the next step sends it
+            order = await self.d.ops.send(
+                self._request(child), since_ms=child.created_ts, before_attempt=before_attempt,
+                guard=self._pos_lock,
+            )  # fmt: skip
         except PostOnlyRejected as exc:
             return await self._rejected(child, RejectKind.POST_ONLY, exc)
         except InsufficientFunds as exc:
@@ -356,7 +383,9 @@ class Execution:
             return await self._rejected(child, RejectKind.OTHER, exc)
         except Unresolved as exc:
             if exc.sent_at_ms is None:
-                # Refused before processing every time (429s): nothing landed; retry later.
+                # Lock busy or refused before processing every time (429s): nothing landed.
+                # The next step asks the venue first, then sends.
+                log.info("%s: send deferred: %s", child.client_order_id, exc)
                 self._unsent.add(child.client_order_id)
                 return None
             child.ts_send = exc.sent_at_ms
@@ -377,6 +406,13 @@ class Execution:
             self._t_intake = None
         return await self._apply(child, order)
 
+    def _pos_lock(self) -> contextlib.AbstractAsyncContextManager[str]:
+        """`lock:pos:{symbol}` around one venue request (never across a back-off)."""
+        return hold_lock(
+            self.d.redis, keys.lock_pos(self.parent.symbol), ttl_ms=self.d.lock_ttl_ms,
+            wait_ms=self.d.lock_wait_ms, owner=self.d.owner,
+        )  # fmt: skip
+
     async def _rejected(
         self, child: OrderRecord, kind: RejectKind, exc: DefinitiveError
     ) -> ChildReport:
@@ -395,16 +431,19 @@ class Execution:
         cid = child.client_order_id
         try:
             if child.status in (S.NEW, S.SUBMITTED, S.AMBIGUOUS):
-                # Never acknowledged: resolve from venue evidence before anything else.
-                if cid not in self._unsent:
-                    window_open = self.d.ops.landing_window_open(child.ts_send)
-                    found = await self.d.ops.resolve(
-                        req, since_ms=child.created_ts, with_trades=not window_open
-                    )
-                    if found is not None:
-                        return await self._apply(child, found)
-                    if window_open:
-                        return None  # absent so far, but an attempt could still land
+                # Never acknowledged: resolve from venue evidence before anything else — also a
+                # send we deferred ourselves (the venue is asked before every resend).
+                window_open = cid not in self._unsent and self.d.ops.landing_window_open(
+                    child.ts_send
+                )
+                found = await self.d.ops.resolve(
+                    req, since_ms=child.created_ts, with_trades=not window_open
+                )
+                if found is not None:
+                    self._unsent.discard(cid)
+                    return await self._apply(child, found)
+                if window_open:
+                    return None  # absent so far, but an attempt could still land
                 self._unsent.discard(cid)
                 if self._still_wanted(child):
                     return await self._send(child)  # provably absent: same id again
@@ -442,11 +481,9 @@ class Execution:
         if child.status is not S.PENDING_CANCEL and can_transition(child.status, S.PENDING_CANCEL):
             await self._set_child(child, S.PENDING_CANCEL, "cancel sent")
         try:
-            async with hold_lock(
-                self.d.redis, keys.lock_pos(child.symbol), ttl_ms=self.d.lock_ttl_ms,
-                wait_ms=self.d.lock_wait_ms, owner=self.d.owner,
-            ):  # fmt: skip
-                order = await self.d.ops.cancel(child.market, child.symbol, child_id)
+            order = await self.d.ops.cancel(
+                child.market, child.symbol, child_id, guard=self._pos_lock
+            )
             if order is None:
                 acked = child.ts_ack is not None or child.client_order_id in self._unsent
                 window_open = not acked and self.d.ops.landing_window_open(child.ts_send)
@@ -470,9 +507,12 @@ class Execution:
         child.venue_order_id = child.venue_order_id or order.venue_order_id
         if child.ts_ack is None:
             child.ts_ack = now
-        filled = min(order.filled_qty, child.qty)
+        # The venue's truth is recorded as is; the machine never hears of more than the child's
+        # quantity (an overfill is booked, alerted and stops the execution: FillBook).
+        venue_filled = order.filled_qty
+        filled = min(venue_filled, child.qty)
         ledger = self.ledgers.setdefault(cid, FillLedger(child.qty))
-        if ledger.filled < filled:
+        if ledger.filled < venue_filled:
             trades = list(order.trades)
             if sum((t.qty for t in trades), ZERO) < filled:
                 try:
@@ -484,6 +524,8 @@ class Execution:
                     pass  # booked on a later step; the machine already counts venue qty
             for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
                 await self._book_fill(child, t)
+        if venue_filled > child.qty:
+            self.overfilled = True
         try:
             status = reconcile_status(child.status, order.status)
         except IllegalTransition as exc:
@@ -494,7 +536,7 @@ class Execution:
         if status is not child.status:
             child.history.append(StateChange(status=status, ts=now))
             child.status = status
-        child.filled_qty = filled
+        child.filled_qty = venue_filled
         child.avg_price = order.avg_price
         child.fee = self.fees.get(cid, ZERO)
         child.updated_ts = now
@@ -511,16 +553,7 @@ class Execution:
     async def _book_fill(self, child: OrderRecord, t: ExchangeTrade) -> None:
         key = (self.d.venue, t.venue_order_id, t.trade_id)
         ledger = self.ledgers[child.client_order_id]
-        decision = ledger.check(key, t.qty)
-        if decision.duplicate:
-            return
-        if not decision.accepted or not self.parent_ledger.check(key, t.qty).accepted:
-            await self.d.publisher.alert(
-                "OVERFILL_REPORT",
-                f"{child.client_order_id}: fill {t.trade_id} ({t.qty}) would exceed the order "
-                "quantity; not booked",
-                severity="critical", data={"symbol": child.symbol, "trade_id": t.trade_id},
-            )  # fmt: skip
+        if key in ledger.seen and key in self.parent_ledger.seen:
             return
         arrival = self.parent.arrival_mid or child.mid_at_send
         slip = (
@@ -553,19 +586,14 @@ class Execution:
             role=child.role,
             slice_index=child.slice_index,
         )
-        try:
-            await self.d.store.insert("fills", fill.model_dump(mode="json"))
-        except DuplicateKey:
-            # Stored by an earlier owner of this execution: count it, never twice.
-            ledger.book(key, t.qty)
-            self.parent_ledger.book(key, t.qty)
-            return
-        # Booked in memory only once stored: a failed insert is retried on a later step.
-        ledger.book(key, t.qty)
-        self.parent_ledger.book(key, t.qty)
-        self.fills_booked += 1
+        booked = await self.d.fills.book(fill, ledger, self.parent_ledger)
+        self.fill_notional += t.qty * t.price
         self.fees[child.client_order_id] = self.fees.get(child.client_order_id, ZERO) + t.fee
-        self.d.metrics.fills.labels(t.liquidity.value).inc()
+        if booked.overfill:
+            self.overfilled = True
+        if not booked.stored:
+            return
+        self.fills_booked += 1
         self.d.metrics.fees.inc(float(self._fee_usdt(t)))
         if slip is not None:
             self.d.metrics.slippage.observe(float(slip))
@@ -638,13 +666,12 @@ class Execution:
                 await self._save_child(child)
 
     def _aggregates(self) -> None:
-        filled = sum((c.filled_qty for c in self.children.values()), ZERO)
-        notional = sum(
-            (c.filled_qty * c.avg_price for c in self.children.values() if c.avg_price), ZERO
-        )
+        """The parent's figures are those of its stored fills (never the venue's totals, which
+        may run ahead of the fills booked so far)."""
         p = self.parent
+        filled = self.parent_ledger.filled
         p.filled_qty = filled
-        p.avg_price = notional / filled if filled > 0 else None
+        p.avg_price = self.fill_notional / filled if filled > 0 else None
         p.fee = sum(self.fees.values(), ZERO)
 
     def _live_status(self) -> OrderStatus:

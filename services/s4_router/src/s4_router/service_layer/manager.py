@@ -3,8 +3,10 @@
 Each task sleeps until the machine's next deadline (maker timeout, TWAP slice, probe delay) or
 the next status poll while children are live — or until woken (a venue execution report, a
 cancel request) — renews its lease, and steps. Losing the lease stops the task at once: another
-replica has taken the order over. A step that fails on infrastructure is retried with backoff;
-nothing is lost because every step starts from the persisted state and the venue's truth.
+driver (a peer replica, or this one's orphan sweep once it had expired) holds it now, and this
+task touches neither the order nor the winner's key. A step that fails on infrastructure is
+retried with backoff; nothing is lost because every step starts from the persisted state and
+the venue's truth.
 
 Tests construct it with `autorun=False` and drive `step_all()` with a manual clock.
 """
@@ -15,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 
-from s4_router.adapters.leases import Leases
+from s4_router.adapters.leases import LeaseLost, Leases
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.execution import Execution
 from svckit.clock import Clock
@@ -52,7 +54,7 @@ class ExecutionManager:
         one has just taken its first step inline)."""
         coid = ex.client_order_id
         if ex.finished:
-            await self.leases.release(coid)
+            await self.leases.release(ex.lease)
             return
         self.active[coid] = ex
         self._wake[coid] = asyncio.Event()
@@ -108,13 +110,16 @@ class ExecutionManager:
                     ev.clear()
                 first = False
                 try:
-                    if not await self.leases.renew(coid):
-                        log.warning("%s: lease lost; another replica drives it now", coid)
+                    if ex.lease is not None and not await self.leases.renew(ex.lease):
+                        log.warning("%s: lease lost; another driver holds it now", coid)
                         return
                     await ex.step()
                     backoff = 0.1
                 except asyncio.CancelledError:
                     raise
+                except LeaseLost:
+                    log.warning("%s: lease lost mid-step; another driver holds it now", coid)
+                    return
                 except Exception:
                     log.exception("%s: step failed; retrying in %.1fs", coid, backoff)
                     await asyncio.sleep(backoff)
@@ -123,7 +128,7 @@ class ExecutionManager:
             self._forget(coid)
             if ex.finished:
                 with contextlib.suppress(Exception):
-                    await self.leases.release(coid)
+                    await self.leases.release(ex.lease)
 
     def _forget(self, coid: str) -> None:
         self.active.pop(coid, None)
@@ -142,7 +147,7 @@ class ExecutionManager:
             if ex.finished:
                 finished += 1
                 self._forget(coid)
-                await self.leases.release(coid)
+                await self.leases.release(ex.lease)
         return finished
 
     async def shutdown(self) -> None:
@@ -154,7 +159,7 @@ class ExecutionManager:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for coid in list(self.active):
+        for coid, ex in list(self.active.items()):
             self._forget(coid)
             with contextlib.suppress(Exception):
-                await self.leases.release(coid)
+                await self.leases.release(ex.lease)

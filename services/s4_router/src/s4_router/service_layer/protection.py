@@ -49,7 +49,7 @@ from s4_router.adapters.exchange.base import (
     ProtectionUnsupported,
     RetryableError,
 )
-from s4_router.adapters.leases import Leases
+from s4_router.adapters.leases import Lease, Leases
 from s4_router.metrics import RouterMetrics
 from s4_router.policies import brackets as br
 from s4_router.policies import oco_guardian as og
@@ -149,6 +149,7 @@ class ProtectionService:
         self.metrics = metrics
         self.publisher = publisher
         self.leases = leases
+        self._leases: dict[str, Lease] = {}
         self.instruments = dict(instruments)
         self.working_type = working_type
         self.default_leverage = default_leverage
@@ -212,7 +213,7 @@ class ProtectionService:
         except DuplicateKey:
             return  # the other path's copy of this intent registered it
         # One driver per protection across replicas (a peer's sweep skips a held lease).
-        if await self.leases.acquire(_lease(coid)):
+        if await self._take(coid):
             self.active[coid] = p
 
     # --------------------------------------------------------------- the hook
@@ -247,7 +248,7 @@ class ProtectionService:
             await self._persist(p)
         if p.final:
             self.active.pop(coid, None)
-            await self.leases.release(_lease(coid))
+            await self._drop(coid)
 
     async def step_all(self) -> None:
         for coid in list(self.active):
@@ -263,11 +264,11 @@ class ProtectionService:
             "strategy_events", Query(where={"kind": KIND, "active": True})
         ):
             coid = doc["parent_client_order_id"]
-            if coid in self.active or not await self.leases.acquire(_lease(coid)):
+            if coid in self.active or not await self._take(coid):
                 continue
             p = self._load(doc)
             if p is None:
-                await self.leases.release(_lease(coid))
+                await self._drop(coid)
                 continue
             self.active[coid] = p
             taken += 1
@@ -286,16 +287,30 @@ class ProtectionService:
             self._wake.clear()
             for coid in list(self.active):
                 with contextlib.suppress(Exception):
-                    if not await self.leases.renew(_lease(coid)):
+                    lease = self._leases.get(coid)
+                    if lease is None or not await self.leases.renew(lease):
                         log.warning("%s: protection lease lost; a peer drives it now", coid)
                         self.active.pop(coid, None)
+                        self._leases.pop(coid, None)
             await self.step_all()
 
     async def shutdown(self) -> None:
         for coid in list(self.active):
             with contextlib.suppress(Exception):
-                await self.leases.release(_lease(coid))
+                await self._drop(coid)
         self.active.clear()
+
+    async def _take(self, coid: str) -> bool:
+        """Acquire this protection's lease (one driver per protection across replicas and
+        across the tasks of this one); False when another acquisition holds it."""
+        lease = await self.leases.acquire(_lease(coid))
+        if lease is None:
+            return False
+        self._leases[coid] = lease
+        return True
+
+    async def _drop(self, coid: str) -> None:
+        await self.leases.release(self._leases.pop(coid, None))
 
     # ------------------------------------------------------------ internals
     async def _step(self, p: Protection) -> None:

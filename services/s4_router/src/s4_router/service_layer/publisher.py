@@ -3,7 +3,10 @@
 Router events and alerts are best effort: an execution must not stop because Redis hiccuped
 while we were logging a step (the step itself is persisted in the store). `orders:executed`
 is not: it is published after the order and its fills are persisted, and a failure propagates
-so the step is retried (at-least-once; consumers dedupe by client_order_id).
+so the step is retried. Outcome events (`orders:executed` and `EXEC_DONE` on `router:events`) are
+published **once** per parent: a marker and the entry are written by one script
+(`svckit.redisio.xadd_once`), so a retried step, a second request or a restart after a crash
+between publishing and storing the terminal status publishes nothing twice.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from s4_router.metrics import RouterMetrics
 from svckit import jsonutil, keys
 from svckit.clock import Clock
 from svckit.errors import InfraError
-from svckit.redisio import STREAM_MAXLEN, RedisClient, xadd_json
+from svckit.redisio import STREAM_MAXLEN, RedisClient, xadd_json, xadd_once
 from tradekit.events import Alert, OrderExecuted, RouterEvent, Severity
 
 log = logging.getLogger(__name__)
@@ -85,5 +88,26 @@ class Publisher:
         except InfraError as exc:
             log.error("alert %s not published: %s", kind, exc)
 
-    async def executed(self, ev: OrderExecuted) -> None:
-        await xadd_json(self.redis, keys.ORDERS_EXECUTED, ev.model_dump(mode="json"))
+    async def executed(self, ev: OrderExecuted) -> bool:
+        """Publish the parent's outcome once (False: it was already published)."""
+        entry = await xadd_once(
+            self.redis, keys.ORDERS_EXECUTED, ev.client_order_id, ev.model_dump(mode="json")
+        )
+        return entry is not None
+
+    async def outcome_event(
+        self, name: str, *, client_order_id: str, symbol: str | None, data: dict[str, Any]
+    ) -> None:
+        """A `router:events` entry that exists once per parent (EXEC_DONE); best effort like
+        every router event, but never twice."""
+        ev = RouterEvent(
+            event=name, client_order_id=client_order_id, symbol=symbol, ts=self.clock.now_ms(),
+            data=data,
+        )  # fmt: skip
+        try:
+            await xadd_once(
+                self.redis, keys.ROUTER_EVENTS, f"{name}:{client_order_id}",
+                ev.model_dump(mode="json"),
+            )  # fmt: skip
+        except InfraError as exc:
+            log.warning("router event %s not published: %s", name, exc)

@@ -3,22 +3,26 @@ call :meth:`OrderRouter.submit`; `POST /cancel` calls :meth:`OrderRouter.cancel`
 
 Intake, in order (nothing reaches the venue before the intent is durable):
 
-1. duplicate? — the store's unique `orders.client_order_id` answers; a resend (REST or stream,
-   before or after completion) returns the existing order and sends nothing;
+1. duplicate? — the store's unique `orders.client_order_id` answers; an identical resend (REST or
+   stream, before or after completion) returns the existing order and sends nothing; the same id
+   with a different body is a 409 naming the differing fields, with an `IDEMPOTENCY_CONFLICT`
+   alert (never executed, never mistaken for the original);
 2. validation and rounding against the instrument (tick, step, minNotional); a quantity that
    rounds to zero or a notional below minNotional ⇒ FAIL (422), nothing sent or stored;
    protection (FUT sl / tp brackets, SPOT OCO) is accepted only while the protection service
    is wired in (`service_layer.protection`); otherwise, or for a shape it cannot protect
    (tp without sl, brackets on a reduce-only close) ⇒ FAIL, never executed without it;
-3. gates for new entries (reduce-only orders pass): circuit breaker OPEN, clock skew > 1 s
-   ⇒ FAIL (503) with an alert; the refusal is stored as a REJECTED order so that the other
+3. gates for new entries (reduce-only orders pass): entries halted on the symbol after an
+   overfill (`halt:entries:{symbol}`), circuit breaker OPEN, clock skew > 1 s ⇒ FAIL (503) with
+   an alert; the refusal is stored as a REJECTED order so that the other
    path's copy of the same intent cannot execute it later (so is "venue unavailable after
    retries" at step 4: an intent always ends in a recorded state);
 4. FUT with brackets: margin type ISOLATED and the intent's leverage at the venue (idempotent);
    book (the liquidity probe's first look, and the arrival mid), policy resolution (route
    table by notional; a SPOT OCO entry runs as Maker→Taker), the plan (TWAP slices);
-5. the execution lease, the protection record (before anything can fill), the parent record
-   (with the plan) and `idem:order:{id}`;
+5. the execution lease (one acquisition: a parallel request of the same id finds it held and
+   answers with the stored order, or busy, and never touches the holder's key), the protection
+   record (before anything can fill), the parent record (with the plan) and `idem:order:{id}`;
 6. the first step of the execution runs inline (a MARKET intent usually completes here);
    the rest runs in a background task.
 
@@ -45,7 +49,7 @@ from s4_router.adapters.exchange.base import (
     OrderNotFound,
     RetryableError,
 )
-from s4_router.adapters.leases import Leases
+from s4_router.adapters.leases import Lease, LeaseLost, Leases
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import BreakerState, CircuitBreaker, Transition
 from s4_router.policies.clock_guard import ClockSkewGuard
@@ -54,6 +58,7 @@ from s4_router.policies.maker_taker import ChildState, Phase, SliceState
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.execution import ExecDeps, Execution, record_of
+from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import ProtectionService, is_protective
 from s4_router.service_layer.publisher import Publisher
@@ -75,6 +80,7 @@ log = logging.getLogger(__name__)
 
 S = OrderStatus
 REFUSAL_ALERT_EVERY_MS = 60_000
+HALT_CHECK_MS = 1_000
 LIVE = (S.NEW, S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
 
 
@@ -130,11 +136,13 @@ class OrderRouter:
         self.owner = owner or f"s4:{socket.gethostname()}:{os.getpid()}"
         self.sync_wait_ms = sync_wait_ms
         self._refusal_alerted: dict[str, int] = {}
+        self._halted: dict[str, tuple[int, str | None]] = {}
         self.protection = protection
+        self.fills = FillBook(store=store, redis=redis, publisher=publisher, metrics=metrics)
         self.deps = ExecDeps(
             store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
-            publisher=publisher, venue=exchange.venue, owner=self.owner,
-            lock_wait_ms=lock_wait_ms,
+            publisher=publisher, venue=exchange.venue, owner=self.owner, fills=self.fills,
+            leases=leases, lock_wait_ms=lock_wait_ms,
             on_progress=protection.on_entry if protection is not None else None,
         )  # fmt: skip
 
@@ -147,13 +155,13 @@ class OrderRouter:
         coid = intent.client_order_id
         existing = await self.store.find_one("orders", {"client_order_id": coid})
         if existing is not None:
-            return self._duplicate(existing, source)
+            return await self._duplicate_of(existing, intent, source)
         try:
             inst, qty = self._validate(intent)
         except InvalidIntent as exc:
             self.metrics.intents.labels(source, "invalid").inc()
             return Outcome(self._fail(intent, str(exc)), 422)
-        refusal = self._gate(intent)
+        refusal = await self._gate(intent)
         if refusal is not None:
             return await self._refuse(intent, qty, *refusal, source=source)
         if intent.needs_protection and self.protection is not None:
@@ -201,14 +209,15 @@ class OrderRouter:
             parent_id=coid, side=intent.side, qty=qty, reduce_only=intent.reduce_only,
             config=resolved.config, inst=inst, now=now, ref_price=price,
         )  # fmt: skip
-        if not await self.leases.acquire(coid):
-            # Another replica is starting this very intent right now.
+        lease = await self.leases.acquire(coid)
+        if lease is None:
+            # Another request (here or on a peer) is starting this very intent right now.
             return await self._duplicate_or_running(intent, source)
         if intent.needs_protection and self.protection is not None:
             try:
                 await self.protection.register(intent, inst)
             except InfraError:
-                await self.leases.release(coid)
+                await self.leases.release(lease)
                 raise  # nothing sent; the caller (or the stream) retries
         parent = OrderRecord(
             client_order_id=coid,
@@ -231,7 +240,7 @@ class OrderRouter:
         )
         ex = Execution(
             self.deps, parent=parent, children={}, machine=machine, inst=inst, book=book,
-            t_intake=t0, parent_stored=False,
+            t_intake=t0, parent_stored=False, lease=lease,
         )  # fmt: skip
         # Logged with the step's own events, after the first child went out (latency).
         ex.log_event(
@@ -244,13 +253,16 @@ class OrderRouter:
             await ex.step()
         except DuplicateKey:
             # Stored by another replica between our lookup and our insert; nothing was sent.
-            await self.leases.release(coid)
+            await self.leases.release(lease)
+            return await self._duplicate_or_running(intent, source)
+        except LeaseLost:
+            # Our lease expired mid-step (a stall) and another driver holds it: hands off.
             return await self._duplicate_or_running(intent, source)
         except ExchangeError as exc:
             log.warning("%s: first step failed, continuing in background: %s", coid, exc)
         except InfraError as exc:
             if not ex.stored:
-                await self.leases.release(coid)
+                await self.leases.release(lease)
                 raise  # not durable: the caller (or the stream) must retry
             # Durable already: the background task retries the step from the stored state.
             log.warning("%s: first step failed on infrastructure, continuing: %s", coid, exc)
@@ -266,7 +278,7 @@ class OrderRouter:
             if wait > 0 and self.manager.autorun:
                 await self.manager.wait_done(coid, wait / 1000)
         else:
-            await self.leases.release(coid)
+            await self.leases.release(lease)
         outcome = self._progress(ex)
         self.metrics.intents.labels(source, outcome.response.result.value).inc()
         return outcome
@@ -294,11 +306,17 @@ class OrderRouter:
             inst.check_notional(qty, intent.ref_price)
         return inst, qty
 
-    def _gate(self, intent: OrderIntent) -> tuple[str, str] | None:
+    async def _gate(self, intent: OrderIntent) -> tuple[str, str] | None:
         """Why a new entry may not go now (None: it may). Reduce-only always passes."""
         if intent.reduce_only:
             return None
         now = self.clock.now_ms()
+        halt = await self._halt(intent.symbol, now)
+        if halt is not None:
+            return "entries_halted", (
+                f"new entries on {intent.symbol} halted after an overfill ({halt}); an operator "
+                f"clears {keys.halt_entries(intent.symbol)} once positions are checked"
+            )
         if not self.breaker.allows_entry(now):
             return "circuit_open", (
                 "circuit breaker OPEN (venue 5xx/429 rate): new entries refused, nothing sent; "
@@ -310,6 +328,16 @@ class OrderRouter:
                 f"{self.skew.max_skew_ms} ms: new entries stopped until it recovers"
             )
         return None
+
+    async def _halt(self, symbol: str, now: int) -> str | None:
+        """The overfill halt of `symbol` (read from Redis at most once a second per replica)."""
+        cached = self._halted.get(symbol)
+        if cached is not None and now - cached[0] < HALT_CHECK_MS:
+            return cached[1]
+        value = await self.redis.get(keys.halt_entries(symbol))
+        reason = str(value) if value is not None else None
+        self._halted[symbol] = (now, reason)
+        return reason
 
     async def _refuse(
         self, intent: OrderIntent, qty: Decimal, reason: str, message: str, *, source: str
@@ -357,12 +385,36 @@ class OrderRouter:
     async def _duplicate_or_running(self, intent: OrderIntent, source: str) -> Outcome:
         doc = await self.store.find_one("orders", {"client_order_id": intent.client_order_id})
         if doc is not None:
-            return self._duplicate(doc, source)
+            return await self._duplicate_of(doc, intent, source)
         # Another intake holds the lease but has stored nothing yet. Answering "duplicate"
         # would let the stream acknowledge an intent whose other copy may still die before
         # being stored: answer "busy" instead (the stream entry stays pending and comes back,
         # REST gets a 503 and retries); by then it is stored, or its lease has expired.
         raise IntakeBusy(f"{intent.client_order_id}: being accepted by another request; retry")
+
+    async def _duplicate_of(self, doc: dict[str, Any], intent: OrderIntent, source: str) -> Outcome:
+        """An identical resend gets the existing order; another body under the same id is a
+        conflict (409), alerted: a reused id must never pass for the original."""
+        differing = _differing_fields(doc.get("intent"), intent.model_dump(mode="json"))
+        if not differing:
+            return self._duplicate(doc, source)
+        coid = intent.client_order_id
+        self.metrics.intents.labels(source, "conflict").inc()
+        message = (
+            f"client_order_id {coid!r} already names another order; differing fields: "
+            f"{', '.join(differing)}; nothing sent"
+        )
+        await self.publisher.alert(
+            "IDEMPOTENCY_CONFLICT", f"{coid} ({source}): {message}",
+            data={"client_order_id": coid, "fields": differing, "source": source},
+        )  # fmt: skip
+        return Outcome(
+            OrderResponse(
+                result=RequestResult.FAIL, order_ids=[coid], message=message,
+                client_order_id=coid, status=S(doc["status"]),
+            ),
+            409,
+        )  # fmt: skip
 
     def _duplicate(self, doc: dict[str, Any], source: str) -> Outcome:
         self.metrics.duplicates.inc()
@@ -427,8 +479,9 @@ class OrderRouter:
             )  # fmt: skip
 
     # ---------------------------------------------------------------- recovery
-    async def load(self, doc: dict[str, Any]) -> Execution | None:
-        """Rebuild the execution of a stored parent (restart, dead replica)."""
+    async def load(self, doc: dict[str, Any], lease: Lease | None = None) -> Execution | None:
+        """Rebuild the execution of a stored parent (restart, dead replica), driven under
+        `lease` (the caller's acquisition)."""
         parent = record_of(doc)
         coid = parent.client_order_id
         inst = self.instruments.get(parent.symbol)
@@ -465,8 +518,9 @@ class OrderRouter:
         else:
             machine = self._legacy_machine(parent, kids, inst)
         ex = Execution(
-            self.deps, parent=parent, children=kids, machine=machine, inst=inst, fills=fills
-        )
+            self.deps, parent=parent, children=kids, machine=machine, inst=inst, fills=fills,
+            lease=lease,
+        )  # fmt: skip
         ex.mark_unsent(unsent)
         return ex
 
@@ -534,16 +588,19 @@ class OrderRouter:
             )
             for doc in docs:
                 coid = doc["client_order_id"]
-                if self.manager.is_active(coid) or not await self.leases.acquire(coid):
+                if self.manager.is_active(coid):
                     continue
+                lease = await self.leases.acquire(coid)
+                if lease is None:
+                    continue  # driven by another task or replica
                 try:
-                    ex = await self.load(doc)
+                    ex = await self.load(doc, lease)
                 except Exception:
                     log.exception("%s: could not be resumed", coid)
-                    await self.leases.release(coid)
+                    await self.leases.release(lease)
                     continue
                 if ex is None:
-                    await self.leases.release(coid)
+                    await self.leases.release(lease)
                     continue
                 self.metrics.recovered.inc()
                 await self.publisher.event(
@@ -618,12 +675,14 @@ class OrderRouter:
             "CANCEL_REQUESTED", client_order_id=coid, symbol=doc["symbol"], data={}
         )
         ex = self.manager.active.get(coid)
-        if ex is None and await self.leases.acquire(coid):
-            ex = await self.load(await self.store.get("orders", coid) or doc)
-            if ex is not None:
-                await self.manager.adopt(ex, step_now=True)
-            else:
-                await self.leases.release(coid)
+        if ex is None:
+            lease = await self.leases.acquire(coid)
+            if lease is not None:
+                ex = await self.load(await self.store.get("orders", coid) or doc, lease)
+                if ex is not None:
+                    await self.manager.adopt(ex, step_now=True)
+                else:
+                    await self.leases.release(lease)
         if ex is not None:
             ex.cancel_local = True
             await ex.step()
@@ -670,6 +729,21 @@ class OrderRouter:
             if res is not None:
                 out.append(child.client_order_id)
         return out
+
+
+def _differing_fields(stored: Any, new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Paths of the fields whose values differ between the stored intent and a new one (a child
+    record, which has no intent, compares equal: it is answered as the order it names)."""
+    if not isinstance(stored, dict):
+        return []
+    out: list[str] = []
+    for name in sorted(set(stored) | set(new)):
+        a, b = stored.get(name), new.get(name)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_differing_fields(a, b, f"{prefix}{name}."))
+        elif a != b:
+            out.append(f"{prefix}{name}")
+    return out
 
 
 def _child_n(cid: str) -> int:

@@ -16,12 +16,17 @@ Exactly-once rests on four rules:
 4. attempts exhausted without an answer ⇒ `Unresolved`: the child stays AMBIGUOUS and the
    execution keeps resolving it on later steps. Never assumed rejected.
 
+A `guard` (S4 passes `lock:pos:{symbol}`) is held around each single request, never across a
+back-off or a retry: a rate-limited venue must not make other decisions on the symbol wait. A
+guard that cannot be had ends the send as `Unresolved` at once (deferred to the next step).
+
 `sleep` and `clock` are injected: production waits, tests advance a manual clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -44,11 +49,13 @@ from s4_router.adapters.exchange.base import (
 )
 from s4_router.metrics import RouterMetrics
 from svckit.clock import Clock
+from svckit.redisio import LockNotAcquired
 from tradekit.enums import Market, OrderStatus
 from tradekit.money import ZERO
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+Guard = Callable[[], contextlib.AbstractAsyncContextManager[object]]
 
 
 class Unresolved(Exception):
@@ -105,8 +112,9 @@ class VenueOps:
         if exc is not None:
             self.metrics.venue_errors.labels(type(exc).__name__).inc()
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """An idempotent call (query, book, cancel), retried on retryable errors."""
+    async def call(self, fn: Callable[[], Awaitable[T]], *, guard: Guard | None = None) -> T:
+        """An idempotent call (query, book, cancel), retried on retryable errors; `guard` is
+        held around each attempt only (LockNotAcquired propagates: deferred)."""
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.retry.attempts),
             wait=self._wait,
@@ -116,7 +124,10 @@ class VenueOps:
             reraise=True,
         ):
             with attempt:
-                return await fn()
+                if guard is None:
+                    return await fn()
+                async with guard():
+                    return await fn()
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ---- reads --------------------------------------------------------------------------------
@@ -179,6 +190,7 @@ class VenueOps:
         since_ms: int | None,
         sent_at_ms: int | None = None,
         before_attempt: Callable[[int], Awaitable[None]] | None = None,
+        guard: Guard | None = None,
     ) -> ExchangeOrder:
         """Place `req` exactly once (module rules). `sent_at_ms`: an earlier attempt of this id
         may have reached the venue then (None: none did). `before_attempt(now)` runs before
@@ -201,10 +213,14 @@ class VenueOps:
                     continue
                 sent_at_ms = None  # provably absent: the same id may go again
             attempt_ms = self.clock.now_ms()
-            if before_attempt is not None:
-                await before_attempt(attempt_ms)
             try:
-                return await self.exchange.place_order(req)
+                async with guard() if guard is not None else contextlib.nullcontext():
+                    if before_attempt is not None:
+                        await before_attempt(attempt_ms)
+                    return await self.exchange.place_order(req)
+            except LockNotAcquired as exc:
+                # Not sent now: the next step asks the venue (earlier attempts) and sends.
+                raise Unresolved(f"{req.client_order_id}: {exc}", sent_at_ms=sent_at_ms) from exc
             except DuplicateOrder as exc:
                 # The id is live at the venue: an earlier attempt landed; find it.
                 last, sent_at_ms = exc, attempt_ms
@@ -220,12 +236,13 @@ class VenueOps:
         raise Unresolved(f"{req.client_order_id}: {last}", sent_at_ms=sent_at_ms)
 
     async def cancel(
-        self, market: Market, symbol: str, client_order_id: str
+        self, market: Market, symbol: str, client_order_id: str, *, guard: Guard | None = None
     ) -> ExchangeOrder | None:
         """Cancel by client id; None when the venue has no open order of that id."""
         try:
             return await self.call(
-                lambda: self.exchange.cancel_order(market, symbol, client_order_id=client_order_id)
+                lambda: self.exchange.cancel_order(market, symbol, client_order_id=client_order_id),
+                guard=guard,
             )
         except OrderNotFound:
             return None
