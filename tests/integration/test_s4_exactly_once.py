@@ -183,3 +183,32 @@ async def test_parent_filled_qty_equals_the_sum_of_its_stored_fills(
         view = await r.until_done("c-1")
         fills = sum((D(f["qty"]) for f in view["fills"]), D(0))
         assert D(view["order"]["filled_qty"]) == fills == r.venue_filled("c-1")
+
+
+async def test_a_venue_overfill_is_stored_alerted_and_halts_new_entries_on_the_symbol(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """The venue holds a bigger order under our child's id (a stale copy): its fills are real, so
+    they are stored (store = venue), a critical OVERFILL is raised and buying stops."""
+    async with s4_rig(redis, tmp_path, lock_wait_ms=0) as r:
+        await redis.set(keys.lock_pos("BTCUSDT"), "someone-else", px=60_000)
+        assert (await r.submit()).http_status == 202  # E1 deferred
+        r.venue.place_order(
+            Market.FUT, "BTCUSDT", side=Side.BUY, type="MARKET", qty=D("0.004"),
+            client_order_id="c-1-E1",
+        )  # fmt: skip
+        await redis.delete(keys.lock_pos("BTCUSDT"))
+        view = await r.until_done("c-1")
+        fills = sum((D(f["qty"]) for f in view["fills"]), D(0))
+        assert fills == D("0.004") == r.venue_filled("c-1")
+        assert D(view["order"]["filled_qty"]) == fills
+        assert sent(r, "c-1-E1") == 1  # nothing more went out
+        assert "OVERFILL" in await r.alerts()
+        assert await redis.get(keys.halt_entries("BTCUSDT")) is not None
+        r.clock.advance(2_000)
+        refused = await r.submit(client_order_id="c-2", intent_id="i-2")
+        assert refused.http_status == 503 and "halted" in (refused.response.message or "")
+        close = await r.submit(
+            client_order_id="c-3", intent_id="i-3", side="SELL", reduce_only=True
+        )
+        assert close.response.status is S.FILLED  # closes still pass

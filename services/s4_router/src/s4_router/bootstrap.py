@@ -30,6 +30,7 @@ from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerCon
 from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
+from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
@@ -267,6 +268,7 @@ async def bootstrap(
         recv_window_ms=settings.recv_window_ms,
     )
     leases = Leases(redis, owner=f"s4:{owner}", ttl_ms=settings.exec_lease_ms)
+    fills = FillBook(store=store, redis=redis, publisher=publisher, metrics=metrics)
     manager = ExecutionManager(
         leases=leases, clock=clock, metrics=metrics, poll_ms=settings.poll_interval_ms,
         autorun=settings.background_execution,
@@ -285,7 +287,7 @@ async def bootstrap(
     protection = (
         ProtectionService(
             store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
-            publisher=publisher, leases=leases, instruments=instruments,
+            publisher=publisher, leases=leases, fills=fills, instruments=instruments,
             working_type=settings.working_type, default_leverage=settings.leverage_default,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
             oco_guardian=settings.oco_guardian,
@@ -294,6 +296,7 @@ async def bootstrap(
         else None
     )  # fmt: skip
     router = OrderRouter(
+        fills=fills,
         store=store,
         redis=redis,
         exchange=guarded,
@@ -345,7 +348,7 @@ async def bootstrap(
         store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
         publisher=publisher, instruments=instruments, router=router, protection=protection,
         window_ms=settings.reconcile_window_ms, cancel_orphans=settings.reconcile_cancel_orphans,
-        settle_ms=max(2_000, 4 * settings.poll_interval_ms),
+        settle_ms=max(2_000, 4 * settings.poll_interval_ms), fills=fills,
     )  # fmt: skip
     log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
     return S4Container(

@@ -57,6 +57,13 @@ class Settings(ServiceSettings):
         le=30_000,
         description="POST /orders waits this long for a running execution to finish (then 202)",
     )
+    request_timeout_ms: int = Field(
+        default=2_000,
+        ge=100,
+        le=60_000,
+        description="deadline of POST /orders and /cancel: past it (Redis or store stalled, venue "
+        "slow) the answer is 503 while the work goes on in the background",
+    )
     poll_interval_ms: int = Field(default=250, ge=10, description="child order status polling")
     exec_lease_ms: int = Field(default=15_000, ge=1000, description="ownership of an execution")
     recovery_interval_ms: int = Field(default=5_000, ge=100, description="orphan sweep period")

@@ -1,8 +1,16 @@
-"""S4 HTTP API: /health, /orders, /cancel, /orders/{client_order_id}, /metrics."""
+"""S4 HTTP API: /health, /orders, /cancel, /orders/{client_order_id}, /metrics.
+
+`POST /orders` and `/cancel` answer within `S4_REQUEST_TIMEOUT_MS` (2 s by default) whatever
+Redis, the store or the venue do: past the deadline the answer is 503 and the work goes on in
+the background (an intake is safe to finish or to retry; a cancel that was already recorded is
+answered 202, since it will be carried out).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,9 +21,36 @@ from s4_router.bootstrap import S4Container, bootstrap
 from s4_router.config import Settings
 from s4_router.entrypoints.deps import ContainerDep, RouterDep
 from s4_router.entrypoints.schemas import CancelRequest, Health, OrderReply, OrderRequest, OrderView
+from s4_router.service_layer.router import CancelProgress, Outcome, cancel_recorded
 from svckit.httperrors import install_error_handlers
 from svckit.metrics import render
+from tradekit.enums import RequestResult
 from tradekit.ids import CLIENT_ORDER_ID_PATTERN
+from tradekit.orders import OrderResponse
+
+log = logging.getLogger(__name__)
+# Work past its request's deadline, kept referenced until it ends (its errors are logged).
+_background: set[asyncio.Task[Outcome]] = set()
+
+
+async def within_deadline(
+    work: Awaitable[Outcome], *, timeout_s: float, on_timeout: Outcome
+) -> Outcome:
+    """`work`'s outcome, or `on_timeout` once `timeout_s` has passed (the work is not
+    cancelled: it finishes in the background)."""
+    task: asyncio.Task[Outcome] = asyncio.ensure_future(work)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout=timeout_s)
+    except TimeoutError:
+        _background.add(task)
+        task.add_done_callback(_finished)
+        return on_timeout
+
+
+def _finished(task: asyncio.Task[Outcome]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("request finished in the background with an error: %r", task.exception())
 
 
 def create_app(settings: Settings, *, container: S4Container | None = None) -> FastAPI:
@@ -52,16 +87,56 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
             503: {"model": OrderReply, "description": "breaker open / clock skew / venue down"},
         },
     )
-    async def post_orders(body: OrderRequest, router: RouterDep, response: Response) -> OrderReply:
+    async def post_orders(
+        body: OrderRequest, router: RouterDep, c: ContainerDep, response: Response
+    ) -> OrderReply:
         """Execute one order intent (spec §D1 body); 200 when finished, 202 while running."""
-        outcome = await router.submit(body, source="rest")
+        ms = c.settings.request_timeout_ms
+        late = Outcome(
+            OrderResponse(
+                result=RequestResult.FAIL, client_order_id=body.client_order_id,
+                message=f"not answered within {ms} ms (Redis, store or venue slow); the intake "
+                "goes on in the background: GET /orders/{client_order_id} or resend the same body",
+            ),
+            503,
+        )  # fmt: skip
+        outcome = await within_deadline(
+            router.submit(body, source="rest"), timeout_s=ms / 1000, on_timeout=late
+        )
+        if outcome is late:
+            c.metrics.request_timeouts.labels("orders").inc()
         response.status_code = outcome.http_status
         return outcome.response
 
     @app.post("/cancel", response_model=OrderReply, response_model_exclude_none=True)
-    async def post_cancel(body: CancelRequest, router: RouterDep, response: Response) -> OrderReply:
+    async def post_cancel(
+        body: CancelRequest, router: RouterDep, c: ContainerDep, response: Response
+    ) -> OrderReply:
         """Cancel an execution (by parent/child client_order_id or venue order_id)."""
-        outcome = await router.cancel(client_order_id=body.client_order_id, order_id=body.order_id)
+        ms = c.settings.request_timeout_ms
+        progress = CancelProgress()
+        late = Outcome(
+            OrderResponse(
+                result=RequestResult.FAIL,
+                message=f"cancel not recorded within {ms} ms (Redis or store slow): retry",
+            ),
+            503,
+        )
+        outcome = await within_deadline(
+            router.cancel(
+                client_order_id=body.client_order_id, order_id=body.order_id, progress=progress
+            ),
+            timeout_s=ms / 1000,
+            on_timeout=late,
+        )
+        if outcome is late:
+            c.metrics.request_timeouts.labels("cancel").inc()
+            if progress.recorded and progress.client_order_id is not None:
+                outcome = cancel_recorded(
+                    progress.client_order_id,
+                    f"cancel recorded; not completed within {ms} ms, it completes in the "
+                    "background",
+                )
         response.status_code = outcome.http_status
         return outcome.response
 

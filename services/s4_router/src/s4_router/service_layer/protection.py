@@ -53,6 +53,7 @@ from s4_router.adapters.leases import Lease, Leases
 from s4_router.metrics import RouterMetrics
 from s4_router.policies import brackets as br
 from s4_router.policies import oco_guardian as og
+from s4_router.service_layer.fill_book import FillBook, ledger_for
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.venue_ops import Unresolved, VenueOps
 from svckit.clock import Clock
@@ -135,6 +136,7 @@ class ProtectionService:
         metrics: RouterMetrics,
         publisher: Publisher,
         leases: Leases,
+        fills: FillBook,
         instruments: Mapping[str, Instrument],
         working_type: str = "MARK_PRICE",
         default_leverage: int = 20,
@@ -150,6 +152,7 @@ class ProtectionService:
         self.publisher = publisher
         self.leases = leases
         self._leases: dict[str, Lease] = {}
+        self.fills = fills
         self.instruments = dict(instruments)
         self.working_type = working_type
         self.default_leverage = default_leverage
@@ -904,6 +907,9 @@ class ProtectionService:
         doc = await self.store.get("orders", cid)
         if doc is not None and doc.get("role"):
             role = OrderRole(doc["role"])
+        # The same booking path as the entry's (stored once, over-fill checked and alerted).
+        booked = await self.store.find("fills", Query(where={"client_order_id": cid}))
+        ledger = ledger_for(order.qty, booked, cid)
         for t in trades:
             fill = FillRecord(
                 venue=self.exchange.venue, order_id=t.venue_order_id, trade_id=t.trade_id,
@@ -912,11 +918,7 @@ class ProtectionService:
                 fee_asset=t.fee_asset, liquidity=t.liquidity or Liquidity.TAKER, ts_fill=t.ts,
                 role=role,
             )  # fmt: skip
-            try:
-                await self.store.insert("fills", fill.model_dump(mode="json"))
-            except DuplicateKey:
-                continue
-            self.metrics.fills.labels(t.liquidity.value).inc()
+            await self.fills.book(fill, ledger)
 
     # ---- persistence -----------------------------------------------------------------------
     def _doc(self, p: Protection) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from s4_router.domain.reconcile import (
     reconcile,
 )
 from s4_router.metrics import RouterMetrics
+from s4_router.service_layer.fill_book import FillBook, ledger_for
 from s4_router.service_layer.protection import ProtectionService, is_protective
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.router import OrderRouter
@@ -131,7 +132,9 @@ class Reconciler:
         window_ms: int = 3_600_000,
         cancel_orphans: bool = False,
         settle_ms: int = 2_000,
+        fills: FillBook | None = None,
     ) -> None:
+        self.fills = fills
         self.store = store
         self.exchange = exchange
         self.ops = ops
@@ -365,6 +368,11 @@ class Reconciler:
             side=t.side, price=t.price, qty=t.qty, fee=t.fee, fee_asset=t.fee_asset,
             liquidity=t.liquidity or Liquidity.TAKER, ts_fill=t.ts, role=role,
         )  # fmt: skip
+        if self.fills is not None and doc is not None:
+            # The one booking path (over-fill check against the order's quantity).
+            stored = await self.store.find("fills", Query(where={"client_order_id": cid}))
+            ledger = ledger_for(Decimal(str(doc["qty"])), stored, cid)
+            return 1 if (await self.fills.book(fill, ledger)).stored else 0
         try:
             await self.store.insert("fills", fill.model_dump(mode="json"))
         except DuplicateKey:

@@ -88,6 +88,16 @@ class IntakeBusy(InfraError):
     """The same intent is being accepted concurrently and is not stored yet (retryable)."""
 
 
+@dataclass(slots=True)
+class CancelProgress:
+    """How far a cancel got (read by the API when the request hits its deadline): `recorded`
+    once the cancel request is durable in the store — from then on the execution completes it,
+    whatever happens to this request."""
+
+    recorded: bool = False
+    client_order_id: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     response: OrderResponse
@@ -117,6 +127,7 @@ class OrderRouter:
         lock_wait_ms: int = 1000,
         sync_wait_ms: int = 200,
         protection: ProtectionService | None = None,
+        fills: FillBook | None = None,
     ) -> None:
         self.store = store
         self.redis = redis
@@ -138,7 +149,9 @@ class OrderRouter:
         self._refusal_alerted: dict[str, int] = {}
         self._halted: dict[str, tuple[int, str | None]] = {}
         self.protection = protection
-        self.fills = FillBook(store=store, redis=redis, publisher=publisher, metrics=metrics)
+        self.fills = fills or FillBook(
+            store=store, redis=redis, publisher=publisher, metrics=metrics
+        )
         self.deps = ExecDeps(
             store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
             publisher=publisher, venue=exchange.venue, owner=self.owner, fills=self.fills,
@@ -636,7 +649,11 @@ class OrderRouter:
         }
 
     async def cancel(
-        self, *, client_order_id: str | None = None, order_id: str | None = None
+        self,
+        *,
+        client_order_id: str | None = None,
+        order_id: str | None = None,
+        progress: CancelProgress | None = None,
     ) -> Outcome:
         """Cancel a parent's execution (a child id or venue order id names its parent): no new
         child is sent, live children are cancelled, the parent ends CANCELED (or FILLED if the
@@ -668,12 +685,26 @@ class OrderRouter:
                 ),
                 409,
             )  # fmt: skip
+        progress = progress or CancelProgress()
+        progress.client_order_id = coid
         await self.store.update(
             "orders", coid, {"cancel_requested": True, "updated_ts": self.clock.now_ms()}
         )
+        progress.recorded = True
         await self.publisher.event(
             "CANCEL_REQUESTED", client_order_id=coid, symbol=doc["symbol"], data={}
         )
+        try:
+            return await self._apply_cancel(coid, doc)
+        except (InfraError, ExchangeError) as exc:
+            # The request is durable: the execution (here or on a peer) completes it. Say so,
+            # rather than a 503 that reads as "nothing happened".
+            log.warning("%s: cancel recorded, completion deferred: %s", coid, exc)
+            return cancel_recorded(
+                coid, f"cancel recorded; completing it in the background ({exc})"
+            )
+
+    async def _apply_cancel(self, coid: str, doc: dict[str, Any]) -> Outcome:
         ex = self.manager.active.get(coid)
         if ex is None:
             lease = await self.leases.acquire(coid)
@@ -729,6 +760,17 @@ class OrderRouter:
             if res is not None:
                 out.append(child.client_order_id)
         return out
+
+
+def cancel_recorded(coid: str, message: str) -> Outcome:
+    """202: the cancel request is stored; the order's driver completes it."""
+    return Outcome(
+        OrderResponse(
+            result=RequestResult.OK, order_ids=[coid], client_order_id=coid,
+            status=S.PENDING_CANCEL, message=message,
+        ),
+        202,
+    )  # fmt: skip
 
 
 def _differing_fields(stored: Any, new: dict[str, Any], prefix: str = "") -> list[str]:
