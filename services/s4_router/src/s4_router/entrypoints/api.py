@@ -95,8 +95,9 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         late = Outcome(
             OrderResponse(
                 result=RequestResult.FAIL, client_order_id=body.client_order_id,
-                message=f"not answered within {ms} ms (Redis, store or venue slow); the intake "
-                "goes on in the background: GET /orders/{client_order_id} or resend the same body",
+                message=f"service unavailable: not answered within {ms} ms (Redis, store or "
+                "venue slow); the intake goes on in the background: "
+                "GET /orders/{client_order_id} or resend the same body",
             ),
             503,
         )  # fmt: skip
@@ -118,7 +119,8 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         late = Outcome(
             OrderResponse(
                 result=RequestResult.FAIL,
-                message=f"cancel not recorded within {ms} ms (Redis or store slow): retry",
+                message=f"service unavailable: cancel not recorded within {ms} ms "
+                "(Redis or store slow): retry",
             ),
             503,
         )
