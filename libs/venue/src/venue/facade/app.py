@@ -265,6 +265,7 @@ class _Routes:
             Route("POST", "/fapi/v1/order", f, True, self.fut_new_order),
             Route("DELETE", "/fapi/v1/order", f, True, self.fut_cancel_order),
             Route("GET", "/fapi/v1/order", f, True, self.fut_get_order),
+            Route("GET", "/fapi/v1/openOrder", f, True, self.fut_get_open_order),
             Route("GET", "/fapi/v1/openOrders", f, True, self.open_orders),
             Route("GET", "/fapi/v1/userTrades", f, True, self.my_trades),
             Route("POST", "/fapi/v1/algoOrder", f, True, self.algo_new),
@@ -333,7 +334,7 @@ class _Routes:
         orders = self.venue.open_orders(c.market, sym)
         if c.market is SPOT:
             return [bj.spot_order(o) for o in orders]
-        return [bj.fut_order(o, c.inst(o.symbol)) for o in orders]
+        return [bj.fut_order(o, c.inst(o.symbol), query=True) for o in orders]
 
     def my_trades(self, c: Ctx) -> Any:
         sym = c.sym()
@@ -527,7 +528,16 @@ class _Routes:
         sym = c.sym()
         oid, coid = c.order_ref()
         order = self.venue.get_order(FUT, sym, order_id=oid, client_order_id=coid)
-        return bj.fut_order(order, c.inst(sym))
+        return bj.fut_order(order, c.inst(sym), query=True)
+
+    def fut_get_open_order(self, c: Ctx) -> Any:
+        """`GET /fapi/v1/openOrder`: like the query, but a finished order does not exist."""
+        sym = c.sym()
+        oid, coid = c.order_ref()
+        order = self.venue.get_order(FUT, sym, order_id=oid, client_order_id=coid)
+        if not order.is_open:
+            raise _bad(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
+        return bj.fut_order(order, c.inst(sym), query=True)
 
     # ---- futures algo (conditional) orders ----------------------------------------------
     def algo_new(self, c: Ctx) -> Any:
