@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import ccxt.async_support as ccxt_async
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -601,3 +602,62 @@ async def test_facade_answers_like_the_recorded_binance_answer(stack: Clients, c
     # ccxt added or dropped since the recording aside)
     stored = unified_kind(case.unified_view(case.pick(record["parsedResponse"])))
     assert {d for d in unified_diffs(stored, rec_u) if d.startswith("type")} == set()
+
+
+# ---- request weight, as Binance reports it -------------------------------------------------------
+WEIGHT = "x-mbx-used-weight-1m"
+
+
+def _used_weight(client: Any) -> int:
+    headers = {k.lower(): v for k, v in client.last_response_headers.items()}
+    return int(headers[WEIGHT])
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_every_answer_reports_the_used_weight_and_every_request_costs_weight(
+    stack: Clients, facade: tuple[FacadeServer, SwappableApp]
+) -> None:
+    """X-MBX-USED-WEIGHT-1M on every answer (success, Binance error, unknown path), and public
+    requests that do not reach the venue's order book (ping, exchangeInfo, leverage brackets)
+    still cost weight, as on Binance."""
+    server, _ = facade
+    seen: list[tuple[str, int, int]] = []
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        for path, params in [
+            ("/api/v3/ping", {}),
+            ("/fapi/v1/ping", {}),
+            ("/api/v3/exchangeInfo", {}),
+            ("/fapi/v1/exchangeInfo", {}),
+            ("/api/v3/depth", {"symbol": "BTCUSDT", "limit": 5}),
+            ("/api/v3/depth", {"symbol": "NOPE"}),  # Binance error -1121
+            ("/api/v3/order", {"symbol": "BTCUSDT"}),  # signed route, no API key
+            ("/api/v3/no-such-endpoint", {}),  # 404
+        ]:
+            r = await http.get(path, params=params)
+            assert WEIGHT in r.headers, (path, r.status_code, dict(r.headers))
+            seen.append((path, r.status_code, int(r.headers[WEIGHT])))
+    used = [w for _, _, w in seen]
+    assert used[:5] == sorted(used[:5]) and len(set(used[:5])) == 5, seen  # each one costs
+    assert [s for _, s, _ in seen[5:]] == [400, 401, 404]
+    # Through ccxt: the header S4 paces itself by is where ccxt exposes it.
+    await stack.fut.fapiPrivateGetLeverageBracket()
+    before = _used_weight(stack.fut)
+    await stack.fut.fapiPrivateGetLeverageBracket()
+    assert _used_weight(stack.fut) > before
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_weight_exhausted_answers_429_with_retry_after_and_the_used_weight(
+    stack: Clients,
+) -> None:
+    venue = stack.slot.app.state.venue  # type: ignore[union-attr]
+    venue.limiter.limit = venue.used_weight() + 1
+    await stack.spot.fetch_time()  # the last unit of the minute's budget
+    with pytest.raises(ccxt_async.DDoSProtection):  # ccxt: 429 -1003
+        await stack.spot.fetch_time()
+    headers = {k.lower(): v for k, v in stack.spot.last_response_headers.items()}
+    retry_after = int(headers["retry-after"])
+    now_s = venue.clock.now_ms() / 1000
+    assert 1 <= retry_after <= 60
+    assert abs((now_s + retry_after) - (int(now_s) // 60 + 1) * 60) <= 1  # the next minute
+    assert int(headers[WEIGHT]) == venue.limiter.limit
