@@ -44,6 +44,7 @@ import pytest_asyncio
 from s4_router.adapters.exchange.ccxt_client import _rewrite_urls
 from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp, facade_venue, plug
 from venue.facade import FacadeServer
+from venue.venue import Venue
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDED_PATH = REPO / "fixtures" / "ccxt-recorded" / "binance.json"
@@ -277,6 +278,7 @@ def map_symbols(answer: Any, raw_symbol: str) -> Any:
 @dataclass
 class Clients:
     slot: SwappableApp
+    venue: Venue  # the one behind the facade in the current test
     spot: Any
     fut: Any
     replay: dict[str, Any]
@@ -302,7 +304,7 @@ async def clients(facade: tuple[FacadeServer, SwappableApp]) -> AsyncIterator[Cl
         await fut.load_markets()
         await fut.load_leverage_brackets()
         replay = {"spot": replay_client(spot), "fut": replay_client(fut)}
-        yield Clients(slot, spot, fut, replay)
+        yield Clients(slot, venue, spot, fut, replay)
         for client in replay.values():
             await client.close()
     finally:
@@ -314,6 +316,7 @@ async def clients(facade: tuple[FacadeServer, SwappableApp]) -> AsyncIterator[Cl
 async def stack(clients: Clients) -> Clients:
     venue, _clock = facade_venue(seed=11)
     plug(clients.slot, venue)
+    clients.venue = venue
     # Each venue's clock starts again at START_MS: learn the offset anew.
     await clients.spot.load_time_difference()
     await clients.fut.load_time_difference()
@@ -650,7 +653,7 @@ async def test_every_answer_reports_the_used_weight_and_every_request_costs_weig
 async def test_weight_exhausted_answers_429_with_retry_after_and_the_used_weight(
     stack: Clients,
 ) -> None:
-    venue = stack.slot.app.state.venue  # type: ignore[union-attr]
+    venue = stack.venue
     venue.limiter.limit = venue.used_weight() + 1
     await stack.spot.fetch_time()  # the last unit of the minute's budget
     with pytest.raises(ccxt_async.DDoSProtection):  # ccxt: 429 -1003
