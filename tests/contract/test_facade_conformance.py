@@ -373,6 +373,13 @@ async def _fut_resting_gtx(c: Any) -> Any:
     return await c.create_order(FUT_SYMBOL, "limit", "buy", 0.2, 50000, {"postOnly": True})
 
 
+async def _spot_cancelled_limit(c: Any) -> Any:
+    order = await c.create_order(SPOT_SYMBOL, "limit", "buy", 0.1, 50000)
+    await c.cancel_order(order["id"], SPOT_SYMBOL)
+    c.last_created = order
+    return order
+
+
 def _remember(created: Action) -> Action:
     async def setup(c: Any) -> Any:
         order = await created(c)
@@ -436,8 +443,8 @@ CASES: list[Case] = [
         "/api/v3/order",
         # allOrders is not served; its rows are GET /api/v3/order's (compared here).
         lambda c: c.fetch_order(c.last_created["id"], SPOT_SYMBOL),
-        setup=_remember(lambda c: c.create_order(SPOT_SYMBOL, "limit", "buy", 0.1, 50000)),
-        same_values=("type", "side", "timeInForce", "isWorking"),
+        setup=_spot_cancelled_limit,
+        same_values=(*ORDER_VOCAB, "isWorking"),
         pick=lambda a: a[0],
     ),
     Case(
@@ -664,3 +671,16 @@ async def test_weight_exhausted_answers_429_with_retry_after_and_the_used_weight
     assert 1 <= retry_after <= 60
     assert abs((now_s + retry_after) - (int(now_s) // 60 + 1) * 60) <= 1  # the next minute
     assert int(headers[WEIGHT]) == venue.limiter.limit
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_open_order_query_of_a_finished_order_answers_order_does_not_exist(
+    stack: Clients,
+) -> None:
+    """`GET /fapi/v1/openOrder` serves open orders only, like Binance (-2013)."""
+    order = await _fut_resting_gtx(stack.fut)
+    assert (await stack.fut.fetch_open_order(order["id"], FUT_SYMBOL))["status"] == "open"
+    await stack.fut.cancel_order(order["id"], FUT_SYMBOL)
+    with pytest.raises(ccxt_async.OrderNotFound) as caught:
+        await stack.fut.fetch_open_order(order["id"], FUT_SYMBOL)
+    assert '{"code":-2013,"msg":"Order does not exist."}' in str(caught.value)
