@@ -1,7 +1,8 @@
 """The Binance facade answers like Binance: checked against real recorded Binance answers.
 
-``fixtures/ccxt-recorded/binance.json`` holds real Binance spot and USDⓈ-M answers recorded by
-the ccxt project (the raw ``httpResponse`` and ccxt's ``parsedResponse`` per unified method).
+``data/ccxt-recorded/binance.json`` (beside this module) holds real Binance spot and USDⓈ-M
+answers recorded by the ccxt project (the raw ``httpResponse`` and ccxt's ``parsedResponse`` per
+unified method).
 For every recorded method the facade serves, a test
 
 1. makes the same ccxt call against the facade (real HTTP, ``ccxt.binance`` /
@@ -46,8 +47,7 @@ from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp, fac
 from venue.facade import FacadeServer
 from venue.venue import Venue
 
-REPO = Path(__file__).resolve().parents[2]
-RECORDED_PATH = REPO / "fixtures" / "ccxt-recorded" / "binance.json"
+RECORDED_PATH = Path(__file__).resolve().parent / "data" / "ccxt-recorded" / "binance.json"
 
 SPOT_SYMBOL, FUT_SYMBOL = "BTC/USDT", "BTC/USDT:USDT"
 # Binance numbers (documented as JSON numbers) that the older recordings hold as strings.
