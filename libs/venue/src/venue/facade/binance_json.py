@@ -284,27 +284,24 @@ def fut_order(
         "avgPrice": plain(avg) if avg is not None else at(ZERO, inst.tickSize),
         "origQty": at(o.qty, inst.stepSize),
         "executedQty": at(o.filled_qty, inst.stepSize),
+        "cumQty": at(o.filled_qty, inst.stepSize),
+        "cumQuote": plain(o.cum_quote),
+        "timeInForce": _tif(o),
+        "type": o.type.value,
+        "reduceOnly": o.reduce_only,
+        "closePosition": False,
+        "side": o.side.value,
+        "positionSide": "BOTH",
+        "stopPrice": at(o.stop_price, inst.tickSize) if o.stop_price is not None else "0",
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "origType": o.type.value,
+        "priceMatch": "NONE",
+        "selfTradePreventionMode": STP_MODE,
+        "goodTillDate": 0,
     }
-    if not query:
-        out["cumQty"] = at(o.filled_qty, inst.stepSize)
-    out.update(
-        {
-            "cumQuote": plain(o.cum_quote),
-            "timeInForce": _tif(o),
-            "type": o.type.value,
-            "reduceOnly": o.reduce_only,
-            "closePosition": False,
-            "side": o.side.value,
-            "positionSide": "BOTH",
-            "stopPrice": at(o.stop_price, inst.tickSize) if o.stop_price is not None else "0",
-            "workingType": "CONTRACT_PRICE",
-            "priceProtect": False,
-            "origType": o.type.value,
-            "priceMatch": "NONE",
-            "selfTradePreventionMode": STP_MODE,
-            "goodTillDate": 0,
-        }
-    )
+    if query:
+        del out["cumQty"]
     if with_time:
         out["time"] = o.created_ts
     out["updateTime"] = o.updated_ts
