@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from svckit.jsonutil import dumpb
@@ -233,7 +234,7 @@ class _Routes:
         s, f = SPOT, FUT
         return [
             # ---- spot: public
-            Route("GET", "/api/v3/ping", s, False, lambda c: {}),
+            Route("GET", "/api/v3/ping", s, False, self.ping),
             Route("GET", "/api/v3/time", s, False, self.time),
             Route("GET", "/api/v3/exchangeInfo", s, False, self.exchange_info),
             Route("GET", "/api/v3/depth", s, False, self.depth),
@@ -252,7 +253,7 @@ class _Routes:
             Route("DELETE", "/api/v3/orderList", s, True, self.oco_cancel),
             Route("GET", "/api/v3/openOrderList", s, True, self.oco_open),
             # ---- futures: public
-            Route("GET", "/fapi/v1/ping", f, False, lambda c: {}),
+            Route("GET", "/fapi/v1/ping", f, False, self.ping),
             Route("GET", "/fapi/v1/time", f, False, self.time),
             Route("GET", "/fapi/v1/exchangeInfo", f, False, self.exchange_info),
             Route("GET", "/fapi/v1/depth", f, False, self.depth),
@@ -265,6 +266,7 @@ class _Routes:
             Route("POST", "/fapi/v1/order", f, True, self.fut_new_order),
             Route("DELETE", "/fapi/v1/order", f, True, self.fut_cancel_order),
             Route("GET", "/fapi/v1/order", f, True, self.fut_get_order),
+            Route("GET", "/fapi/v1/openOrder", f, True, self.fut_get_open_order),
             Route("GET", "/fapi/v1/openOrders", f, True, self.open_orders),
             Route("GET", "/fapi/v1/userTrades", f, True, self.my_trades),
             Route("POST", "/fapi/v1/algoOrder", f, True, self.algo_new),
@@ -287,7 +289,17 @@ class _Routes:
     def time(self, c: Ctx) -> Any:
         return {"serverTime": self.venue.server_time_ms()}
 
+    def _charge(self, op: str) -> None:
+        """Weight for a request the venue itself does not serve (Binance charges every
+        request: ping, exchangeInfo, leverageBracket); 429 past the minute's budget."""
+        self.venue.limiter.charge(op, self.venue.clock.now_ms())
+
+    def ping(self, c: Ctx) -> Any:
+        self._charge("ping")
+        return {}
+
     def exchange_info(self, c: Ctx) -> Any:
+        self._charge("exchange_info")
         return bj.exchange_info(
             self.venue.instruments.values(),
             c.market,
@@ -333,7 +345,7 @@ class _Routes:
         orders = self.venue.open_orders(c.market, sym)
         if c.market is SPOT:
             return [bj.spot_order(o) for o in orders]
-        return [bj.fut_order(o, c.inst(o.symbol)) for o in orders]
+        return [bj.fut_order(o, c.inst(o.symbol), query=True) for o in orders]
 
     def my_trades(self, c: Ctx) -> Any:
         sym = c.sym()
@@ -527,7 +539,16 @@ class _Routes:
         sym = c.sym()
         oid, coid = c.order_ref()
         order = self.venue.get_order(FUT, sym, order_id=oid, client_order_id=coid)
-        return bj.fut_order(order, c.inst(sym))
+        return bj.fut_order(order, c.inst(sym), query=True)
+
+    def fut_get_open_order(self, c: Ctx) -> Any:
+        """`GET /fapi/v1/openOrder`: like the query, but a finished order does not exist."""
+        sym = c.sym()
+        oid, coid = c.order_ref()
+        order = self.venue.get_order(FUT, sym, order_id=oid, client_order_id=coid)
+        if not order.is_open:
+            raise _bad(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
+        return bj.fut_order(order, c.inst(sym), query=True)
 
     # ---- futures algo (conditional) orders ----------------------------------------------
     def algo_new(self, c: Ctx) -> Any:
@@ -621,6 +642,7 @@ class _Routes:
 
     def leverage_bracket(self, c: Ctx) -> Any:
         sym = c.symbol(required=False)
+        self._charge("leverage_bracket")
         symbols = (
             [sym]
             if sym
@@ -735,6 +757,12 @@ def create_facade(
 
         endpoint.__name__ = f"{route.method.lower()}_{route.path.strip('/').replace('/', '_')}"
         return endpoint
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Unknown path / method: FastAPI's answer, with the weight header of every answer."""
+        market = FUT if request.url.path.startswith("/fapi") else SPOT
+        return json_response(market, {"detail": exc.detail}, exc.status_code)
 
     for route in routes.table():
         app.add_api_route(

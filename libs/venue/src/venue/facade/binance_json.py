@@ -52,6 +52,12 @@ def plain(value: Decimal | None) -> str:
     return f"{d:f}" if d != 0 else "0"
 
 
+def f8_or_0(value: Decimal | None) -> str:
+    """Binance's futures account amounts: 8 decimals, but a zero is ``"0"``
+    (``"initialMargin": "7.59405208"``, ``"isolatedMargin": "0"``)."""
+    return f8(value) if value else "0"
+
+
 def at(value: Decimal | None, increment: Decimal) -> str:
     """Futures style: formatted with the number of decimals of `increment` (tick or step)."""
     exp = increment.normalize().as_tuple().exponent
@@ -263,8 +269,11 @@ def spot_account(balances: dict[str, Balance], *, maker: Decimal, taker: Decimal
 
 
 # ---- futures -----------------------------------------------------------------------------------
-def fut_order(o: VenueOrder, inst: Instrument, *, with_time: bool = True) -> JSON:
-    """`/fapi/v1/order` (GET/DELETE, and POST with ``newOrderRespType=RESULT``)."""
+def fut_order(
+    o: VenueOrder, inst: Instrument, *, with_time: bool = True, query: bool = False
+) -> JSON:
+    """`/fapi/v1/order` (DELETE, and POST with ``newOrderRespType=RESULT``); `query`: the
+    shape of GET ``order`` / ``openOrder`` / ``openOrders``, which has no ``cumQty``."""
     avg = o.avg_price
     out: JSON = {
         "orderId": o.order_id,
@@ -291,6 +300,8 @@ def fut_order(o: VenueOrder, inst: Instrument, *, with_time: bool = True) -> JSO
         "selfTradePreventionMode": STP_MODE,
         "goodTillDate": 0,
     }
+    if query:
+        del out["cumQty"]
     if with_time:
         out["time"] = o.created_ts
     out["updateTime"] = o.updated_ts
@@ -327,6 +338,7 @@ def fut_trade(t: Trade, inst: Instrument) -> JSON:
         "qty": at(t.qty, inst.stepSize),
         "quoteQty": plain(t.quote_qty),
         "realizedPnl": plain(t.realized_pnl),
+        "marginAsset": inst.quote_asset,
         "side": t.side.value,
         "positionSide": "BOTH",
         "symbol": t.symbol,
@@ -374,23 +386,26 @@ def algo_order(
 
 
 def _position_common(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
+    """Amounts as Binance renders them here: prices plain, mark and computed amounts with 8
+    decimals, zeros as ``"0"``."""
     notional = p.qty * p.mark_price
+    isolated = p.initial_margin if p.margin_type.value == "ISOLATED" else ZERO
     return {
         "symbol": p.symbol,
         "positionSide": "BOTH",
         "positionAmt": at(p.qty, inst.stepSize),
         "entryPrice": plain(p.entry_price),
         "breakEvenPrice": plain(p.entry_price),
-        "markPrice": plain(p.mark_price),
-        "unRealizedProfit": plain(p.unrealized_pnl),
+        "markPrice": f8(p.mark_price),
+        "unRealizedProfit": f8_or_0(p.unrealized_pnl),
         "liquidationPrice": "0",
-        "isolatedMargin": plain(p.initial_margin) if p.margin_type.value == "ISOLATED" else "0",
-        "notional": plain(notional),
+        "isolatedMargin": f8_or_0(isolated),
+        "notional": f8_or_0(notional),
         "marginAsset": inst.quote_asset,
-        "isolatedWallet": plain(p.initial_margin) if p.margin_type.value == "ISOLATED" else "0",
-        "initialMargin": plain(p.initial_margin),
+        "isolatedWallet": f8_or_0(isolated),
+        "initialMargin": f8_or_0(p.initial_margin),
         "maintMargin": "0",
-        "positionInitialMargin": plain(p.initial_margin),
+        "positionInitialMargin": f8_or_0(p.initial_margin),
         "openOrderInitialMargin": "0",
         "adl": 0,
         "bidNotional": "0",
@@ -431,7 +446,7 @@ def symbol_config(p: PositionInfo) -> JSON:
     return {
         "symbol": p.symbol,
         "marginType": p.margin_type.value,
-        "isAutoAddMargin": "false",
+        "isAutoAddMargin": False,  # a boolean here (a string in positionRisk v2)
         "leverage": p.leverage,
         "maxNotionalValue": "1000000000",
     }
@@ -467,44 +482,46 @@ def fut_account(
     margin_balance = info.wallet_balance + info.unrealized_pnl
     initial = info.position_initial_margin + info.open_order_initial_margin
     totals: JSON = {
-        "totalInitialMargin": plain(initial),
-        "totalMaintMargin": "0",
-        "totalWalletBalance": plain(info.wallet_balance),
-        "totalUnrealizedProfit": plain(info.unrealized_pnl),
-        "totalMarginBalance": plain(margin_balance),
-        "totalPositionInitialMargin": plain(info.position_initial_margin),
-        "totalOpenOrderInitialMargin": plain(info.open_order_initial_margin),
-        "totalCrossWalletBalance": plain(info.wallet_balance),
-        "totalCrossUnPnl": plain(info.unrealized_pnl),
-        "availableBalance": plain(info.available_balance),
-        "maxWithdrawAmount": plain(max(info.available_balance, ZERO)),
+        "totalInitialMargin": f8(initial),
+        "totalMaintMargin": f8(ZERO),
+        "totalWalletBalance": f8(info.wallet_balance),
+        "totalUnrealizedProfit": f8(info.unrealized_pnl),
+        "totalMarginBalance": f8(margin_balance),
+        "totalPositionInitialMargin": f8(info.position_initial_margin),
+        "totalOpenOrderInitialMargin": f8(info.open_order_initial_margin),
+        "totalCrossWalletBalance": f8(info.wallet_balance),
+        "totalCrossUnPnl": f8(info.unrealized_pnl),
+        "availableBalance": f8(info.available_balance),
+        "maxWithdrawAmount": f8(max(info.available_balance, ZERO)),
     }
     asset_row: JSON = {
         "asset": asset,
-        "walletBalance": plain(info.wallet_balance),
-        "unrealizedProfit": plain(info.unrealized_pnl),
-        "marginBalance": plain(margin_balance),
-        "maintMargin": "0",
-        "initialMargin": plain(initial),
-        "positionInitialMargin": plain(info.position_initial_margin),
-        "openOrderInitialMargin": plain(info.open_order_initial_margin),
-        "crossWalletBalance": plain(info.wallet_balance),
-        "crossUnPnl": plain(info.unrealized_pnl),
-        "availableBalance": plain(info.available_balance),
-        "maxWithdrawAmount": plain(max(info.available_balance, ZERO)),
-        "updateTime": ts,
+        "walletBalance": f8(info.wallet_balance),
+        "unrealizedProfit": f8(info.unrealized_pnl),
+        "marginBalance": f8(margin_balance),
+        "maintMargin": f8(ZERO),
+        "initialMargin": f8(initial),
+        "positionInitialMargin": f8(info.position_initial_margin),
+        "openOrderInitialMargin": f8(info.open_order_initial_margin),
+        "crossWalletBalance": f8(info.wallet_balance),
+        "crossUnPnl": f8(info.unrealized_pnl),
+        "availableBalance": f8(info.available_balance),
+        "maxWithdrawAmount": f8(max(info.available_balance, ZERO)),
     }
+    if v2:
+        asset_row["marginAvailable"] = True
+    asset_row["updateTime"] = ts
     rows: list[JSON] = []
     for p, inst in positions:
         row: JSON = {
             "symbol": p.symbol,
             "positionSide": "BOTH",
             "positionAmt": at(p.qty, inst.stepSize),
-            "unrealizedProfit": plain(p.unrealized_pnl),
+            "unrealizedProfit": f8_or_0(p.unrealized_pnl),
             "isolatedMargin": "0",
-            "notional": plain(p.qty * p.mark_price),
+            "notional": f8_or_0(p.qty * p.mark_price),
             "isolatedWallet": "0",
-            "initialMargin": plain(p.initial_margin),
+            "initialMargin": f8_or_0(p.initial_margin),
             "maintMargin": "0",
             "updateTime": ts,
         }
@@ -514,7 +531,7 @@ def fut_account(
                     "leverage": str(p.leverage),
                     "entryPrice": plain(p.entry_price),
                     "isolated": p.margin_type.value == "ISOLATED",
-                    "positionInitialMargin": plain(p.initial_margin),
+                    "positionInitialMargin": f8_or_0(p.initial_margin),
                     "openOrderInitialMargin": "0",
                     "maxNotional": "1000000000",
                     "breakEvenPrice": plain(p.entry_price),
@@ -595,7 +612,8 @@ def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
     }
     if market is Market.SPOT:
         out["prevClosePrice"] = fmt(last)
-    out.update({"lastPrice": fmt(last), "lastQty": "0"})
+    zero = fmt(ZERO) if market is Market.SPOT else "0"
+    out.update({"lastPrice": fmt(last), "lastQty": zero})
     if market is Market.SPOT:
         out.update(
             {
@@ -610,8 +628,8 @@ def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
             "openPrice": fmt(last),
             "highPrice": fmt(last),
             "lowPrice": fmt(last),
-            "volume": "0",
-            "quoteVolume": "0",
+            "volume": zero,
+            "quoteVolume": zero,
             "openTime": t.ts - 86_400_000,
             "closeTime": t.ts,
             "firstId": -1,
