@@ -35,6 +35,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeUnavailable,
     InsufficientFunds,
     InvalidOrder,
+    MarginModeConflict,
     OrderNotFound,
     PlaceOrderRequest,
     PostOnlyRejected,
@@ -456,6 +457,15 @@ async def test_leverage_and_margin_type_with_repeats_are_idempotent(ext: Any) ->
     assert await ext.set_margin_type(SYM, "ISOLATED") is False
     with pytest.raises(InvalidOrder):
         await ext.set_leverage(SYM, 200)
+
+
+async def test_margin_type_switch_with_position_in_other_mode_raises_margin_mode_conflict(
+    ext: Any,
+) -> None:
+    await ext.place_order(market_req("c-cross", "0.1", market=FUT))  # CROSSED by default
+    with pytest.raises(MarginModeConflict) as exc:
+        await ext.set_margin_type(SYM, "ISOLATED")
+    assert exc.value.code == -4048  # definitive (not retried, not "venue unavailable")
 
 
 async def test_fetch_positions_and_balances_with_futures_fill_show_position(ext: Any) -> None:

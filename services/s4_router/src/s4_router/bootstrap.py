@@ -31,6 +31,7 @@ from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from s4_router.service_layer.manager import ExecutionManager
+from s4_router.service_layer.margin import MarginSetup
 from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality import QualityTracker
@@ -286,7 +287,7 @@ async def bootstrap(
         ProtectionService(
             store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
             publisher=publisher, leases=leases, instruments=instruments,
-            working_type=settings.working_type, default_leverage=settings.leverage_default,
+            working_type=settings.working_type,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
             oco_guardian=settings.oco_guardian,
         )
@@ -312,6 +313,7 @@ async def bootstrap(
         owner=f"s4:{owner}",
         lock_wait_ms=settings.lock_wait_ms,
         sync_wait_ms=settings.order_sync_wait_ms,
+        margin=MarginSetup(exchange=guarded, ops=ops, default_leverage=settings.leverage_default),
         protection=protection,
     )
     guarded.on_transition = router.on_breaker
