@@ -166,14 +166,20 @@ class S4Container:
         )  # fmt: skip
 
     async def aclose(self) -> None:
+        """Stop in order, Redis last: the loops end on `stop` at their next turn (an intent
+        being handled is finished and its events published), executions end between steps;
+        whatever outlives `S4_SHUTDOWN_GRACE_MS` is cancelled."""
         self.stop.set()
+        grace_s = self.settings.shutdown_grace_ms / 1000
+        if self.tasks and grace_s > 0:
+            await asyncio.wait(self.tasks, timeout=grace_s)
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.tasks.clear()
-        await self.manager.shutdown()
+        await self.manager.shutdown(grace_s)
         if self.protection is not None:
             await self.protection.shutdown()
         if self.unsubscribe is not None:

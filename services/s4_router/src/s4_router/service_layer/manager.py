@@ -43,6 +43,7 @@ class ExecutionManager:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._done: dict[str, asyncio.Event] = {}
+        self._stopping = False
 
     def is_active(self, client_order_id: str) -> bool:
         return client_order_id in self.active
@@ -58,7 +59,7 @@ class ExecutionManager:
         self._wake[coid] = asyncio.Event()
         self._done.setdefault(coid, asyncio.Event())
         self.metrics.executions.set(len(self.active))
-        if self.autorun:
+        if self.autorun and not self._stopping:
             self.tasks[coid] = asyncio.create_task(
                 self._run(ex, step_now=step_now), name=f"exec:{coid}"
             )
@@ -106,6 +107,8 @@ class ExecutionManager:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(ev.wait(), timeout=self.delay_s(ex))
                     ev.clear()
+                if self._stopping:
+                    return  # between steps: nothing half done, the state is persisted
                 first = False
                 try:
                     if not await self.leases.renew(coid):
@@ -145,16 +148,24 @@ class ExecutionManager:
                 await self.leases.release(coid)
         return finished
 
-    async def shutdown(self) -> None:
-        """Stop driving (process exit): leases are released so a peer or the next start
-        resumes at once instead of after the lease TTL."""
+    async def shutdown(self, grace_s: float = 0.0) -> None:
+        """Stop driving (process exit). A step under way finishes first (within `grace_s`):
+        cancelled midway it could lose the events it has not published yet, while Redis is
+        still up to take them; idle tasks stop at once. Leases are released so a peer or the
+        next start resumes at once instead of after the lease TTL."""
+        self._stopping = True
+        owned = list(self.active)
         tasks = list(self.tasks.values())
+        for ev in self._wake.values():
+            ev.set()
+        if tasks and grace_s > 0:
+            await asyncio.wait(tasks, timeout=grace_s)
         for t in tasks:
             t.cancel()
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for coid in list(self.active):
+        for coid in dict.fromkeys([*owned, *self.active]):
             self._forget(coid)
             with contextlib.suppress(Exception):
                 await self.leases.release(coid)
