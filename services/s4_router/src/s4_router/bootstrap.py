@@ -170,16 +170,18 @@ class S4Container:
         being handled is finished and its events published), executions end between steps;
         whatever outlives `S4_SHUTDOWN_GRACE_MS` is cancelled."""
         self.stop.set()
-        grace_s = self.settings.shutdown_grace_ms / 1000
-        if self.tasks and grace_s > 0:
-            await asyncio.wait(self.tasks, timeout=grace_s)
+        self.manager.begin_shutdown()  # executions wind down alongside the loops
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_grace_ms / 1000
+        if self.tasks and deadline > loop.time():
+            await asyncio.wait(self.tasks, timeout=deadline - loop.time())
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.tasks.clear()
-        await self.manager.shutdown(grace_s)
+        await self.manager.shutdown(max(0.0, deadline - loop.time()))
         if self.protection is not None:
             await self.protection.shutdown()
         if self.unsubscribe is not None:

@@ -148,16 +148,20 @@ class ExecutionManager:
                 await self.leases.release(coid)
         return finished
 
+    def begin_shutdown(self) -> None:
+        """No new task; every task stops at its next idle point (a step under way finishes)."""
+        self._stopping = True
+        for ev in self._wake.values():
+            ev.set()
+
     async def shutdown(self, grace_s: float = 0.0) -> None:
         """Stop driving (process exit). A step under way finishes first (within `grace_s`):
         cancelled midway it could lose the events it has not published yet, while Redis is
         still up to take them; idle tasks stop at once. Leases are released so a peer or the
         next start resumes at once instead of after the lease TTL."""
-        self._stopping = True
+        self.begin_shutdown()
         owned = list(self.active)
         tasks = list(self.tasks.values())
-        for ev in self._wake.values():
-            ev.set()
         if tasks and grace_s > 0:
             await asyncio.wait(tasks, timeout=grace_s)
         for t in tasks:
