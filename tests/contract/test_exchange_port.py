@@ -848,6 +848,26 @@ def _ccxt_error(cls: type[BaseException], status: int | None, code: int | None, 
             OrderNotFound,
         ),
         (
+            _ccxt_error(
+                ccxt_async.BadRequest,
+                400,
+                -4048,
+                "Margin type cannot be changed if there exists position.",
+            ),
+            False,
+            MarginModeConflict,
+        ),
+        (
+            _ccxt_error(
+                ccxt_async.BadRequest,
+                400,
+                -4047,
+                "Margin type cannot be changed if there exists open orders.",
+            ),
+            False,
+            MarginModeConflict,
+        ),
+        (
             _ccxt_error(ccxt_async.OperationFailed, 503, -1001, "Internal error"),
             True,
             ExchangeUnavailable,
