@@ -5,9 +5,11 @@ definitive 409 with a clear reason, nothing sent. Manual clock; no sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 from pathlib import Path
 
+from s4_router.adapters.exchange.sim_client import SimExchange
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
 from tests.chaos.rig import T0, hand_venue, s4_rig
@@ -75,3 +77,18 @@ async def test_entry_with_position_in_cross_margin_is_refused_409_naming_the_mar
         closing = await r.submit(client_order_id="close", side="SELL", reduce_only=True)
         assert closing.response.status is S.FILLED  # closing the position still works
         assert venue.position(SYM).margin_type is MarginType.CROSSED
+
+
+async def test_concurrent_first_entries_of_a_symbol_share_one_margin_setup(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    exchange = SimExchange(venue, simulate_latency=True)  # each venue call yields: they overlap
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=exchange) as r:
+        outs = await asyncio.gather(
+            *(r.submit(client_order_id=f"p-{i}", leverage=7) for i in range(4))
+        )
+        assert all(o.response.status is S.FILLED for o in outs), outs
+        assert (venue.faults.calls("margin_type"), venue.faults.calls("leverage")) == (1, 1)
+        assert venue.position(SYM).leverage == 7
