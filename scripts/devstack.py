@@ -8,10 +8,19 @@
 
 Ports and everything else follow the usual variables (S3_PORT, S4_PORT, S3_*/S4_*). When
 S3_REDIS_ADDRESSES / S4_REDIS_ADDRESSES are set, no Redis is started and those are used.
+
+Stopping (Ctrl-C, SIGTERM, SIGHUP) goes in dependency order, each with a bounded grace period
+(`DEVSTACK_STOP_GRACE_S`, default 20 s, then SIGKILL): S3 first (it publishes to S4), then S4
+(it finishes the steps under way and publishes their events), then Redis last. A terminal
+sends Ctrl-C to its whole foreground process group, so every child runs in a process group of
+its own: otherwise Redis would die at the same moment as S4 and S4's last events would be lost.
+On Linux the children also get SIGTERM if this script dies without stopping them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -24,6 +33,25 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "libs" / "svckit" / "src"))
 
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
+
+
+def _child_setup() -> None:  # pragma: no cover - runs in the child, before exec
+    # SIGTERM when the devstack dies without stopping us (PR_SET_PDEATHSIG): a child in a
+    # process group of its own no longer gets the terminal's signals.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def _stop(name: str, proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        print(f"devstack: {name} still running after {grace_s:.0f}s: killed", file=sys.stderr)
+        proc.kill()
+        proc.wait()
+    print(f"devstack: {name} stopped (rc {proc.returncode})", flush=True)
 
 
 def _wait_healthy(name: str, url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -71,13 +99,17 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    grace_s = float(env.get("DEVSTACK_STOP_GRACE_S", "20"))
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     rc = 0
     try:
         for name, module, port in (("s4-router", "s4_router", s4_port),
                                    ("s3-strategy", "s3_strategy", s3_port)):  # fmt: skip
-            proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module], env=env, cwd=REPO, process_group=0,
+                preexec_fn=_child_setup if sys.platform == "linux" else None,
+            )  # fmt: skip
             procs.append((name, proc))
             if not _wait_healthy(name, f"http://127.0.0.1:{port}/health", proc, 60):
                 return 1
@@ -98,17 +130,12 @@ def main() -> int:
                     stopping = True
             time.sleep(0.2)
     finally:
-        for _, proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(procs):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # Started S4 then S3: stopped S3, then S4, one at a time, then Redis.
+        for name, proc in reversed(procs):
+            _stop(name, proc, grace_s)
         if redis is not None:
             redis.stop()
+            print("devstack: redis-server stopped", flush=True)
         print("devstack: stopped", flush=True)
     return rc
 

@@ -35,6 +35,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeUnavailable,
     InsufficientFunds,
     InvalidOrder,
+    MarginModeConflict,
     OrderNotFound,
     PlaceOrderRequest,
     PostOnlyRejected,
@@ -458,6 +459,15 @@ async def test_leverage_and_margin_type_with_repeats_are_idempotent(ext: Any) ->
         await ext.set_leverage(SYM, 200)
 
 
+async def test_margin_type_switch_with_position_in_other_mode_raises_margin_mode_conflict(
+    ext: Any,
+) -> None:
+    await ext.place_order(market_req("c-cross", "0.1", market=FUT))  # CROSSED by default
+    with pytest.raises(MarginModeConflict) as exc:
+        await ext.set_margin_type(SYM, "ISOLATED")
+    assert exc.value.code == -4048  # definitive (not retried, not "venue unavailable")
+
+
 async def test_fetch_positions_and_balances_with_futures_fill_show_position(ext: Any) -> None:
     await ext.set_leverage(SYM, 10)
     await ext.set_margin_type(SYM, "ISOLATED")
@@ -836,6 +846,26 @@ def _ccxt_error(cls: type[BaseException], status: int | None, code: int | None, 
             _ccxt_error(ccxt_async.OrderNotFound, 400, -2011, "Unknown order sent."),
             False,
             OrderNotFound,
+        ),
+        (
+            _ccxt_error(
+                ccxt_async.BadRequest,
+                400,
+                -4048,
+                "Margin type cannot be changed if there exists position.",
+            ),
+            False,
+            MarginModeConflict,
+        ),
+        (
+            _ccxt_error(
+                ccxt_async.BadRequest,
+                400,
+                -4047,
+                "Margin type cannot be changed if there exists open orders.",
+            ),
+            False,
+            MarginModeConflict,
         ),
         (
             _ccxt_error(ccxt_async.OperationFailed, 503, -1001, "Internal error"),

@@ -196,6 +196,40 @@ async def test_restart_mid_twap_resumes_without_repeating_or_skipping_slices(
         await store.close()
 
 
+async def test_restart_with_overdue_twap_slices_replans_them_from_now_keeping_gap(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """Down for longer than the rest of the schedule: the remaining slices go `gap_ms` apart
+    from the restart, not back to back (they once went out 9 ms apart)."""
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    twap = {"type": "TWAP", "slices": 4, "gap_ms": 1000, "jitter_pct": 0, "maker_wait_ms": 0}
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r1:
+            await r1.submit(qty="0.008", exec_policy=twap)
+            await r1.drive(1100)  # slices 0 and 1 sent; 2 and 3 pending
+            await crash(r1)
+        clock.advance(10_000)  # slices 2 and 3 are both overdue on restart
+        restart = clock.now_ms()
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
+            await r2.c.router.recover()
+            view = await r2.until_done("c-1")
+            assert view["order"]["status"] == "FILLED" and r2.venue_filled("c-1") == D("0.008")
+            first_sent: dict[int, int] = {}
+            for o in sorted(r2.venue_orders("c-1"), key=lambda o: o.created_ts):
+                n = int(o.client_order_id.rsplit("-E", 1)[1])
+                first_sent.setdefault(n, o.created_ts)
+            starts = [first_sent[n] for n in sorted(first_sent)]
+            assert len(starts) == 4 and starts[2] >= restart
+            assert starts[3] - starts[2] >= 1000  # gap_ms kept after the restart
+            dues = [s["due_ms"] for s in view["order"]["exec_state"]["slices"]]
+            assert dues[3] == starts[2] + 1000  # the stored plan says so too
+            assert "TWAP_REPLANNED" in await r2.events("c-1")
+    finally:
+        await store.close()
+
+
 async def test_breaker_with_5xx_burst_opens_refuses_entries_but_passes_reduce_only_and_cancel(
     redis: RedisClient, tmp_path: Path
 ) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from itertools import pairwise
 
 import pytest
 
 from s4_router.policies.execution import ExecState, ExecutionConfig, ParentMachine, SliceStatus
 from s4_router.policies.liquidity import LiquidityConfig
 from s4_router.policies.maker_taker import MakerTakerConfig
-from s4_router.policies.model import Command, Note
+from s4_router.policies.model import Cancel, Command, Note, Place
 from s4_router.policies.twap import TwapPlan, schedule, split_quantity
 from tests.unit.s4.helpers import BTC, book, places, report
 from tradekit.enums import OrderStatus, Side
@@ -98,13 +99,39 @@ def test_twap_with_restart_mid_schedule_resumes_without_repeating_or_skipping() 
         SliceStatus.PENDING,
     ]
     assert not again.wants_book(999)
-    (p2,) = places(again.advance(5000, book()))  # late after the restart: sent now, once
+    cmds = again.advance(5000, book())  # late after the restart: sent now, once
+    (p2,) = places(cmds)
     assert p2.child_id == "p9-E2"
+    assert [c.data["shift_ms"] for c in cmds if isinstance(c, Note)
+            and c.event == "TWAP_REPLANNED"] == [4000]  # fmt: skip
     again.on_report(5000, report("p9-E2", S.FILLED, "0.002"))
-    (p3,) = places(again.advance(5000, book()))
+    # Overdue too, but re-planned from the restart: gap_ms after slice 1, not at once.
+    assert places(again.advance(5000, book())) == [] and not again.wants_book(5999)
+    (p3,) = places(again.advance(6000, book()))
     assert p3.child_id == "p9-E3"
-    again.on_report(5000, report("p9-E3", S.FILLED, "0.002"))
+    again.on_report(6000, report("p9-E3", S.FILLED, "0.002"))
     assert again.done and again.filled == D("0.006")
+
+
+def test_twap_behind_a_slow_slice_keeps_gap_between_the_remaining_slices() -> None:
+    m = parent(qty="0.008", slices=4, wait=3500)
+    starts: dict[int, int] = {}
+    for t in range(0, 30_001, 100):
+        todo = m.advance(t, book())
+        while todo:
+            c = todo.pop(0)
+            if isinstance(c, Place):
+                starts.setdefault(c.slice_index, t)
+                # Slice 0's maker rests unfilled for 3.5 gaps; every later maker fills at once.
+                if not c.post_only or c.slice_index > 0:
+                    todo += m.on_report(t, report(c.child_id, S.FILLED, str(c.qty)))
+            elif isinstance(c, Cancel):  # the maker timed out unfilled
+                todo += m.on_report(t, report(c.child_id, S.CANCELED))
+        if m.done:
+            break
+    assert m.done and m.filled == D("0.008") and sorted(starts) == [0, 1, 2, 3]
+    times = [starts[i] for i in range(4)]
+    assert all(b - a >= 1000 for a, b in pairwise(times)), times
 
 
 def test_twap_with_cancel_request_skips_pending_slices_and_ends_canceled() -> None:

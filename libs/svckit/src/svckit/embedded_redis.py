@@ -141,6 +141,10 @@ class _Node:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_pdeathsig if os.name == "posix" else None,
+            # Not in the owner's process group: a terminal's Ctrl-C reaches the whole group,
+            # and the server must outlive the services that flush into it while they stop.
+            # Its owner stops it last (or PR_SET_PDEATHSIG does, if the owner dies).
+            process_group=0 if os.name == "posix" else None,
         )
 
     def wait_ready(self, timeout: float) -> None:

@@ -32,6 +32,7 @@ from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
+from s4_router.service_layer.margin import MarginSetup
 from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality import QualityTracker
@@ -166,14 +167,22 @@ class S4Container:
         )  # fmt: skip
 
     async def aclose(self) -> None:
+        """Stop in order, Redis last: the loops end on `stop` at their next turn (an intent
+        being handled is finished and its events published), executions end between steps;
+        whatever outlives `S4_SHUTDOWN_GRACE_MS` is cancelled."""
         self.stop.set()
+        self.manager.begin_shutdown()  # executions wind down alongside the loops
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_grace_ms / 1000
+        if self.tasks and deadline > loop.time():
+            await asyncio.wait(self.tasks, timeout=deadline - loop.time())
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.tasks.clear()
-        await self.manager.shutdown()
+        await self.manager.shutdown(max(0.0, deadline - loop.time()))
         if self.protection is not None:
             await self.protection.shutdown()
         if self.unsubscribe is not None:
@@ -288,7 +297,7 @@ async def bootstrap(
         ProtectionService(
             store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
             publisher=publisher, leases=leases, fills=fills, instruments=instruments,
-            working_type=settings.working_type, default_leverage=settings.leverage_default,
+            working_type=settings.working_type,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
             oco_guardian=settings.oco_guardian,
         )
@@ -315,6 +324,7 @@ async def bootstrap(
         owner=f"s4:{owner}",
         lock_wait_ms=settings.lock_wait_ms,
         sync_wait_ms=settings.order_sync_wait_ms,
+        margin=MarginSetup(exchange=guarded, ops=ops, default_leverage=settings.leverage_default),
         protection=protection,
     )
     guarded.on_transition = router.on_breaker

@@ -67,6 +67,10 @@ class Settings(ServiceSettings):
     poll_interval_ms: int = Field(default=250, ge=10, description="child order status polling")
     exec_lease_ms: int = Field(default=15_000, ge=1000, description="ownership of an execution")
     recovery_interval_ms: int = Field(default=5_000, ge=100, description="orphan sweep period")
+    shutdown_grace_ms: int = Field(
+        default=5_000, ge=0, le=60_000,
+        description="on stop: a step or intent under way finishes (events published) within this",
+    )  # fmt: skip
     background_execution: bool = Field(
         default=True, description="run executions in background tasks (tests drive them by hand)"
     )

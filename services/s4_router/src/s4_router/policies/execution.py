@@ -5,7 +5,9 @@ Every policy is this one machine with different settings:
 * MARKET — one slice, `maker_wait_ms = 0` (taker only);
 * MAKER_TAKER — one slice with a maker phase (or several when the intent or the route table
   asks for TWAP);
-* TWAP — `slices` slices, `gap_ms` apart (± jitter), each market or Maker→Taker.
+* TWAP — `slices` slices, `gap_ms` apart (± jitter), each market or Maker→Taker. A slice that
+  starts late (after a restart, or behind a slow slice) pushes the rest back by as much, so
+  the slices never bunch up: `gap_ms` holds between every two of them.
 
 Slices run one at a time. What a slice leaves unfilled (taker attempts exhausted, remainder too
 small to trade) rolls into the next slice so the parent still aims at its quantity; a definitive
@@ -186,6 +188,7 @@ class ParentMachine:
         if now < nxt.due_ms or book is None:
             return []
         nxt.status = SliceStatus.ACTIVE
+        out += self._keep_gap(nxt, now)
         m = MakerTaker.new(
             target=nxt.qty, index=nxt.index, cfg=self.s.config.maker, inst=self.inst,
             side=self.s.side, parent_id=self.parent_id, reduce_only=self.s.reduce_only,
@@ -234,6 +237,32 @@ class ParentMachine:
         return out + self._settle(act, m)
 
     # ---- internals ----------------------------------------------------------------------------
+    def _keep_gap(self, started: SlicePlan, now: int) -> list[Command]:
+        """A slice starting late pushes the rest of the schedule back by as much.
+
+        Slices that fell due while nobody drove the parent (a restart, a takeover after a dead
+        replica) or while an earlier slice ran long would otherwise all go at once, back to
+        back: the remaining quantity would hit the book in one burst, which is what slicing
+        exists to avoid. The remaining slices are re-planned from now as one block, so the
+        spacing drawn at planning (`gap_ms`, with its jitter) is kept between every two slices.
+        """
+        late = now - started.due_ms
+        rest = [sl for sl in self.s.slices if sl.status is SliceStatus.PENDING]
+        if late <= 0 or not rest:
+            return []
+        for sl in rest:
+            sl.due_ms += late
+        gap = self.s.config.twap.gap_ms if self.s.config.twap is not None else 0
+        if late < gap:
+            return []  # timer latency, already in SLICE_START's late_ms
+        return [
+            Note(
+                "TWAP_REPLANNED",
+                {"from_slice": started.index, "shift_ms": late,
+                 "due_ms": [sl.due_ms for sl in rest]},
+            )
+        ]  # fmt: skip
+
     def _alloc(self) -> int:
         n = self.s.next_n
         self.s.next_n += 1

@@ -45,6 +45,7 @@ class ExecutionManager:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._done: dict[str, asyncio.Event] = {}
+        self._stopping = False
 
     def is_active(self, client_order_id: str) -> bool:
         return client_order_id in self.active
@@ -60,7 +61,7 @@ class ExecutionManager:
         self._wake[coid] = asyncio.Event()
         self._done.setdefault(coid, asyncio.Event())
         self.metrics.executions.set(len(self.active))
-        if self.autorun:
+        if self.autorun and not self._stopping:
             self.tasks[coid] = asyncio.create_task(
                 self._run(ex, step_now=step_now), name=f"exec:{coid}"
             )
@@ -108,6 +109,8 @@ class ExecutionManager:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(ev.wait(), timeout=self.delay_s(ex))
                     ev.clear()
+                if self._stopping:
+                    return  # between steps: nothing half done, the state is persisted
                 first = False
                 try:
                     if ex.lease is not None and not await self.leases.renew(ex.lease):
@@ -150,16 +153,28 @@ class ExecutionManager:
                 await self.leases.release(ex.lease)
         return finished
 
-    async def shutdown(self) -> None:
-        """Stop driving (process exit): leases are released so a peer or the next start
-        resumes at once instead of after the lease TTL."""
+    def begin_shutdown(self) -> None:
+        """No new task; every task stops at its next idle point (a step under way finishes)."""
+        self._stopping = True
+        for ev in self._wake.values():
+            ev.set()
+
+    async def shutdown(self, grace_s: float = 0.0) -> None:
+        """Stop driving (process exit). A step under way finishes first (within `grace_s`):
+        cancelled midway it could lose the events it has not published yet, while Redis is
+        still up to take them; idle tasks stop at once. Leases are released so a peer or the
+        next start resumes at once instead of after the lease TTL."""
+        self.begin_shutdown()
+        owned = dict(self.active)  # tasks forget theirs when they end; leases still go
         tasks = list(self.tasks.values())
+        if tasks and grace_s > 0:
+            await asyncio.wait(tasks, timeout=grace_s)
         for t in tasks:
             t.cancel()
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for coid, ex in list(self.active.items()):
+        for coid, ex in {**owned, **self.active}.items():
             self._forget(coid)
             with contextlib.suppress(Exception):
                 await self.leases.release(ex.lease)

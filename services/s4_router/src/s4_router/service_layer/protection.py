@@ -139,7 +139,6 @@ class ProtectionService:
         fills: FillBook,
         instruments: Mapping[str, Instrument],
         working_type: str = "MARK_PRICE",
-        default_leverage: int = 20,
         poll_ms: int = 100,
         autorun: bool = True,
         oco_guardian: bool = True,
@@ -155,12 +154,10 @@ class ProtectionService:
         self.fills = fills
         self.instruments = dict(instruments)
         self.working_type = working_type
-        self.default_leverage = default_leverage
         self.poll_ms = poll_ms
         self.autorun = autorun
         self.oco_guardian = oco_guardian
         self.active: dict[str, Protection] = {}
-        self._margin_ok: dict[str, int] = {}  # symbol -> leverage checked at the venue
         self._wake = asyncio.Event()
         self._fill_seen: dict[str, float] = {}  # parent -> monotonic time a leg fill was seen
 
@@ -172,26 +169,6 @@ class ProtectionService:
         if intent.market is Market.FUT and intent.sl is None and intent.tp is not None:
             return "tp without sl: a take profit alone leaves the position without a stop"
         return None
-
-    async def prepare(self, intent: OrderIntent) -> None:
-        """FUT: margin type ISOLATED and the leverage the intent was sized with, set at the
-        venue before the first entry (idempotent; checked against the venue first)."""
-        if intent.market is not Market.FUT:
-            return
-        lev = intent.leverage or self.default_leverage
-        if self._margin_ok.get(intent.symbol) == lev:
-            return
-        positions = {
-            p.symbol: p for p in await self.ops.call(
-                lambda: self.exchange.fetch_positions([intent.symbol])
-            )
-        }  # fmt: skip
-        pos = positions.get(intent.symbol)
-        if pos is None or pos.margin_type.upper() != "ISOLATED":
-            await self.ops.call(lambda: self.exchange.set_margin_type(intent.symbol, "ISOLATED"))
-        if pos is None or pos.leverage != lev:
-            await self.ops.call(lambda: self.exchange.set_leverage(intent.symbol, lev))
-        self._margin_ok[intent.symbol] = lev
 
     async def register(self, intent: OrderIntent, inst: Instrument) -> None:
         """Make the protection durable before the entry can fill (a crash after the fill must

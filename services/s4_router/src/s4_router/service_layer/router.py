@@ -17,7 +17,10 @@ Intake, in order (nothing reaches the venue before the intent is durable):
    an alert; the refusal is stored as a REJECTED order so that the other
    path's copy of the same intent cannot execute it later (so is "venue unavailable after
    retries" at step 4: an intent always ends in a recorded state);
-4. FUT with brackets: margin type ISOLATED and the intent's leverage at the venue (idempotent);
+4. every FUT entry (bracketed or not; reduce-only closes skip it): margin type ISOLATED and the
+   intent's leverage at the venue (idempotent, cached per symbol + leverage:
+   `service_layer.margin`); a venue refusing the switch because a position or open orders
+   exist in the other margin mode ⇒ FAIL (409) with that reason, recorded like step 3;
    book (the liquidity probe's first look, and the arrival mid), policy resolution (route
    table by notional; a SPOT OCO entry runs as Maker→Taker), the plan (TWAP slices);
 5. the execution lease (one acquisition: a parallel request of the same id finds it held and
@@ -46,6 +49,7 @@ from s4_router.adapters.exchange.base import (
     DefinitiveError,
     ExchangeError,
     ExchangePort,
+    MarginModeConflict,
     OrderNotFound,
     RetryableError,
 )
@@ -60,6 +64,7 @@ from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.execution import ExecDeps, Execution, record_of
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
+from s4_router.service_layer.margin import MarginSetup
 from s4_router.service_layer.protection import ProtectionService, is_protective
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality import QualityTracker
@@ -69,7 +74,7 @@ from svckit.clock import Clock
 from svckit.errors import DuplicateKey, InfraError
 from svckit.redisio import RedisClient, claim_for_execution, new_token
 from svckit.store.base import DocumentStore, Query
-from tradekit.enums import OrderRole, OrderStatus, OrderType, RequestResult, TimeInForce
+from tradekit.enums import Market, OrderRole, OrderStatus, OrderType, RequestResult, TimeInForce
 from tradekit.errors import InvalidIntent
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
@@ -126,6 +131,7 @@ class OrderRouter:
         owner: str | None = None,
         lock_wait_ms: int = 1000,
         sync_wait_ms: int = 200,
+        margin: MarginSetup,
         protection: ProtectionService | None = None,
         fills: FillBook | None = None,
     ) -> None:
@@ -152,6 +158,7 @@ class OrderRouter:
         self.fills = fills or FillBook(
             store=store, redis=redis, publisher=publisher, metrics=metrics
         )
+        self.margin = margin
         self.deps = ExecDeps(
             store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
             publisher=publisher, venue=exchange.venue, owner=self.owner, fills=self.fills,
@@ -177,9 +184,15 @@ class OrderRouter:
         refusal = await self._gate(intent)
         if refusal is not None:
             return await self._refuse(intent, qty, *refusal, source=source)
-        if intent.needs_protection and self.protection is not None:
+        if intent.market is Market.FUT and not intent.reduce_only:
             try:
-                await self.protection.prepare(intent)
+                await self.margin.ensure(intent.symbol, intent.leverage)
+            except MarginModeConflict as exc:
+                # Definitive until someone closes that exposure: not "venue unavailable".
+                return await self._refuse(
+                    intent, qty, "margin_mode_conflict", str(exc), source=source,
+                    http_status=409,
+                )  # fmt: skip
             except ExchangeError as exc:
                 return await self._refuse(
                     intent, qty, "margin_setup",
@@ -353,7 +366,14 @@ class OrderRouter:
         return reason
 
     async def _refuse(
-        self, intent: OrderIntent, qty: Decimal, reason: str, message: str, *, source: str
+        self,
+        intent: OrderIntent,
+        qty: Decimal,
+        reason: str,
+        message: str,
+        *,
+        source: str,
+        http_status: int = 503,
     ) -> Outcome:
         now = self.clock.now_ms()
         coid = intent.client_order_id
@@ -392,7 +412,7 @@ class OrderRouter:
                 result=RequestResult.FAIL, order_ids=[coid], message=message,
                 client_order_id=coid, status=S.REJECTED,
             ),
-            503,
+            http_status,
         )  # fmt: skip
 
     async def _duplicate_or_running(self, intent: OrderIntent, source: str) -> Outcome:

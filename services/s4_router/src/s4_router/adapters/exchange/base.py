@@ -19,6 +19,8 @@ Exception tree (adapters translate vendor errors into exactly these)::
     │   │   └── PostOnlyRejected         a post-only order would have crossed
     │   ├── InsufficientFunds
     │   ├── ReduceOnlyRejected
+    │   ├── MarginModeConflict           FUT margin type cannot change: a position or open
+    │   │                                orders exist in the other mode (Binance -4047/-4048)
     │   └── OrderNotFound
     └── DuplicateOrder                   the client order id already exists at the venue: the
                                          earlier submit was accepted (treat as accepted)
@@ -84,6 +86,11 @@ class InsufficientFunds(DefinitiveError):
 
 class ReduceOnlyRejected(DefinitiveError):
     pass
+
+
+class MarginModeConflict(DefinitiveError):
+    """The venue refuses to change a symbol's margin type while a position or open orders
+    exist in the other mode (Binance -4048 position, -4047 open orders)."""
 
 
 class OrderNotFound(DefinitiveError):

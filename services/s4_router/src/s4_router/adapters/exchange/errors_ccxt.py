@@ -39,6 +39,8 @@ sent.", DuplicateOrderId
 OrderImmediatelyFillable (not -2021: that is a stop that
 would trigger at once, a plain InvalidOrder)
 -2022 "ReduceOnly Order is rejected"                         ReduceOnlyRejected
+-4047 / -4048 (margin type cannot be changed: open orders /  MarginModeConflict
+position in the other mode)
 -2011, -2013, OrderNotFound                                  OrderNotFound
 InvalidOrder, BadRequest, BadSymbol, ArgumentsRequired,      InvalidOrder
 NotSupported, any other 4xx
@@ -68,6 +70,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeUnavailable,
     InsufficientFunds,
     InvalidOrder,
+    MarginModeConflict,
     OrderNotFound,
     PostOnlyRejected,
     RateLimited,
@@ -87,6 +90,8 @@ WOULD_IMMEDIATELY_TRIGGER = -2021
 REDUCE_ONLY_REJECTED = -2022
 NOT_FOUND = frozenset({-2011, -2013})
 DUPLICATE_CLIENT_ID = -4116
+# "Margin type cannot be changed if there exists open orders" / "... if there exists position".
+MARGIN_MODE_CONFLICT = frozenset({-4047, -4048})
 POST_ONLY_REJECTED = -5022
 
 _ATTR = "_s4_evidence"
@@ -221,6 +226,8 @@ def translate(exc: BaseException, *, submit: bool) -> ExchangeError:
         return ReduceOnlyRejected(text, code=err_code)
     if code in NOT_FOUND or isinstance(exc, ccxt.OrderNotFound):
         return OrderNotFound(text, code=err_code)
+    if code in MARGIN_MODE_CONFLICT:
+        return MarginModeConflict(text, code=err_code)
     if isinstance(
         exc,
         ccxt.InvalidOrder

@@ -16,6 +16,7 @@ VenueTimeout / AckDropped on anything else  ExchangeUnavailable (no answer; retr
 -2010 would take, -5022                     PostOnlyRejected
 -2010 duplicate, -4116                      DuplicateOrder
 -2022                                       ReduceOnlyRejected
+-4048 margin type with a position/orders    MarginModeConflict
 -2011 unknown order, -2013 no such order    OrderNotFound
 any other 4xx                               InvalidOrder
 ==========================================  ===============================================
@@ -50,6 +51,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeUnavailable,
     InsufficientFunds,
     InvalidOrder,
+    MarginModeConflict,
     OcoOrderList,
     OrderNotFound,
     PlaceOrderRequest,
@@ -106,6 +108,8 @@ def translate(exc: verr.VenueError, *, submit: bool) -> ExchangeError:
         return ReduceOnlyRejected(exc.msg, code=code)
     if code in (verr.CANCEL_REJECTED, verr.NO_SUCH_ORDER):
         return OrderNotFound(exc.msg, code=code)
+    if code == verr.MARGIN_TYPE_WITH_POSITION:
+        return MarginModeConflict(exc.msg, code=code)
     return InvalidOrder(exc.msg, code=code)
 
 
