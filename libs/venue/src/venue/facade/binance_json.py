@@ -386,8 +386,9 @@ def algo_order(
 
 
 def _position_common(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
-    """Amounts as Binance renders them here: prices plain, mark and computed amounts with 8
-    decimals, zeros as ``"0"``."""
+    """Amounts as Binance renders them here: prices plain; mark price and unrealized profit
+    with 8 decimals (``"0.00000000"`` too); margins and notional with 8 decimals, zeros
+    ``"0"``."""
     notional = p.qty * p.mark_price
     isolated = p.initial_margin if p.margin_type.value == "ISOLATED" else ZERO
     return {
@@ -397,7 +398,7 @@ def _position_common(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
         "entryPrice": plain(p.entry_price),
         "breakEvenPrice": plain(p.entry_price),
         "markPrice": f8(p.mark_price),
-        "unRealizedProfit": f8_or_0(p.unrealized_pnl),
+        "unRealizedProfit": f8(p.unrealized_pnl),
         "liquidationPrice": "0",
         "isolatedMargin": f8_or_0(isolated),
         "notional": f8_or_0(notional),
@@ -517,7 +518,7 @@ def fut_account(
             "symbol": p.symbol,
             "positionSide": "BOTH",
             "positionAmt": at(p.qty, inst.stepSize),
-            "unrealizedProfit": f8_or_0(p.unrealized_pnl),
+            "unrealizedProfit": f8(p.unrealized_pnl),
             "isolatedMargin": "0",
             "notional": f8_or_0(p.qty * p.mark_price),
             "isolatedWallet": "0",
