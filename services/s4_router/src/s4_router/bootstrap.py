@@ -28,6 +28,7 @@ from s4_router.entrypoints.stream_consumer import IntentConsumer
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from s4_router.policies.clock_guard import ClockSkewGuard
+from s4_router.policies.pretrade import PretradeLimits
 from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from s4_router.service_layer.manager import ExecutionManager
@@ -288,7 +289,7 @@ async def bootstrap(
             publisher=publisher, leases=leases, instruments=instruments,
             working_type=settings.working_type, default_leverage=settings.leverage_default,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
-            oco_guardian=settings.oco_guardian,
+            oco_guardian=settings.oco_guardian, naked_policy=settings.naked_policy,
         )
         if settings.protection
         else None
@@ -313,6 +314,13 @@ async def bootstrap(
         lock_wait_ms=settings.lock_wait_ms,
         sync_wait_ms=settings.order_sync_wait_ms,
         protection=protection,
+        pretrade=PretradeLimits(
+            max_order_notional_usdt=settings.max_order_notional_usdt,
+            price_collar_bps=settings.price_collar_bps,
+            min_stop_distance_bps=settings.min_stop_distance_bps,
+            intent_max_age_ms=settings.intent_max_age_ms,
+            intent_max_future_ms=settings.intent_max_future_ms,
+        ),
     )
     guarded.on_transition = router.on_breaker
     watch = VenueWatch(

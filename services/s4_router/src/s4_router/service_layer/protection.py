@@ -60,7 +60,7 @@ from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore, Query
 from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, OrderType, Side
 from tradekit.ids import parent_of
-from tradekit.instrument import Instrument
+from tradekit.instrument import Instrument, round_to_increment
 from tradekit.intents import OcoPolicy, OrderIntent
 from tradekit.money import ZERO
 from tradekit.orders import FillRecord, OrderRecord, StateChange
@@ -141,6 +141,7 @@ class ProtectionService:
         poll_ms: int = 100,
         autorun: bool = True,
         oco_guardian: bool = True,
+        naked_policy: str = "close",
     ) -> None:
         self.store = store
         self.exchange = exchange
@@ -155,6 +156,7 @@ class ProtectionService:
         self.poll_ms = poll_ms
         self.autorun = autorun
         self.oco_guardian = oco_guardian
+        self.naked_policy = naked_policy  # S4_NAKED_POLICY: "close" | "alert"
         self.active: dict[str, Protection] = {}
         self._margin_ok: dict[str, int] = {}  # symbol -> leverage checked at the venue
         self._wake = asyncio.Event()
@@ -371,7 +373,14 @@ class ProtectionService:
                 await self._alert(p, c.kind, c.message, severity="critical")
             elif isinstance(c, br.BracketClosed):
                 p.active = False
+                if b.protected_ms is None and b.first_fill_ms is not None:
+                    # Never protected (stop rejected): naked from the first fill until flat.
+                    naked = (b.closed_ms or now) - b.first_fill_ms
+                    p.observed["naked_observed"] = naked
+                    self.metrics.naked.observe(naked / 1000)
                 await self._event(p, "BRACKETS_CLOSED", c.summary)
+        if _naked(b) and "naked_since" not in p.observed:
+            await self._on_naked(p)
         if b.protected_ms is not None and "naked_observed" not in p.observed:
             naked = b.naked_ms or 0
             p.observed["naked_observed"] = naked
@@ -380,6 +389,54 @@ class ProtectionService:
 
     def _now(self) -> int:
         return self.clock.now_ms()
+
+    async def _on_naked(self, p: Protection) -> None:
+        """The stop was rejected after the fill (e.g. the market moved through it): critical
+        alert, then under S4_NAKED_POLICY=close the position is closed reduce-only at market
+        (the id is durable before the send; a close is never sent twice)."""
+        b = p.brackets
+        assert b is not None
+        close = self.naked_policy == "close"
+        qty = b.position
+        p.observed["naked_since"] = self._now()
+        await self._alert(
+            p, "POSITION_NAKED",
+            f"stop rejected after the fill: {qty} {p.symbol} has no stop; "
+            + ("closing it reduce-only at market (S4_NAKED_POLICY=close)" if close
+               else "left open (S4_NAKED_POLICY=alert): act now"),
+            severity="critical",
+        )  # fmt: skip
+        if not close:
+            return
+        cid = f"{p.coid}-E{b.next_child}"
+        b.next_child += 1
+        await self._persist(p)
+        await self._child_record(p, cid, br.Kind.SL, b.exit_side, OrderType.MARKET, qty, None,
+                                 None, role=OrderRole.STOP_LOSS)  # fmt: skip
+        req = PlaceOrderRequest(
+            market=Market.FUT, symbol=p.symbol, side=b.exit_side, type=OrderType.MARKET,
+            qty=qty, client_order_id=cid, reduce_only=True,
+        )  # fmt: skip
+        p.sent[cid] = self._now()
+        try:
+            order = await self.ops.send(req, since_ms=self._now() - 1000)
+        except Unresolved as exc:
+            await self._alert(p, "NAKED_CLOSE_UNRESOLVED", f"{cid}: {exc}", severity="critical")
+            return
+        except DefinitiveError as exc:
+            await self._set_child(cid, S.REJECTED, str(exc))
+            await self._alert(p, "NAKED_CLOSE_FAILED", f"{cid}: {exc}", severity="critical")
+            return
+        if order.filled_qty > 0:
+            await self._book(p, cid, order)
+        await self._set_child(cid, S(order.status), "naked close", filled=order.filled_qty,
+                              avg=order.avg_price, venue_id=order.venue_order_id)  # fmt: skip
+        await self._event(p, "NAKED_CLOSE", {
+            "client_order_id": cid, "qty": str(qty), "filled": str(order.filled_qty),
+            "status": order.status.value,
+        })  # fmt: skip
+        if order.filled_qty >= qty:
+            await self._brackets(p, b.on_position(ZERO, self._now()))
 
     async def _send_conditional(
         self, p: Protection, c: br.PlaceProtective
@@ -503,7 +560,7 @@ class ProtectionService:
         self, p: Protection, filled: Decimal, *, first_child: int = FIRST_PROTECTIVE_CHILD
     ) -> None:
         pol = OcoPolicy.model_validate(p.intent["exec_policy"])
-        qty = await self._spot_position(p, filled)
+        qty = await self._oco_qty(p, filled)
         if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
             p.active = False
             why = "nothing (tradeable) to protect"
@@ -521,16 +578,50 @@ class ProtectionService:
         p.guardian = g
         await self._guardian(p, g.arm(self._now()))
 
+    async def _oco_qty(self, p: Protection, filled: Decimal) -> Decimal:
+        """The legs' size, with a critical alert when they leave more than one step of the
+        fill uncovered (the position would be partly unprotected)."""
+        qty = await self._spot_position(p, filled)
+        short = filled - qty
+        if short > p.inst.stepSize:
+            self.metrics.oco_anomalies.inc()
+            await self._alert(
+                p, "OCO_LEG_SHORTFALL",
+                f"OCO legs cover {qty} of the {filled} {p.inst.base_asset} filled: {short} "
+                "unprotected (more than one step)",
+                severity="critical",
+            )  # fmt: skip
+        return qty
+
     async def _spot_position(self, p: Protection, filled: Decimal) -> Decimal:
-        """What the legs may sell: the fill less fees taken in the base asset, on the step."""
+        """What the legs sell: the fill net of the fees taken in the base asset, to the step.
+
+        Rounding the net down would leave almost a whole step unprotected (a 0.002 BUY, fee
+        0.0000008 BTC, legs floor(0.0019992) = 0.001). So the net rounds *up* to the step, never
+        beyond the fill: the fee's dust comes from the account's free base balance, which must
+        hold it (else the legs fall back to what it holds, floored to the step)."""
         fills = await self.store.find("fills", Query(where={"parent_client_order_id": p.coid}))
         fee = sum(
             (Decimal(f["fee"]) for f in fills
              if f["fee_asset"] == p.inst.base_asset and f.get("role") not in _PROT_ROLE_VALUES),
             ZERO,
         )  # fmt: skip
-        qty = filled - fee if p.side is Side.BUY else filled
-        return p.inst.round_qty(qty, "down") if qty > 0 else ZERO
+        step = p.inst.stepSize
+        if p.side is not Side.BUY:
+            return round_to_increment(filled, step, "down") if filled > 0 else ZERO
+        net = filled - fee
+        if net <= 0:
+            return ZERO
+        want = min(round_to_increment(net, step, "up"), round_to_increment(filled, step, "down"))
+        try:
+            bals = await self.ops.call(lambda: self.exchange.fetch_balances(Market.SPOT))
+        except ExchangeError:
+            return round_to_increment(net, step, "down")  # cannot prove the dust is there
+        bal = bals.get(p.inst.base_asset)
+        free = bal.free if bal is not None else ZERO
+        if free >= want:
+            return want
+        return round_to_increment(min(net, free), step, "down") if free > 0 else ZERO
 
     async def _backs_both(self, p: Protection, qty: Decimal, pol: OcoPolicy) -> bool:
         try:
@@ -659,7 +750,7 @@ class ProtectionService:
         """One venue OCO list for what the entry bought/sold: list id E60, take-profit leg E61
         (LIMIT_MAKER), stop leg E62 (STOP_LOSS / STOP_LOSS_LIMIT). Durable before the send."""
         pol = OcoPolicy.model_validate(p.intent["exec_policy"])
-        qty = await self._spot_position(p, filled)
+        qty = await self._oco_qty(p, filled)
         if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
             p.active = False
             why = "nothing (tradeable) to protect"
@@ -961,6 +1052,16 @@ class ProtectionService:
 
 
 _PROT_ROLE_VALUES = frozenset(r.value for r in PROTECTIVE_ROLES)
+
+
+def _naked(b: br.Brackets) -> bool:
+    """An open position whose stop the venue rejected and none other works."""
+    return (
+        b.state is br.BracketState.PROTECTING
+        and b.position > 0
+        and not b.working(br.Kind.SL)
+        and any(o.kind is br.Kind.SL and o.status is S.REJECTED for o in b.orders)
+    )
 
 
 def _machine(p: Protection) -> str:

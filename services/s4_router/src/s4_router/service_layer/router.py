@@ -51,6 +51,7 @@ from s4_router.policies.circuit_breaker import BreakerState, CircuitBreaker, Tra
 from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.execution import ExecState, ParentMachine, SliceStatus
 from s4_router.policies.maker_taker import ChildState, Phase, SliceState
+from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_intake, check_market
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.execution import ExecDeps, Execution, record_of
@@ -111,6 +112,7 @@ class OrderRouter:
         lock_wait_ms: int = 1000,
         sync_wait_ms: int = 200,
         protection: ProtectionService | None = None,
+        pretrade: PretradeLimits | None = None,
     ) -> None:
         self.store = store
         self.redis = redis
@@ -131,6 +133,7 @@ class OrderRouter:
         self.sync_wait_ms = sync_wait_ms
         self._refusal_alerted: dict[str, int] = {}
         self.protection = protection
+        self.pretrade = pretrade or PretradeLimits()
         self.deps = ExecDeps(
             store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
             publisher=publisher, venue=exchange.venue, owner=self.owner,
@@ -152,7 +155,7 @@ class OrderRouter:
             inst, qty = self._validate(intent)
         except InvalidIntent as exc:
             self.metrics.intents.labels(source, "invalid").inc()
-            return Outcome(self._fail(intent, str(exc)), 422)
+            return Outcome(self._fail(intent, str(exc), getattr(exc, "reason", None)), 422)
         refusal = self._gate(intent)
         if refusal is not None:
             return await self._refuse(intent, qty, *refusal, source=source)
@@ -180,6 +183,13 @@ class OrderRouter:
                 source=source,
             )  # fmt: skip
         arrival = book.mid
+        # Market-dependent pre-trade checks (collar, notional, SL/TP vs the mid): the refusal
+        # is recorded (REJECTED) so that the other path's copy cannot pass later on a moved mid.
+        why = check_market(intent, inst, qty, mid=arrival, limits=self.pretrade)
+        if why is not None:
+            return await self._refuse(
+                intent, qty, why.reason.value, why.message, source=source, http_status=422
+            )
         try:
             price = intent.ref_price or arrival
             if not intent.reduce_only:
@@ -228,6 +238,7 @@ class OrderRouter:
             role=OrderRole.PARENT,
             arrival_mid=arrival,
             exec_state=machine.s.model_dump(mode="json"),
+            adjustments=list(resolved.adjustments),
         )
         ex = Execution(
             self.deps, parent=parent, children={}, machine=machine, inst=inst, book=book,
@@ -268,6 +279,7 @@ class OrderRouter:
         else:
             await self.leases.release(coid)
         outcome = self._progress(ex)
+        outcome.response.adjustments = list(resolved.adjustments)
         self.metrics.intents.labels(source, outcome.response.result.value).inc()
         return outcome
 
@@ -290,6 +302,9 @@ class OrderRouter:
             if why is not None:
                 raise InvalidIntent(why, field=field)
         qty = inst.round_qty(intent.qty, "down")
+        refused = check_intake(intent, inst, now_ms=self.clock.now_ms(), limits=self.pretrade)
+        if refused is not None:
+            raise PretradeRefused(refused)
         if intent.ref_price is not None and not intent.reduce_only:
             inst.check_notional(qty, intent.ref_price)
         return inst, qty
@@ -312,7 +327,14 @@ class OrderRouter:
         return None
 
     async def _refuse(
-        self, intent: OrderIntent, qty: Decimal, reason: str, message: str, *, source: str
+        self,
+        intent: OrderIntent,
+        qty: Decimal,
+        reason: str,
+        message: str,
+        *,
+        source: str,
+        http_status: int = 503,
     ) -> Outcome:
         now = self.clock.now_ms()
         coid = intent.client_order_id
@@ -349,9 +371,9 @@ class OrderRouter:
         return Outcome(
             OrderResponse(
                 result=RequestResult.FAIL, order_ids=[coid], message=message,
-                client_order_id=coid, status=S.REJECTED,
+                client_order_id=coid, status=S.REJECTED, reason=reason,
             ),
-            503,
+            http_status,
         )  # fmt: skip
 
     async def _duplicate_or_running(self, intent: OrderIntent, source: str) -> Outcome:
@@ -380,10 +402,11 @@ class OrderRouter:
             )
         )
 
-    def _fail(self, intent: OrderIntent, message: str) -> OrderResponse:
+    def _fail(self, intent: OrderIntent, message: str, reason: str | None = None) -> OrderResponse:
         return OrderResponse(
-            result=RequestResult.FAIL, message=message, client_order_id=intent.client_order_id
-        )
+            result=RequestResult.FAIL, message=message, client_order_id=intent.client_order_id,
+            reason=reason,
+        )  # fmt: skip
 
     def _progress(self, ex: Execution) -> Outcome:
         p = ex.parent
