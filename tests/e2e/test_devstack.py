@@ -76,6 +76,7 @@ def test_devstack_with_defaults_serves_both_apis_and_stops_cleanly_on_ctrl_c(
         order = {
             "intent_id": "u-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY",
             "qty": 0.002, "exec_policy": {"type": "MARKET"}, "client_order_id": "ds-1",
+            "created_ts": int(time.time() * 1000),
         }  # fmt: skip
         status, body = _http("POST", f"{s4}/orders", order)
         assert (status, body["result"], body["status"]) == (200, "OK", "FILLED")
