@@ -298,3 +298,13 @@ async def test_capped_maker_wait_is_reported_in_the_answer_not_silently_changed(
         ]  # fmt: skip
         doc = await r.c.store.get("orders", "c-1")
         assert doc is not None and doc["adjustments"][0]["applied"] == "3000"
+
+
+@pytest.mark.parametrize("order_id", ["1 OR 1=1", "x" * 65, "id\n", "../../etc"])
+async def test_cancel_with_unsafe_venue_order_id_answers_422(
+    redis: RedisClient, tmp_path: Path, order_id: str
+) -> None:
+    async with s4_rig(redis, tmp_path) as r, http(r, tmp_path) as client:
+        resp = await client.post("/cancel", json={"order_id": order_id})
+        assert resp.status_code == 422, resp.text
+        assert "order_id" in resp.json()["message"]
