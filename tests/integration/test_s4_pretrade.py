@@ -193,30 +193,35 @@ async def test_spot_oco_legs_cover_the_whole_fill_net_of_fees_to_the_step(
 
 
 class SpentElsewhere(SimExchange):
-    """Another desk sells the base asset while our entry fills: only 0.001 BTC is left free
-    when the legs are sized."""
+    """Another desk sells the base asset while our entry fills: only `left` BTC is free when
+    the legs are sized."""
+
+    def __init__(self, venue: Any, left: str) -> None:
+        super().__init__(venue)
+        self.left = D(left)
 
     async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
         if market is Market.SPOT:
             free = self.sim.spot_account.balance("BTC").free
-            self.sim.spot_account.deposit("BTC", D("0.001") - free)
+            self.sim.spot_account.deposit("BTC", self.left - free)
         return await super().fetch_balances(market)
 
 
-async def test_spot_oco_legs_short_by_more_than_a_step_raise_an_alert(
-    redis: RedisClient, tmp_path: Path
+@pytest.mark.parametrize(("left", "qty", "legs"), [("0.001", "0.003", "0.001"), ("0", "0.001", "")])
+async def test_spot_oco_legs_short_by_more_than_a_step_or_skipped_raise_an_alert(
+    redis: RedisClient, tmp_path: Path, left: str, qty: str, legs: str
 ) -> None:
     clock = ManualClock(T0)
     venue = hand_venue(clock)
-    ex = SpentElsewhere(venue)
+    ex = SpentElsewhere(venue, left)
     async with s4_rig(
         redis, tmp_path, clock=clock, venue=venue, exchange=ex, maker_max_wait_ms=0
     ) as r:
         set_book(r.venue, market=Market.SPOT)
-        out = await r.submit(market="SPOT", exec_policy=OCO, qty="0.003")
+        out = await r.submit(market="SPOT", exec_policy=OCO, qty=qty)
         assert out.response.status is S.FILLED, out.response
-        legs = r.venue_orders("c-1-E6", Market.SPOT)
-        assert {o.qty for o in legs} <= {D("0.001")}
+        placed = r.venue_orders("c-1-E6", Market.SPOT)
+        assert {o.qty for o in placed} == ({D(legs)} if legs else set())
         assert "OCO_LEG_SHORTFALL" in await r.alerts()
 
 

@@ -560,7 +560,7 @@ class ProtectionService:
         self, p: Protection, filled: Decimal, *, first_child: int = FIRST_PROTECTIVE_CHILD
     ) -> None:
         pol = OcoPolicy.model_validate(p.intent["exec_policy"])
-        qty = await self._oco_qty(p, filled)
+        qty = await self._oco_qty(p, filled, pol)
         if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
             p.active = False
             why = "nothing (tradeable) to protect"
@@ -578,17 +578,18 @@ class ProtectionService:
         p.guardian = g
         await self._guardian(p, g.arm(self._now()))
 
-    async def _oco_qty(self, p: Protection, filled: Decimal) -> Decimal:
+    async def _oco_qty(self, p: Protection, filled: Decimal, pol: OcoPolicy) -> Decimal:
         """The legs' size, with a critical alert when they leave more than one step of the
-        fill uncovered (the position would be partly unprotected)."""
+        fill uncovered, or nothing at all of a fill (legs below minNotional are skipped)."""
         qty = await self._spot_position(p, filled)
-        short = filled - qty
-        if short > p.inst.stepSize:
+        covered = qty if qty * pol.sl_price >= p.inst.minNotional else ZERO
+        short = filled - covered
+        if short > p.inst.stepSize or (filled > 0 and covered == 0):
             self.metrics.oco_anomalies.inc()
             await self._alert(
                 p, "OCO_LEG_SHORTFALL",
-                f"OCO legs cover {qty} of the {filled} {p.inst.base_asset} filled: {short} "
-                "unprotected (more than one step)",
+                f"OCO legs cover {covered} of the {filled} {p.inst.base_asset} filled: {short} "
+                "unprotected",
                 severity="critical",
             )  # fmt: skip
         return qty
@@ -750,7 +751,7 @@ class ProtectionService:
         """One venue OCO list for what the entry bought/sold: list id E60, take-profit leg E61
         (LIMIT_MAKER), stop leg E62 (STOP_LOSS / STOP_LOSS_LIMIT). Durable before the send."""
         pol = OcoPolicy.model_validate(p.intent["exec_policy"])
-        qty = await self._oco_qty(p, filled)
+        qty = await self._oco_qty(p, filled, pol)
         if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
             p.active = False
             why = "nothing (tradeable) to protect"
