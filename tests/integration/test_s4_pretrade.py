@@ -14,12 +14,18 @@ from typing import Any
 import httpx
 import pytest
 
-from s4_router.adapters.exchange.base import AssetBalance, ConditionalOrder, PlaceOrderRequest
+from s4_router.adapters.exchange.base import (
+    AssetBalance,
+    ConditionalOrder,
+    ExchangeOrder,
+    PlaceOrderRequest,
+)
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.entrypoints.api import create_app
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
-from tests.chaos.rig import T0, Rig, hand_venue, s4_rig, set_book, settings_for
+from svckit.store.sqlite import SqliteStore
+from tests.chaos.rig import T0, Rig, crash, hand_venue, s4_rig, set_book, settings_for
 from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.intents import OrderIntent
 
@@ -177,6 +183,48 @@ async def test_stop_rejected_after_the_fill_closes_reduce_only_or_alerts_per_nak
         else:
             assert r.position() == D("0.002") and closes == []
             assert "NAKED_CLOSE" not in await r.events("c-1")
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+class CrashOnClose(StopAfterCrash):
+    """The process dies right before the naked close reaches the venue."""
+
+    async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
+        if req.reduce_only and req.type is OrderType.MARKET:
+            raise SimulatedCrash(req.client_order_id)
+        return await super().place_order(req)
+
+
+async def test_naked_close_interrupted_by_a_crash_is_sent_once_after_restart(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
+                          exchange=CrashOnClose(venue)) as r1:  # fmt: skip
+            await r1.submit(sl=SL)
+            assert r1.position() == D("0.002")
+            await crash(r1)
+            assert r1.c.protection is not None
+            r1.c.protection.active.clear()
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
+            assert r2.c.protection is not None
+            assert await r2.c.protection.recover() == 1
+            for _ in range(150):  # past the recvWindow: the unsent close is provably absent
+                if r2.position() == 0:
+                    break
+                clock.advance(50)
+                await r2.c.protection.step_all()
+            assert r2.position() == 0
+            closes = [o for o in r2.venue_orders("c-1-E") if o.reduce_only]
+            assert [o.client_order_id for o in closes] == ["c-1-E61"]  # once, the same id
+    finally:
+        await store.close()
 
 
 # ---- 11: OCO legs cover the fill net of fees ---------------------------------------------------

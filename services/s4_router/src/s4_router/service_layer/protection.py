@@ -408,35 +408,69 @@ class ProtectionService:
         )  # fmt: skip
         if not close:
             return
+        p.observed["naked_close"] = b.next_child  # the close's child number, durable first
         cid = f"{p.coid}-E{b.next_child}"
         b.next_child += 1
-        await self._persist(p)
+        await self._persist(p)  # the id is durable before the send
         await self._child_record(p, cid, br.Kind.SL, b.exit_side, OrderType.MARKET, qty, None,
                                  None, role=OrderRole.STOP_LOSS)  # fmt: skip
-        req = PlaceOrderRequest(
-            market=Market.FUT, symbol=p.symbol, side=b.exit_side, type=OrderType.MARKET,
-            qty=qty, client_order_id=cid, reduce_only=True,
-        )  # fmt: skip
-        p.sent[cid] = self._now()
-        try:
-            order = await self.ops.send(req, since_ms=self._now() - 1000)
-        except Unresolved as exc:
-            await self._alert(p, "NAKED_CLOSE_UNRESOLVED", f"{cid}: {exc}", severity="critical")
+        await self._naked_close(p)
+
+    async def _naked_close(self, p: Protection) -> None:
+        """Drive the reduce-only close of a naked position to a final state; resumable (the
+        protection loop and a restart's re-arm call it again). A close sent before is looked
+        up by its id first and resent with the same id only once it provably never landed."""
+        b = p.brackets
+        assert b is not None
+        cid = f"{p.coid}-E{p.observed['naked_close']}"
+        qty = b.position  # unchanged while naked: no protective order of ours works
+        doc = await self.store.get("orders", cid)
+        if doc is not None and S(doc["status"]).is_terminal:
             return
-        except DefinitiveError as exc:
-            await self._set_child(cid, S.REJECTED, str(exc))
-            await self._alert(p, "NAKED_CLOSE_FAILED", f"{cid}: {exc}", severity="critical")
-            return
+        order: ExchangeOrder | None = None
+        if cid in p.sent:
+            try:
+                order = await self.ops.fetch(Market.FUT, p.symbol, cid)
+            except OrderNotFound:
+                if self.ops.landing_window_open(p.sent[cid]):
+                    return
+            except RetryableError:
+                return
+        if order is None:
+            req = PlaceOrderRequest(
+                market=Market.FUT, symbol=p.symbol, side=b.exit_side, type=OrderType.MARKET,
+                qty=qty, client_order_id=cid, reduce_only=True,
+            )  # fmt: skip
+            p.sent[cid] = self._now()
+            await self._persist(p)
+            try:
+                order = await self.ops.send(req, since_ms=self._now() - 1000)
+            except Unresolved as exc:
+                if "naked_close_unresolved" not in p.observed:
+                    p.observed["naked_close_unresolved"] = self._now()
+                    await self._alert(p, "NAKED_CLOSE_UNRESOLVED", f"{cid}: {exc}",
+                                      severity="critical")  # fmt: skip
+                return  # looked up again on the next poll
+            except DefinitiveError as exc:
+                await self._set_child(cid, S.REJECTED, str(exc))
+                await self._alert(p, "NAKED_CLOSE_FAILED", f"{cid}: {exc}", severity="critical")
+                return
         if order.filled_qty > 0:
             await self._book(p, cid, order)
         await self._set_child(cid, S(order.status), "naked close", filled=order.filled_qty,
                               avg=order.avg_price, venue_id=order.venue_order_id)  # fmt: skip
+        if not order.status.is_terminal:
+            return
         await self._event(p, "NAKED_CLOSE", {
             "client_order_id": cid, "qty": str(qty), "filled": str(order.filled_qty),
             "status": order.status.value,
         })  # fmt: skip
         if order.filled_qty >= qty:
             await self._brackets(p, b.on_position(ZERO, self._now()))
+        else:
+            await self._alert(p, "NAKED_CLOSE_PARTIAL",
+                              f"{cid}: closed {order.filled_qty} of {qty}; the rest is naked",
+                              severity="critical")  # fmt: skip
 
     async def _send_conditional(
         self, p: Protection, c: br.PlaceProtective
@@ -525,6 +559,10 @@ class ProtectionService:
         if b.state in (br.BracketState.CLOSED, br.BracketState.FAILED):
             p.active = False
             return
+        if "naked_close" in p.observed:
+            await self._naked_close(p)
+            if b.state is not br.BracketState.PROTECTING:
+                return
         for o in list(b.orders):
             if not o.working:
                 continue
