@@ -361,3 +361,23 @@ async def test_cancel_with_unsafe_venue_order_id_answers_422(
         resp = await client.post("/cancel", json={"order_id": order_id})
         assert resp.status_code == 422, resp.text
         assert "order_id" in resp.json()["message"]
+
+
+async def test_leverage_of_a_fut_entry_without_brackets_is_applied_not_ignored(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        out = await r.submit(leverage=7)
+        assert out.response.status is S.FILLED, out.response
+        assert r.venue.futures_account.leverage("BTCUSDT") == 7
+        assert r.venue.futures_account.margin_type("BTCUSDT").upper() == "ISOLATED"
+
+
+async def test_leverage_on_a_reduce_only_close_answers_422(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r, http(r, tmp_path) as client:
+        body = {**BODY, "created_ts": T0, "side": "SELL", "reduce_only": True, "leverage": 5}
+        resp = await client.post("/orders", json=body)
+        assert resp.status_code == 422 and "leverage" in resp.json()["message"], resp.text
+        assert await nothing_sent(r)

@@ -150,6 +150,8 @@ class OrderIntent(_Strict):
             raise ValueError("reduce_only applies to FUT only")
         if self.market is Market.SPOT and self.leverage is not None:
             raise ValueError("leverage applies to FUT only; SPOT has no leverage")
+        if self.reduce_only and self.leverage is not None:
+            raise ValueError("leverage does not apply to a reduce-only close")
         if isinstance(self.exec_policy, OcoPolicy):
             p = self.exec_policy
             # Entry BUY exits by SELL: take profit above the stop; mirrored for SELL.

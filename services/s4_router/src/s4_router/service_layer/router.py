@@ -159,7 +159,8 @@ class OrderRouter:
         refusal = self._gate(intent)
         if refusal is not None:
             return await self._refuse(intent, qty, *refusal, source=source)
-        if intent.needs_protection and self.protection is not None:
+        # An entry's leverage is applied at the venue, brackets or not (never silently ignored).
+        if (intent.needs_protection or intent.leverage) and self.protection is not None:
             try:
                 await self.protection.prepare(intent)
             except ExchangeError as exc:
