@@ -334,6 +334,15 @@ async def test_post_orders_with_body_over_64_kb_answers_413(
         big = {**BODY, "created_ts": T0, "config_rev": "x" * 70_000}
         resp = await client.post("/orders", json=big)
         assert resp.status_code == 413, resp.text
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+            for _ in range(20):
+                yield b" " * 5_000
+
+        resp = await client.post(
+            "/orders", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert resp.status_code == 413, resp.text
         assert await nothing_sent(r) and await r.c.store.get("orders", "c-1") is None
 
 
