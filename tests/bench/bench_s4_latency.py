@@ -86,7 +86,7 @@ async def main(n: int) -> None:
             for i in range(n):
                 body = intent(
                     client_order_id=f"lat-{i}", intent_id=f"i{i}",
-                    side="BUY" if i % 2 == 0 else "SELL",
+                    side="BUY" if i % 2 == 0 else "SELL", created_ts=clock.now_ms(),
                 ).model_dump(mode="json")  # fmt: skip
                 await xadd_json(redis, keys.ORDERS_INTENT, body)
                 (entry,) = await read_group(redis, keys.ORDERS_INTENT, "bench", "b1", block_ms=100)

@@ -188,6 +188,7 @@ async def oco_scenario(b: Bench, i: int, rng: random.Random, out: OcoResult) -> 
     assert b.c is not None
     await b.c.router.submit(
         intent(client_order_id=coid, intent_id=f"i-{i}", market="SPOT", qty=str(qty),
+               created_ts=b.clock.now_ms(),
                exec_policy={"type": "OCO", "tp_price": str(tp), "sl_price": str(sl)}),
         source="rest", sync_wait_ms=0,
     )  # fmt: skip
@@ -259,7 +260,7 @@ async def fut_scenario(b: Bench, i: int, rng: random.Random) -> None:
     set_book(b.venue)
     qty = rng.choice(("0.002", "0.004"))
     await b.c.router.submit(
-        intent(client_order_id=f"f-{i}", intent_id=f"fi-{i}", qty=qty,
+        intent(client_order_id=f"f-{i}", intent_id=f"fi-{i}", qty=qty, created_ts=b.clock.now_ms(),
                sl={"type": "STOP_MARKET", "price": "64000"},
                tp={"type": "TAKE_PROFIT_MARKET", "price": "70000"}),
         source="rest", sync_wait_ms=0,
@@ -267,6 +268,7 @@ async def fut_scenario(b: Bench, i: int, rng: random.Random) -> None:
     await b.entry_done(f"f-{i}")
     await b.c.router.submit(
         intent(client_order_id=f"fx-{i}", intent_id=f"fxi-{i}", qty=qty, side="SELL",
+               created_ts=b.clock.now_ms(),
                reduce_only=True),
         source="rest", sync_wait_ms=0,
     )  # fmt: skip

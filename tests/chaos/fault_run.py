@@ -79,6 +79,7 @@ async def run_campaign(
             over: dict[str, Any] = {
                 "client_order_id": coid, "intent_id": f"i-{i}",
                 "side": "BUY" if i % 2 == 0 else "SELL", "qty": "0.002",
+                "created_ts": clock.now_ms(),
             }  # fmt: skip
             if maker_every and i % maker_every == 0:
                 over["exec_policy"] = {"type": "MAKER_TAKER", "maker_wait_ms": 200}

@@ -89,6 +89,7 @@ def intent(**over: Any) -> OrderIntent:
     body: dict[str, Any] = {
         "intent_id": "i-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY",
         "qty": "0.002", "exec_policy": {"type": "MARKET"}, "client_order_id": "c-1",
+        "created_ts": T0,  # S4 refuses intents without a fresh decision time
     }  # fmt: skip
     body.update(over)
     return OrderIntent.model_validate(body)
@@ -103,6 +104,7 @@ class Rig:
     redis: RedisClient
 
     async def submit(self, source: str = "rest", **over: Any) -> Outcome:
+        over.setdefault("created_ts", self.clock.now_ms())
         return await self.c.router.submit(intent(**over), source=source, sync_wait_ms=0)
 
     async def drive(self, ms: int, *, step_ms: int = 50) -> None:

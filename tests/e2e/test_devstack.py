@@ -138,6 +138,7 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
         order = {
             "intent_id": "u-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY",
             "qty": 0.002, "exec_policy": {"type": "MARKET"}, "client_order_id": "ds-1",
+            "created_ts": int(time.time() * 1000),
         }  # fmt: skip
         status, body = _http("POST", f"{s4}/orders", order)
         assert (status, body["result"], body["status"]) == (200, "OK", "FILLED")

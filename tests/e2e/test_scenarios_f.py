@@ -5,6 +5,7 @@ which emits SL/TP brackets for FUT and an OCO exit for SPOT."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from decimal import Decimal
@@ -165,7 +166,7 @@ async def test_fut_edge_with_venue_5xx_retries_then_fails_with_alert(
     body = {
         "intent_id": "i-edge", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY",
         "qty": "0.002", "exec_policy": {"type": "MARKET"}, "client_order_id": "f-edge-1",
-        "sl": {"type": "STOP_MARKET", "price": "1000"},
+        "sl": {"type": "STOP_MARKET", "price": "1000"}, "created_ts": int(time.time() * 1000),
     }  # fmt: skip
     r = await f.s4.post("/orders", json=body)
     assert r.status_code == 503 and r.json()["result"] == "FAIL"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +30,26 @@ FUT: dict[str, Any] = {
 }  # fmt: skip
 
 
+class FreshTransport(httpx.ASGITransport):
+    """Stamps `created_ts` (now) on `POST /orders` bodies that lack one, as S3 does when it
+    decides: the bodies above are written once, S4 refuses stale or undated intents."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/orders":
+            try:
+                body = jsonutil.loads(await request.aread())
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and "created_ts" not in body:
+                body["created_ts"] = int(time.time() * 1000)
+                request = httpx.Request(
+                    request.method, request.url, json=body,
+                    headers={k: v for k, v in request.headers.items()
+                             if k.lower() != "content-length"},
+                )  # fmt: skip
+        return await super().handle_async_request(request)
+
+
 def s4_settings(redis_addresses: list[str], tmp_path: Path) -> Settings:
     return Settings(
         redis_addresses=redis_addresses,
@@ -50,7 +71,7 @@ async def s4(
     app = create_app(settings, container=container)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s4") as client,
+        httpx.AsyncClient(transport=FreshTransport(app=app), base_url="http://s4") as client,
     ):
         yield client, container
     await store.close()
@@ -225,7 +246,7 @@ async def test_requests_with_redis_down_return_503_and_health_reports_it(
     try:
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s4") as cl,
+            httpx.AsyncClient(transport=FreshTransport(app=app), base_url="http://s4") as cl,
         ):
             server.stop()
             h = await cl.get("/health")
@@ -253,9 +274,7 @@ async def test_orders_and_cancel_answer_503_within_the_deadline_while_redis_is_s
         app = create_app(settings, container=container)
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://s4"
-            ) as client,
+            httpx.AsyncClient(transport=FreshTransport(app=app), base_url="http://s4") as client,
         ):
             first = await client.post(
                 "/orders", json={**FUT, "exec_policy": {"type": "MAKER_TAKER"}}

@@ -50,6 +50,10 @@ class Instrument(BaseModel):
     minNotional: Decimal = Field(ge=0)
     minQty: Decimal = Field(default=ZERO, ge=0)
     maxQty: Decimal | None = None
+    # Risk limits of one order (S4 pre-trade), beside the exchange filters: a fat finger is
+    # refused by us, not discovered at the venue's margin limit.
+    max_order_qty: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_order_notional_usdt: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
     spread_bp_limit: Decimal | None = None
     depth_top1_usdt_min: Decimal | None = None
     maker_fee: Decimal = Decimal("0.0002")

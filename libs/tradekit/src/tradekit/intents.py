@@ -23,7 +23,15 @@ from pydantic import (
 from tradekit.enums import Market, Side
 from tradekit.ids import CLIENT_ORDER_ID_PATTERN
 
-PosDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+# Bounded: 1e308 is a typo, not an order (and beyond 28 significant digits Decimal rounding
+# raises instead of answering). Every price and quantity we trade is far below 1e12.
+MAX_NUMBER = Decimal("1e12")
+PosDecimal = Annotated[Decimal, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)]
+# Free-form ids travel into Redis keys, the store and logs: bounded, from a safe charset.
+SAFE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+SafeId = Annotated[str, Field(pattern=SAFE_ID_PATTERN)]
+# Epoch ms bound (year 2286): a larger number is not a time; freshness refuses the future.
+MAX_TS_MS = 9_999_999_999_999
 
 
 class _Strict(BaseModel):
@@ -98,13 +106,16 @@ class TakeProfit(_Strict):
     def _price_or_target(self) -> TakeProfit:
         if self.price is None and (self.target is None or self.value is None):
             raise ValueError("tp needs either `price` or both `target` and `value`")
+        if self.price is not None and (self.target is not None or self.value is not None):
+            # Which one would win is a guess: refused rather than one silently ignored.
+            raise ValueError("tp: give either `price` or `target`+`value`, not both")
         return self
 
 
 class OrderIntent(_Strict):
     """One order intent (spec §D1). Quantities and prices are Decimal; JSON numbers or strings."""
 
-    intent_id: str = Field(min_length=1, max_length=64)
+    intent_id: SafeId
     market: Market
     symbol: str = Field(pattern=r"^[A-Z0-9]{2,20}$")
     side: Side
@@ -117,9 +128,11 @@ class OrderIntent(_Strict):
     leverage: int | None = Field(default=None, ge=1, le=125)
     # Price the decision was made at (S3 fills it; used for slippage/notional checks).
     ref_price: PosDecimal | None = None
-    signal_id: str | None = None
-    config_rev: str | None = None
-    created_ts: int | None = Field(default=None, ge=0, description="epoch ms of the decision")
+    signal_id: SafeId | None = None
+    config_rev: SafeId | None = None
+    created_ts: int | None = Field(
+        default=None, ge=0, le=MAX_TS_MS, description="epoch ms of the decision"
+    )
 
     @field_validator("symbol", mode="before")
     @classmethod
@@ -135,6 +148,10 @@ class OrderIntent(_Strict):
             raise ValueError("SPOT intents carry protection as exec_policy OCO, not sl/tp")
         if self.market is Market.SPOT and self.reduce_only:
             raise ValueError("reduce_only applies to FUT only")
+        if self.market is Market.SPOT and self.leverage is not None:
+            raise ValueError("leverage applies to FUT only; SPOT has no leverage")
+        if self.reduce_only and self.leverage is not None:
+            raise ValueError("leverage does not apply to a reduce-only close")
         if isinstance(self.exec_policy, OcoPolicy):
             p = self.exec_policy
             # Entry BUY exits by SELL: take profit above the stop; mirrored for SELL.

@@ -20,6 +20,17 @@ from tradekit.enums import (
 )
 
 
+class Adjustment(BaseModel):
+    """A requested value S4 changed under its settings (reported, never silent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    requested: str
+    applied: str
+    reason: str
+
+
 class StateChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -70,6 +81,8 @@ class OrderRecord(BaseModel):
     # Persisted execution-policy state of a parent: a restart resumes from it.
     exec_state: dict[str, Any] | None = None
     cancel_requested: bool = False
+    # Requested values the router changed under its settings (also in the POST answer).
+    adjustments: list[Adjustment] = Field(default_factory=list)
     # ---- linked orders (OCO legs, protective orders tied to a position) ----------------------
     link_group: str | None = Field(
         default=None, description="orders that depend on each other share this id"
@@ -121,3 +134,5 @@ class OrderResponse(BaseModel):
     status: OrderStatus | None = None
     duplicate: bool = False
     filled_qty: Decimal | None = None
+    reason: str | None = Field(default=None, description="refusal code (pre-trade 422s)")
+    adjustments: list[Adjustment] = Field(default_factory=list)

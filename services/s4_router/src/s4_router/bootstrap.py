@@ -28,6 +28,7 @@ from s4_router.entrypoints.stream_consumer import IntentConsumer
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from s4_router.policies.clock_guard import ClockSkewGuard
+from s4_router.policies.pretrade import PretradeLimits
 from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from s4_router.service_layer.fill_book import FillBook
@@ -299,7 +300,7 @@ async def bootstrap(
             publisher=publisher, leases=leases, fills=fills, instruments=instruments,
             working_type=settings.working_type,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
-            oco_guardian=settings.oco_guardian,
+            oco_guardian=settings.oco_guardian, naked_policy=settings.naked_policy,
         )
         if settings.protection
         else None
@@ -326,6 +327,13 @@ async def bootstrap(
         sync_wait_ms=settings.order_sync_wait_ms,
         margin=MarginSetup(exchange=guarded, ops=ops, default_leverage=settings.leverage_default),
         protection=protection,
+        pretrade=PretradeLimits(
+            max_order_notional_usdt=settings.max_order_notional_usdt,
+            price_collar_bps=settings.price_collar_bps,
+            min_stop_distance_bps=settings.min_stop_distance_bps,
+            intent_max_age_ms=settings.intent_max_age_ms,
+            intent_max_future_ms=settings.intent_max_future_ms,
+        ),
     )
     guarded.on_transition = router.on_breaker
     watch = VenueWatch(

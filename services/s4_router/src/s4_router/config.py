@@ -83,6 +83,32 @@ class Settings(ServiceSettings):
     probe_retry_ms: int = Field(default=250, ge=1)
     probe_max_delay_ms: int = Field(default=2_000, ge=0, le=60_000)
     balance_downsize_factor: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
+    # ---- pre-trade checks (policies.pretrade): refused with 422 before anything is sent ----------
+    max_order_notional_usdt: Decimal = Field(
+        default=Decimal(250_000), gt=0, allow_inf_nan=False,
+        description="global cap on one entry's notional (qty x ref_price or live mid)",
+    )  # fmt: skip
+    price_collar_bps: Decimal = Field(
+        default=Decimal(200), gt=0, le=10_000, allow_inf_nan=False,
+        description="ref_price further than this from the live mid ⇒ refused",
+    )  # fmt: skip
+    min_stop_distance_bps: Decimal = Field(
+        default=Decimal(5), ge=0, le=5_000, allow_inf_nan=False,
+        description="sl / tp / OCO legs at least this far from the live mid, on the right side",
+    )  # fmt: skip
+    intent_max_age_ms: int = Field(
+        default=10_000, ge=100, le=3_600_000, description="created_ts older than this ⇒ refused"
+    )
+    intent_max_future_ms: int = Field(
+        default=1_000, ge=0, le=60_000, description="created_ts ahead of our clock (skew) ⇒ refused"
+    )
+    naked_policy: Literal["close", "alert"] = Field(
+        default="close",
+        description="stop rejected after the fill: close the position reduce-only, or only alert",
+    )
+    max_body_bytes: int = Field(
+        default=65_536, ge=1024, le=10_485_760, description="larger request bodies ⇒ 413"
+    )
     # ---- retries, breaker, clock ------------------------------------------------------------
     recv_window_ms: int = Field(
         default=5_000,

@@ -66,7 +66,12 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         finally:
             await c.aclose()
 
-    app = FastAPI(title="S4 order router", version="0.1.0", lifespan=lifespan)
+    # Bodies over S4_MAX_BODY_BYTES answer 413 before any route or parser runs (FastAPI's own
+    # limiter: a declared Content-Length is refused unread, a chunked body while it streams).
+    app = FastAPI(
+        title="S4 order router", version="0.1.0", lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )  # fmt: skip
     install_error_handlers(app, fail_body=True)
 
     @app.get("/health", response_model=Health)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tradekit.ids import CLIENT_ORDER_ID_PATTERN
-from tradekit.intents import OrderIntent
+from tradekit.intents import SAFE_ID_PATTERN, OrderIntent
 from tradekit.orders import OrderResponse
 
 OrderRequest = OrderIntent
@@ -18,7 +18,7 @@ OrderReply = OrderResponse
 class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    order_id: str | None = Field(default=None, min_length=1, max_length=64)
+    order_id: str | None = Field(default=None, pattern=SAFE_ID_PATTERN)
     client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
 
     @model_validator(mode="after")

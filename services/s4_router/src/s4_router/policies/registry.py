@@ -26,6 +26,7 @@ from s4_router.policies.route_table import RouteTable
 from s4_router.policies.twap import TwapPlan
 from tradekit.instrument import Instrument
 from tradekit.intents import ExecPolicy, MakerTakerPolicy, MarketPolicy, TwapPolicy
+from tradekit.orders import Adjustment
 
 
 class PolicyRefused(ValueError):
@@ -50,6 +51,8 @@ class PolicyLimits:
 class Resolved:
     config: ExecutionConfig
     notes: tuple[str, ...] = ()
+    # Values the intent asked for and the router changed (reported in the answer, issue 11).
+    adjustments: tuple[Adjustment, ...] = ()
 
 
 def resolve_policy(
@@ -61,6 +64,7 @@ def resolve_policy(
     inst: Instrument,
 ) -> Resolved:
     notes: list[str] = []
+    adjustments: list[Adjustment] = []
     band_index: int | None = None
     twap: TwapPlan | None = None
     chase = False
@@ -97,6 +101,13 @@ def resolve_policy(
         )
     if wait > limits.maker_max_wait_ms:
         notes.append(f"maker_wait_ms {wait} capped to {limits.maker_max_wait_ms}")
+        if getattr(policy, "maker_wait_ms", None) is not None:
+            adjustments.append(
+                Adjustment(
+                    field="exec_policy.maker_wait_ms", requested=str(wait),
+                    applied=str(limits.maker_max_wait_ms), reason="S4_MAKER_MAX_WAIT_MS",
+                )
+            )  # fmt: skip
         wait = limits.maker_max_wait_ms
     if twap is not None and twap.slices <= 1:
         twap = None
@@ -119,7 +130,7 @@ def resolve_policy(
         ),
     )
     config = ExecutionConfig(policy=name, maker=maker, twap=twap, route_band=band_index)
-    return Resolved(config=config, notes=tuple(notes))
+    return Resolved(config=config, notes=tuple(notes), adjustments=tuple(adjustments))
 
 
 def _check_slices(slices: int, limits: PolicyLimits) -> None:

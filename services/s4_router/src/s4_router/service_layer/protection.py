@@ -61,7 +61,7 @@ from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore, Query
 from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, OrderType, Side
 from tradekit.ids import parent_of
-from tradekit.instrument import Instrument
+from tradekit.instrument import Instrument, round_to_increment
 from tradekit.intents import OcoPolicy, OrderIntent
 from tradekit.money import ZERO
 from tradekit.orders import FillRecord, OrderRecord, StateChange
@@ -142,6 +142,7 @@ class ProtectionService:
         poll_ms: int = 100,
         autorun: bool = True,
         oco_guardian: bool = True,
+        naked_policy: str = "close",
     ) -> None:
         self.store = store
         self.exchange = exchange
@@ -157,6 +158,7 @@ class ProtectionService:
         self.poll_ms = poll_ms
         self.autorun = autorun
         self.oco_guardian = oco_guardian
+        self.naked_policy = naked_policy  # S4_NAKED_POLICY: "close" | "alert"
         self.active: dict[str, Protection] = {}
         self._wake = asyncio.Event()
         self._fill_seen: dict[str, float] = {}  # parent -> monotonic time a leg fill was seen
@@ -366,7 +368,14 @@ class ProtectionService:
                 await self._alert(p, c.kind, c.message, severity="critical")
             elif isinstance(c, br.BracketClosed):
                 p.active = False
+                if b.protected_ms is None and b.first_fill_ms is not None:
+                    # Never protected (stop rejected): naked from the first fill until flat.
+                    naked = (b.closed_ms or now) - b.first_fill_ms
+                    p.observed["naked_observed"] = naked
+                    self.metrics.naked.observe(naked / 1000)
                 await self._event(p, "BRACKETS_CLOSED", c.summary)
+        if _naked(b) and "naked_since" not in p.observed:
+            await self._on_naked(p)
         if b.protected_ms is not None and "naked_observed" not in p.observed:
             naked = b.naked_ms or 0
             p.observed["naked_observed"] = naked
@@ -375,6 +384,88 @@ class ProtectionService:
 
     def _now(self) -> int:
         return self.clock.now_ms()
+
+    async def _on_naked(self, p: Protection) -> None:
+        """The stop was rejected after the fill (e.g. the market moved through it): critical
+        alert, then under S4_NAKED_POLICY=close the position is closed reduce-only at market
+        (the id is durable before the send; a close is never sent twice)."""
+        b = p.brackets
+        assert b is not None
+        close = self.naked_policy == "close"
+        qty = b.position
+        p.observed["naked_since"] = self._now()
+        await self._alert(
+            p, "POSITION_NAKED",
+            f"stop rejected after the fill: {qty} {p.symbol} has no stop; "
+            + ("closing it reduce-only at market (S4_NAKED_POLICY=close)" if close
+               else "left open (S4_NAKED_POLICY=alert): act now"),
+            severity="critical",
+        )  # fmt: skip
+        if not close:
+            return
+        p.observed["naked_close"] = b.next_child  # the close's child number, durable first
+        cid = f"{p.coid}-E{b.next_child}"
+        b.next_child += 1
+        await self._persist(p)  # the id is durable before the send
+        await self._child_record(p, cid, br.Kind.SL, b.exit_side, OrderType.MARKET, qty, None,
+                                 None, role=OrderRole.STOP_LOSS)  # fmt: skip
+        await self._naked_close(p)
+
+    async def _naked_close(self, p: Protection) -> None:
+        """Drive the reduce-only close of a naked position to a final state; resumable (the
+        protection loop and a restart's re-arm call it again). A close sent before is looked
+        up by its id first and resent with the same id only once it provably never landed."""
+        b = p.brackets
+        assert b is not None
+        cid = f"{p.coid}-E{p.observed['naked_close']}"
+        qty = b.position  # unchanged while naked: no protective order of ours works
+        doc = await self.store.get("orders", cid)
+        if doc is not None and S(doc["status"]).is_terminal:
+            return
+        order: ExchangeOrder | None = None
+        if cid in p.sent:
+            try:
+                order = await self.ops.fetch(Market.FUT, p.symbol, cid)
+            except OrderNotFound:
+                if self.ops.landing_window_open(p.sent[cid]):
+                    return
+            except RetryableError:
+                return
+        if order is None:
+            req = PlaceOrderRequest(
+                market=Market.FUT, symbol=p.symbol, side=b.exit_side, type=OrderType.MARKET,
+                qty=qty, client_order_id=cid, reduce_only=True,
+            )  # fmt: skip
+            p.sent[cid] = self._now()
+            await self._persist(p)
+            try:
+                order = await self.ops.send(req, since_ms=self._now() - 1000)
+            except Unresolved as exc:
+                if "naked_close_unresolved" not in p.observed:
+                    p.observed["naked_close_unresolved"] = self._now()
+                    await self._alert(p, "NAKED_CLOSE_UNRESOLVED", f"{cid}: {exc}",
+                                      severity="critical")  # fmt: skip
+                return  # looked up again on the next poll
+            except DefinitiveError as exc:
+                await self._set_child(cid, S.REJECTED, str(exc))
+                await self._alert(p, "NAKED_CLOSE_FAILED", f"{cid}: {exc}", severity="critical")
+                return
+        if order.filled_qty > 0:
+            await self._book(p, cid, order)
+        await self._set_child(cid, S(order.status), "naked close", filled=order.filled_qty,
+                              avg=order.avg_price, venue_id=order.venue_order_id)  # fmt: skip
+        if not order.status.is_terminal:
+            return
+        await self._event(p, "NAKED_CLOSE", {
+            "client_order_id": cid, "qty": str(qty), "filled": str(order.filled_qty),
+            "status": order.status.value,
+        })  # fmt: skip
+        if order.filled_qty >= qty:
+            await self._brackets(p, b.on_position(ZERO, self._now()))
+        else:
+            await self._alert(p, "NAKED_CLOSE_PARTIAL",
+                              f"{cid}: closed {order.filled_qty} of {qty}; the rest is naked",
+                              severity="critical")  # fmt: skip
 
     async def _send_conditional(
         self, p: Protection, c: br.PlaceProtective
@@ -463,6 +554,10 @@ class ProtectionService:
         if b.state in (br.BracketState.CLOSED, br.BracketState.FAILED):
             p.active = False
             return
+        if "naked_close" in p.observed:
+            await self._naked_close(p)
+            if b.state is not br.BracketState.PROTECTING:
+                return
         for o in list(b.orders):
             if not o.working:
                 continue
@@ -498,7 +593,7 @@ class ProtectionService:
         self, p: Protection, filled: Decimal, *, first_child: int = FIRST_PROTECTIVE_CHILD
     ) -> None:
         pol = OcoPolicy.model_validate(p.intent["exec_policy"])
-        qty = await self._spot_position(p, filled)
+        qty = await self._oco_qty(p, filled, pol)
         if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
             p.active = False
             why = "nothing (tradeable) to protect"
@@ -516,16 +611,51 @@ class ProtectionService:
         p.guardian = g
         await self._guardian(p, g.arm(self._now()))
 
+    async def _oco_qty(self, p: Protection, filled: Decimal, pol: OcoPolicy) -> Decimal:
+        """The legs' size, with a critical alert when they leave more than one step of the
+        fill uncovered, or nothing at all of a fill (legs below minNotional are skipped)."""
+        qty = await self._spot_position(p, filled)
+        covered = qty if qty * pol.sl_price >= p.inst.minNotional else ZERO
+        short = filled - covered
+        if short > p.inst.stepSize or (filled > 0 and covered == 0):
+            self.metrics.oco_anomalies.inc()
+            await self._alert(
+                p, "OCO_LEG_SHORTFALL",
+                f"OCO legs cover {covered} of the {filled} {p.inst.base_asset} filled: {short} "
+                "unprotected",
+                severity="critical",
+            )  # fmt: skip
+        return qty
+
     async def _spot_position(self, p: Protection, filled: Decimal) -> Decimal:
-        """What the legs may sell: the fill less fees taken in the base asset, on the step."""
+        """What the legs sell: the fill net of the fees taken in the base asset, to the step.
+
+        Rounding the net down would leave almost a whole step unprotected (a 0.002 BUY, fee
+        0.0000008 BTC, legs floor(0.0019992) = 0.001). So the net rounds *up* to the step, never
+        beyond the fill: the fee's dust comes from the account's free base balance, which must
+        hold it (else the legs fall back to what it holds, floored to the step)."""
         fills = await self.store.find("fills", Query(where={"parent_client_order_id": p.coid}))
         fee = sum(
             (Decimal(f["fee"]) for f in fills
              if f["fee_asset"] == p.inst.base_asset and f.get("role") not in _PROT_ROLE_VALUES),
             ZERO,
         )  # fmt: skip
-        qty = filled - fee if p.side is Side.BUY else filled
-        return p.inst.round_qty(qty, "down") if qty > 0 else ZERO
+        step = p.inst.stepSize
+        if p.side is not Side.BUY:
+            return round_to_increment(filled, step, "down") if filled > 0 else ZERO
+        net = filled - fee
+        if net <= 0:
+            return ZERO
+        want = min(round_to_increment(net, step, "up"), round_to_increment(filled, step, "down"))
+        try:
+            bals = await self.ops.call(lambda: self.exchange.fetch_balances(Market.SPOT))
+        except ExchangeError:
+            return round_to_increment(net, step, "down")  # cannot prove the dust is there
+        bal = bals.get(p.inst.base_asset)
+        free = bal.free if bal is not None else ZERO
+        if free >= want:
+            return want
+        return round_to_increment(min(net, free), step, "down") if free > 0 else ZERO
 
     async def _backs_both(self, p: Protection, qty: Decimal, pol: OcoPolicy) -> bool:
         try:
@@ -654,7 +784,7 @@ class ProtectionService:
         """One venue OCO list for what the entry bought/sold: list id E60, take-profit leg E61
         (LIMIT_MAKER), stop leg E62 (STOP_LOSS / STOP_LOSS_LIMIT). Durable before the send."""
         pol = OcoPolicy.model_validate(p.intent["exec_policy"])
-        qty = await self._spot_position(p, filled)
+        qty = await self._oco_qty(p, filled, pol)
         if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
             p.active = False
             why = "nothing (tradeable) to protect"
@@ -955,6 +1085,16 @@ class ProtectionService:
 
 
 _PROT_ROLE_VALUES = frozenset(r.value for r in PROTECTIVE_ROLES)
+
+
+def _naked(b: br.Brackets) -> bool:
+    """An open position whose stop the venue rejected and none other works."""
+    return (
+        b.state is br.BracketState.PROTECTING
+        and b.position > 0
+        and not b.working(br.Kind.SL)
+        and any(o.kind is br.Kind.SL and o.status is S.REJECTED for o in b.orders)
+    )
 
 
 def _machine(p: Protection) -> str:

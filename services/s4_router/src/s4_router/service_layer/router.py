@@ -7,22 +7,23 @@ Intake, in order (nothing reaches the venue before the intent is durable):
    stream, before or after completion) returns the existing order and sends nothing; the same id
    with a different body is a 409 naming the differing fields, with an `IDEMPOTENCY_CONFLICT`
    alert (never executed, never mistaken for the original);
-2. validation and rounding against the instrument (tick, step, minNotional); a quantity that
-   rounds to zero or a notional below minNotional ⇒ FAIL (422), nothing sent or stored;
-   protection (FUT sl / tp brackets, SPOT OCO) is accepted only while the protection service
-   is wired in (`service_layer.protection`); otherwise, or for a shape it cannot protect
-   (tp without sl, brackets on a reduce-only close) ⇒ FAIL, never executed without it;
+2. validation against the instrument and the pre-trade rules that need no market data
+   (`policies.pretrade`: freshness of `created_ts`, step/tick, bounded numbers, per-instrument
+   and global size limits, fields that do not apply) ⇒ 422 with a `reason`, nothing sent or
+   stored; protection (FUT sl / tp brackets, SPOT OCO) is accepted only while the protection
+   service is wired in; a shape it cannot protect ⇒ 422, never executed without it;
 3. gates for new entries (reduce-only orders pass): entries halted on the symbol after an
    overfill (`halt:entries:{symbol}`), circuit breaker OPEN, clock skew > 1 s ⇒ FAIL (503) with
-   an alert; the refusal is stored as a REJECTED order so that the other
-   path's copy of the same intent cannot execute it later (so is "venue unavailable after
-   retries" at step 4: an intent always ends in a recorded state);
-4. every FUT entry (bracketed or not; reduce-only closes skip it): margin type ISOLATED and the
-   intent's leverage at the venue (idempotent, cached per symbol + leverage:
-   `service_layer.margin`); a venue refusing the switch because a position or open orders
-   exist in the other margin mode ⇒ FAIL (409) with that reason, recorded like step 3;
-   book (the liquidity probe's first look, and the arrival mid), policy resolution (route
-   table by notional; a SPOT OCO entry runs as Maker→Taker), the plan (TWAP slices);
+   an alert; the refusal is stored as a REJECTED order so that the other path's copy of the
+   same intent cannot execute it later (so is "venue unavailable after retries" at step 4: an
+   intent always ends in a recorded state);
+4. book (the published `mkt:depth` when fresh, else the venue) and arrival mid; the checks
+   against the live mid (price collar, notional, SL/TP and OCO legs vs the side) ⇒ 422, stored
+   REJECTED; policy resolution (route table by notional; a SPOT OCO entry runs as
+   Maker→Taker), the plan (TWAP slices); then — the first venue side effect, after every
+   refusal — every FUT entry (bracketed or not) gets margin type ISOLATED and its leverage
+   (idempotent, cached per symbol + leverage: `service_layer.margin`); a venue refusing the
+   switch because a position exists in the other margin mode ⇒ 409, recorded like step 3;
 5. the execution lease (one acquisition: a parallel request of the same id finds it held and
    answers with the stored order, or busy, and never touches the holder's key), the protection
    record (before anything can fill), the parent record (with the plan) and `idem:order:{id}`;
@@ -59,6 +60,7 @@ from s4_router.policies.circuit_breaker import BreakerState, CircuitBreaker, Tra
 from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.execution import ExecState, ParentMachine, SliceStatus
 from s4_router.policies.maker_taker import ChildState, Phase, SliceState
+from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_intake, check_market
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.execution import ExecDeps, Execution, record_of
@@ -86,6 +88,7 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 REFUSAL_ALERT_EVERY_MS = 60_000
 HALT_CHECK_MS = 1_000
+NOT_COMPARED = frozenset({"created_ts"})  # intent fields a resend may carry differently
 LIVE = (S.NEW, S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
 
 
@@ -134,6 +137,7 @@ class OrderRouter:
         margin: MarginSetup,
         protection: ProtectionService | None = None,
         fills: FillBook | None = None,
+        pretrade: PretradeLimits | None = None,
     ) -> None:
         self.store = store
         self.redis = redis
@@ -159,6 +163,7 @@ class OrderRouter:
             store=store, redis=redis, publisher=publisher, metrics=metrics
         )
         self.margin = margin
+        self.pretrade = pretrade or PretradeLimits()
         self.deps = ExecDeps(
             store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
             publisher=publisher, venue=exchange.venue, owner=self.owner, fills=self.fills,
@@ -180,25 +185,10 @@ class OrderRouter:
             inst, qty = self._validate(intent)
         except InvalidIntent as exc:
             self.metrics.intents.labels(source, "invalid").inc()
-            return Outcome(self._fail(intent, str(exc)), 422)
+            return Outcome(self._fail(intent, str(exc), getattr(exc, "reason", None)), 422)
         refusal = await self._gate(intent)
         if refusal is not None:
             return await self._refuse(intent, qty, *refusal, source=source)
-        if intent.market is Market.FUT and not intent.reduce_only:
-            try:
-                await self.margin.ensure(intent.symbol, intent.leverage)
-            except MarginModeConflict as exc:
-                # Definitive until someone closes that exposure: not "venue unavailable".
-                return await self._refuse(
-                    intent, qty, "margin_mode_conflict", str(exc), source=source,
-                    http_status=409,
-                )  # fmt: skip
-            except ExchangeError as exc:
-                return await self._refuse(
-                    intent, qty, "margin_setup",
-                    f"could not set ISOLATED margin / leverage at the venue, nothing sent: {exc}",
-                    source=source,
-                )  # fmt: skip
         try:
             book = await self.ops.book(intent.market, intent.symbol)
         except ExchangeError as exc:
@@ -214,6 +204,13 @@ class OrderRouter:
                 source=source,
             )  # fmt: skip
         arrival = book.mid
+        # Market-dependent pre-trade checks (collar, notional, SL/TP vs the mid): the refusal
+        # is recorded (REJECTED) so that the other path's copy cannot pass later on a moved mid.
+        why = check_market(intent, inst, qty, mid=arrival, limits=self.pretrade)
+        if why is not None:
+            return await self._refuse(
+                intent, qty, why.reason.value, why.message, source=source, http_status=422
+            )
         try:
             price = intent.ref_price or arrival
             if not intent.reduce_only:
@@ -230,6 +227,22 @@ class OrderRouter:
         except (InvalidIntent, PolicyRefused) as exc:
             self.metrics.intents.labels(source, "invalid").inc()
             return Outcome(self._fail(intent, str(exc)), 422)
+        # The first venue side effect (margin type, leverage) comes after every refusal above.
+        if intent.market is Market.FUT and not intent.reduce_only:
+            try:
+                await self.margin.ensure(intent.symbol, intent.leverage)
+            except MarginModeConflict as exc:
+                # Definitive until someone closes that exposure: not "venue unavailable".
+                return await self._refuse(
+                    intent, qty, "margin_mode_conflict", str(exc), source=source,
+                    http_status=409,
+                )  # fmt: skip
+            except ExchangeError as exc:
+                return await self._refuse(
+                    intent, qty, "margin_setup",
+                    f"could not set ISOLATED margin / leverage at the venue, nothing sent: {exc}",
+                    source=source,
+                )  # fmt: skip
         now = self.clock.now_ms()
         machine = ParentMachine.plan(
             parent_id=coid, side=intent.side, qty=qty, reduce_only=intent.reduce_only,
@@ -263,6 +276,7 @@ class OrderRouter:
             role=OrderRole.PARENT,
             arrival_mid=arrival,
             exec_state=machine.s.model_dump(mode="json"),
+            adjustments=list(resolved.adjustments),
         )
         ex = Execution(
             self.deps, parent=parent, children={}, machine=machine, inst=inst, book=book,
@@ -306,6 +320,7 @@ class OrderRouter:
         else:
             await self.leases.release(lease)
         outcome = self._progress(ex)
+        outcome.response.adjustments = list(resolved.adjustments)
         self.metrics.intents.labels(source, outcome.response.result.value).inc()
         return outcome
 
@@ -328,6 +343,9 @@ class OrderRouter:
             if why is not None:
                 raise InvalidIntent(why, field=field)
         qty = inst.round_qty(intent.qty, "down")
+        refused = check_intake(intent, inst, now_ms=self.clock.now_ms(), limits=self.pretrade)
+        if refused is not None:
+            raise PretradeRefused(refused)
         if intent.ref_price is not None and not intent.reduce_only:
             inst.check_notional(qty, intent.ref_price)
         return inst, qty
@@ -410,7 +428,7 @@ class OrderRouter:
         return Outcome(
             OrderResponse(
                 result=RequestResult.FAIL, order_ids=[coid], message=message,
-                client_order_id=coid, status=S.REJECTED,
+                client_order_id=coid, status=S.REJECTED, reason=reason,
             ),
             http_status,
         )  # fmt: skip
@@ -428,7 +446,13 @@ class OrderRouter:
     async def _duplicate_of(self, doc: dict[str, Any], intent: OrderIntent, source: str) -> Outcome:
         """An identical resend gets the existing order; another body under the same id is a
         conflict (409), alerted: a reused id must never pass for the original."""
-        differing = _differing_fields(doc.get("intent"), intent.model_dump(mode="json"))
+        # created_ts is when the sender stamped this copy (a retry may re-stamp it): not part
+        # of what the order is.
+        differing = [
+            f
+            for f in _differing_fields(doc.get("intent"), intent.model_dump(mode="json"))
+            if f not in NOT_COMPARED
+        ]
         if not differing:
             return self._duplicate(doc, source)
         coid = intent.client_order_id
@@ -465,10 +489,11 @@ class OrderRouter:
             )
         )
 
-    def _fail(self, intent: OrderIntent, message: str) -> OrderResponse:
+    def _fail(self, intent: OrderIntent, message: str, reason: str | None = None) -> OrderResponse:
         return OrderResponse(
-            result=RequestResult.FAIL, message=message, client_order_id=intent.client_order_id
-        )
+            result=RequestResult.FAIL, message=message, client_order_id=intent.client_order_id,
+            reason=reason,
+        )  # fmt: skip
 
     def _progress(self, ex: Execution) -> Outcome:
         p = ex.parent
