@@ -1,4 +1,9 @@
-"""S4 HTTP API: /health, /orders, /cancel, /orders/{client_order_id}, /metrics."""
+"""S4 HTTP API: /health, /orders, /cancel, /orders/{client_order_id}, /metrics.
+
+Every request passes the bearer-token middleware (svckit.auth) before any route: S4_API_TOKEN
+for everything but `GET /health` and `GET /metrics` (probes, scraping); /docs and /openapi.json
+too. A refused request gets 401 and has no effect.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,15 @@ from s4_router.bootstrap import S4Container, bootstrap
 from s4_router.config import Settings
 from s4_router.entrypoints.deps import ContainerDep, RouterDep
 from s4_router.entrypoints.schemas import CancelRequest, Health, OrderReply, OrderRequest, OrderView
+from svckit.auth import API, install_bearer_auth
 from svckit.httperrors import install_error_handlers
 from svckit.metrics import render
+from svckit.store.base import Query
 from tradekit.ids import CLIENT_ORDER_ID_PATTERN
+
+
+def _fail(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"result": "FAIL", "order_ids": [], "message": message}, status)
 
 
 def create_app(settings: Settings, *, container: S4Container | None = None) -> FastAPI:
@@ -33,6 +44,13 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
 
     app = FastAPI(title="S4 order router", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app, fail_body=True)
+    install_bearer_auth(
+        app,
+        tokens={API: settings.api_token},
+        fail_body=True,
+        realm="s4-router",
+        disabled=settings.auth_disabled,
+    )
 
     @app.get("/health", response_model=Health)
     async def health(c: ContainerDep, response: Response) -> Health:
@@ -59,9 +77,28 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         return outcome.response
 
     @app.post("/cancel", response_model=OrderReply, response_model_exclude_none=True)
-    async def post_cancel(body: CancelRequest, router: RouterDep, response: Response) -> OrderReply:
+    async def post_cancel(
+        body: CancelRequest, router: RouterDep, c: ContainerDep, response: Response
+    ) -> Any:
         """Cancel an execution (by parent/child client_order_id or venue order_id)."""
-        outcome = await router.cancel(client_order_id=body.client_order_id, order_id=body.order_id)
+        coid = body.client_order_id
+        if coid is None:
+            # A venue order id counts only if S4 placed that order (it is in S4's store), and
+            # only if it names one order: venues number orders per symbol/market, so the same
+            # id may belong to two. It is never forwarded to the venue as such.
+            found = await c.store.find(
+                "orders", Query(where={"venue_order_id": body.order_id}, limit=2)
+            )
+            if not found:
+                return _fail(f"unknown order {body.order_id!r}: not placed by this router", 404)
+            if len(found) > 1:
+                return _fail(
+                    f"venue order id {body.order_id!r} names several orders; "
+                    "cancel by client_order_id",
+                    409,
+                )
+            coid = found[0]["client_order_id"]
+        outcome = await router.cancel(client_order_id=coid)
         response.status_code = outcome.http_status
         return outcome.response
 
