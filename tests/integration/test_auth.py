@@ -4,6 +4,7 @@ id only for orders S4 placed. Real Redis, SQLite, the venue simulator."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -353,3 +354,46 @@ def test_backend_matches_each_role_and_nothing_near_it() -> None:
     assert BearerTokenBackend({API: SecretStr(S3_TOKEN), ADMIN: None}).match("") is None
     with pytest.raises(ValueError, match="unknown roles"):
         BearerTokenBackend({"root": SecretStr(S3_TOKEN)})
+
+
+# ---- the dev switch and S3's client to S4 ------------------------------------------------------
+async def test_s4_auth_disabled_on_the_simulator_lets_requests_in_and_warns(
+    redis: RedisClient,
+    redis_addresses: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv("S4_API_TOKEN")
+    settings = S4Settings(
+        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+        route_table_path=FIXTURES / "route_table.json", auth_disabled=True,
+    )  # fmt: skip
+    store = SqliteStore(tmp_path / "s4.sqlite3")
+    c = await s4_bootstrap(settings, redis=redis, store=store)
+    with caplog.at_level(logging.WARNING, logger="svckit.auth"):
+        app = s4_app(settings, container=c)
+    assert "authentication DISABLED" in caplog.text
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s4") as cl,
+    ):
+        assert (await cl.get("/orders/none-1")).status_code == 404  # reached the route
+    await store.close()
+
+
+async def test_s3_bootstrap_client_to_s4_sends_s3_s4_api_token(
+    redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+) -> None:
+    settings = S3Settings(
+        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+        s4_url="http://127.0.0.1:9",
+    )  # fmt: skip
+    store = SqliteStore(tmp_path / "s3.sqlite3")
+    c = await s3_bootstrap(settings, redis=redis, store=store)
+    try:
+        assert c.http is not None
+        assert c.http.headers["authorization"] == f"Bearer {S4_TOKEN}"
+    finally:
+        await c.aclose()
+        await store.close()
