@@ -28,7 +28,7 @@ from s4_router.bootstrap import S4Container
 from s4_router.bootstrap import bootstrap as s4_bootstrap
 from s4_router.config import Settings as S4Settings
 from s4_router.entrypoints.api import create_app as s4_app
-from svckit import keys
+from svckit import jsonutil, keys
 from svckit.auth import ADMIN, API, BearerTokenBackend
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
@@ -397,3 +397,36 @@ async def test_s3_bootstrap_client_to_s4_sends_s3_s4_api_token(
     finally:
         await c.aclose()
         await store.close()
+
+
+async def test_s3_with_a_token_s4_refuses_alerts_publish_degraded_naming_the_variable(
+    s4: S4Rig, redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+) -> None:
+    # S4 rotated its token, S3 still sends the old one: the REST path is down for a reason
+    # an operator must see (the stream path still delivers the intent).
+    settings = S3Settings(
+        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+        s4_url="http://s4", alert_min_interval_s=0,
+    )  # fmt: skip
+    stale = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=s4.app), base_url="http://s4",
+        headers=bearer("stale-token-0123456789abcdef"),
+    )  # fmt: skip
+    store = SqliteStore(tmp_path / "s3.sqlite3")
+    c = await s3_bootstrap(settings, redis=redis, store=store, http=stale)
+    app = s3_app(settings, container=c)
+    await put_features(redis, **RULE_FEATURES)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s3") as cl,
+    ):
+        r = await cl.post("/decide", json={"symbol": "BTCUSDT"}, headers=bearer(S3_TOKEN))
+        body = r.json()
+        assert body["decision"] == "open", body
+        assert body["publish"]["rest"] == "failed", body["publish"]
+        alerts = [jsonutil.loads(e[1]["data"]) for e in await redis.xrange(keys.ALERTS)]
+        degraded = [a for a in alerts if a.get("kind") == "PUBLISH_DEGRADED"]
+        assert degraded, alerts
+        assert "401" in str(degraded[0]) and "S3_S4_API_TOKEN" in str(degraded[0])
+    await stale.aclose()
+    await store.close()
