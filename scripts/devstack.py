@@ -15,6 +15,11 @@ Stopping (Ctrl-C, SIGTERM, SIGHUP) goes in dependency order, each with a bounded
 sends Ctrl-C to its whole foreground process group, so every child runs in a process group of
 its own: otherwise Redis would die at the same moment as S4 and S4's last events would be lost.
 On Linux the children also get SIGTERM if this script dies without stopping them.
+
+Bearer tokens: S3_API_TOKEN, S3_ADMIN_TOKEN and S4_API_TOKEN are taken from the environment
+when set; otherwise each is read from var/tokens/<name> (DEVSTACK_TOKEN_DIR), or generated
+there (32 random bytes, hex; file mode 0600, directory 0700) on first run, and the paths are
+printed. S3 calls S4 with S4's token (S3_S4_API_TOKEN, unless set).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -33,6 +39,32 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "libs" / "svckit" / "src"))
 
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
+
+TOKENS = ("S3_API_TOKEN", "S3_ADMIN_TOKEN", "S4_API_TOKEN")
+
+
+def resolve_tokens(env: dict[str, str], token_dir: Path) -> dict[str, Path]:
+    """Fill the bearer tokens into `env`: from the environment if set, else from (or newly
+    into) `token_dir`. Returns the files used, by variable (empty when all came from env)."""
+    files: dict[str, Path] = {}
+    for var in TOKENS:
+        if env.get(var):
+            continue
+        token_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = token_dir / var.lower()
+        if path.is_file() and path.read_text().strip():
+            path.chmod(0o600)  # a copied or restored file may have come back world-readable
+            env[var] = path.read_text().strip()
+        else:
+            token = secrets.token_hex(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(token + "\n")
+            path.chmod(0o600)  # O_CREAT's mode is masked by the umask; be explicit
+            env[var] = token
+        files[var] = path
+    env.setdefault("S3_S4_API_TOKEN", env["S4_API_TOKEN"])
+    return files
 
 
 def _child_setup() -> None:  # pragma: no cover - runs in the child, before exec
@@ -91,6 +123,11 @@ def main() -> int:
     env.setdefault("S3_S4_URL", f"http://127.0.0.1:{s4_port}")
     store = env.get("S4_DB_ARANGO_URI") or f"sqlite {data_dir / 'store.sqlite3'}"
     print(f"devstack: store {store}", flush=True)
+    token_dir = Path(env.get("DEVSTACK_TOKEN_DIR", str(REPO / "var" / "tokens")))
+    token_files = resolve_tokens(env, token_dir)
+    for var in TOKENS:
+        where = token_files.get(var, "the environment")
+        print(f"devstack: {var} from {where}", flush=True)
 
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False
@@ -114,10 +151,15 @@ def main() -> int:
             if not _wait_healthy(name, f"http://127.0.0.1:{port}/health", proc, 60):
                 return 1
             print(f"devstack: {name} listening on http://127.0.0.1:{port}", flush=True)
+        s3_auth = (
+            f"$(cat {token_files['S3_API_TOKEN']})" if "S3_API_TOKEN" in token_files
+            else "$S3_API_TOKEN"
+        )  # fmt: skip
         print(
             "devstack: ready. Try:\n"
             f"  curl -s localhost:{s3_port}/health\n"
             f"  curl -s -X POST localhost:{s3_port}/decide -H 'content-type: application/json'"
+            f' -H "Authorization: Bearer {s3_auth}"'
             ' -d \'{"symbol":"BTCUSDT","dry_run":true}\'\n'
             "devstack: Ctrl-C stops everything.",
             flush=True,

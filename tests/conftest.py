@@ -1,6 +1,10 @@
 """Shared fixtures: a real Redis (embedded, started once per session) and a SQLite store.
 
 Set `TEST_REDIS_ADDRESSES` to run the suite against an existing Redis instead.
+
+The services refuse to start without bearer tokens: the suite's tokens (tests/helpers.py) are
+put in the environment here, before any Settings is built; HTTP clients send them with
+`headers=S3_AUTH` / `S4_AUTH`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import pytest
 from svckit.embedded_redis import EmbeddedRedis
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
+from tests.helpers import TOKEN_ENV
+
+os.environ.update(TOKEN_ENV)
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"

@@ -20,6 +20,27 @@ BTC_FEATURES: dict[str, Any] = {
 }
 
 
+# Bearer tokens of the test suite: tests/conftest.py puts them in the environment (S3_API_TOKEN,
+# S3_ADMIN_TOKEN, S3_S4_API_TOKEN, S4_API_TOKEN), so every Settings() the tests build has them.
+S3_TOKEN = "test-s3-api-token-0123456789abcdef"
+S3_ADMIN_TOKEN = "test-s3-admin-token-0123456789abcdef"
+S4_TOKEN = "test-s4-api-token-0123456789abcdef"
+TOKEN_ENV = {
+    "S3_API_TOKEN": S3_TOKEN,
+    "S3_ADMIN_TOKEN": S3_ADMIN_TOKEN,
+    "S3_S4_API_TOKEN": S4_TOKEN,
+    "S4_API_TOKEN": S4_TOKEN,
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+S3_AUTH = bearer(S3_TOKEN)
+S4_AUTH = bearer(S4_TOKEN)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

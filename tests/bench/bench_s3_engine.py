@@ -30,6 +30,7 @@ from s3_strategy.config import Settings  # noqa: E402
 from s3_strategy.domain.engine import Engine  # noqa: E402
 from s3_strategy.domain.ml import MlInput  # noqa: E402
 from svckit.store.seed import load_fixtures  # noqa: E402
+from tests.helpers import S3_TOKEN  # noqa: E402
 from tradekit.enums import Market  # noqa: E402
 
 FEATURES: dict[str, float] = {
@@ -87,7 +88,7 @@ def engine_with(n_rules: int) -> Engine:
         factors=list(fx.factors),
         instruments=[i.model_dump(mode="json") for i in fx.instruments],
         route_tables={"default": {"rev": fx.route_table_rev, "bands": list(fx.route_bands)}},
-        limits=limits_of(Settings()),
+        limits=limits_of(Settings(api_token=S3_TOKEN, s4_url=None)),
     )
     return build_engine(content)
 

@@ -6,9 +6,11 @@ the same run.
 
 What runs: a real redis-server (svckit.embedded_redis), S3 exactly as deployed
 (`python -m s3_strategy`: one uvicorn worker, uvloop + httptools, SQLite store in a temp dir,
-S4 REST path off), and, in a second subprocess, a bare FastAPI app whose endpoint parses the same
-request model and answers a constant body. A feeder task refreshes `feat:last:BTCUSDT` every
-200 ms (features are read from Redis by every decision). The client is a small raw-socket
+S4 REST path off), and, in a second subprocess, a bare FastAPI app with the same bearer-token
+middleware (svckit.auth) and a Prometheus latency histogram, whose endpoint parses the same
+request model and answers a constant body. Every request carries `Authorization: Bearer …`.
+A feeder task refreshes `feat:last:BTCUSDT` every 200 ms (features are read from Redis by
+every decision). The client is a small raw-socket
 HTTP/1.1 client with keep-alive over several concurrent connections (uvloop), so that it costs
 the server's CPU as little as possible. Every request is a dry run: the full pipeline plus the
 `signals` write, answered only once the signal is stored (group commit: the script prints the
@@ -16,8 +18,10 @@ mean batch from S3's /metrics); at the end it checks that the store holds one si
 decision made ("every decision is persisted").
 
 Targets (issue 4): p50 ≤ 1.5 ms, p99 ≤ 5 ms, ≥ 3,000 decisions/s; the spec's own bar is 1000
-decisions at P50 ≤ 200 ms / P95 ≤ 500 ms. The loops are bounded (request counts and a
-wall-clock cap) and the subprocesses are stopped by pid. Exit status 0 unless something broke.
+decisions at P50 ≤ 200 ms / P95 ≤ 500 ms. Issue 11: `/decide` (a normal FastAPI route since
+svckit.fastpath was removed) p50 ≤ 2× the bare route's, at every point of the curve. The
+loops are bounded (request counts and a wall-clock cap) and the subprocesses are stopped by
+pid. Exit status 0 unless something broke.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from s3_strategy.entrypoints.schemas import DecideRequest  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
 BODY = orjson.dumps({"symbol": "BTCUSDT", "dry_run": True})
+TOKEN = "bench-token-" + os.urandom(16).hex()
 FEATURES: dict[str, Any] = {
     "symbol": "BTCUSDT", "mid": 65000.5, "price": 65000.5, "spread_bps": 0.15,
     "depth_top1_usdt": 50_000.0, "funding_rate": 0.0001, "funding_next_abs": 0.0001,
@@ -57,13 +62,26 @@ FEATURES: dict[str, Any] = {
 def serve_bare(port: int) -> None:
     import uvicorn
     from fastapi import FastAPI, Response
+    from prometheus_client import CollectorRegistry, Histogram
+    from pydantic import SecretStr
+
+    from svckit.auth import API, install_bearer_auth
 
     app = FastAPI()
+    install_bearer_auth(
+        app, tokens={API: SecretStr(os.environ["BENCH_TOKEN"])}, fail_body=False, realm="bare"
+    )
+    latency = Histogram(
+        "bare_latency_seconds", "bare route latency", ["dry_run"], registry=CollectorRegistry()
+    )
     answer = orjson.dumps({"decision": "skip", "reason": "OK"})
 
     @app.post("/decide")
     async def bare(body: DecideRequest) -> Response:
-        return Response(answer, media_type="application/json")
+        t = time.perf_counter()
+        out = Response(answer, media_type="application/json")
+        latency.labels(dry_run=str(body.dry_run).lower()).observe(time.perf_counter() - t)
+        return out
 
     @app.get("/health")
     async def health() -> Response:
@@ -76,7 +94,7 @@ def serve_bare(port: int) -> None:
 def request_bytes(path: str = "/decide") -> bytes:
     head = (
         f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(BODY)}\r\n\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(BODY)}\r\n\r\n"
     )
     return head.encode() + BODY
 
@@ -217,7 +235,8 @@ async def main_async(args: argparse.Namespace) -> int:
         env = {
             **os.environ, "S3_REDIS_ADDRESSES": addr, "S3_PORT": str(s3_port),
             "S3_DATA_DIR": str(work), "S3_FIXTURES_DIR": str(REPO / "fixtures"), "S3_S4_URL": "",
-            "S3_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO),
+            "S3_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO), "S3_API_TOKEN": TOKEN,
+            "BENCH_TOKEN": TOKEN,
         }  # fmt: skip
         try:
             procs.append(spawn([sys.executable, "-m", "s3_strategy"], env))
@@ -249,6 +268,13 @@ async def main_async(args: argparse.Namespace) -> int:
             decision = orjson.loads(curve[args.curve[0]][0]["sample"])
             if decision.get("decision") != "open":
                 raise RuntimeError(f"unexpected decision: {decision}")
+            ratios = {c: s3r["p50"] / bare["p50"] for c, (s3r, bare) in curve.items()}
+            print(
+                "  issue 11 target (/decide p50 ≤ 2× bare FastAPI + same auth and metrics): "
+                f"{'MET' if max(ratios.values()) <= 2 else 'MISSED'} ("
+                + ", ".join(f"{c} conn ×{r:.2f}" for c, r in ratios.items())
+                + ")"
+            )
             best = max(curve.values(), key=lambda pair: pair[0]["rps"])
             s3b, bareb = best
             print(

@@ -35,6 +35,7 @@ from s3_strategy.bootstrap import bootstrap  # noqa: E402
 from s3_strategy.config import Settings  # noqa: E402
 from s3_strategy.service_layer.decide import DecisionService  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
+from tests.helpers import S3_TOKEN  # noqa: E402
 
 FEATURES: dict[str, Any] = {
     "symbol": "BTCUSDT", "mid": 65000.5, "price": 65000.5, "spread_bps": 0.15,
@@ -66,7 +67,7 @@ async def main_async(args: argparse.Namespace) -> int:
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory(prefix="s3svc-") as tmp:
         settings = Settings(
             redis_addresses=server.addresses, data_dir=Path(tmp),
-            fixtures_dir=REPO / "fixtures", s4_url=None,
+            fixtures_dir=REPO / "fixtures", s4_url=None, api_token=S3_TOKEN,
         )  # fmt: skip
         c = await bootstrap(settings)
         svc = c.service

@@ -24,6 +24,7 @@ from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
+from tests.helpers import S4_TOKEN
 from tradekit.enums import Market, Side
 from tradekit.instrument import Instrument
 from tradekit.intents import OrderIntent
@@ -152,6 +153,7 @@ def settings_for(tmp_path: Path, **over: Any) -> Settings:
         "route_table_path": FIXTURES / "route_table.json", "background_execution": False,
         "sim_publish_market": False, "order_sync_wait_ms": 0, "stream_block_ms": 50,
         "retry_base_ms": 20, "retry_max_ms": 200,
+        "api_token": S4_TOKEN,  # also outside pytest (benchmarks), where conftest sets no env
     }  # fmt: skip
     base.update(over)
     return Settings(**base)

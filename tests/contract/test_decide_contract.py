@@ -24,7 +24,7 @@ from svckit import keys
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import put_features
+from tests.helpers import S3_AUTH, put_features
 from tests.unit.s3.helpers import BTC, NOW, engine, params
 from tradekit.enums import Market, Side
 
@@ -42,7 +42,9 @@ async def s3(
     app = create_app(cfg, container=c)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s3") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://s3", headers=S3_AUTH
+        ) as client,
     ):
         yield client, c
     await store.close()

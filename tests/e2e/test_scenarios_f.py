@@ -28,6 +28,7 @@ from svckit.redisio import RedisClient
 from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
+from tests.helpers import S3_AUTH, S4_AUTH
 from tradekit.enums import Market
 from venue.faults import FaultKind
 
@@ -83,7 +84,9 @@ async def f(redis: RedisClient, redis_addresses: list[str], tmp_path: Path) -> A
         app4 = s4_app(s4_settings, container=c)
         await es.enter_async_context(app4.router.lifespan_context(app4))
         s4 = await es.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app4), base_url="http://s4")
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
+            )
         )
         s3_store = SqliteStore(db)
         es.push_async_callback(s3_store.close)
@@ -91,12 +94,16 @@ async def f(redis: RedisClient, redis_addresses: list[str], tmp_path: Path) -> A
             redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
             s4_url="http://s4",
         )  # fmt: skip
-        rest = httpx.AsyncClient(transport=httpx.ASGITransport(app=app4), base_url="http://s4")
+        rest = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
+        )
         s3c = await s3_bootstrap(s3_settings, redis=redis, store=s3_store, http=rest)
         app3 = s3_app(s3_settings, container=s3c)
         await es.enter_async_context(app3.router.lifespan_context(app3))
         s3 = await es.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app3), base_url="http://s3")
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app3), base_url="http://s3", headers=S3_AUTH
+            )
         )
 
         async def features() -> bool:

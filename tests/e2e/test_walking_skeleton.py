@@ -28,6 +28,7 @@ from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
+from tests.helpers import S3_AUTH, S4_AUTH
 from tradekit.enums import Market
 
 
@@ -67,12 +68,16 @@ async def start_stack(
     app4 = s4_app(s4_settings, container=s4c)
     await stack.enter_async_context(app4.router.lifespan_context(app4))
     s4 = await stack.enter_async_context(
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app4), base_url="http://s4")
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
+        )
     )
     # S3's REST path: in-process to S4, or to a dead address (REST down).
     http = None
     if rest == "in-process":
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app4), base_url="http://s4")
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
+        )
     elif rest == "down":
         http = httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=0.2)
     s3_settings = S3Settings(
@@ -86,7 +91,9 @@ async def start_stack(
     app3 = s3_app(s3_settings, container=s3c)
     await stack.enter_async_context(app3.router.lifespan_context(app3))
     s3 = await stack.enter_async_context(
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app3), base_url="http://s3")
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app3), base_url="http://s3", headers=S3_AUTH
+        )
     )
     # Features come from the simulator's market-data feed, not from the test.
     await wait_for(lambda: _exists(redis, keys.feat_last("BTCUSDT")))

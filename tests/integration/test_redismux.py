@@ -23,7 +23,7 @@ from svckit.redisio import RedisClient, make_redis
 from svckit.redismux import RedisMux, pack
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import put_features
+from tests.helpers import S3_AUTH, put_features
 
 
 def mux_for(addresses: list[str], **kw: float) -> RedisMux:
@@ -220,7 +220,9 @@ async def test_s3_decide_answers_503_when_its_redis_is_gone(
     try:
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s3") as c,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://s3", headers=S3_AUTH
+            ) as c,
         ):
             await put_features(redis)
             ok = await c.post("/decide", json=body)

@@ -17,7 +17,7 @@ from svckit.embedded_redis import EmbeddedRedis
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import put_features
+from tests.helpers import S3_AUTH, put_features
 
 # tests.helpers' BTC snapshot lacks two factors the fixture rules for BTCUSDT reference
 # (R-023: rho_usdttwd_14, R-011: rv_1h); without them every decision is FEATURE_MISSING.
@@ -38,7 +38,9 @@ async def s3(
     app = create_app(settings, container=container)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s3") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://s3", headers=S3_AUTH
+        ) as client,
     ):
         yield client, container
     await store.close()
@@ -154,7 +156,9 @@ async def test_decide_with_redis_down_returns_503_and_health_reports_it(tmp_path
     try:
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s3") as cl,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://s3", headers=S3_AUTH
+            ) as cl,
         ):
             server.stop()
             h = await cl.get("/health")

@@ -28,7 +28,7 @@ from svckit.redisio import RedisClient
 from svckit.store.base import Doc
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import put_features
+from tests.helpers import S3_AUTH, put_features
 
 RULE_FEATURES = {"rho_usdttwd_14": 0.1, "rv_1h": 0.01}
 BTC = {"symbol": "BTCUSDT"}
@@ -96,7 +96,9 @@ async def make_s3(
             app = create_app(cfg, container=c)
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s3")
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://s3", headers=S3_AUTH
+                )
             )
             return S3(client, c, store)
 

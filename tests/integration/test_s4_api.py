@@ -22,6 +22,7 @@ from svckit.embedded_redis import EmbeddedRedis
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
+from tests.helpers import S4_AUTH
 from tradekit.enums import Market
 
 FUT: dict[str, Any] = {
@@ -71,7 +72,9 @@ async def s4(
     app = create_app(settings, container=container)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=FreshTransport(app=app), base_url="http://s4") as client,
+        httpx.AsyncClient(
+            transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
+        ) as client,
     ):
         yield client, container
     await store.close()
@@ -246,7 +249,9 @@ async def test_requests_with_redis_down_return_503_and_health_reports_it(
     try:
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=FreshTransport(app=app), base_url="http://s4") as cl,
+            httpx.AsyncClient(
+                transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
+            ) as cl,
         ):
             server.stop()
             h = await cl.get("/health")

@@ -15,6 +15,7 @@ from s4_router.entrypoints.api import create_app
 from svckit import keys
 from svckit.redisio import RedisClient
 from tests.chaos.rig import hand_venue, intent, s4_rig, set_book
+from tests.helpers import S4_AUTH
 from tradekit.enums import Market, OrderStatus
 from venue.faults import FaultKind
 
@@ -271,7 +272,9 @@ async def test_http_with_maker_intent_answers_202_then_view_cancel_health_and_me
         app = create_app(r.c.settings, container=r.c)
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s4") as cl,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://s4", headers=S4_AUTH
+            ) as cl,
         ):
             body = intent(exec_policy={"maker_wait_ms": 2000}).model_dump(mode="json")
             resp = await cl.post("/orders", json=body)

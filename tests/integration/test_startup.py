@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from svckit.embedded_redis import free_port
+from tests.helpers import TOKEN_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(module: str, env_over: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_"))}
+    env.update(TOKEN_ENV)  # the services refuse to start without their tokens
     env.update(env_over)
     env[f"{module[:2].upper()}_DATA_DIR"] = str(tmp_path)
     return subprocess.run(

@@ -72,7 +72,15 @@ S4_VARS = {
     "S4_LOG_LEVEL",
     "S4_CONSUMER_GROUP",
 }
-SECRET_VARS = {"S3_DB_ARANGO_PASS", "S4_DB_ARANGO_PASS", "S4_BINANCE_KEY", "S4_BINANCE_SECRET"}
+SECRET_VARS = {
+    "S3_DB_ARANGO_PASS",
+    "S4_DB_ARANGO_PASS",
+    "S4_BINANCE_KEY",
+    "S4_BINANCE_SECRET",
+    "S3_API_TOKEN",
+    "S3_ADMIN_TOKEN",
+    "S4_API_TOKEN",
+}
 
 ALERTED_METRICS = {
     "router_circuit_breaker_state",
@@ -262,7 +270,8 @@ def test_compose_with_app_service_builds_from_existing_dockerfile(service: str) 
 def test_compose_with_app_service_publishes_host_port_to_8080(service: str) -> None:
     *_, host_port, prefix = SERVICES[service]
     svc = _compose()["services"][service]
-    assert f"{host_port}:8080" in [str(p) for p in svc["ports"]]
+    # Published on the host's loopback only: the LAN cannot reach the stack.
+    assert [str(p) for p in svc["ports"]] == [f"127.0.0.1:{host_port}:8080"]
     env = _env_dict(svc["environment"])
     assert env[f"{prefix}_PORT"] == "8080"
     assert env[f"{prefix}_HOST"] == "0.0.0.0", "the settings default 127.0.0.1 is unreachable"
@@ -571,6 +580,56 @@ def test_k8s_s4_deployment_with_exchange_keys_reads_them_from_secret_only() -> N
         assert "secretKeyRef" in env[key]["valueFrom"], key
     s3 = _by_kind("Deployment")["s3-strategy"]["spec"]["template"]["spec"]["containers"][0]
     assert not {v["name"] for v in s3["env"]} & {"S4_BINANCE_KEY", "S4_BINANCE_SECRET"}
+
+
+def test_k8s_deployments_with_tokens_read_them_from_the_secret_not_the_configmap() -> None:
+    def env(name: str) -> dict[str, Any]:
+        pod = _by_kind("Deployment")[name]["spec"]["template"]["spec"]
+        return {v["name"]: v for v in pod["containers"][0]["env"]}
+
+    secret_keys = _secret_keys(_by_kind("Secret")["chimera-secrets"])
+    wanted = {
+        "s3-strategy": {"S3_API_TOKEN": "S3_API_TOKEN", "S3_ADMIN_TOKEN": "S3_ADMIN_TOKEN",
+                        "S3_S4_API_TOKEN": "S4_API_TOKEN"},  # S3 sends exactly S4's token
+        "s4-router": {"S4_API_TOKEN": "S4_API_TOKEN"},
+    }  # fmt: skip
+    for name, refs in wanted.items():
+        got = env(name)
+        for var, key in refs.items():
+            ref = got[var]["valueFrom"]["secretKeyRef"]
+            assert (ref["name"], ref["key"]) == ("chimera-secrets", key), var
+            assert key in secret_keys and not ref.get("optional"), var
+    cms = _by_kind("ConfigMap")
+    in_cms = set(cms["s3-strategy-config"]["data"]) | set(cms["s4-router-config"]["data"])
+    assert not {"S3_API_TOKEN", "S3_ADMIN_TOKEN", "S3_S4_API_TOKEN", "S4_API_TOKEN"} & in_cms
+    # No dev switch in a cluster.
+    assert cms["s3-strategy-config"]["data"]["S3_AUTH_DISABLED"] == "false"
+    assert cms["s4-router-config"]["data"]["S4_AUTH_DISABLED"] == "false"
+
+
+def test_k8s_network_policy_with_s4_admits_only_s3_pods_and_monitoring() -> None:
+    (policy,) = _by_kind("NetworkPolicy").values()
+    spec = policy["spec"]
+    s4_labels = _by_kind("Deployment")["s4-router"]["spec"]["template"]["metadata"]["labels"]
+    s3_labels = _by_kind("Deployment")["s3-strategy"]["spec"]["template"]["metadata"]["labels"]
+    assert spec["podSelector"]["matchLabels"].items() <= s4_labels.items()
+    assert spec["policyTypes"] == ["Ingress"]
+    sources = []
+    for rule in spec["ingress"]:
+        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+        assert rule["from"], "an empty `from` would admit everyone"
+        sources.extend(rule["from"])
+    pod_only = [s for s in sources if "namespaceSelector" not in s]
+    # Same-namespace peers: the S3 pods and nothing else (an empty selector = every pod).
+    assert len(pod_only) == 1
+    assert pod_only[0]["podSelector"]["matchLabels"].items() <= s3_labels.items()
+    assert pod_only[0]["podSelector"]["matchLabels"]
+    (monitoring,) = [s for s in sources if "namespaceSelector" in s]
+    assert monitoring["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+    assert monitoring["podSelector"]["matchLabels"]  # Prometheus only, not the whole namespace
+    assert not any("ipBlock" in s for s in sources)
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))

@@ -37,8 +37,7 @@ def error_body(message: str, *, fail_body: bool) -> dict[str, Any]:
 
 
 def infra_error(exc: BaseException, *, fail_body: bool) -> tuple[int, dict[str, Any]] | None:
-    """The answer for an infrastructure failure (503 with the reason), None for anything else.
-    Shared by the installed handlers and svckit.fastpath, so both paths answer alike."""
+    """The answer for an infrastructure failure (503 with the reason), None for anything else."""
     if isinstance(exc, InfraError):
         log.warning("request failed on infrastructure: %s", exc)
         return 503, error_body(f"service unavailable: {exc}", fail_body=fail_body)
@@ -48,14 +47,8 @@ def infra_error(exc: BaseException, *, fail_body: bool) -> tuple[int, dict[str, 
     return None
 
 
-def error_shape(app: FastAPI) -> bool:
-    """The `fail_body` that install_error_handlers was given for `app` (False if never)."""
-    return bool(getattr(app.state, "fail_body", False))
-
-
 def install_error_handlers(app: FastAPI, *, fail_body: bool) -> None:
     """fail_body: S4 answers in its `{result: FAIL, order_ids, message}` shape."""
-    app.state.fail_body = fail_body  # read back by error_shape (svckit.fastpath)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -39,7 +39,7 @@ async def open_infra(
             raise ConfigError(
                 f"{prefix}REDIS_ADDRESSES is empty (the service entry point starts one)"
             )
-        redis = make_redis(settings.redis_addresses, password=settings.redis_password)
+        redis = make_redis(settings.redis_addresses, password=settings.redis_password_value)
         owns.append("redis")
     if not await ping(redis):
         raise StartupError(f"Redis unreachable at {','.join(settings.redis_addresses)}")
@@ -47,7 +47,7 @@ async def open_infra(
         store = make_store(
             arango_uri=settings.db_arango_uri,
             arango_user=settings.db_arango_user,
-            arango_pass=settings.db_arango_pass,
+            arango_pass=settings.db_arango_pass.get_secret_value(),
             arango_db=settings.db_arango_name,
             data_dir=settings.data_dir,
         )

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 async def _redis_reachable(settings: ServiceSettings) -> bool:
-    client = make_redis(settings.redis_addresses, password=settings.redis_password)
+    client = make_redis(settings.redis_addresses, password=settings.redis_password_value)
     try:
         return await ping(client)
     finally:

@@ -2,7 +2,8 @@
 
 Each service declares its own `Settings(ServiceSettings)` with `env_prefix` `S3_` / `S4_`.
 `load_settings` turns a validation error into a :class:`ConfigError` whose message names the
-environment variable and the bad value, so a mistyped ConfigMap fails at start, readably.
+environment variable and the bad value, so a mistyped ConfigMap fails at start, readably — the
+value of a secret (`SecretStr`: tokens, passwords, exchange keys) is never echoed.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from svckit.auth import MIN_TOKEN_LENGTH
 from svckit.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -54,16 +56,27 @@ class ServiceSettings(BaseSettings):
         default_factory=list,
         description="host:port list; empty ⇒ embedded redis-server; several ⇒ Redis Cluster",
     )
-    redis_password: str | None = None
+    redis_password: SecretStr | None = None
     db_arango_uri: str | None = Field(default=None, description="ArangoDB URL(s); unset ⇒ SQLite")
     db_arango_user: str = "root"
-    db_arango_pass: str = ""
+    db_arango_pass: SecretStr = SecretStr("")
     db_arango_name: str = "chimera"
     data_dir: Path = Path("var")
     fixtures_dir: Path = Path("fixtures")
     host: str = "127.0.0.1"
     log_level: str = "INFO"
     log_json: bool = True
+    # ---- access control (svckit.auth) -------------------------------------------------------
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token every API call must carry (not /health, /metrics)"
+    )
+    auth_disabled: bool = Field(
+        default=False, description="dev switch: no authentication at all (refused where unsafe)"
+    )
+
+    @property
+    def redis_password_value(self) -> str | None:
+        return self.redis_password.get_secret_value() if self.redis_password else None
 
     @field_validator("redis_addresses")
     @classmethod
@@ -74,12 +87,33 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"expected host:port, got {addr!r}")
         return v
 
+    @field_validator("api_token")
+    @classmethod
+    def _token(cls, v: SecretStr | None) -> SecretStr | None:
+        return check_token(v)
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:
         if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {v!r}")
         return v.upper()
+
+
+def check_token(v: SecretStr | None) -> SecretStr | None:
+    """A bearer token: unset, or long enough not to be guessed (`make run` generates 64 hex)."""
+    if v is None or v.get_secret_value() == "":
+        return None  # an empty variable (e.g. an unfilled `${VAR:-}`) counts as unset
+    value = v.get_secret_value()
+    if len(value) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"a token needs at least {MIN_TOKEN_LENGTH} characters")
+    if value != value.strip() or any(not c.isprintable() for c in value):
+        raise ValueError("a token has no whitespace at its ends and no control characters")
+    return v
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -91,9 +125,17 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         return cls(**overrides)
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
+        fields = cls.model_fields
         problems = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "?"
-            var = f"{prefix}{field.split('.')[0]}".upper()
-            problems.append(f"{var}={err.get('input')!r}: {err['msg']}")
+        for err in exc.errors(include_url=False):
+            loc = [str(p) for p in err["loc"]]
+            if not loc:  # a model-level check: its message names the variables, no value
+                problems.append(err["msg"].removeprefix("Value error, "))
+                continue
+            var = f"{prefix}{loc[0]}".upper()
+            info = fields.get(loc[0])
+            if info is not None and _is_secret(info.annotation):
+                problems.append(f"{var} (secret, value not shown): {err['msg']}")
+            else:
+                problems.append(f"{var}={err.get('input')!r}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

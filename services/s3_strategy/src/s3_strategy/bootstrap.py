@@ -116,14 +116,17 @@ async def bootstrap(
             f"{engine.config_rev}; deciding with {engine.config_rev}"
         )
     if http is None and settings.s4_url:
+        token = settings.s4_api_token
         http = httpx.AsyncClient(
             base_url=settings.s4_url,
             timeout=settings.s4_timeout_ms / 1000,
             limits=httpx.Limits(max_keepalive_connections=32),
+            # S4's bearer token (absent only with S3_AUTH_DISABLED, i.e. a dev stack).
+            headers={"Authorization": f"Bearer {token.get_secret_value()}"} if token else None,
         )
     metrics = StrategyMetrics()
     # Hot-path reads on one pipelined connection (single-node Redis; None on a cluster).
-    mux = RedisMux.for_addresses(settings.redis_addresses, password=settings.redis_password)
+    mux = RedisMux.for_addresses(settings.redis_addresses, password=settings.redis_password_value)
     alerts = AlertSink(
         redis=redis, clock=clock, metrics=metrics, min_interval_s=settings.alert_min_interval_s
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from svckit.settings import CsvList, ServiceSettings
+from svckit.settings import CsvList, ServiceSettings, check_token
 
 
 class Settings(ServiceSettings):
@@ -40,6 +40,13 @@ class Settings(ServiceSettings):
     alert_min_interval_s: float = Field(default=60, ge=0)
     batch_max: int = Field(default=100, ge=1, le=1000)
     batch_concurrency: int = Field(default=16, ge=1, le=256)
+    # ---- access control (S3_API_TOKEN and S3_AUTH_DISABLED: svckit.settings) -----------------
+    admin_token: SecretStr | None = Field(
+        default=None, description="bearer token of the admin endpoints; unset ⇒ they refuse all"
+    )
+    s4_api_token: SecretStr | None = Field(
+        default=None, description="bearer token S3 sends to S4 (S4's S4_API_TOKEN)"
+    )
 
     @field_validator("symbols")
     @classmethod
@@ -47,6 +54,28 @@ class Settings(ServiceSettings):
         if not v:
             raise ValueError("at least one symbol")
         return [s.upper() for s in v]
+
+    @field_validator("admin_token", "s4_api_token")
+    @classmethod
+    def _tokens(cls, v: SecretStr | None) -> SecretStr | None:
+        return check_token(v)
+
+    @model_validator(mode="after")
+    def _auth(self) -> Settings:
+        # Fail closed: S3 places live orders, so it never serves without a token by accident.
+        if self.auth_disabled:
+            return self
+        if self.api_token is None:
+            raise ValueError(
+                "S3_API_TOKEN is required (S3_AUTH_DISABLED=true turns authentication off, "
+                "for local development only)"
+            )
+        if self.s4_url and self.s4_api_token is None:
+            raise ValueError(
+                "S3_S4_URL is set but S3_S4_API_TOKEN is not: S4 would refuse every REST "
+                "publish (set it to S4's S4_API_TOKEN, or S3_S4_URL= for the stream only)"
+            )
+        return self
 
     @field_validator("s4_url")
     @classmethod

@@ -148,3 +148,19 @@ class Settings(ServiceSettings):
         if self.exchange != "sim" and not (self.binance_key and self.binance_secret):
             raise ValueError(f"exchange={self.exchange} needs S4_BINANCE_KEY and S4_BINANCE_SECRET")
         return self
+
+    @model_validator(mode="after")
+    def _auth(self) -> Settings:
+        # Fail closed: whoever reaches the port could trade. The dev switch is for the
+        # simulator only; with a real exchange the token is required, whatever else is set.
+        if self.exchange != "sim" and self.auth_disabled:
+            raise ValueError(
+                f"S4_AUTH_DISABLED=true is refused with S4_EXCHANGE={self.exchange} "
+                "(a real exchange needs S4_API_TOKEN)"
+            )
+        if self.api_token is None and not self.auth_disabled:
+            raise ValueError(
+                "S4_API_TOKEN is required (S4_AUTH_DISABLED=true turns authentication off, "
+                "with S4_EXCHANGE=sim and for local development only)"
+            )
+        return self

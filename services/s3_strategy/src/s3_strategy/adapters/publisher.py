@@ -85,6 +85,13 @@ class IntentPublisher:
                 async for attempt in self._retrying(_Retryable, httpx.TransportError):
                     with attempt:
                         resp = await self.http.post("/orders", json=intent)
+                        if resp.status_code in (401, 403):
+                            # Credentials, not an answer about the intent: no retry, and the
+                            # alert says which setting to fix.
+                            raise PermissionError(
+                                f"S4 refused S3's token ({resp.status_code}): "
+                                "check S3_S4_API_TOKEN against S4_API_TOKEN"
+                            )
                         if resp.status_code >= 500 and resp.status_code != 503:
                             raise _Retryable(f"S4 answered {resp.status_code}")
                         body = resp.json()

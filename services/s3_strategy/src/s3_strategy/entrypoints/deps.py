@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from s3_strategy.service_layer.decide import DecisionService
+from svckit.auth import ADMIN, require_scope
 
 if TYPE_CHECKING:
     from s3_strategy.bootstrap import S3Container
@@ -28,3 +29,8 @@ async def get_service(request: Request) -> DecisionService:
 
 ContainerDep = Annotated["S3Container", Depends(get_container)]
 ServiceDep = Annotated[DecisionService, Depends(get_service)]
+
+# Admin endpoints (config, …): `dependencies=[AdminDep]` on the route or its router. The
+# middleware has already authenticated the caller; this needs S3_ADMIN_TOKEN (403 otherwise).
+require_admin = require_scope(ADMIN)
+AdminDep = Depends(require_admin)

@@ -4,6 +4,10 @@
 Redis, the store or the venue do: past the deadline the answer is 503 and the work goes on in
 the background (an intake is safe to finish or to retry; a cancel that was already recorded is
 answered 202, since it will be carried out).
+
+Every request passes the bearer-token middleware (svckit.auth) before any route: S4_API_TOKEN
+for everything but `GET /health` and `GET /metrics` (probes, scraping); /docs and /openapi.json
+too. A refused request gets 401 and has no effect.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from s4_router.config import Settings
 from s4_router.entrypoints.deps import ContainerDep, RouterDep
 from s4_router.entrypoints.schemas import CancelRequest, Health, OrderReply, OrderRequest, OrderView
 from s4_router.service_layer.router import CancelProgress, Outcome, cancel_recorded
+from svckit.auth import API, install_bearer_auth
 from svckit.httperrors import install_error_handlers
 from svckit.metrics import render
+from svckit.store.base import Query
 from tradekit.enums import RequestResult
 from tradekit.ids import CLIENT_ORDER_ID_PATTERN
 from tradekit.orders import OrderResponse
@@ -53,6 +59,10 @@ def _finished(task: asyncio.Task[Outcome]) -> None:
         log.warning("request finished in the background with an error: %r", task.exception())
 
 
+def _fail(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"result": "FAIL", "order_ids": [], "message": message}, status)
+
+
 def create_app(settings: Settings, *, container: S4Container | None = None) -> FastAPI:
     """Build the app; the lifespan runs bootstrap() unless a container is injected (tests)."""
 
@@ -73,6 +83,13 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         max_body_size=settings.max_body_bytes,
     )  # fmt: skip
     install_error_handlers(app, fail_body=True)
+    install_bearer_auth(
+        app,
+        tokens={API: settings.api_token},
+        fail_body=True,
+        realm="s4-router",
+        disabled=settings.auth_disabled,
+    )
 
     @app.get("/health", response_model=Health)
     async def health(c: ContainerDep, response: Response) -> Health:
@@ -117,8 +134,25 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
     @app.post("/cancel", response_model=OrderReply, response_model_exclude_none=True)
     async def post_cancel(
         body: CancelRequest, router: RouterDep, c: ContainerDep, response: Response
-    ) -> OrderReply:
+    ) -> Any:
         """Cancel an execution (by parent/child client_order_id or venue order_id)."""
+        coid = body.client_order_id
+        if coid is None:
+            # A venue order id counts only if S4 placed that order (it is in S4's store), and
+            # only if it names one order: venues number orders per symbol/market, so the same
+            # id may belong to two. It is never forwarded to the venue as such.
+            found = await c.store.find(
+                "orders", Query(where={"venue_order_id": body.order_id}, limit=2)
+            )
+            if not found:
+                return _fail(f"unknown order {body.order_id!r}: not placed by this router", 404)
+            if len(found) > 1:
+                return _fail(
+                    f"venue order id {body.order_id!r} names several orders; "
+                    "cancel by client_order_id",
+                    409,
+                )
+            coid = found[0]["client_order_id"]
         ms = c.settings.request_timeout_ms
         progress = CancelProgress()
         late = Outcome(
@@ -130,9 +164,7 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
             503,
         )
         outcome = await within_deadline(
-            router.cancel(
-                client_order_id=body.client_order_id, order_id=body.order_id, progress=progress
-            ),
+            router.cancel(client_order_id=coid, progress=progress),
             timeout_s=ms / 1000,
             on_timeout=late,
         )
