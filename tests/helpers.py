@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
+
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 
@@ -50,3 +52,23 @@ async def put_features(redis: RedisClient, symbol: str = "BTCUSDT", **over: Any)
     data = {"symbol": symbol, "ts": ts, **BTC_FEATURES, **over}
     await redis.set(keys.feat_last(symbol), jsonutil.dumps(data))
     return ts
+
+
+class FreshTransport(httpx.ASGITransport):
+    """Stamps `created_ts` (now) on `POST /orders` bodies that lack one, as S3 does when it
+    decides: the bodies above are written once, S4 refuses stale or undated intents."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/orders":
+            try:
+                body = jsonutil.loads(await request.aread())
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and "created_ts" not in body:
+                body["created_ts"] = int(time.time() * 1000)
+                request = httpx.Request(
+                    request.method, request.url, json=body,
+                    headers={k: v for k, v in request.headers.items()
+                             if k.lower() != "content-length"},
+                )  # fmt: skip
+        return await super().handle_async_request(request)

@@ -33,7 +33,14 @@ from svckit.auth import ADMIN, API, BearerTokenBackend
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_ADMIN_TOKEN, S3_TOKEN, S4_TOKEN, bearer, put_features
+from tests.helpers import (
+    S3_ADMIN_TOKEN,
+    S3_TOKEN,
+    S4_TOKEN,
+    FreshTransport,
+    bearer,
+    put_features,
+)
 from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
 
 RULE_FEATURES = {"rho_usdttwd_14": 0.1, "rv_1h": 0.01}
@@ -108,7 +115,7 @@ async def s4(
     store = SqliteStore(tmp_path / "s4.sqlite3")
     container = await s4_bootstrap(settings, redis=redis, store=store)
     app = s4_app(settings, container=container)
-    transport = httpx.ASGITransport(app=app)
+    transport = FreshTransport(app=app)  # stamps created_ts, as S3 does
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://s4") as client,

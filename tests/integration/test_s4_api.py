@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,33 +21,13 @@ from svckit.embedded_redis import EmbeddedRedis
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S4_AUTH
+from tests.helpers import S4_AUTH, FreshTransport
 from tradekit.enums import Market
 
 FUT: dict[str, Any] = {
     "intent_id": "uuid-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.002,
     "exec_policy": {"type": "MARKET"}, "client_order_id": "t-btc-1",
 }  # fmt: skip
-
-
-class FreshTransport(httpx.ASGITransport):
-    """Stamps `created_ts` (now) on `POST /orders` bodies that lack one, as S3 does when it
-    decides: the bodies above are written once, S4 refuses stale or undated intents."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "POST" and request.url.path == "/orders":
-            try:
-                body = jsonutil.loads(await request.aread())
-            except ValueError:
-                body = None
-            if isinstance(body, dict) and "created_ts" not in body:
-                body["created_ts"] = int(time.time() * 1000)
-                request = httpx.Request(
-                    request.method, request.url, json=body,
-                    headers={k: v for k, v in request.headers.items()
-                             if k.lower() != "content-length"},
-                )  # fmt: skip
-        return await super().handle_async_request(request)
 
 
 def s4_settings(redis_addresses: list[str], tmp_path: Path) -> Settings:
@@ -279,7 +258,9 @@ async def test_orders_and_cancel_answer_503_within_the_deadline_while_redis_is_s
         app = create_app(settings, container=container)
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=FreshTransport(app=app), base_url="http://s4") as client,
+            httpx.AsyncClient(
+                transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
+            ) as client,
         ):
             first = await client.post(
                 "/orders", json={**FUT, "exec_policy": {"type": "MAKER_TAKER"}}

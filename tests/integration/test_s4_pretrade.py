@@ -26,6 +26,7 @@ from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.chaos.rig import T0, Rig, crash, hand_venue, s4_rig, set_book, settings_for
+from tests.helpers import S4_AUTH
 from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.intents import OrderIntent
 
@@ -53,7 +54,9 @@ async def http(r: Rig, tmp_path: Path, **over: Any) -> AsyncIterator[httpx.Async
     app = create_app(settings_for(tmp_path, **over), container=r.c)
     app.state.container = r.c  # no lifespan: the rig owns the container
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://s4") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://s4", headers=S4_AUTH
+    ) as client:
         yield client
 
 
