@@ -21,6 +21,7 @@ from typing import Any
 
 from s4_router.adapters.exchange.base import ExchangePort
 from s4_router.adapters.exchange.guard import GuardedExchange
+from s4_router.adapters.exchange.weight import WeightConfig
 from s4_router.adapters.leases import Leases
 from s4_router.config import Settings
 from s4_router.entrypoints.schemas import Health
@@ -30,6 +31,7 @@ from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerCon
 from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
+from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
@@ -46,6 +48,7 @@ from svckit.redisio import RedisClient, ping
 from svckit.store import content_rev
 from svckit.store.base import DocumentStore
 from svckit.store.seed import instrument_from_doc
+from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
 log = logging.getLogger(__name__)
@@ -252,7 +255,13 @@ async def bootstrap(
         )
     )
     metrics.cb_state.set(0)
-    guarded = GuardedExchange(exchange, breaker=breaker, clock=clock)
+    guarded = GuardedExchange(
+        exchange, breaker=breaker, clock=clock, metrics=metrics, sleep=sleep,
+        weight=WeightConfig(
+            pace_fraction=settings.weight_pace_fraction, max_wait_ms=settings.weight_max_wait_ms
+        ),
+        weight_limit_1m=settings.weight_limit_1m or None,
+    )  # fmt: skip
     publisher = Publisher(redis, clock=clock, metrics=metrics)
     ops = VenueOps(
         guarded,
@@ -281,14 +290,23 @@ async def bootstrap(
         balance_window_ms=int(settings.insufficient_balance_window.total_seconds() * 1000),
         cooldown_ms=int(settings.alert_cooldown.total_seconds() * 1000),
     )
-    skew = ClockSkewGuard(settings.clock_skew_max_ms)
+    skew = ClockSkewGuard(settings.clock_skew_max_ms, max_rtt_ms=settings.clock_skew_max_rtt_ms)
+    books = BookSource(
+        redis=redis, ops=ops, clock=clock, metrics=metrics, max_age_ms=settings.book_max_age_ms,
+        # The simulator's feed serves both markets; a live feed the futures book where listed.
+        published_market=None if settings.exchange == "sim" else {
+            s: Market.FUT if Market.FUT in i.markets else Market.SPOT
+            for s, i in instruments.items()
+        },
+    )  # fmt: skip
     protection = (
         ProtectionService(
             store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
             publisher=publisher, leases=leases, instruments=instruments,
             working_type=settings.working_type, default_leverage=settings.leverage_default,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
-            oco_guardian=settings.oco_guardian,
+            oco_guardian=settings.oco_guardian, books=books,
+            position_poll_ms=settings.protection_position_poll_ms,
         )
         if settings.protection
         else None
@@ -313,6 +331,7 @@ async def bootstrap(
         lock_wait_ms=settings.lock_wait_ms,
         sync_wait_ms=settings.order_sync_wait_ms,
         protection=protection,
+        books=books,
     )
     guarded.on_transition = router.on_breaker
     watch = VenueWatch(

@@ -17,17 +17,30 @@ send is resolved by querying the same id (never resent under a new one) and rese
 id only once the venue's recvWindow has passed without a trace of it.
 
 Driving: the execution manager's step hook (`on_entry`) pushes entry fills the moment they are
-booked, so the stop follows the fill within the same step; a background loop (`run`) polls
-every live protective order, feeds book prices to the guardian's local legs and its cancel
-timer, and is woken by venue execution reports. A restart re-arms every active protection from
-the store and the venue (`recover`). Nothing here consults the circuit breaker: protective
-placements and cancels only ever reduce risk and always pass.
+booked, so the stop follows the fill within the same step; a background loop (`run`) makes one
+*batched round* every `S4_PROTECTION_POLL_MS` and steps the protections a venue execution report
+names in between. A restart re-arms every active protection from the store and the venue
+(`recover`). Nothing here consults the circuit breaker: protective placements and cancels only
+ever reduce risk and always pass (and take the urgent lane of the request-weight budget).
+
+Request weight: a round asks the venue once per symbol, not once per protective order — the
+open algo orders of every symbol with live brackets, the open spot orders of every symbol with
+live guardian / native OCO legs, and (every `S4_PROTECTION_POSITION_POLL_MS`) one positions call
+for all bracketed symbols — and fans the answers out to every protection of the account. An
+order still open and unchanged in the snapshot costs nothing more; only an order that left the
+open list (filled, triggered, cancelled, or sent after the snapshot) is queried by its id. With
+50 live brackets on a symbol the steady cost stays that of one (`tests/bench/bench_s4_weight.py`).
+The guardian's local legs read the published book (`service_layer.book_source`). A round whose
+snapshot could not be fetched skips the per-order polling of that symbol (the next round
+retries) rather than multiplying the calls when the venue is already pushing back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +66,7 @@ from s4_router.adapters.leases import Leases
 from s4_router.metrics import RouterMetrics
 from s4_router.policies import brackets as br
 from s4_router.policies import oco_guardian as og
+from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.venue_ops import Unresolved, VenueOps
 from svckit.clock import Clock
@@ -112,6 +126,10 @@ class Protection:
     active: bool = True
     created_ts: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # In memory only: when the entry was seen done (a positions snapshot taken before that
+    # cannot show its position), and the last document written (unchanged rounds write nothing).
+    entry_done_seq: int | None = None
+    persisted: dict[str, Any] | None = None
 
     @property
     def final(self) -> bool:
@@ -122,6 +140,18 @@ class Protection:
         if self.native is not None:
             return self.native["status"] in ("ALL_DONE", "FAILED")
         return False
+
+
+@dataclass
+class Snapshot:
+    """What one batched round learnt about one symbol (None: not asked, or not answered)."""
+
+    conditionals: dict[str, ConditionalOrder] | None = None  # open FUT algo orders by client id
+    conditionals_failed: bool = False
+    spot_orders: dict[str, ExchangeOrder] | None = None  # open SPOT orders by client id
+    spot_failed: bool = False
+    position: Decimal | None = None  # FUT position qty (only on a positions round)
+    position_seq: int = 0  # sequence number taken just before the positions call
 
 
 class ProtectionService:
@@ -141,6 +171,8 @@ class ProtectionService:
         poll_ms: int = 100,
         autorun: bool = True,
         oco_guardian: bool = True,
+        books: BookSource | None = None,
+        position_poll_ms: int = 5000,
     ) -> None:
         self.store = store
         self.exchange = exchange
@@ -155,7 +187,12 @@ class ProtectionService:
         self.poll_ms = poll_ms
         self.autorun = autorun
         self.oco_guardian = oco_guardian
+        self.books = books
+        self.position_poll_ms = position_poll_ms
         self.active: dict[str, Protection] = {}
+        self._woken: set[str] = set()  # protections named by venue reports since the last loop
+        self._positions_ms: int | None = None  # last positions call of a batched round
+        self._seq = itertools.count(1)
         self._margin_ok: dict[str, int] = {}  # symbol -> leverage checked at the venue
         self._wake = asyncio.Event()
         self._fill_seen: dict[str, float] = {}  # parent -> monotonic time a leg fill was seen
@@ -235,26 +272,85 @@ class ProtectionService:
     def on_order_update(self, client_order_id: str) -> None:
         parsed = parent_of(client_order_id)
         if parsed is not None and parsed[0] in self.active:
+            self._woken.add(parsed[0])
             self._wake.set()
 
     # ---------------------------------------------------------------- driving
-    async def step(self, coid: str) -> None:
+    async def step(self, coid: str, snap: Snapshot | None = None) -> None:
+        """Drive one protection; `snap`: this round's venue snapshot of its symbol (None: ask
+        the venue about each of its orders, e.g. when a venue report named it)."""
         p = self.active.get(coid)
         if p is None:
             return
         async with p.lock:
-            await self._step(p)
+            await self._step(p, snap)
             await self._persist(p)
         if p.final:
             self.active.pop(coid, None)
             await self.leases.release(_lease(coid))
 
     async def step_all(self) -> None:
+        """One batched round: a venue snapshot per symbol, fanned out to every protection."""
+        snaps = await self._snapshots()
         for coid in list(self.active):
+            p = self.active.get(coid)
+            if p is None:
+                continue
             try:
-                await self.step(coid)
+                await self.step(coid, snaps.get(p.symbol, Snapshot()))
             except Exception:
                 log.exception("%s: protection step failed; retried next round", coid)
+
+    async def _snapshots(self) -> dict[str, Snapshot]:
+        fut: set[str] = set()
+        spot: set[str] = set()
+        pos: set[str] = set()
+        for p in list(self.active.values()):
+            b, g, n = p.brackets, p.guardian, p.native
+            if b is not None:
+                if any(o.working for o in b.orders):
+                    fut.add(p.symbol)
+                if b.state is br.BracketState.PROTECTING and b.entry_filled > 0 and p.entry_done:
+                    pos.add(p.symbol)
+            if g is not None and any(ls.live for ls in (g.tp, g.sl)):
+                spot.add(p.symbol)
+            if n is not None and n["order_list_id"] is not None:
+                spot.add(p.symbol)
+        snaps = {s: Snapshot() for s in fut | spot | pos}
+        for symbol in sorted(fut):
+            try:
+                algos = await self.exchange.fetch_open_conditionals(symbol)
+            except ProtectionUnsupported:
+                continue  # no batch call at this venue: each order is asked by its id
+            except ExchangeError as exc:
+                log.info("%s: open algo orders unavailable this round: %s", symbol, exc)
+                snaps[symbol].conditionals_failed = True
+                continue
+            snaps[symbol].conditionals = {a.client_algo_id: a for a in algos}
+        for symbol in sorted(spot):
+            try:
+                orders = await self.exchange.fetch_open_orders(Market.SPOT, symbol)
+            except ExchangeError as exc:
+                log.info("%s: open spot orders unavailable this round: %s", symbol, exc)
+                snaps[symbol].spot_failed = True
+                continue
+            snaps[symbol].spot_orders = {o.client_order_id: o for o in orders}
+        now = self.clock.now_ms()
+        if pos and (
+            self._positions_ms is None or now - self._positions_ms >= self.position_poll_ms
+        ):
+            seq = next(self._seq)
+            try:
+                positions = await self.exchange.fetch_positions(sorted(pos))
+            except ExchangeError as exc:
+                log.info("positions unavailable this round: %s", exc)
+            else:
+                self._positions_ms = now
+                qty = {x.symbol: x.qty for x in positions}
+                for symbol in pos:
+                    snaps[symbol].position = qty.get(symbol, ZERO)
+                    snaps[symbol].position_seq = seq
+        return snaps
 
     async def recover(self) -> int:
         """Re-arm every active protection nobody drives (startup and periodically)."""
@@ -280,16 +376,30 @@ class ProtectionService:
         return taken
 
     async def run(self, stop: asyncio.Event) -> None:
+        """A batched round every `poll_ms`; in between, only the protections a venue report
+        named are stepped (their own orders asked by id: a report means something changed)."""
+        next_round = self.clock.monotonic()
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_ms / 1000)
+            delay = next_round - self.clock.monotonic()
+            if delay > 0 and not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
             self._wake.clear()
-            for coid in list(self.active):
-                with contextlib.suppress(Exception):
-                    if not await self.leases.renew(_lease(coid)):
-                        log.warning("%s: protection lease lost; a peer drives it now", coid)
-                        self.active.pop(coid, None)
-            await self.step_all()
+            woken, self._woken = self._woken, set()
+            if self.clock.monotonic() >= next_round:
+                next_round = self.clock.monotonic() + self.poll_ms / 1000
+                for coid in list(self.active):
+                    with contextlib.suppress(Exception):
+                        if not await self.leases.renew(_lease(coid)):
+                            log.warning("%s: protection lease lost; a peer drives it now", coid)
+                            self.active.pop(coid, None)
+                await self.step_all()
+                continue
+            for coid in woken:
+                try:
+                    await self.step(coid)
+                except Exception:
+                    log.exception("%s: protection step failed; retried next round", coid)
 
     async def shutdown(self) -> None:
         for coid in list(self.active):
@@ -298,7 +408,7 @@ class ProtectionService:
         self.active.clear()
 
     # ------------------------------------------------------------ internals
-    async def _step(self, p: Protection) -> None:
+    async def _step(self, p: Protection, snap: Snapshot | None = None) -> None:
         parent = await self.store.get("orders", p.coid)
         if parent is None:
             if self.clock.now_ms() - p.created_ts > 60_000:
@@ -312,11 +422,11 @@ class ProtectionService:
                 Decimal(str(avg)) if avg is not None else None, status.is_terminal,
             )  # fmt: skip
         if p.brackets is not None:
-            await self._poll_brackets(p)
+            await self._poll_brackets(p, snap)
         elif p.guardian is not None:
-            await self._poll_guardian(p)
+            await self._poll_guardian(p, snap)
         elif p.native is not None:
-            await self._poll_native(p)
+            await self._poll_native(p, snap)
 
     async def _feed_entry(
         self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool
@@ -340,6 +450,8 @@ class ProtectionService:
             else:
                 await self._arm_native(p, filled)
         p.entry_filled = max(p.entry_filled, filled)
+        if done and p.entry_done_seq is None:
+            p.entry_done_seq = next(self._seq)
         p.entry_done = p.entry_done or done
 
     # ---- FUT brackets ----------------------------------------------------------------------
@@ -462,7 +574,7 @@ class ProtectionService:
         await self._set_child(cid, status, f"algo {algo.status}", venue_id=algo.algo_id)
         return status, ZERO
 
-    async def _poll_brackets(self, p: Protection) -> None:
+    async def _poll_brackets(self, p: Protection, snap: Snapshot | None) -> None:
         b = p.brackets
         assert b is not None
         if b.state in (br.BracketState.CLOSED, br.BracketState.FAILED):
@@ -471,7 +583,19 @@ class ProtectionService:
         for o in list(b.orders):
             if not o.working:
                 continue
-            report = await self._query_conditional(p, o.client_order_id)
+            if snap is not None and snap.conditionals_failed:
+                break  # the venue did not answer this round's snapshot: next round
+            if snap is not None and snap.conditionals is not None:
+                algo = snap.conditionals.get(o.client_order_id)
+                if algo is not None and o.status is not None:
+                    continue  # acknowledged and still open: nothing new to learn
+                report = await (
+                    self._algo_report(p, o.client_order_id, algo)
+                    if algo is not None
+                    else self._query_conditional(p, o.client_order_id)  # it left the open list
+                )
+            else:
+                report = await self._query_conditional(p, o.client_order_id)
             if (
                 report is None
                 and o.status is None
@@ -489,13 +613,14 @@ class ProtectionService:
             if report is not None:
                 await self._brackets(p, b.on_order_report(o.client_order_id, *report, self._now()))
         if b.state is br.BracketState.PROTECTING and b.entry_filled > 0:
-            # A manual close (or a liquidation) shows only in the position.
-            try:
-                positions = await self.ops.call(lambda: self.exchange.fetch_positions([p.symbol]))
-            except ExchangeError:
+            # A manual close (or a liquidation) shows only in the position: read from the
+            # round's one positions call, and only when it was asked after the entry was done
+            # (an earlier answer cannot show the entry's position).
+            if snap is None or snap.position is None or not p.entry_done:
                 return
-            qty = next((x.qty for x in positions if x.symbol == p.symbol), ZERO)
-            if qty == 0 and p.entry_done:
+            if p.entry_done_seq is None or p.entry_done_seq > snap.position_seq:
+                return
+            if snap.position == 0:
                 await self._brackets(p, b.on_position(ZERO, self._now()))
 
     # ---- SPOT OCO guardian -----------------------------------------------------------------
@@ -629,18 +754,33 @@ class ProtectionService:
                               avg=order.avg_price, venue_id=order.venue_order_id)  # fmt: skip
         return g.on_report(cid, S(order.status), order.filled_qty, self._now())
 
-    async def _poll_guardian(self, p: Protection) -> None:
+    async def _poll_guardian(self, p: Protection, snap: Snapshot | None) -> None:
         g = p.guardian
         assert g is not None
         if g.state.is_final:
             p.active = False
             return
         for ls in (g.tp, g.sl):
-            if ls.live and ls.client_order_id is not None and ls.cancel_sent_ms is None:
-                await self._guardian(p, await self._query_leg(p, ls.client_order_id))
+            if not (ls.live and ls.client_order_id is not None and ls.cancel_sent_ms is None):
+                continue
+            cid = ls.client_order_id
+            if snap is not None and snap.spot_failed:
+                continue  # no snapshot this round: the next round asks again
+            if snap is not None and snap.spot_orders is not None:
+                order = snap.spot_orders.get(cid)
+                if order is None:
+                    await self._guardian(p, await self._query_leg(p, cid))  # left the list
+                elif (ls.status, ls.orders.get(cid)) != (order.status, order.filled_qty):
+                    await self._guardian(p, await self._leg_report(p, cid, order))
+                continue
+            await self._guardian(p, await self._query_leg(p, cid))
         if any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl)) and not g.state.is_final:
             try:
-                book = await self.ops.book(Market.SPOT, p.symbol)
+                book = await (
+                    self.books.book(Market.SPOT, p.symbol)
+                    if self.books is not None
+                    else self.ops.book(Market.SPOT, p.symbol)
+                )
             except ExchangeError:
                 book = None
             if book is not None and book.bids and book.asks:
@@ -745,12 +885,22 @@ class ProtectionService:
         filled = max(p.entry_filled, Decimal(n["filled"]))
         await self._arm_guardian(p, filled, first_child=FIRST_PROTECTIVE_CHILD + 3)
 
-    async def _poll_native(self, p: Protection) -> None:
+    async def _poll_native(self, p: Protection, snap: Snapshot | None = None) -> None:
         n = p.native
         assert n is not None
         if n["status"] in ("ALL_DONE", "FAILED"):
             p.active = False
             return
+        if n["order_list_id"] is not None and snap is not None:
+            if snap.spot_failed:
+                return
+            if snap.spot_orders is not None and all(
+                (o := snap.spot_orders.get(leg["client_order_id"])) is not None
+                and leg["status"] == o.status.value
+                and Decimal(leg["filled"]) == o.filled_qty
+                for leg in n["legs"].values()
+            ):
+                return  # both legs open and unchanged: the list has nothing new
         if n["order_list_id"] is None:
             # Never acknowledged: the same list client id is looked up first, and resent (same
             # ids) only once the venue's recvWindow has passed without a trace of it.
@@ -923,7 +1073,11 @@ class ProtectionService:
 
     async def _persist(self, p: Protection) -> None:
         doc = self._doc(p)
+        same = {k: v for k, v in doc.items() if k != "updated_ts"}
+        if same == p.persisted:
+            return  # an unchanged round writes nothing
         await self.store.update("strategy_events", doc_key(p.coid), doc)
+        p.persisted = copy.deepcopy(same)
 
     def _load(self, doc: dict[str, Any]) -> Protection | None:
         inst = self.instruments.get(doc["symbol"])
@@ -936,6 +1090,8 @@ class ProtectionService:
             sent={k: int(v) for k, v in doc.get("sent", {}).items()},
             observed=dict(doc.get("observed", {})), created_ts=int(doc["ts"]),
         )  # fmt: skip
+        if p.entry_done:
+            p.entry_done_seq = next(self._seq)
         state = doc.get("state")
         if state is not None:
             if doc["machine"] == "BRACKETS":

@@ -53,6 +53,7 @@ from s4_router.policies.execution import ExecState, ParentMachine, SliceStatus
 from s4_router.policies.maker_taker import ChildState, Phase, SliceState
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
+from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.execution import ExecDeps, Execution, record_of
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import ProtectionService, is_protective
@@ -111,6 +112,7 @@ class OrderRouter:
         lock_wait_ms: int = 1000,
         sync_wait_ms: int = 200,
         protection: ProtectionService | None = None,
+        books: BookSource | None = None,
     ) -> None:
         self.store = store
         self.redis = redis
@@ -131,11 +133,14 @@ class OrderRouter:
         self.sync_wait_ms = sync_wait_ms
         self._refusal_alerted: dict[str, int] = {}
         self.protection = protection
+        # Pre-trade books: the published mkt:depth when fresh, else the venue (book_source).
+        self.books = books or BookSource(redis=redis, ops=ops, clock=clock, metrics=metrics)
         self.deps = ExecDeps(
             store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
             publisher=publisher, venue=exchange.venue, owner=self.owner,
             lock_wait_ms=lock_wait_ms,
             on_progress=protection.on_entry if protection is not None else None,
+            books=self.books,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ intake
@@ -166,7 +171,10 @@ class OrderRouter:
                     source=source,
                 )  # fmt: skip
         try:
-            book = await self.ops.book(intent.market, intent.symbol)
+            # A close may use an older published book when the venue cannot answer.
+            book = await self.books.book(
+                intent.market, intent.symbol, allow_stale=intent.reduce_only
+            )
         except ExchangeError as exc:
             # Recorded, not just answered: the stream copy of this intent must not execute it
             # minutes later, and the consumer may acknowledge the entry (nothing is lost).
