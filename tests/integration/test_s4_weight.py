@@ -18,9 +18,13 @@ from pathlib import Path
 import pytest
 
 from s4_router.service_layer.protection import ProtectionService
+from svckit import keys
+from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
-from tests.chaos.rig import Rig, s4_rig
+from tests.chaos.rig import T0, Rig, hand_venue, s4_rig
 from tradekit.enums import OrderStatus
+from tradekit.market import DepthSnapshot
+from venue.faults import FaultKind
 
 S = OrderStatus
 SL = {"type": "STOP_MARKET", "price": "64000"}
@@ -87,3 +91,98 @@ async def test_batched_poll_still_sees_a_triggered_stop_and_a_manual_close(
         await prot(r).step_all()
         assert prot(r).active == {}
         assert r.venue.open_algo_orders("BTCUSDT") == []
+
+
+# ---- pacing: entries stop short of the venue's limit, closes still go -------------------------
+async def test_entry_flood_is_paced_under_the_venue_limit_and_a_close_still_passes(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0 - T0 % MINUTE)
+    venue = hand_venue(clock)
+    venue.limiter.limit = 300  # a small venue: the flood reaches it within a few dozen orders
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue) as r:
+        results = []
+        for i in range(60):
+            out = await r.submit(client_order_id=f"e-{i}", intent_id=f"ie-{i}")
+            results.append(out.response.status)
+        assert results[0] is S.FILLED
+        refused = [s for s in results if s is not S.FILLED]
+        assert refused, "the budget never paced the flood"
+        # Paced by S4 itself: the venue never had to answer 429 (nothing fed to the breaker).
+        rate, _ = r.c.router.breaker.error_rate(clock.now_ms())
+        assert rate == 0
+        assert venue.limiter.used(clock.now_ms()) <= 300 * 0.8 + 6
+        # The headroom is there for what reduces risk: a reduce-only close goes now.
+        out = await r.submit(
+            client_order_id="close-1", intent_id="ic-1", side="SELL", reduce_only=True
+        )
+        assert out.response.status is S.FILLED, out.response
+
+
+# ---- the pre-trade book: published mkt:depth first ----------------------------------------
+async def publish_depth(r: Rig, *, age_ms: int = 0, bid: str = "64999", ask: str = "65001") -> None:
+    snap = DepthSnapshot(
+        symbol="BTCUSDT", ts=r.clock.now_ms() - age_ms,
+        bids=[(D(bid) - i, D("5")) for i in range(5)],
+        asks=[(D(ask) + i, D("5")) for i in range(5)],
+    )  # fmt: skip
+    await r.redis.set(keys.mkt_depth("BTCUSDT"), snap.model_dump_json())
+
+
+async def test_fresh_published_depth_means_no_venue_book_call_before_the_send(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        await publish_depth(r, age_ms=200)
+        out = await r.submit()
+        assert out.response.status is S.FILLED, out.response
+        assert r.venue.faults.calls("book") == 0
+        parent = await r.c.store.get("orders", "c-1")
+        assert parent is not None and D(parent["arrival_mid"]) == D("65000")
+
+
+async def test_stale_published_depth_falls_back_to_the_venue_book(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        await publish_depth(r, age_ms=5_000, bid="60000", ask="60002")  # older than the bound
+        out = await r.submit()
+        assert out.response.status is S.FILLED, out.response
+        assert r.venue.faults.calls("book") == 1
+        parent = await r.c.store.get("orders", "c-1")
+        assert parent is not None and D(parent["arrival_mid"]) == D("65000")  # the venue's
+
+
+def storm(r: Rig) -> None:
+    """Breaker OPEN and every venue book request answered 429."""
+    breaker = r.c.router.breaker
+    for _ in range(50):
+        breaker.record(r.clock.now_ms(), error=True)
+    assert not breaker.allows_entry(r.clock.now_ms())
+    r.venue.faults.plan.probabilities["book"] = {FaultKind.RATE_LIMIT: 1.0}
+
+
+@pytest.mark.parametrize("age_ms", [100, 30_000])
+async def test_reduce_only_close_passes_with_breaker_open_and_venue_answering_429_to_books(
+    redis: RedisClient, tmp_path: Path, age_ms: int
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        assert (await r.submit()).response.status is S.FILLED
+        storm(r)
+        await publish_depth(r, age_ms=age_ms)  # fresh, or only an old one
+        entry = await r.submit(client_order_id="c-2", intent_id="i-2")
+        assert entry.response.status is S.REJECTED  # new entries stay refused
+        out = await r.submit(client_order_id="c-3", intent_id="i-3", side="SELL", reduce_only=True)
+        assert out.response.status is S.FILLED, out.response
+        assert r.position() == 0
+
+
+async def test_reduce_only_close_without_any_book_is_refused_with_the_reason(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        assert (await r.submit()).response.status is S.FILLED
+        storm(r)
+        out = await r.submit(client_order_id="c-3", intent_id="i-3", side="SELL", reduce_only=True)
+        assert out.response.status is S.REJECTED
+        assert "venue unavailable" in (out.response.message or "")

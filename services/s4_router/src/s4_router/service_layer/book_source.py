@@ -8,9 +8,9 @@ serves both (its spot and futures books share the levels); a live feed publishes
 book where the symbol has one, else spot (`adapters.market_feed`), so a spot order on a symbol
 with futures always asks the venue.
 
-`allow_stale` (reduce-only closes): when the venue cannot answer (a 429 storm, an outage) an
-older published book is better than refusing a close; the probe still runs on it and the
-close goes out through the urgent weight lane.
+`allow_stale` (reduce-only closes): the venue's book is asked in the urgent weight lane, and when
+the venue cannot answer (a 429 storm, an outage) an older published book is better than
+refusing a close; the probe still runs on it and the close goes out in the urgent lane too.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from redis import exceptions as redis_exc
 
 from s4_router.adapters.exchange.base import BookTop, ExchangeError
+from s4_router.adapters.exchange.weight import urgent_lane
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit import keys
@@ -94,7 +95,11 @@ class BookSource:
             self.metrics.book_source.labels("published").inc()
             return pub
         try:
-            book = await self.ops.book(market, symbol)
+            if allow_stale:
+                with urgent_lane():  # a close's book is not paced behind entries and polls
+                    book = await self.ops.book(market, symbol)
+            else:
+                book = await self.ops.book(market, symbol)
         except ExchangeError as exc:
             if not allow_stale or pub is None:
                 raise

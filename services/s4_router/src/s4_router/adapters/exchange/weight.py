@@ -25,8 +25,10 @@ Binance limits spot and futures weight separately: an adapter that says so
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from s4_router.adapters.exchange.base import RateLimited
@@ -56,6 +58,24 @@ WEIGHTS: dict[str, int] = {
     "fetch_order_list": 4,
     "cancel_order_list": 1,
 }
+
+
+_URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("s4_weight_urgent", default=False)
+
+
+@contextlib.contextmanager
+def urgent_lane() -> Iterator[None]:
+    """Calls made inside (in this task) take the urgent lane: the reads a reduce-only close
+    needs before its send (its pre-trade book) must not be paced behind entries and polls."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
+
+
+def in_urgent_lane() -> bool:
+    return _URGENT.get()
 
 
 class WeightExhausted(RateLimited):
