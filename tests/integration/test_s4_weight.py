@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.service_layer.protection import ProtectionService
 from svckit import keys
 from svckit.clock import ManualClock
@@ -25,6 +26,7 @@ from tests.chaos.rig import T0, Rig, hand_venue, s4_rig
 from tradekit.enums import OrderStatus
 from tradekit.market import DepthSnapshot
 from venue.faults import FaultKind
+from venue.venue import Venue
 
 S = OrderStatus
 SL = {"type": "STOP_MARKET", "price": "64000"}
@@ -186,3 +188,49 @@ async def test_reduce_only_close_without_any_book_is_refused_with_the_reason(
         out = await r.submit(client_order_id="c-3", intent_id="i-3", side="SELL", reduce_only=True)
         assert out.response.status is S.REJECTED
         assert "venue unavailable" in (out.response.message or "")
+
+
+# ---- the clock-skew guard: a throttled request is not skew -----------------------------------
+class ThrottledTimeExchange(SimExchange):
+    """The simulator adapter whose first server-time requests sit `held_ms` in a client-side
+    throttle queue before going out (as ccxt's rate limiter did under exhausted weight)."""
+
+    def __init__(self, venue: Venue, clock: ManualClock, *, held: int, held_ms: int) -> None:
+        super().__init__(venue)
+        self.clock = clock
+        self.held = held
+        self.held_ms = held_ms
+
+    async def server_time_ms(self) -> int:
+        if self.held > 0:
+            self.held -= 1
+            self.clock.advance(self.held_ms)  # queued before the request is sent...
+            return await super().server_time_ms()  # ...then answered at once
+        return await super().server_time_ms()
+
+
+async def test_clock_skew_guard_discards_a_throttled_15_s_sample_and_entries_continue(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    ex = ThrottledTimeExchange(venue, clock, held=1, held_ms=15_000)
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=ex) as r:
+        await r.c.watch.check()
+        skew = r.c.router.skew
+        assert skew.ok and skew.discarded == 1
+        assert skew.skew_ms is not None and abs(skew.skew_ms) < 1000  # the retried sample
+        assert (await r.submit()).response.status is S.FILLED
+        assert "CLOCK_SKEW" not in await r.alerts()
+
+
+async def test_clock_skew_guard_still_stops_entries_on_real_skew(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock, skew_ms=1500)
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue) as r:
+        await r.c.watch.check()
+        assert not r.c.router.skew.ok and r.c.router.skew.discarded == 0
+        out = await r.submit()
+        assert out.http_status == 503
