@@ -84,8 +84,9 @@ async def publish(r: Rig) -> None:
 
 async def submit_latency(
     redis: RedisClient, orders: int, *, latency: bool
-) -> tuple[list[float], list[float], int]:
-    """(published-book submit times, venue-book submit times, venue book calls) in ms."""
+) -> tuple[list[float], list[float], int, dict[bool, list[int]]]:
+    """(published-book submit times, venue-book submit times in ms, venue book calls, venue
+    weight per order by "published")."""
     await redis.flushdb()
     clock = ManualClock(T0)
     venue = hand_venue(clock)
@@ -95,6 +96,7 @@ async def submit_latency(
         async with s4_rig(redis, Path(tmp), clock=clock, venue=venue, exchange=ex) as r:
             published: list[float] = []
             fetched: list[float] = []
+            weight: dict[bool, list[int]] = {True: [], False: []}
             for i in range(orders):
                 set_book(venue)  # the same book whichever source reads it
                 use_published = i % 2 == 0
@@ -103,13 +105,16 @@ async def submit_latency(
                 else:
                     await redis.delete(keys.mkt_depth("BTCUSDT"))
                 side = "BUY" if (i // 2) % 2 == 0 else "SELL"
+                w0, m0 = venue.limiter.used(clock.now_ms()), clock.now_ms() // MINUTE
                 t0 = time.perf_counter()
                 out = await r.submit(client_order_id=f"o-{i}", intent_id=f"io-{i}", side=side)
                 dt = (time.perf_counter() - t0) * 1000
+                if clock.now_ms() // MINUTE == m0:
+                    weight[use_published].append(venue.limiter.used(clock.now_ms()) - w0)
                 assert out.response.status is OrderStatus.FILLED, out.response
                 (published if use_published else fetched).append(dt)
                 clock.advance(10)
-            return published, fetched, venue.faults.calls("book")
+            return published, fetched, venue.faults.calls("book"), weight
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -133,13 +138,14 @@ async def main(orders: int) -> None:
             print()
             print(f"2) submit (intake -> venue ack), {orders} MARKET intents, interleaved")
             for latency in (False, True):
-                pub, ven, calls = await submit_latency(redis, orders, latency=latency)
+                pub, ven, calls, weight = await submit_latency(redis, orders, latency=latency)
                 label = "simulated venue latency" if latency else "in-process, no latency"
                 print(f"   [{label}] venue book calls: {calls} (of {len(ven)} venue-book orders)")
+                wp, wv = statistics.mean(weight[True]), statistics.mean(weight[False])
                 print(f"     published mkt:depth  p50 {statistics.median(pub):7.3f} ms  "
-                      f"p95 {pct(pub, 0.95):7.3f} ms")  # fmt: skip
+                      f"p95 {pct(pub, 0.95):7.3f} ms  weight/order {wp:.1f}")  # fmt: skip
                 print(f"     venue book fetch     p50 {statistics.median(ven):7.3f} ms  "
-                      f"p95 {pct(ven, 0.95):7.3f} ms")  # fmt: skip
+                      f"p95 {pct(ven, 0.95):7.3f} ms  weight/order {wv:.1f}")  # fmt: skip
         finally:
             await redis.aclose()
 
