@@ -114,6 +114,9 @@ async def test_entry_flood_is_paced_under_the_venue_limit_and_a_close_still_pass
         rate, _ = r.c.router.breaker.error_rate(clock.now_ms())
         assert rate == 0
         assert venue.limiter.used(clock.now_ms()) <= 300 * 0.8 + 6
+        used = venue.limiter.used(clock.now_ms())
+        health = (await r.c.health()).weight["SPOT"]  # the simulator has one pool
+        assert health["limit"] == 300 and health["refused"] > 0 and health["used"] == used
         # The headroom is there for what reduces risk: a reduce-only close goes now.
         out = await r.submit(
             client_order_id="close-1", intent_id="ic-1", side="SELL", reduce_only=True

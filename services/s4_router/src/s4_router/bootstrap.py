@@ -155,7 +155,8 @@ class S4Container:
             circuit_breaker=breaker.state(now).value,
             breaker={"error_rate": round(rate, 4), "calls": calls,
                      "threshold": breaker.cfg.threshold, "reopens_at": breaker.reopens_at()},
-            clock={"skew_ms": skew.skew_ms, "max_skew_ms": skew.max_skew_ms, "ok": skew.ok},
+            clock={"skew_ms": skew.skew_ms, "max_skew_ms": skew.max_skew_ms, "ok": skew.ok,
+                   "max_rtt_ms": skew.max_rtt_ms, "discarded": skew.discarded},
             entries_allowed=breaker.allows_entry(now) and skew.ok,
             executions={"active": len(self.manager.active)},
             consumer={
@@ -165,7 +166,18 @@ class S4Container:
                 "handled": self.consumer.handled,
             },
             reconcile=self.reconciler.health() if self.reconciler is not None else {},
+            weight=self._weight(),
         )  # fmt: skip
+
+    def _weight(self) -> dict[str, Any]:
+        guarded = self.router.exchange
+        if not isinstance(guarded, GuardedExchange):
+            return {}
+        return {
+            m.value: {"used": b.used(), "limit": b.cfg.limit_1m, "pace_at": b.pace_at,
+                      "paced": b.paced, "refused": b.refused}
+            for m, b in guarded.budgets.items()
+        }  # fmt: skip
 
     async def aclose(self) -> None:
         self.stop.set()
