@@ -22,8 +22,8 @@ from s4_router.service_layer.protection import ProtectionService
 from svckit import keys
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
-from tests.chaos.rig import T0, Rig, hand_venue, s4_rig
-from tradekit.enums import OrderStatus
+from tests.chaos.rig import T0, Rig, hand_venue, s4_rig, set_book
+from tradekit.enums import Market, OrderStatus
 from tradekit.market import DepthSnapshot
 from venue.faults import FaultKind
 from venue.venue import Venue
@@ -77,6 +77,45 @@ async def test_live_brackets_steady_polling_stays_under_a_fifth_of_the_venue_lim
         assert len(prot(r).active) == brackets
         assert len(r.venue.open_algo_orders("BTCUSDT")) == 2 * brackets
         assert not r.venue.faults.history  # no 429 on the way
+
+
+OCO = {"type": "OCO", "tp_price": "67000", "sl_price": "64500"}
+
+
+@pytest.mark.parametrize("published", [False, True])
+async def test_spot_oco_guardians_share_one_poll_and_one_book_per_symbol(
+    redis: RedisClient, tmp_path: Path, published: bool
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    set_book(venue, market=Market.SPOT)
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, maker_max_wait_ms=0) as r:
+        n = 10
+        for i in range(n):
+            out = await r.submit(
+                client_order_id=f"g-{i}", intent_id=f"ig-{i}", market="SPOT", exec_policy=OCO
+            )
+            assert out.response.status is S.FILLED, out.response
+        await prot(r).step_all()
+        # Each guardian: the take profit rests at the venue, the stop is watched locally.
+        assert len(venue.open_orders(Market.SPOT, "BTCUSDT")) == n
+        bound = venue.limiter.limit // 5
+        if published:
+            await publish_depth(r, age_ms=-2 * MINUTE)  # stays fresh through the measurement
+        used = await polling_weight_one_minute(r, stop_above=bound)
+        assert used < bound, f"{n} guardians used {used}/min of {venue.limiter.limit}"
+        # One open-orders call (6) per round, plus one venue book (5) unless published.
+        rounds = MINUTE // prot(r).poll_ms
+        assert used <= rounds * (6 if published else 11) + 4 * n, used
+        assert len(prot(r).active) == n
+        # The shared book still drives every local stop: the price falls through 64500.
+        set_book(venue, market=Market.SPOT, bid="64400", ask="64402")
+        if published:
+            await publish_depth(r, bid="64400", ask="64402")
+        await prot(r).step_all()
+        await prot(r).step_all()
+        assert prot(r).active == {}
+        assert venue.open_orders(Market.SPOT, "BTCUSDT") == []
 
 
 async def test_batched_poll_still_sees_a_triggered_stop_and_a_manual_close(

@@ -49,6 +49,7 @@ from typing import Any
 
 from s4_router.adapters.exchange.base import (
     AmbiguousSubmit,
+    BookTop,
     ConditionalOrder,
     DefinitiveError,
     DuplicateOrder,
@@ -152,6 +153,8 @@ class Snapshot:
     spot_failed: bool = False
     position: Decimal | None = None  # FUT position qty (only on a positions round)
     position_seq: int = 0  # sequence number taken just before the positions call
+    book: BookTop | None = None  # SPOT book for the guardians' local legs (one per round)
+    book_failed: bool = False
 
 
 class ProtectionService:
@@ -305,6 +308,7 @@ class ProtectionService:
         fut: set[str] = set()
         spot: set[str] = set()
         pos: set[str] = set()
+        local: set[str] = set()
         for p in list(self.active.values()):
             b, g, n = p.brackets, p.guardian, p.native
             if b is not None:
@@ -314,9 +318,15 @@ class ProtectionService:
                     pos.add(p.symbol)
             if g is not None and any(ls.live for ls in (g.tp, g.sl)):
                 spot.add(p.symbol)
+            if (
+                g is not None
+                and not g.state.is_final
+                and any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl))
+            ):
+                local.add(p.symbol)
             if n is not None and n["order_list_id"] is not None:
                 spot.add(p.symbol)
-        snaps = {s: Snapshot() for s in fut | spot | pos}
+        snaps = {s: Snapshot() for s in fut | spot | pos | local}
         for symbol in sorted(fut):
             try:
                 algos = await self.exchange.fetch_open_conditionals(symbol)
@@ -335,6 +345,12 @@ class ProtectionService:
                 snaps[symbol].spot_failed = True
                 continue
             snaps[symbol].spot_orders = {o.client_order_id: o for o in orders}
+        for symbol in sorted(local):
+            try:
+                snaps[symbol].book = await self._spot_book(symbol)
+            except ExchangeError as exc:
+                log.info("%s: no book for the guardians' local legs this round: %s", symbol, exc)
+                snaps[symbol].book_failed = True
         now = self.clock.now_ms()
         if pos and (
             self._positions_ms is None or now - self._positions_ms >= self.position_poll_ms
@@ -775,17 +791,23 @@ class ProtectionService:
                 continue
             await self._guardian(p, await self._query_leg(p, cid))
         if any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl)) and not g.state.is_final:
-            try:
-                book = await (
-                    self.books.book(Market.SPOT, p.symbol)
-                    if self.books is not None
-                    else self.ops.book(Market.SPOT, p.symbol)
-                )
-            except ExchangeError:
-                book = None
+            book: BookTop | None = None
+            if snap is not None and (snap.book is not None or snap.book_failed):
+                book = snap.book  # the round's one book of the symbol
+            else:
+                try:
+                    book = await self._spot_book(p.symbol)
+                except ExchangeError:
+                    book = None
             if book is not None and book.bids and book.asks:
                 await self._guardian(p, g.on_price(book.best_bid, book.best_ask, self._now()))
         await self._guardian(p, g.on_timer(self._now()))
+
+    async def _spot_book(self, symbol: str) -> BookTop:
+        """The published book when fresh (book_source), else the venue's."""
+        if self.books is not None:
+            return await self.books.book(Market.SPOT, symbol)
+        return await self.ops.book(Market.SPOT, symbol)
 
     async def _resolved(self, p: Protection, c: og.Resolved) -> None:
         summary = dict(c.summary)
