@@ -118,6 +118,31 @@ async def test_spot_oco_guardians_share_one_poll_and_one_book_per_symbol(
         assert venue.open_orders(Market.SPOT, "BTCUSDT") == []
 
 
+async def test_guardian_local_stop_fires_from_the_published_book_between_rounds(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    set_book(venue, market=Market.SPOT)
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, maker_max_wait_ms=0) as r:
+        out = await r.submit(market="SPOT", exec_policy=OCO)
+        assert out.response.status is S.FILLED
+        await prot(r).step_all()
+        books, polls = venue.faults.calls("book"), venue.faults.calls("open_orders")
+        await prot(r).price_tick()  # nothing reached: no venue call, nothing sent
+        assert prot(r).active and venue.faults.calls("book") == books
+        set_book(venue, market=Market.SPOT, bid="64400", ask="64402")
+        await publish_depth(r, bid="64400", ask="64402")
+        await prot(r).price_tick()
+        # The stop fired from the feed's book alone: resting TP cancelled, then a market exit.
+        assert venue.faults.calls("book") == books
+        assert venue.faults.calls("open_orders") == polls
+        assert prot(r).active == {}
+        doc = await r.c.store.get("strategy_events", "oco_resolve:c-1")
+        assert doc is not None and doc["data"]["winner"] == "SL"
+        assert venue.open_orders(Market.SPOT, "BTCUSDT") == []
+
+
 async def test_batched_poll_still_sees_a_triggered_stop_and_a_manual_close(
     redis: RedisClient, tmp_path: Path
 ) -> None:

@@ -88,6 +88,9 @@ KIND = "PROTECTION"
 # 36-character limit). An entry never comes close to 60 children (≤ 4 slices × a few retries).
 FIRST_PROTECTIVE_CHILD = 60
 MAX_CHILD = 99
+# Between batched rounds the guardians' local legs are checked against the *published* book
+# this often (no venue call, no weight): a local stop reacts to the feed, not to the poll.
+LOCAL_PRICE_MS = 100
 PROTECTIVE_ROLES = frozenset(
     {OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.OCO_ABOVE, OrderRole.OCO_BELOW}
 )
@@ -304,11 +307,44 @@ class ProtectionService:
             except Exception:
                 log.exception("%s: protection step failed; retried next round", coid)
 
+    def _local_legs(self) -> dict[str, list[Protection]]:
+        """Guardians watching a leg locally, by symbol."""
+        out: dict[str, list[Protection]] = {}
+        for p in list(self.active.values()):
+            g = p.guardian
+            if (
+                g is not None
+                and not g.state.is_final
+                and any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl))
+            ):
+                out.setdefault(p.symbol, []).append(p)
+        return out
+
+    async def price_tick(self) -> None:
+        """The guardians' local legs against the published book when it is fresh (no venue
+        call: between rounds only the market-data feed's book is read)."""
+        if self.books is None:
+            return
+        for symbol, ps in self._local_legs().items():
+            book = await self.books.published(Market.SPOT, symbol)
+            if book is None or not self.books.fresh(book):
+                continue
+            for p in ps:
+                async with p.lock:
+                    g = p.guardian
+                    if g is None or g.state.is_final:
+                        continue
+                    await self._guardian(p, g.on_price(book.best_bid, book.best_ask, self._now()))
+                    await self._persist(p)
+                if p.final:
+                    self.active.pop(p.coid, None)
+                    await self.leases.release(_lease(p.coid))
+
     async def _snapshots(self) -> dict[str, Snapshot]:
         fut: set[str] = set()
         spot: set[str] = set()
         pos: set[str] = set()
-        local: set[str] = set()
+        local = set(self._local_legs())
         for p in list(self.active.values()):
             b, g, n = p.brackets, p.guardian, p.native
             if b is not None:
@@ -318,12 +354,6 @@ class ProtectionService:
                     pos.add(p.symbol)
             if g is not None and any(ls.live for ls in (g.tp, g.sl)):
                 spot.add(p.symbol)
-            if (
-                g is not None
-                and not g.state.is_final
-                and any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl))
-            ):
-                local.add(p.symbol)
             if n is not None and n["order_list_id"] is not None:
                 spot.add(p.symbol)
         snaps = {s: Snapshot() for s in fut | spot | pos | local}
@@ -394,14 +424,21 @@ class ProtectionService:
     async def run(self, stop: asyncio.Event) -> None:
         """A batched round every `poll_ms`; in between, only the protections a venue report
         named are stepped (their own orders asked by id: a report means something changed)."""
-        next_round = self.clock.monotonic()
+        next_round = next_price = self.clock.monotonic()
         while not stop.is_set():
-            delay = next_round - self.clock.monotonic()
+            due = min(next_round, next_price) if self._local_legs() else next_round
+            delay = due - self.clock.monotonic()
             if delay > 0 and not self._wake.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
             self._wake.clear()
             woken, self._woken = self._woken, set()
+            if self.clock.monotonic() >= next_price:
+                next_price = self.clock.monotonic() + LOCAL_PRICE_MS / 1000
+                try:
+                    await self.price_tick()
+                except Exception:
+                    log.exception("guardian price check failed; retried next tick")
             if self.clock.monotonic() >= next_round:
                 next_round = self.clock.monotonic() + self.poll_ms / 1000
                 for coid in list(self.active):
