@@ -30,7 +30,9 @@ for all bracketed symbols — and fans the answers out to every protection of th
 order still open and unchanged in the snapshot costs nothing more; only an order that left the
 open list (filled, triggered, cancelled, or sent after the snapshot) is queried by its id. With
 50 live brackets on a symbol the steady cost stays that of one (`tests/bench/bench_s4_weight.py`).
-The guardian's local legs read the published book (`service_layer.book_source`). A round whose
+The guardian's local legs are checked against one venue book per symbol per round, and between
+rounds every `LOCAL_PRICE_MS` against the published `mkt:depth` when fresh (no venue call),
+so a local stop follows the market-data feed, not the poll period. A round whose
 snapshot could not be fetched skips the per-order polling of that symbol (the next round
 retries) rather than multiplying the calls when the venue is already pushing back.
 """
@@ -841,10 +843,9 @@ class ProtectionService:
         await self._guardian(p, g.on_timer(self._now()))
 
     async def _spot_book(self, symbol: str) -> BookTop:
-        """The published book when fresh (book_source), else the venue's."""
-        if self.books is not None:
-            return await self.books.book(Market.SPOT, symbol)
-        return await self.ops.book(Market.SPOT, symbol)
+        """The venue's book (authoritative for a stop; the published one is only used between
+        rounds, by `price_tick`, as a faster hint)."""
+        return await self.exchange.fetch_book(Market.SPOT, symbol)
 
     async def _resolved(self, p: Protection, c: og.Resolved) -> None:
         summary = dict(c.summary)
