@@ -355,6 +355,20 @@ async def test_place_over_weight_budget_raises_rate_limited_until_next_minute(
 
 
 @pytest.mark.parametrize("market", [SPOT, FUT])
+async def test_used_weight_after_calls_is_the_venue_own_count(
+    harness: Harness, market: Market
+) -> None:
+    # ccxt: the X-MBX-USED-WEIGHT-1M header of the latest answer; sim: the venue's limiter.
+    await harness.exchange.fetch_book(market, SYM, 5)
+    await harness.exchange.fetch_open_orders(market, SYM)
+    used = harness.exchange.used_weight_1m(market)
+    assert used is not None and used >= 2
+    assert used == harness.venue.used_weight()
+    limit = harness.exchange.weight_limit_1m(market)
+    assert limit is not None and limit > 0
+
+
+@pytest.mark.parametrize("market", [SPOT, FUT])
 async def test_place_with_server_error_raises_exchange_unavailable(
     harness: Harness, market: Market
 ) -> None:

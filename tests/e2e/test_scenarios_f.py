@@ -168,6 +168,9 @@ async def test_fut_happy_with_decide_fills_entry_then_places_stop_then_take_prof
 async def test_fut_edge_with_venue_5xx_retries_then_fails_with_alert(
     f: F, redis: RedisClient
 ) -> None:
+    # The pre-trade book must come from the venue here (no published mkt:depth is fresh
+    # enough), so the venue's 5xx on it is what the intake meets.
+    f.c.router.books.max_age_ms = 0
     for _ in range(40):
         f.sim.faults.script("book", FaultKind.SERVER_ERROR)
     body = {

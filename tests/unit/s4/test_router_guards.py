@@ -168,6 +168,15 @@ def test_clock_guard_with_skew_over_limit_blocks_until_recovered() -> None:
     assert change is not None and change.ok and g.ok
 
 
+def test_clock_guard_discards_a_sample_whose_round_trip_exceeds_the_bound() -> None:
+    g = ClockSkewGuard(1000, max_rtt_ms=1000)
+    # A request held 15 s (a throttle queue): its midpoint says 7.5 s of "skew". Discarded.
+    assert g.observe(sent_ms=0, server_ms=15_000, received_ms=15_000) is None
+    assert g.ok and g.skew_ms is None and g.discarded == 1
+    change = g.observe(sent_ms=0, server_ms=1600, received_ms=100)  # a real 1.55 s skew
+    assert change is not None and not change.ok and change.skew_ms == 1550
+
+
 def test_quality_trackers_with_samples_and_cooldowns() -> None:
     r = RollingRatio(size=2)
     assert r.ratio is None

@@ -21,6 +21,7 @@ from typing import Any
 
 from s4_router.adapters.exchange.base import ExchangePort
 from s4_router.adapters.exchange.guard import GuardedExchange
+from s4_router.adapters.exchange.weight import WeightConfig
 from s4_router.adapters.leases import Leases
 from s4_router.config import Settings
 from s4_router.entrypoints.schemas import Health
@@ -31,6 +32,7 @@ from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.pretrade import PretradeLimits
 from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
+from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.margin import MarginSetup
@@ -49,6 +51,7 @@ from svckit.redisio import RedisClient, ping
 from svckit.store import content_rev
 from svckit.store.base import DocumentStore
 from svckit.store.seed import instrument_from_doc
+from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
 log = logging.getLogger(__name__)
@@ -155,7 +158,8 @@ class S4Container:
             circuit_breaker=breaker.state(now).value,
             breaker={"error_rate": round(rate, 4), "calls": calls,
                      "threshold": breaker.cfg.threshold, "reopens_at": breaker.reopens_at()},
-            clock={"skew_ms": skew.skew_ms, "max_skew_ms": skew.max_skew_ms, "ok": skew.ok},
+            clock={"skew_ms": skew.skew_ms, "max_skew_ms": skew.max_skew_ms, "ok": skew.ok,
+                   "max_rtt_ms": skew.max_rtt_ms, "discarded": skew.discarded},
             entries_allowed=breaker.allows_entry(now) and skew.ok,
             executions={"active": len(self.manager.active)},
             consumer={
@@ -165,7 +169,18 @@ class S4Container:
                 "handled": self.consumer.handled,
             },
             reconcile=self.reconciler.health() if self.reconciler is not None else {},
+            weight=self._weight(),
         )  # fmt: skip
+
+    def _weight(self) -> dict[str, Any]:
+        guarded = self.router.exchange
+        if not isinstance(guarded, GuardedExchange):
+            return {}
+        return {
+            m.value: {"used": b.used(), "limit": b.cfg.limit_1m, "pace_at": b.pace_at,
+                      "paced": b.paced, "refused": b.refused}
+            for m, b in guarded.budgets.items()
+        }  # fmt: skip
 
     async def aclose(self) -> None:
         """Stop in order, Redis last: the loops end on `stop` at their next turn (an intent
@@ -263,7 +278,13 @@ async def bootstrap(
         )
     )
     metrics.cb_state.set(0)
-    guarded = GuardedExchange(exchange, breaker=breaker, clock=clock)
+    guarded = GuardedExchange(
+        exchange, breaker=breaker, clock=clock, metrics=metrics, sleep=sleep,
+        weight=WeightConfig(
+            pace_fraction=settings.weight_pace_fraction, max_wait_ms=settings.weight_max_wait_ms
+        ),
+        weight_limit_1m=settings.weight_limit_1m or None,
+    )  # fmt: skip
     publisher = Publisher(redis, clock=clock, metrics=metrics)
     ops = VenueOps(
         guarded,
@@ -293,14 +314,23 @@ async def bootstrap(
         balance_window_ms=int(settings.insufficient_balance_window.total_seconds() * 1000),
         cooldown_ms=int(settings.alert_cooldown.total_seconds() * 1000),
     )
-    skew = ClockSkewGuard(settings.clock_skew_max_ms)
+    skew = ClockSkewGuard(settings.clock_skew_max_ms, max_rtt_ms=settings.clock_skew_max_rtt_ms)
+    books = BookSource(
+        redis=redis, ops=ops, clock=clock, metrics=metrics, max_age_ms=settings.book_max_age_ms,
+        # The simulator's feed serves both markets; a live feed the futures book where listed.
+        published_market=None if settings.exchange == "sim" else {
+            s: Market.FUT if Market.FUT in i.markets else Market.SPOT
+            for s, i in instruments.items()
+        },
+    )  # fmt: skip
     protection = (
         ProtectionService(
             store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
             publisher=publisher, leases=leases, fills=fills, instruments=instruments,
             working_type=settings.working_type,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
-            oco_guardian=settings.oco_guardian, naked_policy=settings.naked_policy,
+            oco_guardian=settings.oco_guardian, naked_policy=settings.naked_policy, books=books,
+            position_poll_ms=settings.protection_position_poll_ms,
         )
         if settings.protection
         else None
@@ -334,6 +364,7 @@ async def bootstrap(
             intent_max_age_ms=settings.intent_max_age_ms,
             intent_max_future_ms=settings.intent_max_future_ms,
         ),
+        books=books,
     )
     guarded.on_transition = router.on_breaker
     watch = VenueWatch(

@@ -33,7 +33,18 @@ class Settings(ServiceSettings):
         default=True, description="FUT sl/tp brackets and SPOT OCO (off: such intents refused)"
     )
     leverage_default: int = Field(default=20, ge=1, le=125, description="intent without leverage")
-    protection_poll_ms: int = Field(default=100, ge=10, description="protective order polling")
+    protection_poll_ms: int = Field(
+        default=1000,
+        ge=10,
+        description="one batched poll per symbol of live protective orders (venue events wake "
+        "the protections they name sooner)",
+    )
+    protection_position_poll_ms: int = Field(
+        default=5000,
+        ge=100,
+        description="positions of bracketed symbols (one call per account): a manual close or "
+        "liquidation is seen within this",
+    )
     reconcile_interval_ms: int = Field(
         default=30_000, ge=1000, description="venue vs store reconciliation period (and on start)"
     )
@@ -124,6 +135,39 @@ class Settings(ServiceSettings):
     cb_max_open_ms: int = Field(default=60_000, ge=10)
     clock_skew_max_ms: int = Field(default=1_000, ge=1)
     clock_check_ms: int = Field(default=15_000, ge=100)
+    clock_skew_max_rtt_ms: int = Field(
+        default=1_000,
+        ge=1,
+        description="a server-time sample whose round trip exceeds this is discarded (its "
+        "midpoint could be off by half of it)",
+    )
+    # ---- request weight and the pre-trade book ----------------------------------------------
+    weight_limit_1m: int = Field(
+        default=0,
+        ge=0,
+        description="venue request weight per minute (0: what the adapter knows: Binance spot "
+        "6000 and USD-M 2400, each pool apart; the simulator its own limit; else 6000)",
+    )
+    weight_pace_fraction: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="normal calls (entries, polls, reads) wait beyond this share of the limit; "
+        "the rest is kept for reduce-only orders, cancels and protective placements",
+    )
+    weight_max_wait_ms: int = Field(
+        default=1_000,
+        ge=0,
+        le=60_000,
+        description="a paced call waits at most this, then is refused locally (never sent)",
+    )
+    book_max_age_ms: int = Field(
+        default=1_000,
+        ge=0,
+        le=60_000,
+        description="pre-trade checks use the published mkt:depth:{symbol} this fresh, else "
+        "fetch the venue's book (0: always the venue)",
+    )
     # ---- quality alerts ---------------------------------------------------------------------
     quality_window: int = Field(default=200, ge=1, description="children/fills/slices per ratio")
     quality_min_samples: int = Field(default=20, ge=1)

@@ -103,4 +103,27 @@ class RouterMetrics:
             "executions resumed from the store (restart or dead replica)",
             registry=r,
         )
+        self.weight_used = Gauge(
+            "router_venue_weight_used",
+            "venue request weight used this minute (X-MBX-USED-WEIGHT-1M), per weight pool",
+            ["pool"],
+            registry=r,
+        )
+        self.weight_paced = Counter(
+            "router_venue_weight_paced_total",
+            "normal-lane venue calls held back by the request-weight budget",
+            ["outcome"],
+            registry=r,
+        )
+        self.book_source = Counter(
+            "router_pretrade_book_total",
+            "pre-trade books by source (published mkt:depth, venue fetch, stale published)",
+            ["source"],
+            registry=r,
+        )
+        self.clock_samples_discarded = Counter(
+            "router_clock_samples_discarded_total",
+            "server-time samples discarded for a round trip beyond S4_CLOCK_SKEW_MAX_RTT_MS",
+            registry=r,
+        )
         self.alerts = Counter("router_alerts_total", "alerts published", ["kind"], registry=r)

@@ -51,3 +51,6 @@ class Health(BaseModel):
     executions: dict[str, Any] = Field(default_factory=dict)
     consumer: dict[str, Any]
     reconcile: dict[str, Any] = Field(default_factory=dict)
+    weight: dict[str, Any] = Field(
+        default_factory=dict, description="request-weight budget per pool (used, limit, pacing)"
+    )

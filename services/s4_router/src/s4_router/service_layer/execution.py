@@ -49,6 +49,7 @@ from s4_router.domain.order import IllegalTransition, can_transition, reconcile_
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.execution import ParentMachine
 from s4_router.policies.model import Book, Cancel, ChildReport, Command, Note, Place, RejectKind
+from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality import QualityTracker
@@ -94,6 +95,8 @@ class ExecDeps:
     lock_ttl_ms: int = keys.POS_LOCK_MAX_MS
     # Entry progress after every step (protective orders follow the fills they protect).
     on_progress: ProgressHook | None = None
+    # Pre-trade books (published mkt:depth when fresh, else the venue); None: the venue's.
+    books: BookSource | None = None
 
 
 def policy_book(book: BookTop) -> Book:
@@ -224,9 +227,14 @@ class Execution:
                 continue
             book: Book | None = None
             if m.wants_book(now):
-                raw = self._initial_book or await self.d.ops.book(
-                    self.parent.market, self.parent.symbol
-                )
+                raw = self._initial_book or (
+                    await self.d.books.book(
+                        self.parent.market, self.parent.symbol,
+                        allow_stale=self.parent.reduce_only,
+                    )
+                    if self.d.books is not None
+                    else await self.d.ops.book(self.parent.market, self.parent.symbol)
+                )  # fmt: skip
                 self._initial_book = None
                 self._last_book = raw
                 book = policy_book(raw)

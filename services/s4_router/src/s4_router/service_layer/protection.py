@@ -17,17 +17,32 @@ send is resolved by querying the same id (never resent under a new one) and rese
 id only once the venue's recvWindow has passed without a trace of it.
 
 Driving: the execution manager's step hook (`on_entry`) pushes entry fills the moment they are
-booked, so the stop follows the fill within the same step; a background loop (`run`) polls
-every live protective order, feeds book prices to the guardian's local legs and its cancel
-timer, and is woken by venue execution reports. A restart re-arms every active protection from
-the store and the venue (`recover`). Nothing here consults the circuit breaker: protective
-placements and cancels only ever reduce risk and always pass.
+booked, so the stop follows the fill within the same step; a background loop (`run`) makes one
+*batched round* every `S4_PROTECTION_POLL_MS` and steps the protections a venue execution report
+names in between. A restart re-arms every active protection from the store and the venue
+(`recover`). Nothing here consults the circuit breaker: protective placements and cancels only
+ever reduce risk and always pass (and take the urgent lane of the request-weight budget).
+
+Request weight: a round asks the venue once per symbol, not once per protective order — the
+open algo orders of every symbol with live brackets, the open spot orders of every symbol with
+live guardian / native OCO legs, and (every `S4_PROTECTION_POSITION_POLL_MS`) one positions call
+for all bracketed symbols — and fans the answers out to every protection of the account. An
+order still open and unchanged in the snapshot costs nothing more; only an order that left the
+open list (filled, triggered, cancelled, or sent after the snapshot) is queried by its id. With
+50 live brackets on a symbol the steady cost stays that of one (`tests/bench/bench_s4_weight.py`).
+The guardian's local legs are checked against one venue book per symbol per round, and between
+rounds every `LOCAL_PRICE_MS` against the published `mkt:depth` when fresh (no venue call),
+so a local stop follows the market-data feed, not the poll period. A round whose
+snapshot could not be fetched skips the per-order polling of that symbol (the next round
+retries) rather than multiplying the calls when the venue is already pushing back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +51,7 @@ from typing import Any
 
 from s4_router.adapters.exchange.base import (
     AmbiguousSubmit,
+    BookTop,
     ConditionalOrder,
     DefinitiveError,
     DuplicateOrder,
@@ -53,6 +69,7 @@ from s4_router.adapters.leases import Lease, Leases
 from s4_router.metrics import RouterMetrics
 from s4_router.policies import brackets as br
 from s4_router.policies import oco_guardian as og
+from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.fill_book import FillBook, ledger_for
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.venue_ops import Unresolved, VenueOps
@@ -74,6 +91,9 @@ KIND = "PROTECTION"
 # 36-character limit). An entry never comes close to 60 children (≤ 4 slices × a few retries).
 FIRST_PROTECTIVE_CHILD = 60
 MAX_CHILD = 99
+# Between batched rounds the guardians' local legs are checked against the *published* book
+# this often (no venue call, no weight): a local stop reacts to the feed, not to the poll.
+LOCAL_PRICE_MS = 100
 PROTECTIVE_ROLES = frozenset(
     {OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.OCO_ABOVE, OrderRole.OCO_BELOW}
 )
@@ -113,6 +133,10 @@ class Protection:
     active: bool = True
     created_ts: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # In memory only: when the entry was seen done (a positions snapshot taken before that
+    # cannot show its position), and the last document written (unchanged rounds write nothing).
+    entry_done_seq: int | None = None
+    persisted: dict[str, Any] | None = None
 
     @property
     def final(self) -> bool:
@@ -123,6 +147,20 @@ class Protection:
         if self.native is not None:
             return self.native["status"] in ("ALL_DONE", "FAILED")
         return False
+
+
+@dataclass
+class Snapshot:
+    """What one batched round learnt about one symbol (None: not asked, or not answered)."""
+
+    conditionals: dict[str, ConditionalOrder] | None = None  # open FUT algo orders by client id
+    conditionals_failed: bool = False
+    spot_orders: dict[str, ExchangeOrder] | None = None  # open SPOT orders by client id
+    spot_failed: bool = False
+    position: Decimal | None = None  # FUT position qty (only on a positions round)
+    position_seq: int = 0  # sequence number taken just before the positions call
+    book: BookTop | None = None  # SPOT book for the guardians' local legs (one per round)
+    book_failed: bool = False
 
 
 class ProtectionService:
@@ -143,6 +181,8 @@ class ProtectionService:
         autorun: bool = True,
         oco_guardian: bool = True,
         naked_policy: str = "close",
+        books: BookSource | None = None,
+        position_poll_ms: int = 5000,
     ) -> None:
         self.store = store
         self.exchange = exchange
@@ -159,7 +199,12 @@ class ProtectionService:
         self.autorun = autorun
         self.oco_guardian = oco_guardian
         self.naked_policy = naked_policy  # S4_NAKED_POLICY: "close" | "alert"
+        self.books = books
+        self.position_poll_ms = position_poll_ms
         self.active: dict[str, Protection] = {}
+        self._woken: set[str] = set()  # protections named by venue reports since the last loop
+        self._positions_ms: int | None = None  # last positions call of a batched round
+        self._seq = itertools.count(1)
         self._wake = asyncio.Event()
         self._fill_seen: dict[str, float] = {}  # parent -> monotonic time a leg fill was seen
 
@@ -218,26 +263,125 @@ class ProtectionService:
     def on_order_update(self, client_order_id: str) -> None:
         parsed = parent_of(client_order_id)
         if parsed is not None and parsed[0] in self.active:
+            self._woken.add(parsed[0])
             self._wake.set()
 
     # ---------------------------------------------------------------- driving
-    async def step(self, coid: str) -> None:
+    async def step(self, coid: str, snap: Snapshot | None = None) -> None:
+        """Drive one protection; `snap`: this round's venue snapshot of its symbol (None: ask
+        the venue about each of its orders, e.g. when a venue report named it)."""
         p = self.active.get(coid)
         if p is None:
             return
         async with p.lock:
-            await self._step(p)
+            await self._step(p, snap)
             await self._persist(p)
         if p.final:
             self.active.pop(coid, None)
             await self._drop(coid)
 
     async def step_all(self) -> None:
+        """One batched round: a venue snapshot per symbol, fanned out to every protection."""
+        snaps = await self._snapshots()
         for coid in list(self.active):
+            p = self.active.get(coid)
+            if p is None:
+                continue
             try:
-                await self.step(coid)
+                await self.step(coid, snaps.get(p.symbol, Snapshot()))
             except Exception:
                 log.exception("%s: protection step failed; retried next round", coid)
+
+    def _local_legs(self) -> dict[str, list[Protection]]:
+        """Guardians watching a leg locally, by symbol."""
+        out: dict[str, list[Protection]] = {}
+        for p in list(self.active.values()):
+            g = p.guardian
+            if (
+                g is not None
+                and not g.state.is_final
+                and any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl))
+            ):
+                out.setdefault(p.symbol, []).append(p)
+        return out
+
+    async def price_tick(self) -> None:
+        """The guardians' local legs against the published book when it is fresh (no venue
+        call: between rounds only the market-data feed's book is read)."""
+        if self.books is None:
+            return
+        for symbol, ps in self._local_legs().items():
+            book = await self.books.published(Market.SPOT, symbol)
+            if book is None or not self.books.fresh(book):
+                continue
+            for p in ps:
+                async with p.lock:
+                    g = p.guardian
+                    if g is None or g.state.is_final:
+                        continue
+                    await self._guardian(p, g.on_price(book.best_bid, book.best_ask, self._now()))
+                    await self._persist(p)
+                if p.final:
+                    self.active.pop(p.coid, None)
+                    await self._drop(p.coid)
+
+    async def _snapshots(self) -> dict[str, Snapshot]:
+        fut: set[str] = set()
+        spot: set[str] = set()
+        pos: set[str] = set()
+        local = set(self._local_legs())
+        for p in list(self.active.values()):
+            b, g, n = p.brackets, p.guardian, p.native
+            if b is not None:
+                if any(o.working for o in b.orders):
+                    fut.add(p.symbol)
+                if b.state is br.BracketState.PROTECTING and b.entry_filled > 0 and p.entry_done:
+                    pos.add(p.symbol)
+            if g is not None and any(ls.live for ls in (g.tp, g.sl)):
+                spot.add(p.symbol)
+            if n is not None and n["order_list_id"] is not None:
+                spot.add(p.symbol)
+        snaps = {s: Snapshot() for s in fut | spot | pos | local}
+        for symbol in sorted(fut):
+            try:
+                algos = await self.exchange.fetch_open_conditionals(symbol)
+            except ProtectionUnsupported:
+                continue  # no batch call at this venue: each order is asked by its id
+            except ExchangeError as exc:
+                log.info("%s: open algo orders unavailable this round: %s", symbol, exc)
+                snaps[symbol].conditionals_failed = True
+                continue
+            snaps[symbol].conditionals = {a.client_algo_id: a for a in algos}
+        for symbol in sorted(spot):
+            try:
+                orders = await self.exchange.fetch_open_orders(Market.SPOT, symbol)
+            except ExchangeError as exc:
+                log.info("%s: open spot orders unavailable this round: %s", symbol, exc)
+                snaps[symbol].spot_failed = True
+                continue
+            snaps[symbol].spot_orders = {o.client_order_id: o for o in orders}
+        for symbol in sorted(local):
+            try:
+                snaps[symbol].book = await self._spot_book(symbol)
+            except ExchangeError as exc:
+                log.info("%s: no book for the guardians' local legs this round: %s", symbol, exc)
+                snaps[symbol].book_failed = True
+        now = self.clock.now_ms()
+        if pos and (
+            self._positions_ms is None or now - self._positions_ms >= self.position_poll_ms
+        ):
+            seq = next(self._seq)
+            try:
+                positions = await self.exchange.fetch_positions(sorted(pos))
+            except ExchangeError as exc:
+                log.info("positions unavailable this round: %s", exc)
+            else:
+                self._positions_ms = now
+                qty = {x.symbol: x.qty for x in positions}
+                for symbol in pos:
+                    snaps[symbol].position = qty.get(symbol, ZERO)
+                    snaps[symbol].position_seq = seq
+        return snaps
 
     async def recover(self) -> int:
         """Re-arm every active protection nobody drives (startup and periodically)."""
@@ -263,18 +407,39 @@ class ProtectionService:
         return taken
 
     async def run(self, stop: asyncio.Event) -> None:
+        """A batched round every `poll_ms`; in between, only the protections a venue report
+        named are stepped (their own orders asked by id: a report means something changed)."""
+        next_round = next_price = self.clock.monotonic()
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_ms / 1000)
+            due = min(next_round, next_price) if self._local_legs() else next_round
+            delay = due - self.clock.monotonic()
+            if delay > 0 and not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
             self._wake.clear()
-            for coid in list(self.active):
-                with contextlib.suppress(Exception):
-                    lease = self._leases.get(coid)
-                    if lease is None or not await self.leases.renew(lease):
-                        log.warning("%s: protection lease lost; a peer drives it now", coid)
-                        self.active.pop(coid, None)
-                        self._leases.pop(coid, None)
-            await self.step_all()
+            woken, self._woken = self._woken, set()
+            if self.clock.monotonic() >= next_price:
+                next_price = self.clock.monotonic() + LOCAL_PRICE_MS / 1000
+                try:
+                    await self.price_tick()
+                except Exception:
+                    log.exception("guardian price check failed; retried next tick")
+            if self.clock.monotonic() >= next_round:
+                next_round = self.clock.monotonic() + self.poll_ms / 1000
+                for coid in list(self.active):
+                    with contextlib.suppress(Exception):
+                        lease = self._leases.get(coid)
+                        if lease is None or not await self.leases.renew(lease):
+                            log.warning("%s: protection lease lost; a peer drives it now", coid)
+                            self.active.pop(coid, None)
+                            self._leases.pop(coid, None)
+                await self.step_all()
+                continue
+            for coid in woken:
+                try:
+                    await self.step(coid)
+                except Exception:
+                    log.exception("%s: protection step failed; retried next round", coid)
 
     async def shutdown(self) -> None:
         for coid in list(self.active):
@@ -295,7 +460,7 @@ class ProtectionService:
         await self.leases.release(self._leases.pop(coid, None))
 
     # ------------------------------------------------------------ internals
-    async def _step(self, p: Protection) -> None:
+    async def _step(self, p: Protection, snap: Snapshot | None = None) -> None:
         parent = await self.store.get("orders", p.coid)
         if parent is None:
             if self.clock.now_ms() - p.created_ts > 60_000:
@@ -309,11 +474,11 @@ class ProtectionService:
                 Decimal(str(avg)) if avg is not None else None, status.is_terminal,
             )  # fmt: skip
         if p.brackets is not None:
-            await self._poll_brackets(p)
+            await self._poll_brackets(p, snap)
         elif p.guardian is not None:
-            await self._poll_guardian(p)
+            await self._poll_guardian(p, snap)
         elif p.native is not None:
-            await self._poll_native(p)
+            await self._poll_native(p, snap)
 
     async def _feed_entry(
         self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool
@@ -337,6 +502,8 @@ class ProtectionService:
             else:
                 await self._arm_native(p, filled)
         p.entry_filled = max(p.entry_filled, filled)
+        if done and p.entry_done_seq is None:
+            p.entry_done_seq = next(self._seq)
         p.entry_done = p.entry_done or done
 
     # ---- FUT brackets ----------------------------------------------------------------------
@@ -548,7 +715,7 @@ class ProtectionService:
         await self._set_child(cid, status, f"algo {algo.status}", venue_id=algo.algo_id)
         return status, ZERO
 
-    async def _poll_brackets(self, p: Protection) -> None:
+    async def _poll_brackets(self, p: Protection, snap: Snapshot | None) -> None:
         b = p.brackets
         assert b is not None
         if b.state in (br.BracketState.CLOSED, br.BracketState.FAILED):
@@ -561,7 +728,19 @@ class ProtectionService:
         for o in list(b.orders):
             if not o.working:
                 continue
-            report = await self._query_conditional(p, o.client_order_id)
+            if snap is not None and snap.conditionals_failed:
+                break  # the venue did not answer this round's snapshot: next round
+            if snap is not None and snap.conditionals is not None:
+                algo = snap.conditionals.get(o.client_order_id)
+                if algo is not None and o.status is not None:
+                    continue  # acknowledged and still open: nothing new to learn
+                report = await (
+                    self._algo_report(p, o.client_order_id, algo)
+                    if algo is not None
+                    else self._query_conditional(p, o.client_order_id)  # it left the open list
+                )
+            else:
+                report = await self._query_conditional(p, o.client_order_id)
             if (
                 report is None
                 and o.status is None
@@ -579,13 +758,14 @@ class ProtectionService:
             if report is not None:
                 await self._brackets(p, b.on_order_report(o.client_order_id, *report, self._now()))
         if b.state is br.BracketState.PROTECTING and b.entry_filled > 0:
-            # A manual close (or a liquidation) shows only in the position.
-            try:
-                positions = await self.ops.call(lambda: self.exchange.fetch_positions([p.symbol]))
-            except ExchangeError:
+            # A manual close (or a liquidation) shows only in the position: read from the
+            # round's one positions call, and only when it was asked after the entry was done
+            # (an earlier answer cannot show the entry's position).
+            if snap is None or snap.position is None or not p.entry_done:
                 return
-            qty = next((x.qty for x in positions if x.symbol == p.symbol), ZERO)
-            if qty == 0 and p.entry_done:
+            if p.entry_done_seq is None or p.entry_done_seq > snap.position_seq:
+                return
+            if snap.position == 0:
                 await self._brackets(p, b.on_position(ZERO, self._now()))
 
     # ---- SPOT OCO guardian -----------------------------------------------------------------
@@ -754,23 +934,43 @@ class ProtectionService:
                               avg=order.avg_price, venue_id=order.venue_order_id)  # fmt: skip
         return g.on_report(cid, S(order.status), order.filled_qty, self._now())
 
-    async def _poll_guardian(self, p: Protection) -> None:
+    async def _poll_guardian(self, p: Protection, snap: Snapshot | None) -> None:
         g = p.guardian
         assert g is not None
         if g.state.is_final:
             p.active = False
             return
         for ls in (g.tp, g.sl):
-            if ls.live and ls.client_order_id is not None and ls.cancel_sent_ms is None:
-                await self._guardian(p, await self._query_leg(p, ls.client_order_id))
+            if not (ls.live and ls.client_order_id is not None and ls.cancel_sent_ms is None):
+                continue
+            cid = ls.client_order_id
+            if snap is not None and snap.spot_failed:
+                continue  # no snapshot this round: the next round asks again
+            if snap is not None and snap.spot_orders is not None:
+                order = snap.spot_orders.get(cid)
+                if order is None:
+                    await self._guardian(p, await self._query_leg(p, cid))  # left the list
+                elif (ls.status, ls.orders.get(cid)) != (order.status, order.filled_qty):
+                    await self._guardian(p, await self._leg_report(p, cid, order))
+                continue
+            await self._guardian(p, await self._query_leg(p, cid))
         if any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl)) and not g.state.is_final:
-            try:
-                book = await self.ops.book(Market.SPOT, p.symbol)
-            except ExchangeError:
-                book = None
+            book: BookTop | None = None
+            if snap is not None and (snap.book is not None or snap.book_failed):
+                book = snap.book  # the round's one book of the symbol
+            else:
+                try:
+                    book = await self._spot_book(p.symbol)
+                except ExchangeError:
+                    book = None
             if book is not None and book.bids and book.asks:
                 await self._guardian(p, g.on_price(book.best_bid, book.best_ask, self._now()))
         await self._guardian(p, g.on_timer(self._now()))
+
+    async def _spot_book(self, symbol: str) -> BookTop:
+        """The venue's book (authoritative for a stop; the published one is only used between
+        rounds, by `price_tick`, as a faster hint)."""
+        return await self.exchange.fetch_book(Market.SPOT, symbol)
 
     async def _resolved(self, p: Protection, c: og.Resolved) -> None:
         summary = dict(c.summary)
@@ -870,12 +1070,22 @@ class ProtectionService:
         filled = max(p.entry_filled, Decimal(n["filled"]))
         await self._arm_guardian(p, filled, first_child=FIRST_PROTECTIVE_CHILD + 3)
 
-    async def _poll_native(self, p: Protection) -> None:
+    async def _poll_native(self, p: Protection, snap: Snapshot | None = None) -> None:
         n = p.native
         assert n is not None
         if n["status"] in ("ALL_DONE", "FAILED"):
             p.active = False
             return
+        if n["order_list_id"] is not None and snap is not None:
+            if snap.spot_failed:
+                return
+            if snap.spot_orders is not None and all(
+                (o := snap.spot_orders.get(leg["client_order_id"])) is not None
+                and leg["status"] == o.status.value
+                and Decimal(leg["filled"]) == o.filled_qty
+                for leg in n["legs"].values()
+            ):
+                return  # both legs open and unchanged: the list has nothing new
         if n["order_list_id"] is None:
             # Never acknowledged: the same list client id is looked up first, and resent (same
             # ids) only once the venue's recvWindow has passed without a trace of it.
@@ -1047,7 +1257,11 @@ class ProtectionService:
 
     async def _persist(self, p: Protection) -> None:
         doc = self._doc(p)
+        same = {k: v for k, v in doc.items() if k != "updated_ts"}
+        if same == p.persisted:
+            return  # an unchanged round writes nothing
         await self.store.update("strategy_events", doc_key(p.coid), doc)
+        p.persisted = copy.deepcopy(same)
 
     def _load(self, doc: dict[str, Any]) -> Protection | None:
         inst = self.instruments.get(doc["symbol"])
@@ -1060,6 +1274,8 @@ class ProtectionService:
             sent={k: int(v) for k, v in doc.get("sent", {}).items()},
             observed=dict(doc.get("observed", {})), created_ts=int(doc["ts"]),
         )  # fmt: skip
+        if p.entry_done:
+            p.entry_done_seq = next(self._seq)
         state = doc.get("state")
         if state is not None:
             if doc["machine"] == "BRACKETS":

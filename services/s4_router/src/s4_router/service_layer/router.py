@@ -63,6 +63,7 @@ from s4_router.policies.maker_taker import ChildState, Phase, SliceState
 from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_intake, check_market
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
+from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.execution import ExecDeps, Execution, record_of
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
@@ -138,6 +139,7 @@ class OrderRouter:
         protection: ProtectionService | None = None,
         fills: FillBook | None = None,
         pretrade: PretradeLimits | None = None,
+        books: BookSource | None = None,
     ) -> None:
         self.store = store
         self.redis = redis
@@ -164,11 +166,14 @@ class OrderRouter:
         )
         self.margin = margin
         self.pretrade = pretrade or PretradeLimits()
+        # Pre-trade books: the published mkt:depth when fresh, else the venue (book_source).
+        self.books = books or BookSource(redis=redis, ops=ops, clock=clock, metrics=metrics)
         self.deps = ExecDeps(
             store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
             publisher=publisher, venue=exchange.venue, owner=self.owner, fills=self.fills,
             leases=leases, lock_wait_ms=lock_wait_ms,
             on_progress=protection.on_entry if protection is not None else None,
+            books=self.books,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ intake
@@ -190,7 +195,10 @@ class OrderRouter:
         if refusal is not None:
             return await self._refuse(intent, qty, *refusal, source=source)
         try:
-            book = await self.ops.book(intent.market, intent.symbol)
+            # A close may use an older published book when the venue cannot answer.
+            book = await self.books.book(
+                intent.market, intent.symbol, allow_stale=intent.reduce_only
+            )
         except ExchangeError as exc:
             # Recorded, not just answered: the stream copy of this intent must not execute it
             # minutes later, and the consumer may acknowledge the entry (nothing is lost).

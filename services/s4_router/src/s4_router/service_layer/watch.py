@@ -17,6 +17,8 @@ from svckit.clock import Clock
 
 log = logging.getLogger(__name__)
 
+SAMPLE_ATTEMPTS = 3  # server-time requests per check when round trips are too long to trust
+
 
 class VenueWatch:
     def __init__(
@@ -38,13 +40,25 @@ class VenueWatch:
 
     async def check(self) -> None:
         await self.exchange.flush()
-        sent = self.clock.now_ms()
-        try:
-            server = await self.exchange.server_time_ms()
-        except ExchangeError as exc:
-            log.info("server time unavailable: %s", exc)
+        for _ in range(SAMPLE_ATTEMPTS):
+            sent = self.clock.now_ms()
+            try:
+                server = await self.exchange.server_time_ms()
+            except ExchangeError as exc:
+                log.info("server time unavailable: %s", exc)
+                return
+            received = self.clock.now_ms()
+            if self.skew.usable(sent_ms=sent, received_ms=received):
+                break
+            # A throttled or queued request is not skew: discard it and ask again.
+            self.skew.observe(sent_ms=sent, server_ms=server, received_ms=received)
+            self.metrics.clock_samples_discarded.inc()
+            log.warning(
+                "server-time sample discarded: round trip %d ms > %s ms",
+                received - sent, self.skew.max_rtt_ms,
+            )  # fmt: skip
+        else:
             return
-        received = self.clock.now_ms()
         change = self.skew.observe(sent_ms=sent, server_ms=server, received_ms=received)
         if self.skew.skew_ms is not None:
             self.metrics.clock_skew_ms.set(self.skew.skew_ms)

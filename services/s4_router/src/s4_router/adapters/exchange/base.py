@@ -264,6 +264,21 @@ class ExchangePort(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    # ---- request weight (see .weight): what the venue says about its per-minute budget -------
+    #: Binance counts spot and futures request weight separately (one budget per market)
+    separate_weight_pools: bool = False
+    #: the market whose pool general calls (server time) are charged to
+    primary_market: Market = Market.SPOT
+
+    def weight_limit_1m(self, market: Market) -> int | None:
+        """The venue's request-weight limit per minute for `market` (None: unknown)."""
+        return None
+
+    def used_weight_1m(self, market: Market) -> int | None:
+        """The venue's count of weight used this minute, from its latest answer (Binance's
+        ``X-MBX-USED-WEIGHT-1M``; None: the venue does not say)."""
+        return None
+
     # ---- protective orders (FUT margin/leverage, conditional orders, spot OCO) ---------------
     # Not abstract: a venue without them says so (`ProtectionUnsupported`) and S4 refuses the
     # intents that need them instead of executing unprotected.

@@ -71,6 +71,7 @@ SPOT, FUT = Market.SPOT, Market.FUT
 _CONDITIONAL = frozenset({OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET})
 _FUT_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _COID_CACHE = 50_000
+_BINANCE_WEIGHT_LIMITS = {SPOT: 6_000, FUT: 2_400}  # REQUEST_WEIGHT per minute (exchangeInfo)
 # Binance's advertised order types (ccxt validates createOrder types against market.info).
 _SPOT_ORDER_TYPES = [
     "LIMIT",
@@ -320,10 +321,33 @@ class CcxtExchange(ExchangePort):
             one = build(exchange_id)
             self._clients = {SPOT: one, FUT: one}
             self._primary = one
+        # Binance limits spot (6,000/min) and USD-M futures (2,400/min) weight separately.
+        self.separate_weight_pools = self._binance
+        self.primary_market = FUT if exchange_id == "binanceusdm" else SPOT
         self._symbols: dict[tuple[Market, str], str] = {}
         self._instruments: dict[str, Instrument] = {}
         self._coids: dict[tuple[Market, str], str] = {}
         self._closed = False
+
+    # ---- request weight ----------------------------------------------------------------------
+    def weight_limit_1m(self, market: Market) -> int | None:
+        if not self._binance:
+            return None
+        return _BINANCE_WEIGHT_LIMITS[market]
+
+    def used_weight_1m(self, market: Market) -> int | None:
+        """``X-MBX-USED-WEIGHT-1M`` of the market's client's latest answer (ccxt keeps the
+        headers of the last response; header names are matched case-insensitively)."""
+        headers = getattr(self._clients[market], "last_response_headers", None)
+        if not headers:
+            return None
+        for name, value in headers.items():
+            if str(name).lower() == "x-mbx-used-weight-1m":
+                try:
+                    return int(str(value).split(",")[-1].strip())
+                except ValueError:
+                    return None
+        return None
 
     # ---- plumbing ----------------------------------------------------------------------------
     def _distinct_clients(self) -> list[Any]:

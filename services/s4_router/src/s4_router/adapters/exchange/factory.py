@@ -57,6 +57,10 @@ def make_exchange(
         # The router proves an unanswered submit absent once this window has passed: the
         # venue must be told the same window.
         recv_window_ms=settings.recv_window_ms,
+        # S4's own budget (GuardedExchange + .weight) paces every call from the venue's
+        # X-MBX-USED-WEIGHT-1M with an urgent lane for closes; ccxt's limiter would queue a
+        # reduce-only close FIFO behind polls (a POST waited 30 s) on its own rolling estimate.
+        enable_rate_limit=False,
     )
     live_jobs: list[BackgroundTask] = []
     if settings.market_feed:

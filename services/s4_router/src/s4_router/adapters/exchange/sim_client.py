@@ -207,6 +207,13 @@ class SimExchange(ExchangePort):
         except verr.VenueError as exc:
             raise translate(exc, submit=submit) from exc
 
+    # ---- request weight: the simulator's own limiter (what its facade sends as a header) ----
+    def weight_limit_1m(self, market: Market) -> int | None:
+        return self.sim.limiter.limit
+
+    def used_weight_1m(self, market: Market) -> int | None:
+        return self.sim.used_weight()
+
     # ---- the port -----------------------------------------------------------------------------
     async def load_markets(self, instruments: Sequence[Instrument]) -> None:
         for inst in instruments:

@@ -1,0 +1,154 @@
+"""The venue's request weight as a budget S4 paces itself under.
+
+Binance (and the simulator, and its facade) count request *weight* per clock minute and answer
+429 past the limit (418, an IP ban, when a client keeps going). Every answer carries the weight
+used so far in the minute (``X-MBX-USED-WEIGHT-1M``), counted for the whole account/IP: a peer
+replica's calls are in it too. So the budget is kept from two sources:
+
+* before a call, its estimated weight (:data:`WEIGHTS`, Binance's published figures) is charged
+  locally, so a burst of concurrent calls is paced before any answer comes back;
+* after a call, the venue's own figure (the header through ccxt's ``last_response_headers``, the
+  simulator's limiter through the sim client) replaces the local count for the minute.
+
+Two lanes. *Urgent* calls — reduce-only orders, cancels, protective placements, the server-time
+probe — always go out: they only ever reduce risk, and the venue decides. *Normal* calls
+(entries, polls, book and account reads) go out while the minute's usage stays under
+``pace_fraction`` of the limit (the rest is headroom kept for the urgent lane); beyond it they
+wait for the next minute, or for a venue 429's Retry-After, when that is at most
+``max_wait_ms`` away, and are otherwise refused locally with :class:`WeightExhausted` — a
+:class:`RateLimited` that provably never reached the venue (so a submit refused this way is
+retried under the same id, never resolved as ambiguous, and the breaker does not count it).
+
+Binance limits spot and futures weight separately: an adapter that says so
+(``separate_weight_pools``) gets one budget per market.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+from s4_router.adapters.exchange.base import RateLimited
+from svckit.clock import Clock
+
+MINUTE_MS = 60_000
+Sleep = Callable[[float], Awaitable[None]]
+
+# Estimated weight per port operation (Binance REST figures; the venue's header corrects them).
+WEIGHTS: dict[str, int] = {
+    "server_time_ms": 1,
+    "place_order": 1,
+    "cancel_order": 1,
+    "fetch_order": 4,
+    "fetch_open_orders": 6,
+    "fetch_my_trades": 20,
+    "fetch_book": 5,
+    "set_leverage": 1,
+    "set_margin_type": 1,
+    "fetch_positions": 20,
+    "fetch_balances": 20,
+    "place_conditional": 1,
+    "cancel_conditional": 1,
+    "fetch_conditional": 1,
+    "fetch_open_conditionals": 1,
+    "place_oco": 1,
+    "fetch_order_list": 4,
+    "cancel_order_list": 1,
+}
+
+
+_URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("s4_weight_urgent", default=False)
+
+
+@contextlib.contextmanager
+def urgent_lane() -> Iterator[None]:
+    """Calls made inside (in this task) take the urgent lane: the reads a reduce-only close
+    needs before its send (its pre-trade book) must not be paced behind entries and polls."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
+
+
+def in_urgent_lane() -> bool:
+    return _URGENT.get()
+
+
+class WeightExhausted(RateLimited):
+    """Refused by S4's own budget: the request was never sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class WeightConfig:
+    limit_1m: int = 6_000
+    pace_fraction: float = 0.8
+    max_wait_ms: int = 1_000
+
+
+class WeightBudget:
+    """One pool of request weight (per clock minute, like the venue's)."""
+
+    def __init__(self, cfg: WeightConfig, *, clock: Clock, sleep: Sleep) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.sleep = sleep
+        self._window = -1
+        self._used = 0
+        self._blocked_until = 0  # a venue 429's Retry-After (normal lane holds until then)
+        self.paced = 0  # normal calls that waited
+        self.refused = 0  # normal calls refused locally
+
+    @property
+    def pace_at(self) -> int:
+        return int(self.cfg.limit_1m * self.cfg.pace_fraction)
+
+    def used(self, now_ms: int | None = None) -> int:
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        return self._used if now // MINUTE_MS == self._window else 0
+
+    def _roll(self, now: int) -> None:
+        window = now // MINUTE_MS
+        if window != self._window:
+            self._window, self._used = window, 0
+
+    def _wait_ms(self, now: int, weight: int) -> int:
+        """How long a normal call of `weight` must wait (0: it may go now)."""
+        wait = max(0, self._blocked_until - now)
+        if self._used + weight > self.pace_at:
+            wait = max(wait, (self._window + 1) * MINUTE_MS - now)
+        return wait
+
+    async def acquire(self, weight: int, *, urgent: bool) -> None:
+        """Charge `weight` for a call about to be sent; normal calls are paced (module doc)."""
+        while True:
+            now = self.clock.now_ms()
+            self._roll(now)
+            wait = 0 if urgent else self._wait_ms(now, weight)
+            if wait == 0:
+                self._used += weight
+                return
+            if wait > self.cfg.max_wait_ms:
+                self.refused += 1
+                raise WeightExhausted(
+                    f"request weight budget: {self._used}/{self.cfg.limit_1m} used this minute "
+                    f"(normal calls pace at {self.pace_at}); not sent",
+                    retry_after=math.ceil(wait / 1000),
+                )
+            self.paced += 1
+            await self.sleep(wait / 1000)
+
+    def observe(self, used_weight: int, now_ms: int | None = None) -> None:
+        """The venue's own count for the current minute (authoritative: it includes peers)."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        self._roll(now)
+        self._used = used_weight
+
+    def on_rate_limited(self, retry_after_s: float | None, now_ms: int | None = None) -> None:
+        """The venue answered 429: hold the normal lane for its Retry-After (1 s if unsaid)."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        wait_ms = int((retry_after_s if retry_after_s else 1.0) * 1000)
+        self._blocked_until = max(self._blocked_until, now + wait_ms)
