@@ -36,6 +36,7 @@ class MarketState:
     margin_in_flight: float
     sources: list[str] = field(default_factory=list)
     error: str | None = None
+    overridden: list[str] = field(default_factory=list)  # context.features names (dry run)
 
 
 def _numbers(data: dict[str, Any], out: dict[str, float]) -> None:

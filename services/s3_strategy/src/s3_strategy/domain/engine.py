@@ -30,7 +30,13 @@ from s3_strategy.domain.gates import GateLimits, run_gates
 from s3_strategy.domain.ml import MlInput, table_mult
 from s3_strategy.domain.params import BundleParams, EngineLimits, MlRow, RouteBand
 from s3_strategy.domain.reasons import Reason
-from s3_strategy.domain.rules import RuleSet, build_rulesets, factors_from_docs, lint_rules
+from s3_strategy.domain.rules import (
+    Factor,
+    RuleSet,
+    build_rulesets,
+    factors_from_docs,
+    lint_rules,
+)
 from s3_strategy.domain.rules import evaluate as eval_rules
 from s3_strategy.domain.sizing import QtyAboveMax, Sized, size_fut, size_spot
 from tradekit.enums import Market, Side
@@ -61,6 +67,9 @@ class MarketPlan:
     required: frozenset[str]  # with a side hint
     required_no_hint: frozenset[str]  # + the MA features the side is chosen from
     positive: tuple[str, ...]  # features that must be > 0 (prices, ATR)
+    # factor_registry's declared [min, max] of the features read (name, lo, hi)
+    bounds: tuple[tuple[str, float | None, float | None], ...]
+    bounds_no_hint: tuple[tuple[str, float | None, float | None], ...]
     bands: tuple[tuple[Decimal | None, dict[str, Any]], ...]  # (notional max, exec_policy)
     # Flattened params for finish(): no attribute chains in the hot path.
     fut: bool
@@ -191,7 +200,10 @@ class Engine:
         self.plans = {
             sym: SymbolPlan(
                 inst,
-                {m: self._plan(inst, m, rulesets[(sym, m.value)], tables) for m in inst.markets},
+                {
+                    m: self._plan(inst, m, rulesets[(sym, m.value)], tables, factors)
+                    for m in inst.markets
+                },
             )
             for sym, inst in by_symbol.items()
         }
@@ -213,7 +225,12 @@ class Engine:
         return bands
 
     def _plan(
-        self, inst: Instrument, market: Market, rules: RuleSet, tables: Mapping[str, Any]
+        self,
+        inst: Instrument,
+        market: Market,
+        rules: RuleSet,
+        tables: Mapping[str, Any],
+        factors: Mapping[str, Factor],
     ) -> MarketPlan:
         p, lim = self.params, self.limits
         fut = market is Market.FUT
@@ -273,6 +290,15 @@ class Engine:
                 )
                 bands.append((b.notional_usdt_max, _policy_body(entry_model)))
         bp, spot = p.brackets, p.exec_policy.SPOT
+
+        def bounds(names: set[str]) -> tuple[tuple[str, float | None, float | None], ...]:
+            out = []
+            for name in sorted(names):
+                f = factors.get(name)
+                if f is not None and (f.min is not None or f.max is not None):
+                    out.append((name, f.min, f.max))
+            return tuple(out)
+
         return MarketPlan(
             market=market,
             market_s=market.value,
@@ -281,6 +307,8 @@ class Engine:
             required=frozenset(required),
             required_no_hint=frozenset(required | set(SIDE_FEATURES)),
             positive=tuple(positive),
+            bounds=bounds(required),
+            bounds_no_hint=bounds(required | set(SIDE_FEATURES)),
             bands=tuple(bands),
             fut=fut,
             clamp=p.size_mult_clamp,
@@ -355,6 +383,16 @@ class Engine:
         for name in mp.positive:
             if features[name] <= 0:
                 out.skip(Reason.FEATURE_INVALID, f"{name} must be > 0, got {features[name]!r}")
+                return pre
+        # factor_registry declares each feature's range: a negative spread or funding, a
+        # percentile of 1.7, is a feed error, never a market to trade on.
+        for name, fmin, fmax in mp.bounds if side_hint is not None else mp.bounds_no_hint:
+            v = features[name]
+            if (fmin is not None and v < fmin) or (fmax is not None and v > fmax):
+                out.skip(
+                    Reason.FEATURE_OUT_OF_RANGE,
+                    f"{name}={v!r} outside factor_registry's range [{fmin}, {fmax}]",
+                )
                 return pre
         pre.feature_ts = feature_ts
         gates, reason = run_gates(features, mp.gate, open_entries, margin_in_flight)

@@ -15,6 +15,7 @@ class Reason(StrEnum):
     FEATURE_MISSING = "FEATURE_MISSING"  # a needed feature is absent (gates, rules, SL, side)
     FEATURE_STALE = "FEATURE_STALE"  # snapshot older than feature_max_age_ms
     FEATURE_INVALID = "FEATURE_INVALID"  # NaN/inf, or a price/ATR that is not > 0
+    FEATURE_OUT_OF_RANGE = "FEATURE_OUT_OF_RANGE"  # outside factor_registry's [min, max]
     MARKET_NOT_TRADED = "MARKET_NOT_TRADED"  # the instrument has no such market
     SIDE_NOT_ALLOWED = "SIDE_NOT_ALLOWED"  # a SELL entry on SPOT (no shorting)
     # L0 gates (step 2), in gate order

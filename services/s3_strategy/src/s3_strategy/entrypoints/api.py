@@ -31,6 +31,7 @@ from s3_strategy.entrypoints.schemas import (
 )
 from s3_strategy.service_layer.decide import (
     DecideInput,
+    DecideRefused,
     DecisionService,
     ReplayUnavailable,
     SignalNotFound,
@@ -60,6 +61,8 @@ async def _decide(service: DecisionService, body: DecideRequest) -> tuple[int, b
         )
     except UnknownSymbol as exc:
         return 422, orjson.dumps({"detail": f"symbol: unknown symbol {exc.args[0]!r}"})
+    except DecideRefused as exc:
+        return 422, orjson.dumps({"detail": str(exc)})
     return 200, orjson.dumps(result)
 
 

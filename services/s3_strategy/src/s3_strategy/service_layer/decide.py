@@ -75,6 +75,15 @@ class UnknownSymbol(Exception):
     pass
 
 
+class DecideRefused(Exception):
+    """A request this service refuses before any side effect (HTTP 422): `field` names the
+    request field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class SignalNotFound(Exception):
     pass
 
@@ -179,6 +188,22 @@ class DecisionService:
         engine = self._engine  # pinned for the whole decision (RCU)
         if symbol not in engine.plans:
             raise UnknownSymbol(symbol)
+        if not dry_run:
+            # A live decision trades on the market as published in Redis, never on numbers a
+            # caller sends (a what-if `mid` of 70,000 against a 65,095 market opened a trade
+            # whose stop the venue then refused): what-if inputs are for dry runs only.
+            if features is not None:
+                raise DecideRefused(
+                    "context.features",
+                    "what-if features are accepted only with dry_run: true; a live decision "
+                    "reads market data from Redis alone",
+                )
+            if symbol not in self.settings.symbols:
+                raise DecideRefused(
+                    "symbol",
+                    f"{symbol} is not traded by this service (S3_SYMBOLS="
+                    f"{','.join(self.settings.symbols)}); a dry run is allowed",
+                )
         now = self.clock.now_ms()
         signal_id = uuid.uuid4().hex
         claimed_coid: str | None = None
@@ -204,6 +229,7 @@ class DecisionService:
                 if "ts" in features:
                     state.ts = int(features["ts"])
                 state.sources.append("context")
+                state.overridden = sorted(features)
             derive(state.features)
             result = await self._run(
                 engine, signal_id, now, symbol, market, side_hint, state,
@@ -312,6 +338,7 @@ class DecisionService:
             "side_hint": side_hint.value if side_hint else None,
             "features": {**state.features, "ts": state.ts},
             "feature_sources": state.sources,
+            "features_overridden": state.overridden,  # what-if names (dry runs only)
             "state": {
                 "open_entries": state.open_entries,
                 "margin_in_flight_usdt": state.margin_in_flight,
@@ -390,6 +417,10 @@ class DecisionService:
             )  # fmt: skip
         elif reason == Reason.FEATURE_MISSING:
             await self.alerts.emit("FEATURE_MISSING", str(result.get("message")), symbol=symbol)
+        elif reason == Reason.FEATURE_OUT_OF_RANGE:
+            await self.alerts.emit(
+                "FEATURE_OUT_OF_RANGE", f"{symbol}: {result.get('message')}", symbol=symbol
+            )
         elif result.get("ml", {}).get("fallback"):
             await self.alerts.emit("ML_FALLBACK", str(result["ml"].get("error")), symbol=symbol)
 
@@ -418,6 +449,8 @@ class DecisionService:
                 except UnknownSymbol:
                     return {"symbol": item.symbol, "status": 422,
                             "error": f"unknown symbol {item.symbol!r}"}  # fmt: skip
+                except DecideRefused as exc:
+                    return {"symbol": item.symbol, "status": 422, "error": str(exc)}
                 except InfraError as exc:
                     return {"symbol": item.symbol, "status": 503,
                             "error": f"service unavailable: {exc}"}  # fmt: skip
