@@ -88,6 +88,7 @@ class MarketPlan:
     max_loss: Decimal
     f_in: Decimal
     f_out: Decimal
+    f_stop: Decimal  # a stop takes liquidity: always the taker fee
     fee_names: dict[str, str]
 
 
@@ -235,7 +236,8 @@ class Engine:
         p, lim = self.params, self.limits
         fut = market is Market.FUT
         hi = p.size_mult_clamp[1]
-        max_entry = lim.margin_base_usdt * hi if fut else p.spot_quote_budget_usdt * hi
+        # SPOT never spends more than its budget, whatever the multiplier (domain/sizing.py)
+        max_entry = lim.margin_base_usdt * hi if fut else p.spot_quote_budget_usdt
         gate = GateLimits(
             max_funding_abs=float(lim.max_funding_abs),
             spread_bp_limit=float(inst.spread_bp_limit or lim.spread_bp_limit_default),
@@ -326,6 +328,7 @@ class Engine:
             max_loss=lim.max_loss_usdt,
             f_in=inst.taker_fee if bp.entry_fee == "taker" else inst.maker_fee,
             f_out=inst.taker_fee if bp.exit_fee == "taker" else inst.maker_fee,
+            f_stop=inst.taker_fee,
             fee_names={"entry": bp.entry_fee, "exit": bp.exit_fee},
         )
 
@@ -458,7 +461,7 @@ class Engine:
             sized: Sized = (
                 size_fut(inst, entry, mp.margin_base, size_mult, mp.leverage)
                 if fut
-                else size_spot(inst, entry, mp.spot_budget, size_mult)
+                else size_spot(inst, entry, mp.spot_budget, size_mult, mp.f_in)
             )
         except InvalidIntent as exc:
             return out.skip(Reason.MIN_NOTIONAL, str(exc))
@@ -498,7 +501,10 @@ class Engine:
                 b = br.solve(
                     inst, side, entry, sized.qty, d_base=d_base, max_loss=mp.max_loss,
                     target_net=mp.tp_pct * sized.margin, f_in=mp.f_in, f_out=mp.f_out,
+                    f_stop=mp.f_stop,
                 )  # fmt: skip
+            except br.LossCapUnreachable as exc:
+                return out.skip(Reason.MAX_LOSS_UNREACHABLE, str(exc))
             except br.BracketError as exc:
                 return out.skip(Reason.BRACKETS_INVALID, str(exc))
             sl_s, tp_s = str(b.sl), str(b.tp)

@@ -34,6 +34,8 @@ class Reason(StrEnum):
     MIN_NOTIONAL = "MIN_NOTIONAL"  # qty rounds to zero or notional < minNotional / qty < minQty
     QTY_ABOVE_MAX = "QTY_ABOVE_MAX"  # qty > the instrument's maxQty (never silently cut)
     BRACKETS_INVALID = "BRACKETS_INVALID"  # no valid SL/TP (e.g. a short TP at or below zero)
+    # no stop on the tick keeps the loss at the stop, fees included, within S3_MAX_LOSS_USDT
+    MAX_LOSS_UNREACHABLE = "MAX_LOSS_UNREACHABLE"
     # emission (step 8; set by the service layer, not by the pure pipeline)
     LOCK_BUSY = "LOCK_BUSY"  # lock:pos:{symbol} held by another decision beyond the wait
     DUPLICATE_DECISION = "DUPLICATE_DECISION"  # idem:order:{client_order_id} already claimed
