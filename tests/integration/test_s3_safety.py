@@ -4,12 +4,19 @@ and a SQLite store. Each test here failed on the code before the issue was worke
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from s3_strategy.adapters.signals import SignalWriter
+from s3_strategy.service_layer.decide import DecideRefused
 from svckit import keys
+from svckit.errors import InvalidDocument
 from svckit.redisio import RedisClient
+from svckit.store.sqlite import SqliteStore
 from tests.helpers import BTC_FEATURES, now_ms, put_features
 from tests.integration.test_s3_decide import (
     BTC,
@@ -114,3 +121,104 @@ async def test_decide_dry_run_with_what_if_outside_bounds_skips_feature_out_of_r
     feats = {**BTC_FEATURES, **RULE_FEATURES, "spread_bps": -3.0, "ts": now_ms()}
     body = await s3.decide({**DRY, "context": {"features": feats}})
     assert body["reason"] == "FEATURE_OUT_OF_RANGE"
+
+
+# ---- point 6: batch items are independent; one bad document never fails another's write ------
+async def test_decide_batch_with_absurd_ts_item_is_refused_whole_before_any_side_effect(
+    make_s3: Factory, redis: RedisClient
+) -> None:
+    s3 = await make_s3()
+    await put_features(redis, **RULE_FEATURES)
+    bad = {**DRY, "context": {"features": {**BTC_FEATURES, **RULE_FEATURES, "ts": 1e30}}}
+    r = await s3.client.post("/decide/batch", json={"items": [BTC, bad]})
+    assert r.status_code == 422, r.text
+    assert await redis.xlen(keys.ORDERS_INTENT) == 0
+    assert await s3.store.count("signals") == 0
+
+
+async def test_decide_concurrent_with_unstorable_what_if_leaves_the_live_decision_intact(
+    make_s3: Factory, redis: RedisClient
+) -> None:
+    """The service layer holds whichever HTTP path calls it: a what-if `ts` no store can hold
+    (an integer beyond 64 bits once converted) is refused alone, the live decision beside it
+    is written and emitted."""
+    s3 = await make_s3()
+    await put_features(redis, **RULE_FEATURES)
+    svc = s3.c.service
+    bad = {**BTC_FEATURES, **RULE_FEATURES, "ts": 1e30}
+    live, what_if = await asyncio.gather(
+        svc.decide(symbol="BTCUSDT"),
+        svc.decide(symbol="BTCUSDT", dry_run=True, features=bad),
+        return_exceptions=True,
+    )
+    assert isinstance(live, dict) and live["decision"] == "open", live
+    assert isinstance(what_if, DecideRefused) and what_if.field == "context.features.ts"
+    assert await redis.xlen(keys.ORDERS_INTENT) == 1
+    assert await s3.store.get("signals", live["signal_id"]) is not None
+
+
+async def test_signal_writer_with_one_unstorable_document_fails_only_that_write(
+    sqlite_store: SqliteStore,
+) -> None:
+    writer = SignalWriter(sqlite_store)
+    good = {"_key": "good", "decision": "open", "features": {"ts": now_ms()}}
+    bad = {"_key": "bad", "decision": "skip", "features": {"ts": 10**30}}
+    res = await asyncio.gather(writer.write(good), writer.write(bad), return_exceptions=True)
+    assert res[0] is None, res
+    assert isinstance(res[1], InvalidDocument), res
+    assert await sqlite_store.get("signals", "good") is not None
+    assert await sqlite_store.get("signals", "bad") is None
+    # the store's group insert itself: the bad document reports its error, the other is stored
+    first, second = await sqlite_store.insert_many("signals", [bad, {"_key": "g2"}])
+    assert isinstance(first, InvalidDocument) and "bad" in str(first)
+    assert second == "g2" and await sqlite_store.get("signals", "g2") is not None
+
+
+class _PublishReportLost(SqliteStore):
+    """A store whose `signals` updates fail with an unexpected error (a bug, a driver fault)."""
+
+    async def update(self, collection: str, key: str, patch: dict[str, Any]) -> dict[str, Any]:
+        if collection == "signals":
+            raise RuntimeError("driver fault while recording the publish report")
+        return await super().update(collection, key, patch)
+
+
+async def test_decide_batch_with_emitted_item_never_answers_5xx(
+    make_s3: Factory, redis: RedisClient, tmp_path: Path
+) -> None:
+    s3 = await make_s3(store=_PublishReportLost(tmp_path / "lost.sqlite3"))
+    await put_features(redis, **RULE_FEATURES)
+    r = await s3.client.post("/decide/batch", json={"items": [BTC, DRY]})
+    assert r.status_code == 200, r.text
+    live, dry = r.json()["results"]
+    assert live["decision"] == "open" and live["publish"]["stream"] == "ok", live
+    assert dry["dry_run"] is True
+    assert await redis.xlen(keys.ORDERS_INTENT) == 1
+    r = await s3.client.post("/decide", json=DRY)  # one decision alike
+    assert r.status_code == 200
+
+
+# ---- point 8: every alert names its cause ------------------------------------------------------
+async def test_decide_live_with_s4_timing_out_alerts_publish_degraded_naming_the_timeout(
+    make_s3: Factory, redis: RedisClient
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        await asyncio.sleep(5)  # accepts the request, never answers
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=0.2)
+        s3 = await make_s3(http=http, publish_retries=1)
+        await put_features(redis, **RULE_FEATURES)
+        body = await s3.decide(BTC)
+        assert body["publish"]["rest"] == "failed"
+        [alert] = await alerts(redis)
+        assert alert["kind"] == "PUBLISH_DEGRADED"
+        cause = alert["message"].split("rest: ", 1)[1]
+        assert "ReadTimeout" in cause and "0.2" in cause, alert["message"]
+        assert body["publish"]["errors"] == [f"rest: {cause}"]
+    finally:
+        server.close()

@@ -27,6 +27,8 @@ from svckit import keys
 from svckit.redisio import RedisClient
 from svckit.redismux import RedisMux
 
+_TS_LIMIT = 2**53  # beyond it a float ts is not an exact integer (and 1e30 no 64-bit one)
+
 
 @dataclass(slots=True)
 class MarketState:
@@ -56,11 +58,13 @@ def parse_snapshot(raw: str | bytes | None, tick_raw: str | bytes | None) -> Mar
                 raise ValueError("not an object")
             _numbers(data, feats)
             ts = data.get("ts")
-            if type(ts) is int or type(ts) is float:
+            if (type(ts) is int or type(ts) is float) and 0 < ts < _TS_LIMIT:
                 state.ts = int(ts)
+            elif ts is not None:
+                raise ValueError(f"ts {ts!r} is not epoch milliseconds")
             state.sources.append("feat:last")
         except ValueError as exc:
-            state.error = f"feat:last is not a JSON object: {exc}"
+            state.error = f"feat:last is invalid: {exc}"
             return state
     if "mid" not in feats and tick_raw is not None:
         try:

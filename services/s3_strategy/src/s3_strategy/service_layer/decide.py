@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -75,6 +76,12 @@ class UnknownSymbol(Exception):
     pass
 
 
+# What-if values (dry runs) the service accepts, whichever path calls it (the HTTP schema says
+# the same): numbers bounded in magnitude, `ts` epoch ms from 2001 to 2286.
+FEATURE_ABS_MAX = 1e15
+TS_MIN, TS_MAX = 10**12, 10**13 - 1
+
+
 class DecideRefused(Exception):
     """A request this service refuses before any side effect (HTTP 422): `field` names the
     request field at fault."""
@@ -102,6 +109,18 @@ class DecideInput:
     side_hint: Side | None = None
     dry_run: bool = False
     features: Mapping[str, float] | None = None  # context.features (override; "ts" in ms)
+
+
+def _check_what_if(features: Mapping[str, float]) -> None:
+    for name, v in features.items():
+        where = f"context.features.{name}"
+        if type(v) is not float and type(v) is not int:
+            raise DecideRefused(where, f"must be a number, got {v!r}")
+        if not math.isfinite(v) or abs(v) > FEATURE_ABS_MAX:
+            raise DecideRefused(where, f"must be finite and within ±{FEATURE_ABS_MAX:g}")
+    ts = features.get("ts")
+    if ts is not None and (ts != int(ts) or not TS_MIN <= ts <= TS_MAX):
+        raise DecideRefused("context.features.ts", f"must be epoch ms (13 digits), got {ts!r}")
 
 
 def apply_override(result: dict[str, Any], reason: Reason, message: str) -> None:
@@ -204,6 +223,8 @@ class DecisionService:
                     f"{symbol} is not traded by this service (S3_SYMBOLS="
                     f"{','.join(self.settings.symbols)}); a dry run is allowed",
                 )
+        if features is not None:
+            _check_what_if(features)
         now = self.clock.now_ms()
         signal_id = uuid.uuid4().hex
         claimed_coid: str | None = None
@@ -384,13 +405,14 @@ class DecisionService:
         if refused:
             await self.alerts.emit(
                 "INTENT_REFUSED",
-                f"S4 refused {intent['client_order_id']}: {s4.get('message')}",
+                f"S4 refused {intent['client_order_id']}: "
+                f"{s4.get('message') or s4.get('status') or 'FAIL without a message'}",
                 symbol=str(intent["symbol"]),
                 data={"client_order_id": intent["client_order_id"]},
             )
         try:
             await self.store.update("signals", signal_id, {"publish": report.as_dict()})
-        except InfraError:
+        except Exception:  # the intent is out: the answer must say so, whatever failed here
             log.exception("signal %s: could not record the publish report", signal_id)
         await self._report_failures(intent, report)
 
@@ -454,6 +476,10 @@ class DecisionService:
                 except InfraError as exc:
                     return {"symbol": item.symbol, "status": 503,
                             "error": f"service unavailable: {exc}"}  # fmt: skip
+                except Exception as exc:  # items are independent: never fail the others
+                    log.exception("batch item %s failed", item.symbol)
+                    return {"symbol": item.symbol, "status": 500,
+                            "error": f"internal error: {type(exc).__name__}: {exc}"}  # fmt: skip
 
         return list(await asyncio.gather(*(one(i) for i in items)))
 
