@@ -146,11 +146,12 @@ async def test_decide_concurrent_with_unstorable_what_if_leaves_the_live_decisio
     await put_features(redis, **RULE_FEATURES)
     svc = s3.c.service
     bad = {**BTC_FEATURES, **RULE_FEATURES, "ts": 1e30}
-    live, what_if = await asyncio.gather(
+    results: list[Any] = await asyncio.gather(
         svc.decide(symbol="BTCUSDT"),
         svc.decide(symbol="BTCUSDT", dry_run=True, features=bad),
         return_exceptions=True,
     )
+    live, what_if = results
     assert isinstance(live, dict) and live["decision"] == "open", live
     assert isinstance(what_if, DecideRefused) and what_if.field == "context.features.ts"
     assert await redis.xlen(keys.ORDERS_INTENT) == 1
