@@ -11,12 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
+from s3_strategy.adapters.configstore import ConfigStore
 from s3_strategy.adapters.signals import SignalWriter
+from s3_strategy.bootstrap import bootstrap
+from s3_strategy.config import Settings
 from s3_strategy.service_layer.decide import DecideRefused
 from svckit import keys
-from svckit.errors import InvalidDocument
+from svckit.errors import InvalidDocument, StartupError
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
+from tests.conftest import FIXTURES
 from tests.helpers import BTC_FEATURES, now_ms, put_features
 from tests.integration.test_s3_decide import (
     BTC,
@@ -24,6 +28,7 @@ from tests.integration.test_s3_decide import (
     RULE_FEATURES,
     Factory,
     alerts,
+    fixture_params,
     make_s3,
 )
 
@@ -203,10 +208,13 @@ async def test_decide_batch_with_emitted_item_never_answers_5xx(
 async def test_decide_live_with_s4_timing_out_alerts_publish_degraded_naming_the_timeout(
     make_s3: Factory, redis: RedisClient
 ) -> None:
+    done = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         await reader.read(65536)
-        await asyncio.sleep(5)  # accepts the request, never answers
-        writer.close()
+        await done.wait()  # accepts the request, never answers
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -222,4 +230,62 @@ async def test_decide_live_with_s4_timing_out_alerts_publish_degraded_naming_the
         assert "ReadTimeout" in cause and "0.2" in cause, alert["message"]
         assert body["publish"]["errors"] == [f"rest: {cause}"]
     finally:
+        done.set()
+        for w in writers:
+            w.close()
+            await w.wait_closed()
         server.close()
+        await server.wait_closed()
+
+
+# ---- point 7: a bundle that fails lint never crashes the start -----------------------------------
+async def _bad_bundle(store: SqliteStore) -> str:
+    """Promote a bundle whose new rule has an absurd threshold (1e300, storable, not lintable)."""
+    bad = {"rule_id": "R-BAD", "priority": 5, "status": "ENABLED",
+           "applies": {"symbols": ["BTCUSDT"], "services": ["s3-strategy"]},
+           "when": {"allOf": [{"f": "rv_1h", "op": ">", "v": 1e300}]},
+           "action": {"type": "skip_entry"}}  # fmt: skip
+    await store.upsert("strategy_rules", "R-BAD", bad)
+    ids = [str(r["rule_id"]) for r in await store.find("strategy_rules")]
+    return await ConfigStore(store).publish_bundle("bad", fixture_params(), rule_ids=ids)
+
+
+async def test_bootstrap_with_active_bundle_failing_lint_keeps_the_last_good_and_alerts(
+    redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    settings = Settings(redis_addresses=redis_addresses, data_dir=tmp_path,
+                        fixtures_dir=FIXTURES, s4_url=None)  # fmt: skip
+    try:
+        good = await bootstrap(settings, redis=redis, store=store)  # records its context
+        good_rev = good.service.engine.config_rev
+        await good.aclose()
+        bad_rev = await _bad_bundle(store)
+        c = await bootstrap(settings, redis=redis, store=store, seed=False)
+        try:
+            assert c.service.engine.config_rev == good_rev != bad_rev
+            [alert] = [a for a in await alerts(redis) if a["kind"] == "CONFIG_REJECTED"]
+            assert alert["severity"] == "critical"
+            assert "R-BAD: when.allOf[0]: v must be finite and within" in alert["message"]
+            assert f"keeping the last good bundle default@{good_rev}" in alert["message"]
+        finally:
+            await c.aclose()
+    finally:
+        await store.close()
+
+
+async def test_bootstrap_with_only_a_bundle_failing_lint_refuses_naming_the_path(
+    redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    try:
+        from svckit.store.seed import seed_store
+
+        await seed_store(store, FIXTURES)
+        await _bad_bundle(store)
+        settings = Settings(redis_addresses=redis_addresses, data_dir=tmp_path,
+                            fixtures_dir=FIXTURES, s4_url=None)  # fmt: skip
+        with pytest.raises(StartupError, match=r"R-BAD: when\.allOf\[0\]: v must be finite"):
+            await bootstrap(settings, redis=redis, store=store, seed=False)
+    finally:
+        await store.close()

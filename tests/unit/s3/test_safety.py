@@ -3,7 +3,12 @@ floor, SPOT never spends more than its budget. Each test failed on the code befo
 
 from __future__ import annotations
 
+import json
+import shutil
+import time
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
@@ -12,8 +17,11 @@ from hypothesis import strategies as st
 from s3_strategy.config import Settings
 from s3_strategy.domain import brackets as br
 from s3_strategy.domain.reasons import Reason
+from s3_strategy.domain.rules import RuleLintError, factors_from_docs, lint_rules
 from s3_strategy.domain.sizing import size_spot
-from tests.unit.s3.helpers import decide, engine, features, params, rule
+from svckit.store.seed import FixtureError, load_fixtures
+from tests.conftest import FIXTURES
+from tests.unit.s3.helpers import decide, engine, features, fixture, params, rule
 from tradekit.enums import Market, Side
 from tradekit.errors import InvalidIntent
 from tradekit.instrument import Instrument
@@ -106,3 +114,79 @@ def test_size_spot_with_any_multiplier_never_spends_over_budget_with_fee(
     except InvalidIntent:
         return  # an explicit skip (MIN_NOTIONAL)
     assert s.notional * (1 + FEE) <= budget
+
+
+# ---- point 7: the linter -----------------------------------------------------------------------
+FACTORS = factors_from_docs(fixture("factor_registry.json"))
+SYMBOLS = {"BTCUSDT", "ETHUSDT", "QRLUSDT"}
+LEAF = {"f": "rv_1h", "op": "<", "v": 0.5}
+
+
+def lint_errors(*docs: Any) -> list[str]:
+    with pytest.raises(RuleLintError) as info:
+        lint_rules(list(docs), factors=FACTORS, symbols=SYMBOLS, max_depth=6)
+    return info.value.errors
+
+
+@pytest.mark.parametrize("v", [10**400, -(10**400), 1e300, 10**16])
+def test_lint_with_huge_threshold_reports_it_with_its_path_never_raises_other_errors(
+    v: float,
+) -> None:
+    [err] = lint_errors(rule("R-BIG", {"allOf": [LEAF, {"f": "rv_1h", "op": ">", "v": v}]}))
+    assert err.startswith("R-BIG: when.allOf[1]: v must be") and "±1e+15" in err
+
+
+def test_lint_with_huge_size_mult_or_factor_bound_reports_it() -> None:
+    [err] = lint_errors(rule("R-M", LEAF, {"type": "size_mult", "value": 10**400}))
+    assert "R-M: action.value" in err
+    with pytest.raises(RuleLintError, match="factor_registry: rv_1h: max"):
+        factors_from_docs([{"name": "rv_1h", "min": 0, "max": 10**400}])
+
+
+@pytest.mark.parametrize("rid", ["R-1\n", "R-1\r\n", "\nR-1", "R 1", "R-1" + "x" * 64])
+def test_lint_with_rule_id_not_exactly_the_pattern_is_an_error(rid: str) -> None:
+    [err] = lint_errors(rule(rid, LEAF))
+    assert err.startswith("rules[0].rule_id: ")
+
+
+def test_lint_with_misspelled_service_is_an_error_not_a_silent_no_op() -> None:
+    doc = rule("R-S", LEAF)
+    doc["applies"]["services"] = ["s3-stratgy"]
+    [err] = lint_errors(doc)
+    assert err == "R-S: applies.services: unknown ['s3-stratgy'] (allowed: ['s3-strategy'])"
+
+
+def test_lint_with_oversized_rule_stops_early_and_reports_the_limit() -> None:
+    # 64 children per node, 4 levels: 16.7 M leaves if walked; the node budget stops it at once.
+    node: dict[str, Any] = LEAF
+    for _ in range(4):
+        node = {"anyOf": [node] * 64}
+    t0 = time.perf_counter()
+    errs = lint_errors(rule("R-HUGE", node))
+    assert time.perf_counter() - t0 < 1.0
+    assert any(e.startswith("R-HUGE: when") and "more than 256 condition nodes" in e
+               for e in errs), errs  # fmt: skip
+    [err] = lint_errors(rule("R-DESC", LEAF, description="x" * 5000))
+    assert err == "R-DESC: description: longer than 1000 characters"
+    doc = rule("R-SYMS", LEAF)
+    doc["applies"]["symbols"] = ["BTCUSDT"] * 1000
+    assert any("R-SYMS: applies.symbols: more than 64" in e for e in lint_errors(doc))
+
+
+def test_lint_with_oversized_bundle_reports_the_limit() -> None:
+    docs = [rule(f"R-{i}", LEAF) for i in range(501)]
+    errs = lint_errors(*docs)
+    assert errs == ["rules: more than 500 rules in one bundle (501)"]
+
+
+def test_seed_with_400_digit_threshold_in_fixtures_is_a_fixture_error_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    for f in FIXTURES.iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    rules = json.loads((FIXTURES / "strategy_rules.json").read_text())
+    rules[0]["when"] = {"f": "rv_1h", "op": "<", "v": 10**400}
+    (tmp_path / "strategy_rules.json").write_text(json.dumps(rules))
+    with pytest.raises(FixtureError, match=r"strategy_rules\.json: invalid JSON: integer"):
+        load_fixtures(tmp_path)
