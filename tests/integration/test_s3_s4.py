@@ -31,13 +31,13 @@ from s4_router.config import Settings as S4Settings
 from s4_router.entrypoints.api import create_app as s4_app
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
+from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.helpers import decide_live_until_open
 from tradekit.enums import Market
 from tradekit.intents import OrderIntent
 
-# The simulator's feed has no rho_usdttwd_14 (spec rule R-023 needs it): the request adds it.
 DECIDE = {"symbol": "BTCUSDT"}  # live: market data from the simulator's feed only
 
 
@@ -184,3 +184,31 @@ async def test_decide_with_brackets_s4_without_protection_is_refused_reported_an
     }
     assert "INTENT_REFUSED" in kinds
     assert not await st.s4c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT")
+
+
+async def test_decide_live_four_times_with_position_open_opens_once_then_skips_position_open(
+    stack: Callable[..., Awaitable[Stack]], redis: RedisClient
+) -> None:
+    """Issue 11: a filled entry whose protection is still working counts toward
+    S3_CONCURRENT_ENTRIES_PER_MARKET=1 (the default); it used to open four longs."""
+    st = await stack(brackets=True)
+    first = await decide_live_until_open(st.s3, DECIDE)
+    assert first["decision"] == "open", first
+    coid = first["intent"]["client_order_id"]
+
+    async def protected() -> bool:
+        doc = await st.s4c.store.get("strategy_events", f"protection:{coid}")
+        order = await st.s4c.store.get("orders", coid)
+        return (
+            doc is not None and doc["active"] and order is not None
+            and order["status"] == "FILLED"
+        )  # fmt: skip
+
+    await wait_for(protected)
+    for _ in range(3):
+        await asyncio.sleep(1.0)  # a fresh snapshot, the fill long booked
+        body = await decide_live_until_open(st.s3, DECIDE)
+        assert (body["decision"], body["reason"]) == ("skip", "POSITION_OPEN"), body
+        assert "1 open position(s)" in body["message"]
+    parents = await st.s4c.store.find("orders", Query(where={"parent_client_order_id": None}))
+    assert [p["client_order_id"] for p in parents] == [coid]

@@ -12,11 +12,13 @@ import httpx
 import pytest
 
 from s3_strategy.adapters.configstore import ConfigStore
+from s3_strategy.adapters.entries import EntriesLedger, Tally, tally
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.bootstrap import bootstrap
 from s3_strategy.config import Settings
 from s3_strategy.service_layer.decide import DecideRefused
 from svckit import keys
+from svckit.clock import ManualClock
 from svckit.errors import InvalidDocument, StartupError
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
@@ -289,3 +291,60 @@ async def test_bootstrap_with_only_a_bundle_failing_lint_refuses_naming_the_path
             await bootstrap(settings, redis=redis, store=store, seed=False)
     finally:
         await store.close()
+
+
+# ---- point 2: open positions count until S4's protection closes them -----------------------------
+async def test_ledger_with_protected_entry_filled_keeps_a_position_until_protection_resolves(
+    redis: RedisClient, sqlite_store: SqliteStore
+) -> None:
+    clock = ManualClock(now_ms())
+    ledger = EntriesLedger(redis=redis, store=sqlite_store, clock=clock, symbols=["BTCUSDT"],
+                           grace_ms=60_000, reconcile_ms=1000)  # fmt: skip
+    await ledger.add("s3-a", "BTCUSDT", "FUT", "19.5", protected=True)
+    await ledger.add("s3-b", "BTCUSDT", "FUT", "19.5")  # no protection asked
+    prot = {
+        "_key": "protection:s3-a",
+        "kind": "PROTECTION",
+        "parent_client_order_id": "s3-a",
+        "symbol": "BTCUSDT",
+        "market": "FUT",
+        "active": True,
+        "entry_filled": "0.006",
+        "ts": now_ms(),
+        "intent": {"qty": "0.006", "ref_price": "65000", "leverage": 20},
+    }
+    await sqlite_store.insert("strategy_events", prot)  # fmt: skip
+    for coid in ("s3-a", "s3-b"):
+        await ledger.on_executed({"client_order_id": coid, "status": "FILLED",
+                                  "filled_qty": "0.006"})  # fmt: skip
+    snap = await ledger.snapshot()
+    assert list(snap) == ["s3-a"] and snap["s3-a"].endswith("|P")
+    assert tally(snap, "BTCUSDT", "FUT") == Tally(0, 1, 0.0, 19.5)
+    await ledger.reconcile()
+    assert list(await ledger.snapshot()) == ["s3-a"]  # protection still working
+    await sqlite_store.update("strategy_events", "protection:s3-a", {"active": False})
+    await ledger.reconcile()
+    assert await ledger.snapshot() == {}  # closed by its stop / take profit
+
+
+async def test_ledger_reconcile_adopts_positions_s4_protects_that_it_lacks(
+    redis: RedisClient, sqlite_store: SqliteStore
+) -> None:
+    ledger = EntriesLedger(redis=redis, store=sqlite_store, clock=ManualClock(now_ms()),
+                           symbols=["BTCUSDT"], grace_ms=60_000, reconcile_ms=1000)  # fmt: skip
+    prot = {
+        "_key": "protection:ext-1",
+        "kind": "PROTECTION",
+        "parent_client_order_id": "ext-1",
+        "symbol": "BTCUSDT",
+        "market": "FUT",
+        "active": True,
+        "entry_filled": "0.006",
+        "ts": now_ms(),
+        "intent": {"qty": "0.006", "ref_price": "65000", "leverage": 20},
+    }
+    await sqlite_store.insert("strategy_events", prot)  # fmt: skip
+    _, adopted = await ledger.reconcile()
+    snap = await ledger.snapshot()
+    assert adopted == 1 and snap["ext-1"].startswith("BTCUSDT|FUT|19.5|")
+    assert snap["ext-1"].endswith("|P")

@@ -344,6 +344,8 @@ class Engine:
         side_hint: Side | None,
         open_entries: int,
         margin_in_flight: float,
+        open_positions: int = 0,
+        margin_positions: float = 0.0,
     ) -> Pre:
         out = Outcome()
         pre = Pre(out, symbol=symbol, market=market, features=features, now_ms=now_ms)
@@ -398,10 +400,19 @@ class Engine:
                 )
                 return pre
         pre.feature_ts = feature_ts
-        gates, reason = run_gates(features, mp.gate, open_entries, margin_in_flight)
+        gates, reason = run_gates(
+            features, mp.gate, open_entries, margin_in_flight, open_positions, margin_positions
+        )
         out.gates = gates
         if reason is not Reason.OK:
-            out.skip(reason, f"gate {gates[-1]['gate']} failed")
+            msg = f"gate {gates[-1]['gate']} failed"
+            if reason in (Reason.POSITION_OPEN, Reason.CONCURRENT_ENTRIES, Reason.RISK_BUDGET):
+                msg += (
+                    f": {open_positions} open position(s) and {open_entries} entr(y/ies) in "
+                    f"flight on {symbol}/{market.value}; "
+                    f"{margin_positions + margin_in_flight:g} USDT committed overall"
+                )
+            out.skip(reason, msg)
             return pre
         if side_hint is not None:
             side = side_hint

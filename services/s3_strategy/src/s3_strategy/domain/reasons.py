@@ -23,7 +23,8 @@ class Reason(StrEnum):
     SPREAD_TOO_WIDE = "SPREAD_TOO_WIDE"
     DEPTH_TOO_THIN = "DEPTH_TOO_THIN"
     RISK_BUDGET = "RISK_BUDGET"
-    CONCURRENT_ENTRIES = "CONCURRENT_ENTRIES"
+    CONCURRENT_ENTRIES = "CONCURRENT_ENTRIES"  # entries in flight fill the per-market limit
+    POSITION_OPEN = "POSITION_OPEN"  # an open position (filled, protection active) is among them
     # L1 rules (step 3)
     NO_RULES = "NO_RULES"  # no ENABLED rule applies to the symbol/market (skip + alert)
     RULE_SKIP = "RULE_SKIP"  # a skip_entry rule fired

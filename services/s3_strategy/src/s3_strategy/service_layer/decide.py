@@ -3,7 +3,8 @@
 A live decision (spec C4/C5), in order:
 
 1. take `lock:pos:{symbol}` (waits ≤ S3_LOCK_WAIT_MS, held ≤ 3 s; busy ⇒ skip `LOCK_BUSY`);
-2. read features + the entries ledger (one Redis round trip), merge `context.features`;
+2. read features + the ledger of entries in flight and open positions (one Redis round trip);
+   `context.features` are merged in dry runs only (a live decision with them is refused);
 3. run the pure pipeline (engine.pre → scorer with deadline → engine.finish);
 4. if `open`: `SET NX idem:order:{client_order_id}` with an `s3:` token (taken ⇒ skip
    `DUPLICATE_DECISION`), then add the entry to the in-flight ledger;
@@ -39,7 +40,7 @@ import orjson
 
 from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigStore, build_engine, context_rev
-from s3_strategy.adapters.entries import EntriesLedger
+from s3_strategy.adapters.entries import EntriesLedger, filled_positive
 from s3_strategy.adapters.publisher import IntentPublisher, PublishReport
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.adapters.state import MarketState, StateReader, derive
@@ -264,9 +265,11 @@ class DecisionService:
                 if await claim_once(self.redis, keys.idem_order(coid), claim_token,
                                     keys.IDEM_TTL_S):  # fmt: skip
                     claimed_coid = coid
+                    intent = result["intent"]
                     await self.ledger.add(
-                        coid, symbol, market.value, result["sizing"]["margin_usdt"]
-                    )
+                        coid, symbol, market.value, result["sizing"]["margin_usdt"],
+                        protected="sl" in intent or intent["exec_policy"].get("type") == "OCO",
+                    )  # fmt: skip
                 else:
                     msg = f"{coid} was already emitted (idem:order claimed)"
                     apply_override(result, Reason.DUPLICATE_DECISION, msg)
@@ -307,7 +310,8 @@ class DecisionService:
             pre = engine.pre(
                 symbol=symbol, market=market, features=state.features, feature_ts=state.ts,
                 now_ms=now, side_hint=side_hint, open_entries=state.open_entries,
-                margin_in_flight=state.margin_in_flight,
+                margin_in_flight=state.margin_in_flight, open_positions=state.open_positions,
+                margin_positions=state.margin_positions,
             )  # fmt: skip
             spent = time.perf_counter() - p0
             if pre.ready:
@@ -363,6 +367,8 @@ class DecisionService:
             "state": {
                 "open_entries": state.open_entries,
                 "margin_in_flight_usdt": state.margin_in_flight,
+                "open_positions": state.open_positions,
+                "margin_positions_usdt": state.margin_positions,
                 "error": state.error,
             },
             "engine_version": ENGINE_VERSION,
@@ -400,8 +406,11 @@ class DecisionService:
         s4 = report.s4 or {}
         refused = s4.get("result") == "FAIL" and s4.get("status") != "AMBIGUOUS"
         if refused or s4.get("status") in _S4_TERMINAL:
+            # A protected entry that filled stays as an open position until S4's protection
+            # closes it (adapters/entries.py); anything else leaves the ledger.
+            filled = not refused and filled_positive(s4.get("filled_qty"))
             with contextlib.suppress(Exception):
-                await self.ledger.remove(intent["client_order_id"])
+                await self.ledger.finished(intent["client_order_id"], filled)
         if refused:
             await self.alerts.emit(
                 "INTENT_REFUSED",
@@ -540,6 +549,8 @@ class DecisionService:
                 int(recorded_state["open_entries"]),
                 float(recorded_state["margin_in_flight_usdt"]),
                 error=recorded_state.get("error"),
+                open_positions=int(recorded_state.get("open_positions", 0)),
+                margin_positions=float(recorded_state.get("margin_positions_usdt", 0.0)),
             )
 
             async def recorded() -> MlInput:
