@@ -5,6 +5,11 @@ and a SQLite store. Each test here failed on the code before the issue was worke
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,7 @@ from s3_strategy.config import Settings
 from s3_strategy.service_layer.decide import DecideRefused
 from svckit import keys
 from svckit.clock import ManualClock
+from svckit.embedded_redis import free_port
 from svckit.errors import InvalidDocument, StartupError
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
@@ -348,3 +354,24 @@ async def test_ledger_reconcile_adopts_positions_s4_protects_that_it_lacks(
     snap = await ledger.snapshot()
     assert adopted == 1 and snap["ext-1"].startswith("BTCUSDT|FUT|19.5|")
     assert snap["ext-1"].endswith("|P")
+
+
+def test_process_start_with_only_a_bundle_failing_lint_exits_naming_it_without_traceback(
+    tmp_path: Path, redis_addresses: list[str]
+) -> None:
+    fixtures = tmp_path / "fixtures"
+    shutil.copytree(FIXTURES, fixtures)
+    rules = json.loads((fixtures / "strategy_rules.json").read_text())
+    rules[0]["when"] = {"f": "rv_1h", "op": ">", "v": 1e300}  # the seed accepts it, lint not
+    (fixtures / "strategy_rules.json").write_text(json.dumps(rules))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_"))} | {
+        "S3_DATA_DIR": str(tmp_path), "S3_FIXTURES_DIR": str(fixtures),
+        "S3_REDIS_ADDRESSES": ",".join(redis_addresses), "S3_PORT": str(free_port()),
+    }  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "s3_strategy"], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode != 0
+    assert f"{rules[0]['rule_id']}: when: v must be finite and within" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
