@@ -45,7 +45,8 @@ from tradekit.ids import decision_client_order_id
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, MarketPolicy, TwapPolicy, TwapSpec
 
-ENGINE_VERSION = "s3-engine/1"
+# 2: loss cap with fees, factor bounds, positions in the gates, SPOT budget ceiling (issue 11)
+ENGINE_VERSION = "s3-engine/2"
 SERVICE = "s3-strategy"
 GATE_FEATURES = ("mid", "spread_bps", "depth_top1_usdt")
 SIDE_FEATURES = ("ma7_5m", "ma25_5m")
