@@ -190,3 +190,9 @@ def test_seed_with_400_digit_threshold_in_fixtures_is_a_fixture_error_not_a_cras
     (tmp_path / "strategy_rules.json").write_text(json.dumps(rules))
     with pytest.raises(FixtureError, match=r"strategy_rules\.json: invalid JSON: integer"):
         load_fixtures(tmp_path)
+
+
+def test_lint_with_bundle_over_the_node_budget_reports_the_limit() -> None:
+    node = {"anyOf": [{"allOf": [LEAF] * 62}] * 4}  # 253 nodes: within one rule's budget
+    errs = lint_errors(*[rule(f"R-{i}", node) for i in range(25)])
+    assert errs == ["rules: more than 5000 condition nodes in one bundle (reached at rules[19])"]
