@@ -28,11 +28,10 @@ from svckit.redisio import RedisClient
 from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, S4_AUTH
+from tests.helpers import S3_AUTH, S4_AUTH, decide_live_until_open
 from tradekit.enums import Market
 from venue.faults import FaultKind
 
-DECIDE_CTX = {"features": {"rho_usdttwd_14": 0.0}}
 BACKGROUND = {"intents", "venue-watch", "orphan-sweep", "protection"}
 
 
@@ -52,10 +51,8 @@ class F:
         return self.c.exchange.sim
 
     async def decide(self, market: str = "FUT") -> dict[str, Any]:
-        body = {"symbol": "BTCUSDT", "context": {**DECIDE_CTX, "market": market}}
-        r = await self.s3.post("/decide", json=body)
-        assert r.status_code == 200, r.text
-        out: dict[str, Any] = r.json()
+        body = {"symbol": "BTCUSDT", "context": {"market": market}}
+        out = await decide_live_until_open(self.s3, body)
         assert out["decision"] == "open", out
         return out
 

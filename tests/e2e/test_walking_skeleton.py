@@ -28,7 +28,7 @@ from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, S4_AUTH
+from tests.helpers import S3_AUTH, S4_AUTH, decide_live_until_open
 from tradekit.enums import Market
 
 
@@ -109,9 +109,9 @@ async def _activate_bundle_without_brackets(store: SqliteStore) -> None:
     await ConfigStore(store).publish_bundle("e2e-no-brackets", params)
 
 
-# The simulator's feed does not publish rho_usdttwd_14 (spec rule R-023 references it), so the
-# request supplies it; without it S3 skips FEATURE_MISSING (fail closed).
-DECIDE_BTC = {"symbol": "BTCUSDT", "context": {"features": {"rho_usdttwd_14": 0.0}}}
+# A live decision reads the simulator's published market data only (what-if features are for
+# dry runs): the feed publishes every feature the default bundle's rules read.
+DECIDE_BTC = {"symbol": "BTCUSDT"}
 
 
 async def _exists(redis: RedisClient, key: str) -> bool:
@@ -140,9 +140,7 @@ async def test_decide_with_both_paths_executes_once_and_persists_the_fill(
     stacks: AsyncExitStack, redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     st = await start_stack(stacks, redis, redis_addresses, tmp_path, rest="in-process")
-    r = await st.s3.post("/decide", json=DECIDE_BTC)
-    assert r.status_code == 200, r.text
-    body = r.json()
+    body = await decide_live_until_open(st.s3, DECIDE_BTC)
     assert body["decision"] == "open", body
     assert body["publish"]["stream"] == "ok" and body["publish"]["rest"] == "ok"
     assert body["publish"]["s4"]["result"] == "OK"
@@ -177,7 +175,7 @@ async def test_decide_with_stream_only_is_executed_by_the_consumer_group(
     stacks: AsyncExitStack, redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     st = await start_stack(stacks, redis, redis_addresses, tmp_path, rest=None)
-    body = (await st.s3.post("/decide", json=DECIDE_BTC)).json()
+    body = await decide_live_until_open(st.s3, DECIDE_BTC)
     assert body["decision"] == "open" and body["publish"]["rest"] == "skipped"
     coid = body["intent"]["client_order_id"]
     await wait_for(lambda: _order_filled(st, coid))
@@ -190,7 +188,7 @@ async def test_decide_with_rest_path_down_alerts_and_still_executes_via_stream(
     stacks: AsyncExitStack, redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     st = await start_stack(stacks, redis, redis_addresses, tmp_path, rest="down")
-    body = (await st.s3.post("/decide", json=DECIDE_BTC)).json()
+    body = await decide_live_until_open(st.s3, DECIDE_BTC)
     assert body["decision"] == "open"
     assert body["publish"]["stream"] == "ok" and body["publish"]["rest"] == "failed"
     alerts = [jsonutil.loads(e[1]["data"]) for e in await redis.xrange(keys.ALERTS)]

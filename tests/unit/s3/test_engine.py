@@ -34,7 +34,8 @@ def test_decide_with_fresh_complete_features_opens_a_valid_fut_intent() -> None:
     assert out.intent is not None
     s4_accepts(out.intent)
     assert out.intent["qty"] == "0.006" and out.intent["leverage"] == 20
-    assert out.intent["sl"] == {"type": "STOP_MARKET", "price": "64821"}
+    # ATR·1.5 = 180 is beyond the cap once fees count: SL ≥ 64852.44… ⇒ 64853 (see brackets)
+    assert out.intent["sl"] == {"type": "STOP_MARKET", "price": "64853"}
     assert out.intent["tp"] == {"type": "TAKE_PROFIT_MARKET", "price": "65378"}
     assert out.intent["created_ts"] == NOW and out.intent["intent_id"] == "sig-1"
 

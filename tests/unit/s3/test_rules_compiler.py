@@ -129,7 +129,7 @@ def test_build_rulesets_with_disabled_other_service_or_symbol_rules_excludes_the
         rule("on", t),
         rule("off", t, status="DISABLED"),
         rule("eth", t, symbols=["ETHUSDT"]),
-        {**rule("s9", t), "applies": {"services": ["s9-ml"]}},
+        {**rule("s3", t), "applies": {"services": ["s3-strategy"], "symbols": ["ETHUSDT"]}},
         {**rule("spot", t), "applies": {"markets": ["SPOT"]}},
         {**rule("all", t), "applies": {}},
     )

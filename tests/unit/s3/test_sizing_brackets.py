@@ -58,11 +58,13 @@ def test_size_spot_with_max_qty_exceeded_raises() -> None:
 
 
 def test_solve_long_with_atr_below_loss_cap_uses_atr_distance() -> None:
-    b = br.solve(BTC, Side.BUY, D("65000.5"), D("0.006"), d_base=D(180), max_loss=D("1.2"),
+    b = br.solve(BTC, Side.BUY, D("65000.5"), D("0.006"), d_base=D(100), max_loss=D("1.2"),
                  target_net=D("1.95"), f_in=FEE, f_out=FEE)  # fmt: skip
-    assert (b.d, b.d_cap) == (D(180), D(200))
-    assert b.sl == D(64821)  # 64820.5 rounded up (towards the entry)
-    assert b.loss_at_sl == D("1.077") and not b.sl_one_tick_floor
+    # cap with fees: SL ≥ (65000.5·1.0004 − 1.2/0.006) / 0.9996 = 64852.44… ⇒ d_cap 148.06…
+    assert b.d == D(100) and D("148.05") < b.d_cap < D("148.07")
+    assert b.sl == D(64901)  # 64900.5 rounded up (towards the entry)
+    # 0.006·99.5 + fees 0.006·65000.5·0.0004 + 0.006·64901·0.0004
+    assert b.loss_at_sl == D("0.9087636") and not b.sl_one_tick_floor
     # TP ≥ (1.95/0.006 + 65000.5·1.0004) / 0.9996 = 65377.1… → 65378 (away from the entry)
     assert b.tp == D(65378)
     assert br.net_profit(Side.BUY, D("65000.5"), b.tp, D("0.006"), FEE, FEE) >= D("1.95")
@@ -71,8 +73,9 @@ def test_solve_long_with_atr_below_loss_cap_uses_atr_distance() -> None:
 def test_solve_short_with_loss_cap_below_atr_uses_cap_and_mirrors() -> None:
     b = br.solve(BTC, Side.SELL, D(65000), D("0.006"), d_base=D(300), max_loss=D("1.2"),
                  target_net=D("1.95"), f_in=FEE, f_out=FEE)  # fmt: skip
-    assert b.d == D(200) and b.sl == D(65200)  # entry + 200, already on the tick
-    assert b.loss_at_sl == D("1.2")
+    # SL ≤ (1.2/0.006 + 65000·0.9996) / 1.0004 = 65147.94… ⇒ rounded down (towards the entry)
+    assert D("147.94") < b.d < D("147.95") and b.sl == D(65147)
+    assert b.loss_at_sl == D("1.1943528")  # 0.882 + fees 0.156 + 0.1563528
     # TP ≤ (65000·0.9996 − 325) / 1.0004 = 64623.1… → 64623 (down, away from the entry)
     assert b.tp == D(64623)
     assert b.net_at_tp >= D("1.95")
@@ -158,13 +161,13 @@ def test_solve_with_random_inputs_bounds_loss_and_meets_profit_target(
     try:
         b = br.solve(inst, side, entry, qty, d_base=D("1.5") * atr, max_loss=max_loss,
                      target_net=target, f_in=FEE, f_out=FEE)  # fmt: skip
+    except br.LossCapUnreachable:
+        return  # no stop on the tick meets the cap with fees: a skip, never an open
     except br.BracketError:
-        assert side is Side.SELL  # only a short TP can be unreachable (at or below zero)
+        assert side is Side.SELL  # otherwise only a short TP can be unreachable (≤ zero)
         return
     assert b.sl % tick == 0 and b.tp % tick == 0 and b.sl > 0 and b.tp > 0
-    loss = (entry - b.sl) * qty if side is Side.BUY else (b.sl - entry) * qty
-    assert 0 < loss <= max_loss + tick * qty  # the +1 tick only when the stop is at its floor
-    if not b.sl_one_tick_floor:
-        assert loss <= max_loss
+    loss = br.loss_at_stop(side, entry, b.sl, qty, FEE, FEE)
+    assert 0 < loss <= max_loss and loss == b.loss_at_sl  # fees included, no floor above it
     assert (b.sl < entry < b.tp) if side is Side.BUY else (b.tp < entry < b.sl)
     assert br.net_profit(side, entry, b.tp, qty, FEE, FEE) >= target

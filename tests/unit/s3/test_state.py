@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from s3_strategy.adapters.entries import decode, encode, tally
+from s3_strategy.adapters.entries import POSITION, Tally, decode, encode, tally
 from s3_strategy.adapters.state import derive, parse_snapshot
 
 
@@ -66,8 +66,11 @@ def test_tally_with_entries_counts_symbol_market_and_sums_all_margins() -> None:
         "b": encode("BTCUSDT", "SPOT", "195", 2),
         "c": encode("ETHUSDT", "FUT", "10", 3),
         "d": "garbage",
+        "e": encode("BTCUSDT", "FUT", "20", 4, POSITION),
+        "f": "BTCUSDT|FUT|5|5",  # written before positions were tracked: an entry
     }
-    assert tally(ledger, "BTCUSDT", "FUT") == (1, 224.5)
-    assert tally(ledger, "ETHUSDT", "SPOT") == (0, 224.5)
-    assert tally({}, "BTCUSDT", "FUT") == (0, 0.0)
-    assert decode(ledger["a"]) == ("BTCUSDT", "FUT", 19.5, 1)
+    assert tally(ledger, "BTCUSDT", "FUT") == Tally(2, 1, 229.5, 20.0)
+    assert tally(ledger, "ETHUSDT", "SPOT") == Tally(0, 0, 229.5, 20.0)
+    assert tally({}, "BTCUSDT", "FUT") == Tally(0, 0, 0.0, 0.0)
+    assert decode(ledger["a"]) == ("BTCUSDT", "FUT", 19.5, 1, "E")
+    assert decode(ledger["f"]) == ("BTCUSDT", "FUT", 5.0, 5, "E")

@@ -37,6 +37,11 @@ class StoreUnavailable(StoreError):
     pass
 
 
+class InvalidDocument(StoreError):
+    """One document the store cannot hold (not JSON-serialisable, an integer beyond 64 bits, an
+    invalid `_key`): reported for that document alone, never for the batch it came in."""
+
+
 class RedisUnavailable(InfraError):
     pass
 

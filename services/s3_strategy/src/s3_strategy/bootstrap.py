@@ -154,6 +154,10 @@ async def bootstrap(
     )
     for warning in warnings:
         await alerts.emit("CONFIG_REV_MISMATCH", warning, severity="critical", rate_limit=False)
+    if configs.rejected is not None:
+        log.critical("active bundle refused: %s", configs.rejected)
+        await alerts.emit("CONFIG_REJECTED", configs.rejected, severity="critical",
+                          rate_limit=False)  # fmt: skip
     log.info(
         "s3 ready",
         extra={

@@ -90,8 +90,9 @@ class DocumentStore(abc.ABC):
     async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
         """Insert several documents in one round trip / transaction where the backend allows
         (a group commit). Per document, in order: its `_key`, or the StoreError that document
-        alone hit (DuplicateKey); the others are inserted regardless. A failure of the store
-        itself (StoreUnavailable) raises for the whole call, nothing of it reported as done.
+        alone hit (DuplicateKey, InvalidDocument); the others are inserted regardless. A
+        failure of the store itself (StoreUnavailable) raises for the whole call, nothing of it
+        reported as done.
         This default inserts one by one."""
         out: list[str | StoreError] = []
         for doc in docs:

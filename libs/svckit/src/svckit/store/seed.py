@@ -109,12 +109,21 @@ def _rule_id(rule: Mapping[str, Any]) -> str:
 
 
 # ---- loading and linting ---------------------------------------------------------------------
+def _bounded_int(text: str) -> int:
+    # A 400-digit literal would otherwise reach math.isfinite (OverflowError) and the store's
+    # serialiser (64-bit integers only): refuse it here with the file's name.
+    if len(text.lstrip("-")) > 18:
+        raise ValueError(f"integer {text[:24]}… has {len(text.lstrip('-'))} digits (max 18)")
+    return int(text)
+
+
 def _read(path: Path, **kwargs: Any) -> Any:
+    kwargs.setdefault("parse_int", _bounded_int)
     try:
         return json.loads(path.read_text(encoding="utf-8"), **kwargs)
     except FileNotFoundError as exc:
         raise FixtureError(f"{path}: missing") from exc
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or a number refused above
         raise FixtureError(f"{path}: invalid JSON: {exc}") from exc
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from svckit import jsonutil
-from svckit.errors import DuplicateKey, NotFound, StoreError, StoreUnavailable
+from svckit.errors import DuplicateKey, InvalidDocument, NotFound, StoreError, StoreUnavailable
 from svckit.store._common import (
     body_of,
     check_collection,
@@ -263,12 +263,19 @@ class SqliteStore(DocumentStore):
     async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
         table = self._table(collection)
         rows: list[tuple[str, str]] = []
-        for doc in docs:
+        invalid: dict[int, StoreError] = {}  # position → that document's own error
+        for i, doc in enumerate(docs):
             raw_key = doc.get("_key")
-            rows.append(
-                (new_key() if raw_key is None else check_key(raw_key), jsonutil.dumps(body_of(doc)))
-            )
-        return self._insert_rows(collection, table, rows) if rows else []
+            key = new_key() if raw_key is None else check_key(raw_key)  # a caller's bug: raises
+            try:
+                rows.append((key, jsonutil.dumps(body_of(doc))))
+            except TypeError as exc:  # orjson: an int beyond 64 bits, a type JSON cannot carry
+                invalid[i] = InvalidDocument(f"{collection}/{key}: {exc}")
+        done = self._insert_rows(collection, table, rows) if rows else []
+        if not invalid:
+            return done
+        stored = iter(done)
+        return [invalid[i] if i in invalid else next(stored) for i in range(len(docs))]
 
     def _insert_rows(
         self, collection: str, table: str, rows: list[tuple[str, str]]

@@ -9,6 +9,12 @@ moved on (someone re-seeded or edited a rule without promoting a new rev), S3 fa
 content it recorded for that rev (below) and reports a warning (→ `CONFIG_REV_MISMATCH` alert);
 when neither exists it refuses to start rather than decide with rules nobody promoted.
 
+A bundle that fails lint (or cannot be assembled at all) never crashes the start: S3 keeps the
+*last good* one — the newest recorded decision context whose bundle still builds with today's
+registries and limits — and says so (`rejected` → a critical `CONFIG_REJECTED` alert naming
+the lint errors with their paths); with no good one to keep it refuses to start with that
+message (StartupError), never a stray exception.
+
 **Recording** (`save_context`): everything a decision depends on besides its inputs — the bundle
 content, factor whitelist, instruments, route tables, the `S3_*` limits, the engine version — is
 one JSON *decision context*, stored content-addressed as `config_bundles/s3ctx-{ctx_rev}`
@@ -108,6 +114,8 @@ class ConfigStore:
     def __init__(self, store: DocumentStore, *, active_key: str = CONFIG_ACTIVE_KEY) -> None:
         self.store = store
         self.active_key = active_key
+        # Set by load_active when the active bundle was refused and the last good one kept.
+        self.rejected: str | None = None
 
     async def _rules(self, ids: Sequence[str] | None) -> list[Doc]:
         if ids is None:
@@ -172,21 +180,66 @@ class ConfigStore:
                     + "".join(f"; {w}" for w in warnings)
                 )
             params, rules = recorded["params"], list(recorded["rules"])
-        tables = {str(t["_key"]): t for t in await self.store.find("route_tables")}
-        content = assemble(
-            bundle_id=bundle_id,
-            rev=rev,
-            params=params,
-            rules=rules,
-            factors=await self.store.find("factor_registry"),
-            instruments=await self.store.find("instrument_registry"),
-            route_tables=tables,
-            limits=limits_of(settings),
-        )
         try:
-            return build_engine(content), warnings
+            return await self._build(bundle_id, rev, params, rules, settings), warnings
+        except ConfigLoadError as exc:
+            good = await self._last_good(settings, exclude_rev=rev)
+            if good is None:
+                raise ConfigLoadError(
+                    f"{exc}; no earlier bundle to keep: fix it and promote a bundle"
+                ) from None
+            self.rejected = (
+                f"{exc}; keeping the last good bundle {good.bundle_id}@{good.config_rev}"
+            )
+            return good, warnings
+
+    async def _build(
+        self,
+        bundle_id: str,
+        rev: str,
+        params: Mapping[str, Any],
+        rules: Sequence[Mapping[str, Any]],
+        settings: Settings,
+    ) -> Engine:
+        tables = {str(t["_key"]): t for t in await self.store.find("route_tables")}
+        try:
+            content = assemble(
+                bundle_id=bundle_id,
+                rev=rev,
+                params=params,
+                rules=rules,
+                factors=await self.store.find("factor_registry"),
+                instruments=await self.store.find("instrument_registry"),
+                route_tables=tables,
+                limits=limits_of(settings),
+            )
+            return build_engine(content)
         except ContextError as exc:
             raise ConfigLoadError(f"bundle {bundle_id}@{rev} fails lint: {exc}") from exc
+        except (TypeError, ValueError, ArithmeticError, KeyError) as exc:
+            # content no lint reached (a hash of an unserialisable value, a missing key)
+            raise ConfigLoadError(
+                f"bundle {bundle_id}@{rev} cannot be built: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def _last_good(self, settings: Settings, *, exclude_rev: str) -> Engine | None:
+        """The newest recorded bundle (other than `exclude_rev`) that builds today."""
+        rows = await self.store.find(
+            "config_bundles",
+            Query(where={"kind": CTX_KIND}, sort=[("created_ts", "desc")], limit=50),
+        )
+        for row in rows:
+            try:
+                bundle = row["content"]["bundle"]
+                if str(bundle["rev"]) == exclude_rev:
+                    continue
+                return await self._build(
+                    str(bundle["bundle_id"]), str(bundle["rev"]), bundle["params"],
+                    list(bundle["rules"]), settings,
+                )  # fmt: skip
+            except (ConfigLoadError, KeyError, TypeError):
+                continue
+        return None
 
     async def save_context(self, engine: Engine, now_ms: int) -> bool:
         """Record the engine's decision context (idempotent); True if newly written."""

@@ -1,5 +1,16 @@
-"""The ledger of entries in flight, `s3:entries` (a Redis hash), behind the
+"""The ledger of entries in flight and open positions, `s3:entries` (a Redis hash), behind the
 `concurrent_entries` and `risk_budget` gates.
+
+**Positions** (issue 11): a filled entry is still risk until its protection (SL/TP brackets,
+OCO) has closed it, so it keeps counting toward both gates — four live decisions 4 s apart
+used to open four longs under `S3_CONCURRENT_ENTRIES_PER_MARKET=1`. The source is S4's own
+record of the protection, `strategy_events/protection:{client_order_id}` (`active` until its
+machine is final: the position closed by the stop, the take profit or the OCO, or the
+protection failed — which S4 alerts critically): no S4 change, and every replica of S3 sees
+the same thing. A field's last part says which it is: `E` an entry in flight, `EP` an entry
+in flight whose intent carries protection (it becomes a position when it fills), `P` an open
+position. An entry whose intent has no protection is dropped when it is filled: nothing
+tells S3 when such a position is closed (bundles on the desk always carry brackets).
 
 An *entry in flight* is an open (non reduce-only) parent order that S4 has not finished: from the
 moment S3 emits it until S4 reports a terminal status (FILLED, CANCELED, REJECTED, EXPIRED).
@@ -29,6 +40,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -48,29 +60,57 @@ OPEN_STATUSES = tuple(s.value for s in OrderStatus if not s.is_terminal)
 TERMINAL = frozenset(s.value for s in OrderStatus if s.is_terminal)
 
 
-def encode(symbol: str, market: str, margin: Decimal | float | str, ts: int) -> str:
-    return f"{symbol}|{market}|{margin}|{ts}"
+ENTRY, PROTECTED_ENTRY, POSITION = "E", "EP", "P"
+KINDS = frozenset({ENTRY, PROTECTED_ENTRY, POSITION})
 
 
-def decode(value: str) -> tuple[str, str, float, int]:
-    symbol, market, margin, ts = value.split("|")
-    return symbol, market, float(margin), int(ts)
+def encode(
+    symbol: str, market: str, margin: Decimal | float | str, ts: int, kind: str = ENTRY
+) -> str:
+    return f"{symbol}|{market}|{margin}|{ts}|{kind}"
 
 
-def tally(ledger: Mapping[str, str] | None, symbol: str, market: str) -> tuple[int, float]:
-    """(entries on symbol/market, margin of all entries in flight)."""
+def decode(value: str) -> tuple[str, str, float, int, str]:
+    parts = value.split("|")
+    if len(parts) == 4:  # written before positions were tracked: an entry
+        parts.append(ENTRY)
+    symbol, market, margin, ts, kind = parts
+    if kind not in KINDS:
+        raise ValueError(f"unknown ledger kind {kind!r}")
+    return symbol, market, float(margin), int(ts), kind
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    entries: int  # entries in flight on this symbol/market
+    positions: int  # open positions on this symbol/market
+    margin_entries: float  # margin/quote of every entry in flight (all symbols)
+    margin_positions: float  # margin/quote of every open position (all symbols)
+
+
+def tally(ledger: Mapping[str, str] | None, symbol: str, market: str) -> Tally:
     if not ledger:
-        return 0, 0.0
-    n, margin = 0, 0.0
+        return Tally(0, 0, 0.0, 0.0)
+    entries = positions = 0
+    m_entries = m_positions = 0.0
     prefix = f"{symbol}|{market}|"
     for value in ledger.values():
+        parts = value.split("|")
         try:
-            margin += float(value.split("|", 3)[2])
+            margin = float(parts[2])
         except (IndexError, ValueError):
             continue  # a malformed field must not break decisions; the reconciler drops it
+        is_position = len(parts) > 4 and parts[4] == POSITION
+        if is_position:
+            m_positions += margin
+        else:
+            m_entries += margin
         if value.startswith(prefix):
-            n += 1
-    return n, margin
+            if is_position:
+                positions += 1
+            else:
+                entries += 1
+    return Tally(entries, positions, m_entries, m_positions)
 
 
 def _intent_margin(doc: Mapping[str, Any]) -> float:
@@ -82,6 +122,23 @@ def _intent_margin(doc: Mapping[str, Any]) -> float:
     except (TypeError, ValueError):
         return 0.0
     return qty * price / lev if doc.get("market") == "FUT" else qty * price
+
+
+def filled_positive(qty: object) -> bool:
+    try:
+        return Decimal(str(qty)) > 0
+    except ArithmeticError:  # decimal.InvalidOperation: None, "", garbage
+        return False
+
+
+def _protected(intent: object) -> bool:
+    """Does the intent ask S4 for protection (FUT brackets, SPOT OCO)?"""
+    if not isinstance(intent, Mapping):
+        return False
+    policy = intent.get("exec_policy") or {}
+    return bool(intent.get("sl") or intent.get("tp")) or (
+        isinstance(policy, Mapping) and policy.get("type") == "OCO"
+    )
 
 
 class EntriesLedger:
@@ -103,13 +160,45 @@ class EntriesLedger:
         self.reconcile_ms = reconcile_ms
         self.reconciles = 0
 
-    async def add(self, coid: str, symbol: str, market: str, margin: Decimal | float | str) -> None:
+    async def add(
+        self,
+        coid: str,
+        symbol: str,
+        market: str,
+        margin: Decimal | float | str,
+        *,
+        protected: bool = False,
+    ) -> None:
+        kind = PROTECTED_ENTRY if protected else ENTRY
         await self.redis.hset(
-            ENTRIES_KEY, coid, encode(symbol, market, margin, self.clock.now_ms())
+            ENTRIES_KEY, coid, encode(symbol, market, margin, self.clock.now_ms(), kind)
         )
 
     async def remove(self, coid: str) -> None:
         await self.redis.hdel(ENTRIES_KEY, coid)
+
+    async def finished(self, coid: str, filled: bool) -> None:
+        """S4 reports the entry terminal: a protected entry that filled (even partly) is now an
+        open position; anything else leaves the ledger."""
+        raw: Any = await self.redis.hget(ENTRIES_KEY, coid)
+        if raw is None:
+            return
+        try:
+            symbol, market, margin, ts, kind = decode(str(raw))
+        except ValueError:
+            await self.remove(coid)
+            return
+        if filled and kind in (PROTECTED_ENTRY, POSITION):
+            await self.redis.hset(ENTRIES_KEY, coid, encode(symbol, market, margin, ts, POSITION))
+        else:
+            await self.remove(coid)
+
+    async def _protection_active(self, coid: str) -> bool | None:
+        """S4's protection record for the entry: True open, False closed, None absent."""
+        doc = await self.store.get("strategy_events", f"protection:{coid}")
+        if doc is None:
+            return None
+        return bool(doc.get("active")) and filled_positive(doc.get("entry_filled"))
 
     async def snapshot(self) -> dict[str, str]:
         raw: Any = await self.redis.hgetall(ENTRIES_KEY)
@@ -122,15 +211,26 @@ class EntriesLedger:
         removed = adopted = 0
         for coid, value in ledger.items():
             try:
-                _, _, _, ts = decode(value)
+                symbol, market, margin, ts, kind = decode(value)
             except ValueError:
                 await self.remove(coid)
                 removed += 1
                 continue
+            if kind == POSITION:
+                if not await self._protection_active(coid):
+                    await self.remove(coid)  # closed by its stop / take profit / OCO
+                    removed += 1
+                continue
             doc = await self.store.get("orders", coid)
-            if (doc is None and now - ts > self.grace_ms) or (
-                doc is not None and doc.get("status") in TERMINAL
-            ):
+            if doc is not None and doc.get("status") in TERMINAL:
+                if kind == PROTECTED_ENTRY and await self._protection_active(coid):
+                    await self.redis.hset(
+                        ENTRIES_KEY, coid, encode(symbol, market, margin, ts, POSITION)
+                    )
+                else:
+                    await self.remove(coid)
+                    removed += 1
+            elif doc is None and now - ts > self.grace_ms:
                 await self.remove(coid)
                 removed += 1
         for symbol in self.symbols:
@@ -148,16 +248,35 @@ class EntriesLedger:
                         continue
                     margin = _intent_margin(doc)
                     ts = int(doc.get("created_ts") or now)
+                    kind = PROTECTED_ENTRY if _protected(doc.get("intent")) else ENTRY
                     await self.redis.hsetnx(
-                        ENTRIES_KEY, coid, encode(symbol, str(doc.get("market")), margin, ts)
+                        ENTRIES_KEY, coid, encode(symbol, str(doc.get("market")), margin, ts, kind)
                     )
                     adopted += 1
+            # Open positions S4 protects that the ledger lacks (an entry sent to S4 directly,
+            # a ledger lost with its Redis): the gates count what S4 reports.
+            rows = await self.store.find(
+                "strategy_events",
+                Query(where={"kind": "PROTECTION", "symbol": symbol, "active": True}),
+            )
+            for doc in rows:
+                coid = str(doc.get("parent_client_order_id"))
+                if coid in ledger or not filled_positive(doc.get("entry_filled")):
+                    continue
+                intent = doc.get("intent") or {}
+                margin = _intent_margin({"market": doc.get("market"), "intent": intent,
+                                         "qty": doc.get("entry_filled")})  # fmt: skip
+                ts = int(doc.get("ts") or now)
+                await self.redis.hsetnx(
+                    ENTRIES_KEY, coid, encode(symbol, str(doc.get("market")), margin, ts, POSITION)
+                )
+                adopted += 1
         self.reconciles += 1
         return removed, adopted
 
     async def on_executed(self, event: Mapping[str, Any]) -> None:
         if event.get("status") in TERMINAL and isinstance(event.get("client_order_id"), str):
-            await self.remove(event["client_order_id"])
+            await self.finished(event["client_order_id"], filled_positive(event.get("filled_qty")))
 
     async def _tail_id(self) -> str:
         last: Any = await self.redis.xrevrange(keys.ORDERS_EXECUTED, count=1)

@@ -26,6 +26,22 @@ class _Retryable(Exception):
     pass
 
 
+def describe(exc: BaseException) -> str:
+    """The cause, always named: an httpx timeout's str() is empty ("rest: " told nothing)."""
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException) and not text:
+        try:
+            request: httpx.Request | None = exc.request
+        except RuntimeError:  # raised when the exception carries no request
+            request = None
+        timeout = (request.extensions.get("timeout") or {}) if request is not None else {}
+        limits = {k: v for k, v in timeout.items() if v is not None}
+        where = f" from {request.url}" if request is not None else ""
+        text = f"no answer{where} within {limits or 'the timeout'}"
+    return f"{name}: {text}" if text else f"{name} (no message)"
+
+
 @dataclass(slots=True)
 class PublishReport:
     stream: str = "skipped"  # ok | failed | skipped
@@ -79,7 +95,7 @@ class IntentPublisher:
             report.stream = "ok"
         except Exception as exc:
             report.stream = "failed"
-            report.errors.append(f"stream: {exc}")
+            report.errors.append(f"stream: {describe(exc)}")
         if self.http is not None:
             try:
                 async for attempt in self._retrying(_Retryable, httpx.TransportError):
@@ -102,5 +118,5 @@ class IntentPublisher:
                 report.rest = "ok"
             except Exception as exc:
                 report.rest = "failed"
-                report.errors.append(f"rest: {exc}")
+                report.errors.append(f"rest: {describe(exc)}")
         return report

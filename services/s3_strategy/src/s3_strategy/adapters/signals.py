@@ -7,8 +7,12 @@ request on ArangoDB). While a batch is being written the next one fills, so unde
 commit carries every decision that arrived meanwhile, and a lone decision is written at once
 (no timer, no added latency). The guarantee per decision is unchanged: `write` returns only
 after its own document is stored and raises the error that document hit otherwise
-(DuplicateKey for it alone, StoreUnavailable for the batch); the caller undoes its claims and
-answers 503, exactly as with a single insert.
+(DuplicateKey or InvalidDocument for it alone, StoreUnavailable for the batch); the caller
+undoes its claims and answers 503, exactly as with a single insert.
+
+One document never fails another's write: a batch that fails with anything but the store being
+unavailable (an adapter that cannot serialise one document, say) is retried one document at a
+time, so only the culprit's caller sees the error.
 
 A caller cancelled while waiting does not cancel the write: the decision is still recorded.
 """
@@ -76,13 +80,20 @@ class SignalWriter:
         t0 = time.perf_counter()
         try:
             results = await self.store.insert_many(COLLECTION, [doc for doc, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1 and not isinstance(exc, StoreUnavailable):
+                for one in batch:  # isolate the culprit: every other document is written
+                    await self._commit([one])
+                return
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(_copy(exc))
+            return
         except BaseException as exc:
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(_copy(exc))
-            if not isinstance(exc, Exception):
-                raise
-            return
+            raise
         if self._observe is not None:
             self._observe(len(batch), time.perf_counter() - t0)
         self.batches += 1

@@ -6,8 +6,8 @@ the tick):
 * `mkt:tick:{symbol}` — fallback for the top-of-book features: when the snapshot lacks `mid`
   (feeder down, or a symbol it does not cover) `mid`, `spread_bps`, `depth_top1_usdt` and
   `price` are derived from the tick and the snapshot's `ts` becomes the older of the two;
-* `s3:entries` — the ledger of entries in flight (see `entries.py`), for the
-  `concurrent_entries` and `risk_budget` gates.
+* `s3:entries` — the ledger of entries in flight and open positions (see `entries.py`), for
+  the `concurrent_entries` and `risk_budget` gates.
 
 Derivation (`derive`, after `context.features` are merged): `funding_next_abs =
 |funding_rate|` when only the rate is known.
@@ -27,6 +27,8 @@ from svckit import keys
 from svckit.redisio import RedisClient
 from svckit.redismux import RedisMux
 
+_TS_LIMIT = 2**53  # beyond it a float ts is not an exact integer (and 1e30 no 64-bit one)
+
 
 @dataclass(slots=True)
 class MarketState:
@@ -36,6 +38,9 @@ class MarketState:
     margin_in_flight: float
     sources: list[str] = field(default_factory=list)
     error: str | None = None
+    overridden: list[str] = field(default_factory=list)  # context.features names (dry run)
+    open_positions: int = 0  # filled, protection still active (adapters/entries.py)
+    margin_positions: float = 0.0
 
 
 def _numbers(data: dict[str, Any], out: dict[str, float]) -> None:
@@ -55,11 +60,13 @@ def parse_snapshot(raw: str | bytes | None, tick_raw: str | bytes | None) -> Mar
                 raise ValueError("not an object")
             _numbers(data, feats)
             ts = data.get("ts")
-            if type(ts) is int or type(ts) is float:
+            if (type(ts) is int or type(ts) is float) and 0 < ts < _TS_LIMIT:
                 state.ts = int(ts)
+            elif ts is not None:
+                raise ValueError(f"ts {ts!r} is not epoch milliseconds")
             state.sources.append("feat:last")
         except ValueError as exc:
-            state.error = f"feat:last is not a JSON object: {exc}"
+            state.error = f"feat:last is invalid: {exc}"
             return state
     if "mid" not in feats and tick_raw is not None:
         try:
@@ -113,5 +120,7 @@ class StateReader:
             else:
                 tick_raw = await self.redis.get(keys.mkt_tick(symbol))
         state = parse_snapshot(feat_raw, tick_raw)
-        state.open_entries, state.margin_in_flight = tally(ledger, symbol, market)
+        t = tally(ledger, symbol, market)
+        state.open_entries, state.margin_in_flight = t.entries, t.margin_entries
+        state.open_positions, state.margin_positions = t.positions, t.margin_positions
         return state

@@ -1,16 +1,20 @@
 """Step 6, SL/TP (spec §C3), solved in Decimal and rounded protectively by tradekit.Instrument.
 
-Stop loss: `d = min(d_base, max_loss / qty)` where `d_base = S3_ATR_MULT · ATR` (or, for SPOT
-with `sl_pct`, `sl_pct · entry`); long `SL = entry − d` rounded *up* to the tick (towards the
-entry), short mirrored. Hence the loss at the stop, `|entry − SL| · qty`, never exceeds
-`max_loss`. Two edges:
+Stop loss: the loss at the stop **including both legs' fees** never exceeds `max_loss`:
+long `qty·(entry − SL) + qty·entry·f_in + qty·SL·f_stop ≤ max_loss`, i.e.
+`SL ≥ (entry·(1 + f_in) − max_loss/qty) / (1 − f_stop)`; short
+`SL ≤ (max_loss/qty + entry·(1 − f_in)) / (1 + f_stop)`. `d_cap` is that SL's distance from the
+entry and `d = min(d_base, d_cap)` with `d_base = S3_ATR_MULT · ATR` (or, for SPOT with
+`sl_pct`, `sl_pct · entry`); long `SL = entry − d` rounded *up* to the tick (towards the entry),
+short mirrored, then checked in exact arithmetic and moved towards the entry while a hair over.
+`f_stop` is the taker fee: a STOP_MARKET (or a triggered stop leg) takes liquidity.
 
-* the budgeted distance is under one tick (tiny ATR, large qty): the stop goes one tick from
-  the entry (a stop at the entry would trigger at once); the loss may then exceed `max_loss` by
-  less than `tick · qty`, and `sl_one_tick_floor` says so;
-* a long stop at or below zero (a budget larger than the position's value) is placed at one
-  tick: the whole position is within the loss budget; when even that is not below the entry
-  (an entry under one tick) the decision is `BRACKETS_INVALID`.
+When no stop at least one tick from the entry meets the cap (fees alone above it, or a cap
+smaller than one tick times the quantity) the solve raises `LossCapUnreachable` and the decision
+skips `MAX_LOSS_UNREACHABLE`: it never opens with a stop that loses more than the cap (the
+former one-tick floor did, by up to 89× the cap). A distance under one tick (tiny ATR) puts the
+stop one tick from the entry, within the cap, and `sl_one_tick_floor` says so. A long stop at
+or below zero (a budget larger than the position's value) is placed at one tick.
 
 Take profit: solved so that the net profit after both legs' fees is at least `target`:
 long `qty·(TP − entry) − qty·entry·f_in − qty·TP·f_out ≥ target`, i.e.
@@ -57,31 +61,69 @@ def net_profit(side: Side, entry: Decimal, exit_: Decimal, qty: Decimal, f_in: D
     return gross - qty * entry * f_in - qty * exit_ * f_out
 
 
+class LossCapUnreachable(BracketError):
+    """No stop price on the tick, below a long / above a short entry, keeps the loss at the
+    stop (fees included) within `max_loss`."""
+
+
+def loss_at_stop(side: Side, entry: Decimal, sl: Decimal, qty: Decimal, f_in: Decimal,
+                 f_stop: Decimal) -> Decimal:  # fmt: skip
+    """The loss if the stop fills at `sl`: the price move plus both legs' fees."""
+    return -net_profit(side, entry, sl, qty, f_in, f_stop)
+
+
+def loss_cap_distance(
+    side: Side, entry: Decimal, qty: Decimal, max_loss: Decimal, f_in: Decimal, f_stop: Decimal
+) -> Decimal:
+    """The largest stop distance whose loss, fees included, is `max_loss` (≤ 0: none is)."""
+    if side is Side.BUY:
+        return entry - (entry * (1 + f_in) - max_loss / qty) / (1 - f_stop)
+    return (max_loss / qty + entry * (1 - f_in)) / (1 + f_stop) - entry
+
+
 def stop_loss(
-    inst: Instrument, side: Side, entry: Decimal, qty: Decimal, d: Decimal, max_loss: Decimal
+    inst: Instrument,
+    side: Side,
+    entry: Decimal,
+    qty: Decimal,
+    d: Decimal,
+    max_loss: Decimal,
+    f_in: Decimal,
+    f_stop: Decimal,
 ) -> tuple[Decimal, bool]:
     tick = inst.tickSize
-    floor = False
+
+    def unreachable(sl: Decimal) -> LossCapUnreachable:
+        loss = loss_at_stop(side, entry, sl, qty, f_in, f_stop)
+        return LossCapUnreachable(
+            f"no stop on tick {tick} keeps the loss within {max_loss} USDT (fees included): "
+            f"the nearest, {sl}, loses {loss.quantize(Decimal('0.0001'))} for qty {qty}"
+        )
+
     if side is Side.BUY:
-        sl = inst.stop_loss_price(Side.BUY, entry - d)
-        for _ in range(_MAX_NUDGES):
-            if (entry - sl) * qty <= max_loss:
-                break
-            sl += tick
-        if sl >= entry:
-            sl, floor = inst.round_price(entry - tick, "up"), True
+        nearest = inst.round_price(entry - tick, "up")
+        if nearest <= 0:  # the entry is within one tick of zero: no stop can sit below it
+            raise BracketError(f"no stop price on tick {tick} below the entry {entry}")
+        sl = inst.stop_loss_price(Side.BUY, entry - d) if d > 0 else nearest
         if sl <= 0:
             sl = tick
-        if sl >= entry:  # the entry is within one tick of zero: no stop can sit below it
-            raise BracketError(f"no stop price on tick {tick} below the entry {entry}")
-    else:
-        sl = inst.stop_loss_price(Side.SELL, entry + d)
+        floor = sl >= nearest
+        sl = min(sl, nearest)
         for _ in range(_MAX_NUDGES):
-            if (sl - entry) * qty <= max_loss:
+            if loss_at_stop(side, entry, sl, qty, f_in, f_stop) <= max_loss or sl >= nearest:
+                break
+            sl += tick
+    else:
+        nearest = inst.round_price(entry + tick, "down")
+        sl = inst.stop_loss_price(Side.SELL, entry + d) if d > 0 else nearest
+        floor = sl <= nearest
+        sl = max(sl, nearest)
+        for _ in range(_MAX_NUDGES):
+            if loss_at_stop(side, entry, sl, qty, f_in, f_stop) <= max_loss or sl <= nearest:
                 break
             sl -= tick
-        if sl <= entry:
-            sl, floor = inst.round_price(entry + tick, "down"), True
+    if loss_at_stop(side, entry, sl, qty, f_in, f_stop) > max_loss:
+        raise unreachable(sl)
     return sl, floor
 
 
@@ -118,10 +160,13 @@ def solve(
     target_net: Decimal,
     f_in: Decimal,
     f_out: Decimal,
+    f_stop: Decimal | None = None,
 ) -> Brackets:
-    d_cap = max_loss / qty
+    """`f_out` is the take-profit exit's fee, `f_stop` the stop's (default `f_out`)."""
+    fs = f_out if f_stop is None else f_stop
+    d_cap = loss_cap_distance(side, entry, qty, max_loss, f_in, fs)
     d = d_base if d_base < d_cap else d_cap
-    sl, floor = stop_loss(inst, side, entry, qty, d, max_loss)
+    sl, floor = stop_loss(inst, side, entry, qty, d, max_loss, f_in, fs)
     tp, net = take_profit(inst, side, entry, qty, target_net, f_in, f_out)
-    loss = (entry - sl) * qty if side is Side.BUY else (sl - entry) * qty
+    loss = loss_at_stop(side, entry, sl, qty, f_in, fs)
     return Brackets(sl, tp, d, d_base, d_cap, loss, target_net, net, floor)

@@ -30,7 +30,13 @@ from s3_strategy.domain.gates import GateLimits, run_gates
 from s3_strategy.domain.ml import MlInput, table_mult
 from s3_strategy.domain.params import BundleParams, EngineLimits, MlRow, RouteBand
 from s3_strategy.domain.reasons import Reason
-from s3_strategy.domain.rules import RuleSet, build_rulesets, factors_from_docs, lint_rules
+from s3_strategy.domain.rules import (
+    Factor,
+    RuleSet,
+    build_rulesets,
+    factors_from_docs,
+    lint_rules,
+)
 from s3_strategy.domain.rules import evaluate as eval_rules
 from s3_strategy.domain.sizing import QtyAboveMax, Sized, size_fut, size_spot
 from tradekit.enums import Market, Side
@@ -39,7 +45,8 @@ from tradekit.ids import decision_client_order_id
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, MarketPolicy, TwapPolicy, TwapSpec
 
-ENGINE_VERSION = "s3-engine/1"
+# 2: loss cap with fees, factor bounds, positions in the gates, SPOT budget ceiling (issue 11)
+ENGINE_VERSION = "s3-engine/2"
 SERVICE = "s3-strategy"
 GATE_FEATURES = ("mid", "spread_bps", "depth_top1_usdt")
 SIDE_FEATURES = ("ma7_5m", "ma25_5m")
@@ -61,6 +68,9 @@ class MarketPlan:
     required: frozenset[str]  # with a side hint
     required_no_hint: frozenset[str]  # + the MA features the side is chosen from
     positive: tuple[str, ...]  # features that must be > 0 (prices, ATR)
+    # factor_registry's declared [min, max] of the features read (name, lo, hi)
+    bounds: tuple[tuple[str, float | None, float | None], ...]
+    bounds_no_hint: tuple[tuple[str, float | None, float | None], ...]
     bands: tuple[tuple[Decimal | None, dict[str, Any]], ...]  # (notional max, exec_policy)
     # Flattened params for finish(): no attribute chains in the hot path.
     fut: bool
@@ -79,6 +89,7 @@ class MarketPlan:
     max_loss: Decimal
     f_in: Decimal
     f_out: Decimal
+    f_stop: Decimal  # a stop takes liquidity: always the taker fee
     fee_names: dict[str, str]
 
 
@@ -191,7 +202,10 @@ class Engine:
         self.plans = {
             sym: SymbolPlan(
                 inst,
-                {m: self._plan(inst, m, rulesets[(sym, m.value)], tables) for m in inst.markets},
+                {
+                    m: self._plan(inst, m, rulesets[(sym, m.value)], tables, factors)
+                    for m in inst.markets
+                },
             )
             for sym, inst in by_symbol.items()
         }
@@ -213,12 +227,18 @@ class Engine:
         return bands
 
     def _plan(
-        self, inst: Instrument, market: Market, rules: RuleSet, tables: Mapping[str, Any]
+        self,
+        inst: Instrument,
+        market: Market,
+        rules: RuleSet,
+        tables: Mapping[str, Any],
+        factors: Mapping[str, Factor],
     ) -> MarketPlan:
         p, lim = self.params, self.limits
         fut = market is Market.FUT
         hi = p.size_mult_clamp[1]
-        max_entry = lim.margin_base_usdt * hi if fut else p.spot_quote_budget_usdt * hi
+        # SPOT never spends more than its budget, whatever the multiplier (domain/sizing.py)
+        max_entry = lim.margin_base_usdt * hi if fut else p.spot_quote_budget_usdt
         gate = GateLimits(
             max_funding_abs=float(lim.max_funding_abs),
             spread_bp_limit=float(inst.spread_bp_limit or lim.spread_bp_limit_default),
@@ -273,6 +293,15 @@ class Engine:
                 )
                 bands.append((b.notional_usdt_max, _policy_body(entry_model)))
         bp, spot = p.brackets, p.exec_policy.SPOT
+
+        def bounds(names: set[str]) -> tuple[tuple[str, float | None, float | None], ...]:
+            out = []
+            for name in sorted(names):
+                f = factors.get(name)
+                if f is not None and (f.min is not None or f.max is not None):
+                    out.append((name, f.min, f.max))
+            return tuple(out)
+
         return MarketPlan(
             market=market,
             market_s=market.value,
@@ -281,6 +310,8 @@ class Engine:
             required=frozenset(required),
             required_no_hint=frozenset(required | set(SIDE_FEATURES)),
             positive=tuple(positive),
+            bounds=bounds(required),
+            bounds_no_hint=bounds(required | set(SIDE_FEATURES)),
             bands=tuple(bands),
             fut=fut,
             clamp=p.size_mult_clamp,
@@ -298,6 +329,7 @@ class Engine:
             max_loss=lim.max_loss_usdt,
             f_in=inst.taker_fee if bp.entry_fee == "taker" else inst.maker_fee,
             f_out=inst.taker_fee if bp.exit_fee == "taker" else inst.maker_fee,
+            f_stop=inst.taker_fee,
             fee_names={"entry": bp.entry_fee, "exit": bp.exit_fee},
         )
 
@@ -313,6 +345,8 @@ class Engine:
         side_hint: Side | None,
         open_entries: int,
         margin_in_flight: float,
+        open_positions: int = 0,
+        margin_positions: float = 0.0,
     ) -> Pre:
         out = Outcome()
         pre = Pre(out, symbol=symbol, market=market, features=features, now_ms=now_ms)
@@ -356,11 +390,30 @@ class Engine:
             if features[name] <= 0:
                 out.skip(Reason.FEATURE_INVALID, f"{name} must be > 0, got {features[name]!r}")
                 return pre
+        # factor_registry declares each feature's range: a negative spread or funding, a
+        # percentile of 1.7, is a feed error, never a market to trade on.
+        for name, fmin, fmax in mp.bounds if side_hint is not None else mp.bounds_no_hint:
+            v = features[name]
+            if (fmin is not None and v < fmin) or (fmax is not None and v > fmax):
+                out.skip(
+                    Reason.FEATURE_OUT_OF_RANGE,
+                    f"{name}={v!r} outside factor_registry's range [{fmin}, {fmax}]",
+                )
+                return pre
         pre.feature_ts = feature_ts
-        gates, reason = run_gates(features, mp.gate, open_entries, margin_in_flight)
+        gates, reason = run_gates(
+            features, mp.gate, open_entries, margin_in_flight, open_positions, margin_positions
+        )
         out.gates = gates
         if reason is not Reason.OK:
-            out.skip(reason, f"gate {gates[-1]['gate']} failed")
+            msg = f"gate {gates[-1]['gate']} failed"
+            if reason in (Reason.POSITION_OPEN, Reason.CONCURRENT_ENTRIES, Reason.RISK_BUDGET):
+                msg += (
+                    f": {open_positions} open position(s) and {open_entries} entr(y/ies) in "
+                    f"flight on {symbol}/{market.value}; "
+                    f"{margin_positions + margin_in_flight:g} USDT committed overall"
+                )
+            out.skip(reason, msg)
             return pre
         if side_hint is not None:
             side = side_hint
@@ -420,7 +473,7 @@ class Engine:
             sized: Sized = (
                 size_fut(inst, entry, mp.margin_base, size_mult, mp.leverage)
                 if fut
-                else size_spot(inst, entry, mp.spot_budget, size_mult)
+                else size_spot(inst, entry, mp.spot_budget, size_mult, mp.f_in)
             )
         except InvalidIntent as exc:
             return out.skip(Reason.MIN_NOTIONAL, str(exc))
@@ -460,7 +513,10 @@ class Engine:
                 b = br.solve(
                     inst, side, entry, sized.qty, d_base=d_base, max_loss=mp.max_loss,
                     target_net=mp.tp_pct * sized.margin, f_in=mp.f_in, f_out=mp.f_out,
+                    f_stop=mp.f_stop,
                 )  # fmt: skip
+            except br.LossCapUnreachable as exc:
+                return out.skip(Reason.MAX_LOSS_UNREACHABLE, str(exc))
             except br.BracketError as exc:
                 return out.skip(Reason.BRACKETS_INVALID, str(exc))
             sl_s, tp_s = str(b.sl), str(b.tp)

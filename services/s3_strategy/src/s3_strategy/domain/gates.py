@@ -8,11 +8,13 @@ Each gate reports `{gate, passed, observed, threshold}`:
   SPREAD_TOO_WIDE;
 * `depth_top1_usdt`: ≥ the instrument's `depth_top1_usdt_min` (else
   S3_DEPTH_TOP1_USDT_MIN_DEFAULT), else DEPTH_TOO_THIN;
-* `risk_budget`: margin (FUT) / quote (SPOT) of the entries in flight on all symbols plus the
-  largest margin this entry may take (base · clamp max) ≤ `risk.budget.max_margin_in_flight_usdt`,
-  else RISK_BUDGET;
-* `concurrent_entries`: entries in flight on this symbol and market (FUT and SPOT count apart)
-  < S3_CONCURRENT_ENTRIES_PER_MARKET, else CONCURRENT_ENTRIES.
+* `risk_budget`: margin (FUT) / quote (SPOT) of the entries in flight and the open positions on
+  all symbols plus the largest margin this entry may take (base · clamp max) ≤
+  `risk.budget.max_margin_in_flight_usdt`, else RISK_BUDGET;
+* `concurrent_entries`: entries in flight plus open positions (filled, protection not yet
+  resolved) on this symbol and market (FUT and SPOT count apart) <
+  S3_CONCURRENT_ENTRIES_PER_MARKET, else POSITION_OPEN when an open position is among them,
+  CONCURRENT_ENTRIES otherwise.
 
 Floats on purpose: these are comparisons of market data against limits, no money is computed.
 """
@@ -40,7 +42,12 @@ class GateLimits:
 
 
 def run_gates(
-    x: Mapping[str, float], lim: GateLimits, open_entries: int, margin_in_flight: float
+    x: Mapping[str, float],
+    lim: GateLimits,
+    open_entries: int,
+    margin_in_flight: float,
+    open_positions: int = 0,
+    margin_positions: float = 0.0,
 ) -> tuple[list[dict[str, Any]], Reason]:
     out: list[dict[str, Any]] = []
     funding: float | None = None
@@ -69,7 +76,7 @@ def run_gates(
     )  # fmt: skip
     if not ok:
         return out, Reason.DEPTH_TOO_THIN
-    committed = margin_in_flight + lim.max_entry_margin_usdt
+    committed = margin_in_flight + margin_positions + lim.max_entry_margin_usdt
     ok = committed <= lim.risk_budget_usdt
     out.append(
         {"gate": "risk_budget", "passed": ok, "observed": committed,
@@ -77,11 +84,12 @@ def run_gates(
     )  # fmt: skip
     if not ok:
         return out, Reason.RISK_BUDGET
-    ok = open_entries < lim.concurrent_entries
+    held = open_entries + open_positions
+    ok = held < lim.concurrent_entries
     out.append(
-        {"gate": "concurrent_entries", "passed": ok, "observed": float(open_entries),
+        {"gate": "concurrent_entries", "passed": ok, "observed": float(held),
          "threshold": float(lim.concurrent_entries)}
     )  # fmt: skip
     if not ok:
-        return out, Reason.CONCURRENT_ENTRIES
+        return out, Reason.POSITION_OPEN if open_positions else Reason.CONCURRENT_ENTRIES
     return out, Reason.OK

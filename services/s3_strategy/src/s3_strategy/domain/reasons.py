@@ -15,6 +15,7 @@ class Reason(StrEnum):
     FEATURE_MISSING = "FEATURE_MISSING"  # a needed feature is absent (gates, rules, SL, side)
     FEATURE_STALE = "FEATURE_STALE"  # snapshot older than feature_max_age_ms
     FEATURE_INVALID = "FEATURE_INVALID"  # NaN/inf, or a price/ATR that is not > 0
+    FEATURE_OUT_OF_RANGE = "FEATURE_OUT_OF_RANGE"  # outside factor_registry's [min, max]
     MARKET_NOT_TRADED = "MARKET_NOT_TRADED"  # the instrument has no such market
     SIDE_NOT_ALLOWED = "SIDE_NOT_ALLOWED"  # a SELL entry on SPOT (no shorting)
     # L0 gates (step 2), in gate order
@@ -22,7 +23,8 @@ class Reason(StrEnum):
     SPREAD_TOO_WIDE = "SPREAD_TOO_WIDE"
     DEPTH_TOO_THIN = "DEPTH_TOO_THIN"
     RISK_BUDGET = "RISK_BUDGET"
-    CONCURRENT_ENTRIES = "CONCURRENT_ENTRIES"
+    CONCURRENT_ENTRIES = "CONCURRENT_ENTRIES"  # entries in flight fill the per-market limit
+    POSITION_OPEN = "POSITION_OPEN"  # an open position (filled, protection active) is among them
     # L1 rules (step 3)
     NO_RULES = "NO_RULES"  # no ENABLED rule applies to the symbol/market (skip + alert)
     RULE_SKIP = "RULE_SKIP"  # a skip_entry rule fired
@@ -33,6 +35,8 @@ class Reason(StrEnum):
     MIN_NOTIONAL = "MIN_NOTIONAL"  # qty rounds to zero or notional < minNotional / qty < minQty
     QTY_ABOVE_MAX = "QTY_ABOVE_MAX"  # qty > the instrument's maxQty (never silently cut)
     BRACKETS_INVALID = "BRACKETS_INVALID"  # no valid SL/TP (e.g. a short TP at or below zero)
+    # no stop on the tick keeps the loss at the stop, fees included, within S3_MAX_LOSS_USDT
+    MAX_LOSS_UNREACHABLE = "MAX_LOSS_UNREACHABLE"
     # emission (step 8; set by the service layer, not by the pure pipeline)
     LOCK_BUSY = "LOCK_BUSY"  # lock:pos:{symbol} held by another decision beyond the wait
     DUPLICATE_DECISION = "DUPLICATE_DECISION"  # idem:order:{client_order_id} already claimed

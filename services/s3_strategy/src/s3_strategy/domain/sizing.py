@@ -2,8 +2,10 @@
 
 * FUT: `margin = S3_MARGIN_BASE_USDT · size_mult`, `notional = margin · leverage`,
   `qty = round(notional / entry, stepSize)` (nearest, as the spec says).
-* SPOT: `qty = floor(spot_quote_budget_usdt · size_mult / entry, stepSize)` (never spend more
-  than the budget).
+* SPOT: `qty = floor(spot_quote_budget_usdt · min(size_mult, 1) / (entry · (1 + fee)),
+  stepSize)`: the budget is a ceiling on the quote spent, entry fee included, so a multiplier
+  above 1 never raises it (it used to: 300 USDT against a 200 USDT budget); below 1 it scales
+  the buy down.
 
 A quantity that rounds to zero, a notional below `minNotional` or a qty below `minQty` raises
 `InvalidIntent` (the engine turns it into `MIN_NOTIONAL`); above `maxQty` raises `QtyAboveMax`.
@@ -44,8 +46,15 @@ def size_fut(
     return Sized(qty, notional, notional / leverage)
 
 
-def size_spot(inst: Instrument, entry: Decimal, budget: Decimal, size_mult: Decimal) -> Sized:
-    qty = inst.round_qty(budget * size_mult / entry, "down")
+def size_spot(
+    inst: Instrument,
+    entry: Decimal,
+    budget: Decimal,
+    size_mult: Decimal,
+    fee: Decimal = Decimal(0),
+) -> Sized:
+    quote = budget * size_mult if size_mult < 1 else budget
+    qty = inst.round_qty(quote / (entry * (1 + fee)), "down")
     notional = inst.check_notional(qty, entry)
     _check_max(inst, qty)
     return Sized(qty, notional, notional)

@@ -9,6 +9,8 @@ One HTTP path per endpoint: `POST /decide` is a normal FastAPI route.
 from __future__ import annotations
 
 import gc
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,16 +32,20 @@ from s3_strategy.entrypoints.schemas import (
 )
 from s3_strategy.service_layer.decide import (
     DecideInput,
+    DecideRefused,
     DecisionService,
     ReplayUnavailable,
     SignalNotFound,
     UnknownSymbol,
 )
 from svckit.auth import ADMIN, API, install_bearer_auth
+from svckit.errors import ConfigError, StartupError
 from svckit.httperrors import install_error_handlers
 from svckit.metrics import render
 from svckit.redisio import ping
 from tradekit.enums import Market
+
+log = logging.getLogger(__name__)
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -59,15 +65,36 @@ async def _decide(service: DecisionService, body: DecideRequest) -> tuple[int, b
         )
     except UnknownSymbol as exc:
         return 422, orjson.dumps({"detail": f"symbol: unknown symbol {exc.args[0]!r}"})
+    except DecideRefused as exc:
+        return 422, orjson.dumps({"detail": str(exc)})
     return 200, orjson.dumps(result)
+
+
+class _RefusedStartFilter(logging.Filter):
+    """A refused start (StartupError / ConfigError: a bundle failing lint with nothing good to
+    keep, a bad variable) is logged by the lifespan as one critical line naming the cause;
+    uvicorn would log Starlette's formatted traceback of it besides, which reads as a crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Traceback") and _REFUSED_MARKS.search(msg) is not None)
+
+
+_REFUSED_MARKS = re.compile(r"^svckit\.errors\.(StartupError|ConfigError): ", re.MULTILINE)
+_REFUSED_FILTER = _RefusedStartFilter()
 
 
 def create_app(settings: Settings, *, container: S3Container | None = None) -> FastAPI:
     """Build the app; the lifespan runs bootstrap() unless a container is injected (tests)."""
+    logging.getLogger("uvicorn.error").addFilter(_REFUSED_FILTER)  # a set: added once
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        c = container or await bootstrap(settings)
+        try:
+            c = container or await bootstrap(settings)
+        except (StartupError, ConfigError) as exc:
+            log.critical("s3-strategy cannot start: %s", exc)
+            raise
         app.state.container = c
         await c.start()
         if container is None:

@@ -15,20 +15,37 @@ from s3_strategy.domain.reasons import Reason
 from tradekit.enums import Market, Side
 from tradekit.intents import OrderIntent
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# Strict: `true` or `"65000"` is not a number (lax mode would read them as 1.0 / 65000.0). The
+# magnitude bound keeps absurd values (1e30) out of the pipeline and the stored signal; the
+# factor_registry bounds are checked by the engine (skip FEATURE_OUT_OF_RANGE).
+FEATURE_ABS_MAX = 1e15
+FeatureValue = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, ge=-FEATURE_ABS_MAX, le=FEATURE_ABS_MAX)
+]
 FeatureName = Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]*|ts)$", max_length=64)]
+# `ts` is epoch ms: from 2001 to 2286 (13 digits), a whole number.
+TS_MIN, TS_MAX = 10**12, 10**13 - 1
 
 
 class DecideContext(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    features: dict[FeatureName, FiniteFloat] | None = Field(
+    features: dict[FeatureName, FeatureValue] | None = Field(
         default=None,
         max_length=256,
-        description="supply or override features (what-if); `ts` (epoch ms) sets the snapshot "
-        "time the staleness check uses",
+        description="dry runs only (`dry_run: true`; a live decision reads market data from "
+        "Redis alone and answers 422): supply or override features (what-if); `ts` (epoch ms) "
+        "sets the snapshot time the staleness check uses",
     )
     market: Market = Market.FUT
+
+    @field_validator("features")
+    @classmethod
+    def _ts(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        ts = (v or {}).get("ts")
+        if ts is not None and (not ts.is_integer() or not TS_MIN <= ts <= TS_MAX):
+            raise ValueError(f"ts must be epoch milliseconds (13 digits), got {ts!r}")
+        return v
 
 
 class DecideRequest(BaseModel):

@@ -3,7 +3,8 @@
 A live decision (spec C4/C5), in order:
 
 1. take `lock:pos:{symbol}` (waits ≤ S3_LOCK_WAIT_MS, held ≤ 3 s; busy ⇒ skip `LOCK_BUSY`);
-2. read features + the entries ledger (one Redis round trip), merge `context.features`;
+2. read features + the ledger of entries in flight and open positions (one Redis round trip);
+   `context.features` are merged in dry runs only (a live decision with them is refused);
 3. run the pure pipeline (engine.pre → scorer with deadline → engine.finish);
 4. if `open`: `SET NX idem:order:{client_order_id}` with an `s3:` token (taken ⇒ skip
    `DUPLICATE_DECISION`), then add the entry to the in-flight ledger;
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -38,7 +40,7 @@ import orjson
 
 from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigStore, build_engine, context_rev
-from s3_strategy.adapters.entries import EntriesLedger
+from s3_strategy.adapters.entries import EntriesLedger, filled_positive
 from s3_strategy.adapters.publisher import IntentPublisher, PublishReport
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.adapters.state import MarketState, StateReader, derive
@@ -75,6 +77,21 @@ class UnknownSymbol(Exception):
     pass
 
 
+# What-if values (dry runs) the service accepts, whichever path calls it (the HTTP schema says
+# the same): numbers bounded in magnitude, `ts` epoch ms from 2001 to 2286.
+FEATURE_ABS_MAX = 1e15
+TS_MIN, TS_MAX = 10**12, 10**13 - 1
+
+
+class DecideRefused(Exception):
+    """A request this service refuses before any side effect (HTTP 422): `field` names the
+    request field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class SignalNotFound(Exception):
     pass
 
@@ -93,6 +110,18 @@ class DecideInput:
     side_hint: Side | None = None
     dry_run: bool = False
     features: Mapping[str, float] | None = None  # context.features (override; "ts" in ms)
+
+
+def _check_what_if(features: Mapping[str, float]) -> None:
+    for name, v in features.items():
+        where = f"context.features.{name}"
+        if type(v) is not float and type(v) is not int:
+            raise DecideRefused(where, f"must be a number, got {v!r}")
+        if not math.isfinite(v) or abs(v) > FEATURE_ABS_MAX:
+            raise DecideRefused(where, f"must be finite and within ±{FEATURE_ABS_MAX:g}")
+    ts = features.get("ts")
+    if ts is not None and (ts != int(ts) or not TS_MIN <= ts <= TS_MAX):
+        raise DecideRefused("context.features.ts", f"must be epoch ms (13 digits), got {ts!r}")
 
 
 def apply_override(result: dict[str, Any], reason: Reason, message: str) -> None:
@@ -179,6 +208,24 @@ class DecisionService:
         engine = self._engine  # pinned for the whole decision (RCU)
         if symbol not in engine.plans:
             raise UnknownSymbol(symbol)
+        if not dry_run:
+            # A live decision trades on the market as published in Redis, never on numbers a
+            # caller sends (a what-if `mid` of 70,000 against a 65,095 market opened a trade
+            # whose stop the venue then refused): what-if inputs are for dry runs only.
+            if features is not None:
+                raise DecideRefused(
+                    "context.features",
+                    "what-if features are accepted only with dry_run: true; a live decision "
+                    "reads market data from Redis alone",
+                )
+            if symbol not in self.settings.symbols:
+                raise DecideRefused(
+                    "symbol",
+                    f"{symbol} is not traded by this service (S3_SYMBOLS="
+                    f"{','.join(self.settings.symbols)}); a dry run is allowed",
+                )
+        if features is not None:
+            _check_what_if(features)
         now = self.clock.now_ms()
         signal_id = uuid.uuid4().hex
         claimed_coid: str | None = None
@@ -204,6 +251,7 @@ class DecisionService:
                 if "ts" in features:
                     state.ts = int(features["ts"])
                 state.sources.append("context")
+                state.overridden = sorted(features)
             derive(state.features)
             result = await self._run(
                 engine, signal_id, now, symbol, market, side_hint, state,
@@ -217,9 +265,11 @@ class DecisionService:
                 if await claim_once(self.redis, keys.idem_order(coid), claim_token,
                                     keys.IDEM_TTL_S):  # fmt: skip
                     claimed_coid = coid
+                    intent = result["intent"]
                     await self.ledger.add(
-                        coid, symbol, market.value, result["sizing"]["margin_usdt"]
-                    )
+                        coid, symbol, market.value, result["sizing"]["margin_usdt"],
+                        protected="sl" in intent or intent["exec_policy"].get("type") == "OCO",
+                    )  # fmt: skip
                 else:
                     msg = f"{coid} was already emitted (idem:order claimed)"
                     apply_override(result, Reason.DUPLICATE_DECISION, msg)
@@ -260,7 +310,8 @@ class DecisionService:
             pre = engine.pre(
                 symbol=symbol, market=market, features=state.features, feature_ts=state.ts,
                 now_ms=now, side_hint=side_hint, open_entries=state.open_entries,
-                margin_in_flight=state.margin_in_flight,
+                margin_in_flight=state.margin_in_flight, open_positions=state.open_positions,
+                margin_positions=state.margin_positions,
             )  # fmt: skip
             spent = time.perf_counter() - p0
             if pre.ready:
@@ -312,9 +363,12 @@ class DecisionService:
             "side_hint": side_hint.value if side_hint else None,
             "features": {**state.features, "ts": state.ts},
             "feature_sources": state.sources,
+            "features_overridden": state.overridden,  # what-if names (dry runs only)
             "state": {
                 "open_entries": state.open_entries,
                 "margin_in_flight_usdt": state.margin_in_flight,
+                "open_positions": state.open_positions,
+                "margin_positions_usdt": state.margin_positions,
                 "error": state.error,
             },
             "engine_version": ENGINE_VERSION,
@@ -352,18 +406,22 @@ class DecisionService:
         s4 = report.s4 or {}
         refused = s4.get("result") == "FAIL" and s4.get("status") != "AMBIGUOUS"
         if refused or s4.get("status") in _S4_TERMINAL:
+            # A protected entry that filled stays as an open position until S4's protection
+            # closes it (adapters/entries.py); anything else leaves the ledger.
+            filled = not refused and filled_positive(s4.get("filled_qty"))
             with contextlib.suppress(Exception):
-                await self.ledger.remove(intent["client_order_id"])
+                await self.ledger.finished(intent["client_order_id"], filled)
         if refused:
             await self.alerts.emit(
                 "INTENT_REFUSED",
-                f"S4 refused {intent['client_order_id']}: {s4.get('message')}",
+                f"S4 refused {intent['client_order_id']}: "
+                f"{s4.get('message') or s4.get('status') or 'FAIL without a message'}",
                 symbol=str(intent["symbol"]),
                 data={"client_order_id": intent["client_order_id"]},
             )
         try:
             await self.store.update("signals", signal_id, {"publish": report.as_dict()})
-        except InfraError:
+        except Exception:  # the intent is out: the answer must say so, whatever failed here
             log.exception("signal %s: could not record the publish report", signal_id)
         await self._report_failures(intent, report)
 
@@ -390,6 +448,10 @@ class DecisionService:
             )  # fmt: skip
         elif reason == Reason.FEATURE_MISSING:
             await self.alerts.emit("FEATURE_MISSING", str(result.get("message")), symbol=symbol)
+        elif reason == Reason.FEATURE_OUT_OF_RANGE:
+            await self.alerts.emit(
+                "FEATURE_OUT_OF_RANGE", f"{symbol}: {result.get('message')}", symbol=symbol
+            )
         elif result.get("ml", {}).get("fallback"):
             await self.alerts.emit("ML_FALLBACK", str(result["ml"].get("error")), symbol=symbol)
 
@@ -418,9 +480,15 @@ class DecisionService:
                 except UnknownSymbol:
                     return {"symbol": item.symbol, "status": 422,
                             "error": f"unknown symbol {item.symbol!r}"}  # fmt: skip
+                except DecideRefused as exc:
+                    return {"symbol": item.symbol, "status": 422, "error": str(exc)}
                 except InfraError as exc:
                     return {"symbol": item.symbol, "status": 503,
                             "error": f"service unavailable: {exc}"}  # fmt: skip
+                except Exception as exc:  # items are independent: never fail the others
+                    log.exception("batch item %s failed", item.symbol)
+                    return {"symbol": item.symbol, "status": 500,
+                            "error": f"internal error: {type(exc).__name__}: {exc}"}  # fmt: skip
 
         return list(await asyncio.gather(*(one(i) for i in items)))
 
@@ -481,6 +549,8 @@ class DecisionService:
                 int(recorded_state["open_entries"]),
                 float(recorded_state["margin_in_flight_usdt"]),
                 error=recorded_state.get("error"),
+                open_positions=int(recorded_state.get("open_positions", 0)),
+                margin_positions=float(recorded_state.get("margin_positions_usdt", 0.0)),
             )
 
             async def recorded() -> MlInput:

@@ -48,7 +48,7 @@ def cond_source(node: Cond) -> str:
     if kind == "leaf":
         f, op, v = node[1], node[2], node[3]
         # Re-checked here so the generator is safe even if called on an unlinted tree.
-        if not isinstance(f, str) or not FEATURE_RE.match(f) or op not in OPS:
+        if not isinstance(f, str) or not FEATURE_RE.fullmatch(f) or op not in OPS:
             raise ValueError(f"unsafe leaf {node!r}")
         if not isinstance(v, float) or v != v or v in (float("inf"), float("-inf")):
             raise ValueError(f"unsafe threshold {v!r}")
