@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from svckit.settings import CsvList, ServiceSettings
@@ -23,7 +23,11 @@ class Settings(ServiceSettings):
     max_loss_usdt: Decimal = Field(default=Decimal("1.2"), gt=0)
     atr_mult: Decimal = Field(default=Decimal("1.5"), gt=0)
     concurrent_entries_per_market: int = Field(default=1, ge=0)
-    config_poll_sec: float = Field(default=5, gt=0)
+    # Hot reload: each replica polls config_active / cfg:active_rev this often (cfg:events wakes
+    # it at once); CONFIG_REV_MISMATCH fires after two periods of disagreement.
+    config_poll_sec: float = Field(default=5, gt=0, le=300)
+    # Bearer token of the config admin API (/config/*); unset ⇒ the admin API answers 403.
+    admin_token: SecretStr | None = None
     feature_max_age_ms: int = Field(default=5000, ge=1)
     s4_url: str | None = Field(
         default="http://127.0.0.1:8082", description="S4 base URL for the REST path; empty ⇒ off"

@@ -17,6 +17,14 @@ one JSON *decision context*, stored content-addressed as `config_bundles/s3ctx-{
 documents are immutable (insert-if-absent) and small (a few KB); delete old ones only together
 with the signals that point at them.
 
+**Revisioned bundles** (hot reload, issue 13): every uploaded bundle is stored immutable and
+content-addressed as `config_bundles/bundle-{rev}` (`kind: "s3-bundle"`, `bundle_id`, `rev`,
+`params`, `rules: [full rule documents]`, `note`, `created_by`, `created_ts`, `lint_warnings`),
+so a rule edited in `strategy_rules` or re-seeded from fixtures never changes what a rev means.
+`config_active/s3-strategy` names the active one (`{bundle_id, rev, previous_rev, activated_at,
+activated_by}`); `load_active` reads `bundle-{rev}` first and falls back to the older layout
+below (bundle document + `strategy_rules`) for a store seeded before revisioned bundles.
+
 **Publishing** (`publish_bundle`): computes the rev of a parameter set + rules, writes the bundle
 and (optionally) points `config_active` at it — what an operator's promote step does, and what
 tests use to run with another bundle (e.g. brackets disabled).
@@ -36,6 +44,12 @@ from svckit.store.base import Doc, DocumentStore, Query
 CONFIG_ACTIVE_KEY = "s3-strategy"
 CTX_PREFIX = "s3ctx-"
 CTX_KIND = "s3-decision-context"
+BUNDLE_PREFIX = "bundle-"
+BUNDLE_KIND = "s3-bundle"
+
+
+def bundle_key(rev: str) -> str:
+    return BUNDLE_PREFIX + rev
 
 
 class ConfigLoadError(RuntimeError):
@@ -136,6 +150,85 @@ class ConfigStore:
             return None
         return dict(bundle)
 
+    # ---- revisioned bundles ---------------------------------------------------------------------
+    async def get_active(self) -> Doc | None:
+        doc = await self.store.get("config_active", self.active_key)
+        return None if doc is None else _body(doc)
+
+    async def get_bundle(self, rev: str) -> dict[str, Any] | None:
+        """The immutable bundle `rev` as `{bundle_id, rev, params, rules, ...}`, verified against
+        its rev (a document whose content does not hash to its rev is treated as absent)."""
+        doc = await self.store.get("config_bundles", bundle_key(rev))
+        if doc is None or doc.get("kind") != BUNDLE_KIND:
+            return None
+        if bundle_rev(doc.get("params") or {}, doc.get("rules") or []) != rev:
+            return None
+        return _body(doc)
+
+    async def put_bundle(
+        self,
+        *,
+        bundle_id: str,
+        params: Mapping[str, Any],
+        rules: Sequence[Mapping[str, Any]],
+        note: str | None,
+        actor: str,
+        now_ms: int,
+        lint_warnings: Sequence[str] = (),
+    ) -> tuple[str, bool]:
+        """Store a (linted) bundle under its content rev; (rev, created). Insert-if-absent: the
+        same content is the same rev, whoever uploads it again."""
+        ordered = sorted((_body(r) for r in rules), key=lambda r: str(r["rule_id"]))
+        rev = bundle_rev(params, ordered)
+        doc: Doc = {
+            "_key": bundle_key(rev),
+            "kind": BUNDLE_KIND,
+            "bundle_id": bundle_id,
+            "rev": rev,
+            "params": dict(params),
+            "rules": ordered,
+            "note": note,
+            "created_by": actor,
+            "created_ts": now_ms,
+            "lint_warnings": list(lint_warnings),
+        }
+        try:
+            await self.store.insert("config_bundles", doc)
+        except DuplicateKey:
+            return rev, False
+        return rev, True
+
+    async def reference(self) -> tuple[list[Doc], list[Doc], dict[str, Doc]]:
+        """Reference data a decision context is built with: factors, instruments, route tables."""
+        factors = await self.store.find("factor_registry")
+        instruments = await self.store.find("instrument_registry")
+        tables = {str(t["_key"]): t for t in await self.store.find("route_tables")}
+        return factors, instruments, tables
+
+    async def content_for(self, settings: Settings, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        factors, instruments, tables = await self.reference()
+        return assemble(
+            bundle_id=str(bundle["bundle_id"]),
+            rev=str(bundle["rev"]),
+            params=bundle.get("params") or {},
+            rules=bundle.get("rules") or [],
+            factors=factors,
+            instruments=instruments,
+            route_tables=tables,
+            limits=limits_of(settings),
+        )
+
+    async def load_rev(self, settings: Settings, rev: str) -> Engine:
+        """Build the engine of the stored bundle `rev` (lint + compile); ConfigLoadError if it
+        is missing, does not verify, or fails lint."""
+        bundle = await self.get_bundle(rev)
+        if bundle is None:
+            raise ConfigLoadError(f"bundle {rev} is not in config_bundles (or fails its hash)")
+        try:
+            return build_engine(await self.content_for(settings, bundle))
+        except ContextError as exc:
+            raise ConfigLoadError(f"bundle {rev} fails lint: {exc}") from exc
+
     async def load_active(self, settings: Settings) -> tuple[Engine, list[str]]:
         """Build the engine of the active bundle; returns it with warnings (rev mismatches)."""
         warnings: list[str] = []
@@ -143,6 +236,8 @@ class ConfigStore:
         if active is None:
             raise ConfigLoadError(f"no config_active/{self.active_key}: seed or promote a bundle")
         bundle_id, rev = str(active["bundle_id"]), str(active["rev"])
+        if await self.get_bundle(rev) is not None:
+            return await self.load_rev(settings, rev), warnings
         live = await self.store.get("config_bundles", bundle_id)
         params: Mapping[str, Any] | None = None
         rules: list[Doc] = []
@@ -229,6 +324,10 @@ class ConfigStore:
         if description:
             doc["description"] = description
         await self.store.upsert("config_bundles", bundle_id, doc)
+        await self.put_bundle(
+            bundle_id=bundle_id, params=params, rules=rules, note=description,
+            actor="publish_bundle", now_ms=0,
+        )  # fmt: skip
         if activate:
             await self.store.upsert(
                 "config_active", self.active_key, {"bundle_id": bundle_id, "rev": rev}
