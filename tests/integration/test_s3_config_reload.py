@@ -192,10 +192,11 @@ async def test_activation_swaps_both_replicas_and_decisions_carry_new_rev(
     rev = (await upload(a, edited(await active_bundle(a)))).json()["rev"]
     resp = await activate(a, rev)
     assert resp.status_code == 200 and resp.json() == {"active_rev": rev, "previous_rev": old}
-    for r in (a, b):
-        await eventually(lambda r=r: _rev_is(r, rev))
+    await eventually(lambda: _rev_is(a, rev))
+    await eventually(lambda: _rev_is(b, rev))
     assert await redis.get(keys.CFG_ACTIVE_REV) == rev
-    [(_, fields)] = await redis.xrange(keys.CFG_EVENTS)
+    events: list[Any] = await redis.xrange(keys.CFG_EVENTS)
+    [(_, fields)] = events
     event = json.loads(fields["data"])
     assert (event["rev"], event["previous_rev"], event["actor"]) == (rev, old, "api:alice")
     await put_features(redis, **RULE_FEATURES)
