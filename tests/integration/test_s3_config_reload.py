@@ -195,7 +195,7 @@ async def test_activation_swaps_both_replicas_and_decisions_carry_new_rev(
     await eventually(lambda: _rev_is(a, rev))
     await eventually(lambda: _rev_is(b, rev))
     assert await redis.get(keys.CFG_ACTIVE_REV) == rev
-    events: list[Any] = await redis.xrange(keys.CFG_EVENTS)
+    events: Any = await redis.xrange(keys.CFG_EVENTS)
     [(_, fields)] = events
     event = json.loads(fields["data"])
     assert (event["rev"], event["previous_rev"], event["actor"]) == (rev, old, "api:alice")
