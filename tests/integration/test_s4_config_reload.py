@@ -110,7 +110,7 @@ async def test_route_table_symlink_swap_is_picked_up_and_new_intakes_use_it(
     table_dir.publish({"route.json": json.dumps(TABLE_B)})
 
     async def swapped() -> bool:
-        return (await _health(client))["route_table_rev"] == rev_b
+        return bool((await _health(client))["route_table_rev"] == rev_b)
 
     await eventually(swapped)
     second = await client.post("/orders", json={**MAKER, "client_order_id": "rt-2"})
