@@ -60,3 +60,9 @@ class Settings(ServiceSettings):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError(f"expected an http(s) URL, got {v!r}")
         return v.rstrip("/") if v else v
+
+
+if __name__ == "__main__":  # `python -m s3_strategy.config …`: the operator CLI
+    from s3_strategy.config_cli import main
+
+    raise SystemExit(main())
