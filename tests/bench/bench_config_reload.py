@@ -174,8 +174,19 @@ class Conn:
             head += "Content-Type: application/json\r\n"
         if auth:
             head += f"Authorization: Bearer {TOKEN}\r\nX-Actor: bench\r\n"
-        self.writer.write((head + "\r\n").encode() + body)
-        raw = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            self.writer.write((head + "\r\n").encode() + body)
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            # uvicorn closes a keep-alive connection idle for 5 s; nothing was read, so the
+            # request was not answered: reconnect and send it again (once).
+            if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                raise
+            await self.close()
+            await self.open()
+            assert self.reader is not None and self.writer is not None
+            self.writer.write((head + "\r\n").encode() + body)
+            raw = await self.reader.readuntil(b"\r\n\r\n")
         length = 0
         for line in raw.split(b"\r\n"):
             if line[:15].lower() == b"content-length:":
