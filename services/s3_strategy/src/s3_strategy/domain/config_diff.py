@@ -14,6 +14,17 @@ from typing import Any
 _MISSING: Any = object()
 
 
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality that tells 1, 1.0 and true apart (they hash to different revs)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
     if isinstance(value, Mapping) and value:
         for key in sorted(value):
@@ -21,14 +32,14 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
     elif isinstance(value, list) and value:
         for i, item in enumerate(value):
             _flatten(item, f"{prefix}[{i}]", out)
-    else:
+    elif prefix or not isinstance(value, Mapping | list):  # an empty root has no leaves
         out[prefix] = value
 
 
 def field_changes(old: Any, new: Any) -> list[dict[str, Any]]:
     """[{path, old, new}] for every leaf that differs (a missing side is reported as None and
     flagged `added`/`removed`)."""
-    if old == new:
+    if _same(old, new):
         return []
     a: dict[str, Any] = {}
     b: dict[str, Any] = {}
