@@ -25,13 +25,16 @@ so a rule edited in `strategy_rules` or re-seeded from fixtures never changes wh
 activated_by}`); `load_active` reads `bundle-{rev}` first and falls back to the older layout
 below (bundle document + `strategy_rules`) for a store seeded before revisioned bundles.
 
-**Publishing** (`publish_bundle`): computes the rev of a parameter set + rules, writes the bundle
-and (optionally) points `config_active` at it — what an operator's promote step does, and what
-tests use to run with another bundle (e.g. brackets disabled).
+**Publishing** (`publish_bundle`): computes the rev of a parameter set + rules from
+`strategy_rules`, writes the bundle (and its revisioned copy) and optionally points
+`config_active` at it — a helper for tests that run with another bundle (e.g. brackets
+disabled). Operators activate through `service_layer/config_admin.py` (admin API, CLI), which
+also audits, sets `cfg:active_rev` and announces on `cfg:events`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -224,8 +227,12 @@ class ConfigStore:
         bundle = await self.get_bundle(rev)
         if bundle is None:
             raise ConfigLoadError(f"bundle {rev} is not in config_bundles (or fails its hash)")
+        content = await self.content_for(settings, bundle)
         try:
-            return build_engine(await self.content_for(settings, bundle))
+            # Lint + compile is pure CPU (milliseconds for a large bundle): in a worker thread the
+            # event loop keeps answering decisions meanwhile (they pin the engine they started
+            # with); the swap itself is one assignment back on the loop.
+            return await asyncio.to_thread(build_engine, content)
         except ContextError as exc:
             raise ConfigLoadError(f"bundle {rev} fails lint: {exc}") from exc
 

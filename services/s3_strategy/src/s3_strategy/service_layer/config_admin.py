@@ -18,6 +18,7 @@ One service layer for the admin HTTP API (`entrypoints/admin.py`) and the operat
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -109,8 +110,10 @@ class ConfigAdmin:
     async def lint(self, bundle: Mapping[str, Any]) -> Linted:
         """Build the engine the replicas would build (lint + compile), or BundleInvalid."""
         rules = bundle.get("rules") or []
+        content = await self.configs.content_for(self.settings, bundle)
         try:
-            engine = build_engine(await self.configs.content_for(self.settings, bundle))
+            # CPU only: a worker thread keeps this replica's event loop answering decisions.
+            engine = await asyncio.to_thread(build_engine, content)
         except ContextError as exc:
             errors = lint_errors(exc, rules)
             if isinstance(exc.__cause__, ValidationError):
