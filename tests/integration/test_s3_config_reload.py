@@ -351,3 +351,20 @@ async def test_restart_after_legitimate_promotion_raises_no_mismatch_and_keeps_r
     assert await b.rev() == rev and await a.rev() == rev
     rule = await store.get("strategy_rules", "R-023")
     assert rule is not None and rule["priority"] == 7  # not overwritten by the seed
+
+
+async def test_store_seeded_before_revisioned_bundles_gets_one_and_can_roll_back(
+    replica: Factory, store: SqliteStore
+) -> None:
+    from svckit.store.seed import seed_store
+
+    report = await seed_store(store, FIXTURES)
+    # The layout before issue 13: no config_bundles/bundle-{rev}.
+    assert await store.delete("config_bundles", f"bundle-{report.bundle_rev}")
+    r = await replica(seed=False)
+    shown = (await r.client.get("/config", headers=AUTH)).json()
+    assert shown["active_rev"] == report.bundle_rev and shown["bundle"] is not None
+    rev = (await upload(r, edited(shown["bundle"]))).json()["rev"]
+    assert (await activate(r, rev)).status_code == 200
+    back = await r.client.post("/config/rollback", headers=AUTH)
+    assert back.status_code == 200 and back.json()["active_rev"] == report.bundle_rev

@@ -112,6 +112,7 @@ async def bootstrap(
     if unknown:
         raise ConfigError(f"S3_SYMBOLS names symbols missing from instrument_registry: {unknown}")
     await configs.save_context(engine, clock.now_ms())
+    await configs.ensure_revisioned(engine, clock.now_ms())
     # Announce the store's record when nobody has. A different value is not alerted here: the
     # config watcher alerts CONFIG_REV_MISMATCH if it persists beyond two poll periods.
     await redis.set(keys.CFG_ACTIVE_REV, engine.config_rev, nx=True)

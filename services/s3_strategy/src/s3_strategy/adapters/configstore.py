@@ -236,6 +236,20 @@ class ConfigStore:
         except ContextError as exc:
             raise ConfigLoadError(f"bundle {rev} fails lint: {exc}") from exc
 
+    async def ensure_revisioned(self, engine: Engine, now_ms: int) -> bool:
+        """Store the revisioned copy of the bundle `engine` runs (idempotent): a store seeded
+        before revisioned bundles gets one at the first start, so GET /config, diff and rollback
+        work for its active revision too. True if written."""
+        bundle = engine.content["bundle"]
+        if await self.get_bundle(engine.config_rev) is not None:
+            return False
+        rev, created = await self.put_bundle(
+            bundle_id=engine.bundle_id, params=bundle["params"], rules=bundle["rules"],
+            note="revisioned copy of the active bundle (migration)", actor="s3-bootstrap",
+            now_ms=now_ms,
+        )  # fmt: skip
+        return created and rev == engine.config_rev
+
     async def load_active(self, settings: Settings) -> tuple[Engine, list[str]]:
         """Build the engine of the active bundle; returns it with warnings (rev mismatches)."""
         warnings: list[str] = []
