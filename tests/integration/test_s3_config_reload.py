@@ -368,3 +368,21 @@ async def test_store_seeded_before_revisioned_bundles_gets_one_and_can_roll_back
     assert (await activate(r, rev)).status_code == 200
     back = await r.client.post("/config/rollback", headers=AUTH)
     assert back.status_code == 200 and back.json()["active_rev"] == report.bundle_rev
+
+
+async def test_store_unreadable_alerts_reload_failed_once_and_keeps_serving(
+    replica: Factory, redis: RedisClient, store: SqliteStore
+) -> None:
+    r = await replica()
+    good = r.c.service.engine.config_rev
+    await store.close()  # every store call now fails (StoreUnavailable)
+
+    async def lagging() -> bool:
+        return r.c.watcher.status.state == "lagging"
+
+    await eventually(lagging)
+    await asyncio.sleep(4 * POLL_S)  # more failed polls
+    [alert] = await alerts(redis, "CONFIG_RELOAD_FAILED")
+    assert "config_active" in alert["message"]
+    assert r.c.service.engine.config_rev == good
+    assert "store" in str(r.c.watcher.status.error)

@@ -139,9 +139,10 @@ class ConfigWatcher:
         self.metrics.config_reloads.labels("failed").inc()
 
     async def _reload_failed(self, rev: str | None, error: str) -> None:
-        if rev is not None and rev == self._failed_rev:
-            return  # alerted for this revision already; /health and the metric keep showing it
-        self._failed_rev = rev
+        key = rev if rev is not None else "<store unreadable>"
+        if key == self._failed_rev:
+            return  # alerted for this already; /health and the metric keep showing it
+        self._failed_rev = key
         await self.alerts.emit(
             "CONFIG_RELOAD_FAILED",
             f"cannot load config rev {rev}: {error}; serving {self.service.engine.config_rev}",
