@@ -117,18 +117,22 @@ def bench_lint(rounds: int) -> bool:
         content = assemble(bundle_id="b", rev=rev, params=p, rules=rules, factors=factors,
                            instruments=instruments, route_tables=tables, limits=limits)  # fmt: skip
         ctx = context_rev(content)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         Engine(content, ctx)  # params validation, rule lint, compilation, per-symbol plans
         diff_bundles({"params": params, "rules": previous}, {"params": p, "rules": rules})
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.thread_time()
+        cpu.append((c2 - c1) * 1000)
         return (t2 - t1) * 1000, (t1 - t0) * 1000
 
+    cpu: list[float] = []  # thread CPU time: what the work costs when it has a core to itself
     bundles = [bundle(k) for k in range(rounds + 21)]
     for k in range(20):  # warm-up (imports, allocator)
         one(bundles[k + 1], bundles[k], params)
         one(small, small, params)
     base = 20
+    cpu.clear()
     cold = [one(bundles[base + k + 1], bundles[base + k], params) for k in range(rounds)]
+    cold_cpu = list(cpu)
     p2 = {**params, "tp_net_profit_pct": 0.2}
     same_rules = [one(bundles[-1], bundles[-1], p2 if k % 2 else params) for k in range(rounds)]
     t_small = [one(small, small, params) for _ in range(rounds)]
@@ -142,6 +146,10 @@ def bench_lint(rounds: int) -> bool:
         ts, hs = [a for a, _ in pairs], [b for _, b in pairs]
         print(f"   {name:<26} p50 {_q(ts, 0.5):6.2f} ms  p99 {_q(ts, 0.99):6.2f} ms  "
               f"max {max(ts):6.2f}   (+ hashing p50 {_q(hs, 0.5):5.2f} ms)")  # fmt: skip
+    print(
+        f"   CPU time of the 200-rule cold build: p50 {_q(cold_cpu, 0.5):6.2f} ms  "
+        f"p99 {_q(cold_cpu, 0.99):6.2f} ms (wall time above includes waiting for a shared core)"
+    )
     p99 = _q([a for a, _ in cold], 0.99)
     ok = p99 <= 10
     print(f"   target p99 ≤ 10 ms (200 rules, all new): {'MET' if ok else 'MISSED'}")
