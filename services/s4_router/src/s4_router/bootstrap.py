@@ -62,7 +62,7 @@ class S4Container:
     router: OrderRouter
     consumer: IntentConsumer
     metrics: RouterMetrics
-    route_table: RouteTable
+    route_table: RouteTable  # as loaded at start; the one in use is router.route_table (hot reload)
     route_table_rev: str
     manager: ExecutionManager
     watch: VenueWatch
