@@ -661,7 +661,9 @@ async def test_seed_with_repeated_runs_keeps_counts_stable(store: DocumentStore)
     assert counts["instrument_registry"] == 3
     assert counts["factor_registry"] == len(first.factors) >= 14
     assert counts["strategy_rules"] == len(first.rules)
-    assert counts["route_tables"] == counts["config_bundles"] == counts["config_active"] == 1
+    assert counts["route_tables"] == counts["config_active"] == 1
+    # the bundle document and its immutable revisioned copy (bundle-{rev})
+    assert counts["config_bundles"] == 2
     assert counts["orders"] == counts["fills"] == counts["signals"] == 0
     assert second.warnings == ()
 

@@ -12,7 +12,14 @@ ORDERS_INTENT_DLQ = "orders:intent:dlq"
 
 # Config (RCU hot reload)
 CFG_ACTIVE_REV = "cfg:active_rev"
+# A capped stream (XADD MAXLEN ~ CFG_EVENTS_MAXLEN), one entry per activation/rollback with a
+# JSON `data` field {rev, previous_rev, actor, action, ts}: a replica that was disconnected reads
+# on from the last id it saw (pub/sub would have lost the message); the poll of cfg:active_rev
+# and config_active every S3_CONFIG_POLL_SEC backs it up.
 CFG_EVENTS = "cfg:events"
+CFG_EVENTS_MAXLEN = 1000
+# Serialises activations (read active → write config_active + audit → SET → XADD).
+CFG_ACTIVATE_LOCK = "lock:cfg:activate"
 
 IDEM_TTL_S = 3600
 POS_LOCK_MAX_MS = 3000

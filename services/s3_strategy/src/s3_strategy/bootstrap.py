@@ -23,6 +23,8 @@ from s3_strategy.adapters.state import StateReader
 from s3_strategy.config import Settings
 from s3_strategy.domain.ml import ConstantScorer, Scorer
 from s3_strategy.metrics import StrategyMetrics
+from s3_strategy.service_layer.config_admin import ConfigAdmin
+from s3_strategy.service_layer.config_watch import ConfigWatcher
 from s3_strategy.service_layer.decide import DecisionService
 from svckit import keys
 from svckit.clock import Clock, WallClock
@@ -45,6 +47,8 @@ class S3Container:
     metrics: StrategyMetrics
     ledger: EntriesLedger
     configs: ConfigStore
+    admin: ConfigAdmin
+    watcher: ConfigWatcher
     owns: list[Any] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -57,6 +61,9 @@ class S3Container:
                     self.ledger.run(self._stop, poll_ms=self.settings.entries_poll_ms),
                     name="s3-ledger",
                 )
+            )
+            self._tasks.append(
+                asyncio.create_task(self.watcher.run(self._stop), name="s3-config-watch")
             )
 
     async def aclose(self) -> None:
@@ -105,16 +112,10 @@ async def bootstrap(
     if unknown:
         raise ConfigError(f"S3_SYMBOLS names symbols missing from instrument_registry: {unknown}")
     await configs.save_context(engine, clock.now_ms())
+    await configs.ensure_revisioned(engine, clock.now_ms())
+    # Announce the store's record when nobody has. A different value is not alerted here: the
+    # config watcher alerts CONFIG_REV_MISMATCH if it persists beyond two poll periods.
     await redis.set(keys.CFG_ACTIVE_REV, engine.config_rev, nx=True)
-    raw_rev = await redis.get(keys.CFG_ACTIVE_REV)
-    redis_rev = raw_rev.decode() if isinstance(raw_rev, bytes) else raw_rev
-    if redis_rev is not None and redis_rev != engine.config_rev:
-        # Spec C6: the shared active rev and the local one disagree (e.g. a promotion the store
-        # has not got yet, or a stale key). Decisions use the store's; hot reload reconciles.
-        warnings.append(
-            f"{keys.CFG_ACTIVE_REV} is {redis_rev} but config_active in the store is "
-            f"{engine.config_rev}; deciding with {engine.config_rev}"
-        )
     if http is None and settings.s4_url:
         token = settings.s4_api_token
         http = httpx.AsyncClient(
@@ -152,6 +153,11 @@ async def bootstrap(
         clock=clock,
         metrics=metrics,
     )
+    watcher = ConfigWatcher(
+        settings=settings, redis=redis, configs=configs, service=service, alerts=alerts,
+        clock=clock, metrics=metrics,
+    )  # fmt: skip
+    admin = ConfigAdmin(settings=settings, redis=redis, configs=configs, clock=clock)
     for warning in warnings:
         await alerts.emit("CONFIG_REV_MISMATCH", warning, severity="critical", rate_limit=False)
     if configs.rejected is not None:
@@ -168,4 +174,6 @@ async def bootstrap(
             "store": store.name,
         },
     )
-    return S3Container(settings, redis, store, http, service, metrics, ledger, configs, owns)
+    return S3Container(
+        settings, redis, store, http, service, metrics, ledger, configs, admin, watcher, owns
+    )

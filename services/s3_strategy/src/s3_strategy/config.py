@@ -23,7 +23,9 @@ class Settings(ServiceSettings):
     max_loss_usdt: Decimal = Field(default=Decimal("1.2"), gt=0)
     atr_mult: Decimal = Field(default=Decimal("1.5"), gt=0)
     concurrent_entries_per_market: int = Field(default=1, ge=0)
-    config_poll_sec: float = Field(default=5, gt=0)
+    # Hot reload: each replica polls config_active / cfg:active_rev this often (cfg:events wakes
+    # it at once); CONFIG_REV_MISMATCH fires after two periods of disagreement.
+    config_poll_sec: float = Field(default=5, gt=0, le=300)
     feature_max_age_ms: int = Field(default=5000, ge=1)
     s4_url: str | None = Field(
         default="http://127.0.0.1:8082", description="S4 base URL for the REST path; empty ⇒ off"
@@ -85,3 +87,9 @@ class Settings(ServiceSettings):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError(f"expected an http(s) URL, got {v!r}")
         return v.rstrip("/") if v else v
+
+
+if __name__ == "__main__":  # `python -m s3_strategy.config …`: the operator CLI
+    from s3_strategy.config_cli import main
+
+    raise SystemExit(main())

@@ -58,3 +58,12 @@ class StrategyMetrics:
         self.config_info = Gauge(
             "s3_config_info", "loaded config (value 1)", ["config_rev", "ctx_rev"], registry=r
         )
+        self.config_reloads = Counter(
+            "s3_config_reloads_total", "hot reload attempts by result (ok|failed)", ["result"],
+            registry=r,
+        )  # fmt: skip
+        self.config_lagging = Gauge(
+            "s3_config_lagging",
+            "1 while this replica cannot load the active config revision (serves the last good)",
+            registry=r,
+        )

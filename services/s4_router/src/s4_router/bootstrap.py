@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -40,6 +39,7 @@ from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality import QualityTracker
 from s4_router.service_layer.reconciler import Reconciler
+from s4_router.service_layer.route_table_watch import RouteTableWatcher, load_table
 from s4_router.service_layer.router import OrderRouter
 from s4_router.service_layer.venue_ops import RetryPolicy, Sleep, VenueOps
 from s4_router.service_layer.watch import VenueWatch
@@ -48,7 +48,6 @@ from svckit.clock import Clock, WallClock
 from svckit.errors import ConfigError
 from svckit.infra import open_infra
 from svckit.redisio import RedisClient, ping
-from svckit.store import content_rev
 from svckit.store.base import DocumentStore
 from svckit.store.seed import instrument_from_doc
 from tradekit.enums import Market
@@ -68,10 +67,11 @@ class S4Container:
     router: OrderRouter
     consumer: IntentConsumer
     metrics: RouterMetrics
-    route_table: RouteTable
+    route_table: RouteTable  # as loaded at start; the one in use is router.route_table (hot reload)
     route_table_rev: str
     manager: ExecutionManager
     watch: VenueWatch
+    config_watch: RouteTableWatcher
     protection: ProtectionService | None = None
     reconciler: Reconciler | None = None
     background: list[BackgroundTask] = field(default_factory=list)
@@ -116,6 +116,9 @@ class S4Container:
                 )
         self.tasks.append(asyncio.create_task(self.consumer.run(self.stop), name="intents"))
         self.tasks.append(asyncio.create_task(self.watch.run(self.stop), name="venue-watch"))
+        self.tasks.append(
+            asyncio.create_task(self.config_watch.run(self.stop), name="config-watch")
+        )
         if self.settings.background_execution:
             self.tasks.append(asyncio.create_task(self._sweep(self.stop), name="orphan-sweep"))
         for job in self.background:
@@ -154,7 +157,8 @@ class S4Container:
             exchange=exch,
             redis=redis_ok,
             store={"ok": store_ok, "kind": self.store.name},
-            route_table_rev=self.route_table_rev,
+            route_table_rev=self.router.route_table.rev,  # hot-reloaded: the one in use
+            config=self.config_watch.health(),
             circuit_breaker=breaker.state(now).value,
             breaker={"error_rate": round(rate, 4), "calls": calls,
                      "threshold": breaker.cfg.threshold, "reopens_at": breaker.reopens_at()},
@@ -214,8 +218,7 @@ class S4Container:
 
 def load_route_table(path: Path) -> RouteTable:
     try:
-        bands = json.loads(path.read_text())
-        return RouteTable.parse(bands, rev=content_rev(bands))
+        return load_table(path)
     except (OSError, ValueError, RouteTableError) as exc:
         raise ConfigError(f"S4_ROUTE_TABLE_PATH={str(path)!r}: {exc}") from None
 
@@ -399,6 +402,14 @@ async def bootstrap(
         window_ms=settings.reconcile_window_ms, cancel_orphans=settings.reconcile_cancel_orphans,
         settle_ms=max(2_000, 4 * settings.poll_interval_ms), fills=fills,
     )  # fmt: skip
+
+    def apply_settings(new: Settings) -> None:
+        router.limits = policy_limits(new)  # read once per intake: in-flight work keeps its own
+
+    config_watch = RouteTableWatcher(
+        settings=settings, router=router, publisher=publisher, clock=clock,
+        apply_settings=apply_settings,
+    )  # fmt: skip
     log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
     return S4Container(
         settings=settings,
@@ -412,6 +423,7 @@ async def bootstrap(
         route_table_rev=route_table.rev,
         manager=manager,
         watch=watch,
+        config_watch=config_watch,
         protection=protection,
         reconciler=reconciler,
         background=background,

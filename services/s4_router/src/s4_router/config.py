@@ -12,6 +12,25 @@ from pydantic_settings import SettingsConfigDict
 
 from svckit.settings import CsvList, Duration, ServiceSettings
 
+# Settings applied at run time when they change in S4_SETTINGS_DIR (each intake reads the
+# execution-policy limits once, so an execution keeps the limits it started with). Every other
+# setting is restart-only: a change is reported (alert CONFIG_RESTART_REQUIRED, /health), never
+# silently ignored.
+RELOADABLE_SETTINGS: frozenset[str] = frozenset(
+    {
+        "maker_max_wait_ms",
+        "twap_max_slices",
+        "max_reprices",
+        "taker_max_failures",
+        "cancel_retry_ms",
+        "split_gap_ms",
+        "balance_downsize_factor",
+        "probe_max_child_fraction",
+        "probe_retry_ms",
+        "probe_max_delay_ms",
+    }
+)
+
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="S4_", frozen=True, extra="ignore")
@@ -22,6 +41,14 @@ class Settings(ServiceSettings):
     binance_secret: SecretStr | None = None
     testnet: bool = True
     route_table_path: Path = Path("fixtures/route_table.json")
+    # Hot reload (service_layer/route_table_watch.py): the route table file and, when set, the
+    # settings directory (the ConfigMap mounted as files) are checked this often.
+    config_watch_ms: int = Field(default=1000, ge=50, le=60_000)
+    settings_dir: Path | None = Field(
+        default=None,
+        description="directory with one file per S4_* key (ConfigMap volume): reloadable "
+        "settings are applied, a changed restart-only one is reported",
+    )
     cb_error_rate_window: Duration = timedelta(seconds=60)
     cb_error_rate_thresh: float = Field(default=0.2, gt=0, le=1)
     maker_max_wait_ms: int = Field(default=3000, ge=0, le=600_000)

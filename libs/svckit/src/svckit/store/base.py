@@ -27,6 +27,7 @@ COLLECTIONS: tuple[str, ...] = (
     "strategy_rules",
     "config_active",
     "config_bundles",
+    "config_audit",  # S3 config activations/rollbacks (who, when, rev → rev, diff summary)
     "route_tables",
     "signals",
     "orders",
@@ -61,6 +62,7 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("signals", ("signal_id",), unique=True),
     IndexSpec("signals", ("symbol", "t0")),
     IndexSpec("strategy_events", ("kind", "ts")),
+    IndexSpec("config_audit", ("ts",)),
 )
 
 

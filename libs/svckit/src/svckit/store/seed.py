@@ -5,11 +5,16 @@ What it writes (fixtures are the source of truth for reference data, never for l
 * `instrument_registry/{symbol}`: every instrument, validated by `tradekit.instrument.Instrument`
   and stored as `model_dump(mode="json")` (Decimals as strings, defaults filled in); upserted.
 * `factor_registry/{name}`: the features S3's rule DSL may reference (the whitelist); upserted.
-* `strategy_rules/{rule_id}`: upserted; each `when` tree is linted (ops, factor whitelist,
-  symbols known) so a broken fixture fails here, not at decision time.
+* `strategy_rules/{rule_id}`: each `when` tree is linted (ops, factor whitelist, symbols known)
+  so a broken fixture fails here, not at decision time; written **only when there is no
+  `config_active`** (like the bundle below): once a bundle was activated, rules live in the
+  revisioned bundles and a restart never overwrites what an operator edited or activated.
 * `route_tables/default`: `{name, rev, bands}`; `rev` = content_rev(bands).
 * `config_bundles/{bundle_id}`: `{bundle_id, rev, rules: [rule ids], params}`; `rev` =
-  content_rev({params, rules: full rule documents}) so editing a rule changes the bundle rev.
+  content_rev({params, rules: full rule documents}) so editing a rule changes the bundle rev;
+  plus the immutable revisioned copy `config_bundles/bundle-{rev}` (`kind: "s3-bundle"`, full
+  rule documents: what S3's config admin API uploads). Both only when there is no
+  `config_active`.
 * `config_active/s3-strategy`: `{bundle_id, rev}`, created **only when absent**: an operator's
   active config is never clobbered. If it points at the seeded bundle with an older rev, the
   report carries a warning (S3 will alert on the mismatch until someone promotes the new rev).
@@ -47,6 +52,9 @@ CONFIG_BUNDLE_FILE = "config_bundle.json"
 
 ROUTE_TABLE_KEY = "default"
 CONFIG_ACTIVE_KEY = "s3-strategy"
+# Revisioned bundles (s3_strategy.adapters.configstore writes the same shape).
+BUNDLE_PREFIX = "bundle-"
+BUNDLE_KIND = "s3-bundle"
 
 # The S3 rule DSL (s3_strategy.domain.rules.lint is the authority; S3 lints again at load).
 # Mirrored here so that a fixture S3 would refuse fails at seed time, not at S3 start.
@@ -102,6 +110,8 @@ class SeedReport:
     active_bundle_id: str
     active_rev: str
     warnings: tuple[str, ...] = field(default=())
+    # False when a config_active existed: rules and bundle were left as the operator has them.
+    bundle_seeded: bool = True
 
 
 def _rule_id(rule: Mapping[str, Any]) -> str:
@@ -308,8 +318,6 @@ async def seed_store(store: DocumentStore, fixtures_dir: Path) -> SeedReport:
         await store.upsert("instrument_registry", inst.symbol, inst.model_dump(mode="json"))
     for factor in fx.factors:
         await store.upsert("factor_registry", factor["name"], factor)
-    for rule in fx.rules:
-        await store.upsert("strategy_rules", rule["rule_id"], rule)
 
     route_rev = fx.route_table_rev
     await store.upsert(
@@ -319,19 +327,10 @@ async def seed_store(store: DocumentStore, fixtures_dir: Path) -> SeedReport:
     )
 
     bundle_rev = fx.bundle_rev
-    bundle_doc: Doc = {
-        "bundle_id": fx.bundle_id,
-        "rev": bundle_rev,
-        "rules": fx.bundle_rule_ids,
-        "params": fx.bundle.get("params", {}),
-    }
-    if "description" in fx.bundle:
-        bundle_doc["description"] = fx.bundle["description"]
-    await store.upsert("config_bundles", fx.bundle_id, bundle_doc)
-
-    created = False
     active = await store.get("config_active", CONFIG_ACTIVE_KEY)
-    if active is None:
+    seeded = active is None
+    if seeded:
+        await _seed_bundle(store, fx, bundle_rev)
         try:
             await store.insert(
                 "config_active",
@@ -339,8 +338,10 @@ async def seed_store(store: DocumentStore, fixtures_dir: Path) -> SeedReport:
             )
             created = True
         except DuplicateKey:
-            pass  # a concurrent seeder (another replica) created it first: keep theirs
+            created = False  # a concurrent seeder (another replica) created it first: keep theirs
         active = await store.get("config_active", CONFIG_ACTIVE_KEY)
+    else:
+        created = False
     if active is None:  # deleted between our insert and read: report what we wrote
         active = {"bundle_id": fx.bundle_id, "rev": bundle_rev}
 
@@ -361,7 +362,40 @@ async def seed_store(store: DocumentStore, fixtures_dir: Path) -> SeedReport:
         active_bundle_id=str(active.get("bundle_id")),
         active_rev=str(active.get("rev")),
         warnings=tuple(warnings),
+        bundle_seeded=seeded,
     )
+
+
+async def _seed_bundle(store: DocumentStore, fx: Fixtures, bundle_rev: str) -> None:
+    """Rules, the bundle document and its immutable revisioned copy (no config_active yet)."""
+    for rule in fx.rules:
+        await store.upsert("strategy_rules", rule["rule_id"], rule)
+    bundle_doc: Doc = {
+        "bundle_id": fx.bundle_id,
+        "rev": bundle_rev,
+        "rules": fx.bundle_rule_ids,
+        "params": fx.bundle.get("params", {}),
+    }
+    if "description" in fx.bundle:
+        bundle_doc["description"] = fx.bundle["description"]
+    await store.upsert("config_bundles", fx.bundle_id, bundle_doc)
+    chosen = set(fx.bundle_rule_ids)
+    revisioned: Doc = {
+        "_key": BUNDLE_PREFIX + bundle_rev,
+        "kind": BUNDLE_KIND,
+        "bundle_id": fx.bundle_id,
+        "rev": bundle_rev,
+        "params": fx.bundle.get("params", {}),
+        "rules": sorted((r for r in fx.rules if r["rule_id"] in chosen), key=_rule_id),
+        "note": "seeded from fixtures",
+        "created_by": "seed",
+        "created_ts": 0,
+        "lint_warnings": [],
+    }
+    try:
+        await store.insert("config_bundles", revisioned)
+    except DuplicateKey:
+        pass  # immutable and content-addressed: the same rev holds the same content
 
 
 def main(argv: Sequence[str] | None = None) -> int:

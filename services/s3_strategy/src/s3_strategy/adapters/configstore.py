@@ -23,13 +23,24 @@ one JSON *decision context*, stored content-addressed as `config_bundles/s3ctx-{
 documents are immutable (insert-if-absent) and small (a few KB); delete old ones only together
 with the signals that point at them.
 
-**Publishing** (`publish_bundle`): computes the rev of a parameter set + rules, writes the bundle
-and (optionally) points `config_active` at it — what an operator's promote step does, and what
-tests use to run with another bundle (e.g. brackets disabled).
+**Revisioned bundles** (hot reload, issue 13): every uploaded bundle is stored immutable and
+content-addressed as `config_bundles/bundle-{rev}` (`kind: "s3-bundle"`, `bundle_id`, `rev`,
+`params`, `rules: [full rule documents]`, `note`, `created_by`, `created_ts`, `lint_warnings`),
+so a rule edited in `strategy_rules` or re-seeded from fixtures never changes what a rev means.
+`config_active/s3-strategy` names the active one (`{bundle_id, rev, previous_rev, activated_at,
+activated_by}`); `load_active` reads `bundle-{rev}` first and falls back to the older layout
+below (bundle document + `strategy_rules`) for a store seeded before revisioned bundles.
+
+**Publishing** (`publish_bundle`): computes the rev of a parameter set + rules from
+`strategy_rules`, writes the bundle (and its revisioned copy) and optionally points
+`config_active` at it — a helper for tests that run with another bundle (e.g. brackets
+disabled). Operators activate through `service_layer/config_admin.py` (admin API, CLI), which
+also audits, sets `cfg:active_rev` and announces on `cfg:events`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +53,12 @@ from svckit.store.base import Doc, DocumentStore, Query
 CONFIG_ACTIVE_KEY = "s3-strategy"
 CTX_PREFIX = "s3ctx-"
 CTX_KIND = "s3-decision-context"
+BUNDLE_PREFIX = "bundle-"
+BUNDLE_KIND = "s3-bundle"
+
+
+def bundle_key(rev: str) -> str:
+    return BUNDLE_PREFIX + rev
 
 
 class ConfigLoadError(RuntimeError):
@@ -144,6 +161,103 @@ class ConfigStore:
             return None
         return dict(bundle)
 
+    # ---- revisioned bundles ---------------------------------------------------------------------
+    async def get_active(self) -> Doc | None:
+        doc = await self.store.get("config_active", self.active_key)
+        return None if doc is None else _body(doc)
+
+    async def get_bundle(self, rev: str) -> dict[str, Any] | None:
+        """The immutable bundle `rev` as `{bundle_id, rev, params, rules, ...}`, verified against
+        its rev (a document whose content does not hash to its rev is treated as absent)."""
+        doc = await self.store.get("config_bundles", bundle_key(rev))
+        if doc is None or doc.get("kind") != BUNDLE_KIND:
+            return None
+        if bundle_rev(doc.get("params") or {}, doc.get("rules") or []) != rev:
+            return None
+        return _body(doc)
+
+    async def put_bundle(
+        self,
+        *,
+        bundle_id: str,
+        params: Mapping[str, Any],
+        rules: Sequence[Mapping[str, Any]],
+        note: str | None,
+        actor: str,
+        now_ms: int,
+        lint_warnings: Sequence[str] = (),
+    ) -> tuple[str, bool]:
+        """Store a (linted) bundle under its content rev; (rev, created). Insert-if-absent: the
+        same content is the same rev, whoever uploads it again."""
+        ordered = sorted((_body(r) for r in rules), key=lambda r: str(r["rule_id"]))
+        rev = bundle_rev(params, ordered)
+        doc: Doc = {
+            "_key": bundle_key(rev),
+            "kind": BUNDLE_KIND,
+            "bundle_id": bundle_id,
+            "rev": rev,
+            "params": dict(params),
+            "rules": ordered,
+            "note": note,
+            "created_by": actor,
+            "created_ts": now_ms,
+            "lint_warnings": list(lint_warnings),
+        }
+        try:
+            await self.store.insert("config_bundles", doc)
+        except DuplicateKey:
+            return rev, False
+        return rev, True
+
+    async def reference(self) -> tuple[list[Doc], list[Doc], dict[str, Doc]]:
+        """Reference data a decision context is built with: factors, instruments, route tables."""
+        factors = await self.store.find("factor_registry")
+        instruments = await self.store.find("instrument_registry")
+        tables = {str(t["_key"]): t for t in await self.store.find("route_tables")}
+        return factors, instruments, tables
+
+    async def content_for(self, settings: Settings, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        factors, instruments, tables = await self.reference()
+        return assemble(
+            bundle_id=str(bundle["bundle_id"]),
+            rev=str(bundle["rev"]),
+            params=bundle.get("params") or {},
+            rules=bundle.get("rules") or [],
+            factors=factors,
+            instruments=instruments,
+            route_tables=tables,
+            limits=limits_of(settings),
+        )
+
+    async def load_rev(self, settings: Settings, rev: str) -> Engine:
+        """Build the engine of the stored bundle `rev` (lint + compile); ConfigLoadError if it
+        is missing, does not verify, or fails lint."""
+        bundle = await self.get_bundle(rev)
+        if bundle is None:
+            raise ConfigLoadError(f"bundle {rev} is not in config_bundles (or fails its hash)")
+        content = await self.content_for(settings, bundle)
+        try:
+            # Lint + compile is pure CPU (milliseconds for a large bundle): in a worker thread the
+            # event loop keeps answering decisions meanwhile (they pin the engine they started
+            # with); the swap itself is one assignment back on the loop.
+            return await asyncio.to_thread(build_engine, content)
+        except ContextError as exc:
+            raise ConfigLoadError(f"bundle {rev} fails lint: {exc}") from exc
+
+    async def ensure_revisioned(self, engine: Engine, now_ms: int) -> bool:
+        """Store the revisioned copy of the bundle `engine` runs (idempotent): a store seeded
+        before revisioned bundles gets one at the first start, so GET /config, diff and rollback
+        work for its active revision too. True if written."""
+        bundle = engine.content["bundle"]
+        if await self.get_bundle(engine.config_rev) is not None:
+            return False
+        rev, created = await self.put_bundle(
+            bundle_id=engine.bundle_id, params=bundle["params"], rules=bundle["rules"],
+            note="revisioned copy of the active bundle (migration)", actor="s3-bootstrap",
+            now_ms=now_ms,
+        )  # fmt: skip
+        return created and rev == engine.config_rev
+
     async def load_active(self, settings: Settings) -> tuple[Engine, list[str]]:
         """Build the engine of the active bundle; returns it with warnings (rev mismatches)."""
         warnings: list[str] = []
@@ -151,6 +265,8 @@ class ConfigStore:
         if active is None:
             raise ConfigLoadError(f"no config_active/{self.active_key}: seed or promote a bundle")
         bundle_id, rev = str(active["bundle_id"]), str(active["rev"])
+        if await self.get_bundle(rev) is not None:
+            return await self.load_rev(settings, rev), warnings
         live = await self.store.get("config_bundles", bundle_id)
         params: Mapping[str, Any] | None = None
         rules: list[Doc] = []
@@ -282,6 +398,10 @@ class ConfigStore:
         if description:
             doc["description"] = description
         await self.store.upsert("config_bundles", bundle_id, doc)
+        await self.put_bundle(
+            bundle_id=bundle_id, params=params, rules=rules, note=description,
+            actor="publish_bundle", now_ms=0,
+        )  # fmt: skip
         if activate:
             await self.store.upsert(
                 "config_active", self.active_key, {"bundle_id": bundle_id, "rev": rev}

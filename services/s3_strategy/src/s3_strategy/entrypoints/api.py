@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
+from s3_strategy.entrypoints.admin import router as admin_router
 from s3_strategy.entrypoints.deps import ContainerDep, ServiceDep
 from s3_strategy.entrypoints.schemas import (
     DecideBatchRequest,
@@ -116,6 +117,7 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
         realm="s3-strategy",
         disabled=settings.auth_disabled,
     )
+    app.include_router(admin_router)
 
     @app.get("/health", response_model=Health)
     async def health(c: ContainerDep, response: Response) -> Health:
@@ -143,6 +145,7 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
             ml_model_version=c.service.scorer.model_version,
             entries_in_flight=entries,
             symbols=list(c.settings.symbols),
+            config=c.watcher.status.as_dict(),
         )
 
     @app.post("/decide", response_model=DecideResponse)

@@ -221,3 +221,8 @@ class Health(BaseModel):
     ml_model_version: str
     entries_in_flight: int | None
     symbols: list[str]
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="hot reload: state current|lagging, target_rev (config_active), "
+        "announced_rev (cfg:active_rev), error, last_check_ms, last_swap_ms, swaps",
+    )

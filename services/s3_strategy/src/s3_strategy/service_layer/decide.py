@@ -186,6 +186,8 @@ class DecisionService:
         """Install a new engine; decisions in flight keep the one they pinned. Returns the old."""
         old, self._engine = self._engine, engine
         self._replay_cache[engine.ctx_rev] = engine
+        while len(self._replay_cache) > 32:  # hot reloads must not grow it without bound
+            self._replay_cache.pop(next(iter(self._replay_cache)))
         self._observe_config(engine)
         return old
 

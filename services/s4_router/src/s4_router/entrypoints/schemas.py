@@ -44,6 +44,11 @@ class Health(BaseModel):
     redis: bool
     store: dict[str, Any]
     route_table_rev: str | None
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="hot reload: route_table {rev, path, state ok|refused, error, swaps}, "
+        "restart_required / reloaded settings, settings_error",
+    )
     circuit_breaker: str = Field(description="CLOSED | HALF_OPEN | OPEN")
     breaker: dict[str, Any] = Field(default_factory=dict)
     clock: dict[str, Any] = Field(default_factory=dict)
