@@ -29,7 +29,7 @@ from svckit.errors import InvalidDocument, StartupError
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import BTC_FEATURES, now_ms, put_features
+from tests.helpers import BTC_FEATURES, S3_TOKEN, now_ms, put_features
 from tests.integration.test_s3_decide import (
     BTC,
     DRY,
@@ -366,6 +366,7 @@ def test_process_start_with_only_a_bundle_failing_lint_exits_naming_it_without_t
     (fixtures / "strategy_rules.json").write_text(json.dumps(rules))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_"))} | {
         "S3_DATA_DIR": str(tmp_path), "S3_FIXTURES_DIR": str(fixtures),
+        "S3_API_TOKEN": S3_TOKEN, "S3_S4_URL": "",
         "S3_REDIS_ADDRESSES": ",".join(redis_addresses), "S3_PORT": str(free_port()),
     }  # fmt: skip
     res = subprocess.run(

@@ -266,7 +266,10 @@ class ConfigStore:
             raise ConfigLoadError(f"no config_active/{self.active_key}: seed or promote a bundle")
         bundle_id, rev = str(active["bundle_id"]), str(active["rev"])
         if await self.get_bundle(rev) is not None:
-            return await self.load_rev(settings, rev), warnings
+            try:
+                return await self.load_rev(settings, rev), warnings
+            except ConfigLoadError as exc:
+                return await self._keep_last_good(settings, rev, exc), warnings
         live = await self.store.get("config_bundles", bundle_id)
         params: Mapping[str, Any] | None = None
         rules: list[Doc] = []
@@ -299,15 +302,18 @@ class ConfigStore:
         try:
             return await self._build(bundle_id, rev, params, rules, settings), warnings
         except ConfigLoadError as exc:
-            good = await self._last_good(settings, exclude_rev=rev)
-            if good is None:
-                raise ConfigLoadError(
-                    f"{exc}; no earlier bundle to keep: fix it and promote a bundle"
-                ) from None
-            self.rejected = (
-                f"{exc}; keeping the last good bundle {good.bundle_id}@{good.config_rev}"
-            )
-            return good, warnings
+            return await self._keep_last_good(settings, rev, exc), warnings
+
+    async def _keep_last_good(self, settings: Settings, rev: str, exc: ConfigLoadError) -> Engine:
+        """The active revision does not build: the newest one that does (recorded as `rejected`,
+        alerted by the caller); ConfigLoadError when there is none."""
+        good = await self._last_good(settings, exclude_rev=rev)
+        if good is None:
+            raise ConfigLoadError(
+                f"{exc}; no earlier bundle to keep: fix it and promote a bundle"
+            ) from None
+        self.rejected = f"{exc}; keeping the last good bundle {good.bundle_id}@{good.config_rev}"
+        return good
 
     async def _build(
         self,
