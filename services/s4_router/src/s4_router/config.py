@@ -99,12 +99,47 @@ class Settings(ServiceSettings):
         default=True, description="with exchange=sim: publish mkt:* and feat:last:* to Redis"
     )
     sim_seed: int = 7
+    # ---- simulator fault profile (S4_EXCHANGE=sim; the facade takes the same knobs) -----------
+    sim_fault_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share of venue requests (and reports) that fail"
+    )
+    sim_fault_seed: int = Field(default=0, description="seed of the fault draws (replayable)")
+    sim_fault_rate_limit: float | None = Field(default=None, ge=0, le=1)
+    sim_fault_server_error: float | None = Field(default=None, ge=0, le=1)
+    sim_fault_connect_timeout: float | None = Field(default=None, ge=0, le=1)
+    sim_fault_timeout_before_accept: float | None = Field(default=None, ge=0, le=1)
+    sim_fault_timeout_after_accept: float | None = Field(default=None, ge=0, le=1)
+    sim_fault_dropped_ack: float | None = Field(default=None, ge=0, le=1)
+    sim_fault_delayed_report: float | None = Field(default=None, ge=0, le=1)
+    sim_fault_duplicate_report: float | None = Field(default=None, ge=0, le=1)
+    sim_fault_retry_after_s: float = Field(default=1.0, gt=0, le=60, description="429 Retry-After")
+    sim_fault_report_delay_ms: int = Field(default=2_000, ge=0, le=60_000)
+    sim_weight_limit: int = Field(
+        default=6_000, ge=1, description="simulated venue's request weight per minute"
+    )
+    exchange_base_url: str | None = Field(
+        default=None,
+        description="ccxt exchanges: send every request to this host instead of the venue's "
+        "(the simulator's Binance facade, a testnet mirror)",
+    )
     market_publish_ms: int = Field(default=500, ge=10)
     market_feed: bool = Field(
         default=False,
         description="with a ccxt exchange: poll books and publish mkt:* / feat:last:* to Redis "
         "(production usually runs a dedicated feeder instead)",
     )
+
+    @model_validator(mode="after")
+    def _fault_profile(self) -> Settings:
+        # The per-kind knobs override their share of S4_SIM_FAULT_RATE; each side (requests,
+        # reports) must stay a probability. Checked here so a bad ConfigMap fails at start.
+        from venue.faults import FAULT_KNOBS, profile_plan
+
+        profile_plan(
+            self.sim_fault_rate,
+            {kind: getattr(self, f"sim_fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
+        )
+        return self
 
     @model_validator(mode="after")
     def _keys_for_live(self) -> Settings:

@@ -47,6 +47,7 @@ from tradekit.instrument import Instrument
 from venue import errors
 from venue.facade import binance_json as bj
 from venue.facade.auth import check_signed_request
+from venue.facade.sim_routes import add_sim_routes
 from venue.models import MarginType, VenueOrder, WorkingType
 from venue.venue import Venue
 
@@ -736,6 +737,7 @@ def create_facade(
         endpoint.__name__ = f"{route.method.lower()}_{route.path.strip('/').replace('/', '_')}"
         return endpoint
 
+    add_sim_routes(app, venue, lock=venue_lock, api_key=api_key)
     for route in routes.table():
         app.add_api_route(
             route.path,

@@ -1,0 +1,52 @@
+"""The facade's ``/sim/...`` routes: the venue's own records (:mod:`venue.records`) over HTTP.
+
+Not part of Binance: a test rig (``make chaos``) reads them to check a router's store against
+what the venue really did. They answer only with the facade's API key in ``X-MBX-APIKEY``
+(no signature: they change nothing), and cost no request weight.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from svckit.jsonutil import dumpb
+from venue import records
+from venue.venue import Venue
+
+SIM_LISTINGS: dict[str, Callable[[Venue], list[dict[str, Any]]]] = {
+    "orders": records.order_records,
+    "trades": records.trade_records,
+    "algo-orders": records.algo_records,
+    "positions": records.position_records,
+}
+
+
+def add_sim_routes(app: FastAPI, venue: Venue, *, lock: threading.RLock, api_key: str) -> None:
+    """`GET /sim/orders|trades|algo-orders|positions` → `{"<name>": [...]}`."""
+
+    def make(name: str, listing: Callable[[Venue], list[dict[str, Any]]]) -> Any:
+        key = name.replace("-", "_")
+
+        async def endpoint(request: Request) -> Response:
+            if request.headers.get("x-mbx-apikey") != api_key:
+                body = {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+                return Response(dumpb(body), status_code=401, media_type="application/json")
+            with lock:
+                rows = listing(venue)
+            return Response(dumpb({key: rows}), media_type="application/json")
+
+        endpoint.__name__ = f"sim_{key}"
+        return endpoint
+
+    for name, listing in SIM_LISTINGS.items():
+        app.add_api_route(
+            f"/sim/{name}", make(name, listing), methods=["GET"], include_in_schema=False
+        )
+
+
+__all__ = ["SIM_LISTINGS", "add_sim_routes"]
