@@ -81,6 +81,8 @@ def test_s4_settings_read_the_fault_knobs_from_the_environment(
     assert (s.sim_fault_rate, s.sim_fault_seed) == (0.3, 42)
     assert s.sim_fault_rate_limit == 0.25 and s.sim_fault_timeout_after_accept == 0.1
     assert s.sim_fault_duplicate_report == 0.5 and s.exchange_base_url == "http://127.0.0.1:9"
+    monkeypatch.setenv("S4_SIM_FAULT_DROPPED_ACK", "")  # the ConfigMap's "not set"
+    assert load_settings(Settings).sim_fault_dropped_ack is None
     monkeypatch.setenv("S4_SIM_FAULT_SERVER_ERROR", "0.9")  # 0.25 + 0.1 + 0.9 + ... > 1
     with pytest.raises(ConfigError, match="fault probabilities"):
         load_settings(Settings)

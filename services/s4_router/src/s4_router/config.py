@@ -5,12 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from svckit.settings import CsvList, Duration, ServiceSettings
+
+
+def _blank_is_none(value: Any) -> Any:
+    # A ConfigMap lists every variable; an empty value there means "not set".
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+OptionalProbability = Annotated[Probability | None, BeforeValidator(_blank_is_none)]
 
 
 class Settings(ServiceSettings):
@@ -104,20 +113,20 @@ class Settings(ServiceSettings):
         default=0.0, ge=0, le=1, description="share of venue requests (and reports) that fail"
     )
     sim_fault_seed: int = Field(default=0, description="seed of the fault draws (replayable)")
-    sim_fault_rate_limit: float | None = Field(default=None, ge=0, le=1)
-    sim_fault_server_error: float | None = Field(default=None, ge=0, le=1)
-    sim_fault_connect_timeout: float | None = Field(default=None, ge=0, le=1)
-    sim_fault_timeout_before_accept: float | None = Field(default=None, ge=0, le=1)
-    sim_fault_timeout_after_accept: float | None = Field(default=None, ge=0, le=1)
-    sim_fault_dropped_ack: float | None = Field(default=None, ge=0, le=1)
-    sim_fault_delayed_report: float | None = Field(default=None, ge=0, le=1)
-    sim_fault_duplicate_report: float | None = Field(default=None, ge=0, le=1)
+    sim_fault_rate_limit: OptionalProbability = None
+    sim_fault_server_error: OptionalProbability = None
+    sim_fault_connect_timeout: OptionalProbability = None
+    sim_fault_timeout_before_accept: OptionalProbability = None
+    sim_fault_timeout_after_accept: OptionalProbability = None
+    sim_fault_dropped_ack: OptionalProbability = None
+    sim_fault_delayed_report: OptionalProbability = None
+    sim_fault_duplicate_report: OptionalProbability = None
     sim_fault_retry_after_s: float = Field(default=1.0, gt=0, le=60, description="429 Retry-After")
     sim_fault_report_delay_ms: int = Field(default=2_000, ge=0, le=60_000)
     sim_weight_limit: int = Field(
         default=6_000, ge=1, description="simulated venue's request weight per minute"
     )
-    exchange_base_url: str | None = Field(
+    exchange_base_url: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
         default=None,
         description="ccxt exchanges: send every request to this host instead of the venue's "
         "(the simulator's Binance facade, a testnet mirror)",
