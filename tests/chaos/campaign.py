@@ -217,11 +217,12 @@ class Stack:
         self.redis.wait_ready()
         self.facade.start()
         self.facade.wait_ready()
-        # The first replica seeds the store alone; then the second joins.
-        self.replicas[0].start()
-        self.replicas[0].wait_ready()
-        self.replicas[1].start()
-        self.replicas[1].wait_ready()
+        # Both at once: importing ccxt alone takes seconds of CPU; they seed the store with
+        # idempotent upserts, which SQLite serialises.
+        for r in self.replicas:
+            r.start()
+        for r in self.replicas:
+            r.wait_ready()
 
     def stop(self) -> None:
         for r in self.replicas:
@@ -406,7 +407,8 @@ class Campaign:
             victim.start()
             await loop.run_in_executor(None, victim.wait_ready)
         except RuntimeError as exc:
-            self.say(f"  {victim.name} did not come back: {exc}")
+            if not self.stop.is_set():  # at the end the stack stops it on purpose
+                self.say(f"  {victim.name} did not come back: {exc}")
         finally:
             self.stack.restarting.discard(victim.name)
 
@@ -763,6 +765,7 @@ async def run_campaign(cfg: Config) -> tuple[Stats, str]:
     stack = Stack(cfg, run_dir)
     loop = asyncio.get_running_loop()
     t0 = time.monotonic()
+    campaign: Campaign | None = None
     if not cfg.quiet:
         print(f"chaos: seed={cfg.seed} scenarios={cfg.scenarios} run dir {run_dir}", flush=True)
     try:
@@ -781,6 +784,9 @@ async def run_campaign(cfg: Config) -> tuple[Stats, str]:
         text = summary(cfg, stats, time.monotonic() - t1, faults)
     finally:
         await loop.run_in_executor(None, stack.stop)
+        if campaign is not None:
+            # A replica still restarting notices its process is gone and returns.
+            await asyncio.gather(*campaign.restarts, return_exceptions=True)
         if own_dir and not cfg.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
     return stats, text

@@ -183,7 +183,8 @@ class S4Proc(Proc):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 240.0) -> None:
+        # A replica imports ccxt and seeds the store: tens of seconds on a loaded 2-core box.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive:

@@ -235,3 +235,32 @@ def test_facade_process_takes_the_fault_profile_from_flags_and_env(tmp_path: Pat
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_report_faults_reach_a_rest_client_as_duplicate_and_lagging_out_of_order_trades() -> None:
+    from venue.clock import ManualClock
+    from venue.defaults import default_venue
+    from venue.facade.sim_routes import report_faults
+    from venue.faults import FaultInjector
+
+    def venue_with(kind: FaultKind) -> Any:
+        plan = profile_plan(0.0, {kind: 1.0}, report_delay_ms=1_000)
+        v = default_venue(clock=ManualClock(1_700_000_000_000), faults=FaultInjector(plan))
+        for i in range(3):
+            v.place_order(Market.FUT, "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.001"),
+                          client_order_id=f"rep-{i}")  # fmt: skip
+            v.advance(600)
+        return v
+
+    v = venue_with(FaultKind.DUPLICATE_REPORT)
+    trades = v.futures.my_trades("BTCUSDT")
+    shown = report_faults(v, list(trades))
+    assert len(shown) == len(trades) + 1 and shown[-1] == shown[-2]
+
+    v = venue_with(FaultKind.DELAYED_REPORT)
+    trades = v.futures.my_trades("BTCUSDT")
+    shown = report_faults(v, list(trades))
+    now = v.clock.now_ms()
+    assert shown and len(shown) < len(trades)  # the newest executions lag behind
+    assert all(t.ts <= now - 1_000 for t in shown)
+    assert [t.trade_id for t in shown] == sorted((t.trade_id for t in shown), reverse=True)

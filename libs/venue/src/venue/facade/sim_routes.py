@@ -17,6 +17,8 @@ from fastapi.responses import Response
 
 from svckit.jsonutil import dumpb
 from venue import records
+from venue.faults import REPORT_OP, FaultKind
+from venue.models import Trade
 from venue.venue import Venue
 
 
@@ -53,6 +55,22 @@ def _matching(name: str, venue: Venue, rows: list[dict[str, Any]], prefix: str) 
     ]  # fmt: skip
 
 
+def report_faults(venue: Venue, trades: list[Trade]) -> list[Trade]:
+    """The execution-report faults of the venue's profile, as a REST client meets them in a
+    trade listing (`myTrades` / `userTrades`): DUPLICATE_REPORT repeats a row, DELAYED_REPORT
+    holds back the executions younger than the report delay (they show up in a later call:
+    the listing lags the order's status) and answers the rest out of order."""
+    if not venue.faults.plan.probabilities.get(REPORT_OP):
+        return trades
+    fault = venue.faults.next_fault(REPORT_OP)
+    if fault is None or not trades:
+        return trades
+    if fault.kind is FaultKind.DUPLICATE_REPORT:
+        return [*trades, trades[-1]]
+    cutoff = venue.clock.now_ms() - fault.delay_ms
+    return [t for t in trades if t.ts <= cutoff][::-1]
+
+
 def add_sim_routes(app: FastAPI, venue: Venue, *, lock: threading.RLock, api_key: str) -> None:
     """`GET /sim/orders|trades|algo-orders|positions|faults` → `{"<name>": [...]}`; `?prefix=`
     keeps the rows of client ids starting with it (a rig's scenario)."""
@@ -80,4 +98,4 @@ def add_sim_routes(app: FastAPI, venue: Venue, *, lock: threading.RLock, api_key
         )
 
 
-__all__ = ["SIM_LISTINGS", "add_sim_routes"]
+__all__ = ["SIM_LISTINGS", "add_sim_routes", "report_faults"]
