@@ -285,6 +285,7 @@ class Stats:
     http_errors: Counter[str] = field(default_factory=Counter)
     intents: int = 0
     dead_lettered: int = 0
+    durations: list[float] = field(default_factory=list)
 
 
 class Campaign:
@@ -304,6 +305,8 @@ class Campaign:
     # ---- output --------------------------------------------------------------------------
     def say(self, line: str) -> None:
         self.log_lines.append(line)
+        with (self.stack.run_dir / "campaign.log").open("a") as f:
+            f.write(line + "\n")
         if not self.cfg.quiet:
             print(line, flush=True)
 
@@ -504,6 +507,7 @@ class Campaign:
         return bool(hit) and alerted
 
     async def run_scenario(self, sc: Scenario) -> None:
+        started = time.monotonic()
         rng = random.Random(f"chaos-send:{self.cfg.seed}:{sc.index}")
         sent = await asyncio.gather(*(self._send(p, rng) for p in sc.intents))
         issued = [p for p, ok in zip(sc.intents, sent, strict=True) if ok]
@@ -534,6 +538,7 @@ class Campaign:
         self.stats.violations += found
         self.stats.statuses.update(statuses.values())
         self.stats.done += 1
+        self.stats.durations.append(time.monotonic() - started)
         self.progress(sc, [statuses[p.coid] for p in issued], found)
 
     # ---- the checks ----------------------------------------------------------------------
@@ -645,9 +650,12 @@ class Campaign:
                 ):
                     v("CHILD_STATE_MISMATCH", cid, f"store says {child['status']} for venue "
                       f"order {vid} the venue does not have")  # fmt: skip
-            # 4b. exactly one outcome event per final parent
-            if final in TERMINAL and self.executed[p] != 1:
-                v("OUTCOME_EVENTS", p, f"{self.executed[p]} orders:executed events for {final}")
+            # 4b. exactly one outcome event per final parent (an intent refused before any
+            # side effect is answered by its REJECTED record; it may publish none)
+            events = self.executed[p]
+            refused = final == "REJECTED" and not entries
+            if final in TERMINAL and (events > 1 or (events == 0 and not refused)):
+                v("OUTCOME_EVENTS", p, f"{events} orders:executed events for {final}")
             # 6. a filled bracketed entry carries its stop
             if plan.bracket and venue_filled > 0:
                 mine = [
@@ -724,6 +732,13 @@ class Campaign:
         await self.redis.aclose()
 
 
+def _pct(values: list[float], q: int) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, len(ordered) * q // 100)]
+
+
 def summary(cfg: Config, stats: Stats, wall_s: float, faults: list[dict[str, Any]]) -> str:
     by_kind = Counter(v.kind for v in stats.violations)
     venue_faults = Counter()  # type: Counter[str]
@@ -734,6 +749,8 @@ def summary(cfg: Config, stats: Stats, wall_s: float, faults: list[dict[str, Any
         f"chaos campaign  seed={cfg.seed}  scenarios={stats.done}/{cfg.scenarios}  "
         f"concurrency={cfg.concurrency}  wall={wall_s:.0f}s "
         f"({stats.done / wall_s if wall_s else 0:.2f} scenarios/s)",
+        f"scenario duration p50={_pct(stats.durations, 50):.1f}s "
+        f"p95={_pct(stats.durations, 95):.1f}s max={max(stats.durations, default=0):.1f}s",
         f"intents issued: {stats.intents}   outcomes: "
         + ", ".join(f"{k}={v}" for k, v in stats.statuses.most_common()),
         f"venue faults injected (fault rate {cfg.fault_rate}): "
