@@ -434,7 +434,8 @@ class Campaign:
         return rng.choice(live) if live else None
 
     async def _post(self, path: str, body: dict[str, Any], rng: random.Random) -> int | None:
-        for _ in range(30):
+        # A racing /cancel gives up after ~2 s of 404s (the intent never arrived, or is gone).
+        for _ in range(12 if path == "/cancel" else 30):
             target = self._replica(rng)
             if target is None:
                 await asyncio.sleep(0.5)
@@ -447,7 +448,7 @@ class Campaign:
                 continue
             if r.status_code == 503 or (r.status_code == 404 and path == "/cancel"):
                 self.stats.http_errors[f"{path} {r.status_code}"] += 1
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.15)
                 if path == "/cancel" and r.status_code == 404:
                     continue  # the intent is not in yet: the cancel keeps racing it
                 return r.status_code
