@@ -186,6 +186,153 @@ def make_scenario(seed: int, index: int, prices: dict[str, Decimal]) -> Scenario
     return Scenario(index, kind, prefix, intents)
 
 
+@dataclass
+class Evidence:
+    """What a scenario's checks read: the venue's records and the store's, by client id."""
+
+    orders: list[dict[str, Any]]  # venue: /sim/orders
+    trades: list[dict[str, Any]]  # venue: /sim/trades
+    algos: list[dict[str, Any]]  # venue: /sim/algo-orders
+    stored: list[dict[str, Any]]  # store: `orders` (parents and children)
+    fills: list[dict[str, Any]]  # store: `fills`
+    executed: Counter[str]  # `orders:executed` events per client order id
+
+
+def find_violations(
+    sc: Scenario,
+    issued: list[IntentPlan],
+    statuses: dict[str, str],
+    ev: Evidence,
+    timeout_s: float,
+) -> list[Violation]:
+    """The checks of one scenario (pure: the rig gathers `ev` from the venue and the store)."""
+    out: list[Violation] = []
+
+    def v(kind: str, coid: str, evidence: str) -> None:
+        out.append(Violation(sc.index, kind, coid, evidence))
+
+    orders, trades, algos, fills = ev.orders, ev.trades, ev.algos, ev.fills
+    by_coid: dict[str, dict[str, Any]] = {d["client_order_id"]: d for d in ev.stored}
+    # 1. a child id reaches the venue at most once
+    ids = Counter(o["client_order_id"] for o in orders)
+    ids.update(a["client_algo_id"] for a in algos)
+    for cid, n in ids.items():
+        if n > 1:
+            rows = [
+                f"{o['venue_order_id']}:{o['type']}:{o['status']}:{o['executed_qty']}"
+                for o in orders if o["client_order_id"] == cid
+            ]  # fmt: skip
+            v("DUPLICATE_CHILD_ID", cid, f"venue accepted it {n}x: {rows}")
+    # 3. every venue fill persisted exactly once, nothing else persisted
+    venue_keys = Counter((t["venue_order_id"], t["trade_id"]) for t in trades)
+    store_keys = Counter((str(f["order_id"]), str(f["trade_id"])) for f in fills)
+    for key in venue_keys:
+        if store_keys[key] == 0:
+            v("FILL_MISSING", sc.prefix, f"venue trade order={key[0]} trade={key[1]}")
+        elif store_keys[key] > 1:
+            v("FILL_DUPLICATE", sc.prefix, f"trade {key} stored {store_keys[key]}x")
+    for key in store_keys:
+        if key not in venue_keys:
+            v("FILL_PHANTOM", sc.prefix, f"stored fill {key} the venue never executed")
+    for plan in issued:
+        p = plan.coid
+        final = statuses.get(p, "?")
+        doc = by_coid.get(p)
+        entries = [
+            o for o in orders
+            if (m := _CHILD.match(o["client_order_id"])) and m["parent"] == p
+            and int(m["n"]) < FIRST_PROTECTIVE_CHILD
+        ]  # fmt: skip
+        venue_filled = sum((D(o["executed_qty"]) for o in entries), D(0))
+        # 2. no overfill
+        if venue_filled > plan.qty:
+            v(
+                "OVERFILL",
+                p,
+                f"venue executed {venue_filled} for qty {plan.qty}: "
+                + ", ".join(f"{o['client_order_id']}={o['executed_qty']}" for o in entries),
+            )
+        # 5. every intent final (or dead-lettered with an alert)
+        if final not in TERMINAL and final != "DLQ":
+            v("NOT_FINAL", p, f"status {final} after {timeout_s:.0f}s")
+        if doc is None:
+            if entries:
+                v("VENUE_ORDER_UNKNOWN", p, f"no parent in the store; venue has {entries}")
+            continue
+        # 4. store state equals venue state
+        entry_ids = {o["venue_order_id"] for o in entries}
+        entry_fills = sum(
+            (D(str(f["qty"])) for f in fills if str(f["order_id"]) in entry_ids), D(0)
+        )
+        parent_filled = D(str(doc.get("filled_qty", "0")))
+        if not parent_filled == entry_fills == venue_filled:
+            v(
+                "PARENT_QTY_MISMATCH",
+                p,
+                f"store parent filled_qty={parent_filled} "
+                f"sum(fills)={entry_fills} venue executed={venue_filled} "
+                f"status={doc['status']}",
+            )
+        venue_by_id = {o["venue_order_id"]: o for o in orders}
+        for o in entries:
+            child = by_coid.get(o["client_order_id"])
+            if child is None:
+                v("VENUE_ORDER_UNKNOWN", o["client_order_id"], f"venue {o} not in the store")
+                continue
+            if (
+                doc["status"] in TERMINAL
+                and (
+                    child.get("status") != o["status"]
+                    or D(str(child.get("filled_qty", "0"))) != D(o["executed_qty"])
+                )
+                and child.get("venue_order_id") in (None, o["venue_order_id"])
+            ):
+                v(
+                    "CHILD_STATE_MISMATCH",
+                    o["client_order_id"],
+                    f"store {child.get('status')}/{child.get('filled_qty')} "
+                    f"venue {o['status']}/{o['executed_qty']} (order {o['venue_order_id']})",
+                )
+        for cid, child in by_coid.items():
+            m = _CHILD.match(cid)
+            if not m or m["parent"] != p or int(m["n"]) >= FIRST_PROTECTIVE_CHILD:
+                continue
+            vid = child.get("venue_order_id")
+            if (
+                vid
+                and vid not in venue_by_id
+                and child.get("status") in ("FILLED", "PARTIALLY_FILLED")
+            ):
+                v("CHILD_STATE_MISMATCH", cid, f"store says {child['status']} for venue "
+                  f"order {vid} the venue does not have")  # fmt: skip
+        # 4b. exactly one outcome event per final parent (an intent refused before any
+        # side effect is answered by its REJECTED record; it may publish none)
+        events = ev.executed[p]
+        refused = final == "REJECTED" and not entries
+        if final in TERMINAL and (events > 1 or (events == 0 and not refused)):
+            v("OUTCOME_EVENTS", p, f"{events} orders:executed events for {final}")
+        # 6. a filled bracketed entry carries its stop
+        if plan.bracket and venue_filled > 0:
+            mine = [
+                a for a in algos
+                if (m := _CHILD.match(a["client_algo_id"])) and m["parent"] == p
+            ]  # fmt: skip
+            stops = [a for a in mine if a["type"] == "STOP_MARKET"]
+            covered = any(
+                a["status"] == "NEW" and (a["close_position"] or D(a["qty"] or "0") >= venue_filled)
+                for a in stops
+            )
+            closed = any(a["status"] in ("FINISHED", "TRIGGERED") for a in mine)
+            if not (covered or closed):
+                v(
+                    "NAKED_POSITION",
+                    p,
+                    f"entry filled {venue_filled}; venue conditional "
+                    f"orders: {[(a['client_algo_id'], a['type'], a['status']) for a in mine]}",
+                )
+    return out
+
+
 # ---- the stack ----------------------------------------------------------------------------------
 class Stack:
     def __init__(self, cfg: Config, run_dir: Path) -> None:
@@ -546,138 +693,16 @@ class Campaign:
     async def check(
         self, sc: Scenario, issued: list[IntentPlan], statuses: dict[str, str]
     ) -> list[Violation]:
-        out: list[Violation] = []
-
-        def v(kind: str, coid: str, evidence: str) -> None:
-            out.append(Violation(sc.index, kind, coid, evidence))
-
-        orders = await self.venue("orders", sc.prefix)
-        trades = await self.venue("trades", sc.prefix)
-        algos = await self.venue("algo-orders", sc.prefix)
         loop = asyncio.get_running_loop()
-        stored = await loop.run_in_executor(None, self.store.orders, sc.prefix)
-        fills = await loop.run_in_executor(None, self.store.fills, sc.prefix)
-        by_coid: dict[str, dict[str, Any]] = {d["client_order_id"]: d for d in stored}
-
-        # 1. a child id reaches the venue at most once
-        ids = Counter(o["client_order_id"] for o in orders)
-        ids.update(a["client_algo_id"] for a in algos)
-        for cid, n in ids.items():
-            if n > 1:
-                rows = [
-                    f"{o['venue_order_id']}:{o['type']}:{o['status']}:{o['executed_qty']}"
-                    for o in orders if o["client_order_id"] == cid
-                ]  # fmt: skip
-                v("DUPLICATE_CHILD_ID", cid, f"venue accepted it {n}x: {rows}")
-        # 3. every venue fill persisted exactly once, nothing else persisted
-        venue_keys = Counter((t["venue_order_id"], t["trade_id"]) for t in trades)
-        store_keys = Counter((str(f["order_id"]), str(f["trade_id"])) for f in fills)
-        for key in venue_keys:
-            if store_keys[key] == 0:
-                v("FILL_MISSING", sc.prefix, f"venue trade order={key[0]} trade={key[1]}")
-            elif store_keys[key] > 1:
-                v("FILL_DUPLICATE", sc.prefix, f"trade {key} stored {store_keys[key]}x")
-        for key in store_keys:
-            if key not in venue_keys:
-                v("FILL_PHANTOM", sc.prefix, f"stored fill {key} the venue never executed")
-        for plan in issued:
-            p = plan.coid
-            final = statuses.get(p, "?")
-            doc = by_coid.get(p)
-            entries = [
-                o for o in orders
-                if (m := _CHILD.match(o["client_order_id"])) and m["parent"] == p
-                and int(m["n"]) < FIRST_PROTECTIVE_CHILD
-            ]  # fmt: skip
-            venue_filled = sum((D(o["executed_qty"]) for o in entries), D(0))
-            # 2. no overfill
-            if venue_filled > plan.qty:
-                v(
-                    "OVERFILL",
-                    p,
-                    f"venue executed {venue_filled} for qty {plan.qty}: "
-                    + ", ".join(f"{o['client_order_id']}={o['executed_qty']}" for o in entries),
-                )
-            # 5. every intent final (or dead-lettered with an alert)
-            if final not in TERMINAL and final != "DLQ":
-                v("NOT_FINAL", p, f"status {final} after {self.cfg.scenario_timeout_s:.0f}s")
-            if doc is None:
-                if entries:
-                    v("VENUE_ORDER_UNKNOWN", p, f"no parent in the store; venue has {entries}")
-                continue
-            # 4. store state equals venue state
-            entry_ids = {o["venue_order_id"] for o in entries}
-            entry_fills = sum(
-                (D(str(f["qty"])) for f in fills if str(f["order_id"]) in entry_ids), D(0)
-            )
-            parent_filled = D(str(doc.get("filled_qty", "0")))
-            if not parent_filled == entry_fills == venue_filled:
-                v(
-                    "PARENT_QTY_MISMATCH",
-                    p,
-                    f"store parent filled_qty={parent_filled} "
-                    f"sum(fills)={entry_fills} venue executed={venue_filled} "
-                    f"status={doc['status']}",
-                )
-            venue_by_id = {o["venue_order_id"]: o for o in orders}
-            for o in entries:
-                child = by_coid.get(o["client_order_id"])
-                if child is None:
-                    v("VENUE_ORDER_UNKNOWN", o["client_order_id"], f"venue {o} not in the store")
-                    continue
-                if (
-                    doc["status"] in TERMINAL
-                    and (
-                        child.get("status") != o["status"]
-                        or D(str(child.get("filled_qty", "0"))) != D(o["executed_qty"])
-                    )
-                    and child.get("venue_order_id") in (None, o["venue_order_id"])
-                ):
-                    v(
-                        "CHILD_STATE_MISMATCH",
-                        o["client_order_id"],
-                        f"store {child.get('status')}/{child.get('filled_qty')} "
-                        f"venue {o['status']}/{o['executed_qty']} (order {o['venue_order_id']})",
-                    )
-            for cid, child in by_coid.items():
-                m = _CHILD.match(cid)
-                if not m or m["parent"] != p or int(m["n"]) >= FIRST_PROTECTIVE_CHILD:
-                    continue
-                vid = child.get("venue_order_id")
-                if (
-                    vid
-                    and vid not in venue_by_id
-                    and child.get("status") in ("FILLED", "PARTIALLY_FILLED")
-                ):
-                    v("CHILD_STATE_MISMATCH", cid, f"store says {child['status']} for venue "
-                      f"order {vid} the venue does not have")  # fmt: skip
-            # 4b. exactly one outcome event per final parent (an intent refused before any
-            # side effect is answered by its REJECTED record; it may publish none)
-            events = self.executed[p]
-            refused = final == "REJECTED" and not entries
-            if final in TERMINAL and (events > 1 or (events == 0 and not refused)):
-                v("OUTCOME_EVENTS", p, f"{events} orders:executed events for {final}")
-            # 6. a filled bracketed entry carries its stop
-            if plan.bracket and venue_filled > 0:
-                mine = [
-                    a for a in algos
-                    if (m := _CHILD.match(a["client_algo_id"])) and m["parent"] == p
-                ]  # fmt: skip
-                stops = [a for a in mine if a["type"] == "STOP_MARKET"]
-                covered = any(
-                    a["status"] == "NEW"
-                    and (a["close_position"] or D(a["qty"] or "0") >= venue_filled)
-                    for a in stops
-                )
-                closed = any(a["status"] in ("FINISHED", "TRIGGERED") for a in mine)
-                if not (covered or closed):
-                    v(
-                        "NAKED_POSITION",
-                        p,
-                        f"entry filled {venue_filled}; venue conditional "
-                        f"orders: {[(a['client_algo_id'], a['type'], a['status']) for a in mine]}",
-                    )
-        return out
+        evidence = Evidence(
+            orders=await self.venue("orders", sc.prefix),
+            trades=await self.venue("trades", sc.prefix),
+            algos=await self.venue("algo-orders", sc.prefix),
+            stored=await loop.run_in_executor(None, self.store.orders, sc.prefix),
+            fills=await loop.run_in_executor(None, self.store.fills, sc.prefix),
+            executed=self.executed,
+        )
+        return find_violations(sc, issued, statuses, evidence, self.cfg.scenario_timeout_s)
 
     async def final_checks(self) -> list[Violation]:
         """ETHUSDT carries only bracketed longs: its position must be covered by open stops."""
