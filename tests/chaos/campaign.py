@@ -71,7 +71,7 @@ from tests.chaos.procs import REPO, FacadeProc, RedisProc, S4Proc
 D = Decimal
 API_KEY, API_SECRET = "chaos-key", "chaos-secret"
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
-LIVE_VENUE = {"ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL"}
+LIVE_STORE = {"NEW", "SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL", "AMBIGUOUS"}
 FIRST_PROTECTIVE_CHILD = 60  # S4's protective children count from -E60
 _CHILD = re.compile(r"^(?P<parent>.+)-E(?P<n>\d{1,2})$")
 
@@ -330,6 +330,19 @@ def find_violations(
                     f"entry filled {venue_filled}; venue conditional "
                     f"orders: {[(a['client_algo_id'], a['type'], a['status']) for a in mine]}",
                 )
+            # 4c. a protective order S4 believes live is live at the venue, and vice versa
+            for a in mine:
+                child = by_coid.get(a["client_algo_id"])
+                if child is None:
+                    v("VENUE_ORDER_UNKNOWN", a["client_algo_id"], f"venue {a} not in the store")
+                    continue
+                venue_live, store_live = a["status"] == "NEW", child.get("status") in LIVE_STORE
+                if venue_live != store_live:
+                    v(
+                        "PROTECTIVE_STATE_MISMATCH",
+                        a["client_algo_id"],
+                        f"store {child.get('status')} venue {a['status']} ({a['type']})",
+                    )
     return out
 
 
