@@ -454,6 +454,7 @@ class Campaign:
         self.stats = Stats()
         self.store = StoreReader(stack.store_path)
         self.executed: Counter[str] = Counter()
+        self.outcomes: dict[str, str] = {}  # client order id -> status of its outcome event
         self.redis: RedisClient = make_redis([stack.redis.address])
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0))
         self.t0 = time.monotonic()
@@ -522,7 +523,9 @@ class Campaign:
                 for entry_id, fields in entries:
                     last = entry_id
                     with contextlib.suppress(ValueError, KeyError, TypeError):
-                        self.executed[json.loads(fields["data"])["client_order_id"]] += 1
+                        event = json.loads(fields["data"])
+                        self.executed[event["client_order_id"]] += 1
+                        self.outcomes[event["client_order_id"]] = str(event["status"])
 
     async def process_faults(self) -> None:
         if not self.cfg.process_faults:
@@ -676,14 +679,20 @@ class Campaign:
         deadline = time.monotonic() + self.cfg.scenario_timeout_s
         statuses: dict[str, str] = {}
         pending = {p.coid for p in issued}
+        rounds = 0
         while pending and time.monotonic() < deadline:
+            # The outcome event says when to look; GET /orders (every ~2 s) catches intents
+            # that end without one (refused at intake) and events that never come.
             for coid in list(pending):
+                if coid not in self.outcomes and rounds % 8:
+                    continue
                 st = await self._status(coid)
                 if st is not None and st in TERMINAL:
                     statuses[coid] = st
                     pending.discard(coid)
+            rounds += 1
             if pending:
-                await asyncio.sleep(0.4)
+                await asyncio.sleep(0.25)
         for coid in pending:
             if await self._dead_lettered(coid):
                 statuses[coid] = "DLQ"
