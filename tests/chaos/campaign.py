@@ -102,6 +102,7 @@ class IntentPlan:
     cancel_after_ms: int | None = None
     bracket: bool = False
     delay_ms: int = 0
+    refused_http: int | None = None  # every REST answer was this 4xx: refused, nothing stored
 
     @property
     def coid(self) -> str:
@@ -253,7 +254,7 @@ def find_violations(
                 + ", ".join(f"{o['client_order_id']}={o['executed_qty']}" for o in entries),
             )
         # 5. every intent final (or dead-lettered with an alert)
-        if final not in TERMINAL and final != "DLQ":
+        if final not in TERMINAL and final not in ("DLQ", "REFUSED"):
             v("NOT_FINAL", p, f"status {final} after {timeout_s:.0f}s")
         if doc is None:
             if entries:
@@ -646,6 +647,9 @@ class Campaign:
 
             jobs.append(cancel())
         results = await asyncio.gather(*jobs, return_exceptions=True)
+        rest = [r for r in results[: (2 if plan.parallel_dup else 1)] if isinstance(r, int)]
+        if plan.path in ("rest", "both") and rest and all(400 <= c < 500 for c in rest):
+            plan.refused_http = rest[0]  # refused at the door (e.g. 422 SL/TP sanity)
         return any(r not in (None, False) and not isinstance(r, BaseException) for r in results)
 
     async def _status(self, coid: str) -> str | None:
@@ -678,7 +682,12 @@ class Campaign:
         self.stats.intents += len(issued)
         deadline = time.monotonic() + self.cfg.scenario_timeout_s
         statuses: dict[str, str] = {}
-        pending = {p.coid for p in issued}
+        pending = {p.coid for p in issued if not (p.refused_http and p.path == "rest")}
+        for p in issued:
+            if p.refused_http:
+                self.stats.http_errors[f"/orders {p.refused_http} (refused)"] += 1
+            if p.coid not in pending:
+                statuses[p.coid] = "REFUSED"
         rounds = 0
         while pending and time.monotonic() < deadline:
             # The outcome event says when to look; GET /orders (every ~2 s) catches intents
@@ -693,12 +702,16 @@ class Campaign:
             rounds += 1
             if pending:
                 await asyncio.sleep(0.25)
+        refused = {p.coid for p in issued if p.refused_http}
         for coid in pending:
-            if await self._dead_lettered(coid):
+            st = await self._status(coid)
+            if st is None and coid in refused:
+                statuses[coid] = "REFUSED"  # REST said 4xx; its stream copy was refused too
+            elif await self._dead_lettered(coid):
                 statuses[coid] = "DLQ"
                 self.stats.dead_lettered += 1
             else:
-                statuses[coid] = await self._status(coid) or "ABSENT"
+                statuses[coid] = st or "ABSENT"
         found = await self.check(sc, issued, statuses)
         if found:
             await asyncio.sleep(self.cfg.settle_s)  # a late booking is not a violation
@@ -805,8 +818,8 @@ def summary(cfg: Config, stats: Stats, wall_s: float, faults: list[dict[str, Any
         + (", ".join(f"{k}={v}" for k, v in venue_faults.most_common()) or "none"),
         "process faults: "
         + (", ".join(f"{k}={v}" for k, v in sorted(stats.process_faults.items())) or "none"),
-        "client-side errors (retried): "
-        + (", ".join(f"{k}={v}" for k, v in stats.http_errors.most_common(6)) or "none"),
+        "HTTP answers other than 2xx seen by the clients: "
+        + (", ".join(f"{k}={v}" for k, v in stats.http_errors.most_common(8)) or "none"),
         f"VIOLATIONS: {len(stats.violations)}"
         + (" (" + ", ".join(f"{k}={v}" for k, v in by_kind.most_common()) + ")" if by_kind else ""),
     ]
