@@ -145,3 +145,10 @@ def test_scenarios_are_a_pure_function_of_the_seed() -> None:
     assert any(p.parallel_dup for s in a for p in s.intents)
     assert any(p.cancel_after_ms is not None for s in a for p in s.intents)
     assert all(len(p.coid) <= 28 for s in a for p in s.intents)  # room for "-E99" in 32
+
+
+def test_an_intent_refused_at_the_door_must_leave_no_trace_at_the_venue() -> None:
+    nothing = clean(orders=[], trades=[], fills=[], stored=[], executed=Counter())
+    assert check(nothing, final="REFUSED") == []
+    leaked = clean(stored=[], fills=[], executed=Counter())
+    assert check(leaked, final="REFUSED") == ["FILL_MISSING", "VENUE_ORDER_UNKNOWN"]
