@@ -223,6 +223,9 @@ def find_violations(
             rows = [
                 f"{o['venue_order_id']}:{o['type']}:{o['status']}:{o['executed_qty']}"
                 for o in orders if o["client_order_id"] == cid
+            ] + [
+                f"algo {a['algo_id']}:{a['type']}:{a['status']}:{a['qty']}"
+                for a in algos if a["client_algo_id"] == cid
             ]  # fmt: skip
             v("DUPLICATE_CHILD_ID", cid, f"venue accepted it {n}x: {rows}")
     # 3. every venue fill persisted exactly once, nothing else persisted
