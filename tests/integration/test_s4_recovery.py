@@ -4,8 +4,10 @@ dead letters). Manual clock; no sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -361,3 +363,66 @@ async def test_fill_write_failure_is_retried_and_the_fill_stored_once(
             assert [e["fills"] for e in executed] == [len(view["fills"])]
     finally:
         await store.close()
+
+
+async def test_consumer_dead_letters_a_stream_intent_refused_with_nothing_stored(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """A stale intent read from the stream is refused (nothing stored, nothing sent): without
+    a REST caller to read the 4xx, the dead-letter stream and its alert must record it."""
+    async with s4_rig(redis, tmp_path) as r:
+        cons = IntentConsumer(
+            redis=redis, router=r.c.router, clock=r.clock, group="g", consumer="me",
+            claim_idle_ms=0, max_deliveries=5,
+        )  # fmt: skip
+        await ensure_group(redis, keys.ORDERS_INTENT, "g")
+        stale = intent().model_dump(mode="json") | {"created_ts": r.clock.now_ms() - 60_000}
+        await xadd_json(redis, keys.ORDERS_INTENT, stale)
+        (entry,) = await read_group(redis, keys.ORDERS_INTENT, "g", "me", block_ms=10)
+        await cons.handle(entry)
+        assert (await redis.xpending(keys.ORDERS_INTENT, "g"))["pending"] == 0
+        dlq = [jsonutil.loads(e[1]["data"]) for e in await redis.xrange(keys.ORDERS_INTENT_DLQ)]
+        assert len(dlq) == 1 and "STALE" in dlq[0]["why"], dlq
+        assert "INTENT_DEAD_LETTER" in await r.alerts()
+        assert r.venue_orders("c-1") == [] and await r.c.router.get("c-1") is None
+
+
+async def test_consumer_handles_the_entries_of_one_read_concurrently(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """Entries of one read go through the router at once (bounded), so one slow intake does not
+    hold up the rest; each is acknowledged on its own."""
+    async with s4_rig(redis, tmp_path) as r:
+        cons = IntentConsumer(
+            redis=redis, router=r.c.router, clock=r.clock, group="g", consumer="me",
+            claim_idle_ms=60_000, max_deliveries=5, block_ms=10, concurrency=4,
+        )  # fmt: skip
+        running = 0
+        peak = 0
+        submit = r.c.router.submit
+
+        async def slow_submit(*args: Any, **kw: Any) -> Any:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.05)
+            try:
+                return await submit(*args, **kw)
+            finally:
+                running -= 1
+
+        r.c.router.submit = slow_submit  # type: ignore[method-assign]
+        await ensure_group(redis, keys.ORDERS_INTENT, "g")
+        for i in range(6):
+            body = intent(client_order_id=f"c-{i}", intent_id=f"i-{i}").model_dump(mode="json")
+            await xadd_json(redis, keys.ORDERS_INTENT, body)
+        stop = asyncio.Event()
+        task = asyncio.create_task(cons.run(stop))
+        for _ in range(200):
+            if cons.handled == 6:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+        assert cons.handled == 6 and peak == 4
+        assert (await redis.xpending(keys.ORDERS_INTENT, "g"))["pending"] == 0

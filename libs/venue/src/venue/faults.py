@@ -240,3 +240,55 @@ class WeightLimiter:
             )
         self._used += weight
         return self._used
+
+
+# ---- fault profiles from configuration ------------------------------------------------------
+# The knob names shared by S4's settings (`S4_SIM_FAULT_<KNOB>`) and the facade process
+# (`--fault-<knob>` / `VENUE_FAULT_<KNOB>`): one per fault kind.
+FAULT_KNOBS: dict[str, FaultKind] = {kind.value: kind for kind in FaultKind}
+REQUEST_KINDS: tuple[FaultKind, ...] = tuple(k for k in FaultKind if not k.is_report_fault)
+REPORT_KINDS: tuple[FaultKind, ...] = tuple(k for k in FaultKind if k.is_report_fault)
+
+
+def profile_plan(
+    rate: float = 0.0,
+    per_kind: Mapping[FaultKind, float | None] | None = None,
+    *,
+    retry_after_s: float = 1.0,
+    report_delay_ms: int = 2_000,
+    server_error_status: int = 503,
+) -> FaultPlan | None:
+    """A seeded fault profile as a :class:`FaultPlan`, or None when it injects nothing.
+
+    `rate` (0..1) is the probability that a request (and, separately, an execution report)
+    meets *some* fault, shared evenly by the kinds that apply to it; a kind given in
+    `per_kind` (not None) uses its own probability instead of its share. Requests and reports
+    draw separately, so each side's probabilities must sum to <= 1.
+    """
+    if not 0 <= rate <= 1:
+        raise ValueError(f"fault rate must be within 0..1, got {rate}")
+    per_kind = per_kind or {}
+    for kind, p in per_kind.items():
+        if p is not None and not 0 <= p <= 1:
+            raise ValueError(f"fault probability of {kind} must be within 0..1, got {p}")
+
+    def table(kinds: tuple[FaultKind, ...]) -> dict[FaultKind, float]:
+        out: dict[FaultKind, float] = {}
+        for kind in kinds:
+            own = per_kind.get(kind)
+            p = own if own is not None else rate / len(kinds)
+            if p > 0:
+                out[kind] = p
+        return out
+
+    probabilities = {
+        op: t for op, t in (("*", table(REQUEST_KINDS)), (REPORT_OP, table(REPORT_KINDS))) if t
+    }
+    if not probabilities:
+        return None
+    return FaultPlan(
+        probabilities=probabilities,
+        retry_after_s=retry_after_s,
+        report_delay_ms=report_delay_ms,
+        server_error_status=server_error_status,
+    )

@@ -385,6 +385,7 @@ async def bootstrap(
         stream=keys.ORDERS_INTENT,
         block_ms=settings.stream_block_ms,
         metrics=metrics,
+        concurrency=settings.stream_concurrency,
     )
     subscribe = getattr(exchange, "subscribe_order_updates", None)
     unsubscribe = None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from svckit.settings import CsvList, Duration, ServiceSettings
@@ -30,6 +30,15 @@ RELOADABLE_SETTINGS: frozenset[str] = frozenset(
         "probe_max_delay_ms",
     }
 )
+
+
+def _blank_is_none(value: Any) -> Any:
+    # A ConfigMap lists every variable; an empty value there means "not set".
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+OptionalProbability = Annotated[Probability | None, BeforeValidator(_blank_is_none)]
 
 
 class Settings(ServiceSettings):
@@ -85,6 +94,9 @@ class Settings(ServiceSettings):
     consumer_name: str | None = Field(default=None, description="default: hostname-pid")
     stream_claim_idle_ms: int = Field(default=30_000, ge=1000)
     stream_max_deliveries: int = Field(default=5, ge=1)
+    stream_concurrency: int = Field(
+        default=16, ge=1, le=256, description="orders:intent entries of one read handled at once"
+    )
     stream_block_ms: int = Field(
         default=1000, ge=10, le=4000, description="XREADGROUP BLOCK; stays below the socket timeout"
     )
@@ -207,12 +219,47 @@ class Settings(ServiceSettings):
         default=True, description="with exchange=sim: publish mkt:* and feat:last:* to Redis"
     )
     sim_seed: int = 7
+    # ---- simulator fault profile (S4_EXCHANGE=sim; the facade takes the same knobs) -----------
+    sim_fault_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share of venue requests (and reports) that fail"
+    )
+    sim_fault_seed: int = Field(default=0, description="seed of the fault draws (replayable)")
+    sim_fault_rate_limit: OptionalProbability = None
+    sim_fault_server_error: OptionalProbability = None
+    sim_fault_connect_timeout: OptionalProbability = None
+    sim_fault_timeout_before_accept: OptionalProbability = None
+    sim_fault_timeout_after_accept: OptionalProbability = None
+    sim_fault_dropped_ack: OptionalProbability = None
+    sim_fault_delayed_report: OptionalProbability = None
+    sim_fault_duplicate_report: OptionalProbability = None
+    sim_fault_retry_after_s: float = Field(default=1.0, gt=0, le=60, description="429 Retry-After")
+    sim_fault_report_delay_ms: int = Field(default=2_000, ge=0, le=60_000)
+    sim_weight_limit: int = Field(
+        default=6_000, ge=1, description="simulated venue's request weight per minute"
+    )
+    exchange_base_url: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None,
+        description="ccxt exchanges: send every request to this host instead of the venue's "
+        "(the simulator's Binance facade, a testnet mirror)",
+    )
     market_publish_ms: int = Field(default=500, ge=10)
     market_feed: bool = Field(
         default=False,
         description="with a ccxt exchange: poll books and publish mkt:* / feat:last:* to Redis "
         "(production usually runs a dedicated feeder instead)",
     )
+
+    @model_validator(mode="after")
+    def _fault_profile(self) -> Settings:
+        # The per-kind knobs override their share of S4_SIM_FAULT_RATE; each side (requests,
+        # reports) must stay a probability. Checked here so a bad ConfigMap fails at start.
+        from venue.faults import FAULT_KNOBS, profile_plan
+
+        profile_plan(
+            self.sim_fault_rate,
+            {kind: getattr(self, f"sim_fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
+        )
+        return self
 
     @model_validator(mode="after")
     def _keys_for_live(self) -> Settings:

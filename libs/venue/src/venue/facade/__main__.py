@@ -1,6 +1,16 @@
 """``python -m venue.facade``: the default venue (wall clock) behind the Binance facade.
 
     python -m venue.facade --port 8765 --api-key KEY --api-secret SECRET
+    python -m venue.facade --port 0 --fault-rate 0.05 --fault-seed 42 --weight-limit 2400
+
+Faults are a seeded profile (:func:`venue.faults.profile_plan`): ``--fault-rate`` (0..1, the
+share of requests that meet a fault, split evenly over the kinds), ``--fault-seed``, and one
+knob per kind (``--fault-rate-limit``, ``--fault-server-error``, ``--fault-connect-timeout``,
+``--fault-timeout-before-accept``, ``--fault-timeout-after-accept``, ``--fault-dropped-ack``,
+``--fault-delayed-report``, ``--fault-duplicate-report``) overriding that kind's share. Every
+flag also reads ``VENUE_<FLAG>`` (``VENUE_FAULT_RATE``, ``VENUE_FAULT_SEED``, ...): the same
+knobs as S4's in-process simulator (``S4_SIM_FAULT_*``). With ``--port 0`` the chosen port is
+printed as ``venue.facade listening on http://HOST:PORT``.
 
 Point ccxt at it by rewriting ``exchange.urls['api']`` to ``http://127.0.0.1:8765/...`` (S4's
 ``CcxtExchange(base_url=...)`` does that). The market is stepped by a background pump so that
@@ -12,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 
 import uvicorn
@@ -19,6 +30,16 @@ import uvicorn
 from venue.clock import WallClock
 from venue.defaults import default_venue
 from venue.facade.app import create_facade
+from venue.faults import FAULT_KNOBS, FaultInjector, profile_plan
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"VENUE_{name.upper().replace('-', '_')}", default)
+
+
+def _opt_float(name: str) -> float | None:
+    raw = _env(name)
+    return float(raw) if raw not in (None, "") else None
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -27,16 +48,61 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--api-key", default=os.environ.get("VENUE_API_KEY", "venue-key"))
     p.add_argument("--api-secret", default=os.environ.get("VENUE_API_SECRET", "venue-secret"))
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=int(_env("seed", "7") or 7))
     p.add_argument("--no-replay", action="store_true", help="synthetic BTCUSDT instead of replay")
     p.add_argument("--pump-ms", type=int, default=250, help="market stepping period")
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--weight-limit",
+        type=int,
+        default=int(_env("weight_limit", "6000") or 6000),
+        help="request weight per minute (X-MBX-USED-WEIGHT-1M budget)",
+    )
+    p.add_argument(
+        "--stall-s",
+        type=float,
+        default=float(_env("stall_s", "30") or 30),
+        help="an injected timeout holds the answer this long, then 408",
+    )
+    p.add_argument("--fault-rate", type=float, default=float(_env("fault_rate", "0") or 0))
+    p.add_argument("--fault-seed", type=int, default=int(_env("fault_seed", "0") or 0))
+    p.add_argument(
+        "--fault-retry-after-s", type=float, default=float(_env("fault_retry_after_s", "1") or 1)
+    )
+    p.add_argument(
+        "--fault-report-delay-ms",
+        type=int,
+        default=int(_env("fault_report_delay_ms", "2000") or 2000),
+    )
+    for knob in FAULT_KNOBS:
+        flag = knob.replace("_", "-")
+        p.add_argument(
+            f"--fault-{flag}",
+            dest=f"fault_{knob}",
+            type=float,
+            default=_opt_float(f"fault_{knob}"),
+            help=f"probability of {knob}",
+        )
     return p.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    venue = default_venue(clock=WallClock(), seed=args.seed, replay=not args.no_replay)
-    app = create_facade(venue, api_key=args.api_key, api_secret=args.api_secret)
+    plan = profile_plan(
+        args.fault_rate,
+        {kind: getattr(args, f"fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
+        retry_after_s=args.fault_retry_after_s,
+        report_delay_ms=args.fault_report_delay_ms,
+    )
+    venue = default_venue(
+        clock=WallClock(),
+        seed=args.seed,
+        replay=not args.no_replay,
+        faults=FaultInjector(plan, seed=args.fault_seed),
+    )
+    venue.limiter.limit = args.weight_limit
+    app = create_facade(
+        venue, api_key=args.api_key, api_secret=args.api_secret, stall_s=args.stall_s
+    )
     lock = app.state.venue_lock
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off", ws="none"
@@ -50,8 +116,15 @@ async def _serve(args: argparse.Namespace) -> None:
             await asyncio.sleep(args.pump_ms / 1000)
 
     pump_task = asyncio.create_task(pump())
+
+    # Bound here (not by uvicorn) so that `--port 0` can print the port the OS chose.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    host, port = sock.getsockname()[:2]
+    print(f"venue.facade listening on http://{host}:{port}", flush=True)
     try:
-        await server.serve()
+        await server.serve(sockets=[sock])
     finally:
         pump_task.cancel()
 

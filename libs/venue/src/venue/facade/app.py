@@ -48,6 +48,7 @@ from tradekit.instrument import Instrument
 from venue import errors
 from venue.facade import binance_json as bj
 from venue.facade.auth import check_signed_request
+from venue.facade.sim_routes import add_sim_routes, report_faults
 from venue.models import MarginType, VenueOrder, WorkingType
 from venue.venue import Venue
 
@@ -354,7 +355,7 @@ class _Routes:
         limit = min(c.int_("limit") or 500, 1000)
         trades = [
             t
-            for t in self.venue.my_trades(c.market, sym, start)
+            for t in report_faults(self.venue, self.venue.my_trades(c.market, sym, start))
             if (end is None or t.ts <= end)
             and (order_id is None or t.order_id == order_id)
             and (from_id is None or t.trade_id >= from_id)
@@ -764,6 +765,7 @@ def create_facade(
         market = FUT if request.url.path.startswith("/fapi") else SPOT
         return json_response(market, {"detail": exc.detail}, exc.status_code)
 
+    add_sim_routes(app, venue, lock=venue_lock, api_key=api_key)
     for route in routes.table():
         app.add_api_route(
             route.path,

@@ -193,6 +193,11 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
             )
         return view
 
+    if settings.exchange == "sim":
+        from s4_router.entrypoints import sim
+
+        app.include_router(sim.router)
+
     @app.get("/metrics")
     async def metrics(c: ContainerDep) -> Response:
         """Prometheus metrics."""

@@ -7,8 +7,11 @@ entry: if this replica dies, the orphan sweep of another one resumes it from the
 re-delivered entry is answered as a duplicate). Entries left pending by a dead consumer are
 reclaimed with XAUTOCLAIM after `stream_claim_idle_ms`; an entry that fails
 `stream_max_deliveries` times, or that is not a valid intent, goes to the dead-letter stream
-`orders:intent:dlq` with an alert, then is acknowledged. `router_stream_lag` is the group's
-pending count, refreshed every few seconds.
+`orders:intent:dlq` with an alert, then is acknowledged; so does an intent the router refused
+without storing anything (invalid, stale, over a limit: the 4xx a REST caller would see), so
+that no intent vanishes silently. The entries of one read are handled concurrently (at most
+`concurrency` at a time): a slow venue call for one intent must not make the next ones stale.
+`router_stream_lag` is the group's pending count, refreshed every few seconds.
 """
 
 from __future__ import annotations
@@ -54,7 +57,9 @@ class IntentConsumer:
         block_ms: int = 1000,
         metrics: RouterMetrics | None = None,
         lag_every_s: float = 5.0,
+        concurrency: int = 16,
     ) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
         self.metrics = metrics
         self.lag_every_s = lag_every_s
         self._next_lag = 0.0
@@ -92,8 +97,12 @@ class IntentConsumer:
                     )
                 self.healthy = True
                 backoff = 0.1
-                for entry in entries:
-                    await self.handle(entry)
+                results = await asyncio.gather(
+                    *(self._handle_bounded(e) for e in entries), return_exceptions=True
+                )
+                for res in results:
+                    if isinstance(res, BaseException):
+                        raise res  # the others were handled (and acknowledged) on their own
                 await self._lag()
             except asyncio.CancelledError:
                 raise
@@ -115,6 +124,10 @@ class IntentConsumer:
         pending = info.get("pending", 0)
         self.metrics.stream_lag.set(float(pending) if isinstance(pending, int | float) else 0.0)
 
+    async def _handle_bounded(self, entry: StreamEntry) -> None:
+        async with self._slots:
+            await self.handle(entry)
+
     async def handle(self, entry: StreamEntry) -> None:
         if entry.payload is None:
             await self._dead_letter(entry, "entry is not a JSON object in field `data`")
@@ -126,7 +139,7 @@ class IntentConsumer:
             return
         try:
             # Never wait for a maker/TWAP execution here: ack once it is durably running.
-            await self.router.submit(intent, source="stream", sync_wait_ms=0)
+            outcome = await self.router.submit(intent, source="stream", sync_wait_ms=0)
         except (redis_exc.RedisError, InfraError, OSError):
             if entry.deliveries >= self.max_deliveries:
                 await self._dead_letter(entry, "infrastructure failures on every delivery")
@@ -136,6 +149,12 @@ class IntentConsumer:
             log.exception("intent %s failed", entry.entry_id)
             if entry.deliveries >= self.max_deliveries:
                 await self._dead_letter(entry, f"handler error: {exc!r}")
+            return
+        reply = outcome.response
+        if 400 <= outcome.http_status < 500 and reply.status is None:
+            # Refused with nothing stored: a REST caller would have read the 4xx; here the
+            # dead-letter stream and its alert are the only record.
+            await self._dead_letter(entry, f"refused ({outcome.http_status}): {reply.message}")
             return
         await ack(self.redis, self.stream, self.group, entry.entry_id)
         self.handled += 1

@@ -14,6 +14,20 @@ from tradekit.instrument import Instrument
 
 if TYPE_CHECKING:
     from s4_router.bootstrap import BackgroundTask
+    from venue.faults import FaultInjector
+
+
+def sim_faults(settings: Settings) -> FaultInjector:
+    """The simulator's seeded fault profile from `S4_SIM_FAULT_*` (none injected by default)."""
+    from venue.faults import FAULT_KNOBS, FaultInjector, profile_plan
+
+    plan = profile_plan(
+        settings.sim_fault_rate,
+        {kind: getattr(settings, f"sim_fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
+        retry_after_s=settings.sim_fault_retry_after_s,
+        report_delay_ms=settings.sim_fault_report_delay_ms,
+    )
+    return FaultInjector(plan, seed=settings.sim_fault_seed)
 
 
 def make_exchange(
@@ -24,8 +38,8 @@ def make_exchange(
     clock: Clock,
     base_url: str | None = None,
 ) -> tuple[ExchangePort, list[BackgroundTask]]:
-    """`base_url` (ccxt exchanges only, no setting): send every ccxt request to that host
-    instead of the exchange's, e.g. the simulator's Binance facade in tests."""
+    """`base_url` (ccxt exchanges only; default `S4_EXCHANGE_BASE_URL`): send every ccxt
+    request to that host instead of the exchange's, e.g. the simulator's Binance facade."""
     if settings.exchange == "sim":
         from s4_router.adapters.exchange.sim_client import SimExchange
         from s4_router.adapters.market_feed import SimMarketFeed
@@ -36,7 +50,9 @@ def make_exchange(
             clock=clock,
             seed=settings.sim_seed,
             instruments=[instruments[s] for s in symbols],
+            faults=sim_faults(settings),
         )
+        venue.limiter.limit = settings.sim_weight_limit
         jobs: list[BackgroundTask] = []
         if settings.sim_publish_market:
             feed = SimMarketFeed(
@@ -53,7 +69,7 @@ def make_exchange(
         api_key=settings.binance_key.get_secret_value(),
         api_secret=settings.binance_secret.get_secret_value(),
         testnet=settings.testnet,
-        base_url=base_url,
+        base_url=base_url or settings.exchange_base_url,
         # The router proves an unanswered submit absent once this window has passed: the
         # venue must be told the same window.
         recv_window_ms=settings.recv_window_ms,
