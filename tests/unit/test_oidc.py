@@ -17,8 +17,8 @@ def signer() -> Signer:
     return Signer("k1")
 
 
-def verifier(url: str, **kw: object) -> OidcVerifier:
-    return OidcVerifier(jwks_url=url, audience=AUDIENCE, emails=[EMAIL], **kw)  # type: ignore[arg-type]
+def verifier(url: str, **kw: float) -> OidcVerifier:
+    return OidcVerifier(jwks_url=url, audience=AUDIENCE, emails=[EMAIL], **kw)
 
 
 async def test_a_valid_scheduler_token_is_accepted(signer: Signer, tmp_path: Path) -> None:
