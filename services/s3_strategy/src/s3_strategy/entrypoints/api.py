@@ -29,6 +29,7 @@ from s3_strategy.entrypoints.schemas import (
     Health,
     ReplayResponse,
 )
+from s3_strategy.entrypoints.tasks import router as tasks_router
 from s3_strategy.service_layer.decide import (
     DecideInput,
     DecisionService,
@@ -168,6 +169,8 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
                 {"detail": str(exc), "signal_id": signal_id, "missing": exc.missing},
                 status_code=409,
             )
+
+    app.include_router(tasks_router)
 
     @app.get("/metrics")
     async def metrics(c: ContainerDep) -> Response:
