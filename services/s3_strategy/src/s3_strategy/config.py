@@ -77,6 +77,15 @@ class Settings(ServiceSettings):
     exchange_api_secret: SecretStr | None = None
     exchange_base_url: str | None = None
 
+    @field_validator(
+        "scheduler_audience", "rebalance_max_notional_usdt", "rebalance_fee_rate",
+        "rebalance_maker_wait_ms", "exchange_base_url", "admin_token", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        # A ConfigMap value is always a string: "" there means "not set".
+        return None if isinstance(v, str) and v.strip() == "" else v
+
     @field_validator("scheduler_jwks_url")
     @classmethod
     def _jwks(cls, v: str) -> str:
