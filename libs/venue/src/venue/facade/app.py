@@ -48,6 +48,7 @@ from tradekit.instrument import Instrument
 from venue import errors
 from venue.facade import binance_json as bj
 from venue.facade.auth import check_signed_request
+from venue.klines import INTERVALS_MS
 from venue.models import MarginType, VenueOrder, WorkingType
 from venue.venue import Venue
 
@@ -241,6 +242,7 @@ class _Routes:
             Route("GET", "/api/v3/ticker/24hr", s, False, self.ticker_24hr),
             Route("GET", "/api/v3/ticker/bookTicker", s, False, self.book_ticker),
             Route("GET", "/api/v3/ticker/price", s, False, self.ticker_price),
+            Route("GET", "/api/v3/klines", s, False, self.klines),
             # ---- spot: signed
             Route("POST", "/api/v3/order", s, True, self.spot_new_order),
             Route("DELETE", "/api/v3/order", s, True, self.spot_cancel_order),
@@ -335,6 +337,19 @@ class _Routes:
 
     def ticker_price(self, c: Ctx) -> Any:
         return self._tickers(c, bj.ticker_price)
+
+    def klines(self, c: Ctx) -> Any:
+        sym = c.sym()
+        interval = c.req("interval")
+        if interval not in INTERVALS_MS:
+            raise _bad(-1120, "Invalid interval.")
+        limit = c.int_("limit") or 500
+        if not 1 <= limit <= 1000:
+            raise _illegal("limit", "1-1000")
+        bars = self.venue.klines(
+            sym, interval, limit=limit, start_ms=c.int_("startTime"), end_ms=c.int_("endTime")
+        )
+        return bj.klines(bars, INTERVALS_MS[interval], c.market, c.inst(sym))
 
     def premium_index(self, c: Ctx) -> Any:
         return self._tickers(c, lambda t, _m, inst: bj.premium_index(t, inst))

@@ -92,7 +92,17 @@ class CcxtSpotReader(SpotReader):
                 "secret": api_secret or "",
                 "enableRateLimit": True,
                 "timeout": timeout_ms,
-                "options": {"defaultType": "spot", "fetchCurrencies": False},
+                "options": {
+                    "defaultType": "spot",
+                    "fetchCurrencies": False,
+                    # spot only: no margin/futures market lists (extra calls, extra permissions)
+                    "fetchMarkets": ["spot"],
+                    "fetchMargins": False,
+                    "crossMarginPairsData": [],
+                    "isolatedMarginPairsData": [],
+                    # signed reads carry the venue's time, not ours (skewed hosts)
+                    "adjustForTimeDifference": True,
+                },
             }
         )
         if base_url is not None:
@@ -134,7 +144,8 @@ class CcxtSpotReader(SpotReader):
         except Exception as exc:
             raise SpotReadError(f"{self.exchange_id} klines {symbol}: {exc}") from exc
         bar_ms = int(self.client.parse_timeframe(interval) * 1000)
-        now = int(self.client.milliseconds())
+        # The venue's clock decides which bar is closed (ccxt: timeDifference = ours − venue's).
+        now = int(self.client.milliseconds()) - int(self.client.options.get("timeDifference") or 0)
         # A bar is closed once its open time + its length has passed.
         closes = [Decimal(str(r[4])) for r in rows if int(r[0]) + bar_ms <= now]
         return closes[-limit:]
