@@ -107,6 +107,18 @@ class CcxtSpotReader(SpotReader):
         )
         if base_url is not None:
             self.client.urls["api"] = _rewrite(self.client.urls["api"], base_url)
+        if exchange_id == "mexc":
+            self.client.fetch_markets = self._mexc_spot_markets
+            # Currency metadata (networks, withdraw fees: /capital/config/getall) is not needed
+            # to read balances, and ccxt's mexc ignores the fetchCurrencies option.
+            self.client.has = {**self.client.has, "fetchCurrencies": False}
+
+    async def _mexc_spot_markets(self, params: dict[str, Any] | None = None) -> Any:
+        """ccxt's mexc loads swap markets too (contract.mexc.com): a spot reader needs neither
+        the extra call nor the contract host, so it loads the spot list only."""
+        if self.client.options.get("adjustForTimeDifference"):
+            await self.client.load_time_difference()
+        return await self.client.fetch_spot_markets(params or {})
 
     def _symbol(self, symbol: str, quote: str = "USDT") -> str:
         # QRLUSDT → QRL/USDT (the rebalance pairs are all quoted in USDT)
