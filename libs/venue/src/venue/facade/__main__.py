@@ -31,12 +31,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-replay", action="store_true", help="synthetic BTCUSDT instead of replay")
     p.add_argument("--pump-ms", type=int, default=250, help="market stepping period")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--dialect", choices=["binance", "mexc"], default="binance",
+                   help="mexc: MEXC spot v3 paths and JSON (docs/venue.md, MEXC)")  # fmt: skip
     return p.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
     venue = default_venue(clock=WallClock(), seed=args.seed, replay=not args.no_replay)
-    app = create_facade(venue, api_key=args.api_key, api_secret=args.api_secret)
+    app = create_facade(
+        venue, api_key=args.api_key, api_secret=args.api_secret, dialect=args.dialect
+    )
     lock = app.state.venue_lock
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, lifespan="off", ws="none"
