@@ -257,3 +257,31 @@ async def test_a_run_without_exchange_reads_fails_as_an_error_and_is_not_replaye
     assert r.status_code == 503 and r.json()["status"] == "error"
     assert "S3_EXCHANGE" in r.json()["error"]
     assert await redis.keys("task:exec:*") == []  # a retry runs it again
+
+
+async def test_a_live_run_holds_while_an_earlier_rebalance_order_is_still_working(
+    app: App, redis: RedisClient
+) -> None:
+    await app.c.store.insert("orders", {
+        "client_order_id": "rb-0123456789abcdef01234567", "parent_client_order_id": None,
+        "symbol": "QRLUSDT", "market": "SPOT", "status": "ACCEPTED", "side": "SELL",
+    })  # fmt: skip
+    r = await app.http.post(SYM, headers=scheduled(ADMIN))
+    plan = r.json()["plan"]
+    assert plan["action"] == "HOLD" and plan["reason_code"] == "ORDER_IN_FLIGHT", plan
+    assert plan["planned"]["action"] == "SELL"  # what it would have done, for the operator
+    assert r.json()["orders"] == [] and await intents(redis) == []
+
+
+async def test_two_live_runs_of_the_same_pair_never_trade_at_once(
+    app: App, redis: RedisClient
+) -> None:
+    await redis.set("lock:rebalance:QRLUSDT", "other-execution", ex=60)
+    r = await app.http.post(SYM, headers=bearer(ADMIN))
+    plan = r.json()["plan"]
+    assert plan["reason_code"] == "RUN_IN_PROGRESS" and "other-execution" in plan["reason"]
+    assert await intents(redis) == []
+    await redis.delete("lock:rebalance:QRLUSDT")
+    ok = await app.http.post(SYM, headers=bearer(ADMIN))
+    assert len(ok.json()["orders"]) == 1
+    assert await redis.get("lock:rebalance:QRLUSDT") is None  # released after the run

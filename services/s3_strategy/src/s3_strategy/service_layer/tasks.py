@@ -37,14 +37,14 @@ from s3_strategy.config import Settings
 from s3_strategy.domain.engine import Engine
 from s3_strategy.domain.rebalance.costs import CostFill, PositionCost, position_cost
 from s3_strategy.domain.rebalance.intelligent import IntelligentConfig, plan_intelligent
-from s3_strategy.domain.rebalance.plan import Action, FeeModel, Plan, Quote
+from s3_strategy.domain.rebalance.plan import Action, FeeModel, HoldReason, Plan, Quote
 from s3_strategy.domain.rebalance.symmetric import SymmetricConfig, plan_symmetric
 from s3_strategy.metrics import StrategyMetrics
 from svckit import jsonutil
 from svckit.clock import Clock
 from svckit.redisio import RedisClient
 from svckit.store.base import DocumentStore, Query
-from tradekit.enums import Market, Side
+from tradekit.enums import Market, OrderStatus, Side
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, MarketPolicy, OrderIntent
 
@@ -63,6 +63,14 @@ def exec_key(execution_id: str) -> str:
 
 def plan_key(strategy: str) -> str:
     return f"rebalance:plan:{strategy}"
+
+
+def run_lock_key(symbol: str) -> str:
+    return f"lock:rebalance:{symbol}"
+
+
+REBALANCE_COID_PREFIX = "rb-"
+WORKING = [s.value for s in OrderStatus if not s.is_terminal]
 
 
 class TaskInputError(Exception):
@@ -350,7 +358,47 @@ class TaskService:
             out["notes"] = notes
         return out
 
+    async def in_flight(self, inst: Instrument) -> list[str]:
+        """Rebalance orders of the pair S4 still works on (from the shared `orders`)."""
+        out: list[str] = []
+        for status in WORKING:
+            docs = await self.store.find(
+                "orders", Query(where={"symbol": inst.symbol, "status": status})
+            )
+            out += [
+                str(d["client_order_id"])
+                for d in docs
+                if d.get("parent_client_order_id") is None
+                and str(d.get("client_order_id", "")).startswith(REBALANCE_COID_PREFIX)
+            ]
+        return sorted(out)
+
     async def rebalance(self, strategy: str, req: RunRequest, eid: str) -> dict[str, Any]:
+        if req.dry_run:
+            return await self._rebalance(strategy, req, eid)
+        # One live rebalance of a pair at a time (a manual run and the job, two strategies):
+        # each plans from balances the other is about to change.
+        inst = self.instrument()
+        lock = run_lock_key(inst.symbol)
+        if not await self.redis.set(lock, eid, nx=True, ex=self.settings.task_lease_s):
+            holder = await self.redis.get(lock)
+            held = holder.decode() if isinstance(holder, bytes) else holder
+            return {
+                "strategy": strategy,
+                "plan": {
+                    "action": Action.HOLD.value,
+                    "quantity": 0,
+                    "reason": f"another rebalance of {inst.symbol} is running ({held})",
+                    "reason_code": HoldReason.RUN_IN_PROGRESS.value,
+                },
+                "orders": [],
+            }
+        try:
+            return await self._rebalance(strategy, req, eid)
+        finally:
+            await self.redis.delete(lock)
+
+    async def _rebalance(self, strategy: str, req: RunRequest, eid: str) -> dict[str, Any]:
         inst = self.instrument()
         ctx = req.context
         bf, bl, qf, ql = await self._balances(inst, ctx)
@@ -379,6 +427,15 @@ class TaskService:
             plan = plan_intelligent(
                 base_free=bf, quote_free=qf, base_locked=bl, quote_locked=ql, quote=quote,
                 closes=closes, cost_avg=cost_avg, instrument=inst, config=cfg,
+            )  # fmt: skip
+        pending = await self.in_flight(inst)
+        if pending and plan.action is not Action.HOLD:
+            # The balances still hold what that order will trade: planning again would trade
+            # the same drift twice.
+            plan = Plan(
+                Action.HOLD, Decimal(0), plan.price,
+                f"rebalance order(s) still working: {', '.join(pending)}",
+                HoldReason.ORDER_IN_FLIGHT.value, {**plan.details, "planned": plan.as_dict()},
             )  # fmt: skip
         out["plan"] = plan.as_dict()
         out["orders"] = []

@@ -35,6 +35,10 @@ class HoldReason(StrEnum):
     NO_SIGNAL = "NO_SIGNAL"
     PRICE_NOT_FAVOURABLE = "PRICE_NOT_FAVOURABLE"
     NO_TRADEABLE_POSITION = "NO_TRADEABLE_POSITION"
+    # set by the service layer: an earlier rebalance order of the pair is still working, or
+    # another run holds the pair (its balances are about to change)
+    ORDER_IN_FLIGHT = "ORDER_IN_FLIGHT"
+    RUN_IN_PROGRESS = "RUN_IN_PROGRESS"
 
 
 class FeeModel(BaseModel):
