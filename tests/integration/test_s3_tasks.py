@@ -133,6 +133,9 @@ async def test_oidc_tokens_valid_wrong_audience_issuer_email_or_expired(
 async def test_a_token_from_another_key_and_a_wrong_admin_token_are_refused(app: App) -> None:
     forged = Signer("kid-1").token()  # known kid, unknown key
     assert (await app.http.post(SYM, headers=bearer(forged))).status_code == 401
+    metrics = (await app.http.get("/metrics")).text
+    denied = 's3_task_runs_total{action="none",outcome="denied",task="rebalance-symmetric"} 1.0'
+    assert denied in metrics
     assert (await app.http.post(SYM, headers=bearer(ADMIN + "x"))).status_code == 401
     ok = await app.http.post(SYM, headers=bearer(ADMIN), json={"dry_run": True})
     assert ok.status_code == 200 and ok.json()["auth"] == "admin-token"

@@ -80,12 +80,18 @@ async def require_task_auth(request: Request) -> str:
     try:
         who = await c.oidc.verify(token)
     except OidcError as exc:
-        c.metrics.task_runs.labels(request.url.path, "none", "denied").inc()
+        task = _TASK_OF_PATH.get(request.url.path, "unknown")
+        c.metrics.task_runs.labels(task, "none", "denied").inc()
         raise _unauthorized(str(exc), exc.status) from None
     return f"oidc:{who.email}"
 
 
 AuthDep = Annotated[str, Depends(require_task_auth)]
+_TASK_OF_PATH = {
+    "/tasks/rebalance/symmetric": TASK_SYMMETRIC,
+    "/tasks/rebalance/intelligent": TASK_INTELLIGENT,
+    "/tasks/15-min-job": TASK_JOB,
+}
 
 
 async def _run(
