@@ -184,13 +184,23 @@ async def test_a_second_delivery_of_a_scheduled_run_replays_its_result_and_trade
     assert b["replayed"] is True and b["execution_id"] == a["execution_id"]
     assert b["orders"] == a["orders"] and b["plan"] == a["plan"]
     assert len(await intents(redis)) == 1
-    # the next window is a new execution, with a new client order id
+    # a dry run of the same slot is a separate execution: it neither replays nor blocks the live
+    dry = (await app.http.post(SYM, headers=scheduled(ADMIN), json={"dry_run": True})).json()
+    assert dry["replayed"] is False and dry["execution_id"] == a["execution_id"] + "-dry"
+    assert dry["orders"] == [] and len(await intents(redis)) == 1
+    # the next window is a new execution, with a new client order id; a dry run of it first
+    # does not stand in for the live run
+    first_dry = await app.http.post(
+        SYM, headers=scheduled(ADMIN, "2026-12-04T19:30:00Z"), json={"dry_run": True}
+    )
+    assert first_dry.json()["replayed"] is False
     nxt = (await app.http.post(SYM, headers=scheduled(ADMIN, "2026-12-04T19:30:00Z"))).json()
+    assert nxt["replayed"] is False and len(nxt["orders"]) == 1
     assert nxt["execution_id"] != a["execution_id"] and nxt["orders"] != a["orders"]
     latest = jsonutil.loads(await redis.get("rebalance:plan:symmetric"))
     assert latest["execution_id"] == nxt["execution_id"]
     runs = await app.c.store.find("strategy_events", Query(where={"kind": "TASK_RUN"}))
-    assert len(runs) == 2
+    assert len(runs) == 4
 
 
 async def test_manual_runs_are_new_executions_each_time(app: App) -> None:

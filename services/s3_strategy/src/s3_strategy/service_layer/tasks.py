@@ -198,6 +198,10 @@ class TaskService:
         eid = execution_id(
             task=req.task, path=req.path, job_name=req.job_name, schedule_time=req.schedule_time
         )
+        if req.dry_run:
+            # A dry run of a slot is its own execution: replaying it to the live delivery of the
+            # same slot would silently skip the trade.
+            eid += "-dry"
         key = exec_key(eid)
         marker = jsonutil.dumps({"state": "running", "since": self.clock.now_ms()})
         if not await self.redis.set(key, marker, nx=True, ex=self.settings.task_lease_s):
