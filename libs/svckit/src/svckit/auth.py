@@ -75,8 +75,12 @@ class BearerTokenBackend(AuthenticationBackend):
         tokens: Mapping[str, SecretStr | None],
         *,
         open_paths: Iterable[str] = OPEN_PATHS,
+        self_auth_prefixes: Iterable[str] = (),
         disabled: bool = False,
     ) -> None:
+        # Paths whose routes authenticate the caller themselves, with a router-level dependency
+        # (e.g. OIDC ID tokens of a scheduler): the middleware lets them through to it.
+        self.self_auth_prefixes = tuple(self_auth_prefixes)
         unknown = set(tokens) - set(ROLE_SCOPES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; known: {sorted(ROLE_SCOPES)}")
@@ -101,6 +105,8 @@ class BearerTokenBackend(AuthenticationBackend):
             return AuthCredentials(list(ROLE_SCOPES[ADMIN])), SimpleUser("auth-disabled")
         if conn.scope["path"] in self.open_paths and conn.scope.get("method") in _OPEN_METHODS:
             return None  # open: the app sees an unauthenticated user with no scopes
+        if self.self_auth_prefixes and conn.scope["path"].startswith(self.self_auth_prefixes):
+            return None  # the route's own dependency decides (no scopes granted here)
         header = conn.headers.get("authorization")
         if header is None:
             raise _Refused("missing bearer token", presented=False)
@@ -121,11 +127,14 @@ def install_bearer_auth(
     fail_body: bool,
     realm: str,
     open_paths: Iterable[str] = OPEN_PATHS,
+    self_auth_prefixes: Iterable[str] = (),
     disabled: bool = False,
 ) -> BearerTokenBackend:
     """Authenticate every request of `app` (see the module doc). fail_body: the error shape of
     svckit.httperrors (S4's `{result: FAIL, ...}`)."""
-    backend = BearerTokenBackend(tokens, open_paths=open_paths, disabled=disabled)
+    backend = BearerTokenBackend(
+        tokens, open_paths=open_paths, self_auth_prefixes=self_auth_prefixes, disabled=disabled
+    )
 
     def on_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
         presented = isinstance(exc, _Refused) and exc.presented

@@ -199,6 +199,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "trades": 20,
     "book": 5,
     "ticker": 2,
+    "klines": 2,
     "account": 20,
     "time": 1,
     "leverage": 1,

@@ -38,6 +38,7 @@ from venue.faults import (
     raise_before,
 )
 from venue.feed import EventFeed, Subscriber
+from venue.klines import INTERVALS_MS, Bar, KlineBook
 from venue.latency import LatencyModel
 from venue.market import MarketSimulator, MarketUpdate, Regime
 from venue.models import (
@@ -133,6 +134,7 @@ class Venue:
         self._market_ts = clock.now_ms()
         # Market-data taps (the Redis feed of `make run`): see add_market_listener().
         self._market_listeners: list[Callable[[str, MarketUpdate], None]] = []
+        self.kline_book = KlineBook()
         self._next_funding = (self._market_ts // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
         if self.market.processes:
             self._step_market(self._market_ts, self.market.step_ms)
@@ -246,6 +248,10 @@ class Venue:
     def _apply_update(self, symbol: str, upd: MarketUpdate) -> None:
         for listener in self._market_listeners:
             listener(symbol, upd)
+        price = upd.prints[-1].price if upd.prints else upd.mid
+        if price is not None:
+            qty = sum((p.qty for p in upd.prints), ZERO)
+            self.kline_book.record(symbol, upd.ts, price, qty, len(upd.prints))
         inst = self.instruments[symbol]
         for market in inst.markets:
             engine = self._engine(market)
@@ -549,6 +555,27 @@ class Venue:
             )
 
         return self._request("ticker", build)
+
+    def klines(
+        self,
+        symbol: str,
+        interval: str,
+        *,
+        limit: int = 500,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[Bar]:
+        """Candlesticks, oldest first, the newest still forming (`/api/v3/klines`)."""
+        if symbol not in self.instruments:
+            raise errors.VenueError(-1121, "Invalid symbol.")
+        if interval not in INTERVALS_MS:
+            raise errors.VenueError(-1120, "Invalid interval.")
+        return self._request(
+            "klines",
+            lambda: self.kline_book.klines(
+                symbol, interval, limit=limit, start_ms=start_ms, end_ms=end_ms
+            ),
+        )
 
     # ---- accounts -----------------------------------------------------------------------------
     def balances(self) -> dict[str, Balance]:

@@ -19,6 +19,7 @@ from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigLoadError, ConfigStore
 from s3_strategy.adapters.entries import EntriesLedger
 from s3_strategy.adapters.publisher import IntentPublisher
+from s3_strategy.adapters.spot_reader import CcxtSpotReader, SpotReader
 from s3_strategy.adapters.state import StateReader
 from s3_strategy.config import Settings
 from s3_strategy.domain.ml import ConstantScorer, Scorer
@@ -26,10 +27,12 @@ from s3_strategy.metrics import StrategyMetrics
 from s3_strategy.service_layer.config_admin import ConfigAdmin
 from s3_strategy.service_layer.config_watch import ConfigWatcher
 from s3_strategy.service_layer.decide import DecisionService
+from s3_strategy.service_layer.tasks import TaskService
 from svckit import keys
 from svckit.clock import Clock, WallClock
 from svckit.errors import ConfigError, StartupError
 from svckit.infra import open_infra
+from svckit.oidc import OidcVerifier
 from svckit.redisio import RedisClient
 from svckit.redismux import RedisMux
 from svckit.store.base import DocumentStore
@@ -49,6 +52,8 @@ class S3Container:
     configs: ConfigStore
     admin: ConfigAdmin
     watcher: ConfigWatcher
+    tasks: TaskService
+    oidc: OidcVerifier | None = None
     owns: list[Any] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -78,6 +83,8 @@ class S3Container:
                     await task
         self._tasks.clear()
         await self.service.signals.aclose()
+        if self.tasks.reader is not None and "reader" in self.owns:
+            await self.tasks.reader.close()
         if self.service.state.mux is not None:
             await self.service.state.mux.aclose()
         if self.http is not None:
@@ -97,6 +104,7 @@ async def bootstrap(
     clock: Clock | None = None,
     scorer: Scorer | None = None,
     seed: bool = True,
+    spot_reader: SpotReader | None = None,
 ) -> S3Container:
     owns: list[Any] = []
     clock = clock or WallClock()
@@ -174,6 +182,51 @@ async def bootstrap(
             "store": store.name,
         },
     )
-    return S3Container(
-        settings, redis, store, http, service, metrics, ledger, configs, admin, watcher, owns
+    # Scheduled tasks (issue 14): their own read-only exchange view, OIDC when configured.
+    if spot_reader is None and settings.exchange != "none":
+        spot_reader = CcxtSpotReader(
+            settings.exchange,
+            api_key=_secret(settings.exchange_api_key),
+            api_secret=_secret(settings.exchange_api_secret),
+            base_url=settings.exchange_base_url,
+        )
+        owns.append("reader")
+    tasks = TaskService(
+        settings=settings,
+        redis=redis,
+        store=store,
+        publisher=IntentPublisher(redis=redis, http=http, retries=settings.publish_retries),
+        reader=spot_reader,
+        engine=lambda: service.engine,
+        clock=clock,
+        metrics=metrics,
     )
+    oidc = None
+    if settings.scheduler_audience:
+        oidc = OidcVerifier(
+            jwks_url=settings.scheduler_jwks_url,
+            audience=settings.scheduler_audience,
+            issuers=settings.scheduler_issuers,
+            emails=settings.scheduler_emails,
+            leeway_s=settings.scheduler_leeway_s,
+            cooldown_s=settings.scheduler_jwks_cooldown_s,
+        )
+    return S3Container(
+        settings,
+        redis,
+        store,
+        http,
+        service,
+        metrics,
+        ledger,
+        configs,
+        admin,
+        watcher,
+        tasks,
+        oidc,
+        owns,
+    )
+
+
+def _secret(value: Any) -> str | None:
+    return None if value is None else str(value.get_secret_value())

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from svckit.oidc import GOOGLE_ISSUERS, GOOGLE_JWKS_URL, check_jwks_url
 from svckit.settings import CsvList, ServiceSettings, check_token
 
 
@@ -49,6 +51,58 @@ class Settings(ServiceSettings):
     s4_api_token: SecretStr | None = Field(
         default=None, description="bearer token S3 sends to S4 (S4's S4_API_TOKEN)"
     )
+
+    # ---- scheduled tasks (/tasks/*): auth, replay (issue 14) ----------------------------------
+    # S3_ADMIN_TOKEN (above) is also accepted on /tasks/* beside a verified OIDC token.
+    scheduler_jwks_url: str = GOOGLE_JWKS_URL
+    # OIDC is off (only S3_ADMIN_TOKEN is accepted) until an audience is set.
+    scheduler_audience: str | None = None
+    scheduler_issuers: CsvList = Field(default_factory=lambda: list(GOOGLE_ISSUERS))
+    scheduler_emails: CsvList = Field(default_factory=list)
+    scheduler_leeway_s: int = Field(default=30, ge=0, le=300)
+    scheduler_jwks_cooldown_s: float = Field(default=30, ge=0)
+    task_replay_ttl_s: int = Field(default=7 * 86400, ge=900)
+    task_lease_s: int = Field(default=600, ge=10)
+    # ---- rebalance (spec 000-003) ----------------------------------------------------------
+    rebalance_symbol: str = "QRLUSDT"
+    rebalance_job_strategy: Literal["symmetric", "intelligent"] = "symmetric"
+    rebalance_target_ratio: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
+    rebalance_threshold_pct: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
+    rebalance_min_notional_usdt: Decimal = Field(default=Decimal(5), ge=0)
+    rebalance_max_notional_usdt: Decimal | None = Field(default=None, gt=0)
+    rebalance_fee_aware: bool = True
+    # Fee estimate; unset ⇒ the instrument's taker fee (Maker→Taker may end as taker).
+    rebalance_fee_rate: Decimal | None = Field(default=None, ge=0, lt=1)
+    # Average cost when our fills explain none (or only part) of the holding (seed 003: 0.05).
+    rebalance_cost_estimate: Decimal = Field(default=Decimal("0.05"), gt=0)
+    rebalance_exec_policy: Literal["MAKER_TAKER", "MARKET"] = "MAKER_TAKER"
+    rebalance_maker_wait_ms: int | None = Field(default=None, ge=0, le=600_000)
+    rebalance_kline_interval: str = "5m"
+    # Where the tasks read balances, ticker and klines (read-only key). none ⇒ only what-if
+    # dry runs (a context) can plan.
+    exchange: Literal["none", "mexc", "binance"] = "none"
+    exchange_api_key: SecretStr | None = None
+    exchange_api_secret: SecretStr | None = None
+    exchange_base_url: str | None = None
+
+    @field_validator(
+        "scheduler_audience", "rebalance_max_notional_usdt", "rebalance_fee_rate",
+        "rebalance_maker_wait_ms", "exchange_base_url", "admin_token", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        # A ConfigMap value is always a string: "" there means "not set".
+        return None if isinstance(v, str) and v.strip() == "" else v
+
+    @field_validator("scheduler_jwks_url")
+    @classmethod
+    def _jwks(cls, v: str) -> str:
+        return check_jwks_url(v)
+
+    @field_validator("rebalance_symbol")
+    @classmethod
+    def _rb_symbol(cls, v: str) -> str:
+        return v.upper()
 
     @field_validator("symbols")
     @classmethod

@@ -67,3 +67,12 @@ class StrategyMetrics:
             "1 while this replica cannot load the active config revision (serves the last good)",
             registry=r,
         )
+        # Scheduled tasks (issue 14): task ∈ rebalance-symmetric|rebalance-intelligent|15-min-job,
+        # action ∈ BUY|SELL|HOLD|none, outcome ∈ success|partial|error|replayed|dry_run|denied.
+        self.task_runs = Counter(
+            "s3_task_runs_total", "scheduled task runs", ["task", "action", "outcome"], registry=r
+        )
+        self.task_duration = Histogram(
+            "s3_task_duration_seconds", "scheduled task run duration", ["task"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r,
+        )  # fmt: skip

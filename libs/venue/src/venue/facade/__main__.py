@@ -83,6 +83,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             default=_opt_float(f"fault_{knob}"),
             help=f"probability of {knob}",
         )
+    p.add_argument("--dialect", choices=["binance", "mexc"], default="binance",
+                   help="mexc: MEXC spot v3 paths and JSON (docs/venue.md, MEXC)")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -101,7 +103,11 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     venue.limiter.limit = args.weight_limit
     app = create_facade(
-        venue, api_key=args.api_key, api_secret=args.api_secret, stall_s=args.stall_s
+        venue,
+        api_key=args.api_key,
+        api_secret=args.api_secret,
+        stall_s=args.stall_s,
+        dialect=args.dialect,
     )
     lock = app.state.venue_lock
     config = uvicorn.Config(

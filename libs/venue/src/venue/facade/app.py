@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -47,8 +47,10 @@ from tradekit.enums import Market, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from venue import errors
 from venue.facade import binance_json as bj
+from venue.facade import mexc_json as mj
 from venue.facade.auth import check_signed_request
 from venue.facade.sim_routes import add_sim_routes, report_faults
+from venue.klines import INTERVALS_MS
 from venue.models import MarginType, VenueOrder, WorkingType
 from venue.venue import Venue
 
@@ -242,6 +244,7 @@ class _Routes:
             Route("GET", "/api/v3/ticker/24hr", s, False, self.ticker_24hr),
             Route("GET", "/api/v3/ticker/bookTicker", s, False, self.book_ticker),
             Route("GET", "/api/v3/ticker/price", s, False, self.ticker_price),
+            Route("GET", "/api/v3/klines", s, False, self.klines),
             # ---- spot: signed
             Route("POST", "/api/v3/order", s, True, self.spot_new_order),
             Route("DELETE", "/api/v3/order", s, True, self.spot_cancel_order),
@@ -336,6 +339,19 @@ class _Routes:
 
     def ticker_price(self, c: Ctx) -> Any:
         return self._tickers(c, bj.ticker_price)
+
+    def klines(self, c: Ctx) -> Any:
+        sym = c.sym()
+        interval = c.req("interval")
+        if interval not in INTERVALS_MS:
+            raise _bad(-1120, "Invalid interval.")
+        limit = c.int_("limit") or 500
+        if not 1 <= limit <= 1000:
+            raise _illegal("limit", "1-1000")
+        bars = self.venue.klines(
+            sym, interval, limit=limit, start_ms=c.int_("startTime"), end_ms=c.int_("endTime")
+        )
+        return bj.klines(bars, INTERVALS_MS[interval], c.market, c.inst(sym))
 
     def premium_index(self, c: Ctx) -> Any:
         return self._tickers(c, lambda t, _m, inst: bj.premium_index(t, inst))
@@ -669,6 +685,51 @@ class _Routes:
         return {"code": 200, "msg": "success"}
 
 
+def _mexc_params(route: Route, params: dict[str, str]) -> None:
+    """MEXC's inputs in the venue's terms: string order ids, MEXC interval names."""
+    if "orderId" in params:
+        params["orderId"] = mj.order_id_in(params["orderId"])
+    if route.method == "POST" and route.path == "/api/v3/order" and params.get("type") == "LIMIT":
+        params.setdefault("timeInForce", "GTC")  # MEXC has no timeInForce: a LIMIT is GTC
+    if route.path == "/api/v3/klines" and "interval" in params:
+        if params["interval"] not in mj.INTERVALS:
+            raise _bad(-1120, "Invalid interval.")
+        params["interval"] = mj.INTERVALS[params["interval"]]
+
+
+def _mexc_render(route: Route, result: Any, c: Ctx) -> Any:
+    """The Binance-shaped answer of `route` re-rendered as MEXC sends it."""
+    path, method, venue = route.path, route.method, c.venue
+    if path == "/api/v3/exchangeInfo":
+        spot = [i for i in venue.instruments.values() if SPOT in i.markets]
+        return mj.exchange_info(spot, venue.server_clock_ms())
+    if path == "/api/v3/depth":
+        return mj.depth(result, c.now)
+    if path == "/api/v3/ticker/24hr":
+        return (
+            [mj.ticker_24hr(t) for t in result]
+            if isinstance(result, list)
+            else (mj.ticker_24hr(result))
+        )
+    if path == "/api/v3/klines":
+        return mj.klines(result, INTERVALS_MS[c.params["interval"]])
+    if path == "/api/v3/account":
+        return mj.account(result)
+    if path == "/api/v3/order":
+        if method == "POST":
+            return mj.new_order(result)
+        return mj.cancel(result) if method == "DELETE" else mj.order(result)
+    if path == "/api/v3/openOrders":
+        return [mj.order(o) for o in result]
+    if path == "/api/v3/myTrades":
+        orders = venue.spot.orders
+        return [
+            mj.trade(t, orders[t["orderId"]].client_order_id if t["orderId"] in orders else None)
+            for t in result
+        ]
+    return result
+
+
 def _merged_params(query: str, body: str) -> dict[str, str]:
     params = dict(parse_qsl(body, keep_blank_values=True))
     params.update(parse_qsl(query, keep_blank_values=True))
@@ -682,12 +743,15 @@ def create_facade(
     api_secret: str,
     stall_s: float = 30.0,
     lock: threading.RLock | None = None,
+    dialect: Literal["binance", "mexc"] = "binance",
 ) -> FastAPI:
     """The Binance-compatible ASGI app over `venue` (one API key pair, like one account).
 
     `stall_s`: how long an injected timeout holds the response when the client does not give
-    up first (then HTTP 408, ``-1007``).
+    up first (then HTTP 408, ``-1007``). `dialect="mexc"`: MEXC spot v3 instead (the same
+    venue, MEXC's field names and JSON types: :mod:`venue.facade.mexc_json`).
     """
+    mexc = dialect == "mexc"
     venue_lock = lock or threading.RLock()
     routes = _Routes(venue)
     app = FastAPI(
@@ -734,14 +798,21 @@ def create_facade(
                     check_signed_request(
                         query=query,
                         body=body,
-                        api_key_header=request.headers.get("x-mbx-apikey"),
+                        api_key_header=request.headers.get(
+                            "x-mexc-apikey" if mexc else "x-mbx-apikey"
+                        ),
                         api_key=api_key,
                         api_secret=api_secret,
                         server_time_ms=venue.server_clock_ms(),
                     )
-                ctx = Ctx(venue=venue, market=route.market, params=_merged_params(query, body))
+                params = _merged_params(query, body)
+                if mexc:
+                    _mexc_params(route, params)
+                ctx = Ctx(venue=venue, market=route.market, params=params)
                 with venue_lock:
                     result = route.handler(ctx)
+                    if mexc:
+                        result = _mexc_render(route, result, ctx)
                 return json_response(route.market, result)
             except errors.AckDropped:
                 return _DroppedAckResponse()
@@ -767,6 +838,8 @@ def create_facade(
 
     add_sim_routes(app, venue, lock=venue_lock, api_key=api_key)
     for route in routes.table():
+        if mexc and (route.market is FUT or "rderList" in route.path):
+            continue  # MEXC spot: no futures on this host, no OCO
         app.add_api_route(
             route.path,
             make_endpoint(route),

@@ -17,6 +17,7 @@ from typing import Any
 from tradekit.enums import Market, OrderStatus, OrderType, Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
+from venue.klines import Bar
 from venue.models import (
     AlgoOrder,
     Balance,
@@ -818,3 +819,26 @@ def exchange_info(
         ],
         "symbols": [_fut_symbol(i) for i in fut],
     }
+
+
+def klines(bars: Sequence[Bar], interval_ms: int, market: Market, inst: Instrument) -> Any:
+    """`GET /api/v3/klines` rows: [open time, o, h, l, c, volume, close time, quote volume,
+    trades, taker buy base, taker buy quote, "0"] (the venue does not split taker volume)."""
+    fmt = f8 if market is Market.SPOT else (lambda d: at(d, inst.tickSize))
+    return [
+        [
+            b.open_time,
+            fmt(b.open),
+            fmt(b.high),
+            fmt(b.low),
+            fmt(b.close),
+            f8(b.volume),
+            b.open_time + interval_ms - 1,
+            f8(b.quote_volume),
+            b.trades,
+            f8(ZERO),
+            f8(ZERO),
+            "0",
+        ]
+        for b in bars
+    ]

@@ -31,6 +31,7 @@ from s3_strategy.entrypoints.schemas import (
     Health,
     ReplayResponse,
 )
+from s3_strategy.entrypoints.tasks import router as tasks_router
 from s3_strategy.service_layer.decide import (
     DecideInput,
     DecideRefused,
@@ -115,6 +116,9 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
         tokens={API: settings.api_token, ADMIN: settings.admin_token},
         fail_body=False,
         realm="s3-strategy",
+        # /tasks/* take a scheduler's OIDC ID token or S3_ADMIN_TOKEN: their router's
+        # dependency (entrypoints/tasks.py) authenticates every request under it.
+        self_auth_prefixes=("/tasks/",),
         disabled=settings.auth_disabled,
     )
     app.include_router(admin_router)
@@ -196,6 +200,8 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
                 {"detail": str(exc), "signal_id": signal_id, "missing": exc.missing},
                 status_code=409,
             )
+
+    app.include_router(tasks_router)
 
     @app.get("/metrics")
     async def metrics(c: ContainerDep) -> Response:

@@ -1,0 +1,91 @@
+"""Candlesticks (klines) of the simulated market: `GET /api/v3/klines` and MEXC's equivalent.
+
+One-minute bars are built from every market step (price: the step's last print, else the mid;
+volume: the printed quantity) and kept for `max_bars` minutes per symbol; longer intervals are
+aggregated from them on request, aligned on the epoch like Binance's (a 5m bar opens at :00,
+:05, …). The newest bar is the one still forming, as on a real venue.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tradekit.money import ZERO
+
+MINUTE_MS = 60_000
+INTERVALS_MS: dict[str, int] = {
+    "1m": MINUTE_MS, "3m": 3 * MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS, "1h": 60 * MINUTE_MS, "2h": 120 * MINUTE_MS, "4h": 240 * MINUTE_MS,
+    "1d": 1440 * MINUTE_MS,
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class Bar:
+    open_time: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = ZERO
+    quote_volume: Decimal = ZERO
+    trades: int = 0
+
+    def add(self, price: Decimal, qty: Decimal, count: int) -> None:
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.close = price
+        self.volume += qty
+        self.quote_volume += qty * price
+        self.trades += count
+
+
+class KlineBook:
+    def __init__(self, max_bars: int = 7 * 1440) -> None:
+        self.max_bars = max_bars
+        self._bars: dict[str, deque[Bar]] = {}
+
+    def record(
+        self, symbol: str, ts: int, price: Decimal, qty: Decimal = ZERO, count: int = 0
+    ) -> None:
+        bars = self._bars.setdefault(symbol, deque(maxlen=self.max_bars))
+        start = ts // MINUTE_MS * MINUTE_MS
+        if bars and bars[-1].open_time == start:
+            bars[-1].add(price, qty, count)
+        elif not bars or bars[-1].open_time < start:
+            bar = Bar(start, price, price, price, price)
+            bar.add(price, qty, count)
+            bars.append(bar)
+
+    def klines(
+        self,
+        symbol: str,
+        interval: str,
+        *,
+        limit: int = 500,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[Bar]:
+        """Bars of `interval`, oldest first, the last `limit` within [start_ms, end_ms]."""
+        size = INTERVALS_MS[interval]
+        out: list[Bar] = []
+        for b in self._bars.get(symbol, ()):
+            start = b.open_time // size * size
+            if out and out[-1].open_time == start:
+                agg = out[-1]
+                agg.high, agg.low, agg.close = max(agg.high, b.high), min(agg.low, b.low), b.close
+                agg.volume += b.volume
+                agg.quote_volume += b.quote_volume
+                agg.trades += b.trades
+            else:
+                out.append(Bar(start, b.open, b.high, b.low, b.close, b.volume,
+                               b.quote_volume, b.trades))  # fmt: skip
+        if start_ms is not None:
+            out = [b for b in out if b.open_time >= start_ms]
+        if end_ms is not None:
+            out = [b for b in out if b.open_time <= end_ms]
+        if start_ms is not None and end_ms is None:
+            return out[:limit]
+        return out[-limit:]

@@ -1,0 +1,186 @@
+"""What a rebalance planner returns, and the checks both planners share (fees, min notional,
+balances). Money is Decimal throughout; quantities are rounded by the Instrument only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tradekit.errors import RoundsToZero
+from tradekit.instrument import Instrument
+
+ZERO = Decimal(0)
+
+
+class Action(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+    HOLD = "HOLD"
+
+
+class HoldReason(StrEnum):
+    """Closed list of HOLD reason codes (part of the API: `plan.reason_code`, metrics)."""
+
+    PRICE_INVALID = "PRICE_INVALID"
+    EMPTY_PORTFOLIO = "EMPTY_PORTFOLIO"
+    WITHIN_THRESHOLD = "WITHIN_THRESHOLD"
+    BELOW_MIN_NOTIONAL = "BELOW_MIN_NOTIONAL"
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    NOT_WORTH_FEES = "NOT_WORTH_FEES"
+    INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
+    NO_SIGNAL = "NO_SIGNAL"
+    PRICE_NOT_FAVOURABLE = "PRICE_NOT_FAVOURABLE"
+    NO_TRADEABLE_POSITION = "NO_TRADEABLE_POSITION"
+    # set by the service layer: an earlier rebalance order of the pair is still working, or
+    # another run holds the pair (its balances are about to change)
+    ORDER_IN_FLIGHT = "ORDER_IN_FLIGHT"
+    RUN_IN_PROGRESS = "RUN_IN_PROGRESS"
+
+
+class FeeModel(BaseModel):
+    """How a planner prices a trade before planning it.
+
+    `fee_rate` is the rate of the order type the executor will most likely end with (Maker→Taker
+    falls back to taker, so the taker rate is the safe estimate). `enabled=False` turns the
+    fee-aware skip off (the seeds' behaviour); min-notional is checked either way.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Price inputs: `price` is what the portfolio is valued at (last or mid); bid/ask (optional)
+    give the spread a taker pays."""
+
+    price: Decimal
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+
+    @property
+    def half_spread(self) -> Decimal:
+        if self.bid is None or self.ask is None or self.bid <= 0 or self.ask < self.bid:
+            return ZERO
+        return (self.ask - self.bid) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    action: Action
+    quantity: Decimal
+    price: Decimal
+    reason: str
+    reason_code: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def notional_usdt(self) -> Decimal:
+        return self.quantity * self.price
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "quantity": self.quantity,
+            "notional_usdt": self.notional_usdt,
+            "price": self.price,
+            "reason": self.reason,
+            "reason_code": self.reason_code,
+            **self.details,
+        }
+
+
+def hold(code: HoldReason, reason: str, price: Decimal, details: dict[str, Any]) -> Plan:
+    return Plan(Action.HOLD, ZERO, price, reason, code.value, details)
+
+
+@dataclass(frozen=True, slots=True)
+class Sized:
+    """A candidate trade after rounding and caps, or the reason there is none."""
+
+    qty: Decimal
+    reduced_by: str | None = None  # "balance" | "tier" | "max_notional" when capped
+    hold: tuple[HoldReason, str] | None = None
+
+
+def size_trade(
+    *,
+    action: Action,
+    wanted_qty: Decimal,
+    price: Decimal,
+    instrument: Instrument,
+    base_free: Decimal,
+    quote_free: Decimal,
+    fee_rate: Decimal,
+    min_notional_usdt: Decimal,
+    max_notional_usdt: Decimal | None,
+    cap_qty: Decimal | None = None,
+    cap_name: str = "tier",
+) -> Sized:
+    """Round `wanted_qty` down to the step, cap it by balances (fees included on a BUY), by an
+    optional cap (tier) and by max notional, then check min notional (ours and the venue's)."""
+    qty = wanted_qty
+    reduced: str | None = None
+    if cap_qty is not None and qty > cap_qty:
+        qty, reduced = cap_qty, cap_name
+    if max_notional_usdt is not None and qty * price > max_notional_usdt:
+        qty, reduced = max_notional_usdt / price, "max_notional"
+    if action is Action.SELL and qty > base_free:
+        qty, reduced = base_free, "balance"
+    if action is Action.BUY:
+        # A BUY pays the fee on top (quote-fee venues) and may fill a little above `price`.
+        affordable = quote_free / (price * (1 + fee_rate)) if price > 0 else ZERO
+        if qty > affordable:
+            qty, reduced = affordable, "balance"
+    try:
+        qty = instrument.round_qty(qty, "down") if qty > 0 else ZERO
+    except RoundsToZero:
+        qty = ZERO
+    floor = max(min_notional_usdt, instrument.minNotional)
+    if qty <= 0 or qty * price < floor or qty < instrument.minQty:
+        if reduced == "balance":
+            return Sized(
+                ZERO,
+                reduced,
+                (HoldReason.INSUFFICIENT_BALANCE, "insufficient balance for a trade of min size"),
+            )
+        return Sized(
+            ZERO,
+            reduced,
+            (
+                HoldReason.BELOW_MIN_NOTIONAL,
+                f"trade of {(qty * price).normalize()} USDT is below min notional {floor}",
+            ),
+        )
+    return Sized(qty, reduced)
+
+
+def trade_cost(qty: Decimal, quote: Quote, fee: FeeModel) -> tuple[Decimal, Decimal]:
+    """(estimated fee, half-spread cost) of trading `qty` now, in quote currency."""
+    return qty * quote.price * fee.fee_rate, qty * quote.half_spread
+
+
+def worth_it(
+    *, qty: Decimal, deviation: Decimal, quote: Quote, fee: FeeModel
+) -> tuple[bool, dict[str, Any]]:
+    """Fee-aware check. Moving `qty` removes a drift of `deviation` (fraction of the portfolio
+    off target) on `qty * price` of value: the value at stake is `qty * price * deviation`
+    (what the drift costs if the price reverts by the deviation). The trade is planned only
+    when that exceeds the estimated fee plus half the spread, i.e. when the deviation is larger
+    than the round cost rate; otherwise it would pay fees to churn."""
+    fee_est, spread_cost = trade_cost(qty, quote, fee)
+    benefit = qty * quote.price * deviation
+    info = {
+        "fee_estimate_usdt": fee_est,
+        "spread_cost_usdt": spread_cost,
+        "drift_value_usdt": benefit,
+    }
+    if not fee.enabled:
+        return True, info
+    return benefit > fee_est + spread_cost, info

@@ -1,0 +1,531 @@
+"""Scheduled tasks (issue 14): symmetric / intelligent rebalance and the 15-minute job.
+
+One run = one *execution*:
+
+* its id comes from the scheduler's job name and the 15-minute window of its schedule time
+  (`X-CloudScheduler-JobName`, `X-CloudScheduler-ScheduleTime`), so every delivery of the same
+  schedule slot has the same id; a run without a schedule time (an operator's manual run) is a
+  new execution each time;
+* Redis `task:exec:{execution_id}` is claimed (SET NX, with a lease) before anything runs. A
+  second delivery finds it: a finished run's stored result is returned (`replayed: true`,
+  nothing traded); a run still in progress answers 409 (the scheduler retries later);
+* an order's client_order_id is a digest of (execution id, strategy): a run that dies half-way
+  and is retried re-sends the *same* id, which S4 deduplicates, so it can never trade twice.
+
+The 15-minute job runs cost/PnL first, then the rebalance; each step is isolated (a failing step
+reports `status: "error"` and its message, the other still runs; the job answers `partial`).
+Plans and results are kept: the latest per strategy in Redis (`rebalance:plan:{strategy}`), every
+run in the store (`strategy_events`, kind `TASK_RUN`), cost snapshots in `positions_snapshots`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from s3_strategy.adapters.publisher import IntentPublisher
+from s3_strategy.adapters.spot_reader import SpotReader
+from s3_strategy.config import Settings
+from s3_strategy.domain.engine import Engine
+from s3_strategy.domain.rebalance.costs import CostFill, PositionCost, position_cost
+from s3_strategy.domain.rebalance.intelligent import IntelligentConfig, plan_intelligent
+from s3_strategy.domain.rebalance.plan import Action, FeeModel, HoldReason, Plan, Quote
+from s3_strategy.domain.rebalance.symmetric import SymmetricConfig, plan_symmetric
+from s3_strategy.metrics import StrategyMetrics
+from svckit import jsonutil
+from svckit.clock import Clock
+from svckit.redisio import RedisClient
+from svckit.store.base import DocumentStore, Query
+from tradekit.enums import Market, OrderStatus, Side
+from tradekit.instrument import Instrument
+from tradekit.intents import MakerTakerPolicy, MarketPolicy, OrderIntent
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 15 * 60
+TASK_SYMMETRIC = "rebalance-symmetric"
+TASK_INTELLIGENT = "rebalance-intelligent"
+TASK_JOB = "15-min-job"
+STRATEGY_OF = {TASK_SYMMETRIC: "symmetric", TASK_INTELLIGENT: "intelligent"}
+
+
+def exec_key(execution_id: str) -> str:
+    return f"task:exec:{execution_id}"
+
+
+def plan_key(strategy: str) -> str:
+    return f"rebalance:plan:{strategy}"
+
+
+def run_lock_key(symbol: str) -> str:
+    return f"lock:rebalance:{symbol}"
+
+
+REBALANCE_COID_PREFIX = "rb-"
+WORKING = [s.value for s in OrderStatus if not s.is_terminal]
+
+
+class TaskInputError(Exception):
+    """An input the run needs is unavailable (no exchange configured, bad what-if...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    """A dry run's hypothetical inputs; anything left out is read live."""
+
+    balances: dict[str, Decimal] | None = None
+    price: Decimal | None = None
+    cost_avg: Decimal | None = None
+    closes: list[Decimal] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    task: str
+    path: str
+    auth: str
+    dry_run: bool = False
+    context: WhatIf | None = None
+    job_name: str | None = None
+    schedule_time: str | None = None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "task"
+
+
+def parse_schedule_time(value: str) -> datetime:
+    """RFC 3339 as Cloud Scheduler sends it (`2026-12-04T19:15:00.123Z`); ValueError if not."""
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError("schedule time needs a timezone")
+    return dt.astimezone(UTC)
+
+
+def execution_id(*, task: str, path: str, job_name: str | None, schedule_time: str | None) -> str:
+    """Deterministic for a scheduled delivery (job + 15-minute window), unique for a manual run."""
+    if schedule_time is None:
+        return f"manual-{_slug(task)}-{uuid.uuid4().hex[:16]}"
+    when = parse_schedule_time(schedule_time)
+    window = int(when.timestamp()) // WINDOW_S * WINDOW_S
+    job = job_name or path
+    digest = hashlib.blake2b(f"{job}|{window}".encode(), digest_size=6).hexdigest()
+    stamp = datetime.fromtimestamp(window, UTC).strftime("%Y%m%dT%H%MZ")
+    return f"{_slug(job.rsplit('/', 1)[-1])}-{stamp}-{digest}"
+
+
+def rebalance_client_order_id(execution_id: str, strategy: str) -> str:
+    digest = hashlib.blake2b(f"{execution_id}|{strategy}".encode(), digest_size=12).hexdigest()
+    return f"rb-{digest}"  # 27 characters: room for S4's child suffix -E{n}
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _jsonable(obj: Any) -> Any:
+    return jsonutil.loads(jsonutil.dumps(obj))
+
+
+class TaskService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        redis: RedisClient,
+        store: DocumentStore,
+        publisher: IntentPublisher,
+        reader: SpotReader | None,
+        engine: Callable[[], Engine],
+        clock: Clock,
+        metrics: StrategyMetrics,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.store = store
+        self.publisher = publisher
+        self.reader = reader
+        self.engine = engine
+        self.clock = clock
+        self.metrics = metrics
+
+    # ---- configuration -----------------------------------------------------------------------
+    def instrument(self) -> Instrument:
+        plan = self.engine().plans.get(self.settings.rebalance_symbol)
+        if plan is None:
+            raise TaskInputError(f"{self.settings.rebalance_symbol} is not in instrument_registry")
+        return plan.inst
+
+    def _fee(self, inst: Instrument) -> FeeModel:
+        rate = self.settings.rebalance_fee_rate
+        return FeeModel(
+            enabled=self.settings.rebalance_fee_aware,
+            fee_rate=inst.taker_fee if rate is None else rate,
+        )
+
+    def symmetric_config(self, inst: Instrument) -> SymmetricConfig:
+        s = self.settings
+        return SymmetricConfig(
+            target_ratio=s.rebalance_target_ratio,
+            threshold_pct=s.rebalance_threshold_pct,
+            min_notional_usdt=s.rebalance_min_notional_usdt,
+            max_notional_usdt=s.rebalance_max_notional_usdt,
+            fee=self._fee(inst),
+        )
+
+    def intelligent_config(self, inst: Instrument) -> IntelligentConfig:
+        s = self.settings
+        return IntelligentConfig(
+            target_ratio=s.rebalance_target_ratio,
+            threshold_pct=s.rebalance_threshold_pct,
+            min_notional_usdt=s.rebalance_min_notional_usdt,
+            max_notional_usdt=s.rebalance_max_notional_usdt,
+            fee=self._fee(inst),
+        )
+
+    # ---- one run -----------------------------------------------------------------------------
+    async def run(self, req: RunRequest) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body). Replays a finished execution; 409 while one is in progress."""
+        t0 = time.perf_counter()
+        eid = execution_id(
+            task=req.task, path=req.path, job_name=req.job_name, schedule_time=req.schedule_time
+        )
+        if req.dry_run:
+            # A dry run of a slot is its own execution: replaying it to the live delivery of the
+            # same slot would silently skip the trade.
+            eid += "-dry"
+        key = exec_key(eid)
+        marker = jsonutil.dumps({"state": "running", "since": self.clock.now_ms()})
+        if not await self.redis.set(key, marker, nx=True, ex=self.settings.task_lease_s):
+            raw = await self.redis.get(key)
+            doc = jsonutil.loads(raw) if raw else {}
+            if doc.get("state") == "done":
+                body = dict(doc["result"])
+                body["replayed"] = True
+                self.metrics.task_runs.labels(req.task, "none", "replayed").inc()
+                log.info("task replayed", extra={"task": req.task, "execution_id": eid})
+                return 200, body
+            return 409, {
+                "status": "in_progress",
+                "task": req.task,
+                "execution_id": eid,
+                "detail": "this execution is running; retry later for its result",
+            }
+        try:
+            body = await self._execute(req, eid)
+        except BaseException:
+            await self.redis.delete(key)  # nothing finished: a retry may run it again
+            raise
+        body["duration_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+        ok = body["status"] != "error"
+        if ok:
+            done = jsonutil.dumps({"state": "done", "result": body})
+            await self.redis.set(key, done, ex=self.settings.task_replay_ttl_s)
+        else:
+            # Failed before anything was stored as done: the scheduler's retry runs it again,
+            # with the same execution id and so the same client order ids.
+            await self.redis.delete(key)
+        await self._record(req, body)
+        self._observe(req, body, time.perf_counter() - t0)
+        return (200 if ok else 503), body
+
+    async def _execute(self, req: RunRequest, eid: str) -> dict[str, Any]:
+        now = self.clock.now_ms()
+        head: dict[str, Any] = {
+            "task": req.task,
+            "auth": req.auth,
+            "execution_id": eid,
+            "timestamp": _iso(now),
+            "dry_run": req.dry_run,
+            "replayed": False,
+        }
+        if req.task == TASK_JOB:
+            cost = await self._step(lambda: self.cost_update(req, eid))
+            strategy = self.settings.rebalance_job_strategy
+            reb = await self._step(lambda: self.rebalance(strategy, req, eid))
+            failed = [s for s in (cost, reb) if s["status"] == "error"]
+            status = "success" if not failed else ("partial" if len(failed) == 1 else "error")
+            return {"status": status, **head, "cost_update": cost, "rebalance": reb}
+        step = await self._step(lambda: self.rebalance(STRATEGY_OF[req.task], req, eid))
+        body: dict[str, Any] = {
+            "status": "error" if step["status"] == "error" else "success",
+            **head,
+            "plan": step.get("plan"),
+            "orders": step.get("orders", []),
+            "steps": {"rebalance": {"duration_ms": step["duration_ms"]}},
+        }
+        for extra in ("error", "publish", "cost"):
+            if extra in step:
+                body[extra] = step[extra]
+        return body
+
+    async def _step(self, fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        try:
+            out = await fn()
+            out.setdefault("status", "success")
+        except Exception as exc:
+            log.warning("task step failed", exc_info=not isinstance(exc, TaskInputError))
+            out = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        out["duration_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+        return _jsonable(out)  # type: ignore[no-any-return]
+
+    # ---- inputs ------------------------------------------------------------------------------
+    def _need_reader(self, what: str) -> SpotReader:
+        if self.reader is None:
+            raise TaskInputError(
+                f"no exchange to read {what} from (S3_EXCHANGE=none): "
+                "give it in `context` with dry_run: true, or configure S3_EXCHANGE"
+            )
+        return self.reader
+
+    async def _balances(self, inst: Instrument, ctx: WhatIf | None) -> tuple[Decimal, ...]:
+        """(base free, base locked, quote free, quote locked)."""
+        if ctx is not None and ctx.balances is not None:
+            missing = {inst.base_asset, inst.quote_asset} - set(ctx.balances)
+            if missing:
+                raise TaskInputError(f"context.balances lacks {sorted(missing)}")
+            zero = Decimal(0)
+            return ctx.balances[inst.base_asset], zero, ctx.balances[inst.quote_asset], zero
+        got = await self._need_reader("balances").balances([inst.base_asset, inst.quote_asset])
+        b, q = got[inst.base_asset], got[inst.quote_asset]
+        return b.free, b.locked, q.free, q.locked
+
+    async def _quote(self, inst: Instrument, ctx: WhatIf | None) -> Quote:
+        if ctx is not None and ctx.price is not None:
+            return Quote(ctx.price)
+        t = await self._need_reader("the ticker").ticker(inst.symbol)
+        return Quote(t.last, t.bid, t.ask)
+
+    async def position(
+        self, inst: Instrument, *, price: Decimal | None, holding: Decimal | None
+    ) -> PositionCost:
+        docs = await self.store.find(
+            "fills", Query(where={"symbol": inst.symbol, "market": Market.SPOT.value})
+        )
+        fills = [
+            CostFill(
+                side=str(d["side"]),
+                qty=Decimal(str(d["qty"])),
+                price=Decimal(str(d["price"])),
+                fee=Decimal(str(d.get("fee") or 0)),
+                fee_asset=str(d.get("fee_asset") or ""),
+                ts=int(d.get("ts_fill") or 0),
+                trade_id=str(d.get("trade_id") or ""),
+            )
+            for d in docs
+        ]
+        return position_cost(
+            fills,
+            asset=inst.base_asset,
+            quote_asset=inst.quote_asset,
+            opening_cost=self.settings.rebalance_cost_estimate,
+            price=price,
+            holding=holding,
+        )
+
+    # ---- steps -------------------------------------------------------------------------------
+    async def cost_update(self, req: RunRequest, eid: str) -> dict[str, Any]:
+        inst = self.instrument()
+        ctx = req.context
+        price: Decimal | None = None
+        holding: Decimal | None = None
+        notes: list[str] = []
+        try:
+            price = (await self._quote(inst, ctx)).price
+            bf, bl, _, _ = await self._balances(inst, ctx)
+            holding = bf + bl
+        except TaskInputError as exc:
+            notes.append(str(exc))  # PnL without a mark: still the fills' cost and realised
+        pos = await self.position(inst, price=price, holding=holding)
+        snapshot = {
+            "symbol": inst.symbol,
+            "ts": self.clock.now_ms(),
+            "execution_id": eid,
+            "dry_run": req.dry_run,
+            **pos.as_dict(),
+        }
+        if not req.dry_run:
+            await self.store.upsert(
+                "positions_snapshots", f"{inst.base_asset}-{eid}", _jsonable(snapshot)
+            )
+        out: dict[str, Any] = {"positions": {inst.base_asset: snapshot}}
+        if notes:
+            out["notes"] = notes
+        return out
+
+    async def in_flight(self, inst: Instrument) -> list[str]:
+        """Rebalance orders of the pair S4 still works on (from the shared `orders`)."""
+        out: list[str] = []
+        for status in WORKING:
+            docs = await self.store.find(
+                "orders", Query(where={"symbol": inst.symbol, "status": status})
+            )
+            out += [
+                str(d["client_order_id"])
+                for d in docs
+                if d.get("parent_client_order_id") is None
+                and str(d.get("client_order_id", "")).startswith(REBALANCE_COID_PREFIX)
+            ]
+        return sorted(out)
+
+    async def rebalance(self, strategy: str, req: RunRequest, eid: str) -> dict[str, Any]:
+        if req.dry_run:
+            return await self._rebalance(strategy, req, eid)
+        # One live rebalance of a pair at a time (a manual run and the job, two strategies):
+        # each plans from balances the other is about to change.
+        inst = self.instrument()
+        lock = run_lock_key(inst.symbol)
+        if not await self.redis.set(lock, eid, nx=True, ex=self.settings.task_lease_s):
+            holder = await self.redis.get(lock)
+            held = holder.decode() if isinstance(holder, bytes) else holder
+            return {
+                "strategy": strategy,
+                "plan": {
+                    "action": Action.HOLD.value,
+                    "quantity": 0,
+                    "reason": f"another rebalance of {inst.symbol} is running ({held})",
+                    "reason_code": HoldReason.RUN_IN_PROGRESS.value,
+                },
+                "orders": [],
+            }
+        try:
+            return await self._rebalance(strategy, req, eid)
+        finally:
+            await self.redis.delete(lock)
+
+    async def _rebalance(self, strategy: str, req: RunRequest, eid: str) -> dict[str, Any]:
+        inst = self.instrument()
+        ctx = req.context
+        bf, bl, qf, ql = await self._balances(inst, ctx)
+        quote = await self._quote(inst, ctx)
+        out: dict[str, Any] = {"strategy": strategy}
+        plan: Plan
+        if strategy == "symmetric":
+            plan = plan_symmetric(
+                base_free=bf, quote_free=qf, base_locked=bl, quote_locked=ql, quote=quote,
+                instrument=inst, config=self.symmetric_config(inst),
+            )  # fmt: skip
+        else:
+            cfg = self.intelligent_config(inst)
+            if ctx is not None and ctx.closes is not None:
+                closes = ctx.closes
+            else:
+                closes = await self._need_reader("klines").closes(
+                    inst.symbol, self.settings.rebalance_kline_interval, cfg.ma_long
+                )
+            if ctx is not None and ctx.cost_avg is not None:
+                cost_avg = ctx.cost_avg
+            else:
+                pos = await self.position(inst, price=quote.price, holding=bf + bl)
+                cost_avg = pos.avg_cost
+                out["cost"] = {"avg_cost": pos.avg_cost, "source": pos.source}
+            plan = plan_intelligent(
+                base_free=bf, quote_free=qf, base_locked=bl, quote_locked=ql, quote=quote,
+                closes=closes, cost_avg=cost_avg, instrument=inst, config=cfg,
+            )  # fmt: skip
+        pending = await self.in_flight(inst)
+        if pending and plan.action is not Action.HOLD:
+            # The balances still hold what that order will trade: planning again would trade
+            # the same drift twice.
+            plan = Plan(
+                Action.HOLD, Decimal(0), plan.price,
+                f"rebalance order(s) still working: {', '.join(pending)}",
+                HoldReason.ORDER_IN_FLIGHT.value, {**plan.details, "planned": plan.as_dict()},
+            )  # fmt: skip
+        out["plan"] = plan.as_dict()
+        out["orders"] = []
+        if plan.action is Action.HOLD or req.dry_run:
+            if plan.action is not Action.HOLD:
+                out["plan"]["would_send"] = self._intent(plan, inst, strategy, eid).model_dump(
+                    mode="json", exclude_none=True
+                )
+            return out
+        intent = self._intent(plan, inst, strategy, eid)
+        report = await self.publisher.publish(intent.model_dump(mode="json", exclude_none=True))
+        out["orders"] = [intent.client_order_id]
+        out["publish"] = report.as_dict()
+        s4 = report.s4 or {}
+        if not report.delivered:
+            raise RuntimeError(f"intent {intent.client_order_id} not delivered: {report.errors}")
+        if report.rest == "ok" and s4.get("result") == "FAIL":
+            raise RuntimeError(f"S4 refused {intent.client_order_id}: {s4.get('message')}")
+        return out
+
+    def _intent(self, plan: Plan, inst: Instrument, strategy: str, eid: str) -> OrderIntent:
+        coid = rebalance_client_order_id(eid, strategy)
+        policy: MakerTakerPolicy | MarketPolicy
+        if self.settings.rebalance_exec_policy == "MARKET":
+            policy = MarketPolicy()
+        else:
+            policy = MakerTakerPolicy(maker_wait_ms=self.settings.rebalance_maker_wait_ms)
+        return OrderIntent(
+            intent_id=coid,
+            market=Market.SPOT,
+            symbol=inst.symbol,
+            side=Side.BUY if plan.action is Action.BUY else Side.SELL,
+            qty=plan.quantity,
+            exec_policy=policy,
+            client_order_id=coid,
+            ref_price=plan.price,
+            config_rev=self.engine().config_rev,
+            created_ts=self.clock.now_ms(),
+        )
+
+    # ---- records -----------------------------------------------------------------------------
+    def _plans(self, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        if body["task"] == TASK_JOB:
+            reb = body.get("rebalance") or {}
+            plan = reb.get("plan")
+            return [(str(reb.get("strategy")), plan)] if plan else []
+        plan = body.get("plan")
+        return [(STRATEGY_OF[body["task"]], plan)] if plan else []
+
+    async def _record(self, req: RunRequest, body: dict[str, Any]) -> None:
+        try:
+            if not req.dry_run:
+                for strategy, plan in self._plans(body):
+                    latest = {"execution_id": body["execution_id"], "plan": plan,
+                              "orders": body.get("orders") or
+                              (body.get("rebalance") or {}).get("orders", []),
+                              "timestamp": body["timestamp"]}  # fmt: skip
+                    await self.redis.set(plan_key(strategy), jsonutil.dumps(latest))
+            doc = {"kind": "TASK_RUN", "ts": self.clock.now_ms(), **body}
+            await self.store.upsert("strategy_events", f"task-{body['execution_id']}", doc)
+        except Exception:
+            # The run's outcome stands (orders are S4's to persist); a lost record is logged.
+            log.exception("task record failed", extra={"execution_id": body["execution_id"]})
+
+    def _observe(self, req: RunRequest, body: dict[str, Any], elapsed_s: float) -> None:
+        plans = self._plans(body)
+        action = str(plans[0][1].get("action")) if plans else "none"
+        outcome = "dry_run" if req.dry_run and body["status"] == "success" else body["status"]
+        self.metrics.task_runs.labels(req.task, action, outcome).inc()
+        self.metrics.task_duration.labels(req.task).observe(elapsed_s)
+        steps = {
+            name: {"status": body[name]["status"], "duration_ms": body[name]["duration_ms"]}
+            for name in ("cost_update", "rebalance")
+            if isinstance(body.get(name), dict)
+        }
+        log.info(
+            "task run",
+            extra={
+                "task": req.task,
+                "execution_id": body["execution_id"],
+                "status": body["status"],
+                "dry_run": req.dry_run,
+                "auth": req.auth,
+                "action": action,
+                "orders": body.get("orders") or (body.get("rebalance") or {}).get("orders"),
+                "duration_ms": body["duration_ms"],
+                "steps": steps or body.get("steps"),
+            },
+        )
