@@ -101,6 +101,53 @@ def hold(code: HoldReason, reason: str, price: Decimal, details: dict[str, Any])
 
 
 @dataclass(frozen=True, slots=True)
+class Drift:
+    delta: Decimal  # base value minus its target (USDT; > 0: too much base)
+    deviation: Decimal  # |base share - target ratio|
+
+
+def drift(
+    *,
+    base_free: Decimal,
+    base_locked: Decimal,
+    quote_free: Decimal,
+    quote_locked: Decimal,
+    price: Decimal,
+    target_ratio: Decimal,
+    threshold_pct: Decimal,
+    details: dict[str, Any],
+) -> Drift | Plan:
+    """How far the portfolio's base value is from its target, or the
+    HOLD plan when there is nothing to rebalance or the deviation is within the threshold. Valued
+    on totals (an open order's locked funds are still ours); traded from free balances only.
+    Records its figures in `details`."""
+    base_value = (base_free + base_locked) * price
+    total = base_value + quote_free + quote_locked
+    if total <= 0:
+        return hold(HoldReason.EMPTY_PORTFOLIO, "no base nor quote to rebalance", price, details)
+    target_value = total * target_ratio
+    delta = base_value - target_value
+    ratio = base_value / total
+    deviation = abs(ratio - target_ratio)
+    details.update(
+        base_value=base_value,
+        total_value=total,
+        target_value=target_value,
+        ratio=ratio,
+        deviation_pct=deviation,
+        delta_usdt=delta,
+    )
+    if deviation < threshold_pct:
+        return hold(
+            HoldReason.WITHIN_THRESHOLD,
+            f"deviation {deviation:.4%} below threshold {threshold_pct:.2%}",
+            price,
+            details,
+        )
+    return Drift(delta, deviation)
+
+
+@dataclass(frozen=True, slots=True)
 class Sized:
     """A candidate trade after rounding and caps, or the reason there is none."""
 

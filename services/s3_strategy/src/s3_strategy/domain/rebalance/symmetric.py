@@ -24,6 +24,7 @@ from s3_strategy.domain.rebalance.plan import (
     HoldReason,
     Plan,
     Quote,
+    drift,
     hold,
     size_trade,
     worth_it,
@@ -66,30 +67,14 @@ def plan_symmetric(
     }
     if not price.is_finite() or price <= 0:
         return hold(HoldReason.PRICE_INVALID, f"invalid price {price}", price, details)
-    # Valued on totals (an open order's locked funds are still ours); traded from free only.
-    base_value = (base_free + base_locked) * price
-    total = base_value + quote_free + quote_locked
-    if total <= 0:
-        return hold(HoldReason.EMPTY_PORTFOLIO, "no base nor quote to rebalance", price, details)
-    target_value = total * config.target_ratio
-    delta = base_value - target_value
-    ratio = base_value / total
-    deviation = abs(ratio - config.target_ratio)
-    details.update(
-        base_value=base_value,
-        total_value=total,
-        target_value=target_value,
-        ratio=ratio,
-        deviation_pct=deviation,
-        delta_usdt=delta,
-    )
-    if deviation < config.threshold_pct:
-        return hold(
-            HoldReason.WITHIN_THRESHOLD,
-            f"deviation {deviation:.4%} below threshold {config.threshold_pct:.2%}",
-            price,
-            details,
-        )
+    delta_or_hold = drift(
+        base_free=base_free, base_locked=base_locked, quote_free=quote_free,
+        quote_locked=quote_locked, price=price, target_ratio=config.target_ratio,
+        threshold_pct=config.threshold_pct, details=details,
+    )  # fmt: skip
+    if isinstance(delta_or_hold, Plan):
+        return delta_or_hold
+    delta, deviation = delta_or_hold.delta, delta_or_hold.deviation
     action = Action.SELL if delta > 0 else Action.BUY
     sized = size_trade(
         action=action,
