@@ -254,35 +254,42 @@ async def test_orders_and_cancel_answer_503_within_the_deadline_while_redis_is_s
         )
         redis = make_redis(server.addresses)
         store = SqliteStore(tmp_path / "store.sqlite3")
-        container = await bootstrap(settings, redis=redis, store=store)
-        app = create_app(settings, container=container)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
-            ) as client,
-        ):
-            first = await client.post(
-                "/orders", json={**FUT, "exec_policy": {"type": "MAKER_TAKER"}}
-            )
-            assert first.status_code in (200, 202)
-            os.kill(server.pids[0], signal.SIGSTOP)
-            try:
-                loop = asyncio.get_running_loop()
-                t0 = loop.time()
-                late = await client.post("/orders", json={**FUT, "client_order_id": "t-btc-2"})
-                took = loop.time() - t0
-                assert late.status_code == 503 and took < 1.5, (late.status_code, took)
-                assert "not answered within 500 ms" in late.json()["message"]
-                t0 = loop.time()
-                cancel = await client.post("/cancel", json={"client_order_id": "t-btc-1"})
-                took = loop.time() - t0
-                # The store recorded the cancel (SQLite is not stalled): it is carried out, and
-                # the answer says so instead of a 503 that reads "nothing happened".
-                assert took < 1.5, took
-                assert cancel.status_code == 202, cancel.json()
-                assert cancel.json()["status"] == "PENDING_CANCEL"
-            finally:
-                os.kill(server.pids[0], signal.SIGCONT)
-        await store.close()
-        await redis.aclose()
+        try:
+            container = await bootstrap(settings, redis=redis, store=store)
+            app = create_app(settings, container=container)
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(
+                    transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
+                ) as client,
+            ):
+                first = await client.post(
+                    "/orders", json={**FUT, "exec_policy": {"type": "MAKER_TAKER"}}
+                )
+                assert first.status_code in (200, 202), first.text
+                os.kill(server.pids[0], signal.SIGSTOP)
+                try:
+                    await _stalled_requests(client)
+                finally:
+                    os.kill(server.pids[0], signal.SIGCONT)
+        finally:
+            await store.close()
+            await redis.aclose()
+
+
+async def _stalled_requests(client: httpx.AsyncClient) -> None:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    late = await client.post("/orders", json={**FUT, "client_order_id": "t-btc-2"})
+    took = loop.time() - t0
+    # Well under redis-py's 5 s socket timeout: the deadline answered, not Redis.
+    assert late.status_code == 503 and took < 3.0, (late.status_code, took)
+    assert "not answered within 500 ms" in late.json()["message"]
+    t0 = loop.time()
+    cancel = await client.post("/cancel", json={"client_order_id": "t-btc-1"})
+    took = loop.time() - t0
+    # The store recorded the cancel (SQLite is not stalled): it is carried out, and the answer
+    # says so instead of a 503 that reads "nothing happened".
+    assert took < 3.0, took
+    assert cancel.status_code == 202, cancel.json()
+    assert cancel.json()["status"] == "PENDING_CANCEL"

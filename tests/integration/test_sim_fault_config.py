@@ -34,6 +34,7 @@ from svckit.settings import load_settings
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES, REPO
 from tests.contract.facade_harness import API_KEY, SwappableApp, facade_venue, plug
+from tests.helpers import S4_AUTH, FreshTransport
 from tradekit.enums import Market, OrderType, Side
 from venue.defaults import DEFAULT_INSTRUMENTS
 from venue.facade import FacadeServer
@@ -129,7 +130,9 @@ async def s4_sim(
     app = create_app(settings, container=container)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s4") as client,
+        httpx.AsyncClient(
+            transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
+        ) as client,
     ):
         yield client, container
     await store.close()
