@@ -628,6 +628,11 @@ class Campaign:
                 await asyncio.sleep(0.15)
                 if path == "/cancel" and r.status_code == 404:
                     continue  # the intent is not in yet: the cancel keeps racing it
+                if path == "/orders" and r.json().get("status") != "REJECTED":
+                    # 503 without a stored refusal means "not accepted now, retry" (deadline,
+                    # Redis down): a client resends the same body, as S3's publisher does.
+                    await asyncio.sleep(0.35)
+                    continue
                 return r.status_code
             return r.status_code
         return None
