@@ -31,7 +31,7 @@ from s3_strategy.domain.rebalance.plan import (
     drift,
     hold,
     size_trade,
-    worth_it,
+    vetted,
 )
 from tradekit.instrument import Instrument
 
@@ -198,18 +198,11 @@ def plan_intelligent(
         max_notional_usdt=config.max_notional_usdt,
         cap_qty=cap,
     )
-    details["reduced"] = sized.reduced_by
-    if sized.hold is not None:
-        return hold(sized.hold[0], sized.hold[1], price, details)
-    ok, costs = worth_it(qty=sized.qty, deviation=deviation, quote=quote, fee=config.fee)
-    details.update(costs)
-    if not ok:
-        return hold(
-            HoldReason.NOT_WORTH_FEES,
-            "drift removed is worth less than the estimated fee plus half the spread",
-            price,
-            details,
-        )
+    refused = vetted(
+        sized, deviation=deviation, quote=quote, fee=config.fee, price=price, details=details
+    )
+    if refused is not None:
+        return refused
     if action is Action.BUY:
         reason = "Golden cross + base below target + price favourable"
     else:

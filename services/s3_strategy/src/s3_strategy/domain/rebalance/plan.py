@@ -208,6 +208,32 @@ def size_trade(
     return Sized(qty, reduced)
 
 
+def vetted(
+    sized: Sized,
+    *,
+    deviation: Decimal,
+    quote: Quote,
+    fee: FeeModel,
+    price: Decimal,
+    details: dict[str, Any],
+) -> Plan | None:
+    """The HOLD plan for a sized trade that must not go (sizing said hold, or the drift it
+    removes is not worth the fee plus half the spread); None when it may go."""
+    details["reduced"] = sized.reduced_by
+    if sized.hold is not None:
+        return hold(sized.hold[0], sized.hold[1], price, details)
+    ok, costs = worth_it(qty=sized.qty, deviation=deviation, quote=quote, fee=fee)
+    details.update(costs)
+    if not ok:
+        return hold(
+            HoldReason.NOT_WORTH_FEES,
+            "drift removed is worth less than the estimated fee plus half the spread",
+            price,
+            details,
+        )
+    return None
+
+
 def trade_cost(qty: Decimal, quote: Quote, fee: FeeModel) -> tuple[Decimal, Decimal]:
     """(estimated fee, half-spread cost) of trading `qty` now, in quote currency."""
     return qty * quote.price * fee.fee_rate, qty * quote.half_spread

@@ -27,7 +27,7 @@ from s3_strategy.domain.rebalance.plan import (
     drift,
     hold,
     size_trade,
-    worth_it,
+    vetted,
 )
 from tradekit.instrument import Instrument
 
@@ -87,18 +87,11 @@ def plan_symmetric(
         min_notional_usdt=config.min_notional_usdt,
         max_notional_usdt=config.max_notional_usdt,
     )
-    details["reduced"] = sized.reduced_by
-    if sized.hold is not None:
-        return hold(sized.hold[0], sized.hold[1], price, details)
-    ok, costs = worth_it(qty=sized.qty, deviation=deviation, quote=quote, fee=config.fee)
-    details.update(costs)
-    if not ok:
-        return hold(
-            HoldReason.NOT_WORTH_FEES,
-            "drift removed is worth less than the estimated fee plus half the spread",
-            price,
-            details,
-        )
+    refused = vetted(
+        sized, deviation=deviation, quote=quote, fee=config.fee, price=price, details=details
+    )
+    if refused is not None:
+        return refused
     side = "above" if action is Action.SELL else "below"
     reason = f"{instrument.base_asset} value {side} target by {deviation:.2%}"
     if sized.reduced_by:
