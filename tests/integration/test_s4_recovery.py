@@ -166,6 +166,139 @@ async def test_restart_with_child_allocated_but_never_recorded_sends_it_once(
         await store.close()
 
 
+class CrashAfterChildFinal(SqliteStore):
+    """Dies when the parent is written after its child's record already says FILLED (the
+    child record is written first, the parent's execution state second)."""
+
+    async def update(self, collection: str, key: str, patch: dict[str, object]) -> None:
+        if collection == "orders" and key == "c-1":
+            child = await super().get("orders", "c-1-E1")
+            if child is not None and child["status"] == "FILLED":
+                raise SimulatedCrash("between the child's final record and the parent's")
+        await super().update(collection, key, patch)
+
+
+async def test_restart_after_the_child_record_is_final_but_the_parent_not_finishes_it(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    # The resumed machine still holds the child as SUBMITTED while its record is FILLED: the
+    # record is the truth it must take (it used to wait forever for a report that never came).
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    crashing = CrashAfterChildFinal(tmp_path / "store.sqlite3")
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=crashing) as r1:
+            with pytest.raises(SimulatedCrash):
+                await r1.submit()
+            await crash(r1)
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
+            assert await r2.c.router.recover() == 1
+            view = await r2.until_done("c-1", within_ms=5_000)
+            assert not r2.c.manager.is_active("c-1")
+            assert view["order"]["status"] == "FILLED"
+            assert view["order"]["filled_qty"] == "0.002"
+            assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
+            assert r2.venue_filled("c-1") == D("0.002")
+            assert len(view["fills"]) == 1
+    finally:
+        await crashing.close()
+        await store.close()
+
+
+class StaleListing(SqliteStore):
+    """Lists orders as they were when the sweep began (its query ran before the driver
+    finished and let go of the lease)."""
+
+    first: dict[str, Any] | None = None  # the parent as first stored (live)
+    stale: dict[str, Any] | None = None
+
+    async def insert(self, collection: str, doc: dict[str, Any]) -> str:
+        key = await super().insert(collection, doc)
+        if collection == "orders" and doc.get("_key") == "c-1":
+            self.first = dict(doc)
+        return key
+
+    async def find(self, collection: str, query: Any = None) -> list[dict[str, Any]]:
+        docs = await super().find(collection, query)
+        if collection == "orders" and self.stale is not None:
+            where = getattr(query, "where", {}) or {}
+            if where.get("status") == self.stale["status"] and "parent_client_order_id" in where:
+                return [self.stale]
+        return docs
+
+
+async def test_orphan_sweep_does_not_resume_an_order_that_finished_after_it_was_listed(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = StaleListing(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r:
+            await r.submit(qty="0.002")
+            snapshot = store.first  # listed while still live
+            assert snapshot is not None and snapshot["status"] in ("NEW", "SUBMITTED")
+            done = await r.until_done("c-1")
+            assert done["order"]["status"] == "FILLED"
+            store.stale = snapshot
+            assert await r.c.router.recover() == 0
+            assert not r.c.manager.is_active("c-1")
+            view = await r.c.router.get("c-1")
+            assert view is not None and view["order"]["status"] == "FILLED"
+            assert "EXEC_RESUMED" not in await r.events("c-1")
+    finally:
+        await store.close()
+
+
+class StaleProtectionListing(SqliteStore):
+    """Lists protections as they were when the sweep began."""
+
+    first: dict[str, Any] | None = None
+    stale = False
+
+    async def insert(self, collection: str, doc: dict[str, Any]) -> str:
+        key = await super().insert(collection, doc)
+        if collection == "strategy_events" and self.first is None:
+            self.first = dict(doc)
+        return key
+
+    async def find(self, collection: str, query: Any = None) -> list[dict[str, Any]]:
+        if collection == "strategy_events" and self.stale and self.first is not None:
+            return [self.first]
+        return await super().find(collection, query)
+
+
+async def test_protection_sweep_loads_the_protection_as_stored_now_not_as_listed(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = StaleProtectionListing(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r:
+            prot = r.c.protection
+            assert prot is not None
+            await r.submit(sl={"type": "STOP_MARKET", "price": "64000"})
+            for _ in range(5):
+                clock.advance(50)
+                await prot.step_all()
+            placed = sorted(a.client_algo_id for a in r.venue.algo.orders.values())
+            assert placed and r.position() == D("0.002")
+            assert store.first is not None and not store.first["entry_done"]  # listed early
+            await prot.shutdown()  # its driver lets go; the sweep's listing predates that
+            store.stale = True
+            assert await prot.recover() == 1
+            assert prot.active["c-1"].entry_done  # the stored state, not the listed one
+            for _ in range(5):
+                clock.advance(50)
+                await prot.step_all()
+            again = sorted(a.client_algo_id for a in r.venue.algo.orders.values())
+            assert again == placed and r.position() == D("0.002")
+    finally:
+        await store.close()
+
+
 async def test_restart_mid_twap_resumes_without_repeating_or_skipping_slices(
     redis: RedisClient, tmp_path: Path
 ) -> None:

@@ -255,6 +255,14 @@ class Execution:
             report = await self._poll(child)
             if report is not None:
                 await self._run(self.machine.on_report(self.d.clock.now_ms(), report))
+        # A child whose record is already final while the machine still waits on it (a crash
+        # between the child's write and the parent's): the record holds the venue's last word,
+        # and no poll would ever come for it.
+        for _, c in self.machine.children():
+            rec = self.children.get(c.id)
+            if rec is not None and rec.status.is_terminal and not c.status.is_terminal:
+                report = ChildReport(c.id, rec.status, rec.filled_qty, message=rec.message)
+                await self._run(self.machine.on_report(self.d.clock.now_ms(), report))
 
     async def _cancel_flag(self) -> bool:
         doc = await self.d.store.get("orders", self.client_order_id)

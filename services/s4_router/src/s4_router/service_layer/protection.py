@@ -392,7 +392,14 @@ class ProtectionService:
             coid = doc["parent_client_order_id"]
             if coid in self.active or not await self._take(coid):
                 continue
-            p = self._load(doc)
+            # The listing is older than the lease: a driver that let go in between may have
+            # moved the protection on (or ended it). Only the document as stored now is loaded.
+            try:
+                fresh = await self.store.get("strategy_events", doc_key(coid))
+            except Exception:
+                await self._drop(coid)
+                raise
+            p = self._load(fresh) if fresh is not None and fresh.get("active") else None
             if p is None:
                 await self._drop(coid)
                 continue

@@ -659,8 +659,18 @@ class OrderRouter:
                 lease = await self.leases.acquire(coid)
                 if lease is None:
                     continue  # driven by another task or replica
+                # The listing is older than the lease: its driver may have finished the order
+                # and let go in between. Only the order as stored now is resumed.
                 try:
-                    ex = await self.load(doc, lease)
+                    fresh = await self.store.get("orders", coid)
+                except Exception:
+                    await self.leases.release(lease)
+                    raise
+                if fresh is None or S(fresh["status"]) not in LIVE:
+                    await self.leases.release(lease)
+                    continue
+                try:
+                    ex = await self.load(fresh, lease)
                 except Exception:
                     log.exception("%s: could not be resumed", coid)
                     await self.leases.release(lease)
