@@ -355,7 +355,7 @@ def find_violations(
 
 # ---- the stack ----------------------------------------------------------------------------------
 class Stack:
-    def __init__(self, cfg: Config, run_dir: Path) -> None:
+    def __init__(self, cfg: Config, run_dir: Path, *, replicas: int = 2) -> None:
         self.cfg, self.run_dir = cfg, run_dir
         self.redis = RedisProc(run_dir / "redis")
         flags = [
@@ -380,7 +380,7 @@ class Stack:
             # production's 30 s, so a scenario does not wait for half a minute.
             "S4_STREAM_CLAIM_IDLE_MS": "5000",
         }  # fmt: skip
-        self.replicas = [S4Proc(f"s4-{x}", run_dir, env=env) for x in ("a", "b")]
+        self.replicas = [S4Proc(f"s4-{x}", run_dir, env=env) for x in "ab"[:replicas]]
         self.restarting: set[str] = set()
 
     def start(self) -> None:

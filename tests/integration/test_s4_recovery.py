@@ -170,12 +170,12 @@ class CrashAfterChildFinal(SqliteStore):
     """Dies when the parent is written after its child's record already says FILLED (the
     child record is written first, the parent's execution state second)."""
 
-    async def update(self, collection: str, key: str, patch: dict[str, object]) -> None:
+    async def update(self, collection: str, key: str, patch: dict[str, Any]) -> dict[str, Any]:
         if collection == "orders" and key == "c-1":
             child = await super().get("orders", "c-1-E1")
             if child is not None and child["status"] == "FILLED":
                 raise SimulatedCrash("between the child's final record and the parent's")
-        await super().update(collection, key, patch)
+        return await super().update(collection, key, patch)
 
 
 async def test_restart_after_the_child_record_is_final_but_the_parent_not_finishes_it(
