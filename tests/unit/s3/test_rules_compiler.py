@@ -19,7 +19,6 @@ from s3_strategy.domain.rules import (
     lint_rules,
     reference_eval,
 )
-from s3_strategy.domain.rules.compiler import cond_source
 from tests.unit.s3.helpers import decide, engine, features, fixture, params, rule
 
 FACTORS = factors_from_docs(fixture("factor_registry.json"))
@@ -180,16 +179,18 @@ def test_engine_with_params_max_depth_applies_it_at_load() -> None:
         engine(rules=[rule("R-1", deep)], bundle_params=params(rules={"max_depth": 2}))
 
 
-def test_cond_source_with_unsafe_leaf_refuses_to_generate() -> None:
+def test_compile_cond_with_unsafe_leaf_refuses_to_compile() -> None:
     with pytest.raises(ValueError, match="unsafe"):
-        cond_source(("leaf", "x']) or __import__('os') or (x['", "<", 1.0))
+        compile_cond(("leaf", "x']) or __import__('os') or (x['", "<", 1.0))
     with pytest.raises(ValueError, match="unsafe"):
-        cond_source(("leaf", "spread_bps", "< 1 or 1", 1.0))
+        compile_cond(("leaf", "spread_bps", "< 1 or 1", 1.0))
     with pytest.raises(ValueError, match="unsafe"):
-        cond_source(("leaf", "spread_bps", "<", float("nan")))
+        compile_cond(("leaf", "spread_bps", "<", float("nan")))
+    with pytest.raises(ValueError, match="unsafe"):
+        compile_cond(("leaf", "spread_bps", "<", True))  # a bool is not a threshold
 
 
-# ---- generated code ≡ reference interpreter ---------------------------------------------------
+# ---- compiled conditions ≡ reference interpreter -------------------------------------------
 NAMES = ("spread_bps", "rv_1h", "ma_cross", "rho_usdttwd_14")
 leaf = st.tuples(
     st.just("leaf"),
