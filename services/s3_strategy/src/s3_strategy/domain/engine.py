@@ -159,6 +159,7 @@ class Engine:
     """Compiled decision context. Immutable by convention: never mutate, build a new one."""
 
     __slots__ = (
+        "_band_cache",
         "bundle_id",
         "config_rev",
         "content",
@@ -199,6 +200,7 @@ class Engine:
         self.rules_enabled = sum(1 for r in rules if r.enabled)
         rulesets = build_rulesets(rules, by_symbol, SERVICE)
         self.max_age_ms = self.params.feature_max_age_ms or self.limits.feature_max_age_ms
+        self._band_cache: dict[str, list[RouteBand]] = {}
         self.plans = {
             sym: SymbolPlan(
                 inst,
@@ -212,6 +214,12 @@ class Engine:
 
     # ---- building -----------------------------------------------------------------------------
     def _bands(self, tables: Mapping[str, Any], name: str) -> list[RouteBand]:
+        # One validation per table per build (every symbol and market plan reads it).
+        if name not in self._band_cache:
+            self._band_cache[name] = self._validate_bands(tables, name)
+        return self._band_cache[name]
+
+    def _validate_bands(self, tables: Mapping[str, Any], name: str) -> list[RouteBand]:
         table = tables.get(name)
         if not isinstance(table, Mapping) or not table.get("bands"):
             raise ContextError(f"route table {name!r} is missing from the decision context")
