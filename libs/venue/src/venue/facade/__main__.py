@@ -126,6 +126,10 @@ async def _serve(args: argparse.Namespace) -> None:
     # Bound here (not by uvicorn) so that `--port 0` can print the port the OS chose.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Inherited by accepted connections. asyncio sets TCP_NODELAY itself only on sockets whose
+    # proto is IPPROTO_TCP, which a hand-made socket's 0 is not: without it every answer waited
+    # ~40 ms for the client's delayed ACK (a real venue's latency is a separate, explicit knob).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((args.host, args.port))
     host, port = sock.getsockname()[:2]
     print(f"venue.facade listening on http://{host}:{port}", flush=True)
