@@ -708,6 +708,7 @@ class Campaign:
                 self.stats.http_errors[f"/orders {p.refused_http} (refused)"] += 1
             if p.coid not in pending:
                 statuses[p.coid] = "REFUSED"
+        refused = {p.coid for p in issued if p.refused_http}
         rounds = 0
         while pending and time.monotonic() < deadline:
             # The outcome event says when to look; GET /orders (every ~2 s) catches intents
@@ -719,10 +720,15 @@ class Campaign:
                 if st is not None and st in TERMINAL:
                     statuses[coid] = st
                     pending.discard(coid)
+                elif st is None and rounds % 8 == 0 and await self._dead_lettered(coid):
+                    # Refused with nothing stored (a stream copy gone stale): its final place
+                    # is the dead-letter stream; no outcome event will ever come.
+                    statuses[coid] = "REFUSED" if coid in refused else "DLQ"
+                    self.stats.dead_lettered += coid not in refused
+                    pending.discard(coid)
             rounds += 1
             if pending:
                 await asyncio.sleep(0.25)
-        refused = {p.coid for p in issued if p.refused_http}
         for coid in pending:
             st = await self._status(coid)
             if st is None and coid in refused:
