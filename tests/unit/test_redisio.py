@@ -9,6 +9,7 @@ import pytest
 from svckit import keys
 from svckit.redisio import (
     LockNotAcquired,
+    LockQueue,
     RedisClient,
     ack,
     autoclaim,
@@ -65,6 +66,39 @@ async def test_hold_lock_with_contention_serialises_and_times_out(redis: RedisCl
     async with hold_lock(redis, key, ttl_ms=3000, wait_ms=10):
         assert 0 < await redis.pttl(key) <= 3000
     assert await redis.get(key) is None
+
+
+async def test_hold_lock_through_a_local_queue_hands_over_in_order_at_once(
+    redis: RedisClient,
+) -> None:
+    # Waiters of one process used to poll Redis with a back-off growing to 50 ms: after each
+    # release the lock sat idle until some waiter woke, in no particular order (ten concurrent
+    # orders on one symbol went 3x slower than one at a time).
+    key = keys.lock_pos("BTCUSDT")
+    queue = LockQueue()
+    order: list[int] = []
+    gaps: list[float] = []
+    released = [0.0]
+    loop = asyncio.get_running_loop()
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(i * 0.01)  # they queue up in index order
+        async with hold_lock(redis, key, ttl_ms=3000, wait_ms=5000, queue=queue):
+            if order:
+                gaps.append(loop.time() - released[0])
+            order.append(i)
+            await asyncio.sleep(0.06 if i == 0 else 0.02)
+        released[0] = loop.time()
+
+    await asyncio.gather(*(one(i) for i in range(6)))
+    assert order == list(range(6))
+    assert max(gaps) < 0.015, gaps
+    assert await redis.get(key) is None
+    # The local queue counts toward the wait: a waiter queued too long gives up as before.
+    async with hold_lock(redis, key, ttl_ms=3000, wait_ms=10, queue=queue):
+        with pytest.raises(LockNotAcquired):
+            async with hold_lock(redis, key, ttl_ms=3000, wait_ms=30, queue=queue):
+                pass
 
 
 async def test_hold_lock_with_crashed_holder_expires_after_ttl(redis: RedisClient) -> None:

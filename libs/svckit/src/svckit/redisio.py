@@ -103,30 +103,65 @@ class LockNotAcquired(Exception):
     pass
 
 
+class LockQueue:
+    """A process-local FIFO in front of distributed locks: the tasks of one process that want
+    the same key wait on an `asyncio.Lock` (handed over in arrival order the moment it is
+    released), and only the head of the line polls Redis — against other processes. Without
+    it every local waiter polls with a growing back-off and the lock idles after each release
+    until one of them happens to wake."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+
 @contextlib.asynccontextmanager
 async def hold_lock(
-    r: RedisClient, key: str, *, ttl_ms: int, wait_ms: int, owner: str = ""
+    r: RedisClient,
+    key: str,
+    *,
+    ttl_ms: int,
+    wait_ms: int,
+    owner: str = "",
+    queue: LockQueue | None = None,
 ) -> AsyncIterator[str]:
-    """Distributed lock (SET NX PX + compare-and-delete). Waits up to `wait_ms`, holds ≤ ttl_ms;
-    the TTL bounds how long a crashed holder can block others (spec: lock:pos ≤ 3 s)."""
-    token = new_token(owner)
+    """Distributed lock (SET NX PX + compare-and-delete). Waits up to `wait_ms` (in `queue`'s
+    line first, when given, then for Redis), holds ≤ ttl_ms; the TTL bounds how long a crashed
+    holder can block others (spec: lock:pos ≤ 3 s)."""
     deadline = time.monotonic() + wait_ms / 1000
-    delay = 0.002
-    while True:
+    async with contextlib.AsyncExitStack() as stack:
+        if queue is not None:
+            local = queue.lock(key)
+            if not local.locked():
+                await local.acquire()  # free: taken at once (also with wait_ms=0)
+            else:
+                try:
+                    await asyncio.wait_for(local.acquire(), timeout=wait_ms / 1000)
+                except TimeoutError:
+                    raise LockNotAcquired(f"{key} is held by another decision") from None
+            stack.callback(local.release)
+        token = new_token(owner)
+        delay = 0.002
+        while True:
+            try:
+                if await r.set(key, token, nx=True, px=ttl_ms) or await r.get(key) == token:
+                    break
+            except redis_exc.RedisError as exc:
+                raise translate(exc) from exc
+            if time.monotonic() >= deadline:
+                raise LockNotAcquired(f"{key} is held by another decision")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
         try:
-            if await r.set(key, token, nx=True, px=ttl_ms) or await r.get(key) == token:
-                break
-        except redis_exc.RedisError as exc:
-            raise translate(exc) from exc
-        if time.monotonic() >= deadline:
-            raise LockNotAcquired(f"{key} is held by another decision")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    try:
-        yield token
-    finally:
-        with contextlib.suppress(redis_exc.RedisError):
-            await r.eval(_RELEASE_LUA, 1, key, token)
+            yield token
+        finally:
+            with contextlib.suppress(redis_exc.RedisError):
+                await r.eval(_RELEASE_LUA, 1, key, token)
 
 
 _XADD_ONCE_LUA = """

@@ -57,7 +57,7 @@ from s4_router.service_layer.venue_ops import Unresolved, VenueOps
 from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
-from svckit.redisio import LockNotAcquired, RedisClient, hold_lock
+from svckit.redisio import LockNotAcquired, LockQueue, RedisClient, hold_lock
 from svckit.store.base import DocumentStore
 from tradekit.enums import OrderRole, OrderStatus, OrderType, TimeInForce
 from tradekit.events import OrderExecuted
@@ -97,6 +97,9 @@ class ExecDeps:
     on_progress: ProgressHook | None = None
     # Pre-trade books (published mkt:depth when fresh, else the venue); None: the venue's.
     books: BookSource | None = None
+    # This process's line for `lock:pos:{symbol}`: its executions take turns in arrival
+    # order, and only the head polls Redis (against S3 and the other replicas).
+    pos_queue: LockQueue = field(default_factory=LockQueue)
 
 
 def policy_book(book: BookTop) -> Book:
@@ -426,7 +429,7 @@ class Execution:
         """`lock:pos:{symbol}` around one venue request (never across a back-off)."""
         return hold_lock(
             self.d.redis, keys.lock_pos(self.parent.symbol), ttl_ms=self.d.lock_ttl_ms,
-            wait_ms=self.d.lock_wait_ms, owner=self.d.owner,
+            wait_ms=self.d.lock_wait_ms, owner=self.d.owner, queue=self.d.pos_queue,
         )  # fmt: skip
 
     async def _rejected(
