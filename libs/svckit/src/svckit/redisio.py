@@ -129,22 +129,25 @@ async def hold_lock(
     wait_ms: int,
     owner: str = "",
     queue: LockQueue | None = None,
+    queue_wait_ms: int | None = None,
 ) -> AsyncIterator[str]:
-    """Distributed lock (SET NX PX + compare-and-delete). Waits up to `wait_ms` (in `queue`'s
-    line first, when given, then for Redis), holds ≤ ttl_ms; the TTL bounds how long a crashed
+    """Distributed lock (SET NX PX + compare-and-delete). With a `queue`, waits first in this
+    process's line (up to `queue_wait_ms`, default `wait_ms`: a place in the line costs
+    nothing), then up to `wait_ms` for Redis; holds ≤ ttl_ms. The TTL bounds how long a crashed
     holder can block others (spec: lock:pos ≤ 3 s)."""
-    deadline = time.monotonic() + wait_ms / 1000
     async with contextlib.AsyncExitStack() as stack:
         if queue is not None:
             local = queue.lock(key)
             if not local.locked():
                 await local.acquire()  # free: taken at once (also with wait_ms=0)
             else:
+                line_ms = wait_ms if queue_wait_ms is None else queue_wait_ms
                 try:
-                    await asyncio.wait_for(local.acquire(), timeout=wait_ms / 1000)
+                    await asyncio.wait_for(local.acquire(), timeout=line_ms / 1000)
                 except TimeoutError:
                     raise LockNotAcquired(f"{key} is held by another decision") from None
             stack.callback(local.release)
+        deadline = time.monotonic() + wait_ms / 1000
         token = new_token(owner)
         delay = 0.002
         while True:

@@ -430,6 +430,11 @@ class Execution:
         return hold_lock(
             self.d.redis, keys.lock_pos(self.parent.symbol), ttl_ms=self.d.lock_ttl_ms,
             wait_ms=self.d.lock_wait_ms, owner=self.d.owner, queue=self.d.pos_queue,
+            # Waiting in this process's line is free; giving up is not (the next step asks
+            # the venue for the child before sending it). Bounded so the lease, renewed
+            # between steps, never lapses while waiting.
+            queue_wait_ms=max(self.d.lock_wait_ms, self.d.leases.ttl_ms // 3)
+            if self.d.leases is not None else self.d.lock_wait_ms,
         )  # fmt: skip
 
     async def _rejected(
