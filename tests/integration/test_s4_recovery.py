@@ -133,6 +133,39 @@ async def test_restart_with_child_in_flight_resolves_before_sending_the_same_id(
         await store.close()
 
 
+async def test_restart_with_parent_without_exec_state_is_refused_with_a_critical_alert(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """A live parent stored without its execution state (written before the state existed,
+    or damaged) is not guessed back into a machine: it stays as stored, nothing is sent, and
+    an operator is paged (RECOVERY_FAILED, critical)."""
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
+                          exchange=CrashingExchange(venue, when="before_send")) as r1:  # fmt: skip
+            with pytest.raises(SimulatedCrash):
+                await r1.submit()
+            await crash(r1)
+        await store.update("orders", "c-1", {"exec_state": None})
+        stored = await store.get("orders", "c-1")
+        assert stored is not None and stored["status"] == "SUBMITTED"
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
+            assert await r2.c.router.recover() == 0
+            assert not r2.c.manager.is_active("c-1")
+            await r2.drive(2_000)
+            assert r2.venue_orders("c-1") == []
+            failed = [a for a in await r2.stream(keys.ALERTS) if a["kind"] == "RECOVERY_FAILED"]
+            assert len(failed) == 1 and failed[0]["severity"] == "critical"
+            assert "c-1" in failed[0]["message"] and "execution state" in failed[0]["message"]
+            view = await r2.c.router.get("c-1")
+            assert view is not None and view["order"]["status"] == "SUBMITTED"  # as stored
+            assert "EXEC_RESUMED" not in await r2.events("c-1")
+    finally:
+        await store.close()
+
+
 class CrashingStore(SqliteStore):
     """Dies right before the first child order record is written."""
 

@@ -58,8 +58,8 @@ from s4_router.adapters.leases import Lease, LeaseLost, Leases
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import BreakerState, CircuitBreaker, Transition
 from s4_router.policies.clock_guard import ClockSkewGuard
-from s4_router.policies.execution import ExecState, ParentMachine, SliceStatus
-from s4_router.policies.maker_taker import ChildState, Phase, SliceState
+from s4_router.policies.execution import ExecState, ParentMachine
+from s4_router.policies.maker_taker import ChildState
 from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_intake, check_market
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
@@ -81,7 +81,7 @@ from tradekit.enums import Market, OrderRole, OrderStatus, OrderType, RequestRes
 from tradekit.errors import InvalidIntent
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
-from tradekit.intents import MakerTakerPolicy, MarketPolicy, OcoPolicy, OrderIntent
+from tradekit.intents import MakerTakerPolicy, OcoPolicy, OrderIntent
 from tradekit.orders import OrderRecord, OrderResponse, StateChange
 
 log = logging.getLogger(__name__)
@@ -568,21 +568,28 @@ class OrderRouter:
             for f in await self.store.find("fills", Query(where={"parent_client_order_id": coid}))
             if f["client_order_id"] in kids or parent_of(f["client_order_id"]) is None
         ]
+        if parent.exec_state is None:
+            # Every intake stores the plan with the parent; without it the execution cannot
+            # be rebuilt safely (guessing could send what was sent already): page a human.
+            await self.publisher.alert(
+                "RECOVERY_FAILED",
+                f"{coid}: stored without its execution state; not resumed, nothing sent "
+                "(check its children at the venue and close it by hand)",
+                severity="critical", data={"symbol": parent.symbol},
+            )  # fmt: skip
+            return None
         unsent: list[str] = []
-        if parent.exec_state is not None:
-            state = ExecState.model_validate(parent.exec_state)
-            machine = ParentMachine(state, inst=inst, parent_id=coid)
-            for sl, c in machine.children():
-                if c.id not in kids:
-                    # Allocated (parent written first) but its record never was: the send
-                    # comes after the record, so this child never reached the venue.
-                    kids[c.id] = self._restore_child(parent, sl.index, c)
-                    await self.store.insert(
-                        "orders", {"_key": c.id, **kids[c.id].model_dump(mode="json")}
-                    )
-                    unsent.append(c.id)
-        else:
-            machine = self._legacy_machine(parent, kids, inst)
+        state = ExecState.model_validate(parent.exec_state)
+        machine = ParentMachine(state, inst=inst, parent_id=coid)
+        for sl, c in machine.children():
+            if c.id not in kids:
+                # Allocated (parent written first) but its record never was: the send comes
+                # after the record, so this child never reached the venue.
+                kids[c.id] = self._restore_child(parent, sl.index, c)
+                await self.store.insert(
+                    "orders", {"_key": c.id, **kids[c.id].model_dump(mode="json")}
+                )
+                unsent.append(c.id)
         ex = Execution(
             self.deps, parent=parent, children=kids, machine=machine, inst=inst, fills=fills,
             lease=lease,
@@ -605,44 +612,6 @@ class OrderRouter:
             time_in_force=TimeInForce.GTX if post_only else None, ts_send=c.placed_ms,
             created_ts=c.placed_ms, updated_ts=self.clock.now_ms(),
         )  # fmt: skip
-
-    def _legacy_machine(
-        self, parent: OrderRecord, kids: dict[str, OrderRecord], inst: Instrument
-    ) -> ParentMachine:
-        """A parent stored before execution state existed (one MARKET child per intent):
-        adopt its children as taker children of a single slice, resolve them first, then
-        finish the remainder as a market execution."""
-        resolved = resolve_policy(
-            MarketPolicy(), notional=Decimal(0), table=self.route_table, limits=self.limits,
-            inst=inst,
-        )  # fmt: skip
-        ns = [_child_n(cid) for cid in kids]
-        machine = ParentMachine.plan(
-            parent_id=parent.client_order_id, side=parent.side, qty=parent.qty,
-            reduce_only=parent.reduce_only, config=resolved.config, inst=inst,
-            now=self.clock.now_ms(), ref_price=parent.arrival_mid or Decimal(1),
-            first_n=max(ns, default=0) + 1,
-        )  # fmt: skip
-        st = SliceState(index=0, target=parent.qty, phase=Phase.WANT_TAKER)
-        for cid in sorted(kids, key=_child_n):
-            c = kids[cid]
-            st.children.append(
-                ChildState(
-                    id=cid,
-                    n=_child_n(cid),
-                    role=OrderRole.TAKER,
-                    qty=c.qty,
-                    price=c.price,
-                    status=c.status,
-                    filled=c.filled_qty,
-                    placed_ms=c.created_ts,
-                )
-            )
-            if not c.status.is_terminal:
-                st.working, st.phase = cid, Phase.TAKER
-        sl = machine.s.slices[0]
-        sl.status, sl.state = SliceStatus.ACTIVE, st
-        return machine
 
     async def recover(self) -> int:
         """Resume every unfinished parent nobody drives (startup, and periodically for
