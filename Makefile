@@ -34,10 +34,11 @@ setup: $(STAMP) ## create .venv from uv.lock (done automatically by run/test)
 run: $(STAMP) ## start Redis (embedded), SQLite store, venue simulator, S3 on :8081, S4 on :8082
 	$(VENV)/bin/python scripts/devstack.py
 
-test: $(STAMP) ## run lint, type checks and the whole test suite
+test: $(STAMP) ## run lint, type checks, import contracts and the whole test suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint + format check

@@ -7,6 +7,10 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder
+# The in-process venue simulator (S4_EXCHANGE=sim) is S4's `sim` extra: a live image leaves it
+# out (the default); docker-compose, which runs the simulator by default, builds with
+# S4_EXTRAS="--extra sim".
+ARG S4_EXTRAS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
@@ -27,13 +31,13 @@ COPY libs/venue/pyproject.toml libs/venue/pyproject.toml
 COPY services/s3_strategy/pyproject.toml services/s3_strategy/pyproject.toml
 COPY services/s4_router/pyproject.toml services/s4_router/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --package s4-router --no-install-workspace
+    uv sync --frozen --no-dev --package s4-router ${S4_EXTRAS} --no-install-workspace
 
 # 2) The workspace packages themselves (installed editable, pointing at /app/...).
 COPY libs libs
 COPY services/s4_router services/s4_router
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --package s4-router
+    uv sync --frozen --no-dev --package s4-router ${S4_EXTRAS}
 
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -37,9 +37,9 @@ import httpx
 from s4_router.adapters.exchange.base import PlaceOrderRequest
 from s4_router.adapters.exchange.ccxt_client import CcxtExchange
 from s4_router.adapters.exchange.sim_client import SimExchange
+from svckit.clock import ManualClock, WallClock
 from svckit.embedded_redis import free_port
 from tradekit.enums import Market, OrderType, Side, TimeInForce
-from venue.clock import ManualClock, WallClock
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 from venue.facade import FacadeServer, create_facade
 

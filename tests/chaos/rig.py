@@ -18,7 +18,7 @@ from s4_router.adapters.exchange.base import ExchangePort
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.bootstrap import S4Container, bootstrap
 from s4_router.config import Settings
-from s4_router.service_layer.router import Outcome
+from s4_router.domain.outcomes import Outcome
 from svckit import jsonutil, keys
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient

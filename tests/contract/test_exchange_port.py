@@ -45,6 +45,7 @@ from s4_router.adapters.exchange.base import (
 )
 from s4_router.adapters.exchange.ccxt_client import CcxtExchange
 from s4_router.adapters.exchange.sim_client import SimExchange
+from svckit.clock import Clock, ManualClock
 from tests.contract.facade_harness import (
     API_KEY,
     API_SECRET,
@@ -54,7 +55,6 @@ from tests.contract.facade_harness import (
     plug,
 )
 from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side, TimeInForce
-from venue.clock import Clock, ManualClock
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 from venue.facade import FacadeServer
 from venue.faults import FaultKind

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from s3_strategy.adapters.spot_reader import CcxtSpotReader
+from svckit.clock import TrackingClock
 from tests.contract.facade_harness import API_KEY, API_SECRET, START_MS, SwappableApp
 from tradekit.enums import Market
-from venue.clock import TrackingClock
 from venue.defaults import default_venue
 from venue.facade import FacadeServer, create_facade
 from venue.venue import Venue

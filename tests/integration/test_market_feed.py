@@ -13,9 +13,9 @@ from s4_router.adapters.market_feed import (
     synthetic_rho_usdttwd,
 )
 from svckit import jsonutil, keys
+from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
 from tradekit.enums import Market
-from venue.clock import ManualClock
 from venue.defaults import default_venue
 from venue.features import Bar
 

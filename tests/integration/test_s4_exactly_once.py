@@ -14,6 +14,7 @@ from pathlib import Path
 from s4_router.adapters.exchange.base import BookTop, ExchangeOrder, PlaceOrderRequest
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.adapters.leases import Leases, lease_key
+from s4_router.entrypoints.statuses import http_status
 from svckit import keys
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
@@ -104,7 +105,7 @@ async def test_parallel_posts_of_one_id_send_once_and_the_loser_keeps_its_hands_
         first = asyncio.create_task(r.submit(exec_policy=maker))  # held before its lease
         await ex.entered.wait()
         second = await r.submit(exec_policy=maker)  # the parallel POST overtakes and drives it
-        assert second.http_status in (200, 202) and not second.response.duplicate
+        assert http_status(second) in (200, 202) and not second.response.duplicate
         holder = await redis.get(lease_key("c-1"))
         ex.release.set()
         late = await first
@@ -147,7 +148,7 @@ async def test_a_deferred_child_is_resolved_from_the_venue_before_any_resend(
     async with s4_rig(redis, tmp_path, lock_wait_ms=0) as r:
         await redis.set(keys.lock_pos("BTCUSDT"), "someone-else", px=60_000)
         out = await r.submit()
-        assert out.http_status == 202 and r.venue_orders("c-1") == []  # deferred
+        assert http_status(out) == 202 and r.venue_orders("c-1") == []  # deferred
         # The earlier copy: same id, traded and closed at the venue.
         r.venue.place_order(
             Market.FUT, "BTCUSDT", side=Side.BUY, type="MARKET", qty=D("0.002"),
@@ -166,9 +167,9 @@ async def test_reused_client_order_id_with_a_different_body_is_409_naming_the_fi
     async with s4_rig(redis, tmp_path) as r:
         assert (await r.submit()).response.status is S.FILLED
         again = await r.submit()
-        assert again.http_status == 200 and again.response.duplicate
+        assert http_status(again) == 200 and again.response.duplicate
         other = await r.submit(qty="0.003", side="SELL")
-        assert other.http_status == 409
+        assert http_status(other) == 409
         assert other.response.message is not None
         assert "qty" in other.response.message and "side" in other.response.message
         assert "IDEMPOTENCY_CONFLICT" in await r.alerts()
@@ -192,7 +193,7 @@ async def test_a_venue_overfill_is_stored_alerted_and_halts_new_entries_on_the_s
     they are stored (store = venue), a critical OVERFILL is raised and buying stops."""
     async with s4_rig(redis, tmp_path, lock_wait_ms=0) as r:
         await redis.set(keys.lock_pos("BTCUSDT"), "someone-else", px=60_000)
-        assert (await r.submit()).http_status == 202  # E1 deferred
+        assert http_status(await r.submit()) == 202  # E1 deferred
         r.venue.place_order(
             Market.FUT, "BTCUSDT", side=Side.BUY, type="MARKET", qty=D("0.004"),
             client_order_id="c-1-E1",
@@ -207,7 +208,7 @@ async def test_a_venue_overfill_is_stored_alerted_and_halts_new_entries_on_the_s
         assert await redis.get(keys.halt_entries("BTCUSDT")) is not None
         r.clock.advance(2_000)
         refused = await r.submit(client_order_id="c-2", intent_id="i-2")
-        assert refused.http_status == 503 and "halted" in (refused.response.message or "")
+        assert http_status(refused) == 503 and "halted" in (refused.response.message or "")
         close = await r.submit(
             client_order_id="c-3", intent_id="i-3", side="SELL", reduce_only=True
         )

@@ -12,6 +12,7 @@ import httpx
 from s4_router.adapters.exchange.base import BookTop
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.entrypoints.api import create_app
+from s4_router.entrypoints.statuses import http_status
 from svckit import keys
 from svckit.redisio import RedisClient
 from tests.chaos.rig import hand_venue, intent, s4_rig, set_book
@@ -28,7 +29,7 @@ async def test_maker_with_fill_before_timeout_fills_as_maker_and_reports_once(
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
         out = await r.submit(exec_policy=MT)
-        assert out.http_status == 202 and out.response.status is S.ACCEPTED
+        assert http_status(out) == 202 and out.response.status is S.ACCEPTED
         assert out.response.order_ids == ["c-1", "c-1-E1"]
         (child,) = r.venue_orders("c-1")
         assert child.post_only and child.price == D(64999) and child.status is S.ACCEPTED
@@ -98,7 +99,7 @@ async def test_maker_with_post_only_reject_reprices_at_the_new_best(
         venue = base.venue
     async with s4_rig(redis, tmp_path / "b", venue=venue, exchange=StaleBook(venue)) as r:
         out = await r.submit(exec_policy=MT)
-        assert out.http_status == 202
+        assert http_status(out) == 202
         view = await r.c.router.get("c-1")
         assert view is not None
         kids = view["children"]
@@ -119,7 +120,7 @@ async def test_twap_with_market_slices_sends_each_slice_once_at_its_time(
             qty="0.006", exec_policy={"type": "TWAP", "slices": 3, "gap_ms": 1000,
                                       "jitter_pct": 0},
         )  # fmt: skip
-        assert out.http_status == 202 and [o.client_order_id for o in r.venue_orders("c-1")] == [
+        assert http_status(out) == 202 and [o.client_order_id for o in r.venue_orders("c-1")] == [
             "c-1-E1"
         ]
         await r.drive(999)
@@ -140,7 +141,7 @@ async def test_maker_taker_with_route_table_band_uses_band_wait_and_twap(
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
         out = await r.submit(qty="0.005", exec_policy={})  # 325 USDT: band 2 (2000 ms, 2 x 600)
-        assert out.http_status == 202
+        assert http_status(out) == 202
         view = await r.c.router.get("c-1")
         assert view is not None
         state = view["order"]["exec_state"]
@@ -179,7 +180,7 @@ async def test_liquidity_probe_with_wide_spread_delays_bounded_then_sends_degrad
     async with s4_rig(redis, tmp_path) as r:
         set_book(r.venue, bid="64950", ask="65050")  # ~15 bps > 3 bps limit
         out = await r.submit()
-        assert out.http_status == 202 and r.venue_orders("c-1") == []
+        assert http_status(out) == 202 and r.venue_orders("c-1") == []
         await r.drive(1900)
         assert r.venue_orders("c-1") == []
         view = await r.until_done("c-1")
@@ -197,12 +198,12 @@ async def test_cancel_with_resting_maker_cancels_child_and_ends_canceled(
         await r.submit(exec_policy=MT)
         (child,) = r.venue_orders("c-1")
         out = await r.c.router.cancel(order_id=str(child.order_id))  # a child names its parent
-        assert out.http_status == 200 and out.response.status is S.CANCELED
+        assert http_status(out) == 200 and out.response.status is S.CANCELED
         assert r.venue_orders("c-1")[0].status is S.CANCELED
         await r.drive(3000)
         assert len(r.venue_orders("c-1")) == 1  # no taker after a cancel
         again = await r.c.router.cancel(client_order_id="c-1")
-        assert again.http_status == 409 and "already CANCELED" in (again.response.message or "")
+        assert http_status(again) == 409 and "already CANCELED" in (again.response.message or "")
         executed = await r.stream(keys.ORDERS_EXECUTED)
         assert [e["status"] for e in executed] == ["CANCELED"]
 
@@ -262,7 +263,7 @@ async def test_reduce_only_below_min_notional_is_allowed_and_spot_validation_ref
         assert out.response.status is S.FILLED
         assert r.position() == D("0.001")
         bad = await r.submit(client_order_id="c-3", qty="0.00001")
-        assert bad.http_status == 422 and "rounds to zero" in (bad.response.message or "")
+        assert http_status(bad) == 422 and "rounds to zero" in (bad.response.message or "")
 
 
 async def test_http_with_maker_intent_answers_202_then_view_cancel_health_and_metrics(

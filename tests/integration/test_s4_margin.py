@@ -10,6 +10,7 @@ from decimal import Decimal as D
 from pathlib import Path
 
 from s4_router.adapters.exchange.sim_client import SimExchange
+from s4_router.entrypoints.statuses import http_status
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
 from tests.chaos.rig import T0, hand_venue, s4_rig
@@ -63,7 +64,7 @@ async def test_entry_with_position_in_cross_margin_is_refused_409_naming_the_mar
     async with s4_rig(redis, tmp_path, clock=clock, venue=venue) as r:
         for coid, extra in (("bracketed", {"sl": SL, "tp": TP}), ("plain", {})):
             out = await r.submit(client_order_id=coid, **extra)
-            assert out.http_status == 409, (coid, out)
+            assert http_status(out) == 409, (coid, out)
             msg = out.response.message or ""
             assert out.response.status is S.REJECTED and "CROSSED" in msg and "ISOLATED" in msg
             assert r.venue_orders(coid) == []  # nothing sent

@@ -22,6 +22,7 @@ from s4_router.adapters.exchange.base import (
 )
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.entrypoints.api import create_app
+from s4_router.entrypoints.statuses import http_status
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
@@ -66,7 +67,7 @@ async def test_fat_finger_qty_over_instrument_max_order_qty_is_refused_before_an
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
         out = await r.submit(qty="100")
-        assert out.http_status == 422, out.response
+        assert http_status(out) == 422, out.response
         assert out.response.reason == "MAX_ORDER_QTY" and "max_order_qty" in str(
             out.response.message
         )
@@ -79,7 +80,7 @@ async def test_notional_over_instrument_or_global_cap_is_refused_and_recorded_re
 ) -> None:
     async with s4_rig(redis, tmp_path, max_order_notional_usdt=D(100)) as r:
         out = await r.submit(qty="0.002")  # ≈ 130 USDT at the mid 65,000
-        assert out.http_status == 422 and out.response.reason == "MAX_ORDER_NOTIONAL"
+        assert http_status(out) == 422 and out.response.reason == "MAX_ORDER_NOTIONAL"
         assert "S4_MAX_ORDER_NOTIONAL_USDT" in str(out.response.message)
         assert await nothing_sent(r) and await not_executable(r)
         # Recorded REJECTED: the stream copy of the same intent cannot execute it later.
@@ -89,7 +90,7 @@ async def test_notional_over_instrument_or_global_cap_is_refused_and_recorded_re
         set_book(r.venue, bid="3399", ask="3401", qty="100", symbol="ETHUSDT")
         # 45 ETH ≈ 153,000 USDT: under max_order_qty 50, over ETHUSDT's 150,000 notional cap.
         out = await r.submit(symbol="ETHUSDT", qty="45", client_order_id="c-2")
-        assert out.http_status == 422 and out.response.reason == "MAX_ORDER_NOTIONAL"
+        assert http_status(out) == 422 and out.response.reason == "MAX_ORDER_NOTIONAL"
         assert "ETHUSDT max_order_notional_usdt" in str(out.response.message)
         assert not r.venue_orders("c-2")
 
@@ -99,7 +100,7 @@ async def test_ref_price_outside_the_collar_of_the_live_mid_is_refused(
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
         out = await r.submit(ref_price="70000")  # 769 bps above the 65,000 mid
-        assert out.http_status == 422 and out.response.reason == "PRICE_COLLAR"
+        assert http_status(out) == 422 and out.response.reason == "PRICE_COLLAR"
         assert await nothing_sent(r) and await not_executable(r)
         ok = await r.submit(ref_price="65100", client_order_id="c-2")
         assert ok.response.status is S.FILLED, ok.response
@@ -123,7 +124,7 @@ async def test_fut_bracket_on_the_wrong_side_of_the_market_refuses_the_whole_int
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
         out = await r.submit(**over)
-        assert out.http_status == 422, out.response
+        assert http_status(out) == 422, out.response
         assert out.response.reason == "BRACKET_INVALID" and field in str(out.response.message)
         assert await nothing_sent(r) and await not_executable(r)
         assert r.position() == 0
@@ -138,12 +139,12 @@ async def test_spot_oco_with_stop_above_the_market_is_refused_before_the_entry(
         )
         bad = {"type": "OCO", "tp_price": "67000", "sl_price": "65500"}
         out = await r.submit(market="SPOT", exec_policy=bad)
-        assert out.http_status == 422 and out.response.reason == "OCO_INVALID"
+        assert http_status(out) == 422 and out.response.reason == "OCO_INVALID"
         assert await nothing_sent(r) and await not_executable(r)
         # A stop-limit price on the wrong side of its own trigger.
         odd = {**OCO, "sl_limit_price": "64500"}
         out = await r.submit(market="SPOT", exec_policy=odd, client_order_id="c-2")
-        assert out.http_status == 422 and out.response.reason == "OCO_INVALID"
+        assert http_status(out) == 422 and out.response.reason == "OCO_INVALID"
         assert await nothing_sent(r, "c-2")
 
 
@@ -289,7 +290,7 @@ async def test_stale_future_or_undated_intent_is_refused(
         if created is not None:
             body["created_ts"] = created
         out = await r.c.router.submit(OrderIntent.model_validate(body), source="rest")
-        assert out.http_status == 422 and out.response.reason == reason, out.response
+        assert http_status(out) == 422 and out.response.reason == reason, out.response
         assert await nothing_sent(r) and await not_executable(r)
         fresh = await r.submit(created_ts=T0 - 9_000, client_order_id="c-2")
         assert fresh.response.status is S.FILLED

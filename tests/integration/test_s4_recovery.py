@@ -13,6 +13,7 @@ import pytest
 
 from s4_router.adapters.exchange.base import ExchangeOrder, PlaceOrderRequest
 from s4_router.adapters.exchange.sim_client import SimExchange
+from s4_router.entrypoints.statuses import http_status
 from s4_router.entrypoints.stream_consumer import IntentConsumer
 from s4_router.service_layer.router import IntakeBusy
 from svckit import jsonutil, keys
@@ -75,7 +76,7 @@ async def test_submit_with_unknown_outcome_resends_same_id_only_after_recv_windo
     async with s4_rig(redis, tmp_path, clock=clock, venue=venue) as r:
         out = await r.submit()
         # Not at the venue, but a timed-out / 5xx request could still land until recvWindow.
-        assert out.http_status == 202 and r.venue_orders("c-1") == []
+        assert http_status(out) == 202 and r.venue_orders("c-1") == []
         view = await r.c.router.get("c-1")
         assert view and view["children"][0]["status"] == "AMBIGUOUS"
         await r.drive(4800)
@@ -96,7 +97,7 @@ async def test_submit_with_venue_silent_stays_ambiguous_then_resolves_without_re
     venue = hand_venue(clock, faults=faults)
     async with s4_rig(redis, tmp_path, clock=clock, venue=venue, retry_attempts=2) as r:
         out = await r.submit()
-        assert out.http_status == 202 and out.response.status is S.SUBMITTED
+        assert http_status(out) == 202 and out.response.status is S.SUBMITTED
         view = await r.c.router.get("c-1")
         assert view and view["children"][0]["status"] == "AMBIGUOUS"
         assert "SUBMIT_UNRESOLVED" in await r.alerts()
@@ -129,6 +130,39 @@ async def test_restart_with_child_in_flight_resolves_before_sending_the_same_id(
             assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
             assert r2.venue_filled("c-1") == D("0.002") == r2.position()
             assert "EXEC_RESUMED" in await r2.events("c-1")
+    finally:
+        await store.close()
+
+
+async def test_restart_with_parent_without_exec_state_is_refused_with_a_critical_alert(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """A live parent stored without its execution state (written before the state existed,
+    or damaged) is not guessed back into a machine: it stays as stored, nothing is sent, and
+    an operator is paged (RECOVERY_FAILED, critical)."""
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
+                          exchange=CrashingExchange(venue, when="before_send")) as r1:  # fmt: skip
+            with pytest.raises(SimulatedCrash):
+                await r1.submit()
+            await crash(r1)
+        await store.update("orders", "c-1", {"exec_state": None})
+        stored = await store.get("orders", "c-1")
+        assert stored is not None and stored["status"] == "SUBMITTED"
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
+            assert await r2.c.router.recover() == 0
+            assert not r2.c.manager.is_active("c-1")
+            await r2.drive(2_000)
+            assert r2.venue_orders("c-1") == []
+            failed = [a for a in await r2.stream(keys.ALERTS) if a["kind"] == "RECOVERY_FAILED"]
+            assert len(failed) == 1 and failed[0]["severity"] == "critical"
+            assert "c-1" in failed[0]["message"] and "execution state" in failed[0]["message"]
+            view = await r2.c.router.get("c-1")
+            assert view is not None and view["order"]["status"] == "SUBMITTED"  # as stored
+            assert "EXEC_RESUMED" not in await r2.events("c-1")
     finally:
         await store.close()
 
@@ -376,13 +410,13 @@ async def test_breaker_with_5xx_burst_opens_refuses_entries_but_passes_reduce_on
         await r.submit(client_order_id="rest", exec_policy={"maker_wait_ms": 60000}, qty="0.002")
         venue.faults.plan.probabilities["book"] = {FaultKind.SERVER_ERROR: 1.0}
         out = await r.submit(client_order_id="x0")  # 5xx on every book read: refused, 503
-        assert out.http_status == 503 and "venue unavailable" in (out.response.message or "")
+        assert http_status(out) == 503 and "venue unavailable" in (out.response.message or "")
         assert r.venue_orders("x0") == []
         assert r.c.metrics.cb_state._value.get() == 2
         assert "CIRCUIT_BREAKER_OPEN" in await r.alerts()
         venue.faults.plan.probabilities.clear()
         refused = await r.submit(client_order_id="new-1")
-        assert refused.http_status == 503 and refused.response.status is S.REJECTED
+        assert http_status(refused) == 503 and refused.response.status is S.REJECTED
         assert "circuit breaker OPEN" in (refused.response.message or "")
         assert r.venue_orders("new-1") == []
         # Same intent by the other path later: still refused (stored), never executed.
@@ -408,7 +442,7 @@ async def test_clock_skew_over_one_second_stops_entries_until_recovered(
     async with s4_rig(redis, tmp_path, clock=clock, venue=venue) as r:
         await r.c.watch.check()
         out = await r.submit()
-        assert out.http_status == 503 and "clock skew 1500 ms" in (out.response.message or "")
+        assert http_status(out) == 503 and "clock skew 1500 ms" in (out.response.message or "")
         assert "CLOCK_SKEW" in await r.alerts()
         venue.server_time_skew_ms = 200
         await r.c.watch.check()
@@ -487,7 +521,7 @@ async def test_fill_write_failure_is_retried_and_the_fill_stored_once(
     try:
         async with s4_rig(redis, tmp_path, store=store) as r:
             out = await r.submit()
-            assert out.http_status == 202  # durable and running; the step is retried
+            assert http_status(out) == 202  # durable and running; the step is retried
             view = await r.until_done("c-1")
             assert view["order"]["status"] == "FILLED"
             assert sum(D(f["qty"]) for f in view["fills"]) == D("0.002") == r.venue_filled("c-1")

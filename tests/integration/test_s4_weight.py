@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from s4_router.adapters.exchange.sim_client import SimExchange
+from s4_router.entrypoints.statuses import http_status
 from s4_router.service_layer.protection import ProtectionService
 from svckit import keys
 from svckit.clock import ManualClock
@@ -295,4 +296,4 @@ async def test_clock_skew_guard_still_stops_entries_on_real_skew(
         await r.c.watch.check()
         assert not r.c.router.skew.ok and r.c.router.skew.discarded == 0
         out = await r.submit()
-        assert out.http_status == 503
+        assert http_status(out) == 503

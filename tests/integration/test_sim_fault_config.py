@@ -269,7 +269,7 @@ def test_facade_process_answers_without_a_delayed_ack_stall(tmp_path: Path) -> N
 
 
 def test_report_faults_reach_a_rest_client_as_duplicate_and_lagging_out_of_order_trades() -> None:
-    from venue.clock import ManualClock
+    from svckit.clock import ManualClock
     from venue.defaults import default_venue
     from venue.facade.sim_routes import report_faults
     from venue.faults import FaultInjector

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
+from svckit.clock import ManualClock
 from tradekit.enums import Market
 from tradekit.instrument import Instrument
 from venue.accounts import FuturesAccount, SpotAccount
-from venue.clock import ManualClock
 from venue.engine import MatchingEngine
 from venue.venue import Venue
 

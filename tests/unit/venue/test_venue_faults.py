@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from svckit.clock import ManualClock
 from tradekit.enums import Market, OrderType, Side
 from venue import errors
-from venue.clock import ManualClock
 from venue.faults import FaultInjector, FaultKind, FaultPlan, ScriptedFault
 from venue.venue import Venue
 

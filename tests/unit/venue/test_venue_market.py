@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
+from svckit.clock import ManualClock
 from tradekit.enums import Market, OrderStatus, OrderType, Side
 from tradekit.instrument import Instrument
-from venue.clock import ManualClock
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 from venue.latency import LatencyModel
 from venue.market import (

@@ -12,7 +12,7 @@ seeded from the venue's seed.
 Start with :func:`venue.defaults.default_venue` or build a :class:`venue.venue.Venue`.
 """
 
-from venue.clock import Clock, ManualClock, WallClock
+from svckit.clock import Clock, ManualClock, WallClock
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 from venue.errors import AckDropped, RateLimitExceeded, VenueError, VenueServerError, VenueTimeout
 from venue.faults import FaultInjector, FaultKind, FaultPlan, ScriptedFault

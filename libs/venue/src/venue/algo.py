@@ -23,10 +23,10 @@ import itertools
 from collections.abc import Callable
 from decimal import Decimal
 
+from svckit.clock import Clock
 from tradekit.enums import OrderType, Side
 from venue import errors
 from venue.accounts import FuturesAccount
-from venue.clock import Clock
 from venue.engine import MatchingEngine
 from venue.models import AlgoOrder, AlgoStatus, WorkingType
 

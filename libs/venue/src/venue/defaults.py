@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+from svckit.clock import Clock, ManualClock
 from tradekit.instrument import Instrument
-from venue.clock import Clock, ManualClock
 from venue.faults import FaultInjector, FaultPlan
 from venue.latency import LatencyModel
 from venue.market import (

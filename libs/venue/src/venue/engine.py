@@ -26,13 +26,13 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 
+from svckit.clock import Clock
 from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
 from venue import errors
 from venue.accounts import Account, FuturesAccount
 from venue.book import OrderBook, crosses
-from venue.clock import Clock
 from venue.models import (
     ListStatus,
     OrderList,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from venue.clock import Clock
+from svckit.clock import Clock
 from venue.faults import REPORT_OP, FaultInjector, FaultKind
 from venue.models import ExecutionReport
 

@@ -5,7 +5,7 @@ algo orders (:mod:`venue.algo`), the market (:mod:`venue.market`), the execution
 (:mod:`venue.feed`), faults and rate limits (:mod:`venue.faults`), latency
 (:mod:`venue.latency`) and server time. Everything is synchronous and driven by the injected
 clock: before each request the market is stepped up to ``clock.now_ms()``; ``advance(ms)``
-moves a :class:`~venue.clock.ManualClock` forward step by step, matching resting and conditional
+moves a :class:`~svckit.clock.ManualClock` forward step by step, matching resting and conditional
 orders at every step. No sleeps, no I/O, no global randomness.
 
 Every request goes through the same gate (``_request``): the weight limiter (429 past the
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Protocol, TypeVar, runtime_checkable
 
+from svckit.clock import Clock, ManualClock
 from tradekit.enums import Market, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
@@ -27,7 +28,6 @@ from venue import errors
 from venue.accounts import FuturesAccount, SpotAccount
 from venue.algo import AlgoBook
 from venue.book import Level
-from venue.clock import Clock, ManualClock
 from venue.engine import MatchingEngine
 from venue.faults import (
     FaultInjector,

@@ -253,7 +253,19 @@ class Settings(ServiceSettings):
     def _fault_profile(self) -> Settings:
         # The per-kind knobs override their share of S4_SIM_FAULT_RATE; each side (requests,
         # reports) must stay a probability. Checked here so a bad ConfigMap fails at start.
-        from venue.faults import FAULT_KNOBS, profile_plan
+        # Only the in-process simulator reads them: with a real exchange `venue` (S4's `sim`
+        # extra) may not even be installed, so it is imported for S4_EXCHANGE=sim only.
+        if self.exchange != "sim":
+            return self
+        try:
+            from venue.faults import FAULT_KNOBS, profile_plan
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != "venue":
+                raise
+            raise ValueError(
+                "S4_EXCHANGE=sim needs the venue simulator, which is not installed "
+                "(install s4-router[sim]; a live deployment sets S4_EXCHANGE to its exchange)"
+            ) from None
 
         profile_plan(
             self.sim_fault_rate,

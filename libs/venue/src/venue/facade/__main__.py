@@ -27,7 +27,7 @@ import sys
 
 import uvicorn
 
-from venue.clock import WallClock
+from svckit.clock import WallClock
 from venue.defaults import default_venue
 from venue.facade.app import create_facade
 from venue.faults import FAULT_KNOBS, FaultInjector, profile_plan

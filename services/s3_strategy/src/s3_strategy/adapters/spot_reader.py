@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
 
-ZERO = Decimal(0)
+from tradekit.money import ZERO
 
 
 class SpotReadError(Exception):

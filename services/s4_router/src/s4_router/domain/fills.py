@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-ZERO = Decimal(0)
+from tradekit.money import ZERO
 
 FillKey = tuple[str, str, str]  # (venue, venue order id, trade id)
 

@@ -25,8 +25,7 @@ from typing import Any
 
 from tradekit.enums import OrderStatus, Side
 from tradekit.ids import parent_of
-
-ZERO = Decimal(0)
+from tradekit.money import ZERO
 
 
 class FindingKind(StrEnum):

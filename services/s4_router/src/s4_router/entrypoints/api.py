@@ -23,9 +23,11 @@ from fastapi.responses import JSONResponse
 
 from s4_router.bootstrap import S4Container, bootstrap
 from s4_router.config import Settings
+from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.entrypoints.deps import ContainerDep, RouterDep
 from s4_router.entrypoints.schemas import CancelRequest, Health, OrderReply, OrderRequest, OrderView
-from s4_router.service_layer.router import CancelProgress, Outcome, cancel_recorded
+from s4_router.entrypoints.statuses import http_status
+from s4_router.service_layer.router import CancelProgress, cancel_recorded
 from svckit.auth import API, install_bearer_auth
 from svckit.httperrors import install_error_handlers
 from svckit.metrics import render
@@ -121,14 +123,14 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
                 "venue slow); the intake goes on in the background: "
                 "GET /orders/{client_order_id} or resend the same body",
             ),
-            503,
+            Disposition.UNAVAILABLE,
         )  # fmt: skip
         outcome = await within_deadline(
             router.submit(body, source="rest"), timeout_s=ms / 1000, on_timeout=late
         )
         if outcome is late:
             c.metrics.request_timeouts.labels("orders").inc()
-        response.status_code = outcome.http_status
+        response.status_code = http_status(outcome)
         return outcome.response
 
     @app.post("/cancel", response_model=OrderReply, response_model_exclude_none=True)
@@ -161,7 +163,7 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
                 message=f"service unavailable: cancel not recorded within {ms} ms "
                 "(Redis or store slow): retry",
             ),
-            503,
+            Disposition.UNAVAILABLE,
         )
         outcome = await within_deadline(
             router.cancel(client_order_id=coid, progress=progress),
@@ -176,7 +178,7 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
                     f"cancel recorded; not completed within {ms} ms, it completes in the "
                     "background",
                 )
-        response.status_code = outcome.http_status
+        response.status_code = http_status(outcome)
         return outcome.response
 
     @app.get("/orders/{client_order_id}", response_model=OrderView)

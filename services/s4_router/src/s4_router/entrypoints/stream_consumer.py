@@ -22,6 +22,7 @@ import logging
 from pydantic import ValidationError
 from redis import exceptions as redis_exc
 
+from s4_router.entrypoints.statuses import http_status
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.router import OrderRouter
 from svckit import keys
@@ -151,10 +152,10 @@ class IntentConsumer:
                 await self._dead_letter(entry, f"handler error: {exc!r}")
             return
         reply = outcome.response
-        if 400 <= outcome.http_status < 500 and reply.status is None:
+        if outcome.kind.refused_for_content and reply.status is None:
             # Refused with nothing stored: a REST caller would have read the 4xx; here the
             # dead-letter stream and its alert are the only record.
-            await self._dead_letter(entry, f"refused ({outcome.http_status}): {reply.message}")
+            await self._dead_letter(entry, f"refused ({http_status(outcome)}): {reply.message}")
             return
         await ack(self.redis, self.stream, self.group, entry.entry_id)
         self.handled += 1

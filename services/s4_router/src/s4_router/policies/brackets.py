@@ -24,8 +24,7 @@ from typing import Any
 
 from tradekit.enums import OrderStatus, OrderType, Side
 from tradekit.instrument import Instrument
-
-ZERO = Decimal(0)
+from tradekit.money import ZERO
 
 
 class Kind(StrEnum):

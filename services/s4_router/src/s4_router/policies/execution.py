@@ -99,7 +99,6 @@ class ParentMachine:
         inst: Instrument,
         now: int,
         ref_price: Decimal,
-        first_n: int = 1,
     ) -> ParentMachine:
         twap = config.twap
         if twap is not None and twap.slices > 1:
@@ -115,7 +114,7 @@ class ParentMachine:
             for i, (q, d) in enumerate(zip(qtys, dues, strict=True))
         ]
         state = ExecState(
-            config=config, side=side, qty=qty, reduce_only=reduce_only, next_n=first_n,
+            config=config, side=side, qty=qty, reduce_only=reduce_only, next_n=1,
             slices=slices,
         )  # fmt: skip
         return cls(state, inst=inst, parent_id=parent_id)

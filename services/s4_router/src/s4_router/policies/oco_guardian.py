@@ -44,8 +44,7 @@ from enum import StrEnum
 from typing import Any
 
 from tradekit.enums import OrderStatus, OrderType, Side
-
-ZERO = Decimal(0)
+from tradekit.money import ZERO
 
 
 class Leg(StrEnum):

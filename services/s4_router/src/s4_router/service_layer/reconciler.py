@@ -65,12 +65,12 @@ from svckit.store.base import DocumentStore, Query
 from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, Side
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
+from tradekit.money import ZERO
 from tradekit.orders import FillRecord
 
 log = logging.getLogger(__name__)
 
 S = OrderStatus
-ZERO = Decimal(0)
 WORKING = (S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.NEW)
 RECENT_LIMIT = 5_000  # most recently updated orders examined for the window
 _ALGO_STATUS = {"NEW": S.ACCEPTED, "TRIGGERED": S.ACCEPTED}

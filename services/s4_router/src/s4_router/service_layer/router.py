@@ -30,10 +30,12 @@ Intake, in order (nothing reaches the venue before the intent is durable):
 6. the first step of the execution runs inline (a MARKET intent usually completes here);
    the rest runs in a background task.
 
-HTTP semantics: 200 with the final status when the execution completed within
-`S4_ORDER_SYNC_WAIT_MS`; 202 with the current status (SUBMITTED / ACCEPTED /
-PARTIALLY_FILLED) while it is still running — follow it with `GET /orders/{client_order_id}`
-or on `orders:executed`.
+Answers are :class:`~s4_router.domain.outcomes.Outcome`s, transport-free (the entry points
+map them: `entrypoints/statuses.py`): DONE (HTTP 200) with the final status when the execution
+completed within `S4_ORDER_SYNC_WAIT_MS`; RUNNING (202) with the current status (SUBMITTED /
+ACCEPTED / PARTIALLY_FILLED) while it is still running — follow it with
+`GET /orders/{client_order_id}` or on `orders:executed`; INVALID (422), CONFLICT (409),
+UNKNOWN (404) and UNAVAILABLE (503) for the refusals above.
 """
 
 from __future__ import annotations
@@ -55,11 +57,12 @@ from s4_router.adapters.exchange.base import (
     RetryableError,
 )
 from s4_router.adapters.leases import Lease, LeaseLost, Leases
+from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import BreakerState, CircuitBreaker, Transition
 from s4_router.policies.clock_guard import ClockSkewGuard
-from s4_router.policies.execution import ExecState, ParentMachine, SliceStatus
-from s4_router.policies.maker_taker import ChildState, Phase, SliceState
+from s4_router.policies.execution import ExecState, ParentMachine
+from s4_router.policies.maker_taker import ChildState
 from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_intake, check_market
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
@@ -81,7 +84,7 @@ from tradekit.enums import Market, OrderRole, OrderStatus, OrderType, RequestRes
 from tradekit.errors import InvalidIntent
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
-from tradekit.intents import MakerTakerPolicy, MarketPolicy, OcoPolicy, OrderIntent
+from tradekit.intents import MakerTakerPolicy, OcoPolicy, OrderIntent
 from tradekit.orders import OrderRecord, OrderResponse, StateChange
 
 log = logging.getLogger(__name__)
@@ -105,12 +108,6 @@ class CancelProgress:
 
     recorded: bool = False
     client_order_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    response: OrderResponse
-    http_status: int = 200
 
 
 class OrderRouter:
@@ -190,7 +187,9 @@ class OrderRouter:
             inst, qty = self._validate(intent)
         except InvalidIntent as exc:
             self.metrics.intents.labels(source, "invalid").inc()
-            return Outcome(self._fail(intent, str(exc), getattr(exc, "reason", None)), 422)
+            return Outcome(
+                self._fail(intent, str(exc), getattr(exc, "reason", None)), Disposition.INVALID
+            )
         refusal = await self._gate(intent)
         if refusal is not None:
             return await self._refuse(intent, qty, *refusal, source=source)
@@ -217,7 +216,7 @@ class OrderRouter:
         why = check_market(intent, inst, qty, mid=arrival, limits=self.pretrade)
         if why is not None:
             return await self._refuse(
-                intent, qty, why.reason.value, why.message, source=source, http_status=422
+                intent, qty, why.reason.value, why.message, source=source, kind=Disposition.INVALID
             )
         try:
             price = intent.ref_price or arrival
@@ -234,7 +233,7 @@ class OrderRouter:
             )  # fmt: skip
         except (InvalidIntent, PolicyRefused) as exc:
             self.metrics.intents.labels(source, "invalid").inc()
-            return Outcome(self._fail(intent, str(exc)), 422)
+            return Outcome(self._fail(intent, str(exc)), Disposition.INVALID)
         # The first venue side effect (margin type, leverage) comes after every refusal above.
         if intent.market is Market.FUT and not intent.reduce_only:
             try:
@@ -243,7 +242,7 @@ class OrderRouter:
                 # Definitive until someone closes that exposure: not "venue unavailable".
                 return await self._refuse(
                     intent, qty, "margin_mode_conflict", str(exc), source=source,
-                    http_status=409,
+                    kind=Disposition.CONFLICT,
                 )  # fmt: skip
             except ExchangeError as exc:
                 return await self._refuse(
@@ -399,7 +398,7 @@ class OrderRouter:
         message: str,
         *,
         source: str,
-        http_status: int = 503,
+        kind: Disposition = Disposition.UNAVAILABLE,
     ) -> Outcome:
         now = self.clock.now_ms()
         coid = intent.client_order_id
@@ -438,7 +437,7 @@ class OrderRouter:
                 result=RequestResult.FAIL, order_ids=[coid], message=message,
                 client_order_id=coid, status=S.REJECTED, reason=reason,
             ),
-            http_status,
+            kind,
         )  # fmt: skip
 
     async def _duplicate_or_running(self, intent: OrderIntent, source: str) -> Outcome:
@@ -478,7 +477,7 @@ class OrderRouter:
                 result=RequestResult.FAIL, order_ids=[coid], message=message,
                 client_order_id=coid, status=S(doc["status"]),
             ),
-            409,
+            Disposition.CONFLICT,
         )  # fmt: skip
 
     def _duplicate(self, doc: dict[str, Any], source: str) -> Outcome:
@@ -514,7 +513,7 @@ class OrderRouter:
                     message=f"executing {ex.machine.s.config.policy} in the background; "
                     f"GET /orders/{p.client_order_id} or orders:executed for the outcome",
                 ),
-                202,
+                Disposition.RUNNING,
             )  # fmt: skip
         ok = p.status is S.FILLED or (p.filled_qty > 0 and p.status is not S.REJECTED)
         return Outcome(
@@ -568,21 +567,28 @@ class OrderRouter:
             for f in await self.store.find("fills", Query(where={"parent_client_order_id": coid}))
             if f["client_order_id"] in kids or parent_of(f["client_order_id"]) is None
         ]
+        if parent.exec_state is None:
+            # Every intake stores the plan with the parent; without it the execution cannot
+            # be rebuilt safely (guessing could send what was sent already): page a human.
+            await self.publisher.alert(
+                "RECOVERY_FAILED",
+                f"{coid}: stored without its execution state; not resumed, nothing sent "
+                "(check its children at the venue and close it by hand)",
+                severity="critical", data={"symbol": parent.symbol},
+            )  # fmt: skip
+            return None
         unsent: list[str] = []
-        if parent.exec_state is not None:
-            state = ExecState.model_validate(parent.exec_state)
-            machine = ParentMachine(state, inst=inst, parent_id=coid)
-            for sl, c in machine.children():
-                if c.id not in kids:
-                    # Allocated (parent written first) but its record never was: the send
-                    # comes after the record, so this child never reached the venue.
-                    kids[c.id] = self._restore_child(parent, sl.index, c)
-                    await self.store.insert(
-                        "orders", {"_key": c.id, **kids[c.id].model_dump(mode="json")}
-                    )
-                    unsent.append(c.id)
-        else:
-            machine = self._legacy_machine(parent, kids, inst)
+        state = ExecState.model_validate(parent.exec_state)
+        machine = ParentMachine(state, inst=inst, parent_id=coid)
+        for sl, c in machine.children():
+            if c.id not in kids:
+                # Allocated (parent written first) but its record never was: the send comes
+                # after the record, so this child never reached the venue.
+                kids[c.id] = self._restore_child(parent, sl.index, c)
+                await self.store.insert(
+                    "orders", {"_key": c.id, **kids[c.id].model_dump(mode="json")}
+                )
+                unsent.append(c.id)
         ex = Execution(
             self.deps, parent=parent, children=kids, machine=machine, inst=inst, fills=fills,
             lease=lease,
@@ -605,44 +611,6 @@ class OrderRouter:
             time_in_force=TimeInForce.GTX if post_only else None, ts_send=c.placed_ms,
             created_ts=c.placed_ms, updated_ts=self.clock.now_ms(),
         )  # fmt: skip
-
-    def _legacy_machine(
-        self, parent: OrderRecord, kids: dict[str, OrderRecord], inst: Instrument
-    ) -> ParentMachine:
-        """A parent stored before execution state existed (one MARKET child per intent):
-        adopt its children as taker children of a single slice, resolve them first, then
-        finish the remainder as a market execution."""
-        resolved = resolve_policy(
-            MarketPolicy(), notional=Decimal(0), table=self.route_table, limits=self.limits,
-            inst=inst,
-        )  # fmt: skip
-        ns = [_child_n(cid) for cid in kids]
-        machine = ParentMachine.plan(
-            parent_id=parent.client_order_id, side=parent.side, qty=parent.qty,
-            reduce_only=parent.reduce_only, config=resolved.config, inst=inst,
-            now=self.clock.now_ms(), ref_price=parent.arrival_mid or Decimal(1),
-            first_n=max(ns, default=0) + 1,
-        )  # fmt: skip
-        st = SliceState(index=0, target=parent.qty, phase=Phase.WANT_TAKER)
-        for cid in sorted(kids, key=_child_n):
-            c = kids[cid]
-            st.children.append(
-                ChildState(
-                    id=cid,
-                    n=_child_n(cid),
-                    role=OrderRole.TAKER,
-                    qty=c.qty,
-                    price=c.price,
-                    status=c.status,
-                    filled=c.filled_qty,
-                    placed_ms=c.created_ts,
-                )
-            )
-            if not c.status.is_terminal:
-                st.working, st.phase = cid, Phase.TAKER
-        sl = machine.s.slices[0]
-        sl.status, sl.state = SliceStatus.ACTIVE, st
-        return machine
 
     async def recover(self) -> int:
         """Resume every unfinished parent nobody drives (startup, and periodically for
@@ -730,7 +698,8 @@ class OrderRouter:
         ident = client_order_id or order_id
         if doc is None:
             return Outcome(
-                OrderResponse(result=RequestResult.FAIL, message=f"unknown order {ident!r}"), 404
+                OrderResponse(result=RequestResult.FAIL, message=f"unknown order {ident!r}"),
+                Disposition.UNKNOWN,
             )
         if doc.get("parent_client_order_id"):
             parent_doc = await self.store.find_one(
@@ -746,7 +715,7 @@ class OrderRouter:
                     result=RequestResult.FAIL, order_ids=[coid], client_order_id=coid,
                     status=status, message=f"order already {status.value}",
                 ),
-                409,
+                Disposition.CONFLICT,
             )  # fmt: skip
         progress = progress or CancelProgress()
         progress.client_order_id = coid
@@ -793,7 +762,7 @@ class OrderRouter:
                     client_order_id=coid, status=p.status, filled_qty=p.filled_qty,
                     message=None if ex.finished else "cancel in progress: waiting for the venue",
                 ),
-                200 if ex.finished else 202,
+                Disposition.DONE if ex.finished else Disposition.RUNNING,
             )  # fmt: skip
         # Driven by another replica: it sees the flag on its next step. Cancel live children
         # at the venue now as well (a cancel is always safe; the owner reads the flag first).
@@ -804,7 +773,7 @@ class OrderRouter:
                 status=S.PENDING_CANCEL,
                 message="cancel requested; the replica executing it completes the cancel",
             ),
-            202,
+            Disposition.RUNNING,
         )  # fmt: skip
 
     async def _cancel_children_direct(self, coid: str) -> list[str]:
@@ -826,13 +795,13 @@ class OrderRouter:
 
 
 def cancel_recorded(coid: str, message: str) -> Outcome:
-    """202: the cancel request is stored; the order's driver completes it."""
+    """RUNNING (202): the cancel request is stored; the order's driver completes it."""
     return Outcome(
         OrderResponse(
             result=RequestResult.OK, order_ids=[coid], client_order_id=coid,
             status=S.PENDING_CANCEL, message=message,
         ),
-        202,
+        Disposition.RUNNING,
     )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-ZERO = Decimal(0)
+from tradekit.money import ZERO
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from s3_strategy.domain.rebalance.plan import (
-    ZERO,
     Action,
     FeeModel,
     HoldReason,
@@ -34,6 +33,7 @@ from s3_strategy.domain.rebalance.plan import (
     vetted,
 )
 from tradekit.instrument import Instrument
+from tradekit.money import ZERO
 
 
 class Signal(StrEnum):

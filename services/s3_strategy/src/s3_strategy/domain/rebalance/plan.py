@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tradekit.errors import RoundsToZero
 from tradekit.instrument import Instrument
-
-ZERO = Decimal(0)
+from tradekit.money import ZERO
 
 
 class Action(StrEnum):

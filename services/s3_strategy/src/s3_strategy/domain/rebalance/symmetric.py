@@ -18,7 +18,6 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from s3_strategy.domain.rebalance.plan import (
-    ZERO,
     Action,
     FeeModel,
     HoldReason,
@@ -30,6 +29,7 @@ from s3_strategy.domain.rebalance.plan import (
     vetted,
 )
 from tradekit.instrument import Instrument
+from tradekit.money import ZERO
 
 
 class SymmetricConfig(BaseModel):
