@@ -34,7 +34,7 @@ from s4_router.config import Settings as S4Settings
 from s4_router.entrypoints.api import create_app
 from svckit import jsonutil, keys
 from svckit.embedded_redis import free_port
-from svckit.redisio import RedisClient
+from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tradekit.enums import Market
@@ -176,6 +176,33 @@ async def test_feeder_process_alone_publishes_serves_health_and_metrics_and_stop
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.cluster
+async def test_sim_market_and_feeder_over_a_redis_cluster_publish_every_symbol(
+    redis_cluster_addresses: list[str],
+) -> None:
+    """What deploy/k8s configures: the stream on one node, the symbols' keys on all three."""
+    client = make_redis(redis_cluster_addresses)
+    venue = default_venue(clock=WallClock(), seed=5)
+    tap = SimMarketTap(venue=venue, redis=client, symbols=SYMBOLS, period_ms=50)
+    md = MDSettings(redis_addresses=redis_cluster_addresses, sim_block_ms=50)
+    try:
+        async with AsyncExitStack() as stack:
+            await start_feeder(stack, md, redis=client)
+            async with asyncio.timeout(15):
+                while not all([await client.exists(keys.feat_last(s)) for s in SYMBOLS]):
+                    await tap.publish_once()
+                    await asyncio.sleep(0.1)
+        for symbol in SYMBOLS:
+            depth = jsonutil.loads(await client.get(keys.mkt_depth(symbol)))
+            assert depth["symbol"] == symbol and depth["bids"] and depth["asks"]
+    finally:
+        for symbol in SYMBOLS:
+            await client.delete(keys.feat_last(symbol), keys.mkt_tick(symbol))
+            await client.delete(keys.mkt_depth(symbol))
+        await client.delete(keys.SIM_MARKET)
+        await client.aclose()
 
 
 def test_feeder_with_bad_setting_exits_2_naming_the_variable(redis_addresses: list[str]) -> None:
