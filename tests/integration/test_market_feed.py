@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from md_feeder.app import create_app as create_feeder_app
 from md_feeder.app import start_feeder
 from md_feeder.config import Settings as MDSettings
 from md_feeder.polling import BookSource, BookView, CcxtBookSource, FundingView, PollingFeed
@@ -33,7 +34,7 @@ from s4_router.bootstrap import bootstrap
 from s4_router.config import Settings as S4Settings
 from s4_router.entrypoints.api import create_app
 from svckit import jsonutil, keys
-from svckit.embedded_redis import free_port
+from svckit.embedded_redis import EmbeddedRedis, free_port
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
@@ -202,6 +203,31 @@ async def test_sim_market_and_feeder_over_a_redis_cluster_publish_every_symbol(
             await client.delete(keys.feat_last(symbol), keys.mkt_tick(symbol))
             await client.delete(keys.mkt_depth(symbol))
         await client.delete(keys.SIM_MARKET)
+        await client.aclose()
+
+
+async def test_feeder_with_redis_down_answers_503_counts_errors_and_keeps_running() -> None:
+    server = EmbeddedRedis().start()
+    client = make_redis(server.addresses)
+    app = create_feeder_app(MDSettings(redis_addresses=server.addresses, sim_block_ms=50),
+                            redis=client)  # fmt: skip
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://md") as http,
+        ):
+            health = (await http.get("/health")).json()
+            assert health["status"] == "ok" and health["stale"] is True  # nothing published yet
+            server.stop()
+            r = await http.get("/health")
+            assert r.status_code == 503 and r.json()["redis"] is False
+            async with asyncio.timeout(10):
+                while 'md_source_errors_total{kind="redis"}' not in (await http.get("/metrics")).text:  # noqa: ASYNC110, E501  # fmt: skip
+                    await asyncio.sleep(0.1)
+            feeder = app.state.feeder
+            assert feeder.task is not None and not feeder.task.done()
+    finally:
+        server.stop()
         await client.aclose()
 
 

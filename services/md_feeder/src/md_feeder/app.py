@@ -94,7 +94,10 @@ async def start_feeder(
         assert feeder.task is not None
         # A read blocked in XREAD (or a poll in flight) ends within its own bound; past that
         # the task is cancelled: nothing it holds needs a clean finish.
-        grace_s = max(settings.sim_block_ms, settings.request_timeout_ms) / 1000 + 1
+        bound_ms = (
+            settings.sim_block_ms if settings.source == "sim" else settings.request_timeout_ms
+        )
+        grace_s = bound_ms / 1000 + 1
         done, _ = await asyncio.wait({feeder.task}, timeout=grace_s)
         if not done:
             feeder.task.cancel()
