@@ -23,11 +23,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
 from md_feeder.app import create_app as create_feeder_app
 from md_feeder.app import start_feeder
 from md_feeder.config import Settings as MDSettings
-from md_feeder.polling import BookSource, BookView, CcxtBookSource, FundingView, PollingFeed
+from md_feeder.metrics import FeedMetrics
+from md_feeder.polling import (
+    BookSource,
+    BookView,
+    CcxtBookSource,
+    FundingView,
+    PollingFeed,
+    SourceError,
+)
 from md_feeder.sim_stream import SIM_USDTTWD_BETA, synthetic_rho_usdttwd
 from s4_router.adapters.exchange.sim_market import SimMarketTap
 from s4_router.bootstrap import bootstrap
@@ -288,6 +297,46 @@ async def test_polling_feed_publishes_and_builds_history_from_polls(redis: Redis
         await feed.publish_once()
     feats = jsonutil.loads(await redis.get(keys.feat_last("BTCUSDT")))
     assert feats["atr_14"] > 0 and feats["ts"] == venue.clock.now_ms()
+
+
+class FlakyVenueBooks(VenueBooks):
+    """Funding always fails; the first book of each symbol comes back in a shape nobody
+    expected (a bug, not a venue error)."""
+
+    def __init__(self, venue: Venue) -> None:
+        super().__init__(venue)
+        self.books = 0
+
+    async def fetch_book(self, symbol: str, depth: int) -> BookView:
+        self.books += 1
+        if self.books == 1:
+            raise KeyError("bids")
+        return await super().fetch_book(symbol, depth)
+
+    async def fetch_funding(self, symbol: str) -> FundingView:
+        raise SourceError("503 from premiumIndex")
+
+
+async def test_polling_feed_with_failing_funding_and_a_bad_answer_keeps_publishing_books(
+    redis: RedisClient,
+) -> None:
+    clock = ManualClock(1_700_000_000_000)
+    venue = default_venue(clock=clock, seed=3)
+    metrics = FeedMetrics()
+    feed = PollingFeed(source=FlakyVenueBooks(venue), redis=redis, symbols=["BTCUSDT"],
+                       period_ms=10, metrics=metrics)  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(feed.run(stop))
+    try:
+        await _wait_for_key(redis, keys.feat_last("BTCUSDT"))
+    finally:
+        stop.set()
+        await task
+    feats = jsonutil.loads(await redis.get(keys.feat_last("BTCUSDT")))
+    assert feats["mid"] > 0 and "funding_rate" not in feats
+    text = generate_latest(metrics.registry).decode()
+    assert 'md_source_errors_total{kind="internal"} 1.0' in text
+    assert 'md_source_errors_total{kind="source"}' in text
 
 
 @pytest.fixture

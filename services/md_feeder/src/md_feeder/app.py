@@ -119,11 +119,14 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> FastA
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        """Liveness and readiness: Redis reachable; how fresh the last publish is."""
+        """Liveness and readiness: Redis reachable and the feed running; the last publish's age."""
         feeder: Feeder = app.state.feeder
         redis_ok = await ping(feeder.redis)
-        body = {"status": "ok" if redis_ok else "down", "redis": redis_ok, **feeder.health()}
-        return JSONResponse(body, status_code=200 if redis_ok else 503)
+        # A feed task that ended (it should not) makes the pod worth restarting.
+        running = feeder.task is not None and not feeder.task.done()
+        ok = redis_ok and running
+        body = {"status": "ok" if ok else "down", "redis": redis_ok, "feed_running": running}
+        return JSONResponse({**body, **feeder.health()}, status_code=200 if ok else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -19,7 +19,8 @@ class FeedMetrics:
         )
         self._errors = Counter(
             "md_source_errors_total",
-            "failed reads or publishes (redis: Redis unavailable; source: venue or stream)",
+            "failed reads or publishes (redis: Redis unavailable; source: venue or stream; "
+            "internal: an unexpected error, logged with its traceback)",
             ["kind"],
             registry=self.registry,
         )

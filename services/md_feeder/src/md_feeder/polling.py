@@ -124,9 +124,14 @@ class PollingFeed:
         due = self._funding_due.get(symbol, 0.0)
         if self.funding_period_ms and self.source.is_futures(symbol) and now >= due:
             self._funding_due[symbol] = now + self.funding_period_ms
-            funding = await self.source.fetch_funding(symbol)
-            calc.on_funding(funding.ts, funding.rate)
-            self._mark[symbol] = funding.mark
+            try:
+                funding = await self.source.fetch_funding(symbol)
+            except SourceError as exc:  # the book is still worth publishing
+                self.metrics.error("source")
+                log.warning("market feed: %s funding: %s", symbol, exc)
+            else:
+                calc.on_funding(funding.ts, funding.rate)
+                self._mark[symbol] = funding.mark
         return BookSample(symbol, book.ts, book.bids, book.asks, book.mid, self._mark.get(symbol))
 
     async def publish_once(self) -> int:
@@ -160,6 +165,9 @@ class PollingFeed:
             except SourceError as exc:  # start(): the venue's markets could not be loaded
                 self.metrics.error("source")
                 log.warning("market feed: venue unavailable: %s", exc)
+            except Exception:  # an answer of an unexpected shape: keep feeding the others
+                self.metrics.error("internal")
+                log.exception("market feed: publish failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.period_ms / 1000)
 

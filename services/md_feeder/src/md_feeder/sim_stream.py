@@ -190,6 +190,11 @@ class SimStreamFeed:
             except (redis_exc.RedisError, OSError) as exc:
                 self.metrics.error("redis")
                 log.warning("market feed: redis unavailable: %s", exc)
-                # Not a busy loop while Redis is away (XREAD BLOCK is what normally waits).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.block_ms / 1000)
+            except Exception:  # a bug must not end the feed: the next steps still come
+                self.metrics.error("internal")
+                log.exception("market feed: read failed")
+            else:
+                continue
+            # Not a busy loop after a failure (XREAD BLOCK is what normally waits).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.block_ms / 1000)
