@@ -2,18 +2,23 @@
 
 * a real redis-server (svckit.embedded_redis) on a free loopback port,
 * the SQLite store under var/data/ (seeded from fixtures/ by each service at start),
-* S4 on :8082 with the in-process venue simulator, which also publishes market data
-  (`mkt:tick:*`, `mkt:depth:*`, `feat:last:*`) to Redis,
+* the market-data feeder (`python -m md_feeder`, /health on :8083): publishes `mkt:tick:*`,
+  `mkt:depth:*` and `feat:last:*` from the simulator's steps (or, with a ccxt S4_EXCHANGE,
+  from that venue's public books: MD_SOURCE follows S4_EXCHANGE unless set),
+* S4 on :8082 with the in-process venue simulator, whose market steps it appends to
+  `sim:market` for the feeder,
 * S3 on :8081, emitting intents to `orders:intent` and to S4 over REST.
 
-Ports and everything else follow the usual variables (S3_PORT, S4_PORT, S3_*/S4_*). When
-S3_REDIS_ADDRESSES / S4_REDIS_ADDRESSES are set, no Redis is started and those are used.
+Ports and everything else follow the usual variables (S3_PORT, S4_PORT, MD_PORT, S3_*/S4_*/
+MD_*). When S3_REDIS_ADDRESSES / S4_REDIS_ADDRESSES are set, no Redis is started and those are
+used.
 
 Stopping (Ctrl-C, SIGTERM, SIGHUP) goes in dependency order, each with a bounded grace period
 (`DEVSTACK_STOP_GRACE_S`, default 20 s, then SIGKILL): S3 first (it publishes to S4), then S4
-(it finishes the steps under way and publishes their events), then Redis last. A terminal
-sends Ctrl-C to its whole foreground process group, so every child runs in a process group of
-its own: otherwise Redis would die at the same moment as S4 and S4's last events would be lost.
+(it finishes the steps under way and publishes their events), then the feeder, then Redis last.
+A terminal sends Ctrl-C to its whole foreground process group, so every child runs in a process
+group of its own: otherwise Redis would die at the same moment as S4 and S4's last events would
+be lost.
 On Linux the children also get SIGTERM if this script dies without stopping them.
 
 Bearer tokens: S3_API_TOKEN, S3_ADMIN_TOKEN and S4_API_TOKEN are taken from the environment
@@ -114,12 +119,20 @@ def main() -> int:
         redis = EmbeddedRedis().start()
         addresses = ",".join(redis.addresses)
         print(f"devstack: redis-server (embedded) on {addresses}", flush=True)
-    for prefix in ("S3_", "S4_"):
+    for prefix in ("S3_", "S4_", "MD_"):
         env.setdefault(f"{prefix}REDIS_ADDRESSES", addresses)
         env.setdefault(f"{prefix}DATA_DIR", str(data_dir))
         env.setdefault(f"{prefix}FIXTURES_DIR", str(REPO / "fixtures"))
+    # The feeder reads the venue S4 trades on: the simulator's steps, or the same ccxt venue.
+    env.setdefault("MD_SOURCE", env.get("S4_EXCHANGE") or "sim")
+    for var in ("TESTNET", "EXCHANGE_BASE_URL"):
+        if env.get(f"S4_{var}"):
+            env.setdefault(f"MD_{var}", env[f"S4_{var}"])
+    if env.get("S4_SIM_SYMBOLS"):
+        env.setdefault("MD_SYMBOLS", env["S4_SIM_SYMBOLS"])
     env.setdefault("S4_ROUTE_TABLE_PATH", str(REPO / "fixtures" / "route_table.json"))
     s3_port, s4_port = env.setdefault("S3_PORT", "8081"), env.setdefault("S4_PORT", "8082")
+    md_port = env.setdefault("MD_PORT", "8083")
     env.setdefault("S3_S4_URL", f"http://127.0.0.1:{s4_port}")
     store = env.get("S4_DB_ARANGO_URI") or f"sqlite {data_dir / 'store.sqlite3'}"
     print(f"devstack: store {store}", flush=True)
@@ -141,7 +154,9 @@ def main() -> int:
         signal.signal(sig, stop)
     rc = 0
     try:
-        for name, module, port in (("s4-router", "s4_router", s4_port),
+        # The feeder first: it reads sim:market from its tail, so it sees S4's first steps.
+        for name, module, port in (("md-feeder", "md_feeder", md_port),
+                                   ("s4-router", "s4_router", s4_port),
                                    ("s3-strategy", "s3_strategy", s3_port)):  # fmt: skip
             proc = subprocess.Popen(
                 [sys.executable, "-m", module], env=env, cwd=REPO, process_group=0,
@@ -172,7 +187,7 @@ def main() -> int:
                     stopping = True
             time.sleep(0.2)
     finally:
-        # Started S4 then S3: stopped S3, then S4, one at a time, then Redis.
+        # Started the feeder, S4, then S3: stopped S3, S4, the feeder, one at a time, then Redis.
         for name, proc in reversed(procs):
             _stop(name, proc, grace_s)
         if redis is not None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from tradekit.events import Alert, OrderExecuted, RouterEvent
 from tradekit.instrument import Instrument
 from tradekit.intents import OrderIntent
-from tradekit.market import DepthSnapshot, FeatureSnapshot, Tick
+from tradekit.market import DepthSnapshot, FeatureSnapshot, MarketStep, Tick
 from tradekit.orders import FillRecord, OrderRecord, OrderResponse
 
 OUT = Path(__file__).resolve().parents[1] / "deploy" / "schemas"
@@ -32,6 +32,7 @@ MODELS: dict[str, tuple[type[BaseModel], str]] = {
     "alert_event": (Alert, "serialization"),
     "tick": (Tick, "serialization"),
     "depth_snapshot": (DepthSnapshot, "serialization"),
+    "market_step": (MarketStep, "serialization"),
     "feature_snapshot": (FeatureSnapshot, "serialization"),
 }
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
 
+from md_feeder.app import Feeder, start_feeder
+from md_feeder.config import Settings as MDSettings
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 
@@ -94,3 +97,12 @@ async def decide_live_until_open(
             return out
         await asyncio.sleep(gap_s)
     return out
+
+
+async def start_market_feeder(
+    stack: AsyncExitStack, redis: RedisClient, addresses: list[str]
+) -> Feeder:
+    """The market-data feeder in-process (as `python -m md_feeder` runs it), reading what the
+    simulated venue inside S4 appends to sim:market; `stack` stops it."""
+    settings = MDSettings(redis_addresses=addresses, sim_block_ms=50)
+    return await start_feeder(stack, settings, redis=redis)

@@ -30,6 +30,7 @@ COPY libs/svckit/pyproject.toml libs/svckit/pyproject.toml
 COPY libs/venue/pyproject.toml libs/venue/pyproject.toml
 COPY services/s3_strategy/pyproject.toml services/s3_strategy/pyproject.toml
 COPY services/s4_router/pyproject.toml services/s4_router/pyproject.toml
+COPY services/md_feeder/pyproject.toml services/md_feeder/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --package s4-router ${S4_EXTRAS} --no-install-workspace
 

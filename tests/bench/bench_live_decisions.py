@@ -82,8 +82,9 @@ def main() -> int:
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
     s3_port, s4_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_"))} | {
-        "S3_PORT": str(s3_port), "S4_PORT": str(s4_port), "DEVSTACK_DATA_DIR": str(tmp),
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_", "MD_"))} | {
+        "S3_PORT": str(s3_port), "S4_PORT": str(s4_port), "MD_PORT": str(free_port()),
+        "DEVSTACK_DATA_DIR": str(tmp),
         "DEVSTACK_TOKEN_DIR": str(tmp / "tokens"),
         "S3_SYMBOLS": ",".join(sorted({*symbols, "BTCUSDT"})),
     }  # fmt: skip

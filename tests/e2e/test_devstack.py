@@ -1,9 +1,9 @@
 """`make run` (scripts/devstack.py) as a user runs it: a real process tree on loopback.
 
 Starts the stack on free ports, walks the README's curl path, then sends Ctrl-C (SIGINT) and
-checks that every process – S3, S4 and the embedded redis-server – is gone; and, with traffic
-in flight, that Ctrl-C as a terminal sends it (to the whole process group) stops S3, then S4,
-then Redis, with no event lost.
+checks that every process – S3, S4, the market-data feeder and the embedded redis-server – is
+gone; and, with traffic in flight, that Ctrl-C as a terminal sends it (to the whole process
+group) stops S3, then S4, then the feeder, then Redis, with no event lost.
 """
 
 from __future__ import annotations
@@ -108,10 +108,11 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
     foreground process group, the children too. The stack must still stop in order (S3, which
     publishes to S4; then S4, finishing its steps; then Redis), with executions in flight,
     publish every event it produced and leave no process behind."""
-    s3_port, s4_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_"))} | {
+    s3_port, s4_port, md_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_", "MD_"))} | {
         "S3_PORT": str(s3_port),
         "S4_PORT": str(s4_port),
+        "MD_PORT": str(md_port),
         "DEVSTACK_DATA_DIR": str(tmp_path),
         "DEVSTACK_TOKEN_DIR": str(tmp_path / "tokens"),
     }
@@ -136,8 +137,9 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
         text = log_path.read_text()
         assert f"s3-strategy listening on http://127.0.0.1:{s3_port}" in text
         assert f"s4-router listening on http://127.0.0.1:{s4_port}" in text
+        assert f"md-feeder listening on http://127.0.0.1:{md_port}" in text
         procs = _children(proc.pid)
-        assert len(procs) == 3  # redis-server, S4, S3
+        assert len(procs) == 4  # redis-server, the feeder, S4, S3
 
         # Tokens generated under the token dir, owner-only, and their paths printed.
         tokens = {}
@@ -153,6 +155,8 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
         s3, s4 = f"http://127.0.0.1:{s3_port}", f"http://127.0.0.1:{s4_port}"
         assert _http("GET", f"{s3}/health")[1]["status"] == "ok"
         assert _http("GET", f"{s4}/health")[1]["status"] == "ok"
+        feeder = _http("GET", f"http://127.0.0.1:{md_port}/health")[1]
+        assert feeder["status"] == "ok" and feeder["source"] == "sim", feeder
         dry = {"symbol": "BTCUSDT", "dry_run": True}
         assert _http("POST", f"{s3}/decide", dry)[0] == 401
         assert _http("POST", f"{s3}/decide", dry, token=s4_tok)[0] == 401
@@ -241,12 +245,12 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
     assert finished <= reported, sorted(finished - reported)
     assert finished <= done_events, sorted(finished - done_events)
     stops = [text.find(f"devstack: {name} stopped") for name in
-             ("s3-strategy", "s4-router", "redis-server")]  # fmt: skip
+             ("s3-strategy", "s4-router", "md-feeder", "redis-server")]  # fmt: skip
     assert -1 not in stops and stops == sorted(stops), text[-3000:]
     # Each stopped by itself within its grace period (uvicorn re-raises the SIGTERM it
     # handled, hence rc -15), its lifespan shutdown complete: never killed.
     assert "killed" not in text, text[-3000:]
-    for name in ("s3-strategy", "s4-router"):
+    for name in ("s3-strategy", "s4-router", "md-feeder"):
         assert re.search(rf"devstack: {name} stopped \(rc (0|-15)\)", text), text[-3000:]
         assert re.search(rf'"service":"{name}".*"Application shutdown complete', text)
     assert "devstack: stopped" in text

@@ -28,7 +28,7 @@ from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, S4_AUTH, decide_live_until_open
+from tests.helpers import S3_AUTH, S4_AUTH, decide_live_until_open, start_market_feeder
 from tradekit.enums import Market
 
 
@@ -95,7 +95,8 @@ async def start_stack(
             transport=httpx.ASGITransport(app=app3), base_url="http://s3", headers=S3_AUTH
         )
     )
-    # Features come from the simulator's market-data feed, not from the test.
+    # Features come from the market-data feeder (the simulator's steps), not from the test.
+    await start_market_feeder(stack, redis, addresses)
     await wait_for(lambda: _exists(redis, keys.feat_last("BTCUSDT")))
     return Stack(s3, s4, s3c, s4c)
 

@@ -34,7 +34,7 @@ from svckit.redisio import RedisClient
 from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, S4_AUTH, decide_live_until_open
+from tests.helpers import S3_AUTH, S4_AUTH, decide_live_until_open, start_market_feeder
 from tradekit.enums import Market
 from tradekit.intents import OrderIntent
 
@@ -103,6 +103,7 @@ async def stack(
             async def features() -> bool:
                 return bool(await redis.exists(keys.feat_last("BTCUSDT")))
 
+            await start_market_feeder(es, redis, redis_addresses)
             await wait_for(features)
             return Stack(s3, s4, s3c, s4c)
 

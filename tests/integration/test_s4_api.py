@@ -192,30 +192,6 @@ async def test_health_with_dependencies_up_reports_route_rev_and_breaker(
     assert "router_submit_latency_seconds" in (await client.get("/metrics")).text
 
 
-async def test_market_feed_with_sim_exchange_publishes_ticks_depth_and_features(
-    s4: tuple[httpx.AsyncClient, S4Container], redis: RedisClient
-) -> None:
-    for _ in range(100):
-        if await redis.get(keys.feat_last("BTCUSDT")):
-            break
-        await asyncio.sleep(0.02)
-    feats = jsonutil.loads(await redis.get(keys.feat_last("BTCUSDT")))
-    tick = jsonutil.loads(await redis.get(keys.mkt_tick("BTCUSDT")))
-    depth = jsonutil.loads(await redis.get(keys.mkt_depth("BTCUSDT")))
-    assert 55_000 < feats["mid"] < 75_000  # BTCUSDT trades around 65,000 on the simulator
-    assert feats["spread_bps"] >= 0 and feats["depth_top1_usdt"] > 0
-    # History-based features exist from the first publish (warm-up backfill of 1-min bars).
-    for name in ("atr_14", "ma7_5m", "ma25_5m", "rv_1h", "rv_pctile_30d", "ma_cross",
-                 "funding_rate", "funding_next_abs", "price"):  # fmt: skip
-        assert name in feats, name
-    assert 0 <= feats["rv_pctile_30d"] <= 1 and feats["atr_14"] > 0
-    assert -1 <= feats["rho_usdttwd_14"] <= 1  # synthetic USDT/TWD in the simulator
-    assert 0 < feats["rv_1h"] < 0.05  # the hour's volatility, not annualised
-    assert abs(feats["ma7_5m"] / feats["mid"] - 1) < 0.05
-    assert float(tick["bid"]) < float(tick["ask"]) and tick["mark"] is not None
-    assert len(depth["bids"]) >= 5 and float(depth["bids"][0][0]) == float(tick["bid"])
-
-
 async def test_requests_with_redis_down_return_503_and_health_reports_it(
     tmp_path: Path,
 ) -> None:

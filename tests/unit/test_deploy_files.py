@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from svckit.settings import ServiceSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKER_DIR = DEPLOY / "docker"
@@ -28,6 +30,10 @@ SERVICES = {
     # compose service -> (Dockerfile, python module, uv package, host port, env prefix)
     "s3-strategy": ("s3_strategy.Dockerfile", "s3_strategy", "s3-strategy", 8081, "S3"),
     "s4-router": ("s4_router.Dockerfile", "s4_router", "s4-router", 8082, "S4"),
+}
+# Every image the repository builds: S3, S4 and the market-data feeder (no store, no API token).
+IMAGES = SERVICES | {
+    "md-feeder": ("md_feeder.Dockerfile", "md_feeder", "md-feeder", 8083, "MD"),
 }
 
 # Spec 004 §E plus the wiring variables the services read.
@@ -257,18 +263,18 @@ def test_compose_with_arango_password_reads_env_with_dev_default() -> None:
     assert re.search(r"ARANGO_ROOT_PASSWORD: \$\{ARANGO_ROOT_PASSWORD:-[^}]+\}", text)
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(IMAGES))
 def test_compose_with_app_service_builds_from_existing_dockerfile(service: str) -> None:
-    dockerfile, *_ = SERVICES[service]
+    dockerfile, *_ = IMAGES[service]
     build = _compose()["services"][service]["build"]
     assert build["context"] == "."
     assert build["dockerfile"] == f"deploy/docker/{dockerfile}"
     assert (ROOT / build["dockerfile"]).is_file()
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(IMAGES))
 def test_compose_with_app_service_publishes_host_port_to_8080(service: str) -> None:
-    *_, host_port, prefix = SERVICES[service]
+    *_, host_port, prefix = IMAGES[service]
     svc = _compose()["services"][service]
     # Published on the host's loopback only: the LAN cannot reach the stack.
     assert [str(p) for p in svc["ports"]] == [f"127.0.0.1:{host_port}:8080"]
@@ -321,19 +327,19 @@ def test_compose_with_route_table_mounts_fixture_read_only() -> None:
 # ---------------------------------------------------------------------------- Dockerfiles
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(IMAGES))
 def test_dockerfile_with_stages_builds_on_python_311_slim(service: str) -> None:
-    path = DOCKER_DIR / SERVICES[service][0]
+    path = DOCKER_DIR / IMAGES[service][0]
     instructions = _dockerfile_instructions(path)
     froms = [_resolve_args(instructions, a).split()[0] for i, a in instructions if i == "FROM"]
     assert len(froms) >= 2, "multi-stage"
     assert all(f.startswith("python:3.11") for f in froms), froms
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(IMAGES))
 def test_dockerfile_with_builder_installs_pinned_uv_and_syncs_frozen(service: str) -> None:
-    _, _, package, _, _ = SERVICES[service]
-    runs = [a for i, a in _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0]) if i == "RUN"]
+    _, _, package, _, _ = IMAGES[service]
+    runs = [a for i, a in _dockerfile_instructions(DOCKER_DIR / IMAGES[service][0]) if i == "RUN"]
     assert any(re.search(r"pip install .?uv==0\.13\.9", r) for r in runs)
     syncs = [r for r in runs if "uv sync" in r]
     assert syncs
@@ -343,9 +349,9 @@ def test_dockerfile_with_builder_installs_pinned_uv_and_syncs_frozen(service: st
         assert f"--package {package}" in run
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(IMAGES))
 def test_dockerfile_with_runtime_stage_runs_as_numeric_non_root_user(service: str) -> None:
-    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    instructions = _dockerfile_instructions(DOCKER_DIR / IMAGES[service][0])
     users = [a for i, a in instructions if i == "USER"]
     assert users
     uid = users[-1].split(":")[0]
@@ -353,10 +359,10 @@ def test_dockerfile_with_runtime_stage_runs_as_numeric_non_root_user(service: st
     assert int(uid) == 10001
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(IMAGES))
 def test_dockerfile_with_service_exposes_8080_and_runs_module(service: str) -> None:
-    _, module, _, _, prefix = SERVICES[service]
-    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    _, module, _, _, prefix = IMAGES[service]
+    instructions = _dockerfile_instructions(DOCKER_DIR / IMAGES[service][0])
     assert ("EXPOSE", "8080") in instructions
     cmds = [json.loads(a) for i, a in instructions if i == "CMD"]
     assert cmds[-1] == ["python", "-m", module]
@@ -365,9 +371,9 @@ def test_dockerfile_with_service_exposes_8080_and_runs_module(service: str) -> N
     assert f"{prefix}_HOST=0.0.0.0" in env
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(IMAGES))
 def test_dockerfile_with_healthcheck_probes_health_with_python(service: str) -> None:
-    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    instructions = _dockerfile_instructions(DOCKER_DIR / IMAGES[service][0])
     checks = [a for i, a in instructions if i == "HEALTHCHECK"]
     assert len(checks) == 1
     cmd = checks[0].split("CMD", 1)[1].strip()
@@ -377,9 +383,9 @@ def test_dockerfile_with_healthcheck_probes_health_with_python(service: str) -> 
     compile(argv[-1], "<healthcheck>", "exec")  # the -c program is valid Python
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(IMAGES))
 def test_dockerfile_with_copy_sources_exist_and_are_not_dockerignored(service: str) -> None:
-    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    instructions = _dockerfile_instructions(DOCKER_DIR / IMAGES[service][0])
     patterns = _dockerignore_patterns()
     copied = []
     for instr, args in instructions:
@@ -395,13 +401,13 @@ def test_dockerfile_with_copy_sources_exist_and_are_not_dockerignored(service: s
     assert "uv.lock" in copied
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(IMAGES))
 def test_dockerfile_with_uv_workspace_copies_every_member_manifest_before_sync(
     service: str,
 ) -> None:
     root = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     members = root["tool"]["uv"]["workspace"]["members"]
-    instructions = _dockerfile_instructions(DOCKER_DIR / SERVICES[service][0])
+    instructions = _dockerfile_instructions(DOCKER_DIR / IMAGES[service][0])
     first_sync = next(n for n, (i, a) in enumerate(instructions) if "uv sync" in a)
     before: list[str] = []
     after: list[str] = []
@@ -414,7 +420,7 @@ def test_dockerfile_with_uv_workspace_copies_every_member_manifest_before_sync(
     assert {"pyproject.toml", "uv.lock"} <= set(before)
     # The service and every lib it may depend on are present for the final sync.
     assert "libs" in after
-    assert f"services/{SERVICES[service][1]}" in after
+    assert f"services/{IMAGES[service][1]}" in after
 
 
 def test_dockerignore_with_local_state_excludes_venv_tools_var_caches_git() -> None:
@@ -747,3 +753,55 @@ def test_configmaps_with_settings_classes_carry_every_variable() -> None:
             and prefix + f.upper() not in from_pod
         ]
         assert missing == [], f"{name} lacks {missing}"
+
+
+# ---------------------------------------------------------------------------- the feeder
+
+
+def _feeder_settings() -> set[str]:
+    from md_feeder.config import Settings
+
+    own = set(Settings.model_fields) - set(ServiceSettings.model_fields)
+    return {f"MD_{name.upper()}" for name in own}
+
+
+def test_compose_with_feeder_reads_redis_and_follows_s4s_venue() -> None:
+    svc = _compose()["services"]["md-feeder"]
+    env = _env_dict(svc["environment"])
+    assert env["MD_REDIS_ADDRESSES"] == "redis:6379"
+    assert env["MD_SOURCE"] == "${S4_EXCHANGE:-sim}" and env["MD_TESTNET"] == "${S4_TESTNET:-true}"
+    assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "arangodb" not in svc["depends_on"], "the feeder keeps no documents"
+
+
+def test_k8s_feeder_configmap_with_every_md_setting_and_no_secret() -> None:
+    data = _by_kind("ConfigMap")["md-feeder-config"]["data"]
+    wanted = _feeder_settings() | {"MD_HOST", "MD_PORT", "MD_LOG_LEVEL", "MD_REDIS_ADDRESSES"}
+    assert wanted - set(data) == set()
+    assert all(key.startswith("MD_") for key in data)
+    assert "MD_REDIS_PASSWORD" not in data
+    s4 = _by_kind("ConfigMap")["s4-router-config"]["data"]
+    assert data["MD_REDIS_ADDRESSES"] == s4["S4_REDIS_ADDRESSES"]
+    assert (data["MD_SOURCE"], data["MD_TESTNET"]) == (s4["S4_EXCHANGE"], s4["S4_TESTNET"])
+
+
+def test_k8s_feeder_deployment_with_probes_non_root_read_only_and_config_refs() -> None:
+    dep = _by_kind("Deployment")["md-feeder"]
+    assert dep["spec"]["replicas"] == 1  # one poller per venue: see the manifest's header
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "md_feeder"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health"
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert {"containerPort": 8080, "name": "http"} in container["ports"]
+    csc = container["securityContext"]
+    assert csc["readOnlyRootFilesystem"] is True and csc["capabilities"]["drop"] == ["ALL"]
+    assert [s["configMapRef"]["name"] for s in container["envFrom"]] == ["md-feeder-config"]
+    env = {v["name"]: v for v in container["env"]}
+    ref = env["MD_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] in _by_kind("Secret") and ref["optional"] is True
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"

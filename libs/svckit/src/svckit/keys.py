@@ -21,6 +21,12 @@ CFG_EVENTS_MAXLEN = 1000
 # Serialises activations (read active → write config_active + audit → SET → XADD).
 CFG_ACTIVATE_LOCK = "lock:cfg:activate"
 
+# The simulated venue's public market data (S4_EXCHANGE=sim: the venue runs inside S4): one
+# entry per market step and symbol, a JSON `data` field (tradekit.market.MarketStep), read by the
+# market-data feeder (md_feeder), which publishes mkt:tick / mkt:depth / feat:last from it.
+SIM_MARKET = "sim:market"
+SIM_MARKET_MAXLEN = 10_000  # about an hour of 1-second steps for three symbols
+
 IDEM_TTL_S = 3600
 POS_LOCK_MAX_MS = 3000
 

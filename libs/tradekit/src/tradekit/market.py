@@ -64,3 +64,21 @@ class FeatureSnapshot(BaseModel):
                 continue
             values[key] = float(val)
         return cls(symbol=symbol, ts=int(ts_raw), values=values)
+
+
+class MarketStep(BaseModel):
+    """One step of a venue's public market data for one symbol: the book after the step (best
+    first), the tape's prints during it as ``(ts, price, qty)``, and for a futures symbol the
+    funding rate and mark price. The simulator publishes these on the `sim:market` stream (it
+    is the venue's public feed when the venue is simulated inside S4); the market-data feeder
+    turns them into `mkt:tick`, `mkt:depth` and `feat:last`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str
+    ts: int = Field(description="epoch ms")
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+    prints: list[tuple[int, Decimal, Decimal]] = Field(default_factory=list)
+    funding_rate: Decimal | None = None
+    mark: Decimal | None = None

@@ -4,10 +4,10 @@ Matching engine with an L2 book per symbol (:mod:`venue.engine`, :mod:`venue.boo
 futures accounts (:mod:`venue.accounts`), futures algo orders and spot OCO lists
 (:mod:`venue.algo`, :mod:`venue.engine`), fees from the instrument, a seeded latency model
 (:mod:`venue.latency`), server time with skew, faults on demand (:mod:`venue.faults`), replayed
-and synthetic markets (:mod:`venue.market`), an execution-report feed (:mod:`venue.feed`) and
-market-data features (:mod:`venue.features`). No I/O (except reading the recorded fixtures
-once, on request), no asyncio, no sleeps, an injected clock, one ``random.Random`` per concern
-seeded from the venue's seed.
+and synthetic markets (:mod:`venue.market`) and an execution-report feed (:mod:`venue.feed`).
+The features computed from its books are defined in :mod:`tradekit.features` (the feeder's).
+No I/O (except reading the recorded fixtures once, on request), no asyncio, no sleeps, an
+injected clock, one ``random.Random`` per concern seeded from the venue's seed.
 
 Start with :func:`venue.defaults.default_venue` or build a :class:`venue.venue.Venue`.
 """
@@ -16,7 +16,6 @@ from svckit.clock import Clock, ManualClock, WallClock
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 from venue.errors import AckDropped, RateLimitExceeded, VenueError, VenueServerError, VenueTimeout
 from venue.faults import FaultInjector, FaultKind, FaultPlan, ScriptedFault
-from venue.features import FeatureCalculator
 from venue.latency import LatencyConfig, LatencyModel
 from venue.market import MarketSimulator, Regime, ReplayProcess, SyntheticProcess
 from venue.venue import Venue
@@ -28,7 +27,6 @@ __all__ = [
     "FaultInjector",
     "FaultKind",
     "FaultPlan",
-    "FeatureCalculator",
     "LatencyConfig",
     "LatencyModel",
     "ManualClock",

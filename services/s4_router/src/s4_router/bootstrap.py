@@ -320,7 +320,8 @@ async def bootstrap(
     skew = ClockSkewGuard(settings.clock_skew_max_ms, max_rtt_ms=settings.clock_skew_max_rtt_ms)
     books = BookSource(
         redis=redis, ops=ops, clock=clock, metrics=metrics, max_age_ms=settings.book_max_age_ms,
-        # The simulator's feed serves both markets; a live feed the futures book where listed.
+        # What the feeder (md_feeder) publishes: from the simulator one book that serves both
+        # markets; from a live venue the futures book where listed, else spot.
         published_market=None if settings.exchange == "sim" else {
             s: Market.FUT if Market.FUT in i.markets else Market.SPOT
             for s, i in instruments.items()

@@ -216,7 +216,9 @@ class Settings(ServiceSettings):
     alert_cooldown: Duration = timedelta(minutes=10)
     sim_symbols: CsvList = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "QRLUSDT"])
     sim_publish_market: bool = Field(
-        default=True, description="with exchange=sim: publish mkt:* and feat:last:* to Redis"
+        default=True,
+        description="with exchange=sim: append the simulator's market steps to the sim:market "
+        "stream, which the market-data feeder (md_feeder) turns into mkt:* and feat:last:*",
     )
     sim_seed: int = 7
     # ---- simulator fault profile (S4_EXCHANGE=sim; the facade takes the same knobs) -----------
@@ -242,11 +244,8 @@ class Settings(ServiceSettings):
         description="ccxt exchanges: send every request to this host instead of the venue's "
         "(the simulator's Binance facade, a testnet mirror)",
     )
-    market_publish_ms: int = Field(default=500, ge=10)
-    market_feed: bool = Field(
-        default=False,
-        description="with a ccxt exchange: poll books and publish mkt:* / feat:last:* to Redis "
-        "(production usually runs a dedicated feeder instead)",
+    market_publish_ms: int = Field(
+        default=500, ge=10, description="with exchange=sim: period of the sim:market appends"
     )
 
     @model_validator(mode="after")

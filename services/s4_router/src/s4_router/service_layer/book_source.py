@@ -1,11 +1,11 @@
 """The book pre-trade checks read (liquidity probe, arrival mid, collars, the OCO guardian's
-local legs): the one the market-data feed already publishes, `mkt:depth:{symbol}`, when it is
+local legs): the one the market-data feeder already publishes, `mkt:depth:{symbol}`, when it is
 at most `S4_BOOK_MAX_AGE_MS` old, else the venue's (`GET /depth`: a network round trip and
 request weight on every order otherwise).
 
 The published book is used only for the market the feed publishes: the simulator's feed
 serves both (its spot and futures books share the levels); a live feed publishes the futures
-book where the symbol has one, else spot (`adapters.market_feed`), so a spot order on a symbol
+book where the symbol has one, else spot (the feeder, `md_feeder`), so a spot order on a symbol
 with futures always asks the venue.
 
 `allow_stale` (reduce-only closes): the venue's book is asked in the urgent weight lane, and when

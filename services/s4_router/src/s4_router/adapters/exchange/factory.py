@@ -1,4 +1,5 @@
-"""Builds the exchange adapter named by `S4_EXCHANGE`, plus the background jobs it needs."""
+"""Builds the exchange adapter named by `S4_EXCHANGE`, plus the background jobs it needs (the
+simulator's public market-data tap; market data itself is the feeder's, `python -m md_feeder`)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def make_exchange(
     request to that host instead of the exchange's, e.g. the simulator's Binance facade."""
     if settings.exchange == "sim":
         from s4_router.adapters.exchange.sim_client import SimExchange
-        from s4_router.adapters.market_feed import SimMarketFeed
+        from s4_router.adapters.exchange.sim_market import SimMarketTap
         from venue.defaults import default_venue
 
         symbols = [s for s in settings.sim_symbols if s in instruments]
@@ -55,10 +56,10 @@ def make_exchange(
         venue.limiter.limit = settings.sim_weight_limit
         jobs: list[BackgroundTask] = []
         if settings.sim_publish_market:
-            feed = SimMarketFeed(
+            tap = SimMarketTap(
                 venue=venue, redis=redis, symbols=symbols, period_ms=settings.market_publish_ms
             )
-            jobs.append(feed.run)
+            jobs.append(tap.run)
         return SimExchange(venue), jobs
     from s4_router.adapters.exchange.ccxt_client import CcxtExchange
 
@@ -78,18 +79,4 @@ def make_exchange(
         # reduce-only close FIFO behind polls (a POST waited 30 s) on its own rolling estimate.
         enable_rate_limit=False,
     )
-    live_jobs: list[BackgroundTask] = []
-    if settings.market_feed:
-        from s4_router.adapters.market_feed import PollingMarketFeed
-        from tradekit.enums import Market
-
-        # One book per symbol: futures where listed (what S3 trades by default), else spot.
-        pairs = [
-            (s, Market.FUT if Market.FUT in i.markets else Market.SPOT)
-            for s, i in instruments.items()
-        ]
-        poller = PollingMarketFeed(
-            exchange=exchange, redis=redis, symbols=pairs, period_ms=settings.market_publish_ms
-        )
-        live_jobs.append(poller.run)
-    return exchange, live_jobs
+    return exchange, []

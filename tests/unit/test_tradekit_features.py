@@ -7,8 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tradekit.market import FeatureSnapshot
-from venue.features import (
+from tradekit.features import (
     Bar,
     FeatureCalculator,
     aggregate,
@@ -20,6 +19,7 @@ from venue.features import (
     sma,
     spread_bps,
 )
+from tradekit.market import FeatureSnapshot
 
 D = Decimal
 T0 = 1_700_000_040_000 // 300_000 * 300_000  # aligned on a 5-minute boundary

@@ -1,4 +1,5 @@
-"""Market-data features S3's gates and rules read from ``feat:last:{symbol}``.
+"""Market-data features S3's gates and rules read from ``feat:last:{symbol}``: the one
+definition, computed by the market-data feeder (``md_feeder``) and checked by the tests.
 
 Pure functions over books and bars, plus a small stateful :class:`FeatureCalculator` that
 ingests book ticks, trades (or ready 1-minute bars) and funding, and emits a flat dict
