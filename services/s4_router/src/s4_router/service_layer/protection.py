@@ -59,15 +59,9 @@ from s4_router.policies.oco_native import NativeOco
 from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.protection_brackets import BracketsDriver
-from s4_router.service_layer.protection_interp import (
-    KIND,
-    MAX_CHILD,
-    Interpreter,
-    Protection,
-    doc_key,
-    load_machine,
-)
+from s4_router.service_layer.protection_interp import MAX_CHILD, Interpreter
 from s4_router.service_layer.protection_oco import GuardianDriver, NativeDriver, SpotOcoDriver
+from s4_router.service_layer.protection_records import KIND, Protection, doc_key, load_machine
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock

@@ -18,7 +18,8 @@ from s4_router.adapters.exchange.base import (
 )
 from s4_router.policies import brackets as br
 from s4_router.policies.protective import Command, Event, Place
-from s4_router.service_layer.protection_interp import Driver, Interpreter, Protection
+from s4_router.service_layer.protection_interp import Driver, Interpreter
+from s4_router.service_layer.protection_records import Protection
 from s4_router.service_layer.venue_ops import Unresolved
 from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.money import ZERO

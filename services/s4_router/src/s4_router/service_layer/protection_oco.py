@@ -17,7 +17,8 @@ from s4_router.adapters.exchange.base import BookTop, ExchangeError, RetryableEr
 from s4_router.policies import oco_guardian as og
 from s4_router.policies.oco_native import NativeOco
 from s4_router.policies.protective import Alert, Command, Event
-from s4_router.service_layer.protection_interp import Driver, Interpreter, Protection
+from s4_router.service_layer.protection_interp import Driver, Interpreter
+from s4_router.service_layer.protection_records import Protection
 from svckit.clock import Clock
 from svckit.store.base import Query
 from tradekit.enums import Market, OrderRole, OrderStatus, Side
