@@ -67,10 +67,6 @@ class Cancel:
     leg: Leg
     client_order_id: str
 
-    @property
-    def kind(self) -> Leg:
-        return self.leg
-
 
 @dataclass(frozen=True, slots=True)
 class Query:

@@ -58,7 +58,6 @@ class BracketsDriver(Driver):
 
     async def on_event(self, p: Protection, c: Event) -> dict[str, Any]:
         b = _brackets(p)
-        p.active = False  # BRACKETS_CLOSED: the machine's one event
         if b.protected_ms is None and b.first_fill_ms is not None:
             # Never protected (stop rejected): naked from the first fill until flat.
             naked = (b.closed_ms or self.io.now()) - b.first_fill_ms

@@ -47,7 +47,6 @@ class SpotOcoDriver(Driver):
         self.io.metrics.oco_anomalies.inc()
 
     async def on_event(self, p: Protection, c: Event) -> dict[str, Any]:
-        p.active = False  # OCO_RESOLVE: the machine's one event
         return {**c.data, "observed": dict(p.observed)}
 
     async def feed_entry(
