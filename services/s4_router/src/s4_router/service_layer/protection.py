@@ -40,18 +40,10 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from s4_router.adapters.exchange.base import (
-    BookTop,
-    ConditionalOrder,
-    ExchangeError,
-    ExchangeOrder,
-    ExchangePort,
-    ProtectionUnsupported,
-)
+from s4_router.adapters.exchange.base import ExchangeError, ExchangePort, ProtectionUnsupported
 from s4_router.adapters.leases import Lease, Leases
 from s4_router.metrics import RouterMetrics
 from s4_router.policies import brackets as br
@@ -61,7 +53,13 @@ from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.protection_brackets import BracketsDriver
 from s4_router.service_layer.protection_interp import MAX_CHILD, Interpreter
 from s4_router.service_layer.protection_oco import GuardianDriver, NativeDriver, SpotOcoDriver
-from s4_router.service_layer.protection_records import KIND, Protection, doc_key, load_machine
+from s4_router.service_layer.protection_records import (
+    KIND,
+    Protection,
+    Snapshot,
+    doc_key,
+    load_machine,
+)
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
@@ -92,20 +90,6 @@ PROTECTIVE_ROLES = frozenset(
 def is_protective(doc: Mapping[str, Any]) -> bool:
     role = doc.get("role")
     return role is not None and OrderRole(role) in PROTECTIVE_ROLES
-
-
-@dataclass
-class Snapshot:
-    """What one batched round learnt about one symbol (None: not asked, or not answered)."""
-
-    conditionals: dict[str, ConditionalOrder] | None = None  # open FUT algo orders by client id
-    conditionals_failed: bool = False
-    spot_orders: dict[str, ExchangeOrder] | None = None  # open SPOT orders by client id
-    spot_failed: bool = False
-    position: Decimal | None = None  # FUT position qty (only on a positions round)
-    position_seq: int = 0  # sequence number taken just before the positions call
-    book: BookTop | None = None  # SPOT book for the guardians' local legs (one per round)
-    book_failed: bool = False
 
 
 class ProtectionService:

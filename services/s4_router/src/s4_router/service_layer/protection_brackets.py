@@ -19,7 +19,7 @@ from s4_router.adapters.exchange.base import (
 from s4_router.policies import brackets as br
 from s4_router.policies.protective import Command, Event, Place
 from s4_router.service_layer.protection_interp import Driver, Interpreter
-from s4_router.service_layer.protection_records import Protection
+from s4_router.service_layer.protection_records import Protection, Snapshot
 from s4_router.service_layer.venue_ops import Unresolved
 from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.money import ZERO
@@ -94,7 +94,7 @@ class BracketsDriver(Driver):
         if done and not p.entry_done:
             await self.io.run(p, self, b.on_entry_done(now))
 
-    async def poll(self, p: Protection, snap: Any) -> None:
+    async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         b = _brackets(p)
         if b.state in (br.BracketState.CLOSED, br.BracketState.FAILED):
             p.active = False

@@ -40,7 +40,7 @@ from s4_router.policies.protective import (
     PlaceList,
     Query,
 )
-from s4_router.service_layer.protection_records import Protection, ProtectionRecords
+from s4_router.service_layer.protection_records import Protection, ProtectionRecords, Snapshot
 from s4_router.service_layer.venue_ops import Unresolved
 from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.ids import parent_of
@@ -78,7 +78,7 @@ class Driver:
     ) -> None:
         raise NotImplementedError
 
-    async def poll(self, p: Protection, snap: Any) -> None:
+    async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         """One round: `snap` is the round's venue snapshot of the symbol (None: ask by id)."""
         raise NotImplementedError
 

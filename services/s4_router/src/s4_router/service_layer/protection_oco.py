@@ -18,7 +18,7 @@ from s4_router.policies import oco_guardian as og
 from s4_router.policies.oco_native import NativeOco
 from s4_router.policies.protective import Alert, Command, Event
 from s4_router.service_layer.protection_interp import Driver, Interpreter
-from s4_router.service_layer.protection_records import Protection
+from s4_router.service_layer.protection_records import Protection, Snapshot
 from svckit.clock import Clock
 from svckit.store.base import Query
 from tradekit.enums import Market, OrderRole, OrderStatus, Side
@@ -197,7 +197,7 @@ class GuardianDriver(SpotOcoDriver):
         g = self.guardian(p)
         await self.io.run(p, self, g.on_price(book.best_bid, book.best_ask, self.io.now()))
 
-    async def poll(self, p: Protection, snap: Any) -> None:
+    async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         g = self.guardian(p)
         if g.state.is_final:
             p.active = False
@@ -272,7 +272,7 @@ class NativeDriver(SpotOcoDriver):
         p.machine = n
         await self.io.run(p, self, [n.place()])
 
-    async def poll(self, p: Protection, snap: Any) -> None:
+    async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         n, io = self.native(p), self.io
         if n.final:
             p.active = False

@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from s4_router.adapters.exchange.base import (
+    BookTop,
+    ConditionalOrder,
     ExchangeOrder,
     ExchangePort,
     ExchangeTrade,
@@ -85,6 +87,20 @@ def role_of(p: Protection, leg: Leg) -> OrderRole:
         return OrderRole.STOP_LOSS if leg is Leg.SL else OrderRole.TAKE_PROFIT
     # SPOT: the take profit of a long (and the stop of a short) rests above the market.
     return OrderRole.OCO_ABOVE if (leg is Leg.TP) == (p.side is Side.BUY) else OrderRole.OCO_BELOW
+
+
+@dataclass
+class Snapshot:
+    """What one batched round learnt about one symbol (None: not asked, or not answered)."""
+
+    conditionals: dict[str, ConditionalOrder] | None = None  # open FUT algo orders by client id
+    conditionals_failed: bool = False
+    spot_orders: dict[str, ExchangeOrder] | None = None  # open SPOT orders by client id
+    spot_failed: bool = False
+    position: Decimal | None = None  # FUT position qty (only on a positions round)
+    position_seq: int = 0  # sequence number taken just before the positions call
+    book: BookTop | None = None  # SPOT book for the guardians' local legs (one per round)
+    book_failed: bool = False
 
 
 class ProtectionRecords:
