@@ -22,14 +22,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from s4_router.policies.protective import Alert, Cancel, Command, Event, Leg, Place
 from tradekit.enums import OrderStatus, OrderType, Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
 
 
-class Kind(StrEnum):
-    SL = "SL"
-    TP = "TP"
+Kind = Leg  # the brackets call a leg its kind
 
 
 class BracketState(StrEnum):
@@ -40,36 +39,31 @@ class BracketState(StrEnum):
     FAILED = "FAILED"
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceProtective:
-    kind: Kind
-    client_order_id: str
-    side: Side
-    type: OrderType
-    qty: Decimal
+# The shared protective command set under the brackets' names.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaceProtective(Place):
+    """A conditional (algo) order: the trigger price is always set."""
+
     stop_price: Decimal
-    working_type: str
-    reduce_only: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class CancelProtective:
-    kind: Kind
-    client_order_id: str
+CancelProtective = Cancel
+BracketAlert = Alert
+BracketCommand = Command
 
 
-@dataclass(frozen=True, slots=True)
-class BracketAlert:
-    kind: str
-    message: str
+class BracketClosed(Event):
+    """Every bracket order is final: `BRACKETS_CLOSED` with the summary."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class BracketClosed:
-    summary: dict[str, Any]
+    @classmethod
+    def of(cls, summary: dict[str, Any]) -> BracketClosed:
+        return cls("BRACKETS_CLOSED", summary)
 
-
-BracketCommand = PlaceProtective | CancelProtective | BracketAlert | BracketClosed
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.data
 
 
 def solve_tp_price(
@@ -234,7 +228,7 @@ class Brackets:
         if self.entry_filled == 0 and self.state is BracketState.WAITING_ENTRY:
             self.state = BracketState.CLOSED
             self.closed_ms = now_ms
-            return [BracketClosed(self.summary())]
+            return [BracketClosed.of(self.summary())]
         return []
 
     # ---- internals ---------------------------------------------------------------------------
@@ -262,13 +256,14 @@ class Brackets:
             self.orders.append(order)
             cmds.append(
                 PlaceProtective(
-                    kind=kind,
+                    leg=kind,
                     client_order_id=order.client_order_id,
                     side=self.exit_side,
                     type=OrderType.STOP_MARKET if kind is Kind.SL else OrderType.TAKE_PROFIT_MARKET,
                     qty=qty,
                     stop_price=price,
                     working_type=self.working_type,
+                    reduce_only=True,
                 )
             )
         return cmds
@@ -300,7 +295,7 @@ class Brackets:
             return []
         self.state = BracketState.CLOSED
         self.closed_ms = now_ms
-        return [BracketClosed(self.summary())]
+        return [BracketClosed.of(self.summary())]
 
     def summary(self) -> dict[str, Any]:
         return {

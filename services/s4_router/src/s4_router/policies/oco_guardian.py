@@ -43,17 +43,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from s4_router.policies.protective import Alert, Cancel, Event, Place, Query
+from s4_router.policies.protective import Command as Command
+from s4_router.policies.protective import Leg as Leg  # re-exported: the guardian's legs
 from tradekit.enums import OrderStatus, OrderType, Side
 from tradekit.money import ZERO
-
-
-class Leg(StrEnum):
-    TP = "TP"
-    SL = "SL"
-
-    @property
-    def sibling(self) -> Leg:
-        return Leg.SL if self is Leg.TP else Leg.TP
 
 
 class GuardianState(StrEnum):
@@ -75,47 +69,29 @@ class LegMode(StrEnum):
     LOCAL = "LOCAL"  # watched by the guardian, sent when the price reaches it
 
 
-# ---- commands (what the router must do) ------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class PlaceLeg:
-    leg: Leg
-    client_order_id: str
-    side: Side
-    type: OrderType
-    qty: Decimal
-    price: Decimal | None = None
-    stop_price: Decimal | None = None
+# ---- commands: the shared protective set under the guardian's names ---------------------------
+PlaceLeg = Place
+CancelLeg = Cancel
+QueryLeg = Query
+RaiseAlert = Alert
 
 
-@dataclass(frozen=True, slots=True)
-class CancelLeg:
-    leg: Leg
-    client_order_id: str
+class Resolved(Event):
+    """`OCO_RESOLVE` (written to `strategy_events`, published on `router:events`)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class QueryLeg:
-    """Polling fallback: ask the venue for this order and feed the answer back as a report."""
+    @classmethod
+    def of(cls, winner: Leg, summary: dict[str, Any]) -> Resolved:
+        return cls("OCO_RESOLVE", {"winner": winner.value, **summary, "mode": "guardian"})
 
-    leg: Leg
-    client_order_id: str
+    @property
+    def winner(self) -> Leg:
+        return Leg(self.data["winner"])
 
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """Write `strategy_events` OCO_RESOLVE and publish on `router:events`."""
-
-    winner: Leg
-    summary: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class RaiseAlert:
-    kind: str
-    message: str
-
-
-Command = PlaceLeg | CancelLeg | QueryLeg | Resolved | RaiseAlert
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.data
 
 
 # ---- per-leg bookkeeping ---------------------------------------------------------------------
@@ -423,7 +399,7 @@ class OcoGuardian:
         self.timings["resolved_ms"] = now_ms
         winner = self.winner or (Leg.TP if self.tp.filled >= self.sl.filled else Leg.SL)
         self.winner = winner
-        return [Resolved(winner, self.summary())]
+        return [Resolved.of(winner, self.summary())]
 
     def _fail(self, kind: str, message: str) -> list[Command]:
         self.state = GuardianState.FAILED

@@ -1,0 +1,218 @@
+"""FUT SL/TP brackets (`policies.brackets`): the mode's driver. Entry fills size the brackets; a
+round reads the open algo orders of the symbol once and asks by id only for an order that left
+that list; a manual close shows in the positions call. A stop the venue rejects after the fill
+leaves the position naked: a critical alert, and under `S4_NAKED_POLICY=close` a reduce-only
+market close (its id durable before the send, never sent twice)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from s4_router.adapters.exchange.base import (
+    DefinitiveError,
+    ExchangeOrder,
+    OrderNotFound,
+    PlaceOrderRequest,
+    RetryableError,
+)
+from s4_router.policies import brackets as br
+from s4_router.policies.protective import Command, Event, Place
+from s4_router.service_layer.protection_interp import Driver, Interpreter
+from s4_router.service_layer.protection_records import Protection, Snapshot
+from s4_router.service_layer.venue_ops import Unresolved
+from tradekit.enums import Market, OrderStatus, OrderType
+from tradekit.money import ZERO
+
+S = OrderStatus
+
+
+def _brackets(p: Protection) -> br.Brackets:
+    assert isinstance(p.machine, br.Brackets)
+    return p.machine
+
+
+def _naked(b: br.Brackets) -> bool:
+    """An open position whose stop the venue rejected and none other works."""
+    return (
+        b.state is br.BracketState.PROTECTING
+        and b.position > 0
+        and not b.working(br.Kind.SL)
+        and any(o.kind is br.Kind.SL and o.status is S.REJECTED for o in b.orders)
+    )
+
+
+class BracketsDriver(Driver):
+    def __init__(self, io: Interpreter, *, naked_policy: str) -> None:
+        self.io = io
+        self.naked_policy = naked_policy  # S4_NAKED_POLICY: "close" | "alert"
+
+    # ---- the machine's side of the interpreter ----------------------------------------------
+    async def report(
+        self, p: Protection, cid: str, status: OrderStatus, filled: Decimal
+    ) -> list[Command]:
+        return _brackets(p).on_order_report(cid, status, filled, self.io.now())
+
+    async def rejected(self, p: Protection, cid: str, reason: str) -> list[Command]:
+        return await self.report(p, cid, S.REJECTED, ZERO)
+
+    async def on_event(self, p: Protection, c: Event) -> dict[str, Any]:
+        b = _brackets(p)
+        if b.protected_ms is None and b.first_fill_ms is not None:
+            # Never protected (stop rejected): naked from the first fill until flat.
+            naked = (b.closed_ms or self.io.now()) - b.first_fill_ms
+            p.observed["naked_observed"] = naked
+            self.io.metrics.naked.observe(naked / 1000)
+        return c.data
+
+    async def settled(self, p: Protection) -> None:
+        b = _brackets(p)
+        if _naked(b) and "naked_since" not in p.observed:
+            await self._on_naked(p, b)
+        if b.protected_ms is not None and "naked_observed" not in p.observed:
+            naked = b.naked_ms or 0
+            p.observed["naked_observed"] = naked
+            self.io.metrics.naked.observe(naked / 1000)
+            await self.io.event(p, "POSITION_PROTECTED", {"naked_ms": naked})
+
+    # ---- inputs ------------------------------------------------------------------------------
+    def wants(self, p: Protection) -> tuple[bool, bool]:
+        """(the symbol's open algo orders, its position) in this round's snapshot."""
+        b = _brackets(p)
+        return any(o.working for o in b.orders), (
+            b.state is br.BracketState.PROTECTING and b.entry_filled > 0 and p.entry_done
+        )
+
+    async def feed_entry(
+        self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool
+    ) -> None:
+        b, now = _brackets(p), self.io.now()
+        if filled > b.entry_filled and avg is not None:
+            fees = (p.inst.taker_fee, p.inst.taker_fee)
+            cmds = b.on_entry_fill(filled, filled * avg, now, p.inst, fee_rates=fees)
+            await self.io.run(p, self, cmds)
+        if done and not p.entry_done:
+            await self.io.run(p, self, b.on_entry_done(now))
+
+    async def poll(self, p: Protection, snap: Snapshot | None) -> None:
+        b = _brackets(p)
+        if b.state in (br.BracketState.CLOSED, br.BracketState.FAILED):
+            p.active = False
+            return
+        if "naked_close" in p.observed:
+            await self._naked_close(p, b)
+            if b.state is not br.BracketState.PROTECTING:
+                return
+        for o in list(b.orders):
+            if not o.working:
+                continue
+            if snap is not None and snap.conditionals_failed:
+                break  # the venue did not answer this round's snapshot: next round
+            cid = o.client_order_id
+            if snap is not None and snap.conditionals is not None:
+                algo = snap.conditionals.get(cid)
+                if algo is not None and o.status is not None:
+                    continue  # acknowledged and still open: nothing new to learn
+                report = await (
+                    self.io.algo_report(p, cid, algo)
+                    if algo is not None
+                    else self.io.query_algo(p, cid)  # it left the open list
+                )
+            else:
+                report = await self.io.query_algo(p, cid)
+            if report is not None:
+                await self.io.run(p, self, await self.report(p, cid, *report))
+            elif o.status is None and not self.io.ops.landing_window_open(p.sent.get(cid)):
+                # Provably never landed: the same id again (never a new one).
+                await self.io.run(p, self, [Place(
+                    leg=o.kind, client_order_id=cid, side=b.exit_side, qty=o.qty,
+                    type=OrderType.STOP_MARKET if o.kind is br.Kind.SL
+                    else OrderType.TAKE_PROFIT_MARKET,
+                    stop_price=o.stop_price, working_type=b.working_type, reduce_only=True,
+                )])  # fmt: skip
+        if b.state is br.BracketState.PROTECTING and b.entry_filled > 0:
+            # A manual close (or a liquidation) shows only in the position: read from the
+            # round's one positions call, and only when it was asked after the entry was done
+            # (an earlier answer cannot show the entry's position).
+            if snap is None or snap.position is None or not p.entry_done:
+                return
+            if p.entry_done_seq is None or p.entry_done_seq > snap.position_seq:
+                return
+            if snap.position == 0:
+                await self.io.run(p, self, b.on_position(ZERO, self.io.now()))
+
+    # ---- a naked position --------------------------------------------------------------------
+    async def _on_naked(self, p: Protection, b: br.Brackets) -> None:
+        """The stop was rejected after the fill (e.g. the market moved through it): critical
+        alert, then under S4_NAKED_POLICY=close the position is closed reduce-only at market
+        (the id is durable before the send; a close is never sent twice)."""
+        close = self.naked_policy == "close"
+        qty = b.position
+        p.observed["naked_since"] = self.io.now()
+        await self.io.alert(
+            p, "POSITION_NAKED",
+            f"stop rejected after the fill: {qty} {p.symbol} has no stop; "
+            + ("closing it reduce-only at market (S4_NAKED_POLICY=close)" if close
+               else "left open (S4_NAKED_POLICY=alert): act now"),
+        )  # fmt: skip
+        if not close:
+            return
+        p.observed["naked_close"] = b.next_child  # the close's child number, durable first
+        cid = f"{p.coid}-E{b.next_child}"
+        b.next_child += 1
+        await self.io.persist(p)  # the id is durable before the send
+        await self.io.child_record(p, cid, br.Kind.SL, b.exit_side, OrderType.MARKET, qty,
+                                   None, None)  # fmt: skip
+        await self._naked_close(p, b)
+
+    async def _naked_close(self, p: Protection, b: br.Brackets) -> None:
+        """Drive the reduce-only close of a naked position to a final state; resumable (the
+        protection loop and a restart's re-arm call it again). A close sent before is looked
+        up by its id first and resent with the same id only once it provably never landed."""
+        io, cid = self.io, f"{p.coid}-E{p.observed['naked_close']}"
+        qty = b.position  # unchanged while naked: no protective order of ours works
+        doc = await io.store.get("orders", cid)
+        if doc is not None and S(doc["status"]).is_terminal:
+            return
+        order: ExchangeOrder | None = None
+        if cid in p.sent:
+            try:
+                order = await io.ops.fetch(Market.FUT, p.symbol, cid)
+            except OrderNotFound:
+                if io.ops.landing_window_open(p.sent[cid]):
+                    return
+            except RetryableError:
+                return
+        if order is None:
+            req = PlaceOrderRequest(
+                market=Market.FUT, symbol=p.symbol, side=b.exit_side, type=OrderType.MARKET,
+                qty=qty, client_order_id=cid, reduce_only=True,
+            )  # fmt: skip
+            p.sent[cid] = io.now()
+            await io.persist(p)
+            try:
+                order = await io.ops.send(req, since_ms=io.now() - 1000)
+            except Unresolved as exc:
+                if "naked_close_unresolved" not in p.observed:
+                    p.observed["naked_close_unresolved"] = io.now()
+                    await io.alert(p, "NAKED_CLOSE_UNRESOLVED", f"{cid}: {exc}")
+                return  # looked up again on the next poll
+            except DefinitiveError as exc:
+                await io.set_child(cid, S.REJECTED, str(exc))
+                await io.alert(p, "NAKED_CLOSE_FAILED", f"{cid}: {exc}")
+                return
+        if order.filled_qty > 0:
+            await io.book(p, cid, order)
+        await io.set_child(cid, S(order.status), "naked close", filled=order.filled_qty,
+                           avg=order.avg_price, venue_id=order.venue_order_id)  # fmt: skip
+        if not order.status.is_terminal:
+            return
+        await io.event(p, "NAKED_CLOSE", {
+            "client_order_id": cid, "qty": str(qty), "filled": str(order.filled_qty),
+            "status": order.status.value,
+        })  # fmt: skip
+        if order.filled_qty >= qty:
+            await io.run(p, self, b.on_position(ZERO, io.now()))
+        else:
+            why = f"{cid}: closed {order.filled_qty} of {qty}; the rest is naked"
+            await io.alert(p, "NAKED_CLOSE_PARTIAL", why)

@@ -1,0 +1,253 @@
+"""The record of a protection and its writes: the `strategy_events` document
+`protection:{client_order_id}` (`kind = "PROTECTION"`), the protective child records in `orders`
+(`{client_order_id}-E{n}`, roles STOP_LOSS / TAKE_PROFIT for FUT, OCO_ABOVE / OCO_BELOW for SPOT,
+`link_group` = the parent), their fills (through the one booking path, `fill_book.FillBook`,
+over-fill checked), and the protection's events and alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from s4_router.adapters.exchange.base import (
+    BookTop,
+    ConditionalOrder,
+    ExchangeOrder,
+    ExchangePort,
+    ExchangeTrade,
+    RetryableError,
+)
+from s4_router.metrics import RouterMetrics
+from s4_router.policies import brackets as br
+from s4_router.policies import oco_guardian as og
+from s4_router.policies.oco_native import NativeOco
+from s4_router.policies.protective import Leg
+from s4_router.service_layer.fill_book import FillBook, ledger_for
+from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.venue_ops import VenueOps
+from svckit.clock import Clock
+from svckit.errors import DuplicateKey
+from svckit.store.base import DocumentStore
+from svckit.store.base import Query as StoreQuery
+from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, OrderType, Side
+from tradekit.instrument import Instrument
+from tradekit.money import ZERO
+from tradekit.orders import FillRecord, OrderRecord, StateChange
+
+S = OrderStatus
+KIND = "PROTECTION"
+Machine = br.Brackets | og.OcoGuardian | NativeOco
+
+
+def doc_key(client_order_id: str) -> str:
+    return f"protection:{client_order_id}"
+
+
+@dataclass
+class Protection:
+    coid: str
+    market: Market
+    symbol: str
+    side: Side  # entry side
+    inst: Instrument
+    intent: dict[str, Any]
+    machine: Machine | None = None  # FUT: brackets from the start; SPOT: once the entry is done
+    entry_done: bool = False
+    entry_filled: Decimal = ZERO
+    sent: dict[str, int] = field(default_factory=dict)  # cid -> last send attempt (ms)
+    observed: dict[str, int] = field(default_factory=dict)  # timings beyond the machines'
+    active: bool = True
+    created_ts: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # In memory only: when the entry was seen done (a positions snapshot taken before that
+    # cannot show its position), and the last document written (unchanged rounds write nothing).
+    entry_done_seq: int | None = None
+    persisted: dict[str, Any] | None = None
+
+    @property
+    def final(self) -> bool:
+        m = self.machine
+        if isinstance(m, br.Brackets):
+            return m.state in (br.BracketState.CLOSED, br.BracketState.FAILED)
+        return m is not None and (m.state.is_final if isinstance(m, og.OcoGuardian) else m.final)
+
+    @property
+    def machine_name(self) -> str:
+        if self.market is Market.FUT:
+            return "BRACKETS"
+        return "OCO_NATIVE" if isinstance(self.machine, NativeOco) else "OCO_GUARDIAN"
+
+
+def role_of(p: Protection, leg: Leg) -> OrderRole:
+    if p.market is Market.FUT:
+        return OrderRole.STOP_LOSS if leg is Leg.SL else OrderRole.TAKE_PROFIT
+    # SPOT: the take profit of a long (and the stop of a short) rests above the market.
+    return OrderRole.OCO_ABOVE if (leg is Leg.TP) == (p.side is Side.BUY) else OrderRole.OCO_BELOW
+
+
+@dataclass
+class Snapshot:
+    """What one batched round learnt about one symbol (None: not asked, or not answered)."""
+
+    conditionals: dict[str, ConditionalOrder] | None = None  # open FUT algo orders by client id
+    conditionals_failed: bool = False
+    spot_orders: dict[str, ExchangeOrder] | None = None  # open SPOT orders by client id
+    spot_failed: bool = False
+    position: Decimal | None = None  # FUT position qty (only on a positions round)
+    position_seq: int = 0  # sequence number taken just before the positions call
+    book: BookTop | None = None  # SPOT book for the guardians' local legs (one per round)
+    book_failed: bool = False
+
+
+class ProtectionRecords:
+    def __init__(
+        self,
+        *,
+        store: DocumentStore,
+        exchange: ExchangePort,
+        ops: VenueOps,
+        clock: Clock,
+        metrics: RouterMetrics,
+        publisher: Publisher,
+        fills: FillBook,
+    ) -> None:
+        self.store = store
+        self.exchange = exchange
+        self.ops = ops
+        self.clock = clock
+        self.metrics = metrics
+        self.publisher = publisher
+        self.fills = fills
+
+    def now(self) -> int:
+        return self.clock.now_ms()
+
+    # ---- records -----------------------------------------------------------------------------
+    async def child_record(
+        self,
+        p: Protection,
+        cid: str,
+        leg: Leg,
+        side: Side,
+        type_: OrderType,
+        qty: Decimal,
+        price: Decimal | None,
+        stop_price: Decimal | None,
+    ) -> None:
+        now = self.now()
+        rec = OrderRecord(
+            client_order_id=cid, parent_client_order_id=p.coid, intent_id=p.intent["intent_id"],
+            venue=self.exchange.venue, market=p.market, symbol=p.symbol, side=side, type=type_,
+            qty=qty, price=price, stop_price=stop_price, reduce_only=p.market is Market.FUT,
+            status=S.SUBMITTED,
+            history=[StateChange(status=S.NEW, ts=now),
+                     StateChange(status=S.SUBMITTED, ts=now, reason=f"protective {leg.value}")],
+            created_ts=now, updated_ts=now, ts_send=now, role=role_of(p, leg), link_group=p.coid,
+        )  # fmt: skip
+        with contextlib.suppress(DuplicateKey):
+            await self.store.insert("orders", {"_key": cid, **rec.model_dump(mode="json")})
+
+    async def set_child(
+        self,
+        cid: str,
+        status: OrderStatus,
+        message: str | None,
+        *,
+        filled: Decimal | None = None,
+        avg: Decimal | None = None,
+        venue_id: str | None = None,
+    ) -> None:
+        doc = await self.store.get("orders", cid)
+        if doc is None:
+            return
+        now = self.now()
+        patch: dict[str, Any] = {"updated_ts": now}
+        if doc["status"] != status.value and not S(doc["status"]).is_terminal:
+            patch["status"] = status.value
+            patch["history"] = [*doc.get("history", []),
+                                {"status": status.value, "ts": now, "reason": message}]  # fmt: skip
+            if doc.get("ts_ack") is None and status is not S.REJECTED:
+                patch["ts_ack"] = now
+        if message:
+            patch["message"] = message
+        if filled is not None:
+            patch["filled_qty"] = str(filled)
+        if avg is not None:
+            patch["avg_price"] = str(avg)
+        if venue_id and not doc.get("venue_order_id"):
+            patch["venue_order_id"] = venue_id
+        await self.store.update("orders", cid, patch)
+
+    async def book(self, p: Protection, cid: str, order: ExchangeOrder) -> None:
+        trades: list[ExchangeTrade] = list(order.trades)
+        if sum((t.qty for t in trades), ZERO) < order.filled_qty:
+            try:
+                every = await self.ops.call(
+                    lambda: self.exchange.fetch_my_trades(p.market, p.symbol, p.created_ts)
+                )
+            except RetryableError:
+                return  # booked on a later poll
+            trades = [t for t in every if t.venue_order_id == order.venue_order_id]
+        role = OrderRole.STOP_LOSS
+        doc = await self.store.get("orders", cid)
+        if doc is not None and doc.get("role"):
+            role = OrderRole(doc["role"])
+        # The same booking path as the entry's (stored once, over-fill checked and alerted).
+        booked = await self.store.find("fills", StoreQuery(where={"client_order_id": cid}))
+        ledger = ledger_for(order.qty, booked, cid)
+        for t in trades:
+            fill = FillRecord(
+                venue=self.exchange.venue, order_id=t.venue_order_id, trade_id=t.trade_id,
+                client_order_id=cid, parent_client_order_id=p.coid, market=p.market,
+                symbol=p.symbol, side=t.side, price=t.price, qty=t.qty, fee=t.fee,
+                fee_asset=t.fee_asset, liquidity=t.liquidity or Liquidity.TAKER, ts_fill=t.ts,
+                role=role,
+            )  # fmt: skip
+            await self.fills.book(fill, ledger)
+
+    async def event(self, p: Protection, name: str, data: dict[str, Any]) -> None:
+        with contextlib.suppress(DuplicateKey):
+            await self.store.insert("strategy_events", {
+                "_key": f"{name.lower()}:{p.coid}", "kind": name, "ts": self.now(),
+                "parent_client_order_id": p.coid, "symbol": p.symbol, "data": data,
+            })  # fmt: skip
+        await self.publisher.event(name, client_order_id=p.coid, symbol=p.symbol, data=data)
+
+    async def alert(self, p: Protection, kind: str, message: str) -> None:
+        """Every protective alert is critical: it is about a position's protection."""
+        await self.publisher.alert(kind, f"{p.coid}: {message}", severity="critical",
+                                   data={"symbol": p.symbol})  # fmt: skip
+
+    # ---- persistence -------------------------------------------------------------------------
+    def doc(self, p: Protection) -> dict[str, Any]:
+        m = p.machine
+        state = (
+            m.model_dump(mode="json") if isinstance(m, NativeOco) else m.to_state() if m else None
+        )
+        return {
+            "kind": KIND, "ts": p.created_ts, "parent_client_order_id": p.coid,
+            "market": p.market.value, "symbol": p.symbol, "side": p.side.value,
+            "machine": p.machine_name, "active": p.active and not p.final, "state": state,
+            "intent": p.intent, "entry_done": p.entry_done, "entry_filled": str(p.entry_filled),
+            "sent": dict(p.sent), "observed": dict(p.observed), "updated_ts": self.now(),
+        }  # fmt: skip
+
+    async def persist(self, p: Protection) -> None:
+        doc = self.doc(p)
+        same = {k: v for k, v in doc.items() if k != "updated_ts"}
+        if same == p.persisted:
+            return  # an unchanged round writes nothing
+        await self.store.update("strategy_events", doc_key(p.coid), doc)
+        p.persisted = copy.deepcopy(same)
+
+
+def load_machine(name: str, state: dict[str, Any]) -> Machine:
+    if name == "BRACKETS":
+        return br.Brackets.from_state(state)
+    if name == "OCO_NATIVE":
+        return NativeOco.model_validate(state)
+    return og.OcoGuardian.from_state(state)
