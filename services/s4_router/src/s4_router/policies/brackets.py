@@ -27,7 +27,6 @@ from tradekit.enums import OrderStatus, OrderType, Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
 
-
 Kind = Leg  # the brackets call a leg its kind
 
 
