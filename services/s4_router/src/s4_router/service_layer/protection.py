@@ -1248,8 +1248,8 @@ class ProtectionService:
     def _doc(self, p: Protection) -> dict[str, Any]:
         machine = _machine(p)
         state = (
-            p.brackets.to_state() if p.brackets is not None
-            else p.guardian.to_state() if p.guardian is not None
+            p.brackets.model_dump(mode="json") if p.brackets is not None
+            else p.guardian.model_dump(mode="json") if p.guardian is not None
             else dict(p.native) if p.native is not None else None
         )  # fmt: skip
         return {
@@ -1286,11 +1286,11 @@ class ProtectionService:
         state = doc.get("state")
         if state is not None:
             if doc["machine"] == "BRACKETS":
-                p.brackets = br.Brackets.from_state(state)
+                p.brackets = br.Brackets.model_validate(state)
             elif doc["machine"] == "OCO_NATIVE":
                 p.native = dict(state)
             else:
-                p.guardian = og.OcoGuardian.from_state(state)
+                p.guardian = og.OcoGuardian.model_validate(state)
         return p
 
     async def _event(self, p: Protection, name: str, data: dict[str, Any]) -> None:
