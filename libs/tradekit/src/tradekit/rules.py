@@ -261,6 +261,28 @@ def _msg(e: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _nodes(node: object, depth: int, max_depth: int, count: list[int], leaves: list[Any]) -> bool:
+    """The fast walk: count condition nodes and collect the leaf candidates; False as soon as
+    a budget is exceeded (then `_budget` walks again to say where)."""
+    count[0] += 1
+    if count[0] > MAX_NODES_PER_RULE or depth > max_depth:
+        return False
+    if type(node) is dict:
+        kids = node.get("allOf")
+        if kids is None:
+            kids = node.get("anyOf")
+        if type(kids) is list:
+            if len(kids) <= MAX_CHILDREN:  # longer: the schema refuses it without walking
+                for kid in kids:
+                    if not _nodes(kid, depth + 1, max_depth, count, leaves):
+                        return False
+            return True
+        if "not" in node:
+            return _nodes(node["not"], depth + 1, max_depth, count, leaves)
+        leaves.append(node)
+    return True
+
+
 def _budget(
     node: object, where: str, depth: int, max_depth: int, count: list[int], errors: list[str]
 ) -> None:
@@ -477,6 +499,29 @@ def check_references(
     return errors
 
 
+def _references_ok(
+    rules: list[StrategyRule],
+    leaves: list[Any],
+    factors: Mapping[str, Factor],
+    symbols: Collection[str],
+) -> bool:
+    """The fast yes of `check_references` for a whole bundle, on the raw leaves the schema has
+    just accepted (no tree walk, no message): any doubt and the caller asks for the details."""
+    for leaf in leaves:
+        factor = factors.get(leaf["f"])
+        if factor is None:
+            return False
+        v, lo, hi = leaf["v"], factor.min, factor.max
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            return False
+    known = symbols if isinstance(symbols, set | frozenset | dict) else set(symbols)
+    for rule in rules:
+        syms = rule.applies.symbols
+        if syms is not None and not all(s in known for s in syms):
+            return False
+    return True
+
+
 def check_rules(
     docs: Iterable[object],
     *,
@@ -491,6 +536,7 @@ def check_rules(
         raise RuleErrors([f"rules: more than {MAX_RULES} rules in one bundle ({len(docs)})"])
     # Per rule: its body to validate, or the errors that stop it before the schema.
     bodies: list[dict[str, Any] | list[str]] = []
+    leaves: list[Any] = []  # every leaf's raw document, for the reference checks
     ids: set[str] = set()
     nodes = 0
     failed = False
@@ -499,7 +545,11 @@ def check_rules(
             bodies.append([f"rules[{i}]: rule must be an object, got {short(doc)}"])
             failed = True
             continue
-        body = {k: v for k, v in doc.items() if k not in SYSTEM_FIELDS}
+        body = (
+            doc
+            if SYSTEM_FIELDS.isdisjoint(doc)
+            else {k: v for k, v in doc.items() if k not in SYSTEM_FIELDS}
+        )
         rid = body.get("rule_id")
         if not isinstance(rid, str) or not RULE_ID_RE.fullmatch(rid):
             bodies.append([
@@ -510,7 +560,8 @@ def check_rules(
             continue
         errors: list[str] = []
         count = [0]
-        if "when" in body:
+        if "when" in body and not _nodes(body["when"], 1, max_depth, count, leaves):
+            count = [0]
             _budget(body["when"], f"{rid}: when", 1, max_depth, count, errors)
         nodes += min(count[0], MAX_NODES_PER_RULE)
         if nodes > MAX_NODES_PER_BUNDLE:
@@ -532,10 +583,10 @@ def check_rules(
         except ValidationError:
             pass
         else:
+            if _references_ok(rules, leaves, factors, symbols):
+                return rules
             refs = [e for r in rules for e in check_references(r, factors=factors, symbols=symbols)]
-            if refs:
-                raise RuleErrors(refs)
-            return rules
+            raise RuleErrors(refs)
     out: list[str] = []
     for entry in bodies:
         if isinstance(entry, list):
