@@ -456,20 +456,18 @@ def _messages(rid: str, doc: Mapping[str, Any], exc: ValidationError) -> list[st
     return out
 
 
-def _leaves(node: Cond) -> Iterator[tuple[Leaf, str]]:
-    """Every leaf with its path below `when` (iterative: depth is bounded anyway)."""
-    stack: list[tuple[Cond, str]] = [(node, "when")]
-    while stack:
-        n, where = stack.pop()
-        t = type(n)
-        if t is Leaf:
-            yield n, where  # type: ignore[misc]
-        elif t is AllOf:
-            stack.extend((c, f"{where}.allOf[{i}]") for i, c in enumerate(n.all_of))  # type: ignore[union-attr]
-        elif t is AnyOf:
-            stack.extend((c, f"{where}.anyOf[{i}]") for i, c in enumerate(n.any_of))  # type: ignore[union-attr]
-        else:
-            stack.append((n.not_, f"{where}.not"))  # type: ignore[union-attr]
+def _leaves(node: Cond, where: str = "when") -> Iterator[tuple[Leaf, str]]:
+    """Every leaf with its path below `when`, in document order (depth is bounded: linted)."""
+    if isinstance(node, Leaf):
+        yield node, where
+    elif isinstance(node, AllOf):
+        for i, c in enumerate(node.all_of):
+            yield from _leaves(c, f"{where}.allOf[{i}]")
+    elif isinstance(node, AnyOf):
+        for i, c in enumerate(node.any_of):
+            yield from _leaves(c, f"{where}.anyOf[{i}]")
+    else:
+        yield from _leaves(node.not_, f"{where}.not")
 
 
 def check_references(
