@@ -18,6 +18,8 @@ from tradekit.instrument import Instrument
 from tradekit.intents import OrderIntent
 from tradekit.market import DepthSnapshot, FeatureSnapshot, MarketStep, Tick
 from tradekit.orders import FillRecord, OrderRecord, OrderResponse
+from tradekit.routing import RouteBands
+from tradekit.rules import Factor, StrategyRule
 
 OUT = Path(__file__).resolve().parents[1] / "deploy" / "schemas"
 
@@ -34,6 +36,9 @@ MODELS: dict[str, tuple[type[BaseModel], str]] = {
     "depth_snapshot": (DepthSnapshot, "serialization"),
     "market_step": (MarketStep, "serialization"),
     "feature_snapshot": (FeatureSnapshot, "serialization"),
+    "strategy_rule": (StrategyRule, "validation"),
+    "factor": (Factor, "validation"),
+    "route_table": (RouteBands, "validation"),
 }
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from s3_strategy.domain.config_diff import diff_bundles, field_changes
 from s3_strategy.domain.engine import ContextError
@@ -71,3 +75,53 @@ def test_lint_errors_point_into_the_uploaded_rules_by_index() -> None:
         {"path": "rules[1]", "message": "R-2: size_mult value must be a number in (0, 10.0]"},
         {"path": "rules", "message": "factor_registry: something else"},
     ]  # fmt: skip
+
+
+# ---- the walk against its specification ----------------------------------------------------
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([0.0, 1.0, 2.5, -0.0])
+    | st.sampled_from(["a", "b"]),
+    lambda kids: st.lists(kids, max_size=3)
+    | st.dictionaries(st.sampled_from(["x", "y", "z"]), kids, max_size=3),
+    max_leaves=12,
+)  # fmt: skip
+
+
+def _flat(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for k in value:
+            _flat(value[k], f"{prefix}.{k}" if prefix else k, out)
+    elif isinstance(value, list) and value:
+        for i, item in enumerate(value):
+            _flat(item, f"{prefix}[{i}]", out)
+    elif prefix or not isinstance(value, dict | list):
+        out[prefix] = value
+
+
+def _spec(old: Any, new: Any) -> list[dict[str, Any]]:
+    """Flatten both whole, compare path by path (types count: 1, 1.0 and true differ)."""
+    a: dict[str, Any] = {}
+    b: dict[str, Any] = {}
+    _flat(old, "", a)
+    _flat(new, "", b)
+    out = []
+    for path in a.keys() | b.keys():
+        if path not in a:
+            out.append({"path": path, "old": None, "new": b[path], "added": True})
+        elif path not in b:
+            out.append({"path": path, "old": a[path], "new": None, "removed": True})
+        elif a[path] != b[path] or type(a[path]) is not type(b[path]):
+            out.append({"path": path, "old": a[path], "new": b[path]})
+    return sorted(out, key=lambda c: str(c["path"]))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(old=_json, new=_json)
+def test_field_changes_agree_with_flattening_both_documents(old: Any, new: Any) -> None:
+    assert field_changes(old, new) == _spec(old, new)
+
+
+@settings(max_examples=200, deadline=None)
+@given(old=_json)
+def test_field_changes_of_a_document_with_itself_or_its_copy_is_empty(old: Any) -> None:
+    assert field_changes(old, old) == [] and field_changes(old, json.loads(json.dumps(old))) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Any
 
 import pytest
@@ -164,3 +165,11 @@ def test_lint_with_rule_error_message_summarises_the_count() -> None:
 def test_factors_from_docs_with_invalid_name_rejects() -> None:
     with pytest.raises(RuleLintError, match="invalid factor name"):
         factors_from_docs([{"name": "x'); import os; ('", "type": "float"}])
+
+
+def test_lint_with_two_million_children_refuses_without_validating_them() -> None:
+    # A shared list is a small object; the schema's length check answers before any item.
+    t0 = time.perf_counter()
+    errs = errors_of(rule("R-1", {"anyOf": [{"allOf": [LEAF] * 2_000_000}]}))
+    assert time.perf_counter() - t0 < 0.5
+    assert errs == ["R-1: when.anyOf[0]: allOf has more than 64 children"]

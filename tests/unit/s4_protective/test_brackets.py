@@ -185,8 +185,8 @@ def test_restart_with_persisted_state_continues_identically() -> None:
     b = brackets()
     b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
     b.on_order_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
-    again = Brackets.from_state(b.to_state())
-    assert again.to_state() == b.to_state()
+    again = Brackets.model_validate(b.model_dump(mode="json"))
+    assert again.model_dump(mode="json") == b.model_dump(mode="json")
     c1 = b.on_entry_fill(D("0.004"), D(260), 5, BTC, fee_rates=FEES)
     c2 = again.on_entry_fill(D("0.004"), D(260), 5, BTC, fee_rates=FEES)
     assert c1 == c2

@@ -250,7 +250,7 @@ def test_restart_with_persisted_state_continues_to_the_same_outcome() -> None:
         ]
         for i, (_, cid, st, filled) in enumerate(steps):
             if restart_at == i:
-                g = OcoGuardian.from_state(g.to_state())
+                g = OcoGuardian.model_validate(g.model_dump(mode="json"))
             for c in g.on_report(cid, st, filled, 10 + i):
                 if isinstance(c, PlaceLeg | CancelLeg):
                     sent.append(f"{type(c).__name__}:{c.client_order_id}")
@@ -285,7 +285,7 @@ def test_random_event_orders_never_exceed_the_position_and_end_with_no_live_leg(
             if g.state.is_final:
                 break
             if rng.random() < 0.05:  # S4 restarts: the guardian comes back from its state
-                g = OcoGuardian.from_state(g.to_state())
+                g = OcoGuardian.model_validate(g.model_dump(mode="json"))
             live = [cid for cid, o in venue.items() if not o[3].is_terminal]
             r = rng.random()
             if live and r < 0.6:

@@ -13,7 +13,7 @@ from svckit.redisio import RedisClient, make_redis, ping
 from svckit.settings import ServiceSettings
 from svckit.store.base import DocumentStore
 from svckit.store.factory import make_store
-from svckit.store.seed import seed_store
+from svckit.store.seed import FixtureError, seed_store
 
 
 @dataclass
@@ -53,7 +53,10 @@ async def open_infra(
         )
         owns.append("store")
     if seed:
-        await seed_store(store, settings.fixtures_dir)
+        try:
+            await seed_store(store, settings.fixtures_dir)
+        except FixtureError as exc:  # a refused start with the fixture's own message
+            raise StartupError(f"{prefix}FIXTURES_DIR: {exc}") from None
     else:
         await store.bootstrap()
     return Infra(redis, store, owns)

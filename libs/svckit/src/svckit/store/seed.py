@@ -5,10 +5,13 @@ What it writes (fixtures are the source of truth for reference data, never for l
 * `instrument_registry/{symbol}`: every instrument, validated by `tradekit.instrument.Instrument`
   and stored as `model_dump(mode="json")` (Decimals as strings, defaults filled in); upserted.
 * `factor_registry/{name}`: the features S3's rule DSL may reference (the whitelist); upserted.
-* `strategy_rules/{rule_id}`: each `when` tree is linted (ops, factor whitelist, symbols known)
-  so a broken fixture fails here, not at decision time; written **only when there is no
+* `strategy_rules/{rule_id}`: checked by `tradekit.rules` — the same schema, limits and
+  cross-references (factor whitelist and ranges, symbols) S3 lints with — so a fixture S3 would
+  refuse fails here, not at S3's start; stored as written; written **only when there is no
   `config_active`** (like the bundle below): once a bundle was activated, rules live in the
   revisioned bundles and a restart never overwrites what an operator edited or activated.
+* `factor_registry` and `route_tables` are validated by `tradekit.rules.Factor` and
+  `tradekit.routing.RouteBands` (the models S3 and S4 read them with) and stored as written.
 * `route_tables/default`: `{name, rev, bands}`; `rev` = content_rev(bands).
 * `config_bundles/{bundle_id}`: `{bundle_id, rev, rules: [rule ids], params}`; `rev` =
   content_rev({params, rules: full rule documents}) so editing a rule changes the bundle rev;
@@ -30,19 +33,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from svckit.errors import DuplicateKey
 from svckit.store._common import KEY_RE, SYSTEM_FIELDS, content_rev
 from svckit.store.base import Doc, DocumentStore
 from tradekit.instrument import Instrument
+from tradekit.routing import RouteBands
+from tradekit.rules import RuleErrors, check_rules, factors_from_docs
 
 INSTRUMENTS_FILE = "instrument_registry.json"
 FACTORS_FILE = "factor_registry.json"
@@ -55,15 +60,6 @@ CONFIG_ACTIVE_KEY = "s3-strategy"
 # Revisioned bundles (s3_strategy.adapters.configstore writes the same shape).
 BUNDLE_PREFIX = "bundle-"
 BUNDLE_KIND = "s3-bundle"
-
-# The S3 rule DSL (s3_strategy.domain.rules.lint is the authority; S3 lints again at load).
-# Mirrored here so that a fixture S3 would refuse fails at seed time, not at S3 start.
-RULE_OPS = frozenset({"<", "<=", ">", ">=", "==", "!="})
-RULE_STATUSES = frozenset({"ENABLED", "DISABLED"})
-RULE_ACTIONS = frozenset({"size_mult", "skip_entry"})
-RULE_MAX_DEPTH = 6
-RULE_MAX_SIZE_MULT = 10.0
-_FACTOR_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class FixtureError(ValueError):
@@ -171,108 +167,31 @@ def _unique(path: Path, names: Sequence[str], what: str) -> None:
 
 def load_factors(path: Path) -> list[Doc]:
     rows = _list_of_objects(path, _read(path))
-    for row in rows:
-        name = row.get("name")
-        if not isinstance(name, str) or not _FACTOR_NAME_RE.match(name):
-            raise FixtureError(f"{path}: invalid factor name {name!r}")
-        if row.get("type") != "float":
-            raise FixtureError(f"{path}: {name}: type must be 'float'")
-        lo, hi = row.get("min"), row.get("max")
-        if lo is not None and hi is not None and lo > hi:
-            raise FixtureError(f"{path}: {name}: min > max")
+    try:
+        factors_from_docs(rows)
+    except RuleErrors as exc:
+        raise FixtureError(f"{path}: {exc}") from exc
     _unique(path, [r["name"] for r in rows], "factor")
     return rows
 
 
-def lint_condition(node: Any, factors: frozenset[str], where: str, depth: int = 1) -> None:
-    """A `when` tree: {allOf: [...]}, {anyOf: [...]}, {not: node} or a leaf {f, op, v}."""
-    if depth > RULE_MAX_DEPTH:
-        raise FixtureError(f"{where}: condition deeper than {RULE_MAX_DEPTH}")
-    if not isinstance(node, dict):
-        raise FixtureError(f"{where}: condition must be an object, got {node!r}")
-    if "allOf" in node or "anyOf" in node:
-        children = node.get("allOf", node.get("anyOf"))
-        if len(node) != 1 or not isinstance(children, list) or not children:
-            raise FixtureError(f"{where}: allOf/anyOf takes exactly one non-empty list")
-        for child in children:
-            lint_condition(child, factors, where, depth + 1)
-        return
-    if "not" in node:
-        if len(node) != 1:
-            raise FixtureError(f"{where}: 'not' takes exactly one condition")
-        lint_condition(node["not"], factors, where, depth + 1)
-        return
-    if set(node) != {"f", "op", "v"}:
-        raise FixtureError(f"{where}: leaf must be {{f, op, v}}, got {sorted(node)}")
-    if node["f"] not in factors:
-        raise FixtureError(f"{where}: unknown factor {node['f']!r} (not in factor_registry)")
-    if node["op"] not in RULE_OPS:
-        raise FixtureError(f"{where}: invalid op {node['op']!r}")
-    v = node["v"]
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise FixtureError(f"{where}: v must be a finite number, got {v!r}")
-
-
-def load_rules(path: Path, factors: frozenset[str], symbols: frozenset[str]) -> list[Doc]:
+def load_rules(path: Path, factors: Sequence[Doc], symbols: frozenset[str]) -> list[Doc]:
     rows = _list_of_objects(path, _read(path))
-    for row in rows:
-        rid = row.get("rule_id")
-        if not isinstance(rid, str) or not KEY_RE.match(rid):
-            raise FixtureError(f"{path}: invalid rule_id {rid!r}")
-        where = f"{path}: {rid}"
-        if row.get("status") not in RULE_STATUSES:
-            raise FixtureError(f"{where}: status must be one of {sorted(RULE_STATUSES)}")
-        action = row.get("action")
-        if not isinstance(action, dict) or action.get("type") not in RULE_ACTIONS:
-            raise FixtureError(f"{where}: action.type must be one of {sorted(RULE_ACTIONS)}")
-        if action["type"] == "size_mult":
-            value = action.get("value")
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or not 0 < value <= RULE_MAX_SIZE_MULT
-            ):
-                raise FixtureError(f"{where}: size_mult value must be in (0, {RULE_MAX_SIZE_MULT}]")
-        priority = row.get("priority")
-        if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
-            raise FixtureError(f"{where}: priority must be an int >= 0")
-        applies = row.get("applies", {})
-        unknown = set(applies.get("symbols", ())) - symbols
-        if unknown:
-            raise FixtureError(f"{where}: applies to unknown symbols {sorted(unknown)}")
-        lint_condition(row.get("when"), factors, where)
-    _unique(path, [r["rule_id"] for r in rows], "rule_id")
+    try:
+        # The fixtures carry no bundle yet: the default depth limit applies.
+        check_rules(rows, factors=factors_from_docs(factors), symbols=symbols)
+    except RuleErrors as exc:
+        raise FixtureError(f"{path}: {exc}") from exc
     return rows
 
 
 def load_route_table(path: Path) -> list[Doc]:
     """Bands ascending by `notional_usdt_max`; only the last may be null (= unbounded)."""
     bands = _list_of_objects(path, _read(path))
-    if not bands:
-        raise FixtureError(f"{path}: route table is empty")
-    previous = 0.0
-    for i, band in enumerate(bands):
-        cap = band.get("notional_usdt_max")
-        last = i == len(bands) - 1
-        if cap is None:
-            if not last:
-                raise FixtureError(f"{path}: band {i}: only the last band may be unbounded")
-        elif isinstance(cap, bool) or not isinstance(cap, int | float) or cap <= previous:
-            raise FixtureError(f"{path}: band {i}: notional_usdt_max must ascend")
-        else:
-            previous = float(cap)
-        wait, twap = band.get("maker_wait_ms"), band.get("twap")
-        if not isinstance(wait, int) or wait < 0:
-            raise FixtureError(f"{path}: band {i}: maker_wait_ms must be an int >= 0")
-        if (
-            not isinstance(twap, dict)
-            or not isinstance(twap.get("slices"), int)
-            or twap["slices"] < 1
-            or not isinstance(twap.get("gap_ms"), int)
-            or twap["gap_ms"] < 0
-        ):
-            raise FixtureError(f"{path}: band {i}: twap needs slices >= 1 and gap_ms >= 0")
+    try:
+        RouteBands.model_validate(bands)
+    except ValidationError as exc:
+        raise FixtureError(f"{path}: route table: {exc}") from exc
     return bands
 
 
@@ -298,11 +217,7 @@ def load_bundle(path: Path, rule_ids: frozenset[str]) -> Doc:
 def load_fixtures(fixtures_dir: Path) -> Fixtures:
     instruments = load_instruments(fixtures_dir / INSTRUMENTS_FILE)
     factors = load_factors(fixtures_dir / FACTORS_FILE)
-    rules = load_rules(
-        fixtures_dir / RULES_FILE,
-        frozenset(f["name"] for f in factors),
-        frozenset(i.symbol for i in instruments),
-    )
+    rules = load_rules(fixtures_dir / RULES_FILE, factors, frozenset(i.symbol for i in instruments))
     bands = load_route_table(fixtures_dir / ROUTE_TABLE_FILE)
     bundle = load_bundle(fixtures_dir / CONFIG_BUNDLE_FILE, frozenset(r["rule_id"] for r in rules))
     return Fixtures(tuple(instruments), tuple(factors), tuple(rules), tuple(bands), bundle)

@@ -13,6 +13,7 @@ from typing import Any
 
 _MISSING: Any = object()
 _LEAF = (str, int, float, bool, type(None))
+_SYSTEM = frozenset({"_key", "_id", "_rev"})
 
 
 def _kind(value: Any) -> str:
@@ -59,19 +60,62 @@ def _leaves_changes(old: Any, new: Any, prefix: str, changes: list[dict[str, Any
             changes.append({"path": path, "old": x, "new": y})
 
 
+_SCALAR = frozenset({str, int, float, bool, type(None)})
+
+
+def _pair(x: Any, y: Any, path: str, changes: list[dict[str, Any]]) -> None:
+    """A pair of containers (or mixed kinds) that are not the same object."""
+    tx = type(x)
+    if tx is type(y):
+        if bool(x == y) and repr(x) == repr(y):  # equal, with the same JSON types throughout
+            return
+        if tx is dict and x and y:
+            _walk_map(x, y, path, changes)
+            return
+        if tx is list and x and y:
+            _walk_list(x, y, path, changes)
+            return
+    _leaves_changes(x, y, path, changes)
+
+
+def _walk_map(old: Any, new: Any, prefix: str, changes: list[dict[str, Any]]) -> None:
+    keys = old.keys() if old.keys() == new.keys() else old.keys() | new.keys()
+    dot = prefix + "." if prefix else ""
+    for key in keys:
+        x, y = old.get(key, _MISSING), new.get(key, _MISSING)
+        if x is y:
+            continue
+        tx = type(x)
+        if tx is type(y) and tx in _SCALAR:  # the common case, inline
+            if x != y:
+                changes.append({"path": f"{dot}{key}", "old": x, "new": y})
+        else:
+            _pair(x, y, f"{dot}{key}", changes)
+
+
+def _walk_list(old: Any, new: Any, prefix: str, changes: list[dict[str, Any]]) -> None:
+    n, m = len(old), len(new)
+    for i in range(max(n, m)):
+        x = old[i] if i < n else _MISSING
+        y = new[i] if i < m else _MISSING
+        if x is y:
+            continue
+        tx = type(x)
+        if tx is type(y) and tx in _SCALAR:
+            if x != y:
+                changes.append({"path": f"{prefix}[{i}]", "old": x, "new": y})
+        else:
+            _pair(x, y, f"{prefix}[{i}]", changes)
+
+
 def _walk(old: Any, new: Any, prefix: str, changes: list[dict[str, Any]]) -> None:
-    """Both trees at once, descending only into containers present on both sides: the cost is
-    the size of the documents, not of their flattened copies."""
+    """Both trees at once, descending only into containers present on both sides and not
+    already equal: the cost is the size of what differs, not of the documents."""
     ka, kb = _kind(old), _kind(new)
     if ka == kb == "map":
-        for key in old.keys() | new.keys():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            _walk(old.get(key, _MISSING), new.get(key, _MISSING), path, changes)
+        _walk_map(old, new, prefix, changes)
     elif ka == kb == "list":
-        for i in range(max(len(old), len(new))):
-            x = old[i] if i < len(old) else _MISSING
-            y = new[i] if i < len(new) else _MISSING
-            _walk(x, y, f"{prefix}[{i}]", changes)
+        _walk_list(old, new, prefix, changes)
     elif ka == kb == "leaf" and type(old) is type(new) and old == new:
         return
     else:
@@ -88,8 +132,15 @@ def field_changes(old: Any, new: Any) -> list[dict[str, Any]]:
 
 
 def _by_id(rules: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    # System fields (`_key`, …) are the store's, not the rule's: dropped (with any other
+    # `_` key), but a rule without them (an upload, a revisioned bundle) is not copied.
     return {
-        str(r["rule_id"]): {k: v for k, v in r.items() if not str(k).startswith("_")} for r in rules
+        str(r["rule_id"]): (
+            {k: v for k, v in r.items() if not str(k).startswith("_")}
+            if not _SYSTEM.isdisjoint(r)
+            else r
+        )
+        for r in rules
     }
 
 
@@ -103,7 +154,10 @@ def diff_bundles(
     removed = sorted(old_rules.keys() - new_rules.keys())
     changed = []
     for rid in sorted(old_rules.keys() & new_rules.keys()):
-        fields = field_changes(old_rules[rid], new_rules[rid])
+        a, b = old_rules[rid], new_rules[rid]
+        if a is b or (a == b and repr(a) == repr(b)):
+            continue
+        fields = field_changes(a, b)
         if fields:
             changed.append({"rule_id": rid, "fields": fields})
     params = field_changes((old or {}).get("params") or {}, new.get("params") or {})

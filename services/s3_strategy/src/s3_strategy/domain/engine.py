@@ -28,7 +28,7 @@ from typing import Any
 from s3_strategy.domain import brackets as br
 from s3_strategy.domain.gates import GateLimits, run_gates
 from s3_strategy.domain.ml import MlInput, table_mult
-from s3_strategy.domain.params import BundleParams, EngineLimits, MlRow, RouteBand
+from s3_strategy.domain.params import BundleParams, EngineLimits, MlRow
 from s3_strategy.domain.reasons import Reason
 from s3_strategy.domain.rules import (
     Factor,
@@ -44,6 +44,7 @@ from tradekit.errors import InvalidIntent
 from tradekit.ids import decision_client_order_id
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, MarketPolicy, TwapPolicy, TwapSpec
+from tradekit.routing import RouteBand, RouteBands
 
 # 2: loss cap with fees, factor bounds, positions in the gates, SPOT budget ceiling (issue 11)
 ENGINE_VERSION = "s3-engine/2"
@@ -224,15 +225,9 @@ class Engine:
         if not isinstance(table, Mapping) or not table.get("bands"):
             raise ContextError(f"route table {name!r} is missing from the decision context")
         try:
-            bands = [RouteBand.model_validate(b) for b in table["bands"]]
+            return list(RouteBands.model_validate(table["bands"]).root)
         except ValueError as exc:
             raise ContextError(f"route table {name!r}: {exc}") from exc
-        caps = [b.notional_usdt_max for b in bands]
-        if any(c is None for c in caps[:-1]) or caps != sorted(
-            caps, key=lambda c: (c is None, c or 0)
-        ):
-            raise ContextError(f"route table {name!r}: bands must ascend, only the last unbounded")
-        return bands
 
     def _plan(
         self,

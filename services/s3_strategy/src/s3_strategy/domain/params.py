@@ -127,16 +127,3 @@ class EngineLimits(_Frozen):
     atr_mult: PosDec
     concurrent_entries_per_market: int = Field(ge=0)
     feature_max_age_ms: int = Field(ge=1)
-
-
-class TwapBand(_Frozen):
-    slices: int = Field(ge=1, le=100)
-    gap_ms: int = Field(ge=0)
-
-
-class RouteBand(_Frozen):
-    """One row of the route table (spec §G); `notional_usdt_max` None = unbounded."""
-
-    notional_usdt_max: NonNegDec | None
-    maker_wait_ms: int = Field(ge=0)
-    twap: TwapBand

@@ -12,15 +12,18 @@
 * When the position closes (stop, TP or a manual close reported by reconciliation) every
   remaining bracket order is cancelled: no stale reduce-only order is left for a later position.
 
-State is a plain dict (:meth:`to_state` / :meth:`from_state`), persisted after every step.
+The state is a pydantic model, persisted after every step as `model_dump(mode="json")` and
+loaded with `model_validate` (the JSON shape the earlier dataclass version wrote).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from s4_router.policies.protective import Alert, Cancel, Command, Event, Leg, Place
 from tradekit.enums import OrderStatus, OrderType, Side
@@ -91,8 +94,12 @@ def solve_tp_price(
     return inst.take_profit_price(side, raw)
 
 
-@dataclass(slots=True)
-class ProtectiveOrder:
+class _State(BaseModel):
+    # Mutable (the machine updates itself); validated when loaded, not on every assignment.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProtectiveOrder(_State):
     kind: Kind
     client_order_id: str
     qty: Decimal
@@ -105,8 +112,7 @@ class ProtectiveOrder:
         return self.status is None or not self.status.is_terminal
 
 
-@dataclass(slots=True)
-class Brackets:
+class Brackets(_State):
     parent_client_order_id: str
     position_side: Side  # entry side
     entry_target_qty: Decimal
@@ -118,7 +124,7 @@ class Brackets:
     entry_filled: Decimal = ZERO
     entry_notional: Decimal = ZERO
     exited: Decimal = ZERO  # closed by our protective orders
-    orders: list[ProtectiveOrder] = field(default_factory=list)
+    orders: list[ProtectiveOrder] = Field(default_factory=list)
     state: BracketState = BracketState.WAITING_ENTRY
     first_fill_ms: int | None = None
     protected_ms: int | None = None
@@ -251,7 +257,9 @@ class Brackets:
             cur = self.current(kind)
             if cur is not None and cur.qty == qty and cur.stop_price == price:
                 continue
-            order = ProtectiveOrder(kind, self._new_id(), qty, price)
+            order = ProtectiveOrder(
+                kind=kind, client_order_id=self._new_id(), qty=qty, stop_price=price
+            )
             self.orders.append(order)
             cmds.append(
                 PlaceProtective(
@@ -315,53 +323,3 @@ class Brackets:
                 for o in self.orders
             ],
         }
-
-    # ---- persistence -------------------------------------------------------------------------
-    def to_state(self) -> dict[str, Any]:
-        def conv(v: Any) -> Any:
-            if isinstance(v, dict):
-                return {k: conv(x) for k, x in v.items()}
-            if isinstance(v, list):
-                return [conv(x) for x in v]
-            if isinstance(v, Decimal):
-                return str(v)
-            if isinstance(v, StrEnum):
-                return v.value
-            return v
-
-        out: dict[str, Any] = conv(asdict(self))
-        return out
-
-    @classmethod
-    def from_state(cls, d: dict[str, Any]) -> Brackets:
-        def dec(v: Any) -> Decimal | None:
-            return None if v is None else Decimal(v)
-
-        return cls(
-            parent_client_order_id=d["parent_client_order_id"],
-            position_side=Side(d["position_side"]),
-            entry_target_qty=Decimal(d["entry_target_qty"]),
-            sl_price=dec(d["sl_price"]),
-            tp_price=dec(d["tp_price"]),
-            tp_net_profit_usdt=dec(d["tp_net_profit_usdt"]),
-            working_type=d["working_type"],
-            next_child=int(d["next_child"]),
-            entry_filled=Decimal(d["entry_filled"]),
-            entry_notional=Decimal(d["entry_notional"]),
-            exited=Decimal(d["exited"]),
-            orders=[
-                ProtectiveOrder(
-                    kind=Kind(o["kind"]),
-                    client_order_id=o["client_order_id"],
-                    qty=Decimal(o["qty"]),
-                    stop_price=Decimal(o["stop_price"]),
-                    status=OrderStatus(o["status"]) if o["status"] else None,
-                    filled=Decimal(o["filled"]),
-                )
-                for o in d["orders"]
-            ],
-            state=BracketState(d["state"]),
-            first_fill_ms=d["first_fill_ms"],
-            protected_ms=d["protected_ms"],
-            closed_ms=d["closed_ms"],
-        )

@@ -3,8 +3,8 @@
 Used when the venue has no native OCO lists, or when `S4_OCO_GUARDIAN=true` forces it. A pure
 state machine (no I/O, no clock reads): the router feeds it events (venue execution reports,
 poll results, prices, timer ticks) and carries out the commands it returns. Its whole state is a
-plain dict (:meth:`OcoGuardian.to_state` / :meth:`OcoGuardian.from_state`) persisted after every
-step, so a restarted S4 re-arms it from the store and the venue.
+pydantic model persisted after every step (`model_dump(mode="json")`, loaded with
+`model_validate`), so a restarted S4 re-arms it from the store and the venue.
 
 Legs (for a long position the exits SELL; a short mirrors every comparison):
 
@@ -38,10 +38,11 @@ that would make it do so puts the guardian in FAILED with an OVERFILL alert.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from s4_router.policies.protective import Alert, Cancel, Event, Place, Query
 from s4_router.policies.protective import Command as Command
@@ -95,8 +96,12 @@ class Resolved(Event):
 
 
 # ---- per-leg bookkeeping ---------------------------------------------------------------------
-@dataclass(slots=True)
-class LegState:
+class _State(BaseModel):
+    # Mutable (the machine updates itself); validated when loaded, not on every assignment.
+    model_config = ConfigDict(extra="forbid")
+
+
+class LegState(_State):
     leg: Leg
     mode: LegMode
     qty: Decimal  # what the current order (or the local watch) is for
@@ -104,8 +109,8 @@ class LegState:
     status: OrderStatus | None = None  # of the current order
     filled: Decimal = ZERO  # cumulative over every order this leg has had
     # Every order this leg has had: cid -> cumulative fill reported (late reports still count).
-    orders: dict[str, Decimal] = field(default_factory=dict)
-    ended: list[str] = field(default_factory=list)  # orders whose terminal report was handled
+    orders: dict[str, Decimal] = Field(default_factory=dict)
+    ended: list[str] = Field(default_factory=list)  # orders whose terminal report was handled
     cancel_sent_ms: int | None = None
     pending_resize: bool = False  # re-place after the cancel acknowledgement
     rejects: int = 0
@@ -120,8 +125,7 @@ class LegState:
         )
 
 
-@dataclass(slots=True)
-class OcoGuardian:
+class OcoGuardian(_State):
     """One guardian per SPOT position. Construct with :meth:`new`, then call :meth:`arm`."""
 
     parent_client_order_id: str
@@ -136,7 +140,7 @@ class OcoGuardian:
     state: GuardianState = GuardianState.ARMING
     winner: Leg | None = None
     triggered: Leg | None = None
-    timings: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, int] = Field(default_factory=dict)
     cancel_timeout_ms: int = 2_000
 
     # ---- construction ------------------------------------------------------------------------
@@ -170,8 +174,8 @@ class OcoGuardian:
             tp_price=tp_price,
             sl_price=sl_price,
             sl_limit_price=sl_limit_price or sl_price,
-            tp=LegState(Leg.TP, mode(Leg.TP), qty),
-            sl=LegState(Leg.SL, mode(Leg.SL), qty),
+            tp=LegState(leg=Leg.TP, mode=mode(Leg.TP), qty=qty),
+            sl=LegState(leg=Leg.SL, mode=mode(Leg.SL), qty=qty),
             next_child=first_child,
         )
 
@@ -422,54 +426,3 @@ class OcoGuardian:
             },
             "timings": dict(self.timings),
         }
-
-    # ---- persistence -------------------------------------------------------------------------
-    def to_state(self) -> dict[str, Any]:
-        out: dict[str, Any] = _jsonable(asdict(self))
-        return out
-
-    @classmethod
-    def from_state(cls, data: dict[str, Any]) -> OcoGuardian:
-        def leg_state(d: dict[str, Any]) -> LegState:
-            return LegState(
-                leg=Leg(d["leg"]),
-                mode=LegMode(d["mode"]),
-                qty=Decimal(d["qty"]),
-                client_order_id=d["client_order_id"],
-                status=OrderStatus(d["status"]) if d["status"] else None,
-                filled=Decimal(d["filled"]),
-                orders={k: Decimal(v) for k, v in d["orders"].items()},
-                ended=list(d["ended"]),
-                cancel_sent_ms=d["cancel_sent_ms"],
-                pending_resize=d["pending_resize"],
-                rejects=d["rejects"],
-            )
-
-        return cls(
-            parent_client_order_id=data["parent_client_order_id"],
-            position_side=Side(data["position_side"]),
-            qty=Decimal(data["qty"]),
-            tp_price=Decimal(data["tp_price"]),
-            sl_price=Decimal(data["sl_price"]),
-            sl_limit_price=Decimal(data["sl_limit_price"]),
-            tp=leg_state(data["tp"]),
-            sl=leg_state(data["sl"]),
-            next_child=int(data["next_child"]),
-            state=GuardianState(data["state"]),
-            winner=Leg(data["winner"]) if data["winner"] else None,
-            triggered=Leg(data["triggered"]) if data["triggered"] else None,
-            timings={k: int(v) for k, v in data["timings"].items()},
-            cancel_timeout_ms=int(data["cancel_timeout_ms"]),
-        )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, StrEnum):
-        return value.value
-    return value

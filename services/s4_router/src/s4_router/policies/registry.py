@@ -84,7 +84,7 @@ def resolve_policy(
                 jitter_pct=policy.twap.jitter_pct,
             )  # fmt: skip
         elif band.twap.slices > 1:
-            twap = band.twap
+            twap = TwapPlan.model_validate(band.twap.model_dump())
             if twap.slices > limits.twap_max_slices:
                 notes.append(f"route band twap slices {twap.slices} clamped to "
                              f"{limits.twap_max_slices}")  # fmt: skip

@@ -225,9 +225,7 @@ class ProtectionRecords:
     # ---- persistence -------------------------------------------------------------------------
     def doc(self, p: Protection) -> dict[str, Any]:
         m = p.machine
-        state = (
-            m.model_dump(mode="json") if isinstance(m, NativeOco) else m.to_state() if m else None
-        )
+        state = m.model_dump(mode="json") if m is not None else None
         return {
             "kind": KIND, "ts": p.created_ts, "parent_client_order_id": p.coid,
             "market": p.market.value, "symbol": p.symbol, "side": p.side.value,
@@ -247,7 +245,7 @@ class ProtectionRecords:
 
 def load_machine(name: str, state: dict[str, Any]) -> Machine:
     if name == "BRACKETS":
-        return br.Brackets.from_state(state)
+        return br.Brackets.model_validate(state)
     if name == "OCO_NATIVE":
         return NativeOco.model_validate(state)
-    return og.OcoGuardian.from_state(state)
+    return og.OcoGuardian.model_validate(state)
