@@ -143,6 +143,22 @@ def test_requests_with_weight_over_minute_limit_get_429_until_next_minute(
     assert venue.used_weight() == 1
 
 
+def test_futures_requests_weigh_what_binance_usdm_charges_not_the_spot_weights(
+    make_venue,
+) -> None:
+    # Charged at spot weights (GET order 4, trades 20, depth 5) the futures traffic of the proof
+    # ran out of budget several times sooner than on the real venue.
+    venue = make_venue()
+    fut = Market.FUT
+    venue.book(fut, SYM, 5)
+    venue.my_trades(fut, SYM)
+    venue.positions()
+    assert venue.used_weight() == 2 + 5 + 5
+    venue.book(SPOT, SYM, 5)
+    venue.my_trades(SPOT, SYM)
+    assert venue.used_weight() == 12 + 5 + 20
+
+
 def run_plan(seed: int) -> list[tuple[str, int, FaultKind]]:
     inj = FaultInjector(
         FaultPlan(

@@ -337,12 +337,12 @@ class Venue:
         return out
 
     # ---- request gate -------------------------------------------------------------------------
-    def _request(self, op: str, action: Callable[[], T]) -> T:
+    def _request(self, op: str, action: Callable[[], T], market: Market | None = None) -> T:
         self._sync()
         fault = self.faults.next_fault(op)
         if fault is not None and fault.kind is FaultKind.CONNECT_TIMEOUT:
             raise_before(fault)  # never reached the venue: no weight used
-        self.limiter.charge(op, self.clock.now_ms())
+        self.limiter.charge(op, self.clock.now_ms(), futures=market is Market.FUT)
         if fault is not None and fault.kind.before_processing:
             raise_before(fault)
         result = action()
@@ -378,6 +378,7 @@ class Venue:
                 client_order_id=client_order_id,
                 reduce_only=reduce_only,
             ),
+            market,
         )
 
     def cancel_order(
@@ -393,6 +394,7 @@ class Venue:
             lambda: self._engine(market).cancel(
                 symbol, order_id=order_id, client_order_id=client_order_id
             ),
+            market,
         )
 
     def get_order(
@@ -408,17 +410,19 @@ class Venue:
             lambda: self._engine(market).get(
                 symbol, order_id=order_id, client_order_id=client_order_id
             ),
+            market,
         )
 
     def open_orders(self, market: Market, symbol: str | None = None) -> list[VenueOrder]:
         return self._request(
             "open_orders",
             lambda: [o.snapshot() for o in self._engine(market).open_orders(symbol)],
+            market,
         )
 
     def my_trades(self, market: Market, symbol: str, since_ms: int | None = None) -> list[Trade]:
         return self._request(
-            "trades", lambda: list(self._engine(market).my_trades(symbol, since_ms))
+            "trades", lambda: list(self._engine(market).my_trades(symbol, since_ms)), market
         )
 
     def book(self, market: Market, symbol: str, depth: int = 20) -> BookView:
@@ -426,6 +430,7 @@ class Venue:
         return self._request(
             "book",
             lambda: self._engine(market).book(symbol).view(self.clock.now_ms(), depth),
+            market,
         )
 
     # ---- spot OCO -----------------------------------------------------------------------------
@@ -583,14 +588,14 @@ class Venue:
         return self._request("account", self.spot_account.balances)
 
     def futures_account_info(self) -> FuturesAccountInfo:
-        return self._request("account", self.futures_account.info)
+        return self._request("account", self.futures_account.info, Market.FUT)
 
     def positions(self) -> list[PositionInfo]:
         """Open futures positions (`GET /fapi/v3/positionRisk`)."""
-        return self._request("account", self.futures_account.positions)
+        return self._request("account", self.futures_account.positions, Market.FUT)
 
     def position(self, symbol: str) -> PositionInfo:
-        return self._request("account", lambda: self.futures_account.position(symbol))
+        return self._request("account", lambda: self.futures_account.position(symbol), Market.FUT)
 
     def position_risk(self, symbol: str | None = None) -> list[PositionInfo]:
         """One row per futures symbol, flat ones included (leverage and margin type are per
@@ -602,13 +607,16 @@ class Venue:
             if symbol
             else sorted(s for s, i in self.instruments.items() if Market.FUT in i.markets)
         )
-        return self._request("account", lambda: [self.futures_account.position(s) for s in symbols])
+        return self._request(
+            "account", lambda: [self.futures_account.position(s) for s in symbols], Market.FUT
+        )
 
     def futures_account_state(self) -> tuple[FuturesAccountInfo, list[PositionInfo]]:
         """Wallet totals plus open positions in one request (`/fapi/v2|v3/account`)."""
         return self._request(
             "account",
             lambda: (self.futures_account.info(), self.futures_account.positions()),
+            Market.FUT,
         )
 
     def set_leverage(self, symbol: str, leverage: int) -> int:
