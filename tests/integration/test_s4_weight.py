@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from s4_router.adapters.exchange.base import ExchangeOrder, ExchangeTrade, PlaceOrderRequest
 from s4_router.adapters.exchange.sim_client import SimExchange
+from s4_router.adapters.exchange.weight import in_urgent_lane
 from s4_router.entrypoints.statuses import http_status
 from s4_router.service_layer.protection import ProtectionService
 from svckit import keys
@@ -298,3 +300,53 @@ async def test_clock_skew_guard_still_stops_entries_on_real_skew(
         assert not r.c.router.skew.ok and r.c.router.skew.discarded == 0
         out = await r.submit()
         assert http_status(out) == 503
+
+
+class LaneRecorder(SimExchange):
+    """Records which weight lane each venue call was made in."""
+
+    lanes: list[tuple[str, bool]]
+
+    async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
+        self.lanes.append(("place", in_urgent_lane()))
+        return await super().place_order(req)
+
+    async def fetch_order(
+        self,
+        market: Market,
+        symbol: str,
+        *,
+        venue_order_id: str | None = None,
+        client_order_id: str | None = None,
+    ) -> ExchangeOrder:
+        self.lanes.append(("query", in_urgent_lane()))
+        return await super().fetch_order(
+            market, symbol, venue_order_id=venue_order_id, client_order_id=client_order_id
+        )
+
+    async def fetch_my_trades(
+        self, market: Market, symbol: str, since_ms: int | None = None
+    ) -> list[ExchangeTrade]:
+        self.lanes.append(("trades", in_urgent_lane()))
+        return await super().fetch_my_trades(market, symbol, since_ms)
+
+
+async def test_orders_already_out_are_watched_in_the_urgent_lane_new_entries_are_not(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    # With the minute's budget past the pace point, polls of children already at the venue were
+    # deferred like new entries: a filled entry went unseen (no fill booked, no stop placed) for
+    # minutes in the chaos campaign's weight-starved stretches. Watching what is out reduces
+    # risk, as a cancel does; only new risk waits for the budget.
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    exchange = LaneRecorder(venue)
+    exchange.lanes = []
+    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=exchange) as r:
+        await r.submit(exec_policy={"type": "MAKER_TAKER", "maker_wait_ms": 5_000})
+        await r.drive(400)
+        await r.until_done("c-1")
+    places = [urgent for kind, urgent in exchange.lanes if kind == "place"]
+    watches = [urgent for kind, urgent in exchange.lanes if kind in ("query", "trades")]
+    assert places and not any(places)  # the entry's children: the normal lane
+    assert watches and all(watches), exchange.lanes

@@ -43,6 +43,7 @@ from s4_router.adapters.exchange.base import (
     PostOnlyRejected,
     RetryableError,
 )
+from s4_router.adapters.exchange.weight import urgent_lane
 from s4_router.adapters.leases import Lease, Leases
 from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import IllegalTransition, can_transition, reconcile_status
@@ -460,9 +461,14 @@ class Execution:
                 window_open = cid not in self._unsent and self.d.ops.landing_window_open(
                     child.ts_send
                 )
-                found = await self.d.ops.resolve(
-                    req, since_ms=child.created_ts, with_trades=not window_open
-                )
+                # A send that may have reached the venue is watched in the urgent lane; one
+                # we deferred ourselves (nothing left this process) waits for the budget like
+                # the resend it precedes.
+                lane = urgent_lane() if cid not in self._unsent else contextlib.nullcontext()
+                with lane:
+                    found = await self.d.ops.resolve(
+                        req, since_ms=child.created_ts, with_trades=not window_open
+                    )
                 if found is not None:
                     self._unsent.discard(cid)
                     return await self._apply(child, found)
@@ -473,9 +479,11 @@ class Execution:
                     return await self._send(child)  # provably absent: same id again
                 return await self._absent(child)
             try:
-                order = await self.d.ops.fetch(child.market, child.symbol, cid)
+                with urgent_lane():  # watching what is already out
+                    order = await self.d.ops.fetch(child.market, child.symbol, cid)
             except OrderNotFound:
-                found = await self.d.ops.resolve(req, since_ms=child.created_ts)
+                with urgent_lane():  # watching what is already out
+                    found = await self.d.ops.resolve(req, since_ms=child.created_ts)
                 if found is None:
                     await self.d.publisher.alert(
                         "ORDER_VANISHED",
@@ -511,9 +519,10 @@ class Execution:
             if order is None:
                 acked = child.ts_ack is not None or child.client_order_id in self._unsent
                 window_open = not acked and self.d.ops.landing_window_open(child.ts_send)
-                order = await self.d.ops.resolve(
-                    self._request(child), since_ms=child.created_ts, with_trades=not window_open
-                )
+                with urgent_lane():  # watching what is already out
+                    order = await self.d.ops.resolve(
+                        self._request(child), since_ms=child.created_ts, with_trades=not window_open
+                    )
                 if order is None:
                     if window_open:
                         return None  # it may still land: the machine asks again later
@@ -540,10 +549,11 @@ class Execution:
             trades = list(order.trades)
             if sum((t.qty for t in trades), ZERO) < filled:
                 try:
-                    trades = await self.d.ops.trades_of(
-                        child.market, child.symbol, client_order_id=cid,
-                        since_ms=child.created_ts,
-                    )  # fmt: skip
+                    with urgent_lane():  # watching what is already out
+                        trades = await self.d.ops.trades_of(
+                            child.market, child.symbol, client_order_id=cid,
+                            since_ms=child.created_ts,
+                        )  # fmt: skip
                 except RetryableError:
                     pass  # booked on a later step; the machine already counts venue qty
             for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
@@ -637,9 +647,10 @@ class Execution:
         ]  # fmt: skip
         for c in short:
             try:
-                trades = await self.d.ops.trades_of(
-                    c.market, c.symbol, client_order_id=c.client_order_id, since_ms=c.created_ts
-                )
+                with urgent_lane():  # watching what is already out
+                    trades = await self.d.ops.trades_of(
+                        c.market, c.symbol, client_order_id=c.client_order_id, since_ms=c.created_ts
+                    )
             except RetryableError:
                 continue
             for t in trades:

@@ -40,12 +40,12 @@ from s4_router.adapters.exchange.base import (
     RateLimited,
 )
 from s4_router.adapters.exchange.weight import (
-    WEIGHTS,
     Sleep,
     WeightBudget,
     WeightConfig,
     WeightExhausted,
     in_urgent_lane,
+    weight_of,
 )
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, Transition
@@ -115,7 +115,7 @@ class GuardedExchange(ExchangePort):
         if budget is not None:
             paced = budget.paced
             try:
-                await budget.acquire(WEIGHTS.get(op, 1), urgent=urgent or in_urgent_lane())
+                await budget.acquire(weight_of(op, m), urgent=urgent or in_urgent_lane())
             except WeightExhausted:
                 if self.metrics is not None:
                     self.metrics.weight_paced.labels("refused").inc()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from s4_router.adapters.exchange.base import RateLimited
 from svckit.clock import Clock
+from tradekit.enums import Market
 
 MINUTE_MS = 60_000
 Sleep = Callable[[float], Awaitable[None]]
@@ -58,6 +59,23 @@ WEIGHTS: dict[str, int] = {
     "fetch_order_list": 4,
     "cancel_order_list": 1,
 }
+# USD-M futures publish other figures for the same reads (GET order 1, userTrades 5, depth up to
+# 50 levels 2, positionRisk/account 5, openOrders with a symbol 1).
+FUTURES_WEIGHTS: dict[str, int] = {
+    "fetch_order": 1,
+    "fetch_open_orders": 1,
+    "fetch_my_trades": 5,
+    "fetch_book": 2,
+    "fetch_positions": 5,
+    "fetch_balances": 5,
+}
+
+
+def weight_of(op: str, market: Market) -> int:
+    """The estimated weight of `op` on `market` (futures have their own table)."""
+    if market is Market.FUT and op in FUTURES_WEIGHTS:
+        return FUTURES_WEIGHTS[op]
+    return WEIGHTS.get(op, 1)
 
 
 _URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("s4_weight_urgent", default=False)
