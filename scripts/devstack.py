@@ -1,7 +1,9 @@
 """`make run`: the whole stack on embedded defaults, in the foreground; Ctrl-C stops it all.
 
 * a real redis-server (svckit.embedded_redis) on a free loopback port,
-* the SQLite store under var/data/ (seeded from fixtures/ by each service at start),
+* the SQLite store, one file both services share (`var/data/store.sqlite3`, seeded from fixtures/
+  by each service at start): S3 reads S4's `orders` and `strategy_events`, as both share one
+  ArangoDB database in production,
 * S4 on :8082 with the in-process venue simulator, which also publishes market data
   (`mkt:tick:*`, `mkt:depth:*`, `feat:last:*`) to Redis,
 * S3 on :8081, emitting intents to `orders:intent` and to S4 over REST.
