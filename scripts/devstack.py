@@ -1,7 +1,9 @@
 """`make run`: the whole stack on embedded defaults, in the foreground; Ctrl-C stops it all.
 
 * a real redis-server (svckit.embedded_redis) on a free loopback port,
-* the SQLite store under var/data/ (seeded from fixtures/ by each service at start),
+* the SQLite store, one file both services share (`var/data/store.sqlite3`, seeded from fixtures/
+  by each service at start): S3 reads S4's `orders` and `strategy_events`, as both share one
+  ArangoDB database in production,
 * the market-data feeder (`python -m md_feeder`, /health on :8083): publishes `mkt:tick:*`,
   `mkt:depth:*` and `feat:last:*` from the simulator's steps (or, with a ccxt S4_EXCHANGE,
   from that venue's public books: MD_SOURCE follows S4_EXCHANGE unless set),

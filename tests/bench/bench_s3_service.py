@@ -1,10 +1,7 @@
-"""In-process benchmark of a whole S3 dry-run decision (`DecisionService.decide`: Redis read,
-pipeline, `signals` write), without HTTP, and of the two I/O choices that shape its cost,
-compared in one run:
-
-* the Redis read through `svckit.redismux` (one pipelined connection) vs redis-py's pipeline;
-* the `signals` write group-committed (`SignalWriter`) vs one transaction per decision
-  (`max_batch=1`, i.e. what a plain insert costs).
+"""In-process benchmark of a whole S3 dry-run decision (`DecisionService.decide`: Redis read
+through redis-py's pipeline, pipeline, `signals` write), without HTTP, and of the I/O choice that
+shapes its cost, compared in one run: the `signals` write group-committed (`SignalWriter`) vs one
+transaction per decision (`max_batch=1`, i.e. what a plain insert costs).
 
     .venv/bin/python tests/bench/bench_s3_service.py             # 12,000 decisions per variant
     .venv/bin/python tests/bench/bench_s3_service.py --n 30000 --concurrency 8
@@ -71,14 +68,11 @@ async def main_async(args: argparse.Namespace) -> int:
         )  # fmt: skip
         c = await bootstrap(settings)
         svc = c.service
-        mux = svc.state.mux
         grouped = svc.signals
         single = SignalWriter(c.store, max_batch=1)
         variants = {
-            "deployed (mux + group commit)": (mux, grouped),
-            "redis-py pipeline read": (None, grouped),
-            "one insert per decision": (mux, single),
-            "neither (before)": (None, single),
+            "deployed (group commit)": grouped,
+            "one insert per decision": single,
         }
         made = 0
 
@@ -92,7 +86,7 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             await asyncio.sleep(0.05)
             # warm-up
-            svc.state.mux, svc.signals = mux, grouped
+            svc.signals = grouped
             made += (await run(svc, 2000, args.concurrency))[2]
             print(
                 f"S3 DecisionService.decide (dry run) in process, {args.concurrency} concurrent "
@@ -100,14 +94,14 @@ async def main_async(args: argparse.Namespace) -> int:
             )
             results: dict[str, tuple[float, float]] = {}
             for _ in range(args.rounds):
-                for name, (m, writer) in variants.items():
-                    svc.state.mux, svc.signals = m, writer
+                for name, writer in variants.items():
+                    svc.signals = writer
                     rate, cpu, k = await run(svc, args.n, args.concurrency)
                     made += k
                     best = results.get(name)
                     if best is None or rate > best[0]:
                         results[name] = (rate, cpu)
-            base_rate = results["deployed (mux + group commit)"][0]
+            base_rate = results["deployed (group commit)"][0]
             print(f"  {'variant':<32} {'decisions/s':>11} {'CPU µs/dec':>11} {'vs deployed':>12}")
             for name, (rate, cpu) in results.items():
                 print(f"  {name:<32} {rate:>11.0f} {cpu:>11.0f} {rate / base_rate:>11.2f}×")
@@ -118,7 +112,7 @@ async def main_async(args: argparse.Namespace) -> int:
             )
         finally:
             feed.cancel()
-            svc.state.mux, svc.signals = mux, grouped
+            svc.signals = grouped
             await single.aclose()
             await c.aclose()
         # every decision persisted

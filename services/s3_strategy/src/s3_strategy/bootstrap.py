@@ -34,7 +34,6 @@ from svckit.errors import ConfigError, StartupError
 from svckit.infra import open_infra
 from svckit.oidc import OidcVerifier
 from svckit.redisio import RedisClient
-from svckit.redismux import RedisMux
 from svckit.store.base import DocumentStore
 
 log = logging.getLogger(__name__)
@@ -85,8 +84,6 @@ class S3Container:
         await self.service.signals.aclose()
         if self.tasks.reader is not None and "reader" in self.owns:
             await self.tasks.reader.close()
-        if self.service.state.mux is not None:
-            await self.service.state.mux.aclose()
         if self.http is not None:
             await self.http.aclose()
         if "redis" in self.owns:
@@ -134,8 +131,6 @@ async def bootstrap(
             headers={"Authorization": f"Bearer {token.get_secret_value()}"} if token else None,
         )
     metrics = StrategyMetrics()
-    # Hot-path reads on one pipelined connection (single-node Redis; None on a cluster).
-    mux = RedisMux.for_addresses(settings.redis_addresses, password=settings.redis_password_value)
     alerts = AlertSink(
         redis=redis, clock=clock, metrics=metrics, min_interval_s=settings.alert_min_interval_s
     )
@@ -154,7 +149,7 @@ async def bootstrap(
         publisher=IntentPublisher(redis=redis, http=http, retries=settings.publish_retries),
         engine=engine,
         scorer=scorer or ConstantScorer(),
-        state=StateReader(redis, mux),
+        state=StateReader(redis),
         ledger=ledger,
         alerts=alerts,
         configs=configs,

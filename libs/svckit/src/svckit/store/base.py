@@ -76,8 +76,9 @@ class Query:
 
 
 class DocumentStore(abc.ABC):
-    """Port. Methods are async: the Arango adapter does network I/O off the event loop; the
-    SQLite adapter's calls are short local transactions."""
+    """Port. Methods are async and never block the event loop: the Arango adapter does its
+    network I/O on threads, the SQLite adapter its transactions on a writer thread and reader
+    threads."""
 
     name: str
 

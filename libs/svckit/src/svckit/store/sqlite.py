@@ -6,14 +6,19 @@ the JSON body without `_key`. Every `IndexSpec` of `base.INDEXES` becomes an exp
 unique specs are enforced by SQLite itself (NULL/missing fields never collide, like ArangoDB's
 sparse unique indexes the Arango adapter creates).
 
-Why the calls run synchronously on the caller's thread: each is one short local transaction
-(tens to a hundred-odd microseconds, most of it the WAL write); a thread hop costs more than
-that (measured: a writer thread for group commits made S3 25% slower, CPU and wake-ups, on the
-reference 2-core VM). What amortises the WAL write is `insert_many`: one multi-row statement,
-one transaction, for a batch. A lock makes one store object safe to share between threads too
-(e.g. `asyncio.to_thread` callers). Another process
-holding the write lock makes us wait up to `busy_timeout_ms`, after which the call raises
-`StoreUnavailable` (retryable), as does a file that cannot be opened.
+Threads (issue 12): no call blocks the event loop. Writes run on the store's one writer thread,
+in the order they were submitted, on its own connection; reads on a small pool of reader
+threads (`readers`), each with its own read-only connection, which WAL lets run beside the
+writer and see every write committed before they start. So a write waiting for the lock of
+another connection — another replica or service on the same file, up to `busy_timeout_ms` —
+holds only that thread: other coroutines run and reads are answered meanwhile. (The calls used
+to run on the loop: each is short, but one waiting for another process's lock froze the whole
+service for as long as the wait.) A write, once submitted, is carried out even if its caller is
+cancelled meanwhile, as when it ran on the loop. What amortises the thread hop and the WAL
+write is `insert_many`: one multi-row statement, one transaction, one hop for a batch (S3's
+group commit of `signals`). A store object can be shared by several event loops and threads.
+A lock held beyond `busy_timeout_ms` makes the call raise `StoreUnavailable` (retryable), as
+does a file that cannot be opened; `close()` finishes the submitted writes, then refuses calls.
 
 Errors (the tree of `svckit.errors`): `sqlite3.IntegrityError` on a unique index or the primary
 key → `DuplicateKey` naming the index; a missing row on `update` → `NotFound`;
@@ -23,13 +28,14 @@ before `bootstrap()`, disk I/O) → `StoreUnavailable`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from svckit import jsonutil
 from svckit.errors import DuplicateKey, InvalidDocument, NotFound, StoreError, StoreUnavailable
@@ -46,6 +52,7 @@ from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, IndexSpe
 
 _UNIQUE_INDEX_RE = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
 _UNIQUE_COLUMN_RE = re.compile(r"UNIQUE constraint failed: ([A-Za-z0-9_]+)\._key")
+T = TypeVar("T")
 # Rows per INSERT statement of a group commit (2 bound parameters each; SQLite allows 32766).
 MAX_ROWS_PER_STATEMENT = 64
 
@@ -121,7 +128,8 @@ def index_ddl(spec: IndexSpec) -> str:
 
 
 class SqliteStore(DocumentStore):
-    """Document store on one SQLite file (WAL, synchronous=NORMAL)."""
+    """Document store on one SQLite file (WAL, synchronous=NORMAL), run off the event loop:
+    one writer thread, `readers` reader threads (see the module docstring)."""
 
     name = "sqlite"
 
@@ -131,6 +139,7 @@ class SqliteStore(DocumentStore):
         *,
         busy_timeout_ms: int = 5000,
         checkpoint_every_s: float = 1.0,
+        readers: int = 2,
         collections: Sequence[str] = COLLECTIONS,
         indexes: Sequence[IndexSpec] = INDEXES,
     ) -> None:
@@ -139,49 +148,107 @@ class SqliteStore(DocumentStore):
         self._collections = tuple(collections)
         self._indexes = tuple(i for i in indexes if i.collection in self._collections)
         self._index_fields = {i.index_name: i.fields for i in self._indexes}
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._memory = str(self.path) == ":memory:"
+        # Executors start their threads on first use: nothing opens before a call.
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-w:{self.path.name}")
+        # An in-memory database exists per connection: there the reads use the writer's.
+        self._readers = (
+            self._writer
+            if self._memory
+            else ThreadPoolExecutor(
+                max(1, readers), thread_name_prefix=f"sqlite-r:{self.path.name}"
+            )
+        )
+        self._local = threading.local()  # each store thread's own connection
+        self._conn: sqlite3.Connection | None = None  # the writer thread's
+        self._conns: list[sqlite3.Connection] = []  # every thread's, closed by close()
+        self._conns_lock = threading.Lock()
         self._closed = False
         self._checkpoint_every_s = checkpoint_every_s
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
-        self._multi_sql: dict[tuple[str, int], str] = {}
+        self._multi_sql: dict[tuple[str, int], str] = {}  # writer thread only
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
 
-    # ---- connection and error translation ----------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    # ---- threads, connections and error translation ------------------------------------------
+    async def _read(self, where: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(self._readers, where, fn, write=False)
+
+    async def _write(self, where: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        fut = self._submit(self._writer, where, fn, write=True)
+        # Once submitted, a write is carried out whether or not its caller is still waiting.
+        fut.add_done_callback(_retrieve)
+        return await asyncio.shield(fut)
+
+    def _submit(
+        self,
+        pool: ThreadPoolExecutor,
+        where: str,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        write: bool,
+    ) -> asyncio.Future[T]:
         if self._closed:
             raise StoreUnavailable(f"{self!r} is closed")
-        if self._conn is not None:
-            return self._conn
+        loop = asyncio.get_running_loop()
         try:
-            if str(self.path) != ":memory:":
+            return loop.run_in_executor(pool, self._call, where, fn, write)
+        except RuntimeError as exc:  # shut down by a close() on another thread meanwhile
+            raise StoreUnavailable(f"{self!r} is closed") from exc
+
+    def _call(self, where: str, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        """On a store thread: that thread's connection; sqlite3 errors → the store's tree."""
+        try:
+            conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._local.conn = self._open(write or self._memory)
+            try:
+                return fn(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.rollback()
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate(where, exc) from exc
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"{where}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
+
+    def _open(self, write: bool) -> sqlite3.Connection:
+        try:
+            if not self._memory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 str(self.path),
                 timeout=self._busy_timeout_ms / 1000,
                 isolation_level=None,  # autocommit; write transactions are explicit
-                check_same_thread=False,  # guarded by self._lock
+                check_same_thread=False,  # used by its own thread; closed by close()
             )
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            if str(self.path) != ":memory:" and self._checkpoint_every_s > 0:
-                # A commit appends to the WAL without fsync (synchronous=NORMAL); the fsync
-                # happens at checkpoints. SQLite's automatic checkpoint would run inside
-                # whichever commit crosses 1000 pages, stalling that request for milliseconds;
-                # a background thread checkpoints instead (sqlite3 releases the GIL).
-                conn.execute("PRAGMA wal_autocheckpoint=0")
-                self._start_checkpointer()
+            if not write:
+                conn.execute("PRAGMA query_only=ON")
+            else:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                if not self._memory and self._checkpoint_every_s > 0:
+                    # A commit appends to the WAL without fsync (synchronous=NORMAL); the fsync
+                    # happens at checkpoints. SQLite's automatic checkpoint would run inside
+                    # whichever commit crosses 1000 pages, stalling that write for milliseconds;
+                    # a background thread checkpoints instead.
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
+                    self._start_checkpointer()
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
-        self._conn = conn
+        with self._conns_lock:
+            self._conns.append(conn)
+        if write:
+            self._conn = conn
         return conn
 
     def _start_checkpointer(self) -> None:
@@ -220,30 +287,12 @@ class SqliteStore(DocumentStore):
             return DuplicateKey(collection, "primary key _key")
         return StoreError(f"{collection}: integrity error: {msg}")
 
-    @contextmanager
-    def _session(self, collection: str | None = None) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and translate sqlite3 errors into the store's exception tree."""
-        where = collection or str(self.path)
-        with self._lock:
-            conn = self._connect()
-            try:
-                yield conn
-            except sqlite3.IntegrityError as exc:
-                raise self._duplicate(where, exc) from exc
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"{where}: {exc}") from exc
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
-            finally:
-                if conn.in_transaction:
-                    conn.rollback()
-
     def _table(self, collection: str) -> str:
         return f'"{check_collection(collection, self._collections)}"'
 
     # ---- port ---------------------------------------------------------------------------------
     async def bootstrap(self) -> None:
-        with self._session() as conn:
+        def run(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             for name in self._collections:
                 conn.execute(
@@ -253,6 +302,8 @@ class SqliteStore(DocumentStore):
             for spec in self._indexes:
                 conn.execute(index_ddl(spec))
             conn.execute("COMMIT")
+
+        await self._write(str(self.path), run)
 
     async def insert(self, collection: str, doc: Doc) -> str:
         (result,) = await self.insert_many(collection, [doc])
@@ -271,14 +322,18 @@ class SqliteStore(DocumentStore):
                 rows.append((key, jsonutil.dumps(body_of(doc))))
             except TypeError as exc:  # orjson: an int beyond 64 bits, a type JSON cannot carry
                 invalid[i] = InvalidDocument(f"{collection}/{key}: {exc}")
-        done = self._insert_rows(collection, table, rows) if rows else []
+        done: list[str | StoreError] = []
+        if rows:
+            done = await self._write(
+                collection, lambda conn: self._insert_rows(conn, collection, table, rows)
+            )
         if not invalid:
             return done
         stored = iter(done)
         return [invalid[i] if i in invalid else next(stored) for i in range(len(docs))]
 
     def _insert_rows(
-        self, collection: str, table: str, rows: list[tuple[str, str]]
+        self, conn: sqlite3.Connection, collection: str, table: str, rows: list[tuple[str, str]]
     ) -> list[str | StoreError]:
         """Each chunk is one multi-row INSERT (one call into SQLite) and, for a batch of one
         chunk, one implicit transaction: one WAL append for the whole batch. A chunk
@@ -287,33 +342,31 @@ class SqliteStore(DocumentStore):
         out: list[str | StoreError] = []
         step = MAX_ROWS_PER_STATEMENT
         chunks = [rows[i : i + step] for i in range(0, len(rows), step)]
-        with self._session(collection) as conn:
-            explicit = len(chunks) > 1
-            if explicit:
-                conn.execute("BEGIN IMMEDIATE")
-            for chunk in chunks:
-                try:
-                    conn.execute(
-                        self._multi_insert_sql(table, len(chunk)),
-                        [v for row in chunk for v in row],
-                    )
-                    out.extend(key for key, _ in chunk)
+        explicit = len(chunks) > 1
+        if explicit:
+            conn.execute("BEGIN IMMEDIATE")
+        for chunk in chunks:
+            try:
+                conn.execute(
+                    self._multi_insert_sql(table, len(chunk)), [v for row in chunk for v in row]
+                )
+                out.extend(key for key, _ in chunk)
+                continue
+            except sqlite3.IntegrityError as exc:
+                if len(chunk) == 1:  # nothing to tell apart: that row is the duplicate
+                    out.append(self._duplicate(collection, exc))
                     continue
+            if not explicit:
+                conn.execute("BEGIN IMMEDIATE")
+                explicit = True
+            for key, body in chunk:
+                try:
+                    conn.execute(f"INSERT INTO {table} (_key, doc) VALUES (?, ?)", (key, body))
+                    out.append(key)
                 except sqlite3.IntegrityError as exc:
-                    if len(chunk) == 1:  # nothing to tell apart: that row is the duplicate
-                        out.append(self._duplicate(collection, exc))
-                        continue
-                if not explicit:
-                    conn.execute("BEGIN IMMEDIATE")
-                    explicit = True
-                for key, body in chunk:
-                    try:
-                        conn.execute(f"INSERT INTO {table} (_key, doc) VALUES (?, ?)", (key, body))
-                        out.append(key)
-                    except sqlite3.IntegrityError as exc:
-                        out.append(self._duplicate(collection, exc))
-            if explicit:
-                conn.execute("COMMIT")
+                    out.append(self._duplicate(collection, exc))
+        if explicit:
+            conn.execute("COMMIT")
         return out
 
     def _multi_insert_sql(self, table: str, n: int) -> str:
@@ -325,19 +378,19 @@ class SqliteStore(DocumentStore):
 
     async def upsert(self, collection: str, key: str, doc: Doc) -> None:
         table = self._table(collection)
-        body = jsonutil.dumps(body_of(doc))
-        with self._session(collection) as conn:
-            conn.execute(
-                f"INSERT INTO {table} (_key, doc) VALUES (?, ?) "
-                "ON CONFLICT (_key) DO UPDATE SET doc = excluded.doc",
-                (check_key(key), body),
-            )
+        params = (check_key(key), jsonutil.dumps(body_of(doc)))
+        sql = (
+            f"INSERT INTO {table} (_key, doc) VALUES (?, ?) "
+            "ON CONFLICT (_key) DO UPDATE SET doc = excluded.doc"
+        )
+        await self._write(collection, lambda conn: conn.execute(sql, params))
 
     async def update(self, collection: str, key: str, patch: Doc) -> Doc:
         table = self._table(collection)
         check_key(key)
         changes = body_of(patch)
-        with self._session(collection) as conn:
+
+        def run(conn: sqlite3.Connection) -> Doc:
             # IMMEDIATE takes the write lock up front: the read-merge-write cannot interleave
             # with another writer (another connection or process on the same file).
             conn.execute("BEGIN IMMEDIATE")
@@ -349,15 +402,17 @@ class SqliteStore(DocumentStore):
             body = jsonutil.dumps(merged)
             conn.execute(f"UPDATE {table} SET doc = ? WHERE _key = ?", (body, key))
             conn.execute("COMMIT")
+            return merged
+
+        merged = await self._write(collection, run)
         return {"_key": key, **merged}
 
     async def get(self, collection: str, key: str) -> Doc | None:
         table = self._table(collection)
-        with self._session(collection) as conn:
-            row = conn.execute(
-                f"SELECT doc FROM {table} WHERE _key = ?", (check_key(key),)
-            ).fetchone()
-        return None if row is None else _row_doc(key, row[0])
+        params = (check_key(key),)
+        sql = f"SELECT doc FROM {table} WHERE _key = ?"
+        rows = await self._read(collection, lambda conn: conn.execute(sql, params).fetchall())
+        return _row_doc(key, rows[0][0]) if rows else None
 
     async def find(self, collection: str, query: Query | None = None) -> list[Doc]:
         table = self._table(collection)
@@ -368,38 +423,50 @@ class SqliteStore(DocumentStore):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self._session(collection) as conn:
-            rows = conn.execute(sql, params).fetchall()
+        rows = await self._read(collection, lambda conn: conn.execute(sql, params).fetchall())
         return [_row_doc(k, body) for k, body in rows]
 
     async def count(self, collection: str, where: Mapping[str, Any] | None = None) -> int:
         table = self._table(collection)
         clause, params = _where_sql(where)
-        with self._session(collection) as conn:
-            row = conn.execute(f"SELECT count(*) FROM {table}{clause}", params).fetchone()
-        return int(row[0])
+        sql = f"SELECT count(*) FROM {table}{clause}"
+        rows = await self._read(collection, lambda conn: conn.execute(sql, params).fetchall())
+        return int(rows[0][0])
 
     async def delete(self, collection: str, key: str) -> bool:
         table = self._table(collection)
-        with self._session(collection) as conn:
-            cur = conn.execute(f"DELETE FROM {table} WHERE _key = ?", (check_key(key),))
-        return cur.rowcount > 0
+        params = (check_key(key),)
+        sql = f"DELETE FROM {table} WHERE _key = ?"
+        return await self._write(collection, lambda conn: conn.execute(sql, params).rowcount > 0)
 
     async def ping(self) -> bool:
         try:
-            with self._session() as conn:
-                conn.execute("SELECT 1").fetchone()
+            await self._read(str(self.path), lambda conn: conn.execute("SELECT 1").fetchall())
         except Exception:
             return False
         return True
 
     async def close(self) -> None:
+        """Finish the submitted calls, then close every connection; later calls are refused."""
+        self._closed = True
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=5)
             self._checkpointer = None
-        with self._lock:
-            self._closed = True
-            if self._conn is not None:
-                conn, self._conn = self._conn, None
-                conn.close()
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        self._conn = None
+        for conn in conns:
+            conn.close()
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """Marks the outcome of a write nobody waits for any more (a cancelled caller) as seen:
+    its error, if any, was the caller's to handle, not the loop's to log."""
+    if not fut.cancelled():
+        fut.exception()
