@@ -175,6 +175,8 @@ class IntentConsumer:
             ts=self.clock.now_ms(),
             data={"entry_id": entry.entry_id},
         )
+        if self.metrics is not None:  # the alert rules see alerts through this counter only
+            self.metrics.alerts.labels(alert.kind).inc()
         await xadd_json(self.redis, keys.ALERTS, alert.model_dump(mode="json"))
         await ack(self.redis, self.stream, self.group, entry.entry_id)
         log.error("dead-lettered %s: %s", entry.entry_id, why)
