@@ -87,7 +87,7 @@ def raised_kinds(service: str) -> dict[str, str]:
                 continue
             sev = next(
                 (
-                    k.value.value
+                    str(k.value.value)
                     for k in node.keywords
                     if k.arg == "severity" and isinstance(k.value, ast.Constant)
                 ),
