@@ -39,6 +39,7 @@ test: $(STAMP) ## run lint, type checks, import contracts and the whole test sui
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+	@bash scripts/install_promtool.sh  # promtool for the alert rule tests (skip if it cannot)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint + format check

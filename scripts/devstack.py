@@ -1,6 +1,8 @@
 """`make run`: the whole stack on embedded defaults, in the foreground; Ctrl-C stops it all.
 
-* a real redis-server (svckit.embedded_redis) on a free loopback port,
+* a real redis-server (svckit.embedded_redis) on a free loopback port, with its append-only
+  file under var/redis/ (DEVSTACK_REDIS_DIR; empty = keep nothing), so a restart keeps streams,
+  idempotency keys and leases (`make clean` wipes it),
 * the SQLite store, one file both services share (`var/data/store.sqlite3`, seeded from fixtures/
   by each service at start): S3 reads S4's `orders` and `strategy_events`, as both share one
   ArangoDB database in production,
@@ -118,9 +120,12 @@ def main() -> int:
     redis: EmbeddedRedis | None = None
     addresses = env.get("S4_REDIS_ADDRESSES") or env.get("S3_REDIS_ADDRESSES")
     if not addresses:
-        redis = EmbeddedRedis().start()
+        redis_dir = env.get("DEVSTACK_REDIS_DIR", str(REPO / "var" / "redis"))
+        redis = EmbeddedRedis(data_dir=Path(redis_dir) if redis_dir else None).start()
         addresses = ",".join(redis.addresses)
         print(f"devstack: redis-server (embedded) on {addresses}", flush=True)
+        kept = f"append-only file in {redis_dir}" if redis_dir else "nothing kept"
+        print(f"devstack: redis persistence: {kept}", flush=True)
     for prefix in ("S3_", "S4_", "MD_"):
         env.setdefault(f"{prefix}REDIS_ADDRESSES", addresses)
         env.setdefault(f"{prefix}DATA_DIR", str(data_dir))

@@ -115,6 +115,7 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
         "MD_PORT": str(md_port),
         "DEVSTACK_DATA_DIR": str(tmp_path),
         "DEVSTACK_TOKEN_DIR": str(tmp_path / "tokens"),
+        "DEVSTACK_REDIS_DIR": "",  # nothing written under the repository's var/
     }
     log_path = tmp_path / "devstack.log"
     log = log_path.open("w+")

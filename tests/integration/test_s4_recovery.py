@@ -475,6 +475,8 @@ async def test_consumer_with_maker_intent_acks_once_running_and_reclaims_dead_co
         dlq = [jsonutil.loads(e[1]["data"]) for e in await redis.xrange(keys.ORDERS_INTENT_DLQ)]
         assert dlq and "invalid intent" in dlq[0]["why"]
         assert "INTENT_DEAD_LETTER" in await r.alerts()
+        # Counted like every other alert: RouterAlertCritical fires on router_alerts_total.
+        assert r.c.metrics.alerts.labels("INTENT_DEAD_LETTER")._value.get() == 1
         await cons._lag()
         assert r.c.metrics.stream_lag._value.get() == 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,39 @@ def test_free_port_with_bus_leaves_room_for_the_cluster_bus() -> None:
 def test_cluster_with_fewer_than_three_masters_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 3"):
         EmbeddedRedis(cluster=True, masters=2)
+
+
+def _cmd(addr: str, *args: str) -> bytes:
+    host, _, port = addr.rpartition(":")
+    payload = f"*{len(args)}\r\n".encode()
+    for a in args:
+        payload += f"${len(a.encode())}\r\n{a}\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=2) as s:
+        s.sendall(payload)
+        return s.recv(65536)
+
+
+def test_restart_with_data_dir_finds_the_stream_entry_and_keys_again(tmp_path: Path) -> None:
+    data = tmp_path / "redis"
+    with EmbeddedRedis(data_dir=data) as server:
+        entry_id = _cmd(server.addresses[0], "XADD", "orders:intent", "*", "intent_id", "i-1")
+        assert entry_id.startswith(b"$")
+        assert _cmd(server.addresses[0], "SET", "idem:c-1", "x", "EX", "3600") == b"+OK\r\n"
+    assert data.is_dir(), "a persistent directory survives stop()"
+    assert list(data.rglob("appendonly*")), "the append-only file is kept under data_dir"
+    with EmbeddedRedis(data_dir=data) as again:
+        got = _cmd(again.addresses[0], "XRANGE", "orders:intent", "-", "+")
+        assert entry_id.split(b"\r\n")[1] in got
+        assert b"i-1" in got
+        assert _cmd(again.addresses[0], "GET", "idem:c-1") == b"$1\r\nx\r\n"
+
+
+def test_default_without_data_dir_keeps_no_append_only_file() -> None:
+    with EmbeddedRedis() as server:
+        reply = _cmd(server.addresses[0], "CONFIG", "GET", "appendonly")
+        assert b"no" in reply
+
+
+def test_data_dir_with_cluster_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="single node"):
+        EmbeddedRedis(cluster=True, data_dir=tmp_path)

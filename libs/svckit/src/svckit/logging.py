@@ -1,15 +1,83 @@
-"""Structured JSON logging (one object per line) for both services."""
+"""Structured JSON logging (one object per line) for both services.
+
+Correlation: `signal_id`, `intent_id` and `client_order_id` are bound in a context variable where
+a decision or an order is handled (S3's /decide, S4's intake and its execution tasks) and every
+record logged under it carries them (CorrelationFilter, on the handler configure_logging
+installs), so one order can be followed from /decide to its last fill across both services'
+logs. asyncio copies the context into each task it creates: an execution task started while an
+intent is handled keeps its ids; `log_scope()` at an entry point keeps them from leaking into
+whatever its caller logs next.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import IO, Any
 
 from svckit.jsonutil import dumps
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+CORRELATION_FIELDS = ("signal_id", "intent_id", "client_order_id")
+_correlation: ContextVar[dict[str, str] | None] = ContextVar("log_correlation", default=None)
+
+
+def bind_log_context(
+    *,
+    signal_id: str | None = None,
+    intent_id: str | None = None,
+    client_order_id: str | None = None,
+) -> None:
+    """Add ids to the current context's correlation (None leaves a field as it is)."""
+    new = {
+        k: v
+        for k, v in (
+            ("signal_id", signal_id),
+            ("intent_id", intent_id),
+            ("client_order_id", client_order_id),
+        )
+        if v
+    }
+    if new:
+        # A fresh dict: a task that copied the context earlier keeps the ids it had.
+        _correlation.set({**(_correlation.get() or {}), **new})
+
+
+def log_context() -> dict[str, str]:
+    """The correlation ids bound in the current context."""
+    return dict(_correlation.get() or {})
+
+
+@contextlib.contextmanager
+def log_scope(
+    *,
+    signal_id: str | None = None,
+    intent_id: str | None = None,
+    client_order_id: str | None = None,
+) -> Iterator[None]:
+    """Bind ids for the block; whatever is bound inside is forgotten on exit."""
+    token = _correlation.set(log_context())
+    try:
+        bind_log_context(signal_id=signal_id, intent_id=intent_id, client_order_id=client_order_id)
+        yield
+    finally:
+        _correlation.reset(token)
+
+
+class CorrelationFilter(logging.Filter):
+    """Copies the bound correlation ids onto each record (ids passed in `extra=` win)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_correlation.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,12 +102,21 @@ class JsonFormatter(logging.Formatter):
         return dumps(out)
 
 
-def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def make_handler(
+    service: str, stream: IO[str] | None = None, *, json: bool = True
+) -> logging.Handler:
+    """The services' log handler: JSON lines carrying the correlation ids."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     if json:
         handler.setFormatter(JsonFormatter(service))
     else:
         handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(message)s"))
+    handler.addFilter(CorrelationFilter())
+    return handler
+
+
+def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -> None:
+    handler = make_handler(service, json=json)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -43,6 +43,7 @@ from s3_strategy.service_layer.decide import (
 from svckit.auth import ADMIN, API, install_bearer_auth
 from svckit.errors import ConfigError, StartupError
 from svckit.httperrors import install_error_handlers
+from svckit.logging import log_scope
 from svckit.metrics import render
 from svckit.redisio import ping
 from tradekit.enums import Market
@@ -58,13 +59,15 @@ async def _decide(service: DecisionService, body: DecideRequest) -> tuple[int, b
     """POST /decide: (status, JSON body)."""
     ctx = body.context
     try:
-        result = await service.decide(
-            symbol=body.symbol,
-            market=ctx.market if ctx else Market.FUT,
-            side_hint=body.sideHint,
-            dry_run=body.dry_run,
-            features=ctx.features if ctx else None,
-        )
+        # The decision binds signal_id (and the intent's ids) for its logs; the scope ends here.
+        with log_scope():
+            result = await service.decide(
+                symbol=body.symbol,
+                market=ctx.market if ctx else Market.FUT,
+                side_hint=body.sideHint,
+                dry_run=body.dry_run,
+                features=ctx.features if ctx else None,
+            )
     except UnknownSymbol as exc:
         return 422, orjson.dumps({"detail": f"symbol: unknown symbol {exc.args[0]!r}"})
     except DecideRefused as exc:

@@ -52,6 +52,7 @@ from s3_strategy.metrics import StrategyMetrics
 from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import InfraError
+from svckit.logging import bind_log_context
 from svckit.redisio import (
     LockNotAcquired,
     RedisClient,
@@ -230,6 +231,7 @@ class DecisionService:
             _check_what_if(features)
         now = self.clock.now_ms()
         signal_id = uuid.uuid4().hex
+        bind_log_context(signal_id=signal_id)
         claimed_coid: str | None = None
         claim_token = ""
         async with contextlib.AsyncExitStack() as stack:
@@ -260,6 +262,11 @@ class DecisionService:
                 lambda: self._score(engine, symbol, state.features),
             )  # fmt: skip
             result["dry_run"] = dry_run
+            if result.get("intent"):
+                bind_log_context(
+                    intent_id=result["intent"].get("intent_id"),
+                    client_order_id=result["intent"].get("client_order_id"),
+                )
             signal = self._signal(result, now, symbol, market, side_hint, state)
             if not dry_run and result["decision"] == "open":
                 coid = result["intent"]["client_order_id"]
@@ -405,6 +412,10 @@ class DecisionService:
         intent = result["intent"]
         report = await self.publisher.publish(intent)
         result["publish"] = report.as_dict()
+        log.info(
+            "intent %s published: stream %s, rest %s",
+            intent["client_order_id"], report.stream, report.rest,
+        )  # fmt: skip
         s4 = report.s4 or {}
         refused = s4.get("result") == "FAIL" and s4.get("status") != "AMBIGUOUS"
         if refused or s4.get("status") in _S4_TERMINAL:

@@ -30,6 +30,7 @@ from s4_router.entrypoints.statuses import http_status
 from s4_router.service_layer.router import CancelProgress, cancel_recorded
 from svckit.auth import API, install_bearer_auth
 from svckit.httperrors import install_error_handlers
+from svckit.logging import log_scope
 from svckit.metrics import render
 from svckit.store.base import Query
 from tradekit.enums import RequestResult
@@ -125,9 +126,12 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
             ),
             Disposition.UNAVAILABLE,
         )  # fmt: skip
-        outcome = await within_deadline(
-            router.submit(body, source="rest"), timeout_s=ms / 1000, on_timeout=late
-        )
+        # Correlation for the logs of this intake and of the execution task it starts.
+        with log_scope(signal_id=body.signal_id, intent_id=body.intent_id,
+                       client_order_id=body.client_order_id):  # fmt: skip
+            outcome = await within_deadline(
+                router.submit(body, source="rest"), timeout_s=ms / 1000, on_timeout=late
+            )
         if outcome is late:
             c.metrics.request_timeouts.labels("orders").inc()
         response.status_code = http_status(outcome)

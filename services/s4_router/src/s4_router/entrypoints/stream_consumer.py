@@ -28,6 +28,7 @@ from s4_router.service_layer.router import OrderRouter
 from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import InfraError
+from svckit.logging import log_scope
 from svckit.redisio import (
     RedisClient,
     StreamEntry,
@@ -138,6 +139,12 @@ class IntentConsumer:
         except ValidationError as exc:
             await self._dead_letter(entry, f"invalid intent: {exc.errors()[:3]}")
             return
+        # Correlation for the logs of this intake and of the execution task it starts.
+        with log_scope(signal_id=intent.signal_id, intent_id=intent.intent_id,
+                       client_order_id=intent.client_order_id):  # fmt: skip
+            await self._submit(entry, intent)
+
+    async def _submit(self, entry: StreamEntry, intent: OrderIntent) -> None:
         try:
             # Never wait for a maker/TWAP execution here: ack once it is durably running.
             outcome = await self.router.submit(intent, source="stream", sync_wait_ms=0)
@@ -175,6 +182,8 @@ class IntentConsumer:
             ts=self.clock.now_ms(),
             data={"entry_id": entry.entry_id},
         )
+        if self.metrics is not None:  # the alert rules see alerts through this counter only
+            self.metrics.alerts.labels(alert.kind).inc()
         await xadd_json(self.redis, keys.ALERTS, alert.model_dump(mode="json"))
         await ack(self.redis, self.stream, self.group, entry.entry_id)
         log.error("dead-lettered %s: %s", entry.entry_id, why)

@@ -628,6 +628,11 @@ class Execution:
         if not booked.stored:
             return
         self.fills_booked += 1
+        log.info(
+            "fill %s %s %s @ %s (%s), parent filled %s / %s",
+            child.client_order_id, child.side.value, t.qty, t.price, t.liquidity,
+            self.parent_ledger.filled, self.parent.qty,
+        )  # fmt: skip
         self.d.metrics.fees.inc(float(self._fee_usdt(t)))
         if slip is not None:
             self.d.metrics.slippage.observe(float(slip))

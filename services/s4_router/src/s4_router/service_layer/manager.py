@@ -21,6 +21,7 @@ from s4_router.adapters.leases import LeaseLost, Leases
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.execution import Execution
 from svckit.clock import Clock
+from svckit.logging import bind_log_context
 from tradekit.ids import parent_of
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ class ExecutionManager:
 
     async def _run(self, ex: Execution, *, step_now: bool) -> None:
         coid = ex.client_order_id
+        # This task's own context: an execution resumed after a restart has no intake to
+        # inherit the ids from (signal_id then stays unknown: S4 does not store it).
+        bind_log_context(intent_id=ex.parent.intent_id, client_order_id=coid)
         backoff = 0.1
         first = step_now
         try:
