@@ -137,6 +137,7 @@ ScheduleTime = Annotated[str | None, Header(alias="X-CloudScheduler-ScheduleTime
 # a router-level dependency, so no route can be added without it.
 router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Depends(require_task_auth)])
 _RESPONSES: dict[int | str, dict[str, str]] = {
+    400: {"description": "malformed X-CloudScheduler-ScheduleTime"},
     401: {"description": "no or invalid token"},
     403: {"description": "valid token, principal not allowed"},
     409: {"description": "this execution is in progress"},
