@@ -144,8 +144,12 @@ def test_linter_on_any_json_answers_rules_or_lint_error_and_accepts_only_compila
         assert {f["rule_id"] for f in out.fired} <= {r.rule_id for r in rules}
 
 
+def _rule_id(doc: dict[str, Any]) -> str:
+    return str(doc["rule_id"])
+
+
 @settings(PROPS, max_examples=100)
-@given(docs=st.lists(rule_docs, min_size=1, max_size=5, unique_by=lambda d: d["rule_id"]))
+@given(docs=st.lists(rule_docs, min_size=1, max_size=5, unique_by=_rule_id))
 def test_linter_accepts_every_rule_within_the_language(docs: list[dict[str, Any]]) -> None:
     def within(doc: dict[str, Any]) -> bool:  # the documented language, restated
         def ok_cond(c: dict[str, Any]) -> bool:
@@ -153,7 +157,8 @@ def test_linter_accepts_every_rule_within_the_language(docs: list[dict[str, Any]
                 fac = FACTORS[c["f"]]
                 lo = -math.inf if fac.min is None else fac.min
                 hi = math.inf if fac.max is None else fac.max
-                return abs(c["v"]) <= 1e15 and lo <= c["v"] <= hi
+                v = float(c["v"])
+                return abs(v) <= 1e15 and lo <= v <= hi
             kids = c.get("allOf") or c.get("anyOf") or [c.get("not")]
             return all(ok_cond(k) for k in kids)
 
@@ -236,7 +241,7 @@ NON_FINITE = (math.nan, math.inf, -math.inf, "NaN", "Infinity", "-Infinity", "na
 
 
 def _with(body: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    out = json.loads(json.dumps(body))
+    out: dict[str, Any] = json.loads(json.dumps(body))
     node = out
     for p in path[:-1]:
         node = node.setdefault(p, {"type": "STOP_MARKET"} if p == "sl" else {})
