@@ -147,3 +147,31 @@ async def test_s4_422_body_is_the_declared_one(s4: Served) -> None:
     r = await client.post("/cancel", json={})
     assert r.status_code == 422 and r.json()["result"] == "FAIL"
     assert_conforms(app, r, path="/cancel", body={})
+
+
+@pytest.mark.parametrize("symbols", [[""], ["BTCUSDT", "X"], ["B" * 21]])
+async def test_decide_batch_with_malformed_symbol_answers_422_naming_symbols(
+    s3: Served, symbols: list[str]
+) -> None:
+    client, app = s3
+    body = {"symbols": symbols, "dry_run": True}
+    r = await client.post("/decide/batch", json=body)
+    assert r.status_code == 422, r.text
+    assert "symbols" in r.json()["detail"]
+    assert_conforms(app, r, path="/decide/batch", body=body)
+
+
+@pytest.mark.parametrize("task", ["/tasks/rebalance/symmetric", "/tasks/rebalance/intelligent"])
+@pytest.mark.parametrize(
+    "context", [{"price": 1.0370836564168883e308}, {"price": 1509903771821259.0},
+                {"cost_avg": 1e13}, {"balances": {"QRL": 1e13}}, {"closes": [1e13]}],
+)  # fmt: skip
+async def test_task_with_out_of_range_what_if_answers_422_naming_it(
+    s3: Served, task: str, context: dict[str, Any]
+) -> None:
+    client, app = s3
+    body = {"dry_run": True, "context": context}
+    r = await client.post(task, json=body)
+    assert r.status_code == 422, r.text
+    assert f"context.{next(iter(context))}" in r.json()["detail"]
+    assert_conforms(app, r, path=task, body=body)
