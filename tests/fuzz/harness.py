@@ -26,8 +26,10 @@ import schemathesis
 import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, Verbosity
+from hypothesis import strategies as st
 from schemathesis.checks import CHECKS
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.generation.modes import GenerationMode
 
 from svckit.clock import TrackingClock
 from svckit.redisio import make_redis
@@ -215,6 +217,7 @@ def fuzz_operations(
     *,
     max_examples: int,
     seed: int | None = None,
+    modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
     on_result: Callable[[OperationResult], None] | None = None,
 ) -> list[OperationResult]:
     """Run every operation of the service's schema; one result per operation."""
@@ -235,7 +238,10 @@ def fuzz_operations(
             suppress_health_check=list(HealthCheck),
             verbosity=Verbosity.quiet,
         )
-        run = hypothesis.given(case=operation.as_strategy())(settings(test))
+        # Valid requests (positive) and requests that break the schema on purpose (negative):
+        # both must get an answer the schema declares, never a 5xx.
+        strategy = st.one_of(*(operation.as_strategy(generation_mode=m) for m in modes))
+        run = hypothesis.given(case=strategy)(settings(test))
         if seed is not None:
             run = hypothesis.seed(seed)(run)
         try:

@@ -175,3 +175,22 @@ async def test_task_with_out_of_range_what_if_answers_422_naming_it(
     assert r.status_code == 422, r.text
     assert f"context.{next(iter(context))}" in r.json()["detail"]
     assert_conforms(app, r, path=task, body=body)
+
+
+BAD_UTF8 = b"\x08hX'7\xff<m\x0e\xfe"
+
+
+@pytest.mark.parametrize("path", ["/decide", "/decide/batch", "/config/bundles"])
+async def test_s3_body_that_is_not_utf8_answers_a_declared_400(s3: Served, path: str) -> None:
+    client, app = s3
+    r = await client.post(path, content=BAD_UTF8, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "body" in r.json()["detail"]
+    assert_conforms(app, r, path=path)
+
+
+@pytest.mark.parametrize("path", ["/orders", "/cancel"])
+async def test_s4_body_that_is_not_utf8_answers_a_declared_400(s4: Served, path: str) -> None:
+    client, app = s4
+    r = await client.post(path, content=BAD_UTF8, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "body" in r.json()["detail"]
+    assert_conforms(app, r, path=path)

@@ -68,6 +68,20 @@ def _validation_error_schema(*, fail_body: bool) -> dict[str, Any]:
     }
 
 
+_UNPARSABLE_BODY: dict[str, Any] = {
+    "description": "the body could not be parsed (not UTF-8 JSON)",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"detail": {"type": "string"}},
+                "required": ["detail"],
+            }
+        }
+    },
+}
+
+
 def _declare_validation_body(app: FastAPI, *, fail_body: bool) -> None:
     """Publish the 422 shape the handler sends in the OpenAPI, so clients generated from it (and
     the schemathesis run in tests/fuzz) read `detail`/`message` as the string it is."""
@@ -81,6 +95,12 @@ def _declare_validation_body(app: FastAPI, *, fail_body: bool) -> None:
         if "HTTPValidationError" in components:
             components["HTTPValidationError"] = _validation_error_schema(fail_body=fail_body)
             components.pop("ValidationError", None)  # only the default 422 body referenced it
+        # A body that is not JSON text at all (not UTF-8) is refused by FastAPI itself before
+        # validation: 400 `{"detail": "There was an error parsing the body"}`, in both services.
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    operation.setdefault("responses", {}).setdefault("400", _UNPARSABLE_BODY)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
