@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,13 +67,6 @@ class OperationResult:
     @property
     def ok(self) -> bool:
         return not self.failures and self.error is None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _build_s3(
@@ -157,21 +149,20 @@ def _serve(
 ) -> Iterator[Service]:
     build, headers = _BUILDERS[name]
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
     started = threading.Event()
     box: dict[str, Any] = {}
 
     async def main() -> None:
         try:
             flush = make_redis(redis_addresses)
-            await flush.flushall()
+            await flush.flushdb()  # as the suite's `redis` fixture does
             await flush.aclose()
             app, (store, redis) = await build(redis_addresses, data_dir, **extra)
             box["openapi"] = app.openapi()
             config = uvicorn.Config(
                 app,
                 host="127.0.0.1",
-                port=port,
+                port=0,  # the OS picks a free one: read back once bound
                 log_level=os.environ.get("FUZZ_LOG", "critical"),
                 lifespan="on",
             )
@@ -199,6 +190,7 @@ def _serve(
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"{name} stopped while starting")
         time.sleep(0.01)
+    port = box["server"].servers[0].sockets[0].getsockname()[1]
     try:
         yield Service(name, f"http://127.0.0.1:{port}", headers, box["openapi"])
     finally:
