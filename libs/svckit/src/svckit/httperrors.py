@@ -47,8 +47,68 @@ def infra_error(exc: BaseException, *, fail_body: bool) -> tuple[int, dict[str, 
     return None
 
 
+def _validation_error_schema(*, fail_body: bool) -> dict[str, Any]:
+    """The 422 body the handler below really sends (FastAPI's default declares a list)."""
+    if fail_body:
+        return {
+            "title": "HTTPValidationError",
+            "type": "object",
+            "properties": {
+                "result": {"type": "string", "enum": ["FAIL"]},
+                "order_ids": {"type": "array", "items": {"type": "string"}},
+                "message": {"type": "string"},
+            },
+            "required": ["result", "order_ids", "message"],
+        }
+    return {
+        "title": "HTTPValidationError",
+        "type": "object",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
+    }
+
+
+_UNPARSABLE_BODY: dict[str, Any] = {
+    "description": "the body could not be parsed (not UTF-8 JSON)",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"detail": {"type": "string"}},
+                "required": ["detail"],
+            }
+        }
+    },
+}
+
+
+def _declare_validation_body(app: FastAPI, *, fail_body: bool) -> None:
+    """Publish the 422 shape the handler sends in the OpenAPI, so clients generated from it (and
+    the schemathesis run in tests/fuzz) read `detail`/`message` as the string it is."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # caches itself on app.openapi_schema; patched in place
+        components = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in components:
+            components["HTTPValidationError"] = _validation_error_schema(fail_body=fail_body)
+            components.pop("ValidationError", None)  # only the default 422 body referenced it
+        # A body that is not JSON text at all (not UTF-8) is refused by FastAPI itself before
+        # validation: 400 `{"detail": "There was an error parsing the body"}`, in both services.
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    operation.setdefault("responses", {}).setdefault("400", _UNPARSABLE_BODY)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI, *, fail_body: bool) -> None:
     """fail_body: S4 answers in its `{result: FAIL, order_ids, message}` shape."""
+    _declare_validation_body(app, fail_body=fail_body)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

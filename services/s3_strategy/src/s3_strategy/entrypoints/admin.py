@@ -8,11 +8,12 @@ checked against a short pattern) — the token itself says only "an admin".
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from s3_strategy.bootstrap import S3Container  # noqa: F401 - resolves ContainerDep's forward ref
 from s3_strategy.entrypoints.deps import AdminDep, ContainerDep
@@ -24,6 +25,8 @@ from s3_strategy.service_layer.config_admin import (
 
 ACTOR_PATTERN = r"^[A-Za-z0-9_.@:-]{1,64}$"
 MAX_RULES = 5000
+# The document store's key alphabet (svckit.store: ArangoDB's), which rule ids become keys in.
+RULE_ID_RE = re.compile(r"^[A-Za-z0-9_\-:.@()+,=;$!*'%]{1,254}$")
 
 
 # ---- auth: every request passed svckit.auth's bearer middleware; /config/* needs the admin
@@ -51,6 +54,17 @@ class BundleUpload(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
     bundle_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
     rev: str | None = Field(default=None, pattern=r"^[0-9a-f]{12}$")
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_have_ids(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # The store keys rule documents by `rule_id` and the context orders them by it before
+        # the linter sees anything: a rule without a usable id is refused here, naming it.
+        for i, rule in enumerate(rules):
+            rule_id = rule.get("rule_id")
+            if not isinstance(rule_id, str) or not RULE_ID_RE.match(rule_id):
+                raise ValueError(f"rules[{i}].rule_id: a string matching {RULE_ID_RE.pattern}")
+        return rules
 
 
 class ActivateRequest(BaseModel):

@@ -13,11 +13,11 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Path, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
@@ -49,6 +49,9 @@ from svckit.redisio import ping
 from tradekit.enums import Market
 
 log = logging.getLogger(__name__)
+# A signal id is a document key of the store (ArangoDB's key alphabet): anything else cannot
+# name a stored signal, so it is refused as input (422 naming `signal_id`) before the store.
+SIGNAL_ID_PATTERN = r"^[A-Za-z0-9_\-:.@()+,=;$!*'%]{1,254}$"
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -192,7 +195,9 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
         responses={404: {"description": "unknown signal"},
                    409: {"description": "an input of the decision is gone (`missing`)"}},
     )  # fmt: skip
-    async def post_replay(signal_id: str, service: ServiceDep) -> Response:
+    async def post_replay(
+        signal_id: Annotated[str, Path(pattern=SIGNAL_ID_PATTERN)], service: ServiceDep
+    ) -> Response:
         """Re-run a stored decision from its recorded inputs and config; writes nothing."""
         try:
             return _json(await service.replay(signal_id))
@@ -206,7 +211,7 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
 
     app.include_router(tasks_router)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics(c: ContainerDep) -> Response:
         """Prometheus metrics."""
         body, ctype = render(c.metrics.registry)

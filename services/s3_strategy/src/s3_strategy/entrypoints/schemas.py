@@ -48,10 +48,15 @@ class DecideContext(BaseModel):
         return v
 
 
+# One definition for `symbol` and `symbols[]`: a batch's symbols become DecideRequests inside
+# the route, where a ValidationError would be a 500 instead of the 422 naming the field.
+Symbol = Annotated[str, Field(min_length=2, max_length=20)]
+
+
 class DecideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    symbol: str = Field(min_length=2, max_length=20)
+    symbol: Symbol
     sideHint: Side | None = None
     dry_run: bool = False
     context: DecideContext | None = None
@@ -68,7 +73,7 @@ class DecideBatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[DecideRequest] | None = Field(default=None, min_length=1)
-    symbols: list[str] | None = Field(default=None, min_length=1)
+    symbols: list[Symbol] | None = Field(default=None, min_length=1)
     dry_run: bool = False
     context: DecideContext | None = None
 

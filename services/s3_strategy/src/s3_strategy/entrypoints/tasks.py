@@ -27,12 +27,15 @@ from s3_strategy.service_layer.tasks import (
 )
 from svckit import jsonutil
 from svckit.oidc import OidcError
+from tradekit.intents import MAX_NUMBER
 
 if TYPE_CHECKING:
     from s3_strategy.bootstrap import S3Container
 
-PosDec = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
-NonNegDec = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+# Bounded as the intents they become are (tradekit.intents.MAX_NUMBER): a what-if price of
+# 1e308 would otherwise fail the run inside the task (a 503) instead of being refused (422).
+PosDec = Annotated[Decimal, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)]
+NonNegDec = Annotated[Decimal, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 
 
 class TaskContext(BaseModel):
@@ -137,6 +140,7 @@ ScheduleTime = Annotated[str | None, Header(alias="X-CloudScheduler-ScheduleTime
 # a router-level dependency, so no route can be added without it.
 router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Depends(require_task_auth)])
 _RESPONSES: dict[int | str, dict[str, str]] = {
+    400: {"description": "malformed X-CloudScheduler-ScheduleTime"},
     401: {"description": "no or invalid token"},
     403: {"description": "valid token, principal not allowed"},
     409: {"description": "this execution is in progress"},

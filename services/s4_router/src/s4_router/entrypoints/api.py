@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Path, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from s4_router.bootstrap import S4Container, bootstrap
 from s4_router.config import Settings
@@ -108,6 +108,8 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         response_model_exclude_none=True,
         responses={
             202: {"model": OrderReply, "description": "accepted, execution still running"},
+            404: {"model": OrderReply, "description": "unknown order"},
+            409: {"model": OrderReply, "description": "conflicts with an earlier request"},
             422: {"model": OrderReply, "description": "invalid intent, nothing sent"},
             503: {"model": OrderReply, "description": "breaker open / clock skew / venue down"},
         },
@@ -137,7 +139,19 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         response.status_code = http_status(outcome)
         return outcome.response
 
-    @app.post("/cancel", response_model=OrderReply, response_model_exclude_none=True)
+    @app.post(
+        "/cancel",
+        response_model=OrderReply,
+        response_model_exclude_none=True,
+        # Every status statuses.http_status can give, and _fail's 404/409: all in one shape.
+        responses={
+            202: {"model": OrderReply, "description": "cancel recorded, still completing"},
+            404: {"model": OrderReply, "description": "unknown order"},
+            409: {"model": OrderReply, "description": "ambiguous venue order id / conflict"},
+            422: {"model": OrderReply, "description": "invalid request"},
+            503: {"model": OrderReply, "description": "Redis, store or venue unavailable"},
+        },
+    )
     async def post_cancel(
         body: CancelRequest, router: RouterDep, c: ContainerDep, response: Response
     ) -> Any:
@@ -185,7 +199,11 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         response.status_code = http_status(outcome)
         return outcome.response
 
-    @app.get("/orders/{client_order_id}", response_model=OrderView)
+    @app.get(
+        "/orders/{client_order_id}",
+        response_model=OrderView,
+        responses={404: {"model": OrderReply, "description": "unknown order"}},
+    )
     async def get_order(
         router: RouterDep,
         client_order_id: str = Path(pattern=CLIENT_ORDER_ID_PATTERN),
@@ -204,7 +222,7 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
 
         app.include_router(sim.router)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics(c: ContainerDep) -> Response:
         """Prometheus metrics."""
         body, ctype = render(c.metrics.registry)
