@@ -24,7 +24,13 @@ if [[ ! -e $policy ]]; then
 fi
 trap '[[ $created_policy == 1 ]] && rm -f "$policy"' EXIT
 if ! apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; then
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends prometheus >/dev/null
+    # A build box without the Debian mirrors (or a broken apt) is not a failed build: the
+    # promtool tests skip and say why.
+    if ! { apt-get update -q >/dev/null 2>&1 &&
+           apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; }; then
+        echo "install_promtool: apt-get could not install prometheus; the promtool tests" \
+             "will skip" >&2
+        exit 0
+    fi
 fi
 promtool --version 2>&1 | head -1
