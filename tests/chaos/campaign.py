@@ -515,12 +515,23 @@ class Campaign:
         return []
 
     async def ref_prices(self) -> dict[str, Decimal]:
+        """Mark prices (they only place the brackets' triggers). The facade injects faults into
+        this read too: a symbol it does not answer for is left out, and the caller keeps the
+        previous price (a zero would make every bracket's take profit invalid)."""
         out: dict[str, Decimal] = {}
         for sym in ("BTCUSDT", "ETHUSDT"):
-            r = await self.http.get(
-                f"{self.stack.facade.url}/fapi/v1/premiumIndex", params={"symbol": sym}
-            )
-            out[sym] = D(str(r.json()["markPrice"])) if r.status_code == 200 else D(0)
+            for _ in range(5):
+                try:
+                    r = await self.http.get(
+                        f"{self.stack.facade.url}/fapi/v1/premiumIndex", params={"symbol": sym}
+                    )
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.2)
+                    continue
+                if r.status_code == 200:
+                    out[sym] = D(str(r.json()["markPrice"]))
+                    break
+                await asyncio.sleep(0.2)
         return out
 
     # ---- background: outcome events and process faults -----------------------------------
@@ -792,6 +803,10 @@ class Campaign:
             asyncio.create_task(self.process_faults()),
         ]
         prices = await self.ref_prices()
+        for _ in range(20):  # the scenarios need both before the first one is made
+            if len(prices) == 2:
+                break
+            prices = {**prices, **await self.ref_prices()}
         sem = asyncio.Semaphore(self.cfg.concurrency)
         refresh_every = 25
 
@@ -799,7 +814,7 @@ class Campaign:
             nonlocal prices
             async with sem:
                 if i % refresh_every == 0:
-                    prices = await self.ref_prices() or prices
+                    prices = {**prices, **await self.ref_prices()}
                 await self.run_scenario(make_scenario(self.cfg.seed, i, prices))
 
         try:
