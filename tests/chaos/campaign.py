@@ -594,12 +594,22 @@ class Campaign:
             self.stats.process_faults[fault] += 1
 
     async def _restart(self, victim: S4Proc, loop: asyncio.AbstractEventLoop) -> None:
+        """Restart as a supervisor (Kubernetes) does: a replica that exits at start-up (S4
+        refuses to start while Redis is unreachable, e.g. killed by the next fault) is started
+        again after a back-off."""
         try:
-            victim.start()
-            await loop.run_in_executor(None, victim.wait_ready)
-        except RuntimeError as exc:
-            if not self.stop.is_set():  # at the end the stack stops it on purpose
-                self.say(f"  {victim.name} did not come back: {exc}")
+            for attempt in range(10):
+                try:
+                    victim.start()
+                    await loop.run_in_executor(None, victim.wait_ready)
+                    return
+                except RuntimeError as exc:
+                    if self.stop.is_set():
+                        return  # at the end the stack stops it on purpose
+                    self.say(f"  {victim.name} exited while starting ({attempt + 1}): "
+                             f"{str(exc)[-160:]}")  # fmt: skip
+                    await asyncio.sleep(min(2.0 * (attempt + 1), 10.0))
+            self.say(f"  {victim.name} did not come back after 10 starts")
         finally:
             self.stack.restarting.discard(victim.name)
 
