@@ -86,7 +86,7 @@ class Config:
     concurrency: int = 12
     fault_rate: float = 0.03
     process_faults: bool = True
-    fault_every_s: float = 12.0
+    fault_every_s: float = 3.0
     weight_limit: int = 6000
     scenario_timeout_s: float = 150.0
     settle_s: float = 3.0
@@ -937,7 +937,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-rate", type=float,
                    default=float(os.environ.get("CHAOS_FAULT_RATE") or 0.03))  # fmt: skip
     p.add_argument("--no-process-faults", action="store_true")
-    p.add_argument("--fault-every-s", type=float, default=12.0)
+    p.add_argument("--fault-every-s", type=float, default=3.0)
     p.add_argument("--weight-limit", type=int, default=6000)
     p.add_argument("--run-dir", type=Path, default=None, help="keep logs and data here")
     p.add_argument("--quiet", action="store_true")
