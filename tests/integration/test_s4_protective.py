@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from s4_router.adapters.exchange.base import ConditionalOrder, PlaceOrderRequest
+from s4_router.adapters.exchange.base import ConditionalOrder, PlaceOrderRequest, RateLimited
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.service_layer.protection import ProtectionService, doc_key
 from svckit.clock import ManualClock
@@ -312,3 +312,51 @@ async def test_restart_with_spot_oco_armed_rearms_and_still_resolves_once(
             assert await store.count("strategy_events", {"kind": "OCO_RESOLVE"}) == 1
     finally:
         await store.close()
+
+
+class StopsRateLimited(SimExchange):
+    """The venue answers 429 to every conditional order (another client of the account used up
+    the minute's request weight) until `until_ms`."""
+
+    def __init__(self, venue: Any, clock: ManualClock, until_ms: int) -> None:
+        super().__init__(venue)
+        self.clock, self.until_ms = clock, until_ms
+
+    async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
+        if self.clock.now_ms() < self.until_ms:
+            raise RateLimited("429 Too Many Requests", retry_after=1.0, code=429)
+        return await super().place_conditional(req)
+
+
+async def test_a_filled_entry_whose_stop_the_venue_keeps_refusing_raises_position_unprotected(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """The stop cannot be placed while the venue rate-limits everyone: the position is naked
+    through no fault of ours, and the desk must hear it once the configured bound has passed
+    (S4_UNPROTECTED_ALERT_MS), not only when the stop is finally in place."""
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    ex = StopsRateLimited(venue, clock, until_ms=T0 + 20_000)
+    async with s4_rig(
+        redis, tmp_path, clock=clock, venue=venue, exchange=ex, unprotected_alert_ms=5_000
+    ) as r:
+        out = await r.submit(sl=SL, tp=TP_TARGET)
+        assert out.response.status is S.FILLED, out.response
+        assert algos(r) == []
+        # The entry filled at T0 (the submit's own stop retries moved the clock on since).
+        while clock.now_ms() < T0 + 4_500:  # inside the bound: nothing yet
+            clock.advance(250)
+            await prot(r).step_all()
+        assert "POSITION_UNPROTECTED" not in await r.alerts()
+        while clock.now_ms() < T0 + 8_000:  # past 5 s: one alert, not one per poll
+            clock.advance(250)
+            await prot(r).step_all()
+        assert (await r.alerts()).count("POSITION_UNPROTECTED") == 1
+        alert = next(a for a in await r.stream("alerts") if a["kind"] == "POSITION_UNPROTECTED")
+        assert "c-1" in alert["message"] and "no stop" in alert["message"], alert
+        while clock.now_ms() < T0 + 25_000:  # the venue answers again: the stop goes in
+            clock.advance(500)
+            await prot(r).step_all()
+        assert [a.type for a in algos(r)][:1] == [OrderType.STOP_MARKET]
+        assert (await r.alerts()).count("POSITION_UNPROTECTED") == 1
+        assert "POSITION_PROTECTED" in await r.events("c-1")

@@ -333,7 +333,8 @@ async def bootstrap(
             publisher=publisher, leases=leases, fills=fills, instruments=instruments,
             working_type=settings.working_type,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
-            oco_guardian=settings.oco_guardian, naked_policy=settings.naked_policy, books=books,
+            oco_guardian=settings.oco_guardian, naked_policy=settings.naked_policy,
+            unprotected_alert_ms=settings.unprotected_alert_ms, books=books,
             position_poll_ms=settings.protection_position_poll_ms,
         )
         if settings.protection

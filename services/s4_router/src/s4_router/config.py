@@ -156,6 +156,13 @@ class Settings(ServiceSettings):
         default="close",
         description="stop rejected after the fill: close the position reduce-only, or only alert",
     )
+    unprotected_alert_ms: int = Field(
+        default=5_000,
+        ge=500,
+        le=600_000,
+        description="a filled bracketed entry still without an acknowledged stop after this "
+        "long ⇒ critical POSITION_UNPROTECTED alert (the stop keeps being retried)",
+    )
     max_body_bytes: int = Field(
         default=65_536, ge=1024, le=10_485_760, description="larger request bodies ⇒ 413"
     )

@@ -110,6 +110,7 @@ class ProtectionService:
         autorun: bool = True,
         oco_guardian: bool = True,
         naked_policy: str = "close",
+        unprotected_alert_ms: int = 5_000,
         books: BookSource | None = None,
         position_poll_ms: int = 5000,
     ) -> None:
@@ -135,7 +136,9 @@ class ProtectionService:
             store=store, exchange=exchange, ops=ops, clock=clock, metrics=metrics,
             publisher=publisher, fills=fills,
         )  # fmt: skip
-        self.brackets = BracketsDriver(self.io, naked_policy=naked_policy)
+        self.brackets = BracketsDriver(
+            self.io, naked_policy=naked_policy, unprotected_alert_ms=unprotected_alert_ms
+        )
         self.guardian = GuardianDriver(self.io, clock=clock, first_child=FIRST_PROTECTIVE_CHILD)
         self.native = NativeDriver(
             self.io, guardian=self.guardian, first_child=FIRST_PROTECTIVE_CHILD

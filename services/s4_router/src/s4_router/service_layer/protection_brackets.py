@@ -43,9 +43,12 @@ def _naked(b: br.Brackets) -> bool:
 
 
 class BracketsDriver(Driver):
-    def __init__(self, io: Interpreter, *, naked_policy: str) -> None:
+    def __init__(
+        self, io: Interpreter, *, naked_policy: str, unprotected_alert_ms: int = 5_000
+    ) -> None:
         self.io = io
         self.naked_policy = naked_policy  # S4_NAKED_POLICY: "close" | "alert"
+        self.unprotected_alert_ms = unprotected_alert_ms  # S4_UNPROTECTED_ALERT_MS
 
     # ---- the machine's side of the interpreter ----------------------------------------------
     async def report(
@@ -99,6 +102,7 @@ class BracketsDriver(Driver):
         if b.state in (br.BracketState.CLOSED, br.BracketState.FAILED):
             p.active = False
             return
+        await self._alert_if_unprotected(p, b)
         if "naked_close" in p.observed:
             await self._naked_close(p, b)
             if b.state is not br.BracketState.PROTECTING:
@@ -142,6 +146,28 @@ class BracketsDriver(Driver):
                 await self.io.run(p, self, b.on_position(ZERO, self.io.now()))
 
     # ---- a naked position --------------------------------------------------------------------
+    async def _alert_if_unprotected(self, p: Protection, b: br.Brackets) -> None:
+        """A filled entry whose stop the venue has not acknowledged within the bound (e.g. the
+        venue answers 429 to everyone for the rest of its weight minute): the stop keeps being
+        retried, and the desk hears it now rather than when the stop finally lands. Once."""
+        if (
+            b.state is not br.BracketState.PROTECTING
+            or b.protected_ms is not None
+            or b.first_fill_ms is None
+            or "unprotected_alerted" in p.observed
+        ):
+            return
+        naked_ms = self.io.now() - b.first_fill_ms
+        if naked_ms < self.unprotected_alert_ms:
+            return
+        p.observed["unprotected_alerted"] = self.io.now()
+        await self.io.persist(p)
+        await self.io.alert(
+            p, "POSITION_UNPROTECTED",
+            f"{p.coid}: {b.position} {p.symbol} filled {naked_ms / 1000:.1f} s ago has no stop "
+            f"acknowledged by the venue yet (still retrying {b.sl_price}): act now if it persists",
+        )  # fmt: skip
+
     async def _on_naked(self, p: Protection, b: br.Brackets) -> None:
         """The stop was rejected after the fill (e.g. the market moved through it): critical
         alert, then under S4_NAKED_POLICY=close the position is closed reduce-only at market
