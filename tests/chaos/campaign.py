@@ -32,10 +32,13 @@ After every scenario the rig checks, **against the venue's own records** (the fa
 * NOT_FINAL — an intent neither final nor dead-lettered with an alert;
 * OUTCOME_EVENTS — not exactly one `orders:executed` event for a final parent;
 * NAKED_POSITION — a filled bracketed entry without its stop at the venue (and, at the end,
-  UNPROTECTED_POSITION: the ETHUSDT position larger than the open stops).
+  UNPROTECTED_POSITION: the ETHUSDT position larger than the open stops);
+* NAKED_UNALERTED — a position the checker saw naked longer than S4_UNPROTECTED_ALERT_MS after
+  its first fill, with no POSITION_UNPROTECTED alert naming it.
 
-A check that fails is re-run for up to ten settle delays (30 s by default); only what persists
-is a violation. Each is
+A check that fails is re-run for up to ten settle delays (30 s by default; a naked position for
+up to 75 s, since a venue that answers 429 to the whole account does so until its weight minute
+ends and no stop can land before then); only what persists is a violation. Each is
 printed with its evidence; any violation makes the exit status 1. The seed fixes the scenarios,
 the venue's fault draws and the process-fault schedule (the interleaving of real processes
 cannot be replayed exactly: a replay re-creates the same campaign, not the same nanoseconds).
@@ -90,6 +93,10 @@ class Config:
     weight_limit: int = 6000
     scenario_timeout_s: float = 150.0
     settle_s: float = 3.0
+    # A venue whose weight minute another client used up answers 429 to everyone until the
+    # minute ends: a stop cannot land before then, so a naked position is re-checked that long.
+    naked_settle_s: float = 75.0
+    unprotected_alert_ms: int = 5_000  # S4_UNPROTECTED_ALERT_MS of the replicas
     run_dir: Path | None = None
     keep: bool = False
     quiet: bool = False
@@ -376,6 +383,7 @@ class Stack:
             "S4_FIXTURES_DIR": str(REPO / "fixtures"),
             "S4_ROUTE_TABLE_PATH": str(REPO / "fixtures" / "route_table.json"),
             "S4_LOG_LEVEL": "INFO", "S4_CONSUMER_GROUP": "s4-router",
+            "S4_UNPROTECTED_ALERT_MS": str(cfg.unprotected_alert_ms),
             # Scenarios are short: a dead replica's stream entries are reclaimed sooner than
             # production's 30 s, so a scenario does not wait for half a minute.
             "S4_STREAM_CLAIM_IDLE_MS": "5000",
@@ -759,14 +767,7 @@ class Campaign:
                 self.stats.dead_lettered += 1
             else:
                 statuses[coid] = st or "ABSENT"
-        found = await self.check(sc, issued, statuses)
-        for attempt in range(1, 5):
-            # A late booking (a stop or take profit that fired as the scenario ended, polled
-            # under a 429 storm) is not a violation: re-check for up to 10 settle periods.
-            if not found:
-                break
-            await asyncio.sleep(self.cfg.settle_s * attempt)
-            found = await self.check(sc, issued, statuses)
+        found = await self.settled_check(sc, issued, statuses)
         for v in found:
             self.say(v.line())
         self.stats.violations += found
@@ -776,6 +777,59 @@ class Campaign:
         self.progress(sc, [statuses[p.coid] for p in issued], found)
 
     # ---- the checks ----------------------------------------------------------------------
+    async def settled_check(
+        self, sc: Scenario, issued: list[IntentPlan], statuses: dict[str, str]
+    ) -> list[Violation]:
+        """The checks, re-run while they fail: a late booking (a stop or take profit that fired
+        as the scenario ended, polled under a 429 storm) is not a violation, so other findings
+        get up to 10 settle periods (30 s by default), and a naked position the venue's whole
+        weight minute (`naked_settle_s`). Naked longer than S4_UNPROTECTED_ALERT_MS after its
+        first fill, it must have raised POSITION_UNPROTECTED (NAKED_UNALERTED otherwise)."""
+        naked_seen: dict[str, int] = {}  # parent → last wall ms the checker saw it naked
+        waited, attempt = 0.0, 0
+        while True:
+            found = await self.check(sc, issued, statuses)
+            now_ms = int(time.time() * 1000)
+            naked_seen.update({v.coid: now_ms for v in found if v.kind == "NAKED_POSITION"})
+            only_naked = all(v.kind == "NAKED_POSITION" for v in found)
+            budget = self.cfg.naked_settle_s if only_naked else self.cfg.settle_s * 10
+            if not found or waited >= budget:
+                break
+            attempt += 1
+            delay = min(self.cfg.settle_s * attempt, budget - waited)
+            await asyncio.sleep(delay)
+            waited += delay
+        return found + await self.unalerted_naked(sc, naked_seen)
+
+    async def unalerted_naked(self, sc: Scenario, naked_seen: dict[str, int]) -> list[Violation]:
+        if not naked_seen:
+            return []
+        trades = await self.venue("trades", sc.prefix)
+        try:
+            alerts = [e for _id, e in await self.redis.xrange(keys.ALERTS)]
+        except (redis_exc.RedisError, OSError):
+            alerts = []
+        out: list[Violation] = []
+        slack_ms = 2_000  # S4's protection poll and the alert's publish
+        for parent, seen_ms in naked_seen.items():
+            entry_ts = [
+                int(t["ts"]) for t in trades
+                if (m := _CHILD.match(t["client_order_id"] or "")) and m["parent"] == parent
+                and int(m["n"]) < FIRST_PROTECTIVE_CHILD
+            ]  # fmt: skip
+            if not entry_ts or seen_ms - min(entry_ts) < self.cfg.unprotected_alert_ms + slack_ms:
+                continue
+            if not any(
+                "POSITION_UNPROTECTED" in (d := str(e.get("data", ""))) and parent in d
+                for e in alerts
+            ):
+                out.append(Violation(
+                    sc.index, "NAKED_UNALERTED", parent,
+                    f"seen naked {(seen_ms - min(entry_ts)) / 1000:.1f} s after its first fill "
+                    "without a POSITION_UNPROTECTED alert",
+                ))  # fmt: skip
+        return out
+
     async def check(
         self, sc: Scenario, issued: list[IntentPlan], statuses: dict[str, str]
     ) -> list[Violation]:
