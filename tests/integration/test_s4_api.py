@@ -269,3 +269,42 @@ async def _stalled_requests(client: httpx.AsyncClient) -> None:
     assert took < 3.0, took
     assert cancel.status_code == 202, cancel.json()
     assert cancel.json()["status"] == "PENDING_CANCEL"
+
+
+class StallingStore(SqliteStore):
+    """A store whose reads stop answering (a stalled disk or database) once `stalled` is set."""
+
+    stalled = False
+
+    async def find(self, collection: str, query: Any = None) -> list[dict[str, Any]]:
+        if self.stalled:
+            await asyncio.sleep(30)
+        return await super().find(collection, query)
+
+
+async def test_cancel_by_venue_order_id_answers_503_within_the_deadline_while_the_store_stalls(
+    redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+) -> None:
+    """The venue-id lookup is part of the request: it is bounded by S4_REQUEST_TIMEOUT_MS like
+    the cancel itself, and a lookup that did not answer says nothing was recorded."""
+    settings = s4_settings(redis_addresses, tmp_path).model_copy(update={"request_timeout_ms": 500})
+    store = StallingStore(tmp_path / "store.sqlite3")
+    container = await bootstrap(settings, redis=redis, store=store)
+    app = create_app(settings, container=container)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
+            ) as client,
+        ):
+            store.stalled = True
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            r = await client.post("/cancel", json={"order_id": "12345"})
+            took = loop.time() - t0
+            assert r.status_code == 503 and took < 3.0, (r.status_code, took, r.text)
+            assert "not recorded" in r.json()["message"], r.json()
+            store.stalled = False
+    finally:
+        await store.close()

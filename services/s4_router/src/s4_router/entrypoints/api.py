@@ -62,10 +62,6 @@ def _finished(task: asyncio.Task[Outcome]) -> None:
         log.warning("request finished in the background with an error: %r", task.exception())
 
 
-def _fail(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"result": "FAIL", "order_ids": [], "message": message}, status)
-
-
 def create_app(settings: Settings, *, container: S4Container | None = None) -> FastAPI:
     """Build the app; the lifespan runs bootstrap() unless a container is injected (tests)."""
 
@@ -156,38 +152,41 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         body: CancelRequest, router: RouterDep, c: ContainerDep, response: Response
     ) -> Any:
         """Cancel an execution (by parent/child client_order_id or venue order_id)."""
-        coid = body.client_order_id
-        if coid is None:
-            # A venue order id counts only if S4 placed that order (it is in S4's store), and
-            # only if it names one order: venues number orders per symbol/market, so the same
-            # id may belong to two. It is never forwarded to the venue as such.
-            found = await c.store.find(
-                "orders", Query(where={"venue_order_id": body.order_id}, limit=2)
-            )
-            if not found:
-                return _fail(f"unknown order {body.order_id!r}: not placed by this router", 404)
-            if len(found) > 1:
-                return _fail(
-                    f"venue order id {body.order_id!r} names several orders; "
-                    "cancel by client_order_id",
-                    409,
-                )
-            coid = found[0]["client_order_id"]
         ms = c.settings.request_timeout_ms
         progress = CancelProgress()
-        late = Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL,
-                message=f"service unavailable: cancel not recorded within {ms} ms "
-                "(Redis or store slow): retry",
-            ),
+
+        def refused(message: str, kind: Disposition) -> Outcome:
+            return Outcome(OrderResponse(result=RequestResult.FAIL, message=message), kind)
+
+        async def cancel() -> Outcome:
+            coid = body.client_order_id
+            if coid is None:
+                # A venue order id counts only if S4 placed that order (it is in S4's store),
+                # and only if it names one order: venues number orders per symbol/market, so
+                # the same id may belong to two. It is never forwarded to the venue as such.
+                found = await c.store.find(
+                    "orders", Query(where={"venue_order_id": body.order_id}, limit=2)
+                )
+                if not found:
+                    return refused(
+                        f"unknown order {body.order_id!r}: not placed by this router",
+                        Disposition.UNKNOWN,
+                    )
+                if len(found) > 1:
+                    return refused(
+                        f"venue order id {body.order_id!r} names several orders; "
+                        "cancel by client_order_id",
+                        Disposition.CONFLICT,
+                    )
+                coid = found[0]["client_order_id"]
+            return await router.cancel(client_order_id=coid, progress=progress)
+
+        # The venue-id lookup is inside the deadline too: a stalled store answers 503.
+        late = refused(
+            f"service unavailable: cancel not recorded within {ms} ms (Redis or store slow): retry",
             Disposition.UNAVAILABLE,
         )
-        outcome = await within_deadline(
-            router.cancel(client_order_id=coid, progress=progress),
-            timeout_s=ms / 1000,
-            on_timeout=late,
-        )
+        outcome = await within_deadline(cancel(), timeout_s=ms / 1000, on_timeout=late)
         if outcome is late:
             c.metrics.request_timeouts.labels("cancel").inc()
             if progress.recorded and progress.client_order_id is not None:
