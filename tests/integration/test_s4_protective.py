@@ -5,13 +5,19 @@ doubled). Manual clock; no sleeps."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from s4_router.adapters.exchange.base import ConditionalOrder, PlaceOrderRequest, RateLimited
+from s4_router.adapters.exchange.base import (
+    ConditionalOrder,
+    ExchangeOrder,
+    PlaceOrderRequest,
+    RateLimited,
+)
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.service_layer.protection import ProtectionService, doc_key
 from svckit.clock import ManualClock
@@ -360,3 +366,53 @@ async def test_a_filled_entry_whose_stop_the_venue_keeps_refusing_raises_positio
         assert [a.type for a in algos(r)][:1] == [OrderType.STOP_MARKET]
         assert (await r.alerts()).count("POSITION_UNPROTECTED") == 1
         assert "POSITION_PROTECTED" in await r.events("c-1")
+
+
+class AckedThenThrottled(SimExchange):
+    """The venue acknowledges the MARKET entry as NEW (its fill follows, as on Binance USD-M),
+    then answers 429 to everything else until `until_ms` (another client of the account used up
+    its weight minute): S4 cannot learn of the fill, and no stop can be placed."""
+
+    def __init__(self, venue: Any, clock: ManualClock, until_ms: int) -> None:
+        super().__init__(venue)
+        self.clock, self.until_ms = clock, until_ms
+        self.throttled = False
+
+    async def _call(self, op: str, fn: Any, *, submit: bool = False) -> Any:
+        if self.throttled and op != "time" and self.clock.now_ms() < self.until_ms:
+            raise RateLimited("429 Too Many Requests", retry_after=1.0, code=429)
+        return await super()._call(op, fn, submit=submit)
+
+    async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
+        order = await super().place_order(req)
+        if req.type is OrderType.MARKET and not req.reduce_only:
+            self.throttled = True
+            return replace(order, status=S.NEW, filled_qty=D(0), avg_price=None, trades=())
+        return order
+
+
+async def test_a_market_entry_whose_outcome_the_venue_withholds_raises_position_unprotected(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """S4 cannot know whether the acknowledged MARKET entry filled (every query is refused),
+    but a MARKET entry acknowledged seconds ago has almost surely filled, without its stop:
+    the desk hears it past S4_UNPROTECTED_ALERT_MS, not a minute later when the venue answers."""
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    ex = AckedThenThrottled(venue, clock, until_ms=T0 + 30_000)
+    async with s4_rig(
+        redis, tmp_path, clock=clock, venue=venue, exchange=ex, unprotected_alert_ms=5_000
+    ) as r:
+        out = await r.submit(sl=SL, tp=TP_TARGET)
+        assert out.response.status is not S.FILLED, out.response  # S4 does not know yet
+        assert r.venue_filled("c-1") == D("0.002")  # the venue filled it at T0
+        while clock.now_ms() < T0 + 4_000:
+            clock.advance(250)
+            await prot(r).step_all()
+        assert "POSITION_UNPROTECTED" not in await r.alerts()
+        while clock.now_ms() < T0 + 8_000:
+            clock.advance(250)
+            await prot(r).step_all()
+        assert (await r.alerts()).count("POSITION_UNPROTECTED") == 1
+        alert = next(a for a in await r.stream("alerts") if a["kind"] == "POSITION_UNPROTECTED")
+        assert "c-1" in alert["message"] and "outcome" in alert["message"], alert

@@ -21,6 +21,7 @@ from s4_router.policies.protective import Command, Event, Place
 from s4_router.service_layer.protection_interp import Driver, Interpreter
 from s4_router.service_layer.protection_records import Protection, Snapshot
 from s4_router.service_layer.venue_ops import Unresolved
+from svckit.store.base import Query
 from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.money import ZERO
 
@@ -49,6 +50,7 @@ class BracketsDriver(Driver):
         self.io = io
         self.naked_policy = naked_policy  # S4_NAKED_POLICY: "close" | "alert"
         self.unprotected_alert_ms = unprotected_alert_ms  # S4_UNPROTECTED_ALERT_MS
+        self._doubt_checked: dict[str, int] = {}  # parent → last look at its entry children
 
     # ---- the machine's side of the interpreter ----------------------------------------------
     async def report(
@@ -147,26 +149,61 @@ class BracketsDriver(Driver):
 
     # ---- a naked position --------------------------------------------------------------------
     async def _alert_if_unprotected(self, p: Protection, b: br.Brackets) -> None:
-        """A filled entry whose stop the venue has not acknowledged within the bound (e.g. the
-        venue answers 429 to everyone for the rest of its weight minute): the stop keeps being
-        retried, and the desk hears it now rather than when the stop finally lands. Once."""
+        """A position that may be naked for longer than S4_UNPROTECTED_ALERT_MS raises the
+        critical POSITION_UNPROTECTED once, while it lasts (the stop keeps being retried):
+        either a known fill whose stop the venue has not acknowledged, or a MARKET entry the
+        venue acknowledged but whose outcome it withholds (every query answered 429 until its
+        weight minute ends): such an entry has almost surely filled, and it has no stop."""
         if (
-            b.state is not br.BracketState.PROTECTING
+            b.state not in (br.BracketState.WAITING_ENTRY, br.BracketState.PROTECTING)
             or b.protected_ms is not None
-            or b.first_fill_ms is None
             or "unprotected_alerted" in p.observed
         ):
+            self._doubt_checked.pop(p.coid, None)
             return
-        naked_ms = self.io.now() - b.first_fill_ms
-        if naked_ms < self.unprotected_alert_ms:
+        now = self.io.now()
+        if b.first_fill_ms is not None:
+            since = b.first_fill_ms
+            what = (
+                f"{b.position} {p.symbol} filled {(now - since) / 1000:.1f} s ago has no stop "
+                f"acknowledged by the venue yet (still retrying {b.sl_price})"
+            )
+        else:
+            sent = await self._market_entry_in_doubt(p, now)
+            if sent is None:
+                return
+            since, cid = sent
+            what = (
+                f"its MARKET entry {cid} went to the venue {(now - since) / 1000:.1f} s ago and "
+                "the venue has not told its outcome: if it filled, the position has no stop yet"
+            )
+        if now - since < self.unprotected_alert_ms:
             return
-        p.observed["unprotected_alerted"] = self.io.now()
+        p.observed["unprotected_alerted"] = now
         await self.io.persist(p)
-        await self.io.alert(
-            p, "POSITION_UNPROTECTED",
-            f"{p.coid}: {b.position} {p.symbol} filled {naked_ms / 1000:.1f} s ago has no stop "
-            f"acknowledged by the venue yet (still retrying {b.sl_price}): act now if it persists",
-        )  # fmt: skip
+        await self.io.alert(p, "POSITION_UNPROTECTED", f"{p.coid}: {what}: act now if it persists")
+
+    async def _market_entry_in_doubt(self, p: Protection, now: int) -> tuple[int, str] | None:
+        """(send time, id) of the earliest MARKET entry child sent and not final; read from
+        the store at most once a second per protection, and only once the bound could have
+        passed since the intake."""
+        if now - p.created_ts < self.unprotected_alert_ms:
+            return None
+        if now - self._doubt_checked.get(p.coid, 0) < 1_000:
+            return None
+        self._doubt_checked[p.coid] = now
+        children = await self.io.store.find(
+            "orders", Query(where={"parent_client_order_id": p.coid})
+        )
+        doubtful = [
+            (int(c["ts_send"]), str(c["client_order_id"]))
+            for c in children
+            if c.get("type") == OrderType.MARKET.value
+            and not c.get("reduce_only")
+            and c.get("ts_send") is not None
+            and not S(c["status"]).is_terminal
+        ]
+        return min(doubtful) if doubtful else None
 
     async def _on_naked(self, p: Protection, b: br.Brackets) -> None:
         """The stop was rejected after the fill (e.g. the market moved through it): critical
