@@ -416,3 +416,16 @@ async def test_a_market_entry_whose_outcome_the_venue_withholds_raises_position_
         assert (await r.alerts()).count("POSITION_UNPROTECTED") == 1
         alert = next(a for a in await r.stream("alerts") if a["kind"] == "POSITION_UNPROTECTED")
         assert "c-1" in alert["message"] and "outcome" in alert["message"], alert
+        # The venue answers again: S4 learns of the fill, the stop goes in, and the naked time
+        # it reports runs from the venue's fill (T0), not from when S4 heard of it.
+        while clock.now_ms() < T0 + 40_000:
+            clock.advance(500)
+            await r.c.manager.step_all()
+            await prot(r).step_all()
+        assert [a.type for a in algos(r)][:1] == [OrderType.STOP_MARKET]
+        protected = [
+            e for e in await r.stream("router:events")
+            if e["event"] == "POSITION_PROTECTED" and e["client_order_id"] == "c-1"
+        ]  # fmt: skip
+        assert len(protected) == 1, protected
+        assert protected[0]["data"]["naked_ms"] >= 30_000, protected

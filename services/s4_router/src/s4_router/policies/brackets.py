@@ -167,8 +167,11 @@ class Brackets(_State):
         inst: Instrument,
         *,
         fee_rates: tuple[Decimal, Decimal],
+        first_fill_ms: int | None = None,
     ) -> list[BracketCommand]:
-        """Cumulative entry fill (idempotent): place or resize the brackets to match it."""
+        """Cumulative entry fill (idempotent): place or resize the brackets to match it.
+        `first_fill_ms`: when the venue executed the first fill, if known (S4 may learn of it
+        much later, e.g. under a 429 storm); the naked time runs from it."""
         if cum_filled <= self.entry_filled or self.state in (
             BracketState.CLOSED,
             BracketState.FAILED,
@@ -176,7 +179,7 @@ class Brackets(_State):
             return []
         self.entry_filled, self.entry_notional = cum_filled, cum_notional
         if self.first_fill_ms is None:
-            self.first_fill_ms = now_ms
+            self.first_fill_ms = min(now_ms, first_fill_ms or now_ms)
         if self.state is BracketState.WAITING_ENTRY:
             self.state = BracketState.PROTECTING
         return self._converge(inst, fee_rates)

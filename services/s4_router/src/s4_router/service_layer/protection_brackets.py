@@ -94,10 +94,19 @@ class BracketsDriver(Driver):
         b, now = _brackets(p), self.io.now()
         if filled > b.entry_filled and avg is not None:
             fees = (p.inst.taker_fee, p.inst.taker_fee)
-            cmds = b.on_entry_fill(filled, filled * avg, now, p.inst, fee_rates=fees)
+            first = await self._first_fill_ms(p) if b.first_fill_ms is None else None
+            cmds = b.on_entry_fill(
+                filled, filled * avg, now, p.inst, fee_rates=fees, first_fill_ms=first
+            )
             await self.io.run(p, self, cmds)
         if done and not p.entry_done:
             await self.io.run(p, self, b.on_entry_done(now))
+
+    async def _first_fill_ms(self, p: Protection) -> int | None:
+        """The venue's time of the entry's first booked fill (its stop is late from then)."""
+        fills = await self.io.store.find("fills", Query(where={"parent_client_order_id": p.coid}))
+        times = [int(f["ts_fill"]) for f in fills if f.get("ts_fill") is not None]
+        return min(times) if times else None
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         b = _brackets(p)
