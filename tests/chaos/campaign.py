@@ -34,7 +34,8 @@ After every scenario the rig checks, **against the venue's own records** (the fa
 * NAKED_POSITION — a filled bracketed entry without its stop at the venue (and, at the end,
   UNPROTECTED_POSITION: the ETHUSDT position larger than the open stops);
 * NAKED_UNALERTED — a position the checker saw naked longer than S4_UNPROTECTED_ALERT_MS after
-  its first fill, with no POSITION_UNPROTECTED alert naming it.
+  its first fill, with no POSITION_UNPROTECTED alert (or, when the replica that drove it died,
+  PROTECTION_LATE once the stop is in) naming it.
 
 A check that fails is re-run for up to ten settle delays (30 s by default; a naked position for
 up to 75 s, since a venue that answers 429 to the whole account does so until its weight minute
@@ -784,7 +785,8 @@ class Campaign:
         as the scenario ended, polled under a 429 storm) is not a violation, so other findings
         get up to 10 settle periods (30 s by default), and a naked position the venue's whole
         weight minute (`naked_settle_s`). Naked longer than S4_UNPROTECTED_ALERT_MS after its
-        first fill, it must have raised POSITION_UNPROTECTED (NAKED_UNALERTED otherwise)."""
+        first fill, it must have raised POSITION_UNPROTECTED or PROTECTION_LATE (NAKED_UNALERTED
+        otherwise)."""
         naked_seen: dict[str, int] = {}  # parent → last wall ms the checker saw it naked
         waited, attempt = 0.0, 0
         while True:
@@ -820,7 +822,8 @@ class Campaign:
             if not entry_ts or seen_ms - min(entry_ts) < self.cfg.unprotected_alert_ms + slack_ms:
                 continue
             if not any(
-                "POSITION_UNPROTECTED" in (d := str(e.get("data", ""))) and parent in d
+                ("POSITION_UNPROTECTED" in (d := str(e.get("data", ""))) or "PROTECTION_LATE" in d)
+                and parent in d
                 for e in alerts
             ):
                 out.append(Violation(

@@ -429,3 +429,40 @@ async def test_a_market_entry_whose_outcome_the_venue_withholds_raises_position_
         ]  # fmt: skip
         assert len(protected) == 1, protected
         assert protected[0]["data"]["naked_ms"] >= 30_000, protected
+
+
+async def test_a_stop_placed_late_after_a_crash_reports_protection_late(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """The replica driving a bracketed entry dies after the venue filled it; the one that takes
+    over learns of the fill and places the stop in one step, 20 s late: nobody could say so
+    while it lasted, so it is said once the stop is in (PROTECTION_LATE, from the venue's fill)."""
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    ex = AckedThenThrottled(venue, clock, until_ms=T0 + 20_000)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=ex, store=store,
+                          unprotected_alert_ms=5_000) as r:  # fmt: skip
+            await r.submit(sl=SL, tp=TP_TARGET)
+            await crash(r)  # before the bound: no alert from this replica
+            prot(r).active.clear()
+        assert r.venue_filled("c-1") == D("0.002")
+        clock.advance(20_000)
+        ex.throttled = False
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
+                          unprotected_alert_ms=5_000) as r2:  # fmt: skip
+            await r2.c.router.recover()
+            await r2.c.manager.step_all()  # the entry's fill is learnt first, then the stop
+            await prot(r2).recover()
+            for _ in range(20):
+                clock.advance(500)
+                await r2.c.manager.step_all()
+                await prot(r2).step_all()
+            assert [a.type for a in algos(r2)][:1] == [OrderType.STOP_MARKET]
+            kinds = await r2.alerts()
+            assert kinds.count("PROTECTION_LATE") == 1, kinds
+            late = next(a for a in await r2.stream("alerts") if a["kind"] == "PROTECTION_LATE")
+            assert "c-1" in late["message"] and "without a stop for 2" in late["message"], late
+    finally:
+        await store.close()

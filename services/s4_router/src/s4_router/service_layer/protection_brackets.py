@@ -79,6 +79,15 @@ class BracketsDriver(Driver):
             p.observed["naked_observed"] = naked
             self.io.metrics.naked.observe(naked / 1000)
             await self.io.event(p, "POSITION_PROTECTED", {"naked_ms": naked})
+            if naked >= self.unprotected_alert_ms and "unprotected_alerted" not in p.observed:
+                # Nobody could say so while it lasted (the replica driving it died, and the
+                # one that took over learnt of the fill and placed the stop in one step).
+                await self.io.alert(
+                    p, "PROTECTION_LATE",
+                    f"{b.position} {p.symbol} was without a stop for "
+                    f"{naked / 1000:.1f} s from the venue's first fill "
+                    f"(bound {self.unprotected_alert_ms} ms); the stop is in place now",
+                )  # fmt: skip
 
     # ---- inputs ------------------------------------------------------------------------------
     def wants(self, p: Protection) -> tuple[bool, bool]:
