@@ -50,7 +50,6 @@ class BracketsDriver(Driver):
         self.io = io
         self.naked_policy = naked_policy  # S4_NAKED_POLICY: "close" | "alert"
         self.unprotected_alert_ms = unprotected_alert_ms  # S4_UNPROTECTED_ALERT_MS
-        self._doubt_checked: dict[str, int] = {}  # parent → last look at its entry children
 
     # ---- the machine's side of the interpreter ----------------------------------------------
     async def report(
@@ -177,7 +176,6 @@ class BracketsDriver(Driver):
             or b.protected_ms is not None
             or "unprotected_alerted" in p.observed
         ):
-            self._doubt_checked.pop(p.coid, None)
             return
         now = self.io.now()
         if b.first_fill_ms is not None:
@@ -207,9 +205,9 @@ class BracketsDriver(Driver):
         passed since the intake."""
         if now - p.created_ts < self.unprotected_alert_ms:
             return None
-        if now - self._doubt_checked.get(p.coid, 0) < 1_000:
+        if now - p.entry_doubt_checked_ms < 1_000:
             return None
-        self._doubt_checked[p.coid] = now
+        p.entry_doubt_checked_ms = now
         children = await self.io.store.find(
             "orders", Query(where={"parent_client_order_id": p.coid})
         )

@@ -67,6 +67,7 @@ class Protection:
     # cannot show its position), and the last document written (unchanged rounds write nothing).
     entry_done_seq: int | None = None
     persisted: dict[str, Any] | None = None
+    entry_doubt_checked_ms: int = 0  # last look at the entry children for a MARKET in doubt
 
     @property
     def final(self) -> bool:
