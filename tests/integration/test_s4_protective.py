@@ -5,6 +5,7 @@ doubled). Manual clock; no sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from decimal import Decimal as D
 from pathlib import Path
@@ -21,6 +22,7 @@ from s4_router.adapters.exchange.base import (
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.service_layer.protection import ProtectionService, doc_key
 from svckit.clock import ManualClock
+from svckit.errors import StoreUnavailable
 from svckit.redisio import RedisClient
 from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
@@ -464,5 +466,56 @@ async def test_a_stop_placed_late_after_a_crash_reports_protection_late(
             assert kinds.count("PROTECTION_LATE") == 1, kinds
             late = next(a for a in await r2.stream("alerts") if a["kind"] == "PROTECTION_LATE")
             assert "c-1" in late["message"] and "without a stop for 2" in late["message"], late
+    finally:
+        await store.close()
+
+
+class OrderListingsFail(SqliteStore):
+    """The store answers everything but the listing of live parent orders (a failing query,
+    an overloaded shard): the execution half of the orphan sweep fails every round."""
+
+    failing = False
+
+    async def find(self, collection: str, query: Any = None) -> list[dict[str, Any]]:
+        if (
+            self.failing
+            and collection == "orders"
+            and query is not None
+            and "status" in (query.where or {})
+        ):
+            raise StoreUnavailable("orders listing unavailable")
+        return await super().find(collection, query)
+
+
+async def test_orphan_sweep_rearms_protections_even_when_resuming_executions_fails(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """A replica died with a filled, protected bracket: the survivor's sweep must re-arm that
+    protection although its other half (resuming executions) fails every round (chaos seed
+    20261209: sweeps failing on Redis kills skipped the protections, whose stop then waited
+    80 s)."""
+    clock = ManualClock(T0)
+    venue = hand_venue(clock)
+    store = OrderListingsFail(tmp_path / "store.sqlite3")
+    try:
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r1:
+            await r1.submit(sl=SL, tp=TP_TARGET)
+            assert "c-1" in prot(r1).active
+            await crash(r1)
+            prot(r1).active.clear()
+        store.failing = True
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
+                          recovery_interval_ms=100) as r2:  # fmt: skip
+            stop = asyncio.Event()
+            sweep = asyncio.create_task(r2.c._sweep(stop))
+            try:
+                for _ in range(50):
+                    if "c-1" in prot(r2).active:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                stop.set()
+                await sweep
+            assert "c-1" in prot(r2).active, "the failing execution half skipped the protections"
     finally:
         await store.close()

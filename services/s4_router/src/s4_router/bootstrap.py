@@ -84,23 +84,14 @@ class S4Container:
         # Before taking new work: where does the clock stand, what was left unfinished?
         with contextlib.suppress(Exception):
             await self.watch.check()
-        try:
-            resumed = await self.router.recover()
-            if resumed:
-                log.info("startup recovery resumed %d executions", resumed)
-        except Exception:
-            log.exception("startup recovery failed; the periodic sweep retries")
-        if self.protection is not None:
-            try:
-                rearmed = await self.protection.recover()
-                if rearmed:
-                    log.info("startup recovery re-armed %d protections", rearmed)
-            except Exception:
-                log.exception("protection re-arm failed; the periodic sweep retries")
-            if self.settings.background_execution:
-                self.tasks.append(
-                    asyncio.create_task(self.protection.run(self.stop), name="protection")
-                )
+        rearmed, resumed = await self.recover_orphans()
+        if rearmed or resumed:
+            log.info("startup recovery re-armed %d protections, resumed %d executions",
+                     rearmed, resumed)  # fmt: skip
+        if self.protection is not None and self.settings.background_execution:
+            self.tasks.append(
+                asyncio.create_task(self.protection.run(self.stop), name="protection")
+            )
         if self.reconciler is not None:
             # Venue vs store before new work: orphans, stale protectives, missing fills.
             try:
@@ -132,12 +123,24 @@ class S4Container:
                 )
             if stop.is_set():
                 return
+            await self.recover_orphans()
+
+    async def recover_orphans(self) -> tuple[int, int]:
+        """Take over what a dead replica left: (protections re-armed, executions resumed).
+        The two halves fail alone (a failing execution listing must not leave a position's
+        stop undriven), and protections go first: a position at the venue needs its stop more
+        than an entry needs finishing."""
+        rearmed = resumed = 0
+        if self.protection is not None:
             try:
-                await self.router.recover()
-                if self.protection is not None:
-                    await self.protection.recover()
+                rearmed = await self.protection.recover()
             except Exception:
-                log.exception("orphan sweep failed")
+                log.exception("orphan sweep: re-arming protections failed; retried next round")
+        try:
+            resumed = await self.router.recover()
+        except Exception:
+            log.exception("orphan sweep: resuming executions failed; retried next round")
+        return rearmed, resumed
 
     async def health(self) -> Health:
         redis_ok = await ping(self.redis)
