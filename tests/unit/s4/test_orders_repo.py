@@ -12,11 +12,7 @@ from typing import Any
 
 import pytest
 
-from s4_router.adapters.orders_repo import (
-    InMemoryOrdersRepository,
-    OrdersRepository,
-    StoreOrdersRepository,
-)
+from s4_router.adapters.orders_repo import OrdersRepository, StoreOrdersRepository
 from s4_router.domain.fills import FillLedger
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.fill_book import FillBook
@@ -26,6 +22,7 @@ from svckit.clock import ManualClock
 from svckit.errors import DuplicateKey
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
+from tests.unit.s4.fakes import InMemoryOrdersRepository
 from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, OrderType, Side
 from tradekit.orders import FillRecord, OrderRecord, StateChange
 

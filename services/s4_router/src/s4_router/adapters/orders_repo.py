@@ -11,22 +11,20 @@ stored once (unique `(venue, order_id, trade_id)`) and counted in the given ledg
 (:class:`~s4_router.domain.fills.FillLedger`) with the over-fill check; the service layer's
 `FillBook` raises the alert and the halt on an overfill.
 
-Two implementations: :class:`StoreOrdersRepository` over the document store port (SQLite or
-ArangoDB), and :class:`InMemoryOrdersRepository`, a faithful fake for unit tests (the same
-contract tests run against both).
+:class:`StoreOrdersRepository` implements it over the document store port (SQLite, ArangoDB);
+unit tests use an in-memory fake (`tests/unit/s4/fakes.py`) held to the same contract tests.
 """
 
 from __future__ import annotations
 
 import abc
-import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from s4_router.domain.fills import FillKey, FillLedger
-from svckit.errors import DuplicateKey, NotFound
+from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore, Query
 from tradekit.enums import Market, OrderStatus
 from tradekit.orders import FillRecord, OrderRecord
@@ -49,11 +47,11 @@ def fill_key(fill: FillRecord) -> FillKey:
     return (fill.venue, fill.order_id, fill.trade_id)
 
 
-def _order(doc: Doc) -> OrderRecord:
+def order_from_doc(doc: Doc) -> OrderRecord:
     return OrderRecord.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
 
 
-def _fill(doc: Doc) -> FillRecord:
+def fill_from_doc(doc: Doc) -> FillRecord:
     return FillRecord.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
 
 
@@ -170,13 +168,13 @@ class StoreOrdersRepository(OrdersRepository):
 
     async def get(self, client_order_id: str) -> OrderRecord | None:
         doc = await self.store.get("orders", client_order_id)
-        return _order(doc) if doc is not None else None
+        return order_from_doc(doc) if doc is not None else None
 
     async def find(
         self, *, sort: Sort | None = None, limit: int | None = None, **where: Any
     ) -> list[OrderRecord]:
         query = Query(where=where, sort=[sort] if sort else (), limit=limit)
-        return [_order(d) for d in await self.store.find("orders", query)]
+        return [order_from_doc(d) for d in await self.store.find("orders", query)]
 
     async def add_fill(self, fill: FillRecord) -> bool:
         try:
@@ -187,52 +185,4 @@ class StoreOrdersRepository(OrdersRepository):
 
     async def fills(self, *, sort: Sort | None = None, **where: Any) -> list[FillRecord]:
         query = Query(where=where, sort=[sort] if sort else ())
-        return [_fill(d) for d in await self.store.find("fills", query)]
-
-
-class InMemoryOrdersRepository(OrdersRepository):
-    """In-memory fake (unit tests): the store's unique indexes and equality filters."""
-
-    def __init__(self) -> None:
-        self.orders: dict[str, Doc] = {}
-        self.fill_docs: list[Doc] = []
-
-    async def add(self, order: OrderRecord) -> None:
-        if order.client_order_id in self.orders:
-            raise DuplicateKey("orders", order.client_order_id)
-        self.orders[order.client_order_id] = order.model_dump(mode="json")
-
-    async def save(self, order: OrderRecord, fields: Iterable[str]) -> None:
-        await self.patch(order.client_order_id, order.model_dump(mode="json", include=set(fields)))
-
-    async def patch(self, client_order_id: str, patch: Doc) -> None:
-        if client_order_id not in self.orders:
-            raise NotFound(f"orders: {client_order_id}")
-        self.orders[client_order_id].update(copy.deepcopy(patch))
-
-    async def get(self, client_order_id: str) -> OrderRecord | None:
-        doc = self.orders.get(client_order_id)
-        return _order(doc) if doc is not None else None
-
-    async def find(
-        self, *, sort: Sort | None = None, limit: int | None = None, **where: Any
-    ) -> list[OrderRecord]:
-        docs = _select(list(self.orders.values()), where, sort)
-        return [_order(d) for d in docs[:limit]]
-
-    async def add_fill(self, fill: FillRecord) -> bool:
-        if any(fill_key(_fill(d)) == fill_key(fill) for d in self.fill_docs):
-            return False
-        self.fill_docs.append(fill.model_dump(mode="json"))
-        return True
-
-    async def fills(self, *, sort: Sort | None = None, **where: Any) -> list[FillRecord]:
-        return [_fill(d) for d in _select(self.fill_docs, where, sort)]
-
-
-def _select(docs: list[Doc], where: dict[str, Any], sort: Sort | None) -> list[Doc]:
-    out = [d for d in docs if all(d.get(k) == v for k, v in where.items())]
-    if sort is not None:
-        name, direction = sort
-        out.sort(key=lambda d: d.get(name) or 0, reverse=direction == "desc")
-    return out
+        return [fill_from_doc(d) for d in await self.store.find("fills", query)]

@@ -48,8 +48,6 @@ from s4_router.domain.reconcile import (
     Finding,
     FindingKind,
     Snapshot,
-    StoreFillView,
-    StoreOrderView,
     VenueOrderView,
     VenueTradeView,
     reconcile,
@@ -289,8 +287,8 @@ class Reconciler:
 
         insts = {s: self.instruments[s] for s in symbols + list(positions) if s in self.instruments}
         snap = Snapshot(
-            store_orders=[_store_view(d) for d in docs],
-            store_fills=[_fill_view(f) for f in fill_docs.values()],
+            store_orders=docs,
+            store_fills=list(fill_docs.values()),
             venue_open=open_views,
             venue_orders=venue_orders,
             venue_trades=trade_views,
@@ -400,23 +398,3 @@ class Reconciler:
                 "ts": report.ts, "data": data,
             })  # fmt: skip
         await self.publisher.event("RECONCILE", client_order_id=None, symbol=None, data=data)
-
-
-def _store_view(d: OrderRecord) -> StoreOrderView:
-    return StoreOrderView(
-        client_order_id=d.client_order_id, parent_client_order_id=d.parent_client_order_id,
-        symbol=d.symbol, status=d.status, qty=d.qty, filled_qty=d.filled_qty,
-        avg_price=d.avg_price, venue_order_id=d.venue_order_id,
-    )  # fmt: skip
-
-
-def _fill_view(f: FillRecord) -> StoreFillView:
-    return StoreFillView(
-        trade_id=f.trade_id,
-        venue_order_id=f.order_id,
-        client_order_id=f.client_order_id,
-        symbol=f.symbol,
-        side=f.side,
-        price=f.price,
-        qty=f.qty,
-    )
