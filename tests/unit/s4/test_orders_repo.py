@@ -14,9 +14,11 @@ import pytest
 
 from s4_router.adapters.orders_repo import OrdersRepository, StoreOrdersRepository
 from s4_router.domain.fills import FillLedger
+from s4_router.domain.outcomes import Disposition
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.resends import IntakeBusy, Resends
 from svckit import keys
 from svckit.clock import ManualClock
 from svckit.errors import DuplicateKey
@@ -24,6 +26,7 @@ from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.unit.s4.fakes import InMemoryOrdersRepository
 from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, OrderType, Side
+from tradekit.intents import MarketPolicy, OrderIntent
 from tradekit.orders import FillRecord, OrderRecord, StateChange
 
 S = OrderStatus
@@ -179,3 +182,32 @@ async def test_the_fill_book_alerts_an_overfill_once_and_halts_entries(
     assert len(alerts) == 1 and "OVERFILL" in str(alerts[0][1])
     assert await redis.get(keys.halt_entries("BTCUSDT")) is not None
     assert len(repo.fill_docs) == 2
+
+
+def intent(qty: str = "0.002", created_ts: int = 1) -> OrderIntent:
+    return OrderIntent(
+        intent_id="i-1", market=Market.FUT, symbol="BTCUSDT", side=Side.BUY, qty=D(qty),
+        client_order_id="s3-BTCUSDT-1-ab12", exec_policy=MarketPolicy(), created_ts=created_ts,
+    )  # fmt: skip
+
+
+async def test_a_resend_is_answered_from_the_repository_and_another_body_is_a_conflict(
+    redis: RedisClient,
+) -> None:
+    # The intake's idempotency over the fake repository (Redis, for the alerts, is real).
+    repo = InMemoryOrdersRepository()
+    metrics = RouterMetrics()
+    publisher = Publisher(redis, clock=ManualClock(0), metrics=metrics)
+    resends = Resends(orders=repo, metrics=metrics, publisher=publisher)
+    first = intent()
+    with pytest.raises(IntakeBusy):  # being accepted elsewhere, not stored yet: retry
+        await resends.stored_or_busy(first, "rest")
+    await repo.add(order(first.client_order_id, intent=first.model_dump(mode="json"),
+                         status=S.FILLED, filled_qty=D("0.002")))  # fmt: skip
+    same = await resends.stored_or_busy(intent(created_ts=2), "stream")  # re-stamped copy
+    assert same.kind is Disposition.DONE and same.response.duplicate
+    assert same.response.filled_qty == D("0.002") and same.response.status is S.FILLED
+    other = await resends.stored_or_busy(intent(qty="0.003"), "rest")
+    assert other.kind is Disposition.CONFLICT and "qty" in (other.response.message or "")
+    alerts = await redis.xrange(keys.ALERTS)
+    assert len(alerts) == 1 and "IDEMPOTENCY_CONFLICT" in str(alerts[0][1])

@@ -48,27 +48,16 @@ class CancelProgress:
     client_order_id: str | None = None
 
 
+@dataclass(kw_only=True, eq=False)
 class Cancels:
-    def __init__(
-        self,
-        *,
-        orders: OrdersRepository,
-        recovery: Recovery,
-        manager: ExecutionManager,
-        leases: Leases,
-        ops: VenueOps,
-        publisher: Publisher,
-        clock: Clock,
-        sync_wait_ms: int,
-    ) -> None:
-        self.orders = orders
-        self.recovery = recovery
-        self.manager = manager
-        self.leases = leases
-        self.ops = ops
-        self.publisher = publisher
-        self.clock = clock
-        self.sync_wait_ms = sync_wait_ms
+    orders: OrdersRepository
+    recovery: Recovery
+    manager: ExecutionManager
+    leases: Leases
+    ops: VenueOps
+    publisher: Publisher
+    clock: Clock
+    sync_wait_ms: int
 
     async def cancel(
         self,

@@ -17,6 +17,8 @@ Rules:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from s4_router.adapters.orders_repo import Booked, OrdersRepository
 from s4_router.domain.fills import FillLedger
 from s4_router.metrics import RouterMetrics
@@ -28,19 +30,12 @@ from tradekit.orders import FillRecord
 HALT_TTL_S = 7 * 24 * 3600
 
 
+@dataclass(kw_only=True, eq=False)
 class FillBook:
-    def __init__(
-        self,
-        *,
-        orders: OrdersRepository,
-        redis: RedisClient,
-        publisher: Publisher,
-        metrics: RouterMetrics,
-    ) -> None:
-        self.orders = orders
-        self.redis = redis
-        self.publisher = publisher
-        self.metrics = metrics
+    orders: OrdersRepository
+    redis: RedisClient
+    publisher: Publisher
+    metrics: RouterMetrics
 
     async def book(self, fill: FillRecord, *ledgers: FillLedger) -> Booked:
         """Store `fill` once and count it in every ledger (the order's, then its parent's);

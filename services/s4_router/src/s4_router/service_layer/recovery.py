@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from s4_router.adapters.leases import Lease, Leases
 from s4_router.adapters.orders_repo import OrdersRepository
@@ -35,27 +36,16 @@ S = OrderStatus
 LIVE = (S.NEW, S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
 
 
+@dataclass(kw_only=True, eq=False)
 class Recovery:
-    def __init__(
-        self,
-        *,
-        orders: OrdersRepository,
-        deps: ExecDeps,
-        instruments: Mapping[str, Instrument],
-        manager: ExecutionManager,
-        leases: Leases,
-        publisher: Publisher,
-        metrics: RouterMetrics,
-        clock: Clock,
-    ) -> None:
-        self.orders = orders
-        self.deps = deps
-        self.instruments = instruments
-        self.manager = manager
-        self.leases = leases
-        self.publisher = publisher
-        self.metrics = metrics
-        self.clock = clock
+    orders: OrdersRepository
+    deps: ExecDeps
+    instruments: Mapping[str, Instrument]
+    manager: ExecutionManager
+    leases: Leases
+    publisher: Publisher
+    metrics: RouterMetrics
+    clock: Clock
 
     async def load(self, parent: OrderRecord, lease: Lease | None = None) -> Execution | None:
         """Rebuild the execution of a stored parent (restart, dead replica), driven under

@@ -8,6 +8,7 @@ intake is accepting right now but has not stored yet is *busy* (retryable), neve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from s4_router.adapters.orders_repo import OrdersRepository
@@ -27,13 +28,11 @@ class IntakeBusy(InfraError):
     """The same intent is being accepted concurrently and is not stored yet (retryable)."""
 
 
+@dataclass(kw_only=True, eq=False)
 class Resends:
-    def __init__(
-        self, *, orders: OrdersRepository, metrics: RouterMetrics, publisher: Publisher
-    ) -> None:
-        self.orders = orders
-        self.metrics = metrics
-        self.publisher = publisher
+    orders: OrdersRepository
+    metrics: RouterMetrics
+    publisher: Publisher
 
     async def stored_or_busy(self, intent: OrderIntent, source: str) -> Outcome:
         stored = await self.orders.get(intent.client_order_id)
