@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from s4_router.adapters.orders_repo import OrdersRepository, StoreOrdersRepository
+from s4_router.adapters.orders_repo import BULK_PARSE, OrdersRepository, StoreOrdersRepository
 from s4_router.domain.fills import FillLedger
 from s4_router.domain.outcomes import Disposition
 from s4_router.metrics import RouterMetrics
@@ -211,3 +211,13 @@ async def test_a_resend_is_answered_from_the_repository_and_another_body_is_a_co
     assert other.kind is Disposition.CONFLICT and "qty" in (other.response.message or "")
     alerts = await redis.xrange(keys.ALERTS)
     assert len(alerts) == 1 and "IDEMPOTENCY_CONFLICT" in str(alerts[0][1])
+
+
+async def test_a_bulk_read_returns_every_record_typed_and_in_order(repo: OrdersRepository) -> None:
+    # Past BULK_PARSE the records are validated off the event loop: same records, same order.
+    n = BULK_PARSE + 50
+    for i in range(n):
+        assert (await repo.book_fill(fill("c-1-E1", f"t-{i:04d}", ts=n - i))).stored
+    got = await repo.fills_of_parent("c-1")
+    assert len(got) == n and all(isinstance(f, FillRecord) for f in got)
+    assert [f.ts_fill for f in got] == list(range(1, n + 1))

@@ -18,10 +18,11 @@ unit tests use an in-memory fake (`tests/unit/s4/fakes.py`) held to the same con
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from s4_router.domain.fills import FillKey, FillLedger
 from svckit.errors import DuplicateKey
@@ -31,6 +32,8 @@ from tradekit.orders import FillRecord, OrderRecord
 
 Doc = dict[str, Any]
 Sort = tuple[str, Literal["asc", "desc"]]
+T = TypeVar("T")
+BULK_PARSE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +177,7 @@ class StoreOrdersRepository(OrdersRepository):
         self, *, sort: Sort | None = None, limit: int | None = None, **where: Any
     ) -> list[OrderRecord]:
         query = Query(where=where, sort=[sort] if sort else (), limit=limit)
-        return [order_from_doc(d) for d in await self.store.find("orders", query)]
+        return await _parse(order_from_doc, await self.store.find("orders", query))
 
     async def add_fill(self, fill: FillRecord) -> bool:
         try:
@@ -185,4 +188,12 @@ class StoreOrdersRepository(OrdersRepository):
 
     async def fills(self, *, sort: Sort | None = None, **where: Any) -> list[FillRecord]:
         query = Query(where=where, sort=[sort] if sort else ())
-        return [fill_from_doc(d) for d in await self.store.find("fills", query)]
+        return await _parse(fill_from_doc, await self.store.find("fills", query))
+
+
+async def _parse(parse: Callable[[Doc], T], docs: list[Doc]) -> list[T]:
+    """Records of `docs`; a bulk read (the reconciler's scans: thousands of records, ~10-50 µs
+    each) is validated on a worker thread so that the event loop keeps its turns."""
+    if len(docs) < BULK_PARSE:
+        return [parse(d) for d in docs]
+    return await asyncio.to_thread(lambda: [parse(d) for d in docs])

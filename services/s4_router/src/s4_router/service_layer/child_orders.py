@@ -36,7 +36,7 @@ from s4_router.adapters.orders_repo import OrdersRepository, ledger_of
 from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import IllegalTransition, can_transition, reconcile_status
 from s4_router.metrics import RouterMetrics
-from s4_router.policies.model import Book, ChildReport, Place, RejectKind
+from s4_router.policies.model import ChildReport, Place, RejectKind
 from s4_router.policies.parent_machine import ParentMachine
 from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.fill_book import FillBook
@@ -90,12 +90,25 @@ class ExecDeps:
     pos_queue: LockQueue = field(default_factory=LockQueue)
 
 
-def policy_book(book: BookTop) -> Book:
-    return Book(ts=book.ts, bids=book.bids, asks=book.asks)
-
-
 def top3(book: BookTop) -> dict[str, list[tuple[Decimal, Decimal]]]:
     return {"bids": [(p, q) for p, q in book.bids[:3]], "asks": [(p, q) for p, q in book.asks[:3]]}
+
+
+def child_record(
+    parent: OrderRecord, p: Place, *, venue: str, ts: int, reason: str | None = None, **extra: Any
+) -> OrderRecord:
+    """Child `p` of `parent` as first recorded: SUBMITTED (its send follows the record)."""
+    return OrderRecord(
+        client_order_id=p.child_id, parent_client_order_id=parent.client_order_id,
+        intent_id=parent.intent_id, venue=venue, market=parent.market, symbol=parent.symbol,
+        side=p.side, type=OrderType.MARKET if p.price is None else OrderType.LIMIT, qty=p.qty,
+        price=p.price, reduce_only=parent.reduce_only, status=S.SUBMITTED,
+        history=[StateChange(status=S.NEW, ts=ts),
+                 StateChange(status=S.SUBMITTED, ts=ts, reason=reason)],
+        role=p.role, slice_index=p.slice_index, post_only=p.post_only,
+        time_in_force=TimeInForce.GTX if p.post_only else None, ts_send=ts, created_ts=ts,
+        **{"updated_ts": ts, **extra},
+    )  # fmt: skip
 
 
 @dataclass
@@ -179,29 +192,14 @@ class ChildOrders:
     async def _place(self, p: Place) -> ChildReport | None:
         now = self.d.clock.now_ms()
         book = self._last_book
-        child = OrderRecord(
-            client_order_id=p.child_id,
-            parent_client_order_id=self.client_order_id,
-            intent_id=self.parent.intent_id,
+        child = child_record(
+            self.parent,
+            p,
             venue=self.d.venue,
-            market=self.parent.market,
-            symbol=self.parent.symbol,
-            side=p.side,
-            type=OrderType.MARKET if p.price is None else OrderType.LIMIT,
-            qty=p.qty,
-            price=p.price,
-            reduce_only=self.parent.reduce_only,
-            status=S.SUBMITTED,
-            history=[StateChange(status=S.NEW, ts=now), StateChange(status=S.SUBMITTED, ts=now)],
-            role=p.role,
-            slice_index=p.slice_index,
-            post_only=p.post_only,
-            time_in_force=TimeInForce.GTX if p.post_only else None,
+            ts=now,
+            now=now,
             mid_at_send=book.mid if book is not None and book.bids and book.asks else None,
             book_top3=top3(book) if book is not None else None,
-            ts_send=now,
-            created_ts=now,
-            updated_ts=now,
         )
         self.children[p.child_id] = child
         self.ledgers[p.child_id] = FillLedger(child.qty)

@@ -37,7 +37,7 @@ from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import can_transition
 from s4_router.policies.model import Book, Cancel, ChildReport, Command, Note, Place
 from s4_router.policies.parent_machine import ParentMachine
-from s4_router.service_layer.child_orders import ChildOrders, ExecDeps, Pending, policy_book
+from s4_router.service_layer.child_orders import ChildOrders, ExecDeps, Pending
 from tradekit.enums import OrderStatus
 from tradekit.events import OrderExecuted
 from tradekit.instrument import Instrument
@@ -139,7 +139,7 @@ class Execution(ChildOrders):
                 )  # fmt: skip
                 self._initial_book = None
                 self._last_book = raw
-                book = policy_book(raw)
+                book = Book(ts=raw.ts, bids=raw.bids, asks=raw.asks)
             cmds = m.advance(now, book)
             if not cmds:
                 break

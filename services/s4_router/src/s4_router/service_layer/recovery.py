@@ -18,17 +18,18 @@ from s4_router.adapters.leases import Lease, Leases
 from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.maker_taker import ChildState
+from s4_router.policies.model import Place
 from s4_router.policies.parent_machine import ExecState, ParentMachine
-from s4_router.service_layer.child_orders import ExecDeps
+from s4_router.service_layer.child_orders import ExecDeps, child_record
 from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import is_protective
 from s4_router.service_layer.publisher import Publisher
 from svckit.clock import Clock
-from tradekit.enums import OrderRole, OrderStatus, OrderType, TimeInForce
+from tradekit.enums import OrderRole, OrderStatus
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
-from tradekit.orders import OrderRecord, StateChange
+from tradekit.orders import OrderRecord
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +96,15 @@ class Recovery:
 
     def _restore_child(self, parent: OrderRecord, slice_index: int, c: ChildState) -> OrderRecord:
         post_only = c.role in (OrderRole.MAKER, OrderRole.CHASE)
-        return OrderRecord(
-            client_order_id=c.id, parent_client_order_id=parent.client_order_id,
-            intent_id=parent.intent_id, venue=parent.venue, market=parent.market,
-            symbol=parent.symbol, side=parent.side,
-            type=OrderType.MARKET if c.price is None else OrderType.LIMIT, qty=c.qty,
-            price=c.price, reduce_only=parent.reduce_only, status=S.SUBMITTED,
-            history=[StateChange(status=S.NEW, ts=c.placed_ms),
-                     StateChange(status=S.SUBMITTED, ts=c.placed_ms,
-                                 reason="restored from the parent's execution state")],
-            role=c.role, slice_index=slice_index, post_only=post_only,
-            time_in_force=TimeInForce.GTX if post_only else None, ts_send=c.placed_ms,
-            created_ts=c.placed_ms, updated_ts=self.clock.now_ms(),
-        )  # fmt: skip
+        place = Place(c.id, c.n, c.role, parent.side, c.qty, c.price, post_only, slice_index)
+        return child_record(
+            parent,
+            place,
+            venue=parent.venue,
+            ts=c.placed_ms,
+            now=self.clock.now_ms(),
+            reason="restored from the parent's execution state",
+        )
 
     async def recover(self) -> int:
         """Resume every unfinished parent nobody drives (startup, and periodically for
