@@ -95,9 +95,17 @@ def top3(book: BookTop) -> dict[str, list[tuple[Decimal, Decimal]]]:
 
 
 def child_record(
-    parent: OrderRecord, p: Place, *, venue: str, ts: int, reason: str | None = None, **extra: Any
+    parent: OrderRecord,
+    p: Place,
+    *,
+    venue: str,
+    ts: int,
+    updated_ts: int | None = None,
+    reason: str | None = None,
+    book: BookTop | None = None,
 ) -> OrderRecord:
-    """Child `p` of `parent` as first recorded: SUBMITTED (its send follows the record)."""
+    """Child `p` of `parent` as first recorded: SUBMITTED (its send follows the record), with
+    the book it was sent against when there is one."""
     return OrderRecord(
         client_order_id=p.child_id, parent_client_order_id=parent.client_order_id,
         intent_id=parent.intent_id, venue=venue, market=parent.market, symbol=parent.symbol,
@@ -106,8 +114,10 @@ def child_record(
         history=[StateChange(status=S.NEW, ts=ts),
                  StateChange(status=S.SUBMITTED, ts=ts, reason=reason)],
         role=p.role, slice_index=p.slice_index, post_only=p.post_only,
-        time_in_force=TimeInForce.GTX if p.post_only else None, ts_send=ts, created_ts=ts,
-        **{"updated_ts": ts, **extra},
+        time_in_force=TimeInForce.GTX if p.post_only else None,
+        mid_at_send=book.mid if book is not None and book.bids and book.asks else None,
+        book_top3=top3(book) if book is not None else None, ts_send=ts, created_ts=ts,
+        updated_ts=ts if updated_ts is None else updated_ts,
     )  # fmt: skip
 
 
@@ -191,16 +201,7 @@ class ChildOrders:
 
     async def _place(self, p: Place) -> ChildReport | None:
         now = self.d.clock.now_ms()
-        book = self._last_book
-        child = child_record(
-            self.parent,
-            p,
-            venue=self.d.venue,
-            ts=now,
-            now=now,
-            mid_at_send=book.mid if book is not None and book.bids and book.asks else None,
-            book_top3=top3(book) if book is not None else None,
-        )
+        child = child_record(self.parent, p, venue=self.d.venue, ts=now, book=self._last_book)
         self.children[p.child_id] = child
         self.ledgers[p.child_id] = FillLedger(child.qty)
         self.fees[p.child_id] = ZERO

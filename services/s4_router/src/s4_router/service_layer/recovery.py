@@ -102,7 +102,7 @@ class Recovery:
             place,
             venue=parent.venue,
             ts=c.placed_ms,
-            now=self.clock.now_ms(),
+            updated_ts=self.clock.now_ms(),
             reason="restored from the parent's execution state",
         )
 
