@@ -372,11 +372,11 @@ async def bootstrap(
         ),
         books=books,
     )
-    guarded.on_transition = router.on_breaker
     watch = VenueWatch(
         exchange=guarded, clock=clock, skew=skew, metrics=metrics, publisher=publisher,
         interval_ms=settings.clock_check_ms,
     )  # fmt: skip
+    guarded.on_transition = watch.on_breaker
     consumer = IntentConsumer(
         redis=redis,
         router=router,

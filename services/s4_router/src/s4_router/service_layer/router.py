@@ -52,7 +52,7 @@ from s4_router.adapters.leases import LeaseLost, Leases
 from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.metrics import RouterMetrics
-from s4_router.policies.circuit_breaker import BreakerState, CircuitBreaker, Transition
+from s4_router.policies.circuit_breaker import CircuitBreaker
 from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.parent_machine import ParentMachine
 from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_intake, check_market
@@ -452,25 +452,6 @@ class OrderRouter:
                 message=p.message,
             )
         )  # fmt: skip
-
-    # ------------------------------------------------------------ breaker hook
-    async def on_breaker(self, t: Transition) -> None:
-        self.metrics.cb_state.set(t.dst.gauge)
-        data = {"from": t.src.value, "to": t.dst.value, "error_rate": round(t.error_rate, 3),
-                "calls": t.calls, "reason": t.reason}  # fmt: skip
-        await self.publisher.event("CIRCUIT_BREAKER", client_order_id=None, symbol=None, data=data)
-        if t.dst is BreakerState.OPEN:
-            await self.publisher.alert(
-                "CIRCUIT_BREAKER_OPEN",
-                f"venue 5xx/429 share {t.error_rate:.0%} of {t.calls} calls: new entries "
-                f"refused ({t.reason})",
-                severity="critical", data=data,
-            )  # fmt: skip
-        elif t.dst is BreakerState.CLOSED:
-            await self.publisher.alert(
-                "CIRCUIT_BREAKER_CLOSED", "venue healthy again: entries allowed",
-                severity="info", data=data,
-            )  # fmt: skip
 
     # ------------------------------------------------- recovery, cancel, read (delegated)
     async def recover(self) -> int:
