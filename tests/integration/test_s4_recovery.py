@@ -15,7 +15,7 @@ from s4_router.adapters.exchange.base import ExchangeOrder, PlaceOrderRequest
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.entrypoints.statuses import http_status
 from s4_router.entrypoints.stream_consumer import IntentConsumer
-from s4_router.service_layer.router import IntakeBusy
+from s4_router.service_layer.resends import IntakeBusy
 from svckit import jsonutil, keys
 from svckit.clock import ManualClock
 from svckit.errors import StoreUnavailable

@@ -14,7 +14,7 @@ from s4_router.policies.circuit_breaker import (
     CircuitBreakerConfig,
 )
 from s4_router.policies.clock_guard import ClockSkewGuard
-from s4_router.policies.quality import LowRatioAlarm, RateAlarm, RollingRatio
+from s4_router.policies.quality_alarms import LowRatioAlarm, RateAlarm, RollingRatio
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from tests.conftest import FIXTURES

@@ -7,10 +7,10 @@ from itertools import pairwise
 
 import pytest
 
-from s4_router.policies.execution import ExecState, ExecutionConfig, ParentMachine, SliceStatus
 from s4_router.policies.liquidity import LiquidityConfig
 from s4_router.policies.maker_taker import MakerTakerConfig
 from s4_router.policies.model import Cancel, Command, Note, Place
+from s4_router.policies.parent_machine import ExecState, ExecutionConfig, ParentMachine, SliceStatus
 from s4_router.policies.twap import TwapPlan, schedule, split_quantity
 from tests.unit.s4.helpers import BTC, book, places, report
 from tradekit.enums import OrderStatus, Side

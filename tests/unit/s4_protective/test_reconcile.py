@@ -7,26 +7,33 @@ from decimal import Decimal as D
 from s4_router.domain.reconcile import (
     FindingKind,
     Snapshot,
-    StoreFillView,
-    StoreOrderView,
     VenueOrderView,
     VenueTradeView,
     reconcile,
 )
+from tradekit.enums import Liquidity, Market, OrderType, Side
 from tradekit.enums import OrderStatus as S
-from tradekit.enums import Side
+from tradekit.orders import FillRecord, OrderRecord
 
 TICK, STEP = {"BTCUSDT": D(1)}, {"BTCUSDT": D("0.001")}
 
 
 def order(cid: str, status: S = S.FILLED, filled: str = "0.002", avg: str | None = "65000",
-          parent: str | None = None) -> StoreOrderView:  # fmt: skip
-    return StoreOrderView(cid, parent, "BTCUSDT", status, D("0.002"), D(filled),
-                          D(avg) if avg else None, "v-" + cid)  # fmt: skip
+          parent: str | None = None) -> OrderRecord:  # fmt: skip
+    return OrderRecord(
+        client_order_id=cid, parent_client_order_id=parent, intent_id="i-1", venue="sim",
+        market=Market.FUT, symbol="BTCUSDT", side=Side.BUY, type=OrderType.MARKET,
+        qty=D("0.002"), status=status, filled_qty=D(filled), avg_price=D(avg) if avg else None,
+        venue_order_id="v-" + cid, created_ts=1, updated_ts=1,
+    )  # fmt: skip
 
 
-def fill(cid: str, tid: str, qty: str = "0.002", price: str = "65000") -> StoreFillView:
-    return StoreFillView(tid, "v-" + cid, cid, "BTCUSDT", Side.BUY, D(price), D(qty))
+def fill(cid: str, tid: str, qty: str = "0.002", price: str = "65000") -> FillRecord:
+    return FillRecord(
+        venue="sim", order_id="v-" + cid, trade_id=tid, client_order_id=cid, market=Market.FUT,
+        symbol="BTCUSDT", side=Side.BUY, price=D(price), qty=D(qty), fee=D(0), fee_asset="USDT",
+        liquidity=Liquidity.TAKER, ts_fill=1,
+    )  # fmt: skip
 
 
 def trade(cid: str, tid: str, qty: str = "0.002", price: str = "65000") -> VenueTradeView:

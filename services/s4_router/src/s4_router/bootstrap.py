@@ -22,6 +22,7 @@ from s4_router.adapters.exchange.base import ExchangePort
 from s4_router.adapters.exchange.guard import GuardedExchange
 from s4_router.adapters.exchange.weight import WeightConfig
 from s4_router.adapters.leases import Leases
+from s4_router.adapters.orders_repo import StoreOrdersRepository
 from s4_router.config import Settings
 from s4_router.entrypoints.schemas import Health
 from s4_router.entrypoints.stream_consumer import IntentConsumer
@@ -37,7 +38,7 @@ from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.margin import MarginSetup
 from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
-from s4_router.service_layer.quality import QualityTracker
+from s4_router.service_layer.quality_tracker import QualityTracker
 from s4_router.service_layer.reconciler import Reconciler
 from s4_router.service_layer.route_table_watch import RouteTableWatcher, load_table
 from s4_router.service_layer.router import OrderRouter
@@ -305,7 +306,8 @@ async def bootstrap(
         recv_window_ms=settings.recv_window_ms,
     )
     leases = Leases(redis, owner=f"s4:{owner}", ttl_ms=settings.exec_lease_ms)
-    fills = FillBook(store=store, redis=redis, publisher=publisher, metrics=metrics)
+    orders = StoreOrdersRepository(store)
+    fills = FillBook(orders=orders, redis=redis, publisher=publisher, metrics=metrics)
     manager = ExecutionManager(
         leases=leases, clock=clock, metrics=metrics, poll_ms=settings.poll_interval_ms,
         autorun=settings.background_execution,
@@ -332,7 +334,7 @@ async def bootstrap(
     )  # fmt: skip
     protection = (
         ProtectionService(
-            store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
+            store=store, orders=orders, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
             publisher=publisher, leases=leases, fills=fills, instruments=instruments,
             working_type=settings.working_type,
             poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
@@ -345,7 +347,7 @@ async def bootstrap(
     )  # fmt: skip
     router = OrderRouter(
         fills=fills,
-        store=store,
+        orders=orders,
         redis=redis,
         exchange=guarded,
         instruments=instruments,
@@ -374,11 +376,11 @@ async def bootstrap(
         ),
         books=books,
     )
-    guarded.on_transition = router.on_breaker
     watch = VenueWatch(
         exchange=guarded, clock=clock, skew=skew, metrics=metrics, publisher=publisher,
         interval_ms=settings.clock_check_ms,
     )  # fmt: skip
+    guarded.on_transition = watch.on_breaker
     consumer = IntentConsumer(
         redis=redis,
         router=router,
@@ -403,7 +405,7 @@ async def bootstrap(
 
         unsubscribe = subscribe(on_update)
     reconciler = Reconciler(
-        store=store, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
+        store=store, orders=orders, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
         publisher=publisher, instruments=instruments, router=router, protection=protection,
         window_ms=settings.reconcile_window_ms, cancel_orphans=settings.reconcile_cancel_orphans,
         settle_ms=max(2_000, 4 * settings.poll_interval_ms), fills=fills,

@@ -11,6 +11,7 @@ positions, recent venue trades) and acts on the findings:
 * FILLED_QTY_MISMATCH / AVG_PRICE_MISMATCH (beyond a tick): recompute the order from its fills.
 * POSITION_MISMATCH: venue position ≠ net of our fills beyond half a step → alert.
 
+The store's side is the orders repository's records (`OrderRecord`, `FillRecord`) as stored.
 Orders are ours when their client id is in the store, or has our shape (`{parent}-E{n}` of a
 parent in the store); anything else at the venue is an orphan.
 """
@@ -26,6 +27,7 @@ from typing import Any
 from tradekit.enums import OrderStatus, Side
 from tradekit.ids import parent_of
 from tradekit.money import ZERO
+from tradekit.orders import FillRecord, OrderRecord
 
 
 class FindingKind(StrEnum):
@@ -68,32 +70,9 @@ class VenueTradeView:
 
 
 @dataclass(frozen=True, slots=True)
-class StoreOrderView:
-    client_order_id: str
-    parent_client_order_id: str | None
-    symbol: str
-    status: OrderStatus
-    qty: Decimal
-    filled_qty: Decimal
-    avg_price: Decimal | None
-    venue_order_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreFillView:
-    trade_id: str
-    venue_order_id: str
-    client_order_id: str
-    symbol: str
-    side: Side
-    price: Decimal
-    qty: Decimal
-
-
-@dataclass(frozen=True, slots=True)
 class Snapshot:
-    store_orders: Sequence[StoreOrderView]
-    store_fills: Sequence[StoreFillView]
+    store_orders: Sequence[OrderRecord]
+    store_fills: Sequence[FillRecord]
     venue_open: Sequence[VenueOrderView]
     venue_orders: Mapping[str, VenueOrderView]  # by client id: the venue's view of our orders
     venue_trades: Sequence[VenueTradeView]
@@ -135,7 +114,7 @@ def reconcile(s: Snapshot) -> list[Finding]:
                                {"store": o.status.value, "venue": vo.status.value}))  # fmt: skip
 
     # 3. Fills: every venue trade of ours is in the store.
-    have = {(f.venue_order_id, f.trade_id) for f in s.store_fills}
+    have = {(f.order_id, f.trade_id) for f in s.store_fills}
     for t in s.venue_trades:
         if _ours(t.client_order_id, known) and (t.venue_order_id, t.trade_id) not in have:
             out.append(Finding(FindingKind.MISSING_FILL, t.symbol, t.client_order_id,
@@ -177,10 +156,10 @@ def reconcile(s: Snapshot) -> list[Finding]:
 
 
 def _all_fills(
-    store: Iterable[StoreFillView], venue: Iterable[VenueTradeView], known: set[str]
+    store: Iterable[FillRecord], venue: Iterable[VenueTradeView], known: set[str]
 ) -> Iterable[tuple[str, str, str, Decimal, Decimal]]:
     for f in store:
-        yield f.client_order_id, f.venue_order_id, f.trade_id, f.qty, f.price
+        yield f.client_order_id, f.order_id, f.trade_id, f.qty, f.price
     for t in venue:
         if _ours(t.client_order_id, known):
             yield t.client_order_id, t.venue_order_id, t.trade_id, t.qty, t.price

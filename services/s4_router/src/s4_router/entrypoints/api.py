@@ -27,7 +27,7 @@ from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.entrypoints.deps import ContainerDep, RouterDep
 from s4_router.entrypoints.schemas import CancelRequest, Health, OrderReply, OrderRequest, OrderView
 from s4_router.entrypoints.statuses import http_status
-from s4_router.service_layer.router import CancelProgress, cancel_recorded
+from s4_router.service_layer.cancels import CancelProgress, cancel_recorded
 from svckit.auth import API, install_bearer_auth
 from svckit.httperrors import install_error_handlers
 from svckit.logging import log_scope

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from s4_router.policies.execution import ExecutionConfig, PolicyName
 from s4_router.policies.liquidity import LiquidityConfig
 from s4_router.policies.maker_taker import MakerTakerConfig
+from s4_router.policies.parent_machine import ExecutionConfig, PolicyName
 from s4_router.policies.route_table import RouteTable
 from s4_router.policies.twap import TwapPlan
 from tradekit.instrument import Instrument

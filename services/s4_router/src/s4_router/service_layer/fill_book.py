@@ -1,5 +1,6 @@
 """The one path by which a venue trade becomes a stored fill — used by the execution driver, the
-FUT brackets, the SPOT OCO guardian and the native OCO alike.
+FUT brackets, the SPOT OCO guardian, the native OCO and the reconciler alike (the write itself is
+`OrdersRepository.book_fill`; this adds the alert and the halt).
 
 Rules:
 
@@ -17,60 +18,36 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
-from s4_router.domain.fills import FillKey, FillLedger
+from s4_router.adapters.orders_repo import Booked, OrdersRepository
+from s4_router.domain.fills import FillLedger
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.publisher import Publisher
 from svckit import keys
-from svckit.errors import DuplicateKey
 from svckit.redisio import RedisClient
-from svckit.store.base import DocumentStore
 from tradekit.orders import FillRecord
 
 HALT_TTL_S = 7 * 24 * 3600
 
 
-@dataclass(frozen=True, slots=True)
-class Booked:
-    stored: bool  # a new fill record (False: seen before)
-    overfill: bool = False
-
-
+@dataclass(kw_only=True, eq=False)
 class FillBook:
-    def __init__(
-        self,
-        *,
-        store: DocumentStore,
-        redis: RedisClient,
-        publisher: Publisher,
-        metrics: RouterMetrics,
-    ) -> None:
-        self.store = store
-        self.redis = redis
-        self.publisher = publisher
-        self.metrics = metrics
+    orders: OrdersRepository
+    redis: RedisClient
+    publisher: Publisher
+    metrics: RouterMetrics
 
     async def book(self, fill: FillRecord, *ledgers: FillLedger) -> Booked:
-        """Store `fill` once and count it in every ledger (the order's, then its parent's)."""
-        key: FillKey = (fill.venue, fill.order_id, fill.trade_id)
-        if ledgers and all(key in ledger.seen for ledger in ledgers):
-            return Booked(stored=False)
-        over = [ledger for ledger in ledgers if ledger.check(key, fill.qty).overfill]
-        try:
-            await self.store.insert("fills", fill.model_dump(mode="json"))
-            stored = True
-        except DuplicateKey:
-            stored = False  # stored by an earlier owner of this order: count it, never twice
-        for ledger in ledgers:
-            ledger.book(key, fill.qty)
-        if stored:
+        """Store `fill` once and count it in every ledger (the order's, then its parent's);
+        an overfill it brings is alerted and halts entries on the symbol."""
+        booked = await self.orders.book_fill(fill, *ledgers)
+        if booked.stored:
             self.metrics.fills.labels(fill.liquidity.value).inc()
-        if over and stored:
-            await self._overfill(fill, over)
-        return Booked(stored=stored, overfill=bool(over))
+            if booked.overfill:
+                await self._overfill(fill, booked.over)
+        return booked
 
-    async def _overfill(self, fill: FillRecord, over: list[FillLedger]) -> None:
+    async def _overfill(self, fill: FillRecord, over: tuple[FillLedger, ...]) -> None:
         self.metrics.overfills.inc()
         limit = min(ledger.qty for ledger in over)
         total = max(ledger.filled for ledger in over)
@@ -89,15 +66,3 @@ class FillBook:
             f"OVERFILL {fill.parent_client_order_id or fill.client_order_id} {fill.trade_id}",
             ex=HALT_TTL_S,
         )
-
-
-def ledger_for(qty: Decimal, fills: list[dict[str, object]], client_order_id: str) -> FillLedger:
-    """The ledger of one order from its stored fills."""
-    return FillLedger.of(
-        qty,
-        [
-            ((str(f["venue"]), str(f["order_id"]), str(f["trade_id"])), Decimal(str(f["qty"])))
-            for f in fills
-            if f["client_order_id"] == client_order_id
-        ],
-    )

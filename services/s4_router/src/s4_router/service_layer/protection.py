@@ -45,6 +45,7 @@ from typing import Any
 
 from s4_router.adapters.exchange.base import ExchangeError, ExchangePort, ProtectionUnsupported
 from s4_router.adapters.leases import Lease, Leases
+from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.metrics import RouterMetrics
 from s4_router.policies import brackets as br
 from s4_router.policies.oco_native import NativeOco
@@ -70,6 +71,7 @@ from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
 from tradekit.intents import OrderIntent
 from tradekit.money import ZERO
+from tradekit.orders import OrderRecord
 
 __all__ = ["FIRST_PROTECTIVE_CHILD", "MAX_CHILD", "ProtectionService", "doc_key", "is_protective"]
 
@@ -87,9 +89,8 @@ PROTECTIVE_ROLES = frozenset(
 )
 
 
-def is_protective(doc: Mapping[str, Any]) -> bool:
-    role = doc.get("role")
-    return role is not None and OrderRole(role) in PROTECTIVE_ROLES
+def is_protective(order: OrderRecord) -> bool:
+    return order.role in PROTECTIVE_ROLES
 
 
 class ProtectionService:
@@ -97,6 +98,7 @@ class ProtectionService:
         self,
         *,
         store: DocumentStore,
+        orders: OrdersRepository,
         exchange: ExchangePort,
         ops: VenueOps,
         clock: Clock,
@@ -133,7 +135,7 @@ class ProtectionService:
         self._seq = itertools.count(1)
         self._wake = asyncio.Event()
         self.io = Interpreter(
-            store=store, exchange=exchange, ops=ops, clock=clock, metrics=metrics,
+            store=store, orders=orders, exchange=exchange, ops=ops, clock=clock, metrics=metrics,
             publisher=publisher, fills=fills,
         )  # fmt: skip
         self.brackets = BracketsDriver(
@@ -406,17 +408,15 @@ class ProtectionService:
 
     # ------------------------------------------------------------ internals
     async def _step(self, p: Protection, snap: Snapshot | None = None) -> None:
-        parent = await self.store.get("orders", p.coid)
+        parent = await self.io.orders.get(p.coid)
         if parent is None:
             if self.clock.now_ms() - p.created_ts > 60_000:
                 p.active = False  # the intent never became durable: nothing to protect
             return
-        status = S(parent["status"])
-        filled = Decimal(str(parent.get("filled_qty", "0")))
-        if not p.entry_done or filled > p.entry_filled:
-            avg = parent.get("avg_price")
-            avg_price = Decimal(str(avg)) if avg is not None else None
-            await self._feed_entry(p, filled, avg_price, status.is_terminal)
+        if not p.entry_done or parent.filled_qty > p.entry_filled:
+            await self._feed_entry(
+                p, parent.filled_qty, parent.avg_price, parent.status.is_terminal
+            )
         if isinstance(p.machine, br.Brackets):
             await self.brackets.poll(p, snap)
         elif p.machine is not None:

@@ -250,8 +250,8 @@ class BracketsDriver(Driver):
         up by its id first and resent with the same id only once it provably never landed."""
         io, cid = self.io, f"{p.coid}-E{p.observed['naked_close']}"
         qty = b.position  # unchanged while naked: no protective order of ours works
-        doc = await io.store.get("orders", cid)
-        if doc is not None and S(doc["status"]).is_terminal:
+        rec = await io.orders.get(cid)
+        if rec is not None and rec.status.is_terminal:
             return
         order: ExchangeOrder | None = None
         if cid in p.sent:

@@ -20,7 +20,6 @@ from s4_router.policies.protective import Alert, Command, Event
 from s4_router.service_layer.protection_interp import Driver, Interpreter
 from s4_router.service_layer.protection_records import Protection, Snapshot
 from svckit.clock import Clock
-from svckit.store.base import Query
 from tradekit.enums import Market, OrderRole, OrderStatus, Side
 from tradekit.instrument import round_to_increment
 from tradekit.intents import OcoPolicy
@@ -31,9 +30,8 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 # The fees the legs' size is net of: the entry's own, never a protective order's.
 _PROT_ROLES = frozenset(
-    r.value for r in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.OCO_ABOVE,
-                      OrderRole.OCO_BELOW)
-)  # fmt: skip
+    {OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.OCO_ABOVE, OrderRole.OCO_BELOW}
+)
 
 
 class SpotOcoDriver(Driver):
@@ -88,12 +86,9 @@ class SpotOcoDriver(Driver):
         0.0000008 BTC, legs floor(0.0019992) = 0.001). So the net rounds *up* to the step, never
         beyond the fill: the fee's dust comes from the account's free base balance, which must
         hold it (else the legs fall back to what it holds, floored to the step)."""
-        fills = await self.io.store.find("fills", Query(where={"parent_client_order_id": p.coid}))
-        fee = sum(
-            (Decimal(f["fee"]) for f in fills
-             if f["fee_asset"] == p.inst.base_asset and f.get("role") not in _PROT_ROLES),
-            ZERO,
-        )  # fmt: skip
+        fills = await self.io.orders.fills(parent_client_order_id=p.coid)
+        base = p.inst.base_asset
+        fee = sum((f.fee for f in fills if f.fee_asset == base and f.role not in _PROT_ROLES), ZERO)
         step = p.inst.stepSize
         if p.side is not Side.BUY:
             return round_to_increment(filled, step, "down") if filled > 0 else ZERO

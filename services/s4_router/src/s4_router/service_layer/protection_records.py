@@ -21,18 +21,18 @@ from s4_router.adapters.exchange.base import (
     ExchangeTrade,
     RetryableError,
 )
+from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.metrics import RouterMetrics
 from s4_router.policies import brackets as br
 from s4_router.policies import oco_guardian as og
 from s4_router.policies.oco_native import NativeOco
 from s4_router.policies.protective import Leg
-from s4_router.service_layer.fill_book import FillBook, ledger_for
+from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore
-from svckit.store.base import Query as StoreQuery
 from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, OrderType, Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
@@ -109,6 +109,7 @@ class ProtectionRecords:
         self,
         *,
         store: DocumentStore,
+        orders: OrdersRepository,
         exchange: ExchangePort,
         ops: VenueOps,
         clock: Clock,
@@ -116,7 +117,8 @@ class ProtectionRecords:
         publisher: Publisher,
         fills: FillBook,
     ) -> None:
-        self.store = store
+        self.store = store  # strategy_events (the protection documents)
+        self.orders = orders
         self.exchange = exchange
         self.ops = ops
         self.clock = clock
@@ -150,7 +152,7 @@ class ProtectionRecords:
             created_ts=now, updated_ts=now, ts_send=now, role=role_of(p, leg), link_group=p.coid,
         )  # fmt: skip
         with contextlib.suppress(DuplicateKey):
-            await self.store.insert("orders", {"_key": cid, **rec.model_dump(mode="json")})
+            await self.orders.add(rec)
 
     async def set_child(
         self,
@@ -162,26 +164,32 @@ class ProtectionRecords:
         avg: Decimal | None = None,
         venue_id: str | None = None,
     ) -> None:
-        doc = await self.store.get("orders", cid)
-        if doc is None:
+        rec = await self.orders.get(cid)
+        if rec is None:
             return
         now = self.now()
-        patch: dict[str, Any] = {"updated_ts": now}
-        if doc["status"] != status.value and not S(doc["status"]).is_terminal:
-            patch["status"] = status.value
-            patch["history"] = [*doc.get("history", []),
-                                {"status": status.value, "ts": now, "reason": message}]  # fmt: skip
-            if doc.get("ts_ack") is None and status is not S.REJECTED:
-                patch["ts_ack"] = now
+        fields = {"updated_ts"}
+        rec.updated_ts = now
+        if rec.status is not status and not rec.status.is_terminal:
+            rec.status = status
+            rec.history.append(StateChange(status=status, ts=now, reason=message))
+            fields |= {"status", "history"}
+            if rec.ts_ack is None and status is not S.REJECTED:
+                rec.ts_ack = now
+                fields.add("ts_ack")
         if message:
-            patch["message"] = message
+            rec.message = message
+            fields.add("message")
         if filled is not None:
-            patch["filled_qty"] = str(filled)
+            rec.filled_qty = filled
+            fields.add("filled_qty")
         if avg is not None:
-            patch["avg_price"] = str(avg)
-        if venue_id and not doc.get("venue_order_id"):
-            patch["venue_order_id"] = venue_id
-        await self.store.update("orders", cid, patch)
+            rec.avg_price = avg
+            fields.add("avg_price")
+        if venue_id and not rec.venue_order_id:
+            rec.venue_order_id = venue_id
+            fields.add("venue_order_id")
+        await self.orders.save(rec, fields)
 
     async def book(self, p: Protection, cid: str, order: ExchangeOrder) -> None:
         trades: list[ExchangeTrade] = list(order.trades)
@@ -193,13 +201,10 @@ class ProtectionRecords:
             except RetryableError:
                 return  # booked on a later poll
             trades = [t for t in every if t.venue_order_id == order.venue_order_id]
-        role = OrderRole.STOP_LOSS
-        doc = await self.store.get("orders", cid)
-        if doc is not None and doc.get("role"):
-            role = OrderRole(doc["role"])
+        rec = await self.orders.get(cid)
+        role = rec.role if rec is not None and rec.role else OrderRole.STOP_LOSS
         # The same booking path as the entry's (stored once, over-fill checked and alerted).
-        booked = await self.store.find("fills", StoreQuery(where={"client_order_id": cid}))
-        ledger = ledger_for(order.qty, booked, cid)
+        ledger = await self.orders.ledger(cid, order.qty)
         for t in trades:
             fill = FillRecord(
                 venue=self.exchange.venue, order_id=t.venue_order_id, trade_id=t.trade_id,

@@ -43,30 +43,29 @@ from s4_router.adapters.exchange.base import (
     OrderNotFound,
     ProtectionUnsupported,
 )
+from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.domain.reconcile import (
     Finding,
     FindingKind,
     Snapshot,
-    StoreFillView,
-    StoreOrderView,
     VenueOrderView,
     VenueTradeView,
     reconcile,
 )
 from s4_router.metrics import RouterMetrics
-from s4_router.service_layer.fill_book import FillBook, ledger_for
+from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.protection import ProtectionService, is_protective
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.router import OrderRouter
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
-from svckit.store.base import DocumentStore, Query
-from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, Side
+from svckit.store.base import DocumentStore
+from tradekit.enums import Liquidity, Market, OrderStatus
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-from tradekit.orders import FillRecord
+from tradekit.orders import FillRecord, OrderRecord
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ class _Venue:
         default_factory=dict
     )
     trades: dict[tuple[str, str], ExchangeTrade] = field(default_factory=dict)
-    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # store docs by client id
+    orders: dict[str, OrderRecord] = field(default_factory=dict)  # store records by client id
 
 
 @dataclass
@@ -121,6 +120,7 @@ class Reconciler:
         self,
         *,
         store: DocumentStore,
+        orders: OrdersRepository,
         exchange: ExchangePort,
         ops: VenueOps,
         clock: Clock,
@@ -132,10 +132,11 @@ class Reconciler:
         window_ms: int = 3_600_000,
         cancel_orphans: bool = False,
         settle_ms: int = 2_000,
-        fills: FillBook | None = None,
+        fills: FillBook,
     ) -> None:
         self.fills = fills
-        self.store = store
+        self.store = store  # strategy_events (the RECONCILE summaries)
+        self.orders = orders
         self.exchange = exchange
         self.ops = ops
         self.clock = clock
@@ -200,38 +201,28 @@ class Reconciler:
         return self.last.summary()
 
     # ---- gather -------------------------------------------------------------------------------
-    async def _store_orders(self, market: Market, now: int) -> list[dict[str, Any]]:
-        docs: dict[str, dict[str, Any]] = {}
+    async def _store_orders(self, market: Market, now: int) -> list[OrderRecord]:
+        docs: dict[str, OrderRecord] = {}
         for status in WORKING:
-            for d in await self.store.find(
-                "orders", Query(where={"status": status.value, "market": market.value})
-            ):
-                docs[d["client_order_id"]] = d
-        recent = await self.store.find(
-            "orders", Query(where={"market": market.value}, sort=[("updated_ts", "desc")],
-                            limit=RECENT_LIMIT),
-        )  # fmt: skip
-        for d in recent:
-            if int(d.get("updated_ts") or 0) >= now - self.window_ms:
-                docs.setdefault(d["client_order_id"], d)
+            for d in await self.orders.in_market(market, status):
+                docs[d.client_order_id] = d
+        for d in await self.orders.recent(market, RECENT_LIMIT):
+            if d.updated_ts >= now - self.window_ms:
+                docs.setdefault(d.client_order_id, d)
         return list(docs.values())
 
     async def _gather(self, market: Market, now: int) -> tuple[Snapshot, _Venue]:
         since = now - self.window_ms
         venue = _Venue()
         docs = await self._store_orders(market, now)
-        venue.orders = {d["client_order_id"]: d for d in docs}
-        fill_docs: dict[tuple[str, str], dict[str, Any]] = {}
+        venue.orders = {d.client_order_id: d for d in docs}
+        fill_docs: dict[tuple[str, str], FillRecord] = {}
         for d in docs:
-            for f in await self.store.find(
-                "fills", Query(where={"client_order_id": d["client_order_id"]})
-            ):
-                fill_docs[(str(f["order_id"]), str(f["trade_id"]))] = f
-            if d.get("parent_client_order_id") is None:
-                for f in await self.store.find(
-                    "fills", Query(where={"parent_client_order_id": d["client_order_id"]})
-                ):
-                    fill_docs[(str(f["order_id"]), str(f["trade_id"]))] = f
+            for f in await self.orders.fills_of(d.client_order_id):
+                fill_docs[(f.order_id, f.trade_id)] = f
+            if d.parent_client_order_id is None:
+                for f in await self.orders.fills(parent_client_order_id=d.client_order_id):
+                    fill_docs[(f.order_id, f.trade_id)] = f
 
         # Venue: open orders (+ open conditionals on FUT), positions.
         open_views: list[VenueOrderView] = []
@@ -256,27 +247,25 @@ class Reconciler:
                     positions[p.symbol] = positions.get(p.symbol, ZERO) + p.qty
             # Positions net over the whole history of their symbols' fills.
             for sym in [s for s, q in positions.items() if q != 0] + sorted(
-                {d["symbol"] for d in docs}
+                {d.symbol for d in docs}
             ):
                 positions.setdefault(sym, ZERO)
             for sym in list(positions):
-                for f in await self.store.find(
-                    "fills", Query(where={"symbol": sym, "market": market.value})
-                ):
-                    fill_docs.setdefault((str(f["order_id"]), str(f["trade_id"])), f)
+                for f in await self.orders.fills_of_symbol(market, sym):
+                    fill_docs.setdefault((f.order_id, f.trade_id), f)
 
         # Venue's view of working orders that are not open there any more (drift candidates).
         venue_orders: dict[str, VenueOrderView] = {v.client_order_id: v for v in open_views}
         for d in docs:
-            cid = d["client_order_id"]
+            cid = d.client_order_id
             if (
-                cid in venue.open or is_protective(d) or S(d["status"]) not in WORKING
-                or S(d["status"]) is S.NEW or int(d.get("updated_ts") or 0) > now - self.settle_ms
-                or (d.get("parent_client_order_id") is None and not d.get("venue_order_id"))
+                cid in venue.open or is_protective(d) or d.status not in WORKING
+                or d.status is S.NEW or d.updated_ts > now - self.settle_ms
+                or (d.parent_client_order_id is None and not d.venue_order_id)
             ):  # fmt: skip
                 continue
             try:
-                o = await self.ops.fetch(market, d["symbol"], cid)
+                o = await self.ops.fetch(market, d.symbol, cid)
             except OrderNotFound:
                 continue
             venue_orders[cid] = VenueOrderView(
@@ -284,7 +273,7 @@ class Reconciler:
             )
 
         # Trades since the window start, for symbols with recent activity.
-        symbols = sorted({d["symbol"] for d in docs} | {v.symbol for v in open_views})
+        symbols = sorted({d.symbol for d in docs} | {v.symbol for v in open_views})
         trade_views: list[VenueTradeView] = []
         for sym in symbols:
             for t in await self.ops.call(
@@ -298,8 +287,8 @@ class Reconciler:
 
         insts = {s: self.instruments[s] for s in symbols + list(positions) if s in self.instruments}
         snap = Snapshot(
-            store_orders=[_store_view(d) for d in docs],
-            store_fills=[_fill_view(f) for f in fill_docs.values()],
+            store_orders=docs,
+            store_fills=list(fill_docs.values()),
             venue_open=open_views,
             venue_orders=venue_orders,
             venue_trades=trade_views,
@@ -360,25 +349,18 @@ class Reconciler:
             return 0
         doc = venue.orders.get(cid)
         parsed = parent_of(cid)
-        parent = (doc or {}).get("parent_client_order_id") or (parsed[0] if parsed else None)
-        role = OrderRole(doc["role"]) if doc is not None and doc.get("role") else None
+        parent = (doc.parent_client_order_id if doc else None) or (parsed[0] if parsed else None)
+        role = doc.role if doc is not None else None
         fill = FillRecord(
             venue=self.exchange.venue, order_id=t.venue_order_id, trade_id=t.trade_id,
             client_order_id=cid, parent_client_order_id=parent, market=market, symbol=t.symbol,
             side=t.side, price=t.price, qty=t.qty, fee=t.fee, fee_asset=t.fee_asset,
             liquidity=t.liquidity or Liquidity.TAKER, ts_fill=t.ts, role=role,
         )  # fmt: skip
-        if self.fills is not None and doc is not None:
-            # The one booking path (over-fill check against the order's quantity).
-            stored = await self.store.find("fills", Query(where={"client_order_id": cid}))
-            ledger = ledger_for(Decimal(str(doc["qty"])), stored, cid)
-            return 1 if (await self.fills.book(fill, ledger)).stored else 0
-        try:
-            await self.store.insert("fills", fill.model_dump(mode="json"))
-        except DuplicateKey:
-            return 0  # booked meanwhile (by the execution or another replica)
-        self.metrics.fills.labels(t.liquidity.value).inc()
-        return 1
+        # The one booking path (over-fill check against the order's quantity when the order is
+        # in the window; a duplicate — booked meanwhile by its execution — counts 0).
+        ledgers = [await self.orders.ledger(cid, doc.qty)] if doc is not None else []
+        return 1 if (await self.fills.book(fill, *ledgers)).stored else 0
 
     async def _cancel(self, market: Market, f: Finding, venue: _Venue) -> int:
         order, algo = venue.open.get(f.client_order_id or "", (None, None))
@@ -416,29 +398,3 @@ class Reconciler:
                 "ts": report.ts, "data": data,
             })  # fmt: skip
         await self.publisher.event("RECONCILE", client_order_id=None, symbol=None, data=data)
-
-
-def _dec(v: Any) -> Decimal:
-    return Decimal(str(v)) if v is not None else ZERO
-
-
-def _store_view(d: dict[str, Any]) -> StoreOrderView:
-    avg = d.get("avg_price")
-    return StoreOrderView(
-        client_order_id=d["client_order_id"],
-        parent_client_order_id=d.get("parent_client_order_id"),
-        symbol=d["symbol"],
-        status=S(d["status"]),
-        qty=_dec(d.get("qty")),
-        filled_qty=_dec(d.get("filled_qty")),
-        avg_price=Decimal(str(avg)) if avg is not None else None,
-        venue_order_id=d.get("venue_order_id"),
-    )
-
-
-def _fill_view(f: dict[str, Any]) -> StoreFillView:
-    return StoreFillView(
-        trade_id=str(f["trade_id"]), venue_order_id=str(f["order_id"]),
-        client_order_id=f["client_order_id"], symbol=f["symbol"], side=Side(f["side"]),
-        price=_dec(f["price"]), qty=_dec(f["qty"]),
-    )  # fmt: skip

@@ -1,12 +1,12 @@
 """The order router's intake: REST `POST /orders` and the `orders:intent` consumer group both
-call :meth:`OrderRouter.submit`; `POST /cancel` calls :meth:`OrderRouter.cancel`.
+call :meth:`OrderRouter.submit`. `POST /cancel` (`service_layer.cancels`), the resumption of
+stored executions (`service_layer.recovery`) and the order view hang off the same object; every
+order and fill goes through the orders repository (`adapters.orders_repo`).
 
 Intake, in order (nothing reaches the venue before the intent is durable):
 
-1. duplicate? — the store's unique `orders.client_order_id` answers; an identical resend (REST or
-   stream, before or after completion) returns the existing order and sends nothing; the same id
-   with a different body is a 409 naming the differing fields, with an `IDEMPOTENCY_CONFLICT`
-   alert (never executed, never mistaken for the original);
+1. duplicate? — the store's unique `orders.client_order_id` answers (`service_layer.resends`:
+   an identical resend returns the existing order, a different body under the id is a 409);
 2. validation against the instrument and the pre-trade rules that need no market data
    (`policies.pretrade`: freshness of `created_ts`, step/tick, bounded numbers, per-instrument
    and global size limits, fields that do not apply) ⇒ 422 with a `reason`, nothing sent or
@@ -44,45 +44,39 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from s4_router.adapters.exchange.base import (
-    DefinitiveError,
-    ExchangeError,
-    ExchangePort,
-    MarginModeConflict,
-    OrderNotFound,
-    RetryableError,
-)
-from s4_router.adapters.leases import Lease, LeaseLost, Leases
+from s4_router.adapters.exchange.base import ExchangeError, ExchangePort, MarginModeConflict
+from s4_router.adapters.leases import LeaseLost, Leases
+from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.metrics import RouterMetrics
-from s4_router.policies.circuit_breaker import BreakerState, CircuitBreaker, Transition
+from s4_router.policies.circuit_breaker import CircuitBreaker
 from s4_router.policies.clock_guard import ClockSkewGuard
-from s4_router.policies.execution import ExecState, ParentMachine
-from s4_router.policies.maker_taker import ChildState
+from s4_router.policies.parent_machine import ParentMachine
 from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_intake, check_market
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.book_source import BookSource
-from s4_router.service_layer.execution import ExecDeps, Execution, record_of
+from s4_router.service_layer.cancels import CancelProgress, Cancels, child_n
+from s4_router.service_layer.child_orders import ExecDeps
+from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.margin import MarginSetup
-from s4_router.service_layer.protection import ProtectionService, is_protective
+from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
-from s4_router.service_layer.quality import QualityTracker
+from s4_router.service_layer.quality_tracker import QualityTracker
+from s4_router.service_layer.recovery import Recovery
+from s4_router.service_layer.resends import Resends
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey, InfraError
 from svckit.redisio import RedisClient, claim_for_execution, new_token
-from svckit.store.base import DocumentStore, Query
-from tradekit.enums import Market, OrderRole, OrderStatus, OrderType, RequestResult, TimeInForce
+from tradekit.enums import Market, OrderRole, OrderStatus, OrderType, RequestResult
 from tradekit.errors import InvalidIntent
-from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, OcoPolicy, OrderIntent
 from tradekit.orders import OrderRecord, OrderResponse, StateChange
@@ -92,29 +86,13 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 REFUSAL_ALERT_EVERY_MS = 60_000
 HALT_CHECK_MS = 1_000
-NOT_COMPARED = frozenset({"created_ts"})  # intent fields a resend may carry differently
-LIVE = (S.NEW, S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
-
-
-class IntakeBusy(InfraError):
-    """The same intent is being accepted concurrently and is not stored yet (retryable)."""
-
-
-@dataclass(slots=True)
-class CancelProgress:
-    """How far a cancel got (read by the API when the request hits its deadline): `recorded`
-    once the cancel request is durable in the store — from then on the execution completes it,
-    whatever happens to this request."""
-
-    recorded: bool = False
-    client_order_id: str | None = None
 
 
 class OrderRouter:
     def __init__(
         self,
         *,
-        store: DocumentStore,
+        orders: OrdersRepository,
         redis: RedisClient,
         exchange: ExchangePort,
         instruments: Mapping[str, Instrument],
@@ -134,11 +112,11 @@ class OrderRouter:
         sync_wait_ms: int = 200,
         margin: MarginSetup,
         protection: ProtectionService | None = None,
-        fills: FillBook | None = None,
+        fills: FillBook,
         pretrade: PretradeLimits | None = None,
         books: BookSource | None = None,
     ) -> None:
-        self.store = store
+        self.orders = orders
         self.redis = redis
         self.exchange = exchange
         self.instruments = dict(instruments)
@@ -158,19 +136,26 @@ class OrderRouter:
         self._refusal_alerted: dict[str, int] = {}
         self._halted: dict[str, tuple[int, str | None]] = {}
         self.protection = protection
-        self.fills = fills or FillBook(
-            store=store, redis=redis, publisher=publisher, metrics=metrics
-        )
+        self.fills = fills
         self.margin = margin
         self.pretrade = pretrade or PretradeLimits()
         # Pre-trade books: the published mkt:depth when fresh, else the venue (book_source).
         self.books = books or BookSource(redis=redis, ops=ops, clock=clock, metrics=metrics)
         self.deps = ExecDeps(
-            store=store, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
+            orders=orders, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
             publisher=publisher, venue=exchange.venue, owner=self.owner, fills=self.fills,
             leases=leases, lock_wait_ms=lock_wait_ms,
             on_progress=protection.on_entry if protection is not None else None,
             books=self.books,
+        )  # fmt: skip
+        self.resends = Resends(orders=orders, metrics=metrics, publisher=publisher)
+        self.recovery = Recovery(
+            orders=orders, deps=self.deps, instruments=self.instruments, manager=manager,
+            leases=leases, publisher=publisher, metrics=metrics, clock=clock,
+        )  # fmt: skip
+        self.cancels = Cancels(
+            orders=orders, recovery=self.recovery, manager=manager, leases=leases, ops=ops,
+            publisher=publisher, clock=clock, sync_wait_ms=sync_wait_ms,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ intake
@@ -180,9 +165,9 @@ class OrderRouter:
         """Validate, deduplicate, start the execution and persist; see the module doc."""
         t0 = self.clock.monotonic()
         coid = intent.client_order_id
-        existing = await self.store.find_one("orders", {"client_order_id": coid})
+        existing = await self.orders.get(coid)
         if existing is not None:
-            return await self._duplicate_of(existing, intent, source)
+            return await self.resends.answer(existing, intent, source)
         try:
             inst, qty = self._validate(intent)
         except InvalidIntent as exc:
@@ -258,7 +243,7 @@ class OrderRouter:
         lease = await self.leases.acquire(coid)
         if lease is None:
             # Another request (here or on a peer) is starting this very intent right now.
-            return await self._duplicate_or_running(intent, source)
+            return await self.resends.stored_or_busy(intent, source)
         if intent.needs_protection and self.protection is not None:
             try:
                 await self.protection.register(intent, inst)
@@ -301,10 +286,10 @@ class OrderRouter:
         except DuplicateKey:
             # Stored by another replica between our lookup and our insert; nothing was sent.
             await self.leases.release(lease)
-            return await self._duplicate_or_running(intent, source)
+            return await self.resends.stored_or_busy(intent, source)
         except LeaseLost:
             # Our lease expired mid-step (a stall) and another driver holds it: hands off.
-            return await self._duplicate_or_running(intent, source)
+            return await self.resends.stored_or_busy(intent, source)
         except ExchangeError as exc:
             log.warning("%s: first step failed, continuing in background: %s", coid, exc)
         except InfraError as exc:
@@ -412,9 +397,9 @@ class OrderRouter:
             created_ts=intent.created_ts or now, updated_ts=now, role=OrderRole.PARENT,
         )  # fmt: skip
         try:
-            await self.store.insert("orders", {"_key": coid, **record.model_dump(mode="json")})
+            await self.orders.add(record)
         except DuplicateKey:
-            return await self._duplicate_or_running(intent, source)
+            return await self.resends.stored_or_busy(intent, source)
         self.metrics.refused.labels(reason).inc()
         self.metrics.intents.labels(source, "refused").inc()
         await self.publisher.event(
@@ -440,62 +425,6 @@ class OrderRouter:
             kind,
         )  # fmt: skip
 
-    async def _duplicate_or_running(self, intent: OrderIntent, source: str) -> Outcome:
-        doc = await self.store.find_one("orders", {"client_order_id": intent.client_order_id})
-        if doc is not None:
-            return await self._duplicate_of(doc, intent, source)
-        # Another intake holds the lease but has stored nothing yet. Answering "duplicate"
-        # would let the stream acknowledge an intent whose other copy may still die before
-        # being stored: answer "busy" instead (the stream entry stays pending and comes back,
-        # REST gets a 503 and retries); by then it is stored, or its lease has expired.
-        raise IntakeBusy(f"{intent.client_order_id}: being accepted by another request; retry")
-
-    async def _duplicate_of(self, doc: dict[str, Any], intent: OrderIntent, source: str) -> Outcome:
-        """An identical resend gets the existing order; another body under the same id is a
-        conflict (409), alerted: a reused id must never pass for the original."""
-        # created_ts is when the sender stamped this copy (a retry may re-stamp it): not part
-        # of what the order is.
-        differing = [
-            f
-            for f in _differing_fields(doc.get("intent"), intent.model_dump(mode="json"))
-            if f not in NOT_COMPARED
-        ]
-        if not differing:
-            return self._duplicate(doc, source)
-        coid = intent.client_order_id
-        self.metrics.intents.labels(source, "conflict").inc()
-        message = (
-            f"client_order_id {coid!r} already names another order; differing fields: "
-            f"{', '.join(differing)}; nothing sent"
-        )
-        await self.publisher.alert(
-            "IDEMPOTENCY_CONFLICT", f"{coid} ({source}): {message}",
-            data={"client_order_id": coid, "fields": differing, "source": source},
-        )  # fmt: skip
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL, order_ids=[coid], message=message,
-                client_order_id=coid, status=S(doc["status"]),
-            ),
-            Disposition.CONFLICT,
-        )  # fmt: skip
-
-    def _duplicate(self, doc: dict[str, Any], source: str) -> Outcome:
-        self.metrics.duplicates.inc()
-        self.metrics.intents.labels(source, "duplicate").inc()
-        status = S(doc["status"])
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL if status is S.REJECTED else RequestResult.OK,
-                order_ids=[doc["client_order_id"]],
-                message="duplicate client_order_id: existing order returned, nothing sent",
-                client_order_id=doc["client_order_id"],
-                status=status,
-                duplicate=True,
-                filled_qty=Decimal(str(doc.get("filled_qty", "0"))),
-            )
-        )
-
     def _fail(self, intent: OrderIntent, message: str, reason: str | None = None) -> OrderResponse:
         return OrderResponse(
             result=RequestResult.FAIL, message=message, client_order_id=intent.client_order_id,
@@ -504,7 +433,7 @@ class OrderRouter:
 
     def _progress(self, ex: Execution) -> Outcome:
         p = ex.parent
-        ids = [p.client_order_id, *sorted(ex.children, key=_child_n)]
+        ids = [p.client_order_id, *sorted(ex.children, key=child_n)]
         if not ex.finished:
             return Outcome(
                 OrderResponse(
@@ -524,160 +453,10 @@ class OrderRouter:
             )
         )  # fmt: skip
 
-    # ------------------------------------------------------------ breaker hook
-    async def on_breaker(self, t: Transition) -> None:
-        self.metrics.cb_state.set(t.dst.gauge)
-        data = {"from": t.src.value, "to": t.dst.value, "error_rate": round(t.error_rate, 3),
-                "calls": t.calls, "reason": t.reason}  # fmt: skip
-        await self.publisher.event("CIRCUIT_BREAKER", client_order_id=None, symbol=None, data=data)
-        if t.dst is BreakerState.OPEN:
-            await self.publisher.alert(
-                "CIRCUIT_BREAKER_OPEN",
-                f"venue 5xx/429 share {t.error_rate:.0%} of {t.calls} calls: new entries "
-                f"refused ({t.reason})",
-                severity="critical", data=data,
-            )  # fmt: skip
-        elif t.dst is BreakerState.CLOSED:
-            await self.publisher.alert(
-                "CIRCUIT_BREAKER_CLOSED", "venue healthy again: entries allowed",
-                severity="info", data=data,
-            )  # fmt: skip
-
-    # ---------------------------------------------------------------- recovery
-    async def load(self, doc: dict[str, Any], lease: Lease | None = None) -> Execution | None:
-        """Rebuild the execution of a stored parent (restart, dead replica), driven under
-        `lease` (the caller's acquisition)."""
-        parent = record_of(doc)
-        coid = parent.client_order_id
-        inst = self.instruments.get(parent.symbol)
-        if inst is None:
-            await self.publisher.alert(
-                "RECOVERY_FAILED", f"{coid}: unknown instrument {parent.symbol}",
-                severity="critical",
-            )  # fmt: skip
-            return None
-        # Protective orders are children too, but the protection service drives them.
-        kids = {
-            c["client_order_id"]: record_of(c)
-            for c in await self.store.find("orders", Query(where={"parent_client_order_id": coid}))
-            if not is_protective(c)
-        }
-        fills = [
-            f
-            for f in await self.store.find("fills", Query(where={"parent_client_order_id": coid}))
-            if f["client_order_id"] in kids or parent_of(f["client_order_id"]) is None
-        ]
-        if parent.exec_state is None:
-            # Every intake stores the plan with the parent; without it the execution cannot
-            # be rebuilt safely (guessing could send what was sent already): page a human.
-            await self.publisher.alert(
-                "RECOVERY_FAILED",
-                f"{coid}: stored without its execution state; not resumed, nothing sent "
-                "(check its children at the venue and close it by hand)",
-                severity="critical", data={"symbol": parent.symbol},
-            )  # fmt: skip
-            return None
-        unsent: list[str] = []
-        state = ExecState.model_validate(parent.exec_state)
-        machine = ParentMachine(state, inst=inst, parent_id=coid)
-        for sl, c in machine.children():
-            if c.id not in kids:
-                # Allocated (parent written first) but its record never was: the send comes
-                # after the record, so this child never reached the venue.
-                kids[c.id] = self._restore_child(parent, sl.index, c)
-                await self.store.insert(
-                    "orders", {"_key": c.id, **kids[c.id].model_dump(mode="json")}
-                )
-                unsent.append(c.id)
-        ex = Execution(
-            self.deps, parent=parent, children=kids, machine=machine, inst=inst, fills=fills,
-            lease=lease,
-        )  # fmt: skip
-        ex.mark_unsent(unsent)
-        return ex
-
-    def _restore_child(self, parent: OrderRecord, slice_index: int, c: ChildState) -> OrderRecord:
-        post_only = c.role in (OrderRole.MAKER, OrderRole.CHASE)
-        return OrderRecord(
-            client_order_id=c.id, parent_client_order_id=parent.client_order_id,
-            intent_id=parent.intent_id, venue=parent.venue, market=parent.market,
-            symbol=parent.symbol, side=parent.side,
-            type=OrderType.MARKET if c.price is None else OrderType.LIMIT, qty=c.qty,
-            price=c.price, reduce_only=parent.reduce_only, status=S.SUBMITTED,
-            history=[StateChange(status=S.NEW, ts=c.placed_ms),
-                     StateChange(status=S.SUBMITTED, ts=c.placed_ms,
-                                 reason="restored from the parent's execution state")],
-            role=c.role, slice_index=slice_index, post_only=post_only,
-            time_in_force=TimeInForce.GTX if post_only else None, ts_send=c.placed_ms,
-            created_ts=c.placed_ms, updated_ts=self.clock.now_ms(),
-        )  # fmt: skip
-
+    # ------------------------------------------------- recovery, cancel, read (delegated)
     async def recover(self) -> int:
-        """Resume every unfinished parent nobody drives (startup, and periodically for
-        replicas that died); returns how many were taken over."""
-        taken = 0
-        for status in LIVE:
-            docs = await self.store.find(
-                "orders", Query(where={"status": status.value, "parent_client_order_id": None})
-            )
-            for doc in docs:
-                coid = doc["client_order_id"]
-                if self.manager.is_active(coid):
-                    continue
-                lease = await self.leases.acquire(coid)
-                if lease is None:
-                    continue  # driven by another task or replica
-                # The listing is older than the lease: its driver may have finished the order
-                # and let go in between. Only the order as stored now is resumed.
-                try:
-                    fresh = await self.store.get("orders", coid)
-                except Exception:
-                    await self.leases.release(lease)
-                    raise
-                if fresh is None or S(fresh["status"]) not in LIVE:
-                    await self.leases.release(lease)
-                    continue
-                try:
-                    ex = await self.load(fresh, lease)
-                except Exception:
-                    log.exception("%s: could not be resumed", coid)
-                    await self.leases.release(lease)
-                    continue
-                if ex is None:
-                    await self.leases.release(lease)
-                    continue
-                self.metrics.recovered.inc()
-                await self.publisher.event(
-                    "EXEC_RESUMED", client_order_id=coid, symbol=ex.parent.symbol,
-                    data={"status": ex.parent.status.value, "children": len(ex.children)},
-                )  # fmt: skip
-                await self.manager.adopt(ex, step_now=True)
-                taken += 1
-        return taken
-
-    # ------------------------------------------------------------ cancel / get
-    async def get(self, client_order_id: str) -> dict[str, Any] | None:
-        order = await self.store.find_one("orders", {"client_order_id": client_order_id})
-        if order is None:
-            return None
-        children = await self.store.find(
-            "orders",
-            Query(where={"parent_client_order_id": client_order_id}, sort=[("created_ts", "asc")]),
-        )
-        fills = await self.store.find(
-            "fills",
-            Query(where={"parent_client_order_id": client_order_id}, sort=[("ts_fill", "asc")]),
-        )
-        if not fills:
-            fills = await self.store.find(
-                "fills", Query(where={"client_order_id": client_order_id})
-            )
-        children.sort(key=lambda c: _child_n(c["client_order_id"]))
-        return {
-            "order": strip(order),
-            "children": [strip(c) for c in children],
-            "fills": [strip(f) for f in fills],
-        }
+        """Resume every unfinished parent nobody drives (`service_layer.recovery`)."""
+        return await self.recovery.recover()
 
     async def cancel(
         self,
@@ -686,145 +465,23 @@ class OrderRouter:
         order_id: str | None = None,
         progress: CancelProgress | None = None,
     ) -> Outcome:
-        """Cancel a parent's execution (a child id or venue order id names its parent): no new
-        child is sent, live children are cancelled, the parent ends CANCELED (or FILLED if the
-        venue filled it first). Always allowed, whatever the breaker says."""
-        where = (
-            {"client_order_id": client_order_id}
-            if client_order_id
-            else {"venue_order_id": order_id}
+        """Cancel a parent's execution (`service_layer.cancels`)."""
+        return await self.cancels.cancel(
+            client_order_id=client_order_id, order_id=order_id, progress=progress
         )
-        doc = await self.store.find_one("orders", where)
-        ident = client_order_id or order_id
-        if doc is None:
-            return Outcome(
-                OrderResponse(result=RequestResult.FAIL, message=f"unknown order {ident!r}"),
-                Disposition.UNKNOWN,
-            )
-        if doc.get("parent_client_order_id"):
-            parent_doc = await self.store.find_one(
-                "orders", {"client_order_id": doc["parent_client_order_id"]}
-            )
-            if parent_doc is not None:
-                doc = parent_doc
-        coid = doc["client_order_id"]
-        status = S(doc["status"])
-        if status.is_terminal:
-            return Outcome(
-                OrderResponse(
-                    result=RequestResult.FAIL, order_ids=[coid], client_order_id=coid,
-                    status=status, message=f"order already {status.value}",
-                ),
-                Disposition.CONFLICT,
-            )  # fmt: skip
-        progress = progress or CancelProgress()
-        progress.client_order_id = coid
-        await self.store.update(
-            "orders", coid, {"cancel_requested": True, "updated_ts": self.clock.now_ms()}
+
+    async def get(self, client_order_id: str) -> dict[str, Any] | None:
+        """An order with its children (by child number) and its fills, as stored."""
+        order = await self.orders.get(client_order_id)
+        if order is None:
+            return None
+        children = await self.orders.children(client_order_id)
+        fills = await self.orders.fills_of_parent(client_order_id) or await self.orders.fills_of(
+            client_order_id
         )
-        progress.recorded = True
-        await self.publisher.event(
-            "CANCEL_REQUESTED", client_order_id=coid, symbol=doc["symbol"], data={}
-        )
-        try:
-            return await self._apply_cancel(coid, doc)
-        except (InfraError, ExchangeError) as exc:
-            # The request is durable: the execution (here or on a peer) completes it. Say so,
-            # rather than a 503 that reads as "nothing happened".
-            log.warning("%s: cancel recorded, completion deferred: %s", coid, exc)
-            return cancel_recorded(
-                coid, f"cancel recorded; completing it in the background ({exc})"
-            )
-
-    async def _apply_cancel(self, coid: str, doc: dict[str, Any]) -> Outcome:
-        ex = self.manager.active.get(coid)
-        if ex is None:
-            lease = await self.leases.acquire(coid)
-            if lease is not None:
-                ex = await self.load(await self.store.get("orders", coid) or doc, lease)
-                if ex is not None:
-                    await self.manager.adopt(ex, step_now=True)
-                else:
-                    await self.leases.release(lease)
-        if ex is not None:
-            ex.cancel_local = True
-            await ex.step()
-            if ex.finished:
-                self.manager.wake(coid)
-            elif self.manager.autorun and self.sync_wait_ms:
-                self.manager.wake(coid)
-                await self.manager.wait_done(coid, self.sync_wait_ms / 1000)
-            p = ex.parent
-            return Outcome(
-                OrderResponse(
-                    result=RequestResult.OK,
-                    order_ids=[coid, *sorted(ex.children, key=_child_n)],
-                    client_order_id=coid, status=p.status, filled_qty=p.filled_qty,
-                    message=None if ex.finished else "cancel in progress: waiting for the venue",
-                ),
-                Disposition.DONE if ex.finished else Disposition.RUNNING,
-            )  # fmt: skip
-        # Driven by another replica: it sees the flag on its next step. Cancel live children
-        # at the venue now as well (a cancel is always safe; the owner reads the flag first).
-        cancelled = await self._cancel_children_direct(coid)
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.OK, order_ids=[coid, *cancelled], client_order_id=coid,
-                status=S.PENDING_CANCEL,
-                message="cancel requested; the replica executing it completes the cancel",
-            ),
-            Disposition.RUNNING,
-        )  # fmt: skip
-
-    async def _cancel_children_direct(self, coid: str) -> list[str]:
-        out: list[str] = []
-        for d in await self.store.find("orders", Query(where={"parent_client_order_id": coid})):
-            if is_protective(d):
-                continue  # protection outlives a cancelled entry's fills
-            child = record_of(d)
-            if child.status.is_terminal:
-                continue
-            try:
-                res = await self.ops.cancel(child.market, child.symbol, child.client_order_id)
-            except (RetryableError, DefinitiveError, OrderNotFound) as exc:
-                log.info("%s: direct cancel failed: %s", child.client_order_id, exc)
-                continue
-            if res is not None:
-                out.append(child.client_order_id)
-        return out
-
-
-def cancel_recorded(coid: str, message: str) -> Outcome:
-    """RUNNING (202): the cancel request is stored; the order's driver completes it."""
-    return Outcome(
-        OrderResponse(
-            result=RequestResult.OK, order_ids=[coid], client_order_id=coid,
-            status=S.PENDING_CANCEL, message=message,
-        ),
-        Disposition.RUNNING,
-    )  # fmt: skip
-
-
-def _differing_fields(stored: Any, new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Paths of the fields whose values differ between the stored intent and a new one (a child
-    record, which has no intent, compares equal: it is answered as the order it names)."""
-    if not isinstance(stored, dict):
-        return []
-    out: list[str] = []
-    for name in sorted(set(stored) | set(new)):
-        a, b = stored.get(name), new.get(name)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_differing_fields(a, b, f"{prefix}{name}."))
-        elif a != b:
-            out.append(f"{prefix}{name}")
-    return out
-
-
-def _child_n(cid: str) -> int:
-    parsed = parent_of(cid)
-    return parsed[1] if parsed else 0
-
-
-def strip(doc: dict[str, Any]) -> dict[str, Any]:
-    """Drop store-internal fields (`_key`, `_id`, `_rev`)."""
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
+        children.sort(key=lambda c: child_n(c.client_order_id))
+        return {
+            "order": order.model_dump(mode="json"),
+            "children": [c.model_dump(mode="json") for c in children],
+            "fills": [f.model_dump(mode="json") for f in fills],
+        }

@@ -1,6 +1,7 @@
-"""Background watch on the venue: server time (clock-skew guard) and the breaker's half-open
-probe. A cheap call (`GET /time`, weight 1) every `S4_CLOCK_CHECK_MS`, and right when an OPEN
-breaker's cool-down ends so the probe does not wait for the next entry."""
+"""Background watch on the venue: server time (clock-skew guard), the breaker's half-open
+probe and its transitions (events, alerts). A cheap call (`GET /time`, weight 1) every
+`S4_CLOCK_CHECK_MS`, and right when an OPEN breaker's cool-down ends so the probe does not wait
+for the next entry."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 from s4_router.adapters.exchange.base import ExchangeError
 from s4_router.adapters.exchange.guard import GuardedExchange
 from s4_router.metrics import RouterMetrics
+from s4_router.policies.circuit_breaker import BreakerState, Transition
 from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.service_layer.publisher import Publisher
 from svckit.clock import Clock
@@ -95,3 +97,22 @@ class VenueWatch:
                 log.exception("venue watch failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.next_delay_s())
+
+    async def on_breaker(self, t: Transition) -> None:
+        """The breaker's transitions: gauge, `CIRCUIT_BREAKER` event, OPEN / CLOSED alerts."""
+        self.metrics.cb_state.set(t.dst.gauge)
+        data = {"from": t.src.value, "to": t.dst.value, "error_rate": round(t.error_rate, 3),
+                "calls": t.calls, "reason": t.reason}  # fmt: skip
+        await self.publisher.event("CIRCUIT_BREAKER", client_order_id=None, symbol=None, data=data)
+        if t.dst is BreakerState.OPEN:
+            await self.publisher.alert(
+                "CIRCUIT_BREAKER_OPEN",
+                f"venue 5xx/429 share {t.error_rate:.0%} of {t.calls} calls: new entries "
+                f"refused ({t.reason})",
+                severity="critical", data=data,
+            )  # fmt: skip
+        elif t.dst is BreakerState.CLOSED:
+            await self.publisher.alert(
+                "CIRCUIT_BREAKER_CLOSED", "venue healthy again: entries allowed",
+                severity="info", data=data,
+            )  # fmt: skip

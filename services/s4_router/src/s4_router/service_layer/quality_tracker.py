@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from s4_router.metrics import RouterMetrics
-from s4_router.policies.quality import LowRatioAlarm, RateAlarm, RollingRatio
+from s4_router.policies.quality_alarms import LowRatioAlarm, RateAlarm, RollingRatio
 from s4_router.service_layer.publisher import Publisher
 from tradekit.enums import Liquidity
 

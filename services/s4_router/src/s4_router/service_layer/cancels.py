@@ -1,0 +1,181 @@
+"""`POST /cancel`: a parent's execution is cancelled by its driver, wherever that runs.
+
+The request is made durable first (`cancel_requested` on the parent's record): from then on the
+order's driver — here, or on the replica holding its lease — completes it, whatever happens to
+this request, and the answer says so (202) rather than a 503 that reads as "nothing happened".
+An order nobody drives is resumed here (under a fresh lease) to be cancelled; one driven by a
+peer also gets its live children cancelled at the venue directly (a cancel is always safe).
+Always allowed, whatever the breaker says; protective orders outlive a cancelled entry's fills.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from s4_router.adapters.exchange.base import (
+    DefinitiveError,
+    ExchangeError,
+    OrderNotFound,
+    RetryableError,
+)
+from s4_router.adapters.leases import Leases
+from s4_router.adapters.orders_repo import OrdersRepository
+from s4_router.domain.outcomes import Disposition, Outcome
+from s4_router.service_layer.manager import ExecutionManager
+from s4_router.service_layer.protection import is_protective
+from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.recovery import Recovery
+from s4_router.service_layer.venue_ops import VenueOps
+from svckit.clock import Clock
+from svckit.errors import InfraError
+from tradekit.enums import OrderStatus, RequestResult
+from tradekit.ids import parent_of
+from tradekit.orders import OrderRecord, OrderResponse
+
+log = logging.getLogger(__name__)
+
+S = OrderStatus
+
+
+@dataclass(slots=True)
+class CancelProgress:
+    """How far a cancel got (read by the API when the request hits its deadline): `recorded`
+    once the cancel request is durable in the store — from then on the execution completes it,
+    whatever happens to this request."""
+
+    recorded: bool = False
+    client_order_id: str | None = None
+
+
+@dataclass(kw_only=True, eq=False)
+class Cancels:
+    orders: OrdersRepository
+    recovery: Recovery
+    manager: ExecutionManager
+    leases: Leases
+    ops: VenueOps
+    publisher: Publisher
+    clock: Clock
+    sync_wait_ms: int
+
+    async def cancel(
+        self,
+        *,
+        client_order_id: str | None = None,
+        order_id: str | None = None,
+        progress: CancelProgress | None = None,
+    ) -> Outcome:
+        """Cancel a parent's execution (a child id or venue order id names its parent): no new
+        child is sent, live children are cancelled, the parent ends CANCELED (or FILLED if the
+        venue filled it first)."""
+        order = (
+            await self.orders.get(client_order_id)
+            if client_order_id
+            else await self.orders.by_venue_order_id(order_id or "")
+        )
+        if order is None:
+            ident = client_order_id or order_id
+            return Outcome(
+                OrderResponse(result=RequestResult.FAIL, message=f"unknown order {ident!r}"),
+                Disposition.UNKNOWN,
+            )
+        if order.parent_client_order_id:
+            order = await self.orders.get(order.parent_client_order_id) or order
+        coid = order.client_order_id
+        if order.status.is_terminal:
+            return Outcome(
+                OrderResponse(
+                    result=RequestResult.FAIL, order_ids=[coid], client_order_id=coid,
+                    status=order.status, message=f"order already {order.status.value}",
+                ),
+                Disposition.CONFLICT,
+            )  # fmt: skip
+        progress = progress or CancelProgress()
+        progress.client_order_id = coid
+        await self.orders.request_cancel(coid, self.clock.now_ms())
+        progress.recorded = True
+        await self.publisher.event(
+            "CANCEL_REQUESTED", client_order_id=coid, symbol=order.symbol, data={}
+        )
+        try:
+            return await self._apply(order)
+        except (InfraError, ExchangeError) as exc:
+            # The request is durable: the execution (here or on a peer) completes it. Say so,
+            # rather than a 503 that reads as "nothing happened".
+            log.warning("%s: cancel recorded, completion deferred: %s", coid, exc)
+            return cancel_recorded(
+                coid, f"cancel recorded; completing it in the background ({exc})"
+            )
+
+    async def _apply(self, order: OrderRecord) -> Outcome:
+        coid = order.client_order_id
+        ex = self.manager.active.get(coid)
+        if ex is None:
+            lease = await self.leases.acquire(coid)
+            if lease is not None:
+                ex = await self.recovery.load(await self.orders.get(coid) or order, lease)
+                if ex is not None:
+                    await self.manager.adopt(ex, step_now=True)
+                else:
+                    await self.leases.release(lease)
+        if ex is not None:
+            ex.cancel_local = True
+            await ex.step()
+            if ex.finished:
+                self.manager.wake(coid)
+            elif self.manager.autorun and self.sync_wait_ms:
+                self.manager.wake(coid)
+                await self.manager.wait_done(coid, self.sync_wait_ms / 1000)
+            p = ex.parent
+            return Outcome(
+                OrderResponse(
+                    result=RequestResult.OK,
+                    order_ids=[coid, *sorted(ex.children, key=child_n)],
+                    client_order_id=coid, status=p.status, filled_qty=p.filled_qty,
+                    message=None if ex.finished else "cancel in progress: waiting for the venue",
+                ),
+                Disposition.DONE if ex.finished else Disposition.RUNNING,
+            )  # fmt: skip
+        # Driven by another replica: it sees the flag on its next step. Cancel live children
+        # at the venue now as well (a cancel is always safe; the owner reads the flag first).
+        cancelled = await self._cancel_children_direct(coid)
+        return Outcome(
+            OrderResponse(
+                result=RequestResult.OK, order_ids=[coid, *cancelled], client_order_id=coid,
+                status=S.PENDING_CANCEL,
+                message="cancel requested; the replica executing it completes the cancel",
+            ),
+            Disposition.RUNNING,
+        )  # fmt: skip
+
+    async def _cancel_children_direct(self, coid: str) -> list[str]:
+        out: list[str] = []
+        for child in await self.orders.find(parent_client_order_id=coid):
+            if is_protective(child) or child.status.is_terminal:
+                continue  # protection outlives a cancelled entry's fills
+            try:
+                res = await self.ops.cancel(child.market, child.symbol, child.client_order_id)
+            except (RetryableError, DefinitiveError, OrderNotFound) as exc:
+                log.info("%s: direct cancel failed: %s", child.client_order_id, exc)
+                continue
+            if res is not None:
+                out.append(child.client_order_id)
+        return out
+
+
+def cancel_recorded(coid: str, message: str) -> Outcome:
+    """RUNNING (202): the cancel request is stored; the order's driver completes it."""
+    return Outcome(
+        OrderResponse(
+            result=RequestResult.OK, order_ids=[coid], client_order_id=coid,
+            status=S.PENDING_CANCEL, message=message,
+        ),
+        Disposition.RUNNING,
+    )  # fmt: skip
+
+
+def child_n(cid: str) -> int:
+    """A child's number (`{parent}-E{n}`; 0 for a parent): children sort by it."""
+    parsed = parent_of(cid)
+    return parsed[1] if parsed else 0

@@ -1,0 +1,507 @@
+"""The children of one parent order at the venue: placed (record before send), sent (fenced
+by the execution's lease, under `lock:pos:{symbol}` for one request at a time), polled,
+resolved, cancelled; the venue's answers applied to their records, and their trades booked
+through the one `FillBook` (ledgers per child and for the parent, over-fill checked).
+
+A child is sent again only after the venue was asked for it by client order id — also a send we
+deferred ourselves (lock busy, 429 on every attempt) — and, when an earlier attempt may have
+reached the venue, only once the recv window since that attempt has passed.
+
+:class:`ChildOrders` is the half of :class:`~s4_router.service_layer.execution.Execution` that
+deals with children; the execution drives the machine and writes the parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from s4_router.adapters.exchange.base import (
+    BookTop,
+    DefinitiveError,
+    ExchangeOrder,
+    ExchangeTrade,
+    InsufficientFunds,
+    OrderNotFound,
+    PlaceOrderRequest,
+    PostOnlyRejected,
+    RetryableError,
+)
+from s4_router.adapters.exchange.weight import urgent_lane
+from s4_router.adapters.leases import Lease, Leases
+from s4_router.adapters.orders_repo import OrdersRepository, ledger_of
+from s4_router.domain.fills import FillLedger
+from s4_router.domain.order import IllegalTransition, can_transition, reconcile_status
+from s4_router.metrics import RouterMetrics
+from s4_router.policies.model import ChildReport, Place, RejectKind
+from s4_router.policies.parent_machine import ParentMachine
+from s4_router.service_layer.book_source import BookSource
+from s4_router.service_layer.fill_book import FillBook
+from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.quality_tracker import QualityTracker
+from s4_router.service_layer.venue_ops import Unresolved, VenueOps
+from svckit import keys
+from svckit.clock import Clock
+from svckit.errors import DuplicateKey
+from svckit.redisio import LockNotAcquired, LockQueue, RedisClient, hold_lock
+from tradekit.enums import OrderRole, OrderStatus, OrderType, TimeInForce
+from tradekit.instrument import Instrument
+from tradekit.money import BPS, ZERO
+from tradekit.orders import FillRecord, OrderRecord, StateChange
+
+log = logging.getLogger(__name__)
+
+S = OrderStatus
+# What a step changes on a stored child record (the rest is written once, at insert).
+CHILD_FIELDS = frozenset({"status", "history", "message", "updated_ts", "venue_order_id",
+                          "filled_qty", "avg_price", "fee", "ts_ack", "ts_send"})  # fmt: skip
+
+
+class ProgressHook(Protocol):
+    async def __call__(
+        self, coid: str, *, filled: Decimal, avg_price: Decimal | None, done: bool
+    ) -> None: ...
+
+
+@dataclass
+class ExecDeps:
+    orders: OrdersRepository
+    redis: RedisClient
+    ops: VenueOps
+    clock: Clock
+    metrics: RouterMetrics
+    quality: QualityTracker
+    publisher: Publisher
+    venue: str
+    owner: str
+    fills: FillBook
+    leases: Leases | None = None
+    lock_wait_ms: int = 1000
+    lock_ttl_ms: int = keys.POS_LOCK_MAX_MS
+    # Entry progress after every step (protective orders follow the fills they protect).
+    on_progress: ProgressHook | None = None
+    # Pre-trade books (published mkt:depth when fresh, else the venue); None: the venue's.
+    books: BookSource | None = None
+    # This process's line for `lock:pos:{symbol}`: its executions take turns in arrival
+    # order, and only the head polls Redis (against S3 and the other replicas).
+    pos_queue: LockQueue = field(default_factory=LockQueue)
+
+
+def top3(book: BookTop) -> dict[str, list[tuple[Decimal, Decimal]]]:
+    return {"bids": [(p, q) for p, q in book.bids[:3]], "asks": [(p, q) for p, q in book.asks[:3]]}
+
+
+def child_record(
+    parent: OrderRecord,
+    p: Place,
+    *,
+    venue: str,
+    ts: int,
+    updated_ts: int | None = None,
+    reason: str | None = None,
+    book: BookTop | None = None,
+) -> OrderRecord:
+    """Child `p` of `parent` as first recorded: SUBMITTED (its send follows the record), with
+    the book it was sent against when there is one."""
+    return OrderRecord(
+        client_order_id=p.child_id, parent_client_order_id=parent.client_order_id,
+        intent_id=parent.intent_id, venue=venue, market=parent.market, symbol=parent.symbol,
+        side=p.side, type=OrderType.MARKET if p.price is None else OrderType.LIMIT, qty=p.qty,
+        price=p.price, reduce_only=parent.reduce_only, status=S.SUBMITTED,
+        history=[StateChange(status=S.NEW, ts=ts),
+                 StateChange(status=S.SUBMITTED, ts=ts, reason=reason)],
+        role=p.role, slice_index=p.slice_index, post_only=p.post_only,
+        time_in_force=TimeInForce.GTX if p.post_only else None,
+        mid_at_send=book.mid if book is not None and book.bids and book.asks else None,
+        book_top3=top3(book) if book is not None else None, ts_send=ts, created_ts=ts,
+        updated_ts=ts if updated_ts is None else updated_ts,
+    )  # fmt: skip
+
+
+@dataclass
+class Pending:
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class ChildOrders:
+    # Set by the execution (the machine decides which children are still wanted).
+    machine: ParentMachine
+
+    def __init__(
+        self,
+        deps: ExecDeps,
+        *,
+        parent: OrderRecord,
+        children: dict[str, OrderRecord],
+        inst: Instrument,
+        fills: list[FillRecord] | None,
+        book: BookTop | None,
+        t_intake: float | None,
+        lease: Lease | None,
+    ) -> None:
+        self.d = deps
+        # This execution's acquisition of its lease (None: not leased, e.g. hand-driven tests).
+        self.lease = lease
+        self.parent = parent
+        self.children = children
+        self.inst = inst
+        self._last_book = book
+        self._t_intake = t_intake
+        self._events: list[Pending] = []
+        self._alerted: set[str] = set()
+        self._fills_wait = 0
+        # Children no attempt of which can have reached the venue (lock not acquired, 429 on
+        # every attempt, allocated but never recorded): still asked for at the venue before a
+        # send, but without waiting out the landing window.
+        self._unsent: set[str] = set()
+        self._dirty: set[str] = set()
+        booked = fills or []
+        self.parent_ledger = ledger_of(parent.qty, booked)
+        self.fill_notional = sum((f.qty * f.price for f in booked), ZERO)
+        # A venue fill took the order past its quantity: no new child goes out.
+        self.overfilled = self.parent_ledger.filled > parent.qty
+        self.ledgers: dict[str, FillLedger] = {}
+        self.fees: dict[str, Decimal] = {}
+        for cid, child in children.items():
+            mine = [f for f in booked if f.client_order_id == cid]
+            self.ledgers[cid] = ledger_of(child.qty, mine)
+            self.fees[cid] = sum((f.fee for f in mine), ZERO)
+        self.fills_booked = len(self.parent_ledger.seen)
+
+    @property
+    def client_order_id(self) -> str:
+        return self.parent.client_order_id
+
+    def mark_unsent(self, child_ids: list[str]) -> None:
+        """Children no attempt of which can have reached the venue (no landing window)."""
+        self._unsent.update(child_ids)
+
+    async def _persist_parent(self) -> None:
+        """Write the parent (the execution's; the allocation of a child precedes its send)."""
+        raise NotImplementedError
+
+    # ---- children: place / poll / cancel ------------------------------------------------------
+    def _request(self, child: OrderRecord) -> PlaceOrderRequest:
+        return PlaceOrderRequest(
+            market=child.market,
+            symbol=child.symbol,
+            side=child.side,
+            type=child.type,
+            qty=child.qty,
+            client_order_id=child.client_order_id,
+            price=child.price,
+            time_in_force=child.time_in_force,
+            post_only=child.post_only,
+            reduce_only=child.reduce_only,
+        )
+
+    async def _place(self, p: Place) -> ChildReport | None:
+        now = self.d.clock.now_ms()
+        child = child_record(self.parent, p, venue=self.d.venue, ts=now, book=self._last_book)
+        self.children[p.child_id] = child
+        self.ledgers[p.child_id] = FillLedger(child.qty)
+        self.fees[p.child_id] = ZERO
+        # The allocation of child n is durable before the venue can hear of it.
+        await self._persist_parent()
+        try:
+            await self.d.orders.add(child)
+        except DuplicateKey:
+            existing = await self.d.orders.get(p.child_id)
+            if existing is None:
+                raise
+            self.children[p.child_id] = existing
+            return await self._poll(existing)  # resolve-before-resend
+        self.d.metrics.children.labels(p.role.value).inc()
+        return await self._send(child)
+
+    async def _send(self, child: OrderRecord) -> ChildReport | None:
+        """Send a child nobody can have sent before (fresh, or proven absent at the venue)."""
+
+        async def before_attempt(ts: int) -> None:
+            # Fencing: only the lease holder sends (a task that lost it stops here).
+            if self.d.leases is not None:
+                await self.d.leases.ensure(self.lease)
+            if ts != child.ts_send:
+                child.ts_send = ts
+                await self._save_child(child)
+
+        try:
+            order = await self.d.ops.send(
+                self._request(child), since_ms=child.created_ts, before_attempt=before_attempt,
+                guard=self._pos_lock,
+            )  # fmt: skip
+        except PostOnlyRejected as exc:
+            return await self._rejected(child, RejectKind.POST_ONLY, exc)
+        except InsufficientFunds as exc:
+            return await self._rejected(child, RejectKind.INSUFFICIENT_FUNDS, exc)
+        except DefinitiveError as exc:
+            return await self._rejected(child, RejectKind.OTHER, exc)
+        except Unresolved as exc:
+            if exc.sent_at_ms is None:
+                # Lock busy or refused before processing every time (429s): nothing landed.
+                # The next step asks the venue first, then sends.
+                log.info("%s: send deferred: %s", child.client_order_id, exc)
+                self._unsent.add(child.client_order_id)
+                return None
+            child.ts_send = exc.sent_at_ms
+            if child.status is not S.AMBIGUOUS:
+                await self._set_child(child, S.AMBIGUOUS, str(exc))
+            else:
+                await self._save_child(child)
+            if child.client_order_id not in self._alerted:
+                self._alerted.add(child.client_order_id)
+                await self.d.publisher.alert(
+                    "SUBMIT_UNRESOLVED",
+                    f"{child.client_order_id}: venue outcome unknown, resolving from evidence",
+                    data={"symbol": child.symbol, "client_order_id": child.client_order_id},
+                )
+            return ChildReport(child.client_order_id, S.AMBIGUOUS, child.filled_qty)
+        if self._t_intake is not None:
+            self.d.metrics.submit_latency.observe(self.d.clock.monotonic() - self._t_intake)
+            self._t_intake = None
+        return await self._apply(child, order)
+
+    def _pos_lock(self) -> contextlib.AbstractAsyncContextManager[str]:
+        """`lock:pos:{symbol}` around one venue request (never across a back-off)."""
+        return hold_lock(
+            self.d.redis, keys.lock_pos(self.parent.symbol), ttl_ms=self.d.lock_ttl_ms,
+            wait_ms=self.d.lock_wait_ms, owner=self.d.owner, queue=self.d.pos_queue,
+            # Waiting in this process's line is free; giving up is not (the next step asks
+            # the venue for the child before sending it). Bounded so the lease, renewed
+            # between steps, never lapses while waiting.
+            queue_wait_ms=max(self.d.lock_wait_ms, self.d.leases.ttl_ms // 3)
+            if self.d.leases is not None else self.d.lock_wait_ms,
+        )  # fmt: skip
+
+    async def _rejected(
+        self, child: OrderRecord, kind: RejectKind, exc: DefinitiveError
+    ) -> ChildReport:
+        self.d.metrics.venue_errors.labels(type(exc).__name__).inc()
+        await self._set_child(child, S.REJECTED, f"venue rejected: {exc}")
+        return ChildReport(child.client_order_id, S.REJECTED, ZERO, kind, str(exc))
+
+    def _still_wanted(self, child: OrderRecord) -> bool:
+        return (
+            child.client_order_id in self.machine.working_ids()
+            and not self.machine.s.cancel_requested
+        )
+
+    async def _poll(self, child: OrderRecord) -> ChildReport | None:
+        req = self._request(child)
+        cid = child.client_order_id
+        try:
+            if child.status in (S.NEW, S.SUBMITTED, S.AMBIGUOUS):
+                # Never acknowledged: resolve from venue evidence before anything else — also a
+                # send we deferred ourselves (the venue is asked before every resend).
+                window_open = cid not in self._unsent and self.d.ops.landing_window_open(
+                    child.ts_send
+                )
+                # A send that may have reached the venue is watched in the urgent lane; one
+                # we deferred ourselves (nothing left this process) waits for the budget like
+                # the resend it precedes.
+                lane = urgent_lane() if cid not in self._unsent else contextlib.nullcontext()
+                with lane:
+                    found = await self.d.ops.resolve(
+                        req, since_ms=child.created_ts, with_trades=not window_open
+                    )
+                if found is not None:
+                    self._unsent.discard(cid)
+                    return await self._apply(child, found)
+                if window_open:
+                    return None  # absent so far, but an attempt could still land
+                self._unsent.discard(cid)
+                if self._still_wanted(child):
+                    return await self._send(child)  # provably absent: same id again
+                return await self._absent(child)
+            try:
+                with urgent_lane():  # watching what is already out
+                    order = await self.d.ops.fetch(child.market, child.symbol, cid)
+            except OrderNotFound:
+                with urgent_lane():  # watching what is already out
+                    found = await self.d.ops.resolve(req, since_ms=child.created_ts)
+                if found is None:
+                    await self.d.publisher.alert(
+                        "ORDER_VANISHED",
+                        f"{cid} was acknowledged but the venue no longer has it",
+                        severity="critical", data={"symbol": child.symbol},
+                    )  # fmt: skip
+                    return await self._absent(child)
+                order = found
+        except RetryableError as exc:
+            log.info("%s: poll deferred: %s", cid, exc)
+            return None
+        return await self._apply(child, order)
+
+    async def _absent(self, child: OrderRecord) -> ChildReport:
+        """Venue evidence (order query and trades) says this child never existed there."""
+        await self._set_child(
+            child, S.EXPIRED, "not at the venue (query by client order id and trades): never sent"
+        )
+        return ChildReport(child.client_order_id, S.EXPIRED, ZERO)
+
+    async def _cancel(self, child_id: str) -> ChildReport | None:
+        child = self.children.get(child_id)
+        if child is None:
+            return None
+        if child.status.is_terminal:
+            return ChildReport(child_id, child.status, child.filled_qty)
+        if child.status is not S.PENDING_CANCEL and can_transition(child.status, S.PENDING_CANCEL):
+            await self._set_child(child, S.PENDING_CANCEL, "cancel sent")
+        try:
+            order = await self.d.ops.cancel(
+                child.market, child.symbol, child_id, guard=self._pos_lock
+            )
+            if order is None:
+                acked = child.ts_ack is not None or child.client_order_id in self._unsent
+                window_open = not acked and self.d.ops.landing_window_open(child.ts_send)
+                with urgent_lane():  # watching what is already out
+                    order = await self.d.ops.resolve(
+                        self._request(child), since_ms=child.created_ts, with_trades=not window_open
+                    )
+                if order is None:
+                    if window_open:
+                        return None  # it may still land: the machine asks again later
+                    return await self._absent(child)
+        except (LockNotAcquired, RetryableError) as exc:
+            log.info("%s: cancel deferred: %s", child_id, exc)
+            return None  # the machine asks again after cancel_retry_ms
+        return await self._apply(child, order)
+
+    # ---- venue truth → records ----------------------------------------------------------------
+    async def _apply(self, child: OrderRecord, order: ExchangeOrder) -> ChildReport:
+        now = self.d.clock.now_ms()
+        cid = child.client_order_id
+        was_terminal = child.status.is_terminal
+        child.venue_order_id = child.venue_order_id or order.venue_order_id
+        if child.ts_ack is None:
+            child.ts_ack = now
+        # The venue's truth is recorded as is; the machine never hears of more than the child's
+        # quantity (an overfill is booked, alerted and stops the execution: FillBook).
+        venue_filled = order.filled_qty
+        filled = min(venue_filled, child.qty)
+        ledger = self.ledgers.setdefault(cid, FillLedger(child.qty))
+        if ledger.filled < venue_filled:
+            trades = list(order.trades)
+            if sum((t.qty for t in trades), ZERO) < filled:
+                try:
+                    with urgent_lane():  # watching what is already out
+                        trades = await self.d.ops.trades_of(
+                            child.market, child.symbol, client_order_id=cid,
+                            since_ms=child.created_ts,
+                        )  # fmt: skip
+                except RetryableError:
+                    pass  # booked on a later step; the machine already counts venue qty
+            for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
+                await self._book_fill(child, t)
+        if venue_filled > child.qty:
+            self.overfilled = True
+        try:
+            status = reconcile_status(child.status, order.status)
+        except IllegalTransition as exc:
+            await self.d.publisher.alert(
+                "ORDER_STATUS_CONFLICT", f"{cid}: {exc}", data={"symbol": child.symbol}
+            )
+            status = child.status
+        if status is not child.status:
+            child.history.append(StateChange(status=status, ts=now))
+            child.status = status
+        child.filled_qty = venue_filled
+        child.avg_price = order.avg_price
+        child.fee = self.fees.get(cid, ZERO)
+        child.updated_ts = now
+        await self._save_child(child)
+        if child.status.is_terminal and not was_terminal:
+            if child.role in (OrderRole.MAKER, OrderRole.CHASE):
+                await self.d.quality.maker_child_done(now, qty=child.qty, filled=filled)
+            self._events.append(Pending("CHILD_DONE", {
+                "child": cid, "role": child.role.value if child.role else None,
+                "status": child.status.value, "qty": str(child.qty), "filled": str(filled),
+            }))  # fmt: skip
+        return ChildReport(cid, order.status, filled)
+
+    async def _book_fill(self, child: OrderRecord, t: ExchangeTrade) -> None:
+        key = (self.d.venue, t.venue_order_id, t.trade_id)
+        ledger = self.ledgers[child.client_order_id]
+        if key in ledger.seen and key in self.parent_ledger.seen:
+            return
+        arrival = self.parent.arrival_mid or child.mid_at_send
+        slip = (
+            ((t.price - arrival) / arrival * BPS * child.side.sign).quantize(Decimal("0.001"))
+            if arrival
+            else None
+        )
+        fill = FillRecord(
+            venue=self.d.venue,
+            order_id=t.venue_order_id,
+            trade_id=t.trade_id,
+            client_order_id=child.client_order_id,
+            parent_client_order_id=self.client_order_id,
+            market=child.market,
+            symbol=child.symbol,
+            side=child.side,
+            price=t.price,
+            qty=t.qty,
+            fee=t.fee,
+            fee_asset=t.fee_asset,
+            liquidity=t.liquidity,
+            mid_at_send=child.mid_at_send,
+            book_top3=child.book_top3,
+            slippage_bps=slip,
+            ts_intent=self.parent.created_ts,
+            ts_send=child.ts_send,
+            ts_ack=child.ts_ack,
+            ts_fill=t.ts,
+            arrival_mid=self.parent.arrival_mid,
+            role=child.role,
+            slice_index=child.slice_index,
+        )
+        booked = await self.d.fills.book(fill, ledger, self.parent_ledger)
+        self.fill_notional += t.qty * t.price
+        self.fees[child.client_order_id] = self.fees.get(child.client_order_id, ZERO) + t.fee
+        if booked.overfill:
+            self.overfilled = True
+        if not booked.stored:
+            return
+        self.fills_booked += 1
+        log.info(
+            "fill %s %s %s @ %s (%s), parent filled %s / %s",
+            child.client_order_id, child.side.value, t.qty, t.price, t.liquidity,
+            self.parent_ledger.filled, self.parent.qty,
+        )  # fmt: skip
+        self.d.metrics.fees.inc(float(self._fee_usdt(t)))
+        if slip is not None:
+            self.d.metrics.slippage.observe(float(slip))
+        self.d.quality.fill(liquidity=t.liquidity, qty=t.qty)
+
+    def _fee_usdt(self, t: ExchangeTrade) -> Decimal:
+        if t.fee_asset == self.inst.base_asset:
+            return t.fee * t.price
+        return t.fee
+
+    # ---- persistence --------------------------------------------------------------------------
+    async def _set_child(self, child: OrderRecord, status: OrderStatus, reason: str) -> None:
+        now = self.d.clock.now_ms()
+        if status is not child.status:
+            child.history.append(StateChange(status=status, ts=now, reason=reason))
+            child.status = status
+        child.message = reason
+        child.updated_ts = now
+        await self._save_child(child)
+
+    async def _save_child(self, child: OrderRecord) -> None:
+        # Dirty until stored: a store hiccup must not leave the record behind the venue.
+        self._dirty.add(child.client_order_id)
+        await self.d.orders.save(child, CHILD_FIELDS)
+        self._dirty.discard(child.client_order_id)
+
+    async def _save_dirty(self) -> None:
+        for cid in list(self._dirty):
+            child = self.children.get(cid)
+            if child is None:
+                self._dirty.discard(cid)
+            else:
+                await self._save_child(child)
