@@ -21,7 +21,6 @@ from s4_router.policies.protective import Command, Event, Place
 from s4_router.service_layer.protection_interp import Driver, Interpreter
 from s4_router.service_layer.protection_records import Protection, Snapshot
 from s4_router.service_layer.venue_ops import Unresolved
-from svckit.store.base import Query
 from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.money import ZERO
 
@@ -112,9 +111,8 @@ class BracketsDriver(Driver):
 
     async def _first_fill_ms(self, p: Protection) -> int | None:
         """The venue's time of the entry's first booked fill (its stop is late from then)."""
-        fills = await self.io.store.find("fills", Query(where={"parent_client_order_id": p.coid}))
-        times = [int(f["ts_fill"]) for f in fills if f.get("ts_fill") is not None]
-        return min(times) if times else None
+        fills = await self.io.orders.fills_of_parent(p.coid)
+        return min((f.ts_fill for f in fills), default=None)
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         b = _brackets(p)
@@ -197,7 +195,7 @@ class BracketsDriver(Driver):
             return
         p.observed["unprotected_alerted"] = now
         await self.io.persist(p)
-        await self.io.alert(p, "POSITION_UNPROTECTED", f"{p.coid}: {what}: act now if it persists")
+        await self.io.alert(p, "POSITION_UNPROTECTED", f"{what}: act now if it persists")
 
     async def _market_entry_in_doubt(self, p: Protection, now: int) -> tuple[int, str] | None:
         """(send time, id) of the earliest MARKET entry child sent and not final; read from
@@ -208,16 +206,13 @@ class BracketsDriver(Driver):
         if now - p.entry_doubt_checked_ms < 1_000:
             return None
         p.entry_doubt_checked_ms = now
-        children = await self.io.store.find(
-            "orders", Query(where={"parent_client_order_id": p.coid})
-        )
         doubtful = [
-            (int(c["ts_send"]), str(c["client_order_id"]))
-            for c in children
-            if c.get("type") == OrderType.MARKET.value
-            and not c.get("reduce_only")
-            and c.get("ts_send") is not None
-            and not S(c["status"]).is_terminal
+            (c.ts_send, c.client_order_id)
+            for c in await self.io.orders.children(p.coid)
+            if c.type is OrderType.MARKET
+            and not c.reduce_only
+            and c.ts_send is not None
+            and not c.status.is_terminal
         ]
         return min(doubtful) if doubtful else None
 
