@@ -24,7 +24,7 @@ import httpx
 from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigLoadError, ConfigStore
 from s3_strategy.adapters.entries import EntriesLedger
-from s3_strategy.adapters.publisher import IntentPublisher
+from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.adapters.spot_reader import CcxtSpotReader, SpotReader
 from s3_strategy.adapters.state import StateReader
 from s3_strategy.config import Settings

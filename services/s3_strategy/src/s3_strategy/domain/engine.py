@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from s3_strategy.domain import brackets as br
+from s3_strategy.domain import sl_tp
 from s3_strategy.domain.gates import GateLimits, run_gates
 from s3_strategy.domain.ml import MlInput, table_mult
 from s3_strategy.domain.params import BundleParams, EngineLimits, MlRow
@@ -513,14 +513,14 @@ class Engine:
             else:
                 d_base = mp.atr_mult * Decimal(repr(x[mp.atr_feature]))
             try:
-                b = br.solve(
+                b = sl_tp.solve(
                     inst, side, entry, sized.qty, d_base=d_base, max_loss=mp.max_loss,
                     target_net=mp.tp_pct * sized.margin, f_in=mp.f_in, f_out=mp.f_out,
                     f_stop=mp.f_stop,
                 )  # fmt: skip
-            except br.LossCapUnreachable as exc:
+            except sl_tp.LossCapUnreachable as exc:
                 return out.skip(Reason.MAX_LOSS_UNREACHABLE, str(exc))
-            except br.BracketError as exc:
+            except sl_tp.BracketError as exc:
                 return out.skip(Reason.BRACKETS_INVALID, str(exc))
             sl_s, tp_s = str(b.sl), str(b.tp)
             out.brackets = {

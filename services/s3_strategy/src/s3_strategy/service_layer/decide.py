@@ -41,7 +41,7 @@ import orjson
 from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigStore, build_engine, context_rev
 from s3_strategy.adapters.entries import EntriesLedger, filled_positive
-from s3_strategy.adapters.publisher import IntentPublisher, PublishReport
+from s3_strategy.adapters.intent_publisher import IntentPublisher, PublishReport
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.adapters.state import MarketState, StateReader, derive
 from s3_strategy.config import Settings

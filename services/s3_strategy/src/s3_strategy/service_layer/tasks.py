@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from s3_strategy.adapters.publisher import IntentPublisher
+from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.adapters.spot_reader import SpotReader
 from s3_strategy.config import Settings
 from s3_strategy.domain.engine import Engine
