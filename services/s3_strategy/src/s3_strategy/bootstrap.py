@@ -33,7 +33,7 @@ from s3_strategy.metrics import StrategyMetrics
 from s3_strategy.service_layer.config_admin import ConfigAdmin
 from s3_strategy.service_layer.config_watch import ConfigWatcher
 from s3_strategy.service_layer.decide import DecisionService
-from s3_strategy.service_layer.tasks import TaskService
+from s3_strategy.service_layer.rebalance_tasks import TaskService
 from svckit import keys
 from svckit.clock import Clock, WallClock
 from svckit.errors import ConfigError, StartupError

@@ -85,8 +85,8 @@ TS_MIN, TS_MAX = 10**12, 10**13 - 1
 
 
 class DecideRefused(Exception):
-    """A request this service refuses before any side effect (HTTP 422): `field` names the
-    request field at fault."""
+    """A request this service refuses before any side effect: `field` names the request field
+    at fault."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -111,6 +111,15 @@ class DecideInput:
     side_hint: Side | None = None
     dry_run: bool = False
     features: Mapping[str, float] | None = None  # context.features (override; "ts" in ms)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailed:
+    """A batch item that could not be decided: `error` says why (refused, unknown symbol,
+    infrastructure, or unexpected); `entrypoints/statuses.py` maps it to HTTP."""
+
+    symbol: str
+    error: Exception
 
 
 def _check_what_if(features: Mapping[str, float]) -> None:
@@ -478,30 +487,23 @@ class DecisionService:
             self.metrics.rules_fired.labels(fired["rule_id"]).inc()
 
     # ---- batch --------------------------------------------------------------------------------
-    async def decide_batch(self, items: Sequence[DecideInput]) -> list[dict[str, Any]]:
+    async def decide_batch(self, items: Sequence[DecideInput]) -> list[dict[str, Any] | ItemFailed]:
         """Independent decisions, `S3_BATCH_CONCURRENCY` at a time, answers in request order;
-        an item that cannot be decided gets `{symbol, error, status}` instead of failing all."""
+        an item that cannot be decided is reported as :class:`ItemFailed`, the others stand."""
         sem = asyncio.Semaphore(self.settings.batch_concurrency)
 
-        async def one(item: DecideInput) -> dict[str, Any]:
+        async def one(item: DecideInput) -> dict[str, Any] | ItemFailed:
             async with sem:
                 try:
                     return await self.decide(
                         symbol=item.symbol, market=item.market, side_hint=item.side_hint,
                         dry_run=item.dry_run, features=item.features,
                     )  # fmt: skip
-                except UnknownSymbol:
-                    return {"symbol": item.symbol, "status": 422,
-                            "error": f"unknown symbol {item.symbol!r}"}  # fmt: skip
-                except DecideRefused as exc:
-                    return {"symbol": item.symbol, "status": 422, "error": str(exc)}
-                except InfraError as exc:
-                    return {"symbol": item.symbol, "status": 503,
-                            "error": f"service unavailable: {exc}"}  # fmt: skip
+                except (UnknownSymbol, DecideRefused, InfraError) as exc:
+                    return ItemFailed(item.symbol, exc)
                 except Exception as exc:  # items are independent: never fail the others
                     log.exception("batch item %s failed", item.symbol)
-                    return {"symbol": item.symbol, "status": 500,
-                            "error": f"internal error: {type(exc).__name__}: {exc}"}  # fmt: skip
+                    return ItemFailed(item.symbol, exc)
 
         return list(await asyncio.gather(*(one(i) for i in items)))
 
