@@ -37,10 +37,9 @@ from s3_strategy.service_layer.decide import (
     DecideInput,
     DecideRefused,
     DecisionService,
-    ReplayUnavailable,
-    SignalNotFound,
     UnknownSymbol,
 )
+from s3_strategy.service_layer.replay import ReplayUnavailable, SignalNotFound
 from svckit.auth import ADMIN, API, install_bearer_auth
 from svckit.errors import ConfigError, StartupError
 from svckit.httperrors import install_error_handlers
