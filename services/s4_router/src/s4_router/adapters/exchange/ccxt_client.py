@@ -11,7 +11,7 @@ exchange port, through ``ccxt.async_support``.
 * Markets come from our instrument_registry (Binance ``exchangeInfo`` entries built by
   :mod:`.ccxt_setup`), so start-up does not depend on venue discovery; MEXC, whose market
   shapes we cannot verify offline, still uses ``load_markets()``.
-* Requests: :mod:`.ccxt_requests`; answers: :mod:`.ccxt_records`; errors: :mod:`.errors_ccxt`.
+* Requests and answers are mapped in :mod:`.ccxt_orders`, errors in :mod:`.errors_ccxt`.
 
 Binance's trade rows carry no client order id: ``fetch_my_trades`` fills it from orders this
 process has seen, and queries the order once for any other (a trade of an order the venue no
@@ -30,8 +30,7 @@ from typing import Any, Literal, TypeVar
 
 import ccxt.async_support as ccxt_async
 
-from s4_router.adapters.exchange import ccxt_records as records
-from s4_router.adapters.exchange import ccxt_requests as requests
+from s4_router.adapters.exchange import ccxt_orders
 from s4_router.adapters.exchange.base import (
     AssetBalance,
     BookTop,
@@ -195,7 +194,7 @@ class CcxtExchange(ExchangePort):
 
     # ---- conversions (the client remembers the client ids it sees) -------------------------
     def _order(self, market: Market, o: Mapping[str, Any]) -> ExchangeOrder:
-        order = records.parse_order(market, o)
+        order = ccxt_orders.parse_order(market, o)
         self._remember(market, order.venue_order_id, order.client_order_id)
         return order
 
@@ -247,11 +246,11 @@ class CcxtExchange(ExchangePort):
         return int(await self._call(client.fetch_time, client=client))
 
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
-        if req.type in requests.CONDITIONAL:
+        if req.type in ccxt_orders.CONDITIONAL:
             raise InvalidOrder(f"{req.type} is an algo order: use place_conditional()", code=-1116)
         client = self._clients[req.market]
         symbol = self._symbol(req.market, req.symbol)
-        ccxt_type, amount, price, params = requests.order_args(req)
+        ccxt_type, amount, price, params = ccxt_orders.order_args(req)
         self._check_grid(req.symbol, req.qty, req.price)
         order = await self._call(
             lambda: client.create_order(
@@ -266,7 +265,7 @@ class CcxtExchange(ExchangePort):
         self, venue_order_id: str | None, client_order_id: str | None
     ) -> tuple[str | None, dict[str, Any]]:
         oid = self._id(venue_order_id)
-        return oid, requests.ref_params(oid, client_order_id)
+        return oid, ccxt_orders.ref_params(oid, client_order_id)
 
     async def cancel_order(
         self,
@@ -314,7 +313,7 @@ class CcxtExchange(ExchangePort):
         trades = await self._call(
             lambda: client.fetch_my_trades(sym, since_ms, 1000), client=client
         )
-        out = [records.parse_trade(market, symbol, t, self._coids) for t in trades]
+        out = [ccxt_orders.parse_trade(market, symbol, t, self._coids) for t in trades]
         # Binance's trade rows have no client order id: learn it from the order (once per
         # order this process has not seen, e.g. after a restart).
         unknown = {t.venue_order_id for t in out if not t.client_order_id}
@@ -339,7 +338,7 @@ class CcxtExchange(ExchangePort):
             limit = next((n for n in _FUT_DEPTH_LIMITS if n >= depth), _FUT_DEPTH_LIMITS[-1])
         book = await self._call(lambda: client.fetch_order_book(sym, limit), client=client)
         now = int(client.milliseconds() - client.options.get("timeDifference", 0))
-        return records.parse_book(symbol, book, depth, now_ms=now)
+        return ccxt_orders.parse_book(symbol, book, depth, now_ms=now)
 
     async def close(self) -> None:
         self._closed = True
@@ -380,18 +379,18 @@ class CcxtExchange(ExchangePort):
         settings: dict[str, tuple[int, str]] = {}
         if self._binance:
             leverages = await self._call(lambda: client.fetch_leverages(syms), client=client)
-            settings = records.parse_leverages(leverages)
-        positions = (records.parse_position(p, settings) for p in rows)
+            settings = ccxt_orders.parse_leverages(leverages)
+        positions = (ccxt_orders.parse_position(p, settings) for p in rows)
         return [p for p in positions if p is not None]
 
     async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
-        """Per asset, as :func:`.ccxt_records.parse_balances` reads it."""
+        """Per asset, as :func:`.ccxt_orders.parse_balances` reads it."""
         client = self._clients[market]
         params: dict[str, Any] = (
             {} if self._binance else {"type": "spot" if market is SPOT else "swap"}
         )
         bal = await self._call(lambda: client.fetch_balance(params), client=client)
-        return records.parse_balances(market, bal)
+        return ccxt_orders.parse_balances(market, bal)
 
     # ---- spot OCO (Binance /api/v3/orderList/oco) -----------------------------------------
     def _oco_client(self) -> Any:
@@ -411,7 +410,7 @@ class CcxtExchange(ExchangePort):
                 await self.fetch_order(SPOT, symbol, venue_order_id=str(leg["orderId"]))
                 for leg in answer.get("orders") or []
             ]
-        return records.order_list(answer, legs)
+        return ccxt_orders.order_list(answer, legs)
 
     async def place_oco(
         self,
@@ -430,7 +429,7 @@ class CcxtExchange(ExchangePort):
         client = self._oco_client()
         self._symbol(SPOT, symbol)
         self._check_grid(symbol, qty, limit_price, stop_price, stop_limit_price)
-        request = requests.oco_request(
+        request = ccxt_orders.oco_request(
             symbol,
             side,
             qty,
@@ -475,7 +474,7 @@ class CcxtExchange(ExchangePort):
     # ---- futures conditional orders (Binance /fapi/v1/algoOrder) ---------------------------
     async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
         """FUT STOP_MARKET / TAKE_PROFIT_MARKET as an algo order (`stop_price` = trigger)."""
-        amount, params = requests.conditional_args(req)
+        amount, params = ccxt_orders.conditional_args(req)
         client, sym = self._clients[FUT], self._symbol(FUT, req.symbol)
         self._check_grid(req.symbol, None if req.close_position else req.qty, req.stop_price)
         order = await self._call(
@@ -485,14 +484,14 @@ class CcxtExchange(ExchangePort):
             submit=True,
             client=client,
         )
-        return records.parse_conditional(order)
+        return ccxt_orders.parse_conditional(order)
 
     async def cancel_conditional(
         self, symbol: str, *, algo_id: str | None = None, client_algo_id: str | None = None
     ) -> ConditionalOrder:
         client, sym = self._clients[FUT], self._symbol(FUT, symbol)
         aid = self._id(algo_id)
-        params = requests.algo_params(client_algo_id)
+        params = ccxt_orders.algo_params(client_algo_id)
         await self._call(lambda: client.cancel_order(aid, sym, params), client=client)
         # Binance answers a cancel with the ids only: read the order back for its state.
         return await self.fetch_conditional(symbol, algo_id=aid, client_algo_id=client_algo_id)
@@ -502,9 +501,9 @@ class CcxtExchange(ExchangePort):
     ) -> ConditionalOrder:
         client, sym = self._clients[FUT], self._symbol(FUT, symbol)
         aid = self._id(algo_id)
-        params = requests.algo_params(client_algo_id)
+        params = ccxt_orders.algo_params(client_algo_id)
         order = await self._call(lambda: client.fetch_order(aid, sym, params), client=client)
-        cond = records.parse_conditional(order)
+        cond = ccxt_orders.parse_conditional(order)
         if cond.symbol != symbol:
             raise OrderNotFound("conditional order of another symbol", code=-2013)
         return cond
@@ -515,7 +514,7 @@ class CcxtExchange(ExchangePort):
         orders = await self._call(
             lambda: client.fetch_open_orders(sym, None, None, {"trigger": True}), client=client
         )
-        return [records.parse_conditional(o) for o in orders]
+        return [ccxt_orders.parse_conditional(o) for o in orders]
 
 
 __all__ = ["CcxtExchange"]
