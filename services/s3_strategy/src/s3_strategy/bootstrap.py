@@ -137,6 +137,7 @@ async def bootstrap(
             )
             stack.push_async_callback(http.aclose)
         metrics = StrategyMetrics()
+        publisher = IntentPublisher(redis=redis, http=http, retries=settings.publish_retries)
         alerts = AlertSink(
             redis=redis, clock=clock, metrics=metrics, min_interval_s=settings.alert_min_interval_s
         )
@@ -152,7 +153,7 @@ async def bootstrap(
             settings=settings,
             redis=redis,
             store=store,
-            publisher=IntentPublisher(redis=redis, http=http, retries=settings.publish_retries),
+            publisher=publisher,
             engine=engine,
             scorer=scorer or ConstantScorer(),
             state=StateReader(redis),
@@ -197,7 +198,7 @@ async def bootstrap(
             settings=settings,
             redis=redis,
             store=store,
-            publisher=IntentPublisher(redis=redis, http=http, retries=settings.publish_retries),
+            publisher=publisher,
             reader=spot_reader,
             engine=lambda: service.engine,
             clock=clock,

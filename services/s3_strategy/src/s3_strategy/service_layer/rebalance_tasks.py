@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.adapters.spot_reader import SpotReader
@@ -47,6 +47,7 @@ from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, MarketPolicy, OrderIntent
 
 log = logging.getLogger(__name__)
+C = TypeVar("C", SymmetricConfig, IntelligentConfig)
 
 WORKING = [s.value for s in OrderStatus if not s.is_terminal]
 
@@ -96,31 +97,17 @@ class TaskService:
             raise TaskInputError(f"{self.settings.rebalance_symbol} is not in instrument_registry")
         return plan.inst
 
-    def _fee(self, inst: Instrument) -> FeeModel:
-        rate = self.settings.rebalance_fee_rate
-        return FeeModel(
-            enabled=self.settings.rebalance_fee_aware,
-            fee_rate=inst.taker_fee if rate is None else rate,
-        )
-
-    def symmetric_config(self, inst: Instrument) -> SymmetricConfig:
-        s = self.settings
-        return SymmetricConfig(
+    def config(self, kind: type[C], inst: Instrument) -> C:
+        """The planner's config from S3_REBALANCE_* (the fee defaults to the taker fee)."""
+        s, rate = self.settings, self.settings.rebalance_fee_rate
+        return kind(
             target_ratio=s.rebalance_target_ratio,
             threshold_pct=s.rebalance_threshold_pct,
             min_notional_usdt=s.rebalance_min_notional_usdt,
             max_notional_usdt=s.rebalance_max_notional_usdt,
-            fee=self._fee(inst),
-        )
-
-    def intelligent_config(self, inst: Instrument) -> IntelligentConfig:
-        s = self.settings
-        return IntelligentConfig(
-            target_ratio=s.rebalance_target_ratio,
-            threshold_pct=s.rebalance_threshold_pct,
-            min_notional_usdt=s.rebalance_min_notional_usdt,
-            max_notional_usdt=s.rebalance_max_notional_usdt,
-            fee=self._fee(inst),
+            fee=FeeModel(
+                enabled=s.rebalance_fee_aware, fee_rate=inst.taker_fee if rate is None else rate
+            ),
         )
 
     # ---- one run -----------------------------------------------------------------------------
@@ -347,10 +334,10 @@ class TaskService:
         if strategy == "symmetric":
             plan = plan_symmetric(
                 base_free=bf, quote_free=qf, base_locked=bl, quote_locked=ql, quote=quote,
-                instrument=inst, config=self.symmetric_config(inst),
+                instrument=inst, config=self.config(SymmetricConfig, inst),
             )  # fmt: skip
         else:
-            cfg = self.intelligent_config(inst)
+            cfg = self.config(IntelligentConfig, inst)
             if ctx is not None and ctx.closes is not None:
                 closes = ctx.closes
             else:
