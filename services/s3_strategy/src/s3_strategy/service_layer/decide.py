@@ -476,12 +476,13 @@ class DecisionService:
             result.update(config_rev=engine.config_rev, ctx_rev=engine.ctx_rev,
                           signal_id=signal_id)  # fmt: skip
         else:
+            symbol, market = str(doc["symbol"]), Market(doc["market"])
             side_hint = Side(doc["side_hint"]) if doc.get("side_hint") else None
             state, recorded = recorded_inputs(signal_id, doc)
+            t0 = int(doc["t0"])
             result = await self._run(
-                engine, signal_id, int(doc["t0"]), str(doc["symbol"]), Market(doc["market"]),
-                side_hint, state, recorded,
-            )  # fmt: skip
+                engine, signal_id, t0, symbol, market, side_hint, state, recorded
+            )
             if override == Reason.DUPLICATE_DECISION.value and result["decision"] == "open":
                 apply_override(result, Reason.DUPLICATE_DECISION, str(doc.get("message")))
         model_version = self.scorer.model_version
