@@ -15,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from s3_strategy.config import Settings
-from s3_strategy.domain import brackets as br
+from s3_strategy.domain import sl_tp
 from s3_strategy.domain.reasons import Reason
 from s3_strategy.domain.rules import RuleLintError, factors_from_docs, lint_rules
 from s3_strategy.domain.sizing import size_spot
@@ -60,8 +60,8 @@ def test_decide_with_cap_below_the_fees_skips_max_loss_unreachable_never_opens()
 
 def test_solve_with_cap_under_one_tick_times_qty_raises_instead_of_a_one_tick_floor() -> None:
     # 2 BTC on a 1 USDT tick: one tick already loses 2 USDT (+ 104 of fees) against a 1.2 cap.
-    with pytest.raises(br.LossCapUnreachable, match=r"within 1\.2 USDT"):
-        br.solve(BTC, Side.BUY, D(65000), D(2), d_base=D("0.2"), max_loss=D("1.2"),
+    with pytest.raises(sl_tp.LossCapUnreachable, match=r"within 1\.2 USDT"):
+        sl_tp.solve(BTC, Side.BUY, D(65000), D(2), d_base=D("0.2"), max_loss=D("1.2"),
                  target_net=D(1), f_in=FEE, f_out=FEE)  # fmt: skip
 
 
@@ -81,9 +81,9 @@ def test_solve_with_random_inputs_never_exceeds_the_cap_with_fees(
     entry = inst.round_price(price, "down")
     assume(entry > 2 * tick)
     try:
-        b = br.solve(inst, side, entry, qty, d_base=D("1.5") * atr, max_loss=max_loss,
+        b = sl_tp.solve(inst, side, entry, qty, d_base=D("1.5") * atr, max_loss=max_loss,
                      target_net=D("0.5"), f_in=FEE, f_out=FEE)  # fmt: skip
-    except br.BracketError:
+    except sl_tp.BracketError:
         return  # a skip with a reason, never an open
     assert loss_with_fees(side, entry, b.sl, qty) <= max_loss
     assert (b.sl < entry) if side is Side.BUY else (b.sl > entry)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from s3_strategy.domain import brackets as br
+from s3_strategy.domain import sl_tp
 from s3_strategy.domain.sizing import QtyAboveMax, size_fut, size_spot
 from tradekit.enums import Side
 from tradekit.errors import BelowMinNotional, InvalidIntent, RoundsToZero
@@ -58,7 +58,7 @@ def test_size_spot_with_max_qty_exceeded_raises() -> None:
 
 
 def test_solve_long_with_atr_below_loss_cap_uses_atr_distance() -> None:
-    b = br.solve(BTC, Side.BUY, D("65000.5"), D("0.006"), d_base=D(100), max_loss=D("1.2"),
+    b = sl_tp.solve(BTC, Side.BUY, D("65000.5"), D("0.006"), d_base=D(100), max_loss=D("1.2"),
                  target_net=D("1.95"), f_in=FEE, f_out=FEE)  # fmt: skip
     # cap with fees: SL ≥ (65000.5·1.0004 − 1.2/0.006) / 0.9996 = 64852.44… ⇒ d_cap 148.06…
     assert b.d == D(100) and D("148.05") < b.d_cap < D("148.07")
@@ -67,11 +67,11 @@ def test_solve_long_with_atr_below_loss_cap_uses_atr_distance() -> None:
     assert b.loss_at_sl == D("0.9087636") and not b.sl_one_tick_floor
     # TP ≥ (1.95/0.006 + 65000.5·1.0004) / 0.9996 = 65377.1… → 65378 (away from the entry)
     assert b.tp == D(65378)
-    assert br.net_profit(Side.BUY, D("65000.5"), b.tp, D("0.006"), FEE, FEE) >= D("1.95")
+    assert sl_tp.net_profit(Side.BUY, D("65000.5"), b.tp, D("0.006"), FEE, FEE) >= D("1.95")
 
 
 def test_solve_short_with_loss_cap_below_atr_uses_cap_and_mirrors() -> None:
-    b = br.solve(BTC, Side.SELL, D(65000), D("0.006"), d_base=D(300), max_loss=D("1.2"),
+    b = sl_tp.solve(BTC, Side.SELL, D(65000), D("0.006"), d_base=D(300), max_loss=D("1.2"),
                  target_net=D("1.95"), f_in=FEE, f_out=FEE)  # fmt: skip
     # SL ≤ (1.2/0.006 + 65000·0.9996) / 1.0004 = 65147.94… ⇒ rounded down (towards the entry)
     assert D("147.94") < b.d < D("147.95") and b.sl == D(65147)
@@ -82,19 +82,19 @@ def test_solve_short_with_loss_cap_below_atr_uses_cap_and_mirrors() -> None:
 
 
 def test_solve_with_distance_under_one_tick_places_stop_one_tick_away() -> None:
-    b = br.solve(BTC, Side.BUY, D(65000), D("0.006"), d_base=D("0.2"), max_loss=D("1.2"),
+    b = sl_tp.solve(BTC, Side.BUY, D(65000), D("0.006"), d_base=D("0.2"), max_loss=D("1.2"),
                  target_net=D("1"), f_in=FEE, f_out=FEE)  # fmt: skip
     assert b.sl == D(64999) and b.sl_one_tick_floor
 
 
 def test_solve_short_with_target_beyond_zero_raises_bracket_error() -> None:
-    with pytest.raises(br.BracketError):
-        br.solve(BTC, Side.SELL, D(100), D("0.1"), d_base=D(1), max_loss=D(1),
+    with pytest.raises(sl_tp.BracketError):
+        sl_tp.solve(BTC, Side.SELL, D(100), D("0.1"), d_base=D(1), max_loss=D(1),
                  target_net=D(50), f_in=FEE, f_out=FEE)  # fmt: skip
 
 
 def test_solve_long_with_loss_budget_above_position_value_stops_at_one_tick() -> None:
-    b = br.solve(BTC, Side.BUY, D(50), D("0.2"), d_base=D(80), max_loss=D(100),
+    b = sl_tp.solve(BTC, Side.BUY, D(50), D("0.2"), d_base=D(80), max_loss=D(100),
                  target_net=D(1), f_in=FEE, f_out=FEE)  # fmt: skip
     assert b.sl == D(1)
 
@@ -159,15 +159,15 @@ def test_solve_with_random_inputs_bounds_loss_and_meets_profit_target(
     entry = price
     assume(entry > 2 * tick)
     try:
-        b = br.solve(inst, side, entry, qty, d_base=D("1.5") * atr, max_loss=max_loss,
+        b = sl_tp.solve(inst, side, entry, qty, d_base=D("1.5") * atr, max_loss=max_loss,
                      target_net=target, f_in=FEE, f_out=FEE)  # fmt: skip
-    except br.LossCapUnreachable:
+    except sl_tp.LossCapUnreachable:
         return  # no stop on the tick meets the cap with fees: a skip, never an open
-    except br.BracketError:
+    except sl_tp.BracketError:
         assert side is Side.SELL  # otherwise only a short TP can be unreachable (≤ zero)
         return
     assert b.sl % tick == 0 and b.tp % tick == 0 and b.sl > 0 and b.tp > 0
-    loss = br.loss_at_stop(side, entry, b.sl, qty, FEE, FEE)
+    loss = sl_tp.loss_at_stop(side, entry, b.sl, qty, FEE, FEE)
     assert 0 < loss <= max_loss and loss == b.loss_at_sl  # fees included, no floor above it
     assert (b.sl < entry < b.tp) if side is Side.BUY else (b.tp < entry < b.sl)
-    assert br.net_profit(side, entry, b.tp, qty, FEE, FEE) >= target
+    assert sl_tp.net_profit(side, entry, b.tp, qty, FEE, FEE) >= target

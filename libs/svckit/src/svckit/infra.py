@@ -1,12 +1,14 @@
 """Shared start-up wiring of both services: Redis client and store, seeded and checked.
 
-Each service's `bootstrap()` calls :func:`open_infra` first; what it creates itself (rather than
-receives from a test) is listed in `owns`, so the container closes exactly those.
+Each service's `bootstrap()` calls :func:`open_infra` first with its `AsyncExitStack`: what it
+creates itself (rather than receives from a test) is registered there for closing as soon as it
+is opened, so a start-up failing half-way (Redis unreachable, a bad fixture) closes it too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 from svckit.errors import ConfigError, StartupError
 from svckit.redisio import RedisClient, make_redis, ping
@@ -20,10 +22,10 @@ from svckit.store.seed import FixtureError, seed_store
 class Infra:
     redis: RedisClient
     store: DocumentStore
-    owns: list[str] = field(default_factory=list)
 
 
 async def open_infra(
+    stack: AsyncExitStack,
     settings: ServiceSettings,
     *,
     prefix: str,
@@ -33,14 +35,13 @@ async def open_infra(
 ) -> Infra:
     """Connect (or adopt) Redis and the store; fail with a readable message when Redis is down.
     `seed`: create collections/indexes and upsert reference data from the fixtures."""
-    owns: list[str] = []
     if redis is None:
         if not settings.redis_addresses:
             raise ConfigError(
                 f"{prefix}REDIS_ADDRESSES is empty (the service entry point starts one)"
             )
         redis = make_redis(settings.redis_addresses, password=settings.redis_password_value)
-        owns.append("redis")
+        stack.push_async_callback(redis.aclose)
     if not await ping(redis):
         raise StartupError(f"Redis unreachable at {','.join(settings.redis_addresses)}")
     if store is None:
@@ -51,7 +52,7 @@ async def open_infra(
             arango_db=settings.db_arango_name,
             data_dir=settings.data_dir,
         )
-        owns.append("store")
+        stack.push_async_callback(store.close)
     if seed:
         try:
             await seed_store(store, settings.fixtures_dir)
@@ -59,4 +60,4 @@ async def open_infra(
             raise StartupError(f"{prefix}FIXTURES_DIR: {exc}") from None
     else:
         await store.bootstrap()
-    return Infra(redis, store, owns)
+    return Infra(redis, store)

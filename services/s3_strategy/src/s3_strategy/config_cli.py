@@ -22,6 +22,7 @@ import getpass
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,16 @@ def _read_bundle(file: str) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> tuple[int, Any]:
-    infra = await open_infra(settings, prefix="S3_", seed=False)
-    admin = ConfigAdmin(
-        settings=settings, redis=infra.redis, configs=ConfigStore(infra.store), clock=WallClock()
-    )
+    async with AsyncExitStack() as stack:  # closes Redis and the store, however it ends
+        infra = await open_infra(stack, settings, prefix="S3_", seed=False)
+        configs = ConfigStore(infra.store)
+        admin = ConfigAdmin(
+            settings=settings, redis=infra.redis, configs=configs, clock=WallClock()
+        )
+        return await _command(admin, args)
+
+
+async def _command(admin: ConfigAdmin, args: argparse.Namespace) -> tuple[int, Any]:
     actor = args.actor or f"cli:{getpass.getuser()}"
     try:
         if args.cmd == "show":
@@ -96,9 +103,6 @@ async def run(args: argparse.Namespace, settings: Settings) -> tuple[int, Any]:
         return 3, {"error": f"unknown config rev {exc.args[0]!r}"}
     except NoPreviousRevision as exc:
         return 3, {"error": str(exc)}
-    finally:
-        await infra.redis.aclose()
-        await infra.store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

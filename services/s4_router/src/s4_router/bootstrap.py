@@ -4,16 +4,23 @@ Dependencies are keyword-only so tests pass a real Redis, a store, an exchange a
 clock and a sleep function explicitly; background work (the `orders:intent` consumer, the
 execution tasks, the orphan sweep, the venue watch, the simulator's market pump) starts in
 `start_background()`, called by the FastAPI lifespan.
+
+Closing: what `bootstrap()` opens itself (Redis, the store, the exchange adapter, the venue's
+order-update subscription) is registered on one `AsyncExitStack` the moment it is opened; the
+container closes it in reverse order after its loops, and `bootstrap()` closes it when start-up
+fails half-way. What a caller passed in stays the caller's to close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,10 +83,10 @@ class S4Container:
     protection: ProtectionService | None = None
     reconciler: Reconciler | None = None
     background: list[BackgroundTask] = field(default_factory=list)
-    owns: list[str] = field(default_factory=list)
+    resources: AsyncExitStack = field(default_factory=AsyncExitStack)
+    unsubscribe: Callable[[], None] | None = None  # from the venue's order updates (idempotent)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    unsubscribe: Callable[[], None] | None = None
 
     async def start_background(self) -> None:
         # Before taking new work: where does the clock stand, what was left unfinished?
@@ -209,15 +216,7 @@ class S4Container:
         await self.manager.shutdown(max(0.0, deadline - loop.time()))
         if self.protection is not None:
             await self.protection.shutdown()
-        if self.unsubscribe is not None:
-            self.unsubscribe()
-            self.unsubscribe = None  # aclose() may run twice (lifespan, then the owner)
-        if "exchange" in self.owns:
-            await self.exchange.close()
-        if "redis" in self.owns:
-            await self.redis.aclose()
-        if "store" in self.owns:
-            await self.store.close()
+        await self.resources.aclose()  # empty once closed: aclose() may run twice
 
 
 def load_route_table(path: Path) -> RouteTable:
@@ -257,184 +256,190 @@ async def bootstrap(
     sleep: Sleep | None = None,
     seed: bool = True,
 ) -> S4Container:
-    owns: list[str] = []
-    clock = clock or WallClock()
-    route_table = load_route_table(settings.route_table_path)
-    infra = await open_infra(settings, prefix="S4_", redis=redis, store=store, seed=seed)
-    redis, store = infra.redis, infra.store
-    owns += infra.owns
-    instruments = await load_instruments(store)
-    background: list[BackgroundTask] = []
-    if exchange is None:
-        from s4_router.adapters.exchange.factory import make_exchange
+    # Each resource is registered as it is opened; the container takes them over only once
+    # start-up has succeeded (a failure half-way closes them here, in reverse order).
+    async with AsyncExitStack() as stack:
+        clock = clock or WallClock()
+        route_table = load_route_table(settings.route_table_path)
+        infra = await open_infra(stack, settings, prefix="S4_", redis=redis, store=store, seed=seed)
+        redis, store = infra.redis, infra.store
+        instruments = await load_instruments(store)
+        background: list[BackgroundTask] = []
+        if exchange is None:
+            from s4_router.adapters.exchange.factory import make_exchange
 
-        exchange, background = make_exchange(
-            settings, instruments=instruments, redis=redis, clock=clock
+            exchange, background = make_exchange(
+                settings, instruments=instruments, redis=redis, clock=clock
+            )
+            stack.push_async_callback(exchange.close)
+        await exchange.load_markets(list(instruments.values()))
+        metrics = RouterMetrics()
+        owner = settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+        breaker = CircuitBreaker(
+            CircuitBreakerConfig(
+                window_ms=int(settings.cb_error_rate_window.total_seconds() * 1000),
+                threshold=settings.cb_error_rate_thresh,
+                min_calls=settings.cb_min_calls,
+                open_ms=settings.cb_open_ms,
+                max_open_ms=max(settings.cb_max_open_ms, settings.cb_open_ms),
+            )
         )
-        owns.append("exchange")
-    await exchange.load_markets(list(instruments.values()))
-    metrics = RouterMetrics()
-    owner = settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
-    breaker = CircuitBreaker(
-        CircuitBreakerConfig(
-            window_ms=int(settings.cb_error_rate_window.total_seconds() * 1000),
-            threshold=settings.cb_error_rate_thresh,
-            min_calls=settings.cb_min_calls,
-            open_ms=settings.cb_open_ms,
-            max_open_ms=max(settings.cb_max_open_ms, settings.cb_open_ms),
+        metrics.cb_state.set(0)
+        guarded = GuardedExchange(
+            exchange, breaker=breaker, clock=clock, metrics=metrics, sleep=sleep,
+            weight=WeightConfig(
+                pace_fraction=settings.weight_pace_fraction, max_wait_ms=settings.weight_max_wait_ms
+            ),
+            weight_limit_1m=settings.weight_limit_1m or None,
+        )  # fmt: skip
+        publisher = Publisher(redis, clock=clock, metrics=metrics)
+        ops = VenueOps(
+            guarded,
+            metrics=metrics,
+            retry=RetryPolicy(
+                attempts=settings.retry_attempts,
+                base_s=settings.retry_base_ms / 1000,
+                max_s=settings.retry_max_ms / 1000,
+            ),
+            sleep=sleep,
+            clock=clock,
+            recv_window_ms=settings.recv_window_ms,
         )
-    )
-    metrics.cb_state.set(0)
-    guarded = GuardedExchange(
-        exchange, breaker=breaker, clock=clock, metrics=metrics, sleep=sleep,
-        weight=WeightConfig(
-            pace_fraction=settings.weight_pace_fraction, max_wait_ms=settings.weight_max_wait_ms
-        ),
-        weight_limit_1m=settings.weight_limit_1m or None,
-    )  # fmt: skip
-    publisher = Publisher(redis, clock=clock, metrics=metrics)
-    ops = VenueOps(
-        guarded,
-        metrics=metrics,
-        retry=RetryPolicy(
-            attempts=settings.retry_attempts,
-            base_s=settings.retry_base_ms / 1000,
-            max_s=settings.retry_max_ms / 1000,
-        ),
-        sleep=sleep,
-        clock=clock,
-        recv_window_ms=settings.recv_window_ms,
-    )
-    leases = Leases(redis, owner=f"s4:{owner}", ttl_ms=settings.exec_lease_ms)
-    orders = StoreOrdersRepository(store)
-    fills = FillBook(orders=orders, redis=redis, publisher=publisher, metrics=metrics)
-    manager = ExecutionManager(
-        leases=leases, clock=clock, metrics=metrics, poll_ms=settings.poll_interval_ms,
-        autorun=settings.background_execution,
-    )  # fmt: skip
-    quality = QualityTracker(
-        metrics=metrics,
-        publisher=publisher,
-        window=settings.quality_window,
-        min_samples=settings.quality_min_samples,
-        maker_ratio_alert=settings.maker_fill_ratio_alert,
-        balance_alert_count=settings.insufficient_balance_alert_count,
-        balance_window_ms=int(settings.insufficient_balance_window.total_seconds() * 1000),
-        cooldown_ms=int(settings.alert_cooldown.total_seconds() * 1000),
-    )
-    skew = ClockSkewGuard(settings.clock_skew_max_ms, max_rtt_ms=settings.clock_skew_max_rtt_ms)
-    books = BookSource(
-        redis=redis, ops=ops, clock=clock, metrics=metrics, max_age_ms=settings.book_max_age_ms,
-        # What the feeder (md_feeder) publishes: from the simulator one book that serves both
-        # markets; from a live venue the futures book where listed, else spot.
-        published_market=None if settings.exchange == "sim" else {
-            s: Market.FUT if Market.FUT in i.markets else Market.SPOT
-            for s, i in instruments.items()
-        },
-    )  # fmt: skip
-    protection = (
-        ProtectionService(
+        leases = Leases(redis, owner=f"s4:{owner}", ttl_ms=settings.exec_lease_ms)
+        orders = StoreOrdersRepository(store)
+        fills = FillBook(orders=orders, redis=redis, publisher=publisher, metrics=metrics)
+        manager = ExecutionManager(
+            leases=leases, clock=clock, metrics=metrics, poll_ms=settings.poll_interval_ms,
+            autorun=settings.background_execution,
+        )  # fmt: skip
+        quality = QualityTracker(
+            metrics=metrics,
+            publisher=publisher,
+            window=settings.quality_window,
+            min_samples=settings.quality_min_samples,
+            maker_ratio_alert=settings.maker_fill_ratio_alert,
+            balance_alert_count=settings.insufficient_balance_alert_count,
+            balance_window_ms=int(settings.insufficient_balance_window.total_seconds() * 1000),
+            cooldown_ms=int(settings.alert_cooldown.total_seconds() * 1000),
+        )
+        skew = ClockSkewGuard(settings.clock_skew_max_ms, max_rtt_ms=settings.clock_skew_max_rtt_ms)
+        books = BookSource(
+            redis=redis, ops=ops, clock=clock, metrics=metrics, max_age_ms=settings.book_max_age_ms,
+            # What the feeder (md_feeder) publishes: from the simulator one book that serves both
+            # markets; from a live venue the futures book where listed, else spot.
+            published_market=None if settings.exchange == "sim" else {
+                s: Market.FUT if Market.FUT in i.markets else Market.SPOT
+                for s, i in instruments.items()
+            },
+        )  # fmt: skip
+        protection = (
+            ProtectionService(
+                store=store, orders=orders, exchange=guarded, ops=ops, clock=clock,
+                metrics=metrics, publisher=publisher, leases=leases, fills=fills,
+                instruments=instruments, working_type=settings.working_type,
+                poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
+                oco_guardian=settings.oco_guardian, naked_policy=settings.naked_policy,
+                unprotected_alert_ms=settings.unprotected_alert_ms, books=books,
+                position_poll_ms=settings.protection_position_poll_ms,
+            )
+            if settings.protection
+            else None
+        )  # fmt: skip
+        router = OrderRouter(
+            fills=fills,
+            orders=orders,
+            redis=redis,
+            exchange=guarded,
+            instruments=instruments,
+            clock=clock,
+            metrics=metrics,
+            route_table=route_table,
+            limits=policy_limits(settings),
+            breaker=breaker,
+            skew=skew,
+            ops=ops,
+            manager=manager,
+            leases=leases,
+            publisher=publisher,
+            quality=quality,
+            owner=f"s4:{owner}",
+            lock_wait_ms=settings.lock_wait_ms,
+            sync_wait_ms=settings.order_sync_wait_ms,
+            margin=MarginSetup(
+                exchange=guarded, ops=ops, default_leverage=settings.leverage_default
+            ),
+            protection=protection,
+            pretrade=PretradeLimits(
+                max_order_notional_usdt=settings.max_order_notional_usdt,
+                price_collar_bps=settings.price_collar_bps,
+                min_stop_distance_bps=settings.min_stop_distance_bps,
+                intent_max_age_ms=settings.intent_max_age_ms,
+                intent_max_future_ms=settings.intent_max_future_ms,
+            ),
+            books=books,
+        )
+        watch = VenueWatch(
+            exchange=guarded, clock=clock, skew=skew, metrics=metrics, publisher=publisher,
+            interval_ms=settings.clock_check_ms,
+        )  # fmt: skip
+        guarded.on_transition = watch.on_breaker
+        consumer = IntentConsumer(
+            redis=redis,
+            router=router,
+            clock=clock,
+            group=settings.consumer_group,
+            consumer=owner,
+            claim_idle_ms=settings.stream_claim_idle_ms,
+            max_deliveries=settings.stream_max_deliveries,
+            stream=keys.ORDERS_INTENT,
+            block_ms=settings.stream_block_ms,
+            metrics=metrics,
+            concurrency=settings.stream_concurrency,
+        )
+        subscribe = getattr(exchange, "subscribe_order_updates", None)
+        unsubscribe = None
+        if callable(subscribe):
+
+            def on_update(client_order_id: str) -> None:
+                manager.on_order_update(client_order_id)
+                if protection is not None:
+                    protection.on_order_update(client_order_id)
+
+            # Cached: runs once however often it is called (a test may cut the feed first).
+            unsubscribe = functools.cache(subscribe(on_update))
+            stack.callback(unsubscribe)
+        reconciler = Reconciler(
             store=store, orders=orders, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
-            publisher=publisher, leases=leases, fills=fills, instruments=instruments,
-            working_type=settings.working_type,
-            poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
-            oco_guardian=settings.oco_guardian, naked_policy=settings.naked_policy,
-            unprotected_alert_ms=settings.unprotected_alert_ms, books=books,
-            position_poll_ms=settings.protection_position_poll_ms,
+            publisher=publisher, instruments=instruments, router=router, protection=protection,
+            window_ms=settings.reconcile_window_ms,
+            cancel_orphans=settings.reconcile_cancel_orphans,
+            settle_ms=max(2_000, 4 * settings.poll_interval_ms), fills=fills,
+        )  # fmt: skip
+
+        def apply_settings(new: Settings) -> None:
+            router.limits = policy_limits(new)  # read once per intake: in-flight work keeps its own
+
+        config_watch = RouteTableWatcher(
+            settings=settings, router=router, publisher=publisher, clock=clock,
+            apply_settings=apply_settings,
+        )  # fmt: skip
+        log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
+        return S4Container(
+            settings=settings,
+            redis=redis,
+            store=store,
+            exchange=exchange,
+            router=router,
+            consumer=consumer,
+            metrics=metrics,
+            route_table=route_table,
+            route_table_rev=route_table.rev,
+            manager=manager,
+            watch=watch,
+            config_watch=config_watch,
+            protection=protection,
+            reconciler=reconciler,
+            background=background,
+            unsubscribe=unsubscribe,
+            resources=stack.pop_all(),
         )
-        if settings.protection
-        else None
-    )  # fmt: skip
-    router = OrderRouter(
-        fills=fills,
-        orders=orders,
-        redis=redis,
-        exchange=guarded,
-        instruments=instruments,
-        clock=clock,
-        metrics=metrics,
-        route_table=route_table,
-        limits=policy_limits(settings),
-        breaker=breaker,
-        skew=skew,
-        ops=ops,
-        manager=manager,
-        leases=leases,
-        publisher=publisher,
-        quality=quality,
-        owner=f"s4:{owner}",
-        lock_wait_ms=settings.lock_wait_ms,
-        sync_wait_ms=settings.order_sync_wait_ms,
-        margin=MarginSetup(exchange=guarded, ops=ops, default_leverage=settings.leverage_default),
-        protection=protection,
-        pretrade=PretradeLimits(
-            max_order_notional_usdt=settings.max_order_notional_usdt,
-            price_collar_bps=settings.price_collar_bps,
-            min_stop_distance_bps=settings.min_stop_distance_bps,
-            intent_max_age_ms=settings.intent_max_age_ms,
-            intent_max_future_ms=settings.intent_max_future_ms,
-        ),
-        books=books,
-    )
-    watch = VenueWatch(
-        exchange=guarded, clock=clock, skew=skew, metrics=metrics, publisher=publisher,
-        interval_ms=settings.clock_check_ms,
-    )  # fmt: skip
-    guarded.on_transition = watch.on_breaker
-    consumer = IntentConsumer(
-        redis=redis,
-        router=router,
-        clock=clock,
-        group=settings.consumer_group,
-        consumer=owner,
-        claim_idle_ms=settings.stream_claim_idle_ms,
-        max_deliveries=settings.stream_max_deliveries,
-        stream=keys.ORDERS_INTENT,
-        block_ms=settings.stream_block_ms,
-        metrics=metrics,
-        concurrency=settings.stream_concurrency,
-    )
-    subscribe = getattr(exchange, "subscribe_order_updates", None)
-    unsubscribe = None
-    if callable(subscribe):
-
-        def on_update(client_order_id: str) -> None:
-            manager.on_order_update(client_order_id)
-            if protection is not None:
-                protection.on_order_update(client_order_id)
-
-        unsubscribe = subscribe(on_update)
-    reconciler = Reconciler(
-        store=store, orders=orders, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
-        publisher=publisher, instruments=instruments, router=router, protection=protection,
-        window_ms=settings.reconcile_window_ms, cancel_orphans=settings.reconcile_cancel_orphans,
-        settle_ms=max(2_000, 4 * settings.poll_interval_ms), fills=fills,
-    )  # fmt: skip
-
-    def apply_settings(new: Settings) -> None:
-        router.limits = policy_limits(new)  # read once per intake: in-flight work keeps its own
-
-    config_watch = RouteTableWatcher(
-        settings=settings, router=router, publisher=publisher, clock=clock,
-        apply_settings=apply_settings,
-    )  # fmt: skip
-    log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
-    return S4Container(
-        settings=settings,
-        redis=redis,
-        store=store,
-        exchange=exchange,
-        router=router,
-        consumer=consumer,
-        metrics=metrics,
-        route_table=route_table,
-        route_table_rev=route_table.rev,
-        manager=manager,
-        watch=watch,
-        config_watch=config_watch,
-        protection=protection,
-        reconciler=reconciler,
-        background=background,
-        owns=owns,
-        unsubscribe=unsubscribe,
-    )

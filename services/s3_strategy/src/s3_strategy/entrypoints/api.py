@@ -31,15 +31,15 @@ from s3_strategy.entrypoints.schemas import (
     Health,
     ReplayResponse,
 )
+from s3_strategy.entrypoints.statuses import batch_item
 from s3_strategy.entrypoints.tasks import router as tasks_router
 from s3_strategy.service_layer.decide import (
     DecideInput,
     DecideRefused,
     DecisionService,
-    ReplayUnavailable,
-    SignalNotFound,
     UnknownSymbol,
 )
+from s3_strategy.service_layer.replay import ReplayUnavailable, SignalNotFound
 from svckit.auth import ADMIN, API, install_bearer_auth
 from svckit.errors import ConfigError, StartupError
 from svckit.httperrors import install_error_handlers
@@ -186,7 +186,7 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
             )
             for r in reqs
         ]
-        results = await service.decide_batch(items)
+        results = [batch_item(r) for r in await service.decide_batch(items)]
         return _json({"count": len(results), "results": results})
 
     @app.post(

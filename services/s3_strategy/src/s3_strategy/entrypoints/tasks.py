@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from s3_strategy.entrypoints.deps import ContainerDep
-from s3_strategy.service_layer.tasks import (
+from s3_strategy.entrypoints.statuses import TASK_STATUS
+from s3_strategy.service_layer.task_runs import (
     TASK_INTELLIGENT,
     TASK_JOB,
     TASK_SYMMETRIC,
@@ -117,7 +118,7 @@ async def _run(
             closes=list(ctx.closes) if ctx.closes is not None else None,
         )
     try:
-        status, payload = await c.tasks.run(
+        run = await c.tasks.run(
             RunRequest(
                 task=task,
                 path=request.url.path,
@@ -130,7 +131,8 @@ async def _run(
         )
     except ValueError as exc:  # a malformed X-CloudScheduler-ScheduleTime
         raise HTTPException(400, f"X-CloudScheduler-ScheduleTime: {exc}") from None
-    return Response(jsonutil.dumpb(payload), status_code=status, media_type="application/json")
+    status = TASK_STATUS[run.disposition]
+    return Response(jsonutil.dumpb(run.body), status_code=status, media_type="application/json")
 
 
 JobName = Annotated[str | None, Header(alias="X-CloudScheduler-JobName")]

@@ -36,19 +36,24 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from s3_strategy.adapters.alerts import AlertSink
-from s3_strategy.adapters.configstore import ConfigStore, build_engine, context_rev
+from s3_strategy.adapters.configstore import ConfigStore
 from s3_strategy.adapters.entries import EntriesLedger, filled_positive
-from s3_strategy.adapters.publisher import IntentPublisher, PublishReport
+from s3_strategy.adapters.intent_publisher import IntentPublisher, PublishReport
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.adapters.state import MarketState, StateReader, derive
 from s3_strategy.config import Settings
-from s3_strategy.domain.engine import ENGINE_VERSION, ContextError, Engine, Outcome
+from s3_strategy.domain.engine import Engine, Outcome
 from s3_strategy.domain.ml import MlInput, Scorer
 from s3_strategy.domain.reasons import Reason
 from s3_strategy.metrics import StrategyMetrics
+from s3_strategy.service_layer.replay import (
+    EngineCache,
+    SignalNotFound,
+    compare,
+    recorded_inputs,
+    signal_doc,
+)
 from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import InfraError
@@ -66,11 +71,6 @@ from tradekit.enums import Market, Side
 
 log = logging.getLogger(__name__)
 
-# The fields a replay must reproduce byte for byte (timestamps are inputs, so they match too).
-DECISION_FIELDS = (
-    "decision", "reason", "message", "side", "gates", "rules_fired", "rules_mult", "ml",
-    "sizing", "brackets", "intent", "config_rev", "ctx_rev", "signal_id",
-)  # fmt: skip
 _S4_TERMINAL = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
 
 
@@ -85,23 +85,12 @@ TS_MIN, TS_MAX = 10**12, 10**13 - 1
 
 
 class DecideRefused(Exception):
-    """A request this service refuses before any side effect (HTTP 422): `field` names the
-    request field at fault."""
+    """A request this service refuses before any side effect: `field` names the request field
+    at fault."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-
-
-class SignalNotFound(Exception):
-    pass
-
-
-class ReplayUnavailable(Exception):
-    def __init__(self, signal_id: str, missing: list[str]) -> None:
-        super().__init__(f"{signal_id}: cannot replay, missing {missing}")
-        self.signal_id = signal_id
-        self.missing = missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +100,15 @@ class DecideInput:
     side_hint: Side | None = None
     dry_run: bool = False
     features: Mapping[str, float] | None = None  # context.features (override; "ts" in ms)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailed:
+    """A batch item that could not be decided: `error` says why (refused, unknown symbol,
+    infrastructure, or unexpected); `entrypoints/statuses.py` maps it to HTTP."""
+
+    symbol: str
+    error: Exception
 
 
 def _check_what_if(features: Mapping[str, float]) -> None:
@@ -131,10 +129,6 @@ def apply_override(result: dict[str, Any], reason: Reason, message: str) -> None
     result["reason"] = reason.value
     result["message"] = message
     result.pop("intent", None)
-
-
-def _canonical(result: Mapping[str, Any]) -> dict[str, bytes]:
-    return {k: orjson.dumps(result.get(k), option=orjson.OPT_SORT_KEYS) for k in DECISION_FIELDS}
 
 
 class DecisionService:
@@ -167,7 +161,8 @@ class DecisionService:
         self.clock = clock
         self.metrics = metrics
         self._engine = engine
-        self._replay_cache: dict[str, Engine] = {engine.ctx_rev: engine}
+        self._engines = EngineCache(configs)
+        self._engines.put(engine)
         self._latency = {
             True: metrics.decide_latency.labels("true"),
             False: metrics.decide_latency.labels("false"),
@@ -186,9 +181,7 @@ class DecisionService:
     def swap(self, engine: Engine) -> Engine:
         """Install a new engine; decisions in flight keep the one they pinned. Returns the old."""
         old, self._engine = self._engine, engine
-        self._replay_cache[engine.ctx_rev] = engine
-        while len(self._replay_cache) > 32:  # hot reloads must not grow it without bound
-            self._replay_cache.pop(next(iter(self._replay_cache)))
+        self._engines.put(engine)
         self._observe_config(engine)
         return old
 
@@ -267,7 +260,7 @@ class DecisionService:
                     intent_id=result["intent"].get("intent_id"),
                     client_order_id=result["intent"].get("client_order_id"),
                 )
-            signal = self._signal(result, now, symbol, market, side_hint, state)
+            signal = signal_doc(result, now, symbol, market, side_hint, state)
             if not dry_run and result["decision"] == "open":
                 coid = result["intent"]["client_order_id"]
                 claim_token = new_token("s3")
@@ -354,35 +347,6 @@ class DecisionService:
             return MlInput(None, version, True, f"invalid score {p!r}")
         return MlInput(float(p), version)
 
-    @staticmethod
-    def _signal(
-        result: Mapping[str, Any],
-        now: int,
-        symbol: str,
-        market: Market,
-        side_hint: Side | None,
-        state: MarketState,
-    ) -> dict[str, Any]:
-        return {
-            "_key": result["signal_id"],
-            **result,
-            "t0": now,
-            "symbol": symbol,
-            "market": market.value,
-            "side_hint": side_hint.value if side_hint else None,
-            "features": {**state.features, "ts": state.ts},
-            "feature_sources": state.sources,
-            "features_overridden": state.overridden,  # what-if names (dry runs only)
-            "state": {
-                "open_entries": state.open_entries,
-                "margin_in_flight_usdt": state.margin_in_flight,
-                "open_positions": state.open_positions,
-                "margin_positions_usdt": state.margin_positions,
-                "error": state.error,
-            },
-            "engine_version": ENGINE_VERSION,
-        }
-
     async def _lock_busy(
         self,
         engine: Engine,
@@ -401,7 +365,7 @@ class DecisionService:
             "signal_id": signal_id,
             "dry_run": False,
         }
-        signal = self._signal(result, now, symbol, market, side_hint, MarketState({}, None, 0, 0.0))
+        signal = signal_doc(result, now, symbol, market, side_hint, MarketState({}, None, 0, 0.0))
         signal["override"] = {"reason": Reason.LOCK_BUSY.value}
         await self.signals.write(signal)
         self._observe(result, False, t0)
@@ -478,124 +442,50 @@ class DecisionService:
             self.metrics.rules_fired.labels(fired["rule_id"]).inc()
 
     # ---- batch --------------------------------------------------------------------------------
-    async def decide_batch(self, items: Sequence[DecideInput]) -> list[dict[str, Any]]:
+    async def decide_batch(self, items: Sequence[DecideInput]) -> list[dict[str, Any] | ItemFailed]:
         """Independent decisions, `S3_BATCH_CONCURRENCY` at a time, answers in request order;
-        an item that cannot be decided gets `{symbol, error, status}` instead of failing all."""
+        an item that cannot be decided is reported as :class:`ItemFailed`, the others stand."""
         sem = asyncio.Semaphore(self.settings.batch_concurrency)
 
-        async def one(item: DecideInput) -> dict[str, Any]:
+        async def one(item: DecideInput) -> dict[str, Any] | ItemFailed:
             async with sem:
                 try:
                     return await self.decide(
                         symbol=item.symbol, market=item.market, side_hint=item.side_hint,
                         dry_run=item.dry_run, features=item.features,
                     )  # fmt: skip
-                except UnknownSymbol:
-                    return {"symbol": item.symbol, "status": 422,
-                            "error": f"unknown symbol {item.symbol!r}"}  # fmt: skip
-                except DecideRefused as exc:
-                    return {"symbol": item.symbol, "status": 422, "error": str(exc)}
-                except InfraError as exc:
-                    return {"symbol": item.symbol, "status": 503,
-                            "error": f"service unavailable: {exc}"}  # fmt: skip
+                except (UnknownSymbol, DecideRefused, InfraError) as exc:
+                    return ItemFailed(item.symbol, exc)
                 except Exception as exc:  # items are independent: never fail the others
                     log.exception("batch item %s failed", item.symbol)
-                    return {"symbol": item.symbol, "status": 500,
-                            "error": f"internal error: {type(exc).__name__}: {exc}"}  # fmt: skip
+                    return ItemFailed(item.symbol, exc)
 
         return list(await asyncio.gather(*(one(i) for i in items)))
 
     # ---- replay -------------------------------------------------------------------------------
-    async def _engine_for(self, ctx_rev: str, missing: list[str]) -> Engine | None:
-        cached = self._replay_cache.get(ctx_rev)
-        if cached is not None:
-            return cached
-        content = await self.configs.get_context(ctx_rev)
-        if content is None:
-            missing.append(f"decision context config_bundles/s3ctx-{ctx_rev} (deleted?)")
-            return None
-        if context_rev(content) != ctx_rev:
-            missing.append(f"decision context s3ctx-{ctx_rev}: content does not hash to its rev")
-            return None
-        try:
-            engine = build_engine(content)
-        except ContextError as exc:
-            missing.append(f"decision context s3ctx-{ctx_rev} no longer builds: {exc}")
-            return None
-        if len(self._replay_cache) > 32:
-            self._replay_cache.pop(next(iter(self._replay_cache)))
-        self._replay_cache[ctx_rev] = engine
-        return engine
-
     async def replay(self, signal_id: str) -> dict[str, Any]:
         """Re-run a stored decision from its recorded inputs and decision context; nothing is
         written or emitted. The recorded ML answer is an input (a model may have changed)."""
         doc = await self.store.get("signals", signal_id)
         if doc is None:
             raise SignalNotFound(signal_id)
-        missing: list[str] = []
-        ctx_rev = doc.get("ctx_rev")
-        engine = None
-        if not isinstance(ctx_rev, str):
-            missing.append(f"ctx_rev (signal written by a pre-{ENGINE_VERSION} engine)")
-        else:
-            engine = await self._engine_for(ctx_rev, missing)
-        for name in ("features", "t0", "symbol", "market", "state"):
-            if name not in doc:
-                missing.append(f"signal field {name}")
-        if missing or engine is None:
-            raise ReplayUnavailable(signal_id, missing)
+        engine = await self._engines.for_signal(signal_id, doc)
         override = (doc.get("override") or {}).get("reason")
-        symbol, market = str(doc["symbol"]), Market(doc["market"])
-        side_hint = Side(doc["side_hint"]) if doc.get("side_hint") else None
-        recorded_ml = doc.get("ml")
         if override == Reason.LOCK_BUSY.value:
             result = Outcome().skip(Reason.LOCK_BUSY, str(doc.get("message"))).as_dict()
             result.update(config_rev=engine.config_rev, ctx_rev=engine.ctx_rev,
                           signal_id=signal_id)  # fmt: skip
         else:
-            ts = doc["features"].get("ts")
-            recorded_state = doc["state"]
-            state = MarketState(
-                {k: float(v) for k, v in doc["features"].items() if k != "ts"},
-                int(ts) if ts is not None else None,
-                int(recorded_state["open_entries"]),
-                float(recorded_state["margin_in_flight_usdt"]),
-                error=recorded_state.get("error"),
-                open_positions=int(recorded_state.get("open_positions", 0)),
-                margin_positions=float(recorded_state.get("margin_positions_usdt", 0.0)),
-            )
-
-            async def recorded() -> MlInput:
-                if not isinstance(recorded_ml, dict):
-                    raise ReplayUnavailable(signal_id, ["ml (the recorded scorer answer)"])
-                return MlInput(
-                    recorded_ml.get("p"),
-                    str(recorded_ml.get("model_version")),
-                    bool(recorded_ml.get("fallback")),
-                    recorded_ml.get("error"),
-                )
-
+            symbol, market = str(doc["symbol"]), Market(doc["market"])
+            side_hint = Side(doc["side_hint"]) if doc.get("side_hint") else None
+            state, recorded = recorded_inputs(signal_id, doc)
+            t0 = int(doc["t0"])
             result = await self._run(
-                engine, signal_id, int(doc["t0"]), symbol, market, side_hint, state, recorded
+                engine, signal_id, t0, symbol, market, side_hint, state, recorded
             )
             if override == Reason.DUPLICATE_DECISION.value and result["decision"] == "open":
                 apply_override(result, Reason.DUPLICATE_DECISION, str(doc.get("message")))
-        before, after = _canonical(doc), _canonical(result)
-        differences = [k for k in DECISION_FIELDS if before[k] != after[k]]
-        return {
-            "signal_id": signal_id,
-            "identical": not differences,
-            "differences": differences,
-            "config_rev": engine.config_rev,
-            "ctx_rev": engine.ctx_rev,
-            "engine_version": {"recorded": doc.get("engine_version"), "running": ENGINE_VERSION},
-            "model_version": {
-                "recorded": recorded_ml.get("model_version")
-                if isinstance(recorded_ml, dict)
-                else None,
-                "running": self.scorer.model_version,
-            },
-            "replayed_at": self.clock.now_ms(),
-            "result": {**result, "dry_run": bool(doc.get("dry_run"))},
-        }
+        model_version = self.scorer.model_version
+        return compare(
+            signal_id, doc, result, engine, model_version=model_version, now_ms=self.clock.now_ms()
+        )

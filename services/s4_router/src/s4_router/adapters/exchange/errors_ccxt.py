@@ -14,7 +14,7 @@ ccxt's exception classes alone are not enough to keep S4 safe:
 * ``RequestTimeout`` is raised both for a client-side timeout and for Binance's ``-1007``
   ("send status unknown").
 
-So :class:`~.ccxt_client.CcxtExchange` hooks ccxt's ``handle_errors`` to :func:`annotate` each
+So :func:`install_error_hooks` hooks ccxt's ``handle_errors`` to :func:`annotate` each
 exception with the HTTP status, Binance's ``code``/``msg`` and ``Retry-After``, and
 :func:`translate` decides from the evidence, first match wins:
 
@@ -122,6 +122,42 @@ def annotate(
             except ValueError:
                 retry_after = None
     setattr(exc, _ATTR, {"status": http_status, "code": code, "msg": msg, "retry": retry_after})
+
+
+def install_error_hooks(client: Any) -> None:
+    """Annotate every exception ccxt raises from an HTTP answer with its status, Binance
+    code/msg and Retry-After (ccxt's exception classes drop them)."""
+    handle_errors = client.handle_errors
+    handle_status = client.handle_http_status_code
+
+    def hooked_errors(
+        code: Any,
+        reason: Any,
+        url: Any,
+        method: Any,
+        headers: Any,
+        body: Any,
+        response: Any,
+        request_headers: Any,
+        request_body: Any,
+    ) -> Any:
+        try:
+            return handle_errors(
+                code, reason, url, method, headers, body, response, request_headers, request_body
+            )
+        except Exception as exc:
+            annotate(exc, http_status=code, headers=headers, response=response)
+            raise
+
+    def hooked_status(code: Any, reason: Any, url: Any, method: Any, body: Any) -> Any:
+        try:
+            return handle_status(code, reason, url, method, body)
+        except Exception as exc:
+            annotate(exc, http_status=code, headers=None, response=None)
+            raise
+
+    client.handle_errors = hooked_errors
+    client.handle_http_status_code = hooked_status
 
 
 def evidence(exc: BaseException) -> dict[str, Any]:
@@ -244,4 +280,4 @@ def translate(exc: BaseException, *, submit: bool) -> ExchangeError:
     return ExchangeError(text, code=err_code)
 
 
-__all__ = ["annotate", "evidence", "translate"]
+__all__ = ["annotate", "evidence", "install_error_hooks", "translate"]

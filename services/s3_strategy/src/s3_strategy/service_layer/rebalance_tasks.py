@@ -1,37 +1,22 @@
-"""Scheduled tasks (issue 14): symmetric / intelligent rebalance and the 15-minute job.
+"""Scheduled rebalance tasks (issue 14): symmetric / intelligent rebalance and the 15-minute job.
 
-One run = one *execution*:
-
-* its id comes from the scheduler's job name and the 15-minute window of its schedule time
-  (`X-CloudScheduler-JobName`, `X-CloudScheduler-ScheduleTime`), so every delivery of the same
-  schedule slot has the same id; a run without a schedule time (an operator's manual run) is a
-  new execution each time;
-* Redis `task:exec:{execution_id}` is claimed (SET NX, with a lease) before anything runs. A
-  second delivery finds it: a finished run's stored result is returned (`replayed: true`,
-  nothing traded); a run still in progress answers 409 (the scheduler retries later);
-* an order's client_order_id is a digest of (execution id, strategy): a run that dies half-way
-  and is retried re-sends the *same* id, which S4 deduplicates, so it can never trade twice.
-
-The 15-minute job runs cost/PnL first, then the rebalance; each step is isolated (a failing step
-reports `status: "error"` and its message, the other still runs; the job answers `partial`).
-Plans and results are kept: the latest per strategy in Redis (`rebalance:plan:{strategy}`), every
-run in the store (`strategy_events`, kind `TASK_RUN`), cost snapshots in `positions_snapshots`.
+A run's identity, claim and replay are described in `task_runs.py`. The 15-minute job runs
+cost/PnL first, then the rebalance; each step is isolated (a failing step reports
+`status: "error"` and its message, the other still runs; the job answers `partial`). Plans and
+results are kept: the latest per strategy in Redis (`rebalance:plan:{strategy}`), every run in
+the store (`strategy_events`, kind `TASK_RUN`), cost snapshots in `positions_snapshots`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from s3_strategy.adapters.publisher import IntentPublisher
+from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.adapters.spot_reader import SpotReader
 from s3_strategy.config import Settings
 from s3_strategy.domain.engine import Engine
@@ -40,6 +25,19 @@ from s3_strategy.domain.rebalance.intelligent import IntelligentConfig, plan_int
 from s3_strategy.domain.rebalance.plan import Action, FeeModel, HoldReason, Plan, Quote
 from s3_strategy.domain.rebalance.symmetric import SymmetricConfig, plan_symmetric
 from s3_strategy.metrics import StrategyMetrics
+from s3_strategy.service_layer.task_runs import (
+    REBALANCE_COID_PREFIX,
+    STRATEGY_OF,
+    TASK_JOB,
+    RunDisposition,
+    RunRequest,
+    RunResult,
+    TaskInputError,
+    WhatIf,
+    exec_key,
+    execution_id,
+    rebalance_client_order_id,
+)
 from svckit import jsonutil
 from svckit.clock import Clock
 from svckit.redisio import RedisClient
@@ -49,16 +47,9 @@ from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, MarketPolicy, OrderIntent
 
 log = logging.getLogger(__name__)
+C = TypeVar("C", SymmetricConfig, IntelligentConfig)
 
-WINDOW_S = 15 * 60
-TASK_SYMMETRIC = "rebalance-symmetric"
-TASK_INTELLIGENT = "rebalance-intelligent"
-TASK_JOB = "15-min-job"
-STRATEGY_OF = {TASK_SYMMETRIC: "symmetric", TASK_INTELLIGENT: "intelligent"}
-
-
-def exec_key(execution_id: str) -> str:
-    return f"task:exec:{execution_id}"
+WORKING = [s.value for s in OrderStatus if not s.is_terminal]
 
 
 def plan_key(strategy: str) -> str:
@@ -67,64 +58,6 @@ def plan_key(strategy: str) -> str:
 
 def run_lock_key(symbol: str) -> str:
     return f"lock:rebalance:{symbol}"
-
-
-REBALANCE_COID_PREFIX = "rb-"
-WORKING = [s.value for s in OrderStatus if not s.is_terminal]
-
-
-class TaskInputError(Exception):
-    """An input the run needs is unavailable (no exchange configured, bad what-if...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class WhatIf:
-    """A dry run's hypothetical inputs; anything left out is read live."""
-
-    balances: dict[str, Decimal] | None = None
-    price: Decimal | None = None
-    cost_avg: Decimal | None = None
-    closes: list[Decimal] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunRequest:
-    task: str
-    path: str
-    auth: str
-    dry_run: bool = False
-    context: WhatIf | None = None
-    job_name: str | None = None
-    schedule_time: str | None = None
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "task"
-
-
-def parse_schedule_time(value: str) -> datetime:
-    """RFC 3339 as Cloud Scheduler sends it (`2026-12-04T19:15:00.123Z`); ValueError if not."""
-    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        raise ValueError("schedule time needs a timezone")
-    return dt.astimezone(UTC)
-
-
-def execution_id(*, task: str, path: str, job_name: str | None, schedule_time: str | None) -> str:
-    """Deterministic for a scheduled delivery (job + 15-minute window), unique for a manual run."""
-    if schedule_time is None:
-        return f"manual-{_slug(task)}-{uuid.uuid4().hex[:16]}"
-    when = parse_schedule_time(schedule_time)
-    window = int(when.timestamp()) // WINDOW_S * WINDOW_S
-    job = job_name or path
-    digest = hashlib.blake2b(f"{job}|{window}".encode(), digest_size=6).hexdigest()
-    stamp = datetime.fromtimestamp(window, UTC).strftime("%Y%m%dT%H%MZ")
-    return f"{_slug(job.rsplit('/', 1)[-1])}-{stamp}-{digest}"
-
-
-def rebalance_client_order_id(execution_id: str, strategy: str) -> str:
-    digest = hashlib.blake2b(f"{execution_id}|{strategy}".encode(), digest_size=12).hexdigest()
-    return f"rb-{digest}"  # 27 characters: room for S4's child suffix -E{n}
 
 
 def _iso(ms: int) -> str:
@@ -164,36 +97,22 @@ class TaskService:
             raise TaskInputError(f"{self.settings.rebalance_symbol} is not in instrument_registry")
         return plan.inst
 
-    def _fee(self, inst: Instrument) -> FeeModel:
-        rate = self.settings.rebalance_fee_rate
-        return FeeModel(
-            enabled=self.settings.rebalance_fee_aware,
-            fee_rate=inst.taker_fee if rate is None else rate,
-        )
-
-    def symmetric_config(self, inst: Instrument) -> SymmetricConfig:
-        s = self.settings
-        return SymmetricConfig(
+    def config(self, kind: type[C], inst: Instrument) -> C:
+        """The planner's config from S3_REBALANCE_* (the fee defaults to the taker fee)."""
+        s, rate = self.settings, self.settings.rebalance_fee_rate
+        return kind(
             target_ratio=s.rebalance_target_ratio,
             threshold_pct=s.rebalance_threshold_pct,
             min_notional_usdt=s.rebalance_min_notional_usdt,
             max_notional_usdt=s.rebalance_max_notional_usdt,
-            fee=self._fee(inst),
-        )
-
-    def intelligent_config(self, inst: Instrument) -> IntelligentConfig:
-        s = self.settings
-        return IntelligentConfig(
-            target_ratio=s.rebalance_target_ratio,
-            threshold_pct=s.rebalance_threshold_pct,
-            min_notional_usdt=s.rebalance_min_notional_usdt,
-            max_notional_usdt=s.rebalance_max_notional_usdt,
-            fee=self._fee(inst),
+            fee=FeeModel(
+                enabled=s.rebalance_fee_aware, fee_rate=inst.taker_fee if rate is None else rate
+            ),
         )
 
     # ---- one run -----------------------------------------------------------------------------
-    async def run(self, req: RunRequest) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, body). Replays a finished execution; 409 while one is in progress."""
+    async def run(self, req: RunRequest) -> RunResult:
+        """Runs an execution once; a finished one is replayed, a running one is not touched."""
         t0 = time.perf_counter()
         eid = execution_id(
             task=req.task, path=req.path, job_name=req.job_name, schedule_time=req.schedule_time
@@ -212,13 +131,16 @@ class TaskService:
                 body["replayed"] = True
                 self.metrics.task_runs.labels(req.task, "none", "replayed").inc()
                 log.info("task replayed", extra={"task": req.task, "execution_id": eid})
-                return 200, body
-            return 409, {
-                "status": "in_progress",
-                "task": req.task,
-                "execution_id": eid,
-                "detail": "this execution is running; retry later for its result",
-            }
+                return RunResult(RunDisposition.REPLAYED, body)
+            return RunResult(
+                RunDisposition.IN_PROGRESS,
+                {
+                    "status": "in_progress",
+                    "task": req.task,
+                    "execution_id": eid,
+                    "detail": "this execution is running; retry later for its result",
+                },
+            )
         try:
             body = await self._execute(req, eid)
         except BaseException:
@@ -235,7 +157,7 @@ class TaskService:
             await self.redis.delete(key)
         await self._record(req, body)
         self._observe(req, body, time.perf_counter() - t0)
-        return (200 if ok else 503), body
+        return RunResult(RunDisposition.DONE if ok else RunDisposition.FAILED, body)
 
     async def _execute(self, req: RunRequest, eid: str) -> dict[str, Any]:
         now = self.clock.now_ms()
@@ -412,10 +334,10 @@ class TaskService:
         if strategy == "symmetric":
             plan = plan_symmetric(
                 base_free=bf, quote_free=qf, base_locked=bl, quote_locked=ql, quote=quote,
-                instrument=inst, config=self.symmetric_config(inst),
+                instrument=inst, config=self.config(SymmetricConfig, inst),
             )  # fmt: skip
         else:
-            cfg = self.intelligent_config(inst)
+            cfg = self.config(IntelligentConfig, inst)
             if ctx is not None and ctx.closes is not None:
                 closes = ctx.closes
             else:

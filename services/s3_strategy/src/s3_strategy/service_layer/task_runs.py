@@ -1,0 +1,105 @@
+"""Scheduled task runs (issue 14): what a run is asked, how it is identified, how it ended.
+
+One run = one *execution*:
+
+* its id comes from the scheduler's job name and the 15-minute window of its schedule time
+  (`X-CloudScheduler-JobName`, `X-CloudScheduler-ScheduleTime`), so every delivery of the same
+  schedule slot has the same id; a run without a schedule time (an operator's manual run) is a
+  new execution each time;
+* Redis `task:exec:{execution_id}` is claimed (SET NX, with a lease) before anything runs. A
+  second delivery finds it: a finished run's stored result is returned (`replayed: true`,
+  nothing traded); a run still in progress is reported as such (the scheduler retries later);
+* an order's client_order_id is a digest of (execution id, strategy): a run that dies half-way
+  and is retried re-sends the *same* id, which S4 deduplicates, so it can never trade twice.
+
+How a run ended is a :class:`RunDisposition`; `entrypoints/` alone turns it into an HTTP status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+WINDOW_S = 15 * 60
+TASK_SYMMETRIC = "rebalance-symmetric"
+TASK_INTELLIGENT = "rebalance-intelligent"
+TASK_JOB = "15-min-job"
+STRATEGY_OF = {TASK_SYMMETRIC: "symmetric", TASK_INTELLIGENT: "intelligent"}
+REBALANCE_COID_PREFIX = "rb-"
+
+
+def exec_key(execution_id: str) -> str:
+    return f"task:exec:{execution_id}"
+
+
+class TaskInputError(Exception):
+    """An input the run needs is unavailable (no exchange configured, bad what-if...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    """A dry run's hypothetical inputs; anything left out is read live."""
+
+    balances: dict[str, Decimal] | None = None
+    price: Decimal | None = None
+    cost_avg: Decimal | None = None
+    closes: list[Decimal] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    task: str
+    path: str
+    auth: str
+    dry_run: bool = False
+    context: WhatIf | None = None
+    job_name: str | None = None
+    schedule_time: str | None = None
+
+
+class RunDisposition(StrEnum):
+    DONE = "done"  # ran now (success or partial): its result is stored for replays
+    REPLAYED = "replayed"  # ran before: the stored result, nothing traded
+    IN_PROGRESS = "in_progress"  # another delivery is running it: retry later for its result
+    FAILED = "failed"  # nothing stored as done: a retry runs it again, with the same order ids
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    disposition: RunDisposition
+    body: dict[str, Any]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "task"
+
+
+def parse_schedule_time(value: str) -> datetime:
+    """RFC 3339 as Cloud Scheduler sends it (`2026-12-04T19:15:00.123Z`); ValueError if not."""
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError("schedule time needs a timezone")
+    return dt.astimezone(UTC)
+
+
+def execution_id(*, task: str, path: str, job_name: str | None, schedule_time: str | None) -> str:
+    """Deterministic for a scheduled delivery (job + 15-minute window), unique for a manual run."""
+    if schedule_time is None:
+        return f"manual-{_slug(task)}-{uuid.uuid4().hex[:16]}"
+    when = parse_schedule_time(schedule_time)
+    window = int(when.timestamp()) // WINDOW_S * WINDOW_S
+    job = job_name or path
+    digest = hashlib.blake2b(f"{job}|{window}".encode(), digest_size=6).hexdigest()
+    stamp = datetime.fromtimestamp(window, UTC).strftime("%Y%m%dT%H%MZ")
+    return f"{_slug(job.rsplit('/', 1)[-1])}-{stamp}-{digest}"
+
+
+def rebalance_client_order_id(execution_id: str, strategy: str) -> str:
+    digest = hashlib.blake2b(f"{execution_id}|{strategy}".encode(), digest_size=12).hexdigest()
+    return f"rb-{digest}"  # 27 characters: room for S4's child suffix -E{n}

@@ -1,0 +1,175 @@
+"""How S4 sets ccxt up for a venue, and what it reads back from the answers' headers.
+
+* Clients: :func:`build_client` (options, error hooks, sandbox, host) for each ccxt class.
+* Markets: :func:`binance_market_info` builds Binance ``exchangeInfo`` entries from our
+  instrument_registry, fed through ccxt's own ``parse_market``, so start-up does not depend on
+  venue discovery.
+* Hosts: :func:`rewrite_urls` re-points ccxt's API tree at one host (the simulator's facade).
+* Request weight: Binance's per-minute limits and the ``X-MBX-USED-WEIGHT-1M`` header.
+  ccxt's own limiter, when enabled, uses a rolling window (Binance limits weight per minute;
+  the default leaky bucket would space every futures order 200 ms apart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt.async_support as ccxt_async
+
+from s4_router.adapters.exchange.errors_ccxt import install_error_hooks
+from tradekit.enums import Market
+from tradekit.instrument import Instrument
+
+SPOT, FUT = Market.SPOT, Market.FUT
+BINANCE_WEIGHT_LIMITS = {SPOT: 6_000, FUT: 2_400}  # REQUEST_WEIGHT per minute (exchangeInfo)
+# Binance's advertised order types (ccxt validates createOrder types against market.info).
+SPOT_ORDER_TYPES = [
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+]
+FUT_ORDER_TYPES = [
+    "LIMIT",
+    "MARKET",
+    "STOP",
+    "STOP_MARKET",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_MARKET",
+    "TRAILING_STOP_MARKET",
+]
+
+
+def plain(value: Decimal) -> str:
+    """A Decimal as a plain string for ccxt (never exponent notation)."""
+    return f"{value:f}"
+
+
+def binance_market_info(inst: Instrument, market: Market) -> dict[str, Any]:
+    """The Binance ``exchangeInfo`` symbol entry of an instrument (what ccxt's
+    ``parse_market`` reads: asset ids, contract fields, PRICE_FILTER / LOT_SIZE / notional
+    filters and the advertised order types)."""
+    tick, step = plain(inst.tickSize), plain(inst.stepSize)
+    min_qty = plain(max(inst.minQty, inst.stepSize))
+    default_max = "9000000" if market is SPOT else "1000000"  # Binance's nominal caps
+    max_qty = plain(inst.maxQty) if inst.maxQty is not None else default_max
+    filters: list[dict[str, Any]] = [
+        {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000", "tickSize": tick},
+        {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": max_qty, "stepSize": step},
+    ]
+    base: dict[str, Any] = {
+        "symbol": inst.symbol,
+        "status": "TRADING",
+        "baseAsset": inst.base_asset,
+        "quoteAsset": inst.quote_asset,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+    }
+    if market is SPOT:
+        filters.append(
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": plain(inst.minNotional),
+                "maxNotional": "9000000",
+            }
+        )
+        return {
+            **base,
+            "orderTypes": SPOT_ORDER_TYPES,
+            "ocoAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "permissions": [],
+            "permissionSets": [["SPOT"]],
+            "filters": filters,
+        }
+    filters.append(
+        {"filterType": "MARKET_LOT_SIZE", "minQty": min_qty, "maxQty": max_qty, "stepSize": step}
+    )
+    filters.append({"filterType": "MIN_NOTIONAL", "notional": plain(inst.minNotional)})
+    return {
+        **base,
+        "pair": inst.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4133404800000,
+        "onboardDate": 1569398400000,
+        "marginAsset": inst.quote_asset,
+        "orderTypes": FUT_ORDER_TYPES,
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+        "filters": filters,
+    }
+
+
+def rewrite_urls(urls: Any, base_url: str) -> Any:
+    """Every URL in ccxt's ``urls['api']`` tree re-pointed at `base_url` (path kept)."""
+    if isinstance(urls, str):
+        return base_url.rstrip("/") + urlsplit(urls).path
+    if isinstance(urls, dict):
+        return {k: rewrite_urls(v, base_url) for k, v in urls.items()}
+    return urls
+
+
+def used_weight_1m(headers: Mapping[Any, Any] | None) -> int | None:
+    """``X-MBX-USED-WEIGHT-1M`` of an answer's headers (names matched case-insensitively)."""
+    if not headers:
+        return None
+    for name, value in headers.items():
+        if str(name).lower() == "x-mbx-used-weight-1m":
+            try:
+                return int(str(value).split(",")[-1].strip())
+            except ValueError:
+                return None
+    return None
+
+
+def client_config(
+    *,
+    api_key: str,
+    api_secret: str,
+    timeout_ms: int,
+    enable_rate_limit: bool,
+    recv_window_ms: int,
+    options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The ccxt constructor's config (`options` overrides ours)."""
+    return {
+        "apiKey": api_key,
+        "secret": api_secret,
+        "enableRateLimit": enable_rate_limit,
+        "timeout": timeout_ms,
+        "rateLimiterAlgorithm": "rollingWindow",
+        "rollingWindowSize": 60_000,
+        "options": {
+            "adjustForTimeDifference": False,  # synced explicitly in load_markets()
+            "recvWindow": recv_window_ms,
+            "warnOnFetchOpenOrdersWithoutSymbol": False,
+            "fetchMargins": False,
+            "fetchCurrencies": False,
+            "crossMarginPairsData": [],
+            "isolatedMarginPairsData": [],
+            "setMarginMode": {"throwMarginModeAlreadySet": True},
+            **dict(options or {}),
+        },
+    }
+
+
+def build_client(
+    name: str, config: Mapping[str, Any], *, testnet: bool, base_url: str | None
+) -> Any:
+    """One ``ccxt.async_support`` client with our error hooks, in sandbox mode or sent to
+    `base_url` when asked."""
+    client = getattr(ccxt_async, name)(dict(config))
+    install_error_hooks(client)
+    if testnet:
+        client.set_sandbox_mode(True)
+    if base_url is not None:
+        client.urls["api"] = rewrite_urls(client.urls["api"], base_url)
+        if base_url.startswith("http://"):
+            client.timeout_on_exit = 0  # ccxt's 250 ms close() pause is for TLS
+    return client
