@@ -170,8 +170,12 @@ def field_changes(old: Any, new: Any) -> list[dict[str, Any]]:
     flagged `added`/`removed`), sorted by path."""
     changes: list[dict[str, Any]] = []
     _walk(old, new, "", changes)
-    changes.sort(key=lambda c: str(c["path"]))
+    changes.sort(key=_by_path)
     return changes
+
+
+def _by_path(change: Mapping[str, Any]) -> str:
+    return str(change["path"])
 
 
 def _by_id(rules: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -200,7 +204,13 @@ def diff_bundles(
         a, b = old_rules[rid], new_rules[rid]
         if a is b or _same(a, b):
             continue
-        fields = field_changes(a, b)
+        if type(a) is dict and type(b) is dict and a and b:  # what uploads and the store give
+            fields: list[dict[str, Any]] = []
+            _walk_map(a, b, "", fields)
+            if len(fields) > 1:
+                fields.sort(key=_by_path)
+        else:
+            fields = field_changes(a, b)
         if fields:
             changed.append({"rule_id": rid, "fields": fields})
     params = field_changes((old or {}).get("params") or {}, new.get("params") or {})
