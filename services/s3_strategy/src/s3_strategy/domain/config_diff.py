@@ -76,7 +76,9 @@ def _same(x: Any, y: Any) -> bool:
     """Equal, with the same JSON types throughout (1, 1.0 and true are equal in Python but hash
     to different revs). The type check serialises both sides: orjson is an order of magnitude
     cheaper than repr, and this runs on every unchanged rule of every upload. Anything orjson
-    does not take (a non-str key, an int beyond 64 bits, a subclass) is compared by repr."""
+    does not take (a non-str key, an int beyond 64 bits, a subclass) is compared by repr. The
+    documents are JSON (upload bodies, store documents); orjson would write an Enum member or a
+    UUID as its value, which no JSON document holds."""
     if not bool(x == y):
         return False
     try:
