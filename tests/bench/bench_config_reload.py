@@ -181,6 +181,15 @@ def bench_lint(rounds: int, freeze: bool = True) -> bool:
     p99 = _q([a for a, _ in cold], 0.99)
     ok = p99 <= 10
     print(f"   target p99 ≤ 10 ms (200 rules, all new): {'MET' if ok else 'MISSED'}")
+    # The code's own cost, whatever else runs on the machine (wall time on a busy VM is mostly
+    # waiting for a core): the exit status still follows the wall-time p99 above.
+    cpu50 = _q(cold_cpu, 0.5)
+    load1, load5, _ = os.getloadavg()
+    print(
+        f"   CPU p50 ≤ 10 ms (200 rules, all new): {'MET' if cpu50 <= 10 else 'MISSED'} "
+        f"({cpu50:.2f} ms; load average {load1:.2f} (1 min), {load5:.2f} (5 min) on "
+        f"{os.cpu_count()} CPUs)"
+    )
     return ok
 
 
