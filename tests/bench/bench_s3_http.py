@@ -153,7 +153,7 @@ async def load(port: int, total: int, conns: int, max_s: float) -> dict[str, Any
 
 
 # ---- orchestration ----------------------------------------------------------------------------
-async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 30.0) -> None:
+async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 90.0) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
