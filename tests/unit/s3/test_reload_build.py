@@ -19,7 +19,10 @@ from s3_strategy.config import Settings
 from s3_strategy.domain import config_diff
 from s3_strategy.domain.config_diff import diff_bundles
 from s3_strategy.domain.engine import Engine
+from s3_strategy.domain.rules import factors_from_docs, lint_rules
+from s3_strategy.domain.rules.lint import _view
 from tests.unit.s3.helpers import engine, fixture, params, rule
+from tradekit.rules import RuleErrors, StrategyRule, check_rule_docs, check_rules
 
 
 def rules_200() -> list[dict[str, Any]]:
@@ -105,3 +108,22 @@ def test_diff_of_equal_copies_never_reprs_whole_rules(monkeypatch: pytest.Monkey
     changed = diff_bundles(old, {"params": {"x": 1}, "rules": new["rules"]})["rules"]["changed"]
     assert changed == [{"rule_id": "R-0007", "fields": [
         {"path": "when.allOf[0].v", "old": 1.007, "new": 1}]}]  # fmt: skip
+
+
+def test_a_valid_bundle_is_linted_as_plain_documents_with_the_models_view() -> None:
+    # The fast yes: one pydantic-core call into plain dicts (RuleDoc), not ~1,600 model
+    # instances; the view the compiler gets is the one the models give.
+    rules = rules_200()
+    factors = factors_from_docs(fixture("factor_registry.json"))
+    symbols = {"BTCUSDT", "ETHUSDT"}
+    plain = check_rule_docs(rules, factors=factors, symbols=symbols)
+    assert all(type(r) is dict for r in plain)
+    typed = check_rules(rules, factors=factors, symbols=symbols)
+    assert all(isinstance(r, StrategyRule) for r in typed)
+    views = lint_rules(rules, factors=factors, symbols=symbols)
+    assert list(views) == [_view(r) for r in typed]
+    # A refused bundle still gets every message from the models.
+    bad = [*rules[:2], {**rules[2], "when": {"f": "spread_bps", "op": "<", "v": "x"}}]
+    with pytest.raises(RuleErrors) as info:
+        check_rule_docs(bad, factors=factors, symbols=symbols)
+    assert info.value.errors == ["R-0002: when: v must be a number, got 'x'"]
