@@ -82,10 +82,9 @@ def rules_200(factors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def bench_lint(rounds: int) -> bool:
-    from s3_strategy.adapters.configstore import assemble, bundle_rev, context_rev
+def bench_lint(rounds: int, freeze: bool = True) -> bool:
+    from s3_strategy.adapters.configstore import assemble, build_engine, bundle_rev, context_rev
     from s3_strategy.domain.config_diff import diff_bundles
-    from s3_strategy.domain.engine import Engine
     from svckit.store.seed import load_fixtures
 
     fx = load_fixtures(REPO / "fixtures")
@@ -119,7 +118,8 @@ def bench_lint(rounds: int) -> bool:
                            instruments=instruments, route_tables=tables, limits=limits)  # fmt: skip
         ctx = context_rev(content)
         t1, c1 = time.perf_counter(), time.thread_time()
-        Engine(content, ctx)  # params validation, rule lint, compilation, per-symbol plans
+        # params validation, rule lint, compilation, per-symbol plans (what a reload runs)
+        build_engine(content, ctx)
         diff_bundles({"params": params, "rules": previous}, {"params": p, "rules": rules})
         t2, c2 = time.perf_counter(), time.thread_time()
         cpu.append((c2 - c1) * 1000)
@@ -142,6 +142,13 @@ def bench_lint(rounds: int) -> bool:
         one(small, small, params)
         prev = cur
     cpu.clear()
+    if freeze:
+        # What the service does once started (entrypoints/api.py lifespan): everything built so
+        # far (modules, the reference data, the warm-up's survivors) moves to the permanent
+        # generation, so a full collection triggered by a reload scans only what reloads made.
+        # Without it (--no-freeze) every full pass walks the whole heap of this process.
+        gc.collect()
+        gc.freeze()
     gc.callbacks.append(count_gen2)
     cold = []
     for k in range(rounds):
@@ -153,7 +160,10 @@ def bench_lint(rounds: int) -> bool:
     p2 = {**params, "tp_net_profit_pct": 0.2}
     same_rules = [one(prev, prev, p2 if k % 2 else params) for k in range(rounds)]
     t_small = [one(small, small, params) for _ in range(rounds)]
-    print(f"1. lint + compile + diff ({rounds} rounds each; hashing = bundle rev + context rev)")
+    print(
+        f"1. lint + compile + diff ({rounds} rounds each; hashing = bundle rev + context rev; "
+        f"heap {'frozen after start, as in the service' if freeze else 'not frozen'})"
+    )
     rows = (
         ("200 rules, all new", cold),
         ("200 rules, params change", same_rules),
@@ -171,6 +181,15 @@ def bench_lint(rounds: int) -> bool:
     p99 = _q([a for a, _ in cold], 0.99)
     ok = p99 <= 10
     print(f"   target p99 ≤ 10 ms (200 rules, all new): {'MET' if ok else 'MISSED'}")
+    # The code's own cost, whatever else runs on the machine (wall time on a busy VM is mostly
+    # waiting for a core): the exit status still follows the wall-time p99 above.
+    cpu50 = _q(cold_cpu, 0.5)
+    load1, load5, _ = os.getloadavg()
+    print(
+        f"   CPU p50 ≤ 10 ms (200 rules, all new): {'MET' if cpu50 <= 10 else 'MISSED'} "
+        f"({cpu50:.2f} ms; load average {load1:.2f} (1 min), {load5:.2f} (5 min) on "
+        f"{os.cpu_count()} CPUs)"
+    )
     return ok
 
 
@@ -425,7 +444,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
     ok = True
     if args.only in (None, "lint"):
-        ok &= bench_lint(args.rounds)
+        ok &= bench_lint(args.rounds, freeze=not args.no_freeze)
     if args.only == "lint":
         return 0 if ok else 1
     work = Path(tempfile.mkdtemp(prefix="s3reload-"))
@@ -463,6 +482,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("lint", "propagation", "load"), default=None)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="lint: no gc.freeze() after the warm-up"
+    )
     parser.add_argument("--activations", type=int, default=100)
     parser.add_argument("--load-activations", type=int, default=1000)
     parser.add_argument("--conns", type=int, default=8)

@@ -153,7 +153,7 @@ async def load(port: int, total: int, conns: int, max_s: float) -> dict[str, Any
 
 
 # ---- orchestration ----------------------------------------------------------------------------
-async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 30.0) -> None:
+async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 90.0) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -216,6 +216,15 @@ def stop_proc(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
+def _load() -> str:
+    """The machine's load average: a ratio taken while other work competes for the cores
+    compares wake-up delays more than code (each decision waits on Redis and on the store's
+    writer thread; the bare route on nothing)."""
+    one, five, _ = os.getloadavg()
+    busy = " (busy: more runnable tasks than CPUs)" if one > (os.cpu_count() or 1) else ""
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min){busy}"
+
+
 def report(name: str, r: dict[str, Any]) -> None:
     print(
         f"  {name:<22} n={r['n']:>6}  {r['rps']:>7.0f} req/s   p50 {r['p50']:6.3f} ms  "
@@ -245,7 +254,7 @@ async def main_async(args: argparse.Namespace) -> int:
             await wait_http(bare_port, procs[1])
             print(
                 f"S3 POST /decide (dry run) over HTTP on loopback: 1 uvicorn worker, keep-alive, "
-                f"{os.cpu_count()} CPUs shared by client, Redis and server"
+                f"{os.cpu_count()} CPUs shared by client, Redis and server; {_load()}"
             )
             # Warm-up (imports, caches, SQLite pages).
             made += (await load(s3_port, 2000, 4, 30))["n"]
@@ -265,6 +274,7 @@ async def main_async(args: argparse.Namespace) -> int:
                         f"  {conns:>5}  {name:<13} {r['rps']:>7.0f}  {r['p50']:>8.3f} "
                         f"{r['p90']:>8.3f} {r['p99']:>8.3f} {r['max']:>8.2f}"
                     )
+                print(f"  {conns:>5}  p50 S3/bare ×{s3r['p50'] / bare['p50']:.2f}")
             decision = orjson.loads(curve[args.curve[0]][0]["sample"])
             if decision.get("decision") != "open":
                 raise RuntimeError(f"unexpected decision: {decision}")
@@ -298,6 +308,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 f"P50 {spec['p50']:.3f} ms ({200 / spec['p50']:.0f}× under), "
                 f"P95 {spec['p95']:.3f} ms ({500 / spec['p95']:.0f}× under)"
             )
+            print(f"  after the curve: {_load()}")
             batches = await signal_batches(s3_port)
             if batches:
                 print(

@@ -31,8 +31,10 @@ from s3_strategy.domain.rules import (
     lint_rules,
     reference_eval,
 )
+from s3_strategy.domain.rules.lint import _view, _view_doc
 from tests.conftest import FIXTURES
 from tradekit.intents import MAX_NUMBER, OrderIntent
+from tradekit.rules import RuleErrors, check_rule_docs, check_rules
 
 FACTORS = factors_from_docs(json.loads((FIXTURES / "factor_registry.json").read_text()))
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -189,6 +191,26 @@ def test_linter_accepts_every_rule_within_the_language(docs: list[dict[str, Any]
     assert rules is not None
     assert [r.rule_id for r in rules] == [d["rule_id"] for d in docs]
     build_rulesets(rules, SYMBOLS)
+
+
+@PROPS
+@given(docs=st.one_of(bundles, st.lists(rule_docs, min_size=1, max_size=5, unique_by=_rule_id)))
+def test_plain_document_path_accepts_what_the_models_accept_and_views_them_alike(
+    docs: list[Any],
+) -> None:
+    # The linter's fast yes validates into plain documents (tradekit.rules.RuleDoc); the models
+    # (StrategyRule) remain the definition: same answer, same compiled view.
+    def answer(check: Any) -> list[Any] | None:
+        try:
+            return list(check(docs, factors=FACTORS, symbols=set(SYMBOLS)))
+        except RuleErrors:
+            return None
+
+    fast, typed = answer(check_rule_docs), answer(check_rules)
+    assert (fast is None) == (typed is None)
+    if typed is not None and fast is not None:
+        views = [_view_doc(r) if isinstance(r, dict) else _view(r) for r in fast]
+        assert views == [_view(r) for r in typed]
 
 
 # ---- order intents ------------------------------------------------------------------------------

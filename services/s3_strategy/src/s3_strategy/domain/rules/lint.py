@@ -39,9 +39,10 @@ from tradekit.rules import (
     AnyOf,
     Factor,
     Leaf,
+    RuleDoc,
     SizeMult,
     StrategyRule,
-    check_rules,
+    check_rule_docs,
     factors_from_docs,
 )
 from tradekit.rules import RuleErrors as RuleLintError
@@ -112,6 +113,41 @@ def _view(doc: StrategyRule) -> Rule:
     )
 
 
+def _cond_doc(node: Any, used: set[str]) -> Cond:
+    # A validated condition document: exactly one of allOf / anyOf / not, or a leaf {f, op, v}.
+    kids = node.get("allOf")
+    if kids is not None:
+        return ("all", tuple([_cond_doc(c, used) for c in kids]))
+    kids = node.get("anyOf")
+    if kids is not None:
+        return ("any", tuple([_cond_doc(c, used) for c in kids]))
+    if "not" in node:
+        return ("not", _cond_doc(node["not"], used))
+    used.add(node["f"])
+    return ("leaf", node["f"], node["op"], node["v"])
+
+
+def _view_doc(doc: RuleDoc) -> Rule:
+    """The same view as `_view`, of a rule validated as a plain document (the fast path)."""
+    used: set[str] = set()
+    when = _cond_doc(doc["when"], used)
+    a = doc.get("applies") or {}
+    symbols, markets, services = a.get("symbols"), a.get("markets"), a.get("services")
+    action = doc["action"]
+    return Rule(
+        rule_id=doc["rule_id"],
+        priority=doc["priority"],
+        status=doc["status"],
+        symbols=None if symbols is None else frozenset(symbols),
+        markets=None if markets is None else frozenset(markets),
+        services=None if services is None else frozenset(services),
+        when=when,
+        action=action["type"],
+        value=action.get("value"),  # type: ignore[arg-type]  # size_mult only
+        features=frozenset(used),
+    )
+
+
 def lint_rules(
     docs: Iterable[object],
     *,
@@ -120,5 +156,5 @@ def lint_rules(
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> tuple[Rule, ...]:
     """Validate every rule; raise RuleLintError listing all problems, else the parsed rules."""
-    checked = check_rules(docs, factors=factors, symbols=symbols, max_depth=max_depth)
-    return tuple(_view(r) for r in checked)
+    checked = check_rule_docs(docs, factors=factors, symbols=symbols, max_depth=max_depth)
+    return tuple(_view(r) if isinstance(r, StrategyRule) else _view_doc(r) for r in checked)
