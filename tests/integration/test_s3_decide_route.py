@@ -23,6 +23,9 @@ from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.helpers import S3_AUTH, put_features
 
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
+
 RULE_FEATURES = {"rho_usdttwd_14": 0.1, "rv_1h": 0.01}
 JSON = {"content-type": "application/json"}
 DRY = b'{"symbol": "BTCUSDT", "dry_run": true}'

@@ -110,6 +110,8 @@ async def stack(
         yield start
 
 
+# S3 /decide → S4 intake by the stream and by REST, also on a 3-master Redis Cluster.
+@pytest.mark.redis_modes
 async def test_decide_with_s4_running_reaches_it_by_both_paths_and_opens_one_order(
     stack: Callable[..., Awaitable[Stack]], redis: RedisClient
 ) -> None:

@@ -24,6 +24,9 @@ from tests.conftest import FIXTURES
 from tests.helpers import S4_AUTH, FreshTransport
 from tradekit.enums import Market
 
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
+
 FUT: dict[str, Any] = {
     "intent_id": "uuid-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.002,
     "exec_policy": {"type": "MARKET"}, "client_order_id": "t-btc-1",
