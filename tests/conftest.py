@@ -4,12 +4,15 @@ Redis in two modes, one fixture (`redis_mode`): "single" (one node) and "cluster
 3-master Redis Cluster, the topology production runs). Every test gets the single node; a test
 marked `redis_modes` (the integration tests of streams, idempotency, locks, leases, config
 events, S3 `/decide` and S4 intake) runs once per mode, so a command the cluster refuses
-(CROSSSLOT, a key on another node) fails the suite. Each server is started once per session,
-lazily (the cluster only when a cluster test runs), and flushed before every test that asks for
-it (`redis_addresses` / `redis`).
+(CROSSSLOT) fails the suite, even when the code swallowed the error (tests.helpers.
+CrossSlotWatch). Each server is started once per session, lazily (the cluster only when a
+cluster test runs), and flushed before every test that asks for it (`redis_addresses` /
+`redis`).
 
-Set `TEST_REDIS_ADDRESSES` (one address) and/or `TEST_REDIS_CLUSTER_ADDRESSES` (the cluster's
-masters, comma-separated) to run against existing servers instead — they are flushed.
+`TEST_REDIS_MODE=cluster` puts every other test on the cluster too (a sweep for cross-slot
+commands outside the listed tests; slower). Set `TEST_REDIS_ADDRESSES` (one address) and/or
+`TEST_REDIS_CLUSTER_ADDRESSES` (the cluster's masters, comma-separated) to run against existing
+servers instead: they are flushed.
 
 The services refuse to start without bearer tokens: the suite's tokens (tests/helpers.py) are
 put in the environment here, before any Settings is built; HTTP clients send them with
@@ -58,8 +61,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def redis_mode(request: pytest.FixtureRequest) -> RedisMode:
-    """Which Redis this test talks to: "single" unless the test is marked `redis_modes`."""
-    mode: RedisMode = getattr(request, "param", "single")
+    """Which Redis this test talks to: the test's parameter when it is marked `redis_modes`,
+    else `TEST_REDIS_MODE` (default "single"; "cluster" runs the whole suite on the cluster)."""
+    default = os.environ.get("TEST_REDIS_MODE", "single")
+    if default not in REDIS_MODES:
+        raise pytest.UsageError(f"TEST_REDIS_MODE={default!r}: expected one of {REDIS_MODES}")
+    mode: RedisMode = getattr(request, "param", default)
     return mode
 
 
