@@ -53,6 +53,9 @@ S4_AUTH = bearer(S4_TOKEN)
 # cfg:events for min(poll, 1 s) and stopping S3 waits that read out, which made ~0.7 s of a
 # typical S3 test's ~1 s (its teardown). S4's tests set stream_block_ms=50 for the same reason.
 S3_TEST_POLL_S = 0.2
+# S4_PROTECTION_POLL_MS for tests that protect nothing: the protection loop sleeps a poll period
+# between rounds (default 1 s) and stopping S4 waits that sleep out.
+S4_TEST_PROTECTION_POLL_MS = 50
 
 
 def now_ms() -> int:

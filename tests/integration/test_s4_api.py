@@ -21,7 +21,7 @@ from svckit.embedded_redis import EmbeddedRedis
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S4_AUTH, FreshTransport
+from tests.helpers import S4_AUTH, S4_TEST_PROTECTION_POLL_MS, FreshTransport
 from tradekit.enums import Market
 
 # Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
@@ -41,9 +41,7 @@ def s4_settings(redis_addresses: list[str], tmp_path: Path) -> Settings:
         route_table_path=FIXTURES / "route_table.json",
         market_publish_ms=50,
         stream_block_ms=50,
-        # The protection loop sleeps a poll period between rounds and stopping S4 waits it out
-        # (~0.5 s of each test's teardown at the default 1 s); nothing here is protected.
-        protection_poll_ms=50,
+        protection_poll_ms=S4_TEST_PROTECTION_POLL_MS,  # stops fast (nothing is protected)
     )
 
 
