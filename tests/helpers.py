@@ -8,6 +8,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster as SyncRedisCluster
+from redis.exceptions import RedisClusterException
 
 from md_feeder.app import Feeder, start_feeder
 from md_feeder.config import Settings as MDSettings
@@ -45,6 +48,14 @@ def bearer(token: str) -> dict[str, str]:
 
 S3_AUTH = bearer(S3_TOKEN)
 S4_AUTH = bearer(S4_TOKEN)
+
+# S3_CONFIG_POLL_SEC for tests that do not test hot reload: S3's config watcher blocks on
+# cfg:events for min(poll, 1 s) and stopping S3 waits that read out, which made ~0.7 s of a
+# typical S3 test's ~1 s (its teardown). S4's tests set stream_block_ms=50 for the same reason.
+S3_TEST_POLL_S = 0.2
+# S4_PROTECTION_POLL_MS for tests that protect nothing: the protection loop sleeps a poll period
+# between rounds (default 1 s) and stopping S4 waits that sleep out.
+S4_TEST_PROTECTION_POLL_MS = 50
 
 
 def now_ms() -> int:
@@ -106,3 +117,58 @@ async def start_market_feeder(
     simulated venue inside S4 appends to sim:market; `stack` stops it."""
     settings = MDSettings(redis_addresses=addresses, sim_block_ms=50)
     return await start_feeder(stack, settings, redis=redis)
+
+
+class CrossSlotWatch:
+    """Records every command that a Redis Cluster refuses because its keys span several hash
+    slots, so a test fails on one even when the code under test swallows the error (the
+    publishers log and go on, by design). Two detectors, because the refusal happens in two
+    places:
+
+    * redis-py's cluster client refuses a multi-key command (EVAL with several KEYS, MGET, ...)
+      before sending it (`RedisClusterException: ... all keys must map to the same key slot`):
+      the watch wraps the client's slot lookup and records each refusal.
+    * the servers refuse what reaches them anyway: redis-py 8.1 sends the first command of a
+      fresh cluster client unchecked to some node, a command may be routed by hand, or sent by
+      a subprocess the wrapper does not reach:
+      `INFO errorstats` counts `CROSSSLOT` replies per master; the watch compares the counts at
+      start and end.
+
+    Not covered: a Lua script touching a key it did not declare in KEYS (Redis 6.2 lets it
+    through when the key's slot is on the same node): every script here declares its keys.
+    """
+
+    def __init__(self, client: SyncRedisCluster) -> None:
+        self.client = client
+        self.refused: list[str] = []
+        self._before = 0
+        self._original: Any = None
+
+    def _crossslot_replies(self) -> int:
+        per_node: Any = self.client.info("errorstats", target_nodes=SyncRedisCluster.PRIMARIES)
+        # One master answers with its own section, several with one section per address.
+        flat = any(str(k).startswith("errorstat_") for k in per_node)
+        stats = [per_node] if flat else list(per_node.values())
+        return sum(int(s.get("errorstat_CROSSSLOT", {}).get("count", 0)) for s in stats)
+
+    def __enter__(self) -> CrossSlotWatch:
+        self._before = self._crossslot_replies()
+        original = self._original = AsyncRedisCluster._determine_slot
+        refused = self.refused
+
+        async def determine_slot(self: AsyncRedisCluster, command: str, *args: Any) -> int:
+            try:
+                return await original(self, command, *args)
+            except RedisClusterException as exc:
+                if "same key slot" in str(exc):
+                    refused.append(f"{command} {args[:4]!r}: {exc}")
+                raise
+
+        AsyncRedisCluster._determine_slot = determine_slot  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        AsyncRedisCluster._determine_slot = self._original  # type: ignore[method-assign]
+        replies = self._crossslot_replies() - self._before
+        if replies:
+            self.refused.append(f"{replies} CROSSSLOT replies from the cluster's masters")

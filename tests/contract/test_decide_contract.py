@@ -24,7 +24,7 @@ from svckit import keys
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, put_features
+from tests.helpers import S3_AUTH, S3_TEST_POLL_S, put_features
 from tests.unit.s3.helpers import BTC, NOW, engine, params
 from tradekit.enums import Market, Side
 
@@ -36,7 +36,7 @@ async def s3(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, S3Container]]:
     cfg = Settings(redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-                   s4_url=None)  # fmt: skip
+                   s4_url=None, config_poll_sec=S3_TEST_POLL_S)  # fmt: skip
     store = SqliteStore(tmp_path / "store.sqlite3")
     c = await bootstrap(cfg, redis=redis, store=store)
     app = create_app(cfg, container=c)

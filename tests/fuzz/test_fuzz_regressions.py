@@ -5,11 +5,11 @@ declares (status code, content type, body schema), checked with schemathesis' ow
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 import schemathesis
 from fastapi import FastAPI
 
@@ -19,7 +19,7 @@ from s3_strategy.entrypoints.api import create_app as s3_app
 from s4_router.bootstrap import bootstrap as s4_bootstrap
 from s4_router.config import Settings as S4Settings
 from s4_router.entrypoints.api import create_app as s4_app
-from svckit.redisio import RedisClient
+from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.fuzz.harness import conformance_checks
@@ -38,30 +38,55 @@ async def _serve(app: FastAPI, token: str) -> AsyncIterator[httpx.AsyncClient]:
         yield h
 
 
-@pytest.fixture
+# One S3 and one S4 for the whole module (each test sends a request or two that change no
+# state: refusals, 404s, metrics): starting and stopping a service per test cost ~2/3 of the
+# module's time.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_redis(redis_single_addresses: list[str]) -> AsyncIterator[RedisClient]:
+    client = make_redis(redis_single_addresses)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def s3(
-    redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+    module_redis: RedisClient,
+    redis_single_addresses: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Served]:
+    tmp_path = tmp_path_factory.mktemp("fuzz-s3")
     settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None
+        redis_addresses=redis_single_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
     )
     store = SqliteStore(tmp_path / "store.sqlite3")
-    app = s3_app(settings, container=await s3_bootstrap(settings, redis=redis, store=store))
+    app = s3_app(settings, container=await s3_bootstrap(settings, redis=module_redis, store=store))
     async for client in _serve(app, S3_ADMIN_TOKEN):
         yield client, app
     await store.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def s4(
-    redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+    module_redis: RedisClient,
+    redis_single_addresses: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Served]:
+    tmp_path = tmp_path_factory.mktemp("fuzz-s4")
     settings = S4Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+        redis_addresses=redis_single_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
         route_table_path=FIXTURES / "route_table.json",
     )  # fmt: skip
     store = SqliteStore(tmp_path / "store.sqlite3")
-    app = s4_app(settings, container=await s4_bootstrap(settings, redis=redis, store=store))
+    app = s4_app(settings, container=await s4_bootstrap(settings, redis=module_redis, store=store))
     async for client in _serve(app, S4_TOKEN):
         yield client, app
     await store.close()

@@ -35,7 +35,9 @@ from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.helpers import (
     S3_ADMIN_TOKEN,
+    S3_TEST_POLL_S,
     S3_TOKEN,
+    S4_TEST_PROTECTION_POLL_MS,
     S4_TOKEN,
     FreshTransport,
     bearer,
@@ -82,8 +84,9 @@ async def s3(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> AsyncIterator[S3Rig]:
     settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None
-    )
+        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
+        config_poll_sec=S3_TEST_POLL_S,
+    )  # fmt: skip
     store = SqliteStore(tmp_path / "s3.sqlite3")
     container = await s3_bootstrap(settings, redis=redis, store=store)
     app = s3_app(settings, container=container)
@@ -111,6 +114,7 @@ async def s4(
     settings = S4Settings(
         redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
         route_table_path=FIXTURES / "route_table.json", market_publish_ms=50, stream_block_ms=50,
+        protection_poll_ms=S4_TEST_PROTECTION_POLL_MS,
     )  # fmt: skip
     store = SqliteStore(tmp_path / "s4.sqlite3")
     container = await s4_bootstrap(settings, redis=redis, store=store)

@@ -189,30 +189,23 @@ async def test_feeder_process_alone_publishes_serves_health_and_metrics_and_stop
 
 
 @pytest.mark.cluster
+@pytest.mark.parametrize("redis_mode", ["cluster"], indirect=True)
 async def test_sim_market_and_feeder_over_a_redis_cluster_publish_every_symbol(
-    redis_cluster_addresses: list[str],
+    redis: RedisClient, redis_addresses: list[str]
 ) -> None:
     """What deploy/k8s configures: the stream on one node, the symbols' keys on all three."""
-    client = make_redis(redis_cluster_addresses)
     venue = default_venue(clock=WallClock(), seed=5)
-    tap = SimMarketTap(venue=venue, redis=client, symbols=SYMBOLS, period_ms=50)
-    md = MDSettings(redis_addresses=redis_cluster_addresses, sim_block_ms=50)
-    try:
-        async with AsyncExitStack() as stack:
-            await start_feeder(stack, md, redis=client)
-            async with asyncio.timeout(15):
-                while not all([await client.exists(keys.feat_last(s)) for s in SYMBOLS]):
-                    await tap.publish_once()
-                    await asyncio.sleep(0.1)
-        for symbol in SYMBOLS:
-            depth = jsonutil.loads(await client.get(keys.mkt_depth(symbol)))
-            assert depth["symbol"] == symbol and depth["bids"] and depth["asks"]
-    finally:
-        for symbol in SYMBOLS:
-            await client.delete(keys.feat_last(symbol), keys.mkt_tick(symbol))
-            await client.delete(keys.mkt_depth(symbol))
-        await client.delete(keys.SIM_MARKET)
-        await client.aclose()
+    tap = SimMarketTap(venue=venue, redis=redis, symbols=SYMBOLS, period_ms=50)
+    md = MDSettings(redis_addresses=redis_addresses, sim_block_ms=50)
+    async with AsyncExitStack() as stack:
+        await start_feeder(stack, md, redis=redis)
+        async with asyncio.timeout(15):
+            while not all([await redis.exists(keys.feat_last(s)) for s in SYMBOLS]):
+                await tap.publish_once()
+                await asyncio.sleep(0.1)
+    for symbol in SYMBOLS:
+        depth = jsonutil.loads(await redis.get(keys.mkt_depth(symbol)))
+        assert depth["symbol"] == symbol and depth["bids"] and depth["asks"]
 
 
 async def test_feeder_with_redis_down_answers_503_counts_errors_and_keeps_running() -> None:

@@ -17,7 +17,7 @@ from svckit.embedded_redis import EmbeddedRedis
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, put_features
+from tests.helpers import S3_AUTH, S3_TEST_POLL_S, put_features
 
 # tests.helpers' BTC snapshot lacks two factors the fixture rules for BTCUSDT reference
 # (R-023: rho_usdttwd_14, R-011: rv_1h); without them every decision is FEATURE_MISSING.
@@ -31,7 +31,7 @@ async def s3(
     # Several entries per market, so that a repeated decision reaches the idempotency check.
     settings = Settings(
         redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
-        concurrent_entries_per_market=5,
+        concurrent_entries_per_market=5, config_poll_sec=S3_TEST_POLL_S,
     )  # fmt: skip
     store = SqliteStore(tmp_path / "store.sqlite3")
     container = await bootstrap(settings, redis=redis, store=store)

@@ -26,6 +26,9 @@ from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.helpers import S3_ADMIN_TOKEN, S3_AUTH, S3_TOKEN, put_features
 
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
+
 TOKEN = S3_ADMIN_TOKEN
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Actor": "alice"}
 RULE_FEATURES = {"rho_usdttwd_14": 0.1, "rv_1h": 0.01}

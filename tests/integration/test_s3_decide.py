@@ -28,7 +28,10 @@ from svckit.redisio import RedisClient
 from svckit.store.base import Doc
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, put_features
+from tests.helpers import S3_AUTH, S3_TEST_POLL_S, put_features
+
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
 
 RULE_FEATURES = {"rho_usdttwd_14": 0.1, "rv_1h": 0.01}
 BTC = {"symbol": "BTCUSDT"}
@@ -76,6 +79,7 @@ async def make_s3(
             base: dict[str, Any] = {
                 "redis_addresses": redis_addresses, "data_dir": tmp_path,
                 "fixtures_dir": FIXTURES, "s4_url": None, "entries_reconcile_ms": 50,
+                "config_poll_sec": S3_TEST_POLL_S,
             }  # fmt: skip
             if http is not None:
                 base["s4_url"] = "http://s4"
@@ -661,6 +665,6 @@ async def test_bootstrap_with_other_active_rev_in_redis_does_not_alert_at_boot(
     # The config watcher alerts CONFIG_REV_MISMATCH only when the disagreement outlasts two poll
     # periods (tests/integration/test_s3_config_reload.py); boot alone never does.
     await redis.set(keys.CFG_ACTIVE_REV, "someone-elses-rev")
-    s3 = await make_s3()
+    s3 = await make_s3(config_poll_sec=5)  # two fast polls could pass on a loaded machine
     assert await alerts(redis) == []
     assert s3.c.service.engine.config_rev != "someone-elses-rev"

@@ -21,7 +21,10 @@ from svckit.redisio import RedisClient
 from svckit.store.base import Doc
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, put_features
+from tests.helpers import S3_AUTH, S3_TEST_POLL_S, put_features
+
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
 
 RULE_FEATURES = {"rho_usdttwd_14": 0.1, "rv_1h": 0.01}
 JSON = {"content-type": "application/json"}
@@ -45,8 +48,9 @@ async def s3(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> AsyncIterator[S3Rig]:
     settings = Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None
-    )
+        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
+        config_poll_sec=S3_TEST_POLL_S,
+    )  # fmt: skip
     store = FailingSignals(tmp_path / "store.sqlite3")
     container = await bootstrap(settings, redis=redis, store=store)
     app = create_app(settings, container=container)

@@ -34,7 +34,13 @@ from svckit.redisio import RedisClient
 from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, S4_AUTH, decide_live_until_open, start_market_feeder
+from tests.helpers import (
+    S3_AUTH,
+    S3_TEST_POLL_S,
+    S4_AUTH,
+    decide_live_until_open,
+    start_market_feeder,
+)
 from tradekit.enums import Market
 from tradekit.intents import OrderIntent
 
@@ -86,7 +92,7 @@ async def stack(
             await ConfigStore(s3_store).publish_bundle("s3s4", params)
             s3_settings = S3Settings(
                 redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-                s4_url="http://s4", entries_reconcile_ms=100,
+                s4_url="http://s4", entries_reconcile_ms=100, config_poll_sec=S3_TEST_POLL_S,
             )  # fmt: skip
             rest = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
@@ -110,6 +116,8 @@ async def stack(
         yield start
 
 
+# S3 /decide → S4 intake by the stream and by REST, also on a 3-master Redis Cluster.
+@pytest.mark.redis_modes
 async def test_decide_with_s4_running_reaches_it_by_both_paths_and_opens_one_order(
     stack: Callable[..., Awaitable[Stack]], redis: RedisClient
 ) -> None:

@@ -5,42 +5,27 @@ nodes and the cluster pipeline routes each command to its slot's node."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from redis.crc import key_slot
 
 from s3_strategy.adapters.entries import ENTRIES_KEY, POSITION, encode
 from s3_strategy.adapters.state import StateReader
 from svckit import jsonutil, keys
-from svckit.redisio import RedisClient, make_redis
+from svckit.redisio import RedisClient
 from tests.helpers import BTC_FEATURES
 
-
-@pytest.fixture(params=["single", pytest.param("cluster", marks=pytest.mark.cluster)])
-async def client(request: pytest.FixtureRequest) -> AsyncIterator[RedisClient]:
-    name = "redis_addresses" if request.param == "single" else "redis_cluster_addresses"
-    addresses: list[str] = request.getfixturevalue(name)
-    redis = make_redis(addresses)
-    touched = [keys.feat_last("BTCUSDT"), keys.mkt_tick("ETHUSDT"), ENTRIES_KEY]
-    for k in touched:  # one key per call: on a cluster they live on different slots
-        await redis.delete(k)
-    try:
-        yield redis
-    finally:
-        for k in touched:
-            await redis.delete(k)
-        await redis.aclose()
+# Runs on a single node and on a 3-master Redis Cluster (tests/conftest.py redis_mode).
+pytestmark = pytest.mark.redis_modes
 
 
 async def test_read_with_snapshot_and_ledger_gives_features_and_tallies(
-    client: RedisClient,
+    redis: RedisClient,
 ) -> None:
     # On a cluster the two keys of the pipeline are on different slots: it must route them.
     assert key_slot(keys.feat_last("BTCUSDT").encode()) != key_slot(ENTRIES_KEY.encode())
     snapshot = {"symbol": "BTCUSDT", "ts": 1_700_000_000_000, **BTC_FEATURES}
-    await client.set(keys.feat_last("BTCUSDT"), jsonutil.dumps(snapshot))
-    await client.hset(
+    await redis.set(keys.feat_last("BTCUSDT"), jsonutil.dumps(snapshot))
+    await redis.hset(
         ENTRIES_KEY,
         mapping={
             "c-1": encode("BTCUSDT", "FUT", "20", 1, "E"),
@@ -48,7 +33,7 @@ async def test_read_with_snapshot_and_ledger_gives_features_and_tallies(
             "c-3": encode("ETHUSDT", "FUT", "5", 3, "E"),
         },
     )
-    state = await StateReader(client).read("BTCUSDT", "FUT")
+    state = await StateReader(redis).read("BTCUSDT", "FUT")
     assert state.error is None
     assert state.sources == ["feat:last"]
     assert state.ts == 1_700_000_000_000
@@ -57,10 +42,10 @@ async def test_read_with_snapshot_and_ledger_gives_features_and_tallies(
     assert (state.margin_in_flight, state.margin_positions) == (25.0, 30.0)
 
 
-async def test_read_without_snapshot_falls_back_to_the_tick(client: RedisClient) -> None:
+async def test_read_without_snapshot_falls_back_to_the_tick(redis: RedisClient) -> None:
     tick = {"bid": 3000.0, "ask": 3001.0, "bid_qty": 2.0, "ask_qty": 3.0, "ts": 1_700_000_000_500}
-    await client.set(keys.mkt_tick("ETHUSDT"), jsonutil.dumps(tick))
-    state = await StateReader(client).read("ETHUSDT", "SPOT")
+    await redis.set(keys.mkt_tick("ETHUSDT"), jsonutil.dumps(tick))
+    state = await StateReader(redis).read("ETHUSDT", "SPOT")
     assert state.error is None
     assert state.sources == ["mkt:tick"]
     assert state.features["mid"] == 3000.5

@@ -24,6 +24,7 @@ from svckit.redisio import RedisClient
 from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
+from tests.helpers import S3_TEST_POLL_S
 from tests.oidcmint import AUDIENCE, EMAIL, Signer, write_jwks
 
 D = Decimal
@@ -64,6 +65,7 @@ async def app(redis: RedisClient, redis_addresses: list[str], tmp_path: Path) ->
         redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
         admin_token=ADMIN, scheduler_audience=AUDIENCE, scheduler_emails=[EMAIL],
         scheduler_jwks_url=write_jwks(tmp_path / "jwks.json", signer),
+        config_poll_sec=S3_TEST_POLL_S,
     )  # fmt: skip
     store = SqliteStore(tmp_path / "store.sqlite3")
     spot = FakeSpot()

@@ -21,8 +21,11 @@ from svckit.embedded_redis import EmbeddedRedis
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S4_AUTH, FreshTransport
+from tests.helpers import S4_AUTH, S4_TEST_PROTECTION_POLL_MS, FreshTransport
 from tradekit.enums import Market
+
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
 
 FUT: dict[str, Any] = {
     "intent_id": "uuid-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.002,
@@ -38,6 +41,7 @@ def s4_settings(redis_addresses: list[str], tmp_path: Path) -> Settings:
         route_table_path=FIXTURES / "route_table.json",
         market_publish_ms=50,
         stream_block_ms=50,
+        protection_poll_ms=S4_TEST_PROTECTION_POLL_MS,  # stops fast (nothing is protected)
     )
 
 

@@ -24,6 +24,9 @@ from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.helpers import S4_AUTH, FreshTransport
 
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
+
 TABLE_A = json.loads((FIXTURES / "route_table.json").read_text())
 TABLE_B = [{**TABLE_A[0], "maker_wait_ms": 700}, *TABLE_A[1:]]
 MAKER = {

@@ -11,6 +11,8 @@ import asyncio
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
+
 from s4_router.adapters.exchange.base import BookTop, ExchangeOrder, PlaceOrderRequest
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.adapters.leases import Leases, lease_key
@@ -21,6 +23,9 @@ from svckit.redisio import RedisClient
 from tests.chaos.rig import T0, Rig, hand_venue, s4_rig
 from tradekit.enums import Market, OrderStatus, Side
 from venue.venue import Venue
+
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
 
 S = OrderStatus
 

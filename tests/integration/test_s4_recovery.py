@@ -32,6 +32,9 @@ from tests.chaos.rig import T0, crash, hand_venue, intent, s4_rig
 from tradekit.enums import OrderStatus
 from venue.faults import FaultKind, FaultPlan, ScriptedFault
 
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
+
 S = OrderStatus
 
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
+from redis.cluster import RedisCluster as SyncRedisCluster
+from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, ResponseError
 
 from svckit import keys
 from svckit.redisio import (
+    ONCE_TTL_S,
     LockNotAcquired,
     LockQueue,
     RedisClient,
@@ -18,10 +24,16 @@ from svckit.redisio import (
     ensure_group,
     hold_lock,
     make_redis,
+    once_key,
     read_group,
     release_claim,
     xadd_json,
+    xadd_once,
 )
+from tests.helpers import CrossSlotWatch
+
+# Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
+pytestmark = pytest.mark.redis_modes
 
 
 async def test_claim_once_with_fresh_key_is_won_then_refused_to_others(redis: RedisClient) -> None:
@@ -141,26 +153,20 @@ async def test_stream_entry_with_invalid_json_is_surfaced_as_poison(redis: Redis
     assert entries[0].payload is None and entries[0].raw == {"data": "{not json"}
 
 
-@pytest.mark.cluster
-async def test_cluster_client_with_three_addresses_claims_and_streams(
-    redis_cluster_addresses: list[str],
+async def test_claims_streams_and_locks_with_keys_spread_over_every_master(
+    redis: RedisClient, redis_mode: str
 ) -> None:
-    client = make_redis(redis_cluster_addresses)
-    try:
-        for i in range(20):  # keys spread over all three masters
-            assert await claim_once(client, keys.idem_order(f"c-{i}"), "s3:t", 60)
-        assert not await claim_once(client, keys.idem_order("c-7"), "s3:u", 60)
-        await ensure_group(client, "orders:intent", "s4-router")
-        entry = await xadd_json(client, "orders:intent", {"n": 1})
-        got = await read_group(client, "orders:intent", "s4-router", "x", block_ms=100)
-        assert [e.entry_id for e in got] == [entry]
-        async with hold_lock(client, keys.lock_pos("BTCUSDT"), ttl_ms=1000, wait_ms=10):
-            pass
-    finally:
-        for i in range(20):
-            await client.delete(keys.idem_order(f"c-{i}"))
-        await client.delete("orders:intent")
-        await client.aclose()
+    if redis_mode == "cluster":
+        assert isinstance(redis, RedisCluster)  # three addresses ⇒ the cluster client
+    for i in range(20):  # on the cluster: keys on all three masters
+        assert await claim_once(redis, keys.idem_order(f"c-{i}"), "s3:t", 60)
+    assert not await claim_once(redis, keys.idem_order("c-7"), "s3:u", 60)
+    await ensure_group(redis, "orders:intent", "s4-router")
+    entry = await xadd_json(redis, "orders:intent", {"n": 1})
+    got = await read_group(redis, "orders:intent", "s4-router", "x", block_ms=100)
+    assert [e.entry_id for e in got] == [entry]
+    async with hold_lock(redis, keys.lock_pos("BTCUSDT"), ttl_ms=1000, wait_ms=10):
+        pass
 
 
 async def test_claim_once_with_millisecond_ttl_sets_pttl_and_rejects_both_units(
@@ -170,3 +176,51 @@ async def test_claim_once_with_millisecond_ttl_sets_pttl_and_rejects_both_units(
     assert 0 < await redis.pttl("exec:lease:x") <= 1500
     with pytest.raises(ValueError, match="exactly one"):
         await claim_once(redis, "k", "t", 1, ttl_ms=1)
+
+
+@pytest.mark.cluster
+async def test_cross_slot_watch_records_refusals_the_code_swallowed(
+    redis_cluster_addresses: list[str],
+) -> None:
+    # The detector of the cluster runs (tests/conftest.py): a publisher that logs and goes on
+    # must still fail its test when a command spans two slots ("a" and "b" do).
+    assert key_slot(b"a") != key_slot(b"b")
+    host, _, port = redis_cluster_addresses[0].rpartition(":")
+    sync = SyncRedisCluster(host=host, port=int(port))
+    client = make_redis(redis_cluster_addresses)
+    assert isinstance(client, RedisCluster)
+    try:
+        # Initialised: redis-py checks slots only once it knows the cluster (a fresh client's
+        # first command goes unchecked to some node, which refuses it: the server-side count).
+        await client.initialize()
+        with CrossSlotWatch(sync) as watch:
+            with contextlib.suppress(RedisClusterException):  # refused by the client
+                await client.eval("return 1", 2, "a", "b")
+            with contextlib.suppress(ResponseError):  # refused by the server
+                await client.execute_command(
+                    "MGET", "a", "b", target_nodes=client.get_node_from_key("a")
+                )
+            await client.eval("return 1", 2, "{a}:x", "{a}:y")  # one slot: fine
+        assert len(watch.refused) == 2, watch.refused
+        assert "EVAL" in watch.refused[0] and "1 CROSSSLOT" in watch.refused[1]
+        with CrossSlotWatch(sync) as clean:
+            await client.eval("return 1", 2, "{a}:x", "{a}:y")
+        assert clean.refused == []
+    finally:
+        await client.aclose()
+        sync.close()
+
+
+async def test_xadd_once_publishes_a_name_once_with_its_marker_in_the_streams_slot(
+    redis: RedisClient,
+) -> None:
+    # Marker and entry are written by one script: on a cluster both keys must share a slot
+    # (the marker carries the stream's name as its hash tag; the stream keeps its spec name).
+    stream = keys.ORDERS_EXECUTED
+    assert key_slot(once_key(stream, "c-1").encode()) == key_slot(stream.encode())
+    first = await xadd_once(redis, stream, "c-1", {"client_order_id": "c-1"})
+    again = await xadd_once(redis, stream, "c-1", {"client_order_id": "c-1", "n": 2})
+    other = await xadd_once(redis, stream, "c-2", {"client_order_id": "c-2"})
+    assert first is not None and again is None and other is not None
+    assert [e[0] for e in await redis.xrange(stream)] == [first, other]
+    assert 0 < await redis.ttl(once_key(stream, "c-1")) <= ONCE_TTL_S

@@ -9,6 +9,12 @@ Two redis-py behaviours shape this module:
   claim is ours. The same holds for locks.
 * `XREADGROUP BLOCK` must stay well below the socket timeout, otherwise an idle stream looks like
   a dead connection. We block for `STREAM_BLOCK_MS` (1 s) against a 5 s socket timeout.
+
+On a Redis Cluster every command here touches one key, except `xadd_once`, whose script must
+write two keys atomically: its marker carries the stream's name as a hash tag (`once_key`), so
+both live in the stream's slot. No other key is hash-tagged; the spec's names stay as they are.
+The suite runs these paths on a 3-master cluster and fails on any cross-slot refusal
+(tests/conftest.py `redis_mode`).
 """
 
 from __future__ import annotations
