@@ -1,0 +1,407 @@
+"""Tick-to-trade on the simulator: a feature update in Redis → a live S3 decision → S4 → the venue
+order, beside a floor measured in the same run.
+
+    .venv/bin/python tests/bench/bench_tick_to_trade.py                 # 600 ticks
+    .venv/bin/python tests/bench/bench_tick_to_trade.py --n 2000 --gap-ms 20 --json out.json
+
+What runs (all real processes, free loopback ports): one redis-server (svckit.embedded_redis);
+S4 as `python -m s4_router` does it (uvicorn, the in-process venue simulator `S4_EXCHANGE=sim`
+publishing its steps to `sim:market`, the `orders:intent` consumer) with one measuring hook: the
+exchange adapter's `place_order` notes `time.time_ns()` when an order reaches the venue and when
+the venue has acknowledged it (`--serve-s4`, below; nothing else in S4 is changed); S3 exactly
+as deployed (`python -m s3_strategy`, S3_S4_URL → S4, so every intent goes out on both paths);
+and a bare FastAPI app with the same bearer auth and a latency histogram (the floor's HTTP hop,
+from bench_s3_http.py).
+
+This script is the market-data feeder: it follows `sim:market` with md_feeder's own
+`SimStreamFeed` (the same calculators and warm-up), and for each tick writes `mkt:tick`,
+`mkt:depth` and `feat:last:BTCUSDT` with md_feeder's `publish_snapshots` (one pipeline, what
+md_feeder writes), stamped with the current time, then at once sends a live `POST /decide`
+(`sideHint` alternating BUY/SELL, so the position nets out). The clock starts before the
+feature write (t0) and stops when the venue has the order:
+
+* **tick → venue order** (the target): t0 → the entry's first child reaching the venue
+  (`place_order` entered; for the default bundle's Maker→Taker that is the post-only limit);
+* tick → venue ack, and tick → `/decide` answered (S3 answers once S4 has answered and the
+  signal carries the publish report).
+
+Floor, interleaved with the samples (same machine load): the same feature write plus one HTTP
+round trip to the bare app ("Redis write + one HTTP hop"); the chain has that plus S3's Redis
+reads, lock and idempotency claim, the signal's group commit, a second HTTP hop to S4, S4's
+intake (idempotency, store, risk checks), so ratio ≈ 2–4 is the healthy range.
+
+The bench runs with a copy of fixtures/ whose bundle raises the risk budget and with
+S3_CONCURRENT_ENTRIES_PER_MARKET high, so consecutive ticks may open (otherwise every tick after
+the first is a POSITION_OPEN skip, which measures nothing). Ticks are paced `--gap-ms` apart.
+
+Target (issue 15): tick → venue order p50 ≤ 2 ms, p99 ≤ 5 ms. Exit status 0 unless something
+broke (a benchmark, not a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import orjson  # noqa: E402
+
+from svckit.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+
+SYMBOL = "BTCUSDT"
+S3_TOKEN = "bench-s3-" + os.urandom(12).hex()
+S4_TOKEN = "bench-s4-" + os.urandom(12).hex()
+_CHILD = re.compile(r"-E\d+$")
+TARGET_P50_MS, TARGET_P99_MS = 2.0, 5.0
+NOTES = "s4-places.json"
+
+
+# ---- S4 with the measuring hook (its own process: `--serve-s4 PORT OUT`) ---------------------
+def serve_s4(out_path: str) -> None:
+    """`python -m s4_router`, plus a note of when each order reaches the venue and is acked."""
+    from s4_router.adapters.exchange import sim_client
+    from s4_router.adapters.exchange.base import ExchangeOrder, PlaceOrderRequest
+    from s4_router.config import Settings
+    from s4_router.entrypoints.api import create_app
+    from svckit.runner import run_service
+
+    notes: list[tuple[str, int, int]] = []
+    place = sim_client.SimExchange.place_order
+
+    async def noted(self: sim_client.SimExchange, req: PlaceOrderRequest) -> ExchangeOrder:
+        t_in = time.time_ns()
+        order = await place(self, req)
+        notes.append((req.client_order_id, t_in, time.time_ns()))
+        return order
+
+    sim_client.SimExchange.place_order = noted  # type: ignore[method-assign]
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default action
+    # the process would die there and never write the notes.
+    signal.signal(signal.SIGTERM, _exit)
+    try:
+        run_service("s4-router", Settings, create_app)
+    finally:
+        Path(out_path).write_bytes(orjson.dumps(notes))
+
+
+# ---- a minimal keep-alive HTTP/1.1 client (costs the servers' CPU as little as possible) ------
+class Conn:
+    def __init__(self, port: int, token: str) -> None:
+        self.port, self.token = port, token
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {self.token}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in raw.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return int(raw[9:12]), await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+
+async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 60.0) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server on :{port} exited early with {proc.returncode}")
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 2)
+            w.close()
+            if head[9:12] == b"200":
+                return
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"no healthy HTTP server on :{port} after {within_s}s")
+
+
+def stop_proc(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def pcts(xs: list[float]) -> dict[str, float]:
+    """n, p50/p90/p99/max/mean in ms (xs in ms)."""
+    if not xs:
+        return {"n": 0}
+    s = sorted(xs)
+
+    def q(p: float) -> float:
+        return s[min(len(s) - 1, int(len(s) * p))]
+
+    return {
+        "n": len(s), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": s[-1],
+        "mean": sum(s) / len(s),
+    }  # fmt: skip
+
+
+def bench_fixtures(dst: Path) -> Path:
+    """fixtures/ with a risk budget no tick reaches (the bench measures latency, not limits)."""
+    shutil.copytree(REPO / "fixtures", dst)
+    path = dst / "config_bundle.json"
+    bundle = json.loads(path.read_text())
+    bundle["params"]["risk"]["budget"]["max_margin_in_flight_usdt"] = 10_000_000
+    path.write_text(json.dumps(bundle, indent=1))
+    return dst
+
+
+# ---- the run ----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Stack:
+    redis_addr: str
+    s3_port: int
+    s4_port: int
+    bare_port: int
+    procs: list[subprocess.Popen[bytes]]
+
+
+def start_stack(work: Path, redis_addr: str) -> Stack:
+    """S4 (hooked), S3 and the bare app as processes on free loopback ports."""
+    fixtures = bench_fixtures(work / "fixtures")
+    s3_port, s4_port, bare_port = free_port(), free_port(), free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_", "MD_"))}
+    env = base | {
+        "PYTHONPATH": str(REPO), "BENCH_TOKEN": S3_TOKEN,
+        "S3_REDIS_ADDRESSES": redis_addr, "S3_PORT": str(s3_port), "S3_DATA_DIR": str(work),
+        "S3_FIXTURES_DIR": str(fixtures), "S3_API_TOKEN": S3_TOKEN,
+        "S3_S4_URL": f"http://127.0.0.1:{s4_port}", "S3_S4_API_TOKEN": S4_TOKEN,
+        "S3_CONCURRENT_ENTRIES_PER_MARKET": "1000000", "S3_LOG_LEVEL": "WARNING",
+        "S4_REDIS_ADDRESSES": redis_addr, "S4_PORT": str(s4_port), "S4_DATA_DIR": str(work),
+        "S4_FIXTURES_DIR": str(fixtures), "S4_API_TOKEN": S4_TOKEN,
+        "S4_ROUTE_TABLE_PATH": str(fixtures / "route_table.json"), "S4_LOG_LEVEL": "ERROR",
+    }  # fmt: skip
+    me = str(Path(__file__).resolve())
+    bare = str(REPO / "tests" / "bench" / "bench_s3_http.py")
+    cmds = [
+        [sys.executable, me, "--serve-s4", str(work / NOTES)],
+        [sys.executable, "-m", "s3_strategy"],
+        [sys.executable, bare, "--serve-bare", str(bare_port)],
+    ]
+    procs = [subprocess.Popen(cmd, env=env, cwd=REPO) for cmd in cmds]
+    return Stack(redis_addr, s3_port, s4_port, bare_port, procs)
+
+
+async def measure(
+    stack: Stack, n: int, gap_ms: float, warmup: int, sides: list[str],
+    progress: Callable[[str], None],
+) -> dict[str, Any]:  # fmt: skip
+    """Drive the ticks; returns the client-side samples (the venue side is in S4's notes)."""
+    from md_feeder.publishing import publish_snapshots
+    from md_feeder.sim_stream import SimStreamFeed
+    from svckit.redisio import make_redis
+
+    await wait_http(stack.s4_port, stack.procs[0])
+    await wait_http(stack.s3_port, stack.procs[1])
+    await wait_http(stack.bare_port, stack.procs[2])
+    samples: list[dict[str, Any]] = []
+    floor_ms: list[float] = []
+    redis_ms: list[float] = []
+    reasons: Counter[str] = Counter()
+    redis = make_redis([stack.redis_addr])
+    s3, bare = Conn(stack.s3_port, S3_TOKEN), Conn(stack.bare_port, S3_TOKEN)
+    try:
+        feed = SimStreamFeed(redis=redis, symbols=[SYMBOL], block_ms=2000)
+        while SYMBOL not in feed.last:  # the venue's first published step
+            await feed.read_once()
+        feed.block_ms = 0
+        await s3.open()
+        await bare.open()
+        total = warmup + n
+        t_start = time.monotonic()
+        last_ts = 0
+        for i in range(total):
+            # Catch up with the venue's steps (md_feeder's calculators), outside the clock.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(feed.read_once(), 0.05)
+            # The feature ts is part of the client order id: strictly increasing.
+            ts = max(time.time_ns() // 1_000_000, last_ts + 1)
+            sample = dataclasses.replace(feed._sample(SYMBOL), ts=ts)
+            body = orjson.dumps({"symbol": SYMBOL, "sideHint": sides[i % len(sides)]})
+            # The floor: the same feature write, then one bare authenticated HTTP hop.
+            f0 = time.perf_counter()
+            await publish_snapshots(redis, [sample], feed.calc, feed.ttl_s)
+            f1 = time.perf_counter()
+            await bare.post("/decide", body)
+            f2 = time.perf_counter()
+            # The tick itself (a fresh ts, so the decision is a new one).
+            last_ts = ts + 1
+            sample = dataclasses.replace(sample, ts=last_ts)
+            t0_ns = time.time_ns()
+            p0 = time.perf_counter()
+            await publish_snapshots(redis, [sample], feed.calc, feed.ttl_s)
+            status, raw = await s3.post("/decide", body)
+            p1 = time.perf_counter()
+            if status != 200:
+                raise RuntimeError(f"/decide answered {status}: {raw[:300]!r}")
+            answer = orjson.loads(raw)
+            if i >= warmup:
+                reasons["OPEN" if answer["decision"] == "open" else answer["reason"]] += 1
+                floor_ms.append((f2 - f0) * 1000)
+                redis_ms.append((f1 - f0) * 1000)
+                rec: dict[str, Any] = {"t0_ns": t0_ns, "answer_ms": (p1 - p0) * 1000}
+                if answer["decision"] == "open":
+                    rec["coid"] = answer["intent"]["client_order_id"]
+                samples.append(rec)
+            done = i + 1
+            if done % 100 == 0 or done == total:
+                eta = (time.monotonic() - t_start) / done * (total - done)
+                progress(f"tick-to-trade {done}/{total} ticks, ETA {eta:.0f}s")
+            await asyncio.sleep(gap_ms / 1000)
+    finally:
+        await s3.close()
+        await bare.close()
+        await redis.aclose()
+    return {"samples": samples, "floor_ms": floor_ms, "redis_ms": redis_ms, "reasons": reasons}
+
+
+def figures(m: dict[str, Any], notes: list[tuple[str, int, int]]) -> dict[str, Any]:
+    """Joins the client's samples with S4's venue notes by client order id."""
+    first: dict[str, tuple[int, int]] = {}
+    for coid, t_in, t_ack in notes:
+        parent = _CHILD.sub("", coid)
+        if parent not in first or t_in < first[parent][0]:
+            first[parent] = (t_in, t_ack)
+    to_order: list[float] = []
+    to_ack: list[float] = []
+    opened = [s for s in m["samples"] if "coid" in s]
+    missing = 0
+    for s in opened:
+        hit = first.get(s["coid"])
+        if hit is None:
+            missing += 1
+            continue
+        to_order.append((hit[0] - s["t0_ns"]) / 1e6)
+        to_ack.append((hit[1] - s["t0_ns"]) / 1e6)
+    t2t, floor = pcts(to_order), pcts(m["floor_ms"])
+    met = bool(to_order) and t2t["p50"] <= TARGET_P50_MS and t2t["p99"] <= TARGET_P99_MS
+    return {
+        "ticks": len(m["samples"]),
+        "decisions": dict(m["reasons"]),
+        "opened": len(opened),
+        "opened_without_venue_order": missing,
+        "tick_to_venue_order_ms": t2t,
+        "tick_to_venue_ack_ms": pcts(to_ack),
+        "tick_to_decide_answer_ms": pcts([s["answer_ms"] for s in m["samples"]]),
+        "baseline_redis_write_plus_http_hop_ms": floor,
+        "baseline_redis_write_ms": pcts(m["redis_ms"]),
+        "ratio_p50": t2t["p50"] / floor["p50"] if to_order and floor["n"] else None,
+        "ratio_p99": t2t["p99"] / floor["p99"] if to_order and floor["n"] else None,
+        "target": {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS, "met": met},
+        "raw": {"tick_to_venue_order_ms": to_order, "baseline_ms": m["floor_ms"]},
+    }
+
+
+def run(
+    n: int = 600, gap_ms: float = 20.0, warmup: int = 50, sides: str = "BUY",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The figures as data (see the module doc); `progress` gets a line every 100 ticks."""
+    import uvloop
+
+    say = progress or (lambda line: print(f"progress: {line}", flush=True))
+    work = Path(tempfile.mkdtemp(prefix="t2t-bench-"))
+    try:
+        with EmbeddedRedis() as server:
+            stack = start_stack(work, server.addresses[0])
+            try:
+                m = uvloop.run(measure(stack, n, gap_ms, warmup, sides.upper().split(","), say))
+            finally:
+                for p in reversed(stack.procs):
+                    stop_proc(p)
+        notes_file = work / NOTES
+        notes = orjson.loads(notes_file.read_bytes()) if notes_file.exists() else []
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    params = {"n": n, "gap_ms": gap_ms, "warmup": warmup, "symbol": SYMBOL, "sides": sides}
+    return {"name": "tick_to_trade", "params": params, **figures(m, notes)}
+
+
+def print_report(r: dict[str, Any]) -> None:
+    def line(name: str, d: dict[str, float]) -> str:
+        if not d.get("n"):
+            return f"  {name:<38} (no samples)"
+        return (f"  {name:<38} n={d['n']:>5}  p50 {d['p50']:7.3f}  p90 {d['p90']:7.3f}  "
+                f"p99 {d['p99']:7.3f}  max {d['max']:8.2f} ms")  # fmt: skip
+
+    p = r["params"]
+    print(f"tick-to-trade, {r['ticks']} ticks {p['gap_ms']:g} ms apart, sideHint {p['sides']} "
+          f"({p['warmup']} warm-up ticks excluded); decisions {r['decisions']}")  # fmt: skip
+    print(line("tick → venue order", r["tick_to_venue_order_ms"]))
+    print(line("tick → venue ack", r["tick_to_venue_ack_ms"]))
+    print(line("tick → /decide answered", r["tick_to_decide_answer_ms"]))
+    print(line("baseline: Redis write + one HTTP hop", r["baseline_redis_write_plus_http_hop_ms"]))
+    print(line("baseline: Redis write alone", r["baseline_redis_write_ms"]))
+    if r["ratio_p50"] is not None:
+        print(f"  ratio to the baseline: p50 ×{r['ratio_p50']:.2f}, p99 ×{r['ratio_p99']:.2f}")
+    if r["opened_without_venue_order"]:
+        print(f"  WARNING: {r['opened_without_venue_order']} opened decisions had no venue order")
+    t = r["target"]
+    print(f"  target p50 ≤ {t['p50_ms']:g} ms, p99 ≤ {t['p99_ms']:g} ms: "
+          f"{'MET' if t['met'] else 'MISSED'}")  # fmt: skip
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-s4":
+        serve_s4(sys.argv[2])
+        return 0
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--n", type=int, default=600, help="measured ticks")
+    ap.add_argument("--gap-ms", type=float, default=20.0, help="pause between ticks")
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--sides", default="BUY", help="sideHint cycle, e.g. BUY or BUY,SELL")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
+    a = ap.parse_args()
+    r = run(n=a.n, gap_ms=a.gap_ms, warmup=a.warmup, sides=a.sides)
+    print_report(r)
+    if a.json:
+        a.json.write_bytes(orjson.dumps(r, option=orjson.OPT_INDENT_2))
+    return 0 if r["ticks"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
