@@ -53,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -76,23 +77,36 @@ NOTES = "s4-places.json"
 
 # ---- S4 with the measuring hook (its own process: `--serve-s4 PORT OUT`) ---------------------
 def serve_s4(out_path: str) -> None:
-    """`python -m s4_router`, plus a note of when each order reaches the venue and is acked."""
+    """`python -m s4_router`, plus notes of when each intent enters S4's router (by path) and
+    when each order reaches the venue and is acknowledged (`time.time_ns()`, kept in memory
+    and written at exit, so the hook costs two clock reads and an append)."""
     from s4_router.adapters.exchange import sim_client
     from s4_router.adapters.exchange.base import ExchangeOrder, PlaceOrderRequest
     from s4_router.config import Settings
     from s4_router.entrypoints.api import create_app
+    from s4_router.service_layer import router as router_mod
     from svckit.runner import run_service
+    from tradekit.intents import OrderIntent
 
-    notes: list[tuple[str, int, int]] = []
+    notes: list[tuple[str, str, int, int]] = []
     place = sim_client.SimExchange.place_order
+    submit = router_mod.OrderRouter.submit
 
-    async def noted(self: sim_client.SimExchange, req: PlaceOrderRequest) -> ExchangeOrder:
+    async def noted_place(self: sim_client.SimExchange, req: PlaceOrderRequest) -> ExchangeOrder:
         t_in = time.time_ns()
         order = await place(self, req)
-        notes.append((req.client_order_id, t_in, time.time_ns()))
+        notes.append(("place", req.client_order_id, t_in, time.time_ns()))
         return order
 
-    sim_client.SimExchange.place_order = noted  # type: ignore[method-assign]
+    async def noted_submit(
+        self: router_mod.OrderRouter, intent: OrderIntent, *, source: str,
+        sync_wait_ms: int | None = None,
+    ) -> Any:  # fmt: skip
+        notes.append((f"intake:{source}", intent.client_order_id, time.time_ns(), 0))
+        return await submit(self, intent, source=source, sync_wait_ms=sync_wait_ms)
+
+    sim_client.SimExchange.place_order = noted_place  # type: ignore[method-assign]
+    router_mod.OrderRouter.submit = noted_submit  # type: ignore[method-assign]
 
     def _exit(signum: int, frame: object) -> None:
         raise SystemExit(0)
@@ -137,21 +151,16 @@ class Conn:
                 await self.writer.wait_closed()
 
 
-async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 60.0) -> None:
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], within_s: float = 60.0) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server on :{port} exited early with {proc.returncode}")
-        try:
-            r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 2)
-            w.close()
-            if head[9:12] == b"200":
+        url = f"http://127.0.0.1:{port}/health"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
                 return
-        except (OSError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        await asyncio.sleep(0.1)
+        time.sleep(0.1)
     raise RuntimeError(f"no healthy HTTP server on :{port} after {within_s}s")
 
 
@@ -235,9 +244,6 @@ async def measure(
     from md_feeder.sim_stream import SimStreamFeed
     from svckit.redisio import make_redis
 
-    await wait_http(stack.s4_port, stack.procs[0])
-    await wait_http(stack.s3_port, stack.procs[1])
-    await wait_http(stack.bare_port, stack.procs[2])
     samples: list[dict[str, Any]] = []
     floor_ms: list[float] = []
     redis_ms: list[float] = []
@@ -299,15 +305,22 @@ async def measure(
     return {"samples": samples, "floor_ms": floor_ms, "redis_ms": redis_ms, "reasons": reasons}
 
 
-def figures(m: dict[str, Any], notes: list[tuple[str, int, int]]) -> dict[str, Any]:
-    """Joins the client's samples with S4's venue notes by client order id."""
+def figures(m: dict[str, Any], notes: list[tuple[str, str, int, int]]) -> dict[str, Any]:
+    """Joins the client's samples with S4's notes by client order id."""
     first: dict[str, tuple[int, int]] = {}
-    for coid, t_in, t_ack in notes:
-        parent = _CHILD.sub("", coid)
-        if parent not in first or t_in < first[parent][0]:
-            first[parent] = (t_in, t_ack)
+    intake: dict[str, tuple[int, str]] = {}
+    for kind, coid, t_in, t_ack in notes:
+        if kind == "place":
+            parent = _CHILD.sub("", coid)
+            if parent not in first or t_in < first[parent][0]:
+                first[parent] = (t_in, t_ack)
+        elif coid not in intake or t_in < intake[coid][0]:
+            intake[coid] = (t_in, kind.partition(":")[2])
     to_order: list[float] = []
     to_ack: list[float] = []
+    to_intake: list[float] = []
+    in_s4: list[float] = []
+    first_path: Counter[str] = Counter()
     opened = [s for s in m["samples"] if "coid" in s]
     missing = 0
     for s in opened:
@@ -317,6 +330,11 @@ def figures(m: dict[str, Any], notes: list[tuple[str, int, int]]) -> dict[str, A
             continue
         to_order.append((hit[0] - s["t0_ns"]) / 1e6)
         to_ack.append((hit[1] - s["t0_ns"]) / 1e6)
+        if s["coid"] in intake:
+            t_intake, path = intake[s["coid"]]
+            first_path[path] += 1
+            to_intake.append((t_intake - s["t0_ns"]) / 1e6)
+            in_s4.append((hit[0] - t_intake) / 1e6)
     t2t, floor = pcts(to_order), pcts(m["floor_ms"])
     met = bool(to_order) and t2t["p50"] <= TARGET_P50_MS and t2t["p99"] <= TARGET_P99_MS
     return {
@@ -327,6 +345,11 @@ def figures(m: dict[str, Any], notes: list[tuple[str, int, int]]) -> dict[str, A
         "tick_to_venue_order_ms": t2t,
         "tick_to_venue_ack_ms": pcts(to_ack),
         "tick_to_decide_answer_ms": pcts([s["answer_ms"] for s in m["samples"]]),
+        "split": {
+            "tick_to_s4_intake_ms": pcts(to_intake),
+            "s4_intake_to_venue_order_ms": pcts(in_s4),
+            "first_path_into_s4": dict(first_path),
+        },
         "baseline_redis_write_plus_http_hop_ms": floor,
         "baseline_redis_write_ms": pcts(m["redis_ms"]),
         "ratio_p50": t2t["p50"] / floor["p50"] if to_order and floor["n"] else None,
@@ -336,11 +359,38 @@ def figures(m: dict[str, Any], notes: list[tuple[str, int, int]]) -> dict[str, A
     }
 
 
+def start_profilers(stack: Stack, out: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy on S3 and S4 (collapsed stacks, idle frames dropped) for the whole run."""
+    spy = Path(sys.executable).with_name("py-spy")
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(p.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "500",
+                "--nonblocking",
+                "-o",
+                str(out / f"{name}.folded"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, p in (("s4", stack.procs[0]), ("s3", stack.procs[1]))
+    ]
+
+
 def run(
     n: int = 600, gap_ms: float = 20.0, warmup: int = 50, sides: str = "BUY",
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, profile: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The figures as data (see the module doc); `progress` gets a line every 100 ticks."""
+    """The figures as data (see the module doc); `progress` gets a line every 100 ticks;
+    `profile`: a directory for py-spy's collapsed stacks of S3 and S4 (s3.folded, s4.folded)."""
     import uvloop
 
     say = progress or (lambda line: print(f"progress: {line}", flush=True))
@@ -348,9 +398,18 @@ def run(
     try:
         with EmbeddedRedis() as server:
             stack = start_stack(work, server.addresses[0])
+            spies: list[subprocess.Popen[bytes]] = []
             try:
+                for port, proc in zip((stack.s4_port, stack.s3_port, stack.bare_port),
+                                      stack.procs, strict=True):  # fmt: skip
+                    wait_healthy(port, proc)
+                if profile is not None:  # started once up: start-up imports are not the run
+                    spies = start_profilers(stack, profile)
                 m = uvloop.run(measure(stack, n, gap_ms, warmup, sides.upper().split(","), say))
             finally:
+                for spy in spies:  # py-spy writes its file on SIGINT
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(timeout=30)
                 for p in reversed(stack.procs):
                     stop_proc(p)
         notes_file = work / NOTES
@@ -374,6 +433,10 @@ def print_report(r: dict[str, Any]) -> None:
     print(line("tick → venue order", r["tick_to_venue_order_ms"]))
     print(line("tick → venue ack", r["tick_to_venue_ack_ms"]))
     print(line("tick → /decide answered", r["tick_to_decide_answer_ms"]))
+    sp = r["split"]
+    print(line("  of which tick → S4 intake (S3, hops)", sp["tick_to_s4_intake_ms"]))
+    print(line("  of which S4 intake → venue order", sp["s4_intake_to_venue_order_ms"]))
+    print(f"  the intent reached S4 first by: {sp['first_path_into_s4']}")
     print(line("baseline: Redis write + one HTTP hop", r["baseline_redis_write_plus_http_hop_ms"]))
     print(line("baseline: Redis write alone", r["baseline_redis_write_ms"]))
     if r["ratio_p50"] is not None:
@@ -394,9 +457,10 @@ def main() -> int:
     ap.add_argument("--gap-ms", type=float, default=20.0, help="pause between ticks")
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--sides", default="BUY", help="sideHint cycle, e.g. BUY or BUY,SELL")
+    ap.add_argument("--profile", type=Path, default=None, help="py-spy S3 and S4 into this dir")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
     a = ap.parse_args()
-    r = run(n=a.n, gap_ms=a.gap_ms, warmup=a.warmup, sides=a.sides)
+    r = run(n=a.n, gap_ms=a.gap_ms, warmup=a.warmup, sides=a.sides, profile=a.profile)
     print_report(r)
     if a.json:
         a.json.write_bytes(orjson.dumps(r, option=orjson.OPT_INDENT_2))
