@@ -168,7 +168,7 @@ def figures(r: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- orchestration ----------------------------------------------------------------------------
-async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 30.0) -> None:
+async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 120.0) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

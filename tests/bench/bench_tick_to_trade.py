@@ -151,7 +151,7 @@ class Conn:
                 await self.writer.wait_closed()
 
 
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], within_s: float = 60.0) -> None:
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], within_s: float = 120.0) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -209,8 +209,9 @@ class Stack:
     procs: list[subprocess.Popen[bytes]]
 
 
-def start_stack(work: Path, redis_addr: str) -> Stack:
-    """S4 (hooked), S3 and the bare app as processes on free loopback ports."""
+def start_stack(work: Path, redis_addr: str, paths: str = "both") -> Stack:
+    """S4 (hooked), S3 and the bare app as processes on free loopback ports. `paths`: "both"
+    (as deployed: XADD orders:intent and POST S4 /orders) or "stream" (S3_S4_URL empty)."""
     fixtures = bench_fixtures(work / "fixtures")
     s3_port, s4_port, bare_port = free_port(), free_port(), free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_", "MD_"))}
@@ -218,7 +219,8 @@ def start_stack(work: Path, redis_addr: str) -> Stack:
         "PYTHONPATH": str(REPO), "BENCH_TOKEN": S3_TOKEN,
         "S3_REDIS_ADDRESSES": redis_addr, "S3_PORT": str(s3_port), "S3_DATA_DIR": str(work),
         "S3_FIXTURES_DIR": str(fixtures), "S3_API_TOKEN": S3_TOKEN,
-        "S3_S4_URL": f"http://127.0.0.1:{s4_port}", "S3_S4_API_TOKEN": S4_TOKEN,
+        "S3_S4_URL": f"http://127.0.0.1:{s4_port}" if paths == "both" else "",
+        "S3_S4_API_TOKEN": S4_TOKEN,
         "S3_CONCURRENT_ENTRIES_PER_MARKET": "1000000", "S3_LOG_LEVEL": "WARNING",
         "S4_REDIS_ADDRESSES": redis_addr, "S4_PORT": str(s4_port), "S4_DATA_DIR": str(work),
         "S4_FIXTURES_DIR": str(fixtures), "S4_API_TOKEN": S4_TOKEN,
@@ -388,6 +390,7 @@ def start_profilers(stack: Stack, out: Path) -> list[subprocess.Popen[bytes]]:
 def run(
     n: int = 600, gap_ms: float = 20.0, warmup: int = 50, sides: str = "BUY",
     progress: Callable[[str], None] | None = None, profile: Path | None = None,
+    paths: str = "both",
 ) -> dict[str, Any]:  # fmt: skip
     """The figures as data (see the module doc); `progress` gets a line every 100 ticks;
     `profile`: a directory for py-spy's collapsed stacks of S3 and S4 (s3.folded, s4.folded)."""
@@ -397,7 +400,7 @@ def run(
     work = Path(tempfile.mkdtemp(prefix="t2t-bench-"))
     try:
         with EmbeddedRedis() as server:
-            stack = start_stack(work, server.addresses[0])
+            stack = start_stack(work, server.addresses[0], paths)
             spies: list[subprocess.Popen[bytes]] = []
             try:
                 for port, proc in zip((stack.s4_port, stack.s3_port, stack.bare_port),
@@ -416,7 +419,14 @@ def run(
         notes = orjson.loads(notes_file.read_bytes()) if notes_file.exists() else []
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    params = {"n": n, "gap_ms": gap_ms, "warmup": warmup, "symbol": SYMBOL, "sides": sides}
+    params = {
+        "n": n,
+        "gap_ms": gap_ms,
+        "warmup": warmup,
+        "symbol": SYMBOL,
+        "sides": sides,
+        "paths": paths,
+    }
     return {"name": "tick_to_trade", "params": params, **figures(m, notes)}
 
 
@@ -457,10 +467,18 @@ def main() -> int:
     ap.add_argument("--gap-ms", type=float, default=20.0, help="pause between ticks")
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--sides", default="BUY", help="sideHint cycle, e.g. BUY or BUY,SELL")
+    ap.add_argument(
+        "--paths",
+        choices=("both", "stream"),
+        default="both",
+        help="S3's publish paths: both (as deployed) or the stream alone",
+    )
     ap.add_argument("--profile", type=Path, default=None, help="py-spy S3 and S4 into this dir")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
     a = ap.parse_args()
-    r = run(n=a.n, gap_ms=a.gap_ms, warmup=a.warmup, sides=a.sides, profile=a.profile)
+    r = run(
+        n=a.n, gap_ms=a.gap_ms, warmup=a.warmup, sides=a.sides, profile=a.profile, paths=a.paths
+    )
     print_report(r)
     if a.json:
         a.json.write_bytes(orjson.dumps(r, option=orjson.OPT_INDENT_2))
