@@ -250,9 +250,11 @@ def run_all(
         r = run_one(b, args, timeout, say, outdir)
         results[b.name] = r
         head = headline(b.name, r)
+        printed = verdict_lines(r.get("output", ""))
+        tail = head["text"] if head else (printed[0][:100] if printed else "")
         say(
             f"[{i}/{len(benches)}] {b.name}: {r['status']} in {fmt_s(r['seconds'])}"
-            + (f" — {head['text']}" if head else "")
+            + (f" — {tail}" if tail else "")
         )
     meta["seconds"] = round(time.monotonic() - t_start, 1)
     meta["machine_end"] = machine()
