@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark under tests/bench/ and write one report.
 
     make bench                                   # the full run (≲ 15 min on 2 cores)
-    make bench BENCH_QUICK=1                     # a short run (~4 min): fewer samples, same benches
+    make bench BENCH_QUICK=1                     # a short run: fewer samples, same benches
     make bench BENCH_ONLY=tick_to_trade,s4_latency
     .venv/bin/python -m tests.bench.report --from-json reports/bench.json   # re-render only
 
@@ -58,52 +58,53 @@ class Bench:
     est_full_s: float  # on the 2-core VM, under other load
     est_quick_s: float
     data: bool = False  # has run() -> dict and --json
+    path: Path | None = None  # default tests/bench/bench_<name>.py
 
     @property
     def script(self) -> Path:
-        return REPO / "tests" / "bench" / f"bench_{self.name}.py"
+        return self.path or REPO / "tests" / "bench" / f"bench_{self.name}.py"
 
 
 # Order: the headline benches first, the long process-level ones last.
 BENCHES: tuple[Bench, ...] = (
     Bench("tick_to_trade", "Tick-to-trade: feature update → S3 → S4 → venue order",
-          ("--n", "600", "--gap-ms", "50"), ("--n", "150", "--gap-ms", "50"), 90, 40, True),
+          ("--n", "400", "--gap-ms", "50"), ("--n", "150", "--gap-ms", "50"), 110, 90, True),
     Bench("s3_http", "S3 POST /decide beside a bare FastAPI route (HTTP, loopback)",
-          ("--requests", "6000", "--curve", "1,2,4,8"), ("--requests", "1000", "--curve", "1,4"),
-          110, 35, True),
+          ("--requests", "5000", "--curve", "1,2,4,8"), ("--requests", "1000", "--curve", "1,4"),
+          80, 40, True),
     Bench("s4_latency", "S4 intake: orders:intent read → venue order",
-          ("--n", "2000",), ("--n", "400",), 25, 10, True),
+          ("--n", "1500",), ("--n", "400",), 45, 20, True),
     Bench("s4_slippage", "Slippage: Maker→Taker vs MARKET on recorded BTCUSDT",
-          ("--n", "200",), ("--n", "40",), 60, 15, True),
+          ("--n", "100",), ("--n", "40",), 75, 30, True),
     Bench("s4_twap", "TWAP schedule against the price (recorded BTCUSDT)", (), (), 15, 15, True),
     Bench("chaos", "Chaos campaign (short seeded run)", ("--scenarios", "50", "--seed", "42"),
-          ("--scenarios", "12", "--seed", "42"), 150, 90, True),
+          ("--scenarios", "12", "--seed", "42"), 130, 75, True),
     Bench("s3_engine", "S3 decision pipeline in process (no I/O)",
-          ("--n", "20000"), ("--n", "3000"), 20, 8),
+          ("--n", "15000"), ("--n", "3000"), 25, 10),
     Bench("s3_service", "S3 DecisionService in process: group commit vs one transaction",
-          ("--n", "6000", "--rounds", "1"), ("--n", "1500", "--rounds", "1"), 40, 15),
+          ("--n", "3000", "--rounds", "1"), ("--n", "1500", "--rounds", "1"), 50, 30),
     Bench("store_contention", "S3 decisions while S4 writes the same SQLite file",
-          ("--n", "3000",), ("--n", "800",), 60, 20),
+          ("--n", "800",), ("--n", "400",), 90, 50),
     Bench("config_reload", "Hot reload: lint/compile, propagation, activations under load",
-          ("--activations", "50", "--load-activations", "300"),
-          ("--activations", "10", "--load-activations", "40"), 120, 45),
-    Bench("feed_age", "Age of the features S3 reads", ("--seconds", "15"), ("--seconds", "5"),
-          25, 12),
+          ("--activations", "30", "--load-activations", "200"),
+          ("--activations", "10", "--load-activations", "40"), 100, 60),
+    Bench("feed_age", "Age of the features S3 reads", ("--seconds", "10"), ("--seconds", "5"),
+          20, 13),
     Bench("live_decisions", "The default stack under one live decision per second",
-          ("--minutes", "1"), ("--minutes", "0.25"), 90, 40),
+          ("--minutes", "0.75"), ("--minutes", "0.25"), 80, 60),
     Bench("s4_faults", "1,000 intents, clean and with 5 % venue faults",
-          ("--n", "1000"), ("--n", "200"), 60, 20),
-    Bench("s4_oco", "SPOT OCO guardian and FUT brackets", ("--n", "300", "--fut", "100"),
-          ("--n", "60", "--fut", "20"), 60, 20),
+          ("--n", "1000"), ("--n", "200"), 60, 15),
+    Bench("s4_oco", "SPOT OCO guardian and FUT brackets", ("--n", "200", "--fut", "60"),
+          ("--n", "60", "--fut", "20"), 30, 11),
     Bench("s4_weight", "S4 request weight: protections, published book",
-          ("--orders", "300"), ("--orders", "80"), 40, 15),
+          ("--orders", "200"), ("--orders", "80"), 30, 17),
     Bench("s4_replicas", "S4 replicas on real processes, with and without faults",
           ("--replicas", "2", "--concurrency", "10", "--faults", "both"),
-          ("--replicas", "1", "--concurrency", "10", "--faults", "off", "--no-weight"), 150, 45),
+          ("--replicas", "1", "--concurrency", "10", "--faults", "off", "--no-weight"), 120, 36),
     Bench("venue", "Venue simulator: matching, facade round trips through ccxt",
-          ("--limit-orders", "10000", "--market-orders", "5000", "--pairs", "200"),
+          ("--limit-orders", "5000", "--market-orders", "2500", "--pairs", "100"),
           ("--limit-orders", "2000", "--market-orders", "1000", "--pairs", "50", "--pings", "100"),
-          45, 20),
+          50, 43),
 )  # fmt: skip
 
 
@@ -199,6 +200,7 @@ def run_one(
                 rc = proc.wait()
             finally:
                 watchdog.cancel()
+                proc.stdout.close()
             if timed_out.is_set():
                 log.write(f"\n[report] stopped after {timeout_s:.0f} s\n")
         seconds = time.monotonic() - t0
@@ -666,7 +668,7 @@ def write_markdown(report: dict[str, Any], pngs: dict[str, str], path: Path) -> 
         "sample), and the ratio is what compares across runs.",
         "",
         "Reproduce: `make bench` (full, ≲ 15 min on 2 cores) or `make bench BENCH_QUICK=1` "
-        "(short); one benchmark: `make bench BENCH_ONLY=tick_to_trade`; every bench is also a "
+        "(fewer samples); one benchmark: `make bench BENCH_ONLY=tick_to_trade`; every bench is also a "
         "script (`.venv/bin/python tests/bench/bench_<name>.py --help`). Raw figures: "
         "[bench.json](bench.json); each bench's output: `reports/logs/<name>.log` (not committed).",
         "",
