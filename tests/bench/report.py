@@ -68,7 +68,7 @@ class Bench:
 # Order: the headline benches first, the long process-level ones last.
 BENCHES: tuple[Bench, ...] = (
     Bench("tick_to_trade", "Tick-to-trade: feature update → S3 → S4 → venue order",
-          ("--n", "400", "--gap-ms", "50"), ("--n", "150", "--gap-ms", "50"), 110, 90, True),
+          ("--n", "300", "--gap-ms", "250"), ("--n", "100", "--gap-ms", "250"), 130, 70, True),
     Bench("s3_http", "S3 POST /decide beside a bare FastAPI route (HTTP, loopback)",
           ("--requests", "5000", "--curve", "1,2,4,8"), ("--requests", "1000", "--curve", "1,4"),
           80, 40, True),
@@ -566,6 +566,10 @@ def section(name: str, r: dict[str, Any], png: str | None) -> list[str]:
             ms_row("**tick → venue order**", d["tick_to_venue_order_ms"]),
             ms_row("tick → venue ack", d["tick_to_venue_ack_ms"]),
             ms_row("tick → /decide answered", d["tick_to_decide_answer_ms"]),
+            ms_row(
+                "tick → venue order, entries the liquidity probe did not hold",
+                d.get("tick_to_venue_order_not_probe_delayed_ms", {}),
+            ),
             ms_row("… tick → S4 intake (feature write, S3, hop)", sp["tick_to_s4_intake_ms"]),
             ms_row("… S4 intake → venue order", sp["s4_intake_to_venue_order_ms"]),
             ms_row(
@@ -575,7 +579,8 @@ def section(name: str, r: dict[str, Any], png: str | None) -> list[str]:
             "",
             f"Decisions: {d['decisions']}; the intent reached S4 first by "
             f"{sp['first_path_into_s4']}; opened without a venue order: "
-            f"{d['opened_without_venue_order']}.",
+            f"{d['opened_without_venue_order']}; held back on purpose by S4's liquidity probe: "
+            f"{d.get('probe_delayed', {}).get('parents', 'n/a')}.",
             "",
         ]
     elif d and name == "s3_http":
