@@ -71,19 +71,23 @@ def gone(pid: int) -> bool:
 
 
 def test_a_failed_bench_still_gets_a_report_and_the_run_says_it_failed(tmp_path: Path) -> None:
-    boom = script(tmp_path, "boom", "raise SystemExit('broken on purpose')\n")
+    boom = script(tmp_path, "boom", "raise RuntimeError('broken on purpose')\n")
     fine = script(tmp_path, "fine", "print('target p50 ≤ 1 ms: MET', flush=True)\n")
+    missed = script(tmp_path, "missed", "print('target p99 ≤ 5 ms: MISSED')\nraise SystemExit(1)\n")
     benches = [
         Bench("boom", "fails", (), (), 1, 1, path=boom),
         Bench("fine", "prints", (), (), 1, 1, path=fine),
+        Bench("missed", "misses its target", (), (), 1, 1, path=missed),
     ]
     rep = report.run_all(benches, quick=True, say=lambda _: None, outdir=tmp_path)
     assert rep["results"]["boom"]["status"] == "failed"
     assert rep["results"]["fine"]["status"] == "ok"
+    # Exit 1 with its figures printed is a verdict, not a broken benchmark.
+    assert rep["results"]["missed"]["status"] == "verdict"
     report.render(rep, tmp_path)
     md = (tmp_path / "bench.md").read_text()
     assert "target p50 ≤ 1 ms: MET" in md and "| failed |" in md
     assert json.loads((tmp_path / "bench.json").read_text())["meta"]["mode"] == "quick"
     screen = report.summary_screen(rep)
-    assert "boom" in screen and "[FAILED]" in screen
+    assert "boom" in screen and "[FAILED]" in screen and "[VERDICT]" not in screen
     assert rep["meta"]["machine_start"]["cpus"] == os.cpu_count()
