@@ -682,10 +682,12 @@ def write_markdown(report: dict[str, Any], pngs: dict[str, str], path: Path) -> 
         "figure sits beside a baseline measured in the same run (often interleaved sample by "
         "sample), and the ratio is what compares across runs.",
         "",
-        "Reproduce: `make bench` (full, ≲ 15 min on 2 cores) or `make bench BENCH_QUICK=1` "
-        "(fewer samples); one benchmark: `make bench BENCH_ONLY=tick_to_trade`; every bench is "
-        "also a script (`.venv/bin/python tests/bench/bench_<name>.py --help`). Raw figures: "
-        "[bench.json](bench.json); each bench's output: `reports/logs/<name>.log` (not committed).",
+        "Reproduce: `make bench` (full; sized for ≲ 15 min on 2 idle cores) or "
+        "`make bench BENCH_QUICK=1` (fewer samples); one benchmark: "
+        "`make bench BENCH_ONLY=tick_to_trade`; every bench is also a script "
+        "(`.venv/bin/python tests/bench/bench_<name>.py --help`). Raw figures: "
+        "[bench.json](bench.json); each bench's output: `reports/logs/<name>.log` "
+        "(not committed).",
         "",
         "## Summary",
         "",
