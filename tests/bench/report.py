@@ -410,16 +410,20 @@ def plots(report: dict[str, Any], outdir: Path) -> dict[str, str]:
     def hist(ax: Any, series: list[tuple[str, list[float]]], xlabel: str, log: bool) -> None:
         import numpy as np
 
-        allv = [v for _, xs in series for v in xs if v > 0]
+        # Log scale: positive values only (latencies). Linear: the signed range (slippage can
+        # be negative: a maker fill inside the spread). The top 0.5 % land in the last bin.
+        allv = [v for _, xs in series for v in xs if v > 0 or not log]
         if not allv:
             return
         hi = float(np.percentile(allv, 99.5))
-        lo = max(min(allv), 1e-3)
-        bins = (
-            np.geomspace(lo, max(hi, lo * 1.01), 60) if log else np.linspace(0, max(hi, 1e-6), 60)
-        )
+        if log:
+            lo = max(min(allv), 1e-3)
+            bins = np.geomspace(lo, max(hi, lo * 1.01), 60)
+        else:
+            lo = min(allv)
+            bins = np.linspace(lo, max(hi, lo + 1e-6), 60)
         for label, xs in series:
-            ax.hist([min(x, hi) for x in xs], bins=bins, alpha=0.55, label=label)
+            ax.hist([min(max(x, lo), hi) for x in xs], bins=bins, alpha=0.55, label=label)
         if log:
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
@@ -721,12 +725,20 @@ def anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
 
 
+MAX_SAMPLES = 1500  # per list of samples kept in bench.json (plots need the shape, not all)
+
+
 def round_floats(x: Any) -> Any:
+    """4 decimals, and long sample lists thinned evenly by position (a sorted list keeps its
+    quantiles), so that bench.json stays a few hundred kB."""
     if isinstance(x, float):
         return round(x, 4)
     if isinstance(x, dict):
         return {k: round_floats(v) for k, v in x.items()}
     if isinstance(x, list):
+        if len(x) > MAX_SAMPLES and all(isinstance(v, float | int) for v in x):
+            step = len(x) / MAX_SAMPLES
+            x = [x[int(i * step)] for i in range(MAX_SAMPLES)]
         return [round_floats(v) for v in x]
     return x
 
