@@ -80,7 +80,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("chaos", "Chaos campaign (short seeded run)", ("--scenarios", "50", "--seed", "42"),
           ("--scenarios", "12", "--seed", "42"), 130, 75, True),
     Bench("s3_engine", "S3 decision pipeline in process (no I/O)",
-          ("--n", "15000"), ("--n", "3000"), 25, 10),
+          ("--n", "15000"), ("--n", "3000"), 25, 10, True),
     Bench("s3_service", "S3 DecisionService in process: group commit vs one transaction",
           ("--n", "3000", "--rounds", "1"), ("--n", "1500", "--rounds", "1"), 50, 30),
     Bench("store_contention", "S3 decisions while S4 writes the same SQLite file",
@@ -259,7 +259,10 @@ def run_all(
         )
         args = b.quick if quick else b.full
         timeout = max(180.0, 4 * (b.est_quick_s if quick else b.est_full_s))
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        load = round(os.getloadavg()[0], 2)
         r = run_one(b, args, timeout, say, outdir)
+        r["started"], r["loadavg_1m_at_start"] = started, load
         results[b.name] = r
         head = headline(b.name, r)
         printed = verdict_lines(r.get("output", ""))
@@ -335,6 +338,17 @@ def figures_of(name: str, r: dict[str, Any]) -> dict[str, Any] | None:
             "ratio": "—",
             "target": "fills the schedule",
             "met": d["twap"]["status"] == "FILLED",
+        }
+    if name == "s3_engine":
+        r20, r1 = d["rules"]["20"], d["rules"]["1"]
+        return {
+            "figure": f"20 rules p50 {r20['p50']:.1f} / p99 {r20['p99']:.1f} µs; 200 rules p99 "
+            f"{d['rules']['200']['p99']:.1f} µs",
+            "baseline": f"1 rule p50 {r1['p50']:.1f} / p99 {r1['p99']:.1f} µs",
+            "ratio": f"×{d['ratio_p50_to_1_rule']['20']:.1f} / ×"
+            f"{d['ratio_p50_to_1_rule']['200']:.1f} p50",
+            "target": "20: p50 ≤ 25, p99 ≤ 100 µs; 200: p99 ≤ 250 µs",
+            "met": all(v["target"]["met"] for v in d["rules"].values() if v["target"]),
         }
     if name == "chaos":
         return {
@@ -652,6 +666,17 @@ def section(name: str, r: dict[str, Any], png: str | None) -> list[str]:
             f"{d['fills']} fills over {d['duration_s']} s; status {d['twap']['status']}.",
             "",
         ]
+    elif d and name == "s3_engine":
+        out += ["| rules | n | p50 µs | p90 µs | p99 µs | max µs | p50 vs 1 rule | target |",
+                "|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+        for k, v in d["rules"].items():
+            t = v["target"]
+            verdict = "baseline" if t is None else ("MET" if t["met"] else "MISSED")
+            out.append(
+                f"| {k} | {v['n']} | {v['p50']:.1f} | {v['p90']:.1f} | {v['p99']:.1f} | "
+                f"{v['max']:.1f} | ×{d['ratio_p50_to_1_rule'][k]:.2f} | {verdict} |"
+            )
+        out.append("")
     elif d and name == "chaos":
         out += ["```", d["summary"], "```", ""]
     if png:
@@ -692,6 +717,12 @@ def write_markdown(report: dict[str, Any], pngs: dict[str, str], path: Path) -> 
         "(`.venv/bin/python tests/bench/bench_<name>.py --help`). Raw figures: "
         "[bench.json](bench.json); each bench's output: `reports/logs/<name>.log` "
         "(not committed).",
+        "",
+        *(
+            f"Re-run since (`BENCH_ONLY`): {', '.join(u['benches'])} on {u['started']} at commit "
+            f"`{u['commit']}`, load {u['machine_start']['loadavg_1_5_15']}."
+            for u in meta.get("updates", [])
+        ),
         "",
         "## Summary",
         "",
@@ -743,6 +774,26 @@ def round_floats(x: Any) -> Any:
     return x
 
 
+def merge_into_last(part: dict[str, Any], outdir: Path) -> dict[str, Any]:
+    """BENCH_ONLY: the benches just run replace theirs in the last report of the same mode
+    (each result keeps when it ran and the load then); without one, the part stands alone."""
+    try:
+        last: dict[str, Any] = json.loads((outdir / "bench.json").read_text())
+    except (OSError, ValueError):
+        return part
+    if last.get("meta", {}).get("mode") != part["meta"]["mode"]:
+        return part
+    order = [b.name for b in BENCHES]
+    merged = {**last["results"], **part["results"]}
+    last["results"] = {k: merged[k] for k in sorted(merged, key=lambda k: order.index(k)
+                                                    if k in order else len(order))}  # fmt: skip
+    last["meta"].setdefault("updates", []).append({
+        "benches": list(part["results"]), "started": part["meta"]["started"],
+        "commit": part["meta"]["commit"], "machine_start": part["meta"]["machine_start"],
+    })  # fmt: skip
+    return last
+
+
 def render(report: dict[str, Any], outdir: Path) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     for r in report["results"].values():
@@ -788,6 +839,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown bench(es) {sorted(unknown)}; known: {[b.name for b in BENCHES]}")
     benches = [b for b in BENCHES if not names or b.name in names]
     report = run_all(benches, a.quick, say, a.out)
+    if names:
+        report = merge_into_last(report, a.out)
     render(report, a.out)
     say(summary_screen(report))
     ran = ("ok", "verdict")

@@ -91,3 +91,20 @@ def test_a_failed_bench_still_gets_a_report_and_the_run_says_it_failed(tmp_path:
     screen = report.summary_screen(rep)
     assert "boom" in screen and "[FAILED]" in screen and "[VERDICT]" not in screen
     assert rep["meta"]["machine_start"]["cpus"] == os.cpu_count()
+
+
+def test_bench_only_replaces_its_results_in_the_last_report(tmp_path: Path) -> None:
+    first = script(tmp_path, "first", "print('first: 1 ms')\n")
+    second = script(tmp_path, "second", "print('second: 2 ms')\n")
+    both = [Bench("first", "one", (), (), 1, 1, path=first),
+            Bench("second", "two", (), (), 1, 1, path=second)]  # fmt: skip
+    report.render(report.run_all(both, quick=True, say=lambda _: None, outdir=tmp_path), tmp_path)
+    second.write_text("print('second: 3 ms')\n")
+    part = report.run_all(both[1:], quick=True, say=lambda _: None, outdir=tmp_path)
+    merged = report.merge_into_last(part, tmp_path)
+    assert list(merged["results"]) == ["first", "second"]
+    assert "first: 1 ms" in merged["results"]["first"]["output"]
+    assert "second: 3 ms" in merged["results"]["second"]["output"]
+    assert merged["meta"]["updates"][0]["benches"] == ["second"]
+    report.render(merged, tmp_path)
+    assert "Re-run since (`BENCH_ONLY`): second" in (tmp_path / "bench.md").read_text()
