@@ -93,7 +93,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("live_decisions", "The default stack under one live decision per second",
           ("--minutes", "0.75"), ("--minutes", "0.25"), 80, 60),
     Bench("s4_faults", "1,000 intents, clean and with 5 % venue faults",
-          ("--n", "1000"), ("--n", "200"), 60, 15),
+          ("--n", "1000"), ("--n", "200"), 60, 15, True),
     Bench("s4_oco", "SPOT OCO guardian and FUT brackets", ("--n", "200", "--fut", "60"),
           ("--n", "60", "--fut", "20"), 30, 11),
     Bench("s4_weight", "S4 request weight: protections, published book",
@@ -349,6 +349,17 @@ def figures_of(name: str, r: dict[str, Any]) -> dict[str, Any] | None:
             f"{d['ratio_p50_to_1_rule']['200']:.1f} p50",
             "target": "20: p50 ≤ 25, p99 ≤ 100 µs; 200: p99 ≤ 250 µs",
             "met": all(v["target"]["met"] for v in d["rules"].values() if v["target"]),
+        }
+    if name == "s4_faults":
+        c, f = d["clean"], d["faulty"]
+        return {
+            "figure": f"{d['params']['fault_rate']:.0%} faults: OK {f['ok_ratio']:.2%}, dup "
+            f"{f['duplicate_orders']}, overfill {f['overfills']}, lost {f['lost']}; submit p95 "
+            f"{f['submit_ms']['p95']:.2f} ms",
+            "baseline": f"clean: OK {c['ok_ratio']:.2%}, submit p95 {c['submit_ms']['p95']:.2f} ms",
+            "ratio": f"×{f['submit_ms']['p95'] / c['submit_ms']['p95']:.2f} p95",
+            "target": "clean ≥ 99.9 % OK, p95 ≤ 10 ms; faults 0 dup/overfill/lost",
+            "met": d["target"]["met"],
         }
     if name == "chaos":
         return {
@@ -675,6 +686,19 @@ def section(name: str, r: dict[str, Any], png: str | None) -> list[str]:
             out.append(
                 f"| {k} | {v['n']} | {v['p50']:.1f} | {v['p90']:.1f} | {v['p99']:.1f} | "
                 f"{v['max']:.1f} | ×{d['ratio_p50_to_1_rule'][k]:.2f} | {verdict} |"
+            )
+        out.append("")
+    elif d and name == "s4_faults":
+        out += ["| run | OK | submit p50 ms | p95 ms | p99 ms | faults injected | ambiguous "
+                "resolved | dup | overfill | fill mismatch | lost |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for label, v in (("clean", d["clean"]), ("with faults", d["faulty"])):
+            sm = v["submit_ms"]
+            out.append(
+                f"| {label} | {v['ok_ratio']:.2%} | {sm['p50']:.2f} | {sm['p95']:.2f} | "
+                f"{sm['p99']:.2f} | {sum(v['faults'].values())} | {v['ambiguous']} | "
+                f"{v['duplicate_orders']} | {v['overfills']} | {v['fill_mismatches']} | "
+                f"{v['lost']} |"
             )
         out.append("")
     elif d and name == "chaos":
