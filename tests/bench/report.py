@@ -89,7 +89,7 @@ BENCHES: tuple[Bench, ...] = (
           ("--activations", "30", "--load-activations", "200"),
           ("--activations", "10", "--load-activations", "40"), 100, 60),
     Bench("feed_age", "Age of the features S3 reads", ("--seconds", "10"), ("--seconds", "5"),
-          20, 13),
+          20, 13, True),
     Bench("live_decisions", "The default stack under one live decision per second",
           ("--minutes", "0.75"), ("--minutes", "0.25"), 80, 60),
     Bench("s4_faults", "1,000 intents, clean and with 5 % venue faults",
@@ -361,6 +361,14 @@ def figures_of(name: str, r: dict[str, Any]) -> dict[str, Any] | None:
             "target": "clean ≥ 99.9 % OK, p95 ≤ 10 ms; faults 0 dup/overfill/lost",
             "met": d["target"]["met"],
         }
+    if name == "feed_age":
+        f, b = d["feat_last_age_ms"], d["baseline_sim_market_step_age_ms"]
+        return {
+            "figure": f"feat:last age p50 {f['p50']:.0f} / p95 {f['p95']:.0f} ms",
+            "baseline": f"newest sim:market step p50 {b['p50']:.0f} / p95 {b['p95']:.0f} ms",
+            "ratio": f"{d['added_by_feeder_p50_ms']:+.0f} ms p50 (feeder)",
+            "target": "≤ S3_FEATURE_MAX_AGE_MS (5 s)", "met": f["max"] <= 5000,
+        }  # fmt: skip
     if name == "chaos":
         return {
             "figure": f"{d['done']}/{d['params']['scenarios']} scenarios, {d['intents']} intents",
