@@ -751,7 +751,7 @@ def write_markdown(report: dict[str, Any], pngs: dict[str, str], path: Path) -> 
         "(not committed).",
         "",
         *(
-            f"Re-run since (`BENCH_ONLY`): {', '.join(u['benches'])} on {u['started']} at commit "
+            f"* re-run since (`BENCH_ONLY`): {', '.join(u['benches'])} on {u['started']} at commit "
             f"`{u['commit']}`, load {u['machine_start']['loadavg_1_5_15']}."
             for u in meta.get("updates", [])
         ),

@@ -107,4 +107,4 @@ def test_bench_only_replaces_its_results_in_the_last_report(tmp_path: Path) -> N
     assert "second: 3 ms" in merged["results"]["second"]["output"]
     assert merged["meta"]["updates"][0]["benches"] == ["second"]
     report.render(merged, tmp_path)
-    assert "Re-run since (`BENCH_ONLY`): second" in (tmp_path / "bench.md").read_text()
+    assert "re-run since (`BENCH_ONLY`): second" in (tmp_path / "bench.md").read_text()
