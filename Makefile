@@ -56,8 +56,8 @@ typecheck: $(STAMP) ## mypy (strict on libs and services)
 schemas: $(STAMP) ## export JSON Schemas of the contracts to deploy/schemas/
 	$(VENV)/bin/python scripts/export_schemas.py
 
-bench: $(STAMP) ## run the benchmarks under tests/bench/ (they print their figures)
-	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+bench: $(STAMP) ## every benchmark → reports/bench.md, bench.json, *.png (BENCH_QUICK=1 short run; BENCH_ONLY=a,b)
+	BENCH_QUICK=$(BENCH_QUICK) BENCH_ONLY=$(BENCH_ONLY) $(VENV)/bin/python -m tests.bench.report
 
 chaos: $(STAMP) ## seeded chaos campaign of real processes (SEED=…, CHAOS_SCENARIOS=…; default 1000)
 	$(VENV)/bin/python -m tests.chaos.campaign $(if $(SEED),--seed $(SEED)) --scenarios $(or $(CHAOS_SCENARIOS),1000)

@@ -51,6 +51,7 @@ import orjson  # noqa: E402
 from tests.bench.bench_s3_http import feeder, spawn, stop_proc, wait_http  # noqa: E402
 
 TOKEN = "bench-admin-token"
+API_TOKEN = "bench-api-token-0123456789abcdef"  # /decide needs S3_API_TOKEN since issue 8
 DECIDE = orjson.dumps({"symbol": "BTCUSDT", "dry_run": True})
 
 
@@ -226,6 +227,8 @@ class Conn:
             head += "Content-Type: application/json\r\n"
         if auth:
             head += f"Authorization: Bearer {TOKEN}\r\nX-Actor: bench\r\n"
+        else:  # the API token (health and metrics are open; the header does no harm there)
+            head += f"Authorization: Bearer {API_TOKEN}\r\n"
         try:
             self.writer.write((head + "\r\n").encode() + body)
             raw = await self.reader.readuntil(b"\r\n\r\n")
@@ -460,7 +463,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     **os.environ, "S3_REDIS_ADDRESSES": addr, "S3_PORT": str(port),
                     "S3_DATA_DIR": str(work), "S3_FIXTURES_DIR": str(REPO / "fixtures"),
                     "S3_S4_URL": "", "S3_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO),
-                    "S3_ADMIN_TOKEN": TOKEN, "S3_CONFIG_POLL_SEC": "5",
+                    "S3_ADMIN_TOKEN": TOKEN, "S3_API_TOKEN": API_TOKEN, "S3_CONFIG_POLL_SEC": "5",
                 }  # fmt: skip
                 procs.append(spawn([sys.executable, "-m", "s3_strategy"], env))
                 await wait_http(port, procs[-1], within_s=60)  # one at a time: one seeder

@@ -149,11 +149,26 @@ async def load(port: int, total: int, conns: int, max_s: float) -> dict[str, Any
     return {
         "n": sum(counts), "rps": n / elapsed, "p50": q(0.5), "p90": q(0.9), "p95": q(0.95),
         "p99": q(0.99), "max": lat[-1] * 1000, "sample": sample[0] if sample else b"",
+        "lat_ms": thin([x * 1000 for x in lat]),
     }  # fmt: skip
 
 
+def thin(sorted_xs: list[float], keep: int = 4000) -> list[float]:
+    """At most `keep` values of a sorted sample, evenly spaced in rank (the distribution, for a
+    histogram in the report, without megabytes of JSON)."""
+    if len(sorted_xs) <= keep:
+        return sorted_xs
+    step = len(sorted_xs) / keep
+    return [sorted_xs[int(i * step)] for i in range(keep)]
+
+
+def figures(r: dict[str, Any]) -> dict[str, Any]:
+    """A load() result without the response sample (JSON-ready)."""
+    return {k: v for k, v in r.items() if k != "sample"}
+
+
 # ---- orchestration ----------------------------------------------------------------------------
-async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 90.0) -> None:
+async def wait_http(port: int, proc: subprocess.Popen[bytes], within_s: float = 120.0) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -232,11 +247,13 @@ def report(name: str, r: dict[str, Any]) -> None:
     )
 
 
-async def main_async(args: argparse.Namespace) -> int:
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="s3bench-"))
     procs: list[subprocess.Popen[bytes]] = []
     stop = asyncio.Event()
     made = 0  # decisions S3 answered (each must have left one signal)
+    out: dict[str, Any] = {"name": "s3_http", "params": {"requests": args.requests,
+                           "curve": args.curve, "max_s": args.max_s}}  # fmt: skip
     with EmbeddedRedis() as redis_server:
         addr = redis_server.addresses[0]
         feed = asyncio.create_task(feeder(addr, stop))
@@ -279,6 +296,11 @@ async def main_async(args: argparse.Namespace) -> int:
             if decision.get("decision") != "open":
                 raise RuntimeError(f"unexpected decision: {decision}")
             ratios = {c: s3r["p50"] / bare["p50"] for c, (s3r, bare) in curve.items()}
+            out["curve"] = [
+                {"conns": c, "s3": figures(s3r), "bare": figures(bare), "ratio_p50": ratios[c]}
+                for c, (s3r, bare) in curve.items()
+            ]
+            out["spec_1000_serial"] = figures(spec)
             print(
                 "  issue 11 target (/decide p50 ≤ 2× bare FastAPI + same auth and metrics): "
                 f"{'MET' if max(ratios.values()) <= 2 else 'MISSED'} ("
@@ -311,6 +333,7 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"  after the curve: {_load()}")
             batches = await signal_batches(s3_port)
             if batches:
+                out["signals_per_commit"] = batches[0] / batches[1]
                 print(
                     f"  signals group commit: {batches[1]:.0f} commits, "
                     f"mean {batches[0] / batches[1]:.2f} signals per commit"
@@ -326,10 +349,28 @@ async def main_async(args: argparse.Namespace) -> int:
         finally:
             db.close()
         print(f"  signals persisted: {signals} (decisions made: {made})")
+        out["signals_persisted"], out["decisions_made"] = signals, made
         if signals != made:
             print("  ERROR: not every decision was persisted")
-            return 1
-    return 0
+    low = out["curve"][0]
+    out["targets"] = {
+        "issue11_p50_le_2x_bare": max(c["ratio_p50"] for c in out["curve"]) <= 2,
+        "p50_le_1_5ms_p99_le_5ms": low["s3"]["p50"] <= 1.5 and low["s3"]["p99"] <= 5,
+        "throughput_ge_3000": max(c["s3"]["rps"] for c in out["curve"]) >= 3000,
+        "every_decision_persisted": out["signals_persisted"] == out["decisions_made"],
+    }
+    return out
+
+
+def run(
+    requests: int = 12_000, curve: list[int] | None = None, max_s: float = 60.0
+) -> dict[str, Any]:
+    """The figures as data: per point of the curve S3's and the bare route's rps and latency
+    quantiles (ms, with a thinned sample for histograms), the ratios and the targets."""
+    import uvloop
+
+    args = argparse.Namespace(requests=requests, curve=curve or [1, 2, 4, 8], max_s=max_s)
+    return uvloop.run(main_async(args))
 
 
 def main() -> int:
@@ -345,10 +386,12 @@ def main() -> int:
         help="concurrent keep-alive connections per point (comma list)",
     )
     ap.add_argument("--max-s", type=float, default=60.0, help="cap per measured run")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
     args = ap.parse_args()
-    import uvloop
-
-    return uvloop.run(main_async(args))
+    out = run(args.requests, args.curve, args.max_s)
+    if args.json:
+        args.json.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
+    return 0 if out["targets"]["every_decision_persisted"] else 1
 
 
 if __name__ == "__main__":

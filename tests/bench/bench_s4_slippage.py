@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import statistics
 import sys
@@ -90,7 +91,7 @@ async def run_arm(
     }  # fmt: skip
 
 
-async def main(n: int, gap_s: int, seed: int) -> None:
+async def measure(n: int, gap_s: int, seed: int) -> dict[str, Any]:
     with EmbeddedRedis() as server:
         redis = make_redis(server.addresses)
         try:
@@ -103,17 +104,44 @@ async def main(n: int, gap_s: int, seed: int) -> None:
                                    gap_s=gap_s, seed=seed)  # fmt: skip
         finally:
             await redis.aclose()
-    print(f"recorded BTCUSDT replay, {n} intents of 0.002 BTC, one every {gap_s} s, seed {seed}")
+    arms: dict[str, Any] = {}
     for name, arm in (("MAKER_TAKER", mt), ("MARKET", mk)):
         s = arm["slips"]
-        ratio = float(arm["maker"] / arm["filled"]) if arm["filled"] else 0.0
-        print(f"  {name:<11} filled {arm['complete']}/{n}  maker fill ratio {ratio:.1%}  "
-              f"slippage bps p50 {pct(s, 0.5):+.3f}  p95 {pct(s, 0.95):+.3f}  mean "
-              f"{statistics.fmean(s):+.3f}  fees {arm['fees']:.4f} USDT")  # fmt: skip
+        arms[name] = {
+            "filled_complete": arm["complete"], "intents": n,
+            "maker_fill_ratio": float(arm["maker"] / arm["filled"]) if arm["filled"] else 0.0,
+            "slippage_bps": {"n": len(s), "p50": pct(s, 0.5), "p95": pct(s, 0.95),
+                             "mean": statistics.fmean(s)} if s else {"n": 0},
+            "fees_usdt": float(arm["fees"]), "incomplete": arm["incomplete"], "raw_bps": s,
+        }  # fmt: skip
+    better = bool(mt["slips"] and mk["slips"]) and pct(mt["slips"], 0.5) < pct(mk["slips"], 0.5)
+    return {
+        "name": "s4_slippage",
+        "params": {"n": n, "gap_s": gap_s, "seed": seed, "qty": "0.002", "symbol": "BTCUSDT"},
+        "arms": arms,  # MARKET is the baseline of MAKER_TAKER, same tape, same schedule
+        "target": {"maker_taker_median_below_market": better, "met": better},
+    }
+
+
+def run(n: int = 200, gap_s: int = 20, seed: int = 7) -> dict[str, Any]:
+    """The figures as data (bps, positive = adverse); see the module doc."""
+    return asyncio.run(measure(n, gap_s, seed))
+
+
+def print_report(r: dict[str, Any]) -> None:
+    p = r["params"]
+    print(f"recorded BTCUSDT replay, {p['n']} intents of 0.002 BTC, one every {p['gap_s']} s, "
+          f"seed {p['seed']}")  # fmt: skip
+    for name, arm in r["arms"].items():
+        s = arm["slippage_bps"]
+        print(f"  {name:<11} filled {arm['filled_complete']}/{p['n']}  maker fill ratio "
+              f"{arm['maker_fill_ratio']:.1%}  slippage bps p50 {s.get('p50', 0):+.3f}  p95 "
+              f"{s.get('p95', 0):+.3f}  mean {s.get('mean', 0):+.3f}  fees "
+              f"{arm['fees_usdt']:.4f} USDT")  # fmt: skip
         if arm["incomplete"]:
             print(f"    not completely filled: {arm['incomplete']}")
-    better = pct(mt["slips"], 0.5) < pct(mk["slips"], 0.5)
-    print(f"target (Maker→Taker median slippage below MARKET's): {'MET' if better else 'NOT MET'}")
+    met = r["target"]["met"]
+    print(f"target (Maker→Taker median slippage below MARKET's): {'MET' if met else 'NOT MET'}")
 
 
 if __name__ == "__main__":
@@ -122,5 +150,9 @@ if __name__ == "__main__":
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--gap-s", type=int, default=20)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
     a = ap.parse_args()
-    asyncio.run(main(a.n, a.gap_s, a.seed))
+    out = run(a.n, a.gap_s, a.seed)
+    print_report(out)
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1))
