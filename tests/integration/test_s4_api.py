@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,11 @@ def s4_settings(redis_addresses: list[str], tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-async def s4(
-    redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+@asynccontextmanager
+async def s4_app(
+    settings: Settings, redis: RedisClient, store: SqliteStore
 ) -> AsyncIterator[tuple[httpx.AsyncClient, S4Container]]:
-    settings = s4_settings(redis_addresses, tmp_path)
-    store = SqliteStore(tmp_path / "store.sqlite3")
+    """S4's app on `redis` and `store` (the caller's), with an authenticated client."""
     container = await bootstrap(settings, redis=redis, store=store)
     app = create_app(settings, container=container)
     async with (
@@ -60,6 +60,15 @@ async def s4(
         ) as client,
     ):
         yield client, container
+
+
+@pytest.fixture
+async def s4(
+    redis: RedisClient, redis_addresses: list[str], tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, S4Container]]:
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    async with s4_app(s4_settings(redis_addresses, tmp_path), redis, store) as pair:
+        yield pair
     await store.close()
 
 
@@ -214,15 +223,8 @@ async def test_requests_with_redis_down_return_503_and_health_reports_it(
     client_r = make_redis(server.addresses)
     settings = s4_settings(server.addresses, tmp_path)
     store = SqliteStore(tmp_path / "store.sqlite3")
-    container = await bootstrap(settings, redis=client_r, store=store)
-    app = create_app(settings, container=container)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
-            ) as cl,
-        ):
+        async with s4_app(settings, client_r, store) as (cl, _):
             server.stop()
             h = await cl.get("/health")
             assert h.status_code == 503 and h.json()["redis"] is False
@@ -246,14 +248,7 @@ async def test_orders_and_cancel_answer_503_within_the_deadline_while_redis_is_s
         redis = make_redis(server.addresses)
         store = SqliteStore(tmp_path / "store.sqlite3")
         try:
-            container = await bootstrap(settings, redis=redis, store=store)
-            app = create_app(settings, container=container)
-            async with (
-                app.router.lifespan_context(app),
-                httpx.AsyncClient(
-                    transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
-                ) as client,
-            ):
+            async with s4_app(settings, redis, store) as (client, _):
                 first = await client.post(
                     "/orders", json={**FUT, "exec_policy": {"type": "MAKER_TAKER"}}
                 )
@@ -304,15 +299,8 @@ async def test_cancel_by_venue_order_id_answers_503_within_the_deadline_while_th
     the cancel itself, and a lookup that did not answer says nothing was recorded."""
     settings = s4_settings(redis_addresses, tmp_path).model_copy(update={"request_timeout_ms": 500})
     store = StallingStore(tmp_path / "store.sqlite3")
-    container = await bootstrap(settings, redis=redis, store=store)
-    app = create_app(settings, container=container)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=FreshTransport(app=app), base_url="http://s4", headers=S4_AUTH
-            ) as client,
-        ):
+        async with s4_app(settings, redis, store) as (client, _):
             store.stalled = True
             loop = asyncio.get_running_loop()
             t0 = loop.time()
