@@ -70,7 +70,7 @@ from svckit.embedded_redis import free_port
 REPO = Path(__file__).resolve().parents[2]
 HOOK_DIR = Path(__file__).resolve().parent / "tracemalloc_hook"
 SERVICES = ("s3-strategy", "s4-router", "md-feeder")
-WEIGHT_RE = re.compile(r"weight|429|rate.?limit|too many requests", re.I)
+WEIGHT_RE = re.compile(r"weight|\b429\b|rate.?limit|too many requests", re.I)
 
 
 @dataclass
@@ -87,6 +87,7 @@ class Config:
     rss_bound_mb: float = 24.0
     concurrency: int = 64
     tracemalloc_dir: Path | None = None
+    tracemalloc_only: str = "s4_router,s3_strategy"
     memory_verdict: bool = True
     quiet: bool = False
 
@@ -168,10 +169,18 @@ def lat_line(name: str, xs: list[float]) -> str:
     )
 
 
+def names_weight(text: str, client_order_id: str | None = None) -> bool:
+    """Whether a refusal's text names the weight budget or a venue 429 (the order's own id is
+    taken out first: `soak1-0000429` is no rate limit)."""
+    if client_order_id:
+        text = text.replace(client_order_id, "")
+    return bool(WEIGHT_RE.search(text))
+
+
 def is_weight_refusal(event: dict[str, Any]) -> bool:
     """An `ENTRY_REFUSED` router event whose reason or message names the weight budget / 429."""
-    return event.get("event") == "ENTRY_REFUSED" and bool(
-        WEIGHT_RE.search(json.dumps(event.get("data", {})))
+    return event.get("event") == "ENTRY_REFUSED" and names_weight(
+        json.dumps(event.get("data", {})), event.get("client_order_id")
     )
 
 
@@ -247,11 +256,13 @@ class Soak:
             "DEVSTACK_REDIS_DIR": "",  # nothing kept: each soak starts clean
             "S3_SYMBOLS": ",".join(sorted({*self.cfg.symbols, "BTCUSDT"})),
             "S4_SIM_SEED": str(self.cfg.seed),
+            "DEVSTACK_START_TIMEOUT_S": "240" if self.cfg.tracemalloc_dir else "120",
             "S3_LOG_LEVEL": "WARNING", "S4_LOG_LEVEL": "WARNING", "MD_LOG_LEVEL": "WARNING",
         }  # fmt: skip
         if self.cfg.tracemalloc_dir is not None:
             self.cfg.tracemalloc_dir.mkdir(parents=True, exist_ok=True)
             env["SOAK_TRACEMALLOC_DIR"] = str(self.cfg.tracemalloc_dir)
+            env["SOAK_TRACEMALLOC_ONLY"] = self.cfg.tracemalloc_only
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(HOOK_DIR), *filter(None, [env.get("PYTHONPATH")])]
             )
@@ -261,7 +272,7 @@ class Soak:
             [sys.executable, str(REPO / "scripts" / "devstack.py")], env=env, cwd=REPO,
             stdout=self.log, stderr=subprocess.STDOUT, process_group=0,
         )  # fmt: skip
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 900
         while "devstack: ready" not in self.log_path.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 print(self.log_path.read_text()[-3000:], file=sys.stderr)
@@ -301,8 +312,10 @@ class Soak:
         """SIGUSR2: the tracemalloc hook in S3 and S4 dumps a snapshot."""
         if self.cfg.tracemalloc_dir is None:
             return
+        traced = {m.strip().replace("_", "-") for m in self.cfg.tracemalloc_only.split(",")}
         for name in ("s3-strategy", "s4-router"):
-            if name in self.pids:
+            # Only a traced process has the handler: SIGUSR2's default action would kill it.
+            if name in self.pids and name in traced:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pids[name], signal.SIGUSR2)
 
@@ -405,7 +418,7 @@ class Soak:
             return
         self.stats.rest_ms.append((time.perf_counter() - t) * 1000)
         self.stats.orders[f"rest_{r.status_code}"] += 1
-        if r.status_code >= 400 and WEIGHT_RE.search(r.text):
+        if r.status_code >= 400 and names_weight(r.text, coid):
             self.stats.weight_refusals.append(f"{coid}: HTTP {r.status_code} {r.text[:200]}")
 
     async def read_streams(self) -> None:
@@ -620,13 +633,17 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--warmup", type=float, default=60.0, help="seconds before the RSS baseline")
     ap.add_argument("--rss-bound-mb", type=float, default=24.0)
     ap.add_argument("--tracemalloc", type=Path, default=None, metavar="DIR")
+    ap.add_argument(
+        "--tracemalloc-only", default="s4_router,s3_strategy", metavar="MODULES",
+        help="the processes traced under --tracemalloc (comma list of modules)",
+    )  # fmt: skip
     a = ap.parse_args(argv)
     return Config(
         minutes=a.minutes, seed=a.seed,
         symbols=[s.strip().upper() for s in a.symbols.split(",") if s.strip()],
         order_rate=a.order_rate, order_symbol=a.order_symbol.upper(), dry_rate=a.dry_rate,
         step_s=a.step, warmup_s=min(a.warmup, a.minutes * 60 / 2), rss_bound_mb=a.rss_bound_mb,
-        tracemalloc_dir=a.tracemalloc,
+        tracemalloc_dir=a.tracemalloc, tracemalloc_only=a.tracemalloc_only,
     )  # fmt: skip
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import tracemalloc
 
+_ROOT = str(__import__("pathlib").Path(__file__).resolve().parents[2]) + "/"
 _NOISE = (tracemalloc.__file__, "<frozen importlib._bootstrap>", "<unknown>")
 
 
-def diff(before: str, after: str, top: int = 25, group: str = "traceback") -> str:
+def diff(before: str, after: str, top: int = 25, group: str = "traceback", frames: int = 8) -> str:
     a = tracemalloc.Snapshot.load(before).filter_traces(
         [tracemalloc.Filter(False, n) for n in _NOISE]
     )
@@ -25,9 +26,13 @@ def diff(before: str, after: str, top: int = 25, group: str = "traceback") -> st
     total = sum(s.size_diff for s in stats)
     lines = [f"total growth {total / 1024:.0f} KiB over {len(stats)} sites"]
     for s in stats[:top]:
-        lines.append(f"+{s.size_diff / 1024:8.0f} KiB  +{s.count_diff:7d} blocks")
-        frames = s.traceback.format(limit=8, most_recent_first=True)
-        lines.extend("      " + f.strip() for f in frames if f.strip().startswith("File"))
+        where = [
+            f.strip().replace(_ROOT, "")
+            for f in s.traceback.format(limit=frames, most_recent_first=True)
+            if f.strip().startswith("File")
+        ] or ["?"]
+        lines.append(f"+{s.size_diff / 1024:8.0f} KiB  +{s.count_diff:7d} blocks  {where[0]}")
+        lines.extend("      " + f for f in where[1:])
     return "\n".join(lines)
 
 
@@ -36,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("before")
     ap.add_argument("after")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--group", default="traceback", choices=("traceback", "lineno", "filename"))
     args = ap.parse_args(argv)
-    print(diff(args.before, args.after, args.top, args.group))
+    print(diff(args.before, args.after, args.top, args.group, args.frames))
     return 0
 
 

@@ -1,9 +1,14 @@
 """Loaded by every Python process of a soak started with `--tracemalloc DIR` (PYTHONPATH).
 
-Starts tracemalloc and dumps a snapshot to `$SOAK_TRACEMALLOC_DIR/<module>-<pid>-<n>.snap` on
-SIGUSR2, so the soak driver can take one after warm-up and one at the end of the run and diff
-them (`python -m tests.soak.tmdiff A B`) — no change to the services, no debug endpoint.
-A process started without the variable is left alone.
+Starts tracemalloc at interpreter start and dumps a snapshot to
+`$SOAK_TRACEMALLOC_DIR/<module>-<pid>-<n>.snap` on SIGUSR2: the soak driver signals after
+warm-up and at the end of the run, and `python -m tests.soak.tmdiff A B` shows what grew in
+between — no change to the services, no debug endpoint. (Tracing from the start slows imports:
+the soak gives devstack a longer start deadline. Starting it later, from the signal handler,
+stalled S4 in one run, with its threads allocating while the hooks went in.)
+A process started without the variable is left alone, and so is one whose module is not in
+`SOAK_TRACEMALLOC_ONLY` (comma list, e.g. `s4_router`) when that is set: tracing every process
+of the stack at once starves a shared 2-core machine.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ def _name() -> str:
     return Path(argv[-1]).stem if argv else "python"
 
 
-if _DIR:
+_ONLY = {m for m in os.environ.get("SOAK_TRACEMALLOC_ONLY", "").split(",") if m}
+
+if _DIR and (not _ONLY or _name() in _ONLY):
     # Frames enough to tell which caller keeps a block, not so many that the run crawls.
-    tracemalloc.start(int(os.environ.get("SOAK_TRACEMALLOC_FRAMES", "12")))
+    tracemalloc.start(int(os.environ.get("SOAK_TRACEMALLOC_FRAMES", "8")))
     _count = [0]
 
     def _dump(_sig: int, _frame: FrameType | None) -> None:
