@@ -239,6 +239,11 @@ class Settings(ServiceSettings):
     sim_weight_limit: int = Field(
         default=6_000, ge=1, description="simulated venue's request weight per minute"
     )
+    sim_history_max: int = Field(
+        default=10_000, ge=1,
+        description="with exchange=sim: closed orders (and trades) the simulated venue "
+        "remembers; older ones are forgotten, open orders never (bounds S4's memory)",
+    )  # fmt: skip
     exchange_base_url: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
         default=None,
         description="ccxt exchanges: send every request to this host instead of the venue's "
