@@ -72,9 +72,7 @@ def test_without_a_cap_the_venue_keeps_everything_as_before() -> None:
     assert len(v.futures.orders) == 120 and len(v.futures.trades) == 120
 
 
-async def test_s4_sim_venue_takes_its_cap_from_settings(
-    redis: RedisClient, tmp_path: Path
-) -> None:
+async def test_s4_sim_venue_takes_its_cap_from_settings(redis: RedisClient, tmp_path: Path) -> None:
     s = settings_for(tmp_path, sim_history_max=123)
     exchange, _ = make_exchange(
         s, instruments={i.symbol: i for i in INSTRUMENTS}, redis=redis, clock=ManualClock(T0)
