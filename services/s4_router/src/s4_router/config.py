@@ -239,6 +239,11 @@ class Settings(ServiceSettings):
     sim_weight_limit: int = Field(
         default=6_000, ge=1, description="simulated venue's request weight per minute"
     )
+    malloc_trim_interval_s: float = Field(
+        default=30.0, ge=0,
+        description="give freed heap memory back to the OS every so often (glibc "
+        "malloc_trim; 0 = never): without it RSS ratchets up with fragmentation",
+    )  # fmt: skip
     sim_history_max: int = Field(
         default=10_000, ge=1,
         description="with exchange=sim: closed orders (and trades) the simulated venue "
