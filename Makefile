@@ -15,7 +15,7 @@ export UV_NO_PROGRESS := 1
 # pytest's -n / timeouts: the whole suite must fit ~10 min on 2 cores.
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint fmt typecheck schemas bench clean distclean setup chaos fuzz
+.PHONY: help run test lint fmt typecheck schemas bench clean distclean setup chaos fuzz soak
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench: $(STAMP) ## every benchmark → reports/bench.md, bench.json, *.png (BENC
 
 chaos: $(STAMP) ## seeded chaos campaign of real processes (SEED=…, CHAOS_SCENARIOS=…; default 1000)
 	$(VENV)/bin/python -m tests.chaos.campaign $(if $(SEED),--seed $(SEED)) --scenarios $(or $(CHAOS_SCENARIOS),1000)
+
+soak: $(STAMP) ## whole stack under steady live decisions + intents (SOAK_MINUTES=…, default 10; SEED=…); fails on RSS growth, weight refusals, LOCK_BUSY
+	$(VENV)/bin/python -m tests.soak.run --minutes $(or $(SOAK_MINUTES),10) $(if $(SEED),--seed $(SEED))
 
 fuzz: $(STAMP) ## schemathesis on S3's and S4's OpenAPI (FUZZ_EXAMPLES per operation, default 200; SEED=…)
 	$(VENV)/bin/python -m tests.fuzz.run --examples $(or $(FUZZ_EXAMPLES),200) $(if $(SEED),--seed $(SEED))

@@ -157,6 +157,9 @@ def main() -> int:
         stopping = True
 
     grace_s = float(env.get("DEVSTACK_STOP_GRACE_S", "20"))
+    # How long each part may take to answer /health: a loaded machine (or a soak under
+    # tracemalloc) needs more than the default minute.
+    start_s = float(env.get("DEVSTACK_START_TIMEOUT_S", "60"))
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, stop)
     rc = 0
@@ -170,7 +173,7 @@ def main() -> int:
                 preexec_fn=_child_setup if sys.platform == "linux" else None,
             )  # fmt: skip
             procs.append((name, proc))
-            if not _wait_healthy(name, f"http://127.0.0.1:{port}/health", proc, 60):
+            if not _wait_healthy(name, f"http://127.0.0.1:{port}/health", proc, start_s):
                 return 1
             print(f"devstack: {name} listening on http://127.0.0.1:{port}", flush=True)
         s3_auth = (

@@ -122,6 +122,8 @@ def default_venue(
     latency: LatencyModel | None = None,
     server_time_skew_ms: int = 0,
     instruments: Sequence[Instrument] = DEFAULT_INSTRUMENTS,
+    history_max: int | None = None,
+    report_buffer: int = 200_000,
 ) -> Venue:
     """The venue of tests and `make run` (a ManualClock when none is given)."""
     clock = clock or ManualClock()
@@ -137,4 +139,6 @@ def default_venue(
         faults=faults,
         latency=latency,
         server_time_skew_ms=server_time_skew_ms,
+        history_max=history_max,
+        report_buffer=report_buffer,
     )

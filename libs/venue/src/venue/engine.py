@@ -63,6 +63,7 @@ class MatchingEngine:
         list_report: ListReportFn | None = None,
         first_order_id: int = 1,
         first_trade_id: int = 1,
+        history_max: int | None = None,
     ) -> None:
         self.market = market
         self.clock = clock
@@ -76,6 +77,11 @@ class MatchingEngine:
         self.trades: list[Trade] = []
         self.order_lists: dict[int, OrderList] = {}
         self._by_coid: dict[str, int] = {}
+        # Bounded ledger (None: keep everything, as the proof's facade does): beyond
+        # `history_max` closed orders the oldest are forgotten, and the trades beyond it too,
+        # as a real venue archives old orders ("Order does not exist"). Open orders stay.
+        self.history_max = history_max
+        self._closed: dict[int, None] = {}  # closed order ids, oldest first
         self._order_ids = itertools.count(first_order_id)
         self._trade_ids = itertools.count(first_trade_id)
         self._list_ids = itertools.count(1)
@@ -348,6 +354,8 @@ class MatchingEngine:
         order.updated_ts = now
         order.status = OrderStatus.FILLED if order.remaining <= 0 else OrderStatus.PARTIALLY_FILLED
         self.trades.append(trade)
+        if self.history_max is not None and len(self.trades) > self.history_max * 11 // 10:
+            del self.trades[: len(self.trades) - self.history_max]  # in batches: amortised
         self.last_price[order.symbol] = price
         self.account.on_fill(order, inst, trade)
         self._report("TRADE", order, trade)
@@ -362,8 +370,20 @@ class MatchingEngine:
     def _release(self, order: VenueOrder) -> None:
         if order.status.is_terminal:
             self._open.pop(order.order_id, None)
+            self._forget_oldest(order)
         self.books[order.symbol].remove_own(order)
         self.account.release(order, self.instruments[order.symbol])
+
+    def _forget_oldest(self, closed: VenueOrder) -> None:
+        if self.history_max is None or closed.order_list_id >= 0:
+            return  # OCO legs stay: their list refers to them by id
+        self._closed[closed.order_id] = None
+        while len(self._closed) > self.history_max:
+            oid = next(iter(self._closed))
+            del self._closed[oid]
+            old = self.orders.pop(oid, None)
+            if old is not None and self._by_coid.get(old.client_order_id) == oid:
+                del self._by_coid[old.client_order_id]
 
     def _end(self, order: VenueOrder, status: OrderStatus, reason: str | None = None) -> None:
         """Terminal transition (CANCELED / EXPIRED) with its report."""

@@ -59,6 +59,11 @@ class EventFeed:
             self._deliver(report)
 
     @property
+    def buffered(self) -> int:
+        """Reports delivered and waiting for `drain()`."""
+        return len(self._ready)
+
+    @property
     def held(self) -> int:
         return len(self._held)
 

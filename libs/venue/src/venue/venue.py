@@ -88,6 +88,8 @@ class Venue:
         server_time_skew_ms: int = 0,
         auto_funding: bool = True,
         max_catchup_ms: int = 600_000,
+        history_max: int | None = None,
+        report_buffer: int = 200_000,
     ) -> None:
         self.clock = clock
         self.seed = seed
@@ -101,7 +103,9 @@ class Venue:
         self.server_time_skew_ms = server_time_skew_ms
         self.auto_funding = auto_funding
         self.max_catchup_ms = max_catchup_ms
-        self.feed = EventFeed(clock, self.faults)
+        # `report_buffer`: reports kept for drain_events(); 0 where reports are only taken by
+        # subscription (S4's in-process venue), else nobody drains them and they pile up.
+        self.feed = EventFeed(clock, self.faults, max_buffer=report_buffer)
         self._seq = 0
         self.spot_account = SpotAccount(spot_balances)
         self.futures_account = FuturesAccount(futures_wallet, self._mark_or_mid)
@@ -114,6 +118,7 @@ class Venue:
             list_report=self._list_report,
             first_order_id=1_000_001,
             first_trade_id=5_000_001,
+            history_max=history_max,
         )
         self.futures = MatchingEngine(
             Market.FUT,
@@ -123,6 +128,7 @@ class Venue:
             report=self._order_report,
             first_order_id=8_000_000_001,
             first_trade_id=9_000_001,
+            history_max=history_max,
         )
         self.algo = AlgoBook(
             engine=self.futures,

@@ -51,7 +51,7 @@ from s4_router.service_layer.route_table_watch import RouteTableWatcher, load_ta
 from s4_router.service_layer.router import OrderRouter
 from s4_router.service_layer.venue_ops import RetryPolicy, Sleep, VenueOps
 from s4_router.service_layer.watch import VenueWatch
-from svckit import keys
+from svckit import keys, memtrim
 from svckit.clock import Clock, WallClock
 from svckit.errors import ConfigError
 from svckit.infra import open_infra
@@ -246,6 +246,13 @@ def policy_limits(settings: Settings) -> PolicyLimits:
     )
 
 
+def _malloc_trim_job(interval_s: float) -> BackgroundTask:
+    async def malloc_trim_job(stop: asyncio.Event) -> None:
+        await memtrim.trim_loop(stop, interval_s=interval_s)
+
+    return malloc_trim_job
+
+
 async def bootstrap(
     settings: Settings,
     *,
@@ -273,6 +280,9 @@ async def bootstrap(
             )
             stack.push_async_callback(exchange.close)
         await exchange.load_markets(list(instruments.values()))
+        if settings.malloc_trim_interval_s > 0:
+            # Freed C-heap memory back to the OS (svckit.memtrim: the soak's RSS growth).
+            background.append(_malloc_trim_job(settings.malloc_trim_interval_s))
         metrics = RouterMetrics()
         owner = settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
         breaker = CircuitBreaker(

@@ -246,6 +246,16 @@ class Settings(ServiceSettings):
     sim_weight_limit: int = Field(
         default=6_000, ge=1, description="simulated venue's request weight per minute"
     )
+    malloc_trim_interval_s: float = Field(
+        default=30.0, ge=0,
+        description="give freed heap memory back to the OS every so often (glibc "
+        "malloc_trim; 0 = never): without it RSS ratchets up with fragmentation",
+    )  # fmt: skip
+    sim_history_max: int = Field(
+        default=10_000, ge=1,
+        description="with exchange=sim: closed orders (and trades) the simulated venue "
+        "remembers; older ones are forgotten, open orders never (bounds S4's memory)",
+    )  # fmt: skip
     exchange_base_url: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
         default=None,
         description="ccxt exchanges: send every request to this host instead of the venue's "

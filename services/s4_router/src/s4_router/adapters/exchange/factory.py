@@ -52,6 +52,10 @@ def make_exchange(
             seed=settings.sim_seed,
             instruments=[instruments[s] for s in symbols],
             faults=sim_faults(settings),
+            history_max=settings.sim_history_max,
+            # S4 takes the venue's reports by subscription only (SimExchange): a buffer for
+            # drain_events() would only pile up (a report with an order snapshot each).
+            report_buffer=0,
         )
         venue.limiter.limit = settings.sim_weight_limit
         jobs: list[BackgroundTask] = []
