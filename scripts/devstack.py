@@ -165,21 +165,27 @@ def main() -> int:
     rc = 0
     try:
         # The feeder first: it reads sim:market from its tail, so it sees S4's first steps.
-        for name, module, port in (("md-feeder", "md_feeder", md_port),
-                                   ("s4-router", "s4_router", s4_port),
-                                   ("s3-strategy", "s3_strategy", s3_port)):  # fmt: skip
+        for name, module, port in (
+            ("md-feeder", "md_feeder", md_port),
+            ("s4-router", "s4_router", s4_port),
+            ("s3-strategy", "s3_strategy", s3_port),
+        ):
             proc = subprocess.Popen(
-                [sys.executable, "-m", module], env=env, cwd=REPO, process_group=0,
+                [sys.executable, "-m", module],
+                env=env,
+                cwd=REPO,
+                process_group=0,
                 preexec_fn=_child_setup if sys.platform == "linux" else None,
-            )  # fmt: skip
+            )
             procs.append((name, proc))
             if not _wait_healthy(name, f"http://127.0.0.1:{port}/health", proc, start_s):
                 return 1
             print(f"devstack: {name} listening on http://127.0.0.1:{port}", flush=True)
         s3_auth = (
-            f"$(cat {token_files['S3_API_TOKEN']})" if "S3_API_TOKEN" in token_files
+            f"$(cat {token_files['S3_API_TOKEN']})"
+            if "S3_API_TOKEN" in token_files
             else "$S3_API_TOKEN"
-        )  # fmt: skip
+        )
         print(
             "devstack: ready. Try:\n"
             f"  curl -s localhost:{s3_port}/health\n"

@@ -82,10 +82,13 @@ class FreshTransport(httpx.ASGITransport):
             if isinstance(body, dict) and "created_ts" not in body:
                 body["created_ts"] = int(time.time() * 1000)
                 request = httpx.Request(
-                    request.method, request.url, json=body,
-                    headers={k: v for k, v in request.headers.items()
-                             if k.lower() != "content-length"},
-                )  # fmt: skip
+                    request.method,
+                    request.url,
+                    json=body,
+                    headers={
+                        k: v for k, v in request.headers.items() if k.lower() != "content-length"
+                    },
+                )
         return await super().handle_async_request(request)
 
 

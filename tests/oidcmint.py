@@ -31,9 +31,14 @@ class Signer:
     def token(self, **overrides: Any) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": ISSUER, "aud": AUDIENCE, "sub": "1234567890", "email": EMAIL,
-            "email_verified": True, "iat": now, "exp": now + 3600,
-        }  # fmt: skip
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "1234567890",
+            "email": EMAIL,
+            "email_verified": True,
+            "iat": now,
+            "exp": now + 3600,
+        }
         for k, v in overrides.items():
             if v is None:
                 claims.pop(k, None)

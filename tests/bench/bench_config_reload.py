@@ -75,11 +75,16 @@ def rules_200(factors: list[dict[str, Any]]) -> list[dict[str, Any]]:
         action = (
             {"type": "skip_entry"} if i % 7 == 0 else {"type": "size_mult", "value": 1 + i % 3 / 10}
         )
-        out.append({
-            "rule_id": f"R-{i:04d}", "priority": i, "status": "ENABLED" if i % 9 else "DISABLED",
-            "applies": {"symbols": ["BTCUSDT", "ETHUSDT"], "services": ["s3-strategy"]},
-            "when": when, "action": action,
-        })  # fmt: skip
+        out.append(
+            {
+                "rule_id": f"R-{i:04d}",
+                "priority": i,
+                "status": "ENABLED" if i % 9 else "DISABLED",
+                "applies": {"symbols": ["BTCUSDT", "ETHUSDT"], "services": ["s3-strategy"]},
+                "when": when,
+                "action": action,
+            }
+        )
     return out
 
 
@@ -95,11 +100,16 @@ def bench_lint(rounds: int, freeze: bool = True) -> bool:
     instruments = [i.model_dump(mode="json") for i in fx.instruments]
     tables = {"default": {"rev": fx.route_table_rev, "bands": list(fx.route_bands)}}
     limits = {
-        "max_funding_abs": "0.0005", "spread_bp_limit_default": "3",
-        "depth_top1_usdt_min_default": "200", "leverage_default": 20, "margin_base_usdt": "20",
-        "max_loss_usdt": "1.2", "atr_mult": "1.5", "concurrent_entries_per_market": 1,
+        "max_funding_abs": "0.0005",
+        "spread_bp_limit_default": "3",
+        "depth_top1_usdt_min_default": "200",
+        "leverage_default": 20,
+        "margin_base_usdt": "20",
+        "max_loss_usdt": "1.2",
+        "atr_mult": "1.5",
+        "concurrent_entries_per_market": 1,
         "feature_max_age_ms": 5000,
-    }  # fmt: skip
+    }
     params = dict(fx.bundle["params"])
     small = [dict(r) for r in fx.rules]
 
@@ -115,8 +125,16 @@ def bench_lint(rounds: int, freeze: bool = True) -> bool:
         """(lint + compile + diff, the two content hashes) in ms."""
         t0 = time.perf_counter()
         rev = bundle_rev(p, rules)
-        content = assemble(bundle_id="b", rev=rev, params=p, rules=rules, factors=factors,
-                           instruments=instruments, route_tables=tables, limits=limits)  # fmt: skip
+        content = assemble(
+            bundle_id="b",
+            rev=rev,
+            params=p,
+            rules=rules,
+            factors=factors,
+            instruments=instruments,
+            route_tables=tables,
+            limits=limits,
+        )
         ctx = context_rev(content)
         t1, c1 = time.perf_counter(), time.thread_time()
         # params validation, rule lint, compilation, per-symbol plans (what a reload runs)
@@ -172,8 +190,10 @@ def bench_lint(rounds: int, freeze: bool = True) -> bool:
     )
     for name, pairs in rows:
         ts, hs = [a for a, _ in pairs], [b for _, b in pairs]
-        print(f"   {name:<26} p50 {_q(ts, 0.5):6.2f} ms  p99 {_q(ts, 0.99):6.2f} ms  "
-              f"max {max(ts):6.2f}   (+ hashing p50 {_q(hs, 0.5):5.2f} ms)")  # fmt: skip
+        print(
+            f"   {name:<26} p50 {_q(ts, 0.5):6.2f} ms  p99 {_q(ts, 0.99):6.2f} ms  "
+            f"max {max(ts):6.2f}   (+ hashing p50 {_q(hs, 0.5):5.2f} ms)"
+        )
     print(
         f"   CPU time of the 200-rule cold build: p50 {_q(cold_cpu, 0.5):6.2f} ms  "
         f"p99 {_q(cold_cpu, 0.99):6.2f} ms (wall time above includes waiting for a shared core); "
@@ -416,8 +436,10 @@ async def bench_under_load(
         loaded = await run_load(ports, conns, activations, revs, max_s, admin)
     finally:
         await admin.close()
-    print(f"3. {loaded['activations']} activations under /decide load ({conns} connections, "
-          f"{len(ports)} replicas, dry runs)")  # fmt: skip
+    print(
+        f"3. {loaded['activations']} activations under /decide load ({conns} connections, "
+        f"{len(ports)} replicas, dry runs)"
+    )
     for name, r in (("baseline, no activation", base), ("with activations", loaded)):
         lat = r["lat"]
         print(
@@ -431,9 +453,11 @@ async def bench_under_load(
     for line in (loaded["bad"] + base["bad"] + problems)[:10]:
         print(f"   ! {line}")
     ok = (
-        not loaded["bad"] and not base["bad"] and not problems
+        not loaded["bad"]
+        and not base["bad"]
+        and not problems
         and loaded["activations"] == activations
-    )  # fmt: skip
+    )
     print(
         f"   target (all {activations} activations, 0 failed, 0 mixed/unknown): "
         f"{'MET' if ok else 'MISSED'}"
@@ -460,11 +484,18 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             for port in ports:
                 env = {
-                    **os.environ, "S3_REDIS_ADDRESSES": addr, "S3_PORT": str(port),
-                    "S3_DATA_DIR": str(work), "S3_FIXTURES_DIR": str(REPO / "fixtures"),
-                    "S3_S4_URL": "", "S3_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO),
-                    "S3_ADMIN_TOKEN": TOKEN, "S3_API_TOKEN": API_TOKEN, "S3_CONFIG_POLL_SEC": "5",
-                }  # fmt: skip
+                    **os.environ,
+                    "S3_REDIS_ADDRESSES": addr,
+                    "S3_PORT": str(port),
+                    "S3_DATA_DIR": str(work),
+                    "S3_FIXTURES_DIR": str(REPO / "fixtures"),
+                    "S3_S4_URL": "",
+                    "S3_LOG_LEVEL": "WARNING",
+                    "PYTHONPATH": str(REPO),
+                    "S3_ADMIN_TOKEN": TOKEN,
+                    "S3_API_TOKEN": API_TOKEN,
+                    "S3_CONFIG_POLL_SEC": "5",
+                }
                 procs.append(spawn([sys.executable, "-m", "s3_strategy"], env))
                 await wait_http(port, procs[-1], within_s=60)  # one at a time: one seeder
             if args.only in (None, "propagation"):

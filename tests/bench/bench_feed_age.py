@@ -41,9 +41,12 @@ async def measure(seconds: float) -> tuple[list[float], list[float]]:
         redis = make_redis(server.addresses)
         tmp = Path(tempfile.mkdtemp(prefix="bench-feed-"))
         settings = Settings(
-            redis_addresses=server.addresses, data_dir=tmp, fixtures_dir=REPO / "fixtures",
-            route_table_path=REPO / "fixtures" / "route_table.json", auth_disabled=True,
-        )  # fmt: skip
+            redis_addresses=server.addresses,
+            data_dir=tmp,
+            fixtures_dir=REPO / "fixtures",
+            route_table_path=REPO / "fixtures" / "route_table.json",
+            auth_disabled=True,
+        )
         store = SqliteStore(tmp / "store.sqlite3")
         ages: list[float] = []
         source: list[float] = []  # baseline: the age of the venue's newest step on sim:market
@@ -78,8 +81,7 @@ def summary(xs: list[float]) -> dict[str, float]:
     def q(p: float) -> float:
         return xs[min(len(xs) - 1, int(p * len(xs)))]
 
-    return {"n": len(xs), "p50": q(0.5), "p95": q(0.95), "max": xs[-1],
-            "mean": statistics.mean(xs)}  # fmt: skip
+    return {"n": len(xs), "p50": q(0.5), "p95": q(0.95), "max": xs[-1], "mean": statistics.mean(xs)}
 
 
 def run(seconds: float = 15.0) -> dict[str, Any]:
@@ -90,10 +92,12 @@ def run(seconds: float = 15.0) -> dict[str, Any]:
     ages, source = asyncio.run(measure(seconds))
     feat, src = summary(ages), summary(source)
     return {
-        "name": "feed_age", "params": {"seconds": seconds, "sample_every_ms": 50},
-        "feat_last_age_ms": feat, "baseline_sim_market_step_age_ms": src,
+        "name": "feed_age",
+        "params": {"seconds": seconds, "sample_every_ms": 50},
+        "feat_last_age_ms": feat,
+        "baseline_sim_market_step_age_ms": src,
         "added_by_feeder_p50_ms": feat["p50"] - src["p50"],
-    }  # fmt: skip
+    }
 
 
 def main() -> int:
@@ -102,12 +106,16 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
     args = ap.parse_args()
     out = run(args.seconds)
-    rows = (("feat_last_age_ms", "feat:last age"),
-            ("baseline_sim_market_step_age_ms", "baseline: newest sim:market step"))  # fmt: skip
+    rows = (
+        ("feat_last_age_ms", "feat:last age"),
+        ("baseline_sim_market_step_age_ms", "baseline: newest sim:market step"),
+    )
     for key, label in rows:
         d = out[key]
-        print(f"{label} over {args.seconds:.0f} s ({d['n']} reads): p50 {d['p50']:.0f} ms, "
-              f"p95 {d['p95']:.0f} ms, max {d['max']:.0f} ms, mean {d['mean']:.0f} ms")  # fmt: skip
+        print(
+            f"{label} over {args.seconds:.0f} s ({d['n']} reads): p50 {d['p50']:.0f} ms, "
+            f"p95 {d['p95']:.0f} ms, max {d['max']:.0f} ms, mean {d['mean']:.0f} ms"
+        )
     print(f"added by the feeder (p50): {out['added_by_feeder_p50_ms']:.0f} ms")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

@@ -36,11 +36,21 @@ from tests.helpers import S3_TOKEN  # noqa: E402
 from tradekit.enums import Market  # noqa: E402
 
 FEATURES: dict[str, float] = {
-    "mid": 65000.5, "price": 65000.5, "spread_bps": 0.15, "depth_top1_usdt": 50_000.0,
-    "depth_top5_usdt": 250_000.0, "funding_rate": 0.0001, "funding_next_abs": 0.0001,
-    "atr_14": 120.0, "rv_1h": 0.01, "rv_pctile_30d": 0.4, "ma7_5m": 65010.0,
-    "ma25_5m": 64990.0, "ma_cross": 1.0, "rho_usdttwd_14": 0.1,
-}  # fmt: skip
+    "mid": 65000.5,
+    "price": 65000.5,
+    "spread_bps": 0.15,
+    "depth_top1_usdt": 50_000.0,
+    "depth_top5_usdt": 250_000.0,
+    "funding_rate": 0.0001,
+    "funding_next_abs": 0.0001,
+    "atr_14": 120.0,
+    "rv_1h": 0.01,
+    "rv_pctile_30d": 0.4,
+    "ma7_5m": 65010.0,
+    "ma25_5m": 64990.0,
+    "ma_cross": 1.0,
+    "rho_usdttwd_14": 0.1,
+}
 NOW = 1_700_000_000_000
 
 
@@ -55,8 +65,13 @@ def synthetic_rules(n: int, seed: int = 7) -> list[dict[str, Any]]:
         ("funding_next_abs", ">=", 0.0004),
         ("depth_top1_usdt", "<", 1000),
     ]
-    true_leaves = [("rv_pctile_30d", "<", 0.5), ("spread_bps", "<=", 1), ("ma_cross", "!=", -1),
-                   ("rho_usdttwd_14", ">", -0.3), ("rv_1h", "<", 0.02)]  # fmt: skip
+    true_leaves = [
+        ("rv_pctile_30d", "<", 0.5),
+        ("spread_bps", "<=", 1),
+        ("ma_cross", "!=", -1),
+        ("rho_usdttwd_14", ">", -0.3),
+        ("rv_1h", "<", 0.02),
+    ]
     rules = []
     for i in range(n):
         skip = i % 4 == 0
@@ -72,11 +87,16 @@ def synthetic_rules(n: int, seed: int = 7) -> list[dict[str, Any]]:
                 nodes.append({"not": {"f": f, "op": o, "v": v}})
             when = {"allOf": nodes} if i % 3 else {"anyOf": nodes}
             action = {"type": "size_mult", "value": rng.choice((0.95, 0.98, 1.02, 1.05))}
-        rules.append({
-            "rule_id": f"B-{i:03d}", "priority": 10 + i,
-            "applies": {"symbols": ["BTCUSDT"], "services": ["s3-strategy"]},
-            "when": when, "action": action, "status": "ENABLED",
-        })  # fmt: skip
+        rules.append(
+            {
+                "rule_id": f"B-{i:03d}",
+                "priority": 10 + i,
+                "applies": {"symbols": ["BTCUSDT"], "services": ["s3-strategy"]},
+                "when": when,
+                "action": action,
+                "status": "ENABLED",
+            }
+        )
     return rules
 
 
@@ -102,9 +122,15 @@ def measure(engine: Engine, n: int) -> list[float]:
     for i in range(n + n // 10):
         t = clock()
         pre = engine.pre(
-            symbol="BTCUSDT", market=Market.FUT, features=FEATURES, feature_ts=NOW - 100,
-            now_ms=NOW, side_hint=None, open_entries=0, margin_in_flight=0.0,
-        )  # fmt: skip
+            symbol="BTCUSDT",
+            market=Market.FUT,
+            features=FEATURES,
+            feature_ts=NOW - 100,
+            now_ms=NOW,
+            side_hint=None,
+            open_entries=0,
+            margin_in_flight=0.0,
+        )
         out = engine.finish(pre, ml, signal_id="bench").as_dict()
         dt = clock() - t
         if i >= n // 10:  # warm-up excluded
@@ -122,8 +148,10 @@ def run(n: int = 30_000) -> dict[str, Any]:
     sizing, SL/TP and the intent body: with no rule the decision skips NO_RULES) measured in the
     same run."""
     targets: dict[int, tuple[float | None, float | None]] = {
-        1: (None, None), 20: (25.0, 100.0), 200: (None, 250.0),
-    }  # fmt: skip
+        1: (None, None),
+        20: (25.0, 100.0),
+        200: (None, 250.0),
+    }
     out: dict[str, Any] = {"name": "s3_engine", "params": {"n": n}, "rules": {}}
     for n_rules, (p50_max, p99_max) in targets.items():
         engine = engine_with(n_rules)
@@ -136,11 +164,16 @@ def run(n: int = 30_000) -> dict[str, Any]:
         p50, p99 = pct(us, 0.50), pct(us, 0.99)
         met = (p50_max is None or p50 <= p50_max) and (p99_max is None or p99 <= p99_max)
         out["rules"][str(n_rules)] = {
-            "n": len(us), "p50": p50, "p90": pct(us, 0.90), "p99": p99, "max": us[-1],
+            "n": len(us),
+            "p50": p50,
+            "p90": pct(us, 0.90),
+            "p99": p99,
+            "max": us[-1],
             "mean": statistics.fmean(us),
-            "target": None if p99_max is None else {"p50_us": p50_max, "p99_us": p99_max,
-                                                    "met": met},
-        }  # fmt: skip
+            "target": None
+            if p99_max is None
+            else {"p50_us": p50_max, "p99_us": p99_max, "met": met},
+        }
     base = out["rules"]["1"]["p50"]
     out["ratio_p50_to_1_rule"] = {k: v["p50"] / base for k, v in out["rules"].items()}
     return out
@@ -156,10 +189,11 @@ def main() -> int:
     for n_rules, r in out["rules"].items():
         t = r["target"]
         verdict = (
-            "baseline" if t is None
+            "baseline"
+            if t is None
             else f"target p50≤{t['p50_us'] or '-'} p99≤{t['p99_us']}: "
             f"{'MET' if t['met'] else 'MISSED'}"
-        )  # fmt: skip
+        )
         print(
             f"  {n_rules:>3} rules: p50 {r['p50']:6.1f}  p90 {r['p90']:6.1f}  p99 {r['p99']:6.1f}  "
             f"max {r['max']:7.1f}  mean {r['mean']:6.1f}  "

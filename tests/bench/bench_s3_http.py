@@ -51,11 +51,21 @@ from svckit.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 BODY = orjson.dumps({"symbol": "BTCUSDT", "dry_run": True})
 TOKEN = "bench-token-" + os.urandom(16).hex()
 FEATURES: dict[str, Any] = {
-    "symbol": "BTCUSDT", "mid": 65000.5, "price": 65000.5, "spread_bps": 0.15,
-    "depth_top1_usdt": 50_000.0, "funding_rate": 0.0001, "funding_next_abs": 0.0001,
-    "atr_14": 120.0, "rv_1h": 0.01, "rv_pctile_30d": 0.4, "ma7_5m": 65010.0,
-    "ma25_5m": 64990.0, "ma_cross": 1.0, "rho_usdttwd_14": 0.1,
-}  # fmt: skip
+    "symbol": "BTCUSDT",
+    "mid": 65000.5,
+    "price": 65000.5,
+    "spread_bps": 0.15,
+    "depth_top1_usdt": 50_000.0,
+    "funding_rate": 0.0001,
+    "funding_next_abs": 0.0001,
+    "atr_14": 120.0,
+    "rv_1h": 0.01,
+    "rv_pctile_30d": 0.4,
+    "ma7_5m": 65010.0,
+    "ma25_5m": 64990.0,
+    "ma_cross": 1.0,
+    "rho_usdttwd_14": 0.1,
+}
 
 
 # ---- the bare app (run in its own process: `--serve-bare PORT`) -------------------------------
@@ -147,10 +157,16 @@ async def load(port: int, total: int, conns: int, max_s: float) -> dict[str, Any
         return lat[min(n - 1, int(n * p))] * 1000
 
     return {
-        "n": sum(counts), "rps": n / elapsed, "p50": q(0.5), "p90": q(0.9), "p95": q(0.95),
-        "p99": q(0.99), "max": lat[-1] * 1000, "sample": sample[0] if sample else b"",
+        "n": sum(counts),
+        "rps": n / elapsed,
+        "p50": q(0.5),
+        "p90": q(0.9),
+        "p95": q(0.95),
+        "p99": q(0.99),
+        "max": lat[-1] * 1000,
+        "sample": sample[0] if sample else b"",
         "lat_ms": thin([x * 1000 for x in lat]),
-    }  # fmt: skip
+    }
 
 
 def thin(sorted_xs: list[float], keep: int = 4000) -> list[float]:
@@ -252,18 +268,26 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     procs: list[subprocess.Popen[bytes]] = []
     stop = asyncio.Event()
     made = 0  # decisions S3 answered (each must have left one signal)
-    out: dict[str, Any] = {"name": "s3_http", "params": {"requests": args.requests,
-                           "curve": args.curve, "max_s": args.max_s}}  # fmt: skip
+    out: dict[str, Any] = {
+        "name": "s3_http",
+        "params": {"requests": args.requests, "curve": args.curve, "max_s": args.max_s},
+    }
     with EmbeddedRedis() as redis_server:
         addr = redis_server.addresses[0]
         feed = asyncio.create_task(feeder(addr, stop))
         s3_port, bare_port = free_port(), free_port()
         env = {
-            **os.environ, "S3_REDIS_ADDRESSES": addr, "S3_PORT": str(s3_port),
-            "S3_DATA_DIR": str(work), "S3_FIXTURES_DIR": str(REPO / "fixtures"), "S3_S4_URL": "",
-            "S3_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO), "S3_API_TOKEN": TOKEN,
+            **os.environ,
+            "S3_REDIS_ADDRESSES": addr,
+            "S3_PORT": str(s3_port),
+            "S3_DATA_DIR": str(work),
+            "S3_FIXTURES_DIR": str(REPO / "fixtures"),
+            "S3_S4_URL": "",
+            "S3_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(REPO),
+            "S3_API_TOKEN": TOKEN,
             "BENCH_TOKEN": TOKEN,
-        }  # fmt: skip
+        }
         try:
             procs.append(spawn([sys.executable, "-m", "s3_strategy"], env))
             procs.append(spawn([sys.executable, __file__, "--serve-bare", str(bare_port)], env))

@@ -35,11 +35,21 @@ from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
 from tests.helpers import S3_TOKEN  # noqa: E402
 
 FEATURES: dict[str, Any] = {
-    "symbol": "BTCUSDT", "mid": 65000.5, "price": 65000.5, "spread_bps": 0.15,
-    "depth_top1_usdt": 50_000.0, "funding_rate": 0.0001, "funding_next_abs": 0.0001,
-    "atr_14": 120.0, "rv_1h": 0.01, "rv_pctile_30d": 0.4, "ma7_5m": 65010.0,
-    "ma25_5m": 64990.0, "ma_cross": 1.0, "rho_usdttwd_14": 0.1,
-}  # fmt: skip
+    "symbol": "BTCUSDT",
+    "mid": 65000.5,
+    "price": 65000.5,
+    "spread_bps": 0.15,
+    "depth_top1_usdt": 50_000.0,
+    "funding_rate": 0.0001,
+    "funding_next_abs": 0.0001,
+    "atr_14": 120.0,
+    "rv_1h": 0.01,
+    "rv_pctile_30d": 0.4,
+    "ma7_5m": 65010.0,
+    "ma25_5m": 64990.0,
+    "ma_cross": 1.0,
+    "rho_usdttwd_14": 0.1,
+}
 
 
 async def run(svc: DecisionService, n: int, conc: int) -> tuple[float, float, int]:
@@ -63,9 +73,12 @@ async def run(svc: DecisionService, n: int, conc: int) -> tuple[float, float, in
 async def main_async(args: argparse.Namespace) -> int:
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory(prefix="s3svc-") as tmp:
         settings = Settings(
-            redis_addresses=server.addresses, data_dir=Path(tmp),
-            fixtures_dir=REPO / "fixtures", s4_url=None, api_token=S3_TOKEN,
-        )  # fmt: skip
+            redis_addresses=server.addresses,
+            data_dir=Path(tmp),
+            fixtures_dir=REPO / "fixtures",
+            s4_url=None,
+            api_token=S3_TOKEN,
+        )
         c = await bootstrap(settings)
         svc = c.service
         grouped = svc.signals

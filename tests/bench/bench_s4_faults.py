@@ -42,26 +42,44 @@ def pct(xs: list[float], p: float) -> float:
 
 def show(label: str, r: CampaignResult) -> None:
     print(f"== {label}")
-    print(f"  intents {r.intents}, OK (FILLED) {r.ok} = {r.ok_ratio:.2%}, statuses "
-          f"{dict(r.statuses)}")  # fmt: skip
-    print(f"  submit latency: p50 {pct(r.submit_ms, 0.5):.2f} ms  p95 {pct(r.submit_ms, 0.95):.2f}"
-          f" ms  p99 {pct(r.submit_ms, 0.99):.2f} ms")  # fmt: skip
-    print(f"  venue orders {r.venue_orders}; faults injected {sum(r.faults.values())} "
-          f"{dict(r.faults)}; ambiguous submits resolved {int(r.ambiguous)}")  # fmt: skip
-    print(f"  duplicate orders {len(r.duplicate_orders)}, overfills {len(r.overfills)}, "
-          f"fill mismatches {len(r.fill_mismatches)}, lost intents {len(r.lost)}")  # fmt: skip
+    print(
+        f"  intents {r.intents}, OK (FILLED) {r.ok} = {r.ok_ratio:.2%}, statuses {dict(r.statuses)}"
+    )
+    print(
+        f"  submit latency: p50 {pct(r.submit_ms, 0.5):.2f} ms  p95 {pct(r.submit_ms, 0.95):.2f}"
+        f" ms  p99 {pct(r.submit_ms, 0.99):.2f} ms"
+    )
+    print(
+        f"  venue orders {r.venue_orders}; faults injected {sum(r.faults.values())} "
+        f"{dict(r.faults)}; ambiguous submits resolved {int(r.ambiguous)}"
+    )
+    print(
+        f"  duplicate orders {len(r.duplicate_orders)}, overfills {len(r.overfills)}, "
+        f"fill mismatches {len(r.fill_mismatches)}, lost intents {len(r.lost)}"
+    )
     print(f"  wall {r.wall_s:.1f} s")
 
 
 def figures(r: CampaignResult) -> dict[str, Any]:
     return {
-        "intents": r.intents, "ok": r.ok, "ok_ratio": r.ok_ratio, "statuses": dict(r.statuses),
-        "submit_ms": {"p50": pct(r.submit_ms, 0.5), "p95": pct(r.submit_ms, 0.95),
-                      "p99": pct(r.submit_ms, 0.99)},
-        "venue_orders": r.venue_orders, "faults": dict(r.faults), "ambiguous": int(r.ambiguous),
-        "duplicate_orders": len(r.duplicate_orders), "overfills": len(r.overfills),
-        "fill_mismatches": len(r.fill_mismatches), "lost": len(r.lost), "wall_s": r.wall_s,
-    }  # fmt: skip
+        "intents": r.intents,
+        "ok": r.ok,
+        "ok_ratio": r.ok_ratio,
+        "statuses": dict(r.statuses),
+        "submit_ms": {
+            "p50": pct(r.submit_ms, 0.5),
+            "p95": pct(r.submit_ms, 0.95),
+            "p99": pct(r.submit_ms, 0.99),
+        },
+        "venue_orders": r.venue_orders,
+        "faults": dict(r.faults),
+        "ambiguous": int(r.ambiguous),
+        "duplicate_orders": len(r.duplicate_orders),
+        "overfills": len(r.overfills),
+        "fill_mismatches": len(r.fill_mismatches),
+        "lost": len(r.lost),
+        "wall_s": r.wall_s,
+    }
 
 
 async def measure(n: int, rate: float, seed: int) -> tuple[CampaignResult, CampaignResult]:
@@ -87,11 +105,16 @@ def run(n: int = 1000, rate: float = 0.05, seed: int = 7, *, echo: bool = False)
     clean_ok = clean.ok_ratio >= 0.999 and pct(clean.submit_ms, 0.95) <= 10
     faults_ok = not (faulty.duplicate_orders or faulty.overfills or faulty.lost)
     return {
-        "name": "s4_faults", "params": {"n": n, "fault_rate": rate, "seed": seed},
-        "clean": figures(clean), "faulty": figures(faulty),
-        "target": {"clean_ok_ge_99_9_and_p95_le_10ms": clean_ok,
-                   "faults_0_dup_0_overfill_0_lost": faults_ok, "met": clean_ok and faults_ok},
-    }  # fmt: skip
+        "name": "s4_faults",
+        "params": {"n": n, "fault_rate": rate, "seed": seed},
+        "clean": figures(clean),
+        "faulty": figures(faulty),
+        "target": {
+            "clean_ok_ge_99_9_and_p95_le_10ms": clean_ok,
+            "faults_0_dup_0_overfill_0_lost": faults_ok,
+            "met": clean_ok and faults_ok,
+        },
+    }
 
 
 if __name__ == "__main__":
@@ -104,9 +127,11 @@ if __name__ == "__main__":
     a = ap.parse_args()
     out = run(a.n, a.fault_rate, a.seed, echo=True)
     t = out["target"]
-    print(f"targets (≥ 99.9 % OK, p95 ≤ 10 ms; faults: 0 dup / 0 overfill / 0 lost): "
-          f"{'MET' if t['met'] else 'NOT MET'} (clean: "
-          f"{'MET' if t['clean_ok_ge_99_9_and_p95_le_10ms'] else 'MISSED'}, faults: "
-          f"{'MET' if t['faults_0_dup_0_overfill_0_lost'] else 'MISSED'})")  # fmt: skip
+    print(
+        f"targets (≥ 99.9 % OK, p95 ≤ 10 ms; faults: 0 dup / 0 overfill / 0 lost): "
+        f"{'MET' if t['met'] else 'NOT MET'} (clean: "
+        f"{'MET' if t['clean_ok_ge_99_9_and_p95_le_10ms'] else 'MISSED'}, faults: "
+        f"{'MET' if t['faults_0_dup_0_overfill_0_lost'] else 'MISSED'})"
+    )
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))

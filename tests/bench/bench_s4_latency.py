@@ -82,9 +82,14 @@ async def measure(n: int) -> dict[str, Any]:
         probe = Probe(venue)
         async with s4_rig(redis, Path(tmp), clock=clock, venue=venue, exchange=probe) as r:
             consumer = IntentConsumer(
-                redis=redis, router=r.c.router, clock=clock, group="bench", consumer="b1",
-                claim_idle_ms=60_000, max_deliveries=5,
-            )  # fmt: skip
+                redis=redis,
+                router=r.c.router,
+                clock=clock,
+                group="bench",
+                consumer="b1",
+                claim_idle_ms=60_000,
+                max_deliveries=5,
+            )
             await ensure_group(redis, keys.ORDERS_INTENT, "bench")
             to_first: list[float] = []
             to_place: list[float] = []
@@ -92,9 +97,11 @@ async def measure(n: int) -> dict[str, Any]:
             bare: list[float] = []
             for i in range(n):
                 body = intent(
-                    client_order_id=f"lat-{i}", intent_id=f"i{i}",
-                    side="BUY" if i % 2 == 0 else "SELL", created_ts=clock.now_ms(),
-                ).model_dump(mode="json")  # fmt: skip
+                    client_order_id=f"lat-{i}",
+                    intent_id=f"i{i}",
+                    side="BUY" if i % 2 == 0 else "SELL",
+                    created_ts=clock.now_ms(),
+                ).model_dump(mode="json")
                 await xadd_json(redis, keys.ORDERS_INTENT, body)
                 (entry,) = await read_group(redis, keys.ORDERS_INTENT, "bench", "b1", block_ms=100)
                 probe.arm()
@@ -110,10 +117,17 @@ async def measure(n: int) -> dict[str, Any]:
                 b0 = time.perf_counter()
                 await redis.ping()
                 b1 = time.perf_counter()
-                await SimExchange.place_order(probe, PlaceOrderRequest(
-                    market=Market.FUT, symbol="BTCUSDT", side=Side.BUY if i % 2 else Side.SELL,
-                    type=OrderType.MARKET, qty=D("0.002"), client_order_id=f"bare-{i}",
-                ))  # fmt: skip
+                await SimExchange.place_order(
+                    probe,
+                    PlaceOrderRequest(
+                        market=Market.FUT,
+                        symbol="BTCUSDT",
+                        side=Side.BUY if i % 2 else Side.SELL,
+                        type=OrderType.MARKET,
+                        qty=D("0.002"),
+                        client_order_id=f"bare-{i}",
+                    ),
+                )
                 b2 = time.perf_counter()
                 if i >= 50:  # warm-up excluded
                     to_first.append((probe.first_call - t_read) * 1000)
@@ -140,9 +154,13 @@ async def measure(n: int) -> dict[str, Any]:
 
 def summary(xs: list[float]) -> dict[str, float]:
     return {
-        "n": len(xs), "p50": pct(xs, 0.5), "p90": pct(xs, 0.9), "p99": pct(xs, 0.99),
-        "max": max(xs), "mean": statistics.fmean(xs),
-    }  # fmt: skip
+        "n": len(xs),
+        "p50": pct(xs, 0.5),
+        "p90": pct(xs, 0.9),
+        "p99": pct(xs, 0.99),
+        "max": max(xs),
+        "mean": statistics.fmean(xs),
+    }
 
 
 def run(n: int = 2000) -> dict[str, Any]:
@@ -159,11 +177,15 @@ def print_report(r: dict[str, Any]) -> None:
         ("baseline_bare_venue_order_ms", "baseline: the order straight to the venue"),
     ):
         d = r[key]
-        print(f"{name:<42} p50 {d['p50']:.3f} ms  p90 {d['p90']:.3f} ms  "
-              f"p99 {d['p99']:.3f} ms  max {d['max']:.3f} ms")  # fmt: skip
+        print(
+            f"{name:<42} p50 {d['p50']:.3f} ms  p90 {d['p90']:.3f} ms  "
+            f"p99 {d['p99']:.3f} ms  max {d['max']:.3f} ms"
+        )
     print(f"ratio (first placement / Redis round trip, p50): ×{r['ratio_p50_to_redis_rtt']:.1f}")
-    print("target p50 ≤ 1 ms, p99 ≤ 5 ms (first venue request): "
-          f"{'MET' if r['target']['met'] else 'NOT MET'}")  # fmt: skip
+    print(
+        "target p50 ≤ 1 ms, p99 ≤ 5 ms (first venue request): "
+        f"{'MET' if r['target']['met'] else 'NOT MET'}"
+    )
 
 
 if __name__ == "__main__":

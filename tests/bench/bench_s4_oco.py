@@ -122,9 +122,14 @@ class Bench:
             await asyncio.sleep(0)
 
         self.c = await bootstrap(
-            settings_for(self.tmp, maker_max_wait_ms=0, **self.settings), redis=self.redis,
-            store=self.store, exchange=self.ex, clock=clock, sleep=sleep, seed=self.restarts == 0,
-        )  # fmt: skip
+            settings_for(self.tmp, maker_max_wait_ms=0, **self.settings),
+            redis=self.redis,
+            store=self.store,
+            exchange=self.ex,
+            clock=clock,
+            sleep=sleep,
+            seed=self.restarts == 0,
+        )
         return self.c
 
     @property
@@ -187,11 +192,17 @@ async def oco_scenario(b: Bench, i: int, rng: random.Random, out: OcoResult) -> 
     set_book(b.venue, market=SPOT)
     assert b.c is not None
     await b.c.router.submit(
-        intent(client_order_id=coid, intent_id=f"i-{i}", market="SPOT", qty=str(qty),
-               created_ts=b.clock.now_ms(),
-               exec_policy={"type": "OCO", "tp_price": str(tp), "sl_price": str(sl)}),
-        source="rest", sync_wait_ms=0,
-    )  # fmt: skip
+        intent(
+            client_order_id=coid,
+            intent_id=f"i-{i}",
+            market="SPOT",
+            qty=str(qty),
+            created_ts=b.clock.now_ms(),
+            exec_policy={"type": "OCO", "tp_price": str(tp), "sl_price": str(sl)},
+        ),
+        source="rest",
+        sync_wait_ms=0,
+    )
     if restart_at == "entry":
         await b.restart()
     await b.entry_done(coid)
@@ -200,16 +211,26 @@ async def oco_scenario(b: Bench, i: int, rng: random.Random, out: OcoResult) -> 
     tp_id, sl_id = f"{coid}-E60", f"{coid}-E61"
     if kind.startswith("PARTIAL"):
         part = D("0.001")  # the leg is the fill less base-asset fees, on the step
-        set_book(b.venue, market=SPOT, bid=str(tp - 20), ask=str(tp + 20),
-                 prints=[print_at(b.clock, str(tp), str(part), Side.BUY)])  # fmt: skip
+        set_book(
+            b.venue,
+            market=SPOT,
+            bid=str(tp - 20),
+            ask=str(tp + 20),
+            prints=[print_at(b.clock, str(tp), str(part), Side.BUY)],
+        )
         await b.step()
         if restart_at == "mid":
             await b.restart()
     t_event = time.perf_counter()
     re_armed = False
     if kind in ("TP", "PARTIAL_TP"):
-        set_book(b.venue, market=SPOT, bid=str(tp - 20), ask=str(tp + 20),
-                 prints=[print_at(b.clock, str(tp), "5", Side.BUY)])  # fmt: skip
+        set_book(
+            b.venue,
+            market=SPOT,
+            bid=str(tp - 20),
+            ask=str(tp + 20),
+            prints=[print_at(b.clock, str(tp), "5", Side.BUY)],
+        )
     else:
         set_book(b.venue, market=SPOT, bid=str(sl - 100), ask=str(sl - 98))
     if restart_at == "mid" and not kind.startswith("PARTIAL"):
@@ -229,8 +250,11 @@ async def oco_scenario(b: Bench, i: int, rng: random.Random, out: OcoResult) -> 
             if not re_armed:
                 out.cancel_live_ms.append(out.cancel_ms[-1])
     res = await b.store.get("strategy_events", f"oco_resolve:{coid}")
-    legs = {o.client_order_id: o for o in b.venue.spot.orders.values()
-            if o.client_order_id.startswith(coid + "-E6")}  # fmt: skip
+    legs = {
+        o.client_order_id: o
+        for o in b.venue.spot.orders.values()
+        if o.client_order_id.startswith(coid + "-E6")
+    }
     out.orphans += sum(1 for o in legs.values() if not o.status.is_terminal)
     if res is None or res["data"].get("winner") not in ("TP", "SL"):
         out.failed.append(f"{coid} {kind} {restart_at}: not resolved")
@@ -260,18 +284,30 @@ async def fut_scenario(b: Bench, i: int, rng: random.Random) -> None:
     set_book(b.venue)
     qty = rng.choice(("0.002", "0.004"))
     await b.c.router.submit(
-        intent(client_order_id=f"f-{i}", intent_id=f"fi-{i}", qty=qty, created_ts=b.clock.now_ms(),
-               sl={"type": "STOP_MARKET", "price": "64000"},
-               tp={"type": "TAKE_PROFIT_MARKET", "price": "70000"}),
-        source="rest", sync_wait_ms=0,
-    )  # fmt: skip
+        intent(
+            client_order_id=f"f-{i}",
+            intent_id=f"fi-{i}",
+            qty=qty,
+            created_ts=b.clock.now_ms(),
+            sl={"type": "STOP_MARKET", "price": "64000"},
+            tp={"type": "TAKE_PROFIT_MARKET", "price": "70000"},
+        ),
+        source="rest",
+        sync_wait_ms=0,
+    )
     await b.entry_done(f"f-{i}")
     await b.c.router.submit(
-        intent(client_order_id=f"fx-{i}", intent_id=f"fxi-{i}", qty=qty, side="SELL",
-               created_ts=b.clock.now_ms(),
-               reduce_only=True),
-        source="rest", sync_wait_ms=0,
-    )  # fmt: skip
+        intent(
+            client_order_id=f"fx-{i}",
+            intent_id=f"fxi-{i}",
+            qty=qty,
+            side="SELL",
+            created_ts=b.clock.now_ms(),
+            reduce_only=True,
+        ),
+        source="rest",
+        sync_wait_ms=0,
+    )
     await b.step()
 
 
@@ -333,32 +369,47 @@ async def main(n: int, n_fut: int, seed: int) -> None:
             await store.close()
             await redis.aclose()
     share = oco.sibling_cancelled / oco.resolved_one_leg if oco.resolved_one_leg else 0.0
-    print(f"== SPOT OCO guardian: {n} scenarios (seed {seed}), {b.restarts} S4 restarts, "
-          f"{t_oco:.1f} s")  # fmt: skip
+    print(
+        f"== SPOT OCO guardian: {n} scenarios (seed {seed}), {b.restarts} S4 restarts, "
+        f"{t_oco:.1f} s"
+    )
     print(f"  mix: {dict(sorted(oco.kinds.items()))}; winners {dict(oco.winners)}")
-    print(f"  one-leg resolutions {oco.resolved_one_leg}; other leg cancelled {share:.2%} "
-          f"(target 100 %); orphan legs left {oco.orphans} (target 0); "
-          f"failures {len(oco.failed)}")  # fmt: skip
+    print(
+        f"  one-leg resolutions {oco.resolved_one_leg}; other leg cancelled {share:.2%} "
+        f"(target 100 %); orphan legs left {oco.orphans} (target 0); "
+        f"failures {len(oco.failed)}"
+    )
     for f in oco.failed[:5]:
         print(f"    {f}")
     lat = oco.cancel_ms
-    print(f"  sibling cancel latency after the fill / trigger was observed ({len(lat)} of "
-          f"{oco.cancels} cancels): p50 {pct(lat, 0.5):.2f} ms  p99 {pct(lat, 0.99):.2f} ms  "
-          f"max {max(lat, default=float('nan')):.2f} ms (target p99 ≤ 50 ms)")  # fmt: skip
+    print(
+        f"  sibling cancel latency after the fill / trigger was observed ({len(lat)} of "
+        f"{oco.cancels} cancels): p50 {pct(lat, 0.5):.2f} ms  p99 {pct(lat, 0.99):.2f} ms  "
+        f"max {max(lat, default=float('nan')):.2f} ms (target p99 ≤ 50 ms)"
+    )
     live = oco.cancel_live_ms
-    print(f"    of which observed by a running S4 (not in a restart's re-arm, {len(live)}): "
-          f"p50 {pct(live, 0.5):.2f} ms  p99 {pct(live, 0.99):.2f} ms")  # fmt: skip
-    print(f"  router_oco_sibling_cancel_seconds: {h_count} observations, p99 bucket ≤ "
-          f"{bucket_pct(h_buckets, h_count, 0.99) if h_count else float('nan')} s (it starts "
-          "on a leg's fill with a resting sibling; here the SL is local, so none)")  # fmt: skip
+    print(
+        f"    of which observed by a running S4 (not in a restart's re-arm, {len(live)}): "
+        f"p50 {pct(live, 0.5):.2f} ms  p99 {pct(live, 0.99):.2f} ms"
+    )
+    print(
+        f"  router_oco_sibling_cancel_seconds: {h_count} observations, p99 bucket ≤ "
+        f"{bucket_pct(h_buckets, h_count, 0.99) if h_count else float('nan')} s (it starts "
+        "on a leg's fill with a resting sibling; here the SL is local, so none)"
+    )
     print(f"== FUT brackets: {n_fut} entries, {t_fut:.1f} s")
-    print(f"  naked time (router_naked_seconds; {len(naked)} entries): p50 "
-          f"{pct(naked, 0.5) * 1000:.1f} ms  p99 {pct(naked, 0.99) * 1000:.1f} ms  max "
-          f"{max(naked, default=float('nan')) * 1000:.1f} ms (target p99 ≤ 500 ms)")  # fmt: skip
+    print(
+        f"  naked time (router_naked_seconds; {len(naked)} entries): p50 "
+        f"{pct(naked, 0.5) * 1000:.1f} ms  p99 {pct(naked, 0.99) * 1000:.1f} ms  max "
+        f"{max(naked, default=float('nan')) * 1000:.1f} ms (target p99 ≤ 500 ms)"
+    )
     met = (
-        share == 1.0 and oco.orphans == 0 and not oco.failed
-        and pct(oco.cancel_ms, 0.99) <= 50 and pct(naked, 0.99) <= 0.5
-    )  # fmt: skip
+        share == 1.0
+        and oco.orphans == 0
+        and not oco.failed
+        and pct(oco.cancel_ms, 0.99) <= 50
+        and pct(naked, 0.99) <= 0.5
+    )
     print(f"targets: {'MET' if met else 'NOT MET'}; wall {time.perf_counter() - t_start:.1f} s")
 
 

@@ -188,13 +188,21 @@ async def open_brackets(campaign: Campaign, stack: Stack, count: int) -> int:
     opened = 0
     for i in range(count):
         body = {
-            "intent_id": f"i-wb-{i}", "client_order_id": f"wb-{i}", "market": "FUT",
-            "symbol": "ETHUSDT", "side": "BUY", "qty": "0.01", "leverage": 5,
-            "exec_policy": {"type": "MARKET"}, "created_ts": int(time.time() * 1000),
+            "intent_id": f"i-wb-{i}",
+            "client_order_id": f"wb-{i}",
+            "market": "FUT",
+            "symbol": "ETHUSDT",
+            "side": "BUY",
+            "qty": "0.01",
+            "leverage": 5,
+            "exec_policy": {"type": "MARKET"},
+            "created_ts": int(time.time() * 1000),
             "sl": {"type": "STOP_MARKET", "price": str((ref * D("0.92")).quantize(D("0.01")))},
-            "tp": {"type": "TAKE_PROFIT_MARKET",
-                   "price": str((ref * D("1.08")).quantize(D("0.01")))},
-        }  # fmt: skip
+            "tp": {
+                "type": "TAKE_PROFIT_MARKET",
+                "price": str((ref * D("1.08")).quantize(D("0.01"))),
+            },
+        }
         cell = Cell(len(urls), False, 1)
         opened += await post_until_answered(campaign.http, urls[i % len(urls) :], body, cell)
     # Armed: both protective orders of every bracket rest at the venue.
@@ -215,8 +223,12 @@ async def run_stack(
     run_ids: itertools.count[int],
     weight: bool,
 ) -> tuple[list[Cell], dict[str, float] | None]:
-    cfg = Config(seed=args.seed, fault_rate=args.fault_rate if faults else 0.0,
-                 process_faults=False, quiet=True)  # fmt: skip
+    cfg = Config(
+        seed=args.seed,
+        fault_rate=args.fault_rate if faults else 0.0,
+        process_faults=False,
+        quiet=True,
+    )
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-s4-{replicas}r-"))
     stack = Stack(cfg, run_dir, replicas=replicas)
     loop = asyncio.get_running_loop()
@@ -231,11 +243,13 @@ async def run_stack(
                 cell = Cell(replicas, faults, c)
                 await run_cell(campaign, stack, cell, n_of[c], next(run_ids))
                 cells.append(cell)
-                print(f"  {replicas} replica(s) faults={'on ' if faults else 'off'} "
-                      f"c={c:<3} {cell.accepted}/{cell.intents} accepted "
-                      f"{cell.rate:7.1f} intents/s  p50 {cell.pct(50):7.1f} ms  "
-                      f"p95 {cell.pct(95):7.1f} ms  violations {len(cell.violations)}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"  {replicas} replica(s) faults={'on ' if faults else 'off'} "
+                    f"c={c:<3} {cell.accepted}/{cell.intents} accepted "
+                    f"{cell.rate:7.1f} intents/s  p50 {cell.pct(50):7.1f} ms  "
+                    f"p95 {cell.pct(95):7.1f} ms  violations {len(cell.violations)}",
+                    flush=True,
+                )
             if weight:
                 print(
                     "  weight: one idle clock minute, then one with live brackets ...", flush=True
@@ -245,9 +259,12 @@ async def run_stack(
                 busy = await weight_minute(campaign, stack)
                 limit = cfg.weight_limit
                 weights = {
-                    "idle": idle, "busy": busy, "brackets": opened, "limit": limit,
+                    "idle": idle,
+                    "busy": busy,
+                    "brackets": opened,
+                    "limit": limit,
                     "per_bracket": (busy - idle) / opened if opened else 0.0,
-                }  # fmt: skip
+                }
         finally:
             campaign.stop.set()
             watcher.cancel()
@@ -258,8 +275,9 @@ async def run_stack(
 
 
 def report(cells: list[Cell], weights: dict[str, float] | None) -> str:
-    base = next((c for c in cells if c.replicas == 1 and not c.faults and c.concurrency == 1),
-                cells[0])  # fmt: skip
+    base = next(
+        (c for c in cells if c.replicas == 1 and not c.faults and c.concurrency == 1), cells[0]
+    )
     lines = [
         "=" * 100,
         "S4 on real processes (Redis, venue facade, replicas through ccxt); MARKET intents by REST",
@@ -279,8 +297,10 @@ def report(cells: list[Cell], weights: dict[str, float] | None) -> str:
     for c in cells:
         answers.update(c.answers)
     lines.append("HTTP answers: " + ", ".join(f"{k}={v}" for k, v in answers.most_common()))
-    lines.append(f"baseline: 1 replica, no faults, concurrency 1 "
-                 f"({base.rate:.1f} intents/s, p50 {base.pct(50):.1f} ms)")  # fmt: skip
+    lines.append(
+        f"baseline: 1 replica, no faults, concurrency 1 "
+        f"({base.rate:.1f} intents/s, p50 {base.pct(50):.1f} ms)"
+    )
     if weights is not None:
         w = weights
         lines.append(
@@ -297,8 +317,9 @@ def report(cells: list[Cell], weights: dict[str, float] | None) -> str:
 
 
 async def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--replicas", type=int, choices=(1, 2), action="append")
     p.add_argument("--concurrency", type=int, action="append")
     p.add_argument("--faults", choices=("off", "on", "both"), default="both")

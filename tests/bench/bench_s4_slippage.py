@@ -59,9 +59,12 @@ async def run_arm(
         for i in range(n):
             coid = f"sl-{i}"
             await r.submit(
-                client_order_id=coid, intent_id=f"i{i}", side="BUY" if i % 2 == 0 else "SELL",
-                qty="0.002", exec_policy=policy,
-            )  # fmt: skip
+                client_order_id=coid,
+                intent_id=f"i{i}",
+                side="BUY" if i % 2 == 0 else "SELL",
+                qty="0.002",
+                exec_policy=policy,
+            )
             end = clock.now_ms() + gap_s * 1000
             while clock.now_ms() < end:
                 clock.advance(100)
@@ -86,9 +89,13 @@ async def run_arm(
                 if f["liquidity"] == "MAKER":
                     maker += D(f["qty"])
     return {
-        "slips": slips, "complete": complete, "filled": filled, "maker": maker, "fees": fees,
+        "slips": slips,
+        "complete": complete,
+        "filled": filled,
+        "maker": maker,
+        "fees": fees,
         "incomplete": incomplete,
-    }  # fmt: skip
+    }
 
 
 async def measure(n: int, gap_s: int, seed: int) -> dict[str, Any]:
@@ -96,24 +103,35 @@ async def measure(n: int, gap_s: int, seed: int) -> dict[str, Any]:
         redis = make_redis(server.addresses)
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                mt = await run_arm(redis, Path(tmp), policy={"type": "MAKER_TAKER"}, n=n,
-                                   gap_s=gap_s, seed=seed)  # fmt: skip
+                mt = await run_arm(
+                    redis, Path(tmp), policy={"type": "MAKER_TAKER"}, n=n, gap_s=gap_s, seed=seed
+                )
             await redis.flushdb()
             with tempfile.TemporaryDirectory() as tmp:
-                mk = await run_arm(redis, Path(tmp), policy={"type": "MARKET"}, n=n,
-                                   gap_s=gap_s, seed=seed)  # fmt: skip
+                mk = await run_arm(
+                    redis, Path(tmp), policy={"type": "MARKET"}, n=n, gap_s=gap_s, seed=seed
+                )
         finally:
             await redis.aclose()
     arms: dict[str, Any] = {}
     for name, arm in (("MAKER_TAKER", mt), ("MARKET", mk)):
         s = arm["slips"]
         arms[name] = {
-            "filled_complete": arm["complete"], "intents": n,
+            "filled_complete": arm["complete"],
+            "intents": n,
             "maker_fill_ratio": float(arm["maker"] / arm["filled"]) if arm["filled"] else 0.0,
-            "slippage_bps": {"n": len(s), "p50": pct(s, 0.5), "p95": pct(s, 0.95),
-                             "mean": statistics.fmean(s)} if s else {"n": 0},
-            "fees_usdt": float(arm["fees"]), "incomplete": arm["incomplete"], "raw_bps": s,
-        }  # fmt: skip
+            "slippage_bps": {
+                "n": len(s),
+                "p50": pct(s, 0.5),
+                "p95": pct(s, 0.95),
+                "mean": statistics.fmean(s),
+            }
+            if s
+            else {"n": 0},
+            "fees_usdt": float(arm["fees"]),
+            "incomplete": arm["incomplete"],
+            "raw_bps": s,
+        }
     better = bool(mt["slips"] and mk["slips"]) and pct(mt["slips"], 0.5) < pct(mk["slips"], 0.5)
     return {
         "name": "s4_slippage",
@@ -130,14 +148,18 @@ def run(n: int = 200, gap_s: int = 20, seed: int = 7) -> dict[str, Any]:
 
 def print_report(r: dict[str, Any]) -> None:
     p = r["params"]
-    print(f"recorded BTCUSDT replay, {p['n']} intents of 0.002 BTC, one every {p['gap_s']} s, "
-          f"seed {p['seed']}")  # fmt: skip
+    print(
+        f"recorded BTCUSDT replay, {p['n']} intents of 0.002 BTC, one every {p['gap_s']} s, "
+        f"seed {p['seed']}"
+    )
     for name, arm in r["arms"].items():
         s = arm["slippage_bps"]
-        print(f"  {name:<11} filled {arm['filled_complete']}/{p['n']}  maker fill ratio "
-              f"{arm['maker_fill_ratio']:.1%}  slippage bps p50 {s.get('p50', 0):+.3f}  p95 "
-              f"{s.get('p95', 0):+.3f}  mean {s.get('mean', 0):+.3f}  fees "
-              f"{arm['fees_usdt']:.4f} USDT")  # fmt: skip
+        print(
+            f"  {name:<11} filled {arm['filled_complete']}/{p['n']}  maker fill ratio "
+            f"{arm['maker_fill_ratio']:.1%}  slippage bps p50 {s.get('p50', 0):+.3f}  p95 "
+            f"{s.get('p95', 0):+.3f}  mean {s.get('mean', 0):+.3f}  fees "
+            f"{arm['fees_usdt']:.4f} USDT"
+        )
         if arm["incomplete"]:
             print(f"    not completely filled: {arm['incomplete']}")
     met = r["target"]["met"]

@@ -43,9 +43,16 @@ FINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 
 
 async def run_arm(
-    redis: RedisClient, tmp: Path, *, policy: dict[str, Any], qty: str, side: str, seed: int,
-    lead_s: int, max_s: int,
-) -> dict[str, Any]:  # fmt: skip
+    redis: RedisClient,
+    tmp: Path,
+    *,
+    policy: dict[str, Any],
+    qty: str,
+    side: str,
+    seed: int,
+    lead_s: int,
+    max_s: int,
+) -> dict[str, Any]:
     clock = ManualClock(T0)
     venue = default_venue(clock=clock, seed=seed, instruments=INSTRUMENTS)
     mids: list[tuple[int, float]] = []
@@ -60,8 +67,9 @@ async def run_arm(
             clock.advance(100)
             sample()
         t_submit = clock.now_ms()
-        outcome = await r.submit(client_order_id="tw-1", intent_id="tw-i1", side=side, qty=qty,
-                                 exec_policy=policy)  # fmt: skip
+        outcome = await r.submit(
+            client_order_id="tw-1", intent_id="tw-i1", side=side, qty=qty, exec_policy=policy
+        )
         if await r.c.router.get("tw-1") is None:
             raise RuntimeError(f"the intent was not taken: {outcome.response}")
         end = clock.now_ms() + max_s * 1000
@@ -80,20 +88,29 @@ async def run_arm(
         assert view is not None
     o = view["order"]
     fills = [
-        {"ts": f["ts_fill"], "price": float(f["price"]), "qty": float(f["qty"]),
-         "liquidity": f["liquidity"], "child": f["client_order_id"]}
+        {
+            "ts": f["ts_fill"],
+            "price": float(f["price"]),
+            "qty": float(f["qty"]),
+            "liquidity": f["liquidity"],
+            "child": f["client_order_id"],
+        }
         for f in view["fills"]
-    ]  # fmt: skip
+    ]
     slices = [
         {"index": s["index"], "qty": float(D(s["qty"])), "due_ms": s["due_ms"]}
         for s in (o.get("exec_state") or {}).get("slices") or []
     ]
     return {
-        "status": o["status"], "filled_qty": float(D(o["filled_qty"])),
+        "status": o["status"],
+        "filled_qty": float(D(o["filled_qty"])),
         "avg_price": float(D(o["avg_price"])) if o.get("avg_price") else None,
         "arrival_mid": float(D(o["arrival_mid"])) if o.get("arrival_mid") else None,
-        "t_submit": t_submit, "fills": fills, "mids": mids, "plan": slices,
-    }  # fmt: skip
+        "t_submit": t_submit,
+        "fills": fills,
+        "mids": mids,
+        "plan": slices,
+    }
 
 
 def bps(price: float | None, ref: float | None, sign: int) -> float | None:
@@ -110,18 +127,37 @@ async def measure(
         redis = make_redis(server.addresses)
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                tw = await run_arm(redis, Path(tmp), policy=policy, qty=qty, side=side,
-                                   seed=seed, lead_s=20, max_s=max_s)  # fmt: skip
+                tw = await run_arm(
+                    redis,
+                    Path(tmp),
+                    policy=policy,
+                    qty=qty,
+                    side=side,
+                    seed=seed,
+                    lead_s=20,
+                    max_s=max_s,
+                )
             await redis.flushdb()
             with tempfile.TemporaryDirectory() as tmp:
-                mk = await run_arm(redis, Path(tmp), policy={"type": "MARKET"}, qty=qty,
-                                   side=side, seed=seed, lead_s=20, max_s=30)  # fmt: skip
+                mk = await run_arm(
+                    redis,
+                    Path(tmp),
+                    policy={"type": "MARKET"},
+                    qty=qty,
+                    side=side,
+                    seed=seed,
+                    lead_s=20,
+                    max_s=30,
+                )
         finally:
             await redis.aclose()
     sign = 1 if side == "BUY" else -1
     arrival = tw["arrival_mid"]
-    window = [m for t, m in tw["mids"] if tw["fills"] and t >= tw["t_submit"]
-              and t <= tw["fills"][-1]["ts"]]  # fmt: skip
+    window = [
+        m
+        for t, m in tw["mids"]
+        if tw["fills"] and t >= tw["t_submit"] and t <= tw["fills"][-1]["ts"]
+    ]
     twap_mid = sum(window) / len(window) if window else None
     return {
         "name": "s4_twap",
@@ -142,9 +178,13 @@ async def measure(
 
 
 def run(
-    qty: str = "0.05", slices: int = 4, gap_ms: int = 30_000, side: str = "BUY", seed: int = 7,
+    qty: str = "0.05",
+    slices: int = 4,
+    gap_ms: int = 30_000,
+    side: str = "BUY",
+    seed: int = 7,
     max_s: int = 900,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The figures as data; see the module doc."""
     return asyncio.run(measure(qty, slices, gap_ms, side, seed, max_s))
 
@@ -155,9 +195,11 @@ def print_report(r: dict[str, Any]) -> None:
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:+.2f} bps"
 
-    print(f"TWAP {p['side']} {p['qty']} BTC in {p['slices']} slices every {p['gap_ms']} ms "
-          f"(recorded BTCUSDT, seed {p['seed']}): {r['twap']['status']}, {r['fills']} fills "
-          f"over {r['duration_s']} s")  # fmt: skip
+    print(
+        f"TWAP {p['side']} {p['qty']} BTC in {p['slices']} slices every {p['gap_ms']} ms "
+        f"(recorded BTCUSDT, seed {p['seed']}): {r['twap']['status']}, {r['fills']} fills "
+        f"over {r['duration_s']} s"
+    )
     print(f"  TWAP average vs arrival mid        {fmt(f['twap_avg_vs_arrival'])}")
     print(f"  window's mean mid vs arrival mid   {fmt(f['window_mid_vs_arrival'])}")
     print(f"  TWAP average vs window's mean mid  {fmt(f['twap_avg_vs_window_mid'])}")

@@ -75,10 +75,11 @@ async def weight_per_minute(redis: RedisClient, n: int) -> tuple[int, int, int]:
 
 async def publish(r: Rig) -> None:
     snap = DepthSnapshot(
-        symbol="BTCUSDT", ts=r.clock.now_ms(),
+        symbol="BTCUSDT",
+        ts=r.clock.now_ms(),
         bids=[(D(64999) - i, D(5)) for i in range(20)],
         asks=[(D(65001) + i, D(5)) for i in range(20)],
-    )  # fmt: skip
+    )
     await r.redis.set(keys.mkt_depth("BTCUSDT"), snap.model_dump_json())
 
 
@@ -128,12 +129,16 @@ async def main(orders: int) -> None:
         redis = make_redis(server.addresses)
         try:
             print("1) steady protective polling, one venue minute (simulator's WeightLimiter)")
-            print(f"{'brackets':>9} {'weight/min':>11} {'per bracket':>12} {'limit':>7} "
-                  f"{'share':>7} {'rounds':>7}")  # fmt: skip
+            print(
+                f"{'brackets':>9} {'weight/min':>11} {'per bracket':>12} {'limit':>7} "
+                f"{'share':>7} {'rounds':>7}"
+            )
             for n in (1, 10, 50):
                 used, limit, rounds = await weight_per_minute(redis, n)
-                print(f"{n:>9} {used:>11} {used / n:>12.1f} {limit:>7} "
-                      f"{used / limit:>7.1%} {rounds:>7}")  # fmt: skip
+                print(
+                    f"{n:>9} {used:>11} {used / n:>12.1f} {limit:>7} "
+                    f"{used / limit:>7.1%} {rounds:>7}"
+                )
             print("   target: < 20 % of the limit with 50 live brackets")
             print()
             print(f"2) submit (intake -> venue ack), {orders} MARKET intents, interleaved")
@@ -142,10 +147,14 @@ async def main(orders: int) -> None:
                 label = "simulated venue latency" if latency else "in-process, no latency"
                 print(f"   [{label}] venue book calls: {calls} (of {len(ven)} venue-book orders)")
                 wp, wv = statistics.mean(weight[True]), statistics.mean(weight[False])
-                print(f"     published mkt:depth  p50 {statistics.median(pub):7.3f} ms  "
-                      f"p95 {pct(pub, 0.95):7.3f} ms  weight/order {wp:.1f}")  # fmt: skip
-                print(f"     venue book fetch     p50 {statistics.median(ven):7.3f} ms  "
-                      f"p95 {pct(ven, 0.95):7.3f} ms  weight/order {wv:.1f}")  # fmt: skip
+                print(
+                    f"     published mkt:depth  p50 {statistics.median(pub):7.3f} ms  "
+                    f"p95 {pct(pub, 0.95):7.3f} ms  weight/order {wp:.1f}"
+                )
+                print(
+                    f"     venue book fetch     p50 {statistics.median(ven):7.3f} ms  "
+                    f"p95 {pct(ven, 0.95):7.3f} ms  weight/order {wv:.1f}"
+                )
         finally:
             await redis.aclose()
 

@@ -54,11 +54,21 @@ from svckit.store.sqlite import SqliteStore  # noqa: E402
 from tests.helpers import S3_TOKEN  # noqa: E402
 
 FEATURES: dict[str, Any] = {
-    "symbol": "BTCUSDT", "mid": 65000.5, "price": 65000.5, "spread_bps": 0.15,
-    "depth_top1_usdt": 50_000.0, "funding_rate": 0.0001, "funding_next_abs": 0.0001,
-    "atr_14": 120.0, "rv_1h": 0.01, "rv_pctile_30d": 0.4, "ma7_5m": 65010.0,
-    "ma25_5m": 64990.0, "ma_cross": 1.0, "rho_usdttwd_14": 0.1,
-}  # fmt: skip
+    "symbol": "BTCUSDT",
+    "mid": 65000.5,
+    "price": 65000.5,
+    "spread_bps": 0.15,
+    "depth_top1_usdt": 50_000.0,
+    "funding_rate": 0.0001,
+    "funding_next_abs": 0.0001,
+    "atr_14": 120.0,
+    "rv_1h": 0.01,
+    "rv_pctile_30d": 0.4,
+    "ma7_5m": 65010.0,
+    "ma25_5m": 64990.0,
+    "ma_cross": 1.0,
+    "rho_usdttwd_14": 0.1,
+}
 
 
 # ---- the S4-like writer (its own process: `--s4-writer PATH`) ---------------------------------
@@ -74,15 +84,32 @@ async def s4_writer(path: Path, orders_per_s: float) -> None:
     print("ready", flush=True)
     while not stop.is_set():
         coid = f"s4b-{os.getpid()}-{i}"
-        await store.insert("orders", {
-            "_key": coid, "client_order_id": coid, "symbol": "BTCUSDT", "side": "BUY",
-            "status": "NEW", "qty": "0.002", "intent": FEATURES, "created_ts": i,
-        })  # fmt: skip
+        await store.insert(
+            "orders",
+            {
+                "_key": coid,
+                "client_order_id": coid,
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "status": "NEW",
+                "qty": "0.002",
+                "intent": FEATURES,
+                "created_ts": i,
+            },
+        )
         await store.update("orders", coid, {"status": "PARTIALLY_FILLED", "filled_qty": "0.001"})
-        await store.insert("fills", {
-            "venue": "sim", "order_id": coid, "trade_id": f"t{i}", "client_order_id": coid,
-            "qty": "0.002", "price": "65000.5", "fee": "0.01",
-        })  # fmt: skip
+        await store.insert(
+            "fills",
+            {
+                "venue": "sim",
+                "order_id": coid,
+                "trade_id": f"t{i}",
+                "client_order_id": coid,
+                "qty": "0.002",
+                "price": "65000.5",
+                "fee": "0.01",
+            },
+        )
         await store.update("orders", coid, {"status": "FILLED", "filled_qty": "0.002"})
         writes += 4
         i += 1
@@ -133,9 +160,14 @@ def pct(values: list[float], p: float) -> float:
 
 async def start_writer(path: Path, rate: float) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--s4-writer", str(path), "--s4-orders-per-s", str(rate),
+        sys.executable,
+        __file__,
+        "--s4-writer",
+        str(path),
+        "--s4-orders-per-s",
+        str(rate),
         stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
     if line.strip() != b"ready":
@@ -157,9 +189,12 @@ async def main_async(args: argparse.Namespace) -> int:
 
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory(prefix="s3contention-") as tmp:
         settings = Settings(
-            redis_addresses=server.addresses, data_dir=Path(tmp) / "s3",
-            fixtures_dir=REPO / "fixtures", s4_url=None, api_token=S3_TOKEN,
-        )  # fmt: skip
+            redis_addresses=server.addresses,
+            data_dir=Path(tmp) / "s3",
+            fixtures_dir=REPO / "fixtures",
+            s4_url=None,
+            api_token=S3_TOKEN,
+        )
         c = await bootstrap(settings)
         svc = c.service
         own = Path(tmp) / "s4" / "store.sqlite3"

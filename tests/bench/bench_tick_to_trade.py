@@ -103,9 +103,12 @@ def serve_s4(out_path: str) -> None:
         return order
 
     async def noted_submit(
-        self: router_mod.OrderRouter, intent: OrderIntent, *, source: str,
+        self: router_mod.OrderRouter,
+        intent: OrderIntent,
+        *,
+        source: str,
         sync_wait_ms: int | None = None,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         notes.append((f"intake:{source}", intent.client_order_id, time.time_ns(), 0))
         return await submit(self, intent, source=source, sync_wait_ms=sync_wait_ms)
 
@@ -188,9 +191,13 @@ def pcts(xs: list[float]) -> dict[str, float]:
         return s[min(len(s) - 1, int(len(s) * p))]
 
     return {
-        "n": len(s), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": s[-1],
+        "n": len(s),
+        "p50": q(0.5),
+        "p90": q(0.9),
+        "p99": q(0.99),
+        "max": s[-1],
         "mean": sum(s) / len(s),
-    }  # fmt: skip
+    }
 
 
 def bench_fixtures(dst: Path) -> Path:
@@ -220,16 +227,25 @@ def start_stack(work: Path, redis_addr: str, paths: str = "both") -> Stack:
     s3_port, s4_port, bare_port = free_port(), free_port(), free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_", "MD_"))}
     env = base | {
-        "PYTHONPATH": str(REPO), "BENCH_TOKEN": S3_TOKEN,
-        "S3_REDIS_ADDRESSES": redis_addr, "S3_PORT": str(s3_port), "S3_DATA_DIR": str(work),
-        "S3_FIXTURES_DIR": str(fixtures), "S3_API_TOKEN": S3_TOKEN,
+        "PYTHONPATH": str(REPO),
+        "BENCH_TOKEN": S3_TOKEN,
+        "S3_REDIS_ADDRESSES": redis_addr,
+        "S3_PORT": str(s3_port),
+        "S3_DATA_DIR": str(work),
+        "S3_FIXTURES_DIR": str(fixtures),
+        "S3_API_TOKEN": S3_TOKEN,
         "S3_S4_URL": f"http://127.0.0.1:{s4_port}" if paths == "both" else "",
         "S3_S4_API_TOKEN": S4_TOKEN,
-        "S3_CONCURRENT_ENTRIES_PER_MARKET": "1000000", "S3_LOG_LEVEL": "WARNING",
-        "S4_REDIS_ADDRESSES": redis_addr, "S4_PORT": str(s4_port), "S4_DATA_DIR": str(work),
-        "S4_FIXTURES_DIR": str(fixtures), "S4_API_TOKEN": S4_TOKEN,
-        "S4_ROUTE_TABLE_PATH": str(fixtures / "route_table.json"), "S4_LOG_LEVEL": "ERROR",
-    }  # fmt: skip
+        "S3_CONCURRENT_ENTRIES_PER_MARKET": "1000000",
+        "S3_LOG_LEVEL": "WARNING",
+        "S4_REDIS_ADDRESSES": redis_addr,
+        "S4_PORT": str(s4_port),
+        "S4_DATA_DIR": str(work),
+        "S4_FIXTURES_DIR": str(fixtures),
+        "S4_API_TOKEN": S4_TOKEN,
+        "S4_ROUTE_TABLE_PATH": str(fixtures / "route_table.json"),
+        "S4_LOG_LEVEL": "ERROR",
+    }
     me = str(Path(__file__).resolve())
     bare = str(REPO / "tests" / "bench" / "bench_s3_http.py")
     cmds = [
@@ -242,9 +258,13 @@ def start_stack(work: Path, redis_addr: str, paths: str = "both") -> Stack:
 
 
 async def measure(
-    stack: Stack, n: int, gap_ms: float, warmup: int, sides: list[str],
+    stack: Stack,
+    n: int,
+    gap_ms: float,
+    warmup: int,
+    sides: list[str],
     progress: Callable[[str], None],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Drive the ticks; returns the client-side samples (the venue side is in S4's notes)."""
     from md_feeder.publishing import publish_snapshots
     from md_feeder.sim_stream import SimStreamFeed
@@ -309,8 +329,13 @@ async def measure(
         await s3.close()
         await bare.close()
         await redis.aclose()
-    return {"samples": samples, "floor_ms": floor_ms, "redis_ms": redis_ms, "reasons": reasons,
-            "delayed": delayed}  # fmt: skip
+    return {
+        "samples": samples,
+        "floor_ms": floor_ms,
+        "redis_ms": redis_ms,
+        "reasons": reasons,
+        "delayed": delayed,
+    }
 
 
 async def probe_delays(redis: Any) -> dict[str, int]:
@@ -425,10 +450,14 @@ def start_profilers(stack: Stack, out: Path) -> list[subprocess.Popen[bytes]]:
 
 
 def run(
-    n: int = 300, gap_ms: float = 250.0, warmup: int = 50, sides: str = "BUY",
-    progress: Callable[[str], None] | None = None, profile: Path | None = None,
+    n: int = 300,
+    gap_ms: float = 250.0,
+    warmup: int = 50,
+    sides: str = "BUY",
+    progress: Callable[[str], None] | None = None,
+    profile: Path | None = None,
     paths: str = "both",
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The figures as data (see the module doc); `progress` gets a line every 100 ticks;
     `profile`: a directory for py-spy's collapsed stacks of S3 and S4 (s3.folded, s4.folded)."""
     import uvloop
@@ -440,8 +469,9 @@ def run(
             stack = start_stack(work, server.addresses[0], paths)
             spies: list[subprocess.Popen[bytes]] = []
             try:
-                for port, proc in zip((stack.s4_port, stack.s3_port, stack.bare_port),
-                                      stack.procs, strict=True):  # fmt: skip
+                for port, proc in zip(
+                    (stack.s4_port, stack.s3_port, stack.bare_port), stack.procs, strict=True
+                ):
                     wait_healthy(port, proc)
                 if profile is not None:  # started once up: start-up imports are not the run
                     spies = start_profilers(stack, profile)
@@ -471,12 +501,16 @@ def print_report(r: dict[str, Any]) -> None:
     def line(name: str, d: dict[str, float]) -> str:
         if not d.get("n"):
             return f"  {name:<38} (no samples)"
-        return (f"  {name:<38} n={d['n']:>5}  p50 {d['p50']:7.3f}  p90 {d['p90']:7.3f}  "
-                f"p99 {d['p99']:7.3f}  max {d['max']:8.2f} ms")  # fmt: skip
+        return (
+            f"  {name:<38} n={d['n']:>5}  p50 {d['p50']:7.3f}  p90 {d['p90']:7.3f}  "
+            f"p99 {d['p99']:7.3f}  max {d['max']:8.2f} ms"
+        )
 
     p = r["params"]
-    print(f"tick-to-trade, {r['ticks']} ticks {p['gap_ms']:g} ms apart, sideHint {p['sides']} "
-          f"({p['warmup']} warm-up ticks excluded); decisions {r['decisions']}")  # fmt: skip
+    print(
+        f"tick-to-trade, {r['ticks']} ticks {p['gap_ms']:g} ms apart, sideHint {p['sides']} "
+        f"({p['warmup']} warm-up ticks excluded); decisions {r['decisions']}"
+    )
     print(line("tick → venue order", r["tick_to_venue_order_ms"]))
     print(line("tick → venue ack", r["tick_to_venue_ack_ms"]))
     print(line("tick → /decide answered", r["tick_to_decide_answer_ms"]))
@@ -493,8 +527,10 @@ def print_report(r: dict[str, Any]) -> None:
     if r["opened_without_venue_order"]:
         print(f"  WARNING: {r['opened_without_venue_order']} opened decisions had no venue order")
     t = r["target"]
-    print(f"  target p50 ≤ {t['p50_ms']:g} ms, p99 ≤ {t['p99_ms']:g} ms: "
-          f"{'MET' if t['met'] else 'MISSED'}")  # fmt: skip
+    print(
+        f"  target p50 ≤ {t['p50_ms']:g} ms, p99 ≤ {t['p99_ms']:g} ms: "
+        f"{'MET' if t['met'] else 'MISSED'}"
+    )
 
 
 def main() -> int:

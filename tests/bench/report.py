@@ -67,45 +67,162 @@ class Bench:
 
 # Order: the headline benches first, the long process-level ones last.
 BENCHES: tuple[Bench, ...] = (
-    Bench("tick_to_trade", "Tick-to-trade: feature update → S3 → S4 → venue order",
-          ("--n", "300", "--gap-ms", "250"), ("--n", "100", "--gap-ms", "250"), 130, 70, True),
-    Bench("s3_http", "S3 POST /decide beside a bare FastAPI route (HTTP, loopback)",
-          ("--requests", "5000", "--curve", "1,2,4,8"), ("--requests", "1000", "--curve", "1,4"),
-          80, 40, True),
-    Bench("s4_latency", "S4 intake: orders:intent read → venue order",
-          ("--n", "1500",), ("--n", "400",), 45, 20, True),
-    Bench("s4_slippage", "Slippage: Maker→Taker vs MARKET on recorded BTCUSDT",
-          ("--n", "100",), ("--n", "40",), 75, 30, True),
+    Bench(
+        "tick_to_trade",
+        "Tick-to-trade: feature update → S3 → S4 → venue order",
+        ("--n", "300", "--gap-ms", "250"),
+        ("--n", "100", "--gap-ms", "250"),
+        130,
+        70,
+        True,
+    ),
+    Bench(
+        "s3_http",
+        "S3 POST /decide beside a bare FastAPI route (HTTP, loopback)",
+        ("--requests", "5000", "--curve", "1,2,4,8"),
+        ("--requests", "1000", "--curve", "1,4"),
+        80,
+        40,
+        True,
+    ),
+    Bench(
+        "s4_latency",
+        "S4 intake: orders:intent read → venue order",
+        (
+            "--n",
+            "1500",
+        ),
+        (
+            "--n",
+            "400",
+        ),
+        45,
+        20,
+        True,
+    ),
+    Bench(
+        "s4_slippage",
+        "Slippage: Maker→Taker vs MARKET on recorded BTCUSDT",
+        (
+            "--n",
+            "100",
+        ),
+        (
+            "--n",
+            "40",
+        ),
+        75,
+        30,
+        True,
+    ),
     Bench("s4_twap", "TWAP schedule against the price (recorded BTCUSDT)", (), (), 15, 15, True),
-    Bench("chaos", "Chaos campaign (short seeded run)", ("--scenarios", "50", "--seed", "42"),
-          ("--scenarios", "12", "--seed", "42"), 130, 75, True),
-    Bench("s3_engine", "S3 decision pipeline in process (no I/O)",
-          ("--n", "15000"), ("--n", "3000"), 25, 10, True),
-    Bench("s3_service", "S3 DecisionService in process: group commit vs one transaction",
-          ("--n", "3000", "--rounds", "1"), ("--n", "1500", "--rounds", "1"), 50, 30),
-    Bench("store_contention", "S3 decisions while S4 writes the same SQLite file",
-          ("--n", "800",), ("--n", "400",), 90, 50),
-    Bench("config_reload", "Hot reload: lint/compile, propagation, activations under load",
-          ("--activations", "30", "--load-activations", "200"),
-          ("--activations", "10", "--load-activations", "40"), 100, 60),
-    Bench("feed_age", "Age of the features S3 reads", ("--seconds", "10"), ("--seconds", "5"),
-          20, 13, True),
-    Bench("live_decisions", "The default stack under one live decision per second",
-          ("--minutes", "0.75"), ("--minutes", "0.25"), 80, 60),
-    Bench("s4_faults", "1,000 intents, clean and with 5 % venue faults",
-          ("--n", "1000"), ("--n", "200"), 60, 15, True),
-    Bench("s4_oco", "SPOT OCO guardian and FUT brackets", ("--n", "200", "--fut", "60"),
-          ("--n", "60", "--fut", "20"), 30, 11),
-    Bench("s4_weight", "S4 request weight: protections, published book",
-          ("--orders", "200"), ("--orders", "80"), 30, 17),
-    Bench("s4_replicas", "S4 replicas on real processes, with and without faults",
-          ("--replicas", "2", "--concurrency", "10", "--faults", "both"),
-          ("--replicas", "1", "--concurrency", "10", "--faults", "off", "--no-weight"), 120, 36),
-    Bench("venue", "Venue simulator: matching, facade round trips through ccxt",
-          ("--limit-orders", "5000", "--market-orders", "2500", "--pairs", "100"),
-          ("--limit-orders", "2000", "--market-orders", "1000", "--pairs", "50", "--pings", "100"),
-          50, 43),
-)  # fmt: skip
+    Bench(
+        "chaos",
+        "Chaos campaign (short seeded run)",
+        ("--scenarios", "50", "--seed", "42"),
+        ("--scenarios", "12", "--seed", "42"),
+        130,
+        75,
+        True,
+    ),
+    Bench(
+        "s3_engine",
+        "S3 decision pipeline in process (no I/O)",
+        ("--n", "15000"),
+        ("--n", "3000"),
+        25,
+        10,
+        True,
+    ),
+    Bench(
+        "s3_service",
+        "S3 DecisionService in process: group commit vs one transaction",
+        ("--n", "3000", "--rounds", "1"),
+        ("--n", "1500", "--rounds", "1"),
+        50,
+        30,
+    ),
+    Bench(
+        "store_contention",
+        "S3 decisions while S4 writes the same SQLite file",
+        (
+            "--n",
+            "800",
+        ),
+        (
+            "--n",
+            "400",
+        ),
+        90,
+        50,
+    ),
+    Bench(
+        "config_reload",
+        "Hot reload: lint/compile, propagation, activations under load",
+        ("--activations", "30", "--load-activations", "200"),
+        ("--activations", "10", "--load-activations", "40"),
+        100,
+        60,
+    ),
+    Bench(
+        "feed_age",
+        "Age of the features S3 reads",
+        ("--seconds", "10"),
+        ("--seconds", "5"),
+        20,
+        13,
+        True,
+    ),
+    Bench(
+        "live_decisions",
+        "The default stack under one live decision per second",
+        ("--minutes", "0.75"),
+        ("--minutes", "0.25"),
+        80,
+        60,
+    ),
+    Bench(
+        "s4_faults",
+        "1,000 intents, clean and with 5 % venue faults",
+        ("--n", "1000"),
+        ("--n", "200"),
+        60,
+        15,
+        True,
+    ),
+    Bench(
+        "s4_oco",
+        "SPOT OCO guardian and FUT brackets",
+        ("--n", "200", "--fut", "60"),
+        ("--n", "60", "--fut", "20"),
+        30,
+        11,
+    ),
+    Bench(
+        "s4_weight",
+        "S4 request weight: protections, published book",
+        ("--orders", "200"),
+        ("--orders", "80"),
+        30,
+        17,
+    ),
+    Bench(
+        "s4_replicas",
+        "S4 replicas on real processes, with and without faults",
+        ("--replicas", "2", "--concurrency", "10", "--faults", "both"),
+        ("--replicas", "1", "--concurrency", "10", "--faults", "off", "--no-weight"),
+        120,
+        36,
+    ),
+    Bench(
+        "venue",
+        "Venue simulator: matching, facade round trips through ccxt",
+        ("--limit-orders", "5000", "--market-orders", "2500", "--pairs", "100"),
+        ("--limit-orders", "2000", "--market-orders", "1000", "--pairs", "50", "--pings", "100"),
+        50,
+        43,
+    ),
+)
 
 
 def fmt_s(s: float) -> str:
@@ -367,8 +484,9 @@ def figures_of(name: str, r: dict[str, Any]) -> dict[str, Any] | None:
             "figure": f"feat:last age p50 {f['p50']:.0f} / p95 {f['p95']:.0f} ms",
             "baseline": f"newest sim:market step p50 {b['p50']:.0f} / p95 {b['p95']:.0f} ms",
             "ratio": f"{d['added_by_feeder_p50_ms']:+.0f} ms p50 (feeder)",
-            "target": "≤ S3_FEATURE_MAX_AGE_MS (5 s)", "met": f["max"] <= 5000,
-        }  # fmt: skip
+            "target": "≤ S3_FEATURE_MAX_AGE_MS (5 s)",
+            "met": f["max"] <= 5000,
+        }
     if name == "chaos":
         return {
             "figure": f"{d['done']}/{d['params']['scenarios']} scenarios, {d['intents']} intents",
@@ -686,8 +804,10 @@ def section(name: str, r: dict[str, Any], png: str | None) -> list[str]:
             "",
         ]
     elif d and name == "s3_engine":
-        out += ["| rules | n | p50 µs | p90 µs | p99 µs | max µs | p50 vs 1 rule | target |",
-                "|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+        out += [
+            "| rules | n | p50 µs | p90 µs | p99 µs | max µs | p50 vs 1 rule | target |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
         for k, v in d["rules"].items():
             t = v["target"]
             verdict = "baseline" if t is None else ("MET" if t["met"] else "MISSED")
@@ -697,9 +817,11 @@ def section(name: str, r: dict[str, Any], png: str | None) -> list[str]:
             )
         out.append("")
     elif d and name == "s4_faults":
-        out += ["| run | OK | submit p50 ms | p95 ms | p99 ms | faults injected | ambiguous "
-                "resolved | dup | overfill | fill mismatch | lost |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        out += [
+            "| run | OK | submit p50 ms | p95 ms | p99 ms | faults injected | ambiguous "
+            "resolved | dup | overfill | fill mismatch | lost |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for label, v in (("clean", d["clean"]), ("with faults", d["faulty"])):
             sm = v["submit_ms"]
             out.append(
@@ -817,12 +939,18 @@ def merge_into_last(part: dict[str, Any], outdir: Path) -> dict[str, Any]:
         return part
     order = [b.name for b in BENCHES]
     merged = {**last["results"], **part["results"]}
-    last["results"] = {k: merged[k] for k in sorted(merged, key=lambda k: order.index(k)
-                                                    if k in order else len(order))}  # fmt: skip
-    last["meta"].setdefault("updates", []).append({
-        "benches": list(part["results"]), "started": part["meta"]["started"],
-        "commit": part["meta"]["commit"], "machine_start": part["meta"]["machine_start"],
-    })  # fmt: skip
+    last["results"] = {
+        k: merged[k]
+        for k in sorted(merged, key=lambda k: order.index(k) if k in order else len(order))
+    }
+    last["meta"].setdefault("updates", []).append(
+        {
+            "benches": list(part["results"]),
+            "started": part["meta"]["started"],
+            "commit": part["meta"]["commit"],
+            "machine_start": part["meta"]["machine_start"],
+        }
+    )
     return last
 
 

@@ -157,10 +157,13 @@ def make_scenario(seed: int, index: int, prices: dict[str, Decimal]) -> Scenario
         coid = f"{prefix}{j}"
         sub = kind if kind != "mixed" else rng.choice(("market", "maker", "twap", "bracket"))
         body: dict[str, Any] = {
-            "intent_id": f"i-{coid}", "market": "FUT", "client_order_id": coid,
-            "symbol": "BTCUSDT", "side": rng.choice(("BUY", "SELL")),
+            "intent_id": f"i-{coid}",
+            "market": "FUT",
+            "client_order_id": coid,
+            "symbol": "BTCUSDT",
+            "side": rng.choice(("BUY", "SELL")),
             "qty": str(D(rng.randint(1, 4)) / 1000),
-        }  # fmt: skip
+        }
         bracket = False
         if sub == "market":
             body["exec_policy"] = {"type": "MARKET"}
@@ -168,8 +171,11 @@ def make_scenario(seed: int, index: int, prices: dict[str, Decimal]) -> Scenario
             body["exec_policy"] = {"type": "MAKER_TAKER", "maker_wait_ms": rng.randint(200, 1500)}
         elif sub == "twap":
             body["qty"] = str(D(rng.randint(2, 4)) / 1000)
-            body["exec_policy"] = {"type": "TWAP", "slices": rng.randint(2, 3),
-                                   "gap_ms": rng.randint(200, 800)}  # fmt: skip
+            body["exec_policy"] = {
+                "type": "TWAP",
+                "slices": rng.randint(2, 3),
+                "gap_ms": rng.randint(200, 800),
+            }
         else:
             bracket = True
             ref = prices["ETHUSDT"]
@@ -232,11 +238,13 @@ def find_violations(
         if n > 1:
             rows = [
                 f"{o['venue_order_id']}:{o['type']}:{o['status']}:{o['executed_qty']}"
-                for o in orders if o["client_order_id"] == cid
+                for o in orders
+                if o["client_order_id"] == cid
             ] + [
                 f"algo {a['algo_id']}:{a['type']}:{a['status']}:{a['qty']}"
-                for a in algos if a["client_algo_id"] == cid
-            ]  # fmt: skip
+                for a in algos
+                if a["client_algo_id"] == cid
+            ]
             v("DUPLICATE_CHILD_ID", cid, f"venue accepted it {n}x: {rows}")
     # 3. every venue fill persisted exactly once, nothing else persisted
     venue_keys = Counter((t["venue_order_id"], t["trade_id"]) for t in trades)
@@ -254,10 +262,12 @@ def find_violations(
         final = statuses.get(p, "?")
         doc = by_coid.get(p)
         entries = [
-            o for o in orders
-            if (m := _CHILD.match(o["client_order_id"])) and m["parent"] == p
+            o
+            for o in orders
+            if (m := _CHILD.match(o["client_order_id"]))
+            and m["parent"] == p
             and int(m["n"]) < FIRST_PROTECTIVE_CHILD
-        ]  # fmt: skip
+        ]
         venue_filled = sum((D(o["executed_qty"]) for o in entries), D(0))
         # 2. no overfill
         if venue_filled > plan.qty:
@@ -318,8 +328,11 @@ def find_violations(
                 and vid not in venue_by_id
                 and child.get("status") in ("FILLED", "PARTIALLY_FILLED")
             ):
-                v("CHILD_STATE_MISMATCH", cid, f"store says {child['status']} for venue "
-                  f"order {vid} the venue does not have")  # fmt: skip
+                v(
+                    "CHILD_STATE_MISMATCH",
+                    cid,
+                    f"store says {child['status']} for venue order {vid} the venue does not have",
+                )
         # 4b. exactly one outcome event per final parent (an intent refused before any
         # side effect is answered by its REJECTED record; it may publish none)
         events = ev.executed[p]
@@ -329,9 +342,8 @@ def find_violations(
         # 6. a filled bracketed entry carries its stop
         if plan.bracket and venue_filled > 0:
             mine = [
-                a for a in algos
-                if (m := _CHILD.match(a["client_algo_id"])) and m["parent"] == p
-            ]  # fmt: skip
+                a for a in algos if (m := _CHILD.match(a["client_algo_id"])) and m["parent"] == p
+            ]
             stops = [a for a in mine if a["type"] == "STOP_MARKET"]
             covered = any(
                 a["status"] == "NEW" and (a["close_position"] or D(a["qty"] or "0") >= venue_filled)
@@ -367,28 +379,42 @@ class Stack:
         self.cfg, self.run_dir = cfg, run_dir
         self.redis = RedisProc(run_dir / "redis")
         flags = [
-            "--fault-rate", str(cfg.fault_rate), "--fault-seed", str(cfg.seed),
-            "--seed", str(cfg.seed % 1000), "--stall-s", "1.5",
-            "--weight-limit", str(cfg.weight_limit), "--fault-retry-after-s", "1",
-        ]  # fmt: skip
+            "--fault-rate",
+            str(cfg.fault_rate),
+            "--fault-seed",
+            str(cfg.seed),
+            "--seed",
+            str(cfg.seed % 1000),
+            "--stall-s",
+            "1.5",
+            "--weight-limit",
+            str(cfg.weight_limit),
+            "--fault-retry-after-s",
+            "1",
+        ]
         self.facade = FacadeProc(run_dir, api_key=API_KEY, api_secret=API_SECRET, flags=flags)
         self.data_dir = run_dir / "data"
         env = {
-            "S4_EXCHANGE": "binanceusdm", "S4_EXCHANGE_BASE_URL": self.facade.url,
-            "S4_BINANCE_KEY": API_KEY, "S4_BINANCE_SECRET": API_SECRET, "S4_TESTNET": "false",
+            "S4_EXCHANGE": "binanceusdm",
+            "S4_EXCHANGE_BASE_URL": self.facade.url,
+            "S4_BINANCE_KEY": API_KEY,
+            "S4_BINANCE_SECRET": API_SECRET,
+            "S4_TESTNET": "false",
             "S4_API_TOKEN": S4_TOKEN,
             # The facade counts spot and futures weight in one pool of --weight-limit (Binance
             # USD-M alone has 2,400): S4's budget follows the venue it trades with.
             "S4_WEIGHT_LIMIT_1M": str(cfg.weight_limit),
-            "S4_REDIS_ADDRESSES": self.redis.address, "S4_DATA_DIR": str(self.data_dir),
+            "S4_REDIS_ADDRESSES": self.redis.address,
+            "S4_DATA_DIR": str(self.data_dir),
             "S4_FIXTURES_DIR": str(REPO / "fixtures"),
             "S4_ROUTE_TABLE_PATH": str(REPO / "fixtures" / "route_table.json"),
-            "S4_LOG_LEVEL": "INFO", "S4_CONSUMER_GROUP": "s4-router",
+            "S4_LOG_LEVEL": "INFO",
+            "S4_CONSUMER_GROUP": "s4-router",
             "S4_UNPROTECTED_ALERT_MS": str(cfg.unprotected_alert_ms),
             # Scenarios are short: a dead replica's stream entries are reclaimed sooner than
             # production's 30 s, so a scenario does not wait for half a minute.
             "S4_STREAM_CLAIM_IDLE_MS": "5000",
-        }  # fmt: skip
+        }
         self.replicas = [S4Proc(f"s4-{x}", run_dir, env=env) for x in "ab"[:replicas]]
         self.restarting: set[str] = set()
 
@@ -511,9 +537,10 @@ class Campaign:
         for attempt in range(10):
             try:
                 r = await self.http.get(
-                    f"{self.stack.facade.url}/sim/{name}", params=params,
+                    f"{self.stack.facade.url}/sim/{name}",
+                    params=params,
                     headers={"X-MBX-APIKEY": API_KEY},
-                )  # fmt: skip
+                )
                 r.raise_for_status()
                 rows: list[dict[str, Any]] = r.json()[name.replace("-", "_")]
                 return rows
@@ -615,8 +642,9 @@ class Campaign:
                 except RuntimeError as exc:
                     if self.stop.is_set():
                         return  # at the end the stack stops it on purpose
-                    self.say(f"  {victim.name} exited while starting ({attempt + 1}): "
-                             f"{str(exc)[-160:]}")  # fmt: skip
+                    self.say(
+                        f"  {victim.name} exited while starting ({attempt + 1}): {str(exc)[-160:]}"
+                    )
                     await asyncio.sleep(min(2.0 * (attempt + 1), 10.0))
             self.say(f"  {victim.name} did not come back after 10 starts")
         finally:
@@ -815,10 +843,12 @@ class Campaign:
         slack_ms = 2_000  # S4's protection poll and the alert's publish
         for parent, seen_ms in naked_seen.items():
             entry_ts = [
-                int(t["ts"]) for t in trades
-                if (m := _CHILD.match(t["client_order_id"] or "")) and m["parent"] == parent
+                int(t["ts"])
+                for t in trades
+                if (m := _CHILD.match(t["client_order_id"] or ""))
+                and m["parent"] == parent
                 and int(m["n"]) < FIRST_PROTECTIVE_CHILD
-            ]  # fmt: skip
+            ]
             if not entry_ts or seen_ms - min(entry_ts) < self.cfg.unprotected_alert_ms + slack_ms:
                 continue
             if not any(
@@ -826,11 +856,15 @@ class Campaign:
                 and parent in d
                 for e in alerts
             ):
-                out.append(Violation(
-                    sc.index, "NAKED_UNALERTED", parent,
-                    f"seen naked {(seen_ms - min(entry_ts)) / 1000:.1f} s after its first fill "
-                    "without a POSITION_UNPROTECTED alert",
-                ))  # fmt: skip
+                out.append(
+                    Violation(
+                        sc.index,
+                        "NAKED_UNALERTED",
+                        parent,
+                        f"seen naked {(seen_ms - min(entry_ts)) / 1000:.1f} s after its first fill "
+                        "without a POSITION_UNPROTECTED alert",
+                    )
+                )
         return out
 
     async def check(
@@ -853,14 +887,23 @@ class Campaign:
         positions = {p["symbol"]: D(p["qty"]) for p in await self.venue("positions")}
         pos = positions.get("ETHUSDT", D(0))
         stops = [
-            a for a in await self.venue("algo-orders")
-            if a["symbol"] == "ETHUSDT" and a["type"] == "STOP_MARKET" and a["status"] == "NEW"
+            a
+            for a in await self.venue("algo-orders")
+            if a["symbol"] == "ETHUSDT"
+            and a["type"] == "STOP_MARKET"
+            and a["status"] == "NEW"
             and a["side"] == "SELL"
-        ]  # fmt: skip
+        ]
         covered = sum((D(a["qty"] or "0") for a in stops), D(0))
         if pos > 0 and covered < pos and not any(a["close_position"] for a in stops):
-            out.append(Violation(-1, "UNPROTECTED_POSITION", "ETHUSDT",
-                                 f"position {pos} but open stops cover {covered}"))  # fmt: skip
+            out.append(
+                Violation(
+                    -1,
+                    "UNPROTECTED_POSITION",
+                    "ETHUSDT",
+                    f"position {pos} but open stops cover {covered}",
+                )
+            )
         return out
 
     # ---- main loop -----------------------------------------------------------------------
@@ -961,9 +1004,12 @@ async def run_campaign(cfg: Config) -> tuple[Stats, str]:
     try:
         await loop.run_in_executor(None, stack.start)
         if not cfg.quiet:
-            print(f"chaos: stack up in {time.monotonic() - t0:.0f}s (redis {stack.redis.address},"
-                  f" facade {stack.facade.url}, replicas "
-                  f"{', '.join(r.url for r in stack.replicas)})", flush=True)  # fmt: skip
+            print(
+                f"chaos: stack up in {time.monotonic() - t0:.0f}s (redis {stack.redis.address},"
+                f" facade {stack.facade.url}, replicas "
+                f"{', '.join(r.url for r in stack.replicas)})",
+                flush=True,
+            )
         campaign = Campaign(cfg, stack)
         t1 = time.monotonic()
         try:
@@ -983,16 +1029,20 @@ async def run_campaign(cfg: Config) -> tuple[Stats, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.chaos.campaign", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m tests.chaos.campaign",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     env_seed = os.environ.get("SEED") or os.environ.get("CHAOS_SEED")
     p.add_argument("--seed", type=int, default=int(env_seed) if env_seed else None)
-    p.add_argument("--scenarios", type=int,
-                   default=int(os.environ.get("CHAOS_SCENARIOS") or 1000))  # fmt: skip
-    p.add_argument("--concurrency", type=int,
-                   default=int(os.environ.get("CHAOS_CONCURRENCY") or 12))  # fmt: skip
-    p.add_argument("--fault-rate", type=float,
-                   default=float(os.environ.get("CHAOS_FAULT_RATE") or 0.03))  # fmt: skip
+    p.add_argument("--scenarios", type=int, default=int(os.environ.get("CHAOS_SCENARIOS") or 1000))
+    p.add_argument(
+        "--concurrency", type=int, default=int(os.environ.get("CHAOS_CONCURRENCY") or 12)
+    )
+    p.add_argument(
+        "--fault-rate", type=float, default=float(os.environ.get("CHAOS_FAULT_RATE") or 0.03)
+    )
     p.add_argument("--no-process-faults", action="store_true")
     p.add_argument("--fault-every-s", type=float, default=3.0)
     p.add_argument("--weight-limit", type=int, default=6000)
@@ -1001,11 +1051,17 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1, 1_000_000)
     cfg = Config(
-        seed=seed, scenarios=a.scenarios, concurrency=a.concurrency, fault_rate=a.fault_rate,
-        process_faults=not a.no_process_faults, fault_every_s=a.fault_every_s,
-        weight_limit=a.weight_limit, run_dir=a.run_dir, keep=a.run_dir is not None,
+        seed=seed,
+        scenarios=a.scenarios,
+        concurrency=a.concurrency,
+        fault_rate=a.fault_rate,
+        process_faults=not a.no_process_faults,
+        fault_every_s=a.fault_every_s,
+        weight_limit=a.weight_limit,
+        run_dir=a.run_dir,
+        keep=a.run_dir is not None,
         quiet=a.quiet,
-    )  # fmt: skip
+    )
     stats, text = asyncio.run(run_campaign(cfg))
     print(text, flush=True)
     return 1 if stats.violations or stats.done < cfg.scenarios else 0

@@ -47,8 +47,12 @@ class CampaignResult:
 
 
 def fault_plan(rate: float) -> FaultPlan:
-    kinds = (FaultKind.RATE_LIMIT, FaultKind.SERVER_ERROR, FaultKind.TIMEOUT_AFTER_ACCEPT,
-             FaultKind.DROPPED_ACK)  # fmt: skip
+    kinds = (
+        FaultKind.RATE_LIMIT,
+        FaultKind.SERVER_ERROR,
+        FaultKind.TIMEOUT_AFTER_ACCEPT,
+        FaultKind.DROPPED_ACK,
+    )
     return FaultPlan(probabilities={"*": {k: rate / len(kinds) for k in kinds}})
 
 
@@ -69,18 +73,25 @@ async def run_campaign(
     t_start = time.perf_counter()
     async with s4_rig(redis, tmp_path, clock=clock, venue=venue) as r:
         consumer = IntentConsumer(
-            redis=redis, router=r.c.router, clock=clock, group="g", consumer="chaos",
-            claim_idle_ms=1000, max_deliveries=5,
-        )  # fmt: skip
+            redis=redis,
+            router=r.c.router,
+            clock=clock,
+            group="g",
+            consumer="chaos",
+            claim_idle_ms=1000,
+            max_deliveries=5,
+        )
         coids: list[str] = []
         for i in range(n):
             coid = f"ch-{i}"
             coids.append(coid)
             over: dict[str, Any] = {
-                "client_order_id": coid, "intent_id": f"i-{i}",
-                "side": "BUY" if i % 2 == 0 else "SELL", "qty": "0.002",
+                "client_order_id": coid,
+                "intent_id": f"i-{i}",
+                "side": "BUY" if i % 2 == 0 else "SELL",
+                "qty": "0.002",
                 "created_ts": clock.now_ms(),
-            }  # fmt: skip
+            }
             if maker_every and i % maker_every == 0:
                 over["exec_policy"] = {"type": "MAKER_TAKER", "maker_wait_ms": 200}
             else:

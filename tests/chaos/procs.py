@@ -60,9 +60,14 @@ class Proc:
         self._log.write(f"\n==== start #{self.starts + 1} {time.strftime('%H:%M:%S')}\n".encode())
         self._log.flush()
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT, preexec_fn=_pdeathsig,
-        )  # fmt: skip
+            self.argv,
+            env=self.env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_pdeathsig,
+        )
         self.starts += 1
         return self
 
@@ -107,10 +112,24 @@ class RedisProc(Proc):
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         argv = [
-            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-            "--dir", str(workdir), "--protected-mode", "no", "--daemonize", "no",
-        ]  # fmt: skip
+            find_redis_server(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            str(workdir),
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
+        ]
         super().__init__("redis", argv, env=os.environ, log=workdir / "redis.log")
 
     @property
@@ -142,10 +161,19 @@ class FacadeProc(Proc):
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         argv = [
-            sys.executable, "-m", "venue.facade", "--port", str(self.port),
-            "--api-key", api_key, "--api-secret", api_secret, "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "venue.facade",
+            "--port",
+            str(self.port),
+            "--api-key",
+            api_key,
+            "--api-secret",
+            api_secret,
+            "--log-level",
+            "warning",
             *flags,
-        ]  # fmt: skip
+        ]
         super().__init__("facade", argv, env=os.environ, log=workdir / "facade.log")
         self.api_key = api_key
 
@@ -174,10 +202,10 @@ class S4Proc(Proc):
         self.port = free_port()
         full = dict(os.environ)
         full.update(env)
-        full.update({"S4_PORT": str(self.port), "S4_CONSUMER_NAME": name,
-                     "PYTHONUNBUFFERED": "1"})  # fmt: skip
-        super().__init__(name, [sys.executable, "-m", "s4_router"], env=full,
-                         log=workdir / f"{name}.log")  # fmt: skip
+        full.update({"S4_PORT": str(self.port), "S4_CONSUMER_NAME": name, "PYTHONUNBUFFERED": "1"})
+        super().__init__(
+            name, [sys.executable, "-m", "s4_router"], env=full, log=workdir / f"{name}.log"
+        )
 
     @property
     def url(self) -> str:

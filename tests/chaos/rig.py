@@ -88,10 +88,15 @@ def set_book(
 
 def intent(**over: Any) -> OrderIntent:
     body: dict[str, Any] = {
-        "intent_id": "i-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY",
-        "qty": "0.002", "exec_policy": {"type": "MARKET"}, "client_order_id": "c-1",
+        "intent_id": "i-1",
+        "market": "FUT",
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "qty": "0.002",
+        "exec_policy": {"type": "MARKET"},
+        "client_order_id": "c-1",
         "created_ts": T0,  # S4 refuses intents without a fresh decision time
-    }  # fmt: skip
+    }
     body.update(over)
     return OrderIntent.model_validate(body)
 
@@ -129,9 +134,10 @@ class Rig:
 
     async def events(self, coid: str | None = None) -> list[str]:
         return [
-            e["event"] for e in await self.stream(keys.ROUTER_EVENTS)
+            e["event"]
+            for e in await self.stream(keys.ROUTER_EVENTS)
             if coid is None or e["client_order_id"] == coid
-        ]  # fmt: skip
+        ]
 
     async def alerts(self) -> list[str]:
         return [a["kind"] for a in await self.stream(keys.ALERTS)]
@@ -149,12 +155,17 @@ class Rig:
 
 def settings_for(tmp_path: Path, **over: Any) -> Settings:
     base: dict[str, Any] = {
-        "data_dir": tmp_path, "fixtures_dir": FIXTURES,
-        "route_table_path": FIXTURES / "route_table.json", "background_execution": False,
-        "sim_publish_market": False, "order_sync_wait_ms": 0, "stream_block_ms": 50,
-        "retry_base_ms": 20, "retry_max_ms": 200,
+        "data_dir": tmp_path,
+        "fixtures_dir": FIXTURES,
+        "route_table_path": FIXTURES / "route_table.json",
+        "background_execution": False,
+        "sim_publish_market": False,
+        "order_sync_wait_ms": 0,
+        "stream_block_ms": 50,
+        "retry_base_ms": 20,
+        "retry_max_ms": 200,
         "api_token": S4_TOKEN,  # also outside pytest (benchmarks), where conftest sets no env
-    }  # fmt: skip
+    }
     base.update(over)
     return Settings(**base)
 
@@ -181,9 +192,13 @@ async def s4_rig(
         await asyncio.sleep(0)
 
     c = await bootstrap(
-        settings_for(tmp_path, **over), redis=redis, store=store, exchange=exchange,
-        clock=clock, sleep=sleep,
-    )  # fmt: skip
+        settings_for(tmp_path, **over),
+        redis=redis,
+        store=store,
+        exchange=exchange,
+        clock=clock,
+        sleep=sleep,
+    )
     try:
         yield Rig(c, clock, venue, exchange, redis)
     finally:

@@ -24,9 +24,14 @@ async def test_fixed_seed_campaign_of_real_processes_keeps_exactly_once_against_
     tmp_path: Path,
 ) -> None:
     cfg = Config(
-        seed=SEED, scenarios=SCENARIOS, concurrency=25, fault_every_s=1.5,
-        scenario_timeout_s=150.0, run_dir=tmp_path, quiet=True,
-    )  # fmt: skip
+        seed=SEED,
+        scenarios=SCENARIOS,
+        concurrency=25,
+        fault_every_s=1.5,
+        scenario_timeout_s=150.0,
+        run_dir=tmp_path,
+        quiet=True,
+    )
     stats, text = await run_campaign(cfg)
     print(text)
     assert stats.done == SCENARIOS, text

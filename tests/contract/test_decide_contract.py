@@ -35,8 +35,13 @@ RULE_FEATURES = {"rho_usdttwd_14": 0.1, "rv_1h": 0.01}
 async def s3(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, S3Container]]:
-    cfg = Settings(redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-                   s4_url=None, config_poll_sec=S3_TEST_POLL_S)  # fmt: skip
+    cfg = Settings(
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
+        config_poll_sec=S3_TEST_POLL_S,
+    )
     store = SqliteStore(tmp_path / "store.sqlite3")
     c = await bootstrap(cfg, redis=redis, store=store)
     app = create_app(cfg, container=c)
@@ -67,8 +72,9 @@ async def test_openapi_with_decide_routes_documents_request_and_response_schemas
     client, _ = s3
     spec = (await client.get("/openapi.json")).json()
     paths = spec["paths"]
-    assert {"/decide", "/decide/batch", "/decide/replay/{signal_id}", "/health",
-            "/metrics"} <= set(paths)  # fmt: skip
+    assert {"/decide", "/decide/batch", "/decide/replay/{signal_id}", "/health", "/metrics"} <= set(
+        paths
+    )
     req = spec["components"]["schemas"]["DecideRequest"]
     assert set(req["properties"]) == {"symbol", "sideHint", "dry_run", "context"}
     assert req["required"] == ["symbol"] and req["additionalProperties"] is False
@@ -177,16 +183,38 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     entries=st.integers(0, 2),
 )
 def test_engine_with_random_market_state_answers_in_schema_with_valid_intent(
-    which: str, symbol: str, market: Market, side: Side | None, mid: float, spread: float,
-    atr: float, p: float | None, age: int, rv: float, entries: int,
-) -> None:  # fmt: skip
+    which: str,
+    symbol: str,
+    market: Market,
+    side: Side | None,
+    mid: float,
+    spread: float,
+    atr: float,
+    p: float | None,
+    age: int,
+    rv: float,
+    entries: int,
+) -> None:
     eng = ENGINES[which]
-    feats = {**BTC, "mid": mid, "price": mid, "spread_bps": spread, "atr_14": atr,
-             "rv_pctile_30d": rv, "ma_cross": -1.0 if rv > 0.5 else 1.0}  # fmt: skip
+    feats = {
+        **BTC,
+        "mid": mid,
+        "price": mid,
+        "spread_bps": spread,
+        "atr_14": atr,
+        "rv_pctile_30d": rv,
+        "ma_cross": -1.0 if rv > 0.5 else 1.0,
+    }
     pre = eng.pre(
-        symbol=symbol, market=market, features=feats, feature_ts=NOW - age, now_ms=NOW,
-        side_hint=side, open_entries=entries, margin_in_flight=0.0,
-    )  # fmt: skip
+        symbol=symbol,
+        market=market,
+        features=feats,
+        feature_ts=NOW - age,
+        now_ms=NOW,
+        side_hint=side,
+        open_entries=entries,
+        margin_in_flight=0.0,
+    )
     ml = MlInput(p, "m", p is None, None if p is not None else "timeout")
     out = eng.finish(pre, ml, signal_id="s" * 32).as_dict()
     out.update(config_rev=eng.config_rev, ctx_rev=eng.ctx_rev, signal_id="s" * 32, dry_run=True)

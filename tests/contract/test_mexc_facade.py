@@ -102,8 +102,15 @@ async def test_order_and_trade_answers_match_recorded_mexc_fields_and_types(
         ask = venue.ticker(Market.SPOT, SYM).ask
         assert ask is not None
         # a marketable limit without a client id: filled, clientOrderId null
-        q = signed(venue, symbol=SYM, side="BUY", type="LIMIT", quantity="20",
-                   price=str(ask[0]), timeInForce="GTC")  # fmt: skip
+        q = signed(
+            venue,
+            symbol=SYM,
+            side="BUY",
+            type="LIMIT",
+            quantity="20",
+            price=str(ask[0]),
+            timeInForce="GTC",
+        )
         created = (await h.post(f"/api/v3/order?{q}")).json()
         assert isinstance(created["orderId"], str) and created["orderId"].startswith("C02__")
         assert created["orderListId"] == -1
@@ -125,8 +132,9 @@ async def test_order_and_trade_answers_match_recorded_mexc_fields_and_types(
 
 @pytest.fixture
 async def mexc(venue: Venue, url: str) -> AsyncIterator[Any]:
-    reader = CcxtSpotReader("mexc", api_key=API_KEY, api_secret=API_SECRET, base_url=url,
-                            timeout_ms=2000)  # fmt: skip
+    reader = CcxtSpotReader(
+        "mexc", api_key=API_KEY, api_secret=API_SECRET, base_url=url, timeout_ms=2000
+    )
     try:
         yield reader
     finally:
@@ -144,8 +152,9 @@ async def test_ccxt_mexc_reads_and_trades_through_the_facade(venue: Venue, mexc:
     client = reader.client
     market = await client.fetch_ticker("QRL/USDT")
     low = round(market["bid"] * 0.8, 4)
-    o = await client.create_order("QRL/USDT", "limit", "buy", 100, low,
-                                  {"newClientOrderId": "rb-test-1"})  # fmt: skip
+    o = await client.create_order(
+        "QRL/USDT", "limit", "buy", 100, low, {"newClientOrderId": "rb-test-1"}
+    )
     assert o["id"].startswith("C02__")
     got = await client.fetch_order(o["id"], "QRL/USDT")
     assert got["status"] == "open" and got["clientOrderId"] == "rb-test-1"

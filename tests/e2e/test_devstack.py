@@ -55,8 +55,9 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def _collect_streams(address: str, streams: list[str], out: dict[str, list[dict[str, Any]]],
-                     ready: threading.Event) -> None:  # fmt: skip
+def _collect_streams(
+    address: str, streams: list[str], out: dict[str, list[dict[str, Any]]], ready: threading.Event
+) -> None:
     """Follow `streams` (XREAD BLOCK) until the server goes away: what S3/S4 published."""
     host, port = address.rsplit(":", 1)
     client = redis_sync.Redis(host=host, port=int(port), socket_timeout=5, decode_responses=True)
@@ -84,10 +85,14 @@ def _traffic(s3: str, s4: str, stop: threading.Event, sent: list[str], lane: int
         i += 1
         policy = twap if i % 2 else {"type": "MARKET"}
         order = {
-            "intent_id": f"t-{i}", "market": "FUT", "symbol": "BTCUSDT",
-            "side": "BUY" if i % 4 < 2 else "SELL", "qty": 0.004, "exec_policy": policy,
+            "intent_id": f"t-{i}",
+            "market": "FUT",
+            "symbol": "BTCUSDT",
+            "side": "BUY" if i % 4 < 2 else "SELL",
+            "qty": 0.004,
+            "exec_policy": policy,
             "client_order_id": f"sd-{i}",
-        }  # fmt: skip
+        }
         try:
             _http("POST", f"{s4}/orders", order)
             sent.append(f"sd-{i}")
@@ -121,9 +126,12 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
     log = log_path.open("w+")
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "devstack.py")],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         process_group=0,  # its own group, as a shell runs a foreground job
-    )  # fmt: skip
+    )
     stop = threading.Event()
     streams: dict[str, list[dict[str, Any]]] = {"router:events": [], "orders:executed": []}
     sent: list[str] = []
@@ -164,10 +172,15 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
         status, body = _http("POST", f"{s3}/decide", dry, token=s3_tok)
         assert status == 200 and body["decision"] in ("open", "skip") and body["reason"]
         order = {
-            "intent_id": "u-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY",
-            "qty": 0.002, "exec_policy": {"type": "MARKET"}, "client_order_id": "ds-1",
+            "intent_id": "u-1",
+            "market": "FUT",
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "qty": 0.002,
+            "exec_policy": {"type": "MARKET"},
+            "client_order_id": "ds-1",
             "created_ts": int(time.time() * 1000),
-        }  # fmt: skip
+        }
         assert _http("POST", f"{s4}/orders", order, token=s3_tok)[0] == 401
         status, body = _http("POST", f"{s4}/orders", order, token=s4_tok)
         assert (status, body["result"], body["status"]) == (200, "OK", "FILLED")
@@ -200,14 +213,25 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
         assert m is not None
         ready = threading.Event()
         threads = [
-            threading.Thread(target=_collect_streams, args=(m.group(1), list(streams), streams,
-                                                            ready), daemon=True),
+            threading.Thread(
+                target=_collect_streams,
+                args=(m.group(1), list(streams), streams, ready),
+                daemon=True,
+            ),
         ] + [
-            threading.Thread(target=_traffic, args=(f"http://127.0.0.1:{s3_port}",
-                                                    f"http://127.0.0.1:{s4_port}", stop, sent,
-                                                    lane), daemon=True)
+            threading.Thread(
+                target=_traffic,
+                args=(
+                    f"http://127.0.0.1:{s3_port}",
+                    f"http://127.0.0.1:{s4_port}",
+                    stop,
+                    sent,
+                    lane,
+                ),
+                daemon=True,
+            )
             for lane in range(4)  # requests in flight in both services at Ctrl-C
-        ]  # fmt: skip
+        ]
         threads[0].start()
         assert ready.wait(10)
         for t in threads[1:]:
@@ -245,8 +269,10 @@ def test_devstack_serves_both_apis_and_on_ctrl_c_stops_s3_s4_redis_in_order_drop
     # Every execution that finished before S4 stopped was reported on both streams.
     assert finished <= reported, sorted(finished - reported)
     assert finished <= done_events, sorted(finished - done_events)
-    stops = [text.find(f"devstack: {name} stopped") for name in
-             ("s3-strategy", "s4-router", "md-feeder", "redis-server")]  # fmt: skip
+    stops = [
+        text.find(f"devstack: {name} stopped")
+        for name in ("s3-strategy", "s4-router", "md-feeder", "redis-server")
+    ]
     assert -1 not in stops and stops == sorted(stops), text[-3000:]
     # Each stopped by itself within its grace period (uvicorn re-raises the SIGTERM it
     # handled, hence rc -15), its lifespan shutdown complete: never killed.

@@ -89,10 +89,14 @@ async def test_scheduled_symmetric_rebalance_on_qrlusdt_fills_and_restores_the_r
 ) -> None:
     db = tmp_path / "store.sqlite3"
     s4_settings = S4Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        route_table_path=FIXTURES / "route_table.json", market_publish_ms=50,
-        stream_block_ms=50, maker_max_wait_ms=0,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        route_table_path=FIXTURES / "route_table.json",
+        market_publish_ms=50,
+        stream_block_ms=50,
+        maker_max_wait_ms=0,
+    )
     s4_store = SqliteStore(db)
     stacks.push_async_callback(s4_store.close)
     s4c = await s4_bootstrap(s4_settings, redis=redis, store=s4_store)
@@ -106,9 +110,12 @@ async def test_scheduled_symmetric_rebalance_on_qrlusdt_fills_and_restores_the_r
         transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
     )
     s3_settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        s4_url="http://s4", admin_token=ADMIN,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url="http://s4",
+        admin_token=ADMIN,
+    )
     s3_store = SqliteStore(db)
     stacks.push_async_callback(s3_store.close)
     s3c = await s3_bootstrap(

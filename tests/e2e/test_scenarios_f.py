@@ -71,10 +71,15 @@ async def f(redis: RedisClient, redis_addresses: list[str], tmp_path: Path) -> A
     async with AsyncExitStack() as es:
         db = tmp_path / "store.sqlite3"
         s4_settings = S4Settings(
-            redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-            route_table_path=FIXTURES / "route_table.json", market_publish_ms=50,
-            stream_block_ms=50, maker_max_wait_ms=0, protection_poll_ms=20,
-        )  # fmt: skip
+            redis_addresses=redis_addresses,
+            data_dir=tmp_path,
+            fixtures_dir=FIXTURES,
+            route_table_path=FIXTURES / "route_table.json",
+            market_publish_ms=50,
+            stream_block_ms=50,
+            maker_max_wait_ms=0,
+            protection_poll_ms=20,
+        )
         s4_store = SqliteStore(db)
         es.push_async_callback(s4_store.close)
         c = await s4_bootstrap(s4_settings, redis=redis, store=s4_store)
@@ -88,9 +93,11 @@ async def f(redis: RedisClient, redis_addresses: list[str], tmp_path: Path) -> A
         s3_store = SqliteStore(db)
         es.push_async_callback(s3_store.close)
         s3_settings = S3Settings(
-            redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+            redis_addresses=redis_addresses,
+            data_dir=tmp_path,
+            fixtures_dir=FIXTURES,
             s4_url="http://s4",
-        )  # fmt: skip
+        )
         rest = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
         )
@@ -122,9 +129,10 @@ async def _filled_and_protected(f: F, coid: str) -> bool:
     kids = await f.c.store.find("orders", Query(where={"parent_client_order_id": coid}))
     settled = all(k["status"] != "SUBMITTED" for k in kids)
     return (
-        settled and sorted(a.type.value for a in algos) == ["STOP_MARKET", "TAKE_PROFIT_MARKET"]
+        settled
+        and sorted(a.type.value for a in algos) == ["STOP_MARKET", "TAKE_PROFIT_MARKET"]
         and all(a.qty == abs(pos[0].qty) for a in algos)
-    )  # fmt: skip
+    )
 
 
 async def stream(redis: RedisClient, name: str) -> list[dict[str, Any]]:
@@ -144,9 +152,11 @@ async def test_fut_happy_with_decide_fills_entry_then_places_stop_then_take_prof
     live = {k["role"] for k in kids if k["status"] == "ACCEPTED"}
     assert live == {"STOP_LOSS", "TAKE_PROFIT"}
     algos = await f.c.exchange.fetch_open_conditionals("BTCUSDT")
+    # The stop first.
     assert [a.type.value for a in sorted(algos, key=lambda a: a.algo_id)] == [
-        "STOP_MARKET", "TAKE_PROFIT_MARKET"
-    ]  # fmt: skip  # the stop first
+        "STOP_MARKET",
+        "TAKE_PROFIT_MARKET",
+    ]
     assert all(a.reduce_only and a.working_type == "MARK_PRICE" for a in algos)
     pos = await f.c.exchange.fetch_positions(["BTCUSDT"])
     assert pos[0].margin_type == "ISOLATED" and pos[0].leverage == (intent.get("leverage") or 20)
@@ -172,10 +182,16 @@ async def test_fut_edge_with_venue_5xx_retries_then_fails_with_alert(
     for _ in range(40):
         f.sim.faults.script("book", FaultKind.SERVER_ERROR)
     body = {
-        "intent_id": "i-edge", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY",
-        "qty": "0.002", "exec_policy": {"type": "MARKET"}, "client_order_id": "f-edge-1",
-        "sl": {"type": "STOP_MARKET", "price": "1000"}, "created_ts": int(time.time() * 1000),
-    }  # fmt: skip
+        "intent_id": "i-edge",
+        "market": "FUT",
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "qty": "0.002",
+        "exec_policy": {"type": "MARKET"},
+        "client_order_id": "f-edge-1",
+        "sl": {"type": "STOP_MARKET", "price": "1000"},
+        "created_ts": int(time.time() * 1000),
+    }
     r = await f.s4.post("/orders", json=body)
     assert r.status_code == 503 and r.json()["result"] == "FAIL"
     assert "after retries" in r.json()["message"]
@@ -211,10 +227,11 @@ async def _stop_through(f: F, coid: str) -> None:
     await asyncio.sleep(0.1)
     bid = sl - 50
     f.sim.set_book(
-        Market.SPOT, "BTCUSDT",
+        Market.SPOT,
+        "BTCUSDT",
         bids=[(bid - i, Decimal(5)) for i in range(5)],
         asks=[(bid + 2 + i, Decimal(5)) for i in range(5)],
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("feed", ["events", "polling_only"])

@@ -56,12 +56,16 @@ async def start_stack(
 ) -> Stack:
     db = tmp_path / "store.sqlite3"
     s4_settings = S4Settings(
-        redis_addresses=addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        route_table_path=FIXTURES / "route_table.json", market_publish_ms=50, stream_block_ms=50,
+        redis_addresses=addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        route_table_path=FIXTURES / "route_table.json",
+        market_publish_ms=50,
+        stream_block_ms=50,
         # Maker legs capped to 0: the pipeline is under test here, not Maker→Taker timing
         # (tests/integration/test_s4_execution.py covers that with a manual clock).
         maker_max_wait_ms=0,
-    )  # fmt: skip
+    )
     s4_store = SqliteStore(db)
     stack.push_async_callback(s4_store.close)
     s4c = await s4_bootstrap(s4_settings, redis=redis, store=s4_store)
@@ -81,9 +85,11 @@ async def start_stack(
     elif rest == "down":
         http = httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=0.2)
     s3_settings = S3Settings(
-        redis_addresses=addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+        redis_addresses=addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
         s4_url=None if rest is None else "http://s4",
-    )  # fmt: skip
+    )
     s3_store = SqliteStore(db)
     stack.push_async_callback(s3_store.close)
     await _activate_bundle_without_brackets(s3_store)

@@ -77,9 +77,12 @@ async def _build_s3(
     from s3_strategy.entrypoints.api import create_app
 
     settings = Settings(
-        redis_addresses=redis_addresses, data_dir=data_dir, fixtures_dir=FIXTURES, s4_url=None,
+        redis_addresses=redis_addresses,
+        data_dir=data_dir,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
         **extra,
-    )  # fmt: skip
+    )
     redis = make_redis(redis_addresses)
     store = SqliteStore(data_dir / "store.sqlite3")
     container = await bootstrap(settings, redis=redis, store=store)

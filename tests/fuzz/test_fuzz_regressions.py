@@ -82,9 +82,11 @@ async def s4(
 ) -> AsyncIterator[Served]:
     tmp_path = tmp_path_factory.mktemp("fuzz-s4")
     settings = S4Settings(
-        redis_addresses=redis_single_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+        redis_addresses=redis_single_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
         route_table_path=FIXTURES / "route_table.json",
-    )  # fmt: skip
+    )
     store = SqliteStore(tmp_path / "store.sqlite3")
     app = s4_app(settings, container=await s4_bootstrap(settings, redis=module_redis, store=store))
     async for client in _serve(app, S4_TOKEN):
@@ -106,8 +108,9 @@ async def test_replay_with_malformed_signal_id_answers_422_naming_it(s3: Served)
     r = await client.post("/decide/replay/%C2%98%C2%BC")
     assert r.status_code == 422, r.text
     assert "signal_id" in r.json()["detail"]
-    assert_conforms(app, r, path="/decide/replay/{signal_id}",
-                    path_parameters={"signal_id": "\x98\xbc"})  # fmt: skip
+    assert_conforms(
+        app, r, path="/decide/replay/{signal_id}", path_parameters={"signal_id": "\x98\xbc"}
+    )
 
 
 @pytest.mark.parametrize("rules", [[{}], [{"x": 1}], [{"rule_id": 7}], [{"rule_id": "a b"}]])
@@ -163,8 +166,9 @@ async def test_get_unknown_order_answers_a_declared_404(s4: Served) -> None:
     client, app = s4
     r = await client.get("/orders/0")
     assert r.status_code == 404 and r.json()["result"] == "FAIL"
-    assert_conforms(app, r, path="/orders/{client_order_id}",
-                    path_parameters={"client_order_id": "0"})  # fmt: skip
+    assert_conforms(
+        app, r, path="/orders/{client_order_id}", path_parameters={"client_order_id": "0"}
+    )
 
 
 async def test_s4_422_body_is_the_declared_one(s4: Served) -> None:
@@ -188,9 +192,15 @@ async def test_decide_batch_with_malformed_symbol_answers_422_naming_symbols(
 
 @pytest.mark.parametrize("task", ["/tasks/rebalance/symmetric", "/tasks/rebalance/intelligent"])
 @pytest.mark.parametrize(
-    "context", [{"price": 1.0370836564168883e308}, {"price": 1509903771821259.0},
-                {"cost_avg": 1e13}, {"balances": {"QRL": 1e13}}, {"closes": [1e13]}],
-)  # fmt: skip
+    "context",
+    [
+        {"price": 1.0370836564168883e308},
+        {"price": 1509903771821259.0},
+        {"cost_avg": 1e13},
+        {"balances": {"QRL": 1e13}},
+        {"closes": [1e13]},
+    ],
+)
 async def test_task_with_out_of_range_what_if_answers_422_naming_it(
     s3: Served, task: str, context: dict[str, Any]
 ) -> None:

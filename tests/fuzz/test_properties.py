@@ -43,18 +43,62 @@ PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthC
 
 # ---- JSON of any shape, biased towards the words both languages use ------------------------
 WORDS = (
-    "rule_id", "priority", "applies", "when", "action", "status", "description", "allOf",
-    "anyOf", "not", "f", "op", "v", "type", "value", "symbols", "markets", "services",
-    "size_mult", "skip_entry", "ENABLED", "<", "==", "BTCUSDT", "FUT", "SPOT", "s3-strategy",
-    "intent_id", "market", "symbol", "side", "qty", "exec_policy", "sl", "tp", "price",
-    "client_order_id", "MARKET", "OCO", "TWAP", "tp_price", "sl_price", "BUY", "SELL",
-    "_key", "_id", *FEATURES,
-)  # fmt: skip
+    "rule_id",
+    "priority",
+    "applies",
+    "when",
+    "action",
+    "status",
+    "description",
+    "allOf",
+    "anyOf",
+    "not",
+    "f",
+    "op",
+    "v",
+    "type",
+    "value",
+    "symbols",
+    "markets",
+    "services",
+    "size_mult",
+    "skip_entry",
+    "ENABLED",
+    "<",
+    "==",
+    "BTCUSDT",
+    "FUT",
+    "SPOT",
+    "s3-strategy",
+    "intent_id",
+    "market",
+    "symbol",
+    "side",
+    "qty",
+    "exec_policy",
+    "sl",
+    "tp",
+    "price",
+    "client_order_id",
+    "MARKET",
+    "OCO",
+    "TWAP",
+    "tp_price",
+    "sl_price",
+    "BUY",
+    "SELL",
+    "_key",
+    "_id",
+    *FEATURES,
+)
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(WORDS),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(WORDS),
     st.text(max_size=12),
-)  # fmt: skip
+)
 json_values = st.recursive(
     scalars,
     lambda kids: st.one_of(
@@ -65,11 +109,13 @@ json_values = st.recursive(
 )
 
 # ---- rules: valid ones, near-valid ones, and anything -----------------------------------------
-leaves = st.fixed_dictionaries({
-    "f": st.sampled_from(FEATURES),
-    "op": st.sampled_from(("<", "<=", ">", ">=", "==", "!=")),
-    "v": st.sampled_from((-1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 2.0, 1e16)),
-})  # fmt: skip
+leaves = st.fixed_dictionaries(
+    {
+        "f": st.sampled_from(FEATURES),
+        "op": st.sampled_from(("<", "<=", ">", ">=", "==", "!=")),
+        "v": st.sampled_from((-1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 2.0, 1e16)),
+    }
+)
 conds = st.recursive(
     leaves,
     lambda kids: st.one_of(
@@ -81,9 +127,11 @@ conds = st.recursive(
 )
 actions = st.one_of(
     st.just({"type": "skip_entry"}),
-    st.builds(lambda x: {"type": "size_mult", "value": x},
-              st.sampled_from((0.0, 0.1, 0.5, 1.0, 2.5, 10.0, 11.0))),
-)  # fmt: skip
+    st.builds(
+        lambda x: {"type": "size_mult", "value": x},
+        st.sampled_from((0.0, 0.1, 0.5, 1.0, 2.5, 10.0, 11.0)),
+    ),
+)
 rule_docs = st.fixed_dictionaries(
     {
         "rule_id": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,8}", fullmatch=True),
@@ -93,14 +141,17 @@ rule_docs = st.fixed_dictionaries(
         "status": st.sampled_from(("ENABLED", "DISABLED", "enabled")),
     },
     optional={
-        "applies": st.fixed_dictionaries({}, optional={
-            "symbols": st.lists(st.sampled_from((*SYMBOLS, "DOGEUSDT")), max_size=3),
-            "markets": st.lists(st.sampled_from(("FUT", "SPOT", "OPT")), max_size=2),
-            "services": st.lists(st.sampled_from(("s3-strategy", "s4-router")), max_size=2),
-        }),
+        "applies": st.fixed_dictionaries(
+            {},
+            optional={
+                "symbols": st.lists(st.sampled_from((*SYMBOLS, "DOGEUSDT")), max_size=3),
+                "markets": st.lists(st.sampled_from(("FUT", "SPOT", "OPT")), max_size=2),
+                "services": st.lists(st.sampled_from(("s3-strategy", "s4-router")), max_size=2),
+            },
+        ),
         "description": st.text(max_size=20),
     },
-)  # fmt: skip
+)
 
 
 @st.composite
@@ -175,12 +226,13 @@ def test_linter_accepts_every_rule_within_the_language(docs: list[dict[str, Any]
             0 <= doc["priority"] <= 1_000_000
             and doc["status"] in ("ENABLED", "DISABLED")
             and all(len(v) >= 1 for v in app.values())  # a present list names something
-            and ok_cond(doc["when"]) and depth(doc["when"]) <= 6
+            and ok_cond(doc["when"])
+            and depth(doc["when"]) <= 6
             and (a["type"] == "skip_entry" or 0 < a["value"] <= 10)
             and set(app.get("symbols", ())) <= set(SYMBOLS)
             and set(app.get("markets", ())) <= {"FUT", "SPOT"}
             and set(app.get("services", ())) <= {"s3-strategy"}
-        )  # fmt: skip
+        )
 
     expect_ok = all(within(d) for d in docs)
     rules, refused = _lint(docs)
@@ -236,10 +288,15 @@ def intents(draw: st.DrawFn) -> dict[str, Any]:
         tp, sl = (hi, lo) if side == "BUY" else (lo, hi)
         body["exec_policy"] = {"type": "OCO", "tp_price": str(tp), "sl_price": str(sl)}
     else:
-        body["exec_policy"] = draw(st.sampled_from((
-            {"type": "MARKET"}, {"type": "MAKER_TAKER", "maker_wait_ms": 500},
-            {"type": "TWAP", "slices": 3, "gap_ms": 1000},
-        )))  # fmt: skip
+        body["exec_policy"] = draw(
+            st.sampled_from(
+                (
+                    {"type": "MARKET"},
+                    {"type": "MAKER_TAKER", "maker_wait_ms": 500},
+                    {"type": "TWAP", "slices": 3, "gap_ms": 1000},
+                )
+            )
+        )
     if market == "FUT" and draw(st.booleans()):
         lo, hi = sorted(draw(st.lists(prices, min_size=2, max_size=2, unique=True)))
         sl, tp = (lo, hi) if side == "BUY" else (hi, lo)
@@ -286,12 +343,19 @@ def test_intent_with_non_finite_number_is_refused_naming_the_field(
 @PROPS
 @given(
     body=intents(),
-    case=st.sampled_from((
-        (("qty",), str(MAX_NUMBER + 1)), (("qty",), "1e400"), (("qty",), 10**40),
-        (("intent_id",), "i" * 65), (("client_order_id",), "c" * 200),
-        (("created_ts",), 10**13), (("leverage",), 126), (("symbol",), "B" * 21),
-    )),
-)  # fmt: skip
+    case=st.sampled_from(
+        (
+            (("qty",), str(MAX_NUMBER + 1)),
+            (("qty",), "1e400"),
+            (("qty",), 10**40),
+            (("intent_id",), "i" * 65),
+            (("client_order_id",), "c" * 200),
+            (("created_ts",), 10**13),
+            (("leverage",), 126),
+            (("symbol",), "B" * 21),
+        )
+    ),
+)
 def test_intent_with_oversized_value_is_refused_naming_the_field(
     body: dict[str, Any], case: tuple[tuple[str, ...], Any]
 ) -> None:

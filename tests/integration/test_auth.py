@@ -47,9 +47,14 @@ from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
 
 RULE_FEATURES = {"rho_usdttwd_14": 0.1, "rv_1h": 0.01}
 FUT: dict[str, Any] = {
-    "intent_id": "uuid-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.002,
-    "exec_policy": {"type": "MARKET"}, "client_order_id": "t-auth-1",
-}  # fmt: skip
+    "intent_id": "uuid-1",
+    "market": "FUT",
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "qty": 0.002,
+    "exec_policy": {"type": "MARKET"},
+    "client_order_id": "t-auth-1",
+}
 OPEN = {(m, p) for m in ("GET", "HEAD") for p in ("/health", "/metrics")}
 
 # Ways of not being authenticated: no header, another scheme, an empty or wrong token, the
@@ -84,9 +89,12 @@ async def s3(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> AsyncIterator[S3Rig]:
     settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
         config_poll_sec=S3_TEST_POLL_S,
-    )  # fmt: skip
+    )
     store = SqliteStore(tmp_path / "s3.sqlite3")
     container = await s3_bootstrap(settings, redis=redis, store=store)
     app = s3_app(settings, container=container)
@@ -112,10 +120,14 @@ async def s4(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> AsyncIterator[S4Rig]:
     settings = S4Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        route_table_path=FIXTURES / "route_table.json", market_publish_ms=50, stream_block_ms=50,
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        route_table_path=FIXTURES / "route_table.json",
+        market_publish_ms=50,
+        stream_block_ms=50,
         protection_poll_ms=S4_TEST_PROTECTION_POLL_MS,
-    )  # fmt: skip
+    )
     store = SqliteStore(tmp_path / "s4.sqlite3")
     container = await s4_bootstrap(settings, redis=redis, store=store)
     app = s4_app(settings, container=container)
@@ -159,8 +171,13 @@ def assert_refused(r: httpx.Response, *, fail_body: bool) -> None:
 # ---- S3 -----------------------------------------------------------------------------------
 async def test_s3_every_route_but_health_and_metrics_refuses_without_token(s3: S3Rig) -> None:
     endpoints = set(every_endpoint(s3.app))
-    assert {("POST", "/decide"), ("POST", "/decide/batch"), ("GET", "/docs"),
-            ("GET", "/openapi.json"), ("POST", "/decide/replay/x-1")} <= endpoints  # fmt: skip
+    assert {
+        ("POST", "/decide"),
+        ("POST", "/decide/batch"),
+        ("GET", "/docs"),
+        ("GET", "/openapi.json"),
+        ("POST", "/decide/replay/x-1"),
+    } <= endpoints
     for method, path in sorted(endpoints):
         r = await s3.client.request(method, path)
         if (method, path) in OPEN:
@@ -169,8 +186,13 @@ async def test_s3_every_route_but_health_and_metrics_refuses_without_token(s3: S
             assert_refused(r, fail_body=False)
     # Paths no route serves are refused too (nothing learns which exist), and only the exact
     # open paths are open.
-    for method, path in [("GET", "/nope"), ("GET", "/health/"), ("GET", "//health"),
-                         ("POST", "/health"), ("DELETE", "/metrics")]:  # fmt: skip
+    for method, path in [
+        ("GET", "/nope"),
+        ("GET", "/health/"),
+        ("GET", "//health"),
+        ("POST", "/health"),
+        ("DELETE", "/metrics"),
+    ]:
         assert_refused(await s3.client.request(method, path), fail_body=False)
 
 
@@ -202,9 +224,12 @@ async def test_s3_decide_unauthenticated_json_post_is_refused_with_no_side_effec
     assert await s3.c.store.count("signals", {}) == 0
     assert await redis.xlen(keys.ORDERS_INTENT) == 0
     decided = [
-        s.value for m in s3.c.metrics.registry.collect() if m.name == "s3_decide_latency_seconds"
-        for s in m.samples if s.name.endswith("_count")
-    ]  # fmt: skip
+        s.value
+        for m in s3.c.metrics.registry.collect()
+        if m.name == "s3_decide_latency_seconds"
+        for s in m.samples
+        if s.name.endswith("_count")
+    ]
     assert sum(decided) == 0
 
 
@@ -217,9 +242,10 @@ async def test_s3_decide_with_api_or_admin_token_is_served(s3: S3Rig, redis: Red
         assert r.status_code == 200, r.text
         assert r.json()["decision"] == "open"
     r = await s3.client.post(
-        "/decide", json={"symbol": "BTCUSDT", "dry_run": True},
+        "/decide",
+        json={"symbol": "BTCUSDT", "dry_run": True},
         headers={"Authorization": f"bearer {S3_TOKEN}"},  # the scheme is case-insensitive
-    )  # fmt: skip
+    )
     assert r.status_code == 200
     assert (await s3.client.get("/openapi.json", headers=bearer(S3_TOKEN))).status_code == 200
 
@@ -311,10 +337,18 @@ async def test_s4_cancel_with_venue_order_id_s4_never_placed_is_404_and_not_sent
 ) -> None:
     venue = s4.c.exchange
     # An order placed at the venue by someone else (not through S4): its id is guessable.
-    foreign = await venue.place_order(PlaceOrderRequest(
-        Market.FUT, "BTCUSDT", Side.BUY, OrderType.LIMIT, Decimal("0.002"), "someone-else-1",
-        price=Decimal(60000), time_in_force=TimeInForce.GTC,
-    ))  # fmt: skip
+    foreign = await venue.place_order(
+        PlaceOrderRequest(
+            Market.FUT,
+            "BTCUSDT",
+            Side.BUY,
+            OrderType.LIMIT,
+            Decimal("0.002"),
+            "someone-else-1",
+            price=Decimal(60000),
+            time_in_force=TimeInForce.GTC,
+        )
+    )
     r = await s4.client.post(
         "/cancel", json={"order_id": foreign.venue_order_id}, headers=bearer(S4_TOKEN)
     )
@@ -327,10 +361,18 @@ async def test_s4_cancel_with_venue_order_id_s4_never_placed_is_404_and_not_sent
 async def test_s4_cancel_with_venue_order_id_shared_by_two_orders_is_409(s4: S4Rig) -> None:
     # Venues number orders per symbol (Binance): two of S4's orders may carry the same id.
     for coid, symbol in (("t-dup-btc", "BTCUSDT"), ("t-dup-eth", "ETHUSDT")):
-        await s4.c.store.insert("orders", {
-            "_key": coid, "client_order_id": coid, "symbol": symbol, "market": "FUT",
-            "status": "NEW", "venue_order_id": "4242", "parent_client_order_id": None,
-        })  # fmt: skip
+        await s4.c.store.insert(
+            "orders",
+            {
+                "_key": coid,
+                "client_order_id": coid,
+                "symbol": symbol,
+                "market": "FUT",
+                "status": "NEW",
+                "venue_order_id": "4242",
+                "parent_client_order_id": None,
+            },
+        )
     r = await s4.client.post("/cancel", json={"order_id": "4242"}, headers=bearer(S4_TOKEN))
     assert r.status_code == 409, r.text
     assert "client_order_id" in r.json()["message"]
@@ -377,9 +419,12 @@ async def test_s4_auth_disabled_on_the_simulator_lets_requests_in_and_warns(
 ) -> None:
     monkeypatch.delenv("S4_API_TOKEN")
     settings = S4Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        route_table_path=FIXTURES / "route_table.json", auth_disabled=True,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        route_table_path=FIXTURES / "route_table.json",
+        auth_disabled=True,
+    )
     store = SqliteStore(tmp_path / "s4.sqlite3")
     c = await s4_bootstrap(settings, redis=redis, store=store)
     with caplog.at_level(logging.WARNING, logger="svckit.auth"):
@@ -397,9 +442,11 @@ async def test_s3_bootstrap_client_to_s4_sends_s3_s4_api_token(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
         s4_url="http://127.0.0.1:9",
-    )  # fmt: skip
+    )
     store = SqliteStore(tmp_path / "s3.sqlite3")
     c = await s3_bootstrap(settings, redis=redis, store=store)
     try:
@@ -416,13 +463,17 @@ async def test_s3_with_a_token_s4_refuses_alerts_publish_degraded_naming_the_var
     # S4 rotated its token, S3 still sends the old one: the REST path is down for a reason
     # an operator must see (the stream path still delivers the intent).
     settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        s4_url="http://s4", alert_min_interval_s=0,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url="http://s4",
+        alert_min_interval_s=0,
+    )
     stale = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=s4.app), base_url="http://s4",
+        transport=httpx.ASGITransport(app=s4.app),
+        base_url="http://s4",
         headers=bearer("stale-token-0123456789abcdef"),
-    )  # fmt: skip
+    )
     store = SqliteStore(tmp_path / "s3.sqlite3")
     c = await s3_bootstrap(settings, redis=redis, store=store, http=stale)
     app = s3_app(settings, container=c)

@@ -50,9 +50,12 @@ async def test_s3_start_up_failing_after_redis_and_store_opened_closes_both(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
         symbols=["BTCUSDT", "NOPEUSDT"],  # checked after Redis and the store are open
-    )  # fmt: skip
+    )
     before = await _redis_clients(redis)
     with pytest.raises(ConfigError, match="NOPEUSDT") as failed:
         await s3_bootstrap(settings)
@@ -72,9 +75,11 @@ async def test_s4_start_up_failing_after_redis_and_store_opened_closes_both(
     await store.upsert("instrument_registry", "BADUSDT", {"symbol": "BADUSDT"})
     await store.close()
     settings = S4Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
         route_table_path=FIXTURES / "route_table.json",
-    )  # fmt: skip
+    )
     before = await _redis_clients(redis)
     with pytest.raises(ValidationError, match="BADUSDT") as failed:
         await s4_bootstrap(settings)
@@ -88,8 +93,11 @@ async def test_s3_close_after_a_good_start_releases_redis_and_store(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
+    )
     before = await _redis_clients(redis)
     container = await s3_bootstrap(settings)
     await container.start()

@@ -72,8 +72,17 @@ def _assert_full_features(
     assert 55_000 < feats["mid"] < 75_000  # BTCUSDT trades around 65,000 on the simulator
     assert feats["spread_bps"] >= 0 and feats["depth_top1_usdt"] > 0
     # History-based features exist from the first publish (warm-up backfill of 1-min bars).
-    for name in ("atr_14", "ma7_5m", "ma25_5m", "rv_1h", "rv_pctile_30d", "ma_cross",
-                 "funding_rate", "funding_next_abs", "price"):  # fmt: skip
+    for name in (
+        "atr_14",
+        "ma7_5m",
+        "ma25_5m",
+        "rv_1h",
+        "rv_pctile_30d",
+        "ma_cross",
+        "funding_rate",
+        "funding_next_abs",
+        "price",
+    ):
         assert name in feats, name
     assert 0 <= feats["rv_pctile_30d"] <= 1 and feats["atr_14"] > 0
     assert -1 <= feats["rho_usdttwd_14"] <= 1  # synthetic USDT/TWD in the simulator
@@ -87,10 +96,13 @@ async def test_s4_with_sim_exchange_publishes_no_features_and_the_feeder_alone_p
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     s4_settings = S4Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        route_table_path=FIXTURES / "route_table.json", market_publish_ms=50,
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        route_table_path=FIXTURES / "route_table.json",
+        market_publish_ms=50,
         stream_block_ms=50,
-    )  # fmt: skip
+    )
     store = SqliteStore(tmp_path / "store.sqlite3")
     container = await bootstrap(s4_settings, redis=redis, store=store)
     app = create_app(s4_settings, container=container)
@@ -127,7 +139,9 @@ async def test_s4_with_sim_exchange_publishes_no_features_and_the_feeder_alone_p
                 # The feeder follows the venue: a later publish reflects a later step.
                 first_ts = feats["ts"]
                 async with asyncio.timeout(5):
-                    while jsonutil.loads(await redis.get(keys.feat_last("BTCUSDT")))["ts"] == first_ts:  # noqa: ASYNC110, E501  # fmt: skip
+                    while (  # noqa: ASYNC110  (polling another process's writes)
+                        jsonutil.loads(await redis.get(keys.feat_last("BTCUSDT")))["ts"] == first_ts
+                    ):
                         await asyncio.sleep(0.05)
             assert feeder.task is not None and feeder.task.done()
     finally:
@@ -211,8 +225,9 @@ async def test_sim_market_and_feeder_over_a_redis_cluster_publish_every_symbol(
 async def test_feeder_with_redis_down_answers_503_counts_errors_and_keeps_running() -> None:
     server = EmbeddedRedis().start()
     client = make_redis(server.addresses)
-    app = create_feeder_app(MDSettings(redis_addresses=server.addresses, sim_block_ms=50),
-                            redis=client)  # fmt: skip
+    app = create_feeder_app(
+        MDSettings(redis_addresses=server.addresses, sim_block_ms=50), redis=client
+    )
     try:
         async with (
             app.router.lifespan_context(app),
@@ -224,7 +239,9 @@ async def test_feeder_with_redis_down_answers_503_counts_errors_and_keeps_runnin
             r = await http.get("/health")
             assert r.status_code == 503 and r.json()["redis"] is False
             async with asyncio.timeout(10):
-                while 'md_source_errors_total{kind="redis"}' not in (await http.get("/metrics")).text:  # noqa: ASYNC110, E501  # fmt: skip
+                while (  # noqa: ASYNC110  (polling another process's metrics)
+                    'md_source_errors_total{kind="redis"}' not in (await http.get("/metrics")).text
+                ):
                     await asyncio.sleep(0.1)
             feeder = app.state.feeder
             assert feeder.task is not None and not feeder.task.done()
@@ -239,9 +256,14 @@ def test_feeder_with_bad_setting_exits_2_naming_the_variable(redis_addresses: li
         "MD_SOURCE": "kraken",
     }
     out = subprocess.run(
-        [sys.executable, "-m", "md_feeder"], env=env, cwd=REPO, capture_output=True,
-        text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "md_feeder"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 2 and "MD_SOURCE='kraken'" in out.stderr
 
 
@@ -273,9 +295,13 @@ async def test_polling_feed_publishes_and_builds_history_from_polls(redis: Redis
     clock = ManualClock(1_700_000_000_000)
     venue = default_venue(clock=clock, seed=3)
     feed = PollingFeed(
-        source=VenueBooks(venue), redis=redis, symbols=["BTCUSDT", "NOPEUSDT"], period_ms=1000,
-        funding_period_ms=60_000, monotonic_ms=lambda: float(clock.now_ms()),
-    )  # fmt: skip
+        source=VenueBooks(venue),
+        redis=redis,
+        symbols=["BTCUSDT", "NOPEUSDT"],
+        period_ms=1000,
+        funding_period_ms=60_000,
+        monotonic_ms=lambda: float(clock.now_ms()),
+    )
     await feed.publish_once()
     assert feed.symbols == ["BTCUSDT"]  # a symbol the venue does not list is left out
     feats = jsonutil.loads(await redis.get(keys.feat_last("BTCUSDT")))
@@ -316,8 +342,13 @@ async def test_polling_feed_with_failing_funding_and_a_bad_answer_keeps_publishi
     clock = ManualClock(1_700_000_000_000)
     venue = default_venue(clock=clock, seed=3)
     metrics = FeedMetrics()
-    feed = PollingFeed(source=FlakyVenueBooks(venue), redis=redis, symbols=["BTCUSDT"],
-                       period_ms=10, metrics=metrics)  # fmt: skip
+    feed = PollingFeed(
+        source=FlakyVenueBooks(venue),
+        redis=redis,
+        symbols=["BTCUSDT"],
+        period_ms=10,
+        metrics=metrics,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(feed.run(stop))
     try:
@@ -348,8 +379,9 @@ async def test_ccxt_source_over_the_binance_facade_publishes_books_funding_and_m
     venue, server = facade_venue
     with server:
         source = CcxtBookSource("binance", testnet=False, base_url=server.url)
-        feed = PollingFeed(source=source, redis=redis, symbols=["BTCUSDT", "QRLUSDT"],
-                           period_ms=100)  # fmt: skip
+        feed = PollingFeed(
+            source=source, redis=redis, symbols=["BTCUSDT", "QRLUSDT"], period_ms=100
+        )
         try:
             assert await feed.publish_once() == 2
             assert source.is_futures("BTCUSDT") and not source.is_futures("QRLUSDT")
@@ -371,8 +403,15 @@ def test_synthetic_rho_with_long_history_is_deterministic_and_near_its_beta() ->
     rng = random.Random(1)
     for i in range(3000):
         nxt = price * (1 + rng.gauss(0, 0.001))
-        calc_bars.append(Bar(i * 60_000, D(f"{price:.2f}"), D(f"{max(price, nxt):.2f}"),
-                             D(f"{min(price, nxt):.2f}"), D(f"{nxt:.2f}")))  # fmt: skip
+        calc_bars.append(
+            Bar(
+                i * 60_000,
+                D(f"{price:.2f}"),
+                D(f"{max(price, nxt):.2f}"),
+                D(f"{min(price, nxt):.2f}"),
+                D(f"{nxt:.2f}"),
+            )
+        )
         price = nxt
     rho = synthetic_rho_usdttwd(calc_bars, seed=42)
     assert rho == synthetic_rho_usdttwd(calc_bars, seed=42)

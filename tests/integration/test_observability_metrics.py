@@ -54,13 +54,19 @@ async def exported(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> AsyncIterator[dict[str, set[str]]]:
     s4_settings = S4Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        route_table_path=FIXTURES / "route_table.json", market_publish_ms=50, stream_block_ms=50,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        route_table_path=FIXTURES / "route_table.json",
+        market_publish_ms=50,
+        stream_block_ms=50,
+    )
     s3_settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
         s4_url="http://s4",
-    )  # fmt: skip
+    )
     md_settings = MDSettings(redis_addresses=redis_addresses, sim_block_ms=50)
     out: dict[str, set[str]] = {}
     async with AsyncExitStack() as es:

@@ -30,9 +30,13 @@ async def s3(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, S3Container]]:
     # Several entries per market, so that a repeated decision reaches the idempotency check.
     settings = Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
-        concurrent_entries_per_market=5, config_poll_sec=S3_TEST_POLL_S,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
+        concurrent_entries_per_market=5,
+        config_poll_sec=S3_TEST_POLL_S,
+    )
     store = SqliteStore(tmp_path / "store.sqlite3")
     container = await bootstrap(settings, redis=redis, store=store)
     app = create_app(settings, container=container)
@@ -59,8 +63,12 @@ async def test_decide_dry_run_with_fresh_features_opens_and_emits_nothing(
     assert body["intent"]["qty"] == "0.006"  # 20 USDT · 20x / 65000.5 → step 0.001
     assert body["intent"]["client_order_id"].startswith("s3-btc-")
     assert [g["gate"] for g in body["gates"]] == [
-        "funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget", "concurrent_entries"
-    ]  # fmt: skip
+        "funding_abs",
+        "spread_bps",
+        "depth_top1_usdt",
+        "risk_budget",
+        "concurrent_entries",
+    ]
     assert await redis.xlen(keys.ORDERS_INTENT) == 0
     assert await redis.get(keys.idem_order(body["intent"]["client_order_id"])) is None
     signal = await c.store.get("signals", body["signal_id"])

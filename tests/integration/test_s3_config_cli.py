@@ -21,9 +21,17 @@ from tests.conftest import FIXTURES, REPO
 
 async def cli_process(env: dict[str, str], *args: str) -> tuple[int, Any]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "s3_strategy.config", "--actor", "cli:ops", *args,
-        env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "s3_strategy.config",
+        "--actor",
+        "cli:ops",
+        *args,
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, json.loads(out or err)
@@ -46,8 +54,12 @@ async def test_cli_upload_activate_rollback_round_trip(
 ) -> None:
     store = SqliteStore(tmp_path / "store.sqlite3")
     report = await seed_store(store, FIXTURES)
-    env = {**os.environ, "S3_REDIS_ADDRESSES": ",".join(redis_addresses),
-           "S3_DATA_DIR": str(tmp_path), "S3_FIXTURES_DIR": str(FIXTURES)}  # fmt: skip
+    env = {
+        **os.environ,
+        "S3_REDIS_ADDRESSES": ",".join(redis_addresses),
+        "S3_DATA_DIR": str(tmp_path),
+        "S3_FIXTURES_DIR": str(FIXTURES),
+    }
     try:
         code, shown = await cli_process(env, "show")
         assert code == 0 and shown["active_rev"] == report.bundle_rev
@@ -71,8 +83,9 @@ async def test_cli_upload_activate_rollback_round_trip(
         assert code == 0 and rolled["active_rev"] == report.bundle_rev
         audit = sorted(await store.find("config_audit"), key=lambda d: d["ts"])
         assert [(a["action"], a["actor"]) for a in audit] == [
-            ("activate", "cli:ops"), ("rollback", "cli:ops")
-        ]  # fmt: skip
+            ("activate", "cli:ops"),
+            ("rollback", "cli:ops"),
+        ]
         code, missing = await cli(env, "activate", "0123456789ab")
         assert code == 3 and "unknown config rev" in missing["error"]
     finally:

@@ -62,10 +62,17 @@ async def replica(
     async with AsyncExitStack() as stack:
 
         async def start(*, scorer: Scorer | None = None, seed: bool = True, **over: Any) -> Replica:
-            cfg = Settings(**{
-                "redis_addresses": redis_addresses, "data_dir": tmp_path, "fixtures_dir": FIXTURES,
-                "s4_url": None, "config_poll_sec": POLL_S, "admin_token": TOKEN, **over,
-            })  # fmt: skip
+            cfg = Settings(
+                **{
+                    "redis_addresses": redis_addresses,
+                    "data_dir": tmp_path,
+                    "fixtures_dir": FIXTURES,
+                    "s4_url": None,
+                    "config_poll_sec": POLL_S,
+                    "admin_token": TOKEN,
+                    **over,
+                }
+            )
             c = await bootstrap(cfg, redis=redis, store=store, scorer=scorer, seed=seed)
             app = create_app(cfg, container=c)
             await stack.enter_async_context(app.router.lifespan_context(app))
@@ -242,13 +249,17 @@ async def test_rollback_restores_previous_and_history_audits_both(replica: Facto
     await eventually(lambda: _rev_is(r, old))
     items = (await r.client.get("/config/history", headers=AUTH)).json()["items"]
     assert [(i["action"], i["rev"], i["previous_rev"]) for i in items] == [
-        ("rollback", old, rev), ("activate", rev, old)
-    ]  # fmt: skip
+        ("rollback", old, rev),
+        ("activate", rev, old),
+    ]
     assert all(i["actor"] == "api:alice" and i["ts"] > 0 for i in items)
     assert items[1]["diff_summary"]["rules_changed"] == 1
     shown = (await r.client.get("/config", headers=AUTH)).json()
     assert (shown["active_rev"], shown["previous_rev"], shown["activated_by"]) == (
-        old, rev, "api:alice")  # fmt: skip
+        old,
+        rev,
+        "api:alice",
+    )
     diff = (await r.client.get(f"/config/diff?from={old}&to={rev}", headers=AUTH)).json()
     assert diff["rules"]["changed"][0]["rule_id"] == "R-001"
 

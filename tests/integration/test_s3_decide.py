@@ -77,10 +77,13 @@ async def make_s3(
             **settings: Any,
         ) -> S3:
             base: dict[str, Any] = {
-                "redis_addresses": redis_addresses, "data_dir": tmp_path,
-                "fixtures_dir": FIXTURES, "s4_url": None, "entries_reconcile_ms": 50,
+                "redis_addresses": redis_addresses,
+                "data_dir": tmp_path,
+                "fixtures_dir": FIXTURES,
+                "s4_url": None,
+                "entries_reconcile_ms": 50,
                 "config_poll_sec": S3_TEST_POLL_S,
-            }  # fmt: skip
+            }
             if http is not None:
                 base["s4_url"] = "http://s4"
             cfg = Settings(**{**base, **settings})
@@ -178,8 +181,21 @@ async def test_decide_signal_with_every_decision_holds_spec_fields(
     body = await s3.decide(DRY)
     signal = await s3.store.get("signals", body["signal_id"])
     assert signal is not None
-    for name in ("signal_id", "t0", "symbol", "features", "gates", "rules_fired", "ml",
-                 "decision", "intent", "config_rev", "ctx_rev", "state", "market"):  # fmt: skip
+    for name in (
+        "signal_id",
+        "t0",
+        "symbol",
+        "features",
+        "gates",
+        "rules_fired",
+        "ml",
+        "decision",
+        "intent",
+        "config_rev",
+        "ctx_rev",
+        "state",
+        "market",
+    ):
         assert name in signal, name
     assert signal["intent"] == body["intent"] and signal["config_rev"] == body["config_rev"]
 
@@ -293,13 +309,23 @@ async def test_decide_live_with_entry_in_flight_skips_until_s4_reports_it_done(
     await put_features(redis, **RULE_FEATURES)  # new snapshot ⇒ a new decision, not a retry
     second = await s3.decide(BTC)
     assert second["reason"] == "CONCURRENT_ENTRIES"
-    assert second["gates"][-1] == {"gate": "concurrent_entries", "passed": False,
-                                   "observed": 1.0, "threshold": 1.0}  # fmt: skip
+    assert second["gates"][-1] == {
+        "gate": "concurrent_entries",
+        "passed": False,
+        "observed": 1.0,
+        "threshold": 1.0,
+    }
     dry = await s3.decide(DRY)  # what-ifs see the same state
     assert dry["reason"] == "CONCURRENT_ENTRIES"
     # S4 reports the order filled (stream); every S3 replica drops it from the ledger.
-    await redis.xadd(keys.ORDERS_EXECUTED, {"data": jsonutil.dumps(
-        {"event": "ORDER_EXECUTED", "client_order_id": coid, "status": "FILLED"})})  # fmt: skip
+    await redis.xadd(
+        keys.ORDERS_EXECUTED,
+        {
+            "data": jsonutil.dumps(
+                {"event": "ORDER_EXECUTED", "client_order_id": coid, "status": "FILLED"}
+            )
+        },
+    )
 
     async def cleared() -> bool:
         return coid not in await redis.hgetall(ENTRIES_KEY)
@@ -325,26 +351,42 @@ async def test_ledger_reconcile_with_s4_state_drops_finished_and_stale_and_adopt
     redis: RedisClient, sqlite_store: SqliteStore
 ) -> None:
     clock = ManualClock(start_ms=1_700_000_000_000)
-    ledger = EntriesLedger(redis=redis, store=sqlite_store, clock=clock, symbols=["BTCUSDT"],
-                           grace_ms=60_000, reconcile_ms=1000)  # fmt: skip
+    ledger = EntriesLedger(
+        redis=redis,
+        store=sqlite_store,
+        clock=clock,
+        symbols=["BTCUSDT"],
+        grace_ms=60_000,
+        reconcile_ms=1000,
+    )
     now = clock.now_ms()
 
     def order(coid: str, status: str, **over: Any) -> Doc:
         return {
-            "_key": coid, "client_order_id": coid, "parent_client_order_id": None,
-            "symbol": "BTCUSDT", "market": "FUT", "status": status, "qty": "0.006",
-            "intent": {"ref_price": "65000", "leverage": 20}, "created_ts": now, **over,
-        }  # fmt: skip
+            "_key": coid,
+            "client_order_id": coid,
+            "parent_client_order_id": None,
+            "symbol": "BTCUSDT",
+            "market": "FUT",
+            "status": status,
+            "qty": "0.006",
+            "intent": {"ref_price": "65000", "leverage": 20},
+            "created_ts": now,
+            **over,
+        }
 
     await sqlite_store.insert("orders", order("filled", "FILLED"))
     await sqlite_store.insert("orders", order("manual", "ACCEPTED"))
     await sqlite_store.insert("orders", order("child", "ACCEPTED", parent_client_order_id="p"))
     await sqlite_store.insert("orders", order("close", "ACCEPTED", reduce_only=True))
-    await redis.hset(ENTRIES_KEY, mapping={
-        "filled": encode("BTCUSDT", "FUT", 19.5, now),
-        "young": encode("BTCUSDT", "FUT", 19.5, now - 1000),  # S4 has not taken it yet
-        "lost": encode("BTCUSDT", "FUT", 19.5, now - 61_000),  # S4 never recorded it
-    })  # fmt: skip
+    await redis.hset(
+        ENTRIES_KEY,
+        mapping={
+            "filled": encode("BTCUSDT", "FUT", 19.5, now),
+            "young": encode("BTCUSDT", "FUT", 19.5, now - 1000),  # S4 has not taken it yet
+            "lost": encode("BTCUSDT", "FUT", 19.5, now - 61_000),  # S4 never recorded it
+        },
+    )
     assert await ledger.reconcile() == (2, 1)
     left = await ledger.snapshot()
     assert set(left) == {"young", "manual"}
@@ -440,8 +482,13 @@ async def test_decide_with_scorer_failing_applies_fallback_and_says_so(
     await put_features(redis, **RULE_FEATURES)
     body = await s3.decide(BTC)
     assert body["decision"] == "open"
-    assert body["ml"] == {"p": None, "model_version": scorer.model_version, "fallback": True,
-                          "error": error, "size_mult": 1.0}  # fmt: skip
+    assert body["ml"] == {
+        "p": None,
+        "model_version": scorer.model_version,
+        "fallback": True,
+        "error": error,
+        "size_mult": 1.0,
+    }
     assert [a["kind"] for a in await alerts(redis)] == ["ML_FALLBACK"]
     assert (await replay(s3, body["signal_id"]))["identical"] is True
 
@@ -465,8 +512,7 @@ async def test_decide_live_with_no_rules_for_symbol_skips_and_alerts_once(
     for _ in range(3):
         body = await s3.decide(BTC)
         assert body["reason"] == "NO_RULES"
-    assert [(a["kind"], a["severity"]) for a in await alerts(redis)] == [
-        ("NO_RULES", "critical")]  # fmt: skip
+    assert [(a["kind"], a["severity"]) for a in await alerts(redis)] == [("NO_RULES", "critical")]
     health = (await s3.client.get("/health")).json()
     assert health["rules_loaded"] == 2
 
@@ -507,11 +553,17 @@ async def test_decide_batch_with_mixed_items_answers_each_in_order(
 ) -> None:
     s3 = await make_s3()
     await put_features(redis, **RULE_FEATURES)
-    r = await s3.client.post("/decide/batch", json={"items": [
-        DRY, {"symbol": "DOGEUSDT", "dry_run": True},
-        {"symbol": "ETHUSDT", "dry_run": True},
-        {**DRY, "context": {"market": "SPOT"}},
-    ]})  # fmt: skip
+    r = await s3.client.post(
+        "/decide/batch",
+        json={
+            "items": [
+                DRY,
+                {"symbol": "DOGEUSDT", "dry_run": True},
+                {"symbol": "ETHUSDT", "dry_run": True},
+                {**DRY, "context": {"market": "SPOT"}},
+            ]
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["count"] == 4
@@ -527,19 +579,23 @@ async def test_decide_batch_with_symbols_shape_applies_shared_fields(
 ) -> None:
     s3 = await make_s3()
     await put_features(redis, **RULE_FEATURES)
-    r = await s3.client.post("/decide/batch", json={"symbols": ["btcusdt", "ETHUSDT"],
-                                                    "dry_run": True})  # fmt: skip
+    r = await s3.client.post(
+        "/decide/batch", json={"symbols": ["btcusdt", "ETHUSDT"], "dry_run": True}
+    )
     results = r.json()["results"]
     assert [x.get("dry_run") for x in results] == [True, True]
     assert await redis.xlen(keys.ORDERS_INTENT) == 0
 
 
-@pytest.mark.parametrize(("body", "needle"), [
-    ({}, "exactly one of"),
-    ({"items": [DRY], "symbols": ["BTCUSDT"]}, "exactly one of"),
-    ({"items": []}, "items"),
-    ({"symbols": ["BTCUSDT"] * 4}, "at most 3"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({}, "exactly one of"),
+        ({"items": [DRY], "symbols": ["BTCUSDT"]}, "exactly one of"),
+        ({"items": []}, "items"),
+        ({"symbols": ["BTCUSDT"] * 4}, "at most 3"),
+    ],
+)
 async def test_decide_batch_with_bad_shape_returns_422(
     make_s3: Factory, body: dict[str, Any], needle: str
 ) -> None:
@@ -556,7 +612,10 @@ async def test_health_with_running_service_reports_config_rules_and_model(
     engine = s3.c.service.engine
     assert h["status"] == "ok" and h["redis"] and h["store"]["ok"]
     assert (h["config_rev"], h["ctx_rev"], h["bundle_id"]) == (
-        engine.config_rev, engine.ctx_rev, "default")  # fmt: skip
+        engine.config_rev,
+        engine.ctx_rev,
+        "default",
+    )
     assert h["rules_loaded"] == 6 and h["ml_model_version"] == "mock-const-0.65"
     assert h["entries_in_flight"] == 0
 
@@ -608,10 +667,12 @@ async def test_bootstrap_with_active_rev_content_gone_refuses_to_start(
         from svckit.store.seed import seed_store
 
         await seed_store(store, FIXTURES)
-        await store.upsert("config_active", "s3-strategy", {"bundle_id": "default",
-                                                             "rev": "000000000000"})  # fmt: skip
-        settings = Settings(redis_addresses=redis_addresses, data_dir=tmp_path,
-                            fixtures_dir=FIXTURES, s4_url=None)  # fmt: skip
+        await store.upsert(
+            "config_active", "s3-strategy", {"bundle_id": "default", "rev": "000000000000"}
+        )
+        settings = Settings(
+            redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None
+        )
         with pytest.raises(StartupError, match="default@000000000000 is gone"):
             await bootstrap(settings, redis=redis, store=store)
     finally:
@@ -629,13 +690,15 @@ async def test_bootstrap_with_rule_edited_in_place_keeps_the_promoted_revision(
         rule = await store.get("strategy_rules", "R-023")
         assert rule is not None
         await store.upsert("strategy_rules", "R-023", {**rule, "priority": 1})
-        settings = Settings(redis_addresses=redis_addresses, data_dir=tmp_path,
-                            fixtures_dir=FIXTURES, s4_url=None)  # fmt: skip
+        settings = Settings(
+            redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None
+        )
         c = await bootstrap(settings, redis=redis, store=store, seed=False)
         try:
             assert c.service.engine.config_rev == report.bundle_rev
-            [r023] = [r for r in c.service.engine.content["bundle"]["rules"]
-                      if r["rule_id"] == "R-023"]  # fmt: skip
+            [r023] = [
+                r for r in c.service.engine.content["bundle"]["rules"] if r["rule_id"] == "R-023"
+            ]
             assert r023["priority"] == 50  # what was promoted, not the in-place edit
         finally:
             await c.aclose()
@@ -649,8 +712,14 @@ async def test_decide_with_no_feature_snapshot_falls_back_to_the_tick(
     from tests.helpers import now_ms
 
     s3 = await make_s3()
-    tick = {"symbol": "BTCUSDT", "ts": now_ms(), "bid": "65000", "ask": "65001",
-            "bid_qty": "1", "ask_qty": "2"}  # fmt: skip
+    tick = {
+        "symbol": "BTCUSDT",
+        "ts": now_ms(),
+        "bid": "65000",
+        "ask": "65001",
+        "bid_qty": "1",
+        "ask_qty": "2",
+    }
     await redis.set(keys.mkt_tick("BTCUSDT"), jsonutil.dumps(tick))
     body = await s3.decide(DRY)
     assert body["reason"] == "FEATURE_MISSING"  # the tick has no ATR, funding, MAs…

@@ -48,9 +48,12 @@ async def s3(
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> AsyncIterator[S3Rig]:
     settings = Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
         config_poll_sec=S3_TEST_POLL_S,
-    )  # fmt: skip
+    )
     store = FailingSignals(tmp_path / "store.sqlite3")
     container = await bootstrap(settings, redis=redis, store=store)
     app = create_app(settings, container=container)

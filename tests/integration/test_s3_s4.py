@@ -70,10 +70,15 @@ async def stack(
         async def start(*, brackets: bool, protection: bool = True) -> Stack:
             db = tmp_path / "store.sqlite3"
             s4_settings = S4Settings(
-                redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-                route_table_path=FIXTURES / "route_table.json", market_publish_ms=50,
-                stream_block_ms=50, maker_max_wait_ms=0, protection=protection,
-            )  # fmt: skip
+                redis_addresses=redis_addresses,
+                data_dir=tmp_path,
+                fixtures_dir=FIXTURES,
+                route_table_path=FIXTURES / "route_table.json",
+                market_publish_ms=50,
+                stream_block_ms=50,
+                maker_max_wait_ms=0,
+                protection=protection,
+            )
             s4_store = SqliteStore(db)
             es.push_async_callback(s4_store.close)
             s4c = await s4_bootstrap(s4_settings, redis=redis, store=s4_store)
@@ -91,9 +96,13 @@ async def stack(
             params["exec_policy"]["FUT"]["twap"] = False
             await ConfigStore(s3_store).publish_bundle("s3s4", params)
             s3_settings = S3Settings(
-                redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-                s4_url="http://s4", entries_reconcile_ms=100, config_poll_sec=S3_TEST_POLL_S,
-            )  # fmt: skip
+                redis_addresses=redis_addresses,
+                data_dir=tmp_path,
+                fixtures_dir=FIXTURES,
+                s4_url="http://s4",
+                entries_reconcile_ms=100,
+                config_poll_sec=S3_TEST_POLL_S,
+            )
             rest = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
             )
@@ -215,9 +224,8 @@ async def test_decide_live_four_times_with_position_open_opens_once_then_skips_p
         doc = await st.s4c.store.get("strategy_events", f"protection:{coid}")
         order = await st.s4c.store.get("orders", coid)
         return (
-            doc is not None and doc["active"] and order is not None
-            and order["status"] == "FILLED"
-        )  # fmt: skip
+            doc is not None and doc["active"] and order is not None and order["status"] == "FILLED"
+        )
 
     await wait_for(protected)
     for _ in range(3):

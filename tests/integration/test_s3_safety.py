@@ -66,8 +66,9 @@ async def test_decide_dry_run_with_context_features_records_which_were_overridde
 ) -> None:
     s3 = await make_s3()
     ts = await put_features(redis, **RULE_FEATURES)
-    body = await s3.decide({**DRY, "context": {"features": {"spread_bps": 0.5, "rv_1h": 0.02,
-                                                            "ts": ts + 1}}})  # fmt: skip
+    body = await s3.decide(
+        {**DRY, "context": {"features": {"spread_bps": 0.5, "rv_1h": 0.02, "ts": ts + 1}}}
+    )
     signal = await s3.store.get("signals", body["signal_id"])
     assert signal is not None
     assert signal["features_overridden"] == ["rv_1h", "spread_bps", "ts"]
@@ -81,8 +82,9 @@ async def test_decide_live_for_symbol_outside_s3_symbols_returns_422_and_emits_n
     make_s3: Factory, redis: RedisClient
 ) -> None:
     s3 = await make_s3(symbols=["BTCUSDT"])
-    await put_features(redis, "ETHUSDT", **RULE_FEATURES, mid=3000.0, ma7_5m=3001.0,
-                       ma25_5m=2999.0, atr_14=5.0)  # fmt: skip
+    await put_features(
+        redis, "ETHUSDT", **RULE_FEATURES, mid=3000.0, ma7_5m=3001.0, ma25_5m=2999.0, atr_14=5.0
+    )
     r = await s3.client.post("/decide", json={"symbol": "ETHUSDT"})
     assert r.status_code == 422, r.text
     assert "S3_SYMBOLS" in r.json()["detail"]
@@ -110,10 +112,12 @@ async def test_decide_dry_run_with_non_numeric_or_absurd_what_if_value_returns_4
 
 @pytest.mark.parametrize(
     ("over", "name"),
-    [({"spread_bps": -1.0}, "spread_bps"), ({"funding_rate": -0.0001, "funding_next_abs": -0.5},
-                                            "funding_next_abs"),
-     ({"rv_pctile_30d": 1.7}, "rv_pctile_30d")],
-)  # fmt: skip
+    [
+        ({"spread_bps": -1.0}, "spread_bps"),
+        ({"funding_rate": -0.0001, "funding_next_abs": -0.5}, "funding_next_abs"),
+        ({"rv_pctile_30d": 1.7}, "rv_pctile_30d"),
+    ],
+)
 async def test_decide_live_with_feature_outside_registry_bounds_skips_and_alerts(
     make_s3: Factory, redis: RedisClient, over: dict[str, float], name: str
 ) -> None:
@@ -249,10 +253,14 @@ async def test_decide_live_with_s4_timing_out_alerts_publish_degraded_naming_the
 # ---- point 7: a bundle that fails lint never crashes the start -----------------------------------
 async def _bad_bundle(store: SqliteStore) -> str:
     """Promote a bundle whose new rule has an absurd threshold (1e300, storable, not lintable)."""
-    bad = {"rule_id": "R-BAD", "priority": 5, "status": "ENABLED",
-           "applies": {"symbols": ["BTCUSDT"], "services": ["s3-strategy"]},
-           "when": {"allOf": [{"f": "rv_1h", "op": ">", "v": 1e300}]},
-           "action": {"type": "skip_entry"}}  # fmt: skip
+    bad = {
+        "rule_id": "R-BAD",
+        "priority": 5,
+        "status": "ENABLED",
+        "applies": {"symbols": ["BTCUSDT"], "services": ["s3-strategy"]},
+        "when": {"allOf": [{"f": "rv_1h", "op": ">", "v": 1e300}]},
+        "action": {"type": "skip_entry"},
+    }
     await store.upsert("strategy_rules", "R-BAD", bad)
     ids = [str(r["rule_id"]) for r in await store.find("strategy_rules")]
     return await ConfigStore(store).publish_bundle("bad", fixture_params(), rule_ids=ids)
@@ -262,8 +270,9 @@ async def test_bootstrap_with_active_bundle_failing_lint_keeps_the_last_good_and
     redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
     store = SqliteStore(tmp_path / "s.sqlite3")
-    settings = Settings(redis_addresses=redis_addresses, data_dir=tmp_path,
-                        fixtures_dir=FIXTURES, s4_url=None)  # fmt: skip
+    settings = Settings(
+        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None
+    )
     try:
         good = await bootstrap(settings, redis=redis, store=store)  # records its context
         good_rev = good.service.engine.config_rev
@@ -291,8 +300,9 @@ async def test_bootstrap_with_only_a_bundle_failing_lint_refuses_naming_the_path
 
         await seed_store(store, FIXTURES)
         await _bad_bundle(store)
-        settings = Settings(redis_addresses=redis_addresses, data_dir=tmp_path,
-                            fixtures_dir=FIXTURES, s4_url=None)  # fmt: skip
+        settings = Settings(
+            redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None
+        )
         with pytest.raises(StartupError, match=r"R-BAD: when\.allOf\[0\]: v must be finite"):
             await bootstrap(settings, redis=redis, store=store, seed=False)
     finally:
@@ -304,8 +314,14 @@ async def test_ledger_with_protected_entry_filled_keeps_a_position_until_protect
     redis: RedisClient, sqlite_store: SqliteStore
 ) -> None:
     clock = ManualClock(now_ms())
-    ledger = EntriesLedger(redis=redis, store=sqlite_store, clock=clock, symbols=["BTCUSDT"],
-                           grace_ms=60_000, reconcile_ms=1000)  # fmt: skip
+    ledger = EntriesLedger(
+        redis=redis,
+        store=sqlite_store,
+        clock=clock,
+        symbols=["BTCUSDT"],
+        grace_ms=60_000,
+        reconcile_ms=1000,
+    )
     await ledger.add("s3-a", "BTCUSDT", "FUT", "19.5", protected=True)
     await ledger.add("s3-b", "BTCUSDT", "FUT", "19.5")  # no protection asked
     prot = {
@@ -319,10 +335,11 @@ async def test_ledger_with_protected_entry_filled_keeps_a_position_until_protect
         "ts": now_ms(),
         "intent": {"qty": "0.006", "ref_price": "65000", "leverage": 20},
     }
-    await sqlite_store.insert("strategy_events", prot)  # fmt: skip
+    await sqlite_store.insert("strategy_events", prot)
     for coid in ("s3-a", "s3-b"):
-        await ledger.on_executed({"client_order_id": coid, "status": "FILLED",
-                                  "filled_qty": "0.006"})  # fmt: skip
+        await ledger.on_executed(
+            {"client_order_id": coid, "status": "FILLED", "filled_qty": "0.006"}
+        )
     snap = await ledger.snapshot()
     assert list(snap) == ["s3-a"] and snap["s3-a"].endswith("|P")
     assert tally(snap, "BTCUSDT", "FUT") == Tally(0, 1, 0.0, 19.5)
@@ -336,8 +353,14 @@ async def test_ledger_with_protected_entry_filled_keeps_a_position_until_protect
 async def test_ledger_reconcile_adopts_positions_s4_protects_that_it_lacks(
     redis: RedisClient, sqlite_store: SqliteStore
 ) -> None:
-    ledger = EntriesLedger(redis=redis, store=sqlite_store, clock=ManualClock(now_ms()),
-                           symbols=["BTCUSDT"], grace_ms=60_000, reconcile_ms=1000)  # fmt: skip
+    ledger = EntriesLedger(
+        redis=redis,
+        store=sqlite_store,
+        clock=ManualClock(now_ms()),
+        symbols=["BTCUSDT"],
+        grace_ms=60_000,
+        reconcile_ms=1000,
+    )
     prot = {
         "_key": "protection:ext-1",
         "kind": "PROTECTION",
@@ -349,7 +372,7 @@ async def test_ledger_reconcile_adopts_positions_s4_protects_that_it_lacks(
         "ts": now_ms(),
         "intent": {"qty": "0.006", "ref_price": "65000", "leverage": 20},
     }
-    await sqlite_store.insert("strategy_events", prot)  # fmt: skip
+    await sqlite_store.insert("strategy_events", prot)
     _, adopted = await ledger.reconcile()
     snap = await ledger.snapshot()
     assert adopted == 1 and snap["ext-1"].startswith("BTCUSDT|FUT|19.5|")
@@ -366,14 +389,21 @@ def test_process_start_with_only_a_bundle_failing_lint_exits_naming_it_without_t
     rules[0]["when"] = {"f": "rv_1h", "op": ">", "v": 1e300}
     (fixtures / "strategy_rules.json").write_text(json.dumps(rules))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_"))} | {
-        "S3_DATA_DIR": str(tmp_path), "S3_FIXTURES_DIR": str(fixtures),
-        "S3_API_TOKEN": S3_TOKEN, "S3_S4_URL": "",
-        "S3_REDIS_ADDRESSES": ",".join(redis_addresses), "S3_PORT": str(free_port()),
-    }  # fmt: skip
+        "S3_DATA_DIR": str(tmp_path),
+        "S3_FIXTURES_DIR": str(fixtures),
+        "S3_API_TOKEN": S3_TOKEN,
+        "S3_S4_URL": "",
+        "S3_REDIS_ADDRESSES": ",".join(redis_addresses),
+        "S3_PORT": str(free_port()),
+    }
     res = subprocess.run(
-        [sys.executable, "-m", "s3_strategy"], env=env, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "s3_strategy"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert res.returncode != 0
     assert f"{rules[0]['rule_id']}: when: v must be finite and within" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr, res.stderr[-3000:]

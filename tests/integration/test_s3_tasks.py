@@ -62,11 +62,16 @@ class App:
 async def app(redis: RedisClient, redis_addresses: list[str], tmp_path: Path) -> AsyncIterator[App]:
     signer = Signer("kid-1")
     settings = Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
-        admin_token=ADMIN, scheduler_audience=AUDIENCE, scheduler_emails=[EMAIL],
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
+        admin_token=ADMIN,
+        scheduler_audience=AUDIENCE,
+        scheduler_emails=[EMAIL],
         scheduler_jwks_url=write_jwks(tmp_path / "jwks.json", signer),
         config_poll_sec=S3_TEST_POLL_S,
-    )  # fmt: skip
+    )
     store = SqliteStore(tmp_path / "store.sqlite3")
     spot = FakeSpot()
     c = await bootstrap(settings, redis=redis, store=store, spot_reader=spot)
@@ -235,11 +240,23 @@ async def test_the_15_min_job_runs_cost_first_and_isolates_a_failing_step(
 
 
 async def test_live_job_snapshots_cost_and_pnl_from_our_fills(app: App) -> None:
-    await app.c.store.insert("fills", {
-        "venue": "sim", "order_id": "1", "trade_id": "1", "client_order_id": "x",
-        "symbol": "QRLUSDT", "market": "SPOT", "side": "BUY", "qty": "100", "price": "1.5",
-        "fee": "0.15", "fee_asset": "USDT", "ts_fill": 1,
-    })  # fmt: skip
+    await app.c.store.insert(
+        "fills",
+        {
+            "venue": "sim",
+            "order_id": "1",
+            "trade_id": "1",
+            "client_order_id": "x",
+            "symbol": "QRLUSDT",
+            "market": "SPOT",
+            "side": "BUY",
+            "qty": "100",
+            "price": "1.5",
+            "fee": "0.15",
+            "fee_asset": "USDT",
+            "ts_fill": 1,
+        },
+    )
     app.spot.bal = {"QRL": SpotBalance(D(100)), "USDT": SpotBalance(D(400))}  # ratio 1/3: BUY
     body = (await app.http.post(JOB, headers=scheduled(ADMIN))).json()
     pos = body["cost_update"]["positions"]["QRL"]
@@ -251,16 +268,18 @@ async def test_live_job_snapshots_cost_and_pnl_from_our_fills(app: App) -> None:
 
 async def test_intelligent_dry_run_reads_closes_and_guards_on_cost(app: App) -> None:
     r = await app.http.post(
-        "/tasks/rebalance/intelligent", headers=bearer(ADMIN),
+        "/tasks/rebalance/intelligent",
+        headers=bearer(ADMIN),
         json={"dry_run": True, "context": {"cost_avg": "1.9"}},
-    )  # fmt: skip
+    )
     plan = r.json()["plan"]
     assert plan["ma_indicators"]["signal"] == "DEATH_CROSS"
     assert plan["action"] == "SELL" and D(plan["quantity"]) == 25  # ≤ 30 QRL tradeable
     guarded = await app.http.post(
-        "/tasks/rebalance/intelligent", headers=bearer(ADMIN),
+        "/tasks/rebalance/intelligent",
+        headers=bearer(ADMIN),
         json={"dry_run": True, "context": {"cost_avg": "1.95"}},  # 2 < 1.03 × 1.95
-    )  # fmt: skip
+    )
     assert guarded.json()["plan"]["reason_code"] == "PRICE_NOT_FAVOURABLE"
 
 
@@ -277,10 +296,17 @@ async def test_a_run_without_exchange_reads_fails_as_an_error_and_is_not_replaye
 async def test_a_live_run_holds_while_an_earlier_rebalance_order_is_still_working(
     app: App, redis: RedisClient
 ) -> None:
-    await app.c.store.insert("orders", {
-        "client_order_id": "rb-0123456789abcdef01234567", "parent_client_order_id": None,
-        "symbol": "QRLUSDT", "market": "SPOT", "status": "ACCEPTED", "side": "SELL",
-    })  # fmt: skip
+    await app.c.store.insert(
+        "orders",
+        {
+            "client_order_id": "rb-0123456789abcdef01234567",
+            "parent_client_order_id": None,
+            "symbol": "QRLUSDT",
+            "market": "SPOT",
+            "status": "ACCEPTED",
+            "side": "SELL",
+        },
+    )
     r = await app.http.post(SYM, headers=scheduled(ADMIN))
     plan = r.json()["plan"]
     assert plan["action"] == "HOLD" and plan["reason_code"] == "ORDER_IN_FLIGHT", plan

@@ -48,10 +48,16 @@ async def s3(
     venue.advance(151 * MINUTE)
     plug(slot, venue)
     settings = Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES, s4_url=None,
-        admin_token=ADMIN, exchange="binance", exchange_base_url=srv.url,
-        exchange_api_key=API_KEY, exchange_api_secret=API_SECRET,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url=None,
+        admin_token=ADMIN,
+        exchange="binance",
+        exchange_base_url=srv.url,
+        exchange_api_key=API_KEY,
+        exchange_api_secret=API_SECRET,
+    )
     store = SqliteStore(tmp_path / "store.sqlite3")
     c = await bootstrap(settings, redis=redis, store=store)
     app = create_app(settings, container=c)

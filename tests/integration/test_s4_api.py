@@ -29,9 +29,14 @@ from tradekit.enums import Market
 pytestmark = pytest.mark.redis_modes
 
 FUT: dict[str, Any] = {
-    "intent_id": "uuid-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.002,
-    "exec_policy": {"type": "MARKET"}, "client_order_id": "t-btc-1",
-}  # fmt: skip
+    "intent_id": "uuid-1",
+    "market": "FUT",
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "qty": 0.002,
+    "exec_policy": {"type": "MARKET"},
+    "client_order_id": "t-btc-1",
+}
 
 
 def s4_settings(redis_addresses: list[str], tmp_path: Path) -> Settings:
@@ -136,9 +141,10 @@ async def test_post_orders_concurrent_resends_execute_exactly_once(
     assert all(r.status_code == 200 for r in results), [r.text for r in results]
     assert sum(1 for r in results if not r.json().get("duplicate")) == 1
     trades = [
-        t for t in await c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT")
+        t
+        for t in await c.exchange.fetch_my_trades(Market.FUT, "BTCUSDT")
         if t.client_order_id.startswith("t-btc-race")
-    ]  # fmt: skip
+    ]
     assert sum(t.qty for t in trades) == Decimal("0.002")
 
 
@@ -157,7 +163,7 @@ async def test_post_orders_concurrent_resends_execute_exactly_once(
         ({"reduce_only": True, "sl": {"type": "STOP_MARKET", "price": 60000}}, "reduce-only"),
         ({"exec_policy": {"type": "TWAP", "slices": 9, "gap_ms": 100}}, "S4_TWAP_MAX_SLICES"),
     ],
-)  # fmt: skip
+)
 async def test_post_orders_with_bad_input_returns_422_naming_the_problem(
     s4: tuple[httpx.AsyncClient, S4Container], patch: dict[str, Any], needle: str
 ) -> None:

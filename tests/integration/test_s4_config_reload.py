@@ -30,9 +30,14 @@ pytestmark = pytest.mark.redis_modes
 TABLE_A = json.loads((FIXTURES / "route_table.json").read_text())
 TABLE_B = [{**TABLE_A[0], "maker_wait_ms": 700}, *TABLE_A[1:]]
 MAKER = {
-    "intent_id": "i-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.002,
-    "exec_policy": {"type": "MAKER_TAKER"}, "client_order_id": "rt-1",
-}  # fmt: skip
+    "intent_id": "i-1",
+    "market": "FUT",
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "qty": 0.002,
+    "exec_policy": {"type": "MAKER_TAKER"},
+    "client_order_id": "rt-1",
+}
 
 
 class ConfigMapDir:
@@ -78,10 +83,15 @@ async def s4(
     settings_dir = ConfigMapDir(tmp_path / "settings")
     settings_dir.publish({"S4_MAKER_MAX_WAIT_MS": "3000", "S4_CONSUMER_GROUP": "s4-router"})
     settings = Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        route_table_path=table_dir.root / "route.json", settings_dir=settings_dir.root,
-        config_watch_ms=50, market_publish_ms=50, stream_block_ms=50,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        route_table_path=table_dir.root / "route.json",
+        settings_dir=settings_dir.root,
+        config_watch_ms=50,
+        market_publish_ms=50,
+        stream_block_ms=50,
+    )
     store = SqliteStore(tmp_path / "store.sqlite3")
     container = await bootstrap(settings, redis=redis, store=store)
     app = create_app(settings, container=container)

@@ -156,9 +156,13 @@ async def test_a_deferred_child_is_resolved_from_the_venue_before_any_resend(
         assert http_status(out) == 202 and r.venue_orders("c-1") == []  # deferred
         # The earlier copy: same id, traded and closed at the venue.
         r.venue.place_order(
-            Market.FUT, "BTCUSDT", side=Side.BUY, type="MARKET", qty=D("0.002"),
+            Market.FUT,
+            "BTCUSDT",
+            side=Side.BUY,
+            type="MARKET",
+            qty=D("0.002"),
             client_order_id="c-1-E1",
-        )  # fmt: skip
+        )
         await redis.delete(keys.lock_pos("BTCUSDT"))
         view = await r.until_done("c-1")
         assert sent(r, "c-1-E1") == 1
@@ -200,9 +204,13 @@ async def test_a_venue_overfill_is_stored_alerted_and_halts_new_entries_on_the_s
         await redis.set(keys.lock_pos("BTCUSDT"), "someone-else", px=60_000)
         assert http_status(await r.submit()) == 202  # E1 deferred
         r.venue.place_order(
-            Market.FUT, "BTCUSDT", side=Side.BUY, type="MARKET", qty=D("0.004"),
+            Market.FUT,
+            "BTCUSDT",
+            side=Side.BUY,
+            type="MARKET",
+            qty=D("0.004"),
             client_order_id="c-1-E1",
-        )  # fmt: skip
+        )
         await redis.delete(keys.lock_pos("BTCUSDT"))
         view = await r.until_done("c-1")
         fills = sum((D(f["qty"]) for f in view["fills"]), D(0))

@@ -38,8 +38,7 @@ async def test_maker_with_fill_before_timeout_fills_as_maker_and_reports_once(
         view = await r.until_done("c-1")
         order, fills = view["order"], view["fills"]
         assert order["status"] == "FILLED" and D(order["filled_qty"]) == D("0.002")
-        assert [h["status"] for h in order["history"]] == ["NEW", "SUBMITTED", "ACCEPTED",
-                                                          "FILLED"]  # fmt: skip
+        assert [h["status"] for h in order["history"]] == ["NEW", "SUBMITTED", "ACCEPTED", "FILLED"]
         assert [f["liquidity"] for f in fills] == ["MAKER"]
         assert D(fills[0]["slippage_bps"]) < 0  # bought below the arrival mid
         assert fills[0]["arrival_mid"] == "65000" and fills[0]["role"] == "MAKER"
@@ -117,9 +116,9 @@ async def test_twap_with_market_slices_sends_each_slice_once_at_its_time(
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
         out = await r.submit(
-            qty="0.006", exec_policy={"type": "TWAP", "slices": 3, "gap_ms": 1000,
-                                      "jitter_pct": 0},
-        )  # fmt: skip
+            qty="0.006",
+            exec_policy={"type": "TWAP", "slices": 3, "gap_ms": 1000, "jitter_pct": 0},
+        )
         assert http_status(out) == 202 and [o.client_order_id for o in r.venue_orders("c-1")] == [
             "c-1-E1"
         ]
@@ -130,8 +129,10 @@ async def test_twap_with_market_slices_sends_each_slice_once_at_its_time(
         view = await r.until_done("c-1")
         assert view["order"]["status"] == "FILLED"
         assert [(c["slice_index"], c["qty"]) for c in view["children"]] == [
-            (0, "0.002"), (1, "0.002"), (2, "0.002")
-        ]  # fmt: skip
+            (0, "0.002"),
+            (1, "0.002"),
+            (2, "0.002"),
+        ]
         assert r.c.metrics.twap_slice_fill_ratio._value.get() == 1.0
         assert (await r.events("c-1")).count("SLICE_START") == 3
 
@@ -185,8 +186,9 @@ async def test_liquidity_probe_with_wide_spread_delays_bounded_then_sends_degrad
         assert r.venue_orders("c-1") == []
         view = await r.until_done("c-1")
         assert view["order"]["status"] == "FILLED"
-        probes = [e["data"] for e in await r.stream(keys.ROUTER_EVENTS)
-                  if e["event"] == "LIQUIDITY_PROBE"]  # fmt: skip
+        probes = [
+            e["data"] for e in await r.stream(keys.ROUTER_EVENTS) if e["event"] == "LIQUIDITY_PROBE"
+        ]
         assert [p["action"] for p in probes].count("DELAY") == 8
         assert probes[-1]["action"] == "GO" and probes[-1]["degraded"] is True
 
@@ -235,8 +237,9 @@ async def test_insufficient_balance_with_room_for_half_downsizes_once(
         assert "DOWNSIZE" in await r.events("c-1")
         kids = (await r.c.router.get("c-1") or {})["children"]
         assert [(k["status"], D(k["qty"])) for k in kids] == [
-            ("REJECTED", D("0.01")), ("FILLED", D("0.005"))
-        ]  # fmt: skip
+            ("REJECTED", D("0.01")),
+            ("FILLED", D("0.005")),
+        ]
 
 
 async def test_insufficient_balance_repeated_alerts_and_fails(
@@ -245,8 +248,9 @@ async def test_insufficient_balance_repeated_alerts_and_fails(
     async with s4_rig(redis, tmp_path) as base:
         clock = base.clock
     venue = hand_venue(clock, futures_wallet=D(5))
-    async with s4_rig(redis, tmp_path / "b", clock=clock, venue=venue,
-                      insufficient_balance_alert_count=2) as r:  # fmt: skip
+    async with s4_rig(
+        redis, tmp_path / "b", clock=clock, venue=venue, insufficient_balance_alert_count=2
+    ) as r:
         out = await r.submit(qty="0.01")
         assert out.response.result.value == "FAIL" and out.response.status is S.REJECTED
         alerts = await r.alerts()
@@ -293,10 +297,16 @@ async def test_http_with_maker_intent_answers_202_then_view_cancel_health_and_me
             assert health["circuit_breaker"] == "CLOSED" and health["entries_allowed"] is True
             assert health["clock"]["ok"] is True and health["route_table_rev"]
             metrics = (await cl.get("/metrics")).text
-            for name in ("router_maker_fill_ratio", "router_taker_rate", "router_slippage_bps",
-                         "router_fees_usdt_total", "router_circuit_breaker_state",
-                         "router_stream_lag", "router_twap_slice_fill_ratio",
-                         "router_submit_latency_seconds"):  # fmt: skip
+            for name in (
+                "router_maker_fill_ratio",
+                "router_taker_rate",
+                "router_slippage_bps",
+                "router_fees_usdt_total",
+                "router_circuit_breaker_state",
+                "router_stream_lag",
+                "router_twap_slice_fill_ratio",
+                "router_submit_latency_seconds",
+            ):
                 assert f"# TYPE {name} " in metrics, name
 
 

@@ -35,9 +35,14 @@ S = OrderStatus
 SL = {"type": "STOP_MARKET", "price": "64000"}
 OCO = {"type": "OCO", "tp_price": "66000", "sl_price": "64000"}
 BODY: dict[str, Any] = {
-    "intent_id": "i-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY", "qty": "0.002",
-    "exec_policy": {"type": "MARKET"}, "client_order_id": "c-1",
-}  # fmt: skip
+    "intent_id": "i-1",
+    "market": "FUT",
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "qty": "0.002",
+    "exec_policy": {"type": "MARKET"},
+    "client_order_id": "c-1",
+}
 
 
 async def nothing_sent(r: Rig, coid: str = "c-1") -> bool:
@@ -209,8 +214,9 @@ async def test_naked_close_interrupted_by_a_crash_is_sent_once_after_restart(
     venue = hand_venue(clock)
     store = SqliteStore(tmp_path / "store.sqlite3")
     try:
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          exchange=CrashOnClose(venue)) as r1:  # fmt: skip
+        async with s4_rig(
+            redis, tmp_path, clock=clock, venue=venue, store=store, exchange=CrashOnClose(venue)
+        ) as r1:
             await r1.submit(sl=SL)
             assert r1.position() == D("0.002")
             await crash(r1)
@@ -315,12 +321,19 @@ async def test_stale_future_or_undated_intent_is_refused(
         ({"config_rev": "r" * 200}, "config_rev"),
         ({"market": "SPOT", "leverage": 5}, "leverage"),
         (
-            {"sl": SL, "tp": {"type": "TAKE_PROFIT_MARKET", "price": "66000",
-                              "target": "net_profit_usdt", "value": "2"}},
+            {
+                "sl": SL,
+                "tp": {
+                    "type": "TAKE_PROFIT_MARKET",
+                    "price": "66000",
+                    "target": "net_profit_usdt",
+                    "value": "2",
+                },
+            },
             "tp",
         ),
     ],
-)  # fmt: skip
+)
 async def test_post_orders_with_unsafe_numbers_ids_or_fields_answers_422_never_500(
     redis: RedisClient, tmp_path: Path, patch: dict[str, Any], needle: str
 ) -> None:
@@ -354,14 +367,21 @@ async def test_capped_maker_wait_is_reported_in_the_answer_not_silently_changed(
     redis: RedisClient, tmp_path: Path
 ) -> None:
     async with s4_rig(redis, tmp_path) as r, http(r, tmp_path) as client:
-        body = {**BODY, "created_ts": T0,
-                "exec_policy": {"type": "MAKER_TAKER", "maker_wait_ms": 10_000}}  # fmt: skip
+        body = {
+            **BODY,
+            "created_ts": T0,
+            "exec_policy": {"type": "MAKER_TAKER", "maker_wait_ms": 10_000},
+        }
         resp = await client.post("/orders", json=body)
         assert resp.status_code in (200, 202), resp.text
         assert resp.json()["adjustments"] == [
-            {"field": "exec_policy.maker_wait_ms", "requested": "10000", "applied": "3000",
-             "reason": "S4_MAKER_MAX_WAIT_MS"},
-        ]  # fmt: skip
+            {
+                "field": "exec_policy.maker_wait_ms",
+                "requested": "10000",
+                "applied": "3000",
+                "reason": "S4_MAKER_MAX_WAIT_MS",
+            },
+        ]
         doc = await r.c.store.get("orders", "c-1")
         assert doc is not None and doc["adjustments"][0]["applied"] == "3000"
 

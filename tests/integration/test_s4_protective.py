@@ -207,8 +207,9 @@ async def test_restart_with_brackets_in_each_state_rearms_without_loss_or_duplic
         crashing = RecordingExchange(
             venue, crash_on_conditional=None if when == "protecting" else when
         )
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          exchange=crashing) as r1:  # fmt: skip
+        async with s4_rig(
+            redis, tmp_path, clock=clock, venue=venue, store=store, exchange=crashing
+        ) as r1:
             await r1.submit(sl=SL, tp=TP_TARGET)
             assert r1.position() == D("0.002")
             await crash(r1)
@@ -266,8 +267,13 @@ async def test_spot_oco_with_take_profit_filled_resolves_and_persists_fills(
         await prot(r).step_all()
         # No stand-alone spot stop on this venue: the TP rests, the SL is watched locally.
         assert spot_orders(r) == {"c-1-E60": ("LIMIT_MAKER", "ACCEPTED")}
-        set_book(r.venue, market=Market.SPOT, bid="66990", ask="67010",
-                 prints=[print_at(clock, "67000", "1", Side.BUY)])  # fmt: skip
+        set_book(
+            r.venue,
+            market=Market.SPOT,
+            bid="66990",
+            ask="67010",
+            prints=[print_at(clock, "67000", "1", Side.BUY)],
+        )
         await prot(r).step_all()
         assert spot_orders(r) == {"c-1-E60": ("LIMIT_MAKER", "FILLED")}
         ev = await oco_resolve(r)
@@ -304,13 +310,15 @@ async def test_restart_with_spot_oco_armed_rearms_and_still_resolves_once(
     set_book(venue, market=Market.SPOT)
     store = SqliteStore(tmp_path / "store.sqlite3")
     try:
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          maker_max_wait_ms=0) as r1:  # fmt: skip
+        async with s4_rig(
+            redis, tmp_path, clock=clock, venue=venue, store=store, maker_max_wait_ms=0
+        ) as r1:
             await r1.submit(market="SPOT", exec_policy=OCO)
             await crash(r1)
             prot(r1).active.clear()
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          maker_max_wait_ms=0) as r2:  # fmt: skip
+        async with s4_rig(
+            redis, tmp_path, clock=clock, venue=venue, store=store, maker_max_wait_ms=0
+        ) as r2:
             assert await prot(r2).recover() == 1
             assert spot_orders(r2) == {"c-1-E60": ("LIMIT_MAKER", "ACCEPTED")}
             set_book(venue, market=Market.SPOT, bid="64400", ask="64402")
@@ -426,9 +434,10 @@ async def test_a_market_entry_whose_outcome_the_venue_withholds_raises_position_
             await prot(r).step_all()
         assert [a.type for a in algos(r)][:1] == [OrderType.STOP_MARKET]
         protected = [
-            e for e in await r.stream("router:events")
+            e
+            for e in await r.stream("router:events")
             if e["event"] == "POSITION_PROTECTED" and e["client_order_id"] == "c-1"
-        ]  # fmt: skip
+        ]
         assert len(protected) == 1, protected
         assert protected[0]["data"]["naked_ms"] >= 30_000, protected
 
@@ -444,16 +453,24 @@ async def test_a_stop_placed_late_after_a_crash_reports_protection_late(
     ex = AckedThenThrottled(venue, clock, until_ms=T0 + 20_000)
     store = SqliteStore(tmp_path / "store.sqlite3")
     try:
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=ex, store=store,
-                          unprotected_alert_ms=5_000) as r:  # fmt: skip
+        async with s4_rig(
+            redis,
+            tmp_path,
+            clock=clock,
+            venue=venue,
+            exchange=ex,
+            store=store,
+            unprotected_alert_ms=5_000,
+        ) as r:
             await r.submit(sl=SL, tp=TP_TARGET)
             await crash(r)  # before the bound: no alert from this replica
             prot(r).active.clear()
         assert r.venue_filled("c-1") == D("0.002")
         clock.advance(20_000)
         ex.throttled = False
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          unprotected_alert_ms=5_000) as r2:  # fmt: skip
+        async with s4_rig(
+            redis, tmp_path, clock=clock, venue=venue, store=store, unprotected_alert_ms=5_000
+        ) as r2:
             await r2.c.router.recover()
             await r2.c.manager.step_all()  # the entry's fill is learnt first, then the stop
             await prot(r2).recover()
@@ -504,8 +521,9 @@ async def test_orphan_sweep_rearms_protections_even_when_resuming_executions_fai
             await crash(r1)
             prot(r1).active.clear()
         store.failing = True
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          recovery_interval_ms=100) as r2:  # fmt: skip
+        async with s4_rig(
+            redis, tmp_path, clock=clock, venue=venue, store=store, recovery_interval_ms=100
+        ) as r2:
             stop = asyncio.Event()
             sweep = asyncio.create_task(r2.c._sweep(stop))
             try:

@@ -66,16 +66,25 @@ async def test_native_oco_with_take_profit_filled_resolves_with_venue_cancelling
         await prot(r).step_all()
         assert len(lists(r.venue)) == 1
         assert lists(r.venue)[0].list_client_order_id == "c-1-E60"
-        assert legs(r) == {"c-1-E61": ("LIMIT_MAKER", "ACCEPTED"),
-                           "c-1-E62": ("STOP_MARKET", "ACCEPTED")}  # fmt: skip
+        assert legs(r) == {
+            "c-1-E61": ("LIMIT_MAKER", "ACCEPTED"),
+            "c-1-E62": ("STOP_MARKET", "ACCEPTED"),
+        }
         doc = await r.c.store.get("strategy_events", doc_key("c-1"))
         assert doc is not None and doc["machine"] == "OCO_NATIVE"
         assert doc["state"]["order_list_id"] is not None
-        set_book(r.venue, market=Market.SPOT, bid="66990", ask="67010",
-                 prints=[print_at(clock, "67000", "1", Side.BUY)])  # fmt: skip
+        set_book(
+            r.venue,
+            market=Market.SPOT,
+            bid="66990",
+            ask="67010",
+            prints=[print_at(clock, "67000", "1", Side.BUY)],
+        )
         await prot(r).step_all()
-        assert legs(r) == {"c-1-E61": ("LIMIT_MAKER", "FILLED"),
-                           "c-1-E62": ("STOP_MARKET", "CANCELED")}  # fmt: skip
+        assert legs(r) == {
+            "c-1-E61": ("LIMIT_MAKER", "FILLED"),
+            "c-1-E62": ("STOP_MARKET", "CANCELED"),
+        }
         assert lists(r.venue)[0].status.value == "ALL_DONE"
         ev = await resolve_event(r)
         assert ev["data"]["mode"] == "native" and ev["data"]["winner"] == "TP"
@@ -97,8 +106,13 @@ async def test_native_oco_with_stop_triggered_resolves_with_stop_loss_winner(
     async with s4_rig(redis, tmp_path, clock=clock, venue=spot_venue(clock), **NATIVE) as r:
         await r.submit(market="SPOT", exec_policy=OCO)
         await prot(r).step_all()
-        set_book(r.venue, market=Market.SPOT, bid="64400", ask="64402",
-                 prints=[print_at(clock, "64400", "1", Side.SELL)])  # fmt: skip
+        set_book(
+            r.venue,
+            market=Market.SPOT,
+            bid="64400",
+            ask="64402",
+            prints=[print_at(clock, "64400", "1", Side.SELL)],
+        )
         await prot(r).step_all()
         orders = legs(r)
         assert orders["c-1-E61"][1] == "CANCELED" and orders["c-1-E62"][1] == "FILLED"
@@ -134,21 +148,32 @@ async def test_restart_with_native_list_sent_but_unacknowledged_adopts_the_one_l
     venue = spot_venue(clock)
     store = SqliteStore(tmp_path / "store.sqlite3")
     try:
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          exchange=LostAck(venue, land=True), **NATIVE) as r1:  # fmt: skip
+        async with s4_rig(
+            redis,
+            tmp_path,
+            clock=clock,
+            venue=venue,
+            store=store,
+            exchange=LostAck(venue, land=True),
+            **NATIVE,
+        ) as r1:
             await r1.submit(market="SPOT", exec_policy=OCO)
             await crash(r1)
             prot(r1).active.clear()
         assert len(lists(venue)) == 1
         clock.advance(10_000)  # past recvWindow: a blind resend would now be "allowed"
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          **NATIVE) as r2:  # fmt: skip
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store, **NATIVE) as r2:
             assert await prot(r2).recover() == 1
             assert len(lists(venue)) == 1
             doc = await store.get("strategy_events", doc_key("c-1"))
             assert doc is not None and doc["state"]["status"] == "EXEC_STARTED"
-            set_book(venue, market=Market.SPOT, bid="66990", ask="67010",
-                     prints=[print_at(clock, "67000", "1", Side.BUY)])  # fmt: skip
+            set_book(
+                venue,
+                market=Market.SPOT,
+                bid="66990",
+                ask="67010",
+                prints=[print_at(clock, "67000", "1", Side.BUY)],
+            )
             await prot(r2).step_all()
             assert (await resolve_event(r2))["data"]["winner"] == "TP"
             assert len(lists(venue)) == 1
@@ -163,14 +188,20 @@ async def test_restart_with_native_list_never_landed_resends_same_id_once(
     venue = spot_venue(clock)
     store = SqliteStore(tmp_path / "store.sqlite3")
     try:
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          exchange=LostAck(venue, land=False), **NATIVE) as r1:  # fmt: skip
+        async with s4_rig(
+            redis,
+            tmp_path,
+            clock=clock,
+            venue=venue,
+            store=store,
+            exchange=LostAck(venue, land=False),
+            **NATIVE,
+        ) as r1:
             await r1.submit(market="SPOT", exec_policy=OCO)
             await crash(r1)
             prot(r1).active.clear()
         assert lists(venue) == []
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          **NATIVE) as r2:  # fmt: skip
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store, **NATIVE) as r2:
             assert await prot(r2).recover() == 1
             assert lists(venue) == []  # inside the landing window: looked up, not resent
             clock.advance(10_000)
@@ -188,17 +219,20 @@ async def test_restart_with_native_list_acknowledged_rearms_without_second_list(
     venue = spot_venue(clock)
     store = SqliteStore(tmp_path / "store.sqlite3")
     try:
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          **NATIVE) as r1:  # fmt: skip
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store, **NATIVE) as r1:
             await r1.submit(market="SPOT", exec_policy=OCO)
             await prot(r1).step_all()
             await crash(r1)
             prot(r1).active.clear()
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          **NATIVE) as r2:  # fmt: skip
+        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store, **NATIVE) as r2:
             assert await prot(r2).recover() == 1
-            set_book(venue, market=Market.SPOT, bid="64400", ask="64402",
-                     prints=[print_at(clock, "64400", "1", Side.SELL)])  # fmt: skip
+            set_book(
+                venue,
+                market=Market.SPOT,
+                bid="64400",
+                ask="64402",
+                prints=[print_at(clock, "64400", "1", Side.SELL)],
+            )
             await prot(r2).step_all()
             assert (await resolve_event(r2))["data"]["winner"] == "SL"
             assert len(lists(venue)) == 1
@@ -211,14 +245,25 @@ async def test_spot_oco_with_guardian_forced_uses_guardian_without_venue_list(
     redis: RedisClient, tmp_path: Path
 ) -> None:
     clock = ManualClock(T0)
-    async with s4_rig(redis, tmp_path, clock=clock, venue=spot_venue(clock),
-                      oco_guardian=True, maker_max_wait_ms=0) as r:  # fmt: skip
+    async with s4_rig(
+        redis,
+        tmp_path,
+        clock=clock,
+        venue=spot_venue(clock),
+        oco_guardian=True,
+        maker_max_wait_ms=0,
+    ) as r:
         await r.submit(market="SPOT", exec_policy=OCO)
         await prot(r).step_all()
         assert lists(r.venue) == []
         assert legs(r) == {"c-1-E60": ("LIMIT_MAKER", "ACCEPTED")}
-        set_book(r.venue, market=Market.SPOT, bid="66990", ask="67010",
-                 prints=[print_at(clock, "67000", "1", Side.BUY)])  # fmt: skip
+        set_book(
+            r.venue,
+            market=Market.SPOT,
+            bid="66990",
+            ask="67010",
+            prints=[print_at(clock, "67000", "1", Side.BUY)],
+        )
         await prot(r).step_all()
         assert (await resolve_event(r))["data"]["mode"] == "guardian"
 
@@ -228,8 +273,9 @@ async def test_native_oco_with_venue_lacking_lists_falls_back_to_guardian(
 ) -> None:
     clock = ManualClock(T0)
     venue = spot_venue(clock)
-    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=NoLists(venue),
-                      **NATIVE) as r:  # fmt: skip
+    async with s4_rig(
+        redis, tmp_path, clock=clock, venue=venue, exchange=NoLists(venue), **NATIVE
+    ) as r:
         await r.submit(market="SPOT", exec_policy=OCO)
         await prot(r).step_all()
         assert "OCO_GUARDIAN_FALLBACK" in await r.events("c-1")
@@ -269,8 +315,13 @@ async def test_native_oco_with_sell_entry_places_buy_list_stop_above_and_resolve
         sl = await r.c.store.get("orders", "c-1-E62")
         assert tp is not None and sl is not None
         assert (tp["role"], sl["role"]) == ("OCO_BELOW", "OCO_ABOVE")
-        set_book(r.venue, market=Market.SPOT, bid="62990", ask="63010",
-                 prints=[print_at(clock, "63000", "1", Side.SELL)])  # fmt: skip
+        set_book(
+            r.venue,
+            market=Market.SPOT,
+            bid="62990",
+            ask="63010",
+            prints=[print_at(clock, "63000", "1", Side.SELL)],
+        )
         await prot(r).step_all()
         ev = await resolve_event(r)
         assert ev["data"]["winner"] == "TP" and ev["data"]["mode"] == "native"

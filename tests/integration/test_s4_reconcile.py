@@ -38,9 +38,15 @@ async def test_reconcile_with_order_placed_outside_s4_reports_orphan_and_cancels
 ) -> None:
     async with s4_rig(redis, tmp_path, reconcile_cancel_orphans=cancel) as r:
         r.venue.place_order(
-            Market.FUT, "BTCUSDT", Side.BUY, OrderType.LIMIT, D("0.001"), price=D("60000"),
-            time_in_force=TimeInForce.GTC, client_order_id="manual-1",
-        )  # fmt: skip
+            Market.FUT,
+            "BTCUSDT",
+            Side.BUY,
+            OrderType.LIMIT,
+            D("0.001"),
+            price=D("60000"),
+            time_in_force=TimeInForce.GTC,
+            client_order_id="manual-1",
+        )
         report = await rec(r).run_once()
         assert [(f.kind, f.client_order_id) for f in report.findings] == [
             (K.ORPHAN_VENUE_ORDER, "manual-1")
@@ -65,13 +71,19 @@ async def test_reconcile_with_reduce_only_conditional_and_flat_position_reports_
         assert len(r.venue.open_algo_orders("BTCUSDT")) == 2
         # The position is closed at the venue behind S4's back; the brackets stay.
         r.venue.place_order(
-            Market.FUT, "BTCUSDT", Side.SELL, OrderType.MARKET, D("0.002"), reduce_only=True,
+            Market.FUT,
+            "BTCUSDT",
+            Side.SELL,
+            OrderType.MARKET,
+            D("0.002"),
+            reduce_only=True,
             client_order_id="manual-close",
-        )  # fmt: skip
+        )
         assert r.position() == 0
         report = await rec(r).run_once()
-        stale = sorted(f.client_order_id or "" for f in report.findings
-                       if f.kind is K.STALE_PROTECTIVE)  # fmt: skip
+        stale = sorted(
+            f.client_order_id or "" for f in report.findings if f.kind is K.STALE_PROTECTIVE
+        )
         assert stale == ["c-1-E60", "c-1-E61"]
         assert "RECONCILE_STALE_PROTECTIVE" in await r.alerts()
         assert r.venue.open_algo_orders("BTCUSDT") == []  # cancelled (setting on)

@@ -94,9 +94,11 @@ async def test_submit_with_venue_silent_stays_ambiguous_then_resolves_without_re
     redis: RedisClient, tmp_path: Path
 ) -> None:
     clock = ManualClock(T0)
-    faults = FaultPlan(scripted=[ScriptedFault("place", FaultKind.TIMEOUT_AFTER_ACCEPT, 1)]
-                       + [ScriptedFault("query", FaultKind.SERVER_ERROR, None)] * 8
-                       + [ScriptedFault("trades", FaultKind.SERVER_ERROR, None)] * 8)  # fmt: skip
+    faults = FaultPlan(
+        scripted=[ScriptedFault("place", FaultKind.TIMEOUT_AFTER_ACCEPT, 1)]
+        + [ScriptedFault("query", FaultKind.SERVER_ERROR, None)] * 8
+        + [ScriptedFault("trades", FaultKind.SERVER_ERROR, None)] * 8
+    )
     venue = hand_venue(clock, faults=faults)
     async with s4_rig(redis, tmp_path, clock=clock, venue=venue, retry_attempts=2) as r:
         out = await r.submit()
@@ -107,8 +109,11 @@ async def test_submit_with_venue_silent_stays_ambiguous_then_resolves_without_re
         view = await r.until_done("c-1")
         assert view["order"]["status"] == "FILLED"
         assert [h["status"] for h in view["children"][0]["history"]] == [
-            "NEW", "SUBMITTED", "AMBIGUOUS", "FILLED"
-        ]  # fmt: skip
+            "NEW",
+            "SUBMITTED",
+            "AMBIGUOUS",
+            "FILLED",
+        ]
         assert len(r.venue_orders("c-1")) == 1 and r.venue_filled("c-1") == D("0.002")
 
 
@@ -120,8 +125,14 @@ async def test_restart_with_child_in_flight_resolves_before_sending_the_same_id(
     venue = hand_venue(clock)
     store = SqliteStore(tmp_path / "store.sqlite3")
     try:
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          exchange=CrashingExchange(venue, when=when)) as r1:  # fmt: skip
+        async with s4_rig(
+            redis,
+            tmp_path,
+            clock=clock,
+            venue=venue,
+            store=store,
+            exchange=CrashingExchange(venue, when=when),
+        ) as r1:
             with pytest.raises(SimulatedCrash):
                 await r1.submit()
             await crash(r1)
@@ -147,8 +158,14 @@ async def test_restart_with_parent_without_exec_state_is_refused_with_a_critical
     venue = hand_venue(clock)
     store = SqliteStore(tmp_path / "store.sqlite3")
     try:
-        async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store,
-                          exchange=CrashingExchange(venue, when="before_send")) as r1:  # fmt: skip
+        async with s4_rig(
+            redis,
+            tmp_path,
+            clock=clock,
+            venue=venue,
+            store=store,
+            exchange=CrashingExchange(venue, when="before_send"),
+        ) as r1:
             with pytest.raises(SimulatedCrash):
                 await r1.submit()
             await crash(r1)
@@ -407,8 +424,9 @@ async def test_breaker_with_5xx_burst_opens_refuses_entries_but_passes_reduce_on
 ) -> None:
     clock = ManualClock(T0)
     venue = hand_venue(clock)
-    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, cb_min_calls=5,
-                      cb_open_ms=2000, retry_attempts=2) as r:  # fmt: skip
+    async with s4_rig(
+        redis, tmp_path, clock=clock, venue=venue, cb_min_calls=5, cb_open_ms=2000, retry_attempts=2
+    ) as r:
         assert (await r.submit(client_order_id="long")).response.status is S.FILLED
         await r.submit(client_order_id="rest", exec_policy={"maker_wait_ms": 60000}, qty="0.002")
         venue.faults.plan.probabilities["book"] = {FaultKind.SERVER_ERROR: 1.0}
@@ -458,9 +476,16 @@ async def test_consumer_with_maker_intent_acks_once_running_and_reclaims_dead_co
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
         cons = IntentConsumer(
-            redis=redis, router=r.c.router, clock=r.clock, group="g", consumer="me",
-            claim_idle_ms=0, max_deliveries=2, metrics=r.c.metrics, lag_every_s=0,
-        )  # fmt: skip
+            redis=redis,
+            router=r.c.router,
+            clock=r.clock,
+            group="g",
+            consumer="me",
+            claim_idle_ms=0,
+            max_deliveries=2,
+            metrics=r.c.metrics,
+            lag_every_s=0,
+        )
         body = intent(exec_policy={"maker_wait_ms": 1000}).model_dump(mode="json")
         await ensure_group(redis, keys.ORDERS_INTENT, "g")
         await xadd_json(redis, keys.ORDERS_INTENT, body)
@@ -489,9 +514,14 @@ async def test_consumer_with_intent_being_accepted_elsewhere_leaves_entry_pendin
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
         cons = IntentConsumer(
-            redis=redis, router=r.c.router, clock=r.clock, group="g", consumer="me",
-            claim_idle_ms=0, max_deliveries=5,
-        )  # fmt: skip
+            redis=redis,
+            router=r.c.router,
+            clock=r.clock,
+            group="g",
+            consumer="me",
+            claim_idle_ms=0,
+            max_deliveries=5,
+        )
         await ensure_group(redis, keys.ORDERS_INTENT, "g")
         await xadd_json(redis, keys.ORDERS_INTENT, intent().model_dump(mode="json"))
         (entry,) = await read_group(redis, keys.ORDERS_INTENT, "g", "me", block_ms=10)
@@ -544,9 +574,14 @@ async def test_consumer_dead_letters_a_stream_intent_refused_with_nothing_stored
     a REST caller to read the 4xx, the dead-letter stream and its alert must record it."""
     async with s4_rig(redis, tmp_path) as r:
         cons = IntentConsumer(
-            redis=redis, router=r.c.router, clock=r.clock, group="g", consumer="me",
-            claim_idle_ms=0, max_deliveries=5,
-        )  # fmt: skip
+            redis=redis,
+            router=r.c.router,
+            clock=r.clock,
+            group="g",
+            consumer="me",
+            claim_idle_ms=0,
+            max_deliveries=5,
+        )
         await ensure_group(redis, keys.ORDERS_INTENT, "g")
         stale = intent().model_dump(mode="json") | {"created_ts": r.clock.now_ms() - 60_000}
         await xadd_json(redis, keys.ORDERS_INTENT, stale)
@@ -566,9 +601,16 @@ async def test_consumer_handles_the_entries_of_one_read_concurrently(
     hold up the rest; each is acknowledged on its own."""
     async with s4_rig(redis, tmp_path) as r:
         cons = IntentConsumer(
-            redis=redis, router=r.c.router, clock=r.clock, group="g", consumer="me",
-            claim_idle_ms=60_000, max_deliveries=5, block_ms=10, concurrency=4,
-        )  # fmt: skip
+            redis=redis,
+            router=r.c.router,
+            clock=r.clock,
+            group="g",
+            consumer="me",
+            claim_idle_ms=60_000,
+            max_deliveries=5,
+            block_ms=10,
+            concurrency=4,
+        )
         running = 0
         peak = 0
         submit = r.c.router.submit

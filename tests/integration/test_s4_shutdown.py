@@ -43,8 +43,16 @@ async def _stop_during_second_slice(
     venue = hand_venue(clock)
     exchange = GatedExchange(venue)
     store = SqliteStore(tmp_path / "store.sqlite3")
-    async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=exchange, store=store,
-                      background_execution=True, shutdown_grace_ms=grace_ms) as r:  # fmt: skip
+    async with s4_rig(
+        redis,
+        tmp_path,
+        clock=clock,
+        venue=venue,
+        exchange=exchange,
+        store=store,
+        background_execution=True,
+        shutdown_grace_ms=grace_ms,
+    ) as r:
         await r.submit(qty="0.004", exec_policy=TWAP)  # slice 0 inline; slice 1 in 1 s
         exchange.gate = asyncio.Event()
         clock.advance(1000)
@@ -67,8 +75,9 @@ async def test_stop_with_step_under_way_finishes_it_fill_booked_lease_released(
     try:
         kids = await store.find("orders", Query(where={"parent_client_order_id": "c-1"}))
         assert sorted((k["client_order_id"], k["status"]) for k in kids) == [
-            ("c-1-E1", "FILLED"), ("c-1-E2", "FILLED"),
-        ]  # fmt: skip
+            ("c-1-E1", "FILLED"),
+            ("c-1-E2", "FILLED"),
+        ]
         fills = await store.find("fills", Query(where={"parent_client_order_id": "c-1"}))
         assert sorted(f["client_order_id"] for f in fills) == ["c-1-E1", "c-1-E2"]
         parent = await store.get("orders", "c-1")

@@ -190,10 +190,11 @@ async def test_entry_flood_is_paced_under_the_venue_limit_and_a_close_still_pass
 # ---- the pre-trade book: published mkt:depth first ----------------------------------------
 async def publish_depth(r: Rig, *, age_ms: int = 0, bid: str = "64999", ask: str = "65001") -> None:
     snap = DepthSnapshot(
-        symbol="BTCUSDT", ts=r.clock.now_ms() - age_ms,
+        symbol="BTCUSDT",
+        ts=r.clock.now_ms() - age_ms,
         bids=[(D(bid) - i, D("5")) for i in range(5)],
         asks=[(D(ask) + i, D("5")) for i in range(5)],
-    )  # fmt: skip
+    )
     await r.redis.set(keys.mkt_depth("BTCUSDT"), snap.model_dump_json())
 
 

@@ -53,9 +53,11 @@ def response_text(r: httpx.Response) -> str:
 def test_settings_hold_every_secret_as_secretstr_and_repr_hides_them() -> None:
     s3 = S3Settings(db_arango_pass=ARANGO_PASS, redis_password=REDIS_PASS)
     s4 = S4Settings(
-        db_arango_pass=ARANGO_PASS, redis_password=REDIS_PASS,
-        binance_key=BINANCE_KEY, binance_secret=BINANCE_SECRET,
-    )  # fmt: skip
+        db_arango_pass=ARANGO_PASS,
+        redis_password=REDIS_PASS,
+        binance_key=BINANCE_KEY,
+        binance_secret=BINANCE_SECRET,
+    )
     for settings, names in (
         (s3, ["api_token", "admin_token", "s4_api_token", "db_arango_pass", "redis_password"]),
         (s4, ["api_token", "binance_key", "binance_secret", "db_arango_pass", "redis_password"]),
@@ -114,19 +116,30 @@ def run_module(module: str, env_over: dict[str, str], tmp_path: Path) -> str:
     env.update(env_over)
     env[f"{module[:2].upper()}_DATA_DIR"] = str(tmp_path)
     res = subprocess.run(
-        [sys.executable, "-m", module], env=env, cwd=REPO, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", module],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert res.returncode == 2, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
     return res.stdout + res.stderr
 
 
 def test_s4_process_with_real_exchange_and_no_token_refuses_to_start(tmp_path: Path) -> None:
-    out = run_module("s4_router", {
-        "S4_EXCHANGE": "binanceusdm", "S4_BINANCE_KEY": BINANCE_KEY,
-        "S4_BINANCE_SECRET": BINANCE_SECRET, "S4_DB_ARANGO_PASS": ARANGO_PASS,
-    }, tmp_path)  # fmt: skip
+    out = run_module(
+        "s4_router",
+        {
+            "S4_EXCHANGE": "binanceusdm",
+            "S4_BINANCE_KEY": BINANCE_KEY,
+            "S4_BINANCE_SECRET": BINANCE_SECRET,
+            "S4_DB_ARANGO_PASS": ARANGO_PASS,
+        },
+        tmp_path,
+    )
     assert "S4_API_TOKEN is required" in out
     assert leaks(out) == [], out
 
@@ -135,14 +148,18 @@ def test_s4_process_with_real_exchange_and_no_token_refuses_to_start(tmp_path: P
 def test_process_start_failures_never_print_a_secret(module: str, tmp_path: Path) -> None:
     p = module[:2].upper()
     secrets = {
-        **TOKEN_ENV, f"{p}_DB_ARANGO_PASS": ARANGO_PASS, f"{p}_REDIS_PASSWORD": REDIS_PASS,
-        "S4_BINANCE_KEY": BINANCE_KEY, "S4_BINANCE_SECRET": BINANCE_SECRET,
-    }  # fmt: skip
+        **TOKEN_ENV,
+        f"{p}_DB_ARANGO_PASS": ARANGO_PASS,
+        f"{p}_REDIS_PASSWORD": REDIS_PASS,
+        "S4_BINANCE_KEY": BINANCE_KEY,
+        "S4_BINANCE_SECRET": BINANCE_SECRET,
+    }
     # A bad variable and a token too short, every secret set: one line naming both variables.
     out = run_module(
-        module, {**secrets, f"{p}_LOG_LEVEL": "chatty", f"{p}_API_TOKEN": "short-but-secret"[:15]},
+        module,
+        {**secrets, f"{p}_LOG_LEVEL": "chatty", f"{p}_API_TOKEN": "short-but-secret"[:15]},
         tmp_path,
-    )  # fmt: skip
+    )
     assert f"{p}_LOG_LEVEL='chatty'" in out
     assert f"{p}_API_TOKEN (secret, value not shown)" in out
     assert "short-but-secre" not in out and leaks(out) == [], out
@@ -166,15 +183,23 @@ async def test_running_services_never_reveal_a_secret_in_logs_or_responses(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     s4_settings = S4Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        route_table_path=FIXTURES / "route_table.json", market_publish_ms=50,
-        stream_block_ms=50, db_arango_pass=ARANGO_PASS, binance_key=BINANCE_KEY,
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        route_table_path=FIXTURES / "route_table.json",
+        market_publish_ms=50,
+        stream_block_ms=50,
+        db_arango_pass=ARANGO_PASS,
+        binance_key=BINANCE_KEY,
         binance_secret=BINANCE_SECRET,
-    )  # fmt: skip
+    )
     s3_settings = S3Settings(
-        redis_addresses=redis_addresses, data_dir=tmp_path, fixtures_dir=FIXTURES,
-        s4_url="http://s4", db_arango_pass=ARANGO_PASS,
-    )  # fmt: skip
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=FIXTURES,
+        s4_url="http://s4",
+        db_arango_pass=ARANGO_PASS,
+    )
     s4_store = SqliteStore(tmp_path / "s4.sqlite3")
     s3_store = FailingSignals(tmp_path / "s3.sqlite3")
     s4c = await s4_bootstrap(s4_settings, redis=redis, store=s4_store)
@@ -186,9 +211,10 @@ async def test_running_services_never_reveal_a_secret_in_logs_or_responses(
     ):
         # S3 → S4 over REST with S3_S4_API_TOKEN, as bootstrap builds it.
         rest = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app4), base_url="http://s4",
+            transport=httpx.ASGITransport(app=app4),
+            base_url="http://s4",
             headers={"Authorization": f"Bearer {S4_TOKEN}"},
-        )  # fmt: skip
+        )
         s3c = await s3_bootstrap(s3_settings, redis=redis, store=s3_store, http=rest)
         app3 = s3_app(s3_settings, container=s3c)
         async with (

@@ -46,9 +46,12 @@ INSTRUMENTS = {i.symbol: i for i in DEFAULT_INSTRUMENTS}
 
 def _settings(tmp_path: Path, **over: Any) -> Settings:
     base: dict[str, Any] = {
-        "data_dir": tmp_path, "fixtures_dir": FIXTURES, "sim_publish_market": False,
-        "route_table_path": FIXTURES / "route_table.json", "stream_block_ms": 50,
-    }  # fmt: skip
+        "data_dir": tmp_path,
+        "fixtures_dir": FIXTURES,
+        "sim_publish_market": False,
+        "route_table_path": FIXTURES / "route_table.json",
+        "stream_block_ms": 50,
+    }
     base.update(over)
     return Settings(**base)
 
@@ -108,9 +111,13 @@ async def test_in_process_sim_takes_its_seeded_fault_profile_from_settings(
     only_429 = _settings(tmp_path, sim_fault_rate_limit=1.0, sim_fault_retry_after_s=3)
     exchange, _ = make_exchange(only_429, instruments=INSTRUMENTS, redis=redis, clock=WallClock())
     req = PlaceOrderRequest(
-        market=Market.FUT, symbol="BTCUSDT", side=Side.BUY, type=OrderType.MARKET,
-        qty=D("0.002"), client_order_id="cfg-1-E1",
-    )  # fmt: skip
+        market=Market.FUT,
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        type=OrderType.MARKET,
+        qty=D("0.002"),
+        client_order_id="cfg-1-E1",
+    )
     with pytest.raises(RateLimited) as info:
         await exchange.place_order(req)
     assert info.value.retry_after == 3
@@ -143,9 +150,14 @@ async def test_get_sim_orders_lists_the_venues_own_orders_a_reused_id_twice(
 ) -> None:
     client, c = s4_sim
     body = {
-        "intent_id": "i-sim-1", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY",
-        "qty": "0.002", "exec_policy": {"type": "MARKET"}, "client_order_id": "sim-1",
-    }  # fmt: skip
+        "intent_id": "i-sim-1",
+        "market": "FUT",
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "qty": "0.002",
+        "exec_policy": {"type": "MARKET"},
+        "client_order_id": "sim-1",
+    }
     r = await client.post("/orders", json=body)
     assert r.status_code == 200, r.text
     assert isinstance(c.exchange, SimExchange)
@@ -153,17 +165,24 @@ async def test_get_sim_orders_lists_the_venues_own_orders_a_reused_id_twice(
     # show both copies (this is how a duplicate send becomes visible).
     for _ in range(2):
         c.exchange.sim.place_order(
-            Market.FUT, "BTCUSDT", Side.SELL, OrderType.MARKET, D("0.001"),
+            Market.FUT,
+            "BTCUSDT",
+            Side.SELL,
+            OrderType.MARKET,
+            D("0.001"),
             client_order_id="dup-E1",
-        )  # fmt: skip
+        )
     r = await client.get("/sim/orders")
     assert r.status_code == 200, r.text
     orders = r.json()["orders"]
     mine = [o for o in orders if o["client_order_id"] == "sim-1-E1"]
     assert len(mine) == 1
     assert {k: mine[0][k] for k in ("symbol", "side", "status", "executed_qty")} == {
-        "symbol": "BTCUSDT", "side": "BUY", "status": "FILLED", "executed_qty": "0.002",
-    }  # fmt: skip
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "status": "FILLED",
+        "executed_qty": "0.002",
+    }
     assert mine[0]["venue_order_id"].isdigit()
     dups = [o for o in orders if o["client_order_id"] == "dup-E1"]
     assert len(dups) == 2 and dups[0]["venue_order_id"] != dups[1]["venue_order_id"]
@@ -183,9 +202,13 @@ async def test_exchange_base_url_setting_sends_s4s_ccxt_client_to_the_facade(
     plug(slot, venue)
     with FacadeServer(slot) as srv:
         s = _settings(
-            tmp_path, exchange="binanceusdm", binance_key=API_KEY,
-            binance_secret="contract-secret", testnet=False, exchange_base_url=srv.url,
-        )  # fmt: skip
+            tmp_path,
+            exchange="binanceusdm",
+            binance_key=API_KEY,
+            binance_secret="contract-secret",
+            testnet=False,
+            exchange_base_url=srv.url,
+        )
         exchange, _ = make_exchange(s, instruments=INSTRUMENTS, redis=redis, clock=WallClock())
         assert isinstance(exchange, CcxtExchange)
         try:
@@ -219,10 +242,26 @@ def test_facade_process_takes_the_fault_profile_from_flags_and_env(tmp_path: Pat
     environment answers every signed order with 429 + Retry-After."""
     env = dict(os.environ, VENUE_FAULT_RATE_LIMIT="1", VENUE_FAULT_RETRY_AFTER_S="7")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "venue.facade", "--port", "0", "--no-replay",
-         "--log-level", "warning", "--fault-seed", "3", "--weight-limit", "5000"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "venue.facade",
+            "--port",
+            "0",
+            "--no-replay",
+            "--log-level",
+            "warning",
+            "--fault-seed",
+            "3",
+            "--weight-limit",
+            "5000",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -245,10 +284,21 @@ def test_facade_process_answers_without_a_delayed_ack_stall(tmp_path: Path) -> N
     connections did not apply: every answer waited ~40 ms for the client's delayed ACK (Nagle),
     which made the proof's "venue" 40x slower than the simulator behind it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "venue.facade", "--port", "0", "--no-replay",
-         "--log-level", "warning"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "venue.facade",
+            "--port",
+            "0",
+            "--no-replay",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split()[-1]
@@ -278,8 +328,14 @@ def test_report_faults_reach_a_rest_client_as_duplicate_and_lagging_out_of_order
         plan = profile_plan(0.0, {kind: 1.0}, report_delay_ms=1_000)
         v = default_venue(clock=ManualClock(1_700_000_000_000), faults=FaultInjector(plan))
         for i in range(3):
-            v.place_order(Market.FUT, "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.001"),
-                          client_order_id=f"rep-{i}")  # fmt: skip
+            v.place_order(
+                Market.FUT,
+                "BTCUSDT",
+                Side.BUY,
+                OrderType.MARKET,
+                D("0.001"),
+                client_order_id=f"rep-{i}",
+            )
             v.advance(600)
         return v
 

@@ -22,9 +22,14 @@ def _run(module: str, env_over: dict[str, str], tmp_path: Path) -> subprocess.Co
     env.update(env_over)
     env[f"{module[:2].upper()}_DATA_DIR"] = str(tmp_path)
     return subprocess.run(
-        [sys.executable, "-m", module], env=env, cwd=REPO, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", module],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("module", ["s3_strategy", "s4_router"])

@@ -38,9 +38,19 @@ TOKEN = "probe-token-" + "x" * 32
 class _MallInfo2(ctypes.Structure):
     _fields_ = [
         (n, ctypes.c_size_t)
-        for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                  "uordblks", "fordblks", "keepcost")
-    ]  # fmt: skip
+        for n in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def mallinfo() -> str:
@@ -58,11 +68,15 @@ def mallinfo() -> str:
 async def send(cl: httpx.AsyncClient, r: Any, path: str, start: int, n: int) -> None:
     for i in range(start, start + n):
         body = {
-            "intent_id": f"probe-{i}", "market": "FUT", "symbol": "ETHUSDT",
-            "side": "BUY" if i % 2 == 0 else "SELL", "qty": "0.002",
-            "exec_policy": {"type": "MARKET"}, "client_order_id": f"probe-{i}",
+            "intent_id": f"probe-{i}",
+            "market": "FUT",
+            "symbol": "ETHUSDT",
+            "side": "BUY" if i % 2 == 0 else "SELL",
+            "qty": "0.002",
+            "exec_policy": {"type": "MARKET"},
+            "client_order_id": f"probe-{i}",
             "created_ts": int(time.time() * 1000),
-        }  # fmt: skip
+        }
         if path == "stream":
             await r.xadd(keys.ORDERS_INTENT, {"data": json.dumps(body)})
         else:
@@ -79,10 +93,14 @@ async def probe(args: argparse.Namespace) -> None:
     with EmbeddedRedis() as srv:
         tmp = Path(tempfile.mkdtemp(prefix="probe-s4-"))
         settings = Settings(
-            redis_addresses=srv.addresses, data_dir=tmp, fixtures_dir=REPO / "fixtures",
-            route_table_path=REPO / "fixtures" / "route_table.json", api_token=TOKEN,
-            malloc_trim_interval_s=args.trim_s, log_level="WARNING",
-        )  # fmt: skip
+            redis_addresses=srv.addresses,
+            data_dir=tmp,
+            fixtures_dir=REPO / "fixtures",
+            route_table_path=REPO / "fixtures" / "route_table.json",
+            api_token=TOKEN,
+            malloc_trim_interval_s=args.trim_s,
+            log_level="WARNING",
+        )
         host, _, port = srv.addresses[0].rpartition(":")
         r = aioredis.Redis(host=host, port=int(port))
         app = create_app(settings)
@@ -104,8 +122,10 @@ async def probe(args: argparse.Namespace) -> None:
             gc.collect()
             rss1 = _self_rss()
             per = (rss1 - rss0) * 1024 / args.orders
-            print(f"after {args.orders} more ({time.monotonic() - t:.0f} s, {args.path}): "
-                  f"RSS {rss1:.1f} MB ({per:+.1f} KB/order); {mallinfo()}")  # fmt: skip
+            print(
+                f"after {args.orders} more ({time.monotonic() - t:.0f} s, {args.path}): "
+                f"RSS {rss1:.1f} MB ({per:+.1f} KB/order); {mallinfo()}"
+            )
             if args.tracemalloc:
                 tracemalloc.take_snapshot().dump(str(tmp / "b.snap"))
             if memtrim.malloc_trim():

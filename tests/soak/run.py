@@ -128,8 +128,11 @@ def process_name(pid: int) -> str | None:
         return None
     args = [a.decode(errors="replace") for a in argv if a]
     if "-m" in args and args.index("-m") + 1 < len(args):
-        return {"s3_strategy": "s3-strategy", "s4_router": "s4-router",
-                "md_feeder": "md-feeder"}.get(args[args.index("-m") + 1])  # fmt: skip
+        return {
+            "s3_strategy": "s3-strategy",
+            "s4_router": "s4-router",
+            "md_feeder": "md-feeder",
+        }.get(args[args.index("-m") + 1])
     if args and "redis-server" in args[0]:
         return "redis"
     return None
@@ -249,7 +252,8 @@ class Soak:
     def start_stack(self) -> str | None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "S4_", "MD_"))}
         env |= {
-            "S3_PORT": str(self.s3_port), "S4_PORT": str(self.s4_port),
+            "S3_PORT": str(self.s3_port),
+            "S4_PORT": str(self.s4_port),
             "MD_PORT": str(free_port()),
             "DEVSTACK_DATA_DIR": str(self.tmp / "data"),
             "DEVSTACK_TOKEN_DIR": str(self.tmp / "tokens"),
@@ -257,8 +261,10 @@ class Soak:
             "S3_SYMBOLS": ",".join(sorted({*self.cfg.symbols, "BTCUSDT"})),
             "S4_SIM_SEED": str(self.cfg.seed),
             "DEVSTACK_START_TIMEOUT_S": "240" if self.cfg.tracemalloc_dir else "120",
-            "S3_LOG_LEVEL": "WARNING", "S4_LOG_LEVEL": "WARNING", "MD_LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+            "S3_LOG_LEVEL": "WARNING",
+            "S4_LOG_LEVEL": "WARNING",
+            "MD_LOG_LEVEL": "WARNING",
+        }
         if self.cfg.tracemalloc_dir is not None:
             self.cfg.tracemalloc_dir.mkdir(parents=True, exist_ok=True)
             env["SOAK_TRACEMALLOC_DIR"] = str(self.cfg.tracemalloc_dir)
@@ -269,9 +275,13 @@ class Soak:
         self.log_path = self.tmp / "devstack.log"
         self.log = self.log_path.open("w+")
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "scripts" / "devstack.py")], env=env, cwd=REPO,
-            stdout=self.log, stderr=subprocess.STDOUT, process_group=0,
-        )  # fmt: skip
+            [sys.executable, str(REPO / "scripts" / "devstack.py")],
+            env=env,
+            cwd=REPO,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
         deadline = time.monotonic() + 900
         while "devstack: ready" not in self.log_path.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -396,11 +406,15 @@ class Soak:
         path = "stream" if self.rng.random() < 0.5 else "rest"
         coid = f"soak{self.cfg.seed}-{n:07d}"
         body = {
-            "intent_id": f"soak-intent-{self.cfg.seed}-{n}", "market": "FUT",
-            "symbol": self.cfg.order_symbol, "side": "BUY" if n % 2 == 0 else "SELL",
-            "qty": self.cfg.order_qty, "exec_policy": {"type": "MARKET"},
-            "client_order_id": coid, "created_ts": int(time.time() * 1000),
-        }  # fmt: skip
+            "intent_id": f"soak-intent-{self.cfg.seed}-{n}",
+            "market": "FUT",
+            "symbol": self.cfg.order_symbol,
+            "side": "BUY" if n % 2 == 0 else "SELL",
+            "qty": self.cfg.order_qty,
+            "exec_policy": {"type": "MARKET"},
+            "client_order_id": coid,
+            "created_ts": int(time.time() * 1000),
+        }
         self.ours.add(coid)
         if path == "stream":
             self.sent_by_stream[coid] = time.perf_counter()
@@ -485,9 +499,7 @@ class Soak:
         el = time.monotonic() - self.t0
         total = self.cfg.minutes * 60
         st = self.stats
-        rss = " ".join(
-            f"{n.split('-')[0]} {mb:.0f}" for n, mb in sorted(s["rss"].items())
-        )  # fmt: skip
+        rss = " ".join(f"{n.split('-')[0]} {mb:.0f}" for n, mb in sorted(s["rss"].items()))
         live = sum(st.live.values())
         return (
             f"soak seed={self.cfg.seed} {el / 60:5.1f}/{total / 60:g} min | "
@@ -634,17 +646,25 @@ def parse(argv: list[str] | None = None) -> Config:
     ap.add_argument("--rss-bound-mb", type=float, default=24.0)
     ap.add_argument("--tracemalloc", type=Path, default=None, metavar="DIR")
     ap.add_argument(
-        "--tracemalloc-only", default="s4_router,s3_strategy", metavar="MODULES",
+        "--tracemalloc-only",
+        default="s4_router,s3_strategy",
+        metavar="MODULES",
         help="the processes traced under --tracemalloc (comma list of modules)",
-    )  # fmt: skip
+    )
     a = ap.parse_args(argv)
     return Config(
-        minutes=a.minutes, seed=a.seed,
+        minutes=a.minutes,
+        seed=a.seed,
         symbols=[s.strip().upper() for s in a.symbols.split(",") if s.strip()],
-        order_rate=a.order_rate, order_symbol=a.order_symbol.upper(), dry_rate=a.dry_rate,
-        step_s=a.step, warmup_s=min(a.warmup, a.minutes * 60 / 2), rss_bound_mb=a.rss_bound_mb,
-        tracemalloc_dir=a.tracemalloc, tracemalloc_only=a.tracemalloc_only,
-    )  # fmt: skip
+        order_rate=a.order_rate,
+        order_symbol=a.order_symbol.upper(),
+        dry_rate=a.dry_rate,
+        step_s=a.step,
+        warmup_s=min(a.warmup, a.minutes * 60 / 2),
+        rss_bound_mb=a.rss_bound_mb,
+        tracemalloc_dir=a.tracemalloc,
+        tracemalloc_only=a.tracemalloc_only,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,8 +32,11 @@ def test_weight_refusals_are_told_by_their_reason_not_by_digits_in_the_order_id(
     assert not names_weight(stale + '"soak1-0000429"}', "soak1-0000429")
     assert names_weight('{"message":"venue answered 429 Too Many Requests"}', "c-1")
     assert names_weight('{"reason":"WEIGHT_BUDGET: 5900/6000 used"}')
-    ev = {"event": "ENTRY_REFUSED", "client_order_id": "x-429",
-          "data": {"reason": "PRICE_COLLAR", "coid": "x-429"}}  # fmt: skip
+    ev = {
+        "event": "ENTRY_REFUSED",
+        "client_order_id": "x-429",
+        "data": {"reason": "PRICE_COLLAR", "coid": "x-429"},
+    }
     assert not is_weight_refusal(ev)
     assert is_weight_refusal({**ev, "data": {"reason": "venue unavailable: rate limit"}})
     assert not is_weight_refusal({**ev, "event": "ORDER_SENT", "data": {"m": "429"}})
@@ -42,8 +45,9 @@ def test_weight_refusals_are_told_by_their_reason_not_by_digits_in_the_order_id(
 def test_processes_are_found_below_the_root_and_only_stack_parts_are_named() -> None:
     child = subprocess.Popen(  # a long-running `python -m` that binds nothing
         [sys.executable, "-m", "timeit", "-n", "1000000000", "pass"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert child.pid in descendants(os.getpid())
         assert process_name(child.pid) is None  # not a part of the stack

@@ -23,16 +23,21 @@ def script(tmp_path: Path, name: str, body: str) -> Path:
 def test_a_data_bench_hands_its_figures_over_and_its_progress_reaches_the_terminal(
     tmp_path: Path,
 ) -> None:
-    path = script(tmp_path, "fig", """
+    path = script(
+        tmp_path,
+        "fig",
+        """
         import json, sys
         print("progress: 1/2 steps, ETA 1s", flush=True)
         print("a figure: 42", flush=True)
         out = sys.argv[sys.argv.index("--json") + 1]
         open(out, "w").write(json.dumps({"name": "fig", "p50": 1.25}))
-    """)  # fmt: skip
+    """,
+    )
     said: list[str] = []
-    r = run_one(Bench("fig", "a figure", (), (), 1, 1, data=True, path=path), (), 30,
-                said.append, tmp_path)  # fmt: skip
+    r = run_one(
+        Bench("fig", "a figure", (), (), 1, 1, data=True, path=path), (), 30, said.append, tmp_path
+    )
     assert r["status"] == "ok" and r["rc"] == 0
     assert r["data"] == {"name": "fig", "p50": 1.25}
     assert any("progress: 1/2 steps" in line for line in said)
@@ -44,13 +49,17 @@ def test_a_hung_bench_is_stopped_with_its_children_and_reported_as_a_timeout(
     tmp_path: Path,
 ) -> None:
     pidfile = tmp_path / "child.pid"
-    path = script(tmp_path, "hang", f"""
+    path = script(
+        tmp_path,
+        "hang",
+        f"""
         import subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
         open({str(pidfile)!r}, "w").write(str(child.pid))
         print("started", flush=True)
         time.sleep(120)
-    """)  # fmt: skip
+    """,
+    )
     t0 = time.monotonic()
     r = run_one(Bench("hang", "hangs", (), (), 1, 1, path=path), (), 2.0, lambda _: None, tmp_path)
     assert r["status"] == "timeout"
@@ -96,8 +105,10 @@ def test_a_failed_bench_still_gets_a_report_and_the_run_says_it_failed(tmp_path:
 def test_bench_only_replaces_its_results_in_the_last_report(tmp_path: Path) -> None:
     first = script(tmp_path, "first", "print('first: 1 ms')\n")
     second = script(tmp_path, "second", "print('second: 2 ms')\n")
-    both = [Bench("first", "one", (), (), 1, 1, path=first),
-            Bench("second", "two", (), (), 1, 1, path=second)]  # fmt: skip
+    both = [
+        Bench("first", "one", (), (), 1, 1, path=first),
+        Bench("second", "two", (), (), 1, 1, path=second),
+    ]
     report.render(report.run_all(both, quick=True, say=lambda _: None, outdir=tmp_path), tmp_path)
     second.write_text("print('second: 3 ms')\n")
     part = report.run_all(both[1:], quick=True, say=lambda _: None, outdir=tmp_path)

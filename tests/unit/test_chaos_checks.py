@@ -26,8 +26,15 @@ def plan(*, qty: str = "0.002", bracket: bool = False) -> IntentPlan:
 
 
 def vorder(cid: str, vid: str, executed: str, status: str = "FILLED") -> dict[str, Any]:
-    return {"client_order_id": cid, "venue_order_id": vid, "symbol": "BTCUSDT", "side": "BUY",
-            "status": status, "executed_qty": executed, "type": "MARKET"}  # fmt: skip
+    return {
+        "client_order_id": cid,
+        "venue_order_id": vid,
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "status": status,
+        "executed_qty": executed,
+        "type": "MARKET",
+    }
 
 
 def trade(vid: str, tid: str, qty: str) -> dict[str, Any]:
@@ -35,16 +42,26 @@ def trade(vid: str, tid: str, qty: str) -> dict[str, Any]:
 
 
 def fill(vid: str, tid: str, qty: str, cid: str = f"{P}-E1") -> dict[str, Any]:
-    return {"order_id": vid, "trade_id": tid, "qty": qty, "client_order_id": cid,
-            "parent_client_order_id": P}  # fmt: skip
+    return {
+        "order_id": vid,
+        "trade_id": tid,
+        "qty": qty,
+        "client_order_id": cid,
+        "parent_client_order_id": P,
+    }
 
 
 def stored(filled: str, status: str = "FILLED", child_vid: str = "1") -> list[dict[str, Any]]:
     return [
         {"client_order_id": P, "status": status, "filled_qty": filled},
-        {"client_order_id": f"{P}-E1", "parent_client_order_id": P, "status": "FILLED",
-         "filled_qty": filled, "venue_order_id": child_vid},
-    ]  # fmt: skip
+        {
+            "client_order_id": f"{P}-E1",
+            "parent_client_order_id": P,
+            "status": "FILLED",
+            "filled_qty": filled,
+            "venue_order_id": child_vid,
+        },
+    ]
 
 
 def check(ev: Evidence, *, final: str = "FILLED", p: IntentPlan | None = None) -> list[str]:
@@ -54,10 +71,13 @@ def check(ev: Evidence, *, final: str = "FILLED", p: IntentPlan | None = None) -
 
 def clean(**over: Any) -> Evidence:
     base: dict[str, Any] = {
-        "orders": [vorder(f"{P}-E1", "1", "0.002")], "trades": [trade("1", "11", "0.002")],
-        "algos": [], "stored": stored("0.002"), "fills": [fill("1", "11", "0.002")],
+        "orders": [vorder(f"{P}-E1", "1", "0.002")],
+        "trades": [trade("1", "11", "0.002")],
+        "algos": [],
+        "stored": stored("0.002"),
+        "fills": [fill("1", "11", "0.002")],
         "executed": Counter({P: 1}),
-    }  # fmt: skip
+    }
     base.update(over)
     return Evidence(**base)
 
@@ -72,14 +92,18 @@ def test_a_child_id_sent_twice_is_a_duplicate_an_overfill_and_an_unbooked_fill()
         trades=[trade("1", "11", "0.002"), trade("2", "12", "0.002")],
     )
     assert check(ev) == [
-        "DUPLICATE_CHILD_ID", "FILL_MISSING", "OVERFILL", "PARENT_QTY_MISMATCH",
-    ]  # fmt: skip
+        "DUPLICATE_CHILD_ID",
+        "FILL_MISSING",
+        "OVERFILL",
+        "PARENT_QTY_MISMATCH",
+    ]
 
 
 def test_fills_must_be_stored_exactly_once_and_only_when_the_venue_executed_them() -> None:
     assert check(clean(fills=[fill("1", "11", "0.002"), fill("1", "11", "0.002")])) == [
-        "FILL_DUPLICATE", "PARENT_QTY_MISMATCH",
-    ]  # fmt: skip
+        "FILL_DUPLICATE",
+        "PARENT_QTY_MISMATCH",
+    ]
     phantom = clean(fills=[fill("1", "11", "0.002"), fill("9", "99", "0.001")])
     assert "FILL_PHANTOM" in check(phantom)
 
@@ -93,16 +117,22 @@ def test_child_state_must_equal_the_venues() -> None:
 def test_outcome_events_exactly_one_and_intents_must_end() -> None:
     assert check(clean(executed=Counter({P: 2}))) == ["OUTCOME_EVENTS"]
     assert check(clean(executed=Counter())) == ["OUTCOME_EVENTS"]
-    refused = clean(orders=[], trades=[], fills=[], stored=stored("0", "REJECTED")[:1],
-                    executed=Counter())  # fmt: skip
+    refused = clean(
+        orders=[], trades=[], fills=[], stored=stored("0", "REJECTED")[:1], executed=Counter()
+    )
     assert check(refused, final="REJECTED") == []  # refused before any side effect
     assert check(clean(executed=Counter()), final="PARTIALLY_FILLED") == ["NOT_FINAL"]
     assert check(clean(), final="DLQ") == []
 
 
 def test_a_filled_bracketed_entry_must_carry_its_stop_at_the_venue() -> None:
-    tp = {"client_algo_id": f"{P}-E61", "type": "TAKE_PROFIT_MARKET", "status": "NEW",
-          "qty": "0.002", "close_position": False}  # fmt: skip
+    tp = {
+        "client_algo_id": f"{P}-E61",
+        "type": "TAKE_PROFIT_MARKET",
+        "status": "NEW",
+        "qty": "0.002",
+        "close_position": False,
+    }
     sl = {**tp, "client_algo_id": f"{P}-E60", "type": "STOP_MARKET"}
 
     def with_algos(*algos: dict[str, Any], store: str = "ACCEPTED") -> Evidence:
@@ -114,7 +144,7 @@ def test_a_filled_bracketed_entry_must_carry_its_stop_at_the_venue() -> None:
             }
             for a in algos
         ]
-        return clean(algos=list(algos), stored=stored("0.002") + docs)  # fmt: skip
+        return clean(algos=list(algos), stored=stored("0.002") + docs)
 
     bracket = plan(bracket=True)
     assert check(with_algos(tp), p=bracket) == ["NAKED_POSITION"]
@@ -124,8 +154,9 @@ def test_a_filled_bracketed_entry_must_carry_its_stop_at_the_venue() -> None:
     assert check(with_algos({**tp, "status": "CANCELED"}, fired), p=bracket) == []
     # S4 believes its stop gone while the venue still works it (or the other way round)
     assert check(with_algos(tp, sl, store="CANCELED"), p=bracket) == [
-        "PROTECTIVE_STATE_MISMATCH", "PROTECTIVE_STATE_MISMATCH",
-    ]  # fmt: skip
+        "PROTECTIVE_STATE_MISMATCH",
+        "PROTECTIVE_STATE_MISMATCH",
+    ]
     assert check(clean(algos=[tp, sl]), p=bracket) == ["VENUE_ORDER_UNKNOWN"] * 2
 
 

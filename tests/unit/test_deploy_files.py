@@ -567,10 +567,13 @@ def test_k8s_deployments_with_tokens_read_them_from_the_secret_not_the_configmap
 
     secret_keys = _secret_keys(_by_kind("Secret")["chimera-secrets"])
     wanted = {
-        "s3-strategy": {"S3_API_TOKEN": "S3_API_TOKEN", "S3_ADMIN_TOKEN": "S3_ADMIN_TOKEN",
-                        "S3_S4_API_TOKEN": "S4_API_TOKEN"},  # S3 sends exactly S4's token
+        "s3-strategy": {
+            "S3_API_TOKEN": "S3_API_TOKEN",
+            "S3_ADMIN_TOKEN": "S3_ADMIN_TOKEN",
+            "S3_S4_API_TOKEN": "S4_API_TOKEN",
+        },  # S3 sends exactly S4's token
         "s4-router": {"S4_API_TOKEN": "S4_API_TOKEN"},
-    }  # fmt: skip
+    }
     for name, refs in wanted.items():
         got = env(name)
         for var, key in refs.items():

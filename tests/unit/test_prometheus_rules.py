@@ -59,10 +59,17 @@ def test_rule_unit_tests_with_alert_kind_rules_cover_each_one() -> None:
         if case.get("exp_alerts")
     }
     must = {
-        "RouterAlertCritical", "RouterAlertWarning", "StrategyAlertCritical",
-        "StrategyAlertWarning", "RouterReconcileFindings", "RouterReconcileFindingCritical",
-        "MarketDataStale", "RouterCircuitBreakerOpen", "RouterOverfill", "ChimeraTargetDown",
-    }  # fmt: skip
+        "RouterAlertCritical",
+        "RouterAlertWarning",
+        "StrategyAlertCritical",
+        "StrategyAlertWarning",
+        "RouterReconcileFindings",
+        "RouterReconcileFindingCritical",
+        "MarketDataStale",
+        "RouterCircuitBreakerOpen",
+        "RouterOverfill",
+        "ChimeraTargetDown",
+    }
     assert must <= tested, must - tested
 
 

@@ -24,9 +24,13 @@ SYMBOLS = {"BTCUSDT", "ETHUSDT", "QRLUSDT"}
 
 def _rule(**over: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "rule_id": "R-DRIFT", "priority": 5, "applies": {"symbols": ["BTCUSDT"]},
-        "when": LEAF, "action": {"type": "size_mult", "value": 1.1}, "status": "ENABLED",
-    }  # fmt: skip
+        "rule_id": "R-DRIFT",
+        "priority": 5,
+        "applies": {"symbols": ["BTCUSDT"]},
+        "when": LEAF,
+        "action": {"type": "size_mult", "value": 1.1},
+        "status": "ENABLED",
+    }
     doc.update(over)
     return doc
 
@@ -57,8 +61,9 @@ def _fixtures_with(tmp_path: Path, name: str, content: Any) -> Path:
 def test_rule_refused_by_the_linter_is_refused_by_the_seed(tmp_path: Path, case: str) -> None:
     doc = RULES[case]
     with pytest.raises(RuleLintError):
-        lint_rules([doc], factors=factors_from_docs(fixture("factor_registry.json")),
-                   symbols=SYMBOLS)  # fmt: skip
+        lint_rules(
+            [doc], factors=factors_from_docs(fixture("factor_registry.json")), symbols=SYMBOLS
+        )
     rules = [*fixture("strategy_rules.json"), doc]
     with pytest.raises(FixtureError):
         load_fixtures(_fixtures_with(tmp_path, "strategy_rules.json", rules))
@@ -87,12 +92,15 @@ TABLES: dict[str, tuple[bool, list[dict[str, Any]]]] = {
     "100 TWAP slices": (False, [{**BAND, "twap": {"slices": 100, "gap_ms": 10}}]),
     "a band without twap (one slice)": (True, [{"notional_usdt_max": None, "maker_wait_ms": 5}]),
     "a band with TWAP jitter": (
-        True, [{**BAND, "twap": {"slices": 2, "gap_ms": 10, "jitter_pct": 0.2}}]
+        True,
+        [{**BAND, "twap": {"slices": 2, "gap_ms": 10, "jitter_pct": 0.2}}],
     ),
-    "descending caps": (False, [{**BAND, "notional_usdt_max": 500},
-                                {**BAND, "notional_usdt_max": 200}, BAND]),
+    "descending caps": (
+        False,
+        [{**BAND, "notional_usdt_max": 500}, {**BAND, "notional_usdt_max": 200}, BAND],
+    ),
     "unbounded band before the last": (False, [BAND, {**BAND, "notional_usdt_max": 5}]),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(TABLES))

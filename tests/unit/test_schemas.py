@@ -33,8 +33,16 @@ def test_checked_in_schemas_with_current_models_are_identical() -> None:
 def test_order_intent_schema_with_exec_policy_lists_every_policy_type() -> None:
     schema = json.loads((REPO / "deploy/schemas/order_intent.json").read_text())
     defs = schema["$defs"]
-    kinds = {defs[name]["properties"]["type"]["const"] for name in
-             ("MakerTakerPolicy", "TwapPolicy", "MarketPolicy", "OcoPolicy")}  # fmt: skip
+    kinds = {
+        defs[name]["properties"]["type"]["const"]
+        for name in ("MakerTakerPolicy", "TwapPolicy", "MarketPolicy", "OcoPolicy")
+    }
     assert kinds == {"MAKER_TAKER", "TWAP", "MARKET", "OCO"}
-    assert set(schema["required"]) >= {"intent_id", "market", "symbol", "side", "qty",
-                                       "client_order_id"}  # fmt: skip
+    assert set(schema["required"]) >= {
+        "intent_id",
+        "market",
+        "symbol",
+        "side",
+        "qty",
+        "client_order_id",
+    }

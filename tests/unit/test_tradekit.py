@@ -20,17 +20,26 @@ BTC = Instrument(
     symbol="BTCUSDT", base_asset="BTC", tickSize=D(1), stepSize=D("0.001"), minNotional=D(5)
 )
 FUT_BODY: dict[str, Any] = {
-    "intent_id": "uuid", "market": "FUT", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.002,
+    "intent_id": "uuid",
+    "market": "FUT",
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "qty": 0.002,
     "exec_policy": {"maker_wait_ms": 2000, "twap": {"slices": 2, "gap_ms": 600}},
     "sl": {"type": "STOP_MARKET", "price": 64800},
     "tp": {"type": "TAKE_PROFIT_MARKET", "target": "net_profit_usdt", "value": 2.0},
-    "client_order_id": "s3-btc-1", "reduce_only": False,
-}  # fmt: skip
+    "client_order_id": "s3-btc-1",
+    "reduce_only": False,
+}
 SPOT_BODY: dict[str, Any] = {
-    "intent_id": "uuid", "market": "SPOT", "symbol": "BTCUSDT", "side": "BUY", "qty": 0.003,
+    "intent_id": "uuid",
+    "market": "SPOT",
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "qty": 0.003,
     "exec_policy": {"type": "OCO", "tp_price": 67000, "sl_price": 64500},
     "client_order_id": "s3-btc-2",
-}  # fmt: skip
+}
 
 
 def test_round_qty_with_default_mode_floors_to_step() -> None:
@@ -100,10 +109,15 @@ def test_intent_with_spec_spot_oco_body_parses_with_oco_policy() -> None:
         ({"client_order_id": "x" * 33}, "client_order_id"),
         ({"exec_policy": {"type": "ICEBERG"}}, "exec_policy"),
         ({"surprise": 1}, "surprise"),
-        ({"sl": {"type": "STOP_MARKET", "price": 70000},
-          "tp": {"type": "TAKE_PROFIT_MARKET", "price": 60000}}, "tp.price > sl.price"),
+        (
+            {
+                "sl": {"type": "STOP_MARKET", "price": 70000},
+                "tp": {"type": "TAKE_PROFIT_MARKET", "price": 60000},
+            },
+            "tp.price > sl.price",
+        ),
     ],
-)  # fmt: skip
+)
 def test_intent_with_bad_field_is_rejected_naming_it(patch: dict[str, Any], needle: str) -> None:
     with pytest.raises(ValidationError, match=needle.replace("{", r"\{").replace("(", r"\(")):
         OrderIntent.model_validate({**FUT_BODY, **patch})

@@ -16,11 +16,20 @@ from tradekit.enums import Market, Side
 
 NOW = 1_700_000_000_000
 BTC: dict[str, float] = {
-    "mid": 65000.5, "price": 65000.5, "spread_bps": 0.15, "depth_top1_usdt": 50_000.0,
-    "funding_rate": 0.0001, "funding_next_abs": 0.0001, "atr_14": 120.0, "rv_1h": 0.01,
-    "rv_pctile_30d": 0.4, "ma7_5m": 65010.0, "ma25_5m": 64990.0, "ma_cross": 1.0,
+    "mid": 65000.5,
+    "price": 65000.5,
+    "spread_bps": 0.15,
+    "depth_top1_usdt": 50_000.0,
+    "funding_rate": 0.0001,
+    "funding_next_abs": 0.0001,
+    "atr_14": 120.0,
+    "rv_1h": 0.01,
+    "rv_pctile_30d": 0.4,
+    "ma7_5m": 65010.0,
+    "ma25_5m": 64990.0,
+    "ma_cross": 1.0,
     "rho_usdttwd_14": 0.1,
-}  # fmt: skip
+}
 ML = MlInput(0.65, "mock-const-0.65")
 
 
@@ -95,13 +104,20 @@ def pre(
     margin: float = 0.0,
 ) -> Pre:
     return eng.pre(
-        symbol=symbol, market=market, features=dict(BTC if features is None else features),
-        feature_ts=ts, now_ms=now, side_hint=side, open_entries=entries, margin_in_flight=margin,
-    )  # fmt: skip
+        symbol=symbol,
+        market=market,
+        features=dict(BTC if features is None else features),
+        feature_ts=ts,
+        now_ms=now,
+        side_hint=side,
+        open_entries=entries,
+        margin_in_flight=margin,
+    )
 
 
-def decide(eng: Engine, features: Mapping[str, float] | None = None, *, ml: MlInput = ML,
-           **kw: Any) -> Outcome:  # fmt: skip
+def decide(
+    eng: Engine, features: Mapping[str, float] | None = None, *, ml: MlInput = ML, **kw: Any
+) -> Outcome:
     return eng.finish(pre(eng, features, **kw), ml, signal_id="sig-1")
 
 

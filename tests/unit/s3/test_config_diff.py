@@ -15,9 +15,14 @@ from s3_strategy.service_layer.config_admin import lint_errors
 
 
 def rule(rid: str, v: float = 1.0, **over: Any) -> dict[str, Any]:
-    return {"rule_id": rid, "priority": 10, "status": "ENABLED",
-            "when": {"allOf": [{"f": "spread_bps", "op": ">", "v": v}]},
-            "action": {"type": "skip_entry"}, **over}  # fmt: skip
+    return {
+        "rule_id": rid,
+        "priority": 10,
+        "status": "ENABLED",
+        "when": {"allOf": [{"f": "spread_bps", "op": ">", "v": v}]},
+        "action": {"type": "skip_entry"},
+        **over,
+    }
 
 
 def test_diff_by_rule_id_ignores_order_and_lists_field_paths() -> None:
@@ -30,18 +35,26 @@ def test_diff_by_rule_id_ignores_order_and_lists_field_paths() -> None:
     d = diff_bundles(old, new, from_rev="r1")
     assert (d["from_rev"], d["to_rev"]) == ("r1", "r2")
     assert d["rules"]["added"] == ["C"] and d["rules"]["removed"] == ["B"]
-    assert d["rules"]["changed"] == [{"rule_id": "A", "fields": [
-        {"path": "priority", "old": 10, "new": 20},
-        {"path": "when.allOf[0].v", "old": 1.0, "new": 2.0},
-    ]}]  # fmt: skip
+    assert d["rules"]["changed"] == [
+        {
+            "rule_id": "A",
+            "fields": [
+                {"path": "priority", "old": 10, "new": 20},
+                {"path": "when.allOf[0].v", "old": 1.0, "new": 2.0},
+            ],
+        }
+    ]
     assert d["params"] == [
         {"path": "extra", "old": None, "new": True, "added": True},
         {"path": "ml.deadline_ms", "old": 2, "new": 5},
     ]
     assert d["summary"] == {
-        "rules_added": 1, "rules_removed": 1, "rules_changed": 1,
-        "params_changed": ["extra", "ml.deadline_ms"], "empty": False,
-    }  # fmt: skip
+        "rules_added": 1,
+        "rules_removed": 1,
+        "rules_changed": 1,
+        "params_changed": ["extra", "ml.deadline_ms"],
+        "empty": False,
+    }
 
 
 def test_diff_of_identical_bundles_is_empty_and_against_nothing_adds_all() -> None:
@@ -60,31 +73,40 @@ def test_field_changes_tells_int_from_bool_and_removed_keys() -> None:
 
 def test_lint_errors_point_into_the_uploaded_rules_by_index() -> None:
     rules = [rule("R-1"), rule("R-2")]
-    cause = RuleLintError([
-        "R-2: when.allOf[0]: unknown feature 'x' (not in factor_registry)",
-        "R-2: size_mult value must be a number in (0, 10.0]",
-        "factor_registry: something else",
-    ])  # fmt: skip
+    cause = RuleLintError(
+        [
+            "R-2: when.allOf[0]: unknown feature 'x' (not in factor_registry)",
+            "R-2: size_mult value must be a number in (0, 10.0]",
+            "factor_registry: something else",
+        ]
+    )
     try:
         raise ContextError(str(cause)) from cause
     except ContextError as exc:
         errors = lint_errors(exc, rules)
     assert errors == [
-        {"path": "rules[1].when.allOf[0]",
-         "message": "R-2: unknown feature 'x' (not in factor_registry)"},
+        {
+            "path": "rules[1].when.allOf[0]",
+            "message": "R-2: unknown feature 'x' (not in factor_registry)",
+        },
         {"path": "rules[1]", "message": "R-2: size_mult value must be a number in (0, 10.0]"},
         {"path": "rules", "message": "factor_registry: something else"},
-    ]  # fmt: skip
+    ]
 
 
 # ---- the walk against its specification ----------------------------------------------------
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([0.0, 1.0, 2.5, -0.0])
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.sampled_from([0.0, 1.0, 2.5, -0.0])
     | st.sampled_from(["a", "b"]),
-    lambda kids: st.lists(kids, max_size=3)
-    | st.dictionaries(st.sampled_from(["x", "y", "z"]), kids, max_size=3),
+    lambda kids: (
+        st.lists(kids, max_size=3)
+        | st.dictionaries(st.sampled_from(["x", "y", "z"]), kids, max_size=3)
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 
 
 def _flat(value: Any, prefix: str, out: dict[str, Any]) -> None:

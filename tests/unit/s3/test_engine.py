@@ -44,8 +44,9 @@ def test_decide_with_no_feature_ts_skips_feature_missing() -> None:
     assert decide(engine(), ts=None).reason is Reason.FEATURE_MISSING
 
 
-@pytest.mark.parametrize("name", ["mid", "spread_bps", "depth_top1_usdt", "funding_next_abs",
-                                  "atr_14", "ma7_5m"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name", ["mid", "spread_bps", "depth_top1_usdt", "funding_next_abs", "atr_14", "ma7_5m"]
+)
 def test_decide_with_a_needed_feature_absent_skips_feature_missing(name: str) -> None:
     f = features()
     del f[name]
@@ -113,14 +114,22 @@ def test_decide_with_spot_sell_hint_or_downtrend_skips_side_not_allowed() -> Non
 def test_table_mult_with_p_picks_highest_row_at_or_below() -> None:
     rows = BundleParams.model_validate(params()).ml_table
     assert [table_mult(rows, p) for p in (0.59, 0.6, 0.65, 0.75, 0.95)] == [
-        None, Decimal(1), Decimal(1), Decimal("1.2"), Decimal("1.5")
-    ]  # fmt: skip
+        None,
+        Decimal(1),
+        Decimal(1),
+        Decimal("1.2"),
+        Decimal("1.5"),
+    ]
 
 
 def test_decide_with_mock_score_maps_to_size_mult_one() -> None:
     out = decide(engine())
-    assert out.ml == {"p": 0.65, "model_version": "mock-const-0.65", "fallback": False,
-                      "size_mult": 1.0}  # fmt: skip
+    assert out.ml == {
+        "p": 0.65,
+        "model_version": "mock-const-0.65",
+        "fallback": False,
+        "size_mult": 1.0,
+    }
 
 
 def test_decide_with_score_below_table_skips_ml_low_score() -> None:
@@ -132,8 +141,13 @@ def test_decide_with_scorer_fallback_applies_configured_multiplier() -> None:
     eng = engine(bundle_params=params(ml={"fallback": "size_mult", "fallback_size_mult": 0.5}))
     out = decide(eng, ml=MlInput(None, "m", True, "timeout after 2 ms"))
     assert out.decision == "open"
-    assert out.ml == {"p": None, "model_version": "m", "fallback": True,
-                      "error": "timeout after 2 ms", "size_mult": 0.5}  # fmt: skip
+    assert out.ml == {
+        "p": None,
+        "model_version": "m",
+        "fallback": True,
+        "error": "timeout after 2 ms",
+        "size_mult": 0.5,
+    }
     assert out.intent is not None and out.intent["qty"] == "0.003"
 
 
@@ -149,7 +163,10 @@ def test_decide_with_ml_and_rules_multiplies_then_clamps_total() -> None:
     out = decide(eng, ml=MlInput(0.95, "m"))  # 1.4 × 1.5 = 2.1 → clamp 1.5
     assert out.sizing is not None
     assert (out.sizing["rules_mult"], out.sizing["ml_mult"], out.sizing["size_mult"]) == (
-        1.4, 1.5, 1.5)  # fmt: skip
+        1.4,
+        1.5,
+        1.5,
+    )
 
 
 # ---- sizing, brackets, policies ---------------------------------------------------------------
@@ -170,11 +187,14 @@ def test_decide_with_brackets_disabled_emits_plain_entry() -> None:
     assert not OrderIntent.model_validate(out.intent).needs_protection
 
 
-@pytest.mark.parametrize(("margin", "wait", "twap"), [
-    (Decimal(5), 1500, None),  # notional 100 → band ≤ 200
-    (Decimal(20), 2000, {"slices": 2, "gap_ms": 600, "jitter_pct": "0.1"}),  # 390 → ≤ 500
-    (Decimal(50), 3000, {"slices": 4, "gap_ms": 800, "jitter_pct": "0.1"}),  # 1000 → unbounded
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("margin", "wait", "twap"),
+    [
+        (Decimal(5), 1500, None),  # notional 100 → band ≤ 200
+        (Decimal(20), 2000, {"slices": 2, "gap_ms": 600, "jitter_pct": "0.1"}),  # 390 → ≤ 500
+        (Decimal(50), 3000, {"slices": 4, "gap_ms": 800, "jitter_pct": "0.1"}),  # 1000 → unbounded
+    ],
+)
 def test_decide_with_notional_picks_maker_wait_and_twap_from_route_band(
     margin: Decimal, wait: int, twap: dict[str, Any] | None
 ) -> None:
@@ -189,8 +209,11 @@ def test_decide_with_twap_off_or_market_policy_emits_unsliced_policy() -> None:
     fut = {"type": "MAKER_TAKER", "twap": False, "taker_fallback": "chase_one_tick"}
     out = decide(engine(bundle_params=params(exec_policy={"FUT": fut})))
     assert out.intent is not None
-    assert out.intent["exec_policy"] == {"type": "MAKER_TAKER", "maker_wait_ms": 2000,
-                                         "chase_one_tick": True}  # fmt: skip
+    assert out.intent["exec_policy"] == {
+        "type": "MAKER_TAKER",
+        "maker_wait_ms": 2000,
+        "chase_one_tick": True,
+    }
     out = decide(engine(bundle_params=params(exec_policy={"FUT": {"type": "MARKET"}})))
     assert out.intent is not None and out.intent["exec_policy"] == {"type": "MARKET"}
 
@@ -198,8 +221,13 @@ def test_decide_with_twap_off_or_market_policy_emits_unsliced_policy() -> None:
 def test_decide_with_twap_policy_takes_slices_from_band() -> None:
     out = decide(engine(bundle_params=params(exec_policy={"FUT": {"type": "TWAP"}})))
     assert out.intent is not None
-    assert out.intent["exec_policy"] == {"type": "TWAP", "slices": 2, "gap_ms": 600,
-                                         "jitter_pct": "0.1", "maker_wait_ms": 2000}  # fmt: skip
+    assert out.intent["exec_policy"] == {
+        "type": "TWAP",
+        "slices": 2,
+        "gap_ms": 600,
+        "jitter_pct": "0.1",
+        "maker_wait_ms": 2000,
+    }
     s4_accepts(out.intent)
 
 
@@ -221,8 +249,11 @@ def test_decide_spot_with_brackets_disabled_uses_entry_policy() -> None:
     eng = engine(bundle_params=params(brackets={"enabled": False}), rules=ONE_RULE)
     out = decide(eng, market=Market.SPOT)
     assert out.intent is not None
-    assert out.intent["exec_policy"] == {"type": "MAKER_TAKER", "maker_wait_ms": 1500,
-                                         "chase_one_tick": False}  # fmt: skip
+    assert out.intent["exec_policy"] == {
+        "type": "MAKER_TAKER",
+        "maker_wait_ms": 1500,
+        "chase_one_tick": False,
+    }
 
 
 def test_decide_with_same_inputs_gives_same_client_order_id_and_other_inputs_differ() -> None:
@@ -256,16 +287,21 @@ def test_pre_with_gate_failure_is_not_ready_for_scoring() -> None:
 
 
 # ---- building the engine ----------------------------------------------------------------------
-@pytest.mark.parametrize(("over", "needle"), [
-    ({"size_mult_clamp": [1.5, 0.5]}, "min > max"),
-    ({"ml_table": []}, "at least one row"),
-    ({"ml_table": [{"p_min": 0.5, "size_mult": 1}, {"p_min": 0.5, "size_mult": 2}]},
-     "duplicate p_min"),
-    ({"size_mult_clamps": [0.5, 1.5]}, "Extra inputs are not permitted"),
-    ({"brackets": {"enabled": "maybe"}}, "brackets.enabled"),
-    ({"exec_policy": {"FUT": {"type": "ICEBERG"}}}, "exec_policy.FUT.type"),
-    ({"exec_policy": {"FUT": {"route_table": "nope"}}}, "route table 'nope' is missing"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        ({"size_mult_clamp": [1.5, 0.5]}, "min > max"),
+        ({"ml_table": []}, "at least one row"),
+        (
+            {"ml_table": [{"p_min": 0.5, "size_mult": 1}, {"p_min": 0.5, "size_mult": 2}]},
+            "duplicate p_min",
+        ),
+        ({"size_mult_clamps": [0.5, 1.5]}, "Extra inputs are not permitted"),
+        ({"brackets": {"enabled": "maybe"}}, "brackets.enabled"),
+        ({"exec_policy": {"FUT": {"type": "ICEBERG"}}}, "exec_policy.FUT.type"),
+        ({"exec_policy": {"FUT": {"route_table": "nope"}}}, "route table 'nope' is missing"),
+    ],
+)
 def test_engine_with_invalid_params_refuses_to_build(over: dict[str, Any], needle: str) -> None:
     with pytest.raises(ContextError, match=needle):
         engine(bundle_params=params(**over))

@@ -15,9 +15,14 @@ from tests.unit.s3.helpers import BTC, decide, engine, features, params, pre, ru
 from tradekit.enums import Market
 
 LIM = GateLimits(
-    max_funding_abs=0.0005, spread_bp_limit=3.0, depth_top1_usdt_min=200.0,
-    risk_budget_usdt=100.0, max_entry_margin_usdt=30.0, concurrent_entries=1, check_funding=True,
-)  # fmt: skip
+    max_funding_abs=0.0005,
+    spread_bp_limit=3.0,
+    depth_top1_usdt_min=200.0,
+    risk_budget_usdt=100.0,
+    max_entry_margin_usdt=30.0,
+    concurrent_entries=1,
+    check_funding=True,
+)
 
 
 def test_run_gates_with_healthy_market_passes_all_five_in_order() -> None:
@@ -30,15 +35,29 @@ def test_run_gates_with_healthy_market_passes_all_five_in_order() -> None:
 @pytest.mark.parametrize(
     ("over", "entries", "in_flight", "gate", "observed", "threshold", "reason"),
     [
-        ({"funding_next_abs": 0.0006}, 0, 0.0, "funding_abs", 0.0006, 0.0005,
-         Reason.FUNDING_TOO_HIGH),
+        (
+            {"funding_next_abs": 0.0006},
+            0,
+            0.0,
+            "funding_abs",
+            0.0006,
+            0.0005,
+            Reason.FUNDING_TOO_HIGH,
+        ),
         ({"spread_bps": 3.01}, 0, 0.0, "spread_bps", 3.01, 3.0, Reason.SPREAD_TOO_WIDE),
-        ({"depth_top1_usdt": 199.99}, 0, 0.0, "depth_top1_usdt", 199.99, 200.0,
-         Reason.DEPTH_TOO_THIN),
+        (
+            {"depth_top1_usdt": 199.99},
+            0,
+            0.0,
+            "depth_top1_usdt",
+            199.99,
+            200.0,
+            Reason.DEPTH_TOO_THIN,
+        ),
         ({}, 0, 70.01, "risk_budget", 100.01, 100.0, Reason.RISK_BUDGET),
         ({}, 1, 0.0, "concurrent_entries", 1.0, 1.0, Reason.CONCURRENT_ENTRIES),
     ],
-)  # fmt: skip
+)
 def test_run_gates_with_one_breach_fails_that_gate_and_stops(
     over: dict[str, float],
     entries: int,
@@ -50,8 +69,12 @@ def test_run_gates_with_one_breach_fails_that_gate_and_stops(
 ) -> None:
     gates, got = run_gates({**BTC, **over}, LIM, entries, in_flight)
     assert got is reason
-    assert gates[-1] == {"gate": gate, "passed": False, "observed": pytest.approx(observed),
-                         "threshold": threshold}  # fmt: skip
+    assert gates[-1] == {
+        "gate": gate,
+        "passed": False,
+        "observed": pytest.approx(observed),
+        "threshold": threshold,
+    }
     assert all(g["passed"] for g in gates[:-1])
     assert len(gates) == GATE_NAMES.index(gate) + 1  # short-circuit: later gates not run
 
@@ -82,8 +105,12 @@ def test_run_gates_with_spot_market_skips_funding_as_not_applicable() -> None:
     spot = dataclasses.replace(LIM, check_funding=False)
     gates, reason = run_gates({"spread_bps": 1.0, "depth_top1_usdt": 1e6}, spot, 0, 0.0)
     assert reason is Reason.OK
-    assert gates[0] == {"gate": "funding_abs", "passed": True, "observed": None,
-                        "threshold": 0.0005}  # fmt: skip
+    assert gates[0] == {
+        "gate": "funding_abs",
+        "passed": True,
+        "observed": None,
+        "threshold": 0.0005,
+    }
 
 
 def test_engine_with_instrument_limits_uses_them_over_env_defaults() -> None:
@@ -95,9 +122,14 @@ def test_engine_with_instrument_limits_uses_them_over_env_defaults() -> None:
 
 def test_engine_with_instrument_without_limits_uses_env_defaults() -> None:
     insts = [
-        {"symbol": "BTCUSDT", "base_asset": "BTC", "tickSize": 1, "stepSize": 0.001,
-         "minNotional": 5},
-    ]  # fmt: skip
+        {
+            "symbol": "BTCUSDT",
+            "base_asset": "BTC",
+            "tickSize": 1,
+            "stepSize": 0.001,
+            "minNotional": 5,
+        },
+    ]
     eng = engine(
         settings=Settings(
             spread_bp_limit_default=Decimal(7), depth_top1_usdt_min_default=Decimal(999)

@@ -20,22 +20,34 @@ from tradekit.instrument import Instrument
 
 D = Decimal
 QRL = Instrument(
-    symbol="QRLUSDT", base_asset="QRL", markets=("SPOT",), tickSize=D("0.0001"),
-    stepSize=D("0.1"), minNotional=D(5),
-)  # fmt: skip
+    symbol="QRLUSDT",
+    base_asset="QRL",
+    markets=("SPOT",),
+    tickSize=D("0.0001"),
+    stepSize=D("0.1"),
+    minNotional=D(5),
+)
 SYM = SymmetricConfig()
 INT = IntelligentConfig()
 
 
 def sym(
-    base: str, quote: str, price: str, cfg: SymmetricConfig = SYM, quote_locked: str = "0",
+    base: str,
+    quote: str,
+    price: str,
+    cfg: SymmetricConfig = SYM,
+    quote_locked: str = "0",
     **q: str,
-):  # fmt: skip
+):
     extra = {k: D(v) for k, v in q.items()}
     return plan_symmetric(
-        base_free=D(base), quote_free=D(quote), quote=Quote(D(price), **extra),
-        instrument=QRL, config=cfg, quote_locked=D(quote_locked),
-    )  # fmt: skip
+        base_free=D(base),
+        quote_free=D(quote),
+        quote=Quote(D(price), **extra),
+        instrument=QRL,
+        config=cfg,
+        quote_locked=D(quote_locked),
+    )
 
 
 # ---- symmetric ---------------------------------------------------------------------------------
@@ -144,9 +156,14 @@ def closes(trend: str, n: int = 30) -> list[Decimal]:
 def intel(base: str, quote: str, price: str, cs: list[Decimal], cost: str, **kw: object):
     cfg = IntelligentConfig(**kw) if kw else INT
     return plan_intelligent(
-        base_free=D(base), quote_free=D(quote), quote=Quote(D(price)), closes=cs,
-        cost_avg=D(cost), instrument=QRL, config=cfg,
-    )  # fmt: skip
+        base_free=D(base),
+        quote_free=D(quote),
+        quote=Quote(D(price)),
+        closes=cs,
+        cost_avg=D(cost),
+        instrument=QRL,
+        config=cfg,
+    )
 
 
 def test_ma_signal_golden_and_death_cross_with_strength() -> None:
@@ -182,8 +199,11 @@ def test_intelligent_sell_never_touches_the_core_tier() -> None:
     assert plan.action is Action.SELL and plan.quantity == D(300)
     assert plan.details["reduced"] == "tier"
     assert plan.details["position_tiers"] == {
-        "core": D(700), "swing": D(200), "active": D(100), "tradeable": D(300),
-    }  # fmt: skip
+        "core": D(700),
+        "swing": D(200),
+        "active": D(100),
+        "tradeable": D(300),
+    }
 
 
 def test_intelligent_holds_without_signal_or_against_the_target() -> None:
@@ -201,9 +221,14 @@ def test_intelligent_core_tier_is_never_sold(
     base: Decimal, quote: Decimal, price: Decimal, cost: Decimal, up: bool
 ) -> None:
     plan = plan_intelligent(
-        base_free=base, quote_free=quote, quote=Quote(price), closes=closes("up" if up else "dn"),
-        cost_avg=cost, instrument=QRL, config=INT,
-    )  # fmt: skip
+        base_free=base,
+        quote_free=quote,
+        quote=Quote(price),
+        closes=closes("up" if up else "dn"),
+        cost_avg=cost,
+        instrument=QRL,
+        config=INT,
+    )
     if plan.action is Action.SELL:
         assert plan.quantity <= base * D("0.3")
         assert price >= cost * D("1.03")
@@ -218,8 +243,7 @@ def test_average_cost_and_fifo_realised_pnl_from_fills() -> None:
         CostFill("BUY", D(100), D(2), D("0.2"), "USDT", ts=2, trade_id="b"),
         CostFill("SELL", D(150), D(3), D("0.45"), "USDT", ts=3, trade_id="c"),
     ]
-    pos = position_cost(fills, asset="QRL", quote_asset="USDT", opening_cost=D("0.05"),
-                        price=D(4))  # fmt: skip
+    pos = position_cost(fills, asset="QRL", quote_asset="USDT", opening_cost=D("0.05"), price=D(4))
     assert pos.qty == D(50)
     assert pos.avg_cost == D("1.5015")  # (100.1 + 200.2) / 200, unchanged by the sell
     # FIFO: 100 @ 1.001 + 50 @ 2.002 = 200.2 out; proceeds 450 - 0.45
@@ -233,8 +257,9 @@ def test_cost_falls_back_to_the_estimate_without_history_and_blends_unexplained_
     none = position_cost([], asset="QRL", quote_asset="USDT", opening_cost=D("0.05"))
     assert none.avg_cost == D("0.05") and none.source == "estimate"
     fills = [CostFill("BUY", D(100), D("0.07"), D("0.1"), "QRL", ts=1, trade_id="a")]
-    pos = position_cost(fills, asset="QRL", quote_asset="USDT", opening_cost=D("0.05"),
-                        holding=D("199.9"))  # fmt: skip
+    pos = position_cost(
+        fills, asset="QRL", quote_asset="USDT", opening_cost=D("0.05"), holding=D("199.9")
+    )
     # 99.9 QRL received for 7 USDT, 100 more held at the 0.05 estimate
     assert pos.qty == D("199.9")
     assert pos.avg_cost == (D(7) + D(5)) / D("199.9")

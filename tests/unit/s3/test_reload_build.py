@@ -28,20 +28,32 @@ from tradekit.rules import RuleErrors, StrategyRule, check_rule_docs, check_rule
 def rules_200() -> list[dict[str, Any]]:
     out = []
     for i in range(200):
-        when = {"allOf": [{"f": "spread_bps", "op": "<", "v": 1.0 + i / 1000},
-                          {"anyOf": [{"f": "rv_1h", "op": ">=", "v": 0.0},
-                                     {"f": "ma_cross", "op": "<", "v": 0.5}]}]}  # fmt: skip
+        when = {
+            "allOf": [
+                {"f": "spread_bps", "op": "<", "v": 1.0 + i / 1000},
+                {
+                    "anyOf": [
+                        {"f": "rv_1h", "op": ">=", "v": 0.0},
+                        {"f": "ma_cross", "op": "<", "v": 0.5},
+                    ]
+                },
+            ]
+        }
         out.append(rule(f"R-{i:04d}", when, priority=i))
     return out
 
 
 def content(rules: list[dict[str, Any]]) -> dict[str, Any]:
     return assemble(
-        bundle_id="test", rev="rev-test", params=params(), rules=rules,
-        factors=fixture("factor_registry.json"), instruments=fixture("instrument_registry.json"),
+        bundle_id="test",
+        rev="rev-test",
+        params=params(),
+        rules=rules,
+        factors=fixture("factor_registry.json"),
+        instruments=fixture("instrument_registry.json"),
         route_tables={"default": {"rev": "r", "bands": fixture("route_table.json")}},
         limits=limits_of(Settings()),
-    )  # fmt: skip
+    )
 
 
 @contextlib.contextmanager
@@ -106,8 +118,9 @@ def test_diff_of_equal_copies_never_reprs_whole_rules(monkeypatch: pytest.Monkey
     assert calls[0] == 0
     new["rules"][7]["when"]["allOf"][0]["v"] = 1  # int where the old one was a float
     changed = diff_bundles(old, {"params": {"x": 1}, "rules": new["rules"]})["rules"]["changed"]
-    assert changed == [{"rule_id": "R-0007", "fields": [
-        {"path": "when.allOf[0].v", "old": 1.007, "new": 1}]}]  # fmt: skip
+    assert changed == [
+        {"rule_id": "R-0007", "fields": [{"path": "when.allOf[0].v", "old": 1.007, "new": 1}]}
+    ]
 
 
 def test_a_valid_bundle_is_linted_as_plain_documents_with_the_models_view() -> None:

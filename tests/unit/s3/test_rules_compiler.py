@@ -33,11 +33,20 @@ def ruleset(*docs: dict[str, Any], symbol: str = "BTCUSDT") -> Any:
 @pytest.mark.parametrize(
     ("op", "v", "fires"),
     [
-        ("<", 0.5, True), ("<", 0.4, False), ("<=", 0.4, True), ("<=", 0.39, False),
-        (">", 0.3, True), (">", 0.4, False), (">=", 0.4, True), (">=", 0.41, False),
-        ("==", 0.4, True), ("==", 0.41, False), ("!=", 0.41, True), ("!=", 0.4, False),
+        ("<", 0.5, True),
+        ("<", 0.4, False),
+        ("<=", 0.4, True),
+        ("<=", 0.39, False),
+        (">", 0.3, True),
+        (">", 0.4, False),
+        (">=", 0.4, True),
+        (">=", 0.41, False),
+        ("==", 0.4, True),
+        ("==", 0.41, False),
+        ("!=", 0.41, True),
+        ("!=", 0.4, False),
     ],
-)  # fmt: skip
+)
 def test_evaluate_with_each_operator_fires_as_the_comparison_says(
     op: str, v: float, fires: bool
 ) -> None:
@@ -49,22 +58,42 @@ def test_evaluate_with_each_operator_fires_as_the_comparison_says(
 @pytest.mark.parametrize(
     ("when", "fires"),
     [
-        ({"allOf": [{"f": "spread_bps", "op": "<", "v": 1}, {"f": "rv_1h", "op": "<", "v": 1}]},
-         True),
-        ({"allOf": [{"f": "spread_bps", "op": "<", "v": 1}, {"f": "rv_1h", "op": ">", "v": 1}]},
-         False),
-        ({"anyOf": [{"f": "spread_bps", "op": ">", "v": 1}, {"f": "rv_1h", "op": "<", "v": 1}]},
-         True),
-        ({"anyOf": [{"f": "spread_bps", "op": ">", "v": 1}, {"f": "rv_1h", "op": ">", "v": 1}]},
-         False),
+        (
+            {"allOf": [{"f": "spread_bps", "op": "<", "v": 1}, {"f": "rv_1h", "op": "<", "v": 1}]},
+            True,
+        ),
+        (
+            {"allOf": [{"f": "spread_bps", "op": "<", "v": 1}, {"f": "rv_1h", "op": ">", "v": 1}]},
+            False,
+        ),
+        (
+            {"anyOf": [{"f": "spread_bps", "op": ">", "v": 1}, {"f": "rv_1h", "op": "<", "v": 1}]},
+            True,
+        ),
+        (
+            {"anyOf": [{"f": "spread_bps", "op": ">", "v": 1}, {"f": "rv_1h", "op": ">", "v": 1}]},
+            False,
+        ),
         ({"not": {"f": "spread_bps", "op": ">", "v": 1}}, True),
         ({"not": {"not": {"f": "spread_bps", "op": ">", "v": 1}}}, False),
-        ({"allOf": [{"anyOf": [{"f": "spread_bps", "op": ">", "v": 1},
-                               {"not": {"f": "rv_1h", "op": ">", "v": 1}}]},
-                    {"f": "ma_cross", "op": "==", "v": 1}, {"f": "rv_1h", "op": "<", "v": 1},
-                    {"f": "spread_bps", "op": "!=", "v": 3}]}, True),
+        (
+            {
+                "allOf": [
+                    {
+                        "anyOf": [
+                            {"f": "spread_bps", "op": ">", "v": 1},
+                            {"not": {"f": "rv_1h", "op": ">", "v": 1}},
+                        ]
+                    },
+                    {"f": "ma_cross", "op": "==", "v": 1},
+                    {"f": "rv_1h", "op": "<", "v": 1},
+                    {"f": "spread_bps", "op": "!=", "v": 3},
+                ]
+            },
+            True,
+        ),
     ],
-)  # fmt: skip
+)
 def test_evaluate_with_combinators_follows_boolean_logic(when: dict[str, Any], fires: bool) -> None:
     x = {"spread_bps": 0.5, "rv_1h": 0.01, "ma_cross": 1.0}
     out = evaluate(ruleset(rule("R-1", when)), x, LO, HI)
@@ -73,33 +102,48 @@ def test_evaluate_with_combinators_follows_boolean_logic(when: dict[str, Any], f
 
 def test_evaluate_with_size_mult_rules_multiplies_exactly_and_reports_both_products() -> None:
     t = {"f": "rv_1h", "op": "<", "v": 1}
-    rs = ruleset(rule("A", t, {"type": "size_mult", "value": 1.1}, priority=1),
-                 rule("B", t, {"type": "size_mult", "value": 1.1}, priority=2))  # fmt: skip
+    rs = ruleset(
+        rule("A", t, {"type": "size_mult", "value": 1.1}, priority=1),
+        rule("B", t, {"type": "size_mult", "value": 1.1}, priority=2),
+    )
     out = evaluate(rs, {"rv_1h": 0.0}, LO, HI)
     assert out.mult_raw == Decimal("1.21") and out.mult == Decimal("1.21")
-    assert out.fired == [{"rule_id": "A", "action": "size_mult", "value": 1.1},
-                         {"rule_id": "B", "action": "size_mult", "value": 1.1}]  # fmt: skip
+    assert out.fired == [
+        {"rule_id": "A", "action": "size_mult", "value": 1.1},
+        {"rule_id": "B", "action": "size_mult", "value": 1.1},
+    ]
 
 
-@pytest.mark.parametrize(("values", "raw", "clamped"), [
-    ((1.3, 1.3), Decimal("1.69"), Decimal("1.5")),
-    ((0.6, 0.7), Decimal("0.42"), Decimal("0.5")),
-    ((1.2, 0.8), Decimal("0.96"), Decimal("0.96")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("values", "raw", "clamped"),
+    [
+        ((1.3, 1.3), Decimal("1.69"), Decimal("1.5")),
+        ((0.6, 0.7), Decimal("0.42"), Decimal("0.5")),
+        ((1.2, 0.8), Decimal("0.96"), Decimal("0.96")),
+    ],
+)
 def test_evaluate_with_product_outside_range_clamps_it(
     values: tuple[float, float], raw: Decimal, clamped: Decimal
 ) -> None:
     t = {"f": "rv_1h", "op": "<", "v": 1}
-    rs = ruleset(*(rule(f"R-{i}", t, {"type": "size_mult", "value": v}, priority=i)
-                   for i, v in enumerate(values)))  # fmt: skip
+    rs = ruleset(
+        *(
+            rule(f"R-{i}", t, {"type": "size_mult", "value": v}, priority=i)
+            for i, v in enumerate(values)
+        )
+    )
     out = evaluate(rs, {"rv_1h": 0.0}, LO, HI)
     assert (out.mult_raw, out.mult) == (raw, clamped)
 
 
 def test_engine_with_clamped_rules_reports_multiplier_before_and_after_clamp() -> None:
     t = {"f": "rv_1h", "op": "<", "v": 1}
-    eng = engine(rules=[rule("A", t, {"type": "size_mult", "value": 2.0}, priority=1),
-                        rule("B", t, {"type": "size_mult", "value": 1.5}, priority=2)])  # fmt: skip
+    eng = engine(
+        rules=[
+            rule("A", t, {"type": "size_mult", "value": 2.0}, priority=1),
+            rule("B", t, {"type": "size_mult", "value": 1.5}, priority=2),
+        ]
+    )
     out = decide(eng)
     assert out.rules_mult == {"before_clamp": 3.0, "after_clamp": 1.5}
     assert out.sizing is not None and out.sizing["size_mult"] == 1.5
@@ -108,9 +152,11 @@ def test_engine_with_clamped_rules_reports_multiplier_before_and_after_clamp() -
 
 def test_evaluate_with_skip_rule_first_short_circuits_later_rules() -> None:
     t = {"f": "rv_1h", "op": "<", "v": 1}
-    rs = ruleset(rule("M", t, {"type": "size_mult", "value": 1.2}, priority=5),
-                 rule("S", t, {"type": "skip_entry"}, priority=10),
-                 rule("Z", t, {"type": "size_mult", "value": 1.3}, priority=20))  # fmt: skip
+    rs = ruleset(
+        rule("M", t, {"type": "size_mult", "value": 1.2}, priority=5),
+        rule("S", t, {"type": "skip_entry"}, priority=10),
+        rule("Z", t, {"type": "size_mult", "value": 1.3}, priority=20),
+    )
     out = evaluate(rs, {"rv_1h": 0.0}, LO, HI)
     assert out.skip_rule == "S"
     assert [f["rule_id"] for f in out.fired] == ["M", "S"]  # Z never evaluated

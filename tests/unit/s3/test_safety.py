@@ -29,12 +29,23 @@ from tradekit.instrument import Instrument
 D = Decimal
 FEE = D("0.0004")
 BTC = Instrument(
-    symbol="BTCUSDT", base_asset="BTC", tickSize=D(1), stepSize=D("0.001"), minNotional=D(5),
-    maker_fee=D("0.0002"), taker_fee=FEE,
-)  # fmt: skip
+    symbol="BTCUSDT",
+    base_asset="BTC",
+    tickSize=D(1),
+    stepSize=D("0.001"),
+    minNotional=D(5),
+    maker_fee=D("0.0002"),
+    taker_fee=FEE,
+)
 # One rule that scales up by 1.5 (the clamp's top): the largest position the bundle allows.
-BIG = [rule("R-BIG", {"f": "rv_1h", "op": "<", "v": 1}, {"type": "size_mult", "value": 1.5},
-            symbols=["BTCUSDT", "QRLUSDT"])]  # fmt: skip
+BIG = [
+    rule(
+        "R-BIG",
+        {"f": "rv_1h", "op": "<", "v": 1},
+        {"type": "size_mult", "value": 1.5},
+        symbols=["BTCUSDT", "QRLUSDT"],
+    )
+]
 
 
 def loss_with_fees(side: Side, entry: Decimal, sl: Decimal, qty: Decimal) -> Decimal:
@@ -61,8 +72,17 @@ def test_decide_with_cap_below_the_fees_skips_max_loss_unreachable_never_opens()
 def test_solve_with_cap_under_one_tick_times_qty_raises_instead_of_a_one_tick_floor() -> None:
     # 2 BTC on a 1 USDT tick: one tick already loses 2 USDT (+ 104 of fees) against a 1.2 cap.
     with pytest.raises(sl_tp.LossCapUnreachable, match=r"within 1\.2 USDT"):
-        sl_tp.solve(BTC, Side.BUY, D(65000), D(2), d_base=D("0.2"), max_loss=D("1.2"),
-                 target_net=D(1), f_in=FEE, f_out=FEE)  # fmt: skip
+        sl_tp.solve(
+            BTC,
+            Side.BUY,
+            D(65000),
+            D(2),
+            d_base=D("0.2"),
+            max_loss=D("1.2"),
+            target_net=D(1),
+            f_in=FEE,
+            f_out=FEE,
+        )
 
 
 @settings(max_examples=400, deadline=None)
@@ -81,8 +101,17 @@ def test_solve_with_random_inputs_never_exceeds_the_cap_with_fees(
     entry = inst.round_price(price, "down")
     assume(entry > 2 * tick)
     try:
-        b = sl_tp.solve(inst, side, entry, qty, d_base=D("1.5") * atr, max_loss=max_loss,
-                     target_net=D("0.5"), f_in=FEE, f_out=FEE)  # fmt: skip
+        b = sl_tp.solve(
+            inst,
+            side,
+            entry,
+            qty,
+            d_base=D("1.5") * atr,
+            max_loss=max_loss,
+            target_net=D("0.5"),
+            f_in=FEE,
+            f_out=FEE,
+        )
     except sl_tp.BracketError:
         return  # a skip with a reason, never an open
     assert loss_with_fees(side, entry, b.sl, qty) <= max_loss
@@ -164,8 +193,9 @@ def test_lint_with_oversized_rule_stops_early_and_reports_the_limit() -> None:
     t0 = time.perf_counter()
     errs = lint_errors(rule("R-HUGE", node))
     assert time.perf_counter() - t0 < 1.0
-    assert any(e.startswith("R-HUGE: when") and "more than 256 condition nodes" in e
-               for e in errs), errs  # fmt: skip
+    assert any(
+        e.startswith("R-HUGE: when") and "more than 256 condition nodes" in e for e in errs
+    ), errs
     [err] = lint_errors(rule("R-DESC", LEAF, description="x" * 5000))
     assert err == "R-DESC: description: longer than 1000 characters"
     doc = rule("R-SYMS", LEAF)

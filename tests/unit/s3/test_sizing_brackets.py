@@ -16,9 +16,12 @@ from tradekit.errors import BelowMinNotional, InvalidIntent, RoundsToZero
 from tradekit.instrument import Instrument, round_to_increment
 
 BTC = Instrument(
-    symbol="BTCUSDT", base_asset="BTC", tickSize=Decimal(1), stepSize=Decimal("0.001"),
+    symbol="BTCUSDT",
+    base_asset="BTC",
+    tickSize=Decimal(1),
+    stepSize=Decimal("0.001"),
     minNotional=Decimal(5),
-)  # fmt: skip
+)
 FEE = Decimal("0.0004")
 D = Decimal
 
@@ -58,8 +61,17 @@ def test_size_spot_with_max_qty_exceeded_raises() -> None:
 
 
 def test_solve_long_with_atr_below_loss_cap_uses_atr_distance() -> None:
-    b = sl_tp.solve(BTC, Side.BUY, D("65000.5"), D("0.006"), d_base=D(100), max_loss=D("1.2"),
-                 target_net=D("1.95"), f_in=FEE, f_out=FEE)  # fmt: skip
+    b = sl_tp.solve(
+        BTC,
+        Side.BUY,
+        D("65000.5"),
+        D("0.006"),
+        d_base=D(100),
+        max_loss=D("1.2"),
+        target_net=D("1.95"),
+        f_in=FEE,
+        f_out=FEE,
+    )
     # cap with fees: SL ≥ (65000.5·1.0004 − 1.2/0.006) / 0.9996 = 64852.44… ⇒ d_cap 148.06…
     assert b.d == D(100) and D("148.05") < b.d_cap < D("148.07")
     assert b.sl == D(64901)  # 64900.5 rounded up (towards the entry)
@@ -71,8 +83,17 @@ def test_solve_long_with_atr_below_loss_cap_uses_atr_distance() -> None:
 
 
 def test_solve_short_with_loss_cap_below_atr_uses_cap_and_mirrors() -> None:
-    b = sl_tp.solve(BTC, Side.SELL, D(65000), D("0.006"), d_base=D(300), max_loss=D("1.2"),
-                 target_net=D("1.95"), f_in=FEE, f_out=FEE)  # fmt: skip
+    b = sl_tp.solve(
+        BTC,
+        Side.SELL,
+        D(65000),
+        D("0.006"),
+        d_base=D(300),
+        max_loss=D("1.2"),
+        target_net=D("1.95"),
+        f_in=FEE,
+        f_out=FEE,
+    )
     # SL ≤ (1.2/0.006 + 65000·0.9996) / 1.0004 = 65147.94… ⇒ rounded down (towards the entry)
     assert D("147.94") < b.d < D("147.95") and b.sl == D(65147)
     assert b.loss_at_sl == D("1.1943528")  # 0.882 + fees 0.156 + 0.1563528
@@ -82,20 +103,47 @@ def test_solve_short_with_loss_cap_below_atr_uses_cap_and_mirrors() -> None:
 
 
 def test_solve_with_distance_under_one_tick_places_stop_one_tick_away() -> None:
-    b = sl_tp.solve(BTC, Side.BUY, D(65000), D("0.006"), d_base=D("0.2"), max_loss=D("1.2"),
-                 target_net=D("1"), f_in=FEE, f_out=FEE)  # fmt: skip
+    b = sl_tp.solve(
+        BTC,
+        Side.BUY,
+        D(65000),
+        D("0.006"),
+        d_base=D("0.2"),
+        max_loss=D("1.2"),
+        target_net=D("1"),
+        f_in=FEE,
+        f_out=FEE,
+    )
     assert b.sl == D(64999) and b.sl_one_tick_floor
 
 
 def test_solve_short_with_target_beyond_zero_raises_bracket_error() -> None:
     with pytest.raises(sl_tp.BracketError):
-        sl_tp.solve(BTC, Side.SELL, D(100), D("0.1"), d_base=D(1), max_loss=D(1),
-                 target_net=D(50), f_in=FEE, f_out=FEE)  # fmt: skip
+        sl_tp.solve(
+            BTC,
+            Side.SELL,
+            D(100),
+            D("0.1"),
+            d_base=D(1),
+            max_loss=D(1),
+            target_net=D(50),
+            f_in=FEE,
+            f_out=FEE,
+        )
 
 
 def test_solve_long_with_loss_budget_above_position_value_stops_at_one_tick() -> None:
-    b = sl_tp.solve(BTC, Side.BUY, D(50), D("0.2"), d_base=D(80), max_loss=D(100),
-                 target_net=D(1), f_in=FEE, f_out=FEE)  # fmt: skip
+    b = sl_tp.solve(
+        BTC,
+        Side.BUY,
+        D(50),
+        D("0.2"),
+        d_base=D(80),
+        max_loss=D(100),
+        target_net=D(1),
+        f_in=FEE,
+        f_out=FEE,
+    )
     assert b.sl == D(1)
 
 
@@ -108,13 +156,19 @@ sides = st.sampled_from([Side.BUY, Side.SELL])
 
 
 def inst_of(tick: Decimal, step: Decimal, min_notional: Decimal = D(5)) -> Instrument:
-    return Instrument(symbol="XUSDT", base_asset="X", tickSize=tick, stepSize=step,
-                      minNotional=min_notional)  # fmt: skip
+    return Instrument(
+        symbol="XUSDT", base_asset="X", tickSize=tick, stepSize=step, minNotional=min_notional
+    )
 
 
 @settings(max_examples=400, deadline=None)
-@given(price=prices, step=steps, mult=mults, lev=st.integers(1, 125),
-       margin=st.decimals(min_value=D(1), max_value=D(500), places=2))  # fmt: skip
+@given(
+    price=prices,
+    step=steps,
+    mult=mults,
+    lev=st.integers(1, 125),
+    margin=st.decimals(min_value=D(1), max_value=D(500), places=2),
+)
 def test_size_fut_with_random_inputs_gives_step_multiple_above_min_or_raises(
     price: Decimal, step: Decimal, mult: Decimal, lev: int, margin: Decimal
 ) -> None:
@@ -131,8 +185,12 @@ def test_size_fut_with_random_inputs_gives_step_multiple_above_min_or_raises(
 
 
 @settings(max_examples=400, deadline=None)
-@given(price=prices, step=steps, mult=mults,
-       budget=st.decimals(min_value=D(1), max_value=D(5000), places=2))  # fmt: skip
+@given(
+    price=prices,
+    step=steps,
+    mult=mults,
+    budget=st.decimals(min_value=D(1), max_value=D(5000), places=2),
+)
 def test_size_spot_with_random_inputs_never_spends_over_budget(
     price: Decimal, step: Decimal, mult: Decimal, budget: Decimal
 ) -> None:
@@ -146,21 +204,39 @@ def test_size_spot_with_random_inputs_never_spends_over_budget(
 
 
 @settings(max_examples=500, deadline=None)
-@given(tick=ticks, side=sides, price=prices,
-       qty=st.decimals(min_value=D("0.001"), max_value=D(1000), places=3),
-       atr=st.decimals(min_value=D(0), max_value=D(5000), places=3),
-       max_loss=st.decimals(min_value=D("0.1"), max_value=D(50), places=2),
-       target=st.decimals(min_value=D("0.01"), max_value=D(20), places=2))  # fmt: skip
+@given(
+    tick=ticks,
+    side=sides,
+    price=prices,
+    qty=st.decimals(min_value=D("0.001"), max_value=D(1000), places=3),
+    atr=st.decimals(min_value=D(0), max_value=D(5000), places=3),
+    max_loss=st.decimals(min_value=D("0.1"), max_value=D(50), places=2),
+    target=st.decimals(min_value=D("0.01"), max_value=D(20), places=2),
+)
 def test_solve_with_random_inputs_bounds_loss_and_meets_profit_target(
-    tick: Decimal, side: Side, price: Decimal, qty: Decimal, atr: Decimal, max_loss: Decimal,
+    tick: Decimal,
+    side: Side,
+    price: Decimal,
+    qty: Decimal,
+    atr: Decimal,
+    max_loss: Decimal,
     target: Decimal,
-) -> None:  # fmt: skip
+) -> None:
     inst = inst_of(tick, D("0.001"))
     entry = price
     assume(entry > 2 * tick)
     try:
-        b = sl_tp.solve(inst, side, entry, qty, d_base=D("1.5") * atr, max_loss=max_loss,
-                     target_net=target, f_in=FEE, f_out=FEE)  # fmt: skip
+        b = sl_tp.solve(
+            inst,
+            side,
+            entry,
+            qty,
+            d_base=D("1.5") * atr,
+            max_loss=max_loss,
+            target_net=target,
+            f_in=FEE,
+            f_out=FEE,
+        )
     except sl_tp.LossCapUnreachable:
         return  # no stop on the tick meets the cap with fees: a skip, never an open
     except sl_tp.BracketError:

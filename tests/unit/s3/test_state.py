@@ -30,11 +30,24 @@ def test_derive_with_funding_rate_only_derives_abs_next_funding() -> None:
 
 
 def test_parse_snapshot_with_no_snapshot_falls_back_to_the_tick() -> None:
-    tick = orjson.dumps({"symbol": "BTCUSDT", "ts": 900, "bid": "99", "ask": "101",
-                         "bid_qty": "3", "ask_qty": "1", "last": "100.5"})  # fmt: skip
+    tick = orjson.dumps(
+        {
+            "symbol": "BTCUSDT",
+            "ts": 900,
+            "bid": "99",
+            "ask": "101",
+            "bid_qty": "3",
+            "ask_qty": "1",
+            "last": "100.5",
+        }
+    )
     st = parse_snapshot(None, tick)
-    assert st.features == {"mid": 100.0, "spread_bps": 200.0, "depth_top1_usdt": 101.0,
-                           "price": 100.5}  # fmt: skip
+    assert st.features == {
+        "mid": 100.0,
+        "spread_bps": 200.0,
+        "depth_top1_usdt": 101.0,
+        "price": 100.5,
+    }
     assert st.ts == 900 and st.sources == ["mkt:tick"]
 
 

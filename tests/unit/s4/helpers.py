@@ -9,9 +9,14 @@ from tradekit.enums import OrderStatus
 from tradekit.instrument import Instrument
 
 BTC = Instrument(
-    symbol="BTCUSDT", base_asset="BTC", tickSize=D(1), stepSize=D("0.001"), minNotional=D(5),
-    spread_bp_limit=D(3), depth_top1_usdt_min=D(200),
-)  # fmt: skip
+    symbol="BTCUSDT",
+    base_asset="BTC",
+    tickSize=D(1),
+    stepSize=D("0.001"),
+    minNotional=D(5),
+    spread_bp_limit=D(3),
+    depth_top1_usdt_min=D(200),
+)
 
 
 def book(bid: str = "64999", ask: str = "65001", qty: str = "2", ts: int = 0) -> Book:

@@ -20,9 +20,15 @@ def machine(
     counter = iter(range(1, 100))
     cfg = MakerTakerConfig(maker_wait_ms=wait, chase_one_tick=chase, probe=PROBE, split_gap_ms=0)
     return MakerTaker.new(
-        target=D(target), index=0, cfg=cfg, inst=BTC, side=side, parent_id="p1",
-        reduce_only=False, alloc=lambda: next(counter),
-    )  # fmt: skip
+        target=D(target),
+        index=0,
+        cfg=cfg,
+        inst=BTC,
+        side=side,
+        parent_id="p1",
+        reduce_only=False,
+        alloc=lambda: next(counter),
+    )
 
 
 def test_start_with_maker_wait_places_post_only_at_best_price_on_own_side() -> None:
@@ -194,9 +200,14 @@ def test_state_with_json_roundtrip_resumes_identically() -> None:
     blob = m.s.model_dump(mode="json")
     counter = iter(range(2, 100))
     again = MakerTaker(
-        SliceState.model_validate(blob), cfg=m.cfg, inst=BTC, side=Side.BUY, parent_id="p1",
-        reduce_only=False, alloc=lambda: next(counter),
-    )  # fmt: skip
+        SliceState.model_validate(blob),
+        cfg=m.cfg,
+        inst=BTC,
+        side=Side.BUY,
+        parent_id="p1",
+        reduce_only=False,
+        alloc=lambda: next(counter),
+    )
     assert again.advance(1000, None) == m.advance(1000, None)
     assert again.s == m.s
 

@@ -72,6 +72,10 @@ def test_oco_legs_with_one_leg_filled_cancel_the_other() -> None:
     assert legs_to_cancel(Contingency.OCO, legs) == ["b"]
     assert legs_to_cancel(Contingency.OTO, legs) == []
     assert legs_to_cancel(Contingency.OCO, [Leg("a", S.ACCEPTED), Leg("b", S.ACCEPTED)]) == []
-    assert legs_to_cancel(Contingency.OCO, [Leg("a", S.ACCEPTED, triggered=True),
-                                            Leg("b", S.CANCELED)]) == []  # fmt: skip
+    assert (
+        legs_to_cancel(
+            Contingency.OCO, [Leg("a", S.ACCEPTED, triggered=True), Leg("b", S.CANCELED)]
+        )
+        == []
+    )
     assert oco_anomaly([Leg("a", S.FILLED, D(1)), Leg("b", S.FILLED, D(1))])

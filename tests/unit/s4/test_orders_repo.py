@@ -34,12 +34,21 @@ S = OrderStatus
 
 def order(coid: str, *, parent: str | None = None, ts: int = 1, **kw: Any) -> OrderRecord:
     fields: dict[str, Any] = {
-        "client_order_id": coid, "parent_client_order_id": parent, "intent_id": "i-1",
-        "venue": "sim", "market": Market.FUT, "symbol": "BTCUSDT", "side": Side.BUY,
-        "type": OrderType.MARKET, "qty": D("0.002"), "status": S.NEW,
-        "history": [StateChange(status=S.NEW, ts=ts)], "created_ts": ts, "updated_ts": ts,
+        "client_order_id": coid,
+        "parent_client_order_id": parent,
+        "intent_id": "i-1",
+        "venue": "sim",
+        "market": Market.FUT,
+        "symbol": "BTCUSDT",
+        "side": Side.BUY,
+        "type": OrderType.MARKET,
+        "qty": D("0.002"),
+        "status": S.NEW,
+        "history": [StateChange(status=S.NEW, ts=ts)],
+        "created_ts": ts,
+        "updated_ts": ts,
         "role": OrderRole.PARENT if parent is None else OrderRole.TAKER,
-    }  # fmt: skip
+    }
     fields.update(kw)
     return OrderRecord(**fields)
 
@@ -48,11 +57,22 @@ def fill(
     cid: str, trade: str, qty: str = "0.001", *, parent: str = "c-1", ts: int = 1
 ) -> FillRecord:
     return FillRecord(
-        venue="sim", order_id=f"v-{cid}", trade_id=trade, client_order_id=cid,
-        parent_client_order_id=parent, market=Market.FUT, symbol="BTCUSDT", side=Side.BUY,
-        price=D("65000.1"), qty=D(qty), fee=D("0.0000004"), fee_asset="BTC",
-        liquidity=Liquidity.TAKER, ts_fill=ts, role=OrderRole.TAKER,
-    )  # fmt: skip
+        venue="sim",
+        order_id=f"v-{cid}",
+        trade_id=trade,
+        client_order_id=cid,
+        parent_client_order_id=parent,
+        market=Market.FUT,
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        price=D("65000.1"),
+        qty=D(qty),
+        fee=D("0.0000004"),
+        fee_asset="BTC",
+        liquidity=Liquidity.TAKER,
+        ts_fill=ts,
+        role=OrderRole.TAKER,
+    )
 
 
 @pytest.fixture(params=["store", "fake"])
@@ -170,9 +190,11 @@ async def test_the_fill_book_alerts_an_overfill_once_and_halts_entries(
     repo = InMemoryOrdersRepository()
     metrics = RouterMetrics()
     book = FillBook(
-        orders=repo, redis=redis, metrics=metrics,
+        orders=repo,
+        redis=redis,
+        metrics=metrics,
         publisher=Publisher(redis, clock=ManualClock(0), metrics=metrics),
-    )  # fmt: skip
+    )
     ledger = FillLedger(D("0.001"))
     await book.book(fill("c-1-E1", "t-1"), ledger)
     assert await redis.xlen(keys.ALERTS) == 0
@@ -186,9 +208,15 @@ async def test_the_fill_book_alerts_an_overfill_once_and_halts_entries(
 
 def intent(qty: str = "0.002", created_ts: int = 1) -> OrderIntent:
     return OrderIntent(
-        intent_id="i-1", market=Market.FUT, symbol="BTCUSDT", side=Side.BUY, qty=D(qty),
-        client_order_id="s3-BTCUSDT-1-ab12", exec_policy=MarketPolicy(), created_ts=created_ts,
-    )  # fmt: skip
+        intent_id="i-1",
+        market=Market.FUT,
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        qty=D(qty),
+        client_order_id="s3-BTCUSDT-1-ab12",
+        exec_policy=MarketPolicy(),
+        created_ts=created_ts,
+    )
 
 
 async def test_a_resend_is_answered_from_the_repository_and_another_body_is_a_conflict(
@@ -202,8 +230,14 @@ async def test_a_resend_is_answered_from_the_repository_and_another_body_is_a_co
     first = intent()
     with pytest.raises(IntakeBusy):  # being accepted elsewhere, not stored yet: retry
         await resends.stored_or_busy(first, "rest")
-    await repo.add(order(first.client_order_id, intent=first.model_dump(mode="json"),
-                         status=S.FILLED, filled_qty=D("0.002")))  # fmt: skip
+    await repo.add(
+        order(
+            first.client_order_id,
+            intent=first.model_dump(mode="json"),
+            status=S.FILLED,
+            filled_qty=D("0.002"),
+        )
+    )
     same = await resends.stored_or_busy(intent(created_ts=2), "stream")  # re-stamped copy
     assert same.kind is Disposition.DONE and same.response.duplicate
     assert same.response.filled_qty == D("0.002") and same.response.status is S.FILLED

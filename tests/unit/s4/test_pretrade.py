@@ -41,9 +41,8 @@ def intake(inst: Instrument = BTC, now: int = T0, **over: Any) -> Reason | None:
 
 @pytest.mark.parametrize(
     ("age_ms", "reason"),
-    [(10_000, None), (10_001, Reason.STALE_INTENT), (-1_000, None),
-     (-1_001, Reason.FUTURE_INTENT)],
-)  # fmt: skip
+    [(10_000, None), (10_001, Reason.STALE_INTENT), (-1_000, None), (-1_001, Reason.FUTURE_INTENT)],
+)
 def test_freshness_boundaries(age_ms: int, reason: Reason | None) -> None:
     assert intake(created_ts=T0 - age_ms) is reason
 

@@ -46,13 +46,17 @@ def test_route_table_with_bounded_last_band_uses_it_above_max() -> None:
     "bands",
     [
         [],
-        [{"notional_usdt_max": None, "maker_wait_ms": 1}, {"notional_usdt_max": 5,
-                                                           "maker_wait_ms": 1}],
-        [{"notional_usdt_max": 5, "maker_wait_ms": 1}, {"notional_usdt_max": 5,
-                                                        "maker_wait_ms": 1}],
+        [
+            {"notional_usdt_max": None, "maker_wait_ms": 1},
+            {"notional_usdt_max": 5, "maker_wait_ms": 1},
+        ],
+        [
+            {"notional_usdt_max": 5, "maker_wait_ms": 1},
+            {"notional_usdt_max": 5, "maker_wait_ms": 1},
+        ],
         [{"notional_usdt_max": 5, "maker_wait_ms": 1, "extra": 1}],
     ],
-)  # fmt: skip
+)
 def test_route_table_with_bad_bands_raises(bands: list[dict[str, object]]) -> None:
     with pytest.raises(RouteTableError):
         RouteTable.parse(bands, rev="x")
@@ -62,8 +66,9 @@ LIMITS = PolicyLimits(maker_max_wait_ms=3000, twap_max_slices=4)
 
 
 def test_resolve_with_default_maker_taker_uses_route_band() -> None:
-    r = resolve_policy(MakerTakerPolicy(), notional=D(300), table=fixture_table(), limits=LIMITS,
-                       inst=BTC)  # fmt: skip
+    r = resolve_policy(
+        MakerTakerPolicy(), notional=D(300), table=fixture_table(), limits=LIMITS, inst=BTC
+    )
     c = r.config
     assert (c.policy, c.maker.maker_wait_ms, c.route_band) == ("MAKER_TAKER", 2000, 1)
     assert c.twap is not None and (c.twap.slices, c.twap.gap_ms) == (2, 600)
@@ -71,31 +76,52 @@ def test_resolve_with_default_maker_taker_uses_route_band() -> None:
 
 
 def test_resolve_with_explicit_wait_over_max_is_capped_and_noted() -> None:
-    r = resolve_policy(MakerTakerPolicy(maker_wait_ms=9000), notional=D(10), table=fixture_table(),
-                       limits=LIMITS, inst=BTC)  # fmt: skip
+    r = resolve_policy(
+        MakerTakerPolicy(maker_wait_ms=9000),
+        notional=D(10),
+        table=fixture_table(),
+        limits=LIMITS,
+        inst=BTC,
+    )
     assert r.config.maker.maker_wait_ms == 3000 and "capped" in r.notes[0]
     assert r.config.twap is None
 
 
 def test_resolve_with_too_many_slices_refuses() -> None:
     with pytest.raises(PolicyRefused, match="S4_TWAP_MAX_SLICES=4"):
-        resolve_policy(MakerTakerPolicy(twap=TwapSpec(slices=5, gap_ms=10)), notional=D(10),
-                       table=fixture_table(), limits=LIMITS, inst=BTC)  # fmt: skip
+        resolve_policy(
+            MakerTakerPolicy(twap=TwapSpec(slices=5, gap_ms=10)),
+            notional=D(10),
+            table=fixture_table(),
+            limits=LIMITS,
+            inst=BTC,
+        )
     with pytest.raises(PolicyRefused):
-        resolve_policy(TwapPolicy(slices=9, gap_ms=1), notional=D(10), table=fixture_table(),
-                       limits=LIMITS, inst=BTC)  # fmt: skip
+        resolve_policy(
+            TwapPolicy(slices=9, gap_ms=1),
+            notional=D(10),
+            table=fixture_table(),
+            limits=LIMITS,
+            inst=BTC,
+        )
 
 
 def test_resolve_with_market_twap_and_oco_policies() -> None:
     t = fixture_table()
     m = resolve_policy(MarketPolicy(), notional=D("1e6"), table=t, limits=LIMITS, inst=BTC)
     assert m.config.policy == "MARKET" and m.config.maker.maker_wait_ms == 0 and not m.config.twap
-    tw = resolve_policy(TwapPolicy(slices=3, gap_ms=100), notional=D(10), table=t, limits=LIMITS,
-                        inst=BTC)  # fmt: skip
+    tw = resolve_policy(
+        TwapPolicy(slices=3, gap_ms=100), notional=D(10), table=t, limits=LIMITS, inst=BTC
+    )
     assert tw.config.policy == "TWAP" and tw.config.twap and tw.config.twap.slices == 3
     with pytest.raises(PolicyRefused, match="OCO"):
-        resolve_policy(OcoPolicy(tp_price=D(2), sl_price=D(1)), notional=D(10), table=t,
-                       limits=LIMITS, inst=BTC)  # fmt: skip
+        resolve_policy(
+            OcoPolicy(tp_price=D(2), sl_price=D(1)),
+            notional=D(10),
+            table=t,
+            limits=LIMITS,
+            inst=BTC,
+        )
 
 
 def test_resolve_with_band_slices_over_max_clamps() -> None:
@@ -107,8 +133,9 @@ def test_resolve_with_band_slices_over_max_clamps() -> None:
     assert r.config.twap is not None and r.config.twap.slices == 4 and "clamped" in r.notes[0]
 
 
-CB = CircuitBreakerConfig(window_ms=60_000, threshold=0.2, min_calls=10, open_ms=1000,
-                          max_open_ms=4000)  # fmt: skip
+CB = CircuitBreakerConfig(
+    window_ms=60_000, threshold=0.2, min_calls=10, open_ms=1000, max_open_ms=4000
+)
 
 
 def test_breaker_with_error_share_above_threshold_opens_and_refuses_entries() -> None:
@@ -144,8 +171,13 @@ def test_breaker_half_open_probe_success_closes_failure_reopens_with_backoff() -
     cb.record(3011, error=False)
     assert cb.state(3011) is BreakerState.CLOSED and cb.error_rate(3011) == (0.0, 0)
     kinds = [(t.src.value, t.dst.value) for t in cb.take_transitions()]
-    assert kinds == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "OPEN"),
-                     ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]  # fmt: skip
+    assert kinds == [
+        ("CLOSED", "OPEN"),
+        ("OPEN", "HALF_OPEN"),
+        ("HALF_OPEN", "OPEN"),
+        ("OPEN", "HALF_OPEN"),
+        ("HALF_OPEN", "CLOSED"),
+    ]
 
 
 def test_breaker_with_old_errors_outside_window_forgets_them() -> None:
@@ -189,5 +221,10 @@ def test_quality_trackers_with_samples_and_cooldowns() -> None:
     assert alarm.check(0, 0.1, 2) and not alarm.check(50, 0.1, 2) and alarm.check(100, 0.1, 2)
     rate = RateAlarm(count=3, window_ms=1000, cooldown_ms=5000)
     assert [rate.hit(t) for t in (0, 10, 2000, 2100, 2200, 2300)] == [
-        False, False, False, False, True, False
-    ]  # fmt: skip
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]

@@ -52,9 +52,15 @@ def parent(qty: str = "0.006", slices: int = 3, gap: int = 1000, wait: int = 0) 
         twap=TwapPlan(slices=slices, gap_ms=gap, jitter_pct=D(0)),
     )
     return ParentMachine.plan(
-        parent_id="p9", side=Side.BUY, qty=D(qty), reduce_only=False, config=cfg, inst=BTC,
-        now=0, ref_price=D(65000),
-    )  # fmt: skip
+        parent_id="p9",
+        side=Side.BUY,
+        qty=D(qty),
+        reduce_only=False,
+        config=cfg,
+        inst=BTC,
+        now=0,
+        ref_price=D(65000),
+    )
 
 
 def test_twap_with_three_slices_sends_each_at_its_due_time_once() -> None:
@@ -102,8 +108,9 @@ def test_twap_with_restart_mid_schedule_resumes_without_repeating_or_skipping() 
     cmds = again.advance(5000, book())  # late after the restart: sent now, once
     (p2,) = places(cmds)
     assert p2.child_id == "p9-E2"
-    assert [c.data["shift_ms"] for c in cmds if isinstance(c, Note)
-            and c.event == "TWAP_REPLANNED"] == [4000]  # fmt: skip
+    assert [
+        c.data["shift_ms"] for c in cmds if isinstance(c, Note) and c.event == "TWAP_REPLANNED"
+    ] == [4000]
     again.on_report(5000, report("p9-E2", S.FILLED, "0.002"))
     # Overdue too, but re-planned from the restart: gap_ms after slice 1, not at once.
     assert places(again.advance(5000, book())) == [] and not again.wants_book(5999)

@@ -47,8 +47,18 @@ class ScriptedVenue(ExchangePort):
         self.trades_only = trades
 
     def _order(self, req: PlaceOrderRequest) -> ExchangeOrder:
-        return ExchangeOrder("1", req.client_order_id, req.market, req.symbol, req.side,
-                             req.type, OrderStatus.FILLED, req.qty, req.qty, D(65000))  # fmt: skip
+        return ExchangeOrder(
+            "1",
+            req.client_order_id,
+            req.market,
+            req.symbol,
+            req.side,
+            req.type,
+            OrderStatus.FILLED,
+            req.qty,
+            req.qty,
+            D(65000),
+        )
 
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
         step = self.script.pop(0)
@@ -65,9 +75,13 @@ class ScriptedVenue(ExchangePort):
         return self.orders[req.client_order_id]
 
     async def fetch_order(
-        self, market: Market, symbol: str, *, venue_order_id: str | None = None,
+        self,
+        market: Market,
+        symbol: str,
+        *,
+        venue_order_id: str | None = None,
         client_order_id: str | None = None,
-    ) -> ExchangeOrder:  # fmt: skip
+    ) -> ExchangeOrder:
         self.queries += 1
         if self.trades_only or client_order_id not in self.orders:
             raise OrderNotFound("no such order")
@@ -77,10 +91,21 @@ class ScriptedVenue(ExchangePort):
         self, market: Market, symbol: str, since_ms: int | None = None
     ) -> list[ExchangeTrade]:
         return [
-            ExchangeTrade("t1", o.venue_order_id, o.client_order_id, symbol, o.side, D(65000),
-                          o.qty, D(0), "USDT", Liquidity.TAKER, 1)
+            ExchangeTrade(
+                "t1",
+                o.venue_order_id,
+                o.client_order_id,
+                symbol,
+                o.side,
+                D(65000),
+                o.qty,
+                D(0),
+                "USDT",
+                Liquidity.TAKER,
+                1,
+            )
             for o in self.orders.values()
-        ]  # fmt: skip
+        ]
 
     async def load_markets(self, instruments: Sequence[Instrument]) -> None: ...
 
@@ -88,9 +113,13 @@ class ScriptedVenue(ExchangePort):
         return 0
 
     async def cancel_order(
-        self, market: Market, symbol: str, *, venue_order_id: str | None = None,
+        self,
+        market: Market,
+        symbol: str,
+        *,
+        venue_order_id: str | None = None,
         client_order_id: str | None = None,
-    ) -> ExchangeOrder:  # fmt: skip
+    ) -> ExchangeOrder:
         raise OrderNotFound("x")
 
     async def fetch_open_orders(
@@ -108,9 +137,14 @@ def ops(venue: ScriptedVenue, clock: ManualClock, attempts: int = 4) -> VenueOps
     async def sleep(s: float) -> None:
         clock.advance(int(s * 1000))
 
-    return VenueOps(venue, metrics=RouterMetrics(), clock=clock, sleep=sleep,
-                    retry=RetryPolicy(attempts=attempts, base_s=0.05, max_s=1.0),
-                    recv_window_ms=5000)  # fmt: skip
+    return VenueOps(
+        venue,
+        metrics=RouterMetrics(),
+        clock=clock,
+        sleep=sleep,
+        retry=RetryPolicy(attempts=attempts, base_s=0.05, max_s=1.0),
+        recv_window_ms=5000,
+    )
 
 
 async def test_send_with_rate_limits_resends_same_id_without_waiting_for_window() -> None:
@@ -173,8 +207,15 @@ async def test_guard_with_5xx_and_429_counts_errors_but_not_rejects_or_timeouts(
     async def on_transition(t: object) -> None:
         seen.append(str(getattr(t, "dst", "")))
 
-    v = ScriptedVenue([InvalidOrder("4xx"), AmbiguousSubmit("t/o"), ExchangeUnavailable("5xx"),
-                       RateLimited("429"), ExchangeUnavailable("5xx")])  # fmt: skip
+    v = ScriptedVenue(
+        [
+            InvalidOrder("4xx"),
+            AmbiguousSubmit("t/o"),
+            ExchangeUnavailable("5xx"),
+            RateLimited("429"),
+            ExchangeUnavailable("5xx"),
+        ]
+    )
     g = GuardedExchange(v, breaker=cb, clock=clock, on_transition=on_transition)
     for _ in range(5):
         with pytest.raises(ExchangeError):

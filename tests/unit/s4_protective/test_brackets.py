@@ -33,11 +33,15 @@ P = "s3-btc-9"
 
 def brackets(side: Side = Side.BUY, *, tp_price: D | None = None) -> Brackets:
     return Brackets(
-        parent_client_order_id=P, position_side=side, entry_target_qty=D("0.006"),
-        sl_price=D(64800) if side is Side.BUY else D(65200), tp_price=tp_price,
-        tp_net_profit_usdt=D(2) if tp_price is None else None, working_type="MARK_PRICE",
+        parent_client_order_id=P,
+        position_side=side,
+        entry_target_qty=D("0.006"),
+        sl_price=D(64800) if side is Side.BUY else D(65200),
+        tp_price=tp_price,
+        tp_net_profit_usdt=D(2) if tp_price is None else None,
+        working_type="MARK_PRICE",
         next_child=2,
-    )  # fmt: skip
+    )
 
 
 def places(cmds: list[BracketCommand]) -> list[PlaceProtective]:
@@ -55,9 +59,14 @@ def net_profit(side: Side, entry: D, tp: D, qty: D) -> D:
 
 def test_solve_tp_with_spec_target_yields_at_least_the_net_profit() -> None:
     tp = solve_tp_price(
-        BTC, side=Side.BUY, entry=D(65000), qty=D("0.002"), net_profit_usdt=D(2),
-        entry_fee_rate=FEES[0], exit_fee_rate=FEES[1],
-    )  # fmt: skip
+        BTC,
+        side=Side.BUY,
+        entry=D(65000),
+        qty=D("0.002"),
+        net_profit_usdt=D(2),
+        entry_fee_rate=FEES[0],
+        exit_fee_rate=FEES[1],
+    )
     # (2/0.002 + 65000·1.0004) / 0.9996 = 66052.02… → up to tick 66053
     assert tp == D(66053)
     assert net_profit(Side.BUY, D(65000), tp, D("0.002")) >= D(2)
@@ -74,8 +83,15 @@ def test_solve_tp_with_any_input_meets_target_after_rounding(
     entry: D, qty: D, target: D, side: Side
 ) -> None:
     try:
-        tp = solve_tp_price(BTC, side=side, entry=entry, qty=qty, net_profit_usdt=target,
-                            entry_fee_rate=FEES[0], exit_fee_rate=FEES[1])  # fmt: skip
+        tp = solve_tp_price(
+            BTC,
+            side=side,
+            entry=entry,
+            qty=qty,
+            net_profit_usdt=target,
+            entry_fee_rate=FEES[0],
+            exit_fee_rate=FEES[1],
+        )
     except ValueError:
         assert side is Side.SELL  # a short's target can be below zero price: refused
         return

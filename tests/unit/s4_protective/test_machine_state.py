@@ -63,10 +63,15 @@ def test_guardian_state_in_the_old_shape_loads_typed_and_dumps_identically() -> 
 
 def test_brackets_state_dumps_json_ready_and_round_trips() -> None:
     b = Brackets(
-        parent_client_order_id="p", position_side="SELL", entry_target_qty=D("0.006"),
-        sl_price=D(65200), tp_price=None, tp_net_profit_usdt=D(2), working_type="MARK_PRICE",
+        parent_client_order_id="p",
+        position_side="SELL",
+        entry_target_qty=D("0.006"),
+        sl_price=D(65200),
+        tp_price=None,
+        tp_net_profit_usdt=D(2),
+        working_type="MARK_PRICE",
         next_child=2,
-    )  # fmt: skip
+    )
     b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
     state = b.model_dump(mode="json")
     assert json.loads(json.dumps(state)) == state

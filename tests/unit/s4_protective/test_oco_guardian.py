@@ -31,9 +31,14 @@ def guardian(
 ) -> OcoGuardian:
     tp, sl = (D(67000), D(64500)) if side is Side.BUY else (D(63000), D(65500))
     return OcoGuardian.new(
-        parent_client_order_id=P, position_side=side, qty=D(qty), tp_price=tp, sl_price=sl,
-        both_rest=both_rest, priority=priority,
-    )  # fmt: skip
+        parent_client_order_id=P,
+        position_side=side,
+        qty=D(qty),
+        tp_price=tp,
+        sl_price=sl,
+        both_rest=both_rest,
+        priority=priority,
+    )
 
 
 def places(cmds: list[Command]) -> list[PlaceLeg]:
@@ -52,8 +57,14 @@ def armed(g: OcoGuardian) -> OcoGuardian:
 
 def test_new_with_take_profit_on_the_loss_side_is_refused() -> None:
     with pytest.raises(ValueError, match="take profit"):
-        OcoGuardian.new(parent_client_order_id=P, position_side=Side.BUY, qty=D(1),
-                        tp_price=D(60000), sl_price=D(64000), both_rest=True)  # fmt: skip
+        OcoGuardian.new(
+            parent_client_order_id=P,
+            position_side=Side.BUY,
+            qty=D(1),
+            tp_price=D(60000),
+            sl_price=D(64000),
+            both_rest=True,
+        )
 
 
 def test_arm_with_balance_for_both_places_stop_first_then_take_profit() -> None:
@@ -122,8 +133,11 @@ def test_local_take_profit_reached_cancels_stop_then_sends_market_exit() -> None
     cmds = g.on_report(f"{P}-E2", S.CANCELED, D(0), 8)
     (p,) = places(cmds)
     assert (p.leg, p.type, p.qty, p.client_order_id) == (
-        Leg.TP, OrderType.MARKET, D("0.003"), f"{P}-E3"
-    )  # fmt: skip
+        Leg.TP,
+        OrderType.MARKET,
+        D("0.003"),
+        f"{P}-E3",
+    )
     cmds = g.on_report(f"{P}-E3", S.FILLED, D("0.003"), 9)
     assert g.state is GuardianState.RESOLVED and g.winner is Leg.TP
 

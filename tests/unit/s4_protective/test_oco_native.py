@@ -16,9 +16,16 @@ P = "s3-btc-7-x"
 
 def native(*, sl_limit: D | None = None) -> NativeOco:
     return NativeOco.new(
-        parent_client_order_id=P, position_side=Side.BUY, qty=D("0.002"), filled=D("0.002"),
-        tp_price=D(67000), sl_price=D(64500), sl_limit_price=sl_limit, first_child=60, now_ms=5,
-    )  # fmt: skip
+        parent_client_order_id=P,
+        position_side=Side.BUY,
+        qty=D("0.002"),
+        filled=D("0.002"),
+        tp_price=D(67000),
+        sl_price=D(64500),
+        sl_limit_price=sl_limit,
+        first_child=60,
+        now_ms=5,
+    )
 
 
 def legs(tp: tuple[S, str], sl: tuple[S, str]) -> list[LegReport]:
@@ -31,10 +38,15 @@ def legs(tp: tuple[S, str], sl: tuple[S, str]) -> list[LegReport]:
 def test_new_list_exits_on_the_other_side_under_deterministic_ids() -> None:
     n = native(sl_limit=D(64400))
     assert n.place() == PlaceList(
-        list_client_order_id=f"{P}-E60", side=Side.SELL, qty=D("0.002"), tp_price=D(67000),
-        sl_price=D(64500), sl_limit_price=D(64400), tp_client_order_id=f"{P}-E61",
+        list_client_order_id=f"{P}-E60",
+        side=Side.SELL,
+        qty=D("0.002"),
+        tp_price=D(67000),
+        sl_price=D(64500),
+        sl_limit_price=D(64400),
+        tp_client_order_id=f"{P}-E61",
         sl_client_order_id=f"{P}-E62",
-    )  # fmt: skip
+    )
     assert n.status is ListStatus.PENDING and not n.acked and not n.final
     assert n.parent == P and n.timings == {"armed": 5}
 
@@ -60,11 +72,18 @@ def test_list_done_by_the_take_profit_resolves_with_its_winner_and_timings() -> 
     assert ev.data["winner"] == "TP" and ev.data["mode"] == "native"
     assert ev.data["parent_client_order_id"] == P and ev.data["order_list_id"] == "L1"
     assert ev.data["legs"]["SL"] == {
-        "mode": "VENUE", "client_order_id": f"{P}-E62", "status": "CANCELED", "filled": "0",
-    }  # fmt: skip
+        "mode": "VENUE",
+        "client_order_id": f"{P}-E62",
+        "status": "CANCELED",
+        "filled": "0",
+    }
     assert ev.data["timings"] == {
-        "armed": 5, "acked": 7, "tp_filled": 9, "sl_cancelled": 9, "resolved": 9,
-    }  # fmt: skip
+        "armed": 5,
+        "acked": 7,
+        "tp_filled": 9,
+        "sl_cancelled": 9,
+        "resolved": 9,
+    }
 
 
 def test_list_done_with_no_leg_filled_alerts_before_resolving_without_winner() -> None:
@@ -83,13 +102,22 @@ def test_stop_filled_more_than_take_profit_wins() -> None:
 
 def test_state_stored_as_an_untyped_document_loads_and_writes_back_identically() -> None:
     stored: dict[str, Any] = {
-        "list_client_order_id": f"{P}-E60", "order_list_id": "12", "status": "EXEC_STARTED",
-        "side": "SELL", "qty": "0.0019", "filled": "0.002", "tp_price": "67000",
-        "sl_price": "64500", "sl_limit_price": None,
-        "legs": {"TP": {"client_order_id": f"{P}-E61", "status": "ACCEPTED", "filled": "0"},
-                 "SL": {"client_order_id": f"{P}-E62", "status": None, "filled": "0"}},
-        "winner": None, "timings": {"armed": 1, "acked": 2},
-    }  # fmt: skip
+        "list_client_order_id": f"{P}-E60",
+        "order_list_id": "12",
+        "status": "EXEC_STARTED",
+        "side": "SELL",
+        "qty": "0.0019",
+        "filled": "0.002",
+        "tp_price": "67000",
+        "sl_price": "64500",
+        "sl_limit_price": None,
+        "legs": {
+            "TP": {"client_order_id": f"{P}-E61", "status": "ACCEPTED", "filled": "0"},
+            "SL": {"client_order_id": f"{P}-E62", "status": None, "filled": "0"},
+        },
+        "winner": None,
+        "timings": {"armed": 1, "acked": 2},
+    }
     n = NativeOco.model_validate(stored)
     assert n.legs[Leg.TP].status is S.ACCEPTED and n.qty == D("0.0019") and n.acked
     assert n.model_dump(mode="json") == stored

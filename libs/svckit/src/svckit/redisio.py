@@ -204,9 +204,14 @@ async def xadd_once(
     marker without its entry. Returns the entry id, None when it was already published."""
     try:
         entry = await r.eval(
-            _XADD_ONCE_LUA, 2, once_key(stream, name), stream, str(ttl_s), str(maxlen),
+            _XADD_ONCE_LUA,
+            2,
+            once_key(stream, name),
+            stream,
+            str(ttl_s),
+            str(maxlen),
             jsonutil.dumps(payload),
-        )  # fmt: skip
+        )
     except redis_exc.RedisError as exc:
         raise translate(exc) from exc
     return str(entry) if entry else None

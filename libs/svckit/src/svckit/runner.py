@@ -47,8 +47,10 @@ def run_service(
     if not settings.redis_addresses:
         embedded = EmbeddedRedis().start()
         settings = settings.model_copy(update={"redis_addresses": embedded.addresses})
-        log.warning("no REDIS_ADDRESSES: started an embedded redis-server at %s (dev only)",
-                    embedded.addresses[0])  # fmt: skip
+        log.warning(
+            "no REDIS_ADDRESSES: started an embedded redis-server at %s (dev only)",
+            embedded.addresses[0],
+        )
     try:
         if not asyncio.run(_redis_reachable(settings)):
             print(

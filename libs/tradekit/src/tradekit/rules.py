@@ -626,10 +626,12 @@ def _prepare(
         )
         rid = body.get("rule_id")
         if not isinstance(rid, str) or not RULE_ID_RE.fullmatch(rid):
-            bodies.append([
-                f"rules[{i}].rule_id: invalid rule_id {short(rid)} "
-                "(exactly [A-Za-z0-9][A-Za-z0-9_.:-]{0,63})"
-            ])  # fmt: skip
+            bodies.append(
+                [
+                    f"rules[{i}].rule_id: invalid rule_id {short(rid)} "
+                    "(exactly [A-Za-z0-9][A-Za-z0-9_.:-]{0,63})"
+                ]
+            )
             failed = True
             continue
         errors: list[str] = []
@@ -639,10 +641,12 @@ def _prepare(
             _budget(body["when"], f"{rid}: when", 1, max_depth, count, errors)
         nodes += min(count[0], MAX_NODES_PER_RULE)
         if nodes > MAX_NODES_PER_BUNDLE:
-            bodies.append([
-                f"rules: more than {MAX_NODES_PER_BUNDLE} condition nodes in one bundle "
-                f"(reached at rules[{i}])"
-            ])  # fmt: skip
+            bodies.append(
+                [
+                    f"rules: more than {MAX_NODES_PER_BUNDLE} condition nodes in one bundle "
+                    f"(reached at rules[{i}])"
+                ]
+            )
             failed = True
             break
         if rid in ids:

@@ -16,10 +16,16 @@ from tradekit.money import ZERO
 
 MINUTE_MS = 60_000
 INTERVALS_MS: dict[str, int] = {
-    "1m": MINUTE_MS, "3m": 3 * MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS,
-    "30m": 30 * MINUTE_MS, "1h": 60 * MINUTE_MS, "2h": 120 * MINUTE_MS, "4h": 240 * MINUTE_MS,
+    "1m": MINUTE_MS,
+    "3m": 3 * MINUTE_MS,
+    "5m": 5 * MINUTE_MS,
+    "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS,
+    "1h": 60 * MINUTE_MS,
+    "2h": 120 * MINUTE_MS,
+    "4h": 240 * MINUTE_MS,
     "1d": 1440 * MINUTE_MS,
-}  # fmt: skip
+}
 
 
 @dataclass(slots=True)
@@ -80,8 +86,9 @@ class KlineBook:
                 agg.quote_volume += b.quote_volume
                 agg.trades += b.trades
             else:
-                out.append(Bar(start, b.open, b.high, b.low, b.close, b.volume,
-                               b.quote_volume, b.trades))  # fmt: skip
+                out.append(
+                    Bar(start, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.trades)
+                )
         if start_ms is not None:
             out = [b for b in out if b.open_time >= start_ms]
         if end_ms is not None:

@@ -90,10 +90,15 @@ def algo_records(venue: Venue) -> list[dict[str, Any]]:
 def position_records(venue: Venue) -> list[dict[str, Any]]:
     """Open futures positions (signed quantity: > 0 long)."""
     return [
-        {"symbol": p.symbol, "qty": _s(p.qty), "entry_price": _s(p.entry_price),
-         "margin_type": p.margin_type.value, "leverage": p.leverage}
+        {
+            "symbol": p.symbol,
+            "qty": _s(p.qty),
+            "entry_price": _s(p.entry_price),
+            "margin_type": p.margin_type.value,
+            "leverage": p.leverage,
+        }
         for p in venue.futures_account.positions()
-    ]  # fmt: skip
+    ]
 
 
 __all__ = ["algo_records", "order_records", "position_records", "trade_records"]

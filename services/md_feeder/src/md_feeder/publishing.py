@@ -59,13 +59,21 @@ async def publish_snapshots(
         if not smp.bids or not smp.asks:
             continue
         tick = Tick(
-            symbol=smp.symbol, ts=smp.ts, bid=smp.bids[0][0], ask=smp.asks[0][0],
-            bid_qty=smp.bids[0][1], ask_qty=smp.asks[0][1], last=smp.last, mark=smp.mark,
-        )  # fmt: skip
+            symbol=smp.symbol,
+            ts=smp.ts,
+            bid=smp.bids[0][0],
+            ask=smp.asks[0][0],
+            bid_qty=smp.bids[0][1],
+            ask_qty=smp.asks[0][1],
+            last=smp.last,
+            mark=smp.mark,
+        )
         depth = DepthSnapshot(
-            symbol=smp.symbol, ts=smp.ts,
-            bids=list(smp.bids[:DEPTH_LEVELS]), asks=list(smp.asks[:DEPTH_LEVELS]),
-        )  # fmt: skip
+            symbol=smp.symbol,
+            ts=smp.ts,
+            bids=list(smp.bids[:DEPTH_LEVELS]),
+            asks=list(smp.asks[:DEPTH_LEVELS]),
+        )
         feats = {
             "symbol": smp.symbol,
             "ts": smp.ts,

@@ -165,16 +165,22 @@ async def bootstrap(
         )
         stack.push_async_callback(service.signals.aclose)
         watcher = ConfigWatcher(
-            settings=settings, redis=redis, configs=configs, service=service, alerts=alerts,
-            clock=clock, metrics=metrics,
-        )  # fmt: skip
+            settings=settings,
+            redis=redis,
+            configs=configs,
+            service=service,
+            alerts=alerts,
+            clock=clock,
+            metrics=metrics,
+        )
         admin = ConfigAdmin(settings=settings, redis=redis, configs=configs, clock=clock)
         for warning in warnings:
             await alerts.emit("CONFIG_REV_MISMATCH", warning, severity="critical", rate_limit=False)
         if configs.rejected is not None:
             log.critical("active bundle refused: %s", configs.rejected)
-            await alerts.emit("CONFIG_REJECTED", configs.rejected, severity="critical",
-                              rate_limit=False)  # fmt: skip
+            await alerts.emit(
+                "CONFIG_REJECTED", configs.rejected, severity="critical", rate_limit=False
+            )
         log.info(
             "s3 ready",
             extra={

@@ -86,9 +86,14 @@ class Settings(ServiceSettings):
     exchange_base_url: str | None = None
 
     @field_validator(
-        "scheduler_audience", "rebalance_max_notional_usdt", "rebalance_fee_rate",
-        "rebalance_maker_wait_ms", "exchange_base_url", "admin_token", mode="before",
-    )  # fmt: skip
+        "scheduler_audience",
+        "rebalance_max_notional_usdt",
+        "rebalance_fee_rate",
+        "rebalance_maker_wait_ms",
+        "exchange_base_url",
+        "admin_token",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         # A ConfigMap value is always a string: "" there means "not set".

@@ -40,8 +40,11 @@ from svckit.infra import open_infra
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m s3_strategy.config", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m s3_strategy.config",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--actor", default=None, help="recorded in the audit (default cli:$USER)")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("show")

@@ -12,8 +12,17 @@ from svckit.metrics import LATENCY_BUCKETS
 
 # The pure pipeline runs in microseconds; /decide latency uses the shared buckets.
 PIPELINE_BUCKETS = (
-    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01
-)  # fmt: skip
+    0.000005,
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.005,
+    0.01,
+)
 
 
 class StrategyMetrics:
@@ -21,13 +30,18 @@ class StrategyMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.decide_latency = Histogram(
-            "s3_decide_latency_seconds", "POST /decide latency (I/O included)", ["dry_run"],
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "s3_decide_latency_seconds",
+            "POST /decide latency (I/O included)",
+            ["dry_run"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.pipeline_latency = Histogram(
-            "s3_pipeline_latency_seconds", "pure decision pipeline (no I/O)",
-            buckets=PIPELINE_BUCKETS, registry=r,
-        )  # fmt: skip
+            "s3_pipeline_latency_seconds",
+            "pure decision pipeline (no I/O)",
+            buckets=PIPELINE_BUCKETS,
+            registry=r,
+        )
         self.decisions = Counter(
             "s3_decisions_total", "decisions by outcome", ["decision", "reason"], registry=r
         )
@@ -48,20 +62,26 @@ class StrategyMetrics:
             "s3_rules_loaded", "ENABLED rules in the loaded bundle", registry=r
         )
         self.signal_batch = Histogram(
-            "s3_signal_batch_size", "signals per group commit",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r,
-        )  # fmt: skip
+            "s3_signal_batch_size",
+            "signals per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.signal_commit = Histogram(
-            "s3_signal_commit_seconds", "time to store one group commit of signals",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "s3_signal_commit_seconds",
+            "time to store one group commit of signals",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.config_info = Gauge(
             "s3_config_info", "loaded config (value 1)", ["config_rev", "ctx_rev"], registry=r
         )
         self.config_reloads = Counter(
-            "s3_config_reloads_total", "hot reload attempts by result (ok|failed)", ["result"],
+            "s3_config_reloads_total",
+            "hot reload attempts by result (ok|failed)",
+            ["result"],
             registry=r,
-        )  # fmt: skip
+        )
         self.config_lagging = Gauge(
             "s3_config_lagging",
             "1 while this replica cannot load the active config revision (serves the last good)",
@@ -73,6 +93,9 @@ class StrategyMetrics:
             "s3_task_runs_total", "scheduled task runs", ["task", "action", "outcome"], registry=r
         )
         self.task_duration = Histogram(
-            "s3_task_duration_seconds", "scheduled task run duration", ["task"],
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r,
-        )  # fmt: skip
+            "s3_task_duration_seconds",
+            "scheduled task run duration",
+            ["task"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )

@@ -94,8 +94,9 @@ class S4Container:
             await self.watch.check()
         rearmed, resumed = await self.recover_orphans()
         if rearmed or resumed:
-            log.info("startup recovery re-armed %d protections, resumed %d executions",
-                     rearmed, resumed)  # fmt: skip
+            log.info(
+                "startup recovery re-armed %d protections, resumed %d executions", rearmed, resumed
+            )
         if self.protection is not None and self.settings.background_execution:
             self.tasks.append(
                 asyncio.create_task(self.protection.run(self.stop), name="protection")
@@ -171,10 +172,19 @@ class S4Container:
             route_table_rev=self.router.route_table.rev,  # hot-reloaded: the one in use
             config=self.config_watch.health(),
             circuit_breaker=breaker.state(now).value,
-            breaker={"error_rate": round(rate, 4), "calls": calls,
-                     "threshold": breaker.cfg.threshold, "reopens_at": breaker.reopens_at()},
-            clock={"skew_ms": skew.skew_ms, "max_skew_ms": skew.max_skew_ms, "ok": skew.ok,
-                   "max_rtt_ms": skew.max_rtt_ms, "discarded": skew.discarded},
+            breaker={
+                "error_rate": round(rate, 4),
+                "calls": calls,
+                "threshold": breaker.cfg.threshold,
+                "reopens_at": breaker.reopens_at(),
+            },
+            clock={
+                "skew_ms": skew.skew_ms,
+                "max_skew_ms": skew.max_skew_ms,
+                "ok": skew.ok,
+                "max_rtt_ms": skew.max_rtt_ms,
+                "discarded": skew.discarded,
+            },
             entries_allowed=breaker.allows_entry(now) and skew.ok,
             executions={"active": len(self.manager.active)},
             consumer={
@@ -185,17 +195,22 @@ class S4Container:
             },
             reconcile=self.reconciler.health() if self.reconciler is not None else {},
             weight=self._weight(),
-        )  # fmt: skip
+        )
 
     def _weight(self) -> dict[str, Any]:
         guarded = self.router.exchange
         if not isinstance(guarded, GuardedExchange):
             return {}
         return {
-            m.value: {"used": b.used(), "limit": b.cfg.limit_1m, "pace_at": b.pace_at,
-                      "paced": b.paced, "refused": b.refused}
+            m.value: {
+                "used": b.used(),
+                "limit": b.cfg.limit_1m,
+                "pace_at": b.pace_at,
+                "paced": b.paced,
+                "refused": b.refused,
+            }
             for m, b in guarded.budgets.items()
-        }  # fmt: skip
+        }
 
     async def aclose(self) -> None:
         """Stop in order, Redis last: the loops end on `stop` at their next turn (an intent
@@ -296,12 +311,16 @@ async def bootstrap(
         )
         metrics.cb_state.set(0)
         guarded = GuardedExchange(
-            exchange, breaker=breaker, clock=clock, metrics=metrics, sleep=sleep,
+            exchange,
+            breaker=breaker,
+            clock=clock,
+            metrics=metrics,
+            sleep=sleep,
             weight=WeightConfig(
                 pace_fraction=settings.weight_pace_fraction, max_wait_ms=settings.weight_max_wait_ms
             ),
             weight_limit_1m=settings.weight_limit_1m or None,
-        )  # fmt: skip
+        )
         publisher = Publisher(redis, clock=clock, metrics=metrics)
         ops = VenueOps(
             guarded,
@@ -319,9 +338,12 @@ async def bootstrap(
         orders = StoreOrdersRepository(store)
         fills = FillBook(orders=orders, redis=redis, publisher=publisher, metrics=metrics)
         manager = ExecutionManager(
-            leases=leases, clock=clock, metrics=metrics, poll_ms=settings.poll_interval_ms,
+            leases=leases,
+            clock=clock,
+            metrics=metrics,
+            poll_ms=settings.poll_interval_ms,
             autorun=settings.background_execution,
-        )  # fmt: skip
+        )
         quality = QualityTracker(
             metrics=metrics,
             publisher=publisher,
@@ -334,27 +356,44 @@ async def bootstrap(
         )
         skew = ClockSkewGuard(settings.clock_skew_max_ms, max_rtt_ms=settings.clock_skew_max_rtt_ms)
         books = BookSource(
-            redis=redis, ops=ops, clock=clock, metrics=metrics, max_age_ms=settings.book_max_age_ms,
+            redis=redis,
+            ops=ops,
+            clock=clock,
+            metrics=metrics,
+            max_age_ms=settings.book_max_age_ms,
             # What the feeder (md_feeder) publishes: from the simulator one book that serves both
             # markets; from a live venue the futures book where listed, else spot.
-            published_market=None if settings.exchange == "sim" else {
+            published_market=None
+            if settings.exchange == "sim"
+            else {
                 s: Market.FUT if Market.FUT in i.markets else Market.SPOT
                 for s, i in instruments.items()
             },
-        )  # fmt: skip
+        )
         protection = (
             ProtectionService(
-                store=store, orders=orders, exchange=guarded, ops=ops, clock=clock,
-                metrics=metrics, publisher=publisher, leases=leases, fills=fills,
-                instruments=instruments, working_type=settings.working_type,
-                poll_ms=settings.protection_poll_ms, autorun=settings.background_execution,
-                oco_guardian=settings.oco_guardian, naked_policy=settings.naked_policy,
-                unprotected_alert_ms=settings.unprotected_alert_ms, books=books,
+                store=store,
+                orders=orders,
+                exchange=guarded,
+                ops=ops,
+                clock=clock,
+                metrics=metrics,
+                publisher=publisher,
+                leases=leases,
+                fills=fills,
+                instruments=instruments,
+                working_type=settings.working_type,
+                poll_ms=settings.protection_poll_ms,
+                autorun=settings.background_execution,
+                oco_guardian=settings.oco_guardian,
+                naked_policy=settings.naked_policy,
+                unprotected_alert_ms=settings.unprotected_alert_ms,
+                books=books,
                 position_poll_ms=settings.protection_position_poll_ms,
             )
             if settings.protection
             else None
-        )  # fmt: skip
+        )
         router = OrderRouter(
             fills=fills,
             orders=orders,
@@ -389,9 +428,13 @@ async def bootstrap(
             books=books,
         )
         watch = VenueWatch(
-            exchange=guarded, clock=clock, skew=skew, metrics=metrics, publisher=publisher,
+            exchange=guarded,
+            clock=clock,
+            skew=skew,
+            metrics=metrics,
+            publisher=publisher,
             interval_ms=settings.clock_check_ms,
-        )  # fmt: skip
+        )
         guarded.on_transition = watch.on_breaker
         consumer = IntentConsumer(
             redis=redis,
@@ -419,20 +462,32 @@ async def bootstrap(
             unsubscribe = functools.cache(subscribe(on_update))
             stack.callback(unsubscribe)
         reconciler = Reconciler(
-            store=store, orders=orders, exchange=guarded, ops=ops, clock=clock, metrics=metrics,
-            publisher=publisher, instruments=instruments, router=router, protection=protection,
+            store=store,
+            orders=orders,
+            exchange=guarded,
+            ops=ops,
+            clock=clock,
+            metrics=metrics,
+            publisher=publisher,
+            instruments=instruments,
+            router=router,
+            protection=protection,
             window_ms=settings.reconcile_window_ms,
             cancel_orphans=settings.reconcile_cancel_orphans,
-            settle_ms=max(2_000, 4 * settings.poll_interval_ms), fills=fills,
-        )  # fmt: skip
+            settle_ms=max(2_000, 4 * settings.poll_interval_ms),
+            fills=fills,
+        )
 
         def apply_settings(new: Settings) -> None:
             router.limits = policy_limits(new)  # read once per intake: in-flight work keeps its own
 
         config_watch = RouteTableWatcher(
-            settings=settings, router=router, publisher=publisher, clock=clock,
+            settings=settings,
+            router=router,
+            publisher=publisher,
+            clock=clock,
             apply_settings=apply_settings,
-        )  # fmt: skip
+        )
         log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
         return S4Container(
             settings=settings,

@@ -118,9 +118,11 @@ class Settings(ServiceSettings):
     exec_lease_ms: int = Field(default=15_000, ge=1000, description="ownership of an execution")
     recovery_interval_ms: int = Field(default=5_000, ge=100, description="orphan sweep period")
     shutdown_grace_ms: int = Field(
-        default=5_000, ge=0, le=60_000,
+        default=5_000,
+        ge=0,
+        le=60_000,
         description="on stop: a step or intent under way finishes (events published) within this",
-    )  # fmt: skip
+    )
     background_execution: bool = Field(
         default=True, description="run executions in background tasks (tests drive them by hand)"
     )
@@ -135,17 +137,25 @@ class Settings(ServiceSettings):
     balance_downsize_factor: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
     # ---- pre-trade checks (policies.pretrade): refused with 422 before anything is sent ----------
     max_order_notional_usdt: Decimal = Field(
-        default=Decimal(250_000), gt=0, allow_inf_nan=False,
+        default=Decimal(250_000),
+        gt=0,
+        allow_inf_nan=False,
         description="global cap on one entry's notional (qty x ref_price or live mid)",
-    )  # fmt: skip
+    )
     price_collar_bps: Decimal = Field(
-        default=Decimal(200), gt=0, le=10_000, allow_inf_nan=False,
+        default=Decimal(200),
+        gt=0,
+        le=10_000,
+        allow_inf_nan=False,
         description="ref_price further than this from the live mid ⇒ refused",
-    )  # fmt: skip
+    )
     min_stop_distance_bps: Decimal = Field(
-        default=Decimal(5), ge=0, le=5_000, allow_inf_nan=False,
+        default=Decimal(5),
+        ge=0,
+        le=5_000,
+        allow_inf_nan=False,
         description="sl / tp / OCO legs at least this far from the live mid, on the right side",
-    )  # fmt: skip
+    )
     intent_max_age_ms: int = Field(
         default=10_000, ge=100, le=3_600_000, description="created_ts older than this ⇒ refused"
     )
@@ -247,15 +257,17 @@ class Settings(ServiceSettings):
         default=6_000, ge=1, description="simulated venue's request weight per minute"
     )
     malloc_trim_interval_s: float = Field(
-        default=30.0, ge=0,
+        default=30.0,
+        ge=0,
         description="give freed heap memory back to the OS every so often (glibc "
         "malloc_trim; 0 = never): without it RSS ratchets up with fragmentation",
-    )  # fmt: skip
+    )
     sim_history_max: int = Field(
-        default=10_000, ge=1,
+        default=10_000,
+        ge=1,
         description="with exchange=sim: closed orders (and trades) the simulated venue "
         "remembers; older ones are forgotten, open orders never (bounds S4's memory)",
-    )  # fmt: skip
+    )
     exchange_base_url: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
         default=None,
         description="ccxt exchanges: send every request to this host instead of the venue's "

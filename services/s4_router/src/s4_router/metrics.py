@@ -56,13 +56,16 @@ class RouterMetrics:
         )
         self.fills = Counter("router_fills_total", "fills persisted", ["liquidity"], registry=r)
         self.overfills = Counter(
-            "router_overfills_total", "venue fills past an order's quantity (stored, alerted)",
+            "router_overfills_total",
+            "venue fills past an order's quantity (stored, alerted)",
             registry=r,
-        )  # fmt: skip
+        )
         self.request_timeouts = Counter(
-            "router_request_timeouts_total", "HTTP requests answered 503 at their deadline",
-            ["endpoint"], registry=r,
-        )  # fmt: skip
+            "router_request_timeouts_total",
+            "HTTP requests answered 503 at their deadline",
+            ["endpoint"],
+            registry=r,
+        )
         self.fees = Counter("router_fees_usdt_total", "fees paid (quote)", registry=r)
         self.slippage = Histogram(
             "router_slippage_bps",

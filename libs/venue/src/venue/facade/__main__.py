@@ -83,8 +83,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             default=_opt_float(f"fault_{knob}"),
             help=f"probability of {knob}",
         )
-    p.add_argument("--dialect", choices=["binance", "mexc"], default="binance",
-                   help="mexc: MEXC spot v3 paths and JSON (docs/venue.md, MEXC)")  # fmt: skip
+    p.add_argument(
+        "--dialect",
+        choices=["binance", "mexc"],
+        default="binance",
+        help="mexc: MEXC spot v3 paths and JSON (docs/venue.md, MEXC)",
+    )
     return p.parse_args(argv)
 
 

@@ -28,8 +28,14 @@ from tradekit.instrument import Instrument
 ORDER_ID_PREFIX = "C02__"
 # MEXC kline intervals → the venue's
 INTERVALS = {
-    "1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "60m": "1h", "4h": "4h", "1d": "1d",
-}  # fmt: skip
+    "1m": "1m",
+    "5m": "5m",
+    "15m": "15m",
+    "30m": "30m",
+    "60m": "1h",
+    "4h": "4h",
+    "1d": "1d",
+}
 
 
 def order_id_out(oid: Any) -> str:
@@ -102,10 +108,21 @@ def depth(b: dict[str, Any], ts: int) -> dict[str, Any]:
 
 
 TICKER_KEYS = (
-    "symbol", "priceChange", "priceChangePercent", "prevClosePrice", "lastPrice", "bidPrice",
-    "bidQty", "askPrice", "askQty", "openPrice", "highPrice", "lowPrice", "volume",
+    "symbol",
+    "priceChange",
+    "priceChangePercent",
+    "prevClosePrice",
+    "lastPrice",
+    "bidPrice",
+    "bidQty",
+    "askPrice",
+    "askQty",
+    "openPrice",
+    "highPrice",
+    "lowPrice",
+    "volume",
     "quoteVolume",
-)  # fmt: skip
+)
 
 
 def ticker_24hr(t: dict[str, Any]) -> dict[str, Any]:

@@ -50,9 +50,10 @@ def _matching(name: str, venue: Venue, rows: list[dict[str, Any]], prefix: str) 
         if a.client_algo_id.startswith(prefix) and a.triggered_order_id is not None
     }
     return [
-        r for r in rows
+        r
+        for r in rows
         if r["client_order_id"].startswith(prefix) or r["venue_order_id"] in triggered
-    ]  # fmt: skip
+    ]
 
 
 def report_faults(venue: Venue, trades: list[Trade]) -> list[Trade]:

@@ -276,10 +276,13 @@ class ConfigStore:
         if await self.get_bundle(engine.config_rev) is not None:
             return False
         rev, created = await self.put_bundle(
-            bundle_id=engine.bundle_id, params=bundle["params"], rules=bundle["rules"],
-            note="revisioned copy of the active bundle (migration)", actor="s3-bootstrap",
+            bundle_id=engine.bundle_id,
+            params=bundle["params"],
+            rules=bundle["rules"],
+            note="revisioned copy of the active bundle (migration)",
+            actor="s3-bootstrap",
             now_ms=now_ms,
-        )  # fmt: skip
+        )
         return created and rev == engine.config_rev
 
     async def load_active(self, settings: Settings) -> tuple[Engine, list[str]]:
@@ -380,9 +383,12 @@ class ConfigStore:
                 if str(bundle["rev"]) == exclude_rev:
                     continue
                 return await self._build(
-                    str(bundle["bundle_id"]), str(bundle["rev"]), bundle["params"],
-                    list(bundle["rules"]), settings,
-                )  # fmt: skip
+                    str(bundle["bundle_id"]),
+                    str(bundle["rev"]),
+                    bundle["params"],
+                    list(bundle["rules"]),
+                    settings,
+                )
             except (ConfigLoadError, KeyError, TypeError):
                 continue
         return None
@@ -429,9 +435,13 @@ class ConfigStore:
             doc["description"] = description
         await self.store.upsert("config_bundles", bundle_id, doc)
         await self.put_bundle(
-            bundle_id=bundle_id, params=params, rules=rules, note=description,
-            actor="publish_bundle", now_ms=0,
-        )  # fmt: skip
+            bundle_id=bundle_id,
+            params=params,
+            rules=rules,
+            note=description,
+            actor="publish_bundle",
+            now_ms=0,
+        )
         if activate:
             await self.store.upsert(
                 "config_active", self.active_key, {"bundle_id": bundle_id, "rev": rev}

@@ -264,8 +264,9 @@ class EntriesLedger:
                 if coid in ledger or not filled_positive(doc.get("entry_filled")):
                     continue
                 intent = doc.get("intent") or {}
-                margin = _intent_margin({"market": doc.get("market"), "intent": intent,
-                                         "qty": doc.get("entry_filled")})  # fmt: skip
+                margin = _intent_margin(
+                    {"market": doc.get("market"), "intent": intent, "qty": doc.get("entry_filled")}
+                )
                 ts = int(doc.get("ts") or now)
                 await self.redis.hsetnx(
                     ENTRIES_KEY, coid, encode(symbol, str(doc.get("market")), margin, ts, POSITION)

@@ -278,8 +278,11 @@ class Engine:
         mp, inst, x = pre.plan, pre.inst, pre.features
         assert mp is not None and inst is not None and x is not None
         # L2
-        ml_out: dict[str, Any] = {"p": ml.p, "model_version": ml.model_version,
-                                  "fallback": ml.fallback}  # fmt: skip
+        ml_out: dict[str, Any] = {
+            "p": ml.p,
+            "model_version": ml.model_version,
+            "fallback": ml.fallback,
+        }
         if ml.error is not None:
             ml_out["error"] = ml.error
         out.ml = ml_out
@@ -343,10 +346,17 @@ class Engine:
                 d_base = mp.atr_mult * Decimal(repr(x[mp.atr_feature]))
             try:
                 b = sl_tp.solve(
-                    inst, side, entry, sized.qty, d_base=d_base, max_loss=mp.max_loss,
-                    target_net=mp.tp_pct * sized.margin, f_in=mp.f_in, f_out=mp.f_out,
+                    inst,
+                    side,
+                    entry,
+                    sized.qty,
+                    d_base=d_base,
+                    max_loss=mp.max_loss,
+                    target_net=mp.tp_pct * sized.margin,
+                    f_in=mp.f_in,
+                    f_out=mp.f_out,
                     f_stop=mp.f_stop,
-                )  # fmt: skip
+                )
             except sl_tp.LossCapUnreachable as exc:
                 return out.skip(Reason.MAX_LOSS_UNREACHABLE, str(exc))
             except sl_tp.BracketError as exc:
@@ -373,9 +383,13 @@ class Engine:
         else:
             intent["exec_policy"] = policy
         intent["client_order_id"] = decision_client_order_id(
-            svc="s3", symbol=pre.symbol, side=side_s, feature_ts_ms=pre.feature_ts,
-            config_rev=self.config_rev, market=market_s,
-        )  # fmt: skip
+            svc="s3",
+            symbol=pre.symbol,
+            side=side_s,
+            feature_ts_ms=pre.feature_ts,
+            config_rev=self.config_rev,
+            market=market_s,
+        )
         intent["reduce_only"] = False
         if fut:
             intent["leverage"] = mp.leverage

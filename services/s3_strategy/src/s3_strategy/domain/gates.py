@@ -56,9 +56,8 @@ def run_gates(
         f = x["funding_next_abs"]
         funding, ok = f, f <= lim.max_funding_abs
     out.append(
-        {"gate": "funding_abs", "passed": ok, "observed": funding,
-         "threshold": lim.max_funding_abs}
-    )  # fmt: skip
+        {"gate": "funding_abs", "passed": ok, "observed": funding, "threshold": lim.max_funding_abs}
+    )
     if not ok:
         return out, Reason.FUNDING_TOO_HIGH
     spread = x["spread_bps"]
@@ -71,25 +70,37 @@ def run_gates(
     depth = x["depth_top1_usdt"]
     ok = depth >= lim.depth_top1_usdt_min
     out.append(
-        {"gate": "depth_top1_usdt", "passed": ok, "observed": depth,
-         "threshold": lim.depth_top1_usdt_min}
-    )  # fmt: skip
+        {
+            "gate": "depth_top1_usdt",
+            "passed": ok,
+            "observed": depth,
+            "threshold": lim.depth_top1_usdt_min,
+        }
+    )
     if not ok:
         return out, Reason.DEPTH_TOO_THIN
     committed = margin_in_flight + margin_positions + lim.max_entry_margin_usdt
     ok = committed <= lim.risk_budget_usdt
     out.append(
-        {"gate": "risk_budget", "passed": ok, "observed": committed,
-         "threshold": lim.risk_budget_usdt}
-    )  # fmt: skip
+        {
+            "gate": "risk_budget",
+            "passed": ok,
+            "observed": committed,
+            "threshold": lim.risk_budget_usdt,
+        }
+    )
     if not ok:
         return out, Reason.RISK_BUDGET
     held = open_entries + open_positions
     ok = held < lim.concurrent_entries
     out.append(
-        {"gate": "concurrent_entries", "passed": ok, "observed": float(held),
-         "threshold": float(lim.concurrent_entries)}
-    )  # fmt: skip
+        {
+            "gate": "concurrent_entries",
+            "passed": ok,
+            "observed": float(held),
+            "threshold": float(lim.concurrent_entries),
+        }
+    )
     if not ok:
         return out, Reason.POSITION_OPEN if open_positions else Reason.CONCURRENT_ENTRIES
     return out, Reason.OK

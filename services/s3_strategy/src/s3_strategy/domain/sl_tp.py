@@ -55,8 +55,9 @@ class Brackets:
     sl_one_tick_floor: bool
 
 
-def net_profit(side: Side, entry: Decimal, exit_: Decimal, qty: Decimal, f_in: Decimal,
-               f_out: Decimal) -> Decimal:  # fmt: skip
+def net_profit(
+    side: Side, entry: Decimal, exit_: Decimal, qty: Decimal, f_in: Decimal, f_out: Decimal
+) -> Decimal:
     gross = (exit_ - entry) * qty if side is Side.BUY else (entry - exit_) * qty
     return gross - qty * entry * f_in - qty * exit_ * f_out
 
@@ -66,8 +67,9 @@ class LossCapUnreachable(BracketError):
     stop (fees included) within `max_loss`."""
 
 
-def loss_at_stop(side: Side, entry: Decimal, sl: Decimal, qty: Decimal, f_in: Decimal,
-                 f_stop: Decimal) -> Decimal:  # fmt: skip
+def loss_at_stop(
+    side: Side, entry: Decimal, sl: Decimal, qty: Decimal, f_in: Decimal, f_stop: Decimal
+) -> Decimal:
     """The loss if the stop fills at `sl`: the price move plus both legs' fees."""
     return -net_profit(side, entry, sl, qty, f_in, f_stop)
 
@@ -128,9 +130,14 @@ def stop_loss(
 
 
 def take_profit(
-    inst: Instrument, side: Side, entry: Decimal, qty: Decimal, target: Decimal,
-    f_in: Decimal, f_out: Decimal,
-) -> tuple[Decimal, Decimal]:  # fmt: skip
+    inst: Instrument,
+    side: Side,
+    entry: Decimal,
+    qty: Decimal,
+    target: Decimal,
+    f_in: Decimal,
+    f_out: Decimal,
+) -> tuple[Decimal, Decimal]:
     tick = inst.tickSize
     if side is Side.BUY:
         tp = inst.take_profit_price(Side.BUY, (target / qty + entry * (1 + f_in)) / (1 - f_out))

@@ -94,9 +94,11 @@ async def get_config(c: ContainerDep) -> dict[str, Any]:
 @router.post(
     "/bundles",
     status_code=201,
-    responses={200: {"description": "same content as a stored revision"},
-               422: {"description": "lint errors `{errors: [{path, message}]}`; nothing stored"}},
-)  # fmt: skip
+    responses={
+        200: {"description": "same content as a stored revision"},
+        422: {"description": "lint errors `{errors: [{path, message}]}`; nothing stored"},
+    },
+)
 async def post_bundle(
     body: BundleUpload, c: ContainerDep, actor: ActorDep, response: Response
 ) -> Any:

@@ -192,9 +192,11 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
     @app.post(
         "/decide/replay/{signal_id}",
         response_model=ReplayResponse,
-        responses={404: {"description": "unknown signal"},
-                   409: {"description": "an input of the decision is gone (`missing`)"}},
-    )  # fmt: skip
+        responses={
+            404: {"description": "unknown signal"},
+            409: {"description": "an input of the decision is gone (`missing`)"},
+        },
+    )
     async def post_replay(
         signal_id: Annotated[str, Path(pattern=SIGNAL_ID_PATTERN)], service: ServiceDep
     ) -> Response:

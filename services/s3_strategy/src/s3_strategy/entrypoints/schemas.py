@@ -95,8 +95,9 @@ class DecideBatchRequest(BaseModel):
 class GateOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    gate: Literal["funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget",
-                  "concurrent_entries"]  # fmt: skip
+    gate: Literal[
+        "funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget", "concurrent_entries"
+    ]
     passed: bool
     observed: float | None
     threshold: float

@@ -170,9 +170,13 @@ class ConfigAdmin:
         bundle = await self.configs.get_bundle(rev) if KEY_RE.match(rev) else None
         if bundle is None:
             raise BundleNotFound(rev)
-        return {**_public(bundle), "note": bundle.get("note"),
-                "created_by": bundle.get("created_by"), "created_ts": bundle.get("created_ts"),
-                "lint_warnings": bundle.get("lint_warnings", [])}  # fmt: skip
+        return {
+            **_public(bundle),
+            "note": bundle.get("note"),
+            "created_by": bundle.get("created_by"),
+            "created_ts": bundle.get("created_ts"),
+            "lint_warnings": bundle.get("lint_warnings", []),
+        }
 
     async def diff(self, from_rev: str | None, to_rev: str | None) -> dict[str, Any]:
         """Diff two stored revisions; a missing side defaults to the active one."""
@@ -206,9 +210,14 @@ class ConfigAdmin:
                 [{"path": "rev", "message": f"the content hashes to {rev}, not {claimed}"}]
             )
         rev, created = await self.configs.put_bundle(
-            bundle_id=bundle_id, params=params, rules=rules, note=body.get("note"), actor=actor,
-            now_ms=self.clock.now_ms(), lint_warnings=linted.warnings,
-        )  # fmt: skip
+            bundle_id=bundle_id,
+            params=params,
+            rules=rules,
+            note=body.get("note"),
+            actor=actor,
+            now_ms=self.clock.now_ms(),
+            lint_warnings=linted.warnings,
+        )
         current = await self.configs.get_bundle(str(active["rev"])) if active.get("rev") else None
         new = await self.configs.get_bundle(rev)
         assert new is not None  # just written (or already there with this content)
@@ -230,22 +239,35 @@ class ConfigAdmin:
             now = self.clock.now_ms()
             if prev == rev:
                 # Nothing changes; announce again (repairs a lost SET/XADD), no audit record.
-                await self._announce(rev, prev=active.get("previous_rev"), actor=actor,
-                                     action="reannounce", now=now)  # fmt: skip
+                await self._announce(
+                    rev, prev=active.get("previous_rev"), actor=actor, action="reannounce", now=now
+                )
                 return {"active_rev": rev, "previous_rev": active.get("previous_rev")}
             old = await self.configs.get_bundle(str(prev)) if prev else None
             diff = diff_bundles(old, bundle, from_rev=prev)
             await self.store.upsert(
                 "config_active",
                 self.configs.active_key,
-                {"bundle_id": bundle["bundle_id"], "rev": rev, "previous_rev": prev,
-                 "activated_at": now, "activated_by": actor},
-            )  # fmt: skip
+                {
+                    "bundle_id": bundle["bundle_id"],
+                    "rev": rev,
+                    "previous_rev": prev,
+                    "activated_at": now,
+                    "activated_by": actor,
+                },
+            )
             await self.store.insert(
                 AUDIT,
-                {"action": action, "rev": rev, "previous_rev": prev, "actor": actor, "ts": now,
-                 "bundle_id": bundle["bundle_id"], "diff_summary": diff["summary"]},
-            )  # fmt: skip
+                {
+                    "action": action,
+                    "rev": rev,
+                    "previous_rev": prev,
+                    "actor": actor,
+                    "ts": now,
+                    "bundle_id": bundle["bundle_id"],
+                    "diff_summary": diff["summary"],
+                },
+            )
             await self.configs.save_context(linted.engine, now)
             await self._announce(rev, prev=prev, actor=actor, action=action, now=now)
             return {"active_rev": rev, "previous_rev": prev}
@@ -263,9 +285,11 @@ class ConfigAdmin:
         await self.redis.set(keys.CFG_ACTIVE_REV, rev)
         event = {"rev": rev, "previous_rev": prev, "actor": actor, "action": action, "ts": now}
         await self.redis.xadd(
-            keys.CFG_EVENTS, {"data": jsonutil.dumps(event)},
-            maxlen=keys.CFG_EVENTS_MAXLEN, approximate=True,
-        )  # fmt: skip
+            keys.CFG_EVENTS,
+            {"data": jsonutil.dumps(event)},
+            maxlen=keys.CFG_EVENTS_MAXLEN,
+            approximate=True,
+        )
 
 
 def _all_have_ids(rules: Sequence[Any]) -> bool:

@@ -251,9 +251,15 @@ class DecisionService:
                 state.overridden = sorted(features)
             derive(state.features)
             result = await self._run(
-                engine, signal_id, now, symbol, market, side_hint, state,
+                engine,
+                signal_id,
+                now,
+                symbol,
+                market,
+                side_hint,
+                state,
                 lambda: self._score(engine, symbol, state.features),
-            )  # fmt: skip
+            )
             result["dry_run"] = dry_run
             if result.get("intent"):
                 bind_log_context(
@@ -264,14 +270,18 @@ class DecisionService:
             if not dry_run and result["decision"] == "open":
                 coid = result["intent"]["client_order_id"]
                 claim_token = new_token("s3")
-                if await claim_once(self.redis, keys.idem_order(coid), claim_token,
-                                    keys.IDEM_TTL_S):  # fmt: skip
+                if await claim_once(
+                    self.redis, keys.idem_order(coid), claim_token, keys.IDEM_TTL_S
+                ):
                     claimed_coid = coid
                     intent = result["intent"]
                     await self.ledger.add(
-                        coid, symbol, market.value, result["sizing"]["margin_usdt"],
+                        coid,
+                        symbol,
+                        market.value,
+                        result["sizing"]["margin_usdt"],
                         protected="sl" in intent or intent["exec_policy"].get("type") == "OCO",
-                    )  # fmt: skip
+                    )
                 else:
                     msg = f"{coid} was already emitted (idem:order claimed)"
                     apply_override(result, Reason.DUPLICATE_DECISION, msg)
@@ -310,11 +320,17 @@ class DecisionService:
         else:
             p0 = time.perf_counter()
             pre = engine.pre(
-                symbol=symbol, market=market, features=state.features, feature_ts=state.ts,
-                now_ms=now, side_hint=side_hint, open_entries=state.open_entries,
-                margin_in_flight=state.margin_in_flight, open_positions=state.open_positions,
+                symbol=symbol,
+                market=market,
+                features=state.features,
+                feature_ts=state.ts,
+                now_ms=now,
+                side_hint=side_hint,
+                open_entries=state.open_entries,
+                margin_in_flight=state.margin_in_flight,
+                open_positions=state.open_positions,
                 margin_positions=state.margin_positions,
-            )  # fmt: skip
+            )
             spent = time.perf_counter() - p0
             if pre.ready:
                 ml = await score()
@@ -378,8 +394,10 @@ class DecisionService:
         result["publish"] = report.as_dict()
         log.info(
             "intent %s published: stream %s, rest %s",
-            intent["client_order_id"], report.stream, report.rest,
-        )  # fmt: skip
+            intent["client_order_id"],
+            report.stream,
+            report.rest,
+        )
         s4 = report.s4 or {}
         refused = s4.get("result") == "FAIL" and s4.get("status") != "AMBIGUOUS"
         if refused or s4.get("status") in _S4_TERMINAL:
@@ -420,9 +438,11 @@ class DecisionService:
         reason = result["reason"]
         if reason == Reason.NO_RULES:
             await self.alerts.emit(
-                "NO_RULES", f"no ENABLED rule for {symbol}/{market.value}: every decision skips",
-                severity="critical", symbol=symbol,
-            )  # fmt: skip
+                "NO_RULES",
+                f"no ENABLED rule for {symbol}/{market.value}: every decision skips",
+                severity="critical",
+                symbol=symbol,
+            )
         elif reason == Reason.FEATURE_MISSING:
             await self.alerts.emit("FEATURE_MISSING", str(result.get("message")), symbol=symbol)
         elif reason == Reason.FEATURE_OUT_OF_RANGE:
@@ -451,9 +471,12 @@ class DecisionService:
             async with sem:
                 try:
                     return await self.decide(
-                        symbol=item.symbol, market=item.market, side_hint=item.side_hint,
-                        dry_run=item.dry_run, features=item.features,
-                    )  # fmt: skip
+                        symbol=item.symbol,
+                        market=item.market,
+                        side_hint=item.side_hint,
+                        dry_run=item.dry_run,
+                        features=item.features,
+                    )
                 except (UnknownSymbol, DecideRefused, InfraError) as exc:
                     return ItemFailed(item.symbol, exc)
                 except Exception as exc:  # items are independent: never fail the others
@@ -473,8 +496,7 @@ class DecisionService:
         override = (doc.get("override") or {}).get("reason")
         if override == Reason.LOCK_BUSY.value:
             result = Outcome().skip(Reason.LOCK_BUSY, str(doc.get("message"))).as_dict()
-            result.update(config_rev=engine.config_rev, ctx_rev=engine.ctx_rev,
-                          signal_id=signal_id)  # fmt: skip
+            result.update(config_rev=engine.config_rev, ctx_rev=engine.ctx_rev, signal_id=signal_id)
         else:
             symbol, market = str(doc["symbol"]), Market(doc["market"])
             side_hint = Side(doc["side_hint"]) if doc.get("side_hint") else None

@@ -333,9 +333,14 @@ class TaskService:
         plan: Plan
         if strategy == "symmetric":
             plan = plan_symmetric(
-                base_free=bf, quote_free=qf, base_locked=bl, quote_locked=ql, quote=quote,
-                instrument=inst, config=self.config(SymmetricConfig, inst),
-            )  # fmt: skip
+                base_free=bf,
+                quote_free=qf,
+                base_locked=bl,
+                quote_locked=ql,
+                quote=quote,
+                instrument=inst,
+                config=self.config(SymmetricConfig, inst),
+            )
         else:
             cfg = self.config(IntelligentConfig, inst)
             if ctx is not None and ctx.closes is not None:
@@ -351,18 +356,28 @@ class TaskService:
                 cost_avg = pos.avg_cost
                 out["cost"] = {"avg_cost": pos.avg_cost, "source": pos.source}
             plan = plan_intelligent(
-                base_free=bf, quote_free=qf, base_locked=bl, quote_locked=ql, quote=quote,
-                closes=closes, cost_avg=cost_avg, instrument=inst, config=cfg,
-            )  # fmt: skip
+                base_free=bf,
+                quote_free=qf,
+                base_locked=bl,
+                quote_locked=ql,
+                quote=quote,
+                closes=closes,
+                cost_avg=cost_avg,
+                instrument=inst,
+                config=cfg,
+            )
         pending = await self.in_flight(inst)
         if pending and plan.action is not Action.HOLD:
             # The balances still hold what that order will trade: planning again would trade
             # the same drift twice.
             plan = Plan(
-                Action.HOLD, Decimal(0), plan.price,
+                Action.HOLD,
+                Decimal(0),
+                plan.price,
                 f"rebalance order(s) still working: {', '.join(pending)}",
-                HoldReason.ORDER_IN_FLIGHT.value, {**plan.details, "planned": plan.as_dict()},
-            )  # fmt: skip
+                HoldReason.ORDER_IN_FLIGHT.value,
+                {**plan.details, "planned": plan.as_dict()},
+            )
         out["plan"] = plan.as_dict()
         out["orders"] = []
         if plan.action is Action.HOLD or req.dry_run:
@@ -415,10 +430,13 @@ class TaskService:
         try:
             if not req.dry_run:
                 for strategy, plan in self._plans(body):
-                    latest = {"execution_id": body["execution_id"], "plan": plan,
-                              "orders": body.get("orders") or
-                              (body.get("rebalance") or {}).get("orders", []),
-                              "timestamp": body["timestamp"]}  # fmt: skip
+                    latest = {
+                        "execution_id": body["execution_id"],
+                        "plan": plan,
+                        "orders": body.get("orders")
+                        or (body.get("rebalance") or {}).get("orders", []),
+                        "timestamp": body["timestamp"],
+                    }
                     await self.redis.set(plan_key(strategy), jsonutil.dumps(latest))
             doc = {"kind": "TASK_RUN", "ts": self.clock.now_ms(), **body}
             await self.store.upsert("strategy_events", f"task-{body['execution_id']}", doc)

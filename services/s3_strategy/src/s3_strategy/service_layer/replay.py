@@ -22,9 +22,21 @@ from tradekit.enums import Market, Side
 
 # The fields a replay must reproduce byte for byte (timestamps are inputs, so they match too).
 DECISION_FIELDS = (
-    "decision", "reason", "message", "side", "gates", "rules_fired", "rules_mult", "ml",
-    "sizing", "brackets", "intent", "config_rev", "ctx_rev", "signal_id",
-)  # fmt: skip
+    "decision",
+    "reason",
+    "message",
+    "side",
+    "gates",
+    "rules_fired",
+    "rules_mult",
+    "ml",
+    "sizing",
+    "brackets",
+    "intent",
+    "config_rev",
+    "ctx_rev",
+    "signal_id",
+)
 CACHE_SIZE = 32  # engines kept by ctx_rev: hot reloads must not grow it without bound
 
 

@@ -98,11 +98,23 @@ def reconcile(s: Snapshot) -> list[Finding]:
     # 1. Orders open at the venue.
     for v in s.venue_open:
         if not _ours(v.client_order_id, known):
-            out.append(Finding(FindingKind.ORPHAN_VENUE_ORDER, v.symbol, v.client_order_id,
-                               {"venue_order_id": v.venue_order_id}))  # fmt: skip
+            out.append(
+                Finding(
+                    FindingKind.ORPHAN_VENUE_ORDER,
+                    v.symbol,
+                    v.client_order_id,
+                    {"venue_order_id": v.venue_order_id},
+                )
+            )
         elif v.reduce_only and s.positions.get(v.symbol, ZERO) == 0:
-            out.append(Finding(FindingKind.STALE_PROTECTIVE, v.symbol, v.client_order_id,
-                               {"venue_order_id": v.venue_order_id}))  # fmt: skip
+            out.append(
+                Finding(
+                    FindingKind.STALE_PROTECTIVE,
+                    v.symbol,
+                    v.client_order_id,
+                    {"venue_order_id": v.venue_order_id},
+                )
+            )
 
     # 2. Working orders in the store that the venue has finished.
     for o in s.store_orders:
@@ -110,16 +122,27 @@ def reconcile(s: Snapshot) -> list[Finding]:
             continue
         vo = s.venue_orders.get(o.client_order_id)
         if vo is not None and vo.status != o.status and vo.status.is_terminal:
-            out.append(Finding(FindingKind.STATUS_DRIFT, o.symbol, o.client_order_id,
-                               {"store": o.status.value, "venue": vo.status.value}))  # fmt: skip
+            out.append(
+                Finding(
+                    FindingKind.STATUS_DRIFT,
+                    o.symbol,
+                    o.client_order_id,
+                    {"store": o.status.value, "venue": vo.status.value},
+                )
+            )
 
     # 3. Fills: every venue trade of ours is in the store.
     have = {(f.order_id, f.trade_id) for f in s.store_fills}
     for t in s.venue_trades:
         if _ours(t.client_order_id, known) and (t.venue_order_id, t.trade_id) not in have:
-            out.append(Finding(FindingKind.MISSING_FILL, t.symbol, t.client_order_id,
-                               {"trade_id": t.trade_id, "qty": str(t.qty),
-                                "price": str(t.price)}))  # fmt: skip
+            out.append(
+                Finding(
+                    FindingKind.MISSING_FILL,
+                    t.symbol,
+                    t.client_order_id,
+                    {"trade_id": t.trade_id, "qty": str(t.qty), "price": str(t.price)},
+                )
+            )
 
     # 4. Per-order invariants against the fills (venue trades included, deduplicated).
     fills: dict[str, dict[tuple[str, str], tuple[Decimal, Decimal]]] = {}
@@ -131,8 +154,14 @@ def reconcile(s: Snapshot) -> list[Finding]:
             continue
         qty = sum((q for q, _ in rows.values()), ZERO)
         if qty != order.filled_qty:
-            out.append(Finding(FindingKind.FILLED_QTY_MISMATCH, order.symbol, cid,
-                               {"store": str(order.filled_qty), "fills": str(qty)}))  # fmt: skip
+            out.append(
+                Finding(
+                    FindingKind.FILLED_QTY_MISMATCH,
+                    order.symbol,
+                    cid,
+                    {"store": str(order.filled_qty), "fills": str(qty)},
+                )
+            )
         if qty > 0 and order.avg_price is not None:
             vwap = sum((q * p for q, p in rows.values()), ZERO) / qty
             if abs(vwap - order.avg_price) > s.tick.get(order.symbol, ZERO):
@@ -150,8 +179,14 @@ def reconcile(s: Snapshot) -> list[Finding]:
     for sym, pos in s.positions.items():
         ours = net.get(sym, ZERO) + s.position_baseline.get(sym, ZERO)
         if abs(pos - ours) > s.step.get(sym, ZERO) / 2:
-            out.append(Finding(FindingKind.POSITION_MISMATCH, sym, None,
-                               {"venue": str(pos), "fills": str(ours)}))  # fmt: skip
+            out.append(
+                Finding(
+                    FindingKind.POSITION_MISMATCH,
+                    sym,
+                    None,
+                    {"venue": str(pos), "fills": str(ours)},
+                )
+            )
     return out
 
 

@@ -78,9 +78,11 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
     # Bodies over S4_MAX_BODY_BYTES answer 413 before any route or parser runs (FastAPI's own
     # limiter: a declared Content-Length is refused unread, a chunked body while it streams).
     app = FastAPI(
-        title="S4 order router", version="0.1.0", lifespan=lifespan,
+        title="S4 order router",
+        version="0.1.0",
+        lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
-    )  # fmt: skip
+    )
     install_error_handlers(app, fail_body=True)
     install_bearer_auth(
         app,
@@ -117,16 +119,18 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         ms = c.settings.request_timeout_ms
         late = Outcome(
             OrderResponse(
-                result=RequestResult.FAIL, client_order_id=body.client_order_id,
+                result=RequestResult.FAIL,
+                client_order_id=body.client_order_id,
                 message=f"service unavailable: not answered within {ms} ms (Redis, store or "
                 "venue slow); the intake goes on in the background: "
                 "GET /orders/{client_order_id} or resend the same body",
             ),
             Disposition.UNAVAILABLE,
-        )  # fmt: skip
+        )
         # Correlation for the logs of this intake and of the execution task it starts.
-        with log_scope(signal_id=body.signal_id, intent_id=body.intent_id,
-                       client_order_id=body.client_order_id):  # fmt: skip
+        with log_scope(
+            signal_id=body.signal_id, intent_id=body.intent_id, client_order_id=body.client_order_id
+        ):
             outcome = await within_deadline(
                 router.submit(body, source="rest"), timeout_s=ms / 1000, on_timeout=late
             )

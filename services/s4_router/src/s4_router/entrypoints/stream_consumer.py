@@ -140,8 +140,11 @@ class IntentConsumer:
             await self._dead_letter(entry, f"invalid intent: {exc.errors()[:3]}")
             return
         # Correlation for the logs of this intake and of the execution task it starts.
-        with log_scope(signal_id=intent.signal_id, intent_id=intent.intent_id,
-                       client_order_id=intent.client_order_id):  # fmt: skip
+        with log_scope(
+            signal_id=intent.signal_id,
+            intent_id=intent.intent_id,
+            client_order_id=intent.client_order_id,
+        ):
             await self._submit(entry, intent)
 
     async def _submit(self, entry: StreamEntry, intent: OrderIntent) -> None:
@@ -171,9 +174,13 @@ class IntentConsumer:
         await xadd_json(
             self.redis,
             keys.ORDERS_INTENT_DLQ,
-            {"entry_id": entry.entry_id, "raw": entry.raw, "why": why,
-             "deliveries": entry.deliveries},
-        )  # fmt: skip
+            {
+                "entry_id": entry.entry_id,
+                "raw": entry.raw,
+                "why": why,
+                "deliveries": entry.deliveries,
+            },
+        )
         alert = Alert(
             source="s4-router",
             kind="INTENT_DEAD_LETTER",

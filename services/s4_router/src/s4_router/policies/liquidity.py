@@ -88,9 +88,14 @@ def probe(
         if delayed_ms + cfg.retry_ms <= cfg.max_delay_ms:
             return _delay(d, ("one_sided_book",), cfg)
         return ProbeDecision(
-            ProbeAction.GO, qty, ZERO, top_qty, top_price * top_qty, ("one_sided_book",),
+            ProbeAction.GO,
+            qty,
+            ZERO,
+            top_qty,
+            top_price * top_qty,
+            ("one_sided_book",),
             degraded=True,
-        )  # fmt: skip
+        )
     spread = book.spread_bps
     top_price, top_qty = book.top_against(side)
     top_usdt = top_price * top_qty
@@ -114,15 +119,25 @@ def probe(
             floor_qty = min_tradable_qty(inst, book.mid)
             if cap >= floor_qty:
                 return ProbeDecision(
-                    ProbeAction.SPLIT, cap, spread, top_qty, top_usdt,
-                    (*reasons, "child_over_depth_fraction"), degraded=degraded,
-                )  # fmt: skip
+                    ProbeAction.SPLIT,
+                    cap,
+                    spread,
+                    top_qty,
+                    top_usdt,
+                    (*reasons, "child_over_depth_fraction"),
+                    degraded=degraded,
+                )
             if can_wait:
                 return _delay(base, (*reasons, "too_thin_to_split"), cfg)
             return ProbeDecision(
-                ProbeAction.SPLIT, min(qty, floor_qty), spread, top_qty, top_usdt,
-                (*reasons, "too_thin_to_split"), degraded=True,
-            )  # fmt: skip
+                ProbeAction.SPLIT,
+                min(qty, floor_qty),
+                spread,
+                top_qty,
+                top_usdt,
+                (*reasons, "too_thin_to_split"),
+                degraded=True,
+            )
     return ProbeDecision(
         ProbeAction.GO, qty, spread, top_qty, top_usdt, tuple(reasons), degraded=degraded
     )
@@ -130,6 +145,11 @@ def probe(
 
 def _delay(d: ProbeDecision, reasons: tuple[str, ...], cfg: LiquidityConfig) -> ProbeDecision:
     return ProbeDecision(
-        ProbeAction.DELAY, ZERO, d.spread_bps, d.top1_qty, d.top1_usdt, reasons,
+        ProbeAction.DELAY,
+        ZERO,
+        d.spread_bps,
+        d.top1_qty,
+        d.top1_usdt,
+        reasons,
         delay_ms=cfg.retry_ms,
-    )  # fmt: skip
+    )

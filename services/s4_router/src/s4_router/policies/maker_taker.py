@@ -151,9 +151,14 @@ class MakerTaker:
         phase = Phase.WANT_MAKER if cfg.maker_wait_ms > 0 else Phase.WANT_TAKER
         return cls(
             SliceState(index=index, target=target, phase=phase),
-            cfg=cfg, inst=inst, side=side, parent_id=parent_id, reduce_only=reduce_only,
-            alloc=alloc, downsize_allowed=downsize_allowed,
-        )  # fmt: skip
+            cfg=cfg,
+            inst=inst,
+            side=side,
+            parent_id=parent_id,
+            reduce_only=reduce_only,
+            alloc=alloc,
+            downsize_allowed=downsize_allowed,
+        )
 
     # ---- queries ------------------------------------------------------------------------------
     @property
@@ -230,8 +235,11 @@ class MakerTaker:
         s.cancel_sent_ms = None
         out: list[Command] = []
         if s.phase is Phase.CANCELING:
-            out.append(Note("CANCEL_ACK", {"child": c.id, "status": r.status.value,
-                                           "filled": str(c.filled)}))  # fmt: skip
+            out.append(
+                Note(
+                    "CANCEL_ACK", {"child": c.id, "status": r.status.value, "filled": str(c.filled)}
+                )
+            )
         if s.cancel_requested:
             return [*out, *self._finish(OrderStatus.CANCELED, "cancel requested")]
         if self.remaining <= 0:
@@ -246,10 +254,13 @@ class MakerTaker:
             if c.filled == 0:
                 s.taker_failures += 1
                 if s.taker_failures >= self.cfg.taker_max_failures:
-                    return [*out, *self._finish(
-                        OrderStatus.EXPIRED,
-                        f"taker children ended unfilled {s.taker_failures} times",
-                    )]  # fmt: skip
+                    return [
+                        *out,
+                        *self._finish(
+                            OrderStatus.EXPIRED,
+                            f"taker children ended unfilled {s.taker_failures} times",
+                        ),
+                    ]
             s.phase = Phase.WANT_TAKER
             s.hold_until_ms = now + self.cfg.split_gap_ms
             return out
@@ -309,9 +320,14 @@ class MakerTaker:
                 ),
             ]
         decision = probe(
-            book, side=self.side, role=role, qty=sendable, inst=self.inst,
-            cfg=self.cfg.probe, delayed_ms=s.delayed_ms,
-        )  # fmt: skip
+            book,
+            side=self.side,
+            role=role,
+            qty=sendable,
+            inst=self.inst,
+            cfg=self.cfg.probe,
+            delayed_ms=s.delayed_ms,
+        )
         note = Note("LIQUIDITY_PROBE", {"role": role.value, **decision.as_event()})
         if decision.action is ProbeAction.DELAY:
             s.delayed_ms += decision.delay_ms
@@ -348,10 +364,16 @@ class MakerTaker:
         return [
             note,
             Place(
-                child_id=cid, n=n, role=role, side=self.side, qty=qty, price=price,
-                post_only=maker, slice_index=s.index,
+                child_id=cid,
+                n=n,
+                role=role,
+                side=self.side,
+                qty=qty,
+                price=price,
+                post_only=maker,
+                slice_index=s.index,
             ),
-        ]  # fmt: skip
+        ]
 
     def _maker_price(self, book: Book, *, chase: bool) -> Decimal | None:
         """Best price on our side (one tick better when chasing), rounded passively onto the
@@ -397,8 +419,9 @@ class MakerTaker:
                     )
                     s.want_chase = c.role is OrderRole.CHASE
                     s.hold_until_ms = None
-                    return [Note("DOWNSIZE", {"child": c.id, "from": str(old),
-                                              "to": str(s.target)})]  # fmt: skip
+                    return [
+                        Note("DOWNSIZE", {"child": c.id, "from": str(old), "to": str(s.target)})
+                    ]
             return [
                 Note("INSUFFICIENT_BALANCE_REPEATED", {"child": c.id, "downsized": s.downsized}),
                 *self._finish(
@@ -429,6 +452,15 @@ class MakerTaker:
         s.message = message
         s.working = None
         s.deadline_ms = s.hold_until_ms = s.cancel_sent_ms = None
-        return [Note("SLICE_DONE", {"slice": s.index, "status": status.value,
-                                    "target": str(s.target), "filled": str(self.filled),
-                                    "message": message})]  # fmt: skip
+        return [
+            Note(
+                "SLICE_DONE",
+                {
+                    "slice": s.index,
+                    "status": status.value,
+                    "target": str(s.target),
+                    "filled": str(self.filled),
+                    "message": message,
+                },
+            )
+        ]

@@ -327,13 +327,22 @@ class OcoGuardian(_State):
             return PlaceLeg(ls.leg, ls.client_order_id, self.exit_side, OrderType.MARKET, qty)
         if ls.leg is Leg.TP:
             return PlaceLeg(
-                Leg.TP, ls.client_order_id, self.exit_side, OrderType.LIMIT_MAKER, qty,
+                Leg.TP,
+                ls.client_order_id,
+                self.exit_side,
+                OrderType.LIMIT_MAKER,
+                qty,
                 price=self.tp_price,
-            )  # fmt: skip
+            )
         return PlaceLeg(
-            Leg.SL, ls.client_order_id, self.exit_side, OrderType.STOP_LOSS_LIMIT, qty,
-            price=self.sl_limit_price, stop_price=self.sl_price,
-        )  # fmt: skip
+            Leg.SL,
+            ls.client_order_id,
+            self.exit_side,
+            OrderType.STOP_LOSS_LIMIT,
+            qty,
+            price=self.sl_limit_price,
+            stop_price=self.sl_price,
+        )
 
     def _cancel(self, ls: LegState, now_ms: int) -> CancelLeg:
         assert ls.client_order_id is not None

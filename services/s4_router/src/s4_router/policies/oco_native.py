@@ -88,12 +88,19 @@ class NativeOco(BaseModel):
     ) -> NativeOco:
         n, p = first_child, parent_client_order_id
         return cls(
-            list_client_order_id=f"{p}-E{n}", side=position_side.opposite, qty=qty,
-            filled=filled, tp_price=tp_price, sl_price=sl_price, sl_limit_price=sl_limit_price,
-            legs={Leg.TP: NativeLeg(client_order_id=f"{p}-E{n + 1}"),
-                  Leg.SL: NativeLeg(client_order_id=f"{p}-E{n + 2}")},
+            list_client_order_id=f"{p}-E{n}",
+            side=position_side.opposite,
+            qty=qty,
+            filled=filled,
+            tp_price=tp_price,
+            sl_price=sl_price,
+            sl_limit_price=sl_limit_price,
+            legs={
+                Leg.TP: NativeLeg(client_order_id=f"{p}-E{n + 1}"),
+                Leg.SL: NativeLeg(client_order_id=f"{p}-E{n + 2}"),
+            },
             timings={"armed": now_ms},
-        )  # fmt: skip
+        )
 
     @property
     def parent(self) -> str:
@@ -111,11 +118,15 @@ class NativeOco(BaseModel):
     def place(self) -> PlaceList:
         """The list to send (the same ids on every resend)."""
         return PlaceList(
-            list_client_order_id=self.list_client_order_id, side=self.side, qty=self.qty,
-            tp_price=self.tp_price, sl_price=self.sl_price, sl_limit_price=self.sl_limit_price,
+            list_client_order_id=self.list_client_order_id,
+            side=self.side,
+            qty=self.qty,
+            tp_price=self.tp_price,
+            sl_price=self.sl_price,
+            sl_limit_price=self.sl_limit_price,
             tp_client_order_id=self.legs[Leg.TP].client_order_id,
             sl_client_order_id=self.legs[Leg.SL].client_order_id,
-        )  # fmt: skip
+        )
 
     def leg_of(self, client_order_id: str) -> Leg | None:
         return next((k for k, v in self.legs.items() if v.client_order_id == client_order_id), None)
@@ -159,11 +170,20 @@ class NativeOco(BaseModel):
         legs = {
             k.value: {"mode": "VENUE", **v.model_dump(mode="json")} for k, v in self.legs.items()
         }
-        cmds.append(Event("OCO_RESOLVE", {
-            "winner": self.winner.value if self.winner else None, "mode": "native",
-            "state": "RESOLVED", "parent_client_order_id": self.parent,
-            "qty": str(self.qty), "order_list_id": self.order_list_id,
-            "list_client_order_id": self.list_client_order_id, "legs": legs,
-            "timings": dict(self.timings),
-        }))  # fmt: skip
+        cmds.append(
+            Event(
+                "OCO_RESOLVE",
+                {
+                    "winner": self.winner.value if self.winner else None,
+                    "mode": "native",
+                    "state": "RESOLVED",
+                    "parent_client_order_id": self.parent,
+                    "qty": str(self.qty),
+                    "order_list_id": self.order_list_id,
+                    "list_client_order_id": self.list_client_order_id,
+                    "legs": legs,
+                    "timings": dict(self.timings),
+                },
+            )
+        )
         return cmds

@@ -104,9 +104,12 @@ class ParentMachine:
         if twap is not None and twap.slices > 1:
             qtys = split_quantity(qty, twap.slices, inst, ref_price)
             dues = schedule(
-                start_ms=now, slices=len(qtys), gap_ms=twap.gap_ms, jitter_pct=twap.jitter_pct,
+                start_ms=now,
+                slices=len(qtys),
+                gap_ms=twap.gap_ms,
+                jitter_pct=twap.jitter_pct,
                 seed=parent_id,
-            )  # fmt: skip
+            )
         else:
             qtys, dues = [qty], [now]
         slices = [
@@ -114,9 +117,13 @@ class ParentMachine:
             for i, (q, d) in enumerate(zip(qtys, dues, strict=True))
         ]
         state = ExecState(
-            config=config, side=side, qty=qty, reduce_only=reduce_only, next_n=1,
+            config=config,
+            side=side,
+            qty=qty,
+            reduce_only=reduce_only,
+            next_n=1,
             slices=slices,
-        )  # fmt: skip
+        )
         return cls(state, inst=inst, parent_id=parent_id)
 
     # ---- queries ------------------------------------------------------------------------------
@@ -189,10 +196,16 @@ class ParentMachine:
         nxt.status = SliceStatus.ACTIVE
         out += self._keep_gap(nxt, now)
         m = MakerTaker.new(
-            target=nxt.qty, index=nxt.index, cfg=self.s.config.maker, inst=self.inst,
-            side=self.s.side, parent_id=self.parent_id, reduce_only=self.s.reduce_only,
-            alloc=self._alloc, downsize_allowed=not self.s.downsized,
-        )  # fmt: skip
+            target=nxt.qty,
+            index=nxt.index,
+            cfg=self.s.config.maker,
+            inst=self.inst,
+            side=self.s.side,
+            parent_id=self.parent_id,
+            reduce_only=self.s.reduce_only,
+            alloc=self._alloc,
+            downsize_allowed=not self.s.downsized,
+        )
         nxt.state = m.s
         if len(self.s.slices) > 1:
             out.append(
@@ -257,10 +270,13 @@ class ParentMachine:
         return [
             Note(
                 "TWAP_REPLANNED",
-                {"from_slice": started.index, "shift_ms": late,
-                 "due_ms": [sl.due_ms for sl in rest]},
+                {
+                    "from_slice": started.index,
+                    "shift_ms": late,
+                    "due_ms": [sl.due_ms for sl in rest],
+                },
             )
-        ]  # fmt: skip
+        ]
 
     def _alloc(self) -> int:
         n = self.s.next_n
@@ -270,10 +286,15 @@ class ParentMachine:
     def _machine(self, sl: SlicePlan) -> MakerTaker:
         assert sl.state is not None
         return MakerTaker(
-            sl.state, cfg=self.s.config.maker, inst=self.inst, side=self.s.side,
-            parent_id=self.parent_id, reduce_only=self.s.reduce_only, alloc=self._alloc,
+            sl.state,
+            cfg=self.s.config.maker,
+            inst=self.inst,
+            side=self.s.side,
+            parent_id=self.parent_id,
+            reduce_only=self.s.reduce_only,
+            alloc=self._alloc,
             downsize_allowed=not self.s.downsized or sl.state.downsized,
-        )  # fmt: skip
+        )
 
     def _settle(self, sl: SlicePlan, m: MakerTaker) -> list[Command]:
         if not m.done or sl.status is not SliceStatus.ACTIVE:
@@ -295,8 +316,12 @@ class ParentMachine:
         nxt = self.next_pending()
         if unfilled > 0 and nxt is not None:
             nxt.qty += unfilled
-            out.append(Note("ROLLOVER", {"from_slice": sl.index, "to_slice": nxt.index,
-                                         "qty": str(unfilled)}))  # fmt: skip
+            out.append(
+                Note(
+                    "ROLLOVER",
+                    {"from_slice": sl.index, "to_slice": nxt.index, "qty": str(unfilled)},
+                )
+            )
         if nxt is None:
             out += self._finish(st.message if m.filled < st.target else None)
         return out
@@ -319,5 +344,14 @@ class ParentMachine:
         self.s.message = message or (
             None if status is OrderStatus.FILLED else f"filled {filled} of {self.s.qty}"
         )
-        return [Note("EXEC_DONE", {"status": status.value, "filled": str(filled),
-                                   "qty": str(self.s.qty), "message": self.s.message})]  # fmt: skip
+        return [
+            Note(
+                "EXEC_DONE",
+                {
+                    "status": status.value,
+                    "filled": str(filled),
+                    "qty": str(self.s.qty),
+                    "message": self.s.message,
+                },
+            )
+        ]

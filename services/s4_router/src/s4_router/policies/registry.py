@@ -80,14 +80,16 @@ def resolve_policy(
         if policy.twap is not None:
             _check_slices(policy.twap.slices, limits)
             twap = TwapPlan(
-                slices=policy.twap.slices, gap_ms=policy.twap.gap_ms,
+                slices=policy.twap.slices,
+                gap_ms=policy.twap.gap_ms,
                 jitter_pct=policy.twap.jitter_pct,
-            )  # fmt: skip
+            )
         elif band.twap.slices > 1:
             twap = TwapPlan.model_validate(band.twap.model_dump())
             if twap.slices > limits.twap_max_slices:
-                notes.append(f"route band twap slices {twap.slices} clamped to "
-                             f"{limits.twap_max_slices}")  # fmt: skip
+                notes.append(
+                    f"route band twap slices {twap.slices} clamped to {limits.twap_max_slices}"
+                )
                 twap = twap.model_copy(update={"slices": limits.twap_max_slices})
     elif isinstance(policy, TwapPolicy):
         name = "TWAP"
@@ -104,10 +106,12 @@ def resolve_policy(
         if getattr(policy, "maker_wait_ms", None) is not None:
             adjustments.append(
                 Adjustment(
-                    field="exec_policy.maker_wait_ms", requested=str(wait),
-                    applied=str(limits.maker_max_wait_ms), reason="S4_MAKER_MAX_WAIT_MS",
+                    field="exec_policy.maker_wait_ms",
+                    requested=str(wait),
+                    applied=str(limits.maker_max_wait_ms),
+                    reason="S4_MAKER_MAX_WAIT_MS",
                 )
-            )  # fmt: skip
+            )
         wait = limits.maker_max_wait_ms
     if twap is not None and twap.slices <= 1:
         twap = None

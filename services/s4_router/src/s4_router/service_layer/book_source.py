@@ -106,8 +106,11 @@ class BookSource:
             age = self.clock.now_ms() - pub.ts
             log.warning(
                 "%s: venue book unavailable (%s); a reduce-only close uses the published book "
-                "(%d ms old)", symbol, exc, age,
-            )  # fmt: skip
+                "(%d ms old)",
+                symbol,
+                exc,
+                age,
+            )
             self.metrics.book_source.labels("stale").inc()
             return pub
         self.metrics.book_source.labels("venue").inc()

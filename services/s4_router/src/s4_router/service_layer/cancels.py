@@ -86,11 +86,14 @@ class Cancels:
         if order.status.is_terminal:
             return Outcome(
                 OrderResponse(
-                    result=RequestResult.FAIL, order_ids=[coid], client_order_id=coid,
-                    status=order.status, message=f"order already {order.status.value}",
+                    result=RequestResult.FAIL,
+                    order_ids=[coid],
+                    client_order_id=coid,
+                    status=order.status,
+                    message=f"order already {order.status.value}",
                 ),
                 Disposition.CONFLICT,
-            )  # fmt: skip
+            )
         progress = progress or CancelProgress()
         progress.client_order_id = coid
         await self.orders.request_cancel(coid, self.clock.now_ms())
@@ -132,22 +135,26 @@ class Cancels:
                 OrderResponse(
                     result=RequestResult.OK,
                     order_ids=[coid, *sorted(ex.children, key=child_n)],
-                    client_order_id=coid, status=p.status, filled_qty=p.filled_qty,
+                    client_order_id=coid,
+                    status=p.status,
+                    filled_qty=p.filled_qty,
                     message=None if ex.finished else "cancel in progress: waiting for the venue",
                 ),
                 Disposition.DONE if ex.finished else Disposition.RUNNING,
-            )  # fmt: skip
+            )
         # Driven by another replica: it sees the flag on its next step. Cancel live children
         # at the venue now as well (a cancel is always safe; the owner reads the flag first).
         cancelled = await self._cancel_children_direct(coid)
         return Outcome(
             OrderResponse(
-                result=RequestResult.OK, order_ids=[coid, *cancelled], client_order_id=coid,
+                result=RequestResult.OK,
+                order_ids=[coid, *cancelled],
+                client_order_id=coid,
                 status=S.PENDING_CANCEL,
                 message="cancel requested; the replica executing it completes the cancel",
             ),
             Disposition.RUNNING,
-        )  # fmt: skip
+        )
 
     async def _cancel_children_direct(self, coid: str) -> list[str]:
         out: list[str] = []
@@ -168,11 +175,14 @@ def cancel_recorded(coid: str, message: str) -> Outcome:
     """RUNNING (202): the cancel request is stored; the order's driver completes it."""
     return Outcome(
         OrderResponse(
-            result=RequestResult.OK, order_ids=[coid], client_order_id=coid,
-            status=S.PENDING_CANCEL, message=message,
+            result=RequestResult.OK,
+            order_ids=[coid],
+            client_order_id=coid,
+            status=S.PENDING_CANCEL,
+            message=message,
         ),
         Disposition.RUNNING,
-    )  # fmt: skip
+    )
 
 
 def child_n(cid: str) -> int:

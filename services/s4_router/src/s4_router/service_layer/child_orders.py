@@ -56,8 +56,20 @@ log = logging.getLogger(__name__)
 
 S = OrderStatus
 # What a step changes on a stored child record (the rest is written once, at insert).
-CHILD_FIELDS = frozenset({"status", "history", "message", "updated_ts", "venue_order_id",
-                          "filled_qty", "avg_price", "fee", "ts_ack", "ts_send"})  # fmt: skip
+CHILD_FIELDS = frozenset(
+    {
+        "status",
+        "history",
+        "message",
+        "updated_ts",
+        "venue_order_id",
+        "filled_qty",
+        "avg_price",
+        "fee",
+        "ts_ack",
+        "ts_send",
+    }
+)
 
 
 class ProgressHook(Protocol):
@@ -107,18 +119,32 @@ def child_record(
     """Child `p` of `parent` as first recorded: SUBMITTED (its send follows the record), with
     the book it was sent against when there is one."""
     return OrderRecord(
-        client_order_id=p.child_id, parent_client_order_id=parent.client_order_id,
-        intent_id=parent.intent_id, venue=venue, market=parent.market, symbol=parent.symbol,
-        side=p.side, type=OrderType.MARKET if p.price is None else OrderType.LIMIT, qty=p.qty,
-        price=p.price, reduce_only=parent.reduce_only, status=S.SUBMITTED,
-        history=[StateChange(status=S.NEW, ts=ts),
-                 StateChange(status=S.SUBMITTED, ts=ts, reason=reason)],
-        role=p.role, slice_index=p.slice_index, post_only=p.post_only,
+        client_order_id=p.child_id,
+        parent_client_order_id=parent.client_order_id,
+        intent_id=parent.intent_id,
+        venue=venue,
+        market=parent.market,
+        symbol=parent.symbol,
+        side=p.side,
+        type=OrderType.MARKET if p.price is None else OrderType.LIMIT,
+        qty=p.qty,
+        price=p.price,
+        reduce_only=parent.reduce_only,
+        status=S.SUBMITTED,
+        history=[
+            StateChange(status=S.NEW, ts=ts),
+            StateChange(status=S.SUBMITTED, ts=ts, reason=reason),
+        ],
+        role=p.role,
+        slice_index=p.slice_index,
+        post_only=p.post_only,
         time_in_force=TimeInForce.GTX if p.post_only else None,
         mid_at_send=book.mid if book is not None and book.bids and book.asks else None,
-        book_top3=top3(book) if book is not None else None, ts_send=ts, created_ts=ts,
+        book_top3=top3(book) if book is not None else None,
+        ts_send=ts,
+        created_ts=ts,
         updated_ts=ts if updated_ts is None else updated_ts,
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -231,9 +257,11 @@ class ChildOrders:
 
         try:
             order = await self.d.ops.send(
-                self._request(child), since_ms=child.created_ts, before_attempt=before_attempt,
+                self._request(child),
+                since_ms=child.created_ts,
+                before_attempt=before_attempt,
                 guard=self._pos_lock,
-            )  # fmt: skip
+            )
         except PostOnlyRejected as exc:
             return await self._rejected(child, RejectKind.POST_ONLY, exc)
         except InsufficientFunds as exc:
@@ -268,14 +296,19 @@ class ChildOrders:
     def _pos_lock(self) -> contextlib.AbstractAsyncContextManager[str]:
         """`lock:pos:{symbol}` around one venue request (never across a back-off)."""
         return hold_lock(
-            self.d.redis, keys.lock_pos(self.parent.symbol), ttl_ms=self.d.lock_ttl_ms,
-            wait_ms=self.d.lock_wait_ms, owner=self.d.owner, queue=self.d.pos_queue,
+            self.d.redis,
+            keys.lock_pos(self.parent.symbol),
+            ttl_ms=self.d.lock_ttl_ms,
+            wait_ms=self.d.lock_wait_ms,
+            owner=self.d.owner,
+            queue=self.d.pos_queue,
             # Waiting in this process's line is free; giving up is not (the next step asks
             # the venue for the child before sending it). Bounded so the lease, renewed
             # between steps, never lapses while waiting.
             queue_wait_ms=max(self.d.lock_wait_ms, self.d.leases.ttl_ms // 3)
-            if self.d.leases is not None else self.d.lock_wait_ms,
-        )  # fmt: skip
+            if self.d.leases is not None
+            else self.d.lock_wait_ms,
+        )
 
     async def _rejected(
         self, child: OrderRecord, kind: RejectKind, exc: DefinitiveError
@@ -327,8 +360,9 @@ class ChildOrders:
                     await self.d.publisher.alert(
                         "ORDER_VANISHED",
                         f"{cid} was acknowledged but the venue no longer has it",
-                        severity="critical", data={"symbol": child.symbol},
-                    )  # fmt: skip
+                        severity="critical",
+                        data={"symbol": child.symbol},
+                    )
                     return await self._absent(child)
                 order = found
         except RetryableError as exc:
@@ -390,9 +424,11 @@ class ChildOrders:
                 try:
                     with urgent_lane():  # watching what is already out
                         trades = await self.d.ops.trades_of(
-                            child.market, child.symbol, client_order_id=cid,
+                            child.market,
+                            child.symbol,
+                            client_order_id=cid,
                             since_ms=child.created_ts,
-                        )  # fmt: skip
+                        )
                 except RetryableError:
                     pass  # booked on a later step; the machine already counts venue qty
             for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
@@ -417,10 +453,18 @@ class ChildOrders:
         if child.status.is_terminal and not was_terminal:
             if child.role in (OrderRole.MAKER, OrderRole.CHASE):
                 await self.d.quality.maker_child_done(now, qty=child.qty, filled=filled)
-            self._events.append(Pending("CHILD_DONE", {
-                "child": cid, "role": child.role.value if child.role else None,
-                "status": child.status.value, "qty": str(child.qty), "filled": str(filled),
-            }))  # fmt: skip
+            self._events.append(
+                Pending(
+                    "CHILD_DONE",
+                    {
+                        "child": cid,
+                        "role": child.role.value if child.role else None,
+                        "status": child.status.value,
+                        "qty": str(child.qty),
+                        "filled": str(filled),
+                    },
+                )
+            )
         return ChildReport(cid, order.status, filled)
 
     async def _book_fill(self, child: OrderRecord, t: ExchangeTrade) -> None:
@@ -469,9 +513,14 @@ class ChildOrders:
         self.fills_booked += 1
         log.info(
             "fill %s %s %s @ %s (%s), parent filled %s / %s",
-            child.client_order_id, child.side.value, t.qty, t.price, t.liquidity,
-            self.parent_ledger.filled, self.parent.qty,
-        )  # fmt: skip
+            child.client_order_id,
+            child.side.value,
+            t.qty,
+            t.price,
+            t.liquidity,
+            self.parent_ledger.filled,
+            self.parent.qty,
+        )
         self.d.metrics.fees.inc(float(self._fee_usdt(t)))
         if slip is not None:
             self.d.metrics.slippage.observe(float(slip))

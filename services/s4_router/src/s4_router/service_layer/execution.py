@@ -50,8 +50,9 @@ MAX_LOOPS = 16
 FILLS_CATCH_UP_STEPS = 10
 S = OrderStatus
 # What a step changes on a stored parent record (the rest is written once, at insert).
-PARENT_FIELDS = frozenset({"status", "history", "updated_ts", "message", "filled_qty",
-                           "avg_price", "fee", "exec_state"})  # fmt: skip
+PARENT_FIELDS = frozenset(
+    {"status", "history", "updated_ts", "message", "filled_qty", "avg_price", "fee", "exec_state"}
+)
 
 
 class Execution(ChildOrders):
@@ -70,9 +71,15 @@ class Execution(ChildOrders):
         lease: Lease | None = None,
     ) -> None:
         super().__init__(
-            deps, parent=parent, children=children, inst=inst, fills=fills, book=book,
-            t_intake=t_intake, lease=lease,
-        )  # fmt: skip
+            deps,
+            parent=parent,
+            children=children,
+            inst=inst,
+            fills=fills,
+            book=book,
+            t_intake=t_intake,
+            lease=lease,
+        )
         # A fresh intent's parent is inserted by the first write of its first step, already
         # holding the allocation of its first child (one store write less before the send).
         self._stored = parent_stored
@@ -104,9 +111,11 @@ class Execution(ChildOrders):
             if hook is not None and (self.parent.filled_qty > 0 or self.finished):
                 p = self.parent
                 await hook(
-                    p.client_order_id, filled=p.filled_qty, avg_price=p.avg_price,
+                    p.client_order_id,
+                    filled=p.filled_qty,
+                    avg_price=p.avg_price,
                     done=self.finished,
-                )  # fmt: skip
+                )
             return self.finished
 
     async def _step(self) -> None:
@@ -131,12 +140,13 @@ class Execution(ChildOrders):
             if m.wants_book(now):
                 raw = self._initial_book or (
                     await self.d.books.book(
-                        self.parent.market, self.parent.symbol,
+                        self.parent.market,
+                        self.parent.symbol,
                         allow_stale=self.parent.reduce_only,
                     )
                     if self.d.books is not None
                     else await self.d.ops.book(self.parent.market, self.parent.symbol)
-                )  # fmt: skip
+                )
                 self._initial_book = None
                 self._last_book = raw
                 book = Book(ts=raw.ts, bids=raw.bids, asks=raw.asks)
@@ -207,22 +217,26 @@ class Execution(ChildOrders):
         events = [ev for ev in events if ev.name != "EXEC_DONE"]
         for ev in done:
             await self.d.publisher.outcome_event(
-                ev.name, client_order_id=self.client_order_id, symbol=self.parent.symbol,
+                ev.name,
+                client_order_id=self.client_order_id,
+                symbol=self.parent.symbol,
                 data=ev.data,
-            )  # fmt: skip
+            )
         if events:
             await self.d.publisher.events(
                 [(ev.name, ev.data) for ev in events],
-                client_order_id=self.client_order_id, symbol=self.parent.symbol,
-            )  # fmt: skip
+                client_order_id=self.client_order_id,
+                symbol=self.parent.symbol,
+            )
 
     async def _fills_complete(self) -> bool:
         """Every venue-reported fill is booked (else fetch trades; give up loudly after a few
         steps rather than never reporting the order)."""
         short = [
-            c for c in self.children.values()
+            c
+            for c in self.children.values()
             if self.ledgers.get(c.client_order_id, FillLedger(c.qty)).filled < c.filled_qty
-        ]  # fmt: skip
+        ]
         for c in short:
             try:
                 with urgent_lane():  # watching what is already out
@@ -233,9 +247,7 @@ class Execution(ChildOrders):
                 continue
             for t in trades:
                 await self._book_fill(c, t)
-        short = [
-            c for c in short if self.ledgers[c.client_order_id].filled < c.filled_qty
-        ]  # fmt: skip
+        short = [c for c in short if self.ledgers[c.client_order_id].filled < c.filled_qty]
         if not short:
             return True
         self._fills_wait += 1
@@ -244,8 +256,9 @@ class Execution(ChildOrders):
                 "FILLS_INCOMPLETE",
                 f"{self.client_order_id}: venue reports more filled than trades found for "
                 f"{[c.client_order_id for c in short]}",
-                severity="critical", data={"symbol": self.parent.symbol},
-            )  # fmt: skip
+                severity="critical",
+                data={"symbol": self.parent.symbol},
+            )
             return True
         return False
 

@@ -58,9 +58,14 @@ class FillBook:
             f"stopped, new entries on {fill.symbol} halted until an operator clears "
             f"{keys.halt_entries(fill.symbol)}",
             severity="critical",
-            data={"symbol": fill.symbol, "client_order_id": fill.client_order_id,
-                  "trade_id": fill.trade_id, "filled": str(total), "qty": str(limit)},
-        )  # fmt: skip
+            data={
+                "symbol": fill.symbol,
+                "client_order_id": fill.client_order_id,
+                "trade_id": fill.trade_id,
+                "filled": str(total),
+                "qty": str(limit),
+            },
+        )
         await self.redis.set(
             keys.halt_entries(fill.symbol),
             f"OVERFILL {fill.parent_client_order_id or fill.client_order_id} {fill.trade_id}",

@@ -135,9 +135,15 @@ class ProtectionService:
         self._seq = itertools.count(1)
         self._wake = asyncio.Event()
         self.io = Interpreter(
-            store=store, orders=orders, exchange=exchange, ops=ops, clock=clock, metrics=metrics,
-            publisher=publisher, fills=fills,
-        )  # fmt: skip
+            store=store,
+            orders=orders,
+            exchange=exchange,
+            ops=ops,
+            clock=clock,
+            metrics=metrics,
+            publisher=publisher,
+            fills=fills,
+        )
         self.brackets = BracketsDriver(
             self.io, naked_policy=naked_policy, unprotected_alert_ms=unprotected_alert_ms
         )
@@ -167,18 +173,26 @@ class ProtectionService:
         coid = intent.client_order_id
         now = self.clock.now_ms()
         p = Protection(
-            coid=coid, market=intent.market, symbol=intent.symbol, side=intent.side, inst=inst,
-            intent=intent.model_dump(mode="json"), created_ts=now,
-        )  # fmt: skip
+            coid=coid,
+            market=intent.market,
+            symbol=intent.symbol,
+            side=intent.side,
+            inst=inst,
+            intent=intent.model_dump(mode="json"),
+            created_ts=now,
+        )
         if intent.market is Market.FUT:
             sl, tp = intent.sl, intent.tp
             p.machine = br.Brackets(
-                parent_client_order_id=coid, position_side=intent.side,
-                entry_target_qty=intent.qty, sl_price=sl.price if sl else None,
+                parent_client_order_id=coid,
+                position_side=intent.side,
+                entry_target_qty=intent.qty,
+                sl_price=sl.price if sl else None,
                 tp_price=tp.price if tp else None,
                 tp_net_profit_usdt=tp.value if tp and tp.price is None else None,
-                working_type=self.working_type, next_child=FIRST_PROTECTIVE_CHILD,
-            )  # fmt: skip
+                working_type=self.working_type,
+                next_child=FIRST_PROTECTIVE_CHILD,
+            )
         try:
             await self.store.insert("strategy_events", {"_key": doc_key(coid), **self.io.doc(p)})
         except DuplicateKey:
@@ -346,9 +360,11 @@ class ProtectionService:
             self.active[coid] = p
             taken += 1
             await self.publisher.event(
-                "PROTECTION_REARMED", client_order_id=coid, symbol=p.symbol,
+                "PROTECTION_REARMED",
+                client_order_id=coid,
+                symbol=p.symbol,
                 data={"machine": p.machine_name},
-            )  # fmt: skip
+            )
             with contextlib.suppress(Exception):
                 await self.step(coid)
         return taken
@@ -439,12 +455,18 @@ class ProtectionService:
         if inst is None:
             return None
         p = Protection(
-            coid=doc["parent_client_order_id"], market=Market(doc["market"]),
-            symbol=doc["symbol"], side=Side(doc["side"]), inst=inst, intent=doc["intent"],
-            entry_done=bool(doc["entry_done"]), entry_filled=Decimal(doc["entry_filled"]),
+            coid=doc["parent_client_order_id"],
+            market=Market(doc["market"]),
+            symbol=doc["symbol"],
+            side=Side(doc["side"]),
+            inst=inst,
+            intent=doc["intent"],
+            entry_done=bool(doc["entry_done"]),
+            entry_filled=Decimal(doc["entry_filled"]),
             sent={k: int(v) for k, v in doc.get("sent", {}).items()},
-            observed=dict(doc.get("observed", {})), created_ts=int(doc["ts"]),
-        )  # fmt: skip
+            observed=dict(doc.get("observed", {})),
+            created_ts=int(doc["ts"]),
+        )
         if p.entry_done:
             p.entry_done_seq = next(self._seq)
         state = doc.get("state")

@@ -81,11 +81,12 @@ class BracketsDriver(Driver):
                 # Nobody could say so while it lasted (the replica driving it died, and the
                 # one that took over learnt of the fill and placed the stop in one step).
                 await self.io.alert(
-                    p, "PROTECTION_LATE",
+                    p,
+                    "PROTECTION_LATE",
                     f"{b.position} {p.symbol} was without a stop for "
                     f"{naked / 1000:.1f} s from the venue's first fill "
                     f"(bound {self.unprotected_alert_ms} ms); the stop is in place now",
-                )  # fmt: skip
+                )
 
     # ---- inputs ------------------------------------------------------------------------------
     def wants(self, p: Protection) -> tuple[bool, bool]:
@@ -145,12 +146,24 @@ class BracketsDriver(Driver):
                 await self.io.run(p, self, await self.report(p, cid, *report))
             elif o.status is None and not self.io.ops.landing_window_open(p.sent.get(cid)):
                 # Provably never landed: the same id again (never a new one).
-                await self.io.run(p, self, [Place(
-                    leg=o.kind, client_order_id=cid, side=b.exit_side, qty=o.qty,
-                    type=OrderType.STOP_MARKET if o.kind is br.Kind.SL
-                    else OrderType.TAKE_PROFIT_MARKET,
-                    stop_price=o.stop_price, working_type=b.working_type, reduce_only=True,
-                )])  # fmt: skip
+                await self.io.run(
+                    p,
+                    self,
+                    [
+                        Place(
+                            leg=o.kind,
+                            client_order_id=cid,
+                            side=b.exit_side,
+                            qty=o.qty,
+                            type=OrderType.STOP_MARKET
+                            if o.kind is br.Kind.SL
+                            else OrderType.TAKE_PROFIT_MARKET,
+                            stop_price=o.stop_price,
+                            working_type=b.working_type,
+                            reduce_only=True,
+                        )
+                    ],
+                )
         if b.state is br.BracketState.PROTECTING and b.entry_filled > 0:
             # A manual close (or a liquidation) shows only in the position: read from the
             # round's one positions call, and only when it was asked after the entry was done
@@ -224,19 +237,24 @@ class BracketsDriver(Driver):
         qty = b.position
         p.observed["naked_since"] = self.io.now()
         await self.io.alert(
-            p, "POSITION_NAKED",
+            p,
+            "POSITION_NAKED",
             f"stop rejected after the fill: {qty} {p.symbol} has no stop; "
-            + ("closing it reduce-only at market (S4_NAKED_POLICY=close)" if close
-               else "left open (S4_NAKED_POLICY=alert): act now"),
-        )  # fmt: skip
+            + (
+                "closing it reduce-only at market (S4_NAKED_POLICY=close)"
+                if close
+                else "left open (S4_NAKED_POLICY=alert): act now"
+            ),
+        )
         if not close:
             return
         p.observed["naked_close"] = b.next_child  # the close's child number, durable first
         cid = f"{p.coid}-E{b.next_child}"
         b.next_child += 1
         await self.io.persist(p)  # the id is durable before the send
-        await self.io.child_record(p, cid, br.Kind.SL, b.exit_side, OrderType.MARKET, qty,
-                                   None, None)  # fmt: skip
+        await self.io.child_record(
+            p, cid, br.Kind.SL, b.exit_side, OrderType.MARKET, qty, None, None
+        )
         await self._naked_close(p, b)
 
     async def _naked_close(self, p: Protection, b: br.Brackets) -> None:
@@ -259,9 +277,14 @@ class BracketsDriver(Driver):
                 return
         if order is None:
             req = PlaceOrderRequest(
-                market=Market.FUT, symbol=p.symbol, side=b.exit_side, type=OrderType.MARKET,
-                qty=qty, client_order_id=cid, reduce_only=True,
-            )  # fmt: skip
+                market=Market.FUT,
+                symbol=p.symbol,
+                side=b.exit_side,
+                type=OrderType.MARKET,
+                qty=qty,
+                client_order_id=cid,
+                reduce_only=True,
+            )
             p.sent[cid] = io.now()
             await io.persist(p)
             try:
@@ -277,14 +300,26 @@ class BracketsDriver(Driver):
                 return
         if order.filled_qty > 0:
             await io.book(p, cid, order)
-        await io.set_child(cid, S(order.status), "naked close", filled=order.filled_qty,
-                           avg=order.avg_price, venue_id=order.venue_order_id)  # fmt: skip
+        await io.set_child(
+            cid,
+            S(order.status),
+            "naked close",
+            filled=order.filled_qty,
+            avg=order.avg_price,
+            venue_id=order.venue_order_id,
+        )
         if not order.status.is_terminal:
             return
-        await io.event(p, "NAKED_CLOSE", {
-            "client_order_id": cid, "qty": str(qty), "filled": str(order.filled_qty),
-            "status": order.status.value,
-        })  # fmt: skip
+        await io.event(
+            p,
+            "NAKED_CLOSE",
+            {
+                "client_order_id": cid,
+                "qty": str(qty),
+                "filled": str(order.filled_qty),
+                "status": order.status.value,
+            },
+        )
         if order.filled_qty >= qty:
             await io.run(p, self, b.on_position(ZERO, io.now()))
         else:

@@ -113,8 +113,9 @@ class Interpreter(ProtectionRecords):
                     queue += await d.rejected(p, c.client_order_id, "ids exhausted")
                     continue
                 await self.persist(p)  # the id is durable before the send
-                await self.child_record(p, c.client_order_id, c.leg, c.side, c.type, c.qty,
-                                        c.price, c.stop_price)  # fmt: skip
+                await self.child_record(
+                    p, c.client_order_id, c.leg, c.side, c.type, c.qty, c.price, c.stop_price
+                )
                 queue += await self._place(p, d, c)
             elif isinstance(c, PlaceList):
                 queue += await self._place_list(p, d, c)
@@ -133,11 +134,18 @@ class Interpreter(ProtectionRecords):
     async def _place(self, p: Protection, d: Driver, c: Place) -> list[Command]:
         cid = c.client_order_id
         req = PlaceOrderRequest(
-            market=p.market, symbol=p.symbol, side=c.side, type=c.type, qty=c.qty,
-            client_order_id=cid, price=c.price, stop_price=c.stop_price,
-            post_only=c.type is OrderType.LIMIT_MAKER, reduce_only=c.reduce_only,
+            market=p.market,
+            symbol=p.symbol,
+            side=c.side,
+            type=c.type,
+            qty=c.qty,
+            client_order_id=cid,
+            price=c.price,
+            stop_price=c.stop_price,
+            post_only=c.type is OrderType.LIMIT_MAKER,
+            reduce_only=c.reduce_only,
             working_type=c.working_type,
-        )  # fmt: skip
+        )
         if c.working_type is None:
             p.sent[cid] = self.now()
             try:
@@ -198,8 +206,14 @@ class Interpreter(ProtectionRecords):
         d.seen(p, cid, order.filled_qty)
         if order.filled_qty > 0:
             await self.book(p, cid, order)  # idempotent: unique (venue, order_id, trade_id)
-        await self.set_child(cid, S(order.status), None, filled=order.filled_qty,
-                             avg=order.avg_price, venue_id=order.venue_order_id)  # fmt: skip
+        await self.set_child(
+            cid,
+            S(order.status),
+            None,
+            filled=order.filled_qty,
+            avg=order.avg_price,
+            venue_id=order.venue_order_id,
+        )
         return await d.report(p, cid, S(order.status), order.filled_qty)
 
     async def query_algo(self, p: Protection, cid: str) -> Report | None:
@@ -236,9 +250,14 @@ class Interpreter(ProtectionRecords):
             await self.book(p, cid, order)
             # What it closed is what it closed; the rest was reduce-only.
             status = S.FILLED if order.filled_qty > 0 else S(order.status)
-            await self.set_child(cid, status, f"triggered: order {order.venue_order_id}",
-                                 filled=order.filled_qty, avg=order.avg_price,
-                                 venue_id=algo.algo_id)  # fmt: skip
+            await self.set_child(
+                cid,
+                status,
+                f"triggered: order {order.venue_order_id}",
+                filled=order.filled_qty,
+                avg=order.avg_price,
+                venue_id=algo.algo_id,
+            )
             return status, order.filled_qty
         status = (
             S.EXPIRED if algo.status == "FINISHED" else _ALGO_STATUS.get(algo.status, S.ACCEPTED)
@@ -250,24 +269,34 @@ class Interpreter(ProtectionRecords):
     async def _place_list(self, p: Protection, d: Driver, c: PlaceList) -> list[Command]:
         sl_type = OrderType.STOP_LOSS_LIMIT if c.sl_limit_price else OrderType.STOP_MARKET
         await self.persist(p)
-        await self.child_record(p, c.tp_client_order_id, Leg.TP, c.side, OrderType.LIMIT_MAKER,
-                                c.qty, c.tp_price, None)  # fmt: skip
-        await self.child_record(p, c.sl_client_order_id, Leg.SL, c.side, sl_type, c.qty,
-                                c.sl_limit_price, c.sl_price)  # fmt: skip
+        await self.child_record(
+            p, c.tp_client_order_id, Leg.TP, c.side, OrderType.LIMIT_MAKER, c.qty, c.tp_price, None
+        )
+        await self.child_record(
+            p, c.sl_client_order_id, Leg.SL, c.side, sl_type, c.qty, c.sl_limit_price, c.sl_price
+        )
         p.sent[c.list_client_order_id] = self.now()
         await self.persist(p)  # the attempt is durable before the send (a restart looks it up)
         try:
             lst = await self.exchange.place_oco(
-                p.symbol, c.side, c.qty, limit_price=c.tp_price, stop_price=c.sl_price,
-                stop_limit_price=c.sl_limit_price, list_client_order_id=c.list_client_order_id,
+                p.symbol,
+                c.side,
+                c.qty,
+                limit_price=c.tp_price,
+                stop_price=c.sl_price,
+                stop_limit_price=c.sl_limit_price,
+                list_client_order_id=c.list_client_order_id,
                 limit_client_order_id=c.tp_client_order_id,
                 stop_client_order_id=c.sl_client_order_id,
-            )  # fmt: skip
+            )
         except ProtectionUnsupported as exc:
             return await d.rejected(p, c.list_client_order_id, f"venue has no OCO lists: {exc}")
         except (AmbiguousSubmit, RetryableError, DuplicateOrder) as exc:
-            log.info("%s: OCO list send unanswered (%s); looked up by its id",
-                     c.list_client_order_id, exc)  # fmt: skip
+            log.info(
+                "%s: OCO list send unanswered (%s); looked up by its id",
+                c.list_client_order_id,
+                exc,
+            )
             with contextlib.suppress(RetryableError):
                 return await self.lookup_list(p) or []
             return []
@@ -283,10 +312,13 @@ class Interpreter(ProtectionRecords):
         m = p.machine
         assert isinstance(m, NativeOco)
         try:
-            lst = await self.ops.call(lambda: self.exchange.fetch_order_list(
-                order_list_id, symbol=p.symbol,
-                list_client_order_id=None if order_list_id else m.list_client_order_id,
-            ))  # fmt: skip
+            lst = await self.ops.call(
+                lambda: self.exchange.fetch_order_list(
+                    order_list_id,
+                    symbol=p.symbol,
+                    list_client_order_id=None if order_list_id else m.list_client_order_id,
+                )
+            )
         except OrderNotFound:
             if order_list_id:
                 raise  # an acknowledged list the venue no longer knows: retried next round
@@ -300,9 +332,16 @@ class Interpreter(ProtectionRecords):
         for order in legs:
             if order.filled_qty > 0:
                 await self.book(p, order.client_order_id, order)
-            await self.set_child(order.client_order_id, S(order.status), None,
-                                 filled=order.filled_qty, avg=order.avg_price,
-                                 venue_id=order.venue_order_id)  # fmt: skip
-        reports = [LegReport(client_order_id=o.client_order_id, status=S(o.status),
-                             filled=o.filled_qty) for o in legs]  # fmt: skip
+            await self.set_child(
+                order.client_order_id,
+                S(order.status),
+                None,
+                filled=order.filled_qty,
+                avg=order.avg_price,
+                venue_id=order.venue_order_id,
+            )
+        reports = [
+            LegReport(client_order_id=o.client_order_id, status=S(o.status), filled=o.filled_qty)
+            for o in legs
+        ]
         return m.on_list(lst.order_list_id, lst.status == "ALL_DONE", reports, self.now())

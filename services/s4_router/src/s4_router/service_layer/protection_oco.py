@@ -67,10 +67,11 @@ class SpotOcoDriver(Driver):
         if short > p.inst.stepSize or (filled > 0 and covered == 0):
             self.io.metrics.oco_anomalies.inc()
             await self.io.alert(
-                p, "OCO_LEG_SHORTFALL",
+                p,
+                "OCO_LEG_SHORTFALL",
                 f"OCO legs cover {covered} of the {filled} {p.inst.base_asset} filled: {short} "
                 "unprotected",
-            )  # fmt: skip
+            )
         if qty <= 0 or (qty * pol.sl_price < p.inst.minNotional):
             p.active = False
             why = "nothing (tradeable) to protect"
@@ -154,11 +155,16 @@ class GuardianDriver(SpotOcoDriver):
         stops = self.io.exchange.spot_stop_orders
         both = stops and await self._backs_both(p, qty, pol)
         g = og.OcoGuardian.new(
-            parent_client_order_id=p.coid, position_side=p.side, qty=qty,
-            tp_price=pol.tp_price, sl_price=pol.sl_price, sl_limit_price=pol.sl_limit_price,
-            both_rest=both, priority=og.Leg.SL if stops else og.Leg.TP,
+            parent_client_order_id=p.coid,
+            position_side=p.side,
+            qty=qty,
+            tp_price=pol.tp_price,
+            sl_price=pol.sl_price,
+            sl_limit_price=pol.sl_limit_price,
+            both_rest=both,
+            priority=og.Leg.SL if stops else og.Leg.TP,
             first_child=first_child or self.first_child,
-        )  # fmt: skip
+        )
         p.machine = g
         await self.io.run(p, self, g.arm(self.io.now()))
 
@@ -260,10 +266,16 @@ class NativeDriver(SpotOcoDriver):
             return
         pol, qty = sized
         n = NativeOco.new(
-            parent_client_order_id=p.coid, position_side=p.side, qty=qty, filled=filled,
-            tp_price=pol.tp_price, sl_price=pol.sl_price, sl_limit_price=pol.sl_limit_price,
-            first_child=self.first_child, now_ms=self.io.now(),
-        )  # fmt: skip
+            parent_client_order_id=p.coid,
+            position_side=p.side,
+            qty=qty,
+            filled=filled,
+            tp_price=pol.tp_price,
+            sl_price=pol.sl_price,
+            sl_limit_price=pol.sl_limit_price,
+            first_child=self.first_child,
+            now_ms=self.io.now(),
+        )
         p.machine = n
         await self.io.run(p, self, [n.place()])
 

@@ -143,14 +143,29 @@ class ProtectionRecords:
     ) -> None:
         now = self.now()
         rec = OrderRecord(
-            client_order_id=cid, parent_client_order_id=p.coid, intent_id=p.intent["intent_id"],
-            venue=self.exchange.venue, market=p.market, symbol=p.symbol, side=side, type=type_,
-            qty=qty, price=price, stop_price=stop_price, reduce_only=p.market is Market.FUT,
+            client_order_id=cid,
+            parent_client_order_id=p.coid,
+            intent_id=p.intent["intent_id"],
+            venue=self.exchange.venue,
+            market=p.market,
+            symbol=p.symbol,
+            side=side,
+            type=type_,
+            qty=qty,
+            price=price,
+            stop_price=stop_price,
+            reduce_only=p.market is Market.FUT,
             status=S.SUBMITTED,
-            history=[StateChange(status=S.NEW, ts=now),
-                     StateChange(status=S.SUBMITTED, ts=now, reason=f"protective {leg.value}")],
-            created_ts=now, updated_ts=now, ts_send=now, role=role_of(p, leg), link_group=p.coid,
-        )  # fmt: skip
+            history=[
+                StateChange(status=S.NEW, ts=now),
+                StateChange(status=S.SUBMITTED, ts=now, reason=f"protective {leg.value}"),
+            ],
+            created_ts=now,
+            updated_ts=now,
+            ts_send=now,
+            role=role_of(p, leg),
+            link_group=p.coid,
+        )
         with contextlib.suppress(DuplicateKey):
             await self.orders.add(rec)
 
@@ -207,38 +222,66 @@ class ProtectionRecords:
         ledger = await self.orders.ledger(cid, order.qty)
         for t in trades:
             fill = FillRecord(
-                venue=self.exchange.venue, order_id=t.venue_order_id, trade_id=t.trade_id,
-                client_order_id=cid, parent_client_order_id=p.coid, market=p.market,
-                symbol=p.symbol, side=t.side, price=t.price, qty=t.qty, fee=t.fee,
-                fee_asset=t.fee_asset, liquidity=t.liquidity or Liquidity.TAKER, ts_fill=t.ts,
+                venue=self.exchange.venue,
+                order_id=t.venue_order_id,
+                trade_id=t.trade_id,
+                client_order_id=cid,
+                parent_client_order_id=p.coid,
+                market=p.market,
+                symbol=p.symbol,
+                side=t.side,
+                price=t.price,
+                qty=t.qty,
+                fee=t.fee,
+                fee_asset=t.fee_asset,
+                liquidity=t.liquidity or Liquidity.TAKER,
+                ts_fill=t.ts,
                 role=role,
-            )  # fmt: skip
+            )
             await self.fills.book(fill, ledger)
 
     async def event(self, p: Protection, name: str, data: dict[str, Any]) -> None:
         with contextlib.suppress(DuplicateKey):
-            await self.store.insert("strategy_events", {
-                "_key": f"{name.lower()}:{p.coid}", "kind": name, "ts": self.now(),
-                "parent_client_order_id": p.coid, "symbol": p.symbol, "data": data,
-            })  # fmt: skip
+            await self.store.insert(
+                "strategy_events",
+                {
+                    "_key": f"{name.lower()}:{p.coid}",
+                    "kind": name,
+                    "ts": self.now(),
+                    "parent_client_order_id": p.coid,
+                    "symbol": p.symbol,
+                    "data": data,
+                },
+            )
         await self.publisher.event(name, client_order_id=p.coid, symbol=p.symbol, data=data)
 
     async def alert(self, p: Protection, kind: str, message: str) -> None:
         """Every protective alert is critical: it is about a position's protection."""
-        await self.publisher.alert(kind, f"{p.coid}: {message}", severity="critical",
-                                   data={"symbol": p.symbol})  # fmt: skip
+        await self.publisher.alert(
+            kind, f"{p.coid}: {message}", severity="critical", data={"symbol": p.symbol}
+        )
 
     # ---- persistence -------------------------------------------------------------------------
     def doc(self, p: Protection) -> dict[str, Any]:
         m = p.machine
         state = m.model_dump(mode="json") if m is not None else None
         return {
-            "kind": KIND, "ts": p.created_ts, "parent_client_order_id": p.coid,
-            "market": p.market.value, "symbol": p.symbol, "side": p.side.value,
-            "machine": p.machine_name, "active": p.active and not p.final, "state": state,
-            "intent": p.intent, "entry_done": p.entry_done, "entry_filled": str(p.entry_filled),
-            "sent": dict(p.sent), "observed": dict(p.observed), "updated_ts": self.now(),
-        }  # fmt: skip
+            "kind": KIND,
+            "ts": p.created_ts,
+            "parent_client_order_id": p.coid,
+            "market": p.market.value,
+            "symbol": p.symbol,
+            "side": p.side.value,
+            "machine": p.machine_name,
+            "active": p.active and not p.final,
+            "state": state,
+            "intent": p.intent,
+            "entry_done": p.entry_done,
+            "entry_filled": str(p.entry_filled),
+            "sent": dict(p.sent),
+            "observed": dict(p.observed),
+            "updated_ts": self.now(),
+        }
 
     async def persist(self, p: Protection) -> None:
         doc = self.doc(p)

@@ -36,9 +36,12 @@ class Publisher:
         self, name: str, *, client_order_id: str | None, symbol: str | None, data: dict[str, Any]
     ) -> None:
         ev = RouterEvent(
-            event=name, client_order_id=client_order_id, symbol=symbol, ts=self.clock.now_ms(),
+            event=name,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            ts=self.clock.now_ms(),
             data=data,
-        )  # fmt: skip
+        )
         try:
             await xadd_json(self.redis, keys.ROUTER_EVENTS, ev.model_dump(mode="json"))
         except InfraError as exc:
@@ -80,9 +83,13 @@ class Publisher:
         log.warning("alert %s: %s", kind, message)
         self.metrics.alerts.labels(kind).inc()
         alert = Alert(
-            source="s4-router", kind=kind, severity=severity, message=message,
-            ts=self.clock.now_ms(), data=data or {},
-        )  # fmt: skip
+            source="s4-router",
+            kind=kind,
+            severity=severity,
+            message=message,
+            ts=self.clock.now_ms(),
+            data=data or {},
+        )
         try:
             await xadd_json(self.redis, keys.ALERTS, alert.model_dump(mode="json"))
         except InfraError as exc:
@@ -101,13 +108,18 @@ class Publisher:
         """A `router:events` entry that exists once per parent (EXEC_DONE); best effort like
         every router event, but never twice."""
         ev = RouterEvent(
-            event=name, client_order_id=client_order_id, symbol=symbol, ts=self.clock.now_ms(),
+            event=name,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            ts=self.clock.now_ms(),
             data=data,
-        )  # fmt: skip
+        )
         try:
             await xadd_once(
-                self.redis, keys.ROUTER_EVENTS, f"{name}:{client_order_id}",
+                self.redis,
+                keys.ROUTER_EVENTS,
+                f"{name}:{client_order_id}",
                 ev.model_dump(mode="json"),
-            )  # fmt: skip
+            )
         except InfraError as exc:
             log.warning("router event %s not published: %s", name, exc)

@@ -109,10 +109,14 @@ class RunReport:
         for f in self.findings:
             by_kind[f.kind.value] = by_kind.get(f.kind.value, 0) + 1
         return {
-            "last_ts": self.ts, "findings": len(self.findings), "by_kind": by_kind,
-            "new": len(self.new), "repaired": self.repaired, "cancelled": self.cancelled,
+            "last_ts": self.ts,
+            "findings": len(self.findings),
+            "by_kind": by_kind,
+            "new": len(self.new),
+            "repaired": self.repaired,
+            "cancelled": self.cancelled,
             "errors": self.errors,
-        }  # fmt: skip
+        }
 
 
 class Reconciler:
@@ -228,20 +232,31 @@ class Reconciler:
         open_views: list[VenueOrderView] = []
         for o in await self.ops.call(lambda: self.exchange.fetch_open_orders(market)):
             venue.open[o.client_order_id] = (o, None)
-            open_views.append(VenueOrderView(
-                o.client_order_id, o.venue_order_id, o.symbol, o.status, o.filled_qty,
-                reduce_only=o.reduce_only,
-            ))  # fmt: skip
+            open_views.append(
+                VenueOrderView(
+                    o.client_order_id,
+                    o.venue_order_id,
+                    o.symbol,
+                    o.status,
+                    o.filled_qty,
+                    reduce_only=o.reduce_only,
+                )
+            )
         positions: dict[str, Decimal] = {}
         if market is Market.FUT:
             with contextlib.suppress(ProtectionUnsupported):
                 for a in await self.ops.call(lambda: self.exchange.fetch_open_conditionals()):
                     venue.open[a.client_algo_id] = (None, a)
-                    open_views.append(VenueOrderView(
-                        a.client_algo_id, a.algo_id, a.symbol,
-                        _ALGO_STATUS.get(a.status, S.ACCEPTED), ZERO,
-                        reduce_only=a.reduce_only or a.close_position,
-                    ))  # fmt: skip
+                    open_views.append(
+                        VenueOrderView(
+                            a.client_algo_id,
+                            a.algo_id,
+                            a.symbol,
+                            _ALGO_STATUS.get(a.status, S.ACCEPTED),
+                            ZERO,
+                            reduce_only=a.reduce_only or a.close_position,
+                        )
+                    )
             with contextlib.suppress(ProtectionUnsupported):
                 for p in await self.ops.call(lambda: self.exchange.fetch_positions()):
                     positions[p.symbol] = positions.get(p.symbol, ZERO) + p.qty
@@ -259,10 +274,13 @@ class Reconciler:
         for d in docs:
             cid = d.client_order_id
             if (
-                cid in venue.open or is_protective(d) or d.status not in WORKING
-                or d.status is S.NEW or d.updated_ts > now - self.settle_ms
+                cid in venue.open
+                or is_protective(d)
+                or d.status not in WORKING
+                or d.status is S.NEW
+                or d.updated_ts > now - self.settle_ms
                 or (d.parent_client_order_id is None and not d.venue_order_id)
-            ):  # fmt: skip
+            ):
                 continue
             try:
                 o = await self.ops.fetch(market, d.symbol, cid)
@@ -280,10 +298,17 @@ class Reconciler:
                 lambda sym=sym: self.exchange.fetch_my_trades(market, sym, since)  # type: ignore[misc]
             ):
                 venue.trades[(t.venue_order_id, t.trade_id)] = t
-                trade_views.append(VenueTradeView(
-                    t.trade_id, t.venue_order_id, t.client_order_id, t.symbol, t.side, t.price,
-                    t.qty,
-                ))  # fmt: skip
+                trade_views.append(
+                    VenueTradeView(
+                        t.trade_id,
+                        t.venue_order_id,
+                        t.client_order_id,
+                        t.symbol,
+                        t.side,
+                        t.price,
+                        t.qty,
+                    )
+                )
 
         insts = {s: self.instruments[s] for s in symbols + list(positions) if s in self.instruments}
         snap = Snapshot(
@@ -306,9 +331,13 @@ class Reconciler:
             f"RECONCILE_{f.kind.value}",
             f"{market.value} {f.symbol} {what}: {f.kind.value} {f.detail}",
             severity=_SEVERITY.get(f.kind, "warning"),  # type: ignore[arg-type]
-            data={"market": market.value, "symbol": f.symbol,
-                  "client_order_id": f.client_order_id, **f.detail},
-        )  # fmt: skip
+            data={
+                "market": market.value,
+                "symbol": f.symbol,
+                "client_order_id": f.client_order_id,
+                **f.detail,
+            },
+        )
 
     async def _repair(
         self, market: Market, findings: Iterable[Finding], venue: _Venue, report: RunReport
@@ -341,10 +370,13 @@ class Reconciler:
     async def _insert_fill(self, market: Market, f: Finding, venue: _Venue) -> int:
         cid = f.client_order_id or ""
         t = next(
-            (t for t in venue.trades.values()
-             if t.client_order_id == cid and t.trade_id == f.detail.get("trade_id")),
+            (
+                t
+                for t in venue.trades.values()
+                if t.client_order_id == cid and t.trade_id == f.detail.get("trade_id")
+            ),
             None,
-        )  # fmt: skip
+        )
         if t is None:
             return 0
         doc = venue.orders.get(cid)
@@ -352,11 +384,22 @@ class Reconciler:
         parent = (doc.parent_client_order_id if doc else None) or (parsed[0] if parsed else None)
         role = doc.role if doc is not None else None
         fill = FillRecord(
-            venue=self.exchange.venue, order_id=t.venue_order_id, trade_id=t.trade_id,
-            client_order_id=cid, parent_client_order_id=parent, market=market, symbol=t.symbol,
-            side=t.side, price=t.price, qty=t.qty, fee=t.fee, fee_asset=t.fee_asset,
-            liquidity=t.liquidity or Liquidity.TAKER, ts_fill=t.ts, role=role,
-        )  # fmt: skip
+            venue=self.exchange.venue,
+            order_id=t.venue_order_id,
+            trade_id=t.trade_id,
+            client_order_id=cid,
+            parent_client_order_id=parent,
+            market=market,
+            symbol=t.symbol,
+            side=t.side,
+            price=t.price,
+            qty=t.qty,
+            fee=t.fee,
+            fee_asset=t.fee_asset,
+            liquidity=t.liquidity or Liquidity.TAKER,
+            ts_fill=t.ts,
+            role=role,
+        )
         # The one booking path (over-fill check against the order's quantity when the order is
         # in the window; a duplicate — booked meanwhile by its execution — counts 0).
         ledgers = [await self.orders.ledger(cid, doc.qty)] if doc is not None else []
@@ -380,21 +423,32 @@ class Reconciler:
         except OrderNotFound:
             return 0  # gone meanwhile
         await self.publisher.event(
-            "RECONCILE_CANCELLED", client_order_id=f.client_order_id, symbol=f.symbol,
+            "RECONCILE_CANCELLED",
+            client_order_id=f.client_order_id,
+            symbol=f.symbol,
             data={"kind": f.kind.value, "market": market.value, **f.detail},
-        )  # fmt: skip
+        )
         return 1
 
     async def _summary(self, report: RunReport) -> None:
         data = report.summary()
         data["details"] = [
-            {"kind": f.kind.value, "symbol": f.symbol, "client_order_id": f.client_order_id,
-             **f.detail}
+            {
+                "kind": f.kind.value,
+                "symbol": f.symbol,
+                "client_order_id": f.client_order_id,
+                **f.detail,
+            }
             for f in report.findings[:100]
-        ]  # fmt: skip
+        ]
         with contextlib.suppress(DuplicateKey):
-            await self.store.insert("strategy_events", {
-                "_key": f"reconcile:{report.ts}:{self.runs}", "kind": "RECONCILE",
-                "ts": report.ts, "data": data,
-            })  # fmt: skip
+            await self.store.insert(
+                "strategy_events",
+                {
+                    "_key": f"reconcile:{report.ts}:{self.runs}",
+                    "kind": "RECONCILE",
+                    "ts": report.ts,
+                    "data": data,
+                },
+            )
         await self.publisher.event("RECONCILE", client_order_id=None, symbol=None, data=data)

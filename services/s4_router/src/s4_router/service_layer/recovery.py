@@ -55,13 +55,15 @@ class Recovery:
         inst = self.instruments.get(parent.symbol)
         if inst is None:
             await self.publisher.alert(
-                "RECOVERY_FAILED", f"{coid}: unknown instrument {parent.symbol}",
+                "RECOVERY_FAILED",
+                f"{coid}: unknown instrument {parent.symbol}",
                 severity="critical",
-            )  # fmt: skip
+            )
             return None
         # Protective orders are children too, but the protection service drives them.
-        kids = {c.client_order_id: c for c in await self.orders.children(coid)
-                if not is_protective(c)}  # fmt: skip
+        kids = {
+            c.client_order_id: c for c in await self.orders.children(coid) if not is_protective(c)
+        }
         fills = [
             f
             for f in await self.orders.fills(parent_client_order_id=coid)
@@ -74,8 +76,9 @@ class Recovery:
                 "RECOVERY_FAILED",
                 f"{coid}: stored without its execution state; not resumed, nothing sent "
                 "(check its children at the venue and close it by hand)",
-                severity="critical", data={"symbol": parent.symbol},
-            )  # fmt: skip
+                severity="critical",
+                data={"symbol": parent.symbol},
+            )
             return None
         unsent: list[str] = []
         state = ExecState.model_validate(parent.exec_state)
@@ -88,9 +91,14 @@ class Recovery:
                 await self.orders.add(kids[c.id])
                 unsent.append(c.id)
         ex = Execution(
-            self.deps, parent=parent, children=kids, machine=machine, inst=inst, fills=fills,
+            self.deps,
+            parent=parent,
+            children=kids,
+            machine=machine,
+            inst=inst,
+            fills=fills,
             lease=lease,
-        )  # fmt: skip
+        )
         ex.mark_unsent(unsent)
         return ex
 
@@ -136,9 +144,11 @@ class Recovery:
                     continue
                 self.metrics.recovered.inc()
                 await self.publisher.event(
-                    "EXEC_RESUMED", client_order_id=coid, symbol=ex.parent.symbol,
+                    "EXEC_RESUMED",
+                    client_order_id=coid,
+                    symbol=ex.parent.symbol,
                     data={"status": ex.parent.status.value, "children": len(ex.children)},
-                )  # fmt: skip
+                )
                 await self.manager.adopt(ex, step_now=True)
                 taken += 1
         return taken

@@ -63,16 +63,20 @@ class Resends:
             f"{', '.join(differing)}; nothing sent"
         )
         await self.publisher.alert(
-            "IDEMPOTENCY_CONFLICT", f"{coid} ({source}): {message}",
+            "IDEMPOTENCY_CONFLICT",
+            f"{coid} ({source}): {message}",
             data={"client_order_id": coid, "fields": differing, "source": source},
-        )  # fmt: skip
+        )
         return Outcome(
             OrderResponse(
-                result=RequestResult.FAIL, order_ids=[coid], message=message,
-                client_order_id=coid, status=stored.status,
+                result=RequestResult.FAIL,
+                order_ids=[coid],
+                message=message,
+                client_order_id=coid,
+                status=stored.status,
             ),
             Disposition.CONFLICT,
-        )  # fmt: skip
+        )
 
     def _same(self, stored: OrderRecord, source: str) -> Outcome:
         self.metrics.duplicates.inc()

@@ -151,9 +151,11 @@ class RouteTableWatcher:
         self.swaps += 1
         log.info("route table swapped", extra={"from_rev": old, "route_table_rev": table.rev})
         await self.publisher.event(
-            "ROUTE_TABLE_RELOADED", client_order_id=None, symbol=None,
+            "ROUTE_TABLE_RELOADED",
+            client_order_id=None,
+            symbol=None,
             data={"rev": table.rev, "previous_rev": old, "path": str(self.path)},
-        )  # fmt: skip
+        )
 
     async def _refuse(self, error: str) -> None:
         self.table_error = error
@@ -182,9 +184,11 @@ class RouteTableWatcher:
         except (OSError, ValidationError, ValueError) as exc:
             self.settings_error = str(exc)
             await self.publisher.alert(
-                "SETTINGS_INVALID", f"{directory}: {exc}; running settings kept",
-                severity="warning", data={"dir": str(directory)},
-            )  # fmt: skip
+                "SETTINGS_INVALID",
+                f"{directory}: {exc}; running settings kept",
+                severity="warning",
+                data={"dir": str(directory)},
+            )
             return
         self.settings_error = None
         if self._baseline is None:
@@ -208,8 +212,9 @@ class RouteTableWatcher:
                 "CONFIG_RESTART_REQUIRED",
                 f"restart-only settings changed in {directory}: {names}; "
                 "they take effect at the next rollout (kubectl rollout restart)",
-                severity="warning", data={"settings": names},
-            )  # fmt: skip
+                severity="warning",
+                data={"settings": names},
+            )
         self._reported = tuple(restart_only)
 
     # ---- loop ---------------------------------------------------------------------------------

@@ -142,21 +142,42 @@ class OrderRouter:
         # Pre-trade books: the published mkt:depth when fresh, else the venue (book_source).
         self.books = books or BookSource(redis=redis, ops=ops, clock=clock, metrics=metrics)
         self.deps = ExecDeps(
-            orders=orders, redis=redis, ops=ops, clock=clock, metrics=metrics, quality=quality,
-            publisher=publisher, venue=exchange.venue, owner=self.owner, fills=self.fills,
-            leases=leases, lock_wait_ms=lock_wait_ms,
+            orders=orders,
+            redis=redis,
+            ops=ops,
+            clock=clock,
+            metrics=metrics,
+            quality=quality,
+            publisher=publisher,
+            venue=exchange.venue,
+            owner=self.owner,
+            fills=self.fills,
+            leases=leases,
+            lock_wait_ms=lock_wait_ms,
             on_progress=protection.on_entry if protection is not None else None,
             books=self.books,
-        )  # fmt: skip
+        )
         self.resends = Resends(orders=orders, metrics=metrics, publisher=publisher)
         self.recovery = Recovery(
-            orders=orders, deps=self.deps, instruments=self.instruments, manager=manager,
-            leases=leases, publisher=publisher, metrics=metrics, clock=clock,
-        )  # fmt: skip
+            orders=orders,
+            deps=self.deps,
+            instruments=self.instruments,
+            manager=manager,
+            leases=leases,
+            publisher=publisher,
+            metrics=metrics,
+            clock=clock,
+        )
         self.cancels = Cancels(
-            orders=orders, recovery=self.recovery, manager=manager, leases=leases, ops=ops,
-            publisher=publisher, clock=clock, sync_wait_ms=sync_wait_ms,
-        )  # fmt: skip
+            orders=orders,
+            recovery=self.recovery,
+            manager=manager,
+            leases=leases,
+            ops=ops,
+            publisher=publisher,
+            clock=clock,
+            sync_wait_ms=sync_wait_ms,
+        )
 
     # ------------------------------------------------------------------ intake
     async def submit(
@@ -187,14 +208,20 @@ class OrderRouter:
             # Recorded, not just answered: the stream copy of this intent must not execute it
             # minutes later, and the consumer may acknowledge the entry (nothing is lost).
             return await self._refuse(
-                intent, qty, "venue_unavailable",
-                f"venue unavailable after retries, nothing sent: {exc}", source=source,
-            )  # fmt: skip
+                intent,
+                qty,
+                "venue_unavailable",
+                f"venue unavailable after retries, nothing sent: {exc}",
+                source=source,
+            )
         if not (book.bids and book.asks):
             return await self._refuse(
-                intent, qty, "no_book", f"{intent.symbol}: no two-sided book, nothing sent",
+                intent,
+                qty,
+                "no_book",
+                f"{intent.symbol}: no two-sided book, nothing sent",
                 source=source,
-            )  # fmt: skip
+            )
         arrival = book.mid
         # Market-dependent pre-trade checks (collar, notional, SL/TP vs the mid): the refusal
         # is recorded (REJECTED) so that the other path's copy cannot pass later on a moved mid.
@@ -213,9 +240,12 @@ class OrderRouter:
                 else intent.exec_policy
             )
             resolved = resolve_policy(
-                entry_policy, notional=qty * price, table=self.route_table,
-                limits=self.limits, inst=inst,
-            )  # fmt: skip
+                entry_policy,
+                notional=qty * price,
+                table=self.route_table,
+                limits=self.limits,
+                inst=inst,
+            )
         except (InvalidIntent, PolicyRefused) as exc:
             self.metrics.intents.labels(source, "invalid").inc()
             return Outcome(self._fail(intent, str(exc)), Disposition.INVALID)
@@ -226,20 +256,32 @@ class OrderRouter:
             except MarginModeConflict as exc:
                 # Definitive until someone closes that exposure: not "venue unavailable".
                 return await self._refuse(
-                    intent, qty, "margin_mode_conflict", str(exc), source=source,
+                    intent,
+                    qty,
+                    "margin_mode_conflict",
+                    str(exc),
+                    source=source,
                     kind=Disposition.CONFLICT,
-                )  # fmt: skip
+                )
             except ExchangeError as exc:
                 return await self._refuse(
-                    intent, qty, "margin_setup",
+                    intent,
+                    qty,
+                    "margin_setup",
                     f"could not set ISOLATED margin / leverage at the venue, nothing sent: {exc}",
                     source=source,
-                )  # fmt: skip
+                )
         now = self.clock.now_ms()
         machine = ParentMachine.plan(
-            parent_id=coid, side=intent.side, qty=qty, reduce_only=intent.reduce_only,
-            config=resolved.config, inst=inst, now=now, ref_price=price,
-        )  # fmt: skip
+            parent_id=coid,
+            side=intent.side,
+            qty=qty,
+            reduce_only=intent.reduce_only,
+            config=resolved.config,
+            inst=inst,
+            now=now,
+            ref_price=price,
+        )
         lease = await self.leases.acquire(coid)
         if lease is None:
             # Another request (here or on a peer) is starting this very intent right now.
@@ -271,16 +313,29 @@ class OrderRouter:
             adjustments=list(resolved.adjustments),
         )
         ex = Execution(
-            self.deps, parent=parent, children={}, machine=machine, inst=inst, book=book,
-            t_intake=t0, parent_stored=False, lease=lease,
-        )  # fmt: skip
+            self.deps,
+            parent=parent,
+            children={},
+            machine=machine,
+            inst=inst,
+            book=book,
+            t_intake=t0,
+            parent_stored=False,
+            lease=lease,
+        )
         # Logged with the step's own events, after the first child went out (latency).
         ex.log_event(
             "INTENT_ACCEPTED",
-            {"source": source, "policy": resolved.config.policy, "qty": str(qty),
-             "arrival_mid": str(arrival), "route_band": resolved.config.route_band,
-             "slices": len(machine.s.slices), "notes": list(resolved.notes)},
-        )  # fmt: skip
+            {
+                "source": source,
+                "policy": resolved.config.policy,
+                "qty": str(qty),
+                "arrival_mid": str(arrival),
+                "route_band": resolved.config.route_band,
+                "slices": len(machine.s.slices),
+                "notes": list(resolved.notes),
+            },
+        )
         try:
             await ex.step()
         except DuplicateKey:
@@ -388,14 +443,26 @@ class OrderRouter:
         now = self.clock.now_ms()
         coid = intent.client_order_id
         record = OrderRecord(
-            client_order_id=coid, intent_id=intent.intent_id, venue=self.exchange.venue,
-            market=intent.market, symbol=intent.symbol, side=intent.side,
-            type=OrderType.MARKET, qty=qty, reduce_only=intent.reduce_only, status=S.REJECTED,
-            history=[StateChange(status=S.NEW, ts=now, reason=f"intake:{source}"),
-                     StateChange(status=S.REJECTED, ts=now, reason=reason)],
-            intent=intent.model_dump(mode="json"), message=message,
-            created_ts=intent.created_ts or now, updated_ts=now, role=OrderRole.PARENT,
-        )  # fmt: skip
+            client_order_id=coid,
+            intent_id=intent.intent_id,
+            venue=self.exchange.venue,
+            market=intent.market,
+            symbol=intent.symbol,
+            side=intent.side,
+            type=OrderType.MARKET,
+            qty=qty,
+            reduce_only=intent.reduce_only,
+            status=S.REJECTED,
+            history=[
+                StateChange(status=S.NEW, ts=now, reason=f"intake:{source}"),
+                StateChange(status=S.REJECTED, ts=now, reason=reason),
+            ],
+            intent=intent.model_dump(mode="json"),
+            message=message,
+            created_ts=intent.created_ts or now,
+            updated_ts=now,
+            role=OrderRole.PARENT,
+        )
         try:
             await self.orders.add(record)
         except DuplicateKey:
@@ -403,9 +470,11 @@ class OrderRouter:
         self.metrics.refused.labels(reason).inc()
         self.metrics.intents.labels(source, "refused").inc()
         await self.publisher.event(
-            "ENTRY_REFUSED", client_order_id=coid, symbol=intent.symbol,
+            "ENTRY_REFUSED",
+            client_order_id=coid,
+            symbol=intent.symbol,
             data={"reason": reason, "message": message},
-        )  # fmt: skip
+        )
         # One alert per reason per minute: a breaker storm must not bury the alerts stream
         # (every refusal is still on router:events and in the store).
         now_ms = self.clock.now_ms()
@@ -414,22 +483,29 @@ class OrderRouter:
         ):
             self._refusal_alerted[reason] = now_ms
             await self.publisher.alert(
-                "ENTRY_REFUSED", f"{coid}: {message}",
+                "ENTRY_REFUSED",
+                f"{coid}: {message}",
                 data={"symbol": intent.symbol, "reason": reason},
-            )  # fmt: skip
+            )
         return Outcome(
             OrderResponse(
-                result=RequestResult.FAIL, order_ids=[coid], message=message,
-                client_order_id=coid, status=S.REJECTED, reason=reason,
+                result=RequestResult.FAIL,
+                order_ids=[coid],
+                message=message,
+                client_order_id=coid,
+                status=S.REJECTED,
+                reason=reason,
             ),
             kind,
-        )  # fmt: skip
+        )
 
     def _fail(self, intent: OrderIntent, message: str, reason: str | None = None) -> OrderResponse:
         return OrderResponse(
-            result=RequestResult.FAIL, message=message, client_order_id=intent.client_order_id,
+            result=RequestResult.FAIL,
+            message=message,
+            client_order_id=intent.client_order_id,
             reason=reason,
-        )  # fmt: skip
+        )
 
     def _progress(self, ex: Execution) -> Outcome:
         p = ex.parent
@@ -437,21 +513,27 @@ class OrderRouter:
         if not ex.finished:
             return Outcome(
                 OrderResponse(
-                    result=RequestResult.OK, order_ids=ids, client_order_id=p.client_order_id,
-                    status=p.status, filled_qty=p.filled_qty,
+                    result=RequestResult.OK,
+                    order_ids=ids,
+                    client_order_id=p.client_order_id,
+                    status=p.status,
+                    filled_qty=p.filled_qty,
                     message=f"executing {ex.machine.s.config.policy} in the background; "
                     f"GET /orders/{p.client_order_id} or orders:executed for the outcome",
                 ),
                 Disposition.RUNNING,
-            )  # fmt: skip
+            )
         ok = p.status is S.FILLED or (p.filled_qty > 0 and p.status is not S.REJECTED)
         return Outcome(
             OrderResponse(
-                result=RequestResult.OK if ok else RequestResult.FAIL, order_ids=ids,
-                client_order_id=p.client_order_id, status=p.status, filled_qty=p.filled_qty,
+                result=RequestResult.OK if ok else RequestResult.FAIL,
+                order_ids=ids,
+                client_order_id=p.client_order_id,
+                status=p.status,
+                filled_qty=p.filled_qty,
                 message=p.message,
             )
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------- recovery, cancel, read (delegated)
     async def recover(self) -> int:

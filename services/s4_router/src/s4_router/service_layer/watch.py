@@ -57,8 +57,9 @@ class VenueWatch:
             self.metrics.clock_samples_discarded.inc()
             log.warning(
                 "server-time sample discarded: round trip %d ms > %s ms",
-                received - sent, self.skew.max_rtt_ms,
-            )  # fmt: skip
+                received - sent,
+                self.skew.max_rtt_ms,
+            )
         else:
             return
         change = self.skew.observe(sent_ms=sent, server_ms=server, received_ms=received)
@@ -71,14 +72,16 @@ class VenueWatch:
                 "CLOCK_SKEW",
                 f"venue server time differs from ours by {change.skew_ms} ms "
                 f"(> {self.skew.max_skew_ms} ms): new entries stopped",
-                severity="critical", data={"skew_ms": change.skew_ms},
-            )  # fmt: skip
+                severity="critical",
+                data={"skew_ms": change.skew_ms},
+            )
         else:
             await self.publisher.alert(
                 "CLOCK_SKEW_RECOVERED",
                 f"clock skew back to {change.skew_ms} ms: new entries allowed",
-                severity="info", data={"skew_ms": change.skew_ms},
-            )  # fmt: skip
+                severity="info",
+                data={"skew_ms": change.skew_ms},
+            )
 
     def next_delay_s(self) -> float:
         delay = self.interval_ms
@@ -101,18 +104,26 @@ class VenueWatch:
     async def on_breaker(self, t: Transition) -> None:
         """The breaker's transitions: gauge, `CIRCUIT_BREAKER` event, OPEN / CLOSED alerts."""
         self.metrics.cb_state.set(t.dst.gauge)
-        data = {"from": t.src.value, "to": t.dst.value, "error_rate": round(t.error_rate, 3),
-                "calls": t.calls, "reason": t.reason}  # fmt: skip
+        data = {
+            "from": t.src.value,
+            "to": t.dst.value,
+            "error_rate": round(t.error_rate, 3),
+            "calls": t.calls,
+            "reason": t.reason,
+        }
         await self.publisher.event("CIRCUIT_BREAKER", client_order_id=None, symbol=None, data=data)
         if t.dst is BreakerState.OPEN:
             await self.publisher.alert(
                 "CIRCUIT_BREAKER_OPEN",
                 f"venue 5xx/429 share {t.error_rate:.0%} of {t.calls} calls: new entries "
                 f"refused ({t.reason})",
-                severity="critical", data=data,
-            )  # fmt: skip
+                severity="critical",
+                data=data,
+            )
         elif t.dst is BreakerState.CLOSED:
             await self.publisher.alert(
-                "CIRCUIT_BREAKER_CLOSED", "venue healthy again: entries allowed",
-                severity="info", data=data,
-            )  # fmt: skip
+                "CIRCUIT_BREAKER_CLOSED",
+                "venue healthy again: entries allowed",
+                severity="info",
+                data=data,
+            )

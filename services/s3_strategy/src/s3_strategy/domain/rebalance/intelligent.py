@@ -143,10 +143,15 @@ def plan_intelligent(
         "price_vs_cost": price_vs_cost,
     }
     delta_or_hold = drift(
-        base_free=base_free, base_locked=base_locked, quote_free=quote_free,
-        quote_locked=quote_locked, price=price, target_ratio=config.target_ratio,
-        threshold_pct=config.threshold_pct, details=details,
-    )  # fmt: skip
+        base_free=base_free,
+        base_locked=base_locked,
+        quote_free=quote_free,
+        quote_locked=quote_locked,
+        price=price,
+        target_ratio=config.target_ratio,
+        threshold_pct=config.threshold_pct,
+        details=details,
+    )
     if isinstance(delta_or_hold, Plan):
         return delta_or_hold
     delta, deviation = delta_or_hold.delta, delta_or_hold.deviation

@@ -68,10 +68,15 @@ def plan_symmetric(
     if not price.is_finite() or price <= 0:
         return hold(HoldReason.PRICE_INVALID, f"invalid price {price}", price, details)
     delta_or_hold = drift(
-        base_free=base_free, base_locked=base_locked, quote_free=quote_free,
-        quote_locked=quote_locked, price=price, target_ratio=config.target_ratio,
-        threshold_pct=config.threshold_pct, details=details,
-    )  # fmt: skip
+        base_free=base_free,
+        base_locked=base_locked,
+        quote_free=quote_free,
+        quote_locked=quote_locked,
+        price=price,
+        target_ratio=config.target_ratio,
+        threshold_pct=config.threshold_pct,
+        details=details,
+    )
     if isinstance(delta_or_hold, Plan):
         return delta_or_hold
     delta, deviation = delta_or_hold.delta, delta_or_hold.deviation

@@ -121,9 +121,18 @@ def reference_eval(node: Cond, x: Features) -> bool:
     if kind == "leaf":
         a, op, b = x[node[1]], node[2], node[3]
         return bool(
-            a < b if op == "<" else a <= b if op == "<=" else a > b if op == ">"
-            else a >= b if op == ">=" else a == b if op == "==" else a != b
-        )  # fmt: skip
+            a < b
+            if op == "<"
+            else a <= b
+            if op == "<="
+            else a > b
+            if op == ">"
+            else a >= b
+            if op == ">="
+            else a == b
+            if op == "=="
+            else a != b
+        )
     if kind == "all":
         return all(reference_eval(c, x) for c in node[1])
     if kind == "any":
@@ -163,8 +172,11 @@ class RuleSet:
 
     def needing(self, features: Iterable[str]) -> list[str]:
         wanted = set(features)
-        return [rid for rid, fs in zip(self.rule_ids, self.rule_features, strict=True)
-                if not fs.isdisjoint(wanted)]  # fmt: skip
+        return [
+            rid
+            for rid, fs in zip(self.rule_ids, self.rule_features, strict=True)
+            if not fs.isdisjoint(wanted)
+        ]
 
 
 @dataclass(slots=True)

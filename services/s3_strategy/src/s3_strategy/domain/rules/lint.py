@@ -48,11 +48,30 @@ from tradekit.rules import (
 from tradekit.rules import RuleErrors as RuleLintError
 
 __all__ = [
-    "ACTIONS", "FEATURE_RE", "MARKETS", "MAX_ABS", "MAX_CHILDREN", "MAX_DESCRIPTION", "MAX_LIST",
-    "MAX_NODES_PER_BUNDLE", "MAX_NODES_PER_RULE", "MAX_PRIORITY", "MAX_RULES", "MAX_SIZE_MULT",
-    "OPS", "RULE_ID_RE", "SERVICE", "SERVICES", "STATUSES", "Cond", "Factor", "Rule",
-    "RuleLintError", "factors_from_docs", "lint_rules",
-]  # fmt: skip
+    "ACTIONS",
+    "FEATURE_RE",
+    "MARKETS",
+    "MAX_ABS",
+    "MAX_CHILDREN",
+    "MAX_DESCRIPTION",
+    "MAX_LIST",
+    "MAX_NODES_PER_BUNDLE",
+    "MAX_NODES_PER_RULE",
+    "MAX_PRIORITY",
+    "MAX_RULES",
+    "MAX_SIZE_MULT",
+    "OPS",
+    "RULE_ID_RE",
+    "SERVICE",
+    "SERVICES",
+    "STATUSES",
+    "Cond",
+    "Factor",
+    "Rule",
+    "RuleLintError",
+    "factors_from_docs",
+    "lint_rules",
+]
 
 # Parsed condition: ("leaf", f, op, v) | ("all", children) | ("any", children) | ("not", child)
 Cond: TypeAlias = tuple[Any, ...]

@@ -87,9 +87,10 @@ class GuardedExchange(ExchangePort):
             for m in pools:
                 limit = weight_limit_1m or inner.weight_limit_1m(m) or weight.limit_1m
                 cfg = WeightConfig(
-                    limit_1m=limit, pace_fraction=weight.pace_fraction,
+                    limit_1m=limit,
+                    pace_fraction=weight.pace_fraction,
                     max_wait_ms=weight.max_wait_ms,
-                )  # fmt: skip
+                )
                 self.budgets[m] = WeightBudget(cfg, clock=clock, sleep=sleep or asyncio.sleep)
 
     def budget(self, market: Market) -> WeightBudget | None:
@@ -304,13 +305,20 @@ class GuardedExchange(ExchangePort):
     ) -> OcoOrderList:
         return await self._guard(
             lambda: self.inner.place_oco(
-                symbol, side, qty, limit_price=limit_price, stop_price=stop_price,
-                stop_limit_price=stop_limit_price, list_client_order_id=list_client_order_id,
+                symbol,
+                side,
+                qty,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                stop_limit_price=stop_limit_price,
+                list_client_order_id=list_client_order_id,
                 limit_client_order_id=limit_client_order_id,
                 stop_client_order_id=stop_client_order_id,
             ),
-            "place_oco", Market.SPOT, urgent=True,
-        )  # fmt: skip
+            "place_oco",
+            Market.SPOT,
+            urgent=True,
+        )
 
     async def fetch_order_list(
         self,
