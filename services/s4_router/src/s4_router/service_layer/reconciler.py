@@ -119,6 +119,10 @@ class RunReport:
         }
 
 
+# Findings about one order's record against its fills: re-read before they are reported.
+_ORDER_INVARIANTS = frozenset({FindingKind.FILLED_QTY_MISMATCH, FindingKind.AVG_PRICE_MISMATCH})
+
+
 class Reconciler:
     def __init__(
         self,
@@ -170,7 +174,7 @@ class Reconciler:
                 report.errors.append(f"{market.value}: {exc}")
                 log.warning("reconcile %s: venue unavailable: %s", market.value, exc)
                 continue
-            findings = reconcile(snap)
+            findings = await self._confirmed(reconcile(snap), snap)
             report.findings += findings
             for f in findings:
                 key = (f.kind.value, f"{market.value}:{f.client_order_id or f.symbol}")
@@ -187,6 +191,22 @@ class Reconciler:
         self.runs += 1
         self.last = report
         return report
+
+    async def _confirmed(self, findings: list[Finding], snap: Snapshot) -> list[Finding]:
+        """The snapshot is not atomic: an order read before a fill's booking finished and the
+        venue's trades read after it disagree for a moment. An order invariant is reported only
+        if the order's record has not moved since the snapshot (if it has, the next run judges
+        the record as it is then)."""
+        taken = {o.client_order_id: o for o in snap.store_orders}
+        out: list[Finding] = []
+        for f in findings:
+            if f.kind in _ORDER_INVARIANTS and f.client_order_id is not None:
+                fresh = await self.orders.get(f.client_order_id)
+                if fresh is None or fresh != taken.get(f.client_order_id):
+                    log.info("reconcile: %s moved while read; judged next run", f.client_order_id)
+                    continue
+            out.append(f)
+        return out
 
     async def run(self, stop: asyncio.Event, interval_ms: int) -> None:
         while not stop.is_set():
