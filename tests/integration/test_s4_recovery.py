@@ -15,6 +15,7 @@ from s4_router.adapters.exchange.base import ExchangeOrder, PlaceOrderRequest
 from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.entrypoints.statuses import http_status
 from s4_router.entrypoints.stream_consumer import IntentConsumer
+from s4_router.service_layer.protection import doc_key
 from s4_router.service_layer.resends import IntakeBusy
 from svckit import jsonutil, keys
 from svckit.clock import ManualClock
@@ -261,25 +262,30 @@ async def test_restart_after_the_child_record_is_final_but_the_parent_not_finish
 
 
 class StaleListing(SqliteStore):
-    """Lists orders as they were when the sweep began (its query ran before the driver
-    finished and let go of the lease)."""
+    """Lists the documents of `c-1` as they were first stored, once `stale` names their
+    collection: the sweep's query ran before their driver moved them on and let go of the lease.
+    Only listings (by `status` or `active`) are stale; reads by id are current."""
 
-    first: dict[str, Any] | None = None  # the parent as first stored (live)
-    stale: dict[str, Any] | None = None
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.first: dict[str, dict[str, Any]] = {}  # collection -> c-1's first document
+        self.stale: str | None = None
 
     async def insert(self, collection: str, doc: dict[str, Any]) -> str:
         key = await super().insert(collection, doc)
-        if collection == "orders" and doc.get("_key") == "c-1":
-            self.first = dict(doc)
+        if doc.get("_key") in ("c-1", doc_key("c-1")):
+            self.first.setdefault(collection, dict(doc))
         return key
 
     async def find(self, collection: str, query: Any = None) -> list[dict[str, Any]]:
-        docs = await super().find(collection, query)
-        if collection == "orders" and self.stale is not None:
-            where = getattr(query, "where", {}) or {}
-            if where.get("status") == self.stale["status"] and "parent_client_order_id" in where:
-                return [self.stale]
-        return docs
+        where = getattr(query, "where", {}) or {}
+        if (
+            collection == self.stale
+            and collection in self.first
+            and ("status" in where or "active" in where)
+        ):
+            return [self.first[collection]]
+        return await super().find(collection, query)
 
 
 async def test_orphan_sweep_does_not_resume_an_order_that_finished_after_it_was_listed(
@@ -291,11 +297,11 @@ async def test_orphan_sweep_does_not_resume_an_order_that_finished_after_it_was_
     try:
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r:
             await r.submit(qty="0.002")
-            snapshot = store.first  # listed while still live
+            snapshot = store.first.get("orders")  # listed while still live
             assert snapshot is not None and snapshot["status"] in ("NEW", "SUBMITTED")
             done = await r.until_done("c-1")
             assert done["order"]["status"] == "FILLED"
-            store.stale = snapshot
+            store.stale = "orders"
             assert await r.c.router.recover() == 0
             assert not r.c.manager.is_active("c-1")
             view = await r.c.router.get("c-1")
@@ -305,30 +311,12 @@ async def test_orphan_sweep_does_not_resume_an_order_that_finished_after_it_was_
         await store.close()
 
 
-class StaleProtectionListing(SqliteStore):
-    """Lists protections as they were when the sweep began."""
-
-    first: dict[str, Any] | None = None
-    stale = False
-
-    async def insert(self, collection: str, doc: dict[str, Any]) -> str:
-        key = await super().insert(collection, doc)
-        if collection == "strategy_events" and self.first is None:
-            self.first = dict(doc)
-        return key
-
-    async def find(self, collection: str, query: Any = None) -> list[dict[str, Any]]:
-        if collection == "strategy_events" and self.stale and self.first is not None:
-            return [self.first]
-        return await super().find(collection, query)
-
-
 async def test_protection_sweep_loads_the_protection_as_stored_now_not_as_listed(
     redis: RedisClient, tmp_path: Path
 ) -> None:
     clock = ManualClock(T0)
     venue = hand_venue(clock)
-    store = StaleProtectionListing(tmp_path / "store.sqlite3")
+    store = StaleListing(tmp_path / "store.sqlite3")
     try:
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r:
             prot = r.c.protection
@@ -339,9 +327,10 @@ async def test_protection_sweep_loads_the_protection_as_stored_now_not_as_listed
                 await prot.step_all()
             placed = sorted(a.client_algo_id for a in r.venue.algo.orders.values())
             assert placed and r.position() == D("0.002")
-            assert store.first is not None and not store.first["entry_done"]  # listed early
+            listed = store.first.get("strategy_events")
+            assert listed is not None and not listed["entry_done"]  # listed early
             await prot.shutdown()  # its driver lets go; the sweep's listing predates that
-            store.stale = True
+            store.stale = "strategy_events"
             assert await prot.recover() == 1
             assert prot.active["c-1"].entry_done  # the stored state, not the listed one
             for _ in range(5):
