@@ -27,6 +27,23 @@ BTC_FEATURES: dict[str, Any] = {
     "ma7_5m": 65010.0,
     "ma25_5m": 64990.0,
 }
+# Every feature the default bundle reads, as md_feeder publishes them (`feat:last:BTCUSDT`).
+FULL_BTC_FEATURES: dict[str, Any] = {
+    "symbol": "BTCUSDT",
+    "mid": 65000.5,
+    "price": 65000.5,
+    "spread_bps": 0.15,
+    "depth_top1_usdt": 50_000.0,
+    "funding_rate": 0.0001,
+    "funding_next_abs": 0.0001,
+    "atr_14": 120.0,
+    "rv_1h": 0.01,
+    "rv_pctile_30d": 0.4,
+    "ma7_5m": 65010.0,
+    "ma25_5m": 64990.0,
+    "ma_cross": 1.0,
+    "rho_usdttwd_14": 0.1,
+}
 
 
 # Bearer tokens of the test suite: tests/conftest.py puts them in the environment (S3_API_TOKEN,

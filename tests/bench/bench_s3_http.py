@@ -47,25 +47,10 @@ import orjson  # noqa: E402
 
 from s3_strategy.entrypoints.schemas import DecideRequest  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from tests.helpers import FULL_BTC_FEATURES as FEATURES  # noqa: E402
 
 BODY = orjson.dumps({"symbol": "BTCUSDT", "dry_run": True})
 TOKEN = "bench-token-" + os.urandom(16).hex()
-FEATURES: dict[str, Any] = {
-    "symbol": "BTCUSDT",
-    "mid": 65000.5,
-    "price": 65000.5,
-    "spread_bps": 0.15,
-    "depth_top1_usdt": 50_000.0,
-    "funding_rate": 0.0001,
-    "funding_next_abs": 0.0001,
-    "atr_14": 120.0,
-    "rv_1h": 0.01,
-    "rv_pctile_30d": 0.4,
-    "ma7_5m": 65010.0,
-    "ma25_5m": 64990.0,
-    "ma_cross": 1.0,
-    "rho_usdttwd_14": 0.1,
-}
 
 
 # ---- the bare app (run in its own process: `--serve-bare PORT`) -------------------------------
