@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +44,9 @@ class Proc:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.starts = 0
+        # start()/stop() run in executor threads: two at once (a fault's restart beside the
+        # supervisor's) must not both open a log and leave one unclosed.
+        self._lock = threading.Lock()
 
     @property
     def pid(self) -> int | None:
@@ -53,6 +57,10 @@ class Proc:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> Proc:
+        with self._lock:
+            return self._start()
+
+    def _start(self) -> Proc:
         if self.alive:
             return self
         self._close_log()
@@ -83,6 +91,10 @@ class Proc:
             self.proc.wait(timeout=10)
 
     def stop(self, timeout: float = 8.0) -> None:
+        with self._lock:
+            self._stop(timeout)
+
+    def _stop(self, timeout: float) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a frozen process cannot handle SIGTERM
             self.proc.terminate()
