@@ -117,6 +117,18 @@ def test_fee_aware_skips_a_trade_whose_drift_is_not_worth_fee_plus_half_spread()
     assert sym("1030", "970", "1", off, **wide).action is Action.SELL
 
 
+def test_min_notional_holds_at_the_bid_a_maker_buy_is_posted_at() -> None:
+    # 95 QRL @ 1 + 105 USDT: BUY 5 QRL = 5 USDT at the last price, but S4's maker BUY rests at
+    # the best bid (0.999): 4.995 USDT, which the venue refuses (Filter failure: NOTIONAL).
+    plan = sym("95", "105", "1", bid="0.999", ask="1.001")
+    assert plan.action is Action.HOLD and plan.reason_code == "BELOW_MIN_NOTIONAL", plan
+    # a book at or above the last price leaves the trade as it was
+    assert sym("95", "105", "1", bid="1", ask="1.002").quantity == D(5)
+    # a trade a step larger clears the floor at the bid too
+    big = sym("94", "106", "1", bid="0.999", ask="1.001")
+    assert big.action is Action.BUY and big.quantity * D("0.999") >= QRL.minNotional
+
+
 money = st.decimals(min_value=D("0"), max_value=D("1000000"), places=2)
 prices = st.decimals(min_value=D("0.001"), max_value=D("1000"), places=4)
 
@@ -144,6 +156,31 @@ def test_symmetric_plan_never_breaks_balances_steps_or_min_notional(
     before = base * price - (base * price + quote) / 2
     after = after_base * price - (after_base * price + after_quote) / 2
     assert abs(after) <= abs(before)
+
+
+spreads = st.decimals(min_value=D("0"), max_value=D("0.05"), places=4)
+# small portfolios: trades near the 5 USDT floor, where the price the order rests at matters
+small = st.decimals(min_value=D("0"), max_value=D("60"), places=1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.one_of(small, money),
+    quote=st.one_of(small, money),
+    price=st.one_of(st.sampled_from([D("0.5"), D(1)]), prices),
+    below=spreads,
+    above=spreads,
+)
+def test_no_planned_order_is_below_min_notional_at_any_price_s4_may_post_it_at(
+    base: Decimal, quote: Decimal, price: Decimal, below: Decimal, above: Decimal
+) -> None:
+    bid, ask = price * (1 - below), price * (1 + above)
+    plan = plan_symmetric(
+        base_free=base, quote_free=quote, quote=Quote(price, bid, ask), instrument=QRL, config=SYM
+    )
+    if plan.action is not Action.HOLD:
+        # S4 posts a maker BUY at the bid, a maker SELL at the ask; a taker trades at the mid
+        assert plan.quantity * min(bid, price) >= QRL.minNotional
 
 
 # ---- intelligent -------------------------------------------------------------------------------
