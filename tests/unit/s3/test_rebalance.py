@@ -269,8 +269,17 @@ def test_intelligent_core_tier_is_never_sold(
     if plan.action is Action.SELL:
         assert plan.quantity <= base * D("0.3")
         assert price >= cost * D("1.03")
+        # only on a death cross, with base above target
+        assert plan.details["ma_indicators"]["signal"] == "DEATH_CROSS" and not up
+        assert plan.details["ratio"] > INT.target_ratio
     if plan.action is Action.BUY:
         assert price <= cost and plan.notional_usdt <= quote
+        assert plan.details["ma_indicators"]["signal"] == "GOLDEN_CROSS" and up
+        assert plan.details["ratio"] < INT.target_ratio
+    if plan.action is not Action.HOLD:
+        # the trade moves toward the target, never past it
+        delta = abs(plan.details["delta_usdt"])
+        assert plan.notional_usdt <= delta
 
 
 # ---- cost / PnL --------------------------------------------------------------------------------
