@@ -82,6 +82,19 @@ def test_load_s4_with_live_exchange_and_no_keys_fails(monkeypatch: pytest.Monkey
         load_settings(S4Settings)
 
 
+def test_load_s4_mexc_with_the_default_testnet_fails_naming_s4_testnet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # MEXC has no sandbox: ccxt's set_sandbox_mode() died in a TypeError at bootstrap.
+    monkeypatch.setenv("S4_EXCHANGE", "mexc")
+    monkeypatch.setenv("S4_BINANCE_KEY", "k")
+    monkeypatch.setenv("S4_BINANCE_SECRET", "s")
+    with pytest.raises(ConfigError, match="S4_TESTNET"):
+        load_settings(S4Settings)
+    monkeypatch.setenv("S4_TESTNET", "false")
+    assert load_settings(S4Settings).exchange == "mexc"
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("60s", 60), ("500ms", 0.5), ("5m", 300), ("2h", 7200), ("15", 15)]
 )
