@@ -119,6 +119,9 @@ async def test_the_cloud_scheduler_header_alone_grants_nothing_and_has_no_side_e
         assert r.status_code == 401, r.text
     r = await app.http.post(SYM, headers=scheduled("not-a-token"))
     assert r.status_code == 401
+    # authentication comes before the body: a stranger learns nothing from a 422
+    bad_body = await app.http.post(SYM, json={"context": {"price": -1}, "dry_run": "x"})
+    assert bad_body.status_code == 401
     assert await redis.keys("task:exec:*") == []
     assert await intents(redis) == []
     assert app.spot.reads == 0  # refused before any read

@@ -210,6 +210,22 @@ def test_ma_signal_golden_and_death_cross_with_strength() -> None:
     assert ma_signal([D(1)] * 25, INT)[2] is Signal.NEUTRAL
 
 
+def test_intelligent_buys_only_with_usdt_available() -> None:
+    # golden cross, base far below target, price under cost, but every USDT is locked in an
+    # open order: nothing to pay with
+    plan = plan_intelligent(
+        base_free=D(100),
+        quote_free=D(0),
+        quote_locked=D(1000),
+        quote=Quote(D(1)),
+        closes=closes("up"),
+        cost_avg=D("1.2"),
+        instrument=QRL,
+        config=INT,
+    )
+    assert plan.action is Action.HOLD and plan.reason_code == "INSUFFICIENT_BALANCE"
+
+
 def test_intelligent_holds_with_fewer_than_25_bars() -> None:
     plan = intel("1000", "1000", "1", closes("up", 24), "1")
     assert plan.action is Action.HOLD and plan.reason_code == "INSUFFICIENT_DATA"
