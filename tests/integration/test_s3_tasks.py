@@ -20,7 +20,7 @@ from s3_strategy.adapters.spot_reader import SpotBalance, SpotReader, SpotReadEr
 from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
 from s3_strategy.entrypoints.api import create_app
-from s3_strategy.service_layer.task_runs import rebalance_client_order_id
+from s3_strategy.service_layer.task_runs import execution_id, rebalance_client_order_id
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from svckit.store.base import Query
@@ -448,3 +448,21 @@ async def test_a_run_retried_after_a_crash_resends_the_same_client_order_id(
     sent = [i["client_order_id"] for i in await intents(redis)]
     # the same id twice: S4 keeps one order per client_order_id (idem:order:{id})
     assert sent == first["orders"] * 2
+
+
+async def test_the_pair_lock_is_taken_and_released_by_its_own_execution_only(
+    app: App, redis: RedisClient
+) -> None:
+    eid = execution_id(
+        task="rebalance-symmetric",
+        path=SYM,
+        job_name="projects/p/locations/l/jobs/15-min-job",
+        schedule_time="2026-12-04T19:15:00Z",
+    )
+    # Our own SET NX landed but its answer was lost (redis-py retries the command): the lock
+    # already holds our execution id. It is ours: the run trades instead of holding on itself.
+    await redis.set("lock:rebalance:QRLUSDT", eid, ex=60)
+    r = (await app.http.post(SYM, headers=scheduled(ADMIN))).json()
+    assert r["execution_id"] == eid
+    assert r["plan"]["action"] == "SELL" and len(r["orders"]) == 1, r["plan"]
+    assert await redis.get("lock:rebalance:QRLUSDT") is None
