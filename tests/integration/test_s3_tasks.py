@@ -148,9 +148,14 @@ async def test_oidc_tokens_valid_wrong_audience_issuer_email_or_expired(
         assert await redis.keys("task:exec:*") == []
 
 
-async def test_a_token_from_another_key_and_a_wrong_admin_token_are_refused(app: App) -> None:
+async def test_a_token_from_another_key_and_a_wrong_admin_token_are_refused(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
     forged = Signer("kid-1").token()  # known kid, unknown key
-    assert (await app.http.post(SYM, headers=bearer(forged))).status_code == 401
+    with caplog.at_level(logging.WARNING, logger="s3_strategy.entrypoints.tasks"):
+        assert (await app.http.post(SYM, headers=bearer(forged))).status_code == 401
+    [refused] = [r for r in caplog.records if r.getMessage() == "task auth refused"]
+    assert "Signature verification failed" in refused.__dict__["reason"]
     metrics = (await app.http.get("/metrics")).text
     denied = 's3_task_runs_total{action="none",outcome="denied",task="rebalance-symmetric"} 1.0'
     assert denied in metrics
