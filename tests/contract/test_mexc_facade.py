@@ -18,16 +18,24 @@ import httpx
 import pytest
 
 from s3_strategy.adapters.spot_reader import CcxtSpotReader
+from s4_router.adapters.exchange.base import OrderNotFound, PlaceOrderRequest
 from svckit.clock import TrackingClock
-from tests.contract.facade_harness import API_KEY, API_SECRET, START_MS, SwappableApp
-from tradekit.enums import Market
-from venue.defaults import default_venue
+from tests.contract.facade_harness import (
+    API_KEY,
+    API_SECRET,
+    START_MS,
+    SwappableApp,
+    ccxt_exchange,
+)
+from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
+from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 from venue.facade import FacadeServer, create_facade
 from venue.venue import Venue
 
 RECORDED = Path(__file__).resolve().parent / "data" / "ccxt-recorded" / "mexc.json"
 MINUTE = 60_000
 SYM = "QRLUSDT"
+D = Decimal
 
 
 def recorded(method: str) -> Any:
@@ -165,3 +173,57 @@ async def test_ccxt_mexc_reads_and_trades_through_the_facade(venue: Venue, mexc:
     f = await client.create_order("QRL/USDT", "limit", "buy", 50, hi)
     mine = await client.fetch_my_trades("QRL/USDT")
     assert mine and mine[-1]["order"] == f["id"] and mine[-1]["amount"] == 50
+
+
+async def test_s4s_mexc_port_trades_qrlusdt_spot_through_the_facade(venue: Venue, url: str) -> None:
+    """S4_EXCHANGE=mexc: the router's own port (ccxt mexc) for what a rebalance order needs:
+    markets of a spot-only registry (no futures host, no currency list), book, balances, a
+    maker order by client id, query by client and venue id, cancel by client id, a taker fill,
+    my trades with their client id."""
+    qrl = next(i for i in DEFAULT_INSTRUMENTS if i.symbol == SYM)
+    ex = ccxt_exchange(url, "mexc", timeout_ms=2000)
+    try:
+        await ex.load_markets([qrl.model_copy(update={"markets": ("SPOT",)})])
+        book = await ex.fetch_book(Market.SPOT, SYM, 5)
+        assert book.best_bid is not None and book.best_bid < book.best_ask
+        bal = await ex.fetch_balances(Market.SPOT)
+        assert bal["QRL"].free == 20000
+        low = (book.best_bid * D("0.9")).quantize(qrl.tickSize)
+        maker = PlaceOrderRequest(
+            Market.SPOT,
+            SYM,
+            Side.BUY,
+            OrderType.LIMIT,
+            D(100),
+            "rb-0123456789abcdef-E1",
+            price=low,
+            time_in_force=TimeInForce.GTC,
+            post_only=True,
+        )
+        placed = await ex.place_order(maker)
+        assert placed.venue_order_id.startswith("C02__")
+        assert placed.client_order_id == maker.client_order_id
+        by_coid = await ex.fetch_order(Market.SPOT, SYM, client_order_id=maker.client_order_id)
+        by_id = await ex.fetch_order(Market.SPOT, SYM, venue_order_id=placed.venue_order_id)
+        assert by_coid.venue_order_id == by_id.venue_order_id == placed.venue_order_id
+        assert (
+            by_coid.status is OrderStatus.ACCEPTED
+            and by_id.client_order_id == "rb-0123456789abcdef-E1"
+        )
+        assert [o.client_order_id for o in await ex.fetch_open_orders(Market.SPOT, SYM)] == [
+            maker.client_order_id
+        ]
+        gone = await ex.cancel_order(Market.SPOT, SYM, client_order_id=maker.client_order_id)
+        assert gone.status is OrderStatus.CANCELED
+        taker = PlaceOrderRequest(
+            Market.SPOT, SYM, Side.SELL, OrderType.MARKET, D(50), "rb-0123456789abcdef-E2"
+        )
+        sold = await ex.place_order(taker)
+        filled = await ex.fetch_order(Market.SPOT, SYM, venue_order_id=sold.venue_order_id)
+        assert filled.status is OrderStatus.FILLED and filled.filled_qty == 50
+        trades = await ex.fetch_my_trades(Market.SPOT, SYM)
+        assert [(t.client_order_id, t.qty) for t in trades] == [(taker.client_order_id, 50)]
+        with pytest.raises(OrderNotFound):
+            await ex.fetch_order(Market.SPOT, SYM, client_order_id="rb-never-sent")
+    finally:
+        await ex.close()

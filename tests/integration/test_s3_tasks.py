@@ -7,6 +7,7 @@ the real `orders:intent` stream (S4 is not running here: see tests/e2e/test_reba
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,10 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from s3_strategy.adapters.spot_reader import SpotBalance, SpotReader, SpotTicker
+from s3_strategy.adapters.spot_reader import SpotBalance, SpotReader, SpotReadError, SpotTicker
 from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
 from s3_strategy.entrypoints.api import create_app
+from s3_strategy.service_layer.task_runs import execution_id, rebalance_client_order_id
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from svckit.store.base import Query
@@ -38,12 +40,18 @@ class FakeSpot(SpotReader):
         self.bal = {"QRL": SpotBalance(D(100)), "USDT": SpotBalance(D(100))}
         self.last = D(2)
         self.reads = 0
+        self.calls: list[str] = []  # the order of the reads
+        self.fail_balances_from: int | None = None  # the n-th balances read (1-based) fails
 
     async def balances(self, assets: Sequence[str]) -> dict[str, SpotBalance]:
         self.reads += 1
+        self.calls.append("balances")
+        if self.fail_balances_from is not None and self.reads >= self.fail_balances_from:
+            raise SpotReadError("venue answered 503")
         return {a: self.bal[a] for a in assets}
 
     async def ticker(self, symbol: str) -> SpotTicker:
+        self.calls.append("ticker")
         return SpotTicker(self.last, self.last - D("0.0001"), self.last + D("0.0001"))
 
     async def closes(self, symbol: str, interval: str, limit: int) -> list[Decimal]:
@@ -111,6 +119,9 @@ async def test_the_cloud_scheduler_header_alone_grants_nothing_and_has_no_side_e
         assert r.status_code == 401, r.text
     r = await app.http.post(SYM, headers=scheduled("not-a-token"))
     assert r.status_code == 401
+    # authentication comes before the body: a stranger learns nothing from a 422
+    bad_body = await app.http.post(SYM, json={"context": {"price": -1}, "dry_run": "x"})
+    assert bad_body.status_code == 401
     assert await redis.keys("task:exec:*") == []
     assert await intents(redis) == []
     assert app.spot.reads == 0  # refused before any read
@@ -137,9 +148,14 @@ async def test_oidc_tokens_valid_wrong_audience_issuer_email_or_expired(
         assert await redis.keys("task:exec:*") == []
 
 
-async def test_a_token_from_another_key_and_a_wrong_admin_token_are_refused(app: App) -> None:
+async def test_a_token_from_another_key_and_a_wrong_admin_token_are_refused(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
     forged = Signer("kid-1").token()  # known kid, unknown key
-    assert (await app.http.post(SYM, headers=bearer(forged))).status_code == 401
+    with caplog.at_level(logging.WARNING, logger="s3_strategy.entrypoints.tasks"):
+        assert (await app.http.post(SYM, headers=bearer(forged))).status_code == 401
+    [refused] = [r for r in caplog.records if r.getMessage() == "task auth refused"]
+    assert "Signature verification failed" in refused.__dict__["reason"]
     metrics = (await app.http.get("/metrics")).text
     denied = 's3_task_runs_total{action="none",outcome="denied",task="rebalance-symmetric"} 1.0'
     assert denied in metrics
@@ -326,3 +342,132 @@ async def test_two_live_runs_of_the_same_pair_never_trade_at_once(
     ok = await app.http.post(SYM, headers=bearer(ADMIN))
     assert len(ok.json()["orders"]) == 1
     assert await redis.get("lock:rebalance:QRLUSDT") is None  # released after the run
+
+
+PLAN_FIELDS = {"action", "quantity", "notional_usdt", "price", "reason", "reason_code"}
+
+
+async def test_answers_carry_the_issues_fields(app: App) -> None:
+    r = await app.http.post(SYM, headers=scheduled(ADMIN))
+    body = r.json()
+    top = {"status", "task", "auth", "execution_id", "timestamp", "duration_ms", "plan", "orders"}
+    assert top <= set(body), set(body)
+    assert set(body["plan"]) >= PLAN_FIELDS
+    # the plan's inputs and indicators
+    assert {"base_balance", "quote_balance", "ratio", "deviation_pct", "target_ratio"} <= set(
+        body["plan"]
+    )
+    assert isinstance(body["duration_ms"], float) and body["timestamp"].endswith("Z")
+    intel = (
+        await app.http.post(
+            "/tasks/rebalance/intelligent",
+            headers=bearer(ADMIN),
+            json={"dry_run": True, "context": {"cost_avg": "1.9"}},
+        )
+    ).json()
+    assert PLAN_FIELDS | {"ma_indicators", "position_tiers", "cost_avg"} <= set(intel["plan"])
+    job = (await app.http.post(JOB, headers=bearer(ADMIN), json={"dry_run": True})).json()
+    assert top - {"plan", "orders"} | {"cost_update", "rebalance"} <= set(job)
+    assert {"status", "duration_ms"} <= set(job["cost_update"])
+    assert {"status", "duration_ms", "plan", "orders"} <= set(job["rebalance"])
+
+
+async def test_the_job_reads_for_cost_first_and_a_failing_rebalance_leaves_the_cost_step_done(
+    app: App,
+) -> None:
+    app.spot.fail_balances_from = 2  # the cost step's read succeeds, the rebalance's fails
+    r = await app.http.post(JOB, headers=scheduled(ADMIN))
+    body = r.json()
+    # cost/PnL reads ticker then balances; the rebalance reads balances first: cost ran first
+    assert app.spot.calls[:3] == ["ticker", "balances", "balances"], app.spot.calls
+    assert r.status_code == 200 and body["status"] == "partial", body
+    assert body["cost_update"]["status"] == "success"
+    assert body["rebalance"]["status"] == "error"
+    assert "venue answered 503" in body["rebalance"]["error"]
+    snaps = await app.c.store.find("positions_snapshots")
+    assert [d["execution_id"] for d in snaps] == [body["execution_id"]]
+    # both steps failing is an error (503): nothing stored as done, the retry runs it again
+    app.spot.fail_balances_from = 1
+    both = await app.http.post(JOB, headers=scheduled(ADMIN, "2026-12-04T19:45:00Z"))
+    assert both.status_code == 503 and both.json()["status"] == "error"
+
+
+async def test_metrics_count_runs_by_task_action_and_outcome(app: App) -> None:
+    await app.http.post(SYM, headers=scheduled(ADMIN))  # live SELL
+    await app.http.post(SYM, headers=scheduled(ADMIN))  # its replay
+    await app.http.post(SYM, headers=bearer(ADMIN), json={"dry_run": True})
+    app.spot.bal = {"QRL": SpotBalance(D(50)), "USDT": SpotBalance(D(100))}  # 50:50 at 2
+    await app.http.post(JOB, headers=bearer(ADMIN))
+    text = (await app.http.get("/metrics")).text
+    for labels in (
+        'action="SELL",outcome="success",task="rebalance-symmetric"',
+        'action="none",outcome="replayed",task="rebalance-symmetric"',
+        'action="SELL",outcome="dry_run",task="rebalance-symmetric"',
+        'action="HOLD",outcome="success",task="15-min-job"',
+    ):
+        assert f"s3_task_runs_total{{{labels}}} 1.0" in text, labels
+    assert 's3_task_duration_seconds_count{task="15-min-job"} 1.0' in text
+
+
+async def test_one_structured_log_line_per_run_with_step_durations(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="s3_strategy.service_layer.rebalance_tasks"):
+        body = (await app.http.post(JOB, headers=scheduled(ADMIN))).json()
+    runs = [r for r in caplog.records if r.getMessage() == "task run"]
+    assert len(runs) == 1
+    rec = runs[0].__dict__
+    assert rec["execution_id"] == body["execution_id"] and rec["task"] == "15-min-job"
+    assert rec["status"] == "success" and rec["action"] == "SELL"
+    assert rec["duration_ms"] == body["duration_ms"]
+    assert set(rec["steps"]) == {"cost_update", "rebalance"}
+    for name, step in rec["steps"].items():
+        assert step["status"] == "success" and step["duration_ms"] == body[name]["duration_ms"]
+
+
+async def test_without_a_job_name_the_execution_is_the_path_and_the_window(app: App) -> None:
+    when = {"X-CloudScheduler-ScheduleTime": "2026-12-04T19:16:00Z"}
+    a = (await app.http.post(SYM, headers=bearer(ADMIN, **when))).json()
+    later = {"X-CloudScheduler-ScheduleTime": "2026-12-04T19:29:59Z"}  # same window
+    b = (await app.http.post(SYM, headers=bearer(ADMIN, **later))).json()
+    assert b["replayed"] is True and b["execution_id"] == a["execution_id"]
+    assert a["execution_id"].startswith("symmetric-20261204T1915Z-")
+    other = (await app.http.post("/tasks/15-min-job", headers=bearer(ADMIN, **when))).json()
+    assert other["replayed"] is False and other["execution_id"] != a["execution_id"]
+    bad = await app.http.post(
+        SYM, headers=bearer(ADMIN, **{"X-CloudScheduler-ScheduleTime": "yesterday"})
+    )
+    assert bad.status_code == 400
+
+
+async def test_a_run_retried_after_a_crash_resends_the_same_client_order_id(
+    app: App, redis: RedisClient
+) -> None:
+    first = (await app.http.post(SYM, headers=scheduled(ADMIN))).json()
+    eid = first["execution_id"]
+    assert first["orders"] == [rebalance_client_order_id(eid, "symmetric")]
+    # The process died after sending, before its result was stored: the lease ran out.
+    await redis.delete(f"task:exec:{eid}")
+    again = (await app.http.post(SYM, headers=scheduled(ADMIN))).json()
+    assert again["replayed"] is False and again["execution_id"] == eid
+    sent = [i["client_order_id"] for i in await intents(redis)]
+    # the same id twice: S4 keeps one order per client_order_id (idem:order:{id})
+    assert sent == first["orders"] * 2
+
+
+async def test_the_pair_lock_is_taken_and_released_by_its_own_execution_only(
+    app: App, redis: RedisClient
+) -> None:
+    eid = execution_id(
+        task="rebalance-symmetric",
+        path=SYM,
+        job_name="projects/p/locations/l/jobs/15-min-job",
+        schedule_time="2026-12-04T19:15:00Z",
+    )
+    # Our own SET NX landed but its answer was lost (redis-py retries the command): the lock
+    # already holds our execution id. It is ours: the run trades instead of holding on itself.
+    await redis.set("lock:rebalance:QRLUSDT", eid, ex=60)
+    r = (await app.http.post(SYM, headers=scheduled(ADMIN))).json()
+    assert r["execution_id"] == eid
+    assert r["plan"]["action"] == "SELL" and len(r["orders"]) == 1, r["plan"]
+    assert await redis.get("lock:rebalance:QRLUSDT") is None

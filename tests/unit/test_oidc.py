@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
@@ -106,3 +109,97 @@ def test_jwks_urls_https_file_or_loopback_http_only() -> None:
     for bad in ("http://example.com/jwks", "ftp://x/y", "jwks.json", "http://10.0.0.1/j"):
         with pytest.raises(ValueError):
             check_jwks_url(bad)
+
+
+class JwksServer:
+    """A JWKS served over loopback http (as S3_SCHEDULER_JWKS_URL may be), counting fetches."""
+
+    def __init__(self, path: Path) -> None:
+        self.fetches = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.fetches += 1
+                body = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/certs"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def jwks_http(tmp_path: Path) -> Iterator[tuple[JwksServer, Path]]:
+    path = tmp_path / "jwks.json"
+    server = JwksServer(path)
+    try:
+        yield server, path
+    finally:
+        server.close()
+
+
+async def test_jwks_over_loopback_http_is_fetched_once_not_per_request(
+    signer: Signer, jwks_http: tuple[JwksServer, Path]
+) -> None:
+    server, path = jwks_http
+    write_jwks(path, signer)
+    v = verifier(server.url, cooldown_s=3600)
+    for _ in range(5):
+        assert (await v.verify(signer.token())).email == EMAIL
+    assert server.fetches == 1  # cached: no fetch per request
+    # an unknown kid inside the cool-down: refused without a fetch (a flood of random kids
+    # cannot become a flood of fetches)
+    for kid in ("k-a", "k-b", "k-c"):
+        with pytest.raises(OidcError, match="unknown signing key"):
+            await v.verify(Signer(kid).token())
+    assert server.fetches == 1
+
+
+async def test_a_rotated_key_is_fetched_over_http_on_its_first_unknown_kid(
+    signer: Signer, jwks_http: tuple[JwksServer, Path]
+) -> None:
+    server, path = jwks_http
+    write_jwks(path, signer)
+    v = verifier(server.url, cooldown_s=0)
+    await v.verify(signer.token())
+    rotated = Signer("k2")
+    write_jwks(path, signer, rotated)
+    assert (await v.verify(rotated.token())).email == EMAIL
+    assert server.fetches == 2
+    await v.verify(rotated.token())
+    await v.verify(signer.token())
+    assert server.fetches == 2  # both kids now known: from the cache
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": -10, "iat": -3600},  # expired 10 s ago: inside the 30 s leeway
+        {"nbf": +10},  # valid in 10 s: a scheduler clock slightly ahead of ours
+        {"iat": +10},
+    ],
+)
+async def test_time_claims_get_a_small_leeway(
+    signer: Signer, tmp_path: Path, claims: dict[str, int]
+) -> None:
+    now = int(time.time())
+    v = verifier(write_jwks(tmp_path / "jwks.json", signer))
+    token = signer.token(**{k: now + d for k, d in claims.items()})
+    assert (await v.verify(token)).email == EMAIL
+    strict = verifier(write_jwks(tmp_path / "jwks.json", signer), leeway_s=0)
+    with pytest.raises(OidcError):
+        await strict.verify(token)

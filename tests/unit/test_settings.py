@@ -82,8 +82,35 @@ def test_load_s4_with_live_exchange_and_no_keys_fails(monkeypatch: pytest.Monkey
         load_settings(S4Settings)
 
 
+def test_load_s4_mexc_with_the_default_testnet_fails_naming_s4_testnet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # MEXC has no sandbox: ccxt's set_sandbox_mode() died in a TypeError at bootstrap.
+    monkeypatch.setenv("S4_EXCHANGE", "mexc")
+    monkeypatch.setenv("S4_BINANCE_KEY", "k")
+    monkeypatch.setenv("S4_BINANCE_SECRET", "s")
+    with pytest.raises(ConfigError, match="S4_TESTNET"):
+        load_settings(S4Settings)
+    monkeypatch.setenv("S4_TESTNET", "false")
+    assert load_settings(S4Settings).exchange == "mexc"
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("60s", 60), ("500ms", 0.5), ("5m", 300), ("2h", 7200), ("15", 15)]
 )
 def test_parse_duration_with_units_returns_seconds(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_s3_scheduler_defaults_are_googles_and_a_remote_plain_http_jwks_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3 = load_settings(S3Settings)
+    assert s3.scheduler_jwks_url == "https://www.googleapis.com/oauth2/v3/certs"
+    assert s3.scheduler_issuers == ["https://accounts.google.com", "accounts.google.com"]
+    assert s3.scheduler_audience is None  # OIDC off until an audience is set
+    monkeypatch.setenv("S3_SCHEDULER_JWKS_URL", "http://jwks.example.com/certs")
+    with pytest.raises(ConfigError, match="S3_SCHEDULER_JWKS_URL"):
+        load_settings(S3Settings)
+    monkeypatch.setenv("S3_SCHEDULER_JWKS_URL", "http://127.0.0.1:9000/certs")
+    assert load_settings(S3Settings).scheduler_jwks_url.startswith("http://127.0.0.1")

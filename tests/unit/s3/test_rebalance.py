@@ -117,6 +117,18 @@ def test_fee_aware_skips_a_trade_whose_drift_is_not_worth_fee_plus_half_spread()
     assert sym("1030", "970", "1", off, **wide).action is Action.SELL
 
 
+def test_min_notional_holds_at_the_bid_a_maker_buy_is_posted_at() -> None:
+    # 95 QRL @ 1 + 105 USDT: BUY 5 QRL = 5 USDT at the last price, but S4's maker BUY rests at
+    # the best bid (0.999): 4.995 USDT, which the venue refuses (Filter failure: NOTIONAL).
+    plan = sym("95", "105", "1", bid="0.999", ask="1.001")
+    assert plan.action is Action.HOLD and plan.reason_code == "BELOW_MIN_NOTIONAL", plan
+    # a book at or above the last price leaves the trade as it was
+    assert sym("95", "105", "1", bid="1", ask="1.002").quantity == D(5)
+    # a trade a step larger clears the floor at the bid too
+    big = sym("94", "106", "1", bid="0.999", ask="1.001")
+    assert big.action is Action.BUY and big.quantity * D("0.999") >= QRL.minNotional
+
+
 money = st.decimals(min_value=D("0"), max_value=D("1000000"), places=2)
 prices = st.decimals(min_value=D("0.001"), max_value=D("1000"), places=4)
 
@@ -146,6 +158,31 @@ def test_symmetric_plan_never_breaks_balances_steps_or_min_notional(
     assert abs(after) <= abs(before)
 
 
+spreads = st.decimals(min_value=D("0"), max_value=D("0.05"), places=4)
+# small portfolios: trades near the 5 USDT floor, where the price the order rests at matters
+small = st.decimals(min_value=D("0"), max_value=D("60"), places=1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.one_of(small, money),
+    quote=st.one_of(small, money),
+    price=st.one_of(st.sampled_from([D("0.5"), D(1)]), prices),
+    below=spreads,
+    above=spreads,
+)
+def test_no_planned_order_is_below_min_notional_at_any_price_s4_may_post_it_at(
+    base: Decimal, quote: Decimal, price: Decimal, below: Decimal, above: Decimal
+) -> None:
+    bid, ask = price * (1 - below), price * (1 + above)
+    plan = plan_symmetric(
+        base_free=base, quote_free=quote, quote=Quote(price, bid, ask), instrument=QRL, config=SYM
+    )
+    if plan.action is not Action.HOLD:
+        # S4 posts a maker BUY at the bid, a maker SELL at the ask; a taker trades at the mid
+        assert plan.quantity * min(bid, price) >= QRL.minNotional
+
+
 # ---- intelligent -------------------------------------------------------------------------------
 def closes(trend: str, n: int = 30) -> list[Decimal]:
     """Closes rising (golden cross at the end) or falling (death cross)."""
@@ -171,6 +208,22 @@ def test_ma_signal_golden_and_death_cross_with_strength() -> None:
     assert sig is Signal.GOLDEN_CROSS and ma_s > ma_l and strength > 0
     assert ma_signal(closes("down"), INT)[2] is Signal.DEATH_CROSS
     assert ma_signal([D(1)] * 25, INT)[2] is Signal.NEUTRAL
+
+
+def test_intelligent_buys_only_with_usdt_available() -> None:
+    # golden cross, base far below target, price under cost, but every USDT is locked in an
+    # open order: nothing to pay with
+    plan = plan_intelligent(
+        base_free=D(100),
+        quote_free=D(0),
+        quote_locked=D(1000),
+        quote=Quote(D(1)),
+        closes=closes("up"),
+        cost_avg=D("1.2"),
+        instrument=QRL,
+        config=INT,
+    )
+    assert plan.action is Action.HOLD and plan.reason_code == "INSUFFICIENT_BALANCE"
 
 
 def test_intelligent_holds_with_fewer_than_25_bars() -> None:
@@ -232,8 +285,17 @@ def test_intelligent_core_tier_is_never_sold(
     if plan.action is Action.SELL:
         assert plan.quantity <= base * D("0.3")
         assert price >= cost * D("1.03")
+        # only on a death cross, with base above target
+        assert plan.details["ma_indicators"]["signal"] == "DEATH_CROSS" and not up
+        assert plan.details["ratio"] > INT.target_ratio
     if plan.action is Action.BUY:
         assert price <= cost and plan.notional_usdt <= quote
+        assert plan.details["ma_indicators"]["signal"] == "GOLDEN_CROSS" and up
+        assert plan.details["ratio"] < INT.target_ratio
+    if plan.action is not Action.HOLD:
+        # the trade moves toward the target, never past it
+        delta = abs(plan.details["delta_usdt"])
+        assert plan.notional_usdt <= delta
 
 
 # ---- cost / PnL --------------------------------------------------------------------------------

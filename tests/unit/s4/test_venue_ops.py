@@ -23,12 +23,14 @@ from s4_router.adapters.exchange.base import (
     RateLimited,
 )
 from s4_router.adapters.exchange.guard import GuardedExchange
+from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from s4_router.service_layer.venue_ops import RetryPolicy, Unresolved, VenueOps
 from svckit.clock import ManualClock
 from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side
 from tradekit.instrument import Instrument
+from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 
 REQ = PlaceOrderRequest(Market.FUT, "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.002"), "p-E1")
 
@@ -222,3 +224,22 @@ async def test_guard_with_5xx_and_429_counts_errors_but_not_rejects_or_timeouts(
             await g.place_order(REQ)
     assert cb.error_rate(0) == (0.75, 4)
     assert seen == ["OPEN"]
+
+
+async def test_trades_of_finds_a_fill_the_venue_stamped_before_our_clocks_send_time() -> None:
+    """A venue whose clock is behind ours (tens of ms is common; S4 accepts up to its skew
+    limit) stamps a fill *earlier* than the child's created_ts on our clock. Asking for trades
+    since that created_ts must still find it: on a venue whose create answer carries no fills
+    (MEXC) this query is the only way a fill gets booked."""
+    venue_clock = ManualClock(1_700_000_000_000)
+    venue = default_venue(clock=venue_clock, seed=3)
+    ours = ManualClock(venue_clock.now_ms() + 40)  # our clock 40 ms ahead of the venue's
+    ex = SimExchange(venue)
+    await ex.load_markets(DEFAULT_INSTRUMENTS)
+    created_ts = ours.now_ms()
+    req = PlaceOrderRequest(Market.SPOT, "QRLUSDT", Side.SELL, OrderType.MARKET, D(100), "p-E1")
+    await ex.place_order(req)
+    o = VenueOps(ex, metrics=RouterMetrics(), clock=ours, recv_window_ms=5000)
+    trades = await o.trades_of(Market.SPOT, "QRLUSDT", client_order_id="p-E1", since_ms=created_ts)
+    assert sum(t.qty for t in trades) == 100
+    assert all(t.ts < created_ts for t in trades)  # stamped before "since" on our clock

@@ -305,6 +305,13 @@ class Settings(ServiceSettings):
     def _keys_for_live(self) -> Settings:
         if self.exchange != "sim" and not (self.binance_key and self.binance_secret):
             raise ValueError(f"exchange={self.exchange} needs S4_BINANCE_KEY and S4_BINANCE_SECRET")
+        if self.exchange == "mexc" and self.testnet:
+            # ccxt has no MEXC sandbox (set_sandbox_mode dies at start-up), and the default
+            # (true) must not silently mean the live venue: say so explicitly.
+            raise ValueError(
+                "S4_EXCHANGE=mexc has no testnet: set S4_TESTNET=false (the live venue, or "
+                "S4_EXCHANGE_BASE_URL for another MEXC-compatible host)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -689,8 +689,12 @@ def _mexc_params(route: Route, params: dict[str, str]) -> None:
     """MEXC's inputs in the venue's terms: string order ids, MEXC interval names."""
     if "orderId" in params:
         params["orderId"] = mj.order_id_in(params["orderId"])
-    if route.method == "POST" and route.path == "/api/v3/order" and params.get("type") == "LIMIT":
-        params.setdefault("timeInForce", "GTC")  # MEXC has no timeInForce: a LIMIT is GTC
+    if route.method == "POST" and route.path == "/api/v3/order":
+        # MEXC has no newOrderRespType: every create answer carries origQty/price (the venue's
+        # RESULT); Binance's default for LIMIT_MAKER, ACK, has neither.
+        params["newOrderRespType"] = "RESULT"
+        if params.get("type") == "LIMIT":
+            params.setdefault("timeInForce", "GTC")  # MEXC has no timeInForce: a LIMIT is GTC
     if route.path == "/api/v3/klines" and "interval" in params:
         if params["interval"] not in mj.INTERVALS:
             raise _bad(-1120, "Invalid interval.")

@@ -11,6 +11,7 @@ middleware must list `/tasks/` among the paths that authenticate themselves.
 from __future__ import annotations
 
 import hmac
+import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,6 +33,8 @@ from tradekit.intents import MAX_NUMBER
 
 if TYPE_CHECKING:
     from s3_strategy.bootstrap import S3Container
+
+log = logging.getLogger(__name__)
 
 # Bounded as the intents they become are (tradekit.intents.MAX_NUMBER): a what-if price of
 # 1e308 would otherwise fail the run inside the task (a 503) instead of being refused (422).
@@ -86,6 +89,16 @@ async def require_task_auth(request: Request) -> str:
     except OidcError as exc:
         task = _TASK_OF_PATH.get(request.url.path, "unknown")
         c.metrics.task_runs.labels(task, "none", "denied").inc()
+        # The scheduler does not show our answer's body: the reason must be in our logs.
+        log.warning(
+            "task auth refused",
+            extra={
+                "task": task,
+                "path": request.url.path,
+                "status": exc.status,
+                "reason": str(exc),
+            },
+        )
         raise _unauthorized(str(exc), exc.status) from None
     return f"oidc:{who.email}"
 

@@ -40,7 +40,7 @@ from s3_strategy.service_layer.task_runs import (
 )
 from svckit import jsonutil
 from svckit.clock import Clock
-from svckit.redisio import RedisClient
+from svckit.redisio import RedisClient, claim_once, release_claim
 from svckit.store.base import DocumentStore, Query
 from tradekit.enums import Market, OrderStatus, Side
 from tradekit.instrument import Instrument
@@ -123,7 +123,8 @@ class TaskService:
             eid += "-dry"
         key = exec_key(eid)
         marker = jsonutil.dumps({"state": "running", "since": self.clock.now_ms()})
-        if not await self.redis.set(key, marker, nx=True, ex=self.settings.task_lease_s):
+        # claim_once: a SET NX that redis-py retried after a lost answer is still ours.
+        if not await claim_once(self.redis, key, marker, self.settings.task_lease_s):
             raw = await self.redis.get(key)
             doc = jsonutil.loads(raw) if raw else {}
             if doc.get("state") == "done":
@@ -144,7 +145,7 @@ class TaskService:
         try:
             body = await self._execute(req, eid)
         except BaseException:
-            await self.redis.delete(key)  # nothing finished: a retry may run it again
+            await release_claim(self.redis, key, marker)  # nothing finished: a retry may run it
             raise
         body["duration_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         ok = body["status"] != "error"
@@ -154,7 +155,7 @@ class TaskService:
         else:
             # Failed before anything was stored as done: the scheduler's retry runs it again,
             # with the same execution id and so the same client order ids.
-            await self.redis.delete(key)
+            await release_claim(self.redis, key, marker)
         await self._record(req, body)
         self._observe(req, body, time.perf_counter() - t0)
         return RunResult(RunDisposition.DONE if ok else RunDisposition.FAILED, body)
@@ -306,7 +307,9 @@ class TaskService:
         # each plans from balances the other is about to change.
         inst = self.instrument()
         lock = run_lock_key(inst.symbol)
-        if not await self.redis.set(lock, eid, nx=True, ex=self.settings.task_lease_s):
+        # Held under the execution id: a lock that already holds it is ours (a retried SET NX),
+        # and only its own execution releases it (one that outlived its TTL frees no other's).
+        if not await claim_once(self.redis, lock, eid, self.settings.task_lease_s):
             holder = await self.redis.get(lock)
             held = holder.decode() if isinstance(holder, bytes) else holder
             return {
@@ -322,7 +325,7 @@ class TaskService:
         try:
             return await self._rebalance(strategy, req, eid)
         finally:
-            await self.redis.delete(lock)
+            await release_claim(self.redis, lock, eid)
 
     async def _rebalance(self, strategy: str, req: RunRequest, eid: str) -> dict[str, Any]:
         inst = self.instrument()

@@ -143,7 +143,12 @@ class VenueOps:
     async def trades_of(
         self, market: Market, symbol: str, *, client_order_id: str, since_ms: int | None
     ) -> list[ExchangeTrade]:
-        trades = await self.call(lambda: self.exchange.fetch_my_trades(market, symbol, since_ms))
+        """Trades under `client_order_id` since `since_ms` (our clock). The venue stamps trades
+        with *its* clock, which may be behind ours by up to the recvWindow it accepts our
+        signed requests in: the query starts that much earlier (rows are filtered by client
+        id anyway), else a fill stamped "before" the child was sent would never be booked."""
+        since = None if since_ms is None else max(0, since_ms - self.recv_window_ms)
+        trades = await self.call(lambda: self.exchange.fetch_my_trades(market, symbol, since))
         return [t for t in trades if t.client_order_id == client_order_id]
 
     async def resolve(

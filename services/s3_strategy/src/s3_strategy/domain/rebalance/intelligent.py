@@ -202,6 +202,7 @@ def plan_intelligent(
         min_notional_usdt=config.min_notional_usdt,
         max_notional_usdt=config.max_notional_usdt,
         cap_qty=cap,
+        floor_price=quote.lowest,
     )
     refused = vetted(
         sized, deviation=deviation, quote=quote, fee=config.fee, price=price, details=details

@@ -64,6 +64,15 @@ class Quote:
     ask: Decimal | None = None
 
     @property
+    def lowest(self) -> Decimal:
+        """The lowest price an order of this plan may rest or trade at: S4's maker BUY rests at
+        the bid (below `price` on a normal book), and the venue checks min notional at the
+        order's own price. A valid bid below `price`, else `price`."""
+        if self.bid is not None and self.bid.is_finite() and 0 < self.bid < self.price:
+            return self.bid
+        return self.price
+
+    @property
     def half_spread(self) -> Decimal:
         if self.bid is None or self.ask is None or self.bid <= 0 or self.ask < self.bid:
             return ZERO
@@ -168,9 +177,12 @@ def size_trade(
     max_notional_usdt: Decimal | None,
     cap_qty: Decimal | None = None,
     cap_name: str = "tier",
+    floor_price: Decimal | None = None,
 ) -> Sized:
     """Round `wanted_qty` down to the step, cap it by balances (fees included on a BUY), by an
-    optional cap (tier) and by max notional, then check min notional (ours and the venue's)."""
+    optional cap (tier) and by max notional, then check min notional (ours and the venue's) at
+    `floor_price` (default `price`): the lowest price the order may be sent at, so that the
+    venue never refuses it for size (Quote.lowest)."""
     qty = wanted_qty
     reduced: str | None = None
     if cap_qty is not None and qty > cap_qty:
@@ -189,7 +201,8 @@ def size_trade(
     except RoundsToZero:
         qty = ZERO
     floor = max(min_notional_usdt, instrument.minNotional)
-    if qty <= 0 or qty * price < floor or qty < instrument.minQty:
+    at = price if floor_price is None else min(price, floor_price)
+    if qty <= 0 or qty * at < floor or qty < instrument.minQty:
         if reduced == "balance":
             return Sized(
                 ZERO,
@@ -201,7 +214,7 @@ def size_trade(
             reduced,
             (
                 HoldReason.BELOW_MIN_NOTIONAL,
-                f"trade of {(qty * price).normalize()} USDT is below min notional {floor}",
+                f"trade of {(qty * at).normalize()} USDT is below min notional {floor}",
             ),
         )
     return Sized(qty, reduced)

@@ -2,7 +2,8 @@
 
     total = base·price + quote ; target = total·target_ratio ; delta = base·price − target
     deviation = |base·price / total − target_ratio|  (fraction of the portfolio)
-    HOLD  price ≤ 0, empty portfolio, deviation < threshold_pct, trade < min notional,
+    HOLD  price ≤ 0, empty portfolio, deviation < threshold_pct, trade < min notional (valued
+          at the lower of price and bid: S4's maker BUY rests at the bid, the venue checks there),
           no balance for a trade of min size, or (fee-aware) the drift is not worth the cost
     SELL  delta > 0: qty = delta / price          BUY  delta < 0: qty = |delta| / price
     qty rounds down to the instrument's step, is capped by free balances (a BUY keeps room for
@@ -91,6 +92,7 @@ def plan_symmetric(
         fee_rate=config.fee.fee_rate,
         min_notional_usdt=config.min_notional_usdt,
         max_notional_usdt=config.max_notional_usdt,
+        floor_price=quote.lowest,
     )
     refused = vetted(
         sized, deviation=deviation, quote=quote, fee=config.fee, price=price, details=details

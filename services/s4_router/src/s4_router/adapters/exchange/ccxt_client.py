@@ -9,8 +9,8 @@ exchange port, through ``ccxt.async_support``.
   entry of ``exchange.urls['api']`` to that host (the simulator's Binance facade in tests:
   the real ccxt code path runs end to end over real HTTP, and nothing can reach the internet).
 * Markets come from our instrument_registry (Binance ``exchangeInfo`` entries built by
-  :mod:`.ccxt_setup`), so start-up does not depend on venue discovery; MEXC, whose market
-  shapes we cannot verify offline, still uses ``load_markets()``.
+  :mod:`.ccxt_setup`), so start-up does not depend on venue discovery; MEXC still discovers
+  them, but only the lists the registry trades (spot and/or swap, no currency list).
 * Requests and answers are mapped in :mod:`.ccxt_orders`, errors in :mod:`.errors_ccxt`.
 
 Binance's trade rows carry no client order id: ``fetch_my_trades`` fills it from orders this
@@ -200,8 +200,8 @@ class CcxtExchange(ExchangePort):
 
     # ---- the port ----------------------------------------------------------------------------
     async def load_markets(self, instruments: Sequence[Instrument]) -> None:
-        """Markets from `instruments` (no venue discovery); with no instruments, or on MEXC,
-        ccxt's own ``load_markets()`` (the venue's exchangeInfo) is the fallback."""
+        """Markets from `instruments` (no venue discovery); on MEXC, the venue's lists of the
+        market types `instruments` trade; with no instruments, ccxt's own ``load_markets()``."""
         self._instruments.update({i.symbol: i for i in instruments})
         if self._binance and not instruments:
             await self._discover_binance()
@@ -219,7 +219,7 @@ class CcxtExchange(ExchangePort):
                 client.set_markets(parsed)
         else:
             client = self._primary
-            await self._call(client.load_markets, client=client)
+            await self._call(partial(self._load_mexc_markets, instruments), client=client)
             for inst in instruments:
                 pair = f"{inst.base_asset}/{inst.quote_asset}"
                 for market, symbol in ((SPOT, pair), (FUT, f"{pair}:{inst.quote_asset}")):
@@ -232,6 +232,23 @@ class CcxtExchange(ExchangePort):
                         )
         for client in self._distinct_clients():
             await self._sync_clock(client)
+
+    async def _load_mexc_markets(self, instruments: Sequence[Instrument]) -> None:
+        """MEXC's market lists, only those the registry trades: spot (api.mexc.com) and/or swap
+        (contract.mexc.com). ccxt's own load_markets() always fetches both plus the currency
+        list (/capital/config/getall: networks and withdrawal data the router never uses), so a
+        spot-only registry would depend on the futures host and on a wallet-permission call."""
+        client = self._primary
+        wanted = {m for inst in instruments for m in inst.markets}
+        if not wanted:
+            await client.load_markets()
+            return
+        markets: list[Any] = []
+        if SPOT in wanted:
+            markets += await client.fetch_spot_markets()
+        if FUT in wanted:
+            markets += await client.fetch_swap_markets()
+        client.set_markets(markets)
 
     async def _discover_binance(self) -> None:
         for market, types in ((SPOT, ["spot"]), (FUT, ["linear"])):
@@ -259,12 +276,19 @@ class CcxtExchange(ExchangePort):
             submit=True,
             client=client,
         )
+        if not order.get("clientOrderId"):
+            # MEXC's create answer carries no client id: it is the one we sent.
+            order = {**order, "clientOrderId": req.client_order_id}
         return self._order(req.market, order)
 
     def _ref_params(
         self, venue_order_id: str | None, client_order_id: str | None
     ) -> tuple[str | None, dict[str, Any]]:
         oid = self._id(venue_order_id)
+        if not self._binance:
+            # ccxt's mexc names an order by `clientOrderId` (sent as origClientOrderId); given
+            # Binance's origClientOrderId it would also send orderId=None.
+            return oid, {} if client_order_id is None else {"clientOrderId": client_order_id}
         return oid, ccxt_orders.ref_params(oid, client_order_id)
 
     async def cancel_order(

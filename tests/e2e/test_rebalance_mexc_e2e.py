@@ -1,0 +1,179 @@
+"""End to end on MEXC's dialect: the seeds' venue through ccxt `mexc` on both sides. The venue
+simulator is served over loopback HTTP as MEXC spot v3 (the facade's `mexc` dialect); S3's tasks
+read balances and ticker through `S3_EXCHANGE=mexc`, S4 trades through `S4_EXCHANGE=mexc`. A
+scheduled symmetric rebalance of QRLUSDT ends with its fill persisted under MEXC's string order
+id and the QRL:USDT value ratio back within the threshold.
+
+The registry is the project's, with every instrument spot-only: the facade has no MEXC futures
+host (contract.mexc.com), and S4 loads only the market lists the registry trades."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from s3_strategy.bootstrap import bootstrap as s3_bootstrap
+from s3_strategy.config import Settings as S3Settings
+from s3_strategy.entrypoints.api import create_app as s3_app
+from s4_router.bootstrap import bootstrap as s4_bootstrap
+from s4_router.config import Settings as S4Settings
+from s4_router.entrypoints.api import create_app as s4_app
+from svckit.clock import TrackingClock
+from svckit.redisio import RedisClient
+from svckit.store.base import Query
+from svckit.store.sqlite import SqliteStore
+from tests.conftest import FIXTURES
+from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp
+from tests.helpers import S4_AUTH
+from tradekit.enums import Market
+from venue.defaults import default_venue
+from venue.facade import FacadeServer, create_facade
+from venue.venue import Venue
+
+D = Decimal
+ADMIN = "mexc-e2e-admin-token-0123456789abcdef"
+SYMBOL = "QRLUSDT"
+MINUTE = 60_000
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[FacadeServer, SwappableApp]]:
+    slot = SwappableApp()
+    with FacadeServer(slot, log_level="critical") as srv:
+        yield srv, slot
+
+
+def spot_only_fixtures(tmp_path: Path) -> Path:
+    out = tmp_path / "fixtures"
+    shutil.copytree(FIXTURES, out)
+    reg = out / "instrument_registry.json"
+    rows = json.loads(reg.read_text())
+    for row in rows:
+        row["markets"] = ["SPOT"]
+    reg.write_text(json.dumps(rows))
+    return out
+
+
+async def wait_for(pred: Callable[[], Awaitable[bool]], within_s: float = 20.0) -> None:
+    async with asyncio.timeout(within_s):
+        while not await pred():  # noqa: ASYNC110 - polls the store
+            await asyncio.sleep(0.05)
+
+
+def ratio(venue: Venue) -> Decimal:
+    bal = venue.balances()
+    t = venue.ticker(Market.SPOT, SYMBOL)
+    assert t.bid is not None and t.ask is not None
+    mid = (t.bid[0] + t.ask[0]) / 2
+    qrl = (bal["QRL"].free + bal["QRL"].locked) * mid
+    return qrl / (qrl + bal["USDT"].free + bal["USDT"].locked)
+
+
+@pytest.fixture
+async def stacks(redis: RedisClient) -> AsyncIterator[AsyncExitStack]:
+    async with AsyncExitStack() as stack:
+        yield stack
+
+
+async def test_scheduled_symmetric_rebalance_through_ccxt_mexc_on_both_sides(
+    server: tuple[FacadeServer, SwappableApp],
+    stacks: AsyncExitStack,
+    redis: RedisClient,
+    redis_addresses: list[str],
+    tmp_path: Path,
+) -> None:
+    srv, slot = server
+    # The venue's clock is the wall clock: S4 syncs with the venue's time and refuses to trade
+    # on a skewed one.
+    start = int(time.time() * 1000) - 30 * MINUTE
+    venue = default_venue(clock=TrackingClock(start), seed=3, step_ms=MINUTE, replay=False)
+    venue.advance(30 * MINUTE)  # 30 minutes of history, ending now
+    # A QRL-heavy account: 2,000 QRL (~1,000 USDT at ~0.5) and 400 USDT ⇒ ~71 % in QRL.
+    venue.spot_account._free.update({"QRL": D(2000), "USDT": D(400)})
+    slot.app = create_facade(venue, api_key=API_KEY, api_secret=API_SECRET, dialect="mexc")
+    fixtures = spot_only_fixtures(tmp_path)
+    db = tmp_path / "store.sqlite3"
+
+    s4_settings = S4Settings(
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=fixtures,
+        route_table_path=fixtures / "route_table.json",
+        exchange="mexc",
+        testnet=False,  # MEXC has no testnet: the facade stands in for the venue
+        exchange_base_url=srv.url,
+        binance_key=API_KEY,
+        binance_secret=API_SECRET,
+        stream_block_ms=50,
+        maker_max_wait_ms=0,
+    )
+    s4_store = SqliteStore(db)
+    stacks.push_async_callback(s4_store.close)
+    s4c = await s4_bootstrap(s4_settings, redis=redis, store=s4_store)
+    app4 = s4_app(s4_settings, container=s4c)
+    await stacks.enter_async_context(app4.router.lifespan_context(app4))
+    rest = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
+    )
+
+    s3_settings = S3Settings(
+        redis_addresses=redis_addresses,
+        data_dir=tmp_path,
+        fixtures_dir=fixtures,
+        s4_url="http://s4",
+        admin_token=ADMIN,
+        exchange="mexc",
+        exchange_base_url=srv.url,
+        exchange_api_key=API_KEY,
+        exchange_api_secret=API_SECRET,
+    )
+    s3_store = SqliteStore(db)
+    stacks.push_async_callback(s3_store.close)
+    s3c = await s3_bootstrap(s3_settings, redis=redis, store=s3_store, http=rest)
+    app3 = s3_app(s3_settings, container=s3c)
+    await stacks.enter_async_context(app3.router.lifespan_context(app3))
+    s3 = await stacks.enter_async_context(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app3), base_url="http://s3")
+    )
+
+    before = ratio(venue)
+    assert before > D("0.6")
+    slot_time = datetime.now(UTC).replace(second=0, microsecond=0)
+    headers = {
+        "Authorization": f"Bearer {ADMIN}",
+        "X-CloudScheduler": "true",
+        "X-CloudScheduler-JobName": "projects/p/locations/l/jobs/rebalance-qrl-mexc",
+        "X-CloudScheduler-ScheduleTime": slot_time.isoformat().replace("+00:00", "Z"),
+    }
+    r = await s3.post("/tasks/rebalance/symmetric", headers=headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    plan = body["plan"]
+    assert plan["action"] == "SELL" and body["publish"]["s4"]["result"] == "OK", body
+    [coid] = body["orders"]
+    qty = D(plan["quantity"])
+
+    async def filled() -> bool:
+        doc = await s4c.store.find_one("orders", {"client_order_id": coid})
+        return doc is not None and doc["status"] == "FILLED"
+
+    await wait_for(filled)
+    fills = await s4c.store.find("fills", Query(where={"parent_client_order_id": coid}))
+    assert fills and sum(D(f["qty"]) for f in fills) == qty
+    assert {f["venue"] for f in fills} == {"mexc"}
+    assert all(str(f["order_id"]).startswith("C02__") for f in fills)  # MEXC's string ids
+    assert abs(ratio(venue) - D("0.5")) < D("0.01"), ratio(venue)
+    # a second delivery of the slot: the stored result, nothing traded
+    again = (await s3.post("/tasks/rebalance/symmetric", headers=headers)).json()
+    assert again["replayed"] is True and again["orders"] == [coid]
+    assert await s4c.store.count("orders", {"parent_client_order_id": None}) == 1
