@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from md_feeder.config import Settings as MdSettings
 from s3_strategy.config import Settings as S3Settings
 from s4_router.config import Settings as S4Settings
 from svckit.errors import ConfigError
@@ -93,6 +94,17 @@ def test_load_s4_mexc_with_the_default_testnet_fails_naming_s4_testnet(
         load_settings(S4Settings)
     monkeypatch.setenv("S4_TESTNET", "false")
     assert load_settings(S4Settings).exchange == "mexc"
+
+
+def test_load_feeder_mexc_with_the_default_testnet_fails_naming_md_testnet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The feeder builds its ccxt clients the same way as S4: MEXC has no sandbox.
+    monkeypatch.setenv("MD_SOURCE", "mexc")
+    with pytest.raises(ConfigError, match="MD_TESTNET"):
+        load_settings(MdSettings)
+    monkeypatch.setenv("MD_TESTNET", "false")
+    assert load_settings(MdSettings).source == "mexc"
 
 
 @pytest.mark.parametrize(

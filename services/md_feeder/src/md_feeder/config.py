@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from svckit.settings import CsvList, ServiceSettings
@@ -64,3 +64,14 @@ class Settings(ServiceSettings):
         ge=100,
         description="/health reports stale when nothing was published for this long",
     )
+
+    @model_validator(mode="after")
+    def _mexc_has_no_testnet(self) -> Settings:
+        if self.source == "mexc" and self.testnet:
+            # ccxt has no MEXC sandbox (set_sandbox_mode dies at start-up), and the default
+            # (true) must not silently mean the live venue: say so explicitly, as S4 does.
+            raise ValueError(
+                "MD_SOURCE=mexc has no testnet: set MD_TESTNET=false (the live venue's public "
+                "books, or MD_EXCHANGE_BASE_URL for another MEXC-compatible host)"
+            )
+        return self
