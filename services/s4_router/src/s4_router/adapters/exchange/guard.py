@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from decimal import Decimal
 from typing import TypeVar
 
 from s4_router.adapters.exchange.base import (
@@ -35,6 +34,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeTrade,
     ExchangeUnavailable,
     OcoOrderList,
+    OcoRequest,
     PlaceOrderRequest,
     Position,
     RateLimited,
@@ -50,7 +50,7 @@ from s4_router.adapters.exchange.weight import (
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, Transition
 from svckit.clock import Clock
-from tradekit.enums import Market, Side
+from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
 T = TypeVar("T")
@@ -290,34 +290,9 @@ class GuardedExchange(ExchangePort):
             Market.FUT,
         )
 
-    async def place_oco(
-        self,
-        symbol: str,
-        side: Side,
-        qty: Decimal,
-        *,
-        limit_price: Decimal,
-        stop_price: Decimal,
-        stop_limit_price: Decimal | None = None,
-        list_client_order_id: str | None = None,
-        limit_client_order_id: str | None = None,
-        stop_client_order_id: str | None = None,
-    ) -> OcoOrderList:
+    async def place_oco(self, req: OcoRequest) -> OcoOrderList:
         return await self._guard(
-            lambda: self.inner.place_oco(
-                symbol,
-                side,
-                qty,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                stop_limit_price=stop_limit_price,
-                list_client_order_id=list_client_order_id,
-                limit_client_order_id=limit_client_order_id,
-                stop_client_order_id=stop_client_order_id,
-            ),
-            "place_oco",
-            Market.SPOT,
-            urgent=True,
+            lambda: self.inner.place_oco(req), "place_oco", Market.SPOT, urgent=True
         )
 
     async def fetch_order_list(
