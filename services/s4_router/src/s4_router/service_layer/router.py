@@ -292,22 +292,12 @@ class OrderRouter:
             except InfraError:
                 await self.leases.release(lease)
                 raise  # nothing sent; the caller (or the stream) retries
-        parent = OrderRecord(
-            client_order_id=coid,
-            intent_id=intent.intent_id,
-            venue=self.exchange.venue,
-            market=intent.market,
-            symbol=intent.symbol,
-            side=intent.side,
-            type=OrderType.MARKET if resolved.config.policy == "MARKET" else OrderType.LIMIT,
-            qty=qty,
-            reduce_only=intent.reduce_only,
-            status=S.NEW,
-            history=[StateChange(status=S.NEW, ts=now, reason=f"intake:{source}")],
-            intent=intent.model_dump(mode="json"),
-            created_ts=intent.created_ts or now,
-            updated_ts=now,
-            role=OrderRole.PARENT,
+        parent = self._parent(
+            intent,
+            qty,
+            OrderType.MARKET if resolved.config.policy == "MARKET" else OrderType.LIMIT,
+            now,
+            source,
             arrival_mid=arrival,
             exec_state=machine.s.model_dump(mode="json"),
             adjustments=list(resolved.adjustments),
@@ -442,27 +432,9 @@ class OrderRouter:
     ) -> Outcome:
         now = self.clock.now_ms()
         coid = intent.client_order_id
-        record = OrderRecord(
-            client_order_id=coid,
-            intent_id=intent.intent_id,
-            venue=self.exchange.venue,
-            market=intent.market,
-            symbol=intent.symbol,
-            side=intent.side,
-            type=OrderType.MARKET,
-            qty=qty,
-            reduce_only=intent.reduce_only,
-            status=S.REJECTED,
-            history=[
-                StateChange(status=S.NEW, ts=now, reason=f"intake:{source}"),
-                StateChange(status=S.REJECTED, ts=now, reason=reason),
-            ],
-            intent=intent.model_dump(mode="json"),
-            message=message,
-            created_ts=intent.created_ts or now,
-            updated_ts=now,
-            role=OrderRole.PARENT,
-        )
+        record = self._parent(intent, qty, OrderType.MARKET, now, source, message=message)
+        record.status = S.REJECTED
+        record.history.append(StateChange(status=S.REJECTED, ts=now, reason=reason))
         try:
             await self.orders.add(record)
         except DuplicateKey:
@@ -497,6 +469,29 @@ class OrderRouter:
                 reason=reason,
             ),
             kind,
+        )
+
+    def _parent(
+        self, intent: OrderIntent, qty: Decimal, otype: OrderType, now: int, source: str, **kw: Any
+    ) -> OrderRecord:
+        """The parent record of `intent` as its intake first writes it (NEW)."""
+        return OrderRecord(
+            client_order_id=intent.client_order_id,
+            intent_id=intent.intent_id,
+            venue=self.exchange.venue,
+            market=intent.market,
+            symbol=intent.symbol,
+            side=intent.side,
+            type=otype,
+            qty=qty,
+            reduce_only=intent.reduce_only,
+            status=S.NEW,
+            history=[StateChange(status=S.NEW, ts=now, reason=f"intake:{source}")],
+            intent=intent.model_dump(mode="json"),
+            created_ts=intent.created_ts or now,
+            updated_ts=now,
+            role=OrderRole.PARENT,
+            **kw,
         )
 
     def _fail(self, intent: OrderIntent, message: str, reason: str | None = None) -> OrderResponse:
