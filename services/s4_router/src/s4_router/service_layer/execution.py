@@ -37,7 +37,8 @@ from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import can_transition
 from s4_router.policies.model import Book, Cancel, ChildReport, Command, Note, Place
 from s4_router.policies.parent_machine import ParentMachine
-from s4_router.service_layer.child_orders import ChildOrders, ExecDeps, Pending
+from s4_router.service_layer.child_orders import ChildOrders
+from s4_router.service_layer.exec_deps import ExecDeps, Pending
 from tradekit.enums import OrderStatus
 from tradekit.events import OrderExecuted
 from tradekit.instrument import Instrument

@@ -60,7 +60,7 @@ from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_pol
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.cancels import CancelProgress, Cancels, child_n
-from s4_router.service_layer.child_orders import ExecDeps
+from s4_router.service_layer.exec_deps import ExecDeps
 from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
