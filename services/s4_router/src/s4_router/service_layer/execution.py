@@ -217,11 +217,12 @@ class Execution(ChildOrders):
         done = [ev for ev in events if ev.name == "EXEC_DONE"]
         events = [ev for ev in events if ev.name != "EXEC_DONE"]
         for ev in done:
-            await self.d.publisher.outcome_event(
+            await self.d.publisher.event(
                 ev.name,
                 client_order_id=self.client_order_id,
                 symbol=self.parent.symbol,
                 data=ev.data,
+                once=True,
             )
         if events:
             await self.d.publisher.events(
