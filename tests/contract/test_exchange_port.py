@@ -36,6 +36,7 @@ from s4_router.adapters.exchange.base import (
     InsufficientFunds,
     InvalidOrder,
     MarginModeConflict,
+    OcoRequest,
     OrderNotFound,
     PlaceOrderRequest,
     PostOnlyRejected,
@@ -584,7 +585,9 @@ async def test_place_oco_with_take_profit_filled_cancels_stop_leg(
     tp = (book.best_ask * D("1.01")).quantize(D("0.1"))
     sl = (book.best_bid * D("0.99")).quantize(D("0.1"))
     oco = await ext.place_oco(
-        SYM, Side.SELL, D("0.1"), limit_price=tp, stop_price=sl, list_client_order_id="oco-1"
+        OcoRequest(
+            SYM, Side.SELL, D("0.1"), limit_price=tp, stop_price=sl, list_client_order_id="oco-1"
+        )
     )
     assert (oco.status, oco.list_client_order_id) == ("EXEC_STARTED", "oco-1")
     assert [o.type for o in oco.orders] == [OrderType.LIMIT_MAKER, OrderType.STOP_MARKET]
@@ -606,7 +609,9 @@ async def test_fetch_order_list_by_client_id_finds_it_and_unknown_raises_not_fou
     tp = (book.best_ask * D("1.01")).quantize(D("0.1"))
     sl = (book.best_bid * D("0.99")).quantize(D("0.1"))
     oco = await ext.place_oco(
-        SYM, Side.SELL, D("0.1"), limit_price=tp, stop_price=sl, list_client_order_id="oco-lk"
+        OcoRequest(
+            SYM, Side.SELL, D("0.1"), limit_price=tp, stop_price=sl, list_client_order_id="oco-lk"
+        )
     )
     found = await ext.fetch_order_list(symbol=SYM, list_client_order_id="oco-lk")
     assert found.order_list_id == oco.order_list_id and found.status == "EXEC_STARTED"
@@ -619,14 +624,16 @@ async def test_place_oco_buy_with_cancel_list_cancels_both_legs(ext: Any) -> Non
     tp = (book.best_bid * D("0.99")).quantize(D("0.1"))
     sl = (book.best_ask * D("1.01")).quantize(D("0.1"))
     oco = await ext.place_oco(
-        SYM,
-        Side.BUY,
-        D("0.1"),
-        limit_price=tp,
-        stop_price=sl,
-        stop_limit_price=sl + D("10"),
-        limit_client_order_id="oco-b-tp",
-        stop_client_order_id="oco-b-sl",
+        OcoRequest(
+            SYM,
+            Side.BUY,
+            D("0.1"),
+            limit_price=tp,
+            stop_price=sl,
+            stop_limit_price=sl + D("10"),
+            limit_client_order_id="oco-b-tp",
+            stop_client_order_id="oco-b-sl",
+        )
     )
     # BUY: the stop is the above leg, the take-profit the below leg.
     assert [o.client_order_id for o in oco.orders] == ["oco-b-sl", "oco-b-tp"]
@@ -642,7 +649,9 @@ async def test_place_oco_with_wrong_price_order_raises_invalid_order(ext: Any) -
     book = await ext.fetch_book(SPOT, SYM, 1)
     below = (book.best_bid * D("0.99")).quantize(D("0.1"))
     with pytest.raises(InvalidOrder):
-        await ext.place_oco(SYM, Side.SELL, D("0.1"), limit_price=below, stop_price=below)
+        await ext.place_oco(
+            OcoRequest(SYM, Side.SELL, D("0.1"), limit_price=below, stop_price=below)
+        )
 
 
 async def test_place_order_with_conditional_type_points_to_place_conditional(ext: Any) -> None:

@@ -42,7 +42,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from s4_router.adapters.exchange.ccxt_setup import rewrite_urls as _rewrite_urls
+from svckit.ccxt_hosts import rewrite_urls as _rewrite_urls
 from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp, facade_venue, plug
 from venue.facade import FacadeServer
 from venue.venue import Venue

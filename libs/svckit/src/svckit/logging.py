@@ -24,7 +24,6 @@ from svckit.jsonutil import dumps
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
-CORRELATION_FIELDS = ("signal_id", "intent_id", "client_order_id")
 _correlation: ContextVar[dict[str, str] | None] = ContextVar("log_correlation", default=None)
 
 

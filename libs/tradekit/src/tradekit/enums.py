@@ -90,11 +90,6 @@ class Liquidity(StrEnum):
     TAKER = "TAKER"
 
 
-class Decision(StrEnum):
-    OPEN = "open"
-    SKIP = "skip"
-
-
 class RequestResult(StrEnum):
     OK = "OK"
     FAIL = "FAIL"

@@ -47,9 +47,6 @@ class FeatureSnapshot(BaseModel):
     ts: int
     values: dict[str, float]
 
-    def to_flat(self) -> dict[str, object]:
-        return {"symbol": self.symbol, "ts": self.ts, **self.values}
-
     @classmethod
     def from_flat(cls, data: dict[str, object]) -> FeatureSnapshot:
         symbol = str(data["symbol"])

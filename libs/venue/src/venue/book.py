@@ -131,6 +131,3 @@ class OrderBook:
             return tuple(ordered[:depth])
 
         return BookView(symbol=self.symbol, ts=ts, bids=merged(Side.BUY), asks=merged(Side.SELL))
-
-    def is_better(self, side: Side, a: Decimal, b: Decimal) -> bool:
-        return _better(side, a, b)

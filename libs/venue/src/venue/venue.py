@@ -324,10 +324,6 @@ class Venue:
         """Add or replace an instrument (filters from S4's instrument_registry win)."""
         self.instruments[inst.symbol] = inst
 
-    def set_fees(self, symbol: str, *, maker: Decimal, taker: Decimal) -> None:
-        inst = self.instruments[symbol]
-        self.instruments[symbol] = inst.model_copy(update={"maker_fee": maker, "taker_fee": taker})
-
     def funding_rate(self, symbol: str) -> Decimal:
         return self.market.funding_rate(symbol)
 

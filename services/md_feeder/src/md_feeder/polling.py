@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from redis import exceptions as redis_exc
 
 from md_feeder.metrics import FeedMetrics
 from md_feeder.publishing import DEPTH_LEVELS, BookSample, publish_snapshots
+from svckit.ccxt_hosts import point_client
 from svckit.redisio import RedisClient
 from tradekit.features import FeatureCalculator
 
@@ -176,15 +176,6 @@ class PollingFeed:
 ExchangeId = Literal["binance", "binanceusdm", "mexc"]
 
 
-def _rewrite_urls(urls: Any, base_url: str) -> Any:
-    """Every URL in ccxt's ``urls['api']`` tree re-pointed at `base_url` (path kept)."""
-    if isinstance(urls, str):
-        return base_url.rstrip("/") + urlsplit(urls).path
-    if isinstance(urls, dict):
-        return {k: _rewrite_urls(v, base_url) for k, v in urls.items()}
-    return urls
-
-
 def _dec(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
@@ -216,13 +207,7 @@ class CcxtBookSource(BookSource):
 
         def build(name: str) -> Any:
             client = getattr(ccxt_async, name)(config)
-            if testnet:
-                client.set_sandbox_mode(True)
-            if base_url is not None:
-                client.urls["api"] = _rewrite_urls(client.urls["api"], base_url)
-                if base_url.startswith("http://"):
-                    client.timeout_on_exit = 0  # ccxt's 250 ms close() pause is for TLS
-            return client
+            return point_client(client, testnet=testnet, base_url=base_url)
 
         self._binance = exchange_id in ("binance", "binanceusdm")
         if self._binance:

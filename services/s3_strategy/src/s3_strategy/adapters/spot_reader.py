@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
 
+from svckit.ccxt_hosts import rewrite_urls
 from tradekit.money import ZERO
 
 
@@ -64,14 +64,6 @@ def _dec(value: Any) -> Decimal | None:
     return Decimal(str(value))
 
 
-def _rewrite(urls: Any, base_url: str) -> Any:
-    if isinstance(urls, str):
-        return base_url.rstrip("/") + urlsplit(urls).path
-    if isinstance(urls, dict):
-        return {k: _rewrite(v, base_url) for k, v in urls.items()}
-    return urls
-
-
 class CcxtSpotReader(SpotReader):
     def __init__(
         self,
@@ -106,7 +98,7 @@ class CcxtSpotReader(SpotReader):
             }
         )
         if base_url is not None:
-            self.client.urls["api"] = _rewrite(self.client.urls["api"], base_url)
+            self.client.urls["api"] = rewrite_urls(self.client.urls["api"], base_url)
         if exchange_id == "mexc":
             self.client.fetch_markets = self._mexc_spot_markets
             # Currency metadata (networks, withdraw fees: /capital/config/getall) is not needed

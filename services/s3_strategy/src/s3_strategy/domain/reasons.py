@@ -40,6 +40,3 @@ class Reason(StrEnum):
     # emission (step 8; set by the service layer, not by the pure pipeline)
     LOCK_BUSY = "LOCK_BUSY"  # lock:pos:{symbol} held by another decision beyond the wait
     DUPLICATE_DECISION = "DUPLICATE_DECISION"  # idem:order:{client_order_id} already claimed
-
-
-SKIP_REASONS: frozenset[Reason] = frozenset(r for r in Reason if r is not Reason.OK)

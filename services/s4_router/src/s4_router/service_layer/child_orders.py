@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
 
 from s4_router.adapters.exchange.base import (
     BookTop,
@@ -31,23 +29,18 @@ from s4_router.adapters.exchange.base import (
     RetryableError,
 )
 from s4_router.adapters.exchange.weight import urgent_lane
-from s4_router.adapters.leases import Lease, Leases
-from s4_router.adapters.orders_repo import OrdersRepository, ledger_of
+from s4_router.adapters.leases import Lease
+from s4_router.adapters.orders_repo import ledger_of
 from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import IllegalTransition, can_transition, reconcile_status
-from s4_router.metrics import RouterMetrics
 from s4_router.policies.model import ChildReport, Place, RejectKind
 from s4_router.policies.parent_machine import ParentMachine
-from s4_router.service_layer.book_source import BookSource
-from s4_router.service_layer.fill_book import FillBook
-from s4_router.service_layer.publisher import Publisher
-from s4_router.service_layer.quality_tracker import QualityTracker
-from s4_router.service_layer.venue_ops import Unresolved, VenueOps
+from s4_router.service_layer.exec_deps import ExecDeps, Pending, child_record
+from s4_router.service_layer.venue_ops import Unresolved
 from svckit import keys
-from svckit.clock import Clock
 from svckit.errors import DuplicateKey
-from svckit.redisio import LockNotAcquired, LockQueue, RedisClient, hold_lock
-from tradekit.enums import OrderRole, OrderStatus, OrderType, TimeInForce
+from svckit.redisio import LockNotAcquired, hold_lock
+from tradekit.enums import OrderRole, OrderStatus
 from tradekit.instrument import Instrument
 from tradekit.money import BPS, ZERO
 from tradekit.orders import FillRecord, OrderRecord, StateChange
@@ -70,87 +63,6 @@ CHILD_FIELDS = frozenset(
         "ts_send",
     }
 )
-
-
-class ProgressHook(Protocol):
-    async def __call__(
-        self, coid: str, *, filled: Decimal, avg_price: Decimal | None, done: bool
-    ) -> None: ...
-
-
-@dataclass
-class ExecDeps:
-    orders: OrdersRepository
-    redis: RedisClient
-    ops: VenueOps
-    clock: Clock
-    metrics: RouterMetrics
-    quality: QualityTracker
-    publisher: Publisher
-    venue: str
-    owner: str
-    fills: FillBook
-    leases: Leases | None = None
-    lock_wait_ms: int = 1000
-    lock_ttl_ms: int = keys.POS_LOCK_MAX_MS
-    # Entry progress after every step (protective orders follow the fills they protect).
-    on_progress: ProgressHook | None = None
-    # Pre-trade books (published mkt:depth when fresh, else the venue); None: the venue's.
-    books: BookSource | None = None
-    # This process's line for `lock:pos:{symbol}`: its executions take turns in arrival
-    # order, and only the head polls Redis (against S3 and the other replicas).
-    pos_queue: LockQueue = field(default_factory=LockQueue)
-
-
-def top3(book: BookTop) -> dict[str, list[tuple[Decimal, Decimal]]]:
-    return {"bids": [(p, q) for p, q in book.bids[:3]], "asks": [(p, q) for p, q in book.asks[:3]]}
-
-
-def child_record(
-    parent: OrderRecord,
-    p: Place,
-    *,
-    venue: str,
-    ts: int,
-    updated_ts: int | None = None,
-    reason: str | None = None,
-    book: BookTop | None = None,
-) -> OrderRecord:
-    """Child `p` of `parent` as first recorded: SUBMITTED (its send follows the record), with
-    the book it was sent against when there is one."""
-    return OrderRecord(
-        client_order_id=p.child_id,
-        parent_client_order_id=parent.client_order_id,
-        intent_id=parent.intent_id,
-        venue=venue,
-        market=parent.market,
-        symbol=parent.symbol,
-        side=p.side,
-        type=OrderType.MARKET if p.price is None else OrderType.LIMIT,
-        qty=p.qty,
-        price=p.price,
-        reduce_only=parent.reduce_only,
-        status=S.SUBMITTED,
-        history=[
-            StateChange(status=S.NEW, ts=ts),
-            StateChange(status=S.SUBMITTED, ts=ts, reason=reason),
-        ],
-        role=p.role,
-        slice_index=p.slice_index,
-        post_only=p.post_only,
-        time_in_force=TimeInForce.GTX if p.post_only else None,
-        mid_at_send=book.mid if book is not None and book.bids and book.asks else None,
-        book_top3=top3(book) if book is not None else None,
-        ts_send=ts,
-        created_ts=ts,
-        updated_ts=ts if updated_ts is None else updated_ts,
-    )
-
-
-@dataclass
-class Pending:
-    name: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 class ChildOrders:

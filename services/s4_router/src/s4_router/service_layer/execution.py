@@ -37,7 +37,8 @@ from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import can_transition
 from s4_router.policies.model import Book, Cancel, ChildReport, Command, Note, Place
 from s4_router.policies.parent_machine import ParentMachine
-from s4_router.service_layer.child_orders import ChildOrders, ExecDeps, Pending
+from s4_router.service_layer.child_orders import ChildOrders
+from s4_router.service_layer.exec_deps import ExecDeps, Pending
 from tradekit.enums import OrderStatus
 from tradekit.events import OrderExecuted
 from tradekit.instrument import Instrument
@@ -216,11 +217,12 @@ class Execution(ChildOrders):
         done = [ev for ev in events if ev.name == "EXEC_DONE"]
         events = [ev for ev in events if ev.name != "EXEC_DONE"]
         for ev in done:
-            await self.d.publisher.outcome_event(
+            await self.d.publisher.event(
                 ev.name,
                 client_order_id=self.client_order_id,
                 symbol=self.parent.symbol,
                 data=ev.data,
+                once=True,
             )
         if events:
             await self.d.publisher.events(

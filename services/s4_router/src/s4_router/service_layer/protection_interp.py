@@ -24,6 +24,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeError,
     ExchangeOrder,
     OcoOrderList,
+    OcoRequest,
     OrderNotFound,
     PlaceOrderRequest,
     ProtectionUnsupported,
@@ -277,18 +278,19 @@ class Interpreter(ProtectionRecords):
         )
         p.sent[c.list_client_order_id] = self.now()
         await self.persist(p)  # the attempt is durable before the send (a restart looks it up)
+        req = OcoRequest(
+            p.symbol,
+            c.side,
+            c.qty,
+            limit_price=c.tp_price,
+            stop_price=c.sl_price,
+            stop_limit_price=c.sl_limit_price,
+            list_client_order_id=c.list_client_order_id,
+            limit_client_order_id=c.tp_client_order_id,
+            stop_client_order_id=c.sl_client_order_id,
+        )
         try:
-            lst = await self.exchange.place_oco(
-                p.symbol,
-                c.side,
-                c.qty,
-                limit_price=c.tp_price,
-                stop_price=c.sl_price,
-                stop_limit_price=c.sl_limit_price,
-                list_client_order_id=c.list_client_order_id,
-                limit_client_order_id=c.tp_client_order_id,
-                stop_client_order_id=c.sl_client_order_id,
-            )
+            lst = await self.exchange.place_oco(req)
         except ProtectionUnsupported as exc:
             return await d.rejected(p, c.list_client_order_id, f"venue has no OCO lists: {exc}")
         except (AmbiguousSubmit, RetryableError, DuplicateOrder) as exc:

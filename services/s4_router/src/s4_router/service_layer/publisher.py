@@ -33,8 +33,15 @@ class Publisher:
         self.metrics = metrics
 
     async def event(
-        self, name: str, *, client_order_id: str | None, symbol: str | None, data: dict[str, Any]
+        self,
+        name: str,
+        *,
+        client_order_id: str | None,
+        symbol: str | None,
+        data: dict[str, Any],
+        once: bool = False,
     ) -> None:
+        """A `router:events` entry, best effort; `once`: at most one per name and parent."""
         ev = RouterEvent(
             event=name,
             client_order_id=client_order_id,
@@ -42,8 +49,13 @@ class Publisher:
             ts=self.clock.now_ms(),
             data=data,
         )
+        doc = ev.model_dump(mode="json")
         try:
-            await xadd_json(self.redis, keys.ROUTER_EVENTS, ev.model_dump(mode="json"))
+            if once:
+                marker = f"{name}:{client_order_id}"
+                await xadd_once(self.redis, keys.ROUTER_EVENTS, marker, doc)
+            else:
+                await xadd_json(self.redis, keys.ROUTER_EVENTS, doc)
         except InfraError as exc:
             log.warning("router event %s not published: %s", name, exc)
 
@@ -101,25 +113,3 @@ class Publisher:
             self.redis, keys.ORDERS_EXECUTED, ev.client_order_id, ev.model_dump(mode="json")
         )
         return entry is not None
-
-    async def outcome_event(
-        self, name: str, *, client_order_id: str, symbol: str | None, data: dict[str, Any]
-    ) -> None:
-        """A `router:events` entry that exists once per parent (EXEC_DONE); best effort like
-        every router event, but never twice."""
-        ev = RouterEvent(
-            event=name,
-            client_order_id=client_order_id,
-            symbol=symbol,
-            ts=self.clock.now_ms(),
-            data=data,
-        )
-        try:
-            await xadd_once(
-                self.redis,
-                keys.ROUTER_EVENTS,
-                f"{name}:{client_order_id}",
-                ev.model_dump(mode="json"),
-            )
-        except InfraError as exc:
-            log.warning("router event %s not published: %s", name, exc)

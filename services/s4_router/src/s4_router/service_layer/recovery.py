@@ -20,7 +20,7 @@ from s4_router.metrics import RouterMetrics
 from s4_router.policies.maker_taker import ChildState
 from s4_router.policies.model import Place
 from s4_router.policies.parent_machine import ExecState, ParentMachine
-from s4_router.service_layer.child_orders import ExecDeps, child_record
+from s4_router.service_layer.exec_deps import ExecDeps, child_record
 from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import is_protective

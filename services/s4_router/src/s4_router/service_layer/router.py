@@ -60,7 +60,7 @@ from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_pol
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.cancels import CancelProgress, Cancels, child_n
-from s4_router.service_layer.child_orders import ExecDeps
+from s4_router.service_layer.exec_deps import ExecDeps
 from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
@@ -69,23 +69,22 @@ from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality_tracker import QualityTracker
 from s4_router.service_layer.recovery import Recovery
+from s4_router.service_layer.refusals import Refusals, parent_record
 from s4_router.service_layer.resends import Resends
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey, InfraError
 from svckit.redisio import RedisClient, claim_for_execution, new_token
-from tradekit.enums import Market, OrderRole, OrderStatus, OrderType, RequestResult
+from tradekit.enums import Market, OrderStatus, OrderType, RequestResult
 from tradekit.errors import InvalidIntent
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, OcoPolicy, OrderIntent
-from tradekit.orders import OrderRecord, OrderResponse, StateChange
+from tradekit.orders import OrderResponse
 
 log = logging.getLogger(__name__)
 
 S = OrderStatus
-REFUSAL_ALERT_EVERY_MS = 60_000
-HALT_CHECK_MS = 1_000
 
 
 class OrderRouter:
@@ -133,8 +132,6 @@ class OrderRouter:
         self.quality = quality
         self.owner = owner or f"s4:{socket.gethostname()}:{os.getpid()}"
         self.sync_wait_ms = sync_wait_ms
-        self._refusal_alerted: dict[str, int] = {}
-        self._halted: dict[str, tuple[int, str | None]] = {}
         self.protection = protection
         self.fills = fills
         self.margin = margin
@@ -158,6 +155,17 @@ class OrderRouter:
             books=self.books,
         )
         self.resends = Resends(orders=orders, metrics=metrics, publisher=publisher)
+        self.refusals = Refusals(
+            orders=orders,
+            redis=redis,
+            clock=clock,
+            metrics=metrics,
+            publisher=publisher,
+            breaker=breaker,
+            skew=skew,
+            resends=self.resends,
+            venue=exchange.venue,
+        )
         self.recovery = Recovery(
             orders=orders,
             deps=self.deps,
@@ -196,9 +204,9 @@ class OrderRouter:
             return Outcome(
                 self._fail(intent, str(exc), getattr(exc, "reason", None)), Disposition.INVALID
             )
-        refusal = await self._gate(intent)
+        refusal = await self.refusals.gate(intent)
         if refusal is not None:
-            return await self._refuse(intent, qty, *refusal, source=source)
+            return await self.refusals.refuse(intent, qty, *refusal, source=source)
         try:
             # A close may use an older published book when the venue cannot answer.
             book = await self.books.book(
@@ -207,7 +215,7 @@ class OrderRouter:
         except ExchangeError as exc:
             # Recorded, not just answered: the stream copy of this intent must not execute it
             # minutes later, and the consumer may acknowledge the entry (nothing is lost).
-            return await self._refuse(
+            return await self.refusals.refuse(
                 intent,
                 qty,
                 "venue_unavailable",
@@ -215,7 +223,7 @@ class OrderRouter:
                 source=source,
             )
         if not (book.bids and book.asks):
-            return await self._refuse(
+            return await self.refusals.refuse(
                 intent,
                 qty,
                 "no_book",
@@ -227,7 +235,7 @@ class OrderRouter:
         # is recorded (REJECTED) so that the other path's copy cannot pass later on a moved mid.
         why = check_market(intent, inst, qty, mid=arrival, limits=self.pretrade)
         if why is not None:
-            return await self._refuse(
+            return await self.refusals.refuse(
                 intent, qty, why.reason.value, why.message, source=source, kind=Disposition.INVALID
             )
         try:
@@ -255,7 +263,7 @@ class OrderRouter:
                 await self.margin.ensure(intent.symbol, intent.leverage)
             except MarginModeConflict as exc:
                 # Definitive until someone closes that exposure: not "venue unavailable".
-                return await self._refuse(
+                return await self.refusals.refuse(
                     intent,
                     qty,
                     "margin_mode_conflict",
@@ -264,7 +272,7 @@ class OrderRouter:
                     kind=Disposition.CONFLICT,
                 )
             except ExchangeError as exc:
-                return await self._refuse(
+                return await self.refusals.refuse(
                     intent,
                     qty,
                     "margin_setup",
@@ -292,22 +300,13 @@ class OrderRouter:
             except InfraError:
                 await self.leases.release(lease)
                 raise  # nothing sent; the caller (or the stream) retries
-        parent = OrderRecord(
-            client_order_id=coid,
-            intent_id=intent.intent_id,
+        parent = parent_record(
+            intent,
+            qty,
+            OrderType.MARKET if resolved.config.policy == "MARKET" else OrderType.LIMIT,
             venue=self.exchange.venue,
-            market=intent.market,
-            symbol=intent.symbol,
-            side=intent.side,
-            type=OrderType.MARKET if resolved.config.policy == "MARKET" else OrderType.LIMIT,
-            qty=qty,
-            reduce_only=intent.reduce_only,
-            status=S.NEW,
-            history=[StateChange(status=S.NEW, ts=now, reason=f"intake:{source}")],
-            intent=intent.model_dump(mode="json"),
-            created_ts=intent.created_ts or now,
-            updated_ts=now,
-            role=OrderRole.PARENT,
+            now=now,
+            source=source,
             arrival_mid=arrival,
             exec_state=machine.s.model_dump(mode="json"),
             adjustments=list(resolved.adjustments),
@@ -396,108 +395,6 @@ class OrderRouter:
         if intent.ref_price is not None and not intent.reduce_only:
             inst.check_notional(qty, intent.ref_price)
         return inst, qty
-
-    async def _gate(self, intent: OrderIntent) -> tuple[str, str] | None:
-        """Why a new entry may not go now (None: it may). Reduce-only always passes."""
-        if intent.reduce_only:
-            return None
-        now = self.clock.now_ms()
-        halt = await self._halt(intent.symbol, now)
-        if halt is not None:
-            return "entries_halted", (
-                f"new entries on {intent.symbol} halted after an overfill ({halt}); an operator "
-                f"clears {keys.halt_entries(intent.symbol)} once positions are checked"
-            )
-        if not self.breaker.allows_entry(now):
-            return "circuit_open", (
-                "circuit breaker OPEN (venue 5xx/429 rate): new entries refused, nothing sent; "
-                "reduce-only orders and cancels still pass"
-            )
-        if not self.skew.ok:
-            return "clock_skew", (
-                f"clock skew {self.skew.skew_ms} ms vs the venue exceeds "
-                f"{self.skew.max_skew_ms} ms: new entries stopped until it recovers"
-            )
-        return None
-
-    async def _halt(self, symbol: str, now: int) -> str | None:
-        """The overfill halt of `symbol` (read from Redis at most once a second per replica)."""
-        cached = self._halted.get(symbol)
-        if cached is not None and now - cached[0] < HALT_CHECK_MS:
-            return cached[1]
-        value = await self.redis.get(keys.halt_entries(symbol))
-        reason = str(value) if value is not None else None
-        self._halted[symbol] = (now, reason)
-        return reason
-
-    async def _refuse(
-        self,
-        intent: OrderIntent,
-        qty: Decimal,
-        reason: str,
-        message: str,
-        *,
-        source: str,
-        kind: Disposition = Disposition.UNAVAILABLE,
-    ) -> Outcome:
-        now = self.clock.now_ms()
-        coid = intent.client_order_id
-        record = OrderRecord(
-            client_order_id=coid,
-            intent_id=intent.intent_id,
-            venue=self.exchange.venue,
-            market=intent.market,
-            symbol=intent.symbol,
-            side=intent.side,
-            type=OrderType.MARKET,
-            qty=qty,
-            reduce_only=intent.reduce_only,
-            status=S.REJECTED,
-            history=[
-                StateChange(status=S.NEW, ts=now, reason=f"intake:{source}"),
-                StateChange(status=S.REJECTED, ts=now, reason=reason),
-            ],
-            intent=intent.model_dump(mode="json"),
-            message=message,
-            created_ts=intent.created_ts or now,
-            updated_ts=now,
-            role=OrderRole.PARENT,
-        )
-        try:
-            await self.orders.add(record)
-        except DuplicateKey:
-            return await self.resends.stored_or_busy(intent, source)
-        self.metrics.refused.labels(reason).inc()
-        self.metrics.intents.labels(source, "refused").inc()
-        await self.publisher.event(
-            "ENTRY_REFUSED",
-            client_order_id=coid,
-            symbol=intent.symbol,
-            data={"reason": reason, "message": message},
-        )
-        # One alert per reason per minute: a breaker storm must not bury the alerts stream
-        # (every refusal is still on router:events and in the store).
-        now_ms = self.clock.now_ms()
-        if now_ms - self._refusal_alerted.get(reason, -REFUSAL_ALERT_EVERY_MS) >= (
-            REFUSAL_ALERT_EVERY_MS
-        ):
-            self._refusal_alerted[reason] = now_ms
-            await self.publisher.alert(
-                "ENTRY_REFUSED",
-                f"{coid}: {message}",
-                data={"symbol": intent.symbol, "reason": reason},
-            )
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL,
-                order_ids=[coid],
-                message=message,
-                client_order_id=coid,
-                status=S.REJECTED,
-                reason=reason,
-            ),
-            kind,
-        )
 
     def _fail(self, intent: OrderIntent, message: str, reason: str | None = None) -> OrderResponse:
         return OrderResponse(

@@ -123,6 +123,22 @@ class PlaceOrderRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class OcoRequest:
+    """A spot OCO list: a LIMIT_MAKER take-profit leg at `limit_price` and a STOP_LOSS leg
+    triggered at `stop_price` (STOP_LOSS_LIMIT at `stop_limit_price` when given)."""
+
+    symbol: str
+    side: Side
+    qty: Decimal
+    limit_price: Decimal
+    stop_price: Decimal
+    stop_limit_price: Decimal | None = None
+    list_client_order_id: str | None = None
+    limit_client_order_id: str | None = None
+    stop_client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ExchangeTrade:
     trade_id: str
     venue_order_id: str
@@ -316,19 +332,7 @@ class ExchangePort(abc.ABC):
     # Spot OCO lists (LIMIT_MAKER take profit + STOP_LOSS(_LIMIT) stop; a leg's fill makes the
     # venue cancel the other). A venue without them raises `ProtectionUnsupported` and S4 runs
     # the client-side OCO guardian instead.
-    async def place_oco(
-        self,
-        symbol: str,
-        side: Side,
-        qty: Decimal,
-        *,
-        limit_price: Decimal,
-        stop_price: Decimal,
-        stop_limit_price: Decimal | None = None,
-        list_client_order_id: str | None = None,
-        limit_client_order_id: str | None = None,
-        stop_client_order_id: str | None = None,
-    ) -> OcoOrderList:
+    async def place_oco(self, req: OcoRequest) -> OcoOrderList:
         raise ProtectionUnsupported(f"{self.venue}: place_oco")
 
     async def fetch_order_list(

@@ -41,6 +41,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeTrade,
     InvalidOrder,
     OcoOrderList,
+    OcoRequest,
     OrderNotFound,
     PlaceOrderRequest,
     Position,
@@ -54,7 +55,7 @@ from s4_router.adapters.exchange.ccxt_setup import (
     used_weight_1m,
 )
 from s4_router.adapters.exchange.errors_ccxt import translate
-from tradekit.enums import Market, Side
+from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,10 @@ class CcxtExchange(ExchangePort):
         if value is not None and self._binance and not value.isdigit():
             raise OrderNotFound(f"unknown order id {value!r}", code=-2013)
         return value
+
+    def _type_params(self, market: Market) -> dict[str, Any]:
+        """MEXC's one client serves both markets: each call says which (Binance: one each)."""
+        return {} if self._binance else {"type": "spot" if market is SPOT else "swap"}
 
     def _remember(self, market: Market, venue_order_id: str, client_order_id: str) -> None:
         if not client_order_id:
@@ -322,9 +327,7 @@ class CcxtExchange(ExchangePort):
     ) -> list[ExchangeOrder]:
         client = self._clients[market]
         sym = self._symbol(market, symbol) if symbol is not None else None
-        params: dict[str, Any] = (
-            {} if self._binance else {"type": "spot" if market is SPOT else "swap"}
-        )
+        params = self._type_params(market)
         orders = await self._call(
             lambda: client.fetch_open_orders(sym, None, None, params), client=client
         )
@@ -409,10 +412,7 @@ class CcxtExchange(ExchangePort):
 
     async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
         """Per asset, as :func:`.ccxt_orders.parse_balances` reads it."""
-        client = self._clients[market]
-        params: dict[str, Any] = (
-            {} if self._binance else {"type": "spot" if market is SPOT else "swap"}
-        )
+        client, params = self._clients[market], self._type_params(market)
         bal = await self._call(lambda: client.fetch_balance(params), client=client)
         return ccxt_orders.parse_balances(market, bal)
 
@@ -436,34 +436,12 @@ class CcxtExchange(ExchangePort):
             ]
         return ccxt_orders.order_list(answer, legs)
 
-    async def place_oco(
-        self,
-        symbol: str,
-        side: Side,
-        qty: Decimal,
-        *,
-        limit_price: Decimal,
-        stop_price: Decimal,
-        stop_limit_price: Decimal | None = None,
-        list_client_order_id: str | None = None,
-        limit_client_order_id: str | None = None,
-        stop_client_order_id: str | None = None,
-    ) -> OcoOrderList:
+    async def place_oco(self, req: OcoRequest) -> OcoOrderList:
         """Spot OCO: a LIMIT_MAKER take-profit leg + a STOP_LOSS(_LIMIT) leg."""
         client = self._oco_client()
-        self._symbol(SPOT, symbol)
-        self._check_grid(symbol, qty, limit_price, stop_price, stop_limit_price)
-        request = ccxt_orders.oco_request(
-            symbol,
-            side,
-            qty,
-            limit_price=limit_price,
-            stop_price=stop_price,
-            stop_limit_price=stop_limit_price,
-            list_client_order_id=list_client_order_id,
-            limit_client_order_id=limit_client_order_id,
-            stop_client_order_id=stop_client_order_id,
-        )
+        self._symbol(SPOT, req.symbol)
+        self._check_grid(req.symbol, req.qty, req.limit_price, req.stop_price, req.stop_limit_price)
+        request = ccxt_orders.oco_request(req)
         answer = await self._call(
             lambda: client.privatePostOrderListOco(request), submit=True, client=client
         )

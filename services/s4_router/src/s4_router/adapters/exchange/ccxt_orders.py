@@ -28,6 +28,7 @@ from s4_router.adapters.exchange.base import (
     ExchangeTrade,
     InvalidOrder,
     OcoOrderList,
+    OcoRequest,
     PlaceOrderRequest,
     Position,
 )
@@ -97,37 +98,26 @@ def ref_params(venue_order_id: str | None, client_order_id: str | None) -> dict[
     return params
 
 
-def oco_request(
-    symbol: str,
-    side: Side,
-    qty: Decimal,
-    *,
-    limit_price: Decimal,
-    stop_price: Decimal,
-    stop_limit_price: Decimal | None,
-    list_client_order_id: str | None,
-    limit_client_order_id: str | None,
-    stop_client_order_id: str | None,
-) -> dict[str, Any]:
+def oco_request(req: OcoRequest) -> dict[str, Any]:
     """Spot OCO: a LIMIT_MAKER take-profit leg + a STOP_LOSS(_LIMIT) leg."""
-    limit_leg, stop_leg = ("above", "below") if side is Side.SELL else ("below", "above")
+    limit_leg, stop_leg = ("above", "below") if req.side is Side.SELL else ("below", "above")
     request: dict[str, Any] = {
-        "symbol": symbol,
-        "side": side.value,
-        "quantity": plain(qty),
+        "symbol": req.symbol,
+        "side": req.side.value,
+        "quantity": plain(req.qty),
         f"{limit_leg}Type": "LIMIT_MAKER",
-        f"{limit_leg}Price": plain(limit_price),
-        f"{stop_leg}Type": "STOP_LOSS_LIMIT" if stop_limit_price else "STOP_LOSS",
-        f"{stop_leg}StopPrice": plain(stop_price),
+        f"{limit_leg}Price": plain(req.limit_price),
+        f"{stop_leg}Type": "STOP_LOSS_LIMIT" if req.stop_limit_price else "STOP_LOSS",
+        f"{stop_leg}StopPrice": plain(req.stop_price),
         "newOrderRespType": "RESULT",
     }
-    if stop_limit_price is not None:
-        request[f"{stop_leg}Price"] = plain(stop_limit_price)
+    if req.stop_limit_price is not None:
+        request[f"{stop_leg}Price"] = plain(req.stop_limit_price)
         request[f"{stop_leg}TimeInForce"] = "GTC"
     for key, value in (
-        ("listClientOrderId", list_client_order_id),
-        (f"{limit_leg}ClientOrderId", limit_client_order_id),
-        (f"{stop_leg}ClientOrderId", stop_client_order_id),
+        ("listClientOrderId", req.list_client_order_id),
+        (f"{limit_leg}ClientOrderId", req.limit_client_order_id),
+        (f"{stop_leg}ClientOrderId", req.stop_client_order_id),
     ):
         if value is not None:
             request[key] = value

@@ -4,7 +4,7 @@
 * Markets: :func:`binance_market_info` builds Binance ``exchangeInfo`` entries from our
   instrument_registry, fed through ccxt's own ``parse_market``, so start-up does not depend on
   venue discovery.
-* Hosts: :func:`rewrite_urls` re-points ccxt's API tree at one host (the simulator's facade).
+* Hosts: :func:`svckit.ccxt_hosts.point_client` (testnet, or one host: the simulator's facade).
 * Request weight: Binance's per-minute limits and the ``X-MBX-USED-WEIGHT-1M`` header.
   ccxt's own limiter, when enabled, uses a rolling window (Binance limits weight per minute;
   the default leaky bucket would space every futures order 200 ms apart).
@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
 
 from s4_router.adapters.exchange.errors_ccxt import install_error_hooks
+from svckit.ccxt_hosts import point_client
 from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
@@ -106,15 +106,6 @@ def binance_market_info(inst: Instrument, market: Market) -> dict[str, Any]:
     }
 
 
-def rewrite_urls(urls: Any, base_url: str) -> Any:
-    """Every URL in ccxt's ``urls['api']`` tree re-pointed at `base_url` (path kept)."""
-    if isinstance(urls, str):
-        return base_url.rstrip("/") + urlsplit(urls).path
-    if isinstance(urls, dict):
-        return {k: rewrite_urls(v, base_url) for k, v in urls.items()}
-    return urls
-
-
 def used_weight_1m(headers: Mapping[Any, Any] | None) -> int | None:
     """``X-MBX-USED-WEIGHT-1M`` of an answer's headers (names matched case-insensitively)."""
     if not headers:
@@ -166,10 +157,4 @@ def build_client(
     `base_url` when asked."""
     client = getattr(ccxt_async, name)(dict(config))
     install_error_hooks(client)
-    if testnet:
-        client.set_sandbox_mode(True)
-    if base_url is not None:
-        client.urls["api"] = rewrite_urls(client.urls["api"], base_url)
-        if base_url.startswith("http://"):
-            client.timeout_on_exit = 0  # ccxt's 250 ms close() pause is for TLS
-    return client
+    return point_client(client, testnet=testnet, base_url=base_url)

@@ -14,29 +14,27 @@ sent, in the urgent lane (reduce-only orders, cancels, protective placements, se
 the normal one (paced near the limit, refused locally with `WeightExhausted` past
 `max_wait_ms`; such a refusal never reached the venue and is not fed to the breaker), and the
 venue's own count (`used_weight_1m`) corrects the budget after every answer.
+
+Every port method is the inner adapter's under the same name and arguments, wrapped by
+`_forward` with the market it is charged to and its lane; only `place_order` is written out
+(its lane depends on the request).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from decimal import Decimal
-from typing import TypeVar
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from s4_router.adapters.exchange.base import (
     AmbiguousSubmit,
-    AssetBalance,
-    BookTop,
-    ConditionalOrder,
     ExchangeError,
     ExchangeNetworkError,
     ExchangeOrder,
     ExchangePort,
-    ExchangeTrade,
     ExchangeUnavailable,
-    OcoOrderList,
     PlaceOrderRequest,
-    Position,
     RateLimited,
 )
 from s4_router.adapters.exchange.weight import (
@@ -50,12 +48,37 @@ from s4_router.adapters.exchange.weight import (
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, Transition
 from svckit.clock import Clock
-from tradekit.enums import Market, Side
+from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 OnTransition = Callable[[Transition], Awaitable[None]]
+Port = Callable[Concatenate[ExchangePort, P], Coroutine[Any, Any, T]]
+Guarded = Callable[Concatenate["GuardedExchange", P], Coroutine[Any, Any, T]]
+
+
+def _forward(
+    method: Port[P, T], market: Market | None = None, *, urgent: bool = False
+) -> Guarded[P, T]:
+    """The port `method`, called on the inner adapter with the same arguments through
+    :meth:`GuardedExchange._guard` (operation: the method's name), charged to `market` — or,
+    when None, to the call's own first argument `market` (none: the venue's primary market)."""
+    name = method.__name__
+    by_arg = market is None and list(inspect.signature(method).parameters)[1:2] == ["market"]
+
+    async def call(self: GuardedExchange, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        m = market
+        if by_arg:
+            m = cast(Market, kwargs["market"] if "market" in kwargs else args[0])
+        return await self._guard(
+            lambda: getattr(self.inner, name)(*args, **kwargs), name, m, urgent=urgent
+        )
+
+    # Not functools.wraps: it would copy the port's __isabstractmethod__ along.
+    call.__name__, call.__qualname__ = name, f"GuardedExchange.{name}"
+    return call
 
 
 class GuardedExchange(ExchangePort):
@@ -162,12 +185,9 @@ class GuardedExchange(ExchangePort):
             if self.on_transition is not None:
                 await self.on_transition(t)
 
-    # ---- the port -----------------------------------------------------------------------------
+    # ---- the port: each call is the inner adapter's, through `_guard` (see `_forward`) ----------
     async def load_markets(self, instruments: Sequence[Instrument]) -> None:
         await self.inner.load_markets(instruments)
-
-    async def server_time_ms(self) -> int:
-        return await self._guard(self.inner.server_time_ms, "server_time_ms", urgent=True)
 
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
         # A reduce-only order only ever closes: it takes the urgent lane.
@@ -175,170 +195,29 @@ class GuardedExchange(ExchangePort):
             lambda: self.inner.place_order(req), "place_order", req.market, urgent=req.reduce_only
         )
 
-    async def cancel_order(
-        self,
-        market: Market,
-        symbol: str,
-        *,
-        venue_order_id: str | None = None,
-        client_order_id: str | None = None,
-    ) -> ExchangeOrder:
-        return await self._guard(
-            lambda: self.inner.cancel_order(
-                market, symbol, venue_order_id=venue_order_id, client_order_id=client_order_id
-            ),
-            "cancel_order",
-            market,
-            urgent=True,
-        )
-
-    async def fetch_order(
-        self,
-        market: Market,
-        symbol: str,
-        *,
-        venue_order_id: str | None = None,
-        client_order_id: str | None = None,
-    ) -> ExchangeOrder:
-        return await self._guard(
-            lambda: self.inner.fetch_order(
-                market, symbol, venue_order_id=venue_order_id, client_order_id=client_order_id
-            ),
-            "fetch_order",
-            market,
-        )
-
-    async def fetch_open_orders(
-        self, market: Market, symbol: str | None = None
-    ) -> list[ExchangeOrder]:
-        return await self._guard(
-            lambda: self.inner.fetch_open_orders(market, symbol), "fetch_open_orders", market
-        )
-
-    async def fetch_my_trades(
-        self, market: Market, symbol: str, since_ms: int | None = None
-    ) -> list[ExchangeTrade]:
-        return await self._guard(
-            lambda: self.inner.fetch_my_trades(market, symbol, since_ms), "fetch_my_trades", market
-        )
-
-    async def fetch_book(self, market: Market, symbol: str, depth: int = 5) -> BookTop:
-        return await self._guard(
-            lambda: self.inner.fetch_book(market, symbol, depth), "fetch_book", market
-        )
-
     async def close(self) -> None:
         await self.inner.close()
+
+    server_time_ms = _forward(ExchangePort.server_time_ms, urgent=True)
+    cancel_order = _forward(ExchangePort.cancel_order, urgent=True)
+    fetch_order = _forward(ExchangePort.fetch_order)
+    fetch_open_orders = _forward(ExchangePort.fetch_open_orders)
+    fetch_my_trades = _forward(ExchangePort.fetch_my_trades)
+    fetch_book = _forward(ExchangePort.fetch_book)
 
     # ---- protective orders: never refused here either (closes pass an OPEN breaker) ---------
     @property
     def spot_stop_orders(self) -> bool:  # type: ignore[override]
         return self.inner.spot_stop_orders
 
-    async def set_leverage(self, symbol: str, leverage: int) -> int:
-        return await self._guard(
-            lambda: self.inner.set_leverage(symbol, leverage), "set_leverage", Market.FUT
-        )
-
-    async def set_margin_type(self, symbol: str, margin_type: str) -> bool:
-        return await self._guard(
-            lambda: self.inner.set_margin_type(symbol, margin_type), "set_margin_type", Market.FUT
-        )
-
-    async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[Position]:
-        return await self._guard(
-            lambda: self.inner.fetch_positions(symbols), "fetch_positions", Market.FUT
-        )
-
-    async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
-        return await self._guard(
-            lambda: self.inner.fetch_balances(market), "fetch_balances", market
-        )
-
-    async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
-        return await self._guard(
-            lambda: self.inner.place_conditional(req), "place_conditional", Market.FUT, urgent=True
-        )
-
-    async def cancel_conditional(
-        self, symbol: str, *, algo_id: str | None = None, client_algo_id: str | None = None
-    ) -> ConditionalOrder:
-        return await self._guard(
-            lambda: self.inner.cancel_conditional(
-                symbol, algo_id=algo_id, client_algo_id=client_algo_id
-            ),
-            "cancel_conditional",
-            Market.FUT,
-            urgent=True,
-        )
-
-    async def fetch_conditional(
-        self, symbol: str, *, algo_id: str | None = None, client_algo_id: str | None = None
-    ) -> ConditionalOrder:
-        return await self._guard(
-            lambda: self.inner.fetch_conditional(
-                symbol, algo_id=algo_id, client_algo_id=client_algo_id
-            ),
-            "fetch_conditional",
-            Market.FUT,
-        )
-
-    async def fetch_open_conditionals(self, symbol: str | None = None) -> list[ConditionalOrder]:
-        return await self._guard(
-            lambda: self.inner.fetch_open_conditionals(symbol),
-            "fetch_open_conditionals",
-            Market.FUT,
-        )
-
-    async def place_oco(
-        self,
-        symbol: str,
-        side: Side,
-        qty: Decimal,
-        *,
-        limit_price: Decimal,
-        stop_price: Decimal,
-        stop_limit_price: Decimal | None = None,
-        list_client_order_id: str | None = None,
-        limit_client_order_id: str | None = None,
-        stop_client_order_id: str | None = None,
-    ) -> OcoOrderList:
-        return await self._guard(
-            lambda: self.inner.place_oco(
-                symbol,
-                side,
-                qty,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                stop_limit_price=stop_limit_price,
-                list_client_order_id=list_client_order_id,
-                limit_client_order_id=limit_client_order_id,
-                stop_client_order_id=stop_client_order_id,
-            ),
-            "place_oco",
-            Market.SPOT,
-            urgent=True,
-        )
-
-    async def fetch_order_list(
-        self,
-        order_list_id: str | None = None,
-        *,
-        symbol: str | None = None,
-        list_client_order_id: str | None = None,
-    ) -> OcoOrderList:
-        return await self._guard(
-            lambda: self.inner.fetch_order_list(
-                order_list_id, symbol=symbol, list_client_order_id=list_client_order_id
-            ),
-            "fetch_order_list",
-            Market.SPOT,
-        )
-
-    async def cancel_order_list(self, symbol: str, order_list_id: str) -> OcoOrderList:
-        return await self._guard(
-            lambda: self.inner.cancel_order_list(symbol, order_list_id),
-            "cancel_order_list",
-            Market.SPOT,
-            urgent=True,
-        )
+    set_leverage = _forward(ExchangePort.set_leverage, Market.FUT)
+    set_margin_type = _forward(ExchangePort.set_margin_type, Market.FUT)
+    fetch_positions = _forward(ExchangePort.fetch_positions, Market.FUT)
+    fetch_balances = _forward(ExchangePort.fetch_balances)
+    place_conditional = _forward(ExchangePort.place_conditional, Market.FUT, urgent=True)
+    cancel_conditional = _forward(ExchangePort.cancel_conditional, Market.FUT, urgent=True)
+    fetch_conditional = _forward(ExchangePort.fetch_conditional, Market.FUT)
+    fetch_open_conditionals = _forward(ExchangePort.fetch_open_conditionals, Market.FUT)
+    place_oco = _forward(ExchangePort.place_oco, Market.SPOT, urgent=True)
+    fetch_order_list = _forward(ExchangePort.fetch_order_list, Market.SPOT)
+    cancel_order_list = _forward(ExchangePort.cancel_order_list, Market.SPOT, urgent=True)

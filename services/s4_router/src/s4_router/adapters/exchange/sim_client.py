@@ -53,6 +53,7 @@ from s4_router.adapters.exchange.base import (
     InvalidOrder,
     MarginModeConflict,
     OcoOrderList,
+    OcoRequest,
     OrderNotFound,
     PlaceOrderRequest,
     Position,
@@ -60,7 +61,7 @@ from s4_router.adapters.exchange.base import (
     RateLimited,
     ReduceOnlyRejected,
 )
-from tradekit.enums import Liquidity, Market, OrderType, Side, TimeInForce
+from tradekit.enums import Liquidity, Market, OrderType, TimeInForce
 from tradekit.instrument import Instrument
 from venue import errors as verr
 from venue.models import (
@@ -355,32 +356,20 @@ class SimExchange(ExchangePort):
         asset = self.sim.futures_account.asset
         return {asset: AssetBalance(asset, info.available_balance, locked)}
 
-    async def place_oco(
-        self,
-        symbol: str,
-        side: Side,
-        qty: Decimal,
-        *,
-        limit_price: Decimal,
-        stop_price: Decimal,
-        stop_limit_price: Decimal | None = None,
-        list_client_order_id: str | None = None,
-        limit_client_order_id: str | None = None,
-        stop_client_order_id: str | None = None,
-    ) -> OcoOrderList:
+    async def place_oco(self, req: OcoRequest) -> OcoOrderList:
         """Spot OCO (LIMIT_MAKER take-profit leg + STOP_LOSS(_LIMIT) leg)."""
         lst = await self._call(
             "oco_place",
             lambda: self.sim.place_oco(
-                symbol,
-                side,
-                qty,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                stop_limit_price=stop_limit_price,
-                list_client_order_id=list_client_order_id,
-                limit_client_order_id=limit_client_order_id,
-                stop_client_order_id=stop_client_order_id,
+                req.symbol,
+                req.side,
+                req.qty,
+                limit_price=req.limit_price,
+                stop_price=req.stop_price,
+                stop_limit_price=req.stop_limit_price,
+                list_client_order_id=req.list_client_order_id,
+                limit_client_order_id=req.limit_client_order_id,
+                stop_client_order_id=req.stop_client_order_id,
             ),
             submit=True,
         )

@@ -1,0 +1,172 @@
+"""The intake's recorded refusals (steps 3 and 4 of :mod:`.router`): the gates a new entry
+must pass (the overfill halt of its symbol, the circuit breaker, the clock skew), and the
+REJECTED parent record, `ENTRY_REFUSED` event and rate-limited alert every refusal leaves, so
+that the other path's copy of the same intent cannot execute it later."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from s4_router.adapters.orders_repo import OrdersRepository
+from s4_router.domain.outcomes import Disposition, Outcome
+from s4_router.metrics import RouterMetrics
+from s4_router.policies.circuit_breaker import CircuitBreaker
+from s4_router.policies.clock_guard import ClockSkewGuard
+from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.resends import Resends
+from svckit import keys
+from svckit.clock import Clock
+from svckit.errors import DuplicateKey
+from svckit.redisio import RedisClient
+from tradekit.enums import OrderRole, OrderStatus, OrderType, RequestResult
+from tradekit.intents import OrderIntent
+from tradekit.orders import OrderRecord, OrderResponse, StateChange
+
+S = OrderStatus
+REFUSAL_ALERT_EVERY_MS = 60_000
+HALT_CHECK_MS = 1_000
+
+
+def parent_record(
+    intent: OrderIntent,
+    qty: Decimal,
+    otype: OrderType,
+    *,
+    venue: str,
+    now: int,
+    source: str,
+    **kw: Any,
+) -> OrderRecord:
+    """The parent record of `intent` as its intake first writes it (NEW)."""
+    return OrderRecord(
+        client_order_id=intent.client_order_id,
+        intent_id=intent.intent_id,
+        venue=venue,
+        market=intent.market,
+        symbol=intent.symbol,
+        side=intent.side,
+        type=otype,
+        qty=qty,
+        reduce_only=intent.reduce_only,
+        status=S.NEW,
+        history=[StateChange(status=S.NEW, ts=now, reason=f"intake:{source}")],
+        intent=intent.model_dump(mode="json"),
+        created_ts=intent.created_ts or now,
+        updated_ts=now,
+        role=OrderRole.PARENT,
+        **kw,
+    )
+
+
+class Refusals:
+    def __init__(
+        self,
+        *,
+        orders: OrdersRepository,
+        redis: RedisClient,
+        clock: Clock,
+        metrics: RouterMetrics,
+        publisher: Publisher,
+        breaker: CircuitBreaker,
+        skew: ClockSkewGuard,
+        resends: Resends,
+        venue: str,
+    ) -> None:
+        self.orders = orders
+        self.redis = redis
+        self.clock = clock
+        self.metrics = metrics
+        self.publisher = publisher
+        self.breaker = breaker
+        self.skew = skew
+        self.resends = resends
+        self.venue = venue
+        self._refusal_alerted: dict[str, int] = {}
+        self._halted: dict[str, tuple[int, str | None]] = {}
+
+    async def gate(self, intent: OrderIntent) -> tuple[str, str] | None:
+        """Why a new entry may not go now (None: it may). Reduce-only always passes."""
+        if intent.reduce_only:
+            return None
+        now = self.clock.now_ms()
+        halt = await self._halt(intent.symbol, now)
+        if halt is not None:
+            return "entries_halted", (
+                f"new entries on {intent.symbol} halted after an overfill ({halt}); an operator "
+                f"clears {keys.halt_entries(intent.symbol)} once positions are checked"
+            )
+        if not self.breaker.allows_entry(now):
+            return "circuit_open", (
+                "circuit breaker OPEN (venue 5xx/429 rate): new entries refused, nothing sent; "
+                "reduce-only orders and cancels still pass"
+            )
+        if not self.skew.ok:
+            return "clock_skew", (
+                f"clock skew {self.skew.skew_ms} ms vs the venue exceeds "
+                f"{self.skew.max_skew_ms} ms: new entries stopped until it recovers"
+            )
+        return None
+
+    async def _halt(self, symbol: str, now: int) -> str | None:
+        """The overfill halt of `symbol` (read from Redis at most once a second per replica)."""
+        cached = self._halted.get(symbol)
+        if cached is not None and now - cached[0] < HALT_CHECK_MS:
+            return cached[1]
+        value = await self.redis.get(keys.halt_entries(symbol))
+        reason = str(value) if value is not None else None
+        self._halted[symbol] = (now, reason)
+        return reason
+
+    async def refuse(
+        self,
+        intent: OrderIntent,
+        qty: Decimal,
+        reason: str,
+        message: str,
+        *,
+        source: str,
+        kind: Disposition = Disposition.UNAVAILABLE,
+    ) -> Outcome:
+        now = self.clock.now_ms()
+        coid = intent.client_order_id
+        record = parent_record(
+            intent, qty, OrderType.MARKET, venue=self.venue, now=now, source=source, message=message
+        )
+        record.status = S.REJECTED
+        record.history.append(StateChange(status=S.REJECTED, ts=now, reason=reason))
+        try:
+            await self.orders.add(record)
+        except DuplicateKey:
+            return await self.resends.stored_or_busy(intent, source)
+        self.metrics.refused.labels(reason).inc()
+        self.metrics.intents.labels(source, "refused").inc()
+        await self.publisher.event(
+            "ENTRY_REFUSED",
+            client_order_id=coid,
+            symbol=intent.symbol,
+            data={"reason": reason, "message": message},
+        )
+        # One alert per reason per minute: a breaker storm must not bury the alerts stream
+        # (every refusal is still on router:events and in the store).
+        now_ms = self.clock.now_ms()
+        if now_ms - self._refusal_alerted.get(reason, -REFUSAL_ALERT_EVERY_MS) >= (
+            REFUSAL_ALERT_EVERY_MS
+        ):
+            self._refusal_alerted[reason] = now_ms
+            await self.publisher.alert(
+                "ENTRY_REFUSED",
+                f"{coid}: {message}",
+                data={"symbol": intent.symbol, "reason": reason},
+            )
+        return Outcome(
+            OrderResponse(
+                result=RequestResult.FAIL,
+                order_ids=[coid],
+                message=message,
+                client_order_id=coid,
+                status=S.REJECTED,
+                reason=reason,
+            ),
+            kind,
+        )
