@@ -5,9 +5,8 @@ exchange port, through ``ccxt.async_support``.
   through ``ccxt.binanceusdm`` (one API key; two clients so each keeps its own default market
   type and its own rate limiter, as Binance limits spot and futures separately).
   ``S4_EXCHANGE=mexc``: one ``ccxt.mexc`` client for both.
-* ``testnet=True`` ⇒ ``set_sandbox_mode(True)`` on every client. ``base_url`` rewrites every
-  entry of ``exchange.urls['api']`` to that host (the simulator's Binance facade in tests:
-  the real ccxt code path runs end to end over real HTTP, and nothing can reach the internet).
+* Hosts (:func:`svckit.ccxt_hosts.point_client`): the testnet, or every API URL to one host
+  (the simulator's facade in tests: ccxt's own code path end to end over real HTTP).
 * Markets come from our instrument_registry (Binance ``exchangeInfo`` entries built by
   :mod:`.ccxt_setup`), so start-up does not depend on venue discovery; MEXC still discovers
   them, but only the lists the registry trades (spot and/or swap, no currency list).
@@ -52,6 +51,7 @@ from s4_router.adapters.exchange.ccxt_setup import (
     binance_market_info,
     build_client,
     client_config,
+    load_mexc_markets,
     used_weight_1m,
 )
 from s4_router.adapters.exchange.errors_ccxt import translate
@@ -224,7 +224,7 @@ class CcxtExchange(ExchangePort):
                 client.set_markets(parsed)
         else:
             client = self._primary
-            await self._call(partial(self._load_mexc_markets, instruments), client=client)
+            await self._call(partial(load_mexc_markets, client, instruments), client=client)
             for inst in instruments:
                 pair = f"{inst.base_asset}/{inst.quote_asset}"
                 for market, symbol in ((SPOT, pair), (FUT, f"{pair}:{inst.quote_asset}")):
@@ -237,23 +237,6 @@ class CcxtExchange(ExchangePort):
                         )
         for client in self._distinct_clients():
             await self._sync_clock(client)
-
-    async def _load_mexc_markets(self, instruments: Sequence[Instrument]) -> None:
-        """MEXC's market lists, only those the registry trades: spot (api.mexc.com) and/or swap
-        (contract.mexc.com). ccxt's own load_markets() always fetches both plus the currency
-        list (/capital/config/getall: networks and withdrawal data the router never uses), so a
-        spot-only registry would depend on the futures host and on a wallet-permission call."""
-        client = self._primary
-        wanted = {m for inst in instruments for m in inst.markets}
-        if not wanted:
-            await client.load_markets()
-            return
-        markets: list[Any] = []
-        if SPOT in wanted:
-            markets += await client.fetch_spot_markets()
-        if FUT in wanted:
-            markets += await client.fetch_swap_markets()
-        client.set_markets(markets)
 
     async def _discover_binance(self) -> None:
         for market, types in ((SPOT, ["spot"]), (FUT, ["linear"])):
@@ -290,11 +273,7 @@ class CcxtExchange(ExchangePort):
         self, venue_order_id: str | None, client_order_id: str | None
     ) -> tuple[str | None, dict[str, Any]]:
         oid = self._id(venue_order_id)
-        if not self._binance:
-            # ccxt's mexc names an order by `clientOrderId` (sent as origClientOrderId); given
-            # Binance's origClientOrderId it would also send orderId=None.
-            return oid, {} if client_order_id is None else {"clientOrderId": client_order_id}
-        return oid, ccxt_orders.ref_params(oid, client_order_id)
+        return oid, ccxt_orders.ref_params(oid, client_order_id, binance=self._binance)
 
     async def cancel_order(
         self,

@@ -88,13 +88,19 @@ def algo_params(client_algo_id: str | None) -> dict[str, Any]:
     return params
 
 
-def ref_params(venue_order_id: str | None, client_order_id: str | None) -> dict[str, Any]:
-    """Binance params naming an order by client id (and venue id, when both are known)."""
+def ref_params(
+    venue_order_id: str | None, client_order_id: str | None, *, binance: bool = True
+) -> dict[str, Any]:
+    """Params naming an order by client id (on Binance with the venue id too, when both are
+    known: the venue checks they agree). ccxt's mexc names it by `clientOrderId` (sent as
+    origClientOrderId); given Binance's origClientOrderId it would also send orderId=None."""
+    if not binance:
+        return {} if client_order_id is None else {"clientOrderId": client_order_id}
     params: dict[str, Any] = {}
     if client_order_id is not None:
         params["origClientOrderId"] = client_order_id
         if venue_order_id is not None:
-            params["orderId"] = venue_order_id  # both sent: the venue checks they agree
+            params["orderId"] = venue_order_id
     return params
 
 

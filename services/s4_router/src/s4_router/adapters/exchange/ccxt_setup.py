@@ -3,7 +3,7 @@
 * Clients: :func:`build_client` (options, error hooks, sandbox, host) for each ccxt class.
 * Markets: :func:`binance_market_info` builds Binance ``exchangeInfo`` entries from our
   instrument_registry, fed through ccxt's own ``parse_market``, so start-up does not depend on
-  venue discovery.
+  venue discovery; :func:`load_mexc_markets` asks MEXC for the market types the registry trades.
 * Hosts: :func:`svckit.ccxt_hosts.point_client` (testnet, or one host: the simulator's facade).
 * Request weight: Binance's per-minute limits and the ``X-MBX-USED-WEIGHT-1M`` header.
   ccxt's own limiter, when enabled, uses a rolling window (Binance limits weight per minute;
@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -158,3 +158,20 @@ def build_client(
     client = getattr(ccxt_async, name)(dict(config))
     install_error_hooks(client)
     return point_client(client, testnet=testnet, base_url=base_url)
+
+
+async def load_mexc_markets(client: Any, instruments: Sequence[Instrument]) -> None:
+    """MEXC's market lists, only those the registry trades: spot (api.mexc.com) and/or swap
+    (contract.mexc.com). ccxt's own load_markets() always fetches both plus the currency list
+    (/capital/config/getall: networks and withdrawal data the router never uses), so a
+    spot-only registry would depend on the futures host and on a wallet-permission call."""
+    wanted = {m for inst in instruments for m in inst.markets}
+    if not wanted:
+        await client.load_markets()
+        return
+    markets: list[Any] = []
+    if SPOT in wanted:
+        markets += await client.fetch_spot_markets()
+    if FUT in wanted:
+        markets += await client.fetch_swap_markets()
+    client.set_markets(markets)
