@@ -1023,3 +1023,19 @@ def test_runbooks_with_setting_values_in_parentheses_state_the_defaults() -> Non
             wrong.append(f"{name}: runbook {number} {unit}, code {real}")
     assert found >= 10, "the pattern finds the runbooks' values"
     assert wrong == []
+
+
+def test_configmaps_and_compose_with_settings_name_only_declared_variables() -> None:
+    """A stale or misspelt key would be ignored silently (extra="ignore"): none may exist."""
+    known = set(_settings_defaults())
+    named: set[str] = set()
+    for cm in _by_kind("ConfigMap").values():
+        named |= set(cm["data"]) - {"route.json"}
+    for dep in _by_kind("Deployment").values():
+        for container in dep["spec"]["template"]["spec"]["containers"]:
+            named |= {v["name"] for v in container.get("env", [])}
+    for svc in _compose()["services"].values():
+        named |= set(_env_dict(svc.get("environment")))
+    ours = {n for n in named if re.match(r"(S3|S4|MD)_", n)}
+    assert len(ours) > 50, "the scan found the variables"
+    assert ours - known == set()
