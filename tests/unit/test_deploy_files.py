@@ -1039,3 +1039,18 @@ def test_configmaps_and_compose_with_settings_name_only_declared_variables() -> 
     ours = {n for n in named if re.match(r"(S3|S4|MD)_", n)}
     assert len(ours) > 50, "the scan found the variables"
     assert ours - known == set()
+
+
+@pytest.mark.parametrize(
+    "doc", ["README.md", "docs/venue.md", "services/s3_strategy/README.md", "fixtures/README.md"]
+)
+def test_docs_with_settings_name_declared_variables(doc: str) -> None:
+    shell_vars = {"S3_AUTH", "S4_AUTH"}  # the README walk-through's header variables
+    known = set(_settings_defaults())
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    unknown = set()
+    for name, star in re.findall(r"\b((?:S3|S4|MD)_[A-Z0-9_]*[A-Z0-9_])(\*?)", text):
+        ok = any(k.startswith(name) for k in known) if star else name in known
+        if not ok and name not in shell_vars:
+            unknown.add(name + star)
+    assert unknown == set(), f"{doc} names settings the code does not declare: {unknown}"
