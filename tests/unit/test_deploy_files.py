@@ -1054,3 +1054,27 @@ def test_docs_with_settings_name_declared_variables(doc: str) -> None:
         if not ok and name not in shell_vars:
             unknown.add(name + star)
     assert unknown == set(), f"{doc} names settings the code does not declare: {unknown}"
+
+
+def test_runbooks_index_with_alert_rows_states_severity_and_links_the_rules_runbook() -> None:
+    rules = {rule["alert"]: rule for rule in _alert_rules()}
+    index = (RUNBOOKS / "README.md").read_text(encoding="utf-8")
+    linked: dict[str, set[str]] = {}
+    for line in index.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0] or cells[0] == "alert":
+            continue
+        names = [n for n in re.findall(r"\b[A-Z]\w+\b", cells[0]) if n in rules]
+        severities = cells[1].split(" / ")
+        for i, name in enumerate(names):
+            real = rules[name]["labels"]["severity"]
+            said = severities[i] if len(severities) == len(names) else None
+            assert real == said or (said is None and real in severities), f"{name}: {cells[1]}"
+            links = {
+                "README.md" + t if t.startswith("#") else t
+                for t in re.findall(r"\]\(([^)\s]+)\)", cells[2])
+            }
+            linked.setdefault(name, set()).update(links)
+    for name, rule in rules.items():
+        url = rule["annotations"]["runbook_url"].removeprefix("runbooks/")
+        assert url in linked.get(name, set()), f"{name}: the table does not link {url}"
