@@ -1078,3 +1078,33 @@ def test_runbooks_index_with_alert_rows_states_severity_and_links_the_rules_runb
     for name, rule in rules.items():
         url = rule["annotations"]["runbook_url"].removeprefix("runbooks/")
         assert url in linked.get(name, set()), f"{name}: the table does not link {url}"
+
+
+def test_runbooks_with_kubectl_commands_name_objects_and_keys_the_manifests_define() -> None:
+    """`kubectl … deploy/<name>`, `-l <label>=<value>`, `get cm|secret <name> -o
+    jsonpath='{.data.<key>}'`: what the runbooks' commands ask for exists in deploy/k8s."""
+    deployments = _by_kind("Deployment")
+    cms, secrets = _by_kind("ConfigMap"), _by_kind("Secret")
+    optional_secret_keys = {
+        (ref["name"], ref["key"])
+        for dep in deployments.values()
+        for c in dep["spec"]["template"]["spec"]["containers"]
+        for v in c.get("env", [])
+        if (ref := v.get("valueFrom", {}).get("secretKeyRef")) and ref.get("optional")
+    }
+    pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in deployments.values()]
+    lines = [ln for ln in _runbook_text().splitlines() if "kubectl" in ln]
+    assert lines
+    for line in lines:
+        for name in re.findall(r"\bdeploy(?:ment)?/([a-z0-9-]+)", line):
+            assert name in deployments, line
+        for key, value in re.findall(r"-l ([\w./-]+)=([\w.-]+)", line):
+            assert any(labels.get(key) == value for labels in pod_labels), line
+        for kind, name, key in re.findall(
+            r"get (cm|secret) ([a-z0-9-]+) -o jsonpath='\{\.data\.([\w\\.]+)\}'", line
+        ):
+            key = key.replace("\\.", ".")
+            if kind == "cm":
+                assert key in cms[name]["data"], line
+            else:
+                assert key in _secret_keys(secrets[name]) or (name, key) in optional_secret_keys
