@@ -1108,3 +1108,24 @@ def test_runbooks_with_kubectl_commands_name_objects_and_keys_the_manifests_defi
                 assert key in cms[name]["data"], line
             else:
                 assert key in _secret_keys(secrets[name]) or (name, key) in optional_secret_keys
+
+
+def test_runbooks_with_redis_keys_name_keys_the_code_uses() -> None:
+    """`halt:entries:{symbol}`, `exec:lease:<parent>:prot`, `orders:intent:dlq`, …: the literal
+    part of every Redis key or stream the runbooks name is in the services' source."""
+    source = "\n".join(
+        p.read_text(encoding="utf-8")
+        for base in ("services", "libs")
+        for p in (ROOT / base).glob("*/src/**/*.py")
+    )
+    key = re.compile(r"`([a-z_]+(?::(?:[a-z_]+|\{[a-z_]+\}|<[^>]+>))+)`")
+    names = set(key.findall(_runbook_text()))
+    assert {"orders:intent", "halt:entries:{symbol}"} <= names  # the scan works
+    # Store keys built from an event's name: `{name.lower()}:{parent}` (protection_records.event).
+    computed = {"oco_resolve:"}
+    missing = set()
+    for name in names:
+        literal = re.split(r"[{<]", name)[0]
+        if literal not in source and literal not in computed:
+            missing.add(name)
+    assert missing == set(), f"runbooks name Redis keys the code does not use: {missing}"
