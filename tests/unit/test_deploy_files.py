@@ -780,3 +780,352 @@ def test_k8s_feeder_deployment_with_probes_non_root_read_only_and_config_refs() 
     assert ref["name"] in _by_kind("Secret") and ref["optional"] is True
     annotations = dep["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
+
+
+# ---------------------------------------------------------------------------- documents vs code
+# The README's configuration reference and the runbooks say only what the code does: every
+# setting with its real default, every name they mention defined in the code or the rules.
+
+README = ROOT / "README.md"
+# Settings whose default is computed at start and documented as such.
+COMPUTED_DEFAULTS = {"S4_CONSUMER_NAME": "hostname-pid"}
+# Base settings (svckit.settings.ServiceSettings) the feeder does not read: no store, no API.
+FEEDER_UNUSED = {
+    "MD_DB_ARANGO_URI",
+    "MD_DB_ARANGO_USER",
+    "MD_DB_ARANGO_PASS",
+    "MD_DB_ARANGO_NAME",
+    "MD_DATA_DIR",
+    "MD_FIXTURES_DIR",
+    "MD_API_TOKEN",
+    "MD_AUTH_DISABLED",
+}
+_SEP = re.compile(r" / |, (?=`)")
+
+
+def _settings_defaults() -> dict[str, Any]:
+    """S3_* / S4_* / MD_* variable -> its default (None when there is none)."""
+    from pydantic_core import PydanticUndefined
+
+    from md_feeder.config import Settings as MDSettings
+    from s3_strategy.config import Settings as S3Settings
+    from s4_router.config import Settings as S4Settings
+
+    out: dict[str, Any] = {}
+    for cls, prefix in ((S3Settings, "S3_"), (S4Settings, "S4_"), (MDSettings, "MD_")):
+        for name, field in cls.model_fields.items():
+            if field.default_factory is not None:
+                default = field.default_factory()  # type: ignore[call-arg]
+            else:
+                default = None if field.default is PydanticUndefined else field.default
+            out[prefix + name.upper()] = default
+    return out
+
+
+def _readme_section(start: str, end: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    return text[text.index(start) : text.index(end)]
+
+
+def _expand(names: list[str], known: set[str]) -> list[str]:
+    """`S3_DB_ARANGO_USER` / `_PASS` / `_NAME`: a name starting with `_` replaces the tail of
+    the row's first name (the longest prefix that makes a declared variable)."""
+    out: list[str] = []
+    for name in names:
+        if name.startswith("_") and out:
+            parts = out[0].split("_")
+            cands = ["_".join(parts[:i]) + name for i in range(len(parts) - 1, 0, -1)]
+            name = next((c for c in cands if c in known), cands[0])
+        out.append(name)
+    return out
+
+
+def readme_config_rows() -> list[tuple[str, str]]:
+    """(variable, its default cell part) for every row of the configuration reference."""
+    known = set(_settings_defaults())
+    section = _readme_section("## Configuration reference", "## Hot-reloaded configuration")
+    rows: list[tuple[str, str]] = []
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        names = _expand(re.findall(r"`([A-Z0-9_]+)`", cells[0]), known)
+        defaults = _SEP.split(cells[1]) if len(names) > 1 else [cells[1]]
+        if len(defaults) == 1:
+            defaults = defaults * len(names)  # one value for all: "unset", or empty
+        assert len(defaults) == len(names), f"README: defaults do not pair with {names}"
+        rows.extend(zip(names, defaults, strict=True))
+    return rows
+
+
+def _same_default(doc: str, real: Any) -> bool:
+    from datetime import timedelta
+    from decimal import Decimal, InvalidOperation
+
+    from pydantic import SecretStr
+
+    from svckit.settings import parse_duration
+
+    if isinstance(real, SecretStr):
+        real = real.get_secret_value()
+    if isinstance(real, bool):
+        return doc == str(real).lower()
+    if isinstance(real, timedelta):
+        return parse_duration(doc) == real
+    if isinstance(real, int | float | Decimal):
+        try:
+            return Decimal(doc) == Decimal(str(real))
+        except InvalidOperation:
+            return False
+    if isinstance(real, list):
+        return doc == ",".join(real)
+    return doc == str(real)
+
+
+def test_readme_configuration_reference_lists_only_declared_settings() -> None:
+    known = set(_settings_defaults())
+    unknown = sorted({name for name, _ in readme_config_rows() if name not in known})
+    assert unknown == [], f"README lists settings the code does not declare: {unknown}"
+
+
+def test_readme_configuration_reference_lists_every_setting() -> None:
+    section = _readme_section("## Configuration reference", "## Hot-reloaded configuration")
+    listed = {name for name, _ in readme_config_rows()}
+    mentioned = set(re.findall(r"`((?:S3|S4|MD)_[A-Z0-9_]+)`", section))
+    missing = sorted(
+        name
+        for name in _settings_defaults()
+        if name not in listed
+        and not (name.startswith("MD_") and (name in mentioned or name in FEEDER_UNUSED))
+    )
+    assert missing == [], f"README's configuration reference lacks {missing}"
+
+
+def test_readme_configuration_reference_states_the_real_defaults() -> None:
+    defaults = _settings_defaults()
+    wrong = []
+    for name, cell in readme_config_rows():
+        real = defaults[name]
+        text = cell.strip()
+        if not text:
+            continue  # no claim ("as for S3", a secret)
+        literal = re.match(r"`([^`]*)`", text)
+        if name in COMPUTED_DEFAULTS:
+            ok = literal is not None and literal.group(1) == COMPUTED_DEFAULTS[name]
+        elif literal is not None:
+            ok = _same_default(literal.group(1), real)
+        elif text.startswith("*(") or text == "unset":
+            # "*(empty ⇒ SQLite)*", "*(required)*", "unset": the code has no value either.
+            ok = real in (None, [], "") or _same_default("", real)
+        else:
+            ok = False
+        if not ok:
+            wrong.append(f"{name}: README {text!r}, code {real!r}")
+    assert wrong == []
+
+
+def _runbook_text() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(RUNBOOKS.glob("*.md")))
+
+
+def declared_metrics() -> set[str]:
+    """Every metric family the services declare (prometheus_client constructors, literal name)."""
+    import ast
+
+    names: set[str] = set()
+    for path in sorted((ROOT / "services").glob("*/src/*/metrics.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) in {"Counter", "Gauge", "Histogram"}
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                names.add(str(node.args[0].value))
+    return names
+
+
+def test_runbooks_with_alert_names_name_rules_and_index_every_rule() -> None:
+    rules = {rule["alert"] for rule in _alert_rules()}
+    named = set(re.findall(r"\b(?:Router|Strategy|MarketData|Chimera)[A-Z]\w+", _runbook_text()))
+    assert named - rules == set(), "runbooks name alerts that deploy/prometheus/alerts.yml lacks"
+    index = (RUNBOOKS / "README.md").read_text(encoding="utf-8")
+    table = "\n".join(line for line in index.splitlines() if line.startswith("| "))
+    missing = sorted(r for r in rules if not re.search(rf"\b{r}\b", table))
+    assert missing == [], f"runbooks/README.md's alert table lacks {missing}"
+
+
+def test_runbooks_with_settings_name_declared_variables() -> None:
+    known = set(_settings_defaults())
+    unknown = set()
+    for name, star in re.findall(r"\b((?:S3|S4|MD)_[A-Z0-9_]*[A-Z0-9_])(\*?)", _runbook_text()):
+        ok = any(k.startswith(name) for k in known) if star else name in known
+        if not ok:
+            unknown.add(name + star)
+    assert unknown == set(), f"runbooks name settings the code does not declare: {unknown}"
+
+
+def test_runbooks_with_metric_names_name_declared_metrics() -> None:
+    metrics = declared_metrics()
+    assert {"router_stream_lag", "s3_publish_failures_total"} <= metrics  # the scan works
+    series = metrics | {m + s for m in metrics for s in ("_bucket", "_sum", "_count")}
+    modules = {"s3_strategy", "s4_router", "md_feeder"}
+    unknown = set()
+    metric = re.compile(r"(?<![\w/.-])((?:router|s3|md)_[a-z0-9_]+)(?![\w./-])")
+    for name in metric.findall(_runbook_text()):
+        if name in modules:
+            continue
+        ok = any(s.startswith(name) for s in series) if name.endswith("_") else name in series
+        if not ok:
+            unknown.add(name)
+    assert unknown == set(), f"runbooks name metrics no service declares: {unknown}"
+
+
+def test_runbooks_with_alert_kinds_cover_every_kind_the_services_raise() -> None:
+    from tests.unit.test_alert_kinds import INFO_ONLY, raised_kinds
+
+    text = _runbook_text()
+    prefixes = re.findall(r"`([A-Z][A-Z0-9_]*_)\*`", text)
+    missing = sorted(
+        kind
+        for service in ("s4-router", "s3-strategy")
+        for kind, severity in raised_kinds(service).items()
+        if severity != INFO_ONLY
+        and not re.search(rf"\b{kind}\b", text)
+        and not any(kind.startswith(p) for p in prefixes)
+    )
+    assert missing == [], f"alert kinds no runbook explains: {missing}"
+
+
+def test_runbooks_with_setting_values_in_parentheses_state_the_defaults() -> None:
+    """`S4_CB_MIN_CALLS` (10), `S4_CB_OPEN_MS` (5 s), (up to `S4_CB_MAX_OPEN_MS`, 60 s): the
+    value written beside a setting is its default, in the unit written."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    scale = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
+    defaults = _settings_defaults()
+    found, wrong = 0, []
+    pattern = (
+        r"`((?:S3|S4|MD)_[A-Z0-9_]+)`(?:\s\(|,\s)(?:default )?"  # `VAR` (  or  `VAR`,
+        r"(\d+(?:\.\d+)?)(?: ?(ms|s|m|h)\b)?"  # 250 ms
+    )
+    for name, number, unit in re.findall(pattern, _runbook_text()):
+        real = defaults[name]
+        value = Decimal(number)
+        if isinstance(real, timedelta):
+            real, value = Decimal(str(real.total_seconds())), value * scale[unit or "s"]
+        elif unit:  # a duration setting counts in the unit its name ends with
+            own = "ms" if name.endswith("_MS") else "s"
+            value = value * scale[unit] / scale[own]
+        found += 1
+        if value != Decimal(str(real)):
+            wrong.append(f"{name}: runbook {number} {unit}, code {real}")
+    assert found >= 10, "the pattern finds the runbooks' values"
+    assert wrong == []
+
+
+def test_configmaps_and_compose_with_settings_name_only_declared_variables() -> None:
+    """A stale or misspelt key would be ignored silently (extra="ignore"): none may exist."""
+    known = set(_settings_defaults())
+    named: set[str] = set()
+    for cm in _by_kind("ConfigMap").values():
+        named |= set(cm["data"]) - {"route.json"}
+    for dep in _by_kind("Deployment").values():
+        for container in dep["spec"]["template"]["spec"]["containers"]:
+            named |= {v["name"] for v in container.get("env", [])}
+    for svc in _compose()["services"].values():
+        named |= set(_env_dict(svc.get("environment")))
+    ours = {n for n in named if re.match(r"(S3|S4|MD)_", n)}
+    assert len(ours) > 50, "the scan found the variables"
+    assert ours - known == set()
+
+
+@pytest.mark.parametrize(
+    "doc", ["README.md", "docs/venue.md", "services/s3_strategy/README.md", "fixtures/README.md"]
+)
+def test_docs_with_settings_name_declared_variables(doc: str) -> None:
+    shell_vars = {"S3_AUTH", "S4_AUTH"}  # the README walk-through's header variables
+    known = set(_settings_defaults())
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    unknown = set()
+    for name, star in re.findall(r"\b((?:S3|S4|MD)_[A-Z0-9_]*[A-Z0-9_])(\*?)", text):
+        ok = any(k.startswith(name) for k in known) if star else name in known
+        if not ok and name not in shell_vars:
+            unknown.add(name + star)
+    assert unknown == set(), f"{doc} names settings the code does not declare: {unknown}"
+
+
+def test_runbooks_index_with_alert_rows_states_severity_and_links_the_rules_runbook() -> None:
+    rules = {rule["alert"]: rule for rule in _alert_rules()}
+    index = (RUNBOOKS / "README.md").read_text(encoding="utf-8")
+    linked: dict[str, set[str]] = {}
+    for line in index.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0] or cells[0] == "alert":
+            continue
+        names = [n for n in re.findall(r"\b[A-Z]\w+\b", cells[0]) if n in rules]
+        severities = cells[1].split(" / ")
+        for i, name in enumerate(names):
+            real = rules[name]["labels"]["severity"]
+            said = severities[i] if len(severities) == len(names) else None
+            assert real == said or (said is None and real in severities), f"{name}: {cells[1]}"
+            links = {
+                "README.md" + t if t.startswith("#") else t
+                for t in re.findall(r"\]\(([^)\s]+)\)", cells[2])
+            }
+            linked.setdefault(name, set()).update(links)
+    for name, rule in rules.items():
+        url = rule["annotations"]["runbook_url"].removeprefix("runbooks/")
+        assert url in linked.get(name, set()), f"{name}: the table does not link {url}"
+
+
+def test_runbooks_with_kubectl_commands_name_objects_and_keys_the_manifests_define() -> None:
+    """`kubectl … deploy/<name>`, `-l <label>=<value>`, `get cm|secret <name> -o
+    jsonpath='{.data.<key>}'`: what the runbooks' commands ask for exists in deploy/k8s."""
+    deployments = _by_kind("Deployment")
+    cms, secrets = _by_kind("ConfigMap"), _by_kind("Secret")
+    optional_secret_keys = {
+        (ref["name"], ref["key"])
+        for dep in deployments.values()
+        for c in dep["spec"]["template"]["spec"]["containers"]
+        for v in c.get("env", [])
+        if (ref := v.get("valueFrom", {}).get("secretKeyRef")) and ref.get("optional")
+    }
+    pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in deployments.values()]
+    lines = [ln for ln in _runbook_text().splitlines() if "kubectl" in ln]
+    assert lines
+    for line in lines:
+        for name in re.findall(r"\bdeploy(?:ment)?/([a-z0-9-]+)", line):
+            assert name in deployments, line
+        for key, value in re.findall(r"-l ([\w./-]+)=([\w.-]+)", line):
+            assert any(labels.get(key) == value for labels in pod_labels), line
+        for kind, name, key in re.findall(
+            r"get (cm|secret) ([a-z0-9-]+) -o jsonpath='\{\.data\.([\w\\.]+)\}'", line
+        ):
+            key = key.replace("\\.", ".")
+            if kind == "cm":
+                assert key in cms[name]["data"], line
+            else:
+                assert key in _secret_keys(secrets[name]) or (name, key) in optional_secret_keys
+
+
+def test_runbooks_with_redis_keys_name_keys_the_code_uses() -> None:
+    """`halt:entries:{symbol}`, `exec:lease:<parent>:prot`, `orders:intent:dlq`, …: the literal
+    part of every Redis key or stream the runbooks name is in the services' source."""
+    source = "\n".join(
+        p.read_text(encoding="utf-8")
+        for base in ("services", "libs")
+        for p in (ROOT / base).glob("*/src/**/*.py")
+    )
+    key = re.compile(r"`([a-z_]+(?::(?:[a-z_]+|\{[a-z_]+\}|<[^>]+>))+)`")
+    names = set(key.findall(_runbook_text()))
+    assert {"orders:intent", "halt:entries:{symbol}"} <= names  # the scan works
+    # Store keys built from an event's name: `{name.lower()}:{parent}` (protection_records.event).
+    computed = {"oco_resolve:"}
+    missing = set()
+    for name in names:
+        literal = re.split(r"[{<]", name)[0]
+        if literal not in source and literal not in computed:
+            missing.add(name)
+    assert missing == set(), f"runbooks name Redis keys the code does not use: {missing}"

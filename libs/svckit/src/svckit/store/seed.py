@@ -322,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--arango-uri", default=os.environ.get("S3_DB_ARANGO_URI"))
     parser.add_argument("--arango-user", default=os.environ.get("S3_DB_ARANGO_USER"))
     parser.add_argument("--arango-pass", default=os.environ.get("S3_DB_ARANGO_PASS"))
-    parser.add_argument("--arango-db", default=os.environ.get("S3_DB_ARANGO_DB", "chimera"))
+    # The same variable the services read (S3_DB_ARANGO_NAME), so it seeds their database.
+    parser.add_argument("--arango-db", default=os.environ.get("S3_DB_ARANGO_NAME", "chimera"))
     args = parser.parse_args(argv)
 
     async def run() -> SeedReport:
