@@ -13,8 +13,7 @@ compiled.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from tradekit.rules import (
     ACTIONS,
@@ -77,8 +76,11 @@ __all__ = [
 Cond: TypeAlias = tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(NamedTuple):
+    """One linted rule as the compiler reads it. A NamedTuple rather than a frozen dataclass:
+    just as immutable, and built several times faster (a frozen dataclass sets each field
+    through object.__setattr__), which a reload of 200 rules notices (issue 13)."""
+
     rule_id: str
     priority: int
     status: str
