@@ -140,3 +140,25 @@ def test_a_valid_bundle_is_linted_as_plain_documents_with_the_models_view() -> N
     with pytest.raises(RuleErrors) as info:
         check_rule_docs(bad, factors=factors, symbols=symbols)
     assert info.value.errors == ["R-0002: when: v must be a number, got 'x'"]
+
+
+def test_a_condition_is_walked_once_after_validation_by_the_compiler() -> None:
+    # The view keeps each rule's validated condition document; only the compiler walks it
+    # (collecting the features it reads on the way): no second tree per rule on a reload.
+    from s3_strategy.domain.rules import lint
+
+    doc = content(rules_200())
+    calls = [0]
+
+    def count(frame: FrameType, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if event == "call" and code.co_filename == lint.__file__ and code.co_name[0] == "_":
+            calls[0] += 1  # the module's helpers (the views and any tree walker)
+
+    sys.setprofile(count)
+    try:
+        built = build_engine(doc)
+    finally:
+        sys.setprofile(None)
+    assert len(built.rule_ids) == 200
+    assert calls[0] == 200  # one view per rule, nothing walked

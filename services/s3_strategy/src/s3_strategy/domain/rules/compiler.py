@@ -1,8 +1,9 @@
 """Compile linted rules once per bundle into one evaluation function per (symbol, market).
 
-Each condition becomes a tree of small closures (a leaf: one dict lookup and one comparison,
-specialised per operator; `allOf`/`anyOf` of two or three children unrolled), and a set is a
-loop over its rules in order:
+Each condition (its validated document, read once: the features a rule reads are collected on the
+way) becomes a tree of small closures (a leaf: one dict lookup and one comparison, specialised
+per operator; `allOf`/`anyOf` of two or three children unrolled), and a set is a loop over its
+rules in order:
 
     for i, cond, skip in table:
         if cond(x):
@@ -40,6 +41,7 @@ from decimal import Decimal
 from typing import Any
 
 from s3_strategy.domain.rules.lint import FEATURE_RE, MARKETS, OPS, SERVICE, Cond, Rule
+from tradekit.rules import short
 
 Features = Mapping[str, float]
 Pred = Callable[[Features], bool]
@@ -94,55 +96,56 @@ def _any(kids: list[Pred]) -> Pred:
     return some
 
 
-def compile_cond(node: Cond) -> Pred:
-    """The condition tree as a predicate over a feature snapshot."""
-    kind = node[0]
-    if kind == "leaf":
-        f, op, v = node[1], node[2], node[3]
-        # Re-checked here so the compiler is safe even if called on an unlinted tree.
-        if not isinstance(f, str) or not FEATURE_RE.fullmatch(f) or op not in OPS:
-            raise ValueError(f"unsafe leaf {node!r}")
-        if type(v) is not float or not math.isfinite(v):
-            raise ValueError(f"unsafe threshold {v!r}")
-        return _leaf(f, op, v)
-    if kind == "all":
-        return _all([compile_cond(c) for c in node[1]])
-    if kind == "any":
-        return _any([compile_cond(c) for c in node[1]])
-    if kind == "not":
-        inner = compile_cond(node[1])
+def compile_cond(node: Cond, used: set[str] | None = None) -> Pred:
+    """The condition document as a predicate over a feature snapshot; the features it reads are
+    added to `used`."""
+    # Re-checked here so the compiler is safe even if called on an unlinted tree.
+    if type(node) is not dict and not isinstance(node, Mapping):
+        raise ValueError(f"unknown node {short(node)}")
+    kids = node.get("allOf")
+    if kids is not None:
+        return _all([compile_cond(c, used) for c in kids])
+    kids = node.get("anyOf")
+    if kids is not None:
+        return _any([compile_cond(c, used) for c in kids])
+    if "not" in node:
+        inner = compile_cond(node["not"], used)
         return lambda x: not inner(x)
-    raise ValueError(f"unknown node {kind!r}")
+    f, op, v = node.get("f"), node.get("op"), node.get("v")
+    if not isinstance(f, str) or not FEATURE_RE.fullmatch(f) or op not in OPS:
+        raise ValueError(f"unsafe leaf {short(node)}")
+    if type(v) is not float or not math.isfinite(v):
+        raise ValueError(f"unsafe threshold {short(v)}")
+    if used is not None:
+        used.add(f)
+    return _leaf(f, op, v)
 
 
 def reference_eval(node: Cond, x: Features) -> bool:
     """Tree-walking interpreter of a condition (the specification the compiler must match)."""
-    kind = node[0]
-    if kind == "leaf":
-        a, op, b = x[node[1]], node[2], node[3]
-        return bool(
-            a < b
-            if op == "<"
-            else a <= b
-            if op == "<="
-            else a > b
-            if op == ">"
-            else a >= b
-            if op == ">="
-            else a == b
-            if op == "=="
-            else a != b
-        )
-    if kind == "all":
-        return all(reference_eval(c, x) for c in node[1])
-    if kind == "any":
-        return any(reference_eval(c, x) for c in node[1])
-    return not reference_eval(node[1], x)
+    if "allOf" in node:
+        return all(reference_eval(c, x) for c in node["allOf"])
+    if "anyOf" in node:
+        return any(reference_eval(c, x) for c in node["anyOf"])
+    if "not" in node:
+        return not reference_eval(node["not"], x)
+    a, op, b = x[node["f"]], node["op"], node["v"]
+    return bool(
+        a < b
+        if op == "<"
+        else a <= b
+        if op == "<="
+        else a > b
+        if op == ">"
+        else a >= b
+        if op == ">="
+        else a == b
+        if op == "=="
+        else a != b
+    )
 
 
-def _compile_set(rules: list[Rule]) -> RulesFn:
-    table = tuple((i, compile_cond(r.when), r.action == "skip_entry") for i, r in enumerate(rules))
-
+def _run(table: tuple[tuple[int, Pred, bool], ...]) -> RulesFn:
     def _rules(x: Features) -> tuple[int, list[int]]:
         fired: list[int] = []
         for i, cond, skip in table:
@@ -194,7 +197,12 @@ def _empty(_: Features) -> tuple[int, list[int]]:
 def compile_ruleset(rules: list[Rule]) -> RuleSet:
     entries: list[dict[str, Any]] = []
     values: list[Decimal | None] = []
-    for r in rules:
+    table: list[tuple[int, Pred, bool]] = []
+    features: list[frozenset[str]] = []
+    for i, r in enumerate(rules):
+        used: set[str] = set()
+        table.append((i, compile_cond(r.when, used), r.action == "skip_entry"))
+        features.append(frozenset(used))
         if r.action == "skip_entry":
             entries.append({"rule_id": r.rule_id, "action": "skip_entry"})
             values.append(None)
@@ -203,11 +211,11 @@ def compile_ruleset(rules: list[Rule]) -> RuleSet:
             values.append(Decimal(repr(r.value)))
     return RuleSet(
         rule_ids=tuple(r.rule_id for r in rules),
-        features=frozenset().union(*(r.features for r in rules)),
-        rule_features=tuple(r.features for r in rules),
+        features=frozenset().union(*features),
+        rule_features=tuple(features),
         values=tuple(values),
         entries=tuple(entries),
-        fn=_compile_set(rules) if rules else _empty,
+        fn=_run(tuple(table)) if rules else _empty,
     )
 
 
