@@ -162,3 +162,20 @@ def test_a_condition_is_walked_once_after_validation_by_the_compiler() -> None:
         sys.setprofile(None)
     assert len(built.rule_ids) == 200
     assert calls[0] == 200  # one view per rule, nothing walked
+
+
+def test_compiled_conditions_leave_the_collector_about_one_object_per_node() -> None:
+    # Every object the engine keeps is scanned by each later GC pass for as long as the bundle
+    # is active. A compiled node is one function whose defaults bind what it reads; closure
+    # cells (one per variable, plus the closure tuple) tripled that.
+    from s3_strategy.domain.rules import compile_cond
+
+    conds = [r["when"] for r in rules_200()]
+    nodes = 5 * len(conds)  # allOf[leaf, anyOf[leaf, leaf]]
+    gc.collect()
+    before = len(gc.get_objects())
+    compiled = [compile_cond(c) for c in conds]
+    gc.collect()  # tuples of strings and floats stop being tracked here
+    kept = len(gc.get_objects()) - before
+    assert len(compiled) == 200
+    assert kept <= 1.5 * nodes
