@@ -168,6 +168,30 @@ async def test_upload_returns_201_rev_lint_and_semantic_diff_same_content_200(
     assert stored["created_by"] == "api:alice"
 
 
+async def test_upload_hashes_its_bundle_once(
+    replica: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Canonical JSON + sha256 of a 200-rule bundle costs about what its whole lint does: an
+    # upload computes the bundle's rev once (the store write and the diff reuse it), its decision
+    # context's once, and verifies the active bundle it is diffed against.
+    from s3_strategy.adapters import configstore
+    from svckit.store import content_rev as real
+
+    r = await replica()
+    current = await active_bundle(r)
+    hashed: list[str] = []
+
+    def counting(value: Any, length: int = 12) -> str:
+        hashed.append("context" if "bundle" in value else "bundle")
+        return real(value, length)
+
+    monkeypatch.setattr(configstore, "content_rev", counting)
+    res = await upload(r, edited(current, tp_net_profit_pct=0.12))
+    assert res.status_code == 201, res.text
+    assert sorted(hashed) == ["bundle", "bundle", "context"]
+    assert res.json()["diff"]["summary"]["rules_changed"] == 1
+
+
 async def test_upload_failing_lint_422_lists_paths_and_stores_nothing(
     replica: Factory, store: SqliteStore
 ) -> None:

@@ -140,3 +140,42 @@ def test_a_valid_bundle_is_linted_as_plain_documents_with_the_models_view() -> N
     with pytest.raises(RuleErrors) as info:
         check_rule_docs(bad, factors=factors, symbols=symbols)
     assert info.value.errors == ["R-0002: when: v must be a number, got 'x'"]
+
+
+def test_a_condition_is_walked_once_after_validation_by_the_compiler() -> None:
+    # The view keeps each rule's validated condition document; only the compiler walks it
+    # (collecting the features it reads on the way): no second tree per rule on a reload.
+    from s3_strategy.domain.rules import lint
+
+    doc = content(rules_200())
+    calls = [0]
+
+    def count(frame: FrameType, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if event == "call" and code.co_filename == lint.__file__ and code.co_name[0] == "_":
+            calls[0] += 1  # the module's helpers (the views and any tree walker)
+
+    sys.setprofile(count)
+    try:
+        built = build_engine(doc)
+    finally:
+        sys.setprofile(None)
+    assert len(built.rule_ids) == 200
+    assert calls[0] == 200  # one view per rule, nothing walked
+
+
+def test_compiled_conditions_leave_the_collector_about_one_object_per_node() -> None:
+    # Every object the engine keeps is scanned by each later GC pass for as long as the bundle
+    # is active. A compiled node is one function whose defaults bind what it reads; closure
+    # cells (one per variable, plus the closure tuple) tripled that.
+    from s3_strategy.domain.rules import compile_cond
+
+    conds = [r["when"] for r in rules_200()]
+    nodes = 5 * len(conds)  # allOf[leaf, anyOf[leaf, leaf]]
+    gc.collect()
+    before = len(gc.get_objects())
+    compiled = [compile_cond(c) for c in conds]
+    gc.collect()  # tuples of strings and floats stop being tracked here
+    kept = len(gc.get_objects()) - before
+    assert len(compiled) == 200
+    assert kept <= 1.5 * nodes

@@ -227,29 +227,44 @@ def test_engine_with_params_max_depth_applies_it_at_load() -> None:
 
 def test_compile_cond_with_unsafe_leaf_refuses_to_compile() -> None:
     with pytest.raises(ValueError, match="unsafe"):
-        compile_cond(("leaf", "x']) or __import__('os') or (x['", "<", 1.0))
+        compile_cond({"f": "x']) or __import__('os') or (x['", "op": "<", "v": 1.0})
     with pytest.raises(ValueError, match="unsafe"):
-        compile_cond(("leaf", "spread_bps", "< 1 or 1", 1.0))
+        compile_cond({"f": "spread_bps", "op": "< 1 or 1", "v": 1.0})
     with pytest.raises(ValueError, match="unsafe"):
-        compile_cond(("leaf", "spread_bps", "<", float("nan")))
+        compile_cond({"f": "spread_bps", "op": "<", "v": float("nan")})
     with pytest.raises(ValueError, match="unsafe"):
-        compile_cond(("leaf", "spread_bps", "<", True))  # a bool is not a threshold
+        compile_cond({"f": "spread_bps", "op": "<", "v": True})  # a bool is not a threshold
+    with pytest.raises(ValueError, match="unknown node"):
+        compile_cond({"allOf": [["spread_bps", "<", 1.0]]})
+
+
+def test_compile_cond_collects_the_features_it_reads() -> None:
+    used: set[str] = set()
+    when = {
+        "allOf": [
+            {"f": "spread_bps", "op": "<", "v": 1.0},
+            {"not": {"anyOf": [{"f": "rv_1h", "op": ">", "v": 0.0}]}},
+        ]
+    }
+    compile_cond(when, used)
+    assert used == {"spread_bps", "rv_1h"}
 
 
 # ---- compiled conditions ≡ reference interpreter -------------------------------------------
 NAMES = ("spread_bps", "rv_1h", "ma_cross", "rho_usdttwd_14")
-leaf = st.tuples(
-    st.just("leaf"),
-    st.sampled_from(NAMES),
-    st.sampled_from(("<", "<=", ">", ">=", "==", "!=")),
-    st.sampled_from((-1.0, -0.3, 0.0, 0.5, 1.0)),
+leaf = st.fixed_dictionaries(
+    {
+        "f": st.sampled_from(NAMES),
+        "op": st.sampled_from(("<", "<=", ">", ">=", "==", "!=")),
+        "v": st.sampled_from((-1.0, -0.3, 0.0, 0.5, 1.0)),
+    }
 )
 trees = st.recursive(
     leaf,
     lambda kids: st.one_of(
-        st.tuples(st.just("all"), st.lists(kids, min_size=1, max_size=5).map(tuple)),
-        st.tuples(st.just("any"), st.lists(kids, min_size=1, max_size=5).map(tuple)),
-        st.tuples(st.just("not"), kids),
+        st.lists(kids, min_size=1, max_size=5).map(lambda ks: {"allOf": ks}),
+        st.lists(kids, min_size=1, max_size=5).map(lambda ks: {"anyOf": ks}),
+        kids.map(lambda k: {"not": k}),
     ),
     max_leaves=12,
 )

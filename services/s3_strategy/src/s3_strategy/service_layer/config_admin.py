@@ -217,10 +217,12 @@ class ConfigAdmin:
             actor=actor,
             now_ms=self.clock.now_ms(),
             lint_warnings=linted.warnings,
+            rev=rev,
         )
         current = await self.configs.get_bundle(str(active["rev"])) if active.get("rev") else None
-        new = await self.configs.get_bundle(rev)
-        assert new is not None  # just written (or already there with this content)
+        # What was just stored (or was already there: the same content under the same rev), not
+        # read back and hashed again.
+        new = {"rev": rev, "params": params, "rules": rules}
         diff = diff_bundles(current, new, from_rev=active.get("rev"))
         lint = {"ok": True, "warnings": linted.warnings}
         return {"rev": rev, "lint": lint, "diff": diff}, created

@@ -3,8 +3,8 @@
 The language itself — the schema, its limits and the checks against the reference data
 (feature whitelist and ranges, symbols, depth and size budgets) — is `tradekit.rules`, shared
 with the seed, so that S3 and the seed refuse exactly the same rules. What is S3's own here is
-the compiled view: each rule's condition as a small tuple tree (`Cond`), the features it reads,
-its action flattened. Every error starts with its path (`R-023: when.allOf[1]: …`,
+the compiled view: each rule's applicability as sets, its action flattened, its condition as
+the validated document (`Cond`). Every error starts with its path (`R-023: when.allOf[1]: …`,
 `rules[3].rule_id: …`); every problem of every rule is reported at once
 (`RuleLintError.errors`), so a bad bundle is fixed in one round trip; nothing half-valid is ever
 compiled.
@@ -13,8 +13,7 @@ compiled.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from tradekit.rules import (
     ACTIONS,
@@ -35,10 +34,7 @@ from tradekit.rules import (
     SERVICE,
     SERVICES,
     STATUSES,
-    AllOf,
-    AnyOf,
     Factor,
-    Leaf,
     RuleDoc,
     SizeMult,
     StrategyRule,
@@ -73,12 +69,17 @@ __all__ = [
     "lint_rules",
 ]
 
-# Parsed condition: ("leaf", f, op, v) | ("all", children) | ("any", children) | ("not", child)
-Cond: TypeAlias = tuple[Any, ...]
+# A rule's condition is kept as its validated JSON document — {"allOf": [c, …]},
+# {"anyOf": [c, …]}, {"not": c} or a leaf {"f", "op", "v"} (v a float) — and read once, by the
+# compiler (which also collects the features it reads): no second tree is built on a reload.
+Cond: TypeAlias = Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(NamedTuple):
+    """One linted rule as the compiler reads it. A NamedTuple rather than a frozen dataclass:
+    just as immutable, and built several times faster (a frozen dataclass sets each field
+    through object.__setattr__), which a reload of 200 rules notices (issue 13)."""
+
     rule_id: str
     priority: int
     status: str
@@ -88,11 +89,18 @@ class Rule:
     when: Cond
     action: str
     value: float | None
-    features: frozenset[str]
 
     @property
     def enabled(self) -> bool:
         return self.status == "ENABLED"
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The features the condition reads (walked on demand: the compiler collects them as it
+        compiles, so a reload does not walk each condition twice)."""
+        out: set[str] = set()
+        _features(self.when, out)
+        return frozenset(out)
 
     def applies_to(self, symbol: str, market: str, service: str = SERVICE) -> bool:
         return (
@@ -102,21 +110,19 @@ class Rule:
         )
 
 
-def _cond(node: Any, used: set[str]) -> Cond:
-    t = type(node)
-    if t is Leaf:
-        used.add(node.f)
-        return ("leaf", node.f, node.op, node.v)
-    if t is AllOf:
-        return ("all", tuple([_cond(c, used) for c in node.all_of]))
-    if t is AnyOf:
-        return ("any", tuple([_cond(c, used) for c in node.any_of]))
-    return ("not", _cond(node.not_, used))
+def _features(node: Cond, out: set[str]) -> None:
+    for key in ("allOf", "anyOf"):
+        if key in node:
+            for kid in node[key]:
+                _features(kid, out)
+            return
+    if "not" in node:
+        _features(node["not"], out)
+    else:
+        out.add(node["f"])
 
 
 def _view(doc: StrategyRule) -> Rule:
-    used: set[str] = set()
-    when = _cond(doc.when, used)
     a, action = doc.applies, doc.action
     return Rule(
         rule_id=doc.rule_id,
@@ -125,31 +131,14 @@ def _view(doc: StrategyRule) -> Rule:
         symbols=None if a.symbols is None else frozenset(a.symbols),
         markets=None if a.markets is None else frozenset(a.markets),
         services=None if a.services is None else frozenset(a.services),
-        when=when,
+        when=doc.when.model_dump(by_alias=True),
         action=action.type,
         value=action.value if type(action) is SizeMult else None,
-        features=frozenset(used),
     )
-
-
-def _cond_doc(node: Any, used: set[str]) -> Cond:
-    # A validated condition document: exactly one of allOf / anyOf / not, or a leaf {f, op, v}.
-    kids = node.get("allOf")
-    if kids is not None:
-        return ("all", tuple([_cond_doc(c, used) for c in kids]))
-    kids = node.get("anyOf")
-    if kids is not None:
-        return ("any", tuple([_cond_doc(c, used) for c in kids]))
-    if "not" in node:
-        return ("not", _cond_doc(node["not"], used))
-    used.add(node["f"])
-    return ("leaf", node["f"], node["op"], node["v"])
 
 
 def _view_doc(doc: RuleDoc) -> Rule:
     """The same view as `_view`, of a rule validated as a plain document (the fast path)."""
-    used: set[str] = set()
-    when = _cond_doc(doc["when"], used)
     a = doc.get("applies") or {}
     symbols, markets, services = a.get("symbols"), a.get("markets"), a.get("services")
     action = doc["action"]
@@ -160,10 +149,9 @@ def _view_doc(doc: RuleDoc) -> Rule:
         symbols=None if symbols is None else frozenset(symbols),
         markets=None if markets is None else frozenset(markets),
         services=None if services is None else frozenset(services),
-        when=when,
+        when=doc["when"],
         action=action["type"],
         value=action.get("value"),  # type: ignore[arg-type]  # size_mult only
-        features=frozenset(used),
     )
 
 
