@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -245,6 +246,14 @@ async def test_feeder_with_redis_down_answers_503_counts_errors_and_keeps_runnin
                     await asyncio.sleep(0.1)
             feeder = app.state.feeder
             assert feeder.task is not None and not feeder.task.done()
+            live = await http.get("/livez")
+            assert live.status_code == 200 and live.json() == {"status": "alive", "ended": []}
+            # a feed task that ended is what a restart fixes: liveness says so
+            feeder.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder.task
+            dead = await http.get("/livez")
+            assert dead.status_code == 503 and dead.json()["ended"] == ["market-feed"]
     finally:
         server.stop()
         await client.aclose()

@@ -171,6 +171,8 @@ async def test_decide_with_redis_down_returns_503_and_health_reports_it(tmp_path
             server.stop()
             h = await cl.get("/health")
             assert h.status_code == 503 and h.json()["redis"] is False
+            live = await cl.get("/livez", headers={"Authorization": ""})
+            assert live.status_code == 200 and live.json() == {"status": "alive", "ended": []}
             r = await cl.post("/decide", json={"symbol": "BTCUSDT"})
             assert r.status_code == 503 and "unavailable" in r.json()["detail"]
     finally:

@@ -234,6 +234,9 @@ async def test_requests_with_redis_down_return_503_and_health_reports_it(
             server.stop()
             h = await cl.get("/health")
             assert h.status_code == 503 and h.json()["redis"] is False
+            # liveness is the process alone (no token, like /health): no restart loop
+            live = await cl.get("/livez", headers={"Authorization": ""})
+            assert live.status_code == 200 and live.json() == {"status": "alive", "ended": []}
             r = await cl.post("/orders", json={**FUT, "client_order_id": "t-down-1"})
             assert r.status_code == 503 and r.json()["result"] == "FAIL"
             assert "unavailable" in r.json()["message"]

@@ -477,13 +477,18 @@ def test_k8s_secret_template_with_values_holds_only_placeholders() -> None:
             assert value.startswith("REPLACE_ME"), key
 
 
+PROBE_PATHS = {"readinessProbe": "/health", "livenessProbe": "/livez"}
+
+
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_k8s_deployment_with_pod_spec_has_replicas_probes_and_resources(name: str) -> None:
     dep = _by_kind("Deployment")[name]
     assert dep["spec"]["replicas"] == 2
     (container,) = dep["spec"]["template"]["spec"]["containers"]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] == "/health"
+    # Readiness follows the dependencies; liveness only the process: a venue or Redis outage
+    # must not restart every replica in a loop (a restart fixes neither).
+    for probe, path in PROBE_PATHS.items():
+        assert container[probe]["httpGet"]["path"] == path
         assert container[probe]["httpGet"]["port"] in (8080, "http")
     assert container["resources"]["requests"]
     assert container["resources"]["limits"]
@@ -768,8 +773,8 @@ def test_k8s_feeder_deployment_with_probes_non_root_read_only_and_config_refs() 
     assert pod["securityContext"]["runAsUser"] == 10001
     (container,) = pod["containers"]
     assert container["command"] == ["python", "-m", "md_feeder"]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] == "/health"
+    for probe, path in PROBE_PATHS.items():
+        assert container[probe]["httpGet"]["path"] == path
     assert container["resources"]["requests"] and container["resources"]["limits"]
     assert {"containerPort": 8080, "name": "http"} in container["ports"]
     csc = container["securityContext"]

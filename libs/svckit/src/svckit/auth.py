@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 API = "api"
 ADMIN = "admin"
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {API: (API,), ADMIN: (API, ADMIN)}
-OPEN_PATHS: frozenset[str] = frozenset({"/health", "/metrics"})
+OPEN_PATHS: frozenset[str] = frozenset({"/health", "/livez", "/metrics"})
 _OPEN_METHODS = frozenset({"GET", "HEAD"})
 MIN_TOKEN_LENGTH = 16
 

@@ -22,6 +22,7 @@ from md_feeder.config import Settings
 from md_feeder.metrics import FeedMetrics
 from md_feeder.polling import CcxtBookSource, PollingFeed
 from md_feeder.sim_stream import SimStreamFeed
+from svckit.liveness import install_livez
 from svckit.metrics import render
 from svckit.redisio import RedisClient, make_redis, ping
 
@@ -116,6 +117,12 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None) -> FastA
             yield
 
     app = FastAPI(title="md-feeder", lifespan=lifespan)
+
+    def feed_task(a: FastAPI) -> list[asyncio.Task[None]]:
+        feeder: Feeder | None = getattr(a.state, "feeder", None)
+        return [] if feeder is None or feeder.task is None else [feeder.task]
+
+    install_livez(app, feed_task)
 
     @app.get("/health")
     async def health() -> JSONResponse:

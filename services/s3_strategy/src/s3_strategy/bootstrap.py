@@ -78,6 +78,11 @@ class S3Container:
                 asyncio.create_task(self.watcher.run(self._stop), name="s3-config-watch")
             )
 
+    @property
+    def background_tasks(self) -> list[asyncio.Task[None]]:
+        """The loops started by start_background (config watcher, ledger reconciler)."""
+        return list(self._tasks)
+
     async def aclose(self) -> None:
         await self.resources.aclose()
 

@@ -43,6 +43,7 @@ from s3_strategy.service_layer.replay import ReplayUnavailable, SignalNotFound
 from svckit.auth import ADMIN, API, install_bearer_auth
 from svckit.errors import ConfigError, StartupError
 from svckit.httperrors import install_error_handlers
+from svckit.liveness import install_livez
 from svckit.logging import log_scope
 from svckit.metrics import render
 from svckit.redisio import ping
@@ -128,6 +129,10 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
         disabled=settings.auth_disabled,
     )
     app.include_router(admin_router)
+
+    install_livez(
+        app, lambda a: getattr(getattr(a.state, "container", None), "background_tasks", ())
+    )
 
     @app.get("/health", response_model=Health)
     async def health(c: ContainerDep, response: Response) -> Health:

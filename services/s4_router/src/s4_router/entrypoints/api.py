@@ -30,6 +30,7 @@ from s4_router.entrypoints.statuses import http_status
 from s4_router.service_layer.cancels import CancelProgress, cancel_recorded
 from svckit.auth import API, install_bearer_auth
 from svckit.httperrors import install_error_handlers
+from svckit.liveness import install_livez
 from svckit.logging import log_scope
 from svckit.metrics import render
 from svckit.store.base import Query
@@ -91,6 +92,8 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         realm="s4-router",
         disabled=settings.auth_disabled,
     )
+
+    install_livez(app, lambda a: getattr(getattr(a.state, "container", None), "tasks", ()))
 
     @app.get("/health", response_model=Health)
     async def health(c: ContainerDep, response: Response) -> Health:
