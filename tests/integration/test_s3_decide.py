@@ -547,6 +547,25 @@ async def test_decide_live_with_rest_path_down_reports_and_alerts_every_time(
     assert 's3_publish_failures_total{path="rest"} 2.0' in metrics
 
 
+async def test_decide_live_with_both_paths_down_alerts_critical_and_counts_it_undelivered(
+    make_s3: Factory, redis: RedisClient
+) -> None:
+    # Only an intent neither path delivered pages (StrategyPublishUndelivered); one path down
+    # while the other delivers is degraded (a warning), as above.
+    http = httpx.AsyncClient(base_url="http://127.0.0.1:9", timeout=0.2)
+    s3 = await make_s3(http=http, publish_retries=1)
+    await redis.set(keys.ORDERS_INTENT, "not a stream")  # every XADD fails: WRONGTYPE
+    await put_features(redis, **RULE_FEATURES)
+    body = await s3.decide(BTC)
+    assert body["publish"]["stream"] == "failed" and body["publish"]["rest"] == "failed"
+    assert [(a["kind"], a["severity"]) for a in await alerts(redis)] == [
+        ("PUBLISH_FAILED", "critical")
+    ]
+    metrics = (await s3.client.get("/metrics")).text
+    assert "s3_publish_undelivered_total 1.0" in metrics
+    assert 's3_publish_failures_total{path="stream"} 1.0' in metrics
+
+
 # ---- batch, health, metrics -------------------------------------------------------------------
 async def test_decide_batch_with_mixed_items_answers_each_in_order(
     make_s3: Factory, redis: RedisClient

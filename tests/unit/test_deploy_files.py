@@ -53,12 +53,13 @@ ALERTED_METRICS = {
     "router_circuit_breaker_state",
     "router_maker_fill_ratio",
     "router_stream_lag",
-    "s3_publish_failures_total",
+    "s3_publish_undelivered_total",
     "s3_decide_latency_seconds",
     "router_naked_seconds",
     "router_oco_guardian_anomalies_total",
 }
 DASHBOARD_METRICS = ALERTED_METRICS | {
+    "s3_publish_failures_total",
     "s3_rules_fired_total",
     "s3_gate_skips_total",
     "router_submit_latency_seconds",

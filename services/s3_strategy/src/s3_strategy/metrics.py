@@ -54,6 +54,11 @@ class StrategyMetrics:
         self.publish_failures = Counter(
             "s3_publish_failures_total", "intent publish failures by path", ["path"], registry=r
         )
+        self.publish_undelivered = Counter(
+            "s3_publish_undelivered_total",
+            "open decisions whose intent neither path delivered (S4 never got it)",
+            registry=r,
+        )
         self.ml_fallbacks = Counter(
             "s3_ml_fallbacks_total", "scorer timeouts/errors (fallback applied)", registry=r
         )

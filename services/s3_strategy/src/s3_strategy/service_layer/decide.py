@@ -424,6 +424,8 @@ class DecisionService:
         for path, st in (("stream", report.stream), ("rest", report.rest)):
             if st == "failed":
                 self.metrics.publish_failures.labels(path).inc()
+        if not report.delivered:
+            self.metrics.publish_undelivered.inc()
         if report.stream == "failed" or report.rest == "failed":
             await self.alerts.emit(
                 "PUBLISH_FAILED" if not report.delivered else "PUBLISH_DEGRADED",
