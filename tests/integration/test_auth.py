@@ -55,7 +55,7 @@ FUT: dict[str, Any] = {
     "exec_policy": {"type": "MARKET"},
     "client_order_id": "t-auth-1",
 }
-OPEN = {(m, p) for m in ("GET", "HEAD") for p in ("/health", "/metrics")}
+OPEN = {(m, p) for m in ("GET", "HEAD") for p in ("/health", "/livez", "/metrics")}
 
 # Ways of not being authenticated: no header, another scheme, an empty or wrong token, the
 # other service's token, a prefix / an extension of the right one, the right one lower-cased.
@@ -169,7 +169,7 @@ def assert_refused(r: httpx.Response, *, fail_body: bool) -> None:
 
 
 # ---- S3 -----------------------------------------------------------------------------------
-async def test_s3_every_route_but_health_and_metrics_refuses_without_token(s3: S3Rig) -> None:
+async def test_s3_every_route_but_health_livez_and_metrics_refuses_without_token(s3: S3Rig) -> None:
     endpoints = set(every_endpoint(s3.app))
     assert {
         ("POST", "/decide"),
@@ -192,6 +192,8 @@ async def test_s3_every_route_but_health_and_metrics_refuses_without_token(s3: S
         ("GET", "//health"),
         ("POST", "/health"),
         ("DELETE", "/metrics"),
+        ("POST", "/livez"),
+        ("GET", "/livez/"),
     ]:
         assert_refused(await s3.client.request(method, path), fail_body=False)
 
@@ -295,7 +297,7 @@ async def test_s3_admin_endpoint_without_admin_token_configured_refuses_everyone
 
 
 # ---- S4 -----------------------------------------------------------------------------------
-async def test_s4_every_route_but_health_and_metrics_refuses_without_token(s4: S4Rig) -> None:
+async def test_s4_every_route_but_health_livez_and_metrics_refuses_without_token(s4: S4Rig) -> None:
     endpoints = set(every_endpoint(s4.app))
     assert {("POST", "/orders"), ("POST", "/cancel"), ("GET", "/orders/x-1")} <= endpoints
     for method, path in sorted(endpoints):
