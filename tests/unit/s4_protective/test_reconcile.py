@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal as D
 
 from s4_router.domain.reconcile import (
@@ -139,3 +140,33 @@ def test_reconcile_with_position_not_matching_fills_reports_it() -> None:
         snap(store_orders=[order("p-1-E1", parent="p-1")], positions={"BTCUSDT": D("0.005")})
     )
     assert found == [FindingKind.POSITION_MISMATCH]
+
+
+def test_reconcile_nets_a_long_fill_history_in_linear_time() -> None:
+    # The reconciler nets every fill of a symbol's history on the event loop, every run. The
+    # side and symbol of each order used to be looked up by scanning all fills (quadratic):
+    # 12,000 fills took ~20 s of a blocked loop; 4,000 (a 7-minute soak) ~2 s.
+    n = 12_000
+    history = [
+        fill(f"h-{i}", f"h{i}").model_copy(update={"side": Side.BUY if i % 2 else Side.SELL})
+        for i in range(n)
+    ]
+    extra = fill("h-last", "hl")  # one more BUY: the history nets to +0.002
+    t0 = time.perf_counter()
+    agree = reconcile(
+        snap(store_orders=[], store_fills=[*history, extra], venue_trades=[], venue_open=[])
+    )
+    elapsed = time.perf_counter() - t0
+    flat = reconcile(
+        snap(
+            store_orders=[],
+            store_fills=[*history, extra],
+            venue_trades=[],
+            positions={"BTCUSDT": D(0)},
+        )
+    )
+    assert agree == []
+    assert [(f.kind, f.detail) for f in flat] == [
+        (FindingKind.POSITION_MISMATCH, {"venue": "0", "fills": "0.002"})
+    ]
+    assert elapsed < 1.5, f"{n} fills netted in {elapsed:.1f} s"

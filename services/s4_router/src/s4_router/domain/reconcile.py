@@ -169,12 +169,16 @@ def reconcile(s: Snapshot) -> list[Finding]:
                 out.append(Finding(FindingKind.AVG_PRICE_MISMATCH, order.symbol, cid, detail))
 
     # 5. Positions: the venue's signed position equals the net of our fills (within one step).
+    # The fills are a symbol's whole history: an order's side and symbol come from an index
+    # built once (a scan of every fill per order was quadratic: seconds of a blocked loop).
+    first = _first_fill_of(s)
     net: dict[str, Decimal] = {}
     for cid, rows in fills.items():
-        side = _side_of(cid, s)
-        if side is None:
+        seen = first.get(cid)
+        if seen is None:
             continue
-        sym = by_cid[cid].symbol if cid in by_cid else _symbol_of(cid, s)
+        side, fill_symbol = seen
+        sym = by_cid[cid].symbol if cid in by_cid else fill_symbol
         net[sym] = net.get(sym, ZERO) + side.sign * sum((q for q, _ in rows.values()), ZERO)
     for sym, pos in s.positions.items():
         ours = net.get(sym, ZERO) + s.position_baseline.get(sym, ZERO)
@@ -200,21 +204,11 @@ def _all_fills(
             yield t.client_order_id, t.venue_order_id, t.trade_id, t.qty, t.price
 
 
-def _side_of(cid: str, s: Snapshot) -> Side | None:
+def _first_fill_of(s: Snapshot) -> dict[str, tuple[Side, str]]:
+    """Side and symbol of each order's first store fill, else of its first venue trade."""
+    out: dict[str, tuple[Side, str]] = {}
     for f in s.store_fills:
-        if f.client_order_id == cid:
-            return f.side
+        out.setdefault(f.client_order_id, (f.side, f.symbol))
     for t in s.venue_trades:
-        if t.client_order_id == cid:
-            return t.side
-    return None
-
-
-def _symbol_of(cid: str, s: Snapshot) -> str:
-    for f in s.store_fills:
-        if f.client_order_id == cid:
-            return f.symbol
-    for t in s.venue_trades:
-        if t.client_order_id == cid:
-            return t.symbol
-    return ""
+        out.setdefault(t.client_order_id, (t.side, t.symbol))
+    return out
