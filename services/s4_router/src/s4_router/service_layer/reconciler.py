@@ -3,9 +3,9 @@
 One run, per market (SPOT, FUT):
 
 1. gather a :class:`~s4_router.domain.reconcile.Snapshot`: store orders that are not final or
-   were updated within `S4_RECONCILE_WINDOW_MS`, their fills (FUT: every fill of the symbols
-   with a venue position, so positions net from the whole history); the venue's open orders,
-   open conditional (algo) orders, positions (FUT) and trades since the window start for the
+   were updated within `S4_RECONCILE_WINDOW_MS`, their fills (FUT: positions net from the whole
+   history of their symbols' fills — see :class:`_History`); the venue's open orders, open
+   conditional (algo) orders, positions (FUT) and trades since the window start for the
    symbols with recent activity;
 2. :func:`~s4_router.domain.reconcile.reconcile` the snapshot (pure);
 3. publish each *new* finding once per (kind, client order id) on `alerts` as
@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -96,6 +96,32 @@ class _Venue:
 
 
 @dataclass
+class _History:
+    """One market's position history: the net of the store's fills that are not in the window.
+
+    A position nets every fill its symbol ever had. Reading that history on every run (every
+    30 s) made each run's memory and time grow with every order S4 ever executed — the soak's
+    S4 RSS growth, ~10 KB per fill per run. So it is read once per symbol; afterwards a run
+    reads only the window's fills, and the fills of orders that leave the window fold into the
+    symbol's `net`. A run that finds a position mismatch reads the whole history again before it
+    reports (:meth:`Reconciler._positions_confirmed`): a fill stored outside the window's
+    orders meanwhile (another replica's repair, an old order coming back into the window) can
+    make the folded net wrong, never a reported finding."""
+
+    net: dict[str, Decimal] = field(default_factory=dict)  # symbol -> signed net
+    window: dict[str, tuple[str, Decimal]] = field(default_factory=dict)  # cid -> (symbol, net)
+    read: set[str] = field(default_factory=set)  # symbols whose history this run read
+
+
+def _net_by_order(fills: Iterable[FillRecord]) -> dict[str, tuple[str, Decimal]]:
+    out: dict[str, tuple[str, Decimal]] = {}
+    for f in fills:
+        _, q = out.get(f.client_order_id, (f.symbol, ZERO))
+        out[f.client_order_id] = (f.symbol, q + f.side.sign * f.qty)
+    return out
+
+
+@dataclass
 class RunReport:
     ts: int
     findings: list[Finding]
@@ -157,6 +183,7 @@ class Reconciler:
         self.cancel_orphans = cancel_orphans
         self.settle_ms = settle_ms
         self.outstanding: set[tuple[str, str]] = set()
+        self._history: dict[Market, _History] = {}
         self.last: RunReport | None = None
         self.runs = 0
 
@@ -174,7 +201,8 @@ class Reconciler:
                 report.errors.append(f"{market.value}: {exc}")
                 log.warning("reconcile %s: venue unavailable: %s", market.value, exc)
                 continue
-            findings = await self._confirmed(reconcile(snap), snap)
+            found = await self._positions_confirmed(market, reconcile(snap), snap)
+            findings = await self._confirmed(found, snap)
             report.findings += findings
             for f in findings:
                 key = (f.kind.value, f"{market.value}:{f.client_order_id or f.symbol}")
@@ -207,6 +235,24 @@ class Reconciler:
                     continue
             out.append(f)
         return out
+
+    async def _positions_confirmed(
+        self, market: Market, findings: list[Finding], snap: Snapshot
+    ) -> list[Finding]:
+        """A position mismatch against a folded history is judged again against the whole
+        history, read now (see :class:`_History`)."""
+        h = self._history.get(market)
+        suspects = {
+            f.symbol
+            for f in findings
+            if f.kind is FindingKind.POSITION_MISMATCH and h is not None and f.symbol not in h.read
+        }
+        if h is None or not suspects:
+            return findings
+        for sym in sorted(suspects):
+            await self._read_history(market, h, sym)
+        baseline = {**snap.position_baseline, **{s: h.net[s] for s in suspects}}
+        return reconcile(replace(snap, position_baseline=baseline))
 
     async def run(self, stop: asyncio.Event, interval_ms: int) -> None:
         while not stop.is_set():
@@ -263,6 +309,7 @@ class Reconciler:
                 )
             )
         positions: dict[str, Decimal] = {}
+        baseline: dict[str, Decimal] = {}  # FUT: the history of the positions' fills
         if market is Market.FUT:
             with contextlib.suppress(ProtectionUnsupported):
                 for a in await self.ops.call(lambda: self.exchange.fetch_open_conditionals()):
@@ -285,9 +332,7 @@ class Reconciler:
                 {d.symbol for d in docs}
             ):
                 positions.setdefault(sym, ZERO)
-            for sym in list(positions):
-                for f in await self.orders.fills_of_symbol(market, sym):
-                    fill_docs.setdefault((f.order_id, f.trade_id), f)
+            baseline = await self._baseline(market, list(positions), fill_docs.values())
 
         # Venue's view of working orders that are not open there any more (drift candidates).
         venue_orders: dict[str, VenueOrderView] = {v.client_order_id: v for v in open_views}
@@ -340,8 +385,36 @@ class Reconciler:
             positions=positions,
             tick={s: i.tickSize for s, i in insts.items()},
             step={s: i.stepSize for s, i in insts.items()},
+            position_baseline=baseline,
         )
         return snap, venue
+
+    async def _baseline(
+        self, market: Market, symbols: list[str], window_fills: Iterable[FillRecord]
+    ) -> dict[str, Decimal]:
+        """Per symbol, the net of the store's fills outside this run's window (the window's
+        own fills are in the snapshot)."""
+        h = self._history.setdefault(market, _History())
+        window = _net_by_order(window_fills)
+        for cid, (sym, q) in h.window.items():
+            if cid not in window and sym in h.net:  # left the window: now history
+                h.net[sym] += q
+        h.window = window
+        h.read = set()
+        for sym in symbols:
+            if sym not in h.net:
+                await self._read_history(market, h, sym)
+        return {sym: h.net[sym] for sym in symbols}
+
+    async def _read_history(self, market: Market, h: _History, symbol: str) -> None:
+        """The whole history of `symbol`'s fills, net of the window's (once per symbol, and
+        to confirm a mismatch)."""
+        net = ZERO
+        for f in await self.orders.fills_of_symbol(market, symbol):
+            if f.client_order_id not in h.window:
+                net += f.side.sign * f.qty
+        h.net[symbol] = net
+        h.read.add(symbol)
 
     # ---- act ----------------------------------------------------------------------------------
     async def _report(self, market: Market, f: Finding) -> None:
