@@ -24,7 +24,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from tradekit.enums import OrderStatus, Side
+from tradekit.enums import OrderRole, OrderStatus, Side
 from tradekit.ids import parent_of
 from tradekit.money import ZERO
 from tradekit.orders import FillRecord, OrderRecord
@@ -70,9 +70,62 @@ class VenueTradeView:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderView:
+    """What reconciliation reads of a stored order (the reconciler keeps its window's orders
+    between runs: a few hundred bytes each instead of a record's ~7 KB)."""
+
+    client_order_id: str
+    parent_client_order_id: str | None
+    symbol: str
+    status: OrderStatus
+    qty: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    venue_order_id: str | None
+    role: OrderRole | None
+    updated_ts: int
+
+    @classmethod
+    def of(cls, o: OrderRecord) -> OrderView:
+        return cls(
+            o.client_order_id,
+            o.parent_client_order_id,
+            o.symbol,
+            o.status,
+            o.qty,
+            o.filled_qty,
+            o.avg_price,
+            o.venue_order_id,
+            o.role,
+            o.updated_ts,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FillView:
+    """What reconciliation reads of a stored fill."""
+
+    client_order_id: str
+    order_id: str
+    trade_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+
+    @classmethod
+    def of(cls, f: FillRecord) -> FillView:
+        return cls(f.client_order_id, f.order_id, f.trade_id, f.symbol, f.side, f.qty, f.price)
+
+
+StoreOrder = OrderRecord | OrderView
+StoreFill = FillRecord | FillView
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
-    store_orders: Sequence[OrderRecord]
-    store_fills: Sequence[FillRecord]
+    store_orders: Sequence[StoreOrder]
+    store_fills: Sequence[StoreFill]
     venue_open: Sequence[VenueOrderView]
     venue_orders: Mapping[str, VenueOrderView]  # by client id: the venue's view of our orders
     venue_trades: Sequence[VenueTradeView]
@@ -195,7 +248,7 @@ def reconcile(s: Snapshot) -> list[Finding]:
 
 
 def _all_fills(
-    store: Iterable[FillRecord], venue: Iterable[VenueTradeView], known: set[str]
+    store: Iterable[StoreFill], venue: Iterable[VenueTradeView], known: set[str]
 ) -> Iterable[tuple[str, str, str, Decimal, Decimal]]:
     for f in store:
         yield f.client_order_id, f.order_id, f.trade_id, f.qty, f.price
