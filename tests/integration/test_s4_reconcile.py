@@ -92,7 +92,10 @@ async def test_reconcile_with_reduce_only_conditional_and_flat_position_reports_
         assert stale == ["c-1-E60", "c-1-E61"]
         assert "RECONCILE_STALE_PROTECTIVE" in await r.alerts()
         assert r.venue.open_algo_orders("BTCUSDT") == []  # cancelled (setting on)
-        # Our fills still net to the position we opened: the venue's flat one is flagged.
+        # Our fills still net to the position we opened: the venue's flat one is flagged once
+        # a second run finds it too (a single run may catch a fill half read).
+        assert K.POSITION_MISMATCH not in {f.kind for f in report.findings}
+        report = await rec(r).run_once()
         assert K.POSITION_MISMATCH in {f.kind for f in report.findings}
 
 
@@ -253,13 +256,16 @@ async def test_reconcile_reads_a_symbols_fill_history_once_not_every_run(
         assert counting.history_reads == 2
         r.clock.advance(61_000)  # c-1 and c-7 fold into the history: +0.002, as at the venue
         assert await kinds(r) == [] and counting.history_reads == 2
-        # Behind S4's back the position changes: reported, after a read of the whole history.
+        # Behind S4's back the position changes: judged against the whole history read again,
+        # and reported when the next run finds it too (one run can catch a fill half read).
         r.venue.place_order(Market.FUT, "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.003"))
+        assert await kinds(r) == []
+        assert counting.history_reads == 3
         report = await rec(r).run_once()
         assert [(f.kind, D(f.detail["venue"]), D(f.detail["fills"])) for f in report.findings] == [
             (K.POSITION_MISMATCH, D("0.005"), D("0.002"))
         ]
-        assert counting.history_reads == 3
+        assert counting.history_reads == 4
         assert await r.alerts() == ["RECONCILE_POSITION_MISMATCH"]
 
 

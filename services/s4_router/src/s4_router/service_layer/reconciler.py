@@ -77,6 +77,8 @@ RECENT_LIMIT = 5_000  # most recently updated orders examined for the window
 # Orders are re-read from this long before the last read (a write committed late, replicas'
 # clocks within S4_MAX_CLOCK_SKEW): every change bumps `updated_ts`.
 REREAD_MARGIN_MS = 15_000
+# A fill's time is the venue's: the history leaves out fills this close to the positions read.
+HISTORY_SKEW_MS = 5_000
 FIRST_PAGE = 256  # orders per read of the changed ones, doubled until the read reaches back
 _ALGO_STATUS = {"NEW": S.ACCEPTED, "TRIGGERED": S.ACCEPTED}
 _SEVERITY = {
@@ -133,6 +135,8 @@ class _History:
     net: dict[str, Decimal] = field(default_factory=dict)  # symbol -> signed net
     window: dict[str, tuple[str, Decimal]] = field(default_factory=dict)  # cid -> (symbol, net)
     read: set[str] = field(default_factory=set)  # symbols whose history this run read
+    positions_ts: int = 0  # when this run read the venue's positions
+    mismatched: set[str] = field(default_factory=set)  # symbols the last run found mismatched
 
 
 def _net_by_order(fills: Iterable[FillView]) -> dict[str, tuple[str, Decimal]]:
@@ -278,19 +282,28 @@ class Reconciler:
         self, market: Market, findings: list[Finding], snap: Snapshot
     ) -> list[Finding]:
         """A position mismatch against a folded history is judged again against the whole
-        history, read now (see :class:`_History`)."""
+        history, read now (see :class:`_History`), and reported only when the run before found
+        one on that symbol too: the venue's position and the store's fills are read one after
+        the other while orders fill, so a single run can catch a trade on one side only (a
+        mismatch that lasts is reported one run later than it could be)."""
         h = self._history.get(market)
+        if h is None:
+            return findings
         suspects = {
             f.symbol
             for f in findings
-            if f.kind is FindingKind.POSITION_MISMATCH and h is not None and f.symbol not in h.read
+            if f.kind is FindingKind.POSITION_MISMATCH and f.symbol not in h.read
         }
-        if h is None or not suspects:
-            return findings
-        for sym in sorted(suspects):
-            await self._read_history(market, h, sym)
-        baseline = {**snap.position_baseline, **{s: h.net[s] for s in suspects}}
-        return reconcile(replace(snap, position_baseline=baseline))
+        if suspects:
+            for sym in sorted(suspects):
+                await self._read_history(market, h, sym)
+            baseline = {**snap.position_baseline, **{s: h.net[s] for s in suspects}}
+            findings = reconcile(replace(snap, position_baseline=baseline))
+        mismatched = {f.symbol for f in findings if f.kind is FindingKind.POSITION_MISMATCH}
+        before, h.mismatched = h.mismatched, mismatched
+        return [
+            f for f in findings if f.kind is not FindingKind.POSITION_MISMATCH or f.symbol in before
+        ]
 
     async def run(self, stop: asyncio.Event, interval_ms: int) -> None:
         while not stop.is_set():
@@ -363,6 +376,15 @@ class Reconciler:
     async def _gather(self, market: Market, now: int) -> tuple[Snapshot, _Venue]:
         since = now - self.window_ms
         venue = _Venue()
+        # FUT positions before the store: a trade in a position read now is of an order the
+        # store had before its read below (S4 stores a child before sending it), so the
+        # window's fills or the venue's trades of known orders account for it.
+        positions: dict[str, Decimal] = {}
+        positions_ts = self.clock.now_ms()
+        if market is Market.FUT:
+            with contextlib.suppress(ProtectionUnsupported):
+                for p in await self.ops.call(lambda: self.exchange.fetch_positions()):
+                    positions[p.symbol] = positions.get(p.symbol, ZERO) + p.qty
         docs, fill_docs = await self._store_orders(market, now)
         venue.orders = {d.client_order_id: d for d in docs}
 
@@ -380,7 +402,6 @@ class Reconciler:
                     reduce_only=o.reduce_only,
                 )
             )
-        positions: dict[str, Decimal] = {}
         baseline: dict[str, Decimal] = {}  # FUT: the history of the positions' fills
         if market is Market.FUT:
             with contextlib.suppress(ProtectionUnsupported):
@@ -396,15 +417,14 @@ class Reconciler:
                             reduce_only=a.reduce_only or a.close_position,
                         )
                     )
-            with contextlib.suppress(ProtectionUnsupported):
-                for p in await self.ops.call(lambda: self.exchange.fetch_positions()):
-                    positions[p.symbol] = positions.get(p.symbol, ZERO) + p.qty
             # Positions net over the whole history of their symbols' fills.
             for sym in [s for s, q in positions.items() if q != 0] + sorted(
                 {d.symbol for d in docs}
             ):
                 positions.setdefault(sym, ZERO)
-            baseline = await self._baseline(market, list(positions), fill_docs.values())
+            baseline = await self._baseline(
+                market, list(positions), fill_docs.values(), positions_ts
+            )
 
         # Venue's view of working orders that are not open there any more (drift candidates).
         venue_orders: dict[str, VenueOrderView] = {v.client_order_id: v for v in open_views}
@@ -462,7 +482,11 @@ class Reconciler:
         return snap, venue
 
     async def _baseline(
-        self, market: Market, symbols: list[str], window_fills: Iterable[FillView]
+        self,
+        market: Market,
+        symbols: list[str],
+        window_fills: Iterable[FillView],
+        positions_ts: int,
     ) -> dict[str, Decimal]:
         """Per symbol, the net of the store's fills outside this run's window (the window's
         own fills are in the snapshot)."""
@@ -472,6 +496,7 @@ class Reconciler:
             if cid not in window and sym in h.net:  # left the window: now history
                 h.net[sym] += q
         h.window = window
+        h.positions_ts = positions_ts
         h.read = set()
         for sym in symbols:
             if sym not in h.net:
@@ -480,10 +505,14 @@ class Reconciler:
 
     async def _read_history(self, market: Market, h: _History, symbol: str) -> None:
         """The whole history of `symbol`'s fills, net of the window's (once per symbol, and
-        to confirm a mismatch)."""
+        to confirm a mismatch). A fill outside the window that is younger than the positions
+        read is of an order stored after the window's read (an older order with a new fill is
+        in the window: a fill updates its order): the position does not hold it yet, and the
+        next run's window will."""
+        young = h.positions_ts - HISTORY_SKEW_MS
         net = ZERO
         for f in await self.orders.fills_of_symbol(market, symbol):
-            if f.client_order_id not in h.window:
+            if f.client_order_id not in h.window and f.ts_fill < young:
                 net += f.side.sign * f.qty
         h.net[symbol] = net
         h.read.add(symbol)
