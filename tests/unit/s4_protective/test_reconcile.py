@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from decimal import Decimal as D
 
 from s4_router.domain.reconcile import (
@@ -170,3 +171,14 @@ def test_reconcile_nets_a_long_fill_history_in_linear_time() -> None:
         (FindingKind.POSITION_MISMATCH, {"venue": "0", "fills": "0.002"})
     ]
     assert elapsed < 1.5, f"{n} fills netted in {elapsed:.1f} s"
+
+
+def test_reconcile_nets_for_the_position_only_the_trades_its_read_can_hold() -> None:
+    # Orders fill while a run reads: a trade after the positions read is the next run's.
+    later = VenueTradeView(
+        "t2", "v-p-1-E1", "p-1-E1", "BTCUSDT", Side.BUY, D(65000), D("0.002"), 10
+    )
+    both = {"store_orders": [order("p-1-E1", filled="0.004", parent="p-1")]}
+    held = snap(**both, venue_trades=[trade("p-1-E1", "t1"), later], positions_ts=5)
+    assert FindingKind.POSITION_MISMATCH not in kinds(held)  # 0.002 held, 0.002 netted
+    assert FindingKind.POSITION_MISMATCH in kinds(replace(held, positions_ts=None))

@@ -67,6 +67,7 @@ class VenueTradeView:
     side: Side
     price: Decimal
     qty: Decimal
+    ts: int | None = None  # the venue's trade time
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +113,13 @@ class FillView:
     side: Side
     qty: Decimal
     price: Decimal
+    ts_fill: int
 
     @classmethod
     def of(cls, f: FillRecord) -> FillView:
-        return cls(f.client_order_id, f.order_id, f.trade_id, f.symbol, f.side, f.qty, f.price)
+        return cls(
+            f.client_order_id, f.order_id, f.trade_id, f.symbol, f.side, f.qty, f.price, f.ts_fill
+        )
 
 
 StoreOrder = OrderRecord | OrderView
@@ -134,6 +138,8 @@ class Snapshot:
     step: Mapping[str, Decimal]
     # Fills before this position-tracking baseline are not ours to net (e.g. pre-existing).
     position_baseline: Mapping[str, Decimal] = field(default_factory=dict)
+    # When the venue's positions were read: later trades are not in them (None: all are).
+    positions_ts: int | None = None
 
 
 def _ours(cid: str, known: set[str]) -> bool:
@@ -199,8 +205,10 @@ def reconcile(s: Snapshot) -> list[Finding]:
 
     # 4. Per-order invariants against the fills (venue trades included, deduplicated).
     fills: dict[str, dict[tuple[str, str], tuple[Decimal, Decimal]]] = {}
+    times: dict[tuple[str, str], int | None] = {}
     for src in _all_fills(s.store_fills, s.venue_trades, known):
         fills.setdefault(src[0], {})[(src[1], src[2])] = (src[3], src[4])
+        times[(src[1], src[2])] = src[5]
     for cid, rows in fills.items():
         order = by_cid.get(cid)
         if order is None:
@@ -232,7 +240,9 @@ def reconcile(s: Snapshot) -> list[Finding]:
             continue
         side, fill_symbol = seen
         sym = by_cid[cid].symbol if cid in by_cid else fill_symbol
-        net[sym] = net.get(sym, ZERO) + side.sign * sum((q for q, _ in rows.values()), ZERO)
+        # Only trades the position read can hold (a trade after it is the next run's).
+        qty = sum((q for key, (q, _) in rows.items() if _held(times[key], s.positions_ts)), ZERO)
+        net[sym] = net.get(sym, ZERO) + side.sign * qty
     for sym, pos in s.positions.items():
         ours = net.get(sym, ZERO) + s.position_baseline.get(sym, ZERO)
         if abs(pos - ours) > s.step.get(sym, ZERO) / 2:
@@ -247,14 +257,18 @@ def reconcile(s: Snapshot) -> list[Finding]:
     return out
 
 
+def _held(ts: int | None, positions_ts: int | None) -> bool:
+    return ts is None or positions_ts is None or ts <= positions_ts
+
+
 def _all_fills(
     store: Iterable[StoreFill], venue: Iterable[VenueTradeView], known: set[str]
-) -> Iterable[tuple[str, str, str, Decimal, Decimal]]:
+) -> Iterable[tuple[str, str, str, Decimal, Decimal, int | None]]:
     for f in store:
-        yield f.client_order_id, f.order_id, f.trade_id, f.qty, f.price
+        yield f.client_order_id, f.order_id, f.trade_id, f.qty, f.price, f.ts_fill
     for t in venue:
         if _ours(t.client_order_id, known):
-            yield t.client_order_id, t.venue_order_id, t.trade_id, t.qty, t.price
+            yield t.client_order_id, t.venue_order_id, t.trade_id, t.qty, t.price, t.ts
 
 
 def _first_fill_of(s: Snapshot) -> dict[str, tuple[Side, str]]:

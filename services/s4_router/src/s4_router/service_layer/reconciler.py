@@ -464,6 +464,7 @@ class Reconciler:
                         t.side,
                         t.price,
                         t.qty,
+                        t.ts,
                     )
                 )
 
@@ -478,6 +479,7 @@ class Reconciler:
             tick={s: i.tickSize for s, i in insts.items()},
             step={s: i.stepSize for s, i in insts.items()},
             position_baseline=baseline,
+            positions_ts=positions_ts if market is Market.FUT else None,
         )
         return snap, venue
 
