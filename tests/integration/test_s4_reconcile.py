@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 
 from s4_router.adapters.exchange.sim_client import SimExchange
+from s4_router.adapters.orders_repo import StoreOrdersRepository
 from s4_router.domain.reconcile import FindingKind
 from s4_router.service_layer.reconciler import Reconciler
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
-from svckit.store.base import Query
+from svckit.store.base import DocumentStore, Query
 from tests.chaos.rig import T0, Rig, hand_venue, s4_rig, set_book
 from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
+from tradekit.orders import FillRecord
 
 K = FindingKind
 SL = {"type": "STOP_MARKET", "price": "64000"}
@@ -90,7 +92,10 @@ async def test_reconcile_with_reduce_only_conditional_and_flat_position_reports_
         assert stale == ["c-1-E60", "c-1-E61"]
         assert "RECONCILE_STALE_PROTECTIVE" in await r.alerts()
         assert r.venue.open_algo_orders("BTCUSDT") == []  # cancelled (setting on)
-        # Our fills still net to the position we opened: the venue's flat one is flagged.
+        # Our fills still net to the position we opened: the venue's flat one is flagged once
+        # a second run finds it too (a single run may catch a fill half read).
+        assert K.POSITION_MISMATCH not in {f.kind for f in report.findings}
+        report = await rec(r).run_once()
         assert K.POSITION_MISMATCH in {f.kind for f in report.findings}
 
 
@@ -201,3 +206,112 @@ async def test_reconcile_does_not_report_a_fill_booked_while_it_read(
         # A mismatch the record keeps is still reported.
         await r.c.store.update("orders", child["_key"], {"filled_qty": "0.001"})
         assert K.FILLED_QTY_MISMATCH.value in await kinds(r)
+
+
+class CountsHistoryReads(StoreOrdersRepository):
+    """The store's repository, counting the reads of a symbol's whole fill history."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        super().__init__(store)
+        self.history_reads = 0
+
+    async def fills_of_symbol(self, market: Market, symbol: str) -> list[FillRecord]:
+        self.history_reads += 1
+        return await super().fills_of_symbol(market, symbol)
+
+
+async def test_reconcile_reads_a_symbols_fill_history_once_not_every_run(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """The position check nets every fill the symbol ever had. Read on every run (every 30 s)
+    that history made each run's memory and time grow with every order S4 ever executed (the
+    soak's S4 growth). It is read once; orders leaving the window fold their fills into it;
+    a mismatch is still confirmed against the whole history before it is reported."""
+    async with s4_rig(redis, tmp_path, reconcile_window_ms=60_000) as r:
+        counting = CountsHistoryReads(r.c.store)
+        rec(r).orders = counting
+        for i in range(1, 6):  # BUY, SELL, BUY, SELL, BUY: +0.002 at the venue
+            cid = f"c-{i}"
+            await r.submit(
+                client_order_id=cid, intent_id=f"i-{i}", side="SELL" if i % 2 == 0 else "BUY"
+            )
+            await r.until_done(cid)
+        assert r.position() == D("0.002")
+        assert await kinds(r) == []
+        assert counting.history_reads == 1  # the first run reads the history
+        r.clock.advance(61_000)  # c-1..c-5 leave the window: their fills fold into the history
+        await r.submit(client_order_id="c-6", intent_id="i-6", side="SELL")
+        await r.until_done("c-6")
+        assert r.position() == D(0)
+        assert await kinds(r) == []
+        r.clock.advance(61_000)  # and c-6 too
+        assert await kinds(r) == []
+        assert counting.history_reads == 1
+        # An old order comes back into the window (its fills are in the folded history too):
+        # the doubled net is a suspicion, judged against the whole history, not reported.
+        await r.c.store.update("orders", "c-1", {"updated_ts": r.clock.now_ms()})
+        await r.submit(client_order_id="c-7", intent_id="i-7", side="BUY")
+        await r.until_done("c-7")
+        assert await kinds(r) == []
+        assert counting.history_reads == 2
+        r.clock.advance(61_000)  # c-1 and c-7 fold into the history: +0.002, as at the venue
+        assert await kinds(r) == [] and counting.history_reads == 2
+        # Behind S4's back the position changes: judged against the whole history read again,
+        # and reported when the next run finds it too (one run can catch a fill half read).
+        r.venue.place_order(Market.FUT, "BTCUSDT", Side.BUY, OrderType.MARKET, D("0.003"))
+        assert await kinds(r) == []
+        assert counting.history_reads == 3
+        report = await rec(r).run_once()
+        assert [(f.kind, D(f.detail["venue"]), D(f.detail["fills"])) for f in report.findings] == [
+            (K.POSITION_MISMATCH, D("0.005"), D("0.002"))
+        ]
+        assert counting.history_reads == 4
+        assert await r.alerts() == ["RECONCILE_POSITION_MISMATCH"]
+
+
+class CountsFillReads(StoreOrdersRepository):
+    """The store's repository, counting the reads of orders' fills."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        super().__init__(store)
+        self.fill_reads = 0
+
+    async def fills(self, *, sort: Any = None, **where: Any) -> list[FillRecord]:
+        self.fill_reads += 1
+        return await super().fills(sort=sort, **where)
+
+
+async def test_reconcile_reads_only_the_orders_changed_since_its_last_run(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    """Each run used to read the whole window again — every order updated in the last hour (up
+    to 5,000, ~16 KB each while read) and the fills of each: a run's memory grew with the
+    window (the soak's S4 RSS). The orders that did not change, and their fills, are kept from
+    the run before as compact views; what changed is read, and judged as before."""
+    async with s4_rig(redis, tmp_path) as r:
+        counting = CountsFillReads(r.c.store)
+        rec(r).orders = counting
+        for i in range(1, 13):
+            cid = f"c-{i}"
+            await r.submit(
+                client_order_id=cid, intent_id=f"i-{i}", side="SELL" if i % 2 == 0 else "BUY"
+            )
+            await r.until_done(cid)
+        r.clock.advance(20_000)  # the next run reads back to this one's start, less a margin
+        assert await kinds(r) == []
+        first = counting.fill_reads
+        assert first >= 24  # 12 parents and their children
+        await r.submit(client_order_id="c-13", intent_id="i-13", side="BUY")
+        await r.until_done("c-13")
+        counting.fill_reads = 0
+        assert await kinds(r) == []
+        assert counting.fill_reads <= 3  # c-13 (its own and its children's) and its child
+        # A venue trade the store lacks, of an order that did not change, is still found.
+        r.venue.place_order(
+            Market.FUT, "BTCUSDT", Side.SELL, OrderType.MARKET, D("0.002"), client_order_id="c-1-E9"
+        )
+        report = await rec(r).run_once()
+        assert [(f.kind, f.client_order_id) for f in report.findings] == [
+            (K.MISSING_FILL, "c-1-E9")
+        ]
+        assert await kinds(r) == []  # repaired, and the repair is seen

@@ -39,7 +39,9 @@ replayable to the nanosecond, the load is.
 
 `--tracemalloc DIR` runs every Python process under tracemalloc (tests/soak/tracemalloc_hook)
 and takes a snapshot of S3 and S4 after warm-up and at the end; diff them with
-`python -m tests.soak.tmdiff`.
+`python -m tests.soak.tmdiff`. `--env KEY=VALUE` (repeatable) sets a variable in the stack's
+environment, over the soak's own: a variant measured on the same load (e.g.
+`--env S4_RECONCILE_INTERVAL_MS=600000`, `--env MALLOC_ARENA_MAX=2`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class Config:
     tracemalloc_only: str = "s4_router,s3_strategy"
     memory_verdict: bool = True
     quiet: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # --env: set last, over the soak's own
 
 
 # ----------------------------------------------------------------------------- processes
@@ -265,6 +268,7 @@ class Soak:
             "S4_LOG_LEVEL": "WARNING",
             "MD_LOG_LEVEL": "WARNING",
         }
+        env |= self.cfg.env
         if self.cfg.tracemalloc_dir is not None:
             self.cfg.tracemalloc_dir.mkdir(parents=True, exist_ok=True)
             env["SOAK_TRACEMALLOC_DIR"] = str(self.cfg.tracemalloc_dir)
@@ -651,7 +655,21 @@ def parse(argv: list[str] | None = None) -> Config:
         metavar="MODULES",
         help="the processes traced under --tracemalloc (comma list of modules)",
     )
+    ap.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set in the stack's environment (repeatable; e.g. S4_RECONCILE_INTERVAL_MS=600000 "
+        "or MALLOC_ARENA_MAX=2 to measure a variant)",
+    )
     a = ap.parse_args(argv)
+    env: dict[str, str] = {}
+    for item in a.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            ap.error(f"--env {item!r}: KEY=VALUE expected")
+        env[key] = value
     return Config(
         minutes=a.minutes,
         seed=a.seed,
@@ -664,6 +682,7 @@ def parse(argv: list[str] | None = None) -> Config:
         rss_bound_mb=a.rss_bound_mb,
         tracemalloc_dir=a.tracemalloc,
         tracemalloc_only=a.tracemalloc_only,
+        env=env,
     )
 
 

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.soak.run import (
     descendants,
     is_weight_refusal,
@@ -66,3 +68,12 @@ def test_percentiles_and_defaults() -> None:
     cfg = parse([])
     assert (cfg.minutes, cfg.seed, cfg.symbols, cfg.rss_bound_mb) == (10.0, 1, ["BTCUSDT"], 24.0)
     assert parse(["--minutes", "1"]).warmup_s == 30.0  # never more than half the run
+
+
+def test_env_option_sets_variables_in_the_stack_and_refuses_a_bare_name() -> None:
+    cfg = parse(["--env", "S4_RECONCILE_INTERVAL_MS=600000", "--env", "MALLOC_ARENA_MAX=2"])
+    assert cfg.env == {"S4_RECONCILE_INTERVAL_MS": "600000", "MALLOC_ARENA_MAX": "2"}
+    assert parse([]).env == {}
+    with pytest.raises(SystemExit) as exc:
+        parse(["--env", "MALLOC_ARENA_MAX"])
+    assert exc.value.code == 2

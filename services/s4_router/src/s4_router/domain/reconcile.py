@@ -24,7 +24,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from tradekit.enums import OrderStatus, Side
+from tradekit.enums import OrderRole, OrderStatus, Side
 from tradekit.ids import parent_of
 from tradekit.money import ZERO
 from tradekit.orders import FillRecord, OrderRecord
@@ -67,12 +67,69 @@ class VenueTradeView:
     side: Side
     price: Decimal
     qty: Decimal
+    ts: int | None = None  # the venue's trade time
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """What reconciliation reads of a stored order (the reconciler keeps its window's orders
+    between runs: a few hundred bytes each instead of a record's ~7 KB)."""
+
+    client_order_id: str
+    parent_client_order_id: str | None
+    symbol: str
+    status: OrderStatus
+    qty: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    venue_order_id: str | None
+    role: OrderRole | None
+    updated_ts: int
+
+    @classmethod
+    def of(cls, o: OrderRecord) -> OrderView:
+        return cls(
+            o.client_order_id,
+            o.parent_client_order_id,
+            o.symbol,
+            o.status,
+            o.qty,
+            o.filled_qty,
+            o.avg_price,
+            o.venue_order_id,
+            o.role,
+            o.updated_ts,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FillView:
+    """What reconciliation reads of a stored fill."""
+
+    client_order_id: str
+    order_id: str
+    trade_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    ts_fill: int
+
+    @classmethod
+    def of(cls, f: FillRecord) -> FillView:
+        return cls(
+            f.client_order_id, f.order_id, f.trade_id, f.symbol, f.side, f.qty, f.price, f.ts_fill
+        )
+
+
+StoreOrder = OrderRecord | OrderView
+StoreFill = FillRecord | FillView
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    store_orders: Sequence[OrderRecord]
-    store_fills: Sequence[FillRecord]
+    store_orders: Sequence[StoreOrder]
+    store_fills: Sequence[StoreFill]
     venue_open: Sequence[VenueOrderView]
     venue_orders: Mapping[str, VenueOrderView]  # by client id: the venue's view of our orders
     venue_trades: Sequence[VenueTradeView]
@@ -81,6 +138,8 @@ class Snapshot:
     step: Mapping[str, Decimal]
     # Fills before this position-tracking baseline are not ours to net (e.g. pre-existing).
     position_baseline: Mapping[str, Decimal] = field(default_factory=dict)
+    # When the venue's positions were read: later trades are not in them (None: all are).
+    positions_ts: int | None = None
 
 
 def _ours(cid: str, known: set[str]) -> bool:
@@ -146,8 +205,10 @@ def reconcile(s: Snapshot) -> list[Finding]:
 
     # 4. Per-order invariants against the fills (venue trades included, deduplicated).
     fills: dict[str, dict[tuple[str, str], tuple[Decimal, Decimal]]] = {}
+    times: dict[tuple[str, str], int | None] = {}
     for src in _all_fills(s.store_fills, s.venue_trades, known):
         fills.setdefault(src[0], {})[(src[1], src[2])] = (src[3], src[4])
+        times[(src[1], src[2])] = src[5]
     for cid, rows in fills.items():
         order = by_cid.get(cid)
         if order is None:
@@ -169,13 +230,19 @@ def reconcile(s: Snapshot) -> list[Finding]:
                 out.append(Finding(FindingKind.AVG_PRICE_MISMATCH, order.symbol, cid, detail))
 
     # 5. Positions: the venue's signed position equals the net of our fills (within one step).
+    # The fills are a symbol's whole history: an order's side and symbol come from an index
+    # built once (a scan of every fill per order was quadratic: seconds of a blocked loop).
+    first = _first_fill_of(s)
     net: dict[str, Decimal] = {}
     for cid, rows in fills.items():
-        side = _side_of(cid, s)
-        if side is None:
+        seen = first.get(cid)
+        if seen is None:
             continue
-        sym = by_cid[cid].symbol if cid in by_cid else _symbol_of(cid, s)
-        net[sym] = net.get(sym, ZERO) + side.sign * sum((q for q, _ in rows.values()), ZERO)
+        side, fill_symbol = seen
+        sym = by_cid[cid].symbol if cid in by_cid else fill_symbol
+        # Only trades the position read can hold (a trade after it is the next run's).
+        qty = sum((q for key, (q, _) in rows.items() if _held(times[key], s.positions_ts)), ZERO)
+        net[sym] = net.get(sym, ZERO) + side.sign * qty
     for sym, pos in s.positions.items():
         ours = net.get(sym, ZERO) + s.position_baseline.get(sym, ZERO)
         if abs(pos - ours) > s.step.get(sym, ZERO) / 2:
@@ -190,31 +257,25 @@ def reconcile(s: Snapshot) -> list[Finding]:
     return out
 
 
+def _held(ts: int | None, positions_ts: int | None) -> bool:
+    return ts is None or positions_ts is None or ts <= positions_ts
+
+
 def _all_fills(
-    store: Iterable[FillRecord], venue: Iterable[VenueTradeView], known: set[str]
-) -> Iterable[tuple[str, str, str, Decimal, Decimal]]:
+    store: Iterable[StoreFill], venue: Iterable[VenueTradeView], known: set[str]
+) -> Iterable[tuple[str, str, str, Decimal, Decimal, int | None]]:
     for f in store:
-        yield f.client_order_id, f.order_id, f.trade_id, f.qty, f.price
+        yield f.client_order_id, f.order_id, f.trade_id, f.qty, f.price, f.ts_fill
     for t in venue:
         if _ours(t.client_order_id, known):
-            yield t.client_order_id, t.venue_order_id, t.trade_id, t.qty, t.price
+            yield t.client_order_id, t.venue_order_id, t.trade_id, t.qty, t.price, t.ts
 
 
-def _side_of(cid: str, s: Snapshot) -> Side | None:
+def _first_fill_of(s: Snapshot) -> dict[str, tuple[Side, str]]:
+    """Side and symbol of each order's first store fill, else of its first venue trade."""
+    out: dict[str, tuple[Side, str]] = {}
     for f in s.store_fills:
-        if f.client_order_id == cid:
-            return f.side
+        out.setdefault(f.client_order_id, (f.side, f.symbol))
     for t in s.venue_trades:
-        if t.client_order_id == cid:
-            return t.side
-    return None
-
-
-def _symbol_of(cid: str, s: Snapshot) -> str:
-    for f in s.store_fills:
-        if f.client_order_id == cid:
-            return f.symbol
-    for t in s.venue_trades:
-        if t.client_order_id == cid:
-            return t.symbol
-    return ""
+        out.setdefault(t.client_order_id, (t.side, t.symbol))
+    return out
