@@ -38,7 +38,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -51,24 +50,8 @@ from s3_strategy.config import Settings  # noqa: E402
 from s3_strategy.service_layer.decide import DecisionService  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
 from svckit.store.sqlite import SqliteStore  # noqa: E402
+from tests.helpers import FULL_BTC_FEATURES as FEATURES  # noqa: E402
 from tests.helpers import S3_TOKEN  # noqa: E402
-
-FEATURES: dict[str, Any] = {
-    "symbol": "BTCUSDT",
-    "mid": 65000.5,
-    "price": 65000.5,
-    "spread_bps": 0.15,
-    "depth_top1_usdt": 50_000.0,
-    "funding_rate": 0.0001,
-    "funding_next_abs": 0.0001,
-    "atr_14": 120.0,
-    "rv_1h": 0.01,
-    "rv_pctile_30d": 0.4,
-    "ma7_5m": 65010.0,
-    "ma25_5m": 64990.0,
-    "ma_cross": 1.0,
-    "rho_usdttwd_14": 0.1,
-}
 
 
 # ---- the S4-like writer (its own process: `--s4-writer PATH`) ---------------------------------
