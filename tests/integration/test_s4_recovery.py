@@ -29,7 +29,7 @@ from svckit.redisio import (
     xadd_json,
 )
 from svckit.store.sqlite import SqliteStore
-from tests.chaos.rig import T0, crash, hand_venue, intent, s4_rig
+from tests.chaos.rig import T0, Rig, crash, hand_venue, intent, s4_rig
 from tradekit.enums import OrderStatus
 from venue.faults import FaultKind, FaultPlan, ScriptedFault
 
@@ -460,21 +460,19 @@ async def test_clock_skew_over_one_second_stops_entries_until_recovered(
         assert "CLOCK_SKEW_RECOVERED" in await r.alerts()
 
 
+def consumer(redis: RedisClient, r: Rig, **overrides: Any) -> IntentConsumer:
+    """The rig's router behind consumer "me" of group "g" (claims at once, 5 deliveries)."""
+    kw: dict[str, Any] = {"claim_idle_ms": 0, "max_deliveries": 5, **overrides}
+    return IntentConsumer(
+        redis=redis, router=r.c.router, clock=r.clock, group="g", consumer="me", **kw
+    )
+
+
 async def test_consumer_with_maker_intent_acks_once_running_and_reclaims_dead_consumers(
     redis: RedisClient, tmp_path: Path
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
-        cons = IntentConsumer(
-            redis=redis,
-            router=r.c.router,
-            clock=r.clock,
-            group="g",
-            consumer="me",
-            claim_idle_ms=0,
-            max_deliveries=2,
-            metrics=r.c.metrics,
-            lag_every_s=0,
-        )
+        cons = consumer(redis, r, max_deliveries=2, metrics=r.c.metrics, lag_every_s=0)
         body = intent(exec_policy={"maker_wait_ms": 1000}).model_dump(mode="json")
         await ensure_group(redis, keys.ORDERS_INTENT, "g")
         await xadd_json(redis, keys.ORDERS_INTENT, body)
@@ -502,15 +500,7 @@ async def test_consumer_with_intent_being_accepted_elsewhere_leaves_entry_pendin
     redis: RedisClient, tmp_path: Path
 ) -> None:
     async with s4_rig(redis, tmp_path) as r:
-        cons = IntentConsumer(
-            redis=redis,
-            router=r.c.router,
-            clock=r.clock,
-            group="g",
-            consumer="me",
-            claim_idle_ms=0,
-            max_deliveries=5,
-        )
+        cons = consumer(redis, r)
         await ensure_group(redis, keys.ORDERS_INTENT, "g")
         await xadd_json(redis, keys.ORDERS_INTENT, intent().model_dump(mode="json"))
         (entry,) = await read_group(redis, keys.ORDERS_INTENT, "g", "me", block_ms=10)
@@ -562,15 +552,7 @@ async def test_consumer_dead_letters_a_stream_intent_refused_with_nothing_stored
     """A stale intent read from the stream is refused (nothing stored, nothing sent): without
     a REST caller to read the 4xx, the dead-letter stream and its alert must record it."""
     async with s4_rig(redis, tmp_path) as r:
-        cons = IntentConsumer(
-            redis=redis,
-            router=r.c.router,
-            clock=r.clock,
-            group="g",
-            consumer="me",
-            claim_idle_ms=0,
-            max_deliveries=5,
-        )
+        cons = consumer(redis, r)
         await ensure_group(redis, keys.ORDERS_INTENT, "g")
         stale = intent().model_dump(mode="json") | {"created_ts": r.clock.now_ms() - 60_000}
         await xadd_json(redis, keys.ORDERS_INTENT, stale)
@@ -589,17 +571,7 @@ async def test_consumer_handles_the_entries_of_one_read_concurrently(
     """Entries of one read go through the router at once (bounded), so one slow intake does not
     hold up the rest; each is acknowledged on its own."""
     async with s4_rig(redis, tmp_path) as r:
-        cons = IntentConsumer(
-            redis=redis,
-            router=r.c.router,
-            clock=r.clock,
-            group="g",
-            consumer="me",
-            claim_idle_ms=60_000,
-            max_deliveries=5,
-            block_ms=10,
-            concurrency=4,
-        )
+        cons = consumer(redis, r, claim_idle_ms=60_000, block_ms=10, concurrency=4)
         running = 0
         peak = 0
         submit = r.c.router.submit
