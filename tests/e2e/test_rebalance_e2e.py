@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -69,13 +70,35 @@ async def wait_for(pred: Callable[[], Awaitable[bool]], within_s: float = 15.0) 
             await asyncio.sleep(0.02)
 
 
-def headers(when: datetime) -> dict[str, str]:
+def headers(when: datetime, *, token: str = ADMIN, job: str = "rebalance-qrl") -> dict[str, str]:
     return {
-        "Authorization": f"Bearer {ADMIN}",
+        "Authorization": f"Bearer {token}",
         "X-CloudScheduler": "true",
-        "X-CloudScheduler-JobName": "projects/p/locations/l/jobs/rebalance-qrl",
+        "X-CloudScheduler-JobName": f"projects/p/locations/l/jobs/{job}",
         "X-CloudScheduler-ScheduleTime": when.isoformat().replace("+00:00", "Z"),
     }
+
+
+async def scheduled_sell_filled(
+    s3: httpx.AsyncClient, s4c: Any, hdrs: dict[str, str], *, within_s: float = 15.0
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the scheduled symmetric rebalance (a SELL here), wait until S4 filled its one order,
+    and return the answer and the order's fills (which add up to the planned quantity)."""
+    r = await s3.post("/tasks/rebalance/symmetric", headers=hdrs)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    plan = body["plan"]
+    assert plan["action"] == "SELL" and body["publish"]["s4"]["result"] == "OK", body
+    [coid] = body["orders"]
+
+    async def filled() -> bool:
+        doc = await s4c.store.find_one("orders", {"client_order_id": coid})
+        return doc is not None and doc["status"] == "FILLED"
+
+    await wait_for(filled, within_s)
+    fills = await s4c.store.find("fills", Query(where={"parent_client_order_id": coid}))
+    assert fills and sum(Decimal(f["qty"]) for f in fills) == Decimal(plan["quantity"])
+    return body, fills
 
 
 @pytest.fixture
@@ -128,21 +151,8 @@ async def test_scheduled_symmetric_rebalance_on_qrlusdt_fills_and_restores_the_r
     )
 
     slot = datetime.now(UTC).replace(second=0, microsecond=0)
-    r = await s3.post("/tasks/rebalance/symmetric", headers=headers(slot))
-    assert r.status_code == 200, r.text
-    body = r.json()
-    plan = body["plan"]
-    assert plan["action"] == "SELL" and body["publish"]["s4"]["result"] == "OK", body
-    [coid] = body["orders"]
-    qty = D(plan["quantity"])
-
-    async def filled() -> bool:
-        doc = await s4c.store.find_one("orders", {"client_order_id": coid})
-        return doc is not None and doc["status"] == "FILLED"
-
-    await wait_for(filled)
-    fills = await s4c.store.find("fills", Query(where={"parent_client_order_id": coid}))
-    assert fills and sum(D(f["qty"]) for f in fills) == qty
+    body, fills = await scheduled_sell_filled(s3, s4c, headers(slot))
+    [coid], qty = body["orders"], D(body["plan"]["quantity"])
     assert {f["symbol"] for f in fills} == {SYMBOL} and {f["side"] for f in fills} == {"SELL"}
 
     # The ratio is back within the threshold (valued at the current mid).

@@ -9,11 +9,10 @@ host (contract.mexc.com), and S4 loads only the market lists the registry trades
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,10 +29,10 @@ from s4_router.config import Settings as S4Settings
 from s4_router.entrypoints.api import create_app as s4_app
 from svckit.clock import TrackingClock
 from svckit.redisio import RedisClient
-from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp
+from tests.e2e.test_rebalance_e2e import headers, scheduled_sell_filled
 from tests.helpers import S4_AUTH
 from tradekit.enums import Market
 from venue.defaults import default_venue
@@ -62,12 +61,6 @@ def spot_only_fixtures(tmp_path: Path) -> Path:
         row["markets"] = ["SPOT"]
     reg.write_text(json.dumps(rows))
     return out
-
-
-async def wait_for(pred: Callable[[], Awaitable[bool]], within_s: float = 20.0) -> None:
-    async with asyncio.timeout(within_s):
-        while not await pred():  # noqa: ASYNC110 - polls the store
-            await asyncio.sleep(0.05)
 
 
 def ratio(venue: Venue) -> Decimal:
@@ -149,31 +142,13 @@ async def test_scheduled_symmetric_rebalance_through_ccxt_mexc_on_both_sides(
     before = ratio(venue)
     assert before > D("0.6")
     slot_time = datetime.now(UTC).replace(second=0, microsecond=0)
-    headers = {
-        "Authorization": f"Bearer {ADMIN}",
-        "X-CloudScheduler": "true",
-        "X-CloudScheduler-JobName": "projects/p/locations/l/jobs/rebalance-qrl-mexc",
-        "X-CloudScheduler-ScheduleTime": slot_time.isoformat().replace("+00:00", "Z"),
-    }
-    r = await s3.post("/tasks/rebalance/symmetric", headers=headers)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    plan = body["plan"]
-    assert plan["action"] == "SELL" and body["publish"]["s4"]["result"] == "OK", body
+    hdrs = headers(slot_time, token=ADMIN, job="rebalance-qrl-mexc")
+    body, fills = await scheduled_sell_filled(s3, s4c, hdrs, within_s=20.0)
     [coid] = body["orders"]
-    qty = D(plan["quantity"])
-
-    async def filled() -> bool:
-        doc = await s4c.store.find_one("orders", {"client_order_id": coid})
-        return doc is not None and doc["status"] == "FILLED"
-
-    await wait_for(filled)
-    fills = await s4c.store.find("fills", Query(where={"parent_client_order_id": coid}))
-    assert fills and sum(D(f["qty"]) for f in fills) == qty
     assert {f["venue"] for f in fills} == {"mexc"}
     assert all(str(f["order_id"]).startswith("C02__") for f in fills)  # MEXC's string ids
     assert abs(ratio(venue) - D("0.5")) < D("0.01"), ratio(venue)
     # a second delivery of the slot: the stored result, nothing traded
-    again = (await s3.post("/tasks/rebalance/symmetric", headers=headers)).json()
+    again = (await s3.post("/tasks/rebalance/symmetric", headers=hdrs)).json()
     assert again["replayed"] is True and again["orders"] == [coid]
     assert await s4c.store.count("orders", {"parent_client_order_id": None}) == 1
