@@ -1019,10 +1019,13 @@ async def run_campaign(cfg: Config) -> tuple[Stats, str]:
             await campaign.aclose()
         text = summary(cfg, stats, time.monotonic() - t1, faults)
     finally:
-        await loop.run_in_executor(None, stack.stop)
         if campaign is not None:
-            # A replica still restarting notices its process is gone and returns.
+            # Restarts end before the stack stops: one waking from its back-off after stop()
+            # would start the replica again and leave its log open.
+            for task in campaign.restarts:
+                task.cancel()
             await asyncio.gather(*campaign.restarts, return_exceptions=True)
+        await loop.run_in_executor(None, stack.stop)
         if own_dir and not cfg.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
     return stats, text
