@@ -8,7 +8,11 @@ What runs: a real redis-server (svckit.embedded_redis), S3 exactly as deployed
 (`python -m s3_strategy`: one uvicorn worker, uvloop + httptools, SQLite store in a temp dir,
 S4 REST path off), and, in a second subprocess, a bare FastAPI app with the same bearer-token
 middleware (svckit.auth) and a Prometheus latency histogram, whose endpoint parses the same
-request model and answers a constant body. Every request carries `Authorization: Bearer …`.
+request model and answers a constant body; and, in a third subprocess, the same bare app whose
+route also does only the I/O every decision must do, through S3's own adapters (the
+`StateReader` pipeline on Redis and the `SignalWriter` group commit into SQLite, answered once
+stored): its p50 over the bare route's is the floor of the issue 11 ratio while a decision
+reads Redis and is stored before it is answered. Every request carries `Authorization: Bearer …`.
 A feeder task refreshes `feat:last:BTCUSDT` every 200 ms (features are read from Redis by
 every decision). The client is a small raw-socket
 HTTP/1.1 client with keep-alive over several concurrent connections (uvloop), so that it costs
@@ -36,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +59,7 @@ TOKEN = "bench-token-" + os.urandom(16).hex()
 
 
 # ---- the bare app (run in its own process: `--serve-bare PORT`) -------------------------------
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, floor_io: bool = False) -> None:
     import uvicorn
     from fastapi import FastAPI, Response
     from prometheus_client import CollectorRegistry, Histogram
@@ -71,18 +76,66 @@ def serve_bare(port: int) -> None:
     )
     answer = orjson.dumps({"decision": "skip", "reason": "OK"})
 
-    @app.post("/decide")
-    async def bare(body: DecideRequest) -> Response:
-        t = time.perf_counter()
-        out = Response(answer, media_type="application/json")
-        latency.labels(dry_run=str(body.dry_run).lower()).observe(time.perf_counter() - t)
-        return out
+    if floor_io:
+        add_floor_io(app, latency, answer)
+    else:
+
+        @app.post("/decide")
+        async def bare(body: DecideRequest) -> Response:
+            t = time.perf_counter()
+            out = Response(answer, media_type="application/json")
+            latency.labels(dry_run=str(body.dry_run).lower()).observe(time.perf_counter() - t)
+            return out
 
     @app.get("/health")
     async def health() -> Response:
         return Response(b"{}", media_type="application/json")
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+
+
+def add_floor_io(app: Any, latency: Any, answer: bytes) -> None:
+    """The bare route plus only the I/O every decision must do, through the same code S3 runs:
+    the market-state read (`StateReader`: one redis-py pipeline, `feat:last` + `s3:entries`)
+    and the signal write (`SignalWriter` group commit into a `SqliteStore`), answered once
+    stored. No engine, no rules, no sizing. Its p50 over the bare route's is the floor the
+    issue 11 ratio cannot go under while a decision reads Redis and is stored before it is
+    answered."""
+    import uuid
+
+    from fastapi import Response
+
+    from s3_strategy.adapters.signals import SignalWriter
+    from s3_strategy.adapters.state import StateReader
+    from s3_strategy.service_layer.replay import signal_doc
+    from svckit.redisio import make_redis
+    from svckit.store.sqlite import SqliteStore
+    from tradekit.enums import Market
+
+    reader = StateReader(make_redis([os.environ["S3_REDIS_ADDRESSES"]]))
+    store = SqliteStore(Path(os.environ["BENCH_FLOOR_DIR"]) / "store.sqlite3")
+    writer = SignalWriter(store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        await store.bootstrap()
+        yield
+        await writer.aclose()
+        await store.close()
+
+    app.router.lifespan_context = lifespan
+
+    @app.post("/decide")
+    async def floor(body: DecideRequest) -> Response:
+        t = time.perf_counter()
+        state = await reader.read(body.symbol, Market.FUT.value)
+        result = {"signal_id": uuid.uuid4().hex, "decision": "skip", "reason": "OK"}
+        await writer.write(
+            signal_doc(result, int(time.time() * 1000), body.symbol, Market.FUT, None, state)
+        )
+        out = Response(answer, media_type="application/json")
+        latency.labels(dry_run=str(body.dry_run).lower()).observe(time.perf_counter() - t)
+        return out
 
 
 # ---- client -----------------------------------------------------------------------------------
@@ -260,7 +313,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with EmbeddedRedis() as redis_server:
         addr = redis_server.addresses[0]
         feed = asyncio.create_task(feeder(addr, stop))
-        s3_port, bare_port = free_port(), free_port()
+        s3_port, bare_port, floor_port = free_port(), free_port(), free_port()
+        (work / "floor").mkdir()
         env = {
             **os.environ,
             "S3_REDIS_ADDRESSES": addr,
@@ -272,12 +326,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "PYTHONPATH": str(REPO),
             "S3_API_TOKEN": TOKEN,
             "BENCH_TOKEN": TOKEN,
+            "BENCH_FLOOR_DIR": str(work / "floor"),
         }
         try:
             procs.append(spawn([sys.executable, "-m", "s3_strategy"], env))
             procs.append(spawn([sys.executable, __file__, "--serve-bare", str(bare_port)], env))
+            procs.append(spawn([sys.executable, __file__, "--serve-floor", str(floor_port)], env))
             await wait_http(s3_port, procs[0])
             await wait_http(bare_port, procs[1])
+            await wait_http(floor_port, procs[2])
             print(
                 f"S3 POST /decide (dry run) over HTTP on loopback: 1 uvicorn worker, keep-alive, "
                 f"{os.cpu_count()} CPUs shared by client, Redis and server; {_load()}"
@@ -285,28 +342,42 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             # Warm-up (imports, caches, SQLite pages).
             made += (await load(s3_port, 2000, 4, 30))["n"]
             await load(bare_port, 2000, 4, 30)
+            await load(floor_port, 2000, 4, 30)
             spec = await load(s3_port, 1000, 1, 60)  # the spec's "1000 decisions", serially
             made += spec["n"]
             # A latency/throughput curve: latency is only meaningful at a stated load.
             print("  conns  endpoint        req/s     p50 ms   p90 ms   p99 ms   max ms")
             curve: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+            floors: dict[int, dict[str, Any]] = {}
             for conns in args.curve:
                 s3r = await load(s3_port, args.requests, conns, args.max_s)
                 made += s3r["n"]
                 bare = await load(bare_port, args.requests, conns, args.max_s)
+                floor = floors[conns] = await load(floor_port, args.requests, conns, args.max_s)
                 curve[conns] = (s3r, bare)
-                for name, r in (("S3 /decide", s3r), ("bare FastAPI", bare)):
+                for name, r in (("S3 /decide", s3r), ("bare FastAPI", bare), ("bare + I/O", floor)):
                     print(
                         f"  {conns:>5}  {name:<13} {r['rps']:>7.0f}  {r['p50']:>8.3f} "
                         f"{r['p90']:>8.3f} {r['p99']:>8.3f} {r['max']:>8.2f}"
                     )
-                print(f"  {conns:>5}  p50 S3/bare ×{s3r['p50'] / bare['p50']:.2f}")
+                print(
+                    f"  {conns:>5}  p50 S3/bare ×{s3r['p50'] / bare['p50']:.2f}, "
+                    f"floor (bare + I/O)/bare ×{floor['p50'] / bare['p50']:.2f}, "
+                    f"S3/floor ×{s3r['p50'] / floor['p50']:.2f}"
+                )
             decision = orjson.loads(curve[args.curve[0]][0]["sample"])
             if decision.get("decision") != "open":
                 raise RuntimeError(f"unexpected decision: {decision}")
             ratios = {c: s3r["p50"] / bare["p50"] for c, (s3r, bare) in curve.items()}
             out["curve"] = [
-                {"conns": c, "s3": figures(s3r), "bare": figures(bare), "ratio_p50": ratios[c]}
+                {
+                    "conns": c,
+                    "s3": figures(s3r),
+                    "bare": figures(bare),
+                    "floor_io": figures(floors[c]),
+                    "ratio_p50": ratios[c],
+                    "floor_ratio_p50": floors[c]["p50"] / bare["p50"],
+                }
                 for c, (s3r, bare) in curve.items()
             ]
             out["spec_1000_serial"] = figures(spec)
@@ -383,8 +454,8 @@ def run(
 
 
 def main() -> int:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve-bare":
-        serve_bare(int(sys.argv[2]))
+    if len(sys.argv) == 3 and sys.argv[1] in ("--serve-bare", "--serve-floor"):
+        serve_bare(int(sys.argv[2]), floor_io=sys.argv[1] == "--serve-floor")
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=12_000, help="per point of the curve")

@@ -417,7 +417,8 @@ def figures_of(name: str, r: dict[str, Any]) -> dict[str, Any] | None:
             f"({c['conns']} conn)",
             "baseline": f"bare route p50 {c['bare']['p50']:.2f} / p99 {c['bare']['p99']:.2f} ms",
             "ratio": f"×{c['ratio_p50']:.1f} p50 (worst point ×"
-            f"{max(p['ratio_p50'] for p in d['curve']):.1f})",
+            f"{max(p['ratio_p50'] for p in d['curve']):.1f}; bare + the decision's I/O ×"
+            f"{c.get('floor_ratio_p50', float('nan')):.1f})",
             "target": "p50 ≤ 2× bare",
             "met": d["targets"]["issue11_p50_le_2x_bare"],
         }
