@@ -38,8 +38,8 @@ from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigStore
-from s3_strategy.adapters.entries import EntriesLedger, filled_positive
-from s3_strategy.adapters.intent_publisher import IntentPublisher, PublishReport
+from s3_strategy.adapters.entries import EntriesLedger
+from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.adapters.state import MarketState, StateReader, derive
 from s3_strategy.config import Settings
@@ -47,6 +47,7 @@ from s3_strategy.domain.engine import Engine, Outcome
 from s3_strategy.domain.ml import MlInput, Scorer
 from s3_strategy.domain.reasons import Reason
 from s3_strategy.metrics import StrategyMetrics
+from s3_strategy.service_layer.emission import Emission
 from s3_strategy.service_layer.replay import (
     EngineCache,
     SignalNotFound,
@@ -70,8 +71,6 @@ from svckit.store.base import DocumentStore
 from tradekit.enums import Market, Side
 
 log = logging.getLogger(__name__)
-
-_S4_TERMINAL = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
 
 
 class UnknownSymbol(Exception):
@@ -152,11 +151,9 @@ class DecisionService:
         self.redis = redis
         self.store = store
         self.signals = SignalWriter(store, observe=self._observe_commit)  # group commit
-        self.publisher = publisher
         self.scorer = scorer
         self.state = state
         self.ledger = ledger
-        self.alerts = alerts
         self.configs = configs
         self.clock = clock
         self.metrics = metrics
@@ -168,6 +165,7 @@ class DecisionService:
             False: metrics.decide_latency.labels("false"),
         }
         self._observe_config(engine)
+        self.emission = Emission(publisher, ledger, alerts, store, metrics)
 
     def _observe_commit(self, size: int, seconds: float) -> None:
         self.metrics.signal_batch.observe(size)
@@ -296,9 +294,9 @@ class DecisionService:
                         await release_claim(self.redis, keys.idem_order(claimed_coid), claim_token)
                 raise
         if claimed_coid is not None:
-            await self._publish(result, signal_id)
+            await self.emission.publish(result, signal_id)
         if not dry_run:
-            await self._alert_on(result, symbol, market)
+            await self.emission.alert_on(result, symbol, market)
         self._observe(result, dry_run, t0)
         return result
 
@@ -386,73 +384,6 @@ class DecisionService:
         await self.signals.write(signal)
         self._observe(result, False, t0)
         return result
-
-    # ---- emission -----------------------------------------------------------------------------
-    async def _publish(self, result: dict[str, Any], signal_id: str) -> None:
-        intent = result["intent"]
-        report = await self.publisher.publish(intent)
-        result["publish"] = report.as_dict()
-        log.info(
-            "intent %s published: stream %s, rest %s",
-            intent["client_order_id"],
-            report.stream,
-            report.rest,
-        )
-        s4 = report.s4 or {}
-        refused = s4.get("result") == "FAIL" and s4.get("status") != "AMBIGUOUS"
-        if refused or s4.get("status") in _S4_TERMINAL:
-            # A protected entry that filled stays as an open position until S4's protection
-            # closes it (adapters/entries.py); anything else leaves the ledger.
-            filled = not refused and filled_positive(s4.get("filled_qty"))
-            with contextlib.suppress(Exception):
-                await self.ledger.finished(intent["client_order_id"], filled)
-        if refused:
-            await self.alerts.emit(
-                "INTENT_REFUSED",
-                f"S4 refused {intent['client_order_id']}: "
-                f"{s4.get('message') or s4.get('status') or 'FAIL without a message'}",
-                symbol=str(intent["symbol"]),
-                data={"client_order_id": intent["client_order_id"]},
-            )
-        try:
-            await self.store.update("signals", signal_id, {"publish": report.as_dict()})
-        except Exception:  # the intent is out: the answer must say so, whatever failed here
-            log.exception("signal %s: could not record the publish report", signal_id)
-        await self._report_failures(intent, report)
-
-    async def _report_failures(self, intent: Mapping[str, Any], report: PublishReport) -> None:
-        for path, st in (("stream", report.stream), ("rest", report.rest)):
-            if st == "failed":
-                self.metrics.publish_failures.labels(path).inc()
-        if not report.delivered:
-            self.metrics.publish_undelivered.inc()
-        if report.stream == "failed" or report.rest == "failed":
-            await self.alerts.emit(
-                "PUBLISH_FAILED" if not report.delivered else "PUBLISH_DEGRADED",
-                f"{intent['client_order_id']}: {'; '.join(report.errors)}",
-                severity="critical" if not report.delivered else "warning",
-                symbol=str(intent["symbol"]),
-                data={"client_order_id": intent["client_order_id"]},
-                rate_limit=False,
-            )
-
-    async def _alert_on(self, result: Mapping[str, Any], symbol: str, market: Market) -> None:
-        reason = result["reason"]
-        if reason == Reason.NO_RULES:
-            await self.alerts.emit(
-                "NO_RULES",
-                f"no ENABLED rule for {symbol}/{market.value}: every decision skips",
-                severity="critical",
-                symbol=symbol,
-            )
-        elif reason == Reason.FEATURE_MISSING:
-            await self.alerts.emit("FEATURE_MISSING", str(result.get("message")), symbol=symbol)
-        elif reason == Reason.FEATURE_OUT_OF_RANGE:
-            await self.alerts.emit(
-                "FEATURE_OUT_OF_RANGE", f"{symbol}: {result.get('message')}", symbol=symbol
-            )
-        elif result.get("ml", {}).get("fallback"):
-            await self.alerts.emit("ML_FALLBACK", str(result["ml"].get("error")), symbol=symbol)
 
     def _observe(self, result: Mapping[str, Any], dry_run: bool, t0: float) -> None:
         self._latency[dry_run].observe(time.perf_counter() - t0)
