@@ -136,6 +136,7 @@ class Reconciler:
     fills: FillBook
     router: OrderRouter | None = None
     protection: ProtectionService | None = None
+    interval_ms: int = 30_000  # between the periodic runs (`run`)
     window_ms: int = 3_600_000
     cancel_orphans: bool = False
     settle_ms: int = 2_000
@@ -234,10 +235,10 @@ class Reconciler:
             f for f in findings if f.kind is not FindingKind.POSITION_MISMATCH or f.symbol in before
         ]
 
-    async def run(self, stop: asyncio.Event, interval_ms: int) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_ms / 1000)
+                await asyncio.wait_for(stop.wait(), timeout=self.interval_ms / 1000)
             if stop.is_set():
                 return
             try:
