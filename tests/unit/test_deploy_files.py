@@ -943,7 +943,8 @@ def declared_metrics() -> set[str]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (
                 isinstance(node, ast.Call)
-                and getattr(node.func, "id", None) in {"Counter", "Gauge", "Histogram"}
+                # the prometheus_client classes, or S4's builders bound to its registry
+                and str(getattr(node.func, "id", "")).lower() in {"counter", "gauge", "histogram"}
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):

@@ -19,9 +19,8 @@ def machine(
 ) -> MakerTaker:
     counter = iter(range(1, 100))
     cfg = MakerTakerConfig(maker_wait_ms=wait, chase_one_tick=chase, probe=PROBE, split_gap_ms=0)
-    return MakerTaker.new(
-        target=D(target),
-        index=0,
+    return MakerTaker(
+        MakerTaker.start(target=D(target), index=0, cfg=cfg),
         cfg=cfg,
         inst=BTC,
         side=side,

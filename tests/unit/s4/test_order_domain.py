@@ -1,4 +1,4 @@
-"""Order transition table, fill ledger, linked orders."""
+"""Order transition table, fill ledger."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ from decimal import Decimal as D
 import pytest
 
 from s4_router.domain.fills import FillLedger
-from s4_router.domain.links import Leg, legs_to_cancel, oco_anomaly
 from s4_router.domain.order import (
     TRANSITIONS,
     IllegalTransition,
     check_transition,
     reconcile_status,
 )
-from tradekit.enums import Contingency
 from tradekit.enums import OrderStatus as S
 
 
@@ -65,17 +63,3 @@ def test_fill_ledger_with_duplicate_and_overfill_books_each_fill_once_within_qty
     assert over.overfill and not over.accepted
     assert led.offer(("sim", "1", "t4"), D("0.001")).accepted
     assert led.filled == D("0.003") and led.remaining == 0
-
-
-def test_oco_legs_with_one_leg_filled_cancel_the_other() -> None:
-    legs = [Leg("a", S.PARTIALLY_FILLED, D("0.001")), Leg("b", S.ACCEPTED)]
-    assert legs_to_cancel(Contingency.OCO, legs) == ["b"]
-    assert legs_to_cancel(Contingency.OTO, legs) == []
-    assert legs_to_cancel(Contingency.OCO, [Leg("a", S.ACCEPTED), Leg("b", S.ACCEPTED)]) == []
-    assert (
-        legs_to_cancel(
-            Contingency.OCO, [Leg("a", S.ACCEPTED, triggered=True), Leg("b", S.CANCELED)]
-        )
-        == []
-    )
-    assert oco_anomaly([Leg("a", S.FILLED, D(1)), Leg("b", S.FILLED, D(1))])

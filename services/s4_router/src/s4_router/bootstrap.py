@@ -37,7 +37,6 @@ from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.pretrade import PretradeLimits
-from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.fill_book import FillBook
@@ -47,7 +46,7 @@ from s4_router.service_layer.protection import ProtectionService
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality_tracker import QualityTracker
 from s4_router.service_layer.reconciler import Reconciler
-from s4_router.service_layer.route_table_watch import RouteTableWatcher, load_table
+from s4_router.service_layer.route_table_watch import RouteTableWatcher, load_table, policy_limits
 from s4_router.service_layer.router import OrderRouter
 from s4_router.service_layer.venue_ops import RetryPolicy, Sleep, VenueOps
 from s4_router.service_layer.watch import VenueWatch
@@ -59,7 +58,6 @@ from svckit.redisio import RedisClient, ping
 from svckit.store.base import DocumentStore
 from svckit.store.seed import instrument_from_doc
 from tradekit.enums import Market
-from tradekit.instrument import Instrument
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +74,6 @@ class S4Container:
     consumer: IntentConsumer
     metrics: RouterMetrics
     route_table: RouteTable  # as loaded at start; the one in use is router.route_table (hot reload)
-    route_table_rev: str
     manager: ExecutionManager
     watch: VenueWatch
     config_watch: RouteTableWatcher
@@ -97,32 +94,27 @@ class S4Container:
             log.info(
                 "startup recovery re-armed %d protections, resumed %d executions", rearmed, resumed
             )
-        if self.protection is not None and self.settings.background_execution:
-            self.tasks.append(
-                asyncio.create_task(self.protection.run(self.stop), name="protection")
-            )
+        background = self.settings.background_execution
+        if self.protection is not None and background:
+            self._spawn(self.protection.run, "protection")
         if self.reconciler is not None:
             # Venue vs store before new work: orphans, stale protectives, missing fills.
             try:
                 await self.reconciler.run_once()
             except Exception:
                 log.exception("startup reconciliation failed; the periodic run retries")
-            if self.settings.background_execution:
-                self.tasks.append(
-                    asyncio.create_task(
-                        self.reconciler.run(self.stop, self.settings.reconcile_interval_ms),
-                        name="reconcile",
-                    )
-                )
-        self.tasks.append(asyncio.create_task(self.consumer.run(self.stop), name="intents"))
-        self.tasks.append(asyncio.create_task(self.watch.run(self.stop), name="venue-watch"))
-        self.tasks.append(
-            asyncio.create_task(self.config_watch.run(self.stop), name="config-watch")
-        )
-        if self.settings.background_execution:
-            self.tasks.append(asyncio.create_task(self._sweep(self.stop), name="orphan-sweep"))
+            if background:
+                self._spawn(self.reconciler.run, "reconcile")
+        self._spawn(self.consumer.run, "intents")
+        self._spawn(self.watch.run, "venue-watch")
+        self._spawn(self.config_watch.run, "config-watch")
+        if background:
+            self._spawn(self._sweep, "orphan-sweep")
         for job in self.background:
-            self.tasks.append(asyncio.create_task(job(self.stop)))
+            self._spawn(job)
+
+    def _spawn(self, job: BackgroundTask, name: str | None = None) -> None:
+        self.tasks.append(asyncio.create_task(job(self.stop), name=name))
 
     async def _sweep(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -241,26 +233,6 @@ def load_route_table(path: Path) -> RouteTable:
         raise ConfigError(f"S4_ROUTE_TABLE_PATH={str(path)!r}: {exc}") from None
 
 
-async def load_instruments(store: DocumentStore) -> dict[str, Instrument]:
-    instruments = (instrument_from_doc(doc) for doc in await store.find("instrument_registry"))
-    return {inst.symbol: inst for inst in instruments}
-
-
-def policy_limits(settings: Settings) -> PolicyLimits:
-    return PolicyLimits(
-        maker_max_wait_ms=settings.maker_max_wait_ms,
-        twap_max_slices=settings.twap_max_slices,
-        max_reprices=settings.max_reprices,
-        taker_max_failures=settings.taker_max_failures,
-        cancel_retry_ms=settings.cancel_retry_ms,
-        split_gap_ms=settings.split_gap_ms,
-        downsize_factor=settings.balance_downsize_factor,
-        probe_max_child_fraction=settings.probe_max_child_fraction,
-        probe_retry_ms=settings.probe_retry_ms,
-        probe_max_delay_ms=settings.probe_max_delay_ms,
-    )
-
-
 def _malloc_trim_job(interval_s: float) -> BackgroundTask:
     async def malloc_trim_job(stop: asyncio.Event) -> None:
         await memtrim.trim_loop(stop, interval_s=interval_s)
@@ -285,7 +257,8 @@ async def bootstrap(
         route_table = load_route_table(settings.route_table_path)
         infra = await open_infra(stack, settings, prefix="S4_", redis=redis, store=store, seed=seed)
         redis, store = infra.redis, infra.store
-        instruments = await load_instruments(store)
+        docs = await store.find("instrument_registry")
+        instruments = {i.symbol: i for i in map(instrument_from_doc, docs)}
         background: list[BackgroundTask] = []
         if exchange is None:
             from s4_router.adapters.exchange.factory import make_exchange
@@ -472,21 +445,18 @@ async def bootstrap(
             instruments=instruments,
             router=router,
             protection=protection,
+            interval_ms=settings.reconcile_interval_ms,
             window_ms=settings.reconcile_window_ms,
             cancel_orphans=settings.reconcile_cancel_orphans,
             settle_ms=max(2_000, 4 * settings.poll_interval_ms),
             fills=fills,
         )
 
-        def apply_settings(new: Settings) -> None:
-            router.limits = policy_limits(new)  # read once per intake: in-flight work keeps its own
-
         config_watch = RouteTableWatcher(
             settings=settings,
             router=router,
             publisher=publisher,
             clock=clock,
-            apply_settings=apply_settings,
         )
         log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
         return S4Container(
@@ -498,7 +468,6 @@ async def bootstrap(
             consumer=consumer,
             metrics=metrics,
             route_table=route_table,
-            route_table_rev=route_table.rev,
             manager=manager,
             watch=watch,
             config_watch=config_watch,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 from redis import exceptions as redis_exc
@@ -44,38 +45,26 @@ from tradekit.intents import OrderIntent
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True, eq=False)
 class IntentConsumer:
-    def __init__(
-        self,
-        *,
-        redis: RedisClient,
-        router: OrderRouter,
-        clock: Clock,
-        group: str,
-        consumer: str,
-        claim_idle_ms: int,
-        max_deliveries: int,
-        stream: str = keys.ORDERS_INTENT,
-        block_ms: int = 1000,
-        metrics: RouterMetrics | None = None,
-        lag_every_s: float = 5.0,
-        concurrency: int = 16,
-    ) -> None:
-        self._slots = asyncio.Semaphore(concurrency)
-        self.metrics = metrics
-        self.lag_every_s = lag_every_s
-        self._next_lag = 0.0
-        self.block_ms = block_ms
-        self.redis = redis
-        self.router = router
-        self.clock = clock
-        self.group = group
-        self.consumer = consumer
-        self.claim_idle_ms = claim_idle_ms
-        self.max_deliveries = max_deliveries
-        self.stream = stream
-        self.handled = 0
-        self.healthy = False
+    redis: RedisClient
+    router: OrderRouter
+    clock: Clock
+    group: str
+    consumer: str
+    claim_idle_ms: int
+    max_deliveries: int
+    stream: str = keys.ORDERS_INTENT
+    block_ms: int = 1000
+    metrics: RouterMetrics | None = None
+    lag_every_s: float = 5.0
+    concurrency: int = 16
+    handled: int = field(default=0, init=False)
+    healthy: bool = field(default=False, init=False)
+    _next_lag: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1

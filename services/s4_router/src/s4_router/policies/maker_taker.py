@@ -31,6 +31,7 @@ The machine never sleeps and never reads a clock: `now` comes with every call.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from decimal import Decimal
 from enum import StrEnum
 
@@ -109,56 +110,26 @@ class SliceState(BaseModel):
         return sum((c.filled for c in self.children), ZERO)
 
 
+@dataclass(eq=False)
 class MakerTaker:
-    """One Maker→Taker run over `state`. `alloc()` hands out the next child number (shared by
-    all slices of a parent so ids never repeat)."""
+    """One Maker→Taker run over its state `s` (a new run's: :meth:`start`). `alloc()` hands out
+    the next child number (shared by all slices of a parent so ids never repeat)."""
 
-    def __init__(
-        self,
-        state: SliceState,
-        *,
-        cfg: MakerTakerConfig,
-        inst: Instrument,
-        side: Side,
-        parent_id: str,
-        reduce_only: bool,
-        alloc: Callable[[], int],
-        downsize_allowed: bool = True,
-    ) -> None:
-        self.s = state
-        self.cfg = cfg
-        self.inst = inst
-        self.side = side
-        self.parent_id = parent_id
-        self.reduce_only = reduce_only
-        self.alloc = alloc
-        self.downsize_allowed = downsize_allowed
+    s: SliceState
+    _: KW_ONLY
+    cfg: MakerTakerConfig
+    inst: Instrument
+    side: Side
+    parent_id: str
+    reduce_only: bool
+    alloc: Callable[[], int]
+    downsize_allowed: bool = True
 
-    @classmethod
-    def new(
-        cls,
-        *,
-        target: Decimal,
-        index: int,
-        cfg: MakerTakerConfig,
-        inst: Instrument,
-        side: Side,
-        parent_id: str,
-        reduce_only: bool,
-        alloc: Callable[[], int],
-        downsize_allowed: bool = True,
-    ) -> MakerTaker:
+    @staticmethod
+    def start(*, target: Decimal, index: int, cfg: MakerTakerConfig) -> SliceState:
+        """A new run's state: the maker phase first when there is a maker wait."""
         phase = Phase.WANT_MAKER if cfg.maker_wait_ms > 0 else Phase.WANT_TAKER
-        return cls(
-            SliceState(index=index, target=target, phase=phase),
-            cfg=cfg,
-            inst=inst,
-            side=side,
-            parent_id=parent_id,
-            reduce_only=reduce_only,
-            alloc=alloc,
-            downsize_allowed=downsize_allowed,
-        )
+        return SliceState(index=index, target=target, phase=phase)
 
     # ---- queries ------------------------------------------------------------------------------
     @property

@@ -195,18 +195,8 @@ class ParentMachine:
             return []
         nxt.status = SliceStatus.ACTIVE
         out += self._keep_gap(nxt, now)
-        m = MakerTaker.new(
-            target=nxt.qty,
-            index=nxt.index,
-            cfg=self.s.config.maker,
-            inst=self.inst,
-            side=self.s.side,
-            parent_id=self.parent_id,
-            reduce_only=self.s.reduce_only,
-            alloc=self._alloc,
-            downsize_allowed=not self.s.downsized,
-        )
-        nxt.state = m.s
+        nxt.state = MakerTaker.start(target=nxt.qty, index=nxt.index, cfg=self.s.config.maker)
+        m = self._machine(nxt)
         if len(self.s.slices) > 1:
             out.append(
                 Note(

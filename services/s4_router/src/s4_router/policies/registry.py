@@ -41,7 +41,7 @@ class PolicyLimits:
     taker_max_failures: int = 3
     cancel_retry_ms: int = 2000
     split_gap_ms: int = 250
-    downsize_factor: Decimal = Decimal("0.5")
+    balance_downsize_factor: Decimal = Decimal("0.5")
     probe_max_child_fraction: Decimal = Decimal("0.5")
     probe_retry_ms: int = 250
     probe_max_delay_ms: int = 2000
@@ -124,7 +124,7 @@ def resolve_policy(
         taker_max_failures=limits.taker_max_failures,
         cancel_retry_ms=limits.cancel_retry_ms,
         split_gap_ms=limits.split_gap_ms,
-        downsize_factor=limits.downsize_factor,
+        downsize_factor=limits.balance_downsize_factor,
         probe=LiquidityConfig(
             spread_bps_max=inst.spread_bp_limit,
             depth_top1_usdt_min=inst.depth_top1_usdt_min,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 from redis import exceptions as redis_exc
@@ -35,26 +36,16 @@ from tradekit.market import DepthSnapshot
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True, eq=False)
 class BookSource:
-    def __init__(
-        self,
-        *,
-        redis: RedisClient,
-        ops: VenueOps,
-        clock: Clock,
-        metrics: RouterMetrics,
-        max_age_ms: int = 1000,
-        published_market: Mapping[str, Market] | None = None,
-        redis_timeout_s: float = 0.25,
-    ) -> None:
-        """`published_market`: symbol → the market `mkt:depth` holds (None: every market)."""
-        self.redis = redis
-        self.ops = ops
-        self.clock = clock
-        self.metrics = metrics
-        self.max_age_ms = max_age_ms
-        self.published_market = dict(published_market) if published_market is not None else None
-        self.redis_timeout_s = redis_timeout_s
+    redis: RedisClient
+    ops: VenueOps
+    clock: Clock
+    metrics: RouterMetrics
+    max_age_ms: int = 1000
+    # symbol → the market `mkt:depth` holds (None: every market)
+    published_market: Mapping[str, Market] | None = None
+    redis_timeout_s: float = 0.25
 
     def _publishes(self, market: Market, symbol: str) -> bool:
         if self.published_market is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 
 from s4_router.adapters.leases import LeaseLost, Leases
 from s4_router.metrics import RouterMetrics
@@ -27,26 +28,18 @@ from tradekit.ids import parent_of
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True, eq=False)
 class ExecutionManager:
-    def __init__(
-        self,
-        *,
-        leases: Leases,
-        clock: Clock,
-        metrics: RouterMetrics,
-        poll_ms: int = 250,
-        autorun: bool = True,
-    ) -> None:
-        self.leases = leases
-        self.clock = clock
-        self.metrics = metrics
-        self.poll_ms = poll_ms
-        self.autorun = autorun
-        self.active: dict[str, Execution] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-        self._wake: dict[str, asyncio.Event] = {}
-        self._done: dict[str, asyncio.Event] = {}
-        self._stopping = False
+    leases: Leases
+    clock: Clock
+    metrics: RouterMetrics
+    poll_ms: int = 250
+    autorun: bool = True
+    active: dict[str, Execution] = field(default_factory=dict, init=False)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _wake: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
+    _done: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
+    _stopping: bool = field(default=False, init=False)
 
     def is_active(self, client_order_id: str) -> bool:
         return client_order_id in self.active

@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -93,61 +93,52 @@ def is_protective(order: OrderRecord) -> bool:
     return order.role in PROTECTIVE_ROLES
 
 
+@dataclass(kw_only=True, eq=False)
 class ProtectionService:
-    def __init__(
-        self,
-        *,
-        store: DocumentStore,
-        orders: OrdersRepository,
-        exchange: ExchangePort,
-        ops: VenueOps,
-        clock: Clock,
-        metrics: RouterMetrics,
-        publisher: Publisher,
-        leases: Leases,
-        fills: FillBook,
-        instruments: Mapping[str, Instrument],
-        working_type: str = "MARK_PRICE",
-        poll_ms: int = 100,
-        autorun: bool = True,
-        oco_guardian: bool = True,
-        naked_policy: str = "close",
-        unprotected_alert_ms: int = 5_000,
-        books: BookSource | None = None,
-        position_poll_ms: int = 5000,
-    ) -> None:
-        self.store = store
-        self.exchange = exchange
-        self.clock = clock
-        self.publisher = publisher
-        self.leases = leases
-        self._leases: dict[str, Lease] = {}
-        self.instruments = dict(instruments)
-        self.working_type = working_type
-        self.poll_ms = poll_ms
-        self.autorun = autorun
-        self.oco_guardian = oco_guardian
-        self.books = books
-        self.position_poll_ms = position_poll_ms
-        self.active: dict[str, Protection] = {}
-        self._woken: set[str] = set()  # protections named by venue reports since the last loop
-        self._positions_ms: int | None = None  # last positions call of a batched round
+    store: DocumentStore
+    orders: OrdersRepository
+    exchange: ExchangePort
+    ops: VenueOps
+    clock: Clock
+    metrics: RouterMetrics
+    publisher: Publisher
+    leases: Leases
+    fills: FillBook
+    instruments: dict[str, Instrument]
+    working_type: str = "MARK_PRICE"
+    poll_ms: int = 100
+    autorun: bool = True
+    oco_guardian: bool = True
+    naked_policy: str = "close"
+    unprotected_alert_ms: int = 5_000
+    books: BookSource | None = None
+    position_poll_ms: int = 5000
+    active: dict[str, Protection] = field(default_factory=dict, init=False)
+    _leases: dict[str, Lease] = field(default_factory=dict, init=False)
+    # Protections named by venue reports since the last loop.
+    _woken: set[str] = field(default_factory=set, init=False)
+    _positions_ms: int | None = field(default=None, init=False)  # last positions call of a round
+
+    def __post_init__(self) -> None:
+        self.instruments = dict(self.instruments)
         self._seq = itertools.count(1)
         self._wake = asyncio.Event()
         self.io = Interpreter(
-            store=store,
-            orders=orders,
-            exchange=exchange,
-            ops=ops,
-            clock=clock,
-            metrics=metrics,
-            publisher=publisher,
-            fills=fills,
+            store=self.store,
+            orders=self.orders,
+            exchange=self.exchange,
+            ops=self.ops,
+            clock=self.clock,
+            metrics=self.metrics,
+            publisher=self.publisher,
+            fills=self.fills,
         )
         self.brackets = BracketsDriver(
-            self.io, naked_policy=naked_policy, unprotected_alert_ms=unprotected_alert_ms
+            self.io, naked_policy=self.naked_policy, unprotected_alert_ms=self.unprotected_alert_ms
         )
-        self.guardian = GuardianDriver(self.io, clock=clock, first_child=FIRST_PROTECTIVE_CHILD)
+        self.guardian = GuardianDriver(
+            self.io, clock=self.clock, first_child=FIRST_PROTECTIVE_CHILD
+        )
         self.native = NativeDriver(
             self.io, guardian=self.guardian, first_child=FIRST_PROTECTIVE_CHILD
         )

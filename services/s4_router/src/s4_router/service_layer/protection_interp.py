@@ -205,6 +205,11 @@ class Interpreter(ProtectionRecords):
         self, p: Protection, d: Driver, cid: str, order: ExchangeOrder
     ) -> list[Command]:
         d.seen(p, cid, order.filled_qty)
+        await self._record(p, cid, order)
+        return await d.report(p, cid, S(order.status), order.filled_qty)
+
+    async def _record(self, p: Protection, cid: str, order: ExchangeOrder) -> None:
+        """The venue's word on one protective order: its fills booked, its record updated."""
         if order.filled_qty > 0:
             await self.book(p, cid, order)  # idempotent: unique (venue, order_id, trade_id)
         await self.set_child(
@@ -215,7 +220,6 @@ class Interpreter(ProtectionRecords):
             avg=order.avg_price,
             venue_id=order.venue_order_id,
         )
-        return await d.report(p, cid, S(order.status), order.filled_qty)
 
     async def query_algo(self, p: Protection, cid: str) -> Report | None:
         try:
@@ -332,16 +336,7 @@ class Interpreter(ProtectionRecords):
         assert isinstance(m, NativeOco)
         legs = [o for o in lst.orders if m.leg_of(o.client_order_id) is not None]
         for order in legs:
-            if order.filled_qty > 0:
-                await self.book(p, order.client_order_id, order)
-            await self.set_child(
-                order.client_order_id,
-                S(order.status),
-                None,
-                filled=order.filled_qty,
-                avg=order.avg_price,
-                venue_id=order.venue_order_id,
-            )
+            await self._record(p, order.client_order_id, order)
         reports = [
             LegReport(client_order_id=o.client_order_id, status=S(o.status), filled=o.filled_qty)
             for o in legs

@@ -104,27 +104,16 @@ class Snapshot:
     book_failed: bool = False
 
 
+@dataclass(kw_only=True, eq=False)
 class ProtectionRecords:
-    def __init__(
-        self,
-        *,
-        store: DocumentStore,
-        orders: OrdersRepository,
-        exchange: ExchangePort,
-        ops: VenueOps,
-        clock: Clock,
-        metrics: RouterMetrics,
-        publisher: Publisher,
-        fills: FillBook,
-    ) -> None:
-        self.store = store  # strategy_events (the protection documents)
-        self.orders = orders
-        self.exchange = exchange
-        self.ops = ops
-        self.clock = clock
-        self.metrics = metrics
-        self.publisher = publisher
-        self.fills = fills
+    store: DocumentStore  # strategy_events (the protection documents)
+    orders: OrdersRepository
+    exchange: ExchangePort
+    ops: VenueOps
+    clock: Clock
+    metrics: RouterMetrics
+    publisher: Publisher
+    fills: FillBook
 
     def now(self) -> int:
         return self.clock.now_ms()

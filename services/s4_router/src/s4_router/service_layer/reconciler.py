@@ -4,9 +4,9 @@ One run, per market (SPOT, FUT):
 
 1. gather a :class:`~s4_router.domain.reconcile.Snapshot`: store orders that are not final or
    were updated within `S4_RECONCILE_WINDOW_MS`, their fills (FUT: positions net from the whole
-   history of their symbols' fills — see :class:`_History`); the venue's open orders, open
-   conditional (algo) orders, positions (FUT) and trades since the window start for the
-   symbols with recent activity;
+   history of their symbols' fills — see :mod:`.reconcile_cache`, which keeps both between
+   runs); the venue's open orders, open conditional (algo) orders, positions (FUT) and trades
+   since the window start for the symbols with recent activity;
 2. :func:`~s4_router.domain.reconcile.reconcile` the snapshot (pure);
 3. publish each *new* finding once per (kind, client order id) on `alerts` as
    `RECONCILE_<KIND>` and count it in `router_reconcile_findings_total{kind}` (a finding that
@@ -45,7 +45,6 @@ from s4_router.adapters.exchange.base import (
 )
 from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.domain.reconcile import (
-    FillView,
     Finding,
     FindingKind,
     OrderView,
@@ -58,6 +57,7 @@ from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.protection import PROTECTIVE_ROLES, ProtectionService
 from s4_router.service_layer.publisher import Publisher
+from s4_router.service_layer.reconcile_cache import WORKING, OrderWindow, PositionHistory
 from s4_router.service_layer.router import OrderRouter
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
@@ -67,19 +67,11 @@ from tradekit.enums import Liquidity, Market, OrderStatus
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-from tradekit.orders import FillRecord, OrderRecord
+from tradekit.orders import FillRecord
 
 log = logging.getLogger(__name__)
 
 S = OrderStatus
-WORKING = (S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.NEW)
-RECENT_LIMIT = 5_000  # most recently updated orders examined for the window
-# Orders are re-read from this long before the last read (a write committed late, replicas'
-# clocks within S4_MAX_CLOCK_SKEW): every change bumps `updated_ts`.
-REREAD_MARGIN_MS = 15_000
-# A fill's time is the venue's: the history leaves out fills this close to the positions read.
-HISTORY_SKEW_MS = 5_000
-FIRST_PAGE = 256  # orders per read of the changed ones, doubled until the read reaches back
 _ALGO_STATUS = {"NEW": S.ACCEPTED, "TRIGGERED": S.ACCEPTED}
 _SEVERITY = {
     FindingKind.ORPHAN_VENUE_ORDER: "warning",
@@ -101,50 +93,6 @@ class _Venue:
     )
     trades: dict[tuple[str, str], ExchangeTrade] = field(default_factory=dict)
     orders: dict[str, OrderView] = field(default_factory=dict)  # store orders by client id
-
-
-@dataclass
-class _Window:
-    """One market's reconcile window as of the last run: its orders and their fills.
-
-    Reading the whole window on every run (up to RECENT_LIMIT orders, ~16 KB each while read,
-    and every fill of each) made each run's memory grow with the window: at 10 orders/s S4's
-    RSS rose for minutes (the soak). A run reads only the orders updated since the last read
-    (every write of an order bumps `updated_ts`), plus the working ones, and their fills; the
-    rest is kept from earlier runs as compact views (bounded by RECENT_LIMIT and the window)."""
-
-    orders: dict[str, OrderView] = field(default_factory=dict)
-    fills: dict[str, list[FillView]] = field(default_factory=dict)  # by the order read
-    read_to: int | None = None  # the `now` of the last read
-    stale: set[str] = field(default_factory=set)  # orders whose fills to read again
-
-
-@dataclass
-class _History:
-    """One market's position history: the net of the store's fills that are not in the window.
-
-    A position nets every fill its symbol ever had. Reading that history on every run (every
-    30 s) made each run's memory and time grow with every order S4 ever executed — the soak's
-    S4 RSS growth, ~10 KB per fill per run. So it is read once per symbol; afterwards a run
-    reads only the window's fills, and the fills of orders that leave the window fold into the
-    symbol's `net`. A run that finds a position mismatch reads the whole history again before it
-    reports (:meth:`Reconciler._positions_confirmed`): a fill stored outside the window's
-    orders meanwhile (another replica's repair, an old order coming back into the window) can
-    make the folded net wrong, never a reported finding."""
-
-    net: dict[str, Decimal] = field(default_factory=dict)  # symbol -> signed net
-    window: dict[str, tuple[str, Decimal]] = field(default_factory=dict)  # cid -> (symbol, net)
-    read: set[str] = field(default_factory=set)  # symbols whose history this run read
-    positions_ts: int = 0  # when this run read the venue's positions
-    mismatched: set[str] = field(default_factory=set)  # symbols the last run found mismatched
-
-
-def _net_by_order(fills: Iterable[FillView]) -> dict[str, tuple[str, Decimal]]:
-    out: dict[str, tuple[str, Decimal]] = {}
-    for f in fills:
-        _, q = out.get(f.client_order_id, (f.symbol, ZERO))
-        out[f.client_order_id] = (f.symbol, q + f.side.sign * f.qty)
-    return out
 
 
 @dataclass
@@ -175,44 +123,30 @@ class RunReport:
 _ORDER_INVARIANTS = frozenset({FindingKind.FILLED_QTY_MISMATCH, FindingKind.AVG_PRICE_MISMATCH})
 
 
+@dataclass(kw_only=True, eq=False)
 class Reconciler:
-    def __init__(
-        self,
-        *,
-        store: DocumentStore,
-        orders: OrdersRepository,
-        exchange: ExchangePort,
-        ops: VenueOps,
-        clock: Clock,
-        metrics: RouterMetrics,
-        publisher: Publisher,
-        instruments: dict[str, Instrument],
-        router: OrderRouter | None = None,
-        protection: ProtectionService | None = None,
-        window_ms: int = 3_600_000,
-        cancel_orphans: bool = False,
-        settle_ms: int = 2_000,
-        fills: FillBook,
-    ) -> None:
-        self.fills = fills
-        self.store = store  # strategy_events (the RECONCILE summaries)
-        self.orders = orders
-        self.exchange = exchange
-        self.ops = ops
-        self.clock = clock
-        self.metrics = metrics
-        self.publisher = publisher
-        self.instruments = instruments
-        self.router = router
-        self.protection = protection
-        self.window_ms = window_ms
-        self.cancel_orphans = cancel_orphans
-        self.settle_ms = settle_ms
-        self.outstanding: set[tuple[str, str]] = set()
-        self._history: dict[Market, _History] = {}
-        self._windows: dict[Market, _Window] = {}
-        self.last: RunReport | None = None
-        self.runs = 0
+    store: DocumentStore  # strategy_events (the RECONCILE summaries)
+    orders: OrdersRepository
+    exchange: ExchangePort
+    ops: VenueOps
+    clock: Clock
+    metrics: RouterMetrics
+    publisher: Publisher
+    instruments: dict[str, Instrument]
+    fills: FillBook
+    router: OrderRouter | None = None
+    protection: ProtectionService | None = None
+    interval_ms: int = 30_000  # between the periodic runs (`run`)
+    window_ms: int = 3_600_000
+    cancel_orphans: bool = False
+    settle_ms: int = 2_000
+    outstanding: set[tuple[str, str]] = field(default_factory=set, init=False)
+    last: RunReport | None = field(default=None, init=False)
+    runs: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._history = {m: PositionHistory(m) for m in Market}
+        self._windows = {m: OrderWindow(m) for m in Market}
 
     # ---- one run ------------------------------------------------------------------------------
     async def run_once(self) -> RunReport:
@@ -254,7 +188,7 @@ class Reconciler:
         venue's trades read after it disagree for a moment. An order invariant is reported only
         if the order's record has not moved since the snapshot (if it has, the next run judges
         the record as it is then). A missing fill is looked for once more in the store: the
-        fills of an order that has not changed are kept from an earlier run (see `_Window`),
+        fills of an order that has not changed are kept from an earlier run (see `OrderWindow`),
         and another replica may have repaired it since."""
         taken = {o.client_order_id: o for o in snap.store_orders}
         out: list[Finding] = []
@@ -274,21 +208,17 @@ class Reconciler:
 
     def _stale(self, market: Market, *cids: str | None) -> None:
         """Read these orders' fills again next run."""
-        w = self._windows.get(market)
-        if w is not None:
-            w.stale.update(c for c in cids if c)
+        self._windows[market].stale.update(c for c in cids if c)
 
     async def _positions_confirmed(
         self, market: Market, findings: list[Finding], snap: Snapshot
     ) -> list[Finding]:
         """A position mismatch against a folded history is judged again against the whole
-        history, read now (see :class:`_History`), and reported only when the run before found
-        one on that symbol too: the venue's position and the store's fills are read one after
-        the other while orders fill, so a single run can catch a trade on one side only (a
-        mismatch that lasts is reported one run later than it could be)."""
-        h = self._history.get(market)
-        if h is None:
-            return findings
+        history, read now (see :class:`PositionHistory`), and reported only when the run before
+        found one on that symbol too: the venue's position and the store's fills are read one
+        after the other while orders fill, so a single run can catch a trade on one side only
+        (a mismatch that lasts is reported one run later than it could be)."""
+        h = self._history[market]
         suspects = {
             f.symbol
             for f in findings
@@ -296,7 +226,7 @@ class Reconciler:
         }
         if suspects:
             for sym in sorted(suspects):
-                await self._read_history(market, h, sym)
+                await h.read_symbol(self.orders, sym)
             baseline = {**snap.position_baseline, **{s: h.net[s] for s in suspects}}
             findings = reconcile(replace(snap, position_baseline=baseline))
         mismatched = {f.symbol for f in findings if f.kind is FindingKind.POSITION_MISMATCH}
@@ -305,10 +235,10 @@ class Reconciler:
             f for f in findings if f.kind is not FindingKind.POSITION_MISMATCH or f.symbol in before
         ]
 
-    async def run(self, stop: asyncio.Event, interval_ms: int) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_ms / 1000)
+                await asyncio.wait_for(stop.wait(), timeout=self.interval_ms / 1000)
             if stop.is_set():
                 return
             try:
@@ -322,57 +252,6 @@ class Reconciler:
         return self.last.summary()
 
     # ---- gather -------------------------------------------------------------------------------
-    async def _store_orders(
-        self, market: Market, now: int
-    ) -> tuple[list[OrderView], dict[tuple[str, str], FillView]]:
-        """The window's orders (working ones always, and those updated within the window, the
-        RECENT_LIMIT most recent) and their fills: read where changed, kept otherwise."""
-        w = self._windows.setdefault(market, _Window())
-        start = now - self.window_ms
-        since = start if w.read_to is None else max(start, w.read_to - REREAD_MARGIN_MS)
-        working: dict[str, OrderView] = {}
-        for status in WORKING:
-            for rec in await self.orders.in_market(market, status):
-                working[rec.client_order_id] = OrderView.of(rec)
-        read = dict(working)
-        for rec in await self._changed(market, since):
-            read.setdefault(rec.client_order_id, OrderView.of(rec))
-        w.read_to = now
-        w.orders.update(read)
-        # The window: the RECENT_LIMIT most recently updated within it (working ones aside).
-        recent = sorted(
-            (o for o in w.orders.values() if o.updated_ts >= start),
-            key=lambda o: o.updated_ts,
-            reverse=True,
-        )[:RECENT_LIMIT]
-        w.orders = {o.client_order_id: o for o in recent}
-        docs = dict(working)  # a working order is in, however old
-        for o in recent:
-            docs.setdefault(o.client_order_id, o)
-        for cid in [c for c in w.fills if c not in docs]:
-            del w.fills[cid]
-        fill_docs: dict[tuple[str, str], FillView] = {}
-        for cid, view in docs.items():
-            if cid in read or cid in w.stale or cid not in w.fills:
-                got = await self.orders.fills_of(cid)
-                if view.parent_client_order_id is None:
-                    got += await self.orders.fills(parent_client_order_id=cid)
-                w.fills[cid] = [FillView.of(f) for f in got]
-            for f in w.fills[cid]:
-                fill_docs[(f.order_id, f.trade_id)] = f
-        w.stale.clear()
-        return list(docs.values()), fill_docs
-
-    async def _changed(self, market: Market, since: int) -> list[OrderRecord]:
-        """Orders updated at or after `since`, newest first (read in pages that double until
-        one reaches back past `since`, at most RECENT_LIMIT)."""
-        limit = FIRST_PAGE
-        while True:
-            page = await self.orders.recent(market, min(limit, RECENT_LIMIT))
-            if len(page) < limit or limit >= RECENT_LIMIT or page[-1].updated_ts < since:
-                return [d for d in page if d.updated_ts >= since]
-            limit *= 2
-
     async def _gather(self, market: Market, now: int) -> tuple[Snapshot, _Venue]:
         since = now - self.window_ms
         venue = _Venue()
@@ -385,7 +264,7 @@ class Reconciler:
             with contextlib.suppress(ProtectionUnsupported):
                 for p in await self.ops.call(lambda: self.exchange.fetch_positions()):
                     positions[p.symbol] = positions.get(p.symbol, ZERO) + p.qty
-        docs, fill_docs = await self._store_orders(market, now)
+        docs, fill_docs = await self._windows[market].read(self.orders, now, since)
         venue.orders = {d.client_order_id: d for d in docs}
 
         # Venue: open orders (+ open conditionals on FUT), positions.
@@ -422,8 +301,8 @@ class Reconciler:
                 {d.symbol for d in docs}
             ):
                 positions.setdefault(sym, ZERO)
-            baseline = await self._baseline(
-                market, list(positions), fill_docs.values(), positions_ts
+            baseline = await self._history[market].baseline(
+                self.orders, list(positions), fill_docs.values(), positions_ts
             )
 
         # Venue's view of working orders that are not open there any more (drift candidates).
@@ -482,42 +361,6 @@ class Reconciler:
             positions_ts=positions_ts if market is Market.FUT else None,
         )
         return snap, venue
-
-    async def _baseline(
-        self,
-        market: Market,
-        symbols: list[str],
-        window_fills: Iterable[FillView],
-        positions_ts: int,
-    ) -> dict[str, Decimal]:
-        """Per symbol, the net of the store's fills outside this run's window (the window's
-        own fills are in the snapshot)."""
-        h = self._history.setdefault(market, _History())
-        window = _net_by_order(window_fills)
-        for cid, (sym, q) in h.window.items():
-            if cid not in window and sym in h.net:  # left the window: now history
-                h.net[sym] += q
-        h.window = window
-        h.positions_ts = positions_ts
-        h.read = set()
-        for sym in symbols:
-            if sym not in h.net:
-                await self._read_history(market, h, sym)
-        return {sym: h.net[sym] for sym in symbols}
-
-    async def _read_history(self, market: Market, h: _History, symbol: str) -> None:
-        """The whole history of `symbol`'s fills, net of the window's (once per symbol, and
-        to confirm a mismatch). A fill outside the window that is younger than the positions
-        read is of an order stored after the window's read (an older order with a new fill is
-        in the window: a fill updates its order): the position does not hold it yet, and the
-        next run's window will."""
-        young = h.positions_ts - HISTORY_SKEW_MS
-        net = ZERO
-        for f in await self.orders.fills_of_symbol(market, symbol):
-            if f.client_order_id not in h.window and f.ts_fill < young:
-                net += f.side.sign * f.qty
-        h.net[symbol] = net
-        h.read.add(symbol)
 
     # ---- act ----------------------------------------------------------------------------------
     async def _report(self, market: Market, f: Finding) -> None:

@@ -5,6 +5,7 @@ that the other path's copy of the same intent cannot execute it later."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -59,31 +60,19 @@ def parent_record(
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class Refusals:
-    def __init__(
-        self,
-        *,
-        orders: OrdersRepository,
-        redis: RedisClient,
-        clock: Clock,
-        metrics: RouterMetrics,
-        publisher: Publisher,
-        breaker: CircuitBreaker,
-        skew: ClockSkewGuard,
-        resends: Resends,
-        venue: str,
-    ) -> None:
-        self.orders = orders
-        self.redis = redis
-        self.clock = clock
-        self.metrics = metrics
-        self.publisher = publisher
-        self.breaker = breaker
-        self.skew = skew
-        self.resends = resends
-        self.venue = venue
-        self._refusal_alerted: dict[str, int] = {}
-        self._halted: dict[str, tuple[int, str | None]] = {}
+    orders: OrdersRepository
+    redis: RedisClient
+    clock: Clock
+    metrics: RouterMetrics
+    publisher: Publisher
+    breaker: CircuitBreaker
+    skew: ClockSkewGuard
+    resends: Resends
+    venue: str
+    _refusal_alerted: dict[str, int] = field(default_factory=dict, init=False)
+    _halted: dict[str, tuple[int, str | None]] = field(default_factory=dict, init=False)
 
     async def gate(self, intent: OrderIntent) -> tuple[str, str] | None:
         """Why a new entry may not go now (None: it may). Reduce-only always passes."""

@@ -24,13 +24,13 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from s4_router.config import RELOADABLE_SETTINGS, Settings
+from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.router import OrderRouter
@@ -76,6 +76,12 @@ def read_settings_dir(path: Path) -> dict[str, str]:
     return out
 
 
+def policy_limits(settings: Settings) -> PolicyLimits:
+    """The execution-policy limits: the reloadable settings (each intake reads them once, so
+    in-flight work keeps its own)."""
+    return PolicyLimits(**{f: getattr(settings, f) for f in RELOADABLE_SETTINGS})
+
+
 def settings_changes(old: Settings, new: Settings) -> tuple[list[str], list[str]]:
     """(reloadable, restart-only) field names whose values differ."""
     changed = [f for f in type(old).model_fields if getattr(old, f) != getattr(new, f)]
@@ -93,13 +99,11 @@ class RouteTableWatcher:
         router: OrderRouter,
         publisher: Publisher,
         clock: Clock,
-        apply_settings: Callable[[Settings], None],
     ) -> None:
         self.settings = settings  # as running (reloadable fields follow the directory)
         self.router = router
         self.publisher = publisher
         self.clock = clock
-        self.apply_settings = apply_settings
         self.path = settings.route_table_path
         self.interval_s = settings.config_watch_ms / 1000
         self._table_fp: Fingerprint | None = _file_fingerprint(self.path)
@@ -201,7 +205,7 @@ class RouteTableWatcher:
         _, restart_only = settings_changes(self._baseline, new)
         if reloadable:
             merged = self.settings.model_copy(update={f: getattr(new, f) for f in reloadable})
-            self.apply_settings(merged)
+            self.router.limits = policy_limits(merged)
             self.settings = merged
             self.reloaded = sorted(set(self.reloaded) | set(reloadable))
             log.info("settings reloaded", extra={"fields": reloadable})

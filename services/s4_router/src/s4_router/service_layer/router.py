@@ -41,9 +41,7 @@ UNKNOWN (404) and UNAVAILABLE (503) for the refusals above.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -87,104 +85,81 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 
 
+@dataclass(kw_only=True, eq=False)
 class OrderRouter:
-    def __init__(
-        self,
-        *,
-        orders: OrdersRepository,
-        redis: RedisClient,
-        exchange: ExchangePort,
-        instruments: Mapping[str, Instrument],
-        clock: Clock,
-        metrics: RouterMetrics,
-        route_table: RouteTable,
-        limits: PolicyLimits,
-        breaker: CircuitBreaker,
-        skew: ClockSkewGuard,
-        ops: VenueOps,
-        manager: ExecutionManager,
-        leases: Leases,
-        publisher: Publisher,
-        quality: QualityTracker,
-        owner: str | None = None,
-        lock_wait_ms: int = 1000,
-        sync_wait_ms: int = 200,
-        margin: MarginSetup,
-        protection: ProtectionService | None = None,
-        fills: FillBook,
-        pretrade: PretradeLimits | None = None,
-        books: BookSource | None = None,
-    ) -> None:
-        self.orders = orders
-        self.redis = redis
-        self.exchange = exchange
-        self.instruments = dict(instruments)
-        self.clock = clock
-        self.metrics = metrics
-        self.route_table = route_table
-        self.limits = limits
-        self.breaker = breaker
-        self.skew = skew
-        self.ops = ops
-        self.manager = manager
-        self.leases = leases
-        self.publisher = publisher
-        self.quality = quality
-        self.owner = owner or f"s4:{socket.gethostname()}:{os.getpid()}"
-        self.sync_wait_ms = sync_wait_ms
-        self.protection = protection
-        self.fills = fills
-        self.margin = margin
-        self.pretrade = pretrade or PretradeLimits()
-        # Pre-trade books: the published mkt:depth when fresh, else the venue (book_source).
-        self.books = books or BookSource(redis=redis, ops=ops, clock=clock, metrics=metrics)
+    orders: OrdersRepository
+    redis: RedisClient
+    exchange: ExchangePort
+    instruments: dict[str, Instrument]
+    clock: Clock
+    metrics: RouterMetrics
+    route_table: RouteTable  # swapped whole on a hot reload (route_table_watch)
+    limits: PolicyLimits  # likewise: each intake reads them once
+    breaker: CircuitBreaker
+    skew: ClockSkewGuard
+    ops: VenueOps
+    manager: ExecutionManager
+    leases: Leases
+    publisher: Publisher
+    quality: QualityTracker
+    owner: str
+    margin: MarginSetup
+    fills: FillBook
+    pretrade: PretradeLimits
+    books: BookSource  # pre-trade books: the published mkt:depth when fresh, else the venue
+    protection: ProtectionService | None = None
+    lock_wait_ms: int = 1000
+    sync_wait_ms: int = 200
+
+    def __post_init__(self) -> None:
+        self.instruments = dict(self.instruments)
         self.deps = ExecDeps(
-            orders=orders,
-            redis=redis,
-            ops=ops,
-            clock=clock,
-            metrics=metrics,
-            quality=quality,
-            publisher=publisher,
-            venue=exchange.venue,
+            orders=self.orders,
+            redis=self.redis,
+            ops=self.ops,
+            clock=self.clock,
+            metrics=self.metrics,
+            quality=self.quality,
+            publisher=self.publisher,
+            venue=self.exchange.venue,
             owner=self.owner,
             fills=self.fills,
-            leases=leases,
-            lock_wait_ms=lock_wait_ms,
-            on_progress=protection.on_entry if protection is not None else None,
+            leases=self.leases,
+            lock_wait_ms=self.lock_wait_ms,
+            on_progress=self.protection.on_entry if self.protection is not None else None,
             books=self.books,
         )
-        self.resends = Resends(orders=orders, metrics=metrics, publisher=publisher)
+        self.resends = Resends(orders=self.orders, metrics=self.metrics, publisher=self.publisher)
         self.refusals = Refusals(
-            orders=orders,
-            redis=redis,
-            clock=clock,
-            metrics=metrics,
-            publisher=publisher,
-            breaker=breaker,
-            skew=skew,
+            orders=self.orders,
+            redis=self.redis,
+            clock=self.clock,
+            metrics=self.metrics,
+            publisher=self.publisher,
+            breaker=self.breaker,
+            skew=self.skew,
             resends=self.resends,
-            venue=exchange.venue,
+            venue=self.exchange.venue,
         )
         self.recovery = Recovery(
-            orders=orders,
+            orders=self.orders,
             deps=self.deps,
             instruments=self.instruments,
-            manager=manager,
-            leases=leases,
-            publisher=publisher,
-            metrics=metrics,
-            clock=clock,
+            manager=self.manager,
+            leases=self.leases,
+            publisher=self.publisher,
+            metrics=self.metrics,
+            clock=self.clock,
         )
         self.cancels = Cancels(
-            orders=orders,
+            orders=self.orders,
             recovery=self.recovery,
-            manager=manager,
-            leases=leases,
-            ops=ops,
-            publisher=publisher,
-            clock=clock,
-            sync_wait_ms=sync_wait_ms,
+            manager=self.manager,
+            leases=self.leases,
+            ops=self.ops,
+            publisher=self.publisher,
+            clock=self.clock,
+            sync_wait_ms=self.sync_wait_ms,
         )
 
     # ------------------------------------------------------------------ intake

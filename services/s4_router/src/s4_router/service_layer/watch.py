@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from s4_router.adapters.exchange.base import ExchangeError
 from s4_router.adapters.exchange.guard import GuardedExchange
@@ -22,23 +23,14 @@ log = logging.getLogger(__name__)
 SAMPLE_ATTEMPTS = 3  # server-time requests per check when round trips are too long to trust
 
 
+@dataclass(kw_only=True, eq=False)
 class VenueWatch:
-    def __init__(
-        self,
-        *,
-        exchange: GuardedExchange,
-        clock: Clock,
-        skew: ClockSkewGuard,
-        metrics: RouterMetrics,
-        publisher: Publisher,
-        interval_ms: int,
-    ) -> None:
-        self.exchange = exchange
-        self.clock = clock
-        self.skew = skew
-        self.metrics = metrics
-        self.publisher = publisher
-        self.interval_ms = interval_ms
+    exchange: GuardedExchange
+    clock: Clock
+    skew: ClockSkewGuard
+    metrics: RouterMetrics
+    publisher: Publisher
+    interval_ms: int
 
     async def check(self) -> None:
         await self.exchange.flush()

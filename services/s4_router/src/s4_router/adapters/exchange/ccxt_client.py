@@ -111,14 +111,13 @@ class CcxtExchange(ExchangePort):
             )
         if self._binance:
             self._clients: dict[Market, Any] = {SPOT: build("binance"), FUT: build("binanceusdm")}
-            self._primary = self._clients[FUT if exchange_id == "binanceusdm" else SPOT]
         else:
             one = build(exchange_id)
             self._clients = {SPOT: one, FUT: one}
-            self._primary = one
+        self.primary_market = FUT if exchange_id == "binanceusdm" else SPOT
+        self._primary = self._clients[self.primary_market]
         # Binance limits spot (6,000/min) and USD-M futures (2,400/min) weight separately.
         self.separate_weight_pools = self._binance
-        self.primary_market = FUT if exchange_id == "binanceusdm" else SPOT
         self._symbols: dict[tuple[Market, str], str] = {}
         self._instruments: dict[str, Instrument] = {}
         self._coids: dict[tuple[Market, str], str] = {}
@@ -126,9 +125,7 @@ class CcxtExchange(ExchangePort):
 
     # ---- request weight ----------------------------------------------------------------------
     def weight_limit_1m(self, market: Market) -> int | None:
-        if not self._binance:
-            return None
-        return BINANCE_WEIGHT_LIMITS[market]
+        return BINANCE_WEIGHT_LIMITS[market] if self._binance else None
 
     def used_weight_1m(self, market: Market) -> int | None:
         """Of the market's client's latest answer (ccxt keeps the last response's headers)."""

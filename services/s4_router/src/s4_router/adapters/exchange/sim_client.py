@@ -451,10 +451,4 @@ class SimExchange(ExchangePort):
         return [_conditional(a) for a in algos]
 
 
-__all__ = [
-    "AssetBalance",
-    "ConditionalOrder",
-    "OcoOrderList",
-    "SimExchange",
-    "translate",
-]
+__all__ = ["SimExchange", "translate"]
