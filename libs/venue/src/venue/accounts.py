@@ -144,8 +144,6 @@ class FuturesAccount:
         self._leverage: dict[str, int] = {}
         self._margin_type: dict[str, MarginType] = {}
         self._open_margin: dict[int, VenueOrder] = {}
-        self.realized_pnl_total = ZERO
-        self.funding_total = ZERO
 
     # ---- settings -----------------------------------------------------------------------------
     def leverage(self, symbol: str) -> int:
@@ -255,7 +253,6 @@ class FuturesAccount:
             order.reserved -= order.reserved * trade.qty / before if before > 0 else ZERO
         trade.realized_pnl = self._apply(order.symbol, order.side, trade.qty, trade.price)
         self.wallet += trade.realized_pnl - trade.fee
-        self.realized_pnl_total += trade.realized_pnl
 
     def _apply(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> Decimal:
         """Move the one-way position; returns the realised PnL of the closed part."""
@@ -290,5 +287,4 @@ class FuturesAccount:
             return ZERO
         payment = -qty * self._mark(symbol) * rate
         self.wallet += payment
-        self.funding_total += payment
         return payment

@@ -19,11 +19,6 @@ from venue.models import BookView, VenueOrder
 Level = tuple[Decimal, Decimal]
 
 
-def _better(side: Side, a: Decimal, b: Decimal) -> bool:
-    """Is price `a` strictly better than `b` for a resting order on `side`?"""
-    return a > b if side is Side.BUY else a < b
-
-
 def crosses(taker_side: Side, limit: Decimal | None, level_price: Decimal) -> bool:
     """Can a taker on `taker_side` with `limit` (None = market) trade at `level_price`?"""
     if limit is None:
@@ -74,12 +69,6 @@ class OrderBook:
             out.append((price, take))
             left -= take
         return out
-
-    def available(self, taker_side: Side, limit: Decimal | None) -> Decimal:
-        return sum(
-            (q for p, q in self.levels(taker_side.opposite) if crosses(taker_side, limit, p)),
-            ZERO,
-        )
 
     def consume(self, taker_side: Side, fills: Iterable[Level]) -> None:
         """Remove liquidity a taker (ours, or one of our resting orders being crossed) took."""

@@ -355,7 +355,6 @@ class ReplayProcess:
 class _SymbolState:
     mark: Decimal | None = None
     funding_rate: Decimal = Decimal("0.0001")
-    last_update: MarketUpdate | None = None
 
 
 class MarketSimulator:
@@ -413,7 +412,6 @@ class MarketSimulator:
         for symbol in sorted(self.processes):
             upd = self.processes[symbol].step(ts, dt_ms)
             st = self.state(symbol)
-            st.last_update = upd
             mid = upd.mid
             if mid is not None:
                 st.mark = (

@@ -634,9 +634,4 @@ class Venue:
         )
 
 
-def is_definitive(exc: errors.VenueError) -> bool:
-    """A 4xx answer other than 429/408: the venue said no and retrying cannot help."""
-    return exc.http_status < 500 and exc.http_status not in (408, 429)
-
-
-__all__ = ["ManualClock", "Venue", "is_definitive"]
+__all__ = ["ManualClock", "Venue"]
