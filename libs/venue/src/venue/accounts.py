@@ -178,6 +178,11 @@ class FuturesAccount:
         pos = self._positions.get(symbol)
         return pos.qty if pos else ZERO
 
+    def reducible(self, symbol: str, side: Side) -> Decimal:
+        """How much an order on `side` can reduce `symbol`'s position (0: nothing to reduce)."""
+        pos = self.position_qty(symbol)
+        return ZERO if pos == 0 or (pos > 0) == (side is Side.BUY) else abs(pos)
+
     def position(self, symbol: str) -> PositionInfo:
         pos = self._positions.get(symbol, _Position())
         mark = self._mark(symbol)
@@ -214,22 +219,15 @@ class FuturesAccount:
 
     def check_reduce_only(self, order: VenueOrder) -> None:
         """-2022 when a reduce-only order would open or increase a position."""
-        pos = self.position_qty(order.symbol)
-        if pos == 0 or (pos > 0) == (order.side is Side.BUY):
+        if self.reducible(order.symbol, order.side) == 0:
             raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
-
-    def _increasing_qty(self, symbol: str, side: Side, qty: Decimal) -> Decimal:
-        pos = self.position_qty(symbol)
-        if pos == 0 or (pos > 0) == (side is Side.BUY):
-            return qty
-        return max(ZERO, qty - abs(pos))
 
     def reserve(self, order: VenueOrder, inst: Instrument, est_notional: Decimal) -> None:
         """Hold notional/leverage for the part of the order that opens or increases a position,
         and reject with -2019 when the available balance cannot cover it."""
         if order.reduce_only:
             return
-        inc = self._increasing_qty(order.symbol, order.side, order.remaining)
+        inc = max(ZERO, order.remaining - self.reducible(order.symbol, order.side))
         if inc <= 0 or order.remaining <= 0:
             return
         margin = est_notional * inc / order.remaining / self.leverage(order.symbol)
@@ -240,12 +238,7 @@ class FuturesAccount:
 
     def fill_cap(self, order: VenueOrder) -> Decimal | None:
         """A reduce-only order never trades more than the position it reduces."""
-        if not order.reduce_only:
-            return None
-        pos = self.position_qty(order.symbol)
-        if pos == 0 or (pos > 0) == (order.side is Side.BUY):
-            return ZERO
-        return abs(pos)
+        return self.reducible(order.symbol, order.side) if order.reduce_only else None
 
     def on_fill(self, order: VenueOrder, inst: Instrument, trade: Trade) -> None:
         if order.reserved > 0:
