@@ -67,10 +67,10 @@ class AlgoBook:
 
     def place(
         self,
-        *,
         symbol: str,
         side: Side,
         type: OrderType,  # Binance's parameter name
+        *,
         trigger_price: Decimal,
         qty: Decimal | None = None,
         working_type: WorkingType = WorkingType.MARK_PRICE,

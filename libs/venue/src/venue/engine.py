@@ -183,11 +183,11 @@ class MatchingEngine:
     # ---- placing ------------------------------------------------------------------------------
     def place(
         self,
-        *,
         symbol: str,
         side: Side,
-        type: OrderType,
+        type: OrderType,  # Binance's parameter name
         qty: Decimal,
+        *,
         price: Decimal | None = None,
         time_in_force: TimeInForce | None = None,
         client_order_id: str | None = None,
@@ -518,10 +518,10 @@ class MatchingEngine:
     # ---- spot OCO -------------------------------------------------------------------------
     def place_oco(
         self,
-        *,
         symbol: str,
         side: Side,
         qty: Decimal,
+        *,
         limit_price: Decimal,
         stop_price: Decimal,
         stop_limit_price: Decimal | None = None,

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from svckit.clock import Clock, ManualClock
-from tradekit.enums import Market, OrderType, Side, TimeInForce
+from tradekit.enums import Market, Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
 from venue import errors
@@ -59,8 +59,34 @@ from venue.models import (
 )
 
 T = TypeVar("T")
+E = TypeVar("E")
+P = ParamSpec("P")
 
 FUNDING_INTERVAL_MS = 8 * 3_600_000
+
+
+def _on_market(
+    op: str, fn: Callable[Concatenate[MatchingEngine, P], T]
+) -> Callable[Concatenate[Venue, Market, P], T]:
+    """`fn` as a Venue request on the engine of the market passed first (see `Venue._request`)."""
+
+    def request(self: Venue, market: Market, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._request(op, lambda: fn(self._engine(market), *args, **kwargs), market)
+
+    request.__doc__ = fn.__doc__
+    return request
+
+
+def _gated(
+    op: str, fn: Callable[Concatenate[E, P], T], target: Callable[[Venue], E]
+) -> Callable[Concatenate[Venue, P], T]:
+    """`fn` as a Venue request on the part `target` picks (the spot engine, the algo book)."""
+
+    def request(self: Venue, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._request(op, lambda: fn(target(self), *args, **kwargs))
+
+    request.__doc__ = fn.__doc__
+    return request
 
 
 @runtime_checkable
@@ -352,68 +378,24 @@ class Venue:
             raise_after(fault)
         return result
 
-    # ---- orders -------------------------------------------------------------------------------
-    def place_order(
-        self,
-        market: Market,
-        symbol: str,
-        side: Side,
-        type: OrderType,  # Binance's parameter name
-        qty: Decimal,
-        *,
-        price: Decimal | None = None,
-        time_in_force: TimeInForce | None = None,
-        client_order_id: str | None = None,
-        reduce_only: bool = False,
-    ) -> VenueOrder:
-        """`POST /api/v3/order` | `POST /fapi/v1/order` (post-only: spot LIMIT_MAKER, futures
-        LIMIT + GTX)."""
-        return self._request(
-            "place",
-            lambda: self._engine(market).place(
-                symbol=symbol,
-                side=side,
-                type=type,
-                qty=qty,
-                price=price,
-                time_in_force=time_in_force,
-                client_order_id=client_order_id,
-                reduce_only=reduce_only,
-            ),
-            market,
-        )
-
-    def cancel_order(
-        self,
-        market: Market,
-        symbol: str,
-        *,
-        order_id: int | None = None,
-        client_order_id: str | None = None,
-    ) -> VenueOrder:
-        return self._request(
-            "cancel",
-            lambda: self._engine(market).cancel(
-                symbol, order_id=order_id, client_order_id=client_order_id
-            ),
-            market,
-        )
-
-    def get_order(
-        self,
-        market: Market,
-        symbol: str,
-        *,
-        order_id: int | None = None,
-        client_order_id: str | None = None,
-    ) -> VenueOrder:
-        return self._request(
-            "query",
-            lambda: self._engine(market).get(
-                symbol, order_id=order_id, client_order_id=client_order_id
-            ),
-            market,
-        )
+    # ---- orders, OCO lists, algo orders: the engines' own methods behind the request gate -----
+    # `POST|DELETE|GET /api/v3/order` and `/fapi/v1/order` (post-only: spot LIMIT_MAKER, futures
+    # LIMIT + GTX): the market, then MatchingEngine.place / cancel / get's own parameters.
+    place_order = _on_market("place", MatchingEngine.place)
+    cancel_order = _on_market("cancel", MatchingEngine.cancel)
+    get_order = _on_market("query", MatchingEngine.get)
+    # Spot OCO lists: `POST /api/v3/orderList/oco`, `DELETE|GET /api/v3/orderList`,
+    # `GET /api/v3/openOrderList`.
+    place_oco = _gated("oco_place", MatchingEngine.place_oco, lambda v: v.spot)
+    cancel_order_list = _gated("oco_cancel", MatchingEngine.cancel_order_list, lambda v: v.spot)
+    get_order_list = _gated("query", MatchingEngine.get_order_list, lambda v: v.spot)
+    open_order_lists = _gated("open_orders", MatchingEngine.open_order_lists, lambda v: v.spot)
+    # Futures conditional orders: `POST|DELETE|GET /fapi/v1/algoOrder` (algoType CONDITIONAL),
+    # `GET /fapi/v1/openAlgoOrders`.
+    place_algo_order = _gated("algo_place", AlgoBook.place, lambda v: v.algo)
+    cancel_algo_order = _gated("algo_cancel", AlgoBook.cancel, lambda v: v.algo)
+    get_algo_order = _gated("algo_query", AlgoBook.get, lambda v: v.algo)
+    open_algo_orders = _gated("algo_query", AlgoBook.open_orders, lambda v: v.algo)
 
     def open_orders(self, market: Market, symbol: str | None = None) -> list[VenueOrder]:
         return self._request(
@@ -434,111 +416,6 @@ class Venue:
             lambda: self._engine(market).book(symbol).view(self.clock.now_ms(), depth),
             market,
         )
-
-    # ---- spot OCO -----------------------------------------------------------------------------
-    def place_oco(
-        self,
-        symbol: str,
-        side: Side,
-        qty: Decimal,
-        *,
-        limit_price: Decimal,
-        stop_price: Decimal,
-        stop_limit_price: Decimal | None = None,
-        list_client_order_id: str | None = None,
-        limit_client_order_id: str | None = None,
-        stop_client_order_id: str | None = None,
-    ) -> OrderList:
-        """`POST /api/v3/orderList/oco` (see :meth:`MatchingEngine.place_oco`)."""
-        return self._request(
-            "oco_place",
-            lambda: self.spot.place_oco(
-                symbol=symbol,
-                side=side,
-                qty=qty,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                stop_limit_price=stop_limit_price,
-                list_client_order_id=list_client_order_id,
-                limit_client_order_id=limit_client_order_id,
-                stop_client_order_id=stop_client_order_id,
-            ),
-        )
-
-    def cancel_order_list(
-        self,
-        symbol: str,
-        order_list_id: int | None = None,
-        *,
-        list_client_order_id: str | None = None,
-    ) -> OrderList:
-        return self._request(
-            "oco_cancel",
-            lambda: self.spot.cancel_order_list(
-                symbol, order_list_id, list_client_order_id=list_client_order_id
-            ),
-        )
-
-    def get_order_list(
-        self, order_list_id: int | None = None, *, list_client_order_id: str | None = None
-    ) -> OrderList:
-        return self._request(
-            "query",
-            lambda: self.spot.get_order_list(
-                order_list_id, list_client_order_id=list_client_order_id
-            ),
-        )
-
-    def open_order_lists(self) -> list[OrderList]:
-        return self._request("open_orders", self.spot.open_order_lists)
-
-    # ---- futures algo orders ----------------------------------------------------------------
-    def place_algo_order(
-        self,
-        symbol: str,
-        side: Side,
-        type: OrderType,  # Binance's parameter name
-        *,
-        trigger_price: Decimal,
-        qty: Decimal | None = None,
-        working_type: WorkingType = WorkingType.MARK_PRICE,
-        reduce_only: bool = False,
-        close_position: bool = False,
-        client_algo_id: str | None = None,
-    ) -> AlgoOrder:
-        """`POST /fapi/v1/algoOrder` (algoType CONDITIONAL)."""
-        return self._request(
-            "algo_place",
-            lambda: self.algo.place(
-                symbol=symbol,
-                side=side,
-                type=type,
-                trigger_price=trigger_price,
-                qty=qty,
-                working_type=working_type,
-                reduce_only=reduce_only,
-                close_position=close_position,
-                client_algo_id=client_algo_id,
-            ),
-        )
-
-    def cancel_algo_order(
-        self, *, algo_id: int | None = None, client_algo_id: str | None = None
-    ) -> AlgoOrder:
-        return self._request(
-            "algo_cancel",
-            lambda: self.algo.cancel(algo_id=algo_id, client_algo_id=client_algo_id),
-        )
-
-    def get_algo_order(
-        self, *, algo_id: int | None = None, client_algo_id: str | None = None
-    ) -> AlgoOrder:
-        return self._request(
-            "algo_query", lambda: self.algo.get(algo_id=algo_id, client_algo_id=client_algo_id)
-        )
-
-    def open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
-        return self._request("algo_query", lambda: self.algo.open_orders(symbol))
 
     # ---- tickers ------------------------------------------------------------------------------
     def ticker(self, market: Market, symbol: str) -> TickerView:
