@@ -10,8 +10,9 @@ present with Binance's neutral values (``icebergQty`` "0", ``priceProtect`` fals
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import partial
 from typing import Any
 
 from tradekit.enums import Market, OrderStatus, OrderType, Side
@@ -32,6 +33,7 @@ from venue.models import (
 )
 
 JSON = dict[str, Any]
+Fmt = Callable[[Decimal | None], str]
 
 _E8 = Decimal("0.00000001")
 STP_MODE = "EXPIRE_MAKER"
@@ -59,16 +61,21 @@ def f8_or_0(value: Decimal | None) -> str:
     return f8(value) if value else "0"
 
 
-def at(value: Decimal | None, increment: Decimal) -> str:
-    """Futures style: formatted with the number of decimals of `increment` (tick or step)."""
-    exp = increment.normalize().as_tuple().exponent
-    places = -exp if isinstance(exp, int) and exp < 0 else 0
-    return f"{(value or ZERO):.{places}f}"
-
-
 def decimals(increment: Decimal) -> int:
     exp = increment.normalize().as_tuple().exponent
     return -exp if isinstance(exp, int) and exp < 0 else 0
+
+
+def at(value: Decimal | None, increment: Decimal) -> str:
+    """Futures style: formatted with the number of decimals of `increment` (tick or step)."""
+    return f"{(value or ZERO):.{decimals(increment)}f}"
+
+
+def formats(market: Market, inst: Instrument) -> tuple[Fmt, Fmt]:
+    """(price, quantity) formatters: spot's 8 decimals, futures' tick and step precision."""
+    if market is Market.SPOT:
+        return f8, f8
+    return partial(at, increment=inst.tickSize), partial(at, increment=inst.stepSize)
 
 
 # ---- vocabulary --------------------------------------------------------------------------------
@@ -218,20 +225,20 @@ def order_list(
     """`/api/v3/orderList*` (reports: None | "NEW" | "CANCEL")."""
     status_type, order_status_ = _list_status(lst)
     legs = _legs_stop_first(lst)
+    ts = transact_ms if transact_ms is not None else lst.updated_ts
     out: JSON = {
         "orderListId": lst.order_list_id,
         "contingencyType": "OCO",
         "listStatusType": status_type,
         "listOrderStatus": order_status_,
         "listClientOrderId": lst.list_client_order_id,
-        "transactionTime": transact_ms if transact_ms is not None else lst.updated_ts,
+        "transactionTime": ts,
         "symbol": lst.symbol,
         "orders": [
             {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_order_id}
             for o in legs
         ],
     }
-    ts = transact_ms if transact_ms is not None else lst.updated_ts
     if reports == "NEW":
         out["orderReports"] = [spot_new_order(o, "RESULT", ts) for o in legs]
     elif reports == "CANCEL":
@@ -579,18 +586,12 @@ def fut_balance(info: FuturesAccountInfo, *, asset: str, ts: int) -> list[JSON]:
 
 # ---- market data -------------------------------------------------------------------------------
 def depth(view: BookView, market: Market, inst: Instrument, update_id: int) -> JSON:
-    if market is Market.SPOT:
-        return {
-            "lastUpdateId": update_id,
-            "bids": [[f8(p), f8(q)] for p, q in view.bids],
-            "asks": [[f8(p), f8(q)] for p, q in view.asks],
-        }
+    px, qx = formats(market, inst)
     return {
         "lastUpdateId": update_id,
-        "E": view.ts,
-        "T": view.ts,
-        "bids": [[at(p, inst.tickSize), at(q, inst.stepSize)] for p, q in view.bids],
-        "asks": [[at(p, inst.tickSize), at(q, inst.stepSize)] for p, q in view.asks],
+        **({"E": view.ts, "T": view.ts} if market is Market.FUT else {}),
+        "bids": [[px(p), qx(q)] for p, q in view.bids],
+        "asks": [[px(p), qx(q)] for p, q in view.asks],
     }
 
 
@@ -602,9 +603,19 @@ def _last(t: TickerView) -> Decimal:
     return ZERO
 
 
+def _touch(t: TickerView, px: Fmt, qx: Fmt) -> JSON:
+    bid, ask = t.bid or (None, None), t.ask or (None, None)
+    return {
+        "bidPrice": px(bid[0]),
+        "bidQty": qx(bid[1]),
+        "askPrice": px(ask[0]),
+        "askQty": qx(ask[1]),
+    }
+
+
 def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
     """The venue keeps no 24-hour statistics: open/high/low are the last price, volumes 0."""
-    fmt = f8 if market is Market.SPOT else (lambda d: at(d, inst.tickSize))
+    fmt, _ = formats(market, inst)
     last = _last(t)
     out: JSON = {
         "symbol": t.symbol,
@@ -617,14 +628,7 @@ def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
     zero = fmt(ZERO) if market is Market.SPOT else "0"
     out.update({"lastPrice": fmt(last), "lastQty": zero})
     if market is Market.SPOT:
-        out.update(
-            {
-                "bidPrice": f8(t.bid[0] if t.bid else None),
-                "bidQty": f8(t.bid[1] if t.bid else None),
-                "askPrice": f8(t.ask[0] if t.ask else None),
-                "askQty": f8(t.ask[1] if t.ask else None),
-            }
-        )
+        out.update(_touch(t, f8, f8))
     out.update(
         {
             "openPrice": fmt(last),
@@ -643,23 +647,10 @@ def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
 
 
 def book_ticker(t: TickerView, market: Market, inst: Instrument) -> JSON:
-    if market is Market.SPOT:
-        return {
-            "symbol": t.symbol,
-            "bidPrice": f8(t.bid[0] if t.bid else None),
-            "bidQty": f8(t.bid[1] if t.bid else None),
-            "askPrice": f8(t.ask[0] if t.ask else None),
-            "askQty": f8(t.ask[1] if t.ask else None),
-        }
-    return {
-        "symbol": t.symbol,
-        "bidPrice": at(t.bid[0] if t.bid else None, inst.tickSize),
-        "bidQty": at(t.bid[1] if t.bid else None, inst.stepSize),
-        "askPrice": at(t.ask[0] if t.ask else None, inst.tickSize),
-        "askQty": at(t.ask[1] if t.ask else None, inst.stepSize),
-        "time": t.ts,
-        "lastUpdateId": t.ts,
-    }
+    out = {"symbol": t.symbol, **_touch(t, *formats(market, inst))}
+    if market is Market.FUT:
+        out.update({"time": t.ts, "lastUpdateId": t.ts})
+    return out
 
 
 def ticker_price(t: TickerView, market: Market, inst: Instrument) -> JSON:
@@ -736,7 +727,11 @@ def _spot_symbol(inst: Instrument) -> JSON:
 
 def _fut_symbol(inst: Instrument) -> JSON:
     min_qty = max(inst.minQty, inst.stepSize)
-    max_qty = inst.maxQty or Decimal("1000000")
+    lot = {
+        "minQty": at(min_qty, inst.stepSize),
+        "maxQty": at(inst.maxQty or Decimal("1000000"), inst.stepSize),
+        "stepSize": at(inst.stepSize, inst.stepSize),
+    }
     return {
         "symbol": inst.symbol,
         "pair": inst.symbol,
@@ -766,18 +761,8 @@ def _fut_symbol(inst: Instrument) -> JSON:
                 "maxPrice": at(Decimal("1000000"), inst.tickSize),
                 "tickSize": at(inst.tickSize, inst.tickSize),
             },
-            {
-                "filterType": "LOT_SIZE",
-                "minQty": at(min_qty, inst.stepSize),
-                "maxQty": at(max_qty, inst.stepSize),
-                "stepSize": at(inst.stepSize, inst.stepSize),
-            },
-            {
-                "filterType": "MARKET_LOT_SIZE",
-                "minQty": at(min_qty, inst.stepSize),
-                "maxQty": at(max_qty, inst.stepSize),
-                "stepSize": at(inst.stepSize, inst.stepSize),
-            },
+            {"filterType": "LOT_SIZE", **lot},
+            {"filterType": "MARKET_LOT_SIZE", **lot},
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
             {"filterType": "MIN_NOTIONAL", "notional": plain(inst.minNotional)},
@@ -824,7 +809,7 @@ def exchange_info(
 def klines(bars: Sequence[Bar], interval_ms: int, market: Market, inst: Instrument) -> Any:
     """`GET /api/v3/klines` rows: [open time, o, h, l, c, volume, close time, quote volume,
     trades, taker buy base, taker buy quote, "0"] (the venue does not split taker volume)."""
-    fmt = f8 if market is Market.SPOT else (lambda d: at(d, inst.tickSize))
+    fmt, _ = formats(market, inst)
     return [
         [
             b.open_time,
