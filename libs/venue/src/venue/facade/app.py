@@ -387,26 +387,36 @@ class _Routes:
             ]
         return [bj.fut_trade(t, inst) for t in trades]
 
-    # ---- spot orders ----------------------------------------------------------------------
-    def spot_new_order(self, c: Ctx) -> Any:
-        sym, side = c.sym(), c.side()
-        type_raw = c.req("type")
-        if type_raw not in ("LIMIT", "MARKET", "LIMIT_MAKER"):
+    def _order_terms(
+        self, c: Ctx, types: tuple[str, ...]
+    ) -> tuple[OrderType, TimeInForce | None, Decimal, Decimal | None]:
+        """A new order's type, timeInForce, quantity and price, checked in Binance's order."""
+        if c.req("type") not in types:
             raise _bad(-1116, "Invalid orderType.")
-        type_ = OrderType(type_raw)
+        type_ = OrderType(c.req("type"))
         tif = c.tif()
         if type_ is OrderType.LIMIT and tif is None:
             raise _mandatory("timeInForce")
-        if type_ is not OrderType.LIMIT and tif is not None:
-            raise _not_required("timeInForce")
-        qty = c.dec("quantity")
-        if qty is None:
-            raise _mandatory("quantity")  # quoteOrderQty is not supported by the venue
+        if c.market is SPOT and type_ is not OrderType.LIMIT and tif is not None:
+            raise _not_required("timeInForce")  # futures ignore it
+        qty = c.dec_req("quantity")  # quoteOrderQty is not supported by the venue
         price = c.dec("price")
         if type_ is OrderType.MARKET and price is not None:
             raise _not_required("price")
         if type_ is not OrderType.MARKET and price is None:
             raise _mandatory("price")
+        return type_, tif, qty, price
+
+    def _order(self, c: Ctx, call: Callable[..., VenueOrder]) -> VenueOrder:
+        """`call` (the venue's get_order or cancel_order) on the order the request names."""
+        sym = c.sym()
+        oid, coid = c.order_ref()
+        return call(c.market, sym, order_id=oid, client_order_id=coid)
+
+    # ---- spot orders ----------------------------------------------------------------------
+    def spot_new_order(self, c: Ctx) -> Any:
+        sym, side = c.sym(), c.side()
+        type_, tif, qty, price = self._order_terms(c, ("LIMIT", "MARKET", "LIMIT_MAKER"))
         if c.opt("stopPrice") is not None:
             raise _not_required("stopPrice")
         coid = c.client_id("newClientOrderId")
@@ -436,9 +446,7 @@ class _Routes:
         return bj.spot_cancel(order, cancel_id, c.now)
 
     def spot_get_order(self, c: Ctx) -> Any:
-        sym = c.sym()
-        oid, coid = c.order_ref()
-        return bj.spot_order(self.venue.get_order(SPOT, sym, order_id=oid, client_order_id=coid))
+        return bj.spot_order(self._order(c, self.venue.get_order))
 
     def spot_account(self, c: Ctx) -> Any:
         balances = self.venue.balances()
@@ -513,18 +521,7 @@ class _Routes:
                 "Order type not supported for this endpoint. "
                 "Please use the Algo Order API endpoints instead.",
             )
-        if type_raw not in ("LIMIT", "MARKET"):
-            raise _bad(-1116, "Invalid orderType.")
-        type_ = OrderType(type_raw)
-        tif = c.tif()
-        if type_ is OrderType.LIMIT and tif is None:
-            raise _mandatory("timeInForce")
-        qty = c.dec_req("quantity")
-        price = c.dec("price")
-        if type_ is OrderType.LIMIT and price is None:
-            raise _mandatory("price")
-        if type_ is OrderType.MARKET and price is not None:
-            raise _not_required("price")
+        type_, tif, qty, price = self._order_terms(c, ("LIMIT", "MARKET"))
         if c.bool_("closePosition"):
             raise _not_required("closePosition")
         resp_type = c.opt("newOrderRespType") or "ACK"
@@ -547,25 +544,19 @@ class _Routes:
         return bj.fut_order(order, inst, with_time=False)
 
     def fut_cancel_order(self, c: Ctx) -> Any:
-        sym = c.sym()
-        oid, coid = c.order_ref()
-        order = self.venue.cancel_order(FUT, sym, order_id=oid, client_order_id=coid)
-        return bj.fut_order(order, c.inst(sym))
+        order = self._order(c, self.venue.cancel_order)
+        return bj.fut_order(order, c.inst(order.symbol))
 
     def fut_get_order(self, c: Ctx) -> Any:
-        sym = c.sym()
-        oid, coid = c.order_ref()
-        order = self.venue.get_order(FUT, sym, order_id=oid, client_order_id=coid)
-        return bj.fut_order(order, c.inst(sym), query=True)
+        order = self._order(c, self.venue.get_order)
+        return bj.fut_order(order, c.inst(order.symbol), query=True)
 
     def fut_get_open_order(self, c: Ctx) -> Any:
         """`GET /fapi/v1/openOrder`: like the query, but a finished order does not exist."""
-        sym = c.sym()
-        oid, coid = c.order_ref()
-        order = self.venue.get_order(FUT, sym, order_id=oid, client_order_id=coid)
+        order = self._order(c, self.venue.get_order)
         if not order.is_open:
             raise _bad(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
-        return bj.fut_order(order, c.inst(sym), query=True)
+        return bj.fut_order(order, c.inst(order.symbol), query=True)
 
     # ---- futures algo (conditional) orders ----------------------------------------------
     def algo_new(self, c: Ctx) -> Any:
@@ -709,12 +700,10 @@ def _mexc_render(route: Route, result: Any, c: Ctx) -> Any:
         return mj.exchange_info(spot, venue.server_clock_ms())
     if path == "/api/v3/depth":
         return mj.depth(result, c.now)
+    if path == "/api/v3/ticker/24hr" and isinstance(result, list):
+        return [mj.ticker_24hr(t) for t in result]
     if path == "/api/v3/ticker/24hr":
-        return (
-            [mj.ticker_24hr(t) for t in result]
-            if isinstance(result, list)
-            else (mj.ticker_24hr(result))
-        )
+        return mj.ticker_24hr(result)
     if path == "/api/v3/klines":
         return mj.klines(result, INTERVALS_MS[c.params["interval"]])
     if path == "/api/v3/account":
@@ -765,20 +754,15 @@ def create_facade(
     app.state.venue_lock = venue_lock
     _install_drop_filter()
 
-    def headers(market: Market) -> dict[str, str]:
-        with venue_lock:
-            used = str(venue.used_weight())
-        out = {"X-MBX-USED-WEIGHT-1M": used}
-        if market is SPOT:
-            out["X-MBX-USED-WEIGHT"] = used
-        return out
-
     def json_response(
         market: Market, body: Any, status: int = 200, extra: dict[str, str] | None = None
     ) -> Response:
-        hdrs = headers(market)
-        if extra:
-            hdrs.update(extra)
+        with venue_lock:
+            used = str(venue.used_weight())
+        hdrs = {"X-MBX-USED-WEIGHT-1M": used}
+        if market is SPOT:
+            hdrs["X-MBX-USED-WEIGHT"] = used
+        hdrs.update(extra or {})
         return Response(
             content=dumpb(body), status_code=status, media_type="application/json", headers=hdrs
         )
