@@ -19,6 +19,12 @@ from venue.models import BookView, VenueOrder
 Level = tuple[Decimal, Decimal]
 
 
+def _best(side: Side, prices: Iterable[Decimal | None]) -> Decimal | None:
+    """The best of `prices` for a resting order on `side` (BUY: the highest); None if none."""
+    known = [p for p in prices if p is not None]
+    return (max(known) if side is Side.BUY else min(known)) if known else None
+
+
 def crosses(taker_side: Side, limit: Decimal | None, level_price: Decimal) -> bool:
     """Can a taker on `taker_side` with `limit` (None = market) trade at `level_price`?"""
     if limit is None:
@@ -49,10 +55,7 @@ class OrderBook:
         return ordered if depth is None else ordered[:depth]
 
     def best(self, side: Side) -> Decimal | None:
-        book = self._side_levels(side)
-        if not book:
-            return None
-        return max(book) if side is Side.BUY else min(book)
+        return _best(side, self._side_levels(side))
 
     def qty_at(self, side: Side, price: Decimal) -> Decimal:
         return self._side_levels(side).get(price, ZERO)
@@ -95,17 +98,11 @@ class OrderBook:
         return sorted(self._own[side], key=lambda o: (sign * (o.price or ZERO), o.seq))
 
     def best_own(self, side: Side) -> Decimal | None:
-        prices = [o.price for o in self._own[side] if o.price is not None]
-        if not prices:
-            return None
-        return max(prices) if side is Side.BUY else min(prices)
+        return _best(side, (o.price for o in self._own[side]))
 
     def best_with_own(self, side: Side) -> Decimal | None:
         """Best price on `side` including our own resting orders (what post-only must not cross)."""
-        cands = [p for p in (self.best(side), self.best_own(side)) if p is not None]
-        if not cands:
-            return None
-        return max(cands) if side is Side.BUY else min(cands)
+        return _best(side, (self.best(side), self.best_own(side)))
 
     # ---- views --------------------------------------------------------------------------------
     def view(self, ts: int, depth: int = 20) -> BookView:

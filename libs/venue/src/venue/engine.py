@@ -441,11 +441,7 @@ class MatchingEngine:
         if order is None or not order.is_open:
             raise errors.rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
         if order.order_list_id >= 0:
-            lst = self.order_lists[order.order_list_id]
-            for leg_id in (lst.above_order_id, lst.below_order_id):
-                leg = self.orders[leg_id]
-                if leg.is_open and leg is not order:
-                    self._end(leg, OrderStatus.CANCELED, "order list cancelled")
+            self._cancel_legs(self.order_lists[order.order_list_id], but=order)
         self._end(order, OrderStatus.CANCELED)
         return order.snapshot()
 
@@ -666,11 +662,14 @@ class MatchingEngine:
         lst = self._find_list(order_list_id, list_client_order_id)
         if lst is None or lst.symbol != symbol or lst.status is ListStatus.ALL_DONE:
             raise errors.rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
+        self._cancel_legs(lst)
+        return self._list_snapshot(lst)
+
+    def _cancel_legs(self, lst: OrderList, *, but: VenueOrder | None = None) -> None:
         for leg_id in (lst.above_order_id, lst.below_order_id):
             leg = self.orders[leg_id]
-            if leg.is_open:
+            if leg.is_open and leg is not but:
                 self._end(leg, OrderStatus.CANCELED, "order list cancelled")
-        return self._list_snapshot(lst)
 
     def _legs(self, order: VenueOrder) -> tuple[OrderList, VenueOrder]:
         lst = self.order_lists[order.order_list_id]
