@@ -104,18 +104,14 @@ class Ctx:
             raise _mandatory(name)
         return value
 
-    def dec(self, name: str, *, required: bool = False) -> Decimal | None:
-        raw = self.req(name) if required else self.opt(name)
-        if raw is None:
-            return None
+    def dec(self, name: str) -> Decimal | None:
+        return None if self.opt(name) is None else self.dec_req(name)
+
+    def dec_req(self, name: str) -> Decimal:
+        raw = self.req(name)
         if not _NUMBER.match(raw):
             raise _illegal(name, _NUMBER.pattern)
         return Decimal(raw)
-
-    def dec_req(self, name: str) -> Decimal:
-        value = self.dec(name, required=True)
-        assert value is not None
-        return value
 
     def int_(self, name: str) -> int | None:
         raw = self.opt(name)
@@ -139,19 +135,16 @@ class Ctx:
             raise _illegal(name, _CLIENT_ID.pattern)
         return raw
 
-    def symbol(self, *, required: bool = True) -> str | None:
-        raw = self.req("symbol") if required else self.opt("symbol")
-        if raw is None:
-            return None
+    def symbol(self) -> str | None:
+        """The optional `symbol` (every symbol when absent)."""
+        return None if self.opt("symbol") is None else self.sym()
+
+    def sym(self) -> str:
+        raw = self.req("symbol")
         inst = self.venue.instruments.get(raw)
         if inst is None or self.market not in inst.markets:
             raise _bad(errors.BAD_SYMBOL, "Invalid symbol.")
         return raw
-
-    def sym(self) -> str:
-        value = self.symbol()
-        assert value is not None
-        return value
 
     def inst(self, symbol: str) -> Instrument:
         return self.venue.instruments[symbol]
@@ -322,7 +315,7 @@ class _Routes:
         return bj.depth(view, c.market, c.inst(sym), update_id=view.ts)
 
     def _tickers(self, c: Ctx, render: Callable[..., Any]) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         if sym is not None:
             return render(self.venue.ticker(c.market, sym), c.market, c.inst(sym))
         return [
@@ -358,7 +351,7 @@ class _Routes:
 
     # ---- shared order plumbing ------------------------------------------------------------
     def open_orders(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         orders = self.venue.open_orders(c.market, sym)
         if c.market is SPOT:
             return [bj.spot_order(o) for o in orders]
@@ -587,7 +580,7 @@ class _Routes:
         return c.int_("algoId"), c.opt("clientAlgoId")
 
     def algo_cancel(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         aid, caid = self._algo_ref(c)
         if sym is not None:
             # Binance identifies algo orders by id alone; a symbol that does not match is
@@ -615,7 +608,7 @@ class _Routes:
         return self._algo_query(self.venue.get_algo_order(algo_id=aid, client_algo_id=caid))
 
     def algo_open(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         return [self._algo_query(a) for a in self.venue.open_algo_orders(sym)]
 
     # ---- futures account ------------------------------------------------------------------
@@ -629,14 +622,14 @@ class _Routes:
         return bj.fut_balance(info, asset=self.venue.futures_account.asset, ts=c.now)
 
     def position_risk_v2(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         return [
             bj.position_risk_v2(p, c.inst(p.symbol), c.now) for p in self.venue.position_risk(sym)
         ]
 
     def position_risk_v3(self, c: Ctx) -> Any:
         """Only symbols with a position or open orders, like Binance's v3."""
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         with_orders = {o.symbol for o in self.venue.futures.open_orders(sym)}
         return [
             bj.position_risk_v3(p, c.inst(p.symbol), c.now)
@@ -645,11 +638,11 @@ class _Routes:
         ]
 
     def symbol_config(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         return [bj.symbol_config(p) for p in self.venue.position_risk(sym)]
 
     def leverage_bracket(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         self._charge("leverage_bracket")
         symbols = (
             [sym]
