@@ -134,9 +134,17 @@ def spot_order(o: VenueOrder) -> JSON:
     }
 
 
-def _spot_result_fields(o: VenueOrder, out: JSON) -> None:
-    """The order fields of the RESULT-shaped spot answers (new order, cancel), in Binance's
-    order; `stopPrice` only for stop orders."""
+def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
+    """`POST /api/v3/order` in the ACK / RESULT / FULL shapes (`stopPrice` only for stops)."""
+    out: JSON = {
+        "symbol": o.symbol,
+        "orderId": o.order_id,
+        "orderListId": o.order_list_id,
+        "clientOrderId": o.client_order_id,
+        "transactTime": transact_ms,
+    }
+    if resp_type == "ACK":
+        return out
     out.update(
         {
             "price": f8(o.price),
@@ -152,20 +160,6 @@ def _spot_result_fields(o: VenueOrder, out: JSON) -> None:
     )
     if o.stop_price is not None:
         out["stopPrice"] = f8(o.stop_price)
-
-
-def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
-    """`POST /api/v3/order` in the ACK / RESULT / FULL shapes."""
-    out: JSON = {
-        "symbol": o.symbol,
-        "orderId": o.order_id,
-        "orderListId": o.order_list_id,
-        "clientOrderId": o.client_order_id,
-        "transactTime": transact_ms,
-    }
-    if resp_type == "ACK":
-        return out
-    _spot_result_fields(o, out)
     out["workingTime"] = o.created_ts if o.triggered else -1
     out["selfTradePreventionMode"] = STP_MODE
     if resp_type == "FULL":
@@ -174,18 +168,13 @@ def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
 
 
 def spot_cancel(o: VenueOrder, cancel_client_id: str, transact_ms: int) -> JSON:
-    """`DELETE /api/v3/order`: ``clientOrderId`` is the id of the *cancel* request; the
-    order's own client id is ``origClientOrderId``."""
-    out: JSON = {
-        "symbol": o.symbol,
-        "origClientOrderId": o.client_order_id,
-        "orderId": o.order_id,
-        "orderListId": o.order_list_id,
-        "clientOrderId": cancel_client_id,
-        "transactTime": transact_ms,
-    }
-    _spot_result_fields(o, out)
-    out["selfTradePreventionMode"] = STP_MODE
+    """`DELETE /api/v3/order`: a new order's RESULT shape without ``workingTime``, where
+    ``clientOrderId`` is the id of the *cancel* request; the order's own client id is
+    ``origClientOrderId``."""
+    out: JSON = {"symbol": o.symbol, "origClientOrderId": o.client_order_id}
+    out.update(spot_new_order(o, "RESULT", transact_ms))
+    out["clientOrderId"] = cancel_client_id
+    del out["workingTime"]
     return out
 
 
