@@ -134,7 +134,7 @@ class Venue:
         self.feed = EventFeed(clock, self.faults, max_buffer=report_buffer)
         self._seq = 0
         self.spot_account = SpotAccount(spot_balances)
-        self.futures_account = FuturesAccount(futures_wallet, self._mark_or_mid)
+        self.futures_account = FuturesAccount(futures_wallet, self.mark_price)
         self.spot = MatchingEngine(
             Market.SPOT,
             clock=clock,
@@ -240,7 +240,8 @@ class Venue:
         """X-MBX-USED-WEIGHT-1M."""
         return self.limiter.used(self.clock.now_ms())
 
-    def _mark_or_mid(self, symbol: str) -> Decimal:
+    def mark_price(self, symbol: str) -> Decimal:
+        """The futures mark price, else the futures book's mid, else its last trade (else 0)."""
         mark = self.market.mark(symbol)
         if mark is not None:
             return mark
@@ -253,7 +254,7 @@ class Venue:
     def _working_price(self, symbol: str, working_type: WorkingType) -> Decimal | None:
         if working_type is WorkingType.CONTRACT_PRICE:
             return self.futures.last_price.get(symbol)
-        price = self._mark_or_mid(symbol)
+        price = self.mark_price(symbol)
         return price if price > 0 else None
 
     def _engine(self, market: Market) -> MatchingEngine:
@@ -273,10 +274,6 @@ class Venue:
         self._market_listeners.append(cb)
         return lambda: self._market_listeners.remove(cb)
 
-    def sync(self) -> None:
-        """Bring the market up to the clock without a request (market-data pumps)."""
-        self._sync()
-
     def _apply_update(self, symbol: str, upd: MarketUpdate) -> None:
         for listener in self._market_listeners:
             listener(symbol, upd)
@@ -292,8 +289,9 @@ class Venue:
         if Market.FUT in inst.markets:
             self.algo.check_triggers(symbol)
 
-    def _sync(self) -> None:
-        """Bring the market up to the clock (a long idle gap is skipped, not replayed)."""
+    def sync(self) -> None:
+        """Bring the market up to the clock (a long idle gap is skipped, not replayed): every
+        request does, and market-data pumps call it between requests."""
         now = self.clock.now_ms()
         step = self.market.step_ms
         if now - self._market_ts > self.max_catchup_ms:
@@ -340,9 +338,6 @@ class Venue:
         self.market.set_mark(symbol, price)
         self.algo.check_triggers(symbol)
 
-    def mark_price(self, symbol: str) -> Decimal:
-        return self._mark_or_mid(symbol)
-
     def set_regime(self, symbol: str, regime: Regime, *, trend: int | None = None) -> None:
         self.market.set_regime(symbol, regime, trend=trend)
 
@@ -366,7 +361,7 @@ class Venue:
 
     # ---- request gate -------------------------------------------------------------------------
     def _request(self, op: str, action: Callable[[], T], market: Market | None = None) -> T:
-        self._sync()
+        self.sync()
         fault = self.faults.next_fault(op)
         if fault is not None and fault.kind is FaultKind.CONNECT_TIMEOUT:
             raise_before(fault)  # never reached the venue: no weight used
@@ -433,7 +428,7 @@ class Venue:
                 last=engine.last_price.get(symbol),
                 bid=bids[0] if bids else None,
                 ask=asks[0] if asks else None,
-                mark=self._mark_or_mid(symbol) if fut else None,
+                mark=self.mark_price(symbol) if fut else None,
                 funding_rate=self.market.funding_rate(symbol) if fut else None,
                 next_funding_ts=self._next_funding if fut else None,
             )
