@@ -197,29 +197,19 @@ def spot_trade(t: Trade, order_list_id: int = -1) -> JSON:
     }
 
 
-def _list_status(lst: OrderList) -> tuple[str, str]:
-    if lst.status is ListStatus.ALL_DONE:
-        return "ALL_DONE", "ALL_DONE"
-    return "EXEC_STARTED", "EXECUTING"
-
-
-def _legs_stop_first(lst: OrderList) -> list[VenueOrder]:
-    # Binance lists the stop leg first, then the LIMIT_MAKER leg.
-    return sorted(lst.orders, key=lambda o: o.type is OrderType.LIMIT_MAKER)
-
-
 def order_list(
     lst: OrderList, *, reports: str | None = None, transact_ms: int | None = None
 ) -> JSON:
     """`/api/v3/orderList*` (reports: None | "NEW" | "CANCEL")."""
-    status_type, order_status_ = _list_status(lst)
-    legs = _legs_stop_first(lst)
+    done = lst.status is ListStatus.ALL_DONE
+    # Binance lists the stop leg first, then the LIMIT_MAKER leg.
+    legs = sorted(lst.orders, key=lambda o: o.type is OrderType.LIMIT_MAKER)
     ts = transact_ms if transact_ms is not None else lst.updated_ts
     out: JSON = {
         "orderListId": lst.order_list_id,
         "contingencyType": "OCO",
-        "listStatusType": status_type,
-        "listOrderStatus": order_status_,
+        "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+        "listOrderStatus": "ALL_DONE" if done else "EXECUTING",
         "listClientOrderId": lst.list_client_order_id,
         "transactionTime": ts,
         "symbol": lst.symbol,
@@ -382,10 +372,10 @@ def algo_order(
     return out
 
 
-def _position_common(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
-    """Amounts as Binance renders them here: prices plain; mark price and unrealized profit
-    with 8 decimals (``"0.00000000"`` too); margins and notional with 8 decimals, zeros
-    ``"0"``."""
+def position_risk_v3(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
+    """`GET /fapi/v3/positionRisk` row (no leverage/marginType since v3). Amounts as Binance
+    renders them here: prices plain; mark price and unrealized profit with 8 decimals
+    (``"0.00000000"`` too); margins and notional with 8 decimals, zeros ``"0"``."""
     notional = p.qty * p.mark_price
     isolated = p.initial_margin if p.margin_type.value == "ISOLATED" else ZERO
     return {
@@ -410,11 +400,6 @@ def _position_common(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
         "askNotional": "0",
         "updateTime": ts if p.qty != 0 else 0,
     }
-
-
-def position_risk_v3(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
-    """`GET /fapi/v3/positionRisk` row (no leverage/marginType since v3)."""
-    return _position_common(p, inst, ts)
 
 
 def position_risk_v2(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
