@@ -71,7 +71,7 @@ def at(value: Decimal | None, increment: Decimal) -> str:
     return f"{(value or ZERO):.{decimals(increment)}f}"
 
 
-def formats(market: Market, inst: Instrument) -> tuple[Fmt, Fmt]:
+def _formats(market: Market, inst: Instrument) -> tuple[Fmt, Fmt]:
     """(price, quantity) formatters: spot's 8 decimals, futures' tick and step precision."""
     if market is Market.SPOT:
         return f8, f8
@@ -560,7 +560,7 @@ def fut_balance(info: FuturesAccountInfo, *, asset: str, ts: int) -> list[JSON]:
 
 # ---- market data -------------------------------------------------------------------------------
 def depth(view: BookView, market: Market, inst: Instrument, update_id: int) -> JSON:
-    px, qx = formats(market, inst)
+    px, qx = _formats(market, inst)
     return {
         "lastUpdateId": update_id,
         **({"E": view.ts, "T": view.ts} if market is Market.FUT else {}),
@@ -589,7 +589,7 @@ def _touch(t: TickerView, px: Fmt, qx: Fmt) -> JSON:
 
 def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
     """The venue keeps no 24-hour statistics: open/high/low are the last price, volumes 0."""
-    fmt, _ = formats(market, inst)
+    fmt, _ = _formats(market, inst)
     last = _last(t)
     out: JSON = {
         "symbol": t.symbol,
@@ -621,7 +621,7 @@ def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
 
 
 def book_ticker(t: TickerView, market: Market, inst: Instrument) -> JSON:
-    out = {"symbol": t.symbol, **_touch(t, *formats(market, inst))}
+    out = {"symbol": t.symbol, **_touch(t, *_formats(market, inst))}
     if market is Market.FUT:
         out.update({"time": t.ts, "lastUpdateId": t.ts})
     return out
@@ -783,7 +783,7 @@ def exchange_info(
 def klines(bars: Sequence[Bar], interval_ms: int, market: Market, inst: Instrument) -> Any:
     """`GET /api/v3/klines` rows: [open time, o, h, l, c, volume, close time, quote volume,
     trades, taker buy base, taker buy quote, "0"] (the venue does not split taker volume)."""
-    fmt, _ = formats(market, inst)
+    fmt, _ = _formats(market, inst)
     return [
         [
             b.open_time,
