@@ -120,8 +120,7 @@ class SyntheticProcess:
         self.symbol = inst.symbol
         self.inst = inst
         self.levels = levels
-        self.regime = regime
-        self.trend = 1 if trend >= 0 else -1
+        self.set_regime(regime, trend=trend)
         self._rng = random.Random(f"synthetic:{seed}:{inst.symbol}")
         self._mid = float(start_price)
         self._level_qty = float(level_notional / start_price)
@@ -420,9 +419,8 @@ class MarketSimulator:
             # Funding drifts slowly: a 1-minute-scaled shock, pulled back to the baseline.
             k = min(dt_ms / 60_000, 1.0)
             rate = float(st.funding_rate)
-            rate += 0.05 * k * (self.BASE_FUNDING - rate) + self._rng.gauss(0, 0.00002) * math.sqrt(
-                k
-            )
+            shock = self._rng.gauss(0, 0.00002) * math.sqrt(k)
+            rate += 0.05 * k * (self.BASE_FUNDING - rate) + shock
             st.funding_rate = Decimal(repr(max(-0.00375, min(0.00375, rate)))).quantize(EIGHT_DP)
             out[symbol] = upd
         return out
