@@ -159,19 +159,14 @@ class AlgoBook:
         algo.updated_ts = self.clock.now_ms()
         self._report(status.value, algo)
 
-    def check_triggers(self, symbol: str) -> list[AlgoOrder]:
-        """Trigger every open conditional order of `symbol` whose working price crossed; returns
-        the ones triggered (as snapshots)."""
-        fired: list[AlgoOrder] = []
+    def check_triggers(self, symbol: str) -> None:
+        """Trigger every open conditional order of `symbol` whose working price crossed."""
         for algo in list(self.orders.values()):
             if algo.symbol != symbol or not algo.status.is_open:
                 continue
             price = self._price(symbol, algo.working_type)
-            if price is None or not is_triggered(algo.type, algo.side, algo.trigger_price, price):
-                continue
-            self._trigger(algo)
-            fired.append(algo.snapshot())
-        return fired
+            if price is not None and is_triggered(algo.type, algo.side, algo.trigger_price, price):
+                self._trigger(algo)
 
     def _trigger(self, algo: AlgoOrder) -> None:
         algo.trigger_ts = self.clock.now_ms()
