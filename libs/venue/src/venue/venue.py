@@ -16,6 +16,7 @@ post-processing faults (timeout after acceptance, dropped acknowledgement).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
@@ -132,7 +133,7 @@ class Venue:
         # `report_buffer`: reports kept for drain_events(); 0 where reports are only taken by
         # subscription (S4's in-process venue), else nobody drains them and they pile up.
         self.feed = EventFeed(clock, self.faults, max_buffer=report_buffer)
-        self._seq = 0
+        self._report_seqs = itertools.count(1)
         self.spot_account = SpotAccount(spot_balances)
         self.futures_account = FuturesAccount(futures_wallet, self.mark_price)
         self.spot = MatchingEngine(
@@ -172,14 +173,10 @@ class Venue:
             self._step_market(self._market_ts, self.market.step_ms)
 
     # ---- reports ------------------------------------------------------------------------------
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     def _order_report(self, kind: str, order: VenueOrder, trade: Trade | None) -> None:
         self.feed.publish(
             ExecutionReport(
-                seq=self._next_seq(),
+                seq=next(self._report_seqs),
                 kind=ReportKind.ORDER,
                 execution_type=kind,
                 market=order.market,
@@ -193,7 +190,7 @@ class Venue:
     def _algo_report(self, kind: str, algo: AlgoOrder) -> None:
         self.feed.publish(
             ExecutionReport(
-                seq=self._next_seq(),
+                seq=next(self._report_seqs),
                 kind=ReportKind.ALGO,
                 execution_type=kind,
                 market=Market.FUT,
@@ -206,7 +203,7 @@ class Venue:
     def _list_report(self, lst: OrderList) -> None:
         self.feed.publish(
             ExecutionReport(
-                seq=self._next_seq(),
+                seq=next(self._report_seqs),
                 kind=ReportKind.LIST,
                 execution_type=lst.status.value,
                 market=Market.SPOT,
@@ -476,11 +473,8 @@ class Venue:
         symbol): `/fapi/v2/positionRisk`, `/fapi/v1/symbolConfig`."""
         if symbol is not None:
             self.futures.instrument(symbol)
-        symbols = (
-            [symbol]
-            if symbol
-            else sorted(s for s, i in self.instruments.items() if Market.FUT in i.markets)
-        )
+        every = sorted(s for s, i in self.instruments.items() if Market.FUT in i.markets)
+        symbols = [symbol] if symbol else every
         return self._request(
             "account", lambda: [self.futures_account.position(s) for s in symbols], Market.FUT
         )
