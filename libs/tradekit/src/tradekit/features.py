@@ -39,7 +39,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradekit.market import FeatureSnapshot
 from tradekit.money import BPS, ZERO
 
 Level = tuple[Decimal, Decimal]
@@ -306,6 +305,3 @@ class FeatureCalculator:
         span = 5 * MINUTE_MS
         # A 5-minute bar is closed once time has reached its end.
         return [b for b in five if b.open_ts + span <= self._ts + 1]
-
-    def feature_snapshot(self) -> FeatureSnapshot:
-        return FeatureSnapshot.from_flat(self.snapshot())

@@ -155,18 +155,16 @@ Action = Annotated[
 
 # ---- rules -----------------------------------------------------------------------------------
 StrList = Annotated[list[str], Field(min_length=1, max_length=MAX_LIST)]
+_Services = Annotated[list[Literal["s3-strategy"]], Field(min_length=1, max_length=MAX_LIST)]
+_Markets = Annotated[list[Literal["FUT", "SPOT"]], Field(min_length=1, max_length=MAX_LIST)]
 
 
 class Applies(_Schema):
     """Absent lists mean "every": every symbol, every service, both markets."""
 
     symbols: StrList | None = None
-    services: (
-        Annotated[list[Literal["s3-strategy"]], Field(min_length=1, max_length=MAX_LIST)] | None
-    ) = None
-    markets: (
-        Annotated[list[Literal["FUT", "SPOT"]], Field(min_length=1, max_length=MAX_LIST)] | None
-    ) = None
+    services: _Services | None = None
+    markets: _Markets | None = None
 
 
 class StrategyRule(_Schema):
@@ -265,10 +263,6 @@ class SizeMultDoc(TypedDict):
 @with_config(_FORBID)
 class SkipEntryDoc(TypedDict):
     type: Literal["skip_entry"]
-
-
-_Services = Annotated[list[Literal["s3-strategy"]], Field(min_length=1, max_length=MAX_LIST)]
-_Markets = Annotated[list[Literal["FUT", "SPOT"]], Field(min_length=1, max_length=MAX_LIST)]
 
 
 @with_config(_FORBID)
@@ -435,14 +429,11 @@ def _explain(rid: str, doc: Mapping[str, Any], e: Any) -> tuple[str, str]:
             return where + ".v", (
                 f"{where}: v must be finite and within ±{MAX_ABS:g}, got {short(inp)}"
             )
-        if last in _COMBINATOR and kind in ("list_type", "too_short", "missing"):
-            key = _COMBINATOR[last]
-            where = f"{rid}: {_path(loc[:-1])}"
+        if last in _COMBINATOR and kind in ("list_type", "too_short", "missing", "too_long"):
+            key, where = _COMBINATOR[last], f"{rid}: {_path(loc[:-1])}"
+            if kind == "too_long":
+                return where, f"{where}: {key} has more than {MAX_CHILDREN} children"
             return where, f"{where}: {key} needs a non-empty list"
-        if last in _COMBINATOR and kind == "too_long":
-            key = _COMBINATOR[last]
-            where = f"{rid}: {_path(loc[:-1])}"
-            return where, f"{where}: {key} has more than {MAX_CHILDREN} children"
         # extra or missing keys of a node
         node_loc = loc[:-1] if kind in ("extra_forbidden", "missing") else loc
         tag = node_loc[-1] if node_loc else None
@@ -544,14 +535,12 @@ def _leaves(node: Cond, where: str = "when") -> Iterator[tuple[Leaf, str]]:
     """Every leaf with its path below `when`, in document order (depth is bounded: linted)."""
     if isinstance(node, Leaf):
         yield node, where
-    elif isinstance(node, AllOf):
-        for i, c in enumerate(node.all_of):
-            yield from _leaves(c, f"{where}.allOf[{i}]")
-    elif isinstance(node, AnyOf):
-        for i, c in enumerate(node.any_of):
-            yield from _leaves(c, f"{where}.anyOf[{i}]")
-    else:
+    elif isinstance(node, Not):
         yield from _leaves(node.not_, f"{where}.not")
+    else:
+        key, kids = ("allOf", node.all_of) if isinstance(node, AllOf) else ("anyOf", node.any_of)
+        for i, c in enumerate(kids):
+            yield from _leaves(c, f"{where}.{key}[{i}]")
 
 
 def check_references(

@@ -11,35 +11,3 @@ injected clock, one ``random.Random`` per concern seeded from the venue's seed.
 
 Start with :func:`venue.defaults.default_venue` or build a :class:`venue.venue.Venue`.
 """
-
-from svckit.clock import Clock, ManualClock, WallClock
-from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
-from venue.errors import AckDropped, RateLimitExceeded, VenueError, VenueServerError, VenueTimeout
-from venue.faults import FaultInjector, FaultKind, FaultPlan, ScriptedFault
-from venue.latency import LatencyConfig, LatencyModel
-from venue.market import MarketSimulator, Regime, ReplayProcess, SyntheticProcess
-from venue.venue import Venue
-
-__all__ = [
-    "DEFAULT_INSTRUMENTS",
-    "AckDropped",
-    "Clock",
-    "FaultInjector",
-    "FaultKind",
-    "FaultPlan",
-    "LatencyConfig",
-    "LatencyModel",
-    "ManualClock",
-    "MarketSimulator",
-    "RateLimitExceeded",
-    "Regime",
-    "ReplayProcess",
-    "ScriptedFault",
-    "SyntheticProcess",
-    "Venue",
-    "VenueError",
-    "VenueServerError",
-    "VenueTimeout",
-    "WallClock",
-    "default_venue",
-]

@@ -144,8 +144,6 @@ class FuturesAccount:
         self._leverage: dict[str, int] = {}
         self._margin_type: dict[str, MarginType] = {}
         self._open_margin: dict[int, VenueOrder] = {}
-        self.realized_pnl_total = ZERO
-        self.funding_total = ZERO
 
     # ---- settings -----------------------------------------------------------------------------
     def leverage(self, symbol: str) -> int:
@@ -179,6 +177,11 @@ class FuturesAccount:
     def position_qty(self, symbol: str) -> Decimal:
         pos = self._positions.get(symbol)
         return pos.qty if pos else ZERO
+
+    def reducible(self, symbol: str, side: Side) -> Decimal:
+        """How much an order on `side` can reduce `symbol`'s position (0: nothing to reduce)."""
+        pos = self.position_qty(symbol)
+        return ZERO if pos == 0 or (pos > 0) == (side is Side.BUY) else abs(pos)
 
     def position(self, symbol: str) -> PositionInfo:
         pos = self._positions.get(symbol, _Position())
@@ -216,22 +219,15 @@ class FuturesAccount:
 
     def check_reduce_only(self, order: VenueOrder) -> None:
         """-2022 when a reduce-only order would open or increase a position."""
-        pos = self.position_qty(order.symbol)
-        if pos == 0 or (pos > 0) == (order.side is Side.BUY):
+        if self.reducible(order.symbol, order.side) == 0:
             raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
-
-    def _increasing_qty(self, symbol: str, side: Side, qty: Decimal) -> Decimal:
-        pos = self.position_qty(symbol)
-        if pos == 0 or (pos > 0) == (side is Side.BUY):
-            return qty
-        return max(ZERO, qty - abs(pos))
 
     def reserve(self, order: VenueOrder, inst: Instrument, est_notional: Decimal) -> None:
         """Hold notional/leverage for the part of the order that opens or increases a position,
         and reject with -2019 when the available balance cannot cover it."""
         if order.reduce_only:
             return
-        inc = self._increasing_qty(order.symbol, order.side, order.remaining)
+        inc = max(ZERO, order.remaining - self.reducible(order.symbol, order.side))
         if inc <= 0 or order.remaining <= 0:
             return
         margin = est_notional * inc / order.remaining / self.leverage(order.symbol)
@@ -242,12 +238,7 @@ class FuturesAccount:
 
     def fill_cap(self, order: VenueOrder) -> Decimal | None:
         """A reduce-only order never trades more than the position it reduces."""
-        if not order.reduce_only:
-            return None
-        pos = self.position_qty(order.symbol)
-        if pos == 0 or (pos > 0) == (order.side is Side.BUY):
-            return ZERO
-        return abs(pos)
+        return self.reducible(order.symbol, order.side) if order.reduce_only else None
 
     def on_fill(self, order: VenueOrder, inst: Instrument, trade: Trade) -> None:
         if order.reserved > 0:
@@ -255,7 +246,6 @@ class FuturesAccount:
             order.reserved -= order.reserved * trade.qty / before if before > 0 else ZERO
         trade.realized_pnl = self._apply(order.symbol, order.side, trade.qty, trade.price)
         self.wallet += trade.realized_pnl - trade.fee
-        self.realized_pnl_total += trade.realized_pnl
 
     def _apply(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> Decimal:
         """Move the one-way position; returns the realised PnL of the closed part."""
@@ -290,5 +280,4 @@ class FuturesAccount:
             return ZERO
         payment = -qty * self._mark(symbol) * rate
         self.wallet += payment
-        self.funding_total += payment
         return payment

@@ -67,10 +67,10 @@ class AlgoBook:
 
     def place(
         self,
-        *,
         symbol: str,
         side: Side,
         type: OrderType,  # Binance's parameter name
+        *,
         trigger_price: Decimal,
         qty: Decimal | None = None,
         working_type: WorkingType = WorkingType.MARK_PRICE,
@@ -96,10 +96,8 @@ class AlgoBook:
             prior = self._by_client.get(client_algo_id)
             if prior is not None and self.orders[prior].status.is_open:
                 raise errors.rejected(errors.DUPLICATE_CLIENT_ORDER_ID, errors.MSG_FUT_DUPLICATE)
-        if reduce_only:
-            pos = self.account.position_qty(symbol)
-            if pos == 0 or (pos > 0) == (side is Side.BUY):
-                raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
+        if reduce_only and self.account.reducible(symbol, side) == 0:
+            raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
         price = self._price(symbol, working_type)
         if price is not None and is_triggered(type, side, trigger_price, price):
             raise errors.rejected(errors.WOULD_IMMEDIATELY_TRIGGER, errors.MSG_WOULD_TRIGGER)
@@ -161,32 +159,25 @@ class AlgoBook:
         algo.updated_ts = self.clock.now_ms()
         self._report(status.value, algo)
 
-    def check_triggers(self, symbol: str) -> list[AlgoOrder]:
-        """Trigger every open conditional order of `symbol` whose working price crossed; returns
-        the ones triggered (as snapshots)."""
-        fired: list[AlgoOrder] = []
+    def check_triggers(self, symbol: str) -> None:
+        """Trigger every open conditional order of `symbol` whose working price crossed."""
         for algo in list(self.orders.values()):
             if algo.symbol != symbol or not algo.status.is_open:
                 continue
             price = self._price(symbol, algo.working_type)
-            if price is None or not is_triggered(algo.type, algo.side, algo.trigger_price, price):
-                continue
-            self._trigger(algo)
-            fired.append(algo.snapshot())
-        return fired
+            if price is not None and is_triggered(algo.type, algo.side, algo.trigger_price, price):
+                self._trigger(algo)
 
     def _trigger(self, algo: AlgoOrder) -> None:
         algo.trigger_ts = self.clock.now_ms()
         algo.status = AlgoStatus.TRIGGERED
         self._report("TRIGGERED", algo)
-        pos = self.account.position_qty(algo.symbol)
         qty = algo.qty
         if algo.close_position:
-            closes = pos != 0 and (pos > 0) == (algo.side is Side.SELL)
-            if not closes:
+            qty = self.account.reducible(algo.symbol, algo.side)
+            if qty == 0:
                 self._finish(algo, AlgoStatus.EXPIRED, "closePosition: no position to close")
                 return
-            qty = abs(pos)
         assert qty is not None
         try:
             order = self.engine.place(

@@ -19,9 +19,10 @@ from venue.models import BookView, VenueOrder
 Level = tuple[Decimal, Decimal]
 
 
-def _better(side: Side, a: Decimal, b: Decimal) -> bool:
-    """Is price `a` strictly better than `b` for a resting order on `side`?"""
-    return a > b if side is Side.BUY else a < b
+def _best(side: Side, prices: Iterable[Decimal | None]) -> Decimal | None:
+    """The best of `prices` for a resting order on `side` (BUY: the highest); None if none."""
+    known = [p for p in prices if p is not None]
+    return (max(known) if side is Side.BUY else min(known)) if known else None
 
 
 def crosses(taker_side: Side, limit: Decimal | None, level_price: Decimal) -> bool:
@@ -54,10 +55,7 @@ class OrderBook:
         return ordered if depth is None else ordered[:depth]
 
     def best(self, side: Side) -> Decimal | None:
-        book = self._side_levels(side)
-        if not book:
-            return None
-        return max(book) if side is Side.BUY else min(book)
+        return _best(side, self._side_levels(side))
 
     def qty_at(self, side: Side, price: Decimal) -> Decimal:
         return self._side_levels(side).get(price, ZERO)
@@ -74,12 +72,6 @@ class OrderBook:
             out.append((price, take))
             left -= take
         return out
-
-    def available(self, taker_side: Side, limit: Decimal | None) -> Decimal:
-        return sum(
-            (q for p, q in self.levels(taker_side.opposite) if crosses(taker_side, limit, p)),
-            ZERO,
-        )
 
     def consume(self, taker_side: Side, fills: Iterable[Level]) -> None:
         """Remove liquidity a taker (ours, or one of our resting orders being crossed) took."""
@@ -106,17 +98,11 @@ class OrderBook:
         return sorted(self._own[side], key=lambda o: (sign * (o.price or ZERO), o.seq))
 
     def best_own(self, side: Side) -> Decimal | None:
-        prices = [o.price for o in self._own[side] if o.price is not None]
-        if not prices:
-            return None
-        return max(prices) if side is Side.BUY else min(prices)
+        return _best(side, (o.price for o in self._own[side]))
 
     def best_with_own(self, side: Side) -> Decimal | None:
         """Best price on `side` including our own resting orders (what post-only must not cross)."""
-        cands = [p for p in (self.best(side), self.best_own(side)) if p is not None]
-        if not cands:
-            return None
-        return max(cands) if side is Side.BUY else min(cands)
+        return _best(side, (self.best(side), self.best_own(side)))
 
     # ---- views --------------------------------------------------------------------------------
     def view(self, ts: int, depth: int = 20) -> BookView:

@@ -30,47 +30,27 @@ from venue.venue import Venue
 
 D = Decimal
 
-DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (
-    Instrument(
-        symbol="BTCUSDT",
-        base_asset="BTC",
-        tickSize=D("0.1"),
-        stepSize=D("0.001"),
-        minNotional=D("5"),
-        spread_bp_limit=D("5"),
-        depth_top1_usdt_min=D("5000"),
-    ),
-    Instrument(
-        symbol="ETHUSDT",
-        base_asset="ETH",
-        tickSize=D("0.01"),
-        stepSize=D("0.001"),
-        minNotional=D("5"),
-        spread_bp_limit=D("5"),
-        depth_top1_usdt_min=D("5000"),
-    ),
-    Instrument(
-        symbol="QRLUSDT",
-        base_asset="QRL",
-        tickSize=D("0.0001"),
-        stepSize=D("0.1"),
-        minNotional=D("5"),
-        spread_bp_limit=D("30"),
-        depth_top1_usdt_min=D("300"),
-    ),
+# symbol, base asset, tick, step, spread_bp_limit, depth_top1_usdt_min; the price it trades
+# around; the normal notional per book level of its synthetic process (USDT).
+_MARKETS = (
+    ("BTCUSDT", "BTC", "0.1", "0.001", "5", "5000", "65000", "150000"),
+    ("ETHUSDT", "ETH", "0.01", "0.001", "5", "5000", "3400", "80000"),
+    ("QRLUSDT", "QRL", "0.0001", "0.1", "30", "300", "0.5", "1500"),
 )
-
-TARGET_PRICES: dict[str, Decimal] = {
-    "BTCUSDT": D("65000"),
-    "ETHUSDT": D("3400"),
-    "QRLUSDT": D("0.5"),
-}
-# Normal notional per book level (synthetic processes), in USDT.
-LEVEL_NOTIONAL: dict[str, Decimal] = {
-    "BTCUSDT": D("150000"),
-    "ETHUSDT": D("80000"),
-    "QRLUSDT": D("1500"),
-}
+DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = tuple(
+    Instrument(
+        symbol=sym,
+        base_asset=base,
+        tickSize=D(tick),
+        stepSize=D(step),
+        minNotional=D("5"),
+        spread_bp_limit=D(spread),
+        depth_top1_usdt_min=D(depth),
+    )
+    for sym, base, tick, step, spread, depth, _, _ in _MARKETS
+)
+TARGET_PRICES: dict[str, Decimal] = {m[0]: D(m[6]) for m in _MARKETS}
+LEVEL_NOTIONAL: dict[str, Decimal] = {m[0]: D(m[7]) for m in _MARKETS}
 SPOT_BALANCES: dict[str, Decimal] = {
     "USDT": D("100000"),
     "BTC": D("1"),

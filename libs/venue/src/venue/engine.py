@@ -23,7 +23,7 @@ charged in the base asset) without rounding, so fills can be checked by hand.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from svckit.clock import Clock
@@ -183,11 +183,11 @@ class MatchingEngine:
     # ---- placing ------------------------------------------------------------------------------
     def place(
         self,
-        *,
         symbol: str,
         side: Side,
-        type: OrderType,
+        type: OrderType,  # Binance's parameter name
         qty: Decimal,
+        *,
         price: Decimal | None = None,
         time_in_force: TimeInForce | None = None,
         client_order_id: str | None = None,
@@ -362,7 +362,8 @@ class MatchingEngine:
         if order.status is OrderStatus.FILLED:
             self._release(order)
         if order.order_list_id >= 0:
-            self._on_list_leg_fill(order)
+            self._cancel_sibling(order)
+            self._update_list(order.order_list_id)
         if self.is_futures:
             self._expire_stale_reduce_only(order.symbol, exclude=order.order_id)
         return trade
@@ -441,11 +442,7 @@ class MatchingEngine:
         if order is None or not order.is_open:
             raise errors.rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
         if order.order_list_id >= 0:
-            lst = self.order_lists[order.order_list_id]
-            for leg_id in (lst.above_order_id, lst.below_order_id):
-                leg = self.orders[leg_id]
-                if leg.is_open and leg is not order:
-                    self._end(leg, OrderStatus.CANCELED, "order list cancelled")
+            self._cancel_legs(self.order_lists[order.order_list_id], but=order)
         self._end(order, OrderStatus.CANCELED)
         return order.snapshot()
 
@@ -518,10 +515,10 @@ class MatchingEngine:
     # ---- spot OCO -------------------------------------------------------------------------
     def place_oco(
         self,
-        *,
         symbol: str,
         side: Side,
         qty: Decimal,
+        *,
         limit_price: Decimal,
         stop_price: Decimal,
         stop_limit_price: Decimal | None = None,
@@ -666,32 +663,26 @@ class MatchingEngine:
         lst = self._find_list(order_list_id, list_client_order_id)
         if lst is None or lst.symbol != symbol or lst.status is ListStatus.ALL_DONE:
             raise errors.rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
-        for leg_id in (lst.above_order_id, lst.below_order_id):
-            leg = self.orders[leg_id]
-            if leg.is_open:
-                self._end(leg, OrderStatus.CANCELED, "order list cancelled")
+        self._cancel_legs(lst)
         return self._list_snapshot(lst)
 
-    def _legs(self, order: VenueOrder) -> tuple[OrderList, VenueOrder]:
-        lst = self.order_lists[order.order_list_id]
-        other_id = (
-            lst.below_order_id if order.order_id == lst.above_order_id else lst.above_order_id
-        )
-        return lst, self.orders[other_id]
+    def _cancel_legs(self, lst: OrderList, *, but: VenueOrder | None = None) -> None:
+        for leg_id in (lst.above_order_id, lst.below_order_id):
+            leg = self.orders[leg_id]
+            if leg.is_open and leg is not but:
+                self._end(leg, OrderStatus.CANCELED, "order list cancelled")
 
     def _cancel_sibling(self, survivor: VenueOrder) -> None:
         """One leg filled (even partially) or triggered: the venue cancels the other; the shared
         lock moves to the survivor instead of being released."""
-        _, other = self._legs(survivor)
+        lst = self.order_lists[survivor.order_list_id]
+        above = survivor.order_id == lst.above_order_id
+        other = self.orders[lst.below_order_id if above else lst.above_order_id]
         if not other.is_open:
             return
         survivor.reserved += other.reserved
         other.reserved = ZERO
         self._end(other, OrderStatus.CANCELED, "OCO: other leg executed")
-
-    def _on_list_leg_fill(self, order: VenueOrder) -> None:
-        self._cancel_sibling(order)
-        self._update_list(order.order_list_id)
 
     def _update_list(self, list_id: int) -> None:
         lst = self.order_lists[list_id]
@@ -702,7 +693,8 @@ class MatchingEngine:
             self._list_report(self._list_snapshot(lst))
 
     def _check_stop_legs(self, symbol: str, last: Decimal) -> None:
-        for order in list(self._waiting_stops(symbol)):
+        open_ = self._open.values()
+        for order in [o for o in open_ if o.symbol == symbol and o.is_open and not o.triggered]:
             assert order.stop_price is not None
             hit = last <= order.stop_price if order.side is Side.SELL else last >= order.stop_price
             if not hit:
@@ -713,8 +705,3 @@ class MatchingEngine:
             self._cancel_sibling(order)
             self._execute(order, self.books[symbol])
             self._update_list(order.order_list_id)
-
-    def _waiting_stops(self, symbol: str) -> Iterator[VenueOrder]:
-        for o in self._open.values():
-            if o.symbol == symbol and o.is_open and not o.triggered:
-                yield o

@@ -247,7 +247,7 @@ class WeightLimiter:
     def used(self, now_ms: int) -> int:
         return self._used if now_ms // 60_000 == self._window else 0
 
-    def charge(self, op: str, now_ms: int, *, futures: bool = False) -> int:
+    def charge(self, op: str, now_ms: int, *, futures: bool = False) -> None:
         """Add the weight of `op` (a futures request's with `futures`); raises 429 (and does
         not count it) when over the limit."""
         window = now_ms // 60_000
@@ -264,7 +264,6 @@ class WeightLimiter:
                 used_weight=self._used,
             )
         self._used += weight
-        return self._used
 
 
 # ---- fault profiles from configuration ------------------------------------------------------

@@ -120,8 +120,7 @@ class SyntheticProcess:
         self.symbol = inst.symbol
         self.inst = inst
         self.levels = levels
-        self.regime = regime
-        self.trend = 1 if trend >= 0 else -1
+        self.set_regime(regime, trend=trend)
         self._rng = random.Random(f"synthetic:{seed}:{inst.symbol}")
         self._mid = float(start_price)
         self._level_qty = float(level_notional / start_price)
@@ -355,7 +354,6 @@ class ReplayProcess:
 class _SymbolState:
     mark: Decimal | None = None
     funding_rate: Decimal = Decimal("0.0001")
-    last_update: MarketUpdate | None = None
 
 
 class MarketSimulator:
@@ -413,7 +411,6 @@ class MarketSimulator:
         for symbol in sorted(self.processes):
             upd = self.processes[symbol].step(ts, dt_ms)
             st = self.state(symbol)
-            st.last_update = upd
             mid = upd.mid
             if mid is not None:
                 st.mark = (
@@ -422,9 +419,8 @@ class MarketSimulator:
             # Funding drifts slowly: a 1-minute-scaled shock, pulled back to the baseline.
             k = min(dt_ms / 60_000, 1.0)
             rate = float(st.funding_rate)
-            rate += 0.05 * k * (self.BASE_FUNDING - rate) + self._rng.gauss(0, 0.00002) * math.sqrt(
-                k
-            )
+            shock = self._rng.gauss(0, 0.00002) * math.sqrt(k)
+            rate += 0.05 * k * (self.BASE_FUNDING - rate) + shock
             st.funding_rate = Decimal(repr(max(-0.00375, min(0.00375, rate)))).quantize(EIGHT_DP)
             out[symbol] = upd
         return out

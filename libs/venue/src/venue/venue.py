@@ -16,12 +16,13 @@ post-processing faults (timeout after acceptance, dropped acknowledgement).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from svckit.clock import Clock, ManualClock
-from tradekit.enums import Market, OrderType, Side, TimeInForce
+from tradekit.enums import Market, Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
 from venue import errors
@@ -59,8 +60,34 @@ from venue.models import (
 )
 
 T = TypeVar("T")
+E = TypeVar("E")
+P = ParamSpec("P")
 
 FUNDING_INTERVAL_MS = 8 * 3_600_000
+
+
+def _on_market(
+    op: str, fn: Callable[Concatenate[MatchingEngine, P], T]
+) -> Callable[Concatenate[Venue, Market, P], T]:
+    """`fn` as a Venue request on the engine of the market passed first (see `Venue._request`)."""
+
+    def request(self: Venue, market: Market, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._request(op, lambda: fn(self._engine(market), *args, **kwargs), market)
+
+    request.__doc__ = fn.__doc__
+    return request
+
+
+def _gated(
+    op: str, fn: Callable[Concatenate[E, P], T], target: Callable[[Venue], E]
+) -> Callable[Concatenate[Venue, P], T]:
+    """`fn` as a Venue request on the part `target` picks (the spot engine, the algo book)."""
+
+    def request(self: Venue, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._request(op, lambda: fn(target(self), *args, **kwargs))
+
+    request.__doc__ = fn.__doc__
+    return request
 
 
 @runtime_checkable
@@ -106,9 +133,9 @@ class Venue:
         # `report_buffer`: reports kept for drain_events(); 0 where reports are only taken by
         # subscription (S4's in-process venue), else nobody drains them and they pile up.
         self.feed = EventFeed(clock, self.faults, max_buffer=report_buffer)
-        self._seq = 0
+        self._report_seqs = itertools.count(1)
         self.spot_account = SpotAccount(spot_balances)
-        self.futures_account = FuturesAccount(futures_wallet, self._mark_or_mid)
+        self.futures_account = FuturesAccount(futures_wallet, self.mark_price)
         self.spot = MatchingEngine(
             Market.SPOT,
             clock=clock,
@@ -146,14 +173,10 @@ class Venue:
             self._step_market(self._market_ts, self.market.step_ms)
 
     # ---- reports ------------------------------------------------------------------------------
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     def _order_report(self, kind: str, order: VenueOrder, trade: Trade | None) -> None:
         self.feed.publish(
             ExecutionReport(
-                seq=self._next_seq(),
+                seq=next(self._report_seqs),
                 kind=ReportKind.ORDER,
                 execution_type=kind,
                 market=order.market,
@@ -167,7 +190,7 @@ class Venue:
     def _algo_report(self, kind: str, algo: AlgoOrder) -> None:
         self.feed.publish(
             ExecutionReport(
-                seq=self._next_seq(),
+                seq=next(self._report_seqs),
                 kind=ReportKind.ALGO,
                 execution_type=kind,
                 market=Market.FUT,
@@ -180,7 +203,7 @@ class Venue:
     def _list_report(self, lst: OrderList) -> None:
         self.feed.publish(
             ExecutionReport(
-                seq=self._next_seq(),
+                seq=next(self._report_seqs),
                 kind=ReportKind.LIST,
                 execution_type=lst.status.value,
                 market=Market.SPOT,
@@ -214,7 +237,8 @@ class Venue:
         """X-MBX-USED-WEIGHT-1M."""
         return self.limiter.used(self.clock.now_ms())
 
-    def _mark_or_mid(self, symbol: str) -> Decimal:
+    def mark_price(self, symbol: str) -> Decimal:
+        """The futures mark price, else the futures book's mid, else its last trade (else 0)."""
         mark = self.market.mark(symbol)
         if mark is not None:
             return mark
@@ -227,7 +251,7 @@ class Venue:
     def _working_price(self, symbol: str, working_type: WorkingType) -> Decimal | None:
         if working_type is WorkingType.CONTRACT_PRICE:
             return self.futures.last_price.get(symbol)
-        price = self._mark_or_mid(symbol)
+        price = self.mark_price(symbol)
         return price if price > 0 else None
 
     def _engine(self, market: Market) -> MatchingEngine:
@@ -247,10 +271,6 @@ class Venue:
         self._market_listeners.append(cb)
         return lambda: self._market_listeners.remove(cb)
 
-    def sync(self) -> None:
-        """Bring the market up to the clock without a request (market-data pumps)."""
-        self._sync()
-
     def _apply_update(self, symbol: str, upd: MarketUpdate) -> None:
         for listener in self._market_listeners:
             listener(symbol, upd)
@@ -266,8 +286,9 @@ class Venue:
         if Market.FUT in inst.markets:
             self.algo.check_triggers(symbol)
 
-    def _sync(self) -> None:
-        """Bring the market up to the clock (a long idle gap is skipped, not replayed)."""
+    def sync(self) -> None:
+        """Bring the market up to the clock (a long idle gap is skipped, not replayed): every
+        request does, and market-data pumps call it between requests."""
         now = self.clock.now_ms()
         step = self.market.step_ms
         if now - self._market_ts > self.max_catchup_ms:
@@ -314,9 +335,6 @@ class Venue:
         self.market.set_mark(symbol, price)
         self.algo.check_triggers(symbol)
 
-    def mark_price(self, symbol: str) -> Decimal:
-        return self._mark_or_mid(symbol)
-
     def set_regime(self, symbol: str, regime: Regime, *, trend: int | None = None) -> None:
         self.market.set_regime(symbol, regime, trend=trend)
 
@@ -340,7 +358,7 @@ class Venue:
 
     # ---- request gate -------------------------------------------------------------------------
     def _request(self, op: str, action: Callable[[], T], market: Market | None = None) -> T:
-        self._sync()
+        self.sync()
         fault = self.faults.next_fault(op)
         if fault is not None and fault.kind is FaultKind.CONNECT_TIMEOUT:
             raise_before(fault)  # never reached the venue: no weight used
@@ -352,68 +370,24 @@ class Venue:
             raise_after(fault)
         return result
 
-    # ---- orders -------------------------------------------------------------------------------
-    def place_order(
-        self,
-        market: Market,
-        symbol: str,
-        side: Side,
-        type: OrderType,  # Binance's parameter name
-        qty: Decimal,
-        *,
-        price: Decimal | None = None,
-        time_in_force: TimeInForce | None = None,
-        client_order_id: str | None = None,
-        reduce_only: bool = False,
-    ) -> VenueOrder:
-        """`POST /api/v3/order` | `POST /fapi/v1/order` (post-only: spot LIMIT_MAKER, futures
-        LIMIT + GTX)."""
-        return self._request(
-            "place",
-            lambda: self._engine(market).place(
-                symbol=symbol,
-                side=side,
-                type=type,
-                qty=qty,
-                price=price,
-                time_in_force=time_in_force,
-                client_order_id=client_order_id,
-                reduce_only=reduce_only,
-            ),
-            market,
-        )
-
-    def cancel_order(
-        self,
-        market: Market,
-        symbol: str,
-        *,
-        order_id: int | None = None,
-        client_order_id: str | None = None,
-    ) -> VenueOrder:
-        return self._request(
-            "cancel",
-            lambda: self._engine(market).cancel(
-                symbol, order_id=order_id, client_order_id=client_order_id
-            ),
-            market,
-        )
-
-    def get_order(
-        self,
-        market: Market,
-        symbol: str,
-        *,
-        order_id: int | None = None,
-        client_order_id: str | None = None,
-    ) -> VenueOrder:
-        return self._request(
-            "query",
-            lambda: self._engine(market).get(
-                symbol, order_id=order_id, client_order_id=client_order_id
-            ),
-            market,
-        )
+    # ---- orders, OCO lists, algo orders: the engines' own methods behind the request gate -----
+    # `POST|DELETE|GET /api/v3/order` and `/fapi/v1/order` (post-only: spot LIMIT_MAKER, futures
+    # LIMIT + GTX): the market, then MatchingEngine.place / cancel / get's own parameters.
+    place_order = _on_market("place", MatchingEngine.place)
+    cancel_order = _on_market("cancel", MatchingEngine.cancel)
+    get_order = _on_market("query", MatchingEngine.get)
+    # Spot OCO lists: `POST /api/v3/orderList/oco`, `DELETE|GET /api/v3/orderList`,
+    # `GET /api/v3/openOrderList`.
+    place_oco = _gated("oco_place", MatchingEngine.place_oco, lambda v: v.spot)
+    cancel_order_list = _gated("oco_cancel", MatchingEngine.cancel_order_list, lambda v: v.spot)
+    get_order_list = _gated("query", MatchingEngine.get_order_list, lambda v: v.spot)
+    open_order_lists = _gated("open_orders", MatchingEngine.open_order_lists, lambda v: v.spot)
+    # Futures conditional orders: `POST|DELETE|GET /fapi/v1/algoOrder` (algoType CONDITIONAL),
+    # `GET /fapi/v1/openAlgoOrders`.
+    place_algo_order = _gated("algo_place", AlgoBook.place, lambda v: v.algo)
+    cancel_algo_order = _gated("algo_cancel", AlgoBook.cancel, lambda v: v.algo)
+    get_algo_order = _gated("algo_query", AlgoBook.get, lambda v: v.algo)
+    open_algo_orders = _gated("algo_query", AlgoBook.open_orders, lambda v: v.algo)
 
     def open_orders(self, market: Market, symbol: str | None = None) -> list[VenueOrder]:
         return self._request(
@@ -435,111 +409,6 @@ class Venue:
             market,
         )
 
-    # ---- spot OCO -----------------------------------------------------------------------------
-    def place_oco(
-        self,
-        symbol: str,
-        side: Side,
-        qty: Decimal,
-        *,
-        limit_price: Decimal,
-        stop_price: Decimal,
-        stop_limit_price: Decimal | None = None,
-        list_client_order_id: str | None = None,
-        limit_client_order_id: str | None = None,
-        stop_client_order_id: str | None = None,
-    ) -> OrderList:
-        """`POST /api/v3/orderList/oco` (see :meth:`MatchingEngine.place_oco`)."""
-        return self._request(
-            "oco_place",
-            lambda: self.spot.place_oco(
-                symbol=symbol,
-                side=side,
-                qty=qty,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                stop_limit_price=stop_limit_price,
-                list_client_order_id=list_client_order_id,
-                limit_client_order_id=limit_client_order_id,
-                stop_client_order_id=stop_client_order_id,
-            ),
-        )
-
-    def cancel_order_list(
-        self,
-        symbol: str,
-        order_list_id: int | None = None,
-        *,
-        list_client_order_id: str | None = None,
-    ) -> OrderList:
-        return self._request(
-            "oco_cancel",
-            lambda: self.spot.cancel_order_list(
-                symbol, order_list_id, list_client_order_id=list_client_order_id
-            ),
-        )
-
-    def get_order_list(
-        self, order_list_id: int | None = None, *, list_client_order_id: str | None = None
-    ) -> OrderList:
-        return self._request(
-            "query",
-            lambda: self.spot.get_order_list(
-                order_list_id, list_client_order_id=list_client_order_id
-            ),
-        )
-
-    def open_order_lists(self) -> list[OrderList]:
-        return self._request("open_orders", self.spot.open_order_lists)
-
-    # ---- futures algo orders ----------------------------------------------------------------
-    def place_algo_order(
-        self,
-        symbol: str,
-        side: Side,
-        type: OrderType,  # Binance's parameter name
-        *,
-        trigger_price: Decimal,
-        qty: Decimal | None = None,
-        working_type: WorkingType = WorkingType.MARK_PRICE,
-        reduce_only: bool = False,
-        close_position: bool = False,
-        client_algo_id: str | None = None,
-    ) -> AlgoOrder:
-        """`POST /fapi/v1/algoOrder` (algoType CONDITIONAL)."""
-        return self._request(
-            "algo_place",
-            lambda: self.algo.place(
-                symbol=symbol,
-                side=side,
-                type=type,
-                trigger_price=trigger_price,
-                qty=qty,
-                working_type=working_type,
-                reduce_only=reduce_only,
-                close_position=close_position,
-                client_algo_id=client_algo_id,
-            ),
-        )
-
-    def cancel_algo_order(
-        self, *, algo_id: int | None = None, client_algo_id: str | None = None
-    ) -> AlgoOrder:
-        return self._request(
-            "algo_cancel",
-            lambda: self.algo.cancel(algo_id=algo_id, client_algo_id=client_algo_id),
-        )
-
-    def get_algo_order(
-        self, *, algo_id: int | None = None, client_algo_id: str | None = None
-    ) -> AlgoOrder:
-        return self._request(
-            "algo_query", lambda: self.algo.get(algo_id=algo_id, client_algo_id=client_algo_id)
-        )
-
-    def open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
-        return self._request("algo_query", lambda: self.algo.open_orders(symbol))
-
     # ---- tickers ------------------------------------------------------------------------------
     def ticker(self, market: Market, symbol: str) -> TickerView:
         """Best bid/ask, last trade and (futures) mark price and funding: `/ticker/*`,
@@ -556,7 +425,7 @@ class Venue:
                 last=engine.last_price.get(symbol),
                 bid=bids[0] if bids else None,
                 ask=asks[0] if asks else None,
-                mark=self._mark_or_mid(symbol) if fut else None,
+                mark=self.mark_price(symbol) if fut else None,
                 funding_rate=self.market.funding_rate(symbol) if fut else None,
                 next_funding_ts=self._next_funding if fut else None,
             )
@@ -604,11 +473,8 @@ class Venue:
         symbol): `/fapi/v2/positionRisk`, `/fapi/v1/symbolConfig`."""
         if symbol is not None:
             self.futures.instrument(symbol)
-        symbols = (
-            [symbol]
-            if symbol
-            else sorted(s for s, i in self.instruments.items() if Market.FUT in i.markets)
-        )
+        every = sorted(s for s, i in self.instruments.items() if Market.FUT in i.markets)
+        symbols = [symbol] if symbol else every
         return self._request(
             "account", lambda: [self.futures_account.position(s) for s in symbols], Market.FUT
         )
@@ -634,9 +500,4 @@ class Venue:
         )
 
 
-def is_definitive(exc: errors.VenueError) -> bool:
-    """A 4xx answer other than 429/408: the venue said no and retrying cannot help."""
-    return exc.http_status < 500 and exc.http_status not in (408, 429)
-
-
-__all__ = ["ManualClock", "Venue", "is_definitive"]
+__all__ = ["ManualClock", "Venue"]

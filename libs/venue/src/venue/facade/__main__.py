@@ -42,38 +42,29 @@ def _opt_float(name: str) -> float | None:
     return float(raw) if raw not in (None, "") else None
 
 
+def _knob(
+    p: argparse.ArgumentParser, flag: str, type_: type[float], default: float, help: str = ""
+) -> None:
+    """`--flag`, defaulting to `VENUE_<FLAG>` (unset or empty: `default`)."""
+    p.add_argument(f"--{flag}", type=type_, default=type_(_env(flag) or default), help=help or None)
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m venue.facade", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--api-key", default=os.environ.get("VENUE_API_KEY", "venue-key"))
     p.add_argument("--api-secret", default=os.environ.get("VENUE_API_SECRET", "venue-secret"))
-    p.add_argument("--seed", type=int, default=int(_env("seed", "7") or 7))
+    _knob(p, "seed", int, 7)
     p.add_argument("--no-replay", action="store_true", help="synthetic BTCUSDT instead of replay")
     p.add_argument("--pump-ms", type=int, default=250, help="market stepping period")
     p.add_argument("--log-level", default="info")
-    p.add_argument(
-        "--weight-limit",
-        type=int,
-        default=int(_env("weight_limit", "6000") or 6000),
-        help="request weight per minute (X-MBX-USED-WEIGHT-1M budget)",
-    )
-    p.add_argument(
-        "--stall-s",
-        type=float,
-        default=float(_env("stall_s", "30") or 30),
-        help="an injected timeout holds the answer this long, then 408",
-    )
-    p.add_argument("--fault-rate", type=float, default=float(_env("fault_rate", "0") or 0))
-    p.add_argument("--fault-seed", type=int, default=int(_env("fault_seed", "0") or 0))
-    p.add_argument(
-        "--fault-retry-after-s", type=float, default=float(_env("fault_retry_after_s", "1") or 1)
-    )
-    p.add_argument(
-        "--fault-report-delay-ms",
-        type=int,
-        default=int(_env("fault_report_delay_ms", "2000") or 2000),
-    )
+    _knob(p, "weight-limit", int, 6000, "request weight per minute (X-MBX-USED-WEIGHT-1M budget)")
+    _knob(p, "stall-s", float, 30, "an injected timeout holds the answer this long, then 408")
+    _knob(p, "fault-rate", float, 0)
+    _knob(p, "fault-seed", int, 0)
+    _knob(p, "fault-retry-after-s", float, 1)
+    _knob(p, "fault-report-delay-ms", int, 2000)
     for knob in FAULT_KNOBS:
         flag = knob.replace("_", "-")
         p.add_argument(

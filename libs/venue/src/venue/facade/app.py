@@ -104,18 +104,14 @@ class Ctx:
             raise _mandatory(name)
         return value
 
-    def dec(self, name: str, *, required: bool = False) -> Decimal | None:
-        raw = self.req(name) if required else self.opt(name)
-        if raw is None:
-            return None
+    def dec(self, name: str) -> Decimal | None:
+        return None if self.opt(name) is None else self.dec_req(name)
+
+    def dec_req(self, name: str) -> Decimal:
+        raw = self.req(name)
         if not _NUMBER.match(raw):
             raise _illegal(name, _NUMBER.pattern)
         return Decimal(raw)
-
-    def dec_req(self, name: str) -> Decimal:
-        value = self.dec(name, required=True)
-        assert value is not None
-        return value
 
     def int_(self, name: str) -> int | None:
         raw = self.opt(name)
@@ -139,19 +135,16 @@ class Ctx:
             raise _illegal(name, _CLIENT_ID.pattern)
         return raw
 
-    def symbol(self, *, required: bool = True) -> str | None:
-        raw = self.req("symbol") if required else self.opt("symbol")
-        if raw is None:
-            return None
+    def symbol(self) -> str | None:
+        """The optional `symbol` (every symbol when absent)."""
+        return None if self.opt("symbol") is None else self.sym()
+
+    def sym(self) -> str:
+        raw = self.req("symbol")
         inst = self.venue.instruments.get(raw)
         if inst is None or self.market not in inst.markets:
             raise _bad(errors.BAD_SYMBOL, "Invalid symbol.")
         return raw
-
-    def sym(self) -> str:
-        value = self.symbol()
-        assert value is not None
-        return value
 
     def inst(self, symbol: str) -> Instrument:
         return self.venue.instruments[symbol]
@@ -322,7 +315,7 @@ class _Routes:
         return bj.depth(view, c.market, c.inst(sym), update_id=view.ts)
 
     def _tickers(self, c: Ctx, render: Callable[..., Any]) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         if sym is not None:
             return render(self.venue.ticker(c.market, sym), c.market, c.inst(sym))
         return [
@@ -358,7 +351,7 @@ class _Routes:
 
     # ---- shared order plumbing ------------------------------------------------------------
     def open_orders(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         orders = self.venue.open_orders(c.market, sym)
         if c.market is SPOT:
             return [bj.spot_order(o) for o in orders]
@@ -387,26 +380,36 @@ class _Routes:
             ]
         return [bj.fut_trade(t, inst) for t in trades]
 
-    # ---- spot orders ----------------------------------------------------------------------
-    def spot_new_order(self, c: Ctx) -> Any:
-        sym, side = c.sym(), c.side()
-        type_raw = c.req("type")
-        if type_raw not in ("LIMIT", "MARKET", "LIMIT_MAKER"):
+    def _order_terms(
+        self, c: Ctx, types: tuple[str, ...]
+    ) -> tuple[OrderType, TimeInForce | None, Decimal, Decimal | None]:
+        """A new order's type, timeInForce, quantity and price, checked in Binance's order."""
+        if c.req("type") not in types:
             raise _bad(-1116, "Invalid orderType.")
-        type_ = OrderType(type_raw)
+        type_ = OrderType(c.req("type"))
         tif = c.tif()
         if type_ is OrderType.LIMIT and tif is None:
             raise _mandatory("timeInForce")
-        if type_ is not OrderType.LIMIT and tif is not None:
-            raise _not_required("timeInForce")
-        qty = c.dec("quantity")
-        if qty is None:
-            raise _mandatory("quantity")  # quoteOrderQty is not supported by the venue
+        if c.market is SPOT and type_ is not OrderType.LIMIT and tif is not None:
+            raise _not_required("timeInForce")  # futures ignore it
+        qty = c.dec_req("quantity")  # quoteOrderQty is not supported by the venue
         price = c.dec("price")
         if type_ is OrderType.MARKET and price is not None:
             raise _not_required("price")
         if type_ is not OrderType.MARKET and price is None:
             raise _mandatory("price")
+        return type_, tif, qty, price
+
+    def _order(self, c: Ctx, call: Callable[..., VenueOrder]) -> VenueOrder:
+        """`call` (the venue's get_order or cancel_order) on the order the request names."""
+        sym = c.sym()
+        oid, coid = c.order_ref()
+        return call(c.market, sym, order_id=oid, client_order_id=coid)
+
+    # ---- spot orders ----------------------------------------------------------------------
+    def spot_new_order(self, c: Ctx) -> Any:
+        sym, side = c.sym(), c.side()
+        type_, tif, qty, price = self._order_terms(c, ("LIMIT", "MARKET", "LIMIT_MAKER"))
         if c.opt("stopPrice") is not None:
             raise _not_required("stopPrice")
         coid = c.client_id("newClientOrderId")
@@ -436,9 +439,7 @@ class _Routes:
         return bj.spot_cancel(order, cancel_id, c.now)
 
     def spot_get_order(self, c: Ctx) -> Any:
-        sym = c.sym()
-        oid, coid = c.order_ref()
-        return bj.spot_order(self.venue.get_order(SPOT, sym, order_id=oid, client_order_id=coid))
+        return bj.spot_order(self._order(c, self.venue.get_order))
 
     def spot_account(self, c: Ctx) -> Any:
         balances = self.venue.balances()
@@ -513,18 +514,7 @@ class _Routes:
                 "Order type not supported for this endpoint. "
                 "Please use the Algo Order API endpoints instead.",
             )
-        if type_raw not in ("LIMIT", "MARKET"):
-            raise _bad(-1116, "Invalid orderType.")
-        type_ = OrderType(type_raw)
-        tif = c.tif()
-        if type_ is OrderType.LIMIT and tif is None:
-            raise _mandatory("timeInForce")
-        qty = c.dec_req("quantity")
-        price = c.dec("price")
-        if type_ is OrderType.LIMIT and price is None:
-            raise _mandatory("price")
-        if type_ is OrderType.MARKET and price is not None:
-            raise _not_required("price")
+        type_, tif, qty, price = self._order_terms(c, ("LIMIT", "MARKET"))
         if c.bool_("closePosition"):
             raise _not_required("closePosition")
         resp_type = c.opt("newOrderRespType") or "ACK"
@@ -547,25 +537,19 @@ class _Routes:
         return bj.fut_order(order, inst, with_time=False)
 
     def fut_cancel_order(self, c: Ctx) -> Any:
-        sym = c.sym()
-        oid, coid = c.order_ref()
-        order = self.venue.cancel_order(FUT, sym, order_id=oid, client_order_id=coid)
-        return bj.fut_order(order, c.inst(sym))
+        order = self._order(c, self.venue.cancel_order)
+        return bj.fut_order(order, c.inst(order.symbol))
 
     def fut_get_order(self, c: Ctx) -> Any:
-        sym = c.sym()
-        oid, coid = c.order_ref()
-        order = self.venue.get_order(FUT, sym, order_id=oid, client_order_id=coid)
-        return bj.fut_order(order, c.inst(sym), query=True)
+        order = self._order(c, self.venue.get_order)
+        return bj.fut_order(order, c.inst(order.symbol), query=True)
 
     def fut_get_open_order(self, c: Ctx) -> Any:
         """`GET /fapi/v1/openOrder`: like the query, but a finished order does not exist."""
-        sym = c.sym()
-        oid, coid = c.order_ref()
-        order = self.venue.get_order(FUT, sym, order_id=oid, client_order_id=coid)
+        order = self._order(c, self.venue.get_order)
         if not order.is_open:
             raise _bad(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
-        return bj.fut_order(order, c.inst(sym), query=True)
+        return bj.fut_order(order, c.inst(order.symbol), query=True)
 
     # ---- futures algo (conditional) orders ----------------------------------------------
     def algo_new(self, c: Ctx) -> Any:
@@ -596,7 +580,7 @@ class _Routes:
         return c.int_("algoId"), c.opt("clientAlgoId")
 
     def algo_cancel(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         aid, caid = self._algo_ref(c)
         if sym is not None:
             # Binance identifies algo orders by id alone; a symbol that does not match is
@@ -624,7 +608,7 @@ class _Routes:
         return self._algo_query(self.venue.get_algo_order(algo_id=aid, client_algo_id=caid))
 
     def algo_open(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         return [self._algo_query(a) for a in self.venue.open_algo_orders(sym)]
 
     # ---- futures account ------------------------------------------------------------------
@@ -638,14 +622,14 @@ class _Routes:
         return bj.fut_balance(info, asset=self.venue.futures_account.asset, ts=c.now)
 
     def position_risk_v2(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         return [
             bj.position_risk_v2(p, c.inst(p.symbol), c.now) for p in self.venue.position_risk(sym)
         ]
 
     def position_risk_v3(self, c: Ctx) -> Any:
         """Only symbols with a position or open orders, like Binance's v3."""
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         with_orders = {o.symbol for o in self.venue.futures.open_orders(sym)}
         return [
             bj.position_risk_v3(p, c.inst(p.symbol), c.now)
@@ -654,11 +638,11 @@ class _Routes:
         ]
 
     def symbol_config(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         return [bj.symbol_config(p) for p in self.venue.position_risk(sym)]
 
     def leverage_bracket(self, c: Ctx) -> Any:
-        sym = c.symbol(required=False)
+        sym = c.symbol()
         self._charge("leverage_bracket")
         symbols = (
             [sym]
@@ -709,12 +693,10 @@ def _mexc_render(route: Route, result: Any, c: Ctx) -> Any:
         return mj.exchange_info(spot, venue.server_clock_ms())
     if path == "/api/v3/depth":
         return mj.depth(result, c.now)
+    if path == "/api/v3/ticker/24hr" and isinstance(result, list):
+        return [mj.ticker_24hr(t) for t in result]
     if path == "/api/v3/ticker/24hr":
-        return (
-            [mj.ticker_24hr(t) for t in result]
-            if isinstance(result, list)
-            else (mj.ticker_24hr(result))
-        )
+        return mj.ticker_24hr(result)
     if path == "/api/v3/klines":
         return mj.klines(result, INTERVALS_MS[c.params["interval"]])
     if path == "/api/v3/account":
@@ -765,20 +747,15 @@ def create_facade(
     app.state.venue_lock = venue_lock
     _install_drop_filter()
 
-    def headers(market: Market) -> dict[str, str]:
-        with venue_lock:
-            used = str(venue.used_weight())
-        out = {"X-MBX-USED-WEIGHT-1M": used}
-        if market is SPOT:
-            out["X-MBX-USED-WEIGHT"] = used
-        return out
-
     def json_response(
         market: Market, body: Any, status: int = 200, extra: dict[str, str] | None = None
     ) -> Response:
-        hdrs = headers(market)
-        if extra:
-            hdrs.update(extra)
+        with venue_lock:
+            used = str(venue.used_weight())
+        hdrs = {"X-MBX-USED-WEIGHT-1M": used}
+        if market is SPOT:
+            hdrs["X-MBX-USED-WEIGHT"] = used
+        hdrs.update(extra or {})
         return Response(
             content=dumpb(body), status_code=status, media_type="application/json", headers=hdrs
         )

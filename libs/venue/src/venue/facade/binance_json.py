@@ -10,8 +10,9 @@ present with Binance's neutral values (``icebergQty`` "0", ``priceProtect`` fals
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import partial
 from typing import Any
 
 from tradekit.enums import Market, OrderStatus, OrderType, Side
@@ -32,6 +33,7 @@ from venue.models import (
 )
 
 JSON = dict[str, Any]
+Fmt = Callable[[Decimal | None], str]
 
 _E8 = Decimal("0.00000001")
 STP_MODE = "EXPIRE_MAKER"
@@ -59,16 +61,21 @@ def f8_or_0(value: Decimal | None) -> str:
     return f8(value) if value else "0"
 
 
-def at(value: Decimal | None, increment: Decimal) -> str:
-    """Futures style: formatted with the number of decimals of `increment` (tick or step)."""
-    exp = increment.normalize().as_tuple().exponent
-    places = -exp if isinstance(exp, int) and exp < 0 else 0
-    return f"{(value or ZERO):.{places}f}"
-
-
 def decimals(increment: Decimal) -> int:
     exp = increment.normalize().as_tuple().exponent
     return -exp if isinstance(exp, int) and exp < 0 else 0
+
+
+def at(value: Decimal | None, increment: Decimal) -> str:
+    """Futures style: formatted with the number of decimals of `increment` (tick or step)."""
+    return f"{(value or ZERO):.{decimals(increment)}f}"
+
+
+def _formats(market: Market, inst: Instrument) -> tuple[Fmt, Fmt]:
+    """(price, quantity) formatters: spot's 8 decimals, futures' tick and step precision."""
+    if market is Market.SPOT:
+        return f8, f8
+    return partial(at, increment=inst.tickSize), partial(at, increment=inst.stepSize)
 
 
 # ---- vocabulary --------------------------------------------------------------------------------
@@ -127,9 +134,17 @@ def spot_order(o: VenueOrder) -> JSON:
     }
 
 
-def _spot_result_fields(o: VenueOrder, out: JSON) -> None:
-    """The order fields of the RESULT-shaped spot answers (new order, cancel), in Binance's
-    order; `stopPrice` only for stop orders."""
+def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
+    """`POST /api/v3/order` in the ACK / RESULT / FULL shapes (`stopPrice` only for stops)."""
+    out: JSON = {
+        "symbol": o.symbol,
+        "orderId": o.order_id,
+        "orderListId": o.order_list_id,
+        "clientOrderId": o.client_order_id,
+        "transactTime": transact_ms,
+    }
+    if resp_type == "ACK":
+        return out
     out.update(
         {
             "price": f8(o.price),
@@ -145,20 +160,6 @@ def _spot_result_fields(o: VenueOrder, out: JSON) -> None:
     )
     if o.stop_price is not None:
         out["stopPrice"] = f8(o.stop_price)
-
-
-def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
-    """`POST /api/v3/order` in the ACK / RESULT / FULL shapes."""
-    out: JSON = {
-        "symbol": o.symbol,
-        "orderId": o.order_id,
-        "orderListId": o.order_list_id,
-        "clientOrderId": o.client_order_id,
-        "transactTime": transact_ms,
-    }
-    if resp_type == "ACK":
-        return out
-    _spot_result_fields(o, out)
     out["workingTime"] = o.created_ts if o.triggered else -1
     out["selfTradePreventionMode"] = STP_MODE
     if resp_type == "FULL":
@@ -167,18 +168,13 @@ def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
 
 
 def spot_cancel(o: VenueOrder, cancel_client_id: str, transact_ms: int) -> JSON:
-    """`DELETE /api/v3/order`: ``clientOrderId`` is the id of the *cancel* request; the
-    order's own client id is ``origClientOrderId``."""
-    out: JSON = {
-        "symbol": o.symbol,
-        "origClientOrderId": o.client_order_id,
-        "orderId": o.order_id,
-        "orderListId": o.order_list_id,
-        "clientOrderId": cancel_client_id,
-        "transactTime": transact_ms,
-    }
-    _spot_result_fields(o, out)
-    out["selfTradePreventionMode"] = STP_MODE
+    """`DELETE /api/v3/order`: a new order's RESULT shape without ``workingTime``, where
+    ``clientOrderId`` is the id of the *cancel* request; the order's own client id is
+    ``origClientOrderId``."""
+    out: JSON = {"symbol": o.symbol, "origClientOrderId": o.client_order_id}
+    out.update(spot_new_order(o, "RESULT", transact_ms))
+    out["clientOrderId"] = cancel_client_id
+    del out["workingTime"]
     return out
 
 
@@ -201,37 +197,27 @@ def spot_trade(t: Trade, order_list_id: int = -1) -> JSON:
     }
 
 
-def _list_status(lst: OrderList) -> tuple[str, str]:
-    if lst.status is ListStatus.ALL_DONE:
-        return "ALL_DONE", "ALL_DONE"
-    return "EXEC_STARTED", "EXECUTING"
-
-
-def _legs_stop_first(lst: OrderList) -> list[VenueOrder]:
-    # Binance lists the stop leg first, then the LIMIT_MAKER leg.
-    return sorted(lst.orders, key=lambda o: o.type is OrderType.LIMIT_MAKER)
-
-
 def order_list(
     lst: OrderList, *, reports: str | None = None, transact_ms: int | None = None
 ) -> JSON:
     """`/api/v3/orderList*` (reports: None | "NEW" | "CANCEL")."""
-    status_type, order_status_ = _list_status(lst)
-    legs = _legs_stop_first(lst)
+    done = lst.status is ListStatus.ALL_DONE
+    # Binance lists the stop leg first, then the LIMIT_MAKER leg.
+    legs = sorted(lst.orders, key=lambda o: o.type is OrderType.LIMIT_MAKER)
+    ts = transact_ms if transact_ms is not None else lst.updated_ts
     out: JSON = {
         "orderListId": lst.order_list_id,
         "contingencyType": "OCO",
-        "listStatusType": status_type,
-        "listOrderStatus": order_status_,
+        "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+        "listOrderStatus": "ALL_DONE" if done else "EXECUTING",
         "listClientOrderId": lst.list_client_order_id,
-        "transactionTime": transact_ms if transact_ms is not None else lst.updated_ts,
+        "transactionTime": ts,
         "symbol": lst.symbol,
         "orders": [
             {"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_order_id}
             for o in legs
         ],
     }
-    ts = transact_ms if transact_ms is not None else lst.updated_ts
     if reports == "NEW":
         out["orderReports"] = [spot_new_order(o, "RESULT", ts) for o in legs]
     elif reports == "CANCEL":
@@ -386,10 +372,10 @@ def algo_order(
     return out
 
 
-def _position_common(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
-    """Amounts as Binance renders them here: prices plain; mark price and unrealized profit
-    with 8 decimals (``"0.00000000"`` too); margins and notional with 8 decimals, zeros
-    ``"0"``."""
+def position_risk_v3(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
+    """`GET /fapi/v3/positionRisk` row (no leverage/marginType since v3). Amounts as Binance
+    renders them here: prices plain; mark price and unrealized profit with 8 decimals
+    (``"0.00000000"`` too); margins and notional with 8 decimals, zeros ``"0"``."""
     notional = p.qty * p.mark_price
     isolated = p.initial_margin if p.margin_type.value == "ISOLATED" else ZERO
     return {
@@ -414,11 +400,6 @@ def _position_common(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
         "askNotional": "0",
         "updateTime": ts if p.qty != 0 else 0,
     }
-
-
-def position_risk_v3(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
-    """`GET /fapi/v3/positionRisk` row (no leverage/marginType since v3)."""
-    return _position_common(p, inst, ts)
 
 
 def position_risk_v2(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
@@ -579,18 +560,12 @@ def fut_balance(info: FuturesAccountInfo, *, asset: str, ts: int) -> list[JSON]:
 
 # ---- market data -------------------------------------------------------------------------------
 def depth(view: BookView, market: Market, inst: Instrument, update_id: int) -> JSON:
-    if market is Market.SPOT:
-        return {
-            "lastUpdateId": update_id,
-            "bids": [[f8(p), f8(q)] for p, q in view.bids],
-            "asks": [[f8(p), f8(q)] for p, q in view.asks],
-        }
+    px, qx = _formats(market, inst)
     return {
         "lastUpdateId": update_id,
-        "E": view.ts,
-        "T": view.ts,
-        "bids": [[at(p, inst.tickSize), at(q, inst.stepSize)] for p, q in view.bids],
-        "asks": [[at(p, inst.tickSize), at(q, inst.stepSize)] for p, q in view.asks],
+        **({"E": view.ts, "T": view.ts} if market is Market.FUT else {}),
+        "bids": [[px(p), qx(q)] for p, q in view.bids],
+        "asks": [[px(p), qx(q)] for p, q in view.asks],
     }
 
 
@@ -602,9 +577,19 @@ def _last(t: TickerView) -> Decimal:
     return ZERO
 
 
+def _touch(t: TickerView, px: Fmt, qx: Fmt) -> JSON:
+    bid, ask = t.bid or (None, None), t.ask or (None, None)
+    return {
+        "bidPrice": px(bid[0]),
+        "bidQty": qx(bid[1]),
+        "askPrice": px(ask[0]),
+        "askQty": qx(ask[1]),
+    }
+
+
 def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
     """The venue keeps no 24-hour statistics: open/high/low are the last price, volumes 0."""
-    fmt = f8 if market is Market.SPOT else (lambda d: at(d, inst.tickSize))
+    fmt, _ = _formats(market, inst)
     last = _last(t)
     out: JSON = {
         "symbol": t.symbol,
@@ -617,14 +602,7 @@ def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
     zero = fmt(ZERO) if market is Market.SPOT else "0"
     out.update({"lastPrice": fmt(last), "lastQty": zero})
     if market is Market.SPOT:
-        out.update(
-            {
-                "bidPrice": f8(t.bid[0] if t.bid else None),
-                "bidQty": f8(t.bid[1] if t.bid else None),
-                "askPrice": f8(t.ask[0] if t.ask else None),
-                "askQty": f8(t.ask[1] if t.ask else None),
-            }
-        )
+        out.update(_touch(t, f8, f8))
     out.update(
         {
             "openPrice": fmt(last),
@@ -643,23 +621,10 @@ def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
 
 
 def book_ticker(t: TickerView, market: Market, inst: Instrument) -> JSON:
-    if market is Market.SPOT:
-        return {
-            "symbol": t.symbol,
-            "bidPrice": f8(t.bid[0] if t.bid else None),
-            "bidQty": f8(t.bid[1] if t.bid else None),
-            "askPrice": f8(t.ask[0] if t.ask else None),
-            "askQty": f8(t.ask[1] if t.ask else None),
-        }
-    return {
-        "symbol": t.symbol,
-        "bidPrice": at(t.bid[0] if t.bid else None, inst.tickSize),
-        "bidQty": at(t.bid[1] if t.bid else None, inst.stepSize),
-        "askPrice": at(t.ask[0] if t.ask else None, inst.tickSize),
-        "askQty": at(t.ask[1] if t.ask else None, inst.stepSize),
-        "time": t.ts,
-        "lastUpdateId": t.ts,
-    }
+    out = {"symbol": t.symbol, **_touch(t, *_formats(market, inst))}
+    if market is Market.FUT:
+        out.update({"time": t.ts, "lastUpdateId": t.ts})
+    return out
 
 
 def ticker_price(t: TickerView, market: Market, inst: Instrument) -> JSON:
@@ -736,7 +701,11 @@ def _spot_symbol(inst: Instrument) -> JSON:
 
 def _fut_symbol(inst: Instrument) -> JSON:
     min_qty = max(inst.minQty, inst.stepSize)
-    max_qty = inst.maxQty or Decimal("1000000")
+    lot = {
+        "minQty": at(min_qty, inst.stepSize),
+        "maxQty": at(inst.maxQty or Decimal("1000000"), inst.stepSize),
+        "stepSize": at(inst.stepSize, inst.stepSize),
+    }
     return {
         "symbol": inst.symbol,
         "pair": inst.symbol,
@@ -766,18 +735,8 @@ def _fut_symbol(inst: Instrument) -> JSON:
                 "maxPrice": at(Decimal("1000000"), inst.tickSize),
                 "tickSize": at(inst.tickSize, inst.tickSize),
             },
-            {
-                "filterType": "LOT_SIZE",
-                "minQty": at(min_qty, inst.stepSize),
-                "maxQty": at(max_qty, inst.stepSize),
-                "stepSize": at(inst.stepSize, inst.stepSize),
-            },
-            {
-                "filterType": "MARKET_LOT_SIZE",
-                "minQty": at(min_qty, inst.stepSize),
-                "maxQty": at(max_qty, inst.stepSize),
-                "stepSize": at(inst.stepSize, inst.stepSize),
-            },
+            {"filterType": "LOT_SIZE", **lot},
+            {"filterType": "MARKET_LOT_SIZE", **lot},
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
             {"filterType": "MIN_NOTIONAL", "notional": plain(inst.minNotional)},
@@ -824,7 +783,7 @@ def exchange_info(
 def klines(bars: Sequence[Bar], interval_ms: int, market: Market, inst: Instrument) -> Any:
     """`GET /api/v3/klines` rows: [open time, o, h, l, c, volume, close time, quote volume,
     trades, taker buy base, taker buy quote, "0"] (the venue does not split taker volume)."""
-    fmt = f8 if market is Market.SPOT else (lambda d: at(d, inst.tickSize))
+    fmt, _ = _formats(market, inst)
     return [
         [
             b.open_time,

@@ -20,10 +20,10 @@ What differs from Binance (docs/venue.md, "MEXC"):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 from tradekit.instrument import Instrument
+from venue.facade.binance_json import decimals
 
 ORDER_ID_PREFIX = "C02__"
 # MEXC kline intervals → the venue's
@@ -54,11 +54,6 @@ def _coid(value: Any) -> str | None:
     return str(value)
 
 
-def _decimals(step: Decimal) -> int:
-    exp = step.normalize().as_tuple().exponent
-    return max(0, -exp) if isinstance(exp, int) else 0
-
-
 def exchange_info(instruments: Iterable[Instrument], server_ms: int) -> dict[str, Any]:
     symbols = []
     for i in sorted(instruments, key=lambda x: x.symbol):
@@ -67,12 +62,12 @@ def exchange_info(instruments: Iterable[Instrument], server_ms: int) -> dict[str
                 "symbol": i.symbol,
                 "status": "1",
                 "baseAsset": i.base_asset,
-                "baseAssetPrecision": _decimals(i.stepSize),
+                "baseAssetPrecision": decimals(i.stepSize),
                 "quoteAsset": i.quote_asset,
-                "quotePrecision": _decimals(i.tickSize),
-                "quoteAssetPrecision": _decimals(i.tickSize),
-                "baseCommissionPrecision": _decimals(i.stepSize),
-                "quoteCommissionPrecision": _decimals(i.tickSize),
+                "quotePrecision": decimals(i.tickSize),
+                "quoteAssetPrecision": decimals(i.tickSize),
+                "baseCommissionPrecision": decimals(i.stepSize),
+                "quoteCommissionPrecision": decimals(i.tickSize),
                 "orderTypes": ["LIMIT", "MARKET", "LIMIT_MAKER"],
                 "isSpotTradingAllowed": True,
                 "isMarginTradingAllowed": False,
@@ -168,20 +163,19 @@ def new_order(o: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _order_fields(o: dict[str, Any]) -> dict[str, Any]:
+    """What MEXC's order and cancel answers share, in their order."""
+    keys = ("price", "origQty", "executedQty", "cummulativeQuoteQty", "status")
+    return {**{k: o[k] for k in keys}, "timeInForce": None, "type": o["type"], "side": o["side"]}
+
+
 def order(o: dict[str, Any]) -> dict[str, Any]:
     return {
         "symbol": o["symbol"],
         "orderId": order_id_out(o["orderId"]),
         "orderListId": "-1",
         "clientOrderId": _coid(o.get("clientOrderId")),
-        "price": o["price"],
-        "origQty": o["origQty"],
-        "executedQty": o["executedQty"],
-        "cummulativeQuoteQty": o["cummulativeQuoteQty"],
-        "status": o["status"],
-        "timeInForce": None,
-        "type": o["type"],
-        "side": o["side"],
+        **_order_fields(o),
         "stopPrice": None,
         "icebergQty": None,
         "time": str(o["time"]),
@@ -197,14 +191,7 @@ def cancel(o: dict[str, Any]) -> dict[str, Any]:
         "origClientOrderId": _coid(o.get("origClientOrderId")),
         "orderId": order_id_out(o["orderId"]),
         "clientOrderId": _coid(o.get("origClientOrderId")),
-        "price": o["price"],
-        "origQty": o["origQty"],
-        "executedQty": o["executedQty"],
-        "cummulativeQuoteQty": o["cummulativeQuoteQty"],
-        "status": o["status"],
-        "timeInForce": None,
-        "type": o["type"],
-        "side": o["side"],
+        **_order_fields(o),
     }
 
 
