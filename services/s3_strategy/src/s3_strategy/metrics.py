@@ -6,6 +6,8 @@ bundle (bounded by its size), `path` is stream|rest, `kind` an alert kind.
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from svckit.metrics import LATENCY_BUCKETS
@@ -28,79 +30,66 @@ PIPELINE_BUCKETS = (
 class StrategyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.decide_latency = Histogram(
+        # Every metric of this instance goes to its own registry (replicas and tests apart).
+        counter = functools.partial(Counter, registry=self.registry)
+        gauge = functools.partial(Gauge, registry=self.registry)
+        histogram = functools.partial(Histogram, registry=self.registry)
+        self.decide_latency = histogram(
             "s3_decide_latency_seconds",
             "POST /decide latency (I/O included)",
             ["dry_run"],
             buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.pipeline_latency = Histogram(
+        self.pipeline_latency = histogram(
             "s3_pipeline_latency_seconds",
             "pure decision pipeline (no I/O)",
             buckets=PIPELINE_BUCKETS,
-            registry=r,
         )
-        self.decisions = Counter(
-            "s3_decisions_total", "decisions by outcome", ["decision", "reason"], registry=r
+        self.decisions = counter(
+            "s3_decisions_total", "decisions by outcome", ["decision", "reason"]
         )
-        self.rules_fired = Counter(
-            "s3_rules_fired_total", "rules fired by id", ["rule_id"], registry=r
+        self.rules_fired = counter("s3_rules_fired_total", "rules fired by id", ["rule_id"])
+        self.gate_skips = counter("s3_gate_skips_total", "skips by reason code", ["reason"])
+        self.publish_failures = counter(
+            "s3_publish_failures_total", "intent publish failures by path", ["path"]
         )
-        self.gate_skips = Counter(
-            "s3_gate_skips_total", "skips by reason code", ["reason"], registry=r
-        )
-        self.publish_failures = Counter(
-            "s3_publish_failures_total", "intent publish failures by path", ["path"], registry=r
-        )
-        self.publish_undelivered = Counter(
+        self.publish_undelivered = counter(
             "s3_publish_undelivered_total",
             "open decisions whose intent neither path delivered (S4 never got it)",
-            registry=r,
         )
-        self.ml_fallbacks = Counter(
-            "s3_ml_fallbacks_total", "scorer timeouts/errors (fallback applied)", registry=r
+        self.ml_fallbacks = counter(
+            "s3_ml_fallbacks_total", "scorer timeouts/errors (fallback applied)"
         )
-        self.alerts = Counter("s3_alerts_total", "alerts written by kind", ["kind"], registry=r)
-        self.rules_loaded = Gauge(
-            "s3_rules_loaded", "ENABLED rules in the loaded bundle", registry=r
-        )
-        self.signal_batch = Histogram(
+        self.alerts = counter("s3_alerts_total", "alerts written by kind", ["kind"])
+        self.rules_loaded = gauge("s3_rules_loaded", "ENABLED rules in the loaded bundle")
+        self.signal_batch = histogram(
             "s3_signal_batch_size",
             "signals per group commit",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-            registry=r,
         )
-        self.signal_commit = Histogram(
+        self.signal_commit = histogram(
             "s3_signal_commit_seconds",
             "time to store one group commit of signals",
             buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self.config_info = Gauge(
-            "s3_config_info", "loaded config (value 1)", ["config_rev", "ctx_rev"], registry=r
+        self.config_info = gauge(
+            "s3_config_info", "loaded config (value 1)", ["config_rev", "ctx_rev"]
         )
-        self.config_reloads = Counter(
-            "s3_config_reloads_total",
-            "hot reload attempts by result (ok|failed)",
-            ["result"],
-            registry=r,
+        self.config_reloads = counter(
+            "s3_config_reloads_total", "hot reload attempts by result (ok|failed)", ["result"]
         )
-        self.config_lagging = Gauge(
+        self.config_lagging = gauge(
             "s3_config_lagging",
             "1 while this replica cannot load the active config revision (serves the last good)",
-            registry=r,
         )
         # Scheduled tasks (issue 14): task ∈ rebalance-symmetric|rebalance-intelligent|15-min-job,
         # action ∈ BUY|SELL|HOLD|none, outcome ∈ success|partial|error|replayed|dry_run|denied.
-        self.task_runs = Counter(
-            "s3_task_runs_total", "scheduled task runs", ["task", "action", "outcome"], registry=r
+        self.task_runs = counter(
+            "s3_task_runs_total", "scheduled task runs", ["task", "action", "outcome"]
         )
-        self.task_duration = Histogram(
+        self.task_duration = histogram(
             "s3_task_duration_seconds",
             "scheduled task run duration",
             ["task"],
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-            registry=r,
         )
