@@ -112,6 +112,16 @@ def check_token(v: SecretStr | None) -> SecretStr | None:
     return v
 
 
+def refuse_mexc_testnet(venue: str, testnet: bool, *, prefix: str, venue_var: str) -> None:
+    """ccxt has no MEXC sandbox (set_sandbox_mode dies at start-up), and the default testnet
+    (true) must not silently mean the live venue: say so explicitly (S4's and the feeder's)."""
+    if venue == "mexc" and testnet:
+        raise ValueError(
+            f"{prefix}{venue_var}=mexc has no testnet: set {prefix}TESTNET=false (the live venue, "
+            f"or {prefix}EXCHANGE_BASE_URL for another MEXC-compatible host)"
+        )
+
+
 def _is_secret(annotation: Any) -> bool:
     return annotation is SecretStr or SecretStr in get_args(annotation)
 

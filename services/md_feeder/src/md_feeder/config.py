@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from svckit.settings import CsvList, ServiceSettings
+from svckit.settings import CsvList, ServiceSettings, refuse_mexc_testnet
 
 
 def _blank_is_none(value: Any) -> Any:
@@ -67,11 +67,5 @@ class Settings(ServiceSettings):
 
     @model_validator(mode="after")
     def _mexc_has_no_testnet(self) -> Settings:
-        if self.source == "mexc" and self.testnet:
-            # ccxt has no MEXC sandbox (set_sandbox_mode dies at start-up), and the default
-            # (true) must not silently mean the live venue: say so explicitly, as S4 does.
-            raise ValueError(
-                "MD_SOURCE=mexc has no testnet: set MD_TESTNET=false (the live venue's public "
-                "books, or MD_EXCHANGE_BASE_URL for another MEXC-compatible host)"
-            )
+        refuse_mexc_testnet(self.source, self.testnet, prefix="MD_", venue_var="SOURCE")
         return self

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from svckit.settings import CsvList, Duration, ServiceSettings
+from svckit.settings import CsvList, Duration, ServiceSettings, refuse_mexc_testnet
 
 # Settings applied at run time when they change in S4_SETTINGS_DIR (each intake reads the
 # execution-policy limits once, so an execution keeps the limits it started with). Every other
@@ -305,13 +305,7 @@ class Settings(ServiceSettings):
     def _keys_for_live(self) -> Settings:
         if self.exchange != "sim" and not (self.binance_key and self.binance_secret):
             raise ValueError(f"exchange={self.exchange} needs S4_BINANCE_KEY and S4_BINANCE_SECRET")
-        if self.exchange == "mexc" and self.testnet:
-            # ccxt has no MEXC sandbox (set_sandbox_mode dies at start-up), and the default
-            # (true) must not silently mean the live venue: say so explicitly.
-            raise ValueError(
-                "S4_EXCHANGE=mexc has no testnet: set S4_TESTNET=false (the live venue, or "
-                "S4_EXCHANGE_BASE_URL for another MEXC-compatible host)"
-            )
+        refuse_mexc_testnet(self.exchange, self.testnet, prefix="S4_", venue_var="EXCHANGE")
         return self
 
     @model_validator(mode="after")
