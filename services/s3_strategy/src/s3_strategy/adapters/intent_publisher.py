@@ -64,19 +64,12 @@ class PublishReport:
         }
 
 
+@dataclass(kw_only=True, eq=False)
 class IntentPublisher:
-    def __init__(
-        self,
-        *,
-        redis: RedisClient,
-        http: httpx.AsyncClient | None,
-        retries: int,
-        stream: str = keys.ORDERS_INTENT,
-    ) -> None:
-        self.redis = redis
-        self.http = http
-        self.retries = retries
-        self.stream = stream
+    redis: RedisClient
+    http: httpx.AsyncClient | None
+    retries: int
+    stream: str = keys.ORDERS_INTENT
 
     def _retrying(self, *exc: type[BaseException]) -> AsyncRetrying:
         return AsyncRetrying(

@@ -165,7 +165,9 @@ class DecisionService:
             False: metrics.decide_latency.labels("false"),
         }
         self._observe_config(engine)
-        self.emission = Emission(publisher, ledger, alerts, store, metrics)
+        self.emission = Emission(
+            publisher=publisher, ledger=ledger, alerts=alerts, store=store, metrics=metrics
+        )
 
     def _observe_commit(self, size: int, seconds: float) -> None:
         self.metrics.signal_batch.observe(size)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
@@ -23,20 +24,13 @@ log = logging.getLogger(__name__)
 _S4_TERMINAL = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
 
 
+@dataclass(kw_only=True, eq=False)
 class Emission:
-    def __init__(
-        self,
-        publisher: IntentPublisher,
-        ledger: EntriesLedger,
-        alerts: AlertSink,
-        store: DocumentStore,
-        metrics: StrategyMetrics,
-    ) -> None:
-        self.publisher = publisher
-        self.ledger = ledger
-        self.alerts = alerts
-        self.store = store
-        self.metrics = metrics
+    publisher: IntentPublisher
+    ledger: EntriesLedger
+    alerts: AlertSink
+    store: DocumentStore
+    metrics: StrategyMetrics
 
     async def publish(self, result: dict[str, Any], signal_id: str) -> None:
         intent = result["intent"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -68,27 +69,16 @@ def _jsonable(obj: Any) -> Any:
     return jsonutil.loads(jsonutil.dumps(obj))
 
 
+@dataclass(kw_only=True, eq=False)
 class TaskService:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        redis: RedisClient,
-        store: DocumentStore,
-        publisher: IntentPublisher,
-        reader: SpotReader | None,
-        engine: Callable[[], Engine],
-        clock: Clock,
-        metrics: StrategyMetrics,
-    ) -> None:
-        self.settings = settings
-        self.redis = redis
-        self.store = store
-        self.publisher = publisher
-        self.reader = reader
-        self.engine = engine
-        self.clock = clock
-        self.metrics = metrics
+    settings: Settings
+    redis: RedisClient
+    store: DocumentStore
+    publisher: IntentPublisher
+    reader: SpotReader | None
+    engine: Callable[[], Engine]
+    clock: Clock
+    metrics: StrategyMetrics
 
     # ---- configuration -----------------------------------------------------------------------
     def instrument(self) -> Instrument:
