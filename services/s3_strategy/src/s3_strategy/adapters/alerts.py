@@ -9,6 +9,7 @@ rate-limited: each one names an intent. Writing an alert never fails a decision.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from s3_strategy.metrics import StrategyMetrics
@@ -20,20 +21,13 @@ from tradekit.events import Alert, Severity
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True, eq=False)
 class AlertSink:
-    def __init__(
-        self,
-        *,
-        redis: RedisClient,
-        clock: Clock,
-        metrics: StrategyMetrics,
-        min_interval_s: float,
-    ) -> None:
-        self.redis = redis
-        self.clock = clock
-        self.metrics = metrics
-        self.min_interval_ms = int(min_interval_s * 1000)
-        self._last: dict[tuple[str, str], int] = {}
+    redis: RedisClient
+    clock: Clock
+    metrics: StrategyMetrics
+    min_interval_s: float
+    _last: dict[tuple[str, str], int] = field(default_factory=dict, init=False)
 
     async def emit(
         self,
@@ -49,7 +43,7 @@ class AlertSink:
         key = (kind, symbol or "")
         if rate_limit:
             last = self._last.get(key)
-            if last is not None and now - last < self.min_interval_ms:
+            if last is not None and now - last < int(self.min_interval_s * 1000):
                 return False
             self._last[key] = now
         alert = Alert(

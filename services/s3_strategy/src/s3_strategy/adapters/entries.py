@@ -39,8 +39,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -141,24 +141,15 @@ def _protected(intent: object) -> bool:
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class EntriesLedger:
-    def __init__(
-        self,
-        *,
-        redis: RedisClient,
-        store: DocumentStore,
-        clock: Clock,
-        symbols: Iterable[str],
-        grace_ms: int,
-        reconcile_ms: int,
-    ) -> None:
-        self.redis = redis
-        self.store = store
-        self.clock = clock
-        self.symbols = tuple(symbols)
-        self.grace_ms = grace_ms
-        self.reconcile_ms = reconcile_ms
-        self.reconciles = 0
+    redis: RedisClient
+    store: DocumentStore
+    clock: Clock
+    symbols: Sequence[str]
+    grace_ms: int
+    reconcile_ms: int
+    reconciles: int = field(default=0, init=False)
 
     async def add(
         self,

@@ -91,20 +91,12 @@ def lint_errors(exc: ContextError, rules: Sequence[Mapping[str, Any]]) -> list[d
     return [{"path": "bundle", "message": str(exc)}]
 
 
+@dataclass(kw_only=True, eq=False)
 class ConfigAdmin:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        redis: RedisClient,
-        configs: ConfigStore,
-        clock: Clock,
-    ) -> None:
-        self.settings = settings
-        self.redis = redis
-        self.configs = configs
-        self.store = configs.store
-        self.clock = clock
+    settings: Settings
+    redis: RedisClient
+    configs: ConfigStore
+    clock: Clock
 
     # ---- lint ---------------------------------------------------------------------------------
     async def lint(self, bundle: Mapping[str, Any]) -> Linted:
@@ -190,7 +182,7 @@ class ConfigAdmin:
         )
 
     async def history(self, limit: int = 50) -> list[Doc]:
-        rows = await self.store.find(AUDIT, Query(sort=[("ts", "desc")], limit=limit))
+        rows = await self.configs.store.find(AUDIT, Query(sort=[("ts", "desc")], limit=limit))
         return [{k: v for k, v in r.items() if k != "_key"} | {"id": r["_key"]} for r in rows]
 
     # ---- writes -------------------------------------------------------------------------------
@@ -247,7 +239,7 @@ class ConfigAdmin:
                 return {"active_rev": rev, "previous_rev": active.get("previous_rev")}
             old = await self.configs.get_bundle(str(prev)) if prev else None
             diff = diff_bundles(old, bundle, from_rev=prev)
-            await self.store.upsert(
+            await self.configs.store.upsert(
                 "config_active",
                 self.configs.active_key,
                 {
@@ -258,7 +250,7 @@ class ConfigAdmin:
                     "activated_by": actor,
                 },
             )
-            await self.store.insert(
+            await self.configs.store.insert(
                 AUDIT,
                 {
                     "action": action,

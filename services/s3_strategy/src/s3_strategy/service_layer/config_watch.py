@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
@@ -64,33 +64,26 @@ class WatchState:
         }
 
 
+@dataclass(kw_only=True, eq=False)
 class ConfigWatcher:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        redis: RedisClient,
-        configs: ConfigStore,
-        service: DecisionService,
-        alerts: AlertSink,
-        clock: Clock,
-        metrics: StrategyMetrics,
-    ) -> None:
-        self.settings = settings
-        self.redis = redis
-        self.configs = configs
-        self.service = service
-        self.alerts = alerts
-        self.clock = clock
-        self.metrics = metrics
-        self.poll_ms = int(settings.config_poll_sec * 1000)
-        self.status = WatchState()
-        self._last_id = "0-0"
-        self._mismatch: tuple[str, str] | None = None  # (served, announced)
-        self._mismatch_since = 0
-        self._mismatch_alerted = False
-        self._failed_rev: str | None = None
-        self._lock = asyncio.Lock()
+    settings: Settings
+    redis: RedisClient
+    configs: ConfigStore
+    service: DecisionService
+    alerts: AlertSink
+    clock: Clock
+    metrics: StrategyMetrics
+    status: WatchState = field(default_factory=WatchState, init=False)
+    _last_id: str = field(default="0-0", init=False)
+    _mismatch: tuple[str, str] | None = field(default=None, init=False)  # (served, announced)
+    _mismatch_since: int = field(default=0, init=False)
+    _mismatch_alerted: bool = field(default=False, init=False)
+    _failed_rev: str | None = field(default=None, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    @property
+    def poll_ms(self) -> int:
+        return int(self.settings.config_poll_sec * 1000)
 
     # ---- one check ----------------------------------------------------------------------------
     async def check(self) -> None:
