@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from svckit.errors import StoreUnavailable
@@ -33,24 +34,19 @@ log = logging.getLogger(__name__)
 COLLECTION = "signals"
 
 
+@dataclass(eq=False)
 class SignalWriter:
-    def __init__(
-        self,
-        store: DocumentStore,
-        *,
-        max_batch: int = 256,
-        observe: Callable[[int, float], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.max_batch = max_batch
-        self._observe = observe  # (batch size, seconds to commit) of every committed batch
-        self._pending: list[tuple[Doc, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._closed = False
-        # figures for /metrics and the benchmark
-        self.batches = 0
-        self.written = 0
-        self.largest_batch = 0
+    store: DocumentStore
+    _: KW_ONLY
+    max_batch: int = 256
+    observe: Callable[[int, float], None] | None = None  # (batch size, commit seconds) per batch
+    _pending: list[tuple[Doc, asyncio.Future[None]]] = field(default_factory=list, init=False)
+    _flusher: asyncio.Task[None] | None = field(default=None, init=False)
+    _closed: bool = field(default=False, init=False)
+    # figures for /metrics and the benchmark
+    batches: int = field(default=0, init=False)
+    written: int = field(default=0, init=False)
+    largest_batch: int = field(default=0, init=False)
 
     async def write(self, doc: Doc) -> None:
         if self._closed:
@@ -94,8 +90,8 @@ class SignalWriter:
                 if not fut.done():
                     fut.set_exception(_copy(exc))
             raise
-        if self._observe is not None:
-            self._observe(len(batch), time.perf_counter() - t0)
+        if self.observe is not None:
+            self.observe(len(batch), time.perf_counter() - t0)
         self.batches += 1
         self.written += len(batch)
         self.largest_batch = max(self.largest_batch, len(batch))

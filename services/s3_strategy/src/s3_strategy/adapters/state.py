@@ -93,13 +93,13 @@ def derive(features: dict[str, float]) -> None:
         features["funding_next_abs"] = abs(features["funding_rate"])
 
 
+@dataclass(eq=False)
 class StateReader:
     """redis-py's pipeline (hiredis parses the replies): one round trip on a single node; on a
     Redis Cluster, where the two keys live on different nodes, the cluster pipeline routes each
     command to its slot's node."""
 
-    def __init__(self, redis: RedisClient) -> None:
-        self.redis = redis
+    redis: RedisClient
 
     async def read(self, symbol: str, market: str) -> MarketState:
         pipe = self.redis.pipeline(transaction=False)
