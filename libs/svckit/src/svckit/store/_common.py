@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -66,6 +66,19 @@ def check_limit(limit: int | None) -> int | None:
     if limit is not None and (isinstance(limit, bool) or limit < 0):
         raise ValueError(f"invalid limit {limit!r}")
     return limit
+
+
+def sort_terms(sort: Sequence[tuple[str, str]], expr: Callable[[str], str]) -> str:
+    """`field ASC|DESC, ...` with `expr(field)` for each field, then `_key` (unless sorted on
+    already): ties come back in the same stable order from either adapter."""
+    terms: list[str] = []
+    for field, direction in sort:
+        if direction not in ("asc", "desc"):
+            raise ValueError(f"invalid sort direction {direction!r}")
+        terms.append(f"{expr(field)} {direction.upper()}")
+    if not any(field == "_key" for field, _ in sort):
+        terms.append(f"{expr('_key')} ASC")
+    return ", ".join(terms)
 
 
 def body_of(doc: Mapping[str, Any]) -> Doc:

@@ -49,6 +49,7 @@ from svckit.store._common import (
     check_scalar,
     json_default,
     new_key,
+    sort_terms,
 )
 from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, IndexSpec, Query
 
@@ -102,17 +103,6 @@ def _filter_aql(where: Mapping[str, Any] | None, bind: dict[str, Any]) -> str:
         clauses.append(f"FILTER {_attr(field)} == @v{i}")
         bind[f"v{i}"] = value
     return " ".join(clauses)
-
-
-def _sort_aql(sort: Sequence[tuple[str, str]]) -> str:
-    terms: list[str] = []
-    for field, direction in sort:
-        if direction not in ("asc", "desc"):
-            raise ValueError(f"invalid sort direction {direction!r}")
-        terms.append(f"{_attr(field)} {direction.upper()}")
-    if not any(field == "_key" for field, _ in sort):
-        terms.append("d._key ASC")  # stable order for ties, as in the SQLite adapter
-    return "SORT " + ", ".join(terms)
 
 
 def index_definition(spec: IndexSpec) -> dict[str, Any]:
@@ -299,7 +289,7 @@ class ArangoStore(DocumentStore):
         check_collection(collection, self._collections)
         q = query or Query()
         bind: dict[str, Any] = {"@col": collection}
-        aql = f"FOR d IN @@col {_filter_aql(q.where, bind)} {_sort_aql(q.sort)}"
+        aql = f"FOR d IN @@col {_filter_aql(q.where, bind)} SORT {sort_terms(q.sort, _attr)}"
         limit = check_limit(q.limit)
         if limit is not None:
             aql += " LIMIT @limit"

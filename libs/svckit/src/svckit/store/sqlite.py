@@ -47,6 +47,7 @@ from svckit.store._common import (
     check_limit,
     check_scalar,
     new_key,
+    sort_terms,
 )
 from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, IndexSpec, Query
 
@@ -98,18 +99,6 @@ def _where_sql(where: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
             clauses.append(f"{expr} = ? AND json_type(doc, {path}) = 'text'")
             params.append(value)
     return " WHERE " + " AND ".join(clauses), params
-
-
-def _order_sql(sort: Sequence[tuple[str, str]]) -> str:
-    terms: list[str] = []
-    for field, direction in sort:
-        if direction not in ("asc", "desc"):
-            raise ValueError(f"invalid sort direction {direction!r}")
-        terms.append(f"{_expr(field)} {direction.upper()}")
-    # _key last: a stable order for ties, identical to the Arango adapter's.
-    if not any(field == "_key" for field, _ in sort):
-        terms.append("_key ASC")
-    return " ORDER BY " + ", ".join(terms)
 
 
 def _row_doc(key: str, body: str) -> Doc:
@@ -418,7 +407,7 @@ class SqliteStore(DocumentStore):
         table = self._table(collection)
         q = query or Query()
         where, params = _where_sql(q.where)
-        sql = f"SELECT _key, doc FROM {table}{where}{_order_sql(q.sort)}"
+        sql = f"SELECT _key, doc FROM {table}{where} ORDER BY {sort_terms(q.sort, _expr)}"
         limit = check_limit(q.limit)
         if limit is not None:
             sql += " LIMIT ?"
