@@ -43,7 +43,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from svckit.errors import DuplicateKey
-from svckit.store._common import KEY_RE, SYSTEM_FIELDS, content_rev
+from svckit.store._common import KEY_RE, body_of, content_rev
 from svckit.store.base import Doc, DocumentStore
 from tradekit.instrument import Instrument
 from tradekit.routing import RouteBands
@@ -141,7 +141,7 @@ def _list_of_objects(path: Path, data: Any) -> list[Doc]:
 
 def instrument_from_doc(doc: Mapping[str, Any]) -> Instrument:
     """Parse a stored `instrument_registry` document (system fields dropped)."""
-    return Instrument.model_validate({k: v for k, v in doc.items() if k not in SYSTEM_FIELDS})
+    return Instrument.model_validate(body_of(doc))
 
 
 def load_instruments(path: Path) -> list[Instrument]:

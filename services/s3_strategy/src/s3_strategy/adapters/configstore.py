@@ -49,7 +49,7 @@ from typing import Any
 from s3_strategy.config import Settings
 from s3_strategy.domain.engine import ENGINE_VERSION, SERVICE, ContextError, Engine
 from svckit.errors import DuplicateKey
-from svckit.store._common import SYSTEM_FIELDS, content_rev
+from svckit.store._common import body_of, content_rev
 from svckit.store.base import Doc, DocumentStore, Query
 
 CONFIG_ACTIVE_KEY = "s3-strategy"
@@ -67,12 +67,8 @@ class ConfigLoadError(RuntimeError):
     """The active config cannot be loaded (missing, unverifiable, or fails lint)."""
 
 
-def _body(doc: Mapping[str, Any]) -> Doc:
-    return {k: v for k, v in doc.items() if k not in SYSTEM_FIELDS}
-
-
 def bundle_rev(params: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> str:
-    ordered = sorted((_body(r) for r in rules), key=lambda r: str(r["rule_id"]))
+    ordered = sorted((body_of(r) for r in rules), key=lambda r: str(r["rule_id"]))
     return content_rev({"params": dict(params), "rules": ordered})
 
 
@@ -113,10 +109,10 @@ def assemble(
             "bundle_id": bundle_id,
             "rev": rev,
             "params": dict(params),
-            "rules": sorted((_body(r) for r in rules), key=lambda r: str(r["rule_id"])),
+            "rules": sorted((body_of(r) for r in rules), key=lambda r: str(r["rule_id"])),
         },
-        "factors": sorted((_body(f) for f in factors), key=lambda f: str(f["name"])),
-        "instruments": sorted((_body(i) for i in instruments), key=lambda i: str(i["symbol"])),
+        "factors": sorted((body_of(f) for f in factors), key=lambda f: str(f["name"])),
+        "instruments": sorted((body_of(i) for i in instruments), key=lambda i: str(i["symbol"])),
         "route_tables": {
             name: {"rev": t.get("rev"), "bands": list(t["bands"])}
             for name, t in sorted(route_tables.items())
@@ -160,7 +156,7 @@ class ConfigStore:
 
     async def _rules(self, ids: Sequence[str] | None) -> list[Doc]:
         if ids is None:
-            return [_body(d) for d in await self.store.find("strategy_rules")]
+            return [body_of(d) for d in await self.store.find("strategy_rules")]
         out: list[Doc] = []
         missing: list[str] = []
         for rid in ids:
@@ -168,7 +164,7 @@ class ConfigStore:
             if doc is None:
                 missing.append(rid)
             else:
-                out.append(_body(doc))
+                out.append(body_of(doc))
         if missing:
             raise ConfigLoadError(f"bundle names rules missing from strategy_rules: {missing}")
         return out
@@ -188,7 +184,7 @@ class ConfigStore:
     # ---- revisioned bundles ---------------------------------------------------------------------
     async def get_active(self) -> Doc | None:
         doc = await self.store.get("config_active", self.active_key)
-        return None if doc is None else _body(doc)
+        return None if doc is None else body_of(doc)
 
     async def get_bundle(self, rev: str) -> dict[str, Any] | None:
         """The immutable bundle `rev` as `{bundle_id, rev, params, rules, ...}`, verified against
@@ -198,7 +194,7 @@ class ConfigStore:
             return None
         if bundle_rev(doc.get("params") or {}, doc.get("rules") or []) != rev:
             return None
-        return _body(doc)
+        return body_of(doc)
 
     async def put_bundle(
         self,
@@ -215,7 +211,7 @@ class ConfigStore:
         """Store a (linted) bundle under its content rev; (rev, created). Insert-if-absent: the
         same content is the same rev, whoever uploads it again. `rev`: `bundle_rev(params,
         rules)` when the caller has just computed it (hashing 200 rules costs milliseconds)."""
-        ordered = sorted((_body(r) for r in rules), key=lambda r: str(r["rule_id"]))
+        ordered = sorted((body_of(r) for r in rules), key=lambda r: str(r["rule_id"]))
         if rev is None:
             rev = bundle_rev(params, ordered)
         doc: Doc = {
@@ -353,19 +349,9 @@ class ConfigStore:
         rules: Sequence[Mapping[str, Any]],
         settings: Settings,
     ) -> Engine:
-        tables = {str(t["_key"]): t for t in await self.store.find("route_tables")}
+        bundle = {"bundle_id": bundle_id, "rev": rev, "params": params, "rules": rules}
         try:
-            content = assemble(
-                bundle_id=bundle_id,
-                rev=rev,
-                params=params,
-                rules=rules,
-                factors=await self.store.find("factor_registry"),
-                instruments=await self.store.find("instrument_registry"),
-                route_tables=tables,
-                limits=limits_of(settings),
-            )
-            return build_engine(content)
+            return build_engine(await self.content_for(settings, bundle))
         except ContextError as exc:
             raise ConfigLoadError(f"bundle {bundle_id}@{rev} fails lint: {exc}") from exc
         except (TypeError, ValueError, ArithmeticError, KeyError) as exc:
