@@ -41,6 +41,13 @@ class GateLimits:
     check_funding: bool  # FUT only
 
 
+def _gate(
+    out: list[dict[str, Any]], gate: str, ok: bool, observed: float | None, threshold: float
+) -> bool:
+    out.append({"gate": gate, "passed": ok, "observed": observed, "threshold": threshold})
+    return ok
+
+
 def run_gates(
     x: Mapping[str, float],
     lim: GateLimits,
@@ -50,57 +57,21 @@ def run_gates(
     margin_positions: float = 0.0,
 ) -> tuple[list[dict[str, Any]], Reason]:
     out: list[dict[str, Any]] = []
-    funding: float | None = None
-    ok = True
-    if lim.check_funding:
-        f = x["funding_next_abs"]
-        funding, ok = f, f <= lim.max_funding_abs
-    out.append(
-        {"gate": "funding_abs", "passed": ok, "observed": funding, "threshold": lim.max_funding_abs}
-    )
-    if not ok:
+    funding = x["funding_next_abs"] if lim.check_funding else None
+    ok = funding is None or funding <= lim.max_funding_abs
+    if not _gate(out, "funding_abs", ok, funding, lim.max_funding_abs):
         return out, Reason.FUNDING_TOO_HIGH
     spread = x["spread_bps"]
-    ok = spread <= lim.spread_bp_limit
-    out.append(
-        {"gate": "spread_bps", "passed": ok, "observed": spread, "threshold": lim.spread_bp_limit}
-    )
-    if not ok:
+    if not _gate(out, "spread_bps", spread <= lim.spread_bp_limit, spread, lim.spread_bp_limit):
         return out, Reason.SPREAD_TOO_WIDE
-    depth = x["depth_top1_usdt"]
-    ok = depth >= lim.depth_top1_usdt_min
-    out.append(
-        {
-            "gate": "depth_top1_usdt",
-            "passed": ok,
-            "observed": depth,
-            "threshold": lim.depth_top1_usdt_min,
-        }
-    )
-    if not ok:
+    depth, floor = x["depth_top1_usdt"], lim.depth_top1_usdt_min
+    if not _gate(out, "depth_top1_usdt", depth >= floor, depth, floor):
         return out, Reason.DEPTH_TOO_THIN
     committed = margin_in_flight + margin_positions + lim.max_entry_margin_usdt
-    ok = committed <= lim.risk_budget_usdt
-    out.append(
-        {
-            "gate": "risk_budget",
-            "passed": ok,
-            "observed": committed,
-            "threshold": lim.risk_budget_usdt,
-        }
-    )
-    if not ok:
+    budget = lim.risk_budget_usdt
+    if not _gate(out, "risk_budget", committed <= budget, committed, budget):
         return out, Reason.RISK_BUDGET
-    held = open_entries + open_positions
-    ok = held < lim.concurrent_entries
-    out.append(
-        {
-            "gate": "concurrent_entries",
-            "passed": ok,
-            "observed": float(held),
-            "threshold": float(lim.concurrent_entries),
-        }
-    )
-    if not ok:
+    held, cap = open_entries + open_positions, lim.concurrent_entries
+    if not _gate(out, "concurrent_entries", held < cap, float(held), float(cap)):
         return out, Reason.POSITION_OPEN if open_positions else Reason.CONCURRENT_ENTRIES
     return out, Reason.OK
