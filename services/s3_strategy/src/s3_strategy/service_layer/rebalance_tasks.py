@@ -373,14 +373,14 @@ class TaskService:
             )
         out["plan"] = plan.as_dict()
         out["orders"] = []
-        if plan.action is Action.HOLD or req.dry_run:
-            if plan.action is not Action.HOLD:
-                out["plan"]["would_send"] = self._intent(plan, inst, strategy, eid).model_dump(
-                    mode="json", exclude_none=True
-                )
+        if plan.action is Action.HOLD:
             return out
         intent = self._intent(plan, inst, strategy, eid)
-        report = await self.publisher.publish(intent.model_dump(mode="json", exclude_none=True))
+        body = intent.model_dump(mode="json", exclude_none=True)
+        if req.dry_run:
+            out["plan"]["would_send"] = body
+            return out
+        report = await self.publisher.publish(body)
         out["orders"] = [intent.client_order_id]
         out["publish"] = report.as_dict()
         s4 = report.s4 or {}
