@@ -8,7 +8,6 @@ checked against a short pattern) — the token itself says only "an admin".
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
@@ -22,11 +21,10 @@ from s3_strategy.service_layer.config_admin import (
     BundleNotFound,
     NoPreviousRevision,
 )
+from svckit.store._common import KEY_RE
 
 ACTOR_PATTERN = r"^[A-Za-z0-9_.@:-]{1,64}$"
 MAX_RULES = 5000
-# The document store's key alphabet (svckit.store: ArangoDB's), which rule ids become keys in.
-RULE_ID_RE = re.compile(r"^[A-Za-z0-9_\-:.@()+,=;$!*'%]{1,254}$")
 
 
 # ---- auth: every request passed svckit.auth's bearer middleware; /config/* needs the admin
@@ -59,11 +57,11 @@ class BundleUpload(BaseModel):
     @classmethod
     def _rules_have_ids(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # The store keys rule documents by `rule_id` and the context orders them by it before
-        # the linter sees anything: a rule without a usable id is refused here, naming it.
+        # the linter sees anything: a rule without a usable id (a store key) is refused here.
         for i, rule in enumerate(rules):
             rule_id = rule.get("rule_id")
-            if not isinstance(rule_id, str) or not RULE_ID_RE.match(rule_id):
-                raise ValueError(f"rules[{i}].rule_id: a string matching {RULE_ID_RE.pattern}")
+            if not isinstance(rule_id, str) or not KEY_RE.match(rule_id):
+                raise ValueError(f"rules[{i}].rule_id: a string matching {KEY_RE.pattern}")
         return rules
 
 

@@ -47,12 +47,13 @@ from svckit.liveness import install_livez
 from svckit.logging import log_scope
 from svckit.metrics import render
 from svckit.redisio import ping
+from svckit.store._common import KEY_RE
 from tradekit.enums import Market
 
 log = logging.getLogger(__name__)
 # A signal id is a document key of the store (ArangoDB's key alphabet): anything else cannot
 # name a stored signal, so it is refused as input (422 naming `signal_id`) before the store.
-SIGNAL_ID_PATTERN = r"^[A-Za-z0-9_\-:.@()+,=;$!*'%]{1,254}$"
+SIGNAL_ID_PATTERN = KEY_RE.pattern
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -12,24 +12,26 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from s3_strategy.domain.reasons import Reason
+from s3_strategy.service_layer.decide import FEATURE_ABS_MAX, TS_MAX, TS_MIN
 from tradekit.enums import Market, Side
 from tradekit.intents import OrderIntent
 
 # Strict: `true` or `"65000"` is not a number (lax mode would read them as 1.0 / 65000.0). The
 # magnitude bound keeps absurd values (1e30) out of the pipeline and the stored signal; the
-# factor_registry bounds are checked by the engine (skip FEATURE_OUT_OF_RANGE).
-FEATURE_ABS_MAX = 1e15
+# factor_registry bounds are checked by the engine (skip FEATURE_OUT_OF_RANGE). The bounds
+# are the service's own (FEATURE_ABS_MAX; `ts` epoch ms from 2001 to 2286, TS_MIN..TS_MAX).
 FeatureValue = Annotated[
     float, Field(strict=True, allow_inf_nan=False, ge=-FEATURE_ABS_MAX, le=FEATURE_ABS_MAX)
 ]
 FeatureName = Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]*|ts)$", max_length=64)]
-# `ts` is epoch ms: from 2001 to 2286 (13 digits), a whole number.
-TS_MIN, TS_MAX = 10**12, 10**13 - 1
 
 
-class DecideContext(BaseModel):
+class _Strict(BaseModel):
+    # Every request and response body: an unknown field is an error, never ignored.
     model_config = ConfigDict(extra="forbid")
 
+
+class DecideContext(_Strict):
     features: dict[FeatureName, FeatureValue] | None = Field(
         default=None,
         max_length=256,
@@ -53,9 +55,7 @@ class DecideContext(BaseModel):
 Symbol = Annotated[str, Field(min_length=2, max_length=20)]
 
 
-class DecideRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DecideRequest(_Strict):
     symbol: Symbol
     sideHint: Side | None = None
     dry_run: bool = False
@@ -67,10 +67,8 @@ class DecideRequest(BaseModel):
         return v.upper()
 
 
-class DecideBatchRequest(BaseModel):
+class DecideBatchRequest(_Strict):
     """Either `items` (full requests) or `symbols` with shared `dry_run`/`context`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     items: list[DecideRequest] | None = Field(default=None, min_length=1)
     symbols: list[Symbol] | None = Field(default=None, min_length=1)
@@ -92,9 +90,7 @@ class DecideBatchRequest(BaseModel):
         ]
 
 
-class GateOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GateOut(_Strict):
     gate: Literal[
         "funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget", "concurrent_entries"
     ]
@@ -103,24 +99,18 @@ class GateOut(BaseModel):
     threshold: float
 
 
-class RuleFiredOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RuleFiredOut(_Strict):
     rule_id: str
     action: Literal["size_mult", "skip_entry"]
     value: float | None = None
 
 
-class RulesMultOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RulesMultOut(_Strict):
     before_clamp: float
     after_clamp: float
 
 
-class MlOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MlOut(_Strict):
     p: float | None
     model_version: str
     fallback: bool
@@ -128,9 +118,7 @@ class MlOut(BaseModel):
     size_mult: float | None = None
 
 
-class SizingOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SizingOut(_Strict):
     rules_mult: float
     ml_mult: float
     size_mult: float
@@ -141,9 +129,7 @@ class SizingOut(BaseModel):
     leverage: int | None = None
 
 
-class BracketsOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BracketsOut(_Strict):
     sl: str
     tp: str
     d: str
@@ -156,9 +142,7 @@ class BracketsOut(BaseModel):
     sl_one_tick_floor: bool
 
 
-class PublishOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PublishOut(_Strict):
     stream: Literal["ok", "failed", "skipped"]
     rest: Literal["ok", "failed", "skipped"]
     stream_id: str | None
@@ -166,9 +150,7 @@ class PublishOut(BaseModel):
     errors: list[str]
 
 
-class DecideResponse(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DecideResponse(_Strict):
     decision: Literal["open", "skip"]
     reason: Reason
     message: str | None = None
@@ -189,9 +171,7 @@ class DecideResponse(BaseModel):
     publish: PublishOut | None = None
 
 
-class BatchItemError(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BatchItemError(_Strict):
     symbol: str
     status: int
     error: str
@@ -202,9 +182,7 @@ class DecideBatchResponse(BaseModel):
     results: list[DecideResponse | BatchItemError]
 
 
-class ReplayResponse(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReplayResponse(_Strict):
     signal_id: str
     identical: bool
     differences: list[str]

@@ -77,8 +77,8 @@ class UnknownSymbol(Exception):
     pass
 
 
-# What-if values (dry runs) the service accepts, whichever path calls it (the HTTP schema says
-# the same): numbers bounded in magnitude, `ts` epoch ms from 2001 to 2286.
+# What-if values (dry runs) the service accepts, whichever path calls it (the HTTP schema reads
+# these too): numbers bounded in magnitude, `ts` epoch ms from 2001 to 2286.
 FEATURE_ABS_MAX = 1e15
 TS_MIN, TS_MAX = 10**12, 10**13 - 1
 
