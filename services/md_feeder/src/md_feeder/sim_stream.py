@@ -21,7 +21,8 @@ import logging
 import math
 import random
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import cast
 
@@ -90,30 +91,22 @@ def warm_up(calc: FeatureCalculator, *, end_ts: int, last: Decimal, seed: int) -
     return WARMUP_MINUTES
 
 
+@dataclass(kw_only=True, eq=False)
 class SimStreamFeed:
     """Calculators fed from `sim:market`; one publish per read."""
 
-    def __init__(
-        self,
-        *,
-        redis: RedisClient,
-        symbols: Iterable[str],
-        ttl_s: int = 30,
-        block_ms: int = 1000,
-        warmup: bool = True,
-        metrics: FeedMetrics | None = None,
-    ) -> None:
-        self.redis = redis
-        self.symbols = set(symbols)
-        self.ttl_s = ttl_s
-        self.block_ms = block_ms
-        self.warmup = warmup
-        self.metrics = metrics or FeedMetrics()
-        self.calc: dict[str, FeatureCalculator] = {}
-        self.last: dict[str, MarketStep] = {}
-        self.published = 0
-        self._rho: dict[str, tuple[int, float | None]] = {}
-        self._cursor: str | None = None  # last entry id read; None until the tail is known
+    redis: RedisClient
+    symbols: Collection[str]
+    ttl_s: int = 30
+    block_ms: int = 1000
+    warmup: bool = True
+    metrics: FeedMetrics = field(default_factory=FeedMetrics)
+    calc: dict[str, FeatureCalculator] = field(default_factory=dict, init=False)
+    last: dict[str, MarketStep] = field(default_factory=dict, init=False)
+    published: int = field(default=0, init=False)
+    _rho: dict[str, tuple[int, float | None]] = field(default_factory=dict, init=False)
+    # last entry id read; None until the tail is known
+    _cursor: str | None = field(default=None, init=False)
 
     def on_step(self, step: MarketStep) -> None:
         calc = self.calc.get(step.symbol)
