@@ -243,10 +243,6 @@ class EmbeddedRedis:
         return [f"{n.host}:{n.port}" for n in self._nodes]
 
     @property
-    def running(self) -> bool:
-        return bool(self._nodes) and all(n.proc.poll() is None for n in self._nodes)
-
-    @property
     def pids(self) -> list[int]:
         return [n.proc.pid for n in self._nodes]
 

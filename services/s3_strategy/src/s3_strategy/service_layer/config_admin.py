@@ -136,15 +136,6 @@ class ConfigAdmin:
         return Linted(engine, warnings)
 
     # ---- reads --------------------------------------------------------------------------------
-    async def active(self) -> Doc | None:
-        return await self.configs.get_active()
-
-    async def active_bundle(self) -> dict[str, Any] | None:
-        active = await self.configs.get_active()
-        if active is None:
-            return None
-        return await self.configs.get_bundle(str(active["rev"]))
-
     async def show(self) -> dict[str, Any]:
         """GET /config: the active record and its bundle (full rule documents)."""
         active = await self.configs.get_active() or {}
