@@ -47,6 +47,14 @@ def infra_error(exc: BaseException, *, fail_body: bool) -> tuple[int, dict[str, 
     return None
 
 
+# `{"detail": "..."}`: S3's error body, and both services' answer to an unparsable body.
+_DETAIL_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+
+
 def _validation_error_schema(*, fail_body: bool) -> dict[str, Any]:
     """The 422 body the handler below really sends (FastAPI's default declares a list)."""
     if fail_body:
@@ -60,25 +68,12 @@ def _validation_error_schema(*, fail_body: bool) -> dict[str, Any]:
             },
             "required": ["result", "order_ids", "message"],
         }
-    return {
-        "title": "HTTPValidationError",
-        "type": "object",
-        "properties": {"detail": {"type": "string"}},
-        "required": ["detail"],
-    }
+    return {"title": "HTTPValidationError", **_DETAIL_BODY}
 
 
 _UNPARSABLE_BODY: dict[str, Any] = {
     "description": "the body could not be parsed (not UTF-8 JSON)",
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"detail": {"type": "string"}},
-                "required": ["detail"],
-            }
-        }
-    },
+    "content": {"application/json": {"schema": _DETAIL_BODY}},
 }
 
 
