@@ -44,10 +44,12 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from s3_strategy.config import Settings
 from s3_strategy.domain.engine import ENGINE_VERSION, SERVICE, ContextError, Engine
+from s3_strategy.domain.params import EngineLimits
 from svckit.errors import DuplicateKey
 from svckit.store._common import body_of, content_rev
 from svckit.store.base import Doc, DocumentStore, Query
@@ -77,17 +79,9 @@ def context_rev(content: Mapping[str, Any]) -> str:
 
 
 def limits_of(settings: Settings) -> dict[str, Any]:
-    return {
-        "max_funding_abs": str(settings.max_funding_abs),
-        "spread_bp_limit_default": str(settings.spread_bp_limit_default),
-        "depth_top1_usdt_min_default": str(settings.depth_top1_usdt_min_default),
-        "leverage_default": settings.leverage_default,
-        "margin_base_usdt": str(settings.margin_base_usdt),
-        "max_loss_usdt": str(settings.max_loss_usdt),
-        "atr_mult": str(settings.atr_mult),
-        "concurrent_entries_per_market": settings.concurrent_entries_per_market,
-        "feature_max_age_ms": settings.feature_max_age_ms,
-    }
+    """EngineLimits' fields, from the `S3_*` settings of the same names (Decimals as strings)."""
+    values = {name: getattr(settings, name) for name in EngineLimits.model_fields}
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in values.items()}
 
 
 def assemble(
