@@ -5,17 +5,19 @@
 revision hash used for route tables and config bundles. Adapters import their drivers lazily.
 """
 
-from svckit.store._common import content_rev
+from svckit.store._common import KEY_RE, body_of, content_rev
 from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, IndexSpec, Query
 from svckit.store.factory import make_store
 
 __all__ = [
     "COLLECTIONS",
     "INDEXES",
+    "KEY_RE",
     "Doc",
     "DocumentStore",
     "IndexSpec",
     "Query",
+    "body_of",
     "content_rev",
     "make_store",
 ]

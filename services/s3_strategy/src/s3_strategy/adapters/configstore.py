@@ -51,7 +51,7 @@ from s3_strategy.config import Settings
 from s3_strategy.domain.engine import ENGINE_VERSION, SERVICE, ContextError, Engine
 from s3_strategy.domain.params import EngineLimits
 from svckit.errors import DuplicateKey
-from svckit.store._common import body_of, content_rev
+from svckit.store import body_of, content_rev
 from svckit.store.base import Doc, DocumentStore, Query
 
 CONFIG_ACTIVE_KEY = "s3-strategy"

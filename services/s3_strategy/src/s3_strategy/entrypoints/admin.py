@@ -21,7 +21,7 @@ from s3_strategy.service_layer.config_admin import (
     BundleNotFound,
     NoPreviousRevision,
 )
-from svckit.store._common import KEY_RE
+from svckit.store import KEY_RE
 
 ACTOR_PATTERN = r"^[A-Za-z0-9_.@:-]{1,64}$"
 MAX_RULES = 5000

@@ -47,7 +47,7 @@ from svckit.liveness import install_livez
 from svckit.logging import log_scope
 from svckit.metrics import render
 from svckit.redisio import ping
-from svckit.store._common import KEY_RE
+from svckit.store import KEY_RE
 from tradekit.enums import Market
 
 log = logging.getLogger(__name__)

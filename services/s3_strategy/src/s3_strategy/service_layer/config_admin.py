@@ -34,7 +34,7 @@ from s3_strategy.domain.rules import RuleLintError
 from svckit import jsonutil, keys
 from svckit.clock import Clock
 from svckit.redisio import RedisClient, hold_lock
-from svckit.store._common import KEY_RE
+from svckit.store import KEY_RE
 from svckit.store.base import Doc, Query
 
 AUDIT = "config_audit"
