@@ -38,27 +38,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# TWAP and Maker→Taker bounds, one definition for the TWAP policy and a Maker→Taker's TWAP.
+Slices = Annotated[int, Field(ge=1, le=100)]
+GapMs = Annotated[int, Field(ge=0, le=3_600_000)]
+JitterPct = Annotated[Decimal, Field(ge=0, le=Decimal("0.5"))]
+MakerWaitMs = Annotated[int | None, Field(ge=0, le=600_000)]
+
+
 class TwapSpec(_Strict):
-    slices: int = Field(ge=1, le=100)
-    gap_ms: int = Field(ge=0, le=3_600_000)
-    jitter_pct: Decimal = Field(default=Decimal("0.1"), ge=0, le=Decimal("0.5"))
+    slices: Slices
+    gap_ms: GapMs
+    jitter_pct: JitterPct = Decimal("0.1")
 
 
 class MakerTakerPolicy(_Strict):
     """Post-only at best; after `maker_wait_ms` cancel, await the ack, send the rest as taker."""
 
     type: Literal["MAKER_TAKER"] = "MAKER_TAKER"
-    maker_wait_ms: int | None = Field(default=None, ge=0, le=600_000)
+    maker_wait_ms: MakerWaitMs = None
     twap: TwapSpec | None = None
     chase_one_tick: bool = False
 
 
 class TwapPolicy(_Strict):
     type: Literal["TWAP"] = "TWAP"
-    slices: int = Field(ge=1, le=100)
-    gap_ms: int = Field(ge=0, le=3_600_000)
-    jitter_pct: Decimal = Field(default=Decimal("0.1"), ge=0, le=Decimal("0.5"))
-    maker_wait_ms: int | None = Field(default=None, ge=0, le=600_000)
+    slices: Slices
+    gap_ms: GapMs
+    jitter_pct: JitterPct = Decimal("0.1")
+    maker_wait_ms: MakerWaitMs = None
 
 
 class MarketPolicy(_Strict):
