@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pytest
 import redis as redis_sync
@@ -34,6 +34,10 @@ from svckit.embedded_redis import EmbeddedRedis
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.helpers import TOKEN_ENV, CrossSlotWatch
+
+if TYPE_CHECKING:
+    from tests.contract.facade_harness import SwappableApp
+    from venue.facade import FacadeServer
 
 os.environ.update(TOKEN_ENV)
 
@@ -152,3 +156,15 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture(scope="module")
+def facade_server() -> Iterator[tuple[FacadeServer, SwappableApp]]:
+    """One venue facade server (uvicorn) per test module; each test plugs its own venue + facade
+    into the SwappableApp slot (tests/contract/facade_harness.py)."""
+    from tests.contract.facade_harness import SwappableApp
+    from venue.facade import FacadeServer
+
+    slot = SwappableApp()
+    with FacadeServer(slot, log_level="critical") as srv:
+        yield srv, slot

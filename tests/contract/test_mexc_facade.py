@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -43,16 +43,9 @@ def recorded(method: str) -> Any:
     return data["methods"][method][0]["httpResponse"]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[FacadeServer, SwappableApp]]:
-    slot = SwappableApp()
-    with FacadeServer(slot, log_level="critical") as srv:
-        yield srv, slot
-
-
 @pytest.fixture
-def venue(server: tuple[FacadeServer, SwappableApp]) -> Venue:
-    _, slot = server
+def venue(facade_server: tuple[FacadeServer, SwappableApp]) -> Venue:
+    _, slot = facade_server
     v = default_venue(clock=TrackingClock(START_MS), seed=7, step_ms=MINUTE, replay=False)
     v.advance(30 * MINUTE)
     slot.app = create_facade(v, api_key=API_KEY, api_secret=API_SECRET, dialect="mexc")
@@ -60,8 +53,8 @@ def venue(server: tuple[FacadeServer, SwappableApp]) -> Venue:
 
 
 @pytest.fixture
-def url(server: tuple[FacadeServer, SwappableApp]) -> str:
-    return server[0].url
+def url(facade_server: tuple[FacadeServer, SwappableApp]) -> str:
+    return facade_server[0].url
 
 
 def signed(venue: Venue, **params: Any) -> str:

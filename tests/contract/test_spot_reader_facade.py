@@ -3,7 +3,7 @@ HTTP: balances, ticker and closed 5-minute klines of QRLUSDT, as the rebalance t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -19,18 +19,11 @@ from venue.venue import Venue
 MINUTE = 60_000
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[FacadeServer, SwappableApp]]:
-    slot = SwappableApp()
-    with FacadeServer(slot, log_level="critical") as srv:
-        yield srv, slot
-
-
 @pytest.fixture
 async def setup(
-    server: tuple[FacadeServer, SwappableApp],
+    facade_server: tuple[FacadeServer, SwappableApp],
 ) -> AsyncIterator[tuple[CcxtSpotReader, Venue]]:
-    srv, slot = server
+    srv, slot = facade_server
     venue = default_venue(clock=TrackingClock(START_MS), seed=5, step_ms=MINUTE, replay=False)
     venue.advance(151 * MINUTE)  # 151 one-minute steps of QRLUSDT history
     plug(slot, venue)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -45,13 +45,6 @@ SYMBOL = "QRLUSDT"
 MINUTE = 60_000
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[FacadeServer, SwappableApp]]:
-    slot = SwappableApp()
-    with FacadeServer(slot, log_level="critical") as srv:
-        yield srv, slot
-
-
 def spot_only_fixtures(tmp_path: Path) -> Path:
     out = tmp_path / "fixtures"
     shutil.copytree(FIXTURES, out)
@@ -79,13 +72,13 @@ async def stacks(redis: RedisClient) -> AsyncIterator[AsyncExitStack]:
 
 
 async def test_scheduled_symmetric_rebalance_through_ccxt_mexc_on_both_sides(
-    server: tuple[FacadeServer, SwappableApp],
+    facade_server: tuple[FacadeServer, SwappableApp],
     stacks: AsyncExitStack,
     redis: RedisClient,
     redis_addresses: list[str],
     tmp_path: Path,
 ) -> None:
-    srv, slot = server
+    srv, slot = facade_server
     # The venue's clock is the wall clock: S4 syncs with the venue's time and refuses to trade
     # on a skewed one.
     start = int(time.time() * 1000) - 30 * MINUTE

@@ -5,7 +5,7 @@ the venue's ticker. Dry runs: nothing is sent."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,21 +29,14 @@ ADMIN = "facade-admin-token-0123456789abcdef"
 MINUTE = 60_000
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[FacadeServer, SwappableApp]]:
-    slot = SwappableApp()
-    with FacadeServer(slot, log_level="critical") as srv:
-        yield srv, slot
-
-
 @pytest.fixture
 async def s3(
-    server: tuple[FacadeServer, SwappableApp],
+    facade_server: tuple[FacadeServer, SwappableApp],
     redis: RedisClient,
     redis_addresses: list[str],
     tmp_path: Path,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Venue]]:
-    srv, slot = server
+    srv, slot = facade_server
     venue = default_venue(clock=TrackingClock(START_MS), seed=9, step_ms=MINUTE, replay=False)
     venue.advance(151 * MINUTE)
     plug(slot, venue)
