@@ -20,16 +20,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import httpx
-import redis.asyncio as aioredis
-
 from s4_router.adapters.orders_repo import StoreOrdersRepository
-from s4_router.config import Settings
-from s4_router.entrypoints.api import create_app
 from s4_router.service_layer.reconciler import Reconciler, RunReport
-from svckit.embedded_redis import EmbeddedRedis
 from svckit.store.base import DocumentStore
-from tests.soak.probe_s4 import REPO, TOKEN, _self_rss, send
+from tests.soak.probe_s4 import _self_rss, s4_in_process, send
 from tradekit.enums import Market
 from tradekit.orders import FillRecord, OrderRecord
 
@@ -86,39 +80,24 @@ class _Traced:
 
 
 async def probe(args: argparse.Namespace) -> None:
-    with EmbeddedRedis() as srv:
-        settings = Settings(
-            redis_addresses=srv.addresses,
-            data_dir=Path(tempfile.mkdtemp(prefix="probe-rec-")),
-            fixtures_dir=REPO / "fixtures",
-            route_table_path=REPO / "fixtures" / "route_table.json",
-            api_token=TOKEN,
-            reconcile_interval_ms=args.interval_ms,
-            log_level="CRITICAL",
+    async with s4_in_process(
+        Path(tempfile.mkdtemp(prefix="probe-rec-")),
+        reconcile_interval_ms=args.interval_ms,
+        log_level="CRITICAL",
+    ) as (app, cl, r):
+        reconciler = app.state.container.reconciler
+        assert reconciler is not None
+        traced = _Traced(reconciler, app.state.container.store)
+        sent, t0 = 0, time.monotonic()
+        for sec in range(args.seconds):
+            await send(cl, r, "rest", sent, args.rate)
+            sent += args.rate
+            await asyncio.sleep(max(0.0, t0 + sec + 1 - time.monotonic()))
+        print(
+            f"{sent} orders in {time.monotonic() - t0:.0f} s: {traced.runs} runs, "
+            f"POSITION_MISMATCH {traced.mismatches}, history reads "
+            f"{traced.repo.history_reads}, RSS {_self_rss():.1f} MB"
         )
-        host, _, port = srv.addresses[0].rpartition(":")
-        r = aioredis.Redis(host=host, port=int(port))
-        app = create_app(settings)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://s4", timeout=30
-            ) as cl,
-        ):
-            reconciler = app.state.container.reconciler
-            assert reconciler is not None
-            traced = _Traced(reconciler, app.state.container.store)
-            sent, t0 = 0, time.monotonic()
-            for sec in range(args.seconds):
-                await send(cl, r, "rest", sent, args.rate)
-                sent += args.rate
-                await asyncio.sleep(max(0.0, t0 + sec + 1 - time.monotonic()))
-            print(
-                f"{sent} orders in {time.monotonic() - t0:.0f} s: {traced.runs} runs, "
-                f"POSITION_MISMATCH {traced.mismatches}, history reads "
-                f"{traced.repo.history_reads}, RSS {_self_rss():.1f} MB"
-            )
-        await r.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import gc
 import json
 import tempfile
 import time
 import tracemalloc
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
+from fastapi import FastAPI
 
 from s4_router.config import Settings
 from s4_router.entrypoints.api import create_app
@@ -89,48 +92,64 @@ async def send(cl: httpx.AsyncClient, r: Any, path: str, start: int, n: int) -> 
             await asyncio.sleep(0.25)
 
 
-async def probe(args: argparse.Namespace) -> None:
+@contextlib.asynccontextmanager
+async def s4_in_process(
+    data_dir: Path, **settings: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, aioredis.Redis]]:
+    """S4's app in this process, its lifespan running (every background loop), on an embedded
+    Redis and a SQLite store under `data_dir`: the app, an HTTP client on it, a Redis client."""
     with EmbeddedRedis() as srv:
-        tmp = Path(tempfile.mkdtemp(prefix="probe-s4-"))
-        settings = Settings(
-            redis_addresses=srv.addresses,
-            data_dir=tmp,
-            fixtures_dir=REPO / "fixtures",
-            route_table_path=REPO / "fixtures" / "route_table.json",
-            api_token=TOKEN,
-            malloc_trim_interval_s=args.trim_s,
-            log_level="WARNING",
+        app = create_app(
+            Settings(
+                redis_addresses=srv.addresses,
+                data_dir=data_dir,
+                fixtures_dir=REPO / "fixtures",
+                route_table_path=REPO / "fixtures" / "route_table.json",
+                api_token=TOKEN,
+                **settings,
+            )
         )
         host, _, port = srv.addresses[0].rpartition(":")
         r = aioredis.Redis(host=host, port=int(port))
-        app = create_app(settings)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://s4", timeout=30
-            ) as cl,
-        ):
-            await send(cl, r, args.path, 0, args.warm)
-            gc.collect()
-            rss0 = _self_rss()
-            print(f"after {args.warm} warm-up orders: RSS {rss0:.1f} MB; {mallinfo()}")
-            if args.tracemalloc:
-                tracemalloc.start(8)
-                tracemalloc.take_snapshot().dump(str(tmp / "a.snap"))
-            t = time.monotonic()
-            await send(cl, r, args.path, args.warm, args.orders)
-            gc.collect()
-            rss1 = _self_rss()
-            per = (rss1 - rss0) * 1024 / args.orders
-            print(
-                f"after {args.orders} more ({time.monotonic() - t:.0f} s, {args.path}): "
-                f"RSS {rss1:.1f} MB ({per:+.1f} KB/order); {mallinfo()}"
-            )
-            if args.tracemalloc:
-                tracemalloc.take_snapshot().dump(str(tmp / "b.snap"))
-            if memtrim.malloc_trim():
-                print(f"after malloc_trim(0): RSS {_self_rss():.1f} MB; {mallinfo()}")
-        await r.aclose()
+        try:
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://s4", timeout=30
+                ) as cl,
+            ):
+                yield app, cl, r
+        finally:
+            await r.aclose()
+
+
+async def probe(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="probe-s4-"))
+    async with s4_in_process(tmp, malloc_trim_interval_s=args.trim_s, log_level="WARNING") as (
+        _,
+        cl,
+        r,
+    ):
+        await send(cl, r, args.path, 0, args.warm)
+        gc.collect()
+        rss0 = _self_rss()
+        print(f"after {args.warm} warm-up orders: RSS {rss0:.1f} MB; {mallinfo()}")
+        if args.tracemalloc:
+            tracemalloc.start(8)
+            tracemalloc.take_snapshot().dump(str(tmp / "a.snap"))
+        t = time.monotonic()
+        await send(cl, r, args.path, args.warm, args.orders)
+        gc.collect()
+        rss1 = _self_rss()
+        per = (rss1 - rss0) * 1024 / args.orders
+        print(
+            f"after {args.orders} more ({time.monotonic() - t:.0f} s, {args.path}): "
+            f"RSS {rss1:.1f} MB ({per:+.1f} KB/order); {mallinfo()}"
+        )
+        if args.tracemalloc:
+            tracemalloc.take_snapshot().dump(str(tmp / "b.snap"))
+        if memtrim.malloc_trim():
+            print(f"after malloc_trim(0): RSS {_self_rss():.1f} MB; {mallinfo()}")
     if args.tracemalloc:
         print(diff(str(tmp / "a.snap"), str(tmp / "b.snap"), top=12, group="lineno"))
 
