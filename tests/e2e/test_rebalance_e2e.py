@@ -24,6 +24,7 @@ from s3_strategy.adapters.spot_reader import SpotBalance, SpotReader, SpotReadEr
 from s3_strategy.bootstrap import bootstrap as s3_bootstrap
 from s3_strategy.config import Settings as S3Settings
 from s3_strategy.entrypoints.api import create_app as s3_app
+from s4_router.bootstrap import S4Container
 from s4_router.bootstrap import bootstrap as s4_bootstrap
 from s4_router.config import Settings as S4Settings
 from s4_router.entrypoints.api import create_app as s4_app
@@ -101,6 +102,38 @@ async def scheduled_sell_filled(
     return body, fills
 
 
+async def s4_and_s3(
+    stacks: AsyncExitStack,
+    redis: RedisClient,
+    s4_settings: S4Settings,
+    s3_settings: S3Settings,
+    spot_reader: Callable[[S4Container], SpotReader] | None = None,
+) -> tuple[S4Container, httpx.AsyncClient]:
+    """S4 and S3 in process on one SQLite file (`data_dir/store.sqlite3`), S3 calling S4's REST
+    over ASGI; both lifespans run on `stacks`. `spot_reader` builds S3's SpotReader from S4's
+    container (default: the one S3's settings configure). Returns S4's container and a client
+    on S3."""
+    db = s4_settings.data_dir / "store.sqlite3"
+    s4_store = SqliteStore(db)
+    stacks.push_async_callback(s4_store.close)
+    s4c = await s4_bootstrap(s4_settings, redis=redis, store=s4_store)
+    app4 = s4_app(s4_settings, container=s4c)
+    await stacks.enter_async_context(app4.router.lifespan_context(app4))
+    rest = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
+    )
+    s3_store = SqliteStore(db)
+    stacks.push_async_callback(s3_store.close)
+    extra = {"spot_reader": spot_reader(s4c)} if spot_reader else {}
+    s3c = await s3_bootstrap(s3_settings, redis=redis, store=s3_store, http=rest, **extra)
+    app3 = s3_app(s3_settings, container=s3c)
+    await stacks.enter_async_context(app3.router.lifespan_context(app3))
+    s3 = await stacks.enter_async_context(
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app3), base_url="http://s3")
+    )
+    return s4c, s3
+
+
 @pytest.fixture
 async def stacks(redis: RedisClient) -> AsyncIterator[AsyncExitStack]:
     async with AsyncExitStack() as stack:
@@ -110,7 +143,6 @@ async def stacks(redis: RedisClient) -> AsyncIterator[AsyncExitStack]:
 async def test_scheduled_symmetric_rebalance_on_qrlusdt_fills_and_restores_the_ratio(
     stacks: AsyncExitStack, redis: RedisClient, redis_addresses: list[str], tmp_path: Path
 ) -> None:
-    db = tmp_path / "store.sqlite3"
     s4_settings = S4Settings(
         redis_addresses=redis_addresses,
         data_dir=tmp_path,
@@ -120,18 +152,6 @@ async def test_scheduled_symmetric_rebalance_on_qrlusdt_fills_and_restores_the_r
         stream_block_ms=50,
         maker_max_wait_ms=0,
     )
-    s4_store = SqliteStore(db)
-    stacks.push_async_callback(s4_store.close)
-    s4c = await s4_bootstrap(s4_settings, redis=redis, store=s4_store)
-    app4 = s4_app(s4_settings, container=s4c)
-    await stacks.enter_async_context(app4.router.lifespan_context(app4))
-    venue: Venue = s4c.exchange.sim  # type: ignore[attr-defined]
-    # A QRL-heavy account: 2,000 QRL (~1,000 USDT at ~0.5) and 400 USDT ⇒ ~71 % in QRL.
-    venue.spot_account._free.update({"QRL": D(2000), "USDT": D(400)})
-
-    rest = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
-    )
     s3_settings = S3Settings(
         redis_addresses=redis_addresses,
         data_dir=tmp_path,
@@ -139,16 +159,16 @@ async def test_scheduled_symmetric_rebalance_on_qrlusdt_fills_and_restores_the_r
         s4_url="http://s4",
         admin_token=ADMIN,
     )
-    s3_store = SqliteStore(db)
-    stacks.push_async_callback(s3_store.close)
-    s3c = await s3_bootstrap(
-        s3_settings, redis=redis, store=s3_store, http=rest, spot_reader=VenueSpotReader(venue)
+    s4c, s3 = await s4_and_s3(
+        stacks,
+        redis,
+        s4_settings,
+        s3_settings,
+        lambda c: VenueSpotReader(c.exchange.sim),  # type: ignore[attr-defined]
     )
-    app3 = s3_app(s3_settings, container=s3c)
-    await stacks.enter_async_context(app3.router.lifespan_context(app3))
-    s3 = await stacks.enter_async_context(
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app3), base_url="http://s3")
-    )
+    venue: Venue = s4c.exchange.sim  # type: ignore[attr-defined]
+    # A QRL-heavy account: 2,000 QRL (~1,000 USDT at ~0.5) and 400 USDT ⇒ ~71 % in QRL.
+    venue.spot_account._free.update({"QRL": D(2000), "USDT": D(400)})
 
     slot = datetime.now(UTC).replace(second=0, microsecond=0)
     body, fills = await scheduled_sell_filled(s3, s4c, headers(slot))

@@ -18,22 +18,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 
-from s3_strategy.bootstrap import bootstrap as s3_bootstrap
 from s3_strategy.config import Settings as S3Settings
-from s3_strategy.entrypoints.api import create_app as s3_app
-from s4_router.bootstrap import bootstrap as s4_bootstrap
 from s4_router.config import Settings as S4Settings
-from s4_router.entrypoints.api import create_app as s4_app
 from svckit.clock import TrackingClock
 from svckit.redisio import RedisClient
-from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp
-from tests.e2e.test_rebalance_e2e import headers, scheduled_sell_filled
-from tests.helpers import S4_AUTH
+from tests.e2e.test_rebalance_e2e import headers, s4_and_s3, scheduled_sell_filled
 from tradekit.enums import Market
 from venue.defaults import default_venue
 from venue.facade import FacadeServer, create_facade
@@ -88,7 +81,6 @@ async def test_scheduled_symmetric_rebalance_through_ccxt_mexc_on_both_sides(
     venue.spot_account._free.update({"QRL": D(2000), "USDT": D(400)})
     slot.app = create_facade(venue, api_key=API_KEY, api_secret=API_SECRET, dialect="mexc")
     fixtures = spot_only_fixtures(tmp_path)
-    db = tmp_path / "store.sqlite3"
 
     s4_settings = S4Settings(
         redis_addresses=redis_addresses,
@@ -103,15 +95,6 @@ async def test_scheduled_symmetric_rebalance_through_ccxt_mexc_on_both_sides(
         stream_block_ms=50,
         maker_max_wait_ms=0,
     )
-    s4_store = SqliteStore(db)
-    stacks.push_async_callback(s4_store.close)
-    s4c = await s4_bootstrap(s4_settings, redis=redis, store=s4_store)
-    app4 = s4_app(s4_settings, container=s4c)
-    await stacks.enter_async_context(app4.router.lifespan_context(app4))
-    rest = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app4), base_url="http://s4", headers=S4_AUTH
-    )
-
     s3_settings = S3Settings(
         redis_addresses=redis_addresses,
         data_dir=tmp_path,
@@ -123,14 +106,7 @@ async def test_scheduled_symmetric_rebalance_through_ccxt_mexc_on_both_sides(
         exchange_api_key=API_KEY,
         exchange_api_secret=API_SECRET,
     )
-    s3_store = SqliteStore(db)
-    stacks.push_async_callback(s3_store.close)
-    s3c = await s3_bootstrap(s3_settings, redis=redis, store=s3_store, http=rest)
-    app3 = s3_app(s3_settings, container=s3c)
-    await stacks.enter_async_context(app3.router.lifespan_context(app3))
-    s3 = await stacks.enter_async_context(
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app3), base_url="http://s3")
-    )
+    s4c, s3 = await s4_and_s3(stacks, redis, s4_settings, s3_settings)
 
     before = ratio(venue)
     assert before > D("0.6")
