@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ALERTS_YML = ROOT / "deploy" / "prometheus" / "alerts.yml"
 KIND = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
 # Callables that raise an alert: publisher/sink methods, the protection machine's alert commands.
-ALERT_CALLS = {"alert", "emit", "Alert", "BracketAlert", "RaiseAlert", "_fail"}
+ALERT_CALLS = {"alert", "emit", "Alert", "_fail"}
 # `_fail` is also the name of unrelated helpers (HTTP errors, refused intents).
 ONLY_IN = {"_fail": {"oco_guardian.py"}}
 # Call sites whose kind is not a literal: each forwards a kind raised (as a literal) elsewhere.
@@ -33,7 +33,7 @@ FORWARDERS = {
     ("publisher.py", "kind"),  # s4 Publisher.alert -> Alert(kind=kind)
     ("protection_records.py", "kind"),  # protective alert -> publisher.alert(kind)
     ("protection_interp.py", "c.kind"),  # a policy's Alert command -> alert(p, c.kind)
-    ("oco_guardian.py", "kind"),  # _fail(kind) -> RaiseAlert(kind)
+    ("oco_guardian.py", "kind"),  # _fail(kind) -> Alert(kind)
     ("reconciler.py", "f'RECONCILE_{f.kind.value}'"),  # expanded from FindingKind below
 }
 # Recovery notices: the firing alert resolves by itself, nothing to page or ticket.

@@ -9,17 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s4_router.policies.brackets import (
-    BracketAlert,
-    BracketClosed,
-    BracketCommand,
-    Brackets,
-    BracketState,
-    CancelProtective,
-    Kind,
-    PlaceProtective,
-    solve_tp_price,
-)
+from s4_router.policies.brackets import Brackets, BracketState, solve_tp_price
+from s4_router.policies.protective import Alert, Cancel, Command, Event, Leg, Place
 from tradekit.enums import OrderStatus as S
 from tradekit.enums import OrderType, Side
 from tradekit.instrument import Instrument
@@ -44,12 +35,12 @@ def brackets(side: Side = Side.BUY, *, tp_price: D | None = None) -> Brackets:
     )
 
 
-def places(cmds: list[BracketCommand]) -> list[PlaceProtective]:
-    return [c for c in cmds if isinstance(c, PlaceProtective)]
+def places(cmds: list[Command]) -> list[Place]:
+    return [c for c in cmds if isinstance(c, Place)]
 
 
-def cancels(cmds: list[BracketCommand]) -> list[str]:
-    return [c.client_order_id for c in cmds if isinstance(c, CancelProtective)]
+def cancels(cmds: list[Command]) -> list[str]:
+    return [c.client_order_id for c in cmds if isinstance(c, Cancel)]
 
 
 def net_profit(side: Side, entry: D, tp: D, qty: D) -> D:
@@ -102,9 +93,9 @@ def test_solve_tp_with_any_input_meets_target_after_rounding(
 def test_first_entry_fill_places_stop_then_take_profit_sized_to_the_fill() -> None:
     b = brackets()
     cmds = b.on_entry_fill(D("0.002"), D(130), 1000, BTC, fee_rates=FEES)
-    assert [(p.kind, p.type, p.qty, p.client_order_id) for p in places(cmds)] == [
-        (Kind.SL, OrderType.STOP_MARKET, D("0.002"), f"{P}-E2"),
-        (Kind.TP, OrderType.TAKE_PROFIT_MARKET, D("0.002"), f"{P}-E3"),
+    assert [(p.leg, p.type, p.qty, p.client_order_id) for p in places(cmds)] == [
+        (Leg.SL, OrderType.STOP_MARKET, D("0.002"), f"{P}-E2"),
+        (Leg.TP, OrderType.TAKE_PROFIT_MARKET, D("0.002"), f"{P}-E3"),
     ]
     sl, tp = places(cmds)
     assert sl.side is Side.SELL and sl.reduce_only and sl.working_type == "MARK_PRICE"
@@ -120,15 +111,15 @@ def test_more_entry_fills_replace_before_cancel() -> None:
     b.on_order_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
     b.on_order_report(f"{P}-E3", S.ACCEPTED, D(0), 2)
     cmds = b.on_entry_fill(D("0.006"), D(390), 10, BTC, fee_rates=FEES)
-    assert [(p.kind, p.qty) for p in places(cmds)] == [(Kind.SL, D("0.006")), (Kind.TP, D("0.006"))]
+    assert [(p.leg, p.qty) for p in places(cmds)] == [(Leg.SL, D("0.006")), (Leg.TP, D("0.006"))]
     assert cancels(cmds) == []  # nothing cancelled before the replacement is live
-    assert len(b.working(Kind.SL)) == 2  # old and new stop overlap (both reduce-only)
+    assert len(b.working(Leg.SL)) == 2  # old and new stop overlap (both reduce-only)
     cmds = b.on_order_report(f"{P}-E4", S.ACCEPTED, D(0), 11)
     assert cancels(cmds) == [f"{P}-E2"]
     cmds = b.on_order_report(f"{P}-E5", S.ACCEPTED, D(0), 12)
     assert cancels(cmds) == [f"{P}-E3"]
     b.on_order_report(f"{P}-E2", S.CANCELED, D(0), 13)
-    assert [o.client_order_id for o in b.working(Kind.SL)] == [f"{P}-E4"]
+    assert [o.client_order_id for o in b.working(Leg.SL)] == [f"{P}-E4"]
 
 
 def test_duplicate_entry_fill_report_changes_nothing() -> None:
@@ -146,7 +137,7 @@ def test_stop_filled_closes_position_and_cancels_take_profit() -> None:
     cmds = b.on_order_report(f"{P}-E2", S.FILLED, D("0.002"), 50)
     assert cancels(cmds) == [f"{P}-E3"] and b.state is BracketState.CLOSING
     cmds = b.on_order_report(f"{P}-E3", S.CANCELED, D(0), 51)
-    assert b.state is BracketState.CLOSED and isinstance(cmds[-1], BracketClosed)
+    assert b.state is BracketState.CLOSED and cmds[-1] == Event("BRACKETS_CLOSED", b.summary())
 
 
 def test_take_profit_filled_in_parts_closes_and_cancels_stop() -> None:
@@ -176,7 +167,7 @@ def test_manual_close_reported_by_venue_cancels_every_bracket_order() -> None:
 def test_entry_without_fill_ends_with_no_bracket() -> None:
     b = brackets()
     cmds = b.on_entry_done(5)
-    assert b.state is BracketState.CLOSED and isinstance(cmds[0], BracketClosed)
+    assert b.state is BracketState.CLOSED and cmds[0] == Event("BRACKETS_CLOSED", b.summary())
     assert b.orders == []
 
 
@@ -184,7 +175,7 @@ def test_rejected_first_stop_alerts_that_the_position_is_naked() -> None:
     b = brackets()
     b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
     cmds = b.on_order_report(f"{P}-E2", S.REJECTED, D(0), 1)
-    (alert,) = [c for c in cmds if isinstance(c, BracketAlert)]
+    (alert,) = [c for c in cmds if isinstance(c, Alert)]
     assert alert.kind == "BRACKET_REJECTED" and "naked" in alert.message
     assert b.naked_ms is None
 
@@ -194,7 +185,7 @@ def test_short_position_places_buy_side_reduce_only_orders() -> None:
     cmds = b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
     sl, tp = places(cmds)
     assert sl.side is Side.BUY and tp.side is Side.BUY
-    assert sl.stop_price == D(65200) and tp.stop_price < D(65000)
+    assert sl.stop_price == D(65200) and tp.stop_price is not None and tp.stop_price < D(65000)
 
 
 def test_restart_with_persisted_state_continues_identically() -> None:
@@ -213,4 +204,4 @@ def test_overclose_beyond_position_fails_with_alert(qty: str) -> None:
     b = brackets()
     b.on_entry_fill(D("0.001"), D(65), 0, BTC, fee_rates=FEES)
     cmds = b.on_order_report(f"{P}-E2", S.FILLED, D(qty) + D("0.001"), 1)
-    assert b.state is BracketState.FAILED and isinstance(cmds[0], BracketAlert)
+    assert b.state is BracketState.FAILED and isinstance(cmds[0], Alert)

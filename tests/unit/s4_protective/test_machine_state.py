@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal as D
 
-from s4_router.policies.brackets import Brackets, BracketState, Kind
-from s4_router.policies.oco_guardian import GuardianState, Leg, LegMode, OcoGuardian, PlaceLeg
+from s4_router.policies.brackets import Brackets, BracketState
+from s4_router.policies.oco_guardian import GuardianState, Leg, LegMode, OcoGuardian
+from s4_router.policies.protective import Place
 from tradekit.enums import OrderStatus as S
 from tradekit.instrument import Instrument
 
@@ -45,7 +46,7 @@ GUARDIAN_STATE = json.loads("""{"parent_client_order_id": "s3-eth-7", "position_
 def test_brackets_state_in_the_old_shape_loads_typed_and_dumps_identically() -> None:
     b = Brackets.model_validate(BRACKETS_STATE)
     assert b.state is BracketState.PROTECTING and b.position == D("0.003")
-    assert b.orders[1].kind is Kind.TP and b.orders[1].status is S.PARTIALLY_FILLED
+    assert b.orders[1].kind is Leg.TP and b.orders[1].status is S.PARTIALLY_FILLED
     assert b.model_dump(mode="json") == BRACKETS_STATE
     # ...and it goes on from there: a flat position cancels every working bracket order.
     cmds = b.on_position(D(0), 30)
@@ -58,7 +59,7 @@ def test_guardian_state_in_the_old_shape_loads_typed_and_dumps_identically() -> 
     assert g.tp.mode is LegMode.LOCAL and g.sl.orders == {"s3-eth-7-E2": D("0.1")}
     assert g.model_dump(mode="json") == GUARDIAN_STATE
     cmds = g.on_report("s3-eth-7-E2", S.CANCELED, D("0.1"), 140)
-    assert [type(c) for c in cmds] == [PlaceLeg] and g.remaining == D("0.4")
+    assert [type(c) for c in cmds] == [Place] and g.remaining == D("0.4")
 
 
 def test_brackets_state_dumps_json_ready_and_round_trips() -> None:

@@ -8,18 +8,8 @@ from typing import Any
 
 import pytest
 
-from s4_router.policies.oco_guardian import (
-    CancelLeg,
-    Command,
-    GuardianState,
-    Leg,
-    LegMode,
-    OcoGuardian,
-    PlaceLeg,
-    QueryLeg,
-    RaiseAlert,
-    Resolved,
-)
+from s4_router.policies.oco_guardian import GuardianState, LegMode, OcoGuardian
+from s4_router.policies.protective import Alert, Cancel, Command, Event, Leg, Place, Query
 from tradekit.enums import OrderStatus as S
 from tradekit.enums import OrderType, Side
 
@@ -41,12 +31,12 @@ def guardian(
     )
 
 
-def places(cmds: list[Command]) -> list[PlaceLeg]:
-    return [c for c in cmds if isinstance(c, PlaceLeg)]
+def places(cmds: list[Command]) -> list[Place]:
+    return [c for c in cmds if isinstance(c, Place)]
 
 
-def cancels(cmds: list[Command]) -> list[CancelLeg]:
-    return [c for c in cmds if isinstance(c, CancelLeg)]
+def cancels(cmds: list[Command]) -> list[Cancel]:
+    return [c for c in cmds if isinstance(c, Cancel)]
 
 
 def armed(g: OcoGuardian) -> OcoGuardian:
@@ -95,7 +85,7 @@ def test_partial_fill_with_resting_sibling_resizes_it_after_cancel_ack() -> None
     g = armed(guardian())
     cmds = g.on_report(f"{P}-E3", S.PARTIALLY_FILLED, D("0.001"), 10)
     assert g.state is GuardianState.PARTIAL
-    assert cancels(cmds) == [CancelLeg(Leg.SL, f"{P}-E2")]
+    assert cancels(cmds) == [Cancel(Leg.SL, f"{P}-E2")]
     cmds = g.on_report(f"{P}-E2", S.CANCELED, D(0), 12)
     assert [(p.leg, p.qty, p.client_order_id) for p in places(cmds)] == [
         (Leg.SL, D("0.002"), f"{P}-E4")
@@ -103,12 +93,20 @@ def test_partial_fill_with_resting_sibling_resizes_it_after_cancel_ack() -> None
     g.on_report(f"{P}-E4", S.ACCEPTED, D(0), 13)
     cmds = g.on_report(f"{P}-E3", S.FILLED, D("0.003"), 20)
     assert g.state is GuardianState.RESOLVING
-    assert cancels(cmds) == [CancelLeg(Leg.SL, f"{P}-E4")]
+    assert cancels(cmds) == [Cancel(Leg.SL, f"{P}-E4")]
     cmds = g.on_report(f"{P}-E4", S.CANCELED, D(0), 21)
     assert g.state is GuardianState.RESOLVED
-    (res,) = [c for c in cmds if isinstance(c, Resolved)]
-    assert res.winner is Leg.TP and res.summary["legs"]["TP"]["filled"] == "0.003"
-    assert res.summary["timings"]["cancel_sent_ms"] == 10
+    (res,) = [c for c in cmds if isinstance(c, Event)]
+    assert (
+        res.name == "OCO_RESOLVE" and res.data["winner"] == "TP" and res.data["mode"] == "guardian"
+    )
+    assert res.data["legs"]["TP"] == {
+        "mode": "RESTING",
+        "client_order_id": f"{P}-E3",
+        "status": "FILLED",
+        "filled": "0.003",
+    }
+    assert res.data["timings"]["cancel_sent_ms"] == 10
 
 
 def test_partial_fill_with_local_sibling_resizes_the_watch_only() -> None:
@@ -121,14 +119,14 @@ def test_fill_of_resting_leg_with_local_sibling_resolves_at_once() -> None:
     g = armed(guardian(both_rest=False))
     cmds = g.on_report(f"{P}-E2", S.FILLED, D("0.003"), 5)
     assert g.state is GuardianState.RESOLVED and g.winner is Leg.SL
-    assert [type(c) for c in cmds] == [Resolved]
+    assert [type(c) for c in cmds] == [Event]
 
 
 def test_local_take_profit_reached_cancels_stop_then_sends_market_exit() -> None:
     g = armed(guardian(both_rest=False))
     assert g.on_price(D(66999), D(67001), 5) == []
     cmds = g.on_price(D(67000), D(67001), 6)
-    assert g.state is GuardianState.TRIGGERED and cancels(cmds) == [CancelLeg(Leg.SL, f"{P}-E2")]
+    assert g.state is GuardianState.TRIGGERED and cancels(cmds) == [Cancel(Leg.SL, f"{P}-E2")]
     assert g.on_price(D(67010), D(67011), 7) == []  # no second cancel while waiting
     cmds = g.on_report(f"{P}-E2", S.CANCELED, D(0), 8)
     (p,) = places(cmds)
@@ -165,7 +163,7 @@ def test_short_position_with_ask_through_stop_triggers_the_buy_back() -> None:
     assert g.sl.mode is LegMode.LOCAL and g.tp.client_order_id == f"{P}-E2"
     assert g.on_price(D(65400), D(65499), 1) == []
     cmds = g.on_price(D(65499), D(65500), 2)
-    assert cancels(cmds) == [CancelLeg(Leg.TP, f"{P}-E2")] and g.triggered is Leg.SL
+    assert cancels(cmds) == [Cancel(Leg.TP, f"{P}-E2")] and g.triggered is Leg.SL
     (p,) = places(g.on_report(f"{P}-E2", S.CANCELED, D(0), 3))
     assert p.side is Side.BUY and p.type is OrderType.MARKET
 
@@ -183,7 +181,7 @@ def test_fills_beyond_the_position_fail_with_overfill_alert() -> None:
     g.on_report(f"{P}-E3", S.PARTIALLY_FILLED, D("0.002"), 10)
     cmds = g.on_report(f"{P}-E2", S.PARTIALLY_FILLED, D("0.002"), 11)
     assert g.state is GuardianState.FAILED
-    assert [c.kind for c in cmds if isinstance(c, RaiseAlert)] == ["OCO_OVERFILL"]
+    assert [c.kind for c in cmds if isinstance(c, Alert)] == ["OCO_OVERFILL"]
 
 
 def test_sibling_filled_during_its_cancel_is_counted_and_overfill_detected() -> None:
@@ -192,7 +190,7 @@ def test_sibling_filled_during_its_cancel_is_counted_and_overfill_detected() -> 
     assert g.state is GuardianState.RESOLVING
     cmds = g.on_report(f"{P}-E2", S.CANCELED, D("0.001"), 6)  # it traded before the cancel
     assert g.state is GuardianState.FAILED
-    assert [c.kind for c in cmds if isinstance(c, RaiseAlert)] == ["OCO_OVERFILL"]
+    assert [c.kind for c in cmds if isinstance(c, Alert)] == ["OCO_OVERFILL"]
 
 
 def test_repeated_terminal_report_of_a_cancelled_leg_sends_nothing_twice() -> None:
@@ -207,7 +205,7 @@ def test_cancel_without_ack_in_time_is_queried_at_the_venue() -> None:
     g = armed(guardian())
     g.on_report(f"{P}-E3", S.FILLED, D("0.003"), 100)
     assert g.on_timer(1000) == []
-    assert g.on_timer(2100) == [QueryLeg(Leg.SL, f"{P}-E2")]
+    assert g.on_timer(2100) == [Query(Leg.SL, f"{P}-E2")]
     assert g.on_timer(2200) == []  # next query only after another timeout
     g.on_report(f"{P}-E2", S.CANCELED, D(0), 2300)
     assert g.state is GuardianState.RESOLVED
@@ -227,7 +225,7 @@ def test_stop_refused_with_resting_take_profit_cancels_it_first() -> None:
     g.arm(0)
     g.on_report(f"{P}-E3", S.ACCEPTED, D(0), 1)
     cmds = g.on_place_rejected(f"{P}-E2", "would trigger", 2)
-    assert cancels(cmds) == [CancelLeg(Leg.TP, f"{P}-E3")] and places(cmds) == []
+    assert cancels(cmds) == [Cancel(Leg.TP, f"{P}-E3")] and places(cmds) == []
     (p,) = places(g.on_report(f"{P}-E3", S.CANCELED, D(0), 3))
     assert (p.leg, p.type) == (Leg.SL, OrderType.MARKET)
 
@@ -237,18 +235,18 @@ def test_post_only_take_profit_refused_is_watched_locally() -> None:
     g.arm(0)
     assert g.on_place_rejected(f"{P}-E3", "would immediately match", 1) == []
     assert g.tp.mode is LegMode.LOCAL
-    assert cancels(g.on_price(D(67000), D(67001), 2)) == [CancelLeg(Leg.SL, f"{P}-E2")]
+    assert cancels(g.on_price(D(67000), D(67001), 2)) == [Cancel(Leg.SL, f"{P}-E2")]
 
 
 def test_leg_cancelled_by_the_venue_is_rearmed_once_then_fails() -> None:
     g = armed(guardian(both_rest=False))
     cmds = g.on_report(f"{P}-E2", S.EXPIRED, D(0), 5)
-    assert [c.kind for c in cmds if isinstance(c, RaiseAlert)] == ["OCO_LEG_REARMED"]
+    assert [c.kind for c in cmds if isinstance(c, Alert)] == ["OCO_LEG_REARMED"]
     (p,) = places(cmds)
     assert p.client_order_id == f"{P}-E3" and p.leg is Leg.SL
     cmds = g.on_report(f"{P}-E3", S.CANCELED, D(0), 6)
     assert g.state is GuardianState.FAILED
-    assert [c.kind for c in cmds if isinstance(c, RaiseAlert)] == ["OCO_LEG_LOST"]
+    assert [c.kind for c in cmds if isinstance(c, Alert)] == ["OCO_LEG_LOST"]
 
 
 def test_restart_with_persisted_state_continues_to_the_same_outcome() -> None:
@@ -266,7 +264,7 @@ def test_restart_with_persisted_state_continues_to_the_same_outcome() -> None:
             if restart_at == i:
                 g = OcoGuardian.model_validate(g.model_dump(mode="json"))
             for c in g.on_report(cid, st, filled, 10 + i):
-                if isinstance(c, PlaceLeg | CancelLeg):
+                if isinstance(c, Place | Cancel):
                     sent.append(f"{type(c).__name__}:{c.client_order_id}")
         return g.state, g.winner, sent
 
@@ -288,12 +286,12 @@ def test_random_event_orders_never_exceed_the_position_and_end_with_no_live_leg(
         for t in range(1, 201):
             while pending:
                 c = pending.pop(0)
-                if isinstance(c, PlaceLeg):
+                if isinstance(c, Place):
                     venue[c.client_order_id] = [c.leg, c.qty, D(0), S.ACCEPTED]
                     pending += g.on_report(c.client_order_id, S.ACCEPTED, D(0), t)
-                elif isinstance(c, CancelLeg | QueryLeg):
+                elif isinstance(c, Cancel | Query):
                     o = venue[c.client_order_id]
-                    if isinstance(c, CancelLeg) and not o[3].is_terminal:
+                    if isinstance(c, Cancel) and not o[3].is_terminal:
                         o[3] = S.CANCELED
                     pending += g.on_report(c.client_order_id, o[3], o[2], t)
             if g.state.is_final:

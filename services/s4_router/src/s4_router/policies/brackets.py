@@ -11,26 +11,20 @@
   fill to the first stop acknowledgement.
 * When the position closes (stop, TP or a manual close reported by reconciliation) every
   remaining bracket order is cancelled: no stale reduce-only order is left for a later position.
-
-The state is a pydantic model, persisted after every step as `model_dump(mode="json")` and
-loaded with `model_validate` (the JSON shape the earlier dataclass version wrote).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from s4_router.policies.protective import Alert, Cancel, Command, Event, Leg, Place
+from s4_router.policies.protective import Alert, Cancel, Command, Event, Leg, MachineState, Place
 from tradekit.enums import OrderStatus, OrderType, Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-
-Kind = Leg  # the brackets call a leg its kind
 
 
 class BracketState(StrEnum):
@@ -39,33 +33,6 @@ class BracketState(StrEnum):
     CLOSING = "CLOSING"  # position closed, leftover bracket orders being cancelled
     CLOSED = "CLOSED"
     FAILED = "FAILED"
-
-
-# The shared protective command set under the brackets' names.
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlaceProtective(Place):
-    """A conditional (algo) order: the trigger price is always set."""
-
-    stop_price: Decimal
-
-
-CancelProtective = Cancel
-BracketAlert = Alert
-BracketCommand = Command
-
-
-class BracketClosed(Event):
-    """Every bracket order is final: `BRACKETS_CLOSED` with the summary."""
-
-    __slots__ = ()
-
-    @classmethod
-    def of(cls, summary: dict[str, Any]) -> BracketClosed:
-        return cls("BRACKETS_CLOSED", summary)
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return self.data
 
 
 def solve_tp_price(
@@ -94,13 +61,8 @@ def solve_tp_price(
     return inst.take_profit_price(side, raw)
 
 
-class _State(BaseModel):
-    # Mutable (the machine updates itself); validated when loaded, not on every assignment.
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProtectiveOrder(_State):
-    kind: Kind
+class ProtectiveOrder(MachineState):
+    kind: Leg
     client_order_id: str
     qty: Decimal
     stop_price: Decimal
@@ -112,7 +74,7 @@ class ProtectiveOrder(_State):
         return self.status is None or not self.status.is_terminal
 
 
-class Brackets(_State):
+class Brackets(MachineState):
     parent_client_order_id: str
     position_side: Side  # entry side
     entry_target_qty: Decimal
@@ -148,10 +110,10 @@ class Brackets(_State):
             return None
         return self.protected_ms - self.first_fill_ms
 
-    def working(self, kind: Kind) -> list[ProtectiveOrder]:
+    def working(self, kind: Leg) -> list[ProtectiveOrder]:
         return [o for o in self.orders if o.kind is kind and o.working]
 
-    def current(self, kind: Kind) -> ProtectiveOrder | None:
+    def current(self, kind: Leg) -> ProtectiveOrder | None:
         live = self.working(kind)
         return live[-1] if live else None
 
@@ -168,7 +130,7 @@ class Brackets(_State):
         *,
         fee_rates: tuple[Decimal, Decimal],
         first_fill_ms: int | None = None,
-    ) -> list[BracketCommand]:
+    ) -> list[Command]:
         """Cumulative entry fill (idempotent): place or resize the brackets to match it.
         `first_fill_ms`: when the venue executed the first fill, if known (S4 may learn of it
         much later, e.g. under a 429 storm); the naked time runs from it."""
@@ -186,11 +148,11 @@ class Brackets(_State):
 
     def on_order_report(
         self, client_order_id: str, status: OrderStatus, cum_filled: Decimal, now_ms: int
-    ) -> list[BracketCommand]:
+    ) -> list[Command]:
         order = self.find(client_order_id)
         if order is None:
             return []
-        cmds: list[BracketCommand] = []
+        cmds: list[Command] = []
         new = cum_filled - order.filled
         if new > 0:
             order.filled = cum_filled
@@ -198,11 +160,11 @@ class Brackets(_State):
         first_ack = order.status is None and status is not OrderStatus.REJECTED
         if order.status is None or not order.status.is_terminal:
             order.status = status
-        if order.kind is Kind.SL and first_ack and self.protected_ms is None:
+        if order.kind is Leg.SL and first_ack and self.protected_ms is None:
             self.protected_ms = now_ms
         if self.position < 0:
             self.state = BracketState.FAILED
-            return [BracketAlert("BRACKET_OVERCLOSE", f"{client_order_id} closed past flat")]
+            return [Alert("BRACKET_OVERCLOSE", f"{client_order_id} closed past flat")]
         if self.state is BracketState.PROTECTING and self.position == 0 and self.exited > 0:
             return cmds + self._close(now_ms)
         if self.state is BracketState.CLOSING:
@@ -210,33 +172,33 @@ class Brackets(_State):
         if first_ack and self.state is BracketState.PROTECTING:
             # The replacement is live: now the superseded order of that kind can go.
             cmds += [
-                CancelProtective(o.kind, o.client_order_id)
+                Cancel(o.kind, o.client_order_id)
                 for o in self.working(order.kind)
                 if o is not order and o.status is not None
             ]
         if status is OrderStatus.REJECTED and self.state is BracketState.PROTECTING:
             cmds.append(
-                BracketAlert(
+                Alert(
                     "BRACKET_REJECTED",
                     f"{client_order_id} ({order.kind}) rejected; position {self.position} "
-                    + ("is naked" if not self.working(Kind.SL) else "keeps its previous stop"),
+                    + ("is naked" if not self.working(Leg.SL) else "keeps its previous stop"),
                 )
             )
         return cmds
 
-    def on_position(self, qty: Decimal, now_ms: int) -> list[BracketCommand]:
+    def on_position(self, qty: Decimal, now_ms: int) -> list[Command]:
         """Absolute position size from the venue (reconciliation / a manual close)."""
         if qty == 0 and self.state is BracketState.PROTECTING:
             self.exited = self.entry_filled
             return self._close(now_ms)
         return []
 
-    def on_entry_done(self, now_ms: int) -> list[BracketCommand]:
+    def on_entry_done(self, now_ms: int) -> list[Command]:
         """The entry ended (filled, cancelled or expired); with nothing filled, nothing to do."""
         if self.entry_filled == 0 and self.state is BracketState.WAITING_ENTRY:
             self.state = BracketState.CLOSED
             self.closed_ms = now_ms
-            return [BracketClosed.of(self.summary())]
+            return [Event("BRACKETS_CLOSED", self.summary())]
         return []
 
     # ---- internals ---------------------------------------------------------------------------
@@ -245,14 +207,12 @@ class Brackets(_State):
         self.next_child += 1
         return cid
 
-    def _converge(
-        self, inst: Instrument, fee_rates: tuple[Decimal, Decimal]
-    ) -> list[BracketCommand]:
-        cmds: list[BracketCommand] = []
+    def _converge(self, inst: Instrument, fee_rates: tuple[Decimal, Decimal]) -> list[Command]:
+        cmds: list[Command] = []
         qty = self.position
-        targets: list[tuple[Kind, Decimal | None]] = [
-            (Kind.SL, self.sl_price),
-            (Kind.TP, self._tp_trigger(inst, fee_rates)),
+        targets: list[tuple[Leg, Decimal | None]] = [
+            (Leg.SL, self.sl_price),
+            (Leg.TP, self._tp_trigger(inst, fee_rates)),
         ]
         for kind, price in targets:  # stop first: protection before profit
             if price is None:
@@ -265,11 +225,11 @@ class Brackets(_State):
             )
             self.orders.append(order)
             cmds.append(
-                PlaceProtective(
+                Place(
                     leg=kind,
                     client_order_id=order.client_order_id,
                     side=self.exit_side,
-                    type=OrderType.STOP_MARKET if kind is Kind.SL else OrderType.TAKE_PROFIT_MARKET,
+                    type=OrderType.STOP_MARKET if kind is Leg.SL else OrderType.TAKE_PROFIT_MARKET,
                     qty=qty,
                     stop_price=price,
                     working_type=self.working_type,
@@ -293,19 +253,17 @@ class Brackets(_State):
             exit_fee_rate=fee_rates[1],
         )
 
-    def _close(self, now_ms: int) -> list[BracketCommand]:
+    def _close(self, now_ms: int) -> list[Command]:
         self.state = BracketState.CLOSING
-        cmds: list[BracketCommand] = [
-            CancelProtective(o.kind, o.client_order_id) for o in self.orders if o.working
-        ]
+        cmds: list[Command] = [Cancel(o.kind, o.client_order_id) for o in self.orders if o.working]
         return cmds + self._maybe_closed(now_ms)
 
-    def _maybe_closed(self, now_ms: int) -> list[BracketCommand]:
+    def _maybe_closed(self, now_ms: int) -> list[Command]:
         if any(o.working for o in self.orders):
             return []
         self.state = BracketState.CLOSED
         self.closed_ms = now_ms
-        return [BracketClosed.of(self.summary())]
+        return [Event("BRACKETS_CLOSED", self.summary())]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -315,14 +273,5 @@ class Brackets(_State):
             "avg_entry": str(self.avg_entry) if self.avg_entry is not None else None,
             "exited": str(self.exited),
             "naked_ms": self.naked_ms,
-            "orders": [
-                {
-                    "kind": o.kind.value,
-                    "client_order_id": o.client_order_id,
-                    "qty": str(o.qty),
-                    "stop_price": str(o.stop_price),
-                    "status": o.status.value if o.status else None,
-                }
-                for o in self.orders
-            ],
+            "orders": [o.model_dump(mode="json", exclude={"filled"}) for o in self.orders],
         }

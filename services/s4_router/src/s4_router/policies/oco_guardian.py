@@ -42,9 +42,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from s4_router.policies.protective import Alert, Cancel, Event, Place, Query
+from s4_router.policies.protective import Alert, Cancel, Event, MachineState, Place, Query
 from s4_router.policies.protective import Command as Command
 from s4_router.policies.protective import Leg as Leg  # re-exported: the guardian's legs
 from tradekit.enums import OrderStatus, OrderType, Side
@@ -70,38 +70,8 @@ class LegMode(StrEnum):
     LOCAL = "LOCAL"  # watched by the guardian, sent when the price reaches it
 
 
-# ---- commands: the shared protective set under the guardian's names ---------------------------
-PlaceLeg = Place
-CancelLeg = Cancel
-QueryLeg = Query
-RaiseAlert = Alert
-
-
-class Resolved(Event):
-    """`OCO_RESOLVE` (written to `strategy_events`, published on `router:events`)."""
-
-    __slots__ = ()
-
-    @classmethod
-    def of(cls, winner: Leg, summary: dict[str, Any]) -> Resolved:
-        return cls("OCO_RESOLVE", {"winner": winner.value, **summary, "mode": "guardian"})
-
-    @property
-    def winner(self) -> Leg:
-        return Leg(self.data["winner"])
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return self.data
-
-
 # ---- per-leg bookkeeping ---------------------------------------------------------------------
-class _State(BaseModel):
-    # Mutable (the machine updates itself); validated when loaded, not on every assignment.
-    model_config = ConfigDict(extra="forbid")
-
-
-class LegState(_State):
+class LegState(MachineState):
     leg: Leg
     mode: LegMode
     qty: Decimal  # what the current order (or the local watch) is for
@@ -125,7 +95,7 @@ class LegState(_State):
         )
 
 
-class OcoGuardian(_State):
+class OcoGuardian(MachineState):
     """One guardian per SPOT position. Construct with :meth:`new`, then call :meth:`arm`."""
 
     parent_client_order_id: str
@@ -288,7 +258,7 @@ class OcoGuardian(_State):
                 and now_ms - ls.cancel_sent_ms >= self.cancel_timeout_ms
             ):
                 ls.cancel_sent_ms = now_ms
-                cmds.append(QueryLeg(ls.leg, ls.client_order_id))
+                cmds.append(Query(ls.leg, ls.client_order_id))
         return cmds
 
     def on_place_rejected(self, client_order_id: str, reason: str, now_ms: int) -> list[Command]:
@@ -315,7 +285,7 @@ class OcoGuardian(_State):
         self.next_child += 1
         return cid
 
-    def _place(self, ls: LegState, qty: Decimal, *, market: bool) -> PlaceLeg:
+    def _place(self, ls: LegState, qty: Decimal, *, market: bool) -> Place:
         ls.client_order_id = self._new_id()
         ls.orders[ls.client_order_id] = ZERO
         ls.status = None
@@ -324,9 +294,9 @@ class OcoGuardian(_State):
         ls.pending_resize = False
         if market:
             ls.mode = LegMode.RESTING
-            return PlaceLeg(ls.leg, ls.client_order_id, self.exit_side, OrderType.MARKET, qty)
+            return Place(ls.leg, ls.client_order_id, self.exit_side, OrderType.MARKET, qty)
         if ls.leg is Leg.TP:
-            return PlaceLeg(
+            return Place(
                 Leg.TP,
                 ls.client_order_id,
                 self.exit_side,
@@ -334,7 +304,7 @@ class OcoGuardian(_State):
                 qty,
                 price=self.tp_price,
             )
-        return PlaceLeg(
+        return Place(
             Leg.SL,
             ls.client_order_id,
             self.exit_side,
@@ -344,11 +314,11 @@ class OcoGuardian(_State):
             stop_price=self.sl_price,
         )
 
-    def _cancel(self, ls: LegState, now_ms: int) -> CancelLeg:
+    def _cancel(self, ls: LegState, now_ms: int) -> Cancel:
         assert ls.client_order_id is not None
         ls.cancel_sent_ms = now_ms
         self.timings.setdefault("cancel_sent_ms", now_ms)
-        return CancelLeg(ls.leg, ls.client_order_id)
+        return Cancel(ls.leg, ls.client_order_id)
 
     def _resize_sibling(self, leg: Leg, now_ms: int) -> list[Command]:
         sib = self.leg(leg.sibling)
@@ -394,7 +364,7 @@ class OcoGuardian(_State):
         if ls.rejects >= 2:
             return self._fail("OCO_LEG_LOST", f"{ls.client_order_id} ended {ls.status}")
         return [
-            RaiseAlert("OCO_LEG_REARMED", f"{ls.client_order_id} ended {ls.status}; re-placed"),
+            Alert("OCO_LEG_REARMED", f"{ls.client_order_id} ended {ls.status}; re-placed"),
             self._place(ls, self.remaining, market=False),
         ]
 
@@ -412,11 +382,13 @@ class OcoGuardian(_State):
         self.timings["resolved_ms"] = now_ms
         winner = self.winner or (Leg.TP if self.tp.filled >= self.sl.filled else Leg.SL)
         self.winner = winner
-        return [Resolved.of(winner, self.summary())]
+        # Written to `strategy_events`, published on `router:events`.
+        summary = {"winner": winner.value, **self.summary(), "mode": "guardian"}
+        return [Event("OCO_RESOLVE", summary)]
 
     def _fail(self, kind: str, message: str) -> list[Command]:
         self.state = GuardianState.FAILED
-        return [RaiseAlert(kind, message)]
+        return [Alert(kind, message)]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -425,12 +397,9 @@ class OcoGuardian(_State):
             "winner": self.winner.value if self.winner else None,
             "qty": str(self.qty),
             "legs": {
-                ls.leg.value: {
-                    "mode": ls.mode.value,
-                    "client_order_id": ls.client_order_id,
-                    "status": ls.status.value if ls.status else None,
-                    "filled": str(ls.filled),
-                }
+                ls.leg.value: ls.model_dump(
+                    mode="json", include={"mode", "client_order_id", "status", "filled"}
+                )
                 for ls in (self.tp, self.sl)
             },
             "timings": dict(self.timings),

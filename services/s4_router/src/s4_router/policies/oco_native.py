@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from s4_router.policies.protective import Alert, Command, Event, Leg, PlaceList
+from s4_router.policies.protective import Alert, Command, Event, Leg, MachineState, PlaceList
 from tradekit.enums import OrderStatus, Side
 from tradekit.ids import parent_of
 from tradekit.money import ZERO
@@ -38,9 +38,7 @@ class ListStatus(StrEnum):
         return self in (ListStatus.ALL_DONE, ListStatus.FAILED)
 
 
-class NativeLeg(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NativeLeg(MachineState):
     client_order_id: str
     status: OrderStatus | None = None  # None: not reported yet
     filled: Decimal = ZERO  # cumulative, as the venue reports it
@@ -56,9 +54,7 @@ class LegReport(BaseModel):
     filled: Decimal
 
 
-class NativeOco(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NativeOco(MachineState):
     list_client_order_id: str
     order_list_id: str | None = None  # the venue's id, once acknowledged
     status: ListStatus = ListStatus.PENDING

@@ -14,6 +14,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from tradekit.enums import OrderType, Side
 
 
@@ -26,6 +28,13 @@ class Leg(StrEnum):
     @property
     def sibling(self) -> Leg:
         return Leg.SL if self is Leg.TP else Leg.TP
+
+
+class MachineState(BaseModel):
+    """A machine's state, persisted after every step as `model_dump(mode="json")` and loaded with
+    `model_validate`: mutable (the machine updates itself), validated when loaded."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +50,6 @@ class Place:
     stop_price: Decimal | None = None
     working_type: str | None = None
     reduce_only: bool = False
-
-    @property
-    def kind(self) -> Leg:  # the brackets' word for the leg
-        return self.leg
 
 
 @dataclass(frozen=True, slots=True)

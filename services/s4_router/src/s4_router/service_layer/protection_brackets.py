@@ -17,7 +17,7 @@ from s4_router.adapters.exchange.base import (
     RetryableError,
 )
 from s4_router.policies import brackets as br
-from s4_router.policies.protective import Command, Event, Place
+from s4_router.policies.protective import Command, Event, Leg, Place
 from s4_router.service_layer.protection_interp import Driver, Interpreter
 from s4_router.service_layer.protection_records import Protection, Snapshot
 from s4_router.service_layer.venue_ops import Unresolved
@@ -37,8 +37,8 @@ def _naked(b: br.Brackets) -> bool:
     return (
         b.state is br.BracketState.PROTECTING
         and b.position > 0
-        and not b.working(br.Kind.SL)
-        and any(o.kind is br.Kind.SL and o.status is S.REJECTED for o in b.orders)
+        and not b.working(Leg.SL)
+        and any(o.kind is Leg.SL and o.status is S.REJECTED for o in b.orders)
     )
 
 
@@ -156,7 +156,7 @@ class BracketsDriver(Driver):
                             side=b.exit_side,
                             qty=o.qty,
                             type=OrderType.STOP_MARKET
-                            if o.kind is br.Kind.SL
+                            if o.kind is Leg.SL
                             else OrderType.TAKE_PROFIT_MARKET,
                             stop_price=o.stop_price,
                             working_type=b.working_type,
@@ -252,9 +252,7 @@ class BracketsDriver(Driver):
         cid = f"{p.coid}-E{b.next_child}"
         b.next_child += 1
         await self.io.persist(p)  # the id is durable before the send
-        await self.io.child_record(
-            p, cid, br.Kind.SL, b.exit_side, OrderType.MARKET, qty, None, None
-        )
+        await self.io.child_record(p, cid, Leg.SL, b.exit_side, OrderType.MARKET, qty, None, None)
         await self._naked_close(p, b)
 
     async def _naked_close(self, p: Protection, b: br.Brackets) -> None:
