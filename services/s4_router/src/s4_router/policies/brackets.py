@@ -93,6 +93,10 @@ class Brackets(MachineState):
     closed_ms: int | None = None
 
     @property
+    def final(self) -> bool:
+        return self.state in (BracketState.CLOSED, BracketState.FAILED)
+
+    @property
     def exit_side(self) -> Side:
         return self.position_side.opposite
 
@@ -134,10 +138,7 @@ class Brackets(MachineState):
         """Cumulative entry fill (idempotent): place or resize the brackets to match it.
         `first_fill_ms`: when the venue executed the first fill, if known (S4 may learn of it
         much later, e.g. under a 429 storm); the naked time runs from it."""
-        if cum_filled <= self.entry_filled or self.state in (
-            BracketState.CLOSED,
-            BracketState.FAILED,
-        ):
+        if cum_filled <= self.entry_filled or self.final:
             return []
         self.entry_filled, self.entry_notional = cum_filled, cum_notional
         if self.first_fill_ms is None:
@@ -224,19 +225,21 @@ class Brackets(MachineState):
                 kind=kind, client_order_id=self._new_id(), qty=qty, stop_price=price
             )
             self.orders.append(order)
-            cmds.append(
-                Place(
-                    leg=kind,
-                    client_order_id=order.client_order_id,
-                    side=self.exit_side,
-                    type=OrderType.STOP_MARKET if kind is Leg.SL else OrderType.TAKE_PROFIT_MARKET,
-                    qty=qty,
-                    stop_price=price,
-                    working_type=self.working_type,
-                    reduce_only=True,
-                )
-            )
+            cmds.append(self.place(order))
         return cmds
+
+    def place(self, order: ProtectiveOrder) -> Place:
+        """The conditional order to send for `order` (the same id on every resend)."""
+        return Place(
+            leg=order.kind,
+            client_order_id=order.client_order_id,
+            side=self.exit_side,
+            type=OrderType.STOP_MARKET if order.kind is Leg.SL else OrderType.TAKE_PROFIT_MARKET,
+            qty=order.qty,
+            stop_price=order.stop_price,
+            working_type=self.working_type,
+            reduce_only=True,
+        )
 
     def _tp_trigger(self, inst: Instrument, fee_rates: tuple[Decimal, Decimal]) -> Decimal | None:
         if self.tp_price is not None:

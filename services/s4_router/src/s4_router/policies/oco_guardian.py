@@ -150,6 +150,10 @@ class OcoGuardian(MachineState):
         )
 
     @property
+    def final(self) -> bool:
+        return self.state.is_final
+
+    @property
     def exit_side(self) -> Side:
         return self.position_side.opposite
 

@@ -52,28 +52,29 @@ from s4_router.policies.oco_native import NativeOco
 from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.protection_brackets import BracketsDriver
-from s4_router.service_layer.protection_interp import MAX_CHILD, Interpreter
-from s4_router.service_layer.protection_oco import GuardianDriver, NativeDriver, SpotOcoDriver
+from s4_router.service_layer.protection_interp import Driver, Interpreter
+from s4_router.service_layer.protection_oco import GuardianDriver, NativeDriver
 from s4_router.service_layer.protection_records import (
     KIND,
+    MACHINES,
+    PROTECTIVE_ROLES,
     Protection,
     Snapshot,
     doc_key,
-    load_machine,
 )
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore, Query
-from tradekit.enums import Market, OrderRole, OrderStatus, Side
+from tradekit.enums import Market, OrderStatus, Side
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
 from tradekit.intents import OrderIntent
 from tradekit.money import ZERO
 from tradekit.orders import OrderRecord
 
-__all__ = ["FIRST_PROTECTIVE_CHILD", "MAX_CHILD", "ProtectionService", "doc_key", "is_protective"]
+__all__ = ["PROTECTIVE_ROLES", "ProtectionService", "doc_key", "is_protective"]
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,6 @@ FIRST_PROTECTIVE_CHILD = 60
 # Between batched rounds the guardians' local legs are checked against the *published* book
 # this often (no venue call, no weight): a local stop reacts to the feed, not to the poll.
 LOCAL_PRICE_MS = 100
-PROTECTIVE_ROLES = frozenset(
-    {OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.OCO_ABOVE, OrderRole.OCO_BELOW}
-)
 
 
 def is_protective(order: OrderRecord) -> bool:
@@ -143,8 +141,10 @@ class ProtectionService:
             self.io, guardian=self.guardian, first_child=FIRST_PROTECTIVE_CHILD
         )
 
-    def _spot(self, p: Protection) -> SpotOcoDriver:
-        """The SPOT driver of `p`: its machine's, or the configured one before it is armed."""
+    def _driver(self, p: Protection) -> Driver:
+        """The driver of `p`: its machine's, or (SPOT) the configured one before it is armed."""
+        if p.market is Market.FUT:
+            return self.brackets
         if isinstance(p.machine, NativeOco) or (p.machine is None and not self.oco_guardian):
             return self.native
         return self.guardian
@@ -424,18 +424,13 @@ class ProtectionService:
             await self._feed_entry(
                 p, parent.filled_qty, parent.avg_price, parent.status.is_terminal
             )
-        if isinstance(p.machine, br.Brackets):
-            await self.brackets.poll(p, snap)
-        elif p.machine is not None:
-            await self._spot(p).poll(p, snap)
+        if p.machine is not None and not p.machine.final:  # final: `step` lets it go
+            await self._driver(p).poll(p, snap)
 
     async def _feed_entry(
         self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool
     ) -> None:
-        if p.market is Market.FUT:
-            await self.brackets.feed_entry(p, filled, avg, done)
-        else:
-            await self._spot(p).feed_entry(p, filled, avg, done)
+        await self._driver(p).feed_entry(p, filled, avg, done)
         p.entry_filled = max(p.entry_filled, filled)
         if done and p.entry_done_seq is None:
             p.entry_done_seq = next(self._seq)
@@ -462,5 +457,5 @@ class ProtectionService:
             p.entry_done_seq = next(self._seq)
         state = doc.get("state")
         if state is not None:
-            p.machine = load_machine(doc["machine"], state)
+            p.machine = MACHINES[doc["machine"]].model_validate(state)
         return p

@@ -17,7 +17,7 @@ from s4_router.adapters.exchange.base import (
     RetryableError,
 )
 from s4_router.policies import brackets as br
-from s4_router.policies.protective import Command, Event, Leg, Place
+from s4_router.policies.protective import Command, Event, Leg
 from s4_router.service_layer.protection_interp import Driver, Interpreter
 from s4_router.service_layer.protection_records import Protection, Snapshot
 from s4_router.service_layer.venue_ops import Unresolved
@@ -117,9 +117,6 @@ class BracketsDriver(Driver):
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         b = _brackets(p)
-        if b.state in (br.BracketState.CLOSED, br.BracketState.FAILED):
-            p.active = False
-            return
         await self._alert_if_unprotected(p, b)
         if "naked_close" in p.observed:
             await self._naked_close(p, b)
@@ -146,24 +143,7 @@ class BracketsDriver(Driver):
                 await self.io.run(p, self, await self.report(p, cid, *report))
             elif o.status is None and not self.io.ops.landing_window_open(p.sent.get(cid)):
                 # Provably never landed: the same id again (never a new one).
-                await self.io.run(
-                    p,
-                    self,
-                    [
-                        Place(
-                            leg=o.kind,
-                            client_order_id=cid,
-                            side=b.exit_side,
-                            qty=o.qty,
-                            type=OrderType.STOP_MARKET
-                            if o.kind is Leg.SL
-                            else OrderType.TAKE_PROFIT_MARKET,
-                            stop_price=o.stop_price,
-                            working_type=b.working_type,
-                            reduce_only=True,
-                        )
-                    ],
-                )
+                await self.io.run(p, self, [b.place(o)])
         if b.state is br.BracketState.PROTECTING and b.entry_filled > 0:
             # A manual close (or a liquidation) shows only in the position: read from the
             # round's one positions call, and only when it was asked after the entry was done

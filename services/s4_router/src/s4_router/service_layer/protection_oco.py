@@ -18,9 +18,9 @@ from s4_router.policies import oco_guardian as og
 from s4_router.policies.oco_native import NativeOco
 from s4_router.policies.protective import Alert, Command, Event
 from s4_router.service_layer.protection_interp import Driver, Interpreter
-from s4_router.service_layer.protection_records import Protection, Snapshot
+from s4_router.service_layer.protection_records import PROTECTIVE_ROLES, Protection, Snapshot
 from svckit.clock import Clock
-from tradekit.enums import Market, OrderRole, OrderStatus, Side
+from tradekit.enums import Market, OrderStatus, Side
 from tradekit.instrument import round_to_increment
 from tradekit.intents import OcoPolicy
 from tradekit.money import ZERO
@@ -28,10 +28,6 @@ from tradekit.money import ZERO
 log = logging.getLogger(__name__)
 
 S = OrderStatus
-# The fees the legs' size is net of: the entry's own, never a protective order's.
-_PROT_ROLES = frozenset(
-    {OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.OCO_ABOVE, OrderRole.OCO_BELOW}
-)
 
 
 class SpotOcoDriver(Driver):
@@ -89,7 +85,10 @@ class SpotOcoDriver(Driver):
         hold it (else the legs fall back to what it holds, floored to the step)."""
         fills = await self.io.orders.fills(parent_client_order_id=p.coid)
         base = p.inst.base_asset
-        fee = sum((f.fee for f in fills if f.fee_asset == base and f.role not in _PROT_ROLES), ZERO)
+        # The fees the legs' size is net of: the entry's own, never a protective order's.
+        fee = sum(
+            (f.fee for f in fills if f.fee_asset == base and f.role not in PROTECTIVE_ROLES), ZERO
+        )
         step = p.inst.stepSize
         if p.side is not Side.BUY:
             return round_to_increment(filled, step, "down") if filled > 0 else ZERO
@@ -185,7 +184,7 @@ class GuardianDriver(SpotOcoDriver):
         g = p.machine
         return (
             isinstance(g, og.OcoGuardian)
-            and not g.state.is_final
+            and not g.final
             and any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl))
         )
 
@@ -199,11 +198,7 @@ class GuardianDriver(SpotOcoDriver):
         await self.io.run(p, self, g.on_price(book.best_bid, book.best_ask, self.io.now()))
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
-        g = self.guardian(p)
-        if g.state.is_final:
-            p.active = False
-            return
-        io = self.io
+        g, io = self.guardian(p), self.io
         for ls in (g.tp, g.sl):
             if not (ls.live and ls.client_order_id is not None and ls.cancel_sent_ms is None):
                 continue
@@ -218,7 +213,7 @@ class GuardianDriver(SpotOcoDriver):
                     await io.run(p, self, await io.order_report(p, self, cid, order))
                 continue
             await io.run(p, self, await io.query(p, self, cid))
-        if any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl)) and not g.state.is_final:
+        if any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl)) and not g.final:
             book: BookTop | None = None
             if snap is not None and (snap.book is not None or snap.book_failed):
                 book = snap.book  # the round's one book of the symbol
@@ -281,9 +276,6 @@ class NativeDriver(SpotOcoDriver):
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         n, io = self.native(p), self.io
-        if n.final:
-            p.active = False
-            return
         if n.acked and snap is not None:
             if snap.spot_failed:
                 return

@@ -41,6 +41,14 @@ from tradekit.orders import FillRecord, OrderRecord, StateChange
 S = OrderStatus
 KIND = "PROTECTION"
 Machine = br.Brackets | og.OcoGuardian | NativeOco
+MACHINES: dict[str, type[Machine]] = {
+    "BRACKETS": br.Brackets,
+    "OCO_GUARDIAN": og.OcoGuardian,
+    "OCO_NATIVE": NativeOco,
+}
+PROTECTIVE_ROLES = frozenset(
+    {OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT, OrderRole.OCO_ABOVE, OrderRole.OCO_BELOW}
+)
 
 
 def doc_key(client_order_id: str) -> str:
@@ -71,10 +79,7 @@ class Protection:
 
     @property
     def final(self) -> bool:
-        m = self.machine
-        if isinstance(m, br.Brackets):
-            return m.state in (br.BracketState.CLOSED, br.BracketState.FAILED)
-        return m is not None and (m.state.is_final if isinstance(m, og.OcoGuardian) else m.final)
+        return self.machine is not None and self.machine.final
 
     @property
     def machine_name(self) -> str:
@@ -279,11 +284,3 @@ class ProtectionRecords:
             return  # an unchanged round writes nothing
         await self.store.update("strategy_events", doc_key(p.coid), doc)
         p.persisted = copy.deepcopy(same)
-
-
-def load_machine(name: str, state: dict[str, Any]) -> Machine:
-    if name == "BRACKETS":
-        return br.Brackets.model_validate(state)
-    if name == "OCO_NATIVE":
-        return NativeOco.model_validate(state)
-    return og.OcoGuardian.model_validate(state)
