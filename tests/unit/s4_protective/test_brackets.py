@@ -101,24 +101,24 @@ def test_first_entry_fill_places_stop_then_take_profit_sized_to_the_fill() -> No
     assert sl.side is Side.SELL and sl.reduce_only and sl.working_type == "MARK_PRICE"
     assert sl.stop_price == D(64800) and tp.stop_price == D(66053)
     assert b.naked_ms is None
-    b.on_order_report(f"{P}-E2", S.ACCEPTED, D(0), 1180)
+    b.on_report(f"{P}-E2", S.ACCEPTED, D(0), 1180)
     assert b.naked_ms == 180
 
 
 def test_more_entry_fills_replace_before_cancel() -> None:
     b = brackets()
     b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
-    b.on_order_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
-    b.on_order_report(f"{P}-E3", S.ACCEPTED, D(0), 2)
+    b.on_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
+    b.on_report(f"{P}-E3", S.ACCEPTED, D(0), 2)
     cmds = b.on_entry_fill(D("0.006"), D(390), 10, BTC, fee_rates=FEES)
     assert [(p.leg, p.qty) for p in places(cmds)] == [(Leg.SL, D("0.006")), (Leg.TP, D("0.006"))]
     assert cancels(cmds) == []  # nothing cancelled before the replacement is live
     assert len(b.working(Leg.SL)) == 2  # old and new stop overlap (both reduce-only)
-    cmds = b.on_order_report(f"{P}-E4", S.ACCEPTED, D(0), 11)
+    cmds = b.on_report(f"{P}-E4", S.ACCEPTED, D(0), 11)
     assert cancels(cmds) == [f"{P}-E2"]
-    cmds = b.on_order_report(f"{P}-E5", S.ACCEPTED, D(0), 12)
+    cmds = b.on_report(f"{P}-E5", S.ACCEPTED, D(0), 12)
     assert cancels(cmds) == [f"{P}-E3"]
-    b.on_order_report(f"{P}-E2", S.CANCELED, D(0), 13)
+    b.on_report(f"{P}-E2", S.CANCELED, D(0), 13)
     assert [o.client_order_id for o in b.working(Leg.SL)] == [f"{P}-E4"]
 
 
@@ -132,35 +132,35 @@ def test_duplicate_entry_fill_report_changes_nothing() -> None:
 def test_stop_filled_closes_position_and_cancels_take_profit() -> None:
     b = brackets()
     b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
-    b.on_order_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
-    b.on_order_report(f"{P}-E3", S.ACCEPTED, D(0), 1)
-    cmds = b.on_order_report(f"{P}-E2", S.FILLED, D("0.002"), 50)
+    b.on_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
+    b.on_report(f"{P}-E3", S.ACCEPTED, D(0), 1)
+    cmds = b.on_report(f"{P}-E2", S.FILLED, D("0.002"), 50)
     assert cancels(cmds) == [f"{P}-E3"] and b.state is BracketState.CLOSING
-    cmds = b.on_order_report(f"{P}-E3", S.CANCELED, D(0), 51)
+    cmds = b.on_report(f"{P}-E3", S.CANCELED, D(0), 51)
     assert b.state is BracketState.CLOSED and cmds[-1] == Event("BRACKETS_CLOSED", b.summary())
 
 
 def test_take_profit_filled_in_parts_closes_and_cancels_stop() -> None:
     b = brackets(tp_price=D(66000))
     b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
-    b.on_order_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
-    b.on_order_report(f"{P}-E3", S.ACCEPTED, D(0), 1)
-    assert b.on_order_report(f"{P}-E3", S.PARTIALLY_FILLED, D("0.001"), 5) == []
-    cmds = b.on_order_report(f"{P}-E3", S.FILLED, D("0.002"), 6)
+    b.on_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
+    b.on_report(f"{P}-E3", S.ACCEPTED, D(0), 1)
+    assert b.on_report(f"{P}-E3", S.PARTIALLY_FILLED, D("0.001"), 5) == []
+    cmds = b.on_report(f"{P}-E3", S.FILLED, D("0.002"), 6)
     assert cancels(cmds) == [f"{P}-E2"]
-    b.on_order_report(f"{P}-E2", S.CANCELED, D(0), 7)
+    b.on_report(f"{P}-E2", S.CANCELED, D(0), 7)
     assert b.state is BracketState.CLOSED
 
 
 def test_manual_close_reported_by_venue_cancels_every_bracket_order() -> None:
     b = brackets()
     b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
-    b.on_order_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
+    b.on_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
     cmds = b.on_position(D(0), 9)
     assert sorted(cancels(cmds)) == [f"{P}-E2", f"{P}-E3"]
-    b.on_order_report(f"{P}-E2", S.CANCELED, D(0), 10)
+    b.on_report(f"{P}-E2", S.CANCELED, D(0), 10)
     assert b.state is BracketState.CLOSING
-    b.on_order_report(f"{P}-E3", S.CANCELED, D(0), 11)
+    b.on_report(f"{P}-E3", S.CANCELED, D(0), 11)
     assert b.state is BracketState.CLOSED
 
 
@@ -174,7 +174,7 @@ def test_entry_without_fill_ends_with_no_bracket() -> None:
 def test_rejected_first_stop_alerts_that_the_position_is_naked() -> None:
     b = brackets()
     b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
-    cmds = b.on_order_report(f"{P}-E2", S.REJECTED, D(0), 1)
+    cmds = b.on_report(f"{P}-E2", S.REJECTED, D(0), 1)
     (alert,) = [c for c in cmds if isinstance(c, Alert)]
     assert alert.kind == "BRACKET_REJECTED" and "naked" in alert.message
     assert b.naked_ms is None
@@ -191,7 +191,7 @@ def test_short_position_places_buy_side_reduce_only_orders() -> None:
 def test_restart_with_persisted_state_continues_identically() -> None:
     b = brackets()
     b.on_entry_fill(D("0.002"), D(130), 0, BTC, fee_rates=FEES)
-    b.on_order_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
+    b.on_report(f"{P}-E2", S.ACCEPTED, D(0), 1)
     again = Brackets.model_validate(b.model_dump(mode="json"))
     assert again.model_dump(mode="json") == b.model_dump(mode="json")
     c1 = b.on_entry_fill(D("0.004"), D(260), 5, BTC, fee_rates=FEES)
@@ -203,5 +203,5 @@ def test_restart_with_persisted_state_continues_identically() -> None:
 def test_overclose_beyond_position_fails_with_alert(qty: str) -> None:
     b = brackets()
     b.on_entry_fill(D("0.001"), D(65), 0, BTC, fee_rates=FEES)
-    cmds = b.on_order_report(f"{P}-E2", S.FILLED, D(qty) + D("0.001"), 1)
+    cmds = b.on_report(f"{P}-E2", S.FILLED, D(qty) + D("0.001"), 1)
     assert b.state is BracketState.FAILED and isinstance(cmds[0], Alert)

@@ -214,7 +214,7 @@ def test_cancel_without_ack_in_time_is_queried_at_the_venue() -> None:
 def test_stop_refused_as_immediately_triggering_exits_at_market() -> None:
     g = guardian(both_rest=False)
     g.arm(0)
-    cmds = g.on_place_rejected(f"{P}-E2", "Stop price would trigger immediately", 1)
+    cmds = g.on_rejected(f"{P}-E2", "Stop price would trigger immediately", 1)
     (p,) = places(cmds)
     assert (p.leg, p.type, p.qty) == (Leg.SL, OrderType.MARKET, D("0.003"))
     assert g.state is GuardianState.TRIGGERED
@@ -224,7 +224,7 @@ def test_stop_refused_with_resting_take_profit_cancels_it_first() -> None:
     g = guardian()
     g.arm(0)
     g.on_report(f"{P}-E3", S.ACCEPTED, D(0), 1)
-    cmds = g.on_place_rejected(f"{P}-E2", "would trigger", 2)
+    cmds = g.on_rejected(f"{P}-E2", "would trigger", 2)
     assert cancels(cmds) == [Cancel(Leg.TP, f"{P}-E3")] and places(cmds) == []
     (p,) = places(g.on_report(f"{P}-E3", S.CANCELED, D(0), 3))
     assert (p.leg, p.type) == (Leg.SL, OrderType.MARKET)
@@ -233,7 +233,7 @@ def test_stop_refused_with_resting_take_profit_cancels_it_first() -> None:
 def test_post_only_take_profit_refused_is_watched_locally() -> None:
     g = guardian()
     g.arm(0)
-    assert g.on_place_rejected(f"{P}-E3", "would immediately match", 1) == []
+    assert g.on_rejected(f"{P}-E3", "would immediately match", 1) == []
     assert g.tp.mode is LegMode.LOCAL
     assert cancels(g.on_price(D(67000), D(67001), 2)) == [Cancel(Leg.SL, f"{P}-E2")]
 

@@ -147,7 +147,10 @@ class Brackets(MachineState):
             self.state = BracketState.PROTECTING
         return self._converge(inst, fee_rates)
 
-    def on_order_report(
+    def on_rejected(self, client_order_id: str, reason: str, now_ms: int) -> list[Command]:
+        return self.on_report(client_order_id, OrderStatus.REJECTED, ZERO, now_ms)
+
+    def on_report(
         self, client_order_id: str, status: OrderStatus, cum_filled: Decimal, now_ms: int
     ) -> list[Command]:
         order = self.find(client_order_id)

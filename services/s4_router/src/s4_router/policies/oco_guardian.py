@@ -265,7 +265,7 @@ class OcoGuardian(MachineState):
                 cmds.append(Query(ls.leg, ls.client_order_id))
         return cmds
 
-    def on_place_rejected(self, client_order_id: str, reason: str, now_ms: int) -> list[Command]:
+    def on_rejected(self, client_order_id: str, reason: str, now_ms: int) -> list[Command]:
         """The venue refused a leg (e.g. a stop that would trigger immediately)."""
         leg = self.leg_of(client_order_id)
         if leg is None:

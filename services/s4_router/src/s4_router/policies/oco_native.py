@@ -134,6 +134,14 @@ class NativeOco(MachineState):
             for leg in self.legs.values()
         )
 
+    def on_report(
+        self, client_order_id: str, status: OrderStatus, filled: Decimal, now_ms: int
+    ) -> list[Command]:
+        return []  # the list reports as a whole (`on_list`)
+
+    def on_rejected(self, client_order_id: str, reason: str, now_ms: int) -> list[Command]:
+        raise NotImplementedError  # a refused list falls back to the guardian (I/O: the driver)
+
     def on_list(
         self, order_list_id: str, done: bool, orders: Sequence[LegReport], now_ms: int
     ) -> list[Command]:

@@ -132,13 +132,13 @@ class ProtectionService:
             fills=self.fills,
         )
         self.brackets = BracketsDriver(
-            self.io, naked_policy=self.naked_policy, unprotected_alert_ms=self.unprotected_alert_ms
+            io=self.io,
+            naked_policy=self.naked_policy,
+            unprotected_alert_ms=self.unprotected_alert_ms,
         )
-        self.guardian = GuardianDriver(
-            self.io, clock=self.clock, first_child=FIRST_PROTECTIVE_CHILD
-        )
+        self.guardian = GuardianDriver(io=self.io, first_child=FIRST_PROTECTIVE_CHILD)
         self.native = NativeDriver(
-            self.io, guardian=self.guardian, first_child=FIRST_PROTECTIVE_CHILD
+            io=self.io, guardian=self.guardian, first_child=FIRST_PROTECTIVE_CHILD
         )
 
     def _driver(self, p: Protection) -> Driver:

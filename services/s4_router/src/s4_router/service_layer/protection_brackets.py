@@ -6,6 +6,7 @@ market close (its id durable before the send, never sent twice)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +18,8 @@ from s4_router.adapters.exchange.base import (
     RetryableError,
 )
 from s4_router.policies import brackets as br
-from s4_router.policies.protective import Command, Event, Leg
-from s4_router.service_layer.protection_interp import Driver, Interpreter
+from s4_router.policies.protective import Event, Leg
+from s4_router.service_layer.protection_interp import Driver
 from s4_router.service_layer.protection_records import Protection, Snapshot
 from s4_router.service_layer.venue_ops import Unresolved
 from tradekit.enums import Market, OrderStatus, OrderType
@@ -42,23 +43,12 @@ def _naked(b: br.Brackets) -> bool:
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class BracketsDriver(Driver):
-    def __init__(
-        self, io: Interpreter, *, naked_policy: str, unprotected_alert_ms: int = 5_000
-    ) -> None:
-        self.io = io
-        self.naked_policy = naked_policy  # S4_NAKED_POLICY: "close" | "alert"
-        self.unprotected_alert_ms = unprotected_alert_ms  # S4_UNPROTECTED_ALERT_MS
+    naked_policy: str  # S4_NAKED_POLICY: "close" | "alert"
+    unprotected_alert_ms: int = 5_000  # S4_UNPROTECTED_ALERT_MS
 
     # ---- the machine's side of the interpreter ----------------------------------------------
-    async def report(
-        self, p: Protection, cid: str, status: OrderStatus, filled: Decimal
-    ) -> list[Command]:
-        return _brackets(p).on_order_report(cid, status, filled, self.io.now())
-
-    async def rejected(self, p: Protection, cid: str, reason: str) -> list[Command]:
-        return await self.report(p, cid, S.REJECTED, ZERO)
-
     async def on_event(self, p: Protection, c: Event) -> dict[str, Any]:
         b = _brackets(p)
         if b.protected_ms is None and b.first_fill_ms is not None:

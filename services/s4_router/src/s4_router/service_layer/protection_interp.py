@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -61,18 +62,23 @@ _ALGO_STATUS = {
 }
 
 
+@dataclass(kw_only=True, eq=False)
 class Driver:
     """One mode's glue between its machine and the interpreter (see `protection_brackets`,
-    `protection_oco`): how a venue report reaches the machine, and what the mode adds to the
-    shared steps (metrics, event fields, checks after a batch of commands)."""
+    `protection_oco`): what the mode adds to the shared steps (metrics, event fields, checks
+    after a batch of commands). A venue report reaches every machine the same way."""
+
+    io: Interpreter
 
     async def report(
         self, p: Protection, cid: str, status: OrderStatus, filled: Decimal
     ) -> list[Command]:
-        raise NotImplementedError
+        assert p.machine is not None
+        return p.machine.on_report(cid, status, filled, self.io.now())
 
     async def rejected(self, p: Protection, cid: str, reason: str) -> list[Command]:
-        raise NotImplementedError
+        assert p.machine is not None
+        return p.machine.on_rejected(cid, reason, self.io.now())
 
     async def feed_entry(
         self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool

@@ -10,6 +10,7 @@ rounds against the published `mkt:depth` when fresh (`on_price`, no venue call).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -17,9 +18,8 @@ from s4_router.adapters.exchange.base import BookTop, ExchangeError, RetryableEr
 from s4_router.policies import oco_guardian as og
 from s4_router.policies.oco_native import NativeOco
 from s4_router.policies.protective import Alert, Command, Event
-from s4_router.service_layer.protection_interp import Driver, Interpreter
+from s4_router.service_layer.protection_interp import Driver
 from s4_router.service_layer.protection_records import PROTECTIVE_ROLES, Protection, Snapshot
-from svckit.clock import Clock
 from tradekit.enums import Market, OrderStatus, Side
 from tradekit.instrument import round_to_increment
 from tradekit.intents import OcoPolicy
@@ -30,12 +30,11 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 
 
+@dataclass(kw_only=True, eq=False)
 class SpotOcoDriver(Driver):
     """What both SPOT modes share: the legs' size, anomaly counting, the resolve event."""
 
-    def __init__(self, io: Interpreter, *, first_child: int) -> None:
-        self.io = io
-        self.first_child = first_child
+    first_child: int
 
     async def on_alert(self, p: Protection, c: Alert) -> None:
         self.io.metrics.oco_anomalies.inc()
@@ -107,11 +106,10 @@ class SpotOcoDriver(Driver):
         return round_to_increment(min(net, free), step, "down") if free > 0 else ZERO
 
 
+@dataclass(kw_only=True, eq=False)
 class GuardianDriver(SpotOcoDriver):
-    def __init__(self, io: Interpreter, *, clock: Clock, first_child: int) -> None:
-        super().__init__(io, first_child=first_child)
-        self.clock = clock
-        self._fill_seen: dict[str, float] = {}  # parent -> monotonic time a leg fill was seen
+    # parent -> monotonic time a leg fill was seen
+    _fill_seen: dict[str, float] = field(default_factory=dict, init=False)
 
     @staticmethod
     def guardian(p: Protection) -> og.OcoGuardian:
@@ -119,25 +117,17 @@ class GuardianDriver(SpotOcoDriver):
         return p.machine
 
     # ---- the machine's side of the interpreter ----------------------------------------------
-    async def report(
-        self, p: Protection, cid: str, status: OrderStatus, filled: Decimal
-    ) -> list[Command]:
-        return self.guardian(p).on_report(cid, status, filled, self.io.now())
-
-    async def rejected(self, p: Protection, cid: str, reason: str) -> list[Command]:
-        return self.guardian(p).on_place_rejected(cid, reason, self.io.now())
-
     def seen(self, p: Protection, cid: str, filled: Decimal) -> None:
         g = self.guardian(p)
         leg = g.leg_of(cid)
         if leg is not None and filled > g.leg(leg).orders.get(cid, ZERO):
-            self._fill_seen.setdefault(p.coid, self.clock.monotonic())
+            self._fill_seen.setdefault(p.coid, self.io.clock.monotonic())
 
     def cancelling(self, p: Protection) -> None:
         seen = self._fill_seen.pop(p.coid, None)
         if seen is not None:
             # Fill observed → sibling cancel sent (the guardian's reaction time).
-            lat = max(0.0, self.clock.monotonic() - seen)
+            lat = max(0.0, self.io.clock.monotonic() - seen)
             p.observed["sibling_cancel_us"] = int(lat * 1_000_000)
             self.io.metrics.oco_cancel.observe(lat)
 
@@ -227,20 +217,14 @@ class GuardianDriver(SpotOcoDriver):
         await io.run(p, self, g.on_timer(io.now()))
 
 
+@dataclass(kw_only=True, eq=False)
 class NativeDriver(SpotOcoDriver):
-    def __init__(self, io: Interpreter, *, guardian: GuardianDriver, first_child: int) -> None:
-        super().__init__(io, first_child=first_child)
-        self.guardian = guardian
+    guardian: GuardianDriver
 
     @staticmethod
     def native(p: Protection) -> NativeOco:
         assert isinstance(p.machine, NativeOco)
         return p.machine
-
-    async def report(
-        self, p: Protection, cid: str, status: OrderStatus, filled: Decimal
-    ) -> list[Command]:
-        return []  # the list reports as a whole (`Interpreter.list_report`)
 
     async def rejected(self, p: Protection, cid: str, reason: str) -> list[Command]:
         """The venue refused the list (or has none): the guardian protects instead."""
