@@ -114,6 +114,16 @@ class Brackets(MachineState):
             return None
         return self.protected_ms - self.first_fill_ms
 
+    @property
+    def naked(self) -> bool:
+        """An open position whose stop the venue rejected and none other works."""
+        return (
+            self.state is BracketState.PROTECTING
+            and self.position > 0
+            and not self.working(Leg.SL)
+            and any(o.kind is Leg.SL and o.status is OrderStatus.REJECTED for o in self.orders)
+        )
+
     def working(self, kind: Leg) -> list[ProtectiveOrder]:
         return [o for o in self.orders if o.kind is kind and o.working]
 

@@ -1,10 +1,7 @@
 """One command set for the protective machines (FUT SL/TP `brackets`, the SPOT `oco_guardian`,
-the SPOT `oco_native` list): what each asks the service layer to do. Pure: no I/O.
-
-The machines are fed venue reports (cumulative fills, so a duplicated or reordered report counts
-nothing twice) and return these commands; one interpreter
-(`service_layer.protection_interp`) carries them out against the venue and the store and feeds
-the answers back.
+the SPOT `oco_native` list): what each asks the service layer to do. Pure: no I/O. The machines
+are fed venue reports (cumulative fills: a duplicated or reordered report counts nothing twice)
+and return these commands; one interpreter (`service_layer.protection_interp`) carries them out.
 """
 
 from __future__ import annotations

@@ -3,14 +3,9 @@
 `policies.oco_native` (SPOT OCO as a venue list, `S4_OCO_GUARDIAN=false`) — whose commands one
 interpreter (`protection_interp`) carries out through a thin driver per mode
 (`protection_brackets`, `protection_oco`). This module owns the intake, the driving loop, the
-leases and the recovery.
-
-One protection per parent intent, stored in `strategy_events` as the document
-`protection:{client_order_id}` (`kind = "PROTECTION"`, `active` until the machine is final) and
-written *before* anything it asks for is sent. Protective orders are also ordinary child
-records in `orders` (`{client_order_id}-E{n}`, n from `FIRST_PROTECTIVE_CHILD`), so
-reconciliation knows them and `GET /orders/{id}` shows them; their executions are booked in
-`fills`.
+leases and the recovery; the stored shape is `protection_records`' (its document is written
+*before* anything the machine asks for is sent; protective orders are ordinary child records from
+`FIRST_PROTECTIVE_CHILD`, so reconciliation knows them and `GET /orders/{id}` shows them).
 
 Driving: the execution manager's step hook (`on_entry`) pushes entry fills the moment they are
 booked, so the stop follows the fill within the same step; a background loop (`run`) makes one
@@ -82,9 +77,7 @@ S = OrderStatus
 # Entry children count up from E1; protective orders from here (ids stay ≤ E99, the venue's
 # 36-character limit). An entry never comes close to 60 children (≤ 4 slices × a few retries).
 FIRST_PROTECTIVE_CHILD = 60
-# Between batched rounds the guardians' local legs are checked against the *published* book
-# this often (no venue call, no weight): a local stop reacts to the feed, not to the poll.
-LOCAL_PRICE_MS = 100
+LOCAL_PRICE_MS = 100  # the guardians' local legs against the published book (module docstring)
 
 
 def is_protective(order: OrderRecord) -> bool:

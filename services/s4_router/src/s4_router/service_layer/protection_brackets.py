@@ -33,16 +33,6 @@ def _brackets(p: Protection) -> br.Brackets:
     return p.machine
 
 
-def _naked(b: br.Brackets) -> bool:
-    """An open position whose stop the venue rejected and none other works."""
-    return (
-        b.state is br.BracketState.PROTECTING
-        and b.position > 0
-        and not b.working(Leg.SL)
-        and any(o.kind is Leg.SL and o.status is S.REJECTED for o in b.orders)
-    )
-
-
 @dataclass(kw_only=True, eq=False)
 class BracketsDriver(Driver):
     naked_policy: str  # S4_NAKED_POLICY: "close" | "alert"
@@ -60,7 +50,7 @@ class BracketsDriver(Driver):
 
     async def settled(self, p: Protection) -> None:
         b = _brackets(p)
-        if _naked(b) and "naked_since" not in p.observed:
+        if b.naked and "naked_since" not in p.observed:
             await self._on_naked(p, b)
         if b.protected_ms is not None and "naked_observed" not in p.observed:
             naked = b.naked_ms or 0
@@ -92,18 +82,16 @@ class BracketsDriver(Driver):
         b, now = _brackets(p), self.io.now()
         if filled > b.entry_filled and avg is not None:
             fees = (p.inst.taker_fee, p.inst.taker_fee)
-            first = await self._first_fill_ms(p) if b.first_fill_ms is None else None
+            first = None
+            if b.first_fill_ms is None:  # the venue's time of the first fill: late from then
+                fills = await self.io.orders.fills_of_parent(p.coid)
+                first = min((f.ts_fill for f in fills), default=None)
             cmds = b.on_entry_fill(
                 filled, filled * avg, now, p.inst, fee_rates=fees, first_fill_ms=first
             )
             await self.io.run(p, self, cmds)
         if done and not p.entry_done:
             await self.io.run(p, self, b.on_entry_done(now))
-
-    async def _first_fill_ms(self, p: Protection) -> int | None:
-        """The venue's time of the entry's first booked fill (its stop is late from then)."""
-        fills = await self.io.orders.fills_of_parent(p.coid)
-        return min((f.ts_fill for f in fills), default=None)
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         b = _brackets(p)
@@ -266,16 +254,7 @@ class BracketsDriver(Driver):
                 await io.set_child(cid, S.REJECTED, str(exc))
                 await io.alert(p, "NAKED_CLOSE_FAILED", f"{cid}: {exc}")
                 return
-        if order.filled_qty > 0:
-            await io.book(p, cid, order)
-        await io.set_child(
-            cid,
-            S(order.status),
-            "naked close",
-            filled=order.filled_qty,
-            avg=order.avg_price,
-            venue_id=order.venue_order_id,
-        )
+        await io.record(p, cid, order, "naked close")
         if not order.status.is_terminal:
             return
         await io.event(

@@ -211,17 +211,19 @@ class Interpreter(ProtectionRecords):
         self, p: Protection, d: Driver, cid: str, order: ExchangeOrder
     ) -> list[Command]:
         d.seen(p, cid, order.filled_qty)
-        await self._record(p, cid, order)
+        await self.record(p, cid, order)
         return await d.report(p, cid, S(order.status), order.filled_qty)
 
-    async def _record(self, p: Protection, cid: str, order: ExchangeOrder) -> None:
+    async def record(
+        self, p: Protection, cid: str, order: ExchangeOrder, message: str | None = None
+    ) -> None:
         """The venue's word on one protective order: its fills booked, its record updated."""
         if order.filled_qty > 0:
             await self.book(p, cid, order)  # idempotent: unique (venue, order_id, trade_id)
         await self.set_child(
             cid,
             S(order.status),
-            None,
+            message,
             filled=order.filled_qty,
             avg=order.avg_price,
             venue_id=order.venue_order_id,
@@ -342,7 +344,7 @@ class Interpreter(ProtectionRecords):
         assert isinstance(m, NativeOco)
         legs = [o for o in lst.orders if m.leg_of(o.client_order_id) is not None]
         for order in legs:
-            await self._record(p, order.client_order_id, order)
+            await self.record(p, order.client_order_id, order)
         reports = [
             LegReport(client_order_id=o.client_order_id, status=S(o.status), filled=o.filled_qty)
             for o in legs

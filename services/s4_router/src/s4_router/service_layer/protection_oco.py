@@ -2,10 +2,7 @@
 native OCO list (`policies.oco_native`, `S4_OCO_GUARDIAN=false`: list `{parent}-E60`, legs E61
 take profit / E62 stop, looked up by the list client id before any resend, polled with
 `fetch_order_list`; a venue without lists falls back to the guardian, `OCO_GUARDIAN_FALLBACK`,
-legs from E63). Both arm once the entry is done, for what it filled net of base-asset fees.
-
-The guardian's local legs are checked against one venue book per symbol per round, and between
-rounds against the published `mkt:depth` when fresh (`on_price`, no venue call)."""
+legs from E63). Both arm once the entry is done, for what it filled net of base-asset fees."""
 
 from __future__ import annotations
 
