@@ -169,10 +169,7 @@ class OcoGuardian(MachineState):
         return self.qty - self.filled
 
     def leg_of(self, client_order_id: str) -> Leg | None:
-        for ls in (self.tp, self.sl):
-            if client_order_id in ls.orders:
-                return ls.leg
-        return None
+        return next((ls.leg for ls in (self.tp, self.sl) if client_order_id in ls.orders), None)
 
     # ---- inputs ------------------------------------------------------------------------------
     def arm(self, now_ms: int) -> list[Command]:
@@ -243,12 +240,8 @@ class OcoGuardian(MachineState):
             if ls.mode is not LegMode.LOCAL:
                 continue
             level = self.sl_price if ls.leg is Leg.SL else self.tp_price
-            hit = (
-                (touch <= level if long else touch >= level)
-                if ls.leg is Leg.SL
-                else (touch >= level if long else touch <= level)
-            )
-            if hit:
+            # A long's stop and a short's take profit lie below the market, the others above.
+            if touch <= level if (ls.leg is Leg.SL) == long else touch >= level:
                 return self._trigger(ls.leg, now_ms)
         return []
 
@@ -298,25 +291,12 @@ class OcoGuardian(MachineState):
         ls.pending_resize = False
         if market:
             ls.mode = LegMode.RESTING
-            return Place(ls.leg, ls.client_order_id, self.exit_side, OrderType.MARKET, qty)
-        if ls.leg is Leg.TP:
-            return Place(
-                Leg.TP,
-                ls.client_order_id,
-                self.exit_side,
-                OrderType.LIMIT_MAKER,
-                qty,
-                price=self.tp_price,
-            )
-        return Place(
-            Leg.SL,
-            ls.client_order_id,
-            self.exit_side,
-            OrderType.STOP_LOSS_LIMIT,
-            qty,
-            price=self.sl_limit_price,
-            stop_price=self.sl_price,
-        )
+            type_, price, stop = OrderType.MARKET, None, None
+        elif ls.leg is Leg.TP:
+            type_, price, stop = OrderType.LIMIT_MAKER, self.tp_price, None
+        else:
+            type_, price, stop = OrderType.STOP_LOSS_LIMIT, self.sl_limit_price, self.sl_price
+        return Place(ls.leg, ls.client_order_id, self.exit_side, type_, qty, price, stop)
 
     def _cancel(self, ls: LegState, now_ms: int) -> Cancel:
         assert ls.client_order_id is not None
@@ -341,11 +321,8 @@ class OcoGuardian(MachineState):
         sib = self.leg(leg.sibling)
         sib.pending_resize = False
         if sib.live:
-            if sib.cancel_sent_ms is None:
-                self.state = GuardianState.RESOLVING
-                return [self._cancel(sib, now_ms)]
             self.state = GuardianState.RESOLVING
-            return []
+            return [self._cancel(sib, now_ms)] if sib.cancel_sent_ms is None else []
         return self._resolve(now_ms)
 
     def _leg_ended(self, ls: LegState, now_ms: int) -> list[Command]:

@@ -106,17 +106,15 @@ class BracketsDriver(Driver):
             if snap is not None and snap.conditionals_failed:
                 break  # the venue did not answer this round's snapshot: next round
             cid = o.client_order_id
-            if snap is not None and snap.conditionals is not None:
-                algo = snap.conditionals.get(cid)
-                if algo is not None and o.status is not None:
-                    continue  # acknowledged and still open: nothing new to learn
-                report = await (
-                    self.io.algo_report(p, cid, algo)
-                    if algo is not None
-                    else self.io.query_algo(p, cid)  # it left the open list
-                )
-            else:
-                report = await self.io.query_algo(p, cid)
+            algos = snap.conditionals if snap is not None else None
+            algo = algos.get(cid) if algos is not None else None
+            if algo is not None and o.status is not None:
+                continue  # acknowledged and still open: nothing new to learn
+            report = await (
+                self.io.algo_report(p, cid, algo)
+                if algo is not None
+                else self.io.query_algo(p, cid)  # no snapshot, or it left the open list
+            )
             if report is not None:
                 await self.io.run(p, self, await self.report(p, cid, *report))
             elif o.status is None and not self.io.ops.landing_window_open(p.sent.get(cid)):

@@ -192,14 +192,12 @@ class GuardianDriver(SpotOcoDriver):
             cid = ls.client_order_id
             if snap is not None and snap.spot_failed:
                 continue  # no snapshot this round: the next round asks again
-            if snap is not None and snap.spot_orders is not None:
-                order = snap.spot_orders.get(cid)
-                if order is None:
-                    await io.run(p, self, await io.query(p, self, cid))  # left the list
-                elif (ls.status, ls.orders.get(cid)) != (order.status, order.filled_qty):
-                    await io.run(p, self, await io.order_report(p, self, cid, order))
-                continue
-            await io.run(p, self, await io.query(p, self, cid))
+            orders = snap.spot_orders if snap is not None else None
+            order = orders.get(cid) if orders is not None else None
+            if order is None:  # no snapshot, or it left the open list: asked by its id
+                await io.run(p, self, await io.query(p, self, cid))
+            elif (ls.status, ls.orders.get(cid)) != (order.status, order.filled_qty):
+                await io.run(p, self, await io.order_report(p, self, cid, order))
         if any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl)) and not g.final:
             book: BookTop | None = None
             if snap is not None and (snap.book is not None or snap.book_failed):
