@@ -18,7 +18,7 @@ from s4_router.adapters.exchange.base import (
     RetryableError,
 )
 from s4_router.policies import brackets as br
-from s4_router.policies.protective import Event, Leg
+from s4_router.policies.protective import Event, Leg, Place
 from s4_router.service_layer.protection_interp import Driver
 from s4_router.service_layer.protection_records import Protection, Snapshot
 from s4_router.service_layer.venue_ops import Unresolved
@@ -208,7 +208,7 @@ class BracketsDriver(Driver):
         cid = f"{p.coid}-E{b.next_child}"
         b.next_child += 1
         await self.io.persist(p)  # the id is durable before the send
-        await self.io.child_record(p, cid, Leg.SL, b.exit_side, OrderType.MARKET, qty, None, None)
+        await self.io.child_record(p, Place(Leg.SL, cid, b.exit_side, OrderType.MARKET, qty))
         await self._naked_close(p, b)
 
     async def _naked_close(self, p: Protection, b: br.Brackets) -> None:

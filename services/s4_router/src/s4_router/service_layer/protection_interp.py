@@ -120,9 +120,7 @@ class Interpreter(ProtectionRecords):
                     queue += await d.rejected(p, c.client_order_id, "ids exhausted")
                     continue
                 await self.persist(p)  # the id is durable before the send
-                await self.child_record(
-                    p, c.client_order_id, c.leg, c.side, c.type, c.qty, c.price, c.stop_price
-                )
+                await self.child_record(p, c)
                 queue += await self._place(p, d, c)
             elif isinstance(c, PlaceList):
                 queue += await self._place_list(p, d, c)
@@ -282,12 +280,12 @@ class Interpreter(ProtectionRecords):
     async def _place_list(self, p: Protection, d: Driver, c: PlaceList) -> list[Command]:
         sl_type = OrderType.STOP_LOSS_LIMIT if c.sl_limit_price else OrderType.STOP_MARKET
         await self.persist(p)
-        await self.child_record(
-            p, c.tp_client_order_id, Leg.TP, c.side, OrderType.LIMIT_MAKER, c.qty, c.tp_price, None
-        )
-        await self.child_record(
-            p, c.sl_client_order_id, Leg.SL, c.side, sl_type, c.qty, c.sl_limit_price, c.sl_price
-        )
+        side, qty = c.side, c.qty
+        for leg in (
+            Place(Leg.TP, c.tp_client_order_id, side, OrderType.LIMIT_MAKER, qty, c.tp_price),
+            Place(Leg.SL, c.sl_client_order_id, side, sl_type, qty, c.sl_limit_price, c.sl_price),
+        ):
+            await self.child_record(p, leg)
         p.sent[c.list_client_order_id] = self.now()
         await self.persist(p)  # the attempt is durable before the send (a restart looks it up)
         req = OcoRequest(

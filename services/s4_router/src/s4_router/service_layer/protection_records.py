@@ -26,14 +26,14 @@ from s4_router.metrics import RouterMetrics
 from s4_router.policies import brackets as br
 from s4_router.policies import oco_guardian as og
 from s4_router.policies.oco_native import NativeOco
-from s4_router.policies.protective import Leg
+from s4_router.policies.protective import Leg, Place
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore
-from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, OrderType, Side
+from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
 from tradekit.orders import FillRecord, OrderRecord, StateChange
@@ -124,40 +124,30 @@ class ProtectionRecords:
         return self.clock.now_ms()
 
     # ---- records -----------------------------------------------------------------------------
-    async def child_record(
-        self,
-        p: Protection,
-        cid: str,
-        leg: Leg,
-        side: Side,
-        type_: OrderType,
-        qty: Decimal,
-        price: Decimal | None,
-        stop_price: Decimal | None,
-    ) -> None:
+    async def child_record(self, p: Protection, c: Place) -> None:
         now = self.now()
         rec = OrderRecord(
-            client_order_id=cid,
+            client_order_id=c.client_order_id,
             parent_client_order_id=p.coid,
             intent_id=p.intent["intent_id"],
             venue=self.exchange.venue,
             market=p.market,
             symbol=p.symbol,
-            side=side,
-            type=type_,
-            qty=qty,
-            price=price,
-            stop_price=stop_price,
+            side=c.side,
+            type=c.type,
+            qty=c.qty,
+            price=c.price,
+            stop_price=c.stop_price,
             reduce_only=p.market is Market.FUT,
             status=S.SUBMITTED,
             history=[
                 StateChange(status=S.NEW, ts=now),
-                StateChange(status=S.SUBMITTED, ts=now, reason=f"protective {leg.value}"),
+                StateChange(status=S.SUBMITTED, ts=now, reason=f"protective {c.leg.value}"),
             ],
             created_ts=now,
             updated_ts=now,
             ts_send=now,
-            role=role_of(p, leg),
+            role=role_of(p, c.leg),
             link_group=p.coid,
         )
         with contextlib.suppress(DuplicateKey):
