@@ -216,7 +216,7 @@ class Brackets(MachineState):
         return []
 
     # ---- internals ---------------------------------------------------------------------------
-    def _new_id(self) -> str:
+    def new_id(self) -> str:
         cid = f"{self.parent_client_order_id}-E{self.next_child}"
         self.next_child += 1
         return cid
@@ -235,7 +235,7 @@ class Brackets(MachineState):
             if cur is not None and cur.qty == qty and cur.stop_price == price:
                 continue
             order = ProtectiveOrder(
-                kind=kind, client_order_id=self._new_id(), qty=qty, stop_price=price
+                kind=kind, client_order_id=self.new_id(), qty=qty, stop_price=price
             )
             self.orders.append(order)
             cmds.append(self.place(order))

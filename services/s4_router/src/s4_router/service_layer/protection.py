@@ -433,7 +433,8 @@ class ProtectionService:
         inst = self.instruments.get(doc["symbol"])
         if inst is None:
             return None
-        p = Protection(
+        state = doc.get("state")
+        return Protection(
             coid=doc["parent_client_order_id"],
             market=Market(doc["market"]),
             symbol=doc["symbol"],
@@ -445,10 +446,6 @@ class ProtectionService:
             sent={k: int(v) for k, v in doc.get("sent", {}).items()},
             observed=dict(doc.get("observed", {})),
             created_ts=int(doc["ts"]),
+            machine=MACHINES[doc["machine"]].model_validate(state) if state is not None else None,
+            entry_done_seq=next(self._seq) if doc["entry_done"] else None,
         )
-        if p.entry_done:
-            p.entry_done_seq = next(self._seq)
-        state = doc.get("state")
-        if state is not None:
-            p.machine = MACHINES[doc["machine"]].model_validate(state)
-        return p

@@ -205,8 +205,7 @@ class BracketsDriver(Driver):
         if not close:
             return
         p.observed["naked_close"] = b.next_child  # the close's child number, durable first
-        cid = f"{p.coid}-E{b.next_child}"
-        b.next_child += 1
+        cid = b.new_id()
         await self.io.persist(p)  # the id is durable before the send
         await self.io.child_record(p, Place(Leg.SL, cid, b.exit_side, OrderType.MARKET, qty))
         await self._naked_close(p, b)
