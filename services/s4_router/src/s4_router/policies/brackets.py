@@ -127,13 +127,6 @@ class Brackets(MachineState):
     def working(self, kind: Leg) -> list[ProtectiveOrder]:
         return [o for o in self.orders if o.kind is kind and o.working]
 
-    def current(self, kind: Leg) -> ProtectiveOrder | None:
-        live = self.working(kind)
-        return live[-1] if live else None
-
-    def find(self, client_order_id: str) -> ProtectiveOrder | None:
-        return next((o for o in self.orders if o.client_order_id == client_order_id), None)
-
     # ---- inputs ------------------------------------------------------------------------------
     def on_entry_fill(
         self,
@@ -163,10 +156,9 @@ class Brackets(MachineState):
     def on_report(
         self, client_order_id: str, status: OrderStatus, cum_filled: Decimal, now_ms: int
     ) -> list[Command]:
-        order = self.find(client_order_id)
+        order = next((o for o in self.orders if o.client_order_id == client_order_id), None)
         if order is None:
             return []
-        cmds: list[Command] = []
         new = cum_filled - order.filled
         if new > 0:
             order.filled = cum_filled
@@ -180,9 +172,10 @@ class Brackets(MachineState):
             self.state = BracketState.FAILED
             return [Alert("BRACKET_OVERCLOSE", f"{client_order_id} closed past flat")]
         if self.state is BracketState.PROTECTING and self.position == 0 and self.exited > 0:
-            return cmds + self._close(now_ms)
+            return self._close(now_ms)
         if self.state is BracketState.CLOSING:
-            return cmds + self._maybe_closed(now_ms)
+            return self._maybe_closed(now_ms)
+        cmds: list[Command] = []
         if first_ack and self.state is BracketState.PROTECTING:
             # The replacement is live: now the superseded order of that kind can go.
             cmds += [
@@ -210,9 +203,7 @@ class Brackets(MachineState):
     def on_entry_done(self, now_ms: int) -> list[Command]:
         """The entry ended (filled, cancelled or expired); with nothing filled, nothing to do."""
         if self.entry_filled == 0 and self.state is BracketState.WAITING_ENTRY:
-            self.state = BracketState.CLOSED
-            self.closed_ms = now_ms
-            return [Event("BRACKETS_CLOSED", self.summary())]
+            return self._maybe_closed(now_ms)  # nothing was placed: closed at once
         return []
 
     # ---- internals ---------------------------------------------------------------------------
@@ -231,7 +222,8 @@ class Brackets(MachineState):
         for kind, price in targets:  # stop first: protection before profit
             if price is None:
                 continue
-            cur = self.current(kind)
+            live = self.working(kind)
+            cur = live[-1] if live else None
             if cur is not None and cur.qty == qty and cur.stop_price == price:
                 continue
             order = ProtectiveOrder(
