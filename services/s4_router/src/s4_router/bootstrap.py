@@ -357,7 +357,6 @@ async def bootstrap(
                 instruments=instruments,
                 working_type=settings.working_type,
                 poll_ms=settings.protection_poll_ms,
-                autorun=settings.background_execution,
                 oco_guardian=settings.oco_guardian,
                 naked_policy=settings.naked_policy,
                 unprotected_alert_ms=settings.unprotected_alert_ms,

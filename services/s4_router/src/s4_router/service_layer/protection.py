@@ -98,7 +98,6 @@ class ProtectionService:
     instruments: dict[str, Instrument]
     working_type: str = "MARK_PRICE"
     poll_ms: int = 100
-    autorun: bool = True
     oco_guardian: bool = True
     naked_policy: str = "close"
     unprotected_alert_ms: int = 5_000

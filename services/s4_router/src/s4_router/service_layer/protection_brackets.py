@@ -20,17 +20,12 @@ from s4_router.adapters.exchange.base import (
 from s4_router.policies import brackets as br
 from s4_router.policies.protective import Event, Leg, Place
 from s4_router.service_layer.protection_interp import Driver
-from s4_router.service_layer.protection_records import Protection, Snapshot
+from s4_router.service_layer.protection_records import Protection, Snapshot, machine_of
 from s4_router.service_layer.venue_ops import Unresolved
 from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.money import ZERO
 
 S = OrderStatus
-
-
-def _brackets(p: Protection) -> br.Brackets:
-    assert isinstance(p.machine, br.Brackets)
-    return p.machine
 
 
 @dataclass(kw_only=True, eq=False)
@@ -40,7 +35,7 @@ class BracketsDriver(Driver):
 
     # ---- the machine's side of the interpreter ----------------------------------------------
     async def on_event(self, p: Protection, c: Event) -> dict[str, Any]:
-        b = _brackets(p)
+        b = machine_of(p, br.Brackets)
         if b.protected_ms is None and b.first_fill_ms is not None:
             # Never protected (stop rejected): naked from the first fill until flat.
             naked = (b.closed_ms or self.io.now()) - b.first_fill_ms
@@ -49,7 +44,7 @@ class BracketsDriver(Driver):
         return c.data
 
     async def settled(self, p: Protection) -> None:
-        b = _brackets(p)
+        b = machine_of(p, br.Brackets)
         if b.naked and "naked_since" not in p.observed:
             await self._on_naked(p, b)
         if b.protected_ms is not None and "naked_observed" not in p.observed:
@@ -71,7 +66,7 @@ class BracketsDriver(Driver):
     # ---- inputs ------------------------------------------------------------------------------
     def wants(self, p: Protection) -> tuple[bool, bool]:
         """(the symbol's open algo orders, its position) in this round's snapshot."""
-        b = _brackets(p)
+        b = machine_of(p, br.Brackets)
         return any(o.working for o in b.orders), (
             b.state is br.BracketState.PROTECTING and b.entry_filled > 0 and p.entry_done
         )
@@ -79,7 +74,7 @@ class BracketsDriver(Driver):
     async def feed_entry(
         self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool
     ) -> None:
-        b, now = _brackets(p), self.io.now()
+        b, now = machine_of(p, br.Brackets), self.io.now()
         if filled > b.entry_filled and avg is not None:
             fees = (p.inst.taker_fee, p.inst.taker_fee)
             first = None
@@ -94,7 +89,7 @@ class BracketsDriver(Driver):
             await self.io.run(p, self, b.on_entry_done(now))
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
-        b = _brackets(p)
+        b = machine_of(p, br.Brackets)
         await self._alert_if_unprotected(p, b)
         if "naked_close" in p.observed:
             await self._naked_close(p, b)
@@ -170,9 +165,7 @@ class BracketsDriver(Driver):
         """(send time, id) of the earliest MARKET entry child sent and not final; read from
         the store at most once a second per protection, and only once the bound could have
         passed since the intake."""
-        if now - p.created_ts < self.unprotected_alert_ms:
-            return None
-        if now - p.entry_doubt_checked_ms < 1_000:
+        if now - p.created_ts < self.unprotected_alert_ms or now - p.entry_doubt_checked_ms < 1_000:
             return None
         p.entry_doubt_checked_ms = now
         doubtful = [

@@ -16,7 +16,12 @@ from s4_router.policies import oco_guardian as og
 from s4_router.policies.oco_native import NativeOco
 from s4_router.policies.protective import Alert, Command, Event
 from s4_router.service_layer.protection_interp import Driver
-from s4_router.service_layer.protection_records import PROTECTIVE_ROLES, Protection, Snapshot
+from s4_router.service_layer.protection_records import (
+    PROTECTIVE_ROLES,
+    Protection,
+    Snapshot,
+    machine_of,
+)
 from tradekit.enums import Market, OrderStatus, Side
 from tradekit.instrument import round_to_increment
 from tradekit.intents import OcoPolicy
@@ -108,14 +113,9 @@ class GuardianDriver(SpotOcoDriver):
     # parent -> monotonic time a leg fill was seen
     _fill_seen: dict[str, float] = field(default_factory=dict, init=False)
 
-    @staticmethod
-    def guardian(p: Protection) -> og.OcoGuardian:
-        assert isinstance(p.machine, og.OcoGuardian)
-        return p.machine
-
     # ---- the machine's side of the interpreter ----------------------------------------------
     def seen(self, p: Protection, cid: str, filled: Decimal) -> None:
-        g = self.guardian(p)
+        g = machine_of(p, og.OcoGuardian)
         leg = g.leg_of(cid)
         if leg is not None and filled > g.leg(leg).orders.get(cid, ZERO):
             self._fill_seen.setdefault(p.coid, self.io.clock.monotonic())
@@ -181,11 +181,11 @@ class GuardianDriver(SpotOcoDriver):
         return isinstance(g, og.OcoGuardian) and any(ls.live for ls in (g.tp, g.sl))
 
     async def on_price(self, p: Protection, book: BookTop) -> None:
-        g = self.guardian(p)
+        g = machine_of(p, og.OcoGuardian)
         await self.io.run(p, self, g.on_price(book.best_bid, book.best_ask, self.io.now()))
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
-        g, io = self.guardian(p), self.io
+        g, io = machine_of(p, og.OcoGuardian), self.io
         for ls in (g.tp, g.sl):
             if not (ls.live and ls.client_order_id is not None and ls.cancel_sent_ms is None):
                 continue
@@ -216,14 +216,9 @@ class GuardianDriver(SpotOcoDriver):
 class NativeDriver(SpotOcoDriver):
     guardian: GuardianDriver
 
-    @staticmethod
-    def native(p: Protection) -> NativeOco:
-        assert isinstance(p.machine, NativeOco)
-        return p.machine
-
     async def rejected(self, p: Protection, cid: str, reason: str) -> list[Command]:
         """The venue refused the list (or has none): the guardian protects instead."""
-        n = self.native(p)
+        n = machine_of(p, NativeOco)
         for leg in n.legs.values():
             await self.io.set_child(leg.client_order_id, S.REJECTED, reason)
         p.machine = None
@@ -254,7 +249,7 @@ class NativeDriver(SpotOcoDriver):
         await self.io.run(p, self, [n.place()])
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
-        n, io = self.native(p), self.io
+        n, io = machine_of(p, NativeOco), self.io
         if n.acked and snap is not None:
             if snap.spot_failed:
                 return

@@ -11,7 +11,7 @@ import contextlib
 import copy
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from s4_router.adapters.exchange.base import (
     BookTop,
@@ -41,6 +41,7 @@ from tradekit.orders import FillRecord, OrderRecord, StateChange
 S = OrderStatus
 KIND = "PROTECTION"
 Machine = br.Brackets | og.OcoGuardian | NativeOco
+M = TypeVar("M", br.Brackets, og.OcoGuardian, NativeOco)
 MACHINES: dict[str, type[Machine]] = {
     "BRACKETS": br.Brackets,
     "OCO_GUARDIAN": og.OcoGuardian,
@@ -86,6 +87,11 @@ class Protection:
         if self.market is Market.FUT:
             return "BRACKETS"
         return "OCO_NATIVE" if isinstance(self.machine, NativeOco) else "OCO_GUARDIAN"
+
+
+def machine_of(p: Protection, kind: type[M]) -> M:
+    assert isinstance(p.machine, kind)
+    return p.machine
 
 
 def role_of(p: Protection, leg: Leg) -> OrderRole:
