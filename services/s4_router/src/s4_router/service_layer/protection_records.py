@@ -41,7 +41,7 @@ from tradekit.orders import FillRecord, OrderRecord, StateChange
 S = OrderStatus
 KIND = "PROTECTION"
 Machine = br.Brackets | og.OcoGuardian | NativeOco
-M = TypeVar("M", br.Brackets, og.OcoGuardian, NativeOco)
+M = TypeVar("M", bound=Machine)
 MACHINES: dict[str, type[Machine]] = {
     "BRACKETS": br.Brackets,
     "OCO_GUARDIAN": og.OcoGuardian,
