@@ -224,11 +224,8 @@ class ProtectionService:
     async def step_all(self) -> None:
         """One batched round: a venue snapshot per symbol, fanned out to every protection."""
         snaps = await self._snapshots()
-        for coid in list(self.active):
-            p = self.active.get(coid)
-            if p is None:
-                continue
-            try:
+        for coid, p in list(self.active.items()):
+            try:  # (`step` skips one a previous step let go)
                 await self.step(coid, snaps.get(p.symbol, Snapshot()))
             except Exception:
                 log.exception("%s: protection step failed; retried next round", coid)

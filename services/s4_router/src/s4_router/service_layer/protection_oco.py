@@ -140,7 +140,7 @@ class GuardianDriver(SpotOcoDriver):
         pol, qty = sized
         stops = self.io.exchange.spot_stop_orders
         both = stops and await self._backs_both(p, qty, pol)
-        g = og.OcoGuardian.new(
+        p.machine = g = og.OcoGuardian.new(
             parent_client_order_id=p.coid,
             position_side=p.side,
             qty=qty,
@@ -151,7 +151,6 @@ class GuardianDriver(SpotOcoDriver):
             priority=og.Leg.SL if stops else og.Leg.TP,
             first_child=first_child or self.first_child,
         )
-        p.machine = g
         await self.io.run(p, self, g.arm(self.io.now()))
 
     async def _backs_both(self, p: Protection, qty: Decimal, pol: OcoPolicy) -> bool:
@@ -234,7 +233,7 @@ class NativeDriver(SpotOcoDriver):
         if sized is None:
             return
         pol, qty = sized
-        n = NativeOco.new(
+        p.machine = n = NativeOco.new(
             parent_client_order_id=p.coid,
             position_side=p.side,
             qty=qty,
@@ -245,7 +244,6 @@ class NativeDriver(SpotOcoDriver):
             first_child=self.first_child,
             now_ms=self.io.now(),
         )
-        p.machine = n
         await self.io.run(p, self, [n.place()])
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
