@@ -225,7 +225,7 @@ class ProtectionService:
         """One batched round: a venue snapshot per symbol, fanned out to every protection."""
         snaps = await self._snapshots()
         for coid, p in list(self.active.items()):
-            try:  # (`step` skips one a previous step let go)
+            try:  # `step` skips a protection an earlier step let go
                 await self.step(coid, snaps.get(p.symbol, Snapshot()))
             except Exception:
                 log.exception("%s: protection step failed; retried next round", coid)

@@ -6,6 +6,7 @@ legs from E63). Both arm once the entry is done, for what it filled net of base-
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -197,15 +198,11 @@ class GuardianDriver(SpotOcoDriver):
                 await io.run(p, self, await io.query(p, self, cid))
             elif (ls.status, ls.orders.get(cid)) != (order.status, order.filled_qty):
                 await io.run(p, self, await io.order_report(p, self, cid, order))
-        if any(ls.mode is og.LegMode.LOCAL for ls in (g.tp, g.sl)) and not g.final:
-            book: BookTop | None = None
-            if snap is not None and (snap.book is not None or snap.book_failed):
-                book = snap.book  # the round's one book of the symbol
-            else:
-                try:
+        if self.watching(p):
+            book = snap.book if snap is not None else None  # the round's one book of the symbol
+            if snap is None or (snap.book is None and not snap.book_failed):
+                with contextlib.suppress(ExchangeError):  # not asked this round: asked now
                     book = await io.exchange.fetch_book(Market.SPOT, p.symbol)
-                except ExchangeError:
-                    book = None
             if book is not None and book.bids and book.asks:
                 await self.on_price(p, book)
         await io.run(p, self, g.on_timer(io.now()))
