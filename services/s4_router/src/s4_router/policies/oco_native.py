@@ -31,11 +31,6 @@ class ListStatus(StrEnum):
     PENDING = "PENDING"  # sent (or about to be), not acknowledged by the venue
     EXEC_STARTED = "EXEC_STARTED"  # resting at the venue
     ALL_DONE = "ALL_DONE"  # the venue ended the list
-    FAILED = "FAILED"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (ListStatus.ALL_DONE, ListStatus.FAILED)
 
 
 class NativeLeg(MachineState):
@@ -105,7 +100,7 @@ class NativeOco(MachineState):
 
     @property
     def final(self) -> bool:
-        return self.status.is_final
+        return self.status is ListStatus.ALL_DONE
 
     @property
     def acked(self) -> bool:
