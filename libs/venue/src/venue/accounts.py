@@ -69,9 +69,6 @@ class SpotAccount:
         assets = sorted(set(self._free) | set(self._locked))
         return {a: self.balance(a) for a in assets}
 
-    def deposit(self, asset: str, amount: Decimal) -> None:
-        self._free[asset] = self._free.get(asset, ZERO) + amount
-
     # ---- engine protocol ------------------------------------------------------------------
     def fee_asset(self, inst: Instrument, side: Side) -> str:
         return inst.base_asset if side is Side.BUY else inst.quote_asset

@@ -14,11 +14,9 @@ response from Binance itself::
 from __future__ import annotations
 
 # ---- Binance error codes used by the simulator -----------------------------------------------
-UNKNOWN = -1000
 DISCONNECTED = -1001  # "Internal error; unable to process your request. Please try again."
 TOO_MANY_REQUESTS = -1003
 TIMEOUT = -1007  # "Timeout waiting for response from backend server. Send status unknown..."
-SERVER_BUSY = -1008
 INVALID_PARAM = -1102  # mandatory parameter missing / malformed
 BAD_PRECISION = -1111
 INVALID_TIF = -1115

@@ -120,19 +120,11 @@ class SyntheticProcess:
         self.symbol = inst.symbol
         self.inst = inst
         self.levels = levels
-        self.set_regime(regime, trend=trend)
+        self.regime = regime
+        self.trend = 1 if trend >= 0 else -1
         self._rng = random.Random(f"synthetic:{seed}:{inst.symbol}")
         self._mid = float(start_price)
         self._level_qty = float(level_notional / start_price)
-
-    def set_regime(self, regime: Regime, *, trend: int | None = None) -> None:
-        self.regime = regime
-        if trend is not None:
-            self.trend = 1 if trend >= 0 else -1
-
-    @property
-    def mid(self) -> float:
-        return self._mid
 
     def step(self, ts: int, dt_ms: int) -> MarketUpdate:
         p = REGIMES[self.regime]
@@ -388,12 +380,6 @@ class MarketSimulator:
     def state(self, symbol: str) -> _SymbolState:
         return self._state.setdefault(symbol, _SymbolState())
 
-    def set_regime(self, symbol: str, regime: Regime, *, trend: int | None = None) -> None:
-        proc = self.processes.get(symbol)
-        if not isinstance(proc, SyntheticProcess):
-            raise ValueError(f"{symbol} is not driven by a synthetic process")
-        proc.set_regime(regime, trend=trend)
-
     def mark(self, symbol: str) -> Decimal | None:
         return self.state(symbol).mark
 
@@ -402,9 +388,6 @@ class MarketSimulator:
 
     def funding_rate(self, symbol: str) -> Decimal:
         return self.state(symbol).funding_rate
-
-    def set_funding_rate(self, symbol: str, rate: Decimal) -> None:
-        self.state(symbol).funding_rate = rate
 
     def step(self, ts: int, dt_ms: int) -> dict[str, MarketUpdate]:
         out: dict[str, MarketUpdate] = {}

@@ -41,7 +41,7 @@ from venue.faults import (
 from venue.feed import EventFeed, Subscriber
 from venue.klines import INTERVALS_MS, Bar, KlineBook
 from venue.latency import LatencyModel
-from venue.market import MarketSimulator, MarketUpdate, Regime
+from venue.market import MarketSimulator, MarketUpdate
 from venue.models import (
     AlgoOrder,
     Balance,
@@ -334,9 +334,6 @@ class Venue:
         """Override the futures mark price (until the next market step) and run triggers."""
         self.market.set_mark(symbol, price)
         self.algo.check_triggers(symbol)
-
-    def set_regime(self, symbol: str, regime: Regime, *, trend: int | None = None) -> None:
-        self.market.set_regime(symbol, regime, trend=trend)
 
     def register_instrument(self, inst: Instrument) -> None:
         """Add or replace an instrument (filters from S4's instrument_registry win)."""

@@ -54,8 +54,6 @@ from venue.klines import INTERVALS_MS
 from venue.models import MarginType, VenueOrder, WorkingType
 from venue.venue import Venue
 
-log = logging.getLogger(__name__)
-
 SPOT, FUT = Market.SPOT, Market.FUT
 
 _NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
