@@ -55,9 +55,9 @@ from tests.contract.facade_harness import (
     facade_venue,
     plug,
 )
+from tests.facade_server import FacadeServer
 from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side, TimeInForce
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
-from venue.facade import FacadeServer
 from venue.faults import FaultKind
 from venue.venue import Venue
 

@@ -49,12 +49,12 @@ from svckit.embedded_redis import EmbeddedRedis, free_port
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
+from tests.facade_server import FacadeServer
 from tradekit.enums import Market
 from tradekit.features import Bar
 from tradekit.market import MarketStep
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 from venue.facade import create_facade
-from venue.facade.server import FacadeServer
 from venue.venue import Venue
 
 REPO = Path(__file__).resolve().parents[2]

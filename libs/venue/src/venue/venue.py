@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from svckit.clock import Clock, ManualClock
 from tradekit.enums import Market, Side
@@ -173,45 +173,30 @@ class Venue:
             self._step_market(self._market_ts, self.market.step_ms)
 
     # ---- reports ------------------------------------------------------------------------------
-    def _order_report(self, kind: str, order: VenueOrder, trade: Trade | None) -> None:
+    def _publish(
+        self, kind: ReportKind, execution_type: str, market: Market, symbol: str, **record: Any
+    ) -> None:
         self.feed.publish(
             ExecutionReport(
                 seq=next(self._report_seqs),
-                kind=ReportKind.ORDER,
-                execution_type=kind,
-                market=order.market,
-                symbol=order.symbol,
+                kind=kind,
+                execution_type=execution_type,
+                market=market,
+                symbol=symbol,
                 ts=self.clock.now_ms(),
-                order=order.snapshot(),
-                trade=trade,
+                **record,
             )
         )
+
+    def _order_report(self, kind: str, order: VenueOrder, trade: Trade | None) -> None:
+        record = {"order": order.snapshot(), "trade": trade}
+        self._publish(ReportKind.ORDER, kind, order.market, order.symbol, **record)
 
     def _algo_report(self, kind: str, algo: AlgoOrder) -> None:
-        self.feed.publish(
-            ExecutionReport(
-                seq=next(self._report_seqs),
-                kind=ReportKind.ALGO,
-                execution_type=kind,
-                market=Market.FUT,
-                symbol=algo.symbol,
-                ts=self.clock.now_ms(),
-                algo=algo.snapshot(),
-            )
-        )
+        self._publish(ReportKind.ALGO, kind, Market.FUT, algo.symbol, algo=algo.snapshot())
 
     def _list_report(self, lst: OrderList) -> None:
-        self.feed.publish(
-            ExecutionReport(
-                seq=next(self._report_seqs),
-                kind=ReportKind.LIST,
-                execution_type=lst.status.value,
-                market=Market.SPOT,
-                symbol=lst.symbol,
-                ts=self.clock.now_ms(),
-                order_list=lst,
-            )
-        )
+        self._publish(ReportKind.LIST, lst.status.value, Market.SPOT, lst.symbol, order_list=lst)
 
     def drain_events(self) -> list[ExecutionReport]:
         """Execution reports delivered since the last drain (subject to report faults)."""
