@@ -25,6 +25,7 @@ back ``delay_ms`` of clock time) and ``DUPLICATE_REPORT`` (delivered twice).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter
@@ -121,15 +122,6 @@ class FaultInjector:
     def calls(self, op: str) -> int:
         return self._calls[op]
 
-    def _draw(self, op: str, table: Mapping[FaultKind, float]) -> FaultKind | None:
-        x = self._rng.random()  # always drawn: keeps the stream aligned across outcomes
-        acc = 0.0
-        for kind, p in table.items():
-            acc += p
-            if x < acc:
-                return kind
-        return None
-
     def next_fault(self, op: str) -> Fault | None:
         """Decide the fault (if any) for the next call of `op` and record it in `history`."""
         self._calls[op] += 1
@@ -148,8 +140,10 @@ class FaultInjector:
         if op != REPORT_OP:
             table.update(self.plan.probabilities.get("*", {}))
         table.update(self.plan.probabilities.get(op, {}))
-        drawn = self._draw(op, table)
-        kind = kind or drawn
+        x = self._rng.random()  # always drawn, even when scripted: keeps the stream aligned
+        cumulative = zip(table, itertools.accumulate(table.values()), strict=True)
+        drawn = (k for k, acc in cumulative if x < acc)
+        kind = kind or next(drawn, None)
         if kind is None:
             return None
         fault = Fault(
@@ -232,15 +226,8 @@ class WeightLimiter:
     """Request weight per fixed clock minute (Binance's REQUEST_WEIGHT, interval MINUTE), spot
     and futures requests in one pool, each at its own market's weight."""
 
-    def __init__(
-        self,
-        limit_per_minute: int = 6_000,
-        weights: Mapping[str, int] | None = None,
-        futures_weights: Mapping[str, int] | None = None,
-    ) -> None:
+    def __init__(self, limit_per_minute: int = 6_000) -> None:
         self.limit = limit_per_minute
-        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
-        self.futures_weights = dict(FUTURES_WEIGHTS if futures_weights is None else futures_weights)
         self._window = -1
         self._used = 0
 
@@ -253,9 +240,9 @@ class WeightLimiter:
         window = now_ms // 60_000
         if window != self._window:
             self._window, self._used = window, 0
-        weight = self.weights.get(op, 1)
+        weight = DEFAULT_WEIGHTS.get(op, 1)
         if futures:
-            weight = self.futures_weights.get(op, weight)
+            weight = FUTURES_WEIGHTS.get(op, weight)
         if self._used + weight > self.limit:
             retry = math.ceil(((window + 1) * 60_000 - now_ms) / 1000)
             raise errors.RateLimitExceeded(

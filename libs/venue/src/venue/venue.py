@@ -317,7 +317,7 @@ class Venue:
 
     def set_mark_price(self, symbol: str, price: Decimal) -> None:
         """Override the futures mark price (until the next market step) and run triggers."""
-        self.market.set_mark(symbol, price)
+        self.market.state(symbol).mark = price
         self.algo.check_triggers(symbol)
 
     def register_instrument(self, inst: Instrument) -> None:

@@ -633,7 +633,7 @@ def ticker_price(t: TickerView, market: Market, inst: Instrument) -> JSON:
     return {"symbol": t.symbol, "price": at(_last(t), inst.tickSize), "time": t.ts}
 
 
-def premium_index(t: TickerView, inst: Instrument) -> JSON:
+def premium_index(t: TickerView, market: Market, inst: Instrument) -> JSON:
     """`GET /fapi/v1/premiumIndex` (index price = mark: the venue has no index)."""
     mark = t.mark or ZERO
     return {

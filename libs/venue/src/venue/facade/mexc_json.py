@@ -42,11 +42,6 @@ def order_id_out(oid: Any) -> str:
     return f"{ORDER_ID_PREFIX}{oid}"
 
 
-def order_id_in(raw: str) -> str:
-    """`C02__123` → `123` (the venue's id); anything else is passed on (and refused there)."""
-    return raw.removeprefix(ORDER_ID_PREFIX)
-
-
 def _coid(value: Any) -> str | None:
     # The venue names orders sent without a client id `venue-…`: MEXC answers null for those.
     if value is None or (isinstance(value, str) and value.startswith("venue-")):
