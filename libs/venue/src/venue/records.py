@@ -25,25 +25,23 @@ def _s(value: Decimal | None) -> str | None:
 
 def order_records(venue: Venue) -> list[dict[str, Any]]:
     """Every spot and futures order the venue accepted, in acceptance order per market."""
-    rows: list[dict[str, Any]] = []
-    for engine in (venue.spot, venue.futures):
-        for o in engine.orders.values():
-            rows.append(
-                {
-                    "client_order_id": o.client_order_id,
-                    "venue_order_id": str(o.order_id),
-                    "symbol": o.symbol,
-                    "side": o.side.value,
-                    "status": o.status.value,
-                    "executed_qty": _s(o.filled_qty),
-                    "market": o.market.value,
-                    "type": o.type.value,
-                    "qty": _s(o.qty),
-                    "reduce_only": o.reduce_only,
-                    "created_ts": o.created_ts,
-                }
-            )
-    return rows
+    return [
+        {
+            "client_order_id": o.client_order_id,
+            "venue_order_id": str(o.order_id),
+            "symbol": o.symbol,
+            "side": o.side.value,
+            "status": o.status.value,
+            "executed_qty": _s(o.filled_qty),
+            "market": o.market.value,
+            "type": o.type.value,
+            "qty": _s(o.qty),
+            "reduce_only": o.reduce_only,
+            "created_ts": o.created_ts,
+        }
+        for engine in (venue.spot, venue.futures)
+        for o in engine.orders.values()
+    ]
 
 
 def trade_records(venue: Venue) -> list[dict[str, Any]]:

@@ -68,15 +68,6 @@ def _param(query: str, body: str, name: str) -> str | None:
     return None
 
 
-def check_api_key(header_value: str | None, api_key: str) -> None:
-    if not header_value:
-        raise VenueError(BAD_API_KEY_FORMAT, "API-key format invalid.", http_status=401)
-    if not hmac.compare_digest(header_value, api_key):
-        raise VenueError(
-            REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", http_status=401
-        )
-
-
 def check_signed_request(
     *,
     query: str,
@@ -87,7 +78,12 @@ def check_signed_request(
     server_time_ms: int,
 ) -> None:
     """Raise the VenueError Binance would answer for this signed request, or return."""
-    check_api_key(api_key_header, api_key)
+    if not api_key_header:
+        raise VenueError(BAD_API_KEY_FORMAT, "API-key format invalid.", http_status=401)
+    if not hmac.compare_digest(api_key_header, api_key):
+        raise VenueError(
+            REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", http_status=401
+        )
     payload, signature = total_params(query, body)
     if signature is None:
         raise VenueError(
