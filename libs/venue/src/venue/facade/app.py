@@ -47,7 +47,7 @@ from svckit.jsonutil import dumpb
 from tradekit.enums import Market, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from venue import errors
-from venue.errors import rejected
+from venue.errors import mandatory, rejected
 from venue.facade import binance_json as bj
 from venue.facade import mexc_json as mj
 from venue.facade.auth import check_signed_request
@@ -65,13 +65,6 @@ MSG_BACKEND_TIMEOUT = (
     "Timeout waiting for response from backend server. Send status unknown; "
     "execution status unknown."
 )
-
-
-def _mandatory(name: str) -> errors.VenueError:
-    return rejected(
-        errors.INVALID_PARAM,
-        f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
-    )
 
 
 def _illegal(name: str, legal: str) -> errors.VenueError:
@@ -99,7 +92,7 @@ class Ctx:
     def req(self, name: str) -> str:
         value = self.opt(name)
         if value is None:
-            raise _mandatory(name)
+            raise mandatory(name)
         return value
 
     def dec(self, name: str) -> Decimal | None:
@@ -375,7 +368,7 @@ class _Routes:
         type_ = OrderType(c.req("type"))
         tif = c.tif()
         if type_ is OrderType.LIMIT and tif is None:
-            raise _mandatory("timeInForce")
+            raise mandatory("timeInForce")
         if c.market is SPOT and type_ is not OrderType.LIMIT and tif is not None:
             raise _not_required("timeInForce")  # futures ignore it
         qty = c.dec_req("quantity")  # quoteOrderQty is not supported by the venue
@@ -383,7 +376,7 @@ class _Routes:
         if type_ is OrderType.MARKET and price is not None:
             raise _not_required("price")
         if type_ is not OrderType.MARKET and price is None:
-            raise _mandatory("price")
+            raise mandatory("price")
         return type_, tif, qty, price
 
     def _order(self, c: Ctx, call: Callable[..., VenueOrder]) -> VenueOrder:
@@ -636,7 +629,7 @@ class _Routes:
         sym = c.sym()
         lev = c.int_("leverage")
         if lev is None:
-            raise _mandatory("leverage")
+            raise mandatory("leverage")
         applied = self.venue.set_leverage(sym, lev)
         return {"leverage": applied, "maxNotionalValue": "1000000000", "symbol": sym}
 

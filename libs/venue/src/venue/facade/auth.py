@@ -20,14 +20,13 @@ import hashlib
 import hmac
 from urllib.parse import parse_qsl
 
-from venue.errors import VenueError
+from venue.errors import VenueError, mandatory
 
 INVALID_SIGNATURE = -1022
 INVALID_TIMESTAMP = -1021
 BAD_API_KEY_FORMAT = -2014
 REJECTED_MBX_KEY = -2015
 BAD_RECV_WINDOW = -1131
-MANDATORY_PARAM = -1102
 
 DEFAULT_RECV_WINDOW_MS = 5_000
 MAX_RECV_WINDOW_MS = 60_000
@@ -86,18 +85,12 @@ def check_signed_request(
         )
     payload, signature = total_params(query, body)
     if signature is None:
-        raise VenueError(
-            MANDATORY_PARAM,
-            "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
-        )
+        raise mandatory("signature")
     if not hmac.compare_digest(sign(payload, api_secret), signature.lower()):
         raise VenueError(INVALID_SIGNATURE, "Signature for this request is not valid.")
     raw_ts = _param(query, body, "timestamp")
     if raw_ts is None or not raw_ts.isdigit():
-        raise VenueError(
-            MANDATORY_PARAM,
-            "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.",
-        )
+        raise mandatory("timestamp")
     raw_window = _param(query, body, "recvWindow")
     window = DEFAULT_RECV_WINDOW_MS
     if raw_window is not None:
