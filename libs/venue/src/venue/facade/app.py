@@ -31,7 +31,7 @@ import itertools
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -47,7 +47,7 @@ from svckit.jsonutil import dumpb
 from tradekit.enums import Market, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from venue import errors
-from venue.errors import mandatory, rejected
+from venue.errors import VenueError, mandatory, rejected
 from venue.facade import binance_json as bj
 from venue.facade import mexc_json as mj
 from venue.facade.auth import check_signed_request
@@ -61,6 +61,7 @@ SPOT, FUT = Market.SPOT, Market.FUT
 _NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 _FUT_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+MSG_BAD_RESP_TYPE = "Illegal characters found in parameter 'newOrderRespType'."
 MSG_BACKEND_TIMEOUT = (
     "Timeout waiting for response from backend server. Send status unknown; "
     "execution status unknown."
@@ -140,11 +141,19 @@ class Ctx:
     def inst(self, symbol: str) -> Instrument:
         return self.venue.instruments[symbol]
 
+    def one_of(
+        self, name: str, allowed: Iterable[str], error: VenueError, default: str | None = None
+    ) -> str:
+        """A mandatory parameter (or its `default` when absent) that must be one of `allowed`."""
+        raw = self.opt(name) or default
+        if raw is None:
+            raise mandatory(name)
+        if raw not in allowed:
+            raise error
+        return raw
+
     def side(self) -> Side:
-        raw = self.req("side")
-        if raw not in ("BUY", "SELL"):
-            raise rejected(-1117, "Invalid side.")
-        return Side(raw)
+        return Side(self.one_of("side", ("BUY", "SELL"), rejected(-1117, "Invalid side.")))
 
     def tif(self) -> TimeInForce | None:
         raw = self.opt("timeInForce")
@@ -363,9 +372,7 @@ class _Routes:
         self, c: Ctx, types: tuple[str, ...]
     ) -> tuple[OrderType, TimeInForce | None, Decimal, Decimal | None]:
         """A new order's type, timeInForce, quantity and price, checked in Binance's order."""
-        if c.req("type") not in types:
-            raise rejected(-1116, "Invalid orderType.")
-        type_ = OrderType(c.req("type"))
+        type_ = OrderType(c.one_of("type", types, rejected(-1116, "Invalid orderType.")))
         tif = c.tif()
         if type_ is OrderType.LIMIT and tif is None:
             raise mandatory("timeInForce")
@@ -392,11 +399,13 @@ class _Routes:
         if c.opt("stopPrice") is not None:
             raise _not_required("stopPrice")
         coid = c.client_id("newClientOrderId")
-        resp_type = c.opt("newOrderRespType") or (
-            "FULL" if type_ in (OrderType.MARKET, OrderType.LIMIT) else "ACK"
+        default = "FULL" if type_ in (OrderType.MARKET, OrderType.LIMIT) else "ACK"
+        resp_type = c.one_of(
+            "newOrderRespType",
+            ("ACK", "RESULT", "FULL"),
+            rejected(-1100, MSG_BAD_RESP_TYPE),
+            default,
         )
-        if resp_type not in ("ACK", "RESULT", "FULL"):
-            raise rejected(-1100, "Illegal characters found in parameter 'newOrderRespType'.")
         order = self.venue.place_order(
             SPOT,
             sym,
@@ -493,9 +502,9 @@ class _Routes:
         type_, tif, qty, price = self._order_terms(c, ("LIMIT", "MARKET"))
         if c.bool_("closePosition"):
             raise _not_required("closePosition")
-        resp_type = c.opt("newOrderRespType") or "ACK"
-        if resp_type not in ("ACK", "RESULT"):
-            raise rejected(-1100, "Illegal characters found in parameter 'newOrderRespType'.")
+        resp_type = c.one_of(
+            "newOrderRespType", ("ACK", "RESULT"), rejected(-1100, MSG_BAD_RESP_TYPE), "ACK"
+        )
         order = self.venue.place_order(
             FUT,
             sym,
@@ -529,23 +538,22 @@ class _Routes:
 
     # ---- futures algo (conditional) orders ----------------------------------------------
     def algo_new(self, c: Ctx) -> Any:
-        if c.req("algoType") != "CONDITIONAL":
-            raise _illegal("algoType", "CONDITIONAL")
+        c.one_of("algoType", ("CONDITIONAL",), _illegal("algoType", "CONDITIONAL"))
         sym, side = c.sym(), c.side()
         self._position_side(c)
-        type_raw = c.req("type")
-        if type_raw not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
-            raise rejected(-1116, "Invalid orderType.")
-        working_raw = c.opt("workingType") or "CONTRACT_PRICE"  # Binance's default
-        if working_raw not in ("MARK_PRICE", "CONTRACT_PRICE"):
-            raise _illegal("workingType", "MARK_PRICE, CONTRACT_PRICE")
+        conditional = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+        type_raw = c.one_of("type", conditional, rejected(-1116, "Invalid orderType."))
+        legal = ", ".join(WorkingType)  # CONTRACT_PRICE is Binance's default
+        working = c.one_of(
+            "workingType", list(WorkingType), _illegal("workingType", legal), "CONTRACT_PRICE"
+        )
         algo = self.venue.place_algo_order(
             sym,
             side,
             OrderType(type_raw),
             trigger_price=c.dec_req("triggerPrice"),
             qty=c.dec("quantity"),
-            working_type=WorkingType(working_raw),
+            working_type=WorkingType(working),
             reduce_only=c.bool_("reduceOnly"),
             close_position=c.bool_("closePosition"),
             client_algo_id=c.client_id("clientAlgoId"),
@@ -635,9 +643,8 @@ class _Routes:
 
     def margin_type(self, c: Ctx) -> Any:
         sym = c.sym()
-        raw = c.req("marginType")
-        if raw not in ("ISOLATED", "CROSSED"):
-            raise _illegal("marginType", "ISOLATED, CROSSED")
+        legal = ", ".join(MarginType)
+        raw = c.one_of("marginType", list(MarginType), _illegal("marginType", legal))
         self.venue.set_margin_type(sym, MarginType(raw))
         return {"code": 200, "msg": "success"}
 
