@@ -257,8 +257,6 @@ class WeightLimiter:
 # The knob names shared by S4's settings (`S4_SIM_FAULT_<KNOB>`) and the facade process
 # (`--fault-<knob>` / `VENUE_FAULT_<KNOB>`): one per fault kind.
 FAULT_KNOBS: dict[str, FaultKind] = {kind.value: kind for kind in FaultKind}
-REQUEST_KINDS: tuple[FaultKind, ...] = tuple(k for k in FaultKind if not k.is_report_fault)
-REPORT_KINDS: tuple[FaultKind, ...] = tuple(k for k in FaultKind if k.is_report_fault)
 
 
 def profile_plan(
@@ -283,8 +281,9 @@ def profile_plan(
         if p is not None and not 0 <= p <= 1:
             raise ValueError(f"fault probability of {kind} must be within 0..1, got {p}")
 
-    def table(kinds: tuple[FaultKind, ...]) -> dict[FaultKind, float]:
+    def table(reports: bool) -> dict[FaultKind, float]:
         out: dict[FaultKind, float] = {}
+        kinds = [k for k in FaultKind if k.is_report_fault == reports]
         for kind in kinds:
             own = per_kind.get(kind)
             p = own if own is not None else rate / len(kinds)
@@ -293,7 +292,7 @@ def profile_plan(
         return out
 
     probabilities = {
-        op: t for op, t in (("*", table(REQUEST_KINDS)), (REPORT_OP, table(REPORT_KINDS))) if t
+        op: t for op, t in (("*", table(reports=False)), (REPORT_OP, table(reports=True))) if t
     }
     if not probabilities:
         return None

@@ -50,35 +50,34 @@ def _coid(value: Any) -> str | None:
 
 
 def exchange_info(instruments: Iterable[Instrument], server_ms: int) -> dict[str, Any]:
-    symbols = []
-    for i in sorted(instruments, key=lambda x: x.symbol):
-        symbols.append(
-            {
-                "symbol": i.symbol,
-                "status": "1",
-                "baseAsset": i.base_asset,
-                "baseAssetPrecision": decimals(i.stepSize),
-                "quoteAsset": i.quote_asset,
-                "quotePrecision": decimals(i.tickSize),
-                "quoteAssetPrecision": decimals(i.tickSize),
-                "baseCommissionPrecision": decimals(i.stepSize),
-                "quoteCommissionPrecision": decimals(i.tickSize),
-                "orderTypes": ["LIMIT", "MARKET", "LIMIT_MAKER"],
-                "isSpotTradingAllowed": True,
-                "isMarginTradingAllowed": False,
-                "quoteAmountPrecision": str(i.minNotional),
-                "baseSizePrecision": str(i.stepSize),
-                "permissions": ["SPOT"],
-                "filters": [],
-                "maxQuoteAmount": "2000000",
-                "makerCommission": str(i.maker_fee),
-                "takerCommission": str(i.taker_fee),
-                "quoteAmountPrecisionMarket": str(i.minNotional),
-                "maxQuoteAmountMarket": "100000",
-                "fullName": i.base_asset,
-                "tradeSideType": 1,
-            }
-        )
+    symbols = [
+        {
+            "symbol": i.symbol,
+            "status": "1",
+            "baseAsset": i.base_asset,
+            "baseAssetPrecision": decimals(i.stepSize),
+            "quoteAsset": i.quote_asset,
+            "quotePrecision": decimals(i.tickSize),
+            "quoteAssetPrecision": decimals(i.tickSize),
+            "baseCommissionPrecision": decimals(i.stepSize),
+            "quoteCommissionPrecision": decimals(i.tickSize),
+            "orderTypes": ["LIMIT", "MARKET", "LIMIT_MAKER"],
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "quoteAmountPrecision": str(i.minNotional),
+            "baseSizePrecision": str(i.stepSize),
+            "permissions": ["SPOT"],
+            "filters": [],
+            "maxQuoteAmount": "2000000",
+            "makerCommission": str(i.maker_fee),
+            "takerCommission": str(i.taker_fee),
+            "quoteAmountPrecisionMarket": str(i.minNotional),
+            "maxQuoteAmountMarket": "100000",
+            "fullName": i.base_asset,
+            "tradeSideType": 1,
+        }
+        for i in sorted(instruments, key=lambda x: x.symbol)
+    ]
     return {
         "timezone": "CST",
         "serverTime": server_ms,
