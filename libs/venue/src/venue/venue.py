@@ -44,7 +44,6 @@ from venue.latency import LatencyModel
 from venue.market import MarketSimulator, MarketUpdate
 from venue.models import (
     AlgoOrder,
-    Balance,
     BookView,
     ExecutionReport,
     FuturesAccountInfo,
@@ -79,12 +78,16 @@ def _on_market(
 
 
 def _gated(
-    op: str, fn: Callable[Concatenate[E, P], T], target: Callable[[Venue], E]
+    op: str,
+    fn: Callable[Concatenate[E, P], T],
+    target: Callable[[Venue], E],
+    market: Market | None = None,
 ) -> Callable[Concatenate[Venue, P], T]:
-    """`fn` as a Venue request on the part `target` picks (the spot engine, the algo book)."""
+    """`fn` as a Venue request on the part `target` picks (the spot engine, the algo book, an
+    account); `market`: whose request weight it costs (futures weigh differently)."""
 
     def request(self: Venue, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._request(op, lambda: fn(target(self), *args, **kwargs))
+        return self._request(op, lambda: fn(target(self), *args, **kwargs), market)
 
     request.__doc__ = fn.__doc__
     return request
@@ -435,20 +438,14 @@ class Venue:
             ),
         )
 
-    # ---- accounts -----------------------------------------------------------------------------
-    def balances(self) -> dict[str, Balance]:
-        """Spot balances (`GET /api/v3/account`)."""
-        return self._request("account", self.spot_account.balances)
-
-    def futures_account_info(self) -> FuturesAccountInfo:
-        return self._request("account", self.futures_account.info, Market.FUT)
-
-    def positions(self) -> list[PositionInfo]:
-        """Open futures positions (`GET /fapi/v3/positionRisk`)."""
-        return self._request("account", self.futures_account.positions, Market.FUT)
-
-    def position(self, symbol: str) -> PositionInfo:
-        return self._request("account", lambda: self.futures_account.position(symbol), Market.FUT)
+    # ---- accounts: spot balances (`GET /api/v3/account`), the futures wallet, open futures
+    # positions (`GET /fapi/v3/positionRisk`) and one symbol's position
+    balances = _gated("account", SpotAccount.balances, lambda v: v.spot_account)
+    futures_account_info = _gated(
+        "account", FuturesAccount.info, lambda v: v.futures_account, Market.FUT
+    )
+    positions = _gated("account", FuturesAccount.positions, lambda v: v.futures_account, Market.FUT)
+    position = _gated("account", FuturesAccount.position, lambda v: v.futures_account, Market.FUT)
 
     def position_risk(self, symbol: str | None = None) -> list[PositionInfo]:
         """One row per futures symbol, flat ones included (leverage and margin type are per
