@@ -5,9 +5,7 @@ scripted faults ("the 3rd place fails with a dropped ack"). A :class:`FaultInjec
 with its own ``random.Random(seed)``; it draws exactly one number per request (and per report),
 whatever the outcome, so the same seed and the same call sequence yield the same faults.
 
-Request faults (operations: ``place``, ``cancel``, ``query``, ``open_orders``, ``trades``,
-``book``, ``ticker``, ``account``, ``time``, ``leverage``, ``margin_type``, ``algo_place``,
-``algo_cancel``, ``algo_query``, ``oco_place``, ``oco_cancel``; ``*`` matches all):
+Request faults (operations: the keys of :data:`DEFAULT_WEIGHTS`; ``*`` matches all):
 
 * ``RATE_LIMIT`` — HTTP 429 with Retry-After, nothing done;
 * ``SERVER_ERROR`` — HTTP 5xx, nothing done;

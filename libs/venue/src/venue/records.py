@@ -3,12 +3,8 @@
 Not a Binance endpoint: the simulator's ground truth (every order it ever accepted, every
 execution, every conditional order, the positions), outside the request path (no weight, no
 injected faults). Served by S4 as ``GET /sim/orders`` when ``S4_EXCHANGE=sim`` and by the
-facade process under ``/sim/...``. Numbers are strings (exact decimals), like Binance's.
-
-The order rows carry the fields the issue names (``client_order_id``, ``venue_order_id``,
-``symbol``, ``side``, ``status``, ``executed_qty``) plus ``market``, ``type``, ``qty``,
-``reduce_only`` and ``created_ts``; a client order id the venue accepted twice (the first copy
-had closed) shows as two rows.
+facade process under ``/sim/...``. Numbers are strings (exact decimals), like Binance's. A
+client order id the venue accepted twice (the first copy had closed) shows as two order rows.
 """
 
 from __future__ import annotations

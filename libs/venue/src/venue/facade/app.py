@@ -199,9 +199,6 @@ class _DroppedAckResponse(Response):
     """Headers and the first byte of the body, then the connection is cut: the venue did the
     work, the acknowledgement never arrives complete."""
 
-    def __init__(self) -> None:
-        super().__init__(status_code=200)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {

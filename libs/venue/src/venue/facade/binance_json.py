@@ -167,11 +167,10 @@ def spot_cancel(o: VenueOrder, cancel_client_id: str, transact_ms: int) -> JSON:
     """`DELETE /api/v3/order`: a new order's RESULT shape without ``workingTime``, where
     ``clientOrderId`` is the id of the *cancel* request; the order's own client id is
     ``origClientOrderId``."""
-    out: JSON = {"symbol": o.symbol, "origClientOrderId": o.client_order_id}
-    out.update(spot_new_order(o, "RESULT", transact_ms))
-    out["clientOrderId"] = cancel_client_id
-    del out["workingTime"]
-    return out
+    result = spot_new_order(o, "RESULT", transact_ms)
+    del result["workingTime"]
+    own = {"symbol": o.symbol, "origClientOrderId": o.client_order_id}
+    return {**own, **result, "clientOrderId": cancel_client_id}
 
 
 def spot_trade(t: Trade, order_list_id: int = -1) -> JSON:
