@@ -323,6 +323,10 @@ class Venue:
         self.market.state(symbol).mark = price
         self.algo.check_triggers(symbol)
 
+    def symbols(self, market: Market) -> list[str]:
+        """The symbols `market` trades, sorted."""
+        return sorted(s for s, i in self.instruments.items() if market in i.markets)
+
     def register_instrument(self, inst: Instrument) -> None:
         """Add or replace an instrument (filters from S4's instrument_registry win)."""
         self.instruments[inst.symbol] = inst
@@ -452,8 +456,7 @@ class Venue:
         symbol): `/fapi/v2/positionRisk`, `/fapi/v1/symbolConfig`."""
         if symbol is not None:
             self.futures.instrument(symbol)
-        every = sorted(s for s, i in self.instruments.items() if Market.FUT in i.markets)
-        symbols = [symbol] if symbol else every
+        symbols = [symbol] if symbol else self.symbols(Market.FUT)
         return self._request(
             "account", lambda: [self.futures_account.position(s) for s in symbols], Market.FUT
         )

@@ -316,9 +316,8 @@ class _Routes:
         if sym is not None:
             return render(self.venue.ticker(c.market, sym), c.market, c.inst(sym))
         return [
-            render(self.venue.ticker(c.market, s), c.market, i)
-            for s, i in sorted(self.venue.instruments.items())
-            if c.market in i.markets
+            render(self.venue.ticker(c.market, s), c.market, c.inst(s))
+            for s in self.venue.symbols(c.market)
         ]
 
     def klines(self, c: Ctx) -> Any:
@@ -622,11 +621,7 @@ class _Routes:
     def leverage_bracket(self, c: Ctx) -> Any:
         sym = c.symbol()
         self._charge("leverage_bracket")
-        symbols = (
-            [sym]
-            if sym
-            else sorted(s for s, i in self.venue.instruments.items() if FUT in i.markets)
-        )
+        symbols = [sym] if sym else self.venue.symbols(FUT)
         max_lev = self.venue.futures_account.MAX_LEVERAGE
         return [bj.leverage_bracket(s, max_lev) for s in symbols]
 
