@@ -59,6 +59,7 @@ class EventFeed:
             self._deliver(report)
 
     def drain(self) -> list[ExecutionReport]:
+        """Execution reports delivered since the last drain (subject to report faults)."""
         self.release_due()
         out = list(self._ready)
         self._ready.clear()

@@ -38,7 +38,7 @@ from venue.faults import (
     raise_after,
     raise_before,
 )
-from venue.feed import EventFeed, Subscriber
+from venue.feed import EventFeed
 from venue.klines import INTERVALS_MS, Bar, KlineBook
 from venue.latency import LatencyModel
 from venue.market import MarketSimulator, MarketUpdate
@@ -133,7 +133,7 @@ class Venue:
         self.server_time_skew_ms = server_time_skew_ms
         self.auto_funding = auto_funding
         self.max_catchup_ms = max_catchup_ms
-        # `report_buffer`: reports kept for drain_events(); 0 where reports are only taken by
+        # `report_buffer`: reports kept for feed.drain(); 0 where reports are only taken by
         # subscription (S4's in-process venue), else nobody drains them and they pile up.
         self.feed = EventFeed(clock, self.faults, max_buffer=report_buffer)
         self._report_seqs = itertools.count(1)
@@ -201,13 +201,6 @@ class Venue:
     def _list_report(self, lst: OrderList) -> None:
         self._publish(ReportKind.LIST, lst.status.value, Market.SPOT, lst.symbol, order_list=lst)
 
-    def drain_events(self) -> list[ExecutionReport]:
-        """Execution reports delivered since the last drain (subject to report faults)."""
-        return self.feed.drain()
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        return self.feed.subscribe(callback)
-
     # ---- time and the market --------------------------------------------------------------
     def server_time_ms(self) -> int:
         """`GET /api/v3/time` (clock plus the configured skew)."""
@@ -217,9 +210,6 @@ class Venue:
         """The venue's own time (clock plus skew) outside the request path: what a signed
         request's `timestamp`/`recvWindow` is checked against. No weight, no faults."""
         return self.clock.now_ms() + self.server_time_skew_ms
-
-    def sample_latency_ms(self, op: str = "place") -> int:
-        return self.latency.sample_ms(op)
 
     def used_weight(self) -> int:
         """X-MBX-USED-WEIGHT-1M."""
@@ -330,9 +320,6 @@ class Venue:
     def register_instrument(self, inst: Instrument) -> None:
         """Add or replace an instrument (filters from S4's instrument_registry win)."""
         self.instruments[inst.symbol] = inst
-
-    def funding_rate(self, symbol: str) -> Decimal:
-        return self.market.funding_rate(symbol)
 
     def settle_funding(self, symbol: str | None = None) -> dict[str, Decimal]:
         """Apply the current funding rate to open positions; returns wallet changes."""
