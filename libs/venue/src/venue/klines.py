@@ -16,14 +16,8 @@ from tradekit.money import ZERO
 
 MINUTE_MS = 60_000
 INTERVALS_MS: dict[str, int] = {
-    "1m": MINUTE_MS,
-    "3m": 3 * MINUTE_MS,
-    "5m": 5 * MINUTE_MS,
-    "15m": 15 * MINUTE_MS,
-    "30m": 30 * MINUTE_MS,
-    "1h": 60 * MINUTE_MS,
-    "2h": 120 * MINUTE_MS,
-    "4h": 240 * MINUTE_MS,
+    **{f"{n}m": n * MINUTE_MS for n in (1, 3, 5, 15, 30)},
+    **{f"{n}h": n * 60 * MINUTE_MS for n in (1, 2, 4)},
     "1d": 1440 * MINUTE_MS,
 }
 

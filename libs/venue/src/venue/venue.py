@@ -1,12 +1,10 @@
 """The venue facade: one object that behaves like Binance spot + USDⓈ-M futures.
 
-It composes the matching engines (:mod:`venue.engine`), accounts (:mod:`venue.accounts`),
-algo orders (:mod:`venue.algo`), the market (:mod:`venue.market`), the execution-report feed
-(:mod:`venue.feed`), faults and rate limits (:mod:`venue.faults`), latency
-(:mod:`venue.latency`) and server time. Everything is synchronous and driven by the injected
-clock: before each request the market is stepped up to ``clock.now_ms()``; ``advance(ms)``
-moves a :class:`~svckit.clock.ManualClock` forward step by step, matching resting and conditional
-orders at every step. No sleeps, no I/O, no global randomness.
+It composes the parts the package docstring lists (:mod:`venue`) and keeps server time.
+Everything is synchronous and driven by the injected clock: before each request the market is
+stepped up to ``clock.now_ms()``; ``advance(ms)`` moves a :class:`~svckit.clock.ManualClock`
+forward step by step, matching resting and conditional orders at every step. No sleeps, no I/O,
+no global randomness.
 
 Every request goes through the same gate (``_request``): the weight limiter (429 past the
 per-minute budget), then the fault injector (429 / 5xx / timeouts before processing), then the

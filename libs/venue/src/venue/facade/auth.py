@@ -35,8 +35,6 @@ MAX_AHEAD_MS = 1_000
 
 def _strip_signature(raw: str) -> tuple[str, str | None]:
     """`raw` without its ``signature=...`` component, and the signature value if present."""
-    if not raw:
-        return "", None
     kept: list[str] = []
     signature: str | None = None
     for part in raw.split("&"):
