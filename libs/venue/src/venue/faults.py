@@ -48,16 +48,6 @@ class FaultKind(StrEnum):
     def is_report_fault(self) -> bool:
         return self in (FaultKind.DELAYED_REPORT, FaultKind.DUPLICATE_REPORT)
 
-    @property
-    def before_processing(self) -> bool:
-        """Faults that stop a request before the venue acts on it."""
-        return self in (
-            FaultKind.RATE_LIMIT,
-            FaultKind.SERVER_ERROR,
-            FaultKind.CONNECT_TIMEOUT,
-            FaultKind.TIMEOUT_BEFORE_ACCEPT,
-        )
-
 
 REPORT_OP = "report"
 
@@ -157,7 +147,8 @@ class FaultInjector:
 
 
 def raise_before(fault: Fault) -> None:
-    """Raise the exception of a fault that stops the request before processing."""
+    """Raise the exception of a fault that stops the request before processing (rate limit,
+    server error, connect timeout, timeout before acceptance); other faults pass."""
     if fault.kind is FaultKind.RATE_LIMIT:
         raise errors.RateLimitExceeded(
             "Too many requests (injected).", retry_after_s=fault.retry_after_s
@@ -173,7 +164,8 @@ def raise_before(fault: Fault) -> None:
 
 
 def raise_after(fault: Fault) -> None:
-    """Raise the exception of a fault that hides a processed request's answer."""
+    """Raise the exception of a fault that hides a processed request's answer (timeout after
+    acceptance, dropped acknowledgement); other faults pass."""
     if fault.kind is FaultKind.TIMEOUT_AFTER_ACCEPT:
         raise errors.VenueTimeout(
             "timeout after the venue processed the request", reached_venue=True, accepted=True

@@ -337,7 +337,7 @@ class Venue:
         if fault is not None and fault.kind is FaultKind.CONNECT_TIMEOUT:
             raise_before(fault)  # never reached the venue: no weight used
         self.limiter.charge(op, self.clock.now_ms(), futures=market is Market.FUT)
-        if fault is not None and fault.kind.before_processing:
+        if fault is not None:
             raise_before(fault)
         result = action()
         if fault is not None:
