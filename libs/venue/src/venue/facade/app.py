@@ -2,10 +2,7 @@
 
 A thin translation layer: every route parses Binance's parameters, calls one ``Venue`` method
 and renders the result with :mod:`venue.facade.binance_json`. What ccxt uses of Binance spot
-(``/api/v3``) and USDⓈ-M futures (``/fapi/v1|v2|v3``) is served: time, exchangeInfo, depth,
-tickers, premiumIndex, orders (create / cancel / query / open), trades, account and balances,
-positions (positionRisk v2/v3, symbolConfig, leverageBracket), leverage, margin type, spot OCO
-lists (``/api/v3/orderList/oco``) and futures conditional orders (``/fapi/v1/algoOrder``).
+(``/api/v3``) and USDⓈ-M futures (``/fapi/v1|v2|v3``) is served: see :meth:`_Routes.table`.
 
 HTTP behaviour, like Binance:
 
