@@ -37,7 +37,7 @@ from tests.helpers import TOKEN_ENV, CrossSlotWatch
 
 if TYPE_CHECKING:
     from tests.contract.facade_harness import SwappableApp
-    from venue.facade import FacadeServer
+    from tests.facade_server import FacadeServer
 
 os.environ.update(TOKEN_ENV)
 
@@ -163,7 +163,7 @@ def facade_server() -> Iterator[tuple[FacadeServer, SwappableApp]]:
     """One venue facade server (uvicorn) per test module; each test plugs its own venue + facade
     into the SwappableApp slot (tests/contract/facade_harness.py)."""
     from tests.contract.facade_harness import SwappableApp
-    from venue.facade import FacadeServer
+    from tests.facade_server import FacadeServer
 
     slot = SwappableApp()
     with FacadeServer(slot, log_level="critical") as srv:

@@ -39,9 +39,10 @@ from s4_router.adapters.exchange.ccxt_client import CcxtExchange
 from s4_router.adapters.exchange.sim_client import SimExchange
 from svckit.clock import ManualClock, WallClock
 from svckit.embedded_redis import free_port
+from tests.facade_server import FacadeServer
 from tradekit.enums import Market, OrderType, Side, TimeInForce
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
-from venue.facade import FacadeServer, create_facade
+from venue.facade import create_facade
 
 D = Decimal
 SYM = "BTCUSDT"

@@ -55,9 +55,9 @@ from tests.contract.facade_harness import (
     facade_venue,
     plug,
 )
+from tests.facade_server import FacadeServer
 from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side, TimeInForce
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
-from venue.facade import FacadeServer
 from venue.faults import FaultKind
 from venue.venue import Venue
 
@@ -764,7 +764,7 @@ async def test_ccxt_market_data_and_v2_account_parse_through_ccxt(ccxt_harness: 
     funding = await fut.fetch_funding_rate("BTC/USDT:USDT")
     mark = ccxt_harness.venue.mark_price(SYM)
     assert D(str(funding["markPrice"])) == mark
-    assert funding["fundingRate"] == float(ccxt_harness.venue.funding_rate(SYM))
+    assert funding["fundingRate"] == float(ccxt_harness.venue.market.funding_rate(SYM))
     v2 = await fut.fetch_balance({"useV2": True})
     assert v2["USDT"]["free"] == 100_000.0
     positions_v2 = await fut.fetch_positions(None, {"useV2": True})

@@ -44,7 +44,7 @@ import pytest_asyncio
 
 from svckit.ccxt_hosts import rewrite_urls as _rewrite_urls
 from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp, facade_venue, plug
-from venue.facade import FacadeServer
+from tests.facade_server import FacadeServer
 from venue.venue import Venue
 
 RECORDED_PATH = Path(__file__).resolve().parent / "data" / "ccxt-recorded" / "binance.json"

@@ -27,9 +27,10 @@ from tests.contract.facade_harness import (
     SwappableApp,
     ccxt_exchange,
 )
+from tests.facade_server import FacadeServer
 from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
-from venue.facade import FacadeServer, create_facade
+from venue.facade import create_facade
 from venue.venue import Venue
 
 RECORDED = Path(__file__).resolve().parent / "data" / "ccxt-recorded" / "mexc.json"

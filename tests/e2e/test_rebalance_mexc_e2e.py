@@ -27,9 +27,10 @@ from svckit.redisio import RedisClient
 from tests.conftest import FIXTURES
 from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp
 from tests.e2e.test_rebalance_e2e import headers, s4_and_s3, scheduled_sell_filled
+from tests.facade_server import FacadeServer
 from tradekit.enums import Market
 from venue.defaults import default_venue
-from venue.facade import FacadeServer, create_facade
+from venue.facade import create_facade
 from venue.venue import Venue
 
 D = Decimal

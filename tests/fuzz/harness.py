@@ -35,9 +35,10 @@ from svckit.redisio import make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.contract.facade_harness import API_KEY, API_SECRET, START_MS
+from tests.facade_server import FacadeServer
 from tests.helpers import S3_ADMIN_TOKEN, S4_TOKEN, bearer
 from venue.defaults import default_venue
-from venue.facade import FacadeServer, create_facade
+from venue.facade import create_facade
 
 # What "0 responses 5xx and 0 responses that violate the declared schema" means, as checks.
 CHECK_NAMES = (

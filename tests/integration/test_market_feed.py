@@ -49,12 +49,12 @@ from svckit.embedded_redis import EmbeddedRedis, free_port
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
+from tests.facade_server import FacadeServer
 from tradekit.enums import Market
 from tradekit.features import Bar
 from tradekit.market import MarketStep
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 from venue.facade import create_facade
-from venue.facade.server import FacadeServer
 from venue.venue import Venue
 
 REPO = Path(__file__).resolve().parents[2]
@@ -295,7 +295,7 @@ class VenueBooks(BookSource):
     async def fetch_funding(self, symbol: str) -> FundingView:
         return FundingView(
             self.venue.clock.now_ms(),
-            self.venue.funding_rate(symbol),
+            self.venue.market.funding_rate(symbol),
             self.venue.mark_price(symbol),
         )
 
@@ -315,7 +315,7 @@ async def test_polling_feed_publishes_and_builds_history_from_polls(redis: Redis
     assert feed.symbols == ["BTCUSDT"]  # a symbol the venue does not list is left out
     feats = jsonutil.loads(await redis.get(keys.feat_last("BTCUSDT")))
     assert 55_000 < feats["mid"] < 75_000 and feats["spread_bps"] >= 0
-    assert feats["funding_rate"] == float(venue.funding_rate("BTCUSDT"))
+    assert feats["funding_rate"] == float(venue.market.funding_rate("BTCUSDT"))
     assert "atr_14" not in feats  # no synthetic warm-up on a live venue: history first
     tick = jsonutil.loads(await redis.get(keys.mkt_tick("BTCUSDT")))
     assert float(tick["bid"]) < float(tick["ask"]) and tick["mark"] is not None
@@ -398,7 +398,7 @@ async def test_ccxt_source_over_the_binance_facade_publishes_books_funding_and_m
             tick = jsonutil.loads(await redis.get(keys.mkt_tick("BTCUSDT")))
             book = venue.book(Market.FUT, "BTCUSDT", 5)
             assert D(tick["bid"]) == book.bids[0][0] and D(tick["ask"]) == book.asks[0][0]
-            assert feats["funding_rate"] == float(venue.funding_rate("BTCUSDT"))
+            assert feats["funding_rate"] == float(venue.market.funding_rate("BTCUSDT"))
             assert D(tick["mark"]) > 0
             qrl = jsonutil.loads(await redis.get(keys.feat_last("QRLUSDT")))
             assert "funding_rate" not in qrl and qrl["mid"] > 0  # spot only: no funding

@@ -21,8 +21,8 @@ from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.contract.facade_harness import API_KEY, API_SECRET, START_MS, SwappableApp, plug
+from tests.facade_server import FacadeServer
 from venue.defaults import default_venue
-from venue.facade import FacadeServer
 from venue.venue import Venue
 
 ADMIN = "facade-admin-token-0123456789abcdef"

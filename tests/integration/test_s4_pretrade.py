@@ -260,8 +260,7 @@ class SpentElsewhere(SimExchange):
 
     async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
         if market is Market.SPOT:
-            free = self.sim.spot_account.balance("BTC").free
-            self.sim.spot_account.deposit("BTC", self.left - free)
+            self.sim.spot_account._free["BTC"] = self.left
         return await super().fetch_balances(market)
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tests.conftest import FIXTURES, REPO
 from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp, facade_venue, plug
+from tests.facade_server import FacadeServer
 from tests.helpers import S4_TOKEN
-from venue.facade import FacadeServer
 
 BLOCK_VENUE = textwrap.dedent(
     """

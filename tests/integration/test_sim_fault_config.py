@@ -34,10 +34,10 @@ from svckit.settings import load_settings
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES, REPO
 from tests.contract.facade_harness import API_KEY, SwappableApp, facade_venue, plug
+from tests.facade_server import FacadeServer
 from tests.helpers import S4_AUTH, FreshTransport
 from tradekit.enums import Market, OrderType, Side
 from venue.defaults import DEFAULT_INSTRUMENTS
-from venue.facade import FacadeServer
 from venue.faults import FaultKind, profile_plan
 
 D = Decimal

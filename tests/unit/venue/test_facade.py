@@ -15,8 +15,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from tests.facade_server import FacadeServer
 from tradekit.enums import Market, OrderStatus
-from venue.facade import FacadeServer, create_facade, sign
+from venue.facade import create_facade, sign
 from venue.facade.auth import total_params
 from venue.faults import FaultKind
 from venue.venue import Venue

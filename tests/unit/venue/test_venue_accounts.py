@@ -134,7 +134,7 @@ def test_set_leverage_with_same_value_again_succeeds(venue: Venue) -> None:
 def test_settle_funding_with_positive_rate_long_pays(venue: Venue) -> None:
     venue.place_order(FUT, SYM, Side.BUY, OrderType.MARKET, D("2"))
     venue.set_mark_price(SYM, D("100"))
-    venue.market.set_funding_rate(SYM, D("0.0001"))
+    venue.market.state(SYM).funding_rate = D("0.0001")
     wallet = venue.futures_account_info().wallet_balance
     paid = venue.settle_funding(SYM)
     assert paid == {SYM: D("-0.0200")}

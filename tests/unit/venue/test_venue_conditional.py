@@ -130,12 +130,12 @@ def test_algo_reduce_only_with_no_position_rejected_2022(venue: Venue) -> None:
 
 
 def test_algo_trigger_with_subscriber_reports_triggered_and_finished(long_1: Venue) -> None:
-    long_1.drain_events()
+    long_1.feed.drain()
     algo = long_1.place_algo_order(
         SYM, Side.SELL, OrderType.STOP_MARKET, trigger_price=D("95.0"), close_position=True
     )
     long_1.set_mark_price(SYM, D("94"))
-    kinds = [e.execution_type for e in long_1.drain_events() if e.kind is ReportKind.ALGO]
+    kinds = [e.execution_type for e in long_1.feed.drain() if e.kind is ReportKind.ALGO]
     assert kinds == ["NEW", "TRIGGERED", "FINISHED"]
     assert algo.status is AlgoStatus.NEW  # snapshots never change under the caller
 

@@ -272,7 +272,7 @@ def test_limit_with_own_opposite_order_inside_spread_expires_maker_not_crossing_
     buy = limit(spot, Side.BUY, "1", "99.9")  # crosses only our own sell
     assert spot.get(SYM, order_id=own_sell.order_id).status is OrderStatus.EXPIRED
     assert buy.status is OrderStatus.ACCEPTED
-    assert spot.book(SYM).best_own(Side.SELL) is None
+    assert spot.book(SYM).own(Side.SELL) == []
 
 
 def test_resting_order_hit_by_odd_sized_prints_fills_whole_lots_only(

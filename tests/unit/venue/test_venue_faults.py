@@ -98,28 +98,28 @@ def test_scripted_fault_with_nth_call_hits_only_that_call(venue: Venue) -> None:
 def test_report_with_delay_fault_is_held_until_clock_passes(
     venue: Venue, clock: ManualClock
 ) -> None:
-    venue.drain_events()
+    venue.feed.drain()
     venue.faults.script("report", FaultKind.DELAYED_REPORT)
     order = place(venue, "d-1")
-    assert [e for e in venue.drain_events() if e.order and e.order.order_id == order.order_id] == []
+    assert [e for e in venue.feed.drain() if e.order and e.order.order_id == order.order_id] == []
     venue.advance(1_999)
-    assert venue.drain_events() == []
+    assert venue.feed.drain() == []
     venue.advance(1)
-    late = venue.drain_events()
+    late = venue.feed.drain()
     assert [(e.execution_type, e.order.order_id if e.order else None) for e in late] == [
         ("NEW", order.order_id)
     ]
 
 
 def test_report_with_duplicate_fault_is_delivered_twice_with_same_seq(venue: Venue) -> None:
-    venue.drain_events()
+    venue.feed.drain()
     venue.faults.script("report", FaultKind.DUPLICATE_REPORT)
     venue.place_order(SPOT, SYM, Side.BUY, OrderType.MARKET, D("0.5"))
-    events = venue.drain_events()
+    events = venue.feed.drain()
     assert [e.execution_type for e in events] == ["NEW", "NEW", "TRADE"]
     assert events[0] == events[1]
     seen: list[object] = []
-    venue.subscribe(seen.append)
+    venue.feed.subscribe(seen.append)
     venue.faults.script("report", FaultKind.DUPLICATE_REPORT)
     venue.place_order(SPOT, SYM, Side.BUY, OrderType.MARKET, D("0.5"))
     assert len(seen) == 3
@@ -219,7 +219,7 @@ def test_fault_plan_with_report_kind_on_request_op_rejected() -> None:
 
 def test_subscriber_with_fill_receives_new_then_trade_reports(venue: Venue) -> None:
     got: list[str] = []
-    unsubscribe = venue.subscribe(lambda e: got.append(e.execution_type))
+    unsubscribe = venue.feed.subscribe(lambda e: got.append(e.execution_type))
     venue.place_order(SPOT, SYM, Side.BUY, OrderType.MARKET, D("0.5"))
     unsubscribe()
     venue.place_order(SPOT, SYM, Side.BUY, OrderType.MARKET, D("0.5"))

@@ -143,7 +143,7 @@ def test_advance_with_manual_clock_moves_clock_and_mark_follows_mid() -> None:
     assert clock.now_ms() == 1_700_000_090_500
     mid = venue.book(Market.FUT, "ETHUSDT", 1).mid
     assert abs(venue.mark_price("ETHUSDT") / mid - 1) < D("0.001")
-    assert abs(venue.funding_rate("ETHUSDT")) < D("0.00375")
+    assert abs(venue.market.funding_rate("ETHUSDT")) < D("0.00375")
 
 
 def test_server_time_with_skew_reports_clock_plus_skew() -> None:

@@ -46,10 +46,6 @@ class Account(Protocol):
     def release(self, order: VenueOrder, inst: Instrument) -> None: ...
 
 
-def _insufficient() -> errors.VenueError:
-    return errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_INSUFFICIENT_BALANCE)
-
-
 class SpotAccount:
     """free/locked per asset. A resting BUY locks quote (qty × limit price), a SELL locks base.
 
@@ -69,22 +65,15 @@ class SpotAccount:
         assets = sorted(set(self._free) | set(self._locked))
         return {a: self.balance(a) for a in assets}
 
-    def deposit(self, asset: str, amount: Decimal) -> None:
-        self._free[asset] = self._free.get(asset, ZERO) + amount
-
     # ---- engine protocol ------------------------------------------------------------------
     def fee_asset(self, inst: Instrument, side: Side) -> str:
         return inst.base_asset if side is Side.BUY else inst.quote_asset
 
     def _lock(self, asset: str, amount: Decimal) -> None:
         if self._free.get(asset, ZERO) < amount:
-            raise _insufficient()
+            raise errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_INSUFFICIENT_BALANCE)
         self._free[asset] = self._free.get(asset, ZERO) - amount
         self._locked[asset] = self._locked.get(asset, ZERO) + amount
-
-    def _unlock(self, asset: str, amount: Decimal) -> None:
-        self._locked[asset] = self._locked.get(asset, ZERO) - amount
-        self._free[asset] = self._free.get(asset, ZERO) + amount
 
     def reserve(self, order: VenueOrder, inst: Instrument, est_notional: Decimal) -> None:
         """Lock what the order may spend: quote for a BUY (`est_notional`), base for a SELL."""
@@ -118,7 +107,8 @@ class SpotAccount:
     def release(self, order: VenueOrder, inst: Instrument) -> None:
         if order.reserved > 0:
             asset = inst.quote_asset if order.side is Side.BUY else inst.base_asset
-            self._unlock(asset, order.reserved)
+            self._locked[asset] = self._locked.get(asset, ZERO) - order.reserved
+            self._free[asset] = self._free.get(asset, ZERO) + order.reserved
             order.reserved = ZERO
 
 

@@ -89,9 +89,11 @@ class AlgoBook:
                 errors.INVALID_PARAM, "Mandatory parameter 'quantity' was not sent."
             )
         if qty is not None and not inst.is_on_step(qty):
-            raise errors.rejected(-1111, "Precision is over the maximum defined for this asset.")
+            raise errors.rejected(
+                errors.BAD_PRECISION, "Precision is over the maximum defined for this asset."
+            )
         if trigger_price <= 0 or not inst.is_on_tick(trigger_price):
-            raise errors.rejected(-4014, "Price not increased by tick size.")
+            raise errors.rejected(errors.PRICE_NOT_ON_TICK, "Price not increased by tick size.")
         if client_algo_id is not None:
             prior = self._by_client.get(client_algo_id)
             if prior is not None and self.orders[prior].status.is_open:

@@ -97,12 +97,9 @@ class OrderBook:
         sign = -1 if side is Side.BUY else 1
         return sorted(self._own[side], key=lambda o: (sign * (o.price or ZERO), o.seq))
 
-    def best_own(self, side: Side) -> Decimal | None:
-        return _best(side, (o.price for o in self._own[side]))
-
     def best_with_own(self, side: Side) -> Decimal | None:
         """Best price on `side` including our own resting orders (what post-only must not cross)."""
-        return _best(side, (self.best(side), self.best_own(side)))
+        return _best(side, (self.best(side), *(o.price for o in self._own[side])))
 
     # ---- views --------------------------------------------------------------------------------
     def view(self, ts: int, depth: int = 20) -> BookView:

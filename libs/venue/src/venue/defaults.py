@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from pathlib import Path
 
 from svckit.clock import Clock, ManualClock
 from tradekit.instrument import Instrument
@@ -23,7 +22,6 @@ from venue.market import (
     MarketSimulator,
     ReplayProcess,
     SyntheticProcess,
-    default_fixture_dir,
     load_recorded_btcusdt,
 )
 from venue.venue import Venue
@@ -60,38 +58,6 @@ SPOT_BALANCES: dict[str, Decimal] = {
 FUTURES_WALLET = D("100000")
 
 
-def default_market(
-    instruments: Sequence[Instrument],
-    *,
-    start_ts: int,
-    seed: int = 0,
-    step_ms: int = 1_000,
-    replay: bool = True,
-    fixture_dir: Path | None = None,
-) -> MarketSimulator:
-    """One price process per instrument; BTCUSDT replays recorded data when `replay`."""
-    sim = MarketSimulator(step_ms=step_ms, seed=seed)
-    for inst in instruments:
-        target = TARGET_PRICES.get(inst.symbol, D("100"))
-        if inst.symbol == "BTCUSDT" and replay:
-            try:
-                recorded = load_recorded_btcusdt(fixture_dir or default_fixture_dir())
-            except FileNotFoundError:
-                recorded = None
-            if recorded is not None:
-                sim.add(ReplayProcess(inst, recorded, target_price=target, start_ts=start_ts))
-                continue
-        sim.add(
-            SyntheticProcess(
-                inst,
-                start_price=target,
-                level_notional=LEVEL_NOTIONAL.get(inst.symbol, D("20000")),
-                seed=seed,
-            )
-        )
-    return sim
-
-
 def default_venue(
     *,
     clock: Clock | None = None,
@@ -105,14 +71,28 @@ def default_venue(
     history_max: int | None = None,
     report_buffer: int = 200_000,
 ) -> Venue:
-    """The venue of tests and `make run` (a ManualClock when none is given)."""
+    """The venue of tests and `make run` (a ManualClock when none is given): one price process
+    per instrument, BTCUSDT replaying the recorded data when `replay` and the fixtures exist."""
     clock = clock or ManualClock()
+    market = MarketSimulator(step_ms=step_ms, seed=seed)
+    for inst in instruments:
+        target = TARGET_PRICES.get(inst.symbol, D("100"))
+        if inst.symbol == "BTCUSDT" and replay:
+            try:
+                recorded = load_recorded_btcusdt()
+            except FileNotFoundError:
+                pass  # no fixtures beside the package: a synthetic BTCUSDT instead
+            else:
+                market.add(
+                    ReplayProcess(inst, recorded, target_price=target, start_ts=clock.now_ms())
+                )
+                continue
+        notional = LEVEL_NOTIONAL.get(inst.symbol, D("20000"))
+        market.add(SyntheticProcess(inst, start_price=target, level_notional=notional, seed=seed))
     return Venue(
         clock=clock,
         instruments=instruments,
-        market=default_market(
-            instruments, start_ts=clock.now_ms(), seed=seed, step_ms=step_ms, replay=replay
-        ),
+        market=market,
         spot_balances=dict(SPOT_BALANCES),
         futures_wallet=FUTURES_WALLET,
         seed=seed,

@@ -142,7 +142,7 @@ class MatchingEngine:
             raise errors.rejected(errors.INVALID_TIF, "Invalid timeInForce.")
         if not inst.is_on_step(qty) or qty < inst.minQty:
             raise errors.rejected(
-                -1111 if fut else errors.FILTER_FAILURE,
+                errors.BAD_PRECISION if fut else errors.FILTER_FAILURE,
                 "Precision is over the maximum defined for this asset."
                 if fut
                 else "Filter failure: LOT_SIZE",
@@ -151,7 +151,7 @@ class MatchingEngine:
             raise errors.rejected(errors.FILTER_FAILURE, "Filter failure: LOT_SIZE")
         if price is not None and not inst.is_on_tick(price):
             raise errors.rejected(
-                -4014 if fut else errors.FILTER_FAILURE,
+                errors.PRICE_NOT_ON_TICK if fut else errors.FILTER_FAILURE,
                 "Price not increased by tick size." if fut else "Filter failure: PRICE_FILTER",
             )
         ref = price if price is not None else self._reference_price(inst.symbol, book)

@@ -14,13 +14,11 @@ response from Binance itself::
 from __future__ import annotations
 
 # ---- Binance error codes used by the simulator -----------------------------------------------
-UNKNOWN = -1000
 DISCONNECTED = -1001  # "Internal error; unable to process your request. Please try again."
 TOO_MANY_REQUESTS = -1003
 TIMEOUT = -1007  # "Timeout waiting for response from backend server. Send status unknown..."
-SERVER_BUSY = -1008
 INVALID_PARAM = -1102  # mandatory parameter missing / malformed
-BAD_PRECISION = -1111
+BAD_PRECISION = -1111  # futures: quantity off the step
 INVALID_TIF = -1115
 BAD_SYMBOL = -1121
 FILTER_FAILURE = -1013
@@ -30,6 +28,7 @@ NO_SUCH_ORDER = -2013  # "Order does not exist."
 MARGIN_INSUFFICIENT = -2019  # futures
 WOULD_IMMEDIATELY_TRIGGER = -2021  # futures conditional order
 REDUCE_ONLY_REJECT = -2022  # futures
+PRICE_NOT_ON_TICK = -4014  # futures: "Price not increased by tick size."
 INVALID_LEVERAGE = -4028
 NO_NEED_TO_CHANGE_MARGIN_TYPE = -4046
 MARGIN_TYPE_WITH_POSITION = -4048
@@ -120,3 +119,10 @@ class AckDropped(VenueTimeout):
 def rejected(code: int, message: str) -> VenueError:
     """A definitive 400 rejection."""
     return VenueError(code, message, http_status=400)
+
+
+def mandatory(name: str) -> VenueError:
+    """-1102 for a request parameter that is missing, empty or malformed."""
+    return rejected(
+        INVALID_PARAM, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    )

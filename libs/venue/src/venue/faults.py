@@ -5,9 +5,7 @@ scripted faults ("the 3rd place fails with a dropped ack"). A :class:`FaultInjec
 with its own ``random.Random(seed)``; it draws exactly one number per request (and per report),
 whatever the outcome, so the same seed and the same call sequence yield the same faults.
 
-Request faults (operations: ``place``, ``cancel``, ``query``, ``open_orders``, ``trades``,
-``book``, ``ticker``, ``account``, ``time``, ``leverage``, ``margin_type``, ``algo_place``,
-``algo_cancel``, ``algo_query``, ``oco_place``, ``oco_cancel``; ``*`` matches all):
+Request faults (operations: the keys of :data:`DEFAULT_WEIGHTS`; ``*`` matches all):
 
 * ``RATE_LIMIT`` — HTTP 429 with Retry-After, nothing done;
 * ``SERVER_ERROR`` — HTTP 5xx, nothing done;
@@ -25,6 +23,7 @@ back ``delay_ms`` of clock time) and ``DUPLICATE_REPORT`` (delivered twice).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter
@@ -48,16 +47,6 @@ class FaultKind(StrEnum):
     @property
     def is_report_fault(self) -> bool:
         return self in (FaultKind.DELAYED_REPORT, FaultKind.DUPLICATE_REPORT)
-
-    @property
-    def before_processing(self) -> bool:
-        """Faults that stop a request before the venue acts on it."""
-        return self in (
-            FaultKind.RATE_LIMIT,
-            FaultKind.SERVER_ERROR,
-            FaultKind.CONNECT_TIMEOUT,
-            FaultKind.TIMEOUT_BEFORE_ACCEPT,
-        )
 
 
 REPORT_OP = "report"
@@ -121,15 +110,6 @@ class FaultInjector:
     def calls(self, op: str) -> int:
         return self._calls[op]
 
-    def _draw(self, op: str, table: Mapping[FaultKind, float]) -> FaultKind | None:
-        x = self._rng.random()  # always drawn: keeps the stream aligned across outcomes
-        acc = 0.0
-        for kind, p in table.items():
-            acc += p
-            if x < acc:
-                return kind
-        return None
-
     def next_fault(self, op: str) -> Fault | None:
         """Decide the fault (if any) for the next call of `op` and record it in `history`."""
         self._calls[op] += 1
@@ -148,8 +128,10 @@ class FaultInjector:
         if op != REPORT_OP:
             table.update(self.plan.probabilities.get("*", {}))
         table.update(self.plan.probabilities.get(op, {}))
-        drawn = self._draw(op, table)
-        kind = kind or drawn
+        x = self._rng.random()  # always drawn, even when scripted: keeps the stream aligned
+        cumulative = zip(table, itertools.accumulate(table.values()), strict=True)
+        drawn = (k for k, acc in cumulative if x < acc)
+        kind = kind or next(drawn, None)
         if kind is None:
             return None
         fault = Fault(
@@ -165,7 +147,8 @@ class FaultInjector:
 
 
 def raise_before(fault: Fault) -> None:
-    """Raise the exception of a fault that stops the request before processing."""
+    """Raise the exception of a fault that stops the request before processing (rate limit,
+    server error, connect timeout, timeout before acceptance); other faults pass."""
     if fault.kind is FaultKind.RATE_LIMIT:
         raise errors.RateLimitExceeded(
             "Too many requests (injected).", retry_after_s=fault.retry_after_s
@@ -181,7 +164,8 @@ def raise_before(fault: Fault) -> None:
 
 
 def raise_after(fault: Fault) -> None:
-    """Raise the exception of a fault that hides a processed request's answer."""
+    """Raise the exception of a fault that hides a processed request's answer (timeout after
+    acceptance, dropped acknowledgement); other faults pass."""
     if fault.kind is FaultKind.TIMEOUT_AFTER_ACCEPT:
         raise errors.VenueTimeout(
             "timeout after the venue processed the request", reached_venue=True, accepted=True
@@ -232,15 +216,8 @@ class WeightLimiter:
     """Request weight per fixed clock minute (Binance's REQUEST_WEIGHT, interval MINUTE), spot
     and futures requests in one pool, each at its own market's weight."""
 
-    def __init__(
-        self,
-        limit_per_minute: int = 6_000,
-        weights: Mapping[str, int] | None = None,
-        futures_weights: Mapping[str, int] | None = None,
-    ) -> None:
+    def __init__(self, limit_per_minute: int = 6_000) -> None:
         self.limit = limit_per_minute
-        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
-        self.futures_weights = dict(FUTURES_WEIGHTS if futures_weights is None else futures_weights)
         self._window = -1
         self._used = 0
 
@@ -253,9 +230,9 @@ class WeightLimiter:
         window = now_ms // 60_000
         if window != self._window:
             self._window, self._used = window, 0
-        weight = self.weights.get(op, 1)
+        weight = DEFAULT_WEIGHTS.get(op, 1)
         if futures:
-            weight = self.futures_weights.get(op, weight)
+            weight = FUTURES_WEIGHTS.get(op, weight)
         if self._used + weight > self.limit:
             retry = math.ceil(((window + 1) * 60_000 - now_ms) / 1000)
             raise errors.RateLimitExceeded(
@@ -270,8 +247,6 @@ class WeightLimiter:
 # The knob names shared by S4's settings (`S4_SIM_FAULT_<KNOB>`) and the facade process
 # (`--fault-<knob>` / `VENUE_FAULT_<KNOB>`): one per fault kind.
 FAULT_KNOBS: dict[str, FaultKind] = {kind.value: kind for kind in FaultKind}
-REQUEST_KINDS: tuple[FaultKind, ...] = tuple(k for k in FaultKind if not k.is_report_fault)
-REPORT_KINDS: tuple[FaultKind, ...] = tuple(k for k in FaultKind if k.is_report_fault)
 
 
 def profile_plan(
@@ -296,8 +271,9 @@ def profile_plan(
         if p is not None and not 0 <= p <= 1:
             raise ValueError(f"fault probability of {kind} must be within 0..1, got {p}")
 
-    def table(kinds: tuple[FaultKind, ...]) -> dict[FaultKind, float]:
+    def table(reports: bool) -> dict[FaultKind, float]:
         out: dict[FaultKind, float] = {}
+        kinds = [k for k in FaultKind if k.is_report_fault == reports]
         for kind in kinds:
             own = per_kind.get(kind)
             p = own if own is not None else rate / len(kinds)
@@ -306,7 +282,7 @@ def profile_plan(
         return out
 
     probabilities = {
-        op: t for op, t in (("*", table(REQUEST_KINDS)), (REPORT_OP, table(REPORT_KINDS))) if t
+        op: t for op, t in (("*", table(reports=False)), (REPORT_OP, table(reports=True))) if t
     }
     if not probabilities:
         return None

@@ -58,16 +58,8 @@ class EventFeed:
         for _, _, report in due:
             self._deliver(report)
 
-    @property
-    def buffered(self) -> int:
-        """Reports delivered and waiting for `drain()`."""
-        return len(self._ready)
-
-    @property
-    def held(self) -> int:
-        return len(self._held)
-
     def drain(self) -> list[ExecutionReport]:
+        """Execution reports delivered since the last drain (subject to report faults)."""
         self.release_due()
         out = list(self._ready)
         self._ready.clear()

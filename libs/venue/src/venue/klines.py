@@ -16,14 +16,8 @@ from tradekit.money import ZERO
 
 MINUTE_MS = 60_000
 INTERVALS_MS: dict[str, int] = {
-    "1m": MINUTE_MS,
-    "3m": 3 * MINUTE_MS,
-    "5m": 5 * MINUTE_MS,
-    "15m": 15 * MINUTE_MS,
-    "30m": 30 * MINUTE_MS,
-    "1h": 60 * MINUTE_MS,
-    "2h": 120 * MINUTE_MS,
-    "4h": 240 * MINUTE_MS,
+    **{f"{n}m": n * MINUTE_MS for n in (1, 3, 5, 15, 30)},
+    **{f"{n}h": n * 60 * MINUTE_MS for n in (1, 2, 4)},
     "1d": 1440 * MINUTE_MS,
 }
 
@@ -39,13 +33,14 @@ class Bar:
     quote_volume: Decimal = ZERO
     trades: int = 0
 
-    def add(self, price: Decimal, qty: Decimal, count: int) -> None:
-        self.high = max(self.high, price)
-        self.low = min(self.low, price)
-        self.close = price
-        self.volume += qty
-        self.quote_volume += qty * price
-        self.trades += count
+    def merge(self, later: Bar) -> None:
+        """Extend this bar by `later` (a market step, or a shorter bar of this one's interval)."""
+        self.high = max(self.high, later.high)
+        self.low = min(self.low, later.low)
+        self.close = later.close
+        self.volume += later.volume
+        self.quote_volume += later.quote_volume
+        self.trades += later.trades
 
 
 class KlineBook:
@@ -58,12 +53,11 @@ class KlineBook:
     ) -> None:
         bars = self._bars.setdefault(symbol, deque(maxlen=self.max_bars))
         start = ts // MINUTE_MS * MINUTE_MS
+        step = Bar(start, price, price, price, price, ZERO + qty, ZERO + qty * price, count)
         if bars and bars[-1].open_time == start:
-            bars[-1].add(price, qty, count)
+            bars[-1].merge(step)
         elif not bars or bars[-1].open_time < start:
-            bar = Bar(start, price, price, price, price)
-            bar.add(price, qty, count)
-            bars.append(bar)
+            bars.append(step)
 
     def klines(
         self,
@@ -80,11 +74,7 @@ class KlineBook:
         for b in self._bars.get(symbol, ()):
             start = b.open_time // size * size
             if out and out[-1].open_time == start:
-                agg = out[-1]
-                agg.high, agg.low, agg.close = max(agg.high, b.high), min(agg.low, b.low), b.close
-                agg.volume += b.volume
-                agg.quote_volume += b.quote_volume
-                agg.trades += b.trades
+                out[-1].merge(b)
             else:
                 out.append(
                     Bar(start, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.trades)

@@ -7,26 +7,20 @@ The core never sleeps; it only returns a number. An adapter may wait that long (
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyConfig:
-    base_ms: float = 8.0  # the floor: network round trip to the venue
-    jitter_mean_ms: float = 12.0  # exponential jitter on top
-    tail_probability: float = 0.01  # occasional slow answers (GC pauses, matching backlog)
-    tail_ms: float = 400.0
 
 
 class LatencyModel:
-    def __init__(self, config: LatencyConfig | None = None, *, seed: int = 0) -> None:
-        self.config = config or LatencyConfig()
+    BASE_MS = 8.0  # the floor: network round trip to the venue
+    JITTER_MEAN_MS = 12.0  # exponential jitter on top
+    TAIL_PROBABILITY = 0.01  # occasional slow answers (GC pauses, matching backlog)
+    TAIL_MS = 400.0
+
+    def __init__(self, *, seed: int = 0) -> None:
         self._rng = random.Random(f"latency:{seed}")
 
     def sample_ms(self, op: str = "place") -> int:
         """One draw (same seed ⇒ same sequence; `op` is accepted for per-op models later)."""
-        c = self.config
-        ms = c.base_ms + (self._rng.expovariate(1 / c.jitter_mean_ms) if c.jitter_mean_ms else 0)
-        if self._rng.random() < c.tail_probability:
-            ms += c.tail_ms
+        ms = self.BASE_MS + self._rng.expovariate(1 / self.JITTER_MEAN_MS)
+        if self._rng.random() < self.TAIL_PROBABILITY:
+            ms += self.TAIL_MS
         return round(ms)

@@ -120,19 +120,11 @@ class SyntheticProcess:
         self.symbol = inst.symbol
         self.inst = inst
         self.levels = levels
-        self.set_regime(regime, trend=trend)
+        self.regime = regime
+        self.trend = 1 if trend >= 0 else -1
         self._rng = random.Random(f"synthetic:{seed}:{inst.symbol}")
         self._mid = float(start_price)
         self._level_qty = float(level_notional / start_price)
-
-    def set_regime(self, regime: Regime, *, trend: int | None = None) -> None:
-        self.regime = regime
-        if trend is not None:
-            self.trend = 1 if trend >= 0 else -1
-
-    @property
-    def mid(self) -> float:
-        return self._mid
 
     def step(self, ts: int, dt_ms: int) -> MarketUpdate:
         p = REGIMES[self.regime]
@@ -205,11 +197,6 @@ class RecordedMarket:
         _, bid, _, ask, _ = self.quotes[0]
         return (bid + ask) / 2
 
-    @property
-    def last_mid(self) -> float:
-        _, bid, _, ask, _ = self.quotes[-1]
-        return (bid + ask) / 2
-
 
 def default_fixture_dir() -> Path:
     """`fixtures/market/` of the repository this package lives in (found by walking up)."""
@@ -279,7 +266,8 @@ class ReplayProcess:
         self.levels = levels
         self._start = start_ts
         self._scale0 = float(target_price) / recorded.first_mid
-        self._loop_ratio = recorded.last_mid / recorded.first_mid
+        _, bid, _, ask, _ = recorded.quotes[-1]
+        self._loop_ratio = (bid + ask) / 2 / recorded.first_mid
         t0 = min(recorded.quotes[0][0], recorded.trades[0][0])
         t1 = max(recorded.quotes[-1][0], recorded.trades[-1][0])
         self._t0 = t0
@@ -289,12 +277,9 @@ class ReplayProcess:
         self._t = 0  # cursor into trades
         self._loop = 0
 
-    def _scale(self, loop: int) -> float:
-        return self._scale0 * (self._loop_ratio if loop % 2 else 1.0)
-
     def _price(self, p: float, loop: int) -> float:
         m0 = self.rec.first_mid
-        return self._scale(loop) * (m0 * m0 / p if loop % 2 else p)
+        return self._scale0 * self._loop_ratio * (m0 * m0 / p) if loop % 2 else self._scale0 * p
 
     def step(self, ts: int, dt_ms: int) -> MarketUpdate:
         target = max(ts - self._start, 0)
@@ -388,23 +373,11 @@ class MarketSimulator:
     def state(self, symbol: str) -> _SymbolState:
         return self._state.setdefault(symbol, _SymbolState())
 
-    def set_regime(self, symbol: str, regime: Regime, *, trend: int | None = None) -> None:
-        proc = self.processes.get(symbol)
-        if not isinstance(proc, SyntheticProcess):
-            raise ValueError(f"{symbol} is not driven by a synthetic process")
-        proc.set_regime(regime, trend=trend)
-
     def mark(self, symbol: str) -> Decimal | None:
         return self.state(symbol).mark
 
-    def set_mark(self, symbol: str, price: Decimal) -> None:
-        self.state(symbol).mark = price
-
     def funding_rate(self, symbol: str) -> Decimal:
         return self.state(symbol).funding_rate
-
-    def set_funding_rate(self, symbol: str, rate: Decimal) -> None:
-        self.state(symbol).funding_rate = rate
 
     def step(self, ts: int, dt_ms: int) -> dict[str, MarketUpdate]:
         out: dict[str, MarketUpdate] = {}

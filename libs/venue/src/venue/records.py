@@ -3,12 +3,8 @@
 Not a Binance endpoint: the simulator's ground truth (every order it ever accepted, every
 execution, every conditional order, the positions), outside the request path (no weight, no
 injected faults). Served by S4 as ``GET /sim/orders`` when ``S4_EXCHANGE=sim`` and by the
-facade process under ``/sim/...``. Numbers are strings (exact decimals), like Binance's.
-
-The order rows carry the fields the issue names (``client_order_id``, ``venue_order_id``,
-``symbol``, ``side``, ``status``, ``executed_qty``) plus ``market``, ``type``, ``qty``,
-``reduce_only`` and ``created_ts``; a client order id the venue accepted twice (the first copy
-had closed) shows as two rows.
+facade process under ``/sim/...``. Numbers are strings (exact decimals), like Binance's. A
+client order id the venue accepted twice (the first copy had closed) shows as two order rows.
 """
 
 from __future__ import annotations
@@ -25,25 +21,23 @@ def _s(value: Decimal | None) -> str | None:
 
 def order_records(venue: Venue) -> list[dict[str, Any]]:
     """Every spot and futures order the venue accepted, in acceptance order per market."""
-    rows: list[dict[str, Any]] = []
-    for engine in (venue.spot, venue.futures):
-        for o in engine.orders.values():
-            rows.append(
-                {
-                    "client_order_id": o.client_order_id,
-                    "venue_order_id": str(o.order_id),
-                    "symbol": o.symbol,
-                    "side": o.side.value,
-                    "status": o.status.value,
-                    "executed_qty": _s(o.filled_qty),
-                    "market": o.market.value,
-                    "type": o.type.value,
-                    "qty": _s(o.qty),
-                    "reduce_only": o.reduce_only,
-                    "created_ts": o.created_ts,
-                }
-            )
-    return rows
+    return [
+        {
+            "client_order_id": o.client_order_id,
+            "venue_order_id": str(o.order_id),
+            "symbol": o.symbol,
+            "side": o.side.value,
+            "status": o.status.value,
+            "executed_qty": _s(o.filled_qty),
+            "market": o.market.value,
+            "type": o.type.value,
+            "qty": _s(o.qty),
+            "reduce_only": o.reduce_only,
+            "created_ts": o.created_ts,
+        }
+        for engine in (venue.spot, venue.futures)
+        for o in engine.orders.values()
+    ]
 
 
 def trade_records(venue: Venue) -> list[dict[str, Any]]:

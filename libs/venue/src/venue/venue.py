@@ -1,12 +1,10 @@
 """The venue facade: one object that behaves like Binance spot + USDⓈ-M futures.
 
-It composes the matching engines (:mod:`venue.engine`), accounts (:mod:`venue.accounts`),
-algo orders (:mod:`venue.algo`), the market (:mod:`venue.market`), the execution-report feed
-(:mod:`venue.feed`), faults and rate limits (:mod:`venue.faults`), latency
-(:mod:`venue.latency`) and server time. Everything is synchronous and driven by the injected
-clock: before each request the market is stepped up to ``clock.now_ms()``; ``advance(ms)``
-moves a :class:`~svckit.clock.ManualClock` forward step by step, matching resting and conditional
-orders at every step. No sleeps, no I/O, no global randomness.
+It composes the parts the package docstring lists (:mod:`venue`) and keeps server time.
+Everything is synchronous and driven by the injected clock: before each request the market is
+stepped up to ``clock.now_ms()``; ``advance(ms)`` moves a :class:`~svckit.clock.ManualClock`
+forward step by step, matching resting and conditional orders at every step. No sleeps, no I/O,
+no global randomness.
 
 Every request goes through the same gate (``_request``): the weight limiter (429 past the
 per-minute budget), then the fault injector (429 / 5xx / timeouts before processing), then the
@@ -19,7 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from svckit.clock import Clock, ManualClock
 from tradekit.enums import Market, Side
@@ -38,13 +36,12 @@ from venue.faults import (
     raise_after,
     raise_before,
 )
-from venue.feed import EventFeed, Subscriber
+from venue.feed import EventFeed
 from venue.klines import INTERVALS_MS, Bar, KlineBook
 from venue.latency import LatencyModel
-from venue.market import MarketSimulator, MarketUpdate, Regime
+from venue.market import MarketSimulator, MarketUpdate
 from venue.models import (
     AlgoOrder,
-    Balance,
     BookView,
     ExecutionReport,
     FuturesAccountInfo,
@@ -79,12 +76,16 @@ def _on_market(
 
 
 def _gated(
-    op: str, fn: Callable[Concatenate[E, P], T], target: Callable[[Venue], E]
+    op: str,
+    fn: Callable[Concatenate[E, P], T],
+    target: Callable[[Venue], E],
+    market: Market | None = None,
 ) -> Callable[Concatenate[Venue, P], T]:
-    """`fn` as a Venue request on the part `target` picks (the spot engine, the algo book)."""
+    """`fn` as a Venue request on the part `target` picks (the spot engine, the algo book, an
+    account); `market`: whose request weight it costs (futures weigh differently)."""
 
     def request(self: Venue, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._request(op, lambda: fn(target(self), *args, **kwargs))
+        return self._request(op, lambda: fn(target(self), *args, **kwargs), market)
 
     request.__doc__ = fn.__doc__
     return request
@@ -130,7 +131,7 @@ class Venue:
         self.server_time_skew_ms = server_time_skew_ms
         self.auto_funding = auto_funding
         self.max_catchup_ms = max_catchup_ms
-        # `report_buffer`: reports kept for drain_events(); 0 where reports are only taken by
+        # `report_buffer`: reports kept for feed.drain(); 0 where reports are only taken by
         # subscription (S4's in-process venue), else nobody drains them and they pile up.
         self.feed = EventFeed(clock, self.faults, max_buffer=report_buffer)
         self._report_seqs = itertools.count(1)
@@ -173,52 +174,30 @@ class Venue:
             self._step_market(self._market_ts, self.market.step_ms)
 
     # ---- reports ------------------------------------------------------------------------------
-    def _order_report(self, kind: str, order: VenueOrder, trade: Trade | None) -> None:
+    def _publish(
+        self, kind: ReportKind, execution_type: str, market: Market, symbol: str, **record: Any
+    ) -> None:
         self.feed.publish(
             ExecutionReport(
                 seq=next(self._report_seqs),
-                kind=ReportKind.ORDER,
-                execution_type=kind,
-                market=order.market,
-                symbol=order.symbol,
+                kind=kind,
+                execution_type=execution_type,
+                market=market,
+                symbol=symbol,
                 ts=self.clock.now_ms(),
-                order=order.snapshot(),
-                trade=trade,
+                **record,
             )
         )
+
+    def _order_report(self, kind: str, order: VenueOrder, trade: Trade | None) -> None:
+        record = {"order": order.snapshot(), "trade": trade}
+        self._publish(ReportKind.ORDER, kind, order.market, order.symbol, **record)
 
     def _algo_report(self, kind: str, algo: AlgoOrder) -> None:
-        self.feed.publish(
-            ExecutionReport(
-                seq=next(self._report_seqs),
-                kind=ReportKind.ALGO,
-                execution_type=kind,
-                market=Market.FUT,
-                symbol=algo.symbol,
-                ts=self.clock.now_ms(),
-                algo=algo.snapshot(),
-            )
-        )
+        self._publish(ReportKind.ALGO, kind, Market.FUT, algo.symbol, algo=algo.snapshot())
 
     def _list_report(self, lst: OrderList) -> None:
-        self.feed.publish(
-            ExecutionReport(
-                seq=next(self._report_seqs),
-                kind=ReportKind.LIST,
-                execution_type=lst.status.value,
-                market=Market.SPOT,
-                symbol=lst.symbol,
-                ts=self.clock.now_ms(),
-                order_list=lst,
-            )
-        )
-
-    def drain_events(self) -> list[ExecutionReport]:
-        """Execution reports delivered since the last drain (subject to report faults)."""
-        return self.feed.drain()
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        return self.feed.subscribe(callback)
+        self._publish(ReportKind.LIST, lst.status.value, Market.SPOT, lst.symbol, order_list=lst)
 
     # ---- time and the market --------------------------------------------------------------
     def server_time_ms(self) -> int:
@@ -229,9 +208,6 @@ class Venue:
         """The venue's own time (clock plus skew) outside the request path: what a signed
         request's `timestamp`/`recvWindow` is checked against. No weight, no faults."""
         return self.clock.now_ms() + self.server_time_skew_ms
-
-    def sample_latency_ms(self, op: str = "place") -> int:
-        return self.latency.sample_ms(op)
 
     def used_weight(self) -> int:
         """X-MBX-USED-WEIGHT-1M."""
@@ -332,18 +308,16 @@ class Venue:
 
     def set_mark_price(self, symbol: str, price: Decimal) -> None:
         """Override the futures mark price (until the next market step) and run triggers."""
-        self.market.set_mark(symbol, price)
+        self.market.state(symbol).mark = price
         self.algo.check_triggers(symbol)
 
-    def set_regime(self, symbol: str, regime: Regime, *, trend: int | None = None) -> None:
-        self.market.set_regime(symbol, regime, trend=trend)
+    def symbols(self, market: Market) -> list[str]:
+        """The symbols `market` trades, sorted."""
+        return sorted(s for s, i in self.instruments.items() if market in i.markets)
 
     def register_instrument(self, inst: Instrument) -> None:
         """Add or replace an instrument (filters from S4's instrument_registry win)."""
         self.instruments[inst.symbol] = inst
-
-    def funding_rate(self, symbol: str) -> Decimal:
-        return self.market.funding_rate(symbol)
 
     def settle_funding(self, symbol: str | None = None) -> dict[str, Decimal]:
         """Apply the current funding rate to open positions; returns wallet changes."""
@@ -363,7 +337,7 @@ class Venue:
         if fault is not None and fault.kind is FaultKind.CONNECT_TIMEOUT:
             raise_before(fault)  # never reached the venue: no weight used
         self.limiter.charge(op, self.clock.now_ms(), futures=market is Market.FUT)
-        if fault is not None and fault.kind.before_processing:
+        if fault is not None:
             raise_before(fault)
         result = action()
         if fault is not None:
@@ -453,28 +427,21 @@ class Venue:
             ),
         )
 
-    # ---- accounts -----------------------------------------------------------------------------
-    def balances(self) -> dict[str, Balance]:
-        """Spot balances (`GET /api/v3/account`)."""
-        return self._request("account", self.spot_account.balances)
-
-    def futures_account_info(self) -> FuturesAccountInfo:
-        return self._request("account", self.futures_account.info, Market.FUT)
-
-    def positions(self) -> list[PositionInfo]:
-        """Open futures positions (`GET /fapi/v3/positionRisk`)."""
-        return self._request("account", self.futures_account.positions, Market.FUT)
-
-    def position(self, symbol: str) -> PositionInfo:
-        return self._request("account", lambda: self.futures_account.position(symbol), Market.FUT)
+    # ---- accounts: spot balances (`GET /api/v3/account`), the futures wallet, open futures
+    # positions (`GET /fapi/v3/positionRisk`) and one symbol's position
+    balances = _gated("account", SpotAccount.balances, lambda v: v.spot_account)
+    futures_account_info = _gated(
+        "account", FuturesAccount.info, lambda v: v.futures_account, Market.FUT
+    )
+    positions = _gated("account", FuturesAccount.positions, lambda v: v.futures_account, Market.FUT)
+    position = _gated("account", FuturesAccount.position, lambda v: v.futures_account, Market.FUT)
 
     def position_risk(self, symbol: str | None = None) -> list[PositionInfo]:
         """One row per futures symbol, flat ones included (leverage and margin type are per
         symbol): `/fapi/v2/positionRisk`, `/fapi/v1/symbolConfig`."""
         if symbol is not None:
             self.futures.instrument(symbol)
-        every = sorted(s for s, i in self.instruments.items() if Market.FUT in i.markets)
-        symbols = [symbol] if symbol else every
+        symbols = [symbol] if symbol else self.symbols(Market.FUT)
         return self._request(
             "account", lambda: [self.futures_account.position(s) for s in symbols], Market.FUT
         )

@@ -37,11 +37,6 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"VENUE_{name.upper().replace('-', '_')}", default)
 
 
-def _opt_float(name: str) -> float | None:
-    raw = _env(name)
-    return float(raw) if raw not in (None, "") else None
-
-
 def _knob(
     p: argparse.ArgumentParser, flag: str, type_: type[float], default: float, help: str = ""
 ) -> None:
@@ -71,7 +66,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             f"--fault-{flag}",
             dest=f"fault_{knob}",
             type=float,
-            default=_opt_float(f"fault_{knob}"),
+            default=float(raw) if (raw := _env(f"fault_{knob}")) else None,
             help=f"probability of {knob}",
         )
     p.add_argument(

@@ -2,10 +2,7 @@
 
 A thin translation layer: every route parses Binance's parameters, calls one ``Venue`` method
 and renders the result with :mod:`venue.facade.binance_json`. What ccxt uses of Binance spot
-(``/api/v3``) and USDⓈ-M futures (``/fapi/v1|v2|v3``) is served: time, exchangeInfo, depth,
-tickers, premiumIndex, orders (create / cancel / query / open), trades, account and balances,
-positions (positionRisk v2/v3, symbolConfig, leverageBracket), leverage, margin type, spot OCO
-lists (``/api/v3/orderList/oco``) and futures conditional orders (``/fapi/v1/algoOrder``).
+(``/api/v3``) and USDⓈ-M futures (``/fapi/v1|v2|v3``) is served: see :meth:`_Routes.table`.
 
 HTTP behaviour, like Binance:
 
@@ -31,9 +28,10 @@ import itertools
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -46,44 +44,35 @@ from svckit.jsonutil import dumpb
 from tradekit.enums import Market, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from venue import errors
+from venue.errors import VenueError, mandatory, rejected
 from venue.facade import binance_json as bj
 from venue.facade import mexc_json as mj
 from venue.facade.auth import check_signed_request
 from venue.facade.sim_routes import add_sim_routes, report_faults
 from venue.klines import INTERVALS_MS
-from venue.models import MarginType, VenueOrder, WorkingType
+from venue.models import MarginType, TickerView, VenueOrder, WorkingType
 from venue.venue import Venue
-
-log = logging.getLogger(__name__)
 
 SPOT, FUT = Market.SPOT, Market.FUT
 
 _NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 _FUT_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+MSG_BAD_RESP_TYPE = "Illegal characters found in parameter 'newOrderRespType'."
 MSG_BACKEND_TIMEOUT = (
     "Timeout waiting for response from backend server. Send status unknown; "
     "execution status unknown."
 )
 
 
-def _bad(code: int, msg: str, status: int = 400) -> errors.VenueError:
-    return errors.VenueError(code, msg, http_status=status)
-
-
-def _mandatory(name: str) -> errors.VenueError:
-    return _bad(
-        errors.INVALID_PARAM,
-        f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+def _illegal(name: str, legal: str) -> errors.VenueError:
+    return rejected(
+        -1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'."
     )
 
 
-def _illegal(name: str, legal: str) -> errors.VenueError:
-    return _bad(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
-
-
 def _not_required(name: str) -> errors.VenueError:
-    return _bad(-1106, f"Parameter '{name}' sent when not required.")
+    return rejected(-1106, f"Parameter '{name}' sent when not required.")
 
 
 @dataclass
@@ -101,7 +90,7 @@ class Ctx:
     def req(self, name: str) -> str:
         value = self.opt(name)
         if value is None:
-            raise _mandatory(name)
+            raise mandatory(name)
         return value
 
     def dec(self, name: str) -> Decimal | None:
@@ -143,17 +132,25 @@ class Ctx:
         raw = self.req("symbol")
         inst = self.venue.instruments.get(raw)
         if inst is None or self.market not in inst.markets:
-            raise _bad(errors.BAD_SYMBOL, "Invalid symbol.")
+            raise rejected(errors.BAD_SYMBOL, "Invalid symbol.")
         return raw
 
     def inst(self, symbol: str) -> Instrument:
         return self.venue.instruments[symbol]
 
+    def one_of(
+        self, name: str, allowed: Iterable[str], error: VenueError, default: str | None = None
+    ) -> str:
+        """A mandatory parameter (or its `default` when absent) that must be one of `allowed`."""
+        raw = self.opt(name) or default
+        if raw is None:
+            raise mandatory(name)
+        if raw not in allowed:
+            raise error
+        return raw
+
     def side(self) -> Side:
-        raw = self.req("side")
-        if raw not in ("BUY", "SELL"):
-            raise _bad(-1117, "Invalid side.")
-        return Side(raw)
+        return Side(self.one_of("side", ("BUY", "SELL"), rejected(-1117, "Invalid side.")))
 
     def tif(self) -> TimeInForce | None:
         raw = self.opt("timeInForce")
@@ -161,11 +158,12 @@ class Ctx:
             return None
         allowed = ("GTC", "IOC", "FOK", "GTX") if self.market is FUT else ("GTC", "IOC", "FOK")
         if raw not in allowed:
-            raise _bad(errors.INVALID_TIF, "Invalid timeInForce.")
+            raise rejected(errors.INVALID_TIF, "Invalid timeInForce.")
         return TimeInForce(raw)
 
-    def order_ref(self) -> tuple[int | None, str | None]:
-        return self.int_("orderId"), self.opt("origClientOrderId")
+    def ref(self, id_name: str, client_id_name: str) -> tuple[int | None, str | None]:
+        """What names an order, list or algo order: its venue id and/or its client id."""
+        return self.int_(id_name), self.opt(client_id_name)
 
     @property
     def now(self) -> int:
@@ -198,9 +196,6 @@ class _DroppedAckResponse(Response):
     """Headers and the first byte of the body, then the connection is cut: the venue did the
     work, the acknowledgement never arrives complete."""
 
-    def __init__(self) -> None:
-        super().__init__(status_code=200)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {
@@ -213,12 +208,6 @@ class _DroppedAckResponse(Response):
         raise _ConnectionDropped("acknowledgement dropped (injected fault)")
 
 
-def _install_drop_filter() -> None:
-    logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _DropFilter) for f in logger.filters):
-        logger.addFilter(_DropFilter())
-
-
 class _Routes:
     """The route handlers (one per Binance endpoint), registered in :meth:`table`."""
 
@@ -228,15 +217,27 @@ class _Routes:
 
     def table(self) -> list[Route]:
         s, f = SPOT, FUT
+        day, book, price, premium = (
+            partial(self._tickers, render=render)
+            for render in (bj.ticker_24hr, bj.book_ticker, bj.ticker_price, bj.premium_index)
+        )
+        both: dict[str, Handler] = {
+            "ping": self.ping,
+            "time": self.time,
+            "exchangeInfo": self.exchange_info,
+            "depth": self.depth,
+            "ticker/24hr": day,
+            "ticker/bookTicker": book,
+            "ticker/price": price,
+        }
         return [
+            # ---- public endpoints both markets serve
+            *(
+                Route("GET", f"{base}/{name}", market, False, handler)
+                for base, market in (("/api/v3", s), ("/fapi/v1", f))
+                for name, handler in both.items()
+            ),
             # ---- spot: public
-            Route("GET", "/api/v3/ping", s, False, self.ping),
-            Route("GET", "/api/v3/time", s, False, self.time),
-            Route("GET", "/api/v3/exchangeInfo", s, False, self.exchange_info),
-            Route("GET", "/api/v3/depth", s, False, self.depth),
-            Route("GET", "/api/v3/ticker/24hr", s, False, self.ticker_24hr),
-            Route("GET", "/api/v3/ticker/bookTicker", s, False, self.book_ticker),
-            Route("GET", "/api/v3/ticker/price", s, False, self.ticker_price),
             Route("GET", "/api/v3/klines", s, False, self.klines),
             # ---- spot: signed
             Route("POST", "/api/v3/order", s, True, self.spot_new_order),
@@ -250,15 +251,8 @@ class _Routes:
             Route("DELETE", "/api/v3/orderList", s, True, self.oco_cancel),
             Route("GET", "/api/v3/openOrderList", s, True, self.oco_open),
             # ---- futures: public
-            Route("GET", "/fapi/v1/ping", f, False, self.ping),
-            Route("GET", "/fapi/v1/time", f, False, self.time),
-            Route("GET", "/fapi/v1/exchangeInfo", f, False, self.exchange_info),
-            Route("GET", "/fapi/v1/depth", f, False, self.depth),
-            Route("GET", "/fapi/v1/ticker/24hr", f, False, self.ticker_24hr),
-            Route("GET", "/fapi/v1/ticker/bookTicker", f, False, self.book_ticker),
-            Route("GET", "/fapi/v1/ticker/price", f, False, self.ticker_price),
-            Route("GET", "/fapi/v2/ticker/price", f, False, self.ticker_price),
-            Route("GET", "/fapi/v1/premiumIndex", f, False, self.premium_index),
+            Route("GET", "/fapi/v2/ticker/price", f, False, price),
+            Route("GET", "/fapi/v1/premiumIndex", f, False, premium),
             # ---- futures: signed
             Route("POST", "/fapi/v1/order", f, True, self.fut_new_order),
             Route("DELETE", "/fapi/v1/order", f, True, self.fut_cancel_order),
@@ -314,30 +308,20 @@ class _Routes:
         view = self.venue.book(c.market, sym, limit)
         return bj.depth(view, c.market, c.inst(sym), update_id=view.ts)
 
-    def _tickers(self, c: Ctx, render: Callable[..., Any]) -> Any:
+    def _tickers(self, c: Ctx, render: Callable[[TickerView, Market, Instrument], Any]) -> Any:
         sym = c.symbol()
         if sym is not None:
             return render(self.venue.ticker(c.market, sym), c.market, c.inst(sym))
         return [
-            render(self.venue.ticker(c.market, s), c.market, i)
-            for s, i in sorted(self.venue.instruments.items())
-            if c.market in i.markets
+            render(self.venue.ticker(c.market, s), c.market, c.inst(s))
+            for s in self.venue.symbols(c.market)
         ]
-
-    def ticker_24hr(self, c: Ctx) -> Any:
-        return self._tickers(c, bj.ticker_24hr)
-
-    def book_ticker(self, c: Ctx) -> Any:
-        return self._tickers(c, bj.book_ticker)
-
-    def ticker_price(self, c: Ctx) -> Any:
-        return self._tickers(c, bj.ticker_price)
 
     def klines(self, c: Ctx) -> Any:
         sym = c.sym()
         interval = c.req("interval")
         if interval not in INTERVALS_MS:
-            raise _bad(-1120, "Invalid interval.")
+            raise rejected(-1120, "Invalid interval.")
         limit = c.int_("limit") or 500
         if not 1 <= limit <= 1000:
             raise _illegal("limit", "1-1000")
@@ -345,9 +329,6 @@ class _Routes:
             sym, interval, limit=limit, start_ms=c.int_("startTime"), end_ms=c.int_("endTime")
         )
         return bj.klines(bars, INTERVALS_MS[interval], c.market, c.inst(sym))
-
-    def premium_index(self, c: Ctx) -> Any:
-        return self._tickers(c, lambda t, _m, inst: bj.premium_index(t, inst))
 
     # ---- shared order plumbing ------------------------------------------------------------
     def open_orders(self, c: Ctx) -> Any:
@@ -384,12 +365,10 @@ class _Routes:
         self, c: Ctx, types: tuple[str, ...]
     ) -> tuple[OrderType, TimeInForce | None, Decimal, Decimal | None]:
         """A new order's type, timeInForce, quantity and price, checked in Binance's order."""
-        if c.req("type") not in types:
-            raise _bad(-1116, "Invalid orderType.")
-        type_ = OrderType(c.req("type"))
+        type_ = OrderType(c.one_of("type", types, rejected(-1116, "Invalid orderType.")))
         tif = c.tif()
         if type_ is OrderType.LIMIT and tif is None:
-            raise _mandatory("timeInForce")
+            raise mandatory("timeInForce")
         if c.market is SPOT and type_ is not OrderType.LIMIT and tif is not None:
             raise _not_required("timeInForce")  # futures ignore it
         qty = c.dec_req("quantity")  # quoteOrderQty is not supported by the venue
@@ -397,13 +376,13 @@ class _Routes:
         if type_ is OrderType.MARKET and price is not None:
             raise _not_required("price")
         if type_ is not OrderType.MARKET and price is None:
-            raise _mandatory("price")
+            raise mandatory("price")
         return type_, tif, qty, price
 
     def _order(self, c: Ctx, call: Callable[..., VenueOrder]) -> VenueOrder:
         """`call` (the venue's get_order or cancel_order) on the order the request names."""
         sym = c.sym()
-        oid, coid = c.order_ref()
+        oid, coid = c.ref("orderId", "origClientOrderId")
         return call(c.market, sym, order_id=oid, client_order_id=coid)
 
     # ---- spot orders ----------------------------------------------------------------------
@@ -413,11 +392,13 @@ class _Routes:
         if c.opt("stopPrice") is not None:
             raise _not_required("stopPrice")
         coid = c.client_id("newClientOrderId")
-        resp_type = c.opt("newOrderRespType") or (
-            "FULL" if type_ in (OrderType.MARKET, OrderType.LIMIT) else "ACK"
+        default = "FULL" if type_ in (OrderType.MARKET, OrderType.LIMIT) else "ACK"
+        resp_type = c.one_of(
+            "newOrderRespType",
+            ("ACK", "RESULT", "FULL"),
+            rejected(-1100, MSG_BAD_RESP_TYPE),
+            default,
         )
-        if resp_type not in ("ACK", "RESULT", "FULL"):
-            raise _bad(-1100, "Illegal characters found in parameter 'newOrderRespType'.")
         order = self.venue.place_order(
             SPOT,
             sym,
@@ -433,7 +414,7 @@ class _Routes:
 
     def spot_cancel_order(self, c: Ctx) -> Any:
         sym = c.sym()
-        oid, coid = c.order_ref()
+        oid, coid = c.ref("orderId", "origClientOrderId")
         cancel_id = c.client_id("newClientOrderId") or f"cancel-{next(self._cancel_ids)}"
         order = self.venue.cancel_order(SPOT, sym, order_id=oid, client_order_id=coid)
         return bj.spot_cancel(order, cancel_id, c.now)
@@ -460,7 +441,7 @@ class _Routes:
         limit_leg, stop_leg = ("above", "below") if side is Side.SELL else ("below", "above")
         types = {"above": above, "below": below}
         if types[limit_leg] != "LIMIT_MAKER" or types[stop_leg] not in stops:
-            raise _bad(-1116, "Invalid orderType.")
+            raise rejected(-1116, "Invalid orderType.")
         limit_price = c.dec_req(f"{limit_leg}Price")
         stop_price = c.dec_req(f"{stop_leg}StopPrice")
         stop_limit_price: Decimal | None = None
@@ -482,16 +463,13 @@ class _Routes:
         )
         return bj.order_list(lst, reports="NEW", transact_ms=c.now)
 
-    def _list_ref(self, c: Ctx, client_key: str) -> tuple[int | None, str | None]:
-        return c.int_("orderListId"), c.opt(client_key)
-
     def oco_get(self, c: Ctx) -> Any:
-        lid, lcoid = self._list_ref(c, "origClientOrderId")
+        lid, lcoid = c.ref("orderListId", "origClientOrderId")
         return bj.order_list(self.venue.get_order_list(lid, list_client_order_id=lcoid))
 
     def oco_cancel(self, c: Ctx) -> Any:
         sym = c.sym()
-        lid, lcoid = self._list_ref(c, "listClientOrderId")
+        lid, lcoid = c.ref("orderListId", "listClientOrderId")
         lst = self.venue.cancel_order_list(sym, lid, list_client_order_id=lcoid)
         return bj.order_list(lst, reports="CANCEL", transact_ms=c.now)
 
@@ -502,14 +480,14 @@ class _Routes:
     def _position_side(self, c: Ctx) -> None:
         ps = c.opt("positionSide")
         if ps not in (None, "BOTH"):
-            raise _bad(-4061, "Order's position side does not match user's setting.")
+            raise rejected(-4061, "Order's position side does not match user's setting.")
 
     def fut_new_order(self, c: Ctx) -> Any:
         sym, side = c.sym(), c.side()
         self._position_side(c)
         type_raw = c.req("type")
         if type_raw in ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"):
-            raise _bad(
+            raise rejected(
                 -4120,
                 "Order type not supported for this endpoint. "
                 "Please use the Algo Order API endpoints instead.",
@@ -517,9 +495,9 @@ class _Routes:
         type_, tif, qty, price = self._order_terms(c, ("LIMIT", "MARKET"))
         if c.bool_("closePosition"):
             raise _not_required("closePosition")
-        resp_type = c.opt("newOrderRespType") or "ACK"
-        if resp_type not in ("ACK", "RESULT"):
-            raise _bad(-1100, "Illegal characters found in parameter 'newOrderRespType'.")
+        resp_type = c.one_of(
+            "newOrderRespType", ("ACK", "RESULT"), rejected(-1100, MSG_BAD_RESP_TYPE), "ACK"
+        )
         order = self.venue.place_order(
             FUT,
             sym,
@@ -548,46 +526,42 @@ class _Routes:
         """`GET /fapi/v1/openOrder`: like the query, but a finished order does not exist."""
         order = self._order(c, self.venue.get_order)
         if not order.is_open:
-            raise _bad(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
+            raise rejected(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
         return bj.fut_order(order, c.inst(order.symbol), query=True)
 
     # ---- futures algo (conditional) orders ----------------------------------------------
     def algo_new(self, c: Ctx) -> Any:
-        if c.req("algoType") != "CONDITIONAL":
-            raise _illegal("algoType", "CONDITIONAL")
+        c.one_of("algoType", ("CONDITIONAL",), _illegal("algoType", "CONDITIONAL"))
         sym, side = c.sym(), c.side()
         self._position_side(c)
-        type_raw = c.req("type")
-        if type_raw not in ("STOP_MARKET", "TAKE_PROFIT_MARKET"):
-            raise _bad(-1116, "Invalid orderType.")
-        working_raw = c.opt("workingType") or "CONTRACT_PRICE"  # Binance's default
-        if working_raw not in ("MARK_PRICE", "CONTRACT_PRICE"):
-            raise _illegal("workingType", "MARK_PRICE, CONTRACT_PRICE")
+        conditional = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+        type_raw = c.one_of("type", conditional, rejected(-1116, "Invalid orderType."))
+        legal = ", ".join(WorkingType)  # CONTRACT_PRICE is Binance's default
+        working = c.one_of(
+            "workingType", list(WorkingType), _illegal("workingType", legal), "CONTRACT_PRICE"
+        )
         algo = self.venue.place_algo_order(
             sym,
             side,
             OrderType(type_raw),
             trigger_price=c.dec_req("triggerPrice"),
             qty=c.dec("quantity"),
-            working_type=WorkingType(working_raw),
+            working_type=WorkingType(working),
             reduce_only=c.bool_("reduceOnly"),
             close_position=c.bool_("closePosition"),
             client_algo_id=c.client_id("clientAlgoId"),
         )
         return bj.algo_order(algo, c.inst(sym))
 
-    def _algo_ref(self, c: Ctx) -> tuple[int | None, str | None]:
-        return c.int_("algoId"), c.opt("clientAlgoId")
-
     def algo_cancel(self, c: Ctx) -> Any:
         sym = c.symbol()
-        aid, caid = self._algo_ref(c)
+        aid, caid = c.ref("algoId", "clientAlgoId")
         if sym is not None:
             # Binance identifies algo orders by id alone; a symbol that does not match is
             # treated as an unknown order rather than cancelling another market's order.
             current = self.venue.algo.orders.get(aid) if aid is not None else None
             if current is not None and current.symbol != sym:
-                raise _bad(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
+                raise rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
         algo = self.venue.cancel_algo_order(algo_id=aid, client_algo_id=caid)
         return {
             "algoId": algo.algo_id,
@@ -604,7 +578,7 @@ class _Routes:
         return bj.algo_order(a, self.venue.instruments[a.symbol], actual_price=actual, query=True)
 
     def algo_get(self, c: Ctx) -> Any:
-        aid, caid = self._algo_ref(c)
+        aid, caid = c.ref("algoId", "clientAlgoId")
         return self._algo_query(self.venue.get_algo_order(algo_id=aid, client_algo_id=caid))
 
     def algo_open(self, c: Ctx) -> Any:
@@ -644,11 +618,7 @@ class _Routes:
     def leverage_bracket(self, c: Ctx) -> Any:
         sym = c.symbol()
         self._charge("leverage_bracket")
-        symbols = (
-            [sym]
-            if sym
-            else sorted(s for s, i in self.venue.instruments.items() if FUT in i.markets)
-        )
+        symbols = [sym] if sym else self.venue.symbols(FUT)
         max_lev = self.venue.futures_account.MAX_LEVERAGE
         return [bj.leverage_bracket(s, max_lev) for s in symbols]
 
@@ -656,15 +626,14 @@ class _Routes:
         sym = c.sym()
         lev = c.int_("leverage")
         if lev is None:
-            raise _mandatory("leverage")
+            raise mandatory("leverage")
         applied = self.venue.set_leverage(sym, lev)
         return {"leverage": applied, "maxNotionalValue": "1000000000", "symbol": sym}
 
     def margin_type(self, c: Ctx) -> Any:
         sym = c.sym()
-        raw = c.req("marginType")
-        if raw not in ("ISOLATED", "CROSSED"):
-            raise _illegal("marginType", "ISOLATED, CROSSED")
+        legal = ", ".join(MarginType)
+        raw = c.one_of("marginType", list(MarginType), _illegal("marginType", legal))
         self.venue.set_margin_type(sym, MarginType(raw))
         return {"code": 200, "msg": "success"}
 
@@ -672,7 +641,8 @@ class _Routes:
 def _mexc_params(route: Route, params: dict[str, str]) -> None:
     """MEXC's inputs in the venue's terms: string order ids, MEXC interval names."""
     if "orderId" in params:
-        params["orderId"] = mj.order_id_in(params["orderId"])
+        # `C02__123` → `123`; anything else is passed on (and refused as the venue's id)
+        params["orderId"] = params["orderId"].removeprefix(mj.ORDER_ID_PREFIX)
     if route.method == "POST" and route.path == "/api/v3/order":
         # MEXC has no newOrderRespType: every create answer carries origQty/price (the venue's
         # RESULT); Binance's default for LIMIT_MAKER, ACK, has neither.
@@ -681,7 +651,7 @@ def _mexc_params(route: Route, params: dict[str, str]) -> None:
             params.setdefault("timeInForce", "GTC")  # MEXC has no timeInForce: a LIMIT is GTC
     if route.path == "/api/v3/klines" and "interval" in params:
         if params["interval"] not in mj.INTERVALS:
-            raise _bad(-1120, "Invalid interval.")
+            raise rejected(-1120, "Invalid interval.")
         params["interval"] = mj.INTERVALS[params["interval"]]
 
 
@@ -716,12 +686,6 @@ def _mexc_render(route: Route, result: Any, c: Ctx) -> Any:
     return result
 
 
-def _merged_params(query: str, body: str) -> dict[str, str]:
-    params = dict(parse_qsl(body, keep_blank_values=True))
-    params.update(parse_qsl(query, keep_blank_values=True))
-    return params
-
-
 def create_facade(
     venue: Venue,
     *,
@@ -745,7 +709,9 @@ def create_facade(
     )
     app.state.venue = venue
     app.state.venue_lock = venue_lock
-    _install_drop_filter()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropFilter) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_DropFilter())
 
     def json_response(
         market: Market, body: Any, status: int = 200, extra: dict[str, str] | None = None
@@ -786,7 +752,9 @@ def create_facade(
                         api_secret=api_secret,
                         server_time_ms=venue.server_clock_ms(),
                     )
-                params = _merged_params(query, body)
+                # Both parsed; a name in the query wins over the same name in the body.
+                params = dict(parse_qsl(body, keep_blank_values=True))
+                params.update(parse_qsl(query, keep_blank_values=True))
                 if mexc:
                     _mexc_params(route, params)
                 ctx = Ctx(venue=venue, market=route.market, params=params)

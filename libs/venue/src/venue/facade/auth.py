@@ -20,14 +20,13 @@ import hashlib
 import hmac
 from urllib.parse import parse_qsl
 
-from venue.errors import VenueError
+from venue.errors import VenueError, mandatory
 
 INVALID_SIGNATURE = -1022
 INVALID_TIMESTAMP = -1021
 BAD_API_KEY_FORMAT = -2014
 REJECTED_MBX_KEY = -2015
 BAD_RECV_WINDOW = -1131
-MANDATORY_PARAM = -1102
 
 DEFAULT_RECV_WINDOW_MS = 5_000
 MAX_RECV_WINDOW_MS = 60_000
@@ -36,8 +35,6 @@ MAX_AHEAD_MS = 1_000
 
 def _strip_signature(raw: str) -> tuple[str, str | None]:
     """`raw` without its ``signature=...`` component, and the signature value if present."""
-    if not raw:
-        return "", None
     kept: list[str] = []
     signature: str | None = None
     for part in raw.split("&"):
@@ -68,15 +65,6 @@ def _param(query: str, body: str, name: str) -> str | None:
     return None
 
 
-def check_api_key(header_value: str | None, api_key: str) -> None:
-    if not header_value:
-        raise VenueError(BAD_API_KEY_FORMAT, "API-key format invalid.", http_status=401)
-    if not hmac.compare_digest(header_value, api_key):
-        raise VenueError(
-            REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", http_status=401
-        )
-
-
 def check_signed_request(
     *,
     query: str,
@@ -87,21 +75,20 @@ def check_signed_request(
     server_time_ms: int,
 ) -> None:
     """Raise the VenueError Binance would answer for this signed request, or return."""
-    check_api_key(api_key_header, api_key)
+    if not api_key_header:
+        raise VenueError(BAD_API_KEY_FORMAT, "API-key format invalid.", http_status=401)
+    if not hmac.compare_digest(api_key_header, api_key):
+        raise VenueError(
+            REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", http_status=401
+        )
     payload, signature = total_params(query, body)
     if signature is None:
-        raise VenueError(
-            MANDATORY_PARAM,
-            "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
-        )
+        raise mandatory("signature")
     if not hmac.compare_digest(sign(payload, api_secret), signature.lower()):
         raise VenueError(INVALID_SIGNATURE, "Signature for this request is not valid.")
     raw_ts = _param(query, body, "timestamp")
     if raw_ts is None or not raw_ts.isdigit():
-        raise VenueError(
-            MANDATORY_PARAM,
-            "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.",
-        )
+        raise mandatory("timestamp")
     raw_window = _param(query, body, "recvWindow")
     window = DEFAULT_RECV_WINDOW_MS
     if raw_window is not None:

@@ -145,37 +145,32 @@ def spot_new_order(o: VenueOrder, resp_type: str, transact_ms: int) -> JSON:
     }
     if resp_type == "ACK":
         return out
-    out.update(
-        {
-            "price": f8(o.price),
-            "origQty": f8(o.qty),
-            "executedQty": f8(o.filled_qty),
-            "origQuoteOrderQty": f8(ZERO),
-            "cummulativeQuoteQty": f8(o.cum_quote),
-            "status": order_status(o),
-            "timeInForce": _tif(o),
-            "type": spot_type(o.type),
-            "side": o.side.value,
-        }
-    )
-    if o.stop_price is not None:
-        out["stopPrice"] = f8(o.stop_price)
-    out["workingTime"] = o.created_ts if o.triggered else -1
-    out["selfTradePreventionMode"] = STP_MODE
-    if resp_type == "FULL":
-        out["fills"] = [spot_fill(t) for t in o.trades]
-    return out
+    return {
+        **out,
+        "price": f8(o.price),
+        "origQty": f8(o.qty),
+        "executedQty": f8(o.filled_qty),
+        "origQuoteOrderQty": f8(ZERO),
+        "cummulativeQuoteQty": f8(o.cum_quote),
+        "status": order_status(o),
+        "timeInForce": _tif(o),
+        "type": spot_type(o.type),
+        "side": o.side.value,
+        **({"stopPrice": f8(o.stop_price)} if o.stop_price is not None else {}),
+        "workingTime": o.created_ts if o.triggered else -1,
+        "selfTradePreventionMode": STP_MODE,
+        **({"fills": [spot_fill(t) for t in o.trades]} if resp_type == "FULL" else {}),
+    }
 
 
 def spot_cancel(o: VenueOrder, cancel_client_id: str, transact_ms: int) -> JSON:
     """`DELETE /api/v3/order`: a new order's RESULT shape without ``workingTime``, where
     ``clientOrderId`` is the id of the *cancel* request; the order's own client id is
     ``origClientOrderId``."""
-    out: JSON = {"symbol": o.symbol, "origClientOrderId": o.client_order_id}
-    out.update(spot_new_order(o, "RESULT", transact_ms))
-    out["clientOrderId"] = cancel_client_id
-    del out["workingTime"]
-    return out
+    result = spot_new_order(o, "RESULT", transact_ms)
+    del result["workingTime"]
+    own = {"symbol": o.symbol, "origClientOrderId": o.client_order_id}
+    return {**own, **result, "clientOrderId": cancel_client_id}
 
 
 def spot_trade(t: Trade, order_list_id: int = -1) -> JSON:
@@ -262,7 +257,7 @@ def fut_order(
     """`/fapi/v1/order` (DELETE, and POST with ``newOrderRespType=RESULT``); `query`: the
     shape of GET ``order`` / ``openOrder`` / ``openOrders``, which has no ``cumQty``."""
     avg = o.avg_price
-    out: JSON = {
+    return {
         "orderId": o.order_id,
         "symbol": o.symbol,
         "status": order_status(o),
@@ -271,7 +266,7 @@ def fut_order(
         "avgPrice": plain(avg) if avg is not None else at(ZERO, inst.tickSize),
         "origQty": at(o.qty, inst.stepSize),
         "executedQty": at(o.filled_qty, inst.stepSize),
-        "cumQty": at(o.filled_qty, inst.stepSize),
+        **({} if query else {"cumQty": at(o.filled_qty, inst.stepSize)}),
         "cumQuote": plain(o.cum_quote),
         "timeInForce": _tif(o),
         "type": o.type.value,
@@ -286,30 +281,22 @@ def fut_order(
         "priceMatch": "NONE",
         "selfTradePreventionMode": STP_MODE,
         "goodTillDate": 0,
+        **({"time": o.created_ts} if with_time else {}),
+        "updateTime": o.updated_ts,
     }
-    if query:
-        del out["cumQty"]
-    if with_time:
-        out["time"] = o.created_ts
-    out["updateTime"] = o.updated_ts
-    return out
 
 
 def fut_new_order_ack(o: VenueOrder, inst: Instrument) -> JSON:
     """``newOrderRespType=ACK`` (Binance's futures default): the order as accepted, before any
     execution is reported (a MARKET order still shows NEW and zero executed)."""
-    out = fut_order(o, inst, with_time=False)
-    out.update(
-        {
-            "status": "NEW",
-            "avgPrice": at(ZERO, inst.tickSize),
-            "executedQty": at(ZERO, inst.stepSize),
-            "cumQty": at(ZERO, inst.stepSize),
-            "cumQuote": "0",
-            "updateTime": o.created_ts,
-        }
-    )
-    return out
+    return fut_order(o, inst, with_time=False) | {
+        "status": "NEW",
+        "avgPrice": at(ZERO, inst.tickSize),
+        "executedQty": at(ZERO, inst.stepSize),
+        "cumQty": at(ZERO, inst.stepSize),
+        "cumQuote": "0",
+        "updateTime": o.created_ts,
+    }
 
 
 def fut_trade(t: Trade, inst: Instrument) -> JSON:
@@ -337,7 +324,11 @@ def algo_order(
     a: AlgoOrder, inst: Instrument, *, actual_price: Decimal | None = None, query: bool = False
 ) -> JSON:
     """`/fapi/v1/algoOrder` (POST answer; GET and openAlgoOrders add the actual order)."""
-    out: JSON = {
+    actual = {
+        "actualOrderId": str(a.triggered_order_id) if a.triggered_order_id else "",
+        "actualPrice": plain(actual_price) if actual_price is not None else "0",
+    }
+    return {
         "algoId": a.algo_id,
         "clientAlgoId": a.client_algo_id,
         "algoType": "CONDITIONAL",
@@ -348,28 +339,21 @@ def algo_order(
         "timeInForce": "GTC",
         "quantity": at(a.qty, inst.stepSize),
         "algoStatus": a.status.value,
+        **(actual if query else {}),
+        "triggerPrice": at(a.trigger_price, inst.tickSize),
+        "price": "0",
+        "icebergQuantity": None,
+        "selfTradePreventionMode": STP_MODE,
+        "workingType": a.working_type.value,
+        "priceMatch": "NONE",
+        "closePosition": a.close_position,
+        "priceProtect": False,
+        "reduceOnly": a.reduce_only,
+        "createTime": a.created_ts,
+        "updateTime": a.updated_ts,
+        "triggerTime": a.trigger_ts or 0,
+        "goodTillDate": 0,
     }
-    if query:
-        out["actualOrderId"] = str(a.triggered_order_id) if a.triggered_order_id else ""
-        out["actualPrice"] = plain(actual_price) if actual_price is not None else "0"
-    out.update(
-        {
-            "triggerPrice": at(a.trigger_price, inst.tickSize),
-            "price": "0",
-            "icebergQuantity": None,
-            "selfTradePreventionMode": STP_MODE,
-            "workingType": a.working_type.value,
-            "priceMatch": "NONE",
-            "closePosition": a.close_position,
-            "priceProtect": False,
-            "reduceOnly": a.reduce_only,
-            "createTime": a.created_ts,
-            "updateTime": a.updated_ts,
-            "triggerTime": a.trigger_ts or 0,
-            "goodTillDate": 0,
-        }
-    )
-    return out
 
 
 def position_risk_v3(p: PositionInfo, inst: Instrument, ts: int) -> JSON:
@@ -491,9 +475,7 @@ def fut_account(
         "availableBalance": f8(info.available_balance),
         "maxWithdrawAmount": f8(max(info.available_balance, ZERO)),
     }
-    if v2:
-        asset_row["marginAvailable"] = True
-    asset_row["updateTime"] = ts
+    asset_row |= {**({"marginAvailable": True} if v2 else {}), "updateTime": ts}
     rows: list[JSON] = []
     for p, inst in positions:
         row: JSON = {
@@ -509,36 +491,27 @@ def fut_account(
             "updateTime": ts,
         }
         if v2:
-            row.update(
-                {
-                    "leverage": str(p.leverage),
-                    "entryPrice": plain(p.entry_price),
-                    "isolated": p.margin_type.value == "ISOLATED",
-                    "positionInitialMargin": f8_or_0(p.initial_margin),
-                    "openOrderInitialMargin": "0",
-                    "maxNotional": "1000000000",
-                    "breakEvenPrice": plain(p.entry_price),
-                }
-            )
-        rows.append(row)
-    out: JSON = {}
-    if v2:
-        out.update(
-            {
-                "feeTier": 0,
-                "feeBurn": False,
-                "canTrade": True,
-                "canDeposit": True,
-                "canWithdraw": True,
-                "updateTime": 0,
-                "multiAssetsMargin": False,
-                "tradeGroupId": -1,
+            row |= {
+                "leverage": str(p.leverage),
+                "entryPrice": plain(p.entry_price),
+                "isolated": p.margin_type.value == "ISOLATED",
+                "positionInitialMargin": f8_or_0(p.initial_margin),
+                "openOrderInitialMargin": "0",
+                "maxNotional": "1000000000",
+                "breakEvenPrice": plain(p.entry_price),
             }
-        )
-    out.update(totals)
-    out["assets"] = [asset_row]
-    out["positions"] = rows
-    return out
+        rows.append(row)
+    v2_flags: JSON = {
+        "feeTier": 0,
+        "feeBurn": False,
+        "canTrade": True,
+        "canDeposit": True,
+        "canWithdraw": True,
+        "updateTime": 0,
+        "multiAssetsMargin": False,
+        "tradeGroupId": -1,
+    }
+    return {**(v2_flags if v2 else {}), **totals, "assets": [asset_row], "positions": rows}
 
 
 def fut_balance(info: FuturesAccountInfo, *, asset: str, ts: int) -> list[JSON]:
@@ -590,41 +563,33 @@ def _touch(t: TickerView, px: Fmt, qx: Fmt) -> JSON:
 def ticker_24hr(t: TickerView, market: Market, inst: Instrument) -> JSON:
     """The venue keeps no 24-hour statistics: open/high/low are the last price, volumes 0."""
     fmt, _ = _formats(market, inst)
-    last = _last(t)
-    out: JSON = {
+    last, spot = _last(t), market is Market.SPOT
+    zero = fmt(ZERO) if spot else "0"
+    return {
         "symbol": t.symbol,
         "priceChange": fmt(ZERO),
         "priceChangePercent": "0.000",
         "weightedAvgPrice": fmt(last),
+        **({"prevClosePrice": fmt(last)} if spot else {}),
+        "lastPrice": fmt(last),
+        "lastQty": zero,
+        **(_touch(t, f8, f8) if spot else {}),
+        "openPrice": fmt(last),
+        "highPrice": fmt(last),
+        "lowPrice": fmt(last),
+        "volume": zero,
+        "quoteVolume": zero,
+        "openTime": t.ts - 86_400_000,
+        "closeTime": t.ts,
+        "firstId": -1,
+        "lastId": -1,
+        "count": 0,
     }
-    if market is Market.SPOT:
-        out["prevClosePrice"] = fmt(last)
-    zero = fmt(ZERO) if market is Market.SPOT else "0"
-    out.update({"lastPrice": fmt(last), "lastQty": zero})
-    if market is Market.SPOT:
-        out.update(_touch(t, f8, f8))
-    out.update(
-        {
-            "openPrice": fmt(last),
-            "highPrice": fmt(last),
-            "lowPrice": fmt(last),
-            "volume": zero,
-            "quoteVolume": zero,
-            "openTime": t.ts - 86_400_000,
-            "closeTime": t.ts,
-            "firstId": -1,
-            "lastId": -1,
-            "count": 0,
-        }
-    )
-    return out
 
 
 def book_ticker(t: TickerView, market: Market, inst: Instrument) -> JSON:
-    out = {"symbol": t.symbol, **_touch(t, *_formats(market, inst))}
-    if market is Market.FUT:
-        out.update({"time": t.ts, "lastUpdateId": t.ts})
-    return out
+    fut = {"time": t.ts, "lastUpdateId": t.ts} if market is Market.FUT else {}
+    return {"symbol": t.symbol, **_touch(t, *_formats(market, inst)), **fut}
 
 
 def ticker_price(t: TickerView, market: Market, inst: Instrument) -> JSON:
@@ -633,7 +598,7 @@ def ticker_price(t: TickerView, market: Market, inst: Instrument) -> JSON:
     return {"symbol": t.symbol, "price": at(_last(t), inst.tickSize), "time": t.ts}
 
 
-def premium_index(t: TickerView, inst: Instrument) -> JSON:
+def premium_index(t: TickerView, market: Market, inst: Instrument) -> JSON:
     """`GET /fapi/v1/premiumIndex` (index price = mark: the venue has no index)."""
     mark = t.mark or ZERO
     return {

@@ -26,25 +26,12 @@ from tradekit.instrument import Instrument
 from venue.facade.binance_json import decimals
 
 ORDER_ID_PREFIX = "C02__"
-# MEXC kline intervals → the venue's
-INTERVALS = {
-    "1m": "1m",
-    "5m": "5m",
-    "15m": "15m",
-    "30m": "30m",
-    "60m": "1h",
-    "4h": "4h",
-    "1d": "1d",
-}
+# MEXC kline intervals → the venue's (the same names, but for MEXC's hour)
+INTERVALS = {**{i: i for i in ("1m", "5m", "15m", "30m", "4h", "1d")}, "60m": "1h"}
 
 
 def order_id_out(oid: Any) -> str:
     return f"{ORDER_ID_PREFIX}{oid}"
-
-
-def order_id_in(raw: str) -> str:
-    """`C02__123` → `123` (the venue's id); anything else is passed on (and refused there)."""
-    return raw.removeprefix(ORDER_ID_PREFIX)
 
 
 def _coid(value: Any) -> str | None:
@@ -55,35 +42,34 @@ def _coid(value: Any) -> str | None:
 
 
 def exchange_info(instruments: Iterable[Instrument], server_ms: int) -> dict[str, Any]:
-    symbols = []
-    for i in sorted(instruments, key=lambda x: x.symbol):
-        symbols.append(
-            {
-                "symbol": i.symbol,
-                "status": "1",
-                "baseAsset": i.base_asset,
-                "baseAssetPrecision": decimals(i.stepSize),
-                "quoteAsset": i.quote_asset,
-                "quotePrecision": decimals(i.tickSize),
-                "quoteAssetPrecision": decimals(i.tickSize),
-                "baseCommissionPrecision": decimals(i.stepSize),
-                "quoteCommissionPrecision": decimals(i.tickSize),
-                "orderTypes": ["LIMIT", "MARKET", "LIMIT_MAKER"],
-                "isSpotTradingAllowed": True,
-                "isMarginTradingAllowed": False,
-                "quoteAmountPrecision": str(i.minNotional),
-                "baseSizePrecision": str(i.stepSize),
-                "permissions": ["SPOT"],
-                "filters": [],
-                "maxQuoteAmount": "2000000",
-                "makerCommission": str(i.maker_fee),
-                "takerCommission": str(i.taker_fee),
-                "quoteAmountPrecisionMarket": str(i.minNotional),
-                "maxQuoteAmountMarket": "100000",
-                "fullName": i.base_asset,
-                "tradeSideType": 1,
-            }
-        )
+    symbols = [
+        {
+            "symbol": i.symbol,
+            "status": "1",
+            "baseAsset": i.base_asset,
+            "baseAssetPrecision": decimals(i.stepSize),
+            "quoteAsset": i.quote_asset,
+            "quotePrecision": decimals(i.tickSize),
+            "quoteAssetPrecision": decimals(i.tickSize),
+            "baseCommissionPrecision": decimals(i.stepSize),
+            "quoteCommissionPrecision": decimals(i.tickSize),
+            "orderTypes": ["LIMIT", "MARKET", "LIMIT_MAKER"],
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "quoteAmountPrecision": str(i.minNotional),
+            "baseSizePrecision": str(i.stepSize),
+            "permissions": ["SPOT"],
+            "filters": [],
+            "maxQuoteAmount": "2000000",
+            "makerCommission": str(i.maker_fee),
+            "takerCommission": str(i.taker_fee),
+            "quoteAmountPrecisionMarket": str(i.minNotional),
+            "maxQuoteAmountMarket": "100000",
+            "fullName": i.base_asset,
+            "tradeSideType": 1,
+        }
+        for i in sorted(instruments, key=lambda x: x.symbol)
+    ]
     return {
         "timezone": "CST",
         "serverTime": server_ms,

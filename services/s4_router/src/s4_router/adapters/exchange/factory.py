@@ -54,7 +54,7 @@ def make_exchange(
             faults=sim_faults(settings),
             history_max=settings.sim_history_max,
             # S4 takes the venue's reports by subscription only (SimExchange): a buffer for
-            # drain_events() would only pile up (a report with an order snapshot each).
+            # feed.drain() would only pile up (a report with an order snapshot each).
             report_buffer=0,
         )
         venue.limiter.limit = settings.sim_weight_limit

@@ -202,7 +202,7 @@ class SimExchange(ExchangePort):
             raise ExchangeNetworkError("exchange adapter is closed")
         if self._simulate_latency:
             # The core only says how long it would take; waiting is the adapter's choice.
-            await asyncio.sleep(self.sim.sample_latency_ms(op) / 1000)
+            await asyncio.sleep(self.sim.latency.sample_ms(op) / 1000)
         try:
             return fn()
         except verr.VenueError as exc:
@@ -313,7 +313,7 @@ class SimExchange(ExchangePort):
             if report.order is not None:
                 callback(report.order.client_order_id)
 
-        return self.sim.subscribe(on_report)
+        return self.sim.feed.subscribe(on_report)
 
     async def set_leverage(self, symbol: str, leverage: int) -> int:
         return await self._call("leverage", lambda: self.sim.set_leverage(symbol, leverage))

@@ -64,7 +64,7 @@ class SimMarketTap:
                 bids=list(upd.bids),
                 asks=list(upd.asks),
                 prints=[(p.ts, p.price, p.qty) for p in upd.prints],
-                funding_rate=self.venue.funding_rate(symbol) if fut else None,
+                funding_rate=self.venue.market.funding_rate(symbol) if fut else None,
                 mark=self.venue.mark_price(symbol) if fut else None,
             )
         )

@@ -1,8 +1,9 @@
 """Serve an ASGI app (the facade) with uvicorn on a loopback port, in a background thread.
 
-Used by tests and the benchmark: the client under test (ccxt over aiohttp, httpx) runs in its
-own event loop and talks real HTTP to the facade. ``port=0`` binds a free port chosen by the
-OS (no race between picking a port and binding it).
+For the tests and the benchmarks (only they use it, so it lives here, not in the venue
+package): the client under test (ccxt over aiohttp, httpx) runs in its own event loop and talks
+real HTTP to the facade. ``port=0`` binds a free port chosen by the OS (no race between picking
+a port and binding it).
 """
 
 from __future__ import annotations
