@@ -49,12 +49,11 @@ from s4_router.adapters.exchange.base import (
 from s4_router.adapters.exchange.ccxt_setup import (
     BINANCE_WEIGHT_LIMITS,
     binance_market_info,
-    build_client,
-    client_config,
     load_mexc_markets,
     used_weight_1m,
 )
-from s4_router.adapters.exchange.errors_ccxt import translate
+from s4_router.adapters.exchange.errors_ccxt import install_error_hooks, translate
+from svckit.ccxt_hosts import point_client
 from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
@@ -89,17 +88,30 @@ class CcxtExchange(ExchangePort):
             raise ValueError(f"unsupported ccxt exchange {exchange_id!r}")
         self.venue = exchange_id
         self._binance = exchange_id in BINANCE_FAMILY
-        config = client_config(
-            api_key=api_key,
-            api_secret=api_secret,
-            timeout_ms=timeout_ms,
-            enable_rate_limit=enable_rate_limit,
-            recv_window_ms=recv_window_ms,
-            options=options,
-        )
+        config: dict[str, Any] = {
+            "apiKey": api_key,
+            "secret": api_secret,
+            "enableRateLimit": enable_rate_limit,
+            "timeout": timeout_ms,
+            "rateLimiterAlgorithm": "rollingWindow",
+            "rollingWindowSize": 60_000,
+            "options": {
+                "adjustForTimeDifference": False,  # synced explicitly in load_markets()
+                "recvWindow": recv_window_ms,
+                "warnOnFetchOpenOrdersWithoutSymbol": False,
+                "fetchMargins": False,
+                "fetchCurrencies": False,
+                "crossMarginPairsData": [],
+                "isolatedMarginPairsData": [],
+                "setMarginMode": {"throwMarginModeAlreadySet": True},
+                **dict(options or {}),  # the caller's override ours
+            },
+        }
 
         def build(name: str) -> Any:
-            return build_client(name, config, testnet=testnet, base_url=base_url)
+            client = getattr(ccxt_async, name)(dict(config))
+            install_error_hooks(client)
+            return point_client(client, testnet=testnet, base_url=base_url)
 
         if testnet and self._binance and not config["options"].get("disableFuturesSandboxWarning"):
             # ccxt 4.5 refuses signed calls to the retired futures testnet (NotSupported, seen

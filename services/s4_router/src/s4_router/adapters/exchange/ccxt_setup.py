@@ -1,6 +1,5 @@
 """How S4 sets ccxt up for a venue, and what it reads back from the answers' headers.
 
-* Clients: :func:`build_client` (options, error hooks, sandbox, host) for each ccxt class.
 * Markets: :func:`binance_market_info` builds Binance ``exchangeInfo`` entries from our
   instrument_registry, fed through ccxt's own ``parse_market``, so start-up does not depend on
   venue discovery; :func:`load_mexc_markets` asks MEXC for the market types the registry trades.
@@ -16,10 +15,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-import ccxt.async_support as ccxt_async
-
-from s4_router.adapters.exchange.errors_ccxt import install_error_hooks
-from svckit.ccxt_hosts import point_client
 from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
@@ -117,47 +112,6 @@ def used_weight_1m(headers: Mapping[Any, Any] | None) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def client_config(
-    *,
-    api_key: str,
-    api_secret: str,
-    timeout_ms: int,
-    enable_rate_limit: bool,
-    recv_window_ms: int,
-    options: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The ccxt constructor's config (`options` overrides ours)."""
-    return {
-        "apiKey": api_key,
-        "secret": api_secret,
-        "enableRateLimit": enable_rate_limit,
-        "timeout": timeout_ms,
-        "rateLimiterAlgorithm": "rollingWindow",
-        "rollingWindowSize": 60_000,
-        "options": {
-            "adjustForTimeDifference": False,  # synced explicitly in load_markets()
-            "recvWindow": recv_window_ms,
-            "warnOnFetchOpenOrdersWithoutSymbol": False,
-            "fetchMargins": False,
-            "fetchCurrencies": False,
-            "crossMarginPairsData": [],
-            "isolatedMarginPairsData": [],
-            "setMarginMode": {"throwMarginModeAlreadySet": True},
-            **dict(options or {}),
-        },
-    }
-
-
-def build_client(
-    name: str, config: Mapping[str, Any], *, testnet: bool, base_url: str | None
-) -> Any:
-    """One ``ccxt.async_support`` client with our error hooks, in sandbox mode or sent to
-    `base_url` when asked."""
-    client = getattr(ccxt_async, name)(dict(config))
-    install_error_hooks(client)
-    return point_client(client, testnet=testnet, base_url=base_url)
 
 
 async def load_mexc_markets(client: Any, instruments: Sequence[Instrument]) -> None:
