@@ -278,44 +278,37 @@ class Settings(ServiceSettings):
     )
 
     @model_validator(mode="after")
-    def _fault_profile(self) -> Settings:
-        # The per-kind knobs override their share of S4_SIM_FAULT_RATE; each side (requests,
-        # reports) must stay a probability. Checked here so a bad ConfigMap fails at start.
-        # Only the in-process simulator reads them: with a real exchange `venue` (S4's `sim`
-        # extra) may not even be installed, so it is imported for S4_EXCHANGE=sim only.
+    def _consistent(self) -> Settings:
         if self.exchange != "sim":
-            return self
-        try:
-            from venue.faults import FAULT_KNOBS, profile_plan
-        except ModuleNotFoundError as exc:
-            if (exc.name or "").split(".")[0] != "venue":
-                raise
-            raise ValueError(
-                "S4_EXCHANGE=sim needs the venue simulator, which is not installed "
-                "(install s4-router[sim]; a live deployment sets S4_EXCHANGE to its exchange)"
-            ) from None
-
-        profile_plan(
-            self.sim_fault_rate,
-            {kind: getattr(self, f"sim_fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
-        )
-        return self
-
-    @model_validator(mode="after")
-    def _keys_for_live(self) -> Settings:
-        if self.exchange != "sim" and not (self.binance_key and self.binance_secret):
-            raise ValueError(f"exchange={self.exchange} needs S4_BINANCE_KEY and S4_BINANCE_SECRET")
-        refuse_mexc_testnet(self.exchange, self.testnet, prefix="S4_", venue_var="EXCHANGE")
-        return self
-
-    @model_validator(mode="after")
-    def _auth(self) -> Settings:
-        # Fail closed: whoever reaches the port could trade. The dev switch is for the
-        # simulator only; with a real exchange the token is required, whatever else is set.
-        if self.exchange != "sim" and self.auth_disabled:
-            raise ValueError(
-                f"S4_AUTH_DISABLED=true is refused with S4_EXCHANGE={self.exchange} "
-                "(a real exchange needs S4_API_TOKEN)"
+            if not (self.binance_key and self.binance_secret):
+                raise ValueError(
+                    f"exchange={self.exchange} needs S4_BINANCE_KEY and S4_BINANCE_SECRET"
+                )
+            refuse_mexc_testnet(self.exchange, self.testnet, prefix="S4_", venue_var="EXCHANGE")
+            # Fail closed: whoever reaches the port could trade. The dev switch is for the
+            # simulator only; with a real exchange the token is required, whatever else is set.
+            if self.auth_disabled:
+                raise ValueError(
+                    f"S4_AUTH_DISABLED=true is refused with S4_EXCHANGE={self.exchange} "
+                    "(a real exchange needs S4_API_TOKEN)"
+                )
+        else:
+            # The per-kind fault knobs override their share of S4_SIM_FAULT_RATE; each side
+            # (requests, reports) must stay a probability: a bad ConfigMap fails at start. Only
+            # the in-process simulator reads them: with a real exchange `venue` (S4's `sim`
+            # extra) may not even be installed, so it is imported for S4_EXCHANGE=sim only.
+            try:
+                from venue.faults import FAULT_KNOBS, profile_plan
+            except ModuleNotFoundError as exc:
+                if (exc.name or "").split(".")[0] != "venue":
+                    raise
+                raise ValueError(
+                    "S4_EXCHANGE=sim needs the venue simulator, which is not installed "
+                    "(install s4-router[sim]; a live deployment sets S4_EXCHANGE to its exchange)"
+                ) from None
+            profile_plan(
+                self.sim_fault_rate,
+                {kind: getattr(self, f"sim_fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
             )
         if self.api_token is None and not self.auth_disabled:
             raise ValueError(
