@@ -103,7 +103,6 @@ class SimStreamFeed:
     metrics: FeedMetrics = field(default_factory=FeedMetrics)
     calc: dict[str, FeatureCalculator] = field(default_factory=dict, init=False)
     last: dict[str, MarketStep] = field(default_factory=dict, init=False)
-    published: int = field(default=0, init=False)
     _rho: dict[str, tuple[int, float | None]] = field(default_factory=dict, init=False)
     # last entry id read; None until the tail is known
     _cursor: str | None = field(default=None, init=False)
@@ -151,11 +150,7 @@ class SimStreamFeed:
                     self.on_step(step)
                     touched.add(step.symbol)
         samples = [self._sample(symbol) for symbol in sorted(touched)]
-        n = await publish_snapshots(self.redis, samples, self.calc, self.ttl_s)
-        if n:
-            self.published += 1
-            self.metrics.published(touched)
-        return n
+        return await publish_snapshots(self.redis, samples, self.calc, self.ttl_s, self.metrics)
 
     def _sample(self, symbol: str) -> BookSample:
         step = self.last[symbol]
