@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -10,26 +11,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from s4_router.policies.registry import PolicyLimits
 from svckit.settings import CsvList, Duration, ServiceSettings, refuse_mexc_testnet
 
-# Settings applied at run time when they change in S4_SETTINGS_DIR (each intake reads the
-# execution-policy limits once, so an execution keeps the limits it started with). Every other
+# Settings applied at run time when they change in S4_SETTINGS_DIR: the execution-policy limits
+# (each intake reads them once, so an execution keeps the limits it started with). Every other
 # setting is restart-only: a change is reported (alert CONFIG_RESTART_REQUIRED, /health), never
 # silently ignored.
-RELOADABLE_SETTINGS: frozenset[str] = frozenset(
-    {
-        "maker_max_wait_ms",
-        "twap_max_slices",
-        "max_reprices",
-        "taker_max_failures",
-        "cancel_retry_ms",
-        "split_gap_ms",
-        "balance_downsize_factor",
-        "probe_max_child_fraction",
-        "probe_retry_ms",
-        "probe_max_delay_ms",
-    }
-)
+RELOADABLE_SETTINGS: frozenset[str] = frozenset(f.name for f in fields(PolicyLimits))
 
 
 def _blank_is_none(value: Any) -> Any:

@@ -22,12 +22,8 @@ any other 4xx                               InvalidOrder
 ==========================================  ===============================================
 
 The adapter never reads the venue-side truth of a timeout (``VenueTimeout.accepted``): a real
-client cannot, so neither does this one.
-
-Beyond the port, it exposes what later issues need (to be lifted into the port):
-``set_leverage``, ``set_margin_type``, ``fetch_positions``, ``fetch_balances``, ``place_oco``,
-``place_conditional`` / ``cancel_conditional`` / ``fetch_conditional`` /
-``fetch_open_conditionals``.
+client cannot, so neither does this one. Beyond the port, it offers the venue's order-update
+feed (``subscribe_order_updates``).
 """
 
 from __future__ import annotations
@@ -303,7 +299,7 @@ class SimExchange(ExchangePort):
     async def close(self) -> None:
         self._closed = True
 
-    # ---- beyond the port (to be lifted into it) ---------------------------------------------
+    # ---- beyond the port ----------------------------------------------------------------------
     def subscribe_order_updates(self, callback: Callable[[str], None]) -> Callable[[], None]:
         """Call `callback(client_order_id)` for every order execution report of the venue's
         user-data feed (a websocket in real life). Used to wake an execution early; order

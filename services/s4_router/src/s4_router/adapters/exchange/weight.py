@@ -124,9 +124,8 @@ class WeightBudget:
     def pace_at(self) -> int:
         return int(self.cfg.limit_1m * self.cfg.pace_fraction)
 
-    def used(self, now_ms: int | None = None) -> int:
-        now = self.clock.now_ms() if now_ms is None else now_ms
-        return self._used if now // MINUTE_MS == self._window else 0
+    def used(self) -> int:
+        return self._used if self.clock.now_ms() // MINUTE_MS == self._window else 0
 
     def _roll(self, now: int) -> None:
         window = now // MINUTE_MS
@@ -159,14 +158,12 @@ class WeightBudget:
             self.paced += 1
             await self.sleep(wait / 1000)
 
-    def observe(self, used_weight: int, now_ms: int | None = None) -> None:
+    def observe(self, used_weight: int) -> None:
         """The venue's own count for the current minute (authoritative: it includes peers)."""
-        now = self.clock.now_ms() if now_ms is None else now_ms
-        self._roll(now)
+        self._roll(self.clock.now_ms())
         self._used = used_weight
 
-    def on_rate_limited(self, retry_after_s: float | None, now_ms: int | None = None) -> None:
+    def on_rate_limited(self, retry_after_s: float | None) -> None:
         """The venue answered 429: hold the normal lane for its Retry-After (1 s if unsaid)."""
-        now = self.clock.now_ms() if now_ms is None else now_ms
-        wait_ms = int((retry_after_s if retry_after_s else 1.0) * 1000)
-        self._blocked_until = max(self._blocked_until, now + wait_ms)
+        wait_ms = int((retry_after_s or 1.0) * 1000)
+        self._blocked_until = max(self._blocked_until, self.clock.now_ms() + wait_ms)
