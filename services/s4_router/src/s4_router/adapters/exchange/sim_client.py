@@ -193,12 +193,12 @@ class SimExchange(ExchangePort):
         self._simulate_latency = simulate_latency
         self._closed = False
 
-    async def _call(self, op: str, fn: Callable[[], T], *, submit: bool = False) -> T:
+    async def _call(self, fn: Callable[[], T], *, submit: bool = False) -> T:
         if self._closed:
             raise ExchangeNetworkError("exchange adapter is closed")
         if self._simulate_latency:
             # The core only says how long it would take; waiting is the adapter's choice.
-            await asyncio.sleep(self.sim.sample_latency_ms(op) / 1000)
+            await asyncio.sleep(self.sim.sample_latency_ms() / 1000)
         try:
             return fn()
         except verr.VenueError as exc:
@@ -217,7 +217,7 @@ class SimExchange(ExchangePort):
             self.sim.register_instrument(inst)
 
     async def server_time_ms(self) -> int:
-        return await self._call("time", self.sim.server_time_ms)
+        return await self._call(self.sim.server_time_ms)
 
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
         if req.type in _CONDITIONAL:
@@ -230,7 +230,6 @@ class SimExchange(ExchangePort):
             else:
                 type_, tif = OrderType.LIMIT, TimeInForce.GTX
         order = await self._call(
-            "place",
             lambda: self.sim.place_order(
                 req.market,
                 req.symbol,
@@ -256,7 +255,6 @@ class SimExchange(ExchangePort):
     ) -> ExchangeOrder:
         oid = _int_id(venue_order_id)
         order = await self._call(
-            "cancel",
             lambda: self.sim.cancel_order(
                 market, symbol, order_id=oid, client_order_id=client_order_id
             ),
@@ -273,7 +271,6 @@ class SimExchange(ExchangePort):
     ) -> ExchangeOrder:
         oid = _int_id(venue_order_id)
         order = await self._call(
-            "query",
             lambda: self.sim.get_order(
                 market, symbol, order_id=oid, client_order_id=client_order_id
             ),
@@ -283,17 +280,17 @@ class SimExchange(ExchangePort):
     async def fetch_open_orders(
         self, market: Market, symbol: str | None = None
     ) -> list[ExchangeOrder]:
-        orders = await self._call("open_orders", lambda: self.sim.open_orders(market, symbol))
+        orders = await self._call(lambda: self.sim.open_orders(market, symbol))
         return [_order(o) for o in orders]
 
     async def fetch_my_trades(
         self, market: Market, symbol: str, since_ms: int | None = None
     ) -> list[ExchangeTrade]:
-        trades = await self._call("trades", lambda: self.sim.my_trades(market, symbol, since_ms))
+        trades = await self._call(lambda: self.sim.my_trades(market, symbol, since_ms))
         return [_trade(t) for t in trades]
 
     async def fetch_book(self, market: Market, symbol: str, depth: int = 5) -> BookTop:
-        view = await self._call("book", lambda: self.sim.book(market, symbol, depth))
+        view = await self._call(lambda: self.sim.book(market, symbol, depth))
         return BookTop(symbol=view.symbol, ts=view.ts, bids=view.bids, asks=view.asks)
 
     async def close(self) -> None:
@@ -312,13 +309,13 @@ class SimExchange(ExchangePort):
         return self.sim.subscribe(on_report)
 
     async def set_leverage(self, symbol: str, leverage: int) -> int:
-        return await self._call("leverage", lambda: self.sim.set_leverage(symbol, leverage))
+        return await self._call(lambda: self.sim.set_leverage(symbol, leverage))
 
     async def set_margin_type(self, symbol: str, margin_type: str) -> bool:
         """ISOLATED | CROSSED. Idempotent: returns False when it already was (Binance -4046)."""
         mt = MarginType(margin_type.upper())
         try:
-            await self._call("margin_type", lambda: self.sim.set_margin_type(symbol, mt))
+            await self._call(lambda: self.sim.set_margin_type(symbol, mt))
         except InvalidOrder as exc:
             if exc.code == verr.NO_NEED_TO_CHANGE_MARGIN_TYPE:
                 return False
@@ -326,7 +323,7 @@ class SimExchange(ExchangePort):
         return True
 
     async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[Position]:
-        infos = await self._call("account", self.sim.positions)
+        infos = await self._call(self.sim.positions)
         return [
             Position(
                 symbol=p.symbol,
@@ -345,9 +342,9 @@ class SimExchange(ExchangePort):
         """Spot: free/locked per asset. Futures: USDT with free = available balance and
         locked = what margin holds (wallet − available, never negative)."""
         if market is Market.SPOT:
-            bals = await self._call("account", self.sim.balances)
+            bals = await self._call(self.sim.balances)
             return {a: AssetBalance(a, b.free, b.locked) for a, b in bals.items()}
-        info = await self._call("account", self.sim.futures_account_info)
+        info = await self._call(self.sim.futures_account_info)
         locked = max(info.wallet_balance - info.available_balance, Decimal(0))
         asset = self.sim.futures_account.asset
         return {asset: AssetBalance(asset, info.available_balance, locked)}
@@ -355,7 +352,6 @@ class SimExchange(ExchangePort):
     async def place_oco(self, req: OcoRequest) -> OcoOrderList:
         """Spot OCO (LIMIT_MAKER take-profit leg + STOP_LOSS(_LIMIT) leg)."""
         lst = await self._call(
-            "oco_place",
             lambda: self.sim.place_oco(
                 req.symbol,
                 req.side,
@@ -382,7 +378,6 @@ class SimExchange(ExchangePort):
         assert lid is not None or list_client_order_id is not None
         return _order_list(
             await self._call(
-                "query",
                 lambda: self.sim.get_order_list(lid, list_client_order_id=list_client_order_id),
             )
         )
@@ -390,7 +385,7 @@ class SimExchange(ExchangePort):
     async def cancel_order_list(self, symbol: str, order_list_id: str) -> OcoOrderList:
         lid = _int_id(order_list_id)
         assert lid is not None
-        lst = await self._call("oco_cancel", lambda: self.sim.cancel_order_list(symbol, lid))
+        lst = await self._call(lambda: self.sim.cancel_order_list(symbol, lid))
         return _order_list(lst)
 
     async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
@@ -402,7 +397,6 @@ class SimExchange(ExchangePort):
         stop_price = req.stop_price
         working = WorkingType(req.working_type or WorkingType.MARK_PRICE.value)
         algo = await self._call(
-            "algo_place",
             lambda: self.sim.place_algo_order(
                 req.symbol,
                 req.side,
@@ -423,7 +417,6 @@ class SimExchange(ExchangePort):
     ) -> ConditionalOrder:
         aid = _int_id(algo_id)
         algo = await self._call(
-            "algo_cancel",
             lambda: self.sim.cancel_algo_order(algo_id=aid, client_algo_id=client_algo_id),
         )
         if algo.symbol != symbol:
@@ -435,7 +428,6 @@ class SimExchange(ExchangePort):
     ) -> ConditionalOrder:
         aid = _int_id(algo_id)
         algo = await self._call(
-            "algo_query",
             lambda: self.sim.get_algo_order(algo_id=aid, client_algo_id=client_algo_id),
         )
         if algo.symbol != symbol:
@@ -443,7 +435,7 @@ class SimExchange(ExchangePort):
         return _conditional(algo)
 
     async def fetch_open_conditionals(self, symbol: str | None = None) -> list[ConditionalOrder]:
-        algos = await self._call("algo_query", lambda: self.sim.open_algo_orders(symbol))
+        algos = await self._call(lambda: self.sim.open_algo_orders(symbol))
         return [_conditional(a) for a in algos]
 
 
