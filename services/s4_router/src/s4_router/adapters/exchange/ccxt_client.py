@@ -199,17 +199,13 @@ class CcxtExchange(ExchangePort):
         """MEXC's one client serves both markets: each call says which (Binance: one each)."""
         return {} if self._binance else {"type": "spot" if market is SPOT else "swap"}
 
-    def _remember(self, market: Market, venue_order_id: str, client_order_id: str) -> None:
-        if not client_order_id:
-            return
-        self._coids[(market, venue_order_id)] = client_order_id
-        if len(self._coids) > _COID_CACHE:
-            del self._coids[next(iter(self._coids))]
-
-    # ---- conversions (the client remembers the client ids it sees) -------------------------
     def _order(self, market: Market, o: Mapping[str, Any]) -> ExchangeOrder:
+        """The port's record of a ccxt order; its client id is remembered (trade rows lack it)."""
         order = ccxt_orders.parse_order(market, o)
-        self._remember(market, order.venue_order_id, order.client_order_id)
+        if order.client_order_id:
+            self._coids[(market, order.venue_order_id)] = order.client_order_id
+            if len(self._coids) > _COID_CACHE:
+                del self._coids[next(iter(self._coids))]
         return order
 
     # ---- the port ----------------------------------------------------------------------------
@@ -218,7 +214,12 @@ class CcxtExchange(ExchangePort):
         market types `instruments` trade; with no instruments, ccxt's own ``load_markets()``."""
         self._instruments.update({i.symbol: i for i in instruments})
         if self._binance and not instruments:
-            await self._discover_binance()
+            for market, types in ((SPOT, ["spot"]), (FUT, ["linear"])):
+                client = self._clients[market]
+                client.options["fetchMarkets"] = {"types": types}
+                await self._call(partial(client.load_markets, True), client=client)
+                for m in client.markets.values():
+                    self._symbols[(market, m["id"])] = m["symbol"]
         elif self._binance:
             for market in (SPOT, FUT):
                 client = self._clients[market]
@@ -246,14 +247,6 @@ class CcxtExchange(ExchangePort):
                         )
         for client in self._distinct_clients():
             await self._sync_clock(client)
-
-    async def _discover_binance(self) -> None:
-        for market, types in ((SPOT, ["spot"]), (FUT, ["linear"])):
-            client = self._clients[market]
-            client.options["fetchMarkets"] = {"types": types}
-            await self._call(partial(client.load_markets, True), client=client)
-            for m in client.markets.values():
-                self._symbols[(market, m["id"])] = m["symbol"]
 
     async def server_time_ms(self) -> int:
         client = self._primary
