@@ -67,7 +67,7 @@ def synthetic_rho_usdttwd(bars: Sequence[Bar], seed: int) -> float | None:
     return cov / math.sqrt(var_r * var_t) if var_r > 0 and var_t > 0 else None
 
 
-def warm_up(calc: FeatureCalculator, *, end_ts: int, last: Decimal, seed: int) -> int:
+def warm_up(calc: FeatureCalculator, *, end_ts: int, last: Decimal, seed: int) -> None:
     """Backfill `WARMUP_MINUTES` of 1-minute bars ending at `last` (a seeded random walk,
     walked backwards from the current price) so history-based features exist from the first
     publish. This is synthetic history for the simulator only; a live feed backfills klines."""
@@ -88,7 +88,6 @@ def warm_up(calc: FeatureCalculator, *, end_ts: int, last: Decimal, seed: int) -
             close=Decimal(f"{c:.8f}"),
         )
         calc.on_bar(bar)
-    return WARMUP_MINUTES
 
 
 @dataclass(kw_only=True, eq=False)

@@ -93,6 +93,8 @@ class CcxtExchange(ExchangePort):
             "secret": api_secret,
             "enableRateLimit": enable_rate_limit,
             "timeout": timeout_ms,
+            # ccxt's limiter, when enabled: Binance limits weight per minute, and the default
+            # leaky bucket would space every futures order 200 ms apart.
             "rateLimiterAlgorithm": "rollingWindow",
             "rollingWindowSize": 60_000,
             "options": {
@@ -365,7 +367,6 @@ class CcxtExchange(ExchangePort):
         return int(answer.get("leverage", leverage))
 
     async def set_margin_type(self, symbol: str, margin_type: str) -> bool:
-        """ISOLATED | CROSSED. Idempotent: returns False when it already was (Binance -4046)."""
         client, sym = self._clients[FUT], self._symbol(FUT, symbol)
         mode = {"ISOLATED": "isolated", "CROSSED": "cross", "CROSS": "cross"}.get(
             margin_type.upper()
@@ -392,7 +393,6 @@ class CcxtExchange(ExchangePort):
         return [p for p in positions if p is not None]
 
     async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
-        """Per asset, as :func:`.ccxt_orders.parse_balances` reads it."""
         client, params = self._clients[market], self._type_params(market)
         bal = await self._call(lambda: client.fetch_balance(params), client=client)
         return ccxt_orders.parse_balances(market, bal)
@@ -418,7 +418,6 @@ class CcxtExchange(ExchangePort):
         return ccxt_orders.order_list(answer, legs)
 
     async def place_oco(self, req: OcoRequest) -> OcoOrderList:
-        """Spot OCO: a LIMIT_MAKER take-profit leg + a STOP_LOSS(_LIMIT) leg."""
         client = self._oco_client()
         self._symbol(SPOT, req.symbol)
         self._check_grid(req.symbol, req.qty, req.limit_price, req.stop_price, req.stop_limit_price)
@@ -456,7 +455,6 @@ class CcxtExchange(ExchangePort):
 
     # ---- futures conditional orders (Binance /fapi/v1/algoOrder) ---------------------------
     async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
-        """FUT STOP_MARKET / TAKE_PROFIT_MARKET as an algo order (`stop_price` = trigger)."""
         amount, params = ccxt_orders.conditional_args(req)
         client, sym = self._clients[FUT], self._symbol(FUT, req.symbol)
         self._check_grid(req.symbol, None if req.close_position else req.qty, req.stop_price)

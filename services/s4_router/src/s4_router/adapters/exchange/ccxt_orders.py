@@ -105,7 +105,7 @@ def ref_params(
 
 
 def oco_request(req: OcoRequest) -> dict[str, Any]:
-    """Spot OCO: a LIMIT_MAKER take-profit leg + a STOP_LOSS(_LIMIT) leg."""
+    """The raw ``/api/v3/orderList/oco`` request of an :class:`.OcoRequest`."""
     limit_leg, stop_leg = ("above", "below") if req.side is Side.SELL else ("below", "above")
     request: dict[str, Any] = {
         "symbol": req.symbol,
@@ -386,8 +386,7 @@ def parse_leverages(leverages: Mapping[str, Any]) -> dict[str, tuple[int, str]]:
 
 
 def parse_balances(market: Market, bal: Mapping[str, Any]) -> dict[str, AssetBalance]:
-    """Spot: free/locked per asset. Futures: per margin asset, free = available balance and
-    locked = wallet − available (never negative), like SimExchange."""
+    """As :meth:`.ExchangePort.fetch_balances` says (MEXC: ccxt's unified free/used)."""
     info: Mapping[str, Any] = bal.get("info") or {}
     out: dict[str, AssetBalance] = {}
     if market is SPOT and isinstance(info.get("balances"), list):

@@ -1,13 +1,7 @@
-"""How S4 sets ccxt up for a venue, and what it reads back from the answers' headers.
-
-* Markets: :func:`binance_market_info` builds Binance ``exchangeInfo`` entries from our
-  instrument_registry, fed through ccxt's own ``parse_market``, so start-up does not depend on
-  venue discovery; :func:`load_mexc_markets` asks MEXC for the market types the registry trades.
-* Hosts: :func:`svckit.ccxt_hosts.point_client` (testnet, or one host: the simulator's facade).
-* Request weight: Binance's per-minute limits and the ``X-MBX-USED-WEIGHT-1M`` header.
-  ccxt's own limiter, when enabled, uses a rolling window (Binance limits weight per minute;
-  the default leaky bucket would space every futures order 200 ms apart).
-"""
+"""Binance markets from our instrument_registry (:func:`binance_market_info`: ``exchangeInfo``
+entries fed through ccxt's own ``parse_market``, so start-up does not depend on venue
+discovery), MEXC's market lists (:func:`load_mexc_markets`: only the types the registry
+trades), and Binance's request weight (per-minute limits, the ``X-MBX-USED-WEIGHT-1M`` header)."""
 
 from __future__ import annotations
 

@@ -14,10 +14,6 @@ sent, in the urgent lane (reduce-only orders, cancels, protective placements, se
 the normal one (paced near the limit, refused locally with `WeightExhausted` past
 `max_wait_ms`; such a refusal never reached the venue and is not fed to the breaker), and the
 venue's own count (`used_weight_1m`) corrects the budget after every answer.
-
-Every port method is the inner adapter's under the same name and arguments, wrapped by
-`_forward` with the market it is charged to and its lane; only `place_order` is written out
-(its lane depends on the request).
 """
 
 from __future__ import annotations

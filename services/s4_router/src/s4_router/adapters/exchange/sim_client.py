@@ -312,7 +312,6 @@ class SimExchange(ExchangePort):
         return await self._call(lambda: self.sim.set_leverage(symbol, leverage))
 
     async def set_margin_type(self, symbol: str, margin_type: str) -> bool:
-        """ISOLATED | CROSSED. Idempotent: returns False when it already was (Binance -4046)."""
         mt = MarginType(margin_type.upper())
         try:
             await self._call(lambda: self.sim.set_margin_type(symbol, mt))
@@ -339,8 +338,6 @@ class SimExchange(ExchangePort):
         ]
 
     async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
-        """Spot: free/locked per asset. Futures: USDT with free = available balance and
-        locked = what margin holds (wallet − available, never negative)."""
         if market is Market.SPOT:
             bals = await self._call(self.sim.balances)
             return {a: AssetBalance(a, b.free, b.locked) for a, b in bals.items()}
@@ -350,7 +347,6 @@ class SimExchange(ExchangePort):
         return {asset: AssetBalance(asset, info.available_balance, locked)}
 
     async def place_oco(self, req: OcoRequest) -> OcoOrderList:
-        """Spot OCO (LIMIT_MAKER take-profit leg + STOP_LOSS(_LIMIT) leg)."""
         lst = await self._call(
             lambda: self.sim.place_oco(
                 req.symbol,
@@ -389,7 +385,6 @@ class SimExchange(ExchangePort):
         return _order_list(lst)
 
     async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
-        """FUT STOP_MARKET / TAKE_PROFIT_MARKET as an algo order (`stop_price` = trigger)."""
         if req.market is not Market.FUT or req.type not in _CONDITIONAL:
             raise InvalidOrder("conditional orders are FUT STOP_MARKET/TAKE_PROFIT_MARKET")
         if req.stop_price is None:
