@@ -12,6 +12,7 @@ import pytest
 
 from s4_router.adapters.exchange.base import ExchangePort, OcoRequest, PlaceOrderRequest
 from s4_router.adapters.exchange.guard import GuardedExchange
+from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from svckit.clock import ManualClock
 from tradekit.enums import Market, OrderType, Side
@@ -79,7 +80,10 @@ class Echo(ExchangePort):
 class Recording(GuardedExchange):
     def __init__(self) -> None:
         super().__init__(
-            Echo(), breaker=CircuitBreaker(CircuitBreakerConfig()), clock=ManualClock(0)
+            Echo(),
+            breaker=CircuitBreaker(CircuitBreakerConfig()),
+            clock=ManualClock(0),
+            metrics=RouterMetrics(),
         )
         self.guarded: list[tuple[str, Market | None, bool]] = []
 

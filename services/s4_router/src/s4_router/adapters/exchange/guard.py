@@ -84,11 +84,11 @@ class GuardedExchange(ExchangePort):
         *,
         breaker: CircuitBreaker,
         clock: Clock,
+        metrics: RouterMetrics,
         on_transition: OnTransition | None = None,
         weight: WeightConfig | None = None,
         weight_limit_1m: int | None = None,
         sleep: Sleep | None = None,
-        metrics: RouterMetrics | None = None,
     ) -> None:
         """`weight`: the budget's pacing (None: no budget); `weight_limit_1m` overrides the
         limit the adapter reports per market (else `weight.limit_1m`)."""
@@ -137,10 +137,9 @@ class GuardedExchange(ExchangePort):
             try:
                 await budget.acquire(weight_of(op, m), urgent=urgent or in_urgent_lane())
             except WeightExhausted:
-                if self.metrics is not None:
-                    self.metrics.weight_paced.labels("refused").inc()
+                self.metrics.weight_paced.labels("refused").inc()
                 raise
-            if self.metrics is not None and budget.paced > paced:
+            if budget.paced > paced:
                 self.metrics.weight_paced.labels("waited").inc()
         try:
             result = await call()
@@ -167,8 +166,7 @@ class GuardedExchange(ExchangePort):
         used = self.inner.used_weight_1m(market)
         if used is not None:
             budget.observe(used)
-        if self.metrics is not None:
-            self.metrics.weight_used.labels(market.value).set(budget.used())
+        self.metrics.weight_used.labels(market.value).set(budget.used())
 
     async def _record(self, *, error: bool) -> None:
         self.breaker.record(self.clock.now_ms(), error=error)

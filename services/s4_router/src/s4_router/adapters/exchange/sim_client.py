@@ -187,9 +187,10 @@ def _int_id(value: str | None) -> int | None:
 class SimExchange(ExchangePort):
     """The exchange port over an in-process :class:`venue.Venue`."""
 
-    def __init__(self, venue: Venue, *, name: str = "sim", simulate_latency: bool = False) -> None:
-        self.venue = name
-        self.sim = venue
+    venue = "sim"
+
+    def __init__(self, sim: Venue, *, simulate_latency: bool = False) -> None:
+        self.sim = sim
         self._simulate_latency = simulate_latency
         self._closed = False
 
@@ -257,7 +258,7 @@ class SimExchange(ExchangePort):
         order = await self._call(
             lambda: self.sim.cancel_order(
                 market, symbol, order_id=oid, client_order_id=client_order_id
-            ),
+            )
         )
         return _order(order)
 
@@ -273,7 +274,7 @@ class SimExchange(ExchangePort):
         order = await self._call(
             lambda: self.sim.get_order(
                 market, symbol, order_id=oid, client_order_id=client_order_id
-            ),
+            )
         )
         return _order(order)
 
