@@ -39,7 +39,6 @@ from s4_router.adapters.exchange.weight import (
     WeightConfig,
     WeightExhausted,
     in_urgent_lane,
-    weight_of,
 )
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, Transition
@@ -55,12 +54,21 @@ Port = Callable[Concatenate[ExchangePort, P], Coroutine[Any, Any, T]]
 Guarded = Callable[Concatenate["GuardedExchange", P], Coroutine[Any, Any, T]]
 
 
+# A call's estimated request weight: (spot, USD-M futures), Binance's published REST figures
+# (the venue's header corrects them).
+Weight = tuple[int, int]
+
+
 def _forward(
-    method: Port[P, T], market: Market | None = None, *, urgent: bool = False
+    method: Port[P, T],
+    market: Market | None = None,
+    *,
+    urgent: bool = False,
+    weight: Weight = (1, 1),
 ) -> Guarded[P, T]:
     """The port `method`, called on the inner adapter with the same arguments through
-    :meth:`GuardedExchange._guard` (operation: the method's name), charged to `market` — or,
-    when None, to the call's own first argument `market` (none: the venue's primary market)."""
+    :meth:`GuardedExchange._guard`, charged `weight` to `market` — or, when None, to the
+    call's own first argument `market` (none: the venue's primary market)."""
     name = method.__name__
     by_arg = market is None and list(inspect.signature(method).parameters)[1:2] == ["market"]
 
@@ -69,7 +77,7 @@ def _forward(
         if by_arg:
             m = cast(Market, kwargs["market"] if "market" in kwargs else args[0])
         return await self._guard(
-            lambda: getattr(self.inner, name)(*args, **kwargs), name, m, urgent=urgent
+            lambda: getattr(self.inner, name)(*args, **kwargs), weight, m, urgent=urgent
         )
 
     # Not functools.wraps: it would copy the port's __isabstractmethod__ along.
@@ -125,7 +133,7 @@ class GuardedExchange(ExchangePort):
     async def _guard(
         self,
         call: Callable[[], Awaitable[T]],
-        op: str,
+        weight: Weight,
         market: Market | None = None,
         *,
         urgent: bool = False,
@@ -135,7 +143,8 @@ class GuardedExchange(ExchangePort):
         if budget is not None:
             paced = budget.paced
             try:
-                await budget.acquire(weight_of(op, m), urgent=urgent or in_urgent_lane())
+                w = weight[1] if m is Market.FUT else weight[0]
+                await budget.acquire(w, urgent=urgent or in_urgent_lane())
             except WeightExhausted:
                 self.metrics.weight_paced.labels("refused").inc()
                 raise
@@ -186,7 +195,7 @@ class GuardedExchange(ExchangePort):
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
         # A reduce-only order only ever closes: it takes the urgent lane.
         return await self._guard(
-            lambda: self.inner.place_order(req), "place_order", req.market, urgent=req.reduce_only
+            lambda: self.inner.place_order(req), (1, 1), req.market, urgent=req.reduce_only
         )
 
     async def close(self) -> None:
@@ -194,10 +203,10 @@ class GuardedExchange(ExchangePort):
 
     server_time_ms = _forward(ExchangePort.server_time_ms, urgent=True)
     cancel_order = _forward(ExchangePort.cancel_order, urgent=True)
-    fetch_order = _forward(ExchangePort.fetch_order)
-    fetch_open_orders = _forward(ExchangePort.fetch_open_orders)
-    fetch_my_trades = _forward(ExchangePort.fetch_my_trades)
-    fetch_book = _forward(ExchangePort.fetch_book)
+    fetch_order = _forward(ExchangePort.fetch_order, weight=(4, 1))
+    fetch_open_orders = _forward(ExchangePort.fetch_open_orders, weight=(6, 1))
+    fetch_my_trades = _forward(ExchangePort.fetch_my_trades, weight=(20, 5))
+    fetch_book = _forward(ExchangePort.fetch_book, weight=(5, 2))  # depth up to 50 levels
 
     # ---- protective orders: never refused here either (closes pass an OPEN breaker) ---------
     @property
@@ -206,12 +215,12 @@ class GuardedExchange(ExchangePort):
 
     set_leverage = _forward(ExchangePort.set_leverage, Market.FUT)
     set_margin_type = _forward(ExchangePort.set_margin_type, Market.FUT)
-    fetch_positions = _forward(ExchangePort.fetch_positions, Market.FUT)
-    fetch_balances = _forward(ExchangePort.fetch_balances)
+    fetch_positions = _forward(ExchangePort.fetch_positions, Market.FUT, weight=(20, 5))
+    fetch_balances = _forward(ExchangePort.fetch_balances, weight=(20, 5))
     place_conditional = _forward(ExchangePort.place_conditional, Market.FUT, urgent=True)
     cancel_conditional = _forward(ExchangePort.cancel_conditional, Market.FUT, urgent=True)
     fetch_conditional = _forward(ExchangePort.fetch_conditional, Market.FUT)
     fetch_open_conditionals = _forward(ExchangePort.fetch_open_conditionals, Market.FUT)
     place_oco = _forward(ExchangePort.place_oco, Market.SPOT, urgent=True)
-    fetch_order_list = _forward(ExchangePort.fetch_order_list, Market.SPOT)
+    fetch_order_list = _forward(ExchangePort.fetch_order_list, Market.SPOT, weight=(4, 4))
     cancel_order_list = _forward(ExchangePort.cancel_order_list, Market.SPOT, urgent=True)
