@@ -143,15 +143,8 @@ RAW_STATUS = {
     "EXPIRED": OrderStatus.EXPIRED,
     "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
 }
-RAW_TYPE = {
-    "LIMIT": OrderType.LIMIT,
-    "MARKET": OrderType.MARKET,
-    "LIMIT_MAKER": OrderType.LIMIT_MAKER,
-    "STOP_LOSS": OrderType.STOP_MARKET,
-    "STOP_MARKET": OrderType.STOP_MARKET,
-    "STOP_LOSS_LIMIT": OrderType.STOP_LOSS_LIMIT,
-    "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET,
-}
+# Binance names our order types alike, but for spot's stop (STOP_LOSS: a stop-market).
+RAW_TYPE = {t.value: t for t in OrderType} | {"STOP_LOSS": OrderType.STOP_MARKET}
 UNIFIED_ALGO_STATUS = {
     "open": "NEW",
     "closed": "FINISHED",
