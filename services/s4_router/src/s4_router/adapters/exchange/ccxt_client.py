@@ -354,12 +354,6 @@ class CcxtExchange(ExchangePort):
         self._closed = True
         await asyncio.gather(*(client.close() for client in self._distinct_clients()))
 
-    async def __aenter__(self) -> CcxtExchange:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
     # ---- beyond the port (same extension methods as SimExchange) -----------------------------
     async def set_leverage(self, symbol: str, leverage: int) -> int:
         client, sym = self._clients[FUT], self._symbol(FUT, symbol)
