@@ -120,15 +120,12 @@ class SimStreamFeed:
             calc.on_funding(step.ts, step.funding_rate)
         self.last[step.symbol] = step
 
-    async def _tail(self) -> str:
-        newest = await self.redis.xrevrange(keys.SIM_MARKET, count=1)
-        return str(newest[0][0]) if newest else "0-0"
-
     async def read_once(self) -> int:
         """Read what was appended since the last read (waiting up to `block_ms`), publish the
         symbols it touched; returns the number of symbols published."""
-        if self._cursor is None:
-            self._cursor = await self._tail()
+        if self._cursor is None:  # from the stream's tail on
+            newest = await self.redis.xrevrange(keys.SIM_MARKET, count=1)
+            self._cursor = str(newest[0][0]) if newest else "0-0"
         answer = cast(
             list[tuple[str, list[tuple[str, dict[str, str]]]]] | None,
             await self.redis.xread(

@@ -19,6 +19,7 @@ venue's own count (`used_weight_1m`) corrects the budget after every answer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -113,11 +114,7 @@ class GuardedExchange(ExchangePort):
             pools = list(Market) if inner.separate_weight_pools else [Market.SPOT]
             for m in pools:
                 limit = weight_limit_1m or inner.weight_limit_1m(m) or weight.limit_1m
-                cfg = WeightConfig(
-                    limit_1m=limit,
-                    pace_fraction=weight.pace_fraction,
-                    max_wait_ms=weight.max_wait_ms,
-                )
+                cfg = dataclasses.replace(weight, limit_1m=limit)
                 self.budgets[m] = WeightBudget(cfg, clock=clock, sleep=sleep or asyncio.sleep)
 
     def budget(self, market: Market) -> WeightBudget | None:
