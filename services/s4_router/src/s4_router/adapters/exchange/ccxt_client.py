@@ -49,6 +49,7 @@ from s4_router.adapters.exchange.base import (
 from s4_router.adapters.exchange.ccxt_setup import (
     BINANCE_WEIGHT_LIMITS,
     binance_market_info,
+    client_config,
     load_mexc_markets,
     used_weight_1m,
 )
@@ -88,27 +89,14 @@ class CcxtExchange(ExchangePort):
             raise ValueError(f"unsupported ccxt exchange {exchange_id!r}")
         self.venue = exchange_id
         self._binance = exchange_id in BINANCE_FAMILY
-        config: dict[str, Any] = {
-            "apiKey": api_key,
-            "secret": api_secret,
-            "enableRateLimit": enable_rate_limit,
-            "timeout": timeout_ms,
-            # ccxt's limiter, when enabled: Binance limits weight per minute, and the default
-            # leaky bucket would space every futures order 200 ms apart.
-            "rateLimiterAlgorithm": "rollingWindow",
-            "rollingWindowSize": 60_000,
-            "options": {
-                "adjustForTimeDifference": False,  # synced explicitly in load_markets()
-                "recvWindow": recv_window_ms,
-                "warnOnFetchOpenOrdersWithoutSymbol": False,
-                "fetchMargins": False,
-                "fetchCurrencies": False,
-                "crossMarginPairsData": [],
-                "isolatedMarginPairsData": [],
-                "setMarginMode": {"throwMarginModeAlreadySet": True},
-                **dict(options or {}),  # the caller's override ours
-            },
-        }
+        config = client_config(
+            api_key=api_key,
+            api_secret=api_secret,
+            timeout_ms=timeout_ms,
+            enable_rate_limit=enable_rate_limit,
+            recv_window_ms=recv_window_ms,
+            options=options,
+        )
 
         def build(name: str) -> Any:
             client = getattr(ccxt_async, name)(dict(config))

@@ -1,7 +1,8 @@
-"""Binance markets from our instrument_registry (:func:`binance_market_info`: ``exchangeInfo``
-entries fed through ccxt's own ``parse_market``, so start-up does not depend on venue
-discovery), MEXC's market lists (:func:`load_mexc_markets`: only the types the registry
-trades), and Binance's request weight (per-minute limits, the ``X-MBX-USED-WEIGHT-1M`` header)."""
+"""How S4 sets ccxt up: the client config (:func:`client_config`), Binance markets from our
+instrument_registry (:func:`binance_market_info`: ``exchangeInfo`` entries fed through ccxt's
+own ``parse_market``, so start-up does not depend on venue discovery), MEXC's market lists
+(:func:`load_mexc_markets`: only the types the registry trades), and Binance's request weight
+(per-minute limits, the ``X-MBX-USED-WEIGHT-1M`` header)."""
 
 from __future__ import annotations
 
@@ -106,6 +107,40 @@ def used_weight_1m(headers: Mapping[Any, Any] | None) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def client_config(
+    *,
+    api_key: str,
+    api_secret: str,
+    timeout_ms: int,
+    enable_rate_limit: bool,
+    recv_window_ms: int,
+    options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The ccxt constructor's config (`options` overrides ours); the runbook's venue shell
+    builds its client with it too."""
+    return {
+        "apiKey": api_key,
+        "secret": api_secret,
+        "enableRateLimit": enable_rate_limit,
+        "timeout": timeout_ms,
+        # ccxt's limiter, when enabled: Binance limits weight per minute, and the default
+        # leaky bucket would space every futures order 200 ms apart.
+        "rateLimiterAlgorithm": "rollingWindow",
+        "rollingWindowSize": 60_000,
+        "options": {
+            "adjustForTimeDifference": False,  # synced explicitly in load_markets()
+            "recvWindow": recv_window_ms,
+            "warnOnFetchOpenOrdersWithoutSymbol": False,
+            "fetchMargins": False,
+            "fetchCurrencies": False,
+            "crossMarginPairsData": [],
+            "isolatedMarginPairsData": [],
+            "setMarginMode": {"throwMarginModeAlreadySet": True},
+            **dict(options or {}),
+        },
+    }
 
 
 async def load_mexc_markets(client: Any, instruments: Sequence[Instrument]) -> None:
