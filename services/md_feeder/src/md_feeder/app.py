@@ -26,14 +26,11 @@ from svckit.liveness import install_livez
 from svckit.metrics import render
 from svckit.redisio import RedisClient, make_redis, ping
 
-Feed = SimStreamFeed | PollingFeed
-
 
 @dataclass
 class Feeder:
     settings: Settings
     redis: RedisClient
-    feed: Feed
     metrics: FeedMetrics
     stop: asyncio.Event
     task: asyncio.Task[None] | None = None
@@ -57,7 +54,7 @@ async def start_feeder(
         redis = make_redis(settings.redis_addresses, password=settings.redis_password_value)
         stack.push_async_callback(redis.aclose)
     metrics = FeedMetrics()
-    feed: Feed
+    feed: SimStreamFeed | PollingFeed
     if settings.source == "sim":
         feed = SimStreamFeed(
             redis=redis,
@@ -84,7 +81,7 @@ async def start_feeder(
             ttl_s=settings.ttl_s,
             metrics=metrics,
         )
-    feeder = Feeder(settings, redis, feed, metrics, asyncio.Event())
+    feeder = Feeder(settings, redis, metrics, asyncio.Event())
     feeder.task = asyncio.create_task(feed.run(feeder.stop), name="market-feed")
 
     async def _stop() -> None:
