@@ -29,7 +29,7 @@ from s4_router.entrypoints.schemas import CancelRequest, Health, OrderView
 from s4_router.entrypoints.statuses import http_status
 from s4_router.service_layer.cancels import CancelProgress, cancel_recorded
 from svckit.auth import API, install_bearer_auth
-from svckit.httperrors import install_error_handlers
+from svckit.httperrors import error_body, install_error_handlers
 from svckit.liveness import install_livez
 from svckit.logging import log_scope
 from svckit.metrics import render
@@ -214,10 +214,8 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         """The order with its child orders, fills and state history."""
         view = await c.router.get(client_order_id)
         if view is None:
-            return JSONResponse(
-                {"result": "FAIL", "order_ids": [], "message": f"unknown order {client_order_id}"},
-                status_code=404,
-            )
+            body = error_body(f"unknown order {client_order_id}", fail_body=True)
+            return JSONResponse(body, status_code=404)
         return view
 
     if settings.exchange == "sim":
