@@ -155,6 +155,8 @@ class S4Container:
         breaker = self.router.breaker
         rate, calls = breaker.error_rate(now)
         skew = self.router.skew
+        guarded = self.router.exchange
+        budgets = guarded.budgets if isinstance(guarded, GuardedExchange) else {}
         return Health(
             status="ok" if ok else "degraded",
             exchange=exch,
@@ -185,23 +187,17 @@ class S4Container:
                 "handled": self.consumer.handled,
             },
             reconcile=self.reconciler.health() if self.reconciler is not None else {},
-            weight=self._weight(),
+            weight={
+                m.value: {
+                    "used": b.used(),
+                    "limit": b.cfg.limit_1m,
+                    "pace_at": b.pace_at,
+                    "paced": b.paced,
+                    "refused": b.refused,
+                }
+                for m, b in budgets.items()
+            },
         )
-
-    def _weight(self) -> dict[str, Any]:
-        guarded = self.router.exchange
-        if not isinstance(guarded, GuardedExchange):
-            return {}
-        return {
-            m.value: {
-                "used": b.used(),
-                "limit": b.cfg.limit_1m,
-                "pace_at": b.pace_at,
-                "paced": b.paced,
-                "refused": b.refused,
-            }
-            for m, b in guarded.budgets.items()
-        }
 
     async def aclose(self) -> None:
         """Stop in order, Redis last: the loops end on `stop` at their next turn (an intent
