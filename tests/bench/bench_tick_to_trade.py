@@ -296,7 +296,7 @@ async def measure(
             body = orjson.dumps({"symbol": SYMBOL, "sideHint": sides[i % len(sides)]})
             # The floor: the same feature write, then one bare authenticated HTTP hop.
             f0 = time.perf_counter()
-            await publish_snapshots(redis, [sample], feed.calc, feed.ttl_s)
+            await publish_snapshots(redis, [sample], feed.calc, feed.ttl_s, feed.metrics)
             f1 = time.perf_counter()
             await bare.post("/decide", body)
             f2 = time.perf_counter()
@@ -305,7 +305,7 @@ async def measure(
             sample = dataclasses.replace(sample, ts=last_ts)
             t0_ns = time.time_ns()
             p0 = time.perf_counter()
-            await publish_snapshots(redis, [sample], feed.calc, feed.ttl_s)
+            await publish_snapshots(redis, [sample], feed.calc, feed.ttl_s, feed.metrics)
             status, raw = await s3.post("/decide", body)
             p1 = time.perf_counter()
             if status != 200:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -188,9 +188,11 @@ async def timed(fn: Callable[[], Awaitable[object]]) -> float:
 async def bench_roundtrips(url: str, pairs: int, pings: int) -> None:
     results: list[str] = []
     for market in (Market.SPOT, Market.FUT):
-        async with CcxtExchange(
-            "binance", api_key=KEY, api_secret=SECRET, base_url=url, enable_rate_limit=False
-        ) as ex:
+        async with AsyncExitStack() as stack:
+            ex = CcxtExchange(
+                "binance", api_key=KEY, api_secret=SECRET, base_url=url, enable_rate_limit=False
+            )
+            stack.push_async_callback(ex.close)
             await ex.load_markets(DEFAULT_INSTRUMENTS)
             book = await ex.fetch_book(market, SYM, 5)
             passive = (book.best_bid * D("0.9")).quantize(D("0.1"))
@@ -221,7 +223,9 @@ async def bench_roundtrips(url: str, pairs: int, pings: int) -> None:
                 line(f"ccxt cancel_order {name}", cancels),
                 line(f"ccxt create+cancel {name}", both),
             ]
-    async with CcxtExchange("binance", api_key=KEY, api_secret=SECRET, base_url=url) as ex:
+    async with AsyncExitStack() as stack:
+        ex = CcxtExchange("binance", api_key=KEY, api_secret=SECRET, base_url=url)
+        stack.push_async_callback(ex.close)
         await ex.load_markets(DEFAULT_INSTRUMENTS)
         book = await ex.fetch_book(Market.SPOT, SYM, 5)
         passive = (book.best_bid * D("0.9")).quantize(D("0.1"))

@@ -11,6 +11,8 @@ harness's ManualClock.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,6 +49,15 @@ def facade_venue(seed: int = 11) -> tuple[Venue, TrackingClock]:
 
 def plug(slot: SwappableApp, venue: Venue, *, stall_s: float = 5.0) -> None:
     slot.app = create_facade(venue, api_key=API_KEY, api_secret=API_SECRET, stall_s=stall_s)
+
+
+@asynccontextmanager
+async def closing(ex: CcxtExchange) -> AsyncIterator[CcxtExchange]:
+    """`ex`, closed on the way out."""
+    try:
+        yield ex
+    finally:
+        await ex.close()
 
 
 def ccxt_exchange(

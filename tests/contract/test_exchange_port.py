@@ -52,6 +52,7 @@ from tests.contract.facade_harness import (
     API_SECRET,
     SwappableApp,
     ccxt_exchange,
+    closing,
     facade_venue,
     plug,
 )
@@ -690,7 +691,7 @@ def _closed_port() -> int:
 
 
 async def test_ccxt_place_with_refused_connection_raises_network_error_not_ambiguous() -> None:
-    async with ccxt_exchange(f"http://127.0.0.1:{_closed_port()}") as ex:
+    async with closing(ccxt_exchange(f"http://127.0.0.1:{_closed_port()}")) as ex:
         await ex.load_markets(DEFAULT_INSTRUMENTS)  # the clock sync fails quietly: logged only
         with pytest.raises(ExchangeNetworkError) as exc:
             await ex.place_order(market_req("c-refused", "0.01", market=FUT))
@@ -713,7 +714,7 @@ async def test_ccxt_with_wrong_secret_raises_definitive_error(
     server, slot = facade
     venue, _ = facade_venue()
     plug(slot, venue)
-    async with ccxt_exchange(server.url, api_secret="not-the-secret") as ex:
+    async with closing(ccxt_exchange(server.url, api_secret="not-the-secret")) as ex:
         await ex.load_markets(DEFAULT_INSTRUMENTS)
         with pytest.raises(DefinitiveError) as exc:
             await ex.place_order(market_req("c-sig", "0.01"))
@@ -737,7 +738,10 @@ async def test_ccxt_markets_from_instruments_match_the_venue_exchange_info(
     server, slot = facade
     venue, _ = facade_venue()
     plug(slot, venue)
-    async with ccxt_exchange(server.url) as built, ccxt_exchange(server.url) as discovered:
+    async with (
+        closing(ccxt_exchange(server.url)) as built,
+        closing(ccxt_exchange(server.url)) as discovered,
+    ):
         await built.load_markets(DEFAULT_INSTRUMENTS)
         await discovered.load_markets([])  # fallback: ccxt's load_markets() against the facade
         for market in (SPOT, FUT):
@@ -806,7 +810,7 @@ async def test_factory_with_ccxt_exchange_and_base_url_builds_a_working_adapter(
     assert isinstance(ex, CcxtExchange)
     assert jobs == []
     assert {c.options["recvWindow"] for c in ex._clients.values()} == {7_000}
-    async with ex:
+    async with closing(ex):
         await ex.load_markets(DEFAULT_INSTRUMENTS)
         before = clock.now_ms()
         assert before <= await ex.server_time_ms() <= clock.now_ms()

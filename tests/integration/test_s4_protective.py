@@ -388,10 +388,13 @@ class AckedThenThrottled(SimExchange):
         self.clock, self.until_ms = clock, until_ms
         self.throttled = False
 
-    async def _call(self, op: str, fn: Any, *, submit: bool = False) -> Any:
-        if self.throttled and op != "time" and self.clock.now_ms() < self.until_ms:
+    async def _call(self, fn: Any, *, submit: bool = False) -> Any:
+        if self.throttled and self.clock.now_ms() < self.until_ms:
             raise RateLimited("429 Too Many Requests", retry_after=1.0, code=429)
-        return await super()._call(op, fn, submit=submit)
+        return await super()._call(fn, submit=submit)
+
+    async def server_time_ms(self) -> int:
+        return self.sim.server_time_ms()  # the clock probe is not throttled
 
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
         order = await super().place_order(req)

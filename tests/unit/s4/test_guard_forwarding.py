@@ -1,5 +1,5 @@
-"""Every port call through GuardedExchange reaches the inner adapter unchanged, as the operation
-of its own name, charged to the right market's weight pool, in the right lane."""
+"""Every port call through GuardedExchange reaches the inner adapter unchanged, charged its
+weight to the right market's weight pool, in the right lane."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from s4_router.adapters.exchange.base import ExchangePort, OcoRequest, PlaceOrderRequest
 from s4_router.adapters.exchange.guard import GuardedExchange
+from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from svckit.clock import ManualClock
 from tradekit.enums import Market, OrderType, Side
@@ -42,6 +43,16 @@ CASES: list[tuple[str, tuple[Any, ...], dict[str, Any], Market | None, bool]] = 
     ("fetch_order_list", ("7",), {}, SPOT, False),
     ("cancel_order_list", ("BTCUSDT", "7"), {}, SPOT, True),
 ]
+# Binance's published request weight (spot, USD-M futures) where it is not 1.
+WEIGHTS = {
+    "fetch_order": (4, 1),
+    "fetch_open_orders": (6, 1),
+    "fetch_my_trades": (20, 5),
+    "fetch_book": (5, 2),
+    "fetch_positions": (20, 5),
+    "fetch_balances": (20, 5),
+    "fetch_order_list": (4, 4),
+}
 
 
 def bound(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -79,19 +90,22 @@ class Echo(ExchangePort):
 class Recording(GuardedExchange):
     def __init__(self) -> None:
         super().__init__(
-            Echo(), breaker=CircuitBreaker(CircuitBreakerConfig()), clock=ManualClock(0)
+            Echo(),
+            breaker=CircuitBreaker(CircuitBreakerConfig()),
+            clock=ManualClock(0),
+            metrics=RouterMetrics(),
         )
-        self.guarded: list[tuple[str, Market | None, bool]] = []
+        self.guarded: list[tuple[tuple[int, int], Market | None, bool]] = []
 
     async def _guard(
         self,
         call: Callable[[], Awaitable[T]],
-        op: str,
+        weight: tuple[int, int],
         market: Market | None = None,
         *,
         urgent: bool = False,
     ) -> T:
-        self.guarded.append((op, market, urgent))
+        self.guarded.append((weight, market, urgent))
         return await call()
 
 
@@ -102,4 +116,4 @@ async def test_guarded_call_reaches_inner_port_charged_to_its_market_and_lane(
     g = Recording()
     answer = await getattr(g, method)(*args, **kwargs)
     assert answer == (method, bound(method, args, kwargs))
-    assert g.guarded == [(method, market, urgent)]
+    assert g.guarded == [(WEIGHTS.get(method, (1, 1)), market, urgent)]

@@ -218,7 +218,9 @@ async def test_guard_with_5xx_and_429_counts_errors_but_not_rejects_or_timeouts(
             ExchangeUnavailable("5xx"),
         ]
     )
-    g = GuardedExchange(v, breaker=cb, clock=clock, on_transition=on_transition)
+    g = GuardedExchange(
+        v, breaker=cb, clock=clock, metrics=RouterMetrics(), on_transition=on_transition
+    )
     for _ in range(5):
         with pytest.raises(ExchangeError):
             await g.place_order(REQ)

@@ -18,8 +18,8 @@ class LatencyModel:
     def __init__(self, *, seed: int = 0) -> None:
         self._rng = random.Random(f"latency:{seed}")
 
-    def sample_ms(self, op: str = "place") -> int:
-        """One draw (same seed ⇒ same sequence; `op` is accepted for per-op models later)."""
+    def sample_ms(self) -> int:
+        """One draw (same seed ⇒ same sequence)."""
         ms = self.BASE_MS + self._rng.expovariate(1 / self.JITTER_MEAN_MS)
         if self._rng.random() < self.TAIL_PROBABILITY:
             ms += self.TAIL_MS

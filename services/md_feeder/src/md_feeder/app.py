@@ -26,41 +26,11 @@ from svckit.liveness import install_livez
 from svckit.metrics import render
 from svckit.redisio import RedisClient, make_redis, ping
 
-Feed = SimStreamFeed | PollingFeed
-
-
-def build_feed(settings: Settings, redis: RedisClient, metrics: FeedMetrics) -> Feed:
-    if settings.source == "sim":
-        return SimStreamFeed(
-            redis=redis,
-            symbols=settings.symbols,
-            ttl_s=settings.ttl_s,
-            block_ms=settings.sim_block_ms,
-            warmup=settings.sim_warmup,
-            metrics=metrics,
-        )
-    source = CcxtBookSource(
-        settings.source,
-        testnet=settings.testnet,
-        base_url=settings.exchange_base_url,
-        timeout_ms=settings.request_timeout_ms,
-    )
-    return PollingFeed(
-        source=source,
-        redis=redis,
-        symbols=settings.symbols,
-        period_ms=settings.poll_ms,
-        funding_period_ms=settings.funding_poll_ms,
-        ttl_s=settings.ttl_s,
-        metrics=metrics,
-    )
-
 
 @dataclass
 class Feeder:
     settings: Settings
     redis: RedisClient
-    feed: Feed
     metrics: FeedMetrics
     stop: asyncio.Event
     task: asyncio.Task[None] | None = None
@@ -84,10 +54,34 @@ async def start_feeder(
         redis = make_redis(settings.redis_addresses, password=settings.redis_password_value)
         stack.push_async_callback(redis.aclose)
     metrics = FeedMetrics()
-    feed = build_feed(settings, redis, metrics)
-    if isinstance(feed, PollingFeed):
-        stack.push_async_callback(feed.source.close)
-    feeder = Feeder(settings, redis, feed, metrics, asyncio.Event())
+    feed: SimStreamFeed | PollingFeed
+    if settings.source == "sim":
+        feed = SimStreamFeed(
+            redis=redis,
+            symbols=settings.symbols,
+            ttl_s=settings.ttl_s,
+            block_ms=settings.sim_block_ms,
+            warmup=settings.sim_warmup,
+            metrics=metrics,
+        )
+    else:
+        source = CcxtBookSource(
+            settings.source,
+            testnet=settings.testnet,
+            base_url=settings.exchange_base_url,
+            timeout_ms=settings.request_timeout_ms,
+        )
+        stack.push_async_callback(source.close)
+        feed = PollingFeed(
+            source=source,
+            redis=redis,
+            symbols=settings.symbols,
+            period_ms=settings.poll_ms,
+            funding_period_ms=settings.funding_poll_ms,
+            ttl_s=settings.ttl_s,
+            metrics=metrics,
+        )
+    feeder = Feeder(settings, redis, metrics, asyncio.Event())
     feeder.task = asyncio.create_task(feed.run(feeder.stop), name="market-feed")
 
     async def _stop() -> None:

@@ -102,7 +102,6 @@ class PollingFeed:
         self._mark: dict[str, Decimal | None] = {}
         self._funding_due: dict[str, float] = {}
         self._now = monotonic_ms or (lambda: time.monotonic() * 1000)
-        self.published = 0
         self.started = False
 
     async def start(self) -> None:
@@ -149,11 +148,7 @@ class PollingFeed:
                 raise res
             elif res is not None:
                 samples.append(res)
-        n = await publish_snapshots(self.redis, samples, self.calc, self.ttl_s)
-        if n:
-            self.published += 1
-            self.metrics.published(s.symbol for s in samples)
-        return n
+        return await publish_snapshots(self.redis, samples, self.calc, self.ttl_s, self.metrics)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from md_feeder.metrics import FeedMetrics
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from tradekit.features import MINUTES_PER_YEAR, FeatureCalculator
@@ -51,10 +52,12 @@ async def publish_snapshots(
     samples: Iterable[BookSample],
     calcs: Mapping[str, FeatureCalculator],
     ttl_s: int,
+    metrics: FeedMetrics,
 ) -> int:
-    """SET mkt:tick, mkt:depth and feat:last for every sample with both sides of a book."""
+    """SET mkt:tick, mkt:depth and feat:last for every sample with both sides of a book;
+    returns how many were published."""
     pipe = redis.pipeline(transaction=False)
-    n = 0
+    published: list[str] = []
     for smp in samples:
         if not smp.bids or not smp.asks:
             continue
@@ -83,7 +86,8 @@ async def publish_snapshots(
         pipe.set(keys.mkt_tick(smp.symbol), tick.model_dump_json(), ex=ttl_s)
         pipe.set(keys.mkt_depth(smp.symbol), depth.model_dump_json(), ex=ttl_s)
         pipe.set(keys.feat_last(smp.symbol), jsonutil.dumps(feats), ex=ttl_s)
-        n += 1
-    if n:
+        published.append(smp.symbol)
+    if published:
         await pipe.execute()
-    return n
+        metrics.published(published)
+    return len(published)

@@ -67,7 +67,7 @@ def synthetic_rho_usdttwd(bars: Sequence[Bar], seed: int) -> float | None:
     return cov / math.sqrt(var_r * var_t) if var_r > 0 and var_t > 0 else None
 
 
-def warm_up(calc: FeatureCalculator, *, end_ts: int, last: Decimal, seed: int) -> int:
+def warm_up(calc: FeatureCalculator, *, end_ts: int, last: Decimal, seed: int) -> None:
     """Backfill `WARMUP_MINUTES` of 1-minute bars ending at `last` (a seeded random walk,
     walked backwards from the current price) so history-based features exist from the first
     publish. This is synthetic history for the simulator only; a live feed backfills klines."""
@@ -88,7 +88,6 @@ def warm_up(calc: FeatureCalculator, *, end_ts: int, last: Decimal, seed: int) -
             close=Decimal(f"{c:.8f}"),
         )
         calc.on_bar(bar)
-    return WARMUP_MINUTES
 
 
 @dataclass(kw_only=True, eq=False)
@@ -103,7 +102,6 @@ class SimStreamFeed:
     metrics: FeedMetrics = field(default_factory=FeedMetrics)
     calc: dict[str, FeatureCalculator] = field(default_factory=dict, init=False)
     last: dict[str, MarketStep] = field(default_factory=dict, init=False)
-    published: int = field(default=0, init=False)
     _rho: dict[str, tuple[int, float | None]] = field(default_factory=dict, init=False)
     # last entry id read; None until the tail is known
     _cursor: str | None = field(default=None, init=False)
@@ -122,15 +120,12 @@ class SimStreamFeed:
             calc.on_funding(step.ts, step.funding_rate)
         self.last[step.symbol] = step
 
-    async def _tail(self) -> str:
-        newest = await self.redis.xrevrange(keys.SIM_MARKET, count=1)
-        return str(newest[0][0]) if newest else "0-0"
-
     async def read_once(self) -> int:
         """Read what was appended since the last read (waiting up to `block_ms`), publish the
         symbols it touched; returns the number of symbols published."""
-        if self._cursor is None:
-            self._cursor = await self._tail()
+        if self._cursor is None:  # from the stream's tail on
+            newest = await self.redis.xrevrange(keys.SIM_MARKET, count=1)
+            self._cursor = str(newest[0][0]) if newest else "0-0"
         answer = cast(
             list[tuple[str, list[tuple[str, dict[str, str]]]]] | None,
             await self.redis.xread(
@@ -151,11 +146,7 @@ class SimStreamFeed:
                     self.on_step(step)
                     touched.add(step.symbol)
         samples = [self._sample(symbol) for symbol in sorted(touched)]
-        n = await publish_snapshots(self.redis, samples, self.calc, self.ttl_s)
-        if n:
-            self.published += 1
-            self.metrics.published(touched)
-        return n
+        return await publish_snapshots(self.redis, samples, self.calc, self.ttl_s, self.metrics)
 
     def _sample(self, symbol: str) -> BookSample:
         step = self.last[symbol]

@@ -22,7 +22,6 @@ import socket
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from s4_router.adapters.exchange.base import ExchangePort
@@ -156,6 +155,8 @@ class S4Container:
         breaker = self.router.breaker
         rate, calls = breaker.error_rate(now)
         skew = self.router.skew
+        guarded = self.router.exchange
+        budgets = guarded.budgets if isinstance(guarded, GuardedExchange) else {}
         return Health(
             status="ok" if ok else "degraded",
             exchange=exch,
@@ -186,23 +187,17 @@ class S4Container:
                 "handled": self.consumer.handled,
             },
             reconcile=self.reconciler.health() if self.reconciler is not None else {},
-            weight=self._weight(),
+            weight={
+                m.value: {
+                    "used": b.used(),
+                    "limit": b.cfg.limit_1m,
+                    "pace_at": b.pace_at,
+                    "paced": b.paced,
+                    "refused": b.refused,
+                }
+                for m, b in budgets.items()
+            },
         )
-
-    def _weight(self) -> dict[str, Any]:
-        guarded = self.router.exchange
-        if not isinstance(guarded, GuardedExchange):
-            return {}
-        return {
-            m.value: {
-                "used": b.used(),
-                "limit": b.cfg.limit_1m,
-                "pace_at": b.pace_at,
-                "paced": b.paced,
-                "refused": b.refused,
-            }
-            for m, b in guarded.budgets.items()
-        }
 
     async def aclose(self) -> None:
         """Stop in order, Redis last: the loops end on `stop` at their next turn (an intent
@@ -226,20 +221,6 @@ class S4Container:
         await self.resources.aclose()  # empty once closed: aclose() may run twice
 
 
-def load_route_table(path: Path) -> RouteTable:
-    try:
-        return load_table(path)
-    except (OSError, ValueError, RouteTableError) as exc:
-        raise ConfigError(f"S4_ROUTE_TABLE_PATH={str(path)!r}: {exc}") from None
-
-
-def _malloc_trim_job(interval_s: float) -> BackgroundTask:
-    async def malloc_trim_job(stop: asyncio.Event) -> None:
-        await memtrim.trim_loop(stop, interval_s=interval_s)
-
-    return malloc_trim_job
-
-
 async def bootstrap(
     settings: Settings,
     *,
@@ -254,7 +235,11 @@ async def bootstrap(
     # start-up has succeeded (a failure half-way closes them here, in reverse order).
     async with AsyncExitStack() as stack:
         clock = clock or WallClock()
-        route_table = load_route_table(settings.route_table_path)
+        path = settings.route_table_path
+        try:
+            route_table = load_table(path)
+        except (OSError, ValueError, RouteTableError) as exc:
+            raise ConfigError(f"S4_ROUTE_TABLE_PATH={str(path)!r}: {exc}") from None
         infra = await open_infra(stack, settings, prefix="S4_", redis=redis, store=store, seed=seed)
         redis, store = infra.redis, infra.store
         docs = await store.find("instrument_registry")
@@ -270,7 +255,9 @@ async def bootstrap(
         await exchange.load_markets(list(instruments.values()))
         if settings.malloc_trim_interval_s > 0:
             # Freed C-heap memory back to the OS (svckit.memtrim: the soak's RSS growth).
-            background.append(_malloc_trim_job(settings.malloc_trim_interval_s))
+            background.append(
+                functools.partial(memtrim.trim_loop, interval_s=settings.malloc_trim_interval_s)
+            )
         metrics = RouterMetrics()
         owner = settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
         breaker = CircuitBreaker(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -10,26 +11,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from s4_router.policies.registry import PolicyLimits
 from svckit.settings import CsvList, Duration, ServiceSettings, refuse_mexc_testnet
 
-# Settings applied at run time when they change in S4_SETTINGS_DIR (each intake reads the
-# execution-policy limits once, so an execution keeps the limits it started with). Every other
+# Settings applied at run time when they change in S4_SETTINGS_DIR: the execution-policy limits
+# (each intake reads them once, so an execution keeps the limits it started with). Every other
 # setting is restart-only: a change is reported (alert CONFIG_RESTART_REQUIRED, /health), never
 # silently ignored.
-RELOADABLE_SETTINGS: frozenset[str] = frozenset(
-    {
-        "maker_max_wait_ms",
-        "twap_max_slices",
-        "max_reprices",
-        "taker_max_failures",
-        "cancel_retry_ms",
-        "split_gap_ms",
-        "balance_downsize_factor",
-        "probe_max_child_fraction",
-        "probe_retry_ms",
-        "probe_max_delay_ms",
-    }
-)
+RELOADABLE_SETTINGS: frozenset[str] = frozenset(f.name for f in fields(PolicyLimits))
 
 
 def _blank_is_none(value: Any) -> Any:
@@ -278,44 +267,37 @@ class Settings(ServiceSettings):
     )
 
     @model_validator(mode="after")
-    def _fault_profile(self) -> Settings:
-        # The per-kind knobs override their share of S4_SIM_FAULT_RATE; each side (requests,
-        # reports) must stay a probability. Checked here so a bad ConfigMap fails at start.
-        # Only the in-process simulator reads them: with a real exchange `venue` (S4's `sim`
-        # extra) may not even be installed, so it is imported for S4_EXCHANGE=sim only.
+    def _consistent(self) -> Settings:
         if self.exchange != "sim":
-            return self
-        try:
-            from venue.faults import FAULT_KNOBS, profile_plan
-        except ModuleNotFoundError as exc:
-            if (exc.name or "").split(".")[0] != "venue":
-                raise
-            raise ValueError(
-                "S4_EXCHANGE=sim needs the venue simulator, which is not installed "
-                "(install s4-router[sim]; a live deployment sets S4_EXCHANGE to its exchange)"
-            ) from None
-
-        profile_plan(
-            self.sim_fault_rate,
-            {kind: getattr(self, f"sim_fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
-        )
-        return self
-
-    @model_validator(mode="after")
-    def _keys_for_live(self) -> Settings:
-        if self.exchange != "sim" and not (self.binance_key and self.binance_secret):
-            raise ValueError(f"exchange={self.exchange} needs S4_BINANCE_KEY and S4_BINANCE_SECRET")
-        refuse_mexc_testnet(self.exchange, self.testnet, prefix="S4_", venue_var="EXCHANGE")
-        return self
-
-    @model_validator(mode="after")
-    def _auth(self) -> Settings:
-        # Fail closed: whoever reaches the port could trade. The dev switch is for the
-        # simulator only; with a real exchange the token is required, whatever else is set.
-        if self.exchange != "sim" and self.auth_disabled:
-            raise ValueError(
-                f"S4_AUTH_DISABLED=true is refused with S4_EXCHANGE={self.exchange} "
-                "(a real exchange needs S4_API_TOKEN)"
+            if not (self.binance_key and self.binance_secret):
+                raise ValueError(
+                    f"exchange={self.exchange} needs S4_BINANCE_KEY and S4_BINANCE_SECRET"
+                )
+            refuse_mexc_testnet(self.exchange, self.testnet, prefix="S4_", venue_var="EXCHANGE")
+            # Fail closed: whoever reaches the port could trade. The dev switch is for the
+            # simulator only; with a real exchange the token is required, whatever else is set.
+            if self.auth_disabled:
+                raise ValueError(
+                    f"S4_AUTH_DISABLED=true is refused with S4_EXCHANGE={self.exchange} "
+                    "(a real exchange needs S4_API_TOKEN)"
+                )
+        else:
+            # The per-kind fault knobs override their share of S4_SIM_FAULT_RATE; each side
+            # (requests, reports) must stay a probability: a bad ConfigMap fails at start. Only
+            # the in-process simulator reads them: with a real exchange `venue` (S4's `sim`
+            # extra) may not even be installed, so it is imported for S4_EXCHANGE=sim only.
+            try:
+                from venue.faults import FAULT_KNOBS, profile_plan
+            except ModuleNotFoundError as exc:
+                if (exc.name or "").split(".")[0] != "venue":
+                    raise
+                raise ValueError(
+                    "S4_EXCHANGE=sim needs the venue simulator, which is not installed "
+                    "(install s4-router[sim]; a live deployment sets S4_EXCHANGE to its exchange)"
+                ) from None
+            profile_plan(
+                self.sim_fault_rate,
+                {kind: getattr(self, f"sim_fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
             )
         if self.api_token is None and not self.auth_disabled:
             raise ValueError(

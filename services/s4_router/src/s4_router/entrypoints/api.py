@@ -24,18 +24,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from s4_router.bootstrap import S4Container, bootstrap
 from s4_router.config import Settings
 from s4_router.domain.outcomes import Disposition, Outcome
-from s4_router.entrypoints.deps import ContainerDep, RouterDep
-from s4_router.entrypoints.schemas import CancelRequest, Health, OrderReply, OrderRequest, OrderView
+from s4_router.entrypoints.deps import ContainerDep
+from s4_router.entrypoints.schemas import CancelRequest, Health, OrderView
 from s4_router.entrypoints.statuses import http_status
 from s4_router.service_layer.cancels import CancelProgress, cancel_recorded
 from svckit.auth import API, install_bearer_auth
-from svckit.httperrors import install_error_handlers
+from svckit.httperrors import error_body, install_error_handlers
 from svckit.liveness import install_livez
 from svckit.logging import log_scope
 from svckit.metrics import render
 from svckit.store.base import Query
 from tradekit.enums import RequestResult
 from tradekit.ids import CLIENT_ORDER_ID_PATTERN
+from tradekit.intents import OrderIntent
 from tradekit.orders import OrderResponse
 
 log = logging.getLogger(__name__)
@@ -105,19 +106,17 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
 
     @app.post(
         "/orders",
-        response_model=OrderReply,
+        response_model=OrderResponse,
         response_model_exclude_none=True,
         responses={
-            202: {"model": OrderReply, "description": "accepted, execution still running"},
-            404: {"model": OrderReply, "description": "unknown order"},
-            409: {"model": OrderReply, "description": "conflicts with an earlier request"},
-            422: {"model": OrderReply, "description": "invalid intent, nothing sent"},
-            503: {"model": OrderReply, "description": "breaker open / clock skew / venue down"},
+            202: {"model": OrderResponse, "description": "accepted, execution still running"},
+            404: {"model": OrderResponse, "description": "unknown order"},
+            409: {"model": OrderResponse, "description": "conflicts with an earlier request"},
+            422: {"model": OrderResponse, "description": "invalid intent, nothing sent"},
+            503: {"model": OrderResponse, "description": "breaker open / clock skew / venue down"},
         },
     )
-    async def post_orders(
-        body: OrderRequest, router: RouterDep, c: ContainerDep, response: Response
-    ) -> OrderReply:
+    async def post_orders(body: OrderIntent, c: ContainerDep, response: Response) -> OrderResponse:
         """Execute one order intent (spec §D1 body); 200 when finished, 202 while running."""
         ms = c.settings.request_timeout_ms
         late = Outcome(
@@ -135,7 +134,7 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
             signal_id=body.signal_id, intent_id=body.intent_id, client_order_id=body.client_order_id
         ):
             outcome = await within_deadline(
-                router.submit(body, source="rest"), timeout_s=ms / 1000, on_timeout=late
+                c.router.submit(body, source="rest"), timeout_s=ms / 1000, on_timeout=late
             )
         if outcome is late:
             c.metrics.request_timeouts.labels("orders").inc()
@@ -144,20 +143,18 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
 
     @app.post(
         "/cancel",
-        response_model=OrderReply,
+        response_model=OrderResponse,
         response_model_exclude_none=True,
         # Every status statuses.http_status can give, and _fail's 404/409: all in one shape.
         responses={
-            202: {"model": OrderReply, "description": "cancel recorded, still completing"},
-            404: {"model": OrderReply, "description": "unknown order"},
-            409: {"model": OrderReply, "description": "ambiguous venue order id / conflict"},
-            422: {"model": OrderReply, "description": "invalid request"},
-            503: {"model": OrderReply, "description": "Redis, store or venue unavailable"},
+            202: {"model": OrderResponse, "description": "cancel recorded, still completing"},
+            404: {"model": OrderResponse, "description": "unknown order"},
+            409: {"model": OrderResponse, "description": "ambiguous venue order id / conflict"},
+            422: {"model": OrderResponse, "description": "invalid request"},
+            503: {"model": OrderResponse, "description": "Redis, store or venue unavailable"},
         },
     )
-    async def post_cancel(
-        body: CancelRequest, router: RouterDep, c: ContainerDep, response: Response
-    ) -> Any:
+    async def post_cancel(body: CancelRequest, c: ContainerDep, response: Response) -> Any:
         """Cancel an execution (by parent/child client_order_id or venue order_id)."""
         ms = c.settings.request_timeout_ms
         progress = CancelProgress()
@@ -186,7 +183,7 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
                         Disposition.CONFLICT,
                     )
                 coid = found[0]["client_order_id"]
-            return await router.cancel(client_order_id=coid, progress=progress)
+            return await c.router.cancel(client_order_id=coid, progress=progress)
 
         # The venue-id lookup is inside the deadline too: a stalled store answers 503.
         late = refused(
@@ -208,19 +205,17 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
     @app.get(
         "/orders/{client_order_id}",
         response_model=OrderView,
-        responses={404: {"model": OrderReply, "description": "unknown order"}},
+        responses={404: {"model": OrderResponse, "description": "unknown order"}},
     )
     async def get_order(
-        router: RouterDep,
+        c: ContainerDep,
         client_order_id: str = Path(pattern=CLIENT_ORDER_ID_PATTERN),
     ) -> Any:
         """The order with its child orders, fills and state history."""
-        view = await router.get(client_order_id)
+        view = await c.router.get(client_order_id)
         if view is None:
-            return JSONResponse(
-                {"result": "FAIL", "order_ids": [], "message": f"unknown order {client_order_id}"},
-                status_code=404,
-            )
+            body = error_body(f"unknown order {client_order_id}", fail_body=True)
+            return JSONResponse(body, status_code=404)
         return view
 
     if settings.exchange == "sim":

@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from s4_router.service_layer.router import OrderRouter
-
 if TYPE_CHECKING:
     from s4_router.bootstrap import S4Container
 
@@ -17,9 +15,4 @@ def get_container(request: Request) -> S4Container:
     return container
 
 
-def get_router(request: Request) -> OrderRouter:
-    return get_container(request).router
-
-
 ContainerDep = Annotated["S4Container", Depends(get_container)]
-RouterDep = Annotated[OrderRouter, Depends(get_router)]

@@ -8,11 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tradekit.ids import CLIENT_ORDER_ID_PATTERN
-from tradekit.intents import SAFE_ID_PATTERN, OrderIntent
-from tradekit.orders import OrderResponse
-
-OrderRequest = OrderIntent
-OrderReply = OrderResponse
+from tradekit.intents import SAFE_ID_PATTERN
 
 
 class CancelRequest(BaseModel):

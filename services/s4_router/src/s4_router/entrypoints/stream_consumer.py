@@ -17,6 +17,7 @@ that no intent vanishes silently. The entries of one read are handled concurrent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -101,10 +102,8 @@ class IntentConsumer:
                 # Redis or the store is down: nothing is acknowledged, so nothing is lost.
                 self.healthy = False
                 log.warning("intent consumer waiting for infrastructure: %s", exc)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
                 backoff = min(backoff * 2, 5.0)
 
     async def _lag(self) -> None:

@@ -305,15 +305,19 @@ class ExchangePort(abc.ABC):
         raise ProtectionUnsupported(f"{self.venue}: set_leverage")
 
     async def set_margin_type(self, symbol: str, margin_type: str) -> bool:
+        """ISOLATED | CROSSED. Idempotent: returns False when it already was (Binance -4046)."""
         raise ProtectionUnsupported(f"{self.venue}: set_margin_type")
 
     async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[Position]:
         raise ProtectionUnsupported(f"{self.venue}: fetch_positions")
 
     async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
+        """Spot: free/locked per asset. Futures: per margin asset, free = available balance and
+        locked = what margin holds (wallet − available, never negative)."""
         raise ProtectionUnsupported(f"{self.venue}: fetch_balances")
 
     async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
+        """FUT STOP_MARKET / TAKE_PROFIT_MARKET as an algo order (`stop_price` = trigger)."""
         raise ProtectionUnsupported(f"{self.venue}: place_conditional")
 
     async def cancel_conditional(

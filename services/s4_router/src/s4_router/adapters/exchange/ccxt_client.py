@@ -49,12 +49,12 @@ from s4_router.adapters.exchange.base import (
 from s4_router.adapters.exchange.ccxt_setup import (
     BINANCE_WEIGHT_LIMITS,
     binance_market_info,
-    build_client,
     client_config,
     load_mexc_markets,
     used_weight_1m,
 )
-from s4_router.adapters.exchange.errors_ccxt import translate
+from s4_router.adapters.exchange.errors_ccxt import install_error_hooks, translate
+from svckit.ccxt_hosts import point_client
 from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
@@ -99,7 +99,9 @@ class CcxtExchange(ExchangePort):
         )
 
         def build(name: str) -> Any:
-            return build_client(name, config, testnet=testnet, base_url=base_url)
+            client = getattr(ccxt_async, name)(dict(config))
+            install_error_hooks(client)
+            return point_client(client, testnet=testnet, base_url=base_url)
 
         if testnet and self._binance and not config["options"].get("disableFuturesSandboxWarning"):
             # ccxt 4.5 refuses signed calls to the retired futures testnet (NotSupported, seen
@@ -187,17 +189,13 @@ class CcxtExchange(ExchangePort):
         """MEXC's one client serves both markets: each call says which (Binance: one each)."""
         return {} if self._binance else {"type": "spot" if market is SPOT else "swap"}
 
-    def _remember(self, market: Market, venue_order_id: str, client_order_id: str) -> None:
-        if not client_order_id:
-            return
-        self._coids[(market, venue_order_id)] = client_order_id
-        if len(self._coids) > _COID_CACHE:
-            del self._coids[next(iter(self._coids))]
-
-    # ---- conversions (the client remembers the client ids it sees) -------------------------
     def _order(self, market: Market, o: Mapping[str, Any]) -> ExchangeOrder:
+        """The port's record of a ccxt order; its client id is remembered (trade rows lack it)."""
         order = ccxt_orders.parse_order(market, o)
-        self._remember(market, order.venue_order_id, order.client_order_id)
+        if order.client_order_id:
+            self._coids[(market, order.venue_order_id)] = order.client_order_id
+            if len(self._coids) > _COID_CACHE:
+                del self._coids[next(iter(self._coids))]
         return order
 
     # ---- the port ----------------------------------------------------------------------------
@@ -206,7 +204,12 @@ class CcxtExchange(ExchangePort):
         market types `instruments` trade; with no instruments, ccxt's own ``load_markets()``."""
         self._instruments.update({i.symbol: i for i in instruments})
         if self._binance and not instruments:
-            await self._discover_binance()
+            for market, types in ((SPOT, ["spot"]), (FUT, ["linear"])):
+                client = self._clients[market]
+                client.options["fetchMarkets"] = {"types": types}
+                await self._call(partial(client.load_markets, True), client=client)
+                for m in client.markets.values():
+                    self._symbols[(market, m["id"])] = m["symbol"]
         elif self._binance:
             for market in (SPOT, FUT):
                 client = self._clients[market]
@@ -234,14 +237,6 @@ class CcxtExchange(ExchangePort):
                         )
         for client in self._distinct_clients():
             await self._sync_clock(client)
-
-    async def _discover_binance(self) -> None:
-        for market, types in ((SPOT, ["spot"]), (FUT, ["linear"])):
-            client = self._clients[market]
-            client.options["fetchMarkets"] = {"types": types}
-            await self._call(partial(client.load_markets, True), client=client)
-            for m in client.markets.values():
-                self._symbols[(market, m["id"])] = m["symbol"]
 
     async def server_time_ms(self) -> int:
         client = self._primary
@@ -347,12 +342,6 @@ class CcxtExchange(ExchangePort):
         self._closed = True
         await asyncio.gather(*(client.close() for client in self._distinct_clients()))
 
-    async def __aenter__(self) -> CcxtExchange:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
     # ---- beyond the port (same extension methods as SimExchange) -----------------------------
     async def set_leverage(self, symbol: str, leverage: int) -> int:
         client, sym = self._clients[FUT], self._symbol(FUT, symbol)
@@ -360,7 +349,6 @@ class CcxtExchange(ExchangePort):
         return int(answer.get("leverage", leverage))
 
     async def set_margin_type(self, symbol: str, margin_type: str) -> bool:
-        """ISOLATED | CROSSED. Idempotent: returns False when it already was (Binance -4046)."""
         client, sym = self._clients[FUT], self._symbol(FUT, symbol)
         mode = {"ISOLATED": "isolated", "CROSSED": "cross", "CROSS": "cross"}.get(
             margin_type.upper()
@@ -387,7 +375,6 @@ class CcxtExchange(ExchangePort):
         return [p for p in positions if p is not None]
 
     async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
-        """Per asset, as :func:`.ccxt_orders.parse_balances` reads it."""
         client, params = self._clients[market], self._type_params(market)
         bal = await self._call(lambda: client.fetch_balance(params), client=client)
         return ccxt_orders.parse_balances(market, bal)
@@ -413,7 +400,6 @@ class CcxtExchange(ExchangePort):
         return ccxt_orders.order_list(answer, legs)
 
     async def place_oco(self, req: OcoRequest) -> OcoOrderList:
-        """Spot OCO: a LIMIT_MAKER take-profit leg + a STOP_LOSS(_LIMIT) leg."""
         client = self._oco_client()
         self._symbol(SPOT, req.symbol)
         self._check_grid(req.symbol, req.qty, req.limit_price, req.stop_price, req.stop_limit_price)
@@ -451,7 +437,6 @@ class CcxtExchange(ExchangePort):
 
     # ---- futures conditional orders (Binance /fapi/v1/algoOrder) ---------------------------
     async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
-        """FUT STOP_MARKET / TAKE_PROFIT_MARKET as an algo order (`stop_price` = trigger)."""
         amount, params = ccxt_orders.conditional_args(req)
         client, sym = self._clients[FUT], self._symbol(FUT, req.symbol)
         self._check_grid(req.symbol, None if req.close_position else req.qty, req.stop_price)

@@ -105,7 +105,7 @@ def ref_params(
 
 
 def oco_request(req: OcoRequest) -> dict[str, Any]:
-    """Spot OCO: a LIMIT_MAKER take-profit leg + a STOP_LOSS(_LIMIT) leg."""
+    """The raw ``/api/v3/orderList/oco`` request of an :class:`.OcoRequest`."""
     limit_leg, stop_leg = ("above", "below") if req.side is Side.SELL else ("below", "above")
     request: dict[str, Any] = {
         "symbol": req.symbol,
@@ -143,15 +143,8 @@ RAW_STATUS = {
     "EXPIRED": OrderStatus.EXPIRED,
     "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
 }
-RAW_TYPE = {
-    "LIMIT": OrderType.LIMIT,
-    "MARKET": OrderType.MARKET,
-    "LIMIT_MAKER": OrderType.LIMIT_MAKER,
-    "STOP_LOSS": OrderType.STOP_MARKET,
-    "STOP_MARKET": OrderType.STOP_MARKET,
-    "STOP_LOSS_LIMIT": OrderType.STOP_LOSS_LIMIT,
-    "TAKE_PROFIT_MARKET": OrderType.TAKE_PROFIT_MARKET,
-}
+# Binance names our order types alike, but for spot's stop (STOP_LOSS: a stop-market).
+RAW_TYPE = {t.value: t for t in OrderType} | {"STOP_LOSS": OrderType.STOP_MARKET}
 UNIFIED_ALGO_STATUS = {
     "open": "NEW",
     "closed": "FINISHED",
@@ -386,8 +379,7 @@ def parse_leverages(leverages: Mapping[str, Any]) -> dict[str, tuple[int, str]]:
 
 
 def parse_balances(market: Market, bal: Mapping[str, Any]) -> dict[str, AssetBalance]:
-    """Spot: free/locked per asset. Futures: per margin asset, free = available balance and
-    locked = wallet − available (never negative), like SimExchange."""
+    """As :meth:`.ExchangePort.fetch_balances` says (MEXC: ccxt's unified free/used)."""
     info: Mapping[str, Any] = bal.get("info") or {}
     out: dict[str, AssetBalance] = {}
     if market is SPOT and isinstance(info.get("balances"), list):

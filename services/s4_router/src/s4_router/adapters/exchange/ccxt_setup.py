@@ -1,14 +1,8 @@
-"""How S4 sets ccxt up for a venue, and what it reads back from the answers' headers.
-
-* Clients: :func:`build_client` (options, error hooks, sandbox, host) for each ccxt class.
-* Markets: :func:`binance_market_info` builds Binance ``exchangeInfo`` entries from our
-  instrument_registry, fed through ccxt's own ``parse_market``, so start-up does not depend on
-  venue discovery; :func:`load_mexc_markets` asks MEXC for the market types the registry trades.
-* Hosts: :func:`svckit.ccxt_hosts.point_client` (testnet, or one host: the simulator's facade).
-* Request weight: Binance's per-minute limits and the ``X-MBX-USED-WEIGHT-1M`` header.
-  ccxt's own limiter, when enabled, uses a rolling window (Binance limits weight per minute;
-  the default leaky bucket would space every futures order 200 ms apart).
-"""
+"""How S4 sets ccxt up: the client config (:func:`client_config`), Binance markets from our
+instrument_registry (:func:`binance_market_info`: ``exchangeInfo`` entries fed through ccxt's
+own ``parse_market``, so start-up does not depend on venue discovery), MEXC's market lists
+(:func:`load_mexc_markets`: only the types the registry trades), and Binance's request weight
+(per-minute limits, the ``X-MBX-USED-WEIGHT-1M`` header)."""
 
 from __future__ import annotations
 
@@ -16,10 +10,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-import ccxt.async_support as ccxt_async
-
-from s4_router.adapters.exchange.errors_ccxt import install_error_hooks
-from svckit.ccxt_hosts import point_client
 from tradekit.enums import Market
 from tradekit.instrument import Instrument
 
@@ -128,12 +118,15 @@ def client_config(
     recv_window_ms: int,
     options: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """The ccxt constructor's config (`options` overrides ours)."""
+    """The ccxt constructor's config (`options` overrides ours); the runbook's venue shell
+    builds its client with it too."""
     return {
         "apiKey": api_key,
         "secret": api_secret,
         "enableRateLimit": enable_rate_limit,
         "timeout": timeout_ms,
+        # ccxt's limiter, when enabled: Binance limits weight per minute, and the default
+        # leaky bucket would space every futures order 200 ms apart.
         "rateLimiterAlgorithm": "rollingWindow",
         "rollingWindowSize": 60_000,
         "options": {
@@ -148,16 +141,6 @@ def client_config(
             **dict(options or {}),
         },
     }
-
-
-def build_client(
-    name: str, config: Mapping[str, Any], *, testnet: bool, base_url: str | None
-) -> Any:
-    """One ``ccxt.async_support`` client with our error hooks, in sandbox mode or sent to
-    `base_url` when asked."""
-    client = getattr(ccxt_async, name)(dict(config))
-    install_error_hooks(client)
-    return point_client(client, testnet=testnet, base_url=base_url)
 
 
 async def load_mexc_markets(client: Any, instruments: Sequence[Instrument]) -> None:

@@ -130,39 +130,25 @@ def install_error_hooks(client: Any) -> None:
     handle_errors = client.handle_errors
     handle_status = client.handle_http_status_code
 
-    def hooked_errors(
-        code: Any,
-        reason: Any,
-        url: Any,
-        method: Any,
-        headers: Any,
-        body: Any,
-        response: Any,
-        request_headers: Any,
-        request_body: Any,
-    ) -> Any:
+    # ccxt calls both positionally: handle_errors(status, reason, url, method, headers, body,
+    # response, request_headers, request_body), handle_http_status_code(status, reason, url,
+    # method, body).
+    def hooked_errors(*args: Any) -> Any:
         try:
-            return handle_errors(
-                code, reason, url, method, headers, body, response, request_headers, request_body
-            )
+            return handle_errors(*args)
         except Exception as exc:
-            annotate(exc, http_status=code, headers=headers, response=response)
+            annotate(exc, http_status=args[0], headers=args[4], response=args[6])
             raise
 
-    def hooked_status(code: Any, reason: Any, url: Any, method: Any, body: Any) -> Any:
+    def hooked_status(*args: Any) -> Any:
         try:
-            return handle_status(code, reason, url, method, body)
+            return handle_status(*args)
         except Exception as exc:
-            annotate(exc, http_status=code, headers=None, response=None)
+            annotate(exc, http_status=args[0], headers=None, response=None)
             raise
 
     client.handle_errors = hooked_errors
     client.handle_http_status_code = hooked_status
-
-
-def evidence(exc: BaseException) -> dict[str, Any]:
-    found: dict[str, Any] = getattr(exc, _ATTR, {})
-    return found
 
 
 def _cause_chain(exc: BaseException) -> list[BaseException]:
@@ -174,27 +160,9 @@ def _cause_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _connect_failed(chain: list[BaseException]) -> bool:
-    """The TCP connection could not be opened: the request provably never left."""
-    return any(
-        isinstance(c, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError) for c in chain
-    )
-
-
-def _transport_failed(chain: list[BaseException]) -> bool:
-    """No complete HTTP answer: timeout, connection reset/cut, truncated body."""
-    return any(isinstance(c, aiohttp.ClientError | asyncio.TimeoutError | OSError) for c in chain)
-
-
-def _is_timeout(exc: BaseException, chain: list[BaseException]) -> bool:
-    return isinstance(exc, ccxt.RequestTimeout) or any(
-        isinstance(c, asyncio.TimeoutError) for c in chain
-    )
-
-
 def translate(exc: BaseException, *, submit: bool) -> ExchangeError:
     """Map one ccxt exception (annotated or not) to the port's tree (see the module table)."""
-    ev = evidence(exc)
+    ev: dict[str, Any] = getattr(exc, _ATTR, {})
     status: int | None = ev.get("status")
     code: int | None = ev.get("code")
     msg: str = ev.get("msg") or str(exc)
@@ -205,14 +173,21 @@ def translate(exc: BaseException, *, submit: bool) -> ExchangeError:
     # ---- no (complete) HTTP answer ----------------------------------------------------------
     if status is None:
         chain = _cause_chain(exc)
-        if _connect_failed(chain):
-            return ExchangeNetworkError(f"not sent: {text}", code=err_code)
-        if _transport_failed(chain) or (
-            isinstance(exc, ccxt.RequestTimeout | ccxt.ExchangeNotAvailable) and not chain
+        # The TCP connection could not be opened: the request provably never left.
+        if any(
+            isinstance(c, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+            for c in chain
         ):
+            return ExchangeNetworkError(f"not sent: {text}", code=err_code)
+        # No complete HTTP answer: timeout, connection reset/cut, truncated body.
+        if any(
+            isinstance(c, aiohttp.ClientError | asyncio.TimeoutError | OSError) for c in chain
+        ) or (isinstance(exc, ccxt.RequestTimeout | ccxt.ExchangeNotAvailable) and not chain):
             if submit:
                 return AmbiguousSubmit(f"no answer to a submit: {text}", code=err_code)
-            if _is_timeout(exc, chain):
+            if isinstance(exc, ccxt.RequestTimeout) or any(
+                isinstance(c, asyncio.TimeoutError) for c in chain
+            ):
                 return ExchangeUnavailable(f"no answer in time: {text}", code=err_code)
             return ExchangeNetworkError(text, code=err_code)
 
@@ -280,4 +255,4 @@ def translate(exc: BaseException, *, submit: bool) -> ExchangeError:
     return ExchangeError(text, code=err_code)
 
 
-__all__ = ["annotate", "evidence", "install_error_hooks", "translate"]
+__all__ = ["annotate", "install_error_hooks", "translate"]

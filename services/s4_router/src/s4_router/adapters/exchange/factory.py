@@ -9,26 +9,11 @@ from typing import TYPE_CHECKING
 from s4_router.adapters.exchange.base import ExchangePort
 from s4_router.config import Settings
 from svckit.clock import Clock
-from svckit.errors import ConfigError
 from svckit.redisio import RedisClient
 from tradekit.instrument import Instrument
 
 if TYPE_CHECKING:
     from s4_router.bootstrap import BackgroundTask
-    from venue.faults import FaultInjector
-
-
-def sim_faults(settings: Settings) -> FaultInjector:
-    """The simulator's seeded fault profile from `S4_SIM_FAULT_*` (none injected by default)."""
-    from venue.faults import FAULT_KNOBS, FaultInjector, profile_plan
-
-    plan = profile_plan(
-        settings.sim_fault_rate,
-        {kind: getattr(settings, f"sim_fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
-        retry_after_s=settings.sim_fault_retry_after_s,
-        report_delay_ms=settings.sim_fault_report_delay_ms,
-    )
-    return FaultInjector(plan, seed=settings.sim_fault_seed)
 
 
 def make_exchange(
@@ -45,13 +30,21 @@ def make_exchange(
         from s4_router.adapters.exchange.sim_client import SimExchange
         from s4_router.adapters.exchange.sim_market import SimMarketTap
         from venue.defaults import default_venue
+        from venue.faults import FAULT_KNOBS, FaultInjector, profile_plan
 
         symbols = [s for s in settings.sim_symbols if s in instruments]
+        # The seeded fault profile of `S4_SIM_FAULT_*` (none injected by default).
+        plan = profile_plan(
+            settings.sim_fault_rate,
+            {kind: getattr(settings, f"sim_fault_{knob}") for knob, kind in FAULT_KNOBS.items()},
+            retry_after_s=settings.sim_fault_retry_after_s,
+            report_delay_ms=settings.sim_fault_report_delay_ms,
+        )
         venue = default_venue(
             clock=clock,
             seed=settings.sim_seed,
             instruments=[instruments[s] for s in symbols],
-            faults=sim_faults(settings),
+            faults=FaultInjector(plan, seed=settings.sim_fault_seed),
             history_max=settings.sim_history_max,
             # S4 takes the venue's reports by subscription only (SimExchange): a buffer for
             # feed.drain() would only pile up (a report with an order snapshot each).
@@ -67,8 +60,7 @@ def make_exchange(
         return SimExchange(venue), jobs
     from s4_router.adapters.exchange.ccxt_client import CcxtExchange
 
-    if settings.binance_key is None or settings.binance_secret is None:
-        raise ConfigError(f"S4_EXCHANGE={settings.exchange} needs S4_BINANCE_KEY/S4_BINANCE_SECRET")
+    assert settings.binance_key and settings.binance_secret  # Settings refuses them missing
     exchange = CcxtExchange(
         settings.exchange,
         api_key=settings.binance_key.get_secret_value(),

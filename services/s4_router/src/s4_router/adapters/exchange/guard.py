@@ -14,15 +14,12 @@ sent, in the urgent lane (reduce-only orders, cancels, protective placements, se
 the normal one (paced near the limit, refused locally with `WeightExhausted` past
 `max_wait_ms`; such a refusal never reached the venue and is not fed to the breaker), and the
 venue's own count (`used_weight_1m`) corrects the budget after every answer.
-
-Every port method is the inner adapter's under the same name and arguments, wrapped by
-`_forward` with the market it is charged to and its lane; only `place_order` is written out
-(its lane depends on the request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -43,7 +40,6 @@ from s4_router.adapters.exchange.weight import (
     WeightConfig,
     WeightExhausted,
     in_urgent_lane,
-    weight_of,
 )
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, Transition
@@ -59,12 +55,21 @@ Port = Callable[Concatenate[ExchangePort, P], Coroutine[Any, Any, T]]
 Guarded = Callable[Concatenate["GuardedExchange", P], Coroutine[Any, Any, T]]
 
 
+# A call's estimated request weight: (spot, USD-M futures), Binance's published REST figures
+# (the venue's header corrects them).
+Weight = tuple[int, int]
+
+
 def _forward(
-    method: Port[P, T], market: Market | None = None, *, urgent: bool = False
+    method: Port[P, T],
+    market: Market | None = None,
+    *,
+    urgent: bool = False,
+    weight: Weight = (1, 1),
 ) -> Guarded[P, T]:
     """The port `method`, called on the inner adapter with the same arguments through
-    :meth:`GuardedExchange._guard` (operation: the method's name), charged to `market` — or,
-    when None, to the call's own first argument `market` (none: the venue's primary market)."""
+    :meth:`GuardedExchange._guard`, charged `weight` to `market` — or, when None, to the
+    call's own first argument `market` (none: the venue's primary market)."""
     name = method.__name__
     by_arg = market is None and list(inspect.signature(method).parameters)[1:2] == ["market"]
 
@@ -73,7 +78,7 @@ def _forward(
         if by_arg:
             m = cast(Market, kwargs["market"] if "market" in kwargs else args[0])
         return await self._guard(
-            lambda: getattr(self.inner, name)(*args, **kwargs), name, m, urgent=urgent
+            lambda: getattr(self.inner, name)(*args, **kwargs), weight, m, urgent=urgent
         )
 
     # Not functools.wraps: it would copy the port's __isabstractmethod__ along.
@@ -88,11 +93,11 @@ class GuardedExchange(ExchangePort):
         *,
         breaker: CircuitBreaker,
         clock: Clock,
+        metrics: RouterMetrics,
         on_transition: OnTransition | None = None,
         weight: WeightConfig | None = None,
         weight_limit_1m: int | None = None,
         sleep: Sleep | None = None,
-        metrics: RouterMetrics | None = None,
     ) -> None:
         """`weight`: the budget's pacing (None: no budget); `weight_limit_1m` overrides the
         limit the adapter reports per market (else `weight.limit_1m`)."""
@@ -109,11 +114,7 @@ class GuardedExchange(ExchangePort):
             pools = list(Market) if inner.separate_weight_pools else [Market.SPOT]
             for m in pools:
                 limit = weight_limit_1m or inner.weight_limit_1m(m) or weight.limit_1m
-                cfg = WeightConfig(
-                    limit_1m=limit,
-                    pace_fraction=weight.pace_fraction,
-                    max_wait_ms=weight.max_wait_ms,
-                )
+                cfg = dataclasses.replace(weight, limit_1m=limit)
                 self.budgets[m] = WeightBudget(cfg, clock=clock, sleep=sleep or asyncio.sleep)
 
     def budget(self, market: Market) -> WeightBudget | None:
@@ -129,7 +130,7 @@ class GuardedExchange(ExchangePort):
     async def _guard(
         self,
         call: Callable[[], Awaitable[T]],
-        op: str,
+        weight: Weight,
         market: Market | None = None,
         *,
         urgent: bool = False,
@@ -139,12 +140,12 @@ class GuardedExchange(ExchangePort):
         if budget is not None:
             paced = budget.paced
             try:
-                await budget.acquire(weight_of(op, m), urgent=urgent or in_urgent_lane())
+                w = weight[1] if m is Market.FUT else weight[0]
+                await budget.acquire(w, urgent=urgent or in_urgent_lane())
             except WeightExhausted:
-                if self.metrics is not None:
-                    self.metrics.weight_paced.labels("refused").inc()
+                self.metrics.weight_paced.labels("refused").inc()
                 raise
-            if self.metrics is not None and budget.paced > paced:
+            if budget.paced > paced:
                 self.metrics.weight_paced.labels("waited").inc()
         try:
             result = await call()
@@ -171,8 +172,7 @@ class GuardedExchange(ExchangePort):
         used = self.inner.used_weight_1m(market)
         if used is not None:
             budget.observe(used)
-        if self.metrics is not None:
-            self.metrics.weight_used.labels(market.value).set(budget.used())
+        self.metrics.weight_used.labels(market.value).set(budget.used())
 
     async def _record(self, *, error: bool) -> None:
         self.breaker.record(self.clock.now_ms(), error=error)
@@ -192,7 +192,7 @@ class GuardedExchange(ExchangePort):
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
         # A reduce-only order only ever closes: it takes the urgent lane.
         return await self._guard(
-            lambda: self.inner.place_order(req), "place_order", req.market, urgent=req.reduce_only
+            lambda: self.inner.place_order(req), (1, 1), req.market, urgent=req.reduce_only
         )
 
     async def close(self) -> None:
@@ -200,10 +200,10 @@ class GuardedExchange(ExchangePort):
 
     server_time_ms = _forward(ExchangePort.server_time_ms, urgent=True)
     cancel_order = _forward(ExchangePort.cancel_order, urgent=True)
-    fetch_order = _forward(ExchangePort.fetch_order)
-    fetch_open_orders = _forward(ExchangePort.fetch_open_orders)
-    fetch_my_trades = _forward(ExchangePort.fetch_my_trades)
-    fetch_book = _forward(ExchangePort.fetch_book)
+    fetch_order = _forward(ExchangePort.fetch_order, weight=(4, 1))
+    fetch_open_orders = _forward(ExchangePort.fetch_open_orders, weight=(6, 1))
+    fetch_my_trades = _forward(ExchangePort.fetch_my_trades, weight=(20, 5))
+    fetch_book = _forward(ExchangePort.fetch_book, weight=(5, 2))  # depth up to 50 levels
 
     # ---- protective orders: never refused here either (closes pass an OPEN breaker) ---------
     @property
@@ -212,12 +212,12 @@ class GuardedExchange(ExchangePort):
 
     set_leverage = _forward(ExchangePort.set_leverage, Market.FUT)
     set_margin_type = _forward(ExchangePort.set_margin_type, Market.FUT)
-    fetch_positions = _forward(ExchangePort.fetch_positions, Market.FUT)
-    fetch_balances = _forward(ExchangePort.fetch_balances)
+    fetch_positions = _forward(ExchangePort.fetch_positions, Market.FUT, weight=(20, 5))
+    fetch_balances = _forward(ExchangePort.fetch_balances, weight=(20, 5))
     place_conditional = _forward(ExchangePort.place_conditional, Market.FUT, urgent=True)
     cancel_conditional = _forward(ExchangePort.cancel_conditional, Market.FUT, urgent=True)
     fetch_conditional = _forward(ExchangePort.fetch_conditional, Market.FUT)
     fetch_open_conditionals = _forward(ExchangePort.fetch_open_conditionals, Market.FUT)
     place_oco = _forward(ExchangePort.place_oco, Market.SPOT, urgent=True)
-    fetch_order_list = _forward(ExchangePort.fetch_order_list, Market.SPOT)
+    fetch_order_list = _forward(ExchangePort.fetch_order_list, Market.SPOT, weight=(4, 4))
     cancel_order_list = _forward(ExchangePort.cancel_order_list, Market.SPOT, urgent=True)

@@ -22,12 +22,8 @@ any other 4xx                               InvalidOrder
 ==========================================  ===============================================
 
 The adapter never reads the venue-side truth of a timeout (``VenueTimeout.accepted``): a real
-client cannot, so neither does this one.
-
-Beyond the port, it exposes what later issues need (to be lifted into the port):
-``set_leverage``, ``set_margin_type``, ``fetch_positions``, ``fetch_balances``, ``place_oco``,
-``place_conditional`` / ``cancel_conditional`` / ``fetch_conditional`` /
-``fetch_open_conditionals``.
+client cannot, so neither does this one. Beyond the port, it offers the venue's order-update
+feed (``subscribe_order_updates``).
 """
 
 from __future__ import annotations
@@ -191,18 +187,19 @@ def _int_id(value: str | None) -> int | None:
 class SimExchange(ExchangePort):
     """The exchange port over an in-process :class:`venue.Venue`."""
 
-    def __init__(self, venue: Venue, *, name: str = "sim", simulate_latency: bool = False) -> None:
-        self.venue = name
-        self.sim = venue
+    venue = "sim"
+
+    def __init__(self, sim: Venue, *, simulate_latency: bool = False) -> None:
+        self.sim = sim
         self._simulate_latency = simulate_latency
         self._closed = False
 
-    async def _call(self, op: str, fn: Callable[[], T], *, submit: bool = False) -> T:
+    async def _call(self, fn: Callable[[], T], *, submit: bool = False) -> T:
         if self._closed:
             raise ExchangeNetworkError("exchange adapter is closed")
         if self._simulate_latency:
             # The core only says how long it would take; waiting is the adapter's choice.
-            await asyncio.sleep(self.sim.latency.sample_ms(op) / 1000)
+            await asyncio.sleep(self.sim.latency.sample_ms() / 1000)
         try:
             return fn()
         except verr.VenueError as exc:
@@ -221,7 +218,7 @@ class SimExchange(ExchangePort):
             self.sim.register_instrument(inst)
 
     async def server_time_ms(self) -> int:
-        return await self._call("time", self.sim.server_time_ms)
+        return await self._call(self.sim.server_time_ms)
 
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
         if req.type in _CONDITIONAL:
@@ -234,7 +231,6 @@ class SimExchange(ExchangePort):
             else:
                 type_, tif = OrderType.LIMIT, TimeInForce.GTX
         order = await self._call(
-            "place",
             lambda: self.sim.place_order(
                 req.market,
                 req.symbol,
@@ -260,10 +256,9 @@ class SimExchange(ExchangePort):
     ) -> ExchangeOrder:
         oid = _int_id(venue_order_id)
         order = await self._call(
-            "cancel",
             lambda: self.sim.cancel_order(
                 market, symbol, order_id=oid, client_order_id=client_order_id
-            ),
+            )
         )
         return _order(order)
 
@@ -277,33 +272,32 @@ class SimExchange(ExchangePort):
     ) -> ExchangeOrder:
         oid = _int_id(venue_order_id)
         order = await self._call(
-            "query",
             lambda: self.sim.get_order(
                 market, symbol, order_id=oid, client_order_id=client_order_id
-            ),
+            )
         )
         return _order(order)
 
     async def fetch_open_orders(
         self, market: Market, symbol: str | None = None
     ) -> list[ExchangeOrder]:
-        orders = await self._call("open_orders", lambda: self.sim.open_orders(market, symbol))
+        orders = await self._call(lambda: self.sim.open_orders(market, symbol))
         return [_order(o) for o in orders]
 
     async def fetch_my_trades(
         self, market: Market, symbol: str, since_ms: int | None = None
     ) -> list[ExchangeTrade]:
-        trades = await self._call("trades", lambda: self.sim.my_trades(market, symbol, since_ms))
+        trades = await self._call(lambda: self.sim.my_trades(market, symbol, since_ms))
         return [_trade(t) for t in trades]
 
     async def fetch_book(self, market: Market, symbol: str, depth: int = 5) -> BookTop:
-        view = await self._call("book", lambda: self.sim.book(market, symbol, depth))
+        view = await self._call(lambda: self.sim.book(market, symbol, depth))
         return BookTop(symbol=view.symbol, ts=view.ts, bids=view.bids, asks=view.asks)
 
     async def close(self) -> None:
         self._closed = True
 
-    # ---- beyond the port (to be lifted into it) ---------------------------------------------
+    # ---- beyond the port ----------------------------------------------------------------------
     def subscribe_order_updates(self, callback: Callable[[str], None]) -> Callable[[], None]:
         """Call `callback(client_order_id)` for every order execution report of the venue's
         user-data feed (a websocket in real life). Used to wake an execution early; order
@@ -316,13 +310,12 @@ class SimExchange(ExchangePort):
         return self.sim.feed.subscribe(on_report)
 
     async def set_leverage(self, symbol: str, leverage: int) -> int:
-        return await self._call("leverage", lambda: self.sim.set_leverage(symbol, leverage))
+        return await self._call(lambda: self.sim.set_leverage(symbol, leverage))
 
     async def set_margin_type(self, symbol: str, margin_type: str) -> bool:
-        """ISOLATED | CROSSED. Idempotent: returns False when it already was (Binance -4046)."""
         mt = MarginType(margin_type.upper())
         try:
-            await self._call("margin_type", lambda: self.sim.set_margin_type(symbol, mt))
+            await self._call(lambda: self.sim.set_margin_type(symbol, mt))
         except InvalidOrder as exc:
             if exc.code == verr.NO_NEED_TO_CHANGE_MARGIN_TYPE:
                 return False
@@ -330,7 +323,7 @@ class SimExchange(ExchangePort):
         return True
 
     async def fetch_positions(self, symbols: Sequence[str] | None = None) -> list[Position]:
-        infos = await self._call("account", self.sim.positions)
+        infos = await self._call(self.sim.positions)
         return [
             Position(
                 symbol=p.symbol,
@@ -346,20 +339,16 @@ class SimExchange(ExchangePort):
         ]
 
     async def fetch_balances(self, market: Market) -> dict[str, AssetBalance]:
-        """Spot: free/locked per asset. Futures: USDT with free = available balance and
-        locked = what margin holds (wallet − available, never negative)."""
         if market is Market.SPOT:
-            bals = await self._call("account", self.sim.balances)
+            bals = await self._call(self.sim.balances)
             return {a: AssetBalance(a, b.free, b.locked) for a, b in bals.items()}
-        info = await self._call("account", self.sim.futures_account_info)
+        info = await self._call(self.sim.futures_account_info)
         locked = max(info.wallet_balance - info.available_balance, Decimal(0))
         asset = self.sim.futures_account.asset
         return {asset: AssetBalance(asset, info.available_balance, locked)}
 
     async def place_oco(self, req: OcoRequest) -> OcoOrderList:
-        """Spot OCO (LIMIT_MAKER take-profit leg + STOP_LOSS(_LIMIT) leg)."""
         lst = await self._call(
-            "oco_place",
             lambda: self.sim.place_oco(
                 req.symbol,
                 req.side,
@@ -386,7 +375,6 @@ class SimExchange(ExchangePort):
         assert lid is not None or list_client_order_id is not None
         return _order_list(
             await self._call(
-                "query",
                 lambda: self.sim.get_order_list(lid, list_client_order_id=list_client_order_id),
             )
         )
@@ -394,11 +382,10 @@ class SimExchange(ExchangePort):
     async def cancel_order_list(self, symbol: str, order_list_id: str) -> OcoOrderList:
         lid = _int_id(order_list_id)
         assert lid is not None
-        lst = await self._call("oco_cancel", lambda: self.sim.cancel_order_list(symbol, lid))
+        lst = await self._call(lambda: self.sim.cancel_order_list(symbol, lid))
         return _order_list(lst)
 
     async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
-        """FUT STOP_MARKET / TAKE_PROFIT_MARKET as an algo order (`stop_price` = trigger)."""
         if req.market is not Market.FUT or req.type not in _CONDITIONAL:
             raise InvalidOrder("conditional orders are FUT STOP_MARKET/TAKE_PROFIT_MARKET")
         if req.stop_price is None:
@@ -406,7 +393,6 @@ class SimExchange(ExchangePort):
         stop_price = req.stop_price
         working = WorkingType(req.working_type or WorkingType.MARK_PRICE.value)
         algo = await self._call(
-            "algo_place",
             lambda: self.sim.place_algo_order(
                 req.symbol,
                 req.side,
@@ -427,7 +413,6 @@ class SimExchange(ExchangePort):
     ) -> ConditionalOrder:
         aid = _int_id(algo_id)
         algo = await self._call(
-            "algo_cancel",
             lambda: self.sim.cancel_algo_order(algo_id=aid, client_algo_id=client_algo_id),
         )
         if algo.symbol != symbol:
@@ -439,7 +424,6 @@ class SimExchange(ExchangePort):
     ) -> ConditionalOrder:
         aid = _int_id(algo_id)
         algo = await self._call(
-            "algo_query",
             lambda: self.sim.get_algo_order(algo_id=aid, client_algo_id=client_algo_id),
         )
         if algo.symbol != symbol:
@@ -447,7 +431,7 @@ class SimExchange(ExchangePort):
         return _conditional(algo)
 
     async def fetch_open_conditionals(self, symbol: str | None = None) -> list[ConditionalOrder]:
-        algos = await self._call("algo_query", lambda: self.sim.open_algo_orders(symbol))
+        algos = await self._call(lambda: self.sim.open_algo_orders(symbol))
         return [_conditional(a) for a in algos]
 
 

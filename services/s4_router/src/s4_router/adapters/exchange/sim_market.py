@@ -50,7 +50,6 @@ class SimMarketTap:
         self.maxlen = maxlen
         # Bounded: with Redis away, the oldest steps go first (the feeder wants the latest).
         self._pending: deque[MarketStep] = deque(maxlen=maxlen)
-        self.published = 0
         self._unsubscribe = venue.add_market_listener(self._on_update)
 
     def _on_update(self, symbol: str, upd: MarketUpdate) -> None:
@@ -86,7 +85,6 @@ class SimMarketTap:
         await pipe.execute()
         for _ in steps:  # only once written: a failed round trip is retried next period
             self._pending.popleft()
-        self.published += len(steps)
         return len(steps)
 
     async def run(self, stop: asyncio.Event) -> None:

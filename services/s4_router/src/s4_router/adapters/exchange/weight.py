@@ -5,8 +5,9 @@ Binance (and the simulator, and its facade) count request *weight* per clock min
 used so far in the minute (``X-MBX-USED-WEIGHT-1M``), counted for the whole account/IP: a peer
 replica's calls are in it too. So the budget is kept from two sources:
 
-* before a call, its estimated weight (:data:`WEIGHTS`, Binance's published figures) is charged
-  locally, so a burst of concurrent calls is paced before any answer comes back;
+* before a call, its estimated weight (Binance's published figures, declared with each call in
+  :class:`.guard.GuardedExchange`) is charged locally, so a burst of concurrent calls is paced
+  before any answer comes back;
 * after a call, the venue's own figure (the header through ccxt's ``last_response_headers``, the
   simulator's limiter through the sim client) replaces the local count for the minute.
 
@@ -33,50 +34,9 @@ from dataclasses import dataclass
 
 from s4_router.adapters.exchange.base import RateLimited
 from svckit.clock import Clock
-from tradekit.enums import Market
 
 MINUTE_MS = 60_000
 Sleep = Callable[[float], Awaitable[None]]
-
-# Estimated weight per port operation (Binance REST figures; the venue's header corrects them).
-WEIGHTS: dict[str, int] = {
-    "server_time_ms": 1,
-    "place_order": 1,
-    "cancel_order": 1,
-    "fetch_order": 4,
-    "fetch_open_orders": 6,
-    "fetch_my_trades": 20,
-    "fetch_book": 5,
-    "set_leverage": 1,
-    "set_margin_type": 1,
-    "fetch_positions": 20,
-    "fetch_balances": 20,
-    "place_conditional": 1,
-    "cancel_conditional": 1,
-    "fetch_conditional": 1,
-    "fetch_open_conditionals": 1,
-    "place_oco": 1,
-    "fetch_order_list": 4,
-    "cancel_order_list": 1,
-}
-# USD-M futures publish other figures for the same reads (GET order 1, userTrades 5, depth up to
-# 50 levels 2, positionRisk/account 5, openOrders with a symbol 1).
-FUTURES_WEIGHTS: dict[str, int] = {
-    "fetch_order": 1,
-    "fetch_open_orders": 1,
-    "fetch_my_trades": 5,
-    "fetch_book": 2,
-    "fetch_positions": 5,
-    "fetch_balances": 5,
-}
-
-
-def weight_of(op: str, market: Market) -> int:
-    """The estimated weight of `op` on `market` (futures have their own table)."""
-    if market is Market.FUT and op in FUTURES_WEIGHTS:
-        return FUTURES_WEIGHTS[op]
-    return WEIGHTS.get(op, 1)
-
 
 _URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("s4_weight_urgent", default=False)
 
@@ -124,9 +84,8 @@ class WeightBudget:
     def pace_at(self) -> int:
         return int(self.cfg.limit_1m * self.cfg.pace_fraction)
 
-    def used(self, now_ms: int | None = None) -> int:
-        now = self.clock.now_ms() if now_ms is None else now_ms
-        return self._used if now // MINUTE_MS == self._window else 0
+    def used(self) -> int:
+        return self._used if self.clock.now_ms() // MINUTE_MS == self._window else 0
 
     def _roll(self, now: int) -> None:
         window = now // MINUTE_MS
@@ -159,14 +118,12 @@ class WeightBudget:
             self.paced += 1
             await self.sleep(wait / 1000)
 
-    def observe(self, used_weight: int, now_ms: int | None = None) -> None:
+    def observe(self, used_weight: int) -> None:
         """The venue's own count for the current minute (authoritative: it includes peers)."""
-        now = self.clock.now_ms() if now_ms is None else now_ms
-        self._roll(now)
+        self._roll(self.clock.now_ms())
         self._used = used_weight
 
-    def on_rate_limited(self, retry_after_s: float | None, now_ms: int | None = None) -> None:
+    def on_rate_limited(self, retry_after_s: float | None) -> None:
         """The venue answered 429: hold the normal lane for its Retry-After (1 s if unsaid)."""
-        now = self.clock.now_ms() if now_ms is None else now_ms
-        wait_ms = int((retry_after_s if retry_after_s else 1.0) * 1000)
-        self._blocked_until = max(self._blocked_until, now + wait_ms)
+        wait_ms = int((retry_after_s or 1.0) * 1000)
+        self._blocked_until = max(self._blocked_until, self.clock.now_ms() + wait_ms)
