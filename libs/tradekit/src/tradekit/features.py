@@ -76,35 +76,6 @@ def depth_top1_usdt(bids: Sequence[Level], asks: Sequence[Level]) -> Decimal:
     return min(side_depth_usdt(bids, 1), side_depth_usdt(asks, 1))
 
 
-def depth_topn_usdt(bids: Sequence[Level], asks: Sequence[Level], n: int) -> Decimal:
-    return min(side_depth_usdt(bids, n), side_depth_usdt(asks, n))
-
-
-def true_ranges(bars: Sequence[Bar]) -> list[Decimal]:
-    out: list[Decimal] = []
-    prev_close: Decimal | None = None
-    for b in bars:
-        tr = b.high - b.low
-        if prev_close is not None:
-            tr = max(tr, abs(b.high - prev_close), abs(b.low - prev_close))
-        out.append(tr)
-        prev_close = b.close
-    return out
-
-
-def atr_wilder(bars: Sequence[Bar], period: int) -> Decimal | None:
-    """Wilder's ATR; None with fewer than `period` bars."""
-    if period <= 0:
-        raise ValueError("period must be positive")
-    trs = true_ranges(bars)
-    if len(trs) < period:
-        return None
-    atr = sum(trs[:period], ZERO) / period
-    for tr in trs[period:]:
-        atr = (atr * (period - 1) + tr) / period
-    return atr
-
-
 def log_returns(closes: Sequence[Decimal]) -> list[float]:
     return [math.log(float(b) / float(a)) for a, b in itertools.pairwise(closes) if a > 0]
 
@@ -264,7 +235,7 @@ class FeatureCalculator:
         return self._ts
 
     def snapshot(self) -> dict[str, object]:
-        """Flat dict: {"symbol", "ts", feature: float, ...} (FeatureSnapshot.from_flat-able)."""
+        """Flat dict: {"symbol", "ts", feature: float, ...} (what `feat:last:{symbol}` holds)."""
         return {"symbol": self.symbol, "ts": self._ts, **self.values()}
 
     def values(self) -> dict[str, float]:

@@ -47,21 +47,6 @@ class FeatureSnapshot(BaseModel):
     ts: int
     values: dict[str, float]
 
-    @classmethod
-    def from_flat(cls, data: dict[str, object]) -> FeatureSnapshot:
-        symbol = str(data["symbol"])
-        ts_raw = data["ts"]
-        if not isinstance(ts_raw, int | float | str):
-            raise ValueError("feature snapshot: ts must be a number")
-        values: dict[str, float] = {}
-        for key, val in data.items():
-            if key in ("symbol", "ts"):
-                continue
-            if isinstance(val, bool) or not isinstance(val, int | float | str):
-                continue
-            values[key] = float(val)
-        return cls(symbol=symbol, ts=int(ts_raw), values=values)
-
 
 class MarketStep(BaseModel):
     """One step of a venue's public market data for one symbol: the book after the step (best
