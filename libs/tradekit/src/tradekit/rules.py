@@ -209,7 +209,6 @@ class RuleErrors(ValueError):
         super().__init__(f"{len(errors)} rule error(s): {shown}")
 
 
-_RULES = TypeAdapter(list[StrategyRule])
 _FACTOR = TypeAdapter(Factor)
 
 
@@ -658,20 +657,9 @@ def check_rules(
     docs = list(docs)
     if len(docs) > MAX_RULES:
         raise RuleErrors([f"rules: more than {MAX_RULES} rules in one bundle ({len(docs)})"])
-    bodies, leaves, failed = _prepare(docs, max_depth)
-    if not failed:
-        # The common case: one call into pydantic-core for the whole bundle.
-        try:
-            rules = _RULES.validate_python(bodies)
-        except ValidationError:
-            pass
-        else:
-            if _references_ok((r.applies.symbols for r in rules), leaves, factors, symbols):
-                return rules
-            refs = [e for r in rules for e in check_references(r, factors=factors, symbols=symbols)]
-            raise RuleErrors(refs)
+    rules: list[StrategyRule] = []
     out: list[str] = []
-    for entry in bodies:
+    for entry in _prepare(docs, max_depth)[0]:
         if isinstance(entry, list):
             out += entry
             continue
@@ -680,8 +668,11 @@ def check_rules(
         except ValidationError as exc:
             out += _messages(str(entry["rule_id"]), entry, exc)
         else:
+            rules.append(rule)
             out += check_references(rule, factors=factors, symbols=symbols)
-    raise RuleErrors(out)
+    if out:
+        raise RuleErrors(out)
+    return rules
 
 
 def check_rule_docs(
