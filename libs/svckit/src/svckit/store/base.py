@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from svckit.errors import DuplicateKey, NotFound, StoreError
+from svckit.errors import StoreError
 
 Doc = dict[str, Any]
 
@@ -86,24 +86,20 @@ class DocumentStore(abc.ABC):
     async def bootstrap(self) -> None:
         """Create collections and indexes (idempotent)."""
 
-    @abc.abstractmethod
     async def insert(self, collection: str, doc: Doc) -> str:
         """Insert and return `_key`; raises DuplicateKey on any unique-index violation."""
+        (result,) = await self.insert_many(collection, [doc])
+        if isinstance(result, StoreError):
+            raise result
+        return result
 
+    @abc.abstractmethod
     async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
         """Insert several documents in one round trip / transaction where the backend allows
         (a group commit). Per document, in order: its `_key`, or the StoreError that document
         alone hit (DuplicateKey, InvalidDocument); the others are inserted regardless. A
         failure of the store itself (StoreUnavailable) raises for the whole call, nothing of it
-        reported as done.
-        This default inserts one by one."""
-        out: list[str | StoreError] = []
-        for doc in docs:
-            try:
-                out.append(await self.insert(collection, doc))
-            except (DuplicateKey, NotFound) as exc:
-                out.append(exc)
-        return out
+        reported as done."""
 
     @abc.abstractmethod
     async def upsert(self, collection: str, key: str, doc: Doc) -> None:

@@ -37,6 +37,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,14 @@ class Fixtures:
         return list(ids) if ids is not None else sorted(r["rule_id"] for r in self.rules)
 
     @property
-    def bundle_rev(self) -> str:
+    def bundle_rules(self) -> list[Doc]:
+        """The bundle's full rule documents, by rule_id."""
         chosen = set(self.bundle_rule_ids)
-        rules = sorted((r for r in self.rules if r["rule_id"] in chosen), key=_rule_id)
-        return content_rev({"params": self.bundle.get("params", {}), "rules": rules})
+        return sorted((r for r in self.rules if r["rule_id"] in chosen), key=itemgetter("rule_id"))
+
+    @property
+    def bundle_rev(self) -> str:
+        return content_rev({"params": self.bundle.get("params", {}), "rules": self.bundle_rules})
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,6 @@ class SeedReport:
     warnings: tuple[str, ...] = field(default=())
     # False when a config_active existed: rules and bundle were left as the operator has them.
     bundle_seeded: bool = True
-
-
-def _rule_id(rule: Mapping[str, Any]) -> str:
-    return str(rule["rule_id"])
 
 
 # ---- loading and linting ---------------------------------------------------------------------
@@ -153,16 +154,12 @@ def load_instruments(path: Path) -> list[Instrument]:
             out.append(Instrument.model_validate(row))
         except ValueError as exc:
             raise FixtureError(f"{path}: {row.get('symbol')!r}: {exc}") from exc
-    _unique(path, [i.symbol for i in out], "symbol")
-    return out
-
-
-def _unique(path: Path, names: Sequence[str], what: str) -> None:
     seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise FixtureError(f"{path}: duplicate {what} {name!r}")
-        seen.add(name)
+    for symbol in (i.symbol for i in out):
+        if symbol in seen:
+            raise FixtureError(f"{path}: duplicate symbol {symbol!r}")
+        seen.add(symbol)
+    return out
 
 
 def load_factors(path: Path) -> list[Doc]:
@@ -170,8 +167,7 @@ def load_factors(path: Path) -> list[Doc]:
     try:
         factors_from_docs(rows)
     except RuleErrors as exc:
-        raise FixtureError(f"{path}: {exc}") from exc
-    _unique(path, [r["name"] for r in rows], "factor")
+        raise FixtureError(f"{path}: {exc}") from exc  # names each bad or duplicate factor
     return rows
 
 
@@ -294,14 +290,13 @@ async def _seed_bundle(store: DocumentStore, fx: Fixtures, bundle_rev: str) -> N
     if "description" in fx.bundle:
         bundle_doc["description"] = fx.bundle["description"]
     await store.upsert("config_bundles", fx.bundle_id, bundle_doc)
-    chosen = set(fx.bundle_rule_ids)
     revisioned: Doc = {
         "_key": BUNDLE_PREFIX + bundle_rev,
         "kind": BUNDLE_KIND,
         "bundle_id": fx.bundle_id,
         "rev": bundle_rev,
         "params": fx.bundle.get("params", {}),
-        "rules": sorted((r for r in fx.rules if r["rule_id"] in chosen), key=_rule_id),
+        "rules": fx.bundle_rules,
         "note": "seeded from fixtures",
         "created_by": "seed",
         "created_ts": 0,

@@ -294,12 +294,6 @@ class SqliteStore(DocumentStore):
 
         await self._write(str(self.path), run)
 
-    async def insert(self, collection: str, doc: Doc) -> str:
-        (result,) = await self.insert_many(collection, [doc])
-        if isinstance(result, StoreError):
-            raise result
-        return result
-
     async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
         table = self._table(collection)
         rows: list[tuple[str, str]] = []
