@@ -197,9 +197,6 @@ class EmbeddedRedis:
         *,
         cluster: bool = False,
         masters: int = 3,
-        host: str = "127.0.0.1",
-        binary: str | None = None,
-        startup_timeout: float = 15.0,
         data_dir: Path | None = None,
     ) -> None:
         if cluster and masters < 3:
@@ -210,9 +207,9 @@ class EmbeddedRedis:
         self.data_dir = data_dir
         self.cluster = cluster
         self.masters = masters if cluster else 1
-        self.host = host
-        self.binary = binary or find_redis_server()
-        self.startup_timeout = startup_timeout
+        self.host = "127.0.0.1"
+        self.binary = find_redis_server()
+        self.startup_timeout = 15.0
         self._nodes: list[_Node] = []
         self._root: Path | None = None
 

@@ -80,16 +80,14 @@ def log_returns(closes: Sequence[Decimal]) -> list[float]:
     return [math.log(float(b) / float(a)) for a, b in itertools.pairwise(closes) if a > 0]
 
 
-def realized_vol(
-    closes: Sequence[Decimal], *, periods_per_year: int = MINUTES_PER_YEAR
-) -> float | None:
+def realized_vol(closes: Sequence[Decimal]) -> float | None:
     """Annualised sample standard deviation of log returns; None with fewer than 2 returns."""
     rets = log_returns(closes)
     if len(rets) < 2:
         return None
     mean = sum(rets) / len(rets)
     var = sum((r - mean) ** 2 for r in rets) / (len(rets) - 1)
-    return math.sqrt(var) * math.sqrt(periods_per_year)
+    return math.sqrt(var) * math.sqrt(MINUTES_PER_YEAR)
 
 
 def percentile_rank(history: Sequence[float], value: float) -> float:
@@ -140,14 +138,13 @@ class FeatureCalculator:
         depth_levels: int = 5,
         ma_fast: int = 7,
         ma_slow: int = 25,
-        history_days: int = 30,
     ) -> None:
         self.symbol = symbol
         self.atr_period = atr_period
         self.rv_window = rv_window
         self.depth_levels = depth_levels
         self.ma_fast, self.ma_slow = ma_fast, ma_slow
-        self._history_minutes = history_days * 24 * 60
+        self._history_minutes = 30 * 24 * 60  # rv_pctile_30d ranks against 30 days
         self._bars: deque[Bar] = deque(maxlen=max(atr_period * 10, rv_window + 1, ma_slow * 5 + 5))
         self._current: Bar | None = None
         self._bids: tuple[Level, ...] = ()

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -38,8 +38,8 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
-def check_collection(collection: str, known: Iterable[str] = COLLECTIONS) -> str:
-    if collection not in known:
+def check_collection(collection: str) -> str:
+    if collection not in COLLECTIONS:
         raise ValueError(f"unknown collection {collection!r}")
     return collection
 

@@ -8,7 +8,7 @@ sparse unique indexes the Arango adapter creates).
 
 Threads (issue 12): no call blocks the event loop. Writes run on the store's one writer thread,
 in the order they were submitted, on its own connection; reads on a small pool of reader
-threads (`readers`), each with its own read-only connection, which WAL lets run beside the
+threads (`READERS`), each with its own read-only connection, which WAL lets run beside the
 writer and see every write committed before they start. So a write waiting for the lock of
 another connection — another replica or service on the same file, up to `busy_timeout_ms` —
 holds only that thread: other coroutines run and reads are answered meanwhile. (The calls used
@@ -56,6 +56,8 @@ _UNIQUE_COLUMN_RE = re.compile(r"UNIQUE constraint failed: ([A-Za-z0-9_]+)\._key
 T = TypeVar("T")
 # Rows per INSERT statement of a group commit (2 bound parameters each; SQLite allows 32766).
 MAX_ROWS_PER_STATEMENT = 64
+READERS = 2
+_INDEX_FIELDS = {i.index_name: i.fields for i in INDEXES}  # for DuplicateKey's message
 
 
 def _path(field: str) -> str:
@@ -118,7 +120,7 @@ def index_ddl(spec: IndexSpec) -> str:
 
 class SqliteStore(DocumentStore):
     """Document store on one SQLite file (WAL, synchronous=NORMAL), run off the event loop:
-    one writer thread, `readers` reader threads (see the module docstring)."""
+    one writer thread, `READERS` reader threads (see the module docstring)."""
 
     name = "sqlite"
 
@@ -128,15 +130,9 @@ class SqliteStore(DocumentStore):
         *,
         busy_timeout_ms: int = 5000,
         checkpoint_every_s: float = 1.0,
-        readers: int = 2,
-        collections: Sequence[str] = COLLECTIONS,
-        indexes: Sequence[IndexSpec] = INDEXES,
     ) -> None:
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
-        self._collections = tuple(collections)
-        self._indexes = tuple(i for i in indexes if i.collection in self._collections)
-        self._index_fields = {i.index_name: i.fields for i in self._indexes}
         self._memory = str(self.path) == ":memory:"
         # Executors start their threads on first use: nothing opens before a call.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-w:{self.path.name}")
@@ -144,9 +140,7 @@ class SqliteStore(DocumentStore):
         self._readers = (
             self._writer
             if self._memory
-            else ThreadPoolExecutor(
-                max(1, readers), thread_name_prefix=f"sqlite-r:{self.path.name}"
-            )
+            else ThreadPoolExecutor(READERS, thread_name_prefix=f"sqlite-r:{self.path.name}")
         )
         self._local = threading.local()  # each store thread's own connection
         self._conn: sqlite3.Connection | None = None  # the writer thread's
@@ -270,25 +264,25 @@ class SqliteStore(DocumentStore):
         msg = str(exc)
         if m := _UNIQUE_INDEX_RE.search(msg):
             name = m.group(1)
-            fields = ", ".join(self._index_fields.get(name, ()))
+            fields = ", ".join(_INDEX_FIELDS.get(name, ()))
             return DuplicateKey(collection, f"unique index {name} ({fields})")
         if _UNIQUE_COLUMN_RE.search(msg):
             return DuplicateKey(collection, "primary key _key")
         return StoreError(f"{collection}: integrity error: {msg}")
 
     def _table(self, collection: str) -> str:
-        return f'"{check_collection(collection, self._collections)}"'
+        return f'"{check_collection(collection)}"'
 
     # ---- port ---------------------------------------------------------------------------------
     async def bootstrap(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
-            for name in self._collections:
+            for name in COLLECTIONS:
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {self._table(name)} "
                     "(_key TEXT PRIMARY KEY, doc TEXT NOT NULL)"
                 )
-            for spec in self._indexes:
+            for spec in INDEXES:
                 conn.execute(index_ddl(spec))
             conn.execute("COMMIT")
 
