@@ -258,8 +258,9 @@ class FeatureCalculator:
             v["rv_history_minutes"] = float(len(self._rv_fifo))
             if len(self._rv_sorted) >= 2:
                 v["rv_pctile_30d"] = percentile_rank(self._rv_sorted, self._rv)
-        closed_5m = self._closed_5m()
-        closes = [b.close for b in closed_5m]
+        # Closed 5-minute bars only (time has reached their end): a value never repaints.
+        span = 5 * MINUTE_MS
+        closes = [b.close for b in aggregate(self._bars, 5) if b.open_ts + span <= self._ts + 1]
         for n in (self.ma_fast, self.ma_slow):
             ma = sma(closes, n)
             if ma is not None:
@@ -267,9 +268,3 @@ class FeatureCalculator:
         if self._bars:
             v["last"] = float(self._bars[-1].close)
         return v
-
-    def _closed_5m(self) -> list[Bar]:
-        five = aggregate(list(self._bars), 5)
-        span = 5 * MINUTE_MS
-        # A 5-minute bar is closed once time has reached its end.
-        return [b for b in five if b.open_ts + span <= self._ts + 1]

@@ -19,6 +19,7 @@ missing database/collection → `StoreUnavailable`; anything else → `StoreErro
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -122,10 +123,6 @@ def _cursor(db: StandardDatabase, aql: str, bind: dict[str, Any]) -> Cursor:
     return cursor
 
 
-def _serialize(value: Any) -> str:
-    return json.dumps(value, default=json_default)
-
-
 class ArangoStore(DocumentStore):
     """Document store on ArangoDB (single server or cluster coordinators)."""
 
@@ -168,7 +165,7 @@ class ArangoStore(DocumentStore):
                     retry_attempts=self._retry_attempts,
                     backoff_factor=0.1,
                 ),
-                serializer=_serialize,
+                serializer=functools.partial(json.dumps, default=json_default),
             )
         return self._client
 

@@ -29,6 +29,7 @@ before `bootstrap()`, disk I/O) → `StoreUnavailable`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sqlite3
 import threading
@@ -150,7 +151,6 @@ class SqliteStore(DocumentStore):
         self._checkpoint_every_s = checkpoint_every_s
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
-        self._multi_sql: dict[tuple[str, int], str] = {}  # writer thread only
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -325,7 +325,7 @@ class SqliteStore(DocumentStore):
         for chunk in chunks:
             try:
                 conn.execute(
-                    self._multi_insert_sql(table, len(chunk)), [v for row in chunk for v in row]
+                    _multi_insert_sql(table, len(chunk)), [v for row in chunk for v in row]
                 )
                 out.extend(key for key, _ in chunk)
                 continue
@@ -345,13 +345,6 @@ class SqliteStore(DocumentStore):
         if explicit:
             conn.execute("COMMIT")
         return out
-
-    def _multi_insert_sql(self, table: str, n: int) -> str:
-        sql = self._multi_sql.get((table, n))
-        if sql is None:
-            values = ", ".join(["(?, ?)"] * n)
-            sql = self._multi_sql[(table, n)] = f"INSERT INTO {table} (_key, doc) VALUES {values}"
-        return sql
 
     async def upsert(self, collection: str, key: str, doc: Doc) -> None:
         table = self._table(collection)
@@ -440,6 +433,11 @@ class SqliteStore(DocumentStore):
         self._conn = None
         for conn in conns:
             conn.close()
+
+
+@functools.lru_cache(maxsize=len(COLLECTIONS) * MAX_ROWS_PER_STATEMENT)
+def _multi_insert_sql(table: str, n: int) -> str:
+    return f"INSERT INTO {table} (_key, doc) VALUES {', '.join(['(?, ?)'] * n)}"
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
