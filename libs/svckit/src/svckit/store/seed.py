@@ -34,7 +34,7 @@ import argparse
 import asyncio
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import itemgetter
@@ -134,10 +134,19 @@ def _read(path: Path, **kwargs: Any) -> Any:
         raise FixtureError(f"{path}: invalid JSON: {exc}") from exc
 
 
-def _list_of_objects(path: Path, data: Any) -> list[Doc]:
-    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+def _rows(
+    path: Path, check: Callable[[list[Doc]], object] | None = None, what: str = "", **kw: Any
+) -> list[Doc]:
+    """The file's JSON array of objects, refused naming the file unless `check` accepts it."""
+    rows = _read(path, **kw)
+    if not isinstance(rows, list) or not all(isinstance(x, dict) for x in rows):
         raise FixtureError(f"{path}: expected a JSON array of objects")
-    return data
+    try:
+        if check is not None:
+            check(rows)
+    except (RuleErrors, ValidationError) as exc:  # each names the bad entries
+        raise FixtureError(f"{path}: {what}{exc}") from exc
+    return rows
 
 
 def instrument_from_doc(doc: Mapping[str, Any]) -> Instrument:
@@ -147,7 +156,7 @@ def instrument_from_doc(doc: Mapping[str, Any]) -> Instrument:
 
 def load_instruments(path: Path) -> list[Instrument]:
     # parse_float=Decimal: 0.001 must reach the model as Decimal("0.001"), never via a float.
-    rows = _list_of_objects(path, _read(path, parse_float=Decimal))
+    rows = _rows(path, parse_float=Decimal)
     out: list[Instrument] = []
     for row in rows:
         try:
@@ -160,35 +169,6 @@ def load_instruments(path: Path) -> list[Instrument]:
             raise FixtureError(f"{path}: duplicate symbol {symbol!r}")
         seen.add(symbol)
     return out
-
-
-def load_factors(path: Path) -> list[Doc]:
-    rows = _list_of_objects(path, _read(path))
-    try:
-        factors_from_docs(rows)
-    except RuleErrors as exc:
-        raise FixtureError(f"{path}: {exc}") from exc  # names each bad or duplicate factor
-    return rows
-
-
-def load_rules(path: Path, factors: Sequence[Doc], symbols: frozenset[str]) -> list[Doc]:
-    rows = _list_of_objects(path, _read(path))
-    try:
-        # The fixtures carry no bundle yet: the default depth limit applies.
-        check_rules(rows, factors=factors_from_docs(factors), symbols=symbols)
-    except RuleErrors as exc:
-        raise FixtureError(f"{path}: {exc}") from exc
-    return rows
-
-
-def load_route_table(path: Path) -> list[Doc]:
-    """Bands ascending by `notional_usdt_max`; only the last may be null (= unbounded)."""
-    bands = _list_of_objects(path, _read(path))
-    try:
-        RouteBands.model_validate(bands)
-    except ValidationError as exc:
-        raise FixtureError(f"{path}: route table: {exc}") from exc
-    return bands
 
 
 def load_bundle(path: Path, rule_ids: frozenset[str]) -> Doc:
@@ -212,9 +192,15 @@ def load_bundle(path: Path, rule_ids: frozenset[str]) -> Doc:
 
 def load_fixtures(fixtures_dir: Path) -> Fixtures:
     instruments = load_instruments(fixtures_dir / INSTRUMENTS_FILE)
-    factors = load_factors(fixtures_dir / FACTORS_FILE)
-    rules = load_rules(fixtures_dir / RULES_FILE, factors, frozenset(i.symbol for i in instruments))
-    bands = load_route_table(fixtures_dir / ROUTE_TABLE_FILE)
+    symbols = frozenset(i.symbol for i in instruments)
+    factors = _rows(fixtures_dir / FACTORS_FILE, factors_from_docs)
+    whitelist = factors_from_docs(factors)
+    # The fixtures carry no bundle yet: the default depth limit applies.
+    rules = _rows(
+        fixtures_dir / RULES_FILE, lambda r: check_rules(r, factors=whitelist, symbols=symbols)
+    )
+    # Bands ascending by `notional_usdt_max`; only the last may be null (= unbounded).
+    bands = _rows(fixtures_dir / ROUTE_TABLE_FILE, RouteBands.model_validate, "route table: ")
     bundle = load_bundle(fixtures_dir / CONFIG_BUNDLE_FILE, frozenset(r["rule_id"] for r in rules))
     return Fixtures(tuple(instruments), tuple(factors), tuple(rules), tuple(bands), bundle)
 
