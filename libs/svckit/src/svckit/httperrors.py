@@ -36,17 +36,6 @@ def error_body(message: str, *, fail_body: bool) -> dict[str, Any]:
     return {"detail": message}
 
 
-def infra_error(exc: BaseException, *, fail_body: bool) -> tuple[int, dict[str, Any]] | None:
-    """The answer for an infrastructure failure (503 with the reason), None for anything else."""
-    if isinstance(exc, InfraError):
-        log.warning("request failed on infrastructure: %s", exc)
-        return 503, error_body(f"service unavailable: {exc}", fail_body=fail_body)
-    if isinstance(exc, redis_exc.RedisError):
-        log.warning("request failed on redis: %s", exc)
-        return 503, error_body(f"service unavailable: redis: {exc}", fail_body=fail_body)
-    return None
-
-
 # `{"detail": "..."}`: S3's error body, and both services' answer to an unparsable body.
 _DETAIL_BODY: dict[str, Any] = {
     "type": "object",
@@ -111,11 +100,14 @@ def install_error_handlers(app: FastAPI, *, fail_body: bool) -> None:
         return JSONResponse(error_body(message, fail_body=fail_body), status_code=422)
 
     async def _infra(_: Request, exc: Exception) -> JSONResponse:
-        answer = infra_error(exc, fail_body=fail_body)
-        if answer is None:  # pragma: no cover - registered for infra errors only
-            raise exc
-        status, body = answer
-        return JSONResponse(body, status_code=status)
+        """An infrastructure failure: 503 with the reason."""
+        if isinstance(exc, InfraError):
+            log.warning("request failed on infrastructure: %s", exc)
+            message = f"service unavailable: {exc}"
+        else:  # registered for InfraError and redis-py's RedisError only
+            log.warning("request failed on redis: %s", exc)
+            message = f"service unavailable: redis: {exc}"
+        return JSONResponse(error_body(message, fail_body=fail_body), status_code=503)
 
     app.add_exception_handler(InfraError, _infra)
     app.add_exception_handler(redis_exc.RedisError, _infra)
