@@ -94,10 +94,6 @@ class Fixtures:
         chosen = set(self.bundle_rule_ids)
         return sorted((r for r in self.rules if r["rule_id"] in chosen), key=itemgetter("rule_id"))
 
-    @property
-    def bundle_rev(self) -> str:
-        return content_rev({"params": self.bundle.get("params", {}), "rules": self.bundle_rules})
-
 
 @dataclass(frozen=True)
 class SeedReport:
@@ -223,7 +219,7 @@ async def seed_store(store: DocumentStore, fixtures_dir: Path) -> SeedReport:
         {"name": ROUTE_TABLE_KEY, "rev": route_rev, "bands": list(fx.route_bands)},
     )
 
-    bundle_rev = fx.bundle_rev
+    bundle_rev = content_rev({"params": fx.bundle.get("params", {}), "rules": fx.bundle_rules})
     active = await store.get("config_active", CONFIG_ACTIVE_KEY)
     seeded = active is None
     if seeded:

@@ -6,15 +6,13 @@ the JSON body without `_key`. Every `IndexSpec` of `base.INDEXES` becomes an exp
 unique specs are enforced by SQLite itself (NULL/missing fields never collide, like ArangoDB's
 sparse unique indexes the Arango adapter creates).
 
-Threads (issue 12): no call blocks the event loop. Writes run on the store's one writer thread,
-in the order they were submitted, on its own connection; reads on a small pool of reader
-threads (`READERS`), each with its own read-only connection, which WAL lets run beside the
-writer and see every write committed before they start. So a write waiting for the lock of
-another connection — another replica or service on the same file, up to `busy_timeout_ms` —
-holds only that thread: other coroutines run and reads are answered meanwhile. (The calls used
-to run on the loop: each is short, but one waiting for another process's lock froze the whole
-service for as long as the wait.) A write, once submitted, is carried out even if its caller is
-cancelled meanwhile, as when it ran on the loop. What amortises the thread hop and the WAL
+Threads: no call blocks the event loop. Writes run on the store's one writer thread, in the
+order they were submitted, on its own connection; reads on a small pool of reader threads
+(`READERS`), each with its own read-only connection, which WAL lets run beside the writer and
+see every write committed before they start. So a write waiting for the lock of another
+connection — another replica or service on the same file, up to `busy_timeout_ms` — holds only
+that thread: other coroutines run and reads are answered meanwhile. A write, once submitted, is
+carried out even if its caller is cancelled meanwhile. What amortises the thread hop and the WAL
 write is `insert_many`: one multi-row statement, one transaction, one hop for a batch (S3's
 group commit of `signals`). A store object can be shared by several event loops and threads.
 A lock held beyond `busy_timeout_ms` makes the call raise `StoreUnavailable` (retryable), as
