@@ -42,12 +42,11 @@ class IndexSpec:
     collection: str
     fields: tuple[str, ...]
     unique: bool = False
-    name: str = ""
 
     @property
     def index_name(self) -> str:
         suffix = "_".join(f.replace(".", "_") for f in self.fields)
-        return self.name or f"ix_{self.collection}_{suffix}"
+        return f"ix_{self.collection}_{suffix}"
 
 
 INDEXES: tuple[IndexSpec, ...] = (
