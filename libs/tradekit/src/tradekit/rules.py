@@ -396,7 +396,8 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-_COMBINATOR = {"all_of": "allOf", "any_of": "anyOf", "allOf": "allOf", "anyOf": "anyOf"}
+# A combinator's location carries its alias: the discriminator only routes aliases to them.
+_COMBINATORS = ("allOf", "anyOf")
 
 
 def _explain(rid: str, doc: Mapping[str, Any], e: Any) -> tuple[str, str]:
@@ -428,8 +429,8 @@ def _explain(rid: str, doc: Mapping[str, Any], e: Any) -> tuple[str, str]:
             return where + ".v", (
                 f"{where}: v must be finite and within ±{MAX_ABS:g}, got {short(inp)}"
             )
-        if last in _COMBINATOR and kind in ("list_type", "too_short", "missing", "too_long"):
-            key, where = _COMBINATOR[last], f"{rid}: {_path(loc[:-1])}"
+        if last in _COMBINATORS and kind in ("list_type", "too_short", "missing", "too_long"):
+            key, where = last, f"{rid}: {_path(loc[:-1])}"
             if kind == "too_long":
                 return where, f"{where}: {key} has more than {MAX_CHILDREN} children"
             return where, f"{where}: {key} needs a non-empty list"
@@ -491,9 +492,8 @@ def _at(doc: Any, loc: tuple[int | str, ...]) -> Any:
     for part in loc:
         if isinstance(part, str) and part.startswith("#"):
             continue
-        key = {"all_of": "allOf", "any_of": "anyOf", "not_": "not"}.get(str(part), part)
         try:
-            node = node[key]
+            node = node[part]
         except (KeyError, IndexError, TypeError):
             return None
     return node
