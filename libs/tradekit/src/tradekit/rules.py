@@ -594,18 +594,16 @@ def _references_ok(
 
 def _prepare(
     docs: list[object], max_depth: int
-) -> tuple[list[dict[str, Any] | list[str]], list[Any], bool]:
-    """Per rule: its body to validate, or the errors that stop it before the schema; every
-    leaf's raw document (for the reference checks); whether any rule was stopped."""
+) -> tuple[list[dict[str, Any] | list[str]], list[Any]]:
+    """Per rule: its body to validate, or the errors that stop it before the schema (a list);
+    every leaf's raw document (for the reference checks)."""
     bodies: list[dict[str, Any] | list[str]] = []
     leaves: list[Any] = []
     ids: set[str] = set()
     nodes = 0
-    failed = False
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict):
             bodies.append([f"rules[{i}]: rule must be an object, got {short(doc)}"])
-            failed = True
             continue
         body = (
             doc
@@ -620,7 +618,6 @@ def _prepare(
                     "(exactly [A-Za-z0-9][A-Za-z0-9_.:-]{0,63})"
                 ]
             )
-            failed = True
             continue
         errors: list[str] = []
         count = [0]
@@ -635,14 +632,12 @@ def _prepare(
                     f"(reached at rules[{i}])"
                 ]
             )
-            failed = True
             break
         if rid in ids:
             errors.append(f"{rid}: duplicate rule_id")
         ids.add(rid)
         bodies.append(errors or body)
-        failed = failed or bool(errors)
-    return bodies, leaves, failed
+    return bodies, leaves
 
 
 def check_rules(
@@ -687,8 +682,8 @@ def check_rule_docs(
     `check_rules` itself (its typed rules, or RuleErrors with every message)."""
     docs = list(docs)
     if len(docs) <= MAX_RULES:
-        bodies, leaves, failed = _prepare(docs, max_depth)
-        if not failed:
+        bodies, leaves = _prepare(docs, max_depth)
+        if not any(isinstance(b, list) for b in bodies):  # no rule stopped before the schema
             try:
                 plain = _RULE_DOCS.validate_python(bodies)
             except ValidationError:
