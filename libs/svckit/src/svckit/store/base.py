@@ -115,10 +115,6 @@ class DocumentStore(abc.ABC):
     @abc.abstractmethod
     async def find(self, collection: str, query: Query | None = None) -> list[Doc]: ...
 
-    async def find_one(self, collection: str, where: Mapping[str, Any]) -> Doc | None:
-        rows = await self.find(collection, Query(where=where, limit=1))
-        return rows[0] if rows else None
-
     @abc.abstractmethod
     async def count(self, collection: str, where: Mapping[str, Any] | None = None) -> int: ...
 
