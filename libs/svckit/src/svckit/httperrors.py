@@ -21,14 +21,6 @@ from svckit.errors import InfraError
 log = logging.getLogger(__name__)
 
 
-def describe_validation(errors: Any) -> str:
-    parts = []
-    for err in errors:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "function-after[_shape()]")
-        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-    return "; ".join(parts) or "invalid request"
-
-
 def error_body(message: str, *, fail_body: bool) -> dict[str, Any]:
     """fail_body: S4 answers in its `{result: FAIL, order_ids, message}` shape."""
     if fail_body:
@@ -96,7 +88,11 @@ def install_error_handlers(app: FastAPI, *, fail_body: bool) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message = describe_validation(exc.errors())
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "function-after[_shape()]")
+            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        message = "; ".join(parts) or "invalid request"
         return JSONResponse(error_body(message, fail_body=fail_body), status_code=422)
 
     async def _infra(_: Request, exc: Exception) -> JSONResponse:

@@ -92,13 +92,10 @@ def json_default(value: object) -> Any:
     raise TypeError(f"value of type {type(value).__name__} is not JSON serialisable")
 
 
-def canonical_json(value: Any) -> str:
-    """Stable text for hashing: sorted keys, no whitespace, Decimals as strings."""
-    return json.dumps(
+def content_rev(value: Any, length: int = 12) -> str:
+    """Revision of a config artefact: the first `length` hex of sha256 over its canonical JSON
+    (sorted keys, no whitespace, Decimals as strings: the same content hashes the same)."""
+    text = json.dumps(
         value, default=json_default, ensure_ascii=False, sort_keys=True, separators=(",", ":")
     )
-
-
-def content_rev(value: Any, length: int = 12) -> str:
-    """Revision of a config artefact: the first `length` hex of sha256(canonical JSON)."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
