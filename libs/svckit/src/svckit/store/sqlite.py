@@ -48,7 +48,7 @@ from svckit.store._common import (
     new_key,
     sort_terms,
 )
-from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, IndexSpec, Query
+from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, Query
 
 _UNIQUE_INDEX_RE = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
 _UNIQUE_COLUMN_RE = re.compile(r"UNIQUE constraint failed: ([A-Za-z0-9_]+)\._key")
@@ -103,18 +103,7 @@ def _where_sql(where: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
 
 
 def _row_doc(key: str, body: str) -> Doc:
-    doc: Doc = {"_key": key}
-    doc.update(jsonutil.loads(body))
-    return doc
-
-
-def index_ddl(spec: IndexSpec) -> str:
-    cols = ", ".join(_expr(f) for f in spec.fields)
-    unique = "UNIQUE " if spec.unique else ""
-    return (
-        f'CREATE {unique}INDEX IF NOT EXISTS "{spec.index_name}" '
-        f'ON "{check_collection(spec.collection)}" ({cols})'
-    )
+    return {"_key": key, **jsonutil.loads(body)}
 
 
 class SqliteStore(DocumentStore):
@@ -281,7 +270,12 @@ class SqliteStore(DocumentStore):
                     "(_key TEXT PRIMARY KEY, doc TEXT NOT NULL)"
                 )
             for spec in INDEXES:
-                conn.execute(index_ddl(spec))
+                cols = ", ".join(_expr(f) for f in spec.fields)
+                unique = "UNIQUE " if spec.unique else ""
+                conn.execute(
+                    f'CREATE {unique}INDEX IF NOT EXISTS "{spec.index_name}" '
+                    f"ON {self._table(spec.collection)} ({cols})"
+                )
             conn.execute("COMMIT")
 
         await self._write(str(self.path), run)
