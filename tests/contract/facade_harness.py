@@ -3,7 +3,7 @@
 One uvicorn server per test module serves a :class:`SwappableApp`; each test plugs a fresh
 venue + facade into it, so tests stay isolated without paying a server start each.
 
-The venue behind the facade runs on a :class:`~svckit.clock.TrackingClock` (time flows like a
+The venue behind the facade runs on a :class:`TrackingClock` (time flows like a
 real server's, so ccxt's signed timestamps stay inside recvWindow) with market steps an hour
 apart: within a test the book only changes when the test changes it, as with the in-process
 harness's ManualClock.
@@ -18,7 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from s4_router.adapters.exchange.ccxt_client import CcxtExchange, ExchangeId
-from svckit.clock import TrackingClock
+from tests.tracking_clock import TrackingClock
 from venue.defaults import default_venue
 from venue.facade import create_facade
 from venue.venue import Venue

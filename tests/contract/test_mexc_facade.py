@@ -19,7 +19,6 @@ import pytest
 
 from s3_strategy.adapters.spot_reader import CcxtSpotReader
 from s4_router.adapters.exchange.base import OrderNotFound, PlaceOrderRequest
-from svckit.clock import TrackingClock
 from tests.contract.facade_harness import (
     API_KEY,
     API_SECRET,
@@ -28,6 +27,7 @@ from tests.contract.facade_harness import (
     ccxt_exchange,
 )
 from tests.facade_server import FacadeServer
+from tests.tracking_clock import TrackingClock
 from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
 from venue.defaults import DEFAULT_INSTRUMENTS, default_venue
 from venue.facade import create_facade

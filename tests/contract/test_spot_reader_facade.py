@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 
 from s3_strategy.adapters.spot_reader import CcxtSpotReader
-from svckit.clock import TrackingClock
 from tests.contract.facade_harness import API_KEY, API_SECRET, START_MS, SwappableApp, plug
 from tests.facade_server import FacadeServer
+from tests.tracking_clock import TrackingClock
 from tradekit.enums import Market
 from venue.defaults import default_venue
 from venue.venue import Venue

@@ -539,10 +539,9 @@ async def test_find_with_indexed_fields_returns_matching_orders(store: DocumentS
     await store.insert("orders", order("c-3", status="NEW", symbol="ETHUSDT"))
     rows = await store.find("orders", Query(where={"symbol": "BTCUSDT", "status": "NEW"}))
     assert [r["client_order_id"] for r in rows] == ["c-1"]
-    one = await store.find_one("orders", {"client_order_id": "c-3"})
-    assert one is not None
+    [one] = await store.find("orders", Query(where={"client_order_id": "c-3"}, limit=1))
     assert one["symbol"] == "ETHUSDT"
-    assert await store.find_one("orders", {"client_order_id": "c-9"}) is None
+    assert await store.find("orders", Query(where={"client_order_id": "c-9"})) == []
 
 
 async def test_find_with_sort_and_limit_returns_ordered_page(store: DocumentStore) -> None:
@@ -695,7 +694,7 @@ async def test_seed_with_fixtures_stores_spec_btcusdt(store: DocumentStore) -> N
     await seed_store(store, FIXTURES)
     doc = await store.get("instrument_registry", "BTCUSDT")
     assert doc is not None
-    assert await store.find_one("instrument_registry", {"symbol": "BTCUSDT"}) == doc
+    assert await store.find("instrument_registry", Query(where={"symbol": "BTCUSDT"})) == [doc]
     # spec 004 §G, exactly
     spec = {
         "tickSize": "1",
@@ -722,8 +721,7 @@ async def test_seed_with_fixtures_stores_spec_btcusdt(store: DocumentStore) -> N
 
 async def test_seed_with_fixtures_stores_spec_rule_and_route_table(store: DocumentStore) -> None:
     report = await seed_store(store, FIXTURES)
-    rule = await store.find_one("strategy_rules", {"rule_id": "R-023"})
-    assert rule is not None
+    [rule] = await store.find("strategy_rules", Query(where={"rule_id": "R-023"}))
     assert {k: v for k, v in rule.items() if k != "_key"} == {
         "rule_id": "R-023",
         "priority": 50,

@@ -93,7 +93,7 @@ async def scheduled_sell_filled(
     [coid] = body["orders"]
 
     async def filled() -> bool:
-        doc = await s4c.store.find_one("orders", {"client_order_id": coid})
+        doc = await s4c.store.get("orders", coid)
         return doc is not None and doc["status"] == "FILLED"
 
     await wait_for(filled, within_s)

@@ -22,12 +22,12 @@ import pytest
 
 from s3_strategy.config import Settings as S3Settings
 from s4_router.config import Settings as S4Settings
-from svckit.clock import TrackingClock
 from svckit.redisio import RedisClient
 from tests.conftest import FIXTURES
 from tests.contract.facade_harness import API_KEY, API_SECRET, SwappableApp
 from tests.e2e.test_rebalance_e2e import headers, s4_and_s3, scheduled_sell_filled
 from tests.facade_server import FacadeServer
+from tests.tracking_clock import TrackingClock
 from tradekit.enums import Market
 from venue.defaults import default_venue
 from venue.facade import create_facade

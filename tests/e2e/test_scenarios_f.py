@@ -57,7 +57,7 @@ class F:
         return out
 
     async def order(self, coid: str) -> dict[str, Any] | None:
-        return await self.c.store.find_one("orders", {"client_order_id": coid})
+        return await self.c.store.get("orders", coid)
 
     def freeze_market(self) -> None:
         """Stop the simulator's price process so a test can set the book by hand."""

@@ -134,7 +134,7 @@ async def stacks(redis: RedisClient) -> AsyncIterator[AsyncExitStack]:
 
 
 async def _order_filled(st: Stack, coid: str) -> bool:
-    doc = await st.s4c.store.find_one("orders", {"client_order_id": coid})
+    doc = await st.s4c.store.get("orders", coid)
     return doc is not None and doc["status"] == "FILLED"
 
 

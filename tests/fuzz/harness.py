@@ -30,13 +30,13 @@ from schemathesis.checks import CHECKS
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.generation.modes import GenerationMode
 
-from svckit.clock import TrackingClock
 from svckit.redisio import make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.contract.facade_harness import API_KEY, API_SECRET, START_MS
 from tests.facade_server import FacadeServer
 from tests.helpers import S3_ADMIN_TOKEN, S4_TOKEN, bearer
+from tests.tracking_clock import TrackingClock
 from venue.defaults import default_venue
 from venue.facade import create_facade
 

@@ -44,12 +44,13 @@ from s4_router.bootstrap import bootstrap
 from s4_router.config import Settings as S4Settings
 from s4_router.entrypoints.api import create_app
 from svckit import jsonutil, keys
-from svckit.clock import ManualClock, TrackingClock, WallClock
+from svckit.clock import ManualClock, WallClock
 from svckit.embedded_redis import EmbeddedRedis, free_port
 from svckit.redisio import RedisClient, make_redis
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.facade_server import FacadeServer
+from tests.tracking_clock import TrackingClock
 from tradekit.enums import Market
 from tradekit.features import Bar
 from tradekit.market import MarketStep

@@ -140,7 +140,7 @@ async def test_decide_with_s4_running_reaches_it_by_both_paths_and_opens_one_ord
     coid = intent["client_order_id"]
 
     async def filled() -> bool:
-        doc = await st.s4c.store.find_one("orders", {"client_order_id": coid})
+        doc = await st.s4c.store.get("orders", coid)
         return doc is not None and doc["status"] == "FILLED"
 
     async def stream_done() -> bool:

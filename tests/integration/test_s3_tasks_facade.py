@@ -16,12 +16,12 @@ from s3_strategy.bootstrap import bootstrap
 from s3_strategy.config import Settings
 from s3_strategy.domain.rebalance.intelligent import IntelligentConfig, ma_signal
 from s3_strategy.entrypoints.api import create_app
-from svckit.clock import TrackingClock
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
 from tests.contract.facade_harness import API_KEY, API_SECRET, START_MS, SwappableApp, plug
 from tests.facade_server import FacadeServer
+from tests.tracking_clock import TrackingClock
 from venue.defaults import default_venue
 from venue.venue import Venue
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from svckit.clock import Clock, ManualClock, TrackingClock, WallClock
+from svckit.clock import Clock, ManualClock, WallClock
+from tests.tracking_clock import TrackingClock
 
 
 def test_tracking_clock_with_wall_time_flows_from_its_start() -> None:

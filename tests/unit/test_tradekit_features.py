@@ -11,15 +11,12 @@ from tradekit.features import (
     Bar,
     FeatureCalculator,
     aggregate,
-    atr_wilder,
     depth_top1_usdt,
-    depth_topn_usdt,
     percentile_rank,
     realized_vol,
     sma,
     spread_bps,
 )
-from tradekit.market import FeatureSnapshot
 
 D = Decimal
 T0 = 1_700_000_040_000 // 300_000 * 300_000  # aligned on a 5-minute boundary
@@ -40,9 +37,12 @@ BARS = [
 
 
 def test_atr_with_tiny_bar_series_matches_wilder_by_hand() -> None:
-    assert atr_wilder(BARS[:3], 3) == D(3)
-    assert atr_wilder(BARS, 3) == D(8) / D(3)
-    assert atr_wilder(BARS[:2], 3) is None
+    calc = FeatureCalculator("BTCUSDT", atr_period=3)
+    atrs = []
+    for b in BARS:
+        calc.on_bar(b)
+        atrs.append(calc.values().get("atr_3"))
+    assert atrs == [None, None, 3.0, pytest.approx(8 / 3)]
 
 
 def test_spread_bps_with_known_quote_matches_hand_value() -> None:
@@ -54,7 +54,9 @@ def test_depth_top1_with_uneven_sides_takes_thinner_side() -> None:
     bids = [(D("100"), D("2")), (D("99"), D("10"))]
     asks = [(D("101"), D("1")), (D("102"), D("1"))]
     assert depth_top1_usdt(bids, asks) == D("101")
-    assert depth_topn_usdt(bids, asks, 2) == D("203")
+    calc = FeatureCalculator("BTCUSDT", depth_levels=2)
+    calc.on_book(T0, bids, asks)
+    assert calc.values()["depth_top2_usdt"] == 203.0
 
 
 def test_sma_with_short_series_returns_none_then_mean() -> None:
@@ -100,7 +102,8 @@ def test_calculator_with_book_trades_and_funding_emits_flat_snapshot() -> None:
     assert snap["funding_rate"] == pytest.approx(0.0001)
     assert snap["atr_3"] == pytest.approx(8 / 3)
     assert "ma2_5m" not in snap  # no 5-minute bar has closed yet
-    FeatureSnapshot.from_flat(snap)  # the shape S3 reads
+    # The flat shape S3 reads from feat:last: numbers beside symbol and ts.
+    assert all(isinstance(v, float) for k, v in snap.items() if k not in ("symbol", "ts"))
 
 
 def test_calculator_with_trades_over_minutes_builds_bars_and_moving_averages() -> None:

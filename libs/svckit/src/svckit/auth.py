@@ -2,11 +2,10 @@
 
 `install_bearer_auth` puts Starlette's `AuthenticationMiddleware` in front of the whole app, so
 every request — every route, the ones added later, unknown paths, /docs and /openapi.json —
-is authenticated before any route, dependency or body parsing runs. Only an explicit
-allow-list of (method, path) pairs is open (by default `GET|HEAD /health` and `/metrics`, for
-probes and scraping; matched exactly, so `/health/` or `//health` is not open). A request that
-is refused gets 401 with `WWW-Authenticate: Bearer` and never reaches the app: no side effect,
-the body is not even read.
+is authenticated before any route, dependency or body parsing runs. Only `GET|HEAD` on
+`OPEN_PATHS` (/health, /livez, /metrics: probes and scraping) is open, matched exactly, so
+`/health/` or `//health` is not. A request that is refused gets 401 with `WWW-Authenticate:
+Bearer` and never reaches the app: no side effect, the body is not even read.
 
 Tokens are grouped by role; a token grants its role's scopes (`ROLE_SCOPES`: the admin token
 can do what the API token can, plus `admin`). Routes that need more than the API scope declare
@@ -74,7 +73,6 @@ class BearerTokenBackend(AuthenticationBackend):
         self,
         tokens: Mapping[str, SecretStr | None],
         *,
-        open_paths: Iterable[str] = OPEN_PATHS,
         self_auth_prefixes: Iterable[str] = (),
         disabled: bool = False,
     ) -> None:
@@ -87,7 +85,6 @@ class BearerTokenBackend(AuthenticationBackend):
         self._tokens = [
             (role, _digest(token.get_secret_value())) for role, token in tokens.items() if token
         ]
-        self.open_paths = frozenset(open_paths)
         self.disabled = disabled
 
     def match(self, token: str) -> str | None:
@@ -103,7 +100,7 @@ class BearerTokenBackend(AuthenticationBackend):
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser] | None:
         if self.disabled:
             return AuthCredentials(list(ROLE_SCOPES[ADMIN])), SimpleUser("auth-disabled")
-        if conn.scope["path"] in self.open_paths and conn.scope.get("method") in _OPEN_METHODS:
+        if conn.scope["path"] in OPEN_PATHS and conn.scope.get("method") in _OPEN_METHODS:
             return None  # open: the app sees an unauthenticated user with no scopes
         if self.self_auth_prefixes and conn.scope["path"].startswith(self.self_auth_prefixes):
             return None  # the route's own dependency decides (no scopes granted here)
@@ -126,15 +123,12 @@ def install_bearer_auth(
     tokens: Mapping[str, SecretStr | None],
     fail_body: bool,
     realm: str,
-    open_paths: Iterable[str] = OPEN_PATHS,
     self_auth_prefixes: Iterable[str] = (),
     disabled: bool = False,
-) -> BearerTokenBackend:
+) -> None:
     """Authenticate every request of `app` (see the module doc). fail_body: the error shape of
     svckit.httperrors (S4's `{result: FAIL, ...}`)."""
-    backend = BearerTokenBackend(
-        tokens, open_paths=open_paths, self_auth_prefixes=self_auth_prefixes, disabled=disabled
-    )
+    backend = BearerTokenBackend(tokens, self_auth_prefixes=self_auth_prefixes, disabled=disabled)
 
     def on_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
         presented = isinstance(exc, _Refused) and exc.presented
@@ -160,7 +154,6 @@ def install_bearer_auth(
     app.add_middleware(AuthenticationMiddleware, backend=backend, on_error=on_error)
     if disabled:
         log.warning("%s: authentication DISABLED (dev switch): every request is let in", realm)
-    return backend
 
 
 def require_scope(scope: str) -> Callable[[Request], Awaitable[None]]:

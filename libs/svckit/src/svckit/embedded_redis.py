@@ -27,7 +27,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import redis
@@ -125,37 +124,25 @@ class _Node:
     ) -> None:
         self.host, self.port, self.workdir = host, port, workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        args = [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            host,
-            "--save",
-            "",
+        options = {
+            "port": str(port),
+            "bind": host,
+            "save": "",
             # everysec: at most a second of writes lost on a crash, no fsync per command.
-            "--appendonly",
-            "yes" if appendonly else "no",
-            "--appendfsync",
-            "everysec",
-            "--daemonize",
-            "no",
-            "--protected-mode",
-            "no",
-            "--dir",
-            str(workdir),
-            "--logfile",
-            str(workdir / "redis.log"),
-        ]
+            "appendonly": "yes" if appendonly else "no",
+            "appendfsync": "everysec",
+            "daemonize": "no",
+            "protected-mode": "no",
+            "dir": str(workdir),
+            "logfile": str(workdir / "redis.log"),
+        }
         if cluster:
-            args += [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "5000",
-            ]
+            options |= {
+                "cluster-enabled": "yes",
+                "cluster-config-file": "nodes.conf",
+                "cluster-node-timeout": "5000",
+            }
+        args = [binary, *(part for k, v in options.items() for part in (f"--{k}", v))]
         self.proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -210,9 +197,6 @@ class EmbeddedRedis:
         *,
         cluster: bool = False,
         masters: int = 3,
-        host: str = "127.0.0.1",
-        binary: str | None = None,
-        startup_timeout: float = 15.0,
         data_dir: Path | None = None,
     ) -> None:
         if cluster and masters < 3:
@@ -223,9 +207,9 @@ class EmbeddedRedis:
         self.data_dir = data_dir
         self.cluster = cluster
         self.masters = masters if cluster else 1
-        self.host = host
-        self.binary = binary or find_redis_server()
-        self.startup_timeout = startup_timeout
+        self.host = "127.0.0.1"
+        self.binary = find_redis_server()
+        self.startup_timeout = 15.0
         self._nodes: list[_Node] = []
         self._root: Path | None = None
 
@@ -302,14 +286,10 @@ class EmbeddedRedis:
         for node in self._nodes[1:]:
             _command(first.host, first.port, "CLUSTER", "MEET", node.host, str(node.port))
         deadline = time.monotonic() + self.startup_timeout
+        formed = ("cluster_state:ok", f"cluster_known_nodes:{n}")
         while time.monotonic() < deadline:
-            ok = True
-            for node in self._nodes:
-                info = str(_command(node.host, node.port, "CLUSTER", "INFO"))
-                if "cluster_state:ok" not in info or f"cluster_known_nodes:{n}" not in info:
-                    ok = False
-                    break
-            if ok:
+            infos = (str(_command(nd.host, nd.port, "CLUSTER", "INFO")) for nd in self._nodes)
+            if all(all(part in info for part in formed) for info in infos):
                 return
             time.sleep(0.05)
         raise EmbeddedRedisError("cluster did not reach cluster_state:ok")
@@ -330,28 +310,5 @@ class EmbeddedRedis:
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def main() -> None:  # pragma: no cover - manual helper
-    import argparse
-
-    ap = argparse.ArgumentParser(description="run an embedded redis-server until Ctrl-C")
-    ap.add_argument("--cluster", action="store_true")
-    ns = ap.parse_args()
-    with EmbeddedRedis(cluster=ns.cluster) as r:
-        print(",".join(r.addresses), flush=True)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

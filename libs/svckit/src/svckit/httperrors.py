@@ -21,30 +21,11 @@ from svckit.errors import InfraError
 log = logging.getLogger(__name__)
 
 
-def describe_validation(errors: Any) -> str:
-    parts = []
-    for err in errors:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "function-after[_shape()]")
-        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-    return "; ".join(parts) or "invalid request"
-
-
 def error_body(message: str, *, fail_body: bool) -> dict[str, Any]:
     """fail_body: S4 answers in its `{result: FAIL, order_ids, message}` shape."""
     if fail_body:
         return {"result": "FAIL", "order_ids": [], "message": message}
     return {"detail": message}
-
-
-def infra_error(exc: BaseException, *, fail_body: bool) -> tuple[int, dict[str, Any]] | None:
-    """The answer for an infrastructure failure (503 with the reason), None for anything else."""
-    if isinstance(exc, InfraError):
-        log.warning("request failed on infrastructure: %s", exc)
-        return 503, error_body(f"service unavailable: {exc}", fail_body=fail_body)
-    if isinstance(exc, redis_exc.RedisError):
-        log.warning("request failed on redis: %s", exc)
-        return 503, error_body(f"service unavailable: redis: {exc}", fail_body=fail_body)
-    return None
 
 
 # `{"detail": "..."}`: S3's error body, and both services' answer to an unparsable body.
@@ -107,15 +88,22 @@ def install_error_handlers(app: FastAPI, *, fail_body: bool) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message = describe_validation(exc.errors())
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "function-after[_shape()]")
+            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        message = "; ".join(parts) or "invalid request"
         return JSONResponse(error_body(message, fail_body=fail_body), status_code=422)
 
     async def _infra(_: Request, exc: Exception) -> JSONResponse:
-        answer = infra_error(exc, fail_body=fail_body)
-        if answer is None:  # pragma: no cover - registered for infra errors only
-            raise exc
-        status, body = answer
-        return JSONResponse(body, status_code=status)
+        """An infrastructure failure: 503 with the reason."""
+        if isinstance(exc, InfraError):
+            log.warning("request failed on infrastructure: %s", exc)
+            message = f"service unavailable: {exc}"
+        else:  # registered for InfraError and redis-py's RedisError only
+            log.warning("request failed on redis: %s", exc)
+            message = f"service unavailable: redis: {exc}"
+        return JSONResponse(error_body(message, fail_body=fail_body), status_code=503)
 
     app.add_exception_handler(InfraError, _infra)
     app.add_exception_handler(redis_exc.RedisError, _infra)

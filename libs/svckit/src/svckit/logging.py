@@ -34,15 +34,8 @@ def bind_log_context(
     client_order_id: str | None = None,
 ) -> None:
     """Add ids to the current context's correlation (None leaves a field as it is)."""
-    new = {
-        k: v
-        for k, v in (
-            ("signal_id", signal_id),
-            ("intent_id", intent_id),
-            ("client_order_id", client_order_id),
-        )
-        if v
-    }
+    ids = {"signal_id": signal_id, "intent_id": intent_id, "client_order_id": client_order_id}
+    new = {k: v for k, v in ids.items() if v}
     if new:
         # A fresh dict: a task that copied the context earlier keeps the ids it had.
         _correlation.set({**(_correlation.get() or {}), **new})

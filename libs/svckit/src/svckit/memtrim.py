@@ -30,10 +30,6 @@ with contextlib.suppress(OSError, AttributeError, TypeError):
     _trim = _fn
 
 
-def available() -> bool:
-    return _trim is not None
-
-
 def malloc_trim() -> bool:
     """Release free heap memory to the OS now; True when some was released."""
     return bool(_trim(0)) if _trim is not None else False

@@ -3,7 +3,7 @@
 e-mails they accept; this module knows nothing of the services.
 
 PyJWT does the JWT work: RS256 only (never `none`/HS*, whatever the header says), signature
-against a JWKS fetched by `PyJWKClient` — cached for `lifespan_s`, re-fetched on an unknown `kid`
+against a JWKS fetched by `PyJWKClient` — cached for an hour, re-fetched on an unknown `kid`
 at most once per `cooldown_s` (a flood of tokens with random `kid`s cannot turn into a flood of
 fetches) — then `aud`, `iss`, `exp`, `iat`, `nbf` with `leeway_s`, and our own `email` /
 `email_verified` check.
@@ -97,7 +97,6 @@ class OidcVerifier:
         issuers: Collection[str] = GOOGLE_ISSUERS,
         emails: Collection[str],
         leeway_s: float = 30,
-        lifespan_s: float = 3600,
         cooldown_s: float = 30,
         timeout_s: float = 5,
     ) -> None:
@@ -110,7 +109,7 @@ class OidcVerifier:
         self.leeway_s = leeway_s
         kw: dict[str, Any] = {
             "cache_jwk_set": True,
-            "lifespan": lifespan_s,
+            "lifespan": 3600,
             "cooldown_duration": cooldown_s,
             "timeout": timeout_s,
         }

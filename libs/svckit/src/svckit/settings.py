@@ -122,10 +122,6 @@ def refuse_mexc_testnet(venue: str, testnet: bool, *, prefix: str, venue_var: st
         )
 
 
-def _is_secret(annotation: Any) -> bool:
-    return annotation is SecretStr or SecretStr in get_args(annotation)
-
-
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -144,7 +140,8 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
                 continue
             var = f"{prefix}{loc[0]}".upper()
             info = fields.get(loc[0])
-            if info is not None and _is_secret(info.annotation):
+            kind = info.annotation if info is not None else None
+            if kind is SecretStr or SecretStr in get_args(kind):  # a secret's value never shown
                 problems.append(f"{var} (secret, value not shown): {err['msg']}")
             else:
                 problems.append(f"{var}={err.get('input')!r}: {err['msg']}")

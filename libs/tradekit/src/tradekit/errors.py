@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 
-class TradekitError(Exception):
-    """Base of all domain errors."""
-
-
-class InvalidIntent(TradekitError):
+class InvalidIntent(Exception):
     """An intent that can never be executed as given (bad field, unknown symbol, filters)."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:

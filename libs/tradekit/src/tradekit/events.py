@@ -12,10 +12,14 @@ from tradekit.enums import Market, OrderStatus, Side
 Severity = Literal["info", "warning", "critical"]
 
 
-class OrderExecuted(BaseModel):
-    """Published on `orders:executed` after the order and its fills are persisted."""
+class _Event(BaseModel):
+    """Unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class OrderExecuted(_Event):
+    """Published on `orders:executed` after the order and its fills are persisted."""
 
     event: Literal["ORDER_EXECUTED"] = "ORDER_EXECUTED"
     client_order_id: str
@@ -34,10 +38,8 @@ class OrderExecuted(BaseModel):
     message: str | None = None
 
 
-class RouterEvent(BaseModel):
+class RouterEvent(_Event):
     """One step of an execution policy, on `router:events`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     event: str
     client_order_id: str | None = None
@@ -46,10 +48,8 @@ class RouterEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class Alert(BaseModel):
+class Alert(_Event):
     """Something an operator must look at, on `alerts`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source: Literal["s3-strategy", "s4-router", "venue"]
     kind: str

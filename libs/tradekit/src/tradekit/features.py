@@ -76,49 +76,18 @@ def depth_top1_usdt(bids: Sequence[Level], asks: Sequence[Level]) -> Decimal:
     return min(side_depth_usdt(bids, 1), side_depth_usdt(asks, 1))
 
 
-def depth_topn_usdt(bids: Sequence[Level], asks: Sequence[Level], n: int) -> Decimal:
-    return min(side_depth_usdt(bids, n), side_depth_usdt(asks, n))
-
-
-def true_ranges(bars: Sequence[Bar]) -> list[Decimal]:
-    out: list[Decimal] = []
-    prev_close: Decimal | None = None
-    for b in bars:
-        tr = b.high - b.low
-        if prev_close is not None:
-            tr = max(tr, abs(b.high - prev_close), abs(b.low - prev_close))
-        out.append(tr)
-        prev_close = b.close
-    return out
-
-
-def atr_wilder(bars: Sequence[Bar], period: int) -> Decimal | None:
-    """Wilder's ATR; None with fewer than `period` bars."""
-    if period <= 0:
-        raise ValueError("period must be positive")
-    trs = true_ranges(bars)
-    if len(trs) < period:
-        return None
-    atr = sum(trs[:period], ZERO) / period
-    for tr in trs[period:]:
-        atr = (atr * (period - 1) + tr) / period
-    return atr
-
-
 def log_returns(closes: Sequence[Decimal]) -> list[float]:
     return [math.log(float(b) / float(a)) for a, b in itertools.pairwise(closes) if a > 0]
 
 
-def realized_vol(
-    closes: Sequence[Decimal], *, periods_per_year: int = MINUTES_PER_YEAR
-) -> float | None:
+def realized_vol(closes: Sequence[Decimal]) -> float | None:
     """Annualised sample standard deviation of log returns; None with fewer than 2 returns."""
     rets = log_returns(closes)
     if len(rets) < 2:
         return None
     mean = sum(rets) / len(rets)
     var = sum((r - mean) ** 2 for r in rets) / (len(rets) - 1)
-    return math.sqrt(var) * math.sqrt(periods_per_year)
+    return math.sqrt(var) * math.sqrt(MINUTES_PER_YEAR)
 
 
 def percentile_rank(history: Sequence[float], value: float) -> float:
@@ -169,14 +138,13 @@ class FeatureCalculator:
         depth_levels: int = 5,
         ma_fast: int = 7,
         ma_slow: int = 25,
-        history_days: int = 30,
     ) -> None:
         self.symbol = symbol
         self.atr_period = atr_period
         self.rv_window = rv_window
         self.depth_levels = depth_levels
         self.ma_fast, self.ma_slow = ma_fast, ma_slow
-        self._history_minutes = history_days * 24 * 60
+        self._history_minutes = 30 * 24 * 60  # rv_pctile_30d ranks against 30 days
         self._bars: deque[Bar] = deque(maxlen=max(atr_period * 10, rv_window + 1, ma_slow * 5 + 5))
         self._current: Bar | None = None
         self._bids: tuple[Level, ...] = ()
@@ -264,7 +232,7 @@ class FeatureCalculator:
         return self._ts
 
     def snapshot(self) -> dict[str, object]:
-        """Flat dict: {"symbol", "ts", feature: float, ...} (FeatureSnapshot.from_flat-able)."""
+        """Flat dict: {"symbol", "ts", feature: float, ...} (what `feat:last:{symbol}` holds)."""
         return {"symbol": self.symbol, "ts": self._ts, **self.values()}
 
     def values(self) -> dict[str, float]:
@@ -290,8 +258,9 @@ class FeatureCalculator:
             v["rv_history_minutes"] = float(len(self._rv_fifo))
             if len(self._rv_sorted) >= 2:
                 v["rv_pctile_30d"] = percentile_rank(self._rv_sorted, self._rv)
-        closed_5m = self._closed_5m()
-        closes = [b.close for b in closed_5m]
+        # Closed 5-minute bars only (time has reached their end): a value never repaints.
+        span = 5 * MINUTE_MS
+        closes = [b.close for b in aggregate(self._bars, 5) if b.open_ts + span <= self._ts + 1]
         for n in (self.ma_fast, self.ma_slow):
             ma = sma(closes, n)
             if ma is not None:
@@ -299,9 +268,3 @@ class FeatureCalculator:
         if self._bars:
             v["last"] = float(self._bars[-1].close)
         return v
-
-    def _closed_5m(self) -> list[Bar]:
-        five = aggregate(list(self._bars), 5)
-        span = 5 * MINUTE_MS
-        # A 5-minute bar is closed once time has reached its end.
-        return [b for b in five if b.open_ts + span <= self._ts + 1]

@@ -11,12 +11,7 @@ import hashlib
 import re
 
 CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
-_COID_RE = re.compile(CLIENT_ORDER_ID_PATTERN)
 _CHILD_RE = re.compile(r"^(?P<parent>[A-Za-z0-9_-]{1,32})-E(?P<n>[0-9]{1,2})$")
-
-
-def is_client_order_id(value: str) -> bool:
-    return bool(_COID_RE.match(value))
 
 
 def decision_client_order_id(

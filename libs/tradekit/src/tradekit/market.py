@@ -8,9 +8,13 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Tick(BaseModel):
+class _Payload(BaseModel):
+    """Immutable, and unknown fields are refused."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class Tick(_Payload):
     symbol: str
     ts: int = Field(description="epoch ms")
     bid: Decimal
@@ -25,52 +29,31 @@ class Tick(BaseModel):
         return (self.bid + self.ask) / 2
 
 
-class DepthSnapshot(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class DepthSnapshot(_Payload):
     symbol: str
     ts: int
     bids: list[tuple[Decimal, Decimal]]  # best first
     asks: list[tuple[Decimal, Decimal]]
 
 
-class FeatureSnapshot(BaseModel):
+class FeatureSnapshot(_Payload):
     """`feat:last:{symbol}`: flat numeric features plus their timestamp (epoch ms).
 
     The set of feature names is open (it is whatever `factor_registry` whitelists), so the
     values are a mapping; the JSON on Redis is flat: {"symbol":..,"ts":..,"mid":..,...}.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     symbol: str
     ts: int
     values: dict[str, float]
 
-    @classmethod
-    def from_flat(cls, data: dict[str, object]) -> FeatureSnapshot:
-        symbol = str(data["symbol"])
-        ts_raw = data["ts"]
-        if not isinstance(ts_raw, int | float | str):
-            raise ValueError("feature snapshot: ts must be a number")
-        values: dict[str, float] = {}
-        for key, val in data.items():
-            if key in ("symbol", "ts"):
-                continue
-            if isinstance(val, bool) or not isinstance(val, int | float | str):
-                continue
-            values[key] = float(val)
-        return cls(symbol=symbol, ts=int(ts_raw), values=values)
 
-
-class MarketStep(BaseModel):
+class MarketStep(_Payload):
     """One step of a venue's public market data for one symbol: the book after the step (best
     first), the tape's prints during it as ``(ts, price, qty)``, and for a futures symbol the
     funding rate and mark price. The simulator publishes these on the `sim:market` stream (it
     is the venue's public feed when the venue is simulated inside S4); the market-data feeder
     turns them into `mkt:tick`, `mkt:depth` and `feat:last`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbol: str
     ts: int = Field(description="epoch ms")

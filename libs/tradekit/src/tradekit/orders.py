@@ -20,10 +20,14 @@ from tradekit.enums import (
 )
 
 
-class Adjustment(BaseModel):
-    """A requested value S4 changed under its settings (reported, never silent)."""
+class _Record(BaseModel):
+    """Unknown fields are refused: a typo in a record is an error, not lost data."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Adjustment(_Record):
+    """A requested value S4 changed under its settings (reported, never silent)."""
 
     field: str
     requested: str
@@ -31,18 +35,14 @@ class Adjustment(BaseModel):
     reason: str
 
 
-class StateChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StateChange(_Record):
     status: OrderStatus
     ts: int
     reason: str | None = None
 
 
-class OrderRecord(BaseModel):
+class OrderRecord(_Record):
     """An order S4 owns: the parent (the intent's client_order_id) or a child `-E{n}`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     client_order_id: str
     parent_client_order_id: str | None = None
@@ -90,10 +90,8 @@ class OrderRecord(BaseModel):
     contingency: Contingency | None = None
 
 
-class FillRecord(BaseModel):
+class FillRecord(_Record):
     """One execution. Unique by (venue, order_id, trade_id)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     venue: str
     order_id: str  # the venue's order id
@@ -122,10 +120,8 @@ class FillRecord(BaseModel):
     slice_index: int | None = None
 
 
-class OrderResponse(BaseModel):
+class OrderResponse(_Record):
     """S4's answer to POST /orders and /cancel (spec §D1)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     result: RequestResult
     order_ids: list[str] = Field(default_factory=list)

@@ -209,7 +209,6 @@ class RuleErrors(ValueError):
         super().__init__(f"{len(errors)} rule error(s): {shown}")
 
 
-_RULES = TypeAdapter(list[StrategyRule])
 _FACTOR = TypeAdapter(Factor)
 
 
@@ -397,7 +396,8 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-_COMBINATOR = {"all_of": "allOf", "any_of": "anyOf", "allOf": "allOf", "anyOf": "anyOf"}
+# A combinator's location carries its alias: the discriminator only routes aliases to them.
+_COMBINATORS = ("allOf", "anyOf")
 
 
 def _explain(rid: str, doc: Mapping[str, Any], e: Any) -> tuple[str, str]:
@@ -429,8 +429,8 @@ def _explain(rid: str, doc: Mapping[str, Any], e: Any) -> tuple[str, str]:
             return where + ".v", (
                 f"{where}: v must be finite and within ±{MAX_ABS:g}, got {short(inp)}"
             )
-        if last in _COMBINATOR and kind in ("list_type", "too_short", "missing", "too_long"):
-            key, where = _COMBINATOR[last], f"{rid}: {_path(loc[:-1])}"
+        if last in _COMBINATORS and kind in ("list_type", "too_short", "missing", "too_long"):
+            key, where = last, f"{rid}: {_path(loc[:-1])}"
             if kind == "too_long":
                 return where, f"{where}: {key} has more than {MAX_CHILDREN} children"
             return where, f"{where}: {key} needs a non-empty list"
@@ -492,9 +492,8 @@ def _at(doc: Any, loc: tuple[int | str, ...]) -> Any:
     for part in loc:
         if isinstance(part, str) and part.startswith("#"):
             continue
-        key = {"all_of": "allOf", "any_of": "anyOf", "not_": "not"}.get(str(part), part)
         try:
-            node = node[key]
+            node = node[part]
         except (KeyError, IndexError, TypeError):
             return None
     return node
@@ -595,18 +594,16 @@ def _references_ok(
 
 def _prepare(
     docs: list[object], max_depth: int
-) -> tuple[list[dict[str, Any] | list[str]], list[Any], bool]:
-    """Per rule: its body to validate, or the errors that stop it before the schema; every
-    leaf's raw document (for the reference checks); whether any rule was stopped."""
+) -> tuple[list[dict[str, Any] | list[str]], list[Any]]:
+    """Per rule: its body to validate, or the errors that stop it before the schema (a list);
+    every leaf's raw document (for the reference checks)."""
     bodies: list[dict[str, Any] | list[str]] = []
     leaves: list[Any] = []
     ids: set[str] = set()
     nodes = 0
-    failed = False
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict):
             bodies.append([f"rules[{i}]: rule must be an object, got {short(doc)}"])
-            failed = True
             continue
         body = (
             doc
@@ -621,7 +618,6 @@ def _prepare(
                     "(exactly [A-Za-z0-9][A-Za-z0-9_.:-]{0,63})"
                 ]
             )
-            failed = True
             continue
         errors: list[str] = []
         count = [0]
@@ -636,14 +632,12 @@ def _prepare(
                     f"(reached at rules[{i}])"
                 ]
             )
-            failed = True
             break
         if rid in ids:
             errors.append(f"{rid}: duplicate rule_id")
         ids.add(rid)
         bodies.append(errors or body)
-        failed = failed or bool(errors)
-    return bodies, leaves, failed
+    return bodies, leaves
 
 
 def check_rules(
@@ -658,20 +652,9 @@ def check_rules(
     docs = list(docs)
     if len(docs) > MAX_RULES:
         raise RuleErrors([f"rules: more than {MAX_RULES} rules in one bundle ({len(docs)})"])
-    bodies, leaves, failed = _prepare(docs, max_depth)
-    if not failed:
-        # The common case: one call into pydantic-core for the whole bundle.
-        try:
-            rules = _RULES.validate_python(bodies)
-        except ValidationError:
-            pass
-        else:
-            if _references_ok((r.applies.symbols for r in rules), leaves, factors, symbols):
-                return rules
-            refs = [e for r in rules for e in check_references(r, factors=factors, symbols=symbols)]
-            raise RuleErrors(refs)
+    rules: list[StrategyRule] = []
     out: list[str] = []
-    for entry in bodies:
+    for entry in _prepare(docs, max_depth)[0]:
         if isinstance(entry, list):
             out += entry
             continue
@@ -680,8 +663,11 @@ def check_rules(
         except ValidationError as exc:
             out += _messages(str(entry["rule_id"]), entry, exc)
         else:
+            rules.append(rule)
             out += check_references(rule, factors=factors, symbols=symbols)
-    raise RuleErrors(out)
+    if out:
+        raise RuleErrors(out)
+    return rules
 
 
 def check_rule_docs(
@@ -696,8 +682,8 @@ def check_rule_docs(
     `check_rules` itself (its typed rules, or RuleErrors with every message)."""
     docs = list(docs)
     if len(docs) <= MAX_RULES:
-        bodies, leaves, failed = _prepare(docs, max_depth)
-        if not failed:
+        bodies, leaves = _prepare(docs, max_depth)
+        if not any(isinstance(b, list) for b in bodies):  # no rule stopped before the schema
             try:
                 plain = _RULE_DOCS.validate_python(bodies)
             except ValidationError:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -38,8 +38,8 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
-def check_collection(collection: str, known: Iterable[str] = COLLECTIONS) -> str:
-    if collection not in known:
+def check_collection(collection: str) -> str:
+    if collection not in COLLECTIONS:
         raise ValueError(f"unknown collection {collection!r}")
     return collection
 
@@ -92,13 +92,10 @@ def json_default(value: object) -> Any:
     raise TypeError(f"value of type {type(value).__name__} is not JSON serialisable")
 
 
-def canonical_json(value: Any) -> str:
-    """Stable text for hashing: sorted keys, no whitespace, Decimals as strings."""
-    return json.dumps(
+def content_rev(value: Any, length: int = 12) -> str:
+    """Revision of a config artefact: the first `length` hex of sha256 over its canonical JSON
+    (sorted keys, no whitespace, Decimals as strings: the same content hashes the same)."""
+    text = json.dumps(
         value, default=json_default, ensure_ascii=False, sort_keys=True, separators=(",", ":")
     )
-
-
-def content_rev(value: Any, length: int = 12) -> str:
-    """Revision of a config artefact: the first `length` hex of sha256(canonical JSON)."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

@@ -19,6 +19,7 @@ missing database/collection → `StoreUnavailable`; anything else → `StoreErro
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -122,10 +123,6 @@ def _cursor(db: StandardDatabase, aql: str, bind: dict[str, Any]) -> Cursor:
     return cursor
 
 
-def _serialize(value: Any) -> str:
-    return json.dumps(value, default=json_default)
-
-
 class ArangoStore(DocumentStore):
     """Document store on ArangoDB (single server or cluster coordinators)."""
 
@@ -140,9 +137,6 @@ class ArangoStore(DocumentStore):
         *,
         request_timeout: float = 10.0,
         retry_attempts: int = 1,
-        create_database: bool = True,
-        collections: Sequence[str] = COLLECTIONS,
-        indexes: Sequence[IndexSpec] = INDEXES,
     ) -> None:
         self.hosts = [h.strip().rstrip("/") for h in uri.split(",") if h.strip()]
         if not self.hosts:
@@ -152,9 +146,6 @@ class ArangoStore(DocumentStore):
         self._password = password
         self._request_timeout = request_timeout
         self._retry_attempts = retry_attempts
-        self._create_database = create_database
-        self._collections = tuple(collections)
-        self._indexes = tuple(i for i in indexes if i.collection in self._collections)
         self._client: ArangoClient | None = None
         self._db: StandardDatabase | None = None
         self._closed = False
@@ -174,7 +165,7 @@ class ArangoStore(DocumentStore):
                     retry_attempts=self._retry_attempts,
                     backoff_factor=0.1,
                 ),
-                serializer=_serialize,
+                serializer=functools.partial(json.dumps, default=json_default),
             )
         return self._client
 
@@ -195,24 +186,23 @@ class ArangoStore(DocumentStore):
         return await asyncio.to_thread(call)
 
     def _col(self, collection: str) -> Any:
-        return self._get_db().collection(check_collection(collection, self._collections))
+        return self._get_db().collection(check_collection(collection))
 
     # ---- port ---------------------------------------------------------------------------------
     async def bootstrap(self) -> None:
         await self._run(self.database, self._bootstrap_sync)
 
     def _bootstrap_sync(self) -> None:
-        if self._create_database:
-            self._ensure_database()
+        self._ensure_database()
         db = self._get_db()
-        for name in self._collections:
+        for name in COLLECTIONS:
             if not db.has_collection(name):
                 try:
                     db.create_collection(name)
                 except ArangoServerError as exc:
                     if exc.error_code != DUPLICATE_NAME:  # a concurrent bootstrap won the race
                         raise
-        for spec in self._indexes:
+        for spec in INDEXES:
             # Server-side idempotent: an identical definition returns the existing index.
             db.collection(spec.collection).add_index(index_definition(spec))
 
@@ -286,7 +276,7 @@ class ArangoStore(DocumentStore):
         return None if doc is None else {"_key": key, **body_of(doc)}
 
     async def find(self, collection: str, query: Query | None = None) -> list[Doc]:
-        check_collection(collection, self._collections)
+        check_collection(collection)
         q = query or Query()
         bind: dict[str, Any] = {"@col": collection}
         aql = f"FOR d IN @@col {_filter_aql(q.where, bind)} SORT {sort_terms(q.sort, _attr)}"
@@ -303,7 +293,7 @@ class ArangoStore(DocumentStore):
         return await self._run(collection, run)
 
     async def count(self, collection: str, where: Mapping[str, Any] | None = None) -> int:
-        check_collection(collection, self._collections)
+        check_collection(collection)
         bind: dict[str, Any] = {"@col": collection}
         aql = f"FOR d IN @@col {_filter_aql(where, bind)} COLLECT WITH COUNT INTO n RETURN n"
         db = self._get_db()

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from svckit.errors import DuplicateKey, NotFound, StoreError
+from svckit.errors import StoreError
 
 Doc = dict[str, Any]
 
@@ -42,12 +42,11 @@ class IndexSpec:
     collection: str
     fields: tuple[str, ...]
     unique: bool = False
-    name: str = ""
 
     @property
     def index_name(self) -> str:
         suffix = "_".join(f.replace(".", "_") for f in self.fields)
-        return self.name or f"ix_{self.collection}_{suffix}"
+        return f"ix_{self.collection}_{suffix}"
 
 
 INDEXES: tuple[IndexSpec, ...] = (
@@ -86,24 +85,20 @@ class DocumentStore(abc.ABC):
     async def bootstrap(self) -> None:
         """Create collections and indexes (idempotent)."""
 
-    @abc.abstractmethod
     async def insert(self, collection: str, doc: Doc) -> str:
         """Insert and return `_key`; raises DuplicateKey on any unique-index violation."""
+        (result,) = await self.insert_many(collection, [doc])
+        if isinstance(result, StoreError):
+            raise result
+        return result
 
+    @abc.abstractmethod
     async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
         """Insert several documents in one round trip / transaction where the backend allows
         (a group commit). Per document, in order: its `_key`, or the StoreError that document
         alone hit (DuplicateKey, InvalidDocument); the others are inserted regardless. A
         failure of the store itself (StoreUnavailable) raises for the whole call, nothing of it
-        reported as done.
-        This default inserts one by one."""
-        out: list[str | StoreError] = []
-        for doc in docs:
-            try:
-                out.append(await self.insert(collection, doc))
-            except (DuplicateKey, NotFound) as exc:
-                out.append(exc)
-        return out
+        reported as done."""
 
     @abc.abstractmethod
     async def upsert(self, collection: str, key: str, doc: Doc) -> None:
@@ -119,10 +114,6 @@ class DocumentStore(abc.ABC):
 
     @abc.abstractmethod
     async def find(self, collection: str, query: Query | None = None) -> list[Doc]: ...
-
-    async def find_one(self, collection: str, where: Mapping[str, Any]) -> Doc | None:
-        rows = await self.find(collection, Query(where=where, limit=1))
-        return rows[0] if rows else None
 
     @abc.abstractmethod
     async def count(self, collection: str, where: Mapping[str, Any] | None = None) -> int: ...

@@ -34,9 +34,10 @@ import argparse
 import asyncio
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,10 @@ class Fixtures:
         return list(ids) if ids is not None else sorted(r["rule_id"] for r in self.rules)
 
     @property
-    def bundle_rev(self) -> str:
+    def bundle_rules(self) -> list[Doc]:
+        """The bundle's full rule documents, by rule_id."""
         chosen = set(self.bundle_rule_ids)
-        rules = sorted((r for r in self.rules if r["rule_id"] in chosen), key=_rule_id)
-        return content_rev({"params": self.bundle.get("params", {}), "rules": rules})
+        return sorted((r for r in self.rules if r["rule_id"] in chosen), key=itemgetter("rule_id"))
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,6 @@ class SeedReport:
     warnings: tuple[str, ...] = field(default=())
     # False when a config_active existed: rules and bundle were left as the operator has them.
     bundle_seeded: bool = True
-
-
-def _rule_id(rule: Mapping[str, Any]) -> str:
-    return str(rule["rule_id"])
 
 
 # ---- loading and linting ---------------------------------------------------------------------
@@ -133,10 +130,19 @@ def _read(path: Path, **kwargs: Any) -> Any:
         raise FixtureError(f"{path}: invalid JSON: {exc}") from exc
 
 
-def _list_of_objects(path: Path, data: Any) -> list[Doc]:
-    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+def _rows(
+    path: Path, check: Callable[[list[Doc]], object] | None = None, what: str = "", **kw: Any
+) -> list[Doc]:
+    """The file's JSON array of objects, refused naming the file unless `check` accepts it."""
+    rows = _read(path, **kw)
+    if not isinstance(rows, list) or not all(isinstance(x, dict) for x in rows):
         raise FixtureError(f"{path}: expected a JSON array of objects")
-    return data
+    try:
+        if check is not None:
+            check(rows)
+    except (RuleErrors, ValidationError) as exc:  # each names the bad entries
+        raise FixtureError(f"{path}: {what}{exc}") from exc
+    return rows
 
 
 def instrument_from_doc(doc: Mapping[str, Any]) -> Instrument:
@@ -146,53 +152,19 @@ def instrument_from_doc(doc: Mapping[str, Any]) -> Instrument:
 
 def load_instruments(path: Path) -> list[Instrument]:
     # parse_float=Decimal: 0.001 must reach the model as Decimal("0.001"), never via a float.
-    rows = _list_of_objects(path, _read(path, parse_float=Decimal))
+    rows = _rows(path, parse_float=Decimal)
     out: list[Instrument] = []
     for row in rows:
         try:
             out.append(Instrument.model_validate(row))
         except ValueError as exc:
             raise FixtureError(f"{path}: {row.get('symbol')!r}: {exc}") from exc
-    _unique(path, [i.symbol for i in out], "symbol")
-    return out
-
-
-def _unique(path: Path, names: Sequence[str], what: str) -> None:
     seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise FixtureError(f"{path}: duplicate {what} {name!r}")
-        seen.add(name)
-
-
-def load_factors(path: Path) -> list[Doc]:
-    rows = _list_of_objects(path, _read(path))
-    try:
-        factors_from_docs(rows)
-    except RuleErrors as exc:
-        raise FixtureError(f"{path}: {exc}") from exc
-    _unique(path, [r["name"] for r in rows], "factor")
-    return rows
-
-
-def load_rules(path: Path, factors: Sequence[Doc], symbols: frozenset[str]) -> list[Doc]:
-    rows = _list_of_objects(path, _read(path))
-    try:
-        # The fixtures carry no bundle yet: the default depth limit applies.
-        check_rules(rows, factors=factors_from_docs(factors), symbols=symbols)
-    except RuleErrors as exc:
-        raise FixtureError(f"{path}: {exc}") from exc
-    return rows
-
-
-def load_route_table(path: Path) -> list[Doc]:
-    """Bands ascending by `notional_usdt_max`; only the last may be null (= unbounded)."""
-    bands = _list_of_objects(path, _read(path))
-    try:
-        RouteBands.model_validate(bands)
-    except ValidationError as exc:
-        raise FixtureError(f"{path}: route table: {exc}") from exc
-    return bands
+    for symbol in (i.symbol for i in out):
+        if symbol in seen:
+            raise FixtureError(f"{path}: duplicate symbol {symbol!r}")
+        seen.add(symbol)
+    return out
 
 
 def load_bundle(path: Path, rule_ids: frozenset[str]) -> Doc:
@@ -216,9 +188,15 @@ def load_bundle(path: Path, rule_ids: frozenset[str]) -> Doc:
 
 def load_fixtures(fixtures_dir: Path) -> Fixtures:
     instruments = load_instruments(fixtures_dir / INSTRUMENTS_FILE)
-    factors = load_factors(fixtures_dir / FACTORS_FILE)
-    rules = load_rules(fixtures_dir / RULES_FILE, factors, frozenset(i.symbol for i in instruments))
-    bands = load_route_table(fixtures_dir / ROUTE_TABLE_FILE)
+    symbols = frozenset(i.symbol for i in instruments)
+    factors = _rows(fixtures_dir / FACTORS_FILE, factors_from_docs)
+    whitelist = factors_from_docs(factors)
+    # The fixtures carry no bundle yet: the default depth limit applies.
+    rules = _rows(
+        fixtures_dir / RULES_FILE, lambda r: check_rules(r, factors=whitelist, symbols=symbols)
+    )
+    # Bands ascending by `notional_usdt_max`; only the last may be null (= unbounded).
+    bands = _rows(fixtures_dir / ROUTE_TABLE_FILE, RouteBands.model_validate, "route table: ")
     bundle = load_bundle(fixtures_dir / CONFIG_BUNDLE_FILE, frozenset(r["rule_id"] for r in rules))
     return Fixtures(tuple(instruments), tuple(factors), tuple(rules), tuple(bands), bundle)
 
@@ -241,7 +219,7 @@ async def seed_store(store: DocumentStore, fixtures_dir: Path) -> SeedReport:
         {"name": ROUTE_TABLE_KEY, "rev": route_rev, "bands": list(fx.route_bands)},
     )
 
-    bundle_rev = fx.bundle_rev
+    bundle_rev = content_rev({"params": fx.bundle.get("params", {}), "rules": fx.bundle_rules})
     active = await store.get("config_active", CONFIG_ACTIVE_KEY)
     seeded = active is None
     if seeded:
@@ -294,14 +272,13 @@ async def _seed_bundle(store: DocumentStore, fx: Fixtures, bundle_rev: str) -> N
     if "description" in fx.bundle:
         bundle_doc["description"] = fx.bundle["description"]
     await store.upsert("config_bundles", fx.bundle_id, bundle_doc)
-    chosen = set(fx.bundle_rule_ids)
     revisioned: Doc = {
         "_key": BUNDLE_PREFIX + bundle_rev,
         "kind": BUNDLE_KIND,
         "bundle_id": fx.bundle_id,
         "rev": bundle_rev,
         "params": fx.bundle.get("params", {}),
-        "rules": sorted((r for r in fx.rules if r["rule_id"] in chosen), key=_rule_id),
+        "rules": fx.bundle_rules,
         "note": "seeded from fixtures",
         "created_by": "seed",
         "created_ts": 0,

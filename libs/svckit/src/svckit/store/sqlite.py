@@ -6,15 +6,13 @@ the JSON body without `_key`. Every `IndexSpec` of `base.INDEXES` becomes an exp
 unique specs are enforced by SQLite itself (NULL/missing fields never collide, like ArangoDB's
 sparse unique indexes the Arango adapter creates).
 
-Threads (issue 12): no call blocks the event loop. Writes run on the store's one writer thread,
-in the order they were submitted, on its own connection; reads on a small pool of reader
-threads (`readers`), each with its own read-only connection, which WAL lets run beside the
-writer and see every write committed before they start. So a write waiting for the lock of
-another connection — another replica or service on the same file, up to `busy_timeout_ms` —
-holds only that thread: other coroutines run and reads are answered meanwhile. (The calls used
-to run on the loop: each is short, but one waiting for another process's lock froze the whole
-service for as long as the wait.) A write, once submitted, is carried out even if its caller is
-cancelled meanwhile, as when it ran on the loop. What amortises the thread hop and the WAL
+Threads: no call blocks the event loop. Writes run on the store's one writer thread, in the
+order they were submitted, on its own connection; reads on a small pool of reader threads
+(`READERS`), each with its own read-only connection, which WAL lets run beside the writer and
+see every write committed before they start. So a write waiting for the lock of another
+connection — another replica or service on the same file, up to `busy_timeout_ms` — holds only
+that thread: other coroutines run and reads are answered meanwhile. A write, once submitted, is
+carried out even if its caller is cancelled meanwhile. What amortises the thread hop and the WAL
 write is `insert_many`: one multi-row statement, one transaction, one hop for a batch (S3's
 group commit of `signals`). A store object can be shared by several event loops and threads.
 A lock held beyond `busy_timeout_ms` makes the call raise `StoreUnavailable` (retryable), as
@@ -29,6 +27,7 @@ before `bootstrap()`, disk I/O) → `StoreUnavailable`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sqlite3
 import threading
@@ -49,13 +48,15 @@ from svckit.store._common import (
     new_key,
     sort_terms,
 )
-from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, IndexSpec, Query
+from svckit.store.base import COLLECTIONS, INDEXES, Doc, DocumentStore, Query
 
 _UNIQUE_INDEX_RE = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
 _UNIQUE_COLUMN_RE = re.compile(r"UNIQUE constraint failed: ([A-Za-z0-9_]+)\._key")
 T = TypeVar("T")
 # Rows per INSERT statement of a group commit (2 bound parameters each; SQLite allows 32766).
 MAX_ROWS_PER_STATEMENT = 64
+READERS = 2
+_INDEX_FIELDS = {i.index_name: i.fields for i in INDEXES}  # for DuplicateKey's message
 
 
 def _path(field: str) -> str:
@@ -102,23 +103,12 @@ def _where_sql(where: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
 
 
 def _row_doc(key: str, body: str) -> Doc:
-    doc: Doc = {"_key": key}
-    doc.update(jsonutil.loads(body))
-    return doc
-
-
-def index_ddl(spec: IndexSpec) -> str:
-    cols = ", ".join(_expr(f) for f in spec.fields)
-    unique = "UNIQUE " if spec.unique else ""
-    return (
-        f'CREATE {unique}INDEX IF NOT EXISTS "{spec.index_name}" '
-        f'ON "{check_collection(spec.collection)}" ({cols})'
-    )
+    return {"_key": key, **jsonutil.loads(body)}
 
 
 class SqliteStore(DocumentStore):
     """Document store on one SQLite file (WAL, synchronous=NORMAL), run off the event loop:
-    one writer thread, `readers` reader threads (see the module docstring)."""
+    one writer thread, `READERS` reader threads (see the module docstring)."""
 
     name = "sqlite"
 
@@ -128,15 +118,9 @@ class SqliteStore(DocumentStore):
         *,
         busy_timeout_ms: int = 5000,
         checkpoint_every_s: float = 1.0,
-        readers: int = 2,
-        collections: Sequence[str] = COLLECTIONS,
-        indexes: Sequence[IndexSpec] = INDEXES,
     ) -> None:
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
-        self._collections = tuple(collections)
-        self._indexes = tuple(i for i in indexes if i.collection in self._collections)
-        self._index_fields = {i.index_name: i.fields for i in self._indexes}
         self._memory = str(self.path) == ":memory:"
         # Executors start their threads on first use: nothing opens before a call.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-w:{self.path.name}")
@@ -144,9 +128,7 @@ class SqliteStore(DocumentStore):
         self._readers = (
             self._writer
             if self._memory
-            else ThreadPoolExecutor(
-                max(1, readers), thread_name_prefix=f"sqlite-r:{self.path.name}"
-            )
+            else ThreadPoolExecutor(READERS, thread_name_prefix=f"sqlite-r:{self.path.name}")
         )
         self._local = threading.local()  # each store thread's own connection
         self._conn: sqlite3.Connection | None = None  # the writer thread's
@@ -156,7 +138,6 @@ class SqliteStore(DocumentStore):
         self._checkpoint_every_s = checkpoint_every_s
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
-        self._multi_sql: dict[tuple[str, int], str] = {}  # writer thread only
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -270,35 +251,34 @@ class SqliteStore(DocumentStore):
         msg = str(exc)
         if m := _UNIQUE_INDEX_RE.search(msg):
             name = m.group(1)
-            fields = ", ".join(self._index_fields.get(name, ()))
+            fields = ", ".join(_INDEX_FIELDS.get(name, ()))
             return DuplicateKey(collection, f"unique index {name} ({fields})")
         if _UNIQUE_COLUMN_RE.search(msg):
             return DuplicateKey(collection, "primary key _key")
         return StoreError(f"{collection}: integrity error: {msg}")
 
     def _table(self, collection: str) -> str:
-        return f'"{check_collection(collection, self._collections)}"'
+        return f'"{check_collection(collection)}"'
 
     # ---- port ---------------------------------------------------------------------------------
     async def bootstrap(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
-            for name in self._collections:
+            for name in COLLECTIONS:
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {self._table(name)} "
                     "(_key TEXT PRIMARY KEY, doc TEXT NOT NULL)"
                 )
-            for spec in self._indexes:
-                conn.execute(index_ddl(spec))
+            for spec in INDEXES:
+                cols = ", ".join(_expr(f) for f in spec.fields)
+                unique = "UNIQUE " if spec.unique else ""
+                conn.execute(
+                    f'CREATE {unique}INDEX IF NOT EXISTS "{spec.index_name}" '
+                    f"ON {self._table(spec.collection)} ({cols})"
+                )
             conn.execute("COMMIT")
 
         await self._write(str(self.path), run)
-
-    async def insert(self, collection: str, doc: Doc) -> str:
-        (result,) = await self.insert_many(collection, [doc])
-        if isinstance(result, StoreError):
-            raise result
-        return result
 
     async def insert_many(self, collection: str, docs: Sequence[Doc]) -> list[str | StoreError]:
         table = self._table(collection)
@@ -337,7 +317,7 @@ class SqliteStore(DocumentStore):
         for chunk in chunks:
             try:
                 conn.execute(
-                    self._multi_insert_sql(table, len(chunk)), [v for row in chunk for v in row]
+                    _multi_insert_sql(table, len(chunk)), [v for row in chunk for v in row]
                 )
                 out.extend(key for key, _ in chunk)
                 continue
@@ -357,13 +337,6 @@ class SqliteStore(DocumentStore):
         if explicit:
             conn.execute("COMMIT")
         return out
-
-    def _multi_insert_sql(self, table: str, n: int) -> str:
-        sql = self._multi_sql.get((table, n))
-        if sql is None:
-            values = ", ".join(["(?, ?)"] * n)
-            sql = self._multi_sql[(table, n)] = f"INSERT INTO {table} (_key, doc) VALUES {values}"
-        return sql
 
     async def upsert(self, collection: str, key: str, doc: Doc) -> None:
         table = self._table(collection)
@@ -452,6 +425,11 @@ class SqliteStore(DocumentStore):
         self._conn = None
         for conn in conns:
             conn.close()
+
+
+@functools.lru_cache(maxsize=len(COLLECTIONS) * MAX_ROWS_PER_STATEMENT)
+def _multi_insert_sql(table: str, n: int) -> str:
+    return f"INSERT INTO {table} (_key, doc) VALUES {', '.join(['(?, ?)'] * n)}"
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
