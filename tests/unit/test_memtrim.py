@@ -64,11 +64,11 @@ async def test_trim_loop_runs_every_interval_until_stopped() -> None:
 async def test_s4_runs_the_trim_loop_from_its_setting(redis: RedisClient, tmp_path: Path) -> None:
     c = await bootstrap(settings_for(tmp_path, malloc_trim_interval_s=30), redis=redis)
     try:
-        assert any(getattr(j, "__name__", "") == "malloc_trim_job" for j in c.background)
+        assert any(getattr(j, "func", None) is memtrim.trim_loop for j in c.background)
     finally:
         await c.aclose()
     c = await bootstrap(settings_for(tmp_path, malloc_trim_interval_s=0), redis=redis)
     try:
-        assert not any(getattr(j, "__name__", "") == "malloc_trim_job" for j in c.background)
+        assert not any(getattr(j, "func", None) is memtrim.trim_loop for j in c.background)
     finally:
         await c.aclose()
