@@ -34,14 +34,8 @@ class FillLedger:
     def of(cls, qty: Decimal, booked: Iterable[tuple[FillKey, Decimal]]) -> FillLedger:
         ledger = cls(qty)
         for key, q in booked:
-            if key not in ledger.seen:
-                ledger.seen.add(key)
-                ledger.filled += q
+            ledger.book(key, q)
         return ledger
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.qty - self.filled
 
     def check(self, key: FillKey, qty: Decimal) -> FillDecision:
         """Would this reported fill be booked? (No change: book it once it is stored.)"""
@@ -55,10 +49,3 @@ class FillLedger:
         if key not in self.seen:
             self.seen.add(key)
             self.filled += qty
-
-    def offer(self, key: FillKey, qty: Decimal) -> FillDecision:
-        """Check and book in one go (callers with nothing to store in between)."""
-        decision = self.check(key, qty)
-        if decision.accepted:
-            self.book(key, qty)
-        return decision

@@ -75,14 +75,6 @@ def can_transition(src: S, dst: S) -> bool:
     return dst in TRANSITIONS[src]
 
 
-def check_transition(src: S, dst: S) -> S:
-    if src == dst and src.is_terminal:
-        return dst  # idempotent re-report of a terminal state
-    if not can_transition(src, dst):
-        raise IllegalTransition(src, dst)
-    return dst
-
-
 def reconcile_status(current: S, reported: S) -> S:
     """The status to keep when the venue reports `reported` for an order we hold at `current`.
 
