@@ -29,9 +29,9 @@ from s4_router.service_layer.recovery import Recovery
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
 from svckit.errors import InfraError
-from tradekit.enums import OrderStatus, RequestResult
+from tradekit.enums import OrderStatus
 from tradekit.ids import parent_of
-from tradekit.orders import OrderRecord, OrderResponse
+from tradekit.orders import OrderRecord
 
 log = logging.getLogger(__name__)
 
@@ -76,24 +76,13 @@ class Cancels:
         )
         if order is None:
             ident = client_order_id or order_id
-            return Outcome(
-                OrderResponse(result=RequestResult.FAIL, message=f"unknown order {ident!r}"),
-                Disposition.UNKNOWN,
-            )
+            return Outcome.of(Disposition.UNKNOWN, None, message=f"unknown order {ident!r}")
         if order.parent_client_order_id:
             order = await self.orders.get(order.parent_client_order_id) or order
         coid = order.client_order_id
         if order.status.is_terminal:
-            return Outcome(
-                OrderResponse(
-                    result=RequestResult.FAIL,
-                    order_ids=[coid],
-                    client_order_id=coid,
-                    status=order.status,
-                    message=f"order already {order.status.value}",
-                ),
-                Disposition.CONFLICT,
-            )
+            message = f"order already {order.status.value}"
+            return Outcome.of(Disposition.CONFLICT, coid, status=order.status, message=message)
         progress = progress or CancelProgress()
         progress.client_order_id = coid
         await self.orders.request_cancel(coid, self.clock.now_ms())
@@ -130,30 +119,25 @@ class Cancels:
             elif self.manager.autorun and self.sync_wait_ms:
                 self.manager.wake(coid)
                 await self.manager.wait_done(coid, self.sync_wait_ms / 1000)
-            p = ex.parent
-            return Outcome(
-                OrderResponse(
-                    result=RequestResult.OK,
-                    order_ids=[coid, *sorted(ex.children, key=child_n)],
-                    client_order_id=coid,
-                    status=p.status,
-                    filled_qty=p.filled_qty,
-                    message=None if ex.finished else "cancel in progress: waiting for the venue",
-                ),
+            return Outcome.of(
                 Disposition.DONE if ex.finished else Disposition.RUNNING,
+                coid,
+                ok=True,
+                order_ids=[coid, *sorted(ex.children, key=child_n)],
+                status=ex.parent.status,
+                filled_qty=ex.parent.filled_qty,
+                message=None if ex.finished else "cancel in progress: waiting for the venue",
             )
         # Driven by another replica: it sees the flag on its next step. Cancel live children
         # at the venue now as well (a cancel is always safe; the owner reads the flag first).
         cancelled = await self._cancel_children_direct(coid)
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.OK,
-                order_ids=[coid, *cancelled],
-                client_order_id=coid,
-                status=S.PENDING_CANCEL,
-                message="cancel requested; the replica executing it completes the cancel",
-            ),
+        return Outcome.of(
             Disposition.RUNNING,
+            coid,
+            ok=True,
+            order_ids=[coid, *cancelled],
+            status=S.PENDING_CANCEL,
+            message="cancel requested; the replica executing it completes the cancel",
         )
 
     async def _cancel_children_direct(self, coid: str) -> list[str]:
@@ -173,16 +157,7 @@ class Cancels:
 
 def cancel_recorded(coid: str, message: str) -> Outcome:
     """RUNNING (202): the cancel request is stored; the order's driver completes it."""
-    return Outcome(
-        OrderResponse(
-            result=RequestResult.OK,
-            order_ids=[coid],
-            client_order_id=coid,
-            status=S.PENDING_CANCEL,
-            message=message,
-        ),
-        Disposition.RUNNING,
-    )
+    return Outcome.of(Disposition.RUNNING, coid, ok=True, status=S.PENDING_CANCEL, message=message)
 
 
 def child_n(cid: str) -> int:

@@ -20,9 +20,9 @@ from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
 from svckit.redisio import RedisClient
-from tradekit.enums import OrderRole, OrderStatus, OrderType, RequestResult
+from tradekit.enums import OrderRole, OrderStatus, OrderType
 from tradekit.intents import OrderIntent
-from tradekit.orders import OrderRecord, OrderResponse, StateChange
+from tradekit.orders import OrderRecord, StateChange
 
 S = OrderStatus
 REFUSAL_ALERT_EVERY_MS = 60_000
@@ -148,14 +148,4 @@ class Refusals:
                 f"{coid}: {message}",
                 data={"symbol": intent.symbol, "reason": reason},
             )
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL,
-                order_ids=[coid],
-                message=message,
-                client_order_id=coid,
-                status=S.REJECTED,
-                reason=reason,
-            ),
-            kind,
-        )
+        return Outcome.of(kind, coid, message=message, status=S.REJECTED, reason=reason)

@@ -16,9 +16,9 @@ from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.publisher import Publisher
 from svckit.errors import InfraError
-from tradekit.enums import OrderStatus, RequestResult
+from tradekit.enums import OrderStatus
 from tradekit.intents import OrderIntent
-from tradekit.orders import OrderRecord, OrderResponse
+from tradekit.orders import OrderRecord
 
 S = OrderStatus
 NOT_COMPARED = frozenset({"created_ts"})  # intent fields a resend may carry differently
@@ -67,31 +67,19 @@ class Resends:
             f"{coid} ({source}): {message}",
             data={"client_order_id": coid, "fields": differing, "source": source},
         )
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL,
-                order_ids=[coid],
-                message=message,
-                client_order_id=coid,
-                status=stored.status,
-            ),
-            Disposition.CONFLICT,
-        )
+        return Outcome.of(Disposition.CONFLICT, coid, message=message, status=stored.status)
 
     def _same(self, stored: OrderRecord, source: str) -> Outcome:
         self.metrics.duplicates.inc()
         self.metrics.intents.labels(source, "duplicate").inc()
-        status = stored.status
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL if status is S.REJECTED else RequestResult.OK,
-                order_ids=[stored.client_order_id],
-                message="duplicate client_order_id: existing order returned, nothing sent",
-                client_order_id=stored.client_order_id,
-                status=status,
-                duplicate=True,
-                filled_qty=stored.filled_qty,
-            )
+        return Outcome.of(
+            Disposition.DONE,
+            stored.client_order_id,
+            ok=stored.status is not S.REJECTED,
+            message="duplicate client_order_id: existing order returned, nothing sent",
+            status=stored.status,
+            duplicate=True,
+            filled_qty=stored.filled_qty,
         )
 
 

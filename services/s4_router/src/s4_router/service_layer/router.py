@@ -74,11 +74,10 @@ from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey, InfraError
 from svckit.redisio import RedisClient, claim_for_execution, new_token
-from tradekit.enums import Market, OrderStatus, OrderType, RequestResult
+from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.errors import InvalidIntent
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, OcoPolicy, OrderIntent
-from tradekit.orders import OrderResponse
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +175,9 @@ class OrderRouter:
             inst, qty = self._validate(intent)
         except InvalidIntent as exc:
             self.metrics.intents.labels(source, "invalid").inc()
-            return Outcome(
-                self._fail(intent, str(exc), getattr(exc, "reason", None)), Disposition.INVALID
+            reason = getattr(exc, "reason", None)
+            return Outcome.of(
+                Disposition.INVALID, coid, order_ids=[], message=str(exc), reason=reason
             )
         refusal = await self.refusals.gate(intent)
         if refusal is not None:
@@ -231,7 +231,7 @@ class OrderRouter:
             )
         except (InvalidIntent, PolicyRefused) as exc:
             self.metrics.intents.labels(source, "invalid").inc()
-            return Outcome(self._fail(intent, str(exc)), Disposition.INVALID)
+            return Outcome.of(Disposition.INVALID, coid, order_ids=[], message=str(exc))
         # The first venue side effect (margin type, leverage) comes after every refusal above.
         if intent.market is Market.FUT and not intent.reduce_only:
             try:
@@ -371,40 +371,21 @@ class OrderRouter:
             inst.check_notional(qty, intent.ref_price)
         return inst, qty
 
-    def _fail(self, intent: OrderIntent, message: str, reason: str | None = None) -> OrderResponse:
-        return OrderResponse(
-            result=RequestResult.FAIL,
-            message=message,
-            client_order_id=intent.client_order_id,
-            reason=reason,
-        )
-
     def _progress(self, ex: Execution) -> Outcome:
         p = ex.parent
-        ids = [p.client_order_id, *sorted(ex.children, key=child_n)]
-        if not ex.finished:
-            return Outcome(
-                OrderResponse(
-                    result=RequestResult.OK,
-                    order_ids=ids,
-                    client_order_id=p.client_order_id,
-                    status=p.status,
-                    filled_qty=p.filled_qty,
-                    message=f"executing {ex.machine.s.config.policy} in the background; "
-                    f"GET /orders/{p.client_order_id} or orders:executed for the outcome",
-                ),
-                Disposition.RUNNING,
-            )
+        coid = p.client_order_id
         ok = p.status is S.FILLED or (p.filled_qty > 0 and p.status is not S.REJECTED)
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.OK if ok else RequestResult.FAIL,
-                order_ids=ids,
-                client_order_id=p.client_order_id,
-                status=p.status,
-                filled_qty=p.filled_qty,
-                message=p.message,
-            )
+        return Outcome.of(
+            Disposition.DONE if ex.finished else Disposition.RUNNING,
+            coid,
+            ok=ok or not ex.finished,
+            order_ids=[coid, *sorted(ex.children, key=child_n)],
+            status=p.status,
+            filled_qty=p.filled_qty,
+            message=p.message
+            if ex.finished
+            else f"executing {ex.machine.s.config.policy} in the background; "
+            f"GET /orders/{coid} or orders:executed for the outcome",
         )
 
     # ------------------------------------------------- recovery, cancel, read (delegated)
