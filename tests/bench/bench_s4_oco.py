@@ -148,7 +148,7 @@ class Bench:
         self.restarts += 1
         c = await self.start()
         self.t_recover = time.perf_counter()
-        await c.router.recover()
+        await c.router.recovery.recover()
         await self.prot.recover()
 
     async def step(self, n: int = 1, ms: int = 100) -> None:

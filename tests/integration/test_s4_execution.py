@@ -199,12 +199,14 @@ async def test_cancel_with_resting_maker_cancels_child_and_ends_canceled(
     async with s4_rig(redis, tmp_path) as r:
         await r.submit(exec_policy=MT)
         (child,) = r.venue_orders("c-1")
-        out = await r.c.router.cancel(order_id=str(child.order_id))  # a child names its parent
+        out = await r.c.router.cancels.cancel(
+            order_id=str(child.order_id)
+        )  # a child names its parent
         assert http_status(out) == 200 and out.response.status is S.CANCELED
         assert r.venue_orders("c-1")[0].status is S.CANCELED
         await r.drive(3000)
         assert len(r.venue_orders("c-1")) == 1  # no taker after a cancel
-        again = await r.c.router.cancel(client_order_id="c-1")
+        again = await r.c.router.cancels.cancel(client_order_id="c-1")
         assert http_status(again) == 409 and "already CANCELED" in (again.response.message or "")
         executed = await r.stream(keys.ORDERS_EXECUTED)
         assert [e["status"] for e in executed] == ["CANCELED"]

@@ -471,7 +471,7 @@ async def test_a_stop_placed_late_after_a_crash_reports_protection_late(
         async with s4_rig(
             redis, tmp_path, clock=clock, venue=venue, store=store, unprotected_alert_ms=5_000
         ) as r2:
-            await r2.c.router.recover()
+            await r2.c.router.recovery.recover()
             await r2.c.manager.step_all()  # the entry's fill is learnt first, then the stop
             await prot(r2).recover()
             for _ in range(20):

@@ -139,7 +139,7 @@ async def test_restart_with_child_in_flight_resolves_before_sending_the_same_id(
             await crash(r1)
             assert (await r1.c.router.get("c-1") or {})["children"][0]["status"] == "SUBMITTED"
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            assert await r2.c.router.recover() == 1
+            assert await r2.c.router.recovery.recover() == 1
             view = await r2.until_done("c-1")
             assert view["order"]["status"] == "FILLED"
             assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
@@ -174,7 +174,7 @@ async def test_restart_with_parent_without_exec_state_is_refused_with_a_critical
         stored = await store.get("orders", "c-1")
         assert stored is not None and stored["status"] == "SUBMITTED"
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            assert await r2.c.router.recover() == 0
+            assert await r2.c.router.recovery.recover() == 0
             assert not r2.c.manager.is_active("c-1")
             await r2.drive(2_000)
             assert r2.venue_orders("c-1") == []
@@ -210,7 +210,7 @@ async def test_restart_with_child_allocated_but_never_recorded_sends_it_once(
                 await r1.submit()
             await crash(r1)
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            assert await r2.c.router.recover() == 1
+            assert await r2.c.router.recovery.recover() == 1
             view = await r2.until_done("c-1")
             assert view["order"]["status"] == "FILLED"
             assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
@@ -248,7 +248,7 @@ async def test_restart_after_the_child_record_is_final_but_the_parent_not_finish
                 await r1.submit()
             await crash(r1)
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            assert await r2.c.router.recover() == 1
+            assert await r2.c.router.recovery.recover() == 1
             view = await r2.until_done("c-1", within_ms=5_000)
             assert not r2.c.manager.is_active("c-1")
             assert view["order"]["status"] == "FILLED"
@@ -302,7 +302,7 @@ async def test_orphan_sweep_does_not_resume_an_order_that_finished_after_it_was_
             done = await r.until_done("c-1")
             assert done["order"]["status"] == "FILLED"
             store.stale = "orders"
-            assert await r.c.router.recover() == 0
+            assert await r.c.router.recovery.recover() == 0
             assert not r.c.manager.is_active("c-1")
             view = await r.c.router.get("c-1")
             assert view is not None and view["order"]["status"] == "FILLED"
@@ -357,7 +357,7 @@ async def test_restart_mid_twap_resumes_without_repeating_or_skipping_slices(
         sent_before = {o.client_order_id for o in r1.venue_orders("c-1")}
         clock.advance(5000)  # down for a while: slices 2 and 3 are overdue on restart
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            await r2.c.router.recover()
+            await r2.c.router.recovery.recover()
             view = await r2.until_done("c-1")
             assert view["order"]["status"] == "FILLED" and r2.venue_filled("c-1") == D("0.008")
             ids = [o.client_order_id for o in r2.venue_orders("c-1")]
@@ -391,7 +391,7 @@ async def test_restart_with_overdue_twap_slices_replans_them_from_now_keeping_ga
         clock.advance(10_000)  # slices 2 and 3 are both overdue on restart
         restart = clock.now_ms()
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            await r2.c.router.recover()
+            await r2.c.router.recovery.recover()
             view = await r2.until_done("c-1")
             assert view["order"]["status"] == "FILLED" and r2.venue_filled("c-1") == D("0.008")
             first_sent: dict[int, int] = {}
@@ -433,7 +433,7 @@ async def test_breaker_with_5xx_burst_opens_refuses_entries_but_passes_reduce_on
         assert (await r.submit(client_order_id="new-1")).response.duplicate
         closing = await r.submit(client_order_id="close", side="SELL", reduce_only=True)
         assert closing.response.status is S.FILLED
-        cancel = await r.c.router.cancel(client_order_id="rest")
+        cancel = await r.c.router.cancels.cancel(client_order_id="rest")
         assert cancel.response.status is S.CANCELED
         health = await r.c.health()
         assert health.circuit_breaker == "OPEN" and not health.entries_allowed

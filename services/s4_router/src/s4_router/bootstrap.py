@@ -138,7 +138,7 @@ class S4Container:
             except Exception:
                 log.exception("orphan sweep: re-arming protections failed; retried next round")
         try:
-            resumed = await self.router.recover()
+            resumed = await self.router.recovery.recover()
         except Exception:
             log.exception("orphan sweep: resuming executions failed; retried next round")
         return rearmed, resumed

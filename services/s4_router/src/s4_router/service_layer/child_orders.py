@@ -89,13 +89,13 @@ class ChildOrders:
         self.inst = inst
         self._last_book = book
         self._t_intake = t_intake
-        self._events: list[Pending] = []
+        self.events: list[Pending] = []  # `router:events` entries, published after the step
         self._alerted: set[str] = set()
         self._fills_wait = 0
         # Children no attempt of which can have reached the venue (lock not acquired, 429 on
         # every attempt, allocated but never recorded): still asked for at the venue before a
         # send, but without waiting out the landing window.
-        self._unsent: set[str] = set()
+        self.unsent: set[str] = set()
         self._dirty: set[str] = set()
         booked = fills or []
         self.parent_ledger = ledger_of(parent.qty, booked)
@@ -113,10 +113,6 @@ class ChildOrders:
     @property
     def client_order_id(self) -> str:
         return self.parent.client_order_id
-
-    def mark_unsent(self, child_ids: list[str]) -> None:
-        """Children no attempt of which can have reached the venue (no landing window)."""
-        self._unsent.update(child_ids)
 
     async def _persist_parent(self) -> None:
         """Write the parent (the execution's; the allocation of a child precedes its send)."""
@@ -185,7 +181,7 @@ class ChildOrders:
                 # Lock busy or refused before processing every time (429s): nothing landed.
                 # The next step asks the venue first, then sends.
                 log.info("%s: send deferred: %s", child.client_order_id, exc)
-                self._unsent.add(child.client_order_id)
+                self.unsent.add(child.client_order_id)
                 return None
             child.ts_send = exc.sent_at_ms
             if child.status is not S.AMBIGUOUS:
@@ -242,23 +238,23 @@ class ChildOrders:
             if child.status in (S.NEW, S.SUBMITTED, S.AMBIGUOUS):
                 # Never acknowledged: resolve from venue evidence before anything else — also a
                 # send we deferred ourselves (the venue is asked before every resend).
-                window_open = cid not in self._unsent and self.d.ops.landing_window_open(
+                window_open = cid not in self.unsent and self.d.ops.landing_window_open(
                     child.ts_send
                 )
                 # A send that may have reached the venue is watched in the urgent lane; one
                 # we deferred ourselves (nothing left this process) waits for the budget like
                 # the resend it precedes.
-                lane = urgent_lane() if cid not in self._unsent else contextlib.nullcontext()
+                lane = urgent_lane() if cid not in self.unsent else contextlib.nullcontext()
                 with lane:
                     found = await self.d.ops.resolve(
                         req, since_ms=child.created_ts, with_trades=not window_open
                     )
                 if found is not None:
-                    self._unsent.discard(cid)
+                    self.unsent.discard(cid)
                     return await self._apply(child, found)
                 if window_open:
                     return None  # absent so far, but an attempt could still land
-                self._unsent.discard(cid)
+                self.unsent.discard(cid)
                 if self._still_wanted(child):
                     return await self._send(child)  # provably absent: same id again
                 return await self._absent(child)
@@ -302,7 +298,7 @@ class ChildOrders:
                 child.market, child.symbol, child_id, guard=self._pos_lock
             )
             if order is None:
-                acked = child.ts_ack is not None or child.client_order_id in self._unsent
+                acked = child.ts_ack is not None or child.client_order_id in self.unsent
                 window_open = not acked and self.d.ops.landing_window_open(child.ts_send)
                 with urgent_lane():  # watching what is already out
                     order = await self.d.ops.resolve(
@@ -365,7 +361,7 @@ class ChildOrders:
         if child.status.is_terminal and not was_terminal:
             if child.role in (OrderRole.MAKER, OrderRole.CHASE):
                 await self.d.quality.maker_child_done(now, qty=child.qty, filled=filled)
-            self._events.append(
+            self.events.append(
                 Pending(
                     "CHILD_DONE",
                     {

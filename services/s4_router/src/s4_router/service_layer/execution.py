@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from decimal import Decimal
-from typing import Any
 
 from s4_router.adapters.exchange.base import BookTop, RetryableError
 from s4_router.adapters.exchange.weight import urgent_lane
@@ -83,7 +82,7 @@ class Execution(ChildOrders):
         )
         # A fresh intent's parent is inserted by the first write of its first step, already
         # holding the allocation of its first child (one store write less before the send).
-        self._stored = parent_stored
+        self.stored = parent_stored
         self.machine = machine
         self._initial_book = book
         self._lock = asyncio.Lock()
@@ -93,12 +92,6 @@ class Execution(ChildOrders):
         self._check_cancel_flag = t_intake is None
 
     # ---- driving ------------------------------------------------------------------------------
-    def wakeup_ms(self) -> int | None:
-        return self.machine.wakeup_ms()
-
-    def has_live_children(self) -> bool:
-        return any(not c.status.is_terminal for c in self.children.values())
-
     async def step(self) -> bool:
         """One step; True once the parent is finished (terminal and reported)."""
         async with self._lock:
@@ -129,7 +122,8 @@ class Execution(ChildOrders):
         check = self._check_cancel_flag
         self._check_cancel_flag = True
         if not m.s.cancel_requested and (
-            self.cancel_local or (check and await self._cancel_flag())
+            self.cancel_local
+            or (check and await self.d.orders.cancel_requested(self.client_order_id))
         ):
             await self._run(m.on_cancel_request(self.d.clock.now_ms()))
         for _ in range(MAX_LOOPS):
@@ -177,9 +171,6 @@ class Execution(ChildOrders):
                 report = ChildReport(c.id, rec.status, rec.filled_qty, message=rec.message)
                 await self._run(self.machine.on_report(self.d.clock.now_ms(), report))
 
-    async def _cancel_flag(self) -> bool:
-        return await self.d.orders.cancel_requested(self.client_order_id)
-
     async def _run(self, cmds: list[Command]) -> None:
         now = self.d.clock.now_ms()
         for c in cmds:
@@ -195,25 +186,20 @@ class Execution(ChildOrders):
                     await self._run(self.machine.on_report(now, report))
 
     async def _note(self, note: Note) -> None:
-        self._events.append(Pending(note.event, dict(note.data)))
+        self.events.append(Pending(note.event, dict(note.data)))
         now = self.d.clock.now_ms()
-        if note.event == "DOWNSIZE":
+        if note.event in ("DOWNSIZE", "INSUFFICIENT_BALANCE_REPEATED"):
+            repeated = note.event != "DOWNSIZE"
             await self.d.quality.insufficient_balance(
-                now, symbol=self.parent.symbol, repeated=False
+                now, symbol=self.parent.symbol, repeated=repeated
             )
-        elif note.event == "INSUFFICIENT_BALANCE_REPEATED":
-            await self.d.quality.insufficient_balance(now, symbol=self.parent.symbol, repeated=True)
         elif note.event == "SLICE_DONE" and len(self.machine.s.slices) > 1:
             self.d.quality.slice_done(
                 target=Decimal(str(note.data["target"])), filled=Decimal(str(note.data["filled"]))
             )
 
-    def log_event(self, name: str, data: dict[str, Any]) -> None:
-        """Queue a `router:events` entry, published after the current step."""
-        self._events.append(Pending(name, data))
-
     async def _flush_events(self) -> None:
-        events, self._events = self._events, []
+        events, self.events = self.events, []
         done = [ev for ev in events if ev.name == "EXEC_DONE"]
         events = [ev for ev in events if ev.name != "EXEC_DONE"]
         for ev in done:
@@ -310,10 +296,6 @@ class Execution(ChildOrders):
             )
             p.status = st
 
-    @property
-    def stored(self) -> bool:
-        return self._stored
-
     async def persist(self) -> None:
         async with self._lock:
             await self._persist_parent()
@@ -328,11 +310,11 @@ class Execution(ChildOrders):
 
     async def _write_parent(self) -> None:
         p = self.parent
-        if not self._stored:
+        if not self.stored:
             # DuplicateKey here means another replica stored this intent first: the caller
             # answers with the existing order (nothing was sent by us).
             await self.d.orders.add(p)
-            self._stored = True
+            self.stored = True
             return
         await self.d.orders.save(p, PARENT_FIELDS)
 
@@ -345,7 +327,7 @@ class Execution(ChildOrders):
         p.exec_state = m.s.model_dump(mode="json")
         target = m.s.result
         self._move_parent(target, m.s.message)
-        if not self._stored:
+        if not self.stored:
             await self._write_parent()
         # Fills are in the store; report before marking terminal so a crash in between
         # re-reports (at least once) instead of never reporting.

@@ -83,10 +83,10 @@ class ExecutionManager:
     def delay_s(self, ex: Execution) -> float:
         now = self.clock.now_ms()
         options: list[int] = []
-        wake = ex.wakeup_ms()
+        wake = ex.machine.wakeup_ms()
         if wake is not None:
             options.append(max(0, wake - now))
-        if ex.has_live_children() or not options:
+        if any(not c.status.is_terminal for c in ex.children.values()) or not options:
             options.append(self.poll_ms)
         # Wake often enough to renew the lease, even across a long TWAP gap.
         options.append(max(self.leases.ttl_ms // 3, 1))

@@ -402,7 +402,7 @@ class Reconciler:
         if drift:
             # The existing recoveries re-read the orders at the venue and finish them.
             if self.router is not None:
-                report.repaired += await self.router.recover()
+                report.repaired += await self.router.recovery.recover()
             if self.protection is not None:
                 report.repaired += await self.protection.recover()
 

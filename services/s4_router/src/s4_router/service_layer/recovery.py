@@ -99,7 +99,7 @@ class Recovery:
             fills=fills,
             lease=lease,
         )
-        ex.mark_unsent(unsent)
+        ex.unsent.update(unsent)
         return ex
 
     def _restore_child(self, parent: OrderRecord, slice_index: int, c: ChildState) -> OrderRecord:

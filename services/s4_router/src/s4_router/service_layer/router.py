@@ -57,8 +57,8 @@ from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_i
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.book_source import BookSource
-from s4_router.service_layer.cancels import CancelProgress, Cancels, child_n
-from s4_router.service_layer.exec_deps import ExecDeps
+from s4_router.service_layer.cancels import Cancels, child_n
+from s4_router.service_layer.exec_deps import ExecDeps, Pending
 from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
@@ -298,17 +298,19 @@ class OrderRouter:
             lease=lease,
         )
         # Logged with the step's own events, after the first child went out (latency).
-        ex.log_event(
-            "INTENT_ACCEPTED",
-            {
-                "source": source,
-                "policy": resolved.config.policy,
-                "qty": str(qty),
-                "arrival_mid": str(arrival),
-                "route_band": resolved.config.route_band,
-                "slices": len(machine.s.slices),
-                "notes": list(resolved.notes),
-            },
+        ex.events.append(
+            Pending(
+                "INTENT_ACCEPTED",
+                {
+                    "source": source,
+                    "policy": resolved.config.policy,
+                    "qty": str(qty),
+                    "arrival_mid": str(arrival),
+                    "route_band": resolved.config.route_band,
+                    "slices": len(machine.s.slices),
+                    "notes": list(resolved.notes),
+                },
+            )
         )
         try:
             await ex.step()
@@ -388,23 +390,7 @@ class OrderRouter:
             f"GET /orders/{coid} or orders:executed for the outcome",
         )
 
-    # ------------------------------------------------- recovery, cancel, read (delegated)
-    async def recover(self) -> int:
-        """Resume every unfinished parent nobody drives (`service_layer.recovery`)."""
-        return await self.recovery.recover()
-
-    async def cancel(
-        self,
-        *,
-        client_order_id: str | None = None,
-        order_id: str | None = None,
-        progress: CancelProgress | None = None,
-    ) -> Outcome:
-        """Cancel a parent's execution (`service_layer.cancels`)."""
-        return await self.cancels.cancel(
-            client_order_id=client_order_id, order_id=order_id, progress=progress
-        )
-
+    # ---- the order view (recovery and cancels: `self.recovery`, `self.cancels`) ----------
     async def get(self, client_order_id: str) -> dict[str, Any] | None:
         """An order with its children (by child number) and its fills, as stored."""
         order = await self.orders.get(client_order_id)
