@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -73,15 +74,9 @@ log = logging.getLogger(__name__)
 
 S = OrderStatus
 _ALGO_STATUS = {"NEW": S.ACCEPTED, "TRIGGERED": S.ACCEPTED}
-_SEVERITY = {
-    FindingKind.ORPHAN_VENUE_ORDER: "warning",
-    FindingKind.STALE_PROTECTIVE: "warning",
-    FindingKind.STATUS_DRIFT: "warning",
-    FindingKind.MISSING_FILL: "warning",
-    FindingKind.FILLED_QTY_MISMATCH: "critical",
-    FindingKind.AVG_PRICE_MISMATCH: "warning",
-    FindingKind.POSITION_MISMATCH: "critical",
-}
+_CRITICAL = frozenset(
+    {FindingKind.FILLED_QTY_MISMATCH, FindingKind.POSITION_MISMATCH}
+)  # else warning
 
 
 @dataclass
@@ -105,13 +100,10 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        by_kind: dict[str, int] = {}
-        for f in self.findings:
-            by_kind[f.kind.value] = by_kind.get(f.kind.value, 0) + 1
         return {
             "last_ts": self.ts,
             "findings": len(self.findings),
-            "by_kind": by_kind,
+            "by_kind": dict(Counter(f.kind.value for f in self.findings)),
             "new": len(self.new),
             "repaired": self.repaired,
             "cancelled": self.cancelled,
@@ -271,16 +263,7 @@ class Reconciler:
         open_views: list[VenueOrderView] = []
         for o in await self.ops.call(lambda: self.exchange.fetch_open_orders(market)):
             venue.open[o.client_order_id] = (o, None)
-            open_views.append(
-                VenueOrderView(
-                    o.client_order_id,
-                    o.venue_order_id,
-                    o.symbol,
-                    o.status,
-                    o.filled_qty,
-                    reduce_only=o.reduce_only,
-                )
-            )
+            open_views.append(VenueOrderView.of(o))
         baseline: dict[str, Decimal] = {}  # FUT: the history of the positions' fills
         if market is Market.FUT:
             with contextlib.suppress(ProtectionUnsupported):
@@ -322,9 +305,7 @@ class Reconciler:
                 o = await self.ops.fetch(market, d.symbol, cid)
             except OrderNotFound:
                 continue
-            venue_orders[cid] = VenueOrderView(
-                cid, o.venue_order_id, o.symbol, o.status, o.filled_qty, reduce_only=o.reduce_only
-            )
+            venue_orders[cid] = VenueOrderView.of(o)
 
         # Trades since the window start, for symbols with recent activity.
         symbols = sorted({d.symbol for d in docs} | {v.symbol for v in open_views})
@@ -334,18 +315,7 @@ class Reconciler:
                 lambda sym=sym: self.exchange.fetch_my_trades(market, sym, since)  # type: ignore[misc]
             ):
                 venue.trades[(t.venue_order_id, t.trade_id)] = t
-                trade_views.append(
-                    VenueTradeView(
-                        t.trade_id,
-                        t.venue_order_id,
-                        t.client_order_id,
-                        t.symbol,
-                        t.side,
-                        t.price,
-                        t.qty,
-                        t.ts,
-                    )
-                )
+                trade_views.append(VenueTradeView.of(t))
 
         insts = {s: self.instruments[s] for s in symbols + list(positions) if s in self.instruments}
         snap = Snapshot(
@@ -369,7 +339,7 @@ class Reconciler:
         await self.publisher.alert(
             f"RECONCILE_{f.kind.value}",
             f"{market.value} {f.symbol} {what}: {f.kind.value} {f.detail}",
-            severity=_SEVERITY.get(f.kind, "warning"),  # type: ignore[arg-type]
+            severity="critical" if f.kind in _CRITICAL else "warning",
             data={
                 "market": market.value,
                 "symbol": f.symbol,
