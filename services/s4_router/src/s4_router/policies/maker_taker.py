@@ -145,10 +145,7 @@ class MakerTaker:
         return self.s.target - self.s.filled
 
     def child(self, child_id: str) -> ChildState | None:
-        for c in self.s.children:
-            if c.id == child_id:
-                return c
-        return None
+        return next((c for c in self.s.children if c.id == child_id), None)
 
     def wants_book(self, now: int) -> bool:
         """A placement is due: the caller must pass a fresh book to `advance`."""
@@ -180,9 +177,7 @@ class MakerTaker:
                 s.cancel_sent_ms = now  # no ack yet: ask again (a cancel is idempotent)
                 return [Cancel(s.working), Note("CANCEL_RETRY", {"child": s.working})]
             return []
-        if not self.wants_book(now):
-            return []
-        if book is None:
+        if book is None or not self.wants_book(now):
             return []
         return self._place(now, book)
 
@@ -332,19 +327,7 @@ class MakerTaker:
         else:
             s.phase = Phase.TAKER
             s.deadline_ms = None
-        return [
-            note,
-            Place(
-                child_id=cid,
-                n=n,
-                role=role,
-                side=self.side,
-                qty=qty,
-                price=price,
-                post_only=maker,
-                slice_index=s.index,
-            ),
-        ]
+        return [note, Place(cid, n, role, self.side, qty, price, maker, s.index)]
 
     def _maker_price(self, book: Book, *, chase: bool) -> Decimal | None:
         """Best price on our side (one tick better when chasing), rounded passively onto the

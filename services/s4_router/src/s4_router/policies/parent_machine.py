@@ -116,14 +116,7 @@ class ParentMachine:
             SlicePlan(index=i, qty=q, due_ms=d)
             for i, (q, d) in enumerate(zip(qtys, dues, strict=True))
         ]
-        state = ExecState(
-            config=config,
-            side=side,
-            qty=qty,
-            reduce_only=reduce_only,
-            next_n=1,
-            slices=slices,
-        )
+        state = ExecState(config=config, side=side, qty=qty, reduce_only=reduce_only, slices=slices)
         return cls(state, inst=inst, parent_id=parent_id)
 
     # ---- queries ------------------------------------------------------------------------------
@@ -136,25 +129,16 @@ class ParentMachine:
         return sum((sl.filled for sl in self.s.slices), ZERO)
 
     def active(self) -> SlicePlan | None:
-        for sl in self.s.slices:
-            if sl.status is SliceStatus.ACTIVE:
-                return sl
-        return None
+        return next((sl for sl in self.s.slices if sl.status is SliceStatus.ACTIVE), None)
 
     def next_pending(self) -> SlicePlan | None:
-        for sl in self.s.slices:
-            if sl.status is SliceStatus.PENDING:
-                return sl
-        return None
+        return next((sl for sl in self.s.slices if sl.status is SliceStatus.PENDING), None)
 
     def children(self) -> list[tuple[SlicePlan, ChildState]]:
         return [(sl, c) for sl in self.s.slices if sl.state for c in sl.state.children]
 
     def child(self, child_id: str) -> tuple[SlicePlan, ChildState] | None:
-        for sl, c in self.children():
-            if c.id == child_id:
-                return sl, c
-        return None
+        return next(((sl, c) for sl, c in self.children() if c.id == child_id), None)
 
     def working_ids(self) -> list[str]:
         return [sl.state.working for sl in self.s.slices if sl.state and sl.state.working]
