@@ -324,3 +324,29 @@ async def test_cancel_from_another_replica_stops_the_owner_without_a_taker(
         view = await r.c.router.get("c-1")
         assert view is not None and view["order"]["status"] == "CANCELED"
         assert [o.client_order_id for o in r.venue_orders("c-1")] == ["c-1-E1"]
+
+
+async def test_refusals_with_one_reason_alert_once_a_minute_and_each_reason_on_its_own(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        skew = r.c.router.skew
+        skew.ok, skew.skew_ms = False, 5000
+        for coid in ("c-1", "c-2"):
+            out = await r.submit(client_order_id=coid)
+            assert http_status(out) == 503 and out.response.reason == "clock_skew"
+        await redis.set(keys.halt_entries("BTCUSDT"), "OVERFILL c-0 t-0")
+        r.clock.advance(1_000)  # the halt is read at most once a second
+        assert (await r.submit(client_order_id="c-3")).response.reason == "entries_halted"
+        r.clock.advance(58_000)
+        await redis.delete(keys.halt_entries("BTCUSDT"))
+        await r.submit(client_order_id="c-4")  # clock_skew again within the minute: no alert
+        r.clock.advance(1_000)
+        await r.submit(client_order_id="c-5")
+        alerts = [a for a in await r.stream(keys.ALERTS) if a["kind"] == "ENTRY_REFUSED"]
+        assert [(a["message"].split(":")[0], a["data"]["reason"]) for a in alerts] == [
+            ("c-1", "clock_skew"),
+            ("c-3", "entries_halted"),
+            ("c-5", "clock_skew"),
+        ]
+        assert (await r.events()).count("ENTRY_REFUSED") == 5  # every refusal is on the stream

@@ -14,6 +14,7 @@ from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker
 from s4_router.policies.clock_guard import ClockSkewGuard
+from s4_router.policies.quality_alarms import Cooldown
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.resends import Resends
 from svckit import keys
@@ -71,7 +72,7 @@ class Refusals:
     skew: ClockSkewGuard
     resends: Resends
     venue: str
-    _refusal_alerted: dict[str, int] = field(default_factory=dict, init=False)
+    _refusal_alerted: dict[str, Cooldown] = field(default_factory=dict, init=False)
     _halted: dict[str, tuple[int, str | None]] = field(default_factory=dict, init=False)
 
     async def gate(self, intent: OrderIntent) -> tuple[str, str] | None:
@@ -138,11 +139,8 @@ class Refusals:
         )
         # One alert per reason per minute: a breaker storm must not bury the alerts stream
         # (every refusal is still on router:events and in the store).
-        now_ms = self.clock.now_ms()
-        if now_ms - self._refusal_alerted.get(reason, -REFUSAL_ALERT_EVERY_MS) >= (
-            REFUSAL_ALERT_EVERY_MS
-        ):
-            self._refusal_alerted[reason] = now_ms
+        cooldown = self._refusal_alerted.setdefault(reason, Cooldown(REFUSAL_ALERT_EVERY_MS))
+        if cooldown.ready(self.clock.now_ms()):
             await self.publisher.alert(
                 "ENTRY_REFUSED",
                 f"{coid}: {message}",
