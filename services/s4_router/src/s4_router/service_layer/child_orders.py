@@ -79,11 +79,10 @@ class ChildOrders:
         fills: list[FillRecord] | None,
         book: BookTop | None,
         t_intake: float | None,
-        lease: Lease | None,
+        lease: Lease,
     ) -> None:
         self.d = deps
-        # This execution's acquisition of its lease (None: not leased, e.g. hand-driven tests).
-        self.lease = lease
+        self.lease = lease  # this execution's acquisition of its lease
         self.parent = parent
         self.children = children
         self.inst = inst
@@ -157,8 +156,7 @@ class ChildOrders:
 
         async def before_attempt(ts: int) -> None:
             # Fencing: only the lease holder sends (a task that lost it stops here).
-            if self.d.leases is not None:
-                await self.d.leases.ensure(self.lease)
+            await self.d.leases.ensure(self.lease)
             if ts != child.ts_send:
                 child.ts_send = ts
                 await self._save_child(child)
@@ -213,9 +211,7 @@ class ChildOrders:
             # Waiting in this process's line is free; giving up is not (the next step asks
             # the venue for the child before sending it). Bounded so the lease, renewed
             # between steps, never lapses while waiting.
-            queue_wait_ms=max(self.d.lock_wait_ms, self.d.leases.ttl_ms // 3)
-            if self.d.leases is not None
-            else self.d.lock_wait_ms,
+            queue_wait_ms=max(self.d.lock_wait_ms, self.d.leases.ttl_ms // 3),
         )
 
     async def _rejected(

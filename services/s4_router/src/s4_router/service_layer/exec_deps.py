@@ -47,13 +47,12 @@ class ExecDeps:
     venue: str
     owner: str
     fills: FillBook
-    leases: Leases | None = None
+    leases: Leases
+    books: BookSource  # pre-trade books: the published mkt:depth when fresh, else the venue's
     lock_wait_ms: int = 1000
     lock_ttl_ms: int = keys.POS_LOCK_MAX_MS
     # Entry progress after every step (protective orders follow the fills they protect).
     on_progress: ProgressHook | None = None
-    # Pre-trade books (published mkt:depth when fresh, else the venue); None: the venue's.
-    books: BookSource | None = None
     # This process's line for `lock:pos:{symbol}`: its executions take turns in arrival
     # order, and only the head polls Redis (against S3 and the other replicas).
     pos_queue: LockQueue = field(default_factory=LockQueue)

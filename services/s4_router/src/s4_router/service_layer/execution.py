@@ -68,7 +68,7 @@ class Execution(ChildOrders):
         book: BookTop | None = None,
         t_intake: float | None = None,
         parent_stored: bool = True,
-        lease: Lease | None = None,
+        lease: Lease,
     ) -> None:
         super().__init__(
             deps,
@@ -133,14 +133,8 @@ class Execution(ChildOrders):
                 continue
             book: Book | None = None
             if m.wants_book(now):
-                raw = self._initial_book or (
-                    await self.d.books.book(
-                        self.parent.market,
-                        self.parent.symbol,
-                        allow_stale=self.parent.reduce_only,
-                    )
-                    if self.d.books is not None
-                    else await self.d.ops.book(self.parent.market, self.parent.symbol)
+                raw = self._initial_book or await self.d.books.book(
+                    self.parent.market, self.parent.symbol, allow_stale=self.parent.reduce_only
                 )
                 self._initial_book = None
                 self._last_book = raw

@@ -110,7 +110,7 @@ class ExecutionManager:
                     return  # between steps: nothing half done, the state is persisted
                 first = False
                 try:
-                    if ex.lease is not None and not await self.leases.renew(ex.lease):
+                    if not await self.leases.renew(ex.lease):
                         log.warning("%s: lease lost; another driver holds it now", coid)
                         return
                     await ex.step()

@@ -48,7 +48,7 @@ class Recovery:
     metrics: RouterMetrics
     clock: Clock
 
-    async def load(self, parent: OrderRecord, lease: Lease | None = None) -> Execution | None:
+    async def load(self, parent: OrderRecord, lease: Lease) -> Execution | None:
         """Rebuild the execution of a stored parent (restart, dead replica), driven under
         `lease` (the caller's acquisition)."""
         coid = parent.client_order_id
