@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,31 +92,26 @@ def settings_changes(old: Settings, new: Settings) -> tuple[list[str], list[str]
     )
 
 
+@dataclass(kw_only=True, eq=False)
 class RouteTableWatcher:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        router: OrderRouter,
-        publisher: Publisher,
-        clock: Clock,
-    ) -> None:
-        self.settings = settings  # as running (reloadable fields follow the directory)
-        self.router = router
-        self.publisher = publisher
-        self.clock = clock
-        self.path = settings.route_table_path
-        self.interval_s = settings.config_watch_ms / 1000
-        self._table_fp: Fingerprint | None = _file_fingerprint(self.path)
-        self._dir_fp: Fingerprint | None = None
-        self.table_error: str | None = None
-        self._refused: str | None = None
-        self.swaps = 0
-        self.restart_required: list[str] = []
-        self.reloaded: list[str] = []
-        self.settings_error: str | None = None
-        self._reported: tuple[str, ...] = ()
-        self._baseline: Settings | None = None
+    settings: Settings  # as running (reloadable fields follow the directory)
+    router: OrderRouter
+    publisher: Publisher
+    clock: Clock
+    table_error: str | None = field(default=None, init=False)
+    swaps: int = field(default=0, init=False)
+    restart_required: list[str] = field(default_factory=list, init=False)
+    reloaded: list[str] = field(default_factory=list, init=False)
+    settings_error: str | None = field(default=None, init=False)
+    _refused: str | None = field(default=None, init=False)
+    _reported: tuple[str, ...] = field(default=(), init=False)
+    _baseline: Settings | None = field(default=None, init=False)
+    _dir_fp: Fingerprint | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.path = self.settings.route_table_path
+        self.interval_s = self.settings.config_watch_ms / 1000
+        self._table_fp = _file_fingerprint(self.path)
 
     @property
     def rev(self) -> str:
