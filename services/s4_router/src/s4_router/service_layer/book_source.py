@@ -47,14 +47,9 @@ class BookSource:
     published_market: Mapping[str, Market] | None = None
     redis_timeout_s: float = 0.25
 
-    def _publishes(self, market: Market, symbol: str) -> bool:
-        if self.published_market is None:
-            return True
-        return self.published_market.get(symbol) is market
-
     async def published(self, market: Market, symbol: str) -> BookTop | None:
         """The published book of `symbol` whatever its age (None: none, or unreadable)."""
-        if not self._publishes(market, symbol):
+        if self.published_market is not None and self.published_market.get(symbol) is not market:
             return None
         try:
             raw = await asyncio.wait_for(

@@ -221,12 +221,6 @@ class ChildOrders:
         await self._set_child(child, S.REJECTED, f"venue rejected: {exc}")
         return ChildReport(child.client_order_id, S.REJECTED, ZERO, kind, str(exc))
 
-    def _still_wanted(self, child: OrderRecord) -> bool:
-        return (
-            child.client_order_id in self.machine.working_ids()
-            and not self.machine.s.cancel_requested
-        )
-
     async def _poll(self, child: OrderRecord) -> ChildReport | None:
         req = self._request(child)
         cid = child.client_order_id
@@ -251,7 +245,7 @@ class ChildOrders:
                 if window_open:
                     return None  # absent so far, but an attempt could still land
                 self.unsent.discard(cid)
-                if self._still_wanted(child):
+                if cid in self.machine.working_ids() and not self.machine.s.cancel_requested:
                     return await self._send(child)  # provably absent: same id again
                 return await self._absent(child)
             try:
@@ -425,15 +419,11 @@ class ChildOrders:
             self.parent_ledger.filled,
             self.parent.qty,
         )
-        self.d.metrics.fees.inc(float(self._fee_usdt(t)))
+        fee_usdt = t.fee * t.price if t.fee_asset == self.inst.base_asset else t.fee
+        self.d.metrics.fees.inc(float(fee_usdt))
         if slip is not None:
             self.d.metrics.slippage.observe(float(slip))
         self.d.quality.fill(liquidity=t.liquidity, qty=t.qty)
-
-    def _fee_usdt(self, t: ExchangeTrade) -> Decimal:
-        if t.fee_asset == self.inst.base_asset:
-            return t.fee * t.price
-        return t.fee
 
     # ---- persistence --------------------------------------------------------------------------
     async def _set_child(self, child: OrderRecord, status: OrderStatus, reason: str) -> None:

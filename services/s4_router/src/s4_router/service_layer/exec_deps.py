@@ -64,10 +64,6 @@ class Pending:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def top3(book: BookTop) -> dict[str, list[tuple[Decimal, Decimal]]]:
-    return {"bids": [(p, q) for p, q in book.bids[:3]], "asks": [(p, q) for p, q in book.asks[:3]]}
-
-
 def child_record(
     parent: OrderRecord,
     p: Place,
@@ -102,7 +98,7 @@ def child_record(
         post_only=p.post_only,
         time_in_force=TimeInForce.GTX if p.post_only else None,
         mid_at_send=book.mid if book is not None and book.bids and book.asks else None,
-        book_top3=top3(book) if book is not None else None,
+        book_top3={"bids": list(book.bids[:3]), "asks": list(book.asks[:3])} if book else None,
         ts_send=ts,
         created_ts=ts,
         updated_ts=ts if updated_ts is None else updated_ts,

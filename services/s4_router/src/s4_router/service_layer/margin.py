@@ -37,12 +37,9 @@ class MarginSetup:
         self._done: dict[str, int] = {}  # symbol -> leverage set at the venue (ISOLATED)
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def leverage_of(self, leverage: int | None) -> int:
-        return leverage or self.default_leverage
-
     async def ensure(self, symbol: str, leverage: int | None) -> None:
         """ISOLATED margin and `leverage` (or the default) for `symbol` at the venue."""
-        lev = self.leverage_of(leverage)
+        lev = leverage or self.default_leverage
         if self._done.get(symbol) == lev:
             return
         lock = self._locks.setdefault(symbol, asyncio.Lock())

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from s4_router.adapters.leases import Lease, Leases
 from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.metrics import RouterMetrics
-from s4_router.policies.maker_taker import ChildState
 from s4_router.policies.model import Place
 from s4_router.policies.parent_machine import ExecState, ParentMachine
 from s4_router.service_layer.exec_deps import ExecDeps, child_record
@@ -87,7 +86,16 @@ class Recovery:
             if c.id not in kids:
                 # Allocated (parent written first) but its record never was: the send comes
                 # after the record, so this child never reached the venue.
-                kids[c.id] = self._restore_child(parent, sl.index, c)
+                post_only = c.role in (OrderRole.MAKER, OrderRole.CHASE)
+                place = Place(c.id, c.n, c.role, parent.side, c.qty, c.price, post_only, sl.index)
+                kids[c.id] = child_record(
+                    parent,
+                    place,
+                    venue=parent.venue,
+                    ts=c.placed_ms,
+                    updated_ts=self.clock.now_ms(),
+                    reason="restored from the parent's execution state",
+                )
                 await self.orders.add(kids[c.id])
                 unsent.append(c.id)
         ex = Execution(
@@ -101,18 +109,6 @@ class Recovery:
         )
         ex.unsent.update(unsent)
         return ex
-
-    def _restore_child(self, parent: OrderRecord, slice_index: int, c: ChildState) -> OrderRecord:
-        post_only = c.role in (OrderRole.MAKER, OrderRole.CHASE)
-        place = Place(c.id, c.n, c.role, parent.side, c.qty, c.price, post_only, slice_index)
-        return child_record(
-            parent,
-            place,
-            venue=parent.venue,
-            ts=c.placed_ms,
-            updated_ts=self.clock.now_ms(),
-            reason="restored from the parent's execution state",
-        )
 
     async def recover(self) -> int:
         """Resume every unfinished parent nobody drives (startup, and periodically for

@@ -55,7 +55,17 @@ class Resends:
             if f not in NOT_COMPARED
         ]
         if not differing:
-            return self._same(stored, source)
+            self.metrics.duplicates.inc()
+            self.metrics.intents.labels(source, "duplicate").inc()
+            return Outcome.of(
+                Disposition.DONE,
+                stored.client_order_id,
+                ok=stored.status is not S.REJECTED,
+                message="duplicate client_order_id: existing order returned, nothing sent",
+                status=stored.status,
+                duplicate=True,
+                filled_qty=stored.filled_qty,
+            )
         coid = intent.client_order_id
         self.metrics.intents.labels(source, "conflict").inc()
         message = (
@@ -68,19 +78,6 @@ class Resends:
             data={"client_order_id": coid, "fields": differing, "source": source},
         )
         return Outcome.of(Disposition.CONFLICT, coid, message=message, status=stored.status)
-
-    def _same(self, stored: OrderRecord, source: str) -> Outcome:
-        self.metrics.duplicates.inc()
-        self.metrics.intents.labels(source, "duplicate").inc()
-        return Outcome.of(
-            Disposition.DONE,
-            stored.client_order_id,
-            ok=stored.status is not S.REJECTED,
-            message="duplicate client_order_id: existing order returned, nothing sent",
-            status=stored.status,
-            duplicate=True,
-            filled_qty=stored.filled_qty,
-        )
 
 
 def differing_fields(stored: Any, new: dict[str, Any], prefix: str = "") -> list[str]:
