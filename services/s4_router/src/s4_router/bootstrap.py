@@ -303,7 +303,7 @@ async def bootstrap(
                 base_s=settings.retry_base_ms / 1000,
                 max_s=settings.retry_max_ms / 1000,
             ),
-            sleep=sleep,
+            sleep=sleep or asyncio.sleep,
             clock=clock,
             recv_window_ms=settings.recv_window_ms,
         )

@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from s4_router.adapters.exchange.base import ExchangeError, ExchangePort, MarginModeConflict
@@ -179,9 +180,11 @@ class OrderRouter:
             return Outcome.of(
                 Disposition.INVALID, coid, order_ids=[], message=str(exc), reason=reason
             )
+        # Every refusal from here on is recorded (a REJECTED parent): see `service_layer.refusals`.
+        refuse = partial(self.refusals.refuse, intent, qty, source=source)
         refusal = await self.refusals.gate(intent)
         if refusal is not None:
-            return await self.refusals.refuse(intent, qty, *refusal, source=source)
+            return await refuse(*refusal)
         try:
             # A close may use an older published book when the venue cannot answer.
             book = await self.books.book(
@@ -190,29 +193,17 @@ class OrderRouter:
         except ExchangeError as exc:
             # Recorded, not just answered: the stream copy of this intent must not execute it
             # minutes later, and the consumer may acknowledge the entry (nothing is lost).
-            return await self.refusals.refuse(
-                intent,
-                qty,
-                "venue_unavailable",
-                f"venue unavailable after retries, nothing sent: {exc}",
-                source=source,
+            return await refuse(
+                "venue_unavailable", f"venue unavailable after retries, nothing sent: {exc}"
             )
         if not (book.bids and book.asks):
-            return await self.refusals.refuse(
-                intent,
-                qty,
-                "no_book",
-                f"{intent.symbol}: no two-sided book, nothing sent",
-                source=source,
-            )
+            return await refuse("no_book", f"{intent.symbol}: no two-sided book, nothing sent")
         arrival = book.mid
         # Market-dependent pre-trade checks (collar, notional, SL/TP vs the mid): the refusal
         # is recorded (REJECTED) so that the other path's copy cannot pass later on a moved mid.
         why = check_market(intent, inst, qty, mid=arrival, limits=self.pretrade)
         if why is not None:
-            return await self.refusals.refuse(
-                intent, qty, why.reason.value, why.message, source=source, kind=Disposition.INVALID
-            )
+            return await refuse(why.reason.value, why.message, kind=Disposition.INVALID)
         try:
             price = intent.ref_price or arrival
             if not intent.reduce_only:
@@ -238,21 +229,11 @@ class OrderRouter:
                 await self.margin.ensure(intent.symbol, intent.leverage)
             except MarginModeConflict as exc:
                 # Definitive until someone closes that exposure: not "venue unavailable".
-                return await self.refusals.refuse(
-                    intent,
-                    qty,
-                    "margin_mode_conflict",
-                    str(exc),
-                    source=source,
-                    kind=Disposition.CONFLICT,
-                )
+                return await refuse("margin_mode_conflict", str(exc), kind=Disposition.CONFLICT)
             except ExchangeError as exc:
-                return await self.refusals.refuse(
-                    intent,
-                    qty,
+                return await refuse(
                     "margin_setup",
                     f"could not set ISOLATED margin / leverage at the venue, nothing sent: {exc}",
-                    source=source,
                 )
         now = self.clock.now_ms()
         machine = ParentMachine.plan(
