@@ -13,6 +13,7 @@ deals with children; the execution drives the machine and writes the parent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from decimal import Decimal
@@ -66,22 +67,32 @@ CHILD_FIELDS = frozenset(
 
 
 class ChildOrders:
-    # Set by the execution (the machine decides which children are still wanted).
-    machine: ParentMachine
-
     def __init__(
         self,
         deps: ExecDeps,
         *,
         parent: OrderRecord,
         children: dict[str, OrderRecord],
+        machine: ParentMachine,
         inst: Instrument,
-        fills: list[FillRecord] | None,
-        book: BookTop | None,
-        t_intake: float | None,
+        fills: list[FillRecord] | None = None,
+        book: BookTop | None = None,
+        t_intake: float | None = None,
+        parent_stored: bool = True,
         lease: Lease,
     ) -> None:
+        """The whole execution's state (this half's and the driver's)."""
         self.d = deps
+        self.machine = machine  # decides which children are still wanted
+        # A fresh intent's parent is inserted by the first write of its first step, already
+        # holding the allocation of its first child (one store write less before the send).
+        self.stored = parent_stored
+        self._initial_book = book
+        self._lock = asyncio.Lock()
+        self.finished = parent.status.is_terminal
+        self.cancel_local = False
+        # A parent created by this very request cannot have a cancel request stored yet.
+        self._check_cancel_flag = t_intake is None
         self.lease = lease  # this execution's acquisition of its lease
         self.parent = parent
         self.children = children

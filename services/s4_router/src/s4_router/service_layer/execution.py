@@ -16,8 +16,8 @@ venue before anything else is sent. `lock:pos:{symbol}` is held only around one 
 One driver: the execution carries its lease (one acquisition of `exec:lease:{id}`); every send
 attempt renews it first and stops (`LeaseLost`) when someone else holds it. The children's side
 (place, send, poll, resolve, cancel, apply the venue's answers, book fills) is
-:class:`~s4_router.service_layer.child_orders.ChildOrders`, this class's base; every record is
-written through the orders repository (`adapters.orders_repo`).
+:class:`~s4_router.service_layer.child_orders.ChildOrders`, this class's base (its constructor
+holds the whole state); every record is written through the orders repository.
 
 Fills are booked through the one `FillBook`; the parent's `filled_qty` is the sum of its stored
 fills at every write. The outcome (`orders:executed`, `EXEC_DONE`) is published once per parent.
@@ -25,24 +25,20 @@ fills at every write. The outcome (`orders:executed`, `EXEC_DONE`) is published 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from decimal import Decimal
 
-from s4_router.adapters.exchange.base import BookTop, RetryableError
+from s4_router.adapters.exchange.base import RetryableError
 from s4_router.adapters.exchange.weight import urgent_lane
-from s4_router.adapters.leases import Lease
 from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import can_transition
 from s4_router.policies.model import Book, Cancel, ChildReport, Command, Note, Place
-from s4_router.policies.parent_machine import ParentMachine
 from s4_router.service_layer.child_orders import ChildOrders
-from s4_router.service_layer.exec_deps import ExecDeps, Pending
+from s4_router.service_layer.exec_deps import Pending
 from tradekit.enums import OrderStatus
 from tradekit.events import OrderExecuted
-from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-from tradekit.orders import FillRecord, OrderRecord, StateChange
+from tradekit.orders import StateChange
 
 log = logging.getLogger(__name__)
 
@@ -56,41 +52,6 @@ PARENT_FIELDS = frozenset(
 
 
 class Execution(ChildOrders):
-    def __init__(
-        self,
-        deps: ExecDeps,
-        *,
-        parent: OrderRecord,
-        children: dict[str, OrderRecord],
-        machine: ParentMachine,
-        inst: Instrument,
-        fills: list[FillRecord] | None = None,
-        book: BookTop | None = None,
-        t_intake: float | None = None,
-        parent_stored: bool = True,
-        lease: Lease,
-    ) -> None:
-        super().__init__(
-            deps,
-            parent=parent,
-            children=children,
-            inst=inst,
-            fills=fills,
-            book=book,
-            t_intake=t_intake,
-            lease=lease,
-        )
-        # A fresh intent's parent is inserted by the first write of its first step, already
-        # holding the allocation of its first child (one store write less before the send).
-        self.stored = parent_stored
-        self.machine = machine
-        self._initial_book = book
-        self._lock = asyncio.Lock()
-        self.finished = parent.status.is_terminal
-        self.cancel_local = False
-        # A parent created by this very request cannot have a cancel request stored yet.
-        self._check_cancel_flag = t_intake is None
-
     # ---- driving ------------------------------------------------------------------------------
     async def step(self) -> bool:
         """One step; True once the parent is finished (terminal and reported)."""
