@@ -288,20 +288,10 @@ class Execution(ChildOrders):
         # re-reports (at least once) instead of never reporting.
         await self.d.publisher.executed(
             OrderExecuted(
-                client_order_id=p.client_order_id,
-                intent_id=p.intent_id,
-                market=p.market,
-                symbol=p.symbol,
-                side=p.side,
-                status=p.status,
-                qty=p.qty,
-                filled_qty=p.filled_qty,
-                avg_price=p.avg_price,
-                fee=p.fee,
+                **p.model_dump(include=set(OrderExecuted.model_fields)),  # the parent's figures
                 fills=self.fills_booked,
                 ts=self.d.clock.now_ms(),
                 policy=m.s.config.policy,
-                message=p.message,
             )
         )
         p.updated_ts = self.d.clock.now_ms()
