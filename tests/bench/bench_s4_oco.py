@@ -161,7 +161,7 @@ class Bench:
     async def entry_done(self, coid: str) -> None:
         assert self.c is not None
         for _ in range(100):
-            if not self.c.manager.is_active(coid):
+            if coid not in self.c.manager.active:
                 break
             await self.step()
         await self.step()

@@ -122,7 +122,7 @@ class Rig:
 
     async def until_done(self, coid: str, *, within_ms: int = 30_000) -> dict[str, Any]:
         end = self.clock.now_ms() + within_ms
-        while self.c.manager.is_active(coid) and self.clock.now_ms() < end:
+        while coid in self.c.manager.active and self.clock.now_ms() < end:
             self.clock.advance(50)
             await self.c.manager.step_all()
         view = await self.c.router.get(coid)

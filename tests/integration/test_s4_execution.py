@@ -160,7 +160,7 @@ async def test_liquidity_probe_with_thin_book_splits_taker_children_under_depth_
     async with s4_rig(redis, tmp_path) as r:
         set_book(r.venue, qty="0.004")
         await r.submit(qty="0.006")
-        while r.c.manager.is_active("c-1"):
+        while "c-1" in r.c.manager.active:
             set_book(r.venue, qty="0.004")  # the book refills between our children
             r.clock.advance(50)
             await r.c.manager.step_all()

@@ -175,7 +175,7 @@ async def test_restart_with_parent_without_exec_state_is_refused_with_a_critical
         assert stored is not None and stored["status"] == "SUBMITTED"
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
             assert await r2.c.router.recovery.recover() == 0
-            assert not r2.c.manager.is_active("c-1")
+            assert "c-1" not in r2.c.manager.active
             await r2.drive(2_000)
             assert r2.venue_orders("c-1") == []
             failed = [a for a in await r2.stream(keys.ALERTS) if a["kind"] == "RECOVERY_FAILED"]
@@ -250,7 +250,7 @@ async def test_restart_after_the_child_record_is_final_but_the_parent_not_finish
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
             assert await r2.c.router.recovery.recover() == 1
             view = await r2.until_done("c-1", within_ms=5_000)
-            assert not r2.c.manager.is_active("c-1")
+            assert "c-1" not in r2.c.manager.active
             assert view["order"]["status"] == "FILLED"
             assert view["order"]["filled_qty"] == "0.002"
             assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
@@ -303,7 +303,7 @@ async def test_orphan_sweep_does_not_resume_an_order_that_finished_after_it_was_
             assert done["order"]["status"] == "FILLED"
             store.stale = "orders"
             assert await r.c.router.recovery.recover() == 0
-            assert not r.c.manager.is_active("c-1")
+            assert "c-1" not in r.c.manager.active
             view = await r.c.router.get("c-1")
             assert view is not None and view["order"]["status"] == "FILLED"
             assert "EXEC_RESUMED" not in await r.events("c-1")
@@ -482,7 +482,7 @@ async def test_consumer_with_maker_intent_acks_once_running_and_reclaims_dead_co
         assert entry.entry_id == dead.entry_id and entry.deliveries == 2
         await cons.handle(entry)
         pending = await redis.xpending(keys.ORDERS_INTENT, "g")
-        assert pending["pending"] == 0 and r.c.manager.is_active("c-1")  # acked, still running
+        assert pending["pending"] == 0 and "c-1" in r.c.manager.active  # acked, still running
         await cons.handle(entry)  # re-delivered copy: a duplicate, nothing sent
         assert len(r.venue_orders("c-1")) == 1
         poison = StreamEntry(keys.ORDERS_INTENT, entry.entry_id, {"qty": "x"}, {}, 1)

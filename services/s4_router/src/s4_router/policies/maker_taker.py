@@ -378,9 +378,7 @@ class MakerTaker:
                     ]
             return [
                 Note("INSUFFICIENT_BALANCE_REPEATED", {"child": c.id, "downsized": s.downsized}),
-                *self._finish(
-                    self._end_status(rejected=True), f"insufficient balance: {r.message}"
-                ),
+                *self._finish(self._end_status(), f"insufficient balance: {r.message}"),
             ]
         if r.reject is RejectKind.NOT_FOUND:
             # Venue evidence that the order never existed (e.g. resolved after a cancel request).
@@ -388,14 +386,13 @@ class MakerTaker:
                 return self._finish(OrderStatus.CANCELED, "cancel requested")
             s.phase = Phase.WANT_TAKER if c.role is OrderRole.TAKER else Phase.WANT_MAKER
             return []
-        return self._finish(self._end_status(rejected=True), f"venue rejected: {r.message}")
+        return self._finish(self._end_status(), f"venue rejected: {r.message}")
 
-    def _end_status(self, *, rejected: bool) -> OrderStatus:
+    def _end_status(self) -> OrderStatus:
+        """The end of a run a definitive reject stops, by what it had filled."""
         if self.filled >= self.s.target:
             return OrderStatus.FILLED
-        if self.filled > 0:
-            return OrderStatus.EXPIRED
-        return OrderStatus.REJECTED if rejected else OrderStatus.EXPIRED
+        return OrderStatus.EXPIRED if self.filled > 0 else OrderStatus.REJECTED
 
     def _finish(self, status: OrderStatus, message: str | None = None) -> list[Command]:
         s = self.s

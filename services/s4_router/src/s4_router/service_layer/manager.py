@@ -41,9 +41,6 @@ class ExecutionManager:
     _done: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
     _stopping: bool = field(default=False, init=False)
 
-    def is_active(self, client_order_id: str) -> bool:
-        return client_order_id in self.active
-
     async def adopt(self, ex: Execution, *, step_now: bool = False) -> None:
         """Drive `ex` from now on (`step_now`: a resumed execution steps at once; a fresh
         one has just taken its first step inline)."""

@@ -117,7 +117,7 @@ class Recovery:
         for status in LIVE:
             for listed in await self.orders.parents(status):
                 coid = listed.client_order_id
-                if self.manager.is_active(coid):
+                if coid in self.manager.active:
                     continue
                 lease = await self.leases.acquire(coid)
                 if lease is None:
