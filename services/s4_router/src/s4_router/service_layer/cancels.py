@@ -19,15 +19,11 @@ from s4_router.adapters.exchange.base import (
     OrderNotFound,
     RetryableError,
 )
-from s4_router.adapters.leases import Leases
-from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.domain.outcomes import Disposition, Outcome
+from s4_router.service_layer.exec_deps import ExecDeps
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import is_protective
-from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.recovery import Recovery
-from s4_router.service_layer.venue_ops import VenueOps
-from svckit.clock import Clock
 from svckit.errors import InfraError
 from tradekit.enums import OrderStatus
 from tradekit.ids import parent_of
@@ -50,13 +46,9 @@ class CancelProgress:
 
 @dataclass(kw_only=True, eq=False)
 class Cancels:
-    orders: OrdersRepository
+    d: ExecDeps
     recovery: Recovery
     manager: ExecutionManager
-    leases: Leases
-    ops: VenueOps
-    publisher: Publisher
-    clock: Clock
     sync_wait_ms: int
 
     async def cancel(
@@ -70,24 +62,24 @@ class Cancels:
         child is sent, live children are cancelled, the parent ends CANCELED (or FILLED if the
         venue filled it first)."""
         order = (
-            await self.orders.get(client_order_id)
+            await self.d.orders.get(client_order_id)
             if client_order_id
-            else await self.orders.by_venue_order_id(order_id or "")
+            else await self.d.orders.by_venue_order_id(order_id or "")
         )
         if order is None:
             ident = client_order_id or order_id
             return Outcome.of(Disposition.UNKNOWN, None, message=f"unknown order {ident!r}")
         if order.parent_client_order_id:
-            order = await self.orders.get(order.parent_client_order_id) or order
+            order = await self.d.orders.get(order.parent_client_order_id) or order
         coid = order.client_order_id
         if order.status.is_terminal:
             message = f"order already {order.status.value}"
             return Outcome.of(Disposition.CONFLICT, coid, status=order.status, message=message)
         progress = progress or CancelProgress()
         progress.client_order_id = coid
-        await self.orders.request_cancel(coid, self.clock.now_ms())
+        await self.d.orders.request_cancel(coid, self.d.clock.now_ms())
         progress.recorded = True
-        await self.publisher.event(
+        await self.d.publisher.event(
             "CANCEL_REQUESTED", client_order_id=coid, symbol=order.symbol, data={}
         )
         try:
@@ -104,13 +96,13 @@ class Cancels:
         coid = order.client_order_id
         ex = self.manager.active.get(coid)
         if ex is None:
-            lease = await self.leases.acquire(coid)
+            lease = await self.d.leases.acquire(coid)
             if lease is not None:
-                ex = await self.recovery.load(await self.orders.get(coid) or order, lease)
+                ex = await self.recovery.load(await self.d.orders.get(coid) or order, lease)
                 if ex is not None:
                     await self.manager.adopt(ex, step_now=True)
                 else:
-                    await self.leases.release(lease)
+                    await self.d.leases.release(lease)
         if ex is not None:
             ex.cancel_local = True
             await ex.step()
@@ -142,11 +134,11 @@ class Cancels:
 
     async def _cancel_children_direct(self, coid: str) -> list[str]:
         out: list[str] = []
-        for child in await self.orders.find(parent_client_order_id=coid):
+        for child in await self.d.orders.find(parent_client_order_id=coid):
             if is_protective(child) or child.status.is_terminal:
                 continue  # protection outlives a cancelled entry's fills
             try:
-                res = await self.ops.cancel(child.market, child.symbol, child.client_order_id)
+                res = await self.d.ops.cancel(child.market, child.symbol, child.client_order_id)
             except (RetryableError, DefinitiveError, OrderNotFound) as exc:
                 log.info("%s: direct cancel failed: %s", child.client_order_id, exc)
                 continue

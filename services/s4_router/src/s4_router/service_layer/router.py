@@ -131,34 +131,13 @@ class OrderRouter:
         )
         self.resends = Resends(orders=self.orders, metrics=self.metrics, publisher=self.publisher)
         self.refusals = Refusals(
-            orders=self.orders,
-            redis=self.redis,
-            clock=self.clock,
-            metrics=self.metrics,
-            publisher=self.publisher,
-            breaker=self.breaker,
-            skew=self.skew,
-            resends=self.resends,
-            venue=self.exchange.venue,
+            d=self.deps, breaker=self.breaker, skew=self.skew, resends=self.resends
         )
-        self.recovery = Recovery(
-            orders=self.orders,
-            deps=self.deps,
-            instruments=self.instruments,
-            manager=self.manager,
-            leases=self.leases,
-            publisher=self.publisher,
-            metrics=self.metrics,
-            clock=self.clock,
-        )
+        self.recovery = Recovery(d=self.deps, instruments=self.instruments, manager=self.manager)
         self.cancels = Cancels(
-            orders=self.orders,
+            d=self.deps,
             recovery=self.recovery,
             manager=self.manager,
-            leases=self.leases,
-            ops=self.ops,
-            publisher=self.publisher,
-            clock=self.clock,
             sync_wait_ms=self.sync_wait_ms,
         )
 
