@@ -34,9 +34,9 @@ from s4_router.adapters.leases import Lease
 from s4_router.adapters.orders_repo import ledger_of
 from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import IllegalTransition, can_transition, reconcile_status
-from s4_router.policies.model import ChildReport, Place, RejectKind
+from s4_router.policies.model import ChildReport, Note, Place, RejectKind
 from s4_router.policies.parent_machine import ParentMachine
-from s4_router.service_layer.exec_deps import ExecDeps, Pending, child_record
+from s4_router.service_layer.exec_deps import ExecDeps, child_record
 from s4_router.service_layer.venue_ops import Unresolved
 from svckit import keys
 from svckit.errors import DuplicateKey
@@ -99,7 +99,7 @@ class ChildOrders:
         self.inst = inst
         self._last_book = book
         self._t_intake = t_intake
-        self.events: list[Pending] = []  # `router:events` entries, published after the step
+        self.events: list[Note] = []  # `router:events` entries, published after the step
         self._alerted: set[str] = set()
         self._fills_wait = 0
         # Children no attempt of which can have reached the venue (lock not acquired, 429 on
@@ -215,7 +215,7 @@ class ChildOrders:
         return hold_lock(
             self.d.redis,
             keys.lock_pos(self.parent.symbol),
-            ttl_ms=self.d.lock_ttl_ms,
+            ttl_ms=keys.POS_LOCK_MAX_MS,
             wait_ms=self.d.lock_wait_ms,
             owner=self.d.owner,
             queue=self.d.pos_queue,
@@ -363,7 +363,7 @@ class ChildOrders:
             if child.role in (OrderRole.MAKER, OrderRole.CHASE):
                 await self.d.quality.maker_child_done(now, qty=child.qty, filled=filled)
             self.events.append(
-                Pending(
+                Note(
                     "CHILD_DONE",
                     {
                         "child": cid,

@@ -1,6 +1,6 @@
 """What an execution is built from: its collaborators (:class:`ExecDeps`, one per router, shared
 by every execution, the recovery and the child orders), the events a step collects
-(:class:`Pending`, published once the step's records are stored) and the first record of every
+(policy `Note`s, published once the step's records are stored) and the first record of every
 child it places (:func:`child_record`, also the recovery's for a child allocated but never
 recorded)."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from s4_router.adapters.exchange.base import BookTop
 from s4_router.adapters.leases import Leases
@@ -20,7 +20,6 @@ from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality_tracker import QualityTracker
 from s4_router.service_layer.venue_ops import VenueOps
-from svckit import keys
 from svckit.clock import Clock
 from svckit.redisio import LockQueue, RedisClient
 from tradekit.enums import OrderStatus, OrderType, TimeInForce
@@ -50,18 +49,11 @@ class ExecDeps:
     leases: Leases
     books: BookSource  # pre-trade books: the published mkt:depth when fresh, else the venue's
     lock_wait_ms: int = 1000
-    lock_ttl_ms: int = keys.POS_LOCK_MAX_MS
     # Entry progress after every step (protective orders follow the fills they protect).
     on_progress: ProgressHook | None = None
     # This process's line for `lock:pos:{symbol}`: its executions take turns in arrival
     # order, and only the head polls Redis (against S3 and the other replicas).
     pos_queue: LockQueue = field(default_factory=LockQueue)
-
-
-@dataclass
-class Pending:
-    name: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 def child_record(

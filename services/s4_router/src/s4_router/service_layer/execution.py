@@ -34,7 +34,6 @@ from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import can_transition
 from s4_router.policies.model import Book, Cancel, ChildReport, Command, Note, Place
 from s4_router.service_layer.child_orders import ChildOrders
-from s4_router.service_layer.exec_deps import Pending
 from tradekit.enums import OrderStatus
 from tradekit.events import OrderExecuted
 from tradekit.money import ZERO
@@ -141,7 +140,7 @@ class Execution(ChildOrders):
                     await self._run(self.machine.on_report(now, report))
 
     async def _note(self, note: Note) -> None:
-        self.events.append(Pending(note.event, dict(note.data)))
+        self.events.append(note)
         now = self.d.clock.now_ms()
         if note.event in ("DOWNSIZE", "INSUFFICIENT_BALANCE_REPEATED"):
             repeated = note.event != "DOWNSIZE"
@@ -155,11 +154,11 @@ class Execution(ChildOrders):
 
     async def _flush_events(self) -> None:
         events, self.events = self.events, []
-        done = [ev for ev in events if ev.name == "EXEC_DONE"]
-        events = [ev for ev in events if ev.name != "EXEC_DONE"]
+        done = [ev for ev in events if ev.event == "EXEC_DONE"]
+        events = [ev for ev in events if ev.event != "EXEC_DONE"]
         for ev in done:
             await self.d.publisher.event(
-                ev.name,
+                ev.event,
                 client_order_id=self.client_order_id,
                 symbol=self.parent.symbol,
                 data=ev.data,
@@ -167,7 +166,7 @@ class Execution(ChildOrders):
             )
         if events:
             await self.d.publisher.events(
-                [(ev.name, ev.data) for ev in events],
+                [(ev.event, ev.data) for ev in events],
                 client_order_id=self.client_order_id,
                 symbol=self.parent.symbol,
             )

@@ -53,13 +53,14 @@ from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker
 from s4_router.policies.clock_guard import ClockSkewGuard
+from s4_router.policies.model import Note
 from s4_router.policies.parent_machine import ParentMachine
 from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_intake, check_market
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.cancels import Cancels, child_n
-from s4_router.service_layer.exec_deps import ExecDeps, Pending
+from s4_router.service_layer.exec_deps import ExecDeps
 from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
@@ -259,7 +260,7 @@ class OrderRouter:
         )
         # Logged with the step's own events, after the first child went out (latency).
         ex.events.append(
-            Pending(
+            Note(
                 "INTENT_ACCEPTED",
                 {
                     "source": source,
