@@ -22,32 +22,14 @@ class IllegalTransition(Exception):
         self.src, self.dst = src, dst
 
 
+# A sent order whose fate is not known yet (SUBMITTED, AMBIGUOUS) may become any of these.
+_SENT = frozenset(
+    {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.EXPIRED, S.CANCELED, S.PENDING_CANCEL}
+)
 TRANSITIONS: dict[S, frozenset[S]] = {
     S.NEW: frozenset({S.SUBMITTED, S.REJECTED, S.CANCELED, S.PENDING_CANCEL, S.EXPIRED}),
-    S.SUBMITTED: frozenset(
-        {
-            S.ACCEPTED,
-            S.PARTIALLY_FILLED,
-            S.FILLED,
-            S.REJECTED,
-            S.EXPIRED,
-            S.CANCELED,
-            S.AMBIGUOUS,
-            S.PENDING_CANCEL,
-        }
-    ),
-    S.AMBIGUOUS: frozenset(
-        {
-            S.ACCEPTED,
-            S.PARTIALLY_FILLED,
-            S.FILLED,
-            S.REJECTED,
-            S.EXPIRED,
-            S.CANCELED,
-            S.SUBMITTED,
-            S.PENDING_CANCEL,
-        }
-    ),
+    S.SUBMITTED: _SENT | {S.AMBIGUOUS},
+    S.AMBIGUOUS: _SENT | {S.SUBMITTED},
     S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}),
     S.PARTIALLY_FILLED: frozenset(
         {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}
@@ -58,6 +40,8 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.REJECTED: frozenset(),
     S.EXPIRED: frozenset(),
 }
+
+LIVE = tuple(st for st in S if not st.is_terminal)  # the statuses an order can still leave
 
 # How far along the life cycle a live status is: a venue report "behind" what we already know
 # (ACCEPTED after PARTIALLY_FILLED: reports cross on the wire) is stale, not a transition.

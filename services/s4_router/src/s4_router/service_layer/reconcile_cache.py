@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from s4_router.adapters.orders_repo import OrdersRepository
+from s4_router.domain.order import LIVE
 from s4_router.domain.reconcile import FillView, OrderView
-from tradekit.enums import Market, OrderStatus
+from tradekit.enums import Market
 from tradekit.money import ZERO
 from tradekit.orders import OrderRecord
 
-S = OrderStatus
-WORKING = (S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.NEW)
 RECENT_LIMIT = 5_000  # most recently updated orders examined for the window
 # Orders are re-read from this long before the last read (a write committed late, replicas'
 # clocks within S4_MAX_CLOCK_SKEW): every change bumps `updated_ts`.
@@ -46,7 +45,7 @@ class OrderWindow:
         RECENT_LIMIT most recent) and their fills: read where changed, kept otherwise."""
         since = start if self.read_to is None else max(start, self.read_to - REREAD_MARGIN_MS)
         working: dict[str, OrderView] = {}
-        for status in WORKING:
+        for status in LIVE:
             for rec in await repo.in_market(self.market, status):
                 working[rec.client_order_id] = OrderView.of(rec)
         read = dict(working)

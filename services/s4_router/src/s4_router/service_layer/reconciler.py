@@ -45,6 +45,7 @@ from s4_router.adapters.exchange.base import (
     ProtectionUnsupported,
 )
 from s4_router.adapters.orders_repo import OrdersRepository
+from s4_router.domain.order import LIVE
 from s4_router.domain.reconcile import (
     Finding,
     FindingKind,
@@ -58,7 +59,7 @@ from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.protection import PROTECTIVE_ROLES, ProtectionService
 from s4_router.service_layer.publisher import Publisher
-from s4_router.service_layer.reconcile_cache import WORKING, OrderWindow, PositionHistory
+from s4_router.service_layer.reconcile_cache import OrderWindow, PositionHistory
 from s4_router.service_layer.router import OrderRouter
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
@@ -295,7 +296,7 @@ class Reconciler:
             if (
                 cid in venue.open
                 or d.role in PROTECTIVE_ROLES
-                or d.status not in WORKING
+                or d.status not in LIVE
                 or d.status is S.NEW
                 or d.updated_ts > now - self.settle_ms
                 or (d.parent_client_order_id is None and not d.venue_order_id)

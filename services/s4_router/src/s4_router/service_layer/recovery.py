@@ -15,21 +15,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from s4_router.adapters.leases import Lease
+from s4_router.domain.order import LIVE
 from s4_router.policies.model import Place
 from s4_router.policies.parent_machine import ExecState, ParentMachine
 from s4_router.service_layer.exec_deps import ExecDeps, child_record
 from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import is_protective
-from tradekit.enums import OrderRole, OrderStatus
+from tradekit.enums import OrderRole
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
 from tradekit.orders import OrderRecord
 
 log = logging.getLogger(__name__)
-
-S = OrderStatus
-LIVE = (S.NEW, S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
 
 
 @dataclass(kw_only=True, eq=False)
