@@ -16,6 +16,7 @@ refusing a close; the probe still runs on it and the close goes out in the urgen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,10 +82,8 @@ class BookSource:
             self.metrics.book_source.labels("published").inc()
             return pub
         try:
-            if allow_stale:
-                with urgent_lane():  # a close's book is not paced behind entries and polls
-                    book = await self.ops.book(market, symbol)
-            else:
+            # A close's book is not paced behind entries and polls.
+            with urgent_lane() if allow_stale else contextlib.nullcontext():
                 book = await self.ops.book(market, symbol)
         except ExchangeError as exc:
             if not allow_stale or pub is None:

@@ -36,9 +36,7 @@ S = OrderStatus
 
 @dataclass(slots=True)
 class CancelProgress:
-    """How far a cancel got (read by the API when the request hits its deadline): `recorded`
-    once the cancel request is durable in the store — from then on the execution completes it,
-    whatever happens to this request."""
+    """How far a cancel got (read by the API at its deadline): `recorded` once it is durable."""
 
     recorded: bool = False
     client_order_id: str | None = None
