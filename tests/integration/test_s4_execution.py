@@ -15,7 +15,7 @@ from s4_router.entrypoints.api import create_app
 from s4_router.entrypoints.statuses import http_status
 from svckit import keys
 from svckit.redisio import RedisClient
-from tests.chaos.rig import hand_venue, intent, s4_rig, set_book
+from tests.chaos.rig import hand_venue, intent, s4_rig, set_book, step_all
 from tests.helpers import S4_AUTH
 from tradekit.enums import Market, OrderStatus
 from venue.faults import FaultKind
@@ -57,7 +57,7 @@ async def test_maker_with_timeout_and_partial_fill_cancels_then_sends_remainder_
         await r.submit(exec_policy=MT, qty="0.003")
         r.clock.advance(200)
         set_book(r.venue, bids=[("64998", "5")], asks=[("64999", "0.001"), ("65001", "5")])
-        await r.c.manager.step_all()
+        await step_all(r.c.manager)
         view = await r.c.router.get("c-1")
         assert view and view["order"]["status"] == "PARTIALLY_FILLED"
         set_book(r.venue)
@@ -163,7 +163,7 @@ async def test_liquidity_probe_with_thin_book_splits_taker_children_under_depth_
         while "c-1" in r.c.manager.active:
             set_book(r.venue, qty="0.004")  # the book refills between our children
             r.clock.advance(50)
-            await r.c.manager.step_all()
+            await step_all(r.c.manager)
         view = await r.until_done("c-1")
         assert view["order"]["status"] == "FILLED" and r.venue_filled("c-1") == D("0.006")
         kids = view["children"]

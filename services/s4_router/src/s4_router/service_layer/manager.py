@@ -8,7 +8,7 @@ task touches neither the order nor the winner's key. A step that fails on infras
 retried with backoff; nothing is lost because every step starts from the persisted state and
 the venue's truth.
 
-Tests construct it with `autorun=False` and drive `step_all()` with a manual clock.
+Tests construct it with `autorun=False` and step the executions by hand (`tests.chaos.rig`).
 """
 
 from __future__ import annotations
@@ -122,12 +122,12 @@ class ExecutionManager:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
-            self._forget(coid)
+            self.forget(coid)
             if ex.finished:
                 with contextlib.suppress(Exception):
                     await self.leases.release(ex.lease)
 
-    def _forget(self, coid: str) -> None:
+    def forget(self, coid: str) -> None:
         self.active.pop(coid, None)
         self.tasks.pop(coid, None)
         self._wake.pop(coid, None)
@@ -135,17 +135,6 @@ class ExecutionManager:
         if done is not None:
             done.set()
         self.metrics.executions.set(len(self.active))
-
-    async def step_all(self) -> int:
-        """Step every active execution once (manual driving); returns how many finished."""
-        finished = 0
-        for coid, ex in list(self.active.items()):
-            await ex.step()
-            if ex.finished:
-                finished += 1
-                self._forget(coid)
-                await self.leases.release(ex.lease)
-        return finished
 
     def begin_shutdown(self) -> None:
         """No new task; every task stops at its next idle point (a step under way finishes)."""
@@ -169,6 +158,6 @@ class ExecutionManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         for coid, ex in {**owned, **self.active}.items():
-            self._forget(coid)
+            self.forget(coid)
             with contextlib.suppress(Exception):
                 await self.leases.release(ex.lease)
