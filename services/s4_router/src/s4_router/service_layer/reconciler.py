@@ -359,10 +359,8 @@ class Reconciler:
                     report.repaired += await self._insert_fill(market, f, venue)
                 elif f.kind is FindingKind.STATUS_DRIFT:
                     drift = True
-                    parsed = parent_of(f.client_order_id or "")
-                    parent = parsed[0] if parsed else f.client_order_id
-                    if self.router is not None and parent is not None:
-                        self.router.manager.wake(parent)
+                    if self.router is not None and f.client_order_id:
+                        self.router.manager.on_order_update(f.client_order_id)  # wakes its parent
                 elif (
                     f.kind in (FindingKind.ORPHAN_VENUE_ORDER, FindingKind.STALE_PROTECTIVE)
                     and self.cancel_orphans
