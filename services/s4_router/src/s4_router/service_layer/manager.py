@@ -67,15 +67,12 @@ class ExecutionManager:
         parsed = parent_of(child_client_order_id)
         self.wake(parsed[0] if parsed else child_client_order_id)
 
-    async def wait_done(self, client_order_id: str, timeout_s: float) -> bool:
+    async def wait_done(self, client_order_id: str, timeout_s: float) -> None:
+        """Until the execution ends or `timeout_s` passes (its answer then says RUNNING)."""
         ev = self._done.get(client_order_id)
-        if ev is None:
-            return True
-        try:
-            await asyncio.wait_for(ev.wait(), timeout=timeout_s)
-        except TimeoutError:
-            return False
-        return True
+        if ev is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), timeout=timeout_s)
 
     def delay_s(self, ex: Execution) -> float:
         now = self.clock.now_ms()
