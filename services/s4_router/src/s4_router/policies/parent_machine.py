@@ -224,14 +224,10 @@ class ParentMachine:
 
     # ---- internals ----------------------------------------------------------------------------
     def _keep_gap(self, started: SlicePlan, now: int) -> list[Command]:
-        """A slice starting late pushes the rest of the schedule back by as much.
-
-        Slices that fell due while nobody drove the parent (a restart, a takeover after a dead
-        replica) or while an earlier slice ran long would otherwise all go at once, back to
-        back: the remaining quantity would hit the book in one burst, which is what slicing
-        exists to avoid. The remaining slices are re-planned from now as one block, so the
-        spacing drawn at planning (`gap_ms`, with its jitter) is kept between every two slices.
-        """
+        """A slice starting late pushes the rest of the schedule back by as much, as one block:
+        slices that fell due while nobody drove the parent (a restart, a takeover) or while an
+        earlier slice ran long would otherwise go back to back, the burst slicing exists to
+        avoid; the spacing drawn at planning is kept between every two slices."""
         late = now - started.due_ms
         rest = [sl for sl in self.s.slices if sl.status is SliceStatus.PENDING]
         if late <= 0 or not rest:

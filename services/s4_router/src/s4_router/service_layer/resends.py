@@ -45,8 +45,6 @@ class Resends:
         raise IntakeBusy(f"{intent.client_order_id}: being accepted by another request; retry")
 
     async def answer(self, stored: OrderRecord, intent: OrderIntent, source: str) -> Outcome:
-        """An identical resend gets the existing order; another body under the same id is a
-        conflict (409), alerted: a reused id must never pass for the original."""
         # created_ts is when the sender stamped this copy (a retry may re-stamp it): not part
         # of what the order is.
         differing = [
