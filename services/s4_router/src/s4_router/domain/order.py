@@ -17,9 +17,7 @@ from tradekit.enums import OrderStatus as S
 
 
 class IllegalTransition(Exception):
-    def __init__(self, src: S, dst: S) -> None:
-        super().__init__(f"illegal order transition {src} -> {dst}")
-        self.src, self.dst = src, dst
+    pass
 
 
 # A sent order whose fate is not known yet (SUBMITTED, AMBIGUOUS) may become any of these.
@@ -75,4 +73,4 @@ def reconcile_status(current: S, reported: S) -> S:
         return reported
     if not reported.is_terminal and _PROGRESS.get(reported, 0) <= _PROGRESS.get(current, 0):
         return current
-    raise IllegalTransition(current, reported)
+    raise IllegalTransition(f"illegal order transition {current} -> {reported}")
