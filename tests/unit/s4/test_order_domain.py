@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from s4_router.domain.fills import FillDecision, FillKey, FillLedger
+from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import TRANSITIONS, can_transition, reconcile_status
 from tradekit.enums import OrderStatus as S
 
@@ -50,16 +50,12 @@ def test_reconcile_status_with_venue_report_keeps_or_moves(
 
 def test_fill_ledger_with_duplicate_and_overfill_books_each_fill_once_within_qty() -> None:
     led = FillLedger.of(D("0.003"), [(("sim", "1", "t1"), D("0.001"))])
-
-    def offer(key: FillKey, qty: D) -> FillDecision:  # check, then book what is accepted
-        decision = led.check(key, qty)
-        if decision.accepted:
-            led.book(key, qty)
-        return decision
-
-    assert offer(("sim", "1", "t1"), D("0.001")).duplicate
-    assert offer(("sim", "1", "t2"), D("0.001")).accepted
-    over = offer(("sim", "1", "t3"), D("0.002"))
-    assert over.overfill and not over.accepted
-    assert offer(("sim", "1", "t4"), D("0.001")).accepted
+    assert not led.overfills(("sim", "1", "t1"), D("0.001"))  # a duplicate counts once
+    led.book(("sim", "1", "t1"), D("0.001"))
+    assert led.filled == D("0.001")
+    assert not led.overfills(("sim", "1", "t2"), D("0.001"))
+    led.book(("sim", "1", "t2"), D("0.001"))
+    assert led.overfills(("sim", "1", "t3"), D("0.002"))
+    assert not led.overfills(("sim", "1", "t4"), D("0.001"))
+    led.book(("sim", "1", "t4"), D("0.001"))
     assert led.filled == led.qty == D("0.003")

@@ -17,13 +17,6 @@ from tradekit.money import ZERO
 FillKey = tuple[str, str, str]  # (venue, venue order id, trade id)
 
 
-@dataclass(frozen=True, slots=True)
-class FillDecision:
-    accepted: bool
-    duplicate: bool = False
-    overfill: bool = False
-
-
 @dataclass
 class FillLedger:
     qty: Decimal
@@ -37,13 +30,10 @@ class FillLedger:
             ledger.book(key, q)
         return ledger
 
-    def check(self, key: FillKey, qty: Decimal) -> FillDecision:
-        """Would this reported fill be booked? (No change: book it once it is stored.)"""
-        if key in self.seen:
-            return FillDecision(accepted=False, duplicate=True)
-        if qty <= 0 or self.filled + qty > self.qty:
-            return FillDecision(accepted=False, overfill=True)
-        return FillDecision(accepted=True)
+    def overfills(self, key: FillKey, qty: Decimal) -> bool:
+        """Would this new (not yet booked) fill take the order past its quantity? No change:
+        the fill is booked once it is stored; a duplicate counts once, so it never overfills."""
+        return key not in self.seen and (qty <= 0 or self.filled + qty > self.qty)
 
     def book(self, key: FillKey, qty: Decimal) -> None:
         if key not in self.seen:
