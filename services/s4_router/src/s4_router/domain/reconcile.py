@@ -47,6 +47,10 @@ class Finding:
     client_order_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
+    def data(self) -> dict[str, Any]:
+        """What an alert or a summary says of it."""
+        return {"symbol": self.symbol, "client_order_id": self.client_order_id, **self.detail}
+
 
 class _View:
     """What reconciliation reads of a record: the record's attributes of the same names."""

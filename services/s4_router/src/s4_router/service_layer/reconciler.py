@@ -13,7 +13,7 @@ One run, per market (SPOT, FUT):
    disappears and comes back is reported again);
 4. repair what is safe: MISSING_FILL → insert the venue's trade as a fill (the unique index
    `(venue, order_id, trade_id)` dedups); STATUS_DRIFT → the existing recoveries
-   (`OrderRouter.recover`, `ProtectionService.recover`, or a wake of the running execution),
+   (`Recovery.recover`, `ProtectionService.recover`, or a wake of the running execution),
    which re-read the order at the venue; ORPHAN_VENUE_ORDER / STALE_PROTECTIVE → cancelled
    only with `S4_RECONCILE_CANCEL_ORPHANS=true`; the invariant findings (filled qty, average
    price, position) are reported, never "fixed" by guessing;
@@ -341,12 +341,7 @@ class Reconciler:
             f"RECONCILE_{f.kind.value}",
             f"{market.value} {f.symbol} {what}: {f.kind.value} {f.detail}",
             severity="critical" if f.kind in _CRITICAL else "warning",
-            data={
-                "market": market.value,
-                "symbol": f.symbol,
-                "client_order_id": f.client_order_id,
-                **f.detail,
-            },
+            data={"market": market.value, **f.data()},
         )
 
     async def _repair(
@@ -442,15 +437,7 @@ class Reconciler:
 
     async def _summary(self, report: RunReport) -> None:
         data = report.summary()
-        data["details"] = [
-            {
-                "kind": f.kind.value,
-                "symbol": f.symbol,
-                "client_order_id": f.client_order_id,
-                **f.detail,
-            }
-            for f in report.findings[:100]
-        ]
+        data["details"] = [{"kind": f.kind.value, **f.data()} for f in report.findings[:100]]
         with contextlib.suppress(DuplicateKey):
             await self.store.insert(
                 "strategy_events",
