@@ -141,7 +141,15 @@ class RouteTableWatcher:
         try:
             table = await asyncio.to_thread(load_table, self.path)
         except (OSError, RouteTableError, ValueError) as exc:
-            await self._refuse(str(exc))
+            self.table_error = str(exc)
+            if self.table_error != self._refused:  # alerted once per content
+                self._refused = self.table_error
+                await self.publisher.alert(
+                    "ROUTE_TABLE_INVALID",
+                    f"{self.path}: refused ({exc}); keeping route table {self.rev}",
+                    severity="critical",
+                    data={"path": str(self.path), "kept_rev": self.rev},
+                )
             return
         self.table_error, self._refused = None, None
         if table.rev == self.router.route_table.rev:
@@ -155,18 +163,6 @@ class RouteTableWatcher:
             client_order_id=None,
             symbol=None,
             data={"rev": table.rev, "previous_rev": old, "path": str(self.path)},
-        )
-
-    async def _refuse(self, error: str) -> None:
-        self.table_error = error
-        if error == self._refused:
-            return
-        self._refused = error
-        await self.publisher.alert(
-            "ROUTE_TABLE_INVALID",
-            f"{self.path}: refused ({error}); keeping route table {self.rev}",
-            severity="critical",
-            data={"path": str(self.path), "kept_rev": self.rev},
         )
 
     # ---- settings -----------------------------------------------------------------------------
