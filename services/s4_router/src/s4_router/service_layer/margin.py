@@ -38,8 +38,7 @@ class MarginSetup:
         lev = leverage or self.default_leverage
         if self._done.get(symbol) == lev:
             return
-        lock = self._locks.setdefault(symbol, asyncio.Lock())
-        async with lock:
+        async with self._locks.setdefault(symbol, asyncio.Lock()):
             if self._done.get(symbol) == lev:
                 return  # set by the intent we waited for
             positions = await self.ops.call(lambda: self.exchange.fetch_positions([symbol]))

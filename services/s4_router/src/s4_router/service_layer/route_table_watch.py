@@ -83,13 +83,8 @@ def policy_limits(settings: Settings) -> PolicyLimits:
     return PolicyLimits(**{f: getattr(settings, f) for f in RELOADABLE_SETTINGS})
 
 
-def settings_changes(old: Settings, new: Settings) -> tuple[list[str], list[str]]:
-    """(reloadable, restart-only) field names whose values differ."""
-    changed = [f for f in type(old).model_fields if getattr(old, f) != getattr(new, f)]
-    return (
-        [f for f in changed if f in RELOADABLE_SETTINGS],
-        [f for f in changed if f not in RELOADABLE_SETTINGS],
-    )
+def changed_fields(old: Settings, new: Settings) -> list[str]:
+    return [f for f in type(old).model_fields if getattr(old, f) != getattr(new, f)]
 
 
 @dataclass(kw_only=True, eq=False)
@@ -193,8 +188,10 @@ class RouteTableWatcher:
             # from the pod name) never reads as a change.
             self._baseline = new
             return
-        reloadable, _ = settings_changes(self.settings, new)
-        _, restart_only = settings_changes(self._baseline, new)
+        reloadable = [f for f in changed_fields(self.settings, new) if f in RELOADABLE_SETTINGS]
+        restart_only = [
+            f for f in changed_fields(self._baseline, new) if f not in RELOADABLE_SETTINGS
+        ]
         if reloadable:
             merged = self.settings.model_copy(update={f: getattr(new, f) for f in reloadable})
             self.router.limits = policy_limits(merged)
