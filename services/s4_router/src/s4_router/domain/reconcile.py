@@ -214,8 +214,10 @@ def reconcile(s: Snapshot) -> list[Finding]:
 
     # 5. Positions: the venue's signed position equals the net of our fills (within one step).
     # The fills are a symbol's whole history: an order's side and symbol come from an index
-    # built once (a scan of every fill per order was quadratic: seconds of a blocked loop).
-    first = _first_fill_of(s)
+    # built once (its first store fill, else its first venue trade), not a scan per order.
+    first: dict[str, tuple[Side, str]] = {}
+    for f in [*s.store_fills, *s.venue_trades]:
+        first.setdefault(f.client_order_id, (f.side, f.symbol))
     net: dict[str, Decimal] = {}
     for cid, rows in fills.items():
         seen = first.get(cid)
@@ -252,13 +254,3 @@ def _all_fills(
     for t in venue:
         if _ours(t.client_order_id, known):
             yield t.client_order_id, t.venue_order_id, t.trade_id, t.qty, t.price, t.ts
-
-
-def _first_fill_of(s: Snapshot) -> dict[str, tuple[Side, str]]:
-    """Side and symbol of each order's first store fill, else of its first venue trade."""
-    out: dict[str, tuple[Side, str]] = {}
-    for f in s.store_fills:
-        out.setdefault(f.client_order_id, (f.side, f.symbol))
-    for t in s.venue_trades:
-        out.setdefault(t.client_order_id, (t.side, t.symbol))
-    return out
