@@ -452,12 +452,7 @@ async def bootstrap(
             fills=fills,
         )
 
-        config_watch = RouteTableWatcher(
-            settings=settings,
-            router=router,
-            publisher=publisher,
-            clock=clock,
-        )
+        config_watch = RouteTableWatcher(settings=settings, router=router, publisher=publisher)
         log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
         return S4Container(
             settings=settings,

@@ -35,7 +35,6 @@ from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.router import OrderRouter
-from svckit.clock import Clock
 from svckit.store import content_rev
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,6 @@ class RouteTableWatcher:
     settings: Settings  # as running (reloadable fields follow the directory)
     router: OrderRouter
     publisher: Publisher
-    clock: Clock
     table_error: str | None = field(default=None, init=False)
     swaps: int = field(default=0, init=False)
     restart_required: list[str] = field(default_factory=list, init=False)
