@@ -56,7 +56,15 @@ from svckit.clock import ManualClock  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
 from svckit.redisio import RedisClient, make_redis  # noqa: E402
 from svckit.store.sqlite import SqliteStore  # noqa: E402
-from tests.chaos.rig import T0, hand_venue, intent, print_at, set_book, settings_for  # noqa: E402
+from tests.chaos.rig import (  # noqa: E402
+    T0,
+    hand_venue,
+    intent,
+    print_at,
+    set_book,
+    settings_for,
+    step_all,
+)
 from tradekit.enums import Market, OrderStatus, Side  # noqa: E402
 from venue.venue import Venue  # noqa: E402
 
@@ -148,20 +156,20 @@ class Bench:
         self.restarts += 1
         c = await self.start()
         self.t_recover = time.perf_counter()
-        await c.router.recover()
+        await c.router.recovery.recover()
         await self.prot.recover()
 
     async def step(self, n: int = 1, ms: int = 100) -> None:
         for _ in range(n):
             self.clock.advance(ms)
             assert self.c is not None
-            await self.c.manager.step_all()
+            await step_all(self.c.manager)
             await self.prot.step_all()
 
     async def entry_done(self, coid: str) -> None:
         assert self.c is not None
         for _ in range(100):
-            if not self.c.manager.is_active(coid):
+            if coid not in self.c.manager.active:
                 break
             await self.step()
         await self.step()

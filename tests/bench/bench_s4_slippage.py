@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:
 from svckit.clock import ManualClock  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
 from svckit.redisio import RedisClient, make_redis  # noqa: E402
-from tests.chaos.rig import INSTRUMENTS, T0, s4_rig  # noqa: E402
+from tests.chaos.rig import INSTRUMENTS, T0, s4_rig, step_all  # noqa: E402
 from venue.defaults import default_venue  # noqa: E402
 
 D = Decimal
@@ -69,7 +69,7 @@ async def run_arm(
             while clock.now_ms() < end:
                 clock.advance(100)
                 if r.c.manager.active:
-                    await r.c.manager.step_all()
+                    await step_all(r.c.manager)
             view = await r.c.router.get(coid)
             assert view is not None
             o = view["order"]

@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
 from svckit.clock import ManualClock  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
 from svckit.redisio import RedisClient, make_redis  # noqa: E402
-from tests.chaos.rig import INSTRUMENTS, T0, s4_rig  # noqa: E402
+from tests.chaos.rig import INSTRUMENTS, T0, s4_rig, step_all  # noqa: E402
 from tradekit.enums import Market  # noqa: E402
 from venue.defaults import default_venue  # noqa: E402
 
@@ -77,7 +77,7 @@ async def run_arm(
             clock.advance(100)
             sample()
             if r.c.manager.active:
-                await r.c.manager.step_all()
+                await step_all(r.c.manager)
             view = await r.c.router.get("tw-1")
             if view is not None and view["order"]["status"] in FINAL:
                 break

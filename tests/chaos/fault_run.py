@@ -19,7 +19,7 @@ from typing import Any
 from s4_router.entrypoints.stream_consumer import IntentConsumer
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient, StreamEntry
-from tests.chaos.rig import T0, hand_venue, intent, s4_rig, set_book
+from tests.chaos.rig import T0, hand_venue, intent, s4_rig, set_book, step_all
 from tradekit.enums import OrderStatus
 from venue.faults import FaultKind, FaultPlan
 
@@ -110,12 +110,12 @@ async def run_campaign(
             # ~100 ms apart: 1,000 intents stay inside the venue's request-weight budget
             # (6,000/min) the way a paced production flow does.
             clock.advance(100)
-            await r.c.manager.step_all()
+            await step_all(r.c.manager)
         for _ in range(2000):
             if not r.c.manager.active:
                 break
             clock.advance(100)
-            await r.c.manager.step_all()
+            await step_all(r.c.manager)
         res.wall_s = time.perf_counter() - t_start
         res.intents = n
         by_coid = Counter(o.client_order_id for o in venue.futures.orders.values())

@@ -19,6 +19,7 @@ from s4_router.adapters.exchange.sim_client import SimExchange
 from s4_router.bootstrap import S4Container, bootstrap
 from s4_router.config import Settings
 from s4_router.domain.outcomes import Outcome
+from s4_router.service_layer.manager import ExecutionManager
 from svckit import jsonutil, keys
 from svckit.clock import ManualClock
 from svckit.redisio import RedisClient
@@ -101,6 +102,15 @@ def intent(**over: Any) -> OrderIntent:
     return OrderIntent.model_validate(body)
 
 
+async def step_all(manager: ExecutionManager) -> None:
+    """Step every active execution once (an S4 built with `autorun=False` is driven by hand)."""
+    for coid, ex in list(manager.active.items()):
+        await ex.step()
+        if ex.finished:
+            manager.forget(coid)
+            await manager.leases.release(ex.lease)
+
+
 @dataclass
 class Rig:
     c: S4Container
@@ -118,13 +128,13 @@ class Rig:
         end = self.clock.now_ms() + ms
         while self.clock.now_ms() < end:
             self.clock.advance(min(step_ms, end - self.clock.now_ms()))
-            await self.c.manager.step_all()
+            await step_all(self.c.manager)
 
     async def until_done(self, coid: str, *, within_ms: int = 30_000) -> dict[str, Any]:
         end = self.clock.now_ms() + within_ms
-        while self.c.manager.is_active(coid) and self.clock.now_ms() < end:
+        while coid in self.c.manager.active and self.clock.now_ms() < end:
             self.clock.advance(50)
-            await self.c.manager.step_all()
+            await step_all(self.c.manager)
         view = await self.c.router.get(coid)
         assert view is not None
         return view

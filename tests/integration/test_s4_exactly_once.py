@@ -89,7 +89,7 @@ async def test_orphan_sweep_does_not_drive_an_order_its_own_intake_is_sending(
     async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=ex) as r:
         submit = asyncio.create_task(r.submit())
         await ex.entered.wait()  # parent stored, E1 on its way to the venue
-        assert await r.c.router.recover() == 0  # the same replica's sweep must not take it
+        assert await r.c.router.recovery.recover() == 0  # the same replica's sweep must not take it
         await r.drive(6_000)  # past the recv window: a second driver would resend E1 now
         ex.release.set()
         await submit
@@ -130,7 +130,7 @@ async def test_cancel_racing_its_submit_yields_one_driver_and_one_outcome_event(
     async with s4_rig(redis, tmp_path, clock=clock, venue=venue, exchange=ex) as r:
         submit = asyncio.create_task(r.submit())
         await ex.entered.wait()
-        cancel = asyncio.create_task(r.c.router.cancel(client_order_id="c-1"))
+        cancel = asyncio.create_task(r.c.router.cancels.cancel(client_order_id="c-1"))
         await asyncio.sleep(0.05)
         ex.release.set()
         await submit

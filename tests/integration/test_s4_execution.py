@@ -15,7 +15,7 @@ from s4_router.entrypoints.api import create_app
 from s4_router.entrypoints.statuses import http_status
 from svckit import keys
 from svckit.redisio import RedisClient
-from tests.chaos.rig import hand_venue, intent, s4_rig, set_book
+from tests.chaos.rig import hand_venue, intent, s4_rig, set_book, step_all
 from tests.helpers import S4_AUTH
 from tradekit.enums import Market, OrderStatus
 from venue.faults import FaultKind
@@ -57,7 +57,7 @@ async def test_maker_with_timeout_and_partial_fill_cancels_then_sends_remainder_
         await r.submit(exec_policy=MT, qty="0.003")
         r.clock.advance(200)
         set_book(r.venue, bids=[("64998", "5")], asks=[("64999", "0.001"), ("65001", "5")])
-        await r.c.manager.step_all()
+        await step_all(r.c.manager)
         view = await r.c.router.get("c-1")
         assert view and view["order"]["status"] == "PARTIALLY_FILLED"
         set_book(r.venue)
@@ -160,10 +160,10 @@ async def test_liquidity_probe_with_thin_book_splits_taker_children_under_depth_
     async with s4_rig(redis, tmp_path) as r:
         set_book(r.venue, qty="0.004")
         await r.submit(qty="0.006")
-        while r.c.manager.is_active("c-1"):
+        while "c-1" in r.c.manager.active:
             set_book(r.venue, qty="0.004")  # the book refills between our children
             r.clock.advance(50)
-            await r.c.manager.step_all()
+            await step_all(r.c.manager)
         view = await r.until_done("c-1")
         assert view["order"]["status"] == "FILLED" and r.venue_filled("c-1") == D("0.006")
         kids = view["children"]
@@ -199,12 +199,14 @@ async def test_cancel_with_resting_maker_cancels_child_and_ends_canceled(
     async with s4_rig(redis, tmp_path) as r:
         await r.submit(exec_policy=MT)
         (child,) = r.venue_orders("c-1")
-        out = await r.c.router.cancel(order_id=str(child.order_id))  # a child names its parent
+        out = await r.c.router.cancels.cancel(
+            order_id=str(child.order_id)
+        )  # a child names its parent
         assert http_status(out) == 200 and out.response.status is S.CANCELED
         assert r.venue_orders("c-1")[0].status is S.CANCELED
         await r.drive(3000)
         assert len(r.venue_orders("c-1")) == 1  # no taker after a cancel
-        again = await r.c.router.cancel(client_order_id="c-1")
+        again = await r.c.router.cancels.cancel(client_order_id="c-1")
         assert http_status(again) == 409 and "already CANCELED" in (again.response.message or "")
         executed = await r.stream(keys.ORDERS_EXECUTED)
         assert [e["status"] for e in executed] == ["CANCELED"]
@@ -322,3 +324,29 @@ async def test_cancel_from_another_replica_stops_the_owner_without_a_taker(
         view = await r.c.router.get("c-1")
         assert view is not None and view["order"]["status"] == "CANCELED"
         assert [o.client_order_id for o in r.venue_orders("c-1")] == ["c-1-E1"]
+
+
+async def test_refusals_with_one_reason_alert_once_a_minute_and_each_reason_on_its_own(
+    redis: RedisClient, tmp_path: Path
+) -> None:
+    async with s4_rig(redis, tmp_path) as r:
+        skew = r.c.router.skew
+        skew.ok, skew.skew_ms = False, 5000
+        for coid in ("c-1", "c-2"):
+            out = await r.submit(client_order_id=coid)
+            assert http_status(out) == 503 and out.response.reason == "clock_skew"
+        await redis.set(keys.halt_entries("BTCUSDT"), "OVERFILL c-0 t-0")
+        r.clock.advance(1_000)  # the halt is read at most once a second
+        assert (await r.submit(client_order_id="c-3")).response.reason == "entries_halted"
+        r.clock.advance(58_000)
+        await redis.delete(keys.halt_entries("BTCUSDT"))
+        await r.submit(client_order_id="c-4")  # clock_skew again within the minute: no alert
+        r.clock.advance(1_000)
+        await r.submit(client_order_id="c-5")
+        alerts = [a for a in await r.stream(keys.ALERTS) if a["kind"] == "ENTRY_REFUSED"]
+        assert [(a["message"].split(":")[0], a["data"]["reason"]) for a in alerts] == [
+            ("c-1", "clock_skew"),
+            ("c-3", "entries_halted"),
+            ("c-5", "clock_skew"),
+        ]
+        assert (await r.events()).count("ENTRY_REFUSED") == 5  # every refusal is on the stream

@@ -26,7 +26,7 @@ from svckit.errors import StoreUnavailable
 from svckit.redisio import RedisClient
 from svckit.store.base import Query
 from svckit.store.sqlite import SqliteStore
-from tests.chaos.rig import T0, Rig, crash, hand_venue, print_at, s4_rig, set_book
+from tests.chaos.rig import T0, Rig, crash, hand_venue, print_at, s4_rig, set_book, step_all
 from tradekit.enums import Market, OrderStatus, OrderType, Side
 
 S = OrderStatus
@@ -433,7 +433,7 @@ async def test_a_market_entry_whose_outcome_the_venue_withholds_raises_position_
         # it reports runs from the venue's fill (T0), not from when S4 heard of it.
         while clock.now_ms() < T0 + 40_000:
             clock.advance(500)
-            await r.c.manager.step_all()
+            await step_all(r.c.manager)
             await prot(r).step_all()
         assert [a.type for a in algos(r)][:1] == [OrderType.STOP_MARKET]
         protected = [
@@ -474,12 +474,12 @@ async def test_a_stop_placed_late_after_a_crash_reports_protection_late(
         async with s4_rig(
             redis, tmp_path, clock=clock, venue=venue, store=store, unprotected_alert_ms=5_000
         ) as r2:
-            await r2.c.router.recover()
-            await r2.c.manager.step_all()  # the entry's fill is learnt first, then the stop
+            await r2.c.router.recovery.recover()
+            await step_all(r2.c.manager)  # the entry's fill is learnt first, then the stop
             await prot(r2).recover()
             for _ in range(20):
                 clock.advance(500)
-                await r2.c.manager.step_all()
+                await step_all(r2.c.manager)
                 await prot(r2).step_all()
             assert [a.type for a in algos(r2)][:1] == [OrderType.STOP_MARKET]
             kinds = await r2.alerts()

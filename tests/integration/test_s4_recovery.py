@@ -139,7 +139,7 @@ async def test_restart_with_child_in_flight_resolves_before_sending_the_same_id(
             await crash(r1)
             assert (await r1.c.router.get("c-1") or {})["children"][0]["status"] == "SUBMITTED"
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            assert await r2.c.router.recover() == 1
+            assert await r2.c.router.recovery.recover() == 1
             view = await r2.until_done("c-1")
             assert view["order"]["status"] == "FILLED"
             assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
@@ -174,8 +174,8 @@ async def test_restart_with_parent_without_exec_state_is_refused_with_a_critical
         stored = await store.get("orders", "c-1")
         assert stored is not None and stored["status"] == "SUBMITTED"
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            assert await r2.c.router.recover() == 0
-            assert not r2.c.manager.is_active("c-1")
+            assert await r2.c.router.recovery.recover() == 0
+            assert "c-1" not in r2.c.manager.active
             await r2.drive(2_000)
             assert r2.venue_orders("c-1") == []
             failed = [a for a in await r2.stream(keys.ALERTS) if a["kind"] == "RECOVERY_FAILED"]
@@ -210,7 +210,7 @@ async def test_restart_with_child_allocated_but_never_recorded_sends_it_once(
                 await r1.submit()
             await crash(r1)
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            assert await r2.c.router.recover() == 1
+            assert await r2.c.router.recovery.recover() == 1
             view = await r2.until_done("c-1")
             assert view["order"]["status"] == "FILLED"
             assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
@@ -248,9 +248,9 @@ async def test_restart_after_the_child_record_is_final_but_the_parent_not_finish
                 await r1.submit()
             await crash(r1)
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            assert await r2.c.router.recover() == 1
+            assert await r2.c.router.recovery.recover() == 1
             view = await r2.until_done("c-1", within_ms=5_000)
-            assert not r2.c.manager.is_active("c-1")
+            assert "c-1" not in r2.c.manager.active
             assert view["order"]["status"] == "FILLED"
             assert view["order"]["filled_qty"] == "0.002"
             assert [o.client_order_id for o in r2.venue_orders("c-1")] == ["c-1-E1"]
@@ -302,8 +302,8 @@ async def test_orphan_sweep_does_not_resume_an_order_that_finished_after_it_was_
             done = await r.until_done("c-1")
             assert done["order"]["status"] == "FILLED"
             store.stale = "orders"
-            assert await r.c.router.recover() == 0
-            assert not r.c.manager.is_active("c-1")
+            assert await r.c.router.recovery.recover() == 0
+            assert "c-1" not in r.c.manager.active
             view = await r.c.router.get("c-1")
             assert view is not None and view["order"]["status"] == "FILLED"
             assert "EXEC_RESUMED" not in await r.events("c-1")
@@ -357,7 +357,7 @@ async def test_restart_mid_twap_resumes_without_repeating_or_skipping_slices(
         sent_before = {o.client_order_id for o in r1.venue_orders("c-1")}
         clock.advance(5000)  # down for a while: slices 2 and 3 are overdue on restart
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            await r2.c.router.recover()
+            await r2.c.router.recovery.recover()
             view = await r2.until_done("c-1")
             assert view["order"]["status"] == "FILLED" and r2.venue_filled("c-1") == D("0.008")
             ids = [o.client_order_id for o in r2.venue_orders("c-1")]
@@ -391,7 +391,7 @@ async def test_restart_with_overdue_twap_slices_replans_them_from_now_keeping_ga
         clock.advance(10_000)  # slices 2 and 3 are both overdue on restart
         restart = clock.now_ms()
         async with s4_rig(redis, tmp_path, clock=clock, venue=venue, store=store) as r2:
-            await r2.c.router.recover()
+            await r2.c.router.recovery.recover()
             view = await r2.until_done("c-1")
             assert view["order"]["status"] == "FILLED" and r2.venue_filled("c-1") == D("0.008")
             first_sent: dict[int, int] = {}
@@ -433,7 +433,7 @@ async def test_breaker_with_5xx_burst_opens_refuses_entries_but_passes_reduce_on
         assert (await r.submit(client_order_id="new-1")).response.duplicate
         closing = await r.submit(client_order_id="close", side="SELL", reduce_only=True)
         assert closing.response.status is S.FILLED
-        cancel = await r.c.router.cancel(client_order_id="rest")
+        cancel = await r.c.router.cancels.cancel(client_order_id="rest")
         assert cancel.response.status is S.CANCELED
         health = await r.c.health()
         assert health.circuit_breaker == "OPEN" and not health.entries_allowed
@@ -482,7 +482,7 @@ async def test_consumer_with_maker_intent_acks_once_running_and_reclaims_dead_co
         assert entry.entry_id == dead.entry_id and entry.deliveries == 2
         await cons.handle(entry)
         pending = await redis.xpending(keys.ORDERS_INTENT, "g")
-        assert pending["pending"] == 0 and r.c.manager.is_active("c-1")  # acked, still running
+        assert pending["pending"] == 0 and "c-1" in r.c.manager.active  # acked, still running
         await cons.handle(entry)  # re-delivered copy: a duplicate, nothing sent
         assert len(r.venue_orders("c-1")) == 1
         poison = StreamEntry(keys.ORDERS_INTENT, entry.entry_id, {"qty": "x"}, {}, 1)

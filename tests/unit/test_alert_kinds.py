@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from s4_router.domain.reconcile import FindingKind
-from s4_router.service_layer.reconciler import _SEVERITY as RECONCILE_SEVERITY
+from s4_router.service_layer.reconciler import _CRITICAL as RECONCILE_CRITICAL
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS_YML = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -101,7 +101,7 @@ def raised_kinds(service: str) -> dict[str, str]:
     assert not unknown, f"alert raised with a computed kind: add its kinds here {unknown}"
     if service == "s4-router":
         for fk in FindingKind:
-            kinds[f"RECONCILE_{fk.value}"] = RECONCILE_SEVERITY.get(fk, "warning")
+            kinds[f"RECONCILE_{fk.value}"] = "critical" if fk in RECONCILE_CRITICAL else "warning"
     return kinds
 
 

@@ -137,7 +137,7 @@ class S4Container:
             except Exception:
                 log.exception("orphan sweep: re-arming protections failed; retried next round")
         try:
-            resumed = await self.router.recover()
+            resumed = await self.router.recovery.recover()
         except Exception:
             log.exception("orphan sweep: resuming executions failed; retried next round")
         return rearmed, resumed
@@ -290,7 +290,7 @@ async def bootstrap(
                 base_s=settings.retry_base_ms / 1000,
                 max_s=settings.retry_max_ms / 1000,
             ),
-            sleep=sleep,
+            sleep=sleep or asyncio.sleep,
             clock=clock,
             recv_window_ms=settings.recv_window_ms,
         )
@@ -438,12 +438,7 @@ async def bootstrap(
             fills=fills,
         )
 
-        config_watch = RouteTableWatcher(
-            settings=settings,
-            router=router,
-            publisher=publisher,
-            clock=clock,
-        )
+        config_watch = RouteTableWatcher(settings=settings, router=router, publisher=publisher)
         log.info("s4 ready", extra={"venue": exchange.venue, "route_table_rev": route_table.rev})
         return S4Container(
             settings=settings,

@@ -144,7 +144,7 @@ class OrdersRepository(abc.ABC):
         key = fill_key(fill)
         if ledgers and all(key in ledger.seen for ledger in ledgers):
             return Booked(stored=False)
-        over = tuple(ledger for ledger in ledgers if ledger.check(key, fill.qty).overfill)
+        over = tuple(ledger for ledger in ledgers if ledger.overfills(key, fill.qty))
         stored = await self.add_fill(fill)
         for ledger in ledgers:
             ledger.book(key, fill.qty)

@@ -17,13 +17,6 @@ from tradekit.money import ZERO
 FillKey = tuple[str, str, str]  # (venue, venue order id, trade id)
 
 
-@dataclass(frozen=True, slots=True)
-class FillDecision:
-    accepted: bool
-    duplicate: bool = False
-    overfill: bool = False
-
-
 @dataclass
 class FillLedger:
     qty: Decimal
@@ -34,31 +27,15 @@ class FillLedger:
     def of(cls, qty: Decimal, booked: Iterable[tuple[FillKey, Decimal]]) -> FillLedger:
         ledger = cls(qty)
         for key, q in booked:
-            if key not in ledger.seen:
-                ledger.seen.add(key)
-                ledger.filled += q
+            ledger.book(key, q)
         return ledger
 
-    @property
-    def remaining(self) -> Decimal:
-        return self.qty - self.filled
-
-    def check(self, key: FillKey, qty: Decimal) -> FillDecision:
-        """Would this reported fill be booked? (No change: book it once it is stored.)"""
-        if key in self.seen:
-            return FillDecision(accepted=False, duplicate=True)
-        if qty <= 0 or self.filled + qty > self.qty:
-            return FillDecision(accepted=False, overfill=True)
-        return FillDecision(accepted=True)
+    def overfills(self, key: FillKey, qty: Decimal) -> bool:
+        """Would this new (not yet booked) fill take the order past its quantity? No change:
+        the fill is booked once it is stored; a duplicate counts once, so it never overfills."""
+        return key not in self.seen and (qty <= 0 or self.filled + qty > self.qty)
 
     def book(self, key: FillKey, qty: Decimal) -> None:
         if key not in self.seen:
             self.seen.add(key)
             self.filled += qty
-
-    def offer(self, key: FillKey, qty: Decimal) -> FillDecision:
-        """Check and book in one go (callers with nothing to store in between)."""
-        decision = self.check(key, qty)
-        if decision.accepted:
-            self.book(key, qty)
-        return decision

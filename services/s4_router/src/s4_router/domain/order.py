@@ -17,37 +17,17 @@ from tradekit.enums import OrderStatus as S
 
 
 class IllegalTransition(Exception):
-    def __init__(self, src: S, dst: S) -> None:
-        super().__init__(f"illegal order transition {src} -> {dst}")
-        self.src, self.dst = src, dst
+    pass
 
 
+# A sent order whose fate is not known yet (SUBMITTED, AMBIGUOUS) may become any of these.
+_SENT = frozenset(
+    {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.EXPIRED, S.CANCELED, S.PENDING_CANCEL}
+)
 TRANSITIONS: dict[S, frozenset[S]] = {
     S.NEW: frozenset({S.SUBMITTED, S.REJECTED, S.CANCELED, S.PENDING_CANCEL, S.EXPIRED}),
-    S.SUBMITTED: frozenset(
-        {
-            S.ACCEPTED,
-            S.PARTIALLY_FILLED,
-            S.FILLED,
-            S.REJECTED,
-            S.EXPIRED,
-            S.CANCELED,
-            S.AMBIGUOUS,
-            S.PENDING_CANCEL,
-        }
-    ),
-    S.AMBIGUOUS: frozenset(
-        {
-            S.ACCEPTED,
-            S.PARTIALLY_FILLED,
-            S.FILLED,
-            S.REJECTED,
-            S.EXPIRED,
-            S.CANCELED,
-            S.SUBMITTED,
-            S.PENDING_CANCEL,
-        }
-    ),
+    S.SUBMITTED: _SENT | {S.AMBIGUOUS},
+    S.AMBIGUOUS: _SENT | {S.SUBMITTED},
     S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}),
     S.PARTIALLY_FILLED: frozenset(
         {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}
@@ -58,6 +38,8 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.REJECTED: frozenset(),
     S.EXPIRED: frozenset(),
 }
+
+LIVE = tuple(st for st in S if not st.is_terminal)  # the statuses an order can still leave
 
 # How far along the life cycle a live status is: a venue report "behind" what we already know
 # (ACCEPTED after PARTIALLY_FILLED: reports cross on the wire) is stale, not a transition.
@@ -73,14 +55,6 @@ _PROGRESS: dict[S, int] = {
 
 def can_transition(src: S, dst: S) -> bool:
     return dst in TRANSITIONS[src]
-
-
-def check_transition(src: S, dst: S) -> S:
-    if src == dst and src.is_terminal:
-        return dst  # idempotent re-report of a terminal state
-    if not can_transition(src, dst):
-        raise IllegalTransition(src, dst)
-    return dst
 
 
 def reconcile_status(current: S, reported: S) -> S:
@@ -99,4 +73,4 @@ def reconcile_status(current: S, reported: S) -> S:
         return reported
     if not reported.is_terminal and _PROGRESS.get(reported, 0) <= _PROGRESS.get(current, 0):
         return current
-    raise IllegalTransition(current, reported)
+    raise IllegalTransition(f"illegal order transition {current} -> {reported}")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from tradekit.enums import RequestResult
 from tradekit.orders import OrderResponse
 
 
@@ -38,3 +40,10 @@ class Disposition(StrEnum):
 class Outcome:
     response: OrderResponse
     kind: Disposition = Disposition.DONE
+
+    @classmethod
+    def of(cls, kind: Disposition, coid: str | None, *, ok: bool = False, **fields: Any) -> Outcome:
+        """The answer about order `coid`: FAIL unless `ok`; `order_ids` defaults to `[coid]`."""
+        fields.setdefault("order_ids", [coid] if coid else [])
+        result = RequestResult.OK if ok else RequestResult.FAIL
+        return cls(OrderResponse(result=result, client_order_id=coid, **fields), kind)

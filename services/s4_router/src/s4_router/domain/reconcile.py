@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from tradekit.enums import OrderRole, OrderStatus, Side
 from tradekit.ids import parent_of
@@ -47,9 +47,24 @@ class Finding:
     client_order_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
+    def data(self) -> dict[str, Any]:
+        """What an alert or a summary says of it."""
+        return {"symbol": self.symbol, "client_order_id": self.client_order_id, **self.detail}
+
+
+class _View:
+    """What reconciliation reads of a record: the record's attributes of the same names."""
+
+    __slots__ = ()
+    __match_args__: ClassVar[tuple[str, ...]]  # the fields, in order (set by @dataclass)
+
+    @classmethod
+    def of(cls, rec: object) -> Self:
+        return cls(*(getattr(rec, name) for name in cls.__match_args__))
+
 
 @dataclass(frozen=True, slots=True)
-class VenueOrderView:
+class VenueOrderView(_View):
     client_order_id: str
     venue_order_id: str
     symbol: str
@@ -59,7 +74,7 @@ class VenueOrderView:
 
 
 @dataclass(frozen=True, slots=True)
-class VenueTradeView:
+class VenueTradeView(_View):
     trade_id: str
     venue_order_id: str
     client_order_id: str
@@ -71,7 +86,7 @@ class VenueTradeView:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderView:
+class OrderView(_View):
     """What reconciliation reads of a stored order (the reconciler keeps its window's orders
     between runs: a few hundred bytes each instead of a record's ~7 KB)."""
 
@@ -86,24 +101,9 @@ class OrderView:
     role: OrderRole | None
     updated_ts: int
 
-    @classmethod
-    def of(cls, o: OrderRecord) -> OrderView:
-        return cls(
-            o.client_order_id,
-            o.parent_client_order_id,
-            o.symbol,
-            o.status,
-            o.qty,
-            o.filled_qty,
-            o.avg_price,
-            o.venue_order_id,
-            o.role,
-            o.updated_ts,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class FillView:
+class FillView(_View):
     """What reconciliation reads of a stored fill."""
 
     client_order_id: str
@@ -114,12 +114,6 @@ class FillView:
     qty: Decimal
     price: Decimal
     ts_fill: int
-
-    @classmethod
-    def of(cls, f: FillRecord) -> FillView:
-        return cls(
-            f.client_order_id, f.order_id, f.trade_id, f.symbol, f.side, f.qty, f.price, f.ts_fill
-        )
 
 
 StoreOrder = OrderRecord | OrderView
@@ -157,23 +151,12 @@ def reconcile(s: Snapshot) -> list[Finding]:
     # 1. Orders open at the venue.
     for v in s.venue_open:
         if not _ours(v.client_order_id, known):
-            out.append(
-                Finding(
-                    FindingKind.ORPHAN_VENUE_ORDER,
-                    v.symbol,
-                    v.client_order_id,
-                    {"venue_order_id": v.venue_order_id},
-                )
-            )
+            kind = FindingKind.ORPHAN_VENUE_ORDER
         elif v.reduce_only and s.positions.get(v.symbol, ZERO) == 0:
-            out.append(
-                Finding(
-                    FindingKind.STALE_PROTECTIVE,
-                    v.symbol,
-                    v.client_order_id,
-                    {"venue_order_id": v.venue_order_id},
-                )
-            )
+            kind = FindingKind.STALE_PROTECTIVE
+        else:
+            continue
+        out.append(Finding(kind, v.symbol, v.client_order_id, {"venue_order_id": v.venue_order_id}))
 
     # 2. Working orders in the store that the venue has finished.
     for o in s.store_orders:
@@ -231,8 +214,10 @@ def reconcile(s: Snapshot) -> list[Finding]:
 
     # 5. Positions: the venue's signed position equals the net of our fills (within one step).
     # The fills are a symbol's whole history: an order's side and symbol come from an index
-    # built once (a scan of every fill per order was quadratic: seconds of a blocked loop).
-    first = _first_fill_of(s)
+    # built once (its first store fill, else its first venue trade), not a scan per order.
+    first: dict[str, tuple[Side, str]] = {}
+    for f in [*s.store_fills, *s.venue_trades]:
+        first.setdefault(f.client_order_id, (f.side, f.symbol))
     net: dict[str, Decimal] = {}
     for cid, rows in fills.items():
         seen = first.get(cid)
@@ -269,13 +254,3 @@ def _all_fills(
     for t in venue:
         if _ours(t.client_order_id, known):
             yield t.client_order_id, t.venue_order_id, t.trade_id, t.qty, t.price, t.ts
-
-
-def _first_fill_of(s: Snapshot) -> dict[str, tuple[Side, str]]:
-    """Side and symbol of each order's first store fill, else of its first venue trade."""
-    out: dict[str, tuple[Side, str]] = {}
-    for f in s.store_fills:
-        out.setdefault(f.client_order_id, (f.side, f.symbol))
-    for t in s.venue_trades:
-        out.setdefault(t.client_order_id, (t.side, t.symbol))
-    return out

@@ -183,7 +183,7 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
                         Disposition.CONFLICT,
                     )
                 coid = found[0]["client_order_id"]
-            return await c.router.cancel(client_order_id=coid, progress=progress)
+            return await c.router.cancels.cancel(client_order_id=coid, progress=progress)
 
         # The venue-id lookup is inside the deadline too: a stalled store answers 503.
         late = refused(

@@ -67,7 +67,9 @@ class CircuitBreaker:
         return reduce_only or self.state(now) is not BreakerState.OPEN
 
     def error_rate(self, now: int) -> tuple[float, int]:
-        self._prune(now)
+        while self._calls and self._calls[0][0] <= now - self.cfg.window_ms:
+            _, err = self._calls.popleft()
+            self._errors -= int(err)
         n = len(self._calls)
         return (self._errors / n if n else 0.0), n
 
@@ -102,12 +104,6 @@ class CircuitBreaker:
             self._move(now, BreakerState.OPEN, f"5xx/429 share {rate:.0%} of {n} calls")
 
     # ---- internals ----------------------------------------------------------------------------
-    def _prune(self, now: int) -> None:
-        horizon = now - self.cfg.window_ms
-        while self._calls and self._calls[0][0] <= horizon:
-            _, err = self._calls.popleft()
-            self._errors -= int(err)
-
     def _move(self, now: int, dst: BreakerState, reason: str) -> None:
         rate, n = self.error_rate(now)
         self._pending.append(Transition(now, self._state, dst, rate, n, reason))

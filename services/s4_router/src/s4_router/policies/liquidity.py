@@ -12,7 +12,7 @@ Post-only children rest and consume no depth, so only taker children are split.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -82,33 +82,24 @@ def probe(
     cfg: LiquidityConfig,
     delayed_ms: int,
 ) -> ProbeDecision:
-    if not book.two_sided:
-        top_price, top_qty = book.top_against(side)
-        d = ProbeDecision(ProbeAction.DELAY, ZERO, ZERO, top_qty, top_price * top_qty)
-        if delayed_ms + cfg.retry_ms <= cfg.max_delay_ms:
-            return _delay(d, ("one_sided_book",), cfg)
-        return ProbeDecision(
-            ProbeAction.GO,
-            qty,
-            ZERO,
-            top_qty,
-            top_price * top_qty,
-            ("one_sided_book",),
-            degraded=True,
-        )
-    spread = book.spread_bps
     top_price, top_qty = book.top_against(side)
-    top_usdt = top_price * top_qty
-    reasons: list[str] = []
-    if cfg.spread_bps_max is not None and spread > cfg.spread_bps_max:
-        reasons.append("spread_wide")
-    if cfg.depth_top1_usdt_min is not None and top_usdt < cfg.depth_top1_usdt_min:
-        reasons.append("depth_thin")
-    base = ProbeDecision(ProbeAction.GO, qty, spread, top_qty, top_usdt, tuple(reasons))
     can_wait = delayed_ms + cfg.retry_ms <= cfg.max_delay_ms
-    if reasons and can_wait:
-        return _delay(base, tuple(reasons), cfg)
-    degraded = bool(reasons)
+    if not book.two_sided:
+        d = ProbeDecision(ProbeAction.GO, qty, ZERO, top_qty, top_price * top_qty, degraded=True)
+        reasons = ("one_sided_book",)
+        return _delay(d, reasons, cfg) if can_wait else replace(d, reasons=reasons)
+    spread = book.spread_bps
+    top_usdt = top_price * top_qty
+    why: list[str] = []
+    if cfg.spread_bps_max is not None and spread > cfg.spread_bps_max:
+        why.append("spread_wide")
+    if cfg.depth_top1_usdt_min is not None and top_usdt < cfg.depth_top1_usdt_min:
+        why.append("depth_thin")
+    base = ProbeDecision(
+        ProbeAction.GO, qty, spread, top_qty, top_usdt, tuple(why), degraded=bool(why)
+    )
+    if why and can_wait:
+        return _delay(base, base.reasons, cfg)
     if role is OrderRole.TAKER:
         cap = (
             inst.round_qty(top_qty * cfg.max_child_fraction, "down")
@@ -118,38 +109,22 @@ def probe(
         if qty > cap:
             floor_qty = min_tradable_qty(inst, book.mid)
             if cap >= floor_qty:
-                return ProbeDecision(
-                    ProbeAction.SPLIT,
-                    cap,
-                    spread,
-                    top_qty,
-                    top_usdt,
-                    (*reasons, "child_over_depth_fraction"),
-                    degraded=degraded,
-                )
+                over = (*why, "child_over_depth_fraction")
+                return replace(base, action=ProbeAction.SPLIT, qty=cap, reasons=over)
+            thin = (*why, "too_thin_to_split")
             if can_wait:
-                return _delay(base, (*reasons, "too_thin_to_split"), cfg)
-            return ProbeDecision(
-                ProbeAction.SPLIT,
-                min(qty, floor_qty),
-                spread,
-                top_qty,
-                top_usdt,
-                (*reasons, "too_thin_to_split"),
-                degraded=True,
-            )
-    return ProbeDecision(
-        ProbeAction.GO, qty, spread, top_qty, top_usdt, tuple(reasons), degraded=degraded
-    )
+                return _delay(base, thin, cfg)
+            split = min(qty, floor_qty)
+            return replace(base, action=ProbeAction.SPLIT, qty=split, reasons=thin, degraded=True)
+    return base
 
 
 def _delay(d: ProbeDecision, reasons: tuple[str, ...], cfg: LiquidityConfig) -> ProbeDecision:
-    return ProbeDecision(
-        ProbeAction.DELAY,
-        ZERO,
-        d.spread_bps,
-        d.top1_qty,
-        d.top1_usdt,
-        reasons,
+    return replace(
+        d,
+        action=ProbeAction.DELAY,
+        qty=ZERO,
+        reasons=reasons,
         delay_ms=cfg.retry_ms,
+        degraded=False,
     )

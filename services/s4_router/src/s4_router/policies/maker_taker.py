@@ -145,10 +145,7 @@ class MakerTaker:
         return self.s.target - self.s.filled
 
     def child(self, child_id: str) -> ChildState | None:
-        for c in self.s.children:
-            if c.id == child_id:
-                return c
-        return None
+        return next((c for c in self.s.children if c.id == child_id), None)
 
     def wants_book(self, now: int) -> bool:
         """A placement is due: the caller must pass a fresh book to `advance`."""
@@ -180,9 +177,7 @@ class MakerTaker:
                 s.cancel_sent_ms = now  # no ack yet: ask again (a cancel is idempotent)
                 return [Cancel(s.working), Note("CANCEL_RETRY", {"child": s.working})]
             return []
-        if not self.wants_book(now):
-            return []
-        if book is None:
+        if book is None or not self.wants_book(now):
             return []
         return self._place(now, book)
 
@@ -332,19 +327,7 @@ class MakerTaker:
         else:
             s.phase = Phase.TAKER
             s.deadline_ms = None
-        return [
-            note,
-            Place(
-                child_id=cid,
-                n=n,
-                role=role,
-                side=self.side,
-                qty=qty,
-                price=price,
-                post_only=maker,
-                slice_index=s.index,
-            ),
-        ]
+        return [note, Place(cid, n, role, self.side, qty, price, maker, s.index)]
 
     def _maker_price(self, book: Book, *, chase: bool) -> Decimal | None:
         """Best price on our side (one tick better when chasing), rounded passively onto the
@@ -395,9 +378,7 @@ class MakerTaker:
                     ]
             return [
                 Note("INSUFFICIENT_BALANCE_REPEATED", {"child": c.id, "downsized": s.downsized}),
-                *self._finish(
-                    self._end_status(rejected=True), f"insufficient balance: {r.message}"
-                ),
+                *self._finish(self._end_status(), f"insufficient balance: {r.message}"),
             ]
         if r.reject is RejectKind.NOT_FOUND:
             # Venue evidence that the order never existed (e.g. resolved after a cancel request).
@@ -405,14 +386,13 @@ class MakerTaker:
                 return self._finish(OrderStatus.CANCELED, "cancel requested")
             s.phase = Phase.WANT_TAKER if c.role is OrderRole.TAKER else Phase.WANT_MAKER
             return []
-        return self._finish(self._end_status(rejected=True), f"venue rejected: {r.message}")
+        return self._finish(self._end_status(), f"venue rejected: {r.message}")
 
-    def _end_status(self, *, rejected: bool) -> OrderStatus:
+    def _end_status(self) -> OrderStatus:
+        """The end of a run a definitive reject stops, by what it had filled."""
         if self.filled >= self.s.target:
             return OrderStatus.FILLED
-        if self.filled > 0:
-            return OrderStatus.EXPIRED
-        return OrderStatus.REJECTED if rejected else OrderStatus.EXPIRED
+        return OrderStatus.EXPIRED if self.filled > 0 else OrderStatus.REJECTED
 
     def _finish(self, status: OrderStatus, message: str | None = None) -> list[Command]:
         s = self.s

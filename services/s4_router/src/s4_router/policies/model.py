@@ -47,10 +47,6 @@ class TopOfBook:
     def spread_bps(self) -> Decimal:
         return (self.best_ask - self.best_bid) / self.mid * BPS
 
-    def best(self, side: Side) -> Decimal:
-        """Best price on `side`'s own side of the book (BUY: bid, SELL: ask)."""
-        return self.best_bid if side is Side.BUY else self.best_ask
-
     def top_against(self, side: Side) -> Level:
         """The level a taker on `side` would consume first."""
         levels = self.asks if side is Side.BUY else self.bids

@@ -116,14 +116,7 @@ class ParentMachine:
             SlicePlan(index=i, qty=q, due_ms=d)
             for i, (q, d) in enumerate(zip(qtys, dues, strict=True))
         ]
-        state = ExecState(
-            config=config,
-            side=side,
-            qty=qty,
-            reduce_only=reduce_only,
-            next_n=1,
-            slices=slices,
-        )
+        state = ExecState(config=config, side=side, qty=qty, reduce_only=reduce_only, slices=slices)
         return cls(state, inst=inst, parent_id=parent_id)
 
     # ---- queries ------------------------------------------------------------------------------
@@ -136,25 +129,16 @@ class ParentMachine:
         return sum((sl.filled for sl in self.s.slices), ZERO)
 
     def active(self) -> SlicePlan | None:
-        for sl in self.s.slices:
-            if sl.status is SliceStatus.ACTIVE:
-                return sl
-        return None
+        return next((sl for sl in self.s.slices if sl.status is SliceStatus.ACTIVE), None)
 
     def next_pending(self) -> SlicePlan | None:
-        for sl in self.s.slices:
-            if sl.status is SliceStatus.PENDING:
-                return sl
-        return None
+        return next((sl for sl in self.s.slices if sl.status is SliceStatus.PENDING), None)
 
     def children(self) -> list[tuple[SlicePlan, ChildState]]:
         return [(sl, c) for sl in self.s.slices if sl.state for c in sl.state.children]
 
     def child(self, child_id: str) -> tuple[SlicePlan, ChildState] | None:
-        for sl, c in self.children():
-            if c.id == child_id:
-                return sl, c
-        return None
+        return next(((sl, c) for sl, c in self.children() if c.id == child_id), None)
 
     def working_ids(self) -> list[str]:
         return [sl.state.working for sl in self.s.slices if sl.state and sl.state.working]
@@ -240,14 +224,10 @@ class ParentMachine:
 
     # ---- internals ----------------------------------------------------------------------------
     def _keep_gap(self, started: SlicePlan, now: int) -> list[Command]:
-        """A slice starting late pushes the rest of the schedule back by as much.
-
-        Slices that fell due while nobody drove the parent (a restart, a takeover after a dead
-        replica) or while an earlier slice ran long would otherwise all go at once, back to
-        back: the remaining quantity would hit the book in one burst, which is what slicing
-        exists to avoid. The remaining slices are re-planned from now as one block, so the
-        spacing drawn at planning (`gap_ms`, with its jitter) is kept between every two slices.
-        """
+        """A slice starting late pushes the rest of the schedule back by as much, as one block:
+        slices that fell due while nobody drove the parent (a restart, a takeover) or while an
+        earlier slice ran long would otherwise go back to back, the burst slicing exists to
+        avoid; the spacing drawn at planning is kept between every two slices."""
         late = now - started.due_ms
         rest = [sl for sl in self.s.slices if sl.status is SliceStatus.PENDING]
         if late <= 0 or not rest:

@@ -7,11 +7,13 @@
   most once per `cooldown_ms`.
 * `RateAlarm` — fires when ≥ `count` events fall in `window_ms`, at most once per cooldown
   (insufficient-balance rejects).
+* `Cooldown` — the "at most once per" both share (also the intake's refusal alerts).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 
@@ -35,37 +37,39 @@ class RollingRatio:
         return float(sum((n for n, _ in self._samples), Decimal(0)) / den)
 
 
-class LowRatioAlarm:
-    def __init__(self, *, threshold: float, min_samples: int, cooldown_ms: int) -> None:
-        self.threshold = threshold
-        self.min_samples = min_samples
-        self.cooldown_ms = cooldown_ms
-        self._last: int | None = None
+@dataclass
+class Cooldown:
+    """At most once per `cooldown_ms`: `ready(now)` says yes and starts the next wait."""
 
-    def check(self, now: int, ratio: float | None, samples: int) -> bool:
-        if ratio is None or samples < self.min_samples or ratio >= self.threshold:
-            return False
+    cooldown_ms: int
+    _last: int | None = field(default=None, init=False)
+
+    def ready(self, now: int) -> bool:
         if self._last is not None and now - self._last < self.cooldown_ms:
             return False
         self._last = now
         return True
 
 
-class RateAlarm:
-    def __init__(self, *, count: int, window_ms: int, cooldown_ms: int) -> None:
-        self.count = count
-        self.window_ms = window_ms
-        self.cooldown_ms = cooldown_ms
-        self._events: deque[int] = deque()
-        self._last: int | None = None
+@dataclass(kw_only=True)
+class LowRatioAlarm(Cooldown):
+    threshold: float
+    min_samples: int
+
+    def check(self, now: int, ratio: float | None, samples: int) -> bool:
+        if ratio is None or samples < self.min_samples or ratio >= self.threshold:
+            return False
+        return self.ready(now)
+
+
+@dataclass(kw_only=True)
+class RateAlarm(Cooldown):
+    count: int
+    window_ms: int
+    _events: deque[int] = field(default_factory=deque, init=False)
 
     def hit(self, now: int) -> bool:
         self._events.append(now)
         while self._events and self._events[0] <= now - self.window_ms:
             self._events.popleft()
-        if len(self._events) < self.count:
-            return False
-        if self._last is not None and now - self._last < self.cooldown_ms:
-            return False
-        self._last = now
-        return True
+        return len(self._events) >= self.count and self.ready(now)

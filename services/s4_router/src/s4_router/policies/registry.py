@@ -79,13 +79,9 @@ def resolve_policy(
         chase = policy.chase_one_tick
         if policy.twap is not None:
             _check_slices(policy.twap.slices, limits)
-            twap = TwapPlan(
-                slices=policy.twap.slices,
-                gap_ms=policy.twap.gap_ms,
-                jitter_pct=policy.twap.jitter_pct,
-            )
+            twap = TwapPlan(**policy.twap.model_dump())
         elif band.twap.slices > 1:
-            twap = TwapPlan.model_validate(band.twap.model_dump())
+            twap = band.twap
             if twap.slices > limits.twap_max_slices:
                 notes.append(
                     f"route band twap slices {twap.slices} clamped to {limits.twap_max_slices}"

@@ -8,7 +8,7 @@ last band (the most careful one) rather than failing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -23,21 +23,17 @@ class RouteTableError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
 class RouteTable:
-    def __init__(self, bands: Sequence[RouteBand], *, rev: str) -> None:
-        try:
-            self.bands = RouteBands.model_validate(tuple(bands)).root
-        except ValidationError as exc:
-            raise RouteTableError(f"route table: {exc}") from None
-        self.rev = rev
+    bands: tuple[RouteBand, ...]
+    rev: str
 
     @classmethod
     def parse(cls, data: Any, *, rev: str) -> RouteTable:
         try:
-            bands = RouteBands.model_validate(data).root
+            return cls(RouteBands.model_validate(data).root, rev)
         except ValidationError as exc:
             raise RouteTableError(f"route table: {exc}") from None
-        return cls(bands, rev=rev)
 
     def band_for(self, notional: Decimal) -> tuple[int, RouteBand]:
         for i, band in enumerate(self.bands):

@@ -13,17 +13,11 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from tradekit.instrument import Instrument
+from tradekit.routing import TwapBand
 
-
-class TwapPlan(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    slices: int = Field(ge=1, le=99)
-    gap_ms: int = Field(ge=0)
-    jitter_pct: Decimal = Field(default=Decimal("0.1"), ge=0, le=Decimal("0.5"))
+# An execution's slicing (persisted in its state): a route band's, or the intent's within them.
+TwapPlan = TwapBand
 
 
 def split_quantity(total: Decimal, slices: int, inst: Instrument, price: Decimal) -> list[Decimal]:

@@ -16,6 +16,7 @@ refusing a close; the probe still runs on it and the close goes out in the urgen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,14 +48,9 @@ class BookSource:
     published_market: Mapping[str, Market] | None = None
     redis_timeout_s: float = 0.25
 
-    def _publishes(self, market: Market, symbol: str) -> bool:
-        if self.published_market is None:
-            return True
-        return self.published_market.get(symbol) is market
-
     async def published(self, market: Market, symbol: str) -> BookTop | None:
         """The published book of `symbol` whatever its age (None: none, or unreadable)."""
-        if not self._publishes(market, symbol):
+        if self.published_market is not None and self.published_market.get(symbol) is not market:
             return None
         try:
             raw = await asyncio.wait_for(
@@ -86,10 +82,8 @@ class BookSource:
             self.metrics.book_source.labels("published").inc()
             return pub
         try:
-            if allow_stale:
-                with urgent_lane():  # a close's book is not paced behind entries and polls
-                    book = await self.ops.book(market, symbol)
-            else:
+            # A close's book is not paced behind entries and polls.
+            with urgent_lane() if allow_stale else contextlib.nullcontext():
                 book = await self.ops.book(market, symbol)
         except ExchangeError as exc:
             if not allow_stale or pub is None:

@@ -19,19 +19,15 @@ from s4_router.adapters.exchange.base import (
     OrderNotFound,
     RetryableError,
 )
-from s4_router.adapters.leases import Leases
-from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.domain.outcomes import Disposition, Outcome
+from s4_router.service_layer.exec_deps import ExecDeps
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import is_protective
-from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.recovery import Recovery
-from s4_router.service_layer.venue_ops import VenueOps
-from svckit.clock import Clock
 from svckit.errors import InfraError
-from tradekit.enums import OrderStatus, RequestResult
+from tradekit.enums import OrderStatus
 from tradekit.ids import parent_of
-from tradekit.orders import OrderRecord, OrderResponse
+from tradekit.orders import OrderRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +36,7 @@ S = OrderStatus
 
 @dataclass(slots=True)
 class CancelProgress:
-    """How far a cancel got (read by the API when the request hits its deadline): `recorded`
-    once the cancel request is durable in the store — from then on the execution completes it,
-    whatever happens to this request."""
+    """How far a cancel got (read by the API at its deadline): `recorded` once it is durable."""
 
     recorded: bool = False
     client_order_id: str | None = None
@@ -50,13 +44,9 @@ class CancelProgress:
 
 @dataclass(kw_only=True, eq=False)
 class Cancels:
-    orders: OrdersRepository
+    d: ExecDeps
     recovery: Recovery
     manager: ExecutionManager
-    leases: Leases
-    ops: VenueOps
-    publisher: Publisher
-    clock: Clock
     sync_wait_ms: int
 
     async def cancel(
@@ -70,35 +60,24 @@ class Cancels:
         child is sent, live children are cancelled, the parent ends CANCELED (or FILLED if the
         venue filled it first)."""
         order = (
-            await self.orders.get(client_order_id)
+            await self.d.orders.get(client_order_id)
             if client_order_id
-            else await self.orders.by_venue_order_id(order_id or "")
+            else await self.d.orders.by_venue_order_id(order_id or "")
         )
         if order is None:
             ident = client_order_id or order_id
-            return Outcome(
-                OrderResponse(result=RequestResult.FAIL, message=f"unknown order {ident!r}"),
-                Disposition.UNKNOWN,
-            )
+            return Outcome.of(Disposition.UNKNOWN, None, message=f"unknown order {ident!r}")
         if order.parent_client_order_id:
-            order = await self.orders.get(order.parent_client_order_id) or order
+            order = await self.d.orders.get(order.parent_client_order_id) or order
         coid = order.client_order_id
         if order.status.is_terminal:
-            return Outcome(
-                OrderResponse(
-                    result=RequestResult.FAIL,
-                    order_ids=[coid],
-                    client_order_id=coid,
-                    status=order.status,
-                    message=f"order already {order.status.value}",
-                ),
-                Disposition.CONFLICT,
-            )
+            message = f"order already {order.status.value}"
+            return Outcome.of(Disposition.CONFLICT, coid, status=order.status, message=message)
         progress = progress or CancelProgress()
         progress.client_order_id = coid
-        await self.orders.request_cancel(coid, self.clock.now_ms())
+        await self.d.orders.request_cancel(coid, self.d.clock.now_ms())
         progress.recorded = True
-        await self.publisher.event(
+        await self.d.publisher.event(
             "CANCEL_REQUESTED", client_order_id=coid, symbol=order.symbol, data={}
         )
         try:
@@ -115,13 +94,13 @@ class Cancels:
         coid = order.client_order_id
         ex = self.manager.active.get(coid)
         if ex is None:
-            lease = await self.leases.acquire(coid)
+            lease = await self.d.leases.acquire(coid)
             if lease is not None:
-                ex = await self.recovery.load(await self.orders.get(coid) or order, lease)
+                ex = await self.recovery.load(await self.d.orders.get(coid) or order, lease)
                 if ex is not None:
                     await self.manager.adopt(ex, step_now=True)
                 else:
-                    await self.leases.release(lease)
+                    await self.d.leases.release(lease)
         if ex is not None:
             ex.cancel_local = True
             await ex.step()
@@ -130,39 +109,34 @@ class Cancels:
             elif self.manager.autorun and self.sync_wait_ms:
                 self.manager.wake(coid)
                 await self.manager.wait_done(coid, self.sync_wait_ms / 1000)
-            p = ex.parent
-            return Outcome(
-                OrderResponse(
-                    result=RequestResult.OK,
-                    order_ids=[coid, *sorted(ex.children, key=child_n)],
-                    client_order_id=coid,
-                    status=p.status,
-                    filled_qty=p.filled_qty,
-                    message=None if ex.finished else "cancel in progress: waiting for the venue",
-                ),
+            return Outcome.of(
                 Disposition.DONE if ex.finished else Disposition.RUNNING,
+                coid,
+                ok=True,
+                order_ids=[coid, *sorted(ex.children, key=child_n)],
+                status=ex.parent.status,
+                filled_qty=ex.parent.filled_qty,
+                message=None if ex.finished else "cancel in progress: waiting for the venue",
             )
         # Driven by another replica: it sees the flag on its next step. Cancel live children
         # at the venue now as well (a cancel is always safe; the owner reads the flag first).
         cancelled = await self._cancel_children_direct(coid)
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.OK,
-                order_ids=[coid, *cancelled],
-                client_order_id=coid,
-                status=S.PENDING_CANCEL,
-                message="cancel requested; the replica executing it completes the cancel",
-            ),
+        return Outcome.of(
             Disposition.RUNNING,
+            coid,
+            ok=True,
+            order_ids=[coid, *cancelled],
+            status=S.PENDING_CANCEL,
+            message="cancel requested; the replica executing it completes the cancel",
         )
 
     async def _cancel_children_direct(self, coid: str) -> list[str]:
         out: list[str] = []
-        for child in await self.orders.find(parent_client_order_id=coid):
+        for child in await self.d.orders.find(parent_client_order_id=coid):
             if is_protective(child) or child.status.is_terminal:
                 continue  # protection outlives a cancelled entry's fills
             try:
-                res = await self.ops.cancel(child.market, child.symbol, child.client_order_id)
+                res = await self.d.ops.cancel(child.market, child.symbol, child.client_order_id)
             except (RetryableError, DefinitiveError, OrderNotFound) as exc:
                 log.info("%s: direct cancel failed: %s", child.client_order_id, exc)
                 continue
@@ -173,16 +147,7 @@ class Cancels:
 
 def cancel_recorded(coid: str, message: str) -> Outcome:
     """RUNNING (202): the cancel request is stored; the order's driver completes it."""
-    return Outcome(
-        OrderResponse(
-            result=RequestResult.OK,
-            order_ids=[coid],
-            client_order_id=coid,
-            status=S.PENDING_CANCEL,
-            message=message,
-        ),
-        Disposition.RUNNING,
-    )
+    return Outcome.of(Disposition.RUNNING, coid, ok=True, status=S.PENDING_CANCEL, message=message)
 
 
 def child_n(cid: str) -> int:

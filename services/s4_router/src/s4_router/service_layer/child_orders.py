@@ -13,6 +13,7 @@ deals with children; the execution drives the machine and writes the parent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from decimal import Decimal
@@ -33,9 +34,9 @@ from s4_router.adapters.leases import Lease
 from s4_router.adapters.orders_repo import ledger_of
 from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import IllegalTransition, can_transition, reconcile_status
-from s4_router.policies.model import ChildReport, Place, RejectKind
+from s4_router.policies.model import ChildReport, Note, Place, RejectKind
 from s4_router.policies.parent_machine import ParentMachine
-from s4_router.service_layer.exec_deps import ExecDeps, Pending, child_record
+from s4_router.service_layer.exec_deps import ExecDeps, child_record
 from s4_router.service_layer.venue_ops import Unresolved
 from svckit import keys
 from svckit.errors import DuplicateKey
@@ -66,36 +67,45 @@ CHILD_FIELDS = frozenset(
 
 
 class ChildOrders:
-    # Set by the execution (the machine decides which children are still wanted).
-    machine: ParentMachine
-
     def __init__(
         self,
         deps: ExecDeps,
         *,
         parent: OrderRecord,
         children: dict[str, OrderRecord],
+        machine: ParentMachine,
         inst: Instrument,
-        fills: list[FillRecord] | None,
-        book: BookTop | None,
-        t_intake: float | None,
-        lease: Lease | None,
+        fills: list[FillRecord] | None = None,
+        book: BookTop | None = None,
+        t_intake: float | None = None,
+        parent_stored: bool = True,
+        lease: Lease,
     ) -> None:
+        """The whole execution's state (this half's and the driver's)."""
         self.d = deps
-        # This execution's acquisition of its lease (None: not leased, e.g. hand-driven tests).
-        self.lease = lease
+        self.machine = machine  # decides which children are still wanted
+        # A fresh intent's parent is inserted by the first write of its first step, already
+        # holding the allocation of its first child (one store write less before the send).
+        self.stored = parent_stored
+        self._initial_book = book
+        self._lock = asyncio.Lock()
+        self.finished = parent.status.is_terminal
+        self.cancel_local = False
+        # A parent created by this very request cannot have a cancel request stored yet.
+        self._check_cancel_flag = t_intake is None
+        self.lease = lease  # this execution's acquisition of its lease
         self.parent = parent
         self.children = children
         self.inst = inst
         self._last_book = book
         self._t_intake = t_intake
-        self._events: list[Pending] = []
+        self.events: list[Note] = []  # `router:events` entries, published after the step
         self._alerted: set[str] = set()
         self._fills_wait = 0
         # Children no attempt of which can have reached the venue (lock not acquired, 429 on
         # every attempt, allocated but never recorded): still asked for at the venue before a
         # send, but without waiting out the landing window.
-        self._unsent: set[str] = set()
+        self.unsent: set[str] = set()
         self._dirty: set[str] = set()
         booked = fills or []
         self.parent_ledger = ledger_of(parent.qty, booked)
@@ -113,10 +123,6 @@ class ChildOrders:
     @property
     def client_order_id(self) -> str:
         return self.parent.client_order_id
-
-    def mark_unsent(self, child_ids: list[str]) -> None:
-        """Children no attempt of which can have reached the venue (no landing window)."""
-        self._unsent.update(child_ids)
 
     async def _persist_parent(self) -> None:
         """Write the parent (the execution's; the allocation of a child precedes its send)."""
@@ -161,8 +167,7 @@ class ChildOrders:
 
         async def before_attempt(ts: int) -> None:
             # Fencing: only the lease holder sends (a task that lost it stops here).
-            if self.d.leases is not None:
-                await self.d.leases.ensure(self.lease)
+            await self.d.leases.ensure(self.lease)
             if ts != child.ts_send:
                 child.ts_send = ts
                 await self._save_child(child)
@@ -185,7 +190,7 @@ class ChildOrders:
                 # Lock busy or refused before processing every time (429s): nothing landed.
                 # The next step asks the venue first, then sends.
                 log.info("%s: send deferred: %s", child.client_order_id, exc)
-                self._unsent.add(child.client_order_id)
+                self.unsent.add(child.client_order_id)
                 return None
             child.ts_send = exc.sent_at_ms
             if child.status is not S.AMBIGUOUS:
@@ -210,16 +215,14 @@ class ChildOrders:
         return hold_lock(
             self.d.redis,
             keys.lock_pos(self.parent.symbol),
-            ttl_ms=self.d.lock_ttl_ms,
+            ttl_ms=keys.POS_LOCK_MAX_MS,
             wait_ms=self.d.lock_wait_ms,
             owner=self.d.owner,
             queue=self.d.pos_queue,
             # Waiting in this process's line is free; giving up is not (the next step asks
             # the venue for the child before sending it). Bounded so the lease, renewed
             # between steps, never lapses while waiting.
-            queue_wait_ms=max(self.d.lock_wait_ms, self.d.leases.ttl_ms // 3)
-            if self.d.leases is not None
-            else self.d.lock_wait_ms,
+            queue_wait_ms=max(self.d.lock_wait_ms, self.d.leases.ttl_ms // 3),
         )
 
     async def _rejected(
@@ -229,12 +232,6 @@ class ChildOrders:
         await self._set_child(child, S.REJECTED, f"venue rejected: {exc}")
         return ChildReport(child.client_order_id, S.REJECTED, ZERO, kind, str(exc))
 
-    def _still_wanted(self, child: OrderRecord) -> bool:
-        return (
-            child.client_order_id in self.machine.working_ids()
-            and not self.machine.s.cancel_requested
-        )
-
     async def _poll(self, child: OrderRecord) -> ChildReport | None:
         req = self._request(child)
         cid = child.client_order_id
@@ -242,24 +239,24 @@ class ChildOrders:
             if child.status in (S.NEW, S.SUBMITTED, S.AMBIGUOUS):
                 # Never acknowledged: resolve from venue evidence before anything else — also a
                 # send we deferred ourselves (the venue is asked before every resend).
-                window_open = cid not in self._unsent and self.d.ops.landing_window_open(
+                window_open = cid not in self.unsent and self.d.ops.landing_window_open(
                     child.ts_send
                 )
                 # A send that may have reached the venue is watched in the urgent lane; one
                 # we deferred ourselves (nothing left this process) waits for the budget like
                 # the resend it precedes.
-                lane = urgent_lane() if cid not in self._unsent else contextlib.nullcontext()
+                lane = urgent_lane() if cid not in self.unsent else contextlib.nullcontext()
                 with lane:
                     found = await self.d.ops.resolve(
                         req, since_ms=child.created_ts, with_trades=not window_open
                     )
                 if found is not None:
-                    self._unsent.discard(cid)
+                    self.unsent.discard(cid)
                     return await self._apply(child, found)
                 if window_open:
                     return None  # absent so far, but an attempt could still land
-                self._unsent.discard(cid)
-                if self._still_wanted(child):
+                self.unsent.discard(cid)
+                if cid in self.machine.working_ids() and not self.machine.s.cancel_requested:
                     return await self._send(child)  # provably absent: same id again
                 return await self._absent(child)
             try:
@@ -302,7 +299,7 @@ class ChildOrders:
                 child.market, child.symbol, child_id, guard=self._pos_lock
             )
             if order is None:
-                acked = child.ts_ack is not None or child.client_order_id in self._unsent
+                acked = child.ts_ack is not None or child.client_order_id in self.unsent
                 window_open = not acked and self.d.ops.landing_window_open(child.ts_send)
                 with urgent_lane():  # watching what is already out
                     order = await self.d.ops.resolve(
@@ -365,8 +362,8 @@ class ChildOrders:
         if child.status.is_terminal and not was_terminal:
             if child.role in (OrderRole.MAKER, OrderRole.CHASE):
                 await self.d.quality.maker_child_done(now, qty=child.qty, filled=filled)
-            self._events.append(
-                Pending(
+            self.events.append(
+                Note(
                     "CHILD_DONE",
                     {
                         "child": cid,
@@ -433,15 +430,11 @@ class ChildOrders:
             self.parent_ledger.filled,
             self.parent.qty,
         )
-        self.d.metrics.fees.inc(float(self._fee_usdt(t)))
+        fee_usdt = t.fee * t.price if t.fee_asset == self.inst.base_asset else t.fee
+        self.d.metrics.fees.inc(float(fee_usdt))
         if slip is not None:
             self.d.metrics.slippage.observe(float(slip))
         self.d.quality.fill(liquidity=t.liquidity, qty=t.qty)
-
-    def _fee_usdt(self, t: ExchangeTrade) -> Decimal:
-        if t.fee_asset == self.inst.base_asset:
-            return t.fee * t.price
-        return t.fee
 
     # ---- persistence --------------------------------------------------------------------------
     async def _set_child(self, child: OrderRecord, status: OrderStatus, reason: str) -> None:

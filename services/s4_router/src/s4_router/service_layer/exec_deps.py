@@ -1,6 +1,6 @@
 """What an execution is built from: its collaborators (:class:`ExecDeps`, one per router, shared
 by every execution, the recovery and the child orders), the events a step collects
-(:class:`Pending`, published once the step's records are stored) and the first record of every
+(policy `Note`s, published once the step's records are stored) and the first record of every
 child it places (:func:`child_record`, also the recovery's for a child allocated but never
 recorded)."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from s4_router.adapters.exchange.base import BookTop
 from s4_router.adapters.leases import Leases
@@ -20,7 +20,6 @@ from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.quality_tracker import QualityTracker
 from s4_router.service_layer.venue_ops import VenueOps
-from svckit import keys
 from svckit.clock import Clock
 from svckit.redisio import LockQueue, RedisClient
 from tradekit.enums import OrderStatus, OrderType, TimeInForce
@@ -47,26 +46,14 @@ class ExecDeps:
     venue: str
     owner: str
     fills: FillBook
-    leases: Leases | None = None
+    leases: Leases
+    books: BookSource  # pre-trade books: the published mkt:depth when fresh, else the venue's
     lock_wait_ms: int = 1000
-    lock_ttl_ms: int = keys.POS_LOCK_MAX_MS
     # Entry progress after every step (protective orders follow the fills they protect).
     on_progress: ProgressHook | None = None
-    # Pre-trade books (published mkt:depth when fresh, else the venue); None: the venue's.
-    books: BookSource | None = None
     # This process's line for `lock:pos:{symbol}`: its executions take turns in arrival
     # order, and only the head polls Redis (against S3 and the other replicas).
     pos_queue: LockQueue = field(default_factory=LockQueue)
-
-
-@dataclass
-class Pending:
-    name: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def top3(book: BookTop) -> dict[str, list[tuple[Decimal, Decimal]]]:
-    return {"bids": [(p, q) for p, q in book.bids[:3]], "asks": [(p, q) for p, q in book.asks[:3]]}
 
 
 def child_record(
@@ -103,7 +90,7 @@ def child_record(
         post_only=p.post_only,
         time_in_force=TimeInForce.GTX if p.post_only else None,
         mid_at_send=book.mid if book is not None and book.bids and book.asks else None,
-        book_top3=top3(book) if book is not None else None,
+        book_top3={"bids": list(book.bids[:3]), "asks": list(book.asks[:3])} if book else None,
         ts_send=ts,
         created_ts=ts,
         updated_ts=ts if updated_ts is None else updated_ts,

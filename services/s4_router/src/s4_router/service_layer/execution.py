@@ -16,8 +16,8 @@ venue before anything else is sent. `lock:pos:{symbol}` is held only around one 
 One driver: the execution carries its lease (one acquisition of `exec:lease:{id}`); every send
 attempt renews it first and stops (`LeaseLost`) when someone else holds it. The children's side
 (place, send, poll, resolve, cancel, apply the venue's answers, book fills) is
-:class:`~s4_router.service_layer.child_orders.ChildOrders`, this class's base; every record is
-written through the orders repository (`adapters.orders_repo`).
+:class:`~s4_router.service_layer.child_orders.ChildOrders`, this class's base (its constructor
+holds the whole state); every record is written through the orders repository.
 
 Fills are booked through the one `FillBook`; the parent's `filled_qty` is the sum of its stored
 fills at every write. The outcome (`orders:executed`, `EXEC_DONE`) is published once per parent.
@@ -25,25 +25,19 @@ fills at every write. The outcome (`orders:executed`, `EXEC_DONE`) is published 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from decimal import Decimal
-from typing import Any
 
-from s4_router.adapters.exchange.base import BookTop, RetryableError
+from s4_router.adapters.exchange.base import RetryableError
 from s4_router.adapters.exchange.weight import urgent_lane
-from s4_router.adapters.leases import Lease
 from s4_router.domain.fills import FillLedger
 from s4_router.domain.order import can_transition
 from s4_router.policies.model import Book, Cancel, ChildReport, Command, Note, Place
-from s4_router.policies.parent_machine import ParentMachine
 from s4_router.service_layer.child_orders import ChildOrders
-from s4_router.service_layer.exec_deps import ExecDeps, Pending
 from tradekit.enums import OrderStatus
 from tradekit.events import OrderExecuted
-from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-from tradekit.orders import FillRecord, OrderRecord, StateChange
+from tradekit.orders import StateChange
 
 log = logging.getLogger(__name__)
 
@@ -57,48 +51,7 @@ PARENT_FIELDS = frozenset(
 
 
 class Execution(ChildOrders):
-    def __init__(
-        self,
-        deps: ExecDeps,
-        *,
-        parent: OrderRecord,
-        children: dict[str, OrderRecord],
-        machine: ParentMachine,
-        inst: Instrument,
-        fills: list[FillRecord] | None = None,
-        book: BookTop | None = None,
-        t_intake: float | None = None,
-        parent_stored: bool = True,
-        lease: Lease | None = None,
-    ) -> None:
-        super().__init__(
-            deps,
-            parent=parent,
-            children=children,
-            inst=inst,
-            fills=fills,
-            book=book,
-            t_intake=t_intake,
-            lease=lease,
-        )
-        # A fresh intent's parent is inserted by the first write of its first step, already
-        # holding the allocation of its first child (one store write less before the send).
-        self._stored = parent_stored
-        self.machine = machine
-        self._initial_book = book
-        self._lock = asyncio.Lock()
-        self.finished = parent.status.is_terminal
-        self.cancel_local = False
-        # A parent created by this very request cannot have a cancel request stored yet.
-        self._check_cancel_flag = t_intake is None
-
     # ---- driving ------------------------------------------------------------------------------
-    def wakeup_ms(self) -> int | None:
-        return self.machine.wakeup_ms()
-
-    def has_live_children(self) -> bool:
-        return any(not c.status.is_terminal for c in self.children.values())
-
     async def step(self) -> bool:
         """One step; True once the parent is finished (terminal and reported)."""
         async with self._lock:
@@ -129,7 +82,8 @@ class Execution(ChildOrders):
         check = self._check_cancel_flag
         self._check_cancel_flag = True
         if not m.s.cancel_requested and (
-            self.cancel_local or (check and await self._cancel_flag())
+            self.cancel_local
+            or (check and await self.d.orders.cancel_requested(self.client_order_id))
         ):
             await self._run(m.on_cancel_request(self.d.clock.now_ms()))
         for _ in range(MAX_LOOPS):
@@ -139,14 +93,8 @@ class Execution(ChildOrders):
                 continue
             book: Book | None = None
             if m.wants_book(now):
-                raw = self._initial_book or (
-                    await self.d.books.book(
-                        self.parent.market,
-                        self.parent.symbol,
-                        allow_stale=self.parent.reduce_only,
-                    )
-                    if self.d.books is not None
-                    else await self.d.ops.book(self.parent.market, self.parent.symbol)
+                raw = self._initial_book or await self.d.books.book(
+                    self.parent.market, self.parent.symbol, allow_stale=self.parent.reduce_only
                 )
                 self._initial_book = None
                 self._last_book = raw
@@ -177,9 +125,6 @@ class Execution(ChildOrders):
                 report = ChildReport(c.id, rec.status, rec.filled_qty, message=rec.message)
                 await self._run(self.machine.on_report(self.d.clock.now_ms(), report))
 
-    async def _cancel_flag(self) -> bool:
-        return await self.d.orders.cancel_requested(self.client_order_id)
-
     async def _run(self, cmds: list[Command]) -> None:
         now = self.d.clock.now_ms()
         for c in cmds:
@@ -195,30 +140,25 @@ class Execution(ChildOrders):
                     await self._run(self.machine.on_report(now, report))
 
     async def _note(self, note: Note) -> None:
-        self._events.append(Pending(note.event, dict(note.data)))
+        self.events.append(note)
         now = self.d.clock.now_ms()
-        if note.event == "DOWNSIZE":
+        if note.event in ("DOWNSIZE", "INSUFFICIENT_BALANCE_REPEATED"):
+            repeated = note.event != "DOWNSIZE"
             await self.d.quality.insufficient_balance(
-                now, symbol=self.parent.symbol, repeated=False
+                now, symbol=self.parent.symbol, repeated=repeated
             )
-        elif note.event == "INSUFFICIENT_BALANCE_REPEATED":
-            await self.d.quality.insufficient_balance(now, symbol=self.parent.symbol, repeated=True)
         elif note.event == "SLICE_DONE" and len(self.machine.s.slices) > 1:
             self.d.quality.slice_done(
                 target=Decimal(str(note.data["target"])), filled=Decimal(str(note.data["filled"]))
             )
 
-    def log_event(self, name: str, data: dict[str, Any]) -> None:
-        """Queue a `router:events` entry, published after the current step."""
-        self._events.append(Pending(name, data))
-
     async def _flush_events(self) -> None:
-        events, self._events = self._events, []
-        done = [ev for ev in events if ev.name == "EXEC_DONE"]
-        events = [ev for ev in events if ev.name != "EXEC_DONE"]
+        events, self.events = self.events, []
+        done = [ev for ev in events if ev.event == "EXEC_DONE"]
+        events = [ev for ev in events if ev.event != "EXEC_DONE"]
         for ev in done:
             await self.d.publisher.event(
-                ev.name,
+                ev.event,
                 client_order_id=self.client_order_id,
                 symbol=self.parent.symbol,
                 data=ev.data,
@@ -226,7 +166,7 @@ class Execution(ChildOrders):
             )
         if events:
             await self.d.publisher.events(
-                [(ev.name, ev.data) for ev in events],
+                [(ev.event, ev.data) for ev in events],
                 client_order_id=self.client_order_id,
                 symbol=self.parent.symbol,
             )
@@ -310,10 +250,6 @@ class Execution(ChildOrders):
             )
             p.status = st
 
-    @property
-    def stored(self) -> bool:
-        return self._stored
-
     async def persist(self) -> None:
         async with self._lock:
             await self._persist_parent()
@@ -328,11 +264,11 @@ class Execution(ChildOrders):
 
     async def _write_parent(self) -> None:
         p = self.parent
-        if not self._stored:
+        if not self.stored:
             # DuplicateKey here means another replica stored this intent first: the caller
             # answers with the existing order (nothing was sent by us).
             await self.d.orders.add(p)
-            self._stored = True
+            self.stored = True
             return
         await self.d.orders.save(p, PARENT_FIELDS)
 
@@ -345,26 +281,16 @@ class Execution(ChildOrders):
         p.exec_state = m.s.model_dump(mode="json")
         target = m.s.result
         self._move_parent(target, m.s.message)
-        if not self._stored:
+        if not self.stored:
             await self._write_parent()
         # Fills are in the store; report before marking terminal so a crash in between
         # re-reports (at least once) instead of never reporting.
         await self.d.publisher.executed(
             OrderExecuted(
-                client_order_id=p.client_order_id,
-                intent_id=p.intent_id,
-                market=p.market,
-                symbol=p.symbol,
-                side=p.side,
-                status=p.status,
-                qty=p.qty,
-                filled_qty=p.filled_qty,
-                avg_price=p.avg_price,
-                fee=p.fee,
+                **p.model_dump(include=set(OrderExecuted.model_fields)),  # the parent's figures
                 fills=self.fills_booked,
                 ts=self.d.clock.now_ms(),
                 policy=m.s.config.policy,
-                message=p.message,
             )
         )
         p.updated_ts = self.d.clock.now_ms()

@@ -43,14 +43,11 @@ class FillBook:
         booked = await self.orders.book_fill(fill, *ledgers)
         if booked.stored:
             self.metrics.fills.labels(fill.liquidity.value).inc()
-            if booked.overfill:
-                await self._overfill(fill, booked.over)
-        return booked
-
-    async def _overfill(self, fill: FillRecord, over: tuple[FillLedger, ...]) -> None:
+        if not (booked.stored and booked.overfill):
+            return booked
         self.metrics.overfills.inc()
-        limit = min(ledger.qty for ledger in over)
-        total = max(ledger.filled for ledger in over)
+        limit = min(ledger.qty for ledger in booked.over)
+        total = max(ledger.filled for ledger in booked.over)
         await self.publisher.alert(
             "OVERFILL",
             f"{fill.client_order_id} (parent {fill.parent_client_order_id}): the venue filled "
@@ -71,3 +68,4 @@ class FillBook:
             f"OVERFILL {fill.parent_client_order_id or fill.client_order_id} {fill.trade_id}",
             ex=HALT_TTL_S,
         )
+        return booked

@@ -8,7 +8,7 @@ task touches neither the order nor the winner's key. A step that fails on infras
 retried with backoff; nothing is lost because every step starts from the persisted state and
 the venue's truth.
 
-Tests construct it with `autorun=False` and drive `step_all()` with a manual clock.
+Tests construct it with `autorun=False` and step the executions by hand (`tests.chaos.rig`).
 """
 
 from __future__ import annotations
@@ -41,9 +41,6 @@ class ExecutionManager:
     _done: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
     _stopping: bool = field(default=False, init=False)
 
-    def is_active(self, client_order_id: str) -> bool:
-        return client_order_id in self.active
-
     async def adopt(self, ex: Execution, *, step_now: bool = False) -> None:
         """Drive `ex` from now on (`step_now`: a resumed execution steps at once; a fresh
         one has just taken its first step inline)."""
@@ -70,23 +67,20 @@ class ExecutionManager:
         parsed = parent_of(child_client_order_id)
         self.wake(parsed[0] if parsed else child_client_order_id)
 
-    async def wait_done(self, client_order_id: str, timeout_s: float) -> bool:
+    async def wait_done(self, client_order_id: str, timeout_s: float) -> None:
+        """Until the execution ends or `timeout_s` passes (its answer then says RUNNING)."""
         ev = self._done.get(client_order_id)
-        if ev is None:
-            return True
-        try:
-            await asyncio.wait_for(ev.wait(), timeout=timeout_s)
-        except TimeoutError:
-            return False
-        return True
+        if ev is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), timeout=timeout_s)
 
     def delay_s(self, ex: Execution) -> float:
         now = self.clock.now_ms()
         options: list[int] = []
-        wake = ex.wakeup_ms()
+        wake = ex.machine.wakeup_ms()
         if wake is not None:
             options.append(max(0, wake - now))
-        if ex.has_live_children() or not options:
+        if any(not c.status.is_terminal for c in ex.children.values()) or not options:
             options.append(self.poll_ms)
         # Wake often enough to renew the lease, even across a long TWAP gap.
         options.append(max(self.leases.ttl_ms // 3, 1))
@@ -110,7 +104,7 @@ class ExecutionManager:
                     return  # between steps: nothing half done, the state is persisted
                 first = False
                 try:
-                    if ex.lease is not None and not await self.leases.renew(ex.lease):
+                    if not await self.leases.renew(ex.lease):
                         log.warning("%s: lease lost; another driver holds it now", coid)
                         return
                     await ex.step()
@@ -125,12 +119,12 @@ class ExecutionManager:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
-            self._forget(coid)
+            self.forget(coid)
             if ex.finished:
                 with contextlib.suppress(Exception):
                     await self.leases.release(ex.lease)
 
-    def _forget(self, coid: str) -> None:
+    def forget(self, coid: str) -> None:
         self.active.pop(coid, None)
         self.tasks.pop(coid, None)
         self._wake.pop(coid, None)
@@ -138,17 +132,6 @@ class ExecutionManager:
         if done is not None:
             done.set()
         self.metrics.executions.set(len(self.active))
-
-    async def step_all(self) -> int:
-        """Step every active execution once (manual driving); returns how many finished."""
-        finished = 0
-        for coid, ex in list(self.active.items()):
-            await ex.step()
-            if ex.finished:
-                finished += 1
-                self._forget(coid)
-                await self.leases.release(ex.lease)
-        return finished
 
     def begin_shutdown(self) -> None:
         """No new task; every task stops at its next idle point (a step under way finishes)."""
@@ -172,6 +155,6 @@ class ExecutionManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         for coid, ex in {**owned, **self.active}.items():
-            self._forget(coid)
+            self.forget(coid)
             with contextlib.suppress(Exception):
                 await self.leases.release(ex.lease)

@@ -7,16 +7,12 @@ left the symbol in the venue's default CROSSED mode, the position they opened wo
 switch for every later bracketed entry; and a CROSSED position puts the whole wallet behind one
 symbol's stop.
 
-The setup is idempotent and cached per symbol + leverage, so it costs venue calls only on a
-change (the first entry of a symbol in this process, or a new leverage), never per order:
-positions are read first and only what differs is set (Binance's "no need to change margin
-type", -4046, counts as done). Concurrent intents for one symbol wait for one setup instead of
-each calling the venue.
-
-A venue refusal because a position or open orders exist in the other margin mode (Binance
--4048 / -4047) is raised as :class:`MarginModeConflict` with a message naming the symbol and
-the mode: the intake answers it as a definitive refusal (409), never as "venue unavailable".
-Any other failure propagates unchanged (a retryable one after :class:`VenueOps`' retries).
+Idempotent and cached per symbol + leverage (venue calls only on a change, never per order;
+concurrent intents for one symbol wait for one setup): positions are read first and only what
+differs is set (Binance's -4046 "no need to change margin type" counts as done). A refusal
+because a position or open orders exist in the other margin mode (Binance -4048 / -4047) is a
+:class:`MarginModeConflict` naming the symbol and the mode, answered as a definitive refusal
+(409), never "venue unavailable"; any other failure propagates (after `VenueOps`' retries).
 """
 
 from __future__ import annotations
@@ -37,16 +33,12 @@ class MarginSetup:
         self._done: dict[str, int] = {}  # symbol -> leverage set at the venue (ISOLATED)
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def leverage_of(self, leverage: int | None) -> int:
-        return leverage or self.default_leverage
-
     async def ensure(self, symbol: str, leverage: int | None) -> None:
         """ISOLATED margin and `leverage` (or the default) for `symbol` at the venue."""
-        lev = self.leverage_of(leverage)
+        lev = leverage or self.default_leverage
         if self._done.get(symbol) == lev:
             return
-        lock = self._locks.setdefault(symbol, asyncio.Lock())
-        async with lock:
+        async with self._locks.setdefault(symbol, asyncio.Lock()):
             if self._done.get(symbol) == lev:
                 return  # set by the intent we waited for
             positions = await self.ops.call(lambda: self.exchange.fetch_positions([symbol]))

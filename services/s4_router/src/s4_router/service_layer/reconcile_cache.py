@@ -1,13 +1,5 @@
-"""What the reconciler keeps of the store between runs, so a run reads only what changed.
-
-* :class:`OrderWindow`: one market's reconcile window (its orders and their fills, as compact
-  views), refreshed from the orders updated since the last read;
-* :class:`PositionHistory`: one market's position history, the net per symbol of the store's
-  fills that are not in the window, kept as a running net.
-
-Both are read machinery only: what a run compares and reports is the reconciler's policy
-(:mod:`.reconciler`).
-"""
+"""What the reconciler keeps of the store between runs, so a run reads only what changed
+(read machinery only: what a run compares and reports is :mod:`.reconciler`'s policy)."""
 
 from __future__ import annotations
 
@@ -16,13 +8,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from s4_router.adapters.orders_repo import OrdersRepository
+from s4_router.domain.order import LIVE
 from s4_router.domain.reconcile import FillView, OrderView
-from tradekit.enums import Market, OrderStatus
+from tradekit.enums import Market
 from tradekit.money import ZERO
 from tradekit.orders import OrderRecord
 
-S = OrderStatus
-WORKING = (S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.NEW)
 RECENT_LIMIT = 5_000  # most recently updated orders examined for the window
 # Orders are re-read from this long before the last read (a write committed late, replicas'
 # clocks within S4_MAX_CLOCK_SKEW): every change bumps `updated_ts`.
@@ -36,11 +27,10 @@ FIRST_PAGE = 256  # orders per read of the changed ones, doubled until the read 
 class OrderWindow:
     """One market's reconcile window as of the last run: its orders and their fills.
 
-    Reading the whole window on every run (up to RECENT_LIMIT orders, ~16 KB each while read,
-    and every fill of each) made each run's memory grow with the window: at 10 orders/s S4's
-    RSS rose for minutes (the soak). A run reads only the orders updated since the last read
-    (every write of an order bumps `updated_ts`), plus the working ones, and their fills; the
-    rest is kept from earlier runs as compact views (bounded by RECENT_LIMIT and the window)."""
+    A run reads only the orders updated since the last read (every write of an order bumps
+    `updated_ts`), plus the working ones, and their fills; the rest is kept from earlier runs
+    as compact views (bounded by RECENT_LIMIT and the window), so a run's memory does not grow
+    with the window (each record is ~16 KB while read)."""
 
     market: Market
     orders: dict[str, OrderView] = field(default_factory=dict)
@@ -55,7 +45,7 @@ class OrderWindow:
         RECENT_LIMIT most recent) and their fills: read where changed, kept otherwise."""
         since = start if self.read_to is None else max(start, self.read_to - REREAD_MARGIN_MS)
         working: dict[str, OrderView] = {}
-        for status in WORKING:
+        for status in LIVE:
             for rec in await repo.in_market(self.market, status):
                 working[rec.client_order_id] = OrderView.of(rec)
         read = dict(working)
@@ -110,14 +100,11 @@ def _net_by_order(fills: Iterable[FillView]) -> dict[str, tuple[str, Decimal]]:
 class PositionHistory:
     """One market's position history: the net of the store's fills that are not in the window.
 
-    A position nets every fill its symbol ever had. Reading that history on every run (every
-    30 s) made each run's memory and time grow with every order S4 ever executed — the soak's
-    S4 RSS growth, ~10 KB per fill per run. So it is read once per symbol; afterwards a run
-    reads only the window's fills, and the fills of orders that leave the window fold into the
-    symbol's `net`. A run that finds a position mismatch reads the whole history again before it
-    reports (:meth:`Reconciler._positions_confirmed`): a fill stored outside the window's
-    orders meanwhile (another replica's repair, an old order coming back into the window) can
-    make the folded net wrong, never a reported finding."""
+    A position nets every fill its symbol ever had: that history is read once per symbol (not
+    every run), then a run reads only the window's fills, and the fills of orders that leave the
+    window fold into the symbol's `net`. A mismatch is judged again against the whole history
+    before it is reported (:meth:`Reconciler._positions_confirmed`): a fill stored outside the
+    window meanwhile (another replica's repair) can make the folded net wrong, never a finding."""
 
     market: Market
     net: dict[str, Decimal] = field(default_factory=dict)  # symbol -> signed net

@@ -13,7 +13,7 @@ One run, per market (SPOT, FUT):
    disappears and comes back is reported again);
 4. repair what is safe: MISSING_FILL → insert the venue's trade as a fill (the unique index
    `(venue, order_id, trade_id)` dedups); STATUS_DRIFT → the existing recoveries
-   (`OrderRouter.recover`, `ProtectionService.recover`, or a wake of the running execution),
+   (`Recovery.recover`, `ProtectionService.recover`, or a wake of the running execution),
    which re-read the order at the venue; ORPHAN_VENUE_ORDER / STALE_PROTECTIVE → cancelled
    only with `S4_RECONCILE_CANCEL_ORPHANS=true`; the invariant findings (filled qty, average
    price, position) are reported, never "fixed" by guessing;
@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -44,6 +45,7 @@ from s4_router.adapters.exchange.base import (
     ProtectionUnsupported,
 )
 from s4_router.adapters.orders_repo import OrdersRepository
+from s4_router.domain.order import LIVE
 from s4_router.domain.reconcile import (
     Finding,
     FindingKind,
@@ -57,7 +59,7 @@ from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.protection import PROTECTIVE_ROLES, ProtectionService
 from s4_router.service_layer.publisher import Publisher
-from s4_router.service_layer.reconcile_cache import WORKING, OrderWindow, PositionHistory
+from s4_router.service_layer.reconcile_cache import OrderWindow, PositionHistory
 from s4_router.service_layer.router import OrderRouter
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
@@ -73,15 +75,9 @@ log = logging.getLogger(__name__)
 
 S = OrderStatus
 _ALGO_STATUS = {"NEW": S.ACCEPTED, "TRIGGERED": S.ACCEPTED}
-_SEVERITY = {
-    FindingKind.ORPHAN_VENUE_ORDER: "warning",
-    FindingKind.STALE_PROTECTIVE: "warning",
-    FindingKind.STATUS_DRIFT: "warning",
-    FindingKind.MISSING_FILL: "warning",
-    FindingKind.FILLED_QTY_MISMATCH: "critical",
-    FindingKind.AVG_PRICE_MISMATCH: "warning",
-    FindingKind.POSITION_MISMATCH: "critical",
-}
+_CRITICAL = frozenset(
+    {FindingKind.FILLED_QTY_MISMATCH, FindingKind.POSITION_MISMATCH}
+)  # else warning
 
 
 @dataclass
@@ -105,13 +101,10 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        by_kind: dict[str, int] = {}
-        for f in self.findings:
-            by_kind[f.kind.value] = by_kind.get(f.kind.value, 0) + 1
         return {
             "last_ts": self.ts,
             "findings": len(self.findings),
-            "by_kind": by_kind,
+            "by_kind": dict(Counter(f.kind.value for f in self.findings)),
             "new": len(self.new),
             "repaired": self.repaired,
             "cancelled": self.cancelled,
@@ -271,16 +264,7 @@ class Reconciler:
         open_views: list[VenueOrderView] = []
         for o in await self.ops.call(lambda: self.exchange.fetch_open_orders(market)):
             venue.open[o.client_order_id] = (o, None)
-            open_views.append(
-                VenueOrderView(
-                    o.client_order_id,
-                    o.venue_order_id,
-                    o.symbol,
-                    o.status,
-                    o.filled_qty,
-                    reduce_only=o.reduce_only,
-                )
-            )
+            open_views.append(VenueOrderView.of(o))
         baseline: dict[str, Decimal] = {}  # FUT: the history of the positions' fills
         if market is Market.FUT:
             with contextlib.suppress(ProtectionUnsupported):
@@ -312,7 +296,7 @@ class Reconciler:
             if (
                 cid in venue.open
                 or d.role in PROTECTIVE_ROLES
-                or d.status not in WORKING
+                or d.status not in LIVE
                 or d.status is S.NEW
                 or d.updated_ts > now - self.settle_ms
                 or (d.parent_client_order_id is None and not d.venue_order_id)
@@ -322,9 +306,7 @@ class Reconciler:
                 o = await self.ops.fetch(market, d.symbol, cid)
             except OrderNotFound:
                 continue
-            venue_orders[cid] = VenueOrderView(
-                cid, o.venue_order_id, o.symbol, o.status, o.filled_qty, reduce_only=o.reduce_only
-            )
+            venue_orders[cid] = VenueOrderView.of(o)
 
         # Trades since the window start, for symbols with recent activity.
         symbols = sorted({d.symbol for d in docs} | {v.symbol for v in open_views})
@@ -334,18 +316,7 @@ class Reconciler:
                 lambda sym=sym: self.exchange.fetch_my_trades(market, sym, since)  # type: ignore[misc]
             ):
                 venue.trades[(t.venue_order_id, t.trade_id)] = t
-                trade_views.append(
-                    VenueTradeView(
-                        t.trade_id,
-                        t.venue_order_id,
-                        t.client_order_id,
-                        t.symbol,
-                        t.side,
-                        t.price,
-                        t.qty,
-                        t.ts,
-                    )
-                )
+                trade_views.append(VenueTradeView.of(t))
 
         insts = {s: self.instruments[s] for s in symbols + list(positions) if s in self.instruments}
         snap = Snapshot(
@@ -369,13 +340,8 @@ class Reconciler:
         await self.publisher.alert(
             f"RECONCILE_{f.kind.value}",
             f"{market.value} {f.symbol} {what}: {f.kind.value} {f.detail}",
-            severity=_SEVERITY.get(f.kind, "warning"),  # type: ignore[arg-type]
-            data={
-                "market": market.value,
-                "symbol": f.symbol,
-                "client_order_id": f.client_order_id,
-                **f.detail,
-            },
+            severity="critical" if f.kind in _CRITICAL else "warning",
+            data={"market": market.value, **f.data()},
         )
 
     async def _repair(
@@ -388,10 +354,8 @@ class Reconciler:
                     report.repaired += await self._insert_fill(market, f, venue)
                 elif f.kind is FindingKind.STATUS_DRIFT:
                     drift = True
-                    parsed = parent_of(f.client_order_id or "")
-                    parent = parsed[0] if parsed else f.client_order_id
-                    if self.router is not None and parent is not None:
-                        self.router.manager.wake(parent)
+                    if self.router is not None and f.client_order_id:
+                        self.router.manager.on_order_update(f.client_order_id)  # wakes its parent
                 elif (
                     f.kind in (FindingKind.ORPHAN_VENUE_ORDER, FindingKind.STALE_PROTECTIVE)
                     and self.cancel_orphans
@@ -402,7 +366,7 @@ class Reconciler:
         if drift:
             # The existing recoveries re-read the orders at the venue and finish them.
             if self.router is not None:
-                report.repaired += await self.router.recover()
+                report.repaired += await self.router.recovery.recover()
             if self.protection is not None:
                 report.repaired += await self.protection.recover()
 
@@ -473,15 +437,7 @@ class Reconciler:
 
     async def _summary(self, report: RunReport) -> None:
         data = report.summary()
-        data["details"] = [
-            {
-                "kind": f.kind.value,
-                "symbol": f.symbol,
-                "client_order_id": f.client_order_id,
-                **f.detail,
-            }
-            for f in report.findings[:100]
-        ]
+        data["details"] = [{"kind": f.kind.value, **f.data()} for f in report.findings[:100]]
         with contextlib.suppress(DuplicateKey):
             await self.store.insert(
                 "strategy_events",

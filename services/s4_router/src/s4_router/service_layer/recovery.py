@@ -14,47 +14,35 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from s4_router.adapters.leases import Lease, Leases
-from s4_router.adapters.orders_repo import OrdersRepository
-from s4_router.metrics import RouterMetrics
-from s4_router.policies.maker_taker import ChildState
+from s4_router.adapters.leases import Lease
+from s4_router.domain.order import LIVE
 from s4_router.policies.model import Place
 from s4_router.policies.parent_machine import ExecState, ParentMachine
 from s4_router.service_layer.exec_deps import ExecDeps, child_record
 from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.manager import ExecutionManager
 from s4_router.service_layer.protection import is_protective
-from s4_router.service_layer.publisher import Publisher
-from svckit.clock import Clock
-from tradekit.enums import OrderRole, OrderStatus
+from tradekit.enums import OrderRole
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
 from tradekit.orders import OrderRecord
 
 log = logging.getLogger(__name__)
 
-S = OrderStatus
-LIVE = (S.NEW, S.SUBMITTED, S.AMBIGUOUS, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL)
-
 
 @dataclass(kw_only=True, eq=False)
 class Recovery:
-    orders: OrdersRepository
-    deps: ExecDeps
+    d: ExecDeps
     instruments: Mapping[str, Instrument]
     manager: ExecutionManager
-    leases: Leases
-    publisher: Publisher
-    metrics: RouterMetrics
-    clock: Clock
 
-    async def load(self, parent: OrderRecord, lease: Lease | None = None) -> Execution | None:
+    async def load(self, parent: OrderRecord, lease: Lease) -> Execution | None:
         """Rebuild the execution of a stored parent (restart, dead replica), driven under
         `lease` (the caller's acquisition)."""
         coid = parent.client_order_id
         inst = self.instruments.get(parent.symbol)
         if inst is None:
-            await self.publisher.alert(
+            await self.d.publisher.alert(
                 "RECOVERY_FAILED",
                 f"{coid}: unknown instrument {parent.symbol}",
                 severity="critical",
@@ -62,17 +50,17 @@ class Recovery:
             return None
         # Protective orders are children too, but the protection service drives them.
         kids = {
-            c.client_order_id: c for c in await self.orders.children(coid) if not is_protective(c)
+            c.client_order_id: c for c in await self.d.orders.children(coid) if not is_protective(c)
         }
         fills = [
             f
-            for f in await self.orders.fills(parent_client_order_id=coid)
+            for f in await self.d.orders.fills(parent_client_order_id=coid)
             if f.client_order_id in kids or parent_of(f.client_order_id) is None
         ]
         if parent.exec_state is None:
             # Every intake stores the plan with the parent; without it the execution cannot
             # be rebuilt safely (guessing could send what was sent already): page a human.
-            await self.publisher.alert(
+            await self.d.publisher.alert(
                 "RECOVERY_FAILED",
                 f"{coid}: stored without its execution state; not resumed, nothing sent "
                 "(check its children at the venue and close it by hand)",
@@ -87,11 +75,20 @@ class Recovery:
             if c.id not in kids:
                 # Allocated (parent written first) but its record never was: the send comes
                 # after the record, so this child never reached the venue.
-                kids[c.id] = self._restore_child(parent, sl.index, c)
-                await self.orders.add(kids[c.id])
+                post_only = c.role in (OrderRole.MAKER, OrderRole.CHASE)
+                place = Place(c.id, c.n, c.role, parent.side, c.qty, c.price, post_only, sl.index)
+                kids[c.id] = child_record(
+                    parent,
+                    place,
+                    venue=parent.venue,
+                    ts=c.placed_ms,
+                    updated_ts=self.d.clock.now_ms(),
+                    reason="restored from the parent's execution state",
+                )
+                await self.d.orders.add(kids[c.id])
                 unsent.append(c.id)
         ex = Execution(
-            self.deps,
+            self.d,
             parent=parent,
             children=kids,
             machine=machine,
@@ -99,39 +96,27 @@ class Recovery:
             fills=fills,
             lease=lease,
         )
-        ex.mark_unsent(unsent)
+        ex.unsent.update(unsent)
         return ex
-
-    def _restore_child(self, parent: OrderRecord, slice_index: int, c: ChildState) -> OrderRecord:
-        post_only = c.role in (OrderRole.MAKER, OrderRole.CHASE)
-        place = Place(c.id, c.n, c.role, parent.side, c.qty, c.price, post_only, slice_index)
-        return child_record(
-            parent,
-            place,
-            venue=parent.venue,
-            ts=c.placed_ms,
-            updated_ts=self.clock.now_ms(),
-            reason="restored from the parent's execution state",
-        )
 
     async def recover(self) -> int:
         """Resume every unfinished parent nobody drives (startup, and periodically for
         replicas that died); returns how many were taken over."""
         taken = 0
         for status in LIVE:
-            for listed in await self.orders.parents(status):
+            for listed in await self.d.orders.parents(status):
                 coid = listed.client_order_id
-                if self.manager.is_active(coid):
+                if coid in self.manager.active:
                     continue
-                lease = await self.leases.acquire(coid)
+                lease = await self.d.leases.acquire(coid)
                 if lease is None:
                     continue  # driven by another task or replica
                 # The listing is older than the lease: its driver may have finished the order
                 # and let go in between. Only the order as stored now is resumed.
                 try:
-                    fresh = await self.orders.get(coid)
+                    fresh = await self.d.orders.get(coid)
                 except Exception:
-                    await self.leases.release(lease)
+                    await self.d.leases.release(lease)
                     raise
                 ex = None
                 if fresh is not None and fresh.status in LIVE:
@@ -140,10 +125,10 @@ class Recovery:
                     except Exception:
                         log.exception("%s: could not be resumed", coid)
                 if ex is None:
-                    await self.leases.release(lease)
+                    await self.d.leases.release(lease)
                     continue
-                self.metrics.recovered.inc()
-                await self.publisher.event(
+                self.d.metrics.recovered.inc()
+                await self.d.publisher.event(
                     "EXEC_RESUMED",
                     client_order_id=coid,
                     symbol=ex.parent.symbol,

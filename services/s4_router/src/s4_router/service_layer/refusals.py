@@ -9,20 +9,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from s4_router.adapters.orders_repo import OrdersRepository
 from s4_router.domain.outcomes import Disposition, Outcome
-from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker
 from s4_router.policies.clock_guard import ClockSkewGuard
-from s4_router.service_layer.publisher import Publisher
+from s4_router.policies.quality_alarms import Cooldown
+from s4_router.service_layer.exec_deps import ExecDeps
 from s4_router.service_layer.resends import Resends
 from svckit import keys
-from svckit.clock import Clock
 from svckit.errors import DuplicateKey
-from svckit.redisio import RedisClient
-from tradekit.enums import OrderRole, OrderStatus, OrderType, RequestResult
+from tradekit.enums import OrderRole, OrderStatus, OrderType
 from tradekit.intents import OrderIntent
-from tradekit.orders import OrderRecord, OrderResponse, StateChange
+from tradekit.orders import OrderRecord, StateChange
 
 S = OrderStatus
 REFUSAL_ALERT_EVERY_MS = 60_000
@@ -62,23 +59,18 @@ def parent_record(
 
 @dataclass(kw_only=True, eq=False)
 class Refusals:
-    orders: OrdersRepository
-    redis: RedisClient
-    clock: Clock
-    metrics: RouterMetrics
-    publisher: Publisher
+    d: ExecDeps  # the store, Redis, clock, metrics, publisher and venue name
     breaker: CircuitBreaker
     skew: ClockSkewGuard
     resends: Resends
-    venue: str
-    _refusal_alerted: dict[str, int] = field(default_factory=dict, init=False)
+    _refusal_alerted: dict[str, Cooldown] = field(default_factory=dict, init=False)
     _halted: dict[str, tuple[int, str | None]] = field(default_factory=dict, init=False)
 
     async def gate(self, intent: OrderIntent) -> tuple[str, str] | None:
         """Why a new entry may not go now (None: it may). Reduce-only always passes."""
         if intent.reduce_only:
             return None
-        now = self.clock.now_ms()
+        now = self.d.clock.now_ms()
         halt = await self._halt(intent.symbol, now)
         if halt is not None:
             return "entries_halted", (
@@ -102,7 +94,7 @@ class Refusals:
         cached = self._halted.get(symbol)
         if cached is not None and now - cached[0] < HALT_CHECK_MS:
             return cached[1]
-        value = await self.redis.get(keys.halt_entries(symbol))
+        value = await self.d.redis.get(keys.halt_entries(symbol))
         reason = str(value) if value is not None else None
         self._halted[symbol] = (now, reason)
         return reason
@@ -117,20 +109,26 @@ class Refusals:
         source: str,
         kind: Disposition = Disposition.UNAVAILABLE,
     ) -> Outcome:
-        now = self.clock.now_ms()
+        now = self.d.clock.now_ms()
         coid = intent.client_order_id
         record = parent_record(
-            intent, qty, OrderType.MARKET, venue=self.venue, now=now, source=source, message=message
+            intent,
+            qty,
+            OrderType.MARKET,
+            venue=self.d.venue,
+            now=now,
+            source=source,
+            message=message,
         )
         record.status = S.REJECTED
         record.history.append(StateChange(status=S.REJECTED, ts=now, reason=reason))
         try:
-            await self.orders.add(record)
+            await self.d.orders.add(record)
         except DuplicateKey:
             return await self.resends.stored_or_busy(intent, source)
-        self.metrics.refused.labels(reason).inc()
-        self.metrics.intents.labels(source, "refused").inc()
-        await self.publisher.event(
+        self.d.metrics.refused.labels(reason).inc()
+        self.d.metrics.intents.labels(source, "refused").inc()
+        await self.d.publisher.event(
             "ENTRY_REFUSED",
             client_order_id=coid,
             symbol=intent.symbol,
@@ -138,24 +136,11 @@ class Refusals:
         )
         # One alert per reason per minute: a breaker storm must not bury the alerts stream
         # (every refusal is still on router:events and in the store).
-        now_ms = self.clock.now_ms()
-        if now_ms - self._refusal_alerted.get(reason, -REFUSAL_ALERT_EVERY_MS) >= (
-            REFUSAL_ALERT_EVERY_MS
-        ):
-            self._refusal_alerted[reason] = now_ms
-            await self.publisher.alert(
+        cooldown = self._refusal_alerted.setdefault(reason, Cooldown(REFUSAL_ALERT_EVERY_MS))
+        if cooldown.ready(self.d.clock.now_ms()):
+            await self.d.publisher.alert(
                 "ENTRY_REFUSED",
                 f"{coid}: {message}",
                 data={"symbol": intent.symbol, "reason": reason},
             )
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL,
-                order_ids=[coid],
-                message=message,
-                client_order_id=coid,
-                status=S.REJECTED,
-                reason=reason,
-            ),
-            kind,
-        )
+        return Outcome.of(kind, coid, message=message, status=S.REJECTED, reason=reason)

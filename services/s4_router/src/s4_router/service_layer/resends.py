@@ -16,9 +16,9 @@ from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.publisher import Publisher
 from svckit.errors import InfraError
-from tradekit.enums import OrderStatus, RequestResult
+from tradekit.enums import OrderStatus
 from tradekit.intents import OrderIntent
-from tradekit.orders import OrderRecord, OrderResponse
+from tradekit.orders import OrderRecord
 
 S = OrderStatus
 NOT_COMPARED = frozenset({"created_ts"})  # intent fields a resend may carry differently
@@ -45,8 +45,6 @@ class Resends:
         raise IntakeBusy(f"{intent.client_order_id}: being accepted by another request; retry")
 
     async def answer(self, stored: OrderRecord, intent: OrderIntent, source: str) -> Outcome:
-        """An identical resend gets the existing order; another body under the same id is a
-        conflict (409), alerted: a reused id must never pass for the original."""
         # created_ts is when the sender stamped this copy (a retry may re-stamp it): not part
         # of what the order is.
         differing = [
@@ -55,7 +53,17 @@ class Resends:
             if f not in NOT_COMPARED
         ]
         if not differing:
-            return self._same(stored, source)
+            self.metrics.duplicates.inc()
+            self.metrics.intents.labels(source, "duplicate").inc()
+            return Outcome.of(
+                Disposition.DONE,
+                stored.client_order_id,
+                ok=stored.status is not S.REJECTED,
+                message="duplicate client_order_id: existing order returned, nothing sent",
+                status=stored.status,
+                duplicate=True,
+                filled_qty=stored.filled_qty,
+            )
         coid = intent.client_order_id
         self.metrics.intents.labels(source, "conflict").inc()
         message = (
@@ -67,32 +75,7 @@ class Resends:
             f"{coid} ({source}): {message}",
             data={"client_order_id": coid, "fields": differing, "source": source},
         )
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL,
-                order_ids=[coid],
-                message=message,
-                client_order_id=coid,
-                status=stored.status,
-            ),
-            Disposition.CONFLICT,
-        )
-
-    def _same(self, stored: OrderRecord, source: str) -> Outcome:
-        self.metrics.duplicates.inc()
-        self.metrics.intents.labels(source, "duplicate").inc()
-        status = stored.status
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL if status is S.REJECTED else RequestResult.OK,
-                order_ids=[stored.client_order_id],
-                message="duplicate client_order_id: existing order returned, nothing sent",
-                client_order_id=stored.client_order_id,
-                status=status,
-                duplicate=True,
-                filled_qty=stored.filled_qty,
-            )
-        )
+        return Outcome.of(Disposition.CONFLICT, coid, message=message, status=stored.status)
 
 
 def differing_fields(stored: Any, new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ from s4_router.policies.registry import PolicyLimits
 from s4_router.policies.route_table import RouteTable, RouteTableError
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.router import OrderRouter
-from svckit.clock import Clock
 from svckit.store import content_rev
 
 log = logging.getLogger(__name__)
@@ -82,40 +82,29 @@ def policy_limits(settings: Settings) -> PolicyLimits:
     return PolicyLimits(**{f: getattr(settings, f) for f in RELOADABLE_SETTINGS})
 
 
-def settings_changes(old: Settings, new: Settings) -> tuple[list[str], list[str]]:
-    """(reloadable, restart-only) field names whose values differ."""
-    changed = [f for f in type(old).model_fields if getattr(old, f) != getattr(new, f)]
-    return (
-        [f for f in changed if f in RELOADABLE_SETTINGS],
-        [f for f in changed if f not in RELOADABLE_SETTINGS],
-    )
+def changed_fields(old: Settings, new: Settings) -> list[str]:
+    return [f for f in type(old).model_fields if getattr(old, f) != getattr(new, f)]
 
 
+@dataclass(kw_only=True, eq=False)
 class RouteTableWatcher:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        router: OrderRouter,
-        publisher: Publisher,
-        clock: Clock,
-    ) -> None:
-        self.settings = settings  # as running (reloadable fields follow the directory)
-        self.router = router
-        self.publisher = publisher
-        self.clock = clock
-        self.path = settings.route_table_path
-        self.interval_s = settings.config_watch_ms / 1000
-        self._table_fp: Fingerprint | None = _file_fingerprint(self.path)
-        self._dir_fp: Fingerprint | None = None
-        self.table_error: str | None = None
-        self._refused: str | None = None
-        self.swaps = 0
-        self.restart_required: list[str] = []
-        self.reloaded: list[str] = []
-        self.settings_error: str | None = None
-        self._reported: tuple[str, ...] = ()
-        self._baseline: Settings | None = None
+    settings: Settings  # as running (reloadable fields follow the directory)
+    router: OrderRouter
+    publisher: Publisher
+    table_error: str | None = field(default=None, init=False)
+    swaps: int = field(default=0, init=False)
+    restart_required: list[str] = field(default_factory=list, init=False)
+    reloaded: list[str] = field(default_factory=list, init=False)
+    settings_error: str | None = field(default=None, init=False)
+    _refused: str | None = field(default=None, init=False)
+    _reported: tuple[str, ...] = field(default=(), init=False)
+    _baseline: Settings | None = field(default=None, init=False)
+    _dir_fp: Fingerprint | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.path = self.settings.route_table_path
+        self.interval_s = self.settings.config_watch_ms / 1000
+        self._table_fp = _file_fingerprint(self.path)
 
     @property
     def rev(self) -> str:
@@ -145,7 +134,15 @@ class RouteTableWatcher:
         try:
             table = await asyncio.to_thread(load_table, self.path)
         except (OSError, RouteTableError, ValueError) as exc:
-            await self._refuse(str(exc))
+            self.table_error = str(exc)
+            if self.table_error != self._refused:  # alerted once per content
+                self._refused = self.table_error
+                await self.publisher.alert(
+                    "ROUTE_TABLE_INVALID",
+                    f"{self.path}: refused ({exc}); keeping route table {self.rev}",
+                    severity="critical",
+                    data={"path": str(self.path), "kept_rev": self.rev},
+                )
             return
         self.table_error, self._refused = None, None
         if table.rev == self.router.route_table.rev:
@@ -159,18 +156,6 @@ class RouteTableWatcher:
             client_order_id=None,
             symbol=None,
             data={"rev": table.rev, "previous_rev": old, "path": str(self.path)},
-        )
-
-    async def _refuse(self, error: str) -> None:
-        self.table_error = error
-        if error == self._refused:
-            return
-        self._refused = error
-        await self.publisher.alert(
-            "ROUTE_TABLE_INVALID",
-            f"{self.path}: refused ({error}); keeping route table {self.rev}",
-            severity="critical",
-            data={"path": str(self.path), "kept_rev": self.rev},
         )
 
     # ---- settings -----------------------------------------------------------------------------
@@ -201,8 +186,10 @@ class RouteTableWatcher:
             # from the pod name) never reads as a change.
             self._baseline = new
             return
-        reloadable, _ = settings_changes(self.settings, new)
-        _, restart_only = settings_changes(self._baseline, new)
+        reloadable = [f for f in changed_fields(self.settings, new) if f in RELOADABLE_SETTINGS]
+        restart_only = [
+            f for f in changed_fields(self._baseline, new) if f not in RELOADABLE_SETTINGS
+        ]
         if reloadable:
             merged = self.settings.model_copy(update={f: getattr(new, f) for f in reloadable})
             self.router.limits = policy_limits(merged)

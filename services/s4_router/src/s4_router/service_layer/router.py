@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from s4_router.adapters.exchange.base import ExchangeError, ExchangePort, MarginModeConflict
@@ -52,12 +53,13 @@ from s4_router.domain.outcomes import Disposition, Outcome
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker
 from s4_router.policies.clock_guard import ClockSkewGuard
+from s4_router.policies.model import Note
 from s4_router.policies.parent_machine import ParentMachine
 from s4_router.policies.pretrade import PretradeLimits, PretradeRefused, check_intake, check_market
 from s4_router.policies.registry import PolicyLimits, PolicyRefused, resolve_policy
 from s4_router.policies.route_table import RouteTable
 from s4_router.service_layer.book_source import BookSource
-from s4_router.service_layer.cancels import CancelProgress, Cancels, child_n
+from s4_router.service_layer.cancels import Cancels, child_n
 from s4_router.service_layer.exec_deps import ExecDeps
 from s4_router.service_layer.execution import Execution
 from s4_router.service_layer.fill_book import FillBook
@@ -74,11 +76,10 @@ from svckit import keys
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey, InfraError
 from svckit.redisio import RedisClient, claim_for_execution, new_token
-from tradekit.enums import Market, OrderStatus, OrderType, RequestResult
+from tradekit.enums import Market, OrderStatus, OrderType
 from tradekit.errors import InvalidIntent
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, OcoPolicy, OrderIntent
-from tradekit.orders import OrderResponse
 
 log = logging.getLogger(__name__)
 
@@ -131,34 +132,13 @@ class OrderRouter:
         )
         self.resends = Resends(orders=self.orders, metrics=self.metrics, publisher=self.publisher)
         self.refusals = Refusals(
-            orders=self.orders,
-            redis=self.redis,
-            clock=self.clock,
-            metrics=self.metrics,
-            publisher=self.publisher,
-            breaker=self.breaker,
-            skew=self.skew,
-            resends=self.resends,
-            venue=self.exchange.venue,
+            d=self.deps, breaker=self.breaker, skew=self.skew, resends=self.resends
         )
-        self.recovery = Recovery(
-            orders=self.orders,
-            deps=self.deps,
-            instruments=self.instruments,
-            manager=self.manager,
-            leases=self.leases,
-            publisher=self.publisher,
-            metrics=self.metrics,
-            clock=self.clock,
-        )
+        self.recovery = Recovery(d=self.deps, instruments=self.instruments, manager=self.manager)
         self.cancels = Cancels(
-            orders=self.orders,
+            d=self.deps,
             recovery=self.recovery,
             manager=self.manager,
-            leases=self.leases,
-            ops=self.ops,
-            publisher=self.publisher,
-            clock=self.clock,
             sync_wait_ms=self.sync_wait_ms,
         )
 
@@ -176,12 +156,15 @@ class OrderRouter:
             inst, qty = self._validate(intent)
         except InvalidIntent as exc:
             self.metrics.intents.labels(source, "invalid").inc()
-            return Outcome(
-                self._fail(intent, str(exc), getattr(exc, "reason", None)), Disposition.INVALID
+            reason = getattr(exc, "reason", None)
+            return Outcome.of(
+                Disposition.INVALID, coid, order_ids=[], message=str(exc), reason=reason
             )
+        # Every refusal from here on is recorded (a REJECTED parent): see `service_layer.refusals`.
+        refuse = partial(self.refusals.refuse, intent, qty, source=source)
         refusal = await self.refusals.gate(intent)
         if refusal is not None:
-            return await self.refusals.refuse(intent, qty, *refusal, source=source)
+            return await refuse(*refusal)
         try:
             # A close may use an older published book when the venue cannot answer.
             book = await self.books.book(
@@ -190,29 +173,17 @@ class OrderRouter:
         except ExchangeError as exc:
             # Recorded, not just answered: the stream copy of this intent must not execute it
             # minutes later, and the consumer may acknowledge the entry (nothing is lost).
-            return await self.refusals.refuse(
-                intent,
-                qty,
-                "venue_unavailable",
-                f"venue unavailable after retries, nothing sent: {exc}",
-                source=source,
+            return await refuse(
+                "venue_unavailable", f"venue unavailable after retries, nothing sent: {exc}"
             )
         if not (book.bids and book.asks):
-            return await self.refusals.refuse(
-                intent,
-                qty,
-                "no_book",
-                f"{intent.symbol}: no two-sided book, nothing sent",
-                source=source,
-            )
+            return await refuse("no_book", f"{intent.symbol}: no two-sided book, nothing sent")
         arrival = book.mid
         # Market-dependent pre-trade checks (collar, notional, SL/TP vs the mid): the refusal
         # is recorded (REJECTED) so that the other path's copy cannot pass later on a moved mid.
         why = check_market(intent, inst, qty, mid=arrival, limits=self.pretrade)
         if why is not None:
-            return await self.refusals.refuse(
-                intent, qty, why.reason.value, why.message, source=source, kind=Disposition.INVALID
-            )
+            return await refuse(why.reason.value, why.message, kind=Disposition.INVALID)
         try:
             price = intent.ref_price or arrival
             if not intent.reduce_only:
@@ -231,28 +202,18 @@ class OrderRouter:
             )
         except (InvalidIntent, PolicyRefused) as exc:
             self.metrics.intents.labels(source, "invalid").inc()
-            return Outcome(self._fail(intent, str(exc)), Disposition.INVALID)
+            return Outcome.of(Disposition.INVALID, coid, order_ids=[], message=str(exc))
         # The first venue side effect (margin type, leverage) comes after every refusal above.
         if intent.market is Market.FUT and not intent.reduce_only:
             try:
                 await self.margin.ensure(intent.symbol, intent.leverage)
             except MarginModeConflict as exc:
                 # Definitive until someone closes that exposure: not "venue unavailable".
-                return await self.refusals.refuse(
-                    intent,
-                    qty,
-                    "margin_mode_conflict",
-                    str(exc),
-                    source=source,
-                    kind=Disposition.CONFLICT,
-                )
+                return await refuse("margin_mode_conflict", str(exc), kind=Disposition.CONFLICT)
             except ExchangeError as exc:
-                return await self.refusals.refuse(
-                    intent,
-                    qty,
+                return await refuse(
                     "margin_setup",
                     f"could not set ISOLATED margin / leverage at the venue, nothing sent: {exc}",
-                    source=source,
                 )
         now = self.clock.now_ms()
         machine = ParentMachine.plan(
@@ -298,17 +259,19 @@ class OrderRouter:
             lease=lease,
         )
         # Logged with the step's own events, after the first child went out (latency).
-        ex.log_event(
-            "INTENT_ACCEPTED",
-            {
-                "source": source,
-                "policy": resolved.config.policy,
-                "qty": str(qty),
-                "arrival_mid": str(arrival),
-                "route_band": resolved.config.route_band,
-                "slices": len(machine.s.slices),
-                "notes": list(resolved.notes),
-            },
+        ex.events.append(
+            Note(
+                "INTENT_ACCEPTED",
+                {
+                    "source": source,
+                    "policy": resolved.config.policy,
+                    "qty": str(qty),
+                    "arrival_mid": str(arrival),
+                    "route_band": resolved.config.route_band,
+                    "slices": len(machine.s.slices),
+                    "notes": list(resolved.notes),
+                },
+            )
         )
         try:
             await ex.step()
@@ -371,59 +334,24 @@ class OrderRouter:
             inst.check_notional(qty, intent.ref_price)
         return inst, qty
 
-    def _fail(self, intent: OrderIntent, message: str, reason: str | None = None) -> OrderResponse:
-        return OrderResponse(
-            result=RequestResult.FAIL,
-            message=message,
-            client_order_id=intent.client_order_id,
-            reason=reason,
-        )
-
     def _progress(self, ex: Execution) -> Outcome:
         p = ex.parent
-        ids = [p.client_order_id, *sorted(ex.children, key=child_n)]
-        if not ex.finished:
-            return Outcome(
-                OrderResponse(
-                    result=RequestResult.OK,
-                    order_ids=ids,
-                    client_order_id=p.client_order_id,
-                    status=p.status,
-                    filled_qty=p.filled_qty,
-                    message=f"executing {ex.machine.s.config.policy} in the background; "
-                    f"GET /orders/{p.client_order_id} or orders:executed for the outcome",
-                ),
-                Disposition.RUNNING,
-            )
+        coid = p.client_order_id
         ok = p.status is S.FILLED or (p.filled_qty > 0 and p.status is not S.REJECTED)
-        return Outcome(
-            OrderResponse(
-                result=RequestResult.OK if ok else RequestResult.FAIL,
-                order_ids=ids,
-                client_order_id=p.client_order_id,
-                status=p.status,
-                filled_qty=p.filled_qty,
-                message=p.message,
-            )
+        return Outcome.of(
+            Disposition.DONE if ex.finished else Disposition.RUNNING,
+            coid,
+            ok=ok or not ex.finished,
+            order_ids=[coid, *sorted(ex.children, key=child_n)],
+            status=p.status,
+            filled_qty=p.filled_qty,
+            message=p.message
+            if ex.finished
+            else f"executing {ex.machine.s.config.policy} in the background; "
+            f"GET /orders/{coid} or orders:executed for the outcome",
         )
 
-    # ------------------------------------------------- recovery, cancel, read (delegated)
-    async def recover(self) -> int:
-        """Resume every unfinished parent nobody drives (`service_layer.recovery`)."""
-        return await self.recovery.recover()
-
-    async def cancel(
-        self,
-        *,
-        client_order_id: str | None = None,
-        order_id: str | None = None,
-        progress: CancelProgress | None = None,
-    ) -> Outcome:
-        """Cancel a parent's execution (`service_layer.cancels`)."""
-        return await self.cancels.cancel(
-            client_order_id=client_order_id, order_id=order_id, progress=progress
-        )
-
+    # ---- the order view (recovery and cancels: `self.recovery`, `self.cancels`) ----------
     async def get(self, client_order_id: str) -> dict[str, Any] | None:
         """An order with its children (by child number) and its fills, as stored."""
         order = await self.orders.get(client_order_id)

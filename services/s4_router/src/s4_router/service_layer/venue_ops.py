@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -74,23 +74,15 @@ class RetryPolicy:
     max_s: float = 2.0
 
 
+@dataclass(eq=False)
 class VenueOps:
-    def __init__(
-        self,
-        exchange: ExchangePort,
-        *,
-        metrics: RouterMetrics,
-        clock: Clock,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        recv_window_ms: int = 5000,
-    ) -> None:
-        self.exchange = exchange
-        self.metrics = metrics
-        self.clock = clock
-        self.retry = retry or RetryPolicy()
-        self.sleep: Sleep = sleep or asyncio.sleep
-        self.recv_window_ms = recv_window_ms
+    exchange: ExchangePort
+    _: KW_ONLY
+    metrics: RouterMetrics
+    clock: Clock
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Sleep = asyncio.sleep
+    recv_window_ms: int = 5000
 
     def landing_window_open(self, sent_at_ms: int | None) -> bool:
         """An attempt sent at `sent_at_ms` could still reach the venue."""

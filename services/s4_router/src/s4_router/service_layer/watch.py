@@ -86,9 +86,7 @@ class VenueWatch:
         while not stop.is_set():
             try:
                 await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
+            except Exception:  # CancelledError is not one: a stop still stops
                 log.exception("venue watch failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.next_delay_s())
