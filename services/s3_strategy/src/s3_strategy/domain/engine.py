@@ -97,7 +97,6 @@ class Pre:
     feature_ts: int = 0
     now_ms: int = 0
     side: Side = Side.BUY
-    rules_mult_raw: Decimal = Decimal(1)
     rules_mult: Decimal = Decimal(1)
 
 
@@ -267,7 +266,7 @@ class Engine:
         if ro.skip_rule is not None:
             out.skip(Reason.RULE_SKIP, f"rule {ro.skip_rule} (skip_entry) fired")
             return pre
-        pre.rules_mult_raw, pre.rules_mult = ro.mult_raw, ro.mult
+        pre.rules_mult = ro.mult
         pre.plan, pre.inst, pre.ready = mp, sp.inst, True
         return pre
 

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from s3_strategy.domain.rules.lint import FEATURE_RE, MARKETS, SERVICE, Cond, Rule
-from tradekit.rules import short
+from s3_strategy.domain.rules.lint import Cond, Rule
+from tradekit.rules import FEATURE_RE, MARKETS, SERVICE, short
 
 Features = Mapping[str, float]
 Pred = Callable[[Features], bool]

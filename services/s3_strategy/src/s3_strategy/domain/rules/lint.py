@@ -16,24 +16,8 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any, NamedTuple, TypeAlias
 
 from tradekit.rules import (
-    ACTIONS,
     DEFAULT_MAX_DEPTH,
-    FEATURE_RE,
-    MARKETS,
-    MAX_ABS,
-    MAX_CHILDREN,
-    MAX_DESCRIPTION,
-    MAX_LIST,
-    MAX_NODES_PER_BUNDLE,
-    MAX_NODES_PER_RULE,
-    MAX_PRIORITY,
-    MAX_RULES,
-    MAX_SIZE_MULT,
-    OPS,
-    RULE_ID_RE,
     SERVICE,
-    SERVICES,
-    STATUSES,
     Factor,
     RuleDoc,
     SizeMult,
@@ -44,23 +28,6 @@ from tradekit.rules import (
 from tradekit.rules import RuleErrors as RuleLintError
 
 __all__ = [
-    "ACTIONS",
-    "FEATURE_RE",
-    "MARKETS",
-    "MAX_ABS",
-    "MAX_CHILDREN",
-    "MAX_DESCRIPTION",
-    "MAX_LIST",
-    "MAX_NODES_PER_BUNDLE",
-    "MAX_NODES_PER_RULE",
-    "MAX_PRIORITY",
-    "MAX_RULES",
-    "MAX_SIZE_MULT",
-    "OPS",
-    "RULE_ID_RE",
-    "SERVICE",
-    "SERVICES",
-    "STATUSES",
     "Cond",
     "Factor",
     "Rule",
@@ -94,32 +61,12 @@ class Rule(NamedTuple):
     def enabled(self) -> bool:
         return self.status == "ENABLED"
 
-    @property
-    def features(self) -> frozenset[str]:
-        """The features the condition reads (walked on demand: the compiler collects them as it
-        compiles, so a reload does not walk each condition twice)."""
-        out: set[str] = set()
-        _features(self.when, out)
-        return frozenset(out)
-
     def applies_to(self, symbol: str, market: str, service: str = SERVICE) -> bool:
         return (
             (self.symbols is None or symbol in self.symbols)
             and (self.markets is None or market in self.markets)
             and (self.services is None or service in self.services)
         )
-
-
-def _features(node: Cond, out: set[str]) -> None:
-    for key in ("allOf", "anyOf"):
-        if key in node:
-            for kid in node[key]:
-                _features(kid, out)
-            return
-    if "not" in node:
-        _features(node["not"], out)
-    else:
-        out.add(node["f"])
 
 
 def _view(doc: StrategyRule) -> Rule:
