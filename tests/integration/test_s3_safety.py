@@ -29,7 +29,7 @@ from svckit.errors import InvalidDocument, StartupError
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import BTC_FEATURES, S3_TOKEN, now_ms, put_features
+from tests.helpers import BTC_FEATURES, S3_TOKEN, now_ms, publish_bundle, put_features
 from tests.integration.test_s3_decide import (
     BTC,
     DRY,
@@ -262,8 +262,7 @@ async def _bad_bundle(store: SqliteStore) -> str:
         "action": {"type": "skip_entry"},
     }
     await store.upsert("strategy_rules", "R-BAD", bad)
-    ids = [str(r["rule_id"]) for r in await store.find("strategy_rules")]
-    return await ConfigStore(store).publish_bundle("bad", fixture_params(), rule_ids=ids)
+    return await publish_bundle(store, "bad", fixture_params())
 
 
 async def test_bootstrap_with_active_bundle_failing_lint_keeps_the_last_good_and_alerts(

@@ -30,12 +30,7 @@ so a rule edited in `strategy_rules` or re-seeded from fixtures never changes wh
 `config_active/s3-strategy` names the active one (`{bundle_id, rev, previous_rev, activated_at,
 activated_by}`); `load_active` reads `bundle-{rev}` first and falls back to the older layout
 below (bundle document + `strategy_rules`) for a store seeded before revisioned bundles.
-
-**Publishing** (`publish_bundle`): computes the rev of a parameter set + rules from
-`strategy_rules`, writes the bundle (and its revisioned copy) and optionally points
-`config_active` at it — a helper for tests that run with another bundle (e.g. brackets
-disabled). Operators activate through `service_layer/config_admin.py` (admin API, CLI), which
-also audits, sets `cfg:active_rev` and announces on `cfg:events`.
+Operators activate through `service_layer/config_admin.py` (admin API, CLI).
 """
 
 from __future__ import annotations
@@ -399,34 +394,3 @@ class ConfigStore:
     async def get_context(self, ctx_rev: str) -> dict[str, Any] | None:
         doc = await self.store.get("config_bundles", CTX_PREFIX + ctx_rev)
         return None if doc is None else dict(doc["content"])
-
-    async def publish_bundle(
-        self,
-        bundle_id: str,
-        params: Mapping[str, Any],
-        *,
-        rule_ids: Sequence[str] | None = None,
-        activate: bool = True,
-        description: str | None = None,
-    ) -> str:
-        """Write `config_bundles/{bundle_id}` with its computed rev (and activate it)."""
-        rules = await self._rules(rule_ids)
-        ids = sorted(str(r["rule_id"]) for r in rules)
-        rev = bundle_rev(params, rules)
-        doc: Doc = {"bundle_id": bundle_id, "rev": rev, "rules": ids, "params": dict(params)}
-        if description:
-            doc["description"] = description
-        await self.store.upsert("config_bundles", bundle_id, doc)
-        await self.put_bundle(
-            bundle_id=bundle_id,
-            params=params,
-            rules=rules,
-            note=description,
-            actor="publish_bundle",
-            now_ms=0,
-        )
-        if activate:
-            await self.store.upsert(
-                "config_active", self.active_key, {"bundle_id": bundle_id, "rev": rev}
-            )
-        return rev
