@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
@@ -53,15 +53,7 @@ class WatchState:
     swaps: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "target_rev": self.target_rev,
-            "announced_rev": self.announced_rev,
-            "error": self.error,
-            "last_check_ms": self.last_check_ms,
-            "last_swap_ms": self.last_swap_ms,
-            "swaps": self.swaps,
-        }
+        return asdict(self)
 
 
 @dataclass(kw_only=True, eq=False)
