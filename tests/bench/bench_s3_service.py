@@ -65,6 +65,15 @@ async def main_async(args: argparse.Namespace) -> int:
         c = await bootstrap(settings)
         svc = c.service
         grouped = svc.signals
+        commits: list[int] = []
+        observe = grouped.observe
+
+        def record(size: int, seconds: float) -> None:
+            commits.append(size)
+            if observe is not None:
+                observe(size, seconds)
+
+        grouped.observe = record
         single = SignalWriter(c.store, max_batch=1)
         variants = {
             "deployed (group commit)": grouped,
@@ -101,10 +110,10 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"  {'variant':<32} {'decisions/s':>11} {'CPU µs/dec':>11} {'vs deployed':>12}")
             for name, (rate, cpu) in results.items():
                 print(f"  {name:<32} {rate:>11.0f} {cpu:>11.0f} {rate / base_rate:>11.2f}×")
-            stats = grouped.stats()
+            mean = round(sum(commits) / len(commits), 2) if commits else 0.0
             print(
-                f"  group commit: {stats['batches']} commits, mean {stats['mean_batch']} "
-                f"signals per commit, largest {stats['largest_batch']}"
+                f"  group commit: {len(commits)} commits, mean {mean} "
+                f"signals per commit, largest {max(commits, default=0)}"
             )
         finally:
             feed.cancel()
