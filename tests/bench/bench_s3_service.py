@@ -29,7 +29,7 @@ import orjson  # noqa: E402
 from s3_strategy.adapters.signals import SignalWriter  # noqa: E402
 from s3_strategy.bootstrap import bootstrap  # noqa: E402
 from s3_strategy.config import Settings  # noqa: E402
-from s3_strategy.service_layer.decide import DecisionService  # noqa: E402
+from s3_strategy.service_layer.decide import DecideInput, DecisionService  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
 from tests.helpers import FULL_BTC_FEATURES as FEATURES  # noqa: E402
 from tests.helpers import S3_TOKEN  # noqa: E402
@@ -42,7 +42,7 @@ async def run(svc: DecisionService, n: int, conc: int) -> tuple[float, float, in
     async def worker(k: int) -> None:
         nonlocal done
         for _ in range(k):
-            out = await svc.decide(symbol="BTCUSDT", dry_run=True)
+            out = await svc.decide(DecideInput(symbol="BTCUSDT", dry_run=True))
             if out["decision"] != "open":
                 raise RuntimeError(f"unexpected decision: {out['reason']}")
             done += 1

@@ -21,7 +21,7 @@ from s3_strategy.adapters.entries import EntriesLedger, Tally, tally
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.bootstrap import bootstrap
 from s3_strategy.config import Settings
-from s3_strategy.service_layer.decide import DecideRefused
+from s3_strategy.service_layer.decide import DecideInput, DecideRefused
 from svckit import keys
 from svckit.clock import ManualClock
 from svckit.embedded_redis import free_port
@@ -164,8 +164,8 @@ async def test_decide_concurrent_with_unstorable_what_if_leaves_the_live_decisio
     svc = s3.c.service
     bad = {**BTC_FEATURES, **RULE_FEATURES, "ts": 1e30}
     results: list[Any] = await asyncio.gather(
-        svc.decide(symbol="BTCUSDT"),
-        svc.decide(symbol="BTCUSDT", dry_run=True, features=bad),
+        svc.decide(DecideInput(symbol="BTCUSDT")),
+        svc.decide(DecideInput(symbol="BTCUSDT", dry_run=True, features=bad)),
         return_exceptions=True,
     )
     live, what_if = results

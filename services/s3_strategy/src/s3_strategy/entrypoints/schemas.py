@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from s3_strategy.domain.reasons import Reason
-from s3_strategy.service_layer.decide import FEATURE_ABS_MAX, TS_MAX, TS_MIN
+from s3_strategy.service_layer.decide import FEATURE_ABS_MAX, TS_MAX, TS_MIN, DecideInput
 from tradekit.enums import Market, Side
 from tradekit.intents import OrderIntent
 
@@ -65,6 +65,16 @@ class DecideRequest(_Strict):
     @classmethod
     def _upper(cls, v: str) -> str:
         return v.upper()
+
+    def as_input(self) -> DecideInput:
+        ctx = self.context
+        return DecideInput(
+            symbol=self.symbol,
+            market=ctx.market if ctx else Market.FUT,
+            side_hint=self.sideHint,
+            dry_run=self.dry_run,
+            features=ctx.features if ctx else None,
+        )
 
 
 class DecideBatchRequest(_Strict):
