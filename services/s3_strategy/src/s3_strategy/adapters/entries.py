@@ -270,10 +270,6 @@ class EntriesLedger:
         if event.get("status") in TERMINAL and isinstance(event.get("client_order_id"), str):
             await self.finished(event["client_order_id"], filled_positive(event.get("filled_qty")))
 
-    async def _tail_id(self) -> str:
-        last: Any = await self.redis.xrevrange(keys.ORDERS_EXECUTED, count=1)
-        return str(last[0][0]) if last else "0-0"
-
     async def poll_executed(self, last_id: str) -> str:
         """Apply the `orders:executed` events after `last_id` (non-blocking); new last id."""
         resp: Any = await self.redis.xread({keys.ORDERS_EXECUTED: last_id}, count=512)
@@ -296,7 +292,8 @@ class EntriesLedger:
         while not stop.is_set():
             try:
                 if last_id is None:
-                    last_id = await self._tail_id()
+                    last: Any = await self.redis.xrevrange(keys.ORDERS_EXECUTED, count=1)
+                    last_id = str(last[0][0]) if last else "0-0"
                 if loop.time() >= next_reconcile:
                     await self.reconcile()
                     next_reconcile = loop.time() + self.reconcile_ms / 1000

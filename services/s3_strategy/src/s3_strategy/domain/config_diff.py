@@ -9,6 +9,7 @@ both documents are walked together and only what differs is flattened.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -172,12 +173,8 @@ def field_changes(old: Any, new: Any) -> list[dict[str, Any]]:
     flagged `added`/`removed`), sorted by path."""
     changes: list[dict[str, Any]] = []
     _walk(old, new, "", changes)
-    changes.sort(key=_by_path)
+    changes.sort(key=itemgetter("path"))
     return changes
-
-
-def _by_path(change: Mapping[str, Any]) -> str:
-    return str(change["path"])
 
 
 def _by_id(rules: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -210,7 +207,7 @@ def diff_bundles(
             fields: list[dict[str, Any]] = []
             _walk_map(a, b, "", fields)
             if len(fields) > 1:
-                fields.sort(key=_by_path)
+                fields.sort(key=itemgetter("path"))
         else:
             fields = field_changes(a, b)
         if fields:

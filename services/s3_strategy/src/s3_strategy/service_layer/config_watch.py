@@ -86,7 +86,7 @@ class ConfigWatcher:
             try:
                 active = await self.configs.get_active()
             except Exception as exc:  # store down: keep serving, say so
-                self._lagging(None, f"store: {exc}")
+                self._lagging(f"store: {exc}")
                 await self._reload_failed(None, f"cannot read config_active: {exc}")
                 return
             target = str(active["rev"]) if active is not None else None
@@ -106,7 +106,7 @@ class ConfigWatcher:
             if missing:
                 raise ConfigLoadError(f"S3_SYMBOLS not tradable under {rev}: {missing}")
         except Exception as exc:
-            self._lagging(rev, str(exc))
+            self._lagging(str(exc))
             await self._reload_failed(rev, str(exc))
             return
         old = self.service.swap(engine)
@@ -119,7 +119,7 @@ class ConfigWatcher:
         with contextlib.suppress(Exception):  # replay record; the activation wrote it already
             await self.configs.save_context(engine, now)
 
-    def _lagging(self, rev: str | None, error: str) -> None:
+    def _lagging(self, error: str) -> None:
         self.status.state, self.status.error = "lagging", error
         self.metrics.config_reloads.labels("failed").inc()
 
@@ -169,13 +169,6 @@ class ConfigWatcher:
             )
 
     # ---- the loop -----------------------------------------------------------------------------
-    async def _tail(self) -> None:
-        """Start after the newest event: the first check() reads the current state anyway."""
-        rows = await self.redis.xrevrange(keys.CFG_EVENTS, count=1)
-        if rows:
-            entry_id = rows[0][0]
-            self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-
     async def run(self, stop: asyncio.Event) -> None:
         block_ms = max(1, min(self.poll_ms, MAX_BLOCK_MS))
         next_poll = 0.0
@@ -185,7 +178,13 @@ class ConfigWatcher:
             woken = False
             try:
                 if not positioned:
-                    await self._tail()
+                    # Start after the newest event: the check below reads the current state.
+                    rows = await self.redis.xrevrange(keys.CFG_EVENTS, count=1)
+                    if rows:
+                        entry_id = rows[0][0]
+                        self._last_id = (
+                            entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                        )
                     positioned = True
                     woken = True
                 else:

@@ -13,7 +13,7 @@ from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.entries import EntriesLedger, filled_positive
-from s3_strategy.adapters.intent_publisher import IntentPublisher, PublishReport
+from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.domain.reasons import Reason
 from s3_strategy.metrics import StrategyMetrics
 from svckit.store.base import DocumentStore
@@ -62,9 +62,6 @@ class Emission:
             await self.store.update("signals", signal_id, {"publish": report.as_dict()})
         except Exception:  # the intent is out: the answer must say so, whatever failed here
             log.exception("signal %s: could not record the publish report", signal_id)
-        await self._report_failures(intent, report)
-
-    async def _report_failures(self, intent: Mapping[str, Any], report: PublishReport) -> None:
         for path, st in (("stream", report.stream), ("rest", report.rest)):
             if st == "failed":
                 self.metrics.publish_failures.labels(path).inc()
