@@ -131,7 +131,7 @@ def filled_positive(qty: object) -> bool:
         return False
 
 
-def _protected(intent: object) -> bool:
+def protected(intent: object) -> bool:
     """Does the intent ask S4 for protection (FUT brackets, SPOT OCO)?"""
     if not isinstance(intent, Mapping):
         return False
@@ -239,7 +239,7 @@ class EntriesLedger:
                         continue
                     margin = _intent_margin(doc)
                     ts = int(doc.get("created_ts") or now)
-                    kind = PROTECTED_ENTRY if _protected(doc.get("intent")) else ENTRY
+                    kind = PROTECTED_ENTRY if protected(doc.get("intent")) else ENTRY
                     await self.redis.hsetnx(
                         ENTRIES_KEY, coid, encode(symbol, str(doc.get("market")), margin, ts, kind)
                     )

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from s3_strategy.domain.gates import GateName
 from s3_strategy.domain.reasons import Reason
 from s3_strategy.service_layer.decide import FEATURE_ABS_MAX, TS_MAX, TS_MIN, DecideInput
 from tradekit.enums import Market, Side
@@ -101,9 +102,7 @@ class DecideBatchRequest(_Strict):
 
 
 class GateOut(_Strict):
-    gate: Literal[
-        "funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget", "concurrent_entries"
-    ]
+    gate: GateName
     passed: bool
     observed: float | None
     threshold: float

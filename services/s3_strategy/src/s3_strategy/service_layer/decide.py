@@ -38,7 +38,7 @@ from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigStore
-from s3_strategy.adapters.entries import EntriesLedger
+from s3_strategy.adapters.entries import EntriesLedger, protected
 from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.adapters.state import MarketState, StateReader, derive
@@ -267,13 +267,12 @@ class DecisionService:
                     self.redis, keys.idem_order(coid), claim_token, keys.IDEM_TTL_S
                 ):
                     claimed_coid = coid
-                    intent = result["intent"]
                     await self.ledger.add(
                         coid,
                         symbol,
                         market.value,
                         result["sizing"]["margin_usdt"],
-                        protected="sl" in intent or intent["exec_policy"].get("type") == "OCO",
+                        protected=protected(result["intent"]),
                     )
                 else:
                     msg = f"{coid} was already emitted (idem:order claimed)"

@@ -80,19 +80,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "task"
 
 
-def parse_schedule_time(value: str) -> datetime:
-    """RFC 3339 as Cloud Scheduler sends it (`2026-12-04T19:15:00.123Z`); ValueError if not."""
-    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        raise ValueError("schedule time needs a timezone")
-    return dt.astimezone(UTC)
-
-
 def execution_id(*, task: str, path: str, job_name: str | None, schedule_time: str | None) -> str:
     """Deterministic for a scheduled delivery (job + 15-minute window), unique for a manual run."""
     if schedule_time is None:
         return f"manual-{_slug(task)}-{uuid.uuid4().hex[:16]}"
-    when = parse_schedule_time(schedule_time)
+    # RFC 3339 as Cloud Scheduler sends it (`2026-12-04T19:15:00.123Z`); ValueError if not.
+    when = datetime.fromisoformat(schedule_time.strip().replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError("schedule time needs a timezone")
     window = int(when.timestamp()) // WINDOW_S * WINDOW_S
     job = job_name or path
     digest = hashlib.blake2b(f"{job}|{window}".encode(), digest_size=6).hexdigest()
@@ -102,4 +97,4 @@ def execution_id(*, task: str, path: str, job_name: str | None, schedule_time: s
 
 def rebalance_client_order_id(execution_id: str, strategy: str) -> str:
     digest = hashlib.blake2b(f"{execution_id}|{strategy}".encode(), digest_size=12).hexdigest()
-    return f"rb-{digest}"  # 27 characters: room for S4's child suffix -E{n}
+    return f"{REBALANCE_COID_PREFIX}{digest}"  # 27 characters: room for S4's child suffix -E{n}
