@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
-from s3_strategy.adapters.entries import EntriesLedger, filled_positive
+from s3_strategy.adapters.entries import TERMINAL, EntriesLedger, filled_positive
 from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.domain.reasons import Reason
 from s3_strategy.metrics import StrategyMetrics
@@ -20,8 +20,6 @@ from svckit.store.base import DocumentStore
 from tradekit.enums import Market
 
 log = logging.getLogger(__name__)
-
-_S4_TERMINAL = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
 
 
 @dataclass(kw_only=True, eq=False)
@@ -44,7 +42,7 @@ class Emission:
         )
         s4 = report.s4 or {}
         refused = s4.get("result") == "FAIL" and s4.get("status") != "AMBIGUOUS"
-        if refused or s4.get("status") in _S4_TERMINAL:
+        if refused or s4.get("status") in TERMINAL:
             # A protected entry that filled stays as an open position until S4's protection
             # closes it (adapters/entries.py); anything else leaves the ledger.
             filled = not refused and filled_positive(s4.get("filled_qty"))

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from s3_strategy.adapters.entries import OPEN_STATUSES
 from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.adapters.spot_reader import SpotReader
 from s3_strategy.config import Settings
@@ -43,14 +44,12 @@ from svckit import jsonutil
 from svckit.clock import Clock
 from svckit.redisio import RedisClient, claim_once, release_claim
 from svckit.store.base import DocumentStore, Query
-from tradekit.enums import Market, OrderStatus, Side
+from tradekit.enums import Market, Side
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, MarketPolicy, OrderIntent
 
 log = logging.getLogger(__name__)
 C = TypeVar("C", SymmetricConfig, IntelligentConfig)
-
-WORKING = [s.value for s in OrderStatus if not s.is_terminal]
 
 
 def plan_key(strategy: str) -> str:
@@ -278,7 +277,7 @@ class TaskService:
     async def in_flight(self, inst: Instrument) -> list[str]:
         """Rebalance orders of the pair S4 still works on (from the shared `orders`)."""
         out: list[str] = []
-        for status in WORKING:
+        for status in OPEN_STATUSES:
             docs = await self.store.find(
                 "orders", Query(where={"symbol": inst.symbol, "status": status})
             )
