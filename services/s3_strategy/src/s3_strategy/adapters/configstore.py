@@ -158,18 +158,6 @@ class ConfigStore:
             raise ConfigLoadError(f"bundle names rules missing from strategy_rules: {missing}")
         return out
 
-    async def _recorded_bundle(self, bundle_id: str, rev: str) -> dict[str, Any] | None:
-        rows = await self.store.find(
-            "config_bundles",
-            Query(where={"kind": CTX_KIND, "bundle_id": bundle_id, "config_rev": rev}, limit=1),
-        )
-        if not rows:
-            return None
-        bundle = rows[0]["content"]["bundle"]
-        if bundle_rev(bundle["params"], bundle["rules"]) != rev:
-            return None
-        return dict(bundle)
-
     # ---- revisioned bundles ---------------------------------------------------------------------
     async def get_active(self) -> Doc | None:
         doc = await self.store.get("config_active", self.active_key)
@@ -305,8 +293,13 @@ class ConfigStore:
                 f"rev {live.get('rev')}; deciding with the recorded content of {rev}"
             )
         if params is None:
-            recorded = await self._recorded_bundle(bundle_id, rev)
-            if recorded is None:
+            # The content recorded for that rev (a decision context), if it still hashes to it.
+            rows = await self.store.find(
+                "config_bundles",
+                Query(where={"kind": CTX_KIND, "bundle_id": bundle_id, "config_rev": rev}, limit=1),
+            )
+            recorded = rows[0]["content"]["bundle"] if rows else None
+            if recorded is None or bundle_rev(recorded["params"], recorded["rules"]) != rev:
                 where = "absent" if live is None else f"at rev {live.get('rev')}"
                 raise ConfigLoadError(
                     f"the content of the active bundle {bundle_id}@{rev} is gone (bundle document "
@@ -320,15 +313,33 @@ class ConfigStore:
             return await self._keep_last_good(settings, rev, exc), warnings
 
     async def _keep_last_good(self, settings: Settings, rev: str, exc: ConfigLoadError) -> Engine:
-        """The active revision does not build: the newest one that does (recorded as `rejected`,
-        alerted by the caller); ConfigLoadError when there is none."""
-        good = await self._last_good(settings, exclude_rev=rev)
-        if good is None:
-            raise ConfigLoadError(
-                f"{exc}; no earlier bundle to keep: fix it and promote a bundle"
-            ) from None
-        self.rejected = f"{exc}; keeping the last good bundle {good.bundle_id}@{good.config_rev}"
-        return good
+        """The active revision does not build: the newest recorded one that does (recorded as
+        `rejected`, alerted by the caller); ConfigLoadError when there is none."""
+        rows = await self.store.find(
+            "config_bundles",
+            Query(where={"kind": CTX_KIND}, sort=[("created_ts", "desc")], limit=50),
+        )
+        for row in rows:
+            try:
+                bundle = row["content"]["bundle"]
+                if str(bundle["rev"]) == rev:
+                    continue
+                good = await self._build(
+                    str(bundle["bundle_id"]),
+                    str(bundle["rev"]),
+                    bundle["params"],
+                    list(bundle["rules"]),
+                    settings,
+                )
+            except (ConfigLoadError, KeyError, TypeError):
+                continue
+            self.rejected = (
+                f"{exc}; keeping the last good bundle {good.bundle_id}@{good.config_rev}"
+            )
+            return good
+        raise ConfigLoadError(
+            f"{exc}; no earlier bundle to keep: fix it and promote a bundle"
+        ) from None
 
     async def _build(
         self,
@@ -348,28 +359,6 @@ class ConfigStore:
             raise ConfigLoadError(
                 f"bundle {bundle_id}@{rev} cannot be built: {type(exc).__name__}: {exc}"
             ) from exc
-
-    async def _last_good(self, settings: Settings, *, exclude_rev: str) -> Engine | None:
-        """The newest recorded bundle (other than `exclude_rev`) that builds today."""
-        rows = await self.store.find(
-            "config_bundles",
-            Query(where={"kind": CTX_KIND}, sort=[("created_ts", "desc")], limit=50),
-        )
-        for row in rows:
-            try:
-                bundle = row["content"]["bundle"]
-                if str(bundle["rev"]) == exclude_rev:
-                    continue
-                return await self._build(
-                    str(bundle["bundle_id"]),
-                    str(bundle["rev"]),
-                    bundle["params"],
-                    list(bundle["rules"]),
-                    settings,
-                )
-            except (ConfigLoadError, KeyError, TypeError):
-                continue
-        return None
 
     async def save_context(self, engine: Engine, now_ms: int) -> bool:
         """Record the engine's decision context (idempotent); True if newly written."""

@@ -218,20 +218,11 @@ def diff_bundles(
         "to_rev": new.get("rev"),
         "rules": {"added": added, "removed": removed, "changed": changed},
         "params": params,
-        "summary": summary_of(added, removed, changed, params),
-    }
-
-
-def summary_of(
-    added: Sequence[str],
-    removed: Sequence[str],
-    changed: Sequence[Mapping[str, Any]],
-    params: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    return {
-        "rules_added": len(added),
-        "rules_removed": len(removed),
-        "rules_changed": len(changed),
-        "params_changed": [str(p["path"]) for p in params],
-        "empty": not (added or removed or changed or params),
+        "summary": {
+            "rules_added": len(added),
+            "rules_removed": len(removed),
+            "rules_changed": len(changed),
+            "params_changed": [str(p["path"]) for p in params],
+            "empty": not (added or removed or changed or params),
+        },
     }

@@ -61,17 +61,19 @@ class Linted:
     warnings: list[str]
 
 
-def _pydantic_errors(exc: ValidationError, prefix: str) -> list[dict[str, str]]:
-    return [
-        {"path": ".".join([prefix, *(str(p) for p in e["loc"])]), "message": e["msg"]}
-        for e in exc.errors()
-    ]
-
-
-def _rule_errors(exc: RuleLintError, rules: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+def lint_errors(exc: ContextError, rules: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """A build failure as `[{path, message}]` (rule errors point into `rules[i]`)."""
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError):
+        return [
+            {"path": ".".join(["params", *(str(p) for p in e["loc"])]), "message": e["msg"]}
+            for e in cause.errors()
+        ]
+    if not isinstance(cause, RuleLintError):
+        return [{"path": "bundle", "message": str(exc)}]
     index = {str(r.get("rule_id")): i for i, r in enumerate(rules) if isinstance(r, Mapping)}
     out: list[dict[str, str]] = []
-    for text in exc.errors:
+    for text in cause.errors:
         m = _RULE_ERR.match(text)
         if m is None or m["rid"] not in index:
             out.append({"path": "rules", "message": text})
@@ -79,16 +81,6 @@ def _rule_errors(exc: RuleLintError, rules: Sequence[Mapping[str, Any]]) -> list
         path = f"rules[{index[m['rid']]}]" + (f".{m['path']}" if m["path"] else "")
         out.append({"path": path, "message": f"{m['rid']}: {m['msg']}"})
     return out
-
-
-def lint_errors(exc: ContextError, rules: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """A build failure as `[{path, message}]` (rule errors point into `rules[i]`)."""
-    cause = exc.__cause__
-    if isinstance(cause, RuleLintError):
-        return _rule_errors(cause, rules)
-    if isinstance(cause, ValidationError):
-        return _pydantic_errors(cause, "params")
-    return [{"path": "bundle", "message": str(exc)}]
 
 
 @dataclass(kw_only=True, eq=False)
@@ -183,7 +175,8 @@ class ConfigAdmin:
         rules = list(body.get("rules") or [])
         active = await self.configs.get_active() or {}
         bundle_id = str(body.get("bundle_id") or active.get("bundle_id") or "default")
-        rev = bundle_rev(params, rules) if _all_have_ids(rules) else "unlinted"
+        have_ids = all(isinstance(r, Mapping) and isinstance(r.get("rule_id"), str) for r in rules)
+        rev = bundle_rev(params, rules) if have_ids else "unlinted"
         linted = await self.lint(
             {"bundle_id": bundle_id, "rev": rev, "params": params, "rules": rules}
         )
@@ -275,10 +268,6 @@ class ConfigAdmin:
             maxlen=keys.CFG_EVENTS_MAXLEN,
             approximate=True,
         )
-
-
-def _all_have_ids(rules: Sequence[Any]) -> bool:
-    return all(isinstance(r, Mapping) and isinstance(r.get("rule_id"), str) for r in rules)
 
 
 def _public(bundle: Mapping[str, Any]) -> dict[str, Any]:

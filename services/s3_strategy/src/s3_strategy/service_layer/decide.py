@@ -232,9 +232,14 @@ class DecisionService:
                     )
                     await stack.enter_async_context(lock)
                 except LockNotAcquired as exc:
-                    return await self._lock_busy(
-                        engine, signal_id, now, symbol, market, side_hint, str(exc), t0
-                    )
+                    result = _answer(Outcome().skip(Reason.LOCK_BUSY, str(exc)), engine, signal_id)
+                    result["dry_run"] = False
+                    empty = MarketState({}, None, 0, 0.0)
+                    signal = signal_doc(result, now, symbol, market, side_hint, empty)
+                    signal["override"] = {"reason": Reason.LOCK_BUSY.value}
+                    await self.signals.write(signal)
+                    self._observe(result, False, t0)
+                    return result
             state = await self.state.read(symbol, market.value)
             if features:
                 state.features.update({k: v for k, v in features.items() if k != "ts"})
@@ -350,25 +355,6 @@ class DecisionService:
             self.metrics.ml_fallbacks.inc()
             return MlInput(None, version, True, f"invalid score {p!r}")
         return MlInput(float(p), version)
-
-    async def _lock_busy(
-        self,
-        engine: Engine,
-        signal_id: str,
-        now: int,
-        symbol: str,
-        market: Market,
-        side_hint: Side | None,
-        message: str,
-        t0: float,
-    ) -> dict[str, Any]:
-        result = _answer(Outcome().skip(Reason.LOCK_BUSY, message), engine, signal_id)
-        result["dry_run"] = False
-        signal = signal_doc(result, now, symbol, market, side_hint, MarketState({}, None, 0, 0.0))
-        signal["override"] = {"reason": Reason.LOCK_BUSY.value}
-        await self.signals.write(signal)
-        self._observe(result, False, t0)
-        return result
 
     def _observe(self, result: Mapping[str, Any], dry_run: bool, t0: float) -> None:
         self._latency[dry_run].observe(time.perf_counter() - t0)

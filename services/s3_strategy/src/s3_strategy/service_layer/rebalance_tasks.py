@@ -52,18 +52,6 @@ log = logging.getLogger(__name__)
 C = TypeVar("C", SymmetricConfig, IntelligentConfig)
 
 
-def plan_key(strategy: str) -> str:
-    return f"rebalance:plan:{strategy}"
-
-
-def run_lock_key(symbol: str) -> str:
-    return f"lock:rebalance:{symbol}"
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _jsonable(obj: Any) -> Any:
     return jsonutil.loads(jsonutil.dumps(obj))
 
@@ -155,7 +143,7 @@ class TaskService:
             "task": req.task,
             "auth": req.auth,
             "execution_id": eid,
-            "timestamp": _iso(now),
+            "timestamp": datetime.fromtimestamp(now / 1000, UTC).isoformat().replace("+00:00", "Z"),
             "dry_run": req.dry_run,
             "replayed": False,
         }
@@ -295,7 +283,7 @@ class TaskService:
         # One live rebalance of a pair at a time (a manual run and the job, two strategies):
         # each plans from balances the other is about to change.
         inst = self.instrument()
-        lock = run_lock_key(inst.symbol)
+        lock = f"lock:rebalance:{inst.symbol}"
         # Held under the execution id: a lock that already holds it is ours (a retried SET NX),
         # and only its own execution releases it (one that outlived its TTL frees no other's).
         if not await claim_once(self.redis, lock, eid, self.settings.task_lease_s):
@@ -429,7 +417,7 @@ class TaskService:
                         or (body.get("rebalance") or {}).get("orders", []),
                         "timestamp": body["timestamp"],
                     }
-                    await self.redis.set(plan_key(strategy), jsonutil.dumps(latest))
+                    await self.redis.set(f"rebalance:plan:{strategy}", jsonutil.dumps(latest))
             doc = {"kind": "TASK_RUN", "ts": self.clock.now_ms(), **body}
             await self.store.upsert("strategy_events", f"task-{body['execution_id']}", doc)
         except Exception:
