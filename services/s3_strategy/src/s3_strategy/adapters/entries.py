@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -149,7 +149,6 @@ class EntriesLedger:
     symbols: Sequence[str]
     grace_ms: int
     reconcile_ms: int
-    reconciles: int = field(default=0, init=False)
 
     async def add(
         self,
@@ -263,24 +262,11 @@ class EntriesLedger:
                     ENTRIES_KEY, coid, encode(symbol, str(doc.get("market")), margin, ts, POSITION)
                 )
                 adopted += 1
-        self.reconciles += 1
         return removed, adopted
 
     async def on_executed(self, event: Mapping[str, Any]) -> None:
         if event.get("status") in TERMINAL and isinstance(event.get("client_order_id"), str):
             await self.finished(event["client_order_id"], filled_positive(event.get("filled_qty")))
-
-    async def poll_executed(self, last_id: str) -> str:
-        """Apply the `orders:executed` events after `last_id` (non-blocking); new last id."""
-        resp: Any = await self.redis.xread({keys.ORDERS_EXECUTED: last_id}, count=512)
-        for _stream, entries in resp or []:
-            for entry_id, fields in entries:
-                last_id = str(entry_id)
-                with contextlib.suppress(ValueError, TypeError):
-                    event = jsonutil.loads(fields.get("data", ""))
-                    if isinstance(event, dict):
-                        await self.on_executed(event)
-        return last_id
 
     async def run(self, stop: asyncio.Event, *, poll_ms: int = 100) -> None:
         """Follow `orders:executed` (from now on) every `poll_ms` and reconcile every
@@ -297,7 +283,15 @@ class EntriesLedger:
                 if loop.time() >= next_reconcile:
                     await self.reconcile()
                     next_reconcile = loop.time() + self.reconcile_ms / 1000
-                last_id = await self.poll_executed(last_id)
+                # the events after last_id, without blocking
+                resp: Any = await self.redis.xread({keys.ORDERS_EXECUTED: last_id}, count=512)
+                for _stream, entries in resp or []:
+                    for entry_id, fields in entries:
+                        last_id = str(entry_id)
+                        with contextlib.suppress(ValueError, TypeError):
+                            event = jsonutil.loads(fields.get("data", ""))
+                            if isinstance(event, dict):
+                                await self.on_executed(event)
             except (redis_exc.RedisError, InfraError, OSError) as exc:
                 log.warning("entries ledger: %s", exc)
             with contextlib.suppress(TimeoutError):
