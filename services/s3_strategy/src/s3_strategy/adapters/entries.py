@@ -1,16 +1,15 @@
 """The ledger of entries in flight and open positions, `s3:entries` (a Redis hash), behind the
 `concurrent_entries` and `risk_budget` gates.
 
-**Positions** (issue 11): a filled entry is still risk until its protection (SL/TP brackets,
-OCO) has closed it, so it keeps counting toward both gates — four live decisions 4 s apart
-used to open four longs under `S3_CONCURRENT_ENTRIES_PER_MARKET=1`. The source is S4's own
-record of the protection, `strategy_events/protection:{client_order_id}` (`active` until its
-machine is final: the position closed by the stop, the take profit or the OCO, or the
-protection failed — which S4 alerts critically): no S4 change, and every replica of S3 sees
-the same thing. A field's last part says which it is: `E` an entry in flight, `EP` an entry
-in flight whose intent carries protection (it becomes a position when it fills), `P` an open
-position. An entry whose intent has no protection is dropped when it is filled: nothing
-tells S3 when such a position is closed (bundles on the desk always carry brackets).
+**Positions**: a filled entry is still risk until its protection (SL/TP brackets, OCO) has
+closed it, so it keeps counting toward both gates. The source is S4's own record of the
+protection, `strategy_events/protection:{client_order_id}` (`active` until its machine is final:
+the position closed by the stop, the take profit or the OCO, or the protection failed — which S4
+alerts critically): no S4 change, and every replica of S3 sees the same thing. A field's last
+part says which it is: `E` an entry in flight, `EP` an entry in flight whose intent carries
+protection (it becomes a position when it fills), `P` an open position. An entry whose intent
+has no protection is dropped when it is filled: nothing tells S3 when such a position is closed
+(bundles on the desk always carry brackets).
 
 An *entry in flight* is an open (non reduce-only) parent order that S4 has not finished: from the
 moment S3 emits it until S4 reports a terminal status (FILLED, CANCELED, REJECTED, EXPIRED).

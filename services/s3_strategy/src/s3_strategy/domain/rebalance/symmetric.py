@@ -6,8 +6,7 @@
           at the lower of price and bid: S4's maker BUY rests at the bid, the venue checks there),
           no balance for a trade of min size, or (fee-aware) the drift is not worth the cost
     SELL  delta > 0: qty = delta / price          BUY  delta < 0: qty = |delta| / price
-    qty rounds down to the instrument's step, is capped by free balances (a BUY keeps room for
-    its fee) and by `max_notional_usdt`: a capped trade is a reduced trade, named in `reduced`.
+    (rounded and capped by `plan.trade`).
 
 Documented case: 100 QRL @ 1 + 100 USDT, price → 2 ⇒ value 200:100, target 150 ⇒ SELL 25 QRL.
 """
