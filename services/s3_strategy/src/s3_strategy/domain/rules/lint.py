@@ -13,14 +13,13 @@ compiled.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, cast
 
 from tradekit.rules import (
     DEFAULT_MAX_DEPTH,
     SERVICE,
     Factor,
     RuleDoc,
-    SizeMult,
     StrategyRule,
     check_rule_docs,
     factors_from_docs,
@@ -69,23 +68,8 @@ class Rule(NamedTuple):
         )
 
 
-def _view(doc: StrategyRule) -> Rule:
-    a, action = doc.applies, doc.action
-    return Rule(
-        rule_id=doc.rule_id,
-        priority=doc.priority,
-        status=doc.status,
-        symbols=None if a.symbols is None else frozenset(a.symbols),
-        markets=None if a.markets is None else frozenset(a.markets),
-        services=None if a.services is None else frozenset(a.services),
-        when=doc.when.model_dump(by_alias=True),
-        action=action.type,
-        value=action.value if type(action) is SizeMult else None,
-    )
-
-
 def _view_doc(doc: RuleDoc) -> Rule:
-    """The same view as `_view`, of a rule validated as a plain document (the fast path)."""
+    """The compiler's view of a rule validated as a plain document (the fast path)."""
     a = doc.get("applies") or {}
     symbols, markets, services = a.get("symbols"), a.get("markets"), a.get("services")
     action = doc["action"]
@@ -100,6 +84,11 @@ def _view_doc(doc: RuleDoc) -> Rule:
         action=action["type"],
         value=action.get("value"),  # type: ignore[arg-type]  # size_mult only
     )
+
+
+def _view(doc: StrategyRule) -> Rule:
+    """The view of a rule validated as a model (the slow path): that of its JSON document."""
+    return _view_doc(cast(RuleDoc, doc.model_dump(by_alias=True)))
 
 
 def lint_rules(
