@@ -170,7 +170,7 @@ async def test_decide_concurrent_with_unstorable_what_if_leaves_the_live_decisio
     )
     live, what_if = results
     assert isinstance(live, dict) and live["decision"] == "open", live
-    assert isinstance(what_if, DecideRefused) and what_if.field == "context.features.ts"
+    assert isinstance(what_if, DecideRefused) and str(what_if).startswith("context.features.ts: ")
     assert await redis.xlen(keys.ORDERS_INTENT) == 1
     assert await s3.store.get("signals", live["signal_id"]) is not None
 

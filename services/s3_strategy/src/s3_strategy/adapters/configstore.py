@@ -56,10 +56,6 @@ BUNDLE_PREFIX = "bundle-"
 BUNDLE_KIND = "s3-bundle"
 
 
-def bundle_key(rev: str) -> str:
-    return BUNDLE_PREFIX + rev
-
-
 class ConfigLoadError(RuntimeError):
     """The active config cannot be loaded (missing, unverifiable, or fails lint)."""
 
@@ -166,7 +162,7 @@ class ConfigStore:
     async def get_bundle(self, rev: str) -> dict[str, Any] | None:
         """The immutable bundle `rev` as `{bundle_id, rev, params, rules, ...}`, verified against
         its rev (a document whose content does not hash to its rev is treated as absent)."""
-        doc = await self.store.get("config_bundles", bundle_key(rev))
+        doc = await self.store.get("config_bundles", BUNDLE_PREFIX + rev)
         if doc is None or doc.get("kind") != BUNDLE_KIND:
             return None
         if bundle_rev(doc.get("params") or {}, doc.get("rules") or []) != rev:
@@ -192,7 +188,7 @@ class ConfigStore:
         if rev is None:
             rev = bundle_rev(params, ordered)
         doc: Doc = {
-            "_key": bundle_key(rev),
+            "_key": BUNDLE_PREFIX + rev,
             "kind": BUNDLE_KIND,
             "bundle_id": bundle_id,
             "rev": rev,

@@ -84,12 +84,11 @@ TS_MIN, TS_MAX = 10**12, 10**13 - 1
 
 
 class DecideRefused(Exception):
-    """A request this service refuses before any side effect: `field` names the request field
-    at fault."""
+    """A request this service refuses before any side effect; the message starts with the
+    request field at fault."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
