@@ -240,14 +240,12 @@ class ConfigStore:
         except ContextError as exc:
             raise ConfigLoadError(f"bundle {rev} fails lint: {exc}") from exc
 
-    async def ensure_revisioned(self, engine: Engine, now_ms: int) -> bool:
-        """Store the revisioned copy of the bundle `engine` runs (idempotent): a store seeded
-        before revisioned bundles gets one at the first start, so GET /config, diff and rollback
-        work for its active revision too. True if written."""
+    async def ensure_revisioned(self, engine: Engine, now_ms: int) -> None:
+        """Store the revisioned copy of the bundle `engine` runs (insert-if-absent): a store
+        seeded before revisioned bundles gets one at the first start, so GET /config, diff and
+        rollback work for its active revision too."""
         bundle = engine.content["bundle"]
-        if await self.get_bundle(engine.config_rev) is not None:
-            return False
-        rev, created = await self.put_bundle(
+        await self.put_bundle(
             bundle_id=engine.bundle_id,
             params=bundle["params"],
             rules=bundle["rules"],
@@ -255,7 +253,6 @@ class ConfigStore:
             actor="s3-bootstrap",
             now_ms=now_ms,
         )
-        return created and rev == engine.config_rev
 
     async def load_active(self, settings: Settings) -> tuple[Engine, list[str]]:
         """Build the engine of the active bundle; returns it with warnings (rev mismatches)."""
@@ -356,9 +353,9 @@ class ConfigStore:
                 f"bundle {bundle_id}@{rev} cannot be built: {type(exc).__name__}: {exc}"
             ) from exc
 
-    async def save_context(self, engine: Engine, now_ms: int) -> bool:
-        """Record the engine's decision context (idempotent); True if newly written."""
-        try:
+    async def save_context(self, engine: Engine, now_ms: int) -> None:
+        """Record the engine's decision context (insert-if-absent)."""
+        with contextlib.suppress(DuplicateKey):
             await self.store.insert(
                 "config_bundles",
                 {
@@ -372,9 +369,6 @@ class ConfigStore:
                     "content": dict(engine.content),
                 },
             )
-        except DuplicateKey:
-            return False
-        return True
 
     async def get_context(self, ctx_rev: str) -> dict[str, Any] | None:
         doc = await self.store.get("config_bundles", CTX_PREFIX + ctx_rev)

@@ -24,7 +24,7 @@ from s3_strategy.config import Settings
 from s3_strategy.domain.engine import Engine
 from s3_strategy.domain.rebalance.costs import CostFill, PositionCost, position_cost
 from s3_strategy.domain.rebalance.intelligent import IntelligentConfig, plan_intelligent
-from s3_strategy.domain.rebalance.plan import Action, FeeModel, HoldReason, Plan, Quote
+from s3_strategy.domain.rebalance.plan import Action, FeeModel, HoldReason, Plan, Quote, hold
 from s3_strategy.domain.rebalance.symmetric import SymmetricConfig, plan_symmetric
 from s3_strategy.metrics import StrategyMetrics
 from s3_strategy.service_layer.task_runs import (
@@ -350,12 +350,10 @@ class TaskService:
         if pending and plan.action is not Action.HOLD:
             # The balances still hold what that order will trade: planning again would trade
             # the same drift twice.
-            plan = Plan(
-                Action.HOLD,
-                Decimal(0),
-                plan.price,
+            plan = hold(
+                HoldReason.ORDER_IN_FLIGHT,
                 f"rebalance order(s) still working: {', '.join(pending)}",
-                HoldReason.ORDER_IN_FLIGHT.value,
+                plan.price,
                 {**plan.details, "planned": plan.as_dict()},
             )
         out["plan"] = plan.as_dict()
