@@ -55,12 +55,6 @@ class NoPreviousRevision(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Linted:
-    engine: Engine
-    warnings: list[str]
-
-
 def lint_errors(exc: ContextError, rules: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     """A build failure as `[{path, message}]` (rule errors point into `rules[i]`)."""
     cause = exc.__cause__
@@ -91,8 +85,9 @@ class ConfigAdmin:
     clock: Clock
 
     # ---- lint ---------------------------------------------------------------------------------
-    async def lint(self, bundle: Mapping[str, Any]) -> Linted:
-        """Build the engine the replicas would build (lint + compile), or BundleInvalid."""
+    async def lint(self, bundle: Mapping[str, Any]) -> tuple[Engine, list[str]]:
+        """Build the engine the replicas would build (lint + compile) and say what to warn
+        about, or BundleInvalid."""
         rules = bundle.get("rules") or []
         content = await self.configs.content_for(self.settings, bundle)
         try:
@@ -125,7 +120,7 @@ class ConfigAdmin:
         disabled = len(engine.rule_ids) - engine.rules_enabled
         if disabled:
             warnings.append(f"{disabled} rule(s) DISABLED")
-        return Linted(engine, warnings)
+        return engine, warnings
 
     # ---- reads --------------------------------------------------------------------------------
     async def show(self) -> dict[str, Any]:
@@ -177,7 +172,7 @@ class ConfigAdmin:
         bundle_id = str(body.get("bundle_id") or active.get("bundle_id") or "default")
         have_ids = all(isinstance(r, Mapping) and isinstance(r.get("rule_id"), str) for r in rules)
         rev = bundle_rev(params, rules) if have_ids else "unlinted"
-        linted = await self.lint(
+        _, warnings = await self.lint(
             {"bundle_id": bundle_id, "rev": rev, "params": params, "rules": rules}
         )
         claimed = body.get("rev")
@@ -192,7 +187,7 @@ class ConfigAdmin:
             note=body.get("note"),
             actor=actor,
             now_ms=self.clock.now_ms(),
-            lint_warnings=linted.warnings,
+            lint_warnings=warnings,
             rev=rev,
         )
         current = await self.configs.get_bundle(str(active["rev"])) if active.get("rev") else None
@@ -200,7 +195,7 @@ class ConfigAdmin:
         # read back and hashed again.
         new = {"rev": rev, "params": params, "rules": rules}
         diff = diff_bundles(current, new, from_rev=active.get("rev"))
-        lint = {"ok": True, "warnings": linted.warnings}
+        lint = {"ok": True, "warnings": warnings}
         return {"rev": rev, "lint": lint, "diff": diff}, created
 
     async def activate(self, rev: str, *, actor: str, action: str = "activate") -> dict[str, Any]:
@@ -211,7 +206,7 @@ class ConfigAdmin:
             bundle = await self.configs.get_bundle(rev) if KEY_RE.match(rev) else None
             if bundle is None:
                 raise BundleNotFound(rev)
-            linted = await self.lint(bundle)
+            engine, _ = await self.lint(bundle)
             active = await self.configs.get_active() or {}
             prev = active.get("rev")
             now = self.clock.now_ms()
@@ -246,7 +241,7 @@ class ConfigAdmin:
                     "diff_summary": diff["summary"],
                 },
             )
-            await self.configs.save_context(linted.engine, now)
+            await self.configs.save_context(engine, now)
             await self._announce(rev, prev=prev, actor=actor, action=action, now=now)
             return {"active_rev": rev, "previous_rev": prev}
 
