@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from s3_strategy.entrypoints.deps import ContainerDep
 from s3_strategy.entrypoints.statuses import TASK_STATUS
@@ -25,32 +24,15 @@ from s3_strategy.service_layer.task_runs import (
     TASK_JOB,
     TASK_SYMMETRIC,
     RunRequest,
-    WhatIf,
+    TaskContext,
 )
 from svckit import jsonutil
 from svckit.oidc import OidcError
-from tradekit.intents import MAX_NUMBER
 
 if TYPE_CHECKING:
     from s3_strategy.bootstrap import S3Container
 
 log = logging.getLogger(__name__)
-
-# Bounded as the intents they become are (tradekit.intents.MAX_NUMBER): a what-if price of
-# 1e308 would otherwise fail the run inside the task (a 503) instead of being refused (422).
-PosDec = Annotated[Decimal, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)]
-NonNegDec = Annotated[Decimal, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
-
-
-class TaskContext(BaseModel):
-    """What-if inputs (dry runs only); anything left out is read from the exchange."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    balances: dict[str, NonNegDec] | None = Field(default=None, max_length=8)
-    price: PosDec | None = None
-    cost_avg: PosDec | None = None
-    closes: list[PosDec] | None = Field(default=None, max_length=2000)
 
 
 class TaskRequest(BaseModel):
@@ -138,15 +120,6 @@ def _route(path: str, name: str, description: str) -> None:
         body: TaskRequest | None = None,
     ) -> Response:
         body = body or TaskRequest()
-        ctx = body.context
-        what_if = None
-        if ctx is not None:
-            what_if = WhatIf(
-                balances={k.upper(): v for k, v in ctx.balances.items()} if ctx.balances else None,
-                price=ctx.price,
-                cost_avg=ctx.cost_avg,
-                closes=list(ctx.closes) if ctx.closes is not None else None,
-            )
         try:
             result = await c.tasks.run(
                 RunRequest(
@@ -154,7 +127,7 @@ def _route(path: str, name: str, description: str) -> None:
                     path=request.url.path,
                     auth=auth,
                     dry_run=body.dry_run,
-                    context=what_if,
+                    context=body.context,
                     job_name=job,
                     schedule_time=when,
                 )

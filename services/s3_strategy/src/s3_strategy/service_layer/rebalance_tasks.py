@@ -34,8 +34,8 @@ from s3_strategy.service_layer.task_runs import (
     RunDisposition,
     RunRequest,
     RunResult,
+    TaskContext,
     TaskInputError,
-    WhatIf,
     exec_key,
     execution_id,
     rebalance_client_order_id,
@@ -187,7 +187,7 @@ class TaskService:
             )
         return self.reader
 
-    async def _balances(self, inst: Instrument, ctx: WhatIf | None) -> tuple[Decimal, ...]:
+    async def _balances(self, inst: Instrument, ctx: TaskContext | None) -> tuple[Decimal, ...]:
         """(base free, base locked, quote free, quote locked)."""
         if ctx is not None and ctx.balances is not None:
             missing = {inst.base_asset, inst.quote_asset} - set(ctx.balances)
@@ -199,7 +199,7 @@ class TaskService:
         b, q = got[inst.base_asset], got[inst.quote_asset]
         return b.free, b.locked, q.free, q.locked
 
-    async def _quote(self, inst: Instrument, ctx: WhatIf | None) -> Quote:
+    async def _quote(self, inst: Instrument, ctx: TaskContext | None) -> Quote:
         if ctx is not None and ctx.price is not None:
             return Quote(ctx.price)
         t = await self._need_reader("the ticker").ticker(inst.symbol)

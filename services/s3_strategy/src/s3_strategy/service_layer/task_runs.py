@@ -24,7 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tradekit.intents import MAX_NUMBER
 
 WINDOW_S = 15 * 60
 TASK_SYMMETRIC = "rebalance-symmetric"
@@ -42,14 +46,26 @@ class TaskInputError(Exception):
     """An input the run needs is unavailable (no exchange configured, bad what-if...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class WhatIf:
-    """A dry run's hypothetical inputs; anything left out is read live."""
+# Bounded as the intents they become are (tradekit.intents.MAX_NUMBER): a what-if price of
+# 1e308 would otherwise fail the run inside the task (a 503) instead of being refused (422).
+PosDec = Annotated[Decimal, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)]
+NonNegDec = Annotated[Decimal, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 
-    balances: dict[str, Decimal] | None = None
-    price: Decimal | None = None
-    cost_avg: Decimal | None = None
-    closes: list[Decimal] | None = None
+
+class TaskContext(BaseModel):
+    """What-if inputs (dry runs only); anything left out is read from the exchange."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    balances: dict[str, NonNegDec] | None = Field(default=None, max_length=8)
+    price: PosDec | None = None
+    cost_avg: PosDec | None = None
+    closes: list[PosDec] | None = Field(default=None, max_length=2000)
+
+    @field_validator("balances")
+    @classmethod
+    def _assets(cls, v: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
+        return {k.upper(): x for k, x in (v or {}).items()} or None  # {} reads them live
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +74,7 @@ class RunRequest:
     path: str
     auth: str
     dry_run: bool = False
-    context: WhatIf | None = None
+    context: TaskContext | None = None
     job_name: str | None = None
     schedule_time: str | None = None
 
