@@ -14,8 +14,11 @@ from redis.exceptions import RedisClusterException
 
 from md_feeder.app import Feeder, start_feeder
 from md_feeder.config import Settings as MDSettings
+from s3_strategy.adapters.configstore import CONFIG_ACTIVE_KEY, ConfigStore, bundle_rev
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
+from svckit.store import body_of
+from svckit.store.base import DocumentStore
 
 BTC_FEATURES: dict[str, Any] = {
     "mid": 65000.5,
@@ -77,6 +80,32 @@ S4_TEST_PROTECTION_POLL_MS = 50
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def publish_bundle(
+    store: DocumentStore,
+    bundle_id: str,
+    params: dict[str, Any],
+    *,
+    rule_ids: list[str] | None = None,
+) -> str:
+    """Activate a bundle of `params` over `rule_ids` (default: every rule in `strategy_rules`),
+    for a test running with another bundle than the seed's (e.g. brackets disabled): its
+    document in the layout that predates revisioned bundles, its revisioned copy, and
+    `config_active`. Returns its rev."""
+    rules = [body_of(d) for d in await store.find("strategy_rules")]
+    if rule_ids is not None:
+        rules = [r for r in rules if r["rule_id"] in rule_ids]
+        assert len(rules) == len(rule_ids), f"rules missing from strategy_rules: {rule_ids}"
+    rev = bundle_rev(params, rules)
+    ids = sorted(str(r["rule_id"]) for r in rules)
+    doc = {"bundle_id": bundle_id, "rev": rev, "rules": ids, "params": dict(params)}
+    await store.upsert("config_bundles", bundle_id, doc)
+    await ConfigStore(store).put_bundle(
+        bundle_id=bundle_id, params=params, rules=rules, note=None, actor="tests", now_ms=0
+    )
+    await store.upsert("config_active", CONFIG_ACTIVE_KEY, {"bundle_id": bundle_id, "rev": rev})
+    return rev
 
 
 async def put_features(redis: RedisClient, symbol: str = "BTCUSDT", **over: Any) -> int:

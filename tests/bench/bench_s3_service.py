@@ -29,7 +29,7 @@ import orjson  # noqa: E402
 from s3_strategy.adapters.signals import SignalWriter  # noqa: E402
 from s3_strategy.bootstrap import bootstrap  # noqa: E402
 from s3_strategy.config import Settings  # noqa: E402
-from s3_strategy.service_layer.decide import DecisionService  # noqa: E402
+from s3_strategy.service_layer.decide import DecideInput, DecisionService  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
 from tests.helpers import FULL_BTC_FEATURES as FEATURES  # noqa: E402
 from tests.helpers import S3_TOKEN  # noqa: E402
@@ -42,7 +42,7 @@ async def run(svc: DecisionService, n: int, conc: int) -> tuple[float, float, in
     async def worker(k: int) -> None:
         nonlocal done
         for _ in range(k):
-            out = await svc.decide(symbol="BTCUSDT", dry_run=True)
+            out = await svc.decide(DecideInput(symbol="BTCUSDT", dry_run=True))
             if out["decision"] != "open":
                 raise RuntimeError(f"unexpected decision: {out['reason']}")
             done += 1
@@ -65,6 +65,15 @@ async def main_async(args: argparse.Namespace) -> int:
         c = await bootstrap(settings)
         svc = c.service
         grouped = svc.signals
+        commits: list[int] = []
+        observe = grouped.observe
+
+        def record(size: int, seconds: float) -> None:
+            commits.append(size)
+            if observe is not None:
+                observe(size, seconds)
+
+        grouped.observe = record
         single = SignalWriter(c.store, max_batch=1)
         variants = {
             "deployed (group commit)": grouped,
@@ -101,10 +110,10 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"  {'variant':<32} {'decisions/s':>11} {'CPU µs/dec':>11} {'vs deployed':>12}")
             for name, (rate, cpu) in results.items():
                 print(f"  {name:<32} {rate:>11.0f} {cpu:>11.0f} {rate / base_rate:>11.2f}×")
-            stats = grouped.stats()
+            mean = round(sum(commits) / len(commits), 2) if commits else 0.0
             print(
-                f"  group commit: {stats['batches']} commits, mean {stats['mean_batch']} "
-                f"signals per commit, largest {stats['largest_batch']}"
+                f"  group commit: {len(commits)} commits, mean {mean} "
+                f"signals per commit, largest {max(commits, default=0)}"
             )
         finally:
             feed.cancel()

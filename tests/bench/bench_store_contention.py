@@ -47,7 +47,7 @@ import orjson  # noqa: E402
 
 from s3_strategy.bootstrap import bootstrap  # noqa: E402
 from s3_strategy.config import Settings  # noqa: E402
-from s3_strategy.service_layer.decide import DecisionService  # noqa: E402
+from s3_strategy.service_layer.decide import DecideInput, DecisionService  # noqa: E402
 from svckit.embedded_redis import EmbeddedRedis  # noqa: E402
 from svckit.store.sqlite import SqliteStore  # noqa: E402
 from tests.helpers import FULL_BTC_FEATURES as FEATURES  # noqa: E402
@@ -127,7 +127,7 @@ async def decisions(svc: DecisionService, n: int, conc: int) -> tuple[float, lis
     async def worker(k: int) -> None:
         for _ in range(k):
             t = time.perf_counter()
-            out = await svc.decide(symbol="BTCUSDT", dry_run=True)
+            out = await svc.decide(DecideInput(symbol="BTCUSDT", dry_run=True))
             lat.append(time.perf_counter() - t)
             if out["decision"] != "open":
                 raise RuntimeError(f"unexpected decision: {out['reason']}")

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from s3_strategy.adapters.configstore import ConfigStore
 from s3_strategy.bootstrap import S3Container
 from s3_strategy.bootstrap import bootstrap as s3_bootstrap
 from s3_strategy.config import Settings as S3Settings
@@ -28,7 +27,13 @@ from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, S4_AUTH, decide_live_until_open, start_market_feeder
+from tests.helpers import (
+    S3_AUTH,
+    S4_AUTH,
+    decide_live_until_open,
+    publish_bundle,
+    start_market_feeder,
+)
 from tradekit.enums import Market
 
 
@@ -113,7 +118,7 @@ async def _activate_bundle_without_brackets(store: SqliteStore) -> None:
     params = json.loads((FIXTURES / "config_bundle.json").read_text())["params"]
     params["brackets"]["enabled"] = False
     params["exec_policy"]["FUT"]["twap"] = False
-    await ConfigStore(store).publish_bundle("e2e-no-brackets", params)
+    await publish_bundle(store, "e2e-no-brackets", params)
 
 
 # A live decision reads the simulator's published market data only (what-if features are for

@@ -29,10 +29,10 @@ from s3_strategy.domain.rules import (
     evaluate,
     factors_from_docs,
     lint_rules,
-    reference_eval,
 )
 from s3_strategy.domain.rules.lint import _view, _view_doc
 from tests.conftest import FIXTURES
+from tests.unit.s3.helpers import reference_eval
 from tradekit.intents import MAX_NUMBER, OrderIntent
 from tradekit.rules import RuleErrors, check_rule_docs, check_rules
 

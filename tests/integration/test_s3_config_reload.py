@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from s3_strategy.adapters.configstore import ConfigStore
 from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
 from s3_strategy.domain.ml import Scorer
@@ -24,7 +23,7 @@ from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_ADMIN_TOKEN, S3_AUTH, S3_TOKEN, put_features
+from tests.helpers import S3_ADMIN_TOKEN, S3_AUTH, S3_TOKEN, publish_bundle, put_features
 
 # Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
 pytestmark = pytest.mark.redis_modes
@@ -257,7 +256,7 @@ async def test_bundle_promoted_in_store_plus_event_reaches_health_without_restar
     """The issue's reproduction: publish_bundle + an event on cfg:events left /health old."""
     r = await replica(config_poll_sec=60)  # only the event can wake it within the test
     params = (await active_bundle(r))["params"] | {"tp_net_profit_pct": 0.2}
-    rev = await ConfigStore(store).publish_bundle("default", params)
+    rev = await publish_bundle(store, "default", params)
     await redis.set(keys.CFG_ACTIVE_REV, rev)
     await redis.xadd(keys.CFG_EVENTS, {"data": jsonutil.dumps({"rev": rev})})
     await eventually(lambda: _rev_is(r, rev), within_s=2.5)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from s3_strategy.adapters.configstore import CTX_PREFIX, ConfigStore
+from s3_strategy.adapters.configstore import CTX_PREFIX
 from s3_strategy.adapters.entries import ENTRIES_KEY, EntriesLedger, encode
 from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
@@ -28,7 +28,7 @@ from svckit.redisio import RedisClient
 from svckit.store.base import Doc
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import S3_AUTH, S3_TEST_POLL_S, put_features
+from tests.helpers import S3_AUTH, S3_TEST_POLL_S, publish_bundle, put_features
 
 # Every test that uses Redis runs on a single node and on a 3-master Redis Cluster (conftest).
 pytestmark = pytest.mark.redis_modes
@@ -96,9 +96,7 @@ async def make_s3(
                 from svckit.store.seed import seed_store
 
                 await seed_store(store, FIXTURES)
-                await ConfigStore(store).publish_bundle(
-                    "test", params or fixture_params(), rule_ids=rule_ids
-                )
+                await publish_bundle(store, "test", params or fixture_params(), rule_ids=rule_ids)
             c = await bootstrap(cfg, redis=redis, store=store, scorer=scorer, http=http, seed=seed)
             app = create_app(cfg, container=c)
             await stack.enter_async_context(app.router.lifespan_context(app))
@@ -266,7 +264,7 @@ async def test_replay_after_its_config_is_gone_returns_409_naming_it(
         body = await first.decide(DRY)
         old_ctx = body["ctx_rev"]
         # An operator promotes another bundle, S3 restarts, and the old context is purged.
-        await ConfigStore(store).publish_bundle("next", fixture_params(tp_net_profit_pct=0.2))
+        await publish_bundle(store, "next", fixture_params(tp_net_profit_pct=0.2))
         second = await make_s3(store=store)
         assert second.c.service.engine.ctx_rev != old_ctx
         assert await store.delete("config_bundles", CTX_PREFIX + old_ctx)
@@ -287,7 +285,7 @@ async def test_replay_after_restart_rebuilds_the_engine_from_the_stored_context(
         first = await make_s3(store=store)
         await put_features(redis, **RULE_FEATURES)
         body = await first.decide(DRY)
-        await ConfigStore(store).publish_bundle("next", fixture_params(tp_net_profit_pct=0.3))
+        await publish_bundle(store, "next", fixture_params(tp_net_profit_pct=0.3))
         second = await make_s3(store=store)  # decides with another rev now
         out = await replay(second, body["signal_id"])
         assert out["identical"] is True and out["config_rev"] == body["config_rev"]

@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from s3_strategy.adapters.configstore import ConfigStore
 from s3_strategy.adapters.entries import ENTRIES_KEY
 from s3_strategy.bootstrap import S3Container
 from s3_strategy.bootstrap import bootstrap as s3_bootstrap
@@ -39,6 +38,7 @@ from tests.helpers import (
     S3_TEST_POLL_S,
     S4_AUTH,
     decide_live_until_open,
+    publish_bundle,
     start_market_feeder,
 )
 from tradekit.enums import Market
@@ -94,7 +94,7 @@ async def stack(
             params = json.loads((FIXTURES / "config_bundle.json").read_text())["params"]
             params["brackets"]["enabled"] = brackets
             params["exec_policy"]["FUT"]["twap"] = False
-            await ConfigStore(s3_store).publish_bundle("s3s4", params)
+            await publish_bundle(s3_store, "s3s4", params)
             s3_settings = S3Settings(
                 redis_addresses=redis_addresses,
                 data_dir=tmp_path,

@@ -21,7 +21,7 @@ from s3_strategy.adapters.entries import EntriesLedger, Tally, tally
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.bootstrap import bootstrap
 from s3_strategy.config import Settings
-from s3_strategy.service_layer.decide import DecideRefused
+from s3_strategy.service_layer.decide import DecideInput, DecideRefused
 from svckit import keys
 from svckit.clock import ManualClock
 from svckit.embedded_redis import free_port
@@ -29,7 +29,7 @@ from svckit.errors import InvalidDocument, StartupError
 from svckit.redisio import RedisClient
 from svckit.store.sqlite import SqliteStore
 from tests.conftest import FIXTURES
-from tests.helpers import BTC_FEATURES, S3_TOKEN, now_ms, put_features
+from tests.helpers import BTC_FEATURES, S3_TOKEN, now_ms, publish_bundle, put_features
 from tests.integration.test_s3_decide import (
     BTC,
     DRY,
@@ -164,13 +164,13 @@ async def test_decide_concurrent_with_unstorable_what_if_leaves_the_live_decisio
     svc = s3.c.service
     bad = {**BTC_FEATURES, **RULE_FEATURES, "ts": 1e30}
     results: list[Any] = await asyncio.gather(
-        svc.decide(symbol="BTCUSDT"),
-        svc.decide(symbol="BTCUSDT", dry_run=True, features=bad),
+        svc.decide(DecideInput(symbol="BTCUSDT")),
+        svc.decide(DecideInput(symbol="BTCUSDT", dry_run=True, features=bad)),
         return_exceptions=True,
     )
     live, what_if = results
     assert isinstance(live, dict) and live["decision"] == "open", live
-    assert isinstance(what_if, DecideRefused) and what_if.field == "context.features.ts"
+    assert isinstance(what_if, DecideRefused) and str(what_if).startswith("context.features.ts: ")
     assert await redis.xlen(keys.ORDERS_INTENT) == 1
     assert await s3.store.get("signals", live["signal_id"]) is not None
 
@@ -262,8 +262,7 @@ async def _bad_bundle(store: SqliteStore) -> str:
         "action": {"type": "skip_entry"},
     }
     await store.upsert("strategy_rules", "R-BAD", bad)
-    ids = [str(r["rule_id"]) for r in await store.find("strategy_rules")]
-    return await ConfigStore(store).publish_bundle("bad", fixture_params(), rule_ids=ids)
+    return await publish_bundle(store, "bad", fixture_params())
 
 
 async def test_bootstrap_with_active_bundle_failing_lint_keeps_the_last_good_and_alerts(

@@ -19,6 +19,13 @@ def sig(i: int | str) -> Doc:
     return {"_key": f"sig-{i}", "signal_id": f"sid-{i}", "symbol": "BTCUSDT", "t0": 1}
 
 
+class Commits(list[int]):
+    """The size of every committed batch, as the writer reports them to its `observe`."""
+
+    def __call__(self, size: int, seconds: float) -> None:
+        self.append(size)
+
+
 class GatedStore(SqliteStore):
     """insert_many waits for `gate` (a batch in flight) and records every batch it gets."""
 
@@ -56,7 +63,8 @@ async def gated(tmp_path: Path) -> AsyncIterator[GatedStore]:
 async def test_write_with_concurrent_callers_commits_in_fewer_batches_each_readable_on_return(
     sqlite_store: SqliteStore,
 ) -> None:
-    writer = SignalWriter(sqlite_store)
+    commits = Commits()
+    writer = SignalWriter(sqlite_store, observe=commits)
     seen: dict[str, Doc | None] = {}
 
     async def one(i: int) -> None:
@@ -67,26 +75,25 @@ async def test_write_with_concurrent_callers_commits_in_fewer_batches_each_reada
 
     await asyncio.gather(*(one(i) for i in range(20)))
     assert seen == {f"sig-{i}": sig(i) for i in range(20)}
-    stats = writer.stats()
-    assert stats["written"] == 20
-    assert 1 <= stats["batches"] < 20
-    assert stats["largest_batch"] > 1
-    assert stats["mean_batch"] == round(20 / stats["batches"], 2)
+    assert sum(commits) == 20
+    assert 1 <= len(commits) < 20
+    assert max(commits) > 1
     assert await sqlite_store.count(COLLECTION) == 20
 
 
 async def test_write_with_lone_caller_commits_at_once(sqlite_store: SqliteStore) -> None:
-    writer = SignalWriter(sqlite_store)
-    assert writer.stats() == {"batches": 0, "written": 0, "largest_batch": 0, "mean_batch": 0.0}
+    commits = Commits()
+    writer = SignalWriter(sqlite_store, observe=commits)
     await asyncio.wait_for(writer.write(sig(1)), timeout=2)
     assert await sqlite_store.get(COLLECTION, "sig-1") == sig(1)
-    assert writer.stats() == {"batches": 1, "written": 1, "largest_batch": 1, "mean_batch": 1.0}
+    assert commits == [1]
 
 
 async def test_write_with_batch_in_flight_queues_the_next_batch_up_to_max_batch(
     gated: GatedStore,
 ) -> None:
-    writer = SignalWriter(gated, max_batch=4)
+    commits = Commits()
+    writer = SignalWriter(gated, max_batch=4, observe=commits)
     gated.gate.clear()
     first = asyncio.create_task(writer.write(sig(0)))
     await gated.entered.wait()  # batch [sig-0] in flight
@@ -101,14 +108,14 @@ async def test_write_with_batch_in_flight_queues_the_next_batch_up_to_max_batch(
         ["sig-5", "sig-6", "sig-7", "sig-8"],
         ["sig-9", "sig-10"],
     ]
-    assert writer.stats()["largest_batch"] == 4
-    assert writer.stats()["written"] == 11
+    assert commits == [1, 4, 4, 2]
     assert await gated.count(COLLECTION) == 11
 
 
 async def test_write_with_duplicate_key_fails_only_that_writer(sqlite_store: SqliteStore) -> None:
     await sqlite_store.insert(COLLECTION, sig("taken"))
-    writer = SignalWriter(sqlite_store)
+    commits = Commits()
+    writer = SignalWriter(sqlite_store, observe=commits)
     dup_index = {**sig("other"), "signal_id": "sid-1"}  # collides with sig(1) on signal_id
     results = await asyncio.gather(
         writer.write(sig(1)),
@@ -121,7 +128,7 @@ async def test_write_with_duplicate_key_fails_only_that_writer(sqlite_store: Sql
     assert isinstance(results[1], DuplicateKey)
     assert isinstance(results[3], DuplicateKey)
     assert "ix_signals_signal_id" in str(results[3])
-    assert writer.stats()["batches"] == 1  # one batch, errors per document
+    assert commits == [4]  # one batch, errors per document
     assert await sqlite_store.get(COLLECTION, "sig-taken") == sig("taken")  # untouched
     assert await sqlite_store.get(COLLECTION, "sig-other") is None
     assert await sqlite_store.count(COLLECTION) == 3
@@ -135,14 +142,15 @@ async def test_write_with_store_unavailable_fails_every_waiter_of_the_batch(
     store = FailingStore(tmp_path / "failing.sqlite3")
     await store.bootstrap()
     try:
-        writer = SignalWriter(store)
+        commits = Commits()
+        writer = SignalWriter(store, observe=commits)
         results = await asyncio.gather(
             *(writer.write(sig(i)) for i in range(5)), return_exceptions=True
         )
         assert all(isinstance(r, StoreUnavailable) for r in results), results
         assert all("disk full" in str(r) for r in results)
         assert len({id(r) for r in results}) == 5  # one exception object per waiter
-        assert writer.stats()["batches"] == 0 and writer.stats()["written"] == 0
+        assert commits == []
         assert await store.count(COLLECTION) == 0
         store.failing = False  # the store is back: the next write goes through
         await writer.write(sig(9))
@@ -154,7 +162,8 @@ async def test_write_with_store_unavailable_fails_every_waiter_of_the_batch(
 async def test_write_with_caller_cancelled_while_queued_still_writes_its_doc(
     gated: GatedStore,
 ) -> None:
-    writer = SignalWriter(gated)
+    commits = Commits()
+    writer = SignalWriter(gated, observe=commits)
     gated.gate.clear()
     blocker = asyncio.create_task(writer.write(sig(0)))
     await gated.entered.wait()
@@ -168,13 +177,14 @@ async def test_write_with_caller_cancelled_while_queued_still_writes_its_doc(
     await asyncio.gather(blocker, other)
     assert gated.batches == [["sig-0"], ["sig-1", "sig-2"]]
     assert await gated.get(COLLECTION, "sig-1") == sig(1)
-    assert writer.stats()["written"] == 3
+    assert sum(commits) == 3
 
 
 async def test_write_with_caller_cancelled_while_committing_still_writes_its_doc(
     gated: GatedStore,
 ) -> None:
-    writer = SignalWriter(gated)
+    commits = Commits()
+    writer = SignalWriter(gated, observe=commits)
     gated.gate.clear()
     cancelled = asyncio.create_task(writer.write(sig(1)))
     await gated.entered.wait()  # its batch is in flight
@@ -184,13 +194,14 @@ async def test_write_with_caller_cancelled_while_committing_still_writes_its_doc
     gated.gate.set()
     await writer.aclose()
     assert await gated.get(COLLECTION, "sig-1") == sig(1)
-    assert writer.stats()["written"] == 1
+    assert sum(commits) == 1
 
 
 async def test_aclose_with_queued_writes_commits_them_and_refuses_new_ones(
     gated: GatedStore,
 ) -> None:
-    writer = SignalWriter(gated, max_batch=2)
+    commits = Commits()
+    writer = SignalWriter(gated, max_batch=2, observe=commits)
     gated.gate.clear()
     in_flight = asyncio.create_task(writer.write(sig(0)))
     await gated.entered.wait()
@@ -206,7 +217,7 @@ async def test_aclose_with_queued_writes_commits_them_and_refuses_new_ones(
     assert all(t.done() and t.exception() is None for t in [in_flight, *queued])
     assert await gated.count(COLLECTION) == 6
     assert await gated.get(COLLECTION, "sig-99") is None
-    assert writer.stats()["written"] == 6
+    assert sum(commits) == 6
     with pytest.raises(StoreUnavailable):
         await writer.write(sig(100))
 

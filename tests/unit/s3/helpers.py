@@ -123,3 +123,27 @@ def decide(
 
 def features(**over: float) -> dict[str, float]:
     return {**BTC, **over}
+
+
+def reference_eval(node: Mapping[str, Any], x: Mapping[str, float]) -> bool:
+    """Tree-walking interpreter of a condition (the specification the compiler must match)."""
+    if "allOf" in node:
+        return all(reference_eval(c, x) for c in node["allOf"])
+    if "anyOf" in node:
+        return any(reference_eval(c, x) for c in node["anyOf"])
+    if "not" in node:
+        return not reference_eval(node["not"], x)
+    a, op, b = x[node["f"]], node["op"], node["v"]
+    return bool(
+        a < b
+        if op == "<"
+        else a <= b
+        if op == "<="
+        else a > b
+        if op == ">"
+        else a >= b
+        if op == ">="
+        else a == b
+        if op == "=="
+        else a != b
+    )

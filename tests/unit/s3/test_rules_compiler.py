@@ -17,9 +17,8 @@ from s3_strategy.domain.rules import (
     evaluate,
     factors_from_docs,
     lint_rules,
-    reference_eval,
 )
-from tests.unit.s3.helpers import decide, engine, features, fixture, params, rule
+from tests.unit.s3.helpers import decide, engine, features, fixture, params, reference_eval, rule
 
 FACTORS = factors_from_docs(fixture("factor_registry.json"))
 LO, HI = Decimal("0.5"), Decimal("1.5")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from s3_strategy.domain.rules import RuleLintError, factors_from_docs, lint_rules
+from s3_strategy.domain.rules import RuleLintError, compile_cond, factors_from_docs, lint_rules
 from tests.unit.s3.helpers import fixture, rule
 
 FACTORS = factors_from_docs(fixture("factor_registry.json"))
@@ -40,7 +40,9 @@ def test_lint_with_fixture_rules_accepts_all_of_them() -> None:
     rules = lint(*fixture("strategy_rules.json"))
     assert {r.rule_id for r in rules} >= {"R-023", "R-001", "R-031"}
     r023 = next(r for r in rules if r.rule_id == "R-023")
-    assert r023.features == {"rv_pctile_30d", "rho_usdttwd_14"} and r023.value == 1.2
+    used: set[str] = set()
+    compile_cond(r023.when, used)
+    assert used == {"rv_pctile_30d", "rho_usdttwd_14"} and r023.value == 1.2
 
 
 def test_lint_with_store_system_fields_ignores_them() -> None:

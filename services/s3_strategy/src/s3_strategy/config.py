@@ -92,6 +92,7 @@ class Settings(ServiceSettings):
         "rebalance_maker_wait_ms",
         "exchange_base_url",
         "admin_token",
+        "s4_url",
         mode="before",
     )
     @classmethod
@@ -141,8 +142,6 @@ class Settings(ServiceSettings):
     @field_validator("s4_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        if v is not None and v.strip() == "":
-            return None
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError(f"expected an http(s) URL, got {v!r}")
         return v.rstrip("/") if v else v

@@ -30,12 +30,7 @@ so a rule edited in `strategy_rules` or re-seeded from fixtures never changes wh
 `config_active/s3-strategy` names the active one (`{bundle_id, rev, previous_rev, activated_at,
 activated_by}`); `load_active` reads `bundle-{rev}` first and falls back to the older layout
 below (bundle document + `strategy_rules`) for a store seeded before revisioned bundles.
-
-**Publishing** (`publish_bundle`): computes the rev of a parameter set + rules from
-`strategy_rules`, writes the bundle (and its revisioned copy) and optionally points
-`config_active` at it — a helper for tests that run with another bundle (e.g. brackets
-disabled). Operators activate through `service_layer/config_admin.py` (admin API, CLI), which
-also audits, sets `cfg:active_rev` and announces on `cfg:events`.
+Operators activate through `service_layer/config_admin.py` (admin API, CLI).
 """
 
 from __future__ import annotations
@@ -59,10 +54,6 @@ CTX_PREFIX = "s3ctx-"
 CTX_KIND = "s3-decision-context"
 BUNDLE_PREFIX = "bundle-"
 BUNDLE_KIND = "s3-bundle"
-
-
-def bundle_key(rev: str) -> str:
-    return BUNDLE_PREFIX + rev
 
 
 class ConfigLoadError(RuntimeError):
@@ -163,18 +154,6 @@ class ConfigStore:
             raise ConfigLoadError(f"bundle names rules missing from strategy_rules: {missing}")
         return out
 
-    async def _recorded_bundle(self, bundle_id: str, rev: str) -> dict[str, Any] | None:
-        rows = await self.store.find(
-            "config_bundles",
-            Query(where={"kind": CTX_KIND, "bundle_id": bundle_id, "config_rev": rev}, limit=1),
-        )
-        if not rows:
-            return None
-        bundle = rows[0]["content"]["bundle"]
-        if bundle_rev(bundle["params"], bundle["rules"]) != rev:
-            return None
-        return dict(bundle)
-
     # ---- revisioned bundles ---------------------------------------------------------------------
     async def get_active(self) -> Doc | None:
         doc = await self.store.get("config_active", self.active_key)
@@ -183,7 +162,7 @@ class ConfigStore:
     async def get_bundle(self, rev: str) -> dict[str, Any] | None:
         """The immutable bundle `rev` as `{bundle_id, rev, params, rules, ...}`, verified against
         its rev (a document whose content does not hash to its rev is treated as absent)."""
-        doc = await self.store.get("config_bundles", bundle_key(rev))
+        doc = await self.store.get("config_bundles", BUNDLE_PREFIX + rev)
         if doc is None or doc.get("kind") != BUNDLE_KIND:
             return None
         if bundle_rev(doc.get("params") or {}, doc.get("rules") or []) != rev:
@@ -209,7 +188,7 @@ class ConfigStore:
         if rev is None:
             rev = bundle_rev(params, ordered)
         doc: Doc = {
-            "_key": bundle_key(rev),
+            "_key": BUNDLE_PREFIX + rev,
             "kind": BUNDLE_KIND,
             "bundle_id": bundle_id,
             "rev": rev,
@@ -261,14 +240,12 @@ class ConfigStore:
         except ContextError as exc:
             raise ConfigLoadError(f"bundle {rev} fails lint: {exc}") from exc
 
-    async def ensure_revisioned(self, engine: Engine, now_ms: int) -> bool:
-        """Store the revisioned copy of the bundle `engine` runs (idempotent): a store seeded
-        before revisioned bundles gets one at the first start, so GET /config, diff and rollback
-        work for its active revision too. True if written."""
+    async def ensure_revisioned(self, engine: Engine, now_ms: int) -> None:
+        """Store the revisioned copy of the bundle `engine` runs (insert-if-absent): a store
+        seeded before revisioned bundles gets one at the first start, so GET /config, diff and
+        rollback work for its active revision too."""
         bundle = engine.content["bundle"]
-        if await self.get_bundle(engine.config_rev) is not None:
-            return False
-        rev, created = await self.put_bundle(
+        await self.put_bundle(
             bundle_id=engine.bundle_id,
             params=bundle["params"],
             rules=bundle["rules"],
@@ -276,7 +253,6 @@ class ConfigStore:
             actor="s3-bootstrap",
             now_ms=now_ms,
         )
-        return created and rev == engine.config_rev
 
     async def load_active(self, settings: Settings) -> tuple[Engine, list[str]]:
         """Build the engine of the active bundle; returns it with warnings (rev mismatches)."""
@@ -310,8 +286,13 @@ class ConfigStore:
                 f"rev {live.get('rev')}; deciding with the recorded content of {rev}"
             )
         if params is None:
-            recorded = await self._recorded_bundle(bundle_id, rev)
-            if recorded is None:
+            # The content recorded for that rev (a decision context), if it still hashes to it.
+            rows = await self.store.find(
+                "config_bundles",
+                Query(where={"kind": CTX_KIND, "bundle_id": bundle_id, "config_rev": rev}, limit=1),
+            )
+            recorded = rows[0]["content"]["bundle"] if rows else None
+            if recorded is None or bundle_rev(recorded["params"], recorded["rules"]) != rev:
                 where = "absent" if live is None else f"at rev {live.get('rev')}"
                 raise ConfigLoadError(
                     f"the content of the active bundle {bundle_id}@{rev} is gone (bundle document "
@@ -325,15 +306,33 @@ class ConfigStore:
             return await self._keep_last_good(settings, rev, exc), warnings
 
     async def _keep_last_good(self, settings: Settings, rev: str, exc: ConfigLoadError) -> Engine:
-        """The active revision does not build: the newest one that does (recorded as `rejected`,
-        alerted by the caller); ConfigLoadError when there is none."""
-        good = await self._last_good(settings, exclude_rev=rev)
-        if good is None:
-            raise ConfigLoadError(
-                f"{exc}; no earlier bundle to keep: fix it and promote a bundle"
-            ) from None
-        self.rejected = f"{exc}; keeping the last good bundle {good.bundle_id}@{good.config_rev}"
-        return good
+        """The active revision does not build: the newest recorded one that does (recorded as
+        `rejected`, alerted by the caller); ConfigLoadError when there is none."""
+        rows = await self.store.find(
+            "config_bundles",
+            Query(where={"kind": CTX_KIND}, sort=[("created_ts", "desc")], limit=50),
+        )
+        for row in rows:
+            try:
+                bundle = row["content"]["bundle"]
+                if str(bundle["rev"]) == rev:
+                    continue
+                good = await self._build(
+                    str(bundle["bundle_id"]),
+                    str(bundle["rev"]),
+                    bundle["params"],
+                    list(bundle["rules"]),
+                    settings,
+                )
+            except (ConfigLoadError, KeyError, TypeError):
+                continue
+            self.rejected = (
+                f"{exc}; keeping the last good bundle {good.bundle_id}@{good.config_rev}"
+            )
+            return good
+        raise ConfigLoadError(
+            f"{exc}; no earlier bundle to keep: fix it and promote a bundle"
+        ) from None
 
     async def _build(
         self,
@@ -354,31 +353,9 @@ class ConfigStore:
                 f"bundle {bundle_id}@{rev} cannot be built: {type(exc).__name__}: {exc}"
             ) from exc
 
-    async def _last_good(self, settings: Settings, *, exclude_rev: str) -> Engine | None:
-        """The newest recorded bundle (other than `exclude_rev`) that builds today."""
-        rows = await self.store.find(
-            "config_bundles",
-            Query(where={"kind": CTX_KIND}, sort=[("created_ts", "desc")], limit=50),
-        )
-        for row in rows:
-            try:
-                bundle = row["content"]["bundle"]
-                if str(bundle["rev"]) == exclude_rev:
-                    continue
-                return await self._build(
-                    str(bundle["bundle_id"]),
-                    str(bundle["rev"]),
-                    bundle["params"],
-                    list(bundle["rules"]),
-                    settings,
-                )
-            except (ConfigLoadError, KeyError, TypeError):
-                continue
-        return None
-
-    async def save_context(self, engine: Engine, now_ms: int) -> bool:
-        """Record the engine's decision context (idempotent); True if newly written."""
-        try:
+    async def save_context(self, engine: Engine, now_ms: int) -> None:
+        """Record the engine's decision context (insert-if-absent)."""
+        with contextlib.suppress(DuplicateKey):
             await self.store.insert(
                 "config_bundles",
                 {
@@ -392,41 +369,7 @@ class ConfigStore:
                     "content": dict(engine.content),
                 },
             )
-        except DuplicateKey:
-            return False
-        return True
 
     async def get_context(self, ctx_rev: str) -> dict[str, Any] | None:
         doc = await self.store.get("config_bundles", CTX_PREFIX + ctx_rev)
         return None if doc is None else dict(doc["content"])
-
-    async def publish_bundle(
-        self,
-        bundle_id: str,
-        params: Mapping[str, Any],
-        *,
-        rule_ids: Sequence[str] | None = None,
-        activate: bool = True,
-        description: str | None = None,
-    ) -> str:
-        """Write `config_bundles/{bundle_id}` with its computed rev (and activate it)."""
-        rules = await self._rules(rule_ids)
-        ids = sorted(str(r["rule_id"]) for r in rules)
-        rev = bundle_rev(params, rules)
-        doc: Doc = {"bundle_id": bundle_id, "rev": rev, "rules": ids, "params": dict(params)}
-        if description:
-            doc["description"] = description
-        await self.store.upsert("config_bundles", bundle_id, doc)
-        await self.put_bundle(
-            bundle_id=bundle_id,
-            params=params,
-            rules=rules,
-            note=description,
-            actor="publish_bundle",
-            now_ms=0,
-        )
-        if activate:
-            await self.store.upsert(
-                "config_active", self.active_key, {"bundle_id": bundle_id, "rev": rev}
-            )
-        return rev

@@ -1,16 +1,15 @@
 """The ledger of entries in flight and open positions, `s3:entries` (a Redis hash), behind the
 `concurrent_entries` and `risk_budget` gates.
 
-**Positions** (issue 11): a filled entry is still risk until its protection (SL/TP brackets,
-OCO) has closed it, so it keeps counting toward both gates — four live decisions 4 s apart
-used to open four longs under `S3_CONCURRENT_ENTRIES_PER_MARKET=1`. The source is S4's own
-record of the protection, `strategy_events/protection:{client_order_id}` (`active` until its
-machine is final: the position closed by the stop, the take profit or the OCO, or the
-protection failed — which S4 alerts critically): no S4 change, and every replica of S3 sees
-the same thing. A field's last part says which it is: `E` an entry in flight, `EP` an entry
-in flight whose intent carries protection (it becomes a position when it fills), `P` an open
-position. An entry whose intent has no protection is dropped when it is filled: nothing
-tells S3 when such a position is closed (bundles on the desk always carry brackets).
+**Positions**: a filled entry is still risk until its protection (SL/TP brackets, OCO) has
+closed it, so it keeps counting toward both gates. The source is S4's own record of the
+protection, `strategy_events/protection:{client_order_id}` (`active` until its machine is final:
+the position closed by the stop, the take profit or the OCO, or the protection failed — which S4
+alerts critically): no S4 change, and every replica of S3 sees the same thing. A field's last
+part says which it is: `E` an entry in flight, `EP` an entry in flight whose intent carries
+protection (it becomes a position when it fills), `P` an open position. An entry whose intent
+has no protection is dropped when it is filled: nothing tells S3 when such a position is closed
+(bundles on the desk always carry brackets).
 
 An *entry in flight* is an open (non reduce-only) parent order that S4 has not finished: from the
 moment S3 emits it until S4 reports a terminal status (FILLED, CANCELED, REJECTED, EXPIRED).
@@ -40,7 +39,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -131,7 +130,7 @@ def filled_positive(qty: object) -> bool:
         return False
 
 
-def _protected(intent: object) -> bool:
+def protected(intent: object) -> bool:
     """Does the intent ask S4 for protection (FUT brackets, SPOT OCO)?"""
     if not isinstance(intent, Mapping):
         return False
@@ -149,7 +148,6 @@ class EntriesLedger:
     symbols: Sequence[str]
     grace_ms: int
     reconcile_ms: int
-    reconciles: int = field(default=0, init=False)
 
     async def add(
         self,
@@ -239,7 +237,7 @@ class EntriesLedger:
                         continue
                     margin = _intent_margin(doc)
                     ts = int(doc.get("created_ts") or now)
-                    kind = PROTECTED_ENTRY if _protected(doc.get("intent")) else ENTRY
+                    kind = PROTECTED_ENTRY if protected(doc.get("intent")) else ENTRY
                     await self.redis.hsetnx(
                         ENTRIES_KEY, coid, encode(symbol, str(doc.get("market")), margin, ts, kind)
                     )
@@ -263,28 +261,11 @@ class EntriesLedger:
                     ENTRIES_KEY, coid, encode(symbol, str(doc.get("market")), margin, ts, POSITION)
                 )
                 adopted += 1
-        self.reconciles += 1
         return removed, adopted
 
     async def on_executed(self, event: Mapping[str, Any]) -> None:
         if event.get("status") in TERMINAL and isinstance(event.get("client_order_id"), str):
             await self.finished(event["client_order_id"], filled_positive(event.get("filled_qty")))
-
-    async def _tail_id(self) -> str:
-        last: Any = await self.redis.xrevrange(keys.ORDERS_EXECUTED, count=1)
-        return str(last[0][0]) if last else "0-0"
-
-    async def poll_executed(self, last_id: str) -> str:
-        """Apply the `orders:executed` events after `last_id` (non-blocking); new last id."""
-        resp: Any = await self.redis.xread({keys.ORDERS_EXECUTED: last_id}, count=512)
-        for _stream, entries in resp or []:
-            for entry_id, fields in entries:
-                last_id = str(entry_id)
-                with contextlib.suppress(ValueError, TypeError):
-                    event = jsonutil.loads(fields.get("data", ""))
-                    if isinstance(event, dict):
-                        await self.on_executed(event)
-        return last_id
 
     async def run(self, stop: asyncio.Event, *, poll_ms: int = 100) -> None:
         """Follow `orders:executed` (from now on) every `poll_ms` and reconcile every
@@ -296,11 +277,20 @@ class EntriesLedger:
         while not stop.is_set():
             try:
                 if last_id is None:
-                    last_id = await self._tail_id()
+                    last: Any = await self.redis.xrevrange(keys.ORDERS_EXECUTED, count=1)
+                    last_id = str(last[0][0]) if last else "0-0"
                 if loop.time() >= next_reconcile:
                     await self.reconcile()
                     next_reconcile = loop.time() + self.reconcile_ms / 1000
-                last_id = await self.poll_executed(last_id)
+                # the events after last_id, without blocking
+                resp: Any = await self.redis.xread({keys.ORDERS_EXECUTED: last_id}, count=512)
+                for _stream, entries in resp or []:
+                    for entry_id, fields in entries:
+                        last_id = str(entry_id)
+                        with contextlib.suppress(ValueError, TypeError):
+                            event = jsonutil.loads(fields.get("data", ""))
+                            if isinstance(event, dict):
+                                await self.on_executed(event)
             except (redis_exc.RedisError, InfraError, OSError) as exc:
                 log.warning("entries ledger: %s", exc)
             with contextlib.suppress(TimeoutError):

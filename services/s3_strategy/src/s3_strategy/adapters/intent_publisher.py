@@ -5,7 +5,7 @@ is reported to the caller and raised on `alerts` — never silently dropped."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -55,13 +55,7 @@ class PublishReport:
         return self.stream == "ok" or self.rest == "ok"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "stream": self.stream,
-            "rest": self.rest,
-            "stream_id": self.stream_id,
-            "s4": self.s4,
-            "errors": self.errors,
-        }
+        return asdict(self)
 
 
 @dataclass(kw_only=True, eq=False)

@@ -24,7 +24,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
 
 from svckit.errors import StoreUnavailable
 from svckit.store.base import Doc, DocumentStore
@@ -43,10 +42,6 @@ class SignalWriter:
     _pending: list[tuple[Doc, asyncio.Future[None]]] = field(default_factory=list, init=False)
     _flusher: asyncio.Task[None] | None = field(default=None, init=False)
     _closed: bool = field(default=False, init=False)
-    # figures for /metrics and the benchmark
-    batches: int = field(default=0, init=False)
-    written: int = field(default=0, init=False)
-    largest_batch: int = field(default=0, init=False)
 
     async def write(self, doc: Doc) -> None:
         if self._closed:
@@ -92,9 +87,6 @@ class SignalWriter:
             raise
         if self.observe is not None:
             self.observe(len(batch), time.perf_counter() - t0)
-        self.batches += 1
-        self.written += len(batch)
-        self.largest_batch = max(self.largest_batch, len(batch))
         for (_, fut), res in zip(batch, results, strict=True):
             if fut.done():
                 continue
@@ -109,14 +101,6 @@ class SignalWriter:
         flusher = self._flusher
         if flusher is not None:
             await asyncio.shield(flusher)
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "batches": self.batches,
-            "written": self.written,
-            "largest_batch": self.largest_batch,
-            "mean_batch": round(self.written / self.batches, 2) if self.batches else 0.0,
-        }
 
 
 def _copy(exc: BaseException) -> BaseException:

@@ -16,7 +16,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import ccxt.async_support as ccxt_async
 
@@ -67,15 +67,13 @@ def _dec(value: Any) -> Decimal | None:
 class CcxtSpotReader(SpotReader):
     def __init__(
         self,
-        exchange_id: str,
+        exchange_id: Literal["mexc", "binance"],
         *,
         api_key: str | None,
         api_secret: str | None,
         base_url: str | None = None,
         timeout_ms: int = 10_000,
     ) -> None:
-        if exchange_id not in ("mexc", "binance"):
-            raise ValueError(f"unsupported spot exchange {exchange_id!r}")
         cls = getattr(ccxt_async, exchange_id)
         self.exchange_id = exchange_id
         self.client: Any = cls(

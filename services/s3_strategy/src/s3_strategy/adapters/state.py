@@ -18,7 +18,6 @@ reported (`error`) and the decision skips `FEATURE_INVALID`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -42,13 +41,6 @@ class MarketState:
     margin_positions: float = 0.0
 
 
-def _numbers(data: dict[str, Any], out: dict[str, float]) -> None:
-    for k, v in data.items():
-        t = type(v)
-        if (t is float or t is int) and k != "ts":
-            out[k] = float(v)
-
-
 def parse_snapshot(raw: str | bytes | None, tick_raw: str | bytes | None) -> MarketState:
     state = MarketState({}, None, 0, 0.0)
     feats = state.features
@@ -57,7 +49,10 @@ def parse_snapshot(raw: str | bytes | None, tick_raw: str | bytes | None) -> Mar
             data = orjson.loads(raw)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
-            _numbers(data, feats)
+            for k, v in data.items():
+                t = type(v)
+                if (t is float or t is int) and k != "ts":
+                    feats[k] = float(v)
             ts = data.get("ts")
             if (type(ts) is int or type(ts) is float) and 0 < ts < _TS_LIMIT:
                 state.ts = int(ts)

@@ -9,6 +9,7 @@ both documents are walked together and only what differs is flattened.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -172,12 +173,8 @@ def field_changes(old: Any, new: Any) -> list[dict[str, Any]]:
     flagged `added`/`removed`), sorted by path."""
     changes: list[dict[str, Any]] = []
     _walk(old, new, "", changes)
-    changes.sort(key=_by_path)
+    changes.sort(key=itemgetter("path"))
     return changes
-
-
-def _by_path(change: Mapping[str, Any]) -> str:
-    return str(change["path"])
 
 
 def _by_id(rules: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -210,7 +207,7 @@ def diff_bundles(
             fields: list[dict[str, Any]] = []
             _walk_map(a, b, "", fields)
             if len(fields) > 1:
-                fields.sort(key=_by_path)
+                fields.sort(key=itemgetter("path"))
         else:
             fields = field_changes(a, b)
         if fields:
@@ -221,20 +218,11 @@ def diff_bundles(
         "to_rev": new.get("rev"),
         "rules": {"added": added, "removed": removed, "changed": changed},
         "params": params,
-        "summary": summary_of(added, removed, changed, params),
-    }
-
-
-def summary_of(
-    added: Sequence[str],
-    removed: Sequence[str],
-    changed: Sequence[Mapping[str, Any]],
-    params: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    return {
-        "rules_added": len(added),
-        "rules_removed": len(removed),
-        "rules_changed": len(changed),
-        "params_changed": [str(p["path"]) for p in params],
-        "empty": not (added or removed or changed or params),
+        "summary": {
+            "rules_added": len(added),
+            "rules_removed": len(removed),
+            "rules_changed": len(changed),
+            "params_changed": [str(p["path"]) for p in params],
+            "empty": not (added or removed or changed or params),
+        },
     }

@@ -29,7 +29,7 @@ from typing import Any
 from s3_strategy.domain import sl_tp
 from s3_strategy.domain.gates import run_gates
 from s3_strategy.domain.market_plan import ContextError as ContextError  # re-exported
-from s3_strategy.domain.market_plan import MarketPlan, RouteTables, SymbolPlan, build_market_plan
+from s3_strategy.domain.market_plan import MarketPlan, SymbolPlan, build_market_plan, route_bands
 from s3_strategy.domain.ml import MlInput, table_mult
 from s3_strategy.domain.params import BundleParams, EngineLimits
 from s3_strategy.domain.reasons import Reason
@@ -97,7 +97,6 @@ class Pre:
     feature_ts: int = 0
     now_ms: int = 0
     side: Side = Side.BUY
-    rules_mult_raw: Decimal = Decimal(1)
     rules_mult: Decimal = Decimal(1)
 
 
@@ -145,7 +144,7 @@ class Engine:
         self.rules_enabled = sum(1 for r in rules if r.enabled)
         rulesets = build_rulesets(rules, by_symbol, SERVICE)
         self.max_age_ms = self.params.feature_max_age_ms or self.limits.feature_max_age_ms
-        route_tables = RouteTables(tables)
+        bands_of = route_bands(tables)
         self.plans = {
             sym: SymbolPlan(
                 inst,
@@ -156,7 +155,7 @@ class Engine:
                         rules=rulesets[(sym, m.value)],
                         params=self.params,
                         limits=self.limits,
-                        tables=route_tables,
+                        bands_of=bands_of,
                         factors=factors,
                     )
                     for m in inst.markets
@@ -267,7 +266,7 @@ class Engine:
         if ro.skip_rule is not None:
             out.skip(Reason.RULE_SKIP, f"rule {ro.skip_rule} (skip_entry) fired")
             return pre
-        pre.rules_mult_raw, pre.rules_mult = ro.mult_raw, ro.mult
+        pre.rules_mult = ro.mult
         pre.plan, pre.inst, pre.ready = mp, sp.inst, True
         return pre
 

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from s3_strategy.domain.reasons import Reason
 
-GATE_NAMES = ("funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget", "concurrent_entries")
+GateName = Literal[
+    "funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget", "concurrent_entries"
+]
+GATE_NAMES: tuple[GateName, ...] = get_args(GateName)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +45,7 @@ class GateLimits:
 
 
 def _gate(
-    out: list[dict[str, Any]], gate: str, ok: bool, observed: float | None, threshold: float
+    out: list[dict[str, Any]], gate: GateName, ok: bool, observed: float | None, threshold: float
 ) -> bool:
     out.append({"gate": gate, "passed": ok, "observed": observed, "threshold": threshold})
     return ok

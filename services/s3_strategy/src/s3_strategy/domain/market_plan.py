@@ -6,7 +6,8 @@ flattened so that the pipeline's hot path reads no attribute chains.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -67,27 +68,21 @@ class SymbolPlan:
     markets: dict[Market, MarketPlan]
 
 
-class RouteTables:
-    """The decision context's route tables, each validated once per build (every symbol and
-    market plan reads it)."""
+def route_bands(tables: Mapping[str, Any]) -> Callable[[str], list[RouteBand]]:
+    """The decision context's route tables by name, each validated once per build (every
+    symbol and market plan reads it)."""
 
-    def __init__(self, tables: Mapping[str, Any]) -> None:
-        self._tables = tables
-        self._bands: dict[str, list[RouteBand]] = {}
-
-    def bands(self, name: str) -> list[RouteBand]:
-        if name not in self._bands:
-            self._bands[name] = self._validate(name)
-        return self._bands[name]
-
-    def _validate(self, name: str) -> list[RouteBand]:
-        table = self._tables.get(name)
+    @functools.cache
+    def bands(name: str) -> list[RouteBand]:
+        table = tables.get(name)
         if not isinstance(table, Mapping) or not table.get("bands"):
             raise ContextError(f"route table {name!r} is missing from the decision context")
         try:
             return list(RouteBands.model_validate(table["bands"]).root)
         except ValueError as exc:
             raise ContextError(f"route table {name!r}: {exc}") from exc
+
+    return bands
 
 
 def _policy_body(model: MakerTakerPolicy | TwapPolicy | MarketPolicy) -> dict[str, Any]:
@@ -101,7 +96,7 @@ def build_market_plan(
     rules: RuleSet,
     params: BundleParams,
     limits: EngineLimits,
-    tables: RouteTables,
+    bands_of: Callable[[str], list[RouteBand]],
     factors: Mapping[str, Factor],
 ) -> MarketPlan:
     """One instrument's plan on one market (limits, required features, bands, fees)."""
@@ -134,7 +129,7 @@ def build_market_plan(
     bands: list[tuple[Decimal | None, dict[str, Any]]] = []
     if fut:
         cfg = p.exec_policy.FUT
-        for b in tables.bands(cfg.route_table):
+        for b in bands_of(cfg.route_table):
             model: MakerTakerPolicy | TwapPolicy | MarketPolicy
             if cfg.type == "MARKET":
                 model = MarketPolicy()
@@ -156,7 +151,7 @@ def build_market_plan(
             bands.append((b.notional_usdt_max, _policy_body(model)))
     else:
         scfg = p.exec_policy.SPOT
-        for b in tables.bands(scfg.route_table):
+        for b in bands_of(scfg.route_table):
             entry_model: MakerTakerPolicy | MarketPolicy = (
                 MarketPolicy()
                 if scfg.entry == "MARKET"

@@ -4,8 +4,7 @@
   `qty = round(notional / entry, stepSize)` (nearest, as the spec says).
 * SPOT: `qty = floor(spot_quote_budget_usdt · min(size_mult, 1) / (entry · (1 + fee)),
   stepSize)`: the budget is a ceiling on the quote spent, entry fee included, so a multiplier
-  above 1 never raises it (it used to: 300 USDT against a 200 USDT budget); below 1 it scales
-  the buy down.
+  above 1 never raises it; below 1 it scales the buy down.
 
 A quantity that rounds to zero, a notional below `minNotional` or a qty below `minQty` raises
 `InvalidIntent` (the engine turns it into `MIN_NOTIONAL`); above `maxQty` raises `QtyAboveMax`.

@@ -11,10 +11,10 @@ short mirrored, then checked in exact arithmetic and moved towards the entry whi
 
 When no stop at least one tick from the entry meets the cap (fees alone above it, or a cap
 smaller than one tick times the quantity) the solve raises `LossCapUnreachable` and the decision
-skips `MAX_LOSS_UNREACHABLE`: it never opens with a stop that loses more than the cap (the
-former one-tick floor did, by up to 89× the cap). A distance under one tick (tiny ATR) puts the
-stop one tick from the entry, within the cap, and `sl_one_tick_floor` says so. A long stop at
-or below zero (a budget larger than the position's value) is placed at one tick.
+skips `MAX_LOSS_UNREACHABLE`: it never opens with a stop that loses more than the cap. A
+distance under one tick (tiny ATR) puts the stop one tick from the entry, within the cap, and
+`sl_one_tick_floor` says so. A long stop at or below zero (a budget larger than the position's
+value) is placed at one tick.
 
 Take profit: solved so that the net profit after both legs' fees is at least `target`:
 long `qty·(TP − entry) − qty·entry·f_in − qty·TP·f_out ≥ target`, i.e.

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from s3_strategy.bootstrap import S3Container, bootstrap
 from s3_strategy.config import Settings
 from s3_strategy.entrypoints.admin import router as admin_router
-from s3_strategy.entrypoints.deps import ContainerDep, ServiceDep
+from s3_strategy.entrypoints.deps import ContainerDep
 from s3_strategy.entrypoints.schemas import (
     DecideBatchRequest,
     DecideBatchResponse,
@@ -34,7 +34,6 @@ from s3_strategy.entrypoints.schemas import (
 from s3_strategy.entrypoints.statuses import batch_item
 from s3_strategy.entrypoints.tasks import router as tasks_router
 from s3_strategy.service_layer.decide import (
-    DecideInput,
     DecideRefused,
     DecisionService,
     UnknownSymbol,
@@ -48,7 +47,6 @@ from svckit.logging import log_scope
 from svckit.metrics import render
 from svckit.redisio import ping
 from svckit.store import KEY_RE
-from tradekit.enums import Market
 
 log = logging.getLogger(__name__)
 # A signal id is a document key of the store (ArangoDB's key alphabet): anything else cannot
@@ -58,26 +56,6 @@ SIGNAL_ID_PATTERN = KEY_RE.pattern
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-async def _decide(service: DecisionService, body: DecideRequest) -> tuple[int, bytes]:
-    """POST /decide: (status, JSON body)."""
-    ctx = body.context
-    try:
-        # The decision binds signal_id (and the intent's ids) for its logs; the scope ends here.
-        with log_scope():
-            result = await service.decide(
-                symbol=body.symbol,
-                market=ctx.market if ctx else Market.FUT,
-                side_hint=body.sideHint,
-                dry_run=body.dry_run,
-                features=ctx.features if ctx else None,
-            )
-    except UnknownSymbol as exc:
-        return 422, orjson.dumps({"detail": f"symbol: unknown symbol {exc.args[0]!r}"})
-    except DecideRefused as exc:
-        return 422, orjson.dumps({"detail": str(exc)})
-    return 200, orjson.dumps(result)
 
 
 class _RefusedStartFilter(logging.Filter):
@@ -168,31 +146,28 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
     async def post_decide(body: DecideRequest, request: Request) -> Response:
         """Run the decision pipeline for one symbol; emits the intent unless dry_run."""
         # The hottest route reads the service off app.state itself rather than through
-        # ServiceDep: a resolved dependency costs ≈ 25 µs of CPU per request here (≈ 10 % of
+        # ContainerDep: a resolved dependency costs ≈ 25 µs of CPU per request here (≈ 10 % of
         # the route's framework cost, measured driving the ASGI app directly); the route still
         # passes every middleware (auth first) and FastAPI's body validation.
-        status, payload = await _decide(request.app.state.container.service, body)
-        return Response(payload, status_code=status, media_type="application/json")
+        service: DecisionService = request.app.state.container.service
+        try:
+            # The decision binds signal_id (and the intent's ids) for its logs, in this scope.
+            with log_scope():
+                return _json(await service.decide(body.as_input()))
+        except UnknownSymbol as exc:
+            return _json({"detail": f"symbol: unknown symbol {exc.args[0]!r}"}, 422)
+        except DecideRefused as exc:
+            return _json({"detail": str(exc)}, 422)
 
     @app.post("/decide/batch", response_model=DecideBatchResponse)
-    async def post_decide_batch(
-        body: DecideBatchRequest, service: ServiceDep, c: ContainerDep
-    ) -> Response:
+    async def post_decide_batch(body: DecideBatchRequest, c: ContainerDep) -> Response:
         """Decide for many symbols in one call; answers in request order."""
         reqs = body.requests()
         if len(reqs) > c.settings.batch_max:
             raise HTTPException(422, f"items: at most {c.settings.batch_max} per batch")
-        items = [
-            DecideInput(
-                symbol=r.symbol,
-                market=r.context.market if r.context else Market.FUT,
-                side_hint=r.sideHint,
-                dry_run=r.dry_run,
-                features=r.context.features if r.context else None,
-            )
-            for r in reqs
+        results = [
+            batch_item(r) for r in await c.service.decide_batch([r.as_input() for r in reqs])
         ]
-        results = [batch_item(r) for r in await service.decide_batch(items)]
         return _json({"count": len(results), "results": results})
 
     @app.post(
@@ -204,11 +179,11 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
         },
     )
     async def post_replay(
-        signal_id: Annotated[str, Path(pattern=SIGNAL_ID_PATTERN)], service: ServiceDep
+        signal_id: Annotated[str, Path(pattern=SIGNAL_ID_PATTERN)], c: ContainerDep
     ) -> Response:
         """Re-run a stored decision from its recorded inputs and config; writes nothing."""
         try:
-            return _json(await service.replay(signal_id))
+            return _json(await c.service.replay(signal_id))
         except SignalNotFound:
             raise HTTPException(404, f"signal {signal_id!r} not found") from None
         except ReplayUnavailable as exc:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from s3_strategy.service_layer.decide import DecisionService
 from svckit.auth import ADMIN, require_scope
 
 if TYPE_CHECKING:
@@ -22,13 +21,7 @@ async def get_container(request: Request) -> S3Container:
     return container
 
 
-async def get_service(request: Request) -> DecisionService:
-    service: DecisionService = request.app.state.container.service
-    return service
-
-
 ContainerDep = Annotated["S3Container", Depends(get_container)]
-ServiceDep = Annotated[DecisionService, Depends(get_service)]
 
 # Admin endpoints (config, …): `dependencies=[AdminDep]` on the route or its router. The
 # middleware has already authenticated the caller; this needs S3_ADMIN_TOKEN (403 otherwise).

@@ -11,8 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from s3_strategy.domain.gates import GateName
 from s3_strategy.domain.reasons import Reason
-from s3_strategy.service_layer.decide import FEATURE_ABS_MAX, TS_MAX, TS_MIN
+from s3_strategy.service_layer.decide import FEATURE_ABS_MAX, TS_MAX, TS_MIN, DecideInput
 from tradekit.enums import Market, Side
 from tradekit.intents import OrderIntent
 
@@ -66,6 +67,16 @@ class DecideRequest(_Strict):
     def _upper(cls, v: str) -> str:
         return v.upper()
 
+    def as_input(self) -> DecideInput:
+        ctx = self.context
+        return DecideInput(
+            symbol=self.symbol,
+            market=ctx.market if ctx else Market.FUT,
+            side_hint=self.sideHint,
+            dry_run=self.dry_run,
+            features=ctx.features if ctx else None,
+        )
+
 
 class DecideBatchRequest(_Strict):
     """Either `items` (full requests) or `symbols` with shared `dry_run`/`context`."""
@@ -91,9 +102,7 @@ class DecideBatchRequest(_Strict):
 
 
 class GateOut(_Strict):
-    gate: Literal[
-        "funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget", "concurrent_entries"
-    ]
+    gate: GateName
     passed: bool
     observed: float | None
     threshold: float

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from s3_strategy.entrypoints.deps import ContainerDep
 from s3_strategy.entrypoints.statuses import TASK_STATUS
@@ -25,32 +24,15 @@ from s3_strategy.service_layer.task_runs import (
     TASK_JOB,
     TASK_SYMMETRIC,
     RunRequest,
-    WhatIf,
+    TaskContext,
 )
 from svckit import jsonutil
 from svckit.oidc import OidcError
-from tradekit.intents import MAX_NUMBER
 
 if TYPE_CHECKING:
     from s3_strategy.bootstrap import S3Container
 
 log = logging.getLogger(__name__)
-
-# Bounded as the intents they become are (tradekit.intents.MAX_NUMBER): a what-if price of
-# 1e308 would otherwise fail the run inside the task (a 503) instead of being refused (422).
-PosDec = Annotated[Decimal, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)]
-NonNegDec = Annotated[Decimal, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
-
-
-class TaskContext(BaseModel):
-    """What-if inputs (dry runs only); anything left out is read from the exchange."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    balances: dict[str, NonNegDec] | None = Field(default=None, max_length=8)
-    price: PosDec | None = None
-    cost_avg: PosDec | None = None
-    closes: list[PosDec] | None = Field(default=None, max_length=2000)
 
 
 class TaskRequest(BaseModel):
@@ -111,43 +93,6 @@ _TASK_OF_PATH = {
 }
 
 
-async def _run(
-    task: str,
-    request: Request,
-    c: S3Container,
-    auth: str,
-    body: TaskRequest | None,
-    job_name: str | None,
-    schedule_time: str | None,
-) -> Response:
-    body = body or TaskRequest()
-    ctx = body.context
-    what_if = None
-    if ctx is not None:
-        what_if = WhatIf(
-            balances={k.upper(): v for k, v in ctx.balances.items()} if ctx.balances else None,
-            price=ctx.price,
-            cost_avg=ctx.cost_avg,
-            closes=list(ctx.closes) if ctx.closes is not None else None,
-        )
-    try:
-        run = await c.tasks.run(
-            RunRequest(
-                task=task,
-                path=request.url.path,
-                auth=auth,
-                dry_run=body.dry_run,
-                context=what_if,
-                job_name=job_name,
-                schedule_time=schedule_time,
-            )
-        )
-    except ValueError as exc:  # a malformed X-CloudScheduler-ScheduleTime
-        raise HTTPException(400, f"X-CloudScheduler-ScheduleTime: {exc}") from None
-    status = TASK_STATUS[run.disposition]
-    return Response(jsonutil.dumpb(run.body), status_code=status, media_type="application/json")
-
-
 JobName = Annotated[str | None, Header(alias="X-CloudScheduler-JobName")]
 ScheduleTime = Annotated[str | None, Header(alias="X-CloudScheduler-ScheduleTime")]
 
@@ -163,40 +108,53 @@ _RESPONSES: dict[int | str, dict[str, str]] = {
 }
 
 
-@router.post("/rebalance/symmetric", responses=_RESPONSES)
-async def rebalance_symmetric(
-    request: Request,
-    c: ContainerDep,
-    auth: AuthDep,
-    job: JobName = None,
-    when: ScheduleTime = None,
-    body: TaskRequest | None = None,
-) -> Response:
-    """Symmetric 50:50 value rebalance of the configured pair; trades unless dry_run."""
-    return await _run(TASK_SYMMETRIC, request, c, auth, body, job, when)
+def _route(path: str, name: str, description: str) -> None:
+    task = _TASK_OF_PATH[router.prefix + path]
+
+    async def endpoint(
+        request: Request,
+        c: ContainerDep,
+        auth: AuthDep,
+        job: JobName = None,
+        when: ScheduleTime = None,
+        body: TaskRequest | None = None,
+    ) -> Response:
+        body = body or TaskRequest()
+        try:
+            result = await c.tasks.run(
+                RunRequest(
+                    task=task,
+                    path=request.url.path,
+                    auth=auth,
+                    dry_run=body.dry_run,
+                    context=body.context,
+                    job_name=job,
+                    schedule_time=when,
+                )
+            )
+        except ValueError as exc:  # a malformed X-CloudScheduler-ScheduleTime
+            raise HTTPException(400, f"X-CloudScheduler-ScheduleTime: {exc}") from None
+        status = TASK_STATUS[result.disposition]
+        return Response(
+            jsonutil.dumpb(result.body), status_code=status, media_type="application/json"
+        )
+
+    router.post(path, responses=_RESPONSES, name=name, description=description)(endpoint)
 
 
-@router.post("/rebalance/intelligent", responses=_RESPONSES)
-async def rebalance_intelligent(
-    request: Request,
-    c: ContainerDep,
-    auth: AuthDep,
-    job: JobName = None,
-    when: ScheduleTime = None,
-    body: TaskRequest | None = None,
-) -> Response:
-    """MA7/MA25 cross + cost-guarded rebalance with core/swing/active tiers."""
-    return await _run(TASK_INTELLIGENT, request, c, auth, body, job, when)
-
-
-@router.post("/15-min-job", responses=_RESPONSES)
-async def fifteen_min_job(
-    request: Request,
-    c: ContainerDep,
-    auth: AuthDep,
-    job: JobName = None,
-    when: ScheduleTime = None,
-    body: TaskRequest | None = None,
-) -> Response:
-    """The scheduler's 15-minute job: cost/PnL update, then the rebalance (isolated steps)."""
-    return await _run(TASK_JOB, request, c, auth, body, job, when)
+# The route names are the OpenAPI operation ids.
+_route(
+    "/rebalance/symmetric",
+    "rebalance_symmetric",
+    "Symmetric 50:50 value rebalance of the configured pair; trades unless dry_run.",
+)
+_route(
+    "/rebalance/intelligent",
+    "rebalance_intelligent",
+    "MA7/MA25 cross + cost-guarded rebalance with core/swing/active tiers.",
+)
+_route(
+    "/15-min-job",
+    "fifteen_min_job",
+    "The scheduler's 15-minute job: cost/PnL update, then the rebalance (isolated steps).",
+)

@@ -55,23 +55,19 @@ class NoPreviousRevision(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Linted:
-    engine: Engine
-    warnings: list[str]
-
-
-def _pydantic_errors(exc: ValidationError, prefix: str) -> list[dict[str, str]]:
-    return [
-        {"path": ".".join([prefix, *(str(p) for p in e["loc"])]), "message": e["msg"]}
-        for e in exc.errors()
-    ]
-
-
-def _rule_errors(exc: RuleLintError, rules: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+def lint_errors(exc: ContextError, rules: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """A build failure as `[{path, message}]` (rule errors point into `rules[i]`)."""
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError):
+        return [
+            {"path": ".".join(["params", *(str(p) for p in e["loc"])]), "message": e["msg"]}
+            for e in cause.errors()
+        ]
+    if not isinstance(cause, RuleLintError):
+        return [{"path": "bundle", "message": str(exc)}]
     index = {str(r.get("rule_id")): i for i, r in enumerate(rules) if isinstance(r, Mapping)}
     out: list[dict[str, str]] = []
-    for text in exc.errors:
+    for text in cause.errors:
         m = _RULE_ERR.match(text)
         if m is None or m["rid"] not in index:
             out.append({"path": "rules", "message": text})
@@ -79,16 +75,6 @@ def _rule_errors(exc: RuleLintError, rules: Sequence[Mapping[str, Any]]) -> list
         path = f"rules[{index[m['rid']]}]" + (f".{m['path']}" if m["path"] else "")
         out.append({"path": path, "message": f"{m['rid']}: {m['msg']}"})
     return out
-
-
-def lint_errors(exc: ContextError, rules: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """A build failure as `[{path, message}]` (rule errors point into `rules[i]`)."""
-    cause = exc.__cause__
-    if isinstance(cause, RuleLintError):
-        return _rule_errors(cause, rules)
-    if isinstance(cause, ValidationError):
-        return _pydantic_errors(cause, "params")
-    return [{"path": "bundle", "message": str(exc)}]
 
 
 @dataclass(kw_only=True, eq=False)
@@ -99,8 +85,9 @@ class ConfigAdmin:
     clock: Clock
 
     # ---- lint ---------------------------------------------------------------------------------
-    async def lint(self, bundle: Mapping[str, Any]) -> Linted:
-        """Build the engine the replicas would build (lint + compile), or BundleInvalid."""
+    async def lint(self, bundle: Mapping[str, Any]) -> tuple[Engine, list[str]]:
+        """Build the engine the replicas would build (lint + compile) and say what to warn
+        about, or BundleInvalid."""
         rules = bundle.get("rules") or []
         content = await self.configs.content_for(self.settings, bundle)
         try:
@@ -133,7 +120,7 @@ class ConfigAdmin:
         disabled = len(engine.rule_ids) - engine.rules_enabled
         if disabled:
             warnings.append(f"{disabled} rule(s) DISABLED")
-        return Linted(engine, warnings)
+        return engine, warnings
 
     # ---- reads --------------------------------------------------------------------------------
     async def show(self) -> dict[str, Any]:
@@ -183,8 +170,9 @@ class ConfigAdmin:
         rules = list(body.get("rules") or [])
         active = await self.configs.get_active() or {}
         bundle_id = str(body.get("bundle_id") or active.get("bundle_id") or "default")
-        rev = bundle_rev(params, rules) if _all_have_ids(rules) else "unlinted"
-        linted = await self.lint(
+        have_ids = all(isinstance(r, Mapping) and isinstance(r.get("rule_id"), str) for r in rules)
+        rev = bundle_rev(params, rules) if have_ids else "unlinted"
+        _, warnings = await self.lint(
             {"bundle_id": bundle_id, "rev": rev, "params": params, "rules": rules}
         )
         claimed = body.get("rev")
@@ -199,7 +187,7 @@ class ConfigAdmin:
             note=body.get("note"),
             actor=actor,
             now_ms=self.clock.now_ms(),
-            lint_warnings=linted.warnings,
+            lint_warnings=warnings,
             rev=rev,
         )
         current = await self.configs.get_bundle(str(active["rev"])) if active.get("rev") else None
@@ -207,7 +195,7 @@ class ConfigAdmin:
         # read back and hashed again.
         new = {"rev": rev, "params": params, "rules": rules}
         diff = diff_bundles(current, new, from_rev=active.get("rev"))
-        lint = {"ok": True, "warnings": linted.warnings}
+        lint = {"ok": True, "warnings": warnings}
         return {"rev": rev, "lint": lint, "diff": diff}, created
 
     async def activate(self, rev: str, *, actor: str, action: str = "activate") -> dict[str, Any]:
@@ -218,7 +206,7 @@ class ConfigAdmin:
             bundle = await self.configs.get_bundle(rev) if KEY_RE.match(rev) else None
             if bundle is None:
                 raise BundleNotFound(rev)
-            linted = await self.lint(bundle)
+            engine, _ = await self.lint(bundle)
             active = await self.configs.get_active() or {}
             prev = active.get("rev")
             now = self.clock.now_ms()
@@ -253,7 +241,7 @@ class ConfigAdmin:
                     "diff_summary": diff["summary"],
                 },
             )
-            await self.configs.save_context(linted.engine, now)
+            await self.configs.save_context(engine, now)
             await self._announce(rev, prev=prev, actor=actor, action=action, now=now)
             return {"active_rev": rev, "previous_rev": prev}
 
@@ -275,10 +263,6 @@ class ConfigAdmin:
             maxlen=keys.CFG_EVENTS_MAXLEN,
             approximate=True,
         )
-
-
-def _all_have_ids(rules: Sequence[Any]) -> bool:
-    return all(isinstance(r, Mapping) and isinstance(r.get("rule_id"), str) for r in rules)
 
 
 def _public(bundle: Mapping[str, Any]) -> dict[str, Any]:

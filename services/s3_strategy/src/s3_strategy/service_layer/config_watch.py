@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
@@ -53,15 +53,7 @@ class WatchState:
     swaps: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "target_rev": self.target_rev,
-            "announced_rev": self.announced_rev,
-            "error": self.error,
-            "last_check_ms": self.last_check_ms,
-            "last_swap_ms": self.last_swap_ms,
-            "swaps": self.swaps,
-        }
+        return asdict(self)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -94,7 +86,7 @@ class ConfigWatcher:
             try:
                 active = await self.configs.get_active()
             except Exception as exc:  # store down: keep serving, say so
-                self._lagging(None, f"store: {exc}")
+                self._lagging(f"store: {exc}")
                 await self._reload_failed(None, f"cannot read config_active: {exc}")
                 return
             target = str(active["rev"]) if active is not None else None
@@ -114,7 +106,7 @@ class ConfigWatcher:
             if missing:
                 raise ConfigLoadError(f"S3_SYMBOLS not tradable under {rev}: {missing}")
         except Exception as exc:
-            self._lagging(rev, str(exc))
+            self._lagging(str(exc))
             await self._reload_failed(rev, str(exc))
             return
         old = self.service.swap(engine)
@@ -127,7 +119,7 @@ class ConfigWatcher:
         with contextlib.suppress(Exception):  # replay record; the activation wrote it already
             await self.configs.save_context(engine, now)
 
-    def _lagging(self, rev: str | None, error: str) -> None:
+    def _lagging(self, error: str) -> None:
         self.status.state, self.status.error = "lagging", error
         self.metrics.config_reloads.labels("failed").inc()
 
@@ -177,13 +169,6 @@ class ConfigWatcher:
             )
 
     # ---- the loop -----------------------------------------------------------------------------
-    async def _tail(self) -> None:
-        """Start after the newest event: the first check() reads the current state anyway."""
-        rows = await self.redis.xrevrange(keys.CFG_EVENTS, count=1)
-        if rows:
-            entry_id = rows[0][0]
-            self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-
     async def run(self, stop: asyncio.Event) -> None:
         block_ms = max(1, min(self.poll_ms, MAX_BLOCK_MS))
         next_poll = 0.0
@@ -193,7 +178,13 @@ class ConfigWatcher:
             woken = False
             try:
                 if not positioned:
-                    await self._tail()
+                    # Start after the newest event: the check below reads the current state.
+                    rows = await self.redis.xrevrange(keys.CFG_EVENTS, count=1)
+                    if rows:
+                        entry_id = rows[0][0]
+                        self._last_id = (
+                            entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                        )
                     positioned = True
                     woken = True
                 else:

@@ -38,7 +38,7 @@ from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
 from s3_strategy.adapters.configstore import ConfigStore
-from s3_strategy.adapters.entries import EntriesLedger
+from s3_strategy.adapters.entries import EntriesLedger, protected
 from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.adapters.signals import SignalWriter
 from s3_strategy.adapters.state import MarketState, StateReader, derive
@@ -84,12 +84,11 @@ TS_MIN, TS_MAX = 10**12, 10**13 - 1
 
 
 class DecideRefused(Exception):
-    """A request this service refuses before any side effect: `field` names the request field
-    at fault."""
+    """A request this service refuses before any side effect; the message starts with the
+    request field at fault."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,43 +129,46 @@ def apply_override(result: dict[str, Any], reason: Reason, message: str) -> None
     result.pop("intent", None)
 
 
+def _answer(out: Outcome, engine: Engine, signal_id: str) -> dict[str, Any]:
+    return {
+        **out.as_dict(),
+        "config_rev": engine.config_rev,
+        "ctx_rev": engine.ctx_rev,
+        "signal_id": signal_id,
+    }
+
+
+@dataclass(kw_only=True, eq=False)
 class DecisionService:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        redis: RedisClient,
-        store: DocumentStore,
-        publisher: IntentPublisher,
-        engine: Engine,
-        scorer: Scorer,
-        state: StateReader,
-        ledger: EntriesLedger,
-        alerts: AlertSink,
-        configs: ConfigStore,
-        clock: Clock,
-        metrics: StrategyMetrics,
-    ) -> None:
-        self.settings = settings
-        self.redis = redis
-        self.store = store
-        self.signals = SignalWriter(store, observe=self._observe_commit)  # group commit
-        self.scorer = scorer
-        self.state = state
-        self.ledger = ledger
-        self.configs = configs
-        self.clock = clock
-        self.metrics = metrics
-        self._engine = engine
-        self._engines = EngineCache(configs)
-        self._engines.put(engine)
+    settings: Settings
+    redis: RedisClient
+    store: DocumentStore
+    publisher: IntentPublisher
+    # Swapped whole by a hot reload (`swap`); a decision pins the one it started with (RCU).
+    engine: Engine
+    scorer: Scorer
+    state: StateReader
+    ledger: EntriesLedger
+    alerts: AlertSink
+    configs: ConfigStore
+    clock: Clock
+    metrics: StrategyMetrics
+
+    def __post_init__(self) -> None:
+        self.signals = SignalWriter(self.store, observe=self._observe_commit)  # group commit
+        self._engines = EngineCache(self.configs)
+        self._engines.put(self.engine)
         self._latency = {
-            True: metrics.decide_latency.labels("true"),
-            False: metrics.decide_latency.labels("false"),
+            True: self.metrics.decide_latency.labels("true"),
+            False: self.metrics.decide_latency.labels("false"),
         }
-        self._observe_config(engine)
+        self._observe_config(self.engine)
         self.emission = Emission(
-            publisher=publisher, ledger=ledger, alerts=alerts, store=store, metrics=metrics
+            publisher=self.publisher,
+            ledger=self.ledger,
+            alerts=self.alerts,
+            store=self.store,
+            metrics=self.metrics,
         )
 
     def _observe_commit(self, size: int, seconds: float) -> None:
@@ -174,13 +176,9 @@ class DecisionService:
         self.metrics.signal_commit.observe(seconds)
 
     # ---- config (RCU) -------------------------------------------------------------------------
-    @property
-    def engine(self) -> Engine:
-        return self._engine
-
     def swap(self, engine: Engine) -> Engine:
         """Install a new engine; decisions in flight keep the one they pinned. Returns the old."""
-        old, self._engine = self._engine, engine
+        old, self.engine = self.engine, engine
         self._engines.put(engine)
         self._observe_config(engine)
         return old
@@ -191,17 +189,11 @@ class DecisionService:
         self.metrics.config_info.labels(engine.config_rev, engine.ctx_rev).set(1)
 
     # ---- one decision -------------------------------------------------------------------------
-    async def decide(
-        self,
-        *,
-        symbol: str,
-        market: Market = Market.FUT,
-        side_hint: Side | None = None,
-        dry_run: bool = False,
-        features: Mapping[str, float] | None = None,
-    ) -> dict[str, Any]:
+    async def decide(self, req: DecideInput) -> dict[str, Any]:
         t0 = time.perf_counter()
-        engine = self._engine  # pinned for the whole decision (RCU)
+        symbol, market, side_hint = req.symbol, req.market, req.side_hint
+        dry_run, features = req.dry_run, req.features
+        engine = self.engine  # pinned for the whole decision (RCU)
         if symbol not in engine.plans:
             raise UnknownSymbol(symbol)
         if not dry_run:
@@ -239,9 +231,14 @@ class DecisionService:
                     )
                     await stack.enter_async_context(lock)
                 except LockNotAcquired as exc:
-                    return await self._lock_busy(
-                        engine, signal_id, now, symbol, market, side_hint, str(exc), t0
-                    )
+                    result = _answer(Outcome().skip(Reason.LOCK_BUSY, str(exc)), engine, signal_id)
+                    result["dry_run"] = False
+                    empty = MarketState({}, None, 0, 0.0)
+                    signal = signal_doc(result, now, symbol, market, side_hint, empty)
+                    signal["override"] = {"reason": Reason.LOCK_BUSY.value}
+                    await self.signals.write(signal)
+                    self._observe(result, False, t0)
+                    return result
             state = await self.state.read(symbol, market.value)
             if features:
                 state.features.update({k: v for k, v in features.items() if k != "ts"})
@@ -274,13 +271,12 @@ class DecisionService:
                     self.redis, keys.idem_order(coid), claim_token, keys.IDEM_TTL_S
                 ):
                     claimed_coid = coid
-                    intent = result["intent"]
                     await self.ledger.add(
                         coid,
                         symbol,
                         market.value,
                         result["sizing"]["margin_usdt"],
-                        protected="sl" in intent or intent["exec_policy"].get("type") == "OCO",
+                        protected=protected(result["intent"]),
                     )
                 else:
                     msg = f"{coid} was already emitted (idem:order claimed)"
@@ -340,11 +336,7 @@ class DecisionService:
             else:
                 out = pre.outcome
             self.metrics.pipeline_latency.observe(spent)
-        result = out.as_dict()
-        result["config_rev"] = engine.config_rev
-        result["ctx_rev"] = engine.ctx_rev
-        result["signal_id"] = signal_id
-        return result
+        return _answer(out, engine, signal_id)
 
     async def _score(self, engine: Engine, symbol: str, features: Mapping[str, float]) -> MlInput:
         version = self.scorer.model_version
@@ -362,30 +354,6 @@ class DecisionService:
             self.metrics.ml_fallbacks.inc()
             return MlInput(None, version, True, f"invalid score {p!r}")
         return MlInput(float(p), version)
-
-    async def _lock_busy(
-        self,
-        engine: Engine,
-        signal_id: str,
-        now: int,
-        symbol: str,
-        market: Market,
-        side_hint: Side | None,
-        message: str,
-        t0: float,
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            **Outcome().skip(Reason.LOCK_BUSY, message).as_dict(),
-            "config_rev": engine.config_rev,
-            "ctx_rev": engine.ctx_rev,
-            "signal_id": signal_id,
-            "dry_run": False,
-        }
-        signal = signal_doc(result, now, symbol, market, side_hint, MarketState({}, None, 0, 0.0))
-        signal["override"] = {"reason": Reason.LOCK_BUSY.value}
-        await self.signals.write(signal)
-        self._observe(result, False, t0)
-        return result
 
     def _observe(self, result: Mapping[str, Any], dry_run: bool, t0: float) -> None:
         self._latency[dry_run].observe(time.perf_counter() - t0)
@@ -405,13 +373,7 @@ class DecisionService:
         async def one(item: DecideInput) -> dict[str, Any] | ItemFailed:
             async with sem:
                 try:
-                    return await self.decide(
-                        symbol=item.symbol,
-                        market=item.market,
-                        side_hint=item.side_hint,
-                        dry_run=item.dry_run,
-                        features=item.features,
-                    )
+                    return await self.decide(item)
                 except (UnknownSymbol, DecideRefused, InfraError) as exc:
                     return ItemFailed(item.symbol, exc)
                 except Exception as exc:  # items are independent: never fail the others
@@ -430,8 +392,8 @@ class DecisionService:
         engine = await self._engines.for_signal(signal_id, doc)
         override = (doc.get("override") or {}).get("reason")
         if override == Reason.LOCK_BUSY.value:
-            result = Outcome().skip(Reason.LOCK_BUSY, str(doc.get("message"))).as_dict()
-            result.update(config_rev=engine.config_rev, ctx_rev=engine.ctx_rev, signal_id=signal_id)
+            out = Outcome().skip(Reason.LOCK_BUSY, str(doc.get("message")))
+            result = _answer(out, engine, signal_id)
         else:
             symbol, market = str(doc["symbol"]), Market(doc["market"])
             side_hint = Side(doc["side_hint"]) if doc.get("side_hint") else None

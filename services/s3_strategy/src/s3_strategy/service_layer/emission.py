@@ -12,16 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
-from s3_strategy.adapters.entries import EntriesLedger, filled_positive
-from s3_strategy.adapters.intent_publisher import IntentPublisher, PublishReport
+from s3_strategy.adapters.entries import TERMINAL, EntriesLedger, filled_positive
+from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.domain.reasons import Reason
 from s3_strategy.metrics import StrategyMetrics
 from svckit.store.base import DocumentStore
 from tradekit.enums import Market
 
 log = logging.getLogger(__name__)
-
-_S4_TERMINAL = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
 
 
 @dataclass(kw_only=True, eq=False)
@@ -44,7 +42,7 @@ class Emission:
         )
         s4 = report.s4 or {}
         refused = s4.get("result") == "FAIL" and s4.get("status") != "AMBIGUOUS"
-        if refused or s4.get("status") in _S4_TERMINAL:
+        if refused or s4.get("status") in TERMINAL:
             # A protected entry that filled stays as an open position until S4's protection
             # closes it (adapters/entries.py); anything else leaves the ledger.
             filled = not refused and filled_positive(s4.get("filled_qty"))
@@ -62,9 +60,6 @@ class Emission:
             await self.store.update("signals", signal_id, {"publish": report.as_dict()})
         except Exception:  # the intent is out: the answer must say so, whatever failed here
             log.exception("signal %s: could not record the publish report", signal_id)
-        await self._report_failures(intent, report)
-
-    async def _report_failures(self, intent: Mapping[str, Any], report: PublishReport) -> None:
         for path, st in (("stream", report.stream), ("rest", report.rest)):
             if st == "failed":
                 self.metrics.publish_failures.labels(path).inc()

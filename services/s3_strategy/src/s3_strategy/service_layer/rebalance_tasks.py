@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from s3_strategy.adapters.entries import OPEN_STATUSES
 from s3_strategy.adapters.intent_publisher import IntentPublisher
 from s3_strategy.adapters.spot_reader import SpotReader
 from s3_strategy.config import Settings
 from s3_strategy.domain.engine import Engine
 from s3_strategy.domain.rebalance.costs import CostFill, PositionCost, position_cost
 from s3_strategy.domain.rebalance.intelligent import IntelligentConfig, plan_intelligent
-from s3_strategy.domain.rebalance.plan import Action, FeeModel, HoldReason, Plan, Quote
+from s3_strategy.domain.rebalance.plan import Action, FeeModel, HoldReason, Plan, Quote, hold
 from s3_strategy.domain.rebalance.symmetric import SymmetricConfig, plan_symmetric
 from s3_strategy.metrics import StrategyMetrics
 from s3_strategy.service_layer.task_runs import (
@@ -33,8 +34,8 @@ from s3_strategy.service_layer.task_runs import (
     RunDisposition,
     RunRequest,
     RunResult,
+    TaskContext,
     TaskInputError,
-    WhatIf,
     exec_key,
     execution_id,
     rebalance_client_order_id,
@@ -43,26 +44,12 @@ from svckit import jsonutil
 from svckit.clock import Clock
 from svckit.redisio import RedisClient, claim_once, release_claim
 from svckit.store.base import DocumentStore, Query
-from tradekit.enums import Market, OrderStatus, Side
+from tradekit.enums import Market, Side
 from tradekit.instrument import Instrument
 from tradekit.intents import MakerTakerPolicy, MarketPolicy, OrderIntent
 
 log = logging.getLogger(__name__)
 C = TypeVar("C", SymmetricConfig, IntelligentConfig)
-
-WORKING = [s.value for s in OrderStatus if not s.is_terminal]
-
-
-def plan_key(strategy: str) -> str:
-    return f"rebalance:plan:{strategy}"
-
-
-def run_lock_key(symbol: str) -> str:
-    return f"lock:rebalance:{symbol}"
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -156,7 +143,7 @@ class TaskService:
             "task": req.task,
             "auth": req.auth,
             "execution_id": eid,
-            "timestamp": _iso(now),
+            "timestamp": datetime.fromtimestamp(now / 1000, UTC).isoformat().replace("+00:00", "Z"),
             "dry_run": req.dry_run,
             "replayed": False,
         }
@@ -200,7 +187,7 @@ class TaskService:
             )
         return self.reader
 
-    async def _balances(self, inst: Instrument, ctx: WhatIf | None) -> tuple[Decimal, ...]:
+    async def _balances(self, inst: Instrument, ctx: TaskContext | None) -> tuple[Decimal, ...]:
         """(base free, base locked, quote free, quote locked)."""
         if ctx is not None and ctx.balances is not None:
             missing = {inst.base_asset, inst.quote_asset} - set(ctx.balances)
@@ -212,7 +199,7 @@ class TaskService:
         b, q = got[inst.base_asset], got[inst.quote_asset]
         return b.free, b.locked, q.free, q.locked
 
-    async def _quote(self, inst: Instrument, ctx: WhatIf | None) -> Quote:
+    async def _quote(self, inst: Instrument, ctx: TaskContext | None) -> Quote:
         if ctx is not None and ctx.price is not None:
             return Quote(ctx.price)
         t = await self._need_reader("the ticker").ticker(inst.symbol)
@@ -278,7 +265,7 @@ class TaskService:
     async def in_flight(self, inst: Instrument) -> list[str]:
         """Rebalance orders of the pair S4 still works on (from the shared `orders`)."""
         out: list[str] = []
-        for status in WORKING:
+        for status in OPEN_STATUSES:
             docs = await self.store.find(
                 "orders", Query(where={"symbol": inst.symbol, "status": status})
             )
@@ -296,7 +283,7 @@ class TaskService:
         # One live rebalance of a pair at a time (a manual run and the job, two strategies):
         # each plans from balances the other is about to change.
         inst = self.instrument()
-        lock = run_lock_key(inst.symbol)
+        lock = f"lock:rebalance:{inst.symbol}"
         # Held under the execution id: a lock that already holds it is ours (a retried SET NX),
         # and only its own execution releases it (one that outlived its TTL frees no other's).
         if not await claim_once(self.redis, lock, eid, self.settings.task_lease_s):
@@ -363,12 +350,10 @@ class TaskService:
         if pending and plan.action is not Action.HOLD:
             # The balances still hold what that order will trade: planning again would trade
             # the same drift twice.
-            plan = Plan(
-                Action.HOLD,
-                Decimal(0),
-                plan.price,
+            plan = hold(
+                HoldReason.ORDER_IN_FLIGHT,
                 f"rebalance order(s) still working: {', '.join(pending)}",
-                HoldReason.ORDER_IN_FLIGHT.value,
+                plan.price,
                 {**plan.details, "planned": plan.as_dict()},
             )
         out["plan"] = plan.as_dict()
@@ -430,7 +415,7 @@ class TaskService:
                         or (body.get("rebalance") or {}).get("orders", []),
                         "timestamp": body["timestamp"],
                     }
-                    await self.redis.set(plan_key(strategy), jsonutil.dumps(latest))
+                    await self.redis.set(f"rebalance:plan:{strategy}", jsonutil.dumps(latest))
             doc = {"kind": "TASK_RUN", "ts": self.clock.now_ms(), **body}
             await self.store.upsert("strategy_events", f"task-{body['execution_id']}", doc)
         except Exception:

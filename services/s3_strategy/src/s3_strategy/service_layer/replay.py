@@ -10,33 +10,20 @@ engine and re-runs the pipeline (`DecisionService.replay`). Nothing is written o
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import fields
 from typing import Any
 
 import orjson
 
 from s3_strategy.adapters.configstore import ConfigStore, build_engine, context_rev
 from s3_strategy.adapters.state import MarketState
-from s3_strategy.domain.engine import ENGINE_VERSION, ContextError, Engine
+from s3_strategy.domain.engine import ENGINE_VERSION, ContextError, Engine, Outcome
 from s3_strategy.domain.ml import MlInput
 from tradekit.enums import Market, Side
 
-# The fields a replay must reproduce byte for byte (timestamps are inputs, so they match too).
-DECISION_FIELDS = (
-    "decision",
-    "reason",
-    "message",
-    "side",
-    "gates",
-    "rules_fired",
-    "rules_mult",
-    "ml",
-    "sizing",
-    "brackets",
-    "intent",
-    "config_rev",
-    "ctx_rev",
-    "signal_id",
-)
+# The fields a replay must reproduce byte for byte (timestamps are inputs, so they match too):
+# the pipeline's outcome and the head every answer carries (decide._answer).
+DECISION_FIELDS = (*(f.name for f in fields(Outcome)), "config_rev", "ctx_rev", "signal_id")
 CACHE_SIZE = 32  # engines kept by ctx_rev: hot reloads must not grow it without bound
 
 

@@ -24,7 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tradekit.intents import MAX_NUMBER
 
 WINDOW_S = 15 * 60
 TASK_SYMMETRIC = "rebalance-symmetric"
@@ -42,14 +46,26 @@ class TaskInputError(Exception):
     """An input the run needs is unavailable (no exchange configured, bad what-if...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class WhatIf:
-    """A dry run's hypothetical inputs; anything left out is read live."""
+# Bounded as the intents they become are (tradekit.intents.MAX_NUMBER): a what-if price of
+# 1e308 would otherwise fail the run inside the task (a 503) instead of being refused (422).
+PosDec = Annotated[Decimal, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)]
+NonNegDec = Annotated[Decimal, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 
-    balances: dict[str, Decimal] | None = None
-    price: Decimal | None = None
-    cost_avg: Decimal | None = None
-    closes: list[Decimal] | None = None
+
+class TaskContext(BaseModel):
+    """What-if inputs (dry runs only); anything left out is read from the exchange."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    balances: dict[str, NonNegDec] | None = Field(default=None, max_length=8)
+    price: PosDec | None = None
+    cost_avg: PosDec | None = None
+    closes: list[PosDec] | None = Field(default=None, max_length=2000)
+
+    @field_validator("balances")
+    @classmethod
+    def _assets(cls, v: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
+        return {k.upper(): x for k, x in (v or {}).items()} or None  # {} reads them live
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +74,7 @@ class RunRequest:
     path: str
     auth: str
     dry_run: bool = False
-    context: WhatIf | None = None
+    context: TaskContext | None = None
     job_name: str | None = None
     schedule_time: str | None = None
 
@@ -80,19 +96,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "task"
 
 
-def parse_schedule_time(value: str) -> datetime:
-    """RFC 3339 as Cloud Scheduler sends it (`2026-12-04T19:15:00.123Z`); ValueError if not."""
-    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        raise ValueError("schedule time needs a timezone")
-    return dt.astimezone(UTC)
-
-
 def execution_id(*, task: str, path: str, job_name: str | None, schedule_time: str | None) -> str:
     """Deterministic for a scheduled delivery (job + 15-minute window), unique for a manual run."""
     if schedule_time is None:
         return f"manual-{_slug(task)}-{uuid.uuid4().hex[:16]}"
-    when = parse_schedule_time(schedule_time)
+    # RFC 3339 as Cloud Scheduler sends it (`2026-12-04T19:15:00.123Z`); ValueError if not.
+    when = datetime.fromisoformat(schedule_time.strip().replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError("schedule time needs a timezone")
     window = int(when.timestamp()) // WINDOW_S * WINDOW_S
     job = job_name or path
     digest = hashlib.blake2b(f"{job}|{window}".encode(), digest_size=6).hexdigest()
@@ -102,4 +113,4 @@ def execution_id(*, task: str, path: str, job_name: str | None, schedule_time: s
 
 def rebalance_client_order_id(execution_id: str, strategy: str) -> str:
     digest = hashlib.blake2b(f"{execution_id}|{strategy}".encode(), digest_size=12).hexdigest()
-    return f"rb-{digest}"  # 27 characters: room for S4's child suffix -E{n}
+    return f"{REBALANCE_COID_PREFIX}{digest}"  # 27 characters: room for S4's child suffix -E{n}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -56,23 +56,10 @@ class PositionCost:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "asset": self.asset,
-            "quote_asset": self.quote_asset,
-            "qty": self.qty,
-            "avg_cost": self.avg_cost,
-            "realised_pnl": self.realised_pnl,
-            "unrealised_pnl": self.unrealised_pnl,
-            "price": self.price,
-            "fees_quote": self.fees_quote,
-            "other_fees": self.other_fees,
-            "lots": [{"qty": q, "unit_cost": c} for q, c in self.lots],
-            "unmatched_qty": self.unmatched_qty,
-            "fills": self.fills,
-            "source": self.source,
-            "method": {"avg_cost": "average cost", "realised_pnl": "FIFO lots"},
-            **self.extra,
-        }
+        out = asdict(self)
+        out["lots"] = [{"qty": q, "unit_cost": c} for q, c in self.lots]
+        out["method"] = {"avg_cost": "average cost", "realised_pnl": "FIFO lots"}
+        return {**out, **out.pop("extra")}
 
 
 def position_cost(

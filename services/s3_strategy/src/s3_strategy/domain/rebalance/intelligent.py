@@ -19,18 +19,17 @@ from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from s3_strategy.domain.rebalance.plan import (
     Action,
-    FeeModel,
     HoldReason,
     Plan,
     Quote,
+    RebalanceConfig,
     drift,
     hold,
-    size_trade,
-    vetted,
+    trade,
 )
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
@@ -42,22 +41,15 @@ class Signal(StrEnum):
     NEUTRAL = "NEUTRAL"
 
 
-class IntelligentConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class IntelligentConfig(RebalanceConfig):
     type: str = "intelligent"
     ma_short: int = Field(default=7, ge=1)
     ma_long: int = Field(default=25, ge=2)
     min_signal_strength_pct: Decimal = Field(default=ZERO, ge=0)
-    target_ratio: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
-    threshold_pct: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
     core_pct: Decimal = Field(default=Decimal("0.7"), ge=0, le=1)
     swing_pct: Decimal = Field(default=Decimal("0.2"), ge=0, le=1)
     active_pct: Decimal = Field(default=Decimal("0.1"), ge=0, le=1)
     sell_profit_mult: Decimal = Field(default=Decimal("1.03"), gt=0)
-    min_notional_usdt: Decimal = Field(default=Decimal(5), ge=0)
-    max_notional_usdt: Decimal | None = Field(default=None, gt=0)
-    fee: FeeModel = Field(default_factory=FeeModel)
 
     @model_validator(mode="after")
     def _check(self) -> IntelligentConfig:
@@ -108,7 +100,7 @@ def plan_intelligent(
         "tradeable": holding - core,
     }
     details: dict[str, object] = {
-        "strategy": "intelligent",
+        "strategy": config.type,
         "symbol": instrument.symbol,
         "base_balance": base_free,
         "quote_balance": quote_free,
@@ -142,20 +134,18 @@ def plan_intelligent(
         "ma_long": ma_l,
         "price_vs_cost": price_vs_cost,
     }
-    delta_or_hold = drift(
+    move = drift(
         base_free=base_free,
         base_locked=base_locked,
         quote_free=quote_free,
         quote_locked=quote_locked,
         price=price,
-        target_ratio=config.target_ratio,
-        threshold_pct=config.threshold_pct,
+        config=config,
         details=details,
     )
-    if isinstance(delta_or_hold, Plan):
-        return delta_or_hold
-    delta, deviation = delta_or_hold.delta, delta_or_hold.deviation
-    below_target = delta < 0
+    if isinstance(move, Plan):
+        return move
+    below_target = move.delta < 0
     if sig is Signal.NEUTRAL:
         return hold(HoldReason.NO_SIGNAL, "no clear MA signal", price, details)
     if sig is Signal.GOLDEN_CROSS and not below_target:
@@ -177,6 +167,7 @@ def plan_intelligent(
         if quote_free <= 0:
             return hold(HoldReason.INSUFFICIENT_BALANCE, "no USDT available", price, details)
         action, cap = Action.BUY, None
+        reason = "Golden cross + base below target + price favourable"
     else:
         floor = cost_avg * config.sell_profit_mult
         if cost_avg <= 0 or price < floor:
@@ -191,28 +182,16 @@ def plan_intelligent(
                 HoldReason.NO_TRADEABLE_POSITION, "nothing outside the core tier", price, details
             )
         action, cap = Action.SELL, tiers["tradeable"]
-    sized = size_trade(
-        action=action,
-        wanted_qty=abs(delta) / price,
-        price=price,
+        reason = "Death cross + base above target + price ≥ 1.03× cost"
+    return trade(
+        action,
+        move=move,
+        quote=quote,
         instrument=instrument,
         base_free=base_free,
         quote_free=quote_free,
-        fee_rate=config.fee.fee_rate,
-        min_notional_usdt=config.min_notional_usdt,
-        max_notional_usdt=config.max_notional_usdt,
+        config=config,
+        details=details,
+        reason=reason,
         cap_qty=cap,
-        floor_price=quote.lowest,
     )
-    refused = vetted(
-        sized, deviation=deviation, quote=quote, fee=config.fee, price=price, details=details
-    )
-    if refused is not None:
-        return refused
-    if action is Action.BUY:
-        reason = "Golden cross + base below target + price favourable"
-    else:
-        reason = "Death cross + base above target + price ≥ 1.03× cost"
-    if sized.reduced_by:
-        reason += f" (reduced: {sized.reduced_by})"
-    return Plan(action, sized.qty, price, reason, "REBALANCE", details)

@@ -54,6 +54,19 @@ class FeeModel(BaseModel):
     fee_rate: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
 
 
+class RebalanceConfig(BaseModel):
+    """What both planners are configured with; `type` names the strategy in the plan."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    target_ratio: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
+    threshold_pct: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
+    min_notional_usdt: Decimal = Field(default=Decimal(5), ge=0)
+    max_notional_usdt: Decimal | None = Field(default=None, gt=0)
+    fee: FeeModel = Field(default_factory=FeeModel)
+
+
 @dataclass(frozen=True, slots=True)
 class Quote:
     """Price inputs: `price` is what the portfolio is valued at (last or mid); bid/ask (optional)
@@ -121,8 +134,7 @@ def drift(
     quote_free: Decimal,
     quote_locked: Decimal,
     price: Decimal,
-    target_ratio: Decimal,
-    threshold_pct: Decimal,
+    config: RebalanceConfig,
     details: dict[str, Any],
 ) -> Drift | Plan:
     """How far the portfolio's base value is from its target, or the
@@ -133,6 +145,7 @@ def drift(
     total = base_value + quote_free + quote_locked
     if total <= 0:
         return hold(HoldReason.EMPTY_PORTFOLIO, "no base nor quote to rebalance", price, details)
+    target_ratio, threshold_pct = config.target_ratio, config.threshold_pct
     target_value = total * target_ratio
     delta = base_value - target_value
     ratio = base_value / total
@@ -155,86 +168,61 @@ def drift(
     return Drift(delta, deviation)
 
 
-@dataclass(frozen=True, slots=True)
-class Sized:
-    """A candidate trade after rounding and caps, or the reason there is none."""
-
-    qty: Decimal
-    reduced_by: str | None = None  # "balance" | "tier" | "max_notional" when capped
-    hold: tuple[HoldReason, str] | None = None
-
-
-def size_trade(
-    *,
+def trade(
     action: Action,
-    wanted_qty: Decimal,
-    price: Decimal,
+    *,
+    move: Drift,
+    quote: Quote,
     instrument: Instrument,
     base_free: Decimal,
     quote_free: Decimal,
-    fee_rate: Decimal,
-    min_notional_usdt: Decimal,
-    max_notional_usdt: Decimal | None,
+    config: RebalanceConfig,
+    details: dict[str, Any],
+    reason: str,
     cap_qty: Decimal | None = None,
-    cap_name: str = "tier",
-    floor_price: Decimal | None = None,
-) -> Sized:
-    """Round `wanted_qty` down to the step, cap it by balances (fees included on a BUY), by an
-    optional cap (tier) and by max notional, then check min notional (ours and the venue's) at
-    `floor_price` (default `price`): the lowest price the order may be sent at, so that the
-    venue never refuses it for size (Quote.lowest)."""
-    qty = wanted_qty
+) -> Plan:
+    """The plan moving `move.delta` of value, or the HOLD that stops it. The quantity rounds
+    down to the step and is capped by `cap_qty` (the tradeable tier), by max notional and by the
+    free balances (fees included on a BUY); it must then meet min notional (ours and the
+    venue's) at `quote.lowest`, the lowest price the order may be sent at, so that the venue
+    never refuses it for size; and the drift it removes must be worth the fee plus half the
+    spread (`worth_it`). A capped trade is a reduced one, named in `reduced` and the reason.
+    The caller has checked the price (finite, > 0)."""
+    price = quote.price
+    qty = abs(move.delta) / price
     reduced: str | None = None
     if cap_qty is not None and qty > cap_qty:
-        qty, reduced = cap_qty, cap_name
-    if max_notional_usdt is not None and qty * price > max_notional_usdt:
-        qty, reduced = max_notional_usdt / price, "max_notional"
+        qty, reduced = cap_qty, "tier"
+    if config.max_notional_usdt is not None and qty * price > config.max_notional_usdt:
+        qty, reduced = config.max_notional_usdt / price, "max_notional"
     if action is Action.SELL and qty > base_free:
         qty, reduced = base_free, "balance"
     if action is Action.BUY:
         # A BUY pays the fee on top (quote-fee venues) and may fill a little above `price`.
-        affordable = quote_free / (price * (1 + fee_rate)) if price > 0 else ZERO
+        affordable = quote_free / (price * (1 + config.fee.fee_rate))
         if qty > affordable:
             qty, reduced = affordable, "balance"
     try:
         qty = instrument.round_qty(qty, "down") if qty > 0 else ZERO
     except RoundsToZero:
         qty = ZERO
-    floor = max(min_notional_usdt, instrument.minNotional)
-    at = price if floor_price is None else min(price, floor_price)
+    details["reduced"] = reduced
+    floor, at = max(config.min_notional_usdt, instrument.minNotional), quote.lowest
     if qty <= 0 or qty * at < floor or qty < instrument.minQty:
         if reduced == "balance":
-            return Sized(
-                ZERO,
-                reduced,
-                (HoldReason.INSUFFICIENT_BALANCE, "insufficient balance for a trade of min size"),
+            return hold(
+                HoldReason.INSUFFICIENT_BALANCE,
+                "insufficient balance for a trade of min size",
+                price,
+                details,
             )
-        return Sized(
-            ZERO,
-            reduced,
-            (
-                HoldReason.BELOW_MIN_NOTIONAL,
-                f"trade of {(qty * at).normalize()} USDT is below min notional {floor}",
-            ),
+        return hold(
+            HoldReason.BELOW_MIN_NOTIONAL,
+            f"trade of {(qty * at).normalize()} USDT is below min notional {floor}",
+            price,
+            details,
         )
-    return Sized(qty, reduced)
-
-
-def vetted(
-    sized: Sized,
-    *,
-    deviation: Decimal,
-    quote: Quote,
-    fee: FeeModel,
-    price: Decimal,
-    details: dict[str, Any],
-) -> Plan | None:
-    """The HOLD plan for a sized trade that must not go (sizing said hold, or the drift it
-    removes is not worth the fee plus half the spread); None when it may go."""
-    details["reduced"] = sized.reduced_by
-    if sized.hold is not None:
-        return hold(sized.hold[0], sized.hold[1], price, details)
-    ok, costs = worth_it(qty=sized.qty, deviation=deviation, quote=quote, fee=fee)
+    ok, costs = worth_it(qty=qty, deviation=move.deviation, quote=quote, fee=config.fee)
     details.update(costs)
     if not ok:
         return hold(
@@ -243,12 +231,9 @@ def vetted(
             price,
             details,
         )
-    return None
-
-
-def trade_cost(qty: Decimal, quote: Quote, fee: FeeModel) -> tuple[Decimal, Decimal]:
-    """(estimated fee, half-spread cost) of trading `qty` now, in quote currency."""
-    return qty * quote.price * fee.fee_rate, qty * quote.half_spread
+    if reduced:
+        reason += f" (reduced: {reduced})"
+    return Plan(action, qty, price, reason, "REBALANCE", details)
 
 
 def worth_it(
@@ -259,7 +244,7 @@ def worth_it(
     (what the drift costs if the price reverts by the deviation). The trade is planned only
     when that exceeds the estimated fee plus half the spread, i.e. when the deviation is larger
     than the round cost rate; otherwise it would pay fees to churn."""
-    fee_est, spread_cost = trade_cost(qty, quote, fee)
+    fee_est, spread_cost = qty * quote.price * fee.fee_rate, qty * quote.half_spread
     benefit = qty * quote.price * deviation
     info = {
         "fee_estimate_usdt": fee_est,

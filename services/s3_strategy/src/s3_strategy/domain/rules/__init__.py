@@ -6,7 +6,6 @@ from s3_strategy.domain.rules.compiler import (
     build_rulesets,
     compile_cond,
     evaluate,
-    reference_eval,
 )
 from s3_strategy.domain.rules.lint import Factor, Rule, RuleLintError, factors_from_docs, lint_rules
 
@@ -21,5 +20,4 @@ __all__ = [
     "evaluate",
     "factors_from_docs",
     "lint_rules",
-    "reference_eval",
 ]

@@ -18,7 +18,7 @@ A decision evaluates 20 rules in a few microseconds and 200 in a few tens, negli
 request around it. No text is generated, so nothing from a rule document can become code; the
 compiler still refuses a leaf the linter would have refused (unknown operator, non-finite or
 non-float threshold, a feature name outside `^[a-z][a-z0-9_]*$`).
-`reference_eval` interprets the same tree; tests check the two agree on random trees.
+The tests hold the compiled predicates to a tree-walking interpreter on random trees.
 
 Evaluation semantics (documented in the S3 README):
 
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from s3_strategy.domain.rules.lint import FEATURE_RE, MARKETS, SERVICE, Cond, Rule
-from tradekit.rules import short
+from s3_strategy.domain.rules.lint import Cond, Rule
+from tradekit.rules import FEATURE_RE, MARKETS, SERVICE, short
 
 Features = Mapping[str, float]
 Pred = Callable[[Features], bool]
@@ -177,30 +177,6 @@ def compile_cond(node: Cond, used: set[str] | None = None) -> Pred:
     if used is not None:
         used.add(f)
     return leaf(f, v)
-
-
-def reference_eval(node: Cond, x: Features) -> bool:
-    """Tree-walking interpreter of a condition (the specification the compiler must match)."""
-    if "allOf" in node:
-        return all(reference_eval(c, x) for c in node["allOf"])
-    if "anyOf" in node:
-        return any(reference_eval(c, x) for c in node["anyOf"])
-    if "not" in node:
-        return not reference_eval(node["not"], x)
-    a, op, b = x[node["f"]], node["op"], node["v"]
-    return bool(
-        a < b
-        if op == "<"
-        else a <= b
-        if op == "<="
-        else a > b
-        if op == ">"
-        else a >= b
-        if op == ">="
-        else a == b
-        if op == "=="
-        else a != b
-    )
 
 
 def _run(table: tuple[tuple[int, Pred, bool], ...]) -> RulesFn:

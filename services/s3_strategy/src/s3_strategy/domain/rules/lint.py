@@ -13,30 +13,13 @@ compiled.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, cast
 
 from tradekit.rules import (
-    ACTIONS,
     DEFAULT_MAX_DEPTH,
-    FEATURE_RE,
-    MARKETS,
-    MAX_ABS,
-    MAX_CHILDREN,
-    MAX_DESCRIPTION,
-    MAX_LIST,
-    MAX_NODES_PER_BUNDLE,
-    MAX_NODES_PER_RULE,
-    MAX_PRIORITY,
-    MAX_RULES,
-    MAX_SIZE_MULT,
-    OPS,
-    RULE_ID_RE,
     SERVICE,
-    SERVICES,
-    STATUSES,
     Factor,
     RuleDoc,
-    SizeMult,
     StrategyRule,
     check_rule_docs,
     factors_from_docs,
@@ -44,23 +27,6 @@ from tradekit.rules import (
 from tradekit.rules import RuleErrors as RuleLintError
 
 __all__ = [
-    "ACTIONS",
-    "FEATURE_RE",
-    "MARKETS",
-    "MAX_ABS",
-    "MAX_CHILDREN",
-    "MAX_DESCRIPTION",
-    "MAX_LIST",
-    "MAX_NODES_PER_BUNDLE",
-    "MAX_NODES_PER_RULE",
-    "MAX_PRIORITY",
-    "MAX_RULES",
-    "MAX_SIZE_MULT",
-    "OPS",
-    "RULE_ID_RE",
-    "SERVICE",
-    "SERVICES",
-    "STATUSES",
     "Cond",
     "Factor",
     "Rule",
@@ -94,14 +60,6 @@ class Rule(NamedTuple):
     def enabled(self) -> bool:
         return self.status == "ENABLED"
 
-    @property
-    def features(self) -> frozenset[str]:
-        """The features the condition reads (walked on demand: the compiler collects them as it
-        compiles, so a reload does not walk each condition twice)."""
-        out: set[str] = set()
-        _features(self.when, out)
-        return frozenset(out)
-
     def applies_to(self, symbol: str, market: str, service: str = SERVICE) -> bool:
         return (
             (self.symbols is None or symbol in self.symbols)
@@ -110,35 +68,8 @@ class Rule(NamedTuple):
         )
 
 
-def _features(node: Cond, out: set[str]) -> None:
-    for key in ("allOf", "anyOf"):
-        if key in node:
-            for kid in node[key]:
-                _features(kid, out)
-            return
-    if "not" in node:
-        _features(node["not"], out)
-    else:
-        out.add(node["f"])
-
-
-def _view(doc: StrategyRule) -> Rule:
-    a, action = doc.applies, doc.action
-    return Rule(
-        rule_id=doc.rule_id,
-        priority=doc.priority,
-        status=doc.status,
-        symbols=None if a.symbols is None else frozenset(a.symbols),
-        markets=None if a.markets is None else frozenset(a.markets),
-        services=None if a.services is None else frozenset(a.services),
-        when=doc.when.model_dump(by_alias=True),
-        action=action.type,
-        value=action.value if type(action) is SizeMult else None,
-    )
-
-
 def _view_doc(doc: RuleDoc) -> Rule:
-    """The same view as `_view`, of a rule validated as a plain document (the fast path)."""
+    """The compiler's view of a rule validated as a plain document (the fast path)."""
     a = doc.get("applies") or {}
     symbols, markets, services = a.get("symbols"), a.get("markets"), a.get("services")
     action = doc["action"]
@@ -153,6 +84,11 @@ def _view_doc(doc: RuleDoc) -> Rule:
         action=action["type"],
         value=action.get("value"),  # type: ignore[arg-type]  # size_mult only
     )
+
+
+def _view(doc: StrategyRule) -> Rule:
+    """The view of a rule validated as a model (the slow path): that of its JSON document."""
+    return _view_doc(cast(RuleDoc, doc.model_dump(by_alias=True)))
 
 
 def lint_rules(
