@@ -67,6 +67,9 @@ def test_load_s3_with_invalid_value_fails_naming_the_variable(
         ("S4_EXCHANGE", "kraken"),
         ("S4_WORKING_TYPE", "LAST"),
         ("S4_TESTNET", "maybe"),
+        # A TWAP plan has at most 99 slices (child ids -E1 … -E99): a limit of 100 would let an
+        # intent of 100 slices through the policy check into a plan that cannot hold it (a 500).
+        ("S4_TWAP_MAX_SLICES", "100"),
     ],
 )
 def test_load_s4_with_invalid_value_fails_naming_the_variable(

@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 
 from s4_router.policies.registry import PolicyLimits
 from svckit.settings import CsvList, Duration, ServiceSettings, refuse_mexc_testnet
+from tradekit.routing import MAX_TWAP_SLICES
 
 # Settings applied at run time when they change in S4_SETTINGS_DIR: the execution-policy limits
 # (each intake reads them once, so an execution keeps the limits it started with). Every other
@@ -50,7 +51,7 @@ class Settings(ServiceSettings):
     cb_error_rate_window: Duration = timedelta(seconds=60)
     cb_error_rate_thresh: float = Field(default=0.2, gt=0, le=1)
     maker_max_wait_ms: int = Field(default=3000, ge=0, le=600_000)
-    twap_max_slices: int = Field(default=4, ge=1, le=100)
+    twap_max_slices: int = Field(default=4, ge=1, le=MAX_TWAP_SLICES)
     oco_guardian: bool = True
     working_type: Literal["MARK_PRICE", "CONTRACT_PRICE"] = "MARK_PRICE"
     # ---- protective orders and reconciliation ---------------------------------------------
