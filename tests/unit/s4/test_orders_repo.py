@@ -140,9 +140,6 @@ async def test_queries_children_parents_venue_id_recent_and_cancel_flag(
     await repo.add(order("c-2", status=S.FILLED, market=Market.SPOT, updated_ts=20))
     assert [c.client_order_id for c in await repo.children("c-1")] == ["c-1-E1", "c-1-E2"]
     assert [p.client_order_id for p in await repo.parents(S.ACCEPTED)] == ["c-1"]
-    found = await repo.by_venue_order_id("77")
-    assert found is not None and found.client_order_id == "c-1-E2"
-    assert await repo.by_venue_order_id("78") is None
     recent = await repo.recent(Market.FUT, 2)
     assert [o.client_order_id for o in recent] == ["c-1-E1", "c-1"]
     working = await repo.in_market(Market.FUT, S.ACCEPTED)

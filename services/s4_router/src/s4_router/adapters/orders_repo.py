@@ -91,10 +91,6 @@ class OrdersRepository(abc.ABC):
     ) -> list[OrderRecord]:
         """Orders whose fields equal `where` (JSON values), optionally sorted and limited."""
 
-    async def by_venue_order_id(self, venue_order_id: str) -> OrderRecord | None:
-        found = await self.find(venue_order_id=venue_order_id, limit=1)
-        return found[0] if found else None
-
     async def children(self, parent: str) -> list[OrderRecord]:
         return await self.find(parent_client_order_id=parent, sort=("created_ts", "asc"))
 
