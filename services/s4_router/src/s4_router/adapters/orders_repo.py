@@ -27,7 +27,6 @@ from typing import Any, Literal, TypeVar
 from s4_router.domain.fills import FillKey, FillLedger
 from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore, Query
-from tradekit.enums import Market, OrderStatus
 from tradekit.orders import FillRecord, OrderRecord
 
 Doc = dict[str, Any]
@@ -94,21 +93,9 @@ class OrdersRepository(abc.ABC):
     async def children(self, parent: str) -> list[OrderRecord]:
         return await self.find(parent_client_order_id=parent, sort=("created_ts", "asc"))
 
-    async def parents(self, status: OrderStatus) -> list[OrderRecord]:
-        return await self.find(status=status.value, parent_client_order_id=None)
-
-    async def in_market(self, market: Market, status: OrderStatus) -> list[OrderRecord]:
-        return await self.find(status=status.value, market=market.value)
-
-    async def recent(self, market: Market, limit: int) -> list[OrderRecord]:
-        return await self.find(market=market.value, sort=("updated_ts", "desc"), limit=limit)
-
     async def cancel_requested(self, client_order_id: str) -> bool:
         order = await self.get(client_order_id)
         return order is not None and order.cancel_requested
-
-    async def request_cancel(self, client_order_id: str, now_ms: int) -> None:
-        await self.patch(client_order_id, {"cancel_requested": True, "updated_ts": now_ms})
 
     # ---- fills -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -118,18 +105,12 @@ class OrdersRepository(abc.ABC):
     @abc.abstractmethod
     async def fills(self, *, sort: Sort | None = None, **where: Any) -> list[FillRecord]: ...
 
-    async def fills_of(self, client_order_id: str) -> list[FillRecord]:
-        return await self.fills(client_order_id=client_order_id)
-
     async def fills_of_parent(self, parent: str) -> list[FillRecord]:
         return await self.fills(parent_client_order_id=parent, sort=("ts_fill", "asc"))
 
-    async def fills_of_symbol(self, market: Market, symbol: str) -> list[FillRecord]:
-        return await self.fills(symbol=symbol, market=market.value)
-
     async def ledger(self, client_order_id: str, qty: Decimal) -> FillLedger:
         """The ledger of one order from its stored fills."""
-        return ledger_of(qty, await self.fills_of(client_order_id))
+        return ledger_of(qty, await self.fills(client_order_id=client_order_id))
 
     async def book_fill(self, fill: FillRecord, *ledgers: FillLedger) -> Booked:
         """Store `fill` once and count it in every ledger (the order's, then its parent's).

@@ -86,7 +86,9 @@ class Cancels:
             return Outcome.of(Disposition.CONFLICT, coid, status=order.status, message=message)
         progress = progress or CancelProgress()
         progress.client_order_id = coid
-        await self.d.orders.request_cancel(coid, self.d.clock.now_ms())
+        await self.d.orders.patch(
+            coid, {"cancel_requested": True, "updated_ts": self.d.clock.now_ms()}
+        )
         progress.recorded = True
         await self.d.publisher.event(
             "CANCEL_REQUESTED", client_order_id=coid, symbol=order.symbol, data={}

@@ -187,8 +187,8 @@ class Reconciler:
         out: list[Finding] = []
         for f in findings:
             if f.kind is FindingKind.MISSING_FILL and f.client_order_id is not None:
-                stored = {x.trade_id for x in await self.orders.fills_of(f.client_order_id)}
-                if f.detail.get("trade_id") in stored:
+                stored = await self.orders.fills(client_order_id=f.client_order_id)
+                if f.detail.get("trade_id") in {x.trade_id for x in stored}:
                     self._stale(market, f.client_order_id)
                     continue
             if f.kind in _ORDER_INVARIANTS and f.client_order_id is not None:
