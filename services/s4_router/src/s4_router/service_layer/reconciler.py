@@ -56,7 +56,7 @@ from s4_router.domain.reconcile import (
     reconcile,
 )
 from s4_router.metrics import RouterMetrics
-from s4_router.service_layer.fill_book import FillBook
+from s4_router.service_layer.fill_book import FillBook, fill_of
 from s4_router.service_layer.protection import PROTECTIVE_ROLES, ProtectionService
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.reconcile_cache import OrderWindow, PositionHistory
@@ -65,11 +65,10 @@ from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore
-from tradekit.enums import Liquidity, Market, OrderStatus
+from tradekit.enums import Market, OrderStatus
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-from tradekit.orders import FillRecord
 
 log = logging.getLogger(__name__)
 
@@ -386,22 +385,8 @@ class Reconciler:
         parsed = parent_of(cid)
         parent = (doc.parent_client_order_id if doc else None) or (parsed[0] if parsed else None)
         role = doc.role if doc is not None else None
-        fill = FillRecord(
-            venue=self.exchange.venue,
-            order_id=t.venue_order_id,
-            trade_id=t.trade_id,
-            client_order_id=cid,
-            parent_client_order_id=parent,
-            market=market,
-            symbol=t.symbol,
-            side=t.side,
-            price=t.price,
-            qty=t.qty,
-            fee=t.fee,
-            fee_asset=t.fee_asset,
-            liquidity=t.liquidity or Liquidity.TAKER,
-            ts_fill=t.ts,
-            role=role,
+        fill = fill_of(
+            t, venue=self.exchange.venue, cid=cid, parent=parent, market=market, role=role
         )
         # The one booking path (over-fill check against the order's quantity when the order is
         # in the window; a duplicate — booked meanwhile by its execution — counts 0).
