@@ -158,8 +158,8 @@ async def test_book_fill_stores_once_and_counts_a_rereported_trade_once(
     child, parent = FillLedger(D("0.002")), FillLedger(D("0.002"))
     first = await repo.book_fill(fill("c-1-E1", "t-1"), child, parent)
     again = await repo.book_fill(fill("c-1-E1", "t-1"), child, parent)
-    assert first.stored and not first.overfill
-    assert not again.stored and not again.overfill
+    assert first.stored and not first.over
+    assert not again.stored and not again.over
     assert child.filled == parent.filled == D("0.001")
     assert [f.trade_id for f in await repo.fills(client_order_id="c-1-E1")] == ["t-1"]
     # A new owner of the order (fresh ledgers, the fill already stored): counted, not stored.
@@ -176,7 +176,7 @@ async def test_book_fill_stores_an_overfill_and_names_the_ledgers_it_exceeds(
     assert (await repo.book_fill(fill("c-1-E1", "t-1"), child, parent)).stored
     over = await repo.book_fill(fill("c-1-E1", "t-2", ts=2), child, parent)
     # The venue filled it: the store holds it (the position exists), the child's ledger is over.
-    assert over.stored and over.overfill and over.over == (child,)
+    assert over.stored and over.over == (child,)
     assert child.filled == D("0.002") > child.qty
     assert [f.trade_id for f in await repo.fills_of_parent("c-1")] == ["t-1", "t-2"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -31,30 +31,24 @@ from tradekit.orders import FillRecord, OrderRecord
 
 Doc = dict[str, Any]
 Sort = tuple[str, Literal["asc", "desc"]]
-T = TypeVar("T")
+R = TypeVar("R", OrderRecord, FillRecord)
 BULK_PARSE = 200
 
 
 @dataclass(frozen=True, slots=True)
 class Booked:
     stored: bool  # a new fill record (False: stored before)
-    over: tuple[FillLedger, ...] = ()  # the ledgers this fill takes past their quantity
-
-    @property
-    def overfill(self) -> bool:
-        return bool(self.over)
+    over: tuple[
+        FillLedger, ...
+    ] = ()  # the ledgers this fill takes past their quantity (an overfill)
 
 
 def fill_key(fill: FillRecord) -> FillKey:
     return (fill.venue, fill.order_id, fill.trade_id)
 
 
-def order_from_doc(doc: Doc) -> OrderRecord:
-    return OrderRecord.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
-
-
-def fill_from_doc(doc: Doc) -> FillRecord:
-    return FillRecord.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
+def from_doc(cls: type[R], doc: Doc) -> R:
+    return cls.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
 
 
 def ledger_of(qty: Decimal, fills: Iterable[FillRecord]) -> FillLedger:
@@ -148,13 +142,13 @@ class StoreOrdersRepository(OrdersRepository):
 
     async def get(self, client_order_id: str) -> OrderRecord | None:
         doc = await self.store.get("orders", client_order_id)
-        return order_from_doc(doc) if doc is not None else None
+        return from_doc(OrderRecord, doc) if doc is not None else None
 
     async def find(
         self, *, sort: Sort | None = None, limit: int | None = None, **where: Any
     ) -> list[OrderRecord]:
         query = Query(where=where, sort=[sort] if sort else (), limit=limit)
-        return await _parse(order_from_doc, await self.store.find("orders", query))
+        return await _parse(OrderRecord, await self.store.find("orders", query))
 
     async def add_fill(self, fill: FillRecord) -> bool:
         try:
@@ -165,12 +159,12 @@ class StoreOrdersRepository(OrdersRepository):
 
     async def fills(self, *, sort: Sort | None = None, **where: Any) -> list[FillRecord]:
         query = Query(where=where, sort=[sort] if sort else ())
-        return await _parse(fill_from_doc, await self.store.find("fills", query))
+        return await _parse(FillRecord, await self.store.find("fills", query))
 
 
-async def _parse(parse: Callable[[Doc], T], docs: list[Doc]) -> list[T]:
+async def _parse(cls: type[R], docs: list[Doc]) -> list[R]:
     """Records of `docs`; a bulk read (the reconciler's scans: thousands of records, ~10-50 µs
     each) is validated on a worker thread so that the event loop keeps its turns."""
     if len(docs) < BULK_PARSE:
-        return [parse(d) for d in docs]
-    return await asyncio.to_thread(lambda: [parse(d) for d in docs])
+        return [from_doc(cls, d) for d in docs]
+    return await asyncio.to_thread(lambda: [from_doc(cls, d) for d in docs])

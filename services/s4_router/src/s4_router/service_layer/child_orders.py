@@ -409,7 +409,7 @@ class ChildOrders:
         booked = await self.d.fills.book(fill, ledger, self.parent_ledger)
         self.fill_notional += t.qty * t.price
         self.fees[child.client_order_id] = self.fees.get(child.client_order_id, ZERO) + t.fee
-        if booked.overfill:
+        if booked.over:
             self.overfilled = True
         if not booked.stored:
             return

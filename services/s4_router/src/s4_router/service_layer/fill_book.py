@@ -71,7 +71,7 @@ class FillBook:
         booked = await self.orders.book_fill(fill, *ledgers)
         if booked.stored:
             self.metrics.fills.labels(fill.liquidity.value).inc()
-        if not (booked.stored and booked.overfill):
+        if not (booked.stored and booked.over):
             return booked
         self.metrics.overfills.inc()
         limit = min(ledger.qty for ledger in booked.over)
