@@ -73,7 +73,6 @@ from tradekit.money import ZERO
 log = logging.getLogger(__name__)
 
 S = OrderStatus
-_ALGO_STATUS = {"NEW": S.ACCEPTED, "TRIGGERED": S.ACCEPTED}
 _CRITICAL = frozenset(
     {FindingKind.FILLED_QTY_MISMATCH, FindingKind.POSITION_MISMATCH}
 )  # else warning
@@ -274,7 +273,7 @@ class Reconciler:
                             a.client_algo_id,
                             a.algo_id,
                             a.symbol,
-                            _ALGO_STATUS.get(a.status, S.ACCEPTED),
+                            S.ACCEPTED,  # open: NEW, or TRIGGERED (its market order is on its way)
                             ZERO,
                             reduce_only=a.reduce_only or a.close_position,
                         )
