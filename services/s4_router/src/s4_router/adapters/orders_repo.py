@@ -6,10 +6,8 @@ documents, so a record's JSON dump *is* the document (plus `_key` = `client_orde
 orders; fills get a generated key). Store-internal fields (`_key`, `_id`, `_rev`) never leave
 this module.
 
-:meth:`OrdersRepository.book_fill` is the write half of the one fill-booking path: a fill is
-stored once (unique `(venue, order_id, trade_id)`) and counted in the given ledgers
-(:class:`~s4_router.domain.fills.FillLedger`) with the over-fill check; the service layer's
-`FillBook` raises the alert and the halt on an overfill.
+:meth:`OrdersRepository.book_fill` is the write half of the one fill-booking path
+(`service_layer.fill_book` adds the overfill's alert and halt).
 
 :class:`StoreOrdersRepository` implements it over the document store port (SQLite, ArangoDB);
 unit tests use an in-memory fake (`tests/unit/s4/fakes.py`) held to the same contract tests.
