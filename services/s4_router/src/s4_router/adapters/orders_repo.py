@@ -50,7 +50,10 @@ def from_doc(cls: type[R], doc: Doc) -> R:
 
 
 def ledger_of(qty: Decimal, fills: Iterable[FillRecord]) -> FillLedger:
-    return FillLedger.of(qty, [(fill_key(f), f.qty) for f in fills])
+    ledger = FillLedger(qty)
+    for f in fills:
+        ledger.book(fill_key(f), f.qty)
+    return ledger
 
 
 class OrdersRepository(abc.ABC):
