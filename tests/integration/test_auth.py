@@ -373,6 +373,14 @@ async def test_s4_cancel_with_venue_order_id_shared_by_two_orders_is_409(s4: S4R
                 "status": "NEW",
                 "venue_order_id": "4242",
                 "parent_client_order_id": None,
+                # The rest of a stored order (S4 reads its orders as typed records).
+                "intent_id": "i-dup",
+                "venue": "sim",
+                "side": "BUY",
+                "type": "LIMIT",
+                "qty": "0.002",
+                "created_ts": 1,
+                "updated_ts": 1,
             },
         )
     r = await s4.client.post("/cancel", json={"order_id": "4242"}, headers=bearer(S4_TOKEN))

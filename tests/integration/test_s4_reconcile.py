@@ -215,9 +215,9 @@ class CountsHistoryReads(StoreOrdersRepository):
         super().__init__(store)
         self.history_reads = 0
 
-    async def fills_of_symbol(self, market: Market, symbol: str) -> list[FillRecord]:
-        self.history_reads += 1
-        return await super().fills_of_symbol(market, symbol)
+    async def fills(self, *, sort: Any = None, **where: Any) -> list[FillRecord]:
+        self.history_reads += "symbol" in where
+        return await super().fills(sort=sort, **where)
 
 
 async def test_reconcile_reads_a_symbols_fill_history_once_not_every_run(

@@ -19,12 +19,12 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 from s4_router.adapters.orders_repo import StoreOrdersRepository
 from s4_router.service_layer.reconciler import Reconciler, RunReport
 from svckit.store.base import DocumentStore
 from tests.soak.probe_s4 import _self_rss, s4_in_process, send
-from tradekit.enums import Market
 from tradekit.orders import FillRecord, OrderRecord
 
 
@@ -37,13 +37,16 @@ class _CountingRepo(StoreOrdersRepository):
         self.history_reads = 0
         self.orders_read = 0
 
-    async def fills_of_symbol(self, market: Market, symbol: str) -> list[FillRecord]:
-        self.history_reads += 1
-        return await super().fills_of_symbol(market, symbol)
+    async def fills(self, *, sort: Any = None, **where: Any) -> list[FillRecord]:
+        self.history_reads += "symbol" in where
+        return await super().fills(sort=sort, **where)
 
-    async def recent(self, market: Market, limit: int) -> list[OrderRecord]:
-        got = await super().recent(market, limit)
-        self.orders_read += len(got)
+    async def find(
+        self, *, sort: Any = None, limit: int | None = None, **where: Any
+    ) -> list[OrderRecord]:
+        got = await super().find(sort=sort, limit=limit, **where)
+        if sort == ("updated_ts", "desc"):  # the window's pages of recently updated orders
+            self.orders_read += len(got)
         return got
 
 

@@ -10,9 +10,8 @@ from s4_router.adapters.orders_repo import (
     Doc,
     OrdersRepository,
     Sort,
-    fill_from_doc,
     fill_key,
-    order_from_doc,
+    from_doc,
 )
 from svckit.errors import DuplicateKey, NotFound
 from tradekit.orders import FillRecord, OrderRecord
@@ -40,22 +39,22 @@ class InMemoryOrdersRepository(OrdersRepository):
 
     async def get(self, client_order_id: str) -> OrderRecord | None:
         doc = self.orders.get(client_order_id)
-        return order_from_doc(doc) if doc is not None else None
+        return from_doc(OrderRecord, doc) if doc is not None else None
 
     async def find(
         self, *, sort: Sort | None = None, limit: int | None = None, **where: Any
     ) -> list[OrderRecord]:
         docs = _select(list(self.orders.values()), where, sort)
-        return [order_from_doc(d) for d in docs[:limit]]
+        return [from_doc(OrderRecord, d) for d in docs[:limit]]
 
     async def add_fill(self, fill: FillRecord) -> bool:
-        if any(fill_key(fill_from_doc(d)) == fill_key(fill) for d in self.fill_docs):
+        if any(fill_key(from_doc(FillRecord, d)) == fill_key(fill) for d in self.fill_docs):
             return False
         self.fill_docs.append(fill.model_dump(mode="json"))
         return True
 
     async def fills(self, *, sort: Sort | None = None, **where: Any) -> list[FillRecord]:
-        return [fill_from_doc(d) for d in _select(self.fill_docs, where, sort)]
+        return [from_doc(FillRecord, d) for d in _select(self.fill_docs, where, sort)]
 
 
 def _select(docs: list[Doc], where: dict[str, Any], sort: Sort | None) -> list[Doc]:

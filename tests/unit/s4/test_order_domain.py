@@ -49,7 +49,8 @@ def test_reconcile_status_with_venue_report_keeps_or_moves(
 
 
 def test_fill_ledger_with_duplicate_and_overfill_books_each_fill_once_within_qty() -> None:
-    led = FillLedger.of(D("0.003"), [(("sim", "1", "t1"), D("0.001"))])
+    led = FillLedger(D("0.003"))
+    led.book(("sim", "1", "t1"), D("0.001"))
     assert not led.overfills(("sim", "1", "t1"), D("0.001"))  # a duplicate counts once
     led.book(("sim", "1", "t1"), D("0.001"))
     assert led.filled == D("0.001")

@@ -139,16 +139,14 @@ async def test_queries_children_parents_venue_id_recent_and_cancel_flag(
     await repo.add(order("c-1-E1", parent="c-1", ts=2, status=S.FILLED, updated_ts=30))
     await repo.add(order("c-2", status=S.FILLED, market=Market.SPOT, updated_ts=20))
     assert [c.client_order_id for c in await repo.children("c-1")] == ["c-1-E1", "c-1-E2"]
-    assert [p.client_order_id for p in await repo.parents(S.ACCEPTED)] == ["c-1"]
-    found = await repo.by_venue_order_id("77")
-    assert found is not None and found.client_order_id == "c-1-E2"
-    assert await repo.by_venue_order_id("78") is None
-    recent = await repo.recent(Market.FUT, 2)
+    parents = await repo.find(status=S.ACCEPTED.value, parent_client_order_id=None)
+    assert [p.client_order_id for p in parents] == ["c-1"]
+    recent = await repo.find(market=Market.FUT.value, sort=("updated_ts", "desc"), limit=2)
     assert [o.client_order_id for o in recent] == ["c-1-E1", "c-1"]
-    working = await repo.in_market(Market.FUT, S.ACCEPTED)
+    working = await repo.find(status=S.ACCEPTED.value, market=Market.FUT.value)
     assert sorted(o.client_order_id for o in working) == ["c-1", "c-1-E2"]
     assert not await repo.cancel_requested("c-1")
-    await repo.request_cancel("c-1", 99)
+    await repo.patch("c-1", {"cancel_requested": True, "updated_ts": 99})
     assert await repo.cancel_requested("c-1")
     got = await repo.get("c-1")
     assert got is not None and got.updated_ts == 99
@@ -160,10 +158,10 @@ async def test_book_fill_stores_once_and_counts_a_rereported_trade_once(
     child, parent = FillLedger(D("0.002")), FillLedger(D("0.002"))
     first = await repo.book_fill(fill("c-1-E1", "t-1"), child, parent)
     again = await repo.book_fill(fill("c-1-E1", "t-1"), child, parent)
-    assert first.stored and not first.overfill
-    assert not again.stored and not again.overfill
+    assert first.stored and not first.over
+    assert not again.stored and not again.over
     assert child.filled == parent.filled == D("0.001")
-    assert [f.trade_id for f in await repo.fills_of("c-1-E1")] == ["t-1"]
+    assert [f.trade_id for f in await repo.fills(client_order_id="c-1-E1")] == ["t-1"]
     # A new owner of the order (fresh ledgers, the fill already stored): counted, not stored.
     fresh = FillLedger(D("0.002"))
     late = await repo.book_fill(fill("c-1-E1", "t-1"), fresh)
@@ -178,7 +176,7 @@ async def test_book_fill_stores_an_overfill_and_names_the_ledgers_it_exceeds(
     assert (await repo.book_fill(fill("c-1-E1", "t-1"), child, parent)).stored
     over = await repo.book_fill(fill("c-1-E1", "t-2", ts=2), child, parent)
     # The venue filled it: the store holds it (the position exists), the child's ledger is over.
-    assert over.stored and over.overfill and over.over == (child,)
+    assert over.stored and over.over == (child,)
     assert child.filled == D("0.002") > child.qty
     assert [f.trade_id for f in await repo.fills_of_parent("c-1")] == ["t-1", "t-2"]
 

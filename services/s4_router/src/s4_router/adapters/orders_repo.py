@@ -6,10 +6,8 @@ documents, so a record's JSON dump *is* the document (plus `_key` = `client_orde
 orders; fills get a generated key). Store-internal fields (`_key`, `_id`, `_rev`) never leave
 this module.
 
-:meth:`OrdersRepository.book_fill` is the write half of the one fill-booking path: a fill is
-stored once (unique `(venue, order_id, trade_id)`) and counted in the given ledgers
-(:class:`~s4_router.domain.fills.FillLedger`) with the over-fill check; the service layer's
-`FillBook` raises the alert and the halt on an overfill.
+:meth:`OrdersRepository.book_fill` is the write half of the one fill-booking path
+(`service_layer.fill_book` adds the overfill's alert and halt).
 
 :class:`StoreOrdersRepository` implements it over the document store port (SQLite, ArangoDB);
 unit tests use an in-memory fake (`tests/unit/s4/fakes.py`) held to the same contract tests.
@@ -19,7 +17,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -27,39 +25,35 @@ from typing import Any, Literal, TypeVar
 from s4_router.domain.fills import FillKey, FillLedger
 from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore, Query
-from tradekit.enums import Market, OrderStatus
 from tradekit.orders import FillRecord, OrderRecord
 
 Doc = dict[str, Any]
 Sort = tuple[str, Literal["asc", "desc"]]
-T = TypeVar("T")
+R = TypeVar("R", OrderRecord, FillRecord)
 BULK_PARSE = 200
 
 
 @dataclass(frozen=True, slots=True)
 class Booked:
     stored: bool  # a new fill record (False: stored before)
-    over: tuple[FillLedger, ...] = ()  # the ledgers this fill takes past their quantity
-
-    @property
-    def overfill(self) -> bool:
-        return bool(self.over)
+    over: tuple[
+        FillLedger, ...
+    ] = ()  # the ledgers this fill takes past their quantity (an overfill)
 
 
 def fill_key(fill: FillRecord) -> FillKey:
     return (fill.venue, fill.order_id, fill.trade_id)
 
 
-def order_from_doc(doc: Doc) -> OrderRecord:
-    return OrderRecord.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
-
-
-def fill_from_doc(doc: Doc) -> FillRecord:
-    return FillRecord.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
+def from_doc(cls: type[R], doc: Doc) -> R:
+    return cls.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
 
 
 def ledger_of(qty: Decimal, fills: Iterable[FillRecord]) -> FillLedger:
-    return FillLedger.of(qty, [(fill_key(f), f.qty) for f in fills])
+    ledger = FillLedger(qty)
+    for f in fills:
+        ledger.book(fill_key(f), f.qty)
+    return ledger
 
 
 class OrdersRepository(abc.ABC):
@@ -91,28 +85,12 @@ class OrdersRepository(abc.ABC):
     ) -> list[OrderRecord]:
         """Orders whose fields equal `where` (JSON values), optionally sorted and limited."""
 
-    async def by_venue_order_id(self, venue_order_id: str) -> OrderRecord | None:
-        found = await self.find(venue_order_id=venue_order_id, limit=1)
-        return found[0] if found else None
-
     async def children(self, parent: str) -> list[OrderRecord]:
         return await self.find(parent_client_order_id=parent, sort=("created_ts", "asc"))
-
-    async def parents(self, status: OrderStatus) -> list[OrderRecord]:
-        return await self.find(status=status.value, parent_client_order_id=None)
-
-    async def in_market(self, market: Market, status: OrderStatus) -> list[OrderRecord]:
-        return await self.find(status=status.value, market=market.value)
-
-    async def recent(self, market: Market, limit: int) -> list[OrderRecord]:
-        return await self.find(market=market.value, sort=("updated_ts", "desc"), limit=limit)
 
     async def cancel_requested(self, client_order_id: str) -> bool:
         order = await self.get(client_order_id)
         return order is not None and order.cancel_requested
-
-    async def request_cancel(self, client_order_id: str, now_ms: int) -> None:
-        await self.patch(client_order_id, {"cancel_requested": True, "updated_ts": now_ms})
 
     # ---- fills -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -122,18 +100,12 @@ class OrdersRepository(abc.ABC):
     @abc.abstractmethod
     async def fills(self, *, sort: Sort | None = None, **where: Any) -> list[FillRecord]: ...
 
-    async def fills_of(self, client_order_id: str) -> list[FillRecord]:
-        return await self.fills(client_order_id=client_order_id)
-
     async def fills_of_parent(self, parent: str) -> list[FillRecord]:
         return await self.fills(parent_client_order_id=parent, sort=("ts_fill", "asc"))
 
-    async def fills_of_symbol(self, market: Market, symbol: str) -> list[FillRecord]:
-        return await self.fills(symbol=symbol, market=market.value)
-
     async def ledger(self, client_order_id: str, qty: Decimal) -> FillLedger:
         """The ledger of one order from its stored fills."""
-        return ledger_of(qty, await self.fills_of(client_order_id))
+        return ledger_of(qty, await self.fills(client_order_id=client_order_id))
 
     async def book_fill(self, fill: FillRecord, *ledgers: FillLedger) -> Booked:
         """Store `fill` once and count it in every ledger (the order's, then its parent's).
@@ -171,13 +143,13 @@ class StoreOrdersRepository(OrdersRepository):
 
     async def get(self, client_order_id: str) -> OrderRecord | None:
         doc = await self.store.get("orders", client_order_id)
-        return order_from_doc(doc) if doc is not None else None
+        return from_doc(OrderRecord, doc) if doc is not None else None
 
     async def find(
         self, *, sort: Sort | None = None, limit: int | None = None, **where: Any
     ) -> list[OrderRecord]:
         query = Query(where=where, sort=[sort] if sort else (), limit=limit)
-        return await _parse(order_from_doc, await self.store.find("orders", query))
+        return await _parse(OrderRecord, await self.store.find("orders", query))
 
     async def add_fill(self, fill: FillRecord) -> bool:
         try:
@@ -188,12 +160,12 @@ class StoreOrdersRepository(OrdersRepository):
 
     async def fills(self, *, sort: Sort | None = None, **where: Any) -> list[FillRecord]:
         query = Query(where=where, sort=[sort] if sort else ())
-        return await _parse(fill_from_doc, await self.store.find("fills", query))
+        return await _parse(FillRecord, await self.store.find("fills", query))
 
 
-async def _parse(parse: Callable[[Doc], T], docs: list[Doc]) -> list[T]:
+async def _parse(cls: type[R], docs: list[Doc]) -> list[R]:
     """Records of `docs`; a bulk read (the reconciler's scans: thousands of records, ~10-50 µs
     each) is validated on a worker thread so that the event loop keeps its turns."""
     if len(docs) < BULK_PARSE:
-        return [parse(d) for d in docs]
-    return await asyncio.to_thread(lambda: [parse(d) for d in docs])
+        return [from_doc(cls, d) for d in docs]
+    return await asyncio.to_thread(lambda: [from_doc(cls, d) for d in docs])

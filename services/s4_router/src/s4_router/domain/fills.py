@@ -2,13 +2,13 @@
 order's quantity.
 
 A fill can be reported several times (query after a dropped ack, websocket replay, the trades
-endpoint after the order endpoint); it counts once. A report that would take the order past its
-quantity is refused and flagged: booking it would claim a position we do not hold.
+endpoint after the order endpoint); it counts once. A fill that takes the order past its
+quantity is told apart (`overfills`) before it is booked: the caller stores it all the same (the
+venue holds that position) and raises the overfill.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -22,13 +22,6 @@ class FillLedger:
     qty: Decimal
     filled: Decimal = ZERO
     seen: set[FillKey] = field(default_factory=set)
-
-    @classmethod
-    def of(cls, qty: Decimal, booked: Iterable[tuple[FillKey, Decimal]]) -> FillLedger:
-        ledger = cls(qty)
-        for key, q in booked:
-            ledger.book(key, q)
-        return ledger
 
     def overfills(self, key: FillKey, qty: Decimal) -> bool:
         """Would this new (not yet booked) fill take the order past its quantity? No change:

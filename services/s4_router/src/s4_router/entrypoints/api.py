@@ -33,8 +33,6 @@ from svckit.httperrors import error_body, install_error_handlers
 from svckit.liveness import install_livez
 from svckit.logging import log_scope
 from svckit.metrics import render
-from svckit.store.base import Query
-from tradekit.enums import RequestResult
 from tradekit.ids import CLIENT_ORDER_ID_PATTERN
 from tradekit.intents import OrderIntent
 from tradekit.orders import OrderResponse
@@ -119,15 +117,13 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
     async def post_orders(body: OrderIntent, c: ContainerDep, response: Response) -> OrderResponse:
         """Execute one order intent (spec §D1 body); 200 when finished, 202 while running."""
         ms = c.settings.request_timeout_ms
-        late = Outcome(
-            OrderResponse(
-                result=RequestResult.FAIL,
-                client_order_id=body.client_order_id,
-                message=f"service unavailable: not answered within {ms} ms (Redis, store or "
-                "venue slow); the intake goes on in the background: "
-                "GET /orders/{client_order_id} or resend the same body",
-            ),
+        late = Outcome.of(
             Disposition.UNAVAILABLE,
+            body.client_order_id,
+            order_ids=[],
+            message=f"service unavailable: not answered within {ms} ms (Redis, store or "
+            "venue slow); the intake goes on in the background: "
+            "GET /orders/{client_order_id} or resend the same body",
         )
         # Correlation for the logs of this intake and of the execution task it starts.
         with log_scope(
@@ -159,38 +155,17 @@ def create_app(settings: Settings, *, container: S4Container | None = None) -> F
         ms = c.settings.request_timeout_ms
         progress = CancelProgress()
 
-        def refused(message: str, kind: Disposition) -> Outcome:
-            return Outcome(OrderResponse(result=RequestResult.FAIL, message=message), kind)
-
-        async def cancel() -> Outcome:
-            coid = body.client_order_id
-            if coid is None:
-                # A venue order id counts only if S4 placed that order (it is in S4's store),
-                # and only if it names one order: venues number orders per symbol/market, so
-                # the same id may belong to two. It is never forwarded to the venue as such.
-                found = await c.store.find(
-                    "orders", Query(where={"venue_order_id": body.order_id}, limit=2)
-                )
-                if not found:
-                    return refused(
-                        f"unknown order {body.order_id!r}: not placed by this router",
-                        Disposition.UNKNOWN,
-                    )
-                if len(found) > 1:
-                    return refused(
-                        f"venue order id {body.order_id!r} names several orders; "
-                        "cancel by client_order_id",
-                        Disposition.CONFLICT,
-                    )
-                coid = found[0]["client_order_id"]
-            return await c.router.cancels.cancel(client_order_id=coid, progress=progress)
-
         # The venue-id lookup is inside the deadline too: a stalled store answers 503.
-        late = refused(
-            f"service unavailable: cancel not recorded within {ms} ms (Redis or store slow): retry",
+        late = Outcome.of(
             Disposition.UNAVAILABLE,
+            None,
+            message=f"service unavailable: cancel not recorded within {ms} ms (Redis or store "
+            "slow): retry",
         )
-        outcome = await within_deadline(cancel(), timeout_s=ms / 1000, on_timeout=late)
+        cancel = c.router.cancels.cancel(
+            client_order_id=body.client_order_id, order_id=body.order_id, progress=progress
+        )
+        outcome = await within_deadline(cancel, timeout_s=ms / 1000, on_timeout=late)
         if outcome is late:
             c.metrics.request_timeouts.labels("cancel").inc()
             if progress.recorded and progress.client_order_id is not None:

@@ -277,13 +277,9 @@ class OcoGuardian(MachineState):
         return []
 
     # ---- internals ---------------------------------------------------------------------------
-    def _new_id(self) -> str:
-        cid = f"{self.parent_client_order_id}-E{self.next_child}"
-        self.next_child += 1
-        return cid
-
     def _place(self, ls: LegState, qty: Decimal, *, market: bool) -> Place:
-        ls.client_order_id = self._new_id()
+        ls.client_order_id = f"{self.parent_client_order_id}-E{self.next_child}"
+        self.next_child += 1
         ls.orders[ls.client_order_id] = ZERO
         ls.status = None
         ls.qty = qty

@@ -59,14 +59,25 @@ class Cancels:
         """Cancel a parent's execution (a child id or venue order id names its parent): no new
         child is sent, live children are cancelled, the parent ends CANCELED (or FILLED if the
         venue filled it first)."""
-        order = (
-            await self.d.orders.get(client_order_id)
-            if client_order_id
-            else await self.d.orders.by_venue_order_id(order_id or "")
-        )
-        if order is None:
-            ident = client_order_id or order_id
-            return Outcome.of(Disposition.UNKNOWN, None, message=f"unknown order {ident!r}")
+        if client_order_id:
+            order = await self.d.orders.get(client_order_id)
+            if order is None:
+                message = f"unknown order {client_order_id!r}"
+                return Outcome.of(Disposition.UNKNOWN, None, message=message)
+        else:
+            # A venue order id counts only if S4 placed that order (it is in S4's store), and
+            # only if it names one order: venues number orders per symbol/market, so the same
+            # id may belong to two. It is never forwarded to the venue as such.
+            found = await self.d.orders.find(venue_order_id=order_id, limit=2)
+            if not found:
+                message = f"unknown order {order_id!r}: not placed by this router"
+                return Outcome.of(Disposition.UNKNOWN, None, message=message)
+            if len(found) > 1:
+                message = (
+                    f"venue order id {order_id!r} names several orders; cancel by client_order_id"
+                )
+                return Outcome.of(Disposition.CONFLICT, None, message=message)
+            order = found[0]
         if order.parent_client_order_id:
             order = await self.d.orders.get(order.parent_client_order_id) or order
         coid = order.client_order_id
@@ -75,7 +86,9 @@ class Cancels:
             return Outcome.of(Disposition.CONFLICT, coid, status=order.status, message=message)
         progress = progress or CancelProgress()
         progress.client_order_id = coid
-        await self.d.orders.request_cancel(coid, self.d.clock.now_ms())
+        await self.d.orders.patch(
+            coid, {"cancel_requested": True, "updated_ts": self.d.clock.now_ms()}
+        )
         progress.recorded = True
         await self.d.publisher.event(
             "CANCEL_REQUESTED", client_order_id=coid, symbol=order.symbol, data={}

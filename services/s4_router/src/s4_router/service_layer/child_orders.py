@@ -37,6 +37,7 @@ from s4_router.domain.order import IllegalTransition, can_transition, reconcile_
 from s4_router.policies.model import ChildReport, Note, Place, RejectKind
 from s4_router.policies.parent_machine import ParentMachine
 from s4_router.service_layer.exec_deps import ExecDeps, child_record
+from s4_router.service_layer.fill_book import fill_of
 from s4_router.service_layer.venue_ops import Unresolved
 from svckit import keys
 from svckit.errors import DuplicateKey
@@ -387,27 +388,20 @@ class ChildOrders:
             if arrival
             else None
         )
-        fill = FillRecord(
+        fill = fill_of(
+            t,
             venue=self.d.venue,
-            order_id=t.venue_order_id,
-            trade_id=t.trade_id,
-            client_order_id=child.client_order_id,
-            parent_client_order_id=self.client_order_id,
+            cid=child.client_order_id,
+            parent=self.client_order_id,
             market=child.market,
             symbol=child.symbol,
             side=child.side,
-            price=t.price,
-            qty=t.qty,
-            fee=t.fee,
-            fee_asset=t.fee_asset,
-            liquidity=t.liquidity,
             mid_at_send=child.mid_at_send,
             book_top3=child.book_top3,
             slippage_bps=slip,
             ts_intent=self.parent.created_ts,
             ts_send=child.ts_send,
             ts_ack=child.ts_ack,
-            ts_fill=t.ts,
             arrival_mid=self.parent.arrival_mid,
             role=child.role,
             slice_index=child.slice_index,
@@ -415,7 +409,7 @@ class ChildOrders:
         booked = await self.d.fills.book(fill, ledger, self.parent_ledger)
         self.fill_notional += t.qty * t.price
         self.fees[child.client_order_id] = self.fees.get(child.client_order_id, ZERO) + t.fee
-        if booked.overfill:
+        if booked.over:
             self.overfilled = True
         if not booked.stored:
             return

@@ -18,16 +18,44 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from s4_router.adapters.exchange.base import ExchangeTrade
 from s4_router.adapters.orders_repo import Booked, OrdersRepository
 from s4_router.domain.fills import FillLedger
 from s4_router.metrics import RouterMetrics
 from s4_router.service_layer.publisher import Publisher
 from svckit import keys
 from svckit.redisio import RedisClient
+from tradekit.enums import Market
 from tradekit.orders import FillRecord
 
 HALT_TTL_S = 7 * 24 * 3600
+
+
+def fill_of(
+    t: ExchangeTrade, *, venue: str, cid: str, parent: str | None, market: Market, **more: Any
+) -> FillRecord:
+    """The fill record of venue trade `t` of order `cid`; `more` adds (or overrides) fields."""
+    return FillRecord.model_validate(
+        {
+            "venue": venue,
+            "order_id": t.venue_order_id,
+            "trade_id": t.trade_id,
+            "client_order_id": cid,
+            "parent_client_order_id": parent,
+            "market": market,
+            "symbol": t.symbol,
+            "side": t.side,
+            "price": t.price,
+            "qty": t.qty,
+            "fee": t.fee,
+            "fee_asset": t.fee_asset,
+            "liquidity": t.liquidity,
+            "ts_fill": t.ts,
+            **more,
+        }
+    )
 
 
 @dataclass(kw_only=True, eq=False)
@@ -43,7 +71,7 @@ class FillBook:
         booked = await self.orders.book_fill(fill, *ledgers)
         if booked.stored:
             self.metrics.fills.labels(fill.liquidity.value).inc()
-        if not (booked.stored and booked.overfill):
+        if not (booked.stored and booked.over):
             return booked
         self.metrics.overfills.inc()
         limit = min(ledger.qty for ledger in booked.over)

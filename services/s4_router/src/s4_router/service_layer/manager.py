@@ -109,12 +109,10 @@ class ExecutionManager:
                         return
                     await ex.step()
                     backoff = 0.1
-                except asyncio.CancelledError:
-                    raise
                 except LeaseLost:
                     log.warning("%s: lease lost mid-step; another driver holds it now", coid)
                     return
-                except Exception:
+                except Exception:  # not CancelledError (a BaseException): a cancel still stops
                     log.exception("%s: step failed; retrying in %.1fs", coid, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)

@@ -27,16 +27,16 @@ from s4_router.policies import brackets as br
 from s4_router.policies import oco_guardian as og
 from s4_router.policies.oco_native import NativeOco
 from s4_router.policies.protective import Leg, Place
-from s4_router.service_layer.fill_book import FillBook
+from s4_router.service_layer.fill_book import FillBook, fill_of
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore
-from tradekit.enums import Liquidity, Market, OrderRole, OrderStatus, Side
+from tradekit.enums import Market, OrderRole, OrderStatus, Side
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-from tradekit.orders import FillRecord, OrderRecord, StateChange
+from tradekit.orders import OrderRecord, StateChange
 
 S = OrderStatus
 KIND = "PROTECTION"
@@ -211,21 +211,13 @@ class ProtectionRecords:
         # The same booking path as the entry's (stored once, over-fill checked and alerted).
         ledger = await self.orders.ledger(cid, order.qty)
         for t in trades:
-            fill = FillRecord(
+            fill = fill_of(
+                t,
                 venue=self.exchange.venue,
-                order_id=t.venue_order_id,
-                trade_id=t.trade_id,
-                client_order_id=cid,
-                parent_client_order_id=p.coid,
+                cid=cid,
+                parent=p.coid,
                 market=p.market,
                 symbol=p.symbol,
-                side=t.side,
-                price=t.price,
-                qty=t.qty,
-                fee=t.fee,
-                fee_asset=t.fee_asset,
-                liquidity=t.liquidity or Liquidity.TAKER,
-                ts_fill=t.ts,
                 role=role,
             )
             await self.fills.book(fill, ledger)

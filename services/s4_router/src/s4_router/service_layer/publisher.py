@@ -107,9 +107,8 @@ class Publisher:
         except InfraError as exc:
             log.error("alert %s not published: %s", kind, exc)
 
-    async def executed(self, ev: OrderExecuted) -> bool:
-        """Publish the parent's outcome once (False: it was already published)."""
-        entry = await xadd_once(
+    async def executed(self, ev: OrderExecuted) -> None:
+        """Publish the parent's outcome once (a second call publishes nothing)."""
+        await xadd_once(
             self.redis, keys.ORDERS_EXECUTED, ev.client_order_id, ev.model_dump(mode="json")
         )
-        return entry is not None

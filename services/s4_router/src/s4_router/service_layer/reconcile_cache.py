@@ -46,7 +46,7 @@ class OrderWindow:
         since = start if self.read_to is None else max(start, self.read_to - REREAD_MARGIN_MS)
         working: dict[str, OrderView] = {}
         for status in LIVE:
-            for rec in await repo.in_market(self.market, status):
+            for rec in await repo.find(status=status.value, market=self.market.value):
                 working[rec.client_order_id] = OrderView.of(rec)
         read = dict(working)
         for rec in await self._changed(repo, since):
@@ -68,7 +68,7 @@ class OrderWindow:
         fill_docs: dict[tuple[str, str], FillView] = {}
         for cid, view in docs.items():
             if cid in read or cid in self.stale or cid not in self.fills:
-                got = await repo.fills_of(cid)
+                got = await repo.fills(client_order_id=cid)
                 if view.parent_client_order_id is None:
                     got += await repo.fills(parent_client_order_id=cid)
                 self.fills[cid] = [FillView.of(f) for f in got]
@@ -82,7 +82,11 @@ class OrderWindow:
         one reaches back past `since`, at most RECENT_LIMIT)."""
         limit = FIRST_PAGE
         while True:
-            page = await repo.recent(self.market, min(limit, RECENT_LIMIT))
+            page = await repo.find(
+                market=self.market.value,
+                sort=("updated_ts", "desc"),
+                limit=min(limit, RECENT_LIMIT),
+            )
             if len(page) < limit or limit >= RECENT_LIMIT or page[-1].updated_ts < since:
                 return [d for d in page if d.updated_ts >= since]
             limit *= 2
@@ -142,7 +146,7 @@ class PositionHistory:
         next run's window will."""
         young = self.positions_ts - HISTORY_SKEW_MS
         net = ZERO
-        for f in await repo.fills_of_symbol(self.market, symbol):
+        for f in await repo.fills(symbol=symbol, market=self.market.value):
             if f.client_order_id not in self.window and f.ts_fill < young:
                 net += f.side.sign * f.qty
         self.net[symbol] = net

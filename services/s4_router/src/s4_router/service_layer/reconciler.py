@@ -56,7 +56,7 @@ from s4_router.domain.reconcile import (
     reconcile,
 )
 from s4_router.metrics import RouterMetrics
-from s4_router.service_layer.fill_book import FillBook
+from s4_router.service_layer.fill_book import FillBook, fill_of
 from s4_router.service_layer.protection import PROTECTIVE_ROLES, ProtectionService
 from s4_router.service_layer.publisher import Publisher
 from s4_router.service_layer.reconcile_cache import OrderWindow, PositionHistory
@@ -65,16 +65,14 @@ from s4_router.service_layer.venue_ops import VenueOps
 from svckit.clock import Clock
 from svckit.errors import DuplicateKey
 from svckit.store.base import DocumentStore
-from tradekit.enums import Liquidity, Market, OrderStatus
+from tradekit.enums import Market, OrderStatus
 from tradekit.ids import parent_of
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
-from tradekit.orders import FillRecord
 
 log = logging.getLogger(__name__)
 
 S = OrderStatus
-_ALGO_STATUS = {"NEW": S.ACCEPTED, "TRIGGERED": S.ACCEPTED}
 _CRITICAL = frozenset(
     {FindingKind.FILLED_QTY_MISMATCH, FindingKind.POSITION_MISMATCH}
 )  # else warning
@@ -187,8 +185,8 @@ class Reconciler:
         out: list[Finding] = []
         for f in findings:
             if f.kind is FindingKind.MISSING_FILL and f.client_order_id is not None:
-                stored = {x.trade_id for x in await self.orders.fills_of(f.client_order_id)}
-                if f.detail.get("trade_id") in stored:
+                stored = await self.orders.fills(client_order_id=f.client_order_id)
+                if f.detail.get("trade_id") in {x.trade_id for x in stored}:
                     self._stale(market, f.client_order_id)
                     continue
             if f.kind in _ORDER_INVARIANTS and f.client_order_id is not None:
@@ -275,7 +273,7 @@ class Reconciler:
                             a.client_algo_id,
                             a.algo_id,
                             a.symbol,
-                            _ALGO_STATUS.get(a.status, S.ACCEPTED),
+                            S.ACCEPTED,  # open: NEW, or TRIGGERED (its market order is on its way)
                             ZERO,
                             reduce_only=a.reduce_only or a.close_position,
                         )
@@ -386,22 +384,8 @@ class Reconciler:
         parsed = parent_of(cid)
         parent = (doc.parent_client_order_id if doc else None) or (parsed[0] if parsed else None)
         role = doc.role if doc is not None else None
-        fill = FillRecord(
-            venue=self.exchange.venue,
-            order_id=t.venue_order_id,
-            trade_id=t.trade_id,
-            client_order_id=cid,
-            parent_client_order_id=parent,
-            market=market,
-            symbol=t.symbol,
-            side=t.side,
-            price=t.price,
-            qty=t.qty,
-            fee=t.fee,
-            fee_asset=t.fee_asset,
-            liquidity=t.liquidity or Liquidity.TAKER,
-            ts_fill=t.ts,
-            role=role,
+        fill = fill_of(
+            t, venue=self.exchange.venue, cid=cid, parent=parent, market=market, role=role
         )
         # The one booking path (over-fill check against the order's quantity when the order is
         # in the window; a duplicate — booked meanwhile by its execution — counts 0).

@@ -104,8 +104,8 @@ class Recovery:
         replicas that died); returns how many were taken over."""
         taken = 0
         for status in LIVE:
-            for listed in await self.d.orders.parents(status):
-                coid = listed.client_order_id
+            for p in await self.d.orders.find(status=status.value, parent_client_order_id=None):
+                coid = p.client_order_id
                 if coid in self.manager.active:
                     continue
                 lease = await self.d.leases.acquire(coid)

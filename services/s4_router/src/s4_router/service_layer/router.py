@@ -358,8 +358,8 @@ class OrderRouter:
         if order is None:
             return None
         children = await self.orders.children(client_order_id)
-        fills = await self.orders.fills_of_parent(client_order_id) or await self.orders.fills_of(
-            client_order_id
+        fills = await self.orders.fills_of_parent(client_order_id) or await self.orders.fills(
+            client_order_id=client_order_id
         )
         children.sort(key=lambda c: child_n(c.client_order_id))
         return {

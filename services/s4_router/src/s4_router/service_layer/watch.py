@@ -75,21 +75,18 @@ class VenueWatch:
                 data={"skew_ms": change.skew_ms},
             )
 
-    def next_delay_s(self) -> float:
-        delay = self.interval_ms
-        reopen = self.exchange.breaker.reopens_at()
-        if reopen is not None:
-            delay = min(delay, max(reopen - self.clock.now_ms(), 10))
-        return delay / 1000
-
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self.check()
             except Exception:  # CancelledError is not one: a stop still stops
                 log.exception("venue watch failed")
+            delay = self.interval_ms
+            reopen = self.exchange.breaker.reopens_at()  # the half-open probe is due then
+            if reopen is not None:
+                delay = min(delay, max(reopen - self.clock.now_ms(), 10))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.next_delay_s())
+                await asyncio.wait_for(stop.wait(), timeout=delay / 1000)
 
     async def on_breaker(self, t: Transition) -> None:
         """The breaker's transitions: gauge, `CIRCUIT_BREAKER` event, OPEN / CLOSED alerts."""
