@@ -938,8 +938,10 @@ async def test_sqlite_wal_with_many_commits_is_checkpointed_off_the_write_path(
     for i in range(1500):
         await store.insert("signals", {"signal_id": f"s{i}", "t0": i, "symbol": "BTCUSDT"})
     # No commit checkpoints by itself (that would stall the request that crosses the limit)...
-    assert store._conn is not None
-    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    autocheckpoint = await store._write(
+        "signals", lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    )
+    assert autocheckpoint == 0  # on the writer thread's connection
     # ...the background thread copies the WAL into the main file (we run no checkpoint here).
     for _ in range(200):
         if db.stat().st_size > 200_000:

@@ -217,7 +217,7 @@ async def test_health_with_dependencies_up_reports_route_rev_and_breaker(
     assert r.status_code == 200
     h = r.json()
     assert h["status"] == "ok" and h["exchange"]["ok"] and h["redis"] and h["store"]["ok"]
-    assert h["route_table_rev"] == c.route_table.rev and len(h["route_table_rev"]) == 12
+    assert h["route_table_rev"] == c.router.route_table.rev and len(h["route_table_rev"]) == 12
     assert h["circuit_breaker"] == "CLOSED"
     assert "router_submit_latency_seconds" in (await client.get("/metrics")).text
 

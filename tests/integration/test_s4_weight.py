@@ -19,7 +19,7 @@ import pytest
 
 from s4_router.adapters.exchange.base import ExchangeOrder, ExchangeTrade, PlaceOrderRequest
 from s4_router.adapters.exchange.sim_client import SimExchange
-from s4_router.adapters.exchange.weight import in_urgent_lane
+from s4_router.adapters.exchange.weight import URGENT
 from s4_router.entrypoints.statuses import http_status
 from s4_router.service_layer.protection import ProtectionService
 from svckit import keys
@@ -309,7 +309,7 @@ class LaneRecorder(SimExchange):
     lanes: list[tuple[str, bool]]
 
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
-        self.lanes.append(("place", in_urgent_lane()))
+        self.lanes.append(("place", URGENT.get()))
         return await super().place_order(req)
 
     async def fetch_order(
@@ -320,7 +320,7 @@ class LaneRecorder(SimExchange):
         venue_order_id: str | None = None,
         client_order_id: str | None = None,
     ) -> ExchangeOrder:
-        self.lanes.append(("query", in_urgent_lane()))
+        self.lanes.append(("query", URGENT.get()))
         return await super().fetch_order(
             market, symbol, venue_order_id=venue_order_id, client_order_id=client_order_id
         )
@@ -328,7 +328,7 @@ class LaneRecorder(SimExchange):
     async def fetch_my_trades(
         self, market: Market, symbol: str, since_ms: int | None = None
     ) -> list[ExchangeTrade]:
-        self.lanes.append(("trades", in_urgent_lane()))
+        self.lanes.append(("trades", URGENT.get()))
         return await super().fetch_my_trades(market, symbol, since_ms)
 
 

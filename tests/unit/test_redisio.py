@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, ResponseError
 
 from svckit import keys
+from svckit.embedded_redis import free_port
+from svckit.errors import RedisUnavailable
 from svckit.redisio import (
     ONCE_TTL_S,
     LockNotAcquired,
@@ -224,3 +230,24 @@ async def test_xadd_once_publishes_a_name_once_with_its_marker_in_the_streams_sl
     assert first is not None and again is None and other is not None
     assert [e[0] for e in await redis.xrange(stream)] == [first, other]
     assert 0 < await redis.ttl(once_key(stream, "c-1")) <= ONCE_TTL_S
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r: claim_once(r, "k", "t", ttl_s=1),
+        lambda r: release_claim(r, "k", "t"),
+        lambda r: claim_for_execution(r, "k", "t", 1),
+        lambda r: xadd_json(r, "s", {"a": 1}),
+        lambda r: xadd_once(r, "s", "n", {"a": 1}),
+    ],
+)
+async def test_unreachable_redis_is_reported_as_redis_unavailable(call: Any) -> None:
+    # Nothing listens there: a connection error leaves as the infrastructure error the
+    # services answer 503 to (not redis-py's own exception).
+    r = Redis(port=free_port(), retry=Retry(NoBackoff(), 0), decode_responses=True)
+    try:
+        with pytest.raises(RedisUnavailable, match="redis unavailable"):
+            await call(r)
+    finally:
+        await r.aclose()

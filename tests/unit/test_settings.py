@@ -129,3 +129,15 @@ def test_s3_scheduler_defaults_are_googles_and_a_remote_plain_http_jwks_is_refus
         load_settings(S3Settings)
     monkeypatch.setenv("S3_SCHEDULER_JWKS_URL", "http://127.0.0.1:9000/certs")
     assert load_settings(S3Settings).scheduler_jwks_url.startswith("http://127.0.0.1")
+
+
+def test_load_with_blank_exchange_base_url_reads_it_as_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A ConfigMap lists every variable; "" (or spaces) there means "not set".
+    monkeypatch.setenv("S4_EXCHANGE_BASE_URL", "")
+    monkeypatch.setenv("MD_EXCHANGE_BASE_URL", "  ")
+    assert load_settings(S4Settings).exchange_base_url is None
+    assert load_settings(MdSettings).exchange_base_url is None
+    monkeypatch.setenv("S4_EXCHANGE_BASE_URL", "http://127.0.0.1:9")
+    assert load_settings(S4Settings).exchange_base_url == "http://127.0.0.1:9"

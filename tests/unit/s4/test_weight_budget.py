@@ -7,10 +7,10 @@ import pytest
 from s4_router.adapters.exchange.base import RateLimited
 from s4_router.adapters.exchange.weight import (
     MINUTE_MS,
+    URGENT,
     WeightBudget,
     WeightConfig,
     WeightExhausted,
-    in_urgent_lane,
     urgent_lane,
 )
 from svckit.clock import ManualClock
@@ -77,7 +77,7 @@ async def test_a_venue_429_holds_the_normal_lane_for_its_retry_after() -> None:
 
 
 async def test_urgent_lane_context_marks_calls_of_this_task_only() -> None:
-    assert not in_urgent_lane()
+    assert not URGENT.get()
     with urgent_lane():
-        assert in_urgent_lane()
-    assert not in_urgent_lane()
+        assert URGENT.get()
+    assert not URGENT.get()

@@ -62,7 +62,6 @@ def _digest(token: str) -> bytes:
 class _Refused(AuthenticationError):
     def __init__(self, reason: str, *, presented: bool) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.presented = presented  # a token was sent (RFC 6750: error="invalid_token")
 
 
@@ -132,7 +131,7 @@ def install_bearer_auth(
 
     def on_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
         presented = isinstance(exc, _Refused) and exc.presented
-        reason = exc.reason if isinstance(exc, _Refused) else "authentication failed"
+        reason = str(exc) if isinstance(exc, _Refused) else "authentication failed"
         client = conn.client.host if conn.client else "?"
         # The presented token is never logged nor echoed: a near-miss may be a real secret.
         log.info(

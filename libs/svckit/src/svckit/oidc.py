@@ -19,7 +19,6 @@ import ipaddress
 import json
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -80,14 +79,6 @@ class _FileJWKClient(PyJWKClient):
         return data
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedToken:
-    email: str
-    subject: str
-    issuer: str
-    claims: dict[str, Any]
-
-
 class OidcVerifier:
     def __init__(
         self,
@@ -120,8 +111,9 @@ class OidcVerifier:
         else:
             self.client = PyJWKClient(jwks_url, **kw)
 
-    async def verify(self, token: str) -> VerifiedToken:
-        """The token's identity, or OidcError. The JWKS fetch (rare: cached) runs in a thread."""
+    async def verify(self, token: str) -> str:
+        """The token's e-mail (allowed and verified), or OidcError. The JWKS fetch (rare:
+        cached) runs in a thread."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -154,6 +146,4 @@ class OidcVerifier:
             raise OidcError(f"principal {email!r} is not allowed", status=403)
         if claims.get("email_verified") is not True:
             raise OidcError(f"e-mail {email!r} is not verified", status=403)
-        return VerifiedToken(
-            email=email, subject=str(claims.get("sub", "")), issuer=claims["iss"], claims=claims
-        )
+        return email

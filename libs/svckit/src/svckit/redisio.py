@@ -24,7 +24,7 @@ import contextlib
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -64,10 +64,13 @@ def make_redis(addresses: Sequence[str], *, password: str | None = None) -> Redi
     return RedisCluster(startup_nodes=nodes, **common)
 
 
-def translate(exc: BaseException) -> BaseException:
-    if isinstance(exc, redis_exc.ConnectionError | redis_exc.TimeoutError | OSError):
-        return RedisUnavailable(f"redis unavailable: {exc}")
-    return exc
+@contextlib.contextmanager
+def redis_errors() -> Iterator[None]:
+    """Connection and timeout errors leave as RedisUnavailable; other Redis errors unchanged."""
+    try:
+        yield
+    except (redis_exc.ConnectionError, redis_exc.TimeoutError) as exc:
+        raise RedisUnavailable(f"redis unavailable: {exc}") from exc
 
 
 async def ping(r: RedisClient) -> bool:
@@ -89,28 +92,23 @@ async def claim_once(
     True iff the key is ours."""
     if (ttl_s is None) == (ttl_ms is None):
         raise ValueError("give exactly one of ttl_s or ttl_ms")
-    try:
-        if await r.set(key, token, nx=True, ex=ttl_s, px=ttl_ms):
-            return True
-        current = await r.get(key)
-    except redis_exc.RedisError as exc:
-        raise translate(exc) from exc
-    return current == token
+    with redis_errors():
+        return bool(await r.set(key, token, nx=True, ex=ttl_s, px=ttl_ms)) or (
+            await r.get(key) == token
+        )
 
 
 async def release_claim(r: RedisClient, key: str, token: str) -> bool:
     """Delete `key` only if it still holds our token (e.g. a definitive failure frees the id)."""
-    try:
+    with redis_errors():
         return bool(await r.eval(_RELEASE_LUA, 1, key, token))
-    except redis_exc.RedisError as exc:
-        raise translate(exc) from exc
 
 
 class LockNotAcquired(Exception):
     pass
 
 
-class LockQueue:
+class LockQueue(defaultdict[str, asyncio.Lock]):
     """A process-local FIFO in front of distributed locks: the tasks of one process that want
     the same key wait on an `asyncio.Lock` (handed over in arrival order the moment it is
     released), and only the head of the line polls Redis — against other processes. Without
@@ -118,10 +116,7 @@ class LockQueue:
     until one of them happens to wake."""
 
     def __init__(self) -> None:
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    def lock(self, key: str) -> asyncio.Lock:
-        return self._locks[key]
+        super().__init__(asyncio.Lock)
 
 
 @contextlib.asynccontextmanager
@@ -141,7 +136,7 @@ async def hold_lock(
     holder can block others (spec: lock:pos ≤ 3 s)."""
     async with contextlib.AsyncExitStack() as stack:
         if queue is not None:
-            local = queue.lock(key)
+            local = queue[key]
             if not local.locked():
                 await local.acquire()  # free: taken at once (also with wait_ms=0)
             else:
@@ -155,11 +150,9 @@ async def hold_lock(
         token = new_token(owner)
         delay = 0.002
         while True:
-            try:
+            with redis_errors():
                 if await r.set(key, token, nx=True, px=ttl_ms) or await r.get(key) == token:
                     break
-            except redis_exc.RedisError as exc:
-                raise translate(exc) from exc
             if time.monotonic() >= deadline:
                 raise LockNotAcquired(f"{key} is held by another decision")
             await asyncio.sleep(delay)
@@ -200,7 +193,7 @@ async def xadd_once(
     `ttl_s`): marker and entry are written by one script, atomically, so a retry, a second
     driver or a restart never publishes the same outcome twice and a crash never leaves the
     marker without its entry. Returns the entry id, None when it was already published."""
-    try:
+    with redis_errors():
         entry = await r.eval(
             _XADD_ONCE_LUA,
             2,
@@ -210,8 +203,6 @@ async def xadd_once(
             str(maxlen),
             jsonutil.dumps(payload),
         )
-    except redis_exc.RedisError as exc:
-        raise translate(exc) from exc
     return str(entry) if entry else None
 
 
@@ -219,12 +210,10 @@ async def xadd_json(
     r: RedisClient, stream: str, payload: Mapping[str, Any], *, maxlen: int = STREAM_MAXLEN
 ) -> str:
     """Append one JSON entry (field `data`); trims approximately (cheap) to `maxlen`."""
-    try:
+    with redis_errors():
         entry_id = await r.xadd(
             stream, {"data": jsonutil.dumps(payload)}, maxlen=maxlen, approximate=True
         )
-    except redis_exc.RedisError as exc:
-        raise translate(exc) from exc
     return str(entry_id)
 
 
@@ -323,7 +312,5 @@ return 0
 
 async def claim_for_execution(r: RedisClient, key: str, token: str, ttl_s: int) -> bool:
     """S4's claim on `idem:order:{id}`: free or S3-marked ⇒ ours; held by another S4 ⇒ False."""
-    try:
+    with redis_errors():
         return bool(await r.eval(_TAKEOVER_LUA, 1, key, token, str(ttl_s)))
-    except redis_exc.RedisError as exc:
-        raise translate(exc) from exc

@@ -34,9 +34,7 @@ async def _redis_reachable(settings: ServiceSettings) -> bool:
         await client.aclose()
 
 
-def run_service(
-    name: str, settings_cls: type[S], create_app: Callable[[S], Any], *, port_attr: str = "port"
-) -> None:
+def run_service(name: str, settings_cls: type[S], create_app: Callable[[S], Any]) -> None:
     try:
         settings = load_settings(settings_cls)
     except ConfigError as exc:
@@ -59,13 +57,12 @@ def run_service(
                 file=sys.stderr,
             )
             raise SystemExit(2)
-        port = int(getattr(settings, port_attr))
-        log.info("%s listening on http://%s:%d", name, settings.host, port)
+        log.info("%s listening on http://%s:%d", name, settings.host, settings.port)
         try:
             uvicorn.run(
                 create_app(settings),
                 host=settings.host,
-                port=port,
+                port=settings.port,
                 log_config=None,
                 access_log=False,
                 timeout_graceful_shutdown=5,

@@ -47,10 +47,20 @@ def _split_csv(value: Any) -> Any:
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
 
 
+def blank_is_none(value: Any) -> Any:
+    # A ConfigMap lists every variable; an empty value there means "not set".
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+BlankIsNone = BeforeValidator(blank_is_none)
+
+
 class ServiceSettings(BaseSettings):
     """Variables common to S3 and S4 (each with its own prefix)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    port: int = Field(ge=1, le=65535)  # each service's own default
 
     redis_addresses: CsvList = Field(
         default_factory=list,

@@ -7,17 +7,12 @@ keeps no documents and serves only /health and /metrics.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from svckit.settings import CsvList, ServiceSettings, refuse_mexc_testnet
-
-
-def _blank_is_none(value: Any) -> Any:
-    # A ConfigMap lists every variable; an empty value there means "not set".
-    return None if isinstance(value, str) and not value.strip() else value
+from svckit.settings import BlankIsNone, CsvList, ServiceSettings, refuse_mexc_testnet
 
 
 class Settings(ServiceSettings):
@@ -53,7 +48,7 @@ class Settings(ServiceSettings):
     testnet: bool = Field(
         default=True, description="ccxt: the venue's testnet books (keep it as S4_TESTNET)"
     )
-    exchange_base_url: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
+    exchange_base_url: Annotated[str | None, BlankIsNone] = Field(
         default=None,
         description="ccxt: send every request to this host (the simulator's Binance facade)",
     )

@@ -36,7 +36,7 @@ from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, CircuitBreakerConfig
 from s4_router.policies.clock_guard import ClockSkewGuard
 from s4_router.policies.pretrade import PretradeLimits
-from s4_router.policies.route_table import RouteTable, RouteTableError
+from s4_router.policies.route_table import RouteTableError
 from s4_router.service_layer.book_source import BookSource
 from s4_router.service_layer.fill_book import FillBook
 from s4_router.service_layer.manager import ExecutionManager
@@ -72,7 +72,6 @@ class S4Container:
     router: OrderRouter
     consumer: IntentConsumer
     metrics: RouterMetrics
-    route_table: RouteTable  # as loaded at start; the one in use is router.route_table (hot reload)
     manager: ExecutionManager
     watch: VenueWatch
     config_watch: RouteTableWatcher
@@ -448,7 +447,6 @@ async def bootstrap(
             router=router,
             consumer=consumer,
             metrics=metrics,
-            route_table=route_table,
             manager=manager,
             watch=watch,
             config_watch=config_watch,

@@ -6,13 +6,13 @@ from dataclasses import fields
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from s4_router.policies.registry import PolicyLimits
-from svckit.settings import CsvList, Duration, ServiceSettings, refuse_mexc_testnet
+from svckit.settings import BlankIsNone, CsvList, Duration, ServiceSettings, refuse_mexc_testnet
 from tradekit.routing import MAX_TWAP_SLICES
 
 # Settings applied at run time when they change in S4_SETTINGS_DIR: the execution-policy limits
@@ -22,13 +22,8 @@ from tradekit.routing import MAX_TWAP_SLICES
 RELOADABLE_SETTINGS: frozenset[str] = frozenset(f.name for f in fields(PolicyLimits))
 
 
-def _blank_is_none(value: Any) -> Any:
-    # A ConfigMap lists every variable; an empty value there means "not set".
-    return None if isinstance(value, str) and not value.strip() else value
-
-
 Probability = Annotated[float, Field(ge=0, le=1)]
-OptionalProbability = Annotated[Probability | None, BeforeValidator(_blank_is_none)]
+OptionalProbability = Annotated[Probability | None, BlankIsNone]
 
 
 class Settings(ServiceSettings):
@@ -258,7 +253,7 @@ class Settings(ServiceSettings):
         description="with exchange=sim: closed orders (and trades) the simulated venue "
         "remembers; older ones are forgotten, open orders never (bounds S4's memory)",
     )
-    exchange_base_url: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
+    exchange_base_url: Annotated[str | None, BlankIsNone] = Field(
         default=None,
         description="ccxt exchanges: send every request to this host instead of the venue's "
         "(the simulator's Binance facade, a testnet mirror)",

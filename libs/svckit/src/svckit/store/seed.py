@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -159,11 +161,9 @@ def load_instruments(path: Path) -> list[Instrument]:
             out.append(Instrument.model_validate(row))
         except ValueError as exc:
             raise FixtureError(f"{path}: {row.get('symbol')!r}: {exc}") from exc
-    seen: set[str] = set()
-    for symbol in (i.symbol for i in out):
-        if symbol in seen:
+    for symbol, n in Counter(i.symbol for i in out).items():
+        if n > 1:
             raise FixtureError(f"{path}: duplicate symbol {symbol!r}")
-        seen.add(symbol)
     return out
 
 
@@ -221,20 +221,17 @@ async def seed_store(store: DocumentStore, fixtures_dir: Path) -> SeedReport:
 
     bundle_rev = content_rev({"params": fx.bundle.get("params", {}), "rules": fx.bundle_rules})
     active = await store.get("config_active", CONFIG_ACTIVE_KEY)
-    seeded = active is None
+    seeded, created = active is None, False
     if seeded:
         await _seed_bundle(store, fx, bundle_rev)
-        try:
+        # A concurrent seeder (another replica) may have created it first: keep theirs.
+        with contextlib.suppress(DuplicateKey):
             await store.insert(
                 "config_active",
                 {"_key": CONFIG_ACTIVE_KEY, "bundle_id": fx.bundle_id, "rev": bundle_rev},
             )
             created = True
-        except DuplicateKey:
-            created = False  # a concurrent seeder (another replica) created it first: keep theirs
         active = await store.get("config_active", CONFIG_ACTIVE_KEY)
-    else:
-        created = False
     if active is None:  # deleted between our insert and read: report what we wrote
         active = {"bundle_id": fx.bundle_id, "rev": bundle_rev}
 
@@ -284,10 +281,8 @@ async def _seed_bundle(store: DocumentStore, fx: Fixtures, bundle_rev: str) -> N
         "created_ts": 0,
         "lint_warnings": [],
     }
-    try:
+    with contextlib.suppress(DuplicateKey):  # content-addressed: the same rev, the same content
         await store.insert("config_bundles", revisioned)
-    except DuplicateKey:
-        pass  # immutable and content-addressed: the same rev holds the same content
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -131,7 +131,6 @@ class SqliteStore(DocumentStore):
             else ThreadPoolExecutor(READERS, thread_name_prefix=f"sqlite-r:{self.path.name}")
         )
         self._local = threading.local()  # each store thread's own connection
-        self._conn: sqlite3.Connection | None = None  # the writer thread's
         self._conns: list[sqlite3.Connection] = []  # every thread's, closed by close()
         self._conns_lock = threading.Lock()
         self._closed = False
@@ -217,8 +216,6 @@ class SqliteStore(DocumentStore):
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         with self._conns_lock:
             self._conns.append(conn)
-        if write:
-            self._conn = conn
         return conn
 
     def _start_checkpointer(self) -> None:
@@ -422,7 +419,6 @@ class SqliteStore(DocumentStore):
             self._checkpointer = None
         with self._conns_lock:
             conns, self._conns = self._conns, []
-        self._conn = None
         for conn in conns:
             conn.close()
 

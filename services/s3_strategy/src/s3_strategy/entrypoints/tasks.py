@@ -82,7 +82,7 @@ async def require_task_auth(request: Request) -> str:
             },
         )
         raise _unauthorized(str(exc), exc.status) from None
-    return f"oidc:{who.email}"
+    return f"oidc:{who}"
 
 
 AuthDep = Annotated[str, Depends(require_task_auth)]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from redis import exceptions as redis_exc
 
 from svckit.errors import InfraError
-from svckit.redisio import RedisClient, claim_once, new_token, release_claim, translate
+from svckit.redisio import RedisClient, claim_once, new_token, redis_errors, release_claim
 
 _RENEW_LUA = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -65,12 +65,10 @@ class Leases:
 
     async def renew(self, lease: Lease) -> bool:
         """Extend the TTL; False once the lease is no longer this acquisition's."""
-        try:
+        with redis_errors():
             return bool(
                 await self.redis.eval(_RENEW_LUA, 1, lease.key, lease.token, str(self.ttl_ms))
             )
-        except redis_exc.RedisError as exc:
-            raise translate(exc) from exc
 
     async def ensure(self, lease: Lease | None) -> None:
         """Fence a side effect (a venue send): raise LeaseLost unless still held."""

@@ -35,11 +35,11 @@ from s4_router.adapters.exchange.base import (
     RateLimited,
 )
 from s4_router.adapters.exchange.weight import (
+    URGENT,
     Sleep,
     WeightBudget,
     WeightConfig,
     WeightExhausted,
-    in_urgent_lane,
 )
 from s4_router.metrics import RouterMetrics
 from s4_router.policies.circuit_breaker import CircuitBreaker, Transition
@@ -141,7 +141,7 @@ class GuardedExchange(ExchangePort):
             paced = budget.paced
             try:
                 w = weight[1] if m is Market.FUT else weight[0]
-                await budget.acquire(w, urgent=urgent or in_urgent_lane())
+                await budget.acquire(w, urgent=urgent or URGENT.get())
             except WeightExhausted:
                 self.metrics.weight_paced.labels("refused").inc()
                 raise

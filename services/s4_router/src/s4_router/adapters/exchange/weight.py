@@ -38,22 +38,19 @@ from svckit.clock import Clock
 MINUTE_MS = 60_000
 Sleep = Callable[[float], Awaitable[None]]
 
-_URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("s4_weight_urgent", default=False)
+# True inside urgent_lane() (read by the guard when it charges a call).
+URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("s4_weight_urgent", default=False)
 
 
 @contextlib.contextmanager
 def urgent_lane() -> Iterator[None]:
     """Calls made inside (in this task) take the urgent lane: the reads a reduce-only close
     needs before its send (its pre-trade book) must not be paced behind entries and polls."""
-    token = _URGENT.set(True)
+    token = URGENT.set(True)
     try:
         yield
     finally:
-        _URGENT.reset(token)
-
-
-def in_urgent_lane() -> bool:
-    return _URGENT.get()
+        URGENT.reset(token)
 
 
 class WeightExhausted(RateLimited):
