@@ -192,8 +192,9 @@ class FuturesAccount:
         return [self.position(s) for s in sorted(self._positions) if self._positions[s].qty != 0]
 
     def info(self) -> FuturesAccountInfo:
-        upnl = sum((p.unrealized_pnl for p in self.positions()), ZERO)
-        pim = sum((p.initial_margin for p in self.positions()), ZERO)
+        positions = self.positions()
+        upnl = sum((p.unrealized_pnl for p in positions), ZERO)
+        pim = sum((p.initial_margin for p in positions), ZERO)
         oim = sum((o.reserved for o in self._open_margin.values()), ZERO)
         return FuturesAccountInfo(
             wallet_balance=self.wallet,

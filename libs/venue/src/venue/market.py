@@ -115,13 +115,11 @@ class SyntheticProcess:
         seed: int = 0,
         regime: Regime = Regime.CALM,
         levels: int = 20,
-        trend: int = 1,
     ) -> None:
         self.symbol = inst.symbol
         self.inst = inst
         self.levels = levels
         self.regime = regime
-        self.trend = 1 if trend >= 0 else -1
         self._rng = random.Random(f"synthetic:{seed}:{inst.symbol}")
         self._mid = float(start_price)
         self._level_qty = float(level_notional / start_price)
@@ -130,7 +128,7 @@ class SyntheticProcess:
         p = REGIMES[self.regime]
         rng = self._rng
         dt_s = max(dt_ms, 1) / 1000
-        ret_bps = self.trend * p.drift_bps * dt_s + p.vol_bps * math.sqrt(dt_s) * rng.gauss(0, 1)
+        ret_bps = p.drift_bps * dt_s + p.vol_bps * math.sqrt(dt_s) * rng.gauss(0, 1)
         gapped = rng.random() < p.gap_prob
         if gapped:
             ret_bps += rng.choice((-1, 1)) * p.gap_bps * (0.5 + rng.random())
@@ -350,6 +348,7 @@ class MarketSimulator:
     """
 
     BASE_FUNDING = 0.0001
+    MARK_ALPHA = Decimal("0.3")
 
     def __init__(
         self,
@@ -357,13 +356,11 @@ class MarketSimulator:
         *,
         step_ms: int = 1_000,
         seed: int = 0,
-        mark_smoothing: float = 0.3,
     ) -> None:
         if step_ms <= 0:
             raise ValueError("step_ms must be positive")
         self.step_ms = step_ms
         self.processes: dict[str, PriceProcess] = dict(processes or {})
-        self._alpha = Decimal(repr(mark_smoothing))
         self._rng = random.Random(f"funding:{seed}")
         self._state: dict[str, _SymbolState] = {}
 
@@ -387,7 +384,7 @@ class MarketSimulator:
             mid = upd.mid
             if mid is not None:
                 st.mark = (
-                    mid if st.mark is None else (st.mark + self._alpha * (mid - st.mark))
+                    mid if st.mark is None else (st.mark + self.MARK_ALPHA * (mid - st.mark))
                 ).quantize(EIGHT_DP)
             # Funding drifts slowly: a 1-minute-scaled shock, pulled back to the baseline.
             k = min(dt_ms / 60_000, 1.0)

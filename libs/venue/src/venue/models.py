@@ -127,7 +127,6 @@ class AlgoStatus(StrEnum):
     FINISHED = "FINISHED"
     CANCELED = "CANCELED"
     EXPIRED = "EXPIRED"
-    REJECTED = "REJECTED"
 
     @property
     def is_open(self) -> bool:
