@@ -66,6 +66,7 @@ class MatchingEngine:
         history_max: int | None = None,
     ) -> None:
         self.market = market
+        self.is_futures = market is Market.FUT
         self.clock = clock
         self.account = account
         self.instruments = instruments
@@ -91,10 +92,6 @@ class MatchingEngine:
         self.last_price: dict[str, Decimal] = {}
 
     # ---- helpers ------------------------------------------------------------------------------
-    @property
-    def is_futures(self) -> bool:
-        return self.market is Market.FUT
-
     def instrument(self, symbol: str) -> Instrument:
         inst = self.instruments.get(symbol)
         if inst is None or self.market not in inst.markets:
@@ -106,9 +103,6 @@ class MatchingEngine:
         if symbol not in self.books:
             self.books[symbol] = OrderBook(symbol)
         return self.books[symbol]
-
-    def _now(self) -> int:
-        return self.clock.now_ms()
 
     def _reference_price(self, symbol: str, book: OrderBook) -> Decimal | None:
         bid, ask = book.best(Side.BUY), book.best(Side.SELL)
@@ -248,7 +242,7 @@ class MatchingEngine:
         *,
         stop_price: Decimal | None = None,
     ) -> VenueOrder:
-        now = self._now()
+        now = self.clock.now_ms()
         oid = next(self._order_ids)
         return VenueOrder(
             order_id=oid,
@@ -327,7 +321,7 @@ class MatchingEngine:
         qty = (qty // inst.stepSize) * inst.stepSize
         if qty <= 0:
             return None
-        now = self._now()
+        now = self.clock.now_ms()
         quote = price * qty
         fee_asset = self.account.fee_asset(inst, order.side)
         rate = inst.maker_fee if is_maker else inst.taker_fee
@@ -390,11 +384,9 @@ class MatchingEngine:
         """Terminal transition (CANCELED / EXPIRED) with its report."""
         order.status = status
         order.expire_reason = reason
-        order.updated_ts = self._now()
+        order.updated_ts = self.clock.now_ms()
         self._release(order)
-        self._report(
-            status.value if status is not OrderStatus.CANCELED else "CANCELED", order, None
-        )
+        self._report(status.value, order, None)
         if order.order_list_id >= 0:
             self._update_list(order.order_list_id)
 
@@ -588,7 +580,7 @@ class MatchingEngine:
         list_id = next(self._list_ids)
         limit_leg.order_list_id = stop_leg.order_list_id = list_id
         above, below = (limit_leg, stop_leg) if side is Side.SELL else (stop_leg, limit_leg)
-        now = self._now()
+        now = self.clock.now_ms()
         lst = OrderList(
             order_list_id=list_id,
             list_client_order_id=list_client_order_id or f"venue-list-{list_id}",
@@ -689,7 +681,7 @@ class MatchingEngine:
         legs = [self.orders[lst.above_order_id], self.orders[lst.below_order_id]]
         if lst.status is ListStatus.EXEC_STARTED and all(not leg.is_open for leg in legs):
             lst.status = ListStatus.ALL_DONE
-            lst.updated_ts = self._now()
+            lst.updated_ts = self.clock.now_ms()
             self._list_report(self._list_snapshot(lst))
 
     def _check_stop_legs(self, symbol: str, last: Decimal) -> None:
@@ -700,7 +692,7 @@ class MatchingEngine:
             if not hit:
                 continue
             order.triggered = True
-            order.updated_ts = self._now()
+            order.updated_ts = self.clock.now_ms()
             self._report("TRIGGERED", order, None)
             self._cancel_sibling(order)
             self._execute(order, self.books[symbol])
