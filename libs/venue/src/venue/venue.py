@@ -101,6 +101,8 @@ class SteppableClock(Protocol):
 class Venue:
     """Binance-like venue simulator (spot + USDⓈ-M futures) over an injected clock."""
 
+    MAX_CATCHUP_MS = 600_000  # a longer idle gap is skipped by sync(), not replayed
+
     def __init__(
         self,
         *,
@@ -115,7 +117,6 @@ class Venue:
         weight_limit_per_minute: int = 6_000,
         server_time_skew_ms: int = 0,
         auto_funding: bool = True,
-        max_catchup_ms: int = 600_000,
         history_max: int | None = None,
         report_buffer: int = 200_000,
     ) -> None:
@@ -130,7 +131,6 @@ class Venue:
         self.limiter = WeightLimiter(weight_limit_per_minute)
         self.server_time_skew_ms = server_time_skew_ms
         self.auto_funding = auto_funding
-        self.max_catchup_ms = max_catchup_ms
         # `report_buffer`: reports kept for feed.drain(); 0 where reports are only taken by
         # subscription (S4's in-process venue), else nobody drains them and they pile up.
         self.feed = EventFeed(clock, self.faults, max_buffer=report_buffer)
@@ -267,7 +267,7 @@ class Venue:
         request does, and market-data pumps call it between requests."""
         now = self.clock.now_ms()
         step = self.market.step_ms
-        if now - self._market_ts > self.max_catchup_ms:
+        if now - self._market_ts > self.MAX_CATCHUP_MS:
             self._market_ts = now - step
         while self._market_ts + step <= now:
             self._market_ts += step
