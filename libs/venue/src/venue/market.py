@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import math
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -37,6 +36,7 @@ from venue.book import Level
 from venue.models import TradePrint
 
 EIGHT_DP = Decimal("0.00000001")
+BOOK_LEVELS = 20  # levels per side of every process's book
 
 
 def to_tick(value: float, tick: Decimal, mode: RoundMode = "nearest") -> Decimal:
@@ -114,11 +114,9 @@ class SyntheticProcess:
         level_notional: Decimal,
         seed: int = 0,
         regime: Regime = Regime.CALM,
-        levels: int = 20,
     ) -> None:
         self.symbol = inst.symbol
         self.inst = inst
-        self.levels = levels
         self.regime = regime
         self._rng = random.Random(f"synthetic:{seed}:{inst.symbol}")
         self._mid = float(start_price)
@@ -142,7 +140,7 @@ class SyntheticProcess:
 
         def side(best: Decimal, sign: int) -> list[Level]:
             out: list[Level] = []
-            for i in range(self.levels):
+            for i in range(BOOK_LEVELS):
                 price = best + sign * gap * i
                 if price <= 0:
                     break
@@ -196,18 +194,15 @@ class RecordedMarket:
         return (bid + ask) / 2
 
 
-def default_fixture_dir() -> Path:
-    """`fixtures/market/` of the repository this package lives in (found by walking up)."""
+def load_recorded_btcusdt() -> RecordedMarket:
+    """Read the recorded CSVs from `fixtures/market/` of the repository this package lives in,
+    found by walking up (the only file I/O of the package; callers do it once at start)."""
     for parent in Path(__file__).resolve().parents:
-        cand = parent / "fixtures" / "market"
-        if (cand / "btcusdt-quotes.csv").is_file():
-            return cand
-    raise FileNotFoundError("fixtures/market/ with the recorded BTCUSDT data was not found")
-
-
-def load_recorded_btcusdt(directory: Path | None = None) -> RecordedMarket:
-    """Read the recorded CSVs (the only file I/O of the package; callers do it once at start)."""
-    d = directory or default_fixture_dir()
+        d = parent / "fixtures" / "market"
+        if (d / "btcusdt-quotes.csv").is_file():
+            break
+    else:
+        raise FileNotFoundError("fixtures/market/ with the recorded BTCUSDT data was not found")
     with (d / "btcusdt-quotes.csv").open(newline="") as fh:
         quotes = [
             (
@@ -256,12 +251,10 @@ class ReplayProcess:
         *,
         target_price: Decimal,
         start_ts: int,
-        levels: int = 20,
     ) -> None:
         self.symbol = inst.symbol
         self.inst = inst
         self.rec = recorded
-        self.levels = levels
         self._start = start_ts
         self._scale0 = float(target_price) / recorded.first_mid
         _, bid, _, ask, _ = recorded.quotes[-1]
@@ -325,7 +318,7 @@ class ReplayProcess:
                     price = best + sign * tick
                 agg[price] = agg.get(price, ZERO) + to_qty(q, step)
             ordered = sorted(agg.items(), key=lambda kv: kv[0], reverse=sign < 0)
-            return ordered[: self.levels]
+            return ordered[:BOOK_LEVELS]
 
         return MarketUpdate(
             ts=ts, bids=side(best_bid, bid_qty, -1), asks=side(best_ask, ask_qty, 1), prints=prints
@@ -350,17 +343,11 @@ class MarketSimulator:
     BASE_FUNDING = 0.0001
     MARK_ALPHA = Decimal("0.3")
 
-    def __init__(
-        self,
-        processes: Mapping[str, PriceProcess] | None = None,
-        *,
-        step_ms: int = 1_000,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, *, step_ms: int = 1_000, seed: int = 0) -> None:
         if step_ms <= 0:
             raise ValueError("step_ms must be positive")
         self.step_ms = step_ms
-        self.processes: dict[str, PriceProcess] = dict(processes or {})
+        self.processes: dict[str, PriceProcess] = {}
         self._rng = random.Random(f"funding:{seed}")
         self._state: dict[str, _SymbolState] = {}
 
