@@ -280,7 +280,9 @@ class MatchingEngine:
         # the worst level it walks to. Post-only orders never cross (checked before).
         worst = order.price if order.price is not None else (plan[-1][0] if plan else None)
         if worst is not None and not order.post_only:
-            self._expire_self_trades(order, book, worst)
+            for maker in book.own(order.side.opposite):  # STP EXPIRE_MAKER
+                if maker.price is not None and crosses(order.side, worst, maker.price):
+                    self._end(maker, OrderStatus.EXPIRED, "self-trade prevention (EXPIRE_MAKER)")
         for price, qty in plan:
             if not order.is_open:
                 break
@@ -302,12 +304,6 @@ class MatchingEngine:
             order.seq = next(self._seq)
             order.queue_ahead = book.qty_at(order.side, order.price)
             book.add_own(order)
-
-    def _expire_self_trades(self, taker: VenueOrder, book: OrderBook, worst: Decimal) -> None:
-        """STP EXPIRE_MAKER: our resting orders the taker would trade with are expired."""
-        for maker in book.own(taker.side.opposite):
-            if maker.price is not None and crosses(taker.side, worst, maker.price):
-                self._end(maker, OrderStatus.EXPIRED, "self-trade prevention (EXPIRE_MAKER)")
 
     def _fill(
         self, order: VenueOrder, price: Decimal, qty: Decimal, *, is_maker: bool
@@ -358,27 +354,26 @@ class MatchingEngine:
         if order.order_list_id >= 0:
             self._cancel_sibling(order)
             self._update_list(order.order_list_id)
-        if self.is_futures:
-            self._expire_stale_reduce_only(order.symbol, exclude=order.order_id)
+        if self.is_futures:  # reduce-only orders left with nothing to reduce expire
+            for o in list(self.open_orders(order.symbol)):
+                if o.reduce_only and o.order_id != order.order_id and self.account.fill_cap(o) == 0:
+                    self._end(o, OrderStatus.EXPIRED, "reduce-only: position closed")
         return trade
 
     def _release(self, order: VenueOrder) -> None:
         if order.status.is_terminal:
             self._open.pop(order.order_id, None)
-            self._forget_oldest(order)
+            # Forget the oldest closed orders (OCO legs stay: their list refers to them by id).
+            if self.history_max is not None and order.order_list_id < 0:
+                self._closed[order.order_id] = None
+                while len(self._closed) > self.history_max:
+                    oid = next(iter(self._closed))
+                    del self._closed[oid]
+                    old = self.orders.pop(oid, None)
+                    if old is not None and self._by_coid.get(old.client_order_id) == oid:
+                        del self._by_coid[old.client_order_id]
         self.books[order.symbol].remove_own(order)
         self.account.release(order, self.instruments[order.symbol])
-
-    def _forget_oldest(self, closed: VenueOrder) -> None:
-        if self.history_max is None or closed.order_list_id >= 0:
-            return  # OCO legs stay: their list refers to them by id
-        self._closed[closed.order_id] = None
-        while len(self._closed) > self.history_max:
-            oid = next(iter(self._closed))
-            del self._closed[oid]
-            old = self.orders.pop(oid, None)
-            if old is not None and self._by_coid.get(old.client_order_id) == oid:
-                del self._by_coid[old.client_order_id]
 
     def _end(self, order: VenueOrder, status: OrderStatus, reason: str | None = None) -> None:
         """Terminal transition (CANCELED / EXPIRED) with its report."""
@@ -389,11 +384,6 @@ class MatchingEngine:
         self._report(status.value, order, None)
         if order.order_list_id >= 0:
             self._update_list(order.order_list_id)
-
-    def _expire_stale_reduce_only(self, symbol: str, *, exclude: int) -> None:
-        for o in list(self.open_orders(symbol)):
-            if o.reduce_only and o.order_id != exclude and self.account.fill_cap(o) == 0:
-                self._end(o, OrderStatus.EXPIRED, "reduce-only: position closed")
 
     # ---- cancel / query -------------------------------------------------------------------
     def _lookup(

@@ -150,8 +150,15 @@ class SyntheticProcess:
 
         bids, asks = side(best_bid, -1), side(best_ask, 1)
         prints: list[TradePrint] = []
-        # A gap is a jump with no trading in between: stops then fill at the new book.
-        n = 0 if gapped else self._poisson(p.trades_per_s * dt_s)
+        # A gap is a jump with no trading in between: stops then fill at the new book. Otherwise
+        # a Poisson count of prints (Knuth's method: fine for our small rates, one RNG stream).
+        lam = 0.0 if gapped else p.trades_per_s * dt_s
+        n = 0
+        if lam > 0:
+            limit, prod = math.exp(-min(lam, 30.0)), rng.random()
+            while prod > limit:
+                n += 1
+                prod *= rng.random()
         up_bias = 0.5 + max(-0.2, min(0.2, ret_bps / 10))
         for k in range(min(n, 50)):
             aggressor = Side.BUY if rng.random() < up_bias else Side.SELL
@@ -167,16 +174,6 @@ class SyntheticProcess:
                     )
                 )
         return MarketUpdate(ts=ts, bids=bids, asks=asks, prints=prints)
-
-    def _poisson(self, lam: float) -> int:
-        if lam <= 0:
-            return 0
-        # Knuth's method is fine for the small rates we use and keeps one RNG stream.
-        limit, k, prod = math.exp(-min(lam, 30.0)), 0, self._rng.random()
-        while prod > limit:
-            k += 1
-            prod *= self._rng.random()
-        return k
 
 
 # ---- replay ----------------------------------------------------------------------------------

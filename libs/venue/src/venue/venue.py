@@ -235,8 +235,21 @@ class Venue:
 
     def _step_market(self, ts: int, dt_ms: int) -> None:
         for symbol, upd in self.market.step(ts, dt_ms).items():
-            if symbol in self.instruments:
-                self._apply_update(symbol, upd)
+            if symbol not in self.instruments:
+                continue
+            for listener in self._market_listeners:
+                listener(symbol, upd)
+            price = upd.prints[-1].price if upd.prints else upd.mid
+            if price is not None:
+                qty = sum((p.qty for p in upd.prints), ZERO)
+                self.kline_book.record(symbol, upd.ts, price, qty, len(upd.prints))
+            inst = self.instruments[symbol]
+            for market in inst.markets:
+                engine = self._engine(market)
+                engine.book(symbol).replace_levels(upd.bids, upd.asks)
+                engine.on_market_step(symbol, upd.prints, upd.last)
+            if Market.FUT in inst.markets:
+                self.algo.check_triggers(symbol)
         if self.auto_funding and ts >= self._next_funding:
             self.settle_funding()
             self._next_funding += FUNDING_INTERVAL_MS
@@ -246,21 +259,6 @@ class Venue:
         request path: no weight, no injected faults. Returns an unsubscribe function."""
         self._market_listeners.append(cb)
         return lambda: self._market_listeners.remove(cb)
-
-    def _apply_update(self, symbol: str, upd: MarketUpdate) -> None:
-        for listener in self._market_listeners:
-            listener(symbol, upd)
-        price = upd.prints[-1].price if upd.prints else upd.mid
-        if price is not None:
-            qty = sum((p.qty for p in upd.prints), ZERO)
-            self.kline_book.record(symbol, upd.ts, price, qty, len(upd.prints))
-        inst = self.instruments[symbol]
-        for market in inst.markets:
-            engine = self._engine(market)
-            engine.book(symbol).replace_levels(upd.bids, upd.asks)
-            engine.on_market_step(symbol, upd.prints, upd.last)
-        if Market.FUT in inst.markets:
-            self.algo.check_triggers(symbol)
 
     def sync(self) -> None:
         """Bring the market up to the clock (a long idle gap is skipped, not replayed): every
