@@ -208,11 +208,6 @@ class FuturesAccount:
     def fee_asset(self, inst: Instrument, side: Side) -> str:
         return self.asset
 
-    def check_reduce_only(self, order: VenueOrder) -> None:
-        """-2022 when a reduce-only order would open or increase a position."""
-        if self.reducible(order.symbol, order.side) == 0:
-            raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
-
     def reserve(self, order: VenueOrder, inst: Instrument, est_notional: Decimal) -> None:
         """Hold notional/leverage for the part of the order that opens or increases a position,
         and reject with -2019 when the available balance cannot cover it."""

@@ -31,7 +31,7 @@ from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
 from venue import errors
-from venue.accounts import Account, FuturesAccount
+from venue.accounts import Account
 from venue.book import OrderBook, crosses
 from venue.models import (
     ListStatus,
@@ -206,8 +206,8 @@ class MatchingEngine:
         order = self._new_order(
             inst, side, type, qty, price, time_in_force, client_order_id, reduce_only, post_only
         )
-        if reduce_only and isinstance(self.account, FuturesAccount):
-            self.account.check_reduce_only(order)
+        if reduce_only and self.account.fill_cap(order) == 0:  # -2022: would open or increase
+            raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
         plan = book.plan_take(side, qty, price) if not post_only else []
         if time_in_force is TimeInForce.FOK and sum((q for _, q in plan), ZERO) < qty:
             if self.is_futures:

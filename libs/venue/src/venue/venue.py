@@ -313,10 +313,6 @@ class Venue:
         """The symbols `market` trades, sorted."""
         return sorted(s for s, i in self.instruments.items() if market in i.markets)
 
-    def register_instrument(self, inst: Instrument) -> None:
-        """Add or replace an instrument (filters from S4's instrument_registry win)."""
-        self.instruments[inst.symbol] = inst
-
     def settle_funding(self, symbol: str | None = None) -> dict[str, Decimal]:
         """Apply the current funding rate to open positions; returns wallet changes."""
         symbols = [symbol] if symbol else sorted(self.instruments)
