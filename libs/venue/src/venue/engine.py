@@ -452,33 +452,23 @@ class MatchingEngine:
                 assert o.price is not None
                 o.queue_ahead = min(o.queue_ahead, book.qty_at(side, o.price))
         for pr in prints:
-            self._match_print(book, pr)
+            left = pr.qty
+            for o in book.own(pr.aggressor.opposite):
+                assert o.price is not None
+                if left <= 0 or not crosses(pr.aggressor, pr.price, o.price):
+                    break
+                if o.price == pr.price:
+                    eaten = min(o.queue_ahead, left)
+                    o.queue_ahead -= eaten
+                    left -= eaten
+                    if left <= 0:
+                        break
+                trade = self._fill(o, o.price, min(o.remaining, left), is_maker=True)
+                if trade is not None:
+                    left -= trade.qty
             self.last_price[symbol] = pr.price
         if last_price is not None:
             self.last_price[symbol] = last_price
-        self._match_crossed(book)
-        if not self.is_futures and symbol in self.last_price:
-            self._check_stop_legs(symbol, self.last_price[symbol])
-
-    def _match_print(self, book: OrderBook, pr: TradePrint) -> None:
-        left = pr.qty
-        for o in book.own(pr.aggressor.opposite):
-            if left <= 0:
-                break
-            assert o.price is not None
-            if not crosses(pr.aggressor, pr.price, o.price):
-                break
-            if o.price == pr.price:
-                eaten = min(o.queue_ahead, left)
-                o.queue_ahead -= eaten
-                left -= eaten
-                if left <= 0:
-                    break
-            trade = self._fill(o, o.price, min(o.remaining, left), is_maker=True)
-            if trade is not None:
-                left -= trade.qty
-
-    def _match_crossed(self, book: OrderBook) -> None:
         for side in (Side.BUY, Side.SELL):
             for o in book.own(side):
                 if not o.is_open:
@@ -493,6 +483,21 @@ class MatchingEngine:
                     book.consume(o.side, [(level_price, trade.qty)])
                     if o.status.is_terminal:
                         break
+        last = self.last_price.get(symbol)
+        if self.is_futures or last is None:
+            return
+        open_ = self._open.values()
+        for order in [o for o in open_ if o.symbol == symbol and o.is_open and not o.triggered]:
+            assert order.stop_price is not None
+            hit = last <= order.stop_price if order.side is Side.SELL else last >= order.stop_price
+            if not hit:
+                continue
+            order.triggered = True
+            order.updated_ts = self.clock.now_ms()
+            self._report("TRIGGERED", order, None)
+            self._cancel_sibling(order)
+            self._execute(order, self.books[symbol])
+            self._update_list(order.order_list_id)
 
     # ---- spot OCO -------------------------------------------------------------------------
     def place_oco(
@@ -673,17 +678,3 @@ class MatchingEngine:
             lst.status = ListStatus.ALL_DONE
             lst.updated_ts = self.clock.now_ms()
             self._list_report(self._list_snapshot(lst))
-
-    def _check_stop_legs(self, symbol: str, last: Decimal) -> None:
-        open_ = self._open.values()
-        for order in [o for o in open_ if o.symbol == symbol and o.is_open and not o.triggered]:
-            assert order.stop_price is not None
-            hit = last <= order.stop_price if order.side is Side.SELL else last >= order.stop_price
-            if not hit:
-                continue
-            order.triggered = True
-            order.updated_ts = self.clock.now_ms()
-            self._report("TRIGGERED", order, None)
-            self._cancel_sibling(order)
-            self._execute(order, self.books[symbol])
-            self._update_list(order.order_list_id)
