@@ -165,14 +165,13 @@ class MatchingEngine:
                 raise errors.rejected(errors.DUPLICATE_CLIENT_ORDER_ID, errors.MSG_FUT_DUPLICATE)
             raise errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_DUPLICATE)
 
-    def _post_only_reject(self) -> errors.VenueError:
-        if self.is_futures:
-            return errors.rejected(errors.POST_ONLY_REJECTED, errors.MSG_FUT_POST_ONLY)
-        return errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_WOULD_TAKE)
-
-    def _would_cross(self, book: OrderBook, side: Side, price: Decimal) -> bool:
+    def _check_post_only(self, book: OrderBook, side: Side, price: Decimal) -> None:
         best = book.best_with_own(side.opposite)
-        return best is not None and crosses(side, price, best)
+        if best is None or not crosses(side, price, best):
+            return
+        if self.is_futures:
+            raise errors.rejected(errors.POST_ONLY_REJECTED, errors.MSG_FUT_POST_ONLY)
+        raise errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_WOULD_TAKE)
 
     # ---- placing ------------------------------------------------------------------------------
     def place(
@@ -201,8 +200,8 @@ class MatchingEngine:
         if client_order_id is not None:
             self._check_duplicate(client_order_id)
         post_only = type is OrderType.LIMIT_MAKER or time_in_force is TimeInForce.GTX
-        if post_only and price is not None and self._would_cross(book, side, price):
-            raise self._post_only_reject()
+        if post_only and price is not None:
+            self._check_post_only(book, side, price)
         order = self._new_order(
             inst, side, type, qty, price, time_in_force, client_order_id, reduce_only, post_only
         )
@@ -544,8 +543,7 @@ class MatchingEngine:
         for coid in (limit_client_order_id, stop_client_order_id):
             if coid is not None:
                 self._check_duplicate(coid)
-        if self._would_cross(book, side, limit_price):
-            raise self._post_only_reject()
+        self._check_post_only(book, side, limit_price)
         limit_leg = self._new_order(
             inst,
             side,
