@@ -364,10 +364,7 @@ class Venue:
             market,
         )
 
-    def my_trades(self, market: Market, symbol: str, since_ms: int | None = None) -> list[Trade]:
-        return self._request(
-            "trades", lambda: list(self._engine(market).my_trades(symbol, since_ms)), market
-        )
+    my_trades = _on_market("trades", MatchingEngine.my_trades)
 
     def book(self, market: Market, symbol: str, depth: int = 20) -> BookView:
         """`GET /api/v3/depth` (our own resting orders included in the levels)."""
