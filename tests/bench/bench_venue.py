@@ -68,7 +68,7 @@ def bench_matching(n_limit: int, n_market: int) -> None:
     venue = default_venue(clock=ManualClock(1_700_000_000_000), seed=1, replay=False)
     venue.limiter.limit = 10**12  # a frozen clock never starts a new weight minute
     book = venue.book(Market.SPOT, SYM, 1)
-    passive = (book.best_bid * D("0.9")).quantize(D("0.1"))
+    passive = (book.bids[0][0] * D("0.9")).quantize(D("0.1"))
     qty = D("0.001")
 
     started = time.perf_counter()

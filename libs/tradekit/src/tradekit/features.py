@@ -227,10 +227,6 @@ class FeatureCalculator:
     def bars_1m(self) -> list[Bar]:
         return list(self._bars)
 
-    @property
-    def ts(self) -> int:
-        return self._ts
-
     def snapshot(self) -> dict[str, object]:
         """Flat dict: {"symbol", "ts", feature: float, ...} (what `feat:last:{symbol}` holds)."""
         return {"symbol": self.symbol, "ts": self._ts, **self.values()}

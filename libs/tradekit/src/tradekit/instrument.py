@@ -106,6 +106,3 @@ class Instrument(BaseModel):
     def take_profit_price(self, position_side: Side, price: Decimal) -> Decimal:
         """Away from the entry so a solved profit target still holds (long up, short down)."""
         return self.round_price(price, "up" if position_side is Side.BUY else "down")
-
-    def fee(self, notional: Decimal, *, maker: bool) -> Decimal:
-        return notional * (self.maker_fee if maker else self.taker_fee)

@@ -478,8 +478,6 @@ def _explain(rid: str, doc: Mapping[str, Any], e: Any) -> tuple[str, str]:
         if kind == "string_too_long":
             return last, f"{rid}: description: longer than {MAX_DESCRIPTION} characters"
         return last, f"{rid}: description must be a string"
-    if last == "when" and kind == "missing":
-        return last, f"{rid}: when is required"
     if kind == "extra_forbidden":
         return "\0extra", str(loc[0])
     if kind == "missing":

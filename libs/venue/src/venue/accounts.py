@@ -192,8 +192,9 @@ class FuturesAccount:
         return [self.position(s) for s in sorted(self._positions) if self._positions[s].qty != 0]
 
     def info(self) -> FuturesAccountInfo:
-        upnl = sum((p.unrealized_pnl for p in self.positions()), ZERO)
-        pim = sum((p.initial_margin for p in self.positions()), ZERO)
+        positions = self.positions()
+        upnl = sum((p.unrealized_pnl for p in positions), ZERO)
+        pim = sum((p.initial_margin for p in positions), ZERO)
         oim = sum((o.reserved for o in self._open_margin.values()), ZERO)
         return FuturesAccountInfo(
             wallet_balance=self.wallet,
@@ -206,11 +207,6 @@ class FuturesAccount:
     # ---- engine protocol ------------------------------------------------------------------
     def fee_asset(self, inst: Instrument, side: Side) -> str:
         return self.asset
-
-    def check_reduce_only(self, order: VenueOrder) -> None:
-        """-2022 when a reduce-only order would open or increase a position."""
-        if self.reducible(order.symbol, order.side) == 0:
-            raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
 
     def reserve(self, order: VenueOrder, inst: Instrument, est_notional: Decimal) -> None:
         """Hold notional/leverage for the part of the order that opens or increases a position,

@@ -53,15 +53,14 @@ class AlgoBook:
         account: FuturesAccount,
         clock: Clock,
         working_price: PriceFn,
-        report: AlgoReportFn | None = None,
-        first_algo_id: int = 3_000_000_001,
+        report: AlgoReportFn,
     ) -> None:
         self.engine = engine
         self.account = account
         self.clock = clock
         self._price = working_price
-        self._report = report or (lambda _k, _a: None)
-        self._ids = itertools.count(first_algo_id)
+        self._report = report
+        self._ids = itertools.count(3_000_000_001)
         self.orders: dict[int, AlgoOrder] = {}
         self._by_client: dict[str, int] = {}
 

@@ -17,7 +17,6 @@ from decimal import Decimal
 from svckit.clock import Clock, ManualClock
 from tradekit.instrument import Instrument
 from venue.faults import FaultInjector, FaultPlan
-from venue.latency import LatencyModel
 from venue.market import (
     MarketSimulator,
     ReplayProcess,
@@ -65,7 +64,6 @@ def default_venue(
     replay: bool = True,
     step_ms: int = 1_000,
     faults: FaultPlan | FaultInjector | None = None,
-    latency: LatencyModel | None = None,
     server_time_skew_ms: int = 0,
     instruments: Sequence[Instrument] = DEFAULT_INSTRUMENTS,
     history_max: int | None = None,
@@ -97,7 +95,6 @@ def default_venue(
         futures_wallet=FUTURES_WALLET,
         seed=seed,
         faults=faults,
-        latency=latency,
         server_time_skew_ms=server_time_skew_ms,
         history_max=history_max,
         report_buffer=report_buffer,

@@ -31,7 +31,7 @@ from tradekit.enums import Market, OrderStatus, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from tradekit.money import ZERO
 from venue import errors
-from venue.accounts import Account, FuturesAccount
+from venue.accounts import Account
 from venue.book import OrderBook, crosses
 from venue.models import (
     ListStatus,
@@ -66,6 +66,7 @@ class MatchingEngine:
         history_max: int | None = None,
     ) -> None:
         self.market = market
+        self.is_futures = market is Market.FUT
         self.clock = clock
         self.account = account
         self.instruments = instruments
@@ -91,10 +92,6 @@ class MatchingEngine:
         self.last_price: dict[str, Decimal] = {}
 
     # ---- helpers ------------------------------------------------------------------------------
-    @property
-    def is_futures(self) -> bool:
-        return self.market is Market.FUT
-
     def instrument(self, symbol: str) -> Instrument:
         inst = self.instruments.get(symbol)
         if inst is None or self.market not in inst.markets:
@@ -106,9 +103,6 @@ class MatchingEngine:
         if symbol not in self.books:
             self.books[symbol] = OrderBook(symbol)
         return self.books[symbol]
-
-    def _now(self) -> int:
-        return self.clock.now_ms()
 
     def _reference_price(self, symbol: str, book: OrderBook) -> Decimal | None:
         bid, ask = book.best(Side.BUY), book.best(Side.SELL)
@@ -171,14 +165,13 @@ class MatchingEngine:
                 raise errors.rejected(errors.DUPLICATE_CLIENT_ORDER_ID, errors.MSG_FUT_DUPLICATE)
             raise errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_DUPLICATE)
 
-    def _post_only_reject(self) -> errors.VenueError:
-        if self.is_futures:
-            return errors.rejected(errors.POST_ONLY_REJECTED, errors.MSG_FUT_POST_ONLY)
-        return errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_WOULD_TAKE)
-
-    def _would_cross(self, book: OrderBook, side: Side, price: Decimal) -> bool:
+    def _check_post_only(self, book: OrderBook, side: Side, price: Decimal) -> None:
         best = book.best_with_own(side.opposite)
-        return best is not None and crosses(side, price, best)
+        if best is None or not crosses(side, price, best):
+            return
+        if self.is_futures:
+            raise errors.rejected(errors.POST_ONLY_REJECTED, errors.MSG_FUT_POST_ONLY)
+        raise errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_WOULD_TAKE)
 
     # ---- placing ------------------------------------------------------------------------------
     def place(
@@ -207,13 +200,13 @@ class MatchingEngine:
         if client_order_id is not None:
             self._check_duplicate(client_order_id)
         post_only = type is OrderType.LIMIT_MAKER or time_in_force is TimeInForce.GTX
-        if post_only and price is not None and self._would_cross(book, side, price):
-            raise self._post_only_reject()
+        if post_only and price is not None:
+            self._check_post_only(book, side, price)
         order = self._new_order(
             inst, side, type, qty, price, time_in_force, client_order_id, reduce_only, post_only
         )
-        if reduce_only and isinstance(self.account, FuturesAccount):
-            self.account.check_reduce_only(order)
+        if reduce_only and self.account.fill_cap(order) == 0:  # -2022: would open or increase
+            raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
         plan = book.plan_take(side, qty, price) if not post_only else []
         if time_in_force is TimeInForce.FOK and sum((q for _, q in plan), ZERO) < qty:
             if self.is_futures:
@@ -248,7 +241,7 @@ class MatchingEngine:
         *,
         stop_price: Decimal | None = None,
     ) -> VenueOrder:
-        now = self._now()
+        now = self.clock.now_ms()
         oid = next(self._order_ids)
         return VenueOrder(
             order_id=oid,
@@ -286,7 +279,9 @@ class MatchingEngine:
         # the worst level it walks to. Post-only orders never cross (checked before).
         worst = order.price if order.price is not None else (plan[-1][0] if plan else None)
         if worst is not None and not order.post_only:
-            self._expire_self_trades(order, book, worst)
+            for maker in book.own(order.side.opposite):  # STP EXPIRE_MAKER
+                if maker.price is not None and crosses(order.side, worst, maker.price):
+                    self._end(maker, OrderStatus.EXPIRED, "self-trade prevention (EXPIRE_MAKER)")
         for price, qty in plan:
             if not order.is_open:
                 break
@@ -309,12 +304,6 @@ class MatchingEngine:
             order.queue_ahead = book.qty_at(order.side, order.price)
             book.add_own(order)
 
-    def _expire_self_trades(self, taker: VenueOrder, book: OrderBook, worst: Decimal) -> None:
-        """STP EXPIRE_MAKER: our resting orders the taker would trade with are expired."""
-        for maker in book.own(taker.side.opposite):
-            if maker.price is not None and crosses(taker.side, worst, maker.price):
-                self._end(maker, OrderStatus.EXPIRED, "self-trade prevention (EXPIRE_MAKER)")
-
     def _fill(
         self, order: VenueOrder, price: Decimal, qty: Decimal, *, is_maker: bool
     ) -> Trade | None:
@@ -327,7 +316,7 @@ class MatchingEngine:
         qty = (qty // inst.stepSize) * inst.stepSize
         if qty <= 0:
             return None
-        now = self._now()
+        now = self.clock.now_ms()
         quote = price * qty
         fee_asset = self.account.fee_asset(inst, order.side)
         rate = inst.maker_fee if is_maker else inst.taker_fee
@@ -364,44 +353,36 @@ class MatchingEngine:
         if order.order_list_id >= 0:
             self._cancel_sibling(order)
             self._update_list(order.order_list_id)
-        if self.is_futures:
-            self._expire_stale_reduce_only(order.symbol, exclude=order.order_id)
+        if self.is_futures:  # reduce-only orders left with nothing to reduce expire
+            for o in list(self.open_orders(order.symbol)):
+                if o.reduce_only and o.order_id != order.order_id and self.account.fill_cap(o) == 0:
+                    self._end(o, OrderStatus.EXPIRED, "reduce-only: position closed")
         return trade
 
     def _release(self, order: VenueOrder) -> None:
         if order.status.is_terminal:
             self._open.pop(order.order_id, None)
-            self._forget_oldest(order)
+            # Forget the oldest closed orders (OCO legs stay: their list refers to them by id).
+            if self.history_max is not None and order.order_list_id < 0:
+                self._closed[order.order_id] = None
+                while len(self._closed) > self.history_max:
+                    oid = next(iter(self._closed))
+                    del self._closed[oid]
+                    old = self.orders.pop(oid, None)
+                    if old is not None and self._by_coid.get(old.client_order_id) == oid:
+                        del self._by_coid[old.client_order_id]
         self.books[order.symbol].remove_own(order)
         self.account.release(order, self.instruments[order.symbol])
-
-    def _forget_oldest(self, closed: VenueOrder) -> None:
-        if self.history_max is None or closed.order_list_id >= 0:
-            return  # OCO legs stay: their list refers to them by id
-        self._closed[closed.order_id] = None
-        while len(self._closed) > self.history_max:
-            oid = next(iter(self._closed))
-            del self._closed[oid]
-            old = self.orders.pop(oid, None)
-            if old is not None and self._by_coid.get(old.client_order_id) == oid:
-                del self._by_coid[old.client_order_id]
 
     def _end(self, order: VenueOrder, status: OrderStatus, reason: str | None = None) -> None:
         """Terminal transition (CANCELED / EXPIRED) with its report."""
         order.status = status
         order.expire_reason = reason
-        order.updated_ts = self._now()
+        order.updated_ts = self.clock.now_ms()
         self._release(order)
-        self._report(
-            status.value if status is not OrderStatus.CANCELED else "CANCELED", order, None
-        )
+        self._report(status.value, order, None)
         if order.order_list_id >= 0:
             self._update_list(order.order_list_id)
-
-    def _expire_stale_reduce_only(self, symbol: str, *, exclude: int) -> None:
-        for o in list(self.open_orders(symbol)):
-            if o.reduce_only and o.order_id != exclude and self.account.fill_cap(o) == 0:
-                self._end(o, OrderStatus.EXPIRED, "reduce-only: position closed")
 
     # ---- cancel / query -------------------------------------------------------------------
     def _lookup(
@@ -470,33 +451,23 @@ class MatchingEngine:
                 assert o.price is not None
                 o.queue_ahead = min(o.queue_ahead, book.qty_at(side, o.price))
         for pr in prints:
-            self._match_print(book, pr)
+            left = pr.qty
+            for o in book.own(pr.aggressor.opposite):
+                assert o.price is not None
+                if left <= 0 or not crosses(pr.aggressor, pr.price, o.price):
+                    break
+                if o.price == pr.price:
+                    eaten = min(o.queue_ahead, left)
+                    o.queue_ahead -= eaten
+                    left -= eaten
+                    if left <= 0:
+                        break
+                trade = self._fill(o, o.price, min(o.remaining, left), is_maker=True)
+                if trade is not None:
+                    left -= trade.qty
             self.last_price[symbol] = pr.price
         if last_price is not None:
             self.last_price[symbol] = last_price
-        self._match_crossed(book)
-        if not self.is_futures and symbol in self.last_price:
-            self._check_stop_legs(symbol, self.last_price[symbol])
-
-    def _match_print(self, book: OrderBook, pr: TradePrint) -> None:
-        left = pr.qty
-        for o in book.own(pr.aggressor.opposite):
-            if left <= 0:
-                break
-            assert o.price is not None
-            if not crosses(pr.aggressor, pr.price, o.price):
-                break
-            if o.price == pr.price:
-                eaten = min(o.queue_ahead, left)
-                o.queue_ahead -= eaten
-                left -= eaten
-                if left <= 0:
-                    break
-            trade = self._fill(o, o.price, min(o.remaining, left), is_maker=True)
-            if trade is not None:
-                left -= trade.qty
-
-    def _match_crossed(self, book: OrderBook) -> None:
         for side in (Side.BUY, Side.SELL):
             for o in book.own(side):
                 if not o.is_open:
@@ -511,6 +482,21 @@ class MatchingEngine:
                     book.consume(o.side, [(level_price, trade.qty)])
                     if o.status.is_terminal:
                         break
+        last = self.last_price.get(symbol)
+        if self.is_futures or last is None:
+            return
+        open_ = self._open.values()
+        for order in [o for o in open_ if o.symbol == symbol and o.is_open and not o.triggered]:
+            assert order.stop_price is not None
+            hit = last <= order.stop_price if order.side is Side.SELL else last >= order.stop_price
+            if not hit:
+                continue
+            order.triggered = True
+            order.updated_ts = self.clock.now_ms()
+            self._report("TRIGGERED", order, None)
+            self._cancel_sibling(order)
+            self._execute(order, self.books[symbol])
+            self._update_list(order.order_list_id)
 
     # ---- spot OCO -------------------------------------------------------------------------
     def place_oco(
@@ -557,8 +543,7 @@ class MatchingEngine:
         for coid in (limit_client_order_id, stop_client_order_id):
             if coid is not None:
                 self._check_duplicate(coid)
-        if self._would_cross(book, side, limit_price):
-            raise self._post_only_reject()
+        self._check_post_only(book, side, limit_price)
         limit_leg = self._new_order(
             inst,
             side,
@@ -588,7 +573,7 @@ class MatchingEngine:
         list_id = next(self._list_ids)
         limit_leg.order_list_id = stop_leg.order_list_id = list_id
         above, below = (limit_leg, stop_leg) if side is Side.SELL else (stop_leg, limit_leg)
-        now = self._now()
+        now = self.clock.now_ms()
         lst = OrderList(
             order_list_id=list_id,
             list_client_order_id=list_client_order_id or f"venue-list-{list_id}",
@@ -689,19 +674,5 @@ class MatchingEngine:
         legs = [self.orders[lst.above_order_id], self.orders[lst.below_order_id]]
         if lst.status is ListStatus.EXEC_STARTED and all(not leg.is_open for leg in legs):
             lst.status = ListStatus.ALL_DONE
-            lst.updated_ts = self._now()
+            lst.updated_ts = self.clock.now_ms()
             self._list_report(self._list_snapshot(lst))
-
-    def _check_stop_legs(self, symbol: str, last: Decimal) -> None:
-        open_ = self._open.values()
-        for order in [o for o in open_ if o.symbol == symbol and o.is_open and not o.triggered]:
-            assert order.stop_price is not None
-            hit = last <= order.stop_price if order.side is Side.SELL else last >= order.stop_price
-            if not hit:
-                continue
-            order.triggered = True
-            order.updated_ts = self._now()
-            self._report("TRIGGERED", order, None)
-            self._cancel_sibling(order)
-            self._execute(order, self.books[symbol])
-            self._update_list(order.order_list_id)

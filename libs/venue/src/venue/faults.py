@@ -255,7 +255,6 @@ def profile_plan(
     *,
     retry_after_s: float = 1.0,
     report_delay_ms: int = 2_000,
-    server_error_status: int = 503,
 ) -> FaultPlan | None:
     """A seeded fault profile as a :class:`FaultPlan`, or None when it injects nothing.
 
@@ -290,5 +289,4 @@ def profile_plan(
         probabilities=probabilities,
         retry_after_s=retry_after_s,
         report_delay_ms=report_delay_ms,
-        server_error_status=server_error_status,
     )

@@ -9,7 +9,7 @@ aggregated from them on request, aligned on the epoch like Binance's (a 5m bar o
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from tradekit.money import ZERO
@@ -76,9 +76,7 @@ class KlineBook:
             if out and out[-1].open_time == start:
                 out[-1].merge(b)
             else:
-                out.append(
-                    Bar(start, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.trades)
-                )
+                out.append(replace(b, open_time=start))  # a copy: merge() extends it
         if start_ms is not None:
             out = [b for b in out if b.open_time >= start_ms]
         if end_ms is not None:

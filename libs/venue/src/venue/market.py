@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import math
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -37,6 +36,7 @@ from venue.book import Level
 from venue.models import TradePrint
 
 EIGHT_DP = Decimal("0.00000001")
+BOOK_LEVELS = 20  # levels per side of every process's book
 
 
 def to_tick(value: float, tick: Decimal, mode: RoundMode = "nearest") -> Decimal:
@@ -114,14 +114,10 @@ class SyntheticProcess:
         level_notional: Decimal,
         seed: int = 0,
         regime: Regime = Regime.CALM,
-        levels: int = 20,
-        trend: int = 1,
     ) -> None:
         self.symbol = inst.symbol
         self.inst = inst
-        self.levels = levels
         self.regime = regime
-        self.trend = 1 if trend >= 0 else -1
         self._rng = random.Random(f"synthetic:{seed}:{inst.symbol}")
         self._mid = float(start_price)
         self._level_qty = float(level_notional / start_price)
@@ -130,7 +126,7 @@ class SyntheticProcess:
         p = REGIMES[self.regime]
         rng = self._rng
         dt_s = max(dt_ms, 1) / 1000
-        ret_bps = self.trend * p.drift_bps * dt_s + p.vol_bps * math.sqrt(dt_s) * rng.gauss(0, 1)
+        ret_bps = p.drift_bps * dt_s + p.vol_bps * math.sqrt(dt_s) * rng.gauss(0, 1)
         gapped = rng.random() < p.gap_prob
         if gapped:
             ret_bps += rng.choice((-1, 1)) * p.gap_bps * (0.5 + rng.random())
@@ -144,7 +140,7 @@ class SyntheticProcess:
 
         def side(best: Decimal, sign: int) -> list[Level]:
             out: list[Level] = []
-            for i in range(self.levels):
+            for i in range(BOOK_LEVELS):
                 price = best + sign * gap * i
                 if price <= 0:
                     break
@@ -154,8 +150,15 @@ class SyntheticProcess:
 
         bids, asks = side(best_bid, -1), side(best_ask, 1)
         prints: list[TradePrint] = []
-        # A gap is a jump with no trading in between: stops then fill at the new book.
-        n = 0 if gapped else self._poisson(p.trades_per_s * dt_s)
+        # A gap is a jump with no trading in between: stops then fill at the new book. Otherwise
+        # a Poisson count of prints (Knuth's method: fine for our small rates, one RNG stream).
+        lam = 0.0 if gapped else p.trades_per_s * dt_s
+        n = 0
+        if lam > 0:
+            limit, prod = math.exp(-min(lam, 30.0)), rng.random()
+            while prod > limit:
+                n += 1
+                prod *= rng.random()
         up_bias = 0.5 + max(-0.2, min(0.2, ret_bps / 10))
         for k in range(min(n, 50)):
             aggressor = Side.BUY if rng.random() < up_bias else Side.SELL
@@ -171,16 +174,6 @@ class SyntheticProcess:
                     )
                 )
         return MarketUpdate(ts=ts, bids=bids, asks=asks, prints=prints)
-
-    def _poisson(self, lam: float) -> int:
-        if lam <= 0:
-            return 0
-        # Knuth's method is fine for the small rates we use and keeps one RNG stream.
-        limit, k, prod = math.exp(-min(lam, 30.0)), 0, self._rng.random()
-        while prod > limit:
-            k += 1
-            prod *= self._rng.random()
-        return k
 
 
 # ---- replay ----------------------------------------------------------------------------------
@@ -198,18 +191,15 @@ class RecordedMarket:
         return (bid + ask) / 2
 
 
-def default_fixture_dir() -> Path:
-    """`fixtures/market/` of the repository this package lives in (found by walking up)."""
+def load_recorded_btcusdt() -> RecordedMarket:
+    """Read the recorded CSVs from `fixtures/market/` of the repository this package lives in,
+    found by walking up (the only file I/O of the package; callers do it once at start)."""
     for parent in Path(__file__).resolve().parents:
-        cand = parent / "fixtures" / "market"
-        if (cand / "btcusdt-quotes.csv").is_file():
-            return cand
-    raise FileNotFoundError("fixtures/market/ with the recorded BTCUSDT data was not found")
-
-
-def load_recorded_btcusdt(directory: Path | None = None) -> RecordedMarket:
-    """Read the recorded CSVs (the only file I/O of the package; callers do it once at start)."""
-    d = directory or default_fixture_dir()
+        d = parent / "fixtures" / "market"
+        if (d / "btcusdt-quotes.csv").is_file():
+            break
+    else:
+        raise FileNotFoundError("fixtures/market/ with the recorded BTCUSDT data was not found")
     with (d / "btcusdt-quotes.csv").open(newline="") as fh:
         quotes = [
             (
@@ -258,12 +248,10 @@ class ReplayProcess:
         *,
         target_price: Decimal,
         start_ts: int,
-        levels: int = 20,
     ) -> None:
         self.symbol = inst.symbol
         self.inst = inst
         self.rec = recorded
-        self.levels = levels
         self._start = start_ts
         self._scale0 = float(target_price) / recorded.first_mid
         _, bid, _, ask, _ = recorded.quotes[-1]
@@ -327,7 +315,7 @@ class ReplayProcess:
                     price = best + sign * tick
                 agg[price] = agg.get(price, ZERO) + to_qty(q, step)
             ordered = sorted(agg.items(), key=lambda kv: kv[0], reverse=sign < 0)
-            return ordered[: self.levels]
+            return ordered[:BOOK_LEVELS]
 
         return MarketUpdate(
             ts=ts, bids=side(best_bid, bid_qty, -1), asks=side(best_ask, ask_qty, 1), prints=prints
@@ -350,20 +338,13 @@ class MarketSimulator:
     """
 
     BASE_FUNDING = 0.0001
+    MARK_ALPHA = Decimal("0.3")
 
-    def __init__(
-        self,
-        processes: Mapping[str, PriceProcess] | None = None,
-        *,
-        step_ms: int = 1_000,
-        seed: int = 0,
-        mark_smoothing: float = 0.3,
-    ) -> None:
+    def __init__(self, *, step_ms: int = 1_000, seed: int = 0) -> None:
         if step_ms <= 0:
             raise ValueError("step_ms must be positive")
         self.step_ms = step_ms
-        self.processes: dict[str, PriceProcess] = dict(processes or {})
-        self._alpha = Decimal(repr(mark_smoothing))
+        self.processes: dict[str, PriceProcess] = {}
         self._rng = random.Random(f"funding:{seed}")
         self._state: dict[str, _SymbolState] = {}
 
@@ -387,7 +368,7 @@ class MarketSimulator:
             mid = upd.mid
             if mid is not None:
                 st.mark = (
-                    mid if st.mark is None else (st.mark + self._alpha * (mid - st.mark))
+                    mid if st.mark is None else (st.mark + self.MARK_ALPHA * (mid - st.mark))
                 ).quantize(EIGHT_DP)
             # Funding drifts slowly: a 1-minute-scaled shock, pulled back to the baseline.
             k = min(dt_ms / 60_000, 1.0)

@@ -127,7 +127,6 @@ class AlgoStatus(StrEnum):
     FINISHED = "FINISHED"
     CANCELED = "CANCELED"
     EXPIRED = "EXPIRED"
-    REJECTED = "REJECTED"
 
     @property
     def is_open(self) -> bool:
@@ -252,15 +251,3 @@ class BookView:
     ts: int
     bids: tuple[tuple[Decimal, Decimal], ...]
     asks: tuple[tuple[Decimal, Decimal], ...]
-
-    @property
-    def best_bid(self) -> Decimal:
-        return self.bids[0][0]
-
-    @property
-    def best_ask(self) -> Decimal:
-        return self.asks[0][0]
-
-    @property
-    def mid(self) -> Decimal:
-        return (self.best_bid + self.best_ask) / 2

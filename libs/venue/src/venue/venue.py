@@ -101,6 +101,8 @@ class SteppableClock(Protocol):
 class Venue:
     """Binance-like venue simulator (spot + USDⓈ-M futures) over an injected clock."""
 
+    MAX_CATCHUP_MS = 600_000  # a longer idle gap is skipped by sync(), not replayed
+
     def __init__(
         self,
         *,
@@ -115,7 +117,6 @@ class Venue:
         weight_limit_per_minute: int = 6_000,
         server_time_skew_ms: int = 0,
         auto_funding: bool = True,
-        max_catchup_ms: int = 600_000,
         history_max: int | None = None,
         report_buffer: int = 200_000,
     ) -> None:
@@ -130,7 +131,6 @@ class Venue:
         self.limiter = WeightLimiter(weight_limit_per_minute)
         self.server_time_skew_ms = server_time_skew_ms
         self.auto_funding = auto_funding
-        self.max_catchup_ms = max_catchup_ms
         # `report_buffer`: reports kept for feed.drain(); 0 where reports are only taken by
         # subscription (S4's in-process venue), else nobody drains them and they pile up.
         self.feed = EventFeed(clock, self.faults, max_buffer=report_buffer)
@@ -235,8 +235,21 @@ class Venue:
 
     def _step_market(self, ts: int, dt_ms: int) -> None:
         for symbol, upd in self.market.step(ts, dt_ms).items():
-            if symbol in self.instruments:
-                self._apply_update(symbol, upd)
+            if symbol not in self.instruments:
+                continue
+            for listener in self._market_listeners:
+                listener(symbol, upd)
+            price = upd.prints[-1].price if upd.prints else upd.mid
+            if price is not None:
+                qty = sum((p.qty for p in upd.prints), ZERO)
+                self.kline_book.record(symbol, upd.ts, price, qty, len(upd.prints))
+            inst = self.instruments[symbol]
+            for market in inst.markets:
+                engine = self._engine(market)
+                engine.book(symbol).replace_levels(upd.bids, upd.asks)
+                engine.on_market_step(symbol, upd.prints, upd.last)
+            if Market.FUT in inst.markets:
+                self.algo.check_triggers(symbol)
         if self.auto_funding and ts >= self._next_funding:
             self.settle_funding()
             self._next_funding += FUNDING_INTERVAL_MS
@@ -247,27 +260,12 @@ class Venue:
         self._market_listeners.append(cb)
         return lambda: self._market_listeners.remove(cb)
 
-    def _apply_update(self, symbol: str, upd: MarketUpdate) -> None:
-        for listener in self._market_listeners:
-            listener(symbol, upd)
-        price = upd.prints[-1].price if upd.prints else upd.mid
-        if price is not None:
-            qty = sum((p.qty for p in upd.prints), ZERO)
-            self.kline_book.record(symbol, upd.ts, price, qty, len(upd.prints))
-        inst = self.instruments[symbol]
-        for market in inst.markets:
-            engine = self._engine(market)
-            engine.book(symbol).replace_levels(upd.bids, upd.asks)
-            engine.on_market_step(symbol, upd.prints, upd.last)
-        if Market.FUT in inst.markets:
-            self.algo.check_triggers(symbol)
-
     def sync(self) -> None:
         """Bring the market up to the clock (a long idle gap is skipped, not replayed): every
         request does, and market-data pumps call it between requests."""
         now = self.clock.now_ms()
         step = self.market.step_ms
-        if now - self._market_ts > self.max_catchup_ms:
+        if now - self._market_ts > self.MAX_CATCHUP_MS:
             self._market_ts = now - step
         while self._market_ts + step <= now:
             self._market_ts += step
@@ -314,10 +312,6 @@ class Venue:
     def symbols(self, market: Market) -> list[str]:
         """The symbols `market` trades, sorted."""
         return sorted(s for s, i in self.instruments.items() if market in i.markets)
-
-    def register_instrument(self, inst: Instrument) -> None:
-        """Add or replace an instrument (filters from S4's instrument_registry win)."""
-        self.instruments[inst.symbol] = inst
 
     def settle_funding(self, symbol: str | None = None) -> dict[str, Decimal]:
         """Apply the current funding rate to open positions; returns wallet changes."""
@@ -370,10 +364,7 @@ class Venue:
             market,
         )
 
-    def my_trades(self, market: Market, symbol: str, since_ms: int | None = None) -> list[Trade]:
-        return self._request(
-            "trades", lambda: list(self._engine(market).my_trades(symbol, since_ms)), market
-        )
+    my_trades = _on_market("trades", MatchingEngine.my_trades)
 
     def book(self, market: Market, symbol: str, depth: int = 20) -> BookView:
         """`GET /api/v3/depth` (our own resting orders included in the levels)."""

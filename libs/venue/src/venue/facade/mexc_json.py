@@ -108,10 +108,7 @@ TICKER_KEYS = (
 
 def ticker_24hr(t: dict[str, Any]) -> dict[str, Any]:
     out = {k: t.get(k) for k in TICKER_KEYS}
-    out["openTime"] = str(t["openTime"])
-    out["closeTime"] = str(t["closeTime"])
-    out["count"] = None
-    return out
+    return out | {"openTime": str(t["openTime"]), "closeTime": str(t["closeTime"]), "count": None}
 
 
 def klines(rows: list[list[Any]], interval_ms: int) -> list[list[Any]]:

@@ -215,7 +215,7 @@ class SimExchange(ExchangePort):
     # ---- the port -----------------------------------------------------------------------------
     async def load_markets(self, instruments: Sequence[Instrument]) -> None:
         for inst in instruments:
-            self.sim.register_instrument(inst)
+            self.sim.instruments[inst.symbol] = inst  # S4's instrument_registry wins
 
     async def server_time_ms(self) -> int:
         return await self._call(self.sim.server_time_ms)
