@@ -23,7 +23,6 @@ back ``delay_ms`` of clock time) and ``DUPLICATE_REPORT`` (delivered twice).
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from collections import Counter
@@ -129,9 +128,12 @@ class FaultInjector:
             table.update(self.plan.probabilities.get("*", {}))
         table.update(self.plan.probabilities.get(op, {}))
         x = self._rng.random()  # always drawn, even when scripted: keeps the stream aligned
-        cumulative = zip(table, itertools.accumulate(table.values()), strict=True)
-        drawn = (k for k, acc in cumulative if x < acc)
-        kind = kind or next(drawn, None)
+        acc = 0.0
+        for drawn, p in table.items():  # a plain loop: this runs on every simulated request
+            acc += p
+            if x < acc:
+                kind = kind or drawn
+                break
         if kind is None:
             return None
         fault = Fault(
