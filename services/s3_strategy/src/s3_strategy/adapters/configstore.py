@@ -48,12 +48,10 @@ from s3_strategy.domain.params import EngineLimits
 from svckit.errors import DuplicateKey
 from svckit.store import body_of, content_rev
 from svckit.store.base import Doc, DocumentStore, Query
+from svckit.store.seed import BUNDLE_KIND, BUNDLE_PREFIX, CONFIG_ACTIVE_KEY
 
-CONFIG_ACTIVE_KEY = "s3-strategy"
 CTX_PREFIX = "s3ctx-"
 CTX_KIND = "s3-decision-context"
-BUNDLE_PREFIX = "bundle-"
-BUNDLE_KIND = "s3-bundle"
 
 
 class ConfigLoadError(RuntimeError):
