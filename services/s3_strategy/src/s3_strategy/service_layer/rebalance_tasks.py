@@ -133,8 +133,7 @@ class TaskService:
             # Failed before anything was stored as done: the scheduler's retry runs it again,
             # with the same execution id and so the same client order ids.
             await release_claim(self.redis, key, marker)
-        await self._record(req, body)
-        self._observe(req, body, time.perf_counter() - t0)
+        await self._record(req, body, t0)
         return RunResult(RunDisposition.DONE if ok else RunDisposition.FAILED, body)
 
     async def _execute(self, req: RunRequest, eid: str) -> dict[str, Any]:
@@ -396,23 +395,21 @@ class TaskService:
         )
 
     # ---- records -----------------------------------------------------------------------------
-    def _plans(self, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    async def _record(self, req: RunRequest, body: dict[str, Any], t0: float) -> None:
+        """The latest plan per strategy, the run's document, its metrics and its log line."""
+        reb = body.get("rebalance") or {}
         if body["task"] == TASK_JOB:
-            reb = body.get("rebalance") or {}
-            plan = reb.get("plan")
-            return [(str(reb.get("strategy")), plan)] if plan else []
-        plan = body.get("plan")
-        return [(STRATEGY_OF[body["task"]], plan)] if plan else []
-
-    async def _record(self, req: RunRequest, body: dict[str, Any]) -> None:
+            plans = [(str(reb.get("strategy")), reb["plan"])] if reb.get("plan") else []
+        else:
+            plans = [(STRATEGY_OF[body["task"]], body["plan"])] if body.get("plan") else []
+        orders = body.get("orders") or reb.get("orders")
         try:
             if not req.dry_run:
-                for strategy, plan in self._plans(body):
+                for strategy, plan in plans:
                     latest = {
                         "execution_id": body["execution_id"],
                         "plan": plan,
-                        "orders": body.get("orders")
-                        or (body.get("rebalance") or {}).get("orders", []),
+                        "orders": orders or [],
                         "timestamp": body["timestamp"],
                     }
                     await self.redis.set(f"rebalance:plan:{strategy}", jsonutil.dumps(latest))
@@ -421,13 +418,10 @@ class TaskService:
         except Exception:
             # The run's outcome stands (orders are S4's to persist); a lost record is logged.
             log.exception("task record failed", extra={"execution_id": body["execution_id"]})
-
-    def _observe(self, req: RunRequest, body: dict[str, Any], elapsed_s: float) -> None:
-        plans = self._plans(body)
         action = str(plans[0][1].get("action")) if plans else "none"
         outcome = "dry_run" if req.dry_run and body["status"] == "success" else body["status"]
         self.metrics.task_runs.labels(req.task, action, outcome).inc()
-        self.metrics.task_duration.labels(req.task).observe(elapsed_s)
+        self.metrics.task_duration.labels(req.task).observe(time.perf_counter() - t0)
         steps = {
             name: {"status": body[name]["status"], "duration_ms": body[name]["duration_ms"]}
             for name in ("cost_update", "rebalance")
@@ -442,7 +436,7 @@ class TaskService:
                 "dry_run": req.dry_run,
                 "auth": req.auth,
                 "action": action,
-                "orders": body.get("orders") or (body.get("rebalance") or {}).get("orders"),
+                "orders": orders,
                 "duration_ms": body["duration_ms"],
                 "steps": steps or body.get("steps"),
             },
