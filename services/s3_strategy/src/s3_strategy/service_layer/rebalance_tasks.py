@@ -261,21 +261,6 @@ class TaskService:
             out["notes"] = notes
         return out
 
-    async def in_flight(self, inst: Instrument) -> list[str]:
-        """Rebalance orders of the pair S4 still works on (from the shared `orders`)."""
-        out: list[str] = []
-        for status in OPEN_STATUSES:
-            docs = await self.store.find(
-                "orders", Query(where={"symbol": inst.symbol, "status": status})
-            )
-            out += [
-                str(d["client_order_id"])
-                for d in docs
-                if d.get("parent_client_order_id") is None
-                and str(d.get("client_order_id", "")).startswith(REBALANCE_COID_PREFIX)
-            ]
-        return sorted(out)
-
     async def rebalance(self, strategy: str, req: RunRequest, eid: str) -> dict[str, Any]:
         if req.dry_run:
             return await self._rebalance(strategy, req, eid)
@@ -309,16 +294,11 @@ class TaskService:
         bf, bl, qf, ql = await self._balances(inst, ctx)
         quote = await self._quote(inst, ctx)
         out: dict[str, Any] = {"strategy": strategy}
+        balances = {"base_free": bf, "quote_free": qf, "base_locked": bl, "quote_locked": ql}
         plan: Plan
         if strategy == "symmetric":
             plan = plan_symmetric(
-                base_free=bf,
-                quote_free=qf,
-                base_locked=bl,
-                quote_locked=ql,
-                quote=quote,
-                instrument=inst,
-                config=self.config(SymmetricConfig, inst),
+                **balances, quote=quote, instrument=inst, config=self.config(SymmetricConfig, inst)
             )
         else:
             cfg = self.config(IntelligentConfig, inst)
@@ -335,23 +315,31 @@ class TaskService:
                 cost_avg = pos.avg_cost
                 out["cost"] = {"avg_cost": pos.avg_cost, "source": pos.source}
             plan = plan_intelligent(
-                base_free=bf,
-                quote_free=qf,
-                base_locked=bl,
-                quote_locked=ql,
+                **balances,
                 quote=quote,
                 closes=closes,
                 cost_avg=cost_avg,
                 instrument=inst,
                 config=cfg,
             )
-        pending = await self.in_flight(inst)
+        # Rebalance orders of the pair S4 still works on (from the shared `orders`).
+        pending: list[str] = []
+        for status in OPEN_STATUSES:
+            docs = await self.store.find(
+                "orders", Query(where={"symbol": inst.symbol, "status": status})
+            )
+            pending += [
+                str(d["client_order_id"])
+                for d in docs
+                if d.get("parent_client_order_id") is None
+                and str(d.get("client_order_id", "")).startswith(REBALANCE_COID_PREFIX)
+            ]
         if pending and plan.action is not Action.HOLD:
             # The balances still hold what that order will trade: planning again would trade
             # the same drift twice.
             plan = hold(
                 HoldReason.ORDER_IN_FLIGHT,
-                f"rebalance order(s) still working: {', '.join(pending)}",
+                f"rebalance order(s) still working: {', '.join(sorted(pending))}",
                 plan.price,
                 {**plan.details, "planned": plan.as_dict()},
             )
@@ -359,7 +347,24 @@ class TaskService:
         out["orders"] = []
         if plan.action is Action.HOLD:
             return out
-        intent = self._intent(plan, inst, strategy, eid)
+        coid = rebalance_client_order_id(eid, strategy)
+        policy: MakerTakerPolicy | MarketPolicy = (
+            MarketPolicy()
+            if self.settings.rebalance_exec_policy == "MARKET"
+            else MakerTakerPolicy(maker_wait_ms=self.settings.rebalance_maker_wait_ms)
+        )
+        intent = OrderIntent(
+            intent_id=coid,
+            market=Market.SPOT,
+            symbol=inst.symbol,
+            side=Side.BUY if plan.action is Action.BUY else Side.SELL,
+            qty=plan.quantity,
+            exec_policy=policy,
+            client_order_id=coid,
+            ref_price=plan.price,
+            config_rev=self.engine().config_rev,
+            created_ts=self.clock.now_ms(),
+        )
         body = intent.model_dump(mode="json", exclude_none=True)
         if req.dry_run:
             out["plan"]["would_send"] = body
@@ -373,26 +378,6 @@ class TaskService:
         if report.rest == "ok" and s4.get("result") == "FAIL":
             raise RuntimeError(f"S4 refused {intent.client_order_id}: {s4.get('message')}")
         return out
-
-    def _intent(self, plan: Plan, inst: Instrument, strategy: str, eid: str) -> OrderIntent:
-        coid = rebalance_client_order_id(eid, strategy)
-        policy: MakerTakerPolicy | MarketPolicy
-        if self.settings.rebalance_exec_policy == "MARKET":
-            policy = MarketPolicy()
-        else:
-            policy = MakerTakerPolicy(maker_wait_ms=self.settings.rebalance_maker_wait_ms)
-        return OrderIntent(
-            intent_id=coid,
-            market=Market.SPOT,
-            symbol=inst.symbol,
-            side=Side.BUY if plan.action is Action.BUY else Side.SELL,
-            qty=plan.quantity,
-            exec_policy=policy,
-            client_order_id=coid,
-            ref_price=plan.price,
-            config_rev=self.engine().config_rev,
-            created_ts=self.clock.now_ms(),
-        )
 
     # ---- records -----------------------------------------------------------------------------
     async def _record(self, req: RunRequest, body: dict[str, Any], t0: float) -> None:
