@@ -36,7 +36,6 @@ from s3_strategy.service_layer.task_runs import (
     RunResult,
     TaskContext,
     TaskInputError,
-    exec_key,
     execution_id,
     rebalance_client_order_id,
 )
@@ -98,7 +97,7 @@ class TaskService:
             # A dry run of a slot is its own execution: replaying it to the live delivery of the
             # same slot would silently skip the trade.
             eid += "-dry"
-        key = exec_key(eid)
+        key = f"task:exec:{eid}"
         marker = jsonutil.dumps({"state": "running", "since": self.clock.now_ms()})
         # claim_once: a SET NX that redis-py retried after a lost answer is still ours.
         if not await claim_once(self.redis, key, marker, self.settings.task_lease_s):
