@@ -203,23 +203,16 @@ class ConfigStore:
             return rev, False
         return rev, True
 
-    async def reference(self) -> tuple[list[Doc], list[Doc], dict[str, Doc]]:
-        """Reference data a decision context is built with: factors, instruments, route tables."""
-        factors = await self.store.find("factor_registry")
-        instruments = await self.store.find("instrument_registry")
-        tables = {str(t["_key"]): t for t in await self.store.find("route_tables")}
-        return factors, instruments, tables
-
     async def content_for(self, settings: Settings, bundle: Mapping[str, Any]) -> dict[str, Any]:
-        factors, instruments, tables = await self.reference()
+        """`bundle` with the store's reference data and the limits: its decision context."""
         return assemble(
             bundle_id=str(bundle["bundle_id"]),
             rev=str(bundle["rev"]),
             params=bundle.get("params") or {},
             rules=bundle.get("rules") or [],
-            factors=factors,
-            instruments=instruments,
-            route_tables=tables,
+            factors=await self.store.find("factor_registry"),
+            instruments=await self.store.find("instrument_registry"),
+            route_tables={str(t["_key"]): t for t in await self.store.find("route_tables")},
             limits=limits_of(settings),
         )
 
