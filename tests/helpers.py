@@ -14,11 +14,12 @@ from redis.exceptions import RedisClusterException
 
 from md_feeder.app import Feeder, start_feeder
 from md_feeder.config import Settings as MDSettings
-from s3_strategy.adapters.configstore import CONFIG_ACTIVE_KEY, ConfigStore, bundle_rev
+from s3_strategy.adapters.configstore import ConfigStore, bundle_rev
 from svckit import jsonutil, keys
 from svckit.redisio import RedisClient
 from svckit.store import body_of
 from svckit.store.base import DocumentStore
+from svckit.store.seed import CONFIG_ACTIVE_KEY
 
 BTC_FEATURES: dict[str, Any] = {
     "mid": 65000.5,

@@ -48,12 +48,10 @@ from s3_strategy.domain.params import EngineLimits
 from svckit.errors import DuplicateKey
 from svckit.store import body_of, content_rev
 from svckit.store.base import Doc, DocumentStore, Query
+from svckit.store.seed import BUNDLE_KIND, BUNDLE_PREFIX, CONFIG_ACTIVE_KEY
 
-CONFIG_ACTIVE_KEY = "s3-strategy"
 CTX_PREFIX = "s3ctx-"
 CTX_KIND = "s3-decision-context"
-BUNDLE_PREFIX = "bundle-"
-BUNDLE_KIND = "s3-bundle"
 
 
 class ConfigLoadError(RuntimeError):
@@ -205,23 +203,16 @@ class ConfigStore:
             return rev, False
         return rev, True
 
-    async def reference(self) -> tuple[list[Doc], list[Doc], dict[str, Doc]]:
-        """Reference data a decision context is built with: factors, instruments, route tables."""
-        factors = await self.store.find("factor_registry")
-        instruments = await self.store.find("instrument_registry")
-        tables = {str(t["_key"]): t for t in await self.store.find("route_tables")}
-        return factors, instruments, tables
-
     async def content_for(self, settings: Settings, bundle: Mapping[str, Any]) -> dict[str, Any]:
-        factors, instruments, tables = await self.reference()
+        """`bundle` with the store's reference data and the limits: its decision context."""
         return assemble(
             bundle_id=str(bundle["bundle_id"]),
             rev=str(bundle["rev"]),
             params=bundle.get("params") or {},
             rules=bundle.get("rules") or [],
-            factors=factors,
-            instruments=instruments,
-            route_tables=tables,
+            factors=await self.store.find("factor_registry"),
+            instruments=await self.store.find("instrument_registry"),
+            route_tables={str(t["_key"]): t for t in await self.store.find("route_tables")},
             limits=limits_of(settings),
         )
 

@@ -86,8 +86,9 @@ class ConfigWatcher:
             try:
                 active = await self.configs.get_active()
             except Exception as exc:  # store down: keep serving, say so
-                self._lagging(f"store: {exc}")
-                await self._reload_failed(None, f"cannot read config_active: {exc}")
+                await self._reload_failed(
+                    None, f"store: {exc}", f"cannot read config_active: {exc}"
+                )
                 return
             target = str(active["rev"]) if active is not None else None
             self.status.target_rev = target
@@ -106,8 +107,7 @@ class ConfigWatcher:
             if missing:
                 raise ConfigLoadError(f"S3_SYMBOLS not tradable under {rev}: {missing}")
         except Exception as exc:
-            self._lagging(str(exc))
-            await self._reload_failed(rev, str(exc))
+            await self._reload_failed(rev, str(exc), str(exc))
             return
         old = self.service.swap(engine)
         now = self.clock.now_ms()
@@ -119,11 +119,10 @@ class ConfigWatcher:
         with contextlib.suppress(Exception):  # replay record; the activation wrote it already
             await self.configs.save_context(engine, now)
 
-    def _lagging(self, error: str) -> None:
-        self.status.state, self.status.error = "lagging", error
+    async def _reload_failed(self, rev: str | None, status: str, error: str) -> None:
+        """Lagging (`status` on /health, the failure counted); alerted once per revision."""
+        self.status.state, self.status.error = "lagging", status
         self.metrics.config_reloads.labels("failed").inc()
-
-    async def _reload_failed(self, rev: str | None, error: str) -> None:
         key = rev if rev is not None else "<store unreadable>"
         if key == self._failed_rev:
             return  # alerted for this already; /health and the metric keep showing it

@@ -109,18 +109,6 @@ class ItemFailed:
     error: Exception
 
 
-def _check_what_if(features: Mapping[str, float]) -> None:
-    for name, v in features.items():
-        where = f"context.features.{name}"
-        if type(v) is not float and type(v) is not int:
-            raise DecideRefused(where, f"must be a number, got {v!r}")
-        if not math.isfinite(v) or abs(v) > FEATURE_ABS_MAX:
-            raise DecideRefused(where, f"must be finite and within ±{FEATURE_ABS_MAX:g}")
-    ts = features.get("ts")
-    if ts is not None and (ts != int(ts) or not TS_MIN <= ts <= TS_MAX):
-        raise DecideRefused("context.features.ts", f"must be epoch ms (13 digits), got {ts!r}")
-
-
 def apply_override(result: dict[str, Any], reason: Reason, message: str) -> None:
     """A service-level skip on top of the pipeline's answer (DUPLICATE_DECISION, LOCK_BUSY)."""
     result["decision"] = "skip"
@@ -212,8 +200,15 @@ class DecisionService:
                     f"{symbol} is not traded by this service (S3_SYMBOLS="
                     f"{','.join(self.settings.symbols)}); a dry run is allowed",
                 )
-        if features is not None:
-            _check_what_if(features)
+        for name, v in (features or {}).items():
+            where = f"context.features.{name}"
+            if type(v) is not float and type(v) is not int:
+                raise DecideRefused(where, f"must be a number, got {v!r}")
+            if not math.isfinite(v) or abs(v) > FEATURE_ABS_MAX:
+                raise DecideRefused(where, f"must be finite and within ±{FEATURE_ABS_MAX:g}")
+        ts = (features or {}).get("ts")
+        if ts is not None and (ts != int(ts) or not TS_MIN <= ts <= TS_MAX):
+            raise DecideRefused("context.features.ts", f"must be epoch ms (13 digits), got {ts!r}")
         now = self.clock.now_ms()
         signal_id = uuid.uuid4().hex
         bind_log_context(signal_id=signal_id)

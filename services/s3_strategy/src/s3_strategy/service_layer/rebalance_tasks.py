@@ -36,7 +36,6 @@ from s3_strategy.service_layer.task_runs import (
     RunResult,
     TaskContext,
     TaskInputError,
-    exec_key,
     execution_id,
     rebalance_client_order_id,
 )
@@ -98,7 +97,7 @@ class TaskService:
             # A dry run of a slot is its own execution: replaying it to the live delivery of the
             # same slot would silently skip the trade.
             eid += "-dry"
-        key = exec_key(eid)
+        key = f"task:exec:{eid}"
         marker = jsonutil.dumps({"state": "running", "since": self.clock.now_ms()})
         # claim_once: a SET NX that redis-py retried after a lost answer is still ours.
         if not await claim_once(self.redis, key, marker, self.settings.task_lease_s):
@@ -133,8 +132,7 @@ class TaskService:
             # Failed before anything was stored as done: the scheduler's retry runs it again,
             # with the same execution id and so the same client order ids.
             await release_claim(self.redis, key, marker)
-        await self._record(req, body)
-        self._observe(req, body, time.perf_counter() - t0)
+        await self._record(req, body, t0)
         return RunResult(RunDisposition.DONE if ok else RunDisposition.FAILED, body)
 
     async def _execute(self, req: RunRequest, eid: str) -> dict[str, Any]:
@@ -262,21 +260,6 @@ class TaskService:
             out["notes"] = notes
         return out
 
-    async def in_flight(self, inst: Instrument) -> list[str]:
-        """Rebalance orders of the pair S4 still works on (from the shared `orders`)."""
-        out: list[str] = []
-        for status in OPEN_STATUSES:
-            docs = await self.store.find(
-                "orders", Query(where={"symbol": inst.symbol, "status": status})
-            )
-            out += [
-                str(d["client_order_id"])
-                for d in docs
-                if d.get("parent_client_order_id") is None
-                and str(d.get("client_order_id", "")).startswith(REBALANCE_COID_PREFIX)
-            ]
-        return sorted(out)
-
     async def rebalance(self, strategy: str, req: RunRequest, eid: str) -> dict[str, Any]:
         if req.dry_run:
             return await self._rebalance(strategy, req, eid)
@@ -310,16 +293,11 @@ class TaskService:
         bf, bl, qf, ql = await self._balances(inst, ctx)
         quote = await self._quote(inst, ctx)
         out: dict[str, Any] = {"strategy": strategy}
+        balances = {"base_free": bf, "quote_free": qf, "base_locked": bl, "quote_locked": ql}
         plan: Plan
         if strategy == "symmetric":
             plan = plan_symmetric(
-                base_free=bf,
-                quote_free=qf,
-                base_locked=bl,
-                quote_locked=ql,
-                quote=quote,
-                instrument=inst,
-                config=self.config(SymmetricConfig, inst),
+                **balances, quote=quote, instrument=inst, config=self.config(SymmetricConfig, inst)
             )
         else:
             cfg = self.config(IntelligentConfig, inst)
@@ -336,23 +314,31 @@ class TaskService:
                 cost_avg = pos.avg_cost
                 out["cost"] = {"avg_cost": pos.avg_cost, "source": pos.source}
             plan = plan_intelligent(
-                base_free=bf,
-                quote_free=qf,
-                base_locked=bl,
-                quote_locked=ql,
+                **balances,
                 quote=quote,
                 closes=closes,
                 cost_avg=cost_avg,
                 instrument=inst,
                 config=cfg,
             )
-        pending = await self.in_flight(inst)
+        # Rebalance orders of the pair S4 still works on (from the shared `orders`).
+        pending: list[str] = []
+        for status in OPEN_STATUSES:
+            docs = await self.store.find(
+                "orders", Query(where={"symbol": inst.symbol, "status": status})
+            )
+            pending += [
+                str(d["client_order_id"])
+                for d in docs
+                if d.get("parent_client_order_id") is None
+                and str(d.get("client_order_id", "")).startswith(REBALANCE_COID_PREFIX)
+            ]
         if pending and plan.action is not Action.HOLD:
             # The balances still hold what that order will trade: planning again would trade
             # the same drift twice.
             plan = hold(
                 HoldReason.ORDER_IN_FLIGHT,
-                f"rebalance order(s) still working: {', '.join(pending)}",
+                f"rebalance order(s) still working: {', '.join(sorted(pending))}",
                 plan.price,
                 {**plan.details, "planned": plan.as_dict()},
             )
@@ -360,7 +346,24 @@ class TaskService:
         out["orders"] = []
         if plan.action is Action.HOLD:
             return out
-        intent = self._intent(plan, inst, strategy, eid)
+        coid = rebalance_client_order_id(eid, strategy)
+        policy: MakerTakerPolicy | MarketPolicy = (
+            MarketPolicy()
+            if self.settings.rebalance_exec_policy == "MARKET"
+            else MakerTakerPolicy(maker_wait_ms=self.settings.rebalance_maker_wait_ms)
+        )
+        intent = OrderIntent(
+            intent_id=coid,
+            market=Market.SPOT,
+            symbol=inst.symbol,
+            side=Side.BUY if plan.action is Action.BUY else Side.SELL,
+            qty=plan.quantity,
+            exec_policy=policy,
+            client_order_id=coid,
+            ref_price=plan.price,
+            config_rev=self.engine().config_rev,
+            created_ts=self.clock.now_ms(),
+        )
         body = intent.model_dump(mode="json", exclude_none=True)
         if req.dry_run:
             out["plan"]["would_send"] = body
@@ -375,44 +378,22 @@ class TaskService:
             raise RuntimeError(f"S4 refused {intent.client_order_id}: {s4.get('message')}")
         return out
 
-    def _intent(self, plan: Plan, inst: Instrument, strategy: str, eid: str) -> OrderIntent:
-        coid = rebalance_client_order_id(eid, strategy)
-        policy: MakerTakerPolicy | MarketPolicy
-        if self.settings.rebalance_exec_policy == "MARKET":
-            policy = MarketPolicy()
-        else:
-            policy = MakerTakerPolicy(maker_wait_ms=self.settings.rebalance_maker_wait_ms)
-        return OrderIntent(
-            intent_id=coid,
-            market=Market.SPOT,
-            symbol=inst.symbol,
-            side=Side.BUY if plan.action is Action.BUY else Side.SELL,
-            qty=plan.quantity,
-            exec_policy=policy,
-            client_order_id=coid,
-            ref_price=plan.price,
-            config_rev=self.engine().config_rev,
-            created_ts=self.clock.now_ms(),
-        )
-
     # ---- records -----------------------------------------------------------------------------
-    def _plans(self, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    async def _record(self, req: RunRequest, body: dict[str, Any], t0: float) -> None:
+        """The latest plan per strategy, the run's document, its metrics and its log line."""
+        reb = body.get("rebalance") or {}
         if body["task"] == TASK_JOB:
-            reb = body.get("rebalance") or {}
-            plan = reb.get("plan")
-            return [(str(reb.get("strategy")), plan)] if plan else []
-        plan = body.get("plan")
-        return [(STRATEGY_OF[body["task"]], plan)] if plan else []
-
-    async def _record(self, req: RunRequest, body: dict[str, Any]) -> None:
+            plans = [(str(reb.get("strategy")), reb["plan"])] if reb.get("plan") else []
+        else:
+            plans = [(STRATEGY_OF[body["task"]], body["plan"])] if body.get("plan") else []
+        orders = body.get("orders") or reb.get("orders")
         try:
             if not req.dry_run:
-                for strategy, plan in self._plans(body):
+                for strategy, plan in plans:
                     latest = {
                         "execution_id": body["execution_id"],
                         "plan": plan,
-                        "orders": body.get("orders")
-                        or (body.get("rebalance") or {}).get("orders", []),
+                        "orders": orders or [],
                         "timestamp": body["timestamp"],
                     }
                     await self.redis.set(f"rebalance:plan:{strategy}", jsonutil.dumps(latest))
@@ -421,13 +402,10 @@ class TaskService:
         except Exception:
             # The run's outcome stands (orders are S4's to persist); a lost record is logged.
             log.exception("task record failed", extra={"execution_id": body["execution_id"]})
-
-    def _observe(self, req: RunRequest, body: dict[str, Any], elapsed_s: float) -> None:
-        plans = self._plans(body)
         action = str(plans[0][1].get("action")) if plans else "none"
         outcome = "dry_run" if req.dry_run and body["status"] == "success" else body["status"]
         self.metrics.task_runs.labels(req.task, action, outcome).inc()
-        self.metrics.task_duration.labels(req.task).observe(elapsed_s)
+        self.metrics.task_duration.labels(req.task).observe(time.perf_counter() - t0)
         steps = {
             name: {"status": body[name]["status"], "duration_ms": body[name]["duration_ms"]}
             for name in ("cost_update", "rebalance")
@@ -442,7 +420,7 @@ class TaskService:
                 "dry_run": req.dry_run,
                 "auth": req.auth,
                 "action": action,
-                "orders": body.get("orders") or (body.get("rebalance") or {}).get("orders"),
+                "orders": orders,
                 "duration_ms": body["duration_ms"],
                 "steps": steps or body.get("steps"),
             },

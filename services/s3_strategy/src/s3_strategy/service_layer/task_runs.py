@@ -38,10 +38,6 @@ STRATEGY_OF = {TASK_SYMMETRIC: "symmetric", TASK_INTELLIGENT: "intelligent"}
 REBALANCE_COID_PREFIX = "rb-"
 
 
-def exec_key(execution_id: str) -> str:
-    return f"task:exec:{execution_id}"
-
-
 class TaskInputError(Exception):
     """An input the run needs is unavailable (no exchange configured, bad what-if...)."""
 
