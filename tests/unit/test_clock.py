@@ -1,5 +1,5 @@
-"""svckit.clock, the one clock module: ManualClock (tests) and TrackingClock (a venue behind a
-facade) move forward only, their two readings together."""
+"""svckit.clock's ManualClock and the tests' TrackingClock (tests/tracking_clock.py: a venue
+behind a facade) move forward only, their two readings together."""
 
 from __future__ import annotations
 
