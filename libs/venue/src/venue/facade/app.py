@@ -310,12 +310,9 @@ class _Routes:
 
     def _tickers(self, c: Ctx, render: Callable[[TickerView, Market, Instrument], Any]) -> Any:
         sym = c.symbol()
-        if sym is not None:
-            return render(self.venue.ticker(c.market, sym), c.market, c.inst(sym))
-        return [
-            render(self.venue.ticker(c.market, s), c.market, c.inst(s))
-            for s in self.venue.symbols(c.market)
-        ]
+        syms = self.venue.symbols(c.market) if sym is None else [sym]
+        rows = [render(self.venue.ticker(c.market, s), c.market, c.inst(s)) for s in syms]
+        return rows if sym is None else rows[0]
 
     def klines(self, c: Ctx) -> Any:
         sym = c.sym()
