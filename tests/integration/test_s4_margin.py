@@ -29,7 +29,7 @@ async def test_fut_entry_without_brackets_runs_on_isolated_margin_at_intent_leve
     async with s4_rig(redis, tmp_path) as r:
         out = await r.submit(leverage=10)
         assert out.response.status is S.FILLED, out.response
-        pos = r.venue.position(SYM)
+        pos = r.venue.position_risk(SYM)[0]
         assert (pos.qty, pos.margin_type, pos.leverage) == (D("0.002"), MarginType.ISOLATED, 10)
 
 
@@ -47,7 +47,7 @@ async def test_margin_setup_is_one_venue_call_per_symbol_and_leverage_change(
         assert out.response.status is S.FILLED, out.response
         # A leverage change costs one leverage call; the margin type is already ISOLATED.
         assert venue.faults.calls("leverage") == 2
-        assert venue.position(SYM).leverage == 5
+        assert venue.position_risk(SYM)[0].leverage == 5
         closing = await r.submit(client_order_id="close", side="SELL", reduce_only=True)
         assert closing.response.status is S.FILLED  # a close changes no margin setting
         assert (venue.faults.calls("margin_type"), venue.faults.calls("leverage")) == (1, 2)
@@ -77,7 +77,7 @@ async def test_entry_with_position_in_cross_margin_is_refused_409_naming_the_mar
         assert "ENTRY_REFUSED" in await r.events("plain")
         closing = await r.submit(client_order_id="close", side="SELL", reduce_only=True)
         assert closing.response.status is S.FILLED  # closing the position still works
-        assert venue.position(SYM).margin_type is MarginType.CROSSED
+        assert venue.position_risk(SYM)[0].margin_type is MarginType.CROSSED
 
 
 async def test_concurrent_first_entries_of_a_symbol_share_one_margin_setup(
@@ -92,4 +92,4 @@ async def test_concurrent_first_entries_of_a_symbol_share_one_margin_setup(
         )
         assert all(o.response.status is S.FILLED for o in outs), outs
         assert (venue.faults.calls("margin_type"), venue.faults.calls("leverage")) == (1, 1)
-        assert venue.position(SYM).leverage == 7
+        assert venue.position_risk(SYM)[0].leverage == 7

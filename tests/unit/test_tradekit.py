@@ -69,10 +69,8 @@ def test_price_rounding_with_side_is_passive_or_protective() -> None:
     p = D("64800.4")
     assert BTC.limit_price(Side.BUY, p) == D(64800)
     assert BTC.limit_price(Side.SELL, p) == D(64801)
-    assert BTC.stop_loss_price(Side.BUY, p) == D(64801)  # long stop moves towards entry
-    assert BTC.stop_loss_price(Side.SELL, p) == D(64800)
-    assert BTC.take_profit_price(Side.BUY, p) == D(64801)
-    assert BTC.take_profit_price(Side.SELL, p) == D(64800)
+    assert BTC.exit_price(Side.BUY, p) == D(64801)  # long stop moves towards entry
+    assert BTC.exit_price(Side.SELL, p) == D(64800)
 
 
 @given(

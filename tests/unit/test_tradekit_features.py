@@ -93,17 +93,15 @@ def test_calculator_with_book_trades_and_funding_emits_flat_snapshot() -> None:
         calc.on_bar(b)
     calc.on_book(T0 + 4 * 60_000, [(D("99.95"), D("2"))], [(D("100.05"), D("1"))])
     calc.on_funding(T0 + 4 * 60_000, D("0.0001"))
-    snap = calc.snapshot()
-    assert snap["symbol"] == "BTCUSDT"
-    assert snap["ts"] == T0 + 4 * 60_000
+    snap = calc.values()
     assert snap["mid"] == 100.0
     assert snap["spread_bps"] == pytest.approx(10.0)
     assert snap["depth_top1_usdt"] == pytest.approx(100.05)
     assert snap["funding_rate"] == pytest.approx(0.0001)
     assert snap["atr_3"] == pytest.approx(8 / 3)
     assert "ma2_5m" not in snap  # no 5-minute bar has closed yet
-    # The flat shape S3 reads from feat:last: numbers beside symbol and ts.
-    assert all(isinstance(v, float) for k, v in snap.items() if k not in ("symbol", "ts"))
+    # The flat shape S3 reads from feat:last (the publisher adds symbol and ts): numbers only.
+    assert all(isinstance(v, float) for v in snap.values())
 
 
 def test_calculator_with_trades_over_minutes_builds_bars_and_moving_averages() -> None:

@@ -43,7 +43,7 @@ def test_futures_market_buy_with_leverage_opens_position_and_holds_margin(venue:
     venue.set_leverage(SYM, 10)
     order = venue.place_order(FUT, SYM, Side.BUY, OrderType.MARKET, D("3"))
     assert order.status is OrderStatus.FILLED
-    pos = venue.position(SYM)
+    pos = venue.position_risk(SYM)[0]
     assert pos.qty == D("3")
     assert pos.entry_price == (D("100.0") + D("201.0")) / 3
     assert pos.leverage == 10
@@ -86,7 +86,7 @@ def test_reduce_only_with_qty_above_position_closes_only_the_position(venue: Ven
     order = venue.place_order(FUT, SYM, Side.SELL, OrderType.MARKET, D("3"), reduce_only=True)
     assert order.filled_qty == D("1")
     assert order.status is OrderStatus.EXPIRED
-    assert venue.position(SYM).qty == 0
+    assert venue.position_risk(SYM)[0].qty == 0
 
 
 def test_close_long_with_higher_price_realises_pnl_into_wallet(venue: Venue) -> None:
@@ -113,7 +113,7 @@ def test_set_margin_type_with_same_value_rejected_no_need_to_change(venue: Venue
     with pytest.raises(errors.VenueError) as exc:
         venue.set_margin_type(SYM, MarginType.ISOLATED)
     assert (exc.value.code, exc.value.msg) == (-4046, "No need to change margin type.")
-    assert venue.position(SYM).margin_type is MarginType.ISOLATED
+    assert venue.position_risk(SYM)[0].margin_type is MarginType.ISOLATED
 
 
 def test_set_margin_type_with_open_position_rejected(venue: Venue) -> None:

@@ -41,7 +41,7 @@ def test_stop_market_with_mark_crossing_stop_triggers_market_close(long_1: Venue
         OrderStatus.FILLED,
         True,
     )
-    assert long_1.position(SYM).qty == 0
+    assert long_1.position_risk(SYM)[0].qty == 0
     assert long_1.open_algo_orders() == []
 
 
@@ -57,7 +57,7 @@ def test_take_profit_with_mark_above_trigger_closes_quantity(long_1: Venue) -> N
     )
     long_1.set_mark_price(SYM, D("104.0"))
     assert long_1.get_algo_order(client_algo_id="tp-1").status is AlgoStatus.FINISHED
-    assert long_1.position(SYM).qty == 0
+    assert long_1.position_risk(SYM)[0].qty == 0
     assert algo.working_type is WorkingType.MARK_PRICE
 
 
@@ -89,7 +89,7 @@ def test_stop_with_contract_price_triggers_on_last_trade_not_mark(long_1: Venue)
         prints=[TradePrint(ts=1, price=D("98.9"), qty=D("1"), aggressor=Side.SELL)],
     )
     assert long_1.get_algo_order(algo_id=algo.algo_id).status is AlgoStatus.FINISHED
-    assert long_1.position(SYM).qty == 0
+    assert long_1.position_risk(SYM)[0].qty == 0
 
 
 def test_close_position_stop_with_position_gone_at_trigger_expires(long_1: Venue) -> None:

@@ -97,13 +97,10 @@ def install_error_handlers(app: FastAPI, *, fail_body: bool) -> None:
 
     async def _infra(_: Request, exc: Exception) -> JSONResponse:
         """An infrastructure failure: 503 with the reason."""
-        if isinstance(exc, InfraError):
-            log.warning("request failed on infrastructure: %s", exc)
-            message = f"service unavailable: {exc}"
-        else:  # registered for InfraError and redis-py's RedisError only
-            log.warning("request failed on redis: %s", exc)
-            message = f"service unavailable: redis: {exc}"
-        return JSONResponse(error_body(message, fail_body=fail_body), status_code=503)
+        infra = isinstance(exc, InfraError)  # else redis-py's RedisError (registered below)
+        log.warning("request failed on %s: %s", "infrastructure" if infra else "redis", exc)
+        reason = exc if infra else f"redis: {exc}"
+        return JSONResponse(error_body(f"service unavailable: {reason}", fail_body=fail_body), 503)
 
     app.add_exception_handler(InfraError, _infra)
     app.add_exception_handler(redis_exc.RedisError, _infra)

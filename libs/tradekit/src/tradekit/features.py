@@ -2,8 +2,8 @@
 definition, computed by the market-data feeder (``md_feeder``) and checked by the tests.
 
 Pure functions over books and bars, plus a small stateful :class:`FeatureCalculator` that
-ingests book ticks, trades (or ready 1-minute bars) and funding, and emits a flat dict
-compatible with :class:`tradekit.market.FeatureSnapshot` (``{"symbol", "ts", <name>: float}``).
+ingests book ticks, trades (or ready 1-minute bars) and funding, and gives the features of a
+:class:`tradekit.market.FeatureSnapshot` (``{"symbol", "ts", <name>: float}``) as a flat dict.
 
 Definitions (all prices in quote currency, USDT):
 
@@ -127,7 +127,7 @@ def aggregate(bars: Sequence[Bar], minutes: int) -> list[Bar]:
 
 # ---- stateful calculator -------------------------------------------------------------------
 class FeatureCalculator:
-    """Ingests ticks/trades/bars for one symbol; `snapshot()` gives the flat feature dict."""
+    """Ingests ticks/trades/bars for one symbol; `values()` gives the flat feature dict."""
 
     def __init__(
         self,
@@ -226,10 +226,6 @@ class FeatureCalculator:
     # ---- output -------------------------------------------------------------------------------
     def bars_1m(self) -> list[Bar]:
         return list(self._bars)
-
-    def snapshot(self) -> dict[str, object]:
-        """Flat dict: {"symbol", "ts", feature: float, ...} (what `feat:last:{symbol}` holds)."""
-        return {"symbol": self.symbol, "ts": self._ts, **self.values()}
 
     def values(self) -> dict[str, float]:
         """The features alone (name → value); absent when not computable yet."""

@@ -99,10 +99,8 @@ class Instrument(BaseModel):
         """Passive rounding for a resting order: BUY rounds down, SELL rounds up."""
         return self.round_price(price, "down" if side is Side.BUY else "up")
 
-    def stop_loss_price(self, position_side: Side, price: Decimal) -> Decimal:
-        """Protective rounding: towards the entry (long stop up, short stop down)."""
-        return self.round_price(price, "up" if position_side is Side.BUY else "down")
-
-    def take_profit_price(self, position_side: Side, price: Decimal) -> Decimal:
-        """Away from the entry so a solved profit target still holds (long up, short down)."""
+    def exit_price(self, position_side: Side, price: Decimal) -> Decimal:
+        """Rounding for a stop-loss or take-profit of a ``position_side`` position: long up,
+        short down. A stop moves towards the entry (protective); a target moves away from it, so
+        a solved profit target still holds."""
         return self.round_price(price, "up" if position_side is Side.BUY else "down")

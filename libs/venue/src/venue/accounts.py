@@ -71,7 +71,7 @@ class SpotAccount:
 
     def _lock(self, asset: str, amount: Decimal) -> None:
         if self._free.get(asset, ZERO) < amount:
-            raise errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_INSUFFICIENT_BALANCE)
+            raise errors.VenueError(errors.NEW_ORDER_REJECTED, errors.MSG_INSUFFICIENT_BALANCE)
         self._free[asset] = self._free.get(asset, ZERO) - amount
         self._locked[asset] = self._locked.get(asset, ZERO) + amount
 
@@ -145,19 +145,19 @@ class FuturesAccount:
     def set_leverage(self, symbol: str, leverage: int) -> int:
         """Setting the current value again succeeds, as on Binance."""
         if not 1 <= leverage <= self.MAX_LEVERAGE:
-            raise errors.rejected(errors.INVALID_LEVERAGE, f"Leverage {leverage} is not valid")
+            raise errors.VenueError(errors.INVALID_LEVERAGE, f"Leverage {leverage} is not valid")
         self._leverage[symbol] = leverage
         return leverage
 
     def set_margin_type(self, symbol: str, margin_type: MarginType) -> None:
         if self.margin_type(symbol) is margin_type:
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.NO_NEED_TO_CHANGE_MARGIN_TYPE, errors.MSG_NO_NEED_MARGIN_TYPE
             )
         if self.position_qty(symbol) != 0 or any(
             o.symbol == symbol for o in self._open_margin.values()
         ):
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.MARGIN_TYPE_WITH_POSITION,
                 "Margin type cannot be changed if there exists position.",
             )
@@ -218,7 +218,7 @@ class FuturesAccount:
             return
         margin = est_notional * inc / order.remaining / self.leverage(order.symbol)
         if margin > self.info().available_balance:
-            raise errors.rejected(errors.MARGIN_INSUFFICIENT, errors.MSG_MARGIN_INSUFFICIENT)
+            raise errors.VenueError(errors.MARGIN_INSUFFICIENT, errors.MSG_MARGIN_INSUFFICIENT)
         order.reserved = margin
         self._open_margin[order.order_id] = order
 

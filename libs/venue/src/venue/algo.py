@@ -79,29 +79,29 @@ class AlgoBook:
     ) -> AlgoOrder:
         inst = self.engine.instrument(symbol)
         if type not in _ALGO_TYPES:
-            raise errors.rejected(-1116, "Invalid orderType.")
+            raise errors.VenueError(-1116, "Invalid orderType.")
         if close_position and (qty is not None or reduce_only):
             # Binance: closePosition cannot be combined with quantity or reduceOnly.
-            raise errors.rejected(-1106, "Parameter 'reduceOnly' sent when not required.")
+            raise errors.VenueError(-1106, "Parameter 'reduceOnly' sent when not required.")
         if not close_position and (qty is None or qty <= 0):
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.INVALID_PARAM, "Mandatory parameter 'quantity' was not sent."
             )
         if qty is not None and not inst.is_on_step(qty):
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.BAD_PRECISION, "Precision is over the maximum defined for this asset."
             )
         if trigger_price <= 0 or not inst.is_on_tick(trigger_price):
-            raise errors.rejected(errors.PRICE_NOT_ON_TICK, "Price not increased by tick size.")
+            raise errors.VenueError(errors.PRICE_NOT_ON_TICK, "Price not increased by tick size.")
         if client_algo_id is not None:
             prior = self._by_client.get(client_algo_id)
             if prior is not None and self.orders[prior].status.is_open:
-                raise errors.rejected(errors.DUPLICATE_CLIENT_ORDER_ID, errors.MSG_FUT_DUPLICATE)
+                raise errors.VenueError(errors.DUPLICATE_CLIENT_ORDER_ID, errors.MSG_FUT_DUPLICATE)
         if reduce_only and self.account.reducible(symbol, side) == 0:
-            raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
+            raise errors.VenueError(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
         price = self._price(symbol, working_type)
         if price is not None and is_triggered(type, side, trigger_price, price):
-            raise errors.rejected(errors.WOULD_IMMEDIATELY_TRIGGER, errors.MSG_WOULD_TRIGGER)
+            raise errors.VenueError(errors.WOULD_IMMEDIATELY_TRIGGER, errors.MSG_WOULD_TRIGGER)
         now = self.clock.now_ms()
         algo_id = next(self._ids)
         algo = AlgoOrder(
@@ -126,7 +126,7 @@ class AlgoBook:
 
     def _lookup(self, algo_id: int | None, client_algo_id: str | None) -> AlgoOrder | None:
         if algo_id is None and client_algo_id is None:
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.INVALID_PARAM, "Param 'algoId' or 'clientAlgoId' must be sent."
             )
         if algo_id is None:
@@ -137,13 +137,13 @@ class AlgoBook:
     def get(self, *, algo_id: int | None = None, client_algo_id: str | None = None) -> AlgoOrder:
         algo = self._lookup(algo_id, client_algo_id)
         if algo is None:
-            raise errors.rejected(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
+            raise errors.VenueError(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
         return algo.snapshot()
 
     def cancel(self, *, algo_id: int | None = None, client_algo_id: str | None = None) -> AlgoOrder:
         algo = self._lookup(algo_id, client_algo_id)
         if algo is None or not algo.status.is_open:
-            raise errors.rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
+            raise errors.VenueError(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
         self._finish(algo, AlgoStatus.CANCELED)
         return algo.snapshot()
 

@@ -95,7 +95,7 @@ class MatchingEngine:
     def instrument(self, symbol: str) -> Instrument:
         inst = self.instruments.get(symbol)
         if inst is None or self.market not in inst.markets:
-            raise errors.rejected(errors.BAD_SYMBOL, "Invalid symbol.")
+            raise errors.VenueError(errors.BAD_SYMBOL, "Invalid symbol.")
         return inst
 
     def book(self, symbol: str) -> OrderBook:
@@ -123,55 +123,55 @@ class MatchingEngine:
     ) -> None:
         fut = self.is_futures
         if type_ not in (_FUT_TYPES if fut else _SPOT_TYPES):
-            raise errors.rejected(-1116, "Invalid orderType.")
+            raise errors.VenueError(-1116, "Invalid orderType.")
         if qty <= 0:
-            raise errors.rejected(errors.INVALID_PARAM, "Parameter 'quantity' was invalid.")
+            raise errors.VenueError(errors.INVALID_PARAM, "Parameter 'quantity' was invalid.")
         if type_ in _LIMIT_TYPES and price is None:
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.INVALID_PARAM, "Mandatory parameter 'price' was not sent, was empty/null."
             )
         if price is not None and price <= 0:
-            raise errors.rejected(errors.INVALID_PARAM, "Parameter 'price' was invalid.")
+            raise errors.VenueError(errors.INVALID_PARAM, "Parameter 'price' was invalid.")
         if tif is TimeInForce.GTX and not fut:
-            raise errors.rejected(errors.INVALID_TIF, "Invalid timeInForce.")
+            raise errors.VenueError(errors.INVALID_TIF, "Invalid timeInForce.")
         if not inst.is_on_step(qty) or qty < inst.minQty:
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.BAD_PRECISION if fut else errors.FILTER_FAILURE,
                 "Precision is over the maximum defined for this asset."
                 if fut
                 else "Filter failure: LOT_SIZE",
             )
         if inst.maxQty is not None and qty > inst.maxQty:
-            raise errors.rejected(errors.FILTER_FAILURE, "Filter failure: LOT_SIZE")
+            raise errors.VenueError(errors.FILTER_FAILURE, "Filter failure: LOT_SIZE")
         if price is not None and not inst.is_on_tick(price):
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.PRICE_NOT_ON_TICK if fut else errors.FILTER_FAILURE,
                 "Price not increased by tick size." if fut else "Filter failure: PRICE_FILTER",
             )
         ref = price if price is not None else self._reference_price(inst.symbol, book)
         if ref is not None and qty * ref < inst.minNotional and not reduce_only:
             if fut:
-                raise errors.rejected(
+                raise errors.VenueError(
                     -4164,
                     f"Order's notional must be no smaller than {inst.minNotional} "
                     "(unless you choose reduce only).",
                 )
-            raise errors.rejected(errors.FILTER_FAILURE, "Filter failure: NOTIONAL")
+            raise errors.VenueError(errors.FILTER_FAILURE, "Filter failure: NOTIONAL")
 
     def _check_duplicate(self, coid: str) -> None:
         prior = self._by_coid.get(coid)
         if prior is not None and self.orders[prior].is_open:
             if self.is_futures:
-                raise errors.rejected(errors.DUPLICATE_CLIENT_ORDER_ID, errors.MSG_FUT_DUPLICATE)
-            raise errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_DUPLICATE)
+                raise errors.VenueError(errors.DUPLICATE_CLIENT_ORDER_ID, errors.MSG_FUT_DUPLICATE)
+            raise errors.VenueError(errors.NEW_ORDER_REJECTED, errors.MSG_DUPLICATE)
 
     def _check_post_only(self, book: OrderBook, side: Side, price: Decimal) -> None:
         best = book.best_with_own(side.opposite)
         if best is None or not crosses(side, price, best):
             return
         if self.is_futures:
-            raise errors.rejected(errors.POST_ONLY_REJECTED, errors.MSG_FUT_POST_ONLY)
-        raise errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_WOULD_TAKE)
+            raise errors.VenueError(errors.POST_ONLY_REJECTED, errors.MSG_FUT_POST_ONLY)
+        raise errors.VenueError(errors.NEW_ORDER_REJECTED, errors.MSG_WOULD_TAKE)
 
     # ---- placing ------------------------------------------------------------------------------
     def place(
@@ -195,7 +195,7 @@ class MatchingEngine:
             price = None
             time_in_force = None
         if reduce_only and not self.is_futures:
-            raise errors.rejected(-1106, "Parameter 'reduceOnly' sent when not required.")
+            raise errors.VenueError(-1106, "Parameter 'reduceOnly' sent when not required.")
         self._validate(inst, book, type, qty, price, time_in_force, reduce_only)
         if client_order_id is not None:
             self._check_duplicate(client_order_id)
@@ -206,11 +206,11 @@ class MatchingEngine:
             inst, side, type, qty, price, time_in_force, client_order_id, reduce_only, post_only
         )
         if reduce_only and self.account.fill_cap(order) == 0:  # -2022: would open or increase
-            raise errors.rejected(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
+            raise errors.VenueError(errors.REDUCE_ONLY_REJECT, errors.MSG_REDUCE_ONLY)
         plan = book.plan_take(side, qty, price) if not post_only else []
         if time_in_force is TimeInForce.FOK and sum((q for _, q in plan), ZERO) < qty:
             if self.is_futures:
-                raise errors.rejected(errors.FOK_REJECTED, errors.MSG_FUT_FOK)
+                raise errors.VenueError(errors.FOK_REJECTED, errors.MSG_FUT_FOK)
             self._register(order)
             self._report("NEW", order, None)
             self._end(order, OrderStatus.EXPIRED, "FOK could not fill entirely")
@@ -389,7 +389,7 @@ class MatchingEngine:
         self, symbol: str, order_id: int | None, client_order_id: str | None
     ) -> VenueOrder | None:
         if order_id is None and client_order_id is None:
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.INVALID_PARAM,
                 "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
             )
@@ -411,7 +411,7 @@ class MatchingEngine:
     ) -> VenueOrder:
         order = self._lookup(symbol, order_id, client_order_id)
         if order is None:
-            raise errors.rejected(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
+            raise errors.VenueError(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
         return order.snapshot()
 
     def cancel(
@@ -421,7 +421,7 @@ class MatchingEngine:
         one leg of an OCO cancels the whole list."""
         order = self._lookup(symbol, order_id, client_order_id)
         if order is None or not order.is_open:
-            raise errors.rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
+            raise errors.VenueError(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
         if order.order_list_id >= 0:
             self._cancel_legs(self.order_lists[order.order_list_id], but=order)
         self._end(order, OrderStatus.CANCELED)
@@ -519,7 +519,7 @@ class MatchingEngine:
         (above). The quantity is locked once for both legs.
         """
         if self.is_futures:
-            raise errors.rejected(-1116, "Invalid orderType.")
+            raise errors.VenueError(-1116, "Invalid orderType.")
         inst = self.instrument(symbol)
         book = self.book(symbol)
         ref = self.last_price.get(symbol) or self._reference_price(symbol, book)
@@ -529,7 +529,7 @@ class MatchingEngine:
             inst, book, OrderType.LIMIT, qty, stop_limit_price or stop_price, None, False
         )
         if not inst.is_on_tick(stop_price):
-            raise errors.rejected(errors.FILTER_FAILURE, "Filter failure: PRICE_FILTER")
+            raise errors.VenueError(errors.FILTER_FAILURE, "Filter failure: PRICE_FILTER")
         ok = (limit_price > stop_price if side is Side.SELL else limit_price < stop_price) and (
             ref is None
             or (
@@ -539,7 +539,7 @@ class MatchingEngine:
             )
         )
         if not ok:
-            raise errors.rejected(errors.NEW_ORDER_REJECTED, errors.MSG_OCO_PRICES)
+            raise errors.VenueError(errors.NEW_ORDER_REJECTED, errors.MSG_OCO_PRICES)
         for coid in (limit_client_order_id, stop_client_order_id):
             if coid is not None:
                 self._check_duplicate(coid)
@@ -609,7 +609,7 @@ class MatchingEngine:
         if order_list_id is not None:
             return self.order_lists.get(order_list_id)
         if list_client_order_id is None:
-            raise errors.rejected(
+            raise errors.VenueError(
                 errors.INVALID_PARAM,
                 "Param 'origClientOrderId' or 'orderListId' must be sent, "
                 "but both were empty/null!",
@@ -628,7 +628,7 @@ class MatchingEngine:
     ) -> OrderList:
         lst = self._find_list(order_list_id, list_client_order_id)
         if lst is None:
-            raise errors.rejected(errors.NO_SUCH_ORDER, "Order list does not exist.")
+            raise errors.VenueError(errors.NO_SUCH_ORDER, "Order list does not exist.")
         return self._list_snapshot(lst)
 
     def open_order_lists(self) -> list[OrderList]:
@@ -647,7 +647,7 @@ class MatchingEngine:
     ) -> OrderList:
         lst = self._find_list(order_list_id, list_client_order_id)
         if lst is None or lst.symbol != symbol or lst.status is ListStatus.ALL_DONE:
-            raise errors.rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
+            raise errors.VenueError(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
         self._cancel_legs(lst)
         return self._list_snapshot(lst)
 

@@ -116,13 +116,8 @@ class AckDropped(VenueTimeout):
         super().__init__(message, reached_venue=True, accepted=True)
 
 
-def rejected(code: int, message: str) -> VenueError:
-    """A definitive 400 rejection."""
-    return VenueError(code, message, http_status=400)
-
-
 def mandatory(name: str) -> VenueError:
     """-1102 for a request parameter that is missing, empty or malformed."""
-    return rejected(
+    return VenueError(
         INVALID_PARAM, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
     )

@@ -425,7 +425,6 @@ class Venue:
         "account", FuturesAccount.info, lambda v: v.futures_account, Market.FUT
     )
     positions = _gated("account", FuturesAccount.positions, lambda v: v.futures_account, Market.FUT)
-    position = _gated("account", FuturesAccount.position, lambda v: v.futures_account, Market.FUT)
 
     def position_risk(self, symbol: str | None = None) -> list[PositionInfo]:
         """One row per futures symbol, flat ones included (leverage and margin type are per

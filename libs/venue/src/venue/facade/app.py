@@ -44,7 +44,7 @@ from svckit.jsonutil import dumpb
 from tradekit.enums import Market, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 from venue import errors
-from venue.errors import VenueError, mandatory, rejected
+from venue.errors import VenueError, mandatory
 from venue.facade import binance_json as bj
 from venue.facade import mexc_json as mj
 from venue.facade.auth import check_signed_request
@@ -66,13 +66,13 @@ MSG_BACKEND_TIMEOUT = (
 
 
 def _illegal(name: str, legal: str) -> errors.VenueError:
-    return rejected(
+    return VenueError(
         -1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'."
     )
 
 
 def _not_required(name: str) -> errors.VenueError:
-    return rejected(-1106, f"Parameter '{name}' sent when not required.")
+    return VenueError(-1106, f"Parameter '{name}' sent when not required.")
 
 
 @dataclass
@@ -132,7 +132,7 @@ class Ctx:
         raw = self.req("symbol")
         inst = self.venue.instruments.get(raw)
         if inst is None or self.market not in inst.markets:
-            raise rejected(errors.BAD_SYMBOL, "Invalid symbol.")
+            raise VenueError(errors.BAD_SYMBOL, "Invalid symbol.")
         return raw
 
     def inst(self, symbol: str) -> Instrument:
@@ -150,7 +150,7 @@ class Ctx:
         return raw
 
     def side(self) -> Side:
-        return Side(self.one_of("side", ("BUY", "SELL"), rejected(-1117, "Invalid side.")))
+        return Side(self.one_of("side", ("BUY", "SELL"), VenueError(-1117, "Invalid side.")))
 
     def tif(self) -> TimeInForce | None:
         raw = self.opt("timeInForce")
@@ -158,7 +158,7 @@ class Ctx:
             return None
         allowed = ("GTC", "IOC", "FOK", "GTX") if self.market is FUT else ("GTC", "IOC", "FOK")
         if raw not in allowed:
-            raise rejected(errors.INVALID_TIF, "Invalid timeInForce.")
+            raise VenueError(errors.INVALID_TIF, "Invalid timeInForce.")
         return TimeInForce(raw)
 
     def ref(self, id_name: str, client_id_name: str) -> tuple[int | None, str | None]:
@@ -310,18 +310,15 @@ class _Routes:
 
     def _tickers(self, c: Ctx, render: Callable[[TickerView, Market, Instrument], Any]) -> Any:
         sym = c.symbol()
-        if sym is not None:
-            return render(self.venue.ticker(c.market, sym), c.market, c.inst(sym))
-        return [
-            render(self.venue.ticker(c.market, s), c.market, c.inst(s))
-            for s in self.venue.symbols(c.market)
-        ]
+        syms = self.venue.symbols(c.market) if sym is None else [sym]
+        rows = [render(self.venue.ticker(c.market, s), c.market, c.inst(s)) for s in syms]
+        return rows if sym is None else rows[0]
 
     def klines(self, c: Ctx) -> Any:
         sym = c.sym()
         interval = c.req("interval")
         if interval not in INTERVALS_MS:
-            raise rejected(-1120, "Invalid interval.")
+            raise VenueError(-1120, "Invalid interval.")
         limit = c.int_("limit") or 500
         if not 1 <= limit <= 1000:
             raise _illegal("limit", "1-1000")
@@ -365,7 +362,7 @@ class _Routes:
         self, c: Ctx, types: tuple[str, ...]
     ) -> tuple[OrderType, TimeInForce | None, Decimal, Decimal | None]:
         """A new order's type, timeInForce, quantity and price, checked in Binance's order."""
-        type_ = OrderType(c.one_of("type", types, rejected(-1116, "Invalid orderType.")))
+        type_ = OrderType(c.one_of("type", types, VenueError(-1116, "Invalid orderType.")))
         tif = c.tif()
         if type_ is OrderType.LIMIT and tif is None:
             raise mandatory("timeInForce")
@@ -396,7 +393,7 @@ class _Routes:
         resp_type = c.one_of(
             "newOrderRespType",
             ("ACK", "RESULT", "FULL"),
-            rejected(-1100, MSG_BAD_RESP_TYPE),
+            VenueError(-1100, MSG_BAD_RESP_TYPE),
             default,
         )
         order = self.venue.place_order(
@@ -441,7 +438,7 @@ class _Routes:
         limit_leg, stop_leg = ("above", "below") if side is Side.SELL else ("below", "above")
         types = {"above": above, "below": below}
         if types[limit_leg] != "LIMIT_MAKER" or types[stop_leg] not in stops:
-            raise rejected(-1116, "Invalid orderType.")
+            raise VenueError(-1116, "Invalid orderType.")
         limit_price = c.dec_req(f"{limit_leg}Price")
         stop_price = c.dec_req(f"{stop_leg}StopPrice")
         stop_limit_price: Decimal | None = None
@@ -480,14 +477,14 @@ class _Routes:
     def _position_side(self, c: Ctx) -> None:
         ps = c.opt("positionSide")
         if ps not in (None, "BOTH"):
-            raise rejected(-4061, "Order's position side does not match user's setting.")
+            raise VenueError(-4061, "Order's position side does not match user's setting.")
 
     def fut_new_order(self, c: Ctx) -> Any:
         sym, side = c.sym(), c.side()
         self._position_side(c)
         type_raw = c.req("type")
         if type_raw in ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"):
-            raise rejected(
+            raise VenueError(
                 -4120,
                 "Order type not supported for this endpoint. "
                 "Please use the Algo Order API endpoints instead.",
@@ -496,7 +493,7 @@ class _Routes:
         if c.bool_("closePosition"):
             raise _not_required("closePosition")
         resp_type = c.one_of(
-            "newOrderRespType", ("ACK", "RESULT"), rejected(-1100, MSG_BAD_RESP_TYPE), "ACK"
+            "newOrderRespType", ("ACK", "RESULT"), VenueError(-1100, MSG_BAD_RESP_TYPE), "ACK"
         )
         order = self.venue.place_order(
             FUT,
@@ -526,7 +523,7 @@ class _Routes:
         """`GET /fapi/v1/openOrder`: like the query, but a finished order does not exist."""
         order = self._order(c, self.venue.get_order)
         if not order.is_open:
-            raise rejected(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
+            raise VenueError(errors.NO_SUCH_ORDER, errors.MSG_NO_SUCH_ORDER)
         return bj.fut_order(order, c.inst(order.symbol), query=True)
 
     # ---- futures algo (conditional) orders ----------------------------------------------
@@ -535,7 +532,7 @@ class _Routes:
         sym, side = c.sym(), c.side()
         self._position_side(c)
         conditional = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
-        type_raw = c.one_of("type", conditional, rejected(-1116, "Invalid orderType."))
+        type_raw = c.one_of("type", conditional, VenueError(-1116, "Invalid orderType."))
         legal = ", ".join(WorkingType)  # CONTRACT_PRICE is Binance's default
         working = c.one_of(
             "workingType", list(WorkingType), _illegal("workingType", legal), "CONTRACT_PRICE"
@@ -561,7 +558,7 @@ class _Routes:
             # treated as an unknown order rather than cancelling another market's order.
             current = self.venue.algo.orders.get(aid) if aid is not None else None
             if current is not None and current.symbol != sym:
-                raise rejected(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
+                raise VenueError(errors.CANCEL_REJECTED, errors.MSG_UNKNOWN_ORDER)
         algo = self.venue.cancel_algo_order(algo_id=aid, client_algo_id=caid)
         return {
             "algoId": algo.algo_id,
@@ -651,7 +648,7 @@ def _mexc_params(route: Route, params: dict[str, str]) -> None:
             params.setdefault("timeInForce", "GTC")  # MEXC has no timeInForce: a LIMIT is GTC
     if route.path == "/api/v3/klines" and "interval" in params:
         if params["interval"] not in mj.INTERVALS:
-            raise rejected(-1120, "Invalid interval.")
+            raise VenueError(-1120, "Invalid interval.")
         params["interval"] = mj.INTERVALS[params["interval"]]
 
 

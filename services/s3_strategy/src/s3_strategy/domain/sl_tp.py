@@ -106,7 +106,7 @@ def stop_loss(
         nearest = inst.round_price(entry - tick, "up")
         if nearest <= 0:  # the entry is within one tick of zero: no stop can sit below it
             raise BracketError(f"no stop price on tick {tick} below the entry {entry}")
-        sl = inst.stop_loss_price(Side.BUY, entry - d) if d > 0 else nearest
+        sl = inst.exit_price(Side.BUY, entry - d) if d > 0 else nearest
         if sl <= 0:
             sl = tick
         floor = sl >= nearest
@@ -117,7 +117,7 @@ def stop_loss(
             sl += tick
     else:
         nearest = inst.round_price(entry + tick, "down")
-        sl = inst.stop_loss_price(Side.SELL, entry + d) if d > 0 else nearest
+        sl = inst.exit_price(Side.SELL, entry + d) if d > 0 else nearest
         floor = sl <= nearest
         sl = max(sl, nearest)
         for _ in range(_MAX_NUDGES):
@@ -140,10 +140,10 @@ def take_profit(
 ) -> tuple[Decimal, Decimal]:
     tick = inst.tickSize
     if side is Side.BUY:
-        tp = inst.take_profit_price(Side.BUY, (target / qty + entry * (1 + f_in)) / (1 - f_out))
+        tp = inst.exit_price(Side.BUY, (target / qty + entry * (1 + f_in)) / (1 - f_out))
         step = tick
     else:
-        tp = inst.take_profit_price(Side.SELL, (entry * (1 - f_in) - target / qty) / (1 + f_out))
+        tp = inst.exit_price(Side.SELL, (entry * (1 - f_in) - target / qty) / (1 + f_out))
         step = -tick
     net = net_profit(side, entry, tp, qty, f_in, f_out)
     for _ in range(_MAX_NUDGES):

@@ -58,7 +58,7 @@ def solve_tp_price(
         raw = (entry * (1 - entry_fee_rate) - per_unit) / (1 + exit_fee_rate)
     if raw <= 0:
         raise ValueError("profit target unreachable for a short at this entry")
-    return inst.take_profit_price(side, raw)
+    return inst.exit_price(side, raw)
 
 
 class ProtectiveOrder(MachineState):
