@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
+from typing import get_args
 
 import pytest
 
 from s3_strategy.config import Settings
-from s3_strategy.domain.gates import GATE_NAMES, GateLimits, run_gates
+from s3_strategy.domain.gates import GateLimits, GateName, run_gates
 from s3_strategy.domain.reasons import Reason
 from tests.unit.s3.helpers import BTC, decide, engine, features, params, pre, rule
 from tradekit.enums import Market
+
+GATE_NAMES: tuple[GateName, ...] = get_args(GateName)
 
 LIM = GateLimits(
     max_funding_abs=0.0005,

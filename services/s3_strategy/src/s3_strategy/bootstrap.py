@@ -61,34 +61,30 @@ class S3Container:
     oidc: OidcVerifier | None = None
     resources: AsyncExitStack = field(default_factory=AsyncExitStack)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The loops start() runs (ledger reconciler, config watcher): /livez reports the ended ones.
+    background_tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        if not self._tasks:
+        if not self.background_tasks:
             self._stop.clear()
             # Last in, first out: the loops stop before what they use is closed.
             self.resources.push_async_callback(self._stop_tasks)
-            self._tasks.append(
+            self.background_tasks.append(
                 asyncio.create_task(
                     self.ledger.run(self._stop, poll_ms=self.settings.entries_poll_ms),
                     name="s3-ledger",
                 )
             )
-            self._tasks.append(
+            self.background_tasks.append(
                 asyncio.create_task(self.watcher.run(self._stop), name="s3-config-watch")
             )
-
-    @property
-    def background_tasks(self) -> list[asyncio.Task[None]]:
-        """The loops started by start_background (config watcher, ledger reconciler)."""
-        return list(self._tasks)
 
     async def aclose(self) -> None:
         await self.resources.aclose()
 
     async def _stop_tasks(self) -> None:
         self._stop.set()
-        for task in self._tasks:
+        for task in self.background_tasks:
             # The loops wake on the event; cancel only a task stuck in I/O for too long.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
@@ -96,7 +92,7 @@ class S3Container:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._tasks.clear()
+        self.background_tasks.clear()
 
 
 async def bootstrap(

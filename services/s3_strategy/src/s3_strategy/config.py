@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from svckit.oidc import GOOGLE_ISSUERS, GOOGLE_JWKS_URL, check_jwks_url
-from svckit.settings import CsvList, ServiceSettings, check_token
+from svckit.settings import BlankIsNone, CsvList, ServiceSettings, check_token
+
+Token = Annotated[SecretStr | None, AfterValidator(check_token)]
 
 
 class Settings(ServiceSettings):
@@ -29,7 +31,7 @@ class Settings(ServiceSettings):
     # it at once); CONFIG_REV_MISMATCH fires after two periods of disagreement.
     config_poll_sec: float = Field(default=5, gt=0, le=300)
     feature_max_age_ms: int = Field(default=5000, ge=1)
-    s4_url: str | None = Field(
+    s4_url: Annotated[str | None, BlankIsNone] = Field(
         default="http://127.0.0.1:8082", description="S4 base URL for the REST path; empty ⇒ off"
     )
     s4_timeout_ms: int = Field(default=2000, ge=1)
@@ -45,18 +47,18 @@ class Settings(ServiceSettings):
     batch_max: int = Field(default=100, ge=1, le=1000)
     batch_concurrency: int = Field(default=16, ge=1, le=256)
     # ---- access control (S3_API_TOKEN and S3_AUTH_DISABLED: svckit.settings) -----------------
-    admin_token: SecretStr | None = Field(
+    admin_token: Annotated[Token, BlankIsNone] = Field(
         default=None, description="bearer token of the admin endpoints; unset ⇒ they refuse all"
     )
-    s4_api_token: SecretStr | None = Field(
+    s4_api_token: Token = Field(
         default=None, description="bearer token S3 sends to S4 (S4's S4_API_TOKEN)"
     )
 
     # ---- scheduled tasks (/tasks/*): auth, replay (issue 14) ----------------------------------
     # S3_ADMIN_TOKEN (above) is also accepted on /tasks/* beside a verified OIDC token.
-    scheduler_jwks_url: str = GOOGLE_JWKS_URL
+    scheduler_jwks_url: Annotated[str, AfterValidator(check_jwks_url)] = GOOGLE_JWKS_URL
     # OIDC is off (only S3_ADMIN_TOKEN is accepted) until an audience is set.
-    scheduler_audience: str | None = None
+    scheduler_audience: Annotated[str | None, BlankIsNone] = None
     scheduler_issuers: CsvList = Field(default_factory=lambda: list(GOOGLE_ISSUERS))
     scheduler_emails: CsvList = Field(default_factory=list)
     scheduler_leeway_s: int = Field(default=30, ge=0, le=300)
@@ -64,51 +66,28 @@ class Settings(ServiceSettings):
     task_replay_ttl_s: int = Field(default=7 * 86400, ge=900)
     task_lease_s: int = Field(default=600, ge=10)
     # ---- rebalance (spec 000-003) ----------------------------------------------------------
-    rebalance_symbol: str = "QRLUSDT"
+    rebalance_symbol: Annotated[str, AfterValidator(str.upper)] = "QRLUSDT"
     rebalance_job_strategy: Literal["symmetric", "intelligent"] = "symmetric"
     rebalance_target_ratio: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
     rebalance_threshold_pct: Decimal = Field(default=Decimal("0.01"), ge=0, lt=1)
     rebalance_min_notional_usdt: Decimal = Field(default=Decimal(5), ge=0)
-    rebalance_max_notional_usdt: Decimal | None = Field(default=None, gt=0)
+    rebalance_max_notional_usdt: Annotated[Decimal | None, BlankIsNone] = Field(default=None, gt=0)
     rebalance_fee_aware: bool = True
     # Fee estimate; unset ⇒ the instrument's taker fee (Maker→Taker may end as taker).
-    rebalance_fee_rate: Decimal | None = Field(default=None, ge=0, lt=1)
+    rebalance_fee_rate: Annotated[Decimal | None, BlankIsNone] = Field(default=None, ge=0, lt=1)
     # Average cost when our fills explain none (or only part) of the holding (seed 003: 0.05).
     rebalance_cost_estimate: Decimal = Field(default=Decimal("0.05"), gt=0)
     rebalance_exec_policy: Literal["MAKER_TAKER", "MARKET"] = "MAKER_TAKER"
-    rebalance_maker_wait_ms: int | None = Field(default=None, ge=0, le=600_000)
+    rebalance_maker_wait_ms: Annotated[int | None, BlankIsNone] = Field(
+        default=None, ge=0, le=600_000
+    )
     rebalance_kline_interval: str = "5m"
     # Where the tasks read balances, ticker and klines (read-only key). none ⇒ only what-if
     # dry runs (a context) can plan.
     exchange: Literal["none", "mexc", "binance"] = "none"
     exchange_api_key: SecretStr | None = None
     exchange_api_secret: SecretStr | None = None
-    exchange_base_url: str | None = None
-
-    @field_validator(
-        "scheduler_audience",
-        "rebalance_max_notional_usdt",
-        "rebalance_fee_rate",
-        "rebalance_maker_wait_ms",
-        "exchange_base_url",
-        "admin_token",
-        "s4_url",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_unset(cls, v: object) -> object:
-        # A ConfigMap value is always a string: "" there means "not set".
-        return None if isinstance(v, str) and v.strip() == "" else v
-
-    @field_validator("scheduler_jwks_url")
-    @classmethod
-    def _jwks(cls, v: str) -> str:
-        return check_jwks_url(v)
-
-    @field_validator("rebalance_symbol")
-    @classmethod
-    def _rb_symbol(cls, v: str) -> str:
-        return v.upper()
+    exchange_base_url: Annotated[str | None, BlankIsNone] = None
 
     @field_validator("symbols")
     @classmethod
@@ -116,11 +95,6 @@ class Settings(ServiceSettings):
         if not v:
             raise ValueError("at least one symbol")
         return [s.upper() for s in v]
-
-    @field_validator("admin_token", "s4_api_token")
-    @classmethod
-    def _tokens(cls, v: SecretStr | None) -> SecretStr | None:
-        return check_token(v)
 
     @model_validator(mode="after")
     def _auth(self) -> Settings:

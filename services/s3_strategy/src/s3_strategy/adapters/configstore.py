@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -112,22 +112,15 @@ def build_engine(content: Mapping[str, Any], ctx_rev: str | None = None) -> Engi
     passes the build would trigger find no garbage and cost ≈ 10 % of it (issue 13's reload
     budget). Allocation counts carry over, so the next pass after the build runs as usual; a
     caller that had disabled the GC keeps it disabled."""
-    with _gc_paused():
-        return Engine(content, context_rev(content) if ctx_rev is None else ctx_rev)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
     # Builds run in worker threads (asyncio.to_thread) and may overlap: the first to pause is
     # the one that resumes, so the GC never stays off after the last build ends.
-    if not gc.isenabled():
-        yield
-        return
+    resume = gc.isenabled()
     gc.disable()
     try:
-        yield
+        return Engine(content, context_rev(content) if ctx_rev is None else ctx_rev)
     finally:
-        gc.enable()
+        if resume:
+            gc.enable()
 
 
 class ConfigStore:

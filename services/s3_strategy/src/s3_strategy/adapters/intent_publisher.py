@@ -5,7 +5,7 @@ is reported to the caller and raised on `alerts` — never silently dropped."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -53,9 +53,6 @@ class PublishReport:
     @property
     def delivered(self) -> bool:
         return self.stream == "ok" or self.rest == "ok"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(kw_only=True, eq=False)

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from s3_strategy.domain.reasons import Reason
 
 GateName = Literal[
     "funding_abs", "spread_bps", "depth_top1_usdt", "risk_budget", "concurrent_entries"
 ]
-GATE_NAMES: tuple[GateName, ...] = get_args(GateName)
 
 
 @dataclass(frozen=True, slots=True)

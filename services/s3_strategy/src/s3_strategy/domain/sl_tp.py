@@ -94,14 +94,6 @@ def stop_loss(
     f_stop: Decimal,
 ) -> tuple[Decimal, bool]:
     tick = inst.tickSize
-
-    def unreachable(sl: Decimal) -> LossCapUnreachable:
-        loss = loss_at_stop(side, entry, sl, qty, f_in, f_stop)
-        return LossCapUnreachable(
-            f"no stop on tick {tick} keeps the loss within {max_loss} USDT (fees included): "
-            f"the nearest, {sl}, loses {loss.quantize(Decimal('0.0001'))} for qty {qty}"
-        )
-
     if side is Side.BUY:
         nearest = inst.round_price(entry - tick, "up")
         if nearest <= 0:  # the entry is within one tick of zero: no stop can sit below it
@@ -124,8 +116,12 @@ def stop_loss(
             if loss_at_stop(side, entry, sl, qty, f_in, f_stop) <= max_loss or sl <= nearest:
                 break
             sl -= tick
-    if loss_at_stop(side, entry, sl, qty, f_in, f_stop) > max_loss:
-        raise unreachable(sl)
+    loss = loss_at_stop(side, entry, sl, qty, f_in, f_stop)
+    if loss > max_loss:
+        raise LossCapUnreachable(
+            f"no stop on tick {tick} keeps the loss within {max_loss} USDT (fees included): "
+            f"the nearest, {sl}, loses {loss.quantize(Decimal('0.0001'))} for qty {qty}"
+        )
     return sl, floor
 
 

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import orjson
@@ -139,7 +140,7 @@ def create_app(settings: Settings, *, container: S3Container | None = None) -> F
             ml_model_version=c.service.scorer.model_version,
             entries_in_flight=entries,
             symbols=list(c.settings.symbols),
-            config=c.watcher.status.as_dict(),
+            config=asdict(c.watcher.status),
         )
 
     @app.post("/decide", response_model=DecideResponse)

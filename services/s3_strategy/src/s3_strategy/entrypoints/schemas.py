@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from s3_strategy.domain.gates import GateName
 from s3_strategy.domain.reasons import Reason
@@ -53,7 +53,7 @@ class DecideContext(_Strict):
 
 # One definition for `symbol` and `symbols[]`: a batch's symbols become DecideRequests inside
 # the route, where a ValidationError would be a 500 instead of the 422 naming the field.
-Symbol = Annotated[str, Field(min_length=2, max_length=20)]
+Symbol = Annotated[str, Field(min_length=2, max_length=20), AfterValidator(str.upper)]
 
 
 class DecideRequest(_Strict):
@@ -61,11 +61,6 @@ class DecideRequest(_Strict):
     sideHint: Side | None = None
     dry_run: bool = False
     context: DecideContext | None = None
-
-    @field_validator("symbol")
-    @classmethod
-    def _upper(cls, v: str) -> str:
-        return v.upper()
 
     def as_input(self) -> DecideInput:
         ctx = self.context

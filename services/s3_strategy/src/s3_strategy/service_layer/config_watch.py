@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
@@ -51,9 +51,6 @@ class WatchState:
     last_check_ms: int | None = None
     last_swap_ms: int | None = None
     swaps: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(kw_only=True, eq=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from s3_strategy.adapters.alerts import AlertSink
@@ -33,7 +33,7 @@ class Emission:
     async def publish(self, result: dict[str, Any], signal_id: str) -> None:
         intent = result["intent"]
         report = await self.publisher.publish(intent)
-        result["publish"] = report.as_dict()
+        result["publish"] = asdict(report)
         log.info(
             "intent %s published: stream %s, rest %s",
             intent["client_order_id"],
@@ -57,7 +57,7 @@ class Emission:
                 data={"client_order_id": intent["client_order_id"]},
             )
         try:
-            await self.store.update("signals", signal_id, {"publish": report.as_dict()})
+            await self.store.update("signals", signal_id, {"publish": asdict(report)})
         except Exception:  # the intent is out: the answer must say so, whatever failed here
             log.exception("signal %s: could not record the publish report", signal_id)
         for path, st in (("stream", report.stream), ("rest", report.rest)):

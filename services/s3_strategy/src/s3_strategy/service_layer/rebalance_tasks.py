@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -370,7 +370,7 @@ class TaskService:
             return out
         report = await self.publisher.publish(body)
         out["orders"] = [intent.client_order_id]
-        out["publish"] = report.as_dict()
+        out["publish"] = asdict(report)
         s4 = report.s4 or {}
         if not report.delivered:
             raise RuntimeError(f"intent {intent.client_order_id} not delivered: {report.errors}")
