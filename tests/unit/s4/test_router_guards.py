@@ -147,7 +147,7 @@ def test_breaker_with_error_share_above_threshold_opens_and_refuses_entries() ->
     assert cb.state(9) is BreakerState.CLOSED  # 2/10 = 20 %: not above
     cb.record(10, error=True)
     assert cb.state(10) is BreakerState.OPEN and cb.state(10).gauge == 2
-    assert not cb.allows_entry(10) and cb.allows_entry(10, reduce_only=True)
+    assert not cb.allows_entry(10)
     (t,) = cb.take_transitions()
     assert (t.src, t.dst, t.calls) == (BreakerState.CLOSED, BreakerState.OPEN, 11)
 

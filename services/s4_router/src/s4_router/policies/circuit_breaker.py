@@ -63,8 +63,8 @@ class CircuitBreaker:
             self._move(now, BreakerState.HALF_OPEN, "cool-down elapsed: probing")
         return self._state
 
-    def allows_entry(self, now: int, *, reduce_only: bool = False) -> bool:
-        return reduce_only or self.state(now) is not BreakerState.OPEN
+    def allows_entry(self, now: int) -> bool:
+        return self.state(now) is not BreakerState.OPEN
 
     def error_rate(self, now: int) -> tuple[float, int]:
         while self._calls and self._calls[0][0] <= now - self.cfg.window_ms:

@@ -273,28 +273,24 @@ class ParentMachine:
         st = m.s
         if st.downsized:
             self.s.downsized = True
-        out: list[Command] = []
         result = st.result
         if result is OrderStatus.REJECTED or (result is OrderStatus.EXPIRED and st.downsized):
             for other in self.s.slices:
                 if other.status is SliceStatus.PENDING:
                     other.status = SliceStatus.SKIPPED
-            return out + self._finish(st.message)
+            return self._finish(st.message)
         if result is OrderStatus.CANCELED or self.s.cancel_requested:
-            return out + self._finish(st.message)
+            return self._finish(st.message)
         unfilled = st.target - m.filled
         nxt = self.next_pending()
-        if unfilled > 0 and nxt is not None:
-            nxt.qty += unfilled
-            out.append(
-                Note(
-                    "ROLLOVER",
-                    {"from_slice": sl.index, "to_slice": nxt.index, "qty": str(unfilled)},
-                )
-            )
         if nxt is None:
-            out += self._finish(st.message if m.filled < st.target else None)
-        return out
+            return self._finish(st.message if m.filled < st.target else None)
+        if unfilled <= 0:
+            return []
+        nxt.qty += unfilled
+        return [
+            Note("ROLLOVER", {"from_slice": sl.index, "to_slice": nxt.index, "qty": str(unfilled)})
+        ]
 
     def _finish(self, message: str | None = None) -> list[Command]:
         if self.done:

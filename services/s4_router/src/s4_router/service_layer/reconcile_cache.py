@@ -92,14 +92,6 @@ class OrderWindow:
             limit *= 2
 
 
-def _net_by_order(fills: Iterable[FillView]) -> dict[str, tuple[str, Decimal]]:
-    out: dict[str, tuple[str, Decimal]] = {}
-    for f in fills:
-        _, q = out.get(f.client_order_id, (f.symbol, ZERO))
-        out[f.client_order_id] = (f.symbol, q + f.side.sign * f.qty)
-    return out
-
-
 @dataclass(eq=False)
 class PositionHistory:
     """One market's position history: the net of the store's fills that are not in the window.
@@ -126,7 +118,10 @@ class PositionHistory:
     ) -> dict[str, Decimal]:
         """Per symbol, the net of the store's fills outside this run's window (the window's
         own fills are in the snapshot)."""
-        window = _net_by_order(window_fills)
+        window: dict[str, tuple[str, Decimal]] = {}  # net per order
+        for f in window_fills:
+            _, q = window.get(f.client_order_id, (f.symbol, ZERO))
+            window[f.client_order_id] = (f.symbol, q + f.side.sign * f.qty)
         for cid, (sym, q) in self.window.items():
             if cid not in window and sym in self.net:  # left the window: now history
                 self.net[sym] += q

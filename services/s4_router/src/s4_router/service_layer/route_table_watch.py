@@ -59,14 +59,6 @@ def _file_fingerprint(path: Path) -> Fingerprint:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _dir_fingerprint(path: Path) -> Fingerprint:
-    try:
-        names = sorted(n for n in os.listdir(path) if n.startswith("S4_"))
-    except OSError as exc:
-        return ("missing", type(exc).__name__)
-    return tuple((n, _file_fingerprint(path / n)) for n in names)
-
-
 def read_settings_dir(path: Path) -> dict[str, str]:
     """`{field: raw value}` from the files `S4_*` of a mounted ConfigMap directory."""
     out: dict[str, str] = {}
@@ -163,7 +155,12 @@ class RouteTableWatcher:
         directory = self.settings.settings_dir
         if directory is None:
             return
-        fp = _dir_fingerprint(directory)
+        fp: Fingerprint
+        try:
+            names = sorted(n for n in os.listdir(directory) if n.startswith("S4_"))
+            fp = tuple((n, _file_fingerprint(directory / n)) for n in names)
+        except OSError as exc:
+            fp = ("missing", type(exc).__name__)
         if fp == self._dir_fp:
             return
         self._dir_fp = fp

@@ -303,7 +303,20 @@ class OrderRouter:
                 await self.manager.wait_done(coid, wait / 1000)
         else:
             await self.leases.release(lease)
-        outcome = self._progress(ex)
+        p = ex.parent
+        ok = p.status is S.FILLED or (p.filled_qty > 0 and p.status is not S.REJECTED)
+        outcome = Outcome.of(
+            Disposition.DONE if ex.finished else Disposition.RUNNING,
+            coid,
+            ok=ok or not ex.finished,
+            order_ids=[coid, *sorted(ex.children, key=child_n)],
+            status=p.status,
+            filled_qty=p.filled_qty,
+            message=p.message
+            if ex.finished
+            else f"executing {ex.machine.s.config.policy} in the background; "
+            f"GET /orders/{coid} or orders:executed for the outcome",
+        )
         outcome.response.adjustments = list(resolved.adjustments)
         self.metrics.intents.labels(source, outcome.response.result.value).inc()
         return outcome
@@ -333,23 +346,6 @@ class OrderRouter:
         if intent.ref_price is not None and not intent.reduce_only:
             inst.check_notional(qty, intent.ref_price)
         return inst, qty
-
-    def _progress(self, ex: Execution) -> Outcome:
-        p = ex.parent
-        coid = p.client_order_id
-        ok = p.status is S.FILLED or (p.filled_qty > 0 and p.status is not S.REJECTED)
-        return Outcome.of(
-            Disposition.DONE if ex.finished else Disposition.RUNNING,
-            coid,
-            ok=ok or not ex.finished,
-            order_ids=[coid, *sorted(ex.children, key=child_n)],
-            status=p.status,
-            filled_qty=p.filled_qty,
-            message=p.message
-            if ex.finished
-            else f"executing {ex.machine.s.config.policy} in the background; "
-            f"GET /orders/{coid} or orders:executed for the outcome",
-        )
 
     # ---- the order view (recovery and cancels: `self.recovery`, `self.cancels`) ----------
     async def get(self, client_order_id: str) -> dict[str, Any] | None:

@@ -37,6 +37,8 @@ from s4_router.policies.model import TopOfBook
 from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side, TimeInForce
 from tradekit.instrument import Instrument
 
+CONDITIONAL = frozenset({OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET})
+
 
 class ExchangeError(Exception):
     def __init__(self, message: str, *, code: int | str | None = None) -> None:
@@ -120,6 +122,17 @@ class PlaceOrderRequest:
     reduce_only: bool = False
     close_position: bool = False
     working_type: str | None = None  # MARK_PRICE | CONTRACT_PRICE (conditional FUT orders)
+
+    def refuse_algo(self) -> None:
+        if self.type in CONDITIONAL:
+            raise InvalidOrder(f"{self.type} is an algo order: use place_conditional()", code=-1116)
+
+    def trigger(self) -> Decimal:
+        if self.market is not Market.FUT or self.type not in CONDITIONAL:
+            raise InvalidOrder("conditional orders are FUT STOP_MARKET/TAKE_PROFIT_MARKET")
+        if self.stop_price is None:
+            raise InvalidOrder("conditional order needs stop_price", code=-1102)
+        return self.stop_price
 
 
 @dataclass(frozen=True, slots=True)

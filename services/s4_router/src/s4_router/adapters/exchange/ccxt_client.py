@@ -243,8 +243,7 @@ class CcxtExchange(ExchangePort):
         return int(await self._call(client.fetch_time, client=client))
 
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
-        if req.type in ccxt_orders.CONDITIONAL:
-            raise InvalidOrder(f"{req.type} is an algo order: use place_conditional()", code=-1116)
+        req.refuse_algo()
         client = self._clients[req.market]
         symbol = self._symbol(req.market, req.symbol)
         ccxt_type, amount, price, params = ccxt_orders.order_args(req)

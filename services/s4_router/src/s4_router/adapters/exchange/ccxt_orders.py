@@ -36,7 +36,6 @@ from s4_router.adapters.exchange.ccxt_setup import plain
 from tradekit.enums import Liquidity, Market, OrderStatus, OrderType, Side, TimeInForce
 
 SPOT, FUT = Market.SPOT, Market.FUT
-CONDITIONAL = frozenset({OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET})
 
 
 # ---- requests → ccxt arguments -------------------------------------------------------------------
@@ -64,12 +63,8 @@ def order_args(req: PlaceOrderRequest) -> tuple[str, str, str | None, dict[str, 
 
 def conditional_args(req: PlaceOrderRequest) -> tuple[str | None, dict[str, Any]]:
     """(amount, params) of a FUT STOP_MARKET / TAKE_PROFIT_MARKET (`stop_price` = trigger)."""
-    if req.market is not FUT or req.type not in CONDITIONAL:
-        raise InvalidOrder("conditional orders are FUT STOP_MARKET/TAKE_PROFIT_MARKET")
-    if req.stop_price is None:
-        raise InvalidOrder("conditional order needs stop_price", code=-1102)
     params: dict[str, Any] = {
-        "triggerPrice": plain(req.stop_price),
+        "triggerPrice": plain(req.trigger()),
         "workingType": req.working_type or "MARK_PRICE",
         "clientOrderId": req.client_order_id,
     }

@@ -151,15 +151,6 @@ def install_error_hooks(client: Any) -> None:
     client.handle_http_status_code = hooked_status
 
 
-def _cause_chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    cur: BaseException | None = exc.__cause__ or exc.__context__
-    while cur is not None and len(chain) < 5:
-        chain.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return chain
-
-
 def translate(exc: BaseException, *, submit: bool) -> ExchangeError:
     """Map one ccxt exception (annotated or not) to the port's tree (see the module table)."""
     ev: dict[str, Any] = getattr(exc, _ATTR, {})
@@ -172,7 +163,11 @@ def translate(exc: BaseException, *, submit: bool) -> ExchangeError:
 
     # ---- no (complete) HTTP answer ----------------------------------------------------------
     if status is None:
-        chain = _cause_chain(exc)
+        chain: list[BaseException] = []
+        cur: BaseException | None = exc.__cause__ or exc.__context__
+        while cur is not None and len(chain) < 5:
+            chain.append(cur)
+            cur = cur.__cause__ or cur.__context__
         # The TCP connection could not be opened: the request provably never left.
         if any(
             isinstance(c, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)

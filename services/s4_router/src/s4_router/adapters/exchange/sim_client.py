@@ -73,8 +73,6 @@ from venue.venue import Venue
 
 T = TypeVar("T")
 
-_CONDITIONAL = frozenset({OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET})
-
 
 def translate(exc: verr.VenueError, *, submit: bool) -> ExchangeError:
     """Map a venue error to the port's tree (see the module table)."""
@@ -221,8 +219,7 @@ class SimExchange(ExchangePort):
         return await self._call(self.sim.server_time_ms)
 
     async def place_order(self, req: PlaceOrderRequest) -> ExchangeOrder:
-        if req.type in _CONDITIONAL:
-            raise InvalidOrder(f"{req.type} is an algo order: use place_conditional()", code=-1116)
+        req.refuse_algo()
         type_, tif = req.type, req.time_in_force
         if req.post_only or type_ is OrderType.LIMIT_MAKER:
             # Binance spells post-only differently per market.
@@ -386,11 +383,7 @@ class SimExchange(ExchangePort):
         return _order_list(lst)
 
     async def place_conditional(self, req: PlaceOrderRequest) -> ConditionalOrder:
-        if req.market is not Market.FUT or req.type not in _CONDITIONAL:
-            raise InvalidOrder("conditional orders are FUT STOP_MARKET/TAKE_PROFIT_MARKET")
-        if req.stop_price is None:
-            raise InvalidOrder("conditional order needs stop_price", code=verr.INVALID_PARAM)
-        stop_price = req.stop_price
+        stop_price = req.trigger()
         working = WorkingType(req.working_type or WorkingType.MARK_PRICE.value)
         algo = await self._call(
             lambda: self.sim.place_algo_order(

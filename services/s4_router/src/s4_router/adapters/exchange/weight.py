@@ -89,19 +89,14 @@ class WeightBudget:
         if window != self._window:
             self._window, self._used = window, 0
 
-    def _wait_ms(self, now: int, weight: int) -> int:
-        """How long a normal call of `weight` must wait (0: it may go now)."""
-        wait = max(0, self._blocked_until - now)
-        if self._used + weight > self.pace_at:
-            wait = max(wait, (self._window + 1) * MINUTE_MS - now)
-        return wait
-
     async def acquire(self, weight: int, *, urgent: bool) -> None:
         """Charge `weight` for a call about to be sent; normal calls are paced (module doc)."""
         while True:
             now = self.clock.now_ms()
             self._roll(now)
-            wait = 0 if urgent else self._wait_ms(now, weight)
+            wait = 0 if urgent else max(0, self._blocked_until - now)
+            if not urgent and self._used + weight > self.pace_at:
+                wait = max(wait, (self._window + 1) * MINUTE_MS - now)
             if wait == 0:
                 self._used += weight
                 return
