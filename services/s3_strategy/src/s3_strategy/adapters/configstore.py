@@ -353,7 +353,3 @@ class ConfigStore:
                     "content": dict(engine.content),
                 },
             )
-
-    async def get_context(self, ctx_rev: str) -> dict[str, Any] | None:
-        doc = await self.store.get("config_bundles", CTX_PREFIX + ctx_rev)
-        return None if doc is None else dict(doc["content"])

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from s3_strategy.adapters.configstore import ConfigStore, build_engine, context_rev
+from s3_strategy.adapters.configstore import CTX_PREFIX, ConfigStore, build_engine, context_rev
 from s3_strategy.adapters.state import MarketState
 from s3_strategy.domain.engine import ENGINE_VERSION, ContextError, Engine, Outcome
 from s3_strategy.domain.ml import MlInput
@@ -70,10 +70,11 @@ class EngineCache:
         cached = self._engines.get(ctx_rev)
         if cached is not None:
             return cached
-        content = await self._configs.get_context(ctx_rev)
-        if content is None:
+        doc = await self._configs.store.get("config_bundles", CTX_PREFIX + ctx_rev)
+        if doc is None:
             missing.append(f"decision context config_bundles/s3ctx-{ctx_rev} (deleted?)")
             return None
+        content = doc["content"]
         if context_rev(content) != ctx_rev:
             missing.append(f"decision context s3ctx-{ctx_rev}: content does not hash to its rev")
             return None
