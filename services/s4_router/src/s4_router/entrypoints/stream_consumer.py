@@ -133,30 +133,27 @@ class IntentConsumer:
             intent_id=intent.intent_id,
             client_order_id=intent.client_order_id,
         ):
-            await self._submit(entry, intent)
-
-    async def _submit(self, entry: StreamEntry, intent: OrderIntent) -> None:
-        try:
-            # Never wait for a maker/TWAP execution here: ack once it is durably running.
-            outcome = await self.router.submit(intent, source="stream", sync_wait_ms=0)
-        except (redis_exc.RedisError, InfraError, OSError):
-            if entry.deliveries >= self.max_deliveries:
-                await self._dead_letter(entry, "infrastructure failures on every delivery")
+            try:
+                # Never wait for a maker/TWAP execution here: ack once it is durably running.
+                outcome = await self.router.submit(intent, source="stream", sync_wait_ms=0)
+            except (redis_exc.RedisError, InfraError, OSError):
+                if entry.deliveries >= self.max_deliveries:
+                    await self._dead_letter(entry, "infrastructure failures on every delivery")
+                    return
+                raise
+            except Exception as exc:  # a bug must not wedge the stream: park the entry, alert
+                log.exception("intent %s failed", entry.entry_id)
+                if entry.deliveries >= self.max_deliveries:
+                    await self._dead_letter(entry, f"handler error: {exc!r}")
                 return
-            raise
-        except Exception as exc:  # a bug must not wedge the stream: park the entry, alert
-            log.exception("intent %s failed", entry.entry_id)
-            if entry.deliveries >= self.max_deliveries:
-                await self._dead_letter(entry, f"handler error: {exc!r}")
-            return
-        reply = outcome.response
-        if outcome.kind.refused_for_content and reply.status is None:
-            # Refused with nothing stored: a REST caller would have read the 4xx; here the
-            # dead-letter stream and its alert are the only record.
-            await self._dead_letter(entry, f"refused ({http_status(outcome)}): {reply.message}")
-            return
-        await ack(self.redis, self.stream, self.group, entry.entry_id)
-        self.handled += 1
+            reply = outcome.response
+            if outcome.kind.refused_for_content and reply.status is None:
+                # Refused with nothing stored: a REST caller would have read the 4xx; here the
+                # dead-letter stream and its alert are the only record.
+                await self._dead_letter(entry, f"refused ({http_status(outcome)}): {reply.message}")
+                return
+            await ack(self.redis, self.stream, self.group, entry.entry_id)
+            self.handled += 1
 
     async def _dead_letter(self, entry: StreamEntry, why: str) -> None:
         await xadd_json(
