@@ -13,14 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args
 
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-)
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic.functional_validators import AfterValidator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from svckit.auth import MIN_TOKEN_LENGTH
