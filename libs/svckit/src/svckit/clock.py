@@ -44,13 +44,12 @@ class ManualClock:
     def monotonic(self) -> float:
         return self._mono
 
-    def advance(self, ms: int) -> int:
-        """Move forward by `ms`; returns the new time."""
+    def advance(self, ms: int) -> None:
+        """Move forward by `ms`."""
         if ms < 0:
             raise ValueError(f"cannot move a clock backwards ({ms} ms)")
         self._ms += ms
         self._mono += ms / 1000
-        return self._ms
 
     def set(self, now_ms: int) -> None:
         """Jump to `now_ms` (not before the current time)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -98,7 +97,7 @@ def make_handler(
     service: str, stream: IO[str] | None = None, *, json: bool = True
 ) -> logging.Handler:
     """The services' log handler: JSON lines carrying the correlation ids."""
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream)  # None: sys.stderr
     if json:
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic.functional_validators import AfterValidator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from svckit.auth import MIN_TOKEN_LENGTH
@@ -55,6 +56,21 @@ def blank_is_none(value: Any) -> Any:
 BlankIsNone = BeforeValidator(blank_is_none)
 
 
+def check_token(v: SecretStr | None) -> SecretStr | None:
+    """A bearer token: unset, or long enough not to be guessed (`make run` generates 64 hex)."""
+    if v is None or v.get_secret_value() == "":
+        return None  # an empty variable (e.g. an unfilled `${VAR:-}`) counts as unset
+    value = v.get_secret_value()
+    if len(value) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"a token needs at least {MIN_TOKEN_LENGTH} characters")
+    if value != value.strip() or any(not c.isprintable() for c in value):
+        raise ValueError("a token has no whitespace at its ends and no control characters")
+    return v
+
+
+Token = Annotated[SecretStr | None, AfterValidator(check_token)]
+
+
 class ServiceSettings(BaseSettings):
     """Variables common to S3 and S4 (each with its own prefix)."""
 
@@ -77,7 +93,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     # ---- access control (svckit.auth) -------------------------------------------------------
-    api_token: SecretStr | None = Field(
+    api_token: Token = Field(
         default=None, description="bearer token every API call must carry (not /health, /metrics)"
     )
     auth_disabled: bool = Field(
@@ -97,29 +113,12 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"expected host:port, got {addr!r}")
         return v
 
-    @field_validator("api_token")
-    @classmethod
-    def _token(cls, v: SecretStr | None) -> SecretStr | None:
-        return check_token(v)
-
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:
         if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {v!r}")
         return v.upper()
-
-
-def check_token(v: SecretStr | None) -> SecretStr | None:
-    """A bearer token: unset, or long enough not to be guessed (`make run` generates 64 hex)."""
-    if v is None or v.get_secret_value() == "":
-        return None  # an empty variable (e.g. an unfilled `${VAR:-}`) counts as unset
-    value = v.get_secret_value()
-    if len(value) < MIN_TOKEN_LENGTH:
-        raise ValueError(f"a token needs at least {MIN_TOKEN_LENGTH} characters")
-    if value != value.strip() or any(not c.isprintable() for c in value):
-        raise ValueError("a token has no whitespace at its ends and no control characters")
-    return v
 
 
 def refuse_mexc_testnet(venue: str, testnet: bool, *, prefix: str, venue_var: str) -> None:

@@ -354,9 +354,6 @@ class MarketSimulator:
     def state(self, symbol: str) -> _SymbolState:
         return self._state.setdefault(symbol, _SymbolState())
 
-    def mark(self, symbol: str) -> Decimal | None:
-        return self.state(symbol).mark
-
     def funding_rate(self, symbol: str) -> Decimal:
         return self.state(symbol).funding_rate
 

@@ -215,7 +215,7 @@ class Venue:
 
     def mark_price(self, symbol: str) -> Decimal:
         """The futures mark price, else the futures book's mid, else its last trade (else 0)."""
-        mark = self.market.mark(symbol)
+        mark = self.market.state(symbol).mark
         if mark is not None:
             return mark
         book = self.futures.book(symbol)

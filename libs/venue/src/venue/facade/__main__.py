@@ -33,8 +33,8 @@ from venue.facade.app import create_facade
 from venue.faults import FAULT_KNOBS, FaultInjector, profile_plan
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"VENUE_{name.upper().replace('-', '_')}", default)
+def _env(name: str) -> str | None:
+    return os.environ.get(f"VENUE_{name.upper().replace('-', '_')}")
 
 
 def _knob(
