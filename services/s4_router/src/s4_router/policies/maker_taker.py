@@ -192,7 +192,7 @@ class MakerTaker:
         if r.child_id != s.working or s.phase is Phase.DONE:
             return []
         if s.phase in (Phase.MAKER, Phase.TAKER) and r.status is OrderStatus.REJECTED:
-            return self._on_reject(now, c, r)
+            return self._on_reject(c, r)
         if not r.status.is_terminal:
             return []  # accepted / partially filled / ambiguous: keep waiting
         # The working child is finished at the venue: its filled qty is final.
@@ -345,7 +345,7 @@ class MakerTaker:
         price = self.inst.limit_price(self.side, price)
         return price if price > book.best_bid else None
 
-    def _on_reject(self, now: int, c: ChildState, r: ChildReport) -> list[Command]:
+    def _on_reject(self, c: ChildState, r: ChildReport) -> list[Command]:
         s = self.s
         s.working = None
         s.deadline_ms = None
