@@ -140,9 +140,6 @@ class ParentMachine:
     def child(self, child_id: str) -> tuple[SlicePlan, ChildState] | None:
         return next(((sl, c) for sl, c in self.children() if c.id == child_id), None)
 
-    def working_ids(self) -> list[str]:
-        return [sl.state.working for sl in self.s.slices if sl.state and sl.state.working]
-
     def wants_book(self, now: int) -> bool:
         if self.done:
             return False
