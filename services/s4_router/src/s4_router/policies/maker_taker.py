@@ -144,9 +144,6 @@ class MakerTaker:
     def remaining(self) -> Decimal:
         return self.s.target - self.s.filled
 
-    def child(self, child_id: str) -> ChildState | None:
-        return next((c for c in self.s.children if c.id == child_id), None)
-
     def wants_book(self, now: int) -> bool:
         """A placement is due: the caller must pass a fresh book to `advance`."""
         return self.s.phase in (Phase.WANT_MAKER, Phase.WANT_TAKER) and (
@@ -183,7 +180,7 @@ class MakerTaker:
 
     def on_report(self, now: int, r: ChildReport) -> list[Command]:
         s = self.s
-        c = self.child(r.child_id)
+        c = next((c for c in s.children if c.id == r.child_id), None)
         if c is None:
             return []
         if r.filled_qty > c.filled:
