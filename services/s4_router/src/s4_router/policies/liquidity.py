@@ -82,7 +82,8 @@ def probe(
     cfg: LiquidityConfig,
     delayed_ms: int,
 ) -> ProbeDecision:
-    top_price, top_qty = book.top_against(side)
+    levels = book.asks if side is Side.BUY else book.bids  # what a taker consumes first
+    top_price, top_qty = levels[0] if levels else (ZERO, ZERO)
     can_wait = delayed_ms + cfg.retry_ms <= cfg.max_delay_ms
     if not book.two_sided:
         d = ProbeDecision(ProbeAction.GO, qty, ZERO, top_qty, top_price * top_qty, degraded=True)

@@ -144,9 +144,6 @@ class MakerTaker:
     def remaining(self) -> Decimal:
         return self.s.target - self.s.filled
 
-    def child(self, child_id: str) -> ChildState | None:
-        return next((c for c in self.s.children if c.id == child_id), None)
-
     def wants_book(self, now: int) -> bool:
         """A placement is due: the caller must pass a fresh book to `advance`."""
         return self.s.phase in (Phase.WANT_MAKER, Phase.WANT_TAKER) and (
@@ -183,7 +180,7 @@ class MakerTaker:
 
     def on_report(self, now: int, r: ChildReport) -> list[Command]:
         s = self.s
-        c = self.child(r.child_id)
+        c = next((c for c in s.children if c.id == r.child_id), None)
         if c is None:
             return []
         if r.filled_qty > c.filled:
@@ -192,7 +189,7 @@ class MakerTaker:
         if r.child_id != s.working or s.phase is Phase.DONE:
             return []
         if s.phase in (Phase.MAKER, Phase.TAKER) and r.status is OrderStatus.REJECTED:
-            return self._on_reject(now, c, r)
+            return self._on_reject(c, r)
         if not r.status.is_terminal:
             return []  # accepted / partially filled / ambiguous: keep waiting
         # The working child is finished at the venue: its filled qty is final.
@@ -345,7 +342,7 @@ class MakerTaker:
         price = self.inst.limit_price(self.side, price)
         return price if price > book.best_bid else None
 
-    def _on_reject(self, now: int, c: ChildState, r: ChildReport) -> list[Command]:
+    def _on_reject(self, c: ChildState, r: ChildReport) -> list[Command]:
         s = self.s
         s.working = None
         s.deadline_ms = None

@@ -47,11 +47,6 @@ class TopOfBook:
     def spread_bps(self) -> Decimal:
         return (self.best_ask - self.best_bid) / self.mid * BPS
 
-    def top_against(self, side: Side) -> Level:
-        """The level a taker on `side` would consume first."""
-        levels = self.asks if side is Side.BUY else self.bids
-        return levels[0] if levels else (ZERO, ZERO)
-
 
 @dataclass(frozen=True, slots=True)
 class Book(TopOfBook):

@@ -137,12 +137,6 @@ class ParentMachine:
     def children(self) -> list[tuple[SlicePlan, ChildState]]:
         return [(sl, c) for sl in self.s.slices if sl.state for c in sl.state.children]
 
-    def child(self, child_id: str) -> tuple[SlicePlan, ChildState] | None:
-        return next(((sl, c) for sl, c in self.children() if c.id == child_id), None)
-
-    def working_ids(self) -> list[str]:
-        return [sl.state.working for sl in self.s.slices if sl.state and sl.state.working]
-
     def wants_book(self, now: int) -> bool:
         if self.done:
             return False
@@ -198,10 +192,9 @@ class ParentMachine:
         return out
 
     def on_report(self, now: int, r: ChildReport) -> list[Command]:
-        found = self.child(r.child_id)
-        if found is None:
+        sl = next((sl for sl, c in self.children() if c.id == r.child_id), None)
+        if sl is None:
             return []
-        sl, _ = found
         m = self._machine(sl)
         out = m.on_report(now, r)
         if sl.status is SliceStatus.ACTIVE:

@@ -257,7 +257,8 @@ class ChildOrders:
                 if window_open:
                     return None  # absent so far, but an attempt could still land
                 self.unsent.discard(cid)
-                if cid in self.machine.working_ids() and not self.machine.s.cancel_requested:
+                working = any(sl.state and sl.state.working == cid for sl in self.machine.s.slices)
+                if working and not self.machine.s.cancel_requested:
                     return await self._send(child)  # provably absent: same id again
                 return await self._absent(child)
             try:

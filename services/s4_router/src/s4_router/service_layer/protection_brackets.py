@@ -38,7 +38,7 @@ class BracketsDriver(Driver):
         b = machine_of(p, br.Brackets)
         if b.protected_ms is None and b.first_fill_ms is not None:
             # Never protected (stop rejected): naked from the first fill until flat.
-            naked = (b.closed_ms or self.io.now()) - b.first_fill_ms
+            naked = (b.closed_ms or self.io.clock.now_ms()) - b.first_fill_ms
             p.observed["naked_observed"] = naked
             self.io.metrics.naked.observe(naked / 1000)
         return c.data
@@ -74,7 +74,7 @@ class BracketsDriver(Driver):
     async def feed_entry(
         self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool
     ) -> None:
-        b, now = machine_of(p, br.Brackets), self.io.now()
+        b, now = machine_of(p, br.Brackets), self.io.clock.now_ms()
         if filled > b.entry_filled and avg is not None:
             fees = (p.inst.taker_fee, p.inst.taker_fee)
             first = None
@@ -124,7 +124,7 @@ class BracketsDriver(Driver):
             if p.entry_done_seq is None or p.entry_done_seq > snap.position_seq:
                 return
             if snap.position == 0:
-                await self.io.run(p, self, b.on_position(ZERO, self.io.now()))
+                await self.io.run(p, self, b.on_position(ZERO, self.io.clock.now_ms()))
 
     # ---- a naked position --------------------------------------------------------------------
     async def _alert_if_unprotected(self, p: Protection, b: br.Brackets) -> None:
@@ -139,7 +139,7 @@ class BracketsDriver(Driver):
             or "unprotected_alerted" in p.observed
         ):
             return
-        now = self.io.now()
+        now = self.io.clock.now_ms()
         if b.first_fill_ms is not None:
             since = b.first_fill_ms
             what = (
@@ -184,7 +184,7 @@ class BracketsDriver(Driver):
         (the id is durable before the send; a close is never sent twice)."""
         close = self.naked_policy == "close"
         qty = b.position
-        p.observed["naked_since"] = self.io.now()
+        p.observed["naked_since"] = self.io.clock.now_ms()
         await self.io.alert(
             p,
             "POSITION_NAKED",
@@ -231,13 +231,13 @@ class BracketsDriver(Driver):
                 client_order_id=cid,
                 reduce_only=True,
             )
-            p.sent[cid] = io.now()
+            p.sent[cid] = io.clock.now_ms()
             await io.persist(p)
             try:
-                order = await io.ops.send(req, since_ms=io.now() - 1000)
+                order = await io.ops.send(req, since_ms=io.clock.now_ms() - 1000)
             except Unresolved as exc:
                 if "naked_close_unresolved" not in p.observed:
-                    p.observed["naked_close_unresolved"] = io.now()
+                    p.observed["naked_close_unresolved"] = io.clock.now_ms()
                     await io.alert(p, "NAKED_CLOSE_UNRESOLVED", f"{cid}: {exc}")
                 return  # looked up again on the next poll
             except DefinitiveError as exc:
@@ -258,7 +258,7 @@ class BracketsDriver(Driver):
             },
         )
         if order.filled_qty >= qty:
-            await io.run(p, self, b.on_position(ZERO, io.now()))
+            await io.run(p, self, b.on_position(ZERO, io.clock.now_ms()))
         else:
             why = f"{cid}: closed {order.filled_qty} of {qty}; the rest is naked"
             await io.alert(p, "NAKED_CLOSE_PARTIAL", why)

@@ -74,11 +74,11 @@ class Driver:
         self, p: Protection, cid: str, status: OrderStatus, filled: Decimal
     ) -> list[Command]:
         assert p.machine is not None
-        return p.machine.on_report(cid, status, filled, self.io.now())
+        return p.machine.on_report(cid, status, filled, self.io.clock.now_ms())
 
     async def rejected(self, p: Protection, cid: str, reason: str) -> list[Command]:
         assert p.machine is not None
-        return p.machine.on_rejected(cid, reason, self.io.now())
+        return p.machine.on_rejected(cid, reason, self.io.clock.now_ms())
 
     async def feed_entry(
         self, p: Protection, filled: Decimal, avg: Decimal | None, done: bool
@@ -152,9 +152,9 @@ class Interpreter(ProtectionRecords):
             working_type=c.working_type,
         )
         if c.working_type is None:
-            p.sent[cid] = self.now()
+            p.sent[cid] = self.clock.now_ms()
             try:
-                order = await self.ops.send(req, since_ms=self.now() - 1000)
+                order = await self.ops.send(req, since_ms=self.clock.now_ms() - 1000)
             except Unresolved:
                 return []  # resolved by the polling (same id, never a new one)
             except DefinitiveError as exc:
@@ -163,7 +163,7 @@ class Interpreter(ProtectionRecords):
             return await self.order_report(p, d, cid, order)
 
         async def attempt() -> ConditionalOrder:
-            p.sent[cid] = self.now()
+            p.sent[cid] = self.clock.now_ms()
             return await self.exchange.place_conditional(req)
 
         try:
@@ -286,7 +286,7 @@ class Interpreter(ProtectionRecords):
             Place(Leg.SL, c.sl_client_order_id, side, sl_type, qty, c.sl_limit_price, c.sl_price),
         ):
             await self.child_record(p, leg)
-        p.sent[c.list_client_order_id] = self.now()
+        p.sent[c.list_client_order_id] = self.clock.now_ms()
         await self.persist(p)  # the attempt is durable before the send (a restart looks it up)
         req = OcoRequest(
             p.symbol,
@@ -347,4 +347,4 @@ class Interpreter(ProtectionRecords):
             LegReport(client_order_id=o.client_order_id, status=S(o.status), filled=o.filled_qty)
             for o in legs
         ]
-        return m.on_list(lst.order_list_id, lst.status == "ALL_DONE", reports, self.now())
+        return m.on_list(lst.order_list_id, lst.status == "ALL_DONE", reports, self.clock.now_ms())

@@ -152,7 +152,7 @@ class GuardianDriver(SpotOcoDriver):
             priority=og.Leg.SL if stops else og.Leg.TP,
             first_child=first_child or self.first_child,
         )
-        await self.io.run(p, self, g.arm(self.io.now()))
+        await self.io.run(p, self, g.arm(self.io.clock.now_ms()))
 
     async def _backs_both(self, p: Protection, qty: Decimal, pol: OcoPolicy) -> bool:
         try:
@@ -182,7 +182,7 @@ class GuardianDriver(SpotOcoDriver):
 
     async def on_price(self, p: Protection, book: BookTop) -> None:
         g = machine_of(p, og.OcoGuardian)
-        await self.io.run(p, self, g.on_price(book.best_bid, book.best_ask, self.io.now()))
+        await self.io.run(p, self, g.on_price(book.best_bid, book.best_ask, self.io.clock.now_ms()))
 
     async def poll(self, p: Protection, snap: Snapshot | None) -> None:
         g, io = machine_of(p, og.OcoGuardian), self.io
@@ -205,7 +205,7 @@ class GuardianDriver(SpotOcoDriver):
                     book = await io.exchange.fetch_book(Market.SPOT, p.symbol)
             if book is not None and book.bids and book.asks:
                 await self.on_price(p, book)
-        await io.run(p, self, g.on_timer(io.now()))
+        await io.run(p, self, g.on_timer(io.clock.now_ms()))
 
 
 @dataclass(kw_only=True, eq=False)
@@ -239,7 +239,7 @@ class NativeDriver(SpotOcoDriver):
             sl_price=pol.sl_price,
             sl_limit_price=pol.sl_limit_price,
             first_child=self.first_child,
-            now_ms=self.io.now(),
+            now_ms=self.io.clock.now_ms(),
         )
         await self.io.run(p, self, [n.place()])
 

@@ -126,12 +126,9 @@ class ProtectionRecords:
     publisher: Publisher
     fills: FillBook
 
-    def now(self) -> int:
-        return self.clock.now_ms()
-
     # ---- records -----------------------------------------------------------------------------
     async def child_record(self, p: Protection, c: Place) -> None:
-        now = self.now()
+        now = self.clock.now_ms()
         rec = OrderRecord(
             client_order_id=c.client_order_id,
             parent_client_order_id=p.coid,
@@ -172,7 +169,7 @@ class ProtectionRecords:
         rec = await self.orders.get(cid)
         if rec is None:
             return
-        now = self.now()
+        now = self.clock.now_ms()
         fields = {"updated_ts"}
         rec.updated_ts = now
         if rec.status is not status and not rec.status.is_terminal:
@@ -229,7 +226,7 @@ class ProtectionRecords:
                 {
                     "_key": f"{name.lower()}:{p.coid}",
                     "kind": name,
-                    "ts": self.now(),
+                    "ts": self.clock.now_ms(),
                     "parent_client_order_id": p.coid,
                     "symbol": p.symbol,
                     "data": data,
@@ -262,7 +259,7 @@ class ProtectionRecords:
             "entry_filled": str(p.entry_filled),
             "sent": dict(p.sent),
             "observed": dict(p.observed),
-            "updated_ts": self.now(),
+            "updated_ts": self.clock.now_ms(),
         }
 
     async def persist(self, p: Protection) -> None:

@@ -71,7 +71,12 @@ class Refusals:
         if intent.reduce_only:
             return None
         now = self.d.clock.now_ms()
-        halt = await self._halt(intent.symbol, now)
+        # The overfill halt, read from Redis at most once a second per replica.
+        cached = self._halted.get(intent.symbol)
+        if cached is None or now - cached[0] >= HALT_CHECK_MS:
+            value = await self.d.redis.get(keys.halt_entries(intent.symbol))
+            cached = self._halted[intent.symbol] = (now, str(value) if value is not None else None)
+        halt = cached[1]
         if halt is not None:
             return "entries_halted", (
                 f"new entries on {intent.symbol} halted after an overfill ({halt}); an operator "
@@ -88,16 +93,6 @@ class Refusals:
                 f"{self.skew.max_skew_ms} ms: new entries stopped until it recovers"
             )
         return None
-
-    async def _halt(self, symbol: str, now: int) -> str | None:
-        """The overfill halt of `symbol` (read from Redis at most once a second per replica)."""
-        cached = self._halted.get(symbol)
-        if cached is not None and now - cached[0] < HALT_CHECK_MS:
-            return cached[1]
-        value = await self.d.redis.get(keys.halt_entries(symbol))
-        reason = str(value) if value is not None else None
-        self._halted[symbol] = (now, reason)
-        return reason
 
     async def refuse(
         self,

@@ -98,14 +98,10 @@ class RouteTableWatcher:
         self.interval_s = self.settings.config_watch_ms / 1000
         self._table_fp = _file_fingerprint(self.path)
 
-    @property
-    def rev(self) -> str:
-        return self.router.route_table.rev
-
     def health(self) -> dict[str, Any]:
         return {
             "route_table": {
-                "rev": self.rev,
+                "rev": self.router.route_table.rev,
                 "path": str(self.path),
                 "state": "ok" if self.table_error is None else "refused",
                 "error": self.table_error,
@@ -129,11 +125,12 @@ class RouteTableWatcher:
             self.table_error = str(exc)
             if self.table_error != self._refused:  # alerted once per content
                 self._refused = self.table_error
+                kept = self.router.route_table.rev
                 await self.publisher.alert(
                     "ROUTE_TABLE_INVALID",
-                    f"{self.path}: refused ({exc}); keeping route table {self.rev}",
+                    f"{self.path}: refused ({exc}); keeping route table {kept}",
                     severity="critical",
-                    data={"path": str(self.path), "kept_rev": self.rev},
+                    data={"path": str(self.path), "kept_rev": kept},
                 )
             return
         self.table_error, self._refused = None, None
