@@ -9,9 +9,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator, model_va
 from pydantic_settings import SettingsConfigDict
 
 from svckit.oidc import GOOGLE_ISSUERS, GOOGLE_JWKS_URL, check_jwks_url
-from svckit.settings import BlankIsNone, CsvList, ServiceSettings, check_token
-
-Token = Annotated[SecretStr | None, AfterValidator(check_token)]
+from svckit.settings import BlankIsNone, CsvList, ServiceSettings, Token
 
 
 class Settings(ServiceSettings):
