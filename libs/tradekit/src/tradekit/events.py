@@ -5,20 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from tradekit.base import Record
 from tradekit.enums import Market, OrderStatus, Side
 
 Severity = Literal["info", "warning", "critical"]
 
 
-class _Event(BaseModel):
-    """Unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class OrderExecuted(_Event):
+class OrderExecuted(Record):
     """Published on `orders:executed` after the order and its fills are persisted."""
 
     event: Literal["ORDER_EXECUTED"] = "ORDER_EXECUTED"
@@ -38,7 +33,7 @@ class OrderExecuted(_Event):
     message: str | None = None
 
 
-class RouterEvent(_Event):
+class RouterEvent(Record):
     """One step of an execution policy, on `router:events`."""
 
     event: str
@@ -48,7 +43,7 @@ class RouterEvent(_Event):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class Alert(_Event):
+class Alert(Record):
     """Something an operator must look at, on `alerts`."""
 
     source: Literal["s3-strategy", "s4-router", "venue"]

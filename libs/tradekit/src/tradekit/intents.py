@@ -11,8 +11,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -20,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from tradekit.base import Payload
 from tradekit.enums import Market, Side
 from tradekit.ids import CLIENT_ORDER_ID_PATTERN
 
@@ -34,10 +33,6 @@ SafeId = Annotated[str, Field(pattern=SAFE_ID_PATTERN)]
 MAX_TS_MS = 9_999_999_999_999
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # TWAP and Maker→Taker bounds, one definition for the TWAP policy and a Maker→Taker's TWAP.
 Slices = Annotated[int, Field(ge=1, le=100)]
 GapMs = Annotated[int, Field(ge=0, le=3_600_000)]
@@ -45,13 +40,13 @@ JitterPct = Annotated[Decimal, Field(ge=0, le=Decimal("0.5"))]
 MakerWaitMs = Annotated[int | None, Field(ge=0, le=600_000)]
 
 
-class TwapSpec(_Strict):
+class TwapSpec(Payload):
     slices: Slices
     gap_ms: GapMs
     jitter_pct: JitterPct = Decimal("0.1")
 
 
-class MakerTakerPolicy(_Strict):
+class MakerTakerPolicy(Payload):
     """Post-only at best; after `maker_wait_ms` cancel, await the ack, send the rest as taker."""
 
     type: Literal["MAKER_TAKER"] = "MAKER_TAKER"
@@ -60,7 +55,7 @@ class MakerTakerPolicy(_Strict):
     chase_one_tick: bool = False
 
 
-class TwapPolicy(_Strict):
+class TwapPolicy(Payload):
     type: Literal["TWAP"] = "TWAP"
     slices: Slices
     gap_ms: GapMs
@@ -68,11 +63,11 @@ class TwapPolicy(_Strict):
     maker_wait_ms: MakerWaitMs = None
 
 
-class MarketPolicy(_Strict):
+class MarketPolicy(Payload):
     type: Literal["MARKET"] = "MARKET"
 
 
-class OcoPolicy(_Strict):
+class OcoPolicy(Payload):
     """SPOT entry followed by an OCO exit: take-profit limit and stop-loss legs."""
 
     type: Literal["OCO"] = "OCO"
@@ -96,12 +91,12 @@ ExecPolicy = Annotated[
 ]
 
 
-class StopLoss(_Strict):
+class StopLoss(Payload):
     type: Literal["STOP_MARKET"] = "STOP_MARKET"
     price: PosDecimal
 
 
-class TakeProfit(_Strict):
+class TakeProfit(Payload):
     """Either an explicit trigger `price`, or a `target` the router solves the price for."""
 
     type: Literal["TAKE_PROFIT_MARKET"] = "TAKE_PROFIT_MARKET"
@@ -119,7 +114,7 @@ class TakeProfit(_Strict):
         return self
 
 
-class OrderIntent(_Strict):
+class OrderIntent(Payload):
     """One order intent (spec §D1). Quantities and prices are Decimal; JSON numbers or strings."""
 
     intent_id: SafeId

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from tradekit.base import Payload
 
 
-class _Payload(BaseModel):
-    """Immutable, and unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Tick(_Payload):
+class Tick(Payload):
     symbol: str
     ts: int = Field(description="epoch ms")
     bid: Decimal
@@ -29,14 +25,14 @@ class Tick(_Payload):
         return (self.bid + self.ask) / 2
 
 
-class DepthSnapshot(_Payload):
+class DepthSnapshot(Payload):
     symbol: str
     ts: int
     bids: list[tuple[Decimal, Decimal]]  # best first
     asks: list[tuple[Decimal, Decimal]]
 
 
-class FeatureSnapshot(_Payload):
+class FeatureSnapshot(Payload):
     """`feat:last:{symbol}`: flat numeric features plus their timestamp (epoch ms).
 
     The set of feature names is open (it is whatever `factor_registry` whitelists), so the
@@ -48,7 +44,7 @@ class FeatureSnapshot(_Payload):
     values: dict[str, float]
 
 
-class MarketStep(_Payload):
+class MarketStep(Payload):
     """One step of a venue's public market data for one symbol: the book after the step (best
     first), the tape's prints during it as ``(ts, price, qty)``, and for a futures symbol the
     funding rate and mark price. The simulator publishes these on the `sim:market` stream (it

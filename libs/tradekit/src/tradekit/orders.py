@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from tradekit.base import Record
 from tradekit.enums import (
     Contingency,
     Liquidity,
@@ -20,13 +21,7 @@ from tradekit.enums import (
 )
 
 
-class _Record(BaseModel):
-    """Unknown fields are refused: a typo in a record is an error, not lost data."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class Adjustment(_Record):
+class Adjustment(Record):
     """A requested value S4 changed under its settings (reported, never silent)."""
 
     field: str
@@ -35,13 +30,13 @@ class Adjustment(_Record):
     reason: str
 
 
-class StateChange(_Record):
+class StateChange(Record):
     status: OrderStatus
     ts: int
     reason: str | None = None
 
 
-class OrderRecord(_Record):
+class OrderRecord(Record):
     """An order S4 owns: the parent (the intent's client_order_id) or a child `-E{n}`."""
 
     client_order_id: str
@@ -90,7 +85,7 @@ class OrderRecord(_Record):
     contingency: Contingency | None = None
 
 
-class FillRecord(_Record):
+class FillRecord(Record):
     """One execution. Unique by (venue, order_id, trade_id)."""
 
     venue: str
@@ -120,7 +115,7 @@ class FillRecord(_Record):
     slice_index: int | None = None
 
 
-class OrderResponse(_Record):
+class OrderResponse(Record):
     """S4's answer to POST /orders and /cancel (spec §D1)."""
 
     result: RequestResult

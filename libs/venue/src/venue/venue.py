@@ -113,7 +113,6 @@ class Venue:
         futures_wallet: Decimal = ZERO,
         seed: int = 0,
         faults: FaultPlan | FaultInjector | None = None,
-        latency: LatencyModel | None = None,
         weight_limit_per_minute: int = 6_000,
         server_time_skew_ms: int = 0,
         auto_funding: bool = True,
@@ -127,7 +126,7 @@ class Venue:
         self.faults = (
             faults if isinstance(faults, FaultInjector) else FaultInjector(faults, seed=seed)
         )
-        self.latency = latency or LatencyModel(seed=seed)
+        self.latency = LatencyModel(seed=seed)
         self.limiter = WeightLimiter(weight_limit_per_minute)
         self.server_time_skew_ms = server_time_skew_ms
         self.auto_funding = auto_funding
