@@ -130,21 +130,32 @@ def install_error_hooks(client: Any) -> None:
     handle_errors = client.handle_errors
     handle_status = client.handle_http_status_code
 
-    # ccxt calls both positionally: handle_errors(status, reason, url, method, headers, body,
-    # response, request_headers, request_body), handle_http_status_code(status, reason, url,
-    # method, body).
-    def hooked_errors(*args: Any) -> Any:
+    # Named, not *args: if ccxt changes these signatures the hook fails loudly instead of
+    # annotating from the wrong argument.
+    def hooked_errors(
+        code: Any,
+        reason: Any,
+        url: Any,
+        method: Any,
+        headers: Any,
+        body: Any,
+        response: Any,
+        request_headers: Any,
+        request_body: Any,
+    ) -> Any:
         try:
-            return handle_errors(*args)
+            return handle_errors(
+                code, reason, url, method, headers, body, response, request_headers, request_body
+            )
         except Exception as exc:
-            annotate(exc, http_status=args[0], headers=args[4], response=args[6])
+            annotate(exc, http_status=code, headers=headers, response=response)
             raise
 
-    def hooked_status(*args: Any) -> Any:
+    def hooked_status(code: Any, reason: Any, url: Any, method: Any, body: Any) -> Any:
         try:
-            return handle_status(*args)
+            return handle_status(code, reason, url, method, body)
         except Exception as exc:
-            annotate(exc, http_status=args[0], headers=None, response=None)
+            annotate(exc, http_status=code, headers=None, response=None)
             raise
 
     client.handle_errors = hooked_errors

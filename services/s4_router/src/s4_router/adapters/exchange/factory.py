@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from s4_router.adapters.exchange.base import ExchangePort
 from s4_router.config import Settings
 from svckit.clock import Clock
+from svckit.errors import ConfigError
 from svckit.redisio import RedisClient
 from tradekit.instrument import Instrument
 
@@ -60,7 +61,8 @@ def make_exchange(
         return SimExchange(venue), jobs
     from s4_router.adapters.exchange.ccxt_client import CcxtExchange
 
-    assert settings.binance_key and settings.binance_secret  # Settings refuses them missing
+    if settings.binance_key is None or settings.binance_secret is None:
+        raise ConfigError(f"S4_EXCHANGE={settings.exchange} needs S4_BINANCE_KEY/S4_BINANCE_SECRET")
     exchange = CcxtExchange(
         settings.exchange,
         api_key=settings.binance_key.get_secret_value(),
