@@ -89,5 +89,5 @@ async def publish_snapshots(
         published.append(smp.symbol)
     if published:
         await pipe.execute()
-        metrics.published(published)
+        metrics.published(s.symbol for s in samples)  # every symbol polled in the round
     return len(published)

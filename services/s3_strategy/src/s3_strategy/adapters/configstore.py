@@ -228,6 +228,8 @@ class ConfigStore:
         """Store the revisioned copy of the bundle `engine` runs (insert-if-absent): a store
         seeded before revisioned bundles gets one at the first start, so GET /config, diff and
         rollback work for its active revision too."""
+        if await self.get_bundle(engine.config_rev) is not None:
+            return  # one read, not a hash of every rule and a failing insert on every start
         bundle = engine.content["bundle"]
         await self.put_bundle(
             bundle_id=engine.bundle_id,

@@ -284,13 +284,15 @@ class EntriesLedger:
                     next_reconcile = loop.time() + self.reconcile_ms / 1000
                 # the events after last_id, without blocking
                 resp: Any = await self.redis.xread({keys.ORDERS_EXECUTED: last_id}, count=512)
+                cursor = last_id  # moves on once the whole batch applied: a failure re-reads it
                 for _stream, entries in resp or []:
                     for entry_id, fields in entries:
-                        last_id = str(entry_id)
+                        cursor = str(entry_id)
                         with contextlib.suppress(ValueError, TypeError):
                             event = jsonutil.loads(fields.get("data", ""))
                             if isinstance(event, dict):
                                 await self.on_executed(event)
+                last_id = cursor
             except (redis_exc.RedisError, InfraError, OSError) as exc:
                 log.warning("entries ledger: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tradekit.intents import MAX_NUMBER
+from tradekit.intents import MAX_NUMBER, PosDecimal
 
 WINDOW_S = 15 * 60
 TASK_SYMMETRIC = "rebalance-symmetric"
@@ -44,7 +44,6 @@ class TaskInputError(Exception):
 
 # Bounded as the intents they become are (tradekit.intents.MAX_NUMBER): a what-if price of
 # 1e308 would otherwise fail the run inside the task (a 503) instead of being refused (422).
-PosDec = Annotated[Decimal, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)]
 NonNegDec = Annotated[Decimal, Field(ge=0, le=MAX_NUMBER, allow_inf_nan=False)]
 
 
@@ -54,9 +53,9 @@ class TaskContext(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     balances: dict[str, NonNegDec] | None = Field(default=None, max_length=8)
-    price: PosDec | None = None
-    cost_avg: PosDec | None = None
-    closes: list[PosDec] | None = Field(default=None, max_length=2000)
+    price: PosDecimal | None = None
+    cost_avg: PosDecimal | None = None
+    closes: list[PosDecimal] | None = Field(default=None, max_length=2000)
 
     @field_validator("balances")
     @classmethod
